@@ -1,0 +1,30 @@
+/* certmon error codes.
+ *
+ * Every fallible function returns 0 or a negative code: a negated errno value (as libuv does)
+ * or a project code from the list below, which counts down from -5000. */
+#ifndef CERTMON_ERROR_H
+#define CERTMON_ERROR_H
+
+#define CM_ERRNO_MAP(XX)                                                                       \
+    XX(EBADTARGET, -5000, "invalid target")                                                    \
+    XX(EBADPORT, -5001, "invalid port")                                                        \
+    XX(EBADARG, -5002, "invalid argument")                                                     \
+    XX(ENOCERT, -5003, "no certificate found")                                                 \
+    XX(EBADCERT, -5004, "certificate cannot be parsed")                                        \
+    XX(ECAFILE, -5005, "CA file cannot be loaded")                                             \
+    XX(ETLS, -5006, "TLS library error")                                                       \
+    XX(EJSON, -5007, "JSON rendering failed")
+
+enum {
+#define XX(name, value, msg) CM_##name = (value),
+    CM_ERRNO_MAP(XX)
+#undef XX
+};
+
+/* Returns a static, human-readable text for any code this project returns. */
+const char *cm_strerror(int err);
+
+/* Returns the symbolic name of a code ("EBADTARGET", "ECONNREFUSED", ...). */
+const char *cm_err_name(int err);
+
+#endif

@@ -1,0 +1,71 @@
+/* One TLS probe of one target on a libuv loop: resolve, connect (each address in turn),
+ * handshake, describe. Nothing blocks the loop; one uv_timer enforces the whole deadline.
+ * A probe delivers exactly one result. */
+#ifndef CERTMON_PROBE_H
+#define CERTMON_PROBE_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "certmon/target.h"
+#include "certmon/tlsio.h"
+
+enum cm_err_kind {
+    CM_ERRK_NONE = 0,
+    CM_ERRK_DNS,       /* name resolution failed */
+    CM_ERRK_CONNECT,   /* every address refused or was unreachable */
+    CM_ERRK_TIMEOUT,   /* the deadline passed; error_phase says during what */
+    CM_ERRK_STARTTLS,  /* plaintext preamble failed (reserved for STARTTLS) */
+    CM_ERRK_TLS,       /* the handshake failed: alert, protocol error, no common ground */
+    CM_ERRK_IO,        /* the connection broke: reset, closed, socket error */
+    CM_ERRK_CANCELLED, /* cm_probe_cancel */
+};
+
+enum cm_phase { CM_PHASE_DNS = 0, CM_PHASE_CONNECT, CM_PHASE_HANDSHAKE, CM_PHASE_DONE };
+
+/* Everything one probe saw. Plain data; whoever receives it owns it. */
+struct cm_probe_result {
+    char *target;      /* display name, "host:port" */
+    char *host;
+    uint16_t port;
+    char *sni;         /* name sent, or NULL */
+    char *verify_name; /* name the leaf was checked against */
+    char address[INET6_ADDRSTRLEN]; /* address of the last connection attempt, or "" */
+
+    enum cm_err_kind error_kind;
+    enum cm_phase error_phase; /* phase in which the error happened */
+    char *error_message;       /* NULL when error_kind is NONE */
+
+    /* Milliseconds spent in each phase; negative when the phase was not reached. */
+    double dns_ms, connect_ms, handshake_ms, total_ms;
+
+    struct cm_tls_info tls; /* negotiated parameters, chain and verification */
+    int64_t finished_at;    /* Unix seconds when the result was produced */
+};
+
+/* Called exactly once per started probe. res is the callee's (free with
+ * cm_probe_result_free). The probe handle is no longer valid once this runs. */
+typedef void (*cm_probe_cb)(struct cm_probe_result *res, void *arg);
+
+struct cm_probe;
+
+/* Starts a probe. Borrows loop, target and tls (all outlive the probe). timeout_ms bounds
+ * the whole probe from this call to the result. On success cb runs exactly once, always
+ * from a later loop callback; on error (-ENOMEM) cb never runs. *out may be NULL. */
+int cm_probe_start(uv_loop_t *loop, const struct cm_target *t, struct cm_tls_ctx *tls,
+                   uint64_t timeout_ms, cm_probe_cb cb, void *arg, struct cm_probe **out);
+
+/* Cancels a probe whose callback has not run yet: cb runs at once with error kind
+ * "cancelled". Resources are released through the loop afterwards. NULL is a no-op. */
+void cm_probe_cancel(struct cm_probe *p);
+
+void cm_probe_result_free(struct cm_probe_result *res);
+
+/* "dns", "connect", "timeout", "starttls", "tls", "io", "cancelled"; NULL for NONE. */
+const char *cm_err_kind_name(enum cm_err_kind k);
+
+/* "dns", "connect", "handshake", "done". */
+const char *cm_phase_name(enum cm_phase p);
+
+#endif

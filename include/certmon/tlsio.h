@@ -1,0 +1,78 @@
+/* GnuTLS over a non-blocking socket: shared client contexts, per-connection sessions,
+ * non-blocking handshake steps, and extraction of what a handshake showed.
+ *
+ * This module never waits: every call returns at once, and tells the caller which socket
+ * event (readable or writable) to wait for before calling again. The caller (probe) owns the
+ * socket, the uv_poll handle and the deadline. */
+#ifndef CERTMON_TLSIO_H
+#define CERTMON_TLSIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "certmon/x509.h"
+
+struct cm_tls_ctx;
+struct cm_tls_conn;
+
+/* What verification found, independent of the handshake outcome. */
+struct cm_verify {
+    bool done;           /* a certificate was received and verified */
+    bool trusted;        /* chain leads to a trust anchor and every certificate is valid */
+    bool hostname_match; /* the leaf matches the verified name */
+    unsigned status;     /* gnutls_certificate_status_t bits */
+};
+
+/* What the handshake negotiated and showed; strings are owned by the struct. */
+struct cm_tls_info {
+    char *version; /* "TLS1.3"; NULL before negotiation */
+    char *cipher;  /* IANA suite name, "TLS_AES_128_GCM_SHA256" */
+    char *group;   /* key exchange group, "X25519"; NULL when none was used */
+    struct cm_verify verify;
+    struct cm_chain chain; /* as the peer sent it */
+};
+
+/* Creates the context shared by all connections of a run: priorities and a cache of
+ * credentials per CA file (NULL = system trust store, loaded once). Returns 0 or -ENOMEM /
+ * CM_ETLS. */
+int cm_tls_ctx_new(struct cm_tls_ctx **out);
+void cm_tls_ctx_free(struct cm_tls_ctx *ctx);
+
+/* Loads (once) the trust anchors for ca_file (NULL: system store). Calling this before any
+ * probe runs moves the cost and the errors out of the probe path. Returns 0, or CM_ECAFILE
+ * with a reason in err. */
+int cm_tls_ctx_load_ca(struct cm_tls_ctx *ctx, const char *ca_file, char *err, size_t errlen);
+
+/* Starts a client connection over connected, non-blocking fd (borrowed: the caller closes
+ * it after cm_tls_conn_free). sni may be NULL. Returns 0, -ENOMEM, CM_ECAFILE or CM_ETLS. */
+int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni, const char *ca_file,
+                    struct cm_tls_conn **out);
+void cm_tls_conn_free(struct cm_tls_conn *c);
+
+/* Advances the handshake. Returns 0 when it is complete, 1 when it must be called again
+ * once fd is readable (*want_write false) or writable (*want_write true), or a negative
+ * GnuTLS error code. */
+int cm_tls_conn_handshake(struct cm_tls_conn *c, bool *want_write);
+
+/* Sends close_notify without waiting for the peer; best effort. */
+void cm_tls_conn_bye(struct cm_tls_conn *c);
+
+/* Fills *info from the session: negotiated parameters (if any), the peer chain (whatever was
+ * received, even after a failed handshake) and verification against the trust anchors and
+ * verify_name. Returns 0 or -ENOMEM. */
+int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name,
+                         struct cm_tls_info *info);
+void cm_tls_info_clear(struct cm_tls_info *info);
+
+/* Describes a GnuTLS handshake error for a human ("received alert: handshake failure (40)",
+ * "peer does not speak TLS ..."), into buf. Also reports whether it is a transport-level
+ * error (reset, closed) rather than a TLS protocol failure. */
+void cm_tls_error_describe(struct cm_tls_conn *c, int gnutls_rc, char *buf, size_t len,
+                           bool *is_io);
+
+/* Calls fn for the stable name of each verification problem in status ("expired",
+ * "signer_not_found", ...). */
+void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg),
+                              void *arg);
+
+#endif

@@ -1,0 +1,53 @@
+/* X.509 certificates and chains as plain data: no GnuTLS types escape this module. */
+#ifndef CERTMON_X509_H
+#define CERTMON_X509_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct cm_cert {
+    char *subject;   /* RFC 4514 distinguished name */
+    char *issuer;    /* RFC 4514 distinguished name */
+    char *serial;    /* lowercase hex, no separators */
+    char *signature; /* GnuTLS name, e.g. "RSA-SHA256", "ECDSA-SHA384" */
+    char *sha256;    /* SHA-256 of the DER encoding, lowercase hex */
+    const char *key_type; /* static: "RSA", "RSA-PSS", "DSA", "EC", "Ed25519", "Ed448", ... */
+    unsigned key_bits;    /* modulus size for RSA/DSA, curve size for EC */
+    int64_t not_before; /* Unix seconds */
+    int64_t not_after;  /* Unix seconds */
+    char **sans;        /* DNS names and IP address strings, in certificate order */
+    size_t san_count;
+    bool is_ca;
+    bool self_signed; /* issuer equals subject and its own key verifies the signature */
+};
+
+struct cm_chain {
+    struct cm_cert *certs; /* in the order the peer sent them (or the file holds them) */
+    size_t count;
+};
+
+/* Extracts one certificate from its DER encoding into *out (which the caller clears with
+ * cm_cert_clear). Returns 0, CM_EBADCERT or -ENOMEM; on error *out is empty. */
+int cm_cert_from_der(const void *der, size_t len, struct cm_cert *out);
+
+/* Appends every certificate of a PEM bundle or a single DER certificate in buf to *chain.
+ * Returns the number added (> 0), CM_ENOCERT, CM_EBADCERT or -ENOMEM. */
+int cm_chain_append_data(struct cm_chain *chain, const void *buf, size_t len);
+
+/* Frees what the cert holds; leaves it zeroed. */
+void cm_cert_clear(struct cm_cert *c);
+void cm_chain_clear(struct cm_chain *chain);
+
+/* Whole days left until not_after at time now, rounded down: 0 in the last day, -1 in the
+ * first day after expiry. */
+int64_t cm_cert_days_left(const struct cm_cert *c, time_t now);
+
+/* Formats t as RFC 3339 UTC ("2026-11-27T05:14:46Z") into buf (at least 21 bytes). */
+void cm_time_rfc3339(int64_t t, char *buf, size_t len);
+
+/* The position of the certificate that expires first, or -1 for an empty chain. */
+int cm_chain_earliest_expiry(const struct cm_chain *chain);
+
+#endif

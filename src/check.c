@@ -1,0 +1,446 @@
+#include "certmon/check.h"
+#include "certmon/analyze.h"
+#include "certmon/error.h"
+#include "certmon/log.h"
+#include "certmon/probe.h"
+#include "certmon/report.h"
+#include "certmon/target.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct check_opts {
+    const char *sni;
+    const char *ca_file;
+    const char *targets_file;
+    double timeout_s;
+    long concurrency;
+    long warn_days, crit_days;
+    bool json;
+};
+
+struct check_run;
+
+struct slot {
+    struct check_run *run;
+    size_t index;
+};
+
+struct check_run {
+    uv_loop_t *loop;
+    struct cm_tls_ctx *tls;
+    struct cm_target *targets;
+    struct slot *slots;
+    struct cm_probe_result **results;
+    size_t count, next, inflight, done;
+    size_t concurrency;
+    uint64_t timeout_ms;
+    bool internal_error;
+    bool progress;
+    bool progress_shown;
+    uv_timer_t progress_timer;
+};
+
+static void usage(FILE *fp)
+{
+    fputs("usage: certmon check [options] TARGET...\n"
+          "  TARGET            host[:port] or [ipv6]:port; port defaults to 443\n"
+          "  --targets FILE    read targets from FILE, one per line, '#' comments\n"
+          "  --sni NAME        server name to send and verify (default: the host)\n"
+          "  --ca FILE         trust these CA certificates instead of the system store\n"
+          "  --timeout SECONDS per-probe deadline (default 10)\n"
+          "  --concurrency N   probes in flight at once (default 64)\n"
+          "  --warn-days N     warn when a certificate expires within N days (default 30)\n"
+          "  --crit-days N     critical within N days (default 7)\n"
+          "  --json            print a JSON array, one object per target\n"
+          "  -h, --help        show this help\n"
+          "exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n",
+          fp);
+}
+
+static int bad_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("certmon check: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\ntry 'certmon check --help' for usage\n", stderr);
+    return CM_STATUS_UNKNOWN;
+}
+
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int add_target(struct cm_target **list, size_t *count, size_t *cap, const char *spec,
+                      const struct check_opts *o, char *err, size_t errlen)
+{
+    struct cm_target t;
+    int rc = cm_target_parse(spec, CM_DEFAULT_PORT, o->sni, &t, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    t.ca_file = o->ca_file;
+    if (*count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        struct cm_target *n = realloc(*list, ncap * sizeof(*n));
+        if (!n) {
+            cm_target_clear(&t);
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        *list = n;
+        *cap = ncap;
+    }
+    (*list)[(*count)++] = t;
+    return 0;
+}
+
+static int read_targets_file(const char *path, struct cm_target **list, size_t *count,
+                             size_t *cap, const struct check_opts *o)
+{
+    FILE *fp = fopen(path, "r");
+    char *line = NULL;
+    size_t len = 0;
+    unsigned lineno = 0;
+    int rc = 0;
+
+    if (!fp) {
+        fprintf(stderr, "certmon check: --targets %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    while (getline(&line, &len, fp) >= 0) {
+        char err[320];
+        char *s = line, *e;
+        lineno++;
+        if ((e = strchr(s, '#')))
+            *e = '\0';
+        while (*s == ' ' || *s == '\t')
+            s++;
+        e = s + strlen(s);
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+            *--e = '\0';
+        if (*s == '\0')
+            continue;
+        if (add_target(list, count, cap, s, o, err, sizeof(err)) < 0) {
+            fprintf(stderr, "certmon check: %s:%u: %s\n", path, lineno, err);
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(fp)) {
+        fprintf(stderr, "certmon check: --targets %s: read error\n", path);
+        rc = -1;
+    }
+    free(line);
+    fclose(fp);
+    return rc;
+}
+
+static void launch(struct check_run *run);
+
+static void on_result(struct cm_probe_result *res, void *arg)
+{
+    struct slot *s = arg;
+    struct check_run *run = s->run;
+
+    run->results[s->index] = res;
+    run->inflight--;
+    run->done++;
+    launch(run);
+}
+
+static void launch(struct check_run *run)
+{
+    while (run->inflight < run->concurrency && run->next < run->count) {
+        size_t i = run->next++;
+        run->slots[i].run = run;
+        run->slots[i].index = i;
+        if (cm_probe_start(run->loop, &run->targets[i], run->tls, run->timeout_ms, on_result,
+                           &run->slots[i], NULL) < 0) {
+            /* Out of memory: an internal failure, so the target is UNKNOWN, not CRITICAL. */
+            run->internal_error = true;
+            run->done++;
+            continue;
+        }
+        run->inflight++;
+    }
+    if (run->done == run->count && run->progress) {
+        uv_timer_stop(&run->progress_timer);
+        if (run->progress_shown)
+            fputs("\r\033[K", stderr);
+    }
+}
+
+static void on_progress(uv_timer_t *t)
+{
+    struct check_run *run = t->data;
+
+    run->progress_shown = true;
+    fprintf(stderr, "\r\033[Kcertmon: %zu/%zu done, %zu in flight", run->done, run->count,
+            run->inflight);
+}
+
+static void raise_fd_limit(size_t want)
+{
+    struct rlimit rl;
+
+    /* Each probe holds one socket; the default soft limit (1024) is below sensible caps. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want + 64) {
+        rl.rlim_cur = rl.rlim_max < want + 64 ? rl.rlim_max : want + 64;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void print_summary(const struct check_run *run, const enum cm_status *st,
+                          enum cm_status worst, time_t now)
+{
+    static const char *const words[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+    size_t n[4] = {0};
+
+    for (size_t i = 0; i < run->count; i++)
+        n[st[i]]++;
+    printf("CERTMON %s: %zu target%s: %zu ok, %zu warning, %zu critical, %zu unknown |",
+           words[worst], run->count, run->count == 1 ? "" : "s", n[0], n[1], n[2], n[3]);
+    /* Perfdata: days until the first certificate of each chain expires. */
+    for (size_t i = 0; i < run->count; i++) {
+        const struct cm_probe_result *r = run->results[i];
+        int first = r ? cm_chain_earliest_expiry(&r->tls.chain) : -1;
+        if (first < 0)
+            continue;
+        printf(" '%s_days'=%lld;;;;", r->target,
+               (long long)cm_cert_days_left(&r->tls.chain.certs[first], now));
+    }
+    putchar('\n');
+}
+
+static int render(struct check_run *run, const struct check_opts *o)
+{
+    struct cm_policy policy = {.warn_days = (int)o->warn_days, .crit_days = (int)o->crit_days};
+    enum cm_status worst = CM_STATUS_OK;
+    time_t now = time(NULL);
+    bool colour = !o->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR") &&
+                  !(getenv("TERM") && !strcmp(getenv("TERM"), "dumb"));
+    json_t *arr = o->json ? json_array() : NULL;
+    enum cm_status *st = calloc(run->count ? run->count : 1, sizeof(*st));
+    struct cm_findings *fs = calloc(run->count ? run->count : 1, sizeof(*fs));
+
+    if ((o->json && !arr) || !st || !fs) {
+        fprintf(stderr, "certmon check: out of memory\n");
+        json_decref(arr);
+        free(st);
+        free(fs);
+        return CM_STATUS_UNKNOWN;
+    }
+    for (size_t i = 0; i < run->count; i++) {
+        if (!run->results[i] || cm_analyze(run->results[i], &policy, now, &fs[i]) < 0) {
+            st[i] = CM_STATUS_UNKNOWN;
+        } else {
+            st[i] = cm_findings_status(&fs[i]);
+        }
+        if (st[i] > worst)
+            worst = st[i];
+    }
+    if (o->json) {
+        for (size_t i = 0; i < run->count; i++) {
+            json_t *obj = NULL;
+            if (st[i] != CM_STATUS_UNKNOWN)
+                obj = cm_report_json(run->results[i], &fs[i], now);
+            if (!obj) {
+                obj = json_pack("{s:s, s:s, s:{s:s, s:s}}", "target", run->targets[i].name,
+                                "status", "unknown", "error", "kind", "internal", "message",
+                                "out of memory");
+                worst = CM_STATUS_UNKNOWN;
+            }
+            json_array_append_new(arr, obj);
+        }
+        if (json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) < 0)
+            worst = CM_STATUS_UNKNOWN;
+        putchar('\n');
+        json_decref(arr);
+    } else {
+        print_summary(run, st, worst, now);
+        for (size_t i = 0; i < run->count; i++) {
+            putchar('\n');
+            if (st[i] == CM_STATUS_UNKNOWN)
+                printf("UNKNOWN  %s  internal error: out of memory\n", run->targets[i].name);
+            else
+                cm_report_text(stdout, run->results[i], &fs[i], now, colour);
+        }
+    }
+    for (size_t i = 0; i < run->count; i++)
+        cm_findings_clear(&fs[i]);
+    free(fs);
+    free(st);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "certmon check: cannot write output: %s\n", strerror(errno));
+        return CM_STATUS_UNKNOWN;
+    }
+    return worst;
+}
+
+int cm_check_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"targets", required_argument, NULL, 't'},  {"sni", required_argument, NULL, 's'},
+        {"ca", required_argument, NULL, 'c'},       {"timeout", required_argument, NULL, 'T'},
+        {"concurrency", required_argument, NULL, 'n'},
+        {"warn-days", required_argument, NULL, 'w'}, {"crit-days", required_argument, NULL, 'C'},
+        {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct check_opts o = {.timeout_s = 10, .concurrency = 64, .warn_days = 30, .crit_days = 7};
+    struct check_run run = {0};
+    struct cm_target *targets = NULL;
+    size_t count = 0, cap = 0;
+    uv_loop_t loop;
+    char err[320];
+    int c, rc = CM_STATUS_UNKNOWN;
+    char *end;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            o.targets_file = optarg;
+            break;
+        case 's':
+            o.sni = optarg;
+            break;
+        case 'c':
+            o.ca_file = optarg;
+            break;
+        case 'T':
+            errno = 0;
+            o.timeout_s = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(o.timeout_s) || o.timeout_s <= 0 ||
+                o.timeout_s > 3600)
+                return bad_usage("--timeout must be a number of seconds from 0.001 to 3600, "
+                                 "not '%s'",
+                                 optarg);
+            break;
+        case 'n':
+            if (!parse_long(optarg, 1, 100000, &o.concurrency))
+                return bad_usage("--concurrency must be an integer from 1 to 100000, not '%s'",
+                                 optarg);
+            break;
+        case 'w':
+            if (!parse_long(optarg, 0, 36500, &o.warn_days))
+                return bad_usage("--warn-days must be an integer from 0 to 36500, not '%s'",
+                                 optarg);
+            break;
+        case 'C':
+            if (!parse_long(optarg, 0, 36500, &o.crit_days))
+                return bad_usage("--crit-days must be an integer from 0 to 36500, not '%s'",
+                                 optarg);
+            break;
+        case 'j':
+            o.json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return CM_STATUS_OK;
+        case ':':
+            return bad_usage("option %s needs a value", argv[optind - 1]);
+        default:
+            return bad_usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (o.crit_days > o.warn_days)
+        return bad_usage("--crit-days must not exceed --warn-days");
+
+    for (int i = optind; i < argc; i++) {
+        if (add_target(&targets, &count, &cap, argv[i], &o, err, sizeof(err)) < 0) {
+            rc = bad_usage("%s", err);
+            goto out;
+        }
+    }
+    if (o.targets_file && read_targets_file(o.targets_file, &targets, &count, &cap, &o) < 0)
+        goto out;
+    if (count == 0) {
+        rc = bad_usage("no targets given");
+        goto out;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit((size_t)o.concurrency);
+    if (uv_loop_init(&loop) < 0) {
+        fprintf(stderr, "certmon check: cannot create event loop\n");
+        goto out;
+    }
+    run.loop = &loop;
+    if (cm_tls_ctx_new(&run.tls) < 0) {
+        fprintf(stderr, "certmon check: cannot initialise GnuTLS\n");
+        goto out_loop;
+    }
+    /* Load trust anchors before probing: a bad --ca is the user's error (UNKNOWN), not the
+     * endpoint's, and loading once keeps it off every probe's path. */
+    if (cm_tls_ctx_load_ca(run.tls, o.ca_file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "certmon check: --ca %s\n", err);
+        goto out_tls;
+    }
+    run.targets = targets;
+    run.count = count;
+    run.concurrency = (size_t)o.concurrency;
+    run.timeout_ms = (uint64_t)llround(o.timeout_s * 1000.0);
+    run.slots = calloc(count, sizeof(*run.slots));
+    run.results = calloc(count, sizeof(*run.results));
+    if (!run.slots || !run.results) {
+        fprintf(stderr, "certmon check: out of memory\n");
+        goto out_tls;
+    }
+    run.progress = isatty(STDERR_FILENO);
+    if (run.progress) {
+        uv_timer_init(&loop, &run.progress_timer);
+        run.progress_timer.data = &run;
+        uv_timer_start(&run.progress_timer, on_progress, 1000, 250);
+    }
+    launch(&run);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (run.progress)
+        uv_close((uv_handle_t *)&run.progress_timer, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    rc = render(&run, &o);
+    if (run.internal_error)
+        rc = CM_STATUS_UNKNOWN;
+
+out_tls:
+    if (run.results)
+        for (size_t i = 0; i < count; i++)
+            cm_probe_result_free(run.results[i]);
+    free(run.results);
+    free(run.slots);
+    cm_tls_ctx_free(run.tls);
+out_loop:
+    if (uv_loop_close(&loop) != 0)
+        cm_log_error("check", "event loop closed with handles still open");
+out:
+    for (size_t i = 0; i < count; i++)
+        cm_target_clear(&targets[i]);
+    free(targets);
+    return rc;
+}

@@ -1,0 +1,437 @@
+#include "certmon/probe.h"
+#include "certmon/error.h"
+#include "certmon/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct cm_probe {
+    uv_loop_t *loop;
+    const struct cm_target *t;
+    struct cm_tls_ctx *tls;
+    cm_probe_cb cb;
+    void *arg;
+    uint64_t timeout_ms;
+
+    /* Lifetime: the probe is freed when refs reaches zero. Each initialised handle and a
+     * pending getaddrinfo request hold one reference. */
+    int refs;
+    bool finished;
+    uv_timer_t timer; /* first a zero-delay kick, then the deadline */
+    uv_getaddrinfo_t gai;
+    bool gai_pending;
+    uv_poll_t poll;
+    bool poll_open;
+    int fd;
+
+    struct addrinfo *ai_head; /* owned; from uv_getaddrinfo or getaddrinfo(NUMERICHOST) */
+    bool ai_from_uv;
+    struct addrinfo *ai_next;
+    unsigned attempts;
+    char conn_errors[384];
+
+    enum cm_phase phase;
+    uint64_t t_start, t_phase;
+    struct cm_tls_conn *conn;
+    struct cm_probe_result *res;
+};
+
+static const char *const kind_names[] = {NULL, "dns", "connect", "timeout", "starttls",
+                                         "tls", "io", "cancelled"};
+static const char *const phase_names[] = {"dns", "connect", "handshake", "done"};
+
+const char *cm_err_kind_name(enum cm_err_kind k)
+{
+    return (unsigned)k < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[k] : "unknown";
+}
+
+const char *cm_phase_name(enum cm_phase p)
+{
+    return (unsigned)p < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[p]
+                                                                      : "unknown";
+}
+
+static double ms_since(uint64_t t0)
+{
+    return (double)(uv_hrtime() - t0) / 1e6;
+}
+
+static void probe_unref(struct cm_probe *p)
+{
+    if (--p->refs > 0)
+        return;
+    if (p->ai_head) {
+        if (p->ai_from_uv)
+            uv_freeaddrinfo(p->ai_head);
+        else
+            freeaddrinfo(p->ai_head);
+    }
+    free(p);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    probe_unref(h->data);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    struct cm_probe *p = h->data;
+
+    /* The fd may only be closed once libuv no longer watches it. */
+    close(p->fd);
+    p->fd = -1;
+    probe_unref(p);
+}
+
+static void close_poll(struct cm_probe *p, uv_close_cb cb)
+{
+    if (p->poll_open) {
+        p->poll_open = false;
+        uv_close((uv_handle_t *)&p->poll, cb);
+    }
+}
+
+static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, ...)
+{
+    struct cm_probe_result *res = p->res;
+    char msg[512];
+
+    if (p->finished)
+        return;
+    p->finished = true;
+    res->error_kind = kind;
+    res->error_phase = kind == CM_ERRK_NONE ? CM_PHASE_DONE : p->phase;
+    if (kind != CM_ERRK_NONE) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        res->error_message = strdup(msg);
+    }
+    if (p->phase == CM_PHASE_HANDSHAKE && res->handshake_ms < 0)
+        res->handshake_ms = ms_since(p->t_phase);
+    res->total_ms = ms_since(p->t_start);
+    res->finished_at = (int64_t)time(NULL);
+
+    if (p->conn) {
+        /* Whatever the outcome, report the chain that arrived and what verification says. */
+        if (cm_tls_conn_describe(p->conn, p->t->verify_name, &res->tls) < 0)
+            cm_log_error("probe", "target=%s describe failed: out of memory", res->target);
+        if (kind == CM_ERRK_NONE)
+            cm_tls_conn_bye(p->conn);
+        cm_tls_conn_free(p->conn);
+        p->conn = NULL;
+    }
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+    close_poll(p, on_poll_closed);
+    if (p->gai_pending)
+        uv_cancel((uv_req_t *)&p->gai); /* its callback still runs and drops the reference */
+
+    cm_log_debug("probe", "target=%s address=%s result=%s total_ms=%.1f", res->target,
+                 res->address[0] ? res->address : "-",
+                 kind == CM_ERRK_NONE ? "ok" : cm_err_kind_name(kind), res->total_ms);
+    p->res = NULL;
+    p->cb(res, p->arg);
+}
+
+static void on_deadline(uv_timer_t *timer)
+{
+    struct cm_probe *p = timer->data;
+    const char *what = p->phase == CM_PHASE_DNS       ? "resolving the name"
+                       : p->phase == CM_PHASE_CONNECT ? "connecting"
+                                                      : "in the TLS handshake";
+
+    finish(p, CM_ERRK_TIMEOUT, "timed out after %.1f s %s%s%s", (double)p->timeout_ms / 1000.0,
+           what, p->res->address[0] && p->phase != CM_PHASE_DNS ? " with " : "",
+           p->phase != CM_PHASE_DNS ? p->res->address : "");
+}
+
+static void step_handshake(struct cm_probe *p);
+
+static int socket_error(int fd)
+{
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+        return errno;
+    return soerr;
+}
+
+static void on_tls_io(uv_poll_t *h, int status, int events)
+{
+    struct cm_probe *p = h->data;
+
+    (void)events;
+    if (status < 0) {
+        /* libuv reports POLLERR as UV_EBADF; the socket knows the real reason. */
+        int soerr = socket_error(p->fd);
+        finish(p, CM_ERRK_IO, "socket error during TLS handshake: %s",
+               soerr ? strerror(soerr) : uv_strerror(status));
+        return;
+    }
+    step_handshake(p);
+}
+
+static void step_handshake(struct cm_probe *p)
+{
+    bool want_write = false;
+    int rc = cm_tls_conn_handshake(p->conn, &want_write);
+    char msg[384];
+    bool is_io;
+
+    if (rc == 1) {
+        uv_poll_start(&p->poll, want_write ? UV_WRITABLE : UV_READABLE, on_tls_io);
+        return;
+    }
+    p->res->handshake_ms = ms_since(p->t_phase);
+    if (rc == 0) {
+        finish(p, CM_ERRK_NONE, "%s", "");
+        return;
+    }
+    cm_tls_error_describe(p->conn, rc, msg, sizeof(msg), &is_io);
+    finish(p, is_io ? CM_ERRK_IO : CM_ERRK_TLS, "%s", msg);
+}
+
+static void connect_next(struct cm_probe *p);
+
+static void note_connect_error(struct cm_probe *p, int err)
+{
+    size_t used = strlen(p->conn_errors);
+
+    snprintf(p->conn_errors + used, sizeof(p->conn_errors) - used, "%s%s: %s",
+             used ? "; " : "", p->res->address, strerror(err));
+}
+
+static void on_poll_closed_retry(uv_handle_t *h)
+{
+    struct cm_probe *p = h->data;
+
+    close(p->fd);
+    p->fd = -1;
+    if (!p->finished)
+        connect_next(p);
+    probe_unref(p);
+}
+
+static void on_connected(uv_poll_t *h, int status, int events)
+{
+    struct cm_probe *p = h->data;
+    int rc;
+    /* libuv reports POLLERR as UV_EBADF; SO_ERROR holds the real reason (ECONNREFUSED). */
+    int soerr = socket_error(p->fd);
+
+    (void)events;
+    if (!soerr && status < 0)
+        soerr = -status;
+    if (soerr) {
+        note_connect_error(p, soerr);
+        close_poll(p, on_poll_closed_retry);
+        return;
+    }
+    p->res->connect_ms = ms_since(p->t_phase);
+    p->phase = CM_PHASE_HANDSHAKE;
+    p->t_phase = uv_hrtime();
+    rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, p->t->ca_file, &p->conn);
+    if (rc < 0) {
+        finish(p, CM_ERRK_TLS, "cannot set up TLS: %s", cm_strerror(rc));
+        return;
+    }
+    step_handshake(p);
+}
+
+static void connect_next(struct cm_probe *p)
+{
+    while (p->ai_next) {
+        struct addrinfo *ai = p->ai_next;
+        int fd, one = 1;
+
+        p->ai_next = ai->ai_next;
+        if (ai->ai_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, p->res->address,
+                      sizeof(p->res->address));
+        else if (ai->ai_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
+                      p->res->address, sizeof(p->res->address));
+        else
+            continue;
+        p->attempts++;
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            note_connect_error(p, errno);
+            continue;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+            note_connect_error(p, errno);
+            close(fd);
+            continue;
+        }
+        p->fd = fd;
+        if (uv_poll_init_socket(p->loop, &p->poll, fd) < 0) {
+            close(fd);
+            p->fd = -1;
+            finish(p, CM_ERRK_CONNECT, "cannot watch socket for %s", p->res->address);
+            return;
+        }
+        p->poll.data = p;
+        p->poll_open = true;
+        p->refs++;
+        uv_poll_start(&p->poll, UV_WRITABLE, on_connected);
+        return;
+    }
+    p->res->connect_ms = ms_since(p->t_phase);
+    if (p->attempts == 0)
+        finish(p, CM_ERRK_CONNECT, "no usable address for %s", p->t->host);
+    else
+        finish(p, CM_ERRK_CONNECT, "cannot connect: %s", p->conn_errors);
+}
+
+static void start_connect(struct cm_probe *p, struct addrinfo *ai, bool from_uv)
+{
+    p->ai_head = ai;
+    p->ai_from_uv = from_uv;
+    p->ai_next = ai;
+    p->res->dns_ms = ms_since(p->t_start);
+    p->phase = CM_PHASE_CONNECT;
+    p->t_phase = uv_hrtime();
+    connect_next(p);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    struct cm_probe *p = req->data;
+
+    p->gai_pending = false;
+    if (p->finished) {
+        if (ai)
+            uv_freeaddrinfo(ai);
+    } else if (status < 0) {
+        p->res->dns_ms = ms_since(p->t_start);
+        finish(p, CM_ERRK_DNS, "cannot resolve %s: %s", p->t->host, uv_strerror(status));
+    } else {
+        start_connect(p, ai, true);
+    }
+    probe_unref(p);
+}
+
+static void on_kick(uv_timer_t *timer)
+{
+    struct cm_probe *p = timer->data;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    char port[8];
+    int rc;
+
+    /* The deadline counts from cm_probe_start, so subtract the time the kick waited. */
+    uint64_t spent = (uv_hrtime() - p->t_start) / 1000000;
+    uv_timer_start(&p->timer, on_deadline, p->timeout_ms > spent ? p->timeout_ms - spent : 0,
+                   0);
+    snprintf(port, sizeof(port), "%u", (unsigned)p->t->port);
+    hints.ai_flags = AI_NUMERICSERV;
+
+    if (cm_host_is_ip(p->t->host)) {
+        /* A literal needs no resolver; getaddrinfo with NUMERICHOST never blocks. */
+        struct addrinfo *ai = NULL;
+        hints.ai_flags |= AI_NUMERICHOST;
+        rc = getaddrinfo(p->t->host, port, &hints, &ai);
+        if (rc != 0) {
+            finish(p, CM_ERRK_DNS, "bad address %s: %s", p->t->host, gai_strerror(rc));
+            return;
+        }
+        start_connect(p, ai, false);
+        return;
+    }
+    p->gai.data = p;
+    rc = uv_getaddrinfo(p->loop, &p->gai, on_resolved, p->t->host, port, &hints);
+    if (rc < 0) {
+        finish(p, CM_ERRK_DNS, "cannot resolve %s: %s", p->t->host, uv_strerror(rc));
+        return;
+    }
+    p->gai_pending = true;
+    p->refs++;
+}
+
+static struct cm_probe_result *result_new(const struct cm_target *t)
+{
+    struct cm_probe_result *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    r->target = strdup(t->name);
+    r->host = strdup(t->host);
+    r->port = t->port;
+    r->sni = t->sni ? strdup(t->sni) : NULL;
+    r->verify_name = strdup(t->verify_name);
+    r->dns_ms = r->connect_ms = r->handshake_ms = r->total_ms = -1;
+    if (!r->target || !r->host || !r->verify_name || (t->sni && !r->sni)) {
+        cm_probe_result_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int cm_probe_start(uv_loop_t *loop, const struct cm_target *t, struct cm_tls_ctx *tls,
+                   uint64_t timeout_ms, cm_probe_cb cb, void *arg, struct cm_probe **out)
+{
+    struct cm_probe *p = calloc(1, sizeof(*p));
+
+    if (out)
+        *out = NULL;
+    if (!p)
+        return -ENOMEM;
+    if (!(p->res = result_new(t))) {
+        free(p);
+        return -ENOMEM;
+    }
+    p->loop = loop;
+    p->t = t;
+    p->tls = tls;
+    p->cb = cb;
+    p->arg = arg;
+    p->timeout_ms = timeout_ms;
+    p->fd = -1;
+    p->phase = CM_PHASE_DNS;
+    p->t_start = uv_hrtime();
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    p->refs = 1;
+    /* Start from a loop callback so that cb never runs inside this function. */
+    uv_timer_start(&p->timer, on_kick, 0, 0);
+    if (out)
+        *out = p;
+    return 0;
+}
+
+void cm_probe_cancel(struct cm_probe *p)
+{
+    if (p && !p->finished)
+        finish(p, CM_ERRK_CANCELLED, "probe cancelled");
+}
+
+void cm_probe_result_free(struct cm_probe_result *res)
+{
+    if (!res)
+        return;
+    free(res->target);
+    free(res->host);
+    free(res->sni);
+    free(res->verify_name);
+    free(res->error_message);
+    cm_tls_info_clear(&res->tls);
+    free(res);
+}

@@ -1,0 +1,183 @@
+#include "certmon/report.h"
+
+#include <string.h>
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+static json_t *ms_or_null(double ms)
+{
+    /* Microsecond precision is plenty and keeps the numbers readable. */
+    return ms < 0 ? json_null() : json_real((double)(long long)(ms * 1000.0 + 0.5) / 1000.0);
+}
+
+static void add_verify_error(const char *name, void *arg)
+{
+    json_array_append_new(arg, json_string(name));
+}
+
+static json_t *cert_json(const struct cm_cert *c, size_t pos, time_t now)
+{
+    char nb[32], na[32];
+    json_t *sans = json_array();
+
+    cm_time_rfc3339(c->not_before, nb, sizeof(nb));
+    cm_time_rfc3339(c->not_after, na, sizeof(na));
+    for (size_t i = 0; sans && i < c->san_count; i++)
+        json_array_append_new(sans, json_string(c->sans[i]));
+    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:I}, s:s, s:s, s:o*, "
+                     "s:b, s:b}",
+                     "position", (json_int_t)pos, "subject", c->subject, "issuer", c->issuer,
+                     "serial", c->serial, "not_before", nb, "not_after", na, "days_left",
+                     (json_int_t)cm_cert_days_left(c, now), "key", "type", c->key_type, "bits",
+                     (json_int_t)c->key_bits, "signature", c->signature, "sha256", c->sha256,
+                     "sans", sans, "is_ca", c->is_ca, "self_signed", c->self_signed);
+}
+
+json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findings *findings,
+                       time_t now)
+{
+    const struct cm_tls_info *tls = &res->tls;
+    json_t *o, *chain, *errors, *fs, *err;
+
+    chain = json_array();
+    errors = json_array();
+    fs = json_array();
+    if (!chain || !errors || !fs)
+        goto fail;
+    for (size_t i = 0; i < tls->chain.count; i++)
+        if (json_array_append_new(chain, cert_json(&tls->chain.certs[i], i, now)) < 0)
+            goto fail;
+    if (tls->verify.done) {
+        cm_verify_status_foreach(tls->verify.status, add_verify_error, errors);
+        if (!tls->verify.hostname_match)
+            json_array_append_new(errors, json_string("hostname_mismatch"));
+    }
+    for (size_t i = 0; i < findings->count; i++) {
+        const struct cm_finding *f = &findings->items[i];
+        json_t *fo = json_pack("{s:s, s:s, s:s, s:o}", "id", f->id, "severity",
+                               cm_severity_name(f->severity), "message", f->message, "position",
+                               f->position < 0 ? json_null() : json_integer(f->position));
+        if (json_array_append_new(fs, fo) < 0)
+            goto fail;
+    }
+    if (res->error_kind == CM_ERRK_NONE)
+        err = json_null();
+    else if (res->error_kind == CM_ERRK_TIMEOUT)
+        err = json_pack("{s:s, s:s, s:s}", "kind", "timeout", "phase",
+                        cm_phase_name(res->error_phase), "message", res->error_message);
+    else
+        err = json_pack("{s:s, s:s}", "kind", cm_err_kind_name(res->error_kind), "message",
+                        res->error_message ? res->error_message : "");
+
+    o = json_pack("{s:s, s:s, s:I, s:o, s:o, s:s, s:o*, s:{s:o, s:o, s:o, s:o}, "
+                  "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:n}",
+                  "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
+                  str_or_null(res->sni), "address",
+                  res->address[0] ? json_string(res->address) : json_null(), "status",
+                  cm_status_name(cm_findings_status(findings)), "error", err, "timing_ms", "dns",
+                  ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
+                  ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls",
+                  "version", str_or_null(tls->version), "cipher", str_or_null(tls->cipher),
+                  "group", str_or_null(tls->group), "verification", "trusted",
+                  tls->verify.trusted, "hostname_match", tls->verify.hostname_match, "errors",
+                  errors, "chain", chain, "findings", fs, "posture");
+    return o;
+fail:
+    json_decref(chain);
+    json_decref(errors);
+    json_decref(fs);
+    return NULL;
+}
+
+#define C_RESET "\033[0m"
+#define C_BOLD "\033[1m"
+#define C_DIM "\033[2m"
+#define C_RED "\033[1;31m"
+#define C_YELLOW "\033[1;33m"
+#define C_GREEN "\033[1;32m"
+#define C_CYAN "\033[36m"
+
+static const char *status_colour(enum cm_status st)
+{
+    switch (st) {
+    case CM_STATUS_OK:
+        return C_GREEN;
+    case CM_STATUS_WARNING:
+        return C_YELLOW;
+    default:
+        return C_RED;
+    }
+}
+
+static const char *sev_colour(enum cm_severity s)
+{
+    return s == CM_SEV_CRITICAL ? C_RED : s == CM_SEV_WARNING ? C_YELLOW : C_CYAN;
+}
+
+/* Shortest useful name for a certificate in one line: its CN, else the whole subject. */
+static void short_name(const char *dn, char *buf, size_t len)
+{
+    const char *cn = strstr(dn, "CN=");
+
+    if (cn && (cn == dn || cn[-1] == ',')) {
+        size_t n = strcspn(cn + 3, ",");
+        snprintf(buf, len, "%.*s", (int)n, cn + 3);
+    } else {
+        snprintf(buf, len, "%s", dn[0] ? dn : "(empty subject)");
+    }
+}
+
+void cm_report_text(FILE *fp, const struct cm_probe_result *res,
+                    const struct cm_findings *findings, time_t now, bool colour)
+{
+    const struct cm_tls_info *tls = &res->tls;
+    enum cm_status st = cm_findings_status(findings);
+    char word[16], when[32], name[128], issuer[128];
+    int first = cm_chain_earliest_expiry(&tls->chain);
+    const char *on = colour ? status_colour(st) : "";
+    const char *off = colour ? C_RESET : "";
+    const char *dim = colour ? C_DIM : "";
+
+    snprintf(word, sizeof(word), "%s", cm_status_name(st));
+    for (char *p = word; *p; p++)
+        *p = (char)(*p - 32 * (*p >= 'a' && *p <= 'z'));
+    fprintf(fp, "%s%-8s%s %s%s%s", on, word, off, colour ? C_BOLD : "", res->target, off);
+    if (res->address[0])
+        fprintf(fp, " %s(%s)%s", dim, res->address, off);
+    if (first >= 0) {
+        const struct cm_cert *c = &tls->chain.certs[first];
+        int64_t d = cm_cert_days_left(c, now);
+        cm_time_rfc3339(c->not_after, when, sizeof(when));
+        if (c->not_after < (int64_t)now)
+            fprintf(fp, "  expired %s", when);
+        else
+            fprintf(fp, "  %lld day%s left (%s)", (long long)d, d == 1 ? "" : "s", when);
+    }
+    fputc('\n', fp);
+
+    if (tls->version)
+        fprintf(fp, "         %s %s%s%s, handshake %.0f ms\n", tls->version,
+                tls->cipher ? tls->cipher : "", tls->group ? " " : "",
+                tls->group ? tls->group : "", res->handshake_ms);
+    if (tls->chain.count > 0)
+        fprintf(fp, "         chain: %zu certificate%s, %s, %s\n", tls->chain.count,
+                tls->chain.count == 1 ? "" : "s",
+                tls->verify.trusted ? "trusted" : "not trusted",
+                tls->verify.hostname_match ? "hostname matches" : "hostname does not match");
+    for (size_t i = 0; i < tls->chain.count; i++) {
+        const struct cm_cert *c = &tls->chain.certs[i];
+        cm_time_rfc3339(c->not_after, when, sizeof(when));
+        short_name(c->subject, name, sizeof(name));
+        short_name(c->issuer, issuer, sizeof(issuer));
+        fprintf(fp, "         %s%zu%s %s <- %s  %s %u  %s  %s\n", dim, i, off, name, issuer,
+                c->key_type, c->key_bits, c->signature, when);
+    }
+    for (size_t i = 0; i < findings->count; i++) {
+        const struct cm_finding *f = &findings->items[i];
+        fprintf(fp, "         %s%-8s%s %s: %s\n", colour ? sev_colour(f->severity) : "",
+                cm_severity_name(f->severity), off, f->id, f->message);
+    }
+}

@@ -1,0 +1,278 @@
+#include "certmon/x509.h"
+#include "certmon/error.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *hex(const unsigned char *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *s = malloc(n * 2 + 1);
+
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        s[2 * i] = digits[p[i] >> 4];
+        s[2 * i + 1] = digits[p[i] & 15];
+    }
+    s[n * 2] = '\0';
+    return s;
+}
+
+static char *dn_string(gnutls_x509_crt_t crt, bool issuer)
+{
+    gnutls_datum_t d = {NULL, 0};
+    char *s;
+    int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &d, 0)
+                    : gnutls_x509_crt_get_dn3(crt, &d, 0);
+
+    /* An empty DN is legal (subject-less certificates carry names in SANs only). */
+    if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+        return strdup("");
+    if (rc < 0)
+        return NULL;
+    s = strndup((const char *)d.data, d.size);
+    gnutls_free(d.data);
+    return s;
+}
+
+static const char *key_type_name(int pk)
+{
+    switch (pk) {
+    case GNUTLS_PK_RSA:
+        return "RSA";
+    case GNUTLS_PK_RSA_PSS:
+        return "RSA-PSS";
+    case GNUTLS_PK_DSA:
+        return "DSA";
+    case GNUTLS_PK_ECDSA:
+        return "EC";
+    case GNUTLS_PK_EDDSA_ED25519:
+        return "Ed25519";
+    case GNUTLS_PK_EDDSA_ED448:
+        return "Ed448";
+    case GNUTLS_PK_GOST_01:
+    case GNUTLS_PK_GOST_12_256:
+    case GNUTLS_PK_GOST_12_512:
+        return "GOST";
+    default:
+        return "unknown";
+    }
+}
+
+static int add_san(struct cm_cert *c, char *s)
+{
+    char **n;
+
+    if (!s)
+        return -ENOMEM;
+    n = realloc(c->sans, (c->san_count + 1) * sizeof(*n));
+    if (!n) {
+        free(s);
+        return -ENOMEM;
+    }
+    c->sans = n;
+    c->sans[c->san_count++] = s;
+    return 0;
+}
+
+static int extract_sans(gnutls_x509_crt_t crt, struct cm_cert *c)
+{
+    for (unsigned i = 0;; i++) {
+        unsigned char buf[1024];
+        size_t size = sizeof(buf) - 1;
+        unsigned critical;
+        int type = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &size, &critical);
+        char ip[INET6_ADDRSTRLEN];
+        int rc = 0;
+
+        if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            return 0;
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue; /* absurdly long name: skip it rather than fail the chain */
+        if (type < 0)
+            return 0;
+        if (type == GNUTLS_SAN_DNSNAME) {
+            buf[size] = '\0';
+            rc = add_san(c, strndup((const char *)buf, size));
+        } else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
+            inet_ntop(size == 4 ? AF_INET : AF_INET6, buf, ip, sizeof(ip));
+            rc = add_san(c, strdup(ip));
+        }
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static int extract(gnutls_x509_crt_t crt, struct cm_cert *c)
+{
+    unsigned char buf[64];
+    size_t size;
+    unsigned bits = 0;
+    int pk, sig;
+
+    memset(c, 0, sizeof(*c));
+    c->subject = dn_string(crt, false);
+    c->issuer = dn_string(crt, true);
+
+    size = sizeof(buf);
+    if (gnutls_x509_crt_get_serial(crt, buf, &size) == 0)
+        c->serial = hex(buf, size);
+    else
+        c->serial = strdup("");
+
+    size = sizeof(buf);
+    if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, buf, &size) < 0)
+        goto bad;
+    c->sha256 = hex(buf, size);
+
+    sig = gnutls_x509_crt_get_signature_algorithm(crt);
+    const char *sname = sig > 0 ? gnutls_sign_get_name((gnutls_sign_algorithm_t)sig) : NULL;
+    c->signature = strdup(sname ? sname : "unknown");
+
+    pk = gnutls_x509_crt_get_pk_algorithm(crt, &bits);
+    c->key_type = key_type_name(pk);
+    c->key_bits = bits;
+
+    c->not_before = (int64_t)gnutls_x509_crt_get_activation_time(crt);
+    c->not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+    c->is_ca = gnutls_x509_crt_get_ca_status(crt, NULL) > 0;
+    /* Self-issued: subject equals issuer and, where both are present, the authority key
+     * identifier matches the subject key identifier. Verifying the self-signature would cost
+     * a public-key operation per certificate for no practical gain. */
+    c->self_signed = gnutls_x509_crt_check_issuer(crt, crt) != 0;
+
+    if (!c->subject || !c->issuer || !c->serial || !c->sha256 || !c->signature)
+        goto nomem;
+    if (extract_sans(crt, c) < 0)
+        goto nomem;
+    return 0;
+nomem:
+    cm_cert_clear(c);
+    return -ENOMEM;
+bad:
+    cm_cert_clear(c);
+    return CM_EBADCERT;
+}
+
+int cm_cert_from_der(const void *der, size_t len, struct cm_cert *out)
+{
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0)
+        rc = CM_EBADCERT;
+    else
+        rc = extract(crt, out);
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+static int chain_push(struct cm_chain *chain, gnutls_x509_crt_t crt)
+{
+    struct cm_cert *n = realloc(chain->certs, (chain->count + 1) * sizeof(*n));
+    int rc;
+
+    if (!n)
+        return -ENOMEM;
+    chain->certs = n;
+    rc = extract(crt, &chain->certs[chain->count]);
+    if (rc == 0)
+        chain->count++;
+    return rc;
+}
+
+int cm_chain_append_data(struct cm_chain *chain, const void *buf, size_t len)
+{
+    gnutls_datum_t d = {(unsigned char *)buf, (unsigned)len};
+    gnutls_x509_crt_t *list = NULL;
+    unsigned n = 0;
+    int rc;
+
+    if (len == 0)
+        return CM_ENOCERT;
+    if (memmem(buf, len, "-----BEGIN", 10)) {
+        rc = gnutls_x509_crt_list_import2(&list, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+        if (rc == GNUTLS_E_NO_CERTIFICATE_FOUND || (rc >= 0 && n == 0))
+            return CM_ENOCERT;
+        if (rc < 0)
+            return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : CM_EBADCERT;
+    } else {
+        rc = gnutls_x509_crt_list_import2(&list, &n, &d, GNUTLS_X509_FMT_DER, 0);
+        if (rc < 0 || n == 0)
+            return CM_EBADCERT;
+    }
+    rc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (rc == 0)
+            rc = chain_push(chain, list[i]);
+        gnutls_x509_crt_deinit(list[i]);
+    }
+    gnutls_free(list);
+    return rc < 0 ? rc : (int)n;
+}
+
+void cm_cert_clear(struct cm_cert *c)
+{
+    if (!c)
+        return;
+    free(c->subject);
+    free(c->issuer);
+    free(c->serial);
+    free(c->signature);
+    free(c->sha256);
+    for (size_t i = 0; i < c->san_count; i++)
+        free(c->sans[i]);
+    free(c->sans);
+    memset(c, 0, sizeof(*c));
+}
+
+void cm_chain_clear(struct cm_chain *chain)
+{
+    if (!chain)
+        return;
+    for (size_t i = 0; i < chain->count; i++)
+        cm_cert_clear(&chain->certs[i]);
+    free(chain->certs);
+    chain->certs = NULL;
+    chain->count = 0;
+}
+
+int64_t cm_cert_days_left(const struct cm_cert *c, time_t now)
+{
+    int64_t d = c->not_after - (int64_t)now;
+
+    /* Floor division: a certificate that expired an hour ago has -1 days left, not 0. */
+    return d >= 0 ? d / 86400 : -((-d + 86399) / 86400);
+}
+
+void cm_time_rfc3339(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (!gmtime_r(&tt, &tm)) {
+        snprintf(buf, len, "invalid");
+        return;
+    }
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int cm_chain_earliest_expiry(const struct cm_chain *chain)
+{
+    int best = -1;
+
+    for (size_t i = 0; i < chain->count; i++)
+        if (best < 0 || chain->certs[i].not_after < chain->certs[best].not_after)
+            best = (int)i;
+    return best;
+}
