@@ -1,0 +1,268 @@
+#include "cmtest.h"
+
+#include <CUnit/Basic.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+int cm_test_main(const char *suite, CU_TestInfo *tests, CU_InitializeFunc init,
+                 CU_CleanupFunc cleanup)
+{
+    CU_SuiteInfo suites[] = {{(char *)suite, init, cleanup, NULL, NULL, tests}, CU_SUITE_INFO_NULL};
+    unsigned failed_tests, failures, suites_failed;
+
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    if (CU_register_suites(suites) != CUE_SUCCESS) {
+        fprintf(stderr, "cannot register suite: %s\n", CU_get_error_msg());
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    /* Read the counts before CU_cleanup_registry wipes them. */
+    failed_tests = CU_get_number_of_tests_failed();
+    failures = CU_get_number_of_failures();
+    suites_failed = CU_get_number_of_suites_failed();
+    CU_cleanup_registry();
+    if (failed_tests || failures || suites_failed) {
+        fprintf(stderr, "%s: %u tests failed, %u assertion failures, %u suites failed\n", suite,
+                failed_tests, failures, suites_failed);
+        return 1;
+    }
+    return 0;
+}
+
+int cm_th_free_port(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port = -1;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+pid_t cm_th_spawn(char *const argv[], const char *log_path)
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    const char *out = log_path ? log_path : "/dev/null";
+    int rc;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc == 0 ? pid : -1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool cm_th_wait_port(int port, int timeout_ms)
+{
+    double end = now_s() + timeout_ms / 1000.0;
+
+    while (now_s() < end) {
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            close(fd);
+            return true;
+        }
+        if (fd >= 0)
+            close(fd);
+        usleep(20000);
+    }
+    return false;
+}
+
+void cm_th_stop(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+int cm_th_run(char *const argv[], char **out, int timeout_s, double *elapsed_s)
+{
+    posix_spawn_file_actions_t fa;
+    int pipefd[2];
+    pid_t pid;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    double start = now_s();
+    int status = 0;
+    bool exited = false;
+
+    *out = NULL;
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -1;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+    if (posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+    for (;;) {
+        char tmp[8192];
+        ssize_t n = read(pipefd[0], tmp, sizeof(tmp));
+        if (n > 0) {
+            if (len + (size_t)n + 1 > cap) {
+                cap = (len + (size_t)n + 1) * 2;
+                buf = realloc(buf, cap);
+            }
+            memcpy(buf + len, tmp, (size_t)n);
+            len += (size_t)n;
+            continue;
+        }
+        if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+            exited = true;
+        if (n == 0 && exited)
+            break;
+        if (n == 0) {
+            /* Output closed but the process lingers: wait for it within the bound. */
+            if (now_s() - start > timeout_s) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                exited = true;
+                break;
+            }
+            usleep(2000);
+            continue;
+        }
+        if (now_s() - start > timeout_s) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            exited = true;
+            break;
+        }
+        usleep(2000);
+    }
+    close(pipefd[0]);
+    if (elapsed_s)
+        *elapsed_s = now_s() - start;
+    if (!buf)
+        buf = calloc(1, 1);
+    else
+        buf[len] = '\0';
+    *out = buf;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+json_t *cm_th_check_json(int *exit_code, double *elapsed_s, ...)
+{
+    char *argv[512];
+    int argc = 0;
+    va_list ap;
+    char *out;
+    json_error_t jerr;
+    json_t *j;
+
+    argv[argc++] = (char *)cm_th_certmon();
+    argv[argc++] = "check";
+    argv[argc++] = "--json";
+    va_start(ap, elapsed_s);
+    for (const char *a; argc < 511 && (a = va_arg(ap, const char *));)
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    *exit_code = cm_th_run(argv, &out, 120, elapsed_s);
+    j = json_loads(out, 0, &jerr);
+    if (!j)
+        fprintf(stderr, "certmon output is not JSON (%s): %.400s\n", jerr.text, out);
+    free(out);
+    return j;
+}
+
+static char pki_dir[256];
+
+static void remove_pki(void)
+{
+    char cmd[300];
+
+    if (pki_dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot remove %s\n", pki_dir);
+    }
+}
+
+const char *cm_th_pki_dir(void)
+{
+    char cmd[512];
+
+    if (pki_dir[0])
+        return pki_dir;
+    snprintf(pki_dir, sizeof(pki_dir), "/tmp/certmon-pki.XXXXXX");
+    if (!mkdtemp(pki_dir)) {
+        pki_dir[0] = '\0';
+        return NULL;
+    }
+    atexit(remove_pki);
+    snprintf(cmd, sizeof(cmd), "sh '%s' '%s'", CERTMON_MKPKI, pki_dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "mkpki.sh failed\n");
+        return NULL;
+    }
+    return pki_dir;
+}
+
+const char *cm_th_pki(const char *name)
+{
+    static char bufs[8][512];
+    static unsigned next;
+    char *b = bufs[next++ % 8];
+
+    snprintf(b, sizeof(bufs[0]), "%s/%s", cm_th_pki_dir(), name);
+    return b;
+}
+
+const char *cm_th_certmon(void)
+{
+    const char *env = getenv("CERTMON_BIN");
+
+    return env ? env : CERTMON_BIN;
+}

@@ -1,0 +1,50 @@
+/* Shared test support: a CUnit runner that reports failures through the exit code, and a
+ * harness for integration tests (child processes by PID, free loopback ports, a PKI made at
+ * test time, running certmon and capturing its output). */
+#ifndef CERTMON_CMTEST_H
+#define CERTMON_CMTEST_H
+
+#include <CUnit/CUnit.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Registers one suite and runs it in basic mode. Returns the process exit status: non-zero
+ * when any test or assertion failed (CU_basic_run_tests alone reports success). */
+int cm_test_main(const char *suite, CU_TestInfo *tests, CU_InitializeFunc init,
+                 CU_CleanupFunc cleanup);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int cm_th_free_port(void);
+
+/* Starts argv[0] (searched in PATH) with stdin from /dev/null and stdout/stderr to
+ * /dev/null (or to log_path when not NULL). Returns the PID or -1. */
+pid_t cm_th_spawn(char *const argv[], const char *log_path);
+
+/* Waits until something accepts TCP connections on 127.0.0.1:port, at most timeout_ms.
+ * Returns true when it does. */
+bool cm_th_wait_port(int port, int timeout_ms);
+
+/* Stops a child started by cm_th_spawn: SIGTERM, then SIGKILL after a second. */
+void cm_th_stop(pid_t pid);
+
+/* Runs a command to completion (at most timeout_s seconds, then it is killed), capturing
+ * stdout into *out (malloc'd, NUL-terminated). Returns the exit status, or -1 when it did not
+ * exit normally. *elapsed_s gets the wall time when not NULL. */
+int cm_th_run(char *const argv[], char **out, int timeout_s, double *elapsed_s);
+
+/* Runs certmon check with args (NULL-terminated) plus --json and parses stdout.
+ * Returns the parsed JSON (caller decrefs) or NULL; *exit_code gets the status. */
+json_t *cm_th_check_json(int *exit_code, double *elapsed_s, ...);
+
+/* The directory holding the PKI made by tests/integration/mkpki.sh for this run (made on
+ * first use, removed at exit). */
+const char *cm_th_pki_dir(void);
+
+/* A path inside the PKI directory, in a static rotating buffer. */
+const char *cm_th_pki(const char *name);
+
+/* Path to the certmon binary under test. */
+const char *cm_th_certmon(void);
+
+#endif
