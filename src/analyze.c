@@ -58,8 +58,8 @@ static int analyze_cert(const struct cm_cert *c, size_t pos, const struct cm_pol
             return add(out, "cert.expired", CM_SEV_CRITICAL, (int)pos,
                        "%s %zu (%s) expired %s ago, on %s", cert_label(pos), pos, c->subject, days,
                        when);
-        return add(out, "cert.expired", CM_SEV_CRITICAL, (int)pos,
-                   "%s %zu (%s) expired on %s", cert_label(pos), pos, c->subject, when);
+        return add(out, "cert.expired", CM_SEV_CRITICAL, (int)pos, "%s %zu (%s) expired on %s",
+                   cert_label(pos), pos, c->subject, when);
     }
     if (c->not_before > (int64_t)now) {
         cm_time_rfc3339(c->not_before, when, sizeof(when));
@@ -101,9 +101,8 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     int rc;
 
     if (res->error_kind != CM_ERRK_NONE &&
-        (rc = add(out, "probe.failed", CM_SEV_CRITICAL, -1, "%s error: %s",
-                  cm_err_kind_name(res->error_kind),
-                  res->error_message ? res->error_message : "unknown")) < 0)
+        (rc = add(out, "probe.failed", CM_SEV_CRITICAL, -1, "%s",
+                  res->error_message ? res->error_message : "probe failed")) < 0)
         return rc;
 
     for (size_t i = 0; i < chain->count; i++)

@@ -118,8 +118,8 @@ static int add_target(struct cm_target **list, size_t *count, size_t *cap, const
     return 0;
 }
 
-static int read_targets_file(const char *path, struct cm_target **list, size_t *count,
-                             size_t *cap, const struct check_opts *o)
+static int read_targets_file(const char *path, struct cm_target **list, size_t *count, size_t *cap,
+                             const struct check_opts *o)
 {
     FILE *fp = fopen(path, "r");
     char *line = NULL;
@@ -187,10 +187,15 @@ static void launch(struct check_run *run)
         }
         run->inflight++;
     }
-    if (run->done == run->count && run->progress) {
-        uv_timer_stop(&run->progress_timer);
-        if (run->progress_shown)
-            fputs("\r\033[K", stderr);
+    if (run->done == run->count) {
+        /* Every result is in. Stop now rather than when the loop runs dry: a resolver
+         * thread stuck past a probe's deadline must not hold up the report. */
+        uv_stop(run->loop);
+        if (run->progress) {
+            uv_timer_stop(&run->progress_timer);
+            if (run->progress_shown)
+                fputs("\r\033[K", stderr);
+        }
     }
 }
 
@@ -212,6 +217,20 @@ static void raise_fd_limit(size_t want)
         rl.rlim_cur = rl.rlim_max < want + 64 ? rl.rlim_max : want + 64;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+}
+
+/* Runs the loop until every closing handle and pending request is done, for at most
+ * about 200 ms. Returns true when something is still pending. */
+static bool drain_loop(uv_loop_t *loop)
+{
+    uint64_t end = uv_hrtime() + 200 * 1000000ULL;
+
+    uv_run(loop, UV_RUN_NOWAIT);
+    while (uv_loop_alive(loop) && uv_hrtime() < end) {
+        usleep(1000);
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    return uv_loop_alive(loop) != 0;
 }
 
 static void print_summary(const struct check_run *run, const enum cm_status *st,
@@ -269,14 +288,15 @@ static int render(struct check_run *run, const struct check_opts *o)
             if (st[i] != CM_STATUS_UNKNOWN)
                 obj = cm_report_json(run->results[i], &fs[i], now);
             if (!obj) {
-                obj = json_pack("{s:s, s:s, s:{s:s, s:s}}", "target", run->targets[i].name,
-                                "status", "unknown", "error", "kind", "internal", "message",
-                                "out of memory");
+                obj =
+                    json_pack("{s:s, s:s, s:{s:s, s:s}}", "target", run->targets[i].name, "status",
+                              "unknown", "error", "kind", "internal", "message", "out of memory");
                 worst = CM_STATUS_UNKNOWN;
             }
             json_array_append_new(arr, obj);
         }
-        if (json_dumpf(arr, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) < 0)
+        if (json_dumpf(arr, stdout,
+                       JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) < 0)
             worst = CM_STATUS_UNKNOWN;
         putchar('\n');
         json_decref(arr);
@@ -304,11 +324,15 @@ static int render(struct check_run *run, const struct check_opts *o)
 int cm_check_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"targets", required_argument, NULL, 't'},  {"sni", required_argument, NULL, 's'},
-        {"ca", required_argument, NULL, 'c'},       {"timeout", required_argument, NULL, 'T'},
+        {"targets", required_argument, NULL, 't'},
+        {"sni", required_argument, NULL, 's'},
+        {"ca", required_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, 'T'},
         {"concurrency", required_argument, NULL, 'n'},
-        {"warn-days", required_argument, NULL, 'w'}, {"crit-days", required_argument, NULL, 'C'},
-        {"json", no_argument, NULL, 'j'},           {"help", no_argument, NULL, 'h'},
+        {"warn-days", required_argument, NULL, 'w'},
+        {"crit-days", required_argument, NULL, 'C'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct check_opts o = {.timeout_s = 10, .concurrency = 64, .warn_days = 30, .crit_days = 7};
@@ -318,6 +342,7 @@ int cm_check_main(int argc, char **argv)
     uv_loop_t loop;
     char err[320];
     int c, rc = CM_STATUS_UNKNOWN;
+    bool loop_alive = false;
     char *end;
 
     opterr = 0;
@@ -419,14 +444,15 @@ int cm_check_main(int argc, char **argv)
         uv_timer_start(&run.progress_timer, on_progress, 1000, 250);
     }
     launch(&run);
-    uv_run(&loop, UV_RUN_DEFAULT);
+    if (run.done < run.count)
+        uv_run(&loop, UV_RUN_DEFAULT);
     if (run.progress)
         uv_close((uv_handle_t *)&run.progress_timer, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
 
     rc = render(&run, &o);
     if (run.internal_error)
         rc = CM_STATUS_UNKNOWN;
+    loop_alive = drain_loop(&loop);
 
 out_tls:
     if (run.results)
@@ -436,7 +462,9 @@ out_tls:
     free(run.slots);
     cm_tls_ctx_free(run.tls);
 out_loop:
-    if (uv_loop_close(&loop) != 0)
+    /* A resolver thread may still be busy with a name whose probe timed out; its request
+     * owns the probe's memory, so leave both to process exit instead of waiting. */
+    if (!loop_alive && uv_loop_close(&loop) != 0)
         cm_log_error("check", "event loop closed with handles still open");
 out:
     for (size_t i = 0; i < count; i++)

@@ -6,8 +6,8 @@
 const char *cm_strerror(int err)
 {
     switch (err) {
-#define XX(name, value, msg)                                                                   \
-    case value:                                                                                \
+#define XX(name, value, msg)                                                                       \
+    case value:                                                                                    \
         return msg;
         CM_ERRNO_MAP(XX)
 #undef XX
@@ -23,8 +23,8 @@ const char *cm_strerror(int err)
 const char *cm_err_name(int err)
 {
     switch (err) {
-#define XX(name, value, msg)                                                                   \
-    case value:                                                                                \
+#define XX(name, value, msg)                                                                       \
+    case value:                                                                                    \
         return #name;
         CM_ERRNO_MAP(XX)
 #undef XX

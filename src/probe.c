@@ -46,8 +46,8 @@ struct cm_probe {
     struct cm_probe_result *res;
 };
 
-static const char *const kind_names[] = {NULL, "dns", "connect", "timeout", "starttls",
-                                         "tls", "io", "cancelled"};
+static const char *const kind_names[] = {NULL,       "dns", "connect", "timeout",
+                                         "starttls", "tls", "io",      "cancelled"};
 static const char *const phase_names[] = {"dns", "connect", "handshake", "done"};
 
 const char *cm_err_kind_name(enum cm_err_kind k)
@@ -57,8 +57,7 @@ const char *cm_err_kind_name(enum cm_err_kind k)
 
 const char *cm_phase_name(enum cm_phase p)
 {
-    return (unsigned)p < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[p]
-                                                                      : "unknown";
+    return (unsigned)p < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[p] : "unknown";
 }
 
 static double ms_since(uint64_t t0)
@@ -214,8 +213,8 @@ static void note_connect_error(struct cm_probe *p, int err)
 {
     size_t used = strlen(p->conn_errors);
 
-    snprintf(p->conn_errors + used, sizeof(p->conn_errors) - used, "%s%s: %s",
-             used ? "; " : "", p->res->address, strerror(err));
+    snprintf(p->conn_errors + used, sizeof(p->conn_errors) - used, "%s%s: %s", used ? "; " : "",
+             p->res->address, strerror(err));
 }
 
 static void on_poll_closed_retry(uv_handle_t *h)
@@ -266,8 +265,8 @@ static void connect_next(struct cm_probe *p)
             inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, p->res->address,
                       sizeof(p->res->address));
         else if (ai->ai_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
-                      p->res->address, sizeof(p->res->address));
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, p->res->address,
+                      sizeof(p->res->address));
         else
             continue;
         p->attempts++;
@@ -299,7 +298,8 @@ static void connect_next(struct cm_probe *p)
     if (p->attempts == 0)
         finish(p, CM_ERRK_CONNECT, "no usable address for %s", p->t->host);
     else
-        finish(p, CM_ERRK_CONNECT, "cannot connect: %s", p->conn_errors);
+        finish(p, CM_ERRK_CONNECT, "cannot connect to port %u: %s", (unsigned)p->t->port,
+               p->conn_errors);
 }
 
 static void start_connect(struct cm_probe *p, struct addrinfo *ai, bool from_uv)
@@ -339,8 +339,7 @@ static void on_kick(uv_timer_t *timer)
 
     /* The deadline counts from cm_probe_start, so subtract the time the kick waited. */
     uint64_t spent = (uv_hrtime() - p->t_start) / 1000000;
-    uv_timer_start(&p->timer, on_deadline, p->timeout_ms > spent ? p->timeout_ms - spent : 0,
-                   0);
+    uv_timer_start(&p->timer, on_deadline, p->timeout_ms > spent ? p->timeout_ms - spent : 0, 0);
     snprintf(port, sizeof(port), "%u", (unsigned)p->t->port);
     hints.ai_flags = AI_NUMERICSERV;
 

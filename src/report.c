@@ -72,18 +72,17 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
         err = json_pack("{s:s, s:s}", "kind", cm_err_kind_name(res->error_kind), "message",
                         res->error_message ? res->error_message : "");
 
-    o = json_pack("{s:s, s:s, s:I, s:o, s:o, s:s, s:o*, s:{s:o, s:o, s:o, s:o}, "
-                  "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:n}",
-                  "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
-                  str_or_null(res->sni), "address",
-                  res->address[0] ? json_string(res->address) : json_null(), "status",
-                  cm_status_name(cm_findings_status(findings)), "error", err, "timing_ms", "dns",
-                  ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
-                  ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls",
-                  "version", str_or_null(tls->version), "cipher", str_or_null(tls->cipher),
-                  "group", str_or_null(tls->group), "verification", "trusted",
-                  tls->verify.trusted, "hostname_match", tls->verify.hostname_match, "errors",
-                  errors, "chain", chain, "findings", fs, "posture");
+    o = json_pack(
+        "{s:s, s:s, s:I, s:o, s:o, s:s, s:o*, s:{s:o, s:o, s:o, s:o}, "
+        "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:n}",
+        "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
+        str_or_null(res->sni), "address", res->address[0] ? json_string(res->address) : json_null(),
+        "status", cm_status_name(cm_findings_status(findings)), "error", err, "timing_ms", "dns",
+        ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
+        ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls", "version",
+        str_or_null(tls->version), "cipher", str_or_null(tls->cipher), "group",
+        str_or_null(tls->group), "verification", "trusted", tls->verify.trusted, "hostname_match",
+        tls->verify.hostname_match, "errors", errors, "chain", chain, "findings", fs, "posture");
     return o;
 fail:
     json_decref(chain);
@@ -130,8 +129,8 @@ static void short_name(const char *dn, char *buf, size_t len)
     }
 }
 
-void cm_report_text(FILE *fp, const struct cm_probe_result *res,
-                    const struct cm_findings *findings, time_t now, bool colour)
+void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm_findings *findings,
+                    time_t now, bool colour)
 {
     const struct cm_tls_info *tls = &res->tls;
     enum cm_status st = cm_findings_status(findings);
@@ -160,12 +159,11 @@ void cm_report_text(FILE *fp, const struct cm_probe_result *res,
 
     if (tls->version)
         fprintf(fp, "         %s %s%s%s, handshake %.0f ms\n", tls->version,
-                tls->cipher ? tls->cipher : "", tls->group ? " " : "",
-                tls->group ? tls->group : "", res->handshake_ms);
+                tls->cipher ? tls->cipher : "", tls->group ? " " : "", tls->group ? tls->group : "",
+                res->handshake_ms);
     if (tls->chain.count > 0)
         fprintf(fp, "         chain: %zu certificate%s, %s, %s\n", tls->chain.count,
-                tls->chain.count == 1 ? "" : "s",
-                tls->verify.trusted ? "trusted" : "not trusted",
+                tls->chain.count == 1 ? "" : "s", tls->verify.trusted ? "trusted" : "not trusted",
                 tls->verify.hostname_match ? "hostname matches" : "hostname does not match");
     for (size_t i = 0; i < tls->chain.count; i++) {
         const struct cm_cert *c = &tls->chain.certs[i];

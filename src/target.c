@@ -72,8 +72,8 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
-int cm_target_parse(const char *spec, uint16_t default_port, const char *sni,
-                    struct cm_target *out, char *err, size_t errlen)
+int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, struct cm_target *out,
+                    char *err, size_t errlen)
 {
     char host[256];
     const char *port_str = NULL;
@@ -88,8 +88,7 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni,
     if (spec[0] == '[') {
         const char *close = strchr(spec, ']');
         if (!close)
-            return fail(err, errlen, CM_EBADTARGET, "'%s': missing ']' after IPv6 address",
-                        spec);
+            return fail(err, errlen, CM_EBADTARGET, "'%s': missing ']' after IPv6 address", spec);
         hlen = (size_t)(close - spec - 1);
         if (hlen == 0 || hlen >= sizeof(host))
             return fail(err, errlen, CM_EBADTARGET, "'%s': bad IPv6 address", spec);
@@ -100,16 +99,14 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni,
         else if (close[1] != '\0')
             return fail(err, errlen, CM_EBADTARGET, "'%s': unexpected text after ']'", spec);
         if (!cm_host_is_ip(host) || !strchr(host, ':'))
-            return fail(err, errlen, CM_EBADTARGET, "'%s': not an IPv6 address in brackets",
-                        spec);
+            return fail(err, errlen, CM_EBADTARGET, "'%s': not an IPv6 address in brackets", spec);
     } else {
         const char *colon = strchr(spec, ':');
         if (colon && strchr(colon + 1, ':')) {
             /* Several colons and no brackets: only a bare IPv6 literal makes sense. */
             if (strlen(spec) >= sizeof(host) || !cm_host_is_ip(spec))
                 return fail(err, errlen, CM_EBADTARGET,
-                            "'%s': IPv6 addresses with a port must be written [addr]:port",
-                            spec);
+                            "'%s': IPv6 addresses with a port must be written [addr]:port", spec);
             hlen = strlen(spec);
         } else {
             hlen = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -123,8 +120,7 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni,
         memcpy(host, spec, hlen);
         host[hlen] = '\0';
         if (!cm_host_is_ip(host) && !cm_host_is_valid_name(host))
-            return fail(err, errlen, CM_EBADTARGET, "'%s': not a valid host name or address",
-                        spec);
+            return fail(err, errlen, CM_EBADTARGET, "'%s': not a valid host name or address", spec);
     }
     if (port_str && (rc = parse_port(port_str, &port)) < 0)
         return fail(err, errlen, rc, "'%s': port must be a number from 1 to 65535", spec);

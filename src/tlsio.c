@@ -131,16 +131,15 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni, const char 
         return -ENOMEM;
     /* A fresh session with no resumption data: every probe is a full handshake and sees the
      * whole chain. No tickets: nothing to resume, and the server need not mint one. */
-    rc = gnutls_init(&c->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL |
-                                      GNUTLS_NO_TICKETS);
+    rc = gnutls_init(&c->session,
+                     GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL | GNUTLS_NO_TICKETS);
     if (rc < 0) {
         free(c);
         return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : CM_ETLS;
     }
     if ((rc = gnutls_priority_set(c->session, ctx->prio)) < 0 ||
         (rc = gnutls_credentials_set(c->session, GNUTLS_CRD_CERTIFICATE, e->cred)) < 0 ||
-        (sni && (rc = gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, sni,
-                                             strlen(sni))) < 0)) {
+        (sni && (rc = gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, sni, strlen(sni))) < 0)) {
         gnutls_deinit(c->session);
         free(c);
         return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : CM_ETLS;
@@ -255,8 +254,7 @@ static char *group_name(gnutls_session_t s)
     return NULL;
 }
 
-int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name,
-                         struct cm_tls_info *info)
+int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct cm_tls_info *info)
 {
     gnutls_session_t s = c->session;
     int rc;
@@ -325,8 +323,7 @@ void cm_tls_error_describe(struct cm_tls_conn *c, int rc, char *buf, size_t len,
     case GNUTLS_E_PUSH_ERROR:
     case GNUTLS_E_PULL_ERROR:
         *is_io = true;
-        snprintf(buf, len, "socket error during TLS handshake: %s",
-                 gnutls_strerror(rc));
+        snprintf(buf, len, "socket error during TLS handshake: %s", gnutls_strerror(rc));
         return;
     default:
         snprintf(buf, len, "TLS handshake failed: %s (%s)", gnutls_strerror(rc),
@@ -335,8 +332,7 @@ void cm_tls_error_describe(struct cm_tls_conn *c, int rc, char *buf, size_t len,
     }
 }
 
-void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg),
-                              void *arg)
+void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg), void *arg)
 {
     static const struct {
         unsigned bit;

@@ -28,8 +28,8 @@ static char *dn_string(gnutls_x509_crt_t crt, bool issuer)
 {
     gnutls_datum_t d = {NULL, 0};
     char *s;
-    int rc = issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &d, 0)
-                    : gnutls_x509_crt_get_dn3(crt, &d, 0);
+    int rc =
+        issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &d, 0) : gnutls_x509_crt_get_dn3(crt, &d, 0);
 
     /* An empty DN is legal (subject-less certificates carry names in SANs only). */
     if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)

@@ -11,21 +11,28 @@
 enum cm_severity { CM_SEV_OK = 0, CM_SEV_INFO, CM_SEV_WARNING, CM_SEV_CRITICAL };
 
 /* Target status as the monitoring-plugins guidelines number it (also the exit code). */
-enum cm_status { CM_STATUS_OK = 0, CM_STATUS_WARNING = 1, CM_STATUS_CRITICAL = 2,
-                 CM_STATUS_UNKNOWN = 3 };
+enum cm_status {
+    CM_STATUS_OK = 0,
+    CM_STATUS_WARNING = 1,
+    CM_STATUS_CRITICAL = 2,
+    CM_STATUS_UNKNOWN = 3
+};
 
 struct cm_policy {
     int warn_days; /* a certificate expiring within this many days is a warning */
     int crit_days; /* ... within this many days is critical */
 };
 
-#define CM_POLICY_DEFAULT {.warn_days = 30, .crit_days = 7}
+#define CM_POLICY_DEFAULT                                                                          \
+    {                                                                                              \
+        .warn_days = 30, .crit_days = 7                                                            \
+    }
 
 struct cm_finding {
     const char *id; /* stable dotted id, static ("cert.expired") */
     enum cm_severity severity;
-    char *message;  /* one line a human can act on; owned */
-    int position;   /* chain position concerned, or -1 */
+    char *message; /* one line a human can act on; owned */
+    int position;  /* chain position concerned, or -1 */
 };
 
 struct cm_findings {

@@ -5,14 +5,14 @@
 #ifndef CERTMON_ERROR_H
 #define CERTMON_ERROR_H
 
-#define CM_ERRNO_MAP(XX)                                                                       \
-    XX(EBADTARGET, -5000, "invalid target")                                                    \
-    XX(EBADPORT, -5001, "invalid port")                                                        \
-    XX(EBADARG, -5002, "invalid argument")                                                     \
-    XX(ENOCERT, -5003, "no certificate found")                                                 \
-    XX(EBADCERT, -5004, "certificate cannot be parsed")                                        \
-    XX(ECAFILE, -5005, "CA file cannot be loaded")                                             \
-    XX(ETLS, -5006, "TLS library error")                                                       \
+#define CM_ERRNO_MAP(XX)                                                                           \
+    XX(EBADTARGET, -5000, "invalid target")                                                        \
+    XX(EBADPORT, -5001, "invalid port")                                                            \
+    XX(EBADARG, -5002, "invalid argument")                                                         \
+    XX(ENOCERT, -5003, "no certificate found")                                                     \
+    XX(EBADCERT, -5004, "certificate cannot be parsed")                                            \
+    XX(ECAFILE, -5005, "CA file cannot be loaded")                                                 \
+    XX(ETLS, -5006, "TLS library error")                                                           \
     XX(EJSON, -5007, "JSON rendering failed")
 
 enum {

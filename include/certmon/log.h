@@ -21,10 +21,10 @@ int cm_log_set_level(const char *name);
 void cm__log(enum cm_log_level level, const char *sub, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define cm_log(level, sub, ...)                                                                \
-    do {                                                                                       \
-        if ((level) <= cm_log_threshold)                                                       \
-            cm__log((level), (sub), __VA_ARGS__);                                              \
+#define cm_log(level, sub, ...)                                                                    \
+    do {                                                                                           \
+        if ((level) <= cm_log_threshold)                                                           \
+            cm__log((level), (sub), __VA_ARGS__);                                                  \
     } while (0)
 #define cm_log_error(sub, ...) cm_log(CM_LOG_ERROR, sub, __VA_ARGS__)
 #define cm_log_warn(sub, ...) cm_log(CM_LOG_WARNING, sub, __VA_ARGS__)

@@ -26,11 +26,11 @@ enum cm_phase { CM_PHASE_DNS = 0, CM_PHASE_CONNECT, CM_PHASE_HANDSHAKE, CM_PHASE
 
 /* Everything one probe saw. Plain data; whoever receives it owns it. */
 struct cm_probe_result {
-    char *target;      /* display name, "host:port" */
+    char *target; /* display name, "host:port" */
     char *host;
     uint16_t port;
-    char *sni;         /* name sent, or NULL */
-    char *verify_name; /* name the leaf was checked against */
+    char *sni;                      /* name sent, or NULL */
+    char *verify_name;              /* name the leaf was checked against */
     char address[INET6_ADDRSTRLEN]; /* address of the last connection attempt, or "" */
 
     enum cm_err_kind error_kind;

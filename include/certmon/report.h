@@ -17,7 +17,7 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
                        time_t now);
 
 /* Writes the human-readable block for one target to fp. colour adds ANSI colours. */
-void cm_report_text(FILE *fp, const struct cm_probe_result *res,
-                    const struct cm_findings *findings, time_t now, bool colour);
+void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm_findings *findings,
+                    time_t now, bool colour);
 
 #endif

@@ -9,10 +9,10 @@
 #define CM_DEFAULT_PORT 443
 
 struct cm_target {
-    char *name;     /* canonical display form: "host:port" or "[v6]:port"; owned */
-    char *host;     /* DNS name or IP literal, without brackets; owned */
+    char *name; /* canonical display form: "host:port" or "[v6]:port"; owned */
+    char *host; /* DNS name or IP literal, without brackets; owned */
     uint16_t port;
-    char *sni;      /* server name sent in the ClientHello; NULL for none (IP literals); owned */
+    char *sni;         /* server name sent in the ClientHello; NULL for none (IP literals); owned */
     char *verify_name; /* name the leaf must match: sni, or the host itself; owned */
     const char *ca_file; /* trust anchors instead of the system store; NULL: system; borrowed */
 };
@@ -21,8 +21,8 @@ struct cm_target {
  * defaulting to default_port. sni, when not NULL, overrides the name sent and verified.
  * Returns 0, or CM_EBADTARGET / CM_EBADPORT / -ENOMEM with a reason written to err. On error
  * *out is left empty (nothing to free). */
-int cm_target_parse(const char *spec, uint16_t default_port, const char *sni,
-                    struct cm_target *out, char *err, size_t errlen);
+int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, struct cm_target *out,
+                    char *err, size_t errlen);
 
 /* Frees what cm_target_parse allocated. NULL and an empty target are no-ops. */
 void cm_target_clear(struct cm_target *t);

@@ -60,8 +60,7 @@ void cm_tls_conn_bye(struct cm_tls_conn *c);
 /* Fills *info from the session: negotiated parameters (if any), the peer chain (whatever was
  * received, even after a failed handshake) and verification against the trust anchors and
  * verify_name. Returns 0 or -ENOMEM. */
-int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name,
-                         struct cm_tls_info *info);
+int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct cm_tls_info *info);
 void cm_tls_info_clear(struct cm_tls_info *info);
 
 /* Describes a GnuTLS handshake error for a human ("received alert: handshake failure (40)",
@@ -72,7 +71,6 @@ void cm_tls_error_describe(struct cm_tls_conn *c, int gnutls_rc, char *buf, size
 
 /* Calls fn for the stable name of each verification problem in status ("expired",
  * "signer_not_found", ...). */
-void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg),
-                              void *arg);
+void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg), void *arg);
 
 #endif

@@ -8,16 +8,16 @@
 #include <time.h>
 
 struct cm_cert {
-    char *subject;   /* RFC 4514 distinguished name */
-    char *issuer;    /* RFC 4514 distinguished name */
-    char *serial;    /* lowercase hex, no separators */
-    char *signature; /* GnuTLS name, e.g. "RSA-SHA256", "ECDSA-SHA384" */
-    char *sha256;    /* SHA-256 of the DER encoding, lowercase hex */
+    char *subject;        /* RFC 4514 distinguished name */
+    char *issuer;         /* RFC 4514 distinguished name */
+    char *serial;         /* lowercase hex, no separators */
+    char *signature;      /* GnuTLS name, e.g. "RSA-SHA256", "ECDSA-SHA384" */
+    char *sha256;         /* SHA-256 of the DER encoding, lowercase hex */
     const char *key_type; /* static: "RSA", "RSA-PSS", "DSA", "EC", "Ed25519", "Ed448", ... */
     unsigned key_bits;    /* modulus size for RSA/DSA, curve size for EC */
-    int64_t not_before; /* Unix seconds */
-    int64_t not_after;  /* Unix seconds */
-    char **sans;        /* DNS names and IP address strings, in certificate order */
+    int64_t not_before;   /* Unix seconds */
+    int64_t not_after;    /* Unix seconds */
+    char **sans;          /* DNS names and IP address strings, in certificate order */
     size_t san_count;
     bool is_ca;
     bool self_signed; /* issuer equals subject and its own key verifies the signature */

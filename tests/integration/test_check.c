@@ -20,8 +20,20 @@
 #define CERTMON_SLOWDOWN 1.0
 #endif
 
-enum srv { S_VALID, S_EXPIRED, S_NOTYET, S_EXP5, S_EXP20, S_SELF, S_WRONG, S_HTTP, S_SILENT,
-           S_REFUSED, S_VALID6, S_COUNT };
+enum srv {
+    S_VALID,
+    S_EXPIRED,
+    S_NOTYET,
+    S_EXP5,
+    S_EXP20,
+    S_SELF,
+    S_WRONG,
+    S_HTTP,
+    S_SILENT,
+    S_REFUSED,
+    S_VALID6,
+    S_COUNT
+};
 
 static int port[S_COUNT];
 static pid_t pid[S_COUNT];
@@ -101,9 +113,9 @@ static int suite_init(void)
         const char *cert;
         bool chain;
     } tls[] = {
-        {S_VALID, "valid.pem", true},         {S_EXPIRED, "expired.pem", true},
-        {S_NOTYET, "notyet.pem", true},       {S_EXP5, "expiring5.pem", true},
-        {S_EXP20, "expiring20.pem", true},    {S_WRONG, "wrongname.pem", true},
+        {S_VALID, "valid.pem", true},      {S_EXPIRED, "expired.pem", true},
+        {S_NOTYET, "notyet.pem", true},    {S_EXP5, "expiring5.pem", true},
+        {S_EXP20, "expiring20.pem", true}, {S_WRONG, "wrongname.pem", true},
     };
 
     if (!cm_th_pki_dir())
@@ -175,7 +187,7 @@ static const char *str(json_t *o, const char *path)
     snprintf(buf, sizeof(buf), "%s", path);
     for (tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
         v = isdigit((unsigned char)tok[0]) ? json_array_get(v, (size_t)atoi(tok))
-                                            : json_object_get(v, tok);
+                                           : json_object_get(v, tok);
     return json_string_value(v);
 }
 
@@ -187,7 +199,7 @@ static json_t *get(json_t *o, const char *path)
     snprintf(buf, sizeof(buf), "%s", path);
     for (tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
         v = isdigit((unsigned char)tok[0]) ? json_array_get(v, (size_t)atoi(tok))
-                                            : json_object_get(v, tok);
+                                           : json_object_get(v, tok);
     return v;
 }
 
@@ -215,8 +227,8 @@ static bool has_string(json_t *arr, const char *s)
     json_t *v;
     size_t i;
 
-    json_array_foreach(arr, i, v) if (json_is_string(v) && !strcmp(json_string_value(v), s))
-        return true;
+    json_array_foreach(arr, i,
+                       v) if (json_is_string(v) && !strcmp(json_string_value(v), s)) return true;
     return false;
 }
 
@@ -248,8 +260,7 @@ static void test_valid_chain_with_ca(void)
 {
     int rc;
     time_t t0 = time(NULL);
-    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_VALID],
-                                   NULL);
+    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_VALID], NULL);
     time_t t1 = time(NULL);
     json_t *t = only(arr);
     char want[32];
@@ -351,8 +362,8 @@ static void test_expired_leaf(void)
 {
     int rc;
     time_t t0 = time(NULL);
-    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_EXPIRED],
-                                   NULL);
+    json_t *arr =
+        cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_EXPIRED], NULL);
     time_t t1 = time(NULL);
     json_t *t = only(arr);
     char want[32];
@@ -372,8 +383,7 @@ static void test_expired_leaf(void)
 static void test_not_yet_valid_leaf(void)
 {
     int rc;
-    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_NOTYET],
-                                   NULL);
+    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_NOTYET], NULL);
     json_t *t = only(arr);
     char want[32];
 
@@ -412,8 +422,7 @@ static void test_expiring_in_5_days(void)
 static void test_expiring_in_20_days(void)
 {
     int rc;
-    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_EXP20],
-                                   NULL);
+    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_EXP20], NULL);
     json_t *t = only(arr);
 
     CU_ASSERT_EQUAL(rc, 1);
@@ -446,8 +455,7 @@ static void test_self_signed(void)
 static void test_wrong_hostname(void)
 {
     int rc;
-    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_WRONG],
-                                   NULL);
+    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_WRONG], NULL);
     json_t *t = only(arr);
 
     CU_ASSERT_EQUAL(rc, 2);
@@ -487,8 +495,8 @@ static void test_silent_listener_times_out(void)
 {
     int rc;
     double elapsed;
-    json_t *arr = cm_th_check_json(&rc, &elapsed, "--timeout", "1.5", "--ca",
-                                   cm_th_pki("root.pem"), addr[S_SILENT], local[S_VALID], NULL);
+    json_t *arr = cm_th_check_json(&rc, &elapsed, "--timeout", "1.5", "--ca", cm_th_pki("root.pem"),
+                                   addr[S_SILENT], local[S_VALID], NULL);
     json_t *t;
 
     CU_ASSERT_FATAL(json_array_size(arr) == 2);
@@ -545,7 +553,7 @@ static void test_fifty_targets_in_order(void)
 
     for (int i = 0; i < 50; i++) {
         static const enum srv mix[] = {S_VALID, S_EXPIRED, S_VALID, S_REFUSED, S_SELF,
-                                       S_VALID, S_SILENT, S_EXP20, S_VALID,  S_WRONG};
+                                       S_VALID, S_SILENT,  S_EXP20, S_VALID,   S_WRONG};
         kinds[i] = mix[i % 10];
         argv[n++] = local[kinds[i]];
     }
@@ -573,8 +581,9 @@ static void test_fifty_targets_in_order(void)
     CU_ASSERT_FATAL(json_array_size(arr) == 50);
     for (int i = 0; i < 50; i++) {
         json_t *t = json_array_get(arr, (size_t)i);
-        const char *want = kinds[i] == S_VALID ? "ok" : kinds[i] == S_EXP20 ? "warning"
-                                                                            : "critical";
+        const char *want = kinds[i] == S_VALID   ? "ok"
+                           : kinds[i] == S_EXP20 ? "warning"
+                                                 : "critical";
         CU_ASSERT_STRING_EQUAL(str(t, "target"), local[kinds[i]]); /* order as given */
         CU_ASSERT_STRING_EQUAL(str(t, "status"), want);
         if (kinds[i] == S_SILENT)
@@ -582,7 +591,8 @@ static void test_fifty_targets_in_order(void)
         if (kinds[i] == S_REFUSED)
             CU_ASSERT_STRING_EQUAL(str(t, "error.kind"), "connect");
     }
-    CU_ASSERT(elapsed < 2.0 + 3.0 * CERTMON_SLOWDOWN); /* five silent targets cost one timeout, not five */
+    CU_ASSERT(elapsed <
+              2.0 + 3.0 * CERTMON_SLOWDOWN); /* five silent targets cost one timeout, not five */
     json_decref(arr);
 }
 
