@@ -412,6 +412,17 @@ int cm_check_main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit((size_t)o.concurrency);
+    /* Name resolution runs on libuv's thread pool (4 threads by default), so at most that
+     * many lookups proceed at once; size it to the probe concurrency, within reason. The
+     * pool reads this once, when it first starts. */
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char n[24];
+        snprintf(n, sizeof(n), "%ld",
+                 o.concurrency < 4    ? 4
+                 : o.concurrency > 32 ? 32
+                                      : o.concurrency);
+        setenv("UV_THREADPOOL_SIZE", n, 0);
+    }
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon check: cannot create event loop\n");
         goto out;

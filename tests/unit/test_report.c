@@ -1,0 +1,801 @@
+/* Unit tests for rendering (src/report.c): the JSON object of docs/check.md and the text
+ * block, from hand-built probe results and findings at a fixed time. */
+#include "cmtest.h"
+
+#include <gnutls/gnutls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "certmon/analyze.h"
+#include "certmon/probe.h"
+#include "certmon/report.h"
+
+#define DAY 86400
+#define NOW ((time_t)1800000000) /* 2027-01-15T08:00:00Z */
+
+#define EXPECT_STR(got, want) expect_str((got), (want), #got, __LINE__)
+
+static void expect_str(const char *got, const char *want, const char *expr, unsigned line)
+{
+    char msg[2048];
+    CU_BOOL ok = (got && want) ? strcmp(got, want) == 0 : got == want;
+
+    snprintf(msg, sizeof(msg), "%s: want \"%s\", got \"%s\"", expr, want ? want : "(null)",
+             got ? got : "(null)");
+    CU_assertImplementation(ok, line, msg, __FILE__, "", CU_FALSE);
+}
+
+#define EXPECT_INT(got, want) expect_int((long long)(got), (long long)(want), #got, __LINE__)
+
+static void expect_int(long long got, long long want, const char *expr, unsigned line)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof(msg), "%s: want %lld, got %lld", expr, want, got);
+    CU_assertImplementation(got == want, line, msg, __FILE__, "", CU_FALSE);
+}
+
+/* JSON accessors that report what they found. */
+#define J_STR(obj, key, want) j_str((obj), (key), (want), __LINE__)
+#define J_INT(obj, key, want) j_int((obj), (key), (want), __LINE__)
+#define J_BOOL(obj, key, want) j_bool((obj), (key), (want), __LINE__)
+#define J_NULL(obj, key) j_null((obj), (key), __LINE__)
+#define J_REAL(obj, key, want) j_real((obj), (key), (want), __LINE__)
+
+static void j_str(const json_t *o, const char *key, const char *want, unsigned line)
+{
+    const json_t *v = json_object_get(o, key);
+
+    if (!json_is_string(v)) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "\"%s\" is a string", key);
+        CU_assertImplementation(CU_FALSE, line, msg, __FILE__, "", CU_FALSE);
+        return;
+    }
+    expect_str(json_string_value(v), want, key, line);
+}
+
+static void j_int(const json_t *o, const char *key, long long want, unsigned line)
+{
+    const json_t *v = json_object_get(o, key);
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "\"%s\" is an integer", key);
+    CU_assertImplementation(json_is_integer(v), line, msg, __FILE__, "", CU_FALSE);
+    if (json_is_integer(v))
+        expect_int(json_integer_value(v), want, key, line);
+}
+
+static void j_bool(const json_t *o, const char *key, bool want, unsigned line)
+{
+    const json_t *v = json_object_get(o, key);
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "\"%s\" is %s", key, want ? "true" : "false");
+    CU_assertImplementation(want ? json_is_true(v) : json_is_false(v), line, msg, __FILE__, "",
+                            CU_FALSE);
+}
+
+static void j_null(const json_t *o, const char *key, unsigned line)
+{
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "\"%s\" is present and null", key);
+    CU_assertImplementation(json_is_null(json_object_get(o, key)), line, msg, __FILE__, "",
+                            CU_FALSE);
+}
+
+static void j_real(const json_t *o, const char *key, double want, unsigned line)
+{
+    const json_t *v = json_object_get(o, key);
+    char msg[160];
+
+    snprintf(msg, sizeof(msg), "\"%s\": want real %.9g, got %s %.9g", key, want,
+             json_is_real(v) ? "real" : "non-real", json_is_real(v) ? json_real_value(v) : 0.0);
+    CU_assertImplementation(json_is_real(v) && json_real_value(v) == want, line, msg, __FILE__, "",
+                            CU_FALSE);
+}
+
+/* The array under key, asserted to hold n strings equal to want[]. */
+static void j_strings(const json_t *o, const char *key, const char *const *want, size_t n,
+                      unsigned line)
+{
+    const json_t *a = json_object_get(o, key);
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "\"%s\" is an array of %zu", key, n);
+    CU_assertImplementation(json_is_array(a) && json_array_size(a) == n, line, msg, __FILE__, "",
+                            CU_FALSE);
+    for (size_t i = 0; json_is_array(a) && i < n && i < json_array_size(a); i++)
+        expect_str(json_string_value(json_array_get(a, i)), want[i], key, line);
+}
+
+/* The object has exactly these keys. */
+static void j_keys(const json_t *o, const char *const *keys, size_t n, unsigned line)
+{
+    char msg[128];
+
+    CU_assertImplementation(json_is_object(o), line, "is an object", __FILE__, "", CU_FALSE);
+    snprintf(msg, sizeof(msg), "object has %zu keys (got %zu)", n, json_object_size(o));
+    CU_assertImplementation(json_object_size(o) == n, line, msg, __FILE__, "", CU_FALSE);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(msg, sizeof(msg), "key \"%s\" present", keys[i]);
+        CU_assertImplementation(json_object_get(o, keys[i]) != NULL, line, msg, __FILE__, "",
+                                CU_FALSE);
+    }
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    return d;
+}
+
+static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer,
+                      int64_t not_before, int64_t not_after, bool is_ca, const char *const *sans,
+                      size_t nsans)
+{
+    memset(c, 0, sizeof(*c));
+    c->subject = xstrdup(subject);
+    c->issuer = xstrdup(issuer);
+    c->serial = xstrdup(is_ca ? "00c8" : "0123abcd");
+    c->signature = xstrdup("RSA-SHA256");
+    c->sha256 = xstrdup(is_ca ? "9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d55f1c"
+                              : "5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
+    c->key_type = is_ca ? "EC" : "RSA";
+    c->key_bits = is_ca ? 384 : 2048;
+    c->not_before = not_before;
+    c->not_after = not_after;
+    c->is_ca = is_ca;
+    c->self_signed = strcmp(subject, issuer) == 0;
+    if (nsans) {
+        c->sans = calloc(nsans, sizeof(*c->sans));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
+        for (size_t i = 0; i < nsans; i++)
+            c->sans[i] = xstrdup(sans[i]);
+        c->san_count = nsans;
+    }
+}
+
+static const char *const leaf_sans[] = {"example.com", "www.example.com", "192.0.2.1"};
+
+/* A successful probe of example.com:443: a trusted two-certificate chain matching the name,
+ * the leaf valid until NOW + 90 days, the intermediate until NOW + 1825 days. */
+static struct cm_probe_result *healthy(void)
+{
+    struct cm_probe_result *r = calloc(1, sizeof(*r));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->target = xstrdup("example.com:443");
+    r->host = xstrdup("example.com");
+    r->port = 443;
+    r->sni = xstrdup("example.com");
+    r->verify_name = xstrdup("example.com");
+    strcpy(r->address, "192.0.2.1");
+    r->error_kind = CM_ERRK_NONE;
+    r->error_phase = CM_PHASE_DONE;
+    r->dns_ms = 1.5;
+    r->connect_ms = 2.25;
+    r->handshake_ms = 10.25;
+    r->total_ms = 14.0;
+    r->tls.version = xstrdup("TLS1.3");
+    r->tls.cipher = xstrdup("TLS_AES_128_GCM_SHA256");
+    r->tls.group = xstrdup("X25519");
+    r->tls.verify.done = true;
+    r->tls.verify.trusted = true;
+    r->tls.verify.hostname_match = true;
+    r->tls.chain.certs = calloc(2, sizeof(struct cm_cert));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.chain.certs);
+    r->tls.chain.count = 2;
+    fill_cert(&r->tls.chain.certs[0], "CN=example.com,O=Example", "CN=Example CA,O=Example",
+              NOW - DAY, NOW + 90 * DAY, false, leaf_sans, 3);
+    fill_cert(&r->tls.chain.certs[1], "CN=Example CA,O=Example", "CN=Example Root,O=Example",
+              NOW - 100 * DAY, NOW + 1825LL * DAY, true, NULL, 0);
+    r->finished_at = NOW;
+    return r;
+}
+
+/* A probe that failed before any certificate arrived. */
+static struct cm_probe_result *failed(enum cm_err_kind kind, enum cm_phase phase,
+                                      const char *message)
+{
+    struct cm_probe_result *r = calloc(1, sizeof(*r));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->target = xstrdup("example.com:443");
+    r->host = xstrdup("example.com");
+    r->port = 443;
+    r->sni = xstrdup("example.com");
+    r->verify_name = xstrdup("example.com");
+    r->error_kind = kind;
+    r->error_phase = phase;
+    r->error_message = message ? xstrdup(message) : NULL;
+    r->dns_ms = r->connect_ms = r->handshake_ms = r->total_ms = -1;
+    return r;
+}
+
+static void add_finding(struct cm_findings *f, const char *id, enum cm_severity sev, int pos,
+                        const char *msg)
+{
+    struct cm_finding *n = realloc(f->items, (f->count + 1) * sizeof(*n));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    f->items = n;
+    n[f->count].id = id;
+    n[f->count].severity = sev;
+    n[f->count].position = pos;
+    n[f->count].message = xstrdup(msg);
+    f->count++;
+}
+
+static json_t *render(const struct cm_probe_result *r, const struct cm_findings *f, time_t now)
+{
+    json_t *j = cm_report_json(r, f, now);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    return j;
+}
+
+static const char *const top_keys[] = {"target",       "host",     "port",      "sni", "address",
+                                       "status",       "error",    "timing_ms", "tls", "chain",
+                                       "verification", "findings", "posture"};
+#define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
+
+static void test_top_level(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    static const char *const timing_keys[] = {"dns", "connect", "handshake", "total"};
+    static const char *const tls_keys[] = {"version", "cipher", "group"};
+    static const char *const ver_keys[] = {"trusted", "hostname_match", "errors"};
+    json_t *j = render(r, &f, NOW);
+
+    j_keys(j, top_keys, N_TOP, __LINE__);
+    J_STR(j, "target", "example.com:443");
+    J_STR(j, "host", "example.com");
+    J_INT(j, "port", 443);
+    J_STR(j, "sni", "example.com");
+    J_STR(j, "address", "192.0.2.1");
+    J_STR(j, "status", "ok");
+    J_NULL(j, "error");
+    J_NULL(j, "posture");
+
+    json_t *t = json_object_get(j, "timing_ms");
+    j_keys(t, timing_keys, 4, __LINE__);
+    J_REAL(t, "dns", 1.5);
+    J_REAL(t, "connect", 2.25);
+    J_REAL(t, "handshake", 10.25);
+    J_REAL(t, "total", 14.0);
+
+    json_t *tls = json_object_get(j, "tls");
+    j_keys(tls, tls_keys, 3, __LINE__);
+    J_STR(tls, "version", "TLS1.3");
+    J_STR(tls, "cipher", "TLS_AES_128_GCM_SHA256");
+    J_STR(tls, "group", "X25519");
+
+    json_t *v = json_object_get(j, "verification");
+    j_keys(v, ver_keys, 3, __LINE__);
+    J_BOOL(v, "trusted", true);
+    J_BOOL(v, "hostname_match", true);
+    j_strings(v, "errors", NULL, 0, __LINE__);
+
+    CU_ASSERT(json_is_array(json_object_get(j, "chain")));
+    EXPECT_INT(json_array_size(json_object_get(j, "chain")), 2);
+    CU_ASSERT(json_is_array(json_object_get(j, "findings")));
+    EXPECT_INT(json_array_size(json_object_get(j, "findings")), 0);
+    json_decref(j);
+    cm_probe_result_free(r);
+}
+
+static void test_nulls(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    json_t *j;
+
+    free(r->sni);
+    r->sni = NULL;
+    r->address[0] = '\0';
+    free(r->tls.version);
+    free(r->tls.cipher);
+    free(r->tls.group);
+    r->tls.version = r->tls.cipher = r->tls.group = NULL;
+    j = render(r, &f, NOW);
+    j_keys(j, top_keys, N_TOP, __LINE__);
+    J_NULL(j, "sni");
+    J_NULL(j, "address");
+    J_NULL(json_object_get(j, "tls"), "version");
+    J_NULL(json_object_get(j, "tls"), "cipher");
+    J_NULL(json_object_get(j, "tls"), "group");
+    json_decref(j);
+    cm_probe_result_free(r);
+
+    /* An IPv6 target without SNI. */
+    r = healthy();
+    free(r->target);
+    free(r->host);
+    free(r->sni);
+    r->target = xstrdup("[2001:db8::1]:8443");
+    r->host = xstrdup("2001:db8::1");
+    r->port = 8443;
+    r->sni = NULL;
+    strcpy(r->address, "2001:db8::1");
+    j = render(r, &f, NOW);
+    J_STR(j, "target", "[2001:db8::1]:8443");
+    J_STR(j, "host", "2001:db8::1");
+    J_INT(j, "port", 8443);
+    J_NULL(j, "sni");
+    J_STR(j, "address", "2001:db8::1");
+    json_decref(j);
+    cm_probe_result_free(r);
+}
+
+static void test_errors(void)
+{
+    static const char *const timeout_keys[] = {"kind", "phase", "message"};
+    static const char *const error_keys[] = {"kind", "message"};
+    static const struct {
+        enum cm_phase phase;
+        const char *name;
+    } phases[] = {
+        {CM_PHASE_DNS, "dns"}, {CM_PHASE_CONNECT, "connect"}, {CM_PHASE_HANDSHAKE, "handshake"}};
+    static const struct {
+        enum cm_err_kind kind;
+        const char *name;
+    } kinds[] = {
+        {CM_ERRK_DNS, "dns"}, {CM_ERRK_CONNECT, "connect"}, {CM_ERRK_STARTTLS, "starttls"},
+        {CM_ERRK_TLS, "tls"}, {CM_ERRK_IO, "io"},           {CM_ERRK_CANCELLED, "cancelled"}};
+    struct cm_findings f = {0};
+
+    for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+        struct cm_probe_result *r =
+            failed(CM_ERRK_TIMEOUT, phases[i].phase, "timed out after 10.0 s");
+        json_t *j = render(r, &f, NOW);
+        json_t *e = json_object_get(j, "error");
+
+        j_keys(j, top_keys, N_TOP, __LINE__);
+        j_keys(e, timeout_keys, 3, __LINE__);
+        J_STR(e, "kind", "timeout");
+        J_STR(e, "phase", phases[i].name);
+        J_STR(e, "message", "timed out after 10.0 s");
+        json_decref(j);
+        cm_probe_result_free(r);
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        struct cm_probe_result *r = failed(kinds[i].kind, CM_PHASE_CONNECT, "it broke");
+        json_t *j = render(r, &f, NOW);
+        json_t *e = json_object_get(j, "error");
+
+        j_keys(j, top_keys, N_TOP, __LINE__);
+        j_keys(e, error_keys, 2, __LINE__);
+        J_STR(e, "kind", kinds[i].name);
+        J_STR(e, "message", "it broke");
+        json_decref(j);
+        cm_probe_result_free(r);
+    }
+    /* No message: an empty one. */
+    {
+        struct cm_probe_result *r = failed(CM_ERRK_CONNECT, CM_PHASE_CONNECT, NULL);
+        json_t *j = render(r, &f, NOW);
+        json_t *e = json_object_get(j, "error");
+
+        j_keys(e, error_keys, 2, __LINE__);
+        J_STR(e, "kind", "connect");
+        J_STR(e, "message", "");
+        json_decref(j);
+        cm_probe_result_free(r);
+    }
+}
+
+static void test_failed_probe(void)
+{
+    struct cm_probe_result *r = failed(CM_ERRK_DNS, CM_PHASE_DNS, "cannot resolve example.com");
+    struct cm_findings f = {0};
+    json_t *j;
+
+    add_finding(&f, "probe.failed", CM_SEV_CRITICAL, -1, "cannot resolve example.com");
+    j = render(r, &f, NOW);
+    j_keys(j, top_keys, N_TOP, __LINE__);
+    J_STR(j, "status", "critical");
+    J_NULL(j, "address");
+    J_NULL(json_object_get(j, "timing_ms"), "dns");
+    J_NULL(json_object_get(j, "timing_ms"), "connect");
+    J_NULL(json_object_get(j, "timing_ms"), "handshake");
+    J_NULL(json_object_get(j, "timing_ms"), "total");
+    J_NULL(json_object_get(j, "tls"), "version");
+    J_BOOL(json_object_get(j, "verification"), "trusted", false);
+    J_BOOL(json_object_get(j, "verification"), "hostname_match", false);
+    /* Nothing was verified, so there are no verification errors. */
+    j_strings(json_object_get(j, "verification"), "errors", NULL, 0, __LINE__);
+    EXPECT_INT(json_array_size(json_object_get(j, "chain")), 0);
+    EXPECT_INT(json_array_size(json_object_get(j, "findings")), 1);
+    json_decref(j);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_timings(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    json_t *j, *t;
+    char *dump;
+
+    r->dns_ms = 1.2345678;
+    r->connect_ms = -1;
+    r->handshake_ms = 0;
+    r->total_ms = 11.9996;
+    j = render(r, &f, NOW);
+    t = json_object_get(j, "timing_ms");
+    J_REAL(t, "dns", 1.235);
+    J_NULL(t, "connect");
+    J_REAL(t, "handshake", 0.0);
+    J_REAL(t, "total", 12.0);
+    /* Rendered the way `check --json` prints it. */
+    dump = json_dumps(t, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    EXPECT_STR(dump, "{\"dns\":1.235,\"connect\":null,\"handshake\":0.0,\"total\":12.0}");
+    free(dump);
+    json_decref(j);
+
+    r->dns_ms = -0.001;
+    r->connect_ms = 1.0004;
+    r->handshake_ms = 1.2344999;
+    r->total_ms = 1234.5;
+    j = render(r, &f, NOW);
+    t = json_object_get(j, "timing_ms");
+    J_NULL(t, "dns");
+    J_REAL(t, "connect", 1.0);
+    J_REAL(t, "handshake", 1.234);
+    J_REAL(t, "total", 1234.5);
+    json_decref(j);
+    cm_probe_result_free(r);
+}
+
+static void test_chain_entries(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    static const char *const cert_keys[] = {
+        "position", "subject", "issuer", "serial", "not_before", "not_after",  "days_left",
+        "key",      "sans",    "is_ca",  "sha256", "signature",  "self_signed"};
+    static const char *const key_keys[] = {"type", "bits"};
+    json_t *j = render(r, &f, NOW);
+    json_t *chain = json_object_get(j, "chain");
+    json_t *c0 = json_array_get(chain, 0), *c1 = json_array_get(chain, 1);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c1);
+    j_keys(c0, cert_keys, sizeof(cert_keys) / sizeof(cert_keys[0]), __LINE__);
+    J_INT(c0, "position", 0);
+    J_STR(c0, "subject", "CN=example.com,O=Example");
+    J_STR(c0, "issuer", "CN=Example CA,O=Example");
+    J_STR(c0, "serial", "0123abcd");
+    J_STR(c0, "not_before", "2027-01-14T08:00:00Z");
+    J_STR(c0, "not_after", "2027-04-15T08:00:00Z");
+    J_INT(c0, "days_left", 90);
+    j_keys(json_object_get(c0, "key"), key_keys, 2, __LINE__);
+    J_STR(json_object_get(c0, "key"), "type", "RSA");
+    J_INT(json_object_get(c0, "key"), "bits", 2048);
+    J_STR(c0, "signature", "RSA-SHA256");
+    J_STR(c0, "sha256", "5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
+    j_strings(c0, "sans", leaf_sans, 3, __LINE__);
+    J_BOOL(c0, "is_ca", false);
+    J_BOOL(c0, "self_signed", false);
+
+    j_keys(c1, cert_keys, sizeof(cert_keys) / sizeof(cert_keys[0]), __LINE__);
+    J_INT(c1, "position", 1);
+    J_STR(c1, "subject", "CN=Example CA,O=Example");
+    J_STR(c1, "serial", "00c8");
+    J_STR(c1, "not_after", "2032-01-14T08:00:00Z");
+    J_INT(c1, "days_left", 1825);
+    J_STR(json_object_get(c1, "key"), "type", "EC");
+    J_INT(json_object_get(c1, "key"), "bits", 384);
+    j_strings(c1, "sans", NULL, 0, __LINE__);
+    J_BOOL(c1, "is_ca", true);
+    json_decref(j);
+
+    /* days_left is counted from the time passed in, not from the probe. */
+    j = render(r, &f, NOW + DAY + 1);
+    J_INT(json_array_get(json_object_get(j, "chain"), 0), "days_left", 88);
+    json_decref(j);
+    j = render(r, &f, NOW + 90 * DAY);
+    J_INT(json_array_get(json_object_get(j, "chain"), 0), "days_left", 0);
+    json_decref(j);
+    j = render(r, &f, NOW + 90 * DAY + 1);
+    J_INT(json_array_get(json_object_get(j, "chain"), 0), "days_left", -1);
+    json_decref(j);
+    j = render(r, &f, NOW + 92 * DAY + 1);
+    J_INT(json_array_get(json_object_get(j, "chain"), 0), "days_left", -3);
+    json_decref(j);
+
+    /* A self-signed single certificate. */
+    cm_cert_clear(&r->tls.chain.certs[1]);
+    r->tls.chain.count = 1;
+    cm_cert_clear(&r->tls.chain.certs[0]);
+    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", 0, 1798761600, false, NULL,
+              0);
+    j = render(r, &f, NOW);
+    chain = json_object_get(j, "chain");
+    EXPECT_INT(json_array_size(chain), 1);
+    J_BOOL(json_array_get(chain, 0), "self_signed", true);
+    J_STR(json_array_get(chain, 0), "not_before", "1970-01-01T00:00:00Z");
+    J_STR(json_array_get(chain, 0), "not_after", "2027-01-01T00:00:00Z");
+    J_INT(json_array_get(chain, 0), "days_left", -15);
+    json_decref(j);
+    cm_probe_result_free(r);
+}
+
+static void test_verification_errors(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    static const char *const e1[] = {"signer_not_found", "hostname_mismatch"};
+    static const char *const e2[] = {"signer_not_found", "expired"};
+    static const char *const e3[] = {"invalid"};
+    static const char *const e4[] = {"hostname_mismatch"};
+    json_t *j, *v;
+
+    r->tls.verify.trusted = false;
+    r->tls.verify.hostname_match = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    j = render(r, &f, NOW);
+    v = json_object_get(j, "verification");
+    J_BOOL(v, "trusted", false);
+    J_BOOL(v, "hostname_match", false);
+    j_strings(v, "errors", e1, 2, __LINE__);
+    json_decref(j);
+
+    r->tls.verify.hostname_match = true;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    j = render(r, &f, NOW);
+    j_strings(json_object_get(j, "verification"), "errors", e2, 2, __LINE__);
+    json_decref(j);
+
+    r->tls.verify.status = GNUTLS_CERT_INVALID;
+    j = render(r, &f, NOW);
+    j_strings(json_object_get(j, "verification"), "errors", e3, 1, __LINE__);
+    json_decref(j);
+
+    /* Trusted, but not for this name. */
+    r->tls.verify.trusted = true;
+    r->tls.verify.status = 0;
+    r->tls.verify.hostname_match = false;
+    j = render(r, &f, NOW);
+    J_BOOL(json_object_get(j, "verification"), "trusted", true);
+    j_strings(json_object_get(j, "verification"), "errors", e4, 1, __LINE__);
+    json_decref(j);
+
+    /* Not verified at all: nothing to list. */
+    r->tls.verify.done = false;
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    j = render(r, &f, NOW);
+    j_strings(json_object_get(j, "verification"), "errors", NULL, 0, __LINE__);
+    json_decref(j);
+    cm_probe_result_free(r);
+}
+
+static void test_findings(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    static const char *const keys[] = {"id", "severity", "message", "position"};
+    json_t *j, *fs;
+
+    add_finding(&f, "cert.expiring", CM_SEV_WARNING, 1, "chain certificate 1 expires soon");
+    add_finding(&f, "chain.untrusted", CM_SEV_CRITICAL, -1, "the chain does not verify");
+    add_finding(&f, "x.note", CM_SEV_INFO, 0, "just so you know");
+    j = render(r, &f, NOW);
+    J_STR(j, "status", "critical");
+    fs = json_object_get(j, "findings");
+    EXPECT_INT(json_array_size(fs), 3);
+    for (size_t i = 0; i < json_array_size(fs); i++)
+        j_keys(json_array_get(fs, i), keys, 4, __LINE__);
+    J_STR(json_array_get(fs, 0), "id", "cert.expiring");
+    J_STR(json_array_get(fs, 0), "severity", "warning");
+    J_STR(json_array_get(fs, 0), "message", "chain certificate 1 expires soon");
+    J_INT(json_array_get(fs, 0), "position", 1);
+    J_STR(json_array_get(fs, 1), "id", "chain.untrusted");
+    J_STR(json_array_get(fs, 1), "severity", "critical");
+    J_STR(json_array_get(fs, 1), "message", "the chain does not verify");
+    J_NULL(json_array_get(fs, 1), "position");
+    J_STR(json_array_get(fs, 2), "id", "x.note");
+    J_STR(json_array_get(fs, 2), "severity", "info");
+    J_INT(json_array_get(fs, 2), "position", 0);
+    json_decref(j);
+
+    /* The status is the worst finding; info does not count. */
+    cm_findings_clear(&f);
+    add_finding(&f, "x.note", CM_SEV_INFO, -1, "n");
+    j = render(r, &f, NOW);
+    J_STR(j, "status", "ok");
+    json_decref(j);
+    add_finding(&f, "cert.expiring", CM_SEV_WARNING, 0, "w");
+    j = render(r, &f, NOW);
+    J_STR(j, "status", "warning");
+    json_decref(j);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* Renders the text block into a string (caller frees). */
+static char *text(const struct cm_probe_result *r, const struct cm_findings *f, time_t now,
+                  bool colour)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    cm_report_text(fp, r, f, now, colour);
+    CU_ASSERT_EQUAL(fclose(fp), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    return buf;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Removes ANSI SGR sequences (ESC [ digits/semicolons m) in place. */
+static void strip_ansi(char *s)
+{
+    char *w = s;
+
+    for (const char *p = s; *p;) {
+        if (p[0] == '\033' && p[1] == '[') {
+            const char *q = p + 2;
+            while ((*q >= '0' && *q <= '9') || *q == ';')
+                q++;
+            if (*q == 'm') {
+                p = q + 1;
+                continue;
+            }
+        }
+        *w++ = *p++;
+    }
+    *w = '\0';
+}
+
+static void test_text_ok(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    char *s, *c;
+
+    add_finding(&f, "x.note", CM_SEV_INFO, -1, "a note");
+    s = text(r, &f, NOW, false);
+    EXPECT_STR(s, "OK       example.com:443 (192.0.2.1)  90 days left (2027-04-15T08:00:00Z)\n"
+                  "         TLS1.3 TLS_AES_128_GCM_SHA256 X25519, handshake 10 ms\n"
+                  "         chain: 2 certificates, trusted, hostname matches\n"
+                  "         0 example.com <- Example CA  RSA 2048  RSA-SHA256  "
+                  "2027-04-15T08:00:00Z\n"
+                  "         1 Example CA <- Example Root  EC 384  RSA-SHA256  "
+                  "2032-01-14T08:00:00Z\n"
+                  "         info     x.note: a note\n");
+    CU_ASSERT_PTR_NULL(strchr(s, '\033'));
+
+    c = text(r, &f, NOW, true);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "\033["));
+    CU_ASSERT(starts_with(c, "\033[1;32mOK      \033[0m \033[1mexample.com:443\033[0m \033[2m("
+                             "192.0.2.1)\033[0m  90 days left"));
+    /* Colours change nothing else. */
+    strip_ansi(c);
+    EXPECT_STR(c, s);
+    free(s);
+    free(c);
+    cm_findings_clear(&f);
+
+    /* One day left: singular. */
+    r->tls.chain.certs[0].not_after = NOW + DAY + 30;
+    s = text(r, &f, NOW, false);
+    CU_ASSERT(starts_with(
+        s, "OK       example.com:443 (192.0.2.1)  1 day left (2027-01-16T08:00:30Z)\n"));
+    free(s);
+    cm_probe_result_free(r);
+}
+
+static void test_text_critical(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    char *s, *c;
+
+    /* The intermediate expired; it is the earliest expiry. */
+    r->tls.chain.certs[1].not_after = NOW - 1;
+    r->tls.verify.trusted = false;
+    r->tls.verify.hostname_match = false;
+    r->address[0] = '\0';
+    add_finding(&f, "cert.expired", CM_SEV_CRITICAL, 1, "chain certificate 1 expired");
+    add_finding(&f, "host.mismatch", CM_SEV_CRITICAL, 0, "not valid for example.com");
+    add_finding(&f, "cert.expiring", CM_SEV_WARNING, 0, "expires soon");
+    s = text(r, &f, NOW, false);
+    EXPECT_STR(s, "CRITICAL example.com:443  expired 2027-01-15T07:59:59Z\n"
+                  "         TLS1.3 TLS_AES_128_GCM_SHA256 X25519, handshake 10 ms\n"
+                  "         chain: 2 certificates, not trusted, hostname does not match\n"
+                  "         0 example.com <- Example CA  RSA 2048  RSA-SHA256  "
+                  "2027-04-15T08:00:00Z\n"
+                  "         1 Example CA <- Example Root  EC 384  RSA-SHA256  "
+                  "2027-01-15T07:59:59Z\n"
+                  "         critical cert.expired: chain certificate 1 expired\n"
+                  "         critical host.mismatch: not valid for example.com\n"
+                  "         warning  cert.expiring: expires soon\n");
+    CU_ASSERT_PTR_NULL(strchr(s, '\033'));
+    c = text(r, &f, NOW, true);
+    CU_ASSERT(starts_with(c, "\033[1;31mCRITICAL\033[0m \033[1mexample.com:443\033[0m  expired"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "\033[1;31mcritical"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "\033[1;33mwarning"));
+    strip_ansi(c);
+    EXPECT_STR(c, s);
+    free(s);
+    free(c);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_text_failed(void)
+{
+    struct cm_probe_result *r =
+        failed(CM_ERRK_CONNECT, CM_PHASE_CONNECT, "cannot connect to port 443: refused");
+    struct cm_findings f = {0};
+    char *s, *c;
+
+    strcpy(r->address, "192.0.2.1");
+    add_finding(&f, "probe.failed", CM_SEV_CRITICAL, -1, "cannot connect to port 443: refused");
+    s = text(r, &f, NOW, false);
+    EXPECT_STR(s, "CRITICAL example.com:443 (192.0.2.1)\n"
+                  "         critical probe.failed: cannot connect to port 443: refused\n");
+    c = text(r, &f, NOW, true);
+    CU_ASSERT_PTR_NOT_NULL(strstr(c, "\033["));
+    strip_ansi(c);
+    EXPECT_STR(c, s);
+    free(s);
+    free(c);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_text_names(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    char *s;
+
+    /* No CN: the whole subject; an empty subject is named as such. */
+    free(r->tls.chain.certs[0].subject);
+    free(r->tls.chain.certs[1].issuer);
+    r->tls.chain.certs[0].subject = xstrdup("O=Example,OU=Web");
+    r->tls.chain.certs[1].issuer = xstrdup("");
+    free(r->tls.chain.certs[1].subject);
+    r->tls.chain.certs[1].subject = xstrdup("O=Example,CN=Late CN");
+    s = text(r, &f, NOW, false);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "         0 O=Example,OU=Web <- Example CA  RSA 2048"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "         1 Late CN <- (empty subject)  EC 384"));
+    free(s);
+    cm_probe_result_free(r);
+}
+
+static CU_TestInfo tests[] = {
+    {"JSON: top-level object", test_top_level},
+    {"JSON: nulls", test_nulls},
+    {"JSON: error object", test_errors},
+    {"JSON: failed probe", test_failed_probe},
+    {"JSON: timings", test_timings},
+    {"JSON: chain entries", test_chain_entries},
+    {"JSON: verification errors", test_verification_errors},
+    {"JSON: findings", test_findings},
+    {"text: OK", test_text_ok},
+    {"text: CRITICAL", test_text_critical},
+    {"text: failed probe", test_text_failed},
+    {"text: certificate names", test_text_names},
+    CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+    return cm_test_main("report", tests, NULL, NULL);
+}

@@ -79,9 +79,8 @@ static void expect_ok(const char *spec, uint16_t defport, const char *sni, const
     CU_ASSERT_EQUAL(t.port, 0);
 }
 
-#define OK(spec, sni, name, host, port, want_sni, vname)                                       \
-    expect_ok((spec), CM_DEFAULT_PORT, (sni), (name), (host), (port), (want_sni), (vname),      \
-              __LINE__)
+#define OK(spec, sni, name, host, port, want_sni, vname)                                           \
+    expect_ok((spec), CM_DEFAULT_PORT, (sni), (name), (host), (port), (want_sni), (vname), __LINE__)
 
 /* Parses spec, expecting code want; checks the message names the input and *out is empty. */
 static void expect_err(const char *spec, const char *sni, int want, unsigned line)
@@ -100,10 +99,9 @@ static void expect_err(const char *spec, const char *sni, int want, unsigned lin
     CU_assertImplementation(err[0] != '\0', line, what, __FILE__, "", CU_FALSE);
     /* The message names what was wrong: the input itself (or the bad SNI). */
     if (sni || spec[0]) {
-        snprintf(what, sizeof(what), "message \"%.300s\" names \"%.200s\"", err,
-                 sni ? sni : spec);
-        CU_assertImplementation(strstr(err, sni ? sni : spec) != NULL, line, what, __FILE__,
-                                "", CU_FALSE);
+        snprintf(what, sizeof(what), "message \"%.300s\" names \"%.200s\"", err, sni ? sni : spec);
+        CU_assertImplementation(strstr(err, sni ? sni : spec) != NULL, line, what, __FILE__, "",
+                                CU_FALSE);
     }
     snprintf(what, sizeof(what), "parse(\"%.400s\") left the target non-empty", spec);
     CU_assertImplementation(t.name == NULL && t.host == NULL && t.sni == NULL &&
@@ -131,8 +129,8 @@ static void test_custom_default_port(void)
               "mail.example.org", "mail.example.org", __LINE__);
     expect_ok("[::1]", 636, NULL, "[::1]:636", "::1", 636, NULL, "::1", __LINE__);
     /* An explicit port wins over the default. */
-    expect_ok("mail.example.org:465", 993, NULL, "mail.example.org:465", "mail.example.org",
-              465, "mail.example.org", "mail.example.org", __LINE__);
+    expect_ok("mail.example.org:465", 993, NULL, "mail.example.org:465", "mail.example.org", 465,
+              "mail.example.org", "mail.example.org", __LINE__);
 }
 
 static void test_host_port(void)
@@ -273,7 +271,7 @@ static void test_lengths(void)
     ERR(name, CM_EBADTARGET);
 
     make_name(name, 4, 62); /* 4 * 62 + 3 = 251 */
-    strcat(name, "ab");     /* last label 64? no: 62 + 2 = 64 -> invalid label */
+    strcat(name, "ab");     /* the last label is now 64 characters: invalid */
     CU_ASSERT_FALSE(cm_host_is_valid_name(name));
 
     make_name(name, 4, 62);
@@ -361,7 +359,8 @@ static void test_host_is_valid_name(void)
     CU_ASSERT_FALSE(cm_host_is_valid_name("a b"));
     CU_ASSERT_FALSE(cm_host_is_valid_name("a:b"));
     CU_ASSERT_FALSE(cm_host_is_valid_name("a/b"));
-    CU_ASSERT_FALSE(cm_host_is_valid_name("b\xc3\xbc" "cher.example"));
+    CU_ASSERT_FALSE(cm_host_is_valid_name("b\xc3\xbc"
+                                          "cher.example"));
     CU_ASSERT_FALSE(cm_host_is_valid_name("*.example.com"));
 }
 
@@ -394,8 +393,7 @@ static void test_err_buffer(void)
     CU_ASSERT_PTR_NULL(t.name);
     /* A short buffer is truncated and terminated. */
     memset(err, 'x', sizeof(err));
-    CU_ASSERT_EQUAL(cm_target_parse("bad_char!", 443, NULL, &t, err, sizeof(err)),
-                    CM_EBADTARGET);
+    CU_ASSERT_EQUAL(cm_target_parse("bad_char!", 443, NULL, &t, err, sizeof(err)), CM_EBADTARGET);
     CU_ASSERT_EQUAL(strlen(err), sizeof(err) - 1);
     CU_ASSERT_EQUAL(strncmp(err, "'bad_ch", 7), 0);
     /* NULL spec is an empty target. */

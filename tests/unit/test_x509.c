@@ -223,8 +223,7 @@ static int64_t openssl_date(const char *pem, const char *which)
     return (int64_t)timegm(&tm);
 }
 
-static void expect_sans(const struct cm_cert *c, const char *const *want, size_t n,
-                        unsigned line)
+static void expect_sans(const struct cm_cert *c, const char *const *want, size_t n, unsigned line)
 {
     expect_int((long long)c->san_count, (long long)n, "san_count", line);
     for (size_t i = 0; i < n && i < c->san_count; i++)
@@ -308,8 +307,8 @@ static void test_self_signed(void)
     cm_chain_clear(&ch);
 }
 
-static const char *const all_pems[] = {"root.pem",      "inter.pem",     "valid.pem",
-                                       "expired.pem",   "notyet.pem",    "expiring5.pem",
+static const char *const all_pems[] = {"root.pem",       "inter.pem",     "valid.pem",
+                                       "expired.pem",    "notyet.pem",    "expiring5.pem",
                                        "expiring20.pem", "wrongname.pem", "self.pem"};
 #define N_PEMS (sizeof(all_pems) / sizeof(all_pems[0]))
 
@@ -351,8 +350,9 @@ static void serial_of(const char *serial, const char *want, unsigned line)
 
     snprintf(tmpl, sizeof(tmpl), "%s/serial-%s.tmpl", cm_th_pki_dir(), serial);
     snprintf(pem, sizeof(pem), "%s/serial-%s.pem", cm_th_pki_dir(), serial);
-    snprintf(tmpl_text, sizeof(tmpl_text), "cn = \"serial test\"\nserial = %s\n"
-                                           "expiration_days = 2\n",
+    snprintf(tmpl_text, sizeof(tmpl_text),
+             "cn = \"serial test\"\nserial = %s\n"
+             "expiration_days = 2\n",
              serial);
     spew(tmpl, tmpl_text, strlen(tmpl_text));
     CU_ASSERT_EQUAL_FATAL(run_line(out, sizeof(out),
@@ -388,9 +388,9 @@ static void test_dates(void)
         const char *file;
         int64_t from, to; /* offsets from now, as mkpki.sh sets them */
     } cases[] = {
-        {"root.pem", -10 * DAY, 3650LL * DAY},   {"inter.pem", -10 * DAY, 1825LL * DAY},
-        {"valid.pem", -1 * DAY, 90 * DAY},       {"expired.pem", -60 * DAY, -2 * DAY},
-        {"notyet.pem", 10 * DAY, 100 * DAY},     {"expiring5.pem", -1 * DAY, 5 * DAY},
+        {"root.pem", -10 * DAY, 3650LL * DAY},  {"inter.pem", -10 * DAY, 1825LL * DAY},
+        {"valid.pem", -1 * DAY, 90 * DAY},      {"expired.pem", -60 * DAY, -2 * DAY},
+        {"notyet.pem", 10 * DAY, 100 * DAY},    {"expiring5.pem", -1 * DAY, 5 * DAY},
         {"expiring20.pem", -1 * DAY, 20 * DAY}, {"wrongname.pem", -1 * DAY, 90 * DAY},
         {"self.pem", -1 * DAY, 90 * DAY},
     };
@@ -405,8 +405,7 @@ static void test_dates(void)
         expect_int(ch.certs[0].not_after, now + cases[i].to, cases[i].file, __LINE__);
         expect_int(ch.certs[0].not_before, openssl_date(path, "startdate"), cases[i].file,
                    __LINE__);
-        expect_int(ch.certs[0].not_after, openssl_date(path, "enddate"), cases[i].file,
-                   __LINE__);
+        expect_int(ch.certs[0].not_after, openssl_date(path, "enddate"), cases[i].file, __LINE__);
         cm_chain_clear(&ch);
     }
 }
@@ -605,9 +604,20 @@ static void test_days_left(void)
         int64_t offset;
         int64_t days;
     } cases[] = {
-        {86400 * 5, 5},   {86400 * 5 - 1, 4}, {86400 * 5 + 1, 5}, {86400, 1},  {86399, 0},
-        {1, 0},           {0, 0},             {-1, -1},           {-86399, -1}, {-86400, -1},
-        {-86401, -2},     {-172800, -2},      {-172801, -3},      {86400LL * 3650, 3650},
+        {86400 * 5, 5},
+        {86400 * 5 - 1, 4},
+        {86400 * 5 + 1, 5},
+        {86400, 1},
+        {86399, 0},
+        {1, 0},
+        {0, 0},
+        {-1, -1},
+        {-86399, -1},
+        {-86400, -1},
+        {-86401, -2},
+        {-172800, -2},
+        {-172801, -3},
+        {86400LL * 3650, 3650},
     };
 
     memset(&c, 0, sizeof(c));
@@ -625,8 +635,8 @@ static void test_days_left_pki(void)
         const char *file;
         int64_t days;
     } cases[] = {
-        {"valid.pem", 90},    {"expiring5.pem", 5}, {"expiring20.pem", 20},
-        {"expired.pem", -2},  {"notyet.pem", 100},  {"root.pem", 3650},
+        {"valid.pem", 90},   {"expiring5.pem", 5}, {"expiring20.pem", 20},
+        {"expired.pem", -2}, {"notyet.pem", 100},  {"root.pem", 3650},
     };
     int64_t now = pki_now();
 
@@ -691,8 +701,7 @@ static void test_earliest_expiry(void)
     /* From files: expiring20 leaf, then the valid chain, then expiring5 leaf. */
     {
         struct cm_chain real = {0};
-        static const char *const files[] = {"expiring20.pem", "valid.chain.pem",
-                                            "expiring5.pem"};
+        static const char *const files[] = {"expiring20.pem", "valid.chain.pem", "expiring5.pem"};
         for (size_t i = 0; i < 3; i++) {
             size_t len;
             char *buf = slurp(cm_th_pki(files[i]), &len);
