@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +53,10 @@ static int analyze_cert(const struct cm_cert *c, size_t pos, const struct cm_pol
     int64_t d = cm_cert_days_left(c, now);
 
     if (left < 0) {
+        int64_t ago = (-left) / 86400;
         cm_time_rfc3339(c->not_after, when, sizeof(when));
-        plural_days(-d - 1 > 0 ? -d - 1 : 0, days, sizeof(days));
-        if (-d - 1 > 0)
+        plural_days(ago, days, sizeof(days));
+        if (ago > 0)
             return add(out, "cert.expired", CM_SEV_CRITICAL, (int)pos,
                        "%s %zu (%s) expired %s ago, on %s", cert_label(pos), pos, c->subject, days,
                        when);
@@ -77,9 +79,18 @@ static int analyze_cert(const struct cm_cert *c, size_t pos, const struct cm_pol
     return 0;
 }
 
-/* Verification bits that concern trust itself; expiry and activation are reported per
- * certificate by cert.expired / cert.not_yet_valid and must not double as "untrusted". */
-#define TIME_BITS (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED | GNUTLS_CERT_INVALID)
+/* Expiry and activation are reported per certificate by cert.expired / cert.not_yet_valid
+ * and must not double as "untrusted". GnuTLS sets INVALID beside any other reason, so it
+ * counts as distrust only when it stands alone. */
+#define TIME_BITS (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED)
+
+static bool distrusted(unsigned status)
+{
+    unsigned rest = status & ~(unsigned)TIME_BITS;
+
+    return (rest & ~(unsigned)GNUTLS_CERT_INVALID) != 0 ||
+           (rest == GNUTLS_CERT_INVALID && !(status & TIME_BITS));
+}
 
 struct names {
     char buf[256];
@@ -109,10 +120,10 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
         if ((rc = analyze_cert(&chain->certs[i], i, policy, now, out)) < 0)
             return rc;
 
-    if (chain->count > 0 && v->done && !v->trusted && (v->status & ~TIME_BITS)) {
+    if (chain->count > 0 && v->done && !v->trusted && distrusted(v->status)) {
         const struct cm_cert *leaf = &chain->certs[0];
         struct names n = {""};
-        cm_verify_status_foreach(v->status & ~TIME_BITS, collect, &n);
+        cm_verify_status_foreach(v->status & ~(unsigned)TIME_BITS, collect, &n);
         if (leaf->self_signed && chain->count == 1)
             rc = add(out, "chain.self_signed", CM_SEV_CRITICAL, 0,
                      "the leaf certificate (%s) is self-signed and not in the trust store",

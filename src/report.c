@@ -67,13 +67,14 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
         err = json_null();
     else if (res->error_kind == CM_ERRK_TIMEOUT)
         err = json_pack("{s:s, s:s, s:s}", "kind", "timeout", "phase",
-                        cm_phase_name(res->error_phase), "message", res->error_message);
+                        cm_phase_name(res->error_phase), "message",
+                        res->error_message ? res->error_message : "");
     else
         err = json_pack("{s:s, s:s}", "kind", cm_err_kind_name(res->error_kind), "message",
                         res->error_message ? res->error_message : "");
 
     o = json_pack(
-        "{s:s, s:s, s:I, s:o, s:o, s:s, s:o*, s:{s:o, s:o, s:o, s:o}, "
+        "{s:s, s:s, s:I, s:o, s:o, s:s, s:o, s:{s:o, s:o, s:o, s:o}, "
         "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:n}",
         "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
         str_or_null(res->sni), "address", res->address[0] ? json_string(res->address) : json_null(),

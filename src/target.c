@@ -132,16 +132,14 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, st
     out->name = malloc(nlen);
     out->host = strdup(host);
     out->port = port;
-    if (sni && *sni) {
-        out->sni = strdup(sni);
-        out->verify_name = strdup(sni);
-    } else {
-        /* RFC 6066: literal addresses are not sent as server names, but still verified. */
-        out->sni = cm_host_is_ip(host) ? NULL : strdup(host);
-        out->verify_name = strdup(host);
-    }
-    if (!out->name || !out->host || !out->verify_name || (!out->sni && sni && *sni) ||
-        (!out->sni && !cm_host_is_ip(host) && !(sni && *sni))) {
+    const char *vname = sni && *sni ? sni : host;
+    size_t vlen = strlen(vname);
+    /* The verified name is what the user gave; the name sent drops a trailing root dot and
+     * is never an address literal (RFC 6066 section 3). */
+    out->verify_name = strdup(vname);
+    if (!cm_host_is_ip(vname))
+        out->sni = strndup(vname, vlen > 1 && vname[vlen - 1] == '.' ? vlen - 1 : vlen);
+    if (!out->name || !out->host || !out->verify_name || (!out->sni && !cm_host_is_ip(vname))) {
         cm_target_clear(out);
         return fail(err, errlen, -ENOMEM, "out of memory");
     }

@@ -24,6 +24,53 @@ static char *hex(const unsigned char *p, size_t n)
     return s;
 }
 
+/* Copies n bytes of certificate text, escaping what must not reach a terminal or a JSON
+ * encoder as it is: control characters and bytes that are not valid UTF-8 become "\XX"
+ * (RFC 4514 hex escapes), so a hostile certificate can neither inject terminal escape
+ * sequences nor make the report unencodable. */
+static char *safe_text(const unsigned char *p, size_t n)
+{
+    static const char digits[] = "0123456789ABCDEF";
+    char *out = malloc(n * 3 + 1), *o = out;
+    size_t i = 0;
+
+    if (!out)
+        return NULL;
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
+        bool ok = len > 0 && i + len <= n;
+
+        for (size_t k = 1; ok && k < len; k++)
+            ok = (p[i + k] & 0xC0) == 0x80;
+        /* Reject overlong and out-of-range forms the simple way: by lead byte. */
+        if (ok && len == 2 && c < 0xC2)
+            ok = false;
+        if (ok && len == 4 && c > 0xF4)
+            ok = false;
+        if (ok && len == 1 && (c < 0x20 || c == 0x7F))
+            ok = false;
+        if (ok && len == 2 && c == 0xC2 && p[i + 1] < 0xA0)
+            ok = false; /* C1 control characters */
+        if (ok) {
+            memcpy(o, p + i, len);
+            o += len;
+            i += len;
+        } else {
+            *o++ = '\\';
+            *o++ = digits[c >> 4];
+            *o++ = digits[c & 15];
+            i++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 static char *dn_string(gnutls_x509_crt_t crt, bool issuer)
 {
     gnutls_datum_t d = {NULL, 0};
@@ -36,7 +83,7 @@ static char *dn_string(gnutls_x509_crt_t crt, bool issuer)
         return strdup("");
     if (rc < 0)
         return NULL;
-    s = strndup((const char *)d.data, d.size);
+    s = safe_text(d.data, d.size);
     gnutls_free(d.data);
     return s;
 }
@@ -98,8 +145,7 @@ static int extract_sans(gnutls_x509_crt_t crt, struct cm_cert *c)
         if (type < 0)
             return 0;
         if (type == GNUTLS_SAN_DNSNAME) {
-            buf[size] = '\0';
-            rc = add_san(c, strndup((const char *)buf, size));
+            rc = add_san(c, safe_text(buf, size));
         } else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
             inet_ntop(size == 4 ? AF_INET : AF_INET6, buf, ip, sizeof(ip));
             rc = add_san(c, strdup(ip));

@@ -20,7 +20,9 @@ template() {
     shift 5
     {
         echo "cn = \"$cn\""
-        echo "serial = $(od -An -N8 -tx1 /dev/urandom | tr -d ' \n' | sed 's/^/0x/')"
+        # Random 64-bit serial with the top bit clear: DER integers are signed, and RFC 5280
+        # wants serials positive.
+        echo "serial = 0x$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n' | sed 's/^./1/')"
         echo "activation_date = \"$(when "$from")\""
         echo "expiration_date = \"$(when "$to")\""
         for san in "$@"; do

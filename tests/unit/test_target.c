@@ -143,8 +143,9 @@ static void test_host_port(void)
     /* Leading zeros are accepted and the display name is canonical. */
     OK("example.com:0443", NULL, "example.com:443", "example.com", 443, "example.com",
        "example.com");
-    /* The root label (trailing dot) is allowed. */
-    OK("example.com.:443", NULL, "example.com.:443", "example.com.", 443, "example.com.",
+    /* The root label (trailing dot) is allowed; SNI carries the name without it
+     * (RFC 6066), verification uses the name as given. */
+    OK("example.com.:443", NULL, "example.com.:443", "example.com.", 443, "example.com",
        "example.com.");
 }
 
@@ -178,6 +179,11 @@ static void test_sni_override(void)
     /* An empty override is no override. */
     OK("example.com", "", "example.com:443", "example.com", 443, "example.com", "example.com");
     OK("127.0.0.1", "", "127.0.0.1:443", "127.0.0.1", 443, NULL, "127.0.0.1");
+    /* An address given as --sni is verified against but never sent as a server name. */
+    OK("lb.example.com", "192.0.2.1", "lb.example.com:443", "lb.example.com", 443, NULL,
+       "192.0.2.1");
+    OK("lb.example.com", "www.example.com.", "lb.example.com:443", "lb.example.com", 443,
+       "www.example.com", "www.example.com.");
 }
 
 static void test_bad_sni(void)
