@@ -43,6 +43,8 @@ struct cm_probe {
     enum cm_phase phase;
     uint64_t t_start, t_phase;
     struct cm_tls_conn *conn;
+    uv_work_t work; /* describes the chain off the loop */
+    bool describe_failed;
     struct cm_probe_result *res;
 };
 
@@ -101,6 +103,42 @@ static void close_poll(struct cm_probe *p, uv_close_cb cb)
     }
 }
 
+static void deliver(struct cm_probe *p)
+{
+    struct cm_probe_result *res = p->res;
+
+    if (p->conn) {
+        cm_tls_conn_free(p->conn);
+        p->conn = NULL;
+    }
+    cm_log_debug("probe", "target=%s address=%s result=%s total_ms=%.1f", res->target,
+                 res->address[0] ? res->address : "-",
+                 res->error_kind == CM_ERRK_NONE ? "ok" : cm_err_kind_name(res->error_kind),
+                 res->total_ms);
+    p->res = NULL;
+    p->cb(res, p->arg);
+}
+
+/* Runs on a thread-pool thread: touches only the session and the result. */
+static void describe_work(uv_work_t *w)
+{
+    struct cm_probe *p = w->data;
+
+    if (cm_tls_conn_describe(p->conn, p->t->verify_name, &p->res->tls) < 0)
+        p->describe_failed = true;
+}
+
+static void describe_done(uv_work_t *w, int status)
+{
+    struct cm_probe *p = w->data;
+
+    (void)status; /* never cancelled: nothing calls uv_cancel on this request */
+    if (p->describe_failed)
+        cm_log_error("probe", "target=%s describe failed: out of memory", p->res->target);
+    deliver(p);
+    probe_unref(p);
+}
+
 static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -126,26 +164,27 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
     res->total_ms = ms_since(p->t_start);
     res->finished_at = (int64_t)time(NULL);
 
-    if (p->conn) {
-        /* Whatever the outcome, report the chain that arrived and what verification says. */
-        if (cm_tls_conn_describe(p->conn, p->t->verify_name, &res->tls) < 0)
-            cm_log_error("probe", "target=%s describe failed: out of memory", res->target);
-        if (kind == CM_ERRK_NONE)
-            cm_tls_conn_bye(p->conn);
-        cm_tls_conn_free(p->conn);
-        p->conn = NULL;
-    }
+    if (p->conn && kind == CM_ERRK_NONE)
+        cm_tls_conn_bye(p->conn);
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     close_poll(p, on_poll_closed);
     if (p->gai_pending)
         uv_cancel((uv_req_t *)&p->gai); /* its callback still runs and drops the reference */
 
-    cm_log_debug("probe", "target=%s address=%s result=%s total_ms=%.1f", res->target,
-                 res->address[0] ? res->address : "-",
-                 kind == CM_ERRK_NONE ? "ok" : cm_err_kind_name(kind), res->total_ms);
-    p->res = NULL;
-    p->cb(res, p->arg);
+    /* Whatever the outcome, report the chain that arrived and what verification says.
+     * Parsing and verifying the chain is pure CPU work (a third of a probe's), so it runs
+     * on the thread pool: the loop stays free for other probes' I/O and deadlines, and
+     * the work spreads over the cores. The session is no longer touched by the loop. */
+    if (p->conn) {
+        p->work.data = p;
+        if (uv_queue_work(p->loop, &p->work, describe_work, describe_done) == 0) {
+            p->refs++;
+            return;
+        }
+        describe_work(&p->work);
+    }
+    deliver(p);
 }
 
 static void on_deadline(uv_timer_t *timer)

@@ -11,7 +11,10 @@
 
 /* Probes see as much of the server as possible: everything NORMAL allows plus the
  * compatibility workarounds for old servers. Judging what is weak is the analyser's job. */
-#define CM_TLS_PRIORITY "NORMAL:%COMPAT"
+#define CM_TLS_PRIORITY                                                                            \
+    "NORMAL:%COMPAT:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"                   \
+    "+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:"             \
+    "+GROUP-FFDHE6144:+GROUP-FFDHE8192"
 
 struct cred_entry {
     struct cred_entry *next;
@@ -22,9 +25,11 @@ struct cred_entry {
 struct cm_tls_ctx {
     gnutls_priority_t prio;
     struct cred_entry *creds;
+    struct cm_cert_cache *certs;
 };
 
 struct cm_tls_conn {
+    struct cm_tls_ctx *ctx;
     gnutls_session_t session;
     bool completed;
 };
@@ -36,7 +41,12 @@ int cm_tls_ctx_new(struct cm_tls_ctx **out)
     *out = NULL;
     if (!ctx)
         return -ENOMEM;
+    if (cm_cert_cache_new(1024, &ctx->certs) < 0) {
+        free(ctx);
+        return -ENOMEM;
+    }
     if (gnutls_priority_init2(&ctx->prio, CM_TLS_PRIORITY, NULL, 0) < 0) {
+        cm_cert_cache_free(ctx->certs);
         free(ctx);
         return CM_ETLS;
     }
@@ -55,6 +65,7 @@ void cm_tls_ctx_free(struct cm_tls_ctx *ctx)
         free(e);
     }
     gnutls_priority_deinit(ctx->prio);
+    cm_cert_cache_free(ctx->certs);
     free(ctx);
 }
 
@@ -129,6 +140,7 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni, const char 
     }
     if (!(c = calloc(1, sizeof(*c))))
         return -ENOMEM;
+    c->ctx = ctx;
     /* A fresh session with no resumption data: every probe is a full handshake and sees the
      * whole chain. No tickets: nothing to resume, and the server need not mint one. */
     rc = gnutls_init(&c->session,
@@ -186,57 +198,6 @@ void cm_tls_conn_bye(struct cm_tls_conn *c)
         (void)gnutls_bye(c->session, GNUTLS_SHUT_WR);
 }
 
-static int describe_chain(gnutls_session_t s, struct cm_chain *chain)
-{
-    unsigned n = 0;
-    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
-    int rc;
-
-    if (!peers || n == 0)
-        return 0;
-    chain->certs = calloc(n, sizeof(*chain->certs));
-    if (!chain->certs)
-        return -ENOMEM;
-    for (unsigned i = 0; i < n; i++) {
-        rc = cm_cert_from_der(peers[i].data, peers[i].size, &chain->certs[chain->count]);
-        if (rc == -ENOMEM)
-            return rc;
-        /* A certificate we cannot parse still occupies its position in the chain. */
-        if (rc < 0) {
-            struct cm_cert *c = &chain->certs[chain->count];
-            c->subject = strdup("(unparseable certificate)");
-            c->issuer = strdup("");
-            c->serial = strdup("");
-            c->signature = strdup("unknown");
-            c->sha256 = strdup("");
-            c->key_type = "unknown";
-            if (!c->subject || !c->issuer || !c->serial || !c->signature || !c->sha256) {
-                cm_cert_clear(c);
-                return -ENOMEM;
-            }
-        }
-        chain->count++;
-    }
-    return 0;
-}
-
-static bool leaf_matches(gnutls_session_t s, const char *name)
-{
-    unsigned n = 0;
-    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
-    gnutls_x509_crt_t crt;
-    bool ok = false;
-
-    if (!peers || n == 0 || !name)
-        return false;
-    if (gnutls_x509_crt_init(&crt) < 0)
-        return false;
-    if (gnutls_x509_crt_import(crt, &peers[0], GNUTLS_X509_FMT_DER) == 0)
-        ok = gnutls_x509_crt_check_hostname2(crt, name, 0) != 0;
-    gnutls_x509_crt_deinit(crt);
-    return ok;
-}
-
 static char *group_name(gnutls_session_t s)
 {
     gnutls_group_t g = gnutls_group_get(s);
@@ -269,17 +230,31 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct 
         if ((v && !info->version) || (cs && !info->cipher))
             goto nomem;
     }
-    if ((rc = describe_chain(s, &info->chain)) < 0)
-        goto nomem;
-    if (info->chain.count > 0) {
+    unsigned n = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    if (peers && n > 0) {
+        struct cm_der der[16], *list = der;
         unsigned status = 0;
+        bool match = false;
+
+        if (n > sizeof(der) / sizeof(der[0]) && !(list = calloc(n, sizeof(*list))))
+            goto nomem;
+        for (unsigned i = 0; i < n; i++) {
+            list[i].data = peers[i].data;
+            list[i].len = peers[i].size;
+        }
+        rc = cm_chain_from_der_list(c->ctx->certs, list, n, verify_name, &info->chain, &match);
+        if (list != der)
+            free(list);
+        if (rc < 0)
+            goto nomem;
         rc = gnutls_certificate_verify_peers2(s, &status);
-        info->verify.done = true;
         if (rc < 0)
             status |= GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+        info->verify.done = true;
         info->verify.status = status;
         info->verify.trusted = status == 0;
-        info->verify.hostname_match = leaf_matches(s, verify_name);
+        info->verify.hostname_match = match;
     }
     return 0;
 nomem:

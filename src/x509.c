@@ -3,8 +3,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +157,9 @@ static int extract_sans(gnutls_x509_crt_t crt, struct cm_cert *c)
     }
 }
 
-static int extract(gnutls_x509_crt_t crt, struct cm_cert *c)
+/* Fills *c from crt. der, when not NULL, is crt's encoding: hashing it directly spares
+ * GnuTLS re-encoding the certificate for the fingerprint. */
+static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_cert *c)
 {
     unsigned char buf[64];
     size_t size;
@@ -173,8 +177,13 @@ static int extract(gnutls_x509_crt_t crt, struct cm_cert *c)
         c->serial = strdup("");
 
     size = sizeof(buf);
-    if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, buf, &size) < 0)
+    if (der) {
+        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->size, buf) < 0)
+            goto bad;
+        size = 32;
+    } else if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, buf, &size) < 0) {
         goto bad;
+    }
     c->sha256 = hex(buf, size);
 
     sig = gnutls_x509_crt_get_signature_algorithm(crt);
@@ -218,7 +227,7 @@ int cm_cert_from_der(const void *der, size_t len, struct cm_cert *out)
     if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0)
         rc = CM_EBADCERT;
     else
-        rc = extract(crt, out);
+        rc = extract(crt, &d, out);
     gnutls_x509_crt_deinit(crt);
     return rc;
 }
@@ -231,7 +240,7 @@ static int chain_push(struct cm_chain *chain, gnutls_x509_crt_t crt)
     if (!n)
         return -ENOMEM;
     chain->certs = n;
-    rc = extract(crt, &chain->certs[chain->count]);
+    rc = extract(crt, NULL, &chain->certs[chain->count]);
     if (rc == 0)
         chain->count++;
     return rc;
@@ -265,6 +274,197 @@ int cm_chain_append_data(struct cm_chain *chain, const void *buf, size_t len)
     }
     gnutls_free(list);
     return rc < 0 ? rc : (int)n;
+}
+
+/* Gives an unparseable certificate a placeholder so that it keeps its position. */
+static int placeholder(struct cm_cert *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->subject = strdup("(unparseable certificate)");
+    c->issuer = strdup("");
+    c->serial = strdup("");
+    c->signature = strdup("unknown");
+    c->sha256 = strdup("");
+    c->key_type = "unknown";
+    if (!c->subject || !c->issuer || !c->serial || !c->signature || !c->sha256) {
+        cm_cert_clear(c);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src)
+{
+    *dst = *src;
+    dst->subject = strdup(src->subject);
+    dst->issuer = strdup(src->issuer);
+    dst->serial = strdup(src->serial);
+    dst->signature = strdup(src->signature);
+    dst->sha256 = strdup(src->sha256);
+    dst->sans = src->san_count ? calloc(src->san_count, sizeof(*dst->sans)) : NULL;
+    dst->san_count = 0;
+    if (!dst->subject || !dst->issuer || !dst->serial || !dst->signature || !dst->sha256 ||
+        (src->san_count && !dst->sans))
+        goto nomem;
+    for (size_t i = 0; i < src->san_count; i++) {
+        if (!(dst->sans[i] = strdup(src->sans[i])))
+            goto nomem;
+        dst->san_count++;
+    }
+    return 0;
+nomem:
+    cm_cert_clear(dst);
+    return -ENOMEM;
+}
+
+/* A direct-mapped cache of extracted certificates keyed by the SHA-256 of their encoding.
+ * Extraction is a pure function of the DER bytes, so a hit is exact; the leaf's host-name
+ * verdict is kept for the last name asked. Monitoring sees the same certificates again and
+ * again (every interval, and intermediates shared by many endpoints), and parsing is a good
+ * part of a probe's CPU. */
+struct cache_entry {
+    unsigned char key[32];
+    bool used;
+    struct cm_cert cert;
+    char *name;
+    bool name_match;
+};
+
+struct cm_cert_cache {
+    pthread_mutex_t lock; /* chains are described on thread-pool threads */
+    size_t mask;
+    size_t hits, misses;
+    struct cache_entry entries[];
+};
+
+int cm_cert_cache_new(size_t slots, struct cm_cert_cache **out)
+{
+    size_t n = 1;
+    struct cm_cert_cache *c;
+
+    while (n < slots)
+        n <<= 1;
+    *out = NULL;
+    if (!(c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]))))
+        return -ENOMEM;
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->mask = n - 1;
+    *out = c;
+    return 0;
+}
+
+void cm_cert_cache_free(struct cm_cert_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i <= c->mask; i++) {
+        cm_cert_clear(&c->entries[i].cert);
+        free(c->entries[i].name);
+    }
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void cm_cert_cache_stats(struct cm_cert_cache *c, size_t *hits, size_t *misses)
+{
+    *hits = *misses = 0;
+    if (c) {
+        pthread_mutex_lock(&c->lock);
+        *hits = c->hits;
+        *misses = c->misses;
+        pthread_mutex_unlock(&c->lock);
+    }
+}
+
+/* Extracts one certificate (and, for the leaf, its host-name verdict) without the cache. */
+static int extract_der(const struct cm_der *der, const char *name, struct cm_cert *c,
+                       bool *name_match)
+{
+    gnutls_datum_t d = {(unsigned char *)der->data, (unsigned)der->len};
+    gnutls_x509_crt_t crt;
+    int rc;
+
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return -ENOMEM;
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0) {
+        rc = placeholder(c);
+    } else {
+        rc = extract(crt, &d, c);
+        if (rc == CM_EBADCERT)
+            rc = placeholder(c);
+        if (rc == 0 && name)
+            *name_match = gnutls_x509_crt_check_hostname2(crt, name, 0) != 0;
+    }
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+static int extract_cached(struct cm_cert_cache *cache, const struct cm_der *der, const char *name,
+                          struct cm_cert *c, bool *name_match)
+{
+    unsigned char key[32];
+    struct cache_entry *e;
+    size_t slot;
+    int rc;
+
+    if (!cache || gnutls_hash_fast(GNUTLS_DIG_SHA256, der->data, der->len, key) < 0)
+        return extract_der(der, name, c, name_match);
+    memcpy(&slot, key, sizeof(slot));
+    e = &cache->entries[slot & cache->mask];
+    pthread_mutex_lock(&cache->lock);
+    if (e->used && memcmp(e->key, key, sizeof(key)) == 0 &&
+        (!name || (e->name && strcmp(e->name, name) == 0))) {
+        cache->hits++;
+        if (name)
+            *name_match = e->name_match;
+        rc = cm_cert_copy(c, &e->cert);
+        pthread_mutex_unlock(&cache->lock);
+        return rc;
+    }
+    cache->misses++;
+    pthread_mutex_unlock(&cache->lock);
+
+    /* Parse outside the lock; other threads may fill the slot meanwhile, last one wins. */
+    if ((rc = extract_der(der, name, c, name_match)) < 0)
+        return rc;
+    pthread_mutex_lock(&cache->lock);
+    cm_cert_clear(&e->cert);
+    free(e->name);
+    e->name = NULL;
+    e->used = false;
+    if (cm_cert_copy(&e->cert, c) == 0 && (!name || (e->name = strdup(name)))) {
+        memcpy(e->key, key, sizeof(key));
+        e->name_match = name ? *name_match : false;
+        e->used = true;
+    } else {
+        cm_cert_clear(&e->cert); /* a failed copy just leaves the slot empty */
+    }
+    pthread_mutex_unlock(&cache->lock);
+    return 0;
+}
+
+int cm_chain_from_der_list(struct cm_cert_cache *cache, const struct cm_der *list, size_t n,
+                           const char *name, struct cm_chain *chain, bool *name_match)
+{
+    int rc = 0;
+
+    memset(chain, 0, sizeof(*chain));
+    *name_match = false;
+    if (n == 0)
+        return 0;
+    if (!(chain->certs = calloc(n, sizeof(*chain->certs))))
+        return -ENOMEM;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = extract_cached(cache, &list[i], i == 0 ? name : NULL, &chain->certs[i], name_match);
+        if (rc == 0)
+            chain->count++;
+    }
+    if (rc < 0)
+        cm_chain_clear(chain);
+    return rc;
 }
 
 void cm_cert_clear(struct cm_cert *c)

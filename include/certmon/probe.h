@@ -57,7 +57,9 @@ int cm_probe_start(uv_loop_t *loop, const struct cm_target *t, struct cm_tls_ctx
                    uint64_t timeout_ms, cm_probe_cb cb, void *arg, struct cm_probe **out);
 
 /* Cancels a probe whose callback has not run yet: cb runs at once with error kind
- * "cancelled". Resources are released through the loop afterwards. NULL is a no-op. */
+ * "cancelled". A probe whose handshake has already ended is past cancelling: its real
+ * result follows shortly. Resources are released through the loop afterwards. NULL is a
+ * no-op. */
 void cm_probe_cancel(struct cm_probe *p);
 
 void cm_probe_result_free(struct cm_probe_result *res);

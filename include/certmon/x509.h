@@ -36,6 +36,32 @@ int cm_cert_from_der(const void *der, size_t len, struct cm_cert *out);
  * Returns the number added (> 0), CM_ENOCERT, CM_EBADCERT or -ENOMEM. */
 int cm_chain_append_data(struct cm_chain *chain, const void *buf, size_t len);
 
+/* One DER-encoded certificate, borrowed. */
+struct cm_der {
+    const unsigned char *data;
+    size_t len;
+};
+
+/* A bounded cache of extracted certificates, keyed by the SHA-256 of their encoding. */
+struct cm_cert_cache;
+
+/* Creates a cache of at least slots entries (rounded up to a power of two). Returns 0 or
+ * -ENOMEM. */
+int cm_cert_cache_new(size_t slots, struct cm_cert_cache **out);
+void cm_cert_cache_free(struct cm_cert_cache *cache);
+void cm_cert_cache_stats(struct cm_cert_cache *cache, size_t *hits, size_t *misses);
+
+/* Extracts a chain as a peer sent it (DER list, leaf first) into *chain, through cache
+ * (NULL: parse everything). One certificate that cannot be parsed keeps its position with
+ * the subject "(unparseable certificate)". When name is not NULL, *name_match tells whether
+ * the leaf is valid for that host name or IP address. Returns 0 or -ENOMEM (chain then
+ * empty). */
+int cm_chain_from_der_list(struct cm_cert_cache *cache, const struct cm_der *list, size_t n,
+                           const char *name, struct cm_chain *chain, bool *name_match);
+
+/* Deep copy. Returns 0 or -ENOMEM (dst then empty). */
+int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src);
+
 /* Frees what the cert holds; leaves it zeroed. */
 void cm_cert_clear(struct cm_cert *c);
 void cm_chain_clear(struct cm_chain *chain);
