@@ -41,7 +41,14 @@ struct check_run {
     struct cm_target *targets;
     struct slot *slots;
     struct cm_probe_result **results;
+    bool *settled; /* result in, or the probe could not start */
     size_t count, next, inflight, done;
+    /* JSON is written in target order as soon as each result and all before it are in,
+     * and each result is freed once written: memory stays bounded by what is in flight. */
+    const struct check_opts *opts;
+    struct cm_policy policy;
+    size_t emitted;
+    enum cm_status worst;
     size_t concurrency;
     uint64_t timeout_ms;
     bool internal_error;
@@ -161,14 +168,74 @@ static int read_targets_file(const char *path, struct cm_target **list, size_t *
 
 static void launch(struct check_run *run);
 
+/* Writes s with every line after the first indented by two spaces (an array element). */
+static void put_indented(const char *s)
+{
+    for (; *s; s++) {
+        putchar(*s);
+        if (*s == '\n')
+            fputs("  ", stdout);
+    }
+}
+
+static void emit_json_one(struct check_run *run, size_t i, time_t now)
+{
+    struct cm_findings fs = {0};
+    struct cm_probe_result *res = run->results[i];
+    enum cm_status st = CM_STATUS_UNKNOWN;
+    json_t *obj = NULL;
+    char *text;
+
+    if (res && cm_analyze(res, &run->policy, now, &fs) == 0) {
+        st = cm_findings_status(&fs);
+        obj = cm_report_json(res, &fs, now);
+    }
+    if (!obj) {
+        st = CM_STATUS_UNKNOWN;
+        obj = json_pack("{s:s, s:s, s:{s:s, s:s}}", "target", run->targets[i].name, "status",
+                        "unknown", "error", "kind", "internal", "message", "out of memory");
+    }
+    if (st > run->worst)
+        run->worst = st;
+    text = obj ? json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
+               : NULL;
+    fputs(i == 0 ? "[\n  " : ",\n  ", stdout);
+    if (text)
+        put_indented(text);
+    else
+        fputs("null", stdout);
+    if (!text)
+        run->worst = CM_STATUS_UNKNOWN;
+    free(text);
+    json_decref(obj);
+    cm_findings_clear(&fs);
+    cm_probe_result_free(res);
+    run->results[i] = NULL;
+}
+
+static void emit_json_ready(struct check_run *run)
+{
+    time_t now = time(NULL);
+
+    while (run->emitted < run->count && run->settled[run->emitted])
+        emit_json_one(run, run->emitted++, now);
+    if (run->emitted == run->count) {
+        fputs(run->count ? "\n]\n" : "[]\n", stdout);
+        run->emitted++; /* closed */
+    }
+}
+
 static void on_result(struct cm_probe_result *res, void *arg)
 {
     struct slot *s = arg;
     struct check_run *run = s->run;
 
     run->results[s->index] = res;
+    run->settled[s->index] = true;
     run->inflight--;
     run->done++;
+    if (run->opts->json)
+        emit_json_ready(run);
     launch(run);
 }
 
@@ -182,6 +249,7 @@ static void launch(struct check_run *run)
                            &run->slots[i], NULL) < 0) {
             /* Out of memory: an internal failure, so the target is UNKNOWN, not CRITICAL. */
             run->internal_error = true;
+            run->settled[i] = true;
             run->done++;
             continue;
         }
@@ -255,70 +323,52 @@ static void print_summary(const struct check_run *run, const enum cm_status *st,
     putchar('\n');
 }
 
-static int render(struct check_run *run, const struct check_opts *o)
+static int finish_output(int worst)
 {
-    struct cm_policy policy = {.warn_days = (int)o->warn_days, .crit_days = (int)o->crit_days};
-    enum cm_status worst = CM_STATUS_OK;
-    time_t now = time(NULL);
-    bool colour = !o->json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR") &&
-                  !(getenv("TERM") && !strcmp(getenv("TERM"), "dumb"));
-    json_t *arr = o->json ? json_array() : NULL;
-    enum cm_status *st = calloc(run->count ? run->count : 1, sizeof(*st));
-    struct cm_findings *fs = calloc(run->count ? run->count : 1, sizeof(*fs));
-
-    if ((o->json && !arr) || !st || !fs) {
-        fprintf(stderr, "certmon check: out of memory\n");
-        json_decref(arr);
-        free(st);
-        free(fs);
-        return CM_STATUS_UNKNOWN;
-    }
-    for (size_t i = 0; i < run->count; i++) {
-        if (!run->results[i] || cm_analyze(run->results[i], &policy, now, &fs[i]) < 0) {
-            st[i] = CM_STATUS_UNKNOWN;
-        } else {
-            st[i] = cm_findings_status(&fs[i]);
-        }
-        if (st[i] > worst)
-            worst = st[i];
-    }
-    if (o->json) {
-        for (size_t i = 0; i < run->count; i++) {
-            json_t *obj = NULL;
-            if (st[i] != CM_STATUS_UNKNOWN)
-                obj = cm_report_json(run->results[i], &fs[i], now);
-            if (!obj) {
-                obj =
-                    json_pack("{s:s, s:s, s:{s:s, s:s}}", "target", run->targets[i].name, "status",
-                              "unknown", "error", "kind", "internal", "message", "out of memory");
-                worst = CM_STATUS_UNKNOWN;
-            }
-            json_array_append_new(arr, obj);
-        }
-        if (json_dumpf(arr, stdout,
-                       JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) < 0)
-            worst = CM_STATUS_UNKNOWN;
-        putchar('\n');
-        json_decref(arr);
-    } else {
-        print_summary(run, st, worst, now);
-        for (size_t i = 0; i < run->count; i++) {
-            putchar('\n');
-            if (st[i] == CM_STATUS_UNKNOWN)
-                printf("UNKNOWN  %s  internal error: out of memory\n", run->targets[i].name);
-            else
-                cm_report_text(stdout, run->results[i], &fs[i], now, colour);
-        }
-    }
-    for (size_t i = 0; i < run->count; i++)
-        cm_findings_clear(&fs[i]);
-    free(fs);
-    free(st);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "certmon check: cannot write output: %s\n", strerror(errno));
         return CM_STATUS_UNKNOWN;
     }
     return worst;
+}
+
+/* Human output: the summary line comes first, so it waits for every result. */
+static int render_text(struct check_run *run)
+{
+    enum cm_status worst = CM_STATUS_OK;
+    time_t now = time(NULL);
+    bool colour = isatty(STDOUT_FILENO) && !getenv("NO_COLOR") &&
+                  !(getenv("TERM") && !strcmp(getenv("TERM"), "dumb"));
+    enum cm_status *st = calloc(run->count ? run->count : 1, sizeof(*st));
+    struct cm_findings *fs = calloc(run->count ? run->count : 1, sizeof(*fs));
+
+    if (!st || !fs) {
+        fprintf(stderr, "certmon check: out of memory\n");
+        free(st);
+        free(fs);
+        return CM_STATUS_UNKNOWN;
+    }
+    for (size_t i = 0; i < run->count; i++) {
+        if (!run->results[i] || cm_analyze(run->results[i], &run->policy, now, &fs[i]) < 0)
+            st[i] = CM_STATUS_UNKNOWN;
+        else
+            st[i] = cm_findings_status(&fs[i]);
+        if (st[i] > worst)
+            worst = st[i];
+    }
+    print_summary(run, st, worst, now);
+    for (size_t i = 0; i < run->count; i++) {
+        putchar('\n');
+        if (st[i] == CM_STATUS_UNKNOWN)
+            printf("UNKNOWN  %s  internal error: out of memory\n", run->targets[i].name);
+        else
+            cm_report_text(stdout, run->results[i], &fs[i], now, colour);
+    }
+    for (size_t i = 0; i < run->count; i++)
+        cm_findings_clear(&fs[i]);
+    free(fs);
+    free(st);
+    return finish_output(worst);
 }
 
 int cm_check_main(int argc, char **argv)
@@ -442,9 +492,13 @@ int cm_check_main(int argc, char **argv)
     run.count = count;
     run.concurrency = (size_t)o.concurrency;
     run.timeout_ms = (uint64_t)llround(o.timeout_s * 1000.0);
+    run.opts = &o;
+    run.policy.warn_days = (int)o.warn_days;
+    run.policy.crit_days = (int)o.crit_days;
     run.slots = calloc(count, sizeof(*run.slots));
     run.results = calloc(count, sizeof(*run.results));
-    if (!run.slots || !run.results) {
+    run.settled = calloc(count, sizeof(*run.settled));
+    if (!run.slots || !run.results || !run.settled) {
         fprintf(stderr, "certmon check: out of memory\n");
         goto out_tls;
     }
@@ -460,7 +514,12 @@ int cm_check_main(int argc, char **argv)
     if (run.progress)
         uv_close((uv_handle_t *)&run.progress_timer, NULL);
 
-    rc = render(&run, &o);
+    if (o.json) {
+        emit_json_ready(&run); /* closes the array; also covers probes that never started */
+        rc = finish_output(run.worst);
+    } else {
+        rc = render_text(&run);
+    }
     if (run.internal_error)
         rc = CM_STATUS_UNKNOWN;
     loop_alive = drain_loop(&loop);
@@ -470,6 +529,7 @@ out_tls:
         for (size_t i = 0; i < count; i++)
             cm_probe_result_free(run.results[i]);
     free(run.results);
+    free(run.settled);
     free(run.slots);
     cm_tls_ctx_free(run.tls);
 out_loop:
