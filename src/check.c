@@ -317,8 +317,10 @@ static void print_summary(const struct check_run *run, const enum cm_status *st,
         int first = r ? cm_chain_earliest_expiry(&r->tls.chain) : -1;
         if (first < 0)
             continue;
-        printf(" '%s_days'=%lld;;;;", r->target,
-               (long long)cm_cert_days_left(&r->tls.chain.certs[first], now));
+        /* "N:" is the plugin range for "alert below N". */
+        printf(" '%s_days'=%lld;%d:;%d:;;", r->target,
+               (long long)cm_cert_days_left(&r->tls.chain.certs[first], now),
+               run->policy.warn_days, run->policy.crit_days);
     }
     putchar('\n');
 }
