@@ -1,6 +1,7 @@
 #include "certmon/tlsio.h"
 #include "certmon/error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -279,9 +280,21 @@ void cm_tls_error_describe(struct cm_tls_conn *c, int rc, char *buf, size_t len,
     switch (rc) {
     case GNUTLS_E_FATAL_ALERT_RECEIVED: {
         gnutls_alert_description_t a = gnutls_alert_get(c->session);
-        const char *name = gnutls_alert_get_strname(a);
-        snprintf(buf, len, "received fatal alert %s (%d): %s", name ? name : "unknown", (int)a,
-                 gnutls_alert_get_name(a) ? gnutls_alert_get_name(a) : "unknown alert");
+        const char *sym = gnutls_alert_get_strname(a);
+        const char *text = gnutls_alert_get_name(a);
+        char name[64] = "unknown";
+
+        /* "GNUTLS_A_HANDSHAKE_FAILURE" -> "handshake_failure", the RFC 8446 name. */
+        if (sym) {
+            size_t n = 0;
+            if (!strncmp(sym, "GNUTLS_A_", 9))
+                sym += 9;
+            for (; sym[n] && n + 1 < sizeof(name); n++)
+                name[n] = (char)tolower((unsigned char)sym[n]);
+            name[n] = '\0';
+        }
+        snprintf(buf, len, "server sent fatal alert %s (%d): %s", name, (int)a,
+                 text ? text : "unknown alert");
         return;
     }
     case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:

@@ -32,6 +32,7 @@ enum srv {
     S_SILENT,
     S_REFUSED,
     S_VALID6,
+    S_NEEDCLIENT, /* TLS 1.2 server that demands a client certificate */
     S_COUNT
 };
 
@@ -45,7 +46,7 @@ static bool have_ipv6;
 static int start_tls(enum srv s, const char *cert, const char *key, bool chain)
 {
     char accept[64];
-    char *argv[16];
+    char *argv[24];
     int n = 0;
 
     snprintf(accept, sizeof(accept), s == S_VALID6 ? "[::1]:%d" : "127.0.0.1:%d", port[s]);
@@ -60,6 +61,12 @@ static int start_tls(enum srv s, const char *cert, const char *key, bool chain)
     if (chain) {
         argv[n++] = "-cert_chain";
         argv[n++] = (char *)cm_th_pki("inter.pem");
+    }
+    if (s == S_NEEDCLIENT) {
+        /* TLS 1.2: the rejection arrives inside the handshake, after the chain. */
+        argv[n++] = "-Verify";
+        argv[n++] = "1";
+        argv[n++] = "-tls1_2";
     }
     argv[n++] = "-www";
     argv[n++] = "-quiet";
@@ -129,7 +136,8 @@ static int suite_init(void)
     for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
         if (start_tls(tls[i].s, tls[i].cert, "leaf.key", tls[i].chain) < 0)
             return -1;
-    if (start_tls(S_SELF, "self.pem", "self.key", false) < 0)
+    if (start_tls(S_SELF, "self.pem", "self.key", false) < 0 ||
+        start_tls(S_NEEDCLIENT, "valid.pem", "leaf.key", true) < 0)
         return -1;
     {
         char p[16];
@@ -527,6 +535,25 @@ static void test_plain_http_server(void)
     json_decref(arr);
 }
 
+static void test_failed_handshake_still_reports_chain(void)
+{
+    int rc;
+    json_t *arr =
+        cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_NEEDCLIENT], NULL);
+    json_t *t = only(arr);
+
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_STRING_EQUAL(str(t, "error.kind"), "tls");
+    CU_ASSERT(strstr(str(t, "error.message"), "handshake_failure (40)") != NULL);
+    CU_ASSERT(json_is_null(get(t, "tls.version")));
+    /* The server's chain arrived before the rejection and is reported and verified. */
+    CU_ASSERT_EQUAL(json_array_size(get(t, "chain")), 2);
+    CU_ASSERT_STRING_EQUAL(str(t, "chain.0.subject"), "CN=localhost");
+    CU_ASSERT(json_is_true(get(t, "verification.trusted")));
+    CU_ASSERT(has_finding(t, "probe.failed", "critical", -1));
+    json_decref(arr);
+}
+
 static void test_dns_failure(void)
 {
     int rc;
@@ -739,6 +766,7 @@ int main(void)
         {"refused port", test_refused_port},
         {"silent listener times out", test_silent_listener_times_out},
         {"plain HTTP server", test_plain_http_server},
+        {"failed handshake still reports chain", test_failed_handshake_still_reports_chain},
         {"DNS failure", test_dns_failure},
         {"50 targets in order", test_fifty_targets_in_order},
         {"200 targets, 20 silent", test_200_targets_20_silent},
