@@ -166,6 +166,11 @@ enum cm_status cm_findings_status(const struct cm_findings *f)
     return st;
 }
 
+enum cm_status cm_result_status(const struct cm_probe_result *res, const struct cm_findings *f)
+{
+    return res->error_kind == CM_ERRK_INTERNAL ? CM_STATUS_UNKNOWN : cm_findings_status(f);
+}
+
 const char *cm_severity_name(enum cm_severity s)
 {
     switch (s) {

@@ -6,6 +6,7 @@
 #include "certmon/report.h"
 #include "certmon/target.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -93,9 +94,12 @@ static bool parse_long(const char *s, long min, long max, long *out)
     char *end;
     long v;
 
+    /* Digits only, with an optional minus: strtol would also take spaces and '+'. */
+    if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1])))
+        return false;
     errno = 0;
     v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < min || v > max)
+    if (errno || *end != '\0' || v < min || v > max)
         return false;
     *out = v;
     return true;
@@ -187,7 +191,7 @@ static void emit_json_one(struct check_run *run, size_t i, time_t now)
     char *text;
 
     if (res && cm_analyze(res, &run->policy, now, &fs) == 0) {
-        st = cm_findings_status(&fs);
+        st = cm_result_status(res, &fs);
         obj = cm_report_json(res, &fs, now);
     }
     if (!obj) {
@@ -276,15 +280,28 @@ static void on_progress(uv_timer_t *t)
             run->inflight);
 }
 
-static void raise_fd_limit(size_t want)
+/* Each probe holds one socket. Raises the soft limit on open files to fit the concurrency
+ * (the default 1024 is below sensible caps) and returns the concurrency that fits, keeping
+ * 64 descriptors for everything else. */
+static long fit_fd_limit(long want)
 {
     struct rlimit rl;
+    rlim_t need = (rlim_t)want + 64;
 
-    /* Each probe holds one socket; the default soft limit (1024) is below sensible caps. */
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want + 64) {
-        rl.rlim_cur = rl.rlim_max < want + 64 ? rl.rlim_max : want + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    if (rl.rlim_cur < need) {
+        rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
         setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_cur >= need)
+        return want;
+    long fit = rl.rlim_cur > 64 + 1 ? (long)(rl.rlim_cur - 64) : 1;
+    fprintf(stderr,
+            "certmon check: only %llu open files allowed; running %ld probes at once, not %ld\n",
+            (unsigned long long)rl.rlim_cur, fit, want);
+    return fit;
 }
 
 /* Runs the loop until every closing handle and pending request is done, for at most
@@ -319,8 +336,8 @@ static void print_summary(const struct check_run *run, const enum cm_status *st,
             continue;
         /* "N:" is the plugin range for "alert below N". */
         printf(" '%s_days'=%lld;%d:;%d:;;", r->target,
-               (long long)cm_cert_days_left(&r->tls.chain.certs[first], now),
-               run->policy.warn_days, run->policy.crit_days);
+               (long long)cm_cert_days_left(&r->tls.chain.certs[first], now), run->policy.warn_days,
+               run->policy.crit_days);
     }
     putchar('\n');
 }
@@ -354,7 +371,7 @@ static int render_text(struct check_run *run)
         if (!run->results[i] || cm_analyze(run->results[i], &run->policy, now, &fs[i]) < 0)
             st[i] = CM_STATUS_UNKNOWN;
         else
-            st[i] = cm_findings_status(&fs[i]);
+            st[i] = cm_result_status(run->results[i], &fs[i]);
         if (st[i] > worst)
             worst = st[i];
     }
@@ -399,7 +416,7 @@ int cm_check_main(int argc, char **argv)
 
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
             o.targets_file = optarg;
@@ -413,7 +430,7 @@ int cm_check_main(int argc, char **argv)
         case 'T':
             errno = 0;
             o.timeout_s = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(o.timeout_s) || o.timeout_s <= 0 ||
+            if (errno || end == optarg || *end || !isfinite(o.timeout_s) || o.timeout_s < 0.001 ||
                 o.timeout_s > 3600)
                 return bad_usage("--timeout must be a number of seconds from 0.001 to 3600, "
                                  "not '%s'",
@@ -441,8 +458,10 @@ int cm_check_main(int argc, char **argv)
             usage(stdout);
             return CM_STATUS_OK;
         case ':':
-            return bad_usage("option %s needs a value", argv[optind - 1]);
+            return bad_usage("option '%s' needs a value", argv[optind - 1]);
         default:
+            if (optopt)
+                return bad_usage("unknown option '-%c'", optopt);
             return bad_usage("unknown option '%s'", argv[optind - 1]);
         }
     }
@@ -463,7 +482,7 @@ int cm_check_main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit((size_t)o.concurrency);
+    o.concurrency = fit_fd_limit(o.concurrency);
     /* Name resolution runs on libuv's thread pool (4 threads by default), so at most that
      * many lookups proceed at once; size it to the probe concurrency, within reason. The
      * pool reads this once, when it first starts. */

@@ -48,8 +48,8 @@ struct cm_probe {
     struct cm_probe_result *res;
 };
 
-static const char *const kind_names[] = {NULL,       "dns", "connect", "timeout",
-                                         "starttls", "tls", "io",      "cancelled"};
+static const char *const kind_names[] = {NULL,  "dns", "connect",   "timeout", "starttls",
+                                         "tls", "io",  "cancelled", "internal"};
 static const char *const phase_names[] = {"dns", "connect", "handshake", "done"};
 
 const char *cm_err_kind_name(enum cm_err_kind k)
@@ -166,6 +166,7 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
 
     if (p->conn && kind == CM_ERRK_NONE)
         cm_tls_conn_bye(p->conn);
+    cm_tls_conn_detach(p->conn); /* the fd closes below; describing does no I/O */
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     close_poll(p, on_poll_closed);
@@ -176,7 +177,7 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
      * Parsing and verifying the chain is pure CPU work (a third of a probe's), so it runs
      * on the thread pool: the loop stays free for other probes' I/O and deadlines, and
      * the work spreads over the cores. The session is no longer touched by the loop. */
-    if (p->conn) {
+    if (p->conn && kind != CM_ERRK_CANCELLED) {
         p->work.data = p;
         if (uv_queue_work(p->loop, &p->work, describe_work, describe_done) == 0) {
             p->refs++;
@@ -200,6 +201,10 @@ static void on_deadline(uv_timer_t *timer)
 }
 
 static void step_handshake(struct cm_probe *p);
+
+/* How long to wait, after a TLS 1.3 handshake in which the server asked for a client
+ * certificate, for the server to reject it. */
+#define POST_READ_GRACE_MS 1000
 
 static int socket_error(int fd)
 {
@@ -226,6 +231,61 @@ static void on_tls_io(uv_poll_t *h, int status, int events)
     step_handshake(p);
 }
 
+/* Judges what the server sent after a TLS 1.3 handshake in which it asked for a client
+ * certificate: an alert means it rejected us; tickets, data or silence mean it did not. */
+static void judge_post_read(struct cm_probe *p, int rc)
+{
+    char msg[384];
+    bool is_io;
+
+    if (rc >= 0) {
+        finish(p, CM_ERRK_NONE, "%s", "");
+        return;
+    }
+    cm_tls_error_describe(p->conn, rc, msg, sizeof(msg), &is_io);
+    finish(p, is_io ? CM_ERRK_IO : CM_ERRK_TLS, "%s", msg);
+}
+
+static void on_post_read_io(uv_poll_t *h, int status, int events)
+{
+    struct cm_probe *p = h->data;
+
+    (void)events;
+    if (status < 0) {
+        int soerr = socket_error(p->fd);
+        finish(p, CM_ERRK_IO, "socket error after the TLS handshake: %s",
+               soerr ? strerror(soerr) : uv_strerror(status));
+        return;
+    }
+    /* The first records after our Finished decide; an empty read now means they were
+     * tickets or the like. */
+    judge_post_read(p, cm_tls_conn_post_read(p->conn));
+}
+
+static void on_post_read_quiet(uv_timer_t *timer)
+{
+    struct cm_probe *p = timer->data;
+
+    /* The server said nothing within the grace period: it did not reject us. */
+    finish(p, CM_ERRK_NONE, "%s", "");
+}
+
+static void start_post_read(struct cm_probe *p)
+{
+    uint64_t spent = (uv_hrtime() - p->t_start) / 1000000;
+    uint64_t left = p->timeout_ms > spent ? p->timeout_ms - spent : 0;
+    int rc = cm_tls_conn_post_read(p->conn);
+
+    if (rc != 0) {
+        judge_post_read(p, rc);
+        return;
+    }
+    /* Wait for the server's first records, at most a second and never past the deadline. */
+    uv_timer_start(&p->timer, on_post_read_quiet,
+                   left < POST_READ_GRACE_MS ? left : POST_READ_GRACE_MS, 0);
+    uv_poll_start(&p->poll, UV_READABLE, on_post_read_io);
+}
+
 static void step_handshake(struct cm_probe *p)
 {
     bool want_write = false;
@@ -239,7 +299,10 @@ static void step_handshake(struct cm_probe *p)
     }
     p->res->handshake_ms = ms_since(p->t_phase);
     if (rc == 0) {
-        finish(p, CM_ERRK_NONE, "%s", "");
+        if (cm_tls_conn_needs_post_read(p->conn))
+            start_post_read(p);
+        else
+            finish(p, CM_ERRK_NONE, "%s", "");
         return;
     }
     cm_tls_error_describe(p->conn, rc, msg, sizeof(msg), &is_io);
@@ -287,7 +350,7 @@ static void on_connected(uv_poll_t *h, int status, int events)
     p->t_phase = uv_hrtime();
     rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, p->t->ca_file, &p->conn);
     if (rc < 0) {
-        finish(p, CM_ERRK_TLS, "cannot set up TLS: %s", cm_strerror(rc));
+        finish(p, CM_ERRK_INTERNAL, "cannot set up TLS: %s", cm_strerror(rc));
         return;
     }
     step_handshake(p);
@@ -310,6 +373,11 @@ static void connect_next(struct cm_probe *p)
             continue;
         p->attempts++;
         fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+            /* Our own resources ran out: that says nothing about the endpoint. */
+            finish(p, CM_ERRK_INTERNAL, "cannot create a socket: %s", strerror(errno));
+            return;
+        }
         if (fd < 0) {
             note_connect_error(p, errno);
             continue;
@@ -324,7 +392,7 @@ static void connect_next(struct cm_probe *p)
         if (uv_poll_init_socket(p->loop, &p->poll, fd) < 0) {
             close(fd);
             p->fd = -1;
-            finish(p, CM_ERRK_CONNECT, "cannot watch socket for %s", p->res->address);
+            finish(p, CM_ERRK_INTERNAL, "cannot watch the socket for %s", p->res->address);
             return;
         }
         p->poll.data = p;

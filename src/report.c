@@ -78,7 +78,7 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
         "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:n}",
         "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
         str_or_null(res->sni), "address", res->address[0] ? json_string(res->address) : json_null(),
-        "status", cm_status_name(cm_findings_status(findings)), "error", err, "timing_ms", "dns",
+        "status", cm_status_name(cm_result_status(res, findings)), "error", err, "timing_ms", "dns",
         ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
         ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls", "version",
         str_or_null(tls->version), "cipher", str_or_null(tls->cipher), "group",
@@ -134,7 +134,7 @@ void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm
                     time_t now, bool colour)
 {
     const struct cm_tls_info *tls = &res->tls;
-    enum cm_status st = cm_findings_status(findings);
+    enum cm_status st = cm_result_status(res, findings);
     char word[16], when[32], name[128], issuer[128];
     int first = cm_chain_earliest_expiry(&tls->chain);
     const char *on = colour ? status_colour(st) : "";

@@ -193,6 +193,41 @@ int cm_tls_conn_handshake(struct cm_tls_conn *c, bool *want_write)
     return GNUTLS_E_UNEXPECTED_PACKET;
 }
 
+bool cm_tls_conn_client_cert_requested(struct cm_tls_conn *c)
+{
+    return gnutls_certificate_client_get_request_status(c->session) != 0;
+}
+
+bool cm_tls_conn_needs_post_read(struct cm_tls_conn *c)
+{
+    return c->completed && gnutls_protocol_get_version(c->session) == GNUTLS_TLS1_3 &&
+           cm_tls_conn_client_cert_requested(c);
+}
+
+int cm_tls_conn_post_read(struct cm_tls_conn *c)
+{
+    char buf[512];
+
+    /* Bounded: each call returns at the first empty read; the socket buffer is finite. */
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = gnutls_record_recv(c->session, buf, sizeof(buf));
+        if (n > 0 || n == 0)
+            return 1;
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            return 0;
+        if (n == GNUTLS_E_WARNING_ALERT_RECEIVED)
+            continue;
+        return (int)n;
+    }
+    return 1;
+}
+
+void cm_tls_conn_detach(struct cm_tls_conn *c)
+{
+    if (c)
+        gnutls_transport_set_int(c->session, -1);
+}
+
 void cm_tls_conn_bye(struct cm_tls_conn *c)
 {
     if (c && c->completed)
@@ -250,8 +285,10 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct 
         if (rc < 0)
             goto nomem;
         rc = gnutls_certificate_verify_peers2(s, &status);
+        /* Verification could not run at all (e.g. a certificate GnuTLS cannot parse):
+         * not trusted, for no more specific reason. */
         if (rc < 0)
-            status |= GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+            status |= GNUTLS_CERT_INVALID;
         info->verify.done = true;
         info->verify.status = status;
         info->verify.trusted = status == 0;
@@ -293,8 +330,11 @@ void cm_tls_error_describe(struct cm_tls_conn *c, int rc, char *buf, size_t len,
                 name[n] = (char)tolower((unsigned char)sym[n]);
             name[n] = '\0';
         }
-        snprintf(buf, len, "server sent fatal alert %s (%d): %s", name, (int)a,
-                 text ? text : "unknown alert");
+        snprintf(buf, len, "server sent fatal alert %s (%d): %s%s", name, (int)a,
+                 text ? text : "unknown alert",
+                 cm_tls_conn_client_cert_requested(c)
+                     ? " (the server asked for a client certificate and none was sent)"
+                     : "");
         return;
     }
     case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:

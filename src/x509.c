@@ -26,11 +26,65 @@ static char *hex(const unsigned char *p, size_t n)
     return s;
 }
 
+/* Length of the well-formed UTF-8 sequence at p (Unicode 15, table 3-7), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t len;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    if (avail < len)
+        return 0;
+    /* The second byte's range excludes overlong forms, surrogates and code points past
+     * U+10FFFF. */
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F;
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++)
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Characters that are valid but must not reach a terminal as they are: C0 and C1 controls,
+ * DEL, and the bidirectional overrides and isolates (U+202A-202E, U+2066-2069) that can make
+ * a name read as another. */
+static bool is_unsafe(const unsigned char *p, size_t len)
+{
+    if (len == 1)
+        return p[0] < 0x20 || p[0] == 0x7F;
+    if (len == 2)
+        return p[0] == 0xC2 && p[1] < 0xA0;
+    if (len == 3 && p[0] == 0xE2 && p[1] == 0x80)
+        return p[2] >= 0xAA && p[2] <= 0xAE;
+    if (len == 3 && p[0] == 0xE2 && p[1] == 0x81)
+        return p[2] >= 0xA6 && p[2] <= 0xA9;
+    return false;
+}
+
 /* Copies n bytes of certificate text, escaping what must not reach a terminal or a JSON
- * encoder as it is: control characters and bytes that are not valid UTF-8 become "\XX"
- * (RFC 4514 hex escapes), so a hostile certificate can neither inject terminal escape
- * sequences nor make the report unencodable. */
-static char *safe_text(const unsigned char *p, size_t n)
+ * encoder as it is: unsafe characters and bytes that are not well-formed UTF-8 become "\XX"
+ * (RFC 4514 hex escapes, one per byte), so a hostile certificate can neither inject terminal
+ * escape sequences nor make the report unencodable. escape_backslash also escapes '\'
+ * itself, for text (SANs) that has no escaping of its own; GnuTLS already escapes DNs. */
+static char *safe_text(const unsigned char *p, size_t n, bool escape_backslash)
 {
     static const char digits[] = "0123456789ABCDEF";
     char *out = malloc(n * 3 + 1), *o = out;
@@ -39,34 +93,19 @@ static char *safe_text(const unsigned char *p, size_t n)
     if (!out)
         return NULL;
     while (i < n) {
-        unsigned char c = p[i];
-        size_t len = c < 0x80             ? 1
-                     : (c & 0xE0) == 0xC0 ? 2
-                     : (c & 0xF0) == 0xE0 ? 3
-                     : (c & 0xF8) == 0xF0 ? 4
-                                          : 0;
-        bool ok = len > 0 && i + len <= n;
+        size_t len = utf8_len(p + i, n - i);
 
-        for (size_t k = 1; ok && k < len; k++)
-            ok = (p[i + k] & 0xC0) == 0x80;
-        /* Reject overlong and out-of-range forms the simple way: by lead byte. */
-        if (ok && len == 2 && c < 0xC2)
-            ok = false;
-        if (ok && len == 4 && c > 0xF4)
-            ok = false;
-        if (ok && len == 1 && (c < 0x20 || c == 0x7F))
-            ok = false;
-        if (ok && len == 2 && c == 0xC2 && p[i + 1] < 0xA0)
-            ok = false; /* C1 control characters */
-        if (ok) {
+        if (len > 0 && !is_unsafe(p + i, len) && !(escape_backslash && p[i] == '\\')) {
             memcpy(o, p + i, len);
             o += len;
             i += len;
-        } else {
+            continue;
+        }
+        /* Escape the whole sequence when it is well-formed but unsafe, else one byte. */
+        for (size_t k = 0; k < (len ? len : 1); k++, i++) {
             *o++ = '\\';
-            *o++ = digits[c >> 4];
-            *o++ = digits[c & 15];
-            i++;
+            *o++ = digits[p[i] >> 4];
+            *o++ = digits[p[i] & 15];
         }
     }
     *o = '\0';
@@ -85,7 +124,7 @@ static char *dn_string(gnutls_x509_crt_t crt, bool issuer)
         return strdup("");
     if (rc < 0)
         return NULL;
-    s = safe_text(d.data, d.size);
+    s = safe_text(d.data, d.size, false);
     gnutls_free(d.data);
     return s;
 }
@@ -147,7 +186,7 @@ static int extract_sans(gnutls_x509_crt_t crt, struct cm_cert *c)
         if (type < 0)
             return 0;
         if (type == GNUTLS_SAN_DNSNAME) {
-            rc = add_san(c, safe_text(buf, size));
+            rc = add_san(c, safe_text(buf, size, true));
         } else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
             inet_ntop(size == 4 ? AF_INET : AF_INET6, buf, ip, sizeof(ip));
             rc = add_san(c, strdup(ip));

@@ -50,6 +50,10 @@ void cm_findings_clear(struct cm_findings *f);
 /* Worst severity among the findings, as a status (info counts as OK). */
 enum cm_status cm_findings_status(const struct cm_findings *f);
 
+/* A target's status: UNKNOWN when certmon itself failed to probe it (CM_ERRK_INTERNAL),
+ * else the worst of its findings. */
+enum cm_status cm_result_status(const struct cm_probe_result *res, const struct cm_findings *f);
+
 const char *cm_severity_name(enum cm_severity s); /* "info", "warning", "critical" */
 const char *cm_status_name(enum cm_status s);     /* "ok", "warning", "critical", "unknown" */
 

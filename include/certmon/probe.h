@@ -20,6 +20,7 @@ enum cm_err_kind {
     CM_ERRK_TLS,       /* the handshake failed: alert, protocol error, no common ground */
     CM_ERRK_IO,        /* the connection broke: reset, closed, socket error */
     CM_ERRK_CANCELLED, /* cm_probe_cancel */
+    CM_ERRK_INTERNAL,  /* certmon itself failed (out of memory, out of file descriptors) */
 };
 
 enum cm_phase { CM_PHASE_DNS = 0, CM_PHASE_CONNECT, CM_PHASE_HANDSHAKE, CM_PHASE_DONE };
@@ -64,7 +65,8 @@ void cm_probe_cancel(struct cm_probe *p);
 
 void cm_probe_result_free(struct cm_probe_result *res);
 
-/* "dns", "connect", "timeout", "starttls", "tls", "io", "cancelled"; NULL for NONE. */
+/* "dns", "connect", "timeout", "starttls", "tls", "io", "cancelled", "internal"; NULL for
+ * NONE. */
 const char *cm_err_kind_name(enum cm_err_kind k);
 
 /* "dns", "connect", "handshake", "done". */

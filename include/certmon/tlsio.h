@@ -54,6 +54,24 @@ void cm_tls_conn_free(struct cm_tls_conn *c);
  * GnuTLS error code. */
 int cm_tls_conn_handshake(struct cm_tls_conn *c, bool *want_write);
 
+/* True when the server asked for a client certificate during the handshake. */
+bool cm_tls_conn_client_cert_requested(struct cm_tls_conn *c);
+
+/* True when the handshake needs a read after it to be judged: under TLS 1.3 a server that
+ * asked for a client certificate rejects it only after the client's Finished, so the
+ * handshake call succeeds and the alert comes with the first record. */
+bool cm_tls_conn_needs_post_read(struct cm_tls_conn *c);
+
+/* Reads whatever the server sent after the handshake (tickets, data, an alert) without
+ * blocking. Returns 0 when nothing (more) is waiting, 1 when the server sent data or closed
+ * the connection cleanly, or a negative GnuTLS error (GNUTLS_E_FATAL_ALERT_RECEIVED when the
+ * server rejected us). */
+int cm_tls_conn_post_read(struct cm_tls_conn *c);
+
+/* Stops the session from using its socket: after this, describing it does no I/O and the
+ * caller may close the fd. */
+void cm_tls_conn_detach(struct cm_tls_conn *c);
+
 /* Sends close_notify without waiting for the peer; best effort. */
 void cm_tls_conn_bye(struct cm_tls_conn *c);
 

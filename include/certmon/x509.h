@@ -20,7 +20,7 @@ struct cm_cert {
     char **sans;          /* DNS names and IP address strings, in certificate order */
     size_t san_count;
     bool is_ca;
-    bool self_signed; /* issuer equals subject and its own key verifies the signature */
+    bool self_signed; /* self-issued: subject equals issuer and the key identifiers agree */
 };
 
 struct cm_chain {

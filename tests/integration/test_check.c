@@ -32,7 +32,9 @@ enum srv {
     S_SILENT,
     S_REFUSED,
     S_VALID6,
-    S_NEEDCLIENT, /* TLS 1.2 server that demands a client certificate */
+    S_NEEDCLIENT,   /* TLS 1.2 server that demands a client certificate */
+    S_NEEDCLIENT13, /* the same under TLS 1.3: it rejects us after the handshake */
+    S_OPTCLIENT13,  /* TLS 1.3, asks for a client certificate but does not insist */
     S_COUNT
 };
 
@@ -67,6 +69,10 @@ static int start_tls(enum srv s, const char *cert, const char *key, bool chain)
         argv[n++] = "-Verify";
         argv[n++] = "1";
         argv[n++] = "-tls1_2";
+    } else if (s == S_NEEDCLIENT13 || s == S_OPTCLIENT13) {
+        argv[n++] = s == S_NEEDCLIENT13 ? "-Verify" : "-verify";
+        argv[n++] = "1";
+        argv[n++] = "-tls1_3";
     }
     argv[n++] = "-www";
     argv[n++] = "-quiet";
@@ -137,7 +143,9 @@ static int suite_init(void)
         if (start_tls(tls[i].s, tls[i].cert, "leaf.key", tls[i].chain) < 0)
             return -1;
     if (start_tls(S_SELF, "self.pem", "self.key", false) < 0 ||
-        start_tls(S_NEEDCLIENT, "valid.pem", "leaf.key", true) < 0)
+        start_tls(S_NEEDCLIENT, "valid.pem", "leaf.key", true) < 0 ||
+        start_tls(S_NEEDCLIENT13, "valid.pem", "leaf.key", true) < 0 ||
+        start_tls(S_OPTCLIENT13, "valid.pem", "leaf.key", true) < 0)
         return -1;
     {
         char p[16];
@@ -554,6 +562,30 @@ static void test_failed_handshake_still_reports_chain(void)
     json_decref(arr);
 }
 
+static void test_tls13_client_certificate_required(void)
+{
+    int rc;
+    json_t *arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), local[S_NEEDCLIENT13],
+                                   local[S_OPTCLIENT13], NULL);
+    json_t *t;
+
+    CU_ASSERT_FATAL(json_array_size(arr) == 2);
+    /* The handshake call succeeds; the rejection comes with the first record after it. */
+    t = json_array_get(arr, 0);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_STRING_EQUAL(str(t, "status"), "critical");
+    CU_ASSERT_STRING_EQUAL(str(t, "error.kind"), "tls");
+    CU_ASSERT(strstr(str(t, "error.message"), "certificate_required (116)") != NULL);
+    CU_ASSERT(strstr(str(t, "error.message"), "client certificate") != NULL);
+    CU_ASSERT_STRING_EQUAL(str(t, "tls.version"), "TLS1.3");
+    CU_ASSERT_EQUAL(json_array_size(get(t, "chain")), 2);
+    /* A server that only asks, and accepts no certificate, is fine. */
+    t = json_array_get(arr, 1);
+    CU_ASSERT_STRING_EQUAL(str(t, "status"), "ok");
+    CU_ASSERT(json_is_null(get(t, "error")));
+    json_decref(arr);
+}
+
 static void test_dns_failure(void)
 {
     int rc;
@@ -767,6 +799,7 @@ int main(void)
         {"silent listener times out", test_silent_listener_times_out},
         {"plain HTTP server", test_plain_http_server},
         {"failed handshake still reports chain", test_failed_handshake_still_reports_chain},
+        {"TLS 1.3 client certificate required", test_tls13_client_certificate_required},
         {"DNS failure", test_dns_failure},
         {"50 targets in order", test_fifty_targets_in_order},
         {"200 targets, 20 silent", test_200_targets_20_silent},
