@@ -4,6 +4,7 @@
 #include "certmon/log.h"
 #include "certmon/probe.h"
 #include "certmon/report.h"
+#include "certmon/resolve.h"
 #include "certmon/target.h"
 
 #include <ctype.h>
@@ -38,6 +39,7 @@ struct slot {
 
 struct check_run {
     uv_loop_t *loop;
+    struct cm_probe_env env;
     struct cm_tls_ctx *tls;
     struct cm_target *targets;
     struct slot *slots;
@@ -249,8 +251,8 @@ static void launch(struct check_run *run)
         size_t i = run->next++;
         run->slots[i].run = run;
         run->slots[i].index = i;
-        if (cm_probe_start(run->loop, &run->targets[i], run->tls, run->timeout_ms, on_result,
-                           &run->slots[i], NULL) < 0) {
+        if (cm_probe_start(&run->env, &run->targets[i], run->timeout_ms, on_result, &run->slots[i],
+                           NULL) < 0) {
             /* Out of memory: an internal failure, so the target is UNKNOWN, not CRITICAL. */
             run->internal_error = true;
             run->settled[i] = true;
@@ -302,20 +304,6 @@ static long fit_fd_limit(long want)
             "certmon check: only %llu open files allowed; running %ld probes at once, not %ld\n",
             (unsigned long long)rl.rlim_cur, fit, want);
     return fit;
-}
-
-/* Runs the loop until every closing handle and pending request is done, for at most
- * about 200 ms. Returns true when something is still pending. */
-static bool drain_loop(uv_loop_t *loop)
-{
-    uint64_t end = uv_hrtime() + 200 * 1000000ULL;
-
-    uv_run(loop, UV_RUN_NOWAIT);
-    while (uv_loop_alive(loop) && uv_hrtime() < end) {
-        usleep(1000);
-        uv_run(loop, UV_RUN_NOWAIT);
-    }
-    return uv_loop_alive(loop) != 0;
 }
 
 static void print_summary(const struct check_run *run, const enum cm_status *st,
@@ -411,7 +399,6 @@ int cm_check_main(int argc, char **argv)
     uv_loop_t loop;
     char err[320];
     int c, rc = CM_STATUS_UNKNOWN;
-    bool loop_alive = false;
     char *end;
 
     opterr = 0;
@@ -483,17 +470,6 @@ int cm_check_main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     o.concurrency = fit_fd_limit(o.concurrency);
-    /* Name resolution runs on libuv's thread pool (4 threads by default), so at most that
-     * many lookups proceed at once; size it to the probe concurrency, within reason. The
-     * pool reads this once, when it first starts. */
-    if (!getenv("UV_THREADPOOL_SIZE")) {
-        char n[24];
-        snprintf(n, sizeof(n), "%ld",
-                 o.concurrency < 4    ? 4
-                 : o.concurrency > 32 ? 32
-                                      : o.concurrency);
-        setenv("UV_THREADPOOL_SIZE", n, 0);
-    }
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon check: cannot create event loop\n");
         goto out;
@@ -509,6 +485,12 @@ int cm_check_main(int argc, char **argv)
         fprintf(stderr, "certmon check: --ca %s\n", err);
         goto out_tls;
     }
+    if (cm_resolver_new(&loop, &run.env.resolver, err, sizeof(err)) < 0) {
+        fprintf(stderr, "certmon check: %s\n", err);
+        goto out_tls;
+    }
+    run.env.loop = &loop;
+    run.env.tls = run.tls;
     run.targets = targets;
     run.count = count;
     run.concurrency = (size_t)o.concurrency;
@@ -543,9 +525,12 @@ int cm_check_main(int argc, char **argv)
     }
     if (run.internal_error)
         rc = CM_STATUS_UNKNOWN;
-    loop_alive = drain_loop(&loop);
 
 out_tls:
+    /* Close what is left (resolver sockets, closing probe handles) and let the loop run
+     * dry before freeing what those handles might still use. */
+    cm_resolver_close(run.env.resolver);
+    uv_run(&loop, UV_RUN_DEFAULT);
     if (run.results)
         for (size_t i = 0; i < count; i++)
             cm_probe_result_free(run.results[i]);
@@ -554,9 +539,7 @@ out_tls:
     free(run.slots);
     cm_tls_ctx_free(run.tls);
 out_loop:
-    /* A resolver thread may still be busy with a name whose probe timed out; its request
-     * owns the probe's memory, so leave both to process exit instead of waiting. */
-    if (!loop_alive && uv_loop_close(&loop) != 0)
+    if (uv_loop_close(&loop) != 0)
         cm_log_error("check", "event loop closed with handles still open");
 out:
     for (size_t i = 0; i < count; i++)

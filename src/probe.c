@@ -1,6 +1,7 @@
 #include "certmon/probe.h"
 #include "certmon/error.h"
 #include "certmon/log.h"
+#include "certmon/resolve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,20 +24,20 @@ struct cm_probe {
     void *arg;
     uint64_t timeout_ms;
 
-    /* Lifetime: the probe is freed when refs reaches zero. Each initialised handle and a
-     * pending getaddrinfo request hold one reference. */
+    /* Lifetime: the probe is freed when refs reaches zero. Each initialised handle and the
+     * describe work request hold one reference. A pending lookup holds none: it is
+     * cancelled (its callback then never runs) when the probe finishes. */
     int refs;
     bool finished;
     uv_timer_t timer; /* first a zero-delay kick, then the deadline */
-    uv_getaddrinfo_t gai;
-    bool gai_pending;
+    struct cm_resolver *resolver;
+    struct cm_resolve_req *lookup; /* pending lookup, or NULL */
     uv_poll_t poll;
     bool poll_open;
     int fd;
 
-    struct addrinfo *ai_head; /* owned; from uv_getaddrinfo or getaddrinfo(NUMERICHOST) */
-    bool ai_from_uv;
-    struct addrinfo *ai_next;
+    struct cm_addr_list *addrs; /* owned */
+    size_t next_addr;
     unsigned attempts;
     char conn_errors[384];
 
@@ -71,12 +72,7 @@ static void probe_unref(struct cm_probe *p)
 {
     if (--p->refs > 0)
         return;
-    if (p->ai_head) {
-        if (p->ai_from_uv)
-            uv_freeaddrinfo(p->ai_head);
-        else
-            freeaddrinfo(p->ai_head);
-    }
+    free(p->addrs);
     free(p);
 }
 
@@ -170,8 +166,8 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     close_poll(p, on_poll_closed);
-    if (p->gai_pending)
-        uv_cancel((uv_req_t *)&p->gai); /* its callback still runs and drops the reference */
+    cm_resolve_cancel(p->lookup);
+    p->lookup = NULL;
 
     /* Whatever the outcome, report the chain that arrived and what verification says.
      * Parsing and verifying the chain is pure CPU work (a third of a probe's), so it runs
@@ -358,21 +354,20 @@ static void on_connected(uv_poll_t *h, int status, int events)
 
 static void connect_next(struct cm_probe *p)
 {
-    while (p->ai_next) {
-        struct addrinfo *ai = p->ai_next;
+    while (p->addrs && p->next_addr < p->addrs->count) {
+        const struct sockaddr_storage *sa = &p->addrs->addrs[p->next_addr++];
+        socklen_t salen =
+            sa->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
         int fd, one = 1;
 
-        p->ai_next = ai->ai_next;
-        if (ai->ai_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, p->res->address,
-                      sizeof(p->res->address));
-        else if (ai->ai_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, p->res->address,
+        if (sa->ss_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, p->res->address,
                       sizeof(p->res->address));
         else
-            continue;
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, p->res->address,
+                      sizeof(p->res->address));
         p->attempts++;
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
             /* Our own resources ran out: that says nothing about the endpoint. */
             finish(p, CM_ERRK_INTERNAL, "cannot create a socket: %s", strerror(errno));
@@ -383,7 +378,7 @@ static void connect_next(struct cm_probe *p)
             continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+        if (connect(fd, (const struct sockaddr *)sa, salen) < 0 && errno != EINPROGRESS) {
             note_connect_error(p, errno);
             close(fd);
             continue;
@@ -409,67 +404,49 @@ static void connect_next(struct cm_probe *p)
                p->conn_errors);
 }
 
-static void start_connect(struct cm_probe *p, struct addrinfo *ai, bool from_uv)
+static void start_connect(struct cm_probe *p, struct cm_addr_list *addrs)
 {
-    p->ai_head = ai;
-    p->ai_from_uv = from_uv;
-    p->ai_next = ai;
+    p->addrs = addrs;
+    p->next_addr = 0;
     p->res->dns_ms = ms_since(p->t_start);
     p->phase = CM_PHASE_CONNECT;
     p->t_phase = uv_hrtime();
     connect_next(p);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+static void on_resolved(int status, const char *message, struct cm_addr_list *list, void *arg)
 {
-    struct cm_probe *p = req->data;
+    struct cm_probe *p = arg;
 
-    p->gai_pending = false;
-    if (p->finished) {
-        if (ai)
-            uv_freeaddrinfo(ai);
-    } else if (status < 0) {
+    p->lookup = NULL;
+    if (status < 0) {
         p->res->dns_ms = ms_since(p->t_start);
-        finish(p, CM_ERRK_DNS, "cannot resolve %s: %s", p->t->host, uv_strerror(status));
-    } else {
-        start_connect(p, ai, true);
+        finish(p, CM_ERRK_DNS, "cannot resolve %s: %s", p->t->host, message);
+        return;
     }
-    probe_unref(p);
+    start_connect(p, list);
 }
 
 static void on_kick(uv_timer_t *timer)
 {
     struct cm_probe *p = timer->data;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    char port[8];
-    int rc;
+    struct cm_addr_list *literal;
 
     /* The deadline counts from cm_probe_start, so subtract the time the kick waited. */
     uint64_t spent = (uv_hrtime() - p->t_start) / 1000000;
     uv_timer_start(&p->timer, on_deadline, p->timeout_ms > spent ? p->timeout_ms - spent : 0, 0);
-    snprintf(port, sizeof(port), "%u", (unsigned)p->t->port);
-    hints.ai_flags = AI_NUMERICSERV;
 
     if (cm_host_is_ip(p->t->host)) {
-        /* A literal needs no resolver; getaddrinfo with NUMERICHOST never blocks. */
-        struct addrinfo *ai = NULL;
-        hints.ai_flags |= AI_NUMERICHOST;
-        rc = getaddrinfo(p->t->host, port, &hints, &ai);
-        if (rc != 0) {
-            finish(p, CM_ERRK_DNS, "bad address %s: %s", p->t->host, gai_strerror(rc));
+        /* A literal needs no resolver. */
+        if (!(literal = cm_addr_list_literal(p->t->host, p->t->port))) {
+            finish(p, CM_ERRK_INTERNAL, "out of memory");
             return;
         }
-        start_connect(p, ai, false);
+        start_connect(p, literal);
         return;
     }
-    p->gai.data = p;
-    rc = uv_getaddrinfo(p->loop, &p->gai, on_resolved, p->t->host, port, &hints);
-    if (rc < 0) {
-        finish(p, CM_ERRK_DNS, "cannot resolve %s: %s", p->t->host, uv_strerror(rc));
-        return;
-    }
-    p->gai_pending = true;
-    p->refs++;
+    if (cm_resolve_start(p->resolver, p->t->host, p->t->port, on_resolved, p, &p->lookup) < 0)
+        finish(p, CM_ERRK_INTERNAL, "out of memory");
 }
 
 static struct cm_probe_result *result_new(const struct cm_target *t)
@@ -491,9 +468,10 @@ static struct cm_probe_result *result_new(const struct cm_target *t)
     return r;
 }
 
-int cm_probe_start(uv_loop_t *loop, const struct cm_target *t, struct cm_tls_ctx *tls,
-                   uint64_t timeout_ms, cm_probe_cb cb, void *arg, struct cm_probe **out)
+int cm_probe_start(const struct cm_probe_env *env, const struct cm_target *t, uint64_t timeout_ms,
+                   cm_probe_cb cb, void *arg, struct cm_probe **out)
 {
+    uv_loop_t *loop = env->loop;
     struct cm_probe *p = calloc(1, sizeof(*p));
 
     if (out)
@@ -506,7 +484,8 @@ int cm_probe_start(uv_loop_t *loop, const struct cm_target *t, struct cm_tls_ctx
     }
     p->loop = loop;
     p->t = t;
-    p->tls = tls;
+    p->tls = env->tls;
+    p->resolver = env->resolver;
     p->cb = cb;
     p->arg = arg;
     p->timeout_ms = timeout_ms;

@@ -50,12 +50,21 @@ struct cm_probe_result {
 typedef void (*cm_probe_cb)(struct cm_probe_result *res, void *arg);
 
 struct cm_probe;
+struct cm_resolver;
 
-/* Starts a probe. Borrows loop, target and tls (all outlive the probe). timeout_ms bounds
- * the whole probe from this call to the result. On success cb runs exactly once, always
- * from a later loop callback; on error (-ENOMEM) cb never runs. *out may be NULL. */
-int cm_probe_start(uv_loop_t *loop, const struct cm_target *t, struct cm_tls_ctx *tls,
-                   uint64_t timeout_ms, cm_probe_cb cb, void *arg, struct cm_probe **out);
+/* What probes share: the loop, the TLS context and the resolver (all on that loop). */
+struct cm_probe_env {
+    uv_loop_t *loop;
+    struct cm_tls_ctx *tls;
+    struct cm_resolver *resolver;
+};
+
+/* Starts a probe. Borrows env's members and the target (all outlive the probe).
+ * timeout_ms bounds the whole probe from this call to the end of the handshake. On success
+ * cb runs exactly once, always from a later loop callback; on error (-ENOMEM) cb never
+ * runs. *out may be NULL. */
+int cm_probe_start(const struct cm_probe_env *env, const struct cm_target *t, uint64_t timeout_ms,
+                   cm_probe_cb cb, void *arg, struct cm_probe **out);
 
 /* Cancels a probe whose callback has not run yet: cb runs at once with error kind
  * "cancelled". A probe whose handshake has already ended is past cancelling: its real

@@ -602,6 +602,42 @@ static void test_dns_failure(void)
     json_decref(arr);
 }
 
+/* A DNS server that never answers delays only the names it is asked about. */
+static void test_silent_dns_server(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0), rc;
+    char servers[64];
+    double elapsed;
+    json_t *arr;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+                    getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", ntohs(sa.sin_port));
+    setenv("CERTMON_DNS_SERVERS", servers, 1);
+    arr = cm_th_check_json(&rc, &elapsed, "--timeout", "1.5", "--concurrency", "3", "--ca",
+                           cm_th_pki("root.pem"), "slow-1.example", "slow-2.example",
+                           "slow-3.example", local[S_VALID], addr[S_VALID], NULL);
+    unsetenv("CERTMON_DNS_SERVERS");
+    close(fd);
+
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_FATAL(json_array_size(arr) == 5);
+    for (size_t i = 0; i < 3; i++) {
+        json_t *t = json_array_get(arr, i);
+        CU_ASSERT_STRING_EQUAL(str(t, "error.kind"), "timeout");
+        CU_ASSERT_STRING_EQUAL(str(t, "error.phase"), "dns");
+    }
+    /* /etc/hosts and address literals need no DNS server, and wait for no other lookup,
+     * even with every probe slot taken by a stuck lookup first. */
+    CU_ASSERT_STRING_EQUAL(str(json_array_get(arr, 3), "status"), "ok");
+    CU_ASSERT_STRING_EQUAL(str(json_array_get(arr, 4), "status"), "ok");
+    CU_ASSERT(elapsed < 2 * 1.5 + 1.5 * CERTMON_SLOWDOWN);
+    json_decref(arr);
+}
+
 static void test_fifty_targets_in_order(void)
 {
     const char *argv[64];
@@ -801,6 +837,7 @@ int main(void)
         {"failed handshake still reports chain", test_failed_handshake_still_reports_chain},
         {"TLS 1.3 client certificate required", test_tls13_client_certificate_required},
         {"DNS failure", test_dns_failure},
+        {"silent DNS server", test_silent_dns_server},
         {"50 targets in order", test_fifty_targets_in_order},
         {"200 targets, 20 silent", test_200_targets_20_silent},
         {"duplicates kept", test_duplicates_kept},

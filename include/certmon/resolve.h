@@ -1,0 +1,50 @@
+/* Asynchronous name resolution on the loop, with c-ares: no thread, no blocking call, so a
+ * slow or dead DNS server costs each lookup its own deadline and delays no other. Honours
+ * /etc/hosts and /etc/resolv.conf. */
+#ifndef CERTMON_RESOLVE_H
+#define CERTMON_RESOLVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+/* Addresses of one name, in the order to try them. Plain data, owned by whoever receives
+ * it (free with free()). */
+struct cm_addr_list {
+    size_t count;
+    struct sockaddr_storage addrs[];
+};
+
+struct cm_resolver;
+struct cm_resolve_req;
+
+/* status is 0 with a non-empty list (the callee's), or a negative code with list NULL:
+ * UV_EAI_NONAME (no such name or no addresses), UV_EAI_AGAIN (server failure or timeout),
+ * -ENOMEM, UV_EAI_FAIL (anything else). message names the reason for a human. */
+typedef void (*cm_resolve_cb)(int status, const char *message, struct cm_addr_list *list,
+                              void *arg);
+
+/* Creates a resolver on loop, reading the system's resolver configuration. Returns 0, or
+ * -ENOMEM / UV_EAI_FAIL with a reason in err. */
+int cm_resolver_new(uv_loop_t *loop, struct cm_resolver **out, char *err, size_t errlen);
+
+/* Cancels every pending lookup (their callbacks do not run) and closes the resolver's
+ * handles; the memory is released once the loop has run their close callbacks. NULL is a
+ * no-op. */
+void cm_resolver_close(struct cm_resolver *r);
+
+/* Resolves host (a DNS name; address literals need no resolver) for a TCP connection to
+ * port. cb runs exactly once, from a later loop callback, unless the request is cancelled
+ * first. Returns 0 or -ENOMEM (cb never runs). *out may be NULL. */
+int cm_resolve_start(struct cm_resolver *r, const char *host, uint16_t port, cm_resolve_cb cb,
+                     void *arg, struct cm_resolve_req **out);
+
+/* Cancels a lookup whose callback has not run: the callback never runs. NULL is a no-op. */
+void cm_resolve_cancel(struct cm_resolve_req *req);
+
+/* Builds the list for an address literal (IPv4 or IPv6) without any lookup. Returns NULL
+ * when host is not a literal or memory runs out. */
+struct cm_addr_list *cm_addr_list_literal(const char *host, uint16_t port);
+
+#endif
