@@ -212,34 +212,47 @@ static int socket_error(int fd)
     return soerr;
 }
 
+/* Ends the probe when a poll on its socket reported an error. Returns true if it did. */
+static bool poll_failed(struct cm_probe *p, int status, const char *when)
+{
+    int soerr;
+
+    if (status >= 0)
+        return false;
+    /* libuv reports POLLERR as UV_EBADF; the socket knows the real reason. */
+    soerr = socket_error(p->fd);
+    finish(p, CM_ERRK_IO, "socket error %s: %s", when,
+           soerr ? strerror(soerr) : uv_strerror(status));
+    return true;
+}
+
+/* Ends the probe with GnuTLS error rc, named for a human. */
+static void fail_tls(struct cm_probe *p, int rc)
+{
+    char msg[384];
+    bool is_io;
+
+    cm_tls_error_describe(p->conn, rc, msg, sizeof(msg), &is_io);
+    finish(p, is_io ? CM_ERRK_IO : CM_ERRK_TLS, "%s", msg);
+}
+
 static void on_tls_io(uv_poll_t *h, int status, int events)
 {
     struct cm_probe *p = h->data;
 
     (void)events;
-    if (status < 0) {
-        /* libuv reports POLLERR as UV_EBADF; the socket knows the real reason. */
-        int soerr = socket_error(p->fd);
-        finish(p, CM_ERRK_IO, "socket error during TLS handshake: %s",
-               soerr ? strerror(soerr) : uv_strerror(status));
-        return;
-    }
-    step_handshake(p);
+    if (!poll_failed(p, status, "during the TLS handshake"))
+        step_handshake(p);
 }
 
 /* Judges what the server sent after a TLS 1.3 handshake in which it asked for a client
  * certificate: an alert means it rejected us; tickets, data or silence mean it did not. */
 static void judge_post_read(struct cm_probe *p, int rc)
 {
-    char msg[384];
-    bool is_io;
-
-    if (rc >= 0) {
+    if (rc >= 0)
         finish(p, CM_ERRK_NONE, "%s", "");
-        return;
-    }
-    cm_tls_error_describe(p->conn, rc, msg, sizeof(msg), &is_io);
-    finish(p, is_io ? CM_ERRK_IO : CM_ERRK_TLS, "%s", msg);
+    else
+        fail_tls(p, rc);
 }
 
 static void on_post_read_io(uv_poll_t *h, int status, int events)
@@ -247,15 +260,10 @@ static void on_post_read_io(uv_poll_t *h, int status, int events)
     struct cm_probe *p = h->data;
 
     (void)events;
-    if (status < 0) {
-        int soerr = socket_error(p->fd);
-        finish(p, CM_ERRK_IO, "socket error after the TLS handshake: %s",
-               soerr ? strerror(soerr) : uv_strerror(status));
-        return;
-    }
     /* The first records after our Finished decide; an empty read now means they were
      * tickets or the like. */
-    judge_post_read(p, cm_tls_conn_post_read(p->conn));
+    if (!poll_failed(p, status, "after the TLS handshake"))
+        judge_post_read(p, cm_tls_conn_post_read(p->conn));
 }
 
 static void on_post_read_quiet(uv_timer_t *timer)
@@ -286,23 +294,18 @@ static void step_handshake(struct cm_probe *p)
 {
     bool want_write = false;
     int rc = cm_tls_conn_handshake(p->conn, &want_write);
-    char msg[384];
-    bool is_io;
 
     if (rc == 1) {
         uv_poll_start(&p->poll, want_write ? UV_WRITABLE : UV_READABLE, on_tls_io);
         return;
     }
     p->res->handshake_ms = ms_since(p->t_phase);
-    if (rc == 0) {
-        if (cm_tls_conn_needs_post_read(p->conn))
-            start_post_read(p);
-        else
-            finish(p, CM_ERRK_NONE, "%s", "");
-        return;
-    }
-    cm_tls_error_describe(p->conn, rc, msg, sizeof(msg), &is_io);
-    finish(p, is_io ? CM_ERRK_IO : CM_ERRK_TLS, "%s", msg);
+    if (rc != 0)
+        fail_tls(p, rc);
+    else if (cm_tls_conn_needs_post_read(p->conn))
+        start_post_read(p);
+    else
+        finish(p, CM_ERRK_NONE, "%s", "");
 }
 
 static void connect_next(struct cm_probe *p);

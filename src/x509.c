@@ -335,11 +335,12 @@ static int placeholder(struct cm_cert *c)
 int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src)
 {
     *dst = *src;
-    dst->subject = strdup(src->subject);
-    dst->issuer = strdup(src->issuer);
-    dst->serial = strdup(src->serial);
-    dst->signature = strdup(src->signature);
-    dst->sha256 = strdup(src->sha256);
+    /* A cleared certificate has NULL strings; its copy has empty ones. */
+    dst->subject = strdup(src->subject ? src->subject : "");
+    dst->issuer = strdup(src->issuer ? src->issuer : "");
+    dst->serial = strdup(src->serial ? src->serial : "");
+    dst->signature = strdup(src->signature ? src->signature : "");
+    dst->sha256 = strdup(src->sha256 ? src->sha256 : "");
     dst->sans = src->san_count ? calloc(src->san_count, sizeof(*dst->sans)) : NULL;
     dst->san_count = 0;
     if (!dst->subject || !dst->issuer || !dst->serial || !dst->signature || !dst->sha256 ||

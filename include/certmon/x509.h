@@ -45,8 +45,8 @@ struct cm_der {
 /* A bounded cache of extracted certificates, keyed by the SHA-256 of their encoding. */
 struct cm_cert_cache;
 
-/* Creates a cache of at least slots entries (rounded up to a power of two). Returns 0 or
- * -ENOMEM. */
+/* Creates a cache of at least slots entries (rounded up to a power of two, at most 2^20).
+ * Returns 0, -EINVAL or -ENOMEM. */
 int cm_cert_cache_new(size_t slots, struct cm_cert_cache **out);
 void cm_cert_cache_free(struct cm_cert_cache *cache);
 void cm_cert_cache_stats(struct cm_cert_cache *cache, size_t *hits, size_t *misses);

@@ -46,6 +46,25 @@ int cm_test_main(const char *suite, CU_TestInfo *tests, CU_InitializeFunc init,
     return 0;
 }
 
+void cm_expect_str(const char *got, const char *want, const char *expr, const char *file,
+                   unsigned line)
+{
+    char msg[768];
+    CU_BOOL ok = (got && want) ? strcmp(got, want) == 0 : got == want;
+
+    snprintf(msg, sizeof(msg), "%s: want \"%s\", got \"%s\"", expr, want ? want : "(null)",
+             got ? got : "(null)");
+    CU_assertImplementation(ok, line, msg, file, "", CU_FALSE);
+}
+
+void cm_expect_int(long long got, long long want, const char *expr, const char *file, unsigned line)
+{
+    char msg[256];
+
+    snprintf(msg, sizeof(msg), "%s: want %lld, got %lld", expr, want, got);
+    CU_assertImplementation(got == want, line, msg, file, "", CU_FALSE);
+}
+
 int cm_th_free_port(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};

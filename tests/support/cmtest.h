@@ -14,6 +14,22 @@
 int cm_test_main(const char *suite, CU_TestInfo *tests, CU_InitializeFunc init,
                  CU_CleanupFunc cleanup);
 
+/* Assertions that say what was expected and what came: "expr: want X, got Y". */
+#define EXPECT_STR(got, want) cm_expect_str((got), (want), #got, __FILE__, __LINE__)
+#define EXPECT_INT(got, want)                                                                      \
+    cm_expect_int((long long)(got), (long long)(want), #got, __FILE__, __LINE__)
+
+/* The same with the expression text and line given, for helpers that check on behalf of
+ * their caller. */
+#define expect_str(got, want, expr, line) cm_expect_str((got), (want), (expr), __FILE__, (line))
+#define expect_int(got, want, expr, line)                                                          \
+    cm_expect_int((long long)(got), (long long)(want), (expr), __FILE__, (line))
+
+void cm_expect_str(const char *got, const char *want, const char *expr, const char *file,
+                   unsigned line);
+void cm_expect_int(long long got, long long want, const char *expr, const char *file,
+                   unsigned line);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int cm_th_free_port(void);
 

@@ -14,28 +14,6 @@
 #define DAY 86400
 #define NOW ((time_t)1800000000) /* 2027-01-15T08:00:00Z */
 
-#define EXPECT_STR(got, want) expect_str((got), (want), #got, __LINE__)
-
-static void expect_str(const char *got, const char *want, const char *expr, unsigned line)
-{
-    char msg[2048];
-    CU_BOOL ok = (got && want) ? strcmp(got, want) == 0 : got == want;
-
-    snprintf(msg, sizeof(msg), "%s: want \"%s\", got \"%s\"", expr, want ? want : "(null)",
-             got ? got : "(null)");
-    CU_assertImplementation(ok, line, msg, __FILE__, "", CU_FALSE);
-}
-
-#define EXPECT_INT(got, want) expect_int((long long)(got), (long long)(want), #got, __LINE__)
-
-static void expect_int(long long got, long long want, const char *expr, unsigned line)
-{
-    char msg[256];
-
-    snprintf(msg, sizeof(msg), "%s: want %lld, got %lld", expr, want, got);
-    CU_assertImplementation(got == want, line, msg, __FILE__, "", CU_FALSE);
-}
-
 /* JSON accessors that report what they found. */
 #define J_STR(obj, key, want) j_str((obj), (key), (want), __LINE__)
 #define J_INT(obj, key, want) j_int((obj), (key), (want), __LINE__)

@@ -9,28 +9,6 @@
 #include "certmon/target.h"
 
 /* String comparison that reports both values on failure and copes with NULL. */
-#define EXPECT_STR(got, want) expect_str((got), (want), #got, __LINE__)
-
-static void expect_str(const char *got, const char *want, const char *expr, unsigned line)
-{
-    char msg[768];
-    CU_BOOL ok = (got && want) ? strcmp(got, want) == 0 : got == want;
-
-    snprintf(msg, sizeof(msg), "%s: want \"%s\", got \"%s\"", expr, want ? want : "(null)",
-             got ? got : "(null)");
-    CU_assertImplementation(ok, line, msg, __FILE__, "", CU_FALSE);
-}
-
-#define EXPECT_INT(got, want) expect_int((long long)(got), (long long)(want), #got, __LINE__)
-
-static void expect_int(long long got, long long want, const char *expr, unsigned line)
-{
-    char msg[256];
-
-    snprintf(msg, sizeof(msg), "%s: want %lld, got %lld", expr, want, got);
-    CU_assertImplementation(got == want, line, msg, __FILE__, "", CU_FALSE);
-}
-
 static char dummy[] = "not-a-heap-pointer";
 
 /* Fills t with non-NULL garbage so that tests can see the parser empties it. */
