@@ -1,23 +1,156 @@
 #include "certmon/analyze.h"
+#include "certmon/error.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int add(struct cm_findings *out, const char *id, enum cm_severity sev, int position,
-               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Leaf certificates valid longer than this (CA/Browser Forum baseline) are unusual. */
+#define MAX_LEAF_LIFETIME_DAYS 398
 
-static int add(struct cm_findings *out, const char *id, enum cm_severity sev, int position,
-               const char *fmt, ...)
+const struct cm_finding_def cm_finding_catalogue[] = {
+    {"probe.failed", CM_SEV_CRITICAL, "the endpoint could not be probed"},
+    {"cert.expired", CM_SEV_CRITICAL, "a certificate of the chain has expired"},
+    {"cert.expiring", CM_SEV_WARNING, "a certificate of the chain expires soon"},
+    {"cert.not_yet_valid", CM_SEV_CRITICAL, "a certificate of the chain is not valid yet"},
+    {"chain.untrusted", CM_SEV_CRITICAL, "the chain does not lead to a trusted root"},
+    {"chain.self_signed", CM_SEV_CRITICAL, "the server sent a lone self-signed certificate"},
+    {"chain.incomplete", CM_SEV_CRITICAL, "the server does not send its intermediate"},
+    {"chain.order", CM_SEV_WARNING, "the certificates are not sent in issuing order"},
+    {"chain.root_sent", CM_SEV_INFO, "the server sends its root certificate too"},
+    {"host.mismatch", CM_SEV_CRITICAL, "the leaf is not valid for the name checked"},
+    {"key.weak", CM_SEV_CRITICAL, "a key is shorter than the policy allows"},
+    {"signature.weak", CM_SEV_CRITICAL, "a certificate is signed with MD5 or SHA-1"},
+    {"cert.no_san", CM_SEV_WARNING, "the leaf names its host only in the CN"},
+    {"cert.lifetime_long", CM_SEV_INFO, "the leaf is valid for more than 398 days"},
+    {"cert.wildcard", CM_SEV_INFO, "the leaf is a wildcard certificate"},
+    {"ocsp.revoked", CM_SEV_CRITICAL, "the stapled OCSP response says revoked"},
+    {"ocsp.must_staple_missing", CM_SEV_CRITICAL, "a must-staple leaf is served without staple"},
+    {"ocsp.not_stapled", CM_SEV_INFO, "the server staples no OCSP response"},
+    {"ocsp.invalid", CM_SEV_WARNING, "the stapled OCSP response does not verify"},
+};
+const size_t cm_finding_catalogue_len =
+    sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
+
+const struct cm_finding_def *cm_finding_lookup(const char *id)
 {
+    for (size_t i = 0; id && i < cm_finding_catalogue_len; i++)
+        if (strcmp(cm_finding_catalogue[i].id, id) == 0)
+            return &cm_finding_catalogue[i];
+    return NULL;
+}
+
+/* Levenshtein distance, for suggestions; ids are short. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+
+    if (lb >= sizeof(row) / sizeof(row[0]) || la >= 64)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            if (up + 1 < best)
+                best = up + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *cm_finding_suggest(const char *id)
+{
+    const char *best = NULL;
+    size_t best_d = 4; /* farther than this is no suggestion */
+
+    for (size_t i = 0; id && i < cm_finding_catalogue_len; i++) {
+        size_t d = distance(id, cm_finding_catalogue[i].id);
+        if (d < best_d) {
+            best_d = d;
+            best = cm_finding_catalogue[i].id;
+        }
+    }
+    return best;
+}
+
+static int add_rule(struct cm_policy *p, const char *id, bool ignore, enum cm_severity sev)
+{
+    const struct cm_finding_def *def = cm_finding_lookup(id);
+    struct cm_policy_rule *n;
+
+    if (!def)
+        return CM_EBADARG;
+    if (!(n = realloc(p->rules, (p->rule_count + 1) * sizeof(*n))))
+        return -ENOMEM;
+    p->rules = n;
+    n[p->rule_count++] = (struct cm_policy_rule){def->id, ignore, sev};
+    return 0;
+}
+
+int cm_policy_ignore(struct cm_policy *p, const char *id)
+{
+    return add_rule(p, id, true, CM_SEV_OK);
+}
+
+int cm_policy_set_severity(struct cm_policy *p, const char *id, enum cm_severity sev)
+{
+    if (sev < CM_SEV_INFO || sev > CM_SEV_CRITICAL)
+        return CM_EBADARG;
+    return add_rule(p, id, false, sev);
+}
+
+void cm_policy_clear(struct cm_policy *p)
+{
+    if (!p)
+        return;
+    free(p->rules);
+    p->rules = NULL;
+    p->rule_count = 0;
+}
+
+/* One analysis in progress. */
+struct ctx {
+    const struct cm_probe_result *res;
+    const struct cm_policy *policy;
+    time_t now;
+    struct cm_findings *out;
+};
+
+/* Adds a finding unless the policy ignores its id; applies severity overrides. *made (when
+ * not NULL) gets the finding, or NULL when it was ignored. Returns 0 or -ENOMEM. */
+static int add(struct ctx *x, struct cm_finding **made, const char *id, enum cm_severity sev,
+               int position, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int add(struct ctx *x, struct cm_finding **made, const char *id, enum cm_severity sev,
+               int position, const char *fmt, ...)
+{
+    struct cm_findings *out = x->out;
     struct cm_finding *n;
     char msg[512];
     va_list ap;
 
+    const struct cm_policy_rule *rule = NULL;
+
+    if (made)
+        *made = NULL;
+    for (size_t i = 0; i < x->policy->rule_count; i++)
+        if (strcmp(x->policy->rules[i].id, id) == 0)
+            rule = &x->policy->rules[i]; /* the last rule for the id wins */
+    if (rule && rule->ignore)
+        return 0;
+    if (rule)
+        sev = rule->severity;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -25,13 +158,16 @@ static int add(struct cm_findings *out, const char *id, enum cm_severity sev, in
     if (!n)
         return -ENOMEM;
     out->items = n;
-    n[out->count].id = id;
-    n[out->count].severity = sev;
-    n[out->count].position = position;
-    n[out->count].message = strdup(msg);
-    if (!n[out->count].message)
+    n = &out->items[out->count];
+    memset(n, 0, sizeof(*n));
+    n->id = id;
+    n->severity = sev;
+    n->position = position;
+    if (!(n->message = strdup(msg)))
         return -ENOMEM;
     out->count++;
+    if (made)
+        *made = n;
     return 0;
 }
 
@@ -45,43 +181,116 @@ static void plural_days(int64_t d, char *buf, size_t len)
     snprintf(buf, len, "%lld day%s", (long long)d, d == 1 ? "" : "s");
 }
 
-static int analyze_cert(const struct cm_cert *c, size_t pos, const struct cm_policy *policy,
-                        time_t now, struct cm_findings *out)
+/* Certificates built by hand (tests, file targets) may leave optional strings NULL. */
+static const char *str0(const char *s)
 {
+    return s ? s : "";
+}
+
+/* A self-signed CA certificate: a root, which clients take from their own trust store. */
+static bool is_root(const struct cm_cert *c)
+{
+    return c->self_signed && c->is_ca;
+}
+
+/* True when b issued a: names match and, where both are present, the key identifiers. */
+static bool issued_by(const struct cm_cert *a, const struct cm_cert *b)
+{
+    if (strcmp(str0(a->issuer), str0(b->subject)) != 0)
+        return false;
+    return !a->aki || !b->ski || !a->aki[0] || !b->ski[0] || strcmp(a->aki, b->ski) == 0;
+}
+
+static int check_validity(struct ctx *x, const struct cm_cert *c, size_t pos)
+{
+    const struct cm_policy *policy = x->policy;
     char when[32], days[32];
-    int64_t left = c->not_after - (int64_t)now;
-    int64_t d = cm_cert_days_left(c, now);
+    int64_t left = c->not_after - (int64_t)x->now;
+    int64_t d = cm_cert_days_left(c, x->now);
+    struct cm_finding *f;
+    int rc;
 
     if (left < 0) {
         int64_t ago = (-left) / 86400;
         cm_time_rfc3339(c->not_after, when, sizeof(when));
         plural_days(ago, days, sizeof(days));
         if (ago > 0)
-            return add(out, "cert.expired", CM_SEV_CRITICAL, (int)pos,
-                       "%s %zu (%s) expired %s ago, on %s", cert_label(pos), pos, c->subject, days,
-                       when);
-        return add(out, "cert.expired", CM_SEV_CRITICAL, (int)pos, "%s %zu (%s) expired on %s",
-                   cert_label(pos), pos, c->subject, when);
-    }
-    if (c->not_before > (int64_t)now) {
+            rc = add(x, &f, "cert.expired", CM_SEV_CRITICAL, (int)pos,
+                     "%s %zu (%s) expired %s ago, on %s", cert_label(pos), pos, c->subject, days,
+                     when);
+        else
+            rc = add(x, &f, "cert.expired", CM_SEV_CRITICAL, (int)pos, "%s %zu (%s) expired on %s",
+                     cert_label(pos), pos, c->subject, when);
+    } else if (c->not_before > (int64_t)x->now) {
         cm_time_rfc3339(c->not_before, when, sizeof(when));
-        return add(out, "cert.not_yet_valid", CM_SEV_CRITICAL, (int)pos,
-                   "%s %zu (%s) is not valid before %s", cert_label(pos), pos, c->subject, when);
-    }
-    if (left < (int64_t)policy->crit_days * 86400 || left < (int64_t)policy->warn_days * 86400) {
+        rc = add(x, &f, "cert.not_yet_valid", CM_SEV_CRITICAL, (int)pos,
+                 "%s %zu (%s) is not valid before %s", cert_label(pos), pos, c->subject, when);
+    } else if (left < (int64_t)policy->warn_days * 86400 ||
+               left < (int64_t)policy->crit_days * 86400) {
         enum cm_severity sev =
             left < (int64_t)policy->crit_days * 86400 ? CM_SEV_CRITICAL : CM_SEV_WARNING;
         cm_time_rfc3339(c->not_after, when, sizeof(when));
         plural_days(d, days, sizeof(days));
-        return add(out, "cert.expiring", sev, (int)pos, "%s %zu (%s) expires in %s, on %s",
-                   cert_label(pos), pos, c->subject, days, when);
+        rc = add(x, &f, "cert.expiring", sev, (int)pos, "%s %zu (%s) expires in %s, on %s",
+                 cert_label(pos), pos, c->subject, days, when);
+    } else {
+        return 0;
+    }
+    if (rc == 0 && f) {
+        f->has_days_left = true;
+        f->days_left = d;
+    }
+    return rc;
+}
+
+static bool weak_hash(const struct cm_cert *c)
+{
+    const char *h = str0(c->sig_hash);
+
+    return !strcmp(h, "SHA1") || !strcmp(h, "MD5") || !strcmp(h, "MD2");
+}
+
+static int check_strength(struct ctx *x, const struct cm_cert *c, size_t pos)
+{
+    const struct cm_policy *policy = x->policy;
+    const char *kt = str0(c->key_type);
+    bool rsa_like = !strcmp(kt, "RSA") || !strcmp(kt, "RSA-PSS") || !strcmp(kt, "DSA");
+    bool ec = !strcmp(kt, "EC");
+    struct cm_finding *f;
+    int rc;
+
+    /* A root the server sends along is not used by clients: its own trust store decides. */
+    if (pos > 0 && is_root(c))
+        return 0;
+    if ((rsa_like && c->key_bits < policy->min_rsa_bits) ||
+        (ec && c->key_bits < policy->min_ec_bits)) {
+        rc = add(x, &f, "key.weak", rsa_like ? CM_SEV_CRITICAL : CM_SEV_WARNING, (int)pos,
+                 "%s %zu (%s) has a %u-bit %s key; the policy asks for at least %u bits",
+                 cert_label(pos), pos, c->subject, c->key_bits, c->key_type,
+                 rsa_like ? policy->min_rsa_bits : policy->min_ec_bits);
+        if (rc < 0)
+            return rc;
+        if (f) {
+            f->key_type = c->key_type;
+            f->key_bits = c->key_bits;
+        }
+    }
+    if (weak_hash(c)) {
+        rc = add(x, &f, "signature.weak", CM_SEV_CRITICAL, (int)pos,
+                 "%s %zu (%s) is signed with %s, which can be forged; reissue it with SHA-256",
+                 cert_label(pos), pos, str0(c->subject), str0(c->signature));
+        if (rc < 0)
+            return rc;
+        if (f && !(f->algorithm = strdup(str0(c->signature))))
+            return -ENOMEM;
     }
     return 0;
 }
 
-/* Expiry and activation are reported per certificate by cert.expired / cert.not_yet_valid
- * and must not double as "untrusted". GnuTLS sets INVALID beside any other reason, so it
- * counts as distrust only when it stands alone. */
+/* Verification bits that a missing or unknown issuer sets. Expiry and activation are
+ * reported per certificate by cert.expired / cert.not_yet_valid and must not double as
+ * "untrusted"; GnuTLS sets INVALID beside any other reason, so it counts as distrust only
+ * when it stands alone. */
 #define TIME_BITS (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED)
 
 static bool distrusted(unsigned status)
@@ -104,40 +313,217 @@ static void collect(const char *name, void *arg)
     snprintf(n->buf + used, sizeof(n->buf) - used, "%s%s", used ? ", " : "", name);
 }
 
-int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
-               struct cm_findings *out)
+/* Position of the last certificate on the issuing path that starts at the leaf and follows
+ * the certificates as sent (in any order). */
+static size_t path_top(const struct cm_chain *chain)
+{
+    size_t top = 0;
+
+    for (size_t steps = 0; steps < chain->count; steps++) {
+        const struct cm_cert *c = &chain->certs[top];
+        size_t next = chain->count;
+        if (c->self_signed)
+            break;
+        for (size_t j = 0; j < chain->count; j++)
+            if (j != top && issued_by(c, &chain->certs[j])) {
+                next = j;
+                break;
+            }
+        if (next == chain->count)
+            break;
+        top = next;
+    }
+    return top;
+}
+
+/* Verification bits that a more specific finding already explains (whether or not the
+ * policy shows that finding): they must not also make the chain "untrusted". */
+static unsigned explained_bits(const struct cm_probe_result *res)
 {
     const struct cm_chain *chain = &res->tls.chain;
-    const struct cm_verify *v = &res->tls.verify;
-    int rc;
-
-    if (res->error_kind != CM_ERRK_NONE &&
-        (rc = add(out, "probe.failed", CM_SEV_CRITICAL, -1, "%s",
-                  res->error_message ? res->error_message : "probe failed")) < 0)
-        return rc;
+    const struct cm_ocsp *o = &res->tls.ocsp;
+    unsigned bits = 0;
 
     for (size_t i = 0; i < chain->count; i++)
-        if ((rc = analyze_cert(&chain->certs[i], i, policy, now, out)) < 0)
-            return rc;
+        if (weak_hash(&chain->certs[i]) && !(i > 0 && is_root(&chain->certs[i])))
+            bits |= GNUTLS_CERT_INSECURE_ALGORITHM; /* signature.weak */
+    if (o->status == CM_OCSP_REVOKED)
+        bits |= GNUTLS_CERT_REVOKED; /* ocsp.revoked */
+    if (o->status == CM_OCSP_NONE && chain->count > 0 && chain->certs[0].must_staple)
+        bits |= GNUTLS_CERT_MISSING_OCSP_STATUS; /* ocsp.must_staple_missing */
+    if (o->status == CM_OCSP_BAD || (o->status != CM_OCSP_NONE && !o->verified))
+        bits |= GNUTLS_CERT_INVALID_OCSP_STATUS; /* ocsp.invalid */
+    return bits;
+}
 
-    if (chain->count > 0 && v->done && !v->trusted && distrusted(v->status)) {
-        const struct cm_cert *leaf = &chain->certs[0];
-        struct names n = {""};
-        cm_verify_status_foreach(v->status & ~(unsigned)TIME_BITS, collect, &n);
-        if (leaf->self_signed && chain->count == 1)
-            rc = add(out, "chain.self_signed", CM_SEV_CRITICAL, 0,
-                     "the leaf certificate (%s) is self-signed and not in the trust store",
-                     leaf->subject);
-        else
-            rc = add(out, "chain.untrusted", CM_SEV_CRITICAL, -1,
-                     "the chain does not verify against the trust store: %s", n.buf);
+static int check_trust(struct ctx *x)
+{
+    const struct cm_chain *chain = &x->res->tls.chain;
+    const struct cm_verify *v = &x->res->tls.verify;
+    const struct cm_cert *leaf = &chain->certs[0];
+    unsigned explained = v->status & explained_bits(x->res);
+    /* INVALID goes with every reason; once a reason is explained it goes with it. */
+    unsigned status = v->status & ~explained & ~(explained ? GNUTLS_CERT_INVALID : 0u);
+    struct names reasons = {""};
+    size_t top;
+
+    if (!v->done || v->trusted || !distrusted(status))
+        return 0;
+    if (leaf->self_signed && chain->count == 1) {
+        if (x->policy->allow_self_signed)
+            return 0;
+        return add(x, NULL, "chain.self_signed", CM_SEV_CRITICAL, 0,
+                   "the leaf certificate (%s) is self-signed and not in the trust store",
+                   leaf->subject);
+    }
+    cm_verify_status_foreach(status & ~(unsigned)TIME_BITS, collect, &reasons);
+    top = path_top(chain);
+    /* Nothing sent issued the leaf, and its issuer is not trusted either: the server leaves
+     * out the intermediate that clients need (most clients cannot fetch it). */
+    if ((status & GNUTLS_CERT_SIGNER_NOT_FOUND) && top == 0 && !leaf->self_signed && !leaf->is_ca)
+        return add(x, NULL, "chain.incomplete", CM_SEV_CRITICAL, 0,
+                   "the server does not send the intermediate that issued the leaf (%s), and "
+                   "it is not in the trust store%s",
+                   str0(leaf->issuer),
+                   chain->count > 1 ? "; the other certificates sent did not issue it" : "");
+    if ((status & GNUTLS_CERT_SIGNER_NOT_FOUND) && !chain->certs[top].self_signed)
+        return add(x, NULL, "chain.untrusted", CM_SEV_CRITICAL, (int)top,
+                   "the chain does not verify (%s): the issuer of certificate %zu (%s) is "
+                   "neither sent nor trusted",
+                   reasons.buf, top, chain->certs[top].issuer);
+    return add(x, NULL, "chain.untrusted", CM_SEV_CRITICAL, -1,
+               "the chain does not verify against the trust store: %s", reasons.buf);
+}
+
+static int check_order(struct ctx *x)
+{
+    const struct cm_chain *chain = &x->res->tls.chain;
+    int rc;
+
+    /* Out of order: a certificate whose issuer was sent, but not right after it. Reported
+     * once, at the first such certificate. */
+    for (size_t i = 0; i + 1 < chain->count; i++) {
+        const struct cm_cert *c = &chain->certs[i];
+        size_t j;
+
+        if (c->self_signed || issued_by(c, &chain->certs[i + 1]))
+            continue;
+        for (j = 0; j < chain->count; j++)
+            if (j != i && j != i + 1 && issued_by(c, &chain->certs[j]))
+                break;
+        if (j == chain->count)
+            continue;
+        rc = add(x, NULL, "chain.order", CM_SEV_WARNING, (int)i,
+                 "certificate %zu (%s) is followed by %s instead of its issuer, which was sent "
+                 "at position %zu; send the chain in issuing order",
+                 i, c->subject, chain->certs[i + 1].subject, j);
+        if (rc < 0)
+            return rc;
+        break;
+    }
+    for (size_t i = 1; i < chain->count; i++) {
+        if (!is_root(&chain->certs[i]))
+            continue;
+        rc = add(x, NULL, "chain.root_sent", CM_SEV_INFO, (int)i,
+                 "the server also sends the root certificate (%s) at position %zu; clients "
+                 "use their own copy, so it only costs bytes",
+                 chain->certs[i].subject, i);
         if (rc < 0)
             return rc;
     }
-    if (chain->count > 0 && v->done && !v->hostname_match &&
-        (rc = add(out, "host.mismatch", CM_SEV_CRITICAL, 0,
-                  "the leaf certificate (%s) is not valid for %s", chain->certs[0].subject,
-                  res->verify_name)) < 0)
+    return 0;
+}
+
+static int check_leaf_hygiene(struct ctx *x)
+{
+    const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
+    int64_t lifetime_days = (leaf->not_after - leaf->not_before) / 86400;
+    int rc;
+
+    if (leaf->san_count == 0 &&
+        (rc = add(x, NULL, "cert.no_san", CM_SEV_WARNING, 0,
+                  "the leaf certificate (%s) has no subjectAltName; browsers and modern TLS "
+                  "clients ignore the CN, so reissue it with the host names as SANs",
+                  leaf->subject)) < 0)
+        return rc;
+    if (!leaf->is_ca && lifetime_days > MAX_LEAF_LIFETIME_DAYS &&
+        (rc = add(x, NULL, "cert.lifetime_long", CM_SEV_INFO, 0,
+                  "the leaf certificate is valid for %lld days, more than the %d that public "
+                  "CAs may issue and browsers accept",
+                  (long long)lifetime_days, MAX_LEAF_LIFETIME_DAYS)) < 0)
+        return rc;
+    for (size_t i = 0; i < leaf->san_count; i++) {
+        if (strncmp(leaf->sans[i], "*.", 2) != 0)
+            continue;
+        return add(x, NULL, "cert.wildcard", CM_SEV_INFO, 0,
+                   "the leaf certificate is a wildcard (%s): its key serves every host it "
+                   "covers",
+                   leaf->sans[i]);
+    }
+    return 0;
+}
+
+static int check_ocsp(struct ctx *x)
+{
+    const struct cm_ocsp *o = &x->res->tls.ocsp;
+    const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
+    char when[32];
+
+    /* A staple is only seen in a completed handshake. */
+    if (!x->res->tls.version)
+        return 0;
+    switch (o->status) {
+    case CM_OCSP_REVOKED:
+        cm_time_rfc3339(o->revoked_at, when, sizeof(when));
+        return add(x, NULL, "ocsp.revoked", CM_SEV_CRITICAL, 0,
+                   "the stapled OCSP response says the leaf certificate was revoked%s%s",
+                   o->revoked_at ? " on " : "", o->revoked_at ? when : "");
+    case CM_OCSP_NONE:
+        if (leaf->must_staple)
+            return add(x, NULL, "ocsp.must_staple_missing", CM_SEV_CRITICAL, 0,
+                       "the leaf certificate requires OCSP stapling (must-staple) but the "
+                       "server sends no staple: clients that honour it refuse the connection");
+        return add(x, NULL, "ocsp.not_stapled", CM_SEV_INFO, 0,
+                   "the server staples no OCSP response");
+    case CM_OCSP_BAD:
+        return add(x, NULL, "ocsp.invalid", CM_SEV_WARNING, 0,
+                   "the stapled OCSP response cannot be parsed");
+    default:
+        if (!o->verified)
+            return add(x, NULL, "ocsp.invalid", CM_SEV_WARNING, 0,
+                       "the stapled OCSP response (%s) does not verify: wrong signer, wrong "
+                       "certificate or out of date",
+                       cm_ocsp_status_name(o->status));
+        return 0;
+    }
+}
+
+int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
+               struct cm_findings *out)
+{
+    struct ctx x = {res, policy, now, out};
+    const struct cm_chain *chain = &res->tls.chain;
+    int rc;
+
+    if (res->error_kind != CM_ERRK_NONE &&
+        (rc = add(&x, NULL, "probe.failed", CM_SEV_CRITICAL, -1, "%s",
+                  res->error_message ? res->error_message : "probe failed")) < 0)
+        return rc;
+    for (size_t i = 0; i < chain->count; i++) {
+        if ((rc = check_validity(&x, &chain->certs[i], i)) < 0 ||
+            (rc = check_strength(&x, &chain->certs[i], i)) < 0)
+            return rc;
+    }
+    if (chain->count == 0)
+        return 0;
+    if ((rc = check_trust(&x)) < 0 || (rc = check_order(&x)) < 0)
+        return rc;
+    if (res->tls.verify.done && !res->tls.verify.hostname_match &&
+        (rc = add(&x, NULL, "host.mismatch", CM_SEV_CRITICAL, 0,
+                  "the leaf certificate (%s) is not valid for %s", str0(chain->certs[0].subject),
+                  str0(res->verify_name))) < 0)
+        return rc;
+    if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0)
         return rc;
     return 0;
 }
@@ -146,8 +532,10 @@ void cm_findings_clear(struct cm_findings *f)
 {
     if (!f)
         return;
-    for (size_t i = 0; i < f->count; i++)
+    for (size_t i = 0; i < f->count; i++) {
         free(f->items[i].message);
+        free(f->items[i].algorithm);
+    }
     free(f->items);
     f->items = NULL;
     f->count = 0;
@@ -171,18 +559,22 @@ enum cm_status cm_result_status(const struct cm_probe_result *res, const struct 
     return res->error_kind == CM_ERRK_INTERNAL ? CM_STATUS_UNKNOWN : cm_findings_status(f);
 }
 
+static const char *const severity_names[] = {"ok", "info", "warning", "critical"};
+
 const char *cm_severity_name(enum cm_severity s)
 {
-    switch (s) {
-    case CM_SEV_INFO:
-        return "info";
-    case CM_SEV_WARNING:
-        return "warning";
-    case CM_SEV_CRITICAL:
-        return "critical";
-    default:
-        return "ok";
+    return (unsigned)s < 4 ? severity_names[s] : "ok";
+}
+
+int cm_severity_parse(const char *name, enum cm_severity *out)
+{
+    for (int i = CM_SEV_INFO; i <= CM_SEV_CRITICAL; i++) {
+        if (strcmp(name, severity_names[i]) == 0) {
+            *out = (enum cm_severity)i;
+            return 0;
+        }
     }
+    return CM_EBADARG;
 }
 
 const char *cm_status_name(enum cm_status s)

@@ -23,10 +23,11 @@
 struct check_opts {
     const char *sni;
     const char *ca_file;
+    const char *client_cert, *client_key;
     const char *targets_file;
     double timeout_s;
     long concurrency;
-    long warn_days, crit_days;
+    struct cm_policy policy; /* owned: rules freed at the end */
     bool json;
 };
 
@@ -67,10 +68,17 @@ static void usage(FILE *fp)
           "  --targets FILE    read targets from FILE, one per line, '#' comments\n"
           "  --sni NAME        server name to send and verify (default: the host)\n"
           "  --ca FILE         trust these CA certificates instead of the system store\n"
+          "  --client-cert FILE, --client-key FILE\n"
+          "                    present this certificate when a server asks (mTLS)\n"
           "  --timeout SECONDS per-probe deadline (default 10)\n"
           "  --concurrency N   probes in flight at once (default 64)\n"
           "  --warn-days N     warn when a certificate expires within N days (default 30)\n"
           "  --crit-days N     critical within N days (default 7)\n"
+          "  --min-rsa-bits N  RSA/DSA keys below N bits are key.weak, critical (default 2048)\n"
+          "  --min-ec-bits N   EC keys below N bits are key.weak, warning (default 256)\n"
+          "  --allow-self-signed  a self-signed leaf is not a finding\n"
+          "  --ignore ID       drop finding ID (repeatable; ids in docs/findings.md)\n"
+          "  --severity ID=LEVEL  report finding ID as info|warning|critical (repeatable)\n"
           "  --json            print a JSON array, one object per target\n"
           "  -h, --help        show this help\n"
           "exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n",
@@ -116,6 +124,8 @@ static int add_target(struct cm_target **list, size_t *count, size_t *cap, const
     if (rc < 0)
         return rc;
     t.ca_file = o->ca_file;
+    t.client_cert = o->client_cert;
+    t.client_key = o->client_key;
     if (*count == *cap) {
         size_t ncap = *cap ? *cap * 2 : 16;
         struct cm_target *n = realloc(*list, ncap * sizeof(*n));
@@ -378,68 +388,129 @@ static int render_text(struct check_run *run)
     return finish_output(worst);
 }
 
-int cm_check_main(int argc, char **argv)
+/* Adds --ignore ID or --severity ID=LEVEL to the policy. Returns 0, or prints why not and
+ * returns -1. */
+static int policy_option(struct cm_policy *p, const char *opt, const char *arg)
+{
+    char id[64];
+    const char *eq = strchr(arg, '=');
+    enum cm_severity sev = CM_SEV_OK;
+    const char *hint;
+    int rc;
+
+    if (!strcmp(opt, "--severity")) {
+        if (!eq || (size_t)(eq - arg) >= sizeof(id)) {
+            bad_usage("--severity takes ID=LEVEL (info|warning|critical), not '%s'", arg);
+            return -1;
+        }
+        memcpy(id, arg, (size_t)(eq - arg));
+        id[eq - arg] = '\0';
+        if (cm_severity_parse(eq + 1, &sev) < 0) {
+            bad_usage("--severity %s: level must be info, warning or critical, not '%s'", id,
+                      eq + 1);
+            return -1;
+        }
+    } else {
+        snprintf(id, sizeof(id), "%s", arg);
+    }
+    rc = !strcmp(opt, "--severity") ? cm_policy_set_severity(p, id, sev) : cm_policy_ignore(p, id);
+    if (rc == CM_EBADARG) {
+        hint = cm_finding_suggest(id);
+        bad_usage("%s: '%s' is not a finding id%s%s%s (see docs/findings.md)", opt, id,
+                  hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        return -1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "certmon check: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses the options into *o. Returns -1 to go on, or the exit status to end with: 0 after
+ * printing the help, CM_STATUS_UNKNOWN after printing what is wrong. */
+static int parse_options(int argc, char **argv, struct check_opts *o)
 {
     static const struct option longopts[] = {
         {"targets", required_argument, NULL, 't'},
         {"sni", required_argument, NULL, 's'},
         {"ca", required_argument, NULL, 'c'},
+        {"client-cert", required_argument, NULL, 'P'},
+        {"client-key", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'T'},
         {"concurrency", required_argument, NULL, 'n'},
         {"warn-days", required_argument, NULL, 'w'},
         {"crit-days", required_argument, NULL, 'C'},
+        {"min-rsa-bits", required_argument, NULL, 'R'},
+        {"min-ec-bits", required_argument, NULL, 'E'},
+        {"allow-self-signed", no_argument, NULL, 'S'},
+        {"ignore", required_argument, NULL, 'i'},
+        {"severity", required_argument, NULL, 'v'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct check_opts o = {.timeout_s = 10, .concurrency = 64, .warn_days = 30, .crit_days = 7};
-    struct check_run run = {0};
-    struct cm_target *targets = NULL;
-    size_t count = 0, cap = 0;
-    uv_loop_t loop;
-    char err[320];
-    int c, rc = CM_STATUS_UNKNOWN;
     char *end;
+    long v;
+    int c;
 
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 't':
-            o.targets_file = optarg;
+            o->targets_file = optarg;
             break;
         case 's':
-            o.sni = optarg;
+            o->sni = optarg;
             break;
         case 'c':
-            o.ca_file = optarg;
+            o->ca_file = optarg;
+            break;
+        case 'P':
+            o->client_cert = optarg;
+            break;
+        case 'K':
+            o->client_key = optarg;
             break;
         case 'T':
             errno = 0;
-            o.timeout_s = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(o.timeout_s) || o.timeout_s < 0.001 ||
-                o.timeout_s > 3600)
+            o->timeout_s = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !isfinite(o->timeout_s) || o->timeout_s < 0.001 ||
+                o->timeout_s > 3600)
                 return bad_usage("--timeout must be a number of seconds from 0.001 to 3600, "
                                  "not '%s'",
                                  optarg);
             break;
         case 'n':
-            if (!parse_long(optarg, 1, 100000, &o.concurrency))
+            if (!parse_long(optarg, 1, 100000, &o->concurrency))
                 return bad_usage("--concurrency must be an integer from 1 to 100000, not '%s'",
                                  optarg);
             break;
         case 'w':
-            if (!parse_long(optarg, 0, 36500, &o.warn_days))
-                return bad_usage("--warn-days must be an integer from 0 to 36500, not '%s'",
-                                 optarg);
-            break;
         case 'C':
-            if (!parse_long(optarg, 0, 36500, &o.crit_days))
-                return bad_usage("--crit-days must be an integer from 0 to 36500, not '%s'",
-                                 optarg);
+            if (!parse_long(optarg, 0, 36500, &v))
+                return bad_usage("--%s must be an integer from 0 to 36500, not '%s'",
+                                 c == 'w' ? "warn-days" : "crit-days", optarg);
+            *(c == 'w' ? &o->policy.warn_days : &o->policy.crit_days) = (int)v;
+            break;
+        case 'R':
+        case 'E':
+            if (!parse_long(optarg, 0, 16384, &v))
+                return bad_usage("--%s must be an integer from 0 to 16384, not '%s'",
+                                 c == 'R' ? "min-rsa-bits" : "min-ec-bits", optarg);
+            *(c == 'R' ? &o->policy.min_rsa_bits : &o->policy.min_ec_bits) = (unsigned)v;
+            break;
+        case 'S':
+            o->policy.allow_self_signed = true;
+            break;
+        case 'i':
+        case 'v':
+            if (policy_option(&o->policy, c == 'i' ? "--ignore" : "--severity", optarg) < 0)
+                return CM_STATUS_UNKNOWN;
             break;
         case 'j':
-            o.json = true;
+            o->json = true;
             break;
         case 'h':
             usage(stdout);
@@ -452,8 +523,26 @@ int cm_check_main(int argc, char **argv)
             return bad_usage("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (o.crit_days > o.warn_days)
+    if (o->policy.crit_days > o->policy.warn_days)
         return bad_usage("--crit-days must not exceed --warn-days");
+    if (!o->client_cert != !o->client_key)
+        return bad_usage("--client-cert and --client-key go together");
+    return -1;
+}
+
+int cm_check_main(int argc, char **argv)
+{
+    struct check_opts o = {.timeout_s = 10, .concurrency = 64, .policy = CM_POLICY_DEFAULT};
+    struct check_run run = {0};
+    struct cm_target *targets = NULL;
+    size_t count = 0, cap = 0;
+    uv_loop_t loop;
+    char err[320];
+    int rc = CM_STATUS_UNKNOWN;
+
+    if ((rc = parse_options(argc, argv, &o)) >= 0)
+        goto out;
+    rc = CM_STATUS_UNKNOWN;
 
     for (int i = optind; i < argc; i++) {
         if (add_target(&targets, &count, &cap, argv[i], &o, err, sizeof(err)) < 0) {
@@ -481,8 +570,10 @@ int cm_check_main(int argc, char **argv)
     }
     /* Load trust anchors before probing: a bad --ca is the user's error (UNKNOWN), not the
      * endpoint's, and loading once keeps it off every probe's path. */
-    if (cm_tls_ctx_load_ca(run.tls, o.ca_file, err, sizeof(err)) < 0) {
-        fprintf(stderr, "certmon check: --ca %s\n", err);
+    struct cm_tls_profile prof = {o.ca_file, o.client_cert, o.client_key};
+    int lrc = cm_tls_ctx_load(run.tls, &prof, err, sizeof(err));
+    if (lrc < 0) {
+        fprintf(stderr, "certmon check: %s%s\n", lrc == CM_ECAFILE ? "--ca " : "", err);
         goto out_tls;
     }
     if (cm_resolver_new(&loop, &run.env.resolver, err, sizeof(err)) < 0) {
@@ -496,8 +587,7 @@ int cm_check_main(int argc, char **argv)
     run.concurrency = (size_t)o.concurrency;
     run.timeout_ms = (uint64_t)llround(o.timeout_s * 1000.0);
     run.opts = &o;
-    run.policy.warn_days = (int)o.warn_days;
-    run.policy.crit_days = (int)o.crit_days;
+    run.policy = o.policy;
     run.slots = calloc(count, sizeof(*run.slots));
     run.results = calloc(count, sizeof(*run.results));
     run.settled = calloc(count, sizeof(*run.settled));
@@ -545,5 +635,6 @@ out:
     for (size_t i = 0; i < count; i++)
         cm_target_clear(&targets[i]);
     free(targets);
+    cm_policy_clear(&o.policy);
     return rc;
 }

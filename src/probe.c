@@ -347,7 +347,8 @@ static void on_connected(uv_poll_t *h, int status, int events)
     p->res->connect_ms = ms_since(p->t_phase);
     p->phase = CM_PHASE_HANDSHAKE;
     p->t_phase = uv_hrtime();
-    rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, p->t->ca_file, &p->conn);
+    struct cm_tls_profile prof = {p->t->ca_file, p->t->client_cert, p->t->client_key};
+    rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, &prof, &p->conn);
     if (rc < 0) {
         finish(p, CM_ERRK_INTERNAL, "cannot set up TLS: %s", cm_strerror(rc));
         return;
@@ -439,9 +440,10 @@ static void on_kick(uv_timer_t *timer)
     uint64_t spent = (uv_hrtime() - p->t_start) / 1000000;
     uv_timer_start(&p->timer, on_deadline, p->timeout_ms > spent ? p->timeout_ms - spent : 0, 0);
 
-    if (cm_host_is_ip(p->t->host)) {
+    if (p->t->connect_address || cm_host_is_ip(p->t->host)) {
         /* A literal needs no resolver. */
-        if (!(literal = cm_addr_list_literal(p->t->host, p->t->port))) {
+        const char *a = p->t->connect_address ? p->t->connect_address : p->t->host;
+        if (!(literal = cm_addr_list_literal(a, p->t->port))) {
             finish(p, CM_ERRK_INTERNAL, "out of memory");
             return;
         }
@@ -452,12 +454,33 @@ static void on_kick(uv_timer_t *timer)
         finish(p, CM_ERRK_INTERNAL, "out of memory");
 }
 
-static struct cm_probe_result *result_new(const struct cm_target *t)
+/* Copies our client certificate chain (when the target has one) into the result. */
+static int copy_client_chain(struct cm_chain *dst, const struct cm_chain *src)
+{
+    if (!src || src->count == 0)
+        return 0;
+    if (!(dst->certs = calloc(src->count, sizeof(*dst->certs))))
+        return -ENOMEM;
+    for (size_t i = 0; i < src->count; i++) {
+        if (cm_cert_copy(&dst->certs[i], &src->certs[i]) < 0)
+            return -ENOMEM;
+        dst->count++;
+    }
+    return 0;
+}
+
+static struct cm_probe_result *result_new(const struct cm_target *t, struct cm_tls_ctx *tls)
 {
     struct cm_probe_result *r = calloc(1, sizeof(*r));
+    struct cm_tls_profile prof = {t->ca_file, t->client_cert, t->client_key};
 
     if (!r)
         return NULL;
+    if (t->client_cert &&
+        copy_client_chain(&r->client_chain, cm_tls_ctx_client_chain(tls, &prof)) < 0) {
+        cm_probe_result_free(r);
+        return NULL;
+    }
     r->target = strdup(t->name);
     r->host = strdup(t->host);
     r->port = t->port;
@@ -481,7 +504,7 @@ int cm_probe_start(const struct cm_probe_env *env, const struct cm_target *t, ui
         *out = NULL;
     if (!p)
         return -ENOMEM;
-    if (!(p->res = result_new(t))) {
+    if (!(p->res = result_new(t, env->tls))) {
         free(p);
         return -ENOMEM;
     }
@@ -521,5 +544,6 @@ void cm_probe_result_free(struct cm_probe_result *res)
     free(res->verify_name);
     free(res->error_message);
     cm_tls_info_clear(&res->tls);
+    cm_chain_clear(&res->client_chain);
     free(res);
 }

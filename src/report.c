@@ -28,12 +28,52 @@ static json_t *cert_json(const struct cm_cert *c, size_t pos, time_t now)
     for (size_t i = 0; sans && i < c->san_count; i++)
         json_array_append_new(sans, json_string(c->sans[i]));
     return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:I}, s:s, s:s, s:o*, "
-                     "s:b, s:b}",
+                     "s:b, s:b, s:b}",
                      "position", (json_int_t)pos, "subject", c->subject, "issuer", c->issuer,
                      "serial", c->serial, "not_before", nb, "not_after", na, "days_left",
                      (json_int_t)cm_cert_days_left(c, now), "key", "type", c->key_type, "bits",
                      (json_int_t)c->key_bits, "signature", c->signature, "sha256", c->sha256,
-                     "sans", sans, "is_ca", c->is_ca, "self_signed", c->self_signed);
+                     "sans", sans, "is_ca", c->is_ca, "self_signed", c->self_signed, "must_staple",
+                     c->must_staple);
+}
+
+static json_t *time_or_null(int64_t t)
+{
+    char buf[32];
+
+    if (t <= 0)
+        return json_null();
+    cm_time_rfc3339(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *ocsp_json(const struct cm_tls_info *tls)
+{
+    const struct cm_ocsp *o = &tls->ocsp;
+    const char *st = cm_ocsp_status_name(o->status);
+
+    return json_pack("{s:b, s:o, s:b, s:o, s:o}", "stapled", o->status != CM_OCSP_NONE, "status",
+                     str_or_null(st), "verified", o->verified, "this_update",
+                     time_or_null(o->this_update), "next_update", time_or_null(o->next_update));
+}
+
+static json_t *finding_json(const struct cm_finding *f)
+{
+    json_t *fo = json_pack("{s:s, s:s, s:s, s:o}", "id", f->id, "severity",
+                           cm_severity_name(f->severity), "message", f->message, "position",
+                           f->position < 0 ? json_null() : json_integer(f->position));
+
+    if (!fo)
+        return NULL;
+    if ((f->has_days_left &&
+         json_object_set_new(fo, "days_left", json_integer(f->days_left)) < 0) ||
+        (f->key_type && (json_object_set_new(fo, "key_type", json_string(f->key_type)) < 0 ||
+                         json_object_set_new(fo, "key_bits", json_integer(f->key_bits)) < 0)) ||
+        (f->algorithm && json_object_set_new(fo, "algorithm", json_string(f->algorithm)) < 0)) {
+        json_decref(fo);
+        return NULL;
+    }
+    return fo;
 }
 
 json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findings *findings,
@@ -57,10 +97,7 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
     }
     for (size_t i = 0; i < findings->count; i++) {
         const struct cm_finding *f = &findings->items[i];
-        json_t *fo = json_pack("{s:s, s:s, s:s, s:o}", "id", f->id, "severity",
-                               cm_severity_name(f->severity), "message", f->message, "position",
-                               f->position < 0 ? json_null() : json_integer(f->position));
-        if (json_array_append_new(fs, fo) < 0)
+        if (json_array_append_new(fs, finding_json(f)) < 0)
             goto fail;
     }
     if (res->error_kind == CM_ERRK_NONE)
@@ -73,17 +110,18 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
         err = json_pack("{s:s, s:s}", "kind", cm_err_kind_name(res->error_kind), "message",
                         res->error_message ? res->error_message : "");
 
-    o = json_pack(
-        "{s:s, s:s, s:I, s:o, s:o, s:s, s:o, s:{s:o, s:o, s:o, s:o}, "
-        "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:n}",
-        "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
-        str_or_null(res->sni), "address", res->address[0] ? json_string(res->address) : json_null(),
-        "status", cm_status_name(cm_result_status(res, findings)), "error", err, "timing_ms", "dns",
-        ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
-        ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls", "version",
-        str_or_null(tls->version), "cipher", str_or_null(tls->cipher), "group",
-        str_or_null(tls->group), "verification", "trusted", tls->verify.trusted, "hostname_match",
-        tls->verify.hostname_match, "errors", errors, "chain", chain, "findings", fs, "posture");
+    o = json_pack("{s:s, s:s, s:I, s:o, s:o, s:s, s:o, s:{s:o, s:o, s:o, s:o}, "
+                  "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:o, s:n}",
+                  "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
+                  str_or_null(res->sni), "address",
+                  res->address[0] ? json_string(res->address) : json_null(), "status",
+                  cm_status_name(cm_result_status(res, findings)), "error", err, "timing_ms", "dns",
+                  ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
+                  ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls",
+                  "version", str_or_null(tls->version), "cipher", str_or_null(tls->cipher), "group",
+                  str_or_null(tls->group), "verification", "trusted", tls->verify.trusted,
+                  "hostname_match", tls->verify.hostname_match, "errors", errors, "ocsp",
+                  ocsp_json(tls), "chain", chain, "findings", fs, "posture");
     return o;
 fail:
     json_decref(chain);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/ocsp.h>
 #include <gnutls/x509.h>
 #include <poll.h>
 #include <stdio.h>
@@ -19,9 +20,14 @@
 
 struct cred_entry {
     struct cred_entry *next;
-    char *ca_file; /* NULL: system store */
+    char *ca_file;     /* NULL: system store */
+    char *client_cert; /* NULL: none */
+    char *client_key;
+    struct cm_chain client_chain; /* our certificate as data, for its own findings */
     gnutls_certificate_credentials_t cred;
 };
+
+static void cred_free(struct cred_entry *e);
 
 struct cm_tls_ctx {
     gnutls_priority_t prio;
@@ -61,58 +67,139 @@ void cm_tls_ctx_free(struct cm_tls_ctx *ctx)
         return;
     for (struct cred_entry *e = ctx->creds, *next; e; e = next) {
         next = e->next;
-        gnutls_certificate_free_credentials(e->cred);
-        free(e->ca_file);
-        free(e);
+        cred_free(e);
     }
     gnutls_priority_deinit(ctx->prio);
     cm_cert_cache_free(ctx->certs);
     free(ctx);
 }
 
-static struct cred_entry *cred_find(struct cm_tls_ctx *ctx, const char *ca_file)
+static bool same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static struct cred_entry *cred_find(struct cm_tls_ctx *ctx, const struct cm_tls_profile *prof)
 {
     for (struct cred_entry *e = ctx->creds; e; e = e->next)
-        if ((!ca_file && !e->ca_file) || (ca_file && e->ca_file && !strcmp(ca_file, e->ca_file)))
+        if (same(prof->ca_file, e->ca_file) && same(prof->client_cert, e->client_cert) &&
+            same(prof->client_key, e->client_key))
             return e;
     return NULL;
 }
 
-int cm_tls_ctx_load_ca(struct cm_tls_ctx *ctx, const char *ca_file, char *err, size_t errlen)
+static void cred_free(struct cred_entry *e)
 {
+    if (!e)
+        return;
+    if (e->cred)
+        gnutls_certificate_free_credentials(e->cred);
+    cm_chain_clear(&e->client_chain);
+    free(e->ca_file);
+    free(e->client_cert);
+    free(e->client_key);
+    free(e);
+}
+
+static char *dup_or_null(const char *s, bool *failed)
+{
+    char *d = s ? strdup(s) : NULL;
+
+    if (s && !d)
+        *failed = true;
+    return d;
+}
+
+/* Reads our client certificate file into e->client_chain, for its expiry findings. */
+static int load_client_chain(struct cred_entry *e, char *err, size_t errlen)
+{
+    gnutls_datum_t d = {NULL, 0};
+    int rc = gnutls_load_file(e->client_cert, &d);
+
+    if (rc < 0) {
+        snprintf(err, errlen, "--client-cert %s: cannot read file", e->client_cert);
+        return CM_ECLIENTCERT;
+    }
+    rc = cm_chain_append_data(&e->client_chain, d.data, d.size);
+    gnutls_free(d.data);
+    if (rc == -ENOMEM) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "--client-cert %s: %s", e->client_cert, cm_strerror(rc));
+        return CM_ECLIENTCERT;
+    }
+    return 0;
+}
+
+int cm_tls_ctx_load(struct cm_tls_ctx *ctx, const struct cm_tls_profile *prof, char *err,
+                    size_t errlen)
+{
+    const char *ca = prof->ca_file;
     struct cred_entry *e;
+    bool nomem = false;
     int rc;
 
-    if (cred_find(ctx, ca_file))
+    if (cred_find(ctx, prof))
         return 0;
+    if (!prof->client_cert != !prof->client_key) {
+        snprintf(err, errlen, "a client certificate needs its key, and a key its certificate");
+        return CM_ECLIENTCERT;
+    }
     e = calloc(1, sizeof(*e));
-    if (!e || (ca_file && !(e->ca_file = strdup(ca_file))) ||
-        gnutls_certificate_allocate_credentials(&e->cred) < 0) {
-        if (e)
-            free(e->ca_file);
-        free(e);
+    if (e) {
+        e->ca_file = dup_or_null(ca, &nomem);
+        e->client_cert = dup_or_null(prof->client_cert, &nomem);
+        e->client_key = dup_or_null(prof->client_key, &nomem);
+    }
+    if (!e || nomem || gnutls_certificate_allocate_credentials(&e->cred) < 0) {
+        cred_free(e);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    if (ca_file)
-        rc = gnutls_certificate_set_x509_trust_file(e->cred, ca_file, GNUTLS_X509_FMT_PEM);
+    if (ca)
+        rc = gnutls_certificate_set_x509_trust_file(e->cred, ca, GNUTLS_X509_FMT_PEM);
     else
         rc = gnutls_certificate_set_x509_system_trust(e->cred);
     if (rc <= 0) {
         if (rc == 0)
-            snprintf(err, errlen, "%s: no CA certificates found",
-                     ca_file ? ca_file : "system trust store");
+            snprintf(err, errlen, "%s: no CA certificates found", ca ? ca : "system trust store");
         else
-            snprintf(err, errlen, "%s: %s", ca_file ? ca_file : "system trust store",
+            snprintf(err, errlen, "%s: %s", ca ? ca : "system trust store",
                      rc == GNUTLS_E_FILE_ERROR ? "cannot read file" : gnutls_strerror(rc));
-        gnutls_certificate_free_credentials(e->cred);
-        free(e->ca_file);
-        free(e);
+        cred_free(e);
         return CM_ECAFILE;
+    }
+    if (e->client_cert) {
+        rc = gnutls_certificate_set_x509_key_file(e->cred, e->client_cert, e->client_key,
+                                                  GNUTLS_X509_FMT_PEM);
+        if (rc < 0) {
+            snprintf(err, errlen, "--client-cert %s / --client-key %s: %s", e->client_cert,
+                     e->client_key,
+                     rc == GNUTLS_E_FILE_ERROR ? "cannot read the files"
+                     : rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
+                         ? "the key does not belong to the certificate"
+                         : gnutls_strerror(rc));
+            cred_free(e);
+            return CM_ECLIENTCERT;
+        }
+        if ((rc = load_client_chain(e, err, errlen)) < 0) {
+            cred_free(e);
+            return rc;
+        }
     }
     e->next = ctx->creds;
     ctx->creds = e;
     return 0;
+}
+
+const struct cm_chain *cm_tls_ctx_client_chain(struct cm_tls_ctx *ctx,
+                                               const struct cm_tls_profile *prof)
+{
+    struct cred_entry *e = cred_find(ctx, prof);
+
+    return e && e->client_chain.count ? &e->client_chain : NULL;
 }
 
 /* GnuTLS only calls this when a timeout is armed; answer without waiting, so that nothing
@@ -125,8 +212,8 @@ static int pull_timeout_nowait(gnutls_transport_ptr_t ptr, unsigned int ms)
     return poll(&pfd, 1, 0);
 }
 
-int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni, const char *ca_file,
-                    struct cm_tls_conn **out)
+int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
+                    const struct cm_tls_profile *prof, struct cm_tls_conn **out)
 {
     struct cm_tls_conn *c;
     struct cred_entry *e;
@@ -134,10 +221,10 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni, const char 
     int rc;
 
     *out = NULL;
-    if (!(e = cred_find(ctx, ca_file))) {
-        if ((rc = cm_tls_ctx_load_ca(ctx, ca_file, err, sizeof(err))) < 0)
+    if (!(e = cred_find(ctx, prof))) {
+        if ((rc = cm_tls_ctx_load(ctx, prof, err, sizeof(err))) < 0)
             return rc;
-        e = cred_find(ctx, ca_file);
+        e = cred_find(ctx, prof);
     }
     if (!(c = calloc(1, sizeof(*c))))
         return -ENOMEM;
@@ -251,6 +338,50 @@ static char *group_name(gnutls_session_t s)
     return NULL;
 }
 
+/* Reads the stapled OCSP response, if any. Call after verification, which checks it. */
+static void describe_ocsp(gnutls_session_t s, struct cm_ocsp *o)
+{
+    gnutls_datum_t d = {NULL, 0};
+    gnutls_ocsp_resp_t resp;
+    unsigned cert_status = 0;
+    time_t this_update = 0, next_update = 0, revoked = 0;
+
+    memset(o, 0, sizeof(*o));
+    if (gnutls_ocsp_status_request_get2(s, 0, &d) < 0 || d.size == 0)
+        return;
+    o->status = CM_OCSP_BAD;
+    o->verified = gnutls_ocsp_status_request_is_checked(s, 0) != 0;
+    if (gnutls_ocsp_resp_init(&resp) < 0)
+        return;
+    if (gnutls_ocsp_resp_import(resp, &d) == 0 &&
+        gnutls_ocsp_resp_get_single(resp, 0, NULL, NULL, NULL, NULL, &cert_status, &this_update,
+                                    &next_update, &revoked, NULL) == 0) {
+        o->status = cert_status == GNUTLS_OCSP_CERT_GOOD      ? CM_OCSP_GOOD
+                    : cert_status == GNUTLS_OCSP_CERT_REVOKED ? CM_OCSP_REVOKED
+                                                              : CM_OCSP_UNKNOWN;
+        o->this_update = this_update > 0 ? (int64_t)this_update : 0;
+        o->next_update = next_update > 0 ? (int64_t)next_update : 0;
+        o->revoked_at = o->status == CM_OCSP_REVOKED && revoked > 0 ? (int64_t)revoked : 0;
+    }
+    gnutls_ocsp_resp_deinit(resp);
+}
+
+const char *cm_ocsp_status_name(enum cm_ocsp_status st)
+{
+    switch (st) {
+    case CM_OCSP_GOOD:
+        return "good";
+    case CM_OCSP_REVOKED:
+        return "revoked";
+    case CM_OCSP_UNKNOWN:
+        return "unknown";
+    case CM_OCSP_BAD:
+        return "unparseable";
+    default:
+        return NULL;
+    }
+}
+
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct cm_tls_info *info)
 {
     gnutls_session_t s = c->session;
@@ -266,6 +397,8 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct 
         if ((v && !info->version) || (cs && !info->cipher))
             goto nomem;
     }
+    info->client_cert_requested = cm_tls_conn_client_cert_requested(c);
+    info->client_cert_sent = gnutls_certificate_get_ours(s) != NULL;
     unsigned n = 0;
     const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
     if (peers && n > 0) {
@@ -289,6 +422,7 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct 
          * not trusted, for no more specific reason. */
         if (rc < 0)
             status |= GNUTLS_CERT_INVALID;
+        describe_ocsp(s, &info->ocsp);
         info->verify.done = true;
         info->verify.status = status;
         info->verify.trusted = status == 0;

@@ -196,6 +196,23 @@ static int extract_sans(gnutls_x509_crt_t crt, struct cm_cert *c)
     }
 }
 
+/* True when the certificate's TLS feature extension (RFC 7633) lists status_request (5):
+ * "must staple". */
+static bool has_must_staple(gnutls_x509_crt_t crt)
+{
+    gnutls_x509_tlsfeatures_t feats;
+    unsigned feature;
+    bool found = false;
+
+    if (gnutls_x509_tlsfeatures_init(&feats) < 0)
+        return false;
+    if (gnutls_x509_crt_get_tlsfeatures(crt, feats, 0, NULL) == 0)
+        for (unsigned i = 0; !found && gnutls_x509_tlsfeatures_get(feats, i, &feature) == 0; i++)
+            found = feature == 5;
+    gnutls_x509_tlsfeatures_deinit(feats);
+    return found;
+}
+
 /* Fills *c from crt. der, when not NULL, is crt's encoding: hashing it directly spares
  * GnuTLS re-encoding the certificate for the fingerprint. */
 static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_cert *c)
@@ -241,7 +258,27 @@ static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_c
      * a public-key operation per certificate for no practical gain. */
     c->self_signed = gnutls_x509_crt_check_issuer(crt, crt) != 0;
 
-    if (!c->subject || !c->issuer || !c->serial || !c->sha256 || !c->signature)
+    c->sig_hash = "";
+    if (sig > 0) {
+        gnutls_digest_algorithm_t dig = gnutls_sign_get_hash_algorithm(sig);
+        const char *dname = dig != GNUTLS_DIG_UNKNOWN ? gnutls_digest_get_name(dig) : NULL;
+        c->sig_hash = dname ? dname : "";
+    }
+    c->must_staple = has_must_staple(crt);
+
+    size = sizeof(buf);
+    if (gnutls_x509_crt_get_subject_key_id(crt, buf, &size, NULL) == 0)
+        c->ski = hex(buf, size);
+    else
+        c->ski = strdup("");
+    size = sizeof(buf);
+    if (gnutls_x509_crt_get_authority_key_id(crt, buf, &size, NULL) == 0)
+        c->aki = hex(buf, size);
+    else
+        c->aki = strdup("");
+
+    if (!c->subject || !c->issuer || !c->serial || !c->sha256 || !c->signature || !c->ski ||
+        !c->aki)
         goto nomem;
     if (extract_sans(crt, c) < 0)
         goto nomem;
@@ -324,8 +361,12 @@ static int placeholder(struct cm_cert *c)
     c->serial = strdup("");
     c->signature = strdup("unknown");
     c->sha256 = strdup("");
+    c->ski = strdup("");
+    c->aki = strdup("");
+    c->sig_hash = "";
     c->key_type = "unknown";
-    if (!c->subject || !c->issuer || !c->serial || !c->signature || !c->sha256) {
+    if (!c->subject || !c->issuer || !c->serial || !c->signature || !c->sha256 || !c->ski ||
+        !c->aki) {
         cm_cert_clear(c);
         return -ENOMEM;
     }
@@ -341,10 +382,13 @@ int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src)
     dst->serial = strdup(src->serial ? src->serial : "");
     dst->signature = strdup(src->signature ? src->signature : "");
     dst->sha256 = strdup(src->sha256 ? src->sha256 : "");
+    dst->ski = strdup(src->ski ? src->ski : "");
+    dst->aki = strdup(src->aki ? src->aki : "");
+    dst->sig_hash = src->sig_hash ? src->sig_hash : "";
     dst->sans = src->san_count ? calloc(src->san_count, sizeof(*dst->sans)) : NULL;
     dst->san_count = 0;
     if (!dst->subject || !dst->issuer || !dst->serial || !dst->signature || !dst->sha256 ||
-        (src->san_count && !dst->sans))
+        !dst->ski || !dst->aki || (src->san_count && !dst->sans))
         goto nomem;
     for (size_t i = 0; i < src->san_count; i++) {
         if (!(dst->sans[i] = strdup(src->sans[i])))
@@ -516,6 +560,8 @@ void cm_cert_clear(struct cm_cert *c)
     free(c->serial);
     free(c->signature);
     free(c->sha256);
+    free(c->ski);
+    free(c->aki);
     for (size_t i = 0; i < c->san_count; i++)
         free(c->sans[i]);
     free(c->sans);

@@ -1,9 +1,12 @@
 /* Findings: what is wrong with what a probe saw, judged under a policy at a given time.
- * Pure: no I/O, time is a parameter. Used by `check`, and later by metrics and alerts. */
+ * Pure: no I/O, time is a parameter. Shared by `check`, the metrics and the alerts. The
+ * catalogue of finding ids is documented in docs/findings.md; ids are never renamed. */
 #ifndef CERTMON_ANALYZE_H
 #define CERTMON_ANALYZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "certmon/probe.h"
@@ -18,21 +21,64 @@ enum cm_status {
     CM_STATUS_UNKNOWN = 3
 };
 
+/* One entry of the catalogue: every id the analyser can emit. */
+struct cm_finding_def {
+    const char *id;
+    enum cm_severity severity; /* default; key.weak and cert.expiring vary with the case */
+    const char *summary;
+};
+
+extern const struct cm_finding_def cm_finding_catalogue[];
+extern const size_t cm_finding_catalogue_len;
+
+/* The catalogue entry for id, or NULL. */
+const struct cm_finding_def *cm_finding_lookup(const char *id);
+
+/* The catalogue id closest to a misspelt one (for "did you mean"), or NULL. */
+const char *cm_finding_suggest(const char *id);
+
+/* A per-id adjustment: drop the finding, or give it another severity. */
+struct cm_policy_rule {
+    const char *id; /* catalogue id (static) */
+    bool ignore;
+    enum cm_severity severity; /* when !ignore */
+};
+
 struct cm_policy {
-    int warn_days; /* a certificate expiring within this many days is a warning */
-    int crit_days; /* ... within this many days is critical */
+    int warn_days;                /* a certificate expiring within this many days is a warning */
+    int crit_days;                /* ... within this many days is critical */
+    unsigned min_rsa_bits;        /* RSA and DSA keys below this are key.weak, critical */
+    unsigned min_ec_bits;         /* EC keys below this are key.weak, warning */
+    bool allow_self_signed;       /* a self-signed leaf is not a finding */
+    struct cm_policy_rule *rules; /* owned; later rules for the same id win */
+    size_t rule_count;
 };
 
 #define CM_POLICY_DEFAULT                                                                          \
     {                                                                                              \
-        .warn_days = 30, .crit_days = 7                                                            \
+        .warn_days = 30, .crit_days = 7, .min_rsa_bits = 2048, .min_ec_bits = 256,                 \
+        .allow_self_signed = false, .rules = NULL, .rule_count = 0                                 \
     }
 
+/* Adds a rule: ignore id, or set its severity. Returns 0, CM_EBADARG for an id not in the
+ * catalogue, or -ENOMEM. */
+int cm_policy_ignore(struct cm_policy *p, const char *id);
+int cm_policy_set_severity(struct cm_policy *p, const char *id, enum cm_severity sev);
+
+/* Frees the rules; the rest of the policy is plain values. */
+void cm_policy_clear(struct cm_policy *p);
+
 struct cm_finding {
-    const char *id; /* stable dotted id, static ("cert.expired") */
+    const char *id; /* catalogue id, static */
     enum cm_severity severity;
     char *message; /* one line a human can act on; owned */
     int position;  /* chain position concerned, or -1 */
+    /* Evidence, where the finding has it. */
+    bool has_days_left;
+    int64_t days_left;    /* cert.expired, cert.expiring, cert.not_yet_valid */
+    const char *key_type; /* key.weak (static), else NULL */
+    unsigned key_bits;    /* key.weak */
+    char *algorithm;      /* signature.weak: the signature algorithm; owned, else NULL */
 };
 
 struct cm_findings {
@@ -56,5 +102,8 @@ enum cm_status cm_result_status(const struct cm_probe_result *res, const struct 
 
 const char *cm_severity_name(enum cm_severity s); /* "info", "warning", "critical" */
 const char *cm_status_name(enum cm_status s);     /* "ok", "warning", "critical", "unknown" */
+
+/* Parses "info", "warning" or "critical". Returns 0 or CM_EBADARG. */
+int cm_severity_parse(const char *name, enum cm_severity *out);
 
 #endif

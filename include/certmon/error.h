@@ -13,7 +13,8 @@
     XX(EBADCERT, -5004, "certificate cannot be parsed")                                            \
     XX(ECAFILE, -5005, "CA file cannot be loaded")                                                 \
     XX(ETLS, -5006, "TLS library error")                                                           \
-    XX(EJSON, -5007, "JSON rendering failed")
+    XX(EJSON, -5007, "JSON rendering failed")                                                      \
+    XX(ECLIENTCERT, -5011, "client certificate cannot be loaded")
 
 enum {
 #define XX(name, value, msg) CM_##name = (value),

@@ -41,8 +41,9 @@ struct cm_probe_result {
     /* Milliseconds spent in each phase; negative when the phase was not reached. */
     double dns_ms, connect_ms, handshake_ms, total_ms;
 
-    struct cm_tls_info tls; /* negotiated parameters, chain and verification */
-    int64_t finished_at;    /* Unix seconds when the result was produced */
+    struct cm_tls_info tls;       /* negotiated parameters, chain and verification */
+    struct cm_chain client_chain; /* our mTLS certificate (empty without one) */
+    int64_t finished_at;          /* Unix seconds when the result was produced */
 };
 
 /* Called exactly once per started probe. res is the callee's (free with

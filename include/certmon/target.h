@@ -14,7 +14,11 @@ struct cm_target {
     uint16_t port;
     char *sni;         /* server name sent in the ClientHello; NULL for none (IP literals); owned */
     char *verify_name; /* name the leaf must match: sni, or the host itself; owned */
-    const char *ca_file; /* trust anchors instead of the system store; NULL: system; borrowed */
+    const char *ca_file;     /* trust anchors instead of the system store; NULL: system; borrowed */
+    const char *connect_address; /* connect only to this address literal (the name is still
+                                  * sent and verified), or NULL to resolve host; borrowed */
+    const char *client_cert; /* mTLS: certificate to present, or NULL; borrowed */
+    const char *client_key;  /* its key; borrowed */
 };
 
 /* Parses "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal into *out, with port

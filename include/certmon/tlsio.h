@@ -23,13 +23,33 @@ struct cm_verify {
     unsigned status;     /* gnutls_certificate_status_t bits */
 };
 
+/* What the server stapled (RFC 6066 status_request), as far as the response says. */
+enum cm_ocsp_status {
+    CM_OCSP_NONE = 0, /* nothing stapled */
+    CM_OCSP_GOOD,
+    CM_OCSP_REVOKED,
+    CM_OCSP_UNKNOWN, /* the responder does not know the certificate */
+    CM_OCSP_BAD,     /* a staple that cannot be parsed */
+};
+
+struct cm_ocsp {
+    enum cm_ocsp_status status;
+    bool verified;       /* GnuTLS checked the staple's signature and that it is for the leaf */
+    int64_t this_update; /* Unix seconds; 0 when absent */
+    int64_t next_update; /* Unix seconds; 0 when absent */
+    int64_t revoked_at;  /* Unix seconds; 0 unless revoked */
+};
+
 /* What the handshake negotiated and showed; strings are owned by the struct. */
 struct cm_tls_info {
     char *version; /* "TLS1.3"; NULL before negotiation */
     char *cipher;  /* IANA suite name, "TLS_AES_128_GCM_SHA256" */
     char *group;   /* key exchange group, "X25519"; NULL when none was used */
     struct cm_verify verify;
-    struct cm_chain chain; /* as the peer sent it */
+    struct cm_ocsp ocsp;
+    bool client_cert_requested; /* the server asked for a client certificate */
+    bool client_cert_sent;      /* and we presented one */
+    struct cm_chain chain;      /* as the peer sent it */
 };
 
 /* Creates the context shared by all connections of a run: priorities and a cache of
@@ -38,15 +58,28 @@ struct cm_tls_info {
 int cm_tls_ctx_new(struct cm_tls_ctx **out);
 void cm_tls_ctx_free(struct cm_tls_ctx *ctx);
 
-/* Loads (once) the trust anchors for ca_file (NULL: system store). Calling this before any
- * probe runs moves the cost and the errors out of the probe path. Returns 0, or CM_ECAFILE
- * with a reason in err. */
-int cm_tls_ctx_load_ca(struct cm_tls_ctx *ctx, const char *ca_file, char *err, size_t errlen);
+/* Whom to trust and what to present: one set of GnuTLS credentials. Strings borrowed. */
+struct cm_tls_profile {
+    const char *ca_file;     /* trust anchors; NULL: the system store */
+    const char *client_cert; /* PEM certificate (chain) to present for mTLS, or NULL */
+    const char *client_key;  /* its PEM private key; set exactly when client_cert is */
+};
+
+/* Loads (once) the credentials for profile. Calling this before any probe runs moves the
+ * cost (file reads) and the errors out of the probe path. Returns 0, or CM_ECAFILE /
+ * CM_ECLIENTCERT with a reason naming the file in err. */
+int cm_tls_ctx_load(struct cm_tls_ctx *ctx, const struct cm_tls_profile *profile, char *err,
+                    size_t errlen);
+
+/* Our client certificate chain of a loaded profile, or NULL when it has none. */
+const struct cm_chain *cm_tls_ctx_client_chain(struct cm_tls_ctx *ctx,
+                                               const struct cm_tls_profile *profile);
 
 /* Starts a client connection over connected, non-blocking fd (borrowed: the caller closes
- * it after cm_tls_conn_free). sni may be NULL. Returns 0, -ENOMEM, CM_ECAFILE or CM_ETLS. */
-int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni, const char *ca_file,
-                    struct cm_tls_conn **out);
+ * it after cm_tls_conn_free). sni may be NULL. Returns 0, -ENOMEM, CM_ECAFILE,
+ * CM_ECLIENTCERT or CM_ETLS. */
+int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
+                    const struct cm_tls_profile *profile, struct cm_tls_conn **out);
 void cm_tls_conn_free(struct cm_tls_conn *c);
 
 /* Advances the handshake. Returns 0 when it is complete, 1 when it must be called again
@@ -86,6 +119,9 @@ void cm_tls_info_clear(struct cm_tls_info *info);
  * error (reset, closed) rather than a TLS protocol failure. */
 void cm_tls_error_describe(struct cm_tls_conn *c, int gnutls_rc, char *buf, size_t len,
                            bool *is_io);
+
+/* "good", "revoked", "unknown", "unparseable"; NULL for CM_OCSP_NONE. */
+const char *cm_ocsp_status_name(enum cm_ocsp_status s);
 
 /* Calls fn for the stable name of each verification problem in status ("expired",
  * "signer_not_found", ...). */

@@ -20,7 +20,11 @@ struct cm_cert {
     char **sans;          /* DNS names and IP address strings, in certificate order */
     size_t san_count;
     bool is_ca;
-    bool self_signed; /* self-issued: subject equals issuer and the key identifiers agree */
+    bool self_signed;     /* self-issued: subject equals issuer and the key identifiers agree */
+    bool must_staple;     /* TLS feature extension (RFC 7633) asks for status_request */
+    const char *sig_hash; /* static: digest of the signature ("SHA256", "SHA1", "MD5"), or "" */
+    char *ski;            /* subject key identifier, lowercase hex, "" when absent */
+    char *aki;            /* authority key identifier (key id), lowercase hex, "" when absent */
 };
 
 struct cm_chain {

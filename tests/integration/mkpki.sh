@@ -1,7 +1,7 @@
 #!/bin/sh
 # Generates the test PKI into DIR with certtool: a root CA, an intermediate CA, and leaf
-# certificates for each integration case. Dates are relative to now, so every run tests the
-# same situations. Usage: mkpki.sh DIR
+# certificates for each integration case (openssl makes the OCSP responses). Dates are
+# relative to now, so every run tests the same situations. Usage: mkpki.sh DIR
 set -eu
 dir=$1
 mkdir -p "$dir"
@@ -75,5 +75,65 @@ template self localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
 certtool --generate-self-signed --load-privkey self.key --template self.tmpl \
     --outfile self.pem 2>/dev/null
 cp self.pem self.chain.pem
+
+# ---- Cases of tests/integration/test_findings.c ----
+
+# issue NAME KEY CA [CERTTOOL_OPTION...]: signs NAME.tmpl (made by template) for the key KEY
+# with CA.pem and CA.key into NAME.pem, and writes NAME.chain.pem (NAME.pem, then CA.pem).
+issue() {
+    name=$1 k=$2 ca=$3
+    shift 3
+    certtool --generate-certificate --load-privkey "$k" --load-ca-certificate "$ca.pem" \
+        --load-ca-privkey "$ca.key" --template "$name.tmpl" --outfile "$name.pem" "$@" 2>/dev/null
+    cat "$name.pem" "$ca.pem" >"$name.chain.pem"
+}
+
+certtool --generate-privkey --key-type=rsa --bits=1024 --outfile rsa1024.key 2>/dev/null
+certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile ec.key 2>/dev/null
+# No P-224 leaf: certtool makes one and s_server loads it, but certmon's GnuTLS offers no
+# secp224r1 group and TLS 1.3 has no P-224 signature scheme, so the handshake fails (40).
+key inter_expired.key
+
+template rsa1024 localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
+issue rsa1024 rsa1024.key inter
+template ec localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
+issue ec ec.key inter
+template sha1 localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
+issue sha1 leaf.key inter --hash SHA1
+template nosan localhost $((-1 * day)) $((90 * day)) leaf
+issue nosan leaf.key inter
+template longlife localhost $((-1 * day)) $((499 * day)) leaf localhost 127.0.0.1
+issue longlife leaf.key inter
+template wildcard localhost $((-1 * day)) $((90 * day)) leaf '*.localtest' localhost
+issue wildcard leaf.key inter
+# RFC 7633 TLS feature status_request (5): OCSP must-staple.
+template mustaple localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
+echo "tls_feature = 5" >>mustaple.tmpl
+issue mustaple leaf.key inter
+template revoked localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
+issue revoked leaf.key inter
+
+# A second intermediate under the root that expired 5 days ago, and a valid leaf under it.
+template inter_expired "certmon Test Expired Intermediate CA" $((-400 * day)) $((-5 * day)) ca
+issue inter_expired inter_expired.key root
+template leaf_under_expired localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
+issue leaf_under_expired leaf.key inter_expired
+
+# Chains to serve after valid.pem: in order with the root at the end, and out of order.
+cat inter.pem root.pem >inter_root.pem
+cat root.pem inter.pem >root_inter.pem
+
+# OCSP responses signed by the intermediate: good for valid.pem, revoked for revoked.pem.
+# index.txt is in the format of openssl ca: status, expiry, revocation, serial, file, DN.
+asn1time() { date -u -d "@$((now + $1))" '+%y%m%d%H%M%SZ'; }
+serial() { openssl x509 -in "$1" -noout -serial | sed 's/^serial=//'; }
+printf 'V\t%s\t\t%s\tunknown\t/CN=localhost\n' "$(asn1time $((90 * day)))" \
+    "$(serial valid.pem)" >index.txt
+printf 'R\t%s\t%s\t%s\tunknown\t/CN=localhost\n' "$(asn1time $((90 * day)))" \
+    "$(asn1time $((-1 * 3600)))" "$(serial revoked.pem)" >>index.txt
+for c in valid revoked; do
+    openssl ocsp -index index.txt -rsigner inter.pem -rkey inter.key -CA inter.pem \
+        -issuer inter.pem -cert "$c.pem" -ndays 7 -respout "$c.ocsp.der" >/dev/null
+done
 
 echo "$now" >now

@@ -285,3 +285,68 @@ const char *cm_th_certmon(void)
 
     return env ? env : CERTMON_BIN;
 }
+
+int cm_th_check_merged(char **out, ...)
+{
+    char *argv[512];
+    int argc = 0;
+    va_list ap;
+
+    /* The shell only redirects: the arguments reach certmon as given, unquoted. */
+    argv[argc++] = "/bin/sh";
+    argv[argc++] = "-c";
+    argv[argc++] = "exec \"$0\" check \"$@\" 2>&1";
+    argv[argc++] = (char *)cm_th_certmon();
+    va_start(ap, out);
+    for (const char *a; argc < 511 && (a = va_arg(ap, const char *));)
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    return cm_th_run(argv, out, 120, NULL);
+}
+
+json_t *cm_json_get(json_t *o, const char *path)
+{
+    json_t *v = o;
+    char buf[128], *save, *tok;
+
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (tok = strtok_r(buf, ".", &save); tok && v; tok = strtok_r(NULL, ".", &save))
+        v = (tok[0] >= '0' && tok[0] <= '9') ? json_array_get(v, strtoul(tok, NULL, 10))
+                                             : json_object_get(v, tok);
+    return v;
+}
+
+const char *cm_json_str(json_t *o, const char *path)
+{
+    return json_string_value(cm_json_get(o, path));
+}
+
+json_t *cm_json_only(json_t *arr)
+{
+    CU_ASSERT_FATAL(json_is_array(arr));
+    CU_ASSERT_FATAL(json_array_size(arr) == 1);
+    return json_array_get(arr, 0);
+}
+
+json_t *cm_finding(json_t *t, const char *id, const char *severity, int position)
+{
+    json_t *f;
+    size_t i;
+
+    json_array_foreach(json_object_get(t, "findings"), i, f)
+    {
+        const char *fid = json_string_value(json_object_get(f, "id"));
+        const char *sev = json_string_value(json_object_get(f, "severity"));
+        json_t *pos = json_object_get(f, "position");
+
+        if (!fid || strcmp(fid, id) != 0)
+            continue;
+        if (severity && (!sev || strcmp(sev, severity) != 0))
+            continue;
+        if (position >= 0 && (!json_is_integer(pos) || json_integer_value(pos) != position))
+            continue;
+        return f;
+    }
+    return NULL;
+}

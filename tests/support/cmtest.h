@@ -63,4 +63,23 @@ const char *cm_th_pki(const char *name);
 /* Path to the certmon binary under test. */
 const char *cm_th_certmon(void);
 
+/* Runs certmon check with args (NULL-terminated), stderr folded into stdout, capturing both
+ * into *out (malloc'd). Returns the exit status, as cm_th_run. */
+int cm_th_check_merged(char **out, ...);
+
+/* ---- Lookups in certmon's JSON output ---- */
+
+/* The value at a dotted path ("chain.0.key.bits": numeric parts index arrays), or NULL. */
+json_t *cm_json_get(json_t *o, const char *path);
+
+/* The string at a dotted path, or NULL when absent or not a string. */
+const char *cm_json_str(json_t *o, const char *path);
+
+/* The only element of a one-element array; a fatal assertion when it is not one. */
+json_t *cm_json_only(json_t *arr);
+
+/* The first finding of target object t with that id at that chain position (any position
+ * when position < 0, any severity when severity is NULL), or NULL. */
+json_t *cm_finding(json_t *t, const char *id, const char *severity, int position);
+
 #endif

@@ -7,10 +7,14 @@
 #include <string.h>
 
 #include "certmon/analyze.h"
+#include "certmon/error.h"
 #include "certmon/probe.h"
 
 #define DAY 86400
 #define NOW ((time_t)1800000000) /* 2027-01-15T08:00:00Z */
+
+/* What a completed handshake without an OCSP staple always gets (info: the status stays ok). */
+#define NOT_STAPLED "the server staples no OCSP response"
 
 static char *xstrdup(const char *s)
 {
@@ -20,7 +24,8 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-/* Fills c the way x509.c would, with heap strings cm_cert_clear can free. */
+/* Fills c the way x509.c would, with heap strings cm_cert_clear can free. Key identifiers are
+ * left NULL (as for a certificate without them): names alone decide who issued whom. */
 static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer,
                       int64_t not_before, int64_t not_after, bool is_ca)
 {
@@ -29,6 +34,7 @@ static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer
     c->issuer = xstrdup(issuer);
     c->serial = xstrdup("0123abcd");
     c->signature = xstrdup("RSA-SHA256");
+    c->sig_hash = "SHA256";
     c->sha256 = xstrdup("5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
     c->key_type = "RSA";
     c->key_bits = 2048;
@@ -45,7 +51,8 @@ static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer
 }
 
 /* A successful probe of example.com:443 that saw a healthy two-certificate chain: the leaf
- * valid for 90 more days, the intermediate for 1825, trusted, matching the name. */
+ * valid for 90 more days, the intermediate for 1825, trusted, matching the name. The server
+ * staples nothing. */
 static struct cm_probe_result *healthy(void)
 {
     struct cm_probe_result *r = calloc(1, sizeof(*r));
@@ -81,6 +88,85 @@ static struct cm_probe_result *healthy(void)
     return r;
 }
 
+/* The server staples a good OCSP response that GnuTLS verified. */
+static void staple_good(struct cm_probe_result *r)
+{
+    r->tls.ocsp = (struct cm_ocsp){
+        .status = CM_OCSP_GOOD,
+        .verified = true,
+        .this_update = NOW - 3600,
+        .next_update = NOW + 7 * DAY,
+    };
+}
+
+/* healthy() with a verified good staple: no finding at all, so a test sees only its own. */
+static struct cm_probe_result *quiet(void)
+{
+    struct cm_probe_result *r = healthy();
+
+    staple_good(r);
+    return r;
+}
+
+/* Appends a CA certificate valid from NOW - 100 days for 1825 days more; returns it. */
+static struct cm_cert *push_ca(struct cm_probe_result *r, const char *subject, const char *issuer)
+{
+    struct cm_chain *ch = &r->tls.chain;
+    struct cm_cert *n = realloc(ch->certs, (ch->count + 1) * sizeof(*n));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    ch->certs = n;
+    fill_cert(&n[ch->count], subject, issuer, NOW - 100 * DAY, NOW + 1825LL * DAY, true);
+    return &n[ch->count++];
+}
+
+/* Appends the self-signed root that issued the intermediate of healthy(). */
+static struct cm_cert *push_root(struct cm_probe_result *r)
+{
+    return push_ca(r, "CN=Example Root", "CN=Example Root");
+}
+
+static void swap_certs(struct cm_probe_result *r, size_t a, size_t b)
+{
+    struct cm_cert t = r->tls.chain.certs[a];
+
+    r->tls.chain.certs[a] = r->tls.chain.certs[b];
+    r->tls.chain.certs[b] = t;
+}
+
+/* Replaces the key identifiers of c (NULL leaves one absent). */
+static void set_key_ids(struct cm_cert *c, const char *ski, const char *aki)
+{
+    free(c->ski);
+    free(c->aki);
+    c->ski = ski ? xstrdup(ski) : NULL;
+    c->aki = aki ? xstrdup(aki) : NULL;
+}
+
+/* Replaces the subjectAltNames of c with the n names given. */
+static void set_sans(struct cm_cert *c, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < c->san_count; i++)
+        free(c->sans[i]);
+    free(c->sans);
+    c->sans = NULL;
+    c->san_count = 0;
+    if (!n)
+        return;
+    c->sans = calloc(n, sizeof(*c->sans));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
+    for (size_t i = 0; i < n; i++)
+        c->sans[i] = xstrdup(names[i]);
+    c->san_count = n;
+}
+
+static void set_signature(struct cm_cert *c, const char *signature, const char *hash)
+{
+    free(c->signature);
+    c->signature = xstrdup(signature);
+    c->sig_hash = hash;
+}
+
 /* Drops the chain down to its first n certificates. */
 static void truncate_chain(struct cm_probe_result *r, size_t n)
 {
@@ -89,10 +175,28 @@ static void truncate_chain(struct cm_probe_result *r, size_t n)
     r->tls.chain.count = n;
 }
 
+/* Analyses r into *f (which it zeroes first). Also checks what holds for every finding: its
+ * id is in the catalogue, and, under a policy without rules, its severity is the catalogue's
+ * except where the catalogue says it varies (key.weak, cert.expiring). */
 static void run(const struct cm_probe_result *r, const struct cm_policy *p, struct cm_findings *f)
 {
     memset(f, 0, sizeof(*f));
     CU_ASSERT_EQUAL_FATAL(cm_analyze(r, p, NOW, f), 0);
+    for (size_t i = 0; i < f->count; i++) {
+        const struct cm_finding *it = &f->items[i];
+        const struct cm_finding_def *def = cm_finding_lookup(it->id);
+        char msg[160];
+
+        snprintf(msg, sizeof(msg), "finding %zu (%s) is in the catalogue", i, it->id);
+        CU_assertImplementation(def != NULL, __LINE__, msg, __FILE__, "", CU_FALSE);
+        CU_ASSERT_PTR_NOT_NULL(it->message);
+        if (!def || p->rule_count || !strcmp(it->id, "key.weak") ||
+            !strcmp(it->id, "cert.expiring"))
+            continue;
+        snprintf(msg, sizeof(msg), "finding %zu (%s) has its default severity", i, it->id);
+        CU_assertImplementation(it->severity == def->severity, __LINE__, msg, __FILE__, "",
+                                CU_FALSE);
+    }
 }
 
 static void expect_finding(const struct cm_findings *f, size_t i, const char *id,
@@ -110,12 +214,89 @@ static void expect_finding(const struct cm_findings *f, size_t i, const char *id
     expect_str(f->items[i].message, msg, "message", line);
 }
 
+#define EXPECT_NOT_STAPLED(f, i)                                                                   \
+    expect_finding((f), (i), "ocsp.not_stapled", CM_SEV_INFO, 0, NOT_STAPLED, __LINE__)
+
+/* The ids of all the findings, in order, separated by spaces ("" for none). */
+static void expect_ids(const struct cm_findings *f, const char *want, unsigned line)
+{
+    char got[1024] = "";
+    size_t used = 0;
+
+    for (size_t i = 0; i < f->count && used < sizeof(got); i++)
+        used +=
+            (size_t)snprintf(got + used, sizeof(got) - used, "%s%s", i ? " " : "", f->items[i].id);
+    expect_str(got, want, "finding ids", line);
+}
+
+#define EXPECT_IDS(f, want) expect_ids((f), (want), __LINE__)
+
+/* No finding is a warning or worse. */
+static void expect_only_info(const struct cm_findings *f, unsigned line)
+{
+    for (size_t i = 0; i < f->count; i++) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "finding %zu (%s) is info, not %s", i, f->items[i].id,
+                 cm_severity_name(f->items[i].severity));
+        CU_assertImplementation(f->items[i].severity <= CM_SEV_INFO, line, msg, __FILE__, "",
+                                CU_FALSE);
+    }
+}
+
+#define EXPECT_ONLY_INFO(f) expect_only_info((f), __LINE__)
+
+/* Item i of the findings, or NULL when there are not that many (a failed test goes on). */
+static const struct cm_finding *at(const struct cm_findings *f, size_t i)
+{
+    return i < f->count ? &f->items[i] : NULL;
+}
+
+/* The severity of item i, or -1 when there is no such item. */
+static int sev_at(const struct cm_findings *f, size_t i)
+{
+    return i < f->count ? (int)f->items[i].severity : -1;
+}
+
+#define ANY_POS (-2)
+
+/* The first finding with that id (at that position unless ANY_POS), or NULL. */
+static const struct cm_finding *find(const struct cm_findings *f, const char *id, int pos)
+{
+    for (size_t i = 0; i < f->count; i++)
+        if (!strcmp(f->items[i].id, id) && (pos == ANY_POS || f->items[i].position == pos))
+            return &f->items[i];
+    return NULL;
+}
+
+/* The evidence of a finding: days_left (when has_days), key type and bits, algorithm. */
+static void expect_evidence(const struct cm_finding *it, bool has_days, int64_t days,
+                            const char *key_type, unsigned key_bits, const char *algorithm,
+                            unsigned line)
+{
+    CU_assertImplementation(it != NULL, line, "the finding exists", __FILE__, "", CU_FALSE);
+    if (!it)
+        return;
+    expect_int(it->has_days_left, has_days, "has_days_left", line);
+    if (has_days)
+        expect_int(it->days_left, days, "days_left", line);
+    expect_str(it->key_type, key_type, "key_type", line);
+    expect_int(it->key_bits, key_bits, "key_bits", line);
+    expect_str(it->algorithm, algorithm, "algorithm", line);
+}
+
+#define EXPECT_NO_EVIDENCE(it) expect_evidence((it), false, 0, NULL, 0, NULL, __LINE__)
+
 static const struct cm_policy def = CM_POLICY_DEFAULT;
 
 static void test_policy_default(void)
 {
     EXPECT_INT(def.warn_days, 30);
     EXPECT_INT(def.crit_days, 7);
+    EXPECT_INT(def.min_rsa_bits, 2048);
+    EXPECT_INT(def.min_ec_bits, 256);
+    CU_ASSERT_FALSE(def.allow_self_signed);
+    CU_ASSERT_PTR_NULL(def.rules);
+    EXPECT_INT(def.rule_count, 0);
 }
 
 static void test_healthy(void)
@@ -123,6 +304,20 @@ static void test_healthy(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f;
 
+    /* Nothing stapled: one info finding, which leaves the status OK. */
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    EXPECT_NOT_STAPLED(&f, 0);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    EXPECT_ONLY_INFO(&f);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    EXPECT_INT(cm_result_status(r, &f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+    EXPECT_INT(f.count, 0);
+    CU_ASSERT_PTR_NULL(f.items);
+
+    /* With a verified good staple there is nothing at all. */
+    staple_good(r);
     run(r, &def, &f);
     EXPECT_INT(f.count, 0);
     CU_ASSERT_PTR_NULL(f.items);
@@ -138,11 +333,12 @@ static void test_expiring_warning(void)
 
     r->tls.chain.certs[0].not_after = NOW + 30 * DAY - 1;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
                    "leaf certificate 0 (CN=example.com) expires in 29 days, on "
                    "2027-02-14T07:59:59Z",
                    __LINE__);
+    EXPECT_NOT_STAPLED(&f, 1);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
     cm_findings_clear(&f);
     EXPECT_INT(f.count, 0);
@@ -151,7 +347,8 @@ static void test_expiring_warning(void)
     /* Exactly warn_days left is not yet a warning. */
     r->tls.chain.certs[0].not_after = NOW + 30 * DAY;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 0);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    EXPECT_ONLY_INFO(&f);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
@@ -163,18 +360,19 @@ static void test_expiring_critical(void)
 
     r->tls.chain.certs[0].not_after = NOW + 7 * DAY - 1;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 6 days, on "
                    "2027-01-22T07:59:59Z",
                    __LINE__);
+    EXPECT_NOT_STAPLED(&f, 1);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
     cm_findings_clear(&f);
 
     /* Exactly crit_days left: only a warning. */
     r->tls.chain.certs[0].not_after = NOW + 7 * DAY;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
                    "leaf certificate 0 (CN=example.com) expires in 7 days, on "
                    "2027-01-22T08:00:00Z",
@@ -193,7 +391,7 @@ static void test_expiring_critical(void)
     /* Expiring this very second: not expired yet, 0 days left. */
     r->tls.chain.certs[0].not_after = NOW;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 0 days, on "
                    "2027-01-15T08:00:00Z",
@@ -209,7 +407,7 @@ static void test_intermediate_expiring(void)
 
     r->tls.chain.certs[1].not_after = NOW + 10 * DAY;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 1,
                    "chain certificate 1 (CN=Example CA) expires in 10 days, on "
                    "2027-01-25T08:00:00Z",
@@ -219,7 +417,7 @@ static void test_intermediate_expiring(void)
     /* Both expiring: one finding each, in chain order. */
     r->tls.chain.certs[0].not_after = NOW + 3 * DAY;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 2);
+    EXPECT_IDS(&f, "cert.expiring cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 3 days, on "
                    "2027-01-18T08:00:00Z",
@@ -228,6 +426,7 @@ static void test_intermediate_expiring(void)
                    "chain certificate 1 (CN=Example CA) expires in 10 days, on "
                    "2027-01-25T08:00:00Z",
                    __LINE__);
+    EXPECT_NOT_STAPLED(&f, 2);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
@@ -242,12 +441,12 @@ static void test_custom_policy(void)
 
     r->tls.chain.certs[0].not_after = NOW + 1;
     run(r, &off, &f);
-    EXPECT_INT(f.count, 0);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
     cm_findings_clear(&f);
 
     r->tls.chain.certs[0].not_after = NOW + 90 * DAY;
     run(r, &wide, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 90 days, on "
                    "2027-04-15T08:00:00Z",
@@ -263,7 +462,7 @@ static void test_expired(void)
 
     r->tls.chain.certs[0].not_after = NOW - 1;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expired", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expired on 2027-01-15T07:59:59Z", __LINE__);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
@@ -279,7 +478,7 @@ static void test_expired(void)
 
     r->tls.chain.certs[0].not_after = NOW - 3 * DAY - 5;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expired", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expired 3 days ago, on "
                    "2027-01-12T07:59:55Z",
@@ -290,7 +489,7 @@ static void test_expired(void)
     r->tls.chain.certs[0].not_after = NOW + 90 * DAY;
     r->tls.chain.certs[1].not_after = NOW - 10;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expired", CM_SEV_CRITICAL, 1,
                    "chain certificate 1 (CN=Example CA) expired on 2027-01-15T07:59:50Z", __LINE__);
     cm_findings_clear(&f);
@@ -304,7 +503,7 @@ static void test_not_yet_valid(void)
 
     r->tls.chain.certs[0].not_before = NOW + 1;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.not_yet_valid ocsp.not_stapled");
     expect_finding(&f, 0, "cert.not_yet_valid", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) is not valid before "
                    "2027-01-15T08:00:01Z",
@@ -315,7 +514,7 @@ static void test_not_yet_valid(void)
     /* Valid from exactly now is valid. */
     r->tls.chain.certs[0].not_before = NOW;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 0);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
     cm_findings_clear(&f);
 
     /* GnuTLS reports NOT_ACTIVATED as an INVALID chain: no chain.untrusted on top. */
@@ -323,7 +522,7 @@ static void test_not_yet_valid(void)
     r->tls.verify.trusted = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_NOT_ACTIVATED;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.not_yet_valid ocsp.not_stapled");
     expect_finding(&f, 0, "cert.not_yet_valid", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) is not valid before "
                    "2027-01-25T08:00:00Z",
@@ -337,12 +536,17 @@ static void test_untrusted(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f;
 
+    /* Leaf and intermediate sent; nobody has the intermediate's issuer: the finding names the
+     * last certificate of the path, the intermediate. */
     r->tls.verify.trusted = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
-    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
-                   "the chain does not verify against the trust store: signer_not_found", __LINE__);
+    EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
+                   "the chain does not verify (signer_not_found): the issuer of certificate 1 "
+                   "(CN=Example Root) is neither sent nor trusted",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
     cm_findings_clear(&f);
 
@@ -351,21 +555,42 @@ static void test_untrusted(void)
                            GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_EXPIRED;
     r->tls.chain.certs[1].not_after = NOW - 1;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 2);
+    EXPECT_IDS(&f, "cert.expired chain.untrusted ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expired", CM_SEV_CRITICAL, 1,
                    "chain certificate 1 (CN=Example CA) expired on 2027-01-15T07:59:59Z", __LINE__);
-    expect_finding(&f, 1, "chain.untrusted", CM_SEV_CRITICAL, -1,
-                   "the chain does not verify against the trust store: signer_not_found, "
-                   "insecure_algorithm",
+    expect_finding(&f, 1, "chain.untrusted", CM_SEV_CRITICAL, 1,
+                   "the chain does not verify (signer_not_found, insecure_algorithm): the issuer "
+                   "of certificate 1 (CN=Example Root) is neither sent nor trusted",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* A reason other than a missing issuer: no position, the reasons listed. */
+    r->tls.chain.certs[1].not_after = NOW + 1825LL * DAY;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNATURE_FAILURE;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
+                   "the chain does not verify against the trust store: signature_failure",
                    __LINE__);
     cm_findings_clear(&f);
 
     /* A self-signed leaf sent with other certificates is just untrusted. */
-    r->tls.chain.certs[1].not_after = NOW + 1825LL * DAY;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
     r->tls.chain.certs[0].self_signed = true;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
+                   "the chain does not verify against the trust store: signer_not_found", __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* The whole path up to a root was sent, but the root is not trusted: no position. */
+    r = healthy();
+    push_root(r);
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted chain.root_sent ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
                    "the chain does not verify against the trust store: signer_not_found", __LINE__);
     cm_findings_clear(&f);
@@ -385,7 +610,7 @@ static void test_self_signed(void)
     r->tls.verify.trusted = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "chain.self_signed ocsp.not_stapled");
     expect_finding(&f, 0, "chain.self_signed", CM_SEV_CRITICAL, 0,
                    "the leaf certificate (CN=localhost) is self-signed and not in the trust "
                    "store",
@@ -397,7 +622,7 @@ static void test_self_signed(void)
     /* And it does not match example.com either. */
     r->tls.verify.hostname_match = false;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 2);
+    EXPECT_IDS(&f, "chain.self_signed host.mismatch ocsp.not_stapled");
     expect_finding(&f, 0, "chain.self_signed", CM_SEV_CRITICAL, 0,
                    "the leaf certificate (CN=localhost) is self-signed and not in the trust "
                    "store",
@@ -406,13 +631,15 @@ static void test_self_signed(void)
                    "the leaf certificate (CN=localhost) is not valid for example.com", __LINE__);
     cm_findings_clear(&f);
 
-    /* A single leaf that is not self-signed: untrusted. */
+    /* A single leaf that is not self-signed: its issuer (an intermediate) was not sent. */
     r->tls.verify.hostname_match = true;
     r->tls.chain.certs[0].self_signed = false;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
-    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
-                   "the chain does not verify against the trust store: signer_not_found", __LINE__);
+    EXPECT_IDS(&f, "chain.incomplete ocsp.not_stapled");
+    expect_finding(&f, 0, "chain.incomplete", CM_SEV_CRITICAL, 0,
+                   "the server does not send the intermediate that issued the leaf (CN=localhost), "
+                   "and it is not in the trust store",
+                   __LINE__);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
@@ -426,7 +653,7 @@ static void test_expired_not_untrusted(void)
     r->tls.verify.trusted = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expired", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expired 2 days ago, on "
                    "2027-01-13T07:59:30Z",
@@ -443,7 +670,8 @@ static void test_trusted_flag_only(void)
     /* A trusted chain reports nothing even if stray bits are set... */
     r->tls.verify.status = GNUTLS_CERT_SIGNER_NOT_FOUND;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 0);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    EXPECT_ONLY_INFO(&f);
     cm_findings_clear(&f);
 
     /* ...and without verification there is nothing to judge trust or name by. */
@@ -452,7 +680,8 @@ static void test_trusted_flag_only(void)
     r->tls.verify.hostname_match = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 0);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    EXPECT_ONLY_INFO(&f);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
@@ -466,7 +695,7 @@ static void test_host_mismatch(void)
     free(r->verify_name);
     r->verify_name = xstrdup("api.example.net");
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "host.mismatch ocsp.not_stapled");
     expect_finding(&f, 0, "host.mismatch", CM_SEV_CRITICAL, 0,
                    "the leaf certificate (CN=example.com) is not valid for api.example.net",
                    __LINE__);
@@ -477,9 +706,11 @@ static void test_host_mismatch(void)
     r->tls.verify.trusted = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 2);
-    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
-                   "the chain does not verify against the trust store: signer_not_found", __LINE__);
+    EXPECT_IDS(&f, "chain.untrusted host.mismatch ocsp.not_stapled");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
+                   "the chain does not verify (signer_not_found): the issuer of certificate 1 "
+                   "(CN=Example Root) is neither sent nor trusted",
+                   __LINE__);
     expect_finding(&f, 1, "host.mismatch", CM_SEV_CRITICAL, 0,
                    "the leaf certificate (CN=example.com) is not valid for api.example.net",
                    __LINE__);
@@ -500,7 +731,7 @@ static void test_probe_failed(void)
     r->error_phase = CM_PHASE_CONNECT;
     r->error_message = xstrdup("192.0.2.1: connection refused");
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "probe.failed");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "192.0.2.1: connection refused",
                    __LINE__);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
@@ -510,7 +741,7 @@ static void test_probe_failed(void)
     free(r->error_message);
     r->error_message = NULL;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 1);
+    EXPECT_IDS(&f, "probe.failed");
     /* Without a message the finding still says something. */
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "probe failed", __LINE__);
     cm_findings_clear(&f);
@@ -526,10 +757,18 @@ static void test_probe_failed(void)
     r->tls.verify.trusted = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED;
     run(r, &def, &f);
-    EXPECT_INT(f.count, 2);
+    EXPECT_IDS(&f, "probe.failed cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "received fatal alert", __LINE__);
     expect_finding(&f, 1, "cert.expired", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expired on 2027-01-15T07:59:59Z", __LINE__);
+    EXPECT_NOT_STAPLED(&f, 2);
+    cm_findings_clear(&f);
+
+    /* No version negotiated (the handshake stopped early): no OCSP finding either. */
+    free(r->tls.version);
+    r->tls.version = NULL;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed cert.expired");
     cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
@@ -542,11 +781,13 @@ static void test_appends(void)
     r->tls.verify.hostname_match = false;
     CU_ASSERT_EQUAL(cm_analyze(r, &def, NOW, &f), 0);
     CU_ASSERT_EQUAL(cm_analyze(r, &def, NOW, &f), 0);
-    EXPECT_INT(f.count, 2);
+    EXPECT_IDS(&f, "host.mismatch ocsp.not_stapled host.mismatch ocsp.not_stapled");
     expect_finding(&f, 0, "host.mismatch", CM_SEV_CRITICAL, 0,
                    "the leaf certificate (CN=example.com) is not valid for example.com", __LINE__);
-    expect_finding(&f, 1, "host.mismatch", CM_SEV_CRITICAL, 0,
+    EXPECT_NOT_STAPLED(&f, 1);
+    expect_finding(&f, 2, "host.mismatch", CM_SEV_CRITICAL, 0,
                    "the leaf certificate (CN=example.com) is not valid for example.com", __LINE__);
+    EXPECT_NOT_STAPLED(&f, 3);
     cm_findings_clear(&f);
     cm_findings_clear(&f);
     cm_findings_clear(NULL);
@@ -557,9 +798,9 @@ static void test_appends(void)
 static void test_status(void)
 {
     struct cm_finding items[3] = {
-        {"x.info", CM_SEV_INFO, NULL, -1},
-        {"x.ok", CM_SEV_OK, NULL, 0},
-        {"x.info2", CM_SEV_INFO, NULL, 1},
+        {.id = "x.info", .severity = CM_SEV_INFO, .position = -1},
+        {.id = "x.ok", .severity = CM_SEV_OK, .position = 0},
+        {.id = "x.info2", .severity = CM_SEV_INFO, .position = 1},
     };
     struct cm_findings f = {items, 0};
 
@@ -605,6 +846,1195 @@ static void test_names(void)
     EXPECT_STR(cm_phase_name(CM_PHASE_DONE), "done");
 }
 
+/* ---- key.weak ---- */
+
+static void test_key_weak(void)
+{
+    static const struct {
+        const char *type;
+        unsigned bits;
+        enum cm_severity sev; /* CM_SEV_OK: no finding */
+    } cases[] = {
+        {"RSA", 2047, CM_SEV_CRITICAL},     {"RSA", 2048, CM_SEV_OK},
+        {"RSA", 1024, CM_SEV_CRITICAL},     {"RSA", 4096, CM_SEV_OK},
+        {"RSA-PSS", 2047, CM_SEV_CRITICAL}, {"RSA-PSS", 2048, CM_SEV_OK},
+        {"DSA", 1024, CM_SEV_CRITICAL},     {"DSA", 2048, CM_SEV_OK},
+        {"EC", 255, CM_SEV_WARNING},        {"EC", 256, CM_SEV_OK},
+        {"EC", 224, CM_SEV_WARNING},        {"EC", 384, CM_SEV_OK},
+        {"Ed25519", 256, CM_SEV_OK},        {"Ed448", 456, CM_SEV_OK},
+        {"Ed25519", 0, CM_SEV_OK}, /* only RSA, RSA-PSS, DSA and EC are measured */
+    };
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+    char msg[200];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool ec = !strcmp(cases[i].type, "EC");
+
+        leaf->key_type = cases[i].type;
+        leaf->key_bits = cases[i].bits;
+        run(r, &def, &f);
+        if (cases[i].sev == CM_SEV_OK) {
+            EXPECT_IDS(&f, "");
+            cm_findings_clear(&f);
+            continue;
+        }
+        EXPECT_IDS(&f, "key.weak");
+        snprintf(msg, sizeof(msg),
+                 "leaf certificate 0 (CN=example.com) has a %u-bit %s key; the policy asks for "
+                 "at least %u bits",
+                 cases[i].bits, cases[i].type, ec ? 256u : 2048u);
+        expect_finding(&f, 0, "key.weak", cases[i].sev, 0, msg, __LINE__);
+        expect_evidence(at(&f, 0), false, 0, cases[i].type, cases[i].bits, NULL, __LINE__);
+        EXPECT_INT(cm_findings_status(&f), ec ? CM_STATUS_WARNING : CM_STATUS_CRITICAL);
+        cm_findings_clear(&f);
+    }
+    cm_probe_result_free(r);
+
+    /* A weak intermediate is reported at its position. */
+    r = quiet();
+    r->tls.chain.certs[1].key_bits = 1024;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak");
+    expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 1,
+                   "chain certificate 1 (CN=Example CA) has a 1024-bit RSA key; the policy asks "
+                   "for at least 2048 bits",
+                   __LINE__);
+    expect_evidence(at(&f, 0), false, 0, "RSA", 1024, NULL, __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_key_weak_policy(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    /* Above the RSA-2048 of both certificates: both are weak. */
+    p.min_rsa_bits = 3072;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "key.weak key.weak");
+    expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) has a 2048-bit RSA key; the policy asks "
+                   "for at least 3072 bits",
+                   __LINE__);
+    expect_finding(&f, 1, "key.weak", CM_SEV_CRITICAL, 1,
+                   "chain certificate 1 (CN=Example CA) has a 2048-bit RSA key; the policy asks "
+                   "for at least 3072 bits",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Lowered: DSA-1024 passes, one bit less does not. The EC floor is separate. */
+    p.min_rsa_bits = 1024;
+    leaf->key_type = "DSA";
+    leaf->key_bits = 1024;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    leaf->key_type = "RSA";
+    leaf->key_bits = 1023;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "key.weak");
+    expect_evidence(find(&f, "key.weak", 0), false, 0, "RSA", 1023, NULL, __LINE__);
+    cm_findings_clear(&f);
+    leaf->key_type = "EC";
+    leaf->key_bits = 255;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "key.weak");
+    cm_findings_clear(&f);
+
+    /* A stricter EC floor: P-256 becomes a warning, P-384 passes. */
+    p.min_ec_bits = 384;
+    leaf->key_bits = 256;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "key.weak");
+    expect_finding(&f, 0, "key.weak", CM_SEV_WARNING, 0,
+                   "leaf certificate 0 (CN=example.com) has a 256-bit EC key; the policy asks "
+                   "for at least 384 bits",
+                   __LINE__);
+    cm_findings_clear(&f);
+    leaf->key_bits = 384;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* Zero turns the check off. */
+    p.min_rsa_bits = 0;
+    p.min_ec_bits = 0;
+    leaf->key_bits = 160;
+    r->tls.chain.certs[1].key_bits = 512;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_key_weak_root_sent(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *root = push_root(r);
+    struct cm_findings f;
+
+    /* A weak, SHA-1 root sent at position 2: clients use their own copy, so it is ignored. */
+    root->key_bits = 1024;
+    set_signature(root, "RSA-SHA1", "SHA1");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.root_sent");
+    cm_findings_clear(&f);
+
+    /* Not a root without the CA flag: then it is judged like any certificate. */
+    r->tls.chain.certs[2].is_ca = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak signature.weak");
+    expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 2,
+                   "chain certificate 2 (CN=Example Root) has a 1024-bit RSA key; the policy "
+                   "asks for at least 2048 bits",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* A self-signed CA sent alone, at position 0, is judged too. */
+    r = quiet();
+    truncate_chain(r, 1);
+    cm_cert_clear(&r->tls.chain.certs[0]);
+    fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
+              NOW + 90 * DAY, true);
+    r->tls.chain.certs[0].key_bits = 1024;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak cert.no_san");
+    expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=Example Root) has a 1024-bit RSA key; the policy asks "
+                   "for at least 2048 bits",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* ---- signature.weak ---- */
+
+static void test_signature_weak(void)
+{
+    static const struct {
+        const char *signature, *hash;
+    } weak[] = {{"RSA-SHA1", "SHA1"}, {"RSA-MD5", "MD5"}, {"DSA-SHA1", "SHA1"}};
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+    char msg[200];
+
+    for (size_t i = 0; i < sizeof(weak) / sizeof(weak[0]); i++) {
+        set_signature(leaf, weak[i].signature, weak[i].hash);
+        run(r, &def, &f);
+        EXPECT_IDS(&f, "signature.weak");
+        snprintf(msg, sizeof(msg),
+                 "leaf certificate 0 (CN=example.com) is signed with %s, which can be forged; "
+                 "reissue it with SHA-256",
+                 weak[i].signature);
+        expect_finding(&f, 0, "signature.weak", CM_SEV_CRITICAL, 0, msg, __LINE__);
+        /* The evidence is the signature algorithm, not the digest name. */
+        expect_evidence(at(&f, 0), false, 0, NULL, 0, weak[i].signature, __LINE__);
+        EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+        cm_findings_clear(&f);
+    }
+
+    /* Sound digests, an unknown one and a certificate built without one. */
+    set_signature(leaf, "RSA-SHA256", "SHA256");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    set_signature(leaf, "ECDSA-SHA384", "SHA384");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    set_signature(leaf, "unknown", "");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    set_signature(leaf, "unknown", NULL);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* An intermediate signed with SHA-1, at its position. */
+    set_signature(&r->tls.chain.certs[1], "RSA-SHA1", "SHA1");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "signature.weak");
+    expect_finding(&f, 0, "signature.weak", CM_SEV_CRITICAL, 1,
+                   "chain certificate 1 (CN=Example CA) is signed with RSA-SHA1, which can be "
+                   "forged; reissue it with SHA-256",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Weak key and weak signature on one certificate: key first. */
+    set_signature(&r->tls.chain.certs[1], "RSA-SHA256", "SHA256");
+    set_signature(leaf, "RSA-SHA1", "SHA1");
+    leaf->key_bits = 1024;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak signature.weak");
+    expect_evidence(at(&f, 0), false, 0, "RSA", 1024, NULL, __LINE__);
+    expect_evidence(at(&f, 1), false, 0, NULL, 0, "RSA-SHA1", __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_signature_weak_self_signed(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+
+    /* A SHA-1 root sent at position 2: nobody checks a root's own signature. */
+    set_signature(push_root(r), "RSA-SHA1", "SHA1");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.root_sent");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* A self-signed leaf (trusted here, as with --ca) is judged like any leaf. */
+    r = quiet();
+    truncate_chain(r, 1);
+    cm_cert_clear(&r->tls.chain.certs[0]);
+    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+              false);
+    set_signature(&r->tls.chain.certs[0], "RSA-SHA1", "SHA1");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "signature.weak");
+    expect_finding(&f, 0, "signature.weak", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=localhost) is signed with RSA-SHA1, which can be "
+                   "forged; reissue it with SHA-256",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* So is a self-signed CA certificate served as the leaf. */
+    r->tls.chain.certs[0].is_ca = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "signature.weak");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* ---- chain.incomplete, chain.untrusted, chain.self_signed ---- */
+
+static void test_chain_incomplete(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+
+    /* Only the leaf, whose issuer nobody has: the intermediate is missing. */
+    truncate_chain(r, 1);
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.incomplete");
+    expect_finding(
+        &f, 0, "chain.incomplete", CM_SEV_CRITICAL, 0,
+        "the server does not send the intermediate that issued the leaf (CN=Example CA), "
+        "and it is not in the trust store",
+        __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+
+    /* The leaf alone, and expired as well: both, each once. */
+    r->tls.chain.certs[0].not_after = NOW - 1;
+    r->tls.verify.status |= GNUTLS_CERT_EXPIRED;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.expired chain.incomplete");
+    cm_findings_clear(&f);
+
+    /* The leaf alone, but the reason is not a missing issuer: plain untrusted. */
+    r->tls.chain.certs[0].not_after = NOW + 90 * DAY;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNATURE_FAILURE;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
+                   "the chain does not verify against the trust store: signature_failure",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* A CA certificate sent alone is not a leaf missing its intermediate. */
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.chain.certs[0].is_ca = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 0,
+                   "the chain does not verify (signer_not_found): the issuer of certificate 0 "
+                   "(CN=Example CA) is neither sent nor trusted",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* Leaf and intermediate sent, the intermediate's issuer missing: untrusted, at the
+     * intermediate. */
+    r = quiet();
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
+                   "the chain does not verify (signer_not_found): the issuer of certificate 1 "
+                   "(CN=Example Root) is neither sent nor trusted",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* The path is followed as sent, in any order: intermediates sent out of order still lead
+     * to the top of the path (and chain.order says they are out of order). */
+    push_ca(r, "CN=Example Root", "CN=Example Top");
+    swap_certs(r, 1, 2); /* leaf, Example Root (by Top), Example CA */
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted chain.order");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
+                   "the chain does not verify (signer_not_found): the issuer of certificate 1 "
+                   "(CN=Example Top) is neither sent nor trusted",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_allow_self_signed(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    truncate_chain(r, 1);
+    cm_cert_clear(&r->tls.chain.certs[0]);
+    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+              false);
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.self_signed");
+    cm_findings_clear(&f);
+
+    p.allow_self_signed = true;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+
+    /* It allows the certificate, not a wrong name. */
+    r->tls.verify.hostname_match = false;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "host.mismatch");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* Nor a self-signed leaf sent with other certificates. */
+    r = quiet();
+    r->tls.chain.certs[0].self_signed = true;
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "chain.untrusted");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* Verification reasons that a specific finding explains do not also make the chain
+ * "untrusted": the SHA-1 signature (signature.weak), the missing staple of a must-staple leaf
+ * (ocsp.must_staple_missing), a revoked staple (ocsp.revoked), a bad staple (ocsp.invalid). */
+static void test_untrusted_explained(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    r->tls.verify.trusted = false;
+    set_signature(leaf, "RSA-SHA1", "SHA1");
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "signature.weak");
+    cm_findings_clear(&f);
+
+    /* Explained whether or not the policy shows the specific finding. */
+    EXPECT_INT(cm_policy_ignore(&p, "signature.weak"), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+
+    /* A reason it does not explain is still reported, without the explained one. */
+    r->tls.verify.status |= GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "signature.weak chain.untrusted");
+    expect_finding(&f, 1, "chain.untrusted", CM_SEV_CRITICAL, 1,
+                   "the chain does not verify (signer_not_found): the issuer of certificate 1 "
+                   "(CN=Example Root) is neither sent nor trusted",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Without a weak signature in sight, insecure_algorithm is GnuTLS's word alone. */
+    set_signature(leaf, "RSA-SHA256", "SHA256");
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
+                   "the chain does not verify against the trust store: insecure_algorithm",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Must-staple leaf, nothing stapled. */
+    leaf->must_staple = true;
+    r->tls.ocsp.status = CM_OCSP_NONE;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_MISSING_OCSP_STATUS;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.must_staple_missing");
+    cm_findings_clear(&f);
+    leaf->must_staple = false;
+
+    /* Revoked staple. */
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_REVOKED, .verified = true};
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_REVOKED;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.revoked");
+    cm_findings_clear(&f);
+
+    /* A staple that does not verify. */
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_GOOD, .verified = false};
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INVALID_OCSP_STATUS;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.invalid");
+    cm_findings_clear(&f);
+
+    /* The same bits with nothing to explain them: untrusted. */
+    staple_good(r);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.untrusted");
+    expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
+                   "the chain does not verify against the trust store: invalid_ocsp_status",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* ---- chain.order, chain.root_sent ---- */
+
+static void test_chain_order(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+
+    /* Sent as leaf, root, intermediate: reported at the leaf, the first certificate not
+     * followed by its issuer; the root is still noted. */
+    push_root(r);
+    swap_certs(r, 1, 2);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.order chain.root_sent");
+    expect_finding(&f, 0, "chain.order", CM_SEV_WARNING, 0,
+                   "certificate 0 (CN=example.com) is followed by CN=Example Root instead of its "
+                   "issuer, which was sent at position 2; send the chain in issuing order",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    expect_finding(&f, 1, "chain.root_sent", CM_SEV_INFO, 1,
+                   "the server also sends the root certificate (CN=Example Root) at position 1; "
+                   "clients use their own copy, so it only costs bytes",
+                   __LINE__);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
+    cm_findings_clear(&f);
+
+    /* In issuing order: leaf, intermediate, root. Only the root is worth a note. */
+    swap_certs(r, 1, 2);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.root_sent");
+    expect_finding(&f, 0, "chain.root_sent", CM_SEV_INFO, 2,
+                   "the server also sends the root certificate (CN=Example Root) at position 2; "
+                   "clients use their own copy, so it only costs bytes",
+                   __LINE__);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* Deeper: leaf, CA, root, policy CA (which issued CA): reported at the CA. */
+    r = quiet();
+    free(r->tls.chain.certs[1].issuer);
+    r->tls.chain.certs[1].issuer = xstrdup("CN=Example Policy CA");
+    push_root(r);
+    push_ca(r, "CN=Example Policy CA", "CN=Example Root");
+    run(r, &def, &f);
+    expect_finding(&f, 0, "chain.order", CM_SEV_WARNING, 1,
+                   "certificate 1 (CN=Example CA) is followed by CN=Example Root instead of its "
+                   "issuer, which was sent at position 3; send the chain in issuing order",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* An unrelated extra certificate is not a matter of order. */
+    r = quiet();
+    push_ca(r, "CN=Other CA", "CN=Other Root");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_chain_order_key_ids(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+
+    /* leaf, root, then a certificate named like the leaf's issuer. */
+    push_root(r);
+    swap_certs(r, 1, 2);
+    leaf = &r->tls.chain.certs[0];
+
+    /* Same name, different key: not the issuer (an old CA key, say), so nothing is out of
+     * order. */
+    set_key_ids(leaf, "1111", "aa01");
+    set_key_ids(&r->tls.chain.certs[2], "bb02", "cc03");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.root_sent");
+    expect_finding(&f, 0, "chain.root_sent", CM_SEV_INFO, 1,
+                   "the server also sends the root certificate (CN=Example Root) at position 1; "
+                   "clients use their own copy, so it only costs bytes",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Same name and same key: the issuer, sent in the wrong place. */
+    set_key_ids(&r->tls.chain.certs[2], "aa01", "cc03");
+    run(r, &def, &f);
+    CU_ASSERT_PTR_NOT_NULL(find(&f, "chain.order", 0));
+    cm_findings_clear(&f);
+
+    /* A key identifier missing on either side (absent or empty): the names decide. */
+    set_key_ids(&r->tls.chain.certs[2], "", "cc03");
+    run(r, &def, &f);
+    CU_ASSERT_PTR_NOT_NULL(find(&f, "chain.order", 0));
+    cm_findings_clear(&f);
+    set_key_ids(&r->tls.chain.certs[2], "bb02", "cc03");
+    set_key_ids(leaf, "1111", NULL);
+    run(r, &def, &f);
+    CU_ASSERT_PTR_NOT_NULL(find(&f, "chain.order", 0));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_root_sent(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+
+    /* A leaf issued by the root directly, sent with it. */
+    truncate_chain(r, 1);
+    free(r->tls.chain.certs[0].issuer);
+    r->tls.chain.certs[0].issuer = xstrdup("CN=Example Root");
+    push_root(r);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.root_sent");
+    expect_finding(&f, 0, "chain.root_sent", CM_SEV_INFO, 1,
+                   "the server also sends the root certificate (CN=Example Root) at position 1; "
+                   "clients use their own copy, so it only costs bytes",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    cm_findings_clear(&f);
+
+    /* Self-signed but not a CA: not a root. */
+    r->tls.chain.certs[1].is_ca = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* A root served as the leaf is not "also sent". */
+    r = quiet();
+    truncate_chain(r, 1);
+    cm_cert_clear(&r->tls.chain.certs[0]);
+    fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
+              NOW + 90 * DAY, true);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.no_san");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* ---- leaf hygiene: cert.no_san, cert.lifetime_long, cert.wildcard ---- */
+
+static void test_no_san(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+
+    set_sans(&r->tls.chain.certs[0], NULL, 0);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.no_san");
+    expect_finding(&f, 0, "cert.no_san", CM_SEV_WARNING, 0,
+                   "the leaf certificate (CN=example.com) has no subjectAltName; browsers and "
+                   "modern TLS clients ignore the CN, so reissue it with the host names as SANs",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
+    cm_findings_clear(&f);
+
+    /* Only the leaf counts: the intermediate of quiet() has no SAN either. */
+    CU_ASSERT_EQUAL(r->tls.chain.certs[1].san_count, 0);
+    cm_probe_result_free(r);
+}
+
+static void test_lifetime_long(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+
+    leaf->not_before = NOW - DAY;
+    leaf->not_after = leaf->not_before + 399 * DAY;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.lifetime_long");
+    expect_finding(&f, 0, "cert.lifetime_long", CM_SEV_INFO, 0,
+                   "the leaf certificate is valid for 399 days, more than the 398 that public "
+                   "CAs may issue and browsers accept",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+
+    /* 398 days, and 399 days less a second (398 whole days), are fine. */
+    leaf->not_after = leaf->not_before + 398 * DAY;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    leaf->not_after = leaf->not_before + 399 * DAY - 1;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* A CA certificate served as the leaf may live long. */
+    leaf->not_after = leaf->not_before + 3650 * DAY;
+    leaf->is_ca = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* Only the leaf is measured: the intermediate of quiet() lives 1925 days. */
+    leaf->is_ca = false;
+    leaf->not_after = leaf->not_before + 90 * DAY;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_wildcard(void)
+{
+    static const char *const wild[] = {"example.com", "*.example.com", "*.example.net"};
+    static const char *const tame[] = {"example.com", "a*.example.com", "x.*.example.com", "*"};
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+
+    /* One finding, naming the first wildcard. */
+    set_sans(&r->tls.chain.certs[0], wild, 3);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.wildcard");
+    expect_finding(&f, 0, "cert.wildcard", CM_SEV_INFO, 0,
+                   "the leaf certificate is a wildcard (*.example.com): its key serves every host "
+                   "it covers",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+
+    /* Only a leading "*." label is a wildcard. */
+    set_sans(&r->tls.chain.certs[0], tame, 4);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* The three hygiene findings together, in this order. */
+    set_sans(&r->tls.chain.certs[0], wild, 3);
+    r->tls.chain.certs[0].not_after = r->tls.chain.certs[0].not_before + 500 * DAY;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.lifetime_long cert.wildcard");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* ---- OCSP ---- */
+
+static void test_ocsp(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_ocsp *o = &r->tls.ocsp;
+    struct cm_findings f;
+
+    /* Nothing stapled: info only. */
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    EXPECT_NOT_STAPLED(&f, 0);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+
+    /* Nothing stapled for a must-staple leaf: critical, instead of ocsp.not_stapled. */
+    r->tls.chain.certs[0].must_staple = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.must_staple_missing");
+    expect_finding(&f, 0, "ocsp.must_staple_missing", CM_SEV_CRITICAL, 0,
+                   "the leaf certificate requires OCSP stapling (must-staple) but the server "
+                   "sends no staple: clients that honour it refuse the connection",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+
+    /* Must-staple on an intermediate does not count. */
+    r->tls.chain.certs[0].must_staple = false;
+    r->tls.chain.certs[1].must_staple = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    cm_findings_clear(&f);
+    r->tls.chain.certs[1].must_staple = false;
+
+    /* A good, verified staple: nothing, must-staple or not. */
+    staple_good(r);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    r->tls.chain.certs[0].must_staple = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    r->tls.chain.certs[0].must_staple = false;
+
+    /* Good but not verified. */
+    o->verified = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.invalid");
+    expect_finding(&f, 0, "ocsp.invalid", CM_SEV_WARNING, 0,
+                   "the stapled OCSP response (good) does not verify: wrong signer, wrong "
+                   "certificate or out of date",
+                   __LINE__);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
+    cm_findings_clear(&f);
+
+    /* "unknown" from the responder: invalid when it does not verify, else nothing. */
+    o->status = CM_OCSP_UNKNOWN;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.invalid");
+    expect_finding(&f, 0, "ocsp.invalid", CM_SEV_WARNING, 0,
+                   "the stapled OCSP response (unknown) does not verify: wrong signer, wrong "
+                   "certificate or out of date",
+                   __LINE__);
+    cm_findings_clear(&f);
+    o->verified = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* A staple that cannot be parsed. */
+    *o = (struct cm_ocsp){.status = CM_OCSP_BAD};
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.invalid");
+    expect_finding(&f, 0, "ocsp.invalid", CM_SEV_WARNING, 0,
+                   "the stapled OCSP response cannot be parsed", __LINE__);
+    cm_findings_clear(&f);
+
+    /* Revoked, with and without a revocation time; verified or not. */
+    *o = (struct cm_ocsp){.status = CM_OCSP_REVOKED,
+                          .verified = true,
+                          .this_update = NOW - 3600,
+                          .revoked_at = NOW - 2 * DAY};
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.revoked");
+    expect_finding(&f, 0, "ocsp.revoked", CM_SEV_CRITICAL, 0,
+                   "the stapled OCSP response says the leaf certificate was revoked on "
+                   "2027-01-13T08:00:00Z",
+                   __LINE__);
+    EXPECT_NO_EVIDENCE(at(&f, 0));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+    o->revoked_at = 0;
+    o->verified = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.revoked");
+    expect_finding(&f, 0, "ocsp.revoked", CM_SEV_CRITICAL, 0,
+                   "the stapled OCSP response says the leaf certificate was revoked", __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_ocsp_needs_handshake(void)
+{
+    static const enum cm_ocsp_status statuses[] = {CM_OCSP_NONE, CM_OCSP_GOOD, CM_OCSP_REVOKED,
+                                                   CM_OCSP_UNKNOWN, CM_OCSP_BAD};
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f;
+
+    /* No version: the handshake did not complete, so no staple could be seen. */
+    free(r->tls.version);
+    r->tls.version = NULL;
+    r->tls.chain.certs[0].must_staple = true;
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        r->tls.ocsp = (struct cm_ocsp){.status = statuses[i]};
+        run(r, &def, &f);
+        EXPECT_IDS(&f, "");
+        cm_findings_clear(&f);
+    }
+    cm_probe_result_free(r);
+}
+
+/* ---- evidence ---- */
+
+static void test_days_left_evidence(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+
+    leaf->not_after = NOW + 30 * DAY - 1;
+    run(r, &def, &f);
+    expect_evidence(find(&f, "cert.expiring", 0), true, 29, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* 0 days left is evidence too, not its absence. */
+    leaf->not_after = NOW;
+    run(r, &def, &f);
+    expect_evidence(find(&f, "cert.expiring", 0), true, 0, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* Expired: negative, rounded down like the chain entry's days_left. */
+    leaf->not_after = NOW - 1;
+    run(r, &def, &f);
+    expect_evidence(find(&f, "cert.expired", 0), true, -1, NULL, 0, NULL, __LINE__);
+    if (f.count)
+        EXPECT_INT(f.items[0].days_left, cm_cert_days_left(leaf, NOW));
+    cm_findings_clear(&f);
+    leaf->not_after = NOW - 3 * DAY - 5;
+    run(r, &def, &f);
+    expect_evidence(find(&f, "cert.expired", 0), true, -4, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* Not yet valid: the days left until not_after, as everywhere else. */
+    leaf->not_before = NOW + DAY;
+    leaf->not_after = NOW + 90 * DAY;
+    run(r, &def, &f);
+    expect_evidence(find(&f, "cert.not_yet_valid", 0), true, 90, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* On an intermediate. */
+    leaf->not_before = NOW - DAY;
+    r->tls.chain.certs[1].not_after = NOW + 10 * DAY + 5;
+    run(r, &def, &f);
+    expect_evidence(find(&f, "cert.expiring", 1), true, 10, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* Findings without evidence say so. */
+    r->tls.chain.certs[1].not_after = NOW + 1825LL * DAY;
+    r->tls.verify.hostname_match = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "host.mismatch");
+    EXPECT_NO_EVIDENCE(find(&f, "host.mismatch", 0));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* ---- policy rules ---- */
+
+static void test_policy_ignore(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+    char id[32];
+
+    /* The id may live in a buffer: the rule keeps the catalogue's copy. */
+    snprintf(id, sizeof(id), "ocsp.not_stapled");
+    EXPECT_INT(cm_policy_ignore(&p, id), 0);
+    memset(id, 'x', sizeof(id) - 1);
+    EXPECT_INT(p.rule_count, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p.rules);
+    CU_ASSERT_PTR_EQUAL(p.rules[0].id, cm_finding_lookup("ocsp.not_stapled")->id);
+    CU_ASSERT_TRUE(p.rules[0].ignore);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    CU_ASSERT_PTR_NULL(f.items);
+    cm_findings_clear(&f);
+
+    /* Ignoring one id leaves the others. */
+    r->tls.chain.certs[0].not_after = NOW + 3 * DAY;
+    r->tls.verify.hostname_match = false;
+    EXPECT_INT(cm_policy_ignore(&p, "cert.expiring"), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "host.mismatch");
+    cm_findings_clear(&f);
+
+    /* Findings that carry evidence can be ignored too. */
+    r->tls.verify.hostname_match = true;
+    r->tls.chain.certs[0].not_after = NOW - DAY;
+    r->tls.chain.certs[0].key_bits = 1024;
+    set_signature(&r->tls.chain.certs[0], "RSA-SHA1", "SHA1");
+    EXPECT_INT(cm_policy_ignore(&p, "cert.expired"), 0);
+    EXPECT_INT(cm_policy_ignore(&p, "key.weak"), 0);
+    EXPECT_INT(cm_policy_ignore(&p, "signature.weak"), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* Ignoring the same id twice is harmless. */
+    EXPECT_INT(cm_policy_ignore(&p, "key.weak"), 0);
+    EXPECT_INT(p.rule_count, 6);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    cm_policy_clear(&p);
+    CU_ASSERT_PTR_NULL(p.rules);
+    EXPECT_INT(p.rule_count, 0);
+    /* Clearing keeps the plain values. */
+    EXPECT_INT(p.warn_days, 30);
+    EXPECT_INT(p.min_rsa_bits, 2048);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "cert.expired key.weak signature.weak ocsp.not_stapled");
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+    cm_policy_clear(NULL);
+    cm_probe_result_free(r);
+}
+
+static void test_policy_severity(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    r->tls.chain.certs[0].not_after = NOW + 20 * DAY; /* cert.expiring, warning */
+    EXPECT_INT(cm_policy_set_severity(&p, "cert.expiring", CM_SEV_CRITICAL), 0);
+    EXPECT_INT(p.rule_count, 1);
+    CU_ASSERT_FALSE(p.rules[0].ignore);
+    EXPECT_INT(p.rules[0].severity, CM_SEV_CRITICAL);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "cert.expiring");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_CRITICAL);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    /* The evidence stays. */
+    expect_evidence(at(&f, 0), true, 20, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* A later rule for the same id wins. */
+    EXPECT_INT(cm_policy_set_severity(&p, "cert.expiring", CM_SEV_INFO), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "cert.expiring");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_INFO);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+    EXPECT_INT(cm_policy_ignore(&p, "cert.expiring"), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+
+    /* An override replaces the severity whatever the case: EC and RSA alike. */
+    r->tls.chain.certs[0].not_after = NOW + 90 * DAY;
+    r->tls.chain.certs[0].key_type = "EC";
+    r->tls.chain.certs[0].key_bits = 224;
+    r->tls.chain.certs[1].key_bits = 1024;
+    EXPECT_INT(cm_policy_set_severity(&p, "key.weak", CM_SEV_WARNING), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "key.weak key.weak");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_WARNING);
+    EXPECT_INT(sev_at(&f, 1), CM_SEV_WARNING);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
+    cm_findings_clear(&f);
+
+    /* Rules for other ids change nothing here. */
+    cm_policy_clear(&p);
+    EXPECT_INT(cm_policy_set_severity(&p, "ocsp.not_stapled", CM_SEV_CRITICAL), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "key.weak key.weak");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_WARNING);
+    EXPECT_INT(sev_at(&f, 1), CM_SEV_CRITICAL);
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+
+    /* Raising an info finding changes the status. */
+    r->tls.chain.certs[0].key_bits = 256;
+    r->tls.chain.certs[1].key_bits = 2048;
+    r->tls.ocsp.status = CM_OCSP_NONE;
+    EXPECT_INT(cm_policy_set_severity(&p, "ocsp.not_stapled", CM_SEV_WARNING), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+    cm_probe_result_free(r);
+}
+
+static void test_policy_bad_rules(void)
+{
+    struct cm_policy p = CM_POLICY_DEFAULT;
+
+    EXPECT_INT(cm_policy_ignore(&p, "cert.expird"), CM_EBADARG);
+    EXPECT_INT(cm_policy_ignore(&p, "Cert.Expired"), CM_EBADARG);
+    EXPECT_INT(cm_policy_ignore(&p, ""), CM_EBADARG);
+    EXPECT_INT(cm_policy_ignore(&p, NULL), CM_EBADARG);
+    EXPECT_INT(cm_policy_set_severity(&p, "no.such", CM_SEV_WARNING), CM_EBADARG);
+    /* Only info, warning and critical are severities a rule can give. */
+    EXPECT_INT(cm_policy_set_severity(&p, "key.weak", CM_SEV_OK), CM_EBADARG);
+    EXPECT_INT(cm_policy_set_severity(&p, "key.weak", (enum cm_severity)4), CM_EBADARG);
+    EXPECT_INT(p.rule_count, 0);
+    CU_ASSERT_PTR_NULL(p.rules);
+    /* A bad rule after good ones leaves them alone. */
+    EXPECT_INT(cm_policy_set_severity(&p, "key.weak", CM_SEV_INFO), 0);
+    EXPECT_INT(cm_policy_ignore(&p, "key.wea"), CM_EBADARG);
+    EXPECT_INT(p.rule_count, 1);
+    EXPECT_STR(p.rules[0].id, "key.weak");
+    cm_policy_clear(&p);
+}
+
+static void test_severity_parse(void)
+{
+    static const char *const bad[] = {"ok",   "Warning",  "CRITICAL",   "",
+                                      "crit", "warning ", "information"};
+    enum cm_severity s = CM_SEV_OK;
+
+    EXPECT_INT(cm_severity_parse("info", &s), 0);
+    EXPECT_INT(s, CM_SEV_INFO);
+    EXPECT_INT(cm_severity_parse("warning", &s), 0);
+    EXPECT_INT(s, CM_SEV_WARNING);
+    EXPECT_INT(cm_severity_parse("critical", &s), 0);
+    EXPECT_INT(s, CM_SEV_CRITICAL);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        s = CM_SEV_WARNING;
+        EXPECT_INT(cm_severity_parse(bad[i], &s), CM_EBADARG);
+        EXPECT_INT(s, CM_SEV_WARNING); /* untouched */
+    }
+    /* Names and parsing agree. */
+    for (int i = CM_SEV_INFO; i <= CM_SEV_CRITICAL; i++) {
+        EXPECT_INT(cm_severity_parse(cm_severity_name((enum cm_severity)i), &s), 0);
+        EXPECT_INT(s, i);
+    }
+}
+
+/* ---- the catalogue ---- */
+
+static bool id_shaped(const char *id)
+{
+    const char *dot = strchr(id, '.');
+
+    if (!dot || dot == id || !dot[1] || strchr(dot + 1, '.'))
+        return false;
+    for (const char *p = id; *p; p++)
+        if (p != dot && !((*p >= 'a' && *p <= 'z') || (p > dot && *p == '_')))
+            return false;
+    return true;
+}
+
+static void test_catalogue(void)
+{
+    static const struct {
+        const char *id;
+        enum cm_severity sev;
+    } want[] = {
+        {"probe.failed", CM_SEV_CRITICAL},
+        {"cert.expired", CM_SEV_CRITICAL},
+        {"cert.expiring", CM_SEV_WARNING},
+        {"cert.not_yet_valid", CM_SEV_CRITICAL},
+        {"chain.untrusted", CM_SEV_CRITICAL},
+        {"chain.self_signed", CM_SEV_CRITICAL},
+        {"chain.incomplete", CM_SEV_CRITICAL},
+        {"chain.order", CM_SEV_WARNING},
+        {"chain.root_sent", CM_SEV_INFO},
+        {"host.mismatch", CM_SEV_CRITICAL},
+        {"key.weak", CM_SEV_CRITICAL},
+        {"signature.weak", CM_SEV_CRITICAL},
+        {"cert.no_san", CM_SEV_WARNING},
+        {"cert.lifetime_long", CM_SEV_INFO},
+        {"cert.wildcard", CM_SEV_INFO},
+        {"ocsp.revoked", CM_SEV_CRITICAL},
+        {"ocsp.must_staple_missing", CM_SEV_CRITICAL},
+        {"ocsp.not_stapled", CM_SEV_INFO},
+        {"ocsp.invalid", CM_SEV_WARNING},
+    };
+
+    EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        const struct cm_finding_def *d = cm_finding_lookup(want[i].id);
+
+        CU_ASSERT_PTR_NOT_NULL(d);
+        if (!d)
+            continue;
+        EXPECT_STR(d->id, want[i].id);
+        EXPECT_INT(d->severity, want[i].sev);
+    }
+    for (size_t i = 0; i < cm_finding_catalogue_len; i++) {
+        const struct cm_finding_def *d = &cm_finding_catalogue[i];
+
+        CU_ASSERT_PTR_EQUAL(cm_finding_lookup(d->id), d); /* so ids are unique, too */
+        CU_ASSERT(id_shaped(d->id));
+        CU_ASSERT(d->summary && d->summary[0]);
+        CU_ASSERT(d->severity >= CM_SEV_INFO && d->severity <= CM_SEV_CRITICAL);
+    }
+    CU_ASSERT_PTR_NULL(cm_finding_lookup("no.such"));
+    CU_ASSERT_PTR_NULL(cm_finding_lookup("KEY.WEAK"));
+    CU_ASSERT_PTR_NULL(cm_finding_lookup("key.weak "));
+    CU_ASSERT_PTR_NULL(cm_finding_lookup(""));
+    CU_ASSERT_PTR_NULL(cm_finding_lookup(NULL));
+}
+
+static void test_suggest(void)
+{
+    char longid[200];
+
+    EXPECT_STR(cm_finding_suggest("key.weka"), "key.weak");
+    EXPECT_STR(cm_finding_suggest("zzzzzzzz"), NULL);
+    EXPECT_STR(cm_finding_suggest("cert.expird"), "cert.expired");
+    EXPECT_STR(cm_finding_suggest("ocsp.not_staple"), "ocsp.not_stapled");
+    EXPECT_STR(cm_finding_suggest("chain.selfsigned"), "chain.self_signed");
+    EXPECT_STR(cm_finding_suggest("host.mismatch"), "host.mismatch");
+    EXPECT_STR(cm_finding_suggest(""), NULL);
+    EXPECT_STR(cm_finding_suggest(NULL), NULL);
+    memset(longid, 'k', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    EXPECT_STR(cm_finding_suggest(longid), NULL);
+}
+
+/* "later rules for the same id win" (analyze.h): an ignore followed by a severity shows
+ * the finding at that severity. */
+static void test_later_rule_wins(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    EXPECT_INT(cm_policy_ignore(&p, "ocsp.not_stapled"), 0);
+    EXPECT_INT(cm_policy_set_severity(&p, "ocsp.not_stapled", CM_SEV_WARNING), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "ocsp.not_stapled");
+    if (f.count)
+        EXPECT_INT(sev_at(&f, 0), CM_SEV_WARNING);
+    cm_findings_clear(&f);
+    EXPECT_INT(cm_policy_ignore(&p, "ocsp.not_stapled"), 0);
+    run(r, &p, &f);
+    EXPECT_INT(f.count, 0);
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+    cm_probe_result_free(r);
+}
+
+/* A leaf sent with a certificate that did not issue it: the intermediate is still missing,
+ * and the message says what was sent instead. */
+static void test_incomplete_with_other_cert(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+    const struct cm_finding *inc;
+
+    free(r->tls.chain.certs[1].subject);
+    r->tls.chain.certs[1].subject = xstrdup("CN=Other CA");
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &def, &f);
+    inc = find(&f, "chain.incomplete", 0);
+    CU_ASSERT_PTR_NOT_NULL(inc);
+    if (inc)
+        CU_ASSERT(strstr(inc->message, "other certificates sent did not issue it") != NULL);
+    CU_ASSERT_PTR_NULL(find(&f, "chain.untrusted", ANY_POS));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
 static CU_TestInfo tests[] = {
     {"default policy", test_policy_default},
     {"healthy chain", test_healthy},
@@ -623,6 +2053,31 @@ static CU_TestInfo tests[] = {
     {"findings are appended", test_appends},
     {"findings status", test_status},
     {"names", test_names},
+    {"key.weak", test_key_weak},
+    {"key.weak: policy", test_key_weak_policy},
+    {"key.weak: root sent", test_key_weak_root_sent},
+    {"signature.weak", test_signature_weak},
+    {"signature.weak: self-signed", test_signature_weak_self_signed},
+    {"chain.incomplete vs chain.untrusted", test_chain_incomplete},
+    {"allow self-signed", test_allow_self_signed},
+    {"chain.untrusted: explained reasons", test_untrusted_explained},
+    {"chain.order", test_chain_order},
+    {"chain.order: key identifiers", test_chain_order_key_ids},
+    {"chain.root_sent", test_root_sent},
+    {"cert.no_san", test_no_san},
+    {"cert.lifetime_long", test_lifetime_long},
+    {"cert.wildcard", test_wildcard},
+    {"ocsp findings", test_ocsp},
+    {"ocsp needs a handshake", test_ocsp_needs_handshake},
+    {"evidence: days_left", test_days_left_evidence},
+    {"policy: ignore", test_policy_ignore},
+    {"policy: severity", test_policy_severity},
+    {"policy: bad rules", test_policy_bad_rules},
+    {"severity parse", test_severity_parse},
+    {"catalogue", test_catalogue},
+    {"suggest", test_suggest},
+    {"later policy rule wins", test_later_rule_wins},
+    {"incomplete with another cert", test_incomplete_with_other_cert},
     CU_TEST_INFO_NULL,
 };
 

@@ -202,6 +202,8 @@ static void add_finding(struct cm_findings *f, const char *id, enum cm_severity 
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(n);
     f->items = n;
+    /* Zeroed: no evidence unless a test adds it. */
+    memset(&n[f->count], 0, sizeof(n[f->count]));
     n[f->count].id = id;
     n[f->count].severity = sev;
     n[f->count].position = pos;
@@ -217,9 +219,9 @@ static json_t *render(const struct cm_probe_result *r, const struct cm_findings 
     return j;
 }
 
-static const char *const top_keys[] = {"target",       "host",     "port",      "sni", "address",
-                                       "status",       "error",    "timing_ms", "tls", "chain",
-                                       "verification", "findings", "posture"};
+static const char *const top_keys[] = {"target", "host",  "port",      "sni",    "address",
+                                       "status", "error", "timing_ms", "tls",    "verification",
+                                       "ocsp",   "chain", "findings",  "posture"};
 #define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
 
 static void test_top_level(void)
@@ -229,6 +231,8 @@ static void test_top_level(void)
     static const char *const timing_keys[] = {"dns", "connect", "handshake", "total"};
     static const char *const tls_keys[] = {"version", "cipher", "group"};
     static const char *const ver_keys[] = {"trusted", "hostname_match", "errors"};
+    static const char *const ocsp_keys[] = {"stapled", "status", "verified", "this_update",
+                                            "next_update"};
     json_t *j = render(r, &f, NOW);
 
     j_keys(j, top_keys, N_TOP, __LINE__);
@@ -259,6 +263,15 @@ static void test_top_level(void)
     J_BOOL(v, "trusted", true);
     J_BOOL(v, "hostname_match", true);
     j_strings(v, "errors", NULL, 0, __LINE__);
+
+    /* Nothing stapled. */
+    json_t *o = json_object_get(j, "ocsp");
+    j_keys(o, ocsp_keys, 5, __LINE__);
+    J_BOOL(o, "stapled", false);
+    J_NULL(o, "status");
+    J_BOOL(o, "verified", false);
+    J_NULL(o, "this_update");
+    J_NULL(o, "next_update");
 
     CU_ASSERT(json_is_array(json_object_get(j, "chain")));
     EXPECT_INT(json_array_size(json_object_get(j, "chain")), 2);
@@ -437,8 +450,8 @@ static void test_chain_entries(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f = {0};
     static const char *const cert_keys[] = {
-        "position", "subject", "issuer", "serial", "not_before", "not_after",  "days_left",
-        "key",      "sans",    "is_ca",  "sha256", "signature",  "self_signed"};
+        "position", "subject", "issuer", "serial",      "not_before", "not_after", "days_left",
+        "key",      "sans",    "is_ca",  "self_signed", "sha256",     "signature", "must_staple"};
     static const char *const key_keys[] = {"type", "bits"};
     json_t *j = render(r, &f, NOW);
     json_t *chain = json_object_get(j, "chain");
@@ -462,6 +475,7 @@ static void test_chain_entries(void)
     j_strings(c0, "sans", leaf_sans, 3, __LINE__);
     J_BOOL(c0, "is_ca", false);
     J_BOOL(c0, "self_signed", false);
+    J_BOOL(c0, "must_staple", false);
 
     j_keys(c1, cert_keys, sizeof(cert_keys) / sizeof(cert_keys[0]), __LINE__);
     J_INT(c1, "position", 1);
@@ -473,7 +487,17 @@ static void test_chain_entries(void)
     J_INT(json_object_get(c1, "key"), "bits", 384);
     j_strings(c1, "sans", NULL, 0, __LINE__);
     J_BOOL(c1, "is_ca", true);
+    J_BOOL(c1, "must_staple", false);
     json_decref(j);
+
+    /* A must-staple leaf; the flag is per certificate. */
+    r->tls.chain.certs[0].must_staple = true;
+    j = render(r, &f, NOW);
+    chain = json_object_get(j, "chain");
+    J_BOOL(json_array_get(chain, 0), "must_staple", true);
+    J_BOOL(json_array_get(chain, 1), "must_staple", false);
+    json_decref(j);
+    r->tls.chain.certs[0].must_staple = false;
 
     /* days_left is counted from the time passed in, not from the probe. */
     j = render(r, &f, NOW + DAY + 1);
@@ -594,6 +618,171 @@ static void test_findings(void)
     add_finding(&f, "cert.expiring", CM_SEV_WARNING, 0, "w");
     j = render(r, &f, NOW);
     J_STR(j, "status", "warning");
+    json_decref(j);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_ocsp(void)
+{
+    static const char *const ocsp_keys[] = {"stapled", "status", "verified", "this_update",
+                                            "next_update"};
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    json_t *j, *o;
+
+    /* A good staple that verified, with both times. */
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_GOOD,
+                                   .verified = true,
+                                   .this_update = NOW - 3600,
+                                   .next_update = NOW + 7 * DAY};
+    j = render(r, &f, NOW);
+    o = json_object_get(j, "ocsp");
+    j_keys(o, ocsp_keys, 5, __LINE__);
+    J_BOOL(o, "stapled", true);
+    J_STR(o, "status", "good");
+    J_BOOL(o, "verified", true);
+    J_STR(o, "this_update", "2027-01-15T07:00:00Z");
+    J_STR(o, "next_update", "2027-01-22T08:00:00Z");
+    json_decref(j);
+
+    /* Revoked, unverified, without a next update. The revocation time is not a field. */
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_REVOKED,
+                                   .verified = false,
+                                   .this_update = NOW - 2 * DAY,
+                                   .revoked_at = NOW - 3 * DAY};
+    j = render(r, &f, NOW);
+    o = json_object_get(j, "ocsp");
+    j_keys(o, ocsp_keys, 5, __LINE__);
+    J_BOOL(o, "stapled", true);
+    J_STR(o, "status", "revoked");
+    J_BOOL(o, "verified", false);
+    J_STR(o, "this_update", "2027-01-13T08:00:00Z");
+    J_NULL(o, "next_update");
+    json_decref(j);
+
+    /* The other statuses by name; a staple that cannot be parsed has no times. */
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_UNKNOWN, .verified = true};
+    j = render(r, &f, NOW);
+    J_STR(json_object_get(j, "ocsp"), "status", "unknown");
+    J_BOOL(json_object_get(j, "ocsp"), "stapled", true);
+    json_decref(j);
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_BAD};
+    j = render(r, &f, NOW);
+    o = json_object_get(j, "ocsp");
+    J_BOOL(o, "stapled", true);
+    J_STR(o, "status", "unparseable");
+    J_BOOL(o, "verified", false);
+    J_NULL(o, "this_update");
+    J_NULL(o, "next_update");
+    json_decref(j);
+
+    /* A failed probe still has the object, empty. */
+    cm_probe_result_free(r);
+    r = failed(CM_ERRK_CONNECT, CM_PHASE_CONNECT, "refused");
+    j = render(r, &f, NOW);
+    o = json_object_get(j, "ocsp");
+    j_keys(o, ocsp_keys, 5, __LINE__);
+    J_BOOL(o, "stapled", false);
+    J_NULL(o, "status");
+    json_decref(j);
+    cm_probe_result_free(r);
+}
+
+static void test_finding_evidence(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    static const char *const plain[] = {"id", "severity", "message", "position"};
+    static const char *const with_days[] = {"id", "severity", "message", "position", "days_left"};
+    static const char *const with_key[] = {"id",       "severity", "message",
+                                           "position", "key_type", "key_bits"};
+    static const char *const with_alg[] = {"id", "severity", "message", "position", "algorithm"};
+    json_t *j, *fs;
+
+    add_finding(&f, "cert.expiring", CM_SEV_WARNING, 0, "expires in 12 days");
+    f.items[0].has_days_left = true;
+    f.items[0].days_left = 12;
+    add_finding(&f, "cert.expiring", CM_SEV_CRITICAL, 1, "expires in 0 days");
+    f.items[1].has_days_left = true;
+    f.items[1].days_left = 0; /* present although 0 */
+    add_finding(&f, "cert.expired", CM_SEV_CRITICAL, 0, "expired 3 days ago");
+    f.items[2].has_days_left = true;
+    f.items[2].days_left = -4;
+    add_finding(&f, "key.weak", CM_SEV_WARNING, 0, "a 224-bit EC key");
+    f.items[3].key_type = "EC";
+    f.items[3].key_bits = 224;
+    add_finding(&f, "signature.weak", CM_SEV_CRITICAL, 1, "signed with RSA-SHA1");
+    f.items[4].algorithm = xstrdup("RSA-SHA1");
+    add_finding(&f, "host.mismatch", CM_SEV_CRITICAL, 0, "not valid for example.com");
+    /* days_left set but not flagged: absent. */
+    f.items[5].days_left = 77;
+
+    j = render(r, &f, NOW);
+    fs = json_object_get(j, "findings");
+    EXPECT_INT(json_array_size(fs), 6);
+    j_keys(json_array_get(fs, 0), with_days, 5, __LINE__);
+    J_INT(json_array_get(fs, 0), "days_left", 12);
+    j_keys(json_array_get(fs, 1), with_days, 5, __LINE__);
+    J_INT(json_array_get(fs, 1), "days_left", 0);
+    j_keys(json_array_get(fs, 2), with_days, 5, __LINE__);
+    J_INT(json_array_get(fs, 2), "days_left", -4);
+    j_keys(json_array_get(fs, 3), with_key, 6, __LINE__);
+    J_STR(json_array_get(fs, 3), "key_type", "EC");
+    J_INT(json_array_get(fs, 3), "key_bits", 224);
+    j_keys(json_array_get(fs, 4), with_alg, 5, __LINE__);
+    J_STR(json_array_get(fs, 4), "algorithm", "RSA-SHA1");
+    j_keys(json_array_get(fs, 5), plain, 4, __LINE__);
+    /* The evidence does not change the rest. */
+    J_STR(json_array_get(fs, 3), "id", "key.weak");
+    J_STR(json_array_get(fs, 3), "severity", "warning");
+    J_STR(json_array_get(fs, 3), "message", "a 224-bit EC key");
+    J_INT(json_array_get(fs, 3), "position", 0);
+    J_STR(j, "status", "critical");
+    json_decref(j);
+    cm_findings_clear(&f); /* frees the algorithm too */
+    cm_probe_result_free(r);
+}
+
+/* What the analyser produces renders as documented: evidence included. */
+static void test_analysed_findings(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    const struct cm_policy policy = CM_POLICY_DEFAULT;
+    json_t *j, *fs, *it;
+
+    r->tls.chain.certs[0].not_after = NOW + 20 * DAY;
+    r->tls.chain.certs[0].key_bits = 1024;
+    free(r->tls.chain.certs[1].signature);
+    r->tls.chain.certs[1].signature = xstrdup("RSA-SHA1");
+    r->tls.chain.certs[1].sig_hash = "SHA1";
+    CU_ASSERT_EQUAL_FATAL(cm_analyze(r, &policy, NOW, &f), 0);
+    j = render(r, &f, NOW);
+    fs = json_object_get(j, "findings");
+    EXPECT_INT(json_array_size(fs), 4);
+    it = json_array_get(fs, 0);
+    J_STR(it, "id", "cert.expiring");
+    J_INT(it, "days_left", 20);
+    CU_ASSERT_PTR_NULL(json_object_get(it, "key_type"));
+    it = json_array_get(fs, 1);
+    J_STR(it, "id", "key.weak");
+    J_STR(it, "severity", "critical");
+    J_INT(it, "position", 0);
+    J_STR(it, "key_type", "RSA");
+    J_INT(it, "key_bits", 1024);
+    CU_ASSERT_PTR_NULL(json_object_get(it, "days_left"));
+    it = json_array_get(fs, 2);
+    J_STR(it, "id", "signature.weak");
+    J_INT(it, "position", 1);
+    J_STR(it, "algorithm", "RSA-SHA1");
+    CU_ASSERT_PTR_NULL(json_object_get(it, "key_type"));
+    it = json_array_get(fs, 3);
+    J_STR(it, "id", "ocsp.not_stapled");
+    J_STR(it, "severity", "info");
+    CU_ASSERT_PTR_NULL(json_object_get(it, "days_left"));
+    CU_ASSERT_PTR_NULL(json_object_get(it, "algorithm"));
+    J_STR(j, "status", "critical");
     json_decref(j);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
@@ -766,6 +955,9 @@ static CU_TestInfo tests[] = {
     {"JSON: chain entries", test_chain_entries},
     {"JSON: verification errors", test_verification_errors},
     {"JSON: findings", test_findings},
+    {"JSON: OCSP", test_ocsp},
+    {"JSON: finding evidence", test_finding_evidence},
+    {"JSON: analysed findings", test_analysed_findings},
     {"text: OK", test_text_ok},
     {"text: CRITICAL", test_text_critical},
     {"text: failed probe", test_text_failed},
