@@ -31,6 +31,11 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"ocsp.must_staple_missing", CM_SEV_CRITICAL, "a must-staple leaf is served without staple"},
     {"ocsp.not_stapled", CM_SEV_INFO, "the server staples no OCSP response"},
     {"ocsp.invalid", CM_SEV_WARNING, "the stapled OCSP response does not verify"},
+    {"mtls.client_cert_required", CM_SEV_CRITICAL,
+     "the server requires a client certificate and none is configured"},
+    {"mtls.client_cert_rejected", CM_SEV_CRITICAL, "the server refused our client certificate"},
+    {"mtls.client_cert_expiring", CM_SEV_WARNING, "our client certificate expires soon"},
+    {"mtls.client_cert_expired", CM_SEV_CRITICAL, "our client certificate has expired"},
 };
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
@@ -498,6 +503,75 @@ static int check_ocsp(struct ctx *x)
     }
 }
 
+/* A failed probe is probe.failed, unless the failure is the server refusing us for want of
+ * a (good) client certificate: that has findings of its own, which say what to do. */
+static int check_failure(struct ctx *x)
+{
+    const struct cm_probe_result *res = x->res;
+    const char *msg = res->error_message ? res->error_message : "probe failed";
+
+    if (res->error_kind == CM_ERRK_NONE)
+        return 0;
+    if ((res->error_kind == CM_ERRK_TLS || res->error_kind == CM_ERRK_IO) &&
+        res->tls.client_cert_requested) {
+        if (res->client_chain.count == 0)
+            return add(x, NULL, "mtls.client_cert_required", CM_SEV_CRITICAL, -1,
+                       "the server requires a client certificate (mTLS) and none is "
+                       "configured: %s",
+                       msg);
+        /* GnuTLS presents our certificate only when its issuer is among the CAs the server
+         * names; otherwise it sends none, and the server refuses that. */
+        if (!res->tls.client_cert_sent)
+            return add(x, NULL, "mtls.client_cert_rejected", CM_SEV_CRITICAL, -1,
+                       "the server requires a client certificate from a CA it names, and ours "
+                       "(%s, issued by %s) is not from one of them, so none was sent: %s",
+                       str0(res->client_chain.certs[0].subject),
+                       str0(res->client_chain.certs[0].issuer), msg);
+        return add(x, NULL, "mtls.client_cert_rejected", CM_SEV_CRITICAL, -1,
+                   "the server refused our client certificate (%s): %s",
+                   str0(res->client_chain.certs[0].subject), msg);
+    }
+    return add(x, NULL, "probe.failed", CM_SEV_CRITICAL, -1, "%s", msg);
+}
+
+/* Our own client certificate: it must stay valid for the server to keep accepting us. */
+static int check_client_cert(struct ctx *x)
+{
+    const struct cm_chain *ours = &x->res->client_chain;
+    char when[32], days[32];
+    struct cm_finding *f;
+    int rc;
+
+    for (size_t i = 0; i < ours->count; i++) {
+        const struct cm_cert *c = &ours->certs[i];
+        int64_t left = c->not_after - (int64_t)x->now;
+        int64_t d = cm_cert_days_left(c, x->now);
+
+        cm_time_rfc3339(c->not_after, when, sizeof(when));
+        if (left < 0) {
+            rc = add(x, &f, "mtls.client_cert_expired", CM_SEV_CRITICAL, -1,
+                     "our client certificate%s (%s) expired on %s", i ? " chain" : "",
+                     str0(c->subject), when);
+        } else if (left < (int64_t)x->policy->warn_days * 86400) {
+            plural_days(d, days, sizeof(days));
+            rc =
+                add(x, &f, "mtls.client_cert_expiring",
+                    left < (int64_t)x->policy->crit_days * 86400 ? CM_SEV_CRITICAL : CM_SEV_WARNING,
+                    -1, "our client certificate%s (%s) expires in %s, on %s", i ? " chain" : "",
+                    str0(c->subject), days, when);
+        } else {
+            continue;
+        }
+        if (rc < 0)
+            return rc;
+        if (f) {
+            f->has_days_left = true;
+            f->days_left = d;
+        }
+    }
+    return 0;
+}
+
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out)
 {
@@ -505,9 +579,7 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     const struct cm_chain *chain = &res->tls.chain;
     int rc;
 
-    if (res->error_kind != CM_ERRK_NONE &&
-        (rc = add(&x, NULL, "probe.failed", CM_SEV_CRITICAL, -1, "%s",
-                  res->error_message ? res->error_message : "probe failed")) < 0)
+    if ((rc = check_failure(&x)) < 0 || (rc = check_client_cert(&x)) < 0)
         return rc;
     for (size_t i = 0; i < chain->count; i++) {
         if ((rc = check_validity(&x, &chain->certs[i], i)) < 0 ||

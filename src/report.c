@@ -57,6 +57,22 @@ static json_t *ocsp_json(const struct cm_tls_info *tls)
                      time_or_null(o->this_update), "next_update", time_or_null(o->next_update));
 }
 
+static json_t *mtls_json(const struct cm_probe_result *res, time_t now)
+{
+    const struct cm_tls_info *tls = &res->tls;
+    json_t *ours = json_null();
+
+    if (res->client_chain.count > 0) {
+        const struct cm_cert *c = &res->client_chain.certs[0];
+        char na[32];
+        cm_time_rfc3339(c->not_after, na, sizeof(na));
+        ours = json_pack("{s:s, s:s, s:s, s:I}", "subject", c->subject, "issuer", c->issuer,
+                         "not_after", na, "days_left", (json_int_t)cm_cert_days_left(c, now));
+    }
+    return json_pack("{s:b, s:b, s:o}", "client_cert_requested", tls->client_cert_requested,
+                     "client_cert_sent", tls->client_cert_sent, "client_cert", ours);
+}
+
 static json_t *finding_json(const struct cm_finding *f)
 {
     json_t *fo = json_pack("{s:s, s:s, s:s, s:o}", "id", f->id, "severity",
@@ -110,18 +126,18 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
         err = json_pack("{s:s, s:s}", "kind", cm_err_kind_name(res->error_kind), "message",
                         res->error_message ? res->error_message : "");
 
-    o = json_pack("{s:s, s:s, s:I, s:o, s:o, s:s, s:o, s:{s:o, s:o, s:o, s:o}, "
-                  "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:o, s:n}",
-                  "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
-                  str_or_null(res->sni), "address",
-                  res->address[0] ? json_string(res->address) : json_null(), "status",
-                  cm_status_name(cm_result_status(res, findings)), "error", err, "timing_ms", "dns",
-                  ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
-                  ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls",
-                  "version", str_or_null(tls->version), "cipher", str_or_null(tls->cipher), "group",
-                  str_or_null(tls->group), "verification", "trusted", tls->verify.trusted,
-                  "hostname_match", tls->verify.hostname_match, "errors", errors, "ocsp",
-                  ocsp_json(tls), "chain", chain, "findings", fs, "posture");
+    o = json_pack(
+        "{s:s, s:s, s:I, s:o, s:o, s:s, s:o, s:{s:o, s:o, s:o, s:o}, "
+        "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:o, s:o, s:n}",
+        "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
+        str_or_null(res->sni), "address", res->address[0] ? json_string(res->address) : json_null(),
+        "status", cm_status_name(cm_result_status(res, findings)), "error", err, "timing_ms", "dns",
+        ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
+        ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls", "version",
+        str_or_null(tls->version), "cipher", str_or_null(tls->cipher), "group",
+        str_or_null(tls->group), "verification", "trusted", tls->verify.trusted, "hostname_match",
+        tls->verify.hostname_match, "errors", errors, "ocsp", ocsp_json(tls), "mtls",
+        mtls_json(res, now), "chain", chain, "findings", fs, "posture");
     return o;
 fail:
     json_decref(chain);

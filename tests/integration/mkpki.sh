@@ -136,4 +136,25 @@ for c in valid revoked; do
         -issuer inter.pem -cert "$c.pem" -ndays 7 -respout "$c.ocsp.der" >/dev/null
 done
 
+# Client certificates for mTLS (TLS web client usage): a valid one, one that expires in 5
+# days and one that expired yesterday under our intermediate, and one from a foreign root that no test server trusts.
+certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile client.key 2>/dev/null
+certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile foreign_root.key \
+    2>/dev/null
+client_template() {
+    template "$@"
+    sed -i 's/^tls_www_server$/tls_www_client/' "$1.tmpl"
+}
+client_template client "certmon client" $((-1 * day)) $((90 * day)) leaf
+issue client client.key inter
+client_template client_expiring "certmon client" $((-1 * day)) $((5 * day)) leaf
+issue client_expiring client.key inter
+client_template client_expired "certmon client" $((-30 * day)) $((-1 * day)) leaf
+issue client_expired client.key inter
+template foreign_root "certmon Foreign Root" $((-10 * day)) $((3650 * day)) ca
+certtool --generate-self-signed --load-privkey foreign_root.key --template foreign_root.tmpl \
+    --outfile foreign_root.pem 2>/dev/null
+client_template foreign_client "certmon client" $((-1 * day)) $((90 * day)) leaf
+issue foreign_client client.key foreign_root
+
 echo "$now" >now

@@ -560,7 +560,10 @@ static void test_failed_handshake_still_reports_chain(void)
     CU_ASSERT_EQUAL(json_array_size(get(t, "chain")), 2);
     CU_ASSERT_STRING_EQUAL(str(t, "chain.0.subject"), "CN=localhost");
     CU_ASSERT(json_is_true(get(t, "verification.trusted")));
-    CU_ASSERT(has_finding(t, "probe.failed", "critical", -1));
+    /* The server wanted a client certificate: said so, instead of a generic failure. */
+    CU_ASSERT(has_finding(t, "mtls.client_cert_required", "critical", -1));
+    CU_ASSERT(!has_finding(t, "probe.failed", NULL, -1));
+    CU_ASSERT(json_is_true(get(t, "mtls.client_cert_requested")));
     json_decref(arr);
 }
 
@@ -579,6 +582,7 @@ static void test_tls13_client_certificate_required(void)
     CU_ASSERT_STRING_EQUAL(str(t, "error.kind"), "tls");
     CU_ASSERT(strstr(str(t, "error.message"), "certificate_required (116)") != NULL);
     CU_ASSERT(strstr(str(t, "error.message"), "client certificate") != NULL);
+    CU_ASSERT(has_finding(t, "mtls.client_cert_required", "critical", -1));
     CU_ASSERT_STRING_EQUAL(str(t, "tls.version"), "TLS1.3");
     CU_ASSERT_EQUAL(json_array_size(get(t, "chain")), 2);
     /* A server that only asks, and accepts no certificate, is fine. */

@@ -25,12 +25,16 @@ enum srv {
     S_OCSP_GOOD, /* valid.pem with a stapled good OCSP response */
     S_OCSP_REV,  /* revoked.pem with a stapled revoked OCSP response */
     S_SELF,      /* self-signed leaf */
+    S_MTLS13,    /* requires a client certificate from our PKI, TLS 1.3 */
+    S_MTLS12,    /* the same, TLS 1.2 */
     S_COUNT
 };
 
 static const struct server {
     const char *cert, *key, *chain, *staple;
-    bool weak; /* needs security level 0 to load at all */
+    bool weak;              /* needs security level 0 to load at all */
+    const char *client_tls; /* requires a client certificate issued under root.pem, and
+                             * speaks this version only ("-tls1_3", "-tls1_2") */
 } servers[S_COUNT] = {
     [S_CLEAN] = {"valid.pem", "leaf.key", "inter.pem", NULL, false},
     [S_LEAFONLY] = {"valid.pem", "leaf.key", NULL, NULL, false},
@@ -47,6 +51,8 @@ static const struct server {
     [S_OCSP_GOOD] = {"valid.pem", "leaf.key", "inter.pem", "valid.ocsp.der", false},
     [S_OCSP_REV] = {"revoked.pem", "leaf.key", "inter.pem", "revoked.ocsp.der", false},
     [S_SELF] = {"self.pem", "self.key", NULL, NULL, false},
+    [S_MTLS13] = {"valid.pem", "leaf.key", "inter.pem", NULL, false, "-tls1_3"},
+    [S_MTLS12] = {"valid.pem", "leaf.key", "inter.pem", NULL, false, "-tls1_2"},
 };
 
 static int port[S_COUNT];
@@ -60,7 +66,7 @@ static int suite_init(void)
     for (int s = 0; s < S_COUNT; s++) {
         const struct server *sv = &servers[s];
         char accept[32];
-        char *argv[20];
+        char *argv[28];
         int n = 0;
 
         port[s] = cm_th_free_port();
@@ -87,6 +93,14 @@ static int suite_init(void)
             /* OpenSSL 3 refuses RSA-1024 keys and SHA-1 signatures above level 0. */
             argv[n++] = "-cipher";
             argv[n++] = "DEFAULT@SECLEVEL=0";
+        }
+        if (sv->client_tls) {
+            argv[n++] = "-Verify";
+            argv[n++] = "2";
+            argv[n++] = "-verify_return_error"; /* s_server otherwise accepts any cert */
+            argv[n++] = "-CAfile";
+            argv[n++] = (char *)cm_th_pki("root.pem");
+            argv[n++] = (char *)sv->client_tls;
         }
         argv[n++] = "-www";
         argv[n++] = "-quiet";
@@ -544,6 +558,112 @@ static void test_bad_policy_arguments(void)
     }
 }
 
+/* mTLS, under TLS 1.3 (rejection after the handshake) and TLS 1.2 (inside it). */
+static void test_mtls(void)
+{
+    static const enum srv both[] = {S_MTLS13, S_MTLS12};
+
+    for (size_t i = 0; i < 2; i++) {
+        const char *target = local[both[i]];
+        const char *version = both[i] == S_MTLS13 ? "TLS1.3" : "TLS1.2";
+        int rc;
+        json_t *arr, *t;
+
+        /* No client certificate configured. */
+        arr = PROBE(&rc, target);
+        t = cm_json_only(arr);
+        EXPECT_FINDING(t, "mtls.client_cert_required", "critical", -1);
+        CU_ASSERT(cm_finding(t, "probe.failed", NULL, -1) == NULL);
+        CU_ASSERT(json_is_true(cm_json_get(t, "mtls.client_cert_requested")));
+        CU_ASSERT(json_is_false(cm_json_get(t, "mtls.client_cert_sent")));
+        EXPECT_STATUS(rc, t, "critical");
+        json_decref(arr);
+
+        /* Ours, issued under the root the server trusts: accepted. */
+        arr = PROBE(&rc, "--client-cert", cm_th_pki("client.chain.pem"), "--client-key",
+                    cm_th_pki("client.key"), target);
+        t = cm_json_only(arr);
+        EXPECT_STR(cm_json_str(t, "tls.version"), version);
+        CU_ASSERT(json_is_true(cm_json_get(t, "mtls.client_cert_sent")));
+        EXPECT_STR(cm_json_str(t, "mtls.client_cert.subject"), "CN=certmon client");
+        CU_ASSERT(json_is_null(cm_json_get(t, "error")));
+        EXPECT_STATUS(rc, t, "ok");
+        json_decref(arr);
+
+        /* A certificate from a root the server does not trust: refused. */
+        arr = PROBE(&rc, "--client-cert", cm_th_pki("foreign_client.chain.pem"), "--client-key",
+                    cm_th_pki("client.key"), target);
+        t = cm_json_only(arr);
+        EXPECT_FINDING(t, "mtls.client_cert_rejected", "critical", -1);
+        CU_ASSERT(cm_finding(t, "probe.failed", NULL, -1) == NULL);
+        /* The server names the CAs it accepts; GnuTLS does not send a certificate from
+         * another one, and the server refuses the empty answer. */
+        CU_ASSERT(json_is_false(cm_json_get(t, "mtls.client_cert_sent")));
+        EXPECT_STR(cm_json_str(t, "mtls.client_cert.issuer"), "CN=certmon Foreign Root");
+        EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+        EXPECT_STATUS(rc, t, "critical");
+        json_decref(arr);
+    }
+}
+
+/* Our own client certificate expires in 5 days: the server still accepts it, but certmon
+ * warns before every mTLS endpoint starts refusing it. */
+static void test_mtls_client_cert_expiring(void)
+{
+    int rc;
+    json_t *arr = PROBE(&rc, "--client-cert", cm_th_pki("client_expiring.chain.pem"),
+                        "--client-key", cm_th_pki("client.key"), local[S_MTLS13]);
+    json_t *t = cm_json_only(arr);
+    json_t *f = EXPECT_FINDING(t, "mtls.client_cert_expiring", "critical", -1);
+
+    if (f)
+        CU_ASSERT(json_integer_value(json_object_get(f, "days_left")) == 4);
+    CU_ASSERT(json_is_null(cm_json_get(t, "error")));
+    EXPECT_STATUS(rc, t, "critical");
+    json_decref(arr);
+
+    arr = PROBE(&rc, "--crit-days", "3", "--client-cert", cm_th_pki("client_expiring.chain.pem"),
+                "--client-key", cm_th_pki("client.key"), local[S_MTLS13]);
+    t = cm_json_only(arr);
+    EXPECT_FINDING(t, "mtls.client_cert_expiring", "warning", -1);
+    EXPECT_STATUS(rc, t, "warning");
+    json_decref(arr);
+}
+
+/* An expired client certificate is sent (its issuer is one the server names) and refused. */
+static void test_mtls_client_cert_expired(void)
+{
+    static const enum srv both[] = {S_MTLS13, S_MTLS12};
+
+    for (size_t i = 0; i < 2; i++) {
+        int rc;
+        json_t *arr = PROBE(&rc, "--client-cert", cm_th_pki("client_expired.chain.pem"),
+                            "--client-key", cm_th_pki("client.key"), local[both[i]]);
+        json_t *t = cm_json_only(arr);
+
+        EXPECT_FINDING(t, "mtls.client_cert_expired", "critical", -1);
+        EXPECT_FINDING(t, "mtls.client_cert_rejected", "critical", -1);
+        CU_ASSERT(json_is_true(cm_json_get(t, "mtls.client_cert_sent")));
+        CU_ASSERT(cm_finding(t, "probe.failed", NULL, -1) == NULL);
+        EXPECT_STATUS(rc, t, "critical");
+        json_decref(arr);
+    }
+}
+
+/* A key that does not belong to the certificate is a usage error, not an endpoint problem. */
+static void test_mtls_bad_key(void)
+{
+    char *out;
+    const char *argv[] = {cm_th_certmon(), "check",
+                          "--client-cert", cm_th_pki("client.pem"),
+                          "--client-key",  cm_th_pki("leaf.key"),
+                          local[S_CLEAN],  NULL};
+    int rc = cm_th_run((char *const *)argv, &out, 30, NULL);
+
+    CU_ASSERT_EQUAL(rc, 3);
+    free(out);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -566,6 +686,10 @@ int main(void)
         {"--min-rsa-bits", test_min_rsa_bits},
         {"--allow-self-signed", test_allow_self_signed},
         {"bad policy arguments exit 3", test_bad_policy_arguments},
+        {"mTLS required, accepted, rejected", test_mtls},
+        {"mTLS client certificate expiring", test_mtls_client_cert_expiring},
+        {"mTLS client certificate expired", test_mtls_client_cert_expired},
+        {"mTLS key mismatch exits 3", test_mtls_bad_key},
         CU_TEST_INFO_NULL,
     };
     signal(SIGPIPE, SIG_IGN);

@@ -1946,6 +1946,10 @@ static void test_catalogue(void)
         {"ocsp.must_staple_missing", CM_SEV_CRITICAL},
         {"ocsp.not_stapled", CM_SEV_INFO},
         {"ocsp.invalid", CM_SEV_WARNING},
+        {"mtls.client_cert_required", CM_SEV_CRITICAL},
+        {"mtls.client_cert_rejected", CM_SEV_CRITICAL},
+        {"mtls.client_cert_expiring", CM_SEV_WARNING},
+        {"mtls.client_cert_expired", CM_SEV_CRITICAL},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));

@@ -219,9 +219,9 @@ static json_t *render(const struct cm_probe_result *r, const struct cm_findings 
     return j;
 }
 
-static const char *const top_keys[] = {"target", "host",  "port",      "sni",    "address",
-                                       "status", "error", "timing_ms", "tls",    "verification",
-                                       "ocsp",   "chain", "findings",  "posture"};
+static const char *const top_keys[] = {"target", "host",  "port",      "sni",      "address",
+                                       "status", "error", "timing_ms", "tls",      "verification",
+                                       "ocsp",   "mtls",  "chain",     "findings", "posture"};
 #define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
 
 static void test_top_level(void)
