@@ -24,6 +24,7 @@ struct check_opts {
     const char *sni;
     const char *ca_file;
     const char *client_cert, *client_key;
+    const char *starttls; /* protocol name, "none", or NULL: chosen from the port */
     const char *targets_file;
     double timeout_s;
     long concurrency;
@@ -68,6 +69,9 @@ static void usage(FILE *fp)
           "  --targets FILE    read targets from FILE, one per line, '#' comments\n"
           "  --sni NAME        server name to send and verify (default: the host)\n"
           "  --ca FILE         trust these CA certificates instead of the system store\n"
+          "  --starttls PROTO  smtp|imap|pop3|ftp|ldap|postgres|mysql|xmpp|none (default: by\n"
+          "                    port: 25/587 smtp, 143 imap, 110 pop3, 21 ftp, 389 ldap,\n"
+          "                    5432 postgres, 3306 mysql, 5222 xmpp)\n"
           "  --client-cert FILE, --client-key FILE\n"
           "                    present this certificate when a server asks (mTLS)\n"
           "  --timeout SECONDS per-probe deadline (default 10)\n"
@@ -124,6 +128,10 @@ static int add_target(struct cm_target **list, size_t *count, size_t *cap, const
     if (rc < 0)
         return rc;
     t.ca_file = o->ca_file;
+    if (o->starttls)
+        cm_starttls_parse(o->starttls, &t.starttls); /* validated with the options */
+    else
+        t.starttls = cm_starttls_for_port(t.port);
     t.client_cert = o->client_cert;
     t.client_key = o->client_key;
     if (*count == *cap) {
@@ -436,6 +444,7 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         {"sni", required_argument, NULL, 's'},
         {"ca", required_argument, NULL, 'c'},
         {"client-cert", required_argument, NULL, 'P'},
+        {"starttls", required_argument, NULL, 'L'},
         {"client-key", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'T'},
         {"concurrency", required_argument, NULL, 'n'},
@@ -470,6 +479,15 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         case 'P':
             o->client_cert = optarg;
             break;
+        case 'L': {
+            enum cm_starttls_proto proto;
+            if (cm_starttls_parse(optarg, &proto) < 0)
+                return bad_usage("--starttls must be one of smtp, imap, pop3, ftp, ldap, "
+                                 "postgres, mysql, xmpp or none, not '%s'",
+                                 optarg);
+            o->starttls = optarg;
+            break;
+        }
         case 'K':
             o->client_key = optarg;
             break;

@@ -2,6 +2,7 @@
 #include "certmon/error.h"
 #include "certmon/log.h"
 #include "certmon/resolve.h"
+#include "certmon/starttls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,6 +44,7 @@ struct cm_probe {
 
     enum cm_phase phase;
     uint64_t t_start, t_phase;
+    struct cm_starttls *starttls; /* the plaintext preamble, while it runs */
     struct cm_tls_conn *conn;
     uv_work_t work; /* describes the chain off the loop */
     bool describe_failed;
@@ -51,7 +53,7 @@ struct cm_probe {
 
 static const char *const kind_names[] = {NULL,  "dns", "connect",   "timeout", "starttls",
                                          "tls", "io",  "cancelled", "internal"};
-static const char *const phase_names[] = {"dns", "connect", "handshake", "done"};
+static const char *const phase_names[] = {"dns", "connect", "starttls", "handshake", "done"};
 
 const char *cm_err_kind_name(enum cm_err_kind k)
 {
@@ -160,6 +162,8 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
     res->total_ms = ms_since(p->t_start);
     res->finished_at = (int64_t)time(NULL);
 
+    cm_starttls_free(p->starttls);
+    p->starttls = NULL;
     if (p->conn && kind == CM_ERRK_NONE)
         cm_tls_conn_bye(p->conn);
     cm_tls_conn_detach(p->conn); /* the fd closes below; describing does no I/O */
@@ -187,9 +191,10 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
 static void on_deadline(uv_timer_t *timer)
 {
     struct cm_probe *p = timer->data;
-    const char *what = p->phase == CM_PHASE_DNS       ? "resolving the name"
-                       : p->phase == CM_PHASE_CONNECT ? "connecting"
-                                                      : "in the TLS handshake";
+    const char *what = p->phase == CM_PHASE_DNS        ? "resolving the name"
+                       : p->phase == CM_PHASE_CONNECT  ? "connecting"
+                       : p->phase == CM_PHASE_STARTTLS ? "in the STARTTLS preamble"
+                                                       : "in the TLS handshake";
 
     finish(p, CM_ERRK_TIMEOUT, "timed out after %.1f s %s%s%s", (double)p->timeout_ms / 1000.0,
            what, p->res->address[0] && p->phase != CM_PHASE_DNS ? " with " : "",
@@ -310,6 +315,85 @@ static void step_handshake(struct cm_probe *p)
 
 static void connect_next(struct cm_probe *p);
 
+static void start_tls(struct cm_probe *p)
+{
+    struct cm_tls_profile prof = {p->t->ca_file, p->t->client_cert, p->t->client_key};
+    int rc;
+
+    p->phase = CM_PHASE_HANDSHAKE;
+    p->t_phase = uv_hrtime();
+    rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, &prof, &p->conn);
+    if (rc < 0) {
+        finish(p, CM_ERRK_INTERNAL, "cannot set up TLS: %s", cm_strerror(rc));
+        return;
+    }
+    step_handshake(p);
+}
+
+static void step_starttls(struct cm_probe *p);
+
+static void on_starttls_io(uv_poll_t *h, int status, int events)
+{
+    struct cm_probe *p = h->data;
+
+    (void)events;
+    if (!poll_failed(p, status, "during the STARTTLS preamble"))
+        step_starttls(p);
+}
+
+/* Drives the plaintext preamble: send what the machine wants sent, read what the server
+ * says, until the machine is done (then TLS starts on the same socket) or fails. Bounded:
+ * the machine caps what it accepts, and each pass sends or consumes bytes. */
+static void step_starttls(struct cm_probe *p)
+{
+    unsigned char buf[2048];
+
+    for (;;) {
+        size_t len;
+        const unsigned char *out = cm_starttls_output(p->starttls, &len);
+        ssize_t n;
+        int rc;
+
+        if (len > 0) {
+            n = send(p->fd, out, len, MSG_NOSIGNAL);
+            if (n > 0) {
+                cm_starttls_sent(p->starttls, (size_t)n);
+                continue;
+            }
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                uv_poll_start(&p->poll, UV_WRITABLE, on_starttls_io);
+                return;
+            }
+            finish(p, CM_ERRK_IO, "%s preamble: cannot send: %s", cm_starttls_name(p->t->starttls),
+                   strerror(errno));
+            return;
+        }
+        if (cm_starttls_done(p->starttls)) {
+            cm_starttls_free(p->starttls);
+            p->starttls = NULL;
+            p->res->starttls_ms = ms_since(p->t_phase);
+            start_tls(p);
+            return;
+        }
+        n = recv(p->fd, buf, sizeof(buf), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            uv_poll_start(&p->poll, UV_READABLE, on_starttls_io);
+            return;
+        }
+        if (n < 0) {
+            finish(p, CM_ERRK_IO, "%s preamble: %s", cm_starttls_name(p->t->starttls),
+                   strerror(errno));
+            return;
+        }
+        rc = n == 0 ? cm_starttls_eof(p->starttls) : cm_starttls_input(p->starttls, buf, (size_t)n);
+        if (rc < 0) {
+            const char *why = cm_starttls_error(p->starttls);
+            finish(p, CM_ERRK_STARTTLS, "%s", why ? why : cm_strerror(rc));
+            return;
+        }
+    }
+}
+
 static void note_connect_error(struct cm_probe *p, int err)
 {
     size_t used = strlen(p->conn_errors);
@@ -345,15 +429,19 @@ static void on_connected(uv_poll_t *h, int status, int events)
         return;
     }
     p->res->connect_ms = ms_since(p->t_phase);
-    p->phase = CM_PHASE_HANDSHAKE;
     p->t_phase = uv_hrtime();
-    struct cm_tls_profile prof = {p->t->ca_file, p->t->client_cert, p->t->client_key};
-    rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, &prof, &p->conn);
-    if (rc < 0) {
-        finish(p, CM_ERRK_INTERNAL, "cannot set up TLS: %s", cm_strerror(rc));
+    if (p->t->starttls == CM_STARTTLS_NONE) {
+        start_tls(p);
         return;
     }
-    step_handshake(p);
+    p->phase = CM_PHASE_STARTTLS;
+    rc = cm_starttls_new(p->t->starttls, p->t->verify_name, &p->starttls);
+    if (rc < 0) {
+        finish(p, CM_ERRK_INTERNAL, "cannot start the %s preamble: %s",
+               cm_starttls_name(p->t->starttls), cm_strerror(rc));
+        return;
+    }
+    step_starttls(p);
 }
 
 static void connect_next(struct cm_probe *p)
@@ -486,7 +574,8 @@ static struct cm_probe_result *result_new(const struct cm_target *t, struct cm_t
     r->port = t->port;
     r->sni = t->sni ? strdup(t->sni) : NULL;
     r->verify_name = strdup(t->verify_name);
-    r->dns_ms = r->connect_ms = r->handshake_ms = r->total_ms = -1;
+    r->dns_ms = r->connect_ms = r->starttls_ms = r->handshake_ms = r->total_ms = -1;
+    r->starttls = t->starttls;
     if (!r->target || !r->host || !r->verify_name || (t->sni && !r->sni)) {
         cm_probe_result_free(r);
         return NULL;

@@ -13,6 +13,12 @@ static json_t *ms_or_null(double ms)
     return ms < 0 ? json_null() : json_real((double)(long long)(ms * 1000.0 + 0.5) / 1000.0);
 }
 
+/* Sets key to v (stolen, NULL counts as failure). Returns non-zero on failure. */
+static int set(json_t *o, const char *key, json_t *v)
+{
+    return v ? json_object_set_new(o, key, v) != 0 : 1;
+}
+
 static void add_verify_error(const char *name, void *arg)
 {
     json_array_append_new(arg, json_string(name));
@@ -126,18 +132,31 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
         err = json_pack("{s:s, s:s}", "kind", cm_err_kind_name(res->error_kind), "message",
                         res->error_message ? res->error_message : "");
 
-    o = json_pack(
-        "{s:s, s:s, s:I, s:o, s:o, s:s, s:o, s:{s:o, s:o, s:o, s:o}, "
-        "s:{s:o, s:o, s:o}, s:{s:b, s:b, s:o}, s:o, s:o, s:o, s:o, s:n}",
-        "target", res->target, "host", res->host, "port", (json_int_t)res->port, "sni",
-        str_or_null(res->sni), "address", res->address[0] ? json_string(res->address) : json_null(),
-        "status", cm_status_name(cm_result_status(res, findings)), "error", err, "timing_ms", "dns",
-        ms_or_null(res->dns_ms), "connect", ms_or_null(res->connect_ms), "handshake",
-        ms_or_null(res->handshake_ms), "total", ms_or_null(res->total_ms), "tls", "version",
-        str_or_null(tls->version), "cipher", str_or_null(tls->cipher), "group",
-        str_or_null(tls->group), "verification", "trusted", tls->verify.trusted, "hostname_match",
-        tls->verify.hostname_match, "errors", errors, "ocsp", ocsp_json(tls), "mtls",
-        mtls_json(res, now), "chain", chain, "findings", fs, "posture");
+    /* Built key by key, in the documented order (docs/check.md). */
+    o = json_object();
+    if (!o || set(o, "target", json_string(res->target)) ||
+        set(o, "host", json_string(res->host)) || set(o, "port", json_integer(res->port)) ||
+        set(o, "sni", str_or_null(res->sni)) ||
+        set(o, "address", res->address[0] ? json_string(res->address) : json_null()) ||
+        set(o, "starttls", str_or_null(cm_starttls_name(res->starttls))) ||
+        set(o, "status", json_string(cm_status_name(cm_result_status(res, findings)))) ||
+        set(o, "error", err) ||
+        set(o, "timing_ms",
+            json_pack("{s:o, s:o, s:o, s:o, s:o}", "dns", ms_or_null(res->dns_ms), "connect",
+                      ms_or_null(res->connect_ms), "starttls", ms_or_null(res->starttls_ms),
+                      "handshake", ms_or_null(res->handshake_ms), "total",
+                      ms_or_null(res->total_ms))) ||
+        set(o, "tls",
+            json_pack("{s:o, s:o, s:o}", "version", str_or_null(tls->version), "cipher",
+                      str_or_null(tls->cipher), "group", str_or_null(tls->group))) ||
+        set(o, "verification",
+            json_pack("{s:b, s:b, s:o}", "trusted", tls->verify.trusted, "hostname_match",
+                      tls->verify.hostname_match, "errors", errors)) ||
+        set(o, "ocsp", ocsp_json(tls)) || set(o, "mtls", mtls_json(res, now)) ||
+        set(o, "chain", chain) || set(o, "findings", fs) || set(o, "posture", json_null())) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 fail:
     json_decref(chain);
@@ -213,9 +232,10 @@ void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm
     fputc('\n', fp);
 
     if (tls->version)
-        fprintf(fp, "         %s %s%s%s, handshake %.0f ms\n", tls->version,
+        fprintf(fp, "         %s %s%s%s, handshake %.0f ms%s%s\n", tls->version,
                 tls->cipher ? tls->cipher : "", tls->group ? " " : "", tls->group ? tls->group : "",
-                res->handshake_ms);
+                res->handshake_ms, res->starttls ? ", after STARTTLS " : "",
+                res->starttls ? cm_starttls_name(res->starttls) : "");
     if (tls->chain.count > 0)
         fprintf(fp, "         chain: %zu certificate%s, %s, %s\n", tls->chain.count,
                 tls->chain.count == 1 ? "" : "s", tls->verify.trusted ? "trusted" : "not trusted",

@@ -14,7 +14,10 @@
     XX(ECAFILE, -5005, "CA file cannot be loaded")                                                 \
     XX(ETLS, -5006, "TLS library error")                                                           \
     XX(EJSON, -5007, "JSON rendering failed")                                                      \
-    XX(ECLIENTCERT, -5011, "client certificate cannot be loaded")
+    XX(ECLIENTCERT, -5011, "client certificate cannot be loaded")                                  \
+    XX(ESTARTTLS, -5008, "STARTTLS negotiation failed")                                            \
+    XX(ESTARTTLS_REFUSED, -5009, "server refused STARTTLS")                                        \
+    XX(ESTARTTLS_PROTO, -5010, "server answered something unexpected")
 
 enum {
 #define XX(name, value, msg) CM_##name = (value),

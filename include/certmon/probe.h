@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "certmon/starttls.h"
 #include "certmon/target.h"
 #include "certmon/tlsio.h"
 
@@ -23,7 +24,13 @@ enum cm_err_kind {
     CM_ERRK_INTERNAL,  /* certmon itself failed (out of memory, out of file descriptors) */
 };
 
-enum cm_phase { CM_PHASE_DNS = 0, CM_PHASE_CONNECT, CM_PHASE_HANDSHAKE, CM_PHASE_DONE };
+enum cm_phase {
+    CM_PHASE_DNS = 0,
+    CM_PHASE_CONNECT,
+    CM_PHASE_STARTTLS,
+    CM_PHASE_HANDSHAKE,
+    CM_PHASE_DONE
+};
 
 /* Everything one probe saw. Plain data; whoever receives it owns it. */
 struct cm_probe_result {
@@ -38,8 +45,10 @@ struct cm_probe_result {
     enum cm_phase error_phase; /* phase in which the error happened */
     char *error_message;       /* NULL when error_kind is NONE */
 
+    enum cm_starttls_proto starttls; /* preamble used, or CM_STARTTLS_NONE */
+
     /* Milliseconds spent in each phase; negative when the phase was not reached. */
-    double dns_ms, connect_ms, handshake_ms, total_ms;
+    double dns_ms, connect_ms, starttls_ms, handshake_ms, total_ms;
 
     struct cm_tls_info tls;       /* negotiated parameters, chain and verification */
     struct cm_chain client_chain; /* our mTLS certificate (empty without one) */
@@ -79,7 +88,7 @@ void cm_probe_result_free(struct cm_probe_result *res);
  * NONE. */
 const char *cm_err_kind_name(enum cm_err_kind k);
 
-/* "dns", "connect", "handshake", "done". */
+/* "dns", "connect", "starttls", "handshake", "done". */
 const char *cm_phase_name(enum cm_phase p);
 
 #endif

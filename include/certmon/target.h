@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "certmon/starttls.h"
+
 #define CM_DEFAULT_PORT 443
 
 struct cm_target {
@@ -14,11 +16,12 @@ struct cm_target {
     uint16_t port;
     char *sni;         /* server name sent in the ClientHello; NULL for none (IP literals); owned */
     char *verify_name; /* name the leaf must match: sni, or the host itself; owned */
-    const char *ca_file;     /* trust anchors instead of the system store; NULL: system; borrowed */
-    const char *connect_address; /* connect only to this address literal (the name is still
-                                  * sent and verified), or NULL to resolve host; borrowed */
-    const char *client_cert; /* mTLS: certificate to present, or NULL; borrowed */
-    const char *client_key;  /* its key; borrowed */
+    const char *ca_file; /* trust anchors instead of the system store; NULL: system; borrowed */
+    const char *connect_address;     /* connect only to this address literal (the name is still
+                                      * sent and verified), or NULL to resolve host; borrowed */
+    enum cm_starttls_proto starttls; /* plaintext preamble before TLS, or NONE */
+    const char *client_cert;         /* mTLS: certificate to present, or NULL; borrowed */
+    const char *client_key;          /* its key; borrowed */
 };
 
 /* Parses "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal into *out, with port

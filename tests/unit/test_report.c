@@ -157,6 +157,7 @@ static struct cm_probe_result *healthy(void)
     r->error_phase = CM_PHASE_DONE;
     r->dns_ms = 1.5;
     r->connect_ms = 2.25;
+    r->starttls_ms = -1;
     r->handshake_ms = 10.25;
     r->total_ms = 14.0;
     r->tls.version = xstrdup("TLS1.3");
@@ -191,7 +192,7 @@ static struct cm_probe_result *failed(enum cm_err_kind kind, enum cm_phase phase
     r->error_kind = kind;
     r->error_phase = phase;
     r->error_message = message ? xstrdup(message) : NULL;
-    r->dns_ms = r->connect_ms = r->handshake_ms = r->total_ms = -1;
+    r->dns_ms = r->connect_ms = r->starttls_ms = r->handshake_ms = r->total_ms = -1;
     return r;
 }
 
@@ -219,16 +220,16 @@ static json_t *render(const struct cm_probe_result *r, const struct cm_findings 
     return j;
 }
 
-static const char *const top_keys[] = {"target", "host",  "port",      "sni",      "address",
-                                       "status", "error", "timing_ms", "tls",      "verification",
-                                       "ocsp",   "mtls",  "chain",     "findings", "posture"};
+static const char *const top_keys[] = {
+    "target",    "host", "port",         "sni",  "address", "starttls", "status",   "error",
+    "timing_ms", "tls",  "verification", "ocsp", "mtls",    "chain",    "findings", "posture"};
 #define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
 
 static void test_top_level(void)
 {
     struct cm_probe_result *r = healthy();
     struct cm_findings f = {0};
-    static const char *const timing_keys[] = {"dns", "connect", "handshake", "total"};
+    static const char *const timing_keys[] = {"dns", "connect", "starttls", "handshake", "total"};
     static const char *const tls_keys[] = {"version", "cipher", "group"};
     static const char *const ver_keys[] = {"trusted", "hostname_match", "errors"};
     static const char *const ocsp_keys[] = {"stapled", "status", "verified", "this_update",
@@ -246,7 +247,7 @@ static void test_top_level(void)
     J_NULL(j, "posture");
 
     json_t *t = json_object_get(j, "timing_ms");
-    j_keys(t, timing_keys, 4, __LINE__);
+    j_keys(t, timing_keys, 5, __LINE__);
     J_REAL(t, "dns", 1.5);
     J_REAL(t, "connect", 2.25);
     J_REAL(t, "handshake", 10.25);
@@ -417,6 +418,7 @@ static void test_timings(void)
 
     r->dns_ms = 1.2345678;
     r->connect_ms = -1;
+    r->starttls_ms = 3.5;
     r->handshake_ms = 0;
     r->total_ms = 11.9996;
     j = render(r, &f, NOW);
@@ -427,12 +429,14 @@ static void test_timings(void)
     J_REAL(t, "total", 12.0);
     /* Rendered the way `check --json` prints it. */
     dump = json_dumps(t, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    EXPECT_STR(dump, "{\"dns\":1.235,\"connect\":null,\"handshake\":0.0,\"total\":12.0}");
+    EXPECT_STR(dump, "{\"dns\":1.235,\"connect\":null,\"starttls\":3.5,\"handshake\":0.0,"
+                     "\"total\":12.0}");
     free(dump);
     json_decref(j);
 
     r->dns_ms = -0.001;
     r->connect_ms = 1.0004;
+    r->starttls_ms = -1;
     r->handshake_ms = 1.2344999;
     r->total_ms = 1234.5;
     j = render(r, &f, NOW);
