@@ -122,7 +122,7 @@ static void describe_work(uv_work_t *w)
 {
     struct cm_probe *p = w->data;
 
-    if (cm_tls_conn_describe(p->conn, p->t->verify_name, &p->res->tls) < 0)
+    if (cm_tls_conn_describe(p->conn, p->t->verify_name, !p->t->handshake_only, &p->res->tls) < 0)
         p->describe_failed = true;
 }
 
@@ -322,7 +322,7 @@ static void start_tls(struct cm_probe *p)
 
     p->phase = CM_PHASE_HANDSHAKE;
     p->t_phase = uv_hrtime();
-    rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, &prof, &p->conn);
+    rc = cm_tls_conn_new(p->tls, p->fd, p->t->sni, &prof, p->t->tls_priority, &p->conn);
     if (rc < 0) {
         finish(p, CM_ERRK_INTERNAL, "cannot set up TLS: %s", cm_strerror(rc));
         return;

@@ -29,8 +29,16 @@ struct cred_entry {
 
 static void cred_free(struct cred_entry *e);
 
+/* Priority strings other than the default, compiled once (posture handshakes). */
+struct prio_entry {
+    struct prio_entry *next;
+    char *text;
+    gnutls_priority_t prio;
+};
+
 struct cm_tls_ctx {
     gnutls_priority_t prio;
+    struct prio_entry *prios;
     struct cred_entry *creds;
     struct cm_cert_cache *certs;
 };
@@ -70,6 +78,12 @@ void cm_tls_ctx_free(struct cm_tls_ctx *ctx)
         cred_free(e);
     }
     gnutls_priority_deinit(ctx->prio);
+    for (struct prio_entry *e = ctx->prios, *next; e; e = next) {
+        next = e->next;
+        gnutls_priority_deinit(e->prio);
+        free(e->text);
+        free(e);
+    }
     cm_cert_cache_free(ctx->certs);
     free(ctx);
 }
@@ -212,8 +226,38 @@ static int pull_timeout_nowait(gnutls_transport_ptr_t ptr, unsigned int ms)
     return poll(&pfd, 1, 0);
 }
 
+/* The compiled priority for text (NULL: the default), compiling it on first use. */
+static int priority_for(struct cm_tls_ctx *ctx, const char *text, gnutls_priority_t *out)
+{
+    struct prio_entry *e;
+
+    if (!text) {
+        *out = ctx->prio;
+        return 0;
+    }
+    for (e = ctx->prios; e; e = e->next)
+        if (!strcmp(e->text, text)) {
+            *out = e->prio;
+            return 0;
+        }
+    if (!(e = calloc(1, sizeof(*e))) || !(e->text = strdup(text))) {
+        free(e);
+        return -ENOMEM;
+    }
+    if (gnutls_priority_init2(&e->prio, text, NULL, 0) < 0) {
+        free(e->text);
+        free(e);
+        return CM_ETLS;
+    }
+    e->next = ctx->prios;
+    ctx->prios = e;
+    *out = e->prio;
+    return 0;
+}
+
 int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
-                    const struct cm_tls_profile *prof, struct cm_tls_conn **out)
+                    const struct cm_tls_profile *prof, const char *priority,
+                    struct cm_tls_conn **out)
 {
     struct cm_tls_conn *c;
     struct cred_entry *e;
@@ -237,7 +281,13 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
         free(c);
         return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : CM_ETLS;
     }
-    if ((rc = gnutls_priority_set(c->session, ctx->prio)) < 0 ||
+    gnutls_priority_t prio;
+    if ((rc = priority_for(ctx, priority, &prio)) < 0) {
+        gnutls_deinit(c->session);
+        free(c);
+        return rc;
+    }
+    if ((rc = gnutls_priority_set(c->session, prio)) < 0 ||
         (rc = gnutls_credentials_set(c->session, GNUTLS_CRD_CERTIFICATE, e->cred)) < 0 ||
         (sni && (rc = gnutls_server_name_set(c->session, GNUTLS_NAME_DNS, sni, strlen(sni))) < 0)) {
         gnutls_deinit(c->session);
@@ -382,13 +432,19 @@ const char *cm_ocsp_status_name(enum cm_ocsp_status st)
     }
 }
 
-int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct cm_tls_info *info)
+int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
+                         struct cm_tls_info *info)
 {
     gnutls_session_t s = c->session;
     int rc;
 
     memset(info, 0, sizeof(*info));
     if (c->completed) {
+        gnutls_kx_algorithm_t kx = gnutls_kx_get(s);
+        if (kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS || kx == GNUTLS_KX_ANON_DH)
+            info->dh_bits = (unsigned)gnutls_dh_get_prime_bits(s);
+        info->safe_renegotiation = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3 ||
+                                   gnutls_safe_renegotiation_status(s) != 0;
         const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(s));
         const char *cs = gnutls_ciphersuite_get(s);
         info->version = v ? strdup(v) : NULL;
@@ -399,6 +455,8 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct 
     }
     info->client_cert_requested = cm_tls_conn_client_cert_requested(c);
     info->client_cert_sent = gnutls_certificate_get_ours(s) != NULL;
+    if (!chain)
+        return 0;
     unsigned n = 0;
     const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
     if (peers && n > 0) {

@@ -20,6 +20,9 @@ struct cm_target {
     const char *connect_address;     /* connect only to this address literal (the name is still
                                       * sent and verified), or NULL to resolve host; borrowed */
     enum cm_starttls_proto starttls; /* plaintext preamble before TLS, or NONE */
+    const char *tls_priority;        /* GnuTLS priority string instead of the default; borrowed */
+    bool handshake_only;             /* report the negotiated parameters only: no chain, no
+                                      * verification (posture handshakes) */
     const char *client_cert;         /* mTLS: certificate to present, or NULL; borrowed */
     const char *client_key;          /* its key; borrowed */
 };

@@ -47,6 +47,8 @@ struct cm_tls_info {
     char *group;   /* key exchange group, "X25519"; NULL when none was used */
     struct cm_verify verify;
     struct cm_ocsp ocsp;
+    unsigned dh_bits;           /* finite-field DH prime size, when DHE was negotiated */
+    bool safe_renegotiation;    /* RFC 5746 (always true under TLS 1.3) */
     bool client_cert_requested; /* the server asked for a client certificate */
     bool client_cert_sent;      /* and we presented one */
     struct cm_chain chain;      /* as the peer sent it */
@@ -76,10 +78,12 @@ const struct cm_chain *cm_tls_ctx_client_chain(struct cm_tls_ctx *ctx,
                                                const struct cm_tls_profile *profile);
 
 /* Starts a client connection over connected, non-blocking fd (borrowed: the caller closes
- * it after cm_tls_conn_free). sni may be NULL. Returns 0, -ENOMEM, CM_ECAFILE,
- * CM_ECLIENTCERT or CM_ETLS. */
+ * it after cm_tls_conn_free). sni may be NULL. priority is a GnuTLS priority string for
+ * this connection (compiled once per context), or NULL for certmon's default. Returns 0, -ENOMEM,
+ * CM_ECAFILE, CM_ECLIENTCERT or CM_ETLS. */
 int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
-                    const struct cm_tls_profile *profile, struct cm_tls_conn **out);
+                    const struct cm_tls_profile *profile, const char *priority,
+                    struct cm_tls_conn **out);
 void cm_tls_conn_free(struct cm_tls_conn *c);
 
 /* Advances the handshake. Returns 0 when it is complete, 1 when it must be called again
@@ -108,10 +112,11 @@ void cm_tls_conn_detach(struct cm_tls_conn *c);
 /* Sends close_notify without waiting for the peer; best effort. */
 void cm_tls_conn_bye(struct cm_tls_conn *c);
 
-/* Fills *info from the session: negotiated parameters (if any), the peer chain (whatever was
- * received, even after a failed handshake) and verification against the trust anchors and
- * verify_name. Returns 0 or -ENOMEM. */
-int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, struct cm_tls_info *info);
+/* Fills *info from the session: negotiated parameters (if any) and, when chain is true, the
+ * peer chain (whatever was received, even after a failed handshake) and verification against
+ * the trust anchors and verify_name. Returns 0 or -ENOMEM. */
+int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
+                         struct cm_tls_info *info);
 void cm_tls_info_clear(struct cm_tls_info *info);
 
 /* Describes a GnuTLS handshake error for a human ("received alert: handshake failure (40)",
