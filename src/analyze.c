@@ -31,6 +31,8 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"ocsp.must_staple_missing", CM_SEV_CRITICAL, "a must-staple leaf is served without staple"},
     {"ocsp.not_stapled", CM_SEV_INFO, "the server staples no OCSP response"},
     {"ocsp.invalid", CM_SEV_WARNING, "the stapled OCSP response does not verify"},
+    {"endpoint.inconsistent", CM_SEV_WARNING,
+     "addresses behind one name present different leaf certificates"},
     {"mtls.client_cert_required", CM_SEV_CRITICAL,
      "the server requires a client certificate and none is configured"},
     {"mtls.client_cert_rejected", CM_SEV_CRITICAL, "the server refused our client certificate"},
@@ -598,6 +600,40 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0)
         return rc;
     return 0;
+}
+
+int cm_analyze_consistency(const struct cm_probe_result *res,
+                           const struct cm_probe_result *const *group, size_t n,
+                           const struct cm_policy *policy, struct cm_findings *out)
+{
+    struct ctx x = {res, policy, 0, out};
+    const char *mine, *other = NULL, *other_addr = NULL;
+    size_t distinct = 1;
+
+    if (res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256)
+        return 0;
+    mine = res->tls.chain.certs[0].sha256;
+    for (size_t i = 0; i < n; i++) {
+        const struct cm_probe_result *r = group[i];
+        const char *leaf;
+        if (!r || r == res || r->tls.chain.count == 0 || !(leaf = r->tls.chain.certs[0].sha256))
+            continue;
+        if (strcmp(leaf, mine) != 0) {
+            distinct++;
+            if (!other) {
+                other = leaf;
+                other_addr = r->address;
+            }
+        }
+    }
+    if (!other)
+        return 0;
+    return add(&x, NULL, "endpoint.inconsistent", CM_SEV_WARNING, 0,
+               "the addresses behind %s do not all present the same leaf certificate: %s "
+               "presents %.16s..., %s presents %.16s...; a stale node may be serving an old "
+               "certificate",
+               str0(res->host), res->address[0] ? res->address : "this address", mine,
+               str0(other_addr), other);
 }
 
 void cm_findings_clear(struct cm_findings *f)

@@ -7,6 +7,7 @@
 #include "certmon/resolve.h"
 #include "certmon/target.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -25,6 +26,7 @@ struct check_opts {
     const char *ca_file;
     const char *client_cert, *client_key;
     const char *starttls; /* protocol name, "none", or NULL: chosen from the port */
+    bool all_addresses;
     const char *targets_file;
     double timeout_s;
     long concurrency;
@@ -47,6 +49,9 @@ struct check_run {
     struct slot *slots;
     struct cm_probe_result **results;
     bool *settled; /* result in, or the probe could not start */
+    /* --all-addresses: the targets of one name are contiguous; group_len[i] is the size of
+     * the group that starts at i (NULL: every target is a group of one). */
+    size_t *group_len;
     size_t count, next, inflight, done;
     /* JSON is written in target order as soon as each result and all before it are in,
      * and each result is freed once written: memory stays bounded by what is in flight. */
@@ -72,6 +77,7 @@ static void usage(FILE *fp)
           "  --starttls PROTO  smtp|imap|pop3|ftp|ldap|postgres|mysql|xmpp|none (default: by\n"
           "                    port: 25/587 smtp, 143 imap, 110 pop3, 21 ftp, 389 ldap,\n"
           "                    5432 postgres, 3306 mysql, 5222 xmpp)\n"
+          "  --all-addresses   probe every IPv4/IPv6 address of each name, one result each\n"
           "  --client-cert FILE, --client-key FILE\n"
           "                    present this certificate when a server asks (mTLS)\n"
           "  --timeout SECONDS per-probe deadline (default 10)\n"
@@ -192,6 +198,138 @@ static int read_targets_file(const char *path, struct cm_target **list, size_t *
 
 static void launch(struct check_run *run);
 
+/* --all-addresses: every name is resolved first (all at once, under the probe timeout), then
+ * replaced by one target per address, pinned with connect_address. */
+struct lookup {
+    struct expansion *ex;
+    struct cm_addr_list *list;
+    struct cm_resolve_req *req;
+    bool pending;
+};
+
+struct expansion {
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    struct lookup *lk;
+    size_t count, pending;
+};
+
+static void on_lookup(int status, const char *message, struct cm_addr_list *list, void *arg)
+{
+    struct lookup *l = arg;
+
+    (void)status;
+    (void)message; /* a name that does not resolve is probed as it is: its probe says why */
+    l->list = list;
+    l->pending = false;
+    l->req = NULL;
+    if (--l->ex->pending == 0)
+        uv_stop(l->ex->loop);
+}
+
+static void on_lookup_deadline(uv_timer_t *t)
+{
+    struct expansion *ex = t->data;
+
+    /* Names still unresolved are probed as they are, under their own deadline. */
+    for (size_t i = 0; i < ex->count; i++)
+        if (ex->lk[i].pending) {
+            cm_resolve_cancel(ex->lk[i].req);
+            ex->lk[i].pending = false;
+        }
+    ex->pending = 0;
+    uv_stop(ex->loop);
+}
+
+/* Replaces *targets with the expanded list; group_len gets each group's size at its first
+ * index; *addrs collects the address strings the new targets borrow (freed by the caller).
+ * Returns 0 or -ENOMEM (nothing changed). */
+static int expand_targets(uv_loop_t *loop, struct cm_resolver *r, uint64_t timeout_ms,
+                          struct cm_target **targets, size_t *count, size_t **group_len,
+                          char ***addrs, size_t *naddrs)
+{
+    struct expansion ex = {.loop = loop, .count = *count};
+    struct cm_target *out = NULL;
+    size_t n = 0, total = 0, na = 0, *glen = NULL;
+    char **strs = NULL;
+    int rc = -ENOMEM;
+
+    if (!(ex.lk = calloc(*count, sizeof(*ex.lk))))
+        return -ENOMEM;
+    for (size_t i = 0; i < *count; i++) {
+        const struct cm_target *t = &(*targets)[i];
+        ex.lk[i].ex = &ex;
+        if (cm_host_is_ip(t->host))
+            continue;
+        ex.lk[i].pending = true;
+        ex.pending++;
+        if (cm_resolve_start(r, t->host, t->port, on_lookup, &ex.lk[i], &ex.lk[i].req) < 0) {
+            ex.lk[i].pending = false;
+            ex.pending--;
+        }
+    }
+    if (ex.pending > 0) {
+        uv_timer_init(loop, &ex.timer);
+        ex.timer.data = &ex;
+        uv_timer_start(&ex.timer, on_lookup_deadline, timeout_ms, 0);
+        uv_run(loop, UV_RUN_DEFAULT);
+        uv_close((uv_handle_t *)&ex.timer, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+    }
+    for (size_t i = 0; i < *count; i++)
+        total += ex.lk[i].list && ex.lk[i].list->count ? ex.lk[i].list->count : 1;
+    if (!(out = calloc(total, sizeof(*out))) || !(glen = calloc(total, sizeof(*glen))) ||
+        !(strs = calloc(total, sizeof(*strs))))
+        goto done;
+    for (size_t i = 0; i < *count; i++) {
+        const struct cm_target *t = &(*targets)[i];
+        struct cm_addr_list *l = ex.lk[i].list;
+        size_t members = l && l->count ? l->count : 1;
+
+        glen[n] = members;
+        for (size_t k = 0; k < members; k++, n++) {
+            if (cm_target_copy(&out[n], t) < 0)
+                goto done;
+            if (!l || !l->count)
+                continue;
+            char a[INET6_ADDRSTRLEN];
+            const struct sockaddr_storage *sa = &l->addrs[k];
+            inet_ntop(sa->ss_family,
+                      sa->ss_family == AF_INET
+                          ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                          : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr,
+                      a, sizeof(a));
+            if (!(strs[na] = strdup(a)))
+                goto done;
+            out[n].connect_address = strs[na++];
+        }
+    }
+    for (size_t i = 0; i < *count; i++)
+        cm_target_clear(&(*targets)[i]);
+    free(*targets);
+    *targets = out;
+    *count = total;
+    *group_len = glen;
+    *addrs = strs;
+    *naddrs = na;
+    out = NULL;
+    glen = NULL;
+    strs = NULL;
+    rc = 0;
+done:
+    for (size_t i = 0; out && i < n; i++)
+        cm_target_clear(&out[i]);
+    free(out);
+    free(glen);
+    for (size_t i = 0; strs && i < na; i++)
+        free(strs[i]);
+    free(strs);
+    for (size_t i = 0; i < ex.count; i++)
+        free(ex.lk[i].list);
+    free(ex.lk);
+    return rc;
+}
+
 /* Writes s with every line after the first indented by two spaces (an array element). */
 static void put_indented(const char *s)
 {
@@ -202,7 +340,20 @@ static void put_indented(const char *s)
     }
 }
 
-static void emit_json_one(struct check_run *run, size_t i, time_t now)
+/* Analyses result i, which belongs to the group [g, g + n). */
+static int analyze_one(struct check_run *run, size_t i, size_t g, size_t n, time_t now,
+                       struct cm_findings *fs)
+{
+    const struct cm_probe_result *res = run->results[i];
+    int rc = cm_analyze(res, &run->policy, now, fs);
+
+    if (rc == 0 && n > 1)
+        rc = cm_analyze_consistency(res, (const struct cm_probe_result *const *)&run->results[g], n,
+                                    &run->policy, fs);
+    return rc;
+}
+
+static void emit_json_one(struct check_run *run, size_t i, size_t g, size_t n, time_t now)
 {
     struct cm_findings fs = {0};
     struct cm_probe_result *res = run->results[i];
@@ -210,7 +361,7 @@ static void emit_json_one(struct check_run *run, size_t i, time_t now)
     json_t *obj = NULL;
     char *text;
 
-    if (res && cm_analyze(res, &run->policy, now, &fs) == 0) {
+    if (res && analyze_one(run, i, g, n, now, &fs) == 0) {
         st = cm_result_status(res, &fs);
         obj = cm_report_json(res, &fs, now);
     }
@@ -233,16 +384,27 @@ static void emit_json_one(struct check_run *run, size_t i, time_t now)
     free(text);
     json_decref(obj);
     cm_findings_clear(&fs);
-    cm_probe_result_free(res);
-    run->results[i] = NULL;
 }
 
 static void emit_json_ready(struct check_run *run)
 {
     time_t now = time(NULL);
 
-    while (run->emitted < run->count && run->settled[run->emitted])
-        emit_json_one(run, run->emitted++, now);
+    while (run->emitted < run->count) {
+        size_t g = run->emitted, n = run->group_len ? run->group_len[g] : 1;
+
+        /* A group is written when all of it is in: its results are compared. */
+        for (size_t k = g; k < g + n; k++)
+            if (!run->settled[k])
+                return;
+        for (size_t k = g; k < g + n; k++)
+            emit_json_one(run, k, g, n, now);
+        for (size_t k = g; k < g + n; k++) {
+            cm_probe_result_free(run->results[k]);
+            run->results[k] = NULL;
+        }
+        run->emitted += n;
+    }
     if (run->emitted == run->count) {
         fputs(run->count ? "\n]\n" : "[]\n", stdout);
         run->emitted++; /* closed */
@@ -341,7 +503,10 @@ static void print_summary(const struct check_run *run, const enum cm_status *st,
         if (first < 0)
             continue;
         /* "N:" is the plugin range for "alert below N". */
-        printf(" '%s_days'=%lld;%d:;%d:;;", r->target,
+        /* With --all-addresses one name has several results: the address tells them apart. */
+        printf(" '%s%s%s_days'=%lld;%d:;%d:;;", r->target,
+               run->targets[i].connect_address ? "@" : "",
+               run->targets[i].connect_address ? run->targets[i].connect_address : "",
                (long long)cm_cert_days_left(&r->tls.chain.certs[first], now), run->policy.warn_days,
                run->policy.crit_days);
     }
@@ -373,8 +538,13 @@ static int render_text(struct check_run *run)
         free(fs);
         return CM_STATUS_UNKNOWN;
     }
-    for (size_t i = 0; i < run->count; i++) {
-        if (!run->results[i] || cm_analyze(run->results[i], &run->policy, now, &fs[i]) < 0)
+    for (size_t i = 0, g = 0; i < run->count; i++) {
+        size_t n = run->group_len ? run->group_len[g] : 1;
+        if (i >= g + n) {
+            g = i;
+            n = run->group_len ? run->group_len[g] : 1;
+        }
+        if (!run->results[i] || analyze_one(run, i, g, n, now, &fs[i]) < 0)
             st[i] = CM_STATUS_UNKNOWN;
         else
             st[i] = cm_result_status(run->results[i], &fs[i]);
@@ -445,6 +615,7 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         {"ca", required_argument, NULL, 'c'},
         {"client-cert", required_argument, NULL, 'P'},
         {"starttls", required_argument, NULL, 'L'},
+        {"all-addresses", no_argument, NULL, 'A'},
         {"client-key", required_argument, NULL, 'K'},
         {"timeout", required_argument, NULL, 'T'},
         {"concurrency", required_argument, NULL, 'n'},
@@ -478,6 +649,9 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
             break;
         case 'P':
             o->client_cert = optarg;
+            break;
+        case 'A':
+            o->all_addresses = true;
             break;
         case 'L': {
             enum cm_starttls_proto proto;
@@ -557,6 +731,8 @@ int cm_check_main(int argc, char **argv)
     uv_loop_t loop;
     char err[320];
     int rc = CM_STATUS_UNKNOWN;
+    char **addrs = NULL; /* --all-addresses: the address strings targets borrow */
+    size_t naddrs = 0;
 
     if ((rc = parse_options(argc, argv, &o)) >= 0)
         goto out;
@@ -600,6 +776,12 @@ int cm_check_main(int argc, char **argv)
     }
     run.env.loop = &loop;
     run.env.tls = run.tls;
+    if (o.all_addresses &&
+        expand_targets(&loop, run.env.resolver, (uint64_t)llround(o.timeout_s * 1000.0), &targets,
+                       &count, &run.group_len, &addrs, &naddrs) < 0) {
+        fprintf(stderr, "certmon check: out of memory\n");
+        goto out_tls;
+    }
     run.targets = targets;
     run.count = count;
     run.concurrency = (size_t)o.concurrency;
@@ -645,6 +827,10 @@ out_tls:
     free(run.results);
     free(run.settled);
     free(run.slots);
+    free(run.group_len);
+    for (size_t i = 0; i < naddrs; i++)
+        free(addrs[i]);
+    free(addrs);
     cm_tls_ctx_free(run.tls);
 out_loop:
     if (uv_loop_close(&loop) != 0)

@@ -147,6 +147,20 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, st
     return 0;
 }
 
+int cm_target_copy(struct cm_target *dst, const struct cm_target *src)
+{
+    *dst = *src;
+    dst->name = strdup(src->name);
+    dst->host = strdup(src->host);
+    dst->sni = src->sni ? strdup(src->sni) : NULL;
+    dst->verify_name = strdup(src->verify_name);
+    if (!dst->name || !dst->host || !dst->verify_name || (src->sni && !dst->sni)) {
+        cm_target_clear(dst);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 void cm_target_clear(struct cm_target *t)
 {
     if (!t)

@@ -91,6 +91,14 @@ struct cm_findings {
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out);
 
+/* Appends endpoint.inconsistent to *out when res (one address behind a name) presents a
+ * different leaf certificate than another result of group (every address of that name; res
+ * itself may be among them). Results without a chain are not compared. Returns 0 or
+ * -ENOMEM. */
+int cm_analyze_consistency(const struct cm_probe_result *res,
+                           const struct cm_probe_result *const *group, size_t n,
+                           const struct cm_policy *policy, struct cm_findings *out);
+
 void cm_findings_clear(struct cm_findings *f);
 
 /* Worst severity among the findings, as a status (info counts as OK). */

@@ -34,6 +34,10 @@ struct cm_target {
 int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, struct cm_target *out,
                     char *err, size_t errlen);
 
+/* Copies src into dst: the owned strings are duplicated, the borrowed ones shared. Returns 0
+ * or -ENOMEM (dst then empty). */
+int cm_target_copy(struct cm_target *dst, const struct cm_target *src);
+
 /* Frees what cm_target_parse allocated. NULL and an empty target are no-ops. */
 void cm_target_clear(struct cm_target *t);
 

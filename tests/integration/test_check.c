@@ -32,6 +32,9 @@ enum srv {
     S_SILENT,
     S_REFUSED,
     S_VALID6,
+    S_MULTI_A,      /* 127.0.0.1:P, valid leaf, and ... */
+    S_MULTI_B,      /* ... 127.0.0.2:P (same port), another leaf: a stale node */
+    S_DNS,          /* fake DNS server (UDP) answering 127.0.0.1 and 127.0.0.2 */
     S_NEEDCLIENT,   /* TLS 1.2 server that demands a client certificate */
     S_NEEDCLIENT13, /* the same under TLS 1.3: it rejects us after the handshake */
     S_OPTCLIENT13,  /* TLS 1.3, asks for a client certificate but does not insist */
@@ -51,7 +54,11 @@ static int start_tls(enum srv s, const char *cert, const char *key, bool chain)
     char *argv[24];
     int n = 0;
 
-    snprintf(accept, sizeof(accept), s == S_VALID6 ? "[::1]:%d" : "127.0.0.1:%d", port[s]);
+    snprintf(accept, sizeof(accept),
+             s == S_VALID6    ? "[::1]:%d"
+             : s == S_MULTI_B ? "127.0.0.2:%d"
+                              : "127.0.0.1:%d",
+             port[s]);
     argv[n++] = "openssl";
     argv[n++] = "s_server";
     argv[n++] = "-accept";
@@ -135,7 +142,7 @@ static int suite_init(void)
         return -1;
     pki_now = read_pki_now();
     for (int s = 0; s < S_COUNT; s++) {
-        port[s] = cm_th_free_port();
+        port[s] = s == S_MULTI_B ? port[S_MULTI_A] : cm_th_free_port();
         snprintf(addr[s], sizeof(addr[s]), "127.0.0.1:%d", port[s]);
         snprintf(local[s], sizeof(local[s]), "localhost:%d", port[s]);
     }
@@ -145,8 +152,21 @@ static int suite_init(void)
     if (start_tls(S_SELF, "self.pem", "self.key", false) < 0 ||
         start_tls(S_NEEDCLIENT, "valid.pem", "leaf.key", true) < 0 ||
         start_tls(S_NEEDCLIENT13, "valid.pem", "leaf.key", true) < 0 ||
-        start_tls(S_OPTCLIENT13, "valid.pem", "leaf.key", true) < 0)
+        start_tls(S_OPTCLIENT13, "valid.pem", "leaf.key", true) < 0 ||
+        start_tls(S_MULTI_A, "valid.pem", "leaf.key", true) < 0 ||
+        start_tls(S_MULTI_B, "expiring20.pem", "leaf.key", true) < 0)
         return -1;
+    {
+        char p[16];
+        snprintf(p, sizeof(p), "%d", port[S_DNS]);
+        char *argv[] = {"/usr/bin/python3",
+                        (char *)cm_th_script("fake_dns.py"),
+                        p,
+                        "127.0.0.1",
+                        "127.0.0.2",
+                        NULL};
+        pid[S_DNS] = cm_th_spawn(argv, NULL);
+    }
     {
         char p[16];
         snprintf(p, sizeof(p), "%d", port[S_HTTP]);
@@ -167,7 +187,9 @@ static int suite_init(void)
     if (have_ipv6 && start_tls(S_VALID6, "valid.pem", "leaf.key", true) < 0)
         return -1;
     for (int s = 0; s < S_COUNT; s++) {
-        if (s == S_REFUSED || s == S_VALID6)
+        /* Not TCP on 127.0.0.1 of their own: checked by use (MULTI_B shares MULTI_A's port on
+         * 127.0.0.2; DNS is UDP). */
+        if (s == S_REFUSED || s == S_VALID6 || s == S_MULTI_B || s == S_DNS)
             continue;
         if (!cm_th_wait_port(port[s], 10000)) {
             fprintf(stderr, "server %d on port %d did not come up\n", s, port[s]);
@@ -644,6 +666,39 @@ static void test_silent_dns_server(void)
     json_decref(arr);
 }
 
+/* One name, two addresses, two different leaves: the stale node is found. */
+static void test_all_addresses(void)
+{
+    char servers[64], target[64];
+    int rc;
+    json_t *arr;
+
+    snprintf(servers, sizeof(servers), "127.0.0.1:%d", port[S_DNS]);
+    snprintf(target, sizeof(target), "multi.test:%d", port[S_MULTI_A]);
+    setenv("CERTMON_DNS_SERVERS", servers, 1);
+    usleep(200000); /* the UDP server and 127.0.0.2 listener have no port to wait for */
+    arr = cm_th_check_json(&rc, NULL, "--ca", cm_th_pki("root.pem"), "--sni", "localhost",
+                           "--all-addresses", target, addr[S_VALID], NULL);
+    unsetenv("CERTMON_DNS_SERVERS");
+
+    CU_ASSERT_FATAL(json_array_size(arr) == 3);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *t = json_array_get(arr, i);
+        CU_ASSERT_STRING_EQUAL(str(t, "target"), target);
+        CU_ASSERT(has_finding(t, "endpoint.inconsistent", "warning", 0));
+        CU_ASSERT(json_is_true(get(t, "verification.trusted")));
+    }
+    CU_ASSERT_STRING_EQUAL(str(arr, "0.address"), "127.0.0.1");
+    CU_ASSERT_STRING_EQUAL(str(arr, "1.address"), "127.0.0.2");
+    CU_ASSERT(strcmp(str(arr, "0.chain.0.sha256"), str(arr, "1.chain.0.sha256")) != 0);
+    CU_ASSERT(has_finding(json_array_get(arr, 1), "cert.expiring", "warning", 0));
+    /* A literal, or a name with one address, is one result as before. */
+    CU_ASSERT_STRING_EQUAL(str(arr, "2.target"), addr[S_VALID]);
+    CU_ASSERT(!has_finding(json_array_get(arr, 2), "endpoint.inconsistent", NULL, -1));
+    CU_ASSERT_EQUAL(rc, 1);
+    json_decref(arr);
+}
+
 static void test_fifty_targets_in_order(void)
 {
     const char *argv[64];
@@ -844,6 +899,7 @@ int main(void)
         {"TLS 1.3 client certificate required", test_tls13_client_certificate_required},
         {"DNS failure", test_dns_failure},
         {"silent DNS server", test_silent_dns_server},
+        {"all addresses of a name", test_all_addresses},
         {"50 targets in order", test_fifty_targets_in_order},
         {"200 targets, 20 silent", test_200_targets_20_silent},
         {"duplicates kept", test_duplicates_kept},

@@ -279,6 +279,20 @@ const char *cm_th_pki(const char *name)
     return b;
 }
 
+const char *cm_th_script(const char *name)
+{
+    static char bufs[4][512];
+    static unsigned next;
+    char *b = bufs[next++ % 4];
+    const char *slash = strrchr(CERTMON_MKPKI, '/');
+
+    if (slash)
+        snprintf(b, sizeof(bufs[0]), "%.*s/%s", (int)(slash - CERTMON_MKPKI), CERTMON_MKPKI, name);
+    else
+        snprintf(b, sizeof(bufs[0]), "%s", name);
+    return b;
+}
+
 const char *cm_th_certmon(void)
 {
     const char *env = getenv("CERTMON_BIN");

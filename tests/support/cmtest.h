@@ -60,6 +60,10 @@ const char *cm_th_pki_dir(void);
 /* A path inside the PKI directory, in a static rotating buffer. */
 const char *cm_th_pki(const char *name);
 
+/* Path to a helper script in tests/integration (beside mkpki.sh), in a static rotating
+ * buffer. */
+const char *cm_th_script(const char *name);
+
 /* Path to the certmon binary under test. */
 const char *cm_th_certmon(void);
 

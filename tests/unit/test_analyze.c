@@ -1946,6 +1946,7 @@ static void test_catalogue(void)
         {"ocsp.must_staple_missing", CM_SEV_CRITICAL},
         {"ocsp.not_stapled", CM_SEV_INFO},
         {"ocsp.invalid", CM_SEV_WARNING},
+        {"endpoint.inconsistent", CM_SEV_WARNING},
         {"mtls.client_cert_required", CM_SEV_CRITICAL},
         {"mtls.client_cert_rejected", CM_SEV_CRITICAL},
         {"mtls.client_cert_expiring", CM_SEV_WARNING},
@@ -2039,6 +2040,41 @@ static void test_incomplete_with_other_cert(void)
     cm_probe_result_free(r);
 }
 
+/* --all-addresses: results of one name are compared by their leaf's SHA-256. */
+static void test_consistency(void)
+{
+    struct cm_probe_result *a = healthy(), *b = healthy(), *c = healthy();
+    const struct cm_probe_result *group[3] = {a, b, c};
+    struct cm_findings f = {0};
+
+    snprintf(a->address, sizeof(a->address), "192.0.2.1");
+    snprintf(b->address, sizeof(b->address), "192.0.2.2");
+    /* All the same: nothing. */
+    EXPECT_INT(cm_analyze_consistency(a, group, 3, &def, &f), 0);
+    EXPECT_INT(f.count, 0);
+    /* b serves another leaf: a and b both say so; c's chain is missing and not compared. */
+    free(b->tls.chain.certs[0].sha256);
+    b->tls.chain.certs[0].sha256 = xstrdup("00112233445566778899aabbccddeeff");
+    cm_chain_clear(&c->tls.chain);
+    EXPECT_INT(cm_analyze_consistency(a, group, 3, &def, &f), 0);
+    EXPECT_INT(f.count, 1);
+    if (f.count) {
+        EXPECT_STR(f.items[0].id, "endpoint.inconsistent");
+        EXPECT_INT(f.items[0].severity, CM_SEV_WARNING);
+        EXPECT_INT(f.items[0].position, 0);
+        CU_ASSERT(strstr(f.items[0].message, "192.0.2.2 presents 0011223344556677") != NULL);
+    }
+    cm_findings_clear(&f);
+    EXPECT_INT(cm_analyze_consistency(b, group, 3, &def, &f), 0);
+    EXPECT_INT(f.count, 1);
+    cm_findings_clear(&f);
+    EXPECT_INT(cm_analyze_consistency(c, group, 3, &def, &f), 0);
+    EXPECT_INT(f.count, 0);
+    cm_probe_result_free(a);
+    cm_probe_result_free(b);
+    cm_probe_result_free(c);
+}
+
 static CU_TestInfo tests[] = {
     {"default policy", test_policy_default},
     {"healthy chain", test_healthy},
@@ -2081,6 +2117,7 @@ static CU_TestInfo tests[] = {
     {"catalogue", test_catalogue},
     {"suggest", test_suggest},
     {"later policy rule wins", test_later_rule_wins},
+    {"consistency across addresses", test_consistency},
     {"incomplete with another cert", test_incomplete_with_other_cert},
     CU_TEST_INFO_NULL,
 };
