@@ -159,6 +159,13 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
     }
     if (p->phase == CM_PHASE_HANDSHAKE && res->handshake_ms < 0)
         res->handshake_ms = ms_since(p->t_phase);
+    if (p->phase == CM_PHASE_STARTTLS && res->starttls_ms < 0)
+        res->starttls_ms = ms_since(p->t_phase);
+    /* A phase that was reached has a time, even when it is where the probe ended. */
+    if (p->phase == CM_PHASE_DNS && res->dns_ms < 0)
+        res->dns_ms = ms_since(p->t_start);
+    if (p->phase == CM_PHASE_CONNECT && res->connect_ms < 0)
+        res->connect_ms = ms_since(p->t_phase);
     res->total_ms = ms_since(p->t_start);
     res->finished_at = (int64_t)time(NULL);
 
