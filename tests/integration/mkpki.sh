@@ -137,7 +137,8 @@ for c in valid revoked; do
 done
 
 # Client certificates for mTLS (TLS web client usage): a valid one, one that expires in 5
-# days and one that expired yesterday under our intermediate, and one from a foreign root that no test server trusts.
+# days and one that expired yesterday under our intermediate, and one from a foreign root
+# that no test server trusts.
 certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile client.key 2>/dev/null
 certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile foreign_root.key \
     2>/dev/null
