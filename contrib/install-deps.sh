@@ -10,15 +10,6 @@ libmicrohttpd-dev libcunit1-dev libc-ares-dev
 ca-certificates gnutls-bin openssl python3 iproute2 procps time postgresql
 "
 
-if [ "$(id -u)" -eq 0 ]; then
-    SUDO=""
-elif command -v sudo >/dev/null 2>&1; then
-    SUDO="sudo"
-else
-    echo "install-deps.sh: run as root or install sudo" >&2
-    exit 1
-fi
-
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -29,6 +20,16 @@ done
 if [ -z "$missing" ]; then
     echo "install-deps.sh: all packages present"
     exit 0
+fi
+
+# Root is needed only to install what is missing.
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "install-deps.sh: missing:$missing; run as root or install sudo" >&2
+    exit 1
 fi
 
 echo "install-deps.sh: installing:$missing"
