@@ -1,5 +1,6 @@
 #include "certmon/analyze.h"
 #include "certmon/error.h"
+#include "certmon/posture.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -31,6 +32,14 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"ocsp.must_staple_missing", CM_SEV_CRITICAL, "a must-staple leaf is served without staple"},
     {"ocsp.not_stapled", CM_SEV_INFO, "the server staples no OCSP response"},
     {"ocsp.invalid", CM_SEV_WARNING, "the stapled OCSP response does not verify"},
+    {"protocol.legacy", CM_SEV_WARNING, "the server accepts TLS 1.1, TLS 1.0 or SSL 3.0"},
+    {"protocol.no_modern", CM_SEV_CRITICAL, "the server accepts neither TLS 1.2 nor TLS 1.3"},
+    {"protocol.no_tls13", CM_SEV_INFO, "the server does not accept TLS 1.3"},
+    {"cipher.weak", CM_SEV_CRITICAL,
+     "the server accepts RC4, 3DES, NULL, export or anonymous cipher suites"},
+    {"cipher.no_forward_secrecy", CM_SEV_WARNING, "the server offers only static-RSA key exchange"},
+    {"dh.weak", CM_SEV_WARNING, "the server's finite-field DH group is under 2048 bits"},
+    {"renegotiation.insecure", CM_SEV_WARNING, "the server lacks secure renegotiation"},
     {"endpoint.inconsistent", CM_SEV_WARNING,
      "addresses behind one name present different leaf certificates"},
     {"mtls.client_cert_required", CM_SEV_CRITICAL,
@@ -574,6 +583,109 @@ static int check_client_cert(struct ctx *x)
     return 0;
 }
 
+/* Below this many bits a DH group is dh.weak, a warning; below DH_CRIT_BITS critical. */
+#define DH_WARN_BITS 2048
+#define DH_CRIT_BITS 1024
+
+static int check_versions(struct ctx *x, const struct cm_posture *p)
+{
+    static const struct {
+        enum cm_pv v;
+        enum cm_severity sev;
+        const char *why;
+    } legacy[] = {
+        {CM_PV_SSL30, CM_SEV_CRITICAL,
+         "broken since POODLE (2014) and prohibited by RFC 7568; turn it off"},
+        {CM_PV_TLS10, CM_SEV_WARNING,
+         "deprecated by RFC 8996; turn it off once no client needs it"},
+        {CM_PV_TLS11, CM_SEV_WARNING,
+         "deprecated by RFC 8996; turn it off once no client needs it"},
+    };
+    struct cm_finding *f;
+    int rc;
+
+    for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
+        if (p->version[legacy[i].v] != CM_TRI_YES)
+            continue;
+        rc = add(x, &f, "protocol.legacy", legacy[i].sev, -1, "the server accepts %s, %s",
+                 cm_pv_name(legacy[i].v), legacy[i].why);
+        if (rc < 0)
+            return rc;
+        if (f)
+            f->version = cm_pv_name(legacy[i].v);
+    }
+    /* Only when both checks ran and both were refused: a check that could not run proves
+     * nothing. */
+    if (p->version[CM_PV_TLS12] == CM_TRI_NO && p->version[CM_PV_TLS13] == CM_TRI_NO)
+        return add(x, NULL, "protocol.no_modern", CM_SEV_CRITICAL, -1,
+                   "the server accepts neither TLS 1.2 nor TLS 1.3: current browsers and TLS "
+                   "libraries refuse to connect; enable TLS 1.2 and 1.3");
+    if (p->version[CM_PV_TLS13] == CM_TRI_NO && p->version[CM_PV_TLS12] == CM_TRI_YES)
+        return add(x, NULL, "protocol.no_tls13", CM_SEV_INFO, -1,
+                   "the server does not accept TLS 1.3 (TLS 1.2 only); enabling it gives "
+                   "faster, simpler handshakes");
+    return 0;
+}
+
+static int check_ciphers(struct ctx *x, const struct cm_posture *p)
+{
+    static const char *const why[CM_WEAK_COUNT] = {
+        [CM_WEAK_RC4] = "RC4 cipher suites (biased keystream; prohibited by RFC 7465)",
+        [CM_WEAK_3DES] = "3DES cipher suites (64-bit blocks: Sweet32)",
+        [CM_WEAK_NULL] = "NULL cipher suites, which do not encrypt at all",
+        [CM_WEAK_EXPORT] = "export-grade cipher suites (40 and 56 bits: FREAK, Logjam)",
+        [CM_WEAK_ANON] = "anonymous key exchange, which authenticates no server: anyone in the "
+                         "middle can pose as it",
+    };
+    struct cm_finding *f;
+    int rc;
+
+    for (int w = 0; w < CM_WEAK_COUNT; w++) {
+        if (p->weak[w] != CM_TRI_YES)
+            continue;
+        rc = add(x, &f, "cipher.weak", CM_SEV_CRITICAL, -1,
+                 "the server accepts %s; remove them from its cipher list", why[w]);
+        if (rc < 0)
+            return rc;
+        if (f)
+            f->cipher_class = cm_weak_name((enum cm_weak)w);
+    }
+    if (p->forward_secrecy == CM_TRI_NO &&
+        (rc = add(x, NULL, "cipher.no_forward_secrecy", CM_SEV_WARNING, -1,
+                  "the server offers only static-RSA key exchange: whoever gets its private key "
+                  "can decrypt recorded traffic; enable ECDHE cipher suites (and TLS 1.3)")) < 0)
+        return rc;
+    return 0;
+}
+
+/* The posture pass: protocol versions, cipher classes, DH group, renegotiation. */
+static int check_posture(struct ctx *x)
+{
+    const struct cm_posture *p = x->res->posture;
+    struct cm_finding *f;
+    int rc;
+
+    if (!p)
+        return 0;
+    if ((rc = check_versions(x, p)) < 0 || (rc = check_ciphers(x, p)) < 0)
+        return rc;
+    if (p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS) {
+        rc = add(x, &f, "dh.weak", p->dh_bits < DH_CRIT_BITS ? CM_SEV_CRITICAL : CM_SEV_WARNING, -1,
+                 "the server's finite-field Diffie-Hellman group has %u bits, under %d "
+                 "(Logjam); use a 2048-bit or larger group (RFC 7919 ffdhe2048) or ECDHE only",
+                 p->dh_bits, DH_WARN_BITS);
+        if (rc < 0)
+            return rc;
+        if (f)
+            f->dh_bits = p->dh_bits;
+    }
+    if (p->secure_renegotiation == CM_TRI_NO)
+        return add(x, NULL, "renegotiation.insecure", CM_SEV_WARNING, -1,
+                   "the server does not support secure renegotiation (RFC 5746), which leaves "
+                   "it open to renegotiation injection; update its TLS library");
+    return 0;
+}
+
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out)
 {
@@ -589,7 +701,7 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
             return rc;
     }
     if (chain->count == 0)
-        return 0;
+        return check_posture(&x);
     if ((rc = check_trust(&x)) < 0 || (rc = check_order(&x)) < 0)
         return rc;
     if (res->tls.verify.done && !res->tls.verify.hostname_match &&
@@ -599,7 +711,7 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
         return rc;
     if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0)
         return rc;
-    return 0;
+    return check_posture(&x);
 }
 
 int cm_analyze_consistency(const struct cm_probe_result *res,

@@ -2,6 +2,7 @@
 #include "certmon/analyze.h"
 #include "certmon/error.h"
 #include "certmon/log.h"
+#include "certmon/posture.h"
 #include "certmon/probe.h"
 #include "certmon/report.h"
 #include "certmon/resolve.h"
@@ -32,6 +33,7 @@ struct check_opts {
     long concurrency;
     struct cm_policy policy; /* owned: rules freed at the end */
     bool json;
+    bool quick; /* no posture pass */
 };
 
 struct check_run;
@@ -41,8 +43,23 @@ struct slot {
     size_t index;
 };
 
+/* One posture pass shared by every target of a run that resolves to the same endpoint
+ * (address, port, server name, STARTTLS, client certificate): an endpoint's posture does not
+ * change within a run, and a list of 200 names on one load balancer should cost one sweep,
+ * not 200. */
+struct posture_share {
+    struct posture_share *next;
+    char *key;
+    struct check_run *run;
+    bool done;
+    struct cm_posture base; /* the sweep's result, before each target's own handshake */
+    size_t *waiters;        /* target indices waiting for it (the first started it) */
+    size_t nwaiters;
+};
+
 struct check_run {
     uv_loop_t *loop;
+    struct posture_share *postures;
     struct cm_probe_env env;
     struct cm_tls_ctx *tls;
     struct cm_target *targets;
@@ -89,6 +106,7 @@ static void usage(FILE *fp)
           "  --allow-self-signed  a self-signed leaf is not a finding\n"
           "  --ignore ID       drop finding ID (repeatable; ids in docs/findings.md)\n"
           "  --severity ID=LEVEL  report finding ID as info|warning|critical (repeatable)\n"
+          "  --quick           skip the posture pass (protocol versions, weak ciphers)\n"
           "  --json            print a JSON array, one object per target\n"
           "  -h, --help        show this help\n"
           "exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n",
@@ -411,18 +429,100 @@ static void emit_json_ready(struct check_run *run)
     }
 }
 
-static void on_result(struct cm_probe_result *res, void *arg)
+/* Target i is complete: its slot goes to the next target. */
+static void settle(struct check_run *run, size_t i)
 {
-    struct slot *s = arg;
-    struct check_run *run = s->run;
-
-    run->results[s->index] = res;
-    run->settled[s->index] = true;
+    run->settled[i] = true;
     run->inflight--;
     run->done++;
     if (run->opts->json)
         emit_json_ready(run);
     launch(run);
+}
+
+/* Gives target i its own copy of the shared result, with its main handshake added. */
+static void posture_deliver(struct check_run *run, struct posture_share *sh, size_t i)
+{
+    struct cm_probe_result *res = run->results[i];
+    struct cm_posture *p = malloc(sizeof(*p));
+
+    if (p) {
+        *p = sh->base;
+        cm_posture_add_handshake(p, &res->tls); /* the main handshake is evidence too */
+    }
+    res->posture = p; /* out of memory: posture stays null, the target is still reported */
+    settle(run, i);
+}
+
+static void on_posture(struct cm_posture *p, void *arg)
+{
+    struct posture_share *sh = arg;
+    size_t n = sh->nwaiters;
+
+    sh->base = *p;
+    sh->done = true;
+    cm_posture_free(p);
+    /* settle() may start probes whose results join this share's waiters: deliver only to
+     * those waiting now; later ones see done and are served at once. */
+    for (size_t k = 0; k < n; k++)
+        posture_deliver(sh->run, sh, sh->waiters[k]);
+    sh->nwaiters = 0;
+}
+
+/* Joins or starts the posture pass for target i's endpoint. Returns 0 when the target will
+ * be settled by the pass, -1 when it must be settled now (no pass). */
+static int posture_join(struct check_run *run, size_t i, uint64_t timeout_ms)
+{
+    const struct cm_target *t = &run->targets[i];
+    const struct cm_probe_result *res = run->results[i];
+    struct posture_share *sh;
+    size_t *w;
+    char key[512];
+
+    snprintf(key, sizeof(key), "%s|%u|%s|%d|%s", res->address, (unsigned)t->port,
+             t->sni ? t->sni : "", (int)t->starttls, t->client_cert ? t->client_cert : "");
+    for (sh = run->postures; sh; sh = sh->next)
+        if (!strcmp(sh->key, key))
+            break;
+    if (sh && sh->done) {
+        posture_deliver(run, sh, i);
+        return 0;
+    }
+    if (!sh) {
+        if (!(sh = calloc(1, sizeof(*sh))) || !(sh->key = strdup(key))) {
+            free(sh);
+            return -1;
+        }
+        sh->run = run;
+        if (cm_posture_start(&run->env, t, res->address, timeout_ms, on_posture, sh, NULL) < 0) {
+            free(sh->key);
+            free(sh);
+            return -1;
+        }
+        sh->next = run->postures;
+        run->postures = sh;
+    }
+    if (!(w = realloc(sh->waiters, (sh->nwaiters + 1) * sizeof(*w))))
+        return -1; /* this target goes without posture; the pass serves the others */
+    sh->waiters = w;
+    sh->waiters[sh->nwaiters++] = i;
+    return 0;
+}
+
+static void on_result(struct cm_probe_result *res, void *arg)
+{
+    struct slot *s = arg;
+    struct check_run *run = s->run;
+    uint64_t spent = res->total_ms > 0 ? (uint64_t)ceil(res->total_ms) : 0;
+
+    run->results[s->index] = res;
+    /* After a successful handshake, the posture pass runs against the address that answered,
+     * with what is left of the target's deadline; the target keeps its slot until the pass
+     * reports. A pass that cannot start (out of memory) leaves posture null. */
+    if (res->error_kind == CM_ERRK_NONE && !run->opts->quick && res->address[0] &&
+        posture_join(run, s->index, run->timeout_ms > spent ? run->timeout_ms - spent : 0) == 0)
+        return;
+    settle(run, s->index);
 }
 
 static void launch(struct check_run *run)
@@ -462,13 +562,13 @@ static void on_progress(uv_timer_t *t)
             run->inflight);
 }
 
-/* Each probe holds one socket. Raises the soft limit on open files to fit the concurrency
- * (the default 1024 is below sensible caps) and returns the concurrency that fits, keeping
- * 64 descriptors for everything else. */
-static long fit_fd_limit(long want)
+/* Each probe holds per_probe sockets at most (one, or those of its posture pass). Raises the
+ * soft limit on open files to fit the concurrency (the default 1024 is below sensible caps)
+ * and returns the concurrency that fits, keeping 64 descriptors for everything else. */
+static long fit_fd_limit(long want, long per_probe)
 {
     struct rlimit rl;
-    rlim_t need = (rlim_t)want + 64;
+    rlim_t need = (rlim_t)want * (rlim_t)per_probe + 64;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return want;
@@ -479,7 +579,7 @@ static long fit_fd_limit(long want)
     }
     if (rl.rlim_cur >= need)
         return want;
-    long fit = rl.rlim_cur > 64 + 1 ? (long)(rl.rlim_cur - 64) : 1;
+    long fit = rl.rlim_cur > 64 + (rlim_t)per_probe ? (long)(rl.rlim_cur - 64) / per_probe : 1;
     fprintf(stderr,
             "certmon check: only %llu open files allowed; running %ld probes at once, not %ld\n",
             (unsigned long long)rl.rlim_cur, fit, want);
@@ -627,6 +727,7 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         {"ignore", required_argument, NULL, 'i'},
         {"severity", required_argument, NULL, 'v'},
         {"json", no_argument, NULL, 'j'},
+        {"quick", no_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -704,6 +805,9 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         case 'j':
             o->json = true;
             break;
+        case 'Q':
+            o->quick = true;
+            break;
         case 'h':
             usage(stdout);
             return CM_STATUS_OK;
@@ -752,7 +856,7 @@ int cm_check_main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    o.concurrency = fit_fd_limit(o.concurrency);
+    o.concurrency = fit_fd_limit(o.concurrency, o.quick ? 1 : CM_POSTURE_MAX_HANDSHAKES);
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon check: cannot create event loop\n");
         goto out;
@@ -828,6 +932,12 @@ out_tls:
     free(run.settled);
     free(run.slots);
     free(run.group_len);
+    for (struct posture_share *sh = run.postures, *next; sh; sh = next) {
+        next = sh->next;
+        free(sh->key);
+        free(sh->waiters);
+        free(sh);
+    }
     for (size_t i = 0; i < naddrs; i++)
         free(addrs[i]);
     free(addrs);

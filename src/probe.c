@@ -1,6 +1,7 @@
 #include "certmon/probe.h"
 #include "certmon/error.h"
 #include "certmon/log.h"
+#include "certmon/posture.h"
 #include "certmon/resolve.h"
 #include "certmon/starttls.h"
 
@@ -211,8 +212,10 @@ static void on_deadline(uv_timer_t *timer)
 static void step_handshake(struct cm_probe *p);
 
 /* How long to wait, after a TLS 1.3 handshake in which the server asked for a client
- * certificate, for the server to reject it. */
-#define POST_READ_GRACE_MS 1000
+ * certificate, for the server to reject it. Servers answer at once (an alert, or session
+ * tickets when they accept), so only a server that says nothing at all costs the whole
+ * grace; a busy server needs more than a second, or a rejection would pass for success. */
+#define POST_READ_GRACE_MS 3000
 
 static int socket_error(int fd)
 {
@@ -641,5 +644,6 @@ void cm_probe_result_free(struct cm_probe_result *res)
     free(res->error_message);
     cm_tls_info_clear(&res->tls);
     cm_chain_clear(&res->client_chain);
+    cm_posture_free(res->posture);
     free(res);
 }

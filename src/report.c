@@ -1,4 +1,5 @@
 #include "certmon/report.h"
+#include "certmon/posture.h"
 
 #include <string.h>
 
@@ -91,11 +92,50 @@ static json_t *finding_json(const struct cm_finding *f)
          json_object_set_new(fo, "days_left", json_integer(f->days_left)) < 0) ||
         (f->key_type && (json_object_set_new(fo, "key_type", json_string(f->key_type)) < 0 ||
                          json_object_set_new(fo, "key_bits", json_integer(f->key_bits)) < 0)) ||
-        (f->algorithm && json_object_set_new(fo, "algorithm", json_string(f->algorithm)) < 0)) {
+        (f->algorithm && json_object_set_new(fo, "algorithm", json_string(f->algorithm)) < 0) ||
+        (f->version && json_object_set_new(fo, "version", json_string(f->version)) < 0) ||
+        (f->cipher_class && json_object_set_new(fo, "class", json_string(f->cipher_class)) < 0) ||
+        (f->dh_bits && json_object_set_new(fo, "dh_bits", json_integer(f->dh_bits)) < 0)) {
         json_decref(fo);
         return NULL;
     }
     return fo;
+}
+
+static json_t *tri_json(enum cm_tri v)
+{
+    return v == CM_TRI_UNKNOWN ? json_null() : json_boolean(v == CM_TRI_YES);
+}
+
+/* The posture object of docs/check.md, or JSON null when the pass did not run. */
+static json_t *posture_json(const struct cm_posture *p)
+{
+    json_t *versions, *weak, *not_tested;
+
+    if (!p)
+        return json_null();
+    versions = json_array();
+    weak = json_array();
+    not_tested = json_array();
+    for (int v = 0; v < CM_PV_COUNT; v++) {
+        if (p->version[v] == CM_TRI_YES)
+            json_array_append_new(versions, json_string(cm_pv_name((enum cm_pv)v)));
+        else if (p->version[v] == CM_TRI_UNKNOWN)
+            json_array_append_new(not_tested, json_string(cm_pv_name((enum cm_pv)v)));
+    }
+    for (int w = 0; w < CM_WEAK_COUNT; w++) {
+        if (p->weak[w] == CM_TRI_YES)
+            json_array_append_new(weak, json_string(cm_weak_name((enum cm_weak)w)));
+        else if (p->weak[w] == CM_TRI_UNKNOWN)
+            json_array_append_new(not_tested, json_string(cm_weak_name((enum cm_weak)w)));
+    }
+    if (p->dhe == CM_TRI_UNKNOWN)
+        json_array_append_new(not_tested, json_string("DHE"));
+    return json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:I, s:o}", "versions_accepted", versions,
+                     "weak_ciphers_accepted", weak, "forward_secrecy", tri_json(p->forward_secrecy),
+                     "dh_bits", (json_int_t)p->dh_bits, "secure_renegotiation",
+                     tri_json(p->secure_renegotiation), "not_tested", not_tested, "handshakes",
+                     (json_int_t)p->handshakes, "elapsed_ms", ms_or_null(p->elapsed_ms));
 }
 
 json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findings *findings,
@@ -153,7 +193,8 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
             json_pack("{s:b, s:b, s:o}", "trusted", tls->verify.trusted, "hostname_match",
                       tls->verify.hostname_match, "errors", errors)) ||
         set(o, "ocsp", ocsp_json(tls)) || set(o, "mtls", mtls_json(res, now)) ||
-        set(o, "chain", chain) || set(o, "findings", fs) || set(o, "posture", json_null())) {
+        set(o, "chain", chain) || set(o, "findings", fs) ||
+        set(o, "posture", posture_json(res->posture))) {
         json_decref(o);
         return NULL;
     }
@@ -203,6 +244,36 @@ static void short_name(const char *dn, char *buf, size_t len)
     }
 }
 
+static const char *tri_word(enum cm_tri v)
+{
+    return v == CM_TRI_YES ? "yes" : v == CM_TRI_NO ? "no" : "unknown";
+}
+
+/* One line: "posture: TLS1.3 TLS1.2; weak ciphers: none; forward secrecy: yes; ...". */
+static void posture_text(FILE *fp, const struct cm_posture *p)
+{
+    bool any = false;
+
+    fputs("         posture:", fp);
+    for (int v = 0; v < CM_PV_COUNT; v++)
+        if (p->version[v] == CM_TRI_YES) {
+            fprintf(fp, " %s", cm_pv_name((enum cm_pv)v));
+            any = true;
+        }
+    fprintf(fp, "%s; weak ciphers:", any ? "" : " no version accepted");
+    any = false;
+    for (int w = 0; w < CM_WEAK_COUNT; w++)
+        if (p->weak[w] == CM_TRI_YES) {
+            fprintf(fp, " %s", cm_weak_name((enum cm_weak)w));
+            any = true;
+        }
+    fprintf(fp, "%s; forward secrecy: %s; ", any ? "" : " none", tri_word(p->forward_secrecy));
+    if (p->dh_bits)
+        fprintf(fp, "DH %u bits; ", p->dh_bits);
+    fprintf(fp, "secure renegotiation: %s (%u handshakes, %.0f ms)\n",
+            tri_word(p->secure_renegotiation), p->handshakes, p->elapsed_ms);
+}
+
 void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm_findings *findings,
                     time_t now, bool colour)
 {
@@ -248,6 +319,8 @@ void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm
         fprintf(fp, "         %s%zu%s %s <- %s  %s %u  %s  %s\n", dim, i, off, name, issuer,
                 c->key_type, c->key_bits, c->signature, when);
     }
+    if (res->posture)
+        posture_text(fp, res->posture);
     for (size_t i = 0; i < findings->count; i++) {
         const struct cm_finding *f = &findings->items[i];
         fprintf(fp, "         %s%-8s%s %s: %s\n", colour ? sev_colour(f->severity) : "",

@@ -12,11 +12,13 @@
 #include <string.h>
 
 /* Probes see as much of the server as possible: everything NORMAL allows plus the
- * compatibility workarounds for old servers. Judging what is weak is the analyser's job. */
+ * compatibility workarounds for old servers, the CBC suites with SHA-256/384 MACs that NORMAL
+ * leaves out, and 3DES and RC4 (after every other cipher), so that a server that offers only
+ * those is still probed and its posture judged. Judging what is weak is the analyser's job. */
 #define CM_TLS_PRIORITY                                                                            \
     "NORMAL:%COMPAT:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"                   \
     "+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:"             \
-    "+GROUP-FFDHE6144:+GROUP-FFDHE8192"
+    "+GROUP-FFDHE6144:+GROUP-FFDHE8192:+SHA256:+SHA384:+3DES-CBC:+ARCFOUR-128"
 
 struct cred_entry {
     struct cred_entry *next;
@@ -41,6 +43,7 @@ struct cm_tls_ctx {
     struct prio_entry *prios;
     struct cred_entry *creds;
     struct cm_cert_cache *certs;
+    gnutls_anon_client_credentials_t anon; /* for ANON priorities; made on first use */
 };
 
 struct cm_tls_conn {
@@ -78,6 +81,8 @@ void cm_tls_ctx_free(struct cm_tls_ctx *ctx)
         cred_free(e);
     }
     gnutls_priority_deinit(ctx->prio);
+    if (ctx->anon)
+        gnutls_anon_free_client_credentials(ctx->anon);
     for (struct prio_entry *e = ctx->prios, *next; e; e = next) {
         next = e->next;
         gnutls_priority_deinit(e->prio);
@@ -255,6 +260,27 @@ static int priority_for(struct cm_tls_ctx *ctx, const char *text, gnutls_priorit
     return 0;
 }
 
+/* What a posture priority asks beyond the priority itself: anonymous credentials for the
+ * anonymous key exchanges (without them GnuTLS does not offer those suites), and a DH minimum
+ * of 512 bits under %PROFILE_VERY_WEAK (the profile alone stops at 768), so that a server's
+ * weak group is seen rather than refused. */
+static int set_posture_options(struct cm_tls_ctx *ctx, gnutls_session_t s, const char *priority)
+{
+    if (!priority)
+        return 0;
+    if (strstr(priority, "ANON")) {
+        if (!ctx->anon && gnutls_anon_allocate_client_credentials(&ctx->anon) < 0) {
+            ctx->anon = NULL;
+            return -ENOMEM;
+        }
+        if (gnutls_credentials_set(s, GNUTLS_CRD_ANON, ctx->anon) < 0)
+            return CM_ETLS;
+    }
+    if (strstr(priority, "%PROFILE_VERY_WEAK"))
+        gnutls_dh_set_prime_bits(s, 512);
+    return 0;
+}
+
 int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
                     const struct cm_tls_profile *prof, const char *priority,
                     struct cm_tls_conn **out)
@@ -293,6 +319,11 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
         gnutls_deinit(c->session);
         free(c);
         return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : CM_ETLS;
+    }
+    if ((rc = set_posture_options(ctx, c->session, priority)) < 0) {
+        gnutls_deinit(c->session);
+        free(c);
+        return rc;
     }
     gnutls_handshake_set_timeout(c->session, 0);
     gnutls_transport_set_int(c->session, fd);

@@ -75,10 +75,13 @@ struct cm_finding {
     int position;  /* chain position concerned, or -1 */
     /* Evidence, where the finding has it. */
     bool has_days_left;
-    int64_t days_left;    /* cert.expired, cert.expiring, cert.not_yet_valid */
-    const char *key_type; /* key.weak (static), else NULL */
-    unsigned key_bits;    /* key.weak */
-    char *algorithm;      /* signature.weak: the signature algorithm; owned, else NULL */
+    int64_t days_left;        /* cert.expired, cert.expiring, cert.not_yet_valid */
+    const char *key_type;     /* key.weak (static), else NULL */
+    unsigned key_bits;        /* key.weak */
+    char *algorithm;          /* signature.weak: the signature algorithm; owned, else NULL */
+    const char *version;      /* protocol.legacy: "TLS1.1", "TLS1.0", "SSL3.0" (static) */
+    const char *cipher_class; /* cipher.weak: "RC4", "3DES", "NULL", "EXPORT", "ANON" (static) */
+    unsigned dh_bits;         /* dh.weak: the DH prime size, else 0 */
 };
 
 struct cm_findings {
@@ -87,7 +90,8 @@ struct cm_findings {
 };
 
 /* Appends the findings for res under policy at time now to *out (which starts empty or
- * zeroed). Returns 0 or -ENOMEM (out then holds what was added so far). */
+ * zeroed), those of its posture pass (res->posture) included. Returns 0 or -ENOMEM (out then
+ * holds what was added so far). */
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out);
 

@@ -32,6 +32,8 @@ enum cm_phase {
     CM_PHASE_DONE
 };
 
+struct cm_posture;
+
 /* Everything one probe saw. Plain data; whoever receives it owns it. */
 struct cm_probe_result {
     char *target; /* display name, "host:port" */
@@ -53,6 +55,8 @@ struct cm_probe_result {
     struct cm_tls_info tls;       /* negotiated parameters, chain and verification */
     struct cm_chain client_chain; /* our mTLS certificate (empty without one) */
     int64_t finished_at;          /* Unix seconds when the result was produced */
+    struct cm_posture *posture;   /* the posture pass (posture.h), owned; NULL when not run.
+                                   * The probe never sets it: whoever runs the pass does. */
 };
 
 /* Called exactly once per started probe. res is the callee's (free with

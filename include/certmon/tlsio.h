@@ -79,8 +79,11 @@ const struct cm_chain *cm_tls_ctx_client_chain(struct cm_tls_ctx *ctx,
 
 /* Starts a client connection over connected, non-blocking fd (borrowed: the caller closes
  * it after cm_tls_conn_free). sni may be NULL. priority is a GnuTLS priority string for
- * this connection (compiled once per context), or NULL for certmon's default. Returns 0, -ENOMEM,
- * CM_ECAFILE, CM_ECLIENTCERT or CM_ETLS. */
+ * this connection (compiled once per context), or NULL for certmon's default. A priority
+ * that names ANON also gets anonymous client credentials (shared by the context), and one
+ * with %PROFILE_VERY_WEAK accepts DH primes down to 512 bits: posture handshakes must see
+ * weak parameters, not refuse them. Returns 0, -ENOMEM, CM_ECAFILE, CM_ECLIENTCERT or
+ * CM_ETLS. */
 int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
                     const struct cm_tls_profile *profile, const char *priority,
                     struct cm_tls_conn **out);

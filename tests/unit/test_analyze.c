@@ -8,6 +8,7 @@
 
 #include "certmon/analyze.h"
 #include "certmon/error.h"
+#include "certmon/posture.h"
 #include "certmon/probe.h"
 
 #define DAY 86400
@@ -177,7 +178,8 @@ static void truncate_chain(struct cm_probe_result *r, size_t n)
 
 /* Analyses r into *f (which it zeroes first). Also checks what holds for every finding: its
  * id is in the catalogue, and, under a policy without rules, its severity is the catalogue's
- * except where the catalogue says it varies (key.weak, cert.expiring). */
+ * except where the catalogue says it varies (key.weak, cert.expiring, protocol.legacy,
+ * dh.weak). */
 static void run(const struct cm_probe_result *r, const struct cm_policy *p, struct cm_findings *f)
 {
     memset(f, 0, sizeof(*f));
@@ -191,7 +193,8 @@ static void run(const struct cm_probe_result *r, const struct cm_policy *p, stru
         CU_assertImplementation(def != NULL, __LINE__, msg, __FILE__, "", CU_FALSE);
         CU_ASSERT_PTR_NOT_NULL(it->message);
         if (!def || p->rule_count || !strcmp(it->id, "key.weak") ||
-            !strcmp(it->id, "cert.expiring"))
+            !strcmp(it->id, "cert.expiring") || !strcmp(it->id, "protocol.legacy") ||
+            !strcmp(it->id, "dh.weak"))
             continue;
         snprintf(msg, sizeof(msg), "finding %zu (%s) has its default severity", i, it->id);
         CU_assertImplementation(it->severity == def->severity, __LINE__, msg, __FILE__, "",
@@ -1913,10 +1916,11 @@ static bool id_shaped(const char *id)
 {
     const char *dot = strchr(id, '.');
 
-    if (!dot || dot == id || !dot[1] || strchr(dot + 1, '.'))
+    if (!dot || dot == id || !(dot[1] >= 'a' && dot[1] <= 'z') || strchr(dot + 1, '.'))
         return false;
     for (const char *p = id; *p; p++)
-        if (p != dot && !((*p >= 'a' && *p <= 'z') || (p > dot && *p == '_')))
+        if (p != dot &&
+            !((*p >= 'a' && *p <= 'z') || (p > dot && (*p == '_' || (*p >= '0' && *p <= '9')))))
             return false;
     return true;
 }
@@ -1946,6 +1950,13 @@ static void test_catalogue(void)
         {"ocsp.must_staple_missing", CM_SEV_CRITICAL},
         {"ocsp.not_stapled", CM_SEV_INFO},
         {"ocsp.invalid", CM_SEV_WARNING},
+        {"protocol.legacy", CM_SEV_WARNING},
+        {"protocol.no_modern", CM_SEV_CRITICAL},
+        {"protocol.no_tls13", CM_SEV_INFO},
+        {"cipher.weak", CM_SEV_CRITICAL},
+        {"cipher.no_forward_secrecy", CM_SEV_WARNING},
+        {"dh.weak", CM_SEV_WARNING},
+        {"renegotiation.insecure", CM_SEV_WARNING},
         {"endpoint.inconsistent", CM_SEV_WARNING},
         {"mtls.client_cert_required", CM_SEV_CRITICAL},
         {"mtls.client_cert_rejected", CM_SEV_CRITICAL},
@@ -2075,6 +2086,284 @@ static void test_consistency(void)
     cm_probe_result_free(c);
 }
 
+/* ---- the posture pass ---- */
+
+/* What a modern endpoint shows: TLS 1.3 and 1.2 only, no weak class, forward secrecy, a
+ * 2048-bit DH group, secure renegotiation; every check ran. quiet() plus this has no finding. */
+static struct cm_posture *modern_posture(void)
+{
+    struct cm_posture *p = calloc(1, sizeof(*p));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    for (int v = 0; v < CM_PV_COUNT; v++)
+        p->version[v] = v <= CM_PV_TLS12 ? CM_TRI_YES : CM_TRI_NO;
+    for (int w = 0; w < CM_WEAK_COUNT; w++)
+        p->weak[w] = CM_TRI_NO;
+    p->forward_secrecy = CM_TRI_YES;
+    p->dhe = CM_TRI_YES;
+    p->dh_bits = 2048;
+    p->secure_renegotiation = CM_TRI_YES;
+    p->handshakes = 11;
+    return p;
+}
+
+/* quiet() with a posture pass that found p (owned by the result from here on). */
+static struct cm_probe_result *with_posture(struct cm_posture *p)
+{
+    struct cm_probe_result *r = quiet();
+
+    r->posture = p;
+    return r;
+}
+
+static void test_posture_modern(void)
+{
+    struct cm_probe_result *r = with_posture(modern_posture());
+    struct cm_findings f;
+
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    /* Not run at all: nothing either. */
+    cm_posture_free(r->posture);
+    r->posture = NULL;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_protocol_legacy(void)
+{
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    p->version[CM_PV_TLS11] = CM_TRI_YES;
+    p->version[CM_PV_TLS10] = CM_TRI_YES;
+    p->version[CM_PV_SSL30] = CM_TRI_YES;
+    run(r, &def, &f);
+    /* Worst first, one finding per version, none about a chain position. */
+    EXPECT_IDS(&f, "protocol.legacy protocol.legacy protocol.legacy");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_CRITICAL);
+    EXPECT_INT(sev_at(&f, 1), CM_SEV_WARNING);
+    EXPECT_INT(sev_at(&f, 2), CM_SEV_WARNING);
+    if (f.count == 3) {
+        EXPECT_STR(f.items[0].version, "SSL3.0");
+        EXPECT_STR(f.items[1].version, "TLS1.0");
+        EXPECT_STR(f.items[2].version, "TLS1.1");
+        EXPECT_INT(f.items[0].position, -1);
+        CU_ASSERT(strstr(f.items[0].message, "SSL3.0") != NULL);
+        CU_ASSERT(strstr(f.items[1].message, "RFC 8996") != NULL);
+    }
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+
+    /* TLS 1.1 alone: a warning. A check that could not run is no finding. */
+    p->version[CM_PV_TLS10] = CM_TRI_UNKNOWN;
+    p->version[CM_PV_SSL30] = CM_TRI_UNKNOWN;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.legacy");
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_protocol_modern(void)
+{
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    /* TLS 1.0 only. */
+    p->version[CM_PV_TLS13] = CM_TRI_NO;
+    p->version[CM_PV_TLS12] = CM_TRI_NO;
+    p->version[CM_PV_TLS10] = CM_TRI_YES;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.legacy protocol.no_modern");
+    EXPECT_INT(sev_at(&f, 1), CM_SEV_CRITICAL);
+    EXPECT_INT(at(&f, 1) ? at(&f, 1)->position : 0, -1);
+    cm_findings_clear(&f);
+
+    /* The TLS 1.2 check could not run: no claim that the server lacks it. */
+    p->version[CM_PV_TLS12] = CM_TRI_UNKNOWN;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.legacy");
+    cm_findings_clear(&f);
+
+    /* TLS 1.2 without 1.3: informational only. */
+    p->version[CM_PV_TLS12] = CM_TRI_YES;
+    p->version[CM_PV_TLS10] = CM_TRI_NO;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.no_tls13");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_INFO);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
+    cm_findings_clear(&f);
+
+    /* TLS 1.3 unknown: nothing. TLS 1.3 only: nothing (1.2 is not required). */
+    p->version[CM_PV_TLS13] = CM_TRI_UNKNOWN;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    p->version[CM_PV_TLS13] = CM_TRI_YES;
+    p->version[CM_PV_TLS12] = CM_TRI_NO;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_cipher_weak(void)
+{
+    static const char *const classes[] = {"RC4", "3DES", "NULL", "EXPORT", "ANON"};
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    for (int w = 0; w < CM_WEAK_COUNT; w++)
+        p->weak[w] = CM_TRI_YES;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cipher.weak cipher.weak cipher.weak cipher.weak cipher.weak");
+    for (size_t i = 0; i < f.count && i < 5; i++) {
+        EXPECT_INT(f.items[i].severity, CM_SEV_CRITICAL);
+        EXPECT_INT(f.items[i].position, -1);
+        EXPECT_STR(f.items[i].cipher_class, classes[i]);
+    }
+    CU_ASSERT(f.count > 0 && strstr(f.items[0].message, "RC4") != NULL);
+    CU_ASSERT(f.count > 1 && strstr(f.items[1].message, "Sweet32") != NULL);
+    cm_findings_clear(&f);
+
+    /* Not run is not accepted. */
+    for (int w = 0; w < CM_WEAK_COUNT; w++)
+        p->weak[w] = CM_TRI_UNKNOWN;
+    p->weak[CM_WEAK_3DES] = CM_TRI_YES;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cipher.weak");
+    EXPECT_STR(at(&f, 0) ? at(&f, 0)->cipher_class : NULL, "3DES");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_forward_secrecy(void)
+{
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    p->version[CM_PV_TLS13] = CM_TRI_NO;
+    p->forward_secrecy = CM_TRI_NO;
+    p->dhe = CM_TRI_NO;
+    p->dh_bits = 0;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.no_tls13 cipher.no_forward_secrecy");
+    EXPECT_INT(sev_at(&f, 1), CM_SEV_WARNING);
+    cm_findings_clear(&f);
+    p->forward_secrecy = CM_TRI_UNKNOWN;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.no_tls13");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* dh.weak: a warning under 2048 bits, critical under 1024; evidence dh_bits. */
+static void test_dh_weak(void)
+{
+    static const struct {
+        unsigned bits;
+        int sev; /* -1: no finding */
+    } cases[] = {
+        {0, -1},
+        {4096, -1},
+        {2048, -1},
+        {2047, CM_SEV_WARNING},
+        {1536, CM_SEV_WARNING},
+        {1024, CM_SEV_WARNING},
+        {1023, CM_SEV_CRITICAL},
+        {768, CM_SEV_CRITICAL},
+        {512, CM_SEV_CRITICAL},
+    };
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cm_findings f;
+        char want[64];
+
+        p->dh_bits = cases[i].bits;
+        run(r, &def, &f);
+        EXPECT_IDS(&f, cases[i].sev < 0 ? "" : "dh.weak");
+        if (cases[i].sev >= 0 && f.count == 1) {
+            EXPECT_INT(f.items[0].severity, cases[i].sev);
+            EXPECT_INT(f.items[0].dh_bits, cases[i].bits);
+            EXPECT_INT(f.items[0].position, -1);
+            snprintf(want, sizeof(want), "has %u bits", cases[i].bits);
+            CU_ASSERT(strstr(f.items[0].message, want) != NULL);
+        }
+        cm_findings_clear(&f);
+    }
+    cm_probe_result_free(r);
+}
+
+static void test_renegotiation(void)
+{
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    p->secure_renegotiation = CM_TRI_NO;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "renegotiation.insecure");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_WARNING);
+    cm_findings_clear(&f);
+    p->secure_renegotiation = CM_TRI_UNKNOWN;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* Posture findings come after the certificate ones, in a fixed order, and obey the policy. */
+static void test_posture_order_and_policy(void)
+{
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = healthy(); /* no staple: ocsp.not_stapled */
+    struct cm_policy pol = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    r->posture = p;
+    p->version[CM_PV_TLS13] = CM_TRI_NO;
+    p->version[CM_PV_TLS10] = CM_TRI_YES;
+    p->weak[CM_WEAK_RC4] = CM_TRI_YES;
+    p->forward_secrecy = CM_TRI_NO;
+    p->dh_bits = 1024;
+    p->secure_renegotiation = CM_TRI_NO;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.not_stapled protocol.legacy protocol.no_tls13 cipher.weak "
+                   "cipher.no_forward_secrecy dh.weak renegotiation.insecure");
+    cm_findings_clear(&f);
+
+    CU_ASSERT_EQUAL(cm_policy_ignore(&pol, "cipher.weak"), 0);
+    CU_ASSERT_EQUAL(cm_policy_set_severity(&pol, "protocol.no_tls13", CM_SEV_WARNING), 0);
+    CU_ASSERT_EQUAL(cm_policy_set_severity(&pol, "dh.weak", CM_SEV_CRITICAL), 0);
+    run(r, &pol, &f);
+    EXPECT_IDS(&f, "ocsp.not_stapled protocol.legacy protocol.no_tls13 "
+                   "cipher.no_forward_secrecy dh.weak renegotiation.insecure");
+    EXPECT_INT(sev_at(&f, 2), CM_SEV_WARNING);
+    EXPECT_INT(sev_at(&f, 4), CM_SEV_CRITICAL);
+    /* The evidence survives a severity override. */
+    EXPECT_INT(at(&f, 4) ? at(&f, 4)->dh_bits : 0, 1024);
+    cm_findings_clear(&f);
+    cm_policy_clear(&pol);
+
+    /* A result without a chain (nothing to judge there) still gets its posture findings. */
+    truncate_chain(r, 0);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.legacy protocol.no_tls13 cipher.weak cipher.no_forward_secrecy "
+                   "dh.weak renegotiation.insecure");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r); /* frees the posture too */
+}
+
 static CU_TestInfo tests[] = {
     {"default policy", test_policy_default},
     {"healthy chain", test_healthy},
@@ -2119,6 +2408,14 @@ static CU_TestInfo tests[] = {
     {"later policy rule wins", test_later_rule_wins},
     {"consistency across addresses", test_consistency},
     {"incomplete with another cert", test_incomplete_with_other_cert},
+    {"posture: modern endpoint", test_posture_modern},
+    {"posture: protocol.legacy", test_protocol_legacy},
+    {"posture: protocol.no_modern, protocol.no_tls13", test_protocol_modern},
+    {"posture: cipher.weak", test_cipher_weak},
+    {"posture: cipher.no_forward_secrecy", test_forward_secrecy},
+    {"posture: dh.weak", test_dh_weak},
+    {"posture: renegotiation.insecure", test_renegotiation},
+    {"posture: order and policy", test_posture_order_and_policy},
     CU_TEST_INFO_NULL,
 };
 

@@ -56,7 +56,8 @@ static bool is_lower(char c)
     return c >= 'a' && c <= 'z';
 }
 
-/* Looks like a finding id: a lowercase word, a dot, a lowercase word with underscores. */
+/* Looks like a finding id: a lowercase word, a dot, a lowercase word with underscores and
+ * digits (protocol.no_tls13) that starts with a letter. */
 static bool id_shaped(const char *s, size_t n)
 {
     size_t i = 0;
@@ -65,10 +66,10 @@ static bool id_shaped(const char *s, size_t n)
         i++;
     if (i == 0 || i >= n || s[i] != '.')
         return false;
-    if (++i >= n)
+    if (++i >= n || !is_lower(s[i]))
         return false;
     for (; i < n; i++)
-        if (!is_lower(s[i]) && s[i] != '_')
+        if (!is_lower(s[i]) && s[i] != '_' && !(s[i] >= '0' && s[i] <= '9'))
             return false;
     return true;
 }
@@ -226,7 +227,9 @@ static void test_id_shape(void)
     CU_ASSERT(!id_shaped("key.", 4));
     CU_ASSERT(!id_shaped(".weak", 5));
     CU_ASSERT(!id_shaped("key_x.weak", 10));
-    CU_ASSERT(!id_shaped("key.weak2", 9));
+    CU_ASSERT(id_shaped("protocol.no_tls13", 17));
+    CU_ASSERT(!id_shaped("key.2weak", 9));
+    CU_ASSERT(!id_shaped("tls1.3", 6));
     CU_ASSERT(!id_shaped("a.b.c", 5));
     CU_ASSERT(!id_shaped("keyweak", 7));
 }

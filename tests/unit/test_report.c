@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "certmon/analyze.h"
+#include "certmon/posture.h"
 #include "certmon/probe.h"
 #include "certmon/report.h"
 
@@ -950,6 +951,96 @@ static void test_text_names(void)
     cm_probe_result_free(r);
 }
 
+/* A posture pass hung on the result renders as docs/check.md documents it. */
+static void test_posture(void)
+{
+    static const char *const keys[] = {"versions_accepted",    "weak_ciphers_accepted",
+                                       "forward_secrecy",      "dh_bits",
+                                       "secure_renegotiation", "not_tested",
+                                       "handshakes",           "elapsed_ms"};
+    static const char *const versions[] = {"TLS1.3", "TLS1.2", "SSL3.0"};
+    static const char *const weak[] = {"RC4", "EXPORT"};
+    static const char *const untested[] = {"TLS1.1", "NULL", "DHE"};
+    static const char *const none[] = {NULL};
+    struct cm_probe_result *r = healthy();
+    struct cm_posture *p = calloc(1, sizeof(*p));
+    struct cm_findings f = {0};
+    json_t *j, *o, *fs;
+    char *s;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p->version[CM_PV_TLS13] = CM_TRI_YES;
+    p->version[CM_PV_TLS12] = CM_TRI_YES;
+    p->version[CM_PV_TLS11] = CM_TRI_UNKNOWN;
+    p->version[CM_PV_TLS10] = CM_TRI_NO;
+    p->version[CM_PV_SSL30] = CM_TRI_YES;
+    p->weak[CM_WEAK_RC4] = CM_TRI_YES;
+    p->weak[CM_WEAK_3DES] = CM_TRI_NO;
+    p->weak[CM_WEAK_NULL] = CM_TRI_UNKNOWN;
+    p->weak[CM_WEAK_EXPORT] = CM_TRI_YES;
+    p->weak[CM_WEAK_ANON] = CM_TRI_NO;
+    p->forward_secrecy = CM_TRI_NO;
+    p->dhe = CM_TRI_UNKNOWN;
+    p->dh_bits = 1024;
+    p->secure_renegotiation = CM_TRI_UNKNOWN;
+    p->handshakes = 12;
+    p->elapsed_ms = 8.25;
+    r->posture = p;
+
+    add_finding(&f, "protocol.legacy", CM_SEV_CRITICAL, -1, "SSL 3.0");
+    f.items[0].version = "SSL3.0";
+    add_finding(&f, "cipher.weak", CM_SEV_CRITICAL, -1, "RC4");
+    f.items[1].cipher_class = "RC4";
+    add_finding(&f, "dh.weak", CM_SEV_WARNING, -1, "1024 bits");
+    f.items[2].dh_bits = 1024;
+    j = render(r, &f, NOW);
+    o = json_object_get(j, "posture");
+    j_keys(o, keys, sizeof(keys) / sizeof(keys[0]), __LINE__);
+    j_strings(o, "versions_accepted", versions, 3, __LINE__);
+    j_strings(o, "weak_ciphers_accepted", weak, 2, __LINE__);
+    j_strings(o, "not_tested", untested, 3, __LINE__);
+    J_BOOL(o, "forward_secrecy", false);
+    J_NULL(o, "secure_renegotiation");
+    J_INT(o, "dh_bits", 1024);
+    J_INT(o, "handshakes", 12);
+    J_REAL(o, "elapsed_ms", 8.25);
+    /* The evidence of the posture findings. */
+    fs = json_object_get(j, "findings");
+    J_STR(json_array_get(fs, 0), "version", "SSL3.0");
+    J_STR(json_array_get(fs, 1), "class", "RC4");
+    J_INT(json_array_get(fs, 2), "dh_bits", 1024);
+    CU_ASSERT_PTR_NULL(json_object_get(json_array_get(fs, 0), "class"));
+    CU_ASSERT_PTR_NULL(json_object_get(json_array_get(fs, 1), "dh_bits"));
+    CU_ASSERT_PTR_NULL(json_object_get(json_array_get(fs, 2), "version"));
+    json_decref(j);
+
+    s = text(r, &f, NOW, false);
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        s, "\n         posture: TLS1.3 TLS1.2 SSL3.0; weak ciphers: RC4 EXPORT; forward secrecy: "
+           "no; DH 1024 bits; secure renegotiation: unknown (12 handshakes, 8 ms)\n"
+           "         critical protocol.legacy: SSL 3.0\n"));
+    free(s);
+
+    /* Nothing accepted, everything fine, no DH seen. */
+    memset(p, 0, sizeof(*p));
+    p->forward_secrecy = CM_TRI_YES;
+    p->secure_renegotiation = CM_TRI_YES;
+    j = render(r, &f, NOW);
+    o = json_object_get(j, "posture");
+    j_strings(o, "versions_accepted", none, 0, __LINE__);
+    j_strings(o, "weak_ciphers_accepted", none, 0, __LINE__);
+    J_BOOL(o, "forward_secrecy", true);
+    J_BOOL(o, "secure_renegotiation", true);
+    J_INT(o, "dh_bits", 0);
+    json_decref(j);
+    s = text(r, &f, NOW, false);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "posture: no version accepted; weak ciphers: none; forward "
+                                     "secrecy: yes; secure renegotiation: yes (0 handshakes"));
+    free(s);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r); /* frees the posture */
+}
+
 static CU_TestInfo tests[] = {
     {"JSON: top-level object", test_top_level},
     {"JSON: nulls", test_nulls},
@@ -966,6 +1057,7 @@ static CU_TestInfo tests[] = {
     {"text: CRITICAL", test_text_critical},
     {"text: failed probe", test_text_failed},
     {"text: certificate names", test_text_names},
+    {"JSON and text: posture", test_posture},
     CU_TEST_INFO_NULL,
 };
 
