@@ -189,19 +189,6 @@ static void expect_only_info(json_t *t, unsigned line)
 
 #define EXPECT_ONLY_INFO(t) expect_only_info((t), __LINE__)
 
-/* The exit status and the status word of the target agree with want. */
-static void expect_status(int rc, json_t *t, const char *want, unsigned line)
-{
-    static const char *const words[] = {"ok", "warning", "critical", "unknown"};
-
-    expect_str(cm_json_str(t, "status"), want, "status", line);
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(want, words[i]))
-            expect_int(rc, i, "exit status", line);
-}
-
-#define EXPECT_STATUS(rc, t, want) expect_status((rc), (t), (want), __LINE__)
-
 static bool has_string(json_t *arr, const char *s)
 {
     json_t *v;

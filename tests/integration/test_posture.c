@@ -452,18 +452,6 @@ static void expect_posture_findings(json_t *t, const char *want, unsigned line)
 
 #define EXPECT_POSTURE_FINDINGS(t, want) expect_posture_findings((t), (want), __LINE__)
 
-static void expect_status(int rc, json_t *t, const char *want, unsigned line)
-{
-    static const char *const words[] = {"ok", "warning", "critical", "unknown"};
-
-    expect_str(cm_json_str(t, "status"), want, "status", line);
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(want, words[i]))
-            expect_int(rc, i, "exit status", line);
-}
-
-#define EXPECT_STATUS(rc, t, want) expect_status((rc), (t), (want), __LINE__)
-
 static long long jint(json_t *t, const char *path)
 {
     json_t *v = cm_json_get(t, path);

@@ -65,6 +65,16 @@ void cm_expect_int(long long got, long long want, const char *expr, const char *
     CU_assertImplementation(got == want, line, msg, file, "", CU_FALSE);
 }
 
+void cm_expect_status(int rc, json_t *t, const char *want, const char *file, unsigned line)
+{
+    static const char *const words[] = {"ok", "warning", "critical", "unknown"};
+
+    cm_expect_str(cm_json_str(t, "status"), want, "status", file, line);
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(want, words[i]))
+            cm_expect_int(rc, i, "exit status", file, line);
+}
+
 int cm_th_free_port(void)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};

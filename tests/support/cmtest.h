@@ -30,6 +30,11 @@ void cm_expect_str(const char *got, const char *want, const char *expr, const ch
 void cm_expect_int(long long got, long long want, const char *expr, const char *file,
                    unsigned line);
 
+/* The exit status of `certmon check` and the status word of target t agree with want
+ * ("ok", "warning", "critical", "unknown"). */
+#define EXPECT_STATUS(rc, t, want) cm_expect_status((rc), (t), (want), __FILE__, __LINE__)
+void cm_expect_status(int rc, json_t *t, const char *want, const char *file, unsigned line);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int cm_th_free_port(void);
 
