@@ -51,6 +51,7 @@ struct posture_share {
     struct posture_share *next;
     char *key;
     struct check_run *run;
+    uint64_t deadline; /* loop time (ms) by which the sweep ends */
     bool done;
     struct cm_posture base; /* the sweep's result, before each target's own handshake */
     size_t *waiters;        /* target indices waiting for it (the first started it) */
@@ -475,25 +476,32 @@ static int posture_join(struct check_run *run, size_t i, uint64_t timeout_ms)
 {
     const struct cm_target *t = &run->targets[i];
     const struct cm_probe_result *res = run->results[i];
-    struct posture_share *sh;
+    uint64_t deadline = uv_now(run->loop) + timeout_ms;
+    struct posture_share *sh = NULL;
     size_t *w;
-    char key[512];
+    char key[1024];
+    int n = snprintf(key, sizeof(key), "%s|%u|%s|%d|%s", res->address, (unsigned)t->port,
+                     t->sni ? t->sni : "", (int)t->starttls, t->client_cert ? t->client_cert : "");
 
-    snprintf(key, sizeof(key), "%s|%u|%s|%d|%s", res->address, (unsigned)t->port,
-             t->sni ? t->sni : "", (int)t->starttls, t->client_cert ? t->client_cert : "");
-    for (sh = run->postures; sh; sh = sh->next)
+    /* A key cut short could merge two endpoints: such a target gets a sweep of its own. */
+    for (sh = n > 0 && (size_t)n < sizeof(key) ? run->postures : NULL; sh; sh = sh->next)
         if (!strcmp(sh->key, key))
             break;
     if (sh && sh->done) {
         posture_deliver(run, sh, i);
         return 0;
     }
+    /* A sweep still running past this target's own deadline is not waited for: the target
+     * gets a sweep of its own, so that it is reported on time. */
+    if (sh && sh->deadline > deadline)
+        sh = NULL;
     if (!sh) {
         if (!(sh = calloc(1, sizeof(*sh))) || !(sh->key = strdup(key))) {
             free(sh);
             return -1;
         }
         sh->run = run;
+        sh->deadline = deadline;
         if (cm_posture_start(&run->env, t, res->address, timeout_ms, on_posture, sh, NULL) < 0) {
             free(sh->key);
             free(sh);
