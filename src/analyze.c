@@ -13,7 +13,7 @@
 #define MAX_LEAF_LIFETIME_DAYS 398
 
 const struct cm_finding_def cm_finding_catalogue[] = {
-    {"probe.failed", CM_SEV_CRITICAL, "the endpoint could not be probed"},
+    {"probe.failed", CM_SEV_CRITICAL, "the endpoint could not be probed, or the file read"},
     {"cert.expired", CM_SEV_CRITICAL, "a certificate of the chain has expired"},
     {"cert.expiring", CM_SEV_WARNING, "a certificate of the chain expires soon"},
     {"cert.not_yet_valid", CM_SEV_CRITICAL, "a certificate of the chain is not valid yet"},
@@ -187,9 +187,22 @@ static int add(struct ctx *x, struct cm_finding **made, const char *id, enum cm_
     return 0;
 }
 
-static const char *cert_label(size_t i)
+/* How a message names the certificate at pos: "leaf certificate 0 (SUBJECT)" or "chain
+ * certificate 2 (SUBJECT)" as a server sent them; from a file (filecert.h), "the certificate
+ * (SUBJECT)" when it holds one, "bundle certificate 2 (SUBJECT)" when it holds several. */
+static const char *cert_name(const struct ctx *x, const struct cm_cert *c, size_t pos, char *buf,
+                             size_t len)
 {
-    return i == 0 ? "leaf certificate" : "chain certificate";
+    const char *subject = c->subject ? c->subject : "";
+
+    if (!x->res->path)
+        snprintf(buf, len, "%s %zu (%s)", pos == 0 ? "leaf certificate" : "chain certificate", pos,
+                 subject);
+    else if (x->res->tls.chain.count == 1)
+        snprintf(buf, len, "the certificate (%s)", subject);
+    else
+        snprintf(buf, len, "bundle certificate %zu (%s)", pos, subject);
+    return buf;
 }
 
 static void plural_days(int64_t d, char *buf, size_t len)
@@ -220,7 +233,7 @@ static bool issued_by(const struct cm_cert *a, const struct cm_cert *b)
 static int check_validity(struct ctx *x, const struct cm_cert *c, size_t pos)
 {
     const struct cm_policy *policy = x->policy;
-    char when[32], days[32];
+    char when[32], days[32], who[300];
     int64_t left = c->not_after - (int64_t)x->now;
     int64_t d = cm_cert_days_left(c, x->now);
     struct cm_finding *f;
@@ -231,24 +244,23 @@ static int check_validity(struct ctx *x, const struct cm_cert *c, size_t pos)
         cm_time_rfc3339(c->not_after, when, sizeof(when));
         plural_days(ago, days, sizeof(days));
         if (ago > 0)
-            rc = add(x, &f, "cert.expired", CM_SEV_CRITICAL, (int)pos,
-                     "%s %zu (%s) expired %s ago, on %s", cert_label(pos), pos, c->subject, days,
-                     when);
+            rc = add(x, &f, "cert.expired", CM_SEV_CRITICAL, (int)pos, "%s expired %s ago, on %s",
+                     cert_name(x, c, pos, who, sizeof(who)), days, when);
         else
-            rc = add(x, &f, "cert.expired", CM_SEV_CRITICAL, (int)pos, "%s %zu (%s) expired on %s",
-                     cert_label(pos), pos, c->subject, when);
+            rc = add(x, &f, "cert.expired", CM_SEV_CRITICAL, (int)pos, "%s expired on %s",
+                     cert_name(x, c, pos, who, sizeof(who)), when);
     } else if (c->not_before > (int64_t)x->now) {
         cm_time_rfc3339(c->not_before, when, sizeof(when));
         rc = add(x, &f, "cert.not_yet_valid", CM_SEV_CRITICAL, (int)pos,
-                 "%s %zu (%s) is not valid before %s", cert_label(pos), pos, c->subject, when);
+                 "%s is not valid before %s", cert_name(x, c, pos, who, sizeof(who)), when);
     } else if (left < (int64_t)policy->warn_days * 86400 ||
                left < (int64_t)policy->crit_days * 86400) {
         enum cm_severity sev =
             left < (int64_t)policy->crit_days * 86400 ? CM_SEV_CRITICAL : CM_SEV_WARNING;
         cm_time_rfc3339(c->not_after, when, sizeof(when));
         plural_days(d, days, sizeof(days));
-        rc = add(x, &f, "cert.expiring", sev, (int)pos, "%s %zu (%s) expires in %s, on %s",
-                 cert_label(pos), pos, c->subject, days, when);
+        rc = add(x, &f, "cert.expiring", sev, (int)pos, "%s expires in %s, on %s",
+                 cert_name(x, c, pos, who, sizeof(who)), days, when);
     } else {
         return 0;
     }
@@ -272,17 +284,20 @@ static int check_strength(struct ctx *x, const struct cm_cert *c, size_t pos)
     const char *kt = str0(c->key_type);
     bool rsa_like = !strcmp(kt, "RSA") || !strcmp(kt, "RSA-PSS") || !strcmp(kt, "DSA");
     bool ec = !strcmp(kt, "EC");
+    bool file = x->res->path != NULL;
     struct cm_finding *f;
+    char who[300];
     int rc;
 
-    /* A root the server sends along is not used by clients: its own trust store decides. */
-    if (pos > 0 && is_root(c))
+    /* A root the server sends along is not used by clients: its own trust store decides. A
+     * file has no such copies: what it holds is what its user trusts or serves. */
+    if (!file && pos > 0 && is_root(c))
         return 0;
     if ((rsa_like && c->key_bits < policy->min_rsa_bits) ||
         (ec && c->key_bits < policy->min_ec_bits)) {
         rc = add(x, &f, "key.weak", rsa_like ? CM_SEV_CRITICAL : CM_SEV_WARNING, (int)pos,
-                 "%s %zu (%s) has a %u-bit %s key; the policy asks for at least %u bits",
-                 cert_label(pos), pos, c->subject, c->key_bits, c->key_type,
+                 "%s has a %u-bit %s key; the policy asks for at least %u bits",
+                 cert_name(x, c, pos, who, sizeof(who)), c->key_bits, c->key_type,
                  rsa_like ? policy->min_rsa_bits : policy->min_ec_bits);
         if (rc < 0)
             return rc;
@@ -291,10 +306,12 @@ static int check_strength(struct ctx *x, const struct cm_cert *c, size_t pos)
             f->key_bits = c->key_bits;
         }
     }
-    if (weak_hash(c)) {
+    /* In a file, a self-signed certificate is a trust anchor (or is pinned as one): nobody
+     * checks its own signature, so its digest does not matter, as for the roots above. */
+    if (weak_hash(c) && !(file && c->self_signed)) {
         rc = add(x, &f, "signature.weak", CM_SEV_CRITICAL, (int)pos,
-                 "%s %zu (%s) is signed with %s, which can be forged; reissue it with SHA-256",
-                 cert_label(pos), pos, str0(c->subject), str0(c->signature));
+                 "%s is signed with %s, which can be forged; reissue it with SHA-256",
+                 cert_name(x, c, pos, who, sizeof(who)), str0(c->signature));
         if (rc < 0)
             return rc;
         if (f && !(f->algorithm = strdup(str0(c->signature))))
@@ -519,7 +536,9 @@ static int check_ocsp(struct ctx *x)
 static int check_failure(struct ctx *x)
 {
     const struct cm_probe_result *res = x->res;
-    const char *msg = res->error_message ? res->error_message : "probe failed";
+    const char *msg = res->error_message ? res->error_message
+                      : res->path        ? "the file cannot be read"
+                                         : "probe failed";
 
     if (res->error_kind == CM_ERRK_NONE)
         return 0;
@@ -686,12 +705,32 @@ static int check_posture(struct ctx *x)
     return 0;
 }
 
+/* A file target (res->path): the failure, if any, then each certificate on its own. A file
+ * was not served, verified or stapled, so no trust, order, host, leaf, OCSP, mTLS or posture
+ * check applies. */
+static int analyze_file(struct ctx *x)
+{
+    const struct cm_chain *chain = &x->res->tls.chain;
+    int rc;
+
+    if ((rc = check_failure(x)) < 0)
+        return rc;
+    for (size_t i = 0; i < chain->count; i++)
+        if ((rc = check_validity(x, &chain->certs[i], i)) < 0 ||
+            (rc = check_strength(x, &chain->certs[i], i)) < 0)
+            return rc;
+    return 0;
+}
+
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out)
 {
     struct ctx x = {res, policy, now, out};
     const struct cm_chain *chain = &res->tls.chain;
     int rc;
+
+    if (res->path)
+        return analyze_file(&x);
 
     if ((rc = check_failure(&x)) < 0 || (rc = check_client_cert(&x)) < 0)
         return rc;

@@ -570,10 +570,7 @@ static void on_progress(uv_timer_t *t)
             run->inflight);
 }
 
-/* Each probe holds per_probe sockets at most (one, or those of its posture pass). Raises the
- * soft limit on open files to fit the concurrency (the default 1024 is below sensible caps)
- * and returns the concurrency that fits, keeping 64 descriptors for everything else. */
-static long fit_fd_limit(long want, long per_probe)
+long cm_fd_limit_fit(long want, long per_probe, const char *who)
 {
     struct rlimit rl;
     rlim_t need = (rlim_t)want * (rlim_t)per_probe + 64;
@@ -588,8 +585,7 @@ static long fit_fd_limit(long want, long per_probe)
     if (rl.rlim_cur >= need)
         return want;
     long fit = rl.rlim_cur > 64 + (rlim_t)per_probe ? (long)(rl.rlim_cur - 64) / per_probe : 1;
-    fprintf(stderr,
-            "certmon check: only %llu open files allowed; running %ld probes at once, not %ld\n",
+    fprintf(stderr, "%s: only %llu open files allowed; running %ld probes at once, not %ld\n", who,
             (unsigned long long)rl.rlim_cur, fit, want);
     return fit;
 }
@@ -864,7 +860,8 @@ int cm_check_main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    o.concurrency = fit_fd_limit(o.concurrency, o.quick ? 1 : CM_POSTURE_MAX_HANDSHAKES);
+    o.concurrency = cm_fd_limit_fit(o.concurrency, o.quick ? 1 : CM_POSTURE_MAX_HANDSHAKES,
+                                    "certmon check");
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon check: cannot create event loop\n");
         goto out;

@@ -1,5 +1,6 @@
 /* certmon command line: dispatches to the commands; nothing else lives here. */
 #include "certmon/check.h"
+#include "certmon/daemon.h"
 #include "certmon/log.h"
 
 #include <curl/curl.h>
@@ -14,6 +15,8 @@ static void usage(FILE *fp)
     fputs("usage: certmon COMMAND [options]\n"
           "commands:\n"
           "  check TARGET...   probe TLS endpoints once and report (see certmon check --help)\n"
+          "  run -c FILE       run the monitoring daemon in the foreground\n"
+          "  config-check -c FILE  validate a configuration file and list every problem\n"
           "  version           print version information\n"
           "  help              show this help\n",
           fp);
@@ -32,6 +35,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "check"))
         return cm_check_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "run"))
+        return cm_run_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "config-check"))
+        return cm_config_check_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("certmon %s (gnutls %s, libuv %s, libcurl %s)\n", CERTMON_VERSION,
                gnutls_check_version(NULL), uv_version_string(),

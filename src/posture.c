@@ -248,7 +248,8 @@ int cm_server_reply_parse(const uint8_t *buf, size_t len, struct cm_server_reply
 struct sub {
     struct cm_posture_pass *pass;
     enum check id;
-    struct cm_target t; /* shallow copy of the target: borrows its strings */
+    struct cm_target t;     /* shallow copy of the target: borrows its strings */
+    struct cm_probe *probe; /* while its handshake runs */
 };
 
 struct raw {
@@ -276,7 +277,7 @@ struct cm_posture_pass {
      * handshake not yet reported hold one reference. */
     int refs;
     unsigned pending; /* checks still running */
-    bool delivered, second_wave;
+    bool delivered, second_wave, kicked, cancelled;
     uv_timer_t timer; /* a zero-delay kick, then the deadline of the hand-built hellos */
     struct sub subs[C_COUNT];
     struct raw raws[2];
@@ -382,7 +383,7 @@ static void check_done(struct cm_posture_pass *ps)
 {
     if (--ps->pending > 0 || ps->delivered)
         return;
-    if (!ps->second_wave && !ps->fs_seen && any_legacy_accepted(ps->res)) {
+    if (!ps->second_wave && !ps->cancelled && !ps->fs_seen && any_legacy_accepted(ps->res)) {
         ps->second_wave = true;
         start_sub(ps, C_FS);
         if (ps->pending > 0)
@@ -436,6 +437,7 @@ static void on_sub_result(struct cm_probe_result *res, void *arg)
     struct cm_posture *r = ps->res;
     enum cm_tri v = outcome(res);
 
+    s->probe = NULL;
     if (res->connect_ms >= 0)
         r->handshakes++;
     cm_log_debug("posture", "target=%s address=%s check=%s result=%s version=%s cipher=%s",
@@ -490,7 +492,7 @@ static void start_sub(struct cm_posture_pass *ps, enum check id)
     s->t.tls_priority = priorities[id];
     s->t.handshake_only = true;
     if (cm_probe_start(&ps->env, &s->t, ps->timeout_ms > spent ? ps->timeout_ms - spent : 0,
-                       on_sub_result, s, NULL) < 0)
+                       on_sub_result, s, &s->probe) < 0)
         return; /* out of memory: the check stays UNKNOWN */
     ps->pending++;
     ps->refs++;
@@ -687,6 +689,11 @@ static void on_kick(uv_timer_t *timer)
     struct cm_posture_pass *ps = timer->data;
     uint64_t spent = (uv_hrtime() - ps->t_start) / 1000000;
 
+    ps->kicked = true;
+    if (ps->cancelled) {
+        deliver(ps);
+        return;
+    }
     uv_timer_start(&ps->timer, on_deadline, ps->timeout_ms > spent ? ps->timeout_ms - spent : 0, 0);
     /* One count for this function, so that checks ending inside it cannot deliver early. */
     ps->pending++;
@@ -728,4 +735,24 @@ int cm_posture_start(const struct cm_probe_env *env, const struct cm_target *t, 
     if (out)
         *out = ps;
     return 0;
+}
+
+void cm_posture_cancel(struct cm_posture_pass *ps)
+{
+    if (!ps || ps->delivered || ps->cancelled)
+        return;
+    ps->cancelled = true;
+    if (!ps->kicked)
+        return; /* on_kick delivers at once */
+    /* The timer holds a reference until its close callback, so ps outlives these calls even
+     * when the last check delivers inside one of them. One count keeps check_done from
+     * delivering before every check has been cancelled. */
+    ps->pending++;
+    for (size_t i = 0; i < ARRAY_LEN(ps->subs); i++)
+        if (ps->subs[i].probe)
+            cm_probe_cancel(ps->subs[i].probe);
+    for (size_t i = 0; i < ARRAY_LEN(ps->raws); i++)
+        if (!ps->raws[i].done)
+            raw_finish(&ps->raws[i], CM_TRI_UNKNOWN, NULL);
+    check_done(ps);
 }

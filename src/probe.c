@@ -53,7 +53,7 @@ struct cm_probe {
 };
 
 static const char *const kind_names[] = {NULL,  "dns", "connect",   "timeout", "starttls",
-                                         "tls", "io",  "cancelled", "internal"};
+                                         "tls", "io",  "cancelled", "internal", "file"};
 static const char *const phase_names[] = {"dns", "connect", "starttls", "handshake", "done"};
 
 const char *cm_err_kind_name(enum cm_err_kind k)
@@ -642,6 +642,7 @@ void cm_probe_result_free(struct cm_probe_result *res)
     free(res->sni);
     free(res->verify_name);
     free(res->error_message);
+    free(res->path);
     cm_tls_info_clear(&res->tls);
     cm_chain_clear(&res->client_chain);
     cm_posture_free(res->posture);

@@ -138,6 +138,41 @@ static json_t *posture_json(const struct cm_posture *p)
                      (json_int_t)p->handshakes, "elapsed_ms", ms_or_null(p->elapsed_ms));
 }
 
+/* The object of a file target: the same keys as an endpoint's, with "path" after "target",
+ * and null for everything that concerns a connection. Takes every reference it is given. */
+static json_t *file_json(json_t *o, const struct cm_probe_result *res,
+                         const struct cm_findings *findings, json_t *err, json_t *chain, json_t *fs,
+                         json_t *errors)
+{
+    bool ok;
+
+    json_decref(errors); /* nothing is verified */
+    /* Held across the sets, so that those not reached on a failure are freed too. */
+    json_incref(err);
+    json_incref(chain);
+    json_incref(fs);
+    ok = o && !set(o, "target", json_string(res->target)) &&
+         !set(o, "path", json_string(res->path)) && !set(o, "host", json_null()) &&
+         !set(o, "port", json_null()) && !set(o, "sni", json_null()) &&
+         !set(o, "address", json_null()) && !set(o, "starttls", json_null()) &&
+         !set(o, "status", json_string(cm_status_name(cm_result_status(res, findings)))) &&
+         !set(o, "error", err) &&
+         !set(o, "timing_ms",
+              json_pack("{s:n, s:n, s:n, s:n, s:o}", "dns", "connect", "starttls", "handshake",
+                        "total", ms_or_null(res->total_ms))) &&
+         !set(o, "tls", json_null()) && !set(o, "verification", json_null()) &&
+         !set(o, "ocsp", json_null()) && !set(o, "mtls", json_null()) && !set(o, "chain", chain) &&
+         !set(o, "findings", fs) && !set(o, "posture", json_null());
+    json_decref(err);
+    json_decref(chain);
+    json_decref(fs);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
 json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findings *findings,
                        time_t now)
 {
@@ -174,6 +209,8 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
 
     /* Built key by key, in the documented order (docs/check.md). */
     o = json_object();
+    if (res->path)
+        return file_json(o, res, findings, err, chain, fs, errors);
     if (!o || set(o, "target", json_string(res->target)) ||
         set(o, "host", json_string(res->host)) || set(o, "port", json_integer(res->port)) ||
         set(o, "sni", str_or_null(res->sni)) ||
@@ -307,7 +344,10 @@ void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm
                 tls->cipher ? tls->cipher : "", tls->group ? " " : "", tls->group ? tls->group : "",
                 res->handshake_ms, res->starttls ? ", after STARTTLS " : "",
                 res->starttls ? cm_starttls_name(res->starttls) : "");
-    if (tls->chain.count > 0)
+    if (res->path && tls->chain.count > 0)
+        fprintf(fp, "         %zu certificate%s in %s\n", tls->chain.count,
+                tls->chain.count == 1 ? "" : "s", res->path);
+    else if (tls->chain.count > 0)
         fprintf(fp, "         chain: %zu certificate%s, %s, %s\n", tls->chain.count,
                 tls->chain.count == 1 ? "" : "s", tls->verify.trusted ? "trusted" : "not trusted",
                 tls->verify.hostname_match ? "hostname matches" : "hostname does not match");

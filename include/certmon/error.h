@@ -17,7 +17,9 @@
     XX(ECLIENTCERT, -5011, "client certificate cannot be loaded")                                  \
     XX(ESTARTTLS, -5008, "STARTTLS negotiation failed")                                            \
     XX(ESTARTTLS_REFUSED, -5009, "server refused STARTTLS")                                        \
-    XX(ESTARTTLS_PROTO, -5010, "server answered something unexpected")
+    XX(ESTARTTLS_PROTO, -5010, "server answered something unexpected")                             \
+    XX(ECONFIG, -5012, "invalid configuration")                                                    \
+    XX(ESTATE, -5013, "state file cannot be used")
 
 enum {
 #define XX(name, value, msg) CM_##name = (value),

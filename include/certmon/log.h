@@ -17,6 +17,15 @@ extern enum cm_log_level cm_log_threshold;
 /* Sets the threshold from its name (error|warning|info|debug). Returns 0 or CM_EBADARG. */
 int cm_log_set_level(const char *name);
 
+/* Sends events to syslog (ident "certmon", facility daemon) instead of stderr, or back. */
+void cm_log_use_syslog(bool on);
+
+/* Name of a level ("error", "warning", "info", "debug"). */
+const char *cm_log_level_name(enum cm_log_level level);
+
+/* Parses a level name. Returns 0 or CM_EBADARG. */
+int cm_log_level_parse(const char *name, enum cm_log_level *out);
+
 /* Writes one event for subsystem sub (e.g. "probe"). Use the macros below. */
 void cm__log(enum cm_log_level level, const char *sub, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

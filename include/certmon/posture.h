@@ -69,6 +69,11 @@ int cm_posture_start(const struct cm_probe_env *env, const struct cm_target *t, 
                      uint64_t timeout_ms, cm_posture_cb cb, void *arg,
                      struct cm_posture_pass **out);
 
+/* Cancels a pass that has not delivered: its connections are abandoned and cb still runs
+ * exactly once (possibly before this returns), with what was learnt so far. NULL, or a pass
+ * that has delivered, is a no-op: keep the handle only until cb runs. */
+void cm_posture_cancel(struct cm_posture_pass *ps);
+
 /* Folds into p what another completed handshake with the same endpoint showed (the main
  * probe's): its version counts as accepted, and its key exchange, DH group and renegotiation
  * support count like those of the pass's own handshakes, so that the posture never

@@ -22,6 +22,7 @@ enum cm_err_kind {
     CM_ERRK_IO,        /* the connection broke: reset, closed, socket error */
     CM_ERRK_CANCELLED, /* cm_probe_cancel */
     CM_ERRK_INTERNAL,  /* certmon itself failed (out of memory, out of file descriptors) */
+    CM_ERRK_FILE,      /* file target: the file cannot be read or holds no certificate */
 };
 
 enum cm_phase {
@@ -57,6 +58,10 @@ struct cm_probe_result {
     int64_t finished_at;          /* Unix seconds when the result was produced */
     struct cm_posture *posture;   /* the posture pass (posture.h), owned; NULL when not run.
                                    * The probe never sets it: whoever runs the pass does. */
+    char *path;                   /* file targets (filecert.h): the file read, owned; NULL for
+                                   * endpoints. Such a result has host NULL, port 0, no TLS
+                                   * parameters and no verification: tls.chain holds the
+                                   * certificates in file order, analysed one by one. */
 };
 
 /* Called exactly once per started probe. res is the callee's (free with

@@ -2364,6 +2364,189 @@ static void test_posture_order_and_policy(void)
     cm_probe_result_free(r); /* frees the posture too */
 }
 
+/* ---- File targets (filecert.h) ---- */
+
+/* What cm_file_scan makes of a PEM bundle holding the chain of healthy(): a path, no
+ * endpoint, no handshake, no verification, the certificates in file order. */
+static struct cm_probe_result *file_result(void)
+{
+    struct cm_probe_result *r = healthy();
+
+    free(r->target);
+    free(r->host);
+    free(r->sni);
+    free(r->verify_name);
+    free(r->tls.version);
+    free(r->tls.cipher);
+    free(r->tls.group);
+    r->host = r->sni = r->verify_name = NULL;
+    r->tls.version = r->tls.cipher = r->tls.group = NULL;
+    r->target = xstrdup("file:/etc/ssl/bundle.pem");
+    r->path = xstrdup("/etc/ssl/bundle.pem");
+    r->port = 0;
+    r->address[0] = '\0';
+    r->tls.verify = (struct cm_verify){0};
+    r->dns_ms = r->connect_ms = r->handshake_ms = -1;
+    r->total_ms = 0.25;
+    return r;
+}
+
+static void test_file_sound(void)
+{
+    struct cm_probe_result *r = file_result();
+    struct cm_findings f;
+
+    /* No staple, no verification, a root in the file: none of that is a finding. */
+    push_root(r);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* Even a verification result left on it is not judged, nor a host name, nor leaf hygiene
+     * (no SAN, long life, wildcard), nor a must-staple leaf without staple. */
+    r->tls.verify.done = true;
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.hostname_match = false;
+    r->tls.chain.certs[0].not_before = NOW - 800 * DAY;
+    r->tls.chain.certs[0].must_staple = true;
+    set_sans(&r->tls.chain.certs[0], NULL, 0);
+    swap_certs(r, 1, 2);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* A lone self-signed certificate is no chain.self_signed either. */
+    truncate_chain(r, 1);
+    cm_cert_clear(&r->tls.chain.certs[0]);
+    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+              false);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_file_validity(void)
+{
+    struct cm_probe_result *r = file_result();
+    struct cm_findings f;
+
+    /* Positions and names in a bundle. */
+    push_root(r);
+    r->tls.chain.certs[0].not_after = NOW + 10 * DAY;
+    r->tls.chain.certs[1].not_after = NOW - 3 * DAY;
+    r->tls.chain.certs[2].not_before = NOW + DAY;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.expiring cert.expired cert.not_yet_valid");
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
+                   "bundle certificate 0 (CN=example.com) expires in 10 days, on "
+                   "2027-01-25T08:00:00Z",
+                   __LINE__);
+    expect_finding(&f, 1, "cert.expired", CM_SEV_CRITICAL, 1,
+                   "bundle certificate 1 (CN=Example CA) expired 3 days ago, on "
+                   "2027-01-12T08:00:00Z",
+                   __LINE__);
+    expect_finding(&f, 2, "cert.not_yet_valid", CM_SEV_CRITICAL, 2,
+                   "bundle certificate 2 (CN=Example Root) is not valid before "
+                   "2027-01-16T08:00:00Z",
+                   __LINE__);
+    expect_evidence(at(&f, 1), true, -3, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* A file of one certificate names it without a position. */
+    truncate_chain(r, 1);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.expiring");
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
+                   "the certificate (CN=example.com) expires in 10 days, on 2027-01-25T08:00:00Z",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_file_strength(void)
+{
+    struct cm_probe_result *r = file_result();
+    struct cm_cert *root = push_root(r);
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    /* A weak SHA-1 root in a file: its key is judged (it is the copy its user trusts), its
+     * own signature is not (nobody checks it). A server sending it would get neither. */
+    root->key_bits = 1024;
+    set_signature(root, "RSA-SHA1", "SHA1");
+    set_signature(&r->tls.chain.certs[1], "RSA-SHA1", "SHA1");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "signature.weak key.weak");
+    expect_finding(&f, 0, "signature.weak", CM_SEV_CRITICAL, 1,
+                   "bundle certificate 1 (CN=Example CA) is signed with RSA-SHA1, which can be "
+                   "forged; reissue it with SHA-256",
+                   __LINE__);
+    expect_finding(&f, 1, "key.weak", CM_SEV_CRITICAL, 2,
+                   "bundle certificate 2 (CN=Example Root) has a 1024-bit RSA key; the policy "
+                   "asks for at least 2048 bits",
+                   __LINE__);
+    expect_evidence(at(&f, 1), false, 0, "RSA", 1024, NULL, __LINE__);
+    cm_findings_clear(&f);
+
+    /* Self-signed without the CA flag: the same. */
+    root->is_ca = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "signature.weak key.weak");
+    cm_findings_clear(&f);
+
+    /* The policy applies as for endpoints. */
+    CU_ASSERT_EQUAL(cm_policy_ignore(&p, "key.weak"), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "signature.weak");
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+
+    /* A lone self-signed SHA-1 certificate: nothing (an endpoint serving it gets
+     * signature.weak, see test_signature_weak_self_signed). */
+    truncate_chain(r, 1);
+    cm_cert_clear(&r->tls.chain.certs[0]);
+    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+              false);
+    set_signature(&r->tls.chain.certs[0], "RSA-SHA1", "SHA1");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    r->tls.chain.certs[0].key_bits = 1024;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak");
+    expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 0,
+                   "the certificate (CN=localhost) has a 1024-bit RSA key; the policy asks for "
+                   "at least 2048 bits",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_file_failed(void)
+{
+    struct cm_probe_result *r = file_result();
+    struct cm_findings f;
+
+    truncate_chain(r, 0);
+    r->error_kind = CM_ERRK_FILE;
+    r->error_message = xstrdup("cannot read /etc/ssl/bundle.pem: Permission denied");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed");
+    expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1,
+                   "cannot read /etc/ssl/bundle.pem: Permission denied", __LINE__);
+    EXPECT_INT(cm_result_status(r, &f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+
+    free(r->error_message);
+    r->error_message = NULL;
+    run(r, &def, &f);
+    expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "the file cannot be read", __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
 static CU_TestInfo tests[] = {
     {"default policy", test_policy_default},
     {"healthy chain", test_healthy},
@@ -2416,6 +2599,10 @@ static CU_TestInfo tests[] = {
     {"posture: dh.weak", test_dh_weak},
     {"posture: renegotiation.insecure", test_renegotiation},
     {"posture: order and policy", test_posture_order_and_policy},
+    {"file: sound files", test_file_sound},
+    {"file: validity", test_file_validity},
+    {"file: key and signature", test_file_strength},
+    {"file: failed", test_file_failed},
     CU_TEST_INFO_NULL,
 };
 

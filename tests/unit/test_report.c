@@ -1041,6 +1041,153 @@ static void test_posture(void)
     cm_probe_result_free(r); /* frees the posture */
 }
 
+/* ---- File targets (filecert.h) ---- */
+
+/* What cm_file_scan makes of a PEM bundle holding the chain of healthy(). */
+static struct cm_probe_result *file_result(void)
+{
+    struct cm_probe_result *r = healthy();
+
+    free(r->target);
+    free(r->host);
+    free(r->sni);
+    free(r->verify_name);
+    free(r->tls.version);
+    free(r->tls.cipher);
+    free(r->tls.group);
+    r->host = r->sni = r->verify_name = NULL;
+    r->tls.version = r->tls.cipher = r->tls.group = NULL;
+    r->target = xstrdup("file:/etc/ssl/bundle.pem");
+    r->path = xstrdup("/etc/ssl/bundle.pem");
+    r->port = 0;
+    r->address[0] = '\0';
+    r->tls.verify = (struct cm_verify){0};
+    r->dns_ms = r->connect_ms = r->handshake_ms = -1;
+    r->total_ms = 0.25;
+    return r;
+}
+
+/* Keeps the first n certificates of the chain. */
+static void keep_certs(struct cm_probe_result *r, size_t n)
+{
+    for (size_t i = n; i < r->tls.chain.count; i++)
+        cm_cert_clear(&r->tls.chain.certs[i]);
+    r->tls.chain.count = n;
+}
+
+static void test_file_json(void)
+{
+    static const char *const file_keys[] = {
+        "target",   "path",   "host",  "port",      "sni",    "address",
+        "starttls", "status", "error", "timing_ms", "tls",    "verification",
+        "ocsp",     "mtls",   "chain", "findings",  "posture"};
+    struct cm_probe_result *r = file_result();
+    struct cm_findings f = {0};
+    json_t *j, *t;
+    char *dump;
+
+    add_finding(&f, "cert.expiring", CM_SEV_WARNING, 1, "bundle certificate 1 expires soon");
+    j = render(r, &f, NOW);
+    j_keys(j, file_keys, sizeof(file_keys) / sizeof(file_keys[0]), __LINE__);
+    J_STR(j, "target", "file:/etc/ssl/bundle.pem");
+    J_STR(j, "path", "/etc/ssl/bundle.pem");
+    J_STR(j, "status", "warning");
+    J_NULL(j, "error");
+    t = json_object_get(j, "timing_ms");
+    J_NULL(t, "dns");
+    J_NULL(t, "connect");
+    J_NULL(t, "starttls");
+    J_NULL(t, "handshake");
+    J_REAL(t, "total", 0.25);
+    EXPECT_INT(json_array_size(json_object_get(j, "chain")), 2);
+    J_STR(json_array_get(json_object_get(j, "chain"), 1), "subject", "CN=Example CA,O=Example");
+    J_INT(json_array_get(json_object_get(j, "findings"), 0), "position", 1);
+    /* The order: "path" right after "target", then the keys of an endpoint in theirs. */
+    json_object_del(j, "chain");
+    json_object_del(j, "findings");
+    dump = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    EXPECT_STR(dump, "{\"target\":\"file:/etc/ssl/bundle.pem\",\"path\":\"/etc/ssl/bundle.pem\","
+                     "\"host\":null,\"port\":null,\"sni\":null,\"address\":null,"
+                     "\"starttls\":null,\"status\":\"warning\",\"error\":null,"
+                     "\"timing_ms\":{\"dns\":null,\"connect\":null,\"starttls\":null,"
+                     "\"handshake\":null,\"total\":0.25},\"tls\":null,\"verification\":null,"
+                     "\"ocsp\":null,\"mtls\":null,\"posture\":null}");
+    free(dump);
+    json_decref(j);
+    cm_findings_clear(&f);
+
+    /* Failed: error kind "file", no certificate. */
+    keep_certs(r, 0);
+    r->error_kind = CM_ERRK_FILE;
+    r->error_message = xstrdup("cannot read /etc/ssl/bundle.pem: Permission denied");
+    r->total_ms = 0.01;
+    add_finding(&f, "probe.failed", CM_SEV_CRITICAL, -1,
+                "cannot read /etc/ssl/bundle.pem: Permission denied");
+    j = render(r, &f, NOW);
+    j_keys(j, file_keys, sizeof(file_keys) / sizeof(file_keys[0]), __LINE__);
+    J_STR(j, "status", "critical");
+    {
+        static const char *const error_keys[] = {"kind", "message"};
+        json_t *e = json_object_get(j, "error");
+        j_keys(e, error_keys, 2, __LINE__);
+        J_STR(e, "kind", "file");
+        J_STR(e, "message", "cannot read /etc/ssl/bundle.pem: Permission denied");
+    }
+    EXPECT_INT(json_array_size(json_object_get(j, "chain")), 0);
+    json_decref(j);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_file_text(void)
+{
+    struct cm_probe_result *r = file_result();
+    struct cm_findings f = {0};
+    char *s, *c;
+
+    r->tls.chain.certs[1].not_after = NOW + 10 * DAY;
+    add_finding(&f, "cert.expiring", CM_SEV_WARNING, 1,
+                "bundle certificate 1 (CN=Example CA,O=Example) expires in 10 days");
+    s = text(r, &f, NOW, false);
+    EXPECT_STR(s, "WARNING  file:/etc/ssl/bundle.pem  10 days left (2027-01-25T08:00:00Z)\n"
+                  "         2 certificates in /etc/ssl/bundle.pem\n"
+                  "         0 example.com <- Example CA  RSA 2048  RSA-SHA256  "
+                  "2027-04-15T08:00:00Z\n"
+                  "         1 Example CA <- Example Root  EC 384  RSA-SHA256  "
+                  "2027-01-25T08:00:00Z\n"
+                  "         warning  cert.expiring: bundle certificate 1 (CN=Example CA,O=Example) "
+                  "expires in 10 days\n");
+    c = text(r, &f, NOW, true);
+    strip_ansi(c);
+    EXPECT_STR(c, s);
+    free(s);
+    free(c);
+    cm_findings_clear(&f);
+
+    /* One certificate: singular. */
+    keep_certs(r, 1);
+    s = text(r, &f, NOW, false);
+    EXPECT_STR(s, "OK       file:/etc/ssl/bundle.pem  90 days left (2027-04-15T08:00:00Z)\n"
+                  "         1 certificate in /etc/ssl/bundle.pem\n"
+                  "         0 example.com <- Example CA  RSA 2048  RSA-SHA256  "
+                  "2027-04-15T08:00:00Z\n");
+    free(s);
+
+    /* Failed: the finding carries the message. */
+    keep_certs(r, 0);
+    r->error_kind = CM_ERRK_FILE;
+    r->error_message = xstrdup("no certificate found in /etc/ssl/bundle.pem (not PEM or DER)");
+    add_finding(&f, "probe.failed", CM_SEV_CRITICAL, -1,
+                "no certificate found in /etc/ssl/bundle.pem (not PEM or DER)");
+    s = text(r, &f, NOW, false);
+    EXPECT_STR(s, "CRITICAL file:/etc/ssl/bundle.pem\n"
+                  "         critical probe.failed: no certificate found in /etc/ssl/bundle.pem "
+                  "(not PEM or DER)\n");
+    free(s);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
 static CU_TestInfo tests[] = {
     {"JSON: top-level object", test_top_level},
     {"JSON: nulls", test_nulls},
@@ -1058,6 +1205,8 @@ static CU_TestInfo tests[] = {
     {"text: failed probe", test_text_failed},
     {"text: certificate names", test_text_names},
     {"JSON and text: posture", test_posture},
+    {"JSON: file target", test_file_json},
+    {"text: file target", test_file_text},
     CU_TEST_INFO_NULL,
 };
 

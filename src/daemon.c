@@ -1,0 +1,969 @@
+/* The daemon. Ownership, in one place:
+ * - struct gen (config + TLS context) is reference-counted: the daemon holds the current one,
+ *   and every run in flight holds the one it started under, because its probe borrows that
+ *   config's target and that context. A reload swaps the daemon's reference only.
+ * - struct dtarget is one configured target. It lives while configured, and past a reload that
+ *   removed it only until its run in flight reports (then it frees itself).
+ * - The state store belongs to the daemon; runs write into it when they end. */
+#include "certmon/daemon.h"
+#include "certmon/analyze.h"
+#include "certmon/check.h"
+#include "certmon/config.h"
+#include "certmon/error.h"
+#include "certmon/filecert.h"
+#include "certmon/log.h"
+#include "certmon/posture.h"
+#include "certmon/probe.h"
+#include "certmon/resolve.h"
+#include "certmon/scheduler.h"
+#include "certmon/state.h"
+#include "certmon/tlsio.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#define DEFAULT_CONFIG "/etc/certmon/certmon.conf"
+
+struct gen {
+    struct cm_config *cfg;
+    struct cm_tls_ctx *tls;
+    int refs;
+};
+
+struct daemon;
+
+struct dtarget {
+    struct cm_sched_job job;
+    struct daemon *d;
+    const struct cm_config_target *ct; /* in d->gen */
+    /* The run in flight: the generation and target it started with. */
+    struct gen *run_gen;
+    const struct cm_config_target *run_ct;
+    struct cm_probe *probe;
+    struct cm_posture_pass *pass;
+    struct cm_file_scan_job *scan;
+    struct cm_probe_result *pending; /* waiting for its posture pass */
+    bool removed;                    /* dropped by a reload while running */
+    /* From the state file at start: when it last ran, and whether that failed. */
+    int64_t restored_last;
+    unsigned restored_failures;
+    unsigned char mark; /* while installing: 1 new, 2 changed */
+};
+
+struct daemon {
+    uv_loop_t *loop;
+    const char *config_path;
+    struct gen *gen;
+    struct cm_resolver *resolver;
+    struct cm_sched *sched;
+    struct cm_state *state;
+    struct dtarget **targets; /* the current config's, sorted by name */
+    size_t ntargets;
+    unsigned runs; /* runs in flight */
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_timer_t flush_timer, stop_timer;
+    bool dirty, writing, stopping, finished;
+    char *state_path; /* where the state is written (the current config's) */
+    uv_work_t write_req;
+    char *write_buf, *write_path;
+    size_t write_len;
+    int write_rc;
+    char write_err[512];
+    bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
+    int64_t reload_at;
+    bool reload_ok;
+    uint64_t probes_ok, probes_failed;
+};
+
+static void gen_unref(struct gen *g)
+{
+    if (!g || --g->refs > 0)
+        return;
+    cm_tls_ctx_free(g->tls);
+    cm_config_free(g->cfg);
+    free(g);
+}
+
+/* ---- Configuration generations ---- */
+
+static void log_errors(const struct cm_config_errors *errs, bool to_log)
+{
+    for (size_t i = 0; i < errs->count; i++) {
+        if (to_log)
+            cm_log_error("config", "%s", errs->msgs[i]);
+        else
+            fprintf(stderr, "certmon: %s\n", errs->msgs[i]);
+    }
+}
+
+/* Loads and fully validates a configuration, credentials included. */
+static struct gen *gen_load(const char *path, bool to_log)
+{
+    struct cm_config_errors errs = {0};
+    struct gen *g = calloc(1, sizeof(*g));
+    int rc;
+
+    if (!g)
+        return NULL;
+    g->refs = 1;
+    if ((rc = cm_config_load(path, &g->cfg, &errs)) < 0 || (rc = cm_tls_ctx_new(&g->tls)) < 0 ||
+        (rc = cm_config_check_credentials(g->cfg, g->tls, &errs)) < 0) {
+        if (errs.count == 0) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "cannot load %s: %s", path, cm_strerror(rc));
+            if (to_log)
+                cm_log_error("config", "%s", msg);
+            else
+                fprintf(stderr, "certmon: %s\n", msg);
+        }
+        log_errors(&errs, to_log);
+        if (to_log && errs.count)
+            cm_log_error("config", "file=%s errors=%zu", path, errs.count);
+        cm_config_errors_clear(&errs);
+        gen_unref(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void apply_logging(struct daemon *d, const struct cm_config *cfg)
+{
+    if (!d->log_level_forced)
+        cm_log_threshold = cfg->log_level;
+    cm_log_use_syslog(cfg->log_syslog);
+}
+
+/* ---- State persistence ---- */
+
+static void flush_state(struct daemon *d);
+static void maybe_finish(struct daemon *d);
+
+static void on_write_work(uv_work_t *req)
+{
+    struct daemon *d = req->data;
+
+    d->write_rc =
+        cm_state_write_file(d->write_path, d->write_buf, d->write_len, d->write_err,
+                            sizeof(d->write_err));
+}
+
+static void on_write_done(uv_work_t *req, int status)
+{
+    struct daemon *d = req->data;
+
+    (void)status;
+    if (d->write_rc < 0)
+        cm_log_error("state", "file=%s write failed: %s", d->write_path, d->write_err);
+    else
+        cm_log_debug("state", "file=%s bytes=%zu written", d->write_path, d->write_len);
+    free(d->write_buf);
+    free(d->write_path);
+    d->write_buf = d->write_path = NULL;
+    d->writing = false;
+    /* Changes made while writing go out now; at shutdown the final write waits for this. */
+    if (d->dirty && !d->stopping)
+        flush_state(d);
+    if (d->stopping)
+        maybe_finish(d);
+}
+
+/* Serialises on the loop (a consistent snapshot) and writes on the thread pool. */
+static void flush_state(struct daemon *d)
+{
+    if (!d->state_path || d->writing || !d->dirty)
+        return;
+    if (cm_state_serialize(d->state, time(NULL), &d->write_buf, &d->write_len) < 0 ||
+        !(d->write_path = strdup(d->state_path))) {
+        free(d->write_buf);
+        d->write_buf = NULL;
+        cm_log_error("state", "out of memory serialising the state; will retry");
+        return;
+    }
+    d->dirty = false;
+    d->writing = true;
+    d->write_req.data = d;
+    if (uv_queue_work(d->loop, &d->write_req, on_write_work, on_write_done) < 0) {
+        d->writing = false;
+        d->dirty = true;
+        free(d->write_buf);
+        free(d->write_path);
+        d->write_buf = d->write_path = NULL;
+    }
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    flush_state(t->data);
+}
+
+static void mark_dirty(struct daemon *d)
+{
+    d->dirty = true;
+    if (!d->stopping && !uv_is_active((uv_handle_t *)&d->flush_timer))
+        uv_timer_start(&d->flush_timer, on_flush_timer, CM_STATE_FLUSH_DELAY_MS, 0);
+}
+
+/* At exit: write synchronously (nothing else runs any more). */
+static void flush_state_now(struct daemon *d)
+{
+    char *buf;
+    size_t len;
+    char err[512];
+
+    if (!d->state_path || !d->dirty)
+        return;
+    if (cm_state_serialize(d->state, time(NULL), &buf, &len) < 0) {
+        cm_log_error("state", "out of memory serialising the state at exit");
+        return;
+    }
+    if (cm_state_write_file(d->state_path, buf, len, err, sizeof(err)) < 0) {
+        cm_log_error("state", "file=%s write failed: %s", d->state_path, err);
+    } else {
+        size_t n;
+        cm_state_entries(d->state, &n);
+        cm_log_info("state", "file=%s entries=%zu written at exit", d->state_path, n);
+    }
+    d->dirty = false;
+    free(buf);
+}
+
+/* ---- Runs ---- */
+
+static void end_run(struct dtarget *t, bool failed)
+{
+    struct daemon *d = t->d;
+
+    gen_unref(t->run_gen);
+    t->run_gen = NULL;
+    t->run_ct = NULL;
+    d->runs--;
+    if (t->removed) {
+        if (!d->stopping)
+            cm_sched_detach(d->sched, &t->job);
+        free(t);
+    } else if (!d->stopping)
+        cm_sched_done(d->sched, &t->job, failed);
+    if (d->stopping)
+        maybe_finish(d);
+}
+
+static void findings_list(const struct cm_findings *f, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < f->count && off + 1 < len; i++) {
+        int n = snprintf(buf + off, len - off, "%s%s", i ? "," : "", f->items[i].id);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    if (off >= len && len > 4)
+        memcpy(buf + len - 4, "...", 4);
+    if (!buf[0])
+        snprintf(buf, len, "none");
+}
+
+/* Judges one result, records it under name and logs a change of status. */
+static void record(struct daemon *d, const struct cm_config_target *ct, const char *name,
+                   const struct cm_probe_result *res, time_t now)
+{
+    struct cm_findings f = {0};
+    struct cm_state_entry *e = cm_state_put(d->state, name, ct->name);
+    enum cm_status old = CM_STATUS_OK, st;
+    bool changed = false, had = e && e->has_status;
+    char ids[512];
+
+    if (res->error_kind == CM_ERRK_NONE)
+        d->probes_ok++;
+    else
+        d->probes_failed++;
+    if (!e || cm_analyze(res, &ct->policy, now, &f) < 0 ||
+        cm_state_record(e, res, &f, &ct->labels, now, &changed, &old) < 0) {
+        cm_log_error("state", "target=%s out of memory recording a result", name);
+        cm_findings_clear(&f);
+        return;
+    }
+    st = e->status;
+    findings_list(&f, ids, sizeof(ids));
+    cm_log_debug("probe", "target=%s status=%s error=%s total_ms=%.1f findings=%s", name,
+                 cm_status_name(st), res->error_message ? res->error_message : "none",
+                 res->total_ms, ids);
+    if (changed) {
+        /* One line per change of status: worse is a warning, better (or a first clean
+         * result) is info. */
+        if (st == CM_STATUS_OK)
+            cm_log_info("target", "target=%s status=ok was=%s", name,
+                        had ? cm_status_name(old) : "new");
+        else
+            cm_log_warn("target", "target=%s status=%s was=%s findings=%s%s%s", name,
+                        cm_status_name(st), had ? cm_status_name(old) : "new", ids,
+                        res->error_message ? " error=" : "",
+                        res->error_message ? res->error_message : "");
+    }
+    cm_findings_clear(&f);
+    mark_dirty(d);
+}
+
+static void complete(struct dtarget *t, struct cm_probe_result *res)
+{
+    bool failed = res->error_kind != CM_ERRK_NONE;
+
+    record(t->d, t->run_ct, t->run_ct->name, res, (time_t)res->finished_at);
+    cm_probe_result_free(res);
+    end_run(t, failed);
+}
+
+static void on_posture(struct cm_posture *p, void *arg)
+{
+    struct dtarget *t = arg;
+    struct cm_probe_result *res = t->pending;
+    struct cm_state_entry *e;
+
+    t->pass = NULL;
+    t->pending = NULL;
+    if (t->d->stopping || t->removed) {
+        cm_posture_free(p);
+        cm_probe_result_free(res);
+        end_run(t, false);
+        return;
+    }
+    /* The state keeps the pass as it ran; the result gets a copy with its own handshake
+     * folded in, exactly as `check` reports it. */
+    if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
+        (res->posture = malloc(sizeof(*res->posture)))) {
+        *res->posture = *p;
+        cm_posture_add_handshake(res->posture, &res->tls);
+        cm_state_set_posture(e, p, res->finished_at);
+    } else {
+        cm_posture_free(p);
+    }
+    complete(t, res);
+}
+
+static void on_probe(struct cm_probe_result *res, void *arg)
+{
+    struct dtarget *t = arg;
+    struct daemon *d = t->d;
+    const struct cm_config_target *ct = t->run_ct;
+    struct cm_state_entry *e;
+    uint64_t spent = res->total_ms > 0 ? (uint64_t)ceil(res->total_ms) : 0;
+
+    t->probe = NULL;
+    if (d->stopping || t->removed || res->error_kind == CM_ERRK_CANCELLED) {
+        cm_probe_result_free(res);
+        end_run(t, false);
+        return;
+    }
+    e = cm_state_get(d->state, ct->name);
+    if (res->error_kind == CM_ERRK_NONE && ct->posture_interval_ms > 0 && res->address[0]) {
+        bool due = !e || !e->posture ||
+                   (uint64_t)(res->finished_at - e->posture_at) * 1000 >= ct->posture_interval_ms;
+        if (due && ct->timeout_ms > spent) {
+            t->pending = res;
+            if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver},
+                                 &ct->ep, res->address, ct->timeout_ms - spent, on_posture, t,
+                                 &t->pass) == 0)
+                return;
+            t->pending = NULL;
+        }
+        /* Between passes the latest one stands, with this handshake folded in. */
+        if (e && e->posture && (res->posture = malloc(sizeof(*res->posture)))) {
+            *res->posture = *e->posture;
+            cm_posture_add_handshake(res->posture, &res->tls);
+        }
+    }
+    complete(t, res);
+}
+
+static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
+{
+    struct dtarget *t = arg;
+    struct daemon *d = t->d;
+    const struct cm_config_target *ct = t->run_ct;
+    bool failed = false;
+
+    t->scan = NULL;
+    if (status < 0 || d->stopping || t->removed) {
+        cm_file_scan_result_clear(r);
+        end_run(t, false);
+        return;
+    }
+    for (size_t i = 0; i < r->count; i++) {
+        record(d, ct, r->items[i]->target, r->items[i], (time_t)r->items[i]->finished_at);
+        failed |= r->items[i]->error_kind != CM_ERRK_NONE;
+    }
+    /* Files that are gone (or no longer match) leave the state. r->items is sorted by name. */
+    struct cm_state_entry *const *es;
+    size_t n;
+    es = cm_state_entries(d->state, &n);
+    for (size_t i = n; i-- > 0;) {
+        struct cm_state_entry *e = es[i];
+        bool found = false;
+        size_t lo = 0, hi = r->count;
+        if (strcmp(e->owner, ct->name) != 0)
+            continue;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            int c = strcmp(r->items[mid]->target, e->name);
+            if (c == 0) {
+                found = true;
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (!found) {
+            cm_log_info("target", "target=%s removed: no longer found by %s", e->name, ct->name);
+            cm_state_remove(d->state, e);
+            es = cm_state_entries(d->state, &n);
+            mark_dirty(d);
+        }
+    }
+    cm_file_scan_result_clear(r);
+    end_run(t, failed);
+}
+
+static void on_run(struct cm_sched_job *job, void *arg)
+{
+    struct daemon *d = arg;
+    struct dtarget *t = (struct dtarget *)job;
+    int rc;
+
+    t->run_gen = d->gen;
+    d->gen->refs++;
+    t->run_ct = t->ct;
+    d->runs++;
+    if (t->ct->kind == CM_TARGET_FILE)
+        rc = cm_file_scan_start(d->loop, t->ct->path, on_scan, t, &t->scan);
+    else
+        rc = cm_probe_start(&(struct cm_probe_env){d->loop, d->gen->tls, d->resolver}, &t->ct->ep,
+                            t->ct->timeout_ms, on_probe, t, &t->probe);
+    if (rc < 0) {
+        cm_log_error("probe", "target=%s cannot start: %s", t->ct->name, cm_strerror(rc));
+        end_run(t, true);
+    }
+}
+
+/* Cancels whatever t's run is doing; its callback then ends the run. */
+static void cancel_run(struct dtarget *t)
+{
+    if (t->probe)
+        cm_probe_cancel(t->probe);
+    else if (t->pass)
+        cm_posture_cancel(t->pass);
+    else if (t->scan)
+        cm_file_scan_cancel(t->scan);
+}
+
+/* ---- Targets and reloads ---- */
+
+static int cmp_dtarget(const void *a, const void *b)
+{
+    return strcmp((*(struct dtarget *const *)a)->ct->name, (*(struct dtarget *const *)b)->ct->name);
+}
+
+static void set_job_params(struct dtarget *t, const struct cm_config *cfg)
+{
+    t->job.interval_ms = t->ct->interval_ms;
+    t->job.retry_min_ms = cfg->retry_min_ms < t->ct->interval_ms ? cfg->retry_min_ms
+                                                                 : t->ct->interval_ms;
+}
+
+/* First delay of a target: continue the schedule the state file remembers, or spread the n new
+ * targets evenly over min(interval, startup_spread, n x 100 ms) so that they do not all start
+ * at once. */
+static uint64_t first_delay(const struct dtarget *t, const struct cm_config *cfg, size_t k,
+                            size_t n, time_t now)
+{
+    uint64_t spread = t->ct->interval_ms < cfg->startup_spread_ms ? t->ct->interval_ms
+                                                                  : cfg->startup_spread_ms;
+
+    /* Small configurations start at once: the herd to avoid is one of thousands. */
+    if (spread > (uint64_t)n * CM_SPREAD_MS_PER_TARGET)
+        spread = (uint64_t)n * CM_SPREAD_MS_PER_TARGET;
+
+    if (t->restored_last > 0 && t->restored_last <= (int64_t)now) {
+        struct cm_sched_job j = t->job;
+        j.failures = t->restored_failures;
+        uint64_t next = cm_sched_next_delay(&j, t->restored_failures > 0);
+        uint64_t since = (uint64_t)(now - t->restored_last) * 1000;
+        if (since < next)
+            return next - since;
+    }
+    return n > 1 ? spread * k / n : 0;
+}
+
+static size_t find_index(struct dtarget **v, size_t n, const char *name)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(v[mid]->ct->name, name);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+/* Drops the state entries a target produced (its own, or its files'). */
+static void forget_state(struct daemon *d, const char *owner)
+{
+    struct cm_state_entry *const *es;
+    size_t n;
+
+    es = cm_state_entries(d->state, &n);
+    for (size_t i = n; i-- > 0;) {
+        if (!strcmp(es[i]->owner, owner)) {
+            cm_state_remove(d->state, es[i]);
+            es = cm_state_entries(d->state, &n);
+            mark_dirty(d);
+        }
+    }
+}
+
+/* Builds the target list for generation g, reusing the target of the old list (sorted by
+ * name) with the same name: its state and schedule stay; a changed spec only brings its next
+ * run forward. Old targets not in g are dropped with their state (a running one is cancelled
+ * and frees itself when its run ends). */
+static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old, size_t nold)
+{
+    const struct cm_config *cfg = g->cfg;
+    size_t n = cfg->target_count;
+    struct dtarget **v = calloc(n ? n : 1, sizeof(*v));
+    unsigned char *mark = calloc(n ? n : 1, 1); /* 1 new, 2 changed spec */
+    bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
+    size_t nnew = 0, nchanged = 0, knew = 0, kchanged = 0;
+    time_t now = time(NULL);
+
+    if (!v || !kept || !mark)
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        const struct cm_config_target *ct = &cfg->targets[i];
+        size_t idx = find_index(old, nold, ct->name);
+        struct dtarget *t;
+        if (idx != SIZE_MAX) {
+            t = old[idx];
+            kept[idx] = true;
+            if (t->ct->spec_hash != ct->spec_hash) {
+                mark[i] = 2;
+                nchanged++;
+            }
+        } else {
+            if (!(t = calloc(1, sizeof(*t)))) {
+                for (size_t j = 0; j < i; j++)
+                    if (mark[j] == 1)
+                        free(v[j]);
+                goto nomem;
+            }
+            t->d = d;
+            mark[i] = 1;
+            nnew++;
+        }
+        t->ct = ct;
+        set_job_params(t, cfg);
+        v[i] = t;
+    }
+    /* Everything that can fail has succeeded: from here on the new list is in force. */
+    for (size_t i = 0; i < nold; i++) {
+        struct dtarget *t = old[i];
+        if (kept[i])
+            continue;
+        cm_log_info("config", "target=%s removed", t->ct->name);
+        forget_state(d, t->ct->name);
+        if (t->job.state == CM_JOB_RUNNING) {
+            t->removed = true;
+            cancel_run(t);
+        } else {
+            cm_sched_detach(d->sched, &t->job);
+            free(t);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        v[i]->mark = mark[i];
+    qsort(v, n, sizeof(*v), cmp_dtarget);
+    /* At start, what the state file remembers schedules the targets it knows, and entries of
+     * targets no longer configured are forgotten. */
+    if (nold == 0) {
+        struct cm_state_entry *const *es;
+        size_t ne;
+        es = cm_state_entries(d->state, &ne);
+        for (size_t i = ne; i-- > 0;) {
+            struct cm_state_entry *e = es[i];
+            size_t j = find_index(v, n, e->owner);
+            if (j == SIZE_MAX) {
+                cm_log_info("state", "target=%s dropped: no longer configured", e->name);
+                cm_state_remove(d->state, e);
+                es = cm_state_entries(d->state, &ne);
+                mark_dirty(d);
+                continue;
+            }
+            if (e->last_probe > v[j]->restored_last) {
+                v[j]->restored_last = e->last_probe;
+                v[j]->restored_failures = e->failures;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dtarget *t = v[i];
+        if (t->mark == 1) {
+            if (cm_sched_add(d->sched, &t->job, first_delay(t, cfg, knew++, nnew, now)) < 0)
+                cm_log_error("sched", "target=%s out of memory scheduling it", t->ct->name);
+            if (nold > 0)
+                cm_log_info("config", "target=%s added", t->ct->name);
+        } else if (t->mark == 2) {
+            /* Soon, spread a little so that a reload touching every target is no herd. */
+            cm_sched_reschedule(d->sched, &t->job, 1000 * kchanged++ / (nchanged ? nchanged : 1));
+            cm_log_info("config", "target=%s changed", t->ct->name);
+        }
+        t->mark = 0;
+    }
+    free(d->targets);
+    d->targets = v;
+    d->ntargets = n;
+    free(kept);
+    free(mark);
+    return 0;
+nomem:
+    free(v);
+    free(kept);
+    free(mark);
+    return -ENOMEM;
+}
+
+static void set_state_path(struct daemon *d, const struct cm_config *cfg)
+{
+    free(d->state_path);
+    d->state_path = cfg->state_file ? strdup(cfg->state_file) : NULL;
+}
+
+static void reload(struct daemon *d)
+{
+    struct gen *g;
+    struct dtarget **old = d->targets;
+    size_t nold = d->ntargets;
+
+    cm_log_info("config", "file=%s reloading", d->config_path);
+    d->reload_at = time(NULL);
+    if (!(g = gen_load(d->config_path, true))) {
+        d->reload_ok = false;
+        cm_log_error("config", "file=%s reload failed; the previous configuration stays in force",
+                     d->config_path);
+        return;
+    }
+    d->targets = NULL;
+    if (install_targets(d, g, old, nold) < 0) {
+        d->targets = old;
+        d->reload_ok = false;
+        gen_unref(g);
+        cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
+        return;
+    }
+    free(old);
+    apply_logging(d, g->cfg);
+    cm_sched_set_concurrency(d->sched, g->cfg->concurrency);
+    if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0) {
+        set_state_path(d, g->cfg);
+        mark_dirty(d);
+    }
+    gen_unref(d->gen);
+    d->gen = g;
+    d->reload_ok = true;
+    cm_log_info("config", "file=%s reloaded targets=%zu", d->config_path, g->cfg->target_count);
+}
+
+/* ---- Shutdown ---- */
+
+static void on_closed_free_nothing(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish(struct daemon *d)
+{
+    if (d->finished)
+        return;
+    d->finished = true;
+    flush_state_now(d);
+    uv_timer_stop(&d->stop_timer);
+    uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
+    cm_resolver_close(d->resolver);
+    d->resolver = NULL;
+    uv_stop(d->loop);
+}
+
+/* Shutdown ends once no run is in flight and no write is under way. */
+static void maybe_finish(struct daemon *d)
+{
+    if (d->stopping && d->runs == 0 && !d->writing)
+        finish(d);
+}
+
+static void on_stop_timer(uv_timer_t *timer)
+{
+    struct daemon *d = timer->data;
+
+    cm_log_warn("daemon", "runs=%u still in flight %d ms after the stop; leaving without them",
+                d->runs, CM_SHUTDOWN_GRACE_MS);
+    /* Whatever hangs this long (a file scan on a dead NFS mount, a write) would hold up the
+     * loop's last run as well: write what we have and leave now. */
+    d->writing = false;
+    finish(d);
+    exit(0);
+}
+
+static void stop(struct daemon *d, const char *why)
+{
+    if (d->stopping)
+        return;
+    cm_log_info("daemon", "signal=%s stopping runs=%u", why, d->runs);
+    d->stopping = true;
+    uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
+    uv_timer_stop(&d->flush_timer);
+    cm_sched_close(d->sched);
+    d->sched = NULL;
+    uv_timer_start(&d->stop_timer, on_stop_timer, CM_SHUTDOWN_GRACE_MS, 0);
+    for (size_t i = 0; i < d->ntargets; i++)
+        cancel_run(d->targets[i]);
+    /* Removed targets still running are not in the list: their runs were cancelled when
+     * they were removed. */
+    maybe_finish(d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+
+    if (signum == SIGHUP)
+        reload(d);
+    else
+        stop(d, signum == SIGTERM ? "TERM" : "INT");
+}
+
+/* ---- Commands ---- */
+
+static void run_usage(FILE *fp)
+{
+    fputs("usage: certmon run [-c FILE] [--log-level LEVEL]\n"
+          "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+          "  --log-level LEVEL   error|warning|info|debug, overriding log.level\n"
+          "Runs in the foreground and logs to stderr (or syslog with log.syslog = true).\n"
+          "SIGHUP reloads the configuration; SIGTERM or SIGINT stops.\n",
+          fp);
+}
+
+static int parse_common(int argc, char **argv, const char **config, const char **level,
+                        void (*usage)(FILE *))
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            *config = optarg;
+            break;
+        case 'l':
+            if (!level || cm_log_set_level(optarg) < 0) {
+                fprintf(stderr, "certmon %s: --log-level must be error, warning, info or debug\n",
+                        argv[0]);
+                return 1;
+            }
+            *level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "certmon %s: %s needs an argument\n", argv[0], argv[optind - 1]);
+            usage(stderr);
+            return 1;
+        default:
+            fprintf(stderr, "certmon %s: unknown option '%s'\n", argv[0], argv[optind - 1]);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "certmon %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    return -1;
+}
+
+static void load_state(struct daemon *d)
+{
+    char err[600], moved[4200];
+    int rc;
+    size_t n;
+
+    if (!d->state_path) {
+        cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
+        return;
+    }
+    if ((rc = cm_state_load(d->state, d->state_path, err, sizeof(err))) == 0) {
+        cm_state_entries(d->state, &n);
+        cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
+        return;
+    }
+    cm_log_error("state", "%s", err);
+    if (rc != -ENOMEM && cm_state_move_aside(d->state_path, time(NULL), moved, sizeof(moved)) == 0)
+        cm_log_warn("state", "file=%s moved aside to %s; starting with an empty state",
+                    d->state_path, moved);
+    else
+        cm_log_warn("state", "file=%s cannot be moved aside; starting with an empty state",
+                    d->state_path);
+}
+
+int cm_run_main(int argc, char **argv)
+{
+    struct daemon d = {0};
+    const char *config = DEFAULT_CONFIG, *level = NULL;
+    uv_loop_t loop;
+    int rc;
+    size_t nfiles = 0;
+
+    if ((rc = parse_common(argc, argv, &config, &level, run_usage)) >= 0)
+        return rc;
+    d.log_level_forced = level != NULL || getenv("CERTMON_LOG_LEVEL") != NULL;
+    d.config_path = config;
+    signal(SIGPIPE, SIG_IGN);
+    if (!(d.gen = gen_load(config, false)))
+        return 1;
+    apply_logging(&d, d.gen->cfg);
+    long conc = cm_fd_limit_fit((long)d.gen->cfg->concurrency, CM_POSTURE_MAX_HANDSHAKES,
+                                "certmon run");
+    if (uv_loop_init(&loop) < 0) {
+        fprintf(stderr, "certmon run: cannot create event loop\n");
+        gen_unref(d.gen);
+        return 1;
+    }
+    d.loop = &loop;
+    char err[300];
+    if (cm_state_new(&d.state) < 0 || cm_resolver_new(&loop, &d.resolver, err, sizeof(err)) < 0 ||
+        cm_sched_new(&loop, (unsigned)conc, on_run, &d, &d.sched) < 0) {
+        fprintf(stderr, "certmon run: cannot start: %s\n", d.state ? err : "out of memory");
+        rc = 1;
+        goto out;
+    }
+    set_state_path(&d, d.gen->cfg);
+    uv_timer_init(&loop, &d.flush_timer);
+    d.flush_timer.data = &d;
+    uv_timer_init(&loop, &d.stop_timer);
+    d.stop_timer.data = &d;
+    load_state(&d);
+    if (install_targets(&d, d.gen, NULL, 0) < 0) {
+        fprintf(stderr, "certmon run: out of memory\n");
+        rc = 1;
+        goto out_handles;
+    }
+    uv_signal_init(&loop, &d.sig_hup);
+    uv_signal_init(&loop, &d.sig_term);
+    uv_signal_init(&loop, &d.sig_int);
+    d.sig_hup.data = d.sig_term.data = d.sig_int.data = &d;
+    uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&d.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d.sig_int, on_signal, SIGINT);
+    d.reload_ok = true;
+    d.reload_at = time(NULL);
+    for (size_t i = 0; i < d.gen->cfg->target_count; i++)
+        nfiles += d.gen->cfg->targets[i].kind == CM_TARGET_FILE;
+    for (size_t i = 0; i < d.gen->cfg->notifier_count; i++)
+        cm_log_warn("notify", "notifier=%s type=%s configured, but this version delivers no "
+                    "notifications yet", d.gen->cfg->notifiers[i].name,
+                    d.gen->cfg->notifiers[i].type);
+    cm_log_info("daemon", "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
+                "started", CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
+                d.state_path ? d.state_path : "none");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cm_log_info("daemon", "probes_ok=%llu probes_failed=%llu stopped",
+                (unsigned long long)d.probes_ok, (unsigned long long)d.probes_failed);
+    rc = 0;
+
+out_handles:
+    if (!d.finished) {
+        /* Startup failed after the handles were made. */
+        uv_close((uv_handle_t *)&d.flush_timer, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.stop_timer, on_closed_free_nothing);
+    }
+out:
+    cm_sched_close(d.sched);
+    cm_resolver_close(d.resolver);
+    /* Let close callbacks (and cancelled work) run before freeing what they use. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Every run has ended: the loop ran dry, and runs hold handles until they report. */
+    for (size_t i = 0; i < d.ntargets; i++)
+        free(d.targets[i]);
+    free(d.targets);
+    cm_state_free(d.state);
+    free(d.state_path);
+    gen_unref(d.gen);
+    if (uv_loop_close(&loop) != 0)
+        cm_log_warn("daemon", "event loop closed with handles still open");
+    return rc;
+}
+
+static void check_usage(FILE *fp)
+{
+    fputs("usage: certmon config-check [-c FILE]\n"
+          "  -c, --config FILE   configuration to check (default " DEFAULT_CONFIG ")\n"
+          "Prints every problem as FILE:LINE: SETTING: problem and exits 1, or exits 0.\n",
+          fp);
+}
+
+int cm_config_check_main(int argc, char **argv)
+{
+    const char *config = DEFAULT_CONFIG;
+    struct cm_config_errors errs = {0};
+    struct cm_config *cfg = NULL;
+    struct cm_tls_ctx *tls = NULL;
+    int rc;
+    size_t nfiles = 0;
+
+    if ((rc = parse_common(argc, argv, &config, NULL, check_usage)) >= 0)
+        return rc;
+    rc = cm_config_load(config, &cfg, &errs);
+    if (rc == 0 && (rc = cm_tls_ctx_new(&tls)) == 0)
+        rc = cm_config_check_credentials(cfg, tls, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    if (rc < 0 && errs.count == 0)
+        fprintf(stderr, "%s: %s\n", config, cm_strerror(rc));
+    if (rc == 0) {
+        for (size_t i = 0; i < cfg->target_count; i++)
+            nfiles += cfg->targets[i].kind == CM_TARGET_FILE;
+        printf("%s: OK: %zu endpoint targets, %zu file targets, %zu notifiers\n", config,
+               cfg->target_count - nfiles, nfiles, cfg->notifier_count);
+    } else if (errs.count) {
+        fprintf(stderr, "%s: %zu problem%s\n", config, errs.count, errs.count == 1 ? "" : "s");
+    }
+    cm_config_errors_clear(&errs);
+    cm_tls_ctx_free(tls);
+    cm_config_free(cfg);
+    return rc == 0 ? 0 : 1;
+}

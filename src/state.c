@@ -1,0 +1,572 @@
+/* The state store: entries in a dense array (iteration) indexed by a hash of their names
+ * (lookup), reports kept as compact JSON text, and the state file written atomically. */
+#include "certmon/state.h"
+#include "certmon/error.h"
+#include "certmon/report.h"
+#include "certmon/x509.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct cm_state {
+    struct cm_state_entry **entries;
+    size_t count, cap;
+    size_t *buckets; /* open addressing: entry index + 1, 0 = empty */
+    size_t nbuckets; /* power of two, at least twice count */
+};
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+int cm_state_new(struct cm_state **out)
+{
+    struct cm_state *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return -ENOMEM;
+    *out = s;
+    return 0;
+}
+
+static void entry_free(struct cm_state_entry *e)
+{
+    if (!e)
+        return;
+    free(e->name);
+    free(e->owner);
+    free(e->report);
+    free(e->seen);
+    cm_posture_free(e->posture);
+    free(e);
+}
+
+void cm_state_free(struct cm_state *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->count; i++)
+        entry_free(s->entries[i]);
+    free(s->entries);
+    free(s->buckets);
+    free(s);
+}
+
+static size_t *bucket_for(const struct cm_state *s, const char *name)
+{
+    size_t mask = s->nbuckets - 1;
+
+    for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask) {
+        size_t v = s->buckets[i];
+        if (v == 0 || !strcmp(s->entries[v - 1]->name, name))
+            return &s->buckets[i];
+    }
+}
+
+static int rehash(struct cm_state *s, size_t nbuckets)
+{
+    size_t *b = calloc(nbuckets, sizeof(*b));
+
+    if (!b)
+        return -ENOMEM;
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = nbuckets;
+    for (size_t i = 0; i < s->count; i++)
+        *bucket_for(s, s->entries[i]->name) = i + 1;
+    return 0;
+}
+
+struct cm_state_entry *cm_state_get(struct cm_state *s, const char *name)
+{
+    size_t v;
+
+    if (s->nbuckets == 0)
+        return NULL;
+    v = *bucket_for(s, name);
+    return v ? s->entries[v - 1] : NULL;
+}
+
+struct cm_state_entry *cm_state_put(struct cm_state *s, const char *name, const char *owner)
+{
+    struct cm_state_entry *e = cm_state_get(s, name);
+
+    if (e)
+        return e;
+    if (s->count == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 64;
+        struct cm_state_entry **n = realloc(s->entries, ncap * sizeof(*n));
+        if (!n)
+            return NULL;
+        s->entries = n;
+        s->cap = ncap;
+    }
+    if ((s->count + 1) * 2 > s->nbuckets && rehash(s, s->nbuckets ? s->nbuckets * 2 : 128) < 0)
+        return NULL;
+    if (!(e = calloc(1, sizeof(*e))) || !(e->name = strdup(name)) ||
+        !(e->owner = strdup(owner ? owner : name))) {
+        entry_free(e);
+        return NULL;
+    }
+    e->slot = s->count;
+    s->entries[s->count++] = e;
+    *bucket_for(s, name) = s->count;
+    return e;
+}
+
+void cm_state_remove(struct cm_state *s, struct cm_state_entry *e)
+{
+    size_t mask = s->nbuckets - 1, i, j, idx = e->slot;
+
+    /* Backward-shift deletion keeps every probe sequence unbroken without tombstones. */
+    i = (size_t)(bucket_for(s, e->name) - s->buckets);
+    s->buckets[i] = 0;
+    for (j = (i + 1) & mask; s->buckets[j] != 0; j = (j + 1) & mask) {
+        size_t k = hash_name(s->entries[s->buckets[j] - 1]->name) & mask;
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            s->buckets[i] = s->buckets[j];
+            s->buckets[j] = 0;
+            i = j;
+        }
+    }
+    /* Swap-remove from the dense array and repoint the moved entry's bucket. */
+    s->count--;
+    if (idx != s->count) {
+        s->entries[idx] = s->entries[s->count];
+        s->entries[idx]->slot = idx;
+        *bucket_for(s, s->entries[idx]->name) = idx + 1;
+    }
+    entry_free(e);
+}
+
+struct cm_state_entry *const *cm_state_entries(const struct cm_state *s, size_t *count)
+{
+    *count = s->count;
+    return s->entries;
+}
+
+/* ---- Recording results ---- */
+
+static int64_t seen_lookup(const struct cm_state_entry *e, const char *id, int position)
+{
+    for (size_t i = 0; i < e->seen_count; i++)
+        if (e->seen[i].position == position && !strcmp(e->seen[i].id, id))
+            return e->seen[i].first_seen;
+    return 0;
+}
+
+static json_t *time_json(int64_t t)
+{
+    char buf[32];
+
+    if (t <= 0)
+        return json_null();
+    cm_time_rfc3339(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
+                    const struct cm_findings *f, const struct cm_labels *labels, time_t now,
+                    bool *changed, enum cm_status *old_status)
+{
+    struct cm_seen *seen = f->count ? calloc(f->count, sizeof(*seen)) : NULL;
+    json_t *o = NULL, *fs, *lab;
+    enum cm_status st = cm_result_status(res, f);
+    bool failed = res->error_kind != CM_ERRK_NONE;
+    int64_t last_success = failed ? e->last_success : (int64_t)now;
+    int64_t since = e->has_status && e->status == st ? e->status_since : (int64_t)now;
+    char *text = NULL;
+
+    if (f->count && !seen)
+        return -ENOMEM;
+    for (size_t i = 0; i < f->count; i++) {
+        int64_t t = seen_lookup(e, f->items[i].id, f->items[i].position);
+        seen[i].id = f->items[i].id;
+        seen[i].position = f->items[i].position;
+        seen[i].first_seen = t ? t : (int64_t)now;
+    }
+    if (!(o = cm_report_json(res, f, now)))
+        goto fail;
+    fs = json_object_get(o, "findings");
+    for (size_t i = 0; i < json_array_size(fs) && i < f->count; i++)
+        if (json_object_set_new(json_array_get(fs, i), "first_seen", time_json(seen[i].first_seen)))
+            goto fail;
+    if (!(lab = json_object()) || json_object_set_new(o, "labels", lab))
+        goto fail;
+    for (size_t i = 0; labels && i < labels->count; i++)
+        if (json_object_set_new(lab, labels->keys[i], json_string(labels->values[i])))
+            goto fail;
+    if (json_object_set_new(o, "last_probe", time_json(now)) ||
+        json_object_set_new(o, "last_success", time_json(last_success)) ||
+        json_object_set_new(o, "failures", json_integer(failed ? e->failures + 1 : 0)) ||
+        json_object_set_new(o, "status_since", time_json(since)))
+        goto fail;
+    if (!(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))))
+        goto fail;
+    json_decref(o);
+
+    *changed = !e->has_status || e->status != st;
+    *old_status = e->status;
+    free(e->report);
+    e->report = text;
+    free(e->seen);
+    e->seen = seen;
+    e->seen_count = f->count;
+    e->last_probe = now;
+    e->last_success = last_success;
+    e->failures = failed ? e->failures + 1 : 0;
+    e->status = st;
+    e->status_since = since;
+    e->has_status = true;
+    return 0;
+fail:
+    json_decref(o);
+    free(seen);
+    return -ENOMEM;
+}
+
+void cm_state_set_posture(struct cm_state_entry *e, struct cm_posture *p, int64_t at)
+{
+    cm_posture_free(e->posture);
+    e->posture = p;
+    e->posture_at = p ? at : 0;
+}
+
+/* ---- Posture in the state file ---- */
+
+static json_t *tri_array(const enum cm_tri *v, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer(v[i]));
+    return a;
+}
+
+json_t *cm_posture_to_state_json(const struct cm_posture *p)
+{
+    return json_pack("{s:o, s:o, s:i, s:i, s:I, s:i, s:I, s:f}", "version",
+                     tri_array(p->version, CM_PV_COUNT), "weak",
+                     tri_array(p->weak, CM_WEAK_COUNT), "forward_secrecy", (int)p->forward_secrecy,
+                     "dhe", (int)p->dhe, "dh_bits", (json_int_t)p->dh_bits,
+                     "secure_renegotiation", (int)p->secure_renegotiation, "handshakes",
+                     (json_int_t)p->handshakes, "elapsed_ms", p->elapsed_ms);
+}
+
+static int tri_from(json_t *j, enum cm_tri *out)
+{
+    json_int_t v;
+
+    if (!json_is_integer(j) || (v = json_integer_value(j)) < CM_TRI_UNKNOWN || v > CM_TRI_YES)
+        return -1;
+    *out = (enum cm_tri)v;
+    return 0;
+}
+
+int cm_posture_from_state_json(json_t *j, struct cm_posture *out)
+{
+    json_t *ver = json_object_get(j, "version"), *weak = json_object_get(j, "weak");
+    json_t *bits = json_object_get(j, "dh_bits"), *hs = json_object_get(j, "handshakes");
+
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(j) || json_array_size(ver) != CM_PV_COUNT ||
+        json_array_size(weak) != CM_WEAK_COUNT || !json_is_integer(bits) || !json_is_integer(hs))
+        return CM_ESTATE;
+    for (size_t i = 0; i < CM_PV_COUNT; i++)
+        if (tri_from(json_array_get(ver, i), &out->version[i]) < 0)
+            return CM_ESTATE;
+    for (size_t i = 0; i < CM_WEAK_COUNT; i++)
+        if (tri_from(json_array_get(weak, i), &out->weak[i]) < 0)
+            return CM_ESTATE;
+    if (tri_from(json_object_get(j, "forward_secrecy"), &out->forward_secrecy) < 0 ||
+        tri_from(json_object_get(j, "dhe"), &out->dhe) < 0 ||
+        tri_from(json_object_get(j, "secure_renegotiation"), &out->secure_renegotiation) < 0)
+        return CM_ESTATE;
+    out->dh_bits = (unsigned)json_integer_value(bits);
+    out->handshakes = (unsigned)json_integer_value(hs);
+    out->elapsed_ms = json_number_value(json_object_get(j, "elapsed_ms"));
+    return 0;
+}
+
+/* ---- Serialising ---- */
+
+struct buf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t ncap = b->cap ? b->cap : 4096;
+        while (ncap < b->len + n + 1)
+            ncap *= 2;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->failed = true;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void buf_str(struct buf *b, const char *s)
+{
+    buf_add(b, s, strlen(s));
+}
+
+/* The entry's fields as a JSON object text without its closing brace, so that the report
+ * text, which is already JSON, can follow without being parsed again. */
+static json_t *entry_meta(const struct cm_state_entry *e)
+{
+    json_t *seen = json_array(), *o;
+
+    for (size_t i = 0; seen && i < e->seen_count; i++)
+        json_array_append_new(seen, json_pack("[s, i, I]", e->seen[i].id, e->seen[i].position,
+                                              (json_int_t)e->seen[i].first_seen));
+    o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:i, s:s?, s:I, s:o}", "name", e->name, "owner",
+                  e->owner, "last_probe", (json_int_t)e->last_probe, "last_success",
+                  (json_int_t)e->last_success, "status_since", (json_int_t)e->status_since,
+                  "failures", (int)e->failures, "status",
+                  e->has_status ? cm_status_name(e->status) : NULL, "posture_at",
+                  (json_int_t)e->posture_at, "seen", seen);
+    if (o && e->posture)
+        json_object_set_new(o, "posture", cm_posture_to_state_json(e->posture));
+    return o;
+}
+
+int cm_state_serialize(const struct cm_state *s, time_t now, char **out, size_t *len)
+{
+    struct buf b = {0};
+    char head[96];
+
+    snprintf(head, sizeof(head), "{\"version\":%d,\"saved_at\":%lld,\"targets\":[\n",
+             CM_STATE_VERSION, (long long)now);
+    buf_str(&b, head);
+    for (size_t i = 0; i < s->count && !b.failed; i++) {
+        const struct cm_state_entry *e = s->entries[i];
+        json_t *m = entry_meta(e);
+        char *t = m ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        size_t n;
+        json_decref(m);
+        if (!t) {
+            b.failed = true;
+            break;
+        }
+        n = strlen(t);
+        if (i > 0)
+            buf_str(&b, ",\n");
+        buf_add(&b, t, n - 1); /* without the closing brace */
+        free(t);
+        if (e->report) {
+            buf_str(&b, ",\"report\":");
+            buf_str(&b, e->report);
+        }
+        buf_str(&b, "}");
+    }
+    buf_str(&b, "\n]}\n");
+    if (b.failed) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+int cm_state_write_file(const char *path, const char *buf, size_t len, char *err, size_t errlen)
+{
+    char tmp[4096], dir[4096];
+    const char *slash = strrchr(path, '/');
+    int fd, rc = 0;
+    size_t off = 0;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+        snprintf(err, errlen, "state file path too long");
+        return -ENAMETOOLONG;
+    }
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return rc;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, buf + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (rc == 0 && fsync(fd) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot sync %s: %s", tmp, strerror(errno));
+    }
+    if (close(fd) < 0 && rc == 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot close %s: %s", tmp, strerror(errno));
+    }
+    if (rc == 0 && rename(tmp, path) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    }
+    if (rc < 0) {
+        unlink(tmp);
+        return rc;
+    }
+    /* The rename is durable only once the directory is synced. */
+    if (slash) {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        if (n < sizeof(dir)) {
+            memcpy(dir, path, n);
+            dir[n] = '\0';
+            if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+                fsync(fd);
+                close(fd);
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- Loading ---- */
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return CM_ESTATE;
+}
+
+static int load_entry(struct cm_state *s, json_t *t, size_t idx, char *err, size_t errlen)
+{
+    const char *name = json_string_value(json_object_get(t, "name"));
+    const char *owner = json_string_value(json_object_get(t, "owner"));
+    const char *status = json_string_value(json_object_get(t, "status"));
+    json_t *report = json_object_get(t, "report"), *seen = json_object_get(t, "seen");
+    json_t *posture = json_object_get(t, "posture");
+    struct cm_state_entry *e;
+    size_t i;
+    json_t *v;
+
+    if (!json_is_object(t) || !name || !*name || !json_is_array(seen))
+        return fail(err, errlen, "targets[%zu] is not a state entry", idx);
+    if (cm_state_get(s, name))
+        return fail(err, errlen, "targets[%zu]: '%s' appears twice", idx, name);
+    if (!(e = cm_state_put(s, name, owner)))
+        return -ENOMEM;
+    e->last_probe = json_integer_value(json_object_get(t, "last_probe"));
+    e->last_success = json_integer_value(json_object_get(t, "last_success"));
+    e->status_since = json_integer_value(json_object_get(t, "status_since"));
+    e->failures = (unsigned)json_integer_value(json_object_get(t, "failures"));
+    e->posture_at = json_integer_value(json_object_get(t, "posture_at"));
+    if (status) {
+        for (int st = CM_STATUS_OK; st <= CM_STATUS_UNKNOWN; st++)
+            if (!strcmp(status, cm_status_name((enum cm_status)st))) {
+                e->status = (enum cm_status)st;
+                e->has_status = true;
+            }
+        if (!e->has_status)
+            return fail(err, errlen, "targets[%zu]: unknown status '%s'", idx, status);
+    }
+    if (json_is_object(report) &&
+        !(e->report = json_dumps(report, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+        return -ENOMEM;
+    if (json_array_size(seen) && !(e->seen = calloc(json_array_size(seen), sizeof(*e->seen))))
+        return -ENOMEM;
+    json_array_foreach(seen, i, v)
+    {
+        const struct cm_finding_def *d = cm_finding_lookup(json_string_value(json_array_get(v, 0)));
+        if (!d)
+            continue; /* an id this version no longer knows: forget it */
+        e->seen[e->seen_count].id = d->id;
+        e->seen[e->seen_count].position = (int)json_integer_value(json_array_get(v, 1));
+        e->seen[e->seen_count].first_seen = json_integer_value(json_array_get(v, 2));
+        e->seen_count++;
+    }
+    if (posture) {
+        struct cm_posture *p = calloc(1, sizeof(*p));
+        if (!p)
+            return -ENOMEM;
+        if (cm_posture_from_state_json(posture, p) < 0) {
+            free(p);
+            return fail(err, errlen, "targets[%zu]: malformed posture", idx);
+        }
+        cm_state_set_posture(e, p, e->posture_at);
+    }
+    return 0;
+}
+
+int cm_state_load(struct cm_state *s, const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root, *targets, *t;
+    size_t i;
+    int rc = 0;
+
+    if (access(path, F_OK) < 0 && errno == ENOENT)
+        return 0;
+    if (!(root = json_load_file(path, 0, &je))) {
+        if (je.line < 0)
+            return fail(err, errlen, "cannot read %s: %s", path, je.text);
+        return fail(err, errlen, "%s:%d: not valid JSON: %s", path, je.line, je.text);
+    }
+    targets = json_object_get(root, "targets");
+    if (!json_is_object(root) || !json_is_array(targets))
+        rc = fail(err, errlen, "%s is not a certmon state file", path);
+    else if (json_integer_value(json_object_get(root, "version")) != CM_STATE_VERSION)
+        rc = fail(err, errlen, "%s has state version %lld; this certmon reads version %d", path,
+                  (long long)json_integer_value(json_object_get(root, "version")),
+                  CM_STATE_VERSION);
+    json_array_foreach(targets, i, t)
+    {
+        if (rc < 0)
+            break;
+        rc = load_entry(s, t, i, err, errlen);
+    }
+    json_decref(root);
+    if (rc < 0) {
+        /* All or nothing: a half-loaded state would mix history with guesses. */
+        struct cm_state_entry *const *es;
+        size_t n;
+        while ((es = cm_state_entries(s, &n)), n > 0)
+            cm_state_remove(s, es[n - 1]);
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "out of memory loading %s", path);
+    }
+    return rc;
+}
+
+int cm_state_move_aside(const char *path, time_t now, char *moved, size_t movedlen)
+{
+    if (snprintf(moved, movedlen, "%s.corrupt-%lld", path, (long long)now) >= (int)movedlen)
+        return -ENAMETOOLONG;
+    return rename(path, moved) < 0 ? -errno : 0;
+}

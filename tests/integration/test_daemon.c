@@ -1,0 +1,789 @@
+/* certmon run and certmon config-check, driven as an operator would: a config file written
+ * by the test, real TLS servers (openssl s_server) and certificate files from a PKI made at
+ * test time, a connection-counting listener for the scheduler, signals for reload and stop,
+ * and the state file read back after restarts. */
+#include "cmtest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CERTMON_SLOWDOWN
+#define CERTMON_SLOWDOWN 1.0
+#endif
+
+static char dir[256];
+static int port_valid, port_self;
+static pid_t pid_valid, pid_self;
+
+/* ---- Helpers ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *path_in(const char *name)
+{
+    static char bufs[8][512];
+    static unsigned k;
+    char *b = bufs[k++ % 8];
+
+    snprintf(b, 512, "%s/%s", dir, name);
+    return b;
+}
+
+static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void write_file(const char *path, const char *fmt, ...)
+{
+    FILE *fp = fopen(path, "w");
+    va_list ap;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+    fclose(fp);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char *buf = NULL;
+    size_t len = 0;
+
+    if (!fp)
+        return strdup("");
+    FILE *mem = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        fwrite(chunk, 1, n, mem);
+    fclose(mem);
+    fclose(fp);
+    return buf;
+}
+
+/* Waits until the file at path contains needle, at most timeout_s (scaled). */
+static bool wait_text(const char *path, const char *needle, double timeout_s)
+{
+    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
+
+    do {
+        char *t = read_text(path);
+        bool found = strstr(t, needle) != NULL;
+        free(t);
+        if (found)
+            return true;
+        usleep(50000);
+    } while (now_s() < end);
+    fprintf(stderr, "\n  waited %.1f s for '%s' in %s\n", timeout_s * CERTMON_SLOWDOWN, needle,
+            path);
+    return false;
+}
+
+static bool log_has(const char *log, const char *needle)
+{
+    char *t = read_text(log);
+    bool found = strstr(t, needle) != NULL;
+
+    free(t);
+    return found;
+}
+
+static pid_t start_daemon(const char *conf, const char *log)
+{
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+
+    unlink(log);
+    return cm_th_spawn(argv, log);
+}
+
+/* Sends sig and waits (at most timeout_s) for the daemon to exit. Returns its exit status,
+ * or -1 when it did not exit in time (it is then killed) or died of a signal. */
+static int stop_daemon(pid_t pid, int sig, double timeout_s, double *elapsed)
+{
+    double t0 = now_s(), end = t0 + timeout_s;
+    int st;
+
+    kill(pid, sig);
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            if (elapsed)
+                *elapsed = now_s() - t0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
+        if (now_s() > end)
+            break;
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    if (elapsed)
+        *elapsed = now_s() - t0;
+    return -1;
+}
+
+static bool alive(pid_t pid)
+{
+    return waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+static json_t *load_state(const char *path)
+{
+    return json_load_file(path, 0, NULL);
+}
+
+static json_t *state_entry(json_t *st, const char *name)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach(json_object_get(st, "targets"), i, e)
+    {
+        const char *n = json_string_value(json_object_get(e, "name"));
+        if (n && !strcmp(n, name))
+            return e;
+    }
+    return NULL;
+}
+
+/* Waits until the state file has an entry for name with a report whose last_probe is later
+ * than after (Unix seconds; 0: any). Returns the state (caller decrefs) or NULL. */
+static json_t *wait_entry(const char *state, const char *name, int64_t after, double timeout_s)
+{
+    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
+
+    do {
+        json_t *st = load_state(state);
+        json_t *e = state_entry(st, name);
+        if (e && json_is_object(json_object_get(e, "report")) &&
+            json_integer_value(json_object_get(e, "last_probe")) > after)
+            return st;
+        json_decref(st);
+        usleep(100000);
+    } while (now_s() < end);
+    fprintf(stderr, "\n  no state entry '%s' probed after %lld in %s\n", name, (long long)after,
+            state);
+    return NULL;
+}
+
+static const char *entry_str(json_t *e, const char *path)
+{
+    return cm_json_str(e, path);
+}
+
+static json_t *entry_finding(json_t *e, const char *id)
+{
+    return cm_finding(json_object_get(e, "report"), id, NULL, -1);
+}
+
+/* Runs certmon with args, stderr folded into stdout. */
+static int run_certmon(char **out, const char *cmd, const char *conf)
+{
+    char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$1\" -c \"$2\" 2>&1", (char *)cm_th_certmon(),
+                    (char *)cmd, (char *)conf, NULL};
+
+    return cm_th_run(argv, out, 30, NULL);
+}
+
+/* s_server with cert and key from the PKI, sending the intermediate too when inter. */
+static pid_t start_s_server(int port, const char *cert, const char *key, bool inter)
+{
+    char accept[64];
+    char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)cm_th_pki(cert),
+                    "-key", (char *)cm_th_pki(key), "-www", "-quiet",
+                    inter ? "-cert_chain" : NULL, (char *)cm_th_pki("inter.pem"), NULL};
+
+    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
+    return cm_th_spawn(argv, NULL);
+}
+
+static pid_t start_counter(int port, int hold_ms, const char *log)
+{
+    char p[16], h[16];
+    char *argv[] = {"/usr/bin/python3", (char *)cm_th_script("conn_counter.py"), p, h,
+                    (char *)log, NULL};
+
+    snprintf(p, sizeof(p), "%d", port);
+    snprintf(h, sizeof(h), "%d", hold_ms);
+    unlink(log);
+    return cm_th_spawn(argv, NULL);
+}
+
+/* Reads the counter's log: open times into opens (at most max), the largest number of
+ * connections open at once into *peak. The first connection (cm_th_wait_port's) is not
+ * counted. Returns the number of opens. */
+static size_t read_counter(const char *log, double *opens, size_t max, int *peak)
+{
+    bool skipped = false;
+    FILE *fp = fopen(log, "r");
+    char kind[8];
+    double t;
+    int n;
+    size_t count = 0;
+
+    *peak = 0;
+    if (!fp)
+        return 0;
+    while (fscanf(fp, "%7s %lf %d", kind, &t, &n) == 3) {
+        if (!strcmp(kind, "open")) {
+            if (!skipped) {
+                skipped = true;
+                continue;
+            }
+            if (count < max)
+                opens[count] = t;
+            count++;
+        }
+        if (n > *peak)
+            *peak = n;
+    }
+    fclose(fp);
+    return count;
+}
+
+static size_t wait_opens(const char *log, size_t want, double timeout_s)
+{
+    double end = now_s() + timeout_s * CERTMON_SLOWDOWN, opens[1];
+    int peak;
+    size_t n;
+
+    do {
+        if ((n = read_counter(log, opens, 0, &peak)) >= want)
+            return n;
+        usleep(50000);
+    } while (now_s() < end);
+    return n;
+}
+
+static void remove_tree(const char *path)
+{
+    char *argv[] = {"rm", "-rf", (char *)path, NULL};
+    char *out = NULL;
+
+    cm_th_run(argv, &out, 30, NULL);
+    free(out);
+}
+
+/* ---- Suite setup: two TLS servers and a directory of certificate files ---- */
+
+static int suite_init(void)
+{
+    char *out = NULL;
+
+    snprintf(dir, sizeof(dir), "/tmp/certmon-daemon-XXXXXX");
+    if (!mkdtemp(dir) || !cm_th_pki_dir())
+        return -1;
+    port_valid = cm_th_free_port();
+    port_self = cm_th_free_port();
+    pid_valid = start_s_server(port_valid, "valid.pem", "leaf.key", true);
+    pid_self = start_s_server(port_self, "self.pem", "self.key", false);
+    if (pid_valid < 0 || pid_self < 0 || !cm_th_wait_port(port_valid, 5000) ||
+        !cm_th_wait_port(port_self, 5000))
+        return -1;
+    /* Certificate files: PEM, DER, a bundle, garbage, and a private key (skipped). */
+    mkdir(path_in("certs"), 0755);
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cp '%s' '%s/certs/leaf.pem' && cat '%s' > '%s/certs/bundle.pem' && "
+             "openssl x509 -in '%s' -outform der -out '%s/certs/leaf.der' && "
+             "echo 'this is not a certificate' > '%s/certs/garbage.pem' && "
+             "cp '%s' '%s/certs/leaf.key'",
+             cm_th_pki("valid.pem"), dir, cm_th_pki("valid.chain.pem"), dir, cm_th_pki("valid.pem"),
+             dir, dir, cm_th_pki("leaf.key"), dir);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int rc = cm_th_run(argv, &out, 30, NULL);
+    free(out);
+    return rc == 0 ? 0 : -1;
+}
+
+static int suite_cleanup(void)
+{
+    cm_th_stop(pid_valid);
+    cm_th_stop(pid_self);
+    remove_tree(dir);
+    return 0;
+}
+
+/* A configuration with the two servers and the certificate directory; extra goes into the
+ * targets list; state is the state file's name inside dir. */
+static void write_config(const char *conf, const char *state, const char *global_extra,
+                         const char *extra_targets, bool with_files)
+{
+    write_file(conf,
+               "global = { interval = \"1h\"; timeout = \"5s\"; startup_spread = \"1s\";\n"
+               "           state_file = \"%s\"; %s };\n"
+               "log = { level = \"debug\"; };\n"
+               "targets = (\n"
+               "  { host = \"localhost\"; port = %d; ca_file = \"%s\"; labels = { team = \"web\"; }; },\n"
+               "  { host = \"127.0.0.1\"; port = %d; name = \"selfsigned\"; interval = \"3s\";\n"
+               "    posture = false; }%s%s\n"
+               ");\n"
+               "%s",
+               state, global_extra, port_valid, cm_th_pki("root.pem"), port_self,
+               extra_targets ? ",\n  " : "", extra_targets ? extra_targets : "",
+               with_files ? "files = ( { path = \"certs\"; interval = \"1h\"; } );\n" : "");
+}
+
+/* ---- config-check and startup with bad configurations ---- */
+
+static void test_config_check_ok(void)
+{
+    const char *conf = path_in("ok.conf");
+    char *out = NULL;
+
+    write_config(conf, "ok-state.json", "", NULL, true);
+    EXPECT_INT(run_certmon(&out, "config-check", conf), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "OK: 2 endpoint targets, 1 file targets"));
+    free(out);
+}
+
+static void test_config_check_names_lines(void)
+{
+    const char *conf = path_in("bad.conf");
+    char *out = NULL, want[600];
+
+    write_file(conf,
+               "global = {\n"
+               "  intervall = \"1h\";\n"              /* 2: unknown key, near miss */
+               "  timeout = \"10x\";\n"               /* 3: bad duration */
+               "};\n"
+               "targets = (\n"
+               "  { host = \"localhost\"; port = 70000; },\n"  /* 6: out of range */
+               "  { host = \"a.example\"; ca_file = \"/nonexistent/ca.pem\"; },\n" /* 7 */
+               "  { host = \"b.example\"; },\n"
+               "  { host = \"b.example\"; }\n"        /* 9: duplicate of line 8 */
+               ");\n");
+    EXPECT_INT(run_certmon(&out, "config-check", conf), 1);
+    snprintf(want, sizeof(want), "%s:2:", conf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "interval"));
+    snprintf(want, sizeof(want), "%s:3:", conf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    snprintf(want, sizeof(want), "%s:6:", conf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    snprintf(want, sizeof(want), "%s:7:", conf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    snprintf(want, sizeof(want), "%s:9:", conf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    if (!strstr(out, want))
+        fprintf(stderr, "\n%s\n", out);
+    free(out);
+
+    /* The daemon refuses to start on it, with the same messages. */
+    EXPECT_INT(run_certmon(&out, "run", conf), 1);
+    snprintf(want, sizeof(want), "%s:6:", conf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    free(out);
+
+    /* A syntax error names its line. */
+    write_file(conf, "global = {\n  interval = \"1h\";\n  timeout = ;\n};\n");
+    EXPECT_INT(run_certmon(&out, "config-check", conf), 1);
+    snprintf(want, sizeof(want), "%s:3:", conf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+    free(out);
+}
+
+/* ---- The daemon at work ---- */
+
+static void test_probes_files_restart(void)
+{
+    const char *conf = path_in("main.conf"), *state = path_in("main-state.json");
+    const char *log = path_in("main.log");
+    char valid_name[64], fs_self[64];
+    json_t *st, *e;
+    pid_t pid;
+    double elapsed;
+    int64_t valid_last, self_last;
+
+    snprintf(valid_name, sizeof(valid_name), "localhost:%d", port_valid);
+    write_config(conf, "main-state.json", "", NULL, true);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+
+    /* Every target is probed once within the start spread, and the state file says so. */
+    st = wait_entry(state, valid_name, 0, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    json_decref(st);
+    st = wait_entry(state, "selfsigned", 0, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    json_decref(st);
+    char leaf_pem[600];
+    snprintf(leaf_pem, sizeof(leaf_pem), "file:%s/certs/leaf.pem", dir);
+    st = wait_entry(state, leaf_pem, 0, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+
+    e = state_entry(st, valid_name);
+    EXPECT_STR(entry_str(e, "report.status"), "ok");
+    EXPECT_STR(entry_str(e, "report.tls.version"), "TLS1.3");
+    EXPECT_STR(entry_str(e, "report.labels.team"), "web");
+    EXPECT_STR(entry_str(e, "report.chain.0.subject"), "CN=localhost");
+    /* The posture pass ran (TLS 1.3 accepted), on its own schedule. */
+    CU_ASSERT(json_is_true(cm_json_get(e, "report.posture.forward_secrecy")));
+    CU_ASSERT(json_integer_value(json_object_get(e, "posture_at")) > 0);
+
+    e = state_entry(st, "selfsigned");
+    EXPECT_STR(entry_str(e, "report.status"), "critical");
+    json_t *f = entry_finding(e, "chain.self_signed");
+    CU_ASSERT_PTR_NOT_NULL(f);
+    const char *first_seen = f ? json_string_value(json_object_get(f, "first_seen")) : NULL;
+    CU_ASSERT_PTR_NOT_NULL(first_seen);
+    char first_seen_copy[64] = "";
+    if (first_seen)
+        snprintf(first_seen_copy, sizeof(first_seen_copy), "%s", first_seen);
+
+    /* File targets: one entry per file, PEM, DER and bundle read, garbage a probe.failed,
+     * the private key skipped. */
+    e = state_entry(st, leaf_pem);
+    EXPECT_STR(entry_str(e, "report.chain.0.subject"), "CN=localhost");
+    EXPECT_STR(entry_str(e, "report.status"), "ok");
+    snprintf(fs_self, sizeof(fs_self), "file:%s", "");
+    char name[600];
+    snprintf(name, sizeof(name), "file:%s/certs/leaf.der", dir);
+    e = state_entry(st, name);
+    EXPECT_STR(entry_str(e, "report.chain.0.subject"), "CN=localhost");
+    snprintf(name, sizeof(name), "file:%s/certs/bundle.pem", dir);
+    e = state_entry(st, name);
+    EXPECT_STR(entry_str(e, "report.chain.1.subject"), "CN=certmon Test Intermediate CA");
+    snprintf(name, sizeof(name), "file:%s/certs/garbage.pem", dir);
+    e = state_entry(st, name);
+    EXPECT_STR(entry_str(e, "report.error.kind"), "file");
+    CU_ASSERT_PTR_NOT_NULL(entry_finding(e, "probe.failed"));
+    snprintf(name, sizeof(name), "file:%s/certs/leaf.key", dir);
+    CU_ASSERT_PTR_NULL(state_entry(st, name));
+    valid_last = json_integer_value(json_object_get(state_entry(st, valid_name), "last_probe"));
+    json_decref(st);
+
+    /* The 3 s target comes round again on its interval. */
+    st = load_state(state);
+    self_last = json_integer_value(json_object_get(state_entry(st, "selfsigned"), "last_probe"));
+    json_decref(st);
+    st = wait_entry(state, "selfsigned", self_last, 8);
+    CU_ASSERT_PTR_NOT_NULL(st);
+    json_decref(st);
+
+    /* A status change was logged as one line with key=value fields. */
+    CU_ASSERT(log_has(log, "target=selfsigned status=critical was=new"));
+
+    /* SIGTERM: exit 0 within the bound, state written. */
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, &elapsed), 0);
+    CU_ASSERT(elapsed < 3.0 * CERTMON_SLOWDOWN);
+    CU_ASSERT(log_has(log, "stopped"));
+
+    /* Restart: the state is loaded, the hourly target is not probed again at once (its
+     * schedule continues), the 3 s one is, and its finding keeps its first-seen time. */
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(wait_text(log, "loaded", 5));
+    st = load_state(state);
+    self_last = json_integer_value(json_object_get(state_entry(st, "selfsigned"), "last_probe"));
+    json_decref(st);
+    st = wait_entry(state, "selfsigned", self_last, 8);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    e = state_entry(st, "selfsigned");
+    f = entry_finding(e, "chain.self_signed");
+    EXPECT_STR(f ? json_string_value(json_object_get(f, "first_seen")) : NULL, first_seen_copy);
+    EXPECT_INT(json_integer_value(json_object_get(state_entry(st, valid_name), "last_probe")),
+               valid_last);
+    json_decref(st);
+    EXPECT_INT(stop_daemon(pid, SIGINT, 10, NULL), 0);
+}
+
+static void test_reload(void)
+{
+    const char *conf = path_in("reload.conf"), *state = path_in("reload-state.json");
+    const char *log = path_in("reload.log");
+    char extra[256], added[64], valid_name[64], want[600];
+    json_t *st;
+    pid_t pid;
+    int64_t t0;
+
+    snprintf(valid_name, sizeof(valid_name), "localhost:%d", port_valid);
+    write_config(conf, "reload-state.json", "", NULL, true);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    st = wait_entry(state, "selfsigned", 0, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    json_decref(st);
+    st = wait_entry(state, valid_name, 0, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    int64_t valid_last =
+        json_integer_value(json_object_get(state_entry(st, valid_name), "last_probe"));
+    json_decref(st);
+
+    /* A valid reload: one target added, the file entry removed, the others untouched. */
+    snprintf(extra, sizeof(extra), "{ host = \"127.0.0.1\"; port = %d; name = \"added\"; }",
+             port_valid);
+    snprintf(added, sizeof(added), "added");
+    write_config(conf, "reload-state.json", "", extra, false);
+    kill(pid, SIGHUP);
+    CU_ASSERT(wait_text(log, "target=added added", 5));
+    CU_ASSERT(wait_text(log, "reloaded", 5));
+    st = wait_entry(state, added, 0, 10);
+    CU_ASSERT_PTR_NOT_NULL(st);
+    json_decref(st);
+    /* The state file drops the file entries; the unchanged target keeps its history. */
+    double end = now_s() + 5 * CERTMON_SLOWDOWN;
+    char leaf_pem[600];
+    snprintf(leaf_pem, sizeof(leaf_pem), "file:%s/certs/leaf.pem", dir);
+    bool gone = false;
+    while (!gone && now_s() < end) {
+        st = load_state(state);
+        gone = st && !state_entry(st, leaf_pem);
+        if (gone)
+            EXPECT_INT(json_integer_value(
+                           json_object_get(state_entry(st, valid_name), "last_probe")),
+                       valid_last);
+        json_decref(st);
+        usleep(100000);
+    }
+    CU_ASSERT(gone);
+
+    /* An invalid reload: errors with their lines, the old configuration stays and keeps
+     * probing. */
+    write_file(conf, "global = {\n  interval = \"1h\";\n  concurrency = -3;\n};\n"
+                     "targets = ( { host = \"x.example\"; port = \"443\"; } );\n");
+    kill(pid, SIGHUP);
+    snprintf(want, sizeof(want), "%s:3:", conf);
+    CU_ASSERT(wait_text(log, want, 5));
+    snprintf(want, sizeof(want), "%s:5:", conf);
+    CU_ASSERT(wait_text(log, want, 5));
+    CU_ASSERT(wait_text(log, "previous configuration stays in force", 5));
+    CU_ASSERT(alive(pid));
+    st = load_state(state);
+    t0 = json_integer_value(json_object_get(state_entry(st, "selfsigned"), "last_probe"));
+    json_decref(st);
+    st = wait_entry(state, "selfsigned", t0, 8);
+    CU_ASSERT_PTR_NOT_NULL(st);
+    CU_ASSERT_PTR_NOT_NULL(st ? state_entry(st, "added") : NULL);
+    json_decref(st);
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+}
+
+static void test_corrupt_state(void)
+{
+    const char *conf = path_in("corrupt.conf"), *state = path_in("corrupt-state.json");
+    const char *log = path_in("corrupt.log");
+    json_t *st;
+    pid_t pid;
+    DIR *dp;
+    struct dirent *de;
+    bool moved = false;
+
+    write_config(conf, "corrupt-state.json", "", NULL, false);
+    write_file(state, "{\"version\": 1, \"targets\": [ {\"name\": tru");
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(wait_text(log, "moved aside", 5));
+    CU_ASSERT(wait_text(log, "corrupt-state.json:1:", 1));
+    /* Probing goes on, and a fresh state replaces the corrupt one. */
+    st = wait_entry(state, "selfsigned", 0, 10);
+    CU_ASSERT_PTR_NOT_NULL(st);
+    json_decref(st);
+    dp = opendir(dir);
+    while (dp && (de = readdir(dp)))
+        moved |= !strncmp(de->d_name, "corrupt-state.json.corrupt-", 27);
+    if (dp)
+        closedir(dp);
+    CU_ASSERT(moved);
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+
+    /* A state file that is valid JSON but not a state document is handled the same way. */
+    write_file(state, "[1, 2, 3]\n");
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(wait_text(log, "is not a certmon state file", 5));
+    CU_ASSERT(alive(pid));
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+}
+
+/* ---- The scheduler, seen from a server that counts connections ---- */
+
+static void test_concurrency_cap(void)
+{
+    const char *conf = path_in("cap.conf"), *log = path_in("cap.log");
+    const char *clog = path_in("cap-counter.log");
+    int port = cm_th_free_port(), peak;
+    pid_t counter = start_counter(port, 3000, clog), pid;
+    char targets[4096];
+    size_t off = 0, n;
+    double opens[16];
+
+    CU_ASSERT_FATAL(counter > 0 && cm_th_wait_port(port, 5000));
+    usleep(200000);
+    for (int i = 0; i < 9; i++)
+        off += (size_t)snprintf(targets + off, sizeof(targets) - off,
+                                "%s{ host = \"127.0.0.1\"; port = %d; name = \"n%d\"; }",
+                                i ? ",\n" : "", port, i);
+    write_file(conf,
+               "global = { interval = \"1h\"; timeout = \"1s\"; concurrency = 3;\n"
+               "           startup_spread = \"0s\"; retry_interval = \"1h\"; };\n"
+               "log = { level = \"debug\"; };\n"
+               "targets = ( %s );\n",
+               targets);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    n = wait_opens(clog, 9, 10);
+    EXPECT_INT(n, 9);
+    read_counter(clog, opens, 16, &peak);
+    /* Never more than the cap at once, and the cap was used. */
+    CU_ASSERT(peak <= 3);
+    CU_ASSERT(peak >= 2);
+    /* Nine one-second timeouts three at a time take about three seconds, not one. */
+    if (n >= 9)
+        CU_ASSERT(opens[8] - opens[0] >= 1.8);
+    /* Each target once: the retry interval is an hour. */
+    usleep(500000);
+    EXPECT_INT(read_counter(clog, opens, 16, &peak), 9);
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    cm_th_stop(counter);
+}
+
+static void test_start_spread(void)
+{
+    const char *conf = path_in("spread.conf"), *log = path_in("spread.log");
+    const char *clog = path_in("spread-counter.log");
+    int port = cm_th_free_port(), peak;
+    pid_t counter = start_counter(port, 0, clog), pid;
+    char targets[8192];
+    size_t off = 0, n;
+    double opens[64];
+
+    CU_ASSERT_FATAL(counter > 0 && cm_th_wait_port(port, 5000));
+    usleep(200000);
+    for (int i = 0; i < 40; i++)
+        off += (size_t)snprintf(targets + off, sizeof(targets) - off,
+                                "%s{ host = \"127.0.0.1\"; port = %d; name = \"s%d\"; }",
+                                i ? ",\n" : "", port, i);
+    write_file(conf,
+               "global = { interval = \"1h\"; timeout = \"2s\"; concurrency = 64;\n"
+               "           startup_spread = \"4s\"; retry_interval = \"1h\"; };\n"
+               "targets = ( %s );\n",
+               targets);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    n = wait_opens(clog, 40, 8);
+    EXPECT_INT(n, 40);
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    n = read_counter(clog, opens, 64, &peak);
+    if (n < 40)
+        return;
+    /* Forty probes spread over four seconds (min(interval, startup_spread, 40 x 100 ms)):
+     * the first and the last at least 3.5 s apart... */
+    CU_ASSERT(opens[n - 1] - opens[0] >= 3.5);
+    /* ... and no more than four within any 300 ms (three when perfectly even). */
+    int worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = 0;
+        for (size_t j = 0; j < n; j++)
+            c += opens[j] >= opens[i] && opens[j] < opens[i] + 0.3;
+        worst = c > worst ? c : worst;
+    }
+    CU_ASSERT(worst <= 4);
+    cm_th_stop(counter);
+}
+
+static void test_retry_backoff(void)
+{
+    const char *conf = path_in("backoff.conf"), *log = path_in("backoff.log");
+    const char *clog = path_in("backoff-counter.log");
+    int port = cm_th_free_port(), peak;
+    pid_t counter = start_counter(port, 0, clog), pid;
+    double opens[16];
+    size_t n;
+
+    CU_ASSERT_FATAL(counter > 0 && cm_th_wait_port(port, 5000));
+    usleep(200000);
+    /* The listener closes at once, so every probe fails: retried after 1 s, then 2 s, then
+     * 4 s (doubling), the hourly interval notwithstanding. */
+    write_file(conf,
+               "global = { interval = \"1h\"; timeout = \"2s\"; retry_interval = \"1s\";\n"
+               "           startup_spread = \"0s\"; };\n"
+               "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"flaky\"; } );\n",
+               port);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    n = wait_opens(clog, 4, 10);
+    EXPECT_INT(n, 4);
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    n = read_counter(clog, opens, 16, &peak);
+    if (n < 4)
+        return;
+    double g1 = opens[1] - opens[0], g2 = opens[2] - opens[1], g3 = opens[3] - opens[2];
+    CU_ASSERT(g1 >= 0.9 && g1 <= 1.1 + 0.3 * CERTMON_SLOWDOWN);
+    CU_ASSERT(g2 >= 1.85 && g2 <= 2.15 + 0.3 * CERTMON_SLOWDOWN);
+    CU_ASSERT(g3 >= 3.75 && g3 <= 4.25 + 0.3 * CERTMON_SLOWDOWN);
+    if (g1 < 0.9 || g2 < 1.85 || g3 < 3.75)
+        fprintf(stderr, "\n  retry gaps: %.3f %.3f %.3f\n", g1, g2, g3);
+    cm_th_stop(counter);
+}
+
+static void test_shutdown_cancels_in_flight(void)
+{
+    const char *conf = path_in("stop.conf"), *log = path_in("stop.log");
+    const char *clog = path_in("stop-counter.log"), *state = path_in("stop-state.json");
+    int port = cm_th_free_port();
+    pid_t counter = start_counter(port, 60000, clog), pid;
+    double elapsed;
+    struct stat sb;
+
+    CU_ASSERT_FATAL(counter > 0 && cm_th_wait_port(port, 5000));
+    usleep(200000);
+    write_file(conf,
+               "global = { interval = \"1h\"; timeout = \"60s\"; startup_spread = \"0s\";\n"
+               "           state_file = \"stop-state.json\"; };\n"
+               "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"silent\"; },\n"
+               "            { host = \"localhost\"; port = %d; ca_file = \"%s\"; } );\n",
+               port, port_valid, cm_th_pki("root.pem"));
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    /* The silent target's probe is in flight (connected, waiting for a ServerHello that
+     * never comes); the other one has finished. */
+    CU_ASSERT(wait_opens(clog, 1, 5) >= 1);
+    CU_ASSERT(wait_text(log, "status=ok was=new", 5));
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, &elapsed), 0);
+    CU_ASSERT(elapsed < 2.0 * CERTMON_SLOWDOWN);
+    /* What had been learnt is on disk. */
+    CU_ASSERT(stat(state, &sb) == 0);
+    json_t *st = load_state(state);
+    CU_ASSERT_PTR_NOT_NULL(st);
+    char name[64];
+    snprintf(name, sizeof(name), "localhost:%d", port_valid);
+    CU_ASSERT_PTR_NOT_NULL(state_entry(st, name));
+    json_decref(st);
+    cm_th_stop(counter);
+}
+
+static CU_TestInfo tests[] = {
+    {"config-check accepts a good config", test_config_check_ok},
+    {"config-check and run name the lines of errors", test_config_check_names_lines},
+    {"probes, file targets, state across a restart", test_probes_files_restart},
+    {"SIGHUP: valid and invalid reloads", test_reload},
+    {"corrupt state moved aside", test_corrupt_state},
+    {"scheduler: concurrency cap", test_concurrency_cap},
+    {"scheduler: first probes spread", test_start_spread},
+    {"scheduler: retry backoff", test_retry_backoff},
+    {"SIGTERM cancels probes in flight", test_shutdown_cancels_in_flight},
+    CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+    return cm_test_main("daemon", tests, suite_init, suite_cleanup);
+}
