@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,8 +73,8 @@ struct daemon {
     bool dirty, writing, stopping, finished;
     char *state_path; /* where the state is written (the current config's) */
     uv_work_t write_req;
-    char *write_buf, *write_path;
-    size_t write_len;
+    struct cm_state_snapshot *write_snap;
+    char *write_path;
     int write_rc;
     char write_err[512];
     bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
@@ -144,14 +145,16 @@ static void apply_logging(struct daemon *d, const struct cm_config *cfg)
 
 static void flush_state(struct daemon *d);
 static void maybe_finish(struct daemon *d);
+static void mark_dirty(struct daemon *d);
 
 static void on_write_work(uv_work_t *req)
 {
     struct daemon *d = req->data;
 
     d->write_rc =
-        cm_state_write_file(d->write_path, d->write_buf, d->write_len, d->write_err,
-                            sizeof(d->write_err));
+        cm_state_snapshot_write(d->write_snap, d->write_path, d->write_err, sizeof(d->write_err));
+    cm_state_snapshot_free(d->write_snap);
+    d->write_snap = NULL;
 }
 
 static void on_write_done(uv_work_t *req, int status)
@@ -162,10 +165,11 @@ static void on_write_done(uv_work_t *req, int status)
     if (d->write_rc < 0)
         cm_log_error("state", "file=%s write failed: %s", d->write_path, d->write_err);
     else
-        cm_log_debug("state", "file=%s bytes=%zu written", d->write_path, d->write_len);
-    free(d->write_buf);
+        cm_log_debug("state", "file=%s written", d->write_path);
     free(d->write_path);
-    d->write_buf = d->write_path = NULL;
+    d->write_path = NULL;
+    /* Hand the pages of freed reports and snapshot text back to the system. */
+    malloc_trim(0);
     d->writing = false;
     /* Changes made while writing go out now; at shutdown the final write waits for this. */
     if (d->dirty && !d->stopping)
@@ -179,11 +183,12 @@ static void flush_state(struct daemon *d)
 {
     if (!d->state_path || d->writing || !d->dirty)
         return;
-    if (cm_state_serialize(d->state, time(NULL), &d->write_buf, &d->write_len) < 0 ||
+    if (cm_state_snapshot(d->state, time(NULL), &d->write_snap) < 0 ||
         !(d->write_path = strdup(d->state_path))) {
-        free(d->write_buf);
-        d->write_buf = NULL;
+        cm_state_snapshot_free(d->write_snap);
+        d->write_snap = NULL;
         cm_log_error("state", "out of memory serialising the state; will retry");
+        mark_dirty(d);
         return;
     }
     d->dirty = false;
@@ -192,9 +197,10 @@ static void flush_state(struct daemon *d)
     if (uv_queue_work(d->loop, &d->write_req, on_write_work, on_write_done) < 0) {
         d->writing = false;
         d->dirty = true;
-        free(d->write_buf);
+        cm_state_snapshot_free(d->write_snap);
         free(d->write_path);
-        d->write_buf = d->write_path = NULL;
+        d->write_snap = NULL;
+        d->write_path = NULL;
     }
 }
 
@@ -213,17 +219,16 @@ static void mark_dirty(struct daemon *d)
 /* At exit: write synchronously (nothing else runs any more). */
 static void flush_state_now(struct daemon *d)
 {
-    char *buf;
-    size_t len;
+    struct cm_state_snapshot *snap;
     char err[512];
 
     if (!d->state_path || !d->dirty)
         return;
-    if (cm_state_serialize(d->state, time(NULL), &buf, &len) < 0) {
+    if (cm_state_snapshot(d->state, time(NULL), &snap) < 0) {
         cm_log_error("state", "out of memory serialising the state at exit");
         return;
     }
-    if (cm_state_write_file(d->state_path, buf, len, err, sizeof(err)) < 0) {
+    if (cm_state_snapshot_write(snap, d->state_path, err, sizeof(err)) < 0) {
         cm_log_error("state", "file=%s write failed: %s", d->state_path, err);
     } else {
         size_t n;
@@ -231,7 +236,7 @@ static void flush_state_now(struct daemon *d)
         cm_log_info("state", "file=%s entries=%zu written at exit", d->state_path, n);
     }
     d->dirty = false;
-    free(buf);
+    cm_state_snapshot_free(snap);
 }
 
 /* ---- Runs ---- */
@@ -674,6 +679,7 @@ static void reload(struct daemon *d)
         return;
     }
     free(old);
+    malloc_trim(0);
     apply_logging(d, g->cfg);
     cm_sched_set_concurrency(d->sched, g->cfg->concurrency);
     if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0) {
@@ -877,6 +883,7 @@ int cm_run_main(int argc, char **argv)
     uv_timer_init(&loop, &d.stop_timer);
     d.stop_timer.data = &d;
     load_state(&d);
+    malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
         fprintf(stderr, "certmon run: out of memory\n");
         rc = 1;

@@ -6,6 +6,7 @@
 #include "certmon/x509.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,45 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Report texts are shared with snapshots being written on the thread pool: a reference count
+ * sits in a header just before the text, so that entries keep a plain char pointer. */
+struct rtext {
+    int refs; /* atomic */
+    size_t len;
+    char s[];
+};
+
+static char *rtext_new(const char *text)
+{
+    size_t len = strlen(text);
+    struct rtext *r = malloc(sizeof(*r) + len + 1);
+
+    if (!r)
+        return NULL;
+    r->refs = 1;
+    r->len = len;
+    memcpy(r->s, text, len + 1);
+    return r->s;
+}
+
+static struct rtext *rtext_of(char *s)
+{
+    return (struct rtext *)(void *)(s - offsetof(struct rtext, s));
+}
+
+static char *rtext_ref(char *s)
+{
+    if (s)
+        __atomic_add_fetch(&rtext_of(s)->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+static void rtext_unref(char *s)
+{
+    if (s && __atomic_sub_fetch(&rtext_of(s)->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(rtext_of(s));
+}
 
 struct cm_state {
     struct cm_state_entry **entries;
@@ -46,7 +86,7 @@ static void entry_free(struct cm_state_entry *e)
         return;
     free(e->name);
     free(e->owner);
-    free(e->report);
+    rtext_unref(e->report);
     free(e->seen);
     cm_posture_free(e->posture);
     free(e);
@@ -213,13 +253,18 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
         json_object_set_new(o, "failures", json_integer(failed ? e->failures + 1 : 0)) ||
         json_object_set_new(o, "status_since", time_json(since)))
         goto fail;
-    if (!(text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))))
+    {
+        char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+        text = t ? rtext_new(t) : NULL;
+        free(t);
+    }
+    if (!text)
         goto fail;
     json_decref(o);
 
     *changed = !e->has_status || e->status != st;
     *old_status = e->status;
-    free(e->report);
+    rtext_unref(e->report);
     e->report = text;
     free(e->seen);
     e->seen = seen;
@@ -393,12 +438,15 @@ int cm_state_serialize(const struct cm_state *s, time_t now, char **out, size_t 
     return 0;
 }
 
-int cm_state_write_file(const char *path, const char *buf, size_t len, char *err, size_t errlen)
+/* Writes path atomically with what emit writes into fp: a temporary file beside it, fsync,
+ * rename, fsync of the directory. */
+static int write_atomic(const char *path, int (*emit)(FILE *fp, const void *arg), const void *arg,
+                        char *err, size_t errlen)
 {
     char tmp[4096], dir[4096];
     const char *slash = strrchr(path, '/');
+    FILE *fp;
     int fd, rc = 0;
-    size_t off = 0;
 
     if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
         snprintf(err, errlen, "state file path too long");
@@ -409,22 +457,23 @@ int cm_state_write_file(const char *path, const char *buf, size_t len, char *err
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return rc;
     }
-    while (off < len) {
-        ssize_t n = write(fd, buf + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-            break;
-        }
-        off += (size_t)n;
+    if (!(fp = fdopen(fd, "w"))) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    setvbuf(fp, NULL, _IOFBF, 1 << 16);
+    if (emit(fp, arg) < 0 || fflush(fp) != 0) {
+        rc = errno ? -errno : -EIO;
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
     }
     if (rc == 0 && fsync(fd) < 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot sync %s: %s", tmp, strerror(errno));
     }
-    if (close(fd) < 0 && rc == 0) {
+    if (fclose(fp) != 0 && rc == 0) {
         rc = -errno;
         snprintf(err, errlen, "cannot close %s: %s", tmp, strerror(errno));
     }
@@ -451,6 +500,103 @@ int cm_state_write_file(const char *path, const char *buf, size_t len, char *err
     return 0;
 }
 
+struct plain {
+    const char *buf;
+    size_t len;
+};
+
+static int emit_plain(FILE *fp, const void *arg)
+{
+    const struct plain *p = arg;
+
+    if (p->len && fwrite(p->buf, 1, p->len, fp) != p->len)
+        return errno ? -errno : -EIO;
+    return 0;
+}
+
+int cm_state_write_file(const char *path, const char *buf, size_t len, char *err, size_t errlen)
+{
+    struct plain p = {buf, len};
+
+    errno = 0;
+    return write_atomic(path, emit_plain, &p, err, errlen);
+}
+
+/* ---- Snapshots ---- */
+
+struct snap_item {
+    char *meta;   /* the entry's fields as JSON without the closing brace; owned */
+    char *report; /* shared report text (a reference), or NULL */
+};
+
+struct cm_state_snapshot {
+    time_t now;
+    size_t count;
+    struct snap_item *items;
+};
+
+void cm_state_snapshot_free(struct cm_state_snapshot *snap)
+{
+    if (!snap)
+        return;
+    for (size_t i = 0; i < snap->count; i++) {
+        free(snap->items[i].meta);
+        rtext_unref(snap->items[i].report);
+    }
+    free(snap->items);
+    free(snap);
+}
+
+int cm_state_snapshot(const struct cm_state *s, time_t now, struct cm_state_snapshot **out)
+{
+    struct cm_state_snapshot *snap = calloc(1, sizeof(*snap));
+
+    if (!snap || !(snap->items = calloc(s->count ? s->count : 1, sizeof(*snap->items)))) {
+        free(snap);
+        return -ENOMEM;
+    }
+    snap->now = now;
+    for (size_t i = 0; i < s->count; i++) {
+        json_t *m = entry_meta(s->entries[i]);
+        char *t = m ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(m);
+        if (!t) {
+            cm_state_snapshot_free(snap);
+            return -ENOMEM;
+        }
+        t[strlen(t) - 1] = '\0'; /* the closing brace: the report follows */
+        snap->items[i].meta = t;
+        snap->items[i].report = rtext_ref(s->entries[i]->report);
+        snap->count++;
+    }
+    *out = snap;
+    return 0;
+}
+
+static int emit_snapshot(FILE *fp, const void *arg)
+{
+    const struct cm_state_snapshot *snap = arg;
+
+    if (fprintf(fp, "{\"version\":%d,\"saved_at\":%lld,\"targets\":[\n", CM_STATE_VERSION,
+                (long long)snap->now) < 0)
+        return -1;
+    for (size_t i = 0; i < snap->count; i++) {
+        const struct snap_item *it = &snap->items[i];
+        if (fputs(i ? ",\n" : "", fp) < 0 || fputs(it->meta, fp) < 0 ||
+            (it->report && (fputs(",\"report\":", fp) < 0 || fputs(it->report, fp) < 0)) ||
+            fputc('}', fp) == EOF)
+            return -1;
+    }
+    return fputs("\n]}\n", fp) < 0 ? -1 : 0;
+}
+
+int cm_state_snapshot_write(const struct cm_state_snapshot *snap, const char *path, char *err,
+                            size_t errlen)
+{
+    errno = 0;
+    return write_atomic(path, emit_snapshot, snap, err, errlen);
+}
+
 /* ---- Loading ---- */
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -465,7 +611,10 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return CM_ESTATE;
 }
 
-static int load_entry(struct cm_state *s, json_t *t, size_t idx, char *err, size_t errlen)
+/* raw, when not NULL, is the report's own text as the file has it (the line layout puts it
+ * last): kept as it is, which spares dumping the parsed report again. */
+static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx, char *err,
+                      size_t errlen)
 {
     const char *name = json_string_value(json_object_get(t, "name"));
     const char *owner = json_string_value(json_object_get(t, "owner"));
@@ -496,9 +645,16 @@ static int load_entry(struct cm_state *s, json_t *t, size_t idx, char *err, size
         if (!e->has_status)
             return fail(err, errlen, "targets[%zu]: unknown status '%s'", idx, status);
     }
-    if (json_is_object(report) &&
-        !(e->report = json_dumps(report, JSON_COMPACT | JSON_PRESERVE_ORDER)))
-        return -ENOMEM;
+    if (json_is_object(report) && raw) {
+        if (!(e->report = rtext_new(raw)))
+            return -ENOMEM;
+    } else if (json_is_object(report)) {
+        char *txt = json_dumps(report, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+        e->report = txt ? rtext_new(txt) : NULL;
+        free(txt);
+        if (!e->report)
+            return -ENOMEM;
+    }
     if (json_array_size(seen) && !(e->seen = calloc(json_array_size(seen), sizeof(*e->seen))))
         return -ENOMEM;
     json_array_foreach(seen, i, v)
@@ -524,15 +680,24 @@ static int load_entry(struct cm_state *s, json_t *t, size_t idx, char *err, size
     return 0;
 }
 
-int cm_state_load(struct cm_state *s, const char *path, char *err, size_t errlen)
+static void empty(struct cm_state *s)
+{
+    struct cm_state_entry *const *es;
+    size_t n;
+
+    while ((es = cm_state_entries(s, &n)), n > 0)
+        cm_state_remove(s, es[n - 1]);
+}
+
+/* The whole document as one tree: for a state file not in the layout certmon writes (edited
+ * by hand, pretty-printed). Costs about ten times the file's size in memory while it runs. */
+static int load_tree(struct cm_state *s, const char *path, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *root, *targets, *t;
     size_t i;
     int rc = 0;
 
-    if (access(path, F_OK) < 0 && errno == ENOENT)
-        return 0;
     if (!(root = json_load_file(path, 0, &je))) {
         if (je.line < 0)
             return fail(err, errlen, "cannot read %s: %s", path, je.text);
@@ -549,15 +714,99 @@ int cm_state_load(struct cm_state *s, const char *path, char *err, size_t errlen
     {
         if (rc < 0)
             break;
-        rc = load_entry(s, t, i, err, errlen);
+        rc = load_entry(s, t, NULL, i, err, errlen);
     }
     json_decref(root);
+    return rc;
+}
+
+/* The layout cm_state_serialize writes: a header line, one entry per line (each followed by a
+ * comma but the last), and a closing line. Each entry is parsed on its own, so that loading
+ * ten thousand entries never holds them all as one tree. Returns 1 when the file is not in
+ * that layout (nothing loaded), else as cm_state_load. */
+static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err, size_t errlen)
+{
+    char *line = NULL;
+    size_t cap = 0, idx = 0, lineno = 1;
+    ssize_t len;
+    int version = 0, consumed = 0, rc = 1;
+    long long saved = 0;
+    bool closed = false;
+
+    if ((len = getline(&line, &cap, fp)) <= 0 ||
+        sscanf(line, "{\"version\":%d,\"saved_at\":%lld,\"targets\":[%n", &version, &saved,
+               &consumed) != 2 ||
+        consumed == 0 || (line[consumed] != '\n' && line[consumed] != '\0')) {
+        free(line);
+        return 1;
+    }
+    if (version != CM_STATE_VERSION) {
+        free(line);
+        return fail(err, errlen, "%s has state version %d; this certmon reads version %d", path,
+                    version, CM_STATE_VERSION);
+    }
+    rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, fp)) >= 0) {
+        json_error_t je;
+        json_t *t;
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (closed) {
+            if (len > 0)
+                rc = fail(err, errlen, "%s:%zu: text after the end of the state", path, lineno);
+            continue;
+        }
+        if (len == 0)
+            continue;
+        if (!strcmp(line, "]}")) {
+            closed = true;
+            continue;
+        }
+        if (line[len - 1] == ',')
+            line[--len] = '\0';
+        if (!(t = json_loadb(line, (size_t)len, 0, &je))) {
+            rc = fail(err, errlen, "%s:%zu: not valid JSON: %s", path, lineno, je.text);
+            break;
+        }
+        /* The report is the entry's last member: its text runs from after the key (the
+         * first ,"report": of the line: quotes inside strings are escaped) to the entry's
+         * closing brace. */
+        char *raw = strstr(line, ",\"report\":");
+        if (raw && line[len - 1] == '}') {
+            raw += strlen(",\"report\":");
+            line[len - 1] = '\0';
+        } else {
+            raw = NULL;
+        }
+        rc = load_entry(s, t, raw, idx++, err, errlen);
+        json_decref(t);
+    }
+    if (rc == 0 && ferror(fp))
+        rc = fail(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    else if (rc == 0 && !closed)
+        rc = fail(err, errlen, "%s:%zu: the state ends early (a write cut short?)", path, lineno);
+    free(line);
+    return rc;
+}
+
+int cm_state_load(struct cm_state *s, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "re");
+    int rc;
+
+    if (!fp) {
+        if (errno == ENOENT)
+            return 0;
+        return fail(err, errlen, "cannot read %s: %s", path, strerror(errno));
+    }
+    rc = load_lines(s, fp, path, err, errlen);
+    fclose(fp);
+    if (rc == 1)
+        rc = load_tree(s, path, err, errlen);
     if (rc < 0) {
         /* All or nothing: a half-loaded state would mix history with guesses. */
-        struct cm_state_entry *const *es;
-        size_t n;
-        while ((es = cm_state_entries(s, &n)), n > 0)
-            cm_state_remove(s, es[n - 1]);
+        empty(s);
         if (rc == -ENOMEM)
             snprintf(err, errlen, "out of memory loading %s", path);
     }

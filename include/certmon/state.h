@@ -85,6 +85,19 @@ int cm_state_serialize(const struct cm_state *s, time_t now, char **out, size_t 
  * directory. Blocking. Returns 0 or a negative errno with a reason in err. */
 int cm_state_write_file(const char *path, const char *buf, size_t len, char *err, size_t errlen);
 
+/* A consistent copy of the state for writing it elsewhere (the thread pool) while the loop
+ * goes on changing the state: the entries' fields copied, their report texts shared by
+ * reference. Made on the loop; written and freed on any thread. Returns 0 or -ENOMEM. */
+struct cm_state_snapshot;
+int cm_state_snapshot(const struct cm_state *s, time_t now, struct cm_state_snapshot **out);
+
+/* Writes a snapshot to path atomically, as cm_state_write_file writes a buffer (the same text
+ * cm_state_serialize makes), without holding the whole document in memory. Blocking. */
+int cm_state_snapshot_write(const struct cm_state_snapshot *snap, const char *path, char *err,
+                            size_t errlen);
+
+void cm_state_snapshot_free(struct cm_state_snapshot *snap);
+
 /* Loads a state file into s (which should be empty). Returns 0 (also when the file does not
  * exist: a first start), or CM_ESTATE when it cannot be read or is not a state document, with
  * a reason in err; s then holds nothing from it. */

@@ -1,0 +1,115 @@
+#!/bin/bash
+# Daemon benchmark: N configured targets (default 10000) against local openssl s_server
+# endpoints on 127.0.0.1. Measures and prints: config load time (config-check and the
+# daemon's own start), time until every target has a result, resident memory (now and peak)
+# once every result is in, state file size and write, shutdown time, and the same after a
+# restart that loads the state back.
+#
+# usage: tests/bench/daemon_bench.sh [--targets N] [--servers K] [--certmon PATH]
+set -euo pipefail
+
+N=10000
+K=4
+CERTMON=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --targets) N=$2; shift 2 ;;
+    --servers) K=$2; shift 2 ;;
+    --certmon) CERTMON=$2; shift 2 ;;
+    *) echo "usage: $0 [--targets N] [--servers K] [--certmon PATH]" >&2; exit 2 ;;
+    esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+CERTMON=${CERTMON:-$here/../../build/certmon}
+[ -x "$CERTMON" ] || { echo "no certmon binary at $CERTMON (build first)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/certmon-dbench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+bash "$here/../integration/mkpki.sh" "$work/pki" >/dev/null 2>&1
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+ports=()
+for _ in $(seq 1 "$K"); do
+    p=$(free_port)
+    openssl s_server -accept "127.0.0.1:$p" -cert "$work/pki/valid.pem" -key "$work/pki/leaf.key" \
+        -cert_chain "$work/pki/inter.pem" -www -quiet >/dev/null 2>&1 &
+    pids+=($!)
+    ports+=("$p")
+done
+sleep 0.5
+
+# Ten thousand targets, each its own name, spread over the K servers; posture passes off so
+# that the run measures the daemon, not s_server's accept loop.
+{
+    echo "global = { interval = \"1h\"; timeout = \"30s\"; concurrency = 64;"
+    echo "           startup_spread = \"0s\"; posture_interval = \"off\";"
+    echo "           state_file = \"$work/state.json\"; };"
+    echo "log = { level = \"info\"; };"
+    echo "targets = ("
+    for i in $(seq 1 "$N"); do
+        p=${ports[$((i % K))]}
+        sep=","
+        [ "$i" -eq "$N" ] && sep=""
+        printf '  { name = "t%05d"; host = "localhost"; port = %s; ca_file = "%s"; labels = { team = "t%d"; }; }%s\n' \
+            "$i" "$p" "$work/pki/root.pem" $((i % 10)) "$sep"
+    done
+    echo ");"
+} >"$work/bench.conf"
+
+now_ms() { date +%s%3N; }
+rss_kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
+
+echo "certmon daemon benchmark: $N targets on $K local s_server endpoints, $(nproc) cores"
+echo "config: $(wc -c <"$work/bench.conf") bytes"
+
+t0=$(now_ms)
+"$CERTMON" config-check -c "$work/bench.conf" >/dev/null
+t1=$(now_ms)
+echo "config-check (whole process, credentials included): $((t1 - t0)) ms"
+
+run_daemon() { # label
+    local label=$1 log=$work/$1.log
+    : >"$log"
+    local start
+    start=$(now_ms)
+    "$CERTMON" run -c "$work/bench.conf" 2>"$log" &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 600); do grep -q ' started' "$log" && break; sleep 0.05; done
+    local started
+    started=$(now_ms)
+    echo "[$label] process start to 'started' (config, credentials, state load): $((started - start)) ms"
+    echo "[$label] RSS after start: $(rss_kib "$pid" VmRSS) KiB"
+    # Every target's first result logs one "was=new" line (first start) - on a restart the
+    # targets keep their schedule and are not probed again, so only the state is measured.
+    if [ "$label" = first ]; then
+        for _ in $(seq 1 1200); do
+            [ "$(grep -c 'was=new' "$log")" -ge "$N" ] && break
+            sleep 0.1
+        done
+        local done_at
+        done_at=$(now_ms)
+        echo "[$label] all $(grep -c 'was=new' "$log") results in after $((done_at - started)) ms" \
+            "($(( N * 1000 / (done_at - started + 1) )) probes/s)"
+        sleep 3 # the debounced state write
+    fi
+    echo "[$label] RSS now: $(rss_kib "$pid" VmRSS) KiB, peak: $(rss_kib "$pid" VmHWM) KiB"
+    echo "[$label] state file: $(wc -c <"$work/state.json" 2>/dev/null || echo 0) bytes"
+    local s0
+    s0=$(now_ms)
+    kill -TERM "$pid"
+    wait "$pid" || echo "[$label] exit status $?"
+    echo "[$label] SIGTERM to exit: $(($(now_ms) - s0)) ms"
+    grep -E 'level=(error|warning)' "$log" | grep -v 'was=' | head -5 || true
+}
+
+run_daemon first
+run_daemon restart
