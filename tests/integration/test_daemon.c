@@ -770,6 +770,46 @@ static void test_shutdown_cancels_in_flight(void)
     cm_th_stop(counter);
 }
 
+/* Posture passes run on their own interval: a target probed every 2 s keeps the pass it had,
+ * folded into each new report, until posture_interval has passed. */
+static void test_posture_interval(void)
+{
+    const char *conf = path_in("posture.conf"), *state = path_in("posture-state.json");
+    const char *log = path_in("posture.log");
+    char name[64];
+    json_t *st, *e;
+    pid_t pid;
+    int64_t at, last;
+
+    snprintf(name, sizeof(name), "localhost:%d", port_valid);
+    write_file(conf,
+               "global = { interval = \"1h\"; startup_spread = \"0s\";\n"
+               "           state_file = \"posture-state.json\"; };\n"
+               "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\";\n"
+               "              interval = \"2s\"; posture_interval = \"1m\"; } );\n",
+               port_valid, cm_th_pki("root.pem"));
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    st = wait_entry(state, name, 0, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    e = state_entry(st, name);
+    at = json_integer_value(json_object_get(e, "posture_at"));
+    last = json_integer_value(json_object_get(e, "last_probe"));
+    CU_ASSERT(at > 0);
+    json_decref(st);
+    /* Two more probes, no new pass; the report still carries the posture. */
+    for (int round = 0; round < 2; round++) {
+        st = wait_entry(state, name, last, 8);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+        e = state_entry(st, name);
+        last = json_integer_value(json_object_get(e, "last_probe"));
+        EXPECT_INT(json_integer_value(json_object_get(e, "posture_at")), at);
+        CU_ASSERT(json_is_array(cm_json_get(e, "report.posture.versions_accepted")));
+        json_decref(st);
+    }
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
     {"config-check accepts a good config", test_config_check_ok},
     {"config-check and run name the lines of errors", test_config_check_names_lines},
@@ -780,6 +820,7 @@ static CU_TestInfo tests[] = {
     {"scheduler: first probes spread", test_start_spread},
     {"scheduler: retry backoff", test_retry_backoff},
     {"SIGTERM cancels probes in flight", test_shutdown_cancels_in_flight},
+    {"posture passes on their own interval", test_posture_interval},
     CU_TEST_INFO_NULL,
 };
 
