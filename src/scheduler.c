@@ -16,7 +16,7 @@ struct cm_sched {
     size_t count, cap;
     struct cm_sched_job *ready_head, *ready_tail;
     size_t ready_count;
-    uint64_t rng;
+    uint64_t rng, seq;
     bool closing, pumping;
 };
 
@@ -31,6 +31,11 @@ static uint64_t rng_next(struct cm_sched *s)
     return s->rng * 2685821657736338717ULL;
 }
 
+static bool before(const struct cm_sched_job *a, const struct cm_sched_job *b)
+{
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
 static void heap_swap(struct cm_sched *s, size_t a, size_t b)
 {
     struct cm_sched_job *t = s->heap[a];
@@ -43,7 +48,7 @@ static void heap_swap(struct cm_sched *s, size_t a, size_t b)
 
 static void sift_up(struct cm_sched *s, size_t i)
 {
-    while (i > 0 && s->heap[(i - 1) / 2]->due > s->heap[i]->due) {
+    while (i > 0 && before(s->heap[i], s->heap[(i - 1) / 2])) {
         heap_swap(s, i, (i - 1) / 2);
         i = (i - 1) / 2;
     }
@@ -53,9 +58,9 @@ static void sift_down(struct cm_sched *s, size_t i)
 {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < s->count && s->heap[l]->due < s->heap[m]->due)
+        if (l < s->count && before(s->heap[l], s->heap[m]))
             m = l;
-        if (r < s->count && s->heap[r]->due < s->heap[m]->due)
+        if (r < s->count && before(s->heap[r], s->heap[m]))
             m = r;
         if (m == i)
             return;
@@ -197,6 +202,7 @@ int cm_sched_add(struct cm_sched *s, struct cm_sched_job *job, uint64_t delay_ms
     int rc;
 
     job->due = uv_now(s->loop) + delay_ms;
+    job->seq = s->seq++;
     job->next = NULL;
     if ((rc = heap_push(s, job)) < 0)
         return rc;

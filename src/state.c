@@ -720,6 +720,16 @@ static int load_tree(struct cm_state *s, const char *path, char *err, size_t err
     return rc;
 }
 
+/* Whether the last member of object t is "report" (jansson keeps members in order). */
+static bool report_last(json_t *t)
+{
+    const char *last = NULL;
+
+    for (void *it = json_object_iter(t); it; it = json_object_iter_next(t, it))
+        last = json_object_iter_key(it);
+    return last && !strcmp(last, "report");
+}
+
 /* The layout cm_state_serialize writes: a header line, one entry per line (each followed by a
  * comma but the last), and a closing line. Each entry is parsed on its own, so that loading
  * ten thousand entries never holds them all as one tree. Returns 1 when the file is not in
@@ -731,7 +741,7 @@ static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err,
     ssize_t len;
     int version = 0, consumed = 0, rc = 1;
     long long saved = 0;
-    bool closed = false;
+    bool closed = false, comma = false; /* comma: the entry line before ended with one */
 
     if ((len = getline(&line, &cap, fp)) <= 0 ||
         sscanf(line, "{\"version\":%d,\"saved_at\":%lld,\"targets\":[%n", &version, &saved,
@@ -759,21 +769,31 @@ static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err,
         }
         if (len == 0)
             continue;
+        /* Lines that are not one entry each, or commas out of place, may still be JSON (an
+         * entry split by a hand edit) or not: the whole-tree parse tells. */
         if (!strcmp(line, "]}")) {
+            if (comma) {
+                rc = 1;
+                break;
+            }
             closed = true;
             continue;
         }
-        if (line[len - 1] == ',')
+        if (idx > 0 && !comma) {
+            rc = 1;
+            break;
+        }
+        if ((comma = line[len - 1] == ','))
             line[--len] = '\0';
         if (!(t = json_loadb(line, (size_t)len, 0, &je))) {
-            rc = fail(err, errlen, "%s:%zu: not valid JSON: %s", path, lineno, je.text);
+            rc = 1;
             break;
         }
         /* The report is the entry's last member: its text runs from after the key (the
          * first ,"report": of the line: quotes inside strings are escaped) to the entry's
          * closing brace. */
         char *raw = strstr(line, ",\"report\":");
-        if (raw && line[len - 1] == '}') {
+        if (raw && line[len - 1] == '}' && report_last(t)) {
             raw += strlen(",\"report\":");
             line[len - 1] = '\0';
         } else {
@@ -786,6 +806,8 @@ static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err,
         rc = fail(err, errlen, "cannot read %s: %s", path, strerror(errno));
     else if (rc == 0 && !closed)
         rc = fail(err, errlen, "%s:%zu: the state ends early (a write cut short?)", path, lineno);
+    if (rc == 1)
+        empty(s);
     free(line);
     return rc;
 }

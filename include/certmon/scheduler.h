@@ -13,6 +13,7 @@
 /* Embedded in the caller's per-target object; the scheduler never allocates one. */
 struct cm_sched_job {
     uint64_t due;             /* loop time (ms) at which it is due */
+    uint64_t seq;             /* order of insertion: equally due jobs start in this order */
     uint64_t interval_ms;     /* between the end of one run and the next start */
     uint64_t retry_min_ms;    /* first retry after a failure; doubles, at most interval_ms */
     unsigned failures;        /* consecutive failed runs */

@@ -1,0 +1,1390 @@
+/* Unit tests for the state store (src/state.c): the name index, recording results with their
+ * first-seen times, the state file's JSON both ways, the atomic write and loading with its
+ * all-or-nothing rule. Results are built by hand and judged at fixed times. */
+#include "cmtest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "certmon/analyze.h"
+#include "certmon/error.h"
+#include "certmon/posture.h"
+#include "certmon/probe.h"
+#include "certmon/state.h"
+#include "certmon/x509.h"
+
+#define DAY 86400
+#define NOW ((time_t)1800000000) /* 2027-01-15T08:00:00Z */
+
+static const struct cm_policy def = CM_POLICY_DEFAULT;
+
+/* ---- Helpers ---- */
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    return d;
+}
+
+static uint64_t rnd_state = 0x2545f4914f6cdd1dULL;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+static void shuffle(size_t *v, size_t n)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = rnd() % i, t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+}
+
+/* Fills c the way x509.c would, with heap strings cm_cert_clear can free. */
+static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer,
+                      int64_t not_before, int64_t not_after, bool is_ca)
+{
+    memset(c, 0, sizeof(*c));
+    c->subject = xstrdup(subject);
+    c->issuer = xstrdup(issuer);
+    c->serial = xstrdup("0123abcd");
+    c->signature = xstrdup("RSA-SHA256");
+    c->sig_hash = "SHA256";
+    c->sha256 = xstrdup("5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
+    c->key_type = "RSA";
+    c->key_bits = 2048;
+    c->not_before = not_before;
+    c->not_after = not_after;
+    c->is_ca = is_ca;
+    c->self_signed = strcmp(subject, issuer) == 0;
+    if (!is_ca) {
+        c->sans = calloc(1, sizeof(*c->sans));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
+        c->sans[0] = xstrdup("example.com");
+        c->san_count = 1;
+    }
+}
+
+/* A successful probe of example.com:443: a trusted two-certificate chain matching the name,
+ * the leaf valid until NOW + leaf_days. No OCSP staple (an info finding). Timings with more
+ * digits than a report keeps. */
+static struct cm_probe_result *healthy(int64_t leaf_days)
+{
+    struct cm_probe_result *r = calloc(1, sizeof(*r));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->target = xstrdup("example.com:443");
+    r->host = xstrdup("example.com");
+    r->port = 443;
+    r->sni = xstrdup("example.com");
+    r->verify_name = xstrdup("example.com");
+    strcpy(r->address, "192.0.2.1");
+    r->error_kind = CM_ERRK_NONE;
+    r->error_phase = CM_PHASE_DONE;
+    r->dns_ms = 1.23456789;
+    r->connect_ms = 2.5;
+    r->starttls_ms = -1;
+    r->handshake_ms = 10.987654321;
+    r->total_ms = 14.7213;
+    r->tls.version = xstrdup("TLS1.3");
+    r->tls.cipher = xstrdup("TLS_AES_128_GCM_SHA256");
+    r->tls.group = xstrdup("X25519");
+    r->tls.verify.done = true;
+    r->tls.verify.trusted = true;
+    r->tls.verify.hostname_match = true;
+    r->tls.chain.certs = calloc(2, sizeof(struct cm_cert));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.chain.certs);
+    r->tls.chain.count = 2;
+    fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - DAY,
+              NOW + leaf_days * DAY, false);
+    fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
+              NOW + 1825LL * DAY, true);
+    r->finished_at = NOW;
+    return r;
+}
+
+/* A probe that failed before any certificate arrived. */
+static struct cm_probe_result *failed(enum cm_err_kind kind, const char *message)
+{
+    struct cm_probe_result *r = calloc(1, sizeof(*r));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    r->target = xstrdup("example.com:443");
+    r->host = xstrdup("example.com");
+    r->port = 443;
+    r->verify_name = xstrdup("example.com");
+    r->error_kind = kind;
+    r->error_phase = CM_PHASE_CONNECT;
+    r->error_message = xstrdup(message);
+    r->dns_ms = r->connect_ms = r->starttls_ms = r->handshake_ms = r->total_ms = -1;
+    return r;
+}
+
+/* Analyses res at now under the default policy and records it into e. */
+static int record_at(struct cm_state_entry *e, const struct cm_probe_result *res,
+                     const struct cm_labels *labels, time_t now, bool *changed, enum cm_status *old)
+{
+    struct cm_findings f = {0};
+    int rc;
+
+    CU_ASSERT_EQUAL_FATAL(cm_analyze(res, &def, now, &f), 0);
+    rc = cm_state_record(e, res, &f, labels, now, changed, old);
+    cm_findings_clear(&f);
+    return rc;
+}
+
+/* Records res and frees it; checks the call succeeded. */
+static void record(struct cm_state_entry *e, struct cm_probe_result *res, time_t now, bool *changed,
+                   enum cm_status *old)
+{
+    bool ch;
+    enum cm_status o;
+
+    CU_ASSERT_EQUAL(record_at(e, res, NULL, now, changed ? changed : &ch, old ? old : &o), 0);
+    cm_probe_result_free(res);
+}
+
+/* When e first saw finding id at pos, or -1 when it does not hold it. */
+static int64_t seen_at(const struct cm_state_entry *e, const char *id, int pos)
+{
+    for (size_t i = 0; i < e->seen_count; i++)
+        if (e->seen[i].position == pos && !strcmp(e->seen[i].id, id))
+            return e->seen[i].first_seen;
+    return -1;
+}
+
+static const char *rfc3339(int64_t t)
+{
+    static char buf[4][32];
+    static int k;
+
+    k = (k + 1) % 4;
+    cm_time_rfc3339(t, buf[k], sizeof(buf[k]));
+    return buf[k];
+}
+
+static json_t *parse_report(const struct cm_state_entry *e)
+{
+    json_error_t je;
+    json_t *j;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e->report);
+    j = json_loads(e->report, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    return j;
+}
+
+/* The finding of a parsed report with that id (and position, unless pos < -1). */
+static json_t *report_finding(json_t *rep, const char *id, int pos)
+{
+    json_t *fs = json_object_get(rep, "findings"), *f;
+    size_t i;
+
+    json_array_foreach(fs, i, f)
+    {
+        json_t *p = json_object_get(f, "position");
+        if (strcmp(json_string_value(json_object_get(f, "id")), id))
+            continue;
+        if (pos < -1 || (pos == -1 ? json_is_null(p) : json_integer_value(p) == pos))
+            return f;
+    }
+    return NULL;
+}
+
+/* A scratch directory for this run, removed (with what the tests left) at exit. */
+static char tmpdir[64];
+
+static const char *tmp_path(const char *name)
+{
+    static char buf[4][512];
+    static int k;
+
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof(buf[k]), "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs(text, fp);
+    CU_ASSERT_EQUAL(fclose(fp), 0);
+}
+
+/* The whole file, malloc'd and NUL-terminated; *len gets its size. NULL when unreadable. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+
+    if (!fp)
+        return NULL;
+    do {
+        if (n + 4096 + 1 > cap) {
+            char *nb = realloc(buf, cap = 2 * (n + 4096 + 1));
+            CU_ASSERT_PTR_NOT_NULL_FATAL(nb);
+            buf = nb;
+        }
+        got = fread(buf + n, 1, cap - n - 1, fp);
+        n += got;
+    } while (got > 0);
+    fclose(fp);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* The names in dir (without . and ..), sorted, separated by spaces. */
+static void list_dir(const char *dir, char *out, size_t len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char *names[64];
+    size_t n = 0, used = 0;
+
+    out[0] = '\0';
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    while ((de = readdir(d)) && n < 64)
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            names[n++] = xstrdup(de->d_name);
+    closedir(d);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        if (used < len)
+            used += (size_t)snprintf(out + used, len - used, "%s%s", i ? " " : "", names[i]);
+        free(names[i]);
+    }
+}
+
+static void rm_rf(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[1024];
+
+    if (!d)
+        return;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            struct stat st;
+            snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+                rm_rf(p);
+            else
+                unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int suite_init(void)
+{
+    strcpy(tmpdir, "/tmp/cm-test-state-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+    rm_rf(tmpdir);
+    return 0;
+}
+
+/* A fresh subdirectory of the scratch directory. */
+static const char *fresh_dir(const char *name)
+{
+    const char *p = tmp_path(name);
+
+    rm_rf(p);
+    CU_ASSERT_EQUAL_FATAL(mkdir(p, 0700), 0);
+    return p;
+}
+
+static struct cm_state *new_state(void)
+{
+    struct cm_state *s = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(cm_state_new(&s), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    return s;
+}
+
+static size_t count_of(const struct cm_state *s)
+{
+    size_t n = 0;
+
+    cm_state_entries(s, &n);
+    return n;
+}
+
+/* ---- The index ---- */
+
+/* Every name is found exactly when present, and the dense array and slots agree. */
+static void check_index(struct cm_state *s, char names[][40], const bool *present, size_t n,
+                        unsigned line)
+{
+    size_t count, want = 0;
+    struct cm_state_entry *const *es = cm_state_entries(s, &count);
+
+    for (size_t i = 0; i < n; i++) {
+        struct cm_state_entry *e = cm_state_get(s, names[i]);
+        want += present[i];
+        if (present[i] ? !e || strcmp(e->name, names[i]) : e != NULL) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "%s is %s", names[i], present[i] ? "found" : "gone");
+            CU_assertImplementation(CU_FALSE, line, msg, __FILE__, "", CU_FALSE);
+            return;
+        }
+    }
+    expect_int(count, want, "entries", line);
+    for (size_t i = 0; i < count; i++)
+        if (es[i]->slot != i || cm_state_get(s, es[i]->name) != es[i]) {
+            CU_assertImplementation(CU_FALSE, line, "entries[i] has slot i and is found", __FILE__,
+                                    "", CU_FALSE);
+            return;
+        }
+}
+
+static void test_put_get_remove(void)
+{
+    enum { N = 5000 };
+    static char names[N][40];
+    static bool present[N];
+    static struct cm_state_entry *ptr[N];
+    static size_t order[N];
+    struct cm_state *s = new_state();
+
+    EXPECT_INT(count_of(s), 0);
+    CU_ASSERT_PTR_NULL(cm_state_get(s, "example.com:443"));
+    for (size_t i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "target-%zu.example.com:443", i);
+        ptr[i] = cm_state_put(s, names[i], i % 2 ? "owner" : NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ptr[i]);
+        EXPECT_STR(ptr[i]->name, names[i]);
+        EXPECT_STR(ptr[i]->owner, i % 2 ? "owner" : names[i]);
+        CU_ASSERT_FALSE(ptr[i]->has_status);
+        CU_ASSERT_PTR_NULL(ptr[i]->report);
+        present[i] = true;
+        order[i] = i;
+    }
+    EXPECT_INT(count_of(s), N);
+    check_index(s, names, present, N, __LINE__);
+    /* Putting a name again returns its entry; the owner given then is ignored. */
+    for (size_t i = 0; i < N; i += 7)
+        CU_ASSERT_PTR_EQUAL(cm_state_put(s, names[i], "other"), ptr[i]);
+    EXPECT_INT(count_of(s), N);
+    CU_ASSERT_PTR_NULL(cm_state_get(s, "target-5000.example.com:443"));
+    CU_ASSERT_PTR_NULL(cm_state_get(s, ""));
+
+    /* Removing in random order: after each removal the name is gone and the entry moved into
+     * its slot is still found; every so often every name is checked. */
+    shuffle(order, N);
+    for (size_t k = 0; k < N; k++) {
+        size_t i = order[k], slot = ptr[i]->slot, count;
+        struct cm_state_entry *const *es;
+        CU_ASSERT_PTR_EQUAL_FATAL(cm_state_get(s, names[i]), ptr[i]);
+        cm_state_remove(s, ptr[i]);
+        present[i] = false;
+        CU_ASSERT_PTR_NULL(cm_state_get(s, names[i]));
+        es = cm_state_entries(s, &count);
+        EXPECT_INT(count, N - k - 1);
+        if (slot < count) {
+            CU_ASSERT_EQUAL(es[slot]->slot, slot);
+            CU_ASSERT_PTR_EQUAL(cm_state_get(s, es[slot]->name), es[slot]);
+        }
+        if (k % 250 == 0 || k > N - 20)
+            check_index(s, names, present, N, __LINE__);
+    }
+    EXPECT_INT(count_of(s), 0);
+    CU_ASSERT_PTR_NULL(cm_state_get(s, names[0]));
+    /* An emptied state takes names again. */
+    for (size_t i = 0; i < 100; i++) {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(cm_state_put(s, names[i], NULL));
+        present[i] = true;
+    }
+    check_index(s, names, present, N, __LINE__);
+    cm_state_free(s);
+    cm_state_free(NULL);
+}
+
+/* Random puts and removes over a small name pool, against a model: a table that stays small
+ * wraps its probe sequences around its end, which the backward shift must handle. */
+static void test_churn(void)
+{
+    enum { N = 60 };
+    static char names[N][40];
+    bool present[N] = {false};
+    struct cm_state *s = new_state();
+
+    for (size_t i = 0; i < N; i++)
+        snprintf(names[i], sizeof(names[i]), "n%zu", i);
+    for (unsigned op = 0; op < 30000; op++) {
+        size_t i = rnd() % N;
+        if (present[i]) {
+            cm_state_remove(s, cm_state_get(s, names[i]));
+            present[i] = false;
+        } else {
+            CU_ASSERT_PTR_NOT_NULL_FATAL(cm_state_put(s, names[i], NULL));
+            present[i] = true;
+        }
+        if (op % 7 == 0)
+            check_index(s, names, present, N, __LINE__);
+    }
+    check_index(s, names, present, N, __LINE__);
+    cm_state_free(s);
+}
+
+/* ---- Recording ---- */
+
+static void test_record_first(void)
+{
+    struct cm_state *s = new_state();
+    struct cm_state_entry *e = cm_state_put(s, "example.com:443", NULL);
+    char *keys[] = {"env", "team"}, *values[] = {"prod", "web \"edge\""};
+    struct cm_labels labels = {keys, values, 2};
+    struct cm_probe_result *r = healthy(20); /* cert.expiring: warning */
+    bool changed = false;
+    enum cm_status old = CM_STATUS_UNKNOWN;
+    json_t *rep, *f;
+    size_t i;
+
+    CU_ASSERT_EQUAL(record_at(e, r, &labels, NOW, &changed, &old), 0);
+    cm_probe_result_free(r);
+    CU_ASSERT_TRUE(changed);
+    CU_ASSERT_TRUE(e->has_status);
+    EXPECT_INT(e->status, CM_STATUS_WARNING);
+    EXPECT_INT(e->status_since, NOW);
+    EXPECT_INT(e->last_probe, NOW);
+    EXPECT_INT(e->last_success, NOW);
+    EXPECT_INT(e->failures, 0);
+    CU_ASSERT_TRUE(e->seen_count >= 2);
+    for (i = 0; i < e->seen_count; i++)
+        EXPECT_INT(e->seen[i].first_seen, NOW);
+    EXPECT_INT(seen_at(e, "cert.expiring", 0), NOW);
+    EXPECT_INT(seen_at(e, "ocsp.not_stapled", 0), NOW);
+
+    rep = parse_report(e);
+    EXPECT_STR(json_string_value(json_object_get(rep, "target")), "example.com:443");
+    EXPECT_STR(json_string_value(json_object_get(rep, "status")), "warning");
+    EXPECT_STR(json_string_value(json_object_get(json_object_get(rep, "labels"), "env")), "prod");
+    EXPECT_STR(json_string_value(json_object_get(json_object_get(rep, "labels"), "team")),
+               "web \"edge\"");
+    EXPECT_INT(json_object_size(json_object_get(rep, "labels")), 2);
+    EXPECT_STR(json_string_value(json_object_get(rep, "last_probe")), "2027-01-15T08:00:00Z");
+    EXPECT_STR(json_string_value(json_object_get(rep, "last_success")), rfc3339(NOW));
+    EXPECT_STR(json_string_value(json_object_get(rep, "status_since")), rfc3339(NOW));
+    CU_ASSERT_TRUE(json_is_integer(json_object_get(rep, "failures")));
+    EXPECT_INT(json_integer_value(json_object_get(rep, "failures")), 0);
+    EXPECT_INT(json_array_size(json_object_get(rep, "findings")), e->seen_count);
+    json_array_foreach(json_object_get(rep, "findings"), i, f)
+        EXPECT_STR(json_string_value(json_object_get(f, "first_seen")), rfc3339(NOW));
+    CU_ASSERT_PTR_NOT_NULL(report_finding(rep, "cert.expiring", 0));
+    /* Numbers stay short in the text (1.235 is not exact in binary). */
+    CU_ASSERT_PTR_NOT_NULL(strstr(e->report, "\"dns\":1.235,"));
+    json_decref(rep);
+
+    /* Without labels the report still has the key, empty. */
+    record(e, healthy(20), NOW + 10, &changed, &old);
+    CU_ASSERT_FALSE(changed);
+    EXPECT_INT(old, CM_STATUS_WARNING);
+    rep = parse_report(e);
+    CU_ASSERT_TRUE(json_is_object(json_object_get(rep, "labels")));
+    EXPECT_INT(json_object_size(json_object_get(rep, "labels")), 0);
+    json_decref(rep);
+    cm_state_free(s);
+}
+
+/* healthy(20) with a leaf that does not match the name: host.mismatch (critical) too. */
+static struct cm_probe_result *mismatched(void)
+{
+    struct cm_probe_result *r = healthy(20);
+
+    r->tls.verify.hostname_match = false;
+    return r;
+}
+
+static void expect_report_first_seen(const struct cm_state_entry *e, const char *id, int pos,
+                                     int64_t want, unsigned line)
+{
+    json_t *rep = parse_report(e), *f = report_finding(rep, id, pos);
+
+    CU_assertImplementation(f != NULL, line, "the report has the finding", __FILE__, "", CU_FALSE);
+    if (f)
+        expect_str(json_string_value(json_object_get(f, "first_seen")), rfc3339(want), id, line);
+    json_decref(rep);
+}
+
+#define EXPECT_FIRST_SEEN(e, id, pos, want)                                                        \
+    do {                                                                                           \
+        expect_int(seen_at((e), (id), (pos)), (want), id, __LINE__);                               \
+        expect_report_first_seen((e), (id), (pos), (want), __LINE__);                              \
+    } while (0)
+
+static void test_record_first_seen(void)
+{
+    struct cm_state *s = new_state();
+    struct cm_state_entry *e = cm_state_put(s, "example.com:443", NULL);
+    bool changed;
+    enum cm_status old;
+
+    record(e, healthy(20), NOW, &changed, &old);
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(seen_at(e, "host.mismatch", 0), -1);
+
+    /* 100 s later a new finding joins: it starts then, the old one keeps its time. */
+    record(e, mismatched(), NOW + 100, &changed, &old);
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(old, CM_STATUS_WARNING);
+    EXPECT_INT(e->status, CM_STATUS_CRITICAL);
+    EXPECT_INT(e->status_since, NOW + 100);
+    EXPECT_FIRST_SEEN(e, "cert.expiring", 0, NOW);
+    EXPECT_FIRST_SEEN(e, "ocsp.not_stapled", 0, NOW);
+    EXPECT_FIRST_SEEN(e, "host.mismatch", 0, NOW + 100);
+
+    /* Staying: the times stay. */
+    record(e, mismatched(), NOW + 150, &changed, &old);
+    CU_ASSERT_FALSE(changed);
+    EXPECT_INT(old, CM_STATUS_CRITICAL);
+    EXPECT_INT(e->status_since, NOW + 100);
+    EXPECT_FIRST_SEEN(e, "cert.expiring", 0, NOW);
+    EXPECT_FIRST_SEEN(e, "host.mismatch", 0, NOW + 100);
+
+    /* Gone, then back: it starts again. */
+    record(e, healthy(20), NOW + 200, &changed, &old);
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(old, CM_STATUS_CRITICAL);
+    EXPECT_INT(seen_at(e, "host.mismatch", 0), -1);
+    EXPECT_FIRST_SEEN(e, "cert.expiring", 0, NOW);
+    record(e, mismatched(), NOW + 300, &changed, &old);
+    EXPECT_FIRST_SEEN(e, "host.mismatch", 0, NOW + 300);
+    EXPECT_FIRST_SEEN(e, "cert.expiring", 0, NOW);
+
+    /* The same id at another position is another finding. */
+    {
+        struct cm_probe_result *r = healthy(20);
+        r->tls.chain.certs[1].not_after = NOW + 300 + 5 * DAY;
+        record(e, r, NOW + 400, &changed, &old);
+    }
+    EXPECT_FIRST_SEEN(e, "cert.expiring", 0, NOW);
+    EXPECT_FIRST_SEEN(e, "cert.expiring", 1, NOW + 400);
+
+    /* A result without findings forgets them all. */
+    {
+        struct cm_probe_result *r = healthy(90);
+        r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_GOOD,
+                                       .verified = true,
+                                       .this_update = NOW,
+                                       .next_update = NOW + 7 * DAY};
+        record(e, r, NOW + 500, &changed, &old);
+    }
+    EXPECT_INT(e->seen_count, 0);
+    EXPECT_INT(e->status, CM_STATUS_OK);
+    {
+        json_t *rep = parse_report(e);
+        EXPECT_INT(json_array_size(json_object_get(rep, "findings")), 0);
+        json_decref(rep);
+    }
+    record(e, healthy(20), NOW + 600, &changed, &old);
+    EXPECT_FIRST_SEEN(e, "cert.expiring", 0, NOW + 600);
+    cm_state_free(s);
+}
+
+static void test_record_status(void)
+{
+    struct cm_state *s = new_state();
+    struct cm_state_entry *e = cm_state_put(s, "example.com:443", NULL);
+    bool changed;
+    enum cm_status old;
+    json_t *rep;
+
+    /* A first result that is a failure: critical, never succeeded. */
+    record(e, failed(CM_ERRK_CONNECT, "connection refused"), NOW, &changed, &old);
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(e->status, CM_STATUS_CRITICAL);
+    EXPECT_INT(e->failures, 1);
+    EXPECT_INT(e->last_probe, NOW);
+    EXPECT_INT(e->last_success, 0);
+    EXPECT_INT(e->status_since, NOW);
+    EXPECT_FIRST_SEEN(e, "probe.failed", -1, NOW);
+    rep = parse_report(e);
+    EXPECT_INT(json_integer_value(json_object_get(rep, "failures")), 1);
+    CU_ASSERT_TRUE(json_is_null(json_object_get(rep, "last_success")));
+    EXPECT_STR(json_string_value(json_object_get(rep, "last_probe")), rfc3339(NOW));
+    EXPECT_STR(json_string_value(json_object_get(json_object_get(rep, "error"), "kind")),
+               "connect");
+    EXPECT_STR(json_string_value(json_object_get(json_object_get(rep, "error"), "message")),
+               "connection refused");
+    json_decref(rep);
+
+    /* Another: the count grows, the status and its time stay. */
+    record(e, failed(CM_ERRK_TIMEOUT, "timed out"), NOW + 60, &changed, &old);
+    CU_ASSERT_FALSE(changed);
+    EXPECT_INT(old, CM_STATUS_CRITICAL);
+    EXPECT_INT(e->failures, 2);
+    EXPECT_INT(e->status_since, NOW);
+    EXPECT_INT(e->last_success, 0);
+    EXPECT_FIRST_SEEN(e, "probe.failed", -1, NOW);
+    rep = parse_report(e);
+    EXPECT_INT(json_integer_value(json_object_get(rep, "failures")), 2);
+    EXPECT_STR(json_string_value(json_object_get(rep, "status_since")), rfc3339(NOW));
+    json_decref(rep);
+
+    /* A success resets the count and is the last success. */
+    record(e, healthy(90), NOW + 120, &changed, &old);
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(old, CM_STATUS_CRITICAL);
+    EXPECT_INT(e->status, CM_STATUS_OK);
+    EXPECT_INT(e->failures, 0);
+    EXPECT_INT(e->last_success, NOW + 120);
+    EXPECT_INT(e->status_since, NOW + 120);
+    record(e, healthy(90), NOW + 180, &changed, &old);
+    CU_ASSERT_FALSE(changed);
+    EXPECT_INT(e->status_since, NOW + 120);
+    EXPECT_INT(e->last_success, NOW + 180);
+
+    /* A failure after it keeps the last success. */
+    record(e, failed(CM_ERRK_TLS, "handshake failed"), NOW + 240, &changed, &old);
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(old, CM_STATUS_OK);
+    EXPECT_INT(e->failures, 1);
+    EXPECT_INT(e->last_success, NOW + 180);
+    EXPECT_INT(e->last_probe, NOW + 240);
+    rep = parse_report(e);
+    EXPECT_STR(json_string_value(json_object_get(rep, "last_success")), rfc3339(NOW + 180));
+    EXPECT_STR(json_string_value(json_object_get(rep, "last_probe")), rfc3339(NOW + 240));
+    EXPECT_STR(json_string_value(json_object_get(rep, "status_since")), rfc3339(NOW + 240));
+    json_decref(rep);
+
+    /* A first result that is OK is a change too (from no status at all). */
+    e = cm_state_put(s, "fresh.example.com:443", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    {
+        struct cm_probe_result *r = healthy(90);
+        r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_GOOD,
+                                       .verified = true,
+                                       .this_update = NOW,
+                                       .next_update = NOW + 7 * DAY};
+        changed = false;
+        record(e, r, NOW, &changed, &old);
+    }
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(e->status, CM_STATUS_OK);
+    EXPECT_INT(e->seen_count, 0);
+    EXPECT_INT(e->status_since, NOW);
+    e = cm_state_get(s, "example.com:443");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+
+    /* certmon's own failure: unknown, and still a failure. */
+    record(e, failed(CM_ERRK_INTERNAL, "out of file descriptors"), NOW + 300, &changed, &old);
+    CU_ASSERT_TRUE(changed);
+    EXPECT_INT(old, CM_STATUS_CRITICAL);
+    EXPECT_INT(e->status, CM_STATUS_UNKNOWN);
+    EXPECT_INT(e->failures, 2);
+    EXPECT_INT(e->status_since, NOW + 300);
+    cm_state_free(s);
+}
+
+/* ---- Posture in the state file ---- */
+
+static struct cm_posture *some_posture(void)
+{
+    struct cm_posture *p = calloc(1, sizeof(*p));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p->version[CM_PV_TLS13] = CM_TRI_YES;
+    p->version[CM_PV_TLS12] = CM_TRI_YES;
+    p->version[CM_PV_TLS11] = CM_TRI_NO;
+    p->version[CM_PV_TLS10] = CM_TRI_NO;
+    p->version[CM_PV_SSL30] = CM_TRI_UNKNOWN;
+    p->weak[CM_WEAK_RC4] = CM_TRI_NO;
+    p->weak[CM_WEAK_3DES] = CM_TRI_YES;
+    p->weak[CM_WEAK_NULL] = CM_TRI_NO;
+    p->weak[CM_WEAK_EXPORT] = CM_TRI_UNKNOWN;
+    p->weak[CM_WEAK_ANON] = CM_TRI_NO;
+    p->forward_secrecy = CM_TRI_YES;
+    p->dhe = CM_TRI_YES;
+    p->dh_bits = 1024;
+    p->secure_renegotiation = CM_TRI_NO;
+    p->handshakes = 11;
+    p->elapsed_ms = 123.456789;
+    return p;
+}
+
+static void expect_posture(const struct cm_posture *got, const struct cm_posture *want,
+                           unsigned line)
+{
+    CU_assertImplementation(got != NULL, line, "a posture", __FILE__, "", CU_FALSE);
+    if (!got)
+        return;
+    for (size_t i = 0; i < CM_PV_COUNT; i++)
+        expect_int(got->version[i], want->version[i], cm_pv_name((enum cm_pv)i), line);
+    for (size_t i = 0; i < CM_WEAK_COUNT; i++)
+        expect_int(got->weak[i], want->weak[i], cm_weak_name((enum cm_weak)i), line);
+    expect_int(got->forward_secrecy, want->forward_secrecy, "forward_secrecy", line);
+    expect_int(got->dhe, want->dhe, "dhe", line);
+    expect_int(got->dh_bits, want->dh_bits, "dh_bits", line);
+    expect_int(got->secure_renegotiation, want->secure_renegotiation, "secure_renegotiation", line);
+    expect_int(got->handshakes, want->handshakes, "handshakes", line);
+    CU_assertImplementation(got->elapsed_ms == want->elapsed_ms, line, "elapsed_ms", __FILE__, "",
+                            CU_FALSE);
+}
+
+/* cm_posture_from_state_json on text j: returns its code. */
+static int posture_from(const char *text, struct cm_posture *out)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    int rc;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    rc = cm_posture_from_state_json(j, out);
+    json_decref(j);
+    return rc;
+}
+
+static void test_posture_json(void)
+{
+    struct cm_posture *p = some_posture(), back;
+    json_t *j = cm_posture_to_state_json(p);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    EXPECT_INT(cm_posture_from_state_json(j, &back), 0);
+    expect_posture(&back, p, __LINE__);
+    json_decref(j);
+    /* Through text, as the state file holds it. */
+    {
+        char *t = json_dumps((j = cm_posture_to_state_json(p)), JSON_COMPACT);
+        json_decref(j);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        EXPECT_INT(posture_from(t, &back), 0);
+        expect_posture(&back, p, __LINE__);
+        free(t);
+    }
+    EXPECT_INT(posture_from("{\"version\":[2,2,1,1,0],\"weak\":[1,2,1,0,1],\"forward_secrecy\":2,"
+                            "\"dhe\":2,\"dh_bits\":1024,\"secure_renegotiation\":1,"
+                            "\"handshakes\":11,\"elapsed_ms\":123.456789}",
+                            &back),
+               0);
+    expect_posture(&back, p, __LINE__);
+    /* elapsed_ms is not required. */
+    EXPECT_INT(posture_from("{\"version\":[0,0,0,0,0],\"weak\":[0,0,0,0,0],\"forward_secrecy\":0,"
+                            "\"dhe\":0,\"dh_bits\":0,\"secure_renegotiation\":0,\"handshakes\":0}",
+                            &back),
+               0);
+    /* What is not a posture. */
+    static const char *const bad[] = {
+        "[]",
+        "{}",
+        "{\"version\":[2,2,1,1],\"weak\":[1,2,1,0,1],\"forward_secrecy\":2,\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1,\"handshakes\":11}",
+        "{\"version\":[2,2,1,1,0],\"weak\":[1,2,1,0,1,0],\"forward_secrecy\":2,\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1,\"handshakes\":11}",
+        "{\"version\":[2,2,1,1,3],\"weak\":[1,2,1,0,1],\"forward_secrecy\":2,\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1,\"handshakes\":11}",
+        "{\"version\":[2,2,1,1,0],\"weak\":[1,2,-1,0,1],\"forward_secrecy\":2,\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1,\"handshakes\":11}",
+        "{\"version\":[2,2,1,1,0],\"weak\":[1,2,1,0,1],\"forward_secrecy\":true,\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1,\"handshakes\":11}",
+        "{\"version\":[2,2,1,1,0],\"weak\":[1,2,1,0,1],\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1,\"handshakes\":11}",
+        "{\"version\":[2,2,1,1,0],\"weak\":[1,2,1,0,1],\"forward_secrecy\":2,\"dhe\":2,"
+        "\"dh_bits\":\"1024\",\"secure_renegotiation\":1,\"handshakes\":11}",
+        "{\"version\":[2,2,1,1,0],\"weak\":[1,2,1,0,1],\"forward_secrecy\":2,\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1}",
+        "{\"version\":[\"yes\",2,1,1,0],\"weak\":[1,2,1,0,1],\"forward_secrecy\":2,\"dhe\":2,"
+        "\"dh_bits\":1024,\"secure_renegotiation\":1,\"handshakes\":11}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        EXPECT_INT(posture_from(bad[i], &back), CM_ESTATE);
+    cm_posture_free(p);
+}
+
+/* ---- Serialising and loading ---- */
+
+/* A state with one of each kind of entry: recorded with findings and a posture, a file
+ * entry owned by its file list, a failing one, one never probed, a name that needs escaping. */
+static struct cm_state *sample_state(void)
+{
+    struct cm_state *s = new_state();
+    struct cm_state_entry *e;
+    char *keys[] = {"env"}, *values[] = {"prod"};
+    struct cm_labels labels = {keys, values, 1};
+    bool changed;
+    enum cm_status old;
+    struct cm_probe_result *r;
+
+    e = cm_state_put(s, "example.com:443", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    r = healthy(20);
+    CU_ASSERT_EQUAL(record_at(e, r, &labels, NOW, &changed, &old), 0);
+    cm_probe_result_free(r);
+    r = mismatched();
+    CU_ASSERT_EQUAL(record_at(e, r, &labels, NOW + 100, &changed, &old), 0);
+    cm_probe_result_free(r);
+    cm_state_set_posture(e, some_posture(), NOW + 50);
+
+    e = cm_state_put(s, "file:/etc/ssl/certs/a.pem", "bundles");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    r = healthy(5);
+    free(r->host);
+    r->host = NULL;
+    r->port = 0;
+    r->path = xstrdup("/etc/ssl/certs/a.pem");
+    free(r->target);
+    r->target = xstrdup("bundles");
+    record(e, r, NOW + 20, NULL, NULL);
+
+    e = cm_state_put(s, "down.example.net:8443", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    record(e, healthy(90), NOW - 3600, NULL, NULL);
+    record(e, failed(CM_ERRK_CONNECT, "connection refused"), NOW, NULL, NULL);
+    record(e, failed(CM_ERRK_CONNECT, "connection refused"), NOW + 60, NULL, NULL);
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cm_state_put(s, "never.example.org:443", NULL));
+
+    e = cm_state_put(s, "we\"ird\\name\n\t\xc3\xa9:443", "o\"wner");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    record(e, failed(CM_ERRK_DNS, "no such host \"x\"\nsecond line"), NOW + 7, NULL, NULL);
+    return s;
+}
+
+/* Entries a and b hold the same. */
+static void expect_same_entry(const struct cm_state_entry *a, const struct cm_state_entry *b,
+                              unsigned line)
+{
+    CU_assertImplementation(a && b, line, "both entries exist", __FILE__, "", CU_FALSE);
+    if (!a || !b)
+        return;
+    expect_str(b->name, a->name, "name", line);
+    expect_str(b->owner, a->owner, "owner", line);
+    expect_int(b->last_probe, a->last_probe, "last_probe", line);
+    expect_int(b->last_success, a->last_success, "last_success", line);
+    expect_int(b->status_since, a->status_since, "status_since", line);
+    expect_int(b->failures, a->failures, "failures", line);
+    expect_int(b->has_status, a->has_status, "has_status", line);
+    if (a->has_status)
+        expect_int(b->status, a->status, "status", line);
+    expect_str(b->report, a->report, "report", line);
+    expect_int(b->seen_count, a->seen_count, "seen_count", line);
+    for (size_t i = 0; i < a->seen_count && i < b->seen_count; i++) {
+        /* Loaded ids are the catalogue's own strings. */
+        CU_assertImplementation(b->seen[i].id == cm_finding_lookup(a->seen[i].id)->id, line,
+                                "seen id is the catalogue's", __FILE__, "", CU_FALSE);
+        expect_int(b->seen[i].position, a->seen[i].position, "seen position", line);
+        expect_int(b->seen[i].first_seen, a->seen[i].first_seen, "first_seen", line);
+    }
+    expect_int(b->posture != NULL, a->posture != NULL, "has posture", line);
+    if (a->posture && b->posture)
+        expect_posture(b->posture, a->posture, line);
+    expect_int(b->posture_at, a->posture_at, "posture_at", line);
+}
+
+static void expect_same_state(struct cm_state *a, struct cm_state *b, unsigned line)
+{
+    size_t na, nb;
+    struct cm_state_entry *const *ea = cm_state_entries(a, &na);
+
+    cm_state_entries(b, &nb);
+    expect_int(nb, na, "entries", line);
+    for (size_t i = 0; i < na; i++)
+        expect_same_entry(ea[i], cm_state_get(b, ea[i]->name), line);
+}
+
+static char *serialize(struct cm_state *s, time_t now, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+
+    CU_ASSERT_EQUAL_FATAL(cm_state_serialize(s, now, &buf, &n), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    EXPECT_INT(strlen(buf), n);
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* Loads path into a new state and checks it succeeded. */
+static struct cm_state *load_ok(const char *path, unsigned line)
+{
+    struct cm_state *s = new_state();
+    char err[512] = "";
+    int rc = cm_state_load(s, path, err, sizeof(err));
+
+    expect_int(rc, 0, "cm_state_load", line);
+    if (rc)
+        expect_str(err, "", "load error", line);
+    return s;
+}
+
+static void test_serialize_shape(void)
+{
+    struct cm_state *s = sample_state();
+    size_t len;
+    char *buf = serialize(s, NOW + 1000, &len);
+    json_error_t je;
+    json_t *root = json_loads(buf, 0, &je), *t;
+    size_t i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    EXPECT_INT(json_integer_value(json_object_get(root, "version")), CM_STATE_VERSION);
+    EXPECT_INT(json_integer_value(json_object_get(root, "saved_at")), NOW + 1000);
+    EXPECT_INT(json_array_size(json_object_get(root, "targets")), count_of(s));
+    json_array_foreach(json_object_get(root, "targets"), i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "name"));
+        struct cm_state_entry *e = name ? cm_state_get(s, name) : NULL;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        EXPECT_STR(json_string_value(json_object_get(t, "owner")), e->owner);
+        EXPECT_INT(json_integer_value(json_object_get(t, "failures")), e->failures);
+        EXPECT_INT(json_array_size(json_object_get(t, "seen")), e->seen_count);
+        if (e->has_status)
+            EXPECT_STR(json_string_value(json_object_get(t, "status")), cm_status_name(e->status));
+        else
+            CU_ASSERT_TRUE(json_is_null(json_object_get(t, "status")));
+        /* The report is embedded as an object, the same one the entry holds. */
+        if (e->report) {
+            char *r = json_dumps(json_object_get(t, "report"),
+                                 JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+            EXPECT_STR(r, e->report);
+            free(r);
+        } else {
+            CU_ASSERT_PTR_NULL(json_object_get(t, "report"));
+        }
+        CU_ASSERT_EQUAL(json_object_get(t, "posture") != NULL, e->posture != NULL);
+    }
+    json_decref(root);
+    free(buf);
+
+    /* An empty state is a valid document too. */
+    cm_state_free(s);
+    s = new_state();
+    buf = serialize(s, NOW, &len);
+    root = json_loads(buf, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL(root);
+    EXPECT_INT(json_array_size(json_object_get(root, "targets")), 0);
+    json_decref(root);
+    free(buf);
+    cm_state_free(s);
+}
+
+static void test_round_trip(void)
+{
+    struct cm_state *s = sample_state(), *t, *u;
+    const char *path = tmp_path("round.json");
+    char err[512] = "", *buf, *again;
+    size_t len, len2;
+    json_t *root;
+
+    buf = serialize(s, NOW + 1000, &len);
+    EXPECT_INT(cm_state_write_file(path, buf, len, err, sizeof(err)), 0);
+    t = load_ok(path, __LINE__);
+    expect_same_state(s, t, __LINE__);
+    /* Written again, it is the same text. */
+    again = serialize(t, NOW + 1000, &len2);
+    EXPECT_STR(again, buf);
+    free(again);
+
+    /* The same document laid out otherwise (pretty-printed by hand) loads the same. */
+    root = json_loads(buf, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    CU_ASSERT_EQUAL(json_dump_file(root, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER), 0);
+    json_decref(root);
+    u = load_ok(path, __LINE__);
+    expect_same_state(s, u, __LINE__);
+    again = serialize(u, NOW + 1000, &len2);
+    EXPECT_STR(again, buf);
+    free(again);
+    cm_state_free(u);
+
+    /* A loaded entry goes on merging: its findings keep their first-seen times. */
+    {
+        struct cm_state_entry *e = cm_state_get(t, "example.com:443");
+        bool changed;
+        enum cm_status old;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        record(e, mismatched(), NOW + 2000, &changed, &old);
+        CU_ASSERT_FALSE(changed);
+        EXPECT_INT(old, CM_STATUS_CRITICAL);
+        EXPECT_INT(e->status_since, NOW + 100);
+        EXPECT_FIRST_SEEN(e, "cert.expiring", 0, NOW);
+        EXPECT_FIRST_SEEN(e, "host.mismatch", 0, NOW + 100);
+        e = cm_state_get(t, "down.example.net:8443");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        record(e, failed(CM_ERRK_CONNECT, "connection refused"), NOW + 2000, &changed, &old);
+        CU_ASSERT_FALSE(changed);
+        EXPECT_INT(e->failures, 3);
+        EXPECT_INT(e->last_success, NOW - 3600);
+    }
+    free(buf);
+    cm_state_free(t);
+    cm_state_free(s);
+}
+
+/* ---- Writing ---- */
+
+static void test_write_file(void)
+{
+    const char *dir = fresh_dir("write");
+    char path[600], err[512] = "", listing[512];
+    static const char data[] = "{\"version\":1}\n\0binary\xff tail";
+    size_t len;
+    char *got;
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    EXPECT_INT(cm_state_write_file(path, data, sizeof(data) - 1, err, sizeof(err)), 0);
+    got = read_all(path, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    EXPECT_INT(len, sizeof(data) - 1);
+    CU_ASSERT_EQUAL(memcmp(got, data, sizeof(data) - 1), 0);
+    free(got);
+    CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+    EXPECT_INT(st.st_mode & 07777, 0600);
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "state.json");
+
+    /* Replacing: a shorter text leaves nothing of the longer one; an old file's looser mode
+     * does not carry over. */
+    CU_ASSERT_EQUAL(chmod(path, 0644), 0);
+    EXPECT_INT(cm_state_write_file(path, "{}\n", 3, err, sizeof(err)), 0);
+    got = read_all(path, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    EXPECT_STR(got, "{}\n");
+    free(got);
+    CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+    EXPECT_INT(st.st_mode & 07777, 0600);
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "state.json");
+
+    /* Nothing to write: an empty file. */
+    EXPECT_INT(cm_state_write_file(path, "", 0, err, sizeof(err)), 0);
+    CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+    EXPECT_INT(st.st_size, 0);
+
+    /* A serialised state, written and read back byte for byte. */
+    {
+        struct cm_state *s = sample_state();
+        char *buf = serialize(s, NOW, &len);
+        size_t n;
+        EXPECT_INT(cm_state_write_file(path, buf, len, err, sizeof(err)), 0);
+        got = read_all(path, &n);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+        EXPECT_STR(got, buf);
+        free(got);
+        free(buf);
+        cm_state_free(s);
+    }
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "state.json");
+}
+
+static void test_write_file_fails(void)
+{
+    const char *dir = fresh_dir("writefail");
+    char path[600], err[512], listing[512];
+
+    /* A directory that does not exist. */
+    snprintf(path, sizeof(path), "%s/missing/state.json", dir);
+    err[0] = '\0';
+    EXPECT_INT(cm_state_write_file(path, "{}", 2, err, sizeof(err)), -ENOENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, strerror(ENOENT)));
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "");
+
+    /* A path that is a directory: the rename fails, and the temporary file goes. */
+    snprintf(path, sizeof(path), "%s/taken", dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(path, 0700), 0);
+    err[0] = '\0';
+    CU_ASSERT_TRUE(cm_state_write_file(path, "{}", 2, err, sizeof(err)) < 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "taken");
+
+    /* A name too long for the temporary file. */
+    {
+        char *longp = malloc(5000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(longp);
+        memset(longp, 'a', 4999);
+        longp[0] = '/';
+        longp[4999] = '\0';
+        err[0] = '\0';
+        CU_ASSERT_TRUE(cm_state_write_file(longp, "{}", 2, err, sizeof(err)) < 0);
+        CU_ASSERT_TRUE(err[0] != '\0');
+        free(longp);
+    }
+}
+
+/* ---- Loading ---- */
+
+static void test_load_missing(void)
+{
+    struct cm_state *s = new_state();
+    char err[256] = "";
+
+    EXPECT_INT(cm_state_load(s, tmp_path("no-such-state.json"), err, sizeof(err)), 0);
+    EXPECT_INT(count_of(s), 0);
+    cm_state_free(s);
+}
+
+/* Loads text as a state file into a state that then must be empty; the message names the
+ * path and holds want (when not NULL). */
+static void expect_load_fails(const char *text, const char *want, unsigned line)
+{
+    const char *path = tmp_path("bad.json");
+    struct cm_state *s = new_state();
+    char err[1024] = "", msg[1200];
+    int rc;
+
+    write_text(path, text);
+    rc = cm_state_load(s, path, err, sizeof(err));
+    expect_int(rc, CM_ESTATE, "cm_state_load", line);
+    expect_int(count_of(s), 0, "entries after a failed load", line);
+    snprintf(msg, sizeof(msg), "message \"%s\" holds \"%s\"", err, want ? want : "");
+    CU_assertImplementation(err[0] != '\0' && (!want || strstr(err, want)), line, msg, __FILE__, "",
+                            CU_FALSE);
+    cm_state_free(s);
+}
+
+#define EXPECT_LOAD_FAILS(text, want) expect_load_fails((text), (want), __LINE__)
+
+static void test_load_garbage(void)
+{
+    char want[600];
+
+    snprintf(want, sizeof(want), "%s:1:", tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS("this is not json\n", want);
+    EXPECT_LOAD_FAILS("{\"version\":1,\"targets\":[", want);
+    snprintf(want, sizeof(want), "%s:3:", tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS("{\n  \"version\": 1,\n  oops\n}\n", want);
+    EXPECT_LOAD_FAILS("", tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS("\x89PNG\r\n\x1a\n\x00\x00", tmp_path("bad.json"));
+}
+
+/* One valid entry, as certmon writes it. */
+#define GOOD_A                                                                                     \
+    "{\"name\":\"a.example:443\",\"owner\":\"a.example:443\",\"last_probe\":1800000000,"           \
+    "\"last_success\":1800000000,\"status_since\":1800000000,\"failures\":0,\"status\":\"ok\","    \
+    "\"posture_at\":0,\"seen\":[]}"
+#define GOOD_B                                                                                     \
+    "{\"name\":\"b.example:443\",\"owner\":\"b.example:443\",\"last_probe\":1800000000,"           \
+    "\"last_success\":1800000000,\"status_since\":1800000000,\"failures\":0,\"status\":\"ok\","    \
+    "\"posture_at\":0,\"seen\":[],\"report\":{\"target\":\"b.example:443\"}}"
+#define HEAD "{\"version\":1,\"saved_at\":1800000000,\"targets\":[\n"
+#define TAIL "\n]}\n"
+
+/* The same entries in certmon's own layout (one per line) and as one line of JSON. */
+#define EXPECT_ENTRIES_FAIL(entries_lines, entries_flat, want)                                     \
+    do {                                                                                           \
+        EXPECT_LOAD_FAILS(HEAD entries_lines TAIL, want);                                          \
+        EXPECT_LOAD_FAILS("{\"version\": 1, \"targets\": [" entries_flat "]}", want);              \
+    } while (0)
+
+static void test_load_wrong_shape(void)
+{
+    /* The layouts themselves load. */
+    {
+        const char *path = tmp_path("good.json");
+        struct cm_state *s;
+        write_text(path, HEAD GOOD_A ",\n" GOOD_B TAIL);
+        s = load_ok(path, __LINE__);
+        EXPECT_INT(count_of(s), 2);
+        cm_state_free(s);
+        write_text(path, "{\"version\": 1, \"targets\": [" GOOD_A ", " GOOD_B "]}");
+        s = load_ok(path, __LINE__);
+        EXPECT_INT(count_of(s), 2);
+        CU_ASSERT_PTR_NOT_NULL(cm_state_get(s, "b.example:443"));
+        if (cm_state_get(s, "b.example:443"))
+            EXPECT_STR(cm_state_get(s, "b.example:443")->report, "{\"target\":\"b.example:443\"}");
+        cm_state_free(s);
+    }
+    EXPECT_LOAD_FAILS("[1,2]\n", NULL);
+    EXPECT_LOAD_FAILS("{}\n", NULL);
+    EXPECT_LOAD_FAILS("\"state\"\n", NULL);
+    EXPECT_LOAD_FAILS("{\"version\":1}\n", NULL);
+    EXPECT_LOAD_FAILS("{\"version\":1,\"targets\":{}}\n", NULL);
+    EXPECT_LOAD_FAILS("{\"version\":2,\"saved_at\":0,\"targets\":[]}\n", "version 2");
+    EXPECT_LOAD_FAILS("{\"version\":2,\"saved_at\":0,\"targets\":[\n" GOOD_A TAIL, "version 2");
+    EXPECT_LOAD_FAILS("{\"version\": 2, \"targets\": [" GOOD_A "]}", "version 2");
+    EXPECT_LOAD_FAILS("{\"targets\": [" GOOD_A "]}", NULL);
+    EXPECT_LOAD_FAILS("{\"version\": \"1\", \"targets\": [" GOOD_A "]}", NULL);
+
+    /* A bad entry after good ones: nothing at all is kept. */
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n" GOOD_B ",\n{\"owner\":\"x\",\"seen\":[]}",
+                        GOOD_A ", " GOOD_B ", {\"owner\":\"x\",\"seen\":[]}", "targets[2]");
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n{\"name\":\"\",\"seen\":[]}",
+                        GOOD_A ", {\"name\":\"\",\"seen\":[]}", "targets[1]");
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n{\"name\":7,\"seen\":[]}", GOOD_A ", {\"name\":7,\"seen\":[]}",
+                        "targets[1]");
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n5", GOOD_A ", 5", NULL);
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n[1,2]", GOOD_A ", [1,2]", "targets[1]");
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n{\"name\":\"c\"}", GOOD_A ", {\"name\":\"c\"}", "targets[1]");
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n{\"name\":\"c\",\"seen\":{}}",
+                        GOOD_A ", {\"name\":\"c\",\"seen\":{}}", "targets[1]");
+    /* The same name twice. */
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n" GOOD_B ",\n" GOOD_A, GOOD_A ", " GOOD_B ", " GOOD_A,
+                        "a.example:443");
+    /* A status this version does not know, a posture that is not one. */
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n{\"name\":\"c\",\"seen\":[],\"status\":\"fine\"}",
+                        GOOD_A ", {\"name\":\"c\",\"seen\":[],\"status\":\"fine\"}", "fine");
+    EXPECT_ENTRIES_FAIL(GOOD_A ",\n{\"name\":\"c\",\"seen\":[],\"posture\":{\"version\":[]}}",
+                        GOOD_A ", {\"name\":\"c\",\"seen\":[],\"posture\":{\"version\":[]}}",
+                        "posture");
+
+    /* certmon's layout cut short or with text after it. */
+    EXPECT_LOAD_FAILS(HEAD GOOD_A ",\n" GOOD_B ",\n", tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS(HEAD GOOD_A ",\n" GOOD_B, tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS(HEAD GOOD_A ",\n{\"name\":\"b.exa", tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS(HEAD GOOD_A TAIL "garbage\n", tmp_path("bad.json"));
+}
+
+/* Loads text (which must succeed) and returns the state. */
+static struct cm_state *load_text(const char *text, unsigned line)
+{
+    const char *path = tmp_path("layout.json");
+
+    write_text(path, text);
+    return load_ok(path, line);
+}
+
+/* certmon's first line followed by something other than one entry per line is still a state
+ * document when it is JSON, and not one when it is not. */
+static void test_load_other_layouts(void)
+{
+    struct cm_state *s;
+    struct cm_state_entry *e;
+
+    /* An entry over two lines, as a hand edit may leave it. */
+    s = load_text(HEAD "{\"name\":\"a\",\n\"seen\":[]},\n" GOOD_B TAIL, __LINE__);
+    EXPECT_INT(count_of(s), 2);
+    CU_ASSERT_PTR_NOT_NULL(cm_state_get(s, "a"));
+    cm_state_free(s);
+    /* Two entries on one line. */
+    s = load_text(HEAD GOOD_A ", " GOOD_B TAIL, __LINE__);
+    EXPECT_INT(count_of(s), 2);
+    cm_state_free(s);
+    /* The report before other members: it is the report object, and only that. */
+    s = load_text(HEAD "{\"name\":\"a\",\"report\":{\"target\":\"a\",\"n\":[1,2]},"
+                       "\"seen\":[],\"failures\":3}" TAIL,
+                  __LINE__);
+    e = cm_state_get(s, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    EXPECT_STR(e->report, "{\"target\":\"a\",\"n\":[1,2]}");
+    EXPECT_INT(e->failures, 3);
+    cm_state_free(s);
+    /* Not JSON: entries without a comma between them, a comma after the last. */
+    EXPECT_LOAD_FAILS(HEAD GOOD_A "\n" GOOD_B TAIL, tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS(HEAD GOOD_A ",\n" GOOD_B ",\n]}\n", tmp_path("bad.json"));
+    EXPECT_LOAD_FAILS(HEAD GOOD_A ",\n,\n" GOOD_B TAIL, tmp_path("bad.json"));
+}
+
+static void test_load_unknown_seen(void)
+{
+    const char *path = tmp_path("seen.json");
+    struct cm_state *s;
+    struct cm_state_entry *e;
+
+    write_text(path, HEAD "{\"name\":\"a\",\"seen\":[[\"cert.expiring\",0,100],"
+                          "[\"no.such.finding\",0,200],[\"ocsp.not_stapled\",0,300],"
+                          "[\"cert.expired\",1,400]]}" TAIL);
+    s = load_ok(path, __LINE__);
+    e = cm_state_get(s, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    EXPECT_INT(e->seen_count, 3);
+    EXPECT_INT(seen_at(e, "cert.expiring", 0), 100);
+    EXPECT_INT(seen_at(e, "no.such.finding", 0), -1);
+    EXPECT_INT(seen_at(e, "ocsp.not_stapled", 0), 300);
+    EXPECT_INT(seen_at(e, "cert.expired", 1), 400);
+    CU_ASSERT_PTR_EQUAL(e->seen[0].id, cm_finding_lookup("cert.expiring")->id);
+    /* What an entry without those fields gets: never probed, owned by itself. */
+    EXPECT_STR(e->owner, "a");
+    CU_ASSERT_FALSE(e->has_status);
+    CU_ASSERT_PTR_NULL(e->report);
+    CU_ASSERT_PTR_NULL(e->posture);
+    EXPECT_INT(e->last_probe, 0);
+    cm_state_free(s);
+}
+
+static void test_move_aside(void)
+{
+    const char *dir = fresh_dir("aside");
+    char path[600], moved[700], want[700], listing[512];
+    char *got;
+
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    write_text(path, "garbage");
+    EXPECT_INT(cm_state_move_aside(path, 1234567890, moved, sizeof(moved)), 0);
+    snprintf(want, sizeof(want), "%s.corrupt-1234567890", path);
+    EXPECT_STR(moved, want);
+    CU_ASSERT_EQUAL(access(path, F_OK), -1);
+    got = read_all(moved, NULL);
+    EXPECT_STR(got, "garbage");
+    free(got);
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "state.json.corrupt-1234567890");
+
+    /* What the daemon does at start: a corrupt file is moved aside, then the state starts
+     * empty and loads as a first start. */
+    write_text(path, "{\"version\":1,\"targets\":[5]}");
+    {
+        struct cm_state *s = new_state();
+        char err[512];
+        EXPECT_INT(cm_state_load(s, path, err, sizeof(err)), CM_ESTATE);
+        EXPECT_INT(cm_state_move_aside(path, 1234567999, moved, sizeof(moved)), 0);
+        EXPECT_INT(cm_state_load(s, path, err, sizeof(err)), 0);
+        EXPECT_INT(count_of(s), 0);
+        cm_state_free(s);
+    }
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "state.json.corrupt-1234567890 state.json.corrupt-1234567999");
+
+    /* Nothing to move; no room for the new name. */
+    EXPECT_INT(cm_state_move_aside(path, 1, moved, sizeof(moved)), -ENOENT);
+    write_text(path, "x");
+    EXPECT_INT(cm_state_move_aside(path, 1, moved, 10), -ENAMETOOLONG);
+    CU_ASSERT_EQUAL(access(path, F_OK), 0);
+}
+
+static CU_TestInfo tests[] = {
+    {"put/get/remove 5000 names in random order", test_put_get_remove},
+    {"random puts and removes in a small table", test_churn},
+    {"record: a first result", test_record_first},
+    {"record: first-seen times merge", test_record_first_seen},
+    {"record: status, failures, last success", test_record_status},
+    {"posture in the state file, both ways", test_posture_json},
+    {"serialize: the document", test_serialize_shape},
+    {"serialize, write, load: the same state", test_round_trip},
+    {"write_file: atomic, 0600, nothing left behind", test_write_file},
+    {"write_file: failures", test_write_file_fails},
+    {"load: missing file is a first start", test_load_missing},
+    {"load: not JSON", test_load_garbage},
+    {"load: wrong shape loads nothing", test_load_wrong_shape},
+    {"load: other layouts of the same JSON", test_load_other_layouts},
+    {"load: unknown finding ids are dropped", test_load_unknown_seen},
+    {"move_aside", test_move_aside},
+    CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+    return cm_test_main("state", tests, suite_init, suite_clean);
+}
