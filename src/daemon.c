@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define DEFAULT_CONFIG "/etc/certmon/certmon.conf"
@@ -43,7 +44,7 @@ struct daemon;
 struct dtarget {
     struct cm_sched_job job;
     struct daemon *d;
-    const struct cm_config_target *ct; /* in d->gen */
+    const struct cm_config_target *ct; /* in gen */
     /* The run in flight: the generation and target it started with. */
     struct gen *run_gen;
     const struct cm_config_target *run_ct;
@@ -56,6 +57,9 @@ struct dtarget {
     int64_t restored_last;
     unsigned restored_failures;
     unsigned char mark; /* while installing: 1 new, 2 changed */
+    bool rerun_soon;    /* changed by a reload while running: run again shortly */
+    struct gen *gen;    /* the generation ct belongs to (not a reference: the daemon's or a
+                         * reload's keeps it alive while it is this target's) */
 };
 
 struct daemon {
@@ -81,6 +85,9 @@ struct daemon {
     int64_t reload_at;
     bool reload_ok;
     uint64_t probes_ok, probes_failed;
+    uint64_t scan_seq; /* numbers file scans, to mark the entries each one found */
+    double snap_ms;    /* the last snapshot's time on the loop */
+    uint64_t write_t0;
 };
 
 static void gen_unref(struct gen *g)
@@ -165,7 +172,8 @@ static void on_write_done(uv_work_t *req, int status)
     if (d->write_rc < 0)
         cm_log_error("state", "file=%s write failed: %s", d->write_path, d->write_err);
     else
-        cm_log_debug("state", "file=%s written", d->write_path);
+        cm_log_debug("state", "file=%s written snapshot_ms=%.1f write_ms=%.1f", d->write_path,
+                     d->snap_ms, (double)(uv_hrtime() - d->write_t0) / 1e6);
     free(d->write_path);
     d->write_path = NULL;
     /* Hand the pages of freed reports and snapshot text back to the system. */
@@ -183,6 +191,7 @@ static void flush_state(struct daemon *d)
 {
     if (!d->state_path || d->writing || !d->dirty)
         return;
+    uint64_t t0 = uv_hrtime();
     if (cm_state_snapshot(d->state, time(NULL), &d->write_snap) < 0 ||
         !(d->write_path = strdup(d->state_path))) {
         cm_state_snapshot_free(d->write_snap);
@@ -191,6 +200,8 @@ static void flush_state(struct daemon *d)
         mark_dirty(d);
         return;
     }
+    d->snap_ms = (double)(uv_hrtime() - t0) / 1e6;
+    d->write_t0 = uv_hrtime();
     d->dirty = false;
     d->writing = true;
     d->write_req.data = d;
@@ -253,8 +264,12 @@ static void end_run(struct dtarget *t, bool failed)
         if (!d->stopping)
             cm_sched_detach(d->sched, &t->job);
         free(t);
-    } else if (!d->stopping)
+    } else if (!d->stopping) {
         cm_sched_done(d->sched, &t->job, failed);
+        if (t->rerun_soon)
+            cm_sched_reschedule(d->sched, &t->job, 1000);
+        t->rerun_soon = false;
+    }
     if (d->stopping)
         maybe_finish(d);
 }
@@ -276,8 +291,9 @@ static void findings_list(const struct cm_findings *f, char *buf, size_t len)
         snprintf(buf, len, "none");
 }
 
-/* Judges one result, records it under name and logs a change of status. */
-static void record(struct daemon *d, const struct cm_config_target *ct, const char *name,
+/* Judges one result, records it under name and logs a change of status. Returns the entry,
+ * or NULL when it could not be recorded (out of memory). */
+static struct cm_state_entry *record(struct daemon *d, const struct cm_config_target *ct, const char *name,
                    const struct cm_probe_result *res, time_t now)
 {
     struct cm_findings f = {0};
@@ -294,7 +310,7 @@ static void record(struct daemon *d, const struct cm_config_target *ct, const ch
         cm_state_record(e, res, &f, &ct->labels, now, &changed, &old) < 0) {
         cm_log_error("state", "target=%s out of memory recording a result", name);
         cm_findings_clear(&f);
-        return;
+        return NULL;
     }
     st = e->status;
     findings_list(&f, ids, sizeof(ids));
@@ -315,6 +331,7 @@ static void record(struct daemon *d, const struct cm_config_target *ct, const ch
     }
     cm_findings_clear(&f);
     mark_dirty(d);
+    return e;
 }
 
 static void complete(struct dtarget *t, struct cm_probe_result *res)
@@ -401,38 +418,27 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
         end_run(t, false);
         return;
     }
+    uint64_t scan = ++d->scan_seq;
     for (size_t i = 0; i < r->count; i++) {
-        record(d, ct, r->items[i]->target, r->items[i], (time_t)r->items[i]->finished_at);
+        struct cm_state_entry *e =
+            record(d, ct, r->items[i]->target, r->items[i], (time_t)r->items[i]->finished_at);
+        if (e)
+            e->mark = scan;
         failed |= r->items[i]->error_kind != CM_ERRK_NONE;
     }
-    /* Files that are gone (or no longer match) leave the state. r->items is sorted by name. */
+    /* Files that are gone (or no longer match) leave the state: this target's entries that
+     * the scan did not mark. */
     struct cm_state_entry *const *es;
     size_t n;
     es = cm_state_entries(d->state, &n);
     for (size_t i = n; i-- > 0;) {
         struct cm_state_entry *e = es[i];
-        bool found = false;
-        size_t lo = 0, hi = r->count;
-        if (strcmp(e->owner, ct->name) != 0)
+        if (e->mark == scan || strcmp(e->owner, ct->name) != 0)
             continue;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            int c = strcmp(r->items[mid]->target, e->name);
-            if (c == 0) {
-                found = true;
-                break;
-            }
-            if (c < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (!found) {
-            cm_log_info("target", "target=%s removed: no longer found by %s", e->name, ct->name);
-            cm_state_remove(d->state, e);
-            es = cm_state_entries(d->state, &n);
-            mark_dirty(d);
-        }
+        cm_log_info("target", "target=%s removed: no longer found by %s", e->name, ct->name);
+        cm_state_remove(d->state, e);
+        es = cm_state_entries(d->state, &n);
+        mark_dirty(d);
     }
     cm_file_scan_result_clear(r);
     end_run(t, failed);
@@ -444,14 +450,14 @@ static void on_run(struct cm_sched_job *job, void *arg)
     struct dtarget *t = (struct dtarget *)job;
     int rc;
 
-    t->run_gen = d->gen;
-    d->gen->refs++;
+    t->run_gen = t->gen;
+    t->gen->refs++;
     t->run_ct = t->ct;
     d->runs++;
     if (t->ct->kind == CM_TARGET_FILE)
         rc = cm_file_scan_start(d->loop, t->ct->path, on_scan, t, &t->scan);
     else
-        rc = cm_probe_start(&(struct cm_probe_env){d->loop, d->gen->tls, d->resolver}, &t->ct->ep,
+        rc = cm_probe_start(&(struct cm_probe_env){d->loop, t->gen->tls, d->resolver}, &t->ct->ep,
                             t->ct->timeout_ms, on_probe, t, &t->probe);
     if (rc < 0) {
         cm_log_error("probe", "target=%s cannot start: %s", t->ct->name, cm_strerror(rc));
@@ -525,71 +531,86 @@ static size_t find_index(struct dtarget **v, size_t n, const char *name)
     return SIZE_MAX;
 }
 
-/* Drops the state entries a target produced (its own, or its files'). */
-static void forget_state(struct daemon *d, const char *owner)
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Drops the state entries the targets named in owners (sorted) produced: their own, or their
+ * files'. One pass over the state, whatever the number of owners. */
+static void forget_state(struct daemon *d, const char **owners, size_t n)
 {
     struct cm_state_entry *const *es;
-    size_t n;
+    size_t ne;
 
-    es = cm_state_entries(d->state, &n);
-    for (size_t i = n; i-- > 0;) {
-        if (!strcmp(es[i]->owner, owner)) {
+    if (n == 0)
+        return;
+    es = cm_state_entries(d->state, &ne);
+    for (size_t i = ne; i-- > 0;) {
+        if (bsearch(&es[i]->owner, owners, n, sizeof(*owners), cmp_str)) {
             cm_state_remove(d->state, es[i]);
-            es = cm_state_entries(d->state, &n);
+            es = cm_state_entries(d->state, &ne);
             mark_dirty(d);
         }
     }
 }
 
 /* Builds the target list for generation g, reusing the target of the old list (sorted by
- * name) with the same name: its state and schedule stay; a changed spec only brings its next
- * run forward. Old targets not in g are dropped with their state (a running one is cancelled
- * and frees itself when its run ends). */
+ * name) with the same name: its state and schedule stay; a changed spec brings its next run
+ * forward. Old targets not in g are dropped with their state (a running one is cancelled and
+ * frees itself when its run ends). Nothing changes unless everything could be allocated. */
 static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old, size_t nold)
 {
     const struct cm_config *cfg = g->cfg;
     size_t n = cfg->target_count;
     struct dtarget **v = calloc(n ? n : 1, sizeof(*v));
-    unsigned char *mark = calloc(n ? n : 1, 1); /* 1 new, 2 changed spec */
+    size_t *from = calloc(n ? n : 1, sizeof(*from));
     bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
-    size_t nnew = 0, nchanged = 0, knew = 0, kchanged = 0;
+    const char **gone = calloc(nold ? nold : 1, sizeof(*gone));
+    size_t nnew = 0, nchanged = 0, knew = 0, kchanged = 0, ngone = 0;
     time_t now = time(NULL);
 
-    if (!v || !kept || !mark)
+    if (!v || !from || !kept || !gone)
         goto nomem;
+    /* Allocation first: on failure nothing has been touched. */
+    for (size_t i = 0; i < n; i++) {
+        from[i] = find_index(old, nold, cfg->targets[i].name);
+        if (from[i] != SIZE_MAX) {
+            v[i] = old[from[i]];
+        } else if (!(v[i] = calloc(1, sizeof(*v[i])))) {
+            for (size_t j = 0; j < i; j++)
+                if (from[j] == SIZE_MAX)
+                    free(v[j]);
+            goto nomem;
+        }
+    }
+    /* Commit: every target points at generation g before any run can start under it. */
     for (size_t i = 0; i < n; i++) {
         const struct cm_config_target *ct = &cfg->targets[i];
-        size_t idx = find_index(old, nold, ct->name);
-        struct dtarget *t;
-        if (idx != SIZE_MAX) {
-            t = old[idx];
-            kept[idx] = true;
-            if (t->ct->spec_hash != ct->spec_hash) {
-                mark[i] = 2;
-                nchanged++;
-            }
+        struct dtarget *t = v[i];
+        if (from[i] != SIZE_MAX) {
+            kept[from[i]] = true;
+            t->mark = t->ct->spec_hash != ct->spec_hash ? 2 : 0;
+            nchanged += t->mark == 2;
         } else {
-            if (!(t = calloc(1, sizeof(*t)))) {
-                for (size_t j = 0; j < i; j++)
-                    if (mark[j] == 1)
-                        free(v[j]);
-                goto nomem;
-            }
             t->d = d;
-            mark[i] = 1;
+            t->mark = 1;
             nnew++;
         }
         t->ct = ct;
+        t->gen = g;
         set_job_params(t, cfg);
-        v[i] = t;
     }
-    /* Everything that can fail has succeeded: from here on the new list is in force. */
+    for (size_t i = 0; i < nold; i++)
+        if (!kept[i])
+            gone[ngone++] = old[i]->ct->name; /* the old generation outlives this call */
+    qsort(gone, ngone, sizeof(*gone), cmp_str);
+    forget_state(d, gone, ngone);
     for (size_t i = 0; i < nold; i++) {
         struct dtarget *t = old[i];
         if (kept[i])
             continue;
         cm_log_info("config", "target=%s removed", t->ct->name);
-        forget_state(d, t->ct->name);
         if (t->job.state == CM_JOB_RUNNING) {
             t->removed = true;
             cancel_run(t);
@@ -598,8 +619,6 @@ static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old
             free(t);
         }
     }
-    for (size_t i = 0; i < n; i++)
-        v[i]->mark = mark[i];
     qsort(v, n, sizeof(*v), cmp_dtarget);
     /* At start, what the state file remembers schedules the targets it knows, and entries of
      * targets no longer configured are forgotten. */
@@ -626,13 +645,20 @@ static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old
     for (size_t i = 0; i < n; i++) {
         struct dtarget *t = v[i];
         if (t->mark == 1) {
+            t->job.failures = t->restored_failures;
             if (cm_sched_add(d->sched, &t->job, first_delay(t, cfg, knew++, nnew, now)) < 0)
                 cm_log_error("sched", "target=%s out of memory scheduling it", t->ct->name);
             if (nold > 0)
                 cm_log_info("config", "target=%s added", t->ct->name);
         } else if (t->mark == 2) {
-            /* Soon, spread a little so that a reload touching every target is no herd. */
-            cm_sched_reschedule(d->sched, &t->job, 1000 * kchanged++ / (nchanged ? nchanged : 1));
+            /* Soon, spread a little so that a reload touching every target is no herd; one
+             * running now goes again shortly after it ends. */
+            if (t->job.state == CM_JOB_RUNNING)
+                t->rerun_soon = true;
+            else
+                cm_sched_reschedule(d->sched, &t->job,
+                                    1000 * kchanged / (nchanged ? nchanged : 1));
+            kchanged++;
             cm_log_info("config", "target=%s changed", t->ct->name);
         }
         t->mark = 0;
@@ -640,13 +666,15 @@ static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old
     free(d->targets);
     d->targets = v;
     d->ntargets = n;
+    free(from);
     free(kept);
-    free(mark);
+    free(gone);
     return 0;
 nomem:
     free(v);
+    free(from);
     free(kept);
-    free(mark);
+    free(gone);
     return -ENOMEM;
 }
 
@@ -681,7 +709,9 @@ static void reload(struct daemon *d)
     free(old);
     malloc_trim(0);
     apply_logging(d, g->cfg);
-    cm_sched_set_concurrency(d->sched, g->cfg->concurrency);
+    cm_sched_set_concurrency(d->sched,
+                             (unsigned)cm_fd_limit_fit((long)g->cfg->concurrency,
+                                                       CM_POSTURE_MAX_HANDSHAKES, "certmon run"));
     if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0) {
         set_state_path(d, g->cfg);
         mark_dirty(d);
@@ -727,10 +757,12 @@ static void on_stop_timer(uv_timer_t *timer)
     cm_log_warn("daemon", "runs=%u still in flight %d ms after the stop; leaving without them",
                 d->runs, CM_SHUTDOWN_GRACE_MS);
     /* Whatever hangs this long (a file scan on a dead NFS mount, a write) would hold up the
-     * loop's last run as well: write what we have and leave now. */
-    d->writing = false;
-    finish(d);
-    exit(0);
+     * loop's last run as well, and exit() too (libuv joins its threads at exit): write what
+     * we have, unless a write of our own is the thing that hangs, and leave now. */
+    if (!d->writing)
+        flush_state_now(d);
+    fflush(stderr);
+    _exit(0);
 }
 
 static void stop(struct daemon *d, const char *why)
@@ -882,13 +914,8 @@ int cm_run_main(int argc, char **argv)
     d.flush_timer.data = &d;
     uv_timer_init(&loop, &d.stop_timer);
     d.stop_timer.data = &d;
-    load_state(&d);
-    malloc_trim(0); /* the parse trees of the configuration and the state are gone */
-    if (install_targets(&d, d.gen, NULL, 0) < 0) {
-        fprintf(stderr, "certmon run: out of memory\n");
-        rc = 1;
-        goto out_handles;
-    }
+    /* Signals first: a SIGTERM while the state loads must stop the daemon cleanly, not kill
+     * it. They are handled once the loop runs. */
     uv_signal_init(&loop, &d.sig_hup);
     uv_signal_init(&loop, &d.sig_term);
     uv_signal_init(&loop, &d.sig_int);
@@ -896,6 +923,13 @@ int cm_run_main(int argc, char **argv)
     uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
     uv_signal_start(&d.sig_term, on_signal, SIGTERM);
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
+    load_state(&d);
+    malloc_trim(0); /* the parse trees of the configuration and the state are gone */
+    if (install_targets(&d, d.gen, NULL, 0) < 0) {
+        fprintf(stderr, "certmon run: out of memory\n");
+        rc = 1;
+        goto out_handles;
+    }
     d.reload_ok = true;
     d.reload_at = time(NULL);
     for (size_t i = 0; i < d.gen->cfg->target_count; i++)
@@ -917,6 +951,9 @@ out_handles:
         /* Startup failed after the handles were made. */
         uv_close((uv_handle_t *)&d.flush_timer, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.stop_timer, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.sig_hup, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.sig_term, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
     }
 out:
     cm_sched_close(d.sched);

@@ -54,6 +54,8 @@ static void rtext_unref(char *s)
         free(rtext_of(s));
 }
 
+static void refresh_meta(struct cm_state_entry *e);
+
 struct cm_state {
     struct cm_state_entry **entries;
     size_t count, cap;
@@ -87,6 +89,7 @@ static void entry_free(struct cm_state_entry *e)
     free(e->name);
     free(e->owner);
     rtext_unref(e->report);
+    rtext_unref(e->meta);
     free(e->seen);
     cm_posture_free(e->posture);
     free(e);
@@ -239,6 +242,9 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
     }
     if (!(o = cm_report_json(res, f, now)))
         goto fail;
+    /* The state's name is the target's identity (a configured `name`, "file:PATH"). */
+    if (json_object_set_new(o, "target", json_string(e->name)))
+        goto fail;
     fs = json_object_get(o, "findings");
     for (size_t i = 0; i < json_array_size(fs) && i < f->count; i++)
         if (json_object_set_new(json_array_get(fs, i), "first_seen", time_json(seen[i].first_seen)))
@@ -275,6 +281,7 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
     e->status = st;
     e->status_since = since;
     e->has_status = true;
+    refresh_meta(e);
     return 0;
 fail:
     json_decref(o);
@@ -287,6 +294,7 @@ void cm_state_set_posture(struct cm_state_entry *e, struct cm_posture *p, int64_
     cm_posture_free(e->posture);
     e->posture = p;
     e->posture_at = p ? at : 0;
+    refresh_meta(e);
 }
 
 /* ---- Posture in the state file ---- */
@@ -397,6 +405,30 @@ static json_t *entry_meta(const struct cm_state_entry *e)
     if (o && e->posture)
         json_object_set_new(o, "posture", cm_posture_to_state_json(e->posture));
     return o;
+}
+
+/* The fields' text without the closing brace, shared (an rtext), or NULL on failure. */
+static char *meta_text(const struct cm_state_entry *e)
+{
+    json_t *m = entry_meta(e);
+    char *t = m ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *r = NULL;
+
+    json_decref(m);
+    if (t) {
+        t[strlen(t) - 1] = '\0'; /* the closing brace: the report follows */
+        r = rtext_new(t);
+    }
+    free(t);
+    return r;
+}
+
+/* Kept up to date whenever the fields change, so that a snapshot of ten thousand entries
+ * only takes references. Out of memory leaves it NULL: the snapshot then makes it. */
+static void refresh_meta(struct cm_state_entry *e)
+{
+    rtext_unref(e->meta);
+    e->meta = meta_text(e);
 }
 
 int cm_state_serialize(const struct cm_state *s, time_t now, char **out, size_t *len)
@@ -525,7 +557,7 @@ int cm_state_write_file(const char *path, const char *buf, size_t len, char *err
 /* ---- Snapshots ---- */
 
 struct snap_item {
-    char *meta;   /* the entry's fields as JSON without the closing brace; owned */
+    char *meta;   /* the entry's fields as JSON without the closing brace (a reference) */
     char *report; /* shared report text (a reference), or NULL */
 };
 
@@ -540,7 +572,7 @@ void cm_state_snapshot_free(struct cm_state_snapshot *snap)
     if (!snap)
         return;
     for (size_t i = 0; i < snap->count; i++) {
-        free(snap->items[i].meta);
+        rtext_unref(snap->items[i].meta);
         rtext_unref(snap->items[i].report);
     }
     free(snap->items);
@@ -557,14 +589,11 @@ int cm_state_snapshot(const struct cm_state *s, time_t now, struct cm_state_snap
     }
     snap->now = now;
     for (size_t i = 0; i < s->count; i++) {
-        json_t *m = entry_meta(s->entries[i]);
-        char *t = m ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        json_decref(m);
+        char *t = s->entries[i]->meta ? rtext_ref(s->entries[i]->meta) : meta_text(s->entries[i]);
         if (!t) {
             cm_state_snapshot_free(snap);
             return -ENOMEM;
         }
-        t[strlen(t) - 1] = '\0'; /* the closing brace: the report follows */
         snap->items[i].meta = t;
         snap->items[i].report = rtext_ref(s->entries[i]->report);
         snap->count++;
@@ -677,6 +706,7 @@ static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx
         }
         cm_state_set_posture(e, p, e->posture_at);
     }
+    refresh_meta(e);
     return 0;
 }
 

@@ -45,6 +45,8 @@ struct cm_state_entry {
     struct cm_posture *posture; /* latest posture pass, or NULL */
     int64_t posture_at;         /* when it ran */
     size_t slot;                /* index in the state's entry array (internal) */
+    uint64_t mark;              /* the caller's scratch (the daemon marks what a scan found) */
+    char *meta;                 /* internal: these fields as the state file writes them */
 };
 
 struct cm_state;

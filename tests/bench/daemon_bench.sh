@@ -52,7 +52,7 @@ sleep 0.5
     echo "global = { interval = \"1h\"; timeout = \"30s\"; concurrency = 64;"
     echo "           startup_spread = \"0s\"; posture_interval = \"off\";"
     echo "           state_file = \"$work/state.json\"; };"
-    echo "log = { level = \"info\"; };"
+    echo "log = { level = \"debug\"; };"
     echo "targets = ("
     for i in $(seq 1 "$N"); do
         p=${ports[$((i % K))]}
@@ -109,6 +109,8 @@ run_daemon() { # label
     wait "$pid" || echo "[$label] exit status $?"
     echo "[$label] SIGTERM to exit: $(($(now_ms) - s0)) ms"
     grep -E 'level=(error|warning)' "$log" | grep -v 'was=' | head -5 || true
+    # The state writes: time on the loop (snapshot) and on the thread pool (write + fsync).
+    grep -o 'snapshot_ms=[0-9.]* write_ms=[0-9.]*' "$log" | tail -3 | sed "s/^/[$label] state write: /" || true
 }
 
 run_daemon first
