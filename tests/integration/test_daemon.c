@@ -810,6 +810,58 @@ static void test_posture_interval(void)
     EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
 }
 
+/* Reloads while runs are in flight: raising the concurrency starts queued runs in the middle
+ * of the reload, and removing a running target ends its run there too. Those runs must use
+ * the new configuration only (under ASan a mix-up is a use-after-free on the next reload). */
+static void write_inflight_config(const char *conf, int port, unsigned concurrency, int ntargets)
+{
+    char targets[4096];
+    size_t off = 0;
+
+    for (int i = 0; i < ntargets; i++)
+        off += (size_t)snprintf(targets + off, sizeof(targets) - off,
+                                "%s{ host = \"127.0.0.1\"; port = %d; name = \"f%d\"; }",
+                                i ? ",\n" : "", port, i);
+    write_file(conf,
+               "global = { interval = \"1h\"; timeout = \"1500ms\"; concurrency = %u;\n"
+               "           startup_spread = \"0s\"; retry_interval = \"1s\"; };\n"
+               "targets = ( %s );\n",
+               concurrency, targets);
+}
+
+static void test_reload_in_flight(void)
+{
+    const char *conf = path_in("inflight.conf"), *log = path_in("inflight.log");
+    const char *clog = path_in("inflight-counter.log");
+    int port = cm_th_free_port(), peak;
+    pid_t counter = start_counter(port, 60000, clog), pid;
+    double opens[64];
+
+    CU_ASSERT_FATAL(counter > 0 && cm_th_wait_port(port, 5000));
+    usleep(200000);
+    write_inflight_config(conf, port, 1, 6);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(wait_opens(clog, 1, 5) >= 1);
+    /* Raise the cap: five queued runs start inside the reload. */
+    write_inflight_config(conf, port, 6, 6);
+    kill(pid, SIGHUP);
+    CU_ASSERT(wait_text(log, "reloaded", 5));
+    CU_ASSERT(wait_opens(clog, 6, 5) >= 6);
+    /* Remove running targets, then reload again at once: the runs started above must not
+     * hold on to the configuration this second reload replaces. */
+    write_inflight_config(conf, port, 2, 3);
+    kill(pid, SIGHUP);
+    usleep(100000);
+    write_inflight_config(conf, port, 3, 4);
+    kill(pid, SIGHUP);
+    usleep(2500000);
+    CU_ASSERT(alive(pid));
+    read_counter(clog, opens, 64, &peak);
+    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    cm_th_stop(counter);
+}
+
 static CU_TestInfo tests[] = {
     {"config-check accepts a good config", test_config_check_ok},
     {"config-check and run name the lines of errors", test_config_check_names_lines},
@@ -821,6 +873,7 @@ static CU_TestInfo tests[] = {
     {"scheduler: retry backoff", test_retry_backoff},
     {"SIGTERM cancels probes in flight", test_shutdown_cancels_in_flight},
     {"posture passes on their own interval", test_posture_interval},
+    {"reloads while runs are in flight", test_reload_in_flight},
     CU_TEST_INFO_NULL,
 };
 
