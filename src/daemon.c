@@ -58,6 +58,12 @@ struct dtarget {
     unsigned restored_failures;
     unsigned char mark; /* while installing: 1 new, 2 changed */
     bool rerun_soon;    /* changed by a reload while running: run again shortly */
+    /* A finished file scan whose results are being recorded (see on_scan_batch). */
+    struct cm_file_scan_result scan_res;
+    size_t scan_pos;
+    uint64_t scan_id;
+    bool scan_failed;
+    struct dtarget *scan_next;
     struct gen *gen;    /* the generation ct belongs to (not a reference: the daemon's or a
                          * reload's keeps it alive while it is this target's) */
 };
@@ -86,6 +92,8 @@ struct daemon {
     bool reload_ok;
     uint64_t probes_ok, probes_failed;
     uint64_t scan_seq; /* numbers file scans, to mark the entries each one found */
+    uv_idle_t scan_idle;             /* records scan results in batches */
+    struct dtarget *scan_head;       /* scans whose results wait to be recorded, in order */
     double snap_ms;    /* the last snapshot's time on the loop */
     uint64_t write_t0;
 };
@@ -405,12 +413,69 @@ static void on_probe(struct cm_probe_result *res, void *arg)
     complete(t, res);
 }
 
+/* A scan's results are recorded a batch per loop iteration: a directory of ten thousand
+ * certificates must not hold up the loop for a second. */
+#define SCAN_BATCH 128
+
+static void scan_finish(struct dtarget *t, bool recorded)
+{
+    struct daemon *d = t->d;
+    const struct cm_config_target *ct = t->run_ct;
+    bool failed = t->scan_failed;
+
+    if (recorded) {
+        /* Files that are gone (or no longer match) leave the state: this target's entries
+         * that the scan did not mark. */
+        struct cm_state_entry *const *es;
+        size_t n;
+        es = cm_state_entries(d->state, &n);
+        for (size_t i = n; i-- > 0;) {
+            struct cm_state_entry *e = es[i];
+            if (e->mark == t->scan_id || strcmp(e->owner, ct->name) != 0)
+                continue;
+            cm_log_info("target", "target=%s removed: no longer found by %s", e->name,
+                        ct->name);
+            cm_state_remove(d->state, e);
+            es = cm_state_entries(d->state, &n);
+            mark_dirty(d);
+        }
+    }
+    cm_file_scan_result_clear(&t->scan_res);
+    t->scan_pos = 0;
+    end_run(t, recorded && failed);
+}
+
+static void on_scan_batch(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    size_t budget = SCAN_BATCH;
+
+    while (d->scan_head && budget > 0) {
+        struct dtarget *t = d->scan_head;
+        bool drop = d->stopping || t->removed;
+        for (; !drop && t->scan_pos < t->scan_res.count && budget > 0; t->scan_pos++, budget--) {
+            struct cm_probe_result *res = t->scan_res.items[t->scan_pos];
+            struct cm_state_entry *e =
+                record(d, t->run_ct, res->target, res, (time_t)res->finished_at);
+            if (e)
+                e->mark = t->scan_id;
+            t->scan_failed |= res->error_kind != CM_ERRK_NONE;
+        }
+        if (!drop && t->scan_pos < t->scan_res.count)
+            break;
+        d->scan_head = t->scan_next;
+        t->scan_next = NULL;
+        scan_finish(t, !drop);
+    }
+    if (!d->scan_head)
+        uv_idle_stop(h);
+}
+
 static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
 {
     struct dtarget *t = arg;
     struct daemon *d = t->d;
-    const struct cm_config_target *ct = t->run_ct;
-    bool failed = false;
+    struct dtarget **pp;
 
     t->scan = NULL;
     if (status < 0 || d->stopping || t->removed) {
@@ -418,30 +483,26 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
         end_run(t, false);
         return;
     }
-    uint64_t scan = ++d->scan_seq;
-    for (size_t i = 0; i < r->count; i++) {
-        struct cm_state_entry *e =
-            record(d, ct, r->items[i]->target, r->items[i], (time_t)r->items[i]->finished_at);
-        if (e)
-            e->mark = scan;
-        failed |= r->items[i]->error_kind != CM_ERRK_NONE;
+    t->scan_res = *r; /* r belongs to the scan job, which ends with this callback */
+    t->scan_pos = 0;
+    t->scan_failed = false;
+    t->scan_id = ++d->scan_seq;
+    for (pp = &d->scan_head; *pp; pp = &(*pp)->scan_next)
+        ;
+    *pp = t;
+    uv_idle_start(&d->scan_idle, on_scan_batch);
+}
+
+/* At shutdown: scans waiting to be recorded end unrecorded. */
+static void drop_scans(struct daemon *d)
+{
+    while (d->scan_head) {
+        struct dtarget *t = d->scan_head;
+        d->scan_head = t->scan_next;
+        t->scan_next = NULL;
+        scan_finish(t, false);
     }
-    /* Files that are gone (or no longer match) leave the state: this target's entries that
-     * the scan did not mark. */
-    struct cm_state_entry *const *es;
-    size_t n;
-    es = cm_state_entries(d->state, &n);
-    for (size_t i = n; i-- > 0;) {
-        struct cm_state_entry *e = es[i];
-        if (e->mark == scan || strcmp(e->owner, ct->name) != 0)
-            continue;
-        cm_log_info("target", "target=%s removed: no longer found by %s", e->name, ct->name);
-        cm_state_remove(d->state, e);
-        es = cm_state_entries(d->state, &n);
-        mark_dirty(d);
-    }
-    cm_file_scan_result_clear(r);
-    end_run(t, failed);
+    uv_idle_stop(&d->scan_idle);
 }
 
 static void on_run(struct cm_sched_job *job, void *arg)
@@ -738,6 +799,7 @@ static void finish(struct daemon *d)
     uv_timer_stop(&d->stop_timer);
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
     cm_resolver_close(d->resolver);
     d->resolver = NULL;
     uv_stop(d->loop);
@@ -780,6 +842,7 @@ static void stop(struct daemon *d, const char *why)
     uv_timer_start(&d->stop_timer, on_stop_timer, CM_SHUTDOWN_GRACE_MS, 0);
     for (size_t i = 0; i < d->ntargets; i++)
         cancel_run(d->targets[i]);
+    drop_scans(d);
     /* Removed targets still running are not in the list: their runs were cancelled when
      * they were removed. */
     maybe_finish(d);
@@ -914,6 +977,8 @@ int cm_run_main(int argc, char **argv)
     d.flush_timer.data = &d;
     uv_timer_init(&loop, &d.stop_timer);
     d.stop_timer.data = &d;
+    uv_idle_init(&loop, &d.scan_idle);
+    d.scan_idle.data = &d;
     /* Signals first: a SIGTERM while the state loads must stop the daemon cleanly, not kill
      * it. They are handled once the loop runs. */
     uv_signal_init(&loop, &d.sig_hup);
@@ -951,6 +1016,7 @@ out_handles:
         /* Startup failed after the handles were made. */
         uv_close((uv_handle_t *)&d.flush_timer, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.stop_timer, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.scan_idle, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_hup, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_term, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
