@@ -1389,8 +1389,11 @@ static int label_cmp(const void *a, const void *b)
 static void read_labels(struct loader *L, const config_setting_t *g, const char *prefix,
                         struct cm_labels *out)
 {
-    static const char *const reserved[] = {"target",   "position", "phase",   "id",
-                                           "severity", "status",   "version", "cipher"};
+    /* Every label some certmon family sets itself (docs/metrics.md). */
+    static const char *const reserved[] = {
+        "target",  "position", "phase", "id",     "severity", "status",    "version",
+        "cipher",  "subject",  "issuer", "serial", "sha256",   "key",       "signature",
+        "result",  "gnutls",   "libuv", "libcurl", "notifier", "instance", "job"};
     unsigned n = (unsigned)config_setting_length(g), k = 0;
     const config_setting_t **ok = calloc(n ? n : 1, sizeof(*ok));
 
@@ -1418,8 +1421,10 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
             for (size_t r = 0; r < sizeof(reserved) / sizeof(reserved[0]); r++) {
                 if (!strcmp(name, reserved[r])) {
                     err_at(L, m, path,
-                           "'%s' is a label certmon sets itself (reserved: target, position, "
-                           "phase, id, severity, status, version, cipher)",
+                           "'%s' is a label certmon or Prometheus sets itself (reserved: target, "
+                           "position, phase, id, severity, status, version, cipher, subject, "
+                           "issuer, serial, sha256, key, signature, result, gnutls, libuv, "
+                           "libcurl, notifier, instance, job)",
                            name);
                     bad = true;
                 }

@@ -6,6 +6,7 @@
  *   removed it only until its run in flight reports (then it frees itself).
  * - The state store belongs to the daemon; runs write into it when they end. */
 #include "certmon/daemon.h"
+#include "daemon_int.h"
 #include "certmon/analyze.h"
 #include "certmon/check.h"
 #include "certmon/config.h"
@@ -33,72 +34,8 @@
 
 #define DEFAULT_CONFIG "/etc/certmon/certmon.conf"
 
-struct gen {
-    struct cm_config *cfg;
-    struct cm_tls_ctx *tls;
-    int refs;
-};
 
-struct daemon;
-
-struct dtarget {
-    struct cm_sched_job job;
-    struct daemon *d;
-    const struct cm_config_target *ct; /* in gen */
-    /* The run in flight: the generation and target it started with. */
-    struct gen *run_gen;
-    const struct cm_config_target *run_ct;
-    struct cm_probe *probe;
-    struct cm_posture_pass *pass;
-    struct cm_file_scan_job *scan;
-    struct cm_probe_result *pending; /* waiting for its posture pass */
-    bool removed;                    /* dropped by a reload while running */
-    /* From the state file at start: when it last ran, and whether that failed. */
-    int64_t restored_last;
-    unsigned restored_failures;
-    unsigned char mark; /* while installing: 1 new, 2 changed */
-    bool rerun_soon;    /* changed by a reload while running: run again shortly */
-    /* A finished file scan whose results are being recorded (see on_scan_batch). */
-    struct cm_file_scan_result scan_res;
-    size_t scan_pos;
-    uint64_t scan_id;
-    bool scan_failed;
-    struct dtarget *scan_next;
-    struct gen *gen;    /* the generation ct belongs to (not a reference: the daemon's or a
-                         * reload's keeps it alive while it is this target's) */
-};
-
-struct daemon {
-    uv_loop_t *loop;
-    const char *config_path;
-    struct gen *gen;
-    struct cm_resolver *resolver;
-    struct cm_sched *sched;
-    struct cm_state *state;
-    struct dtarget **targets; /* the current config's, sorted by name */
-    size_t ntargets;
-    unsigned runs; /* runs in flight */
-    uv_signal_t sig_hup, sig_term, sig_int;
-    uv_timer_t flush_timer, stop_timer;
-    bool dirty, writing, stopping, finished;
-    char *state_path; /* where the state is written (the current config's) */
-    uv_work_t write_req;
-    struct cm_state_snapshot *write_snap;
-    char *write_path;
-    int write_rc;
-    char write_err[512];
-    bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
-    int64_t reload_at;
-    bool reload_ok;
-    uint64_t probes_ok, probes_failed;
-    uint64_t scan_seq; /* numbers file scans, to mark the entries each one found */
-    uv_idle_t scan_idle;             /* records scan results in batches */
-    struct dtarget *scan_head;       /* scans whose results wait to be recorded, in order */
-    double snap_ms;    /* the last snapshot's time on the loop */
-    uint64_t write_t0;
-};
-
-static void gen_unref(struct gen *g)
+void cm__gen_unref(struct gen *g)
 {
     if (!g || --g->refs > 0)
         return;
@@ -143,7 +80,7 @@ static struct gen *gen_load(const char *path, bool to_log)
         if (to_log && errs.count)
             cm_log_error("config", "file=%s errors=%zu", path, errs.count);
         cm_config_errors_clear(&errs);
-        gen_unref(g);
+        cm__gen_unref(g);
         return NULL;
     }
     return g;
@@ -264,7 +201,7 @@ static void end_run(struct dtarget *t, bool failed)
 {
     struct daemon *d = t->d;
 
-    gen_unref(t->run_gen);
+    cm__gen_unref(t->run_gen);
     t->run_gen = NULL;
     t->run_ct = NULL;
     d->runs--;
@@ -763,7 +700,7 @@ static void reload(struct daemon *d)
     if (install_targets(d, g, old, nold) < 0) {
         d->targets = old;
         d->reload_ok = false;
-        gen_unref(g);
+        cm__gen_unref(g);
         cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
         return;
     }
@@ -777,9 +714,19 @@ static void reload(struct daemon *d)
         set_state_path(d, g->cfg);
         mark_dirty(d);
     }
-    gen_unref(d->gen);
+    bool relisten = !cm__web_same(d->gen->cfg, g->cfg) || g->cfg->tls_cert != NULL;
+    cm__gen_unref(d->gen);
     d->gen = g;
     d->reload_ok = true;
+    if (relisten) {
+        /* New addresses, or TLS files that may have been renewed: listen afresh. */
+        char werr[512];
+        cm__web_stop(d);
+        if (cm__web_start(d, g->cfg, werr, sizeof(werr)) < 0) {
+            cm_log_error("web", "cannot listen after the reload: %s", werr);
+            d->reload_ok = false;
+        }
+    }
     cm_log_info("config", "file=%s reloaded targets=%zu", d->config_path, g->cfg->target_count);
 }
 
@@ -833,6 +780,7 @@ static void stop(struct daemon *d, const char *why)
         return;
     cm_log_info("daemon", "signal=%s stopping runs=%u", why, d->runs);
     d->stopping = true;
+    cm__web_stop(d);
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
@@ -961,7 +909,7 @@ int cm_run_main(int argc, char **argv)
                                 "certmon run");
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon run: cannot create event loop\n");
-        gen_unref(d.gen);
+        cm__gen_unref(d.gen);
         return 1;
     }
     d.loop = &loop;
@@ -988,6 +936,7 @@ int cm_run_main(int argc, char **argv)
     uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
     uv_signal_start(&d.sig_term, on_signal, SIGTERM);
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
+    cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
     load_state(&d);
     malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
@@ -997,6 +946,14 @@ int cm_run_main(int argc, char **argv)
     }
     d.reload_ok = true;
     d.reload_at = time(NULL);
+    char werr[512];
+    if (cm__web_start(&d, d.gen->cfg, werr, sizeof(werr)) < 0) {
+        fprintf(stderr, "certmon run: metrics listener: %s\n", werr);
+        cm_log_error("web", "cannot listen: %s", werr);
+        d.stopping = true; /* nothing runs yet: close what was opened and leave */
+        rc = 1;
+        goto out_targets;
+    }
     for (size_t i = 0; i < d.gen->cfg->target_count; i++)
         nfiles += d.gen->cfg->targets[i].kind == CM_TARGET_FILE;
     for (size_t i = 0; i < d.gen->cfg->notifier_count; i++)
@@ -1010,7 +967,11 @@ int cm_run_main(int argc, char **argv)
     cm_log_info("daemon", "probes_ok=%llu probes_failed=%llu stopped",
                 (unsigned long long)d.probes_ok, (unsigned long long)d.probes_failed);
     rc = 0;
+    goto out_handles;
 
+out_targets:
+    cm_sched_close(d.sched);
+    d.sched = NULL;
 out_handles:
     if (!d.finished) {
         /* Startup failed after the handles were made. */
@@ -1032,7 +993,7 @@ out:
     free(d.targets);
     cm_state_free(d.state);
     free(d.state_path);
-    gen_unref(d.gen);
+    cm__gen_unref(d.gen);
     if (uv_loop_close(&loop) != 0)
         cm_log_warn("daemon", "event loop closed with handles still open");
     return rc;

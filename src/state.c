@@ -61,6 +61,7 @@ struct cm_state {
     size_t count, cap;
     size_t *buckets; /* open addressing: entry index + 1, 0 = empty */
     size_t nbuckets; /* power of two, at least twice count */
+    struct cm_state_view_hooks hooks;
 };
 
 static uint64_t hash_name(const char *s)
@@ -82,10 +83,25 @@ int cm_state_new(struct cm_state **out)
     return 0;
 }
 
+static void set_view(struct cm_state_entry *e, json_t *report)
+{
+    void *v = e->hooks && e->hooks->build && report ? e->hooks->build(report, e->hooks->arg) : NULL;
+
+    if (e->view && e->hooks && e->hooks->free)
+        e->hooks->free(e->view);
+    e->view = v;
+}
+
+void cm_state_set_view_hooks(struct cm_state *s, const struct cm_state_view_hooks *hooks)
+{
+    s->hooks = *hooks;
+}
+
 static void entry_free(struct cm_state_entry *e)
 {
     if (!e)
         return;
+    set_view(e, NULL);
     free(e->name);
     free(e->owner);
     rtext_unref(e->report);
@@ -163,6 +179,7 @@ struct cm_state_entry *cm_state_put(struct cm_state *s, const char *name, const 
         return NULL;
     }
     e->slot = s->count;
+    e->hooks = &s->hooks;
     s->entries[s->count++] = e;
     *bucket_for(s, name) = s->count;
     return e;
@@ -266,6 +283,7 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
     }
     if (!text)
         goto fail;
+    set_view(e, o);
     json_decref(o);
 
     *changed = !e->has_status || e->status != st;
@@ -706,6 +724,8 @@ static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx
         }
         cm_state_set_posture(e, p, e->posture_at);
     }
+    if (json_is_object(report))
+        set_view(e, report);
     refresh_meta(e);
     return 0;
 }

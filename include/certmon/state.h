@@ -47,11 +47,25 @@ struct cm_state_entry {
     size_t slot;                /* index in the state's entry array (internal) */
     uint64_t mark;              /* the caller's scratch (the daemon marks what a scan found) */
     char *meta;                 /* internal: these fields as the state file writes them */
+    void *view;                 /* built by the view hooks from the latest report, or NULL */
+    const struct cm_state_view_hooks *hooks; /* internal */
 };
 
 struct cm_state;
 
+/* Derived data kept beside each report (the daemon keeps its metrics views there): build runs
+ * with the report's parsed JSON whenever an entry gets a new report (recorded or loaded) and
+ * may return NULL; free releases what build returned. */
+struct cm_state_view_hooks {
+    void *(*build)(json_t *report, void *arg);
+    void (*free)(void *view);
+    void *arg;
+};
+
 int cm_state_new(struct cm_state **out);
+
+/* Sets the view hooks (copied). Call before the first entry is created. */
+void cm_state_set_view_hooks(struct cm_state *s, const struct cm_state_view_hooks *hooks);
 void cm_state_free(struct cm_state *s);
 
 /* The entry for name, or NULL. */
