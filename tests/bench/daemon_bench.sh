@@ -3,7 +3,9 @@
 # endpoints on 127.0.0.1. Measures and prints: config load time (config-check and the
 # daemon's own start), time until every target has a result, resident memory (now and peak)
 # once every result is in, state file size and write, shutdown time, and the same after a
-# restart that loads the state back.
+# restart that loads the state back. Then /metrics: render time and size with N targets in
+# the state, and wrk against /metrics while 50 targets are probed every second, comparing the
+# probes done in 10 s with and without that load (wrk is the Debian package).
 #
 # usage: tests/bench/daemon_bench.sh [--targets N] [--servers K] [--certmon PATH]
 set -euo pipefail
@@ -45,6 +47,7 @@ for _ in $(seq 1 "$K"); do
     ports+=("$p")
 done
 sleep 0.5
+mport=$(free_port)
 
 # Ten thousand targets, each its own name, spread over the K servers; posture passes off so
 # that the run measures the daemon, not s_server's accept loop.
@@ -53,7 +56,13 @@ sleep 0.5
     echo "           startup_spread = \"0s\"; posture_interval = \"off\";"
     echo "           state_file = \"$work/state.json\"; };"
     echo "log = { level = \"debug\"; };"
+    echo "metrics = { listen = \"127.0.0.1:$mport\"; };"
     echo "targets = ("
+    # Fifty hot targets probed every second, for the /metrics-under-load phase.
+    for i in $(seq 1 50); do
+        printf '  { name = "hot%02d"; host = "localhost"; port = %s; ca_file = "%s"; interval = "1s"; },\n' \
+            "$i" "${ports[$((i % K))]}" "$work/pki/root.pem"
+    done
     for i in $(seq 1 "$N"); do
         p=${ports[$((i % K))]}
         sep=","
@@ -92,7 +101,7 @@ run_daemon() { # label
     # targets keep their schedule and are not probed again, so only the state is measured.
     if [ "$label" = first ]; then
         for _ in $(seq 1 1200); do
-            [ "$(grep -c 'was=new' "$log")" -ge "$N" ] && break
+            [ "$(grep -c 'was=new' "$log")" -ge $((N + 50)) ] && break
             sleep 0.1
         done
         local done_at
@@ -113,5 +122,36 @@ run_daemon() { # label
     grep -o 'snapshot_ms=[0-9.]* write_ms=[0-9.]*' "$log" | tail -3 | sed "s/^/[$label] state write: /" || true
 }
 
+probes_total() {
+    curl -s "http://127.0.0.1:$mport/metrics" | awk '/^certmon_probes_total/ { s += $2 } END { print s + 0 }'
+}
+
+metrics_phase() {
+    local log=$work/metrics.log
+    "$CERTMON" run -c "$work/bench.conf" 2>"$log" &
+    local pid=$!
+    pids+=("$pid")
+    for _ in $(seq 1 600); do grep -q ' started' "$log" && break; sleep 0.05; done
+    sleep 3
+    echo "[metrics] /metrics with $N+50 targets in the state (5 scrapes, curl time_total):"
+    for _ in 1 2 3 4 5; do
+        curl -s -o /dev/null -w '  %{time_total} s, %{size_download} bytes, HTTP %{http_code}\n' \
+            "http://127.0.0.1:$mport/metrics"
+    done
+    echo "[metrics] RSS after the scrapes: $(rss_kib "$pid" VmRSS) KiB, peak: $(rss_kib "$pid" VmHWM) KiB"
+    local a b c d
+    a=$(probes_total); sleep 10; b=$(probes_total)
+    echo "[metrics] probes done in 10 s without scrapes: $((b - a)) (50 targets every 1 s: 500 expected)"
+    wrk -t1 -c2 -d10s --timeout 10s "http://127.0.0.1:$mport/metrics" >"$work/wrk.txt" 2>&1 &
+    local wpid=$!
+    c=$(probes_total); sleep 10; d=$(probes_total)
+    wait "$wpid" || true
+    echo "[metrics] probes done in 10 s while wrk -c2 scrapes /metrics nonstop: $((d - c))"
+    grep -E 'Latency|Requests/sec|Transfer/sec' "$work/wrk.txt" | sed 's/^/[metrics] wrk: /'
+    echo "[metrics] RSS after wrk: $(rss_kib "$pid" VmRSS) KiB, peak: $(rss_kib "$pid" VmHWM) KiB"
+    kill -TERM "$pid"; wait "$pid" || true
+}
+
 run_daemon first
 run_daemon restart
+metrics_phase

@@ -495,7 +495,7 @@ static void test_tls_and_mtls_listener(void)
     write_file(conf,
                "global = { interval = \"1h\"; startup_spread = \"0s\"; };\n"
                "metrics = { listen = \"127.0.0.1:%d\"; tls_cert = \"%s\"; tls_key = \"%s\";\n"
-               "            client_ca = \"%s\"; };\n"
+               "            client_ca = \"%s\"; allow_any_target = true; };\n"
                "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"selfsigned\"; posture = false; } );\n",
                port_https, cm_th_pki("valid.chain.pem"), cm_th_pki("leaf.key"), trust, port_self);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
@@ -527,6 +527,19 @@ static void test_tls_and_mtls_listener(void)
                         cm_th_pki("client.key")),
                200);
     CU_ASSERT_PTR_NOT_NULL(strstr(m, "certmon_build_info"));
+    free(m);
+    /* allow_any_target: a target this daemon does not watch can be probed on demand (the
+     * system trust store: the test PKI's root is not in it, so it does not verify). */
+    snprintf(url, sizeof(url), "https://localhost:%d/probe?target=localhost:%d", port_https,
+             port_valid);
+    EXPECT_INT(http_get(url, &m, cm_th_pki("root.pem"), cm_th_pki("client.pem"),
+                        cm_th_pki("client.key")),
+               200);
+    char prefix[200];
+    snprintf(prefix, sizeof(prefix), "certmon_probe_success{target=\"localhost:%d\"}", port_valid);
+    EXPECT_INT(sample(m, prefix), 1);
+    snprintf(prefix, sizeof(prefix), "certmon_verify_ok{target=\"localhost:%d\"}", port_valid);
+    EXPECT_INT(sample(m, prefix), 0);
     free(m);
     cm_th_stop(pid_tls_daemon);
     pid_tls_daemon = -1;
