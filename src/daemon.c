@@ -780,7 +780,7 @@ static void stop(struct daemon *d, const char *why)
         return;
     cm_log_info("daemon", "signal=%s stopping runs=%u", why, d->runs);
     d->stopping = true;
-    cm__web_stop(d);
+    cm__web_close(d);
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
@@ -970,6 +970,7 @@ int cm_run_main(int argc, char **argv)
     goto out_handles;
 
 out_targets:
+    cm__web_close(&d);
     cm_sched_close(d.sched);
     d.sched = NULL;
 out_handles:

@@ -23,6 +23,7 @@ struct gen {
 
 struct daemon;
 struct webprobe;
+struct scrape_wait;
 
 struct dtarget {
     struct cm_sched_job job;
@@ -77,6 +78,11 @@ struct daemon {
     struct cm_httpd *httpd;       /* the metrics listener, or NULL */
     struct webprobe *webprobes;   /* on-demand probes of /probe in flight */
     unsigned nwebprobes;
+    uv_timer_t scrape_timer;       /* paces /metrics renders (src/web.c) */
+    bool scrape_timer_init;
+    uint64_t scrape_next;          /* loop time from which the next render may start */
+    struct scrape_wait *scrape_queue;
+    unsigned scrape_queued;
     uint64_t scan_seq; /* numbers file scans, to mark the entries each one found */
     uv_idle_t scan_idle;             /* records scan results in batches */
     struct dtarget *scan_head;       /* scans whose results wait to be recorded, in order */
@@ -92,6 +98,8 @@ void cm__gen_unref(struct gen *g);
 int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size_t errlen);
 /* Stops listening; pending requests are abandoned (their on-demand probes cancelled). */
 void cm__web_stop(struct daemon *d);
+/* cm__web_stop, and closes the web's own handles: at shutdown. */
+void cm__web_close(struct daemon *d);
 /* True when a and b configure the listener identically (a reload then keeps it). */
 bool cm__web_same(const struct cm_config *a, const struct cm_config *b);
 /* The view hooks the state uses to keep each target's metrics view. */

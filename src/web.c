@@ -121,7 +121,7 @@ static void scrape_done(void *arg)
     free(sc);
 }
 
-static void serve_metrics(struct daemon *d, struct cm_httpd_req *req)
+static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
 {
     struct scrape *sc = calloc(1, sizeof(*sc));
     struct cm_state_entry **es = NULL;
@@ -152,6 +152,85 @@ static void serve_metrics(struct daemon *d, struct cm_httpd_req *req)
     sc->cur = (struct cm_metrics_cursor)CM_METRICS_CURSOR_INIT;
     cm_metrics_process_read(&sc->proc);
     cm_httpd_respond_stream(req, 200, CM_METRICS_CONTENT_TYPE, scrape_read, scrape_done, sc);
+}
+
+/* Scrapes are paced: one render starts at most every METRICS_SPACING_MS; requests arriving
+ * faster wait their turn (at most METRICS_QUEUE of them, then 503). A render of 10,000
+ * targets costs ~30 ms of loop time, so a scraper asking nonstop would otherwise take the
+ * loop from the probes; Prometheus servers scraping every few seconds never wait. */
+#define METRICS_SPACING_MS 250
+#define METRICS_QUEUE 8
+
+struct scrape_wait {
+    struct daemon *d;
+    struct cm_httpd_req *req;
+    struct scrape_wait *next;
+};
+
+static void pace_arm(struct daemon *d);
+
+static void on_pace(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    struct scrape_wait *w = d->scrape_queue;
+
+    if (!w)
+        return;
+    d->scrape_queue = w->next;
+    d->scrape_queued--;
+    d->scrape_next = uv_now(d->loop) + METRICS_SPACING_MS;
+    cm_httpd_on_cancel(w->req, NULL, NULL);
+    render_metrics(d, w->req);
+    free(w);
+    pace_arm(d);
+}
+
+static void pace_arm(struct daemon *d)
+{
+    uint64_t now = uv_now(d->loop);
+
+    if (d->scrape_queue)
+        uv_timer_start(&d->scrape_timer, on_pace, d->scrape_next > now ? d->scrape_next - now : 0,
+                       0);
+}
+
+static void on_scrape_gone(struct cm_httpd_req *req, void *arg)
+{
+    struct scrape_wait *w = arg, **pp;
+    struct daemon *d = w->d;
+
+    (void)req;
+    for (pp = &d->scrape_queue; *pp && *pp != w; pp = &(*pp)->next)
+        ;
+    if (*pp) {
+        *pp = w->next;
+        d->scrape_queued--;
+    }
+    free(w);
+}
+
+static void serve_metrics(struct daemon *d, struct cm_httpd_req *req)
+{
+    uint64_t now = uv_now(d->loop);
+    struct scrape_wait *w, **pp;
+
+    if (!d->scrape_queue && now >= d->scrape_next) {
+        d->scrape_next = now + METRICS_SPACING_MS;
+        render_metrics(d, req);
+        return;
+    }
+    if (d->scrape_queued >= METRICS_QUEUE || !(w = calloc(1, sizeof(*w)))) {
+        text(req, 503, "too many scrapes waiting; try again\n");
+        return;
+    }
+    w->d = d;
+    w->req = req;
+    for (pp = &d->scrape_queue; *pp; pp = &(*pp)->next)
+        ;
+    *pp = w;
+    d->scrape_queued++;
+    cm_httpd_on_cancel(req, on_scrape_gone, w);
+    pace_arm(d);
 }
 
 static void serve_targets(struct daemon *d, struct cm_httpd_req *req)
@@ -389,6 +468,11 @@ int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size
 
     if (cfg->listen_count == 0)
         return 0;
+    if (!d->scrape_timer_init) {
+        uv_timer_init(d->loop, &d->scrape_timer);
+        d->scrape_timer.data = d;
+        d->scrape_timer_init = true;
+    }
     if ((rc = cm_httpd_start(d->loop, &o, on_request, d, &d->httpd, err, errlen)) < 0)
         return rc;
     for (size_t i = 0; i < cfg->listen_count; i++)
@@ -400,8 +484,19 @@ int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size
 void cm__web_stop(struct daemon *d)
 {
     /* Pending requests' cancel callbacks cancel their probes, which free themselves. */
-    cm_httpd_close(d->httpd);
+    cm_httpd_close(d->httpd); /* queued scrapes are cancelled: on_scrape_gone frees them */
     d->httpd = NULL;
+    if (d->scrape_timer_init)
+        uv_timer_stop(&d->scrape_timer);
+}
+
+void cm__web_close(struct daemon *d)
+{
+    cm__web_stop(d);
+    if (d->scrape_timer_init) {
+        uv_close((uv_handle_t *)&d->scrape_timer, NULL);
+        d->scrape_timer_init = false;
+    }
 }
 
 static bool same_str(const char *a, const char *b)

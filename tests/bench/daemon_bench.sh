@@ -133,8 +133,10 @@ metrics_phase() {
     pids+=("$pid")
     for _ in $(seq 1 600); do grep -q ' started' "$log" && break; sleep 0.05; done
     sleep 3
-    echo "[metrics] /metrics with $N+50 targets in the state (5 scrapes, curl time_total):"
+    echo "[metrics] /metrics with $N+50 targets in the state (5 scrapes 0.3 s apart, past the"
+    echo "          250 ms pacing; curl time_total: render and transfer over loopback):"
     for _ in 1 2 3 4 5; do
+        sleep 0.3
         curl -s -o /dev/null -w '  %{time_total} s, %{size_download} bytes, HTTP %{http_code}\n' \
             "http://127.0.0.1:$mport/metrics"
     done
