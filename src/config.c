@@ -788,10 +788,81 @@ static const struct key file_keys[FK_N] = {
                      MS_SEC, DMAX, 0, 0},
 };
 
-enum { NK_NAME, NK_TYPE, NK_N };
+enum {
+    NK_NAME,
+    NK_TYPE,
+    NK_URL,
+    NK_URLS,
+    NK_MIN_SEVERITY,
+    NK_FINDINGS,
+    NK_MATCH,
+    NK_FOR,
+    NK_GROUP_WAIT,
+    NK_REPEAT,
+    NK_TIMEOUT,
+    NK_MAX_AGE,
+    NK_RESEND,
+    NK_CA_FILE,
+    NK_HEADERS,
+    NK_SECRET,
+    NK_FROM,
+    NK_TO,
+    NK_STARTTLS,
+    NK_USERNAME,
+    NK_PASSWORD,
+    NK_GENERATOR_URL,
+    NK_N
+};
+#define NOTIFIER_OFF(f) offsetof(struct cm_config_notifier, f)
 static const struct key notifier_keys[NK_N] = {
     [NK_NAME] = {"name", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
     [NK_TYPE] = {"type", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [NK_URL] = {"url", KT_STRING, S_STR, NOTIFIER_OFF(url), 0, 0, 0, 0},
+    [NK_URLS] = {"urls", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    [NK_MIN_SEVERITY] = {"min_severity", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [NK_FINDINGS] = {"findings", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    [NK_MATCH] = {"match", KT_LABELS, S_NONE, 0, 0, 0, 0, 0},
+    [NK_FOR] = {"for", KT_DURATION, S_U64, NOTIFIER_OFF(for_ms), 0, DMAX, 0, 0},
+    [NK_GROUP_WAIT] = {"group_wait", KT_DURATION, S_U64, NOTIFIER_OFF(group_wait_ms), 0,
+                       MS_HOUR, 30 * MS_SEC, 0},
+    [NK_REPEAT] = {"repeat_interval", KT_DURATION_OFF, S_U64, NOTIFIER_OFF(repeat_ms), MS_MIN,
+                   DMAX, MS_DAY, 0},
+    [NK_TIMEOUT] = {"timeout", KT_DURATION, S_U64, NOTIFIER_OFF(timeout_ms), 100, 5 * MS_MIN,
+                    10 * MS_SEC, 0},
+    [NK_MAX_AGE] = {"max_age", KT_DURATION, S_U64, NOTIFIER_OFF(max_age_ms), MS_MIN, 30 * MS_DAY,
+                    MS_DAY, 0},
+    [NK_RESEND] = {"resend_interval", KT_DURATION, S_U64, NOTIFIER_OFF(resend_ms), 10 * MS_SEC,
+                   MS_HOUR, MS_MIN, 0},
+    [NK_CA_FILE] = {"ca_file", KT_PATH, S_STR, NOTIFIER_OFF(ca_file), 0, 0, 0, F_READABLE},
+    [NK_HEADERS] = {"headers", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    [NK_SECRET] = {"secret", KT_STRING, S_STR, NOTIFIER_OFF(secret), 0, 0, 0, 0},
+    [NK_FROM] = {"from", KT_STRING, S_STR, NOTIFIER_OFF(from), 0, 0, 0, 0},
+    [NK_TO] = {"to", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    [NK_STARTTLS] = {"starttls", KT_BOOL, S_BOOL, NOTIFIER_OFF(starttls), 0, 0, 1, 0},
+    [NK_USERNAME] = {"username", KT_STRING, S_STR, NOTIFIER_OFF(username), 0, 0, 0, 0},
+    [NK_PASSWORD] = {"password", KT_STRING, S_STR, NOTIFIER_OFF(password), 0, 0, 0, 0},
+    [NK_GENERATOR_URL] = {"generator_url", KT_STRING, S_STR, NOTIFIER_OFF(generator_url), 0, 0,
+                          0, 0},
+};
+
+/* Which notifier types take each key (bit 1 << enum cm_notifier_kind). */
+#define NT_SLACK (1u << CM_NOTIFIER_SLACK)
+#define NT_WEBHOOK (1u << CM_NOTIFIER_WEBHOOK)
+#define NT_EMAIL (1u << CM_NOTIFIER_EMAIL)
+#define NT_AM (1u << CM_NOTIFIER_ALERTMANAGER)
+#define NT_ALL (NT_SLACK | NT_WEBHOOK | NT_EMAIL | NT_AM)
+static const unsigned notifier_key_types[NK_N] = {
+    [NK_NAME] = NT_ALL,          [NK_TYPE] = NT_ALL,
+    [NK_URL] = NT_ALL,           [NK_URLS] = NT_AM,
+    [NK_MIN_SEVERITY] = NT_ALL,  [NK_FINDINGS] = NT_ALL,
+    [NK_MATCH] = NT_ALL,         [NK_FOR] = NT_ALL,
+    [NK_GROUP_WAIT] = NT_ALL,    [NK_REPEAT] = NT_ALL,
+    [NK_TIMEOUT] = NT_ALL,       [NK_MAX_AGE] = NT_ALL,
+    [NK_RESEND] = NT_AM,         [NK_CA_FILE] = NT_ALL,
+    [NK_HEADERS] = NT_WEBHOOK,   [NK_SECRET] = NT_WEBHOOK,
+    [NK_FROM] = NT_EMAIL,        [NK_TO] = NT_EMAIL,
+    [NK_STARTTLS] = NT_EMAIL,    [NK_USERNAME] = NT_EMAIL,
+    [NK_PASSWORD] = NT_EMAIL,    [NK_GENERATOR_URL] = NT_AM,
 };
 
 struct group_def {
@@ -811,7 +882,7 @@ static const struct group_def groups[G_N] = {
     [G_METRICS] = {"metrics", false, metrics_keys, MK_N, false, false, "metrics"},
     [G_TARGETS] = {"targets", true, target_keys, TK_N, true, false, "a target"},
     [G_FILES] = {"files", true, file_keys, FK_N, true, false, "a file entry"},
-    [G_NOTIFIERS] = {"notifiers", true, notifier_keys, NK_N, false, true, "a notifier"},
+    [G_NOTIFIERS] = {"notifiers", true, notifier_keys, NK_N, false, false, "a notifier"},
 };
 
 static size_t find_key(const struct key *keys, size_t n, const char *name)
@@ -1118,8 +1189,10 @@ static void unknown_key(struct loader *L, const config_setting_t *m, const char 
 
 /* Which settings of one group were read successfully: by row of its table, and of the
  * policy table. */
+#define KEYS_MAX 32 /* rows of the largest table */
+_Static_assert(TK_N <= KEYS_MAX && NK_N <= KEYS_MAX && GK_N <= KEYS_MAX, "struct seen too small");
 struct seen {
-    const config_setting_t *k[TK_N];
+    const config_setting_t *k[KEYS_MAX];
     const config_setting_t *p[PK_N];
 };
 
@@ -1620,18 +1693,70 @@ static void read_file_entry(struct loader *L, const config_setting_t *g, unsigne
         read_labels(L, seen.k[FK_LABELS], prefix, &t->labels);
 }
 
+/* A list of strings into a new array of copies. */
+static void read_strs(struct loader *L, const config_setting_t *s, const char *path, char ***out,
+                      size_t *count)
+{
+    unsigned n = (unsigned)config_setting_length(s);
+    char epath[600];
+
+    *out = calloc(n ? n : 1, sizeof(**out));
+    *count = 0;
+    if (!*out) {
+        L->nomem = true;
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = string_elem(L, s, i, path, epath, sizeof(epath));
+        if (!v)
+            continue;
+        if (!*v || has_control(v)) {
+            err_at(L, config_setting_get_elem(s, i), epath,
+                   "must be a non-empty string without control characters");
+            continue;
+        }
+        if (((*out)[*count] = ldup(L, v)))
+            (*count)++;
+    }
+}
+
+static bool has_scheme(const char *url, const char *const *schemes, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(schemes[i]);
+        if (!strncasecmp(url, schemes[i], l) && url[l])
+            return true;
+    }
+    return false;
+}
+
+static void check_url(struct loader *L, const config_setting_t *s, const char *path,
+                      const char *url, bool mail)
+{
+    static const char *const web[] = {"http://", "https://"};
+    static const char *const smtp[] = {"smtp://", "smtps://"};
+
+    if (has_control(url) || strchr(url, ' '))
+        err_at(L, s, path, "must not contain spaces or control characters");
+    else if (!has_scheme(url, mail ? smtp : web, 2))
+        err_at(L, s, path, "must start with %s", mail ? "smtp:// or smtps://" : "http:// or https://");
+}
+
 static void read_notifier(struct loader *L, const config_setting_t *g, unsigned index,
                           struct cm_config_notifier *n)
 {
     static const char *const types[] = {"slack", "webhook", "email", "alertmanager"};
-    char prefix[64], path[96];
+    char prefix[64], path[128];
     struct seen seen;
     const config_setting_t *s;
     struct cm_config_origin o = origin_of(L, g);
+    bool typed = false;
 
     snprintf(prefix, sizeof(prefix), "notifiers[%u]", index);
     n->file = o.file;
     n->line = o.line;
+    n->min_severity = CM_SEV_WARNING;
+    apply_defaults(notifier_keys, NK_N, n);
     read_group(L, g, prefix, &groups[G_NOTIFIERS], n, NULL, &seen);
     if (!config_setting_get_member(g, "name"))
         err_at(L, g, prefix, "missing required setting 'name'");
@@ -1654,6 +1779,8 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
             ;
         if (i < 4) {
             n->type = ldup(L, v);
+            n->kind = (enum cm_notifier_kind)i;
+            typed = true;
         } else {
             hint = closest(v, types, 4);
             snprintf(path, sizeof(path), "%s.type", prefix);
@@ -1661,6 +1788,105 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
                    "must be one of slack, webhook, email or alertmanager, not '%s'%s%s%s", v,
                    hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
         }
+    }
+    if (!typed)
+        return; /* which keys belong is unknown: the type's error says enough */
+    for (size_t k = 0; k < NK_N; k++) {
+        if (seen.k[k] && !(notifier_key_types[k] & (1u << n->kind))) {
+            snprintf(path, sizeof(path), "%s.%s", prefix, notifier_keys[k].name);
+            err_at(L, seen.k[k], path, "is not a setting of a %s notifier", types[n->kind]);
+        }
+    }
+    if ((s = seen.k[NK_MIN_SEVERITY])) {
+        snprintf(path, sizeof(path), "%s.min_severity", prefix);
+        if (cm_severity_parse(config_setting_get_string(s), &n->min_severity) < 0)
+            err_at(L, s, path, "must be info, warning or critical, not '%s'",
+                   config_setting_get_string(s));
+    }
+    if ((s = seen.k[NK_FINDINGS])) {
+        unsigned cnt = (unsigned)config_setting_length(s);
+        char epath[600];
+        snprintf(path, sizeof(path), "%s.findings", prefix);
+        if (!(n->findings = calloc(cnt ? cnt : 1, sizeof(*n->findings)))) {
+            L->nomem = true;
+        } else {
+            for (unsigned i = 0; i < cnt; i++) {
+                const char *v = string_elem(L, s, i, path, epath, sizeof(epath)), *hint;
+                const struct cm_finding_def *d = v ? cm_finding_lookup(v) : NULL;
+                if (d) {
+                    n->findings[n->finding_count++] = d->id;
+                } else if (v) {
+                    hint = cm_finding_suggest(v);
+                    err_at(L, config_setting_get_elem(s, i), epath,
+                           "unknown finding id '%s'%s%s%s (see docs/findings.md)", v,
+                           hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+                }
+            }
+        }
+    }
+    if ((s = seen.k[NK_MATCH]))
+        read_labels(L, s, prefix, &n->match);
+    if ((s = seen.k[NK_URLS])) {
+        snprintf(path, sizeof(path), "%s.urls", prefix);
+        read_strs(L, s, path, &n->urls, &n->url_count);
+        for (size_t i = 0; i < n->url_count; i++)
+            check_url(L, config_setting_get_elem(s, (unsigned)i), path, n->urls[i], false);
+        if (n->url_count == 0 && config_setting_length(s) == 0)
+            err_at(L, s, path, "must list at least one Alertmanager URL");
+    }
+    if ((s = seen.k[NK_URL])) {
+        snprintf(path, sizeof(path), "%s.url", prefix);
+        check_url(L, s, path, n->url, n->kind == CM_NOTIFIER_EMAIL);
+        if (n->kind == CM_NOTIFIER_ALERTMANAGER && !seen.k[NK_URLS] && n->url) {
+            /* url = "..." is the one-Alertmanager spelling of urls = [ "..." ]. */
+            if ((n->urls = calloc(1, sizeof(*n->urls))) && (n->urls[0] = ldup(L, n->url)))
+                n->url_count = 1;
+            else
+                L->nomem = true;
+        }
+    }
+    if (n->kind == CM_NOTIFIER_ALERTMANAGER && seen.k[NK_URL] && seen.k[NK_URLS])
+        err_at(L, seen.k[NK_URL], prefix, "give either 'url' or 'urls', not both");
+    if (!seen.k[NK_URL] && !(n->kind == CM_NOTIFIER_ALERTMANAGER && seen.k[NK_URLS]))
+        err_at(L, g, prefix, "missing required setting '%s'",
+               n->kind == CM_NOTIFIER_ALERTMANAGER ? "urls" : "url");
+    if ((s = seen.k[NK_HEADERS])) {
+        snprintf(path, sizeof(path), "%s.headers", prefix);
+        read_strs(L, s, path, &n->headers, &n->header_count);
+        for (size_t i = 0; i < n->header_count; i++) {
+            const char *h = n->headers[i], *colon = strchr(h, ':');
+            size_t nl = colon ? (size_t)(colon - h) : 0;
+            bool ok = nl > 0 && strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                          "0123456789-_") == nl;
+            if (!ok)
+                err_at(L, config_setting_get_elem(s, (unsigned)i), path,
+                       "'%s' is not a header line 'Name: value'", h);
+        }
+    }
+    if ((s = seen.k[NK_TO])) {
+        snprintf(path, sizeof(path), "%s.to", prefix);
+        read_strs(L, s, path, &n->to, &n->to_count);
+        for (size_t i = 0; i < n->to_count; i++)
+            if (!strchr(n->to[i], '@') || strpbrk(n->to[i], " <>,;"))
+                err_at(L, config_setting_get_elem(s, (unsigned)i), path,
+                       "'%s' is not a mail address (user@domain)", n->to[i]);
+        if (config_setting_length(s) == 0)
+            err_at(L, s, path, "must list at least one recipient");
+    }
+    if (n->kind == CM_NOTIFIER_EMAIL) {
+        if (!seen.k[NK_FROM])
+            err_at(L, g, prefix, "missing required setting 'from' (the sender's address)");
+        else if (!strchr(n->from, '@') || strpbrk(n->from, " <>,;\r\n"))
+            err_at(L, seen.k[NK_FROM], prefix, "from: '%s' is not a mail address", n->from);
+        if (!seen.k[NK_TO])
+            err_at(L, g, prefix, "missing required setting 'to' (a list of recipients)");
+        if (!seen.k[NK_USERNAME] != !seen.k[NK_PASSWORD])
+            err_at(L, seen.k[NK_USERNAME] ? seen.k[NK_USERNAME] : seen.k[NK_PASSWORD], prefix,
+                   "username and password go together");
+    }
+    if ((s = seen.k[NK_GENERATOR_URL])) {
+        snprintf(path, sizeof(path), "%s.generator_url", prefix);
+        check_url(L, s, path, n->generator_url, false);
     }
 }
 
@@ -2203,8 +2429,27 @@ void cm_config_free(struct cm_config *cfg)
     }
     free(cfg->targets);
     for (size_t i = 0; i < cfg->notifier_count; i++) {
-        free(cfg->notifiers[i].name);
-        free(cfg->notifiers[i].type);
+        struct cm_config_notifier *n = &cfg->notifiers[i];
+        free(n->name);
+        free(n->type);
+        free(n->findings);
+        labels_clear(&n->match);
+        free(n->url);
+        for (size_t k = 0; k < n->url_count; k++)
+            free(n->urls[k]);
+        free(n->urls);
+        free(n->ca_file);
+        for (size_t k = 0; k < n->header_count; k++)
+            free(n->headers[k]);
+        free(n->headers);
+        free(n->secret);
+        free(n->from);
+        for (size_t k = 0; k < n->to_count; k++)
+            free(n->to[k]);
+        free(n->to);
+        free(n->username);
+        free(n->password);
+        free(n->generator_url);
     }
     free(cfg->notifiers);
     for (size_t i = 0; i < cfg->listen_count; i++)

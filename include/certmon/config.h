@@ -70,11 +70,49 @@ struct cm_config_target {
     uint64_t spec_hash;
 };
 
+enum cm_notifier_kind {
+    CM_NOTIFIER_SLACK = 0,
+    CM_NOTIFIER_WEBHOOK,
+    CM_NOTIFIER_EMAIL,
+    CM_NOTIFIER_ALERTMANAGER,
+};
+
+/* notifiers = ( { name; type; ... } ): where alerts go and which ones. Keys per type are in
+ * docs/configuration.md; a key of another type is an error. */
 struct cm_config_notifier {
     char *name;
     char *type; /* "slack", "webhook", "email", "alertmanager" */
     const char *file;
     int line;
+    enum cm_notifier_kind kind;
+
+    /* Which alerts: at least min_severity (default warning), of these finding ids (none: all),
+     * of targets whose labels include every pair of match. */
+    enum cm_severity min_severity;
+    const char **findings; /* static catalogue ids */
+    size_t finding_count;
+    struct cm_labels match;
+
+    uint64_t for_ms;       /* a finding must last this long before it fires (default 0) */
+    uint64_t group_wait_ms; /* alerts firing within this window leave as one message (30s) */
+    uint64_t repeat_ms;    /* reminder interval while an alert lasts; 0 "off" (default 24h) */
+    uint64_t timeout_ms;   /* one delivery attempt (default 10s) */
+    uint64_t max_age_ms;   /* undelivered notifications older than this are dropped (24h) */
+    uint64_t resend_ms;    /* alertmanager: re-send active alerts this often (default 1m) */
+
+    char *url;      /* slack, webhook, email (smtp:// or smtps://); alertmanager: urls[0] */
+    char **urls;    /* alertmanager: every Alertmanager of an HA cluster */
+    size_t url_count;
+    char *ca_file;  /* trust for https/smtps/STARTTLS instead of the system store */
+    char **headers; /* webhook: extra "Name: value" headers */
+    size_t header_count;
+    char *secret;   /* webhook: HMAC-SHA256 key for the signature header; never logged */
+    char *from;     /* email: envelope and header sender */
+    char **to;      /* email: recipients */
+    size_t to_count;
+    bool starttls;  /* email over smtp://: require STARTTLS (default true) */
+    char *username, *password; /* email: SMTP AUTH; the password is never logged */
+    char *generator_url;       /* alertmanager: generatorURL of the alerts */
 };
 
 struct cm_config {

@@ -314,8 +314,8 @@ static void test_all_values(void)
                   "targets = [];\n"
                   "files = ();\n"
                   "notifiers = ( { name = \"ops\"; type = \"slack\"; url = \"https://x\";\n"
-                  "                channel = 5; extra = { a = 1; }; },\n"
-                  "              { name = \"am\"; type = \"alertmanager\"; } );\n");
+                  "                min_severity = \"critical\"; group_wait = \"5s\"; },\n"
+                  "              { name = \"am\"; type = \"alertmanager\"; url = \"http://a:9093\"; } );\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     EXPECT_INT(cfg->interval_ms, 7200000);
     EXPECT_INT(cfg->timeout_ms, 30000);
@@ -348,6 +348,13 @@ static void test_all_values(void)
     EXPECT_STR(cfg->notifiers[0].file, in_dir("c.conf"));
     EXPECT_STR(cfg->notifiers[1].type, "alertmanager");
     EXPECT_INT(cfg->notifiers[1].line, 14);
+    EXPECT_INT(cfg->notifiers[0].min_severity, CM_SEV_CRITICAL);
+    EXPECT_INT(cfg->notifiers[0].group_wait_ms, 5000);
+    EXPECT_INT(cfg->notifiers[0].repeat_ms, 24 * 3600 * 1000LL);
+    EXPECT_INT(cfg->notifiers[1].kind, CM_NOTIFIER_ALERTMANAGER);
+    EXPECT_INT(cfg->notifiers[1].url_count, 1);
+    EXPECT_STR(cfg->notifiers[1].urls[0], "http://a:9093");
+    EXPECT_INT(cfg->notifiers[1].min_severity, CM_SEV_WARNING);
     cm_config_free(cfg);
 
     /* Target keys: STARTTLS by port, explicit none, SNI naming, connect_address, posture. */
@@ -816,10 +823,41 @@ static void test_notifiers(void)
 
     snprintf(first, sizeof(first), "(first defined at %s:2)", in_dir("c.conf"));
     EXPECT_ERROR("notifiers = (\n"
-                 "  { name = \"ops\"; type = \"slack\"; },\n"
-                 "  { name = \"ops\"; type = \"email\"; }\n"
+                 "  { name = \"ops\"; type = \"slack\"; url = \"https://x\"; },\n"
+                 "  { name = \"ops\"; type = \"webhook\"; url = \"https://y\"; }\n"
                  ");\n",
                  3, "notifiers[1].name", "duplicate notifier 'ops'", first);
+    /* Keys by type, required keys, values. */
+    EXPECT_ERROR("notifiers = ( { name = \"s\"; type = \"slack\"; } );\n", 1, "notifiers[0]",
+                 "missing required setting 'url'");
+    EXPECT_ERROR("notifiers = ( { name = \"s\"; type = \"slack\"; url = \"https://x\";\n"
+                 "  secret = \"k\"; } );\n",
+                 2, "notifiers[0].secret", "is not a setting of a slack notifier");
+    EXPECT_ERROR("notifiers = ( { name = \"w\"; type = \"webhook\"; url = \"ftp://x\"; } );\n", 1,
+                 "notifiers[0].url", "must start with http:// or https://");
+    EXPECT_ERROR("notifiers = ( { name = \"w\"; type = \"webhook\"; url = \"https://x\";\n"
+                 "  headers = [ \"no colon\" ]; } );\n",
+                 2, "notifiers[0].headers", "is not a header line");
+    EXPECT_ERROR("notifiers = ( { name = \"w\"; type = \"webhook\"; url = \"https://x\";\n"
+                 "  findings = [ \"cert.expird\" ]; } );\n",
+                 2, "notifiers[0].findings[0]", "did you mean 'cert.expired'?");
+    EXPECT_ERROR("notifiers = ( { name = \"w\"; type = \"webhook\"; url = \"https://x\";\n"
+                 "  min_severity = \"high\"; } );\n",
+                 2, "notifiers[0].min_severity", "info, warning or critical");
+    EXPECT_ERROR("notifiers = ( { name = \"m\"; type = \"email\"; url = \"smtp://h:25\";\n"
+                 "  from = \"a@b\"; } );\n",
+                 1, "notifiers[0]", "missing required setting 'to'");
+    EXPECT_ERROR("notifiers = ( { name = \"m\"; type = \"email\"; url = \"https://h\";\n"
+                 "  from = \"a@b\"; to = [ \"c@d\" ]; } );\n",
+                 1, "notifiers[0].url", "smtp:// or smtps://");
+    EXPECT_ERROR("notifiers = ( { name = \"m\"; type = \"email\"; url = \"smtp://h\";\n"
+                 "  from = \"a@b\"; to = [ \"nobody\" ]; } );\n",
+                 2, "notifiers[0].to", "not a mail address");
+    EXPECT_ERROR("notifiers = ( { name = \"a\"; type = \"alertmanager\"; } );\n", 1,
+                 "notifiers[0]", "missing required setting 'urls'");
+    EXPECT_ERROR("notifiers = ( { name = \"a\"; type = \"alertmanager\"; urls = [ \"http://a\" ];\n"
+                 "  group_wait = \"2h\"; } );\n",
+                 2, "notifiers[0].group_wait", "");
     EXPECT_ERROR("notifiers = ( { name = \"ops\"; type = \"slak\"; } );\n", 1, "notifiers[0].type",
                  "slack, webhook, email or alertmanager", "did you mean 'slack'?");
     EXPECT_ERROR("notifiers = ( { type = \"slack\"; } );\n", 1, "notifiers[0]",
