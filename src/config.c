@@ -1466,7 +1466,8 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
     static const char *const reserved[] = {
         "target",  "position", "phase", "id",     "severity", "status",    "version",
         "cipher",  "subject",  "issuer", "serial", "sha256",   "key",       "signature",
-        "result",  "gnutls",   "libuv", "libcurl", "notifier", "instance", "job"};
+        "result",  "gnutls",   "libuv", "libcurl", "notifier", "instance", "job",
+        "alertname", "finding"};
     unsigned n = (unsigned)config_setting_length(g), k = 0;
     const config_setting_t **ok = calloc(n ? n : 1, sizeof(*ok));
 
@@ -1497,7 +1498,7 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
                            "'%s' is a label certmon or Prometheus sets itself (reserved: target, "
                            "position, phase, id, severity, status, version, cipher, subject, "
                            "issuer, serial, sha256, key, signature, result, gnutls, libuv, "
-                           "libcurl, notifier, instance, job)",
+                           "libcurl, notifier, instance, job, alertname, finding)",
                            name);
                     bad = true;
                 }
