@@ -104,9 +104,16 @@ static void on_write_work(uv_work_t *req)
     struct daemon *d = req->data;
 
     d->write_rc =
-        cm_state_snapshot_write(d->write_snap, d->write_path, d->write_err, sizeof(d->write_err));
+        d->write_snap ? cm_state_snapshot_write(d->write_snap, d->write_path, d->write_err,
+                                                sizeof(d->write_err))
+                      : 0;
     cm_state_snapshot_free(d->write_snap);
     d->write_snap = NULL;
+    if (d->write_rc == 0 && d->notify_text && d->notify_path)
+        d->write_rc = cm_state_write_file(d->notify_path, d->notify_text, strlen(d->notify_text),
+                                          d->write_err, sizeof(d->write_err));
+    free(d->notify_text);
+    d->notify_text = NULL;
 }
 
 static void on_write_done(uv_work_t *req, int status)
@@ -132,10 +139,26 @@ static void on_write_done(uv_work_t *req, int status)
 }
 
 /* Serialises on the loop (a consistent snapshot) and writes on the thread pool. */
+/* The notifiers' alert tables and queues as text, when they changed. */
+static void take_notify_text(struct daemon *d)
+{
+    json_t *j;
+
+    if (!d->notify_dirty || !d->notify || !d->notify_path)
+        return;
+    if ((j = cm_notify_to_json(d->notify))) {
+        d->notify_text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    if (d->notify_text)
+        d->notify_dirty = false;
+}
+
 static void flush_state(struct daemon *d)
 {
     if (!d->state_path || d->writing || !d->dirty)
         return;
+    take_notify_text(d);
     uint64_t t0 = uv_hrtime();
     if (cm_state_snapshot(d->state, time(NULL), &d->write_snap) < 0 ||
         !(d->write_path = strdup(d->state_path))) {
@@ -178,6 +201,12 @@ static void flush_state_now(struct daemon *d)
     struct cm_state_snapshot *snap;
     char err[512];
 
+    if (d->notify_final && d->notify_path &&
+        cm_state_write_file(d->notify_path, d->notify_final, strlen(d->notify_final), err,
+                            sizeof(err)) < 0)
+        cm_log_error("notify", "file=%s write failed: %s", d->notify_path, err);
+    free(d->notify_final);
+    d->notify_final = NULL;
     if (!d->state_path || !d->dirty)
         return;
     if (cm_state_snapshot(d->state, time(NULL), &snap) < 0) {
@@ -258,6 +287,14 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
         return NULL;
     }
     st = e->status;
+    if (d->notify) {
+        /* The state merged the first-seen times; it keeps them in the findings' order. */
+        int64_t *fs = f.count ? calloc(f.count, sizeof(*fs)) : NULL;
+        for (size_t i = 0; fs && i < f.count && i < e->seen_count; i++)
+            fs[i] = e->seen[i].first_seen;
+        cm_notify_observe(d->notify, name, &ct->labels, &f, fs, (int64_t)now);
+        free(fs);
+    }
     findings_list(&f, ids, sizeof(ids));
     cm_log_debug("probe", "target=%s status=%s error=%s total_ms=%.1f findings=%s", name,
                  cm_status_name(st), res->error_message ? res->error_message : "none",
@@ -372,6 +409,8 @@ static void scan_finish(struct dtarget *t, bool recorded)
                 continue;
             cm_log_info("target", "target=%s removed: no longer found by %s", e->name,
                         ct->name);
+            if (d->notify)
+                cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
             cm_state_remove(d->state, e);
             es = cm_state_entries(d->state, &n);
             mark_dirty(d);
@@ -546,6 +585,8 @@ static void forget_state(struct daemon *d, const char **owners, size_t n)
     es = cm_state_entries(d->state, &ne);
     for (size_t i = ne; i-- > 0;) {
         if (bsearch(&es[i]->owner, owners, n, sizeof(*owners), cmp_str)) {
+            if (d->notify)
+                cm_notify_forget(d->notify, es[i]->name, (int64_t)time(NULL));
             cm_state_remove(d->state, es[i]);
             es = cm_state_entries(d->state, &ne);
             mark_dirty(d);
@@ -629,6 +670,8 @@ static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old
             size_t j = find_index(v, n, e->owner);
             if (j == SIZE_MAX) {
                 cm_log_info("state", "target=%s dropped: no longer configured", e->name);
+                if (d->notify)
+                    cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
                 cm_state_remove(d->state, e);
                 es = cm_state_entries(d->state, &ne);
                 mark_dirty(d);
@@ -714,6 +757,9 @@ static void reload(struct daemon *d)
         set_state_path(d, g->cfg);
         mark_dirty(d);
     }
+    if (d->notify && cm_notify_reconfigure(d->notify, g->cfg) < 0)
+        cm_log_error("notify", "out of memory applying the notifiers of the reload; the "
+                               "previous notifiers stay");
     bool relisten = !cm__web_same(d->gen->cfg, g->cfg) || g->cfg->tls_cert != NULL;
     cm__gen_unref(d->gen);
     d->gen = g;
@@ -781,6 +827,17 @@ static void stop(struct daemon *d, const char *why)
     cm_log_info("daemon", "signal=%s stopping runs=%u", why, d->runs);
     d->stopping = true;
     cm__web_close(d);
+    /* Undelivered messages stay queued in the notifiers' JSON: take it now, while they are
+     * readable, for the final write. */
+    if (d->notify) {
+        json_t *j = d->notify_path ? cm_notify_to_json(d->notify) : NULL;
+        d->notify_final = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        cm_notify_close(d->notify);
+        d->notify = NULL;
+    }
+    cm_httpc_close(d->http);
+    d->http = NULL;
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
@@ -889,6 +946,38 @@ static void load_state(struct daemon *d)
                     d->state_path);
 }
 
+static void on_notify_change(void *arg)
+{
+    struct daemon *d = arg;
+
+    d->notify_dirty = true;
+    mark_dirty(d);
+}
+
+/* The notifiers' alert tables and undelivered messages, beside the state file. */
+static void load_notify(struct daemon *d)
+{
+    json_error_t je;
+    json_t *j;
+    char moved[4200];
+    size_t n = d->state_path ? strlen(d->state_path) + sizeof(".notify.json") : 0;
+
+    if (!d->state_path || !(d->notify_path = malloc(n)))
+        return;
+    snprintf(d->notify_path, n, "%s.notify.json", d->state_path);
+    if (access(d->notify_path, F_OK) < 0)
+        return;
+    if (!(j = json_load_file(d->notify_path, 0, &je)) || cm_notify_load_json(d->notify, j) < 0) {
+        cm_log_error("notify", "file=%s cannot be used: %s", d->notify_path,
+                     j ? "not a certmon notifier state" : je.text);
+        if (cm_state_move_aside(d->notify_path, time(NULL), moved, sizeof(moved)) == 0)
+            cm_log_warn("notify", "file=%s moved aside to %s", d->notify_path, moved);
+    } else {
+        cm_log_info("notify", "file=%s loaded", d->notify_path);
+    }
+    json_decref(j);
+}
+
 int cm_run_main(int argc, char **argv)
 {
     struct daemon d = {0};
@@ -937,7 +1026,16 @@ int cm_run_main(int argc, char **argv)
     uv_signal_start(&d.sig_term, on_signal, SIGTERM);
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
     cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
+    if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
+        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0) {
+        fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
+                d.http ? "out of memory" : err);
+        rc = 1;
+        goto out_handles;
+    }
+    cm_notify_on_change(d.notify, on_notify_change, &d);
     load_state(&d);
+    load_notify(&d);
     malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
         fprintf(stderr, "certmon run: out of memory\n");
@@ -956,10 +1054,6 @@ int cm_run_main(int argc, char **argv)
     }
     for (size_t i = 0; i < d.gen->cfg->target_count; i++)
         nfiles += d.gen->cfg->targets[i].kind == CM_TARGET_FILE;
-    for (size_t i = 0; i < d.gen->cfg->notifier_count; i++)
-        cm_log_warn("notify", "notifier=%s type=%s configured, but this version delivers no "
-                    "notifications yet", d.gen->cfg->notifiers[i].name,
-                    d.gen->cfg->notifiers[i].type);
     cm_log_info("daemon", "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
                 "started", CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
                 d.state_path ? d.state_path : "none");
@@ -984,6 +1078,8 @@ out_handles:
         uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
     }
 out:
+    cm_notify_close(d.notify);
+    cm_httpc_close(d.http);
     cm_sched_close(d.sched);
     cm_resolver_close(d.resolver);
     /* Let close callbacks (and cancelled work) run before freeing what they use. */
@@ -994,6 +1090,9 @@ out:
     free(d.targets);
     cm_state_free(d.state);
     free(d.state_path);
+    free(d.notify_path);
+    free(d.notify_text);
+    free(d.notify_final);
     cm__gen_unref(d.gen);
     if (uv_loop_close(&loop) != 0)
         cm_log_warn("daemon", "event loop closed with handles still open");

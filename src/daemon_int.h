@@ -8,7 +8,9 @@
 
 #include "certmon/config.h"
 #include "certmon/filecert.h"
+#include "certmon/httpc.h"
 #include "certmon/httpd.h"
+#include "certmon/notify.h"
 #include "certmon/probe.h"
 #include "certmon/resolve.h"
 #include "certmon/scheduler.h"
@@ -76,6 +78,12 @@ struct daemon {
     bool reload_ok;
     uint64_t probes_ok, probes_failed;
     struct cm_httpd *httpd;       /* the metrics listener, or NULL */
+    struct cm_httpc *http;        /* outgoing HTTP and SMTP (notifiers) */
+    struct cm_notify *notify;     /* the notifiers; NULL once closed */
+    bool notify_dirty;            /* alert tables or queues changed since the last write */
+    char *notify_text;            /* their JSON, serialised for the write in flight */
+    char *notify_path;            /* STATE_FILE.notify.json, or NULL */
+    char *notify_final;           /* their JSON when stopping, for the last write */
     struct webprobe *webprobes;   /* on-demand probes of /probe in flight */
     unsigned nwebprobes;
     uv_timer_t scrape_timer;       /* paces /metrics renders (src/web.c) */

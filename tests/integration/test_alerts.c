@@ -1,0 +1,287 @@
+/* Alerts from a running daemon to a real HTTP receiver on 127.0.0.1 (a test helper that
+ * records what it gets and answers as told): a problem fires once, grouped, signed; a
+ * receiver failing once gets it exactly once; a renewed certificate resolves it; a message
+ * undelivered when the daemon stops is delivered after the restart. */
+#include "cmtest.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CERTMON_SLOWDOWN
+#define CERTMON_SLOWDOWN 1.0
+#endif
+
+static char dir[256];
+static int port_tls, port_rx;
+static pid_t pid_tls, pid_rx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *path_in(const char *name)
+{
+    static char bufs[8][512];
+    static unsigned k;
+    char *b = bufs[k++ % 8];
+
+    snprintf(b, 512, "%s/%s", dir, name);
+    return b;
+}
+
+static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void write_file(const char *path, const char *fmt, ...)
+{
+    FILE *fp = fopen(path, "w");
+    va_list ap;
+
+    if (!fp)
+        return;
+    va_start(ap, fmt);
+    vfprintf(fp, fmt, ap);
+    va_end(ap);
+    fclose(fp);
+}
+
+/* The receiver's requests so far (one JSON object per line), as an array. */
+static json_t *requests(const char *log)
+{
+    json_t *arr = json_array();
+    FILE *fp = fopen(log, "r");
+    char *line = NULL;
+    size_t cap = 0;
+
+    while (fp && getline(&line, &cap, fp) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j)
+            json_array_append_new(arr, j);
+    }
+    free(line);
+    if (fp)
+        fclose(fp);
+    return arr;
+}
+
+static size_t wait_requests(const char *log, size_t want, double timeout_s)
+{
+    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
+    size_t n;
+
+    do {
+        json_t *r = requests(log);
+        n = json_array_size(r);
+        json_decref(r);
+        if (n >= want)
+            return n;
+        usleep(100000);
+    } while (now_s() < end);
+    return n;
+}
+
+static pid_t start_rx(int port, const char *log, const char *responses)
+{
+    char p[16];
+    char *argv[] = {"/usr/bin/python3", (char *)cm_th_script("http_receiver.py"), "--port", p,
+                    "--log", (char *)log, "--responses", (char *)responses, NULL};
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%d", port);
+    pid = cm_th_spawn(argv, NULL);
+    return pid > 0 && cm_th_wait_port(port, 5000) ? pid : -1;
+}
+
+static pid_t start_tls(int port, const char *cert, const char *key, bool inter)
+{
+    char accept[64];
+    char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)cm_th_pki(cert),
+                    "-key", (char *)cm_th_pki(key), "-www", "-quiet",
+                    inter ? "-cert_chain" : NULL, (char *)cm_th_pki("inter.pem"), NULL};
+    pid_t pid;
+
+    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
+    pid = cm_th_spawn(argv, NULL);
+    return pid > 0 && cm_th_wait_port(port, 5000) ? pid : -1;
+}
+
+static pid_t start_daemon(const char *conf, const char *log)
+{
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+
+    return cm_th_spawn(argv, log);
+}
+
+static int stop_daemon(pid_t pid)
+{
+    int st;
+    double end = now_s() + 10;
+
+    kill(pid, SIGTERM);
+    while (now_s() < end) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+static int suite_init(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/certmon-alerts-XXXXXX");
+    if (!mkdtemp(dir) || !cm_th_pki_dir())
+        return -1;
+    /* Proxies from the environment must not catch loopback deliveries. */
+    unsetenv("http_proxy");
+    unsetenv("https_proxy");
+    unsetenv("HTTP_PROXY");
+    unsetenv("HTTPS_PROXY");
+    unsetenv("all_proxy");
+    unsetenv("ALL_PROXY");
+    setenv("no_proxy", "127.0.0.1,localhost", 1);
+    port_tls = cm_th_free_port();
+    port_rx = cm_th_free_port();
+    return 0;
+}
+
+static int suite_cleanup(void)
+{
+    char *out = NULL, cmd[300];
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+
+    cm_th_stop(pid_tls);
+    cm_th_stop(pid_rx);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cm_th_run(argv, &out, 30, NULL);
+    free(out);
+    return 0;
+}
+
+static void test_fire_retry_resolve_restart(void)
+{
+    const char *conf = path_in("d.conf"), *log = path_in("d.log"), *rx = path_in("rx.jsonl");
+    char target[64];
+    json_t *r, *body;
+    pid_t pid;
+    size_t n;
+
+    snprintf(target, sizeof(target), "localhost:%d", port_tls);
+    /* A self-signed server: chain.self_signed, critical. */
+    pid_tls = start_tls(port_tls, "self.pem", "self.key", false);
+    CU_ASSERT_FATAL(pid_tls > 0);
+    /* The receiver refuses the first message (500) and takes the retry. */
+    pid_rx = start_rx(port_rx, rx, "500,200");
+    CU_ASSERT_FATAL(pid_rx > 0);
+    write_file(conf,
+               "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+               "           posture_interval = \"off\"; state_file = \"state.json\"; };\n"
+               "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\";\n"
+               "              labels = { team = \"web\"; }; } );\n"
+               "notifiers = ( { name = \"hook\"; type = \"webhook\";\n"
+               "                url = \"http://127.0.0.1:%d/hook\"; secret = \"s3cret\";\n"
+               "                group_wait = \"1s\"; min_severity = \"warning\"; } );\n",
+               port_tls, cm_th_pki("root.pem"), port_rx);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+
+    /* Fired once, refused once, retried once: two requests, the same message. */
+    n = wait_requests(rx, 2, 15);
+    EXPECT_INT(n, 2);
+    usleep((useconds_t)(3000000 * CERTMON_SLOWDOWN)); /* and nothing more while it lasts */
+    r = requests(rx);
+    EXPECT_INT(json_array_size(r), 2);
+    EXPECT_STR(cm_json_str(r, "0.answer"), "500");
+    EXPECT_STR(cm_json_str(r, "1.answer"), "200");
+    body = json_loads(cm_json_str(r, "1.body") ? cm_json_str(r, "1.body") : "", 0, NULL);
+    {
+        /* The retry carries the same alerts (only sent_at, the sending time, differs). */
+        json_t *first = json_loads(cm_json_str(r, "0.body") ? cm_json_str(r, "0.body") : "", 0,
+                                   NULL);
+        CU_ASSERT(json_equal(json_object_get(first, "alerts"), json_object_get(body, "alerts")));
+        json_decref(first);
+    }
+    EXPECT_STR(cm_json_str(body, "version"), "1");
+    EXPECT_STR(cm_json_str(body, "alerts.0.status"), "firing");
+    EXPECT_STR(cm_json_str(body, "alerts.0.target"), target);
+    EXPECT_STR(cm_json_str(body, "alerts.0.finding"), "chain.self_signed");
+    EXPECT_STR(cm_json_str(body, "alerts.0.severity"), "critical");
+    EXPECT_STR(cm_json_str(body, "alerts.0.labels.team"), "web");
+    /* The signature verifies with the shared secret (openssl computes it independently). */
+    {
+        char cmd[4096], *out = NULL, want[128];
+        const char *b = cm_json_str(r, "1.body");
+        const char *sig = cm_json_str(r, "1.headers.x-certmon-signature");
+        write_file(path_in("body.json"), "%s", b ? b : "");
+        snprintf(cmd, sizeof(cmd),
+                 "printf 'sha256=%%s' $(openssl dgst -sha256 -hmac s3cret -r '%s' | cut -d' ' -f1)",
+                 path_in("body.json"));
+        char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+        EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
+        snprintf(want, sizeof(want), "%s", out ? out : "");
+        EXPECT_STR(sig, want);
+        free(out);
+    }
+    json_decref(body);
+    json_decref(r);
+
+    /* Renewal: the server now presents a valid certificate; the next probe resolves. */
+    cm_th_stop(pid_tls);
+    pid_tls = start_tls(port_tls, "valid.pem", "leaf.key", true);
+    CU_ASSERT_FATAL(pid_tls > 0);
+    n = wait_requests(rx, 3, 15);
+    EXPECT_INT(n, 3);
+    r = requests(rx);
+    body = json_loads(cm_json_str(r, "2.body") ? cm_json_str(r, "2.body") : "", 0, NULL);
+    EXPECT_STR(cm_json_str(body, "alerts.0.status"), "resolved");
+    EXPECT_STR(cm_json_str(body, "alerts.0.finding"), "chain.self_signed");
+    json_decref(body);
+    json_decref(r);
+
+    /* The receiver goes down; the problem comes back; the daemon stops with the message
+     * undelivered, and delivers it after its restart, once. */
+    cm_th_stop(pid_rx);
+    pid_rx = -1;
+    cm_th_stop(pid_tls);
+    pid_tls = start_tls(port_tls, "self.pem", "self.key", false);
+    CU_ASSERT_FATAL(pid_tls > 0);
+    /* Let it fire and fail against the closed port for a while. */
+    usleep((useconds_t)(6000000 * CERTMON_SLOWDOWN));
+    EXPECT_INT(stop_daemon(pid), 0);
+    pid_rx = start_rx(port_rx, rx, "200");
+    CU_ASSERT_FATAL(pid_rx > 0);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    n = wait_requests(rx, 4, 20);
+    EXPECT_INT(n, 4);
+    usleep((useconds_t)(3000000 * CERTMON_SLOWDOWN));
+    r = requests(rx);
+    EXPECT_INT(json_array_size(r), 4); /* once: the restart re-sends nothing else */
+    body = json_loads(cm_json_str(r, "3.body") ? cm_json_str(r, "3.body") : "", 0, NULL);
+    EXPECT_STR(cm_json_str(body, "alerts.0.status"), "firing");
+    EXPECT_STR(cm_json_str(body, "alerts.0.finding"), "chain.self_signed");
+    json_decref(body);
+    json_decref(r);
+    EXPECT_INT(stop_daemon(pid), 0);
+}
+
+static CU_TestInfo tests[] = {
+    {"fire, retry once, resolve, survive a restart", test_fire_retry_resolve_restart},
+    CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+    return cm_test_main("alerts", tests, suite_init, suite_cleanup);
+}
