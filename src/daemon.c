@@ -1138,3 +1138,120 @@ int cm_config_check_main(int argc, char **argv)
     cm_config_free(cfg);
     return rc == 0 ? 0 : 1;
 }
+
+/* ---- certmon notify-test ---- */
+
+struct ntest {
+    int expected, done, failures;
+};
+
+static void on_ntest(const char *name, const char *type, const struct cm_httpc_result *r,
+                     void *arg)
+{
+    struct ntest *t = arg;
+    bool ok = r->curl_code == 0 && (r->status == 0 || (r->status >= 200 && r->status < 300) ||
+                                    !strcmp(type, "email"));
+    char body[201];
+    size_t n = r->body_len < sizeof(body) - 1 ? r->body_len : sizeof(body) - 1;
+
+    memcpy(body, r->body ? r->body : "", n);
+    body[n] = '\0';
+    for (char *p = body; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    if (ok)
+        printf("%s (%s): OK: the receiver answered %ld%s%s (%.2f s)\n", name, type, r->status,
+               n ? ": " : "", body, r->elapsed_s);
+    else if (r->curl_code)
+        printf("%s (%s): FAILED: %s\n", name, type, r->error && *r->error ? r->error : "error");
+    else
+        printf("%s (%s): FAILED: the receiver answered %ld%s%s\n", name, type, r->status,
+               n ? ": " : "", body);
+    t->failures += !ok;
+    t->done++;
+}
+
+static void notify_test_usage(FILE *fp)
+{
+    fputs("usage: certmon notify-test [-c FILE] [--notifier NAME]\n"
+          "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+          "  --notifier NAME     only this notifier\n"
+          "Sends a test message through each configured notifier and prints what each receiver\n"
+          "answered. Exit 0 when every receiver accepted it, 1 otherwise.\n",
+          fp);
+}
+
+int cm_notify_test_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"notifier", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = DEFAULT_CONFIG, *only = NULL;
+    struct gen *g;
+    uv_loop_t loop;
+    struct cm_httpc *http = NULL;
+    struct cm_notify *notify = NULL;
+    struct ntest t = {0};
+    char err[300];
+    int c, rc = 1;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            only = optarg;
+            break;
+        case 'h':
+            notify_test_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "certmon notify-test: bad option '%s'\n", argv[optind - 1]);
+            notify_test_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        notify_test_usage(stderr);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (!(g = gen_load(config, false)))
+        return 1;
+    if (g->cfg->notifier_count == 0) {
+        fprintf(stderr, "certmon notify-test: %s configures no notifiers\n", config);
+        cm__gen_unref(g);
+        return 1;
+    }
+    if (uv_loop_init(&loop) < 0) {
+        cm__gen_unref(g);
+        return 1;
+    }
+    if (cm_httpc_new(&loop, &http, err, sizeof(err)) < 0 ||
+        cm_notify_new(&loop, http, g->cfg, &notify) < 0) {
+        fprintf(stderr, "certmon notify-test: %s\n", http ? "out of memory" : err);
+        goto out;
+    }
+    t.expected = cm_notify_test(notify, only, on_ntest, &t);
+    if (t.expected == -ENOENT) {
+        fprintf(stderr, "certmon notify-test: no notifier named '%s'\n", only);
+        goto out;
+    }
+    while (t.expected > 0 && t.done < t.expected && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    rc = t.expected > 0 && t.done == t.expected && t.failures == 0 ? 0 : 1;
+out:
+    cm_notify_close(notify);
+    cm_httpc_close(http);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        cm_log_warn("notify", "event loop closed with handles still open");
+    cm__gen_unref(g);
+    return rc;
+}

@@ -17,6 +17,7 @@ static void usage(FILE *fp)
           "  check TARGET...   probe TLS endpoints once and report (see certmon check --help)\n"
           "  run -c FILE       run the monitoring daemon in the foreground\n"
           "  config-check -c FILE  validate a configuration file and list every problem\n"
+          "  notify-test -c FILE [--notifier NAME]  send a test message through the notifiers\n"
           "  version           print version information\n"
           "  help              show this help\n",
           fp);
@@ -39,6 +40,8 @@ int main(int argc, char **argv)
         return cm_run_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "config-check"))
         return cm_config_check_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "notify-test"))
+        return cm_notify_test_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("certmon %s (gnutls %s, libuv %s, libcurl %s)\n", CERTMON_VERSION,
                gnutls_check_version(NULL), uv_version_string(),

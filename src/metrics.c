@@ -1084,6 +1084,46 @@ static void f_build_info(struct cm_metrics_buf *b, const struct family *f, const
     free(lb.arena);
 }
 
+/* One self line per notifier: {notifier="NAME"[,result="WHAT"]}. */
+static void notifier_line(struct cm_metrics_buf *b, const struct family *f, const char *name,
+                          const char *result, uint64_t value)
+{
+    struct builder lb = {0};
+
+    arena_put(&lb, "{notifier=\"", 11);
+    arena_escaped(&lb, name ? name : "");
+    if (result) {
+        arena_put(&lb, "\",result=\"", 10);
+        arena_put(&lb, result, strlen(result));
+    }
+    arena_put(&lb, "\"}", 2);
+    if (lb.failed)
+        b->failed = true;
+    else
+        self_line(b, f, lb.arena, lb.alen, value);
+    free(lb.arena);
+}
+
+static void f_notifications(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    for (size_t i = 0; i < s->notifier_count; i++) {
+        const struct cm_metrics_notifier *n = &s->notifiers[i];
+        notifier_line(b, f, n->name, "sent", n->sent);
+        notifier_line(b, f, n->name, "failed", n->failed);
+        notifier_line(b, f, n->name, "dropped", n->dropped);
+    }
+}
+
+static void f_queue_length(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    for (size_t i = 0; i < s->notifier_count; i++)
+        notifier_line(b, f, s->notifiers[i].name, NULL, s->notifiers[i].queued);
+}
+
 static void proc_line(struct cm_metrics_buf *b, const struct family *f, double value)
 {
     char *p;
@@ -1180,6 +1220,13 @@ static const struct family families[] = {
            "Version of certmon and of the libraries it runs with; the value is always 1.", SELF,
            f_build_info),
     FAMILY("certmon_targets", "gauge", "Configured targets.", SELF, f_targets),
+    FAMILY("certmon_notifications_total", "counter",
+           "Notification messages by outcome: sent (the receiver accepted it), failed (an "
+           "attempt failed; each retry counts), dropped (given up: too old, or refused for good).",
+           SELF, f_notifications),
+    FAMILY("certmon_notification_queue_length", "gauge",
+           "Notification messages waiting to be sent (grouping or delivery), per notifier.", SELF,
+           f_queue_length),
     FAMILY("process_cpu_seconds_total", "counter",
            "Total user and system CPU time spent in seconds.", PROCESS, f_cpu),
     FAMILY("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", PROCESS,

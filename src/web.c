@@ -77,6 +77,8 @@ static void text(struct cm_httpd_req *req, unsigned status, const char *body)
 struct scrape {
     struct cm_metrics_view **views;
     size_t n;
+    struct cm_metrics_notifier *notifiers; /* names copied: a reload may free the originals */
+    size_t nnotifiers;
     struct cm_metrics_self self;
     struct cm_metrics_process proc;
     struct cm_metrics_cursor cur;
@@ -117,6 +119,9 @@ static void scrape_done(void *arg)
     for (size_t i = 0; i < sc->n; i++)
         cm_metrics_view_free(sc->views[i]);
     free(sc->views);
+    for (size_t i = 0; i < sc->nnotifiers; i++)
+        free((char *)sc->notifiers[i].name);
+    free(sc->notifiers);
     cm_metrics_buf_free(&sc->buf);
     free(sc);
 }
@@ -149,6 +154,27 @@ static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
         .libcurl = curl_version_info(CURLVERSION_NOW)->version,
         .targets = d->gen->cfg->target_count,
     };
+    if (d->notify) {
+        size_t nn = cm_notify_stats(d->notify, NULL, 0);
+        struct cm_notify_stats *st = calloc(nn ? nn : 1, sizeof(*st));
+        sc->notifiers = calloc(nn ? nn : 1, sizeof(*sc->notifiers));
+        if (st && sc->notifiers) {
+            cm_notify_stats(d->notify, st, nn);
+            for (size_t i = 0; i < nn; i++) {
+                struct cm_metrics_notifier *m = &sc->notifiers[sc->nnotifiers];
+                if (!(m->name = strdup(st[i].name ? st[i].name : "")))
+                    break;
+                m->sent = st[i].sent;
+                m->failed = st[i].failed;
+                m->dropped = st[i].dropped;
+                m->queued = st[i].queued;
+                sc->nnotifiers++;
+            }
+        }
+        free(st);
+        sc->self.notifiers = sc->notifiers;
+        sc->self.notifier_count = sc->nnotifiers;
+    }
     sc->cur = (struct cm_metrics_cursor)CM_METRICS_CURSOR_INIT;
     cm_metrics_process_read(&sc->proc);
     cm_httpd_respond_stream(req, 200, CM_METRICS_CONTENT_TYPE, scrape_read, scrape_done, sc);

@@ -15,6 +15,11 @@ int cm_run_main(int argc, char **argv);
  * line, FILE:LINE first) on stderr and returns 1, or prints a summary and returns 0. */
 int cm_config_check_main(int argc, char **argv);
 
+/* Runs `certmon notify-test` with argv[0] = "notify-test": a test message through each
+ * notifier (or --notifier NAME); prints what each receiver answered. Returns 0 when all
+ * accepted it, 1 otherwise. */
+int cm_notify_test_main(int argc, char **argv);
+
 /* How long shutdown waits for cancelled work before writing the state and leaving anyway. */
 #define CM_SHUTDOWN_GRACE_MS 5000
 

@@ -30,6 +30,13 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report);
 struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v);
 void cm_metrics_view_free(struct cm_metrics_view *v);
 
+/* One notifier's counters (see notify.h). */
+struct cm_metrics_notifier {
+    const char *name;
+    uint64_t sent, failed, dropped;
+    size_t queued;
+};
+
 /* The daemon's own numbers. */
 struct cm_metrics_self {
     uint64_t probes_success, probes_failure; /* certmon_probes_total{result} */
@@ -37,6 +44,9 @@ struct cm_metrics_self {
     int64_t reload_time;                     /* certmon_config_last_reload_timestamp_seconds */
     const char *version, *gnutls, *libuv, *libcurl; /* certmon_build_info */
     size_t targets;                          /* certmon_targets: configured targets */
+    const struct cm_metrics_notifier *notifiers; /* certmon_notifications_total{notifier,result},
+                                                  * certmon_notification_queue_length{notifier} */
+    size_t notifier_count;
 };
 
 /* The process_* metrics of the Prometheus client conventions. */

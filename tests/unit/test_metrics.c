@@ -664,7 +664,7 @@ static void test_self_and_process(void)
 /* The integer formatter at every digit count and its edges, against printf. */
 static void test_numbers(void)
 {
-    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0};
+    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0, NULL, 0};
     uint64_t p10 = 1;
     char want[64];
 
@@ -743,8 +743,9 @@ static void test_whole_exposition(void)
 {
     struct cm_metrics_view *v[5] = {view_of(report_a), NULL, view_of(report_b), view_of(report_c),
                                     view_of(report_d)};
-    struct cm_metrics_self self = {10,      2,        true,     1795766400, "0.1.0",
-                                   "3.7.9", "1.44.2", "7.88.1", 4};
+    struct cm_metrics_notifier notifiers[1] = {{"hook \"one\"", 3, 1, 0, 2}};
+    struct cm_metrics_self self = {10,       2,        true,     1795766400, "0.1.0", "3.7.9",
+                                   "1.44.2", "7.88.1", 4,        notifiers,  1};
     struct cm_metrics_process proc;
     char *t;
 
@@ -753,8 +754,13 @@ static void test_whole_exposition(void)
     /* The same family for every target in one block, in view order. */
     CU_ASSERT_PTR_NOT_NULL(strstr(t, "certmon_probe_success{target=\"a:443\",team=\"web\"} 1\n"
                                      "certmon_probe_success{target=\"b.example:8443\""));
-    EXPECT_LINES(t, "# HELP ", 26); /* 15 per-target families, 5 self, 6 process */
-    EXPECT_LINES(t, "# TYPE ", 26);
+    EXPECT_LINES(t, "# HELP ", 28); /* 15 per-target families, 7 self, 6 process */
+    EXPECT_LINES(t, "# TYPE ", 28);
+    EXPECT_SAMPLE(t, "certmon_notifications_total{notifier=\"hook \\\"one\\\"\",result=\"sent\"}",
+                  "3");
+    EXPECT_SAMPLE(t, "certmon_notifications_total{notifier=\"hook \\\"one\\\"\",result=\"failed\"}",
+                  "1");
+    EXPECT_SAMPLE(t, "certmon_notification_queue_length{notifier=\"hook \\\"one\\\"\"}", "2");
     EXPECT_LINES(t, "certmon_status{", 16);
     CU_ASSERT_PTR_NULL(strstr(t, "# EOF"));
     CU_ASSERT_EQUAL(t[strlen(t) - 1], '\n');
@@ -769,7 +775,7 @@ static void test_buffer(void)
 {
     struct cm_metrics_view *v[4] = {view_of(report_a), view_of(report_b), view_of(report_c),
                                     view_of(report_d)};
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     const struct cm_metrics_view *const *views = (const struct cm_metrics_view *const *)v;
     struct cm_metrics_buf whole = {0}, piece = {0}, joined = {0};
@@ -870,7 +876,7 @@ static void test_allocation_failures(void)
 #ifdef TORTURE
     json_t *reports[3] = {jq(report_a), jq(report_b), jq(report_d)};
     struct cm_metrics_view *views[3];
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     int steps = 0;
 
@@ -1096,7 +1102,7 @@ static void test_bench(void)
     enum { N = 10000, RUNS = 7 };
     struct cm_metrics_view **v = calloc(N, sizeof(*v));
     struct cm_metrics_self self = {123456,  789,      true,     1795766400, "0.1.0",
-                                   "3.7.9", "1.44.2", "7.88.1", N};
+                                   "3.7.9", "1.44.2", "7.88.1", N,    NULL, 0};
     struct cm_metrics_process proc;
     struct cm_metrics_buf b = {0};
     struct mallinfo2 before, after;
