@@ -480,6 +480,17 @@ static int send_msg(struct cm_httpc *http, const struct notifier *nt, const char
                 return -ENOMEM;
             }
         }
+        /* An Alertmanager is configured by its base URL; its API is under it. */
+        char amurl[2048];
+        if (c->kind == CM_NOTIFIER_ALERTMANAGER) {
+            size_t ul = strlen(url);
+            static const char api[] = "/api/v2/alerts";
+            if (ul < sizeof(api) - 1 || strcmp(url + ul - (sizeof(api) - 1), api) != 0) {
+                if (snprintf(amurl, sizeof(amurl), "%.*s%s", (int)(ul && url[ul - 1] == '/' ? ul - 1 : ul),
+                             url, api) < (int)sizeof(amurl))
+                    url = amurl;
+            }
+        }
         struct cm_httpc_req req = {.url = url,
                                    .headers = hdrs,
                                    .body = body,

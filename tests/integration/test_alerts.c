@@ -344,9 +344,85 @@ static void test_notify_test_command(void)
     cm_th_stop(pid);
 }
 
+/* amtool alert query output (active alerts) for the Alertmanager on port. */
+static char *amtool_query(int port)
+{
+    char url[64], *out = NULL;
+    char *argv[] = {"amtool", "alert", "query", "--alertmanager.url", url, "-o", "extended", NULL};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    cm_th_run(argv, &out, 30, NULL);
+    return out ? out : strdup("");
+}
+
+/* Debian's Alertmanager receives certmon's alert, amtool lists it, and it ends when the
+ * certificate is renewed. */
+static void test_alertmanager(void)
+{
+    const char *conf = path_in("am.conf"), *log = path_in("am-daemon.log");
+    const char *amconf = path_in("alertmanager.yml");
+    int port_am = cm_th_free_port(), port_srv = cm_th_free_port();
+    char listen[64], storage[600], *out = NULL;
+    pid_t am, srv, pid;
+    double end;
+    bool listed = false, gone = false;
+
+    write_file(amconf, "route: { receiver: blackhole }\nreceivers: [ { name: blackhole } ]\n");
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port_am);
+    snprintf(storage, sizeof(storage), "%s", path_in("am-data"));
+    char *argv[] = {"prometheus-alertmanager", "--config.file", (char *)amconf,
+                    "--storage.path", storage, "--web.listen-address", listen,
+                    "--cluster.listen-address=", NULL};
+    am = cm_th_spawn(argv, path_in("alertmanager.log"));
+    CU_ASSERT_FATAL(am > 0 && cm_th_wait_port(port_am, 20000));
+    srv = start_tls(port_srv, "self.pem", "self.key", false);
+    CU_ASSERT_FATAL(srv > 0);
+    write_file(conf,
+               "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+               "           posture_interval = \"off\"; };\n"
+               "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\";\n"
+               "              labels = { team = \"web\"; }; } );\n"
+               "notifiers = ( { name = \"am\"; type = \"alertmanager\";\n"
+               "                urls = [ \"http://127.0.0.1:%d\" ]; group_wait = \"0s\";\n"
+               "                resend_interval = \"10s\"; } );\n",
+               port_srv, cm_th_pki("root.pem"), port_am);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    end = now_s() + 20 * CERTMON_SLOWDOWN;
+    while (!listed && now_s() < end) {
+        free(out);
+        out = amtool_query(port_am);
+        listed = strstr(out, "CertmonFinding") && strstr(out, "chain.self_signed") &&
+                 strstr(out, "team=\"web\"");
+        if (!listed)
+            usleep(300000);
+    }
+    CU_ASSERT(listed);
+    if (!listed)
+        fprintf(stderr, "\n  amtool: %s\n", out);
+    /* Renewal: the alert ends (amtool lists active alerts only). */
+    cm_th_stop(srv);
+    srv = start_tls(port_srv, "valid.pem", "leaf.key", true);
+    CU_ASSERT_FATAL(srv > 0);
+    end = now_s() + 20 * CERTMON_SLOWDOWN;
+    while (!gone && now_s() < end) {
+        free(out);
+        out = amtool_query(port_am);
+        gone = !strstr(out, "chain.self_signed");
+        if (!gone)
+            usleep(300000);
+    }
+    CU_ASSERT(gone);
+    free(out);
+    EXPECT_INT(stop_daemon(pid), 0);
+    cm_th_stop(srv);
+    cm_th_stop(am);
+}
+
 static CU_TestInfo tests[] = {
     {"fire, retry once, resolve, survive a restart", test_fire_retry_resolve_restart},
     {"certmon notify-test", test_notify_test_command},
+    {"Alertmanager shows the alert and ends it", test_alertmanager},
     CU_TEST_INFO_NULL,
 };
 
