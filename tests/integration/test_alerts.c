@@ -22,14 +22,6 @@ static char dir[256];
 static int port_tls, port_rx;
 static pid_t pid_tls, pid_rx;
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static const char *path_in(const char *name)
 {
     static char bufs[8][512];
@@ -38,30 +30,6 @@ static const char *path_in(const char *name)
 
     snprintf(b, 512, "%s/%s", dir, name);
     return b;
-}
-
-static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *fp = fopen(path, "w");
-    char *text = NULL;
-    va_list ap;
-    int n;
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
-    va_start(ap, fmt);
-    n = vasprintf(&text, fmt, ap);
-    va_end(ap);
-    CU_ASSERT_FATAL(n >= 0);
-    fputs(text, fp);
-    /* A daemon's configuration without a metrics group would listen on the default
-     * 127.0.0.1:9799, which another test (or anything else) may hold: a free port instead,
-     * appended so that the line numbers of the text stay as written. */
-    if (strstr(text, "targets") && !strstr(text, "metrics"))
-        fprintf(fp, "\nmetrics = { listen = \"127.0.0.1:%d\"; };\n", cm_th_free_port());
-    free(text);
-    fclose(fp);
 }
 
 /* The receiver's requests so far (one JSON object per line), as an array. */
@@ -85,7 +53,7 @@ static json_t *requests(const char *log)
 
 static size_t wait_requests(const char *log, size_t want, double timeout_s)
 {
-    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
     size_t n;
 
     do {
@@ -95,27 +63,8 @@ static size_t wait_requests(const char *log, size_t want, double timeout_s)
         if (n >= want)
             return n;
         usleep(100000);
-    } while (now_s() < end);
+    } while (cm_th_now() < end);
     return n;
-}
-
-static bool wait_log(const char *path, const char *needle, double timeout_s)
-{
-    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
-
-    do {
-        FILE *fp = fopen(path, "r");
-        char line[2048];
-        bool found = false;
-        while (fp && !found && fgets(line, sizeof(line), fp))
-            found = strstr(line, needle) != NULL;
-        if (fp)
-            fclose(fp);
-        if (found)
-            return true;
-        usleep(100000);
-    } while (now_s() < end);
-    return false;
 }
 
 static pid_t start_rx(int port, const char *log, const char *responses)
@@ -130,40 +79,11 @@ static pid_t start_rx(int port, const char *log, const char *responses)
     return pid > 0 && cm_th_wait_port(port, 5000) ? pid : -1;
 }
 
-static pid_t start_tls(int port, const char *cert, const char *key, bool inter)
-{
-    char accept[64];
-    char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)cm_th_pki(cert),
-                    "-key", (char *)cm_th_pki(key), "-www", "-quiet",
-                    inter ? "-cert_chain" : NULL, (char *)cm_th_pki("inter.pem"), NULL};
-    pid_t pid;
-
-    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
-    pid = cm_th_spawn(argv, NULL);
-    return pid > 0 && cm_th_wait_port(port, 5000) ? pid : -1;
-}
-
 static pid_t start_daemon(const char *conf, const char *log)
 {
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
 
     return cm_th_spawn(argv, log);
-}
-
-static int stop_daemon(pid_t pid)
-{
-    int st;
-    double end = now_s() + 10;
-
-    kill(pid, SIGTERM);
-    while (now_s() < end) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        usleep(20000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
 }
 
 static int suite_init(void)
@@ -207,12 +127,12 @@ static void test_fire_retry_resolve_restart(void)
 
     snprintf(target, sizeof(target), "localhost:%d", port_tls);
     /* A self-signed server: chain.self_signed, critical. */
-    pid_tls = start_tls(port_tls, "self.pem", "self.key", false);
+    pid_tls = cm_th_s_server(port_tls, "self.pem", "self.key", false);
     CU_ASSERT_FATAL(pid_tls > 0);
     /* The receiver refuses the first message (500) and takes the retry. */
     pid_rx = start_rx(port_rx, rx, "500,200");
     CU_ASSERT_FATAL(pid_rx > 0);
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
                "           posture_interval = \"off\"; state_file = \"state.json\"; };\n"
                "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\";\n"
@@ -251,7 +171,7 @@ static void test_fire_retry_resolve_restart(void)
         char cmd[4096], *out = NULL, want[128];
         const char *b = cm_json_str(r, "1.body");
         const char *sig = cm_json_str(r, "1.headers.x-certmon-signature");
-        write_file(path_in("body.json"), "%s", b ? b : "");
+        cm_th_write_config(path_in("body.json"), "%s", b ? b : "");
         snprintf(cmd, sizeof(cmd),
                  "printf 'sha256=%%s' $(openssl dgst -sha256 -hmac s3cret -r '%s' | cut -d' ' -f1)",
                  path_in("body.json"));
@@ -266,7 +186,7 @@ static void test_fire_retry_resolve_restart(void)
 
     /* Renewal: the server now presents a valid certificate; the next probe resolves. */
     cm_th_stop(pid_tls);
-    pid_tls = start_tls(port_tls, "valid.pem", "leaf.key", true);
+    pid_tls = cm_th_s_server(port_tls, "valid.pem", "leaf.key", true);
     CU_ASSERT_FATAL(pid_tls > 0);
     n = wait_requests(rx, 3, 15);
     EXPECT_INT(n, 3);
@@ -282,13 +202,13 @@ static void test_fire_retry_resolve_restart(void)
     cm_th_stop(pid_rx);
     pid_rx = -1;
     cm_th_stop(pid_tls);
-    pid_tls = start_tls(port_tls, "self.pem", "self.key", false);
+    pid_tls = cm_th_s_server(port_tls, "self.pem", "self.key", false);
     CU_ASSERT_FATAL(pid_tls > 0);
     /* Wait until the daemon has seen the problem again and tried to deliver it (group_wait
      * is 1 s), against the closed port. */
-    CU_ASSERT(wait_log(log, "status=critical was=ok", 20));
+    CU_ASSERT(cm_th_wait_text(log, "status=critical was=ok", 20 * CERTMON_SLOWDOWN));
     usleep((useconds_t)(2500000 * CERTMON_SLOWDOWN));
-    EXPECT_INT(stop_daemon(pid), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     pid_rx = start_rx(port_rx, rx, "200");
     CU_ASSERT_FATAL(pid_rx > 0);
     pid = start_daemon(conf, log);
@@ -303,7 +223,7 @@ static void test_fire_retry_resolve_restart(void)
     EXPECT_STR(cm_json_str(body, "alerts.0.finding"), "chain.self_signed");
     json_decref(body);
     json_decref(r);
-    EXPECT_INT(stop_daemon(pid), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
 }
 
 static void test_notify_test_command(void)
@@ -314,7 +234,7 @@ static void test_notify_test_command(void)
     char *out = NULL;
 
     CU_ASSERT_FATAL(pid > 0);
-    write_file(conf,
+    cm_th_write_config(conf,
                "targets = ( { host = \"localhost\"; port = 443; } );\n"
                "notifiers = (\n"
                "  { name = \"ok\"; type = \"webhook\"; url = \"http://127.0.0.1:%d/hook\"; },\n"
@@ -367,7 +287,7 @@ static void test_alertmanager(void)
     double end;
     bool listed = false, gone = false;
 
-    write_file(amconf, "route: { receiver: blackhole }\nreceivers: [ { name: blackhole } ]\n");
+    cm_th_write_config(amconf, "route: { receiver: blackhole }\nreceivers: [ { name: blackhole } ]\n");
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port_am);
     snprintf(storage, sizeof(storage), "%s", path_in("am-data"));
     char *argv[] = {"prometheus-alertmanager", "--config.file", (char *)amconf,
@@ -375,9 +295,9 @@ static void test_alertmanager(void)
                     "--cluster.listen-address=", NULL};
     am = cm_th_spawn(argv, path_in("alertmanager.log"));
     CU_ASSERT_FATAL(am > 0 && cm_th_wait_port(port_am, 20000));
-    srv = start_tls(port_srv, "self.pem", "self.key", false);
+    srv = cm_th_s_server(port_srv, "self.pem", "self.key", false);
     CU_ASSERT_FATAL(srv > 0);
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
                "           posture_interval = \"off\"; };\n"
                "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\";\n"
@@ -388,8 +308,8 @@ static void test_alertmanager(void)
                port_srv, cm_th_pki("root.pem"), port_am);
     pid = start_daemon(conf, log);
     CU_ASSERT_FATAL(pid > 0);
-    end = now_s() + 20 * CERTMON_SLOWDOWN;
-    while (!listed && now_s() < end) {
+    end = cm_th_now() + 20 * CERTMON_SLOWDOWN;
+    while (!listed && cm_th_now() < end) {
         free(out);
         out = amtool_query(port_am);
         listed = strstr(out, "CertmonFinding") && strstr(out, "chain.self_signed") &&
@@ -402,10 +322,10 @@ static void test_alertmanager(void)
         fprintf(stderr, "\n  amtool: %s\n", out);
     /* Renewal: the alert ends (amtool lists active alerts only). */
     cm_th_stop(srv);
-    srv = start_tls(port_srv, "valid.pem", "leaf.key", true);
+    srv = cm_th_s_server(port_srv, "valid.pem", "leaf.key", true);
     CU_ASSERT_FATAL(srv > 0);
-    end = now_s() + 20 * CERTMON_SLOWDOWN;
-    while (!gone && now_s() < end) {
+    end = cm_th_now() + 20 * CERTMON_SLOWDOWN;
+    while (!gone && cm_th_now() < end) {
         free(out);
         out = amtool_query(port_am);
         gone = !strstr(out, "chain.self_signed");
@@ -414,7 +334,7 @@ static void test_alertmanager(void)
     }
     CU_ASSERT(gone);
     free(out);
-    EXPECT_INT(stop_daemon(pid), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     cm_th_stop(srv);
     cm_th_stop(am);
 }

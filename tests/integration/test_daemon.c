@@ -26,16 +26,6 @@ static char dir[256];
 static int port_valid, port_self;
 static pid_t pid_valid, pid_self;
 
-/* ---- Helpers ---- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static const char *path_in(const char *name)
 {
     static char bufs[8][512];
@@ -44,30 +34,6 @@ static const char *path_in(const char *name)
 
     snprintf(b, 512, "%s/%s", dir, name);
     return b;
-}
-
-static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *fp = fopen(path, "w");
-    char *text = NULL;
-    va_list ap;
-    int n;
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
-    va_start(ap, fmt);
-    n = vasprintf(&text, fmt, ap);
-    va_end(ap);
-    CU_ASSERT_FATAL(n >= 0);
-    fputs(text, fp);
-    /* A daemon's configuration without a metrics group would listen on the default
-     * 127.0.0.1:9799, which another test (or anything else) may hold: a free port instead,
-     * appended so that the line numbers of the text stay as written. */
-    if (strstr(text, "targets") && !strstr(text, "metrics"))
-        fprintf(fp, "\nmetrics = { listen = \"127.0.0.1:%d\"; };\n", cm_th_free_port());
-    free(text);
-    fclose(fp);
 }
 
 static char *read_text(const char *path)
@@ -91,19 +57,7 @@ static char *read_text(const char *path)
 /* Waits until the file at path contains needle, at most timeout_s (scaled). */
 static bool wait_text(const char *path, const char *needle, double timeout_s)
 {
-    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
-
-    do {
-        char *t = read_text(path);
-        bool found = strstr(t, needle) != NULL;
-        free(t);
-        if (found)
-            return true;
-        usleep(50000);
-    } while (now_s() < end);
-    fprintf(stderr, "\n  waited %.1f s for '%s' in %s\n", timeout_s * CERTMON_SLOWDOWN, needle,
-            path);
-    return false;
+    return cm_th_wait_text(path, needle, timeout_s * CERTMON_SLOWDOWN);
 }
 
 static bool log_has(const char *log, const char *needle)
@@ -121,32 +75,6 @@ static pid_t start_daemon(const char *conf, const char *log)
 
     unlink(log);
     return cm_th_spawn(argv, log);
-}
-
-/* Sends sig and waits (at most timeout_s) for the daemon to exit. Returns its exit status,
- * or -1 when it did not exit in time (it is then killed) or died of a signal. */
-static int stop_daemon(pid_t pid, int sig, double timeout_s, double *elapsed)
-{
-    double t0 = now_s(), end = t0 + timeout_s;
-    int st;
-
-    kill(pid, sig);
-    for (;;) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid) {
-            if (elapsed)
-                *elapsed = now_s() - t0;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
-        if (now_s() > end)
-            break;
-        usleep(20000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    if (elapsed)
-        *elapsed = now_s() - t0;
-    return -1;
 }
 
 static bool alive(pid_t pid)
@@ -177,7 +105,7 @@ static json_t *state_entry(json_t *st, const char *name)
  * than after (Unix seconds; 0: any). Returns the state (caller decrefs) or NULL. */
 static json_t *wait_entry(const char *state, const char *name, int64_t after, double timeout_s)
 {
-    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
 
     do {
         json_t *st = load_state(state);
@@ -187,7 +115,7 @@ static json_t *wait_entry(const char *state, const char *name, int64_t after, do
             return st;
         json_decref(st);
         usleep(100000);
-    } while (now_s() < end);
+    } while (cm_th_now() < end);
     fprintf(stderr, "\n  no state entry '%s' probed after %lld in %s\n", name, (long long)after,
             state);
     return NULL;
@@ -210,18 +138,6 @@ static int run_certmon(char **out, const char *cmd, const char *conf)
                     (char *)cmd, (char *)conf, NULL};
 
     return cm_th_run(argv, out, 30, NULL);
-}
-
-/* s_server with cert and key from the PKI, sending the intermediate too when inter. */
-static pid_t start_s_server(int port, const char *cert, const char *key, bool inter)
-{
-    char accept[64];
-    char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)cm_th_pki(cert),
-                    "-key", (char *)cm_th_pki(key), "-www", "-quiet",
-                    inter ? "-cert_chain" : NULL, (char *)cm_th_pki("inter.pem"), NULL};
-
-    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
-    return cm_th_spawn(argv, NULL);
 }
 
 static pid_t start_counter(int port, int hold_ms, const char *log)
@@ -270,7 +186,7 @@ static size_t read_counter(const char *log, double *opens, size_t max, int *peak
 
 static size_t wait_opens(const char *log, size_t want, double timeout_s)
 {
-    double end = now_s() + timeout_s * CERTMON_SLOWDOWN, opens[1];
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN, opens[1];
     int peak;
     size_t n;
 
@@ -278,7 +194,7 @@ static size_t wait_opens(const char *log, size_t want, double timeout_s)
         if ((n = read_counter(log, opens, 0, &peak)) >= want)
             return n;
         usleep(50000);
-    } while (now_s() < end);
+    } while (cm_th_now() < end);
     return n;
 }
 
@@ -302,8 +218,8 @@ static int suite_init(void)
         return -1;
     port_valid = cm_th_free_port();
     port_self = cm_th_free_port();
-    pid_valid = start_s_server(port_valid, "valid.pem", "leaf.key", true);
-    pid_self = start_s_server(port_self, "self.pem", "self.key", false);
+    pid_valid = cm_th_s_server(port_valid, "valid.pem", "leaf.key", true);
+    pid_self = cm_th_s_server(port_self, "self.pem", "self.key", false);
     if (pid_valid < 0 || pid_self < 0 || !cm_th_wait_port(port_valid, 5000) ||
         !cm_th_wait_port(port_self, 5000))
         return -1;
@@ -336,7 +252,7 @@ static int suite_cleanup(void)
 static void write_config(const char *conf, const char *state, const char *global_extra,
                          const char *extra_targets, bool with_files)
 {
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"1h\"; timeout = \"5s\"; startup_spread = \"1s\";\n"
                "           state_file = \"%s\"; %s };\n"
                "log = { level = \"debug\"; };\n"
@@ -369,7 +285,7 @@ static void test_config_check_names_lines(void)
     const char *conf = path_in("bad.conf");
     char *out = NULL, want[600];
 
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = {\n"
                "  intervall = \"1h\";\n"              /* 2: unknown key, near miss */
                "  timeout = \"10x\";\n"               /* 3: bad duration */
@@ -403,7 +319,7 @@ static void test_config_check_names_lines(void)
     free(out);
 
     /* A syntax error names its line. */
-    write_file(conf, "global = {\n  interval = \"1h\";\n  timeout = ;\n};\n");
+    cm_th_write_config(conf, "global = {\n  interval = \"1h\";\n  timeout = ;\n};\n");
     EXPECT_INT(run_certmon(&out, "config-check", conf), 1);
     snprintf(want, sizeof(want), "%s:3:", conf);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
@@ -492,7 +408,7 @@ static void test_probes_files_restart(void)
     CU_ASSERT(log_has(log, "target=selfsigned status=critical was=new"));
 
     /* SIGTERM: exit 0 within the bound, state written. */
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, &elapsed), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, &elapsed), 0);
     CU_ASSERT(elapsed < 3.0 * CERTMON_SLOWDOWN);
     CU_ASSERT(log_has(log, "stopped"));
 
@@ -512,7 +428,7 @@ static void test_probes_files_restart(void)
     EXPECT_INT(json_integer_value(json_object_get(state_entry(st, valid_name), "last_probe")),
                valid_last);
     json_decref(st);
-    EXPECT_INT(stop_daemon(pid, SIGINT, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGINT, 10, NULL), 0);
 }
 
 static void test_reload(void)
@@ -549,11 +465,11 @@ static void test_reload(void)
     CU_ASSERT_PTR_NOT_NULL(st);
     json_decref(st);
     /* The state file drops the file entries; the unchanged target keeps its history. */
-    double end = now_s() + 5 * CERTMON_SLOWDOWN;
+    double end = cm_th_now() + 5 * CERTMON_SLOWDOWN;
     char leaf_pem[600];
     snprintf(leaf_pem, sizeof(leaf_pem), "file:%s/certs/leaf.pem", dir);
     bool gone = false;
-    while (!gone && now_s() < end) {
+    while (!gone && cm_th_now() < end) {
         st = load_state(state);
         gone = st && !state_entry(st, leaf_pem);
         if (gone)
@@ -567,7 +483,7 @@ static void test_reload(void)
 
     /* An invalid reload: errors with their lines, the old configuration stays and keeps
      * probing. */
-    write_file(conf, "global = {\n  interval = \"1h\";\n  concurrency = -3;\n};\n"
+    cm_th_write_config(conf, "global = {\n  interval = \"1h\";\n  concurrency = -3;\n};\n"
                      "targets = ( { host = \"x.example\"; port = \"443\"; } );\n");
     kill(pid, SIGHUP);
     snprintf(want, sizeof(want), "%s:3:", conf);
@@ -583,7 +499,7 @@ static void test_reload(void)
     CU_ASSERT_PTR_NOT_NULL(st);
     CU_ASSERT_PTR_NOT_NULL(st ? state_entry(st, "added") : NULL);
     json_decref(st);
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
 }
 
 static void test_corrupt_state(void)
@@ -597,7 +513,7 @@ static void test_corrupt_state(void)
     bool moved = false;
 
     write_config(conf, "corrupt-state.json", "", NULL, false);
-    write_file(state, "{\"version\": 1, \"targets\": [ {\"name\": tru");
+    cm_th_write_config(state, "{\"version\": 1, \"targets\": [ {\"name\": tru");
     pid = start_daemon(conf, log);
     CU_ASSERT_FATAL(pid > 0);
     CU_ASSERT(wait_text(log, "moved aside", 5));
@@ -612,15 +528,15 @@ static void test_corrupt_state(void)
     if (dp)
         closedir(dp);
     CU_ASSERT(moved);
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
 
     /* A state file that is valid JSON but not a state document is handled the same way. */
-    write_file(state, "[1, 2, 3]\n");
+    cm_th_write_config(state, "[1, 2, 3]\n");
     pid = start_daemon(conf, log);
     CU_ASSERT_FATAL(pid > 0);
     CU_ASSERT(wait_text(log, "is not a certmon state file", 5));
     CU_ASSERT(alive(pid));
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
 }
 
 /* ---- The scheduler, seen from a server that counts connections ---- */
@@ -641,7 +557,7 @@ static void test_concurrency_cap(void)
         off += (size_t)snprintf(targets + off, sizeof(targets) - off,
                                 "%s{ host = \"127.0.0.1\"; port = %d; name = \"n%d\"; }",
                                 i ? ",\n" : "", port, i);
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"1h\"; timeout = \"1s\"; concurrency = 3;\n"
                "           startup_spread = \"0s\"; retry_interval = \"1h\"; };\n"
                "log = { level = \"debug\"; };\n"
@@ -661,7 +577,7 @@ static void test_concurrency_cap(void)
     /* Each target once: the retry interval is an hour. */
     usleep(500000);
     EXPECT_INT(read_counter(clog, opens, 16, &peak), 9);
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     cm_th_stop(counter);
 }
 
@@ -681,7 +597,7 @@ static void test_start_spread(void)
         off += (size_t)snprintf(targets + off, sizeof(targets) - off,
                                 "%s{ host = \"127.0.0.1\"; port = %d; name = \"s%d\"; }",
                                 i ? ",\n" : "", port, i);
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"1h\"; timeout = \"2s\"; concurrency = 64;\n"
                "           startup_spread = \"4s\"; retry_interval = \"1h\"; };\n"
                "targets = ( %s );\n",
@@ -690,7 +606,7 @@ static void test_start_spread(void)
     CU_ASSERT_FATAL(pid > 0);
     n = wait_opens(clog, 40, 8);
     EXPECT_INT(n, 40);
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     n = read_counter(clog, opens, 64, &peak);
     if (n < 40)
         return;
@@ -722,7 +638,7 @@ static void test_retry_backoff(void)
     usleep(200000);
     /* The listener closes at once, so every probe fails: retried after 1 s, then 2 s, then
      * 4 s (doubling), the hourly interval notwithstanding. */
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"1h\"; timeout = \"2s\"; retry_interval = \"1s\";\n"
                "           startup_spread = \"0s\"; };\n"
                "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"flaky\"; } );\n",
@@ -731,7 +647,7 @@ static void test_retry_backoff(void)
     CU_ASSERT_FATAL(pid > 0);
     n = wait_opens(clog, 4, 10);
     EXPECT_INT(n, 4);
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     n = read_counter(clog, opens, 16, &peak);
     if (n < 4)
         return;
@@ -755,7 +671,7 @@ static void test_shutdown_cancels_in_flight(void)
 
     CU_ASSERT_FATAL(counter > 0 && cm_th_wait_port(port, 5000));
     usleep(200000);
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"1h\"; timeout = \"60s\"; startup_spread = \"0s\";\n"
                "           state_file = \"stop-state.json\"; };\n"
                "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"silent\"; },\n"
@@ -767,7 +683,7 @@ static void test_shutdown_cancels_in_flight(void)
      * never comes); the other one has finished. */
     CU_ASSERT(wait_opens(clog, 1, 5) >= 1);
     CU_ASSERT(wait_text(log, "status=ok was=new", 5));
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, &elapsed), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, &elapsed), 0);
     CU_ASSERT(elapsed < 2.0 * CERTMON_SLOWDOWN);
     /* What had been learnt is on disk. */
     CU_ASSERT(stat(state, &sb) == 0);
@@ -792,7 +708,7 @@ static void test_posture_interval(void)
     int64_t at, last;
 
     snprintf(name, sizeof(name), "localhost:%d", port_valid);
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"1h\"; startup_spread = \"0s\";\n"
                "           state_file = \"posture-state.json\"; };\n"
                "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\";\n"
@@ -817,7 +733,7 @@ static void test_posture_interval(void)
         CU_ASSERT(json_is_array(cm_json_get(e, "report.posture.versions_accepted")));
         json_decref(st);
     }
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
 }
 
 /* Reloads while runs are in flight: raising the concurrency starts queued runs in the middle
@@ -832,7 +748,7 @@ static void write_inflight_config(const char *conf, int port, unsigned concurren
         off += (size_t)snprintf(targets + off, sizeof(targets) - off,
                                 "%s{ host = \"127.0.0.1\"; port = %d; name = \"f%d\"; }",
                                 i ? ",\n" : "", port, i);
-    write_file(conf,
+    cm_th_write_config(conf,
                "global = { interval = \"1h\"; timeout = \"1500ms\"; concurrency = %u;\n"
                "           startup_spread = \"0s\"; retry_interval = \"1s\"; };\n"
                "targets = ( %s );\n",
@@ -868,7 +784,7 @@ static void test_reload_in_flight(void)
     usleep(2500000);
     CU_ASSERT(alive(pid));
     read_counter(clog, opens, 64, &peak);
-    EXPECT_INT(stop_daemon(pid, SIGTERM, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     cm_th_stop(counter);
 }
 

@@ -29,16 +29,6 @@ static int port_valid, port_self, port_http, port_https;
 static pid_t pid_valid, pid_self, pid_daemon, pid_tls_daemon;
 static char valid_name[64];
 
-/* ---- Helpers ---- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static const char *path_in(const char *name)
 {
     static char bufs[8][512];
@@ -144,17 +134,6 @@ static int run_sh(const char *cmd, char **out)
     return cm_th_run(argv, out, 60, NULL);
 }
 
-static pid_t start_s_server(int port, const char *cert, const char *key, bool inter)
-{
-    char accept[64];
-    char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)cm_th_pki(cert),
-                    "-key", (char *)cm_th_pki(key), "-www", "-quiet",
-                    inter ? "-cert_chain" : NULL, (char *)cm_th_pki("inter.pem"), NULL};
-
-    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
-    return cm_th_spawn(argv, NULL);
-}
-
 /* Unix time of a certificate's notAfter/notBefore, read by openssl. */
 static int64_t cert_time(const char *pem, const char *which)
 {
@@ -175,7 +154,7 @@ static int64_t cert_time(const char *pem, const char *which)
 
 static bool wait_for_metric(const char *prefix, double timeout_s)
 {
-    double end = now_s() + timeout_s * CERTMON_SLOWDOWN;
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
 
     do {
         char *m = NULL;
@@ -184,7 +163,7 @@ static bool wait_for_metric(const char *prefix, double timeout_s)
         if (ok)
             return true;
         usleep(100000);
-    } while (now_s() < end);
+    } while (cm_th_now() < end);
     return false;
 }
 
@@ -205,8 +184,8 @@ static int suite_init(void)
     port_http = cm_th_free_port();
     port_https = cm_th_free_port();
     snprintf(valid_name, sizeof(valid_name), "localhost:%d", port_valid);
-    pid_valid = start_s_server(port_valid, "valid.pem", "leaf.key", true);
-    pid_self = start_s_server(port_self, "self.pem", "self.key", false);
+    pid_valid = cm_th_s_server(port_valid, "valid.pem", "leaf.key", true);
+    pid_self = cm_th_s_server(port_self, "self.pem", "self.key", false);
     if (pid_valid < 0 || pid_self < 0 || !cm_th_wait_port(port_valid, 5000) ||
         !cm_th_wait_port(port_self, 5000))
         return -1;
@@ -345,8 +324,8 @@ static void test_prometheus_scrapes(void)
              "certmon_cert_not_after_timestamp_seconds%%7Btarget%%3D%%22%s%%22%%2Cposition%%3D%%220%%22%%7D",
              valid_name);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/query?query=%s", port_prom, query);
-    end = now_s() + 30 * CERTMON_SLOWDOWN;
-    while (!found && now_s() < end) {
+    end = cm_th_now() + 30 * CERTMON_SLOWDOWN;
+    while (!found && cm_th_now() < end) {
         free(out);
         out = NULL;
         if (http_get(url, &out, NULL, NULL, NULL) == 200) {

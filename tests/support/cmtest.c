@@ -374,3 +374,96 @@ json_t *cm_finding(json_t *t, const char *id, const char *severity, int position
     }
     return NULL;
 }
+
+/* ---- Helpers for the daemon's integration suites ---- */
+
+double cm_th_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+pid_t cm_th_s_server(int port, const char *cert, const char *key, bool inter)
+{
+    char accept[64], c[512], k[512], chain[512];
+    char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", c, "-key", k,
+                    "-www",    "-quiet",   inter ? "-cert_chain" : NULL, chain, NULL};
+    pid_t pid;
+
+    /* cm_th_pki's buffers rotate: copy the paths. */
+    snprintf(c, sizeof(c), "%s", cm_th_pki(cert));
+    snprintf(k, sizeof(k), "%s", cm_th_pki(key));
+    snprintf(chain, sizeof(chain), "%s", cm_th_pki("inter.pem"));
+    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
+    pid = cm_th_spawn(argv, NULL);
+    if (pid > 0 && !cm_th_wait_port(port, 5000)) {
+        cm_th_stop(pid);
+        return -1;
+    }
+    return pid;
+}
+
+void cm_th_write_config(const char *path, const char *fmt, ...)
+{
+    FILE *fp = fopen(path, "w");
+    char *text = NULL;
+    va_list ap;
+    int n;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    va_start(ap, fmt);
+    n = vasprintf(&text, fmt, ap);
+    va_end(ap);
+    CU_ASSERT_FATAL(n >= 0);
+    fputs(text, fp);
+    if (strstr(text, "targets") && !strstr(text, "metrics"))
+        fprintf(fp, "\nmetrics = { listen = \"127.0.0.1:%d\"; };\n", cm_th_free_port());
+    free(text);
+    fclose(fp);
+}
+
+bool cm_th_wait_text(const char *path, const char *needle, double timeout_s)
+{
+    double end = cm_th_now() + timeout_s;
+
+    do {
+        FILE *fp = fopen(path, "r");
+        char *line = NULL;
+        size_t cap = 0;
+        bool found = false;
+        while (fp && !found && getline(&line, &cap, fp) > 0)
+            found = strstr(line, needle) != NULL;
+        free(line);
+        if (fp)
+            fclose(fp);
+        if (found)
+            return true;
+        usleep(50000);
+    } while (cm_th_now() < end);
+    fprintf(stderr, "\n  waited %.1f s for '%s' in %s\n", timeout_s, needle, path);
+    return false;
+}
+
+int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s)
+{
+    double t0 = cm_th_now();
+    int st;
+
+    kill(pid, sig);
+    for (;;) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            break;
+        if (cm_th_now() - t0 > timeout_s) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            st = -1;
+            break;
+        }
+        usleep(20000);
+    }
+    if (elapsed_s)
+        *elapsed_s = cm_th_now() - t0;
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

@@ -76,6 +76,28 @@ const char *cm_th_certmon(void);
  * into *out (malloc'd). Returns the exit status, as cm_th_run. */
 int cm_th_check_merged(char **out, ...);
 
+/* ---- Helpers for the daemon's integration suites ---- */
+
+/* Monotonic time in seconds. */
+double cm_th_now(void);
+
+/* Starts `openssl s_server` on 127.0.0.1:port with cert and key from the test PKI (and
+ * inter.pem as the chain when inter), and waits until it accepts. Returns its PID or -1. */
+pid_t cm_th_s_server(int port, const char *cert, const char *key, bool inter);
+
+/* Writes a file from a format. A daemon configuration (text naming `targets`) without a
+ * `metrics` group gets one on a free port, appended so that its line numbers stay as
+ * written: the default 127.0.0.1:9799 may be held by another test or by anything else. */
+void cm_th_write_config(const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Waits until the file at path contains needle, at most timeout_s. */
+bool cm_th_wait_text(const char *path, const char *needle, double timeout_s);
+
+/* Sends sig to pid and waits at most timeout_s for it to exit. Returns its exit status, or
+ * -1 when it died of a signal or had to be killed. *elapsed_s gets the time when not NULL. */
+int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s);
+
 /* ---- Lookups in certmon's JSON output ---- */
 
 /* The value at a dotted path ("chain.0.key.bits": numeric parts index arrays), or NULL. */
