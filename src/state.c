@@ -373,38 +373,6 @@ int cm_posture_from_state_json(json_t *j, struct cm_posture *out)
 
 /* ---- Serialising ---- */
 
-struct buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap : 4096;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
-            b->failed = true;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(struct buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
 /* The entry's fields as a JSON object text without its closing brace, so that the report
  * text, which is already JSON, can follow without being parsed again. */
 static json_t *entry_meta(const struct cm_state_entry *e)
@@ -449,44 +417,6 @@ static void refresh_meta(struct cm_state_entry *e)
     e->meta = meta_text(e);
 }
 
-int cm_state_serialize(const struct cm_state *s, time_t now, char **out, size_t *len)
-{
-    struct buf b = {0};
-    char head[96];
-
-    snprintf(head, sizeof(head), "{\"version\":%d,\"saved_at\":%lld,\"targets\":[\n",
-             CM_STATE_VERSION, (long long)now);
-    buf_str(&b, head);
-    for (size_t i = 0; i < s->count && !b.failed; i++) {
-        const struct cm_state_entry *e = s->entries[i];
-        json_t *m = entry_meta(e);
-        char *t = m ? json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-        size_t n;
-        json_decref(m);
-        if (!t) {
-            b.failed = true;
-            break;
-        }
-        n = strlen(t);
-        if (i > 0)
-            buf_str(&b, ",\n");
-        buf_add(&b, t, n - 1); /* without the closing brace */
-        free(t);
-        if (e->report) {
-            buf_str(&b, ",\"report\":");
-            buf_str(&b, e->report);
-        }
-        buf_str(&b, "}");
-    }
-    buf_str(&b, "\n]}\n");
-    if (b.failed) {
-        free(b.p);
-        return -ENOMEM;
-    }
-    *out = b.p;
-    *len = b.len;
-    return 0;
-}
 
 /* Writes path atomically with what emit writes into fp: a temporary file beside it, fsync,
  * rename, fsync of the directory. */
@@ -642,6 +572,32 @@ int cm_state_snapshot_write(const struct cm_state_snapshot *snap, const char *pa
 {
     errno = 0;
     return write_atomic(path, emit_snapshot, snap, err, errlen);
+}
+
+int cm_state_serialize(const struct cm_state *s, time_t now, char **out, size_t *len)
+{
+    struct cm_state_snapshot *snap;
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *fp;
+    int rc;
+
+    if ((rc = cm_state_snapshot(s, now, &snap)) < 0)
+        return rc;
+    if (!(fp = open_memstream(&buf, &n))) {
+        cm_state_snapshot_free(snap);
+        return -ENOMEM;
+    }
+    rc = emit_snapshot(fp, snap);
+    if (fclose(fp) != 0 || rc < 0) {
+        free(buf);
+        rc = -ENOMEM;
+    } else {
+        *out = buf;
+        *len = n;
+    }
+    cm_state_snapshot_free(snap);
+    return rc;
 }
 
 /* ---- Loading ---- */
