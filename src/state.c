@@ -2,10 +2,13 @@
  * (lookup), reports kept as compact JSON text, and the state file written atomically. */
 #include "certmon/state.h"
 #include "certmon/error.h"
+#include "certmon/log.h"
 #include "certmon/report.h"
 #include "certmon/x509.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -614,14 +617,75 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return CM_ESTATE;
 }
 
+static const char *json_type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* A member of entry name that is present but of the wrong type (or out of range) is ignored,
+ * and said so: a hand edit gone wrong must not silently become 0 or "never probed" without
+ * a trace. The rest of the entry still loads. */
+static void ignore_field(const char *name, const char *field, const json_t *v, const char *want)
+{
+    cm_log_warn("state", "target=%s field=%s: %s, not %s: ignored", name, field,
+                json_type_name(v), want);
+}
+
+/* Integer member field of entry t when it is an integer within [min, max]; 0 when it is
+ * absent, and 0 with a warning (ignore_field) otherwise. */
+static json_int_t int_field(const char *name, json_t *t, const char *field, json_int_t min,
+                            json_int_t max)
+{
+    json_t *v = json_object_get(t, field);
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v)) {
+        ignore_field(name, field, v, "an integer");
+        return 0;
+    }
+    if (json_integer_value(v) < min || json_integer_value(v) > max) {
+        cm_log_warn("state", "target=%s field=%s: %lld is out of range [%lld, %lld]: ignored",
+                    name, field, (long long)json_integer_value(v), (long long)min,
+                    (long long)max);
+        return 0;
+    }
+    return json_integer_value(v);
+}
+
+/* The string member field of entry t, or NULL when absent or (with a warning) not a string. */
+static const char *str_field(const char *name, json_t *t, const char *field)
+{
+    json_t *v = json_object_get(t, field);
+
+    if (v && !json_is_string(v))
+        ignore_field(name, field, v, "a string");
+    return json_string_value(v);
+}
+
 /* raw, when not NULL, is the report's own text as the file has it (the line layout puts it
  * last): kept as it is, which spares dumping the parsed report again. */
 static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx, char *err,
                       size_t errlen)
 {
     const char *name = json_string_value(json_object_get(t, "name"));
-    const char *owner = json_string_value(json_object_get(t, "owner"));
-    const char *status = json_string_value(json_object_get(t, "status"));
+    const char *owner, *status;
     json_t *report = json_object_get(t, "report"), *seen = json_object_get(t, "seen");
     json_t *posture = json_object_get(t, "posture");
     struct cm_state_entry *e;
@@ -630,15 +694,21 @@ static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx
 
     if (!json_is_object(t) || !name || !*name || !json_is_array(seen))
         return fail(err, errlen, "targets[%zu] is not a state entry", idx);
+    owner = str_field(name, t, "owner");
+    status = str_field(name, t, "status");
+    if (report && !json_is_object(report)) {
+        ignore_field(name, "report", report, "an object");
+        report = NULL;
+    }
     if (cm_state_get(s, name))
         return fail(err, errlen, "targets[%zu]: '%s' appears twice", idx, name);
     if (!(e = cm_state_put(s, name, owner)))
         return -ENOMEM;
-    e->last_probe = json_integer_value(json_object_get(t, "last_probe"));
-    e->last_success = json_integer_value(json_object_get(t, "last_success"));
-    e->status_since = json_integer_value(json_object_get(t, "status_since"));
-    e->failures = (unsigned)json_integer_value(json_object_get(t, "failures"));
-    e->posture_at = json_integer_value(json_object_get(t, "posture_at"));
+    e->last_probe = int_field(name, t, "last_probe", 0, INT64_MAX);
+    e->last_success = int_field(name, t, "last_success", 0, INT64_MAX);
+    e->status_since = int_field(name, t, "status_since", 0, INT64_MAX);
+    e->failures = (unsigned)int_field(name, t, "failures", 0, UINT_MAX);
+    e->posture_at = int_field(name, t, "posture_at", 0, INT64_MAX);
     if (status) {
         for (int st = CM_STATUS_OK; st <= CM_STATUS_UNKNOWN; st++)
             if (!strcmp(status, cm_status_name((enum cm_status)st))) {
@@ -663,6 +733,12 @@ static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx
     json_array_foreach(seen, i, v)
     {
         const struct cm_finding_def *d = cm_finding_lookup(json_string_value(json_array_get(v, 0)));
+        if (!json_is_array(v) || !json_is_string(json_array_get(v, 0)) ||
+            !json_is_integer(json_array_get(v, 1)) || !json_is_integer(json_array_get(v, 2))) {
+            cm_log_warn("state", "target=%s field=seen[%zu]: not [id, position, first_seen]: "
+                        "ignored", name, i);
+            continue;
+        }
         if (!d)
             continue; /* an id this version no longer knows: forget it */
         e->seen[e->seen_count].id = d->id;

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,7 +352,7 @@ static void check_index(struct cm_state *s, char names[][40], const bool *presen
         want += present[i];
         if (present[i] ? !e || strcmp(e->name, names[i]) : e != NULL) {
             char msg[128];
-            snprintf(msg, sizeof(msg), "%s is %s", names[i], present[i] ? "found" : "gone");
+            snprintf(msg, sizeof(msg), "%.39s is %s", names[i], present[i] ? "found" : "gone");
             CU_assertImplementation(CU_FALSE, line, msg, __FILE__, "", CU_FALSE);
             return;
         }
@@ -1324,6 +1325,74 @@ static void test_load_unknown_seen(void)
     cm_state_free(s);
 }
 
+/* Loads path with stderr (where log lines go) captured into log. */
+static struct cm_state *load_logged(const char *path, char *log, size_t loglen, unsigned line)
+{
+    const char *logpath = tmp_path("load.log");
+    int saved = dup(STDERR_FILENO), fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    struct cm_state *s;
+    FILE *fp;
+    size_t n = 0;
+
+    CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
+    fflush(stderr);
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    s = load_ok(path, line);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    if ((fp = fopen(logpath, "r"))) {
+        n = fread(log, 1, loglen - 1, fp);
+        fclose(fp);
+    }
+    log[n] = '\0';
+    return s;
+}
+
+/* A field of the wrong type is ignored with a log line naming the target and the field; the
+ * rest of the entry and the other entries load. */
+static void test_load_wrong_types(void)
+{
+    const char *path = tmp_path("types.json");
+    char log[4096];
+    struct cm_state *s;
+    struct cm_state_entry *e;
+
+    write_text(path, HEAD "{\"name\":\"a\",\"owner\":5,\"last_probe\":{},\"failures\":\"x\","
+                          "\"last_success\":1800000000,\"status_since\":-4,\"status\":[1],"
+                          "\"report\":\"r\",\"seen\":[[\"cert.expiring\",0,100],7,"
+                          "[\"cert.expired\",\"0\",400]]},\n" GOOD_B TAIL);
+    s = load_logged(path, log, sizeof(log), __LINE__);
+    e = cm_state_get(s, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    EXPECT_INT(count_of(s), 2);
+    EXPECT_INT(e->failures, 0);
+    EXPECT_INT(e->last_probe, 0);
+    EXPECT_INT(e->last_success, 1800000000);
+    EXPECT_INT(e->status_since, 0);
+    EXPECT_STR(e->owner, "a");
+    CU_ASSERT_FALSE(e->has_status);
+    CU_ASSERT_PTR_NULL(e->report);
+    EXPECT_INT(e->seen_count, 1);
+    EXPECT_INT(seen_at(e, "cert.expiring", 0), 100);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "level=warning sub=state target=a field=failures: a "
+                                       "string, not an integer: ignored"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=a field=last_probe: an object, not an integer"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=a field=owner: an integer, not a string"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=a field=status: an array, not a string"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=a field=report: a string, not an object"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=a field=status_since: -4 is out of range"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=a field=seen[1]: not [id, position, first_seen]"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=a field=seen[2]: not [id, position, first_seen]"));
+    /* The good entry says nothing. */
+    CU_ASSERT_PTR_NULL(strstr(log, "target=b.example:443"));
+    EXPECT_INT(cm_state_get(s, "b.example:443")->last_probe, 1800000000);
+    if (!strstr(log, "field=failures"))
+        fprintf(stderr, "\n  log was: %s\n", log);
+    cm_state_free(s);
+}
+
 static void test_move_aside(void)
 {
     const char *dir = fresh_dir("aside");
@@ -1380,6 +1449,7 @@ static CU_TestInfo tests[] = {
     {"load: wrong shape loads nothing", test_load_wrong_shape},
     {"load: other layouts of the same JSON", test_load_other_layouts},
     {"load: unknown finding ids are dropped", test_load_unknown_seen},
+    {"load: a field of the wrong type is ignored and logged", test_load_wrong_types},
     {"move_aside", test_move_aside},
     CU_TEST_INFO_NULL,
 };
