@@ -174,29 +174,100 @@ static int add_target(struct cm_target **list, size_t *count, size_t *cap, const
     return 0;
 }
 
+/* Longest line a --targets file may have. A target is a host name (at most 253 bytes), a
+ * port and options' worth of text: a longer line is not a target list (a binary file, a
+ * device such as /dev/zero), and reading it whole would cost memory without bound. */
+#define TARGETS_LINE_MAX 4096
+
+/* Reads one line of fp into buf (TARGETS_LINE_MAX + 1 bytes), newline dropped, NUL bytes
+ * kept (len tells where the line ends). Returns the length, -1 at the end of the file, or -2
+ * when the line is longer than TARGETS_LINE_MAX (the rest of it is left unread). */
+static long read_line(FILE *fp, char *buf)
+{
+    long n = 0;
+    int c;
+
+    while ((c = getc(fp)) != EOF && c != '\n') {
+        if (n == TARGETS_LINE_MAX)
+            return -2;
+        buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    return c == EOF && n == 0 ? -1 : n;
+}
+
+/* Checks the bytes of a line: a NUL (which would silently cut the line short) anywhere, and
+ * control characters or non-ASCII bytes in the target part (host names are ASCII; IDNs are
+ * written in their xn-- form). Writes the problem into err and returns -1, or returns 0. */
+static int check_line_bytes(const char *line, long len, char *err, size_t errlen)
+{
+    const char *nul = memchr(line, '\0', (size_t)len);
+    const char *end = memchr(line, '#', (size_t)len);
+
+    if (nul) {
+        snprintf(err, errlen, "a NUL byte at column %ld (is this a text file?)",
+                 (long)(nul - line) + 1);
+        return -1;
+    }
+    if (!end)
+        end = line + len;
+    for (const char *p = line; p < end; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c < 0x20 && c != '\t' && !(c == '\r' && p + 1 == end)) || c == 0x7f) {
+            snprintf(err, errlen, "control character 0x%02x at column %ld", c,
+                     (long)(p - line) + 1);
+            return -1;
+        }
+        if (c >= 0x80) {
+            snprintf(err, errlen,
+                     "non-ASCII byte 0x%02x at column %ld (write internationalised names in "
+                     "their xn-- form)",
+                     c, (long)(p - line) + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int read_targets_file(const char *path, struct cm_target **list, size_t *count, size_t *cap,
                              const struct check_opts *o)
 {
     FILE *fp = fopen(path, "r");
-    char *line = NULL;
-    size_t len = 0;
+    char *line = malloc(TARGETS_LINE_MAX + 1);
     unsigned lineno = 0;
+    long len;
     int rc = 0;
 
-    if (!fp) {
-        fprintf(stderr, "certmon check: --targets %s: %s\n", path, strerror(errno));
+    if (!fp || !line) {
+        fprintf(stderr, "certmon check: --targets %s: %s\n", path,
+                fp ? "out of memory" : strerror(errno));
+        free(line);
+        if (fp)
+            fclose(fp);
         return -1;
     }
-    while (getline(&line, &len, fp) >= 0) {
+    while ((len = read_line(fp, line)) != -1) {
         char err[320];
         char *s = line, *e;
         lineno++;
+        if (len == -2) {
+            fprintf(stderr,
+                    "certmon check: %s:%u: line longer than %d bytes (not a target list?)\n", path,
+                    lineno, TARGETS_LINE_MAX);
+            rc = -1;
+            break;
+        }
+        if (check_line_bytes(line, len, err, sizeof(err)) < 0) {
+            fprintf(stderr, "certmon check: %s:%u: %s\n", path, lineno, err);
+            rc = -1;
+            break;
+        }
         if ((e = strchr(s, '#')))
             *e = '\0';
         while (*s == ' ' || *s == '\t')
             s++;
         e = s + strlen(s);
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
             *--e = '\0';
         if (*s == '\0')
             continue;
@@ -207,7 +278,7 @@ static int read_targets_file(const char *path, struct cm_target **list, size_t *
         }
     }
     if (rc == 0 && ferror(fp)) {
-        fprintf(stderr, "certmon check: --targets %s: read error\n", path);
+        fprintf(stderr, "certmon check: --targets %s: read error: %s\n", path, strerror(errno));
         rc = -1;
     }
     free(line);
@@ -306,6 +377,11 @@ static int expand_targets(uv_loop_t *loop, struct cm_resolver *r, uint64_t timeo
         size_t members = l && l->count ? l->count : 1;
 
         glen[n] = members;
+        if (l && l->dropped)
+            fprintf(stderr,
+                    "certmon check: %s has more than %d addresses; probing the first %d "
+                    "(%zu more answers left out)\n",
+                    t->host, CM_RESOLVE_MAX_ADDRS, CM_RESOLVE_MAX_ADDRS, l->dropped);
         for (size_t k = 0; k < members; k++, n++) {
             if (cm_target_copy(&out[n], t) < 0)
                 goto done;

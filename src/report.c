@@ -29,19 +29,22 @@ static json_t *cert_json(const struct cm_cert *c, size_t pos, time_t now)
 {
     char nb[32], na[32];
     json_t *sans = json_array();
+    /* Certificates built by hand (tests) may set san_count alone. */
+    size_t total = c->san_total > c->san_count ? c->san_total : c->san_count;
 
     cm_time_rfc3339(c->not_before, nb, sizeof(nb));
     cm_time_rfc3339(c->not_after, na, sizeof(na));
     for (size_t i = 0; sans && i < c->san_count; i++)
         json_array_append_new(sans, json_string(c->sans[i]));
     return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:I}, s:s, s:s, s:o*, "
-                     "s:b, s:b, s:b}",
+                     "s:I, s:b, s:b, s:b, s:b}",
                      "position", (json_int_t)pos, "subject", c->subject, "issuer", c->issuer,
                      "serial", c->serial, "not_before", nb, "not_after", na, "days_left",
                      (json_int_t)cm_cert_days_left(c, now), "key", "type", c->key_type, "bits",
                      (json_int_t)c->key_bits, "signature", c->signature, "sha256", c->sha256,
-                     "sans", sans, "is_ca", c->is_ca, "self_signed", c->self_signed, "must_staple",
-                     c->must_staple);
+                     "sans", sans, "san_count", (json_int_t)total, "sans_truncated",
+                     total > c->san_count, "is_ca", c->is_ca, "self_signed", c->self_signed,
+                     "must_staple", c->must_staple);
 }
 
 static json_t *time_or_null(int64_t t)

@@ -211,26 +211,53 @@ void cm_resolver_close(struct cm_resolver *r)
     }
 }
 
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return !memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                       &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr));
+    return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                   &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr));
+}
+
+/* The distinct IPv4/IPv6 addresses of ai in answer order, at most CM_RESOLVE_MAX_ADDRS of
+ * them (the rest counted in dropped). Each candidate is compared with the kept ones only, so
+ * the cost is bounded by CM_RESOLVE_MAX_ADDRS per answer record whatever the answer holds. */
 static struct cm_addr_list *list_from_ares(const struct ares_addrinfo *ai, uint16_t port)
 {
     struct cm_addr_list *l;
     size_t n = 0;
 
-    for (const struct ares_addrinfo_node *a = ai->nodes; a; a = a->ai_next)
+    for (const struct ares_addrinfo_node *a = ai->nodes; a && n < CM_RESOLVE_MAX_ADDRS;
+         a = a->ai_next)
         if (a->ai_family == AF_INET || a->ai_family == AF_INET6)
             n++;
     if (n == 0 || !(l = calloc(1, sizeof(*l) + n * sizeof(l->addrs[0]))))
         return NULL;
     for (const struct ares_addrinfo_node *a = ai->nodes; a; a = a->ai_next) {
-        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
-            a->ai_addrlen > sizeof(l->addrs[0]))
+        struct sockaddr_storage sa = {0};
+        bool seen = false;
+
+        if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) || a->ai_addrlen > sizeof(sa))
             continue;
-        memcpy(&l->addrs[l->count], a->ai_addr, a->ai_addrlen);
+        memcpy(&sa, a->ai_addr, a->ai_addrlen);
         if (a->ai_family == AF_INET)
-            ((struct sockaddr_in *)&l->addrs[l->count])->sin_port = htons(port);
+            ((struct sockaddr_in *)&sa)->sin_port = htons(port);
         else
-            ((struct sockaddr_in6 *)&l->addrs[l->count])->sin6_port = htons(port);
-        l->count++;
+            ((struct sockaddr_in6 *)&sa)->sin6_port = htons(port);
+        for (size_t k = 0; k < l->count && !seen; k++)
+            seen = same_addr(&l->addrs[k], &sa);
+        if (seen)
+            continue;
+        if (l->count == n) {
+            /* Full: count what is left out (a repeat among the rest counts once per
+             * record: the number only says that the list was cut). */
+            l->dropped++;
+            continue;
+        }
+        l->addrs[l->count++] = sa;
     }
     return l;
 }

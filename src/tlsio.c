@@ -50,6 +50,11 @@ struct cm_tls_conn {
     struct cm_tls_ctx *ctx;
     gnutls_session_t session;
     bool completed;
+    /* The Certificate message was refused before GnuTLS parsed it (names_hook): the
+     * certificate at names_pos lists names_count names. */
+    bool names_refused;
+    unsigned names_pos;
+    size_t names_count;
 };
 
 int cm_tls_ctx_new(struct cm_tls_ctx **out)
@@ -281,6 +286,157 @@ static int set_posture_options(struct cm_tls_ctx *ctx, gnutls_session_t s, const
     return 0;
 }
 
+/* ---- Certificates with too many names ----
+ *
+ * GnuTLS 3.7 parses a certificate's subjectAltName extension on import by growing its array
+ * one name at a time (a realloc per name) and reading each name by its index from the start
+ * of the decoded list: the cost is quadratic in the number of names. 9,000 names take 80 ms
+ * per import in a normal build and over 10 s under AddressSanitizer (whose realloc always
+ * copies), and the handshake does the first import on the loop, where no deadline can
+ * interrupt it. So the names are counted in the raw Certificate message, before GnuTLS sees
+ * it, with a linear walk over the DER, and a certificate with more than
+ * CM_TLS_MAX_CERT_NAMES ends the handshake with a named error. */
+
+/* Reads one DER TLV at *p (before end): tag into *tag, content into *body / *blen, and moves
+ * *p past it. Returns false when the encoding is broken (GnuTLS then says why). */
+static bool der_next(const unsigned char **p, const unsigned char *end, unsigned *tag,
+                     const unsigned char **body, size_t *blen)
+{
+    const unsigned char *q = *p;
+    size_t len = 0;
+
+    if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
+        return false; /* high tag numbers do not occur where we look */
+    *tag = q[0];
+    if (q[1] < 0x80) {
+        len = q[1];
+        q += 2;
+    } else {
+        size_t n = q[1] & 0x7f;
+        if (n == 0 || n > 4 || (size_t)(end - q) < 2 + n)
+            return false;
+        for (size_t k = 0; k < n; k++)
+            len = len << 8 | q[2 + k];
+        q += 2 + n;
+    }
+    if ((size_t)(end - q) < len)
+        return false;
+    *body = q;
+    *blen = len;
+    *p = q + len;
+    return true;
+}
+
+/* The number of GeneralNames in the subjectAltName extension of one DER certificate; 0 when
+ * it has none or cannot be walked. Linear in the certificate's size. */
+static size_t der_count_names(const unsigned char *der, size_t len)
+{
+    static const unsigned char san_oid[] = {0x55, 0x1d, 0x11}; /* 2.5.29.17 */
+    const unsigned char *p = der, *end = der + len, *b, *e, *eend;
+    unsigned tag;
+    size_t blen, n = 0;
+
+    /* Certificate SEQUENCE -> TBSCertificate SEQUENCE -> its fields, up to [3] extensions. */
+    if (!der_next(&p, end, &tag, &b, &blen) || tag != 0x30)
+        return 0;
+    p = b;
+    end = b + blen;
+    if (!der_next(&p, end, &tag, &b, &blen) || tag != 0x30)
+        return 0;
+    p = b;
+    end = b + blen;
+    while (p < end) {
+        if (!der_next(&p, end, &tag, &b, &blen))
+            return 0;
+        if (tag != 0xa3)
+            continue;
+        /* Extensions ::= SEQUENCE OF Extension { extnID, critical DEFAULT FALSE, extnValue } */
+        e = b;
+        eend = b + blen;
+        if (!der_next(&e, eend, &tag, &b, &blen) || tag != 0x30)
+            return 0;
+        e = b;
+        eend = b + blen;
+        while (e < eend) {
+            const unsigned char *x, *xend, *v;
+            size_t vlen;
+            if (!der_next(&e, eend, &tag, &b, &blen) || tag != 0x30)
+                return 0;
+            x = b;
+            xend = b + blen;
+            if (!der_next(&x, xend, &tag, &v, &vlen) || tag != 0x06 || vlen != sizeof(san_oid) ||
+                memcmp(v, san_oid, sizeof(san_oid)) != 0)
+                continue;
+            if (!der_next(&x, xend, &tag, &v, &vlen))
+                return 0;
+            if (tag == 0x01 && !der_next(&x, xend, &tag, &v, &vlen))
+                return 0;
+            if (tag != 0x04)
+                return 0;
+            /* extnValue holds GeneralNames ::= SEQUENCE OF GeneralName. */
+            x = v;
+            xend = v + vlen;
+            if (!der_next(&x, xend, &tag, &v, &vlen) || tag != 0x30)
+                return 0;
+            x = v;
+            xend = v + vlen;
+            while (x < xend && der_next(&x, xend, &tag, &v, &vlen))
+                n++;
+            return n;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static unsigned get24(const unsigned char *p)
+{
+    return (unsigned)p[0] << 16 | (unsigned)p[1] << 8 | p[2];
+}
+
+/* Runs on every Certificate message the server sends, before GnuTLS parses it. */
+static int names_hook(gnutls_session_t s, unsigned htype, unsigned when, unsigned incoming,
+                      const gnutls_datum_t *msg)
+{
+    struct cm_tls_conn *c = gnutls_session_get_ptr(s);
+    const unsigned char *p = msg->data, *end = msg->data + msg->size;
+    bool tls13 = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3;
+
+    (void)when;
+    if (!incoming || htype != GNUTLS_HANDSHAKE_CERTIFICATE_PKT || !c)
+        return 0;
+    /* TLS 1.3 puts a request context before the list and extensions after each entry. */
+    if (tls13) {
+        if (end - p < 1 || end - p - 1 < p[0])
+            return 0;
+        p += 1 + p[0];
+    }
+    if (end - p < 3)
+        return 0;
+    p += 3;
+    for (unsigned pos = 0; end - p >= 3; pos++) {
+        unsigned len = get24(p);
+        size_t names;
+        p += 3;
+        if ((size_t)(end - p) < len)
+            return 0;
+        names = der_count_names(p, len);
+        if (names > CM_TLS_MAX_CERT_NAMES) {
+            c->names_refused = true;
+            c->names_pos = pos;
+            c->names_count = names;
+            return GNUTLS_E_CERTIFICATE_ERROR;
+        }
+        p += len;
+        if (tls13) {
+            if (end - p < 2 || (size_t)(end - p - 2) < ((size_t)p[0] << 8 | p[1]))
+                return 0;
+            p += 2 + ((size_t)p[0] << 8 | p[1]);
+        }
+    }
+    return 0;
+}
+
 int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
                     const struct cm_tls_profile *prof, const char *priority,
                     struct cm_tls_conn **out)
@@ -326,6 +482,9 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
         return rc;
     }
     gnutls_handshake_set_timeout(c->session, 0);
+    gnutls_session_set_ptr(c->session, c);
+    gnutls_handshake_set_hook_function(c->session, GNUTLS_HANDSHAKE_CERTIFICATE_PKT,
+                                       GNUTLS_HOOK_PRE, names_hook);
     gnutls_transport_set_int(c->session, fd);
     gnutls_transport_set_pull_timeout_function(c->session, pull_timeout_nowait);
     *out = c;
@@ -537,6 +696,13 @@ void cm_tls_info_clear(struct cm_tls_info *info)
 void cm_tls_error_describe(struct cm_tls_conn *c, int rc, char *buf, size_t len, bool *is_io)
 {
     *is_io = false;
+    if (c && c->names_refused && rc == GNUTLS_E_CERTIFICATE_ERROR) {
+        snprintf(buf, len,
+                 "the certificate at position %u lists %zu subject alternative names; certmon "
+                 "refuses more than %d (parsing them costs time quadratic in their number)",
+                 c->names_pos, c->names_count, CM_TLS_MAX_CERT_NAMES);
+        return;
+    }
     switch (rc) {
     case GNUTLS_E_FATAL_ALERT_RECEIVED: {
         gnutls_alert_description_t a = gnutls_alert_get(c->session);

@@ -153,30 +153,41 @@ static const char *key_type_name(int pk)
     }
 }
 
-static int add_san(struct cm_cert *c, char *s)
+static int add_san(struct cm_cert *c, size_t *cap, char *s)
 {
     char **n;
 
     if (!s)
         return -ENOMEM;
-    n = realloc(c->sans, (c->san_count + 1) * sizeof(*n));
-    if (!n) {
-        free(s);
-        return -ENOMEM;
+    if (c->san_count == *cap) {
+        /* Doubling: growing by one would copy the array once per name. */
+        size_t ncap = *cap ? *cap * 2 : 8;
+        if (ncap > CM_X509_MAX_SANS)
+            ncap = CM_X509_MAX_SANS;
+        if (!(n = realloc(c->sans, ncap * sizeof(*n)))) {
+            free(s);
+            return -ENOMEM;
+        }
+        c->sans = n;
+        *cap = ncap;
     }
-    c->sans = n;
     c->sans[c->san_count++] = s;
     return 0;
 }
 
+/* Keeps the first CM_X509_MAX_SANS DNS names and IP addresses and counts all of them. GnuTLS
+ * parsed the extension once on import, so each name costs one lookup by index. */
 static int extract_sans(gnutls_x509_crt_t crt, struct cm_cert *c)
 {
+    size_t cap = 0;
+
     for (unsigned i = 0;; i++) {
         unsigned char buf[1024];
         size_t size = sizeof(buf) - 1;
         unsigned critical;
         int type = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &size, &critical);
         char ip[INET6_ADDRSTRLEN];
+        bool ipaddr = type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16);
         int rc = 0;
 
         if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
@@ -185,11 +196,15 @@ static int extract_sans(gnutls_x509_crt_t crt, struct cm_cert *c)
             continue; /* absurdly long name: skip it rather than fail the chain */
         if (type < 0)
             return 0;
+        if (type != GNUTLS_SAN_DNSNAME && !ipaddr)
+            continue;
+        if (c->san_total++ >= CM_X509_MAX_SANS)
+            continue;
         if (type == GNUTLS_SAN_DNSNAME) {
-            rc = add_san(c, safe_text(buf, size, true));
-        } else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
+            rc = add_san(c, &cap, safe_text(buf, size, true));
+        } else {
             inet_ntop(size == 4 ? AF_INET : AF_INET6, buf, ip, sizeof(ip));
-            rc = add_san(c, strdup(ip));
+            rc = add_san(c, &cap, strdup(ip));
         }
         if (rc < 0)
             return rc;

@@ -9,10 +9,16 @@
 #include <sys/socket.h>
 #include <uv.h>
 
-/* Addresses of one name, in the order to try them. Plain data, owned by whoever receives
- * it (free with free()). */
+/* At most this many addresses of one name are kept (and tried, or probed with
+ * --all-addresses): a hostile or broken zone can answer with thousands. */
+#define CM_RESOLVE_MAX_ADDRS 64
+
+/* Addresses of one name, in the order to try them: distinct (a repeated answer is kept
+ * once, at its first place) and at most CM_RESOLVE_MAX_ADDRS. Plain data, owned by whoever
+ * receives it (free with free()). */
 struct cm_addr_list {
     size_t count;
+    size_t dropped; /* answer records left out once the list was full (0: nothing cut) */
     struct sockaddr_storage addrs[];
 };
 

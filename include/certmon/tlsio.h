@@ -15,6 +15,11 @@
 struct cm_tls_ctx;
 struct cm_tls_conn;
 
+/* A server certificate listing more subject alternative names than this ends the handshake
+ * before GnuTLS parses it (cm_tls_error_describe says so): GnuTLS's parsing of the names is
+ * quadratic in their number and runs on the loop. Public CAs issue at most a few hundred. */
+#define CM_TLS_MAX_CERT_NAMES 2048
+
 /* What verification found, independent of the handshake outcome. */
 struct cm_verify {
     bool done;           /* a certificate was received and verified */

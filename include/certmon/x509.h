@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include <time.h>
 
+/* At most this many subject alternative names are kept per certificate (the rest are
+ * counted in san_total): a certificate may list tens of thousands, and every copy, report and
+ * state entry would carry them all. Public CAs issue at most a few hundred. */
+#define CM_X509_MAX_SANS 1000
+
 struct cm_cert {
     char *subject;        /* RFC 4514 distinguished name */
     char *issuer;         /* RFC 4514 distinguished name */
@@ -17,8 +22,11 @@ struct cm_cert {
     unsigned key_bits;    /* modulus size for RSA/DSA, curve size for EC */
     int64_t not_before;   /* Unix seconds */
     int64_t not_after;    /* Unix seconds */
-    char **sans;          /* DNS names and IP address strings, in certificate order */
-    size_t san_count;
+    char **sans;          /* DNS names and IP address strings, in certificate order: the
+                           * first CM_X509_MAX_SANS of them */
+    size_t san_count;     /* entries in sans */
+    size_t san_total;     /* DNS names and IP addresses the certificate lists; more than
+                           * san_count when the list was cut */
     bool is_ca;
     bool self_signed;     /* self-issued: subject equals issuer and the key identifiers agree */
     bool must_staple;     /* TLS feature extension (RFC 7633) asks for status_request */

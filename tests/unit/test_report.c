@@ -456,7 +456,8 @@ static void test_chain_entries(void)
     struct cm_findings f = {0};
     static const char *const cert_keys[] = {
         "position", "subject", "issuer", "serial",      "not_before", "not_after", "days_left",
-        "key",      "sans",    "is_ca",  "self_signed", "sha256",     "signature", "must_staple"};
+        "key",      "sans",    "is_ca",  "self_signed", "sha256",     "signature", "must_staple",
+        "san_count", "sans_truncated"};
     static const char *const key_keys[] = {"type", "bits"};
     json_t *j = render(r, &f, NOW);
     json_t *chain = json_object_get(j, "chain");
@@ -478,6 +479,8 @@ static void test_chain_entries(void)
     J_STR(c0, "signature", "RSA-SHA256");
     J_STR(c0, "sha256", "5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
     j_strings(c0, "sans", leaf_sans, 3, __LINE__);
+    J_INT(c0, "san_count", 3);
+    J_BOOL(c0, "sans_truncated", false);
     J_BOOL(c0, "is_ca", false);
     J_BOOL(c0, "self_signed", false);
     J_BOOL(c0, "must_staple", false);
@@ -494,6 +497,16 @@ static void test_chain_entries(void)
     J_BOOL(c1, "is_ca", true);
     J_BOOL(c1, "must_staple", false);
     json_decref(j);
+
+    /* A certificate whose names were cut at CM_X509_MAX_SANS says how many it had. */
+    r->tls.chain.certs[0].san_total = 9000;
+    j = render(r, &f, NOW);
+    c0 = json_array_get(json_object_get(j, "chain"), 0);
+    j_strings(c0, "sans", leaf_sans, 3, __LINE__);
+    J_INT(c0, "san_count", 9000);
+    J_BOOL(c0, "sans_truncated", true);
+    json_decref(j);
+    r->tls.chain.certs[0].san_total = 0;
 
     /* A must-staple leaf; the flag is per certificate. */
     r->tls.chain.certs[0].must_staple = true;
