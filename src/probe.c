@@ -47,14 +47,17 @@ struct cm_probe {
     uint64_t t_start, t_phase;
     struct cm_starttls *starttls; /* the plaintext preamble, while it runs */
     struct cm_tls_conn *conn;
-    uv_work_t work; /* describes the chain off the loop */
+    uv_work_t work;  /* describes the chain off the loop */
+    bool describing; /* work queued and its after-work callback not yet run */
     bool describe_failed;
+    struct cm_tls_info info; /* what the work describes; moved into res when in time */
     struct cm_probe_result *res;
 };
 
-static const char *const kind_names[] = {NULL,  "dns", "connect",   "timeout", "starttls",
+static const char *const kind_names[] = {NULL,  "dns", "connect",   "timeout",  "starttls",
                                          "tls", "io",  "cancelled", "internal", "file"};
-static const char *const phase_names[] = {"dns", "connect", "starttls", "handshake", "done"};
+static const char *const phase_names[] = {"dns",       "connect", "starttls",
+                                          "handshake", "done",    "describe"};
 
 const char *cm_err_kind_name(enum cm_err_kind k)
 {
@@ -64,6 +67,15 @@ const char *cm_err_kind_name(enum cm_err_kind k)
 const char *cm_phase_name(enum cm_phase p)
 {
     return (unsigned)p < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[p] : "unknown";
+}
+
+/* Probes delivered at their deadline whose describe work still runs (cm_probe_orphans).
+ * Touched on loop threads only; a process has one loop that probes. */
+static size_t orphans;
+
+size_t cm_probe_orphans(void)
+{
+    return orphans;
 }
 
 static double ms_since(uint64_t t0)
@@ -106,7 +118,8 @@ static void deliver(struct cm_probe *p)
 {
     struct cm_probe_result *res = p->res;
 
-    if (p->conn) {
+    /* The session is the describe work's until that work is done. */
+    if (p->conn && !p->describing) {
         cm_tls_conn_free(p->conn);
         p->conn = NULL;
     }
@@ -118,12 +131,13 @@ static void deliver(struct cm_probe *p)
     p->cb(res, p->arg);
 }
 
-/* Runs on a thread-pool thread: touches only the session and the result. */
+/* Runs on a thread-pool thread: touches only the session and p->info (the target is
+ * borrowed for the probe's whole life, which outlasts this work). */
 static void describe_work(uv_work_t *w)
 {
     struct cm_probe *p = w->data;
 
-    if (cm_tls_conn_describe(p->conn, p->t->verify_name, !p->t->handshake_only, &p->res->tls) < 0)
+    if (cm_tls_conn_describe(p->conn, p->t->verify_name, !p->t->handshake_only, &p->info) < 0)
         p->describe_failed = true;
 }
 
@@ -132,10 +146,58 @@ static void describe_done(uv_work_t *w, int status)
     struct cm_probe *p = w->data;
 
     (void)status; /* never cancelled: nothing calls uv_cancel on this request */
+    p->describing = false;
+    if (!p->res) {
+        /* The deadline passed while the chain was described: the result went out without
+         * it. Only the leftovers remain. */
+        cm_tls_info_clear(&p->info);
+        cm_tls_conn_free(p->conn);
+        p->conn = NULL;
+        orphans--;
+        probe_unref(p);
+        return;
+    }
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     if (p->describe_failed)
         cm_log_error("probe", "target=%s describe failed: out of memory", p->res->target);
+    p->res->tls = p->info;
+    memset(&p->info, 0, sizeof(p->info));
     deliver(p);
     probe_unref(p);
+}
+
+/* Describing may overrun the deadline by this much: a probe that ended at its deadline
+ * (a server that stalled after sending its certificates) still reports the chain that
+ * arrived when that is quick, as it always does. */
+#define DESCRIBE_MIN_MS 200
+
+/* The deadline passed while the chain was being described (a certificate that costs
+ * seconds to parse): the result goes out now, without the description. */
+static void on_describe_deadline(uv_timer_t *timer)
+{
+    struct cm_probe *p = timer->data;
+    struct cm_probe_result *res = p->res;
+    char msg[160];
+
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+    orphans++;
+    if (res->error_kind != CM_ERRK_NONE) {
+        /* The probe had already failed (at its deadline, or with time too short to describe
+         * what arrived): that error stands, without the chain. */
+        deliver(p);
+        return;
+    }
+    snprintf(msg, sizeof(msg),
+             "timed out after %.3g s describing the certificate chain of %s (handshake done)",
+             (double)p->timeout_ms / 1000.0, res->address[0] ? res->address : res->host);
+    free(res->error_message);
+    res->error_message = strdup(msg);
+    res->error_kind = CM_ERRK_TIMEOUT;
+    res->error_phase = CM_PHASE_DESCRIBE;
+    res->total_ms = ms_since(p->t_start);
+    cm_log_info("probe", "target=%s describing the chain outlasted the deadline", res->target);
+    deliver(p);
 }
 
 static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, ...)
@@ -176,7 +238,6 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
         cm_tls_conn_bye(p->conn);
     cm_tls_conn_detach(p->conn); /* the fd closes below; describing does no I/O */
     uv_timer_stop(&p->timer);
-    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     close_poll(p, on_poll_closed);
     cm_resolve_cancel(p->lookup);
     p->lookup = NULL;
@@ -184,15 +245,28 @@ static void finish(struct cm_probe *p, enum cm_err_kind kind, const char *fmt, .
     /* Whatever the outcome, report the chain that arrived and what verification says.
      * Parsing and verifying the chain is pure CPU work (a third of a probe's), so it runs
      * on the thread pool: the loop stays free for other probes' I/O and deadlines, and
-     * the work spreads over the cores. The session is no longer touched by the loop. */
+     * the work spreads over the cores. The session is no longer touched by the loop. The
+     * deadline still holds: the timer keeps what is left of it. */
     if (p->conn && kind != CM_ERRK_CANCELLED) {
+        uint64_t spent = (uv_hrtime() - p->t_start) / 1000000;
         p->work.data = p;
         if (uv_queue_work(p->loop, &p->work, describe_work, describe_done) == 0) {
             p->refs++;
+            p->describing = true;
+            /* Timers count from the loop's cached time, which a long handshake step (a big
+             * certificate parsed inside GnuTLS) has left behind. */
+            uv_update_time(p->loop);
+            uv_timer_start(&p->timer, on_describe_deadline,
+                           p->timeout_ms > spent + DESCRIBE_MIN_MS ? p->timeout_ms - spent
+                                                                   : DESCRIBE_MIN_MS,
+                           0);
             return;
         }
         describe_work(&p->work);
+        res->tls = p->info;
+        memset(&p->info, 0, sizeof(p->info));
     }
+    uv_close((uv_handle_t *)&p->timer, on_timer_closed);
     deliver(p);
 }
 

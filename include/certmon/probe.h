@@ -30,7 +30,8 @@ enum cm_phase {
     CM_PHASE_CONNECT,
     CM_PHASE_STARTTLS,
     CM_PHASE_HANDSHAKE,
-    CM_PHASE_DONE
+    CM_PHASE_DONE,
+    CM_PHASE_DESCRIBE, /* parsing and verifying the chain after the handshake */
 };
 
 struct cm_posture;
@@ -79,7 +80,10 @@ struct cm_probe_env {
 };
 
 /* Starts a probe. Borrows env's members and the target (all outlive the probe).
- * timeout_ms bounds the whole probe from this call to the end of the handshake. On success
+ * timeout_ms bounds the whole probe, from this call to the result (describing the chain
+ * gets at least 200 ms, even past the deadline): a chain that takes too long to describe
+ * after the handshake ends the probe with a timeout in phase "describe" (the work finishes
+ * on its pool thread, unseen; see cm_probe_orphans). On success
  * cb runs exactly once, always from a later loop callback; on error (-ENOMEM) cb never
  * runs. *out may be NULL. */
 int cm_probe_start(const struct cm_probe_env *env, const struct cm_target *t, uint64_t timeout_ms,
@@ -93,11 +97,18 @@ void cm_probe_cancel(struct cm_probe *p);
 
 void cm_probe_result_free(struct cm_probe_result *res);
 
+/* The number of probes whose result went out at their deadline while their chain was still
+ * being described on the thread pool: that work runs to its end unseen, holding the
+ * probe's loop (a request) and a pool thread. A command that is done before they are
+ * leaves with _exit after flushing its output: exit() would join the pool and wait. Loop
+ * thread only. */
+size_t cm_probe_orphans(void);
+
 /* "dns", "connect", "timeout", "starttls", "tls", "io", "cancelled", "internal"; NULL for
  * NONE. */
 const char *cm_err_kind_name(enum cm_err_kind k);
 
-/* "dns", "connect", "starttls", "handshake", "done". */
+/* "dns", "connect", "starttls", "handshake", "done", "describe". */
 const char *cm_phase_name(enum cm_phase p);
 
 #endif
