@@ -17,7 +17,17 @@
 #define CERTMON_SLOWDOWN 1.0
 #endif
 
-enum srv { S_SANS9000, S_SANS1500, S_VALID, S_DRIP, S_HUGE, S_DNS_SAME, S_DNS_MANY, S_COUNT };
+enum srv {
+    S_SANS9000,
+    S_SANS1500,
+    S_VALID,
+    S_CHAIN100,
+    S_DRIP,
+    S_HUGE,
+    S_DNS_SAME,
+    S_DNS_MANY,
+    S_COUNT
+};
 
 static pid_t pid[S_COUNT];
 static int port[S_COUNT];
@@ -71,6 +81,32 @@ static int suite_init(void)
     pid[S_SANS9000] = cm_th_s_server(port[S_SANS9000], "sans9000.pem", "leaf.key", true);
     pid[S_SANS1500] = cm_th_s_server(port[S_SANS1500], "sans1500.pem", "leaf.key", true);
     pid[S_VALID] = cm_th_s_server(port[S_VALID], "valid.pem", "leaf.key", true);
+    {
+        /* The intermediate sent 100 times after the leaf: 101 certificates, 82 KB. */
+        char chain[600], accept[32], cert[600], key[600];
+        FILE *fp;
+        snprintf(chain, sizeof(chain), "%s/chain100.pem", cm_th_pki_dir());
+        snprintf(cert, sizeof(cert), "%s", cm_th_pki("valid.pem"));
+        snprintf(key, sizeof(key), "%s", cm_th_pki("leaf.key"));
+        snprintf(accept, sizeof(accept), "127.0.0.1:%d", port[S_CHAIN100]);
+        if (!(fp = fopen(chain, "w")))
+            return -1;
+        for (int i = 0; i < 100; i++) {
+            FILE *in = fopen(cm_th_pki("inter.pem"), "r");
+            char buf[4096];
+            size_t n;
+            if (!in)
+                return -1;
+            while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+                fwrite(buf, 1, n, fp);
+            fclose(in);
+        }
+        fclose(fp);
+        pid[S_CHAIN100] =
+            cm_th_spawn((char *[]){"openssl", "s_server", "-accept", accept, "-cert", cert, "-key",
+                                   key, "-cert_chain", chain, "-quiet", NULL},
+                        NULL);
+    }
     pid[S_DRIP] = start_script("hostile_peer.py", (char *[]){"drip", p[S_DRIP], NULL});
     pid[S_HUGE] = start_script("hostile_peer.py", (char *[]){"huge", p[S_HUGE], NULL});
     pid[S_DNS_SAME] = start_script("fake_dns.py", (char *[]){p[S_DNS_SAME], "500*127.0.0.1", NULL});
@@ -175,6 +211,29 @@ static void test_1500_sans_cut_at_1000(void)
     CU_ASSERT(json_is_false(cm_json_get(t, "chain.1.sans_truncated")));
     CU_ASSERT_PTR_NULL(cm_finding(t, "probe.failed", NULL, -1));
     CU_ASSERT_PTR_NULL(cm_finding(t, "host.mismatch", NULL, -1));
+    json_decref(arr);
+}
+
+/* 101 certificates: all reported, in the order sent, without delay. */
+static void test_100_certificate_chain(void)
+{
+    char target[64];
+    double elapsed;
+    int rc;
+    json_t *arr, *t;
+
+    snprintf(target, sizeof(target), "localhost:%d", port[S_CHAIN100]);
+    arr = cm_th_check_json(&rc, &elapsed, "--timeout", "3", "--ca", cm_th_pki("root.pem"), target,
+                           NULL);
+    fprintf(stderr, "\n  101-certificate chain, --timeout 3: %.2f s ", elapsed);
+    CU_ASSERT_FATAL(json_array_size(arr) == 1);
+    t = json_array_get(arr, 0);
+    CU_ASSERT(json_is_null(cm_json_get(t, "error")));
+    EXPECT_INT(json_array_size(cm_json_get(t, "chain")), 101);
+    EXPECT_STR(str(t, "chain.100.subject"), "CN=certmon Test Intermediate CA");
+    EXPECT_INT(json_integer_value(cm_json_get(t, "chain.100.position")), 100);
+    CU_ASSERT(json_is_true(cm_json_get(t, "verification.hostname_match")));
+    CU_ASSERT(elapsed < 3.5 * CERTMON_SLOWDOWN);
     json_decref(arr);
 }
 
@@ -349,6 +408,7 @@ int main(void)
     CU_TestInfo tests[] = {
         {"9,000 SANs: refused at once, named", test_9000_sans_refused_in_time},
         {"1,500 SANs: reported, cut at 1,000", test_1500_sans_cut_at_1000},
+        {"101-certificate chain", test_100_certificate_chain},
         {"drip-feed server times out", test_drip_feed_times_out},
         {"16 MB handshake message", test_16mb_handshake_message},
         {"500 identical DNS answers: one probe", test_500_identical_answers_one_probe},
