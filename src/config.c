@@ -7,6 +7,7 @@
 #include "certmon/config.h"
 #include "certmon/error.h"
 #include "certmon/starttls.h"
+#include "certmon/text.h"
 #include "certmon/tlsio.h"
 
 #include <ctype.h>
@@ -160,49 +161,25 @@ static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ULL
 
-static size_t levenshtein(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[65];
-
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost =
-                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            size_t v = diag + cost;
-            if (up + 1 < v)
-                v = up + 1;
-            if (row[j - 1] + 1 < v)
-                v = row[j - 1] + 1;
-            row[j] = v;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The candidate closest to word within an edit distance of 2 (and less than the word's
  * length, so that "ab" does not suggest "cd"), or NULL. A candidate the word begins
  * ("warn" for "warning") counts as distance 1. */
+/* Starts a "did you mean" search with the loader's rule. */
+static void suggest_init(struct cm_suggest *sg, const char *word)
+{
+    cm_suggest_init(sg, word, 2, true);
+    sg->prefix = true;
+    sg->shorter = true;
+}
+
 static const char *closest(const char *word, const char *const *cands, size_t n)
 {
-    const char *best = NULL;
-    size_t best_d = 3, wl = strlen(word);
+    struct cm_suggest sg;
 
-    for (size_t i = 0; i < n; i++) {
-        size_t d = wl >= 3 && !strncasecmp(cands[i], word, wl) ? 1 : levenshtein(word, cands[i]);
-        if (d < best_d && d < wl) {
-            best_d = d;
-            best = cands[i];
-        }
-    }
-    return best;
+    suggest_init(&sg, word);
+    for (size_t i = 0; i < n; i++)
+        cm_suggest_add(&sg, cands[i]);
+    return sg.best;
 }
 
 /* Joins dir and p (unless p is absolute) and drops "." components and repeated slashes.
@@ -1158,15 +1135,17 @@ static void unknown_key(struct loader *L, const config_setting_t *m, const char 
                         const struct group_def *def)
 {
     const char *name = config_setting_name(m);
-    const char *cands[TK_N + PK_N];
-    size_t n = 0;
+    struct cm_suggest sg;
     const char *hint;
 
+    /* Candidates are fed one by one: no array to size for the largest table (a notifier has
+     * more keys than a target and the policy together, which once overflowed one). */
+    suggest_init(&sg, name);
     for (size_t i = 0; i < def->nkeys; i++)
-        cands[n++] = def->keys[i].name;
+        cm_suggest_add(&sg, def->keys[i].name);
     for (size_t i = 0; def->policy && i < PK_N; i++)
-        cands[n++] = policy_keys[i].name;
-    if ((hint = closest(name, cands, n))) {
+        cm_suggest_add(&sg, policy_keys[i].name);
+    if ((hint = sg.best)) {
         err_at(L, m, path, "unknown setting; did you mean '%s'?", hint);
         return;
     }

@@ -5,6 +5,7 @@
 
 #include "certmon/config.h"
 #include "certmon/error.h"
+#include "certmon/text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -866,6 +867,65 @@ static void test_notifiers(void)
                  "missing required setting 'type'");
 }
 
+/* Regression: the "did you mean" of an unknown key in a notifier wrote past a stack array
+ * sized for a target's keys (a notifier has more). Every valid key is present as well. */
+static void test_unknown_notifier_key(void)
+{
+    struct cm_config_errors e = {0};
+
+    load_bad_at("notifiers = ( { name = \"w\"; type = \"webhook\"; url = \"https://x\";\n"
+                "  urls = [ \"http://a\" ]; min_severity = \"warning\"; findings = [];\n"
+                "  match = { env = \"prod\"; }; for = \"0s\"; group_wait = \"30s\";\n"
+                "  repeat_interval = \"1d\"; timeout = \"10s\"; max_age = \"1d\";\n"
+                "  resend_interval = \"1m\"; ca_file = \"ca.pem\"; headers = [];\n"
+                "  secret = \"k\"; from = \"a@b\"; to = [ \"c@d\" ]; starttls = true;\n"
+                "  username = \"u\"; password = \"p\"; generator_url = \"http://g\";\n"
+                "  generatr_url = \"http://g\"; zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+                "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz = 1; } );\n",
+                &e, __LINE__);
+    EXPECT_MSG(&e, in_dir("c.conf"), 8, "notifiers[0].generatr_url", "unknown setting",
+               "did you mean 'generator_url'?");
+    cm_config_errors_clear(&e);
+}
+
+/* The shared edit distance: bounded for any length, case rules, the loader's hint rules. */
+static void test_edit_distance(void)
+{
+    char longw[200];
+    struct cm_suggest sg;
+
+    memset(longw, 'a', sizeof(longw) - 1);
+    longw[sizeof(longw) - 1] = '\0';
+    EXPECT_INT(cm_edit_distance("kitten", "sitting", false), 3);
+    EXPECT_INT(cm_edit_distance("Port", "port", true), 0);
+    EXPECT_INT(cm_edit_distance("Port", "port", false), 1);
+    EXPECT_INT(cm_edit_distance("", "abc", false), 3);
+    CU_ASSERT_EQUAL(cm_edit_distance(longw, "a", false), SIZE_MAX);
+    CU_ASSERT_EQUAL(cm_edit_distance("a", longw, false), SIZE_MAX);
+    longw[CM_EDIT_WORD_MAX] = '\0';
+    EXPECT_INT(cm_edit_distance(longw, longw, false), 0);
+    CU_ASSERT_EQUAL(cm_edit_distance(NULL, "a", false), SIZE_MAX);
+
+    cm_suggest_init(&sg, "prot", 2, true);
+    cm_suggest_add(&sg, "host"); /* 3 edits: too far */
+    cm_suggest_add(&sg, "port");
+    cm_suggest_add(&sg, NULL);
+    EXPECT_STR(sg.best, "port");
+    cm_suggest_init(&sg, "hst", 2, true);
+    cm_suggest_add(&sg, "host");
+    cm_suggest_add(&sg, "hist");
+    EXPECT_STR(sg.best, "host"); /* equally near: the first wins */
+    cm_suggest_init(&sg, "ab", 2, true);
+    sg.shorter = true;
+    cm_suggest_add(&sg, "cd");
+    CU_ASSERT_PTR_NULL(sg.best);
+    cm_suggest_init(&sg, "warn", 2, true);
+    sg.prefix = true;
+    cm_suggest_add(&sg, "error");
+    cm_suggest_add(&sg, "warning");
+    EXPECT_STR(sg.best, "warning");
+}
+
 static void test_many_errors(void)
 {
     struct cm_config_errors e = {0};
@@ -1163,6 +1223,8 @@ static CU_TestInfo tests[] = {
     {"policy_errors", test_policy_errors},
     {"metrics_and_log", test_metrics_and_log},
     {"notifiers", test_notifiers},
+    {"unknown_notifier_key", test_unknown_notifier_key},
+    {"edit_distance", test_edit_distance},
     {"many_errors", test_many_errors},
     {"spec_hash", test_spec_hash},
     {"ten_thousand", test_ten_thousand},
