@@ -695,7 +695,17 @@ static const struct key log_keys[LK_N] = {
     [LK_SYSLOG] = {"syslog", KT_BOOL, S_BOOL, offsetof(struct cm_config, log_syslog), 0, 0, 0, 0},
 };
 
-enum { MK_LISTEN, MK_TLS_CERT, MK_TLS_KEY, MK_CLIENT_CA, MK_ALLOW_ANY_TARGET, MK_N };
+enum {
+    MK_LISTEN,
+    MK_TLS_CERT,
+    MK_TLS_KEY,
+    MK_CLIENT_CA,
+    MK_ALLOW_ANY_TARGET,
+    MK_HEAD_TIMEOUT,
+    MK_MAX_CONNECTIONS,
+    MK_MAX_PER_CLIENT,
+    MK_N
+};
 static const struct key metrics_keys[MK_N] = {
     [MK_LISTEN] = {"listen", KT_LISTEN, S_NONE, 0, 0, 0, 0, 0},
     [MK_TLS_CERT] = {"tls_cert", KT_PATH, S_STR, offsetof(struct cm_config, tls_cert), 0, 0, 0,
@@ -706,6 +716,13 @@ static const struct key metrics_keys[MK_N] = {
                       F_READABLE},
     [MK_ALLOW_ANY_TARGET] = {"allow_any_target", KT_BOOL, S_BOOL,
                              offsetof(struct cm_config, allow_any_target), 0, 0, 0, 0},
+    [MK_HEAD_TIMEOUT] = {"head_timeout", KT_DURATION, S_U64,
+                         offsetof(struct cm_config, head_timeout_ms), 100, 5 * MS_MIN,
+                         10 * MS_SEC, 0},
+    [MK_MAX_CONNECTIONS] = {"max_connections", KT_INT, S_UINT,
+                            offsetof(struct cm_config, max_connections), 2, 10000, 64, 0},
+    [MK_MAX_PER_CLIENT] = {"max_connections_per_client", KT_INT, S_UINT,
+                           offsetof(struct cm_config, max_per_client), 1, 10000, 0, 0},
 };
 
 /* Targets: defaults come from global, not from the table. */

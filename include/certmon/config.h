@@ -139,6 +139,10 @@ struct cm_config {
     size_t listen_count;
     char *tls_cert, *tls_key, *client_ca; /* absolute paths, or NULL */
     bool allow_any_target;
+    uint64_t head_timeout_ms; /* a request head must be complete within this; default 10s */
+    unsigned max_connections; /* per listen address; default 64 */
+    unsigned max_per_client;  /* per client address (IPv4, IPv6 /64); 0 (default): a quarter
+                               * of max_connections */
     struct cm_config_origin tls_cert_at, client_ca_at; /* where those were set */
 
     struct cm_config_target *targets; /* endpoints first, in file order, then file entries */

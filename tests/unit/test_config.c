@@ -260,6 +260,9 @@ static void test_defaults(void)
     CU_ASSERT_PTR_NULL(cfg->tls_key);
     CU_ASSERT_PTR_NULL(cfg->client_ca);
     CU_ASSERT_FALSE(cfg->allow_any_target);
+    EXPECT_INT(cfg->head_timeout_ms, 10000);
+    EXPECT_INT(cfg->max_connections, 64);
+    EXPECT_INT(cfg->max_per_client, 0);
     EXPECT_INT(cfg->notifier_count, 0);
     EXPECT_INT(cfg->target_count, 1);
 
@@ -311,7 +314,8 @@ static void test_all_values(void)
                   "log = { level = \"debug\"; syslog = true; };\n"
                   "metrics = { listen = [ \"127.0.0.1:1\", \"[::1]:65535\", \"localhost:9799\" ];\n"
                   "  tls_cert = \"tls.crt\"; tls_key = \"tls.key\"; client_ca = \"scrapers.pem\";\n"
-                  "  allow_any_target = true; };\n"
+                  "  allow_any_target = true; head_timeout = \"3s\"; max_connections = 200;"
+                  "  max_connections_per_client = 8; };\n"
                   "targets = [];\n"
                   "files = ();\n"
                   "notifiers = ( { name = \"ops\"; type = \"slack\"; url = \"https://x\";\n"
@@ -341,6 +345,9 @@ static void test_all_values(void)
     EXPECT_INT(cfg->tls_cert_at.line, 8);
     EXPECT_INT(cfg->client_ca_at.line, 8);
     CU_ASSERT_TRUE(cfg->allow_any_target);
+    EXPECT_INT(cfg->head_timeout_ms, 3000);
+    EXPECT_INT(cfg->max_connections, 200);
+    EXPECT_INT(cfg->max_per_client, 8);
     EXPECT_INT(cfg->target_count, 0);
     EXPECT_INT(cfg->notifier_count, 2);
     EXPECT_STR(cfg->notifiers[0].name, "ops");
@@ -793,6 +800,11 @@ static void test_wrong_type(void)
 
 static void test_out_of_range(void)
 {
+    EXPECT_ERROR("metrics = { head_timeout = \"10m\"; };\n", 1, "metrics.head_timeout", "");
+    EXPECT_ERROR("metrics = { max_connections = 1; };\n", 1, "metrics.max_connections",
+                 "from 2 to 10000");
+    EXPECT_ERROR("metrics = { max_connections_per_client = 0; };\n", 1,
+                 "metrics.max_connections_per_client", "from 1 to 10000");
     EXPECT_ERROR("targets = ( { host = \"example.com\"; port = 70000; } );\n", 1, "targets[0].port",
                  "from 1 to 65535", "70000");
     EXPECT_ERROR("global = { concurrency = 0; };\n", 1, "global.concurrency",
