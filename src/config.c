@@ -1179,7 +1179,9 @@ static void unknown_key(struct loader *L, const config_setting_t *m, const char 
 /* Which settings of one group were read successfully: by row of its table, and of the
  * policy table. */
 #define KEYS_MAX 32 /* rows of the largest table */
-_Static_assert(TK_N <= KEYS_MAX && NK_N <= KEYS_MAX && GK_N <= KEYS_MAX, "struct seen too small");
+_Static_assert(TK_N <= KEYS_MAX && NK_N <= KEYS_MAX && GK_N <= KEYS_MAX && MK_N <= KEYS_MAX &&
+                   LK_N <= KEYS_MAX && FK_N <= KEYS_MAX,
+               "struct seen too small");
 struct seen {
     const config_setting_t *k[KEYS_MAX];
     const config_setting_t *p[PK_N];

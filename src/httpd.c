@@ -1074,7 +1074,9 @@ void cm_httpd_close(struct cm_httpd *h)
 static int read_pem(const char *what, const char *path, char **out, size_t *len, char *err,
                     size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (this runs on the loop when a
+     * reload restarts the listener); the regular-file check below then refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     char *buf = NULL;
     size_t got = 0;

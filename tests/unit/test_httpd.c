@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -1643,6 +1644,20 @@ static void test_start_errors(void)
     expect_start_error(&o, CM_ETLS, "revoked.ocsp.der", __LINE__);
     o.client_ca = cm_th_pki_dir(); /* a directory */
     expect_start_error(&o, -EINVAL, cm_th_pki_dir(), __LINE__);
+    /* A FIFO without a writer: refused at once, not waited on (alarm: a hang ends the test). */
+    char fifo[300];
+    snprintf(fifo, sizeof(fifo), "%s/httpd-test-%d.fifo", cm_th_pki_dir(), (int)getpid());
+    unlink(fifo);
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    alarm(20);
+    o.client_ca = fifo;
+    expect_start_error(&o, -EINVAL, "not a regular file", __LINE__);
+    o.client_ca = NULL;
+    o.tls_cert = fifo;
+    expect_start_error(&o, -EINVAL, fifo, __LINE__);
+    o.tls_cert = pki("valid.chain.pem");
+    alarm(0);
+    unlink(fifo);
 
     o = plain_opts(ls, 1);
     o.tls_cert = pki("valid.chain.pem");
