@@ -1390,7 +1390,9 @@ static void tls_client(struct job *j)
     /* Deferred over TLS, and a client that leaves while its request is pending. */
     url_of(url, sizeof(url), "https", "127.0.0.1", j->port, "/slow");
     fetch(NULL, url, &o, &j->r[3]);
-    o.timeout_ms = 500;
+    /* Long enough for the handshake and the request to reach the handler on a loaded
+     * machine under sanitizers (500 ms was not, there). */
+    o.timeout_ms = 2000;
     url_of(url, sizeof(url), "https", "127.0.0.1", j->port, "/hang");
     fetch(NULL, url, &o, &j->r[4]);
 }
