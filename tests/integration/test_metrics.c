@@ -107,7 +107,7 @@ static long http_get(const char *url, char **out, const char *cacert, const char
 
 static long get_local(const char *path, char **out)
 {
-    char url[256];
+    char url[1100]; /* callers pass paths of up to 1 KiB (queries with escaped names) */
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port_http, path);
     return http_get(url, out, NULL, NULL, NULL);
