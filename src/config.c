@@ -340,7 +340,7 @@ struct loader {
     size_t nsrcs;
     struct segment *segs; /* by first line, ascending */
     size_t nsegs, capsegs;
-    size_t bytes_read; /* over every file, against CM_CONFIG_MAX_BYTES */
+    size_t bytes_read;    /* over every file, against CM_CONFIG_MAX_BYTES */
     struct smap readable; /* path -> errno of opening it (0: readable) */
     bool nomem;
     struct cm_config_origin *name_at; /* per cfg->targets entry: its `name` setting, if any */
@@ -717,8 +717,8 @@ static const struct key metrics_keys[MK_N] = {
     [MK_ALLOW_ANY_TARGET] = {"allow_any_target", KT_BOOL, S_BOOL,
                              offsetof(struct cm_config, allow_any_target), 0, 0, 0, 0},
     [MK_HEAD_TIMEOUT] = {"head_timeout", KT_DURATION, S_U64,
-                         offsetof(struct cm_config, head_timeout_ms), 100, 5 * MS_MIN,
-                         10 * MS_SEC, 0},
+                         offsetof(struct cm_config, head_timeout_ms), 100, 5 * MS_MIN, 10 * MS_SEC,
+                         0},
     [MK_MAX_CONNECTIONS] = {"max_connections", KT_INT, S_UINT,
                             offsetof(struct cm_config, max_connections), 2, 10000, 64, 0},
     [MK_MAX_PER_CLIENT] = {"max_connections_per_client", KT_INT, S_UINT,
@@ -2220,9 +2220,8 @@ static int read_source(const char *path, size_t total_left, char **out, size_t *
         e = EFBIG;
     if (e == EFBIG) {
         if (cap < CM_CONFIG_MAX_BYTES && (uint64_t)st.st_size <= CM_CONFIG_MAX_BYTES)
-            snprintf(msg, msglen,
-                     "%s: the configuration files together are larger than %u MiB", path,
-                     CM_CONFIG_MAX_BYTES >> 20);
+            snprintf(msg, msglen, "%s: the configuration files together are larger than %u MiB",
+                     path, CM_CONFIG_MAX_BYTES >> 20);
         else
             snprintf(msg, msglen, "%s: larger than %u MiB", path, CM_CONFIG_MAX_BYTES >> 20);
     }
@@ -2334,8 +2333,8 @@ static void printable(const char *s, char *out, size_t outlen)
 static int expand(struct loader *L, size_t si, unsigned depth, struct tbuf *out);
 
 /* Reads the file an @include at parent:line names (or reuses it) and expands it into out. */
-static int include_file(struct loader *L, size_t parent, int line, const char *name,
-                        unsigned depth, struct tbuf *out)
+static int include_file(struct loader *L, size_t parent, int line, const char *name, unsigned depth,
+                        struct tbuf *out)
 {
     char shown[256], msg[PATH_MAX + 128];
     size_t si = NPOS;

@@ -232,8 +232,9 @@ static enum MHD_Result conn_policy(void *cls, const struct sockaddr *addr, sockl
     if (n < l->per_client)
         return MHD_YES;
     if (!(victim = oldest_in_head(l, NULL, key, keylen))) {
-        cm_log_debug(SUB, "listen=%s a client address at its limit of %u connections, all "
-                          "busy: refused",
+        cm_log_debug(SUB,
+                     "listen=%s a client address at its limit of %u connections, all "
+                     "busy: refused",
                      l->name, l->per_client);
         return MHD_NO;
     }

@@ -14,8 +14,8 @@
  * usage), 405 with "Allow: GET, HEAD" (other methods), 413 (a request body: Content-Length
  * above 0 or any Transfer-Encoding), 431 (request line and headers above max_request_bytes).
  * These close the connection. A connection that does not complete its request head within
- * head_timeout_ms is closed (408 on plain HTTP). MHD itself answers 400, 414, 431 or 505 to malformed or
- * oversized requests, and closes without an answer on a request line it cannot split.
+ * head_timeout_ms is closed (408 on plain HTTP). MHD itself answers 400, 414, 431 or 505 to
+ * malformed or oversized requests, and closes without an answer on a request line it cannot split.
  * Responses carry "Cache-Control: no-store". TLS is 1.2 or 1.3. */
 #ifndef CERTMON_HTTPD_H
 #define CERTMON_HTTPD_H

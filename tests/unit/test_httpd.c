@@ -1242,9 +1242,9 @@ static void slowloris_client(struct job *j)
         usleep(1000 * 1000);
     }
     drip_round(d);
-    j->v[0] = 0; /* connected */
-    j->v[1] = 0; /* closed by the server */
-    j->v[2] = 0; /* told 408 */
+    j->v[0] = 0;   /* connected */
+    j->v[1] = 0;   /* closed by the server */
+    j->v[2] = 0;   /* told 408 */
     j->d[0] = 1e9; /* earliest close after connecting */
     j->d[1] = 0;   /* latest */
     for (int i = 0; i < SLOW_N; i++) {
@@ -1294,8 +1294,8 @@ static void flood_client(struct job *j)
     for (int round = 0; round < 4; round++) {
         drip_round(d);
         for (int k = 0; k < 3; k++) {
-            long st = quick_get(j->port, k == 0 ? "127.0.0.1" : k == 1 ? "127.0.0.2" : "127.0.0.77",
-                                &took);
+            static const char *const from[] = {"127.0.0.1", "127.0.0.2", "127.0.0.77"};
+            long st = quick_get(j->port, from[k], &took);
             tries++;
             served += st == 200;
             if (took > worst)
@@ -1352,7 +1352,7 @@ static void test_hostile_clients(void)
     EXPECT_INT(j.v[0], SLOW_N);
     EXPECT_INT(j.v[1], SLOW_N);
     EXPECT_INT(j.v[2], SLOW_N);
-    CU_ASSERT(j.d[0] >= 2.5);                   /* not before the deadline */
+    CU_ASSERT(j.d[0] >= 2.5);                          /* not before the deadline */
     CU_ASSERT(j.d[1] <= 3.0 + 2.0 * CERTMON_SLOWDOWN); /* and soon after it */
     EXPECT_INT(j.v[3], j.v[4]);
     CU_ASSERT(j.d[2] < 1.0 * CERTMON_SLOWDOWN);
