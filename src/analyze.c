@@ -1,6 +1,7 @@
 #include "certmon/analyze.h"
 #include "certmon/error.h"
 #include "certmon/posture.h"
+#include "certmon/text.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -59,45 +60,14 @@ const struct cm_finding_def *cm_finding_lookup(const char *id)
     return NULL;
 }
 
-/* Levenshtein distance, for suggestions; ids are short. */
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[64];
-
-    if (lb >= sizeof(row) / sizeof(row[0]) || la >= 64)
-        return (size_t)-1;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            if (up + 1 < best)
-                best = up + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 const char *cm_finding_suggest(const char *id)
 {
-    const char *best = NULL;
-    size_t best_d = 4; /* farther than this is no suggestion */
+    struct cm_suggest sg;
 
-    for (size_t i = 0; id && i < cm_finding_catalogue_len; i++) {
-        size_t d = distance(id, cm_finding_catalogue[i].id);
-        if (d < best_d) {
-            best_d = d;
-            best = cm_finding_catalogue[i].id;
-        }
-    }
-    return best;
+    cm_suggest_init(&sg, id, 3, false); /* farther than 3 edits is no suggestion */
+    for (size_t i = 0; id && i < cm_finding_catalogue_len; i++)
+        cm_suggest_add(&sg, cm_finding_catalogue[i].id);
+    return sg.best;
 }
 
 static int add_rule(struct cm_policy *p, const char *id, bool ignore, enum cm_severity sev)

@@ -7,6 +7,7 @@
 #include "certmon/config.h"
 #include "certmon/error.h"
 #include "certmon/starttls.h"
+#include "certmon/text.h"
 #include "certmon/tlsio.h"
 
 #include <ctype.h>
@@ -160,49 +161,25 @@ static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ULL
 
-static size_t levenshtein(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b), row[65];
-
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost =
-                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            size_t v = diag + cost;
-            if (up + 1 < v)
-                v = up + 1;
-            if (row[j - 1] + 1 < v)
-                v = row[j - 1] + 1;
-            row[j] = v;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The candidate closest to word within an edit distance of 2 (and less than the word's
  * length, so that "ab" does not suggest "cd"), or NULL. A candidate the word begins
  * ("warn" for "warning") counts as distance 1. */
+/* Starts a "did you mean" search with the loader's rule. */
+static void suggest_init(struct cm_suggest *sg, const char *word)
+{
+    cm_suggest_init(sg, word, 2, true);
+    sg->prefix = true;
+    sg->shorter = true;
+}
+
 static const char *closest(const char *word, const char *const *cands, size_t n)
 {
-    const char *best = NULL;
-    size_t best_d = 3, wl = strlen(word);
+    struct cm_suggest sg;
 
-    for (size_t i = 0; i < n; i++) {
-        size_t d = wl >= 3 && !strncasecmp(cands[i], word, wl) ? 1 : levenshtein(word, cands[i]);
-        if (d < best_d && d < wl) {
-            best_d = d;
-            best = cands[i];
-        }
-    }
-    return best;
+    suggest_init(&sg, word);
+    for (size_t i = 0; i < n; i++)
+        cm_suggest_add(&sg, cands[i]);
+    return sg.best;
 }
 
 /* Joins dir and p (unless p is absolute) and drops "." components and repeated slashes.
@@ -327,14 +304,24 @@ static bool has_control(const char *s)
 
 /* ---- The loader ---- */
 
-/* One file libconfig read, its text split into lines when a message or check needs it. */
+/* One file of the configuration (the main file or an @include), read whole by the loader
+ * itself: libconfig only ever sees the text with every include already in place. */
 struct srcfile {
-    const char *lcname; /* as libconfig names it: the main path, or an @include argument */
-    const char *abs;    /* entry of cfg->files */
-    bool loaded;
-    char *text;   /* '\n' replaced by '\0' */
+    const char *abs; /* entry of cfg->files */
+    char *raw;       /* the file's bytes, NUL-terminated (it holds no other NUL) */
+    size_t len;
+    bool split;
+    char *text;   /* copy of raw with '\n' replaced by '\0', made when a line is needed */
     char **lines; /* into text */
     size_t nlines;
+};
+
+/* A run of lines of the text given to libconfig that come from one file: line `first` of the
+ * whole text is line `src_first` of srcs[src], and so on until the next segment. */
+struct segment {
+    int first;
+    size_t src;
+    int src_first;
 };
 
 struct problem {
@@ -351,6 +338,9 @@ struct loader {
     size_t nprobs, capprobs;
     struct srcfile *srcs;
     size_t nsrcs;
+    struct segment *segs; /* by first line, ascending */
+    size_t nsegs, capsegs;
+    size_t bytes_read;    /* over every file, against CM_CONFIG_MAX_BYTES */
     struct smap readable; /* path -> errno of opening it (0: readable) */
     bool nomem;
     struct cm_config_origin *name_at; /* per cfg->targets entry: its `name` setting, if any */
@@ -387,30 +377,27 @@ static const char *file_entry(struct loader *L, const char *abs)
     return n[cfg->file_count++];
 }
 
-/* The file libconfig calls lcname. The main file is given to libconfig as an absolute path;
- * @include names are relative to the include directory, which is cfg->dir. */
-static struct srcfile *src_of(struct loader *L, const char *lcname)
+/* The file and line that line `line` of the text libconfig parsed comes from. */
+static struct srcfile *locate(struct loader *L, int line, int *src_line_out)
 {
-    static struct srcfile unknown = {"?", "?", true, NULL, NULL, 0};
-    struct srcfile *n;
-    char *abs;
-    const char *entry;
+    static struct srcfile unknown = {.abs = "?", .split = true};
+    size_t lo = 0, hi = L->nsegs;
 
-    if (!lcname)
-        lcname = L->cfg->path;
-    for (size_t i = 0; i < L->nsrcs; i++)
-        if (L->srcs[i].lcname == lcname || !strcmp(L->srcs[i].lcname, lcname))
-            return &L->srcs[i];
-    abs = path_clean(L->cfg->dir, lcname);
-    entry = abs ? file_entry(L, abs) : NULL;
-    free(abs);
-    if (!entry || !(n = realloc(L->srcs, (L->nsrcs + 1) * sizeof(*n)))) {
-        L->nomem = true;
-        return &unknown;
+    /* The last segment starting at or before line (segments are sorted by first line; an
+     * empty include leaves two with the same first line, and the later one holds). */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (L->segs[mid].first <= line)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    L->srcs = n;
-    n[L->nsrcs] = (struct srcfile){.lcname = lcname, .abs = entry};
-    return &n[L->nsrcs++];
+    if (lo == 0) {
+        *src_line_out = line;
+        return L->nsrcs ? &L->srcs[0] : &unknown;
+    }
+    *src_line_out = L->segs[lo - 1].src_first + (line - L->segs[lo - 1].first);
+    return &L->srcs[L->segs[lo - 1].src];
 }
 
 static size_t file_rank(const struct loader *L, const char *file)
@@ -421,47 +408,25 @@ static size_t file_rank(const struct loader *L, const char *file)
     return L->cfg->file_count;
 }
 
-/* Line n (from 1) of the file, or NULL when it has no such line or cannot be read. */
+/* Line n (from 1) of the file, or NULL when it has no such line. */
 static const char *src_line(struct srcfile *sf, int n)
 {
-    if (!sf->loaded) {
-        FILE *f = fopen(sf->abs, "r");
-        size_t cap = 0, len = 0;
-        char buf[8192];
-        size_t got;
-
-        sf->loaded = true;
-        if (!f)
-            return NULL;
-        while ((got = fread(buf, 1, sizeof(buf), f)) > 0) {
-            if (len + got + 1 > cap) {
-                char *t;
-                cap = (len + got + 1) * 2;
-                if (!(t = realloc(sf->text, cap))) {
-                    fclose(f);
-                    free(sf->text);
-                    sf->text = NULL;
-                    return NULL;
-                }
-                sf->text = t;
-            }
-            memcpy(sf->text + len, buf, got);
-            len += got;
-        }
-        fclose(f);
-        if (!sf->text)
-            return NULL;
-        sf->text[len] = '\0';
+    if (!sf->split) {
         size_t lines = 1;
-        for (size_t i = 0; i < len; i++)
+
+        sf->split = true;
+        if (!sf->raw || !(sf->text = malloc(sf->len + 1)))
+            return NULL;
+        memcpy(sf->text, sf->raw, sf->len + 1);
+        for (size_t i = 0; i < sf->len; i++)
             lines += sf->text[i] == '\n';
         if (!(sf->lines = malloc(lines * sizeof(*sf->lines))))
             return NULL;
         sf->lines[sf->nlines++] = sf->text;
-        for (size_t i = 0; i < len; i++) {
+        for (size_t i = 0; i < sf->len; i++) {
             if (sf->text[i] == '\n') {
                 sf->text[i] = '\0';
-                if (i + 1 < len)
+                if (i + 1 < sf->len)
                     sf->lines[sf->nlines++] = sf->text + i + 1;
             }
         }
@@ -516,22 +481,26 @@ static void err_at(struct loader *L, const config_setting_t *s, const char *path
 static void err_at(struct loader *L, const config_setting_t *s, const char *path, const char *fmt,
                    ...)
 {
-    struct srcfile *sf = src_of(L, config_setting_source_file(s));
+    int line;
+    struct srcfile *sf = locate(L, (int)config_setting_source_line(s), &line);
     char body[1024];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    add_problem(L, sf->abs, (int)config_setting_source_line(s), "%s: %s", path, body);
+    add_problem(L, sf->abs, line, "%s: %s", path, body);
 }
 
 static struct cm_config_origin origin_of(struct loader *L, const config_setting_t *s)
 {
+    struct srcfile *sf;
+    int line;
+
     if (!s)
         return (struct cm_config_origin){NULL, 0};
-    return (struct cm_config_origin){src_of(L, config_setting_source_file(s))->abs,
-                                     (int)config_setting_source_line(s)};
+    sf = locate(L, (int)config_setting_source_line(s), &line);
+    return (struct cm_config_origin){sf->abs, line};
 }
 
 /* 0 when path can be opened for reading and is a regular file, else an errno value (EINVAL:
@@ -591,8 +560,9 @@ static bool int_matches_source(struct loader *L, const config_setting_t *s, long
                                char *lit, size_t litlen)
 {
     const char *name = config_setting_name(s);
-    const char *line =
-        src_line(src_of(L, config_setting_source_file(s)), (int)config_setting_source_line(s));
+    int at;
+    struct srcfile *sf = locate(L, (int)config_setting_source_line(s), &at);
+    const char *line = src_line(sf, at);
     size_t nlen;
     bool mismatch = false;
 
@@ -725,7 +695,17 @@ static const struct key log_keys[LK_N] = {
     [LK_SYSLOG] = {"syslog", KT_BOOL, S_BOOL, offsetof(struct cm_config, log_syslog), 0, 0, 0, 0},
 };
 
-enum { MK_LISTEN, MK_TLS_CERT, MK_TLS_KEY, MK_CLIENT_CA, MK_ALLOW_ANY_TARGET, MK_N };
+enum {
+    MK_LISTEN,
+    MK_TLS_CERT,
+    MK_TLS_KEY,
+    MK_CLIENT_CA,
+    MK_ALLOW_ANY_TARGET,
+    MK_HEAD_TIMEOUT,
+    MK_MAX_CONNECTIONS,
+    MK_MAX_PER_CLIENT,
+    MK_N
+};
 static const struct key metrics_keys[MK_N] = {
     [MK_LISTEN] = {"listen", KT_LISTEN, S_NONE, 0, 0, 0, 0, 0},
     [MK_TLS_CERT] = {"tls_cert", KT_PATH, S_STR, offsetof(struct cm_config, tls_cert), 0, 0, 0,
@@ -736,6 +716,13 @@ static const struct key metrics_keys[MK_N] = {
                       F_READABLE},
     [MK_ALLOW_ANY_TARGET] = {"allow_any_target", KT_BOOL, S_BOOL,
                              offsetof(struct cm_config, allow_any_target), 0, 0, 0, 0},
+    [MK_HEAD_TIMEOUT] = {"head_timeout", KT_DURATION, S_U64,
+                         offsetof(struct cm_config, head_timeout_ms), 100, 5 * MS_MIN, 10 * MS_SEC,
+                         0},
+    [MK_MAX_CONNECTIONS] = {"max_connections", KT_INT, S_UINT,
+                            offsetof(struct cm_config, max_connections), 2, 10000, 64, 0},
+    [MK_MAX_PER_CLIENT] = {"max_connections_per_client", KT_INT, S_UINT,
+                           offsetof(struct cm_config, max_per_client), 1, 10000, 0, 0},
 };
 
 /* Targets: defaults come from global, not from the table. */
@@ -1158,15 +1145,17 @@ static void unknown_key(struct loader *L, const config_setting_t *m, const char 
                         const struct group_def *def)
 {
     const char *name = config_setting_name(m);
-    const char *cands[TK_N + PK_N];
-    size_t n = 0;
+    struct cm_suggest sg;
     const char *hint;
 
+    /* Candidates are fed one by one: no array to size for the largest table (a notifier has
+     * more keys than a target and the policy together, which once overflowed one). */
+    suggest_init(&sg, name);
     for (size_t i = 0; i < def->nkeys; i++)
-        cands[n++] = def->keys[i].name;
+        cm_suggest_add(&sg, def->keys[i].name);
     for (size_t i = 0; def->policy && i < PK_N; i++)
-        cands[n++] = policy_keys[i].name;
-    if ((hint = closest(name, cands, n))) {
+        cm_suggest_add(&sg, policy_keys[i].name);
+    if ((hint = sg.best)) {
         err_at(L, m, path, "unknown setting; did you mean '%s'?", hint);
         return;
     }
@@ -1190,7 +1179,9 @@ static void unknown_key(struct loader *L, const config_setting_t *m, const char 
 /* Which settings of one group were read successfully: by row of its table, and of the
  * policy table. */
 #define KEYS_MAX 32 /* rows of the largest table */
-_Static_assert(TK_N <= KEYS_MAX && NK_N <= KEYS_MAX && GK_N <= KEYS_MAX, "struct seen too small");
+_Static_assert(TK_N <= KEYS_MAX && NK_N <= KEYS_MAX && GK_N <= KEYS_MAX && MK_N <= KEYS_MAX &&
+                   LK_N <= KEYS_MAX && FK_N <= KEYS_MAX,
+               "struct seen too small");
 struct seen {
     const config_setting_t *k[KEYS_MAX];
     const config_setting_t *p[PK_N];
@@ -2081,9 +2072,9 @@ static void excerpt(const char *line, char *buf, size_t len)
 
 static void syntax_error(struct loader *L)
 {
-    struct srcfile *sf = src_of(L, config_error_file(&L->lc));
+    int line;
+    struct srcfile *sf = locate(L, config_error_line(&L->lc), &line);
     const char *text = config_error_text(&L->lc) ? config_error_text(&L->lc) : "syntax error";
-    int line = config_error_line(&L->lc);
     const char *src = src_line(sf, line);
     char ex[100];
 
@@ -2140,13 +2131,377 @@ static void loader_free(struct loader *L)
         free(L->probs[i].msg);
     free(L->probs);
     for (size_t i = 0; i < L->nsrcs; i++) {
+        free(L->srcs[i].raw);
         free(L->srcs[i].text);
         free(L->srcs[i].lines);
     }
     free(L->srcs);
+    free(L->segs);
     free(L->name_at);
     smap_free(&L->readable);
     config_destroy(&L->lc);
+}
+
+/* ---- Reading the files ----
+ *
+ * The loader reads every file itself and hands libconfig one text with each @include already
+ * in place, because libconfig 1.5 opens files with a blocking fopen (a FIFO stalls it for
+ * ever, /dev/zero feeds it without end), has no include hook, and scans a long string token
+ * from a FILE in quadratic time (flex rescans the token on every buffer refill; from memory it
+ * is linear). A map of line runs (struct segment) turns a line of that text back into
+ * FILE:LINE for every message. */
+
+#define INCLUDE_DEPTH_MAX 10 /* as libconfig's own limit; also stops an include cycle */
+
+/* Opens path without waiting (O_NONBLOCK: opening a FIFO does not wait for a writer), requires
+ * a regular file, and reads at most cap bytes of it. Returns 0 with a NUL-terminated copy in
+ * *out, or an errno value with the reason for the user in msg (it names the file). total_left
+ * is what remains of the budget of all files together. */
+static int read_source(const char *path, size_t total_left, char **out, size_t *len, char *msg,
+                       size_t msglen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    size_t cap = total_left < CM_CONFIG_MAX_BYTES ? total_left : CM_CONFIG_MAX_BYTES;
+    size_t got = 0, alloc = 0;
+    struct stat st = {0};
+    char *buf = NULL;
+    int e = 0;
+
+    if (fd < 0) {
+        e = errno;
+        snprintf(msg, msglen, "cannot read %s: %s", path, strerror(e));
+        return e;
+    }
+    if (fstat(fd, &st) < 0) {
+        e = errno;
+        snprintf(msg, msglen, "cannot read %s: %s", path, strerror(e));
+    } else if (S_ISDIR(st.st_mode)) {
+        e = EISDIR;
+        snprintf(msg, msglen, "cannot read %s: %s", path, strerror(e));
+    } else if (!S_ISREG(st.st_mode)) {
+        e = EINVAL;
+        snprintf(msg, msglen, "%s: not a regular file", path);
+    } else if ((uint64_t)st.st_size > cap) {
+        e = EFBIG;
+    } else if (!(buf = malloc((alloc = (size_t)st.st_size + 1)))) {
+        e = ENOMEM;
+    }
+    /* The size is checked again while reading: a file may grow, and some regular files
+     * (under /proc) report 0. */
+    while (!e) {
+        ssize_t n;
+        if (got + 1 == alloc) {
+            char *nb;
+            if (got > cap) {
+                e = EFBIG;
+                break;
+            }
+            alloc = alloc * 2 > cap + 2 ? cap + 2 : alloc * 2 + 4096;
+            if (!(nb = realloc(buf, alloc))) {
+                e = ENOMEM;
+                break;
+            }
+            buf = nb;
+        }
+        n = read(fd, buf + got, alloc - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            e = errno;
+            snprintf(msg, msglen, "cannot read %s: %s", path, strerror(e));
+        } else if (n == 0) {
+            break;
+        } else {
+            got += (size_t)n;
+        }
+    }
+    close(fd);
+    if (!e && got > cap)
+        e = EFBIG;
+    if (e == EFBIG) {
+        if (cap < CM_CONFIG_MAX_BYTES && (uint64_t)st.st_size <= CM_CONFIG_MAX_BYTES)
+            snprintf(msg, msglen, "%s: the configuration files together are larger than %u MiB",
+                     path, CM_CONFIG_MAX_BYTES >> 20);
+        else
+            snprintf(msg, msglen, "%s: larger than %u MiB", path, CM_CONFIG_MAX_BYTES >> 20);
+    }
+    if (e == ENOMEM)
+        snprintf(msg, msglen, "%s: out of memory", path);
+    if (e) {
+        free(buf);
+        return e;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+/* Adds a file whose text is read (raw is taken). Returns its index, or NPOS (no memory). */
+static size_t add_src(struct loader *L, const char *abs, char *raw, size_t len)
+{
+    const char *entry = file_entry(L, abs);
+    struct srcfile *n;
+
+    if (!entry || !(n = realloc(L->srcs, (L->nsrcs + 1) * sizeof(*n)))) {
+        free(raw);
+        L->nomem = true;
+        return NPOS;
+    }
+    L->srcs = n;
+    n[L->nsrcs] = (struct srcfile){.abs = entry, .raw = raw, .len = len};
+    L->bytes_read += len;
+    return L->nsrcs++;
+}
+
+/* A NUL byte would end the text early without a word: it is an error at its line. */
+static bool check_nul(struct loader *L, size_t si)
+{
+    const struct srcfile *sf = &L->srcs[si];
+    const char *z = memchr(sf->raw, '\0', sf->len);
+    int line = 1;
+
+    if (!z)
+        return true;
+    for (const char *p = sf->raw; p < z; p++)
+        line += *p == '\n';
+    add_problem(L, sf->abs, line, "a NUL byte: this is not a text file");
+    return false;
+}
+
+static void push_segment(struct loader *L, int first, size_t src, int src_first)
+{
+    struct segment *n;
+
+    if (L->nsegs == L->capsegs) {
+        size_t cap = L->capsegs ? L->capsegs * 2 : 8;
+        if (!(n = realloc(L->segs, cap * sizeof(*n)))) {
+            L->nomem = true;
+            return;
+        }
+        L->segs = n;
+        L->capsegs = cap;
+    }
+    L->segs[L->nsegs++] = (struct segment){first, src, src_first};
+}
+
+/* The text libconfig will parse, bounded like the files themselves. */
+struct tbuf {
+    char *p;
+    size_t len, cap;
+    int line; /* current line (from 1) */
+};
+
+/* Appends n bytes. Returns 0, -ENOMEM, or CM_ECONFIG when the whole text would exceed
+ * CM_CONFIG_MAX_BYTES (a file included many times over), with the problem recorded. */
+static int tbuf_put(struct loader *L, struct tbuf *b, const char *s, size_t n)
+{
+    if (n > CM_CONFIG_MAX_BYTES - b->len) {
+        add_problem(L, L->cfg->path, 0,
+                    "the configuration with its includes in place is larger than %u MiB",
+                    CM_CONFIG_MAX_BYTES >> 20);
+        return CM_ECONFIG;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *np;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (!(np = realloc(b->p, cap))) {
+            L->nomem = true;
+            return -ENOMEM;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+/* A name for a message: control characters become '?', at most 200 bytes. */
+static void printable(const char *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    for (; *s && o + 1 < outlen && o < 200; s++)
+        out[o++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+    out[o] = '\0';
+}
+
+static int expand(struct loader *L, size_t si, unsigned depth, struct tbuf *out);
+
+/* Reads the file an @include at parent:line names (or reuses it) and expands it into out. */
+static int include_file(struct loader *L, size_t parent, int line, const char *name, unsigned depth,
+                        struct tbuf *out)
+{
+    char shown[256], msg[PATH_MAX + 128];
+    size_t si = NPOS;
+    char *abs, *raw;
+    size_t len;
+    int e;
+
+    printable(name, shown, sizeof(shown));
+    if (!*name) {
+        add_problem(L, L->srcs[parent].abs, line, "@include \"\": an empty file name");
+        return CM_ECONFIG;
+    }
+    if (depth + 1 > INCLUDE_DEPTH_MAX) {
+        add_problem(L, L->srcs[parent].abs, line,
+                    "@include \"%s\": includes nested more than %d deep (does a file include "
+                    "itself?)",
+                    shown, INCLUDE_DEPTH_MAX);
+        return CM_ECONFIG;
+    }
+    if (!(abs = path_clean(L->cfg->dir, name))) {
+        L->nomem = true;
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < L->nsrcs && si == NPOS; k++)
+        if (!strcmp(L->srcs[k].abs, abs))
+            si = k;
+    if (si == NPOS) {
+        e = read_source(abs, CM_CONFIG_MAX_BYTES - L->bytes_read, &raw, &len, msg, sizeof(msg));
+        if (e) {
+            add_problem(L, L->srcs[parent].abs, line, "@include \"%s\": %s%s%s%s", shown, msg,
+                        e == ENOENT ? " (include paths are relative to " : "",
+                        e == ENOENT ? L->cfg->dir : "", e == ENOENT ? ")" : "");
+            free(abs);
+            return e == ENOMEM ? -ENOMEM : CM_ECONFIG;
+        }
+        si = add_src(L, abs, raw, len);
+        if (si != NPOS && !check_nul(L, si)) {
+            free(abs);
+            return CM_ECONFIG;
+        }
+    }
+    free(abs);
+    if (si == NPOS)
+        return -ENOMEM;
+    return expand(L, si, depth + 1, out);
+}
+
+/* Copies file si into out with its @include directives replaced by the files they name,
+ * recording where each run of lines comes from. The directive is recognised where
+ * libconfig's scanner recognises it: at the start of a line (after blanks), outside strings
+ * and comments. */
+static int expand(struct loader *L, size_t si, unsigned depth, struct tbuf *out)
+{
+    enum { CODE, STR, BLOCK, LINE } st = CODE;
+    size_t i = 0, run = 0, len = L->srcs[si].len;
+    int line = 1;
+    bool bol = true;
+    int rc;
+
+    push_segment(L, out->line, si, 1);
+    while (i < len && !L->nomem) {
+        /* Re-read: an include may have moved L->srcs. */
+        const char *t = L->srcs[si].raw;
+        char c = t[i];
+
+        if (st == CODE && bol) {
+            size_t j = i + strspn(t + i, " \t");
+            if (!strncmp(t + j, "@include", 8) && (t[j + 8] == ' ' || t[j + 8] == '\t')) {
+                size_t k = j + 8 + strspn(t + j + 8, " \t");
+                if (t[k] == '"') {
+                    int at = line;
+                    char *name = malloc(len - k + 1);
+                    size_t n = 0;
+
+                    if (!name) {
+                        L->nomem = true;
+                        return -ENOMEM;
+                    }
+                    /* As libconfig: \\ and \" are escapes, any other byte is itself. */
+                    for (k++; k < len && t[k] != '"'; k++) {
+                        if (t[k] == '\\' && k + 1 < len && (t[k + 1] == '\\' || t[k + 1] == '"'))
+                            k++;
+                        else if (t[k] == '\n')
+                            line++;
+                        name[n++] = t[k];
+                    }
+                    name[n] = '\0';
+                    if (k >= len) {
+                        add_problem(L, L->srcs[si].abs, at,
+                                    "syntax error: @include without its closing quote");
+                        free(name);
+                        return CM_ECONFIG;
+                    }
+                    if ((rc = tbuf_put(L, out, t + run, i - run))) {
+                        free(name);
+                        return rc;
+                    }
+                    rc = include_file(L, si, at, name, depth, out);
+                    free(name);
+                    if (rc)
+                        return rc;
+                    /* The rest of the directive's line follows the included text. */
+                    push_segment(L, out->line, si, line);
+                    i = run = k + 1;
+                    bol = false;
+                    continue;
+                }
+            }
+        }
+        switch (st) {
+        case CODE:
+            if (c == '"') {
+                st = STR;
+            } else if (c == '#' || (c == '/' && i + 1 < len && t[i + 1] == '/')) {
+                st = LINE;
+            } else if (c == '/' && i + 1 < len && t[i + 1] == '*') {
+                st = BLOCK;
+                i += 2;
+                bol = false;
+                continue;
+            }
+            break;
+        case STR:
+            if (c == '\\' && i + 1 < len) {
+                if (t[i + 1] == '\n') {
+                    line++;
+                    out->line++;
+                }
+                i += 2;
+                bol = false;
+                continue;
+            }
+            if (c == '"')
+                st = CODE;
+            break;
+        case BLOCK:
+            if (c == '*' && i + 1 < len && t[i + 1] == '/') {
+                st = CODE;
+                i += 2;
+                bol = false;
+                continue;
+            }
+            break;
+        case LINE:
+            if (c == '\n')
+                st = CODE;
+            break;
+        }
+        if (c == '\n') {
+            line++;
+            out->line++;
+        }
+        bol = c == '\n';
+        i++;
+    }
+    if (L->nomem)
+        return -ENOMEM;
+    if ((rc = tbuf_put(L, out, L->srcs[si].raw + run, len - run)))
+        return rc;
+    /* An included file that ends without a newline: the rest of the directive's line must
+     * not join its last line. */
+    if (depth > 0 && len > 0 && L->srcs[si].raw[len - 1] != '\n') {
+        if ((rc = tbuf_put(L, out, "\n", 1)))
+            return rc;
+        out->line++;
+    }
+    return 0;
 }
 
 static void read_all(struct loader *L)
@@ -2219,41 +2574,30 @@ static void read_all(struct loader *L)
         cfg->targets[i].spec_hash = spec_hash(&cfg->targets[i]);
 }
 
-int cm_config_load(const char *path, struct cm_config **out, struct cm_config_errors *errs)
+/* Makes cfg->path (absolute) and cfg->dir from path, and sets the defaults. Returns 0,
+ * CM_ECONFIG (problem recorded) or -ENOMEM. */
+static int load_begin(struct loader *L, const char *path)
 {
-    struct loader L = {0};
-    struct cm_config *cfg;
-    struct stat st;
-    int rc = 0;
-
-    *out = NULL;
-    if (!(cfg = calloc(1, sizeof(*cfg))))
-        return -ENOMEM;
-    L.cfg = cfg;
-    config_init(&L.lc);
+    struct cm_config *cfg = L->cfg;
 
     if (!path || !*path) {
-        add_problem(&L, NULL, 0, "no configuration file given");
-        rc = CM_ECONFIG;
-        goto done;
+        add_problem(L, NULL, 0, "no configuration file given");
+        return CM_ECONFIG;
     }
     if (path[0] == '/') {
         cfg->path = path_clean(NULL, path);
     } else {
         char *cwd = getcwd(NULL, 0);
         if (!cwd) {
-            add_problem(&L, NULL, 0, "cannot read %s: cannot tell the current directory: %s", path,
+            add_problem(L, NULL, 0, "cannot read %s: cannot tell the current directory: %s", path,
                         strerror(errno));
-            rc = CM_ECONFIG;
-            goto done;
+            return CM_ECONFIG;
         }
         cfg->path = path_clean(cwd, path);
         free(cwd);
     }
-    if (!cfg->path || !(cfg->dir = path_dir(cfg->path)) || !file_entry(&L, cfg->path)) {
-        rc = -ENOMEM;
-        goto done;
-    }
+    if (!cfg->path || !(cfg->dir = path_dir(cfg->path)))
+        return -ENOMEM;
 
     /* Defaults first: the groups then overwrite what they set. */
     apply_defaults(global_keys, GK_N, cfg);
@@ -2262,46 +2606,108 @@ int cm_config_load(const char *path, struct cm_config **out, struct cm_config_er
     apply_defaults(metrics_keys, MK_N, cfg);
     cfg->log_level = CM_LOG_INFO;
     if (!(cfg->listen = calloc(1, sizeof(*cfg->listen))) ||
-        !(cfg->listen[0] = strdup("127.0.0.1:9799"))) {
-        rc = -ENOMEM;
-        goto done;
-    }
+        !(cfg->listen[0] = strdup("127.0.0.1:9799")))
+        return -ENOMEM;
     cfg->listen_count = 1;
+    return 0;
+}
 
-    /* libconfig's own message for an unreadable file is "file I/O error": ask first. */
-    if (stat(cfg->path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        add_problem(&L, NULL, 0, "cannot read %s: %s", cfg->path, strerror(EISDIR));
-        rc = CM_ECONFIG;
-        goto done;
-    }
-    config_set_include_dir(&L.lc, cfg->dir);
-    errno = 0;
-    if (!config_read_file(&L.lc, cfg->path)) {
-        int e = errno;
-        if (config_error_type(&L.lc) == CONFIG_ERR_FILE_IO || !config_error_file(&L.lc))
-            add_problem(&L, NULL, 0, "cannot read %s: %s", cfg->path, strerror(e ? e : EIO));
-        else
-            syntax_error(&L);
-        rc = CM_ECONFIG;
-        goto done;
-    }
-    for (unsigned i = 0; i < L.lc.num_filenames; i++)
-        src_of(&L, L.lc.filenames[i]);
-    read_all(&L);
-    rc = L.nomem ? -ENOMEM : L.nprobs ? CM_ECONFIG : 0;
+/* Parses the main file (srcs[0], already read) with its includes, then reads every group. */
+static int load_parse(struct loader *L)
+{
+    struct tbuf text = {.line = 1};
+    int rc;
 
-done:
-    if (L.nomem && rc == 0)
+    if (!check_nul(L, 0))
+        return CM_ECONFIG;
+    if ((rc = expand(L, 0, 0, &text)) != 0) {
+        free(text.p);
+        return L->nomem ? -ENOMEM : rc;
+    }
+    /* Every include is in place. Should libconfig still find one (a case its scanner reads
+     * differently from ours), it must not open anything: under a directory that cannot exist
+     * ("/dev/null" is not a directory) every include fails with a message. */
+    config_set_include_dir(&L->lc, "/dev/null");
+    if (!config_read_string(&L->lc, text.p ? text.p : "")) {
+        free(text.p);
+        syntax_error(L);
+        return CM_ECONFIG;
+    }
+    free(text.p);
+    read_all(L);
+    return L->nomem ? -ENOMEM : L->nprobs ? CM_ECONFIG : 0;
+}
+
+/* Hands the result over: the config in *out on success, the problems to errs. */
+static int load_end(struct loader *L, int rc, struct cm_config **out, struct cm_config_errors *errs)
+{
+    if (L->nomem && rc == 0)
         rc = -ENOMEM;
-    if (flush_problems(&L, errs) < 0)
+    if (rc == 0 && L->nprobs)
+        rc = CM_ECONFIG;
+    if (flush_problems(L, errs) < 0)
         rc = -ENOMEM;
-    loader_free(&L);
+    loader_free(L);
     if (rc < 0) {
-        cm_config_free(cfg);
+        cm_config_free(L->cfg);
         return rc;
     }
-    *out = cfg;
+    *out = L->cfg;
     return 0;
+}
+
+int cm_config_load(const char *path, struct cm_config **out, struct cm_config_errors *errs)
+{
+    struct loader L = {0};
+    char msg[PATH_MAX + 128];
+    char *raw;
+    size_t len;
+    int rc, e;
+
+    *out = NULL;
+    if (!(L.cfg = calloc(1, sizeof(*L.cfg))))
+        return -ENOMEM;
+    config_init(&L.lc);
+    if ((rc = load_begin(&L, path)))
+        return load_end(&L, rc, out, errs);
+    if ((e = read_source(L.cfg->path, CM_CONFIG_MAX_BYTES, &raw, &len, msg, sizeof(msg)))) {
+        if (e == ENOMEM)
+            return load_end(&L, -ENOMEM, out, errs);
+        add_problem(&L, NULL, 0, "%s", msg);
+        return load_end(&L, CM_ECONFIG, out, errs);
+    }
+    if (add_src(&L, L.cfg->path, raw, len) == NPOS)
+        return load_end(&L, -ENOMEM, out, errs);
+    return load_end(&L, load_parse(&L), out, errs);
+}
+
+int cm_config_load_string(const char *text, size_t len, const char *path, struct cm_config **out,
+                          struct cm_config_errors *errs)
+{
+    struct loader L = {0};
+    char *raw;
+    int rc;
+
+    *out = NULL;
+    if (!(L.cfg = calloc(1, sizeof(*L.cfg))))
+        return -ENOMEM;
+    config_init(&L.lc);
+    if ((rc = load_begin(&L, path)))
+        return load_end(&L, rc, out, errs);
+    if (!text)
+        len = 0;
+    if (len > CM_CONFIG_MAX_BYTES) {
+        add_problem(&L, NULL, 0, "%s: larger than %u MiB", L.cfg->path, CM_CONFIG_MAX_BYTES >> 20);
+        return load_end(&L, CM_ECONFIG, out, errs);
+    }
+    if (!(raw = malloc(len + 1)))
+        return load_end(&L, -ENOMEM, out, errs);
+    if (len)
+        memcpy(raw, text, len);
+    raw[len] = '\0';
+    if (add_src(&L, L.cfg->path, raw, len) == NPOS)
+        return load_end(&L, -ENOMEM, out, errs);
+    return load_end(&L, load_parse(&L), out, errs);
 }
 
 /* ---- Credentials ---- */

@@ -56,33 +56,50 @@ static void log_errors(const struct cm_config_errors *errs, bool to_log)
     }
 }
 
-/* Loads and fully validates a configuration, credentials included. */
-static struct gen *gen_load(const char *path, bool to_log)
+/* Loads and fully validates a configuration, credentials included, without logging (it runs
+ * on the thread pool for a reload). Returns the generation, or NULL with *rc and errs set. */
+static struct gen *gen_build(const char *path, struct cm_config_errors *errs, int *rc)
 {
-    struct cm_config_errors errs = {0};
     struct gen *g = calloc(1, sizeof(*g));
-    int rc;
 
+    *rc = -ENOMEM;
     if (!g)
         return NULL;
     g->refs = 1;
-    if ((rc = cm_config_load(path, &g->cfg, &errs)) < 0 || (rc = cm_tls_ctx_new(&g->tls)) < 0 ||
-        (rc = cm_config_check_credentials(g->cfg, g->tls, &errs)) < 0) {
-        if (errs.count == 0) {
-            char msg[300];
-            snprintf(msg, sizeof(msg), "cannot load %s: %s", path, cm_strerror(rc));
-            if (to_log)
-                cm_log_error("config", "%s", msg);
-            else
-                fprintf(stderr, "certmon: %s\n", msg);
-        }
-        log_errors(&errs, to_log);
-        if (to_log && errs.count)
-            cm_log_error("config", "file=%s errors=%zu", path, errs.count);
-        cm_config_errors_clear(&errs);
+    if ((*rc = cm_config_load(path, &g->cfg, errs)) < 0 || (*rc = cm_tls_ctx_new(&g->tls)) < 0 ||
+        (*rc = cm_config_check_credentials(g->cfg, g->tls, errs)) < 0) {
         cm__gen_unref(g);
         return NULL;
     }
+    return g;
+}
+
+/* Reports why a load failed, to the log or to stderr. */
+static void gen_report(const char *path, int rc, struct cm_config_errors *errs, bool to_log)
+{
+    if (errs->count == 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "cannot load %s: %s", path, cm_strerror(rc));
+        if (to_log)
+            cm_log_error("config", "%s", msg);
+        else
+            fprintf(stderr, "certmon: %s\n", msg);
+    }
+    log_errors(errs, to_log);
+    if (to_log && errs->count)
+        cm_log_error("config", "file=%s errors=%zu", path, errs->count);
+}
+
+/* Loads a configuration on the calling thread (at start), reporting problems. */
+static struct gen *gen_load(const char *path, bool to_log)
+{
+    struct cm_config_errors errs = {0};
+    int rc;
+    struct gen *g = gen_build(path, &errs, &rc);
+
+    if (!g)
+        gen_report(path, rc, &errs, to_log);
+    cm_config_errors_clear(&errs);
     return g;
 }
 
@@ -725,20 +742,31 @@ static void set_state_path(struct daemon *d, const struct cm_config *cfg)
     d->state_path = cfg->state_file ? strdup(cfg->state_file) : NULL;
 }
 
-static void reload(struct daemon *d)
+/* A reload loads the new configuration on the thread pool: reading and checking files may
+ * take long (a slow disk, ten thousand targets, a credentials file on a dead mount), and the
+ * loop goes on probing and answering /healthz with the old configuration meanwhile. */
+struct reload_job {
+    uv_work_t req;
+    struct daemon *d;
+    char *path;
+    struct gen *g; /* the result, or NULL */
+    struct cm_config_errors errs;
+    int rc;
+};
+
+static void on_reload_work(uv_work_t *req)
 {
-    struct gen *g;
+    struct reload_job *j = req->data;
+
+    j->g = gen_build(j->path, &j->errs, &j->rc);
+}
+
+/* Installs a loaded generation (on the loop). */
+static void reload_apply(struct daemon *d, struct gen *g)
+{
     struct dtarget **old = d->targets;
     size_t nold = d->ntargets;
 
-    cm_log_info("config", "file=%s reloading", d->config_path);
-    d->reload_at = time(NULL);
-    if (!(g = gen_load(d->config_path, true))) {
-        d->reload_ok = false;
-        cm_log_error("config", "file=%s reload failed; the previous configuration stays in force",
-                     d->config_path);
-        return;
-    }
     d->targets = NULL;
     if (install_targets(d, g, old, nold) < 0) {
         d->targets = old;
@@ -776,6 +804,69 @@ static void reload(struct daemon *d)
     cm_log_info("config", "file=%s reloaded targets=%zu", d->config_path, g->cfg->target_count);
 }
 
+static void reload(struct daemon *d);
+
+static void on_reload_done(uv_work_t *req, int status)
+{
+    struct reload_job *j = req->data;
+    struct daemon *d = j->d;
+
+    d->reloading = false;
+    if (d->stopping || status == UV_ECANCELED) {
+        cm__gen_unref(j->g);
+    } else if (!j->g) {
+        d->reload_ok = false;
+        gen_report(d->config_path, j->rc, &j->errs, true);
+        cm_log_error("config", "file=%s reload failed; the previous configuration stays in force",
+                     d->config_path);
+    } else {
+        reload_apply(d, j->g);
+    }
+    cm_config_errors_clear(&j->errs);
+    free(j->path);
+    free(j);
+    if (d->stopping) {
+        maybe_finish(d);
+    } else if (d->reload_again) {
+        d->reload_again = false;
+        reload(d);
+    }
+}
+
+static void reload(struct daemon *d)
+{
+    struct reload_job *j;
+    int rc;
+
+    if (d->stopping)
+        return;
+    if (d->reloading) {
+        /* The file may have changed again since the load under way read it: one more load
+         * follows it (however many signals came meanwhile). */
+        d->reload_again = true;
+        cm_log_info("config", "file=%s reload under way; another follows it", d->config_path);
+        return;
+    }
+    cm_log_info("config", "file=%s reloading", d->config_path);
+    d->reload_at = time(NULL);
+    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(d->config_path))) {
+        free(j);
+        d->reload_ok = false;
+        cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
+        return;
+    }
+    j->d = d;
+    j->req.data = j;
+    if ((rc = uv_queue_work(d->loop, &j->req, on_reload_work, on_reload_done)) < 0) {
+        free(j->path);
+        free(j);
+        d->reload_ok = false;
+        cm_log_error("config", "file=%s reload failed: %s", d->config_path, uv_strerror(rc));
+        return;
+    }
+    d->reloading = true;
+}
+
 /* ---- Shutdown ---- */
 
 static void on_closed_free_nothing(uv_handle_t *h)
@@ -801,7 +892,7 @@ static void finish(struct daemon *d)
 /* Shutdown ends once no run is in flight and no write is under way. */
 static void maybe_finish(struct daemon *d)
 {
-    if (d->stopping && d->runs == 0 && !d->writing)
+    if (d->stopping && d->runs == 0 && !d->writing && !d->reloading)
         finish(d);
 }
 

@@ -76,6 +76,8 @@ struct daemon {
     bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
     int64_t reload_at;
     bool reload_ok;
+    bool reloading;    /* a configuration load is on the thread pool */
+    bool reload_again; /* SIGHUP came during it: load once more when it ends */
     uint64_t probes_ok, probes_failed;
     struct cm_httpd *httpd;       /* the metrics listener, or NULL */
     struct cm_httpc *http;        /* outgoing HTTP and SMTP (notifiers) */

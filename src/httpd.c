@@ -86,7 +86,15 @@ struct listener {
     uv_timer_t timer;                 /* MHD_get_timeout, and the kick after resumes */
     struct cm_httpd_req *reqs;        /* every request MHD still holds */
     struct cm_httpd_req *resume_head; /* requests to resume from the next timer callback */
-    unsigned max_conn;
+    unsigned max_conn; /* MHD's limit: max_live plus one spare slot (see conn_started) */
+    /* Every connection MHD holds, oldest accepted first, and the rules that keep one client
+     * from holding them all (see "Connection guard" below). */
+    struct hconn *conns, *conns_tail;
+    unsigned live;       /* connections not evicted */
+    unsigned max_live;   /* opts->max_connections */
+    unsigned per_client; /* live connections one client address may hold */
+    uint64_t head_ms;    /* deadline for a request head */
+    bool tls;
     bool starting;
     char start_msg[256]; /* MHD's last message while starting, for the error text */
 };
@@ -110,6 +118,216 @@ struct cm_httpd {
 };
 
 static void on_timer(uv_timer_t *t);
+
+/* ---- Connection guard ----
+ *
+ * MHD's idle timeout restarts on every byte, so a client that sends a header byte a second,
+ * or many clients that connect and say nothing, would hold every connection slot for as long
+ * as they like, and /healthz and /metrics would go unanswered. Three rules bound that:
+ * - a request head (request line and headers) must be complete within head_ms of the accept
+ *   (or of the end of the previous response on a kept-alive connection);
+ * - one client address (an IPv4 address, an IPv6 /64) holds at most per_client connections;
+ * - when every slot is taken, a new connection replaces the oldest one still waiting for its
+ *   head; at the per-address limit, that address's oldest one.
+ * A health check or scrape sends its head at once, so it stays in while attackers churn.
+ * Only connections waiting for a head are ever cut: requests being answered, and pending ones
+ * (/probe), are not. A connection is cut by shutting its socket down: MHD then reads EOF and
+ * closes it itself, so the descriptor is never closed behind MHD's back. */
+struct hconn {
+    struct listener *l;
+    struct MHD_Connection *c;
+    struct hconn *prev, *next; /* l->conns */
+    uint64_t head_since;       /* loop time (ms) when the wait for a request head began */
+    bool in_head;              /* waiting for a request head */
+    bool served;               /* a request was answered on it (kept alive since) */
+    bool evicted;              /* shut down by the guard; MHD has not closed it yet */
+    int fd;
+    unsigned char key[16]; /* client address: IPv4 (4 bytes) or the IPv6 /64 (8 bytes) */
+    unsigned char keylen;
+};
+
+static void addr_key(const struct sockaddr *sa, unsigned char key[16], unsigned char *keylen)
+{
+    *keylen = 0;
+    if (!sa)
+        return;
+    if (sa->sa_family == AF_INET) {
+        memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        *keylen = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        /* One host usually has a whole /64: counting full addresses would let it open as
+         * many connections as it likes. */
+        memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 8);
+        *keylen = 8;
+    }
+}
+
+static bool same_key(const struct hconn *hc, const unsigned char *key, unsigned char keylen)
+{
+    return hc->keylen == keylen && !memcmp(hc->key, key, keylen);
+}
+
+/* Cuts a connection that is waiting for its head. On its first request (nothing answered
+ * yet) a plain-HTTP client is told why with a 408; a kept-alive connection is closed
+ * quietly, as an idle one would be. */
+static void conn_cut(struct hconn *hc, const char *why)
+{
+#define BODY_408 "request head not received in time\n"
+    static const char r408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                               "Content-Type: text/plain; charset=utf-8\r\n"
+                               "Cache-Control: no-store\r\nContent-Length: 34\r\n\r\n" BODY_408;
+    _Static_assert(sizeof(BODY_408) - 1 == 34, "Content-Length of the 408");
+    char peer[INET6_ADDRSTRLEN] = "";
+
+    if (hc->evicted)
+        return;
+    hc->evicted = true;
+    hc->l->live--;
+    if (hc->fd < 0)
+        return;
+    if (!hc->l->tls && !hc->served)
+        (void)!send(hc->fd, r408, sizeof(r408) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(hc->fd, SHUT_RDWR);
+    if (cm_log_threshold >= CM_LOG_DEBUG) {
+        if (hc->keylen == 4)
+            inet_ntop(AF_INET, hc->key, peer, sizeof(peer));
+        else if (hc->keylen == 8) {
+            unsigned char a6[16] = {0};
+            memcpy(a6, hc->key, 8);
+            inet_ntop(AF_INET6, a6, peer, sizeof(peer));
+        }
+        cm_log_debug(SUB, "listen=%s peer=%s%s connection closed: %s", hc->l->name,
+                     peer[0] ? peer : "unknown", hc->keylen == 8 ? "/64" : "", why);
+    }
+}
+
+/* The connection waiting longest for its head (of one address when key is set), or NULL. */
+static struct hconn *oldest_in_head(struct listener *l, const struct hconn *except,
+                                    const unsigned char *key, unsigned char keylen)
+{
+    struct hconn *best = NULL;
+
+    for (struct hconn *hc = l->conns; hc; hc = hc->next)
+        if (hc != except && hc->in_head && !hc->evicted && (!key || same_key(hc, key, keylen)) &&
+            (!best || hc->head_since < best->head_since))
+            best = hc;
+    return best;
+}
+
+/* MHD asks before it takes a connection. At the per-address limit the address's oldest
+ * connection still waiting for its head makes room; without one, the new one is refused. */
+static enum MHD_Result conn_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct listener *l = cls;
+    unsigned char key[16], keylen;
+    unsigned n = 0;
+    struct hconn *victim;
+
+    (void)addrlen;
+    addr_key(addr, key, &keylen);
+    if (!keylen)
+        return MHD_YES;
+    for (struct hconn *hc = l->conns; hc; hc = hc->next)
+        n += !hc->evicted && same_key(hc, key, keylen);
+    if (n < l->per_client)
+        return MHD_YES;
+    if (!(victim = oldest_in_head(l, NULL, key, keylen))) {
+        cm_log_debug(SUB,
+                     "listen=%s a client address at its limit of %u connections, all "
+                     "busy: refused",
+                     l->name, l->per_client);
+        return MHD_NO;
+    }
+    conn_cut(victim, "replaced by a newer connection from the same address");
+    return MHD_YES;
+}
+
+static void conn_started(struct listener *l, struct MHD_Connection *c, void **ctx)
+{
+    const union MHD_ConnectionInfo *ci;
+    struct hconn *hc = calloc(1, sizeof(*hc)), *victim;
+
+    *ctx = hc;
+    if (!hc) {
+        /* Not tracked: the guard cannot cut it, but MHD's idle timeout still applies. */
+        return;
+    }
+    hc->l = l;
+    hc->c = c;
+    hc->in_head = true;
+    hc->head_since = uv_now(l->h->loop);
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    hc->fd = ci ? ci->connect_fd : -1;
+    ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    addr_key(ci ? ci->client_addr : NULL, hc->key, &hc->keylen);
+    hc->prev = l->conns_tail;
+    if (l->conns_tail)
+        l->conns_tail->next = hc;
+    else
+        l->conns = hc;
+    l->conns_tail = hc;
+    l->live++;
+    /* MHD's limit leaves one slot spare, so that a newcomer is seen at all when every slot is
+     * taken: it replaces the oldest connection still waiting for its head. When every
+     * connection is busy answering, it stays, MHD is at its limit, and further clients wait
+     * in the listen backlog. */
+    if (l->live > l->max_live && (victim = oldest_in_head(l, hc, NULL, 0)))
+        conn_cut(victim, "every connection slot taken: replaced by a newer connection");
+}
+
+static void conn_closed(struct listener *l, struct hconn *hc)
+{
+    if (!hc)
+        return;
+    if (!hc->evicted)
+        l->live--;
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        l->conns = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    else
+        l->conns_tail = hc->prev;
+    free(hc);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        conn_started(cls, c, ctx);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_closed(cls, *ctx);
+        *ctx = NULL;
+    }
+}
+
+static struct hconn *hconn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : NULL;
+
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Cuts every connection whose head is overdue. Returns the loop time of the next deadline,
+ * or UINT64_MAX. */
+static uint64_t head_sweep(struct listener *l)
+{
+    uint64_t now = uv_now(l->h->loop), next = UINT64_MAX;
+
+    for (struct hconn *hc = l->conns; hc; hc = hc->next) {
+        if (!hc->in_head || hc->evicted)
+            continue;
+        if (now - hc->head_since >= l->head_ms)
+            conn_cut(hc, hc->served ? "idle past the request head deadline"
+                                    : "request head not complete within the deadline");
+        else if (hc->head_since + l->head_ms < next)
+            next = hc->head_since + l->head_ms;
+    }
+    return next;
+}
 
 /* ---- Requests ---- */
 
@@ -483,6 +701,9 @@ static enum MHD_Result req_begin(struct listener *l, struct MHD_Connection *c, c
     *con_cls = r;
     format_peer(c, r->peer, sizeof(r->peer));
     log_safe(method, r->method, sizeof(r->method));
+    struct hconn *hc = hconn_of(c);
+    if (hc)
+        hc->in_head = false;
 
     if (h->mtls && (why = client_cert_problem(c, buf, sizeof(buf)))) {
         cm_log_info(SUB, "listen=%s peer=%s client certificate rejected: %s", l->name, r->peer,
@@ -549,6 +770,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct listener *l = cls;
     struct cm_httpd_req *r = *con_cls;
 
+    struct hconn *hc = hconn_of(c);
+
+    if (hc) {
+        /* A kept-alive connection waits for its next head under the same deadline. */
+        hc->in_head = true;
+        hc->served = true;
+        hc->head_since = uv_now(l->h->loop);
+    }
     if (!r)
         return;
     *con_cls = NULL;
@@ -676,12 +905,17 @@ static void rearm(struct listener *l)
 
     if (!l->d || !l->handles_open)
         return;
+    uint64_t next = head_sweep(l), now = uv_now(l->h->loop);
+    uint64_t due = next == UINT64_MAX ? UINT64_MAX : next > now ? next - now : 0;
+
     if (l->resume_head)
-        uv_timer_start(&l->timer, on_timer, 0, 0);
-    else if (MHD_get_timeout(l->d, &t) == MHD_YES)
-        uv_timer_start(&l->timer, on_timer, t > UINT32_MAX ? UINT32_MAX : (uint64_t)t, 0);
-    else
+        due = 0;
+    else if (MHD_get_timeout(l->d, &t) == MHD_YES && (uint64_t)t < due)
+        due = (uint64_t)t;
+    if (due == UINT64_MAX)
         uv_timer_stop(&l->timer);
+    else
+        uv_timer_start(&l->timer, on_timer, due > UINT32_MAX ? UINT32_MAX : due, 0);
 }
 
 static unsigned connections(struct listener *l)
@@ -841,7 +1075,9 @@ void cm_httpd_close(struct cm_httpd *h)
 static int read_pem(const char *what, const char *path, char **out, size_t *len, char *err,
                     size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (this runs on the loop when a
+     * reload restarts the listener); the regular-file check below then refuses it. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     char *buf = NULL;
     size_t got = 0;
@@ -1060,6 +1296,7 @@ static int start_listener(struct cm_httpd *h, struct listener *l, const struct c
     struct MHD_OptionItem ops[16];
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     unsigned max_conn = o->max_connections ? o->max_connections : 64;
+    unsigned per_client = o->max_per_client ? o->max_per_client : (max_conn + 3) / 4;
     unsigned idle = o->idle_timeout_s ? o->idle_timeout_s : 30;
     /* MHD's per-connection pool holds the read buffer (request line and headers, parsed in
      * place), the header index and the response header. Twice the request bound plus room
@@ -1074,9 +1311,14 @@ static int start_listener(struct cm_httpd *h, struct listener *l, const struct c
         return rc;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    l->max_conn = max_conn;
+    l->max_live = max_conn;
+    l->max_conn = max_conn + 1; /* the spare slot of the connection guard */
+    l->per_client = per_client < max_conn ? per_client : max_conn;
+    l->head_ms = o->head_timeout_ms ? o->head_timeout_ms : 10000;
+    l->tls = h->cert_pem != NULL;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, fd, NULL};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)max_conn, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, (intptr_t)l->max_conn, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, l};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)idle, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, l};
@@ -1094,7 +1336,7 @@ static int start_listener(struct cm_httpd *h, struct listener *l, const struct c
 
     l->starting = true;
     l->start_msg[0] = '\0';
-    l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, l, MHD_OPTION_EXTERNAL_LOGGER,
+    l->d = MHD_start_daemon(flags, 0, conn_policy, l, on_access, l, MHD_OPTION_EXTERNAL_LOGGER,
                             on_mhd_log, l, MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     l->starting = false;
     if (!l->d) {

@@ -489,6 +489,9 @@ int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size
         .tls_cert = cfg->tls_cert,
         .tls_key = cfg->tls_key,
         .client_ca = cfg->client_ca,
+        .max_connections = cfg->max_connections,
+        .max_per_client = cfg->max_per_client,
+        .head_timeout_ms = cfg->head_timeout_ms,
     };
     int rc;
 
@@ -533,7 +536,9 @@ static bool same_str(const char *a, const char *b)
 bool cm__web_same(const struct cm_config *a, const struct cm_config *b)
 {
     if (a->listen_count != b->listen_count || !same_str(a->tls_cert, b->tls_cert) ||
-        !same_str(a->tls_key, b->tls_key) || !same_str(a->client_ca, b->client_ca))
+        !same_str(a->tls_key, b->tls_key) || !same_str(a->client_ca, b->client_ca) ||
+        a->head_timeout_ms != b->head_timeout_ms || a->max_connections != b->max_connections ||
+        a->max_per_client != b->max_per_client)
         return false;
     for (size_t i = 0; i < a->listen_count; i++)
         if (strcmp(a->listen[i], b->listen[i]) != 0)

@@ -139,6 +139,10 @@ struct cm_config {
     size_t listen_count;
     char *tls_cert, *tls_key, *client_ca; /* absolute paths, or NULL */
     bool allow_any_target;
+    uint64_t head_timeout_ms; /* a request head must be complete within this; default 10s */
+    unsigned max_connections; /* per listen address; default 64 */
+    unsigned max_per_client;  /* per client address (IPv4, IPv6 /64); 0 (default): a quarter
+                               * of max_connections */
     struct cm_config_origin tls_cert_at, client_ca_at; /* where those were set */
 
     struct cm_config_target *targets; /* endpoints first, in file order, then file entries */
@@ -152,12 +156,26 @@ struct cm_config {
     size_t *by_name; /* target indices sorted by name (for cm_config_find); internal */
 };
 
-/* Loads and validates path. On success returns 0 and a new config in *out (free with
+/* The largest configuration file, and the most all files of one configuration (the main file
+ * and its @include files) may hold together, with every include in place. */
+#define CM_CONFIG_MAX_BYTES (4u * 1024 * 1024)
+
+/* Loads and validates path. Every file (path and each @include) is opened without blocking and
+ * must be a regular file of at most CM_CONFIG_MAX_BYTES ("FILE: not a regular file", "FILE:
+ * larger than 4 MiB" otherwise), holding no NUL byte; includes nest at most 10 deep. Include
+ * paths are relative to the directory of path (absolute ones are taken as they are). On success returns 0 and a new config in *out (free with
  * cm_config_free). On failure returns CM_ECONFIG (or -ENOMEM), *out is NULL and errs holds
  * every problem found (errs starts empty or zeroed; clear it with cm_config_errors_clear).
  * Also checks that every CA, client certificate and key file named can be read; their
  * contents are checked by cm_config_check_credentials. */
 int cm_config_load(const char *path, struct cm_config **out, struct cm_config_errors *errs);
+
+/* Loads a configuration from memory (text, len bytes; NULs are an error) as if it were the
+ * file path: messages name path, relative paths and @include files are resolved against its
+ * directory (includes are read from disk). Otherwise as cm_config_load. The fuzzers' entry
+ * point: it touches the file system only for includes and for the files settings name. */
+int cm_config_load_string(const char *text, size_t len, const char *path, struct cm_config **out,
+                          struct cm_config_errors *errs);
 
 /* Loads the trust anchors and client certificates every endpoint target names into ctx (one
  * load per distinct combination), so that a file that does not parse is a config error

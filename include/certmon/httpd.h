@@ -13,13 +13,15 @@
  * against client_ca, or without the TLS web client purpose when it has an extended key
  * usage), 405 with "Allow: GET, HEAD" (other methods), 413 (a request body: Content-Length
  * above 0 or any Transfer-Encoding), 431 (request line and headers above max_request_bytes).
- * These close the connection. MHD itself answers 400, 414, 431 or 505 to malformed or
- * oversized requests, and closes without an answer on a request line it cannot split.
+ * These close the connection. A connection that does not complete its request head within
+ * head_timeout_ms is closed (408 on plain HTTP). MHD itself answers 400, 414, 431 or 505 to
+ * malformed or oversized requests, and closes without an answer on a request line it cannot split.
  * Responses carry "Cache-Control: no-store". TLS is 1.2 or 1.3. */
 #ifndef CERTMON_HTTPD_H
 #define CERTMON_HTTPD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -33,10 +35,22 @@ struct cm_httpd_opts {
     const char *tls_key;
     const char *client_ca;    /* PEM file: require client certificates signed by it (TLS only) */
     unsigned max_connections; /* per listener; 0: 64. Pending (deferred) requests count.
-                               * At the limit further connections wait in the kernel's
-                               * listen backlog until one closes; they are not refused. */
+                               * When every one is taken, a new connection replaces the
+                               * oldest one still waiting for its request head; when none
+                               * is waiting (all busy answering), one more is let in (the
+                               * spare slot through which newcomers are seen) and further
+                               * ones wait in the kernel's listen backlog until one closes. */
     unsigned idle_timeout_s;  /* 0: 30. A connection silent that long is closed (not while
                                * its request is pending with the handler). */
+    unsigned max_per_client;  /* 0: a quarter of max_connections (at least 1). Connections
+                               * one client address (IPv4 address, IPv6 /64) may hold; at
+                               * the limit a new one replaces that address's oldest one
+                               * waiting for its head, or is refused when none is. */
+    uint64_t head_timeout_ms; /* 0: 10 s. The request line and headers must be complete
+                               * this long after the accept (or after the previous response
+                               * on a kept-alive connection), however steadily bytes come;
+                               * else the connection is closed (with a 408 on plain HTTP
+                               * when nothing was answered on it yet). */
     size_t max_request_bytes; /* request line + headers, exact; 0: 16 KiB */
 };
 

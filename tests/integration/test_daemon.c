@@ -8,11 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -788,6 +791,105 @@ static void test_reload_in_flight(void)
     cm_th_stop(counter);
 }
 
+/* GET path from 127.0.0.1:port over HTTP/1.0; returns the status code (0: no answer within
+ * timeout_s seconds), and the seconds it took in *took. */
+static int http_status(int port, const char *path, double timeout_s, double *took)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    double t0 = cm_th_now(), end = t0 + timeout_s;
+    char req[256], buf[512];
+    size_t got = 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), status = 0;
+
+    if (fd < 0)
+        return 0;
+    snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+        while (got + 1 < sizeof(buf) && cm_th_now() < end) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+            if (poll(&pfd, 1, 100) <= 0)
+                continue;
+            ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+            buf[got] = '\0';
+            if (strstr(buf, "\r\n"))
+                break;
+        }
+        buf[got] = '\0';
+        if (!strncmp(buf, "HTTP/1.", 7) && got > 12)
+            status = atoi(buf + 9);
+    }
+    close(fd);
+    if (took)
+        *took = cm_th_now() - t0;
+    return status;
+}
+
+/* A reload whose configuration includes a FIFO (no writer: a blocking open would wait for
+ * ever) fails with a clear error naming the file, while the daemon keeps answering /healthz
+ * and probing under the old configuration; a second SIGHUP meanwhile is not lost. */
+static void test_reload_fifo_include(void)
+{
+    const char *conf = path_in("fifo.conf"), *log = path_in("fifo.log");
+    const char *state = path_in("fifo-state.json"), *fifo = path_in("reload.fifo");
+    int port = cm_th_free_port();
+    char want[600];
+    double took = 0;
+    json_t *st;
+    int64_t t0;
+    pid_t pid;
+
+    cm_th_write_config(conf,
+                       "global = { interval = \"1h\"; timeout = \"5s\"; startup_spread = \"1s\";\n"
+                       "           state_file = \"fifo-state.json\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"selfsigned\";\n"
+                       "              interval = \"2s\"; posture = false; } );\n",
+                       port, port_self);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_FATAL(cm_th_wait_port(port, (int)(5000 * CERTMON_SLOWDOWN)));
+    EXPECT_INT(http_status(port, "/healthz", 5, NULL), 200);
+
+    unlink(fifo);
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1h\"; timeout = \"5s\"; startup_spread = \"1s\";\n"
+                       "           state_file = \"fifo-state.json\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "@include \"reload.fifo\"\n"
+                       "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"selfsigned\";\n"
+                       "              interval = \"2s\"; posture = false; } );\n",
+                       port, port_self);
+    kill(pid, SIGHUP);
+    kill(pid, SIGHUP);
+    snprintf(want, sizeof(want), "%s:5: @include \"reload.fifo\": %s: not a regular file", conf,
+             fifo);
+    CU_ASSERT(wait_text(log, want, 5));
+    CU_ASSERT(wait_text(log, "previous configuration stays in force", 5));
+    CU_ASSERT(wait_text(log, "reload under way; another follows it", 5) ||
+              log_has(log, "reloading")); /* the second signal may come after the first ended */
+    EXPECT_INT(http_status(port, "/healthz", 5, &took), 200);
+    CU_ASSERT(took < 1.0 * CERTMON_SLOWDOWN);
+    CU_ASSERT(alive(pid));
+    /* The old configuration keeps probing. */
+    st = wait_entry(state, "selfsigned", 0, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    t0 = json_integer_value(json_object_get(state_entry(st, "selfsigned"), "last_probe"));
+    json_decref(st);
+    st = wait_entry(state, "selfsigned", t0, 10);
+    CU_ASSERT_PTR_NOT_NULL(st);
+    json_decref(st);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+    unlink(fifo);
+}
+
 static CU_TestInfo tests[] = {
     {"config-check accepts a good config", test_config_check_ok},
     {"config-check and run name the lines of errors", test_config_check_names_lines},
@@ -800,6 +902,7 @@ static CU_TestInfo tests[] = {
     {"SIGTERM cancels probes in flight", test_shutdown_cancels_in_flight},
     {"posture passes on their own interval", test_posture_interval},
     {"reloads while runs are in flight", test_reload_in_flight},
+    {"SIGHUP with a FIFO include: error, /healthz answers", test_reload_fifo_include},
     CU_TEST_INFO_NULL,
 };
 

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -105,7 +107,7 @@ static long http_get(const char *url, char **out, const char *cacert, const char
 
 static long get_local(const char *path, char **out)
 {
-    char url[320]; /* room for the longest path the tests ask for (300 bytes) */
+    char url[1100]; /* callers pass paths of up to 1 KiB (queries with escaped names) */
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port_http, path);
     return http_get(url, out, NULL, NULL, NULL);
@@ -526,6 +528,160 @@ static void test_tls_and_mtls_listener(void)
     pid_tls_daemon = -1;
 }
 
+/* ---- Hostile clients ---- */
+
+/* A blocking TCP connection to the listener from loopback address src; -1 on failure. */
+static int connect_from(const char *src)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port_http)};
+    struct sockaddr_in b = {.sin_family = AF_INET};
+    struct timeval tv = {5, 0};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, src, &b.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (bind(fd, (struct sockaddr *)&b, sizeof(b)) < 0 ||
+        connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* 1 once the server closed fd (EOF, reset, or data: the 408), 0 while open and silent. */
+static int closed_by_server(int fd, bool *got408)
+{
+    char buf[256];
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+
+    if (n > 0) {
+        buf[n] = '\0';
+        if (got408 && strstr(buf, "HTTP/1.1 408"))
+            *got408 = true;
+        return 1;
+    }
+    return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* /healthz and /metrics, timed: both must answer 200 (metrics with a target's series). */
+static void check_answers(const char *when, double *worst)
+{
+    char *m = NULL;
+    double t0 = cm_th_now();
+
+    EXPECT_INT(get_local("/healthz", &m), 200);
+    free(m);
+    m = NULL;
+    EXPECT_INT(get_local("/metrics", &m), 200);
+    CU_ASSERT(m && strstr(m, "certmon_probe_success{"));
+    free(m);
+    double took = cm_th_now() - t0;
+    if (took > *worst)
+        *worst = took;
+    if (took > 2.0 * CERTMON_SLOWDOWN)
+        fprintf(stderr, "\n  %s: /healthz + /metrics took %.2f s\n", when, took);
+}
+
+/* The daemon's listener with its default limits (64 connections, a quarter per address, 10 s
+ * request heads): 32 clients sending a header byte a second from 4 addresses are closed at the
+ * head deadline, and then 2,000 idle connections from 127.0.0.1 (where the checks come from
+ * too); /healthz and /metrics answer all along. */
+static void test_hostile_clients(void)
+{
+    enum { SLOW = 32, IDLE = 2000 };
+    static const char head[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nUser-Agent: drip\r\n\r\n";
+    int slow[SLOW], *idle = calloc(IDLE, sizeof(int));
+    double opened[SLOW], closed[SLOW], worst = 0, t0;
+    size_t sent[SLOW];
+    bool is408[SLOW];
+    int open_n, idle_ok = 0, idle_left = 0, n408 = 0;
+    struct rlimit rl;
+    char src[32];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(idle);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < 3 * IDLE) {
+        rl.rlim_cur = rl.rlim_max < 3 * IDLE ? rl.rlim_max : 3 * IDLE;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    CU_ASSERT_FATAL(rl.rlim_cur >= IDLE + SLOW + 100);
+
+    for (int i = 0; i < SLOW; i++) {
+        snprintf(src, sizeof(src), "127.0.0.%d", 2 + i % 4);
+        slow[i] = connect_from(src);
+        opened[i] = cm_th_now();
+        closed[i] = 0;
+        sent[i] = 0;
+        is408[i] = false;
+        CU_ASSERT(slow[i] >= 0);
+    }
+    t0 = cm_th_now();
+    do {
+        open_n = 0;
+        for (int i = 0; i < SLOW; i++) {
+            if (slow[i] < 0 || closed[i] > 0)
+                continue;
+            if (closed_by_server(slow[i], &is408[i])) {
+                closed[i] = cm_th_now();
+                continue;
+            }
+            if (sent[i] < sizeof(head) - 1 &&
+                send(slow[i], head + sent[i], 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1)
+                sent[i]++;
+            open_n++;
+        }
+        check_answers("slow heads", &worst);
+        usleep(1000 * 1000);
+    } while (open_n > 0 && cm_th_now() - t0 < 10 + 6 * CERTMON_SLOWDOWN);
+    double first = 1e9, last = 0;
+    for (int i = 0; i < SLOW; i++) {
+        if (slow[i] < 0)
+            continue;
+        CU_ASSERT(closed[i] > 0);
+        if (closed[i] > 0) {
+            double life = closed[i] - opened[i];
+            first = life < first ? life : first;
+            last = life > last ? life : last;
+        }
+        n408 += is408[i];
+        close(slow[i]);
+    }
+    CU_ASSERT(first >= 9.0);                         /* the deadline, not sooner */
+    CU_ASSERT(last <= 10.0 + 3.0 * CERTMON_SLOWDOWN); /* and not much later */
+    EXPECT_INT(n408, SLOW);
+
+    for (int i = 0; i < IDLE; i++) {
+        idle[i] = connect_from("127.0.0.1");
+        idle_ok += idle[i] >= 0;
+    }
+    for (int round = 0; round < 3; round++) {
+        check_answers("2,000 idle connections", &worst);
+        usleep(500 * 1000);
+    }
+    for (int i = 0; i < IDLE; i++) {
+        if (idle[i] < 0)
+            continue;
+        idle_left += !closed_by_server(idle[i], NULL);
+        close(idle[i]);
+    }
+    free(idle);
+    fprintf(stderr,
+            "\n  %d slow heads closed with a 408 after %.1f-%.1f s; %d idle connections, %d left "
+            "open by the daemon; /healthz + /metrics at worst %.3f s\n",
+            n408, first, last, idle_ok, idle_left, worst);
+    EXPECT_INT(idle_ok, IDLE);
+    CU_ASSERT(idle_left <= 16);
+    CU_ASSERT(worst < 2.0 * CERTMON_SLOWDOWN);
+    /* The daemon is still there and well. */
+    char *m = NULL;
+    EXPECT_INT(get_local("/healthz", &m), 200);
+    free(m);
+}
+
 static CU_TestInfo tests[] = {
     {"metrics match the certificates", test_metrics_values},
     {"promtool check metrics is clean", test_promtool_clean},
@@ -534,6 +690,7 @@ static CU_TestInfo tests[] = {
     {"/api/v1/targets and /healthz", test_api_and_health},
     {"malformed and oversized requests", test_bad_requests},
     {"TLS listener with client certificates", test_tls_and_mtls_listener},
+    {"slow heads and idle floods leave /healthz and /metrics answered", test_hostile_clients},
     CU_TEST_INFO_NULL,
 };
 

@@ -5,6 +5,7 @@
 
 #include "certmon/config.h"
 #include "certmon/error.h"
+#include "certmon/text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -259,6 +260,9 @@ static void test_defaults(void)
     CU_ASSERT_PTR_NULL(cfg->tls_key);
     CU_ASSERT_PTR_NULL(cfg->client_ca);
     CU_ASSERT_FALSE(cfg->allow_any_target);
+    EXPECT_INT(cfg->head_timeout_ms, 10000);
+    EXPECT_INT(cfg->max_connections, 64);
+    EXPECT_INT(cfg->max_per_client, 0);
     EXPECT_INT(cfg->notifier_count, 0);
     EXPECT_INT(cfg->target_count, 1);
 
@@ -310,7 +314,8 @@ static void test_all_values(void)
                   "log = { level = \"debug\"; syslog = true; };\n"
                   "metrics = { listen = [ \"127.0.0.1:1\", \"[::1]:65535\", \"localhost:9799\" ];\n"
                   "  tls_cert = \"tls.crt\"; tls_key = \"tls.key\"; client_ca = \"scrapers.pem\";\n"
-                  "  allow_any_target = true; };\n"
+                  "  allow_any_target = true; head_timeout = \"3s\"; max_connections = 200;"
+                  "  max_connections_per_client = 8; };\n"
                   "targets = [];\n"
                   "files = ();\n"
                   "notifiers = ( { name = \"ops\"; type = \"slack\"; url = \"https://x\";\n"
@@ -340,6 +345,9 @@ static void test_all_values(void)
     EXPECT_INT(cfg->tls_cert_at.line, 8);
     EXPECT_INT(cfg->client_ca_at.line, 8);
     CU_ASSERT_TRUE(cfg->allow_any_target);
+    EXPECT_INT(cfg->head_timeout_ms, 3000);
+    EXPECT_INT(cfg->max_connections, 200);
+    EXPECT_INT(cfg->max_per_client, 8);
     EXPECT_INT(cfg->target_count, 0);
     EXPECT_INT(cfg->notifier_count, 2);
     EXPECT_STR(cfg->notifiers[0].name, "ops");
@@ -534,8 +542,183 @@ static void test_include(void)
     EXPECT_MSG(&e, in_dir("more/targets.inc"), 2, "targets[1].prot", "did you mean 'port'?");
     cm_config_errors_clear(&e);
 
-    EXPECT_ERROR("@include \"missing.inc\"\n", 1, "syntax error", "cannot open include file",
-                 "missing.inc");
+    EXPECT_ERROR("@include \"missing.inc\"\n", 1, "@include \"missing.inc\"", "cannot read",
+                 in_dir("missing.inc"), "No such file", "relative to");
+
+    /* Lines after an include keep their own numbers; an absolute include path works; an
+     * include inside a comment or a string is text, as libconfig reads it. */
+    write_file("more/targets.inc", "targets = ( { host = \"a.example\"; } );");
+    load_bad_at("# first\n@include \"more/targets.inc\"\n/*\n@include \"nothing.inc\"\n*/\n"
+                "global = { intervl = \"1h\"; };\n",
+                &e, __LINE__);
+    EXPECT_INT(e.count, 1);
+    EXPECT_MSG(&e, in_dir("c.conf"), 6, "global.intervl", "did you mean 'interval'?");
+    cm_config_errors_clear(&e);
+    char text[PATH_MAX + 128];
+    snprintf(text, sizeof(text), "@include \"%s\" global = { intervl = \"1h\"; };\n",
+             in_dir("more/targets.inc"));
+    load_bad_at(text, &e, __LINE__);
+    EXPECT_INT(e.count, 1);
+    EXPECT_MSG(&e, in_dir("c.conf"), 1, "global.intervl", "did you mean 'interval'?");
+    cm_config_errors_clear(&e);
+    cfg = load_ok("metrics = { listen = \"127.0.0.1:1\"; };\n"
+                  "global = { state_file = \"x\n@include \\\"nothing.inc\\\"\"; };\n");
+    CU_ASSERT_PTR_NOT_NULL(cfg);
+    cm_config_free(cfg);
+}
+
+/* ---- Hostile files ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Loads path, expects a failure within max_s seconds and one message containing want. */
+static void expect_load_fails_at(const char *path, const char *want, double max_s, unsigned at)
+{
+    struct cm_config_errors e = {0};
+    struct cm_config *cfg = NULL;
+    double t0 = now_s();
+    int rc = cm_config_load(path, &cfg, &e);
+    double took = now_s() - t0;
+    bool hit = false;
+
+    expect_int(rc, CM_ECONFIG, "cm_config_load", at);
+    CU_ASSERT_PTR_NULL(cfg);
+    for (size_t i = 0; i < e.count; i++)
+        hit = hit || strstr(e.msgs[i], want);
+    if (!hit) {
+        fprintf(stderr, "\n  line %u: no message containing '%s' among:\n", at, want);
+        dump(&e);
+        fail_at(at, "message names the problem");
+    }
+    if (took > max_s) {
+        fprintf(stderr, "\n  line %u: took %.2f s (at most %.1f)\n", at, took, max_s);
+        fail_at(at, "load finishes in time");
+    }
+    cm_config_errors_clear(&e);
+}
+#define EXPECT_LOAD_FAILS(path, want, max_s) expect_load_fails_at((path), (want), (max_s), __LINE__)
+
+/* Writes a file of n bytes: prefix, then fill up to n - strlen(suffix), then suffix. */
+static const char *write_big(const char *name, const char *prefix, char fill, size_t n,
+                             const char *suffix)
+{
+    const char *p = in_dir(name);
+    FILE *f = fopen(p, "w");
+    size_t body = n - strlen(prefix) - strlen(suffix);
+    char chunk[65536];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    memset(chunk, fill, sizeof(chunk));
+    fputs(prefix, f);
+    for (size_t done = 0; done < body;) {
+        size_t k = body - done < sizeof(chunk) ? body - done : sizeof(chunk);
+        fwrite(chunk, 1, k, f);
+        done += k;
+    }
+    fputs(suffix, f);
+    fclose(f);
+    return p;
+}
+
+static void test_hostile_files(void)
+{
+    char want[PATH_MAX + 128], text[PATH_MAX + 128];
+    struct cm_config_errors e = {0};
+    struct cm_config *cfg = NULL;
+    double t0;
+
+    /* Whatever goes wrong, this test must not hang: SIGALRM's default action ends it. */
+    alarm(60);
+
+    /* A FIFO with no writer, as the configuration and as an include: no wait. */
+    unlink(in_dir("fifo"));
+    CU_ASSERT_EQUAL_FATAL(mkfifo(in_dir("fifo"), 0600), 0);
+    snprintf(want, sizeof(want), "%s: not a regular file", in_dir("fifo"));
+    EXPECT_LOAD_FAILS(in_dir("fifo"), want, 2.0);
+    write_file("inc-fifo.conf", "global = { interval = \"1h\"; };\n@include \"fifo\"\n");
+    snprintf(want, sizeof(want), "%s:2: @include \"fifo\": %s: not a regular file",
+             in_dir("inc-fifo.conf"), in_dir("fifo"));
+    EXPECT_LOAD_FAILS(in_dir("inc-fifo.conf"), want, 2.0);
+
+    /* /dev/zero would feed a reader for ever. */
+    EXPECT_LOAD_FAILS("/dev/zero", "/dev/zero: not a regular file", 2.0);
+    write_file("inc-zero.conf", "@include \"/dev/zero\"\n");
+    EXPECT_LOAD_FAILS(in_dir("inc-zero.conf"), "/dev/zero: not a regular file", 2.0);
+
+    /* Too large: refused before it is parsed (one byte over the limit). */
+    write_big("big.conf", "# ", '#', CM_CONFIG_MAX_BYTES + 1, "\n");
+    snprintf(want, sizeof(want), "%s: larger than 4 MiB", in_dir("big.conf"));
+    EXPECT_LOAD_FAILS(in_dir("big.conf"), want, 2.0);
+    write_file("inc-big.conf", "@include \"big.conf\"\n");
+    EXPECT_LOAD_FAILS(in_dir("inc-big.conf"), want, 2.0);
+
+    /* A 10 MB string: a clear error at once (libconfig reads such a token from a file in
+     * quadratic time: minutes). */
+    write_big("string10m.conf", "global = { state_file = \"", 'x', 10 * 1000 * 1000, "\"; };\n");
+    snprintf(want, sizeof(want), "%s: larger than 4 MiB", in_dir("string10m.conf"));
+    EXPECT_LOAD_FAILS(in_dir("string10m.conf"), want, 2.0);
+    /* Just under the limit, the string is parsed (from memory: linear) quickly. */
+    write_big("string4m.conf", "targets = ( { host = \"a.example\"; name = \"", 'x',
+              CM_CONFIG_MAX_BYTES - 64, "\"; } );\n");
+    t0 = now_s();
+    EXPECT_INT(cm_config_load(in_dir("string4m.conf"), &cfg, &e), 0);
+    if (cfg)
+        CU_ASSERT(strlen(cfg->targets[0].name) > CM_CONFIG_MAX_BYTES - 128);
+    cm_config_free(cfg);
+    cm_config_errors_clear(&e);
+    cfg = NULL;
+    CU_ASSERT(now_s() - t0 < 5.0);
+
+    /* Files that each fit but together do not, and a small file included over and over. */
+    write_big("half1.inc", "# ", '#', 3 * 1024 * 1024, "\n");
+    write_big("half2.inc", "# ", '#', 3 * 1024 * 1024, "\n");
+    write_file("halves.conf", "@include \"half1.inc\"\n@include \"half2.inc\"\n");
+    EXPECT_LOAD_FAILS(in_dir("halves.conf"), "the configuration files together are larger", 2.0);
+    write_big("mb.inc", "# ", '#', 1024 * 1024, "\n");
+    write_file("again.conf", "@include \"mb.inc\"\n@include \"mb.inc\"\n@include \"mb.inc\"\n"
+                             "@include \"mb.inc\"\n@include \"mb.inc\"\n");
+    EXPECT_LOAD_FAILS(in_dir("again.conf"), "with its includes in place is larger than 4 MiB",
+                      2.0);
+
+    /* An include cycle ends at the depth limit, naming the line. */
+    write_file("self.inc", "\n@include \"self.inc\"\n");
+    snprintf(want, sizeof(want), "%s:2: @include \"self.inc\": includes nested more than 10 deep",
+             in_dir("self.inc"));
+    EXPECT_LOAD_FAILS(in_dir("self.inc"), want, 2.0);
+
+    /* A NUL byte is an error at its line, not the silent end of the file. */
+    {
+        FILE *f = fopen(in_dir("nul.conf"), "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        fwrite("global = { interval = \"1h\"; };\n# x\0y\ntargets = ();\n", 1, 50, f);
+        fclose(f);
+    }
+    snprintf(want, sizeof(want), "%s:2: a NUL byte", in_dir("nul.conf"));
+    EXPECT_LOAD_FAILS(in_dir("nul.conf"), want, 2.0);
+
+    /* From memory (the fuzzers' entry point): messages name the given path. */
+    snprintf(text, sizeof(text), "global = {\n  intervl = \"1h\"; };\n");
+    EXPECT_INT(cm_config_load_string(text, strlen(text), in_dir("mem.conf"), &cfg, &e),
+               CM_ECONFIG);
+    CU_ASSERT_PTR_NULL(cfg);
+    EXPECT_MSG(&e, in_dir("mem.conf"), 2, "global.intervl", "did you mean 'interval'?");
+    cm_config_errors_clear(&e);
+    EXPECT_INT(cm_config_load_string("a = 1;\0b = 2;\n", 14, in_dir("mem.conf"), &cfg, &e),
+               CM_ECONFIG);
+    EXPECT_MSG(&e, in_dir("mem.conf"), 1, "a NUL byte", "not a text file");
+    cm_config_errors_clear(&e);
+    snprintf(text, sizeof(text), "targets = ( { host = \"a.example\"; } );\n");
+    EXPECT_INT(cm_config_load_string(text, strlen(text), in_dir("mem.conf"), &cfg, &e), 0);
+    if (cfg)
+        EXPECT_STR(cfg->targets[0].name, "a.example:443");
+    cm_config_free(cfg);
+    alarm(0);
 }
 
 /* ---- Each class of error ---- */
@@ -617,6 +800,11 @@ static void test_wrong_type(void)
 
 static void test_out_of_range(void)
 {
+    EXPECT_ERROR("metrics = { head_timeout = \"10m\"; };\n", 1, "metrics.head_timeout", "");
+    EXPECT_ERROR("metrics = { max_connections = 1; };\n", 1, "metrics.max_connections",
+                 "from 2 to 10000");
+    EXPECT_ERROR("metrics = { max_connections_per_client = 0; };\n", 1,
+                 "metrics.max_connections_per_client", "from 1 to 10000");
     EXPECT_ERROR("targets = ( { host = \"example.com\"; port = 70000; } );\n", 1, "targets[0].port",
                  "from 1 to 65535", "70000");
     EXPECT_ERROR("global = { concurrency = 0; };\n", 1, "global.concurrency",
@@ -864,6 +1052,65 @@ static void test_notifiers(void)
                  "missing required setting 'name'");
     EXPECT_ERROR("notifiers = ( { name = \"x\"; } );\n", 1, "notifiers[0]",
                  "missing required setting 'type'");
+}
+
+/* Regression: the "did you mean" of an unknown key in a notifier wrote past a stack array
+ * sized for a target's keys (a notifier has more). Every valid key is present as well. */
+static void test_unknown_notifier_key(void)
+{
+    struct cm_config_errors e = {0};
+
+    load_bad_at("notifiers = ( { name = \"w\"; type = \"webhook\"; url = \"https://x\";\n"
+                "  urls = [ \"http://a\" ]; min_severity = \"warning\"; findings = [];\n"
+                "  match = { env = \"prod\"; }; for = \"0s\"; group_wait = \"30s\";\n"
+                "  repeat_interval = \"1d\"; timeout = \"10s\"; max_age = \"1d\";\n"
+                "  resend_interval = \"1m\"; ca_file = \"ca.pem\"; headers = [];\n"
+                "  secret = \"k\"; from = \"a@b\"; to = [ \"c@d\" ]; starttls = true;\n"
+                "  username = \"u\"; password = \"p\"; generator_url = \"http://g\";\n"
+                "  generatr_url = \"http://g\"; zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"
+                "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz = 1; } );\n",
+                &e, __LINE__);
+    EXPECT_MSG(&e, in_dir("c.conf"), 8, "notifiers[0].generatr_url", "unknown setting",
+               "did you mean 'generator_url'?");
+    cm_config_errors_clear(&e);
+}
+
+/* The shared edit distance: bounded for any length, case rules, the loader's hint rules. */
+static void test_edit_distance(void)
+{
+    char longw[200];
+    struct cm_suggest sg;
+
+    memset(longw, 'a', sizeof(longw) - 1);
+    longw[sizeof(longw) - 1] = '\0';
+    EXPECT_INT(cm_edit_distance("kitten", "sitting", false), 3);
+    EXPECT_INT(cm_edit_distance("Port", "port", true), 0);
+    EXPECT_INT(cm_edit_distance("Port", "port", false), 1);
+    EXPECT_INT(cm_edit_distance("", "abc", false), 3);
+    CU_ASSERT_EQUAL(cm_edit_distance(longw, "a", false), SIZE_MAX);
+    CU_ASSERT_EQUAL(cm_edit_distance("a", longw, false), SIZE_MAX);
+    longw[CM_EDIT_WORD_MAX] = '\0';
+    EXPECT_INT(cm_edit_distance(longw, longw, false), 0);
+    CU_ASSERT_EQUAL(cm_edit_distance(NULL, "a", false), SIZE_MAX);
+
+    cm_suggest_init(&sg, "prot", 2, true);
+    cm_suggest_add(&sg, "host"); /* 3 edits: too far */
+    cm_suggest_add(&sg, "port");
+    cm_suggest_add(&sg, NULL);
+    EXPECT_STR(sg.best, "port");
+    cm_suggest_init(&sg, "hst", 2, true);
+    cm_suggest_add(&sg, "host");
+    cm_suggest_add(&sg, "hist");
+    EXPECT_STR(sg.best, "host"); /* equally near: the first wins */
+    cm_suggest_init(&sg, "ab", 2, true);
+    sg.shorter = true;
+    cm_suggest_add(&sg, "cd");
+    CU_ASSERT_PTR_NULL(sg.best);
+    cm_suggest_init(&sg, "warn", 2, true);
+    sg.prefix = true;
+    cm_suggest_add(&sg, "error");
+    cm_suggest_add(&sg, "warning");
+    EXPECT_STR(sg.best, "warning");
 }
 
 static void test_many_errors(void)
@@ -1151,6 +1398,7 @@ static CU_TestInfo tests[] = {
     {"policy_override", test_policy_override},
     {"relative_paths", test_relative_paths},
     {"include", test_include},
+    {"hostile_files", test_hostile_files},
     {"syntax_error", test_syntax_error},
     {"unknown_keys", test_unknown_keys},
     {"wrong_type", test_wrong_type},
@@ -1163,6 +1411,8 @@ static CU_TestInfo tests[] = {
     {"policy_errors", test_policy_errors},
     {"metrics_and_log", test_metrics_and_log},
     {"notifiers", test_notifiers},
+    {"unknown_notifier_key", test_unknown_notifier_key},
+    {"edit_distance", test_edit_distance},
     {"many_errors", test_many_errors},
     {"spec_hash", test_spec_hash},
     {"ten_thousand", test_ten_thousand},
