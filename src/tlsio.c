@@ -48,6 +48,7 @@ struct cm_tls_ctx {
 
 struct cm_tls_conn {
     struct cm_tls_ctx *ctx;
+    gnutls_certificate_credentials_t cred; /* the profile's, borrowed from ctx */
     gnutls_session_t session;
     bool completed;
 };
@@ -299,6 +300,7 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
     if (!(c = calloc(1, sizeof(*c))))
         return -ENOMEM;
     c->ctx = ctx;
+    c->cred = e->cred;
     /* A fresh session with no resumption data: every probe is a full handshake and sees the
      * whole chain. No tickets: nothing to resume, and the server need not mint one. */
     rc = gnutls_init(&c->session,
@@ -463,6 +465,50 @@ const char *cm_ocsp_status_name(enum cm_ocsp_status st)
     }
 }
 
+/* The trust anchor behind the sent chain: the trust-store issuer of the first sent
+ * certificate (in sent order) that has one. GnuTLS's verification does not say which anchor it
+ * used, and a weak or hostile anchor lives in the store, not in what the server sent, so it is
+ * looked up here. Nothing found (untrusted chain, or a store GnuTLS cannot list) leaves *out
+ * empty. Returns 0 or -ENOMEM. */
+static int find_anchor(struct cm_tls_conn *c, const gnutls_datum_t *peers, unsigned n,
+                       struct cm_chain *out)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    gnutls_certificate_get_trust_list(c->cred, &tl);
+    if (!tl)
+        return 0;
+    /* Bounded by the chain GnuTLS accepted; a path is rarely longer than a few. */
+    for (unsigned i = 0; i < n && i < 16; i++) {
+        gnutls_x509_crt_t crt, issuer = NULL;
+        gnutls_datum_t der = {NULL, 0};
+        struct cm_der d;
+        bool unused;
+
+        if (gnutls_x509_crt_init(&crt) < 0)
+            return -ENOMEM;
+        if (gnutls_x509_crt_import(crt, &peers[i], GNUTLS_X509_FMT_DER) < 0 ||
+            gnutls_x509_trust_list_get_issuer(tl, crt, &issuer, GNUTLS_TL_GET_COPY) < 0) {
+            gnutls_x509_crt_deinit(crt);
+            continue;
+        }
+        gnutls_x509_crt_deinit(crt);
+        if (gnutls_x509_crt_export2(issuer, GNUTLS_X509_FMT_DER, &der) < 0) {
+            gnutls_x509_crt_deinit(issuer);
+            continue;
+        }
+        gnutls_x509_crt_deinit(issuer);
+        d.data = der.data;
+        d.len = der.size;
+        rc = cm_chain_from_der_list(c->ctx->certs, &d, 1, NULL, out, &unused);
+        gnutls_free(der.data);
+        break;
+    }
+    return rc;
+}
+
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
                          struct cm_tls_info *info)
 {
@@ -506,11 +552,19 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
             free(list);
         if (rc < 0)
             goto nomem;
-        rc = gnutls_certificate_verify_peers2(s, &status);
+        /* Verified for what a TLS server certificate is for: a path whose extended key
+         * usage excludes serverAuth is not fit for it (PURPOSE_MISMATCH). The host name stays
+         * out: it is judged on its own (hostname_match), and "trusted" is about the chain
+         * (docs/check.md), so a certificate for another name is not also "untrusted". */
+        gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID,
+                                         (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0};
+        rc = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
         /* Verification could not run at all (e.g. a certificate GnuTLS cannot parse):
          * not trusted, for no more specific reason. */
         if (rc < 0)
             status |= GNUTLS_CERT_INVALID;
+        if (find_anchor(c, peers, n, &info->anchor) < 0)
+            goto nomem;
         describe_ocsp(s, &info->ocsp);
         info->verify.done = true;
         info->verify.status = status;
@@ -531,6 +585,7 @@ void cm_tls_info_clear(struct cm_tls_info *info)
     free(info->cipher);
     free(info->group);
     cm_chain_clear(&info->chain);
+    cm_chain_clear(&info->anchor);
     memset(info, 0, sizeof(*info));
 }
 

@@ -25,7 +25,25 @@ struct cm_cert {
     const char *sig_hash; /* static: digest of the signature ("SHA256", "SHA1", "MD5"), or "" */
     char *ski;            /* subject key identifier, lowercase hex, "" when absent */
     char *aki;            /* authority key identifier (key id), lowercase hex, "" when absent */
+    char *spki_sha256;    /* SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex ("" for a
+                           * placeholder): the key's identity, as public blocklists list it */
+    /* What the key may be used for (RFC 5280 4.2.1.3 and 4.2.1.12). An absent extension
+     * restricts nothing. */
+    bool has_key_usage;
+    unsigned key_usage; /* CM_KU_* bits, when has_key_usage */
+    bool has_eku;
+    bool eku_server;    /* the extended key usage lists serverAuth */
+    bool eku_any;       /* ... or anyExtendedKeyUsage */
+    char *eku;          /* the purposes listed, "clientAuth, emailProtection, 1.2.3.4";
+                         * "" when has_eku is false */
 };
+
+/* Key usage bits of struct cm_cert (our own numbering, not the DER bit order). */
+#define CM_KU_DIGITAL_SIGNATURE 0x01u
+#define CM_KU_KEY_ENCIPHERMENT 0x02u
+#define CM_KU_KEY_AGREEMENT 0x04u
+#define CM_KU_KEY_CERT_SIGN 0x08u
+#define CM_KU_CRL_SIGN 0x10u
 
 struct cm_chain {
     struct cm_cert *certs; /* in the order the peer sent them (or the file holds them) */

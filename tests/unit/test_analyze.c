@@ -1157,11 +1157,13 @@ static void test_chain_incomplete(void)
                    __LINE__);
     cm_findings_clear(&f);
 
-    /* A CA certificate sent alone is not a leaf missing its intermediate. */
+    /* A CA certificate sent alone is not a leaf missing its intermediate. It is a CA
+     * certificate where the server's own belongs, which chain.ca_as_leaf says too (new with
+     * that finding). */
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
     r->tls.chain.certs[0].is_ca = true;
     run(r, &def, &f);
-    EXPECT_IDS(&f, "chain.untrusted");
+    EXPECT_IDS(&f, "chain.untrusted chain.ca_as_leaf");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 0,
                    "the chain does not verify (signer_not_found): the issuer of certificate 0 "
                    "(CN=Example CA) is neither sent nor trusted",
@@ -1385,13 +1387,19 @@ static void test_chain_order_key_ids(void)
     swap_certs(r, 1, 2);
     leaf = &r->tls.chain.certs[0];
 
-    /* Same name, different key: not the issuer (an old CA key, say), so nothing is out of
-     * order. */
+    /* Same name, different key: not the issuer (an old CA key, say), so the leaf is not out
+     * of order. The CA certificate at the end comes after the root that issued it, which is
+     * out of order since chain.order judges the last position too (the old loop stopped
+     * before it). */
     set_key_ids(leaf, "1111", "aa01");
     set_key_ids(&r->tls.chain.certs[2], "bb02", "cc03");
     run(r, &def, &f);
-    EXPECT_IDS(&f, "chain.root_sent");
-    expect_finding(&f, 0, "chain.root_sent", CM_SEV_INFO, 1,
+    EXPECT_IDS(&f, "chain.order chain.root_sent");
+    expect_finding(&f, 0, "chain.order", CM_SEV_WARNING, 2,
+                   "certificate 2 (CN=Example CA) comes last, after its issuer, which was sent at "
+                   "position 1; send the chain in issuing order, the server's certificate first",
+                   __LINE__);
+    expect_finding(&f, 1, "chain.root_sent", CM_SEV_INFO, 1,
                    "the server also sends the root certificate (CN=Example Root) at position 1; "
                    "clients use their own copy, so it only costs bytes",
                    __LINE__);
@@ -1505,11 +1513,12 @@ static void test_lifetime_long(void)
     EXPECT_IDS(&f, "");
     cm_findings_clear(&f);
 
-    /* A CA certificate served as the leaf may live long. */
+    /* A CA certificate served as the leaf may live long: not cert.lifetime_long (it is
+     * chain.ca_as_leaf, new with that finding). */
     leaf->not_after = leaf->not_before + 3650 * DAY;
     leaf->is_ca = true;
     run(r, &def, &f);
-    EXPECT_IDS(&f, "");
+    EXPECT_IDS(&f, "chain.ca_as_leaf");
     cm_findings_clear(&f);
 
     /* Only the leaf is measured: the intermediate of quiet() lives 1925 days. */
@@ -1962,6 +1971,9 @@ static void test_catalogue(void)
         {"mtls.client_cert_rejected", CM_SEV_CRITICAL},
         {"mtls.client_cert_expiring", CM_SEV_WARNING},
         {"mtls.client_cert_expired", CM_SEV_CRITICAL},
+        {"chain.ca_as_leaf", CM_SEV_CRITICAL},
+        {"chain.interception_root", CM_SEV_CRITICAL},
+        {"cert.purpose", CM_SEV_CRITICAL},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));
