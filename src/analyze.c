@@ -510,12 +510,7 @@ static const struct cm_cert *anchor_of(const struct cm_probe_result *res)
  * takes on the issuing path. */
 static size_t anchor_position(const struct cm_probe_result *res, const struct cm_cert *a)
 {
-    const struct cm_chain *chain = &res->tls.chain;
-
-    for (size_t i = 0; a->sha256 && a->sha256[0] && i < chain->count; i++)
-        if (chain->certs[i].sha256 && !strcmp(chain->certs[i].sha256, a->sha256))
-            return i;
-    return chain->count;
+    return cm_chain_position(&res->tls.chain, a);
 }
 
 /* Whether check_anchor judges the anchor's key: when check_strength does not already, i.e.

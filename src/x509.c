@@ -702,3 +702,11 @@ int cm_chain_earliest_expiry(const struct cm_chain *chain)
             best = (int)i;
     return best;
 }
+
+size_t cm_chain_position(const struct cm_chain *chain, const struct cm_cert *c)
+{
+    for (size_t i = 0; c->sha256 && c->sha256[0] && i < chain->count; i++)
+        if (chain->certs[i].sha256 && !strcmp(chain->certs[i].sha256, c->sha256))
+            return i;
+    return chain->count;
+}

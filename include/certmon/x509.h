@@ -95,6 +95,10 @@ int64_t cm_cert_days_left(const struct cm_cert *c, time_t now);
 /* Formats t as RFC 3339 UTC ("2026-11-27T05:14:46Z") into buf (at least 21 bytes). */
 void cm_time_rfc3339(int64_t t, char *buf, size_t len);
 
+/* The position in chain of a certificate with the same encoding (SHA-256) as c, or
+ * chain->count when there is none. */
+size_t cm_chain_position(const struct cm_chain *chain, const struct cm_cert *c);
+
 /* The position of the certificate that expires first, or -1 for an empty chain. */
 int cm_chain_earliest_expiry(const struct cm_chain *chain);
 
