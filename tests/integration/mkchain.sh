@@ -46,6 +46,12 @@ cert purpose_ec_nods chain_ec.key inter sha256 "$server_ext" "extendedKeyUsage=s
 cert purpose_ec_ok chain_ec.key inter sha256 "$server_ext" "extendedKeyUsage=serverAuth" \
     "keyUsage=critical,digitalSignature"
 
+# A 768-bit RSA leaf: GnuTLS marks its verification INSECURE_ALGORITHM, which key.weak must
+# explain (no chain.untrusted beside it). RSA-PSS-SHA256 needs at least 528 bits, so TLS 1.3
+# still works with it.
+rsa rsa768.key 768
+cert rsa768 rsa768.key inter sha256 "$server_ext"
+
 # Weak intermediates under root.pem, each with a good leaf.
 rsa inter1024.key 1024
 cert inter1024 inter1024.key root sha256 "$ca_ext" "$ca_ku"
