@@ -740,7 +740,7 @@ static int check_interception(struct ctx *x)
     for (size_t i = 0; i <= chain->count; i++) {
         const struct cm_cert *c = i < chain->count ? &chain->certs[i] : anchor;
         const char *spki = c ? str0(c->spki_sha256) : "";
-        size_t apos;
+        bool trusted;
 
         if (!spki[0] || (!cm_spki_list_find(cm_interception_roots_builtin, spki, name,
                                             sizeof(name)) &&
@@ -754,15 +754,16 @@ static int check_interception(struct ctx *x)
                        "%s (%s); whoever holds its key can read and alter the traffic: remove "
                        "it from the trust store",
                        name, str0(c->subject));
-        apos = anchor ? anchor_position(x->res, anchor) : chain->count;
+        /* Trusted when the anchor has the same key (a copy, or the root re-issued). */
+        trusted = anchor && !strcasecmp(str0(anchor->spki_sha256), spki);
         return add(x, NULL, "chain.interception_root", CM_SEV_CRITICAL, (int)i,
                    "the server sends a certificate of a known TLS interception root at position "
                    "%zu: %s (%s); %s",
                    i, name, str0(c->subject),
-                   apos == i ? "the trust store trusts it: whoever holds its key can read and "
-                               "alter the traffic; remove it from the trust store"
-                             : "something between certmon and the server intercepts the "
-                               "connection");
+                   trusted ? "the trust store trusts it: whoever holds its key can read and "
+                             "alter the traffic; remove it from the trust store"
+                           : "something between certmon and the server intercepts the "
+                             "connection");
     }
     return 0;
 }
