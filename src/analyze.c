@@ -178,14 +178,18 @@ bool cm_spki_list_find(const char *text, const char *spki_sha256, char *name, si
 
     if (strlen(spki_sha256) != 64)
         return false;
+    /* Called for every certificate of every analysis: skip comments and other keys on the
+     * first bytes, and parse only the line that matches. */
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *eol = nl ? nl : end;
         const char *hex, *n, *why;
         size_t n_len;
 
-        if (spki_line(p, eol, &hex, &n, &n_len, &why) == 0 &&
-            strncasecmp(hex, spki_sha256, 64) == 0) {
+        while (p < eol && (*p == ' ' || *p == '\t'))
+            p++;
+        if (eol - p > 64 && *p != '#' && strncasecmp(p, spki_sha256, 64) == 0 &&
+            spki_line(p, eol, &hex, &n, &n_len, &why) == 0) {
             snprintf(name, namelen, "%.*s", (int)n_len, n);
             return true;
         }
@@ -317,14 +321,6 @@ static const char *str0(const char *s)
 static bool is_root(const struct cm_cert *c)
 {
     return c->self_signed && c->is_ca;
-}
-
-/* True when b issued a: names match and, where both are present, the key identifiers. */
-static bool issued_by(const struct cm_cert *a, const struct cm_cert *b)
-{
-    if (strcmp(str0(a->issuer), str0(b->subject)) != 0)
-        return false;
-    return !a->aki || !b->ski || !a->aki[0] || !b->ski[0] || strcmp(a->aki, b->ski) == 0;
 }
 
 static int check_validity(struct ctx *x, const struct cm_cert *c, size_t pos)
@@ -464,29 +460,6 @@ static void collect(const char *name, void *arg)
     size_t used = strlen(n->buf);
 
     snprintf(n->buf + used, sizeof(n->buf) - used, "%s%s", used ? ", " : "", name);
-}
-
-/* Position of the last certificate on the issuing path that starts at the leaf and follows
- * the certificates as sent (in any order). */
-static size_t path_top(const struct cm_chain *chain)
-{
-    size_t top = 0;
-
-    for (size_t steps = 0; steps < chain->count; steps++) {
-        const struct cm_cert *c = &chain->certs[top];
-        size_t next = chain->count;
-        if (c->self_signed)
-            break;
-        for (size_t j = 0; j < chain->count; j++)
-            if (j != top && issued_by(c, &chain->certs[j])) {
-                next = j;
-                break;
-            }
-        if (next == chain->count)
-            break;
-        top = next;
-    }
-    return top;
 }
 
 /* A CA certificate at position 0: the server sends an issuer where its own certificate
@@ -703,7 +676,7 @@ static int check_ca_as_leaf(struct ctx *x)
     if (!ca_as_leaf(chain))
         return 0;
     for (size_t j = 1; j < chain->count; j++)
-        if (!chain->certs[j].is_ca && issued_by(&chain->certs[j], leaf))
+        if (!chain->certs[j].is_ca && cm_cert_issued_by(&chain->certs[j], leaf))
             return add(x, NULL, "chain.ca_as_leaf", CM_SEV_CRITICAL, 0,
                        "the server sends a CA certificate (%s, basicConstraints CA:TRUE) first, "
                        "where its own certificate belongs; the certificate it issued (%s) "
@@ -789,7 +762,7 @@ static int check_trust(struct ctx *x)
                    leaf->subject);
     }
     cm_verify_status_foreach(status & ~(unsigned)TIME_BITS, collect, &reasons);
-    top = path_top(chain);
+    top = cm_chain_path_top(chain);
     /* Nothing sent issued the leaf, and its issuer is not trusted either: the server leaves
      * out the intermediate that clients need (most clients cannot fetch it). */
     if ((status & GNUTLS_CERT_SIGNER_NOT_FOUND) && top == 0 && !leaf->self_signed && !leaf->is_ca)
@@ -821,10 +794,10 @@ static int check_order(struct ctx *x)
         const struct cm_cert *next = i + 1 < chain->count ? &chain->certs[i + 1] : NULL;
         size_t j;
 
-        if (c->self_signed || (next && issued_by(c, next)))
+        if (c->self_signed || (next && cm_cert_issued_by(c, next)))
             continue;
         for (j = 0; j < chain->count; j++)
-            if (j != i && j != i + 1 && issued_by(c, &chain->certs[j]))
+            if (j != i && j != i + 1 && cm_cert_issued_by(c, &chain->certs[j]))
                 break;
         if (j == chain->count)
             continue;

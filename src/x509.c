@@ -710,3 +710,32 @@ size_t cm_chain_position(const struct cm_chain *chain, const struct cm_cert *c)
             return i;
     return chain->count;
 }
+
+bool cm_cert_issued_by(const struct cm_cert *a, const struct cm_cert *b)
+{
+    if (strcmp(a->issuer ? a->issuer : "", b->subject ? b->subject : "") != 0)
+        return false;
+    return !a->aki || !b->ski || !a->aki[0] || !b->ski[0] || strcmp(a->aki, b->ski) == 0;
+}
+
+size_t cm_chain_path_top(const struct cm_chain *chain)
+{
+    size_t top = 0;
+
+    /* At most count steps: a loop of mutual issuers ends there. */
+    for (size_t steps = 0; steps < chain->count; steps++) {
+        const struct cm_cert *c = &chain->certs[top];
+        size_t next = chain->count;
+        if (c->self_signed)
+            break;
+        for (size_t j = 0; j < chain->count; j++)
+            if (j != top && cm_cert_issued_by(c, &chain->certs[j])) {
+                next = j;
+                break;
+            }
+        if (next == chain->count)
+            break;
+        top = next;
+    }
+    return top;
+}

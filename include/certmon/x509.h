@@ -95,6 +95,15 @@ int64_t cm_cert_days_left(const struct cm_cert *c, time_t now);
 /* Formats t as RFC 3339 UTC ("2026-11-27T05:14:46Z") into buf (at least 21 bytes). */
 void cm_time_rfc3339(int64_t t, char *buf, size_t len);
 
+/* True when b issued a: a's issuer name equals b's subject name and, where both are present,
+ * a's authority key identifier equals b's subject key identifier (docs/findings.md, "Issuer
+ * matching"). Strings left NULL count as empty (hand-built certificates). */
+bool cm_cert_issued_by(const struct cm_cert *a, const struct cm_cert *b);
+
+/* Position of the last certificate on the issuing path that starts at position 0 and follows
+ * the certificates of chain as sent (in any order, each at most once); 0 for an empty chain. */
+size_t cm_chain_path_top(const struct cm_chain *chain);
+
 /* The position in chain of a certificate with the same encoding (SHA-256) as c, or
  * chain->count when there is none. */
 size_t cm_chain_position(const struct cm_chain *chain, const struct cm_cert *c);
