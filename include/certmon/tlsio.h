@@ -52,9 +52,10 @@ struct cm_tls_info {
     bool client_cert_requested; /* the server asked for a client certificate */
     bool client_cert_sent;      /* and we presented one */
     struct cm_chain chain;      /* as the peer sent it */
-    struct cm_chain anchor;     /* the trust anchor (from the trust store) that issued the
-                                 * first sent certificate whose issuer the store holds: 0 or 1
-                                 * certificate. It may equal a sent root. */
+    struct cm_chain anchor;     /* the trust anchor: the trust-store certificate that issued
+                                 * the top of the issuing path from position 0 through the
+                                 * sent certificates (cm_chain_path_top); 0 or 1 certificate,
+                                 * possibly a copy of a sent root */
 };
 
 /* Creates the context shared by all connections of a run: priorities and a cache of
