@@ -52,6 +52,12 @@ cert purpose_ec_ok chain_ec.key inter sha256 "$server_ext" "extendedKeyUsage=ser
 rsa rsa768.key 768
 cert rsa768 rsa768.key inter sha256 "$server_ext"
 
+# An intermediate whose extended key usage (emailProtection) excludes serverAuth, and a
+# server leaf under it.
+rsa interemail.key 2048
+cert interemail interemail.key root sha256 "$ca_ext" "$ca_ku" "extendedKeyUsage=emailProtection"
+cert leaf_interemail chain_leaf.key interemail sha256 "$server_ext" "extendedKeyUsage=serverAuth"
+
 # Weak intermediates under root.pem, each with a good leaf.
 rsa inter1024.key 1024
 cert inter1024 inter1024.key root sha256 "$ca_ext" "$ca_ku"

@@ -14,6 +14,7 @@ enum srv {
     S_EKU_CLIENT, /* leaf with extended key usage clientAuth only */
     S_EC_NODS,    /* EC leaf whose key usage is keyAgreement only */
     S_EC_OK,      /* EC leaf with serverAuth and digitalSignature: the control */
+    S_INTER_EKU,  /* server leaf under an intermediate restricted to emailProtection */
     S_REVERSED,   /* inter.pem (with its key) first, then valid.pem */
     S_RSA768,     /* 768-bit RSA leaf */
     S_INTER1024,  /* good leaf under a 1024-bit RSA intermediate */
@@ -31,6 +32,7 @@ static const struct server {
     [S_EKU_CLIENT] = {"purpose_client.pem", "chain_leaf.key", "inter.pem", false},
     [S_EC_NODS] = {"purpose_ec_nods.pem", "chain_ec.key", "inter.pem", false},
     [S_EC_OK] = {"purpose_ec_ok.pem", "chain_ec.key", "inter.pem", false},
+    [S_INTER_EKU] = {"leaf_interemail.pem", "chain_leaf.key", "interemail.pem", false},
     [S_REVERSED] = {"inter.pem", "inter.key", "valid.pem", false},
     [S_RSA768] = {"rsa768.pem", "rsa768.key", "inter.pem", true},
     [S_INTER1024] = {"leaf_inter1024.pem", "chain_leaf.key", "inter1024.pem", true},
@@ -252,6 +254,25 @@ static void test_good_purpose_is_clean(void)
     json_decref(arr);
 }
 
+static void test_intermediate_eku(void)
+{
+    static const char *const eku[] = {"emailProtection"};
+    int rc;
+    json_t *arr = PROBE(&rc, local[S_INTER_EKU]);
+    json_t *t = cm_json_only(arr);
+    json_t *f;
+
+    EXPECT_STATUS(rc, t, "critical");
+    f = EXPECT_FINDING(t, "cert.purpose", "critical", 1);
+    EXPECT_MESSAGE(f, "chain certificate 1 (CN=certmon chain test interemail) restricts the "
+                      "extended key usage of every certificate under it to emailProtection");
+    CU_ASSERT(cm_finding(t, "cert.purpose", NULL, 0) == NULL);
+    CU_ASSERT(has_string(cm_json_get(t, "verification.errors"), "purpose_mismatch"));
+    EXPECT_NO_FINDING(t, "chain.untrusted");
+    expect_strings(t, "chain.1.extended_key_usage", eku, 1, __LINE__);
+    json_decref(arr);
+}
+
 /* ---- chain shape ---- */
 
 static void test_reversed_chain(void)
@@ -433,6 +454,7 @@ int main(void)
         {"EKU clientAuth only: cert.purpose", test_client_only_eku},
         {"EC key usage without digitalSignature: cert.purpose", test_ec_key_usage_without_signature},
         {"serverAuth + digitalSignature is clean", test_good_purpose_is_clean},
+        {"intermediate without serverAuth: cert.purpose at 1", test_intermediate_eku},
         {"reversed chain: chain.ca_as_leaf and chain.order", test_reversed_chain},
         {"768-bit leaf: key.weak, not untrusted", test_rsa768_leaf},
         {"1024-bit intermediate at its position", test_weak_intermediate_key},
