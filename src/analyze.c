@@ -386,8 +386,9 @@ static bool key_weak(const struct cm_policy *policy, const struct cm_cert *c)
     return !strcmp(str0(c->key_type), "EC") && c->key_bits < policy->min_ec_bits;
 }
 
-/* key.weak for c at pos, when its key is weak. */
-static int check_key(struct ctx *x, const struct cm_cert *c, size_t pos)
+/* key.weak for c at pos, when its key is weak. role (may be "") follows the certificate's
+ * name in the message. */
+static int check_key(struct ctx *x, const struct cm_cert *c, size_t pos, const char *role)
 {
     const struct cm_policy *policy = x->policy;
     bool rsa_like = rsa_like_key(c);
@@ -398,8 +399,8 @@ static int check_key(struct ctx *x, const struct cm_cert *c, size_t pos)
     if (!key_weak(policy, c))
         return 0;
     rc = add(x, &f, "key.weak", rsa_like ? CM_SEV_CRITICAL : CM_SEV_WARNING, (int)pos,
-             "%s has a %u-bit %s key; the policy asks for at least %u bits",
-             cert_name(x, c, pos, who, sizeof(who)), c->key_bits, c->key_type,
+             "%s%s has a %u-bit %s key; the policy asks for at least %u bits",
+             cert_name(x, c, pos, who, sizeof(who)), role, c->key_bits, c->key_type,
              rsa_like ? policy->min_rsa_bits : policy->min_ec_bits);
     if (rc == 0 && f) {
         f->key_type = c->key_type;
@@ -420,7 +421,7 @@ static int check_strength(struct ctx *x, const struct cm_cert *c, size_t pos)
      * copies: what it holds is what its user trusts or serves. */
     if (!file && pos > 0 && is_root(c))
         return 0;
-    if ((rc = check_key(x, c, pos)) < 0)
+    if ((rc = check_key(x, c, pos, "")) < 0)
         return rc;
     /* In a file, a self-signed certificate is a trust anchor (or is pinned as one): nobody
      * checks its own signature, so its digest does not matter, as for the roots above. */
@@ -699,7 +700,8 @@ static int check_anchor(struct ctx *x)
 
     if (!a || !anchor_judged(x->res, a, &pos))
         return 0;
-    return check_key(x, a, pos);
+    /* A sent copy is named by its position; say that the store trusts it. */
+    return check_key(x, a, pos, pos < x->res->tls.chain.count ? ", the trust anchor," : "");
 }
 
 /* chain.interception_root: a sent certificate or the trust anchor whose public key is a known
