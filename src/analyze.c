@@ -119,8 +119,8 @@ static int spki_line(const char *line, const char *end, const char **hex, const 
     if (p == end || *p == '#' || (*p == '\r' && p + 1 == end))
         return 1;
     *hex = p;
-    while (p < end && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
-                       (*p >= 'A' && *p <= 'F')))
+    while (p < end &&
+           ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
         p++;
     if (p - *hex != 64 || (p < end && *p != ' ' && *p != '\t')) {
         *why = "an entry starts with the 64 hex digits of a SHA-256 hash, then a space";
@@ -287,8 +287,9 @@ static int add(struct ctx *x, struct cm_finding **made, const char *id, enum cm_
 
 /* How a message names the certificate at pos: "leaf certificate 0 (SUBJECT)" or "chain
  * certificate 2 (SUBJECT)" as a server sent them, "the trust anchor (SUBJECT) from the trust
- * store" at pos == chain length (the anchor convention, see anchor_position); from a file (filecert.h), "the certificate
- * (SUBJECT)" when it holds one, "bundle certificate 2 (SUBJECT)" when it holds several. */
+ * store" at pos == chain length (the anchor convention, see anchor_position); from a file
+ * (filecert.h), "the certificate (SUBJECT)" when it holds one, "bundle certificate 2 (SUBJECT)"
+ * when it holds several. */
 static const char *cert_name(const struct ctx *x, const struct cm_cert *c, size_t pos, char *buf,
                              size_t len)
 {
@@ -502,8 +503,10 @@ static const char *ku_names(unsigned ku, char *buf, size_t len)
         unsigned bit;
         const char *name;
     } names[] = {
-        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"}, {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-        {CM_KU_KEY_AGREEMENT, "keyAgreement"},         {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
+        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"},
+        {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+        {CM_KU_KEY_AGREEMENT, "keyAgreement"},
+        {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
         {CM_KU_CRL_SIGN, "cRLSign"},
     };
     size_t used = 0;
@@ -717,11 +720,10 @@ static int check_interception(struct ctx *x)
         const char *spki = c ? str0(c->spki_sha256) : "";
         bool trusted;
 
-        if (!spki[0] || (!cm_spki_list_find(cm_interception_roots_builtin, spki, name,
-                                            sizeof(name)) &&
-                         !(x->policy->interception_roots &&
-                           cm_spki_list_find(x->policy->interception_roots, spki, name,
-                                             sizeof(name)))))
+        if (!spki[0] ||
+            (!cm_spki_list_find(cm_interception_roots_builtin, spki, name, sizeof(name)) &&
+             !(x->policy->interception_roots &&
+               cm_spki_list_find(x->policy->interception_roots, spki, name, sizeof(name)))))
             continue;
         if (i == chain->count)
             return add(x, NULL, "chain.interception_root", CM_SEV_CRITICAL, (int)i,

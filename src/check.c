@@ -202,7 +202,7 @@ static int read_interception_file(struct check_opts *o)
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > INTERCEPTION_FILE_MAX) {
         int e = errno;
         fprintf(stderr, "certmon check: --interception-roots %s: %s\n", path,
-                fstat(fd, &st) < 0        ? strerror(e)
+                fstat(fd, &st) < 0     ? strerror(e)
                 : !S_ISREG(st.st_mode) ? "not a regular file"
                                        : "larger than 1 MiB");
         close(fd);

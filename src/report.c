@@ -32,8 +32,10 @@ static json_t *key_usage_json(const struct cm_cert *c)
         unsigned bit;
         const char *name;
     } names[] = {
-        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"}, {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-        {CM_KU_KEY_AGREEMENT, "keyAgreement"},         {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
+        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"},
+        {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+        {CM_KU_KEY_AGREEMENT, "keyAgreement"},
+        {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
         {CM_KU_CRL_SIGN, "cRLSign"},
     };
     json_t *a;
@@ -86,15 +88,15 @@ static json_t *cert_json(const struct cm_cert *c, size_t pos, time_t now)
         json_array_append_new(sans, json_string(c->sans[i]));
     o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:I}, s:s, s:s, s:o*, "
                   "s:b, s:b, s:b}",
-                     "position", (json_int_t)pos, "subject", c->subject, "issuer", c->issuer,
-                     "serial", c->serial, "not_before", nb, "not_after", na, "days_left",
-                     (json_int_t)cm_cert_days_left(c, now), "key", "type", c->key_type, "bits",
-                     (json_int_t)c->key_bits, "signature", c->signature, "sha256", c->sha256,
-                     "sans", sans, "is_ca", c->is_ca, "self_signed", c->self_signed, "must_staple",
-                     c->must_staple);
-    if (o && (set(o, "spki_sha256", json_string(c->spki_sha256 ? c->spki_sha256 : "")) ||
-              set(o, "key_usage", key_usage_json(c)) ||
-              set(o, "extended_key_usage", eku_json(c)))) {
+                  "position", (json_int_t)pos, "subject", c->subject, "issuer", c->issuer, "serial",
+                  c->serial, "not_before", nb, "not_after", na, "days_left",
+                  (json_int_t)cm_cert_days_left(c, now), "key", "type", c->key_type, "bits",
+                  (json_int_t)c->key_bits, "signature", c->signature, "sha256", c->sha256, "sans",
+                  sans, "is_ca", c->is_ca, "self_signed", c->self_signed, "must_staple",
+                  c->must_staple);
+    if (o &&
+        (set(o, "spki_sha256", json_string(c->spki_sha256 ? c->spki_sha256 : "")) ||
+         set(o, "key_usage", key_usage_json(c)) || set(o, "extended_key_usage", eku_json(c)))) {
         json_decref(o);
         return NULL;
     }
@@ -228,7 +230,8 @@ static json_t *file_json(json_t *o, const struct cm_probe_result *res,
                         "total", ms_or_null(res->total_ms))) &&
          !set(o, "tls", json_null()) && !set(o, "verification", json_null()) &&
          !set(o, "ocsp", json_null()) && !set(o, "mtls", json_null()) && !set(o, "chain", chain) &&
-         !set(o, "trust_anchor", json_null()) && !set(o, "findings", fs) && !set(o, "posture", json_null());
+         !set(o, "trust_anchor", json_null()) && !set(o, "findings", fs) &&
+         !set(o, "posture", json_null());
     json_decref(err);
     json_decref(chain);
     json_decref(fs);
@@ -297,8 +300,7 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
                       tls->verify.hostname_match, "errors", errors)) ||
         set(o, "ocsp", ocsp_json(tls)) || set(o, "mtls", mtls_json(res, now)) ||
         set(o, "chain", chain) || set(o, "trust_anchor", anchor_json(tls, now)) ||
-        set(o, "findings", fs) ||
-        set(o, "posture", posture_json(res->posture))) {
+        set(o, "findings", fs) || set(o, "posture", posture_json(res->posture))) {
         json_decref(o);
         return NULL;
     }

@@ -29,8 +29,8 @@
 #define ANCHOR_SLOTS 256
 
 struct anchor_slot {
-    char key[65];       /* hex SHA-256 of the top sent certificate; "" when unused */
-    bool found;         /* the store holds its issuer */
+    char key[65];        /* hex SHA-256 of the top sent certificate; "" when unused */
+    bool found;          /* the store holds its issuer */
     struct cm_cert cert; /* that issuer, when found */
 };
 

@@ -219,12 +219,9 @@ static const char *purpose_name(const char *oid)
     static const struct {
         const char *oid, *name;
     } names[] = {
-        {GNUTLS_KP_TLS_WWW_SERVER, "serverAuth"},
-        {GNUTLS_KP_TLS_WWW_CLIENT, "clientAuth"},
-        {GNUTLS_KP_CODE_SIGNING, "codeSigning"},
-        {GNUTLS_KP_EMAIL_PROTECTION, "emailProtection"},
-        {GNUTLS_KP_TIME_STAMPING, "timeStamping"},
-        {GNUTLS_KP_OCSP_SIGNING, "OCSPSigning"},
+        {GNUTLS_KP_TLS_WWW_SERVER, "serverAuth"},  {GNUTLS_KP_TLS_WWW_CLIENT, "clientAuth"},
+        {GNUTLS_KP_CODE_SIGNING, "codeSigning"},   {GNUTLS_KP_EMAIL_PROTECTION, "emailProtection"},
+        {GNUTLS_KP_TIME_STAMPING, "timeStamping"}, {GNUTLS_KP_OCSP_SIGNING, "OCSPSigning"},
         {GNUTLS_KP_ANY, "anyExtendedKeyUsage"},
     };
 
@@ -479,8 +476,7 @@ int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src)
     dst->sans = src->san_count ? calloc(src->san_count, sizeof(*dst->sans)) : NULL;
     dst->san_count = 0;
     if (!dst->subject || !dst->issuer || !dst->serial || !dst->signature || !dst->sha256 ||
-        !dst->ski || !dst->aki || !dst->spki_sha256 || !dst->eku ||
-        (src->san_count && !dst->sans))
+        !dst->ski || !dst->aki || !dst->spki_sha256 || !dst->eku || (src->san_count && !dst->sans))
         goto nomem;
     for (size_t i = 0; i < src->san_count; i++) {
         if (!(dst->sans[i] = strdup(src->sans[i])))

@@ -32,10 +32,10 @@ struct cm_cert {
     bool has_key_usage;
     unsigned key_usage; /* CM_KU_* bits, when has_key_usage */
     bool has_eku;
-    bool eku_server;    /* the extended key usage lists serverAuth */
-    bool eku_any;       /* ... or anyExtendedKeyUsage */
-    char *eku;          /* the purposes listed, "clientAuth, emailProtection, 1.2.3.4";
-                         * "" when has_eku is false */
+    bool eku_server; /* the extended key usage lists serverAuth */
+    bool eku_any;    /* ... or anyExtendedKeyUsage */
+    char *eku;       /* the purposes listed, "clientAuth, emailProtection, 1.2.3.4";
+                      * "" when has_eku is false */
 };
 
 /* Key usage bits of struct cm_cert (our own numbering, not the DER bit order). */

@@ -452,7 +452,8 @@ int main(void)
 {
     CU_TestInfo tests[] = {
         {"EKU clientAuth only: cert.purpose", test_client_only_eku},
-        {"EC key usage without digitalSignature: cert.purpose", test_ec_key_usage_without_signature},
+        {"EC key usage without digitalSignature: cert.purpose",
+         test_ec_key_usage_without_signature},
         {"serverAuth + digitalSignature is clean", test_good_purpose_is_clean},
         {"intermediate without serverAuth: cert.purpose at 1", test_intermediate_eku},
         {"reversed chain: chain.ca_as_leaf and chain.order", test_reversed_chain},

@@ -2559,7 +2559,6 @@ static void test_file_failed(void)
     cm_probe_result_free(r);
 }
 
-
 /* ---- purpose, CA as leaf, anchors, interception roots ---- */
 
 static void set_eku(struct cm_cert *c, const char *list, bool server, bool any)
@@ -2912,10 +2911,12 @@ static void test_spki_list(void)
     char err[160], name[CM_SPKI_NAME_MAX + 1], longname[400];
 
     EXPECT_INT(cm_spki_list_check(good, strlen(good), err, sizeof(err)), 0);
-    CU_ASSERT(cm_spki_list_find(good, "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
+    CU_ASSERT(cm_spki_list_find(good,
+                                "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
                                 name, sizeof(name)));
     EXPECT_STR(name, "Other");
-    CU_ASSERT(cm_spki_list_find(good, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+    CU_ASSERT(cm_spki_list_find(good,
+                                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
                                 name, sizeof(name)));
     EXPECT_STR(name, "A name");
     CU_ASSERT(!cm_spki_list_find(good, "0011", name, sizeof(name)));

@@ -222,9 +222,9 @@ static json_t *render(const struct cm_probe_result *r, const struct cm_findings 
 }
 
 static const char *const top_keys[] = {
-    "target",    "host", "port",         "sni",  "address", "starttls", "status",   "error",
-    "timing_ms", "tls",  "verification", "ocsp", "mtls",    "chain",    "trust_anchor",
-    "findings",  "posture"};
+    "target", "host",  "port",         "sni",      "address",      "starttls",
+    "status", "error", "timing_ms",    "tls",      "verification", "ocsp",
+    "mtls",   "chain", "trust_anchor", "findings", "posture"};
 #define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
 
 static void test_top_level(void)
@@ -456,9 +456,9 @@ static void test_chain_entries(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f = {0};
     static const char *const cert_keys[] = {
-        "position", "subject", "issuer", "serial",      "not_before", "not_after", "days_left",
-        "key",      "sans",    "is_ca",  "self_signed", "sha256",     "signature", "must_staple",
-        "spki_sha256", "key_usage", "extended_key_usage"};
+        "position",  "subject",     "issuer",      "serial",    "not_before",        "not_after",
+        "days_left", "key",         "sans",        "is_ca",     "self_signed",       "sha256",
+        "signature", "must_staple", "spki_sha256", "key_usage", "extended_key_usage"};
     static const char *const key_keys[] = {"type", "bits"};
     json_t *j = render(r, &f, NOW);
     json_t *chain = json_object_get(j, "chain");
@@ -1131,9 +1131,9 @@ static void test_usage_and_anchor(void)
 static void test_file_json(void)
 {
     static const char *const file_keys[] = {
-        "target",   "path",   "host",  "port",      "sni",    "address",
-        "starttls", "status", "error", "timing_ms", "tls",    "verification",
-        "ocsp",     "mtls",   "chain", "trust_anchor", "findings",  "posture"};
+        "target",   "path",   "host",  "port",         "sni",      "address",
+        "starttls", "status", "error", "timing_ms",    "tls",      "verification",
+        "ocsp",     "mtls",   "chain", "trust_anchor", "findings", "posture"};
     struct cm_probe_result *r = file_result();
     struct cm_findings f = {0};
     json_t *j, *t;
