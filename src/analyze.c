@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Leaf certificates valid longer than this (CA/Browser Forum baseline) are unusual. */
 #define MAX_LEAF_LIFETIME_DAYS 398
@@ -23,6 +24,11 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"chain.incomplete", CM_SEV_CRITICAL, "the server does not send its intermediate"},
     {"chain.order", CM_SEV_WARNING, "the certificates are not sent in issuing order"},
     {"chain.root_sent", CM_SEV_INFO, "the server sends its root certificate too"},
+    {"chain.ca_as_leaf", CM_SEV_CRITICAL,
+     "the server's first certificate is a CA certificate, not its own"},
+    {"chain.interception_root", CM_SEV_CRITICAL, "the chain ends in a known interception root"},
+    {"cert.purpose", CM_SEV_CRITICAL,
+     "a certificate's key usage or extended key usage does not allow a TLS server"},
     {"host.mismatch", CM_SEV_CRITICAL, "the leaf is not valid for the name checked"},
     {"key.weak", CM_SEV_CRITICAL, "a key is shorter than the policy allows"},
     {"signature.weak", CM_SEV_CRITICAL, "a certificate is signed with MD5 or SHA-1"},
@@ -68,6 +74,98 @@ const char *cm_finding_suggest(const char *id)
     for (size_t i = 0; id && i < cm_finding_catalogue_len; i++)
         cm_suggest_add(&sg, cm_finding_catalogue[i].id);
     return sg.best;
+}
+
+/* One line of a public-key list: [line, end). Sets *hex and *name (name_len bytes, trimmed)
+ * for an entry; returns 0 for an entry, 1 for a blank or comment line, or -1 with the reason
+ * in *why. */
+static int spki_line(const char *line, const char *end, const char **hex, const char **name,
+                     size_t *name_len, const char **why)
+{
+    const char *p = line;
+
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (p == end || *p == '#' || (*p == '\r' && p + 1 == end))
+        return 1;
+    *hex = p;
+    while (p < end &&
+           ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
+        p++;
+    if (p - *hex != 64 || (p < end && *p != ' ' && *p != '\t')) {
+        *why = "an entry starts with the 64 hex digits of a SHA-256 hash, then a space";
+        return -1;
+    }
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+        end--;
+    if (p == end) {
+        *why = "the hash has no name after it";
+        return -1;
+    }
+    if ((size_t)(end - p) > CM_SPKI_NAME_MAX) {
+        *why = "the name is longer than 200 bytes";
+        return -1;
+    }
+    for (const char *q = p; q < end; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) {
+            *why = "the name holds a control character";
+            return -1;
+        }
+    *name = p;
+    *name_len = (size_t)(end - p);
+    return 0;
+}
+
+int cm_spki_list_check(const char *text, size_t len, char *err, size_t errlen)
+{
+    const char *p = text, *end = text + len;
+    size_t lineno = 1;
+
+    if (memchr(text, '\0', len)) {
+        snprintf(err, errlen, "the list holds a NUL byte (not a text file?)");
+        return CM_EBADARG;
+    }
+    for (; p < end; lineno++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        const char *hex, *name, *why = "";
+        size_t name_len;
+
+        if (spki_line(p, eol, &hex, &name, &name_len, &why) < 0) {
+            snprintf(err, errlen, "line %zu: %s", lineno, why);
+            return CM_EBADARG;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return 0;
+}
+
+bool cm_spki_list_find(const char *text, const char *spki_sha256, char *name, size_t namelen)
+{
+    const char *p = text, *end = text + strlen(text);
+
+    if (strlen(spki_sha256) != 64)
+        return false;
+    /* Called for every certificate of every analysis: skip comments and other keys on the
+     * first bytes, and parse only the line that matches. */
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end;
+        const char *hex, *n, *why;
+        size_t n_len;
+
+        while (p < eol && (*p == ' ' || *p == '\t'))
+            p++;
+        if (eol - p > 64 && *p != '#' && strncasecmp(p, spki_sha256, 64) == 0 &&
+            spki_line(p, eol, &hex, &n, &n_len, &why) == 0) {
+            snprintf(name, namelen, "%.*s", (int)n_len, n);
+            return true;
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return false;
 }
 
 static int add_rule(struct cm_policy *p, const char *id, bool ignore, enum cm_severity sev)
@@ -158,14 +256,18 @@ static int add(struct ctx *x, struct cm_finding **made, const char *id, enum cm_
 }
 
 /* How a message names the certificate at pos: "leaf certificate 0 (SUBJECT)" or "chain
- * certificate 2 (SUBJECT)" as a server sent them; from a file (filecert.h), "the certificate
- * (SUBJECT)" when it holds one, "bundle certificate 2 (SUBJECT)" when it holds several. */
+ * certificate 2 (SUBJECT)" as a server sent them, "the trust anchor (SUBJECT) from the trust
+ * store" at pos == chain length (the anchor convention, see anchor_position); from a file
+ * (filecert.h), "the certificate (SUBJECT)" when it holds one, "bundle certificate 2 (SUBJECT)"
+ * when it holds several. */
 static const char *cert_name(const struct ctx *x, const struct cm_cert *c, size_t pos, char *buf,
                              size_t len)
 {
     const char *subject = c->subject ? c->subject : "";
 
-    if (!x->res->path)
+    if (!x->res->path && pos >= x->res->tls.chain.count)
+        snprintf(buf, len, "the trust anchor (%s) from the trust store", subject);
+    else if (!x->res->path)
         snprintf(buf, len, "%s %zu (%s)", pos == 0 ? "leaf certificate" : "chain certificate", pos,
                  subject);
     else if (x->res->tls.chain.count == 1)
@@ -190,14 +292,6 @@ static const char *str0(const char *s)
 static bool is_root(const struct cm_cert *c)
 {
     return c->self_signed && c->is_ca;
-}
-
-/* True when b issued a: names match and, where both are present, the key identifiers. */
-static bool issued_by(const struct cm_cert *a, const struct cm_cert *b)
-{
-    if (strcmp(str0(a->issuer), str0(b->subject)) != 0)
-        return false;
-    return !a->aki || !b->ski || !a->aki[0] || !b->ski[0] || strcmp(a->aki, b->ski) == 0;
 }
 
 static int check_validity(struct ctx *x, const struct cm_cert *c, size_t pos)
@@ -248,34 +342,58 @@ static bool weak_hash(const struct cm_cert *c)
     return !strcmp(h, "SHA1") || !strcmp(h, "MD5") || !strcmp(h, "MD2");
 }
 
-static int check_strength(struct ctx *x, const struct cm_cert *c, size_t pos)
+static bool rsa_like_key(const struct cm_cert *c)
+{
+    const char *kt = str0(c->key_type);
+
+    return !strcmp(kt, "RSA") || !strcmp(kt, "RSA-PSS") || !strcmp(kt, "DSA");
+}
+
+/* True when c's key is shorter than the policy allows (key.weak). */
+static bool key_weak(const struct cm_policy *policy, const struct cm_cert *c)
+{
+    if (rsa_like_key(c))
+        return c->key_bits < policy->min_rsa_bits;
+    return !strcmp(str0(c->key_type), "EC") && c->key_bits < policy->min_ec_bits;
+}
+
+/* key.weak for c at pos, when its key is weak. role (may be "") follows the certificate's
+ * name in the message. */
+static int check_key(struct ctx *x, const struct cm_cert *c, size_t pos, const char *role)
 {
     const struct cm_policy *policy = x->policy;
-    const char *kt = str0(c->key_type);
-    bool rsa_like = !strcmp(kt, "RSA") || !strcmp(kt, "RSA-PSS") || !strcmp(kt, "DSA");
-    bool ec = !strcmp(kt, "EC");
+    bool rsa_like = rsa_like_key(c);
+    struct cm_finding *f;
+    char who[300];
+    int rc;
+
+    if (!key_weak(policy, c))
+        return 0;
+    rc = add(x, &f, "key.weak", rsa_like ? CM_SEV_CRITICAL : CM_SEV_WARNING, (int)pos,
+             "%s%s has a %u-bit %s key; the policy asks for at least %u bits",
+             cert_name(x, c, pos, who, sizeof(who)), role, c->key_bits, c->key_type,
+             rsa_like ? policy->min_rsa_bits : policy->min_ec_bits);
+    if (rc == 0 && f) {
+        f->key_type = c->key_type;
+        f->key_bits = c->key_bits;
+    }
+    return rc;
+}
+
+static int check_strength(struct ctx *x, const struct cm_cert *c, size_t pos)
+{
     bool file = x->res->path != NULL;
     struct cm_finding *f;
     char who[300];
     int rc;
 
-    /* A root the server sends along is not used by clients: its own trust store decides. A
-     * file has no such copies: what it holds is what its user trusts or serves. */
+    /* A root the server sends along is not used by clients: its own trust store decides (and
+     * when that store trusts it, check_anchor judges it as the anchor). A file has no such
+     * copies: what it holds is what its user trusts or serves. */
     if (!file && pos > 0 && is_root(c))
         return 0;
-    if ((rsa_like && c->key_bits < policy->min_rsa_bits) ||
-        (ec && c->key_bits < policy->min_ec_bits)) {
-        rc = add(x, &f, "key.weak", rsa_like ? CM_SEV_CRITICAL : CM_SEV_WARNING, (int)pos,
-                 "%s has a %u-bit %s key; the policy asks for at least %u bits",
-                 cert_name(x, c, pos, who, sizeof(who)), c->key_bits, c->key_type,
-                 rsa_like ? policy->min_rsa_bits : policy->min_ec_bits);
-        if (rc < 0)
-            return rc;
-        if (f) {
-            f->key_type = c->key_type;
-            f->key_bits = c->key_bits;
-        }
-    }
+    if ((rc = check_key(x, c, pos, "")) < 0)
+        return rc;
     /* In a file, a self-signed certificate is a trust anchor (or is pinned as one): nobody
      * checks its own signature, so its digest does not matter, as for the roots above. */
     if (weak_hash(c) && !(file && c->self_signed)) {
@@ -316,40 +434,174 @@ static void collect(const char *name, void *arg)
     snprintf(n->buf + used, sizeof(n->buf) - used, "%s%s", used ? ", " : "", name);
 }
 
-/* Position of the last certificate on the issuing path that starts at the leaf and follows
- * the certificates as sent (in any order). */
-static size_t path_top(const struct cm_chain *chain)
+/* A CA certificate at position 0: the server sends an issuer where its own certificate
+ * belongs (typically a chain sent in reverse). A lone self-signed CA certificate is not one:
+ * tools make self-signed server certificates with CA:TRUE, and chain.self_signed says what
+ * matters about those. */
+static bool ca_as_leaf(const struct cm_chain *chain)
 {
-    size_t top = 0;
+    return chain->count > 0 && chain->certs[0].is_ca &&
+           !(chain->certs[0].self_signed && chain->count == 1);
+}
 
-    for (size_t steps = 0; steps < chain->count; steps++) {
-        const struct cm_cert *c = &chain->certs[top];
-        size_t next = chain->count;
-        if (c->self_signed)
+/* The trust anchor the verification used (res->tls.anchor), or NULL. */
+static const struct cm_cert *anchor_of(const struct cm_probe_result *res)
+{
+    return res->tls.anchor.count > 0 ? &res->tls.anchor.certs[0] : NULL;
+}
+
+/* Where the anchor is reported: its position in the sent chain when the server sent it too
+ * (same encoding), else the chain length, one past the last sent certificate: the place it
+ * takes on the issuing path. */
+static size_t anchor_position(const struct cm_probe_result *res, const struct cm_cert *a)
+{
+    return cm_chain_position(&res->tls.chain, a);
+}
+
+/* Whether check_anchor judges the anchor's key: when check_strength does not already, i.e.
+ * the anchor was not sent, or was sent as a root (which check_strength leaves to the store). */
+static bool anchor_judged(const struct cm_probe_result *res, const struct cm_cert *a, size_t *pos)
+{
+    *pos = anchor_position(res, a);
+    return *pos == res->tls.chain.count || (*pos > 0 && is_root(a));
+}
+
+/* Key usage bits as RFC 5280 names them, into buf. */
+static const char *ku_names(unsigned ku, char *buf, size_t len)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {
+        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"},
+        {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+        {CM_KU_KEY_AGREEMENT, "keyAgreement"},
+        {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
+        {CM_KU_CRL_SIGN, "cRLSign"},
+    };
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!(ku & names[i].bit))
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", names[i].name);
+        if (n < 0 || (size_t)n >= len - used)
             break;
-        for (size_t j = 0; j < chain->count; j++)
-            if (j != top && issued_by(c, &chain->certs[j])) {
-                next = j;
-                break;
-            }
-        if (next == chain->count)
-            break;
-        top = next;
+        used += (size_t)n;
     }
-    return top;
+    if (!used)
+        snprintf(buf, len, "nothing TLS uses");
+    return buf;
+}
+
+/* Why the certificate at pos is unfit for a TLS server, into why; the severity in *sev.
+ * Returns false when it is fit.
+ *
+ * What a TLS server needs of its certificate (RFC 5280 4.2.1.3 and 4.2.1.12; RFC 5246 7.4.2;
+ * RFC 8446 4.4.2.4): an extended key usage, when present, must list serverAuth (or
+ * anyExtendedKeyUsage, which GnuTLS and OpenSSL accept); a key usage, when present, must allow
+ * what the key does in the handshake. Every key other than RSA only signs (ECDHE, TLS 1.3):
+ * digitalSignature. An RSA key signs too, except in static-RSA key exchange (TLS_RSA_WITH_*),
+ * where the client encrypts the premaster secret to it: keyEncipherment. So an RSA key without
+ * digitalSignature serves only static RSA (no forward secrecy, no TLS 1.3): a warning when
+ * that is what the server negotiated, critical when it signed with it anyway. An intermediate
+ * whose extended key usage excludes serverAuth constrains everything under it (CA/Browser
+ * Forum; GnuTLS and browsers enforce it), so it is judged too. The leaf's own CA flag is
+ * chain.ca_as_leaf, not this. */
+static bool purpose_problem(const struct cm_probe_result *res, size_t pos, char *why, size_t len,
+                            enum cm_severity *sev)
+{
+    const struct cm_cert *c = &res->tls.chain.certs[pos];
+    const char *cipher = str0(res->tls.cipher);
+    bool static_rsa = !strncmp(cipher, "TLS_RSA_", 8);
+    bool ds = c->key_usage & CM_KU_DIGITAL_SIGNATURE, ke = c->key_usage & CM_KU_KEY_ENCIPHERMENT;
+    char ku[128];
+
+    *sev = CM_SEV_CRITICAL;
+    if (pos > 0) {
+        if (!c->is_ca || is_root(c) || !c->has_eku || c->eku_server || c->eku_any)
+            return false;
+        snprintf(why, len,
+                 "restricts the extended key usage of every certificate under it to %s, without "
+                 "serverAuth: clients refuse the leaf for a TLS server",
+                 str0(c->eku));
+        return true;
+    }
+    if (c->is_ca)
+        return false; /* chain.ca_as_leaf */
+    if (c->has_eku && !c->eku_server && !c->eku_any) {
+        snprintf(why, len,
+                 "is not for TLS servers: its extended key usage allows only %s, not serverAuth, "
+                 "so clients refuse it; reissue it with serverAuth",
+                 str0(c->eku));
+        return true;
+    }
+    if (!c->has_key_usage)
+        return false;
+    ku_names(c->key_usage, ku, sizeof(ku));
+    if (strcmp(str0(c->key_type), "RSA") != 0) {
+        if (ds)
+            return false;
+        snprintf(why, len,
+                 "has a key usage (%s) without digitalSignature, which its %s key needs to sign "
+                 "the TLS handshake; clients that check key usage refuse it",
+                 ku, str0(c->key_type));
+        return true;
+    }
+    if (!ds && !ke) {
+        snprintf(why, len,
+                 "has a key usage (%s) that allows neither digitalSignature nor keyEncipherment: "
+                 "no TLS key exchange may use its key",
+                 ku);
+        return true;
+    }
+    if (!ds && static_rsa) {
+        *sev = CM_SEV_WARNING;
+        snprintf(why, len,
+                 "has a key usage (%s) without digitalSignature: it serves only static-RSA key "
+                 "exchange (no forward secrecy, no TLS 1.3); add digitalSignature",
+                 ku);
+        return true;
+    }
+    if (!ds) {
+        snprintf(why, len,
+                 "has a key usage (%s) without digitalSignature, yet the server signs the "
+                 "handshake (%s) with it: clients that check key usage refuse the connection",
+                 ku, res->tls.cipher ? cipher : "signed key exchange");
+        return true;
+    }
+    if (!ke && static_rsa) {
+        snprintf(why, len,
+                 "has a key usage (%s) without keyEncipherment, yet the server uses it for "
+                 "static-RSA key exchange (%s): clients that check key usage refuse the connection",
+                 ku, cipher);
+        return true;
+    }
+    return false;
 }
 
 /* Verification bits that a more specific finding already explains (whether or not the
  * policy shows that finding): they must not also make the chain "untrusted". */
-static unsigned explained_bits(const struct cm_probe_result *res)
+static unsigned explained_bits(const struct ctx *x)
 {
+    const struct cm_probe_result *res = x->res;
     const struct cm_chain *chain = &res->tls.chain;
     const struct cm_ocsp *o = &res->tls.ocsp;
+    const struct cm_cert *anchor = anchor_of(res);
     unsigned bits = 0;
 
-    for (size_t i = 0; i < chain->count; i++)
+    for (size_t i = 0; i < chain->count; i++) {
         if (weak_hash(&chain->certs[i]) && !(i > 0 && is_root(&chain->certs[i])))
             bits |= GNUTLS_CERT_INSECURE_ALGORITHM; /* signature.weak */
+        /* GnuTLS blames a short key with the same bit as a weak digest. */
+        if (key_weak(x->policy, &chain->certs[i]))
+            bits |= GNUTLS_CERT_INSECURE_ALGORITHM; /* key.weak */
+    }
+    if (anchor && key_weak(x->policy, anchor))
+        bits |= GNUTLS_CERT_INSECURE_ALGORITHM; /* key.weak of the anchor */
+    /* cert.purpose reports every purpose mismatch (check_purpose), chain.ca_as_leaf the CA. */
+    bits |= GNUTLS_CERT_PURPOSE_MISMATCH;
     if (o->status == CM_OCSP_REVOKED)
         bits |= GNUTLS_CERT_REVOKED; /* ocsp.revoked */
     if (o->status == CM_OCSP_NONE && chain->count > 0 && chain->certs[0].must_staple)
@@ -359,12 +611,116 @@ static unsigned explained_bits(const struct cm_probe_result *res)
     return bits;
 }
 
+/* cert.purpose: the leaf, and intermediates that constrain it, judged by purpose_problem;
+ * and a purpose mismatch that GnuTLS found but the extracted data does not explain. */
+static int check_purpose(struct ctx *x)
+{
+    const struct cm_chain *chain = &x->res->tls.chain;
+    bool reported = false;
+    enum cm_severity sev;
+    char why[400], who[300];
+    int rc;
+
+    for (size_t i = 0; i < chain->count; i++) {
+        if (!purpose_problem(x->res, i, why, sizeof(why), &sev))
+            continue;
+        rc = add(x, NULL, "cert.purpose", sev, (int)i, "%s %s",
+                 cert_name(x, &chain->certs[i], i, who, sizeof(who)), why);
+        if (rc < 0)
+            return rc;
+        reported = true;
+    }
+    if (!reported && !ca_as_leaf(chain) &&
+        (x->res->tls.verify.status & GNUTLS_CERT_PURPOSE_MISMATCH))
+        return add(x, NULL, "cert.purpose", CM_SEV_CRITICAL, 0,
+                   "the chain does not verify for a TLS server (purpose mismatch): a certificate "
+                   "of the path restricts its extended key usage without serverAuth");
+    return 0;
+}
+
+/* chain.ca_as_leaf. The follow-on findings it explains are left out by the callers:
+ * host.mismatch and cert.no_san (a CA certificate names no host: that it is a CA is the
+ * problem, not its names) and cert.purpose at position 0 (a CA key usage is for signing
+ * certificates). chain.order still reports the order, which is a separate fact. */
+static int check_ca_as_leaf(struct ctx *x)
+{
+    const struct cm_chain *chain = &x->res->tls.chain;
+    const struct cm_cert *leaf = &chain->certs[0];
+
+    if (!ca_as_leaf(chain))
+        return 0;
+    for (size_t j = 1; j < chain->count; j++)
+        if (!chain->certs[j].is_ca && cm_cert_issued_by(&chain->certs[j], leaf))
+            return add(x, NULL, "chain.ca_as_leaf", CM_SEV_CRITICAL, 0,
+                       "the server sends a CA certificate (%s, basicConstraints CA:TRUE) first, "
+                       "where its own certificate belongs; the certificate it issued (%s) "
+                       "comes at position %zu: the chain is sent in reverse, send the server's "
+                       "certificate first",
+                       str0(leaf->subject), str0(chain->certs[j].subject), j);
+    return add(x, NULL, "chain.ca_as_leaf", CM_SEV_CRITICAL, 0,
+               "the server sends a CA certificate (%s, basicConstraints CA:TRUE) as its own "
+               "certificate: a CA certificate names no server and clients refuse it; configure "
+               "the server's certificate, then its intermediates",
+               str0(leaf->subject));
+}
+
+/* key.weak for the trust anchor from the store (position: anchor_position). Its signature is
+ * nobody's concern: an anchor is trusted as it is, not verified. */
+static int check_anchor(struct ctx *x)
+{
+    const struct cm_cert *a = anchor_of(x->res);
+    size_t pos;
+
+    if (!a || !anchor_judged(x->res, a, &pos))
+        return 0;
+    /* A sent copy is named by its position; say that the store trusts it. */
+    return check_key(x, a, pos, pos < x->res->tls.chain.count ? ", the trust anchor," : "");
+}
+
+/* chain.interception_root: a sent certificate or the trust anchor whose public key is a known
+ * interception root's (the built-in list, then the policy's). Reported once. */
+static int check_interception(struct ctx *x)
+{
+    const struct cm_chain *chain = &x->res->tls.chain;
+    const struct cm_cert *anchor = anchor_of(x->res);
+    char name[CM_SPKI_NAME_MAX + 1];
+
+    for (size_t i = 0; i <= chain->count; i++) {
+        const struct cm_cert *c = i < chain->count ? &chain->certs[i] : anchor;
+        const char *spki = c ? str0(c->spki_sha256) : "";
+        bool trusted;
+
+        if (!spki[0] ||
+            (!cm_spki_list_find(cm_interception_roots_builtin, spki, name, sizeof(name)) &&
+             !(x->policy->interception_roots &&
+               cm_spki_list_find(x->policy->interception_roots, spki, name, sizeof(name)))))
+            continue;
+        if (i == chain->count)
+            return add(x, NULL, "chain.interception_root", CM_SEV_CRITICAL, (int)i,
+                       "the chain ends in a known TLS interception root from the trust store: "
+                       "%s (%s); whoever holds its key can read and alter the traffic: remove "
+                       "it from the trust store",
+                       name, str0(c->subject));
+        /* Trusted when the anchor has the same key (a copy, or the root re-issued). */
+        trusted = anchor && !strcasecmp(str0(anchor->spki_sha256), spki);
+        return add(x, NULL, "chain.interception_root", CM_SEV_CRITICAL, (int)i,
+                   "the server sends a certificate of a known TLS interception root at position "
+                   "%zu: %s (%s); %s",
+                   i, name, str0(c->subject),
+                   trusted ? "the trust store trusts it: whoever holds its key can read and "
+                             "alter the traffic; remove it from the trust store"
+                           : "something between certmon and the server intercepts the "
+                             "connection");
+    }
+    return 0;
+}
+
 static int check_trust(struct ctx *x)
 {
     const struct cm_chain *chain = &x->res->tls.chain;
     const struct cm_verify *v = &x->res->tls.verify;
     const struct cm_cert *leaf = &chain->certs[0];
-    unsigned explained = v->status & explained_bits(x->res);
+    unsigned explained = v->status & explained_bits(x);
     /* INVALID goes with every reason; once a reason is explained it goes with it. */
     unsigned status = v->status & ~explained & ~(explained ? GNUTLS_CERT_INVALID : 0u);
     struct names reasons = {""};
@@ -380,7 +736,7 @@ static int check_trust(struct ctx *x)
                    leaf->subject);
     }
     cm_verify_status_foreach(status & ~(unsigned)TIME_BITS, collect, &reasons);
-    top = path_top(chain);
+    top = cm_chain_path_top(chain);
     /* Nothing sent issued the leaf, and its issuer is not trusted either: the server leaves
      * out the intermediate that clients need (most clients cannot fetch it). */
     if ((status & GNUTLS_CERT_SIGNER_NOT_FOUND) && top == 0 && !leaf->self_signed && !leaf->is_ca)
@@ -403,23 +759,33 @@ static int check_order(struct ctx *x)
     const struct cm_chain *chain = &x->res->tls.chain;
     int rc;
 
-    /* Out of order: a certificate whose issuer was sent, but not right after it. Reported
-     * once, at the first such certificate. */
-    for (size_t i = 0; i + 1 < chain->count; i++) {
+    /* Out of order: a certificate whose issuer was sent, but not right after it. Every
+     * position counts, the last one included: a last certificate whose issuer was sent before
+     * it (a reversed chain) is out of order too. Reported once, at the first such
+     * certificate. */
+    for (size_t i = 0; i < chain->count; i++) {
         const struct cm_cert *c = &chain->certs[i];
+        const struct cm_cert *next = i + 1 < chain->count ? &chain->certs[i + 1] : NULL;
         size_t j;
 
-        if (c->self_signed || issued_by(c, &chain->certs[i + 1]))
+        if (c->self_signed || (next && cm_cert_issued_by(c, next)))
             continue;
         for (j = 0; j < chain->count; j++)
-            if (j != i && j != i + 1 && issued_by(c, &chain->certs[j]))
+            if (j != i && j != i + 1 && cm_cert_issued_by(c, &chain->certs[j]))
                 break;
         if (j == chain->count)
             continue;
-        rc = add(x, NULL, "chain.order", CM_SEV_WARNING, (int)i,
-                 "certificate %zu (%s) is followed by %s instead of its issuer, which was sent "
-                 "at position %zu; send the chain in issuing order",
-                 i, c->subject, chain->certs[i + 1].subject, j);
+        if (next)
+            rc = add(x, NULL, "chain.order", CM_SEV_WARNING, (int)i,
+                     "certificate %zu (%s) is followed by %s instead of its issuer, which was "
+                     "sent at position %zu; send the chain in issuing order",
+                     i, str0(c->subject), str0(next->subject), j);
+        else
+            rc = add(x, NULL, "chain.order", CM_SEV_WARNING, (int)i,
+                     "certificate %zu (%s) comes last, after its issuer, which was sent at "
+                     "position %zu; send the chain in issuing order, the server's certificate "
+                     "first",
+                     i, str0(c->subject), j);
         if (rc < 0)
             return rc;
         break;
@@ -443,7 +809,8 @@ static int check_leaf_hygiene(struct ctx *x)
     int64_t lifetime_days = (leaf->not_after - leaf->not_before) / 86400;
     int rc;
 
-    if (leaf->san_count == 0 &&
+    /* A CA certificate as the leaf names no host: chain.ca_as_leaf says what is wrong. */
+    if (leaf->san_count == 0 && !ca_as_leaf(&x->res->tls.chain) &&
         (rc = add(x, NULL, "cert.no_san", CM_SEV_WARNING, 0,
                   "the leaf certificate (%s) has no subjectAltName; browsers and modern TLS "
                   "clients ignore the CN, so reissue it with the host names as SANs",
@@ -711,9 +1078,12 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     }
     if (chain->count == 0)
         return check_posture(&x);
-    if ((rc = check_trust(&x)) < 0 || (rc = check_order(&x)) < 0)
+    if ((rc = check_anchor(&x)) < 0 || (rc = check_trust(&x)) < 0 ||
+        (rc = check_ca_as_leaf(&x)) < 0 || (rc = check_order(&x)) < 0 ||
+        (rc = check_interception(&x)) < 0 || (rc = check_purpose(&x)) < 0)
         return rc;
-    if (res->tls.verify.done && !res->tls.verify.hostname_match &&
+    /* A CA certificate as the leaf matches no host; chain.ca_as_leaf explains it. */
+    if (res->tls.verify.done && !res->tls.verify.hostname_match && !ca_as_leaf(chain) &&
         (rc = add(&x, NULL, "host.mismatch", CM_SEV_CRITICAL, 0,
                   "the leaf certificate (%s) is not valid for %s", str0(chain->certs[0].subject),
                   str0(res->verify_name))) < 0)

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct check_opts {
@@ -33,7 +35,9 @@ struct check_opts {
     long concurrency;
     struct cm_policy policy; /* owned: rules freed at the end */
     bool json;
-    bool quick; /* no posture pass */
+    bool quick;                    /* no posture pass */
+    const char *interception_file; /* --interception-roots */
+    char *interception_text;       /* its checked content, owned; the policy borrows it */
 };
 
 struct check_run;
@@ -107,6 +111,9 @@ static void usage(FILE *fp)
           "  --allow-self-signed  a self-signed leaf is not a finding\n"
           "  --ignore ID       drop finding ID (repeatable; ids in docs/findings.md)\n"
           "  --severity ID=LEVEL  report finding ID as info|warning|critical (repeatable)\n"
+          "  --interception-roots FILE\n"
+          "                    more known interception roots (format of\n"
+          "                    data/interception-roots.txt), beside the built-in ones\n"
           "  --quick           skip the posture pass (protocol versions, weak ciphers)\n"
           "  --json            print a JSON array, one object per target\n"
           "  -h, --help        show this help\n"
@@ -226,6 +233,58 @@ static int check_line_bytes(const char *line, long len, char *err, size_t errlen
             return -1;
         }
     }
+    return 0;
+}
+
+/* A list of interception roots is a few lines per root: 1 MiB is thousands of roots. */
+#define INTERCEPTION_FILE_MAX (1024 * 1024)
+
+/* Reads and checks --interception-roots FILE into o->interception_text, for the policy.
+ * Only a regular file of bounded size is read (a FIFO or /dev/zero would block or never
+ * end). Returns 0, or -1 after saying what is wrong. */
+static int read_interception_file(struct check_opts *o)
+{
+    const char *path = o->interception_file;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    char err[160], *buf = NULL;
+    struct stat st;
+    size_t got = 0;
+
+    if (fd < 0) {
+        fprintf(stderr, "certmon check: --interception-roots %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > INTERCEPTION_FILE_MAX) {
+        int e = errno;
+        fprintf(stderr, "certmon check: --interception-roots %s: %s\n", path,
+                fstat(fd, &st) < 0     ? strerror(e)
+                : !S_ISREG(st.st_mode) ? "not a regular file"
+                                       : "larger than 1 MiB");
+        close(fd);
+        return -1;
+    }
+    if (!(buf = malloc((size_t)st.st_size + 1))) {
+        close(fd);
+        fprintf(stderr, "certmon check: out of memory\n");
+        return -1;
+    }
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the file shrank: check what was read */
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    if (cm_spki_list_check(buf, got, err, sizeof(err)) < 0) {
+        fprintf(stderr, "certmon check: --interception-roots %s: %s\n", path, err);
+        free(buf);
+        return -1;
+    }
+    o->interception_text = buf;
+    o->policy.interception_roots = buf;
     return 0;
 }
 
@@ -808,6 +867,7 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         {"severity", required_argument, NULL, 'v'},
         {"json", no_argument, NULL, 'j'},
         {"quick", no_argument, NULL, 'Q'},
+        {"interception-roots", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -888,6 +948,9 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         case 'Q':
             o->quick = true;
             break;
+        case 'I':
+            o->interception_file = optarg;
+            break;
         case 'h':
             usage(stdout);
             return CM_STATUS_OK;
@@ -929,6 +992,8 @@ int cm_check_main(int argc, char **argv)
         }
     }
     if (o.targets_file && read_targets_file(o.targets_file, &targets, &count, &cap, &o) < 0)
+        goto out;
+    if (o.interception_file && read_interception_file(&o) < 0)
         goto out;
     if (count == 0) {
         rc = bad_usage("no targets given");
@@ -1039,5 +1104,6 @@ out:
         cm_target_clear(&targets[i]);
     free(targets);
     cm_policy_clear(&o.policy);
+    free(o.interception_text);
     return rc;
 }

@@ -25,26 +25,93 @@ static void add_verify_error(const char *name, void *arg)
     json_array_append_new(arg, json_string(name));
 }
 
+/* The key usage bits as RFC 5280 names them, or null when the extension is absent. */
+static json_t *key_usage_json(const struct cm_cert *c)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {
+        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"},
+        {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+        {CM_KU_KEY_AGREEMENT, "keyAgreement"},
+        {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
+        {CM_KU_CRL_SIGN, "cRLSign"},
+    };
+    json_t *a;
+
+    if (!c->has_key_usage)
+        return json_null();
+    if (!(a = json_array()))
+        return NULL;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if ((c->key_usage & names[i].bit) && json_array_append_new(a, json_string(names[i].name)))
+            goto fail;
+    return a;
+fail:
+    json_decref(a);
+    return NULL;
+}
+
+/* The extended key usage purposes (names, or OIDs for others), or null when absent. */
+static json_t *eku_json(const struct cm_cert *c)
+{
+    const char *p = c->eku ? c->eku : "";
+    json_t *a;
+
+    if (!c->has_eku)
+        return json_null();
+    if (!(a = json_array()))
+        return NULL;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (json_array_append_new(a, json_stringn(p, n))) {
+            json_decref(a);
+            return NULL;
+        }
+        p += n;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return a;
+}
+
 static json_t *cert_json(const struct cm_cert *c, size_t pos, time_t now)
 {
     char nb[32], na[32];
     json_t *sans = json_array();
     /* Certificates built by hand (tests) may set san_count alone. */
     size_t total = c->san_total > c->san_count ? c->san_total : c->san_count;
+    json_t *o;
 
     cm_time_rfc3339(c->not_before, nb, sizeof(nb));
     cm_time_rfc3339(c->not_after, na, sizeof(na));
     for (size_t i = 0; sans && i < c->san_count; i++)
         json_array_append_new(sans, json_string(c->sans[i]));
-    return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:I}, s:s, s:s, s:o*, "
-                     "s:I, s:b, s:b, s:b, s:b}",
-                     "position", (json_int_t)pos, "subject", c->subject, "issuer", c->issuer,
-                     "serial", c->serial, "not_before", nb, "not_after", na, "days_left",
-                     (json_int_t)cm_cert_days_left(c, now), "key", "type", c->key_type, "bits",
-                     (json_int_t)c->key_bits, "signature", c->signature, "sha256", c->sha256,
-                     "sans", sans, "san_count", (json_int_t)total, "sans_truncated",
-                     total > c->san_count, "is_ca", c->is_ca, "self_signed", c->self_signed,
-                     "must_staple", c->must_staple);
+    o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:{s:s, s:I}, s:s, s:s, s:o*, "
+                  "s:I, s:b, s:b, s:b, s:b}",
+                  "position", (json_int_t)pos, "subject", c->subject, "issuer", c->issuer, "serial",
+                  c->serial, "not_before", nb, "not_after", na, "days_left",
+                  (json_int_t)cm_cert_days_left(c, now), "key", "type", c->key_type, "bits",
+                  (json_int_t)c->key_bits, "signature", c->signature, "sha256", c->sha256, "sans",
+                  sans, "san_count", (json_int_t)total, "sans_truncated", total > c->san_count,
+                  "is_ca", c->is_ca, "self_signed", c->self_signed, "must_staple", c->must_staple);
+    if (o &&
+        (set(o, "spki_sha256", json_string(c->spki_sha256 ? c->spki_sha256 : "")) ||
+         set(o, "key_usage", key_usage_json(c)) || set(o, "extended_key_usage", eku_json(c)))) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The trust anchor behind the chain (tlsio.h), at its position (findings.md: the sent copy's,
+ * or the chain length), or null. */
+static json_t *anchor_json(const struct cm_tls_info *tls, time_t now)
+{
+    const struct cm_cert *a = tls->anchor.count ? &tls->anchor.certs[0] : NULL;
+
+    return a ? cert_json(a, cm_chain_position(&tls->chain, a), now) : json_null();
 }
 
 static json_t *time_or_null(int64_t t)
@@ -165,7 +232,8 @@ static json_t *file_json(json_t *o, const struct cm_probe_result *res,
                         "total", ms_or_null(res->total_ms))) &&
          !set(o, "tls", json_null()) && !set(o, "verification", json_null()) &&
          !set(o, "ocsp", json_null()) && !set(o, "mtls", json_null()) && !set(o, "chain", chain) &&
-         !set(o, "findings", fs) && !set(o, "posture", json_null());
+         !set(o, "trust_anchor", json_null()) && !set(o, "findings", fs) &&
+         !set(o, "posture", json_null());
     json_decref(err);
     json_decref(chain);
     json_decref(fs);
@@ -233,8 +301,8 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
             json_pack("{s:b, s:b, s:o}", "trusted", tls->verify.trusted, "hostname_match",
                       tls->verify.hostname_match, "errors", errors)) ||
         set(o, "ocsp", ocsp_json(tls)) || set(o, "mtls", mtls_json(res, now)) ||
-        set(o, "chain", chain) || set(o, "findings", fs) ||
-        set(o, "posture", posture_json(res->posture))) {
+        set(o, "chain", chain) || set(o, "trust_anchor", anchor_json(tls, now)) ||
+        set(o, "findings", fs) || set(o, "posture", posture_json(res->posture))) {
         json_decref(o);
         return NULL;
     }

@@ -7,6 +7,7 @@
 #include <gnutls/ocsp.h>
 #include <gnutls/x509.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,23 @@
     "+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:"             \
     "+GROUP-FFDHE6144:+GROUP-FFDHE8192:+SHA256:+SHA384:+3DES-CBC:+ARCFOUR-128"
 
+/* Trust-anchor lookups of one set of credentials, by the SHA-256 of the certificate whose
+ * issuer was looked up: the trust list never changes once loaded, and a monitor probes the
+ * same chains again and again, while a lookup costs more than the rest of the description
+ * (gnutls_x509_trust_list_get_issuer alone is some 200,000 instructions). Direct-mapped;
+ * a miss only costs the lookup. */
+#define ANCHOR_SLOTS 256
+
+struct anchor_slot {
+    char key[65];        /* hex SHA-256 of the top sent certificate; "" when unused */
+    bool found;          /* the store holds its issuer */
+    struct cm_cert cert; /* that issuer, when found */
+};
+
 struct cred_entry {
     struct cred_entry *next;
+    pthread_mutex_t anchors_lock; /* chains are described on thread-pool threads */
+    struct anchor_slot *anchors;  /* ANCHOR_SLOTS, made with the entry */
     char *ca_file;     /* NULL: system store */
     char *client_cert; /* NULL: none */
     char *client_key;
@@ -48,6 +64,7 @@ struct cm_tls_ctx {
 
 struct cm_tls_conn {
     struct cm_tls_ctx *ctx;
+    struct cred_entry *cred; /* the profile's, borrowed from ctx */
     gnutls_session_t session;
     bool completed;
     /* The Certificate message was refused before GnuTLS parsed it (names_hook): the
@@ -118,6 +135,12 @@ static void cred_free(struct cred_entry *e)
         return;
     if (e->cred)
         gnutls_certificate_free_credentials(e->cred);
+    if (e->anchors) {
+        for (size_t i = 0; i < ANCHOR_SLOTS; i++)
+            cm_cert_clear(&e->anchors[i].cert);
+        free(e->anchors);
+        pthread_mutex_destroy(&e->anchors_lock);
+    }
     cm_chain_clear(&e->client_chain);
     free(e->ca_file);
     free(e->client_cert);
@@ -177,7 +200,12 @@ int cm_tls_ctx_load(struct cm_tls_ctx *ctx, const struct cm_tls_profile *prof, c
         e->client_cert = dup_or_null(prof->client_cert, &nomem);
         e->client_key = dup_or_null(prof->client_key, &nomem);
     }
-    if (!e || nomem || gnutls_certificate_allocate_credentials(&e->cred) < 0) {
+    if (e && !nomem && (e->anchors = calloc(ANCHOR_SLOTS, sizeof(*e->anchors))) &&
+        pthread_mutex_init(&e->anchors_lock, NULL) != 0) {
+        free(e->anchors);
+        e->anchors = NULL;
+    }
+    if (!e || nomem || !e->anchors || gnutls_certificate_allocate_credentials(&e->cred) < 0) {
         cred_free(e);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
@@ -455,6 +483,7 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
     if (!(c = calloc(1, sizeof(*c))))
         return -ENOMEM;
     c->ctx = ctx;
+    c->cred = e;
     /* A fresh session with no resumption data: every probe is a full handshake and sees the
      * whole chain. No tickets: nothing to resume, and the server need not mint one. */
     rc = gnutls_init(&c->session,
@@ -622,6 +651,92 @@ const char *cm_ocsp_status_name(enum cm_ocsp_status st)
     }
 }
 
+/* Looks up the trust-store issuer of der in the credentials' trust list into *out (0 or 1
+ * certificate). Returns 0 or -ENOMEM. */
+static int lookup_anchor(struct cm_tls_conn *c, const gnutls_datum_t *der, struct cm_chain *out)
+{
+    gnutls_x509_trust_list_t tl = NULL;
+    gnutls_x509_crt_t crt, issuer = NULL;
+    gnutls_datum_t enc = {NULL, 0};
+    struct cm_der d;
+    bool unused;
+    int rc;
+
+    gnutls_certificate_get_trust_list(c->cred->cred, &tl);
+    if (!tl)
+        return 0;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return -ENOMEM;
+    rc = gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER);
+    if (rc >= 0)
+        rc = gnutls_x509_trust_list_get_issuer(tl, crt, &issuer, GNUTLS_TL_GET_COPY);
+    gnutls_x509_crt_deinit(crt);
+    if (rc < 0)
+        return 0;
+    rc = gnutls_x509_crt_export2(issuer, GNUTLS_X509_FMT_DER, &enc);
+    gnutls_x509_crt_deinit(issuer);
+    if (rc < 0)
+        return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : 0;
+    d.data = enc.data;
+    d.len = enc.size;
+    rc = cm_chain_from_der_list(c->ctx->certs, &d, 1, NULL, out, &unused);
+    gnutls_free(enc.data);
+    return rc;
+}
+
+/* The trust anchor behind the sent chain: the trust-store issuer of the top of the issuing
+ * path that starts at position 0 (cm_chain_path_top over the extracted chain; a root sent and
+ * trusted is its own issuer). GnuTLS's verification does not say which anchor it used, and a
+ * weak or hostile anchor lives in the store, not in what the server sent, so it is looked up
+ * here, through the credentials' cache. Nothing found (an untrusted chain) leaves *out empty.
+ * Returns 0 or -ENOMEM. */
+static int find_anchor(struct cm_tls_conn *c, const gnutls_datum_t *peers,
+                       const struct cm_chain *chain, struct cm_chain *out)
+{
+    struct cred_entry *e = c->cred;
+    size_t top = cm_chain_path_top(chain);
+    const char *key = chain->count ? chain->certs[top].sha256 : NULL;
+    struct anchor_slot *slot;
+    unsigned long h = 5381;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!key || strlen(key) != 64)
+        return chain->count ? lookup_anchor(c, &peers[top], out) : 0;
+    for (const char *p = key; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    slot = &e->anchors[h % ANCHOR_SLOTS];
+    pthread_mutex_lock(&e->anchors_lock);
+    if (!strcmp(slot->key, key)) {
+        rc = 0;
+        if (slot->found && (out->certs = calloc(1, sizeof(*out->certs)))) {
+            rc = cm_cert_copy(&out->certs[0], &slot->cert);
+            out->count = rc == 0;
+        } else if (slot->found) {
+            rc = -ENOMEM;
+        }
+        pthread_mutex_unlock(&e->anchors_lock);
+        if (rc < 0)
+            cm_chain_clear(out);
+        return rc;
+    }
+    pthread_mutex_unlock(&e->anchors_lock);
+
+    /* Look up outside the lock; another thread may fill the slot meanwhile, last one wins. */
+    if ((rc = lookup_anchor(c, &peers[top], out)) < 0)
+        return rc;
+    pthread_mutex_lock(&e->anchors_lock);
+    cm_cert_clear(&slot->cert);
+    slot->key[0] = '\0';
+    slot->found = out->count > 0;
+    if (!slot->found || cm_cert_copy(&slot->cert, &out->certs[0]) == 0)
+        memcpy(slot->key, key, sizeof(slot->key));
+    else
+        slot->found = false; /* a failed copy just leaves the slot empty */
+    pthread_mutex_unlock(&e->anchors_lock);
+    return 0;
+}
+
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
                          struct cm_tls_info *info)
 {
@@ -665,11 +780,19 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
             free(list);
         if (rc < 0)
             goto nomem;
-        rc = gnutls_certificate_verify_peers2(s, &status);
+        /* Verified for what a TLS server certificate is for: a path whose extended key
+         * usage excludes serverAuth is not fit for it (PURPOSE_MISMATCH). The host name stays
+         * out: it is judged on its own (hostname_match), and "trusted" is about the chain
+         * (docs/check.md), so a certificate for another name is not also "untrusted". */
+        gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID,
+                                         (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0};
+        rc = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
         /* Verification could not run at all (e.g. a certificate GnuTLS cannot parse):
          * not trusted, for no more specific reason. */
         if (rc < 0)
             status |= GNUTLS_CERT_INVALID;
+        if (find_anchor(c, peers, &info->chain, &info->anchor) < 0)
+            goto nomem;
         describe_ocsp(s, &info->ocsp);
         info->verify.done = true;
         info->verify.status = status;
@@ -690,6 +813,7 @@ void cm_tls_info_clear(struct cm_tls_info *info)
     free(info->cipher);
     free(info->group);
     cm_chain_clear(&info->chain);
+    cm_chain_clear(&info->anchor);
     memset(info, 0, sizeof(*info));
 }
 

@@ -228,6 +228,86 @@ static bool has_must_staple(gnutls_x509_crt_t crt)
     return found;
 }
 
+/* A readable name for an extended key usage OID, or the OID itself. */
+static const char *purpose_name(const char *oid)
+{
+    static const struct {
+        const char *oid, *name;
+    } names[] = {
+        {GNUTLS_KP_TLS_WWW_SERVER, "serverAuth"},  {GNUTLS_KP_TLS_WWW_CLIENT, "clientAuth"},
+        {GNUTLS_KP_CODE_SIGNING, "codeSigning"},   {GNUTLS_KP_EMAIL_PROTECTION, "emailProtection"},
+        {GNUTLS_KP_TIME_STAMPING, "timeStamping"}, {GNUTLS_KP_OCSP_SIGNING, "OCSPSigning"},
+        {GNUTLS_KP_ANY, "anyExtendedKeyUsage"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(oid, names[i].oid))
+            return names[i].name;
+    return oid;
+}
+
+/* Reads the key usage and extended key usage extensions into *c. Returns 0 or -ENOMEM. The
+ * purposes string is bounded: a hostile certificate may list thousands of OIDs, and past a
+ * few the list says nothing more to a reader (the flags still see every one). */
+static int extract_usage(gnutls_x509_crt_t crt, struct cm_cert *c)
+{
+    static const struct {
+        unsigned gnutls, ours;
+    } ku_bits[] = {
+        {GNUTLS_KEY_DIGITAL_SIGNATURE, CM_KU_DIGITAL_SIGNATURE},
+        {GNUTLS_KEY_KEY_ENCIPHERMENT, CM_KU_KEY_ENCIPHERMENT},
+        {GNUTLS_KEY_KEY_AGREEMENT, CM_KU_KEY_AGREEMENT},
+        {GNUTLS_KEY_KEY_CERT_SIGN, CM_KU_KEY_CERT_SIGN},
+        {GNUTLS_KEY_CRL_SIGN, CM_KU_CRL_SIGN},
+    };
+    char list[256] = "";
+    size_t used = 0;
+    unsigned ku = 0;
+
+    if (gnutls_x509_crt_get_key_usage(crt, &ku, NULL) >= 0) {
+        c->has_key_usage = true;
+        for (size_t i = 0; i < sizeof(ku_bits) / sizeof(ku_bits[0]); i++)
+            if (ku & ku_bits[i].gnutls)
+                c->key_usage |= ku_bits[i].ours;
+    }
+    /* Bounded like the SAN loop: 4096 purposes is far past any real certificate. */
+    for (unsigned i = 0; i < 4096; i++) {
+        char oid[128];
+        size_t size = sizeof(oid);
+        int rc = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &size, NULL);
+
+        if (rc == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue; /* an absurd OID: it is neither serverAuth nor any */
+        if (rc < 0)
+            break;
+        c->has_eku = true;
+        if (!strcmp(oid, GNUTLS_KP_TLS_WWW_SERVER))
+            c->eku_server = true;
+        else if (!strcmp(oid, GNUTLS_KP_ANY))
+            c->eku_any = true;
+        if (used + 1 < sizeof(list)) {
+            int n = snprintf(list + used, sizeof(list) - used, "%s%s", used ? ", " : "",
+                             purpose_name(oid));
+            used = n < 0 ? sizeof(list) : used + (size_t)n;
+        }
+    }
+    /* OIDs come from GnuTLS's decoder as digits and dots; escape all the same. */
+    c->eku = safe_text((const unsigned char *)list, strlen(list), true);
+    return c->eku ? 0 : -ENOMEM;
+}
+
+/* The SHA-256 of the certificate's DER SubjectPublicKeyInfo (GnuTLS's SHA-256 key id is
+ * exactly that), lowercase hex; "" when GnuTLS cannot encode the key. */
+static char *spki_hash(gnutls_x509_crt_t crt)
+{
+    unsigned char buf[32];
+    size_t size = sizeof(buf);
+
+    if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, buf, &size) < 0 || size != 32)
+        return strdup("");
+    return hex(buf, size);
+}
+
 /* Fills *c from crt. der, when not NULL, is crt's encoding: hashing it directly spares
  * GnuTLS re-encoding the certificate for the fingerprint. */
 static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_cert *c)
@@ -292,8 +372,12 @@ static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_c
     else
         c->aki = strdup("");
 
+    c->spki_sha256 = spki_hash(crt);
+
     if (!c->subject || !c->issuer || !c->serial || !c->sha256 || !c->signature || !c->ski ||
-        !c->aki)
+        !c->aki || !c->spki_sha256)
+        goto nomem;
+    if (extract_usage(crt, c) < 0)
         goto nomem;
     if (extract_sans(crt, c) < 0)
         goto nomem;
@@ -378,10 +462,12 @@ static int placeholder(struct cm_cert *c)
     c->sha256 = strdup("");
     c->ski = strdup("");
     c->aki = strdup("");
+    c->spki_sha256 = strdup("");
+    c->eku = strdup("");
     c->sig_hash = "";
     c->key_type = "unknown";
     if (!c->subject || !c->issuer || !c->serial || !c->signature || !c->sha256 || !c->ski ||
-        !c->aki) {
+        !c->aki || !c->spki_sha256 || !c->eku) {
         cm_cert_clear(c);
         return -ENOMEM;
     }
@@ -399,11 +485,13 @@ int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src)
     dst->sha256 = strdup(src->sha256 ? src->sha256 : "");
     dst->ski = strdup(src->ski ? src->ski : "");
     dst->aki = strdup(src->aki ? src->aki : "");
+    dst->spki_sha256 = strdup(src->spki_sha256 ? src->spki_sha256 : "");
+    dst->eku = strdup(src->eku ? src->eku : "");
     dst->sig_hash = src->sig_hash ? src->sig_hash : "";
     dst->sans = src->san_count ? calloc(src->san_count, sizeof(*dst->sans)) : NULL;
     dst->san_count = 0;
     if (!dst->subject || !dst->issuer || !dst->serial || !dst->signature || !dst->sha256 ||
-        !dst->ski || !dst->aki || (src->san_count && !dst->sans))
+        !dst->ski || !dst->aki || !dst->spki_sha256 || !dst->eku || (src->san_count && !dst->sans))
         goto nomem;
     for (size_t i = 0; i < src->san_count; i++) {
         if (!(dst->sans[i] = strdup(src->sans[i])))
@@ -577,6 +665,8 @@ void cm_cert_clear(struct cm_cert *c)
     free(c->sha256);
     free(c->ski);
     free(c->aki);
+    free(c->spki_sha256);
+    free(c->eku);
     for (size_t i = 0; i < c->san_count; i++)
         free(c->sans[i]);
     free(c->sans);
@@ -622,4 +712,41 @@ int cm_chain_earliest_expiry(const struct cm_chain *chain)
         if (best < 0 || chain->certs[i].not_after < chain->certs[best].not_after)
             best = (int)i;
     return best;
+}
+
+size_t cm_chain_position(const struct cm_chain *chain, const struct cm_cert *c)
+{
+    for (size_t i = 0; c->sha256 && c->sha256[0] && i < chain->count; i++)
+        if (chain->certs[i].sha256 && !strcmp(chain->certs[i].sha256, c->sha256))
+            return i;
+    return chain->count;
+}
+
+bool cm_cert_issued_by(const struct cm_cert *a, const struct cm_cert *b)
+{
+    if (strcmp(a->issuer ? a->issuer : "", b->subject ? b->subject : "") != 0)
+        return false;
+    return !a->aki || !b->ski || !a->aki[0] || !b->ski[0] || strcmp(a->aki, b->ski) == 0;
+}
+
+size_t cm_chain_path_top(const struct cm_chain *chain)
+{
+    size_t top = 0;
+
+    /* At most count steps: a loop of mutual issuers ends there. */
+    for (size_t steps = 0; steps < chain->count; steps++) {
+        const struct cm_cert *c = &chain->certs[top];
+        size_t next = chain->count;
+        if (c->self_signed)
+            break;
+        for (size_t j = 0; j < chain->count; j++)
+            if (j != top && cm_cert_issued_by(c, &chain->certs[j])) {
+                next = j;
+                break;
+            }
+        if (next == chain->count)
+            break;
+        top = next;
+    }
+    return top;
 }

@@ -52,13 +52,34 @@ struct cm_policy {
     bool allow_self_signed;       /* a self-signed leaf is not a finding */
     struct cm_policy_rule *rules; /* owned; later rules for the same id win */
     size_t rule_count;
+    const char *interception_roots; /* borrowed: more known interception roots, a list in the
+                                     * format of data/interception-roots.txt that
+                                     * cm_spki_list_check accepted; NULL: the built-in ones
+                                     * only. It outlives every analysis under the policy. */
 };
 
 #define CM_POLICY_DEFAULT                                                                          \
     {                                                                                              \
         .warn_days = 30, .crit_days = 7, .min_rsa_bits = 2048, .min_ec_bits = 256,                 \
-        .allow_self_signed = false, .rules = NULL, .rule_count = 0                                 \
+        .allow_self_signed = false, .rules = NULL, .rule_count = 0, .interception_roots = NULL     \
     }
+
+/* The built-in list of known interception roots: data/interception-roots.txt, embedded at
+ * build time (NUL-terminated). */
+extern const char cm_interception_roots_builtin[];
+
+/* Longest name an entry of a public-key list may have. */
+#define CM_SPKI_NAME_MAX 200
+
+/* Checks a public-key list of len bytes: one "HEX64 NAME" entry per line (the SHA-256 of a
+ * DER SubjectPublicKeyInfo in hex, then a name of printable text up to CM_SPKI_NAME_MAX
+ * bytes), '#' comment lines and blank lines. Returns 0, or CM_EBADARG with "line N: what is
+ * wrong" in err. A list that passes holds no NUL byte, so it can be used as a string. */
+int cm_spki_list_check(const char *text, size_t len, char *err, size_t errlen);
+
+/* Looks up spki_sha256 (64 hex digits, any case) in a checked list. On a hit copies the
+ * entry's name into name (at least CM_SPKI_NAME_MAX + 1 bytes) and returns true. */
+bool cm_spki_list_find(const char *text, const char *spki_sha256, char *name, size_t namelen);
 
 /* Adds a rule: ignore id, or set its severity. Returns 0, CM_EBADARG for an id not in the
  * catalogue, or -ENOMEM. */

@@ -57,6 +57,10 @@ struct cm_tls_info {
     bool client_cert_requested; /* the server asked for a client certificate */
     bool client_cert_sent;      /* and we presented one */
     struct cm_chain chain;      /* as the peer sent it */
+    struct cm_chain anchor;     /* the trust anchor: the trust-store certificate that issued
+                                 * the top of the issuing path from position 0 through the
+                                 * sent certificates (cm_chain_path_top); 0 or 1 certificate,
+                                 * possibly a copy of a sent root */
 };
 
 /* Creates the context shared by all connections of a run: priorities and a cache of
@@ -121,8 +125,9 @@ void cm_tls_conn_detach(struct cm_tls_conn *c);
 void cm_tls_conn_bye(struct cm_tls_conn *c);
 
 /* Fills *info from the session: negotiated parameters (if any) and, when chain is true, the
- * peer chain (whatever was received, even after a failed handshake) and verification against
- * the trust anchors and verify_name. Returns 0 or -ENOMEM. */
+ * peer chain (whatever was received, even after a failed handshake), verification against
+ * the trust anchors, verify_name and the TLS server purpose (extended key usage serverAuth),
+ * and the trust anchor the chain leads to. Returns 0 or -ENOMEM. */
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
                          struct cm_tls_info *info);
 void cm_tls_info_clear(struct cm_tls_info *info);

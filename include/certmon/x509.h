@@ -33,7 +33,25 @@ struct cm_cert {
     const char *sig_hash; /* static: digest of the signature ("SHA256", "SHA1", "MD5"), or "" */
     char *ski;            /* subject key identifier, lowercase hex, "" when absent */
     char *aki;            /* authority key identifier (key id), lowercase hex, "" when absent */
+    char *spki_sha256;    /* SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex ("" for a
+                           * placeholder): the key's identity, as public blocklists list it */
+    /* What the key may be used for (RFC 5280 4.2.1.3 and 4.2.1.12). An absent extension
+     * restricts nothing. */
+    bool has_key_usage;
+    unsigned key_usage; /* CM_KU_* bits, when has_key_usage */
+    bool has_eku;
+    bool eku_server; /* the extended key usage lists serverAuth */
+    bool eku_any;    /* ... or anyExtendedKeyUsage */
+    char *eku;       /* the purposes listed, "clientAuth, emailProtection, 1.2.3.4";
+                      * "" when has_eku is false */
 };
+
+/* Key usage bits of struct cm_cert (our own numbering, not the DER bit order). */
+#define CM_KU_DIGITAL_SIGNATURE 0x01u
+#define CM_KU_KEY_ENCIPHERMENT 0x02u
+#define CM_KU_KEY_AGREEMENT 0x04u
+#define CM_KU_KEY_CERT_SIGN 0x08u
+#define CM_KU_CRL_SIGN 0x10u
 
 struct cm_chain {
     struct cm_cert *certs; /* in the order the peer sent them (or the file holds them) */
@@ -84,6 +102,19 @@ int64_t cm_cert_days_left(const struct cm_cert *c, time_t now);
 
 /* Formats t as RFC 3339 UTC ("2026-11-27T05:14:46Z") into buf (at least 21 bytes). */
 void cm_time_rfc3339(int64_t t, char *buf, size_t len);
+
+/* True when b issued a: a's issuer name equals b's subject name and, where both are present,
+ * a's authority key identifier equals b's subject key identifier (docs/findings.md, "Issuer
+ * matching"). Strings left NULL count as empty (hand-built certificates). */
+bool cm_cert_issued_by(const struct cm_cert *a, const struct cm_cert *b);
+
+/* Position of the last certificate on the issuing path that starts at position 0 and follows
+ * the certificates of chain as sent (in any order, each at most once); 0 for an empty chain. */
+size_t cm_chain_path_top(const struct cm_chain *chain);
+
+/* The position in chain of a certificate with the same encoding (SHA-256) as c, or
+ * chain->count when there is none. */
+size_t cm_chain_position(const struct cm_chain *chain, const struct cm_cert *c);
 
 /* The position of the certificate that expires first, or -1 for an empty chain. */
 int cm_chain_earliest_expiry(const struct cm_chain *chain);

@@ -194,7 +194,7 @@ static void run(const struct cm_probe_result *r, const struct cm_policy *p, stru
         CU_ASSERT_PTR_NOT_NULL(it->message);
         if (!def || p->rule_count || !strcmp(it->id, "key.weak") ||
             !strcmp(it->id, "cert.expiring") || !strcmp(it->id, "protocol.legacy") ||
-            !strcmp(it->id, "dh.weak"))
+            !strcmp(it->id, "dh.weak") || !strcmp(it->id, "cert.purpose"))
             continue;
         snprintf(msg, sizeof(msg), "finding %zu (%s) has its default severity", i, it->id);
         CU_assertImplementation(it->severity == def->severity, __LINE__, msg, __FILE__, "",
@@ -1157,11 +1157,13 @@ static void test_chain_incomplete(void)
                    __LINE__);
     cm_findings_clear(&f);
 
-    /* A CA certificate sent alone is not a leaf missing its intermediate. */
+    /* A CA certificate sent alone is not a leaf missing its intermediate. It is a CA
+     * certificate where the server's own belongs, which chain.ca_as_leaf says too (new with
+     * that finding). */
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
     r->tls.chain.certs[0].is_ca = true;
     run(r, &def, &f);
-    EXPECT_IDS(&f, "chain.untrusted");
+    EXPECT_IDS(&f, "chain.untrusted chain.ca_as_leaf");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 0,
                    "the chain does not verify (signer_not_found): the issuer of certificate 0 "
                    "(CN=Example CA) is neither sent nor trusted",
@@ -1385,13 +1387,19 @@ static void test_chain_order_key_ids(void)
     swap_certs(r, 1, 2);
     leaf = &r->tls.chain.certs[0];
 
-    /* Same name, different key: not the issuer (an old CA key, say), so nothing is out of
-     * order. */
+    /* Same name, different key: not the issuer (an old CA key, say), so the leaf is not out
+     * of order. The CA certificate at the end comes after the root that issued it, which is
+     * out of order since chain.order judges the last position too (the old loop stopped
+     * before it). */
     set_key_ids(leaf, "1111", "aa01");
     set_key_ids(&r->tls.chain.certs[2], "bb02", "cc03");
     run(r, &def, &f);
-    EXPECT_IDS(&f, "chain.root_sent");
-    expect_finding(&f, 0, "chain.root_sent", CM_SEV_INFO, 1,
+    EXPECT_IDS(&f, "chain.order chain.root_sent");
+    expect_finding(&f, 0, "chain.order", CM_SEV_WARNING, 2,
+                   "certificate 2 (CN=Example CA) comes last, after its issuer, which was sent at "
+                   "position 1; send the chain in issuing order, the server's certificate first",
+                   __LINE__);
+    expect_finding(&f, 1, "chain.root_sent", CM_SEV_INFO, 1,
                    "the server also sends the root certificate (CN=Example Root) at position 1; "
                    "clients use their own copy, so it only costs bytes",
                    __LINE__);
@@ -1505,11 +1513,12 @@ static void test_lifetime_long(void)
     EXPECT_IDS(&f, "");
     cm_findings_clear(&f);
 
-    /* A CA certificate served as the leaf may live long. */
+    /* A CA certificate served as the leaf may live long: not cert.lifetime_long (it is
+     * chain.ca_as_leaf, new with that finding). */
     leaf->not_after = leaf->not_before + 3650 * DAY;
     leaf->is_ca = true;
     run(r, &def, &f);
-    EXPECT_IDS(&f, "");
+    EXPECT_IDS(&f, "chain.ca_as_leaf");
     cm_findings_clear(&f);
 
     /* Only the leaf is measured: the intermediate of quiet() lives 1925 days. */
@@ -1962,6 +1971,9 @@ static void test_catalogue(void)
         {"mtls.client_cert_rejected", CM_SEV_CRITICAL},
         {"mtls.client_cert_expiring", CM_SEV_WARNING},
         {"mtls.client_cert_expired", CM_SEV_CRITICAL},
+        {"chain.ca_as_leaf", CM_SEV_CRITICAL},
+        {"chain.interception_root", CM_SEV_CRITICAL},
+        {"cert.purpose", CM_SEV_CRITICAL},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));
@@ -2547,6 +2559,391 @@ static void test_file_failed(void)
     cm_probe_result_free(r);
 }
 
+/* ---- purpose, CA as leaf, anchors, interception roots ---- */
+
+static void set_eku(struct cm_cert *c, const char *list, bool server, bool any)
+{
+    free(c->eku);
+    c->eku = xstrdup(list);
+    c->has_eku = true;
+    c->eku_server = server;
+    c->eku_any = any;
+}
+
+static void set_ku(struct cm_cert *c, unsigned ku)
+{
+    c->has_key_usage = true;
+    c->key_usage = ku;
+}
+
+static void set_cipher(struct cm_probe_result *r, const char *version, const char *cipher)
+{
+    free(r->tls.version);
+    free(r->tls.cipher);
+    r->tls.version = xstrdup(version);
+    r->tls.cipher = xstrdup(cipher);
+}
+
+static void test_purpose_eku(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+
+    /* serverAuth among others, or anyExtendedKeyUsage: fit. */
+    set_eku(leaf, "clientAuth, serverAuth", true, false);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    set_eku(leaf, "anyExtendedKeyUsage", false, true);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* clientAuth only, as GnuTLS's verification also says: cert.purpose explains the bit. */
+    set_eku(leaf, "clientAuth", false, false);
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    expect_finding(&f, 0, "cert.purpose", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) is not for TLS servers: its extended key "
+                   "usage allows only clientAuth, not serverAuth, so clients refuse it; reissue "
+                   "it with serverAuth",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Ignored by the policy, the bit is still explained: no chain.untrusted instead. */
+    {
+        struct cm_policy p = CM_POLICY_DEFAULT;
+        CU_ASSERT_EQUAL(cm_policy_ignore(&p, "cert.purpose"), 0);
+        run(r, &p, &f);
+        EXPECT_IDS(&f, "");
+        cm_findings_clear(&f);
+        cm_policy_clear(&p);
+    }
+
+    /* The bit without anything the extracted data shows: still cert.purpose, generic. */
+    leaf->has_eku = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    CU_ASSERT_PTR_NOT_NULL(find(&f, "cert.purpose", 0));
+    cm_findings_clear(&f);
+
+    /* An intermediate that restricts its EKU without serverAuth constrains the leaf. */
+    r->tls.verify.status = 0;
+    r->tls.verify.trusted = true;
+    set_eku(&r->tls.chain.certs[1], "emailProtection", false, false);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    expect_finding(&f, 0, "cert.purpose", CM_SEV_CRITICAL, 1,
+                   "chain certificate 1 (CN=Example CA) restricts the extended key usage of "
+                   "every certificate under it to emailProtection, without serverAuth: clients "
+                   "refuse the leaf for a TLS server",
+                   __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_purpose_key_usage(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+
+    /* An EC key only signs: keyAgreement alone is unfit, digitalSignature fit. */
+    leaf->key_type = "EC";
+    leaf->key_bits = 256;
+    set_ku(leaf, CM_KU_KEY_AGREEMENT);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    expect_finding(&f, 0, "cert.purpose", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) has a key usage (keyAgreement) without "
+                   "digitalSignature, which its EC key needs to sign the TLS handshake; clients "
+                   "that check key usage refuse it",
+                   __LINE__);
+    cm_findings_clear(&f);
+    set_ku(leaf, CM_KU_DIGITAL_SIGNATURE);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* RSA with keyEncipherment only: fit for static RSA alone. Under TLS 1.3 the server
+     * signed with it anyway: critical. */
+    leaf->key_type = "RSA";
+    leaf->key_bits = 2048;
+    set_ku(leaf, CM_KU_KEY_ENCIPHERMENT);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_CRITICAL);
+    CU_ASSERT(at(&f, 0) && strstr(at(&f, 0)->message, "signs the handshake (TLS_AES_128_GCM"));
+    cm_findings_clear(&f);
+    /* Static RSA negotiated: it works, but only that way: a warning. */
+    set_cipher(r, "TLS1.2", "TLS_RSA_WITH_AES_128_GCM_SHA256");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_WARNING);
+    CU_ASSERT(at(&f, 0) && strstr(at(&f, 0)->message, "serves only static-RSA key exchange"));
+    cm_findings_clear(&f);
+
+    /* digitalSignature without keyEncipherment: fine for ECDHE, not for static RSA. */
+    set_ku(leaf, CM_KU_DIGITAL_SIGNATURE);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_CRITICAL);
+    CU_ASSERT(at(&f, 0) && strstr(at(&f, 0)->message, "without keyEncipherment"));
+    cm_findings_clear(&f);
+    set_cipher(r, "TLS1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* Neither: no key exchange may use the key. */
+    set_ku(leaf, CM_KU_KEY_CERT_SIGN);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.purpose");
+    CU_ASSERT(at(&f, 0) && strstr(at(&f, 0)->message, "(keyCertSign) that allows neither"));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_ca_as_leaf(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+
+    /* Sent in reverse: the intermediate first, then the leaf it issued. The CA names no host,
+     * has no SAN and a CA key usage: none of that is reported beside chain.ca_as_leaf. */
+    swap_certs(r, 0, 1);
+    set_ku(&r->tls.chain.certs[0], CM_KU_KEY_CERT_SIGN | CM_KU_CRL_SIGN);
+    r->tls.verify.hostname_match = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.ca_as_leaf chain.order");
+    expect_finding(&f, 0, "chain.ca_as_leaf", CM_SEV_CRITICAL, 0,
+                   "the server sends a CA certificate (CN=Example CA, basicConstraints CA:TRUE) "
+                   "first, where its own certificate belongs; the certificate it issued "
+                   "(CN=example.com) comes at position 1: the chain is sent in reverse, send the "
+                   "server's certificate first",
+                   __LINE__);
+    expect_finding(&f, 1, "chain.order", CM_SEV_WARNING, 1,
+                   "certificate 1 (CN=example.com) comes last, after its issuer, which was sent "
+                   "at position 0; send the chain in issuing order, the server's certificate "
+                   "first",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* The intermediate served alone. */
+    truncate_chain(r, 1);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.ca_as_leaf");
+    CU_ASSERT(at(&f, 0) && strstr(at(&f, 0)->message, "as its own certificate"));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* A lone self-signed CA:TRUE certificate is chain.self_signed, not a CA as the leaf. */
+    r = quiet();
+    truncate_chain(r, 1);
+    free(r->tls.chain.certs[0].issuer);
+    r->tls.chain.certs[0].issuer = xstrdup("CN=example.com");
+    r->tls.chain.certs[0].self_signed = true;
+    r->tls.chain.certs[0].is_ca = true;
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.self_signed");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* Sets the trust anchor of r: a copy of a root named subject with a bits-bit RSA key. */
+static struct cm_cert *set_anchor(struct cm_probe_result *r, const char *subject, unsigned bits)
+{
+    cm_chain_clear(&r->tls.anchor);
+    r->tls.anchor.certs = calloc(1, sizeof(struct cm_cert));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.anchor.certs);
+    fill_cert(&r->tls.anchor.certs[0], subject, subject, NOW - 1000 * DAY, NOW + 3000LL * DAY,
+              true);
+    free(r->tls.anchor.certs[0].sha256);
+    r->tls.anchor.certs[0].sha256 = xstrdup("a0a0");
+    r->tls.anchor.certs[0].key_bits = bits;
+    r->tls.anchor.count = 1;
+    return &r->tls.anchor.certs[0];
+}
+
+static void test_weak_anchor(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+    struct cm_cert *a;
+
+    /* A good anchor is no finding. */
+    set_anchor(r, "CN=Example Root", 4096);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    /* A 1024-bit anchor only the store holds: at the chain length, named as the anchor. Its
+     * INSECURE_ALGORITHM is explained. */
+    set_anchor(r, "CN=Example Root", 1024);
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak");
+    expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 2,
+                   "the trust anchor (CN=Example Root) from the trust store has a 1024-bit RSA "
+                   "key; the policy asks for at least 2048 bits",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Sent too (same encoding) as a root: judged once, at the position sent. */
+    a = push_root(r);
+    a->key_bits = 1024;
+    free(a->sha256);
+    a->sha256 = xstrdup("a0a0");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak chain.root_sent");
+    CU_ASSERT_PTR_NOT_NULL(find(&f, "key.weak", 2));
+    CU_ASSERT(at(&f, 0) && strstr(at(&f, 0)->message, "chain certificate 2 (CN=Example Root), "
+                                                      "the trust anchor, has a 1024-bit RSA key"));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+
+    /* A weak leaf key explains INSECURE_ALGORITHM too (it used to be chain.untrusted). */
+    r = quiet();
+    r->tls.chain.certs[0].key_bits = 768;
+    r->tls.verify.trusted = false;
+    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "key.weak");
+    cm_findings_clear(&f);
+    /* Allowed by the policy, the key no longer explains it: clients still refuse it. */
+    {
+        struct cm_policy p = CM_POLICY_DEFAULT;
+        p.min_rsa_bits = 512;
+        run(r, &p, &f);
+        EXPECT_IDS(&f, "chain.untrusted");
+        cm_findings_clear(&f);
+    }
+    cm_probe_result_free(r);
+}
+
+static void test_interception_root(void)
+{
+    /* Superfish's key, as data/interception-roots.txt lists it. */
+    static const char superfish[] =
+        "4bb8f35ba1e126f8dde1b0c420625ed86dce61a7bddadbdea9aba578ff13145e";
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+    struct cm_cert *root, *a;
+    struct cm_policy p = CM_POLICY_DEFAULT;
+
+    /* Sent and trusted (the anchor is the same certificate). */
+    root = push_root(r);
+    root->spki_sha256 = xstrdup(superfish);
+    free(root->sha256);
+    root->sha256 = xstrdup("b1b1");
+    a = set_anchor(r, "CN=Example Root", 2048);
+    free(a->sha256);
+    a->sha256 = xstrdup("b1b1");
+    a->spki_sha256 = xstrdup(superfish);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.root_sent chain.interception_root");
+    expect_finding(&f, 1, "chain.interception_root", CM_SEV_CRITICAL, 2,
+                   "the server sends a certificate of a known TLS interception root at position "
+                   "2: Superfish (Lenovo) (CN=Example Root); the trust store trusts it: whoever "
+                   "holds its key can read and alter the traffic; remove it from the trust store",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Only in the store: at the chain length. Upper-case hex matches too. */
+    truncate_chain(r, 2);
+    free(a->spki_sha256);
+    a->spki_sha256 = xstrdup("4BB8F35BA1E126F8DDE1B0C420625ED86DCE61A7BDDADBDEA9ABA578FF13145E");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "chain.interception_root");
+    expect_finding(&f, 0, "chain.interception_root", CM_SEV_CRITICAL, 2,
+                   "the chain ends in a known TLS interception root from the trust store: "
+                   "Superfish (Lenovo) (CN=Example Root); whoever holds its key can read and "
+                   "alter the traffic: remove it from the trust store",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* A key in no list; then the same key in the policy's list. */
+    free(a->spki_sha256);
+    a->spki_sha256 = xstrdup("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    p.interception_roots = "# local\n"
+                           "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff  "
+                           "Corporate proxy  \n";
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "chain.interception_root");
+    CU_ASSERT(at(&f, 0) && strstr(at(&f, 0)->message, "root from the trust store: Corporate "
+                                                      "proxy (CN=Example Root)"));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+static void test_spki_list(void)
+{
+    static const char good[] = "# comment\n\n  \t\n"
+                               "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff "
+                               "A name\r\n"
+                               "FFEEDDCCBBAA99887766554433221100FFEEDDCCBBAA99887766554433221100\t"
+                               "Other";
+    static const struct {
+        const char *text, *err;
+    } bad[] = {
+        {"0011 short\n", "line 1: an entry starts with the 64 hex digits of a SHA-256 hash, "
+                         "then a space"},
+        {"# x\n00112233445566778899aabbccddeeff00112233445566778899aabbccddeeffAB name\n",
+         "line 2: an entry starts with the 64 hex digits of a SHA-256 hash, then a space"},
+        {"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+         "line 1: the hash has no name after it"},
+        {"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff   \n",
+         "line 1: the hash has no name after it"},
+        {"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff a\033[31m\n",
+         "line 1: the name holds a control character"},
+        {"zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff x\n",
+         "line 1: an entry starts with the 64 hex digits of a SHA-256 hash, then a space"},
+    };
+    char err[160], name[CM_SPKI_NAME_MAX + 1], longname[400];
+
+    EXPECT_INT(cm_spki_list_check(good, strlen(good), err, sizeof(err)), 0);
+    CU_ASSERT(cm_spki_list_find(good,
+                                "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100",
+                                name, sizeof(name)));
+    EXPECT_STR(name, "Other");
+    CU_ASSERT(cm_spki_list_find(good,
+                                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+                                name, sizeof(name)));
+    EXPECT_STR(name, "A name");
+    CU_ASSERT(!cm_spki_list_find(good, "0011", name, sizeof(name)));
+    CU_ASSERT(!cm_spki_list_find(good, "", name, sizeof(name)));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        EXPECT_INT(cm_spki_list_check(bad[i].text, strlen(bad[i].text), err, sizeof(err)),
+                   CM_EBADARG);
+        EXPECT_STR(err, bad[i].err);
+    }
+    /* A NUL inside: not text. */
+    EXPECT_INT(cm_spki_list_check("ab\0cd", 5, err, sizeof(err)), CM_EBADARG);
+    EXPECT_STR(err, "the list holds a NUL byte (not a text file?)");
+    /* A name of 201 bytes. */
+    snprintf(longname, sizeof(longname), "%064d %0201d\n", 0, 0);
+    EXPECT_INT(cm_spki_list_check(longname, strlen(longname), err, sizeof(err)), CM_EBADARG);
+    EXPECT_STR(err, "line 1: the name is longer than 200 bytes");
+    /* The built-in list is well-formed and holds what the data file says. */
+    EXPECT_INT(cm_spki_list_check(cm_interception_roots_builtin,
+                                  strlen(cm_interception_roots_builtin), err, sizeof(err)),
+               0);
+    CU_ASSERT(cm_spki_list_find(cm_interception_roots_builtin,
+                                "130ad4e0633521290531b6651f5759b0bc7bc656709ff8f365c2143b0389b6f6",
+                                name, sizeof(name)));
+    EXPECT_STR(name, "Dell eDellRoot or DSDTestProvider");
+}
+
 static CU_TestInfo tests[] = {
     {"default policy", test_policy_default},
     {"healthy chain", test_healthy},
@@ -2587,6 +2984,12 @@ static CU_TestInfo tests[] = {
     {"policy: bad rules", test_policy_bad_rules},
     {"severity parse", test_severity_parse},
     {"catalogue", test_catalogue},
+    {"cert.purpose: extended key usage", test_purpose_eku},
+    {"cert.purpose: key usage", test_purpose_key_usage},
+    {"chain.ca_as_leaf", test_ca_as_leaf},
+    {"key.weak: trust anchor", test_weak_anchor},
+    {"chain.interception_root", test_interception_root},
+    {"public-key lists", test_spki_list},
     {"suggest", test_suggest},
     {"later policy rule wins", test_later_rule_wins},
     {"consistency across addresses", test_consistency},

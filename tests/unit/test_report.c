@@ -222,8 +222,9 @@ static json_t *render(const struct cm_probe_result *r, const struct cm_findings 
 }
 
 static const char *const top_keys[] = {
-    "target",    "host", "port",         "sni",  "address", "starttls", "status",   "error",
-    "timing_ms", "tls",  "verification", "ocsp", "mtls",    "chain",    "findings", "posture"};
+    "target", "host",  "port",         "sni",      "address",      "starttls",
+    "status", "error", "timing_ms",    "tls",      "verification", "ocsp",
+    "mtls",   "chain", "trust_anchor", "findings", "posture"};
 #define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
 
 static void test_top_level(void)
@@ -455,9 +456,10 @@ static void test_chain_entries(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f = {0};
     static const char *const cert_keys[] = {
-        "position", "subject", "issuer", "serial",      "not_before", "not_after", "days_left",
-        "key",      "sans",    "is_ca",  "self_signed", "sha256",     "signature", "must_staple",
-        "san_count", "sans_truncated"};
+        "position",  "subject",     "issuer",      "serial",    "not_before",        "not_after",
+        "days_left", "key",         "sans",        "is_ca",     "self_signed",       "sha256",
+        "signature", "must_staple", "spki_sha256", "key_usage", "extended_key_usage", "san_count",
+        "sans_truncated"};
     static const char *const key_keys[] = {"type", "bits"};
     json_t *j = render(r, &f, NOW);
     json_t *chain = json_object_get(j, "chain");
@@ -484,6 +486,10 @@ static void test_chain_entries(void)
     J_BOOL(c0, "is_ca", false);
     J_BOOL(c0, "self_signed", false);
     J_BOOL(c0, "must_staple", false);
+    /* Extensions absent: null, not an empty list (which would mean "nothing allowed"). */
+    CU_ASSERT(json_is_null(json_object_get(c0, "key_usage")));
+    CU_ASSERT(json_is_null(json_object_get(c0, "extended_key_usage")));
+    CU_ASSERT(json_is_null(json_object_get(j, "trust_anchor")));
 
     j_keys(c1, cert_keys, sizeof(cert_keys) / sizeof(cert_keys[0]), __LINE__);
     J_INT(c1, "position", 1);
@@ -1088,12 +1094,59 @@ static void keep_certs(struct cm_probe_result *r, size_t n)
     r->tls.chain.count = n;
 }
 
+/* Key usage, extended key usage and the trust anchor, as check --json shows them. */
+static void test_usage_and_anchor(void)
+{
+    struct cm_probe_result *r = healthy();
+    struct cm_findings f = {0};
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    static const char *const ku[] = {"digitalSignature", "keyAgreement"};
+    static const char *const eku[] = {"clientAuth", "1.2.3.4"};
+    json_t *j, *c0, *a;
+
+    leaf->has_key_usage = true;
+    leaf->key_usage = CM_KU_DIGITAL_SIGNATURE | CM_KU_KEY_AGREEMENT;
+    leaf->has_eku = true;
+    free(leaf->eku);
+    leaf->eku = strdup("clientAuth, 1.2.3.4");
+    free(leaf->spki_sha256);
+    leaf->spki_sha256 = strdup("ab01");
+    /* The anchor: a copy of the intermediate (sent, so at position 1), then a root that only
+     * the trust store holds (position 2, the chain length). */
+    r->tls.anchor.certs = calloc(1, sizeof(struct cm_cert));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.anchor.certs);
+    CU_ASSERT_EQUAL_FATAL(cm_cert_copy(&r->tls.anchor.certs[0], &r->tls.chain.certs[1]), 0);
+    r->tls.anchor.count = 1;
+
+    j = render(r, &f, NOW);
+    c0 = json_array_get(json_object_get(j, "chain"), 0);
+    j_strings(c0, "key_usage", ku, 2, __LINE__);
+    j_strings(c0, "extended_key_usage", eku, 2, __LINE__);
+    J_STR(c0, "spki_sha256", "ab01");
+    a = json_object_get(j, "trust_anchor");
+    CU_ASSERT(json_is_object(a));
+    J_INT(a, "position", 1);
+    J_STR(a, "subject", "CN=Example CA,O=Example");
+    json_decref(j);
+
+    free(r->tls.anchor.certs[0].sha256);
+    r->tls.anchor.certs[0].sha256 = strdup("00ff");
+    free(r->tls.anchor.certs[0].subject);
+    r->tls.anchor.certs[0].subject = strdup("CN=Store Root");
+    j = render(r, &f, NOW);
+    a = json_object_get(j, "trust_anchor");
+    J_INT(a, "position", 2);
+    J_STR(a, "subject", "CN=Store Root");
+    json_decref(j);
+    cm_probe_result_free(r);
+}
+
 static void test_file_json(void)
 {
     static const char *const file_keys[] = {
-        "target",   "path",   "host",  "port",      "sni",    "address",
-        "starttls", "status", "error", "timing_ms", "tls",    "verification",
-        "ocsp",     "mtls",   "chain", "findings",  "posture"};
+        "target",   "path",   "host",  "port",         "sni",      "address",
+        "starttls", "status", "error", "timing_ms",    "tls",      "verification",
+        "ocsp",     "mtls",   "chain", "trust_anchor", "findings", "posture"};
     struct cm_probe_result *r = file_result();
     struct cm_findings f = {0};
     json_t *j, *t;
@@ -1124,7 +1177,7 @@ static void test_file_json(void)
                      "\"starttls\":null,\"status\":\"warning\",\"error\":null,"
                      "\"timing_ms\":{\"dns\":null,\"connect\":null,\"starttls\":null,"
                      "\"handshake\":null,\"total\":0.25},\"tls\":null,\"verification\":null,"
-                     "\"ocsp\":null,\"mtls\":null,\"posture\":null}");
+                     "\"ocsp\":null,\"mtls\":null,\"trust_anchor\":null,\"posture\":null}");
     free(dump);
     json_decref(j);
     cm_findings_clear(&f);
@@ -1218,6 +1271,7 @@ static CU_TestInfo tests[] = {
     {"text: failed probe", test_text_failed},
     {"text: certificate names", test_text_names},
     {"JSON and text: posture", test_posture},
+    {"JSON: key usage, extended key usage, trust anchor", test_usage_and_anchor},
     {"JSON: file target", test_file_json},
     {"text: file target", test_file_text},
     CU_TEST_INFO_NULL,

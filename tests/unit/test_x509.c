@@ -1470,11 +1470,61 @@ static void test_hostile_lookalikes(void)
     cm_chain_clear(&ch);
 }
 
+/* Key usage, extended key usage and the SPKI hash, as mkpki.sh's certtool templates made
+ * them, the hash against openssl's. */
+static void test_usage_and_spki(void)
+{
+    struct cm_chain ch;
+    struct cm_cert copy;
+    char line[256];
+
+    load(&ch, "valid.chain.pem", 2);
+    /* tls_www_server, signing_key, encryption_key. */
+    CU_ASSERT_TRUE(ch.certs[0].has_key_usage);
+    EXPECT_INT(ch.certs[0].key_usage, CM_KU_DIGITAL_SIGNATURE | CM_KU_KEY_ENCIPHERMENT);
+    CU_ASSERT_TRUE(ch.certs[0].has_eku);
+    CU_ASSERT_TRUE(ch.certs[0].eku_server);
+    CU_ASSERT_FALSE(ch.certs[0].eku_any);
+    EXPECT_STR(ch.certs[0].eku, "serverAuth");
+    /* ca, cert_signing_key, crl_signing_key; no EKU. */
+    CU_ASSERT_TRUE(ch.certs[1].has_key_usage);
+    EXPECT_INT(ch.certs[1].key_usage, CM_KU_KEY_CERT_SIGN | CM_KU_CRL_SIGN);
+    CU_ASSERT_FALSE(ch.certs[1].has_eku);
+    EXPECT_STR(ch.certs[1].eku, "");
+    /* The copy keeps them. */
+    CU_ASSERT_EQUAL_FATAL(cm_cert_copy(&copy, &ch.certs[0]), 0);
+    EXPECT_STR(copy.eku, "serverAuth");
+    EXPECT_STR(copy.spki_sha256, ch.certs[0].spki_sha256);
+    EXPECT_INT(copy.key_usage, ch.certs[0].key_usage);
+    cm_cert_clear(&copy);
+    cm_chain_clear(&ch);
+
+    load(&ch, "client.pem", 1);
+    CU_ASSERT_TRUE(ch.certs[0].has_eku);
+    CU_ASSERT_FALSE(ch.certs[0].eku_server);
+    EXPECT_STR(ch.certs[0].eku, "clientAuth");
+    cm_chain_clear(&ch);
+
+    for (size_t i = 0; i < N_PEMS; i++) {
+        const char *pem = cm_th_pki(all_pems[i]);
+
+        load(&ch, all_pems[i], 1);
+        CU_ASSERT_EQUAL_FATAL(run_line(line, sizeof(line),
+                                       "openssl x509 -in '%s' -noout -pubkey | openssl pkey "
+                                       "-pubin -outform DER | sha256sum | cut -d' ' -f1",
+                                       pem),
+                              0);
+        cm_expect_str(ch.certs[0].spki_sha256, line, all_pems[i], __FILE__, __LINE__);
+        cm_chain_clear(&ch);
+    }
+}
+
 static CU_TestInfo tests[] = {
     {"valid chain fields", test_valid_chain},
     {"other leaves", test_other_leaves},
     {"self-signed and CA flags", test_self_signed},
     {"sha256 matches openssl", test_sha256_matches_openssl},
+    {"key usage, extended key usage, SPKI hash", test_usage_and_spki},
     {"serial matches openssl", test_serial_matches_openssl},
     {"serial forms", test_serial_forms},
     {"validity dates", test_dates},
