@@ -488,10 +488,16 @@ static void show(const char *what, json_t *t)
 static void test_modern(void)
 {
     unsigned before = CU_get_number_of_failures();
-    static const char *const keys[] = {"versions_accepted",    "weak_ciphers_accepted",
-                                       "forward_secrecy",      "dh_bits",
-                                       "secure_renegotiation", "not_tested",
-                                       "handshakes",           "elapsed_ms"};
+    static const char *const keys[] = {"versions_accepted",
+                                       "weak_ciphers_accepted",
+                                       "forward_secrecy",
+                                       "aead",
+                                       "dh_bits",
+                                       "dh_group",
+                                       "secure_renegotiation",
+                                       "not_tested",
+                                       "handshakes",
+                                       "elapsed_ms"};
     int rc;
     json_t *arr = CHECK(&rc, target[S_MODERN]);
     json_t *t = cm_json_only(arr);
@@ -507,6 +513,9 @@ static void test_modern(void)
     CU_ASSERT(json_is_true(cm_json_get(t, "posture.forward_secrecy")));
     CU_ASSERT(json_is_true(cm_json_get(t, "posture.secure_renegotiation")));
     EXPECT_INT(jint(t, "posture.dh_bits"), 2048); /* OpenSSL's automatic group for RSA-2048 */
+    /* ... which is RFC 7919 ffdhe2048 (OpenSSL 3 answers the FFDHE groups offered). */
+    EXPECT_STR(cm_json_str(t, "posture.dh_group"), "good");
+    CU_ASSERT(json_is_true(cm_json_get(t, "posture.aead")));
     /* 11 handshakes at once; no 12th, as TLS 1.3 shows forward secrecy. */
     EXPECT_INT(jint(t, "posture.handshakes"), 11);
     /* Nothing to report about a modern server: the only finding is the missing staple. */
@@ -541,7 +550,9 @@ static void test_tls10_only(void)
 
     EXPECT_STR(cm_json_str(t, "tls.version"), "TLS1.0");
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.0");
-    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.no_modern/critical");
+    /* TLS 1.0 has no AEAD suite at all. */
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.no_modern/critical "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("TLS 1.0 only", t);
     finish_case(before, arr);
@@ -555,7 +566,8 @@ static void test_tls11_only(void)
     json_t *t = cm_json_only(arr);
 
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.1");
-    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.1 protocol.no_modern/critical");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.1 protocol.no_modern/critical "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("TLS 1.1 only", t);
     finish_case(before, arr);
@@ -587,9 +599,12 @@ static void test_static_rsa(void)
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.2");
     CU_ASSERT(json_is_false(cm_json_get(t, "posture.forward_secrecy")));
     EXPECT_INT(jint(t, "posture.dh_bits"), 0);
-    /* The 12th handshake (ECDHE and DHE only) is what proves "only static RSA". */
-    EXPECT_INT(jint(t, "posture.handshakes"), 12);
-    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.no_forward_secrecy/warning");
+    /* The 12th handshake (ECDHE and DHE only) is what proves "only static RSA", the 13th
+     * (AEAD suites only) "no AEAD suite": the server has AES-CBC only. */
+    EXPECT_INT(jint(t, "posture.handshakes"), 13);
+    CU_ASSERT(json_is_false(cm_json_get(t, "posture.aead")));
+    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.no_forward_secrecy/warning "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "warning");
     show("static RSA only", t);
     finish_case(before, arr);
@@ -605,7 +620,10 @@ static void test_dhe1024(void)
     EXPECT_STR(cm_json_str(t, "tls.group"), "DH1024");
     EXPECT_INT(jint(t, "posture.dh_bits"), 1024);
     CU_ASSERT(json_is_true(cm_json_get(t, "posture.forward_secrecy")));
-    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info dh.weak/warning/1024");
+    /* openssl dhparam makes safe primes: only the size is weak. */
+    EXPECT_STR(cm_json_str(t, "posture.dh_group"), "good");
+    EXPECT_POSTURE_FINDINGS(t,
+                            "protocol.no_tls13/info cipher.no_aead/warning dh.weak/warning/1024");
     EXPECT_STATUS(rc, t, "warning");
     show("DHE-1024", t);
     finish_case(before, arr);
@@ -720,7 +738,8 @@ static void test_rc4_only(void)
     EXPECT_LIST(t, "posture.weak_ciphers_accepted", "RC4");
     CU_ASSERT(json_is_false(cm_json_get(t, "posture.forward_secrecy")));
     EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.no_modern/critical "
-                               "cipher.weak/critical/RC4 cipher.no_forward_secrecy/warning");
+                               "cipher.weak/critical/RC4 cipher.no_forward_secrecy/warning "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("RC4 only (gnutls)", t);
     finish_case(before, arr);
@@ -738,7 +757,8 @@ static void test_3des_only(void)
     t = cm_json_only(arr);
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.2");
     EXPECT_LIST(t, "posture.weak_ciphers_accepted", "3DES");
-    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.weak/critical/3DES");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.weak/critical/3DES "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("3DES only (gnutls)", t);
     finish_case(before, arr);

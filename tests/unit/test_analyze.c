@@ -1955,6 +1955,7 @@ static void test_catalogue(void)
         {"protocol.no_tls13", CM_SEV_INFO},
         {"cipher.weak", CM_SEV_CRITICAL},
         {"cipher.no_forward_secrecy", CM_SEV_WARNING},
+        {"cipher.no_aead", CM_SEV_WARNING},
         {"dh.weak", CM_SEV_WARNING},
         {"renegotiation.insecure", CM_SEV_WARNING},
         {"endpoint.inconsistent", CM_SEV_WARNING},
