@@ -578,6 +578,7 @@ static void accepted_summary(const struct cm_posture *p, char *buf, size_t len)
         [CM_WEAK_ANON] = "anonymous",
     };
     size_t used = 0, nweak = 0, nvers = 0;
+    bool described;
 
     buf[0] = '\0';
     for (int w = 0; w < CM_WEAK_COUNT; w++)
@@ -585,20 +586,24 @@ static void accepted_summary(const struct cm_posture *p, char *buf, size_t len)
             append(buf, len, &used, "%s%s", nweak++ ? "/" : "", what[w]);
     if (nweak)
         append(buf, len, &used, " cipher suites");
-    if (p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS)
-        append(buf, len, &used, "%sDHE with a %u-bit group", nweak ? " or " : "", p->dh_bits);
+    else if (p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS)
+        append(buf, len, &used, "DHE with a %u-bit group", p->dh_bits);
     else if (p->dh_group > CM_DH_GROUP_GOOD)
-        append(buf, len, &used, "%sDHE with a bad group (%s)", nweak ? " or " : "",
-               cm_dh_group_reason(p->dh_group));
+        append(buf, len, &used, "DHE with a bad group (%s)", cm_dh_group_name(p->dh_group));
+    /* The versions: in parentheses after what was described, alone otherwise ("SSL3.0"). */
+    described = used > 0;
     for (int v = 0; v < CM_PV_COUNT; v++)
         if (p->version[v] == CM_TRI_YES)
             append(buf, len, &used, "%s%s",
-                   nvers++ ? ", "
-                   : used  ? " ("
-                           : "",
+                   nvers++     ? ", "
+                   : described ? " ("
+                               : "",
                    cm_pv_name((enum cm_pv)v));
-    if (nvers && used > 0 && (nweak || p->dh_bits > 0 || p->dh_group > CM_DH_GROUP_GOOD))
+    if (nvers && described)
         append(buf, len, &used, ")");
+    /* The group of anonymous or weak suites, when it is weak too. */
+    if (nweak && p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS)
+        append(buf, len, &used, ", with a %u-bit DH group", p->dh_bits);
 }
 
 /* A failed probe is probe.failed, unless the failure is the server refusing us for want of
