@@ -48,6 +48,7 @@ enum srv {
     S_CBC_ONLY,   /* TLS 1.2, CBC suites only (ECDHE and static RSA): no AEAD */
     S_SSL3,       /* ssl3_peer.py: real TLS 1.2/1.3, plus a scripted SSL 3.0 ServerHello */
     S_EXPORT,     /* ssl3_peer.py --export: also picks export suites (SSL 3.0 and TLS 1.0) */
+    S_SSL3_ONLY,  /* ssl3_peer.py --ssl3-only: SSL 3.0 and nothing newer */
     S_HANG,       /* ssl3_peer.py --silent-after 1: later connections are never answered */
     S_SMTP,       /* starttls_peer.py: SMTP STARTTLS, then TLS 1.2/1.3 */
     S_COUNT
@@ -330,6 +331,8 @@ static pid_t start_script(enum srv s)
     argv[n++] = "300";
     if (s == S_EXPORT)
         argv[n++] = "--export";
+    if (s == S_SSL3_ONLY)
+        argv[n++] = "--ssl3-only";
     if (s == S_HANG) {
         argv[n++] = "--silent-after";
         argv[n++] = "1";
@@ -944,6 +947,25 @@ static void test_cbc_only(void)
     finish_case(before, arr);
 }
 
+static void test_ssl3_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr = CHECK(&rc, target[S_SSL3_ONLY]);
+    json_t *t = cm_json_only(arr);
+
+    /* Every TLS hello gets an SSL 3.0 ServerHello, which GnuTLS cannot speak: only the
+     * hand-built SSL 3.0 hello of the pass is answered as offered. */
+    EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"), "it accepts only SSL3.0 (see");
+    EXPECT_LIST(t, "posture.versions_accepted", "SSL3.0");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/critical/SSL3.0 protocol.no_modern/critical");
+    EXPECT_INT(json_array_size(cm_json_get(t, "chain")), 0); /* no handshake got that far */
+    EXPECT_STATUS(rc, t, "critical");
+    show("SSL 3.0 only", t);
+    finish_case(before, arr);
+}
+
 static void test_rc4_md5(void)
 {
     unsigned before = CU_get_number_of_failures();
@@ -1272,6 +1294,7 @@ int main(void)
         {"no secure renegotiation (gnutls-serv)", test_insecure_renegotiation},
         {"NULL only: refused, verdict from the pass", test_null_only},
         {"anonymous only: refused, verdict from the pass", test_anon_only},
+        {"SSL 3.0 only: refused, verdict from the hand-built hello", test_ssl3_only},
         {"CBC only: cipher.no_aead", test_cbc_only},
         {"RC4-MD5 only (gnutls-serv)", test_rc4_md5},
         {"DHE-512 only: refused, verdict from the pass (gnutls-serv)", test_dhe512_only},
