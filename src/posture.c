@@ -829,9 +829,9 @@ void cm_posture_keep_chain(struct cm_posture_pass *ps)
 
 void cm_posture_adopt_chain(struct cm_posture_pass *ps, struct cm_probe_result *res)
 {
-    struct cm_tls_info *from = &ps->chain_tls;
+    struct cm_tls_info *from = ps ? &ps->chain_tls : NULL;
 
-    if (res->tls.chain.count > 0 || from->chain.count == 0)
+    if (!from || res->tls.chain.count > 0 || from->chain.count == 0)
         return;
     /* Only what the certificate says: the negotiated parameters stay those of the main
      * handshake, which failed. */

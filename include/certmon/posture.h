@@ -89,7 +89,7 @@ void cm_posture_keep_chain(struct cm_posture_pass *ps);
 
 /* From inside the pass's cb only: when res has no chain and the pass kept one, moves that
  * chain with its verification and OCSP staple into res->tls (version, cipher and the rest
- * stay res's own). Otherwise changes nothing. */
+ * stay res's own). Otherwise (or for a NULL ps) changes nothing. */
 void cm_posture_adopt_chain(struct cm_posture_pass *ps, struct cm_probe_result *res);
 
 /* Folds into p what another completed handshake with the same endpoint showed (the main
