@@ -302,10 +302,10 @@ struct cm_posture_pass {
     enum cm_tri fs_probe;         /* the C_FS handshake */
     enum cm_tri aead_probe;       /* the C_AEAD handshake */
     bool aead_seen;               /* some handshake negotiated an AEAD suite (or TLS 1.3) */
-    bool fs_seen;         /* some handshake had TLS 1.3 or an (EC)DHE key exchange */
-    bool static_seen;     /* some handshake had a static-RSA key exchange */
-    bool renego_ok_seen;  /* a handshake showed RFC 5746 (or was TLS 1.3) */
-    bool renego_missing;  /* a TLS 1.2-or-older handshake did not */
+    bool fs_seen;                 /* some handshake had TLS 1.3 or an (EC)DHE key exchange */
+    bool static_seen;             /* some handshake had a static-RSA key exchange */
+    bool renego_ok_seen;          /* a handshake showed RFC 5746 (or was TLS 1.3) */
+    bool renego_missing;          /* a TLS 1.2-or-older handshake did not */
 };
 
 static const char *const pv_names[CM_PV_COUNT] = {"TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3.0"};
