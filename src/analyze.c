@@ -534,16 +534,24 @@ static int check_ocsp(struct ctx *x)
     }
 }
 
-/* True when the posture pass completed any handshake or got any accepting answer. */
-static bool posture_accepts_any(const struct cm_posture *p)
+static bool any_version(const struct cm_posture *p)
 {
     for (int v = 0; v < CM_PV_COUNT; v++)
         if (p->version[v] == CM_TRI_YES)
             return true;
+    return false;
+}
+
+/* True when the posture pass completed any handshake or got any accepting answer, or saw a
+ * bad DH group (which a client may be refused on). */
+static bool posture_accepts_any(const struct cm_posture *p)
+{
+    if (any_version(p))
+        return true;
     for (int w = 0; w < CM_WEAK_COUNT; w++)
         if (p->weak[w] == CM_TRI_YES)
             return true;
-    return p->dhe == CM_TRI_YES;
+    return p->dhe == CM_TRI_YES || p->dh_group > CM_DH_GROUP_GOOD;
 }
 
 /* Appends to buf (used bytes in *used) what fmt says; output that does not fit is cut. */
@@ -589,7 +597,10 @@ static void accepted_summary(const struct cm_posture *p, char *buf, size_t len)
     else if (p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS)
         append(buf, len, &used, "DHE with a %u-bit group", p->dh_bits);
     else if (p->dh_group > CM_DH_GROUP_GOOD)
-        append(buf, len, &used, "DHE with a bad group (%s)", cm_dh_group_name(p->dh_group));
+        append(buf, len, &used, "DHE with a bad group (%s)",
+               p->dh_group == CM_DH_GROUP_COMPOSITE     ? "a modulus that is not prime"
+               : p->dh_group == CM_DH_GROUP_SMALL_ORDER ? "a generator of small order"
+                                                        : "a modulus that is not a safe prime");
     /* The versions: in parentheses after what was described, alone otherwise ("SSL3.0"). */
     described = used > 0;
     for (int v = 0; v < CM_PV_COUNT; v++)
@@ -781,7 +792,12 @@ static int check_posture(struct ctx *x)
      * the server accepts (a peer that does not speak TLS to us at all) claims nothing. */
     if (!p || (x->res->error_kind != CM_ERRK_NONE && !posture_accepts_any(p)))
         return 0;
-    if ((rc = check_versions(x, p)) < 0 || (rc = check_ciphers(x, p)) < 0)
+    /* After a refused handshake in which no version was accepted either (every handshake
+     * failed on a bad DH group), nothing is known about the versions. */
+    if (x->res->error_kind == CM_ERRK_NONE || any_version(p))
+        if ((rc = check_versions(x, p)) < 0)
+            return rc;
+    if ((rc = check_ciphers(x, p)) < 0)
         return rc;
     if (p->dh_group > CM_DH_GROUP_GOOD) {
         /* A broken group is broken at any size: one critical finding that says why. */

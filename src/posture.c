@@ -554,6 +554,14 @@ static void on_sub_result(struct cm_probe_result *res, void *arg)
     }
     if (v == CM_TRI_YES)
         note_handshake(ps, s->id, res);
+    else if (res->tls.dh_group > CM_DH_GROUP_GOOD) {
+        /* Refused on the server's DH group (GnuTLS rejects a public value of order 2): the
+         * group is still the server's, and bad. */
+        if (res->tls.dh_group > r->dh_group)
+            r->dh_group = res->tls.dh_group;
+        if (res->tls.dh_bits > 0 && (r->dh_bits == 0 || res->tls.dh_bits < r->dh_bits))
+            r->dh_bits = res->tls.dh_bits;
+    }
     if (ps->keep_chain && ps->chain_tls.chain.count == 0 && res->tls.chain.count > 0) {
         ps->chain_tls = res->tls;
         memset(&res->tls, 0, sizeof(res->tls));

@@ -473,6 +473,21 @@ const char *cm_ocsp_status_name(enum cm_ocsp_status st)
     }
 }
 
+/* The finite-field DH group the server sent, if any: its size, and what it is worth, judged
+ * here on the thread pool (GMP, cached per group). */
+static void describe_dh(gnutls_session_t s, struct cm_tls_info *info)
+{
+    gnutls_datum_t gen = {NULL, 0}, prime = {NULL, 0};
+
+    if (gnutls_dh_get_group(s, &gen, &prime) == 0 && prime.size > 0) {
+        int bits = gnutls_dh_get_prime_bits(s);
+        info->dh_bits = bits > 0 ? (unsigned)bits : 0;
+        info->dh_group = cm_dh_group_check(prime.data, prime.size, gen.data, gen.size);
+    }
+    gnutls_free(gen.data);
+    gnutls_free(prime.data);
+}
+
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
                          struct cm_tls_info *info)
 {
@@ -482,15 +497,8 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
     memset(info, 0, sizeof(*info));
     if (c->completed) {
         gnutls_kx_algorithm_t kx = gnutls_kx_get(s);
-        if (kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS || kx == GNUTLS_KX_ANON_DH) {
-            gnutls_datum_t gen = {NULL, 0}, prime = {NULL, 0};
-            info->dh_bits = (unsigned)gnutls_dh_get_prime_bits(s);
-            /* The group the server sent, judged here on the thread pool (GMP, cached). */
-            if (gnutls_dh_get_group(s, &gen, &prime) == 0)
-                info->dh_group = cm_dh_group_check(prime.data, prime.size, gen.data, gen.size);
-            gnutls_free(gen.data);
-            gnutls_free(prime.data);
-        }
+        if (kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS || kx == GNUTLS_KX_ANON_DH)
+            describe_dh(s, info);
         info->safe_renegotiation = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3 ||
                                    gnutls_safe_renegotiation_status(s) != 0;
         const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(s));
@@ -500,6 +508,10 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
         info->group = group_name(s);
         if ((v && !info->version) || (cs && !info->cipher))
             goto nomem;
+    } else {
+        /* A handshake that failed on the server's DH parameters (a generator of order 2 makes
+         * GnuTLS refuse the server's public value) still shows the group: judge it too. */
+        describe_dh(s, info);
     }
     info->client_cert_requested = cm_tls_conn_client_cert_requested(c);
     info->client_cert_sent = gnutls_certificate_get_ours(s) != NULL;
@@ -626,6 +638,15 @@ bool cm_tls_error_is_refusal(struct cm_tls_conn *c, int rc)
     case GNUTLS_E_UNKNOWN_COMPRESSION_ALGORITHM:
     case GNUTLS_E_UNWANTED_ALGORITHM:
         return true;
+    case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER: {
+        /* Refused because of the server's DH group (a generator of small order): a group this
+         * client cannot use, whose verdict the posture pass gives. */
+        gnutls_datum_t gen = {NULL, 0}, prime = {NULL, 0};
+        bool dh = gnutls_dh_get_group(c->session, &gen, &prime) == 0 && prime.size > 0;
+        gnutls_free(gen.data);
+        gnutls_free(prime.data);
+        return dh;
+    }
     default:
         return false;
     }

@@ -89,6 +89,7 @@ enum ns_srv {
     N_DHE512,       /* DHE only, a 512-bit safe prime, no FFDHE group: refuses our main handshake */
     N_DH_DSA,       /* ECDHE, and DHE with a 2048-bit DSA-style group (not a safe prime) */
     N_DH_COMPOSITE, /* ECDHE, and DHE with a 2048-bit composite "prime" */
+    N_DH_SMALL,     /* ECDHE, and DHE with a generator of order 102 (a 1024-bit DSA-style p) */
     N_COUNT
 };
 
@@ -104,6 +105,7 @@ static const char *const ns_priority[N_COUNT] = {
     [N_DHE512] = "NORMAL:-VERS-TLS1.3:-KX-ALL:+DHE-RSA:-GROUP-DH-ALL:%PROFILE_VERY_WEAK",
     [N_DH_DSA] = "NORMAL:-VERS-TLS1.3:-GROUP-DH-ALL",
     [N_DH_COMPOSITE] = "NORMAL:-VERS-TLS1.3:-GROUP-DH-ALL",
+    [N_DH_SMALL] = "NORMAL:-VERS-TLS1.3:-GROUP-DH-ALL",
 };
 
 /* The DH parameters file of a namespace server (--dhparams), made at test time; "" if none. */
@@ -171,6 +173,16 @@ static bool ns_make_dhparams(void)
         {N_DH_COMPOSITE, "dh2048composite.pem",
          "a=$(openssl prime -generate -bits 1024) && b=$(openssl prime -generate -bits 1024) && "
          "exec /usr/bin/python3 \"$1\" \"$0\" 2 \"$a\" \"$b\""},
+        /* p from certtool (p - 1 = 2 * 3 * 17 * a 1018-bit number), g = 2^((p-1)/102) mod p:
+         * the server's public values lie in a subgroup of at most 102 elements. */
+        {N_DH_SMALL, "dh1024small.pem",
+         "exec /usr/bin/python3 \"$1\" \"$0\" "
+         "0x160F66C511CFCDDE8FD8499E8FBBC6F2E79DFE3BEF7FCBCCD1864922EFE6CE3C9BF2C051BD5866EEC5818B"
+         "9A4042229C6565FB5EF525E965FCE51050E8853C8EAE684661AEDE5B267798E72A8336949CA8046E66CA12BE"
+         "82806E8EF8789DE7B1AAB05BD09E20145084B7163220DC7458A0B30C4E1EA2E93CEACC9815AD1F4942 "
+         "0xD9FA4BEC54CF84472058C5710839427E690630F3784990FB6853CDC2E4FC834CAAFECD4878723775E00A3D"
+         "B1A56DFE6EBB1A01EBCC65ECBA4CF11CF69BFB46F2274CA187399AEC515065FC43CC13A08E3091D776BF45A2"
+         "3CF6D6FECCEE2E38118BA89E751AB59CFE8B70CEE4938E5ADEEF16FE927621D6BF346AB0B9C7A506BF"},
     };
 
     for (size_t i = 0; i < sizeof(make) / sizeof(make[0]); i++) {
@@ -1015,8 +1027,10 @@ static void test_dhe512_only(void)
     finish_case(before, arr);
 }
 
-static void test_dh_bad_group(enum ns_srv n, const char *verdict, const char *reason)
+static void test_dh_bad_group(enum ns_srv n, const char *verdict, const char *reason, unsigned bits)
 {
+    char want[256];
+
     unsigned before = CU_get_number_of_failures();
     int rc;
     json_t *arr, *t;
@@ -1027,10 +1041,13 @@ static void test_dh_bad_group(enum ns_srv n, const char *verdict, const char *re
     t = cm_json_only(arr);
     /* ECDHE works: the main handshake succeeds, the DHE-only one gets the bad group. */
     CU_ASSERT(json_is_null(cm_json_get(t, "error")));
-    EXPECT_INT(jint(t, "posture.dh_bits"), 2048);
+    EXPECT_INT(jint(t, "posture.dh_bits"), bits);
     EXPECT_STR(cm_json_str(t, "posture.dh_group"), verdict);
-    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.legacy/warning/TLS1.1 "
-                               "protocol.no_tls13/info dh.weak/critical/2048");
+    snprintf(want, sizeof(want),
+             "protocol.legacy/warning/TLS1.0 protocol.legacy/warning/TLS1.1 "
+             "protocol.no_tls13/info dh.weak/critical/%u",
+             bits);
+    EXPECT_POSTURE_FINDINGS(t, want);
     EXPECT_CONTAINS(finding_message(t, "dh.weak"), reason);
     EXPECT_STATUS(rc, t, "critical");
     show(verdict, t);
@@ -1039,12 +1056,17 @@ static void test_dh_bad_group(enum ns_srv n, const char *verdict, const char *re
 
 static void test_dh_dsa(void)
 {
-    test_dh_bad_group(N_DH_DSA, "not_safe_prime", "not a safe prime");
+    test_dh_bad_group(N_DH_DSA, "not_safe_prime", "not a safe prime", 2048);
 }
 
 static void test_dh_composite(void)
 {
-    test_dh_bad_group(N_DH_COMPOSITE, "composite", "its modulus is not a prime");
+    test_dh_bad_group(N_DH_COMPOSITE, "composite", "its modulus is not a prime", 2048);
+}
+
+static void test_dh_small_order(void)
+{
+    test_dh_bad_group(N_DH_SMALL, "small_subgroup", "its generator has small order", 1024);
 }
 
 /* ---- the pass in check ---- */
@@ -1300,6 +1322,7 @@ int main(void)
         {"DHE-512 only: refused, verdict from the pass (gnutls-serv)", test_dhe512_only},
         {"DH group not a safe prime (gnutls-serv)", test_dh_dsa},
         {"DH group composite (gnutls-serv)", test_dh_composite},
+        {"DH generator of small order (gnutls-serv)", test_dh_small_order},
         {"through STARTTLS", test_starttls},
         {"--quick skips the pass", test_quick},
         {"hanging server: nothing claimed", test_hanging_server},

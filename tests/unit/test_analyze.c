@@ -2411,8 +2411,22 @@ static void test_refused_with_posture(void)
         CU_ASSERT(strstr(f.items[0].message, "it accepts only SSL3.0 (see") != NULL);
     cm_findings_clear(&f);
 
-    /* Nothing accepted at all: no posture finding (not even protocol.no_modern). */
+    /* Every handshake refused on the server's DH group (a generator of small order): the
+     * group is reported, nothing is claimed about versions. */
     p->version[CM_PV_SSL30] = CM_TRI_NO;
+    p->dh_group = CM_DH_GROUP_SMALL_ORDER;
+    p->dh_bits = 2048;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed dh.weak");
+    if (f.count >= 1)
+        CU_ASSERT(strstr(f.items[0].message,
+                         "it accepts only DHE with a bad group (a generator of small order)") !=
+                  NULL);
+    cm_findings_clear(&f);
+    p->dh_group = CM_DH_GROUP_NONE;
+    p->dh_bits = 0;
+
+    /* Nothing accepted at all: no posture finding (not even protocol.no_modern). */
     run(r, &def, &f);
     EXPECT_IDS(&f, "probe.failed");
     if (f.count >= 1)
