@@ -34,23 +34,24 @@
 #endif
 
 enum srv {
-    S_MODERN,     /* OpenSSL defaults: TLS 1.2 and 1.3, ECDHE, DHE-2048 */
-    S_TLS12,      /* TLS 1.2 only, modern suites */
-    S_TLS10,      /* TLS 1.0 only */
-    S_TLS11,      /* TLS 1.1 only */
-    S_ALLVERS,    /* TLS 1.0 to 1.3 */
-    S_STATIC_RSA, /* TLS 1.2, AES128-SHA256 only: static RSA key exchange */
-    S_DHE1024,    /* TLS 1.2, DHE-RSA only, a 1024-bit group made at test time */
-    S_NULL,       /* TLS 1.2, NULL-SHA besides a modern suite */
-    S_ANON,       /* TLS 1.2, ADH-AES128-SHA besides a modern suite */
-    S_NULL_ONLY,  /* TLS 1.2, NULL suites only: the main handshake is refused */
-    S_ANON_ONLY,  /* TLS 1.2, anonymous suites only: refused, and no certificate at all */
-    S_CBC_ONLY,   /* TLS 1.2, CBC suites only (ECDHE and static RSA): no AEAD */
-    S_SSL3,       /* ssl3_peer.py: real TLS 1.2/1.3, plus a scripted SSL 3.0 ServerHello */
-    S_EXPORT,     /* ssl3_peer.py --export: also picks export suites (SSL 3.0 and TLS 1.0) */
-    S_SSL3_ONLY,  /* ssl3_peer.py --ssl3-only: SSL 3.0 and nothing newer */
-    S_HANG,       /* ssl3_peer.py --silent-after 1: later connections are never answered */
-    S_SMTP,       /* starttls_peer.py: SMTP STARTTLS, then TLS 1.2/1.3 */
+    S_MODERN,      /* OpenSSL defaults: TLS 1.2 and 1.3, ECDHE, DHE-2048 */
+    S_TLS12,       /* TLS 1.2 only, modern suites */
+    S_TLS10,       /* TLS 1.0 only */
+    S_TLS11,       /* TLS 1.1 only */
+    S_ALLVERS,     /* TLS 1.0 to 1.3 */
+    S_STATIC_RSA,  /* TLS 1.2, AES128-SHA256 only: static RSA key exchange */
+    S_DHE1024,     /* TLS 1.2, DHE-RSA only, a 1024-bit group made at test time */
+    S_NULL,        /* TLS 1.2, NULL-SHA besides a modern suite */
+    S_ANON,        /* TLS 1.2, ADH-AES128-SHA besides a modern suite */
+    S_NULL_ONLY,   /* TLS 1.2, NULL suites only: the main handshake is refused */
+    S_ANON_ONLY,   /* TLS 1.2, anonymous suites only: refused, and no certificate at all */
+    S_CBC_ONLY,    /* TLS 1.2, CBC suites only (ECDHE and static RSA): no AEAD */
+    S_SSL3,        /* ssl3_peer.py: real TLS 1.2/1.3, plus a scripted SSL 3.0 ServerHello */
+    S_EXPORT,      /* ssl3_peer.py --export: also picks export suites (SSL 3.0 and TLS 1.0) */
+    S_SSL3_ONLY,   /* ssl3_peer.py --ssl3-only: SSL 3.0 and nothing newer */
+    S_EXPORT_ONLY, /* ssl3_peer.py --ssl3-only --export: SSL 3.0 preferring export suites */
+    S_HANG,        /* ssl3_peer.py --silent-after 1: later connections are never answered */
+    S_SMTP,        /* starttls_peer.py: SMTP STARTTLS, then TLS 1.2/1.3 */
     S_COUNT
 };
 
@@ -341,9 +342,9 @@ static pid_t start_script(enum srv s)
     argv[n++] = (char *)cm_th_pki("leaf.key");
     argv[n++] = "--lifetime";
     argv[n++] = "300";
-    if (s == S_EXPORT)
+    if (s == S_EXPORT || s == S_EXPORT_ONLY)
         argv[n++] = "--export";
-    if (s == S_SSL3_ONLY)
+    if (s == S_SSL3_ONLY || s == S_EXPORT_ONLY)
         argv[n++] = "--ssl3-only";
     if (s == S_HANG) {
         argv[n++] = "--silent-after";
@@ -978,6 +979,25 @@ static void test_ssl3_only(void)
     finish_case(before, arr);
 }
 
+static void test_export_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr = CHECK(&rc, target[S_EXPORT_ONLY]);
+    json_t *t = cm_json_only(arr);
+
+    EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"),
+                    "it accepts only export-grade cipher suites (SSL3.0)");
+    EXPECT_LIST(t, "posture.versions_accepted", "SSL3.0");
+    EXPECT_LIST(t, "posture.weak_ciphers_accepted", "EXPORT");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/critical/SSL3.0 protocol.no_modern/critical "
+                               "cipher.weak/critical/EXPORT");
+    EXPECT_STATUS(rc, t, "critical");
+    show("export only", t);
+    finish_case(before, arr);
+}
+
 static void test_rc4_md5(void)
 {
     unsigned before = CU_get_number_of_failures();
@@ -1317,6 +1337,7 @@ int main(void)
         {"NULL only: refused, verdict from the pass", test_null_only},
         {"anonymous only: refused, verdict from the pass", test_anon_only},
         {"SSL 3.0 only: refused, verdict from the hand-built hello", test_ssl3_only},
+        {"export only: refused, verdict from the hand-built hellos", test_export_only},
         {"CBC only: cipher.no_aead", test_cbc_only},
         {"RC4-MD5 only (gnutls-serv)", test_rc4_md5},
         {"DHE-512 only: refused, verdict from the pass (gnutls-serv)", test_dhe512_only},
