@@ -45,7 +45,10 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"cipher.weak", CM_SEV_CRITICAL,
      "the server accepts RC4, 3DES, NULL, export or anonymous cipher suites"},
     {"cipher.no_forward_secrecy", CM_SEV_WARNING, "the server offers only static-RSA key exchange"},
-    {"dh.weak", CM_SEV_WARNING, "the server's finite-field DH group is under 2048 bits"},
+    {"cipher.no_aead", CM_SEV_WARNING,
+     "the server offers no AEAD cipher suite (CBC or stream ciphers only)"},
+    {"dh.weak", CM_SEV_WARNING,
+     "the server's finite-field DH group is under 2048 bits, or not a safe prime group"},
     {"renegotiation.insecure", CM_SEV_WARNING, "the server lacks secure renegotiation"},
     {"endpoint.inconsistent", CM_SEV_WARNING,
      "addresses behind one name present different leaf certificates"},
@@ -868,14 +871,100 @@ static int check_ocsp(struct ctx *x)
     }
 }
 
+static bool any_version(const struct cm_posture *p)
+{
+    for (int v = 0; v < CM_PV_COUNT; v++)
+        if (p->version[v] == CM_TRI_YES)
+            return true;
+    return false;
+}
+
+/* True when the posture pass completed any handshake or got any accepting answer, or saw a
+ * bad DH group (which a client may be refused on). */
+static bool posture_accepts_any(const struct cm_posture *p)
+{
+    if (any_version(p))
+        return true;
+    for (int w = 0; w < CM_WEAK_COUNT; w++)
+        if (p->weak[w] == CM_TRI_YES)
+            return true;
+    return p->dhe == CM_TRI_YES || p->dh_group > CM_DH_GROUP_GOOD;
+}
+
+/* Appends to buf (used bytes in *used) what fmt says; output that does not fit is cut. */
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (*used >= len)
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *used, len - *used, fmt, ap);
+    va_end(ap);
+    *used = n < 0 ? *used : *used + (size_t)n >= len ? len - 1 : *used + (size_t)n;
+}
+
+/* Below this many bits a DH group is dh.weak, a warning; below DH_CRIT_BITS critical. */
+#define DH_WARN_BITS 2048
+#define DH_CRIT_BITS 1024
+
+/* What a posture pass run after a refused main handshake found the server does accept:
+ * "anonymous cipher suites (TLS1.2, TLS1.0)", "SSL3.0", "DHE with a 512-bit group (TLS1.2)".
+ * The weak things are the reason a current client is refused. */
+static void accepted_summary(const struct cm_posture *p, char *buf, size_t len)
+{
+    static const char *const what[CM_WEAK_COUNT] = {
+        [CM_WEAK_RC4] = "RC4",        [CM_WEAK_3DES] = "3DES",
+        [CM_WEAK_NULL] = "NULL",      [CM_WEAK_EXPORT] = "export-grade",
+        [CM_WEAK_ANON] = "anonymous",
+    };
+    size_t used = 0, nweak = 0, nvers = 0;
+    bool described;
+
+    buf[0] = '\0';
+    for (int w = 0; w < CM_WEAK_COUNT; w++)
+        if (p->weak[w] == CM_TRI_YES)
+            append(buf, len, &used, "%s%s", nweak++ ? "/" : "", what[w]);
+    if (nweak)
+        append(buf, len, &used, " cipher suites");
+    else if (p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS)
+        append(buf, len, &used, "DHE with a %u-bit group", p->dh_bits);
+    else if (p->dh_group > CM_DH_GROUP_GOOD)
+        append(buf, len, &used, "DHE with a bad group (%s)",
+               p->dh_group == CM_DH_GROUP_COMPOSITE     ? "a modulus that is not prime"
+               : p->dh_group == CM_DH_GROUP_SMALL_ORDER ? "a generator of small order"
+                                                        : "a modulus that is not a safe prime");
+    /* The versions: in parentheses after what was described, alone otherwise ("SSL3.0"). */
+    described = used > 0;
+    for (int v = 0; v < CM_PV_COUNT; v++)
+        if (p->version[v] == CM_TRI_YES)
+            append(buf, len, &used, "%s%s",
+                   nvers++     ? ", "
+                   : described ? " ("
+                               : "",
+                   cm_pv_name((enum cm_pv)v));
+    if (nvers && described)
+        append(buf, len, &used, ")");
+    /* The group of anonymous or weak suites, when it is weak too. */
+    if (nweak && p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS)
+        append(buf, len, &used, ", with a %u-bit DH group", p->dh_bits);
+}
+
 /* A failed probe is probe.failed, unless the failure is the server refusing us for want of
- * a (good) client certificate: that has findings of its own, which say what to do. */
+ * a (good) client certificate: that has findings of its own, which say what to do. When the
+ * server refused every version and suite a current client offers and the posture pass found
+ * what it does accept, the message says so: the posture findings carry the verdict. */
 static int check_failure(struct ctx *x)
 {
     const struct cm_probe_result *res = x->res;
     const char *msg = res->error_message ? res->error_message
                       : res->path        ? "the file cannot be read"
                                          : "probe failed";
+    char accepted[256];
 
     if (res->error_kind == CM_ERRK_NONE)
         return 0;
@@ -897,6 +986,19 @@ static int check_failure(struct ctx *x)
         return add(x, NULL, "mtls.client_cert_rejected", CM_SEV_CRITICAL, -1,
                    "the server refused our client certificate (%s): %s",
                    str0(res->client_chain.certs[0].subject), msg);
+    }
+    if (res->tls_refused && res->posture) {
+        if (!posture_accepts_any(res->posture))
+            return add(x, NULL, "probe.failed", CM_SEV_CRITICAL, -1,
+                       "%s; the server refuses every protocol version and cipher suite a "
+                       "current client offers, and the posture pass found nothing weaker it "
+                       "accepts",
+                       msg);
+        accepted_summary(res->posture, accepted, sizeof(accepted));
+        return add(x, NULL, "probe.failed", CM_SEV_CRITICAL, -1,
+                   "%s; the server refuses every protocol version and cipher suite a current "
+                   "client offers: it accepts only %s (see the findings below)",
+                   msg, accepted[0] ? accepted : "what the posture findings list");
     }
     return add(x, NULL, "probe.failed", CM_SEV_CRITICAL, -1, "%s", msg);
 }
@@ -938,10 +1040,6 @@ static int check_client_cert(struct ctx *x)
     }
     return 0;
 }
-
-/* Below this many bits a DH group is dh.weak, a warning; below DH_CRIT_BITS critical. */
-#define DH_WARN_BITS 2048
-#define DH_CRIT_BITS 1024
 
 static int check_versions(struct ctx *x, const struct cm_posture *p)
 {
@@ -1011,6 +1109,12 @@ static int check_ciphers(struct ctx *x, const struct cm_posture *p)
                   "the server offers only static-RSA key exchange: whoever gets its private key "
                   "can decrypt recorded traffic; enable ECDHE cipher suites (and TLS 1.3)")) < 0)
         return rc;
+    if (p->aead == CM_TRI_NO &&
+        (rc = add(x, NULL, "cipher.no_aead", CM_SEV_WARNING, -1,
+                  "the server offers no AEAD cipher suite (AES-GCM, ChaCha20-Poly1305) and no TLS "
+                  "1.3: only CBC suites (padding oracles such as Lucky13) or stream ciphers; "
+                  "enable ECDHE with AES-GCM and TLS 1.3")) < 0)
+        return rc;
     return 0;
 }
 
@@ -1021,11 +1125,29 @@ static int check_posture(struct ctx *x)
     struct cm_finding *f;
     int rc;
 
-    if (!p)
+    /* After a failed handshake the pass only explains the failure: a pass that found nothing
+     * the server accepts (a peer that does not speak TLS to us at all) claims nothing. */
+    if (!p || (x->res->error_kind != CM_ERRK_NONE && !posture_accepts_any(p)))
         return 0;
-    if ((rc = check_versions(x, p)) < 0 || (rc = check_ciphers(x, p)) < 0)
+    /* After a refused handshake in which no version was accepted either (every handshake
+     * failed on a bad DH group), nothing is known about the versions. */
+    if (x->res->error_kind == CM_ERRK_NONE || any_version(p))
+        if ((rc = check_versions(x, p)) < 0)
+            return rc;
+    if ((rc = check_ciphers(x, p)) < 0)
         return rc;
-    if (p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS) {
+    if (p->dh_group > CM_DH_GROUP_GOOD) {
+        /* A broken group is broken at any size: one critical finding that says why. */
+        rc = add(x, &f, "dh.weak", CM_SEV_CRITICAL, -1,
+                 "the server's finite-field Diffie-Hellman group%s%.0u%s is unsafe: %s; use a "
+                 "standard group (RFC 7919 ffdhe2048 or larger) or ECDHE only",
+                 p->dh_bits ? " (" : "", p->dh_bits, p->dh_bits ? " bits)" : "",
+                 cm_dh_group_reason(p->dh_group));
+        if (rc < 0)
+            return rc;
+        if (f)
+            f->dh_bits = p->dh_bits;
+    } else if (p->dh_bits > 0 && p->dh_bits < DH_WARN_BITS) {
         rc = add(x, &f, "dh.weak", p->dh_bits < DH_CRIT_BITS ? CM_SEV_CRITICAL : CM_SEV_WARNING, -1,
                  "the server's finite-field Diffie-Hellman group has %u bits, under %d "
                  "(Logjam); use a 2048-bit or larger group (RFC 7919 ffdhe2048) or ECDHE only",

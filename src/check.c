@@ -45,6 +45,7 @@ struct check_run;
 struct slot {
     struct check_run *run;
     size_t index;
+    struct cm_posture_pass *fallback; /* the pass after a refused handshake, until it reports */
 };
 
 /* One posture pass shared by every target of a run that resolves to the same endpoint
@@ -652,6 +653,35 @@ static int posture_join(struct check_run *run, size_t i, uint64_t timeout_ms)
     return 0;
 }
 
+/* The pass run after a refused main handshake has reported: its result and any chain one
+ * of its handshakes received are the target's. Such a pass is never shared: it keeps a chain
+ * verified for this target's name. */
+static void on_fallback_posture(struct cm_posture *p, void *arg)
+{
+    struct slot *s = arg;
+    struct cm_probe_result *res = s->run->results[s->index];
+
+    res->posture = p;
+    cm_posture_adopt_chain(s->fallback, res);
+    s->fallback = NULL;
+    settle(s->run, s->index);
+}
+
+/* A server that refused everything a current client offers may still accept something
+ * weak: the posture pass says what (SSL 3.0, export, anonymous suites, ...), and keeps the
+ * chain one of its handshakes receives. Returns 0 when the pass will settle target i. */
+static int fallback_start(struct check_run *run, struct slot *s, uint64_t timeout_ms)
+{
+    const struct cm_probe_result *res = run->results[s->index];
+
+    if (cm_posture_start(&run->env, &run->targets[s->index], res->address, timeout_ms,
+                         on_fallback_posture, s, &s->fallback) < 0)
+        return -1;
+    if (res->tls.chain.count == 0)
+        cm_posture_keep_chain(s->fallback);
+    return 0;
+}
+
 static void on_result(struct cm_probe_result *res, void *arg)
 {
     struct slot *s = arg;
@@ -664,6 +694,9 @@ static void on_result(struct cm_probe_result *res, void *arg)
      * reports. A pass that cannot start (out of memory) leaves posture null. */
     if (res->error_kind == CM_ERRK_NONE && !run->opts->quick && res->address[0] &&
         posture_join(run, s->index, run->timeout_ms > spent ? run->timeout_ms - spent : 0) == 0)
+        return;
+    if (res->tls_refused && !run->opts->quick && res->address[0] && run->timeout_ms > spent &&
+        fallback_start(run, s, run->timeout_ms - spent) == 0)
         return;
     settle(run, s->index);
 }

@@ -348,14 +348,17 @@ static void on_posture(struct cm_posture *p, void *arg)
     struct cm_probe_result *res = t->pending;
     struct cm_state_entry *e;
 
-    t->pass = NULL;
     t->pending = NULL;
     if (t->d->stopping || t->removed) {
+        t->pass = NULL;
         cm_posture_free(p);
         cm_probe_result_free(res);
         end_run(t, false);
         return;
     }
+    /* After a refused main handshake, the pass may have received the chain. */
+    cm_posture_adopt_chain(t->pass, res);
+    t->pass = NULL;
     /* The state keeps the pass as it ran; the result gets a copy with its own handshake
      * folded in, exactly as `check` reports it. */
     if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
@@ -400,6 +403,19 @@ static void on_probe(struct cm_probe_result *res, void *arg)
             *res->posture = *e->posture;
             cm_posture_add_handshake(res->posture, &res->tls);
         }
+    } else if (res->tls_refused && ct->posture_interval_ms > 0 && res->address[0] &&
+               ct->timeout_ms > spent) {
+        /* A server that refused everything a current client offers may still accept
+         * something weak: a pass on every such probe says what, and keeps the chain one of
+         * its handshakes receives (the main handshake got none). */
+        t->pending = res;
+        if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver}, &ct->ep,
+                             res->address, ct->timeout_ms - spent, on_posture, t, &t->pass) == 0) {
+            if (res->tls.chain.count == 0)
+                cm_posture_keep_chain(t->pass);
+            return;
+        }
+        t->pending = NULL;
     }
     complete(t, res);
 }

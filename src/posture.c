@@ -16,11 +16,12 @@
 /* ---- The GnuTLS handshakes ----
  *
  * Every priority string was checked against GnuTLS 3.7.9 with `gnutls-cli --priority S
- * --list`. %PROFILE_VERY_WEAK (with the DH minimum that tlsio lowers to 512 bits for it) makes
- * GnuTLS accept the weak parameters a server may pick, so that the handshake shows them rather
- * than failing. +SHA256:+SHA384 add the CBC-SHA256/384 suites NORMAL lacks, for servers that
+ * --list`. %PROFILE_VERY_WEAK (with the DH minimum of 512 bits that tlsio sets on every session)
+ * makes GnuTLS accept the weak parameters a server may pick, so that the handshake shows them
+ * rather than failing. +SHA256:+SHA384 add the CBC-SHA256/384 suites NORMAL lacks, for servers that
  * offer nothing else. */
-#define WEAK_BASE "NONE:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0:+MAC-ALL:+COMP-NULL:+SIGN-ALL:"
+/* MAC-ALL leaves MD5 out: +MD5 for RC4-MD5 and NULL-MD5. */
+#define WEAK_BASE "NONE:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0:+MAC-ALL:+MD5:+COMP-NULL:+SIGN-ALL:"
 #define CERT_KX "+RSA:+ECDHE-RSA:+ECDHE-ECDSA:+DHE-RSA:+DHE-DSS:+GROUP-ALL:%COMPAT:"
 
 enum check {
@@ -32,22 +33,33 @@ enum check {
     C_3DES,
     C_NULL,
     C_ANON,
-    C_DHE, /* DHE only, and no named FFDHE group offered: the server's own group */
-    C_FS,  /* ECDHE and DHE only: the second wave, when the first shows no forward secrecy */
+    C_DHE,  /* DHE only, and no named FFDHE group offered: the server's own group */
+    C_FS,   /* ECDHE and DHE only: the second wave, when the first shows no forward secrecy */
+    C_AEAD, /* TLS 1.2 AEAD suites only: the second wave, when no handshake had one */
     C_COUNT
 };
 
 static const char *const check_names[C_COUNT] = {
-    "tls1.3", "tls1.2", "tls1.1", "tls1.0", "rc4", "3des", "null", "anon", "dhe", "fs",
+    "tls1.3", "tls1.2", "tls1.1", "tls1.0", "rc4", "3des", "null", "anon", "dhe", "fs", "aead",
 };
+
+/* The version checks offer everything the GnuTLS client can speak at that version, so that a
+ * server that offers only RC4-MD5, NULL or anonymous suites still counts for its versions
+ * (and is not called "no TLS 1.2"). The anonymous suites come last, as every other addition. */
+#define ALL_WEAK "+3DES-CBC:+ARCFOUR-128:+MD5:+NULL:+ANON-ECDH:+ANON-DH:"
+
+/* Every AEAD cipher GnuTLS 3.7.9 speaks in TLS 1.2, with any key exchange (anonymous too:
+ * the question is only whether the server has an AEAD suite at all). */
+#define AEAD_CIPHERS                                                                               \
+    "-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:+AES-128-CCM:+AES-256-CCM:"          \
+    "+AES-128-CCM-8:+AES-256-CCM-8:+CAMELLIA-128-GCM:+CAMELLIA-256-GCM:"
 
 static const char *const priorities[C_COUNT] = {
     [C_TLS13] = "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.3:%PROFILE_VERY_WEAK",
-    /* A server that only offers 3DES or RC4 still counts for the version. */
-    [C_TLS12] = "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.2:+SHA256:+SHA384:+3DES-CBC:+ARCFOUR-128:"
-                "%PROFILE_VERY_WEAK",
-    [C_TLS11] = "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.1:+3DES-CBC:+ARCFOUR-128:%PROFILE_VERY_WEAK",
-    [C_TLS10] = "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.0:+3DES-CBC:+ARCFOUR-128:%PROFILE_VERY_WEAK",
+    [C_TLS12] =
+        "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.2:+SHA256:+SHA384:" ALL_WEAK "%PROFILE_VERY_WEAK",
+    [C_TLS11] = "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.1:" ALL_WEAK "%PROFILE_VERY_WEAK",
+    [C_TLS10] = "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.0:" ALL_WEAK "%PROFILE_VERY_WEAK",
     [C_RC4] = WEAK_BASE "+ARCFOUR-128:" CERT_KX "%PROFILE_VERY_WEAK",
     [C_3DES] = WEAK_BASE "+3DES-CBC:" CERT_KX "%PROFILE_VERY_WEAK",
     [C_NULL] = WEAK_BASE "+NULL:" CERT_KX "%PROFILE_VERY_WEAK",
@@ -58,6 +70,8 @@ static const char *const priorities[C_COUNT] = {
               "-GROUP-DH-ALL:%PROFILE_VERY_WEAK",
     [C_FS] = "NORMAL:%COMPAT:-VERS-TLS1.3:-KX-ALL:+ECDHE-RSA:+ECDHE-ECDSA:+DHE-RSA:+DHE-DSS:"
              "+SHA256:+SHA384:+3DES-CBC:%PROFILE_VERY_WEAK",
+    [C_AEAD] = "NORMAL:%COMPAT:-VERS-ALL:+VERS-TLS1.2:" AEAD_CIPHERS
+               "+DHE-DSS:+ANON-ECDH:+ANON-DH:%PROFILE_VERY_WEAK",
 };
 
 /* ---- Hand-built hellos ----
@@ -283,10 +297,15 @@ struct cm_posture_pass {
     struct raw raws[2];
 
     struct cm_posture *res;
-    enum cm_tri fs_probe; /* the C_FS handshake */
-    bool fs_seen;         /* some handshake had TLS 1.3 or an (EC)DHE key exchange */
-    bool renego_ok_seen;  /* a handshake showed RFC 5746 (or was TLS 1.3) */
-    bool renego_missing;  /* a TLS 1.2-or-older handshake did not */
+    bool keep_chain;              /* cm_posture_keep_chain: describe chains until one arrives */
+    struct cm_tls_info chain_tls; /* the first handshake that received a chain; owned */
+    enum cm_tri fs_probe;         /* the C_FS handshake */
+    enum cm_tri aead_probe;       /* the C_AEAD handshake */
+    bool aead_seen;               /* some handshake negotiated an AEAD suite (or TLS 1.3) */
+    bool fs_seen;                 /* some handshake had TLS 1.3 or an (EC)DHE key exchange */
+    bool static_seen;             /* some handshake had a static-RSA key exchange */
+    bool renego_ok_seen;          /* a handshake showed RFC 5746 (or was TLS 1.3) */
+    bool renego_missing;          /* a TLS 1.2-or-older handshake did not */
 };
 
 static const char *const pv_names[CM_PV_COUNT] = {"TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3.0"};
@@ -307,6 +326,30 @@ void cm_posture_free(struct cm_posture *p)
     free(p);
 }
 
+/* Marks in p the weak classes of the suite a handshake negotiated (an IANA name such as
+ * "TLS_RSA_WITH_RC4_128_MD5"): a completed handshake is proof the server accepts it. */
+static void note_weak_suite(struct cm_posture *p, const char *cipher)
+{
+    static const struct {
+        const char *part;
+        enum cm_weak weak;
+    } parts[] = {
+        {"_RC4_", CM_WEAK_RC4},     {"_3DES_", CM_WEAK_3DES}, {"_WITH_NULL_", CM_WEAK_NULL},
+        {"EXPORT", CM_WEAK_EXPORT}, {"_anon_", CM_WEAK_ANON},
+    };
+
+    for (size_t i = 0; cipher && i < sizeof(parts) / sizeof(parts[0]); i++)
+        if (strstr(cipher, parts[i].part))
+            p->weak[parts[i].weak] = CM_TRI_YES;
+}
+
+/* True for the IANA name of an AEAD suite (GCM, CCM, ChaCha20-Poly1305). */
+static bool is_aead(const char *cipher)
+{
+    return cipher && (strstr(cipher, "_GCM_") || strstr(cipher, "_CCM") ||
+                      strstr(cipher, "_CHACHA20_POLY1305"));
+}
+
 void cm_posture_add_handshake(struct cm_posture *p, const struct cm_tls_info *tls)
 {
     bool tls13;
@@ -317,6 +360,11 @@ void cm_posture_add_handshake(struct cm_posture *p, const struct cm_tls_info *tl
     for (int v = CM_PV_TLS13; v <= CM_PV_TLS10; v++)
         if (strcmp(tls->version, pv_names[v]) == 0)
             p->version[v] = CM_TRI_YES;
+    note_weak_suite(p, tls->cipher);
+    if (tls13 || is_aead(tls->cipher))
+        p->aead = CM_TRI_YES;
+    if (tls->dh_group > p->dh_group)
+        p->dh_group = tls->dh_group;
     if (tls13 || tls->group)
         p->forward_secrecy = CM_TRI_YES;
     if (!tls13 && !tls->safe_renegotiation)
@@ -331,6 +379,7 @@ static void pass_unref(struct cm_posture_pass *ps)
 {
     if (--ps->refs > 0)
         return;
+    cm_tls_info_clear(&ps->chain_tls);
     free(ps->res); /* only when never delivered */
     free(ps);
 }
@@ -359,10 +408,18 @@ static void deliver(struct cm_posture_pass *ps)
 {
     struct cm_posture *r = ps->res;
 
+    /* NO means "only static RSA": a server that authenticates with no certificate at all
+     * (anonymous suites only) has no key exchange to call static. */
     if (ps->fs_seen)
         r->forward_secrecy = CM_TRI_YES;
-    else if (ps->fs_probe == CM_TRI_NO)
+    else if (ps->fs_probe == CM_TRI_NO && ps->static_seen)
         r->forward_secrecy = CM_TRI_NO;
+    /* NO needs proof twice over: the AEAD-only TLS 1.2 handshake was refused and TLS 1.3
+     * (AEAD only by design) was too. */
+    if (ps->aead_seen || r->version[CM_PV_TLS13] == CM_TRI_YES)
+        r->aead = CM_TRI_YES;
+    else if (ps->aead_probe == CM_TRI_NO && r->version[CM_PV_TLS13] == CM_TRI_NO)
+        r->aead = CM_TRI_NO;
     if (ps->renego_missing)
         r->secure_renegotiation = CM_TRI_NO;
     else if (ps->renego_ok_seen)
@@ -377,16 +434,21 @@ static void deliver(struct cm_posture_pass *ps)
     ps->cb(r, ps->arg);
 }
 
-/* Called whenever a check ends: delivers once the last one has, unless forward secrecy is
- * still open, in which case one more handshake (ECDHE and DHE only) settles it. */
+/* Called whenever a check ends: delivers once the last one has, unless forward secrecy or
+ * AEAD support is still open, in which case one more handshake each (ECDHE and DHE only;
+ * AEAD suites only) settles it. A modern server (TLS 1.3, ECDHE) needs neither. */
 static void check_done(struct cm_posture_pass *ps)
 {
     if (--ps->pending > 0 || ps->delivered)
         return;
-    if (!ps->second_wave && !ps->cancelled && !ps->fs_seen && any_legacy_accepted(ps->res)) {
+    if (!ps->second_wave && !ps->cancelled && any_legacy_accepted(ps->res)) {
         ps->second_wave = true;
-        start_sub(ps, C_FS);
-        if (ps->pending > 0)
+        ps->pending++; /* so that a check ending at once cannot deliver in between */
+        if (!ps->fs_seen)
+            start_sub(ps, C_FS);
+        if (!ps->aead_seen && ps->res->version[CM_PV_TLS13] != CM_TRI_YES)
+            start_sub(ps, C_AEAD);
+        if (--ps->pending > 0)
             return;
     }
     deliver(ps);
@@ -418,10 +480,24 @@ static void note_handshake(struct cm_posture_pass *ps, enum check id,
     struct cm_posture *r = ps->res;
     const struct cm_tls_info *tls = &res->tls;
     bool tls13 = tls->version && !strcmp(tls->version, "TLS1.3");
+    bool anon = id == C_ANON || (tls->cipher && strstr(tls->cipher, "_anon_"));
 
+    /* Whatever a check offered, the version the server completed a handshake at is accepted:
+     * a server whose only DHE group is too small for the version checks' named groups still
+     * speaks TLS 1.2 with the DHE check. */
+    for (int v = CM_PV_TLS13; v <= CM_PV_TLS10; v++)
+        if (tls->version && strcmp(tls->version, pv_names[v]) == 0)
+            merge(&r->version[v], CM_TRI_YES);
+    note_weak_suite(r, tls->cipher);
+    if (tls13 || is_aead(tls->cipher))
+        ps->aead_seen = true;
+    if (tls->dh_group > r->dh_group)
+        r->dh_group = tls->dh_group;
     /* Anonymous DH is ephemeral but authenticates nobody: no evidence of forward secrecy. */
-    if (id != C_ANON && (tls13 || tls->group))
+    if (!anon && (tls13 || tls->group))
         ps->fs_seen = true;
+    else if (!anon)
+        ps->static_seen = true;
     if (tls13 || tls->safe_renegotiation)
         ps->renego_ok_seen = true;
     else
@@ -470,11 +546,26 @@ static void on_sub_result(struct cm_probe_result *res, void *arg)
     case C_FS:
         ps->fs_probe = v;
         break;
+    case C_AEAD:
+        ps->aead_probe = v;
+        break;
     default:
         break;
     }
     if (v == CM_TRI_YES)
         note_handshake(ps, s->id, res);
+    else if (res->tls.dh_group > CM_DH_GROUP_GOOD) {
+        /* Refused on the server's DH group (GnuTLS rejects a public value of order 2): the
+         * group is still the server's, and bad. */
+        if (res->tls.dh_group > r->dh_group)
+            r->dh_group = res->tls.dh_group;
+        if (res->tls.dh_bits > 0 && (r->dh_bits == 0 || res->tls.dh_bits < r->dh_bits))
+            r->dh_bits = res->tls.dh_bits;
+    }
+    if (ps->keep_chain && ps->chain_tls.chain.count == 0 && res->tls.chain.count > 0) {
+        ps->chain_tls = res->tls;
+        memset(&res->tls, 0, sizeof(res->tls));
+    }
     cm_probe_result_free(res);
     check_done(ps);
     pass_unref(ps);
@@ -490,7 +581,8 @@ static void start_sub(struct cm_posture_pass *ps, enum check id)
     s->t = *ps->t;
     s->t.connect_address = ps->address;
     s->t.tls_priority = priorities[id];
-    s->t.handshake_only = true;
+    /* Only a pass asked to keep a chain describes one (and pays for its verification). */
+    s->t.handshake_only = !ps->keep_chain;
     if (cm_probe_start(&ps->env, &s->t, ps->timeout_ms > spent ? ps->timeout_ms - spent : 0,
                        on_sub_result, s, &s->probe) < 0)
         return; /* out of memory: the check stays UNKNOWN */
@@ -697,7 +789,7 @@ static void on_kick(uv_timer_t *timer)
     uv_timer_start(&ps->timer, on_deadline, ps->timeout_ms > spent ? ps->timeout_ms - spent : 0, 0);
     /* One count for this function, so that checks ending inside it cannot deliver early. */
     ps->pending++;
-    for (enum check c = C_TLS13; c < C_FS; c++)
+    for (enum check c = C_TLS13; c < C_FS; c++) /* C_FS and C_AEAD: the second wave */
         start_sub(ps, c);
     start_raw(ps, &ps->raws[0], CM_HELLO_SSL3);
     start_raw(ps, &ps->raws[1], CM_HELLO_EXPORT);
@@ -735,6 +827,27 @@ int cm_posture_start(const struct cm_probe_env *env, const struct cm_target *t, 
     if (out)
         *out = ps;
     return 0;
+}
+
+void cm_posture_keep_chain(struct cm_posture_pass *ps)
+{
+    if (ps && !ps->kicked)
+        ps->keep_chain = true;
+}
+
+void cm_posture_adopt_chain(struct cm_posture_pass *ps, struct cm_probe_result *res)
+{
+    struct cm_tls_info *from = ps ? &ps->chain_tls : NULL;
+
+    if (!from || res->tls.chain.count > 0 || from->chain.count == 0)
+        return;
+    /* Only what the certificate says: the negotiated parameters stay those of the main
+     * handshake, which failed. */
+    cm_chain_clear(&res->tls.chain);
+    res->tls.chain = from->chain;
+    res->tls.verify = from->verify;
+    res->tls.ocsp = from->ocsp;
+    memset(&from->chain, 0, sizeof(from->chain));
 }
 
 void cm_posture_cancel(struct cm_posture_pass *ps)

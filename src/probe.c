@@ -322,6 +322,7 @@ static void fail_tls(struct cm_probe *p, int rc)
     bool is_io;
 
     cm_tls_error_describe(p->conn, rc, msg, sizeof(msg), &is_io);
+    p->res->tls_refused = !is_io && cm_tls_error_is_refusal(p->conn, rc);
     finish(p, is_io ? CM_ERRK_IO : CM_ERRK_TLS, "%s", msg);
 }
 

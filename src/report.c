@@ -201,11 +201,14 @@ static json_t *posture_json(const struct cm_posture *p)
     }
     if (p->dhe == CM_TRI_UNKNOWN)
         json_array_append_new(not_tested, json_string("DHE"));
-    return json_pack("{s:o, s:o, s:o, s:I, s:o, s:o, s:I, s:o}", "versions_accepted", versions,
-                     "weak_ciphers_accepted", weak, "forward_secrecy", tri_json(p->forward_secrecy),
-                     "dh_bits", (json_int_t)p->dh_bits, "secure_renegotiation",
-                     tri_json(p->secure_renegotiation), "not_tested", not_tested, "handshakes",
-                     (json_int_t)p->handshakes, "elapsed_ms", ms_or_null(p->elapsed_ms));
+    const char *group = cm_dh_group_name(p->dh_group);
+    return json_pack("{s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:I, s:o}", "versions_accepted",
+                     versions, "weak_ciphers_accepted", weak, "forward_secrecy",
+                     tri_json(p->forward_secrecy), "aead", tri_json(p->aead), "dh_bits",
+                     (json_int_t)p->dh_bits, "dh_group", group ? json_string(group) : json_null(),
+                     "secure_renegotiation", tri_json(p->secure_renegotiation), "not_tested",
+                     not_tested, "handshakes", (json_int_t)p->handshakes, "elapsed_ms",
+                     ms_or_null(p->elapsed_ms));
 }
 
 /* The object of a file target: the same keys as an endpoint's, with "path" after "target",
@@ -376,8 +379,11 @@ static void posture_text(FILE *fp, const struct cm_posture *p)
             any = true;
         }
     fprintf(fp, "%s; forward secrecy: %s; ", any ? "" : " none", tri_word(p->forward_secrecy));
+    if (p->aead == CM_TRI_NO)
+        fprintf(fp, "no AEAD suite; ");
     if (p->dh_bits)
-        fprintf(fp, "DH %u bits; ", p->dh_bits);
+        fprintf(fp, "DH %u bits%s%s; ", p->dh_bits, p->dh_group > CM_DH_GROUP_GOOD ? ", " : "",
+                p->dh_group > CM_DH_GROUP_GOOD ? cm_dh_group_name(p->dh_group) : "");
     fprintf(fp, "secure renegotiation: %s (%u handshakes, %.0f ms)\n",
             tri_word(p->secure_renegotiation), p->handshakes, p->elapsed_ms);
 }

@@ -331,10 +331,10 @@ static json_t *tri_array(const enum cm_tri *v, size_t n)
 
 json_t *cm_posture_to_state_json(const struct cm_posture *p)
 {
-    return json_pack("{s:o, s:o, s:i, s:i, s:I, s:i, s:I, s:f}", "version",
-                     tri_array(p->version, CM_PV_COUNT), "weak",
-                     tri_array(p->weak, CM_WEAK_COUNT), "forward_secrecy", (int)p->forward_secrecy,
-                     "dhe", (int)p->dhe, "dh_bits", (json_int_t)p->dh_bits,
+    return json_pack("{s:o, s:o, s:i, s:i, s:I, s:i, s:i, s:i, s:I, s:f}", "version",
+                     tri_array(p->version, CM_PV_COUNT), "weak", tri_array(p->weak, CM_WEAK_COUNT),
+                     "forward_secrecy", (int)p->forward_secrecy, "dhe", (int)p->dhe, "dh_bits",
+                     (json_int_t)p->dh_bits, "dh_group", (int)p->dh_group, "aead", (int)p->aead,
                      "secure_renegotiation", (int)p->secure_renegotiation, "handshakes",
                      (json_int_t)p->handshakes, "elapsed_ms", p->elapsed_ms);
 }
@@ -368,6 +368,14 @@ int cm_posture_from_state_json(json_t *j, struct cm_posture *out)
         tri_from(json_object_get(j, "dhe"), &out->dhe) < 0 ||
         tri_from(json_object_get(j, "secure_renegotiation"), &out->secure_renegotiation) < 0)
         return CM_ESTATE;
+    /* dh_group and aead came later: a state file written before them lacks them (unknown). */
+    json_t *group = json_object_get(j, "dh_group"), *aead = json_object_get(j, "aead");
+    if (group && (!json_is_integer(group) || json_integer_value(group) < CM_DH_GROUP_NONE ||
+                  json_integer_value(group) > CM_DH_GROUP_COMPOSITE))
+        return CM_ESTATE;
+    if (aead && tri_from(aead, &out->aead) < 0)
+        return CM_ESTATE;
+    out->dh_group = group ? (enum cm_dh_group)json_integer_value(group) : CM_DH_GROUP_NONE;
     out->dh_bits = (unsigned)json_integer_value(bits);
     out->handshakes = (unsigned)json_integer_value(hs);
     out->elapsed_ms = json_number_value(json_object_get(j, "elapsed_ms"));

@@ -14,12 +14,24 @@
 
 /* Probes see as much of the server as possible: everything NORMAL allows plus the
  * compatibility workarounds for old servers, the CBC suites with SHA-256/384 MACs that NORMAL
- * leaves out, and 3DES and RC4 (after every other cipher), so that a server that offers only
- * those is still probed and its posture judged. Judging what is weak is the analyser's job. */
+ * leaves out, 3DES and RC4 (with SHA-1 and MD5 MACs: RC4-MD5 is the one suite some old servers
+ * still offer), so that a server that offers only those is still probed and its posture
+ * judged. Judging what is weak is the analyser's job. GnuTLS orders the suites by key
+ * exchange, then cipher, and puts 3DES and RC4 after every other cipher of their key exchange,
+ * so a server that also offers anything better still negotiates that (checked with
+ * `gnutls-cli --priority ... --list`). Two things stay out, and the posture pass finds them
+ * when a server offers nothing else: NULL encryption (GnuTLS 3.7 turns TLS 1.3 off in any
+ * priority that enables the NULL cipher) and anonymous suites (a server that chose one would
+ * send no certificate). */
 #define CM_TLS_PRIORITY                                                                            \
     "NORMAL:%COMPAT:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"                   \
     "+GROUP-SECP521R1:+GROUP-X448:+GROUP-FFDHE2048:+GROUP-FFDHE3072:+GROUP-FFDHE4096:"             \
-    "+GROUP-FFDHE6144:+GROUP-FFDHE8192:+SHA256:+SHA384:+3DES-CBC:+ARCFOUR-128"
+    "+GROUP-FFDHE6144:+GROUP-FFDHE8192:+SHA256:+SHA384:+3DES-CBC:+ARCFOUR-128:+MD5"
+
+/* The smallest finite-field DH prime any handshake accepts. GnuTLS refuses primes under the
+ * priority's security level (1008 bits for NORMAL, 768 for %PROFILE_VERY_WEAK); a monitor
+ * must see a weak group and report it (dh.weak), not fail on it. */
+#define CM_DH_MIN_BITS 512
 
 /* Trust-anchor lookups of one set of credentials, by the SHA-256 of the certificate whose
  * issuer was looked up: the trust list never changes once loaded, and a monitor probes the
@@ -293,12 +305,12 @@ static int priority_for(struct cm_tls_ctx *ctx, const char *text, gnutls_priorit
     return 0;
 }
 
-/* What a posture priority asks beyond the priority itself: anonymous credentials for the
- * anonymous key exchanges (without them GnuTLS does not offer those suites), and a DH minimum
- * of 512 bits under %PROFILE_VERY_WEAK (the profile alone stops at 768), so that a server's
- * weak group is seen rather than refused. */
-static int set_posture_options(struct cm_tls_ctx *ctx, gnutls_session_t s, const char *priority)
+/* What a priority asks beyond the priority itself: anonymous credentials for the anonymous
+ * key exchanges (without them GnuTLS does not offer those suites), and for every session a
+ * DH minimum of CM_DH_MIN_BITS, so that a server's weak group is seen rather than refused. */
+static int set_session_options(struct cm_tls_ctx *ctx, gnutls_session_t s, const char *priority)
 {
+    gnutls_dh_set_prime_bits(s, CM_DH_MIN_BITS);
     if (!priority)
         return 0;
     if (strstr(priority, "ANON")) {
@@ -309,8 +321,6 @@ static int set_posture_options(struct cm_tls_ctx *ctx, gnutls_session_t s, const
         if (gnutls_credentials_set(s, GNUTLS_CRD_ANON, ctx->anon) < 0)
             return CM_ETLS;
     }
-    if (strstr(priority, "%PROFILE_VERY_WEAK"))
-        gnutls_dh_set_prime_bits(s, 512);
     return 0;
 }
 
@@ -505,7 +515,7 @@ int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
         free(c);
         return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : CM_ETLS;
     }
-    if ((rc = set_posture_options(ctx, c->session, priority)) < 0) {
+    if ((rc = set_session_options(ctx, c->session, priority)) < 0) {
         gnutls_deinit(c->session);
         free(c);
         return rc;
@@ -737,6 +747,21 @@ static int find_anchor(struct cm_tls_conn *c, const gnutls_datum_t *peers,
     return 0;
 }
 
+/* The finite-field DH group the server sent, if any: its size, and what it is worth, judged
+ * here on the thread pool (GMP, cached per group). */
+static void describe_dh(gnutls_session_t s, struct cm_tls_info *info)
+{
+    gnutls_datum_t gen = {NULL, 0}, prime = {NULL, 0};
+
+    if (gnutls_dh_get_group(s, &gen, &prime) == 0 && prime.size > 0) {
+        int bits = gnutls_dh_get_prime_bits(s);
+        info->dh_bits = bits > 0 ? (unsigned)bits : 0;
+        info->dh_group = cm_dh_group_check(prime.data, prime.size, gen.data, gen.size);
+    }
+    gnutls_free(gen.data);
+    gnutls_free(prime.data);
+}
+
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
                          struct cm_tls_info *info)
 {
@@ -747,7 +772,7 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
     if (c->completed) {
         gnutls_kx_algorithm_t kx = gnutls_kx_get(s);
         if (kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS || kx == GNUTLS_KX_ANON_DH)
-            info->dh_bits = (unsigned)gnutls_dh_get_prime_bits(s);
+            describe_dh(s, info);
         info->safe_renegotiation = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3 ||
                                    gnutls_safe_renegotiation_status(s) != 0;
         const char *v = gnutls_protocol_get_name(gnutls_protocol_get_version(s));
@@ -757,6 +782,10 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
         info->group = group_name(s);
         if ((v && !info->version) || (cs && !info->cipher))
             goto nomem;
+    } else {
+        /* A handshake that failed on the server's DH parameters (a generator of order 2 makes
+         * GnuTLS refuse the server's public value) still shows the group: judge it too. */
+        describe_dh(s, info);
     }
     info->client_cert_requested = cm_tls_conn_client_cert_requested(c);
     info->client_cert_sent = gnutls_certificate_get_ours(s) != NULL;
@@ -870,6 +899,46 @@ void cm_tls_error_describe(struct cm_tls_conn *c, int rc, char *buf, size_t len,
         snprintf(buf, len, "TLS handshake failed: %s (%s)", gnutls_strerror(rc),
                  gnutls_strerror_name(rc) ? gnutls_strerror_name(rc) : "?");
         return;
+    }
+}
+
+bool cm_tls_error_is_refusal(struct cm_tls_conn *c, int rc)
+{
+    switch (rc) {
+    case GNUTLS_E_FATAL_ALERT_RECEIVED:
+        /* Not when the server asked for a client certificate: that refusal has findings of
+         * its own (mtls.*), and no cipher or version would change it. */
+        if (cm_tls_conn_client_cert_requested(c))
+            return false;
+        switch (gnutls_alert_get(c->session)) {
+        case GNUTLS_A_HANDSHAKE_FAILURE:
+        case GNUTLS_A_PROTOCOL_VERSION:
+        case GNUTLS_A_INSUFFICIENT_SECURITY:
+            return true;
+        default:
+            return false;
+        }
+    /* The server chose what we did not offer or cannot accept: a suite, a version (an SSL 3.0
+     * ServerHello), a DH prime under even our floor, a key share. */
+    case GNUTLS_E_UNKNOWN_CIPHER_SUITE:
+    case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
+    case GNUTLS_E_DH_PRIME_UNACCEPTABLE:
+    case GNUTLS_E_NO_COMMON_KEY_SHARE:
+    case GNUTLS_E_INSUFFICIENT_SECURITY:
+    case GNUTLS_E_UNKNOWN_COMPRESSION_ALGORITHM:
+    case GNUTLS_E_UNWANTED_ALGORITHM:
+        return true;
+    case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER: {
+        /* Refused because of the server's DH group (a generator of small order): a group this
+         * client cannot use, whose verdict the posture pass gives. */
+        gnutls_datum_t gen = {NULL, 0}, prime = {NULL, 0};
+        bool dh = gnutls_dh_get_group(c->session, &gen, &prime) == 0 && prime.size > 0;
+        gnutls_free(gen.data);
+        gnutls_free(prime.data);
+        return dh;
+    }
+    default:
+        return false;
     }
 }
 

@@ -43,14 +43,20 @@ struct cm_posture {
     enum cm_tri dhe;                  /* a DHE-only handshake (TLS 1.2 and older) succeeded */
     unsigned dh_bits;                 /* the server's finite-field DH prime in that handshake,
                                        * when the client offers no named group; 0 if none */
+    enum cm_dh_group dh_group;        /* the worst DH group of any handshake (dhgroup.h) */
+    enum cm_tri aead;                 /* YES: a handshake negotiated an AEAD suite (TLS 1.3
+                                       * always does); NO: an AEAD-only TLS 1.2 handshake was
+                                       * refused and TLS 1.3 too */
     enum cm_tri secure_renegotiation; /* NO: a TLS 1.2-or-older handshake lacked RFC 5746 */
     unsigned handshakes;              /* connections made */
     double elapsed_ms;                /* from cm_posture_start to the result */
 };
 
-/* At most this many connections per pass: 11 at once, and one more (ECDHE and DHE only) when
- * those 11 show no forward secrecy, to tell "only static RSA" from "prefers static RSA". */
-#define CM_POSTURE_MAX_HANDSHAKES 12
+/* At most this many connections per pass: 11 at once, then one more (ECDHE and DHE only) when
+ * those 11 show no forward secrecy, to tell "only static RSA" from "prefers static RSA", and
+ * one more (AEAD suites only) when none negotiated an AEAD suite and TLS 1.3 was refused, to
+ * tell "no AEAD suite" from "prefers CBC". */
+#define CM_POSTURE_MAX_HANDSHAKES 13
 
 /* Called exactly once per started pass, from a loop callback; p belongs to the callee. */
 typedef void (*cm_posture_cb)(struct cm_posture *p, void *arg);
@@ -73,6 +79,18 @@ int cm_posture_start(const struct cm_probe_env *env, const struct cm_target *t, 
  * exactly once (possibly before this returns), with what was learnt so far. NULL, or a pass
  * that has delivered, is a no-op: keep the handle only until cb runs. */
 void cm_posture_cancel(struct cm_posture_pass *ps);
+
+/* Asks a pass that has just started (before its first loop callback) to keep the first
+ * certificate chain one of its handshakes receives, verified against the target's
+ * verify_name as the main probe does: for an endpoint whose main handshake failed, so that
+ * its chain is still reported. Each handshake then describes its chain (on the thread pool).
+ * NULL, or a pass already running, is a no-op. */
+void cm_posture_keep_chain(struct cm_posture_pass *ps);
+
+/* From inside the pass's cb only: when res has no chain and the pass kept one, moves that
+ * chain with its verification and OCSP staple into res->tls (version, cipher and the rest
+ * stay res's own). Otherwise (or for a NULL ps) changes nothing. */
+void cm_posture_adopt_chain(struct cm_posture_pass *ps, struct cm_probe_result *res);
 
 /* Folds into p what another completed handshake with the same endpoint showed (the main
  * probe's): its version counts as accepted, and its key exchange, DH group and renegotiation

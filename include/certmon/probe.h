@@ -48,6 +48,9 @@ struct cm_probe_result {
     enum cm_err_kind error_kind;
     enum cm_phase error_phase; /* phase in which the error happened */
     char *error_message;       /* NULL when error_kind is NONE */
+    bool tls_refused;          /* error_kind TLS, and the server refused every version or suite
+                                * offered (cm_tls_error_is_refusal): what it does accept is
+                                * for the posture pass to find */
 
     enum cm_starttls_proto starttls; /* preamble used, or CM_STARTTLS_NONE */
 

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "certmon/dhgroup.h"
 #include "certmon/x509.h"
 
 struct cm_tls_ctx;
@@ -53,6 +54,7 @@ struct cm_tls_info {
     struct cm_verify verify;
     struct cm_ocsp ocsp;
     unsigned dh_bits;           /* finite-field DH prime size, when DHE was negotiated */
+    enum cm_dh_group dh_group;  /* and what its prime and generator are worth */
     bool safe_renegotiation;    /* RFC 5746 (always true under TLS 1.3) */
     bool client_cert_requested; /* the server asked for a client certificate */
     bool client_cert_sent;      /* and we presented one */
@@ -89,9 +91,9 @@ const struct cm_chain *cm_tls_ctx_client_chain(struct cm_tls_ctx *ctx,
 /* Starts a client connection over connected, non-blocking fd (borrowed: the caller closes
  * it after cm_tls_conn_free). sni may be NULL. priority is a GnuTLS priority string for
  * this connection (compiled once per context), or NULL for certmon's default. A priority
- * that names ANON also gets anonymous client credentials (shared by the context), and one
- * with %PROFILE_VERY_WEAK accepts DH primes down to 512 bits: posture handshakes must see
- * weak parameters, not refuse them. Returns 0, -ENOMEM, CM_ECAFILE, CM_ECLIENTCERT or
+ * that names ANON also gets anonymous client credentials (shared by the context). Every
+ * session accepts DH primes down to 512 bits: a probe must see weak parameters, not refuse
+ * them. Returns 0, -ENOMEM, CM_ECAFILE, CM_ECLIENTCERT or
  * CM_ETLS. */
 int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
                     const struct cm_tls_profile *profile, const char *priority,
@@ -137,6 +139,13 @@ void cm_tls_info_clear(struct cm_tls_info *info);
  * error (reset, closed) rather than a TLS protocol failure. */
 void cm_tls_error_describe(struct cm_tls_conn *c, int gnutls_rc, char *buf, size_t len,
                            bool *is_io);
+
+/* True when handshake error gnutls_rc means that the server and our client have no common
+ * ground (a handshake_failure, protocol_version or insufficient_security alert, or a
+ * ServerHello choosing a suite, version or group we did not offer or cannot accept), as
+ * opposed to a broken connection, a peer that does not speak TLS or a refused client
+ * certificate. Such a server may still accept something weaker (the posture pass says what). */
+bool cm_tls_error_is_refusal(struct cm_tls_conn *c, int gnutls_rc);
 
 /* "good", "revoked", "unknown", "unparseable"; NULL for CM_OCSP_NONE. */
 const char *cm_ocsp_status_name(enum cm_ocsp_status s);

@@ -10,13 +10,18 @@ handshake_failure alert. Every other ClientHello goes to Python's ssl module, a 
 1.2/1.3 server with CERT and KEY, so that certmon's main handshake succeeds and the posture
 pass runs.
 
+With --ssl3-only, every other ClientHello (TLS 1.0 to 1.3) gets an SSL 3.0 ServerHello
+picking the first offered suite of PICK, as a server that speaks nothing newer negotiates
+down, or a protocol_version alert when it offers none of them: no real TLS at all.
+
 With --silent-after N, every connection after the first N is accepted and never answered
 (the peer reads and discards what the client sends until it closes): a server whose later
 connections hang.
 
 Prints "ready" on stdout once listening.
 
-usage: ssl3_peer.py PORT CERT KEY [--export] [--silent-after N] [--lifetime SECONDS]
+usage: ssl3_peer.py PORT CERT KEY [--export] [--ssl3-only] [--silent-after N]
+                   [--lifetime SECONDS]
 """
 import os
 import socket
@@ -116,6 +121,12 @@ class Handler(socketserver.BaseRequestHandler):
             else:
                 sock.sendall(alert(0x0301, 40))
             return
+        if self.server.ssl3_only:
+            sock.recv(16384 + 5)
+            pick = [s for s in PICK if s in suites]
+            sock.sendall(server_hello(0x0300, pick[0]) if pick else alert(0x0300, 70))
+            hold(sock)
+            return
         try:
             with self.server.ctx.wrap_socket(sock, server_side=True) as tls:
                 tls.settimeout(5.0)
@@ -145,6 +156,7 @@ def main():
     srv = Server(("127.0.0.1", port), Handler)
     srv.ctx = ctx
     srv.export = "--export" in sys.argv
+    srv.ssl3_only = "--ssl3-only" in sys.argv
     srv.silent_after = -1
     if "--silent-after" in sys.argv:
         srv.silent_after = int(sys.argv[sys.argv.index("--silent-after") + 1])

@@ -739,6 +739,74 @@ static void test_posture_interval(void)
     EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
 }
 
+/* A server that offers only NULL suites refuses the daemon's main handshake: the daemon runs
+ * the posture pass anyway, on every probe, and its report carries the real verdict (what the
+ * server accepts) and the chain one of the pass's handshakes received. */
+static void test_weak_only_server(void)
+{
+    const char *conf = path_in("weak.conf"), *state = path_in("weak-state.json");
+    const char *log = path_in("weak.log");
+    int port = cm_th_free_port();
+    char name[64], accept[32];
+    json_t *st, *e, *f;
+    pid_t pid, srv;
+    int64_t last;
+
+    snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
+    char *argv[] = {"openssl",
+                    "s_server",
+                    "-accept",
+                    accept,
+                    "-cert",
+                    (char *)cm_th_pki("valid.pem"),
+                    "-key",
+                    (char *)cm_th_pki("leaf.key"),
+                    "-cert_chain",
+                    (char *)cm_th_pki("inter.pem"),
+                    "-tls1_2",
+                    "-cipher",
+                    "NULL-SHA:NULL-SHA256:@SECLEVEL=0",
+                    "-www",
+                    "-quiet",
+                    NULL};
+    srv = cm_th_spawn(argv, NULL);
+    CU_ASSERT_FATAL(srv > 0);
+    CU_ASSERT_FATAL(cm_th_wait_port(port, 5000));
+    snprintf(name, sizeof(name), "localhost:%d", port);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1h\"; startup_spread = \"0s\";\n"
+                       "           state_file = \"weak-state.json\"; };\n"
+                       "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\";\n"
+                       "              interval = \"2s\"; } );\n",
+                       port, cm_th_pki("root.pem"));
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    last = 0;
+    for (int round = 0; round < 2; round++) {
+        st = wait_entry(state, name, last, 10);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+        e = state_entry(st, name);
+        last = json_integer_value(json_object_get(e, "last_probe"));
+        EXPECT_STR(entry_str(e, "report.status"), "critical");
+        EXPECT_STR(entry_str(e, "report.error.kind"), "tls");
+        f = entry_finding(e, "probe.failed");
+        CU_ASSERT(f && strstr(json_string_value(json_object_get(f, "message")),
+                              "it accepts only NULL cipher suites (TLS1.2)"));
+        f = entry_finding(e, "cipher.weak");
+        CU_ASSERT(f && json_is_string(json_object_get(f, "class")) &&
+                  strcmp(json_string_value(json_object_get(f, "class")), "NULL") == 0);
+        CU_ASSERT(entry_finding(e, "cipher.no_aead") != NULL);
+        /* The chain came with the pass; trusted under the configured CA. */
+        EXPECT_STR(entry_str(e, "report.chain.0.subject"), "CN=localhost");
+        CU_ASSERT(json_is_true(cm_json_get(e, "report.verification.trusted")));
+        CU_ASSERT(json_integer_value(json_object_get(e, "posture_at")) > 0);
+        json_decref(st);
+    }
+    CU_ASSERT(alive(pid));
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+    cm_th_stop(srv);
+}
+
 /* Reloads while runs are in flight: raising the concurrency starts queued runs in the middle
  * of the reload, and removing a running target ends its run there too. Those runs must use
  * the new configuration only (under ASan a mix-up is a use-after-free on the next reload). */
@@ -901,6 +969,7 @@ static CU_TestInfo tests[] = {
     {"scheduler: retry backoff", test_retry_backoff},
     {"SIGTERM cancels probes in flight", test_shutdown_cancels_in_flight},
     {"posture passes on their own interval", test_posture_interval},
+    {"weak-only server: the pass gives the verdict", test_weak_only_server},
     {"reloads while runs are in flight", test_reload_in_flight},
     {"SIGHUP with a FIFO include: error, /healthz answers", test_reload_fifo_include},
     CU_TEST_INFO_NULL,

@@ -34,19 +34,24 @@
 #endif
 
 enum srv {
-    S_MODERN,     /* OpenSSL defaults: TLS 1.2 and 1.3, ECDHE, DHE-2048 */
-    S_TLS12,      /* TLS 1.2 only, modern suites */
-    S_TLS10,      /* TLS 1.0 only */
-    S_TLS11,      /* TLS 1.1 only */
-    S_ALLVERS,    /* TLS 1.0 to 1.3 */
-    S_STATIC_RSA, /* TLS 1.2, AES128-SHA256 only: static RSA key exchange */
-    S_DHE1024,    /* TLS 1.2, DHE-RSA only, a 1024-bit group made at test time */
-    S_NULL,       /* TLS 1.2, NULL-SHA besides a modern suite */
-    S_ANON,       /* TLS 1.2, ADH-AES128-SHA besides a modern suite */
-    S_SSL3,       /* ssl3_peer.py: real TLS 1.2/1.3, plus a scripted SSL 3.0 ServerHello */
-    S_EXPORT,     /* ssl3_peer.py --export: also picks export suites (SSL 3.0 and TLS 1.0) */
-    S_HANG,       /* ssl3_peer.py --silent-after 1: later connections are never answered */
-    S_SMTP,       /* starttls_peer.py: SMTP STARTTLS, then TLS 1.2/1.3 */
+    S_MODERN,      /* OpenSSL defaults: TLS 1.2 and 1.3, ECDHE, DHE-2048 */
+    S_TLS12,       /* TLS 1.2 only, modern suites */
+    S_TLS10,       /* TLS 1.0 only */
+    S_TLS11,       /* TLS 1.1 only */
+    S_ALLVERS,     /* TLS 1.0 to 1.3 */
+    S_STATIC_RSA,  /* TLS 1.2, AES128-SHA256 only: static RSA key exchange */
+    S_DHE1024,     /* TLS 1.2, DHE-RSA only, a 1024-bit group made at test time */
+    S_NULL,        /* TLS 1.2, NULL-SHA besides a modern suite */
+    S_ANON,        /* TLS 1.2, ADH-AES128-SHA besides a modern suite */
+    S_NULL_ONLY,   /* TLS 1.2, NULL suites only: the main handshake is refused */
+    S_ANON_ONLY,   /* TLS 1.2, anonymous suites only: refused, and no certificate at all */
+    S_CBC_ONLY,    /* TLS 1.2, CBC suites only (ECDHE and static RSA): no AEAD */
+    S_SSL3,        /* ssl3_peer.py: real TLS 1.2/1.3, plus a scripted SSL 3.0 ServerHello */
+    S_EXPORT,      /* ssl3_peer.py --export: also picks export suites (SSL 3.0 and TLS 1.0) */
+    S_SSL3_ONLY,   /* ssl3_peer.py --ssl3-only: SSL 3.0 and nothing newer */
+    S_EXPORT_ONLY, /* ssl3_peer.py --ssl3-only --export: SSL 3.0 preferring export suites */
+    S_HANG,        /* ssl3_peer.py --silent-after 1: later connections are never answered */
+    S_SMTP,        /* starttls_peer.py: SMTP STARTTLS, then TLS 1.2/1.3 */
     S_COUNT
 };
 
@@ -63,6 +68,10 @@ static const struct {
     [S_NULL] = {{"-tls1_2", "-cipher", "NULL-SHA:ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0", NULL}},
     [S_ANON] = {{"-tls1_2", "-cipher", "ADH-AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0",
                  NULL}},
+    [S_NULL_ONLY] = {{"-tls1_2", "-cipher", "NULL-SHA:NULL-SHA256:@SECLEVEL=0", NULL}},
+    [S_ANON_ONLY] = {{"-tls1_2", "-cipher", "aNULL:!eNULL:@SECLEVEL=0", NULL}},
+    [S_CBC_ONLY] = {{"-no_tls1_3", "-cipher",
+                     "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA384:AES128-SHA", NULL}},
 };
 
 static int port[S_COUNT];
@@ -73,10 +82,15 @@ static char dh1024[512];
 /* ---- gnutls-serv in a network namespace of our own ---- */
 
 enum ns_srv {
-    N_RC4_3DES,  /* NORMAL plus RC4 and 3DES: every version, both classes */
-    N_RC4_ONLY,  /* TLS 1.0, RC4 with static RSA only: a legacy-only server */
-    N_3DES_ONLY, /* TLS 1.2, 3DES only */
-    N_NORENEG,   /* TLS 1.2 and older, without RFC 5746 */
+    N_RC4_3DES,     /* NORMAL plus RC4 and 3DES: every version, both classes */
+    N_RC4_ONLY,     /* TLS 1.0, RC4 with static RSA only: a legacy-only server */
+    N_3DES_ONLY,    /* TLS 1.2, 3DES only */
+    N_NORENEG,      /* TLS 1.2 and older, without RFC 5746 */
+    N_RC4_MD5,      /* TLS 1.2 and 1.0, RC4 with an MD5 MAC and static RSA only */
+    N_DHE512,       /* DHE only, a 512-bit safe prime, no FFDHE group: refuses our main handshake */
+    N_DH_DSA,       /* ECDHE, and DHE with a 2048-bit DSA-style group (not a safe prime) */
+    N_DH_COMPOSITE, /* ECDHE, and DHE with a 2048-bit composite "prime" */
+    N_DH_SMALL,     /* ECDHE, and DHE with a generator of order 102 (a 1024-bit DSA-style p) */
     N_COUNT
 };
 
@@ -85,7 +99,18 @@ static const char *const ns_priority[N_COUNT] = {
     [N_RC4_ONLY] = "NORMAL:-VERS-ALL:+VERS-TLS1.0:-CIPHER-ALL:+ARCFOUR-128:-KX-ALL:+RSA",
     [N_3DES_ONLY] = "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+3DES-CBC",
     [N_NORENEG] = "NORMAL:-VERS-TLS1.3:%DISABLE_SAFE_RENEGOTIATION",
+    [N_RC4_MD5] = "NORMAL:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.0:-CIPHER-ALL:+ARCFOUR-128:-MAC-ALL:"
+                  "+MD5:-KX-ALL:+RSA",
+    /* A GnuTLS server answers a client that offers FFDHE groups with one of them or not at
+     * all (RFC 7919): without them, this one refuses every client that offers any. */
+    [N_DHE512] = "NORMAL:-VERS-TLS1.3:-KX-ALL:+DHE-RSA:-GROUP-DH-ALL:%PROFILE_VERY_WEAK",
+    [N_DH_DSA] = "NORMAL:-VERS-TLS1.3:-GROUP-DH-ALL",
+    [N_DH_COMPOSITE] = "NORMAL:-VERS-TLS1.3:-GROUP-DH-ALL",
+    [N_DH_SMALL] = "NORMAL:-VERS-TLS1.3:-GROUP-DH-ALL",
 };
+
+/* The DH parameters file of a namespace server (--dhparams), made at test time; "" if none. */
+static char ns_dhparams[N_COUNT][512];
 
 static char ns_name[64];      /* the namespace, once made */
 static const char *ns_skip;   /* why the namespace cases are skipped, or NULL */
@@ -131,6 +156,49 @@ static bool ns_wait_port(int p, int timeout_ms)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* Makes the DH parameters of the namespace servers: a 512-bit safe prime (openssl), a
+ * 2048-bit DSA-style group (certtool: p - 1 has a 256-bit prime factor, (p-1)/2 is not
+ * prime), and a 2048-bit modulus that is the product of two 1024-bit primes. Returns false
+ * (with ns_skip set) when a tool fails. */
+static bool ns_make_dhparams(void)
+{
+    static const struct {
+        enum ns_srv n;
+        const char *file, *cmd;
+    } make[] = {
+        {N_DHE512, "dh512.pem", "exec openssl dhparam -out \"$0\" 512 2>/dev/null"},
+        /* Only the PEM block: gnutls-serv cannot read certtool's text before it at 2048 bits. */
+        {N_DH_DSA, "dh2048dsa.pem",
+         "certtool --generate-dh-params --bits 2048 2>/dev/null | "
+         "sed -n '/BEGIN DH/,/END DH/p' >\"$0\" && test -s \"$0\""},
+        {N_DH_COMPOSITE, "dh2048composite.pem",
+         "a=$(openssl prime -generate -bits 1024) && b=$(openssl prime -generate -bits 1024) && "
+         "exec /usr/bin/python3 \"$1\" \"$0\" 2 \"$a\" \"$b\""},
+        /* p from certtool (p - 1 = 2 * 3 * 17 * a 1018-bit number), g = 2^((p-1)/102) mod p:
+         * the server's public values lie in a subgroup of at most 102 elements. */
+        {N_DH_SMALL, "dh1024small.pem",
+         "exec /usr/bin/python3 \"$1\" \"$0\" "
+         "0x160F66C511CFCDDE8FD8499E8FBBC6F2E79DFE3BEF7FCBCCD1864922EFE6CE3C9BF2C051BD5866EEC5818B"
+         "9A4042229C6565FB5EF525E965FCE51050E8853C8EAE684661AEDE5B267798E72A8336949CA8046E66CA12BE"
+         "82806E8EF8789DE7B1AAB05BD09E20145084B7163220DC7458A0B30C4E1EA2E93CEACC9815AD1F4942 "
+         "0xD9FA4BEC54CF84472058C5710839427E690630F3784990FB6853CDC2E4FC834CAAFECD4878723775E00A3D"
+         "B1A56DFE6EBB1A01EBCC65ECBA4CF11CF69BFB46F2274CA187399AEC515065FC43CC13A08E3091D776BF45A2"
+         "3CF6D6FECCEE2E38118BA89E751AB59CFE8B70CEE4938E5ADEEF16FE927621D6BF346AB0B9C7A506BF"},
+    };
+
+    for (size_t i = 0; i < sizeof(make) / sizeof(make[0]); i++) {
+        char *file = ns_dhparams[make[i].n];
+        snprintf(file, sizeof(ns_dhparams[0]), "%s", cm_th_pki(make[i].file));
+        char *argv[] = {
+            "/bin/sh", "-c", (char *)make[i].cmd, file, (char *)cm_th_script("dh_params.py"), NULL};
+        if (run_quiet(argv, 120) != 0) {
+            ns_skip = "cannot make the DH parameters";
+            return false;
+        }
+    }
+    return true;
+}
+
 static void ns_start(void)
 {
     char *add[] = {"ip", "netns", "add", ns_name, NULL};
@@ -140,6 +208,8 @@ static void ns_start(void)
         ns_skip = "not running as root";
         return;
     }
+    if (!ns_make_dhparams())
+        return;
     snprintf(ns_name, sizeof(ns_name), "certmon-posture-%d", (int)getpid());
     if (run_quiet(add, 10) != 0) {
         ns_name[0] = '\0';
@@ -167,6 +237,8 @@ static void ns_start(void)
                         (char *)cm_th_pki("leaf.key"),
                         "--priority",
                         (char *)ns_priority[n],
+                        ns_dhparams[n][0] ? "--dhparams" : NULL,
+                        ns_dhparams[n],
                         NULL};
         /* ip netns exec execs the command in place: the PID is gnutls-serv's. */
         if ((ns_pid[n] = cm_th_spawn(argv, NULL)) < 0) {
@@ -270,8 +342,10 @@ static pid_t start_script(enum srv s)
     argv[n++] = (char *)cm_th_pki("leaf.key");
     argv[n++] = "--lifetime";
     argv[n++] = "300";
-    if (s == S_EXPORT)
+    if (s == S_EXPORT || s == S_EXPORT_ONLY)
         argv[n++] = "--export";
+    if (s == S_SSL3_ONLY || s == S_EXPORT_ONLY)
+        argv[n++] = "--ssl3-only";
     if (s == S_HANG) {
         argv[n++] = "--silent-after";
         argv[n++] = "1";
@@ -488,10 +562,16 @@ static void show(const char *what, json_t *t)
 static void test_modern(void)
 {
     unsigned before = CU_get_number_of_failures();
-    static const char *const keys[] = {"versions_accepted",    "weak_ciphers_accepted",
-                                       "forward_secrecy",      "dh_bits",
-                                       "secure_renegotiation", "not_tested",
-                                       "handshakes",           "elapsed_ms"};
+    static const char *const keys[] = {"versions_accepted",
+                                       "weak_ciphers_accepted",
+                                       "forward_secrecy",
+                                       "aead",
+                                       "dh_bits",
+                                       "dh_group",
+                                       "secure_renegotiation",
+                                       "not_tested",
+                                       "handshakes",
+                                       "elapsed_ms"};
     int rc;
     json_t *arr = CHECK(&rc, target[S_MODERN]);
     json_t *t = cm_json_only(arr);
@@ -507,6 +587,9 @@ static void test_modern(void)
     CU_ASSERT(json_is_true(cm_json_get(t, "posture.forward_secrecy")));
     CU_ASSERT(json_is_true(cm_json_get(t, "posture.secure_renegotiation")));
     EXPECT_INT(jint(t, "posture.dh_bits"), 2048); /* OpenSSL's automatic group for RSA-2048 */
+    /* ... which is RFC 7919 ffdhe2048 (OpenSSL 3 answers the FFDHE groups offered). */
+    EXPECT_STR(cm_json_str(t, "posture.dh_group"), "good");
+    CU_ASSERT(json_is_true(cm_json_get(t, "posture.aead")));
     /* 11 handshakes at once; no 12th, as TLS 1.3 shows forward secrecy. */
     EXPECT_INT(jint(t, "posture.handshakes"), 11);
     /* Nothing to report about a modern server: the only finding is the missing staple. */
@@ -541,7 +624,9 @@ static void test_tls10_only(void)
 
     EXPECT_STR(cm_json_str(t, "tls.version"), "TLS1.0");
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.0");
-    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.no_modern/critical");
+    /* TLS 1.0 has no AEAD suite at all. */
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.no_modern/critical "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("TLS 1.0 only", t);
     finish_case(before, arr);
@@ -555,7 +640,8 @@ static void test_tls11_only(void)
     json_t *t = cm_json_only(arr);
 
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.1");
-    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.1 protocol.no_modern/critical");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.1 protocol.no_modern/critical "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("TLS 1.1 only", t);
     finish_case(before, arr);
@@ -587,9 +673,12 @@ static void test_static_rsa(void)
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.2");
     CU_ASSERT(json_is_false(cm_json_get(t, "posture.forward_secrecy")));
     EXPECT_INT(jint(t, "posture.dh_bits"), 0);
-    /* The 12th handshake (ECDHE and DHE only) is what proves "only static RSA". */
-    EXPECT_INT(jint(t, "posture.handshakes"), 12);
-    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.no_forward_secrecy/warning");
+    /* The 12th handshake (ECDHE and DHE only) is what proves "only static RSA", the 13th
+     * (AEAD suites only) "no AEAD suite": the server has AES-CBC only. */
+    EXPECT_INT(jint(t, "posture.handshakes"), 13);
+    CU_ASSERT(json_is_false(cm_json_get(t, "posture.aead")));
+    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.no_forward_secrecy/warning "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "warning");
     show("static RSA only", t);
     finish_case(before, arr);
@@ -605,7 +694,10 @@ static void test_dhe1024(void)
     EXPECT_STR(cm_json_str(t, "tls.group"), "DH1024");
     EXPECT_INT(jint(t, "posture.dh_bits"), 1024);
     CU_ASSERT(json_is_true(cm_json_get(t, "posture.forward_secrecy")));
-    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info dh.weak/warning/1024");
+    /* openssl dhparam makes safe primes: only the size is weak. */
+    EXPECT_STR(cm_json_str(t, "posture.dh_group"), "good");
+    EXPECT_POSTURE_FINDINGS(t,
+                            "protocol.no_tls13/info cipher.no_aead/warning dh.weak/warning/1024");
     EXPECT_STATUS(rc, t, "warning");
     show("DHE-1024", t);
     finish_case(before, arr);
@@ -720,7 +812,8 @@ static void test_rc4_only(void)
     EXPECT_LIST(t, "posture.weak_ciphers_accepted", "RC4");
     CU_ASSERT(json_is_false(cm_json_get(t, "posture.forward_secrecy")));
     EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.no_modern/critical "
-                               "cipher.weak/critical/RC4 cipher.no_forward_secrecy/warning");
+                               "cipher.weak/critical/RC4 cipher.no_forward_secrecy/warning "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("RC4 only (gnutls)", t);
     finish_case(before, arr);
@@ -738,7 +831,8 @@ static void test_3des_only(void)
     t = cm_json_only(arr);
     EXPECT_LIST(t, "posture.versions_accepted", "TLS1.2");
     EXPECT_LIST(t, "posture.weak_ciphers_accepted", "3DES");
-    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.weak/critical/3DES");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.weak/critical/3DES "
+                               "cipher.no_aead/warning");
     EXPECT_STATUS(rc, t, "critical");
     show("3DES only (gnutls)", t);
     finish_case(before, arr);
@@ -760,6 +854,239 @@ static void test_insecure_renegotiation(void)
     EXPECT_STATUS(rc, t, "warning");
     show("no RFC 5746 (gnutls)", t);
     finish_case(before, arr);
+}
+
+/* ---- weak-only servers: the main handshake is refused, the pass gives the verdict ---- */
+
+/* The message of the finding id (any severity and position) of t, or "". */
+static const char *finding_message(json_t *t, const char *id)
+{
+    const char *m = json_string_value(json_object_get(cm_finding(t, id, NULL, -1), "message"));
+
+    return m ? m : "";
+}
+
+static void expect_contains(const char *got, const char *part, unsigned line)
+{
+    if (!strstr(got, part)) {
+        char what[160];
+        snprintf(what, sizeof(what), "contains \"%s\"", part);
+        expect_str(got, part, what, line);
+    }
+}
+
+#define EXPECT_CONTAINS(got, part) expect_contains((got), (part), __LINE__)
+
+static void test_null_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr = CHECK(&rc, target[S_NULL_ONLY]);
+    json_t *t = cm_json_only(arr);
+
+    /* GnuTLS 3.7 turns TLS 1.3 off whenever NULL is enabled, so the main handshake does not
+     * offer NULL: it is refused, and the pass says what the server does accept. */
+    EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"), "handshake_failure");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"),
+                    "refuses every protocol version and cipher suite a current client offers: it "
+                    "accepts only NULL cipher suites (TLS1.2)");
+    /* The chain came with one of the pass's handshakes, verified as the main one would be. */
+    EXPECT_INT(json_array_size(cm_json_get(t, "chain")), 2);
+    CU_ASSERT(json_is_true(cm_json_get(t, "verification.trusted")));
+    CU_ASSERT(json_is_true(cm_json_get(t, "verification.hostname_match")));
+    CU_ASSERT(json_is_null(cm_json_get(t, "tls.version"))); /* the main handshake's */
+    EXPECT_LIST(t, "posture.weak_ciphers_accepted", "NULL");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.weak/critical/NULL "
+                               "cipher.no_forward_secrecy/warning cipher.no_aead/warning");
+    EXPECT_INT(json_array_size(cm_json_get(t, "findings")), 5);
+    EXPECT_STATUS(rc, t, "critical");
+    show("NULL only", t);
+    finish_case(before, arr);
+
+    /* Without our root, the chain the pass received is judged untrusted, as any chain. */
+    arr = cm_th_check_json(&rc, NULL, target[S_NULL_ONLY], NULL);
+    t = cm_json_only(arr);
+    CU_ASSERT(cm_finding(t, "chain.untrusted", "critical", -1) != NULL ||
+              cm_finding(t, "chain.incomplete", "critical", -1) != NULL);
+    CU_ASSERT(cm_finding(t, "probe.failed", "critical", -1) != NULL);
+    EXPECT_STATUS(rc, t, "critical");
+    finish_case(before, arr);
+}
+
+static void test_anon_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr = CHECK(&rc, target[S_ANON_ONLY]);
+    json_t *t = cm_json_only(arr);
+    char got[512];
+
+    EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"),
+                    "it accepts only anonymous cipher suites (TLS1.2)");
+    /* Anonymous suites send no certificate: nothing to report about a chain. */
+    EXPECT_INT(json_array_size(cm_json_get(t, "chain")), 0);
+    EXPECT_LIST(t, "posture.weak_ciphers_accepted", "ANON");
+    EXPECT_LIST(t, "posture.versions_accepted", "TLS1.2");
+    /* Not "only static RSA": there is no RSA key exchange at all. */
+    CU_ASSERT(json_is_null(cm_json_get(t, "posture.forward_secrecy")));
+    posture_findings(t, got, sizeof(got));
+    EXPECT_CONTAINS(got, "protocol.no_tls13/info cipher.weak/critical/ANON");
+    CU_ASSERT(strstr(got, "no_forward_secrecy") == NULL);
+    CU_ASSERT(strstr(got, "protocol.no_modern") == NULL);
+    EXPECT_STATUS(rc, t, "critical");
+    show("anonymous only", t);
+    finish_case(before, arr);
+}
+
+static void test_cbc_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr = CHECK(&rc, target[S_CBC_ONLY]);
+    json_t *t = cm_json_only(arr);
+
+    EXPECT_STR(cm_json_str(t, "tls.version"), "TLS1.2");
+    EXPECT_CONTAINS(cm_json_str(t, "tls.cipher"), "_CBC_");
+    CU_ASSERT(json_is_false(cm_json_get(t, "posture.aead")));
+    CU_ASSERT(json_is_true(cm_json_get(t, "posture.forward_secrecy")));
+    /* 11, then the AEAD-only handshake that the server refuses. */
+    EXPECT_INT(jint(t, "posture.handshakes"), 12);
+    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info cipher.no_aead/warning");
+    EXPECT_CONTAINS(finding_message(t, "cipher.no_aead"), "no AEAD cipher suite");
+    EXPECT_STATUS(rc, t, "warning");
+    show("CBC only", t);
+    finish_case(before, arr);
+}
+
+static void test_ssl3_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr = CHECK(&rc, target[S_SSL3_ONLY]);
+    json_t *t = cm_json_only(arr);
+
+    /* Every TLS hello gets an SSL 3.0 ServerHello, which GnuTLS cannot speak: only the
+     * hand-built SSL 3.0 hello of the pass is answered as offered. */
+    EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"), "it accepts only SSL3.0 (see");
+    EXPECT_LIST(t, "posture.versions_accepted", "SSL3.0");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/critical/SSL3.0 protocol.no_modern/critical");
+    EXPECT_INT(json_array_size(cm_json_get(t, "chain")), 0); /* no handshake got that far */
+    EXPECT_STATUS(rc, t, "critical");
+    show("SSL 3.0 only", t);
+    finish_case(before, arr);
+}
+
+static void test_export_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr = CHECK(&rc, target[S_EXPORT_ONLY]);
+    json_t *t = cm_json_only(arr);
+
+    EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"),
+                    "it accepts only export-grade cipher suites (SSL3.0)");
+    EXPECT_LIST(t, "posture.versions_accepted", "SSL3.0");
+    EXPECT_LIST(t, "posture.weak_ciphers_accepted", "EXPORT");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/critical/SSL3.0 protocol.no_modern/critical "
+                               "cipher.weak/critical/EXPORT");
+    EXPECT_STATUS(rc, t, "critical");
+    show("export only", t);
+    finish_case(before, arr);
+}
+
+static void test_rc4_md5(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr, *t;
+
+    if (!ns_ready("RC4-MD5 only"))
+        return;
+    arr = ns_check(&rc, ns_port[N_RC4_MD5]);
+    t = cm_json_only(arr);
+    /* The main handshake offers RC4 with MD5 too: the server is probed, not "cannot connect". */
+    CU_ASSERT(json_is_null(cm_json_get(t, "error")));
+    EXPECT_STR(cm_json_str(t, "tls.cipher"), "TLS_RSA_WITH_RC4_128_MD5");
+    CU_ASSERT(cm_finding(t, "probe.failed", NULL, -1) == NULL);
+    EXPECT_LIST(t, "posture.weak_ciphers_accepted", "RC4");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.legacy/warning/TLS1.0 protocol.no_tls13/info "
+                               "cipher.weak/critical/RC4 cipher.no_forward_secrecy/warning "
+                               "cipher.no_aead/warning");
+    EXPECT_STATUS(rc, t, "critical");
+    show("RC4-MD5 only (gnutls)", t);
+    finish_case(before, arr);
+}
+
+static void test_dhe512_only(void)
+{
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr, *t;
+
+    if (!ns_ready("DHE-512 only"))
+        return;
+    arr = ns_check(&rc, ns_port[N_DHE512]);
+    t = cm_json_only(arr);
+    EXPECT_STR(cm_json_str(t, "error.kind"), "tls");
+    EXPECT_CONTAINS(finding_message(t, "probe.failed"),
+                    "it accepts only DHE with a 512-bit group (TLS1.2)");
+    EXPECT_INT(json_array_size(cm_json_get(t, "chain")), 2);
+    CU_ASSERT(json_is_true(cm_json_get(t, "verification.trusted")));
+    EXPECT_INT(jint(t, "posture.dh_bits"), 512);
+    EXPECT_STR(cm_json_str(t, "posture.dh_group"), "good"); /* openssl dhparam: a safe prime */
+    /* The version checks offer FFDHE groups, which this server refuses at every version: only
+     * the DHE check (no group offered) completes, at TLS 1.2, so only TLS 1.2 is proven. */
+    EXPECT_LIST(t, "posture.versions_accepted", "TLS1.2");
+    EXPECT_POSTURE_FINDINGS(t, "protocol.no_tls13/info dh.weak/critical/512");
+    EXPECT_STATUS(rc, t, "critical");
+    show("DHE-512 only (gnutls)", t);
+    finish_case(before, arr);
+}
+
+static void test_dh_bad_group(enum ns_srv n, const char *verdict, const char *reason, unsigned bits)
+{
+    char want[256];
+
+    unsigned before = CU_get_number_of_failures();
+    int rc;
+    json_t *arr, *t;
+
+    if (!ns_ready(verdict))
+        return;
+    arr = ns_check(&rc, ns_port[n]);
+    t = cm_json_only(arr);
+    /* ECDHE works: the main handshake succeeds, the DHE-only one gets the bad group. */
+    CU_ASSERT(json_is_null(cm_json_get(t, "error")));
+    EXPECT_INT(jint(t, "posture.dh_bits"), bits);
+    EXPECT_STR(cm_json_str(t, "posture.dh_group"), verdict);
+    snprintf(want, sizeof(want),
+             "protocol.legacy/warning/TLS1.0 protocol.legacy/warning/TLS1.1 "
+             "protocol.no_tls13/info dh.weak/critical/%u",
+             bits);
+    EXPECT_POSTURE_FINDINGS(t, want);
+    EXPECT_CONTAINS(finding_message(t, "dh.weak"), reason);
+    EXPECT_STATUS(rc, t, "critical");
+    show(verdict, t);
+    finish_case(before, arr);
+}
+
+static void test_dh_dsa(void)
+{
+    test_dh_bad_group(N_DH_DSA, "not_safe_prime", "not a safe prime", 2048);
+}
+
+static void test_dh_composite(void)
+{
+    test_dh_bad_group(N_DH_COMPOSITE, "composite", "its modulus is not a prime", 2048);
+}
+
+static void test_dh_small_order(void)
+{
+    test_dh_bad_group(N_DH_SMALL, "small_subgroup", "its generator has small order", 1024);
 }
 
 /* ---- the pass in check ---- */
@@ -1007,6 +1334,16 @@ int main(void)
         {"RC4 only, TLS 1.0 (gnutls-serv)", test_rc4_only},
         {"3DES only (gnutls-serv)", test_3des_only},
         {"no secure renegotiation (gnutls-serv)", test_insecure_renegotiation},
+        {"NULL only: refused, verdict from the pass", test_null_only},
+        {"anonymous only: refused, verdict from the pass", test_anon_only},
+        {"SSL 3.0 only: refused, verdict from the hand-built hello", test_ssl3_only},
+        {"export only: refused, verdict from the hand-built hellos", test_export_only},
+        {"CBC only: cipher.no_aead", test_cbc_only},
+        {"RC4-MD5 only (gnutls-serv)", test_rc4_md5},
+        {"DHE-512 only: refused, verdict from the pass (gnutls-serv)", test_dhe512_only},
+        {"DH group not a safe prime (gnutls-serv)", test_dh_dsa},
+        {"DH group composite (gnutls-serv)", test_dh_composite},
+        {"DH generator of small order (gnutls-serv)", test_dh_small_order},
         {"through STARTTLS", test_starttls},
         {"--quick skips the pass", test_quick},
         {"hanging server: nothing claimed", test_hanging_server},

@@ -1964,6 +1964,7 @@ static void test_catalogue(void)
         {"protocol.no_tls13", CM_SEV_INFO},
         {"cipher.weak", CM_SEV_CRITICAL},
         {"cipher.no_forward_secrecy", CM_SEV_WARNING},
+        {"cipher.no_aead", CM_SEV_WARNING},
         {"dh.weak", CM_SEV_WARNING},
         {"renegotiation.insecure", CM_SEV_WARNING},
         {"endpoint.inconsistent", CM_SEV_WARNING},
@@ -2313,6 +2314,144 @@ static void test_dh_weak(void)
         }
         cm_findings_clear(&f);
     }
+    cm_probe_result_free(r);
+}
+
+/* dh.weak for a group that is not a safe prime group: critical at any size, with the reason;
+ * one finding even when the group is small too. */
+static void test_dh_bad_group(void)
+{
+    static const struct {
+        enum cm_dh_group g;
+        const char *reason; /* NULL: no dh.weak at 2048 bits */
+    } cases[] = {
+        {CM_DH_GROUP_NONE, NULL},
+        {CM_DH_GROUP_UNCHECKED, NULL},
+        {CM_DH_GROUP_GOOD, NULL},
+        {CM_DH_GROUP_NOT_SAFE, "not a safe prime"},
+        {CM_DH_GROUP_SMALL_ORDER, "generator has small order"},
+        {CM_DH_GROUP_COMPOSITE, "modulus is not a prime"},
+    };
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        p->dh_group = cases[i].g;
+        run(r, &def, &f);
+        EXPECT_IDS(&f, cases[i].reason ? "dh.weak" : "");
+        if (cases[i].reason && f.count == 1) {
+            EXPECT_INT(f.items[0].severity, CM_SEV_CRITICAL);
+            EXPECT_INT(f.items[0].dh_bits, 2048);
+            CU_ASSERT(strstr(f.items[0].message, cases[i].reason) != NULL);
+            CU_ASSERT(strstr(f.items[0].message, "(2048 bits)") != NULL);
+        }
+        cm_findings_clear(&f);
+    }
+    p->dh_bits = 512;
+    p->dh_group = CM_DH_GROUP_COMPOSITE;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "dh.weak");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* cipher.no_aead only when the AEAD-only handshake and TLS 1.3 were both refused. */
+static void test_no_aead(void)
+{
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    p->aead = CM_TRI_YES;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    p->aead = CM_TRI_UNKNOWN;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    p->version[CM_PV_TLS13] = CM_TRI_NO;
+    p->aead = CM_TRI_NO;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "protocol.no_tls13 cipher.no_aead");
+    if (f.count == 2) {
+        EXPECT_INT(f.items[1].severity, CM_SEV_WARNING);
+        EXPECT_INT(f.items[1].position, -1);
+        CU_ASSERT(strstr(f.items[1].message, "no AEAD cipher suite") != NULL);
+    }
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* A refused main handshake with a posture pass: probe.failed says what the server accepts,
+ * and the posture findings follow; a pass that found nothing claims nothing. */
+static void test_refused_with_posture(void)
+{
+    struct cm_posture *p = modern_posture();
+    struct cm_probe_result *r = with_posture(p);
+    struct cm_findings f;
+
+    free(r->tls.version);
+    r->tls.version = NULL;
+    r->error_kind = CM_ERRK_TLS;
+    r->error_phase = CM_PHASE_HANDSHAKE;
+    r->error_message = xstrdup("server sent fatal alert handshake_failure (40)");
+    r->tls_refused = true;
+    p->version[CM_PV_TLS13] = CM_TRI_NO;
+    p->weak[CM_WEAK_ANON] = CM_TRI_YES;
+    p->forward_secrecy = CM_TRI_UNKNOWN;
+    p->dh_bits = 1024;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed protocol.no_tls13 cipher.weak dh.weak");
+    if (f.count >= 1)
+        EXPECT_STR(f.items[0].message,
+                   "server sent fatal alert handshake_failure (40); the server refuses every "
+                   "protocol version and cipher suite a current client offers: it accepts only "
+                   "anonymous cipher suites (TLS1.2), with a 1024-bit DH group (see the findings "
+                   "below)");
+    cm_findings_clear(&f);
+
+    /* Only SSL 3.0 (the hand-built hello). */
+    memset(p, 0, sizeof(*p));
+    for (int v = 0; v < CM_PV_COUNT; v++)
+        p->version[v] = CM_TRI_NO;
+    p->version[CM_PV_SSL30] = CM_TRI_YES;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed protocol.legacy protocol.no_modern");
+    if (f.count >= 1)
+        CU_ASSERT(strstr(f.items[0].message, "it accepts only SSL3.0 (see") != NULL);
+    cm_findings_clear(&f);
+
+    /* Every handshake refused on the server's DH group (a generator of small order): the
+     * group is reported, nothing is claimed about versions. */
+    p->version[CM_PV_SSL30] = CM_TRI_NO;
+    p->dh_group = CM_DH_GROUP_SMALL_ORDER;
+    p->dh_bits = 2048;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed dh.weak");
+    if (f.count >= 1)
+        CU_ASSERT(strstr(f.items[0].message,
+                         "it accepts only DHE with a bad group (a generator of small order)") !=
+                  NULL);
+    cm_findings_clear(&f);
+    p->dh_group = CM_DH_GROUP_NONE;
+    p->dh_bits = 0;
+
+    /* Nothing accepted at all: no posture finding (not even protocol.no_modern). */
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed");
+    if (f.count >= 1)
+        CU_ASSERT(strstr(f.items[0].message, "found nothing weaker it accepts") != NULL);
+    cm_findings_clear(&f);
+
+    /* Not a refusal (e.g. a timeout): the message is the error alone. */
+    r->tls_refused = false;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "probe.failed");
+    if (f.count >= 1)
+        EXPECT_STR(f.items[0].message, "server sent fatal alert handshake_failure (40)");
+    cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
 
@@ -3000,6 +3139,9 @@ static CU_TestInfo tests[] = {
     {"posture: cipher.weak", test_cipher_weak},
     {"posture: cipher.no_forward_secrecy", test_forward_secrecy},
     {"posture: dh.weak", test_dh_weak},
+    {"posture: dh.weak for a bad group", test_dh_bad_group},
+    {"posture: cipher.no_aead", test_no_aead},
+    {"refused handshake: the pass's verdict", test_refused_with_posture},
     {"posture: renegotiation.insecure", test_renegotiation},
     {"posture: order and policy", test_posture_order_and_policy},
     {"file: sound files", test_file_sound},

@@ -973,10 +973,16 @@ static void test_text_names(void)
 /* A posture pass hung on the result renders as docs/check.md documents it. */
 static void test_posture(void)
 {
-    static const char *const keys[] = {"versions_accepted",    "weak_ciphers_accepted",
-                                       "forward_secrecy",      "dh_bits",
-                                       "secure_renegotiation", "not_tested",
-                                       "handshakes",           "elapsed_ms"};
+    static const char *const keys[] = {"versions_accepted",
+                                       "weak_ciphers_accepted",
+                                       "forward_secrecy",
+                                       "aead",
+                                       "dh_bits",
+                                       "dh_group",
+                                       "secure_renegotiation",
+                                       "not_tested",
+                                       "handshakes",
+                                       "elapsed_ms"};
     static const char *const versions[] = {"TLS1.3", "TLS1.2", "SSL3.0"};
     static const char *const weak[] = {"RC4", "EXPORT"};
     static const char *const untested[] = {"TLS1.1", "NULL", "DHE"};
@@ -1021,6 +1027,8 @@ static void test_posture(void)
     J_BOOL(o, "forward_secrecy", false);
     J_NULL(o, "secure_renegotiation");
     J_INT(o, "dh_bits", 1024);
+    J_NULL(o, "dh_group"); /* no group judged */
+    J_NULL(o, "aead");
     J_INT(o, "handshakes", 12);
     J_REAL(o, "elapsed_ms", 8.25);
     /* The evidence of the posture findings. */
