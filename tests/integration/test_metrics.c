@@ -206,7 +206,7 @@ static int suite_init(void)
                port_http, port_valid, cm_th_pki("root.pem"), port_self, cm_th_pki("expiring20.pem"));
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
     pid_daemon = cm_th_spawn(argv, path_in("daemon.log"));
-    if (pid_daemon < 0 || !cm_th_wait_port(port_http, 5000))
+    if (pid_daemon < 0 || !cm_th_wait_port(port_http, 15000))
         return -1;
     return 0;
 }
@@ -483,7 +483,7 @@ static void test_tls_and_mtls_listener(void)
                port_https, cm_th_pki("valid.chain.pem"), cm_th_pki("leaf.key"), trust, port_self);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
     pid_tls_daemon = cm_th_spawn(argv, path_in("tls-daemon.log"));
-    CU_ASSERT_FATAL(pid_tls_daemon > 0 && cm_th_wait_port(port_https, 5000));
+    CU_ASSERT_FATAL(pid_tls_daemon > 0 && cm_th_wait_port(port_https, 15000));
     snprintf(url, sizeof(url), "https://localhost:%d/healthz", port_https);
     /* With a client certificate signed by the client CA: served. */
     EXPECT_INT(http_get(url, &m, cm_th_pki("root.pem"), cm_th_pki("client.pem"),
