@@ -121,28 +121,45 @@ static int spki_line(const char *line, const char *end, const char **hex, const 
     return 0;
 }
 
-int cm_spki_list_check(const char *text, size_t len, char *err, size_t errlen)
+int cm_spki_list_validate(const char *text, size_t len, size_t *line, char *why, size_t whylen)
 {
     const char *p = text, *end = text + len;
     size_t lineno = 1;
 
+    *line = 0;
     if (memchr(text, '\0', len)) {
-        snprintf(err, errlen, "the list holds a NUL byte (not a text file?)");
+        snprintf(why, whylen, "the list holds a NUL byte (not a text file?)");
         return CM_EBADARG;
     }
     for (; p < end; lineno++) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *eol = nl ? nl : end;
-        const char *hex, *name, *why = "";
+        const char *hex, *name, *what = "";
         size_t name_len;
 
-        if (spki_line(p, eol, &hex, &name, &name_len, &why) < 0) {
-            snprintf(err, errlen, "line %zu: %s", lineno, why);
+        if (spki_line(p, eol, &hex, &name, &name_len, &what) < 0) {
+            *line = lineno;
+            snprintf(why, whylen, "%s", what);
             return CM_EBADARG;
         }
         p = nl ? nl + 1 : end;
     }
     return 0;
+}
+
+int cm_spki_list_check(const char *text, size_t len, char *err, size_t errlen)
+{
+    char why[160];
+    size_t line;
+    int rc = cm_spki_list_validate(text, len, &line, why, sizeof(why));
+
+    if (rc == 0)
+        return 0;
+    if (line)
+        snprintf(err, errlen, "line %zu: %s", line, why);
+    else
+        snprintf(err, errlen, "%s", why);
+    return rc;
 }
 
 bool cm_spki_list_find(const char *text, const char *spki_sha256, char *name, size_t namelen)

@@ -672,6 +672,7 @@ enum {
     PK_ALLOW_SELF_SIGNED,
     PK_IGNORE,
     PK_SEVERITY,
+    PK_INTERCEPTION_ROOTS_FILE,
     PK_N
 };
 static const struct key policy_keys[PK_N] = {
@@ -687,6 +688,8 @@ static const struct key policy_keys[PK_N] = {
                               offsetof(struct cm_policy, allow_self_signed), 0, 0, 0, 0},
     [PK_IGNORE] = {"ignore", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
     [PK_SEVERITY] = {"severity", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    /* Read by read_roots: the policy borrows the list's text from the config. */
+    [PK_INTERCEPTION_ROOTS_FILE] = {"interception_roots_file", KT_PATH, S_NONE, 0, 0, 0, 0, 0},
 };
 
 enum { LK_LEVEL, LK_SYSLOG, LK_N };
@@ -1140,6 +1143,64 @@ static void read_rules(struct loader *L, const config_setting_t *s, const char *
     }
 }
 
+static int read_source(const char *path, size_t max, size_t total_left, char **out, size_t *len,
+                       char *msg, size_t msglen);
+
+/* interception_roots_file = "PATH": reads the list (once per distinct file of this load: ten
+ * thousand targets may name one file), checks every line, and points the policy at it. A
+ * problem names the setting's FILE:LINE and the list's own PATH:LINE. */
+static void read_roots(struct loader *L, const config_setting_t *s, const char *path,
+                       struct cm_policy *p)
+{
+    struct cm_config *cfg = L->cfg;
+    char *abs = path_clean(cfg->dir, config_setting_get_string(s));
+    char msg[PATH_MAX + 200], why[160];
+    struct cm_config_roots *n;
+    size_t len, line;
+    char *text;
+    int e;
+
+    if (!abs) {
+        L->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < cfg->roots_count; i++)
+        if (!strcmp(cfg->roots[i].path, abs)) {
+            p->interception_roots = cfg->roots[i].text;
+            free(abs);
+            return;
+        }
+    e = read_source(abs, CM_CONFIG_ROOTS_MAX_BYTES, CM_CONFIG_ROOTS_MAX_BYTES, &text, &len, msg,
+                    sizeof(msg));
+    if (e) {
+        if (e == ENOMEM)
+            L->nomem = true;
+        else
+            err_at(L, s, path, "%s", msg);
+        free(abs);
+        return;
+    }
+    if (cm_spki_list_validate(text, len, &line, why, sizeof(why)) < 0) {
+        if (line)
+            err_at(L, s, path, "%s:%zu: %s", abs, line, why);
+        else
+            err_at(L, s, path, "%s: %s", abs, why);
+        free(text);
+        free(abs);
+        return;
+    }
+    if (!(n = realloc(cfg->roots, (cfg->roots_count + 1) * sizeof(*n)))) {
+        L->nomem = true;
+        free(text);
+        free(abs);
+        return;
+    }
+    cfg->roots = n;
+    n[cfg->roots_count++] =
+        (struct cm_config_roots){.path = abs, .text = text, .hash = fnv_bytes(FNV_INIT, text, len)};
+    p->interception_roots = text;
+}
+
 /* Reports an unknown key, with the nearest known name, or the group it belongs to. */
 static void unknown_key(struct loader *L, const config_setting_t *m, const char *path,
                         const struct group_def *def)
@@ -1209,6 +1270,8 @@ static void read_group(struct loader *L, const config_setting_t *g, const char *
                 seen->p[j] = m;
                 if (j == PK_IGNORE || j == PK_SEVERITY)
                     read_rules(L, m, path, policy, j == PK_SEVERITY);
+                else if (j == PK_INTERCEPTION_ROOTS_FILE)
+                    read_roots(L, m, path, policy);
             }
         } else if (!def->open) {
             unknown_key(L, m, path, def);
@@ -2021,7 +2084,7 @@ static uint64_t hash_u64(uint64_t h, uint64_t v)
     return fnv_bytes(h, b, sizeof(b));
 }
 
-static uint64_t spec_hash(const struct cm_config_target *t)
+static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_target *t)
 {
     uint64_t h = FNV_INIT;
 
@@ -2050,6 +2113,10 @@ static uint64_t spec_hash(const struct cm_config_target *t)
         h = hash_u64(h, t->policy.rules[i].ignore);
         h = hash_u64(h, (uint64_t)t->policy.rules[i].severity);
     }
+    /* The list's content, not its path: an edited file changes how the target is judged. */
+    for (size_t i = 0; i < cfg->roots_count; i++)
+        if (cfg->roots[i].text == t->policy.interception_roots)
+            h = hash_u64(h, cfg->roots[i].hash);
     return h;
 }
 
@@ -2154,14 +2221,15 @@ static void loader_free(struct loader *L)
 #define INCLUDE_DEPTH_MAX 10 /* as libconfig's own limit; also stops an include cycle */
 
 /* Opens path without waiting (O_NONBLOCK: opening a FIFO does not wait for a writer), requires
- * a regular file, and reads at most cap bytes of it. Returns 0 with a NUL-terminated copy in
+ * a regular file, and reads at most max bytes of it. Returns 0 with a NUL-terminated copy in
  * *out, or an errno value with the reason for the user in msg (it names the file). total_left
- * is what remains of the budget of all files together. */
-static int read_source(const char *path, size_t total_left, char **out, size_t *len, char *msg,
-                       size_t msglen)
+ * is what remains of the budget of all configuration files together (max when the file is
+ * not one of them). */
+static int read_source(const char *path, size_t max, size_t total_left, char **out, size_t *len,
+                       char *msg, size_t msglen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    size_t cap = total_left < CM_CONFIG_MAX_BYTES ? total_left : CM_CONFIG_MAX_BYTES;
+    size_t cap = total_left < max ? total_left : max;
     size_t got = 0, alloc = 0;
     struct stat st = {0};
     char *buf = NULL;
@@ -2219,11 +2287,11 @@ static int read_source(const char *path, size_t total_left, char **out, size_t *
     if (!e && got > cap)
         e = EFBIG;
     if (e == EFBIG) {
-        if (cap < CM_CONFIG_MAX_BYTES && (uint64_t)st.st_size <= CM_CONFIG_MAX_BYTES)
+        if (cap < max && (uint64_t)st.st_size <= max)
             snprintf(msg, msglen, "%s: the configuration files together are larger than %u MiB",
                      path, CM_CONFIG_MAX_BYTES >> 20);
         else
-            snprintf(msg, msglen, "%s: larger than %u MiB", path, CM_CONFIG_MAX_BYTES >> 20);
+            snprintf(msg, msglen, "%s: larger than %zu MiB", path, max >> 20);
     }
     if (e == ENOMEM)
         snprintf(msg, msglen, "%s: out of memory", path);
@@ -2362,7 +2430,8 @@ static int include_file(struct loader *L, size_t parent, int line, const char *n
         if (!strcmp(L->srcs[k].abs, abs))
             si = k;
     if (si == NPOS) {
-        e = read_source(abs, CM_CONFIG_MAX_BYTES - L->bytes_read, &raw, &len, msg, sizeof(msg));
+        e = read_source(abs, CM_CONFIG_MAX_BYTES, CM_CONFIG_MAX_BYTES - L->bytes_read, &raw, &len,
+                        msg, sizeof(msg));
         if (e) {
             add_problem(L, L->srcs[parent].abs, line, "@include \"%s\": %s%s%s%s", shown, msg,
                         e == ENOENT ? " (include paths are relative to " : "",
@@ -2571,7 +2640,7 @@ static void read_all(struct loader *L)
     check_duplicates(L);
     check_notifier_names(L);
     for (size_t i = 0; i < cfg->target_count; i++)
-        cfg->targets[i].spec_hash = spec_hash(&cfg->targets[i]);
+        cfg->targets[i].spec_hash = spec_hash(cfg, &cfg->targets[i]);
 }
 
 /* Makes cfg->path (absolute) and cfg->dir from path, and sets the defaults. Returns 0,
@@ -2670,7 +2739,8 @@ int cm_config_load(const char *path, struct cm_config **out, struct cm_config_er
     config_init(&L.lc);
     if ((rc = load_begin(&L, path)))
         return load_end(&L, rc, out, errs);
-    if ((e = read_source(L.cfg->path, CM_CONFIG_MAX_BYTES, &raw, &len, msg, sizeof(msg)))) {
+    if ((e = read_source(L.cfg->path, CM_CONFIG_MAX_BYTES, CM_CONFIG_MAX_BYTES, &raw, &len, msg,
+                         sizeof(msg)))) {
         if (e == ENOMEM)
             return load_end(&L, -ENOMEM, out, errs);
         add_problem(&L, NULL, 0, "%s", msg);
@@ -2865,6 +2935,11 @@ void cm_config_free(struct cm_config *cfg)
     for (size_t i = 0; i < cfg->file_count; i++)
         free(cfg->files[i]);
     free(cfg->files);
+    for (size_t i = 0; i < cfg->roots_count; i++) {
+        free(cfg->roots[i].path);
+        free(cfg->roots[i].text);
+    }
+    free(cfg->roots);
     cm_policy_clear(&cfg->policy);
     free(cfg->state_file);
     free(cfg->tls_cert);

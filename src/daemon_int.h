@@ -80,6 +80,7 @@ struct daemon {
     bool reload_again; /* SIGHUP came during it: load once more when it ends */
     uint64_t probes_ok, probes_failed;
     struct cm_httpd *httpd;       /* the metrics listener, or NULL */
+    struct cm_httpd_counters http_counters; /* the listener's guard; kept across restarts */
     struct cm_httpc *http;        /* outgoing HTTP and SMTP (notifiers) */
     struct cm_notify *notify;     /* the notifiers; NULL once closed */
     bool notify_dirty;            /* alert tables or queues changed since the last write */

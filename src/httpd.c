@@ -112,6 +112,8 @@ struct cm_httpd {
     bool closing;
     bool mtls;
     size_t max_request_bytes;
+    struct cm_httpd_counters *counters; /* opts->counters, or own_counters */
+    struct cm_httpd_counters own_counters;
     char *cert_pem, *key_pem, *ca_pem;
     size_t key_len;
     struct MHD_Response *resp_500; /* shared, for when building a response fails */
@@ -170,7 +172,7 @@ static bool same_key(const struct hconn *hc, const unsigned char *key, unsigned 
 /* Cuts a connection that is waiting for its head. On its first request (nothing answered
  * yet) a plain-HTTP client is told why with a 408; a kept-alive connection is closed
  * quietly, as an idle one would be. */
-static void conn_cut(struct hconn *hc, const char *why)
+static void conn_cut(struct hconn *hc, uint64_t *counter, const char *why)
 {
 #define BODY_408 "request head not received in time\n"
     static const char r408[] = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
@@ -183,6 +185,7 @@ static void conn_cut(struct hconn *hc, const char *why)
         return;
     hc->evicted = true;
     hc->l->live--;
+    (*counter)++;
     if (hc->fd < 0)
         return;
     if (!hc->l->tls && !hc->served)
@@ -232,13 +235,15 @@ static enum MHD_Result conn_policy(void *cls, const struct sockaddr *addr, sockl
     if (n < l->per_client)
         return MHD_YES;
     if (!(victim = oldest_in_head(l, NULL, key, keylen))) {
+        l->h->counters->refused_per_client++;
         cm_log_debug(SUB,
                      "listen=%s a client address at its limit of %u connections, all "
                      "busy: refused",
                      l->name, l->per_client);
         return MHD_NO;
     }
-    conn_cut(victim, "replaced by a newer connection from the same address");
+    conn_cut(victim, &l->h->counters->evicted_per_client,
+             "replaced by a newer connection from the same address");
     return MHD_YES;
 }
 
@@ -272,7 +277,8 @@ static void conn_started(struct listener *l, struct MHD_Connection *c, void **ct
      * connection is busy answering, it stays, MHD is at its limit, and further clients wait
      * in the listen backlog. */
     if (l->live > l->max_live && (victim = oldest_in_head(l, hc, NULL, 0)))
-        conn_cut(victim, "every connection slot taken: replaced by a newer connection");
+        conn_cut(victim, &l->h->counters->evicted_full,
+                 "every connection slot taken: replaced by a newer connection");
 }
 
 static void conn_closed(struct listener *l, struct hconn *hc)
@@ -321,8 +327,9 @@ static uint64_t head_sweep(struct listener *l)
         if (!hc->in_head || hc->evicted)
             continue;
         if (now - hc->head_since >= l->head_ms)
-            conn_cut(hc, hc->served ? "idle past the request head deadline"
-                                    : "request head not complete within the deadline");
+            conn_cut(hc, &l->h->counters->evicted_head_timeout,
+                     hc->served ? "idle past the request head deadline"
+                                : "request head not complete within the deadline");
         else if (hc->head_since + l->head_ms < next)
             next = hc->head_since + l->head_ms;
     }
@@ -1415,6 +1422,7 @@ int cm_httpd_start(uv_loop_t *loop, const struct cm_httpd_opts *opts, cm_httpd_h
     h->handler = handler;
     h->arg = arg;
     h->max_request_bytes = opts->max_request_bytes ? opts->max_request_bytes : 16 * 1024;
+    h->counters = opts->counters ? opts->counters : &h->own_counters;
     h->nls = opts->listen_count;
     for (size_t i = 0; i < h->nls; i++) {
         h->ls[i].h = h;

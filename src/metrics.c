@@ -1031,6 +1031,27 @@ static void f_probes_total(struct cm_metrics_buf *b, const struct family *f, con
     self_line(b, f, "{result=\"failure\"}", 18, s->probes_failure);
 }
 
+static void f_http_evicted(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_http *h = ((const struct cm_metrics_self *)ctx)->http;
+
+    /* Every reason from the start, at 0: a rate over a series that appears only with its first
+     * eviction would miss that first one. */
+    if (!h)
+        return;
+    self_line(b, f, "{reason=\"head_timeout\"}", 23, h->evicted_head_timeout);
+    self_line(b, f, "{reason=\"per_client\"}", 21, h->evicted_per_client);
+    self_line(b, f, "{reason=\"full\"}", 15, h->evicted_full);
+}
+
+static void f_http_refused(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_http *h = ((const struct cm_metrics_self *)ctx)->http;
+
+    if (h)
+        self_line(b, f, "{reason=\"per_client\"}", 21, h->refused_per_client);
+}
+
 static void f_reload_success(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
 {
     const struct cm_metrics_self *s = ctx;
@@ -1227,6 +1248,15 @@ static const struct family families[] = {
     FAMILY("certmon_notification_queue_length", "gauge",
            "Notification messages waiting to be sent (grouping or delivery), per notifier.", SELF,
            f_queue_length),
+    FAMILY("certmon_http_connections_evicted_total", "counter",
+           "Connections the HTTP listener closed to keep room for requests: head_timeout (the "
+           "request head was not complete in time), per_client (its address was at its limit "
+           "and opened another), full (every slot was taken and another client connected).",
+           SELF, f_http_evicted),
+    FAMILY("certmon_http_connections_refused_total", "counter",
+           "Connections the HTTP listener refused: per_client (the address was at its limit with "
+           "every connection busy).",
+           SELF, f_http_refused),
     FAMILY("process_cpu_seconds_total", "counter",
            "Total user and system CPU time spent in seconds.", PROCESS, f_cpu),
     FAMILY("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", PROCESS,

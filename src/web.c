@@ -80,6 +80,7 @@ struct scrape {
     struct cm_metrics_notifier *notifiers; /* names copied: a reload may free the originals */
     size_t nnotifiers;
     struct cm_metrics_self self;
+    struct cm_metrics_http http; /* self.http points here */
     struct cm_metrics_process proc;
     struct cm_metrics_cursor cur;
     struct cm_metrics_buf buf;
@@ -153,6 +154,13 @@ static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
         .libuv = uv_version_string(),
         .libcurl = curl_version_info(CURLVERSION_NOW)->version,
         .targets = d->gen->cfg->target_count,
+        .http = &sc->http,
+    };
+    sc->http = (struct cm_metrics_http){
+        .evicted_head_timeout = d->http_counters.evicted_head_timeout,
+        .evicted_per_client = d->http_counters.evicted_per_client,
+        .evicted_full = d->http_counters.evicted_full,
+        .refused_per_client = d->http_counters.refused_per_client,
     };
     if (d->notify) {
         size_t nn = cm_notify_stats(d->notify, NULL, 0);
@@ -492,6 +500,7 @@ int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size
         .max_connections = cfg->max_connections,
         .max_per_client = cfg->max_per_client,
         .head_timeout_ms = cfg->head_timeout_ms,
+        .counters = &d->http_counters,
     };
     int rc;
 

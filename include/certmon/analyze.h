@@ -77,6 +77,11 @@ extern const char cm_interception_roots_builtin[];
  * wrong" in err. A list that passes holds no NUL byte, so it can be used as a string. */
 int cm_spki_list_check(const char *text, size_t len, char *err, size_t errlen);
 
+/* As cm_spki_list_check, for callers that name the line themselves ("FILE:LINE: why"): on
+ * CM_EBADARG *line is the 1-based line at fault (0 when the whole list is: a NUL byte) and
+ * why holds the problem without a line number. */
+int cm_spki_list_validate(const char *text, size_t len, size_t *line, char *why, size_t whylen);
+
 /* Looks up spki_sha256 (64 hex digits, any case) in a checked list. On a hit copies the
  * entry's name into name (at least CM_SPKI_NAME_MAX + 1 bytes) and returns true. */
 bool cm_spki_list_find(const char *text, const char *spki_sha256, char *name, size_t namelen);

@@ -153,12 +153,25 @@ struct cm_config {
     char **files; /* every file the configuration was read from (main file, @include) */
     size_t file_count;
 
+    /* Lists of more interception roots (interception_roots_file), one per distinct file, read
+     * and checked at load: the policies of this config borrow their text. */
+    struct cm_config_roots {
+        char *path;    /* absolute */
+        char *text;    /* NUL-terminated; passed cm_spki_list_check */
+        uint64_t hash; /* of text: a target whose list changed is judged anew on reload */
+    } * roots;
+    size_t roots_count;
+
     size_t *by_name; /* target indices sorted by name (for cm_config_find); internal */
 };
 
 /* The largest configuration file, and the most all files of one configuration (the main file
  * and its @include files) may hold together, with every include in place. */
 #define CM_CONFIG_MAX_BYTES (4u * 1024 * 1024)
+
+/* The largest list of interception roots (interception_roots_file): a few lines per root, so
+ * thousands of roots. */
+#define CM_CONFIG_ROOTS_MAX_BYTES (1u * 1024 * 1024)
 
 /* Loads and validates path. Every file (path and each @include) is opened without blocking and
  * must be a regular file of at most CM_CONFIG_MAX_BYTES ("FILE: not a regular file", "FILE:

@@ -28,6 +28,20 @@
 struct cm_httpd;
 struct cm_httpd_req;
 
+/* What the connection guard did, over every address of a listener (and over every listener
+ * that was handed the same counters: they survive a restart of the listener on reload). Only
+ * incremented, on the loop. */
+struct cm_httpd_counters {
+    uint64_t evicted_head_timeout; /* closed: request head not complete within head_timeout_ms
+                                    * (also a kept-alive connection silent that long) */
+    uint64_t evicted_per_client;   /* closed: its address was at max_per_client and a newer
+                                    * connection from that address took its place */
+    uint64_t evicted_full;         /* closed: every slot was taken and a newer connection took
+                                    * its place */
+    uint64_t refused_per_client;   /* not accepted: its address was at max_per_client with
+                                    * every one of its connections busy answering */
+};
+
 struct cm_httpd_opts {
     const char *const *listen; /* "127.0.0.1:9799", "[::1]:9799", "localhost:9799" */
     size_t listen_count;
@@ -52,6 +66,9 @@ struct cm_httpd_opts {
                                * else the connection is closed (with a 408 on plain HTTP
                                * when nothing was answered on it yet). */
     size_t max_request_bytes; /* request line + headers, exact; 0: 16 KiB */
+    struct cm_httpd_counters *counters; /* borrowed, may be NULL: the guard counts into it.
+                                         * It must outlive the listener (until its handles
+                                         * have closed). */
 };
 
 /* Called for each GET (or HEAD) request. path is without the query string. The handler must

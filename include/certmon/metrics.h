@@ -37,6 +37,13 @@ struct cm_metrics_notifier {
     size_t queued;
 };
 
+/* The HTTP listener's connection guard: connections it closed or refused, since the daemon
+ * started (see cm_httpd_counters). */
+struct cm_metrics_http {
+    uint64_t evicted_head_timeout, evicted_per_client, evicted_full; /* evicted_total{reason} */
+    uint64_t refused_per_client;                                     /* refused_total{reason} */
+};
+
 /* The daemon's own numbers. */
 struct cm_metrics_self {
     uint64_t probes_success, probes_failure; /* certmon_probes_total{result} */
@@ -47,6 +54,8 @@ struct cm_metrics_self {
     const struct cm_metrics_notifier *notifiers; /* certmon_notifications_total{notifier,result},
                                                   * certmon_notification_queue_length{notifier} */
     size_t notifier_count;
+    const struct cm_metrics_http *http; /* certmon_http_connections_{evicted,refused}_total;
+                                         * NULL: no listener, families left out */
 };
 
 /* The process_* metrics of the Prometheus client conventions. */

@@ -9,6 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#ifndef CERTMON_SLOWDOWN
+#define CERTMON_SLOWDOWN 1.0
+#endif
 
 enum srv {
     S_EKU_CLIENT, /* leaf with extended key usage clientAuth only */
@@ -448,6 +453,169 @@ static void test_bad_interception_list(void)
     free(out);
 }
 
+/* ---- the daemon: interception_roots_file ---- */
+
+/* GET http://127.0.0.1:mport/api/v1/targets with curl, parsed; NULL when it fails. */
+static json_t *api_targets(int mport)
+{
+    char url[64], *out = NULL;
+    char *argv[] = {"curl", "-s", "--noproxy", "*", "--max-time", "10", url, NULL};
+    json_t *j = NULL;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/targets", mport);
+    if (cm_th_run(argv, &out, 20, NULL) == 0 && out)
+        j = json_loads(out, 0, NULL);
+    free(out);
+    return j;
+}
+
+static json_t *report_of(json_t *arr, const char *name)
+{
+    json_t *t;
+    size_t i;
+
+    json_array_foreach(arr, i, t)
+    {
+        const char *n = cm_json_str(t, "target");
+        if (n && !strcmp(n, name))
+            return t;
+    }
+    return NULL;
+}
+
+/* Polls /api/v1/targets until target name has a report probed after `after` (RFC 3339 UTC,
+ * which sorts as text; "": any) for which has_iroot says whether chain.interception_root is there.
+ * Returns the array (caller decrefs) or NULL after timeout_s. */
+static json_t *wait_report(int mport, const char *name, const char *after, int has_iroot,
+                           double timeout_s)
+{
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
+
+    do {
+        json_t *arr = api_targets(mport), *t = arr ? report_of(arr, name) : NULL;
+        const char *lp = t ? cm_json_str(t, "last_probe") : NULL;
+        if (lp && strcmp(lp, after) > 0 &&
+            (has_iroot < 0 ||
+             (cm_finding(t, "chain.interception_root", NULL, -1) != NULL) == (has_iroot > 0)))
+            return arr;
+        json_decref(arr);
+        usleep(200000);
+    } while (cm_th_now() < end);
+    fprintf(stderr, "\n  no report of '%s' (interception root: %d) after '%s'\n", name, has_iroot,
+            after);
+    return NULL;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void test_daemon_interception_roots_file(void)
+{
+    char tmp[] = "/tmp/certmon-iroot-XXXXXX", conf[128], list[128], empty[128], log[128];
+    char *listed = NULL, want[512], *out = NULL;
+    int mport = cm_th_free_port();
+    json_t *arr, *t, *f;
+    char last[64] = "";
+    pid_t d;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tmp));
+    snprintf(conf, sizeof(conf), "%s/certmon.conf", tmp);
+    snprintf(list, sizeof(list), "%s/roots.txt", tmp);
+    snprintf(empty, sizeof(empty), "%s/none.txt", tmp);
+    snprintf(log, sizeof(log), "%s/daemon.log", tmp);
+    {
+        char *argv[] = {"cat", (char *)cm_th_pki("interception-test.txt"), NULL};
+        CU_ASSERT_EQUAL_FATAL(cm_th_run(argv, &listed, 10, NULL), 0);
+    }
+    write_text(list, listed);
+    write_text(empty, "# no local interception roots\n");
+    /* The same leaf under the interception root, trusted by its CA file (as on a machine
+     * where the root was installed), twice: once judged with the global list, once with a
+     * target's own list that replaces it. */
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"1h\"; timeout = \"5s\"; startup_spread = \"1s\";\n"
+        "  interception_roots_file = \"roots.txt\"; posture_interval = \"off\"; };\n"
+        "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+        "targets = (\n"
+        "  { host = \"localhost\"; port = %d; name = \"iroot\"; ca_file = \"%s\"; },\n"
+        "  { host = \"localhost\"; port = %d; name = \"own-list\"; ca_file = \"%s\";\n"
+        "    interception_roots_file = \"none.txt\"; }\n"
+        ");\n",
+        mport, port[S_IROOT_LEAF], cm_th_pki("iroot.pem"), port[S_IROOT_LEAF],
+        cm_th_pki("iroot.pem"));
+
+    /* config-check reads the list too. */
+    {
+        char *argv[] = {(char *)cm_th_certmon(), "config-check", "-c", conf, NULL};
+        EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
+        free(out);
+        out = NULL;
+    }
+
+    d = cm_th_spawn((char *[]){(char *)cm_th_certmon(), "run", "-c", conf, NULL}, log);
+    CU_ASSERT_FATAL(d > 0);
+    arr = wait_report(mport, "iroot", "", 1, 15);
+    CU_ASSERT_PTR_NOT_NULL(arr);
+    if (arr) {
+        t = report_of(arr, "iroot");
+        f = EXPECT_FINDING(t, "chain.interception_root", "critical", 1);
+        EXPECT_MESSAGE(f, "from the trust store: certmon Test Interception Root");
+        EXPECT_STR(cm_json_str(t, "status"), "critical");
+        json_decref(arr);
+    }
+    arr = wait_report(mport, "own-list", "", -1, 15);
+    CU_ASSERT_PTR_NOT_NULL(arr);
+    if (arr) {
+        t = report_of(arr, "own-list");
+        EXPECT_NO_FINDING(t, "chain.interception_root");
+        EXPECT_STR(cm_json_str(t, "status"), "ok");
+        json_decref(arr);
+    }
+
+    /* A bad line in the list on reload: named with both FILE:LINEs, the old configuration
+     * stays. */
+    write_text(list, "# edited\nnot-a-hash x\n");
+    kill(d, SIGHUP);
+    snprintf(want, sizeof(want), "%s:2: global.interception_roots_file: %s:2: an entry starts",
+             conf, list);
+    CU_ASSERT(cm_th_wait_text(log, want, 10 * CERTMON_SLOWDOWN));
+    CU_ASSERT(cm_th_wait_text(log, "previous configuration stays in force", 10 * CERTMON_SLOWDOWN));
+
+    /* The list is part of the configuration: an edited list and SIGHUP, and the target is
+     * judged by the new one. */
+    arr = api_targets(mport);
+    t = arr ? report_of(arr, "iroot") : NULL;
+    snprintf(last, sizeof(last), "%s",
+             t && cm_json_str(t, "last_probe") ? cm_json_str(t, "last_probe") : "");
+    CU_ASSERT(last[0] != '\0');
+    json_decref(arr);
+    write_text(list, "# the interception root was removed from the list\n");
+    sleep(1); /* last_probe has a resolution of a second */
+    kill(d, SIGHUP);
+    arr = wait_report(mport, "iroot", last, 0, 20);
+    CU_ASSERT_PTR_NOT_NULL(arr);
+    if (arr) {
+        t = report_of(arr, "iroot");
+        EXPECT_NO_FINDING(t, "chain.interception_root");
+        EXPECT_STR(cm_json_str(t, "status"), "ok");
+        json_decref(arr);
+    }
+    EXPECT_INT(cm_th_signal_wait(d, SIGTERM, 10, NULL), 0);
+    free(listed);
+    {
+        char *argv[] = {"rm", "-rf", tmp, NULL};
+        cm_th_run(argv, &out, 30, NULL);
+        free(out);
+    }
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -464,6 +632,7 @@ int main(void)
         {"interception root sent", test_interception_root_sent},
         {"interception root only in the trust store", test_interception_root_in_store},
         {"bad --interception-roots exits 3", test_bad_interception_list},
+        {"daemon: interception_roots_file, re-read on SIGHUP", test_daemon_interception_roots_file},
         CU_TEST_INFO_NULL,
     };
     signal(SIGPIPE, SIG_IGN);

@@ -585,16 +585,35 @@ static void check_answers(const char *when, double *worst)
         fprintf(stderr, "\n  %s: /healthz + /metrics took %.2f s\n", when, took);
 }
 
+/* The listener's guard counters from /metrics: evicted head_timeout, per_client, full, and
+ * refused per_client, in that order; NAN where a sample is missing. */
+static void guard_counters(double c[4])
+{
+    static const char *const names[4] = {
+        "certmon_http_connections_evicted_total{reason=\"head_timeout\"}",
+        "certmon_http_connections_evicted_total{reason=\"per_client\"}",
+        "certmon_http_connections_evicted_total{reason=\"full\"}",
+        "certmon_http_connections_refused_total{reason=\"per_client\"}",
+    };
+    char *m = NULL;
+
+    EXPECT_INT(get_local("/metrics", &m), 200);
+    for (int i = 0; i < 4; i++)
+        c[i] = m ? sample(m, names[i]) : NAN;
+    free(m);
+}
+
 /* The daemon's listener with its default limits (64 connections, a quarter per address, 10 s
  * request heads): 32 clients sending a header byte a second from 4 addresses are closed at the
  * head deadline, and then 2,000 idle connections from 127.0.0.1 (where the checks come from
- * too); /healthz and /metrics answer all along. */
+ * too), then 80 from 20 addresses; /healthz and /metrics answer all along, and the guard's
+ * counters on /metrics rise by what it did. */
 static void test_hostile_clients(void)
 {
-    enum { SLOW = 32, IDLE = 2000 };
+    enum { SLOW = 32, IDLE = 2000, FULL = 80 };
     static const char head[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nUser-Agent: drip\r\n\r\n";
     int slow[SLOW], *idle = calloc(IDLE, sizeof(int));
-    double opened[SLOW], closed[SLOW], worst = 0, t0;
+    double opened[SLOW], closed[SLOW], worst = 0, t0, base[4], now[4];
     size_t sent[SLOW];
     bool is408[SLOW];
     int open_n, idle_ok = 0, idle_left = 0, n408 = 0;
@@ -609,6 +628,9 @@ static void test_hostile_clients(void)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     CU_ASSERT_FATAL(rl.rlim_cur >= IDLE + SLOW + 100);
+    guard_counters(base);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT(!isnan(base[i]));
 
     for (int i = 0; i < SLOW; i++) {
         snprintf(src, sizeof(src), "127.0.0.%d", 2 + i % 4);
@@ -653,6 +675,12 @@ static void test_hostile_clients(void)
     CU_ASSERT(first >= 9.0);                         /* the deadline, not sooner */
     CU_ASSERT(last <= 10.0 + 3.0 * CERTMON_SLOWDOWN); /* and not much later */
     EXPECT_INT(n408, SLOW);
+    /* Each of them counted as a head timeout, and as nothing else. */
+    guard_counters(now);
+    CU_ASSERT(now[0] - base[0] >= SLOW);
+    EXPECT_INT((long long)(now[1] - base[1]), 0);
+    EXPECT_INT((long long)(now[2] - base[2]), 0);
+    memcpy(base, now, sizeof(base));
 
     for (int i = 0; i < IDLE; i++) {
         idle[i] = connect_from("127.0.0.1");
@@ -669,6 +697,33 @@ static void test_hostile_clients(void)
         close(idle[i]);
     }
     free(idle);
+    /* From one address beyond its quarter of the slots: each newcomer replaced that address's
+     * oldest connection waiting for its head (the 16 left are the ones not replaced). */
+    guard_counters(now);
+    double per_client = now[1] - base[1];
+    CU_ASSERT(per_client >= IDLE - 16 - 1);
+    EXPECT_INT((long long)(now[2] - base[2]), 0);
+    memcpy(base, now, sizeof(base));
+
+    /* Every slot taken from many addresses (4 each from 20, under the per-address limit):
+     * each connection beyond the 64 replaced the oldest one waiting for its head. */
+    int many[FULL], many_ok = 0;
+    for (int i = 0; i < FULL; i++) {
+        snprintf(src, sizeof(src), "127.0.1.%d", 1 + i / 4);
+        many[i] = connect_from(src);
+        many_ok += many[i] >= 0;
+    }
+    EXPECT_INT(many_ok, FULL);
+    check_answers("80 idle connections from 20 addresses", &worst);
+    guard_counters(now);
+    double full = now[2] - base[2];
+    CU_ASSERT(full >= FULL - 64);
+    EXPECT_INT((long long)(now[1] - base[1]), 0);
+    for (int i = 0; i < FULL; i++)
+        if (many[i] >= 0)
+            close(many[i]);
+    fprintf(stderr, "\n  guard counters: %.0f replaced per address, %.0f replaced when full\n",
+            per_client, full);
     fprintf(stderr,
             "\n  %d slow heads closed with a 408 after %.1f-%.1f s; %d idle connections, %d left "
             "open by the daemon; /healthz + /metrics at worst %.3f s\n",

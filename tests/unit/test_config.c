@@ -929,6 +929,122 @@ static void test_duplicates(void)
     cm_config_free(cfg);
 }
 
+/* ---- interception_roots_file ---- */
+
+#define HASH_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HASH_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static void test_interception_roots(void)
+{
+    struct cm_config *cfg, *again;
+    char name[CM_SPKI_NAME_MAX + 1];
+    const struct cm_config_target *a, *b, *f;
+    uint64_t hash_a;
+
+    mkdir(in_dir("roots"), 0700);
+    write_file("roots/site.txt", "# site list\n\n" HASH_A " Site proxy\n");
+    write_file("other.txt", HASH_B " Branch office proxy\n");
+    cfg =
+        load_ok("global = { interception_roots_file = \"roots/site.txt\"; };\n"
+                "targets = ( { host = \"a.example\"; },\n"
+                "            { host = \"b.example\"; interception_roots_file = \"other.txt\"; },\n"
+                "            { host = \"c.example\"; interception_roots_file = \"./other.txt\"; }"
+                " );\n"
+                "files = ( { path = \"/srv/certs\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    a = cm_config_find(cfg, "a.example:443");
+    b = cm_config_find(cfg, "b.example:443");
+    f = cm_config_find(cfg, "file:/srv/certs");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    /* One copy per distinct file (the same file by two spellings is read once). */
+    EXPECT_INT(cfg->roots_count, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg->policy.interception_roots);
+    CU_ASSERT(cm_spki_list_find(cfg->policy.interception_roots, HASH_A, name, sizeof(name)));
+    EXPECT_STR(name, "Site proxy");
+    /* Targets and file entries inherit the global list; a target's own replaces it. */
+    CU_ASSERT_PTR_EQUAL(a->policy.interception_roots, cfg->policy.interception_roots);
+    CU_ASSERT_PTR_EQUAL(f->policy.interception_roots, cfg->policy.interception_roots);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b->policy.interception_roots);
+    CU_ASSERT(cm_spki_list_find(b->policy.interception_roots, HASH_B, name, sizeof(name)));
+    EXPECT_STR(name, "Branch office proxy");
+    CU_ASSERT_FALSE(cm_spki_list_find(b->policy.interception_roots, HASH_A, name, sizeof(name)));
+    CU_ASSERT_PTR_EQUAL(cm_config_find(cfg, "c.example:443")->policy.interception_roots,
+                        b->policy.interception_roots);
+    hash_a = a->spec_hash;
+
+    /* An edited list is a changed spec (the target is judged anew on reload); an unchanged
+     * one is not. */
+    again = load_ok("global = { interception_roots_file = \"roots/site.txt\"; };\n"
+                    "targets = ( { host = \"a.example\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+    EXPECT_INT(again->targets[0].spec_hash, hash_a);
+    cm_config_free(again);
+    write_file("roots/site.txt", HASH_A " Site proxy\n" HASH_B " Another\n");
+    again = load_ok("global = { interception_roots_file = \"roots/site.txt\"; };\n"
+                    "targets = ( { host = \"a.example\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+    CU_ASSERT(again->targets[0].spec_hash != hash_a);
+    CU_ASSERT(
+        cm_spki_list_find(again->targets[0].policy.interception_roots, HASH_B, name, sizeof(name)));
+    cm_config_free(again);
+    cm_config_free(cfg);
+}
+
+static void test_interception_roots_errors(void)
+{
+    char want[PATH_MAX + 64];
+
+    alarm(60); /* a FIFO that blocked would end the test here, not hang it */
+
+    /* A bad line: the setting's FILE:LINE, then the list's own FILE:LINE and the problem. */
+    write_file("bad-roots.txt", "# ok\n" HASH_A " fine\n0123 too short\n");
+    snprintf(want, sizeof(want), "%s:3: ", in_dir("bad-roots.txt"));
+    EXPECT_ERROR("global = { interval = \"1h\";\n"
+                 "  interception_roots_file = \"bad-roots.txt\"; };\n",
+                 2, "global.interception_roots_file", want,
+                 "an entry starts with the 64 hex digits of a SHA-256 hash");
+    write_file("noname-roots.txt", HASH_A "\n");
+    snprintf(want, sizeof(want), "%s:1: the hash has no name after it", in_dir("noname-roots.txt"));
+    EXPECT_ERROR("targets = ( { host = \"a.example\";\n"
+                 "  interception_roots_file = \"noname-roots.txt\"; } );\n",
+                 2, "targets[0].interception_roots_file", want);
+
+    /* Missing. */
+    EXPECT_ERROR("global = { interception_roots_file = \"no-such-roots.txt\"; };\n", 1,
+                 "global.interception_roots_file", in_dir("no-such-roots.txt"), strerror(ENOENT));
+
+    /* A FIFO without a writer, and /dev/zero: refused at once, nothing read. */
+    unlink(in_dir("roots-fifo"));
+    CU_ASSERT_EQUAL_FATAL(mkfifo(in_dir("roots-fifo"), 0600), 0);
+    snprintf(want, sizeof(want), "%s: not a regular file", in_dir("roots-fifo"));
+    EXPECT_ERROR("files = ( { path = \"/srv/certs\";\n"
+                 "  interception_roots_file = \"roots-fifo\"; } );\n",
+                 2, "files[0].interception_roots_file", want);
+    EXPECT_ERROR("global = { interception_roots_file = \"/dev/zero\"; };\n", 1,
+                 "global.interception_roots_file", "/dev/zero: not a regular file");
+    EXPECT_ERROR("global = { interception_roots_file = \".\"; };\n", 1,
+                 "global.interception_roots_file", strerror(EISDIR));
+
+    /* Larger than the cap; a NUL byte; a wrong type. */
+    write_big("big-roots.txt", "# ", '#', CM_CONFIG_ROOTS_MAX_BYTES + 1, "\n");
+    snprintf(want, sizeof(want), "%s: larger than 1 MiB", in_dir("big-roots.txt"));
+    EXPECT_ERROR("global = { interception_roots_file = \"big-roots.txt\"; };\n", 1,
+                 "global.interception_roots_file", want);
+    {
+        FILE *fp = fopen(in_dir("nul-roots.txt"), "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+        fwrite("# a\0b\n", 1, 6, fp);
+        fclose(fp);
+    }
+    EXPECT_ERROR("global = { interception_roots_file = \"nul-roots.txt\"; };\n", 1,
+                 "global.interception_roots_file", "holds a NUL byte");
+    EXPECT_ERROR("global = { interception_roots_file = 5; };\n", 1,
+                 "global.interception_roots_file", "expected a string");
+    alarm(0);
+}
+
 static void test_files_readable(void)
 {
     EXPECT_ERROR("targets = ( { host = \"a.example\";\n  ca_file = \"missing-ca.pem\"; } );\n", 2,
@@ -1408,6 +1524,8 @@ static CU_TestInfo tests[] = {
     {"labels", test_labels},
     {"duplicates", test_duplicates},
     {"files_readable", test_files_readable},
+    {"interception_roots", test_interception_roots},
+    {"interception_roots_errors", test_interception_roots_errors},
     {"policy_errors", test_policy_errors},
     {"metrics_and_log", test_metrics_and_log},
     {"notifiers", test_notifiers},

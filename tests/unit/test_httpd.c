@@ -1093,6 +1093,96 @@ static void test_connection_limit(void)
     srv_finish(&s);
 }
 
+/* One case of each thing the guard does, in turn: a refusal (the address at its limit of one
+ * with its only connection pending), a replacement at the per-address limit, a head timeout,
+ * and a replacement when every slot is taken. v[0..3]: what each victim saw (1: closed). */
+static void guard_client(struct job *j)
+{
+    const char *hang = "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n";
+    char buf[256];
+    int a = raw_connect_from("127.0.0.1", j->port), b, c, d, e[3], f, how;
+
+    if (a >= 0)
+        raw_send(a, hang, strlen(hang));
+    usleep(200 * 1000);
+    /* 127.0.0.1 holds its one connection, busy: refused. */
+    b = raw_connect_from("127.0.0.1", j->port);
+    if (b >= 0) {
+        raw_read(b, buf, sizeof(buf), 2000, &how);
+        j->v[0] = how != EAGAIN; /* closed (EOF or reset), not left waiting */
+        close(b);
+    }
+    /* 127.0.0.2 at its limit, its connection waiting for a head: the newer one replaces it. */
+    c = raw_connect_from("127.0.0.2", j->port);
+    usleep(200 * 1000);
+    d = raw_connect_from("127.0.0.2", j->port);
+    if (c >= 0) {
+        raw_read(c, buf, sizeof(buf), 2000, &how);
+        j->v[1] = status_of(buf) == 408;
+        close(c);
+    }
+    /* d says nothing: closed at the head deadline (1 s). */
+    if (d >= 0) {
+        raw_read(d, buf, sizeof(buf), 3000, &how);
+        j->v[2] = status_of(buf) == 408;
+        close(d);
+    }
+    /* a (pending) and three idle ones fill the four slots; a fifth replaces the oldest idle. */
+    for (int i = 0; i < 3; i++) {
+        char src[32];
+        snprintf(src, sizeof(src), "127.0.0.%d", 3 + i);
+        e[i] = raw_connect_from(src, j->port);
+        usleep(50 * 1000);
+    }
+    usleep(100 * 1000);
+    f = raw_connect_from("127.0.0.9", j->port);
+    if (e[0] >= 0) {
+        raw_read(e[0], buf, sizeof(buf), 900, &how);
+        j->v[3] = status_of(buf) == 408;
+    }
+    for (int i = 0; i < 3; i++)
+        if (e[i] >= 0)
+            close(e[i]);
+    if (f >= 0)
+        close(f);
+    if (a >= 0)
+        close(a);
+}
+
+static void test_guard_counters(void)
+{
+    char listen[64], err[256];
+    const char *ls[] = {listen};
+    struct cm_httpd_opts o = plain_opts(ls, 1);
+    struct cm_httpd_counters c = {0};
+    struct srv s;
+    struct job j = {0};
+
+    o.max_connections = 4;
+    o.max_per_client = 1;
+    o.head_timeout_ms = 1000;
+    o.counters = &c;
+    j.port = cm_th_free_port();
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", j.port);
+    EXPECT_INT(srv_start(&s, &o, err, sizeof(err)), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s.h);
+    run_job(&s, &j, guard_client, 20000);
+    srv_finish(&s);
+    fprintf(stderr,
+            "\n  guard: refused %llu per client; evicted %llu per client, %llu head timeout, "
+            "%llu full\n",
+            (unsigned long long)c.refused_per_client, (unsigned long long)c.evicted_per_client,
+            (unsigned long long)c.evicted_head_timeout, (unsigned long long)c.evicted_full);
+    EXPECT_INT(j.v[0], 1);
+    EXPECT_INT(j.v[1], 1);
+    EXPECT_INT(j.v[2], 1);
+    EXPECT_INT(j.v[3], 1);
+    EXPECT_INT(c.refused_per_client, 1);
+    EXPECT_INT(c.evicted_per_client, 1);
+    EXPECT_INT(c.evicted_head_timeout, 1);
+    EXPECT_INT(c.evicted_full, 1);
+}
+
 static void idle_client(struct job *j)
 {
     char buf[64];
@@ -1905,6 +1995,7 @@ static CU_TestInfo tests[] = {
     {"max_request_bytes is exact", test_request_size_limit},
     {"malformed requests", test_malformed},
     {"connection limit", test_connection_limit},
+    {"guard counters", test_guard_counters},
     {"idle timeout", test_idle_timeout},
     {"slow heads and connection floods", test_hostile_clients},
     {"TLS", test_tls},

@@ -653,9 +653,34 @@ static void test_self_and_process(void)
                   "libcurl=\"7.88.1 \\\"x\\\"\"}",
                   "1");
     EXPECT_LINES(t, "process_", 0);
+    /* Without a listener no http family; with one, every reason from 0 on. */
+    EXPECT_LINES(t, "certmon_http_", 0);
     free(t);
+    {
+        struct cm_metrics_http http = {0};
+        self.http = &http;
+        t = render(NULL, 0, &self, NULL);
+        EXPECT_SAMPLE(t, "certmon_http_connections_evicted_total{reason=\"head_timeout\"}", "0");
+        EXPECT_SAMPLE(t, "certmon_http_connections_evicted_total{reason=\"per_client\"}", "0");
+        EXPECT_SAMPLE(t, "certmon_http_connections_evicted_total{reason=\"full\"}", "0");
+        EXPECT_SAMPLE(t, "certmon_http_connections_refused_total{reason=\"per_client\"}", "0");
+        free(t);
+        http = (struct cm_metrics_http){12, 3, 18446744073709551615ull, 5};
+        t = render(NULL, 0, &self, NULL);
+        EXPECT_SAMPLE(t, "certmon_http_connections_evicted_total{reason=\"head_timeout\"}", "12");
+        EXPECT_SAMPLE(t, "certmon_http_connections_evicted_total{reason=\"per_client\"}", "3");
+        EXPECT_SAMPLE(t, "certmon_http_connections_evicted_total{reason=\"full\"}",
+                      "18446744073709551615");
+        EXPECT_SAMPLE(t, "certmon_http_connections_refused_total{reason=\"per_client\"}", "5");
+        EXPECT_LINES(t, "# TYPE certmon_http_connections_evicted_total counter\n", 1);
+        EXPECT_LINES(t, "# TYPE certmon_http_connections_refused_total counter\n", 1);
+        check_structure(t, __LINE__);
+        promtool_check_metrics(t, __LINE__);
+        self.http = NULL;
+    }
 
     /* Nothing at all renders nothing. */
+    free(t);
     t = render(NULL, 0, NULL, NULL);
     EXPECT_STR(t, "");
     free(t);
@@ -664,7 +689,7 @@ static void test_self_and_process(void)
 /* The integer formatter at every digit count and its edges, against printf. */
 static void test_numbers(void)
 {
-    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0, NULL, 0};
+    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0, NULL, 0, NULL};
     uint64_t p10 = 1;
     char want[64];
 
@@ -744,8 +769,8 @@ static void test_whole_exposition(void)
     struct cm_metrics_view *v[5] = {view_of(report_a), NULL, view_of(report_b), view_of(report_c),
                                     view_of(report_d)};
     struct cm_metrics_notifier notifiers[1] = {{"hook \"one\"", 3, 1, 0, 2}};
-    struct cm_metrics_self self = {10,       2,        true,     1795766400, "0.1.0", "3.7.9",
-                                   "1.44.2", "7.88.1", 4,        notifiers,  1};
+    struct cm_metrics_self self = {10,       2,        true, 1795766400, "0.1.0", "3.7.9",
+                                   "1.44.2", "7.88.1", 4,    notifiers,  1,       NULL};
     struct cm_metrics_process proc;
     char *t;
 
@@ -775,7 +800,7 @@ static void test_buffer(void)
 {
     struct cm_metrics_view *v[4] = {view_of(report_a), view_of(report_b), view_of(report_c),
                                     view_of(report_d)};
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     const struct cm_metrics_view *const *views = (const struct cm_metrics_view *const *)v;
     struct cm_metrics_buf whole = {0}, piece = {0}, joined = {0};
@@ -876,7 +901,7 @@ static void test_allocation_failures(void)
 #ifdef TORTURE
     json_t *reports[3] = {jq(report_a), jq(report_b), jq(report_d)};
     struct cm_metrics_view *views[3];
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     int steps = 0;
 
@@ -1101,8 +1126,8 @@ static void test_bench(void)
 {
     enum { N = 10000, RUNS = 7 };
     struct cm_metrics_view **v = calloc(N, sizeof(*v));
-    struct cm_metrics_self self = {123456,  789,      true,     1795766400, "0.1.0",
-                                   "3.7.9", "1.44.2", "7.88.1", N,    NULL, 0};
+    struct cm_metrics_self self = {123456,   789,      true, 1795766400, "0.1.0", "3.7.9",
+                                   "1.44.2", "7.88.1", N,    NULL,       0,       NULL};
     struct cm_metrics_process proc;
     struct cm_metrics_buf b = {0};
     struct mallinfo2 before, after;
