@@ -187,8 +187,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!closed && shut && d.nwebprobes == 0 && d.scrape_queued == 0 && now - last > QUIET_MS)
             break;
         if (!closed && now - start > EXCHANGE_MS) {
-            fprintf(stderr, "fuzz_http: exchange still going after %d ms (sent %zu of %zu bytes, "
-                            "received %zu, %u probes in flight)\n",
+            fprintf(stderr,
+                    "fuzz_http: exchange still going after %d ms (sent %zu of %zu bytes, "
+                    "received %zu, %u probes in flight)\n",
                     EXCHANGE_MS, sent, size, got, d.nwebprobes);
             abort();
         }

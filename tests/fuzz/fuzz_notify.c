@@ -88,10 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_error_t je;
     json_t *j, *out, *out2;
     char msg[] = "certificate expired";
-    struct cm_finding item = {.id = "cert.expired",
-                              .severity = CM_SEV_CRITICAL,
-                              .message = msg,
-                              .position = 0};
+    struct cm_finding item = {
+        .id = "cert.expired", .severity = CM_SEV_CRITICAL, .message = msg, .position = 0};
     struct cm_findings f = {&item, 1};
     int64_t now = 1796083200;
 
