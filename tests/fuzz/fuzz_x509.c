@@ -12,6 +12,7 @@
 #include "certmon/error.h"
 #include "certmon/probe.h"
 #include "certmon/report.h"
+#include "certmon/tlsio.h"
 #include "certmon/x509.h"
 
 #include <jansson.h>
@@ -44,32 +45,55 @@ static void check_cert(const struct cm_cert *c)
     (void)cm_cert_days_left(c, NOW);
 }
 
-/* Analyses and renders chain as a file target's result. */
-static void describe(struct cm_chain *chain)
+/* Analyses res under the default policy and renders it as `check --json` and as text. */
+static void analyse(struct cm_probe_result *res)
 {
-    struct cm_probe_result res = {0};
     struct cm_policy policy = CM_POLICY_DEFAULT;
     struct cm_findings f = {0};
     json_t *j;
 
-    static char target[] = "file:/fuzz/cert.pem", path[] = "/fuzz/cert.pem";
-
-    res.target = target;
-    res.path = path;
-    res.dns_ms = res.connect_ms = res.starttls_ms = res.handshake_ms = res.total_ms = -1;
-    res.finished_at = NOW;
-    res.tls.chain = *chain;
-    if (cm_analyze(&res, &policy, NOW, &f) == 0) {
-        if ((j = cm_report_json(&res, &f, NOW))) {
+    res->dns_ms = res->connect_ms = res->starttls_ms = res->handshake_ms = res->total_ms = -1;
+    res->finished_at = NOW;
+    if (cm_analyze(res, &policy, NOW, &f) == 0) {
+        if ((j = cm_report_json(res, &f, NOW))) {
             char *s = json_dumps(j, JSON_COMPACT);
             FZ_CHECK(s != NULL);
             free(s);
             json_decref(j);
         }
         if (devnull)
-            cm_report_text(devnull, &res, &f, NOW, true);
+            cm_report_text(devnull, res, &f, NOW, true);
     }
     cm_findings_clear(&f);
+}
+
+/* chain as a file target's certificates, and as what a TLS 1.2 server sent (verified, not
+ * trusted, with the given name match and an unparseable OCSP staple). */
+static void describe(const struct cm_chain *chain, bool name_match)
+{
+    static char file_target[] = "file:/fuzz/cert.pem", file_path[] = "/fuzz/cert.pem";
+    static char ep_target[] = "www.example.org:443", host[] = "www.example.org";
+    static char version[] = "TLS1.2", cipher[] = "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA";
+    struct cm_probe_result file = {0}, ep = {0};
+
+    file.target = file_target;
+    file.path = file_path;
+    file.tls.chain = *chain;
+    analyse(&file);
+
+    ep.target = ep_target;
+    ep.host = ep.verify_name = host;
+    ep.port = 443;
+    strcpy(ep.address, "192.0.2.1");
+    ep.tls.version = version;
+    ep.tls.cipher = cipher;
+    ep.tls.dh_bits = 1024;
+    ep.tls.verify.done = true;
+    ep.tls.verify.hostname_match = name_match;
+    ep.tls.verify.status = 0x42; /* INVALID | SIGNER_NOT_FOUND */
+    ep.tls.ocsp.status = CM_OCSP_BAD;
+    ep.tls.chain = *chain;
+    analyse(&ep);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -94,6 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cm_chain_from_der_list(NULL, &der, 1, "www.example.org", &chain, &match) == 0) {
         FZ_CHECK(chain.count == 1);
         check_cert(&chain.certs[0]);
+        describe(&chain, match);
         cm_chain_clear(&chain);
     }
     if (rc == 0 && c.san_count > 0 &&
@@ -111,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < chain.count; i++)
         check_cert(&chain.certs[i]);
     (void)cm_chain_earliest_expiry(&chain);
-    describe(&chain);
+    describe(&chain, false);
     cm_chain_clear(&chain);
     return 0;
 }
