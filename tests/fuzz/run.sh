@@ -57,6 +57,16 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0:${LSAN_OPTIONS:-}"
 opts=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 
+# The sanitizer's or libFuzzer's report from a log, else its end.
+report() {
+    if grep -q -E "$pattern" "$1"; then
+        grep -E -A40 "$pattern" "$1" | head -60 || true
+    else
+        tail -40 "$1"
+    fi
+}
+pattern='^==[0-9]+==ERROR|runtime error|invariant failed|ALARM|deadly signal|out-of-memory'
+
 failed=""
 for n in $names; do
     bin="$build/tests/fuzz/fuzz_$n"
@@ -73,7 +83,7 @@ for n in $names; do
     for f in "${regs[@]}"; do
         if ! "$bin" "${opts[@]}" "$f" >"$log" 2>&1; then
             echo "== fuzz_$n: FAILED on the saved reproducer $f"
-            grep -E -A40 '^==[0-9]+==ERROR|runtime error|invariant failed|ALARM|deadly signal' "$log" | head -60 || tail -40 "$log"
+            report "$log"
             echo "   reproduce: $bin $f"
             failed="$failed $n"
             continue 2
@@ -94,7 +104,7 @@ for n in $names; do
     echo "   $stats"
     if [ "$rc" -ne 0 ]; then
         echo "== fuzz_$n: FAILED (exit $rc)"
-        grep -E -A40 '^==[0-9]+==ERROR|runtime error|invariant failed|ALARM|deadly signal' "$log" | head -60 || tail -40 "$log"
+        report "$log"
         art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
         if [ -n "$art" ]; then
             echo "   reproducer: $art"
