@@ -729,7 +729,9 @@ static int load_tree(struct cm_state *s, const char *path, char *err, size_t err
 /* Where the value of the entry's last member begins in line (len bytes: one entry object,
  * compact, as the line layout writes it) when that member is "report", or NULL. The JSON
  * structure is followed, not searched: the same characters may occur earlier in the line, as a
- * key inside another member's value, or as a duplicate key (jansson keeps the last value). */
+ * key inside another member's value, or as a duplicate key (jansson keeps the last value).
+ * NULL as well for a line with a NUL byte, which jansson 2.14 lets pass after a number but
+ * which would cut the text short. */
 static char *report_text(char *line, size_t len)
 {
     char *found = NULL;
@@ -758,6 +760,8 @@ static char *report_text(char *line, size_t len)
         case ']':
             depth--;
             break;
+        case '\0':
+            return NULL;
         }
     }
     return depth == 0 ? found : NULL;

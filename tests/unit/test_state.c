@@ -1298,8 +1298,9 @@ static void test_load_other_layouts(void)
 }
 
 /* The report text kept from a line is the report's own: the key searched for may also occur
- * inside an earlier member or twice (found by tests/fuzz/fuzz_state: the text kept ran from
- * the first occurrence, and the API then served text that is not JSON). */
+ * inside an earlier member or twice, and a NUL byte may hide in the line (both found by
+ * tests/fuzz/fuzz_state: the text kept was not the report's, and the API then served text
+ * that is not JSON). */
 static void test_load_report_key_elsewhere(void)
 {
     static const struct {
@@ -1333,6 +1334,24 @@ static void test_load_report_key_elsewhere(void)
         EXPECT_STR(e->report, cases[i].want);
         cm_state_free(s);
     }
+
+    /* A NUL byte after a number, which jansson accepts: the report is the parsed one, not
+     * the text cut at the NUL. */
+    static const char nul[] = HEAD "{\"name\":\"n\",\"seen\":[],\"report\":{\"target\":\"n\","
+                                   "\"total\":0.25\0,\"x\":1}}" TAIL;
+    const char *path = tmp_path("nul.json");
+    FILE *fp = fopen(path, "wb");
+    struct cm_state *s;
+    struct cm_state_entry *e;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    CU_ASSERT_EQUAL(fwrite(nul, 1, sizeof(nul) - 1, fp), sizeof(nul) - 1);
+    CU_ASSERT_EQUAL(fclose(fp), 0);
+    s = load_ok(path, __LINE__);
+    e = cm_state_get(s, "n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    EXPECT_STR(e->report, "{\"target\":\"n\",\"total\":0.25,\"x\":1}");
+    cm_state_free(s);
 }
 
 static void test_load_unknown_seen(void)
