@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* The harness's private directory (made by fz_init). */
 static char fz_dir[4096];
 
+static int fz_remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Removes fz_dir at a normal exit (after a crash it stays, beside the reproducer's run). */
+static void fz_cleanup(void)
+{
+    if (fz_dir[0])
+        nftw(fz_dir, fz_remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* Makes fz_dir and quiets logging below errors. Exits on failure: without its directory
  * a harness cannot run at all. */
 __attribute__((unused)) static void fz_init(const char *name)
@@ -45,6 +62,7 @@ __attribute__((unused)) static void fz_init(const char *name)
                 tmp && *tmp ? tmp : "/tmp", strerror(errno));
         exit(1);
     }
+    atexit(fz_cleanup);
 }
 
 /* fz_dir + "/" + name into buf. */
