@@ -810,6 +810,47 @@ static int load_tree(struct cm_state *s, const char *path, char *err, size_t err
     return rc;
 }
 
+/* Where the value of the entry's last member begins in line (len bytes: one entry object,
+ * compact, as the line layout writes it) when that member is "report", or NULL. The JSON
+ * structure is followed, not searched: the same characters may occur earlier in the line, as a
+ * key inside another member's value, or as a duplicate key (jansson keeps the last value).
+ * NULL as well for a line with a NUL byte, which jansson 2.14 lets pass after a number but
+ * which would cut the text short. */
+static char *report_text(char *line, size_t len)
+{
+    char *found = NULL;
+    int depth = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        switch (line[i]) {
+        case '"':
+            if (depth == 1 && i > 0 && line[i - 1] == ',' &&
+                !strncmp(line + i, "\"report\":", strlen("\"report\":")))
+                found = line + i + strlen("\"report\":");
+            /* Skip the string: a backslash escapes the next character. */
+            for (i++; i < len && line[i] != '"'; i++)
+                if (line[i] == '\\')
+                    i++;
+            break;
+        case ',':
+            if (depth == 1)
+                found = NULL; /* another member follows */
+            break;
+        case '{':
+        case '[':
+            depth++;
+            break;
+        case '}':
+        case ']':
+            depth--;
+            break;
+        case '\0':
+            return NULL;
+        }
+    }
+    return depth == 0 ? found : NULL;
+}
+
 /* Whether the last member of object t is "report" (jansson keeps members in order). */
 static bool report_last(json_t *t)
 {
@@ -879,16 +920,11 @@ static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err,
             rc = 1;
             break;
         }
-        /* The report is the entry's last member: its text runs from after the key (the
-         * first ,"report": of the line: quotes inside strings are escaped) to the entry's
-         * closing brace. */
-        char *raw = strstr(line, ",\"report\":");
-        if (raw && line[len - 1] == '}' && report_last(t)) {
-            raw += strlen(",\"report\":");
+        /* The report is the entry's last member: its text runs from after the key to the
+         * entry's closing brace. */
+        char *raw = line[len - 1] == '}' && report_last(t) ? report_text(line, (size_t)len) : NULL;
+        if (raw)
             line[len - 1] = '\0';
-        } else {
-            raw = NULL;
-        }
         rc = load_entry(s, t, raw, idx++, err, errlen);
         json_decref(t);
     }

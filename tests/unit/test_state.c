@@ -1298,6 +1298,63 @@ static void test_load_other_layouts(void)
     EXPECT_LOAD_FAILS(HEAD GOOD_A ",\n,\n" GOOD_B TAIL, tmp_path("bad.json"));
 }
 
+/* The report text kept from a line is the report's own: the key searched for may also occur
+ * inside an earlier member or twice, and a NUL byte may hide in the line (both found by
+ * tests/fuzz/fuzz_state: the text kept was not the report's, and the API then served text
+ * that is not JSON). */
+static void test_load_report_key_elsewhere(void)
+{
+    static const struct {
+        const char *entry, *name, *want;
+    } cases[] = {
+        /* "report" as a key inside an earlier member's value. */
+        {"{\"name\":\"a\",\"seen\":[],\"x\":{\"y\":1,\"report\":2},\"report\":{\"target\":\"a\"}}",
+         "a", "{\"target\":\"a\"}"},
+        /* Twice at the top: jansson keeps the last value. */
+        {"{\"name\":\"b\",\"seen\":[],\"report\":{\"target\":\"old\"},\"report\":{\"target\":\"b\"}"
+         "}",
+         "b", "{\"target\":\"b\"}"},
+        /* Last in jansson's order (a duplicate "seen" keeps its first place), not in the text. */
+        {"{\"name\":\"c\",\"seen\":[],\"report\":{\"target\":\"c\"},\"seen\":[]}", "c",
+         "{\"target\":\"c\"}"},
+        /* Inside a string, quotes escaped. */
+        {"{\"name\":\"d\",\"seen\":[],\"s\":\"\\\",\\\"report\\\":1\",\"report\":{\"target\":\"d\"}"
+         "}",
+         "d", "{\"target\":\"d\"}"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        struct cm_state *s;
+        struct cm_state_entry *e;
+
+        snprintf(text, sizeof(text), HEAD "%s" TAIL, cases[i].entry);
+        s = load_text(text, __LINE__);
+        e = cm_state_get(s, cases[i].name);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        EXPECT_STR(e->report, cases[i].want);
+        cm_state_free(s);
+    }
+
+    /* A NUL byte after a number, which jansson accepts: the report is the parsed one, not
+     * the text cut at the NUL. */
+    static const char nul[] = HEAD "{\"name\":\"n\",\"seen\":[],\"report\":{\"target\":\"n\","
+                                   "\"total\":0.25\0,\"x\":1}}" TAIL;
+    const char *path = tmp_path("nul.json");
+    FILE *fp = fopen(path, "wb");
+    struct cm_state *s;
+    struct cm_state_entry *e;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    CU_ASSERT_EQUAL(fwrite(nul, 1, sizeof(nul) - 1, fp), sizeof(nul) - 1);
+    CU_ASSERT_EQUAL(fclose(fp), 0);
+    s = load_ok(path, __LINE__);
+    e = cm_state_get(s, "n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    EXPECT_STR(e->report, "{\"target\":\"n\",\"total\":0.25,\"x\":1}");
+    cm_state_free(s);
+}
+
 static void test_load_unknown_seen(void)
 {
     const char *path = tmp_path("seen.json");
@@ -1448,6 +1505,7 @@ static CU_TestInfo tests[] = {
     {"load: not JSON", test_load_garbage},
     {"load: wrong shape loads nothing", test_load_wrong_shape},
     {"load: other layouts of the same JSON", test_load_other_layouts},
+    {"load: the report key elsewhere in the line", test_load_report_key_elsewhere},
     {"load: unknown finding ids are dropped", test_load_unknown_seen},
     {"load: a field of the wrong type is ignored and logged", test_load_wrong_types},
     {"move_aside", test_move_aside},
