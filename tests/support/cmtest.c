@@ -75,16 +75,51 @@ void cm_expect_status(int rc, json_t *t, const char *want, const char *file, uns
             cm_expect_int(rc, i, "exit status", file, line);
 }
 
+/* Ports handed out below the kernel's ephemeral range (32768 and up by default): a port that
+ * bind(0) just returned is the next one the kernel gives to outgoing connections too, and a
+ * parallel test process may be handed it as well. A random pick per process among 12,000 makes
+ * both collisions unlikely; bind(0) remains the fallback. */
+static bool port_bindable(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
 int cm_th_free_port(void)
 {
+    static unsigned seed;
+    static int given[512]; /* the last ports handed out by this process: never twice */
+    static size_t ngiven, next;
     struct sockaddr_in sa = {.sin_family = AF_INET};
     socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port = -1;
+    int fd, port = -1;
 
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0)
+    if (!seed)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+    for (int i = 0; i < 200; i++) {
+        int p = 20000 + (int)(rand_r(&seed) % 12000);
+        bool seen = false;
+        for (size_t j = 0; j < ngiven && !seen; j++)
+            seen = given[j] == p;
+        if (!seen && port_bindable(p)) {
+            given[next] = p;
+            next = (next + 1) % (sizeof(given) / sizeof(given[0]));
+            if (ngiven < sizeof(given) / sizeof(given[0]))
+                ngiven++;
+            return p;
+        }
+    }
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
         return -1;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
         getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
         port = ntohs(sa.sin_port);
