@@ -15,12 +15,11 @@
  * date (ballot SC-081): from each date (00:00 UTC) on, at most that many days. */
 static const struct {
     int64_t from; /* Unix seconds */
-    const char *date;
     int days;
 } lifetime_schedule[] = {
-    {1868227200, "2029-03-15", 47},
-    {1805068800, "2027-03-15", 100},
-    {1773532800, "2026-03-15", 200},
+    {1868227200, 47},  /* 2029-03-15 */
+    {1805068800, 100}, /* 2027-03-15 */
+    {1773532800, 200}, /* 2026-03-15 */
 };
 #define LIFETIME_BEFORE_SCHEDULE 398 /* issued before 2026-03-15 */
 
@@ -385,8 +384,9 @@ static void lifetime_adj(int64_t s, char *buf, size_t len)
         snprintf(buf, len, "%lld-day", (long long)(s / 86400));
 }
 
-/* Whether c expires soon under the policy: the severity (CM_SEV_OK when not) and, in why,
- * the rule that fired: "under the 30-day threshold" or "under 33% of its 90-day lifetime". */
+/* Whether c, with left seconds to live, expires soon under the policy: the severity
+ * (CM_SEV_OK when not) and, in why, the rule that fired: "under the 30-day warning threshold"
+ * or "under 33% of its 90-day lifetime". */
 static enum cm_severity expiry_level(const struct cm_policy *policy, const struct cm_cert *c,
                                      int64_t left, char *why, size_t len)
 {
