@@ -11,8 +11,17 @@
 #include <string.h>
 #include <strings.h>
 
-/* Leaf certificates valid longer than this (CA/Browser Forum baseline) are unusual. */
-#define MAX_LEAF_LIFETIME_DAYS 398
+/* The CA/Browser Forum baseline's maximum lifetime of a TLS server certificate, by issuance
+ * date (ballot SC-081): from each date (00:00 UTC) on, at most that many days. */
+static const struct {
+    int64_t from; /* Unix seconds */
+    int days;
+} lifetime_schedule[] = {
+    {1868227200, 47},  /* 2029-03-15 */
+    {1805068800, 100}, /* 2027-03-15 */
+    {1773532800, 200}, /* 2026-03-15 */
+};
+#define LIFETIME_BEFORE_SCHEDULE 398 /* issued before 2026-03-15 */
 
 const struct cm_finding_def cm_finding_catalogue[] = {
     {"probe.failed", CM_SEV_CRITICAL, "the endpoint could not be probed, or the file read"},
@@ -33,7 +42,9 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"key.weak", CM_SEV_CRITICAL, "a key is shorter than the policy allows"},
     {"signature.weak", CM_SEV_CRITICAL, "a certificate is signed with MD5 or SHA-1"},
     {"cert.no_san", CM_SEV_WARNING, "the leaf names its host only in the CN"},
-    {"cert.lifetime_long", CM_SEV_INFO, "the leaf is valid for more than 398 days"},
+    {"cert.lifetime_long", CM_SEV_INFO,
+     "the leaf is valid longer than allowed for its issuance date (CA/B: 398, 200, 100 or 47 "
+     "days) or than max_lifetime_days"},
     {"cert.wildcard", CM_SEV_INFO, "the leaf is a wildcard certificate"},
     {"ocsp.revoked", CM_SEV_CRITICAL, "the stapled OCSP response says revoked"},
     {"ocsp.must_staple_missing", CM_SEV_CRITICAL, "a must-staple leaf is served without staple"},
@@ -314,12 +325,106 @@ static bool is_root(const struct cm_cert *c)
     return c->self_signed && c->is_ca;
 }
 
+int cm_lifetime_limit_days(int64_t issued, int64_t *since)
+{
+    for (size_t i = 0; i < sizeof(lifetime_schedule) / sizeof(lifetime_schedule[0]); i++)
+        if (issued >= lifetime_schedule[i].from) {
+            if (since)
+                *since = lifetime_schedule[i].from;
+            return lifetime_schedule[i].days;
+        }
+    if (since)
+        *since = INT64_MIN;
+    return LIFETIME_BEFORE_SCHEDULE;
+}
+
+/* min(days, pct% of lifetime) in seconds, and which of the two it is. pct 100 (and 0, in a
+ * policy built by hand without it) leaves the day rule alone: the time left never exceeds the
+ * lifetime, so 100% would only rename the rule for certificates shorter than the days. */
+static int64_t threshold(int days, unsigned pct, int64_t lifetime, enum cm_expiry_rule *rule)
+{
+    int64_t by_days = days > 0 ? (int64_t)days * 86400 : 0;
+    int64_t by_life;
+
+    *rule = CM_EXPIRY_DAYS;
+    if (by_days == 0 || pct == 0 || pct >= 100)
+        return by_days;
+    if (lifetime <= 0)
+        return 0;
+    /* Lifetimes fit in 36 bits (X.509 dates end in year 9999): no overflow at pct < 100. */
+    by_life = lifetime * (int64_t)pct / 100;
+    if (by_life < by_days) {
+        *rule = CM_EXPIRY_LIFETIME;
+        return by_life;
+    }
+    return by_days;
+}
+
+void cm_expiry_thresholds(const struct cm_cert *c, const struct cm_policy *policy, int64_t *warn_s,
+                          int64_t *crit_s, enum cm_expiry_rule *warn_rule,
+                          enum cm_expiry_rule *crit_rule)
+{
+    int64_t lifetime = c->not_after - c->not_before;
+    enum cm_expiry_rule wr, cr;
+
+    *warn_s = threshold(policy->warn_days, policy->warn_lifetime_pct, lifetime, &wr);
+    *crit_s = threshold(policy->crit_days, policy->crit_lifetime_pct, lifetime, &cr);
+    if (warn_rule)
+        *warn_rule = wr;
+    if (crit_rule)
+        *crit_rule = cr;
+}
+
+/* A lifetime as an adjective: "90-day", or "14-hour" under two days. */
+static void lifetime_adj(int64_t s, char *buf, size_t len)
+{
+    if (s < 2 * 86400)
+        snprintf(buf, len, "%lld-hour", (long long)(s / 3600));
+    else
+        snprintf(buf, len, "%lld-day", (long long)(s / 86400));
+}
+
+/* Whether c, with left seconds to live, expires soon under the policy: the severity
+ * (CM_SEV_OK when not) and, in why, the rule that fired: "under the 30-day warning threshold"
+ * or "under 33% of its 90-day lifetime". */
+static enum cm_severity expiry_level(const struct cm_policy *policy, const struct cm_cert *c,
+                                     int64_t left, char *why, size_t len)
+{
+    int64_t warn_s, crit_s, lifetime = c->not_after - c->not_before;
+    enum cm_expiry_rule wr, cr, rule;
+    enum cm_severity sev;
+    char life[32];
+
+    cm_expiry_thresholds(c, policy, &warn_s, &crit_s, &wr, &cr);
+    if (left < crit_s) {
+        sev = CM_SEV_CRITICAL;
+        rule = cr;
+    } else if (left < warn_s) {
+        sev = CM_SEV_WARNING;
+        rule = wr;
+    } else {
+        return CM_SEV_OK;
+    }
+    if (rule == CM_EXPIRY_LIFETIME) {
+        lifetime_adj(lifetime, life, sizeof(life));
+        snprintf(why, len, "under %u%% of its %s lifetime",
+                 sev == CM_SEV_CRITICAL ? policy->crit_lifetime_pct : policy->warn_lifetime_pct,
+                 life);
+    } else {
+        snprintf(why, len, "under the %d-day %s threshold",
+                 sev == CM_SEV_CRITICAL ? policy->crit_days : policy->warn_days,
+                 sev == CM_SEV_CRITICAL ? "critical" : "warning");
+    }
+    return sev;
+}
+
 static int check_validity(struct ctx *x, const struct cm_cert *c, size_t pos)
 {
     const struct cm_policy *policy = x->policy;
-    char when[32], days[32], who[300];
+    char when[32], days[32], who[300], why[96];
     int64_t left = c->not_after - (int64_t)x->now;
     int64_t d = cm_cert_days_left(c, x->now);
+    enum cm_severity sev;
     struct cm_finding *f;
     int rc;
 
@@ -337,14 +442,11 @@ static int check_validity(struct ctx *x, const struct cm_cert *c, size_t pos)
         cm_time_rfc3339(c->not_before, when, sizeof(when));
         rc = add(x, &f, "cert.not_yet_valid", CM_SEV_CRITICAL, (int)pos,
                  "%s is not valid before %s", cert_name(x, c, pos, who, sizeof(who)), when);
-    } else if (left < (int64_t)policy->warn_days * 86400 ||
-               left < (int64_t)policy->crit_days * 86400) {
-        enum cm_severity sev =
-            left < (int64_t)policy->crit_days * 86400 ? CM_SEV_CRITICAL : CM_SEV_WARNING;
+    } else if ((sev = expiry_level(policy, c, left, why, sizeof(why))) != CM_SEV_OK) {
         cm_time_rfc3339(c->not_after, when, sizeof(when));
         plural_days(d, days, sizeof(days));
-        rc = add(x, &f, "cert.expiring", sev, (int)pos, "%s expires in %s, on %s",
-                 cert_name(x, c, pos, who, sizeof(who)), days, when);
+        rc = add(x, &f, "cert.expiring", sev, (int)pos, "%s expires in %s, on %s; %s",
+                 cert_name(x, c, pos, who, sizeof(who)), days, when, why);
     } else {
         return 0;
     }
@@ -823,10 +925,51 @@ static int check_order(struct ctx *x)
     return 0;
 }
 
+/* cert.lifetime_long for the leaf c: valid longer than max_lifetime_days, or by default than
+ * the CA/Browser Forum allows for its issuance date (a monitor cannot always tell a public
+ * root from a private one, so every chain gets the public rule unless told otherwise). A CA
+ * certificate may live long. */
+static int check_lifetime(struct ctx *x, const struct cm_cert *c, size_t pos)
+{
+    int64_t lifetime = c->not_after - c->not_before, since;
+    int64_t hours = (lifetime % 86400) / 3600;
+    char issued[32], valid[48], rule[96], who[300];
+    int max;
+
+    if (c->is_ca)
+        return 0;
+    if (x->policy->max_lifetime_days > 0) {
+        max = x->policy->max_lifetime_days;
+        snprintf(rule, sizeof(rule), "the policy (max_lifetime_days) allows at most %d day%s", max,
+                 max == 1 ? "" : "s");
+    } else {
+        max = cm_lifetime_limit_days(c->not_before, &since);
+        if (since == INT64_MIN) {
+            snprintf(rule, sizeof(rule),
+                     "certificates issued before 2026-03-15 may be valid at most %d days", max);
+        } else {
+            cm_time_rfc3339(since, issued, sizeof(issued));
+            snprintf(rule, sizeof(rule),
+                     "certificates issued from %.10s may be valid at most %d days", issued, max);
+        }
+    }
+    /* notAfter - notBefore, ignoring RFC 5280's inclusive last second: `-days 398` is 398. */
+    if (lifetime <= (int64_t)max * 86400)
+        return 0;
+    cm_time_rfc3339(c->not_before, issued, sizeof(issued));
+    if (hours)
+        snprintf(valid, sizeof(valid), "%lld days and %lld hour%s", (long long)(lifetime / 86400),
+                 (long long)hours, hours == 1 ? "" : "s");
+    else
+        snprintf(valid, sizeof(valid), "%lld days", (long long)(lifetime / 86400));
+    return add(x, NULL, "cert.lifetime_long", CM_SEV_INFO, (int)pos,
+               "%s was issued %.10s, valid %s; %s", cert_name(x, c, pos, who, sizeof(who)), issued,
+               valid, rule);
+}
+
 static int check_leaf_hygiene(struct ctx *x)
 {
     const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
-    int64_t lifetime_days = (leaf->not_after - leaf->not_before) / 86400;
     int rc;
 
     /* A CA certificate as the leaf names no host: chain.ca_as_leaf says what is wrong. */
@@ -836,11 +979,7 @@ static int check_leaf_hygiene(struct ctx *x)
                   "clients ignore the CN, so reissue it with the host names as SANs",
                   leaf->subject)) < 0)
         return rc;
-    if (!leaf->is_ca && lifetime_days > MAX_LEAF_LIFETIME_DAYS &&
-        (rc = add(x, NULL, "cert.lifetime_long", CM_SEV_INFO, 0,
-                  "the leaf certificate is valid for %lld days, more than the %d that public "
-                  "CAs may issue and browsers accept",
-                  (long long)lifetime_days, MAX_LEAF_LIFETIME_DAYS)) < 0)
+    if ((rc = check_lifetime(x, leaf, 0)) < 0)
         return rc;
     for (size_t i = 0; i < leaf->san_count; i++) {
         if (strncmp(leaf->sans[i], "*.", 2) != 0)
@@ -1024,7 +1163,8 @@ static int check_failure(struct ctx *x)
 static int check_client_cert(struct ctx *x)
 {
     const struct cm_chain *ours = &x->res->client_chain;
-    char when[32], days[32];
+    char when[32], days[32], why[96];
+    enum cm_severity sev;
     struct cm_finding *f;
     int rc;
 
@@ -1038,13 +1178,11 @@ static int check_client_cert(struct ctx *x)
             rc = add(x, &f, "mtls.client_cert_expired", CM_SEV_CRITICAL, -1,
                      "our client certificate%s (%s) expired on %s", i ? " chain" : "",
                      str0(c->subject), when);
-        } else if (left < (int64_t)x->policy->warn_days * 86400) {
+        } else if ((sev = expiry_level(x->policy, c, left, why, sizeof(why))) != CM_SEV_OK) {
             plural_days(d, days, sizeof(days));
-            rc =
-                add(x, &f, "mtls.client_cert_expiring",
-                    left < (int64_t)x->policy->crit_days * 86400 ? CM_SEV_CRITICAL : CM_SEV_WARNING,
-                    -1, "our client certificate%s (%s) expires in %s, on %s", i ? " chain" : "",
-                    str0(c->subject), days, when);
+            rc = add(x, &f, "mtls.client_cert_expiring", sev, -1,
+                     "our client certificate%s (%s) expires in %s, on %s; %s", i ? " chain" : "",
+                     str0(c->subject), days, when, why);
         } else {
             continue;
         }
@@ -1181,9 +1319,9 @@ static int check_posture(struct ctx *x)
     return 0;
 }
 
-/* A file target (res->path): the failure, if any, then each certificate on its own. A file
- * was not served, verified or stapled, so no trust, order, host, leaf, OCSP, mTLS or posture
- * check applies. */
+/* A file target (res->path): the failure, if any, then each certificate on its own, and the
+ * lifetime of the first. A file was not served, verified or stapled, so no trust, order,
+ * host, other leaf, OCSP, mTLS or posture check applies. */
 static int analyze_file(struct ctx *x)
 {
     const struct cm_chain *chain = &x->res->tls.chain;
@@ -1195,7 +1333,9 @@ static int analyze_file(struct ctx *x)
         if ((rc = check_validity(x, &chain->certs[i], i)) < 0 ||
             (rc = check_strength(x, &chain->certs[i], i)) < 0)
             return rc;
-    return 0;
+    /* The first certificate of a file is a server's own when it is no CA (cert.pem,
+     * fullchain.pem); check_lifetime skips a CA bundle's. */
+    return chain->count ? check_lifetime(x, &chain->certs[0], 0) : 0;
 }
 
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,

@@ -107,6 +107,14 @@ static void usage(FILE *fp)
           "  --concurrency N   probes in flight at once (default 64)\n"
           "  --warn-days N     warn when a certificate expires within N days (default 30)\n"
           "  --crit-days N     critical within N days (default 7)\n"
+          "  --warn-lifetime-pct P\n"
+          "                    ... or within P% of the certificate's lifetime, whichever is\n"
+          "                    shorter (1-100, default 33: a 6-day certificate warns at 2 days)\n"
+          "  --crit-lifetime-pct P\n"
+          "                    critical within P% of the lifetime, if shorter (default 10)\n"
+          "  --max-lifetime-days N\n"
+          "                    a leaf valid longer than N days is cert.lifetime_long (default\n"
+          "                    0: the CA/Browser Forum limit for its issuance date)\n"
           "  --min-rsa-bits N  RSA/DSA keys below N bits are key.weak, critical (default 2048)\n"
           "  --min-ec-bits N   EC keys below N bits are key.weak, warning (default 256)\n"
           "  --allow-self-signed  a self-signed leaf is not a finding\n"
@@ -758,6 +766,15 @@ long cm_fd_limit_fit(long want, long per_probe, const char *who)
     return fit;
 }
 
+/* A threshold of s seconds in days for perfdata: "30", or "1.98" when not whole. */
+static void perf_days(int64_t s, char *buf, size_t len)
+{
+    if (s % 86400 == 0)
+        snprintf(buf, len, "%lld", (long long)(s / 86400));
+    else
+        snprintf(buf, len, "%.2f", (double)s / 86400.0);
+}
+
 static void print_summary(const struct check_run *run, const enum cm_status *st,
                           enum cm_status worst, time_t now)
 {
@@ -772,15 +789,22 @@ static void print_summary(const struct check_run *run, const enum cm_status *st,
     for (size_t i = 0; i < run->count; i++) {
         const struct cm_probe_result *r = run->results[i];
         int first = r ? cm_chain_earliest_expiry(&r->tls.chain) : -1;
+        char warn[32], crit[32];
+        int64_t warn_s, crit_s;
         if (first < 0)
             continue;
+        /* The thresholds that certificate is judged by: a share of its lifetime when that is
+         * shorter than --warn-days or --crit-days. */
+        cm_expiry_thresholds(&r->tls.chain.certs[first], &run->policy, &warn_s, &crit_s, NULL,
+                             NULL);
+        perf_days(warn_s, warn, sizeof(warn));
+        perf_days(crit_s, crit, sizeof(crit));
         /* "N:" is the plugin range for "alert below N". */
         /* With --all-addresses one name has several results: the address tells them apart. */
-        printf(" '%s%s%s_days'=%lld;%d:;%d:;;", r->target,
+        printf(" '%s%s%s_days'=%lld;%s:;%s:;;", r->target,
                run->targets[i].connect_address ? "@" : "",
                run->targets[i].connect_address ? run->targets[i].connect_address : "",
-               (long long)cm_cert_days_left(&r->tls.chain.certs[first], now), run->policy.warn_days,
-               run->policy.crit_days);
+               (long long)cm_cert_days_left(&r->tls.chain.certs[first], now), warn, crit);
     }
     putchar('\n');
 }
@@ -893,6 +917,9 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         {"concurrency", required_argument, NULL, 'n'},
         {"warn-days", required_argument, NULL, 'w'},
         {"crit-days", required_argument, NULL, 'C'},
+        {"warn-lifetime-pct", required_argument, NULL, 'W'},
+        {"crit-lifetime-pct", required_argument, NULL, 'X'},
+        {"max-lifetime-days", required_argument, NULL, 'M'},
         {"min-rsa-bits", required_argument, NULL, 'R'},
         {"min-ec-bits", required_argument, NULL, 'E'},
         {"allow-self-signed", no_argument, NULL, 'S'},
@@ -960,6 +987,20 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
                                  c == 'w' ? "warn-days" : "crit-days", optarg);
             *(c == 'w' ? &o->policy.warn_days : &o->policy.crit_days) = (int)v;
             break;
+        case 'W':
+        case 'X':
+            if (!parse_long(optarg, 1, 100, &v))
+                return bad_usage("--%s must be an integer from 1 to 100, not '%s'",
+                                 c == 'W' ? "warn-lifetime-pct" : "crit-lifetime-pct", optarg);
+            *(c == 'W' ? &o->policy.warn_lifetime_pct : &o->policy.crit_lifetime_pct) = (unsigned)v;
+            break;
+        case 'M':
+            if (!parse_long(optarg, 0, 36500, &v))
+                return bad_usage("--max-lifetime-days must be an integer from 0 to 36500 (0: the "
+                                 "CA/Browser Forum schedule), not '%s'",
+                                 optarg);
+            o->policy.max_lifetime_days = (int)v;
+            break;
         case 'R':
         case 'E':
             if (!parse_long(optarg, 0, 16384, &v))
@@ -997,6 +1038,9 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
     }
     if (o->policy.crit_days > o->policy.warn_days)
         return bad_usage("--crit-days must not exceed --warn-days");
+    if (o->policy.crit_lifetime_pct > o->policy.warn_lifetime_pct)
+        return bad_usage("--crit-lifetime-pct (%u) must not exceed --warn-lifetime-pct (%u)",
+                         o->policy.crit_lifetime_pct, o->policy.warn_lifetime_pct);
     if (!o->client_cert != !o->client_key)
         return bad_usage("--client-cert and --client-key go together");
     return -1;

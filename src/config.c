@@ -667,6 +667,9 @@ static const struct key global_keys[GK_N] = {
 enum {
     PK_WARN_DAYS,
     PK_CRIT_DAYS,
+    PK_WARN_LIFETIME_PCT,
+    PK_CRIT_LIFETIME_PCT,
+    PK_MAX_LIFETIME_DAYS,
     PK_MIN_RSA_BITS,
     PK_MIN_EC_BITS,
     PK_ALLOW_SELF_SIGNED,
@@ -680,6 +683,14 @@ static const struct key policy_keys[PK_N] = {
                       30, 0},
     [PK_CRIT_DAYS] = {"crit_days", KT_INT, S_INT, offsetof(struct cm_policy, crit_days), 0, 3650, 7,
                       0},
+    /* 0 % would turn the level off behind the user's back: warn_days = 0 says that. */
+    [PK_WARN_LIFETIME_PCT] = {"warn_lifetime_pct", KT_INT, S_UINT,
+                              offsetof(struct cm_policy, warn_lifetime_pct), 1, 100, 33, 0},
+    [PK_CRIT_LIFETIME_PCT] = {"crit_lifetime_pct", KT_INT, S_UINT,
+                              offsetof(struct cm_policy, crit_lifetime_pct), 1, 100, 10, 0},
+    /* 0: the CA/Browser Forum schedule by issuance date (so a target can return to it). */
+    [PK_MAX_LIFETIME_DAYS] = {"max_lifetime_days", KT_INT, S_INT,
+                              offsetof(struct cm_policy, max_lifetime_days), 0, 36500, 0, 0},
     [PK_MIN_RSA_BITS] = {"min_rsa_bits", KT_INT, S_UINT, offsetof(struct cm_policy, min_rsa_bits),
                          512, 16384, 2048, 0},
     [PK_MIN_EC_BITS] = {"min_ec_bits", KT_INT, S_UINT, offsetof(struct cm_policy, min_ec_bits), 160,
@@ -1303,22 +1314,31 @@ static void apply_defaults(const struct key *keys, size_t n, void *base)
     }
 }
 
-/* crit_days must not exceed warn_days, where the policy comes from. inherited names where
+/* A critical threshold must not exceed its warning one (crit_days and warn_days,
+ * crit_lifetime_pct and warn_lifetime_pct), where the policy comes from. inherited names where
  * values not set here come from ("the default", "global"). */
+static void check_pair(struct loader *L, const char *prefix, const struct seen *seen,
+                       const char *inherited, size_t crit_key, long long crit, size_t warn_key,
+                       long long warn)
+{
+    const config_setting_t *at = seen->p[crit_key] ? seen->p[crit_key] : seen->p[warn_key];
+    char path[512];
+
+    if (crit <= warn || !at)
+        return;
+    snprintf(path, sizeof(path), "%s.%s", prefix, config_setting_name(at));
+    err_at(L, at, path, "%s (%lld%s%s) must not exceed %s (%lld%s%s)", policy_keys[crit_key].name,
+           crit, seen->p[crit_key] ? "" : ", from ", seen->p[crit_key] ? "" : inherited,
+           policy_keys[warn_key].name, warn, seen->p[warn_key] ? "" : ", from ",
+           seen->p[warn_key] ? "" : inherited);
+}
+
 static void check_days(struct loader *L, const char *prefix, const struct cm_policy *p,
                        const struct seen *seen, const char *inherited)
 {
-    const config_setting_t *at =
-        seen->p[PK_CRIT_DAYS] ? seen->p[PK_CRIT_DAYS] : seen->p[PK_WARN_DAYS];
-    char path[512];
-
-    if (p->crit_days <= p->warn_days || !at)
-        return;
-    snprintf(path, sizeof(path), "%s.%s", prefix, config_setting_name(at));
-    err_at(L, at, path, "crit_days (%d%s%s) must not exceed warn_days (%d%s%s)", p->crit_days,
-           seen->p[PK_CRIT_DAYS] ? "" : ", from ", seen->p[PK_CRIT_DAYS] ? "" : inherited,
-           p->warn_days, seen->p[PK_WARN_DAYS] ? "" : ", from ",
-           seen->p[PK_WARN_DAYS] ? "" : inherited);
+    check_pair(L, prefix, seen, inherited, PK_CRIT_DAYS, p->crit_days, PK_WARN_DAYS, p->warn_days);
+    check_pair(L, prefix, seen, inherited, PK_CRIT_LIFETIME_PCT, p->crit_lifetime_pct,
+               PK_WARN_LIFETIME_PCT, p->warn_lifetime_pct);
 }
 
 static int policy_copy(struct cm_policy *dst, const struct cm_policy *src)
@@ -2104,6 +2124,9 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_u64(h, t->posture_interval_ms);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.warn_days);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.crit_days);
+    h = hash_u64(h, t->policy.warn_lifetime_pct);
+    h = hash_u64(h, t->policy.crit_lifetime_pct);
+    h = hash_u64(h, (uint64_t)(int64_t)t->policy.max_lifetime_days);
     h = hash_u64(h, t->policy.min_rsa_bits);
     h = hash_u64(h, t->policy.min_ec_bits);
     h = hash_u64(h, t->policy.allow_self_signed);

@@ -45,8 +45,17 @@ struct cm_policy_rule {
 };
 
 struct cm_policy {
-    int warn_days;                /* a certificate expiring within this many days is a warning */
-    int crit_days;                /* ... within this many days is critical */
+    /* A certificate is expiring (warning) when its time left is under the smaller of
+     * warn_days and warn_lifetime_pct percent of its lifetime (not_after - not_before), and
+     * critical under the smaller of crit_days and crit_lifetime_pct percent: a fixed number of
+     * days would call a 6-day certificate "expiring" all its life. 0 days turns a level off. */
+    int warn_days;              /* 0..3650 */
+    int crit_days;              /* 0..3650 */
+    unsigned warn_lifetime_pct; /* 1..100; 100 (or 0, by hand): the day rule alone */
+    unsigned crit_lifetime_pct; /* 1..100, the same */
+    /* cert.lifetime_long: a leaf valid longer than this many days; 0 follows the CA/Browser
+     * Forum schedule by issuance date (cm_lifetime_limit_days). */
+    int max_lifetime_days;
     unsigned min_rsa_bits;        /* RSA and DSA keys below this are key.weak, critical */
     unsigned min_ec_bits;         /* EC keys below this are key.weak, warning */
     bool allow_self_signed;       /* a self-signed leaf is not a finding */
@@ -60,9 +69,28 @@ struct cm_policy {
 
 #define CM_POLICY_DEFAULT                                                                          \
     {                                                                                              \
-        .warn_days = 30, .crit_days = 7, .min_rsa_bits = 2048, .min_ec_bits = 256,                 \
+        .warn_days = 30, .crit_days = 7, .warn_lifetime_pct = 33, .crit_lifetime_pct = 10,         \
+        .max_lifetime_days = 0, .min_rsa_bits = 2048, .min_ec_bits = 256,                          \
         .allow_self_signed = false, .rules = NULL, .rule_count = 0, .interception_roots = NULL     \
     }
+
+/* Which rule set an expiry threshold: the fixed number of days, or the share of the
+ * certificate's lifetime (the smaller one wins; days on a tie). */
+enum cm_expiry_rule { CM_EXPIRY_DAYS = 0, CM_EXPIRY_LIFETIME };
+
+/* The time-left thresholds of c under policy, in seconds: warning below *warn_s, critical
+ * below *crit_s (0: that level is off). The rule that set each goes to *warn_rule and
+ * *crit_rule (either may be NULL). A certificate whose not_after is not after its not_before
+ * has no lifetime: a lifetime rule in force makes its threshold 0. */
+void cm_expiry_thresholds(const struct cm_cert *c, const struct cm_policy *policy, int64_t *warn_s,
+                          int64_t *crit_s, enum cm_expiry_rule *warn_rule,
+                          enum cm_expiry_rule *crit_rule);
+
+/* The longest lifetime, in days, that the CA/Browser Forum baseline allows a TLS server
+ * certificate issued (not_before) at time issued: 398 before 2026-03-15, 200 from then, 100
+ * from 2027-03-15, 47 from 2029-03-15 (all 00:00 UTC). *since gets the start of that period
+ * (INT64_MIN for the first one). */
+int cm_lifetime_limit_days(int64_t issued, int64_t *since);
 
 /* The built-in list of known interception roots: data/interception-roots.txt, embedded at
  * build time (NUL-terminated). */

@@ -67,8 +67,11 @@ leaf() {
 leaf valid localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1 ::1
 leaf expired localhost $((-60 * day)) $((-2 * day)) leaf localhost 127.0.0.1
 leaf notyet localhost $((10 * day)) $((100 * day)) leaf localhost 127.0.0.1
-leaf expiring5 localhost $((-1 * day)) $((5 * day)) leaf localhost 127.0.0.1
-leaf expiring20 localhost $((-1 * day)) $((20 * day)) leaf localhost 127.0.0.1
+# The expiring leaves have lifetimes of 95 and 110 days, so that the fixed day thresholds
+# (crit_days 7, warn_days 30) are shorter than the shares of the lifetime (10%, 33%) and fire:
+# a leaf issued yesterday for 5 days is fine under the lifetime rule.
+leaf expiring5 localhost $((-90 * day)) $((5 * day)) leaf localhost 127.0.0.1
+leaf expiring20 localhost $((-90 * day)) $((20 * day)) leaf localhost 127.0.0.1
 leaf wrongname wrong.example $((-1 * day)) $((90 * day)) leaf wrong.example
 
 template self localhost $((-1 * day)) $((90 * day)) leaf localhost 127.0.0.1
@@ -104,6 +107,15 @@ template nosan localhost $((-1 * day)) $((90 * day)) leaf
 issue nosan leaf.key inter
 template longlife localhost $((-1 * day)) $((499 * day)) leaf localhost 127.0.0.1
 issue longlife leaf.key inter
+# Lifetime-scaled expiry thresholds: a 6-day leaf with 4 days left (fine), the same with 12
+# hours left (critical: under 10%), and a 90-day leaf backdated so that 25 days are left
+# (a warning: under 33% of 90 days, which is less than warn_days).
+template short6 localhost $((-2 * day)) $((4 * day)) leaf localhost 127.0.0.1
+issue short6 leaf.key inter
+template short6end localhost $((-11 * day / 2)) $((day / 2)) leaf localhost 127.0.0.1
+issue short6end leaf.key inter
+template ninety25 localhost $((-65 * day)) $((25 * day)) leaf localhost 127.0.0.1
+issue ninety25 leaf.key inter
 template wildcard localhost $((-1 * day)) $((90 * day)) leaf '*.localtest' localhost
 issue wildcard leaf.key inter
 # RFC 7633 TLS feature status_request (5): OCSP must-staple.
@@ -137,7 +149,7 @@ for c in valid revoked; do
 done
 
 # Client certificates for mTLS (TLS web client usage): a valid one, one that expires in 5
-# days and one that expired yesterday under our intermediate, and one from a foreign root
+# days (of 95) and one that expired yesterday under our intermediate, and one from a foreign root
 # that no test server trusts.
 certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile client.key 2>/dev/null
 certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile foreign_root.key \
@@ -148,7 +160,7 @@ client_template() {
 }
 client_template client "certmon client" $((-1 * day)) $((90 * day)) leaf
 issue client client.key inter
-client_template client_expiring "certmon client" $((-1 * day)) $((5 * day)) leaf
+client_template client_expiring "certmon client" $((-90 * day)) $((5 * day)) leaf
 issue client_expiring client.key inter
 client_template client_expired "certmon client" $((-30 * day)) $((-1 * day)) leaf
 issue client_expired client.key inter

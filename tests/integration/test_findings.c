@@ -4,6 +4,7 @@
 #include "cmtest.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@ enum srv {
     S_SHA1,      /* leaf signed with RSA-SHA1 */
     S_NOSAN,     /* CN=localhost, no subjectAltName */
     S_LONGLIFE,  /* leaf valid 500 days */
+    S_SHORT6,    /* leaf valid 6 days, 4 left */
+    S_SHORT6END, /* leaf valid 6 days, 12 hours left */
+    S_NINETY25,  /* leaf valid 90 days, 25 left */
     S_WILDCARD,  /* SANs *.localtest and localhost */
     S_MUSTAPLE,  /* TLS feature status_request, no staple served */
     S_INTEREXP,  /* valid leaf under an intermediate that expired 5 days ago */
@@ -45,6 +49,9 @@ static const struct server {
     [S_SHA1] = {"sha1.pem", "leaf.key", "inter.pem", NULL, true},
     [S_NOSAN] = {"nosan.pem", "leaf.key", "inter.pem", NULL, false},
     [S_LONGLIFE] = {"longlife.pem", "leaf.key", "inter.pem", NULL, false},
+    [S_SHORT6] = {"short6.pem", "leaf.key", "inter.pem", NULL, false},
+    [S_SHORT6END] = {"short6end.pem", "leaf.key", "inter.pem", NULL, false},
+    [S_NINETY25] = {"ninety25.pem", "leaf.key", "inter.pem", NULL, false},
     [S_WILDCARD] = {"wildcard.pem", "leaf.key", "inter.pem", NULL, false},
     [S_MUSTAPLE] = {"mustaple.pem", "leaf.key", "inter.pem", NULL, false},
     [S_INTEREXP] = {"leaf_under_expired.pem", "leaf.key", "inter_expired.pem", NULL, false},
@@ -375,14 +382,133 @@ static void test_no_san(void)
     json_decref(arr);
 }
 
+/* The message of t's finding id at pos contains every word given (NULL-terminated). */
+static void expect_message_has(json_t *t, const char *id, int pos, unsigned line, ...)
+{
+    json_t *f = cm_finding(t, id, NULL, pos);
+    const char *msg = f ? json_string_value(json_object_get(f, "message")) : NULL;
+    const char *w;
+    va_list ap;
+
+    CU_assertImplementation(msg != NULL, line, id, __FILE__, "", CU_FALSE);
+    va_start(ap, line);
+    while (msg && (w = va_arg(ap, const char *))) {
+        char what[512];
+        snprintf(what, sizeof(what), "'%s' has '%s'", msg, w);
+        CU_assertImplementation(strstr(msg, w) != NULL, line, what, __FILE__, "", CU_FALSE);
+    }
+    va_end(ap);
+}
+#define EXPECT_MESSAGE_HAS(t, id, pos, ...)                                                        \
+    expect_message_has((t), (id), (pos), __LINE__, __VA_ARGS__, (const char *)NULL)
+
+/* The leaf lives 500 days and was issued yesterday, after 2026-03-15: 200 days at most,
+ * unless the policy sets its own limit. */
 static void test_long_lifetime(void)
 {
     int rc;
     json_t *arr = PROBE(&rc, local[S_LONGLIFE]);
     json_t *t = cm_json_only(arr);
+    char issued[16];
+    time_t yesterday = time(NULL) - 86400;
+    struct tm tm;
 
     EXPECT_FINDING(t, "cert.lifetime_long", "info", 0);
+    /* mkpki.sh issued it a day before it ran, a moment ago: the date of NOW - 1 day, unless
+     * the run straddled midnight (then either date). */
+    gmtime_r(&yesterday, &tm);
+    strftime(issued, sizeof(issued), "%Y-%m-%d", &tm);
+    EXPECT_MESSAGE_HAS(t, "cert.lifetime_long", 0, "was issued ", ", valid 500 days; ",
+                       "certificates issued from 2026-03-15 may be valid at most 200 days");
+    if (strncmp(cm_json_str(t, "chain.0.not_before"), issued, 10) == 0)
+        EXPECT_MESSAGE_HAS(t, "cert.lifetime_long", 0, issued);
     EXPECT_ONLY_INFO(t);
+    EXPECT_STATUS(rc, t, "ok");
+    json_decref(arr);
+
+    /* A private PKI's own rule: 825 days allows it, 400 does not. */
+    arr = PROBE(&rc, "--max-lifetime-days", "825", local[S_LONGLIFE]);
+    t = cm_json_only(arr);
+    EXPECT_NO_FINDING(t, "cert.lifetime_long");
+    json_decref(arr);
+    arr = PROBE(&rc, "--max-lifetime-days", "400", local[S_LONGLIFE]);
+    t = cm_json_only(arr);
+    EXPECT_FINDING(t, "cert.lifetime_long", "info", 0);
+    EXPECT_MESSAGE_HAS(t, "cert.lifetime_long", 0, ", valid 500 days; ",
+                       "the policy (max_lifetime_days) allows at most 400 days");
+    json_decref(arr);
+
+    /* A 90-day leaf is within every limit of the schedule until 2029-03-15. */
+    arr = PROBE(&rc, local[S_CLEAN]);
+    t = cm_json_only(arr);
+    EXPECT_NO_FINDING(t, "cert.lifetime_long");
+    json_decref(arr);
+}
+
+/* Short-lived certificates do not warn for their whole life: thresholds scale with the
+ * lifetime (33% for a warning, 10% for critical) when that is shorter than the days. */
+static void test_expiry_lifetime(void)
+{
+    int rc;
+    json_t *arr = PROBE(&rc, local[S_SHORT6]);
+    json_t *t = cm_json_only(arr);
+    json_t *f;
+    char *out = NULL;
+    char perf[128];
+
+    /* 6 days, 4 left: fine (a warning only under 1.98 days). */
+    EXPECT_INT(json_integer_value(cm_json_get(t, "chain.0.days_left")), 3);
+    EXPECT_NO_FINDING(t, "cert.expiring");
+    EXPECT_ONLY_INFO(t);
+    EXPECT_STATUS(rc, t, "ok");
+    json_decref(arr);
+
+    /* The perfdata thresholds are the ones this certificate is judged by. */
+    snprintf(perf, sizeof(perf), "'%s_days'=3;1.98:;0.60:;;", local[S_SHORT6]);
+    rc = cm_th_check_merged(&out, "--quick", "--ca", cm_th_pki("root.pem"), local[S_SHORT6], NULL);
+    EXPECT_INT(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(out);
+    if (out && !strstr(out, perf)) {
+        fprintf(stderr, "\n  no %s in:\n%s\n", perf, out);
+        CU_FAIL("perfdata with the lifetime thresholds");
+    }
+    free(out);
+
+    /* --warn-lifetime-pct 100 --crit-lifetime-pct 100: the day rule alone, critical. */
+    arr = PROBE(&rc, "--warn-lifetime-pct", "100", "--crit-lifetime-pct", "100", local[S_SHORT6]);
+    t = cm_json_only(arr);
+    EXPECT_FINDING(t, "cert.expiring", "critical", 0);
+    EXPECT_MESSAGE_HAS(t, "cert.expiring", 0, "expires in 3 days, on ",
+                       "; under the 7-day critical threshold");
+    EXPECT_STATUS(rc, t, "critical");
+    json_decref(arr);
+
+    /* 6 days, 12 hours left: under 10% (14.4 hours), critical. */
+    arr = PROBE(&rc, local[S_SHORT6END]);
+    t = cm_json_only(arr);
+    f = EXPECT_FINDING(t, "cert.expiring", "critical", 0);
+    if (f)
+        EXPECT_INT(json_integer_value(json_object_get(f, "days_left")), 0);
+    EXPECT_MESSAGE_HAS(t, "cert.expiring", 0, "expires in 0 days, on ",
+                       "; under 10% of its 6-day lifetime");
+    EXPECT_STATUS(rc, t, "critical");
+    json_decref(arr);
+
+    /* 90 days, 25 left: a warning by the lifetime rule (29.7 days < 30). */
+    arr = PROBE(&rc, local[S_NINETY25]);
+    t = cm_json_only(arr);
+    f = EXPECT_FINDING(t, "cert.expiring", "warning", 0);
+    if (f)
+        EXPECT_INT(json_integer_value(json_object_get(f, "days_left")), 24);
+    EXPECT_MESSAGE_HAS(t, "cert.expiring", 0, "expires in 24 days, on ",
+                       "; under 33% of its 90-day lifetime");
+    EXPECT_STATUS(rc, t, "warning");
+    json_decref(arr);
+
+    /* ... and nothing at 20% (18 days). */
+    arr = PROBE(&rc, "--warn-lifetime-pct", "20", local[S_NINETY25]);
+    t = cm_json_only(arr);
+    EXPECT_NO_FINDING(t, "cert.expiring");
     EXPECT_STATUS(rc, t, "ok");
     json_decref(arr);
 }
@@ -666,6 +792,7 @@ int main(void)
         {"SHA-1 signature", test_sha1_signature},
         {"no subjectAltName", test_no_san},
         {"long lifetime", test_long_lifetime},
+        {"expiry thresholds scale with the lifetime", test_expiry_lifetime},
         {"wildcard", test_wildcard},
         {"must-staple without staple", test_must_staple_without_staple},
         {"stapled OCSP good", test_stapled_good},

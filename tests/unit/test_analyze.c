@@ -178,8 +178,8 @@ static void truncate_chain(struct cm_probe_result *r, size_t n)
 
 /* Analyses r into *f (which it zeroes first). Also checks what holds for every finding: its
  * id is in the catalogue, and, under a policy without rules, its severity is the catalogue's
- * except where the catalogue says it varies (key.weak, cert.expiring, protocol.legacy,
- * dh.weak). */
+ * except where the catalogue says it varies (key.weak, cert.expiring,
+ * mtls.client_cert_expiring, protocol.legacy, dh.weak). */
 static void run(const struct cm_probe_result *r, const struct cm_policy *p, struct cm_findings *f)
 {
     memset(f, 0, sizeof(*f));
@@ -193,8 +193,9 @@ static void run(const struct cm_probe_result *r, const struct cm_policy *p, stru
         CU_assertImplementation(def != NULL, __LINE__, msg, __FILE__, "", CU_FALSE);
         CU_ASSERT_PTR_NOT_NULL(it->message);
         if (!def || p->rule_count || !strcmp(it->id, "key.weak") ||
-            !strcmp(it->id, "cert.expiring") || !strcmp(it->id, "protocol.legacy") ||
-            !strcmp(it->id, "dh.weak") || !strcmp(it->id, "cert.purpose"))
+            !strcmp(it->id, "cert.expiring") || !strcmp(it->id, "mtls.client_cert_expiring") ||
+            !strcmp(it->id, "protocol.legacy") || !strcmp(it->id, "dh.weak") ||
+            !strcmp(it->id, "cert.purpose"))
             continue;
         snprintf(msg, sizeof(msg), "finding %zu (%s) has its default severity", i, it->id);
         CU_assertImplementation(it->severity == def->severity, __LINE__, msg, __FILE__, "",
@@ -334,12 +335,15 @@ static void test_expiring_warning(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f;
 
+    /* A 110-day lifetime: 33% of it (36 days) is longer than warn_days, so the day rule is
+     * the one that fires. */
+    r->tls.chain.certs[0].not_before = NOW - 80 * DAY;
     r->tls.chain.certs[0].not_after = NOW + 30 * DAY - 1;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
                    "leaf certificate 0 (CN=example.com) expires in 29 days, on "
-                   "2027-02-14T07:59:59Z",
+                   "2027-02-14T07:59:59Z; under the 30-day warning threshold",
                    __LINE__);
     EXPECT_NOT_STAPLED(&f, 1);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
@@ -361,12 +365,14 @@ static void test_expiring_critical(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f;
 
+    /* A lifetime of 87 days and more: 10% of it is longer than crit_days. */
+    r->tls.chain.certs[0].not_before = NOW - 80 * DAY;
     r->tls.chain.certs[0].not_after = NOW + 7 * DAY - 1;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 6 days, on "
-                   "2027-01-22T07:59:59Z",
+                   "2027-01-22T07:59:59Z; under the 7-day critical threshold",
                    __LINE__);
     EXPECT_NOT_STAPLED(&f, 1);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
@@ -378,7 +384,7 @@ static void test_expiring_critical(void)
     EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
                    "leaf certificate 0 (CN=example.com) expires in 7 days, on "
-                   "2027-01-22T08:00:00Z",
+                   "2027-01-22T08:00:00Z; under 33% of its 87-day lifetime",
                    __LINE__);
     cm_findings_clear(&f);
 
@@ -387,7 +393,7 @@ static void test_expiring_critical(void)
     run(r, &def, &f);
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 1 day, on "
-                   "2027-01-16T08:00:05Z",
+                   "2027-01-16T08:00:05Z; under the 7-day critical threshold",
                    __LINE__);
     cm_findings_clear(&f);
 
@@ -397,7 +403,7 @@ static void test_expiring_critical(void)
     EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 0 days, on "
-                   "2027-01-15T08:00:00Z",
+                   "2027-01-15T08:00:00Z; under the 7-day critical threshold",
                    __LINE__);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
@@ -408,12 +414,14 @@ static void test_intermediate_expiring(void)
     struct cm_probe_result *r = healthy();
     struct cm_findings f;
 
+    /* The intermediate lives 110 days and the leaf 83: the day rules fire for both. */
+    r->tls.chain.certs[0].not_before = NOW - 80 * DAY;
     r->tls.chain.certs[1].not_after = NOW + 10 * DAY;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 1,
                    "chain certificate 1 (CN=Example CA) expires in 10 days, on "
-                   "2027-01-25T08:00:00Z",
+                   "2027-01-25T08:00:00Z; under the 30-day warning threshold",
                    __LINE__);
     cm_findings_clear(&f);
 
@@ -423,11 +431,11 @@ static void test_intermediate_expiring(void)
     EXPECT_IDS(&f, "cert.expiring cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 3 days, on "
-                   "2027-01-18T08:00:00Z",
+                   "2027-01-18T08:00:00Z; under the 7-day critical threshold",
                    __LINE__);
     expect_finding(&f, 1, "cert.expiring", CM_SEV_WARNING, 1,
                    "chain certificate 1 (CN=Example CA) expires in 10 days, on "
-                   "2027-01-25T08:00:00Z",
+                   "2027-01-25T08:00:00Z; under the 30-day warning threshold",
                    __LINE__);
     EXPECT_NOT_STAPLED(&f, 2);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
@@ -452,7 +460,7 @@ static void test_custom_policy(void)
     EXPECT_IDS(&f, "cert.expiring ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
                    "leaf certificate 0 (CN=example.com) expires in 90 days, on "
-                   "2027-04-15T08:00:00Z",
+                   "2027-04-15T08:00:00Z; under the 91-day critical threshold",
                    __LINE__);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
@@ -1485,32 +1493,101 @@ static void test_no_san(void)
     cm_probe_result_free(r);
 }
 
+/* 2026-03-15T00:00:00Z, 2027-03-15 and 2029-03-15: where the CA/B schedule steps down. */
+#define CABF_200 ((int64_t)1773532800)
+#define CABF_100 ((int64_t)1805068800)
+#define CABF_47 ((int64_t)1868227200)
+
+/* The cert.lifetime_long finding of r judged a day after its leaf was issued (the rule looks at
+ * the issuance date, not at the time of the check), or NULL. Other findings at that time (the
+ * intermediate not valid yet, say) are not this test's business. */
+static const struct cm_finding *lifetime_finding(const struct cm_probe_result *r,
+                                                 const struct cm_policy *p, struct cm_findings *f)
+{
+    memset(f, 0, sizeof(*f));
+    CU_ASSERT_EQUAL_FATAL(cm_analyze(r, p, (time_t)(r->tls.chain.certs[0].not_before + DAY), f), 0);
+    return find(f, "cert.lifetime_long", 0);
+}
+
+static void expect_lifetime(const struct cm_probe_result *r, const char *msg, unsigned line)
+{
+    struct cm_findings f;
+    const struct cm_finding *it = lifetime_finding(r, &def, &f);
+
+    if (!msg) {
+        CU_assertImplementation(it == NULL, line, "no cert.lifetime_long", __FILE__, "", CU_FALSE);
+    } else {
+        CU_assertImplementation(it != NULL, line, "cert.lifetime_long", __FILE__, "", CU_FALSE);
+        if (it) {
+            expect_str(it->message, msg, "message", line);
+            CU_assertImplementation(it->severity == CM_SEV_INFO && it->position == 0, line,
+                                    "info, at position 0", __FILE__, "", CU_FALSE);
+            EXPECT_NO_EVIDENCE(it);
+        }
+    }
+    cm_findings_clear(&f);
+}
+#define EXPECT_LIFETIME(r, msg) expect_lifetime((r), (msg), __LINE__)
+
 static void test_lifetime_long(void)
 {
     struct cm_probe_result *r = quiet();
     struct cm_cert *leaf = &r->tls.chain.certs[0];
     struct cm_findings f;
 
+    /* 398 days issued the day before 2026-03-15: the old rule, fine. */
+    leaf->not_before = CABF_200 - DAY;
+    leaf->not_after = leaf->not_before + 398 * DAY;
+    EXPECT_LIFETIME(r, NULL);
+    /* ... one second more is too long. */
+    leaf->not_after++;
+    EXPECT_LIFETIME(r, "leaf certificate 0 (CN=example.com) was issued 2026-03-14, valid 398 "
+                       "days; certificates issued before 2026-03-15 may be valid at most 398 days");
+
+    /* The same 398 days issued on 2026-03-15 at midnight: at most 200. */
+    leaf->not_before = CABF_200;
+    leaf->not_after = leaf->not_before + 398 * DAY;
+    EXPECT_LIFETIME(r, "leaf certificate 0 (CN=example.com) was issued 2026-03-15, valid 398 "
+                       "days; certificates issued from 2026-03-15 may be valid at most 200 days");
+
+    /* The judging criterion of the issue: 300 days issued 2026-05-01 is too long. */
+    leaf->not_before = CABF_200 + 47 * DAY; /* 2026-05-01 */
+    leaf->not_after = leaf->not_before + 300 * DAY + 5 * 3600;
+    EXPECT_LIFETIME(r, "leaf certificate 0 (CN=example.com) was issued 2026-05-01, valid 300 "
+                       "days and 5 hours; certificates issued from 2026-03-15 may be valid at "
+                       "most 200 days");
+    /* 200 days exactly is fine. */
+    leaf->not_after = leaf->not_before + 200 * DAY;
+    EXPECT_LIFETIME(r, NULL);
+
+    /* From 2027-03-15: 100 days. A second before it, 200 still apply. */
+    leaf->not_before = CABF_100 - 1;
+    leaf->not_after = leaf->not_before + 150 * DAY;
+    EXPECT_LIFETIME(r, NULL);
+    leaf->not_before = CABF_100;
+    leaf->not_after = leaf->not_before + 100 * DAY;
+    EXPECT_LIFETIME(r, NULL);
+    leaf->not_after++;
+    EXPECT_LIFETIME(r, "leaf certificate 0 (CN=example.com) was issued 2027-03-15, valid 100 "
+                       "days; certificates issued from 2027-03-15 may be valid at most 100 days");
+
+    /* From 2029-03-15: 47 days; a second before, 100 still apply. */
+    leaf->not_before = CABF_47;
+    leaf->not_after = leaf->not_before + 47 * DAY;
+    EXPECT_LIFETIME(r, NULL);
+    leaf->not_after = leaf->not_before + 48 * DAY;
+    EXPECT_LIFETIME(r, "leaf certificate 0 (CN=example.com) was issued 2029-03-15, valid 48 "
+                       "days; certificates issued from 2029-03-15 may be valid at most 47 days");
+    leaf->not_before = CABF_47 - 1;
+    leaf->not_after = leaf->not_before + 90 * DAY;
+    EXPECT_LIFETIME(r, NULL);
+
+    /* At NOW with the healthy chain, nothing else is found beside it. */
     leaf->not_before = NOW - DAY;
     leaf->not_after = leaf->not_before + 399 * DAY;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.lifetime_long");
-    expect_finding(&f, 0, "cert.lifetime_long", CM_SEV_INFO, 0,
-                   "the leaf certificate is valid for 399 days, more than the 398 that public "
-                   "CAs may issue and browsers accept",
-                   __LINE__);
-    EXPECT_NO_EVIDENCE(at(&f, 0));
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_OK);
-    cm_findings_clear(&f);
-
-    /* 398 days, and 399 days less a second (398 whole days), are fine. */
-    leaf->not_after = leaf->not_before + 398 * DAY;
-    run(r, &def, &f);
-    EXPECT_IDS(&f, "");
-    cm_findings_clear(&f);
-    leaf->not_after = leaf->not_before + 399 * DAY - 1;
-    run(r, &def, &f);
-    EXPECT_IDS(&f, "");
     cm_findings_clear(&f);
 
     /* A CA certificate served as the leaf may live long: not cert.lifetime_long (it is
@@ -1526,6 +1603,287 @@ static void test_lifetime_long(void)
     leaf->not_after = leaf->not_before + 90 * DAY;
     run(r, &def, &f);
     EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* max_lifetime_days replaces the schedule: a private PKI's own rule, longer or shorter. */
+static void test_lifetime_policy(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    leaf->not_before = NOW - DAY;
+    leaf->not_after = leaf->not_before + 825 * DAY;
+    p.max_lifetime_days = 825;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    leaf->not_after += 3600;
+    run(r, &p, &f);
+    expect_finding(&f, 0, "cert.lifetime_long", CM_SEV_INFO, 0,
+                   "leaf certificate 0 (CN=example.com) was issued 2027-01-14, valid 825 days "
+                   "and 1 hour; the policy (max_lifetime_days) allows at most 825 days",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* Shorter than the schedule: 30 days for 90-day certificates. */
+    leaf->not_after = leaf->not_before + 90 * DAY;
+    p.max_lifetime_days = 30;
+    run(r, &p, &f);
+    expect_finding(&f, 0, "cert.lifetime_long", CM_SEV_INFO, 0,
+                   "leaf certificate 0 (CN=example.com) was issued 2027-01-14, valid 90 days; "
+                   "the policy (max_lifetime_days) allows at most 30 days",
+                   __LINE__);
+    cm_findings_clear(&f);
+    /* 1 day: singular. */
+    p.max_lifetime_days = 1;
+    run(r, &p, &f);
+    expect_finding(&f, 0, "cert.lifetime_long", CM_SEV_INFO, 0,
+                   "leaf certificate 0 (CN=example.com) was issued 2027-01-14, valid 90 days; "
+                   "the policy (max_lifetime_days) allows at most 1 day",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* 0 is the schedule again (2027-01-14: 200 days), and ignore turns it off. */
+    p.max_lifetime_days = 0;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    leaf->not_after = leaf->not_before + 201 * DAY;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "cert.lifetime_long");
+    cm_findings_clear(&f);
+    EXPECT_INT(cm_policy_ignore(&p, "cert.lifetime_long"), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+    cm_probe_result_free(r);
+}
+
+static void test_lifetime_limit_days(void)
+{
+    int64_t since = 0;
+
+    EXPECT_INT(cm_lifetime_limit_days(0, &since), 398);
+    CU_ASSERT(since == INT64_MIN);
+    EXPECT_INT(cm_lifetime_limit_days(CABF_200 - 1, NULL), 398);
+    EXPECT_INT(cm_lifetime_limit_days(CABF_200, &since), 200);
+    EXPECT_INT(since, CABF_200);
+    EXPECT_INT(cm_lifetime_limit_days(CABF_100 - 1, NULL), 200);
+    EXPECT_INT(cm_lifetime_limit_days(CABF_100, &since), 100);
+    EXPECT_INT(since, CABF_100);
+    EXPECT_INT(cm_lifetime_limit_days(CABF_47 - 1, NULL), 100);
+    EXPECT_INT(cm_lifetime_limit_days(CABF_47, &since), 47);
+    EXPECT_INT(since, CABF_47);
+    EXPECT_INT(cm_lifetime_limit_days(INT64_MAX, NULL), 47);
+    EXPECT_INT(cm_lifetime_limit_days(INT64_MIN, NULL), 398);
+}
+
+/* ---- expiry thresholds that scale with the lifetime ---- */
+
+/* A leaf of `lifetime` seconds with `left` seconds left at NOW. */
+static void set_life(struct cm_cert *c, int64_t lifetime, int64_t left)
+{
+    c->not_after = NOW + left;
+    c->not_before = c->not_after - lifetime;
+}
+
+static void test_expiring_lifetime(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_findings f;
+
+    /* A 6-day certificate with 4 days left is fine: 33% of 6 days is 1.98 days. */
+    set_life(leaf, 6 * DAY, 4 * DAY);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    /* ... with 2 days left too (2 > 1.98), and with 1.98 days exactly. */
+    set_life(leaf, 6 * DAY, 2 * DAY);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    set_life(leaf, 6 * DAY, 6 * DAY * 33 / 100);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    /* One second less is a warning, by the lifetime rule. */
+    set_life(leaf, 6 * DAY, 6 * DAY * 33 / 100 - 1);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.expiring");
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 1 day, on "
+                   "2027-01-17T07:31:11Z; under 33% of its 6-day lifetime",
+                   __LINE__);
+    expect_evidence(at(&f, 0), true, 1, NULL, 0, NULL, __LINE__);
+    cm_findings_clear(&f);
+    /* Half a day left is critical: under 10% (14.4 hours). */
+    set_life(leaf, 6 * DAY, DAY / 2);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.expiring");
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 0 days, on "
+                   "2027-01-15T20:00:00Z; under 10% of its 6-day lifetime",
+                   __LINE__);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+    /* 15 hours left: above 14.4 hours, a warning. */
+    set_life(leaf, 6 * DAY, 15 * 3600);
+    run(r, &def, &f);
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_WARNING);
+    cm_findings_clear(&f);
+
+    /* A 90-day certificate with 25 days left warns: 33% of 90 days is 29.7, under 30. */
+    set_life(leaf, 90 * DAY, 25 * DAY);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.expiring");
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 25 days, on "
+                   "2027-02-09T08:00:00Z; under 33% of its 90-day lifetime",
+                   __LINE__);
+    cm_findings_clear(&f);
+    /* ... and with 29.8 days left it does not (29.7 is the threshold, not 30). */
+    set_life(leaf, 90 * DAY, 29 * DAY + DAY * 8 / 10);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    /* 8 days left of 90: critical by the lifetime rule (9 days < 7? no: min(7, 9) = 7), so
+     * a warning; 6 days left is critical by the day rule. */
+    set_life(leaf, 90 * DAY, 8 * DAY);
+    run(r, &def, &f);
+    EXPECT_INT(sev_at(&f, 0), CM_SEV_WARNING);
+    cm_findings_clear(&f);
+    set_life(leaf, 90 * DAY, 6 * DAY);
+    run(r, &def, &f);
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 6 days, on "
+                   "2027-01-21T08:00:00Z; under the 7-day critical threshold",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* A 1-day certificate (lifetimes under two days read in hours). */
+    set_life(leaf, DAY, 2 * 3600);
+    run(r, &def, &f);
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 0 days, on "
+                   "2027-01-15T10:00:00Z; under 10% of its 24-hour lifetime",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* A broken certificate whose not_after precedes its not_before has no lifetime: no
+     * threshold (it is judged expired or not yet valid where that applies). */
+    leaf->not_before = NOW + 10 * DAY;
+    leaf->not_after = NOW + DAY;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.not_yet_valid");
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* The percentages are policy: 100 leaves the day rule, a smaller one warns later. */
+static void test_expiring_lifetime_policy(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+    int64_t warn_s, crit_s;
+    enum cm_expiry_rule wr, cr;
+
+    /* 100%: the day rule alone; a 6-day certificate warns its whole life. */
+    p.warn_lifetime_pct = 100;
+    p.crit_lifetime_pct = 100;
+    set_life(leaf, 6 * DAY, 5 * DAY);
+    run(r, &p, &f);
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 5 days, on "
+                   "2027-01-20T08:00:00Z; under the 7-day critical threshold",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* 20% / 5%: a 90-day certificate warns at 18 days, critical at 4.5. */
+    p.warn_lifetime_pct = 20;
+    p.crit_lifetime_pct = 5;
+    set_life(leaf, 90 * DAY, 19 * DAY);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    set_life(leaf, 90 * DAY, 17 * DAY);
+    run(r, &p, &f);
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 17 days, on "
+                   "2027-02-01T08:00:00Z; under 20% of its 90-day lifetime",
+                   __LINE__);
+    cm_findings_clear(&f);
+    set_life(leaf, 90 * DAY, 4 * DAY);
+    run(r, &p, &f);
+    expect_finding(&f, 0, "cert.expiring", CM_SEV_CRITICAL, 0,
+                   "leaf certificate 0 (CN=example.com) expires in 4 days, on "
+                   "2027-01-19T08:00:00Z; under 5% of its 90-day lifetime",
+                   __LINE__);
+    cm_findings_clear(&f);
+
+    /* The thresholds themselves, and which rule set them. */
+    cm_expiry_thresholds(leaf, &p, &warn_s, &crit_s, &wr, &cr);
+    EXPECT_INT(warn_s, 18 * DAY);
+    EXPECT_INT(crit_s, 90 * DAY * 5 / 100);
+    EXPECT_INT(wr, CM_EXPIRY_LIFETIME);
+    EXPECT_INT(cr, CM_EXPIRY_LIFETIME);
+    cm_expiry_thresholds(leaf, &def, &warn_s, &crit_s, &wr, &cr);
+    EXPECT_INT(warn_s, 90 * DAY * 33 / 100);
+    EXPECT_INT(crit_s, 7 * DAY);
+    EXPECT_INT(wr, CM_EXPIRY_LIFETIME);
+    EXPECT_INT(cr, CM_EXPIRY_DAYS);
+    /* warn_days = 0 keeps the level off whatever the lifetime. */
+    p.warn_days = 0;
+    cm_expiry_thresholds(leaf, &p, &warn_s, &crit_s, NULL, NULL);
+    EXPECT_INT(warn_s, 0);
+    cm_policy_clear(&p);
+    cm_probe_result_free(r);
+}
+
+/* Our client certificate follows the same rule. */
+static void test_client_cert_lifetime(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_findings f;
+    struct cm_cert *c;
+
+    r->client_chain.certs = calloc(1, sizeof(*r->client_chain.certs));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->client_chain.certs);
+    r->client_chain.count = 1;
+    c = &r->client_chain.certs[0];
+    fill_cert(c, "CN=certmon client", "CN=Example CA", 0, 0, false);
+    set_life(c, 6 * DAY, 4 * DAY);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    set_life(c, 90 * DAY, 25 * DAY);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "mtls.client_cert_expiring");
+    expect_finding(&f, 0, "mtls.client_cert_expiring", CM_SEV_WARNING, -1,
+                   "our client certificate (CN=certmon client) expires in 25 days, on "
+                   "2027-02-09T08:00:00Z; under 33% of its 90-day lifetime",
+                   __LINE__);
+    cm_findings_clear(&f);
+    set_life(c, 6 * DAY, DAY / 2);
+    run(r, &def, &f);
+    expect_finding(&f, 0, "mtls.client_cert_expiring", CM_SEV_CRITICAL, -1,
+                   "our client certificate (CN=certmon client) expires in 0 days, on "
+                   "2027-01-15T20:00:00Z; under 10% of its 6-day lifetime",
+                   __LINE__);
+    cm_findings_clear(&f);
+    set_life(c, 365 * DAY, 20 * DAY);
+    run(r, &def, &f);
+    expect_finding(&f, 0, "mtls.client_cert_expiring", CM_SEV_WARNING, -1,
+                   "our client certificate (CN=certmon client) expires in 20 days, on "
+                   "2027-02-04T08:00:00Z; under the 30-day warning threshold",
+                   __LINE__);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
@@ -1695,6 +2053,7 @@ static void test_days_left_evidence(void)
     struct cm_cert *leaf = &r->tls.chain.certs[0];
     struct cm_findings f;
 
+    leaf->not_before = NOW - 80 * DAY; /* long enough for the day rule */
     leaf->not_after = NOW + 30 * DAY - 1;
     run(r, &def, &f);
     expect_evidence(find(&f, "cert.expiring", 0), true, 29, NULL, 0, NULL, __LINE__);
@@ -1811,6 +2170,7 @@ static void test_policy_severity(void)
     struct cm_policy p = CM_POLICY_DEFAULT;
     struct cm_findings f;
 
+    r->tls.chain.certs[0].not_before = NOW - 80 * DAY;
     r->tls.chain.certs[0].not_after = NOW + 20 * DAY; /* cert.expiring, warning */
     EXPECT_INT(cm_policy_set_severity(&p, "cert.expiring", CM_SEV_CRITICAL), 0);
     EXPECT_INT(p.rule_count, 1);
@@ -2554,7 +2914,8 @@ static void test_file_sound(void)
     cm_findings_clear(&f);
 
     /* Even a verification result left on it is not judged, nor a host name, nor leaf hygiene
-     * (no SAN, long life, wildcard), nor a must-staple leaf without staple. */
+     * (no SAN, wildcard), nor a must-staple leaf without staple. Only the lifetime of the
+     * first certificate is (test_file_lifetime); 800 days is too long. */
     r->tls.verify.done = true;
     r->tls.verify.trusted = false;
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
@@ -2564,7 +2925,7 @@ static void test_file_sound(void)
     set_sans(&r->tls.chain.certs[0], NULL, 0);
     swap_certs(r, 1, 2);
     run(r, &def, &f);
-    EXPECT_IDS(&f, "");
+    EXPECT_IDS(&f, "cert.lifetime_long");
     cm_findings_clear(&f);
 
     /* A lone self-signed certificate is no chain.self_signed either. */
@@ -2585,6 +2946,7 @@ static void test_file_validity(void)
 
     /* Positions and names in a bundle. */
     push_root(r);
+    r->tls.chain.certs[0].not_before = NOW - 100 * DAY; /* 110 days: the day rule */
     r->tls.chain.certs[0].not_after = NOW + 10 * DAY;
     r->tls.chain.certs[1].not_after = NOW - 3 * DAY;
     r->tls.chain.certs[2].not_before = NOW + DAY;
@@ -2592,7 +2954,7 @@ static void test_file_validity(void)
     EXPECT_IDS(&f, "cert.expiring cert.expired cert.not_yet_valid");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
                    "bundle certificate 0 (CN=example.com) expires in 10 days, on "
-                   "2027-01-25T08:00:00Z",
+                   "2027-01-25T08:00:00Z; under the 30-day warning threshold",
                    __LINE__);
     expect_finding(&f, 1, "cert.expired", CM_SEV_CRITICAL, 1,
                    "bundle certificate 1 (CN=Example CA) expired 3 days ago, on "
@@ -2610,8 +2972,37 @@ static void test_file_validity(void)
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expiring");
     expect_finding(&f, 0, "cert.expiring", CM_SEV_WARNING, 0,
-                   "the certificate (CN=example.com) expires in 10 days, on 2027-01-25T08:00:00Z",
+                   "the certificate (CN=example.com) expires in 10 days, on 2027-01-25T08:00:00Z; "
+                   "under the 30-day warning threshold",
                    __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* A file's first certificate gets cert.lifetime_long too, under its entry's policy. */
+static void test_file_lifetime(void)
+{
+    struct cm_probe_result *r = file_result();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    r->tls.chain.certs[0].not_before = NOW - DAY;
+    r->tls.chain.certs[0].not_after = NOW + 300 * DAY;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.lifetime_long");
+    expect_finding(&f, 0, "cert.lifetime_long", CM_SEV_INFO, 0,
+                   "bundle certificate 0 (CN=example.com) was issued 2027-01-14, valid 301 days; "
+                   "certificates issued from 2026-03-15 may be valid at most 200 days",
+                   __LINE__);
+    cm_findings_clear(&f);
+    p.max_lifetime_days = 365;
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    /* A CA bundle: its first certificate is a CA and may live long. */
+    r->tls.chain.certs[0].is_ca = true;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "");
     cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
@@ -3114,6 +3505,11 @@ static CU_TestInfo tests[] = {
     {"chain.root_sent", test_root_sent},
     {"cert.no_san", test_no_san},
     {"cert.lifetime_long", test_lifetime_long},
+    {"cert.lifetime_long: max_lifetime_days", test_lifetime_policy},
+    {"CA/B lifetime schedule", test_lifetime_limit_days},
+    {"expiring: share of the lifetime", test_expiring_lifetime},
+    {"expiring: lifetime percentages", test_expiring_lifetime_policy},
+    {"mtls: client certificate, share of the lifetime", test_client_cert_lifetime},
     {"cert.wildcard", test_wildcard},
     {"ocsp findings", test_ocsp},
     {"ocsp needs a handshake", test_ocsp_needs_handshake},
@@ -3145,6 +3541,7 @@ static CU_TestInfo tests[] = {
     {"posture: renegotiation.insecure", test_renegotiation},
     {"posture: order and policy", test_posture_order_and_policy},
     {"file: sound files", test_file_sound},
+    {"file: lifetime", test_file_lifetime},
     {"file: validity", test_file_validity},
     {"file: key and signature", test_file_strength},
     {"file: failed", test_file_failed},

@@ -248,6 +248,9 @@ static void test_defaults(void)
     CU_ASSERT_PTR_NULL(cfg->state_file);
     EXPECT_INT(cfg->policy.warn_days, 30);
     EXPECT_INT(cfg->policy.crit_days, 7);
+    EXPECT_INT(cfg->policy.warn_lifetime_pct, 33);
+    EXPECT_INT(cfg->policy.crit_lifetime_pct, 10);
+    EXPECT_INT(cfg->policy.max_lifetime_days, 0);
     EXPECT_INT(cfg->policy.min_rsa_bits, 2048);
     EXPECT_INT(cfg->policy.min_ec_bits, 256);
     CU_ASSERT_FALSE(cfg->policy.allow_self_signed);
@@ -466,6 +469,74 @@ static void test_policy_override(void)
                  "  warn_days = 3; } );\n",
                  3, "targets[0].warn_days", "crit_days (5, from global)",
                  "must not exceed warn_days (3)");
+}
+
+/* warn_lifetime_pct, crit_lifetime_pct and max_lifetime_days: global, per target, per file
+ * entry; bad values named with FILE:LINE. */
+static void test_lifetime_keys(void)
+{
+    struct cm_config *cfg = load_ok(
+        "global = { warn_lifetime_pct = 50; crit_lifetime_pct = 20; max_lifetime_days = 825; };\n"
+        "targets = (\n"
+        "  { host = \"a.example\"; warn_lifetime_pct = 25; max_lifetime_days = 0; },\n"
+        "  { host = \"b.example\"; crit_lifetime_pct = 50; }\n"
+        ");\n"
+        "files = ( { path = \"/srv/certs\"; crit_lifetime_pct = 1; max_lifetime_days = 36500; } "
+        ");\n");
+    const struct cm_config_target *a, *b, *f;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->target_count, 3);
+    a = &cfg->targets[0];
+    b = &cfg->targets[1];
+    f = &cfg->targets[2];
+    EXPECT_INT(cfg->policy.warn_lifetime_pct, 50);
+    EXPECT_INT(cfg->policy.crit_lifetime_pct, 20);
+    EXPECT_INT(cfg->policy.max_lifetime_days, 825);
+    EXPECT_INT(a->policy.warn_lifetime_pct, 25);
+    EXPECT_INT(a->policy.crit_lifetime_pct, 20);
+    EXPECT_INT(a->policy.max_lifetime_days, 0); /* back to the CA/B schedule */
+    EXPECT_INT(b->policy.warn_lifetime_pct, 50);
+    EXPECT_INT(b->policy.crit_lifetime_pct, 50); /* equal to warn is fine */
+    EXPECT_INT(b->policy.max_lifetime_days, 825);
+    EXPECT_INT(f->kind, CM_TARGET_FILE);
+    EXPECT_INT(f->policy.warn_lifetime_pct, 50);
+    EXPECT_INT(f->policy.crit_lifetime_pct, 1);
+    EXPECT_INT(f->policy.max_lifetime_days, 36500);
+    /* A changed threshold changes how the target is judged: a new spec. */
+    CU_ASSERT(a->spec_hash != b->spec_hash);
+    cm_config_free(cfg);
+
+    /* Ranges: 0 < pct <= 100, 0 <= max_lifetime_days <= 36500, integers only. */
+    EXPECT_ERROR("global = { warn_lifetime_pct = 0; };\n", 1, "global.warn_lifetime_pct",
+                 "must be an integer from 1 to 100, not 0");
+    EXPECT_ERROR("global = {\n  crit_lifetime_pct = 101; };\n", 2, "global.crit_lifetime_pct",
+                 "from 1 to 100, not 101");
+    EXPECT_ERROR("targets = ( { host = \"a.example\";\n  warn_lifetime_pct = -5; } );\n", 2,
+                 "targets[0].warn_lifetime_pct", "from 1 to 100, not -5");
+    EXPECT_ERROR("global = { warn_lifetime_pct = 33.3; };\n", 1, "global.warn_lifetime_pct",
+                 "expected an integer, found");
+    EXPECT_ERROR("global = { warn_lifetime_pct = \"33%\"; };\n", 1, "global.warn_lifetime_pct",
+                 "expected an integer, found");
+    EXPECT_ERROR("files = ( { path = \"/srv\";\n\n  max_lifetime_days = -1; } );\n", 3,
+                 "files[0].max_lifetime_days", "from 0 to 36500, not -1");
+    EXPECT_ERROR("global = { max_lifetime_days = 36501; };\n", 1, "global.max_lifetime_days",
+                 "from 0 to 36500, not 36501");
+    /* crit must not exceed warn, inherited values included. */
+    EXPECT_ERROR("global = { warn_lifetime_pct = 20;\n  crit_lifetime_pct = 30; };\n", 2,
+                 "global.crit_lifetime_pct", "crit_lifetime_pct (30)",
+                 "must not exceed warn_lifetime_pct (20)");
+    EXPECT_ERROR("global = { crit_lifetime_pct = 25; };\n"
+                 "targets = ( { host = \"a.example\";\n"
+                 "  warn_lifetime_pct = 20; } );\n",
+                 3, "targets[0].warn_lifetime_pct", "crit_lifetime_pct (25, from global)",
+                 "must not exceed warn_lifetime_pct (20)");
+    EXPECT_ERROR("files = ( { path = \"/srv\"; crit_lifetime_pct = 40; } );\n", 1,
+                 "files[0].crit_lifetime_pct", "crit_lifetime_pct (40)",
+                 "must not exceed warn_lifetime_pct (33, from global)");
+    /* A misspelt key gets a suggestion. */
+    EXPECT_ERROR("global = { warn_lifetime_pc = 20; };\n", 1, "global.warn_lifetime_pc",
+                 "warn_lifetime_pct");
 }
 
 static void test_relative_paths(void)
@@ -1512,6 +1583,7 @@ static CU_TestInfo tests[] = {
     {"defaults", test_defaults},
     {"all_values", test_all_values},
     {"policy_override", test_policy_override},
+    {"lifetime keys", test_lifetime_keys},
     {"relative_paths", test_relative_paths},
     {"include", test_include},
     {"hostile_files", test_hostile_files},

@@ -584,11 +584,12 @@ static void test_analyze_validity(void)
 {
     char when[32];
 
-    /* Sound files: no trust, order, host, SAN, lifetime or OCSP finding, although nothing
-     * here has a SAN, long.pem lives 800 days and the bundle ends with its root. */
+    /* Sound files: no trust, order, host, SAN or OCSP finding, although nothing here has a
+     * SAN and the bundle ends with its root. The lifetime of a file's first certificate is
+     * judged: long.pem lives 801 days, issued now (after 2026-03-15: 200 at most). */
     EXPECT_FINDINGS("leaf.pem", gen_now, "");
     EXPECT_FINDINGS("leaf.der", gen_now, "");
-    EXPECT_FINDINGS("long.pem", gen_now, "");
+    EXPECT_FINDINGS("long.pem", gen_now, "cert.lifetime_long@0");
     EXPECT_FINDINGS("bundle.pem", gen_now, "");
     EXPECT_FINDINGS("root.pem", gen_now, "");
 
@@ -596,9 +597,17 @@ static void test_analyze_validity(void)
     EXPECT_MESSAGE(
         "expired.pem", gen_now, "cert.expired", 0,
         fmt("the certificate (CN=certmon expired leaf) expired 2 days ago, on %s", when));
+    cm_time_rfc3339(gen_now - DAY, when, sizeof(when));
+    EXPECT_MESSAGE("long.pem", gen_now, "cert.lifetime_long", 0,
+                   fmt("the certificate (CN=certmon long leaf) was issued %.10s, valid 801 days; "
+                       "certificates issued from 2026-03-15 may be valid at most 200 days",
+                       when));
     cm_time_rfc3339(gen_now + 90 * DAY, when, sizeof(when));
+    /* 20 days left of 91: 33% of the lifetime is 30.03 days, so the day rule fires. */
     EXPECT_MESSAGE("leaf.pem", gen_now + 70 * DAY, "cert.expiring", 0,
-                   fmt("the certificate (CN=certmon file leaf) expires in 20 days, on %s", when));
+                   fmt("the certificate (CN=certmon file leaf) expires in 20 days, on %s; under "
+                       "the 30-day warning threshold",
+                       when));
     EXPECT_MESSAGE(
         "bundle.pem", gen_now + 100 * DAY, "cert.expired", 0,
         fmt("bundle certificate 0 (CN=certmon file leaf) expired 10 days ago, on %s", when));

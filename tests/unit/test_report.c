@@ -776,6 +776,7 @@ static void test_analysed_findings(void)
     const struct cm_policy policy = CM_POLICY_DEFAULT;
     json_t *j, *fs, *it;
 
+    r->tls.chain.certs[0].not_before = NOW - 80 * DAY; /* 100 days: warn_days applies */
     r->tls.chain.certs[0].not_after = NOW + 20 * DAY;
     r->tls.chain.certs[0].key_bits = 1024;
     free(r->tls.chain.certs[1].signature);

@@ -79,8 +79,9 @@ static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer
 }
 
 /* A successful probe of example.com:443: a trusted two-certificate chain matching the name,
- * the leaf valid until NOW + leaf_days. No OCSP staple (an info finding). Timings with more
- * digits than a report keeps. */
+ * the leaf issued 100 days ago and valid until NOW + leaf_days (a lifetime long enough that
+ * the fixed warn_days and crit_days are the expiry thresholds, not a share of it). No OCSP
+ * staple (an info finding). Timings with more digits than a report keeps. */
 static struct cm_probe_result *healthy(int64_t leaf_days)
 {
     struct cm_probe_result *r = calloc(1, sizeof(*r));
@@ -108,7 +109,7 @@ static struct cm_probe_result *healthy(int64_t leaf_days)
     r->tls.chain.certs = calloc(2, sizeof(struct cm_cert));
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.chain.certs);
     r->tls.chain.count = 2;
-    fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - DAY,
+    fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - 100 * DAY,
               NOW + leaf_days * DAY, false);
     fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
               NOW + 1825LL * DAY, true);

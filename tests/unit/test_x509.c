@@ -367,10 +367,10 @@ static void test_dates(void)
         const char *file;
         int64_t from, to; /* offsets from now, as mkpki.sh sets them */
     } cases[] = {
-        {"root.pem", -10 * DAY, 3650LL * DAY},  {"inter.pem", -10 * DAY, 1825LL * DAY},
-        {"valid.pem", -1 * DAY, 90 * DAY},      {"expired.pem", -60 * DAY, -2 * DAY},
-        {"notyet.pem", 10 * DAY, 100 * DAY},    {"expiring5.pem", -1 * DAY, 5 * DAY},
-        {"expiring20.pem", -1 * DAY, 20 * DAY}, {"wrongname.pem", -1 * DAY, 90 * DAY},
+        {"root.pem", -10 * DAY, 3650LL * DAY},   {"inter.pem", -10 * DAY, 1825LL * DAY},
+        {"valid.pem", -1 * DAY, 90 * DAY},       {"expired.pem", -60 * DAY, -2 * DAY},
+        {"notyet.pem", 10 * DAY, 100 * DAY},     {"expiring5.pem", -90 * DAY, 5 * DAY},
+        {"expiring20.pem", -90 * DAY, 20 * DAY}, {"wrongname.pem", -1 * DAY, 90 * DAY},
         {"self.pem", -1 * DAY, 90 * DAY},
     };
     int64_t now = pki_now();
