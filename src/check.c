@@ -95,7 +95,7 @@ struct check_run {
     bool progress;
     bool progress_shown;
     uv_timer_t progress_timer;
-    struct cm_httpc *http;        /* only with --ari-url or --acme-directory */
+    struct cm_httpc *http; /* only with --ari-url or --acme-directory */
     struct cm_ari_client *ari;
 };
 
@@ -603,8 +603,8 @@ static int ari_start(struct check_run *run, size_t i)
     if (!res || res->tls.chain.count == 0)
         return -1;
     /* With the deadline gone the lookup still gets a millisecond: its error says why. */
-    rc = cm_ari_lookup(run->ari, &src, &res->tls.chain.certs[0], end > now ? end - now : 1,
-                       on_ari, s, &a);
+    rc = cm_ari_lookup(run->ari, &src, &res->tls.chain.certs[0], end > now ? end - now : 1, on_ari,
+                       s, &a);
     if (rc == 0)
         return 0;
     res->ari = a;
@@ -1141,9 +1141,8 @@ int cm_check_main(int argc, char **argv)
         goto out_tls;
     }
     err[0] = '\0';
-    if ((o.ari_url || o.acme_directory) &&
-        (cm_httpc_new(&loop, &run.http, err, sizeof(err)) < 0 ||
-         cm_ari_client_new(run.http, 0, &run.ari) < 0)) {
+    if ((o.ari_url || o.acme_directory) && (cm_httpc_new(&loop, &run.http, err, sizeof(err)) < 0 ||
+                                            cm_ari_client_new(run.http, 0, &run.ari) < 0)) {
         fprintf(stderr, "certmon check: renewal information: %s\n", err[0] ? err : "out of memory");
         goto out_tls;
     }

@@ -333,13 +333,52 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     return e;
 }
 
-static void complete(struct dtarget *t, struct cm_probe_result *res)
+static void record_and_end(struct dtarget *t, struct cm_probe_result *res)
 {
     bool failed = res->error_kind != CM_ERRK_NONE;
 
     record(t->d, t->run_ct, t->run_ct->name, res, (time_t)res->finished_at);
     cm_probe_result_free(res);
     end_run(t, failed);
+}
+
+static void on_ari(struct cm_ari *a, void *arg)
+{
+    struct dtarget *t = arg;
+    struct cm_probe_result *res = t->ari_wait;
+
+    t->ari_wait = NULL;
+    res->ari = a; /* NULL (out of memory): judged without */
+    if (t->d->stopping || t->removed) {
+        cm_probe_result_free(res);
+        end_run(t, false);
+        return;
+    }
+    record_and_end(t, res);
+}
+
+/* The probe (and its posture pass) is done. A target with renewal information configured
+ * asks for its leaf's, from the cache or within the target's timeout of its own (the probe's
+ * deadline is spent): this run waits, other targets' runs do not. */
+static void complete(struct dtarget *t, struct cm_probe_result *res)
+{
+    const struct cm_config_target *ct = t->run_ct;
+    struct cm_ari_source src = {ct->ari_url, ct->acme_directory, NULL};
+    struct cm_ari *a = NULL;
+    int rc;
+
+    if (t->d->ari && (src.ari_url || src.directory) && res->tls.chain.count > 0) {
+        t->ari_wait = res;
+        const struct cm_cert *leaf = &res->tls.chain.certs[0];
+        rc = cm_ari_lookup(t->d->ari, &src, leaf, ct->timeout_ms, on_ari, t, &a);
+        if (rc == 0)
+            return;
+        t->ari_wait = NULL;
+        res->ari = a;
+        if (rc < 0)
+            cm_log_error("ari", "target=%s lookup cannot start: %s", ct->name, cm_strerror(rc));
+    }
+    record_and_end(t, res);
 }
 
 static void on_posture(struct cm_posture *p, void *arg)
@@ -943,6 +982,9 @@ static void stop(struct daemon *d, const char *why)
         cm_notify_close(d->notify);
         d->notify = NULL;
     }
+    /* Lookups waiting for renewal information end now ("cancelled"): their runs end. */
+    cm_ari_client_free(d->ari);
+    d->ari = NULL;
     cm_httpc_close(d->http);
     d->http = NULL;
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
@@ -1134,7 +1176,8 @@ int cm_run_main(int argc, char **argv)
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
     cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
     if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
-        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0) {
+        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0 ||
+        cm_ari_client_new(d.http, 0, &d.ari) < 0) {
         fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
                 d.http ? "out of memory" : err);
         rc = 1;
@@ -1186,6 +1229,7 @@ out_handles:
     }
 out:
     cm_notify_close(d.notify);
+    cm_ari_client_free(d.ari);
     cm_httpc_close(d.http);
     cm_sched_close(d.sched);
     cm_resolver_close(d.resolver);
