@@ -604,6 +604,39 @@ int cm_ari_lookup(struct cm_ari_client *c, const struct cm_ari_source *src,
     return dir_lookup(c, src, id, sha256, timeout_ms, cb, arg, out);
 }
 
+int cm_ari_peek(struct cm_ari_client *c, const struct cm_ari_source *src,
+                const struct cm_cert *leaf, struct cm_ari **out, bool *due)
+{
+    char id[CM_ARI_ID_MAX], err[200], *url;
+    const char *base = src ? src->ari_url : NULL;
+    struct entry *e;
+    size_t bl, ul;
+
+    *out = NULL;
+    *due = true;
+    if (!c || !src || c->freeing)
+        return 0;
+    if (!base && src->directory)
+        for (struct dir *d = c->dirs; d && !base; d = d->next)
+            if (!strcmp(d->url, src->directory))
+                base = d->renewal_url;
+    if (!base || cm_ari_cert_id(leaf, id, sizeof(id), err, sizeof(err)) < 0)
+        return 0;
+    bl = strlen(base);
+    ul = bl + strlen(id) + 2;
+    if (!(url = malloc(ul)))
+        return -ENOMEM;
+    snprintf(url, ul, "%s%s%s", base, bl > 0 && base[bl - 1] == '/' ? "" : "/", id);
+    for (e = c->head; e; e = e->next)
+        if (!strcmp(e->url, url))
+            break;
+    free(url);
+    if (!e || !e->ans)
+        return 0;
+    *due = !e->xfer && (int64_t)time(NULL) >= e->ans->next_poll;
+    return (*out = answer_for(e->ans, leaf->sha256)) ? 1 : -ENOMEM;
+}
+
 void cm_ari_client_free(struct cm_ari_client *c)
 {
     if (!c)

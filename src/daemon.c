@@ -333,52 +333,104 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     return e;
 }
 
-static void record_and_end(struct dtarget *t, struct cm_probe_result *res)
+static int cmp_name_dtarget(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct dtarget *const *)elem)->ct->name);
+}
+
+/* True when two answers judge a certificate alike (the same window, or both without one). */
+static bool ari_alike(const struct cm_ari *a, const struct cm_ari *b)
+{
+    if (!a || !b)
+        return !a && !b;
+    if (a->has_window != b->has_window)
+        return false;
+    if (!a->has_window)
+        return true;
+    return a->window_start == b->window_start && a->window_end == b->window_end &&
+           !a->explanation_url == !b->explanation_url &&
+           (!a->explanation_url || !strcmp(a->explanation_url, b->explanation_url));
+}
+
+/* A renewal information request a run started; the run itself has ended. */
+struct ari_refresh {
+    struct daemon *d;
+    char *name;       /* the target's */
+    struct cm_ari *old; /* what the run was judged with, or NULL */
+};
+
+/* When the answer changes the judgement, the target runs again at once to be judged with it
+ * (from the cache): a new window shows within a moment, not an interval later. */
+static void on_ari_refresh(struct cm_ari *a, void *arg)
+{
+    struct ari_refresh *r = arg;
+    struct daemon *d = r->d;
+    struct dtarget **tp;
+
+    if (!d->stopping && a && !ari_alike(r->old, a) &&
+        (tp = bsearch(r->name, d->targets, d->ntargets, sizeof(*d->targets), cmp_name_dtarget))) {
+        if ((*tp)->run_gen)
+            (*tp)->rerun_soon = true;
+        else
+            cm_sched_reschedule(d->sched, &(*tp)->job, 0);
+    }
+    cm_ari_free(a);
+    cm_ari_free(r->old);
+    free(r->name);
+    free(r);
+}
+
+/* Gives res the renewal information its target asks for. The run never waits for the CA:
+ * it is judged with the last answer the cache holds, and when that is missing or due, a
+ * request (bounded by the target's timeout) refreshes it behind (on_ari_refresh). An answer
+ * known at once (a leaf without an id, a directory that failed a moment ago) is used at
+ * once. */
+static void attach_ari(struct daemon *d, const struct cm_config_target *ct,
+                       struct cm_probe_result *res)
+{
+    struct cm_ari_source src = {ct->ari_url, ct->acme_directory, NULL};
+    const struct cm_cert *leaf;
+    struct ari_refresh *r;
+    struct cm_ari *a = NULL;
+    bool due = false;
+    int rc;
+
+    if (!d->ari || (!src.ari_url && !src.directory) || res->tls.chain.count == 0)
+        return;
+    leaf = &res->tls.chain.certs[0];
+    if (cm_ari_peek(d->ari, &src, leaf, &res->ari, &due) < 0 || !due)
+        return;
+    if (!(r = calloc(1, sizeof(*r))) || !(r->name = strdup(ct->name)) ||
+        (res->ari && !(r->old = cm_ari_copy(res->ari)))) {
+        if (r)
+            free(r->name);
+        free(r);
+        cm_log_error("ari", "target=%s out of memory", ct->name);
+        return;
+    }
+    r->d = d;
+    rc = cm_ari_lookup(d->ari, &src, leaf, ct->timeout_ms, on_ari_refresh, r, &a);
+    if (rc == 0)
+        return;
+    if (rc < 0)
+        cm_log_error("ari", "target=%s lookup cannot start: %s", ct->name, cm_strerror(rc));
+    if (a) {
+        cm_ari_free(res->ari);
+        res->ari = a;
+    }
+    cm_ari_free(r->old);
+    free(r->name);
+    free(r);
+}
+
+static void complete(struct dtarget *t, struct cm_probe_result *res)
 {
     bool failed = res->error_kind != CM_ERRK_NONE;
 
+    attach_ari(t->d, t->run_ct, res);
     record(t->d, t->run_ct, t->run_ct->name, res, (time_t)res->finished_at);
     cm_probe_result_free(res);
     end_run(t, failed);
-}
-
-static void on_ari(struct cm_ari *a, void *arg)
-{
-    struct dtarget *t = arg;
-    struct cm_probe_result *res = t->ari_wait;
-
-    t->ari_wait = NULL;
-    res->ari = a; /* NULL (out of memory): judged without */
-    if (t->d->stopping || t->removed) {
-        cm_probe_result_free(res);
-        end_run(t, false);
-        return;
-    }
-    record_and_end(t, res);
-}
-
-/* The probe (and its posture pass) is done. A target with renewal information configured
- * asks for its leaf's, from the cache or within the target's timeout of its own (the probe's
- * deadline is spent): this run waits, other targets' runs do not. */
-static void complete(struct dtarget *t, struct cm_probe_result *res)
-{
-    const struct cm_config_target *ct = t->run_ct;
-    struct cm_ari_source src = {ct->ari_url, ct->acme_directory, NULL};
-    struct cm_ari *a = NULL;
-    int rc;
-
-    if (t->d->ari && (src.ari_url || src.directory) && res->tls.chain.count > 0) {
-        t->ari_wait = res;
-        const struct cm_cert *leaf = &res->tls.chain.certs[0];
-        rc = cm_ari_lookup(t->d->ari, &src, leaf, ct->timeout_ms, on_ari, t, &a);
-        if (rc == 0)
-            return;
-        t->ari_wait = NULL;
-        res->ari = a;
-        if (rc < 0)
-            cm_log_error("ari", "target=%s lookup cannot start: %s", ct->name, cm_strerror(rc));
-    }
-    record_and_end(t, res);
 }
 
 static void on_posture(struct cm_posture *p, void *arg)
@@ -982,7 +1034,7 @@ static void stop(struct daemon *d, const char *why)
         cm_notify_close(d->notify);
         d->notify = NULL;
     }
-    /* Lookups waiting for renewal information end now ("cancelled"): their runs end. */
+    /* Renewal information requests in flight end now ("cancelled"). */
     cm_ari_client_free(d->ari);
     d->ari = NULL;
     cm_httpc_close(d->http);

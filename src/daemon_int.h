@@ -39,7 +39,6 @@ struct dtarget {
     struct cm_posture_pass *pass;
     struct cm_file_scan_job *scan;
     struct cm_probe_result *pending; /* waiting for its posture pass */
-    struct cm_probe_result *ari_wait; /* waiting for its renewal information (ari.h) */
     bool removed;                    /* dropped by a reload while running */
     /* From the state file at start: when it last ran, and whether that failed. */
     int64_t restored_last;

@@ -91,6 +91,14 @@ int cm_ari_lookup(struct cm_ari_client *c, const struct cm_ari_source *src,
                   const struct cm_cert *leaf, uint64_t timeout_ms, cm_ari_cb cb, void *arg,
                   struct cm_ari **out);
 
+/* The cached answer for leaf from src, whether or not it is due to be asked again, into *out
+ * (a copy): 1, or 0 when there is none (nothing asked yet, the directory not fetched yet, a
+ * leaf without an id), or -ENOMEM. *due tells whether a cm_ari_lookup now would ask the
+ * server (no answer, or its next_poll has come). Never starts a request. For callers that
+ * must not wait (the daemon judges with the last answer and refreshes behind). */
+int cm_ari_peek(struct cm_ari_client *c, const struct cm_ari_source *src,
+                const struct cm_cert *leaf, struct cm_ari **out, bool *due);
+
 /* Certificates cached and HTTP requests made so far (for tests and metrics). */
 void cm_ari_client_stats(const struct cm_ari_client *c, size_t *entries, size_t *requests);
 
