@@ -32,7 +32,7 @@ static void test_base64url(void)
      * from base64 ("+/" become "-_"). */
     static const struct {
         const char *in, *out;
-    } v[] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},         {"foo", "Zm9v"},
+    } v[] = {{"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
              {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
     char buf[32];
 
@@ -211,8 +211,7 @@ static void test_directory_parse(void)
         {"{\"renewalInfo\": 3}", "not an http(s) URL"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        EXPECT_INT(cm_ari_directory_parse(bad[i].body, strlen(bad[i].body), &url, err,
-                                          sizeof(err)),
+        EXPECT_INT(cm_ari_directory_parse(bad[i].body, strlen(bad[i].body), &url, err, sizeof(err)),
                    CM_EBADARG);
         CU_ASSERT_PTR_NULL(url);
         CU_ASSERT(strstr(err, bad[i].why) != NULL);
@@ -412,8 +411,15 @@ static int start_server(void)
     snprintf(port, sizeof(port), "%d", srv_port);
     snprintf(srv_log, sizeof(srv_log), "/tmp/certmon-unit-ari-%d.jsonl", (int)getpid());
     unlink(srv_log);
-    char *argv[] = {"/usr/bin/python3", (char *)cm_th_script("ari_server.py"), "--port", port,
-                    "--log", srv_log, "--lifetime", "120", NULL};
+    char *argv[] = {"/usr/bin/python3",
+                    (char *)cm_th_script("ari_server.py"),
+                    "--port",
+                    port,
+                    "--log",
+                    srv_log,
+                    "--lifetime",
+                    "120",
+                    NULL};
     srv_pid = cm_th_spawn(argv, NULL);
     if (srv_pid < 0 || !cm_th_wait_port(srv_port, (int)(10000 * CERTMON_SLOWDOWN)))
         return -1;
@@ -659,8 +665,7 @@ static void test_client_errors(void)
         {"nosuchmode", "HTTP 404 (the CA does not know this certificate)", 300},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s/renewal-info/", srv_port,
-                 cases[i].mode);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/%s/renewal-info/", srv_port, cases[i].mode);
         struct cm_ari_source src = {.ari_url = url};
         EXPECT_INT(cm_ari_lookup(c, &src, &leaf, 5000, on_got, &g, &a), 0);
         CU_ASSERT(run_until(&loop, &g.n, 1, 10000));
