@@ -1,4 +1,5 @@
 #include "certmon/analyze.h"
+#include "certmon/ari.h"
 #include "certmon/error.h"
 #include "certmon/posture.h"
 #include "certmon/text.h"
@@ -68,6 +69,11 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"mtls.client_cert_rejected", CM_SEV_CRITICAL, "the server refused our client certificate"},
     {"mtls.client_cert_expiring", CM_SEV_WARNING, "our client certificate expires soon"},
     {"mtls.client_cert_expired", CM_SEV_CRITICAL, "our client certificate has expired"},
+    {"cert.renewal_window_passed", CM_SEV_WARNING,
+     "the CA's suggested renewal window (ACME ARI) has ended and the certificate is still served"},
+    {"cert.renewal_window_open", CM_SEV_INFO,
+     "the CA's suggested renewal window (ACME ARI) for the served certificate is open"},
+    {"ari.unavailable", CM_SEV_INFO, "the CA's renewal information (ACME ARI) could not be read"},
 };
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
@@ -1338,6 +1344,46 @@ static int analyze_file(struct ctx *x)
     return chain->count ? check_lifetime(x, &chain->certs[0], 0) : 0;
 }
 
+/* ACME renewal information (RFC 9773) for the leaf, as the caller fetched it into res->ari.
+ * The window only counts for the certificate it was asked about: a leaf served since (a
+ * renewal) is judged on its own next lookup. */
+static int check_ari(struct ctx *x)
+{
+    const struct cm_ari *a = x->res->ari;
+    const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
+    char start[32], end[32], expl[300] = "";
+    int64_t now = (int64_t)x->now;
+
+    if (!a)
+        return 0;
+    if (!a->has_window) {
+        char why[600];
+        cm_text_escape(a->error ? a->error : "no suggested window", why, sizeof(why));
+        return add(x, NULL, "ari.unavailable", CM_SEV_INFO, 0, "%s", why);
+    }
+    if (!a->cert_sha256 || !leaf->sha256 || strcmp(a->cert_sha256, leaf->sha256) != 0)
+        return 0;
+    cm_time_rfc3339(a->window_start, start, sizeof(start));
+    cm_time_rfc3339(a->window_end, end, sizeof(end));
+    if (a->explanation_url) {
+        char esc[260];
+        bool whole = cm_text_escape(a->explanation_url, esc, sizeof(esc));
+        snprintf(expl, sizeof(expl), "; explanation: %s%s", esc, whole ? "" : "...");
+    }
+    if (now > a->window_end)
+        return add(x, NULL, "cert.renewal_window_passed", CM_SEV_WARNING, 0,
+                   "the CA suggested renewing the leaf certificate between %s and %s; that "
+                   "window ended %lld hour%s ago and the same certificate is still served%s",
+                   start, end, (long long)((now - a->window_end) / 3600),
+                   (now - a->window_end) / 3600 == 1 ? "" : "s", expl);
+    if (now >= a->window_start)
+        return add(x, NULL, "cert.renewal_window_open", CM_SEV_INFO, 0,
+                   "the CA suggests renewing the leaf certificate now: its renewal window runs "
+                   "from %s to %s%s",
+                   start, end, expl);
+    return 0;
+}
+
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out)
 {
@@ -1368,6 +1414,8 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
                   str0(res->verify_name))) < 0)
         return rc;
     if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0)
+        return rc;
+    if ((rc = check_ari(&x)) < 0)
         return rc;
     return check_posture(&x);
 }

@@ -3,6 +3,8 @@
 #include "certmon/error.h"
 #include "certmon/log.h"
 #include "certmon/posture.h"
+#include "certmon/ari.h"
+#include "certmon/httpc.h"
 #include "certmon/probe.h"
 #include "certmon/report.h"
 #include "certmon/resolve.h"
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -38,6 +41,8 @@ struct check_opts {
     bool quick;                    /* no posture pass */
     const char *interception_file; /* --interception-roots */
     char *interception_text;       /* its checked content, owned; the policy borrows it */
+    const char *ari_url;           /* --ari-url: ACME renewalInfo base URL */
+    const char *acme_directory;    /* --acme-directory: where to read it from */
 };
 
 struct check_run;
@@ -46,6 +51,8 @@ struct slot {
     struct check_run *run;
     size_t index;
     struct cm_posture_pass *fallback; /* the pass after a refused handshake, until it reports */
+    uint64_t started;                 /* loop time (ms) the probe started: its deadline's base */
+    bool ari_asked;                   /* the renewal information lookup has run or is running */
 };
 
 /* One posture pass shared by every target of a run that resolves to the same endpoint
@@ -88,6 +95,8 @@ struct check_run {
     bool progress;
     bool progress_shown;
     uv_timer_t progress_timer;
+    struct cm_httpc *http; /* only with --ari-url or --acme-directory */
+    struct cm_ari_client *ari;
 };
 
 static void usage(FILE *fp)
@@ -124,6 +133,9 @@ static void usage(FILE *fp)
           "                    more known interception roots (format of\n"
           "                    data/interception-roots.txt), beside the built-in ones\n"
           "  --quick           skip the posture pass (protocol versions, weak ciphers)\n"
+          "  --ari-url URL     ask this ACME renewalInfo URL (RFC 9773) when to renew the leaf\n"
+          "  --acme-directory URL\n"
+          "                    ... or the renewalInfo URL this ACME directory names\n"
           "  --json            print a JSON array, one object per target\n"
           "  -h, --help        show this help\n"
           "exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n",
@@ -574,9 +586,46 @@ static void emit_json_ready(struct check_run *run)
     }
 }
 
+static void settle(struct check_run *run, size_t i);
+
+static void on_ari(struct cm_ari *a, void *arg)
+{
+    struct slot *s = arg;
+
+    s->run->results[s->index]->ari = a; /* NULL (out of memory): reported without */
+    settle(s->run, s->index);
+}
+
+/* Asks for the renewal information of target i's leaf, within what is left of its deadline.
+ * Returns 0 when on_ari will settle the target, -1 when it is settled now. */
+static int ari_start(struct check_run *run, size_t i)
+{
+    struct slot *s = &run->slots[i];
+    struct cm_probe_result *res = run->results[i];
+    struct cm_ari_source src = {run->opts->ari_url, run->opts->acme_directory, NULL};
+    uint64_t now = uv_now(run->loop), end = s->started + run->timeout_ms;
+    struct cm_ari *a = NULL;
+    int rc;
+
+    s->ari_asked = true;
+    if (!res || res->tls.chain.count == 0)
+        return -1;
+    /* With the deadline gone the lookup still gets a millisecond: its error says why. */
+    rc = cm_ari_lookup(run->ari, &src, &res->tls.chain.certs[0], end > now ? end - now : 1, on_ari,
+                       s, &a);
+    if (rc == 0)
+        return 0;
+    res->ari = a;
+    return -1;
+}
+
 /* Target i is complete: its slot goes to the next target. */
 static void settle(struct check_run *run, size_t i)
 {
+    /* The renewal information comes last: it needs the leaf, and the probe's deadline
+     * bounds it too. */
+    if (run->ari && !run->slots[i].ari_asked && ari_start(run, i) == 0)
+        return;
     run->settled[i] = true;
     run->inflight--;
     run->done++;
@@ -715,6 +764,7 @@ static void launch(struct check_run *run)
         size_t i = run->next++;
         run->slots[i].run = run;
         run->slots[i].index = i;
+        run->slots[i].started = uv_now(run->loop);
         if (cm_probe_start(&run->env, &run->targets[i], run->timeout_ms, on_result, &run->slots[i],
                            NULL) < 0) {
             /* Out of memory: an internal failure, so the target is UNKNOWN, not CRITICAL. */
@@ -928,6 +978,8 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         {"json", no_argument, NULL, 'j'},
         {"quick", no_argument, NULL, 'Q'},
         {"interception-roots", required_argument, NULL, 'I'},
+        {"ari-url", required_argument, NULL, 'a'},
+        {"acme-directory", required_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1025,6 +1077,14 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         case 'I':
             o->interception_file = optarg;
             break;
+        case 'a':
+        case 'D':
+            if ((strncasecmp(optarg, "http://", 7) && strncasecmp(optarg, "https://", 8)) ||
+                strpbrk(optarg, " \t\r\n"))
+                return bad_usage("--%s must be an http:// or https:// URL, not '%s'",
+                                 c == 'a' ? "ari-url" : "acme-directory", optarg);
+            *(c == 'a' ? &o->ari_url : &o->acme_directory) = optarg;
+            break;
         case 'h':
             usage(stdout);
             return CM_STATUS_OK;
@@ -1043,6 +1103,8 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
                          o->policy.crit_lifetime_pct, o->policy.warn_lifetime_pct);
     if (!o->client_cert != !o->client_key)
         return bad_usage("--client-cert and --client-key go together");
+    if (o->ari_url && o->acme_directory)
+        return bad_usage("--ari-url and --acme-directory exclude each other");
     return -1;
 }
 
@@ -1122,6 +1184,12 @@ int cm_check_main(int argc, char **argv)
         fprintf(stderr, "certmon check: out of memory\n");
         goto out_tls;
     }
+    err[0] = '\0';
+    if ((o.ari_url || o.acme_directory) && (cm_httpc_new(&loop, &run.http, err, sizeof(err)) < 0 ||
+                                            cm_ari_client_new(run.http, 0, &run.ari) < 0)) {
+        fprintf(stderr, "certmon check: renewal information: %s\n", err[0] ? err : "out of memory");
+        goto out_tls;
+    }
     run.progress = isatty(STDERR_FILENO);
     if (run.progress) {
         uv_timer_init(&loop, &run.progress_timer);
@@ -1147,6 +1215,8 @@ out_tls:
     /* Close what is left (resolver sockets, closing probe handles) and let the loop run
      * dry before freeing what those handles might still use. */
     cm_resolver_close(run.env.resolver);
+    cm_ari_client_free(run.ari);
+    cm_httpc_close(run.http);
     if (cm_probe_orphans() > 0) {
         /* A chain still being described past its deadline (the report already says
          * "timeout"): waiting for it would break the deadline, and exit() would join the

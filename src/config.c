@@ -755,6 +755,8 @@ enum {
     TK_TIMEOUT,
     TK_POSTURE_INTERVAL,
     TK_POSTURE,
+    TK_ARI_URL,
+    TK_ACME_DIRECTORY,
     TK_N
 };
 static const struct key target_keys[TK_N] = {
@@ -779,6 +781,10 @@ static const struct key target_keys[TK_N] = {
                              offsetof(struct cm_config_target, posture_interval_ms), MS_MIN, DMAX,
                              0, 0},
     [TK_POSTURE] = {"posture", KT_BOOL, S_NONE, 0, 0, 0, 0, 0},
+    [TK_ARI_URL] = {"ari_url", KT_STRING, S_STR, offsetof(struct cm_config_target, ari_url), 0, 0,
+                    0, 0},
+    [TK_ACME_DIRECTORY] = {"acme_directory", KT_STRING, S_STR,
+                           offsetof(struct cm_config_target, acme_directory), 0, 0, 0, 0},
 };
 
 enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_N };
@@ -1604,6 +1610,9 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
     free(ok);
 }
 
+static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
+                     struct cm_config_target *t);
+
 static void read_target(struct loader *L, const config_setting_t *g, unsigned index,
                         struct cm_config_target *t, struct cm_config_origin *name_at)
 {
@@ -1714,6 +1723,7 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     }
     if ((s = seen.k[TK_LABELS]))
         read_labels(L, s, prefix, &t->labels);
+    read_ari(L, &seen, prefix, t);
 
     /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
     if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
@@ -1815,6 +1825,27 @@ static void check_url(struct loader *L, const config_setting_t *s, const char *p
         err_at(L, s, path, "must not contain spaces or control characters");
     else if (!has_scheme(url, mail ? smtp : web, 2))
         err_at(L, s, path, "must start with %s", mail ? "smtp:// or smtps://" : "http:// or https://");
+}
+
+/* ari_url or acme_directory: an http(s) URL, one of the two. */
+static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
+                     struct cm_config_target *t)
+{
+    const config_setting_t *u = seen->k[TK_ARI_URL], *d = seen->k[TK_ACME_DIRECTORY];
+    char path[80];
+
+    if (u && t->ari_url) {
+        snprintf(path, sizeof(path), "%s.ari_url", prefix);
+        check_url(L, u, path, t->ari_url, false);
+    }
+    if (d && t->acme_directory) {
+        snprintf(path, sizeof(path), "%s.acme_directory", prefix);
+        check_url(L, d, path, t->acme_directory, false);
+    }
+    if (u && d) {
+        snprintf(path, sizeof(path), "%s.acme_directory", prefix);
+        err_at(L, d, path, "acme_directory and ari_url exclude each other: give one of them");
+    }
 }
 
 static void read_notifier(struct loader *L, const config_setting_t *g, unsigned index,
@@ -2122,6 +2153,8 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_u64(h, t->interval_ms);
     h = hash_u64(h, t->timeout_ms);
     h = hash_u64(h, t->posture_interval_ms);
+    h = hash_str(h, t->ari_url);
+    h = hash_str(h, t->acme_directory);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.warn_days);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.crit_days);
     h = hash_u64(h, t->policy.warn_lifetime_pct);
@@ -2924,6 +2957,8 @@ void cm_config_free(struct cm_config *cfg)
         free(t->client_cert);
         free(t->client_key);
         free(t->connect_address);
+        free(t->ari_url);
+        free(t->acme_directory);
         labels_clear(&t->labels);
         cm_policy_clear(&t->policy);
     }

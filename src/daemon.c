@@ -333,10 +333,101 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     return e;
 }
 
+static int cmp_name_dtarget(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct dtarget *const *)elem)->ct->name);
+}
+
+/* True when two answers judge a certificate alike (the same window, or both without one). */
+static bool ari_alike(const struct cm_ari *a, const struct cm_ari *b)
+{
+    if (!a || !b)
+        return !a && !b;
+    if (a->has_window != b->has_window)
+        return false;
+    if (!a->has_window)
+        return true;
+    return a->window_start == b->window_start && a->window_end == b->window_end &&
+           !a->explanation_url == !b->explanation_url &&
+           (!a->explanation_url || !strcmp(a->explanation_url, b->explanation_url));
+}
+
+/* A renewal information request a run started; the run itself has ended. */
+struct ari_refresh {
+    struct daemon *d;
+    char *name;       /* the target's */
+    struct cm_ari *old; /* what the run was judged with, or NULL */
+};
+
+/* When the answer changes the judgement, the target runs again at once to be judged with it
+ * (from the cache): a new window shows within a moment, not an interval later. */
+static void on_ari_refresh(struct cm_ari *a, void *arg)
+{
+    struct ari_refresh *r = arg;
+    struct daemon *d = r->d;
+    struct dtarget **tp;
+
+    if (!d->stopping && a && !ari_alike(r->old, a) &&
+        (tp = bsearch(r->name, d->targets, d->ntargets, sizeof(*d->targets), cmp_name_dtarget))) {
+        if ((*tp)->run_gen)
+            (*tp)->rerun_soon = true;
+        else
+            cm_sched_reschedule(d->sched, &(*tp)->job, 0);
+    }
+    cm_ari_free(a);
+    cm_ari_free(r->old);
+    free(r->name);
+    free(r);
+}
+
+/* Gives res the renewal information its target asks for. The run never waits for the CA:
+ * it is judged with the last answer the cache holds, and when that is missing or due, a
+ * request (bounded by the target's timeout) refreshes it behind (on_ari_refresh). An answer
+ * known at once (a leaf without an id, a directory that failed a moment ago) is used at
+ * once. */
+static void attach_ari(struct daemon *d, const struct cm_config_target *ct,
+                       struct cm_probe_result *res)
+{
+    struct cm_ari_source src = {ct->ari_url, ct->acme_directory, NULL};
+    const struct cm_cert *leaf;
+    struct ari_refresh *r;
+    struct cm_ari *a = NULL;
+    bool due = false;
+    int rc;
+
+    if (!d->ari || (!src.ari_url && !src.directory) || res->tls.chain.count == 0)
+        return;
+    leaf = &res->tls.chain.certs[0];
+    if (cm_ari_peek(d->ari, &src, leaf, &res->ari, &due) < 0 || !due)
+        return;
+    if (!(r = calloc(1, sizeof(*r))) || !(r->name = strdup(ct->name)) ||
+        (res->ari && !(r->old = cm_ari_copy(res->ari)))) {
+        if (r)
+            free(r->name);
+        free(r);
+        cm_log_error("ari", "target=%s out of memory", ct->name);
+        return;
+    }
+    r->d = d;
+    rc = cm_ari_lookup(d->ari, &src, leaf, ct->timeout_ms, on_ari_refresh, r, &a);
+    if (rc == 0)
+        return;
+    if (rc < 0)
+        cm_log_error("ari", "target=%s lookup cannot start: %s", ct->name, cm_strerror(rc));
+    if (a) {
+        cm_ari_free(res->ari);
+        res->ari = a;
+    }
+    cm_ari_free(r->old);
+    free(r->name);
+    free(r);
+}
+
 static void complete(struct dtarget *t, struct cm_probe_result *res)
 {
     bool failed = res->error_kind != CM_ERRK_NONE;
 
+    attach_ari(t->d, t->run_ct, res);
     record(t->d, t->run_ct, t->run_ct->name, res, (time_t)res->finished_at);
     cm_probe_result_free(res);
     end_run(t, failed);
@@ -943,6 +1034,9 @@ static void stop(struct daemon *d, const char *why)
         cm_notify_close(d->notify);
         d->notify = NULL;
     }
+    /* Renewal information requests in flight end now ("cancelled"). */
+    cm_ari_client_free(d->ari);
+    d->ari = NULL;
     cm_httpc_close(d->http);
     d->http = NULL;
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
@@ -1134,7 +1228,8 @@ int cm_run_main(int argc, char **argv)
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
     cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
     if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
-        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0) {
+        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0 ||
+        cm_ari_client_new(d.http, 0, &d.ari) < 0) {
         fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
                 d.http ? "out of memory" : err);
         rc = 1;
@@ -1186,6 +1281,7 @@ out_handles:
     }
 out:
     cm_notify_close(d.notify);
+    cm_ari_client_free(d.ari);
     cm_httpc_close(d.http);
     cm_sched_close(d.sched);
     cm_resolver_close(d.resolver);

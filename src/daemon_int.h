@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "certmon/ari.h"
 #include "certmon/config.h"
 #include "certmon/filecert.h"
 #include "certmon/httpc.h"
@@ -81,7 +82,8 @@ struct daemon {
     uint64_t probes_ok, probes_failed;
     struct cm_httpd *httpd;       /* the metrics listener, or NULL */
     struct cm_httpd_counters http_counters; /* the listener's guard; kept across restarts */
-    struct cm_httpc *http;        /* outgoing HTTP and SMTP (notifiers) */
+    struct cm_httpc *http;        /* outgoing HTTP and SMTP (notifiers, renewal information) */
+    struct cm_ari_client *ari;    /* renewal information, cached per certificate */
     struct cm_notify *notify;     /* the notifiers; NULL once closed */
     bool notify_dirty;            /* alert tables or queues changed since the last write */
     char *notify_text;            /* their JSON, serialised for the write in flight */

@@ -189,7 +189,8 @@ static void kick(struct cm_httpc *h)
  * reported. */
 static void deliver(struct cm_httpc_xfer *x, CURLcode code, const char *why)
 {
-    struct cm_httpc_result r = {.curl_code = (int)code, .retry_after_s = -1, .body = ""};
+    struct cm_httpc_result r = {
+        .curl_code = (int)code, .retry_after_s = -1, .retry_after_hdr_s = -1, .body = ""};
     long status = 0;
 
     if (!why) {
@@ -201,6 +202,7 @@ static void deliver(struct cm_httpc_xfer *x, CURLcode code, const char *why)
         }
         if (r.status == 429 || r.status == 503)
             r.retry_after_s = x->retry_after_s;
+        r.retry_after_hdr_s = x->retry_after_s;
     }
     if (code != CURLE_OK)
         r.error = why ? why : x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);

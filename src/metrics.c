@@ -4,6 +4,7 @@
  * integers. A view is one allocation; its strings live in an arena inside it, stored once
  * even when they repeat (a leaf's issuer is the next certificate's subject). */
 #include "certmon/metrics.h"
+#include "certmon/text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -218,69 +219,11 @@ static struct mv_str intern_hex(struct builder *b, const char *s)
     return intern_end(b, start, true);
 }
 
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* RFC 3339 ("2027-01-27T23:59:59Z", also with a fraction, which is dropped, or a numeric
- * offset) to Unix seconds. */
-static bool parse_time(const char *s, int64_t *out)
-{
-    struct tm tm = {0};
-    int y, mo, d, h, mi, sec, oh, om, off = 0;
-    const char *p;
-    time_t t;
-
-    if (!s || strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec))
-        return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return false;
-    p = s + 19;
-    if (*p == '.') {
-        if (p[1] < '0' || p[1] > '9')
-            return false;
-        for (p++; *p >= '0' && *p <= '9'; p++)
-            ;
-    }
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if ((*p == '+' || *p == '-') && digits(p + 1, 2, &oh) && p[3] == ':' &&
-               digits(p + 4, 2, &om) && oh < 24 && om < 60) {
-        off = (*p == '-' ? -1 : 1) * (oh * 3600 + om * 60);
-        p += 6;
-    } else {
-        return false;
-    }
-    if (*p)
-        return false;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    *out = (int64_t)t - off;
-    return true;
-}
-
 static int64_t time_of(json_t *o, const char *key)
 {
     int64_t t;
 
-    return parse_time(json_string_value(json_object_get(o, key)), &t) ? t : NO_TIME;
+    return cm_rfc3339_parse(json_string_value(json_object_get(o, key)), &t) ? t : NO_TIME;
 }
 
 static int cmp_label(const void *a, const void *b)

@@ -1,4 +1,5 @@
 #include "certmon/probe.h"
+#include "certmon/ari.h"
 #include "certmon/error.h"
 #include "certmon/log.h"
 #include "certmon/posture.h"
@@ -721,5 +722,6 @@ void cm_probe_result_free(struct cm_probe_result *res)
     cm_tls_info_clear(&res->tls);
     cm_chain_clear(&res->client_chain);
     cm_posture_free(res->posture);
+    cm_ari_free(res->ari);
     free(res);
 }

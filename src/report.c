@@ -1,5 +1,6 @@
 #include "certmon/report.h"
 #include "certmon/posture.h"
+#include "certmon/ari.h"
 
 #include <string.h>
 
@@ -177,6 +178,31 @@ static json_t *tri_json(enum cm_tri v)
     return v == CM_TRI_UNKNOWN ? json_null() : json_boolean(v == CM_TRI_YES);
 }
 
+static json_t *ari_time(bool has, int64_t t)
+{
+    char buf[32];
+
+    if (!has)
+        return json_null();
+    cm_time_rfc3339(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+/* The ari object of docs/check.md (ACME renewal information), or JSON null when not asked.
+ * Strings from the CA go out as JSON strings: jansson escapes them. */
+static json_t *ari_json(const struct cm_ari *a)
+{
+    if (!a)
+        return json_null();
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "url", str_or_null(a->url),
+                     "cert_id", str_or_null(a->cert_id), "window_start",
+                     ari_time(a->has_window, a->window_start), "window_end",
+                     ari_time(a->has_window, a->window_end), "explanation_url",
+                     str_or_null(a->explanation_url), "retry_after",
+                     a->retry_after >= 0 ? json_integer(a->retry_after) : json_null(), "next_poll",
+                     ari_time(a->next_poll > 0, a->next_poll), "error", str_or_null(a->error));
+}
+
 /* The posture object of docs/check.md, or JSON null when the pass did not run. */
 static json_t *posture_json(const struct cm_posture *p)
 {
@@ -236,7 +262,7 @@ static json_t *file_json(json_t *o, const struct cm_probe_result *res,
          !set(o, "tls", json_null()) && !set(o, "verification", json_null()) &&
          !set(o, "ocsp", json_null()) && !set(o, "mtls", json_null()) && !set(o, "chain", chain) &&
          !set(o, "trust_anchor", json_null()) && !set(o, "findings", fs) &&
-         !set(o, "posture", json_null());
+         !set(o, "posture", json_null()) && !set(o, "ari", json_null());
     json_decref(err);
     json_decref(chain);
     json_decref(fs);
@@ -305,7 +331,8 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
                       tls->verify.hostname_match, "errors", errors)) ||
         set(o, "ocsp", ocsp_json(tls)) || set(o, "mtls", mtls_json(res, now)) ||
         set(o, "chain", chain) || set(o, "trust_anchor", anchor_json(tls, now)) ||
-        set(o, "findings", fs) || set(o, "posture", posture_json(res->posture))) {
+        set(o, "findings", fs) || set(o, "posture", posture_json(res->posture)) ||
+        set(o, "ari", ari_json(res->ari))) {
         json_decref(o);
         return NULL;
     }

@@ -56,6 +56,9 @@ struct cm_config_target {
     /* File: the path, glob or directory, absolute. NULL for endpoints. */
     char *path;
     char *ca_file, *client_cert, *client_key, *connect_address; /* absolute paths; or NULL */
+    /* ACME renewal information (RFC 9773, ari.h): the renewalInfo URL, or the ACME directory
+     * that names it; at most one is set (http:// or https://); both NULL: not asked. */
+    char *ari_url, *acme_directory;
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */

@@ -31,7 +31,9 @@ struct cm_httpc_result {
     const char *body;  /* response body (at most CM_HTTPC_BODY_MAX kept), NUL-terminated;
                           "" for cancelled transfers */
     size_t body_len;
-    int64_t retry_after_s; /* a 429/503 Retry-After header in seconds (delta or date), or -1 */
+    int64_t retry_after_s;     /* a 429/503 Retry-After header in seconds (delta or date), or -1 */
+    int64_t retry_after_hdr_s; /* the Retry-After header of the response whatever its status
+                                * (ACME renewal information sends it with a 200), or -1 */
     double elapsed_s;
 };
 

@@ -35,6 +35,7 @@ enum cm_phase {
 };
 
 struct cm_posture;
+struct cm_ari;
 
 /* Everything one probe saw. Plain data; whoever receives it owns it. */
 struct cm_probe_result {
@@ -62,6 +63,8 @@ struct cm_probe_result {
     int64_t finished_at;          /* Unix seconds when the result was produced */
     struct cm_posture *posture;   /* the posture pass (posture.h), owned; NULL when not run.
                                    * The probe never sets it: whoever runs the pass does. */
+    struct cm_ari *ari;           /* ACME renewal information for the leaf (ari.h), owned;
+                                   * NULL when not asked. Set, like posture, by the caller. */
     char *path;                   /* file targets (filecert.h): the file read, owned; NULL for
                                    * endpoints. Such a result has host NULL, port 0, no TLS
                                    * parameters and no verification: tls.chain holds the

@@ -1,10 +1,11 @@
 /* Text helpers of the base layer that more than one module needs: the edit distance behind
- * every "did you mean". One copy, so that each suggestion follows the same rule. */
+ * every "did you mean", hex and base64url codecs. One copy, so that each follows one rule. */
 #ifndef CERTMON_TEXT_H
 #define CERTMON_TEXT_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest word (in bytes) the edit distance compares; longer words are "far" (SIZE_MAX). The
  * work is one row of CM_EDIT_WORD_MAX + 1 counters on the stack, whatever the input. */
@@ -34,5 +35,28 @@ void cm_suggest_init(struct cm_suggest *s, const char *word, size_t max, bool no
 /* Considers cand (borrowed: s->best may point at it). The first of equally near candidates
  * wins. NULL is ignored. */
 void cm_suggest_add(struct cm_suggest *s, const char *cand);
+
+/* Bytes base64url (RFC 4648 section 5) needs for n input bytes, without padding, plus the
+ * NUL. */
+#define CM_B64URL_LEN(n) (((n) / 3) * 4 + ((n) % 3 ? (n) % 3 + 1 : 0) + 1)
+
+/* Encodes n bytes of in as base64url without padding into out (at least CM_B64URL_LEN(n)
+ * bytes), NUL-terminated. Returns the length written (without the NUL), or -1 when out is
+ * too small (out then holds ""; nothing is written when outlen is 0). */
+long cm_base64url_encode(const void *in, size_t n, char *out, size_t outlen);
+
+/* Decodes a string of hex digit pairs (either case, no separators) into out. Returns the
+ * number of bytes, or -1 for an odd length, a non-hex character or an out too small. */
+long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen);
+
+/* Copies in to out (outlen > 0), always NUL-terminated, with everything but printable ASCII
+ * escaped: a backslash becomes "\\", control characters, DEL and bytes above 0x7e become
+ * "\xHH". For text from peers (URLs, names) put into messages. Cut short (at a whole
+ * escape) when out is too small; returns true when all of in fit. */
+bool cm_text_escape(const char *in, char *out, size_t outlen);
+
+/* RFC 3339 ("2027-01-27T23:59:59Z", also with a fraction, which is dropped, or a numeric
+ * offset) to Unix seconds in *out. Returns false for NULL or anything else. */
+bool cm_rfc3339_parse(const char *s, int64_t *out);
 
 #endif

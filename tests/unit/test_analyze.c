@@ -2335,6 +2335,9 @@ static void test_catalogue(void)
         {"chain.ca_as_leaf", CM_SEV_CRITICAL},
         {"chain.interception_root", CM_SEV_CRITICAL},
         {"cert.purpose", CM_SEV_CRITICAL},
+        {"cert.renewal_window_passed", CM_SEV_WARNING},
+        {"cert.renewal_window_open", CM_SEV_INFO},
+        {"ari.unavailable", CM_SEV_INFO},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));

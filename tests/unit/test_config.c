@@ -946,6 +946,42 @@ static void test_targets(void)
                  "missing required setting 'path'");
 }
 
+/* ACME renewal information: an http(s) URL in ari_url or acme_directory, not both. */
+static void test_ari(void)
+{
+    struct cm_config *cfg =
+        load_ok("targets = (\n"
+                "  { host = \"a.example\"; ari_url = \"https://acme.example/renewal-info\"; },\n"
+                "  { host = \"b.example\"; acme_directory = \"http://127.0.0.1:14000/dir\"; },\n"
+                "  { host = \"c.example\"; }\n"
+                ");\n");
+
+    if (cfg) {
+        EXPECT_INT(cfg->target_count, 3);
+        EXPECT_STR(cfg->targets[0].ari_url, "https://acme.example/renewal-info");
+        CU_ASSERT_PTR_NULL(cfg->targets[0].acme_directory);
+        EXPECT_STR(cfg->targets[1].acme_directory, "http://127.0.0.1:14000/dir");
+        CU_ASSERT_PTR_NULL(cfg->targets[1].ari_url);
+        CU_ASSERT_PTR_NULL(cfg->targets[2].ari_url);
+        CU_ASSERT_PTR_NULL(cfg->targets[2].acme_directory);
+        /* The source is part of how the target is judged: a reload that changes it is a
+         * change. */
+        CU_ASSERT(cfg->targets[0].spec_hash != cfg->targets[2].spec_hash);
+        cm_config_free(cfg);
+    }
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; ari_url = \"ftp://acme.example/ri\"; } );\n",
+                 1, "targets[0].ari_url", "must start with http:// or https://");
+    EXPECT_ERROR("targets = ( { host = \"a.example\";\n  acme_directory = \"https://a b/\"; } );\n",
+                 2, "targets[0].acme_directory", "must not contain spaces");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; ari_url = \"\"; } );\n", 1,
+                 "targets[0].ari_url", "must not be empty");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; ari_url = \"https://a.example/ri\";\n"
+                 "  acme_directory = \"https://a.example/dir\"; } );\n",
+                 2, "targets[0].acme_directory", "exclude each other");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; ari_url = 5; } );\n", 1,
+                 "targets[0].ari_url", "string");
+}
+
 static void test_labels(void)
 {
     EXPECT_ERROR("targets = ( { host = \"a.example\";\n  labels = { bad-name = \"x\"; }; } );\n", 2,
@@ -1593,6 +1629,7 @@ static CU_TestInfo tests[] = {
     {"out_of_range", test_out_of_range},
     {"bad_durations", test_bad_durations},
     {"targets", test_targets},
+    {"ari_url and acme_directory", test_ari},
     {"labels", test_labels},
     {"duplicates", test_duplicates},
     {"files_readable", test_files_readable},

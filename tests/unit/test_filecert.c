@@ -676,7 +676,8 @@ static void test_report(void)
                  "\"sni\":null,\"address\":null,\"starttls\":null,\"status\":\"ok\","
                  "\"error\":null,\"timing_ms\":{\"dns\":null,\"connect\":null,\"starttls\":null,"
                  "\"handshake\":null},\"tls\":null,\"verification\":null,\"ocsp\":null,"
-                 "\"mtls\":null,\"trust_anchor\":null,\"findings\":[],\"posture\":null}",
+                 "\"mtls\":null,\"trust_anchor\":null,\"findings\":[],\"posture\":null,"
+                 "\"ari\":null}",
                  at("leaf.pem"), at("leaf.pem")) < 0)
         want = NULL;
     EXPECT_STR(dump, want);

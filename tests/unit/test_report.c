@@ -224,7 +224,7 @@ static json_t *render(const struct cm_probe_result *r, const struct cm_findings 
 static const char *const top_keys[] = {
     "target", "host",  "port",         "sni",      "address",      "starttls",
     "status", "error", "timing_ms",    "tls",      "verification", "ocsp",
-    "mtls",   "chain", "trust_anchor", "findings", "posture"};
+    "mtls",   "chain", "trust_anchor", "findings", "posture", "ari"};
 #define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
 
 static void test_top_level(void)
@@ -1155,7 +1155,7 @@ static void test_file_json(void)
     static const char *const file_keys[] = {
         "target",   "path",   "host",  "port",         "sni",      "address",
         "starttls", "status", "error", "timing_ms",    "tls",      "verification",
-        "ocsp",     "mtls",   "chain", "trust_anchor", "findings", "posture"};
+        "ocsp",     "mtls",   "chain", "trust_anchor", "findings", "posture", "ari"};
     struct cm_probe_result *r = file_result();
     struct cm_findings f = {0};
     json_t *j, *t;
@@ -1186,7 +1186,7 @@ static void test_file_json(void)
                      "\"starttls\":null,\"status\":\"warning\",\"error\":null,"
                      "\"timing_ms\":{\"dns\":null,\"connect\":null,\"starttls\":null,"
                      "\"handshake\":null,\"total\":0.25},\"tls\":null,\"verification\":null,"
-                     "\"ocsp\":null,\"mtls\":null,\"trust_anchor\":null,\"posture\":null}");
+                     "\"ocsp\":null,\"mtls\":null,\"trust_anchor\":null,\"posture\":null,\"ari\":null}");
     free(dump);
     json_decref(j);
     cm_findings_clear(&f);
