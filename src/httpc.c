@@ -41,9 +41,9 @@ struct cm_httpc_xfer {
 
     char *body; /* response body, NUL-terminated, at most body_max bytes kept */
     size_t body_len, body_cap;
-    size_t body_max;   /* bytes kept at most */
-    bool body_strict;  /* a longer body fails the transfer */
-    bool body_over;    /* ... and it was longer */
+    size_t body_max;  /* bytes kept at most */
+    bool body_strict; /* a longer body fails the transfer */
+    bool body_over;   /* ... and it was longer */
     int64_t retry_after_s;
     char etag[256], last_modified[64]; /* response headers, "" when absent */
 
@@ -193,8 +193,8 @@ static void kick(struct cm_httpc *h)
  * reported. */
 static void deliver(struct cm_httpc_xfer *x, CURLcode code, const char *why)
 {
-    struct cm_httpc_result r = {.curl_code = (int)code, .retry_after_s = -1, .body = "",
-                                .etag = "", .last_modified = ""};
+    struct cm_httpc_result r = {
+        .curl_code = (int)code, .retry_after_s = -1, .body = "", .etag = "", .last_modified = ""};
     long status = 0;
     char over[64];
 

@@ -74,9 +74,10 @@ struct cm_httpc_req {
 };
 
 /* Starts one HTTP request. Strings are copied. Returns 0 (cb will run) or, and cb will not
- * run: -EINVAL (no URL or callback, a scheme other than http/https (or file with allow_file), CR or LF in the URL, a
- * header or the content type), -ECANCELED (the client is closing), -ENOTSUP (libcurl lacks a
- * needed protocol), -ENOMEM. out may be NULL; *out can cancel the transfer until cb runs. */
+ * run: -EINVAL (no URL or callback, a scheme other than http/https (or file with allow_file), CR or
+ * LF in the URL, a header or the content type), -ECANCELED (the client is closing), -ENOTSUP
+ * (libcurl lacks a needed protocol), -ENOMEM. out may be NULL; *out can cancel the transfer until
+ * cb runs. */
 int cm_httpc_request(struct cm_httpc *h, const struct cm_httpc_req *req, cm_httpc_cb cb, void *arg,
                      struct cm_httpc_xfer **out);
 
