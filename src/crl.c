@@ -184,6 +184,11 @@ static const char *reason_name(uint8_t r)
     return r < sizeof(reason_names) / sizeof(reason_names[0]) ? reason_names[r] : NULL;
 }
 
+const char *cm_crl_reason_name(int code)
+{
+    return code >= 0 && code < 256 ? reason_name((uint8_t)code) : NULL;
+}
+
 /* ---- Parsing ---- */
 
 static void fail(char *err, size_t errlen, const char *fmt, ...)

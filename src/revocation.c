@@ -68,10 +68,13 @@ const char *cm_rev_source_name(enum cm_rev_source s)
 
 struct waiter;
 
-/* One cached CRL (or the last failure to get it), for one URL and one issuer key. */
+/* One cached CRL (or the last failure to get it), for one URL and one issuer key; or one
+ * cached OCSP answer, for one responder URL, issuer key and serial. */
 struct slot {
     struct slot *next;
     struct cm_revctx *ctx;
+    bool is_ocsp;
+    char *serial; /* OCSP: the certificate's serial (hex); NULL for a CRL */
     char *url;
     char issuer_key[65]; /* SHA-256 of the issuer's SubjectPublicKeyInfo, hex */
     struct cm_crl *crl;  /* NULL until one was fetched and verified */
@@ -93,6 +96,13 @@ struct slot {
     struct cm_crl *parsed;
     int parse_rc;
     char parse_err[256];
+    /* OCSP: the query in flight (the certificate, the nonce sent) and the last answer. */
+    unsigned char *cert_der;
+    size_t cert_der_len;
+    unsigned char nonce[CM_OCSP_NONCE_MAX];
+    size_t nonce_len;
+    bool have_answer;
+    struct cm_ocsp_answer answer, parsed_answer;
 };
 
 /* One certificate of one job waiting for one slot. */
@@ -107,6 +117,7 @@ struct waiter {
 struct pending {
     unsigned outstanding; /* slots not yet heard from */
     bool good, stale;
+    enum cm_rev_source good_source; /* what said good first */
 };
 
 struct cm_rev_job {
@@ -144,6 +155,7 @@ static void maybe_free_ctx(struct cm_revctx *ctx)
         n = s->next;
         cm_crl_free(s->crl);
         free(s->url);
+        free(s->serial);
         free(s);
     }
     free(ctx);
@@ -169,8 +181,10 @@ void cm_revctx_stats(const struct cm_revctx *ctx, int64_t now, struct cm_rev_sta
     if (!ctx)
         return;
     for (const struct slot *s = ctx->slots; s; s = s->next) {
-        if (!s->crl)
+        if (!s->crl) {
+            out->ocsp_answers += s->is_ocsp && s->have_answer;
             continue;
+        }
         out->crls++;
         out->bytes += cm_crl_memory(s->crl);
         out->entries += cm_crl_count(s->crl);
@@ -211,7 +225,7 @@ static void decide(struct cm_rev_job *j, size_t pos)
         return; /* decided already (revoked, staple, none, unchecked) */
     if (p->good) {
         c->status = CM_REV_GOOD;
-        c->source = CM_REV_SRC_CRL;
+        c->source = p->good_source;
     } else if (p->stale) {
         c->crl_stale = true;
     }
@@ -283,6 +297,35 @@ static void apply(struct cm_rev_job *j, size_t pos, const struct slot *s, int64_
     bool excluded = false;
     int rc = 0;
 
+    if (s->is_ocsp) {
+        const struct cm_ocsp_answer *a = &s->answer;
+        if (!s->have_answer) {
+            rc = add_error(c, "%s: OCSP: %s", s->url, s->error[0] ? s->error : "no answer");
+        } else if (a->status == CM_REV_REVOKED) {
+            if (c->status != CM_REV_REVOKED) {
+                c->status = CM_REV_REVOKED;
+                c->source = CM_REV_SRC_OCSP;
+                c->revoked_at = a->revoked_at;
+                c->reason = a->reason;
+                c->this_update = a->this_update;
+                c->next_update = a->next_update;
+            }
+        } else if (a->this_update > now + 300) {
+            rc = add_error(c, "%s: OCSP: the response is not valid yet (thisUpdate in the future)",
+                           s->url);
+        } else if (a->next_update && a->next_update < now) {
+            rc = add_error(c, "%s: OCSP: the response is out of date", s->url);
+        } else if (c->status != CM_REV_REVOKED) {
+            if (!p->good)
+                p->good_source = CM_REV_SRC_OCSP;
+            p->good = true;
+            c->this_update = a->this_update;
+            c->next_update = a->next_update;
+        }
+        if (rc < 0)
+            cm_log_warn(SUB, "out of memory noting a revocation error");
+        return;
+    }
     if (!s->crl) {
         rc = add_error(c, "%s: %s", s->url, s->error[0] ? s->error : "no CRL");
     } else if (cm_crl_lookup(s->crl, cert, &when, &reason, &excluded)) {
@@ -309,6 +352,8 @@ static void apply(struct cm_rev_job *j, size_t pos, const struct slot *s, int64_
         }
         p->stale = true;
     } else if (c->status != CM_REV_REVOKED) {
+        if (!p->good)
+            p->good_source = CM_REV_SRC_CRL;
         p->good = true;
         c->this_update = cm_crl_this_update(s->crl);
         c->next_update = cm_crl_next_update(s->crl);
@@ -346,8 +391,8 @@ static void slot_fail(struct slot *s, const char *fmt, ...)
     vsnprintf(s->error, sizeof(s->error), fmt, ap);
     va_end(ap);
     s->failed_at = (int64_t)time(NULL);
-    if (s->crl) {
-        /* A re-fetch that failed: the CRL held so far still serves (as stale, when it is). */
+    if (s->crl || s->have_answer) {
+        /* A re-fetch that failed: what is held so far still serves (as stale, when it is). */
         s->error[0] = '\0';
     }
 }
@@ -361,6 +406,14 @@ static void parse_work(uv_work_t *w)
     issuer.der_len = s->issuer_der_len;
     issuer.has_key_usage = s->issuer_has_ku;
     issuer.key_usage = s->issuer_ku_bits;
+    if (s->is_ocsp) {
+        struct cm_cert cert = {0};
+        cert.der = s->cert_der;
+        cert.der_len = s->cert_der_len;
+        s->parse_rc = cm_ocsp_check(s->body, s->body_len, &cert, &issuer, s->nonce, s->nonce_len,
+                                    &s->parsed_answer, s->parse_err, sizeof(s->parse_err));
+        return;
+    }
     s->parse_rc =
         cm_crl_parse(s->body, s->body_len, &issuer, &s->parsed, s->parse_err, sizeof(s->parse_err));
 }
@@ -374,10 +427,24 @@ static void parse_done(uv_work_t *w, int status)
     s->body = NULL;
     free(s->issuer_der);
     s->issuer_der = NULL;
+    free(s->cert_der);
+    s->cert_der = NULL;
     ctx->works--;
     s->busy = false;
     if (status < 0) {
         slot_fail(s, "parse cancelled");
+    } else if (s->is_ocsp && s->parse_rc < 0) {
+        /* A response that does not verify replaces the answer held: never "good" by default. */
+        s->have_answer = false;
+        snprintf(s->error, sizeof(s->error), "%s",
+                 s->parse_rc == -ENOMEM ? "out of memory" : s->parse_err);
+        s->failed_at = (int64_t)time(NULL);
+        cm_log_info(SUB, "url=%s ocsp response rejected: %s", s->url, s->error);
+    } else if (s->is_ocsp) {
+        s->answer = s->parsed_answer;
+        s->have_answer = true;
+        s->fetched_at = (int64_t)time(NULL);
+        s->error[0] = '\0';
     } else if (s->parse_rc < 0) {
         /* A CRL that does not verify replaces nothing: a forged one must not hide a good one,
          * but neither may it pass for current. */
@@ -411,6 +478,8 @@ static void fetch_end(struct slot *s)
     s->busy = false;
     free(s->issuer_der);
     s->issuer_der = NULL;
+    free(s->cert_der);
+    s->cert_der = NULL;
 }
 
 static void on_fetched(const struct cm_httpc_result *r, void *arg)
@@ -422,11 +491,12 @@ static void on_fetched(const struct cm_httpc_result *r, void *arg)
     s->xfer = NULL;
     if (r->curl_code != 0) {
         fetch_end(s);
-        slot_fail(s, "cannot fetch the CRL: %s", r->error);
+        slot_fail(s, "cannot %s: %s", s->is_ocsp ? "query the responder" : "fetch the CRL",
+                  r->error);
         slot_serve(s);
         return;
     }
-    if (r->status == 304 && s->crl) {
+    if (r->status == 304 && s->crl && !s->is_ocsp) {
         ctx->not_modified++;
         fetch_end(s);
         s->fetched_at = (int64_t)time(NULL);
@@ -435,7 +505,8 @@ static void on_fetched(const struct cm_httpc_result *r, void *arg)
     }
     if (!file && r->status != 200) {
         fetch_end(s);
-        slot_fail(s, "cannot fetch the CRL: HTTP status %ld", r->status);
+        slot_fail(s, "cannot %s: HTTP status %ld",
+                  s->is_ocsp ? "query the responder" : "fetch the CRL", r->status);
         slot_serve(s);
         return;
     }
@@ -445,7 +516,7 @@ static void on_fetched(const struct cm_httpc_result *r, void *arg)
     s->body = cm_httpc_take_body(r, &s->body_len);
     if (!s->body) {
         fetch_end(s);
-        slot_fail(s, "the CRL is empty");
+        slot_fail(s, "%s", s->is_ocsp ? "empty response" : "the CRL is empty");
         slot_serve(s);
         return;
     }
@@ -459,6 +530,47 @@ static void on_fetched(const struct cm_httpc_result *r, void *arg)
         return;
     }
     ctx->works++;
+}
+
+/* Starts the OCSP query of s for cert. Returns 0 or a negative code (the query did not
+ * start). */
+static int slot_query(struct slot *s, const struct cm_cert *cert, const struct cm_cert *issuer,
+                      uint64_t timeout_ms)
+{
+    struct cm_revctx *ctx = s->ctx;
+    unsigned char *req;
+    size_t len;
+    int rc;
+
+    if ((rc = cm_ocsp_request(cert, issuer, &req, &len, s->nonce, &s->nonce_len)) < 0)
+        return rc;
+    s->issuer_der = malloc(issuer->der_len);
+    s->cert_der = malloc(cert->der_len);
+    if (!s->issuer_der || !s->cert_der) {
+        free(req);
+        fetch_end(s);
+        return -ENOMEM;
+    }
+    memcpy(s->issuer_der, issuer->der, issuer->der_len);
+    s->issuer_der_len = issuer->der_len;
+    memcpy(s->cert_der, cert->der, cert->der_len);
+    s->cert_der_len = cert->der_len;
+    s->issuer_has_ku = false; /* the responder's signature is checked by cm_ocsp_check */
+    struct cm_httpc_req hr = {
+        .url = s->url,
+        .body = (const char *)req,
+        .body_len = len,
+        .content_type = "application/ocsp-request",
+        .timeout_ms = timeout_ms,
+        .body_max = 1024 * 1024,
+    };
+    s->busy = true;
+    ctx->fetches++;
+    rc = cm_httpc_request(ctx->httpc, &hr, on_fetched, s, &s->xfer);
+    free(req);
+    if (rc < 0)
+        fetch_end(s);
+    return rc;
 }
 
 /* Starts the fetch of s. On failure the slot records why (and the caller serves waiters). */
@@ -503,17 +615,24 @@ static int slot_fetch(struct slot *s, const struct cm_cert *issuer, uint64_t tim
     return 0;
 }
 
-static struct slot *slot_get(struct cm_revctx *ctx, const char *url, const char *key)
+/* The slot for a CRL (serial NULL) or an OCSP answer about serial, made when missing. */
+static struct slot *slot_get(struct cm_revctx *ctx, const char *url, const char *key,
+                             const char *serial)
 {
     struct slot *s;
 
     for (s = ctx->slots; s; s = s->next)
-        if (!strcmp(s->url, url) && !strcmp(s->issuer_key, key))
+        if (!strcmp(s->url, url) && !strcmp(s->issuer_key, key) && s->is_ocsp == !!serial &&
+            (!serial || !strcmp(s->serial, serial)))
             return s;
-    if (!(s = calloc(1, sizeof(*s))) || !(s->url = strdup(url))) {
+    if (!(s = calloc(1, sizeof(*s))) || !(s->url = strdup(url)) ||
+        (serial && !(s->serial = strdup(serial)))) {
+        if (s)
+            free(s->url);
         free(s);
         return NULL;
     }
+    s->is_ocsp = serial != NULL;
     s->ctx = ctx;
     snprintf(s->issuer_key, sizeof(s->issuer_key), "%s", key);
     s->next = ctx->slots;
@@ -548,6 +667,14 @@ static bool slot_needs_fetch(const struct slot *s, int64_t now)
 {
     if (s->busy)
         return false;
+    if (s->is_ocsp && s->have_answer) {
+        /* An answer without nextUpdate is kept for RETRY_S (RFC 6960: newer is always
+         * available). */
+        int64_t until = s->answer.next_update ? s->answer.next_update : s->fetched_at + RETRY_S;
+        if (now < until)
+            return false;
+        return now - s->fetched_at >= RETRY_S && now - s->failed_at >= RETRY_S;
+    }
     if (s->crl) {
         int64_t next = cm_crl_next_update(s->crl);
         /* A CRL without nextUpdate is kept for an hour. */
@@ -557,6 +684,47 @@ static bool slot_needs_fetch(const struct slot *s, int64_t now)
         return now - s->fetched_at >= RETRY_S && now - s->failed_at >= RETRY_S;
     }
     return !s->error[0] || now - s->failed_at >= RETRY_S;
+}
+
+/* Serves certificate pos of job j from the slot for url (a CRL, or an OCSP answer about cert
+ * when cert is not NULL): at once when the cache holds it, else by waiting for the fetch it
+ * starts or joins. Returns 0 or -ENOMEM. */
+static int use_slot(struct cm_rev_job *j, size_t pos, const char *url, const struct cm_cert *issuer,
+                    const struct cm_cert *cert, int64_t now)
+{
+    const char *key = issuer->spki_sha256 ? issuer->spki_sha256 : "";
+    struct slot *s = slot_get(j->ctx, url, key, cert ? (cert->serial ? cert->serial : "") : NULL);
+    int rc = 0;
+
+    if (!s)
+        return -ENOMEM;
+    if (slot_needs_fetch(s, now)) {
+        rc = cert ? slot_query(s, cert, issuer, j->timeout_ms)
+                  : slot_fetch(s, issuer, j->timeout_ms);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0) {
+            snprintf(s->error, sizeof(s->error), "cannot start the %s: %s",
+                     cert ? "query" : "fetch", cm_strerror(rc));
+            s->failed_at = now;
+        }
+    }
+    if (!s->busy) {
+        apply(j, pos, s, now);
+        return 0;
+    }
+    struct waiter *w = &j->waiters[j->nwaiters++];
+    w->slot = s;
+    w->job = j;
+    w->pos = pos;
+    w->prev = NULL;
+    w->next = s->waiters;
+    if (s->waiters)
+        s->waiters->prev = w;
+    s->waiters = w;
+    j->pend[pos].outstanding++;
+    j->outstanding++;
+    return 0;
 }
 
 /* Plans certificate pos of job j: staple, CRL slots to wait for. A dry run only counts the
@@ -594,9 +762,6 @@ static int plan_cert(struct cm_rev_job *j, size_t pos, int64_t now, size_t *nw, 
                    : add_error(c, "the issuer certificate is not available to verify "
                                   "revocation data");
     }
-    if (!dry && cert->crl_url_count == 0 &&
-        add_error(c, "%s: OCSP is not queried", cert->ocsp_url) < 0)
-        return -ENOMEM;
     for (size_t u = 0; u < cert->crl_url_count; u++) {
         const char *url = cert->crl_urls[u];
         if (!scheme_ok(url)) {
@@ -609,31 +774,23 @@ static int plan_cert(struct cm_rev_job *j, size_t pos, int64_t now, size_t *nw, 
             (*nw)++;
             continue;
         }
-        struct slot *s = slot_get(j->ctx, url, issuer->spki_sha256 ? issuer->spki_sha256 : "");
-        if (!s)
-            return -ENOMEM;
-        if (slot_needs_fetch(s, now)) {
-            int rc = slot_fetch(s, issuer, j->timeout_ms);
-            if (rc == -ENOMEM)
-                return rc;
+        int rc = use_slot(j, pos, url, issuer, NULL, now);
+        if (rc < 0)
+            return rc;
+    }
+    if (cert->ocsp_url && cert->ocsp_url[0]) {
+        const char *url = cert->ocsp_url;
+        if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8)) {
+            if (!dry &&
+                add_error(c, "%s: OCSP: scheme not supported (http and https are)", url) < 0)
+                return -ENOMEM;
+        } else if (dry) {
+            (*nw)++;
+        } else {
+            int rc = use_slot(j, pos, url, issuer, cert, now);
             if (rc < 0)
-                snprintf(s->error, sizeof(s->error), "cannot start the fetch: %s", cm_strerror(rc));
+                return rc;
         }
-        if (!s->busy) {
-            apply(j, pos, s, now);
-            continue;
-        }
-        struct waiter *w = &j->waiters[j->nwaiters++];
-        w->slot = s;
-        w->job = j;
-        w->pos = pos;
-        w->prev = NULL;
-        w->next = s->waiters;
-        if (s->waiters)
-            s->waiters->prev = w;
-        s->waiters = w;
-        j->pend[pos].outstanding++;
-        j->outstanding++;
     }
     return 0;
 }

@@ -87,6 +87,33 @@ size_t cm_crl_memory(const struct cm_crl *crl);       /* bytes the index holds *
 bool cm_crl_lookup(const struct cm_crl *crl, const struct cm_cert *cert, int64_t *when,
                    const char **reason, bool *excluded);
 
+/* The RFC 5280 name of a CRL or OCSP reason code ("keyCompromise"), or NULL. */
+const char *cm_crl_reason_name(int code);
+
+/* ---- OCSP (pure) ---- */
+
+#define CM_OCSP_NONCE_MAX 64
+
+/* Builds a DER OCSP request for cert (issued by issuer; both with DER) with a random nonce,
+ * copied into nonce (CM_OCSP_NONCE_MAX bytes) and *nonce_len. *der is the caller's (free).
+ * Returns 0, CM_EBADCERT or -ENOMEM. */
+int cm_ocsp_request(const struct cm_cert *cert, const struct cm_cert *issuer, unsigned char **der,
+                    size_t *len, unsigned char *nonce, size_t *nonce_len);
+
+struct cm_ocsp_answer {
+    enum cm_rev_status status; /* GOOD or REVOKED */
+    int64_t this_update, next_update, revoked_at;
+    const char *reason; /* static, or NULL */
+};
+
+/* Checks an OCSP response for cert: successful, signed by issuer or by a responder certificate
+ * issued by issuer with the OCSP signing purpose, about cert, carrying the request's nonce
+ * when it carries one, and a good or revoked status (dates are the caller's to judge).
+ * Returns 0, CM_EBADARG with the reason in err, or -ENOMEM. */
+int cm_ocsp_check(const void *der, size_t len, const struct cm_cert *cert,
+                  const struct cm_cert *issuer, const unsigned char *nonce, size_t nonce_len,
+                  struct cm_ocsp_answer *out, char *err, size_t errlen);
+
 /* ---- Checker (loop) ---- */
 
 struct cm_httpc;
@@ -101,6 +128,7 @@ struct cm_rev_stats {
     int64_t oldest_this_update; /* oldest thisUpdate among them, 0 when none */
     uint64_t fetches;           /* fetches started, conditional ones included */
     uint64_t not_modified;      /* fetches answered 304 */
+    size_t ocsp_answers;        /* OCSP answers held */
 };
 
 /* Creates a checker on loop that fetches through httpc (both borrowed; they outlive it).
@@ -116,10 +144,12 @@ void cm_revctx_stats(const struct cm_revctx *ctx, int64_t now, struct cm_rev_sta
 /* Runs exactly once per started job, from a loop callback; res->revocation is then set. */
 typedef void (*cm_rev_cb)(struct cm_probe_result *res, void *arg);
 
-/* Checks the revocation of every certificate of res->tls.chain except self-signed ones,
- * using the leaf's verified staple, then each CRL distribution point (http, https, file). A
- * source is not fetched again while the cache holds it, current, for the same issuer key;
- * fetches of one URL in flight are shared. Borrows res until cb; cb runs within timeout_ms
+/* Checks the revocation of every certificate of res->tls.chain except self-signed ones:
+ * the leaf's verified staple when it says good or revoked (nothing is fetched for the leaf
+ * then), else each CRL distribution point (http, https, file) and the OCSP responder (http,
+ * https: a POSTed request with a nonce). A source is not fetched again while the cache holds
+ * it, current, for the same issuer key (and serial, for OCSP); fetches of one URL in flight
+ * are shared. Borrows res until cb; cb runs within timeout_ms
  * (sources still outstanding then count as "timed out": their fetch goes on for the cache).
  * Returns 0 (cb will run, never inside this call) or -ENOMEM / -ECANCELED (cb will not run).
  * out may be NULL. */

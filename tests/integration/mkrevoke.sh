@@ -130,6 +130,9 @@ openssl ca -config ca.cnf -name inter_ca -keyfile inter.key -cert inter.pem -bat
     -revoke ocsprevoked.pem -crl_reason superseded 2>/dev/null
 openssl ca -config ca.cnf -name root_ca -keyfile root.key -cert root.pem -batch \
     -revoke inter2.pem -crl_reason cACompromise 2>/dev/null
+# The responder's index lists the good OCSP leaf as valid (else it answers "unknown").
+openssl ca -config ca.cnf -name inter_ca -keyfile inter.key -cert inter.pem -batch \
+    -valid ocspgood.pem 2>/dev/null
 gencrl inter_ca inter inter.crl
 gencrl root_ca root root.crl
 gencrl inter2_ca inter2 inter2.crl

@@ -15,21 +15,41 @@
 #define CERTMON_SLOWDOWN 1.0
 #endif
 
-enum srv { S_GOOD, S_REVOKED, S_UNDER2, S_STALE, S_FORGED, S_DOWN, S_TARPIT, S_NOTHING, S_COUNT };
+enum srv {
+    S_GOOD,
+    S_REVOKED,
+    S_UNDER2,
+    S_STALE,
+    S_FORGED,
+    S_DOWN,
+    S_TARPIT,
+    S_NOTHING,
+    S_OCSP_GOOD,
+    S_OCSP_REVOKED,
+    S_OCSP_DOWN,
+    S_COUNT
+};
 
 static const struct server {
     const char *cert, *chain;
 } servers[S_COUNT] = {
-    [S_GOOD] = {"good.pem", "inter.pem"},      [S_REVOKED] = {"revoked.pem", "inter.pem"},
-    [S_UNDER2] = {"under2.pem", "inter2.pem"}, [S_STALE] = {"stale.pem", "inter.pem"},
-    [S_FORGED] = {"forged.pem", "inter.pem"},  [S_DOWN] = {"down.pem", "inter.pem"},
-    [S_TARPIT] = {"tarpit.pem", "inter.pem"},  [S_NOTHING] = {"nothing.pem", "inter.pem"},
+    [S_GOOD] = {"good.pem", "inter.pem"},
+    [S_REVOKED] = {"revoked.pem", "inter.pem"},
+    [S_UNDER2] = {"under2.pem", "inter2.pem"},
+    [S_STALE] = {"stale.pem", "inter.pem"},
+    [S_FORGED] = {"forged.pem", "inter.pem"},
+    [S_DOWN] = {"down.pem", "inter.pem"},
+    [S_TARPIT] = {"tarpit.pem", "inter.pem"},
+    [S_NOTHING] = {"nothing.pem", "inter.pem"},
+    [S_OCSP_GOOD] = {"ocspgood.pem", "inter.pem"},
+    [S_OCSP_REVOKED] = {"ocsprevoked.pem", "inter.pem"},
+    [S_OCSP_DOWN] = {"ocspdown.pem", "inter.pem"},
 };
 
 static char dir[] = "/tmp/certmon-revXXXXXX";
-static char http_log[300], root[300];
+static char http_log[300], ocsp_log[300], root[300];
 static int port[S_COUNT], http_port, ocsp_port, down_port, tarpit_port;
-static pid_t pid[S_COUNT], http_pid, tarpit_pid;
+static pid_t pid[S_COUNT], http_pid, tarpit_pid, ocsp_pid;
 static char target[S_COUNT][64];
 
 static const char *path(const char *name)
@@ -67,9 +87,28 @@ static int suite_init(void)
     snprintf(tp, sizeof(tp), "%d", tarpit_port);
     char *tarpit_argv[] = {"/usr/bin/python3", (char *)cm_th_script("tarpit.py"), tp, NULL};
     tarpit_pid = cm_th_spawn(tarpit_argv, NULL);
-    if (http_pid < 0 || tarpit_pid < 0 || !cm_th_wait_port(http_port, 10000) ||
-        !cm_th_wait_port(tarpit_port, 10000))
+    /* openssl ocsp answers each request (ocsp_responder.py serves it on 127.0.0.1). */
+    char op[16], idx[300], ca[300], rsigner[300], rkey[300];
+    snprintf(op, sizeof(op), "%d", ocsp_port);
+    snprintf(idx, sizeof(idx), "%s", path("ocsp.index"));
+    snprintf(ca, sizeof(ca), "%s", path("inter.pem"));
+    snprintf(rsigner, sizeof(rsigner), "%s", path("responder.pem"));
+    snprintf(rkey, sizeof(rkey), "%s", path("responder.key"));
+    snprintf(ocsp_log, sizeof(ocsp_log), "%s", path("ocsp.log"));
+    char *ocsp_argv[] = {"/usr/bin/python3",
+                         (char *)cm_th_script("ocsp_responder.py"),
+                         op,
+                         idx,
+                         ca,
+                         rsigner,
+                         rkey,
+                         NULL};
+    ocsp_pid = cm_th_spawn(ocsp_argv, ocsp_log);
+    if (http_pid < 0 || tarpit_pid < 0 || ocsp_pid < 0 || !cm_th_wait_port(http_port, 10000) ||
+        !cm_th_wait_port(tarpit_port, 10000) || !cm_th_wait_port(ocsp_port, 10000)) {
+        fprintf(stderr, "the CRL server, the tarpit or the OCSP responder did not start\n");
         return -1;
+    }
     for (int s = 0; s < S_COUNT; s++) {
         char accept[64], cert[300], key[300], chain[300];
         port[s] = cm_th_free_port();
@@ -80,8 +119,10 @@ static int suite_init(void)
         char *argv[] = {"openssl", "s_server",    "-accept", accept, "-cert",  cert, "-key",
                         key,       "-cert_chain", chain,     "-www", "-quiet", NULL};
         pid[s] = cm_th_spawn(argv, NULL);
-        if (pid[s] < 0 || !cm_th_wait_port(port[s], 10000))
+        if (pid[s] < 0 || !cm_th_wait_port(port[s], 10000)) {
+            fprintf(stderr, "openssl s_server for %s did not start\n", servers[s].cert);
             return -1;
+        }
         snprintf(target[s], sizeof(target[s]), "127.0.0.1:%d", port[s]);
     }
     return 0;
@@ -98,6 +139,8 @@ static int suite_cleanup(void)
         cm_th_stop(http_pid);
     if (tarpit_pid > 0)
         cm_th_stop(tarpit_pid);
+    if (ocsp_pid > 0)
+        cm_th_stop(ocsp_pid);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", dir);
@@ -323,6 +366,42 @@ static void test_none(void)
     json_decref(arr);
 }
 
+/* Leaves that name only an OCSP responder (AIA), served without a staple: the responder
+ * (openssl ocsp, signing through a delegated responder certificate) is queried. */
+static void test_ocsp(void)
+{
+    json_t *arr, *t, *f;
+    int code;
+
+    t = check1(&arr, &code, NULL, S_OCSP_GOOD, NULL, NULL);
+    CU_ASSERT_EQUAL(code, 0);
+    CU_ASSERT_TRUE(no_finding_starting(t, "revocation."));
+    CU_ASSERT_STRING_EQUAL(str(t, "chain.0.revocation.status"), "good");
+    CU_ASSERT_STRING_EQUAL(str(t, "chain.0.revocation.source"), "ocsp");
+    CU_ASSERT(json_is_string(cm_json_get(t, "chain.0.revocation.this_update")));
+    CU_ASSERT(json_is_string(cm_json_get(t, "chain.0.revocation_urls.ocsp")));
+    json_decref(arr);
+
+    t = check1(&arr, &code, NULL, S_OCSP_REVOKED, NULL, NULL);
+    CU_ASSERT_EQUAL(code, 2);
+    f = only_finding(t, "cert.revoked");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(f, "position")), 0);
+    CU_ASSERT_STRING_EQUAL(str(f, "source"), "ocsp");
+    CU_ASSERT_STRING_EQUAL(str(f, "reason"), "superseded");
+    CU_ASSERT(json_is_string(json_object_get(f, "revoked_at")));
+    CU_ASSERT_PTR_NOT_NULL(strstr(str(f, "message"), "OCSP responder"));
+    CU_ASSERT_STRING_EQUAL(str(t, "chain.0.revocation.source"), "ocsp");
+    json_decref(arr);
+
+    t = check1(&arr, &code, NULL, S_OCSP_DOWN, NULL, NULL);
+    CU_ASSERT_EQUAL(code, 1);
+    f = only_finding(t, "revocation.unavailable");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(str(f, "message"), "OCSP: cannot query the responder"));
+    json_decref(arr);
+}
+
 static size_t count_text(const char *file, const char *needle)
 {
     FILE *fp = fopen(file, "r");
@@ -367,6 +446,7 @@ static CU_TestInfo tests[] = {
     {"tarpit distribution point: the check ends within its deadline", test_tarpit},
     {"no CRL, no OCSP: revocation.none", test_none},
     {"one fetch per URL for many targets", test_one_fetch_per_url},
+    {"OCSP responder without a staple: good, revoked, down", test_ocsp},
     CU_TEST_INFO_NULL,
 };
 
