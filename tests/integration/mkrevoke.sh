@@ -3,9 +3,9 @@
 # name CRL distribution points and an OCSP responder on 127.0.0.1, CRLs made by `openssl ca`
 # (current, stale, and one signed by an impostor key), and a second intermediate that the
 # root's CRL revokes. Dates are relative to now.
-# Usage: mkrevoke.sh DIR HTTP_PORT OCSP_PORT DOWN_PORT TARPIT_PORT
+# Usage: mkrevoke.sh DIR HTTP_PORT OCSP_PORT DOWN_PORT TARPIT_PORT FORGED_OCSP_PORT
 set -eu
-dir=$1 http=$2 ocsp=$3 down=$4 tarpit=$5
+dir=$1 http=$2 ocsp=$3 down=$4 tarpit=$5 forgedocsp=$6
 mkdir -p "$dir/www"
 cd "$dir"
 export TZ=UTC
@@ -111,6 +111,7 @@ leaf nothing inter - -
 leaf ocspgood inter - "http://127.0.0.1:$ocsp/"
 leaf ocsprevoked inter - "http://127.0.0.1:$ocsp/"
 leaf ocspdown inter - "http://127.0.0.1:$down/"
+leaf ocspforged inter - "http://127.0.0.1:$forgedocsp/"
 
 # The OCSP responder's delegated certificate (OCSP signing EKU), issued by the intermediate.
 openssl req -new -key responder.key -subj "/CN=certmon OCSP responder" -out responder.csr 2>/dev/null
@@ -133,6 +134,8 @@ openssl ca -config ca.cnf -name root_ca -keyfile root.key -cert root.pem -batch 
 # The responder's index lists the good OCSP leaf as valid (else it answers "unknown").
 openssl ca -config ca.cnf -name inter_ca -keyfile inter.key -cert inter.pem -batch \
     -valid ocspgood.pem 2>/dev/null
+openssl ca -config ca.cnf -name inter_ca -keyfile inter.key -cert inter.pem -batch \
+    -valid ocspforged.pem 2>/dev/null
 gencrl inter_ca inter inter.crl
 gencrl root_ca root root.crl
 gencrl inter2_ca inter2 inter2.crl

@@ -27,6 +27,7 @@ enum srv {
     S_OCSP_GOOD,
     S_OCSP_REVOKED,
     S_OCSP_DOWN,
+    S_OCSP_FORGED,
     S_COUNT
 };
 
@@ -44,12 +45,13 @@ static const struct server {
     [S_OCSP_GOOD] = {"ocspgood.pem", "inter.pem"},
     [S_OCSP_REVOKED] = {"ocsprevoked.pem", "inter.pem"},
     [S_OCSP_DOWN] = {"ocspdown.pem", "inter.pem"},
+    [S_OCSP_FORGED] = {"ocspforged.pem", "inter.pem"},
 };
 
 static char dir[] = "/tmp/certmon-revXXXXXX";
 static char http_log[300], ocsp_log[300], root[300];
-static int port[S_COUNT], http_port, ocsp_port, down_port, tarpit_port;
-static pid_t pid[S_COUNT], http_pid, tarpit_pid, ocsp_pid;
+static int port[S_COUNT], http_port, ocsp_port, down_port, tarpit_port, forged_port;
+static pid_t pid[S_COUNT], http_pid, tarpit_pid, ocsp_pid, forged_pid;
 static char target[S_COUNT][64];
 
 static const char *path(const char *name)
@@ -71,8 +73,9 @@ static int suite_init(void)
     ocsp_port = cm_th_free_port();
     down_port = cm_th_free_port(); /* nothing will listen there */
     tarpit_port = cm_th_free_port();
-    snprintf(cmd, sizeof(cmd), "sh '%s' '%s' %d %d %d %d", cm_th_script("mkrevoke.sh"), dir,
-             http_port, ocsp_port, down_port, tarpit_port);
+    forged_port = cm_th_free_port();
+    snprintf(cmd, sizeof(cmd), "sh '%s' '%s' %d %d %d %d %d", cm_th_script("mkrevoke.sh"), dir,
+             http_port, ocsp_port, down_port, tarpit_port, forged_port);
     if (system(cmd) != 0) {
         fprintf(stderr, "mkrevoke.sh failed\n");
         return -1;
@@ -104,6 +107,22 @@ static int suite_init(void)
                          rkey,
                          NULL};
     ocsp_pid = cm_th_spawn(ocsp_argv, ocsp_log);
+    /* An impostor responder: the intermediate's name, another key, no delegation. */
+    char fp[16], fca[300], fkey[300];
+    snprintf(fp, sizeof(fp), "%d", forged_port);
+    snprintf(fca, sizeof(fca), "%s", path("fake.pem"));
+    snprintf(fkey, sizeof(fkey), "%s", path("fake.key"));
+    char *forged_argv[] = {"/usr/bin/python3",
+                           (char *)cm_th_script("ocsp_responder.py"),
+                           fp,
+                           idx,
+                           fca,
+                           fca,
+                           fkey,
+                           NULL};
+    forged_pid = cm_th_spawn(forged_argv, NULL);
+    if (forged_pid < 0 || !cm_th_wait_port(forged_port, 10000))
+        return -1;
     if (http_pid < 0 || tarpit_pid < 0 || ocsp_pid < 0 || !cm_th_wait_port(http_port, 10000) ||
         !cm_th_wait_port(tarpit_port, 10000) || !cm_th_wait_port(ocsp_port, 10000)) {
         fprintf(stderr, "the CRL server, the tarpit or the OCSP responder did not start\n");
@@ -141,6 +160,8 @@ static int suite_cleanup(void)
         cm_th_stop(tarpit_pid);
     if (ocsp_pid > 0)
         cm_th_stop(ocsp_pid);
+    if (forged_pid > 0)
+        cm_th_stop(forged_pid);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", dir);
@@ -394,6 +415,15 @@ static void test_ocsp(void)
     CU_ASSERT_STRING_EQUAL(str(t, "chain.0.revocation.source"), "ocsp");
     json_decref(arr);
 
+    /* Signed by a key that is neither the issuer's nor delegated by it: never "good". */
+    t = check1(&arr, &code, NULL, S_OCSP_FORGED, NULL, NULL);
+    CU_ASSERT_EQUAL(code, 1);
+    f = only_finding(t, "revocation.unavailable");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(str(f, "message"), "signature does not verify"));
+    CU_ASSERT_STRING_EQUAL(str(t, "chain.0.revocation.status"), "unavailable");
+    json_decref(arr);
+
     t = check1(&arr, &code, NULL, S_OCSP_DOWN, NULL, NULL);
     CU_ASSERT_EQUAL(code, 1);
     f = only_finding(t, "revocation.unavailable");
@@ -446,7 +476,7 @@ static CU_TestInfo tests[] = {
     {"tarpit distribution point: the check ends within its deadline", test_tarpit},
     {"no CRL, no OCSP: revocation.none", test_none},
     {"one fetch per URL for many targets", test_one_fetch_per_url},
-    {"OCSP responder without a staple: good, revoked, down", test_ocsp},
+    {"OCSP responder without a staple: good, revoked, forged signer, down", test_ocsp},
     CU_TEST_INFO_NULL,
 };
 
