@@ -461,6 +461,36 @@ static void test_large(void)
     free(b.p);
 }
 
+/* OCSP: a request needs both encodings; a response that is not one is named as such. */
+static void test_ocsp_pure(void)
+{
+    struct cm_cert bare = {0};
+    unsigned char *der = (unsigned char *)1, nonce[CM_OCSP_NONCE_MAX];
+    size_t len = 1, nlen = 0;
+    struct cm_ocsp_answer a;
+    char err[256];
+
+    CU_ASSERT_EQUAL(cm_ocsp_request(&bare, &ca1.cert, &der, &len, nonce, &nlen), CM_EBADCERT);
+    CU_ASSERT_PTR_NULL(der);
+    CU_ASSERT_EQUAL(len, 0);
+    /* A request about the CA itself (self-issued): a valid DER request with a nonce. */
+    CU_ASSERT_EQUAL_FATAL(cm_ocsp_request(&ca1.cert, &ca1.cert, &der, &len, nonce, &nlen), 0);
+    CU_ASSERT(len > 20 && der[0] == 0x30);
+    CU_ASSERT(nlen > 0);
+    /* Its own request is no response. */
+    CU_ASSERT_EQUAL(
+        cm_ocsp_check(der, len, &ca1.cert, &ca1.cert, nonce, nlen, &a, err, sizeof(err)),
+        CM_EBADARG);
+    CU_ASSERT_STRING_EQUAL(err, "not a DER-encoded OCSP response");
+    free(der);
+    CU_ASSERT_EQUAL(
+        cm_ocsp_check("junk", 4, &ca1.cert, &ca1.cert, nonce, nlen, &a, err, sizeof(err)),
+        CM_EBADARG);
+    CU_ASSERT_STRING_EQUAL(cm_crl_reason_name(1), "keyCompromise");
+    CU_ASSERT_PTR_NULL(cm_crl_reason_name(7));
+    CU_ASSERT_PTR_NULL(cm_crl_reason_name(-1));
+}
+
 /* ---- The checker over file:// URLs ---- */
 
 struct done {
@@ -587,6 +617,7 @@ static CU_TestInfo tests[] = {
     {"PEM CRL", test_pem},
     {"CRL extensions: delta, issuing distribution point, unknown critical", test_extensions},
     {"100,000 entries: parse time, lookups, index size", test_large},
+    {"OCSP request and bad responses", test_ocsp_pure},
     {"checker over file://: shared fetch, cache, unreachable, unsupported scheme",
      test_checker_file},
     CU_TEST_INFO_NULL,
