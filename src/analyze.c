@@ -2,6 +2,7 @@
 #include "certmon/ari.h"
 #include "certmon/error.h"
 #include "certmon/posture.h"
+#include "certmon/revocation.h"
 #include "certmon/text.h"
 
 #include <errno.h>
@@ -47,7 +48,12 @@ const struct cm_finding_def cm_finding_catalogue[] = {
      "the leaf is valid longer than allowed for its issuance date (CA/B: 398, 200, 100 or 47 "
      "days) or than max_lifetime_days"},
     {"cert.wildcard", CM_SEV_INFO, "the leaf is a wildcard certificate"},
-    {"ocsp.revoked", CM_SEV_CRITICAL, "the stapled OCSP response says revoked"},
+    {"cert.revoked", CM_SEV_CRITICAL,
+     "a certificate of the chain is revoked (stapled OCSP, OCSP responder or CRL)"},
+    {"revocation.unavailable", CM_SEV_WARNING,
+     "no revocation source of a certificate could be used"},
+    {"revocation.crl_stale", CM_SEV_WARNING, "the only CRL available is past its nextUpdate"},
+    {"revocation.none", CM_SEV_INFO, "a certificate publishes neither a CRL nor an OCSP responder"},
     {"ocsp.must_staple_missing", CM_SEV_CRITICAL, "a must-staple leaf is served without staple"},
     {"ocsp.not_stapled", CM_SEV_INFO, "the server staples no OCSP response"},
     {"ocsp.invalid", CM_SEV_WARNING, "the stapled OCSP response does not verify"},
@@ -78,8 +84,18 @@ const struct cm_finding_def cm_finding_catalogue[] = {
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
 
+/* Ids that were renamed: settings written for the old name keep working. */
+static const struct {
+    const char *old, *now;
+} finding_aliases[] = {
+    {"ocsp.revoked", "cert.revoked"}, /* a staple is one source of revocation among three */
+};
+
 const struct cm_finding_def *cm_finding_lookup(const char *id)
 {
+    for (size_t i = 0; id && i < sizeof(finding_aliases) / sizeof(finding_aliases[0]); i++)
+        if (strcmp(finding_aliases[i].old, id) == 0)
+            id = finding_aliases[i].now;
     for (size_t i = 0; id && i < cm_finding_catalogue_len; i++)
         if (strcmp(cm_finding_catalogue[i].id, id) == 0)
             return &cm_finding_catalogue[i];
@@ -731,7 +747,7 @@ static unsigned explained_bits(const struct ctx *x)
     /* cert.purpose reports every purpose mismatch (check_purpose), chain.ca_as_leaf the CA. */
     bits |= GNUTLS_CERT_PURPOSE_MISMATCH;
     if (o->status == CM_OCSP_REVOKED)
-        bits |= GNUTLS_CERT_REVOKED; /* ocsp.revoked */
+        bits |= GNUTLS_CERT_REVOKED; /* cert.revoked (staple) */
     if (o->status == CM_OCSP_NONE && chain->count > 0 && chain->certs[0].must_staple)
         bits |= GNUTLS_CERT_MISSING_OCSP_STATUS; /* ocsp.must_staple_missing */
     if (o->status == CM_OCSP_BAD || (o->status != CM_OCSP_NONE && !o->verified))
@@ -1008,11 +1024,19 @@ static int check_ocsp(struct ctx *x)
     if (!x->res->tls.version)
         return 0;
     switch (o->status) {
-    case CM_OCSP_REVOKED:
+    case CM_OCSP_REVOKED: {
+        struct cm_finding *f;
+        int rc;
         cm_time_rfc3339(o->revoked_at, when, sizeof(when));
-        return add(x, NULL, "ocsp.revoked", CM_SEV_CRITICAL, 0,
-                   "the stapled OCSP response says the leaf certificate was revoked%s%s",
-                   o->revoked_at ? " on " : "", o->revoked_at ? when : "");
+        rc = add(x, &f, "cert.revoked", CM_SEV_CRITICAL, 0,
+                 "the stapled OCSP response says the leaf certificate was revoked%s%s",
+                 o->revoked_at ? " on " : "", o->revoked_at ? when : "");
+        if (f) {
+            f->rev_source = "staple";
+            f->revoked_at = o->revoked_at;
+        }
+        return rc;
+    }
     case CM_OCSP_NONE:
         if (leaf->must_staple)
             return add(x, NULL, "ocsp.must_staple_missing", CM_SEV_CRITICAL, 0,
@@ -1031,6 +1055,67 @@ static int check_ocsp(struct ctx *x)
                        cm_ocsp_status_name(o->status));
         return 0;
     }
+}
+
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* cert.revoked, revocation.unavailable, revocation.crl_stale and revocation.none from what
+ * the revocation checker recorded in the result (revocation.h); nothing when it did not run.
+ * A revoked staple is check_ocsp's. */
+static int check_revocation(struct ctx *x)
+{
+    const struct cm_revocation *rv = x->res->revocation;
+    const struct cm_chain *chain = &x->res->tls.chain;
+    char name[400], when[32], why[1200];
+    int rc = 0;
+
+    for (size_t i = 0; rv && i < rv->count && i < chain->count && rc == 0; i++) {
+        const struct cm_rev_cert *c = &rv->certs[i];
+        struct cm_finding *f;
+        size_t used = 0;
+
+        cert_name(x, &chain->certs[i], i, name, sizeof(name));
+        why[0] = '\0';
+        for (size_t k = 0; k < c->error_count; k++)
+            append(why, sizeof(why), &used, "%s%s", k ? "; " : "", c->errors[k]);
+        switch (c->status) {
+        case CM_REV_REVOKED:
+            if (c->source == CM_REV_SRC_STAPLE)
+                break;
+            cm_time_rfc3339(c->revoked_at, when, sizeof(when));
+            rc = add(x, &f, "cert.revoked", CM_SEV_CRITICAL, (int)i,
+                     "%s is revoked%s%s%s%s, says its %s", name, c->revoked_at ? " since " : "",
+                     c->revoked_at ? when : "", c->reason ? ": " : "", c->reason ? c->reason : "",
+                     c->source == CM_REV_SRC_CRL ? "CRL" : "OCSP responder");
+            if (f) {
+                f->rev_source = cm_rev_source_name(c->source);
+                f->revoked_at = c->revoked_at;
+                f->rev_reason = c->reason;
+            }
+            break;
+        case CM_REV_UNAVAILABLE:
+            if (c->crl_stale) {
+                cm_time_rfc3339(c->next_update, when, sizeof(when));
+                rc = add(x, NULL, "revocation.crl_stale", CM_SEV_WARNING, (int)i,
+                         "the only CRL available for %s is out of date (nextUpdate %s): its "
+                         "revocation status is unknown%s%s%s",
+                         name, when, why[0] ? " (" : "", why, why[0] ? ")" : "");
+            } else {
+                rc = add(x, NULL, "revocation.unavailable", CM_SEV_WARNING, (int)i,
+                         "the revocation status of %s cannot be checked: %s", name,
+                         why[0] ? why : "no source answered");
+            }
+            break;
+        case CM_REV_NONE:
+            rc = add(x, NULL, "revocation.none", CM_SEV_INFO, (int)i,
+                     "%s publishes neither a CRL nor an OCSP responder", name);
+            break;
+        default:
+            break;
+        }
+    }
+    return rc;
 }
 
 static bool any_version(const struct cm_posture *p)
@@ -1341,7 +1426,9 @@ static int analyze_file(struct ctx *x)
             return rc;
     /* The first certificate of a file is a server's own when it is no CA (cert.pem,
      * fullchain.pem); check_lifetime skips a CA bundle's. */
-    return chain->count ? check_lifetime(x, &chain->certs[0], 0) : 0;
+    if (chain->count && (rc = check_lifetime(x, &chain->certs[0], 0)) < 0)
+        return rc;
+    return check_revocation(x);
 }
 
 /* ACME renewal information (RFC 9773) for the leaf, as the caller fetched it into res->ari.
@@ -1413,7 +1500,8 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
                   "the leaf certificate (%s) is not valid for %s", str0(chain->certs[0].subject),
                   str0(res->verify_name))) < 0)
         return rc;
-    if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0)
+    if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0 ||
+        (rc = check_revocation(&x)) < 0)
         return rc;
     if ((rc = check_ari(&x)) < 0)
         return rc;

@@ -2,12 +2,13 @@
 #include "certmon/analyze.h"
 #include "certmon/error.h"
 #include "certmon/log.h"
+#include "certmon/httpc.h"
 #include "certmon/posture.h"
 #include "certmon/ari.h"
-#include "certmon/httpc.h"
 #include "certmon/probe.h"
 #include "certmon/report.h"
 #include "certmon/resolve.h"
+#include "certmon/revocation.h"
 #include "certmon/target.h"
 
 #include <arpa/inet.h>
@@ -39,6 +40,7 @@ struct check_opts {
     struct cm_policy policy; /* owned: rules freed at the end */
     bool json;
     bool quick;                    /* no posture pass */
+    bool no_revocation;            /* --no-revocation: no CRL fetch */
     const char *interception_file; /* --interception-roots */
     char *interception_text;       /* its checked content, owned; the policy borrows it */
     const char *ari_url;           /* --ari-url: ACME renewalInfo base URL */
@@ -53,6 +55,7 @@ struct slot {
     struct cm_posture_pass *fallback; /* the pass after a refused handshake, until it reports */
     uint64_t started;                 /* loop time (ms) the probe started: its deadline's base */
     bool ari_asked;                   /* the renewal information lookup has run or is running */
+    unsigned parts; /* work still out for the target: its posture path, its revocation check */
 };
 
 /* One posture pass shared by every target of a run that resolves to the same endpoint
@@ -97,6 +100,8 @@ struct check_run {
     uv_timer_t progress_timer;
     struct cm_httpc *http; /* only with --ari-url or --acme-directory */
     struct cm_ari_client *ari;
+    struct cm_httpc *httpc;   /* revocation fetches; NULL with --no-revocation */
+    struct cm_revctx *revctx; /* CRL cache shared by every target of the run */
 };
 
 static void usage(FILE *fp)
@@ -136,6 +141,7 @@ static void usage(FILE *fp)
           "  --ari-url URL     ask this ACME renewalInfo URL (RFC 9773) when to renew the leaf\n"
           "  --acme-directory URL\n"
           "                    ... or the renewalInfo URL this ACME directory names\n"
+          "  --no-revocation   do not fetch CRLs (a stapled OCSP response still counts)\n"
           "  --json            print a JSON array, one object per target\n"
           "  -h, --help        show this help\n"
           "exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN\n",
@@ -586,14 +592,36 @@ static void emit_json_ready(struct check_run *run)
     }
 }
 
-static void settle(struct check_run *run, size_t i);
+static void settle_now(struct check_run *run, size_t i);
+
+/* One part of target i's work is done (the posture path, or the revocation check that runs
+ * beside it under the same deadline); the last one settles the target. */
+static void settle(struct check_run *run, size_t i)
+{
+    struct slot *s = &run->slots[i];
+
+    if (s->parts > 1) {
+        s->parts--;
+        return;
+    }
+    s->parts = 0;
+    settle_now(run, i);
+}
+
+static void on_revoked(struct cm_probe_result *res, void *arg)
+{
+    struct slot *s = arg;
+
+    (void)res;
+    settle(s->run, s->index);
+}
 
 static void on_ari(struct cm_ari *a, void *arg)
 {
     struct slot *s = arg;
 
     s->run->results[s->index]->ari = a; /* NULL (out of memory): reported without */
-    settle(s->run, s->index);
+    settle_now(s->run, s->index);
 }
 
 /* Asks for the renewal information of target i's leaf, within what is left of its deadline.
@@ -620,10 +648,10 @@ static int ari_start(struct check_run *run, size_t i)
 }
 
 /* Target i is complete: its slot goes to the next target. */
-static void settle(struct check_run *run, size_t i)
+static void settle_now(struct check_run *run, size_t i)
 {
-    /* The renewal information comes last: it needs the leaf, and the probe's deadline
-     * bounds it too. */
+    /* The renewal information comes last, once the posture path and the revocation check are
+     * in: it needs the leaf, and the probe's deadline bounds it too. */
     if (run->ari && !run->slots[i].ari_asked && ari_start(run, i) == 0)
         return;
     run->settled[i] = true;
@@ -746,6 +774,13 @@ static void on_result(struct cm_probe_result *res, void *arg)
     uint64_t spent = res->total_ms > 0 ? (uint64_t)ceil(res->total_ms) : 0;
 
     run->results[s->index] = res;
+    s->parts = 1;
+    /* Revocation runs beside the posture pass, with what is left of the target's deadline.
+     * Not after a refused handshake: the fallback pass may still replace the chain. */
+    if (run->revctx && res->tls.chain.count > 0 && !res->tls_refused &&
+        cm_rev_check(run->revctx, res, run->timeout_ms > spent ? run->timeout_ms - spent : 1,
+                     on_revoked, s, NULL) == 0)
+        s->parts++;
     /* After a successful handshake, the posture pass runs against the address that answered,
      * with what is left of the target's deadline; the target keeps its slot until the pass
      * reports. A pass that cannot start (out of memory) leaves posture null. */
@@ -953,6 +988,9 @@ static int policy_option(struct cm_policy *p, const char *opt, const char *arg)
 
 /* Parses the options into *o. Returns -1 to go on, or the exit status to end with: 0 after
  * printing the help, CM_STATUS_UNKNOWN after printing what is wrong. */
+/* Long options without a short letter. */
+#define OPT_NO_REVOCATION 0x301
+
 static int parse_options(int argc, char **argv, struct check_opts *o)
 {
     static const struct option longopts[] = {
@@ -977,6 +1015,7 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         {"severity", required_argument, NULL, 'v'},
         {"json", no_argument, NULL, 'j'},
         {"quick", no_argument, NULL, 'Q'},
+        {"no-revocation", no_argument, NULL, OPT_NO_REVOCATION},
         {"interception-roots", required_argument, NULL, 'I'},
         {"ari-url", required_argument, NULL, 'a'},
         {"acme-directory", required_argument, NULL, 'D'},
@@ -1074,6 +1113,9 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
         case 'Q':
             o->quick = true;
             break;
+        case OPT_NO_REVOCATION:
+            o->no_revocation = true;
+            break;
         case 'I':
             o->interception_file = optarg;
             break;
@@ -1165,6 +1207,14 @@ int cm_check_main(int argc, char **argv)
     }
     run.env.loop = &loop;
     run.env.tls = run.tls;
+    if (!o.no_revocation) {
+        err[0] = '\0';
+        /* Without a fetcher the run goes on, and says that revocation was not checked. */
+        if (cm_httpc_new(&loop, &run.httpc, err, sizeof(err)) < 0 ||
+            cm_revctx_new(&loop, run.httpc, &run.revctx) < 0)
+            fprintf(stderr, "certmon check: revocation not checked: %s\n",
+                    err[0] ? err : "out of memory");
+    }
     if (o.all_addresses &&
         expand_targets(&loop, run.env.resolver, (uint64_t)llround(o.timeout_s * 1000.0), &targets,
                        &count, &run.group_len, &addrs, &naddrs) < 0) {
@@ -1217,6 +1267,8 @@ out_tls:
     cm_resolver_close(run.env.resolver);
     cm_ari_client_free(run.ari);
     cm_httpc_close(run.http);
+    cm_revctx_close(run.revctx);
+    cm_httpc_close(run.httpc);
     if (cm_probe_orphans() > 0) {
         /* A chain still being described past its deadline (the report already says
          * "timeout"): waiting for it would break the deadline, and exit() would join the

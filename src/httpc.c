@@ -39,9 +39,13 @@ struct cm_httpc_xfer {
     char *message;           /* SMTP: our copy of the message, read by on_read */
     size_t msg_len, msg_off;
 
-    char *body; /* response body, NUL-terminated, at most CM_HTTPC_BODY_MAX bytes kept */
+    char *body; /* response body, NUL-terminated, at most body_max bytes kept */
     size_t body_len, body_cap;
+    size_t body_max;  /* bytes kept at most */
+    bool body_strict; /* a longer body fails the transfer */
+    bool body_over;   /* ... and it was longer */
     int64_t retry_after_s;
+    char etag[256], last_modified[64]; /* response headers, "" when absent */
 
     uint64_t start_ns;
     char url[256]; /* redacted, for logs */
@@ -190,8 +194,10 @@ static void kick(struct cm_httpc *h)
 static void deliver(struct cm_httpc_xfer *x, CURLcode code, const char *why)
 {
     struct cm_httpc_result r = {
-        .curl_code = (int)code, .retry_after_s = -1, .retry_after_hdr_s = -1, .body = ""};
+        .curl_code = (int)code, .retry_after_s = -1, .retry_after_hdr_s = -1, .body = "",
+        .etag = "", .last_modified = ""};
     long status = 0;
+    char over[64];
 
     if (!why) {
         if (curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
@@ -203,6 +209,13 @@ static void deliver(struct cm_httpc_xfer *x, CURLcode code, const char *why)
         if (r.status == 429 || r.status == 503)
             r.retry_after_s = x->retry_after_s;
         r.retry_after_hdr_s = x->retry_after_s;
+        r.etag = x->etag;
+        r.last_modified = x->last_modified;
+        r.xfer = x;
+        if (x->body_over) {
+            snprintf(over, sizeof(over), "response body larger than %zu bytes", x->body_max);
+            why = over;
+        }
     }
     if (code != CURLE_OK)
         r.error = why ? why : x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
@@ -213,6 +226,23 @@ static void deliver(struct cm_httpc_xfer *x, CURLcode code, const char *why)
     cm_log_debug(SUB, "url=%s curl=%d status=%ld elapsed_ms=%.0f error=\"%s\"", x->url, r.curl_code,
                  r.status, r.elapsed_s * 1000, r.error);
     x->cb(&r, x->arg);
+}
+
+char *cm_httpc_take_body(const struct cm_httpc_result *r, size_t *len)
+{
+    struct cm_httpc_xfer *x = r ? r->xfer : NULL;
+    char *b;
+
+    *len = 0;
+    if (!x || !x->body)
+        return NULL;
+    b = x->body;
+    *len = x->body_len;
+    x->body = NULL;
+    x->body_len = x->body_cap = 0;
+    /* The buffer grew by doubling: give the slack back before it is kept. */
+    char *shrunk = realloc(b, *len + 1);
+    return shrunk ? shrunk : b;
 }
 
 /* Reads every finished transfer. Must follow each curl_multi_socket_action: libcurl reports
@@ -386,8 +416,12 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct cm_httpc_xfer *x = ud;
-    size_t len = size * nmemb, take = CM_HTTPC_BODY_MAX - x->body_len;
+    size_t len = size * nmemb, take = x->body_max - x->body_len;
 
+    if (x->body_strict && len > take) {
+        x->body_over = true;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
     if (take > len)
         take = len;
     if (take == 0)
@@ -398,8 +432,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 
         while (cap < x->body_len + take + 1)
             cap *= 2;
-        if (cap > CM_HTTPC_BODY_MAX + 1)
-            cap = CM_HTTPC_BODY_MAX + 1;
+        if (cap > x->body_max + 1)
+            cap = x->body_max + 1;
         if (!(nb = realloc(x->body, cap))) {
             free(x->body);
             x->body = NULL;
@@ -431,6 +465,30 @@ static int64_t parse_retry_after(const char *v, time_t now)
     return t > now ? (int64_t)(t - now) : 0;
 }
 
+/* Copies a header's value (trimmed) into buf when the header line data is named name
+ * ("etag:"); values that do not fit, or hold control bytes, are dropped. */
+static void header_value(const char *data, size_t len, const char *name, char *buf, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p, *end;
+
+    if (len <= nl || strncasecmp(data, name, nl) != 0)
+        return;
+    p = data + nl;
+    end = data + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if ((size_t)(end - p) >= cap)
+        return;
+    for (const char *q = p; q < end; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            return;
+    memcpy(buf, p, (size_t)(end - p));
+    buf[end - p] = '\0';
+}
+
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     static const char name[] = "retry-after:";
@@ -441,8 +499,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         x->retry_after_s = -1; /* a new response (after a 100 Continue, say) */
+        x->etag[0] = x->last_modified[0] = '\0';
         return len;
     }
+    header_value(data, len, "etag:", x->etag, sizeof(x->etag));
+    header_value(data, len, "last-modified:", x->last_modified, sizeof(x->last_modified));
     if (len <= sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
         return len;
     p = data + sizeof(name) - 1;
@@ -538,6 +599,7 @@ static int xfer_new(struct cm_httpc *h, const char *url, const char *protocols, 
     x->cb = cb;
     x->arg = arg;
     x->retry_after_s = -1;
+    x->body_max = CM_HTTPC_BODY_MAX;
     cm_httpc_redact(url, x->url, sizeof(x->url));
     SETOPT(x, CURLOPT_URL, url);
     SETOPT(x, CURLOPT_PRIVATE, (void *)x);
@@ -549,8 +611,9 @@ static int xfer_new(struct cm_httpc *h, const char *url, const char *protocols, 
     SETOPT(x, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
 #else
     {
-        long p = strncmp(protocols, "http", 4) == 0 ? CURLPROTO_HTTP | CURLPROTO_HTTPS
-                                                    : CURLPROTO_SMTP | CURLPROTO_SMTPS;
+        long p = strncmp(protocols, "http", 4) == 0   ? CURLPROTO_HTTP | CURLPROTO_HTTPS
+                 : strncmp(protocols, "file", 4) == 0 ? CURLPROTO_FILE
+                                                      : CURLPROTO_SMTP | CURLPROTO_SMTPS;
         SETOPT(x, CURLOPT_PROTOCOLS, p);
         SETOPT(x, CURLOPT_REDIR_PROTOCOLS, p);
     }
@@ -586,7 +649,9 @@ int cm_httpc_request(struct cm_httpc *h, const struct cm_httpc_req *req, cm_http
 
     if (out)
         *out = NULL;
-    if (!h || !req || !cb || !req->url || !has_scheme(req->url, "http", "https") ||
+    bool file = req && req->url && req->allow_file && has_scheme(req->url, "file", "file");
+
+    if (!h || !req || !cb || !req->url || (!has_scheme(req->url, "http", "https") && !file) ||
         !one_line(req->url) || !one_line(req->content_type) || (req->body_len && !req->body))
         return -EINVAL;
     for (const char *const *hd = req->headers; hd && *hd; hd++) {
@@ -597,9 +662,13 @@ int cm_httpc_request(struct cm_httpc *h, const struct cm_httpc_req *req, cm_http
     }
     if (h->closing)
         return -ECANCELED;
-    if ((rc = xfer_new(h, req->url, "http,https", clamp_ms(req->timeout_ms, HTTP_TIMEOUT_MS),
-                       req->ca_file, cb, arg, &x)))
+    if ((rc = xfer_new(h, req->url, file ? "file" : "http,https",
+                       clamp_ms(req->timeout_ms, HTTP_TIMEOUT_MS), req->ca_file, cb, arg, &x)))
         return rc;
+    if (req->body_max) {
+        x->body_max = req->body_max;
+        x->body_strict = true;
+    }
     SETOPT(x, CURLOPT_USERAGENT, "certmon/" CERTMON_VERSION);
     SETOPT(x, CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(x, CURLOPT_HEADERDATA, (void *)x);

@@ -3,6 +3,7 @@
 #include "certmon/error.h"
 #include "certmon/log.h"
 #include "certmon/posture.h"
+#include "certmon/revocation.h"
 #include "certmon/resolve.h"
 #include "certmon/starttls.h"
 
@@ -640,6 +641,7 @@ static int copy_client_chain(struct cm_chain *dst, const struct cm_chain *src)
             return -ENOMEM;
         dst->count++;
     }
+    cm_chain_drop_der(dst); /* never checked for revocation */
     return 0;
 }
 
@@ -723,5 +725,6 @@ void cm_probe_result_free(struct cm_probe_result *res)
     cm_chain_clear(&res->client_chain);
     cm_posture_free(res->posture);
     cm_ari_free(res->ari);
+    cm_revocation_free(res->revocation);
     free(res);
 }

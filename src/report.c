@@ -1,6 +1,7 @@
 #include "certmon/report.h"
 #include "certmon/posture.h"
 #include "certmon/ari.h"
+#include "certmon/revocation.h"
 
 #include <string.h>
 
@@ -125,6 +126,49 @@ static json_t *time_or_null(int64_t t)
     return json_string(buf);
 }
 
+/* chain[i].revocation: null when revocation was not checked, or not for this certificate (a
+ * self-signed one). */
+static json_t *revocation_json(const struct cm_probe_result *res, size_t i)
+{
+    const struct cm_rev_cert *c;
+    json_t *errors, *o;
+
+    if (!res->revocation || i >= res->revocation->count)
+        return json_null();
+    c = &res->revocation->certs[i];
+    if (c->status == CM_REV_UNCHECKED)
+        return json_null();
+    if (!(errors = json_array()))
+        return NULL;
+    for (size_t k = 0; k < c->error_count; k++)
+        if (json_array_append_new(errors, json_string(c->errors[k])) < 0) {
+            json_decref(errors);
+            return NULL;
+        }
+    o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:b, s:o}", "status",
+                  cm_rev_status_name(c->status), "source",
+                  str_or_null(cm_rev_source_name(c->source)), "revoked_at",
+                  time_or_null(c->status == CM_REV_REVOKED ? c->revoked_at : 0), "reason",
+                  str_or_null(c->status == CM_REV_REVOKED ? c->reason : NULL), "this_update",
+                  time_or_null(c->this_update), "next_update", time_or_null(c->next_update),
+                  "crl_stale", c->crl_stale, "errors", errors);
+    return o;
+}
+
+/* Where the certificate publishes revocation: {crl: [URL...], ocsp: URL or null}. */
+static json_t *rev_urls_json(const struct cm_cert *c)
+{
+    json_t *crl = json_array();
+
+    for (size_t i = 0; crl && i < c->crl_url_count; i++)
+        if (json_array_append_new(crl, json_string(c->crl_urls[i])) < 0) {
+            json_decref(crl);
+            return NULL;
+        }
+    return json_pack("{s:o*, s:o}", "crl", crl, "ocsp",
+                     str_or_null(c->ocsp_url && c->ocsp_url[0] ? c->ocsp_url : NULL));
+}
+
 static json_t *ocsp_json(const struct cm_tls_info *tls)
 {
     const struct cm_ocsp *o = &tls->ocsp;
@@ -166,7 +210,10 @@ static json_t *finding_json(const struct cm_finding *f)
         (f->algorithm && json_object_set_new(fo, "algorithm", json_string(f->algorithm)) < 0) ||
         (f->version && json_object_set_new(fo, "version", json_string(f->version)) < 0) ||
         (f->cipher_class && json_object_set_new(fo, "class", json_string(f->cipher_class)) < 0) ||
-        (f->dh_bits && json_object_set_new(fo, "dh_bits", json_integer(f->dh_bits)) < 0)) {
+        (f->dh_bits && json_object_set_new(fo, "dh_bits", json_integer(f->dh_bits)) < 0) ||
+        (f->rev_source && (json_object_set_new(fo, "source", json_string(f->rev_source)) < 0 ||
+                           json_object_set_new(fo, "revoked_at", time_or_null(f->revoked_at)) < 0 ||
+                           json_object_set_new(fo, "reason", str_or_null(f->rev_reason)) < 0))) {
         json_decref(fo);
         return NULL;
     }
@@ -284,9 +331,12 @@ json_t *cm_report_json(const struct cm_probe_result *res, const struct cm_findin
     fs = json_array();
     if (!chain || !errors || !fs)
         goto fail;
-    for (size_t i = 0; i < tls->chain.count; i++)
-        if (json_array_append_new(chain, cert_json(&tls->chain.certs[i], i, now)) < 0)
+    for (size_t i = 0; i < tls->chain.count; i++) {
+        json_t *c = cert_json(&tls->chain.certs[i], i, now);
+        if (json_array_append_new(chain, c) < 0 || set(c, "revocation", revocation_json(res, i)) ||
+            set(c, "revocation_urls", rev_urls_json(&tls->chain.certs[i])))
             goto fail;
+    }
     if (tls->verify.done) {
         cm_verify_status_foreach(tls->verify.status, add_verify_error, errors);
         if (!tls->verify.hostname_match)

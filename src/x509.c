@@ -308,6 +308,64 @@ static char *spki_hash(gnutls_x509_crt_t crt)
     return hex(buf, size);
 }
 
+/* Appends the URIs of the CRL distribution points (at most CM_X509_MAX_CRL_URLS) to c. Text
+ * from the certificate: anything that is not one printable line is skipped, since it is
+ * shown and fetched. Returns 0 or -ENOMEM. */
+static bool url_ok(const unsigned char *p, size_t n)
+{
+    if (n == 0 || n > 2048)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] <= 0x20 || p[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+static int extract_crl_urls(gnutls_x509_crt_t crt, struct cm_cert *c)
+{
+    for (unsigned i = 0; c->crl_url_count < CM_X509_MAX_CRL_URLS && i < 64; i++) {
+        unsigned char buf[2049];
+        size_t size = sizeof(buf) - 1;
+        unsigned reasons = 0;
+        int rc = gnutls_x509_crt_get_crl_dist_points(crt, i, buf, &size, &reasons, NULL);
+
+        if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (rc == GNUTLS_E_SHORT_MEMORY_BUFFER)
+            continue;
+        if (rc < 0)
+            break;
+        if (rc != GNUTLS_SAN_URI || !url_ok(buf, size))
+            continue;
+        if (!c->crl_urls && !(c->crl_urls = calloc(CM_X509_MAX_CRL_URLS, sizeof(char *))))
+            return -ENOMEM;
+        if (!(c->crl_urls[c->crl_url_count] = strndup((const char *)buf, size)))
+            return -ENOMEM;
+        c->crl_url_count++;
+    }
+    return 0;
+}
+
+/* The first OCSP URI of the authority information access extension, or "". */
+static char *extract_ocsp_url(gnutls_x509_crt_t crt)
+{
+    for (unsigned seq = 0; seq < 16; seq++) {
+        gnutls_datum_t d = {NULL, 0};
+        int rc = gnutls_x509_crt_get_authority_info_access(crt, seq, GNUTLS_IA_OCSP_URI, &d, NULL);
+
+        if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (rc < 0)
+            continue; /* another access method (caIssuers) */
+        char *s = url_ok(d.data, d.size) ? strndup((const char *)d.data, d.size) : NULL;
+        bool ok = url_ok(d.data, d.size);
+        gnutls_free(d.data);
+        if (ok)
+            return s;
+    }
+    return strdup("");
+}
+
 /* Fills *c from crt. der, when not NULL, is crt's encoding: hashing it directly spares
  * GnuTLS re-encoding the certificate for the fingerprint. */
 static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_cert *c)
@@ -373,9 +431,25 @@ static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_c
         c->aki = strdup("");
 
     c->spki_sha256 = spki_hash(crt);
+    c->ocsp_url = extract_ocsp_url(crt);
+    if (der) {
+        if ((c->der = malloc(der->size)))
+            memcpy(c->der, der->data, der->size);
+        c->der_len = der->size;
+    } else {
+        gnutls_datum_t d = {NULL, 0};
+        if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &d) < 0)
+            goto bad;
+        if ((c->der = malloc(d.size)))
+            memcpy(c->der, d.data, d.size);
+        c->der_len = d.size;
+        gnutls_free(d.data);
+    }
 
     if (!c->subject || !c->issuer || !c->serial || !c->sha256 || !c->signature || !c->ski ||
-        !c->aki || !c->spki_sha256)
+        !c->aki || !c->spki_sha256 || !c->ocsp_url || !c->der)
+        goto nomem;
+    if (extract_crl_urls(crt, c) < 0)
         goto nomem;
     if (extract_usage(crt, c) < 0)
         goto nomem;
@@ -464,10 +538,11 @@ static int placeholder(struct cm_cert *c)
     c->aki = strdup("");
     c->spki_sha256 = strdup("");
     c->eku = strdup("");
+    c->ocsp_url = strdup("");
     c->sig_hash = "";
     c->key_type = "unknown";
     if (!c->subject || !c->issuer || !c->serial || !c->signature || !c->sha256 || !c->ski ||
-        !c->aki || !c->spki_sha256 || !c->eku) {
+        !c->aki || !c->spki_sha256 || !c->eku || !c->ocsp_url) {
         cm_cert_clear(c);
         return -ENOMEM;
     }
@@ -487,12 +562,25 @@ int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src)
     dst->aki = strdup(src->aki ? src->aki : "");
     dst->spki_sha256 = strdup(src->spki_sha256 ? src->spki_sha256 : "");
     dst->eku = strdup(src->eku ? src->eku : "");
+    dst->ocsp_url = strdup(src->ocsp_url ? src->ocsp_url : "");
     dst->sig_hash = src->sig_hash ? src->sig_hash : "";
     dst->sans = src->san_count ? calloc(src->san_count, sizeof(*dst->sans)) : NULL;
     dst->san_count = 0;
+    dst->crl_urls = src->crl_url_count ? calloc(CM_X509_MAX_CRL_URLS, sizeof(char *)) : NULL;
+    dst->crl_url_count = 0;
+    dst->der = src->der ? malloc(src->der_len) : NULL;
     if (!dst->subject || !dst->issuer || !dst->serial || !dst->signature || !dst->sha256 ||
-        !dst->ski || !dst->aki || !dst->spki_sha256 || !dst->eku || (src->san_count && !dst->sans))
+        !dst->ski || !dst->aki || !dst->spki_sha256 || !dst->eku || !dst->ocsp_url ||
+        (src->san_count && !dst->sans) || (src->crl_url_count && !dst->crl_urls) ||
+        (src->der && !dst->der))
         goto nomem;
+    if (src->der)
+        memcpy(dst->der, src->der, src->der_len);
+    for (size_t i = 0; i < src->crl_url_count; i++) {
+        if (!(dst->crl_urls[i] = strdup(src->crl_urls[i])))
+            goto nomem;
+        dst->crl_url_count++;
+    }
     for (size_t i = 0; i < src->san_count; i++) {
         if (!(dst->sans[i] = strdup(src->sans[i])))
             goto nomem;
@@ -667,10 +755,24 @@ void cm_cert_clear(struct cm_cert *c)
     free(c->aki);
     free(c->spki_sha256);
     free(c->eku);
+    free(c->ocsp_url);
+    free(c->der);
     for (size_t i = 0; i < c->san_count; i++)
         free(c->sans[i]);
     free(c->sans);
+    for (size_t i = 0; i < c->crl_url_count; i++)
+        free(c->crl_urls[i]);
+    free(c->crl_urls);
     memset(c, 0, sizeof(*c));
+}
+
+void cm_chain_drop_der(struct cm_chain *chain)
+{
+    for (size_t i = 0; chain && i < chain->count; i++) {
+        free(chain->certs[i].der);
+        chain->certs[i].der = NULL;
+        chain->certs[i].der_len = 0;
+    }
 }
 
 void cm_chain_clear(struct cm_chain *chain)

@@ -31,7 +31,8 @@ struct cm_finding_def {
 extern const struct cm_finding_def cm_finding_catalogue[];
 extern const size_t cm_finding_catalogue_len;
 
-/* The catalogue entry for id, or NULL. */
+/* The catalogue entry for id (or for the id it was renamed to: "ocsp.revoked" is
+ * "cert.revoked"), or NULL. */
 const struct cm_finding_def *cm_finding_lookup(const char *id);
 
 /* The catalogue id closest to a misspelt one (for "did you mean"), or NULL. */
@@ -136,6 +137,9 @@ struct cm_finding {
     const char *version;      /* protocol.legacy: "TLS1.1", "TLS1.0", "SSL3.0" (static) */
     const char *cipher_class; /* cipher.weak: "RC4", "3DES", "NULL", "EXPORT", "ANON" (static) */
     unsigned dh_bits;         /* dh.weak: the DH prime size, else 0 */
+    const char *rev_source;   /* cert.revoked: "staple", "ocsp" or "crl" (static), else NULL */
+    int64_t revoked_at;       /* cert.revoked: Unix seconds, 0 when not given */
+    const char *rev_reason;   /* cert.revoked: RFC 5280 reason name (static), or NULL */
 };
 
 struct cm_findings {

@@ -35,7 +35,17 @@ struct cm_httpc_result {
     int64_t retry_after_hdr_s; /* the Retry-After header of the response whatever its status
                                 * (ACME renewal information sends it with a 200), or -1 */
     double elapsed_s;
+    const char *etag;          /* the response's ETag header value, or "" */
+    const char *last_modified; /* its Last-Modified header value, or "" */
+    /* private */
+    struct cm_httpc_xfer *xfer;
 };
+
+/* Takes the response body out of r during the callback, so a large one (a CRL) is not
+ * copied: the caller owns the returned buffer (NUL-terminated, *len bytes before the NUL;
+ * free it) and r->body must not be read afterwards. Returns NULL when there is no body (or
+ * it was taken already). */
+char *cm_httpc_take_body(const struct cm_httpc_result *r, size_t *len);
 
 /* Runs exactly once per started transfer, from a loop callback (never inside the start
  * call). The result is valid during the callback only. */
@@ -57,12 +67,19 @@ struct cm_httpc_req {
                                  headers carry a Content-Type */
     uint64_t timeout_ms;      /* whole transfer; 0: 30 s */
     const char *ca_file;      /* trust for https (NULL: system store) */
+    size_t body_max;          /* 0: keep the first CM_HTTPC_BODY_MAX bytes of the response and
+                                 discard the rest; else keep up to body_max bytes, and a longer
+                                 body fails the transfer (CURLE_WRITE_ERROR, error "response
+                                 body larger than N bytes"): a cut CRL is worth nothing */
+    int allow_file;           /* also accept file:// URLs (a GET of a local file: libcurl reads
+                                 it on the loop, so keep it to local disks) */
 };
 
 /* Starts one HTTP request. Strings are copied. Returns 0 (cb will run) or, and cb will not
- * run: -EINVAL (no URL or callback, a scheme other than http/https, CR or LF in the URL, a
- * header or the content type), -ECANCELED (the client is closing), -ENOTSUP (libcurl lacks a
- * needed protocol), -ENOMEM. out may be NULL; *out can cancel the transfer until cb runs. */
+ * run: -EINVAL (no URL or callback, a scheme other than http/https (or file with allow_file), CR or
+ * LF in the URL, a header or the content type), -ECANCELED (the client is closing), -ENOTSUP
+ * (libcurl lacks a needed protocol), -ENOMEM. out may be NULL; *out can cancel the transfer until
+ * cb runs. */
 int cm_httpc_request(struct cm_httpc *h, const struct cm_httpc_req *req, cm_httpc_cb cb, void *arg,
                      struct cm_httpc_xfer **out);
 

@@ -36,6 +36,7 @@ enum cm_phase {
 
 struct cm_posture;
 struct cm_ari;
+struct cm_revocation;
 
 /* Everything one probe saw. Plain data; whoever receives it owns it. */
 struct cm_probe_result {
@@ -69,6 +70,8 @@ struct cm_probe_result {
                                    * endpoints. Such a result has host NULL, port 0, no TLS
                                    * parameters and no verification: tls.chain holds the
                                    * certificates in file order, analysed one by one. */
+    struct cm_revocation *revocation; /* revocation.h, owned; NULL when not checked. The
+                                       * probe never sets it: the revocation checker does. */
 };
 
 /* Called exactly once per started probe. res is the callee's (free with

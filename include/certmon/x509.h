@@ -44,7 +44,20 @@ struct cm_cert {
     bool eku_any;    /* ... or anyExtendedKeyUsage */
     char *eku;       /* the purposes listed, "clientAuth, emailProtection, 1.2.3.4";
                       * "" when has_eku is false */
+    /* Where revocation is published (revocation.h reads these). */
+    char **crl_urls;      /* CRL distribution point URIs, in certificate order: the first
+                           * CM_X509_MAX_CRL_URLS of them; NULL when none */
+    size_t crl_url_count; /* entries in crl_urls */
+    char *ocsp_url;       /* the first OCSP responder URI of the AIA extension; "" when none */
+    /* The certificate's own encoding: revocation checking verifies CRL and OCSP signatures
+     * against the issuer's key and builds OCSP requests from it. NULL for a placeholder, and
+     * after cm_chain_drop_der (a daemon keeps many results and does not need it later). */
+    unsigned char *der;
+    size_t der_len;
 };
+
+/* At most this many CRL distribution points are kept per certificate. */
+#define CM_X509_MAX_CRL_URLS 8
 
 /* Key usage bits of struct cm_cert (our own numbering, not the DER bit order). */
 #define CM_KU_DIGITAL_SIGNATURE 0x01u
@@ -95,6 +108,9 @@ int cm_cert_copy(struct cm_cert *dst, const struct cm_cert *src);
 /* Frees what the cert holds; leaves it zeroed. */
 void cm_cert_clear(struct cm_cert *c);
 void cm_chain_clear(struct cm_chain *chain);
+
+/* Frees the DER encodings of chain's certificates (der NULL afterwards); the rest stays. */
+void cm_chain_drop_der(struct cm_chain *chain);
 
 /* Whole days left until not_after at time now, rounded down: 0 in the last day, -1 in the
  * first day after expiry. */

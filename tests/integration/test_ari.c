@@ -195,7 +195,9 @@ static void test_window_passed(void)
     /* The explanation URL carries a BEL byte: escaped in the message. */
     CU_ASSERT(msg && strstr(msg, "explanation: https://ca.example/incident?x=1\\x07<b>"));
     CU_ASSERT(msg && !strchr(msg, '\x07'));
-    EXPECT_INT(json_array_size(json_object_get(t, "findings")), 2); /* and ocsp.not_stapled */
+    /* and ocsp.not_stapled, and revocation.none: the test leaf names no CRL or responder. */
+    CU_ASSERT_PTR_NOT_NULL(cm_finding(t, "revocation.none", "info", 0));
+    EXPECT_INT(json_array_size(json_object_get(t, "findings")), 3);
 
     /* The id certmon asked for is the one computed independently. */
     EXPECT_STR(cm_json_str(t, "ari.cert_id"), expected_id);

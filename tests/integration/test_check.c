@@ -353,9 +353,14 @@ static void test_valid_chain_with_ca(void)
     CU_ASSERT(json_is_false(get(t, "chain.0.is_ca")));
     CU_ASSERT(json_is_true(get(t, "chain.1.is_ca")));
     CU_ASSERT(json_is_false(get(t, "chain.0.self_signed")));
-    /* s_server staples nothing: that is the only remark, and only informational. */
-    CU_ASSERT_EQUAL(json_array_size(get(t, "findings")), 1);
+    /* s_server staples nothing, and the test PKI publishes no CRL or OCSP responder: those
+     * are the only remarks, and only informational. */
+    CU_ASSERT_EQUAL(json_array_size(get(t, "findings")), 3);
     CU_ASSERT(has_finding(t, "ocsp.not_stapled", "info", 0));
+    CU_ASSERT(has_finding(t, "revocation.none", "info", 0));
+    CU_ASSERT(has_finding(t, "revocation.none", "info", 1));
+    CU_ASSERT_STRING_EQUAL(str(t, "chain.0.revocation.status"), "none");
+    CU_ASSERT(json_is_null(get(t, "chain.0.revocation.source")));
     CU_ASSERT(json_is_null(get(t, "posture")));
     json_decref(arr);
 }

@@ -580,7 +580,7 @@ static void test_stapled_revoked(void)
     CU_ASSERT(json_is_true(cm_json_get(t, "ocsp.stapled")));
     EXPECT_STR(cm_json_str(t, "ocsp.status"), "revoked");
     CU_ASSERT(has_string(cm_json_get(t, "verification.errors"), "revoked"));
-    EXPECT_FINDING(t, "ocsp.revoked", "critical", 0);
+    EXPECT_FINDING(t, "cert.revoked", "critical", 0);
     CU_ASSERT(cm_finding(t, "chain.untrusted", NULL, -1) == NULL);
     EXPECT_STATUS(rc, t, "critical");
     json_decref(arr);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "certmon/analyze.h"
+#include "certmon/revocation.h"
 #include "certmon/error.h"
 #include "certmon/posture.h"
 #include "certmon/probe.h"
@@ -1248,7 +1249,7 @@ static void test_allow_self_signed(void)
 
 /* Verification reasons that a specific finding explains do not also make the chain
  * "untrusted": the SHA-1 signature (signature.weak), the missing staple of a must-staple leaf
- * (ocsp.must_staple_missing), a revoked staple (ocsp.revoked), a bad staple (ocsp.invalid). */
+ * (ocsp.must_staple_missing), a revoked staple (cert.revoked), a bad staple (ocsp.invalid). */
 static void test_untrusted_explained(void)
 {
     struct cm_probe_result *r = quiet();
@@ -1303,7 +1304,7 @@ static void test_untrusted_explained(void)
     r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_REVOKED, .verified = true};
     r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_REVOKED;
     run(r, &def, &f);
-    EXPECT_IDS(&f, "ocsp.revoked");
+    EXPECT_IDS(&f, "cert.revoked");
     cm_findings_clear(&f);
 
     /* A staple that does not verify. */
@@ -2007,8 +2008,8 @@ static void test_ocsp(void)
                           .this_update = NOW - 3600,
                           .revoked_at = NOW - 2 * DAY};
     run(r, &def, &f);
-    EXPECT_IDS(&f, "ocsp.revoked");
-    expect_finding(&f, 0, "ocsp.revoked", CM_SEV_CRITICAL, 0,
+    EXPECT_IDS(&f, "cert.revoked");
+    expect_finding(&f, 0, "cert.revoked", CM_SEV_CRITICAL, 0,
                    "the stapled OCSP response says the leaf certificate was revoked on "
                    "2027-01-13T08:00:00Z",
                    __LINE__);
@@ -2018,9 +2019,87 @@ static void test_ocsp(void)
     o->revoked_at = 0;
     o->verified = false;
     run(r, &def, &f);
-    EXPECT_IDS(&f, "ocsp.revoked");
-    expect_finding(&f, 0, "ocsp.revoked", CM_SEV_CRITICAL, 0,
+    EXPECT_IDS(&f, "cert.revoked");
+    expect_finding(&f, 0, "cert.revoked", CM_SEV_CRITICAL, 0,
                    "the stapled OCSP response says the leaf certificate was revoked", __LINE__);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* Revocation data as the checker (revocation.h) leaves it in a result. */
+static struct cm_revocation *rev_new(struct cm_probe_result *r)
+{
+    struct cm_revocation *rv = calloc(1, sizeof(*rv));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rv);
+    rv->certs = calloc(r->tls.chain.count, sizeof(*rv->certs));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rv->certs);
+    rv->count = r->tls.chain.count;
+    r->revocation = rv;
+    return rv;
+}
+
+static void test_revocation_findings(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_revocation *rv = rev_new(r);
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    /* The intermediate listed in its issuer's CRL; the leaf good by its staple. */
+    rv->certs[0] = (struct cm_rev_cert){.status = CM_REV_GOOD, .source = CM_REV_SRC_STAPLE};
+    rv->certs[1] = (struct cm_rev_cert){.status = CM_REV_REVOKED,
+                                        .source = CM_REV_SRC_CRL,
+                                        .revoked_at = NOW - 2 * DAY,
+                                        .reason = "cACompromise"};
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.revoked");
+    expect_finding(&f, 0, "cert.revoked", CM_SEV_CRITICAL, 1,
+                   "chain certificate 1 (CN=Example CA) is revoked since 2027-01-13T08:00:00Z: "
+                   "cACompromise, says its CRL",
+                   __LINE__);
+    CU_ASSERT_STRING_EQUAL(at(&f, 0)->rev_source, "crl");
+    CU_ASSERT_STRING_EQUAL(at(&f, 0)->rev_reason, "cACompromise");
+    EXPECT_INT(at(&f, 0)->revoked_at, NOW - 2 * DAY);
+    cm_findings_clear(&f);
+
+    /* The old id still silences it. */
+    CU_ASSERT_EQUAL_FATAL(cm_policy_ignore(&p, "ocsp.revoked"), 0);
+    run(r, &p, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+    cm_policy_clear(&p);
+
+    /* Every source failed, with reasons; a stale CRL; nothing published. */
+    rv->certs[0] = (struct cm_rev_cert){.status = CM_REV_UNAVAILABLE};
+    rv->certs[0].errors[0] = xstrdup("http://127.0.0.1:1/ca.crl: cannot fetch the CRL: refused");
+    rv->certs[0].errors[1] = xstrdup("http://x/ca.crl: signature does not verify");
+    rv->certs[0].error_count = 2;
+    rv->certs[1] = (struct cm_rev_cert){
+        .status = CM_REV_UNAVAILABLE, .crl_stale = true, .next_update = NOW - DAY};
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "revocation.unavailable revocation.crl_stale");
+    expect_finding(&f, 0, "revocation.unavailable", CM_SEV_WARNING, 0,
+                   "the revocation status of leaf certificate 0 (CN=example.com) cannot be "
+                   "checked: http://127.0.0.1:1/ca.crl: cannot fetch the CRL: refused; "
+                   "http://x/ca.crl: signature does not verify",
+                   __LINE__);
+    expect_finding(&f, 1, "revocation.crl_stale", CM_SEV_WARNING, 1,
+                   "the only CRL available for chain certificate 1 (CN=Example CA) is out of "
+                   "date (nextUpdate 2027-01-14T08:00:00Z): its revocation status is unknown",
+                   __LINE__);
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_WARNING);
+    cm_findings_clear(&f);
+    cm_revocation_free(r->revocation);
+    rv = rev_new(r);
+    rv->certs[0].status = CM_REV_NONE;
+    rv->certs[1].status = CM_REV_UNCHECKED;
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "revocation.none");
+    expect_finding(&f, 0, "revocation.none", CM_SEV_INFO, 0,
+                   "leaf certificate 0 (CN=example.com) publishes neither a CRL nor an OCSP "
+                   "responder",
+                   __LINE__);
     cm_findings_clear(&f);
     cm_probe_result_free(r);
 }
@@ -2315,7 +2394,10 @@ static void test_catalogue(void)
         {"cert.no_san", CM_SEV_WARNING},
         {"cert.lifetime_long", CM_SEV_INFO},
         {"cert.wildcard", CM_SEV_INFO},
-        {"ocsp.revoked", CM_SEV_CRITICAL},
+        {"cert.revoked", CM_SEV_CRITICAL},
+        {"revocation.unavailable", CM_SEV_WARNING},
+        {"revocation.crl_stale", CM_SEV_WARNING},
+        {"revocation.none", CM_SEV_INFO},
         {"ocsp.must_staple_missing", CM_SEV_CRITICAL},
         {"ocsp.not_stapled", CM_SEV_INFO},
         {"ocsp.invalid", CM_SEV_WARNING},
@@ -3516,6 +3598,8 @@ static CU_TestInfo tests[] = {
     {"cert.wildcard", test_wildcard},
     {"ocsp findings", test_ocsp},
     {"ocsp needs a handshake", test_ocsp_needs_handshake},
+    {"revocation: cert.revoked (CRL), unavailable, crl_stale, none; the ocsp.revoked alias",
+     test_revocation_findings},
     {"evidence: days_left", test_days_left_evidence},
     {"policy: ignore", test_policy_ignore},
     {"policy: severity", test_policy_severity},

@@ -455,11 +455,27 @@ static void test_chain_entries(void)
 {
     struct cm_probe_result *r = healthy();
     struct cm_findings f = {0};
-    static const char *const cert_keys[] = {
-        "position",  "subject",     "issuer",      "serial",    "not_before",        "not_after",
-        "days_left", "key",         "sans",        "is_ca",     "self_signed",       "sha256",
-        "signature", "must_staple", "spki_sha256", "key_usage", "extended_key_usage", "san_count",
-        "sans_truncated"};
+    static const char *const cert_keys[] = {"position",
+                                            "subject",
+                                            "issuer",
+                                            "serial",
+                                            "not_before",
+                                            "not_after",
+                                            "days_left",
+                                            "key",
+                                            "sans",
+                                            "is_ca",
+                                            "self_signed",
+                                            "sha256",
+                                            "signature",
+                                            "must_staple",
+                                            "spki_sha256",
+                                            "key_usage",
+                                            "extended_key_usage",
+                                            "san_count",
+                                            "sans_truncated",
+                                            "revocation",
+                                            "revocation_urls"};
     static const char *const key_keys[] = {"type", "bits"};
     json_t *j = render(r, &f, NOW);
     json_t *chain = json_object_get(j, "chain");
@@ -490,6 +506,10 @@ static void test_chain_entries(void)
     CU_ASSERT(json_is_null(json_object_get(c0, "key_usage")));
     CU_ASSERT(json_is_null(json_object_get(c0, "extended_key_usage")));
     CU_ASSERT(json_is_null(json_object_get(j, "trust_anchor")));
+    /* Not checked: revocation null; no distribution point, no responder. */
+    CU_ASSERT(json_is_null(json_object_get(c0, "revocation")));
+    CU_ASSERT_EQUAL(json_array_size(cm_json_get(c0, "revocation_urls.crl")), 0);
+    CU_ASSERT(json_is_null(cm_json_get(c0, "revocation_urls.ocsp")));
 
     j_keys(c1, cert_keys, sizeof(cert_keys) / sizeof(cert_keys[0]), __LINE__);
     J_INT(c1, "position", 1);
