@@ -452,9 +452,13 @@ static int parse_der(const uint8_t *der, size_t len, const struct cm_cert *issue
     if ((rc = verify(issuer, &issuer_name, &tbs, &sigalg, &sig, err, errlen)) < 0)
         return rc;
 
+    /* A CRL without revokedCertificates lists nothing: an empty range inside tbs stands for
+     * it (arithmetic on the absent list's NULL is undefined, even adding 0; fuzz_crl). */
+    if (!revoked.start)
+        revoked.val = qe;
+
     /* Count, then fill an array of exactly that size: the index is all that stays. */
-    for (const uint8_t *r = revoked.val, *re = revoked.val + revoked.len; revoked.start && r < re;
-         n++)
+    for (const uint8_t *r = revoked.val, *re = revoked.val + revoked.len; r < re; n++)
         if (der_next(&r, re, &t) < 0)
             goto bad;
     if (n && !(crl->entries = malloc(n * sizeof(*crl->entries))))
