@@ -613,20 +613,11 @@ static bool anchor_judged(const struct cm_probe_result *res, const struct cm_cer
 /* Key usage bits as RFC 5280 names them, into buf. */
 static const char *ku_names(unsigned ku, char *buf, size_t len)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {
-        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"},
-        {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-        {CM_KU_KEY_AGREEMENT, "keyAgreement"},
-        {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
-        {CM_KU_CRL_SIGN, "cRLSign"},
-    };
+    const struct cm_ku_name *names = cm_key_usage_names;
     size_t used = 0;
 
     buf[0] = '\0';
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    for (size_t i = 0; i < CM_KU_COUNT; i++) {
         if (!(ku & names[i].bit))
             continue;
         int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", names[i].name);

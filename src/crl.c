@@ -5,6 +5,7 @@
  * checks the signature over the raw tbsCertList. */
 #include "certmon/error.h"
 #include "certmon/revocation.h"
+#include "certmon/text.h"
 
 #include <errno.h>
 #include <gnutls/abstract.h>
@@ -191,19 +192,6 @@ const char *cm_crl_reason_name(int code)
 
 /* ---- Parsing ---- */
 
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Serial octets with leading zero octets removed (an INTEGER's sign octet, mostly). */
 static void norm_serial(const uint8_t *p, size_t n, struct crl_entry *e)
@@ -267,29 +255,29 @@ static int parse_crl_exts(const struct tlv *wrapped, struct cm_crl *crl, char *e
     struct tlv exts;
 
     if (der_next(&q, qe, &exts) < 0 || exts.tag != 0x30 || q != qe) {
-        fail(err, errlen, "malformed CRL extensions");
+        cm_errf(err, errlen, "malformed CRL extensions");
         return -1;
     }
     for (const uint8_t *x = exts.val, *xe = exts.val + exts.len; x < xe;) {
         struct ext ext;
         if (ext_next(&x, xe, &ext) < 0) {
-            fail(err, errlen, "malformed CRL extension");
+            cm_errf(err, errlen, "malformed CRL extension");
             return -1;
         }
         if (oid_is(&ext.oid, OID_DELTA, sizeof(OID_DELTA))) {
-            fail(err, errlen, "a delta CRL, not a complete one");
+            cm_errf(err, errlen, "a delta CRL, not a complete one");
             return -1;
         }
         if (oid_is(&ext.oid, OID_IDP, sizeof(OID_IDP))) {
             const uint8_t *v = ext.value.val, *ve = v + ext.value.len;
             struct tlv seq, f;
             if (der_next(&v, ve, &seq) < 0 || seq.tag != 0x30) {
-                fail(err, errlen, "malformed issuing distribution point");
+                cm_errf(err, errlen, "malformed issuing distribution point");
                 return -1;
             }
             for (const uint8_t *s = seq.val, *se = seq.val + seq.len; s < se;) {
                 if (der_next(&s, se, &f) < 0) {
-                    fail(err, errlen, "malformed issuing distribution point");
+                    cm_errf(err, errlen, "malformed issuing distribution point");
                     return -1;
                 }
                 bool on = f.len == 1 && f.val[0] != 0;
@@ -298,7 +286,7 @@ static int parse_crl_exts(const struct tlv *wrapped, struct cm_crl *crl, char *e
                 else if (f.tag == 0x82)
                     crl->only_ca = on;
                 else if ((f.tag == 0x83) || (f.tag == 0x84 && on) || (f.tag == 0x85 && on)) {
-                    fail(err, errlen, "%s",
+                    cm_errf(err, errlen, "%s",
                          f.tag == 0x83   ? "a CRL partitioned by reason (not supported)"
                          : f.tag == 0x84 ? "an indirect CRL (not supported)"
                                          : "a CRL of attribute certificates");
@@ -311,7 +299,7 @@ static int parse_crl_exts(const struct tlv *wrapped, struct cm_crl *crl, char *e
             !oid_is(&ext.oid, OID_AKI, sizeof(OID_AKI)) &&
             !oid_is(&ext.oid, OID_FRESHEST, sizeof(OID_FRESHEST)) &&
             !oid_is(&ext.oid, OID_AIA, sizeof(OID_AIA))) {
-            fail(err, errlen, "an unknown critical CRL extension");
+            cm_errf(err, errlen, "an unknown critical CRL extension");
             return -1;
         }
     }
@@ -360,20 +348,20 @@ static int verify(const struct cm_cert *issuer, const struct tlv *crl_issuer, co
     int rc = -1;
 
     if (!issuer->der) {
-        fail(err, errlen, "the issuer certificate is not available");
+        cm_errf(err, errlen, "the issuer certificate is not available");
         return -1;
     }
     if (issuer->has_key_usage && !(issuer->key_usage & CM_KU_CRL_SIGN)) {
-        fail(err, errlen, "the issuer's key usage does not allow signing CRLs");
+        cm_errf(err, errlen, "the issuer's key usage does not allow signing CRLs");
         return -1;
     }
     if (der_next(&q, sigalg->val + sigalg->len, &oid) < 0 || oid_text(&oid, text, sizeof(text))) {
-        fail(err, errlen, "malformed signature algorithm");
+        cm_errf(err, errlen, "malformed signature algorithm");
         return -1;
     }
     gnutls_sign_algorithm_t algo = gnutls_oid_to_sign(text);
     if (algo == GNUTLS_SIGN_UNKNOWN) {
-        fail(err, errlen, "unsupported signature algorithm %s", text);
+        cm_errf(err, errlen, "unsupported signature algorithm %s", text);
         return -1;
     }
     if (gnutls_x509_crt_init(&crt) < 0 || gnutls_pubkey_init(&pk) < 0) {
@@ -382,18 +370,18 @@ static int verify(const struct cm_cert *issuer, const struct tlv *crl_issuer, co
     }
     if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0 ||
         gnutls_x509_crt_get_raw_dn(crt, &dn) < 0 || gnutls_pubkey_import_x509(pk, crt, 0) < 0) {
-        fail(err, errlen, "the issuer certificate cannot be used");
+        cm_errf(err, errlen, "the issuer certificate cannot be used");
         goto out;
     }
     if (dn.size != crl_issuer->total || memcmp(dn.data, crl_issuer->start, dn.size) != 0) {
-        fail(err, errlen, "issued by another name than the certificate's issuer");
+        cm_errf(err, errlen, "issued by another name than the certificate's issuer");
         goto out;
     }
     gnutls_datum_t t = {(unsigned char *)tbs->start, (unsigned)tbs->total};
     gnutls_datum_t s = {(unsigned char *)sig->val + 1, (unsigned)sig->len - 1};
     int v = gnutls_pubkey_verify_data2(pk, algo, GNUTLS_VERIFY_ALLOW_SIGN_WITH_SHA1, &t, &s);
     if (v < 0) {
-        fail(err, errlen, "signature does not verify with the issuer's key (%s)",
+        cm_errf(err, errlen, "signature does not verify with the issuer's key (%s)",
              v == GNUTLS_E_PK_SIG_VERIFY_FAILED ? "wrong key or altered" : gnutls_strerror(v));
         goto out;
     }
@@ -414,7 +402,7 @@ static int parse_der(const uint8_t *der, size_t len, const struct cm_cert *issue
     int rc;
 
     if (der_next(&p, end, &outer) < 0 || outer.tag != 0x30 || p != end) {
-        fail(err, errlen, "not a DER-encoded CRL");
+        cm_errf(err, errlen, "not a DER-encoded CRL");
         return -1;
     }
     q = outer.val;
@@ -422,7 +410,7 @@ static int parse_der(const uint8_t *der, size_t len, const struct cm_cert *issue
     if (der_next(&q, qe, &tbs) < 0 || tbs.tag != 0x30 || der_next(&q, qe, &sigalg) < 0 ||
         sigalg.tag != 0x30 || der_next(&q, qe, &sig) < 0 || sig.tag != 0x03 || sig.len < 2 ||
         sig.val[0] != 0 || q != qe) {
-        fail(err, errlen, "not a DER-encoded CRL");
+        cm_errf(err, errlen, "not a DER-encoded CRL");
         return -1;
     }
     q = tbs.val;
@@ -467,7 +455,7 @@ static int parse_der(const uint8_t *der, size_t len, const struct cm_cert *issue
     for (size_t i = 0; i < n; i++) {
         der_next(&r, re, &t);
         if ((rc = parse_entry(&t, &crl->entries[i])) < 0) {
-            fail(err, errlen, "%s",
+            cm_errf(err, errlen, "%s",
                  rc == -2 ? "an indirect CRL (not supported)" : "malformed revoked entry");
             return -1;
         }
@@ -477,7 +465,7 @@ static int parse_der(const uint8_t *der, size_t len, const struct cm_cert *issue
         qsort(crl->entries, n, sizeof(*crl->entries), entry_cmp);
     return 0;
 bad:
-    fail(err, errlen, "malformed tbsCertList");
+    cm_errf(err, errlen, "malformed tbsCertList");
     return -1;
 }
 
@@ -493,13 +481,13 @@ int cm_crl_parse(const void *data, size_t len, const struct cm_cert *issuer, str
     if (err && errlen)
         err[0] = '\0';
     if (len > CM_CRL_MAX_BYTES) {
-        fail(err, errlen, "larger than %u bytes", CM_CRL_MAX_BYTES);
+        cm_errf(err, errlen, "larger than %u bytes", CM_CRL_MAX_BYTES);
         return CM_EBADARG;
     }
     if (len >= sizeof(pem) - 1 && memmem(data, len < 4096 ? len : 4096, pem, sizeof(pem) - 1)) {
         gnutls_datum_t in = {(unsigned char *)data, (unsigned)len};
         if (gnutls_pem_base64_decode2("X509 CRL", &in, &decoded) < 0) {
-            fail(err, errlen, "bad PEM");
+            cm_errf(err, errlen, "bad PEM");
             return CM_EBADARG;
         }
         data = decoded.data;
@@ -547,34 +535,18 @@ size_t cm_crl_memory(const struct cm_crl *crl)
     return sizeof(*crl) + crl->count * sizeof(*crl->entries);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool cm_crl_lookup(const struct cm_crl *crl, const struct cm_cert *cert, int64_t *when,
                    const char **reason, bool *excluded)
 {
     uint8_t raw[256];
-    size_t hl = cert->serial ? strlen(cert->serial) : 0, n = 0;
     struct crl_entry key;
+    long n;
 
     *excluded = (crl->only_user && cert->is_ca) || (crl->only_ca && !cert->is_ca);
-    if (*excluded || hl == 0 || hl % 2 || hl / 2 > sizeof(raw))
+    /* An empty, odd, non-hex or over-long serial matches nothing. */
+    if (*excluded || !cert->serial || (n = cm_hex_decode(cert->serial, raw, sizeof(raw))) <= 0)
         return false;
-    for (size_t i = 0; i < hl; i += 2) {
-        int a = hexval(cert->serial[i]), b = hexval(cert->serial[i + 1]);
-        if (a < 0 || b < 0)
-            return false;
-        raw[n++] = (uint8_t)(a << 4 | b);
-    }
-    norm_serial(raw, n, &key);
+    norm_serial(raw, (size_t)n, &key);
     const struct crl_entry *e =
         crl->count ? bsearch(&key, crl->entries, crl->count, sizeof(key), entry_cmp) : NULL;
     if (!e)

@@ -2,6 +2,7 @@
  * response. Pure: DER in, DER or a verdict out; the checker (revocation.c) does the I/O. */
 #include "certmon/error.h"
 #include "certmon/revocation.h"
+#include "certmon/text.h"
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -12,19 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || !errlen)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int import(const struct cm_cert *c, gnutls_x509_crt_t *out)
 {
@@ -92,7 +80,7 @@ int cm_ocsp_check(const void *der, size_t len, const struct cm_cert *cert,
     if (err && errlen)
         err[0] = '\0';
     if (import(cert, &c) < 0 || import(issuer, &i) < 0) {
-        fail(err, errlen, "the certificate or its issuer cannot be used");
+        cm_errf(err, errlen, "the certificate or its issuer cannot be used");
         goto out;
     }
     if (gnutls_ocsp_resp_init(&resp) < 0) {
@@ -100,37 +88,37 @@ int cm_ocsp_check(const void *der, size_t len, const struct cm_cert *cert,
         goto out;
     }
     if (gnutls_ocsp_resp_import(resp, &d) < 0) {
-        fail(err, errlen, "not a DER-encoded OCSP response");
+        cm_errf(err, errlen, "not a DER-encoded OCSP response");
         goto out;
     }
     int st = gnutls_ocsp_resp_get_status(resp);
     if (st != GNUTLS_OCSP_RESP_SUCCESSFUL) {
-        fail(err, errlen, "the responder answered with error status %d", st);
+        cm_errf(err, errlen, "the responder answered with error status %d", st);
         goto out;
     }
     /* The signer is the issuer, or a responder certificate the issuer signed for OCSP
      * signing (GnuTLS checks the delegation and the EKU). */
     if (gnutls_ocsp_resp_verify_direct(resp, i, &verify, 0) < 0 || verify != 0) {
-        fail(err, errlen,
+        cm_errf(err, errlen,
              "the response's signature does not verify with the issuer or a "
              "responder it delegated to");
         goto out;
     }
     if (gnutls_ocsp_resp_check_crt(resp, 0, c) < 0) {
-        fail(err, errlen, "the response is about another certificate");
+        cm_errf(err, errlen, "the response is about another certificate");
         goto out;
     }
     if (gnutls_ocsp_resp_get_nonce(resp, NULL, &rn) == 0) {
         bool same = rn.size == nonce_len && memcmp(rn.data, nonce, nonce_len) == 0;
         gnutls_free(rn.data);
         if (!same) {
-            fail(err, errlen, "the response's nonce is not the request's (a replay?)");
+            cm_errf(err, errlen, "the response's nonce is not the request's (a replay?)");
             goto out;
         }
     }
     if (gnutls_ocsp_resp_get_single(resp, 0, NULL, NULL, NULL, NULL, &cstatus, &this_update,
                                     &next_update, &revoked, &reason) < 0) {
-        fail(err, errlen, "the response holds no status");
+        cm_errf(err, errlen, "the response holds no status");
         goto out;
     }
     out->this_update = this_update == (time_t)-1 ? 0 : (int64_t)this_update;
@@ -143,7 +131,7 @@ int cm_ocsp_check(const void *der, size_t len, const struct cm_cert *cert,
     } else if (cstatus == GNUTLS_OCSP_CERT_GOOD) {
         out->status = CM_REV_GOOD;
     } else {
-        fail(err, errlen, "the responder does not know the certificate (status unknown)");
+        cm_errf(err, errlen, "the responder does not know the certificate (status unknown)");
         goto out;
     }
     rc = 0;

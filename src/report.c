@@ -30,23 +30,14 @@ static void add_verify_error(const char *name, void *arg)
 /* The key usage bits as RFC 5280 names them, or null when the extension is absent. */
 static json_t *key_usage_json(const struct cm_cert *c)
 {
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } names[] = {
-        {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"},
-        {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-        {CM_KU_KEY_AGREEMENT, "keyAgreement"},
-        {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
-        {CM_KU_CRL_SIGN, "cRLSign"},
-    };
+    const struct cm_ku_name *names = cm_key_usage_names;
     json_t *a;
 
     if (!c->has_key_usage)
         return json_null();
     if (!(a = json_array()))
         return NULL;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    for (size_t i = 0; i < CM_KU_COUNT; i++)
         if ((c->key_usage & names[i].bit) && json_array_append_new(a, json_string(names[i].name)))
             goto fail;
     return a;

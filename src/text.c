@@ -1,6 +1,8 @@
 #include "certmon/text.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -92,6 +94,17 @@ long cm_base64url_encode(const void *in, size_t n, char *out, size_t outlen)
     }
     out[o] = '\0';
     return (long)o;
+}
+
+void cm_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 static int hex_value(char c)

@@ -45,6 +45,10 @@ void cm_suggest_add(struct cm_suggest *s, const char *cand);
  * too small (out then holds ""; nothing is written when outlen is 0). */
 long cm_base64url_encode(const void *in, size_t n, char *out, size_t outlen);
 
+/* Formats a reason into err (errlen bytes), the way parsers that report "why" do; err NULL or
+ * errlen 0: nothing is written. */
+void cm_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Decodes a string of hex digit pairs (either case, no separators) into out. Returns the
  * number of bytes, or -1 for an odd length, a non-hex character or an out too small. */
 long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen);

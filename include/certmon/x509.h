@@ -66,6 +66,14 @@ struct cm_cert {
 #define CM_KU_KEY_CERT_SIGN 0x08u
 #define CM_KU_CRL_SIGN 0x10u
 
+/* Each CM_KU_* bit with its RFC 5280 name, in the order above: CM_KU_COUNT entries. */
+struct cm_ku_name {
+    unsigned bit;
+    const char *name;
+};
+#define CM_KU_COUNT 5
+extern const struct cm_ku_name cm_key_usage_names[CM_KU_COUNT];
+
 struct cm_chain {
     struct cm_cert *certs; /* in the order the peer sent them (or the file holds them) */
     size_t count;
