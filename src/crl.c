@@ -192,7 +192,6 @@ const char *cm_crl_reason_name(int code)
 
 /* ---- Parsing ---- */
 
-
 /* Serial octets with leading zero octets removed (an INTEGER's sign octet, mostly). */
 static void norm_serial(const uint8_t *p, size_t n, struct crl_entry *e)
 {
@@ -287,9 +286,9 @@ static int parse_crl_exts(const struct tlv *wrapped, struct cm_crl *crl, char *e
                     crl->only_ca = on;
                 else if ((f.tag == 0x83) || (f.tag == 0x84 && on) || (f.tag == 0x85 && on)) {
                     cm_errf(err, errlen, "%s",
-                         f.tag == 0x83   ? "a CRL partitioned by reason (not supported)"
-                         : f.tag == 0x84 ? "an indirect CRL (not supported)"
-                                         : "a CRL of attribute certificates");
+                            f.tag == 0x83   ? "a CRL partitioned by reason (not supported)"
+                            : f.tag == 0x84 ? "an indirect CRL (not supported)"
+                                            : "a CRL of attribute certificates");
                     return -1;
                 }
             }
@@ -382,7 +381,7 @@ static int verify(const struct cm_cert *issuer, const struct tlv *crl_issuer, co
     int v = gnutls_pubkey_verify_data2(pk, algo, GNUTLS_VERIFY_ALLOW_SIGN_WITH_SHA1, &t, &s);
     if (v < 0) {
         cm_errf(err, errlen, "signature does not verify with the issuer's key (%s)",
-             v == GNUTLS_E_PK_SIG_VERIFY_FAILED ? "wrong key or altered" : gnutls_strerror(v));
+                v == GNUTLS_E_PK_SIG_VERIFY_FAILED ? "wrong key or altered" : gnutls_strerror(v));
         goto out;
     }
     rc = 0;
@@ -456,7 +455,7 @@ static int parse_der(const uint8_t *der, size_t len, const struct cm_cert *issue
         der_next(&r, re, &t);
         if ((rc = parse_entry(&t, &crl->entries[i])) < 0) {
             cm_errf(err, errlen, "%s",
-                 rc == -2 ? "an indirect CRL (not supported)" : "malformed revoked entry");
+                    rc == -2 ? "an indirect CRL (not supported)" : "malformed revoked entry");
             return -1;
         }
     }

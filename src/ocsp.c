@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static int import(const struct cm_cert *c, gnutls_x509_crt_t *out)
 {
     gnutls_datum_t d = {c->der, (unsigned)c->der_len};
@@ -100,8 +99,8 @@ int cm_ocsp_check(const void *der, size_t len, const struct cm_cert *cert,
      * signing (GnuTLS checks the delegation and the EKU). */
     if (gnutls_ocsp_resp_verify_direct(resp, i, &verify, 0) < 0 || verify != 0) {
         cm_errf(err, errlen,
-             "the response's signature does not verify with the issuer or a "
-             "responder it delegated to");
+                "the response's signature does not verify with the issuer or a "
+                "responder it delegated to");
         goto out;
     }
     if (gnutls_ocsp_resp_check_crt(resp, 0, c) < 0) {

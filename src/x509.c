@@ -12,8 +12,10 @@
 #include <string.h>
 
 const struct cm_ku_name cm_key_usage_names[CM_KU_COUNT] = {
-    {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"}, {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
-    {CM_KU_KEY_AGREEMENT, "keyAgreement"},         {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
+    {CM_KU_DIGITAL_SIGNATURE, "digitalSignature"},
+    {CM_KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+    {CM_KU_KEY_AGREEMENT, "keyAgreement"},
+    {CM_KU_KEY_CERT_SIGN, "keyCertSign"},
     {CM_KU_CRL_SIGN, "cRLSign"},
 };
 
