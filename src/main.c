@@ -1,7 +1,7 @@
 /* certmon command line: dispatches to the commands; nothing else lives here. */
 #include "certmon/check.h"
-#include "certmon/daemon.h"
-#include "certmon/log.h"
+#include "certmon/daemon/daemon.h"
+#include "certmon/base/log.h"
 
 #include <curl/curl.h>
 #include <gnutls/gnutls.h>

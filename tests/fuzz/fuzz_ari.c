@@ -1,10 +1,10 @@
-/* libFuzzer harness: the ACME Renewal Information parsers (src/ari.c): a renewalInfo answer
+/* libFuzzer harness: the ACME Renewal Information parsers (src/probe/ari.c): a renewalInfo answer
  * (cm_ari_parse) and an ACME directory (cm_ari_directory_parse), both from the CA's server.
  * The same bytes go to both; what is kept must be what the contracts promise. */
 #include "fuzz_util.h"
 
-#include "certmon/ari.h"
-#include "certmon/error.h"
+#include "certmon/probe/ari.h"
+#include "certmon/base/error.h"
 
 #include <strings.h>
 

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the configuration loader (src/config.c) on an arbitrary file.
+/* libFuzzer harness: the configuration loader (src/config/config.c) on an arbitrary file.
  *
  * The input is written as certmon.conf in a private directory that also holds a small file
  * to @include and credential files for the settings that name one, so that relative paths
@@ -6,7 +6,7 @@
  * a config that loads is also looked up by each of its target names. */
 #include "fuzz_util.h"
 
-#include "certmon/config.h"
+#include "certmon/config/config.h"
 
 static char conf_path[4200];
 

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the CRL index (src/crl.c), a hand-written DER reader over CRLs fetched
+/* libFuzzer harness: the CRL index (src/probe/crl.c), a hand-written DER reader over CRLs fetched
  * from URLs that certificates name (so: from anyone who can issue or serve one).
  *
  * cm_crl_parse checks the signature before it reads the revoked entries, so random bytes
@@ -13,8 +13,8 @@
 #include "fuzz_util.h"
 #include "fuzz_pki.h"
 
-#include "certmon/error.h"
-#include "certmon/revocation.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/revocation.h"
 
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>

@@ -1,8 +1,8 @@
-/* libFuzzer harness: the HTTP listener (src/httpd.c over libmicrohttpd) and the daemon's
- * endpoints behind it (src/web.c: /metrics, /probe, /api/v1/targets, /healthz), fed raw bytes
+/* libFuzzer harness: the HTTP listener (src/http/httpd.c over libmicrohttpd) and the daemon's
+ * endpoints behind it (src/daemon/web.c: /metrics, /probe, /api/v1/targets, /healthz), fed raw bytes
  * over a real loopback connection.
  *
- * Set up once: a daemon of the harness's own (src/daemon_int.h) with a configuration of one
+ * Set up once: a daemon of the harness's own (src/daemon/daemon_int.h) with a configuration of one
  * endpoint target (127.0.0.1 port 9: an on-demand probe of it is refused at once, and
  * allow_any_target is off, so no request can make the harness connect anywhere else), a state
  * of a few real reports, and the listener on a free loopback port. For each input: connect,
@@ -13,8 +13,8 @@
 
 #include "daemon_int.h"
 
-#include "certmon/error.h"
-#include "certmon/tlsio.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/tlsio.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,5 +1,5 @@
-/* libFuzzer harness: the notifiers' persisted state (cm_notify_load_json in src/notify.c, with
- * the alert tables of src/alert.c and the notices of src/payload.c), as the daemon reads it from
+/* libFuzzer harness: the notifiers' persisted state (cm_notify_load_json in src/notify/notify.c, with
+ * the alert tables of src/notify/alert.c and the notices of src/notify/payload.c), as the daemon reads it from
  * STATE_FILE.notify.json at start.
  *
  * One notifier of each type is configured (receivers on a closed loopback port: a delivery
@@ -9,10 +9,10 @@
  * forgotten) and written out, and what is written must load again unchanged. */
 #include "fuzz_util.h"
 
-#include "certmon/config.h"
-#include "certmon/error.h"
-#include "certmon/httpc.h"
-#include "certmon/notify.h"
+#include "certmon/config/config.h"
+#include "certmon/base/error.h"
+#include "certmon/http/httpc.h"
+#include "certmon/notify/notify.h"
 
 #include <jansson.h>
 #include <time.h>

@@ -1,4 +1,4 @@
-/* libFuzzer harness: checking an OCSP response (cm_ocsp_check, src/ocsp.c), which the
+/* libFuzzer harness: checking an OCSP response (cm_ocsp_check, src/probe/ocsp.c), which the
  * revocation checker does with whatever a responder named in a certificate sends back.
  *
  * Input: byte 0: which certificate was asked about (low bit: 0 the revoked leaf 1a2b3c, 1 the
@@ -9,8 +9,8 @@
 #include "fuzz_util.h"
 #include "fuzz_pki.h"
 
-#include "certmon/error.h"
-#include "certmon/revocation.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/revocation.h"
 
 static struct cm_cert ca, leaf, good;
 

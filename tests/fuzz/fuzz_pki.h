@@ -10,7 +10,7 @@
 
 #include <gnutls/gnutls.h>
 
-#include "certmon/x509.h"
+#include "certmon/probe/x509.h"
 
 static const char CA_PEM[] = "-----BEGIN CERTIFICATE-----\n"
                              "MIIBdzCCAR6gAwIBAgIBATAKBggqhkjOPQQDAjASMRAwDgYDVQQDDAdmdXp6IENB\n"

@@ -1,5 +1,5 @@
 /* libFuzzer harness: the posture pass's parser of a server's answer to a hand-built SSL 3.0 or
- * export ClientHello (cm_server_reply_parse in src/posture.c), and the builder of those hellos.
+ * export ClientHello (cm_server_reply_parse in src/probe/posture.c), and the builder of those hellos.
  *
  * Input: byte 0 is the read size (0: one read), the rest is what the server sends. The parser
  * is called as raw_read calls it: after each read, on everything received so far, in a 4096-byte
@@ -8,7 +8,7 @@
  * also the SNI of both hellos, built into buffers of several sizes. */
 #include "fuzz_util.h"
 
-#include "certmon/posture.h"
+#include "certmon/probe/posture.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the STARTTLS state machines (src/starttls.c) against a hostile server.
+/* libFuzzer harness: the STARTTLS state machines (src/probe/starttls.c) against a hostile server.
  *
  * Input: byte 0 picks the protocol (modulo the eight), byte 1 the way the server's bytes are
  * cut into reads (low 7 bits: read size, 0 = one read; high bit: the client's pending output
@@ -9,8 +9,8 @@
  * documented codes, a failure must carry a printable message, and output is bounded. */
 #include "fuzz_util.h"
 
-#include "certmon/error.h"
-#include "certmon/starttls.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/starttls.h"
 
 #include <ctype.h>
 

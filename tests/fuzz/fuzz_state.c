@@ -1,4 +1,4 @@
-/* libFuzzer harness: the state file loader (cm_state_load in src/state.c), both its line
+/* libFuzzer harness: the state file loader (cm_state_load in src/daemon/state.c), both its line
  * layout and its whole-tree fallback, and what is built from a loaded state: each entry's
  * metrics view (the daemon's view hooks) rendered as /metrics, and the state written back.
  *
@@ -9,9 +9,9 @@
  * out and loading that again gives the same state file. */
 #include "fuzz_util.h"
 
-#include "certmon/error.h"
-#include "certmon/metrics.h"
-#include "certmon/state.h"
+#include "certmon/base/error.h"
+#include "certmon/analysis/metrics.h"
+#include "certmon/daemon/state.h"
 
 #include <ctype.h>
 

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "certmon/log.h"
+#include "certmon/base/log.h"
 
 /* An invariant of the code under test: a violation is a finding, so it aborts (libFuzzer then
  * saves the input) in every build type, unlike assert. */

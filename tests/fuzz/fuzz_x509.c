@@ -1,4 +1,4 @@
-/* libFuzzer harness: describing certificates from hostile bytes (src/x509.c), and what is
+/* libFuzzer harness: describing certificates from hostile bytes (src/probe/x509.c), and what is
  * built from that description downstream (analysis and the JSON report).
  *
  * The same input goes through every door a peer or a file opens: one DER certificate
@@ -8,12 +8,12 @@
  * a file target's would be and rendered as `check --json` and text. */
 #include "fuzz_util.h"
 
-#include "certmon/analyze.h"
-#include "certmon/error.h"
-#include "certmon/probe.h"
-#include "certmon/report.h"
-#include "certmon/tlsio.h"
-#include "certmon/x509.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/probe.h"
+#include "certmon/analysis/report.h"
+#include "certmon/probe/tlsio.h"
+#include "certmon/probe/x509.h"
 
 #include <jansson.h>
 

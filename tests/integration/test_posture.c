@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "certmon/posture.h"
-#include "certmon/resolve.h"
-#include "certmon/tlsio.h"
+#include "certmon/probe/posture.h"
+#include "certmon/probe/resolve.h"
+#include "certmon/probe/tlsio.h"
 
 #ifndef CERTMON_SLOWDOWN
 #define CERTMON_SLOWDOWN 1.0

@@ -6,7 +6,7 @@
  * the suite cleanup, and they end themselves after --lifetime). */
 #include "cmtest.h"
 
-#include "certmon/starttls.h"
+#include "certmon/probe/starttls.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Unit tests for the alert state machine (src/alert.c): firing at once and after `for`,
+/* Unit tests for the alert state machine (src/notify/alert.c): firing at once and after `for`,
  * pending alerts that go away, severity changes, repeats (late ticks included), resolution,
  * alerts per position and per target, forgetting a target, the next due time, the JSON round
  * trip across a "restart" and its refusals, text that is not UTF-8, running out of memory at
@@ -13,9 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "certmon/alert.h"
-#include "certmon/analyze.h"
-#include "certmon/error.h"
+#include "certmon/notify/alert.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/base/error.h"
 
 #define T ((int64_t)1800000000) /* 2027-01-15T08:00:00Z */
 

@@ -1,4 +1,4 @@
-/* Unit tests for findings (src/analyze.c): hand-built probe results judged at a fixed time. */
+/* Unit tests for findings (src/analysis/analyze.c): hand-built probe results judged at a fixed time. */
 #include "cmtest.h"
 
 #include <gnutls/gnutls.h>
@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "certmon/analyze.h"
-#include "certmon/revocation.h"
-#include "certmon/error.h"
-#include "certmon/posture.h"
-#include "certmon/probe.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/probe/revocation.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/posture.h"
+#include "certmon/probe/probe.h"
 
 #define DAY 86400
 #define NOW ((time_t)1800000000) /* 2027-01-15T08:00:00Z */

@@ -1,5 +1,5 @@
-/* Unit tests for ACME Renewal Information (src/ari.c), its base helpers (src/text.c) and its
- * findings (src/analyze.c). The pure parts run on hand-made input; the client runs against
+/* Unit tests for ACME Renewal Information (src/probe/ari.c), its base helpers (src/base/text.c) and its
+ * findings (src/analysis/analyze.c). The pure parts run on hand-made input; the client runs against
  * tests/integration/ari_server.py on 127.0.0.1. */
 #include "cmtest.h"
 
@@ -11,11 +11,11 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "certmon/analyze.h"
-#include "certmon/ari.h"
-#include "certmon/error.h"
-#include "certmon/httpc.h"
-#include "certmon/text.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/probe/ari.h"
+#include "certmon/base/error.h"
+#include "certmon/http/httpc.h"
+#include "certmon/base/text.h"
 
 #ifndef CERTMON_SLOWDOWN
 #define CERTMON_SLOWDOWN 1.0

@@ -3,9 +3,9 @@
  * example file. Configuration files are written at test time into a mkdtemp directory. */
 #include "cmtest.h"
 
-#include "certmon/config.h"
-#include "certmon/error.h"
-#include "certmon/text.h"
+#include "certmon/config/config.h"
+#include "certmon/base/error.h"
+#include "certmon/base/text.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,4 +1,4 @@
-/* Unit tests for the DH group judge (src/dhgroup.c): the known groups by hash (checked against
+/* Unit tests for the DH group judge (src/probe/dhgroup.c): the known groups by hash (checked against
  * GnuTLS's own RFC 7919 copies and the RFC 3526 2048-bit prime), an unknown safe prime, a
  * DSA-style prime (not safe), generators of small order (out of range, smooth order), a
  * composite modulus built from two primes, and the size bound for unknown groups. */
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "certmon/dhgroup.h"
+#include "certmon/probe/dhgroup.h"
 
 /* RFC 3526 section 3, the 2048-bit MODP group's prime. */
 static const char MODP2048[] =

@@ -1,4 +1,4 @@
-/* Unit tests for file targets (src/filecert.c): certificates made at test time with certtool
+/* Unit tests for file targets (src/probe/filecert.c): certificates made at test time with certtool
  * and openssl in a temporary directory, scanned as files, bundles, directories and globs, then
  * judged by cm_analyze and rendered by cm_report_json as file results. */
 #include "cmtest.h"
@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "certmon/analyze.h"
-#include "certmon/filecert.h"
-#include "certmon/report.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/probe/filecert.h"
+#include "certmon/analysis/report.h"
 
 #define DAY 86400
 

@@ -1,4 +1,4 @@
-/* docs/findings.md against the catalogue of src/analyze.c, so that neither drifts from the
+/* docs/findings.md against the catalogue of src/analysis/analyze.c, so that neither drifts from the
  * other: every catalogue id is documented, in the summary table and in a section of its own
  * whose severity line starts with the id's default severity; and every id-shaped name in
  * backticks on the page is in the catalogue. */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "certmon/analyze.h"
+#include "certmon/analysis/analyze.h"
 
 #ifndef CERTMON_FINDINGS_MD
 #error "CERTMON_FINDINGS_MD must name docs/findings.md"

@@ -3,7 +3,7 @@
  * SMTPS, AUTH). Every test runs its own loop with bounded waits and ends with
  * uv_loop_close() == 0 and no descriptor left open. */
 #include "cmtest.h"
-#include "certmon/httpc.h"
+#include "certmon/http/httpc.h"
 
 #include <curl/curl.h>
 #include <arpa/inet.h>

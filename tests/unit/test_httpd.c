@@ -4,9 +4,9 @@
  * bounded: clients carry their own timeouts and the loop runs under a guard timer. */
 #include "cmtest.h"
 
-#include "certmon/error.h"
-#include "certmon/httpd.h"
-#include "certmon/log.h"
+#include "certmon/base/error.h"
+#include "certmon/http/httpd.h"
+#include "certmon/base/log.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>

@@ -2,7 +2,7 @@
  * exposition's structure (checked here and by `promtool check metrics`), the process
  * metrics, and the Prometheus files in contrib/prometheus (promtool check and test). Also
  * prints (never asserts) how long rendering 10,000 targets takes. */
-#include "certmon/metrics.h"
+#include "certmon/analysis/metrics.h"
 #include "cmtest.h"
 
 #include <errno.h>

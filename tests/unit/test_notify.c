@@ -3,9 +3,9 @@
  * refusals, persistence across a restart, email, Alertmanager HA and notify-test. Every test
  * runs its own loop with bounded waits and ends with uv_loop_close() == 0. */
 #include "cmtest.h"
-#include "certmon/error.h"
-#include "certmon/notify.h"
-#include "certmon/payload.h"
+#include "certmon/base/error.h"
+#include "certmon/notify/notify.h"
+#include "certmon/notify/payload.h"
 
 #include <curl/curl.h>
 #include <errno.h>

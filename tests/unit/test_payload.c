@@ -2,9 +2,9 @@
  * framing and header injection, Alertmanager's endsAt rules, the notice JSON round trip. */
 #include "cmtest.h"
 
-#include "certmon/error.h"
-#include "certmon/payload.h"
-#include "certmon/x509.h"
+#include "certmon/base/error.h"
+#include "certmon/notify/payload.h"
+#include "certmon/probe/x509.h"
 
 #include <gnutls/gnutls.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Unit tests for the pure parts of the posture pass (src/posture.c): the hand-built SSL 3.0 and
+/* Unit tests for the pure parts of the posture pass (src/probe/posture.c): the hand-built SSL 3.0 and
  * export ClientHellos, byte for byte, and the parser of the server's first answer, fed whole,
  * in pieces and broken. */
 #include "cmtest.h"
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "certmon/posture.h"
+#include "certmon/probe/posture.h"
 
 static const uint8_t RANDOM[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
                                    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};

@@ -1,4 +1,4 @@
-/* Unit tests for rendering (src/report.c): the JSON object of docs/check.md and the text
+/* Unit tests for rendering (src/analysis/report.c): the JSON object of docs/check.md and the text
  * block, from hand-built probe results and findings at a fixed time. */
 #include "cmtest.h"
 
@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "certmon/analyze.h"
-#include "certmon/posture.h"
-#include "certmon/probe.h"
-#include "certmon/report.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/probe/posture.h"
+#include "certmon/probe/probe.h"
+#include "certmon/analysis/report.h"
 
 #define DAY 86400
 #define NOW ((time_t)1800000000) /* 2027-01-15T08:00:00Z */

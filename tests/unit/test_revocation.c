@@ -1,5 +1,5 @@
-/* Unit tests for the CRL index (src/crl.c) and the revocation checker's cache
- * (src/revocation.c) over file:// URLs. CRLs are encoded here by hand (a few lines of DER) and
+/* Unit tests for the CRL index (src/probe/crl.c) and the revocation checker's cache
+ * (src/probe/revocation.c) over file:// URLs. CRLs are encoded here by hand (a few lines of DER) and
  * signed with GnuTLS, so each case controls exactly one property: who signed, which name,
  * which dates, which entries and extensions. */
 #include "cmtest.h"
@@ -16,10 +16,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "certmon/error.h"
-#include "certmon/httpc.h"
-#include "certmon/revocation.h"
-#include "certmon/x509.h"
+#include "certmon/base/error.h"
+#include "certmon/http/httpc.h"
+#include "certmon/probe/revocation.h"
+#include "certmon/probe/x509.h"
 
 /* ---- A growable DER buffer ---- */
 

@@ -1,4 +1,4 @@
-/* Unit tests for the scheduler (src/scheduler.c) on a real libuv loop with short real delays.
+/* Unit tests for the scheduler (src/daemon/scheduler.c) on a real libuv loop with short real delays.
  * Every wait is bounded by a guard timer, and every test ends with the loop closed. */
 #include "cmtest.h"
 
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "certmon/scheduler.h"
+#include "certmon/daemon/scheduler.h"
 
 #define HOUR_MS 3600000ULL
 #define MAX_STARTS 8192

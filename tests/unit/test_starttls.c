@@ -1,4 +1,4 @@
-/* Unit tests for the STARTTLS state machines (src/starttls.c).
+/* Unit tests for the STARTTLS state machines (src/probe/starttls.c).
  *
  * Transcripts are what real servers send: Postfix, Exim, Dovecot, vsftpd, ProFTPD, Pure-FTPd,
  * OpenLDAP slapd, Active Directory-style long-form BER, PostgreSQL, MySQL 8.0 and 5.5,
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "certmon/error.h"
-#include "certmon/starttls.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/starttls.h"
 
 /* ---- Harness ---- */
 
@@ -492,7 +492,7 @@ static void test_ftp_refused(void)
           "try again later.\"");
 }
 
-/* The request every LDAP machine sends: see src/starttls.c for the byte-by-byte reading. */
+/* The request every LDAP machine sends: see src/probe/starttls.c for the byte-by-byte reading. */
 #define LDAP_REQUEST                                                                               \
     "\x30\x1d\x02\x01\x01\x77\x18\x80\x16"                                                         \
     "1.3.6.1.4.1.1466.20037"

@@ -1,4 +1,4 @@
-/* Unit tests for the state store (src/state.c): the name index, recording results with their
+/* Unit tests for the state store (src/daemon/state.c): the name index, recording results with their
  * first-seen times, the state file's JSON both ways, the atomic write and loading with its
  * all-or-nothing rule. Results are built by hand and judged at fixed times. */
 #include "cmtest.h"
@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "certmon/analyze.h"
-#include "certmon/error.h"
-#include "certmon/posture.h"
-#include "certmon/probe.h"
-#include "certmon/state.h"
-#include "certmon/x509.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/posture.h"
+#include "certmon/probe/probe.h"
+#include "certmon/daemon/state.h"
+#include "certmon/probe/x509.h"
 
 #define DAY 86400
 #define NOW ((time_t)1800000000) /* 2027-01-15T08:00:00Z */

@@ -1,12 +1,12 @@
-/* Unit tests for target parsing (src/target.c). */
+/* Unit tests for target parsing (src/probe/target.c). */
 #include "cmtest.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "certmon/error.h"
-#include "certmon/target.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/target.h"
 
 /* String comparison that reports both values on failure and copes with NULL. */
 static char dummy[] = "not-a-heap-pointer";

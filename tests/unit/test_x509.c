@@ -1,4 +1,4 @@
-/* Unit tests for certificate extraction (src/x509.c), checked against the test PKI and
+/* Unit tests for certificate extraction (src/probe/x509.c), checked against the test PKI and
  * against values computed independently by openssl(1). */
 #include "cmtest.h"
 
@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "certmon/error.h"
-#include "certmon/x509.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/x509.h"
 
 #define DAY 86400
 

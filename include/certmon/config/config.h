@@ -1,0 +1,226 @@
+/* The daemon's configuration: a libconfig file turned into a validated, immutable cm_config.
+ *
+ * Reading is table-driven: every group (global, log, metrics, each target, each file entry,
+ * each notifier) has one table of known keys with their type and bounds. Unknown keys are
+ * errors (with a "did you mean" for a near miss), as are wrong types, out-of-range values,
+ * bad durations, duplicate targets and unreadable files. Every message names file:line and
+ * the setting. Loading never stops at the first problem: it reports all of them.
+ *
+ * Relative paths in the file (state_file, ca_file, client_cert, client_key, file targets,
+ * TLS files of the listener) are relative to the directory of the configuration file. */
+#ifndef CERTMON_CONFIG_H
+#define CERTMON_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "certmon/analysis/analyze.h"
+#include "certmon/base/log.h"
+#include "certmon/probe/target.h"
+
+/* Every problem found while loading, one message each ("FILE:LINE: SETTING: problem"). */
+struct cm_config_errors {
+    char **msgs;
+    size_t count;
+};
+
+/* Target labels (Prometheus label names and values), sorted by key, keys unique. */
+struct cm_labels {
+    char **keys;
+    char **values;
+    size_t count;
+};
+
+/* Where a setting was written: a file of cm_config.files and a line in it. */
+struct cm_config_origin {
+    const char *file; /* owned by the config; NULL when the setting is absent */
+    int line;
+};
+
+enum cm_target_kind {
+    CM_TARGET_ENDPOINT = 0, /* a TLS endpoint: targets = ( ... ) */
+    CM_TARGET_FILE,         /* certificate files: files = ( ... ) */
+};
+
+struct cm_config_target {
+    enum cm_target_kind kind;
+    /* Unique among the config's targets and stable across reloads: the state key and the
+     * `target` label. Endpoints: the `name` setting, else "host:port", else "sni@host:port"
+     * when an SNI other than the host is set. Files: "file:" + path (as written, made
+     * absolute). */
+    char *name;
+    /* Endpoint: the target as the probe wants it. Its borrowed strings (ca_file, client_cert,
+     * client_key, connect_address) point into this struct's own copies below. */
+    struct cm_target ep;
+    /* File: the path, glob or directory, absolute. NULL for endpoints. */
+    char *path;
+    char *ca_file, *client_cert, *client_key, *connect_address; /* absolute paths; or NULL */
+    /* ACME renewal information (RFC 9773, ari.h): the renewalInfo URL, or the ACME directory
+     * that names it; at most one is set (http:// or https://); both NULL: not asked. */
+    char *ari_url, *acme_directory;
+    struct cm_labels labels;
+    uint64_t interval_ms;         /* between probes */
+    uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */
+    uint64_t posture_interval_ms; /* between posture passes; 0: posture off for this target */
+    struct cm_policy policy;      /* global policy with this target's keys applied */
+    const char *file;             /* configuration file it came from (owned by the config) */
+    int line;                     /* line of its group in that file */
+    unsigned index;               /* position in its list: targets[index] or files[index] */
+    struct cm_config_origin ca_file_at, client_cert_at; /* where those were set */
+    /* Hash of everything that changes how it is probed or judged (not labels): a reload keeps
+     * the state and schedule of a target whose name and spec_hash are unchanged. */
+    uint64_t spec_hash;
+};
+
+enum cm_notifier_kind {
+    CM_NOTIFIER_SLACK = 0,
+    CM_NOTIFIER_WEBHOOK,
+    CM_NOTIFIER_EMAIL,
+    CM_NOTIFIER_ALERTMANAGER,
+};
+
+/* notifiers = ( { name; type; ... } ): where alerts go and which ones. Keys per type are in
+ * docs/configuration.md; a key of another type is an error. */
+struct cm_config_notifier {
+    char *name;
+    char *type; /* "slack", "webhook", "email", "alertmanager" */
+    const char *file;
+    int line;
+    enum cm_notifier_kind kind;
+
+    /* Which alerts: at least min_severity (default warning), of these finding ids (none: all),
+     * of targets whose labels include every pair of match. */
+    enum cm_severity min_severity;
+    const char **findings; /* static catalogue ids */
+    size_t finding_count;
+    struct cm_labels match;
+
+    uint64_t for_ms;       /* a finding must last this long before it fires (default 0) */
+    uint64_t group_wait_ms; /* alerts firing within this window leave as one message (30s) */
+    uint64_t repeat_ms;    /* reminder interval while an alert lasts; 0 "off" (default 24h) */
+    uint64_t timeout_ms;   /* one delivery attempt (default 10s) */
+    uint64_t max_age_ms;   /* undelivered notifications older than this are dropped (24h) */
+    uint64_t resend_ms;    /* alertmanager: re-send active alerts this often (default 1m) */
+
+    char *url;      /* slack, webhook, email (smtp:// or smtps://); alertmanager: urls[0] */
+    char **urls;    /* alertmanager: every Alertmanager of an HA cluster */
+    size_t url_count;
+    char *ca_file;  /* trust for https/smtps/STARTTLS instead of the system store */
+    char **headers; /* webhook: extra "Name: value" headers */
+    size_t header_count;
+    char *secret;   /* webhook: HMAC-SHA256 key for the signature header; never logged */
+    char *from;     /* email: envelope and header sender */
+    char **to;      /* email: recipients */
+    size_t to_count;
+    bool starttls;  /* email over smtp://: require STARTTLS (default true) */
+    char *username, *password; /* email: SMTP AUTH; the password is never logged */
+    char *generator_url;       /* alertmanager: generatorURL of the alerts */
+};
+
+struct cm_config {
+    char *path; /* the file given to cm_config_load, made absolute */
+    char *dir;  /* its directory (base of relative paths) */
+
+    /* global = { ... } */
+    uint64_t interval_ms;         /* default 1h */
+    uint64_t timeout_ms;          /* default 10s */
+    uint64_t posture_interval_ms; /* default 24h; 0 ("off") disables posture passes */
+    uint64_t startup_spread_ms;   /* first probes spread over min(interval, this); default 5m */
+    uint64_t retry_min_ms;        /* first retry after a failed probe; doubles; default 30s */
+    unsigned concurrency;         /* probes in flight at once; default 64 */
+    char *state_file;             /* absolute; NULL: state is not persisted */
+    struct cm_policy policy;      /* warn_days, crit_days, min_rsa_bits, min_ec_bits,
+                                   * allow_self_signed, ignore, severity */
+
+    /* log = { ... } */
+    enum cm_log_level log_level; /* default info */
+    bool log_syslog;             /* default false: stderr */
+
+    /* metrics = { ... } */
+    char **listen; /* "127.0.0.1:9799", "[::1]:9799"; default one: 127.0.0.1:9799 */
+    size_t listen_count;
+    char *tls_cert, *tls_key, *client_ca; /* absolute paths, or NULL */
+    bool allow_any_target;
+    uint64_t head_timeout_ms; /* a request head must be complete within this; default 10s */
+    unsigned max_connections; /* per listen address; default 64 */
+    unsigned max_per_client;  /* per client address (IPv4, IPv6 /64); 0 (default): a quarter
+                               * of max_connections */
+    struct cm_config_origin tls_cert_at, client_ca_at; /* where those were set */
+
+    struct cm_config_target *targets; /* endpoints first, in file order, then file entries */
+    size_t target_count;
+    struct cm_config_notifier *notifiers;
+    size_t notifier_count;
+
+    char **files; /* every file the configuration was read from (main file, @include) */
+    size_t file_count;
+
+    /* Lists of more interception roots (interception_roots_file), one per distinct file, read
+     * and checked at load: the policies of this config borrow their text. */
+    struct cm_config_roots {
+        char *path;    /* absolute */
+        char *text;    /* NUL-terminated; passed cm_spki_list_check */
+        uint64_t hash; /* of text: a target whose list changed is judged anew on reload */
+    } * roots;
+    size_t roots_count;
+
+    size_t *by_name; /* target indices sorted by name (for cm_config_find); internal */
+};
+
+/* The largest configuration file, and the most all files of one configuration (the main file
+ * and its @include files) may hold together, with every include in place. */
+#define CM_CONFIG_MAX_BYTES (4u * 1024 * 1024)
+
+/* The largest list of interception roots (interception_roots_file): a few lines per root, so
+ * thousands of roots. */
+#define CM_CONFIG_ROOTS_MAX_BYTES (1u * 1024 * 1024)
+
+/* Loads and validates path. Every file (path and each @include) is opened without blocking and
+ * must be a regular file of at most CM_CONFIG_MAX_BYTES ("FILE: not a regular file", "FILE:
+ * larger than 4 MiB" otherwise), holding no NUL byte; includes nest at most 10 deep. Include
+ * paths are relative to the directory of path (absolute ones are taken as they are). On success returns 0 and a new config in *out (free with
+ * cm_config_free). On failure returns CM_ECONFIG (or -ENOMEM), *out is NULL and errs holds
+ * every problem found (errs starts empty or zeroed; clear it with cm_config_errors_clear).
+ * Also checks that every CA, client certificate and key file named can be read; their
+ * contents are checked by cm_config_check_credentials. */
+int cm_config_load(const char *path, struct cm_config **out, struct cm_config_errors *errs);
+
+/* Loads a configuration from memory (text, len bytes; NULs are an error) as if it were the
+ * file path: messages name path, relative paths and @include files are resolved against its
+ * directory (includes are read from disk). Otherwise as cm_config_load. The fuzzers' entry
+ * point: it touches the file system only for includes and for the files settings name. */
+int cm_config_load_string(const char *text, size_t len, const char *path, struct cm_config **out,
+                          struct cm_config_errors *errs);
+
+/* Loads the trust anchors and client certificates every endpoint target names into ctx (one
+ * load per distinct combination), so that a file that does not parse is a config error
+ * naming the target's file:line. Also parses the metrics listener's tls_cert/tls_key and
+ * client_ca into a throwaway credentials object. ctx may be NULL: a throwaway context is
+ * used. Returns 0, CM_ECONFIG with errs filled, or -ENOMEM. */
+struct cm_tls_ctx;
+int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *ctx,
+                                struct cm_config_errors *errs);
+
+void cm_config_free(struct cm_config *cfg);
+void cm_config_errors_clear(struct cm_config_errors *errs);
+
+/* The target named name, or NULL. */
+const struct cm_config_target *cm_config_find(const struct cm_config *cfg, const char *name);
+
+/* Longest duration accepted (100 years): far beyond any useful interval, and small enough
+ * that adding it to a clock in milliseconds cannot overflow. */
+#define CM_DURATION_MAX_MS (36500ULL * 86400000ULL)
+
+/* Parses a duration: "90s", "5m", "6h", "2d", "1w", combinations ("1h30m"), or a plain
+ * number of seconds ("300"). "ms" is accepted too. In a combination the units go from the
+ * largest to the smallest, each at most once. Returns 0 with the value in milliseconds, or
+ * CM_EBADARG with a reason in err (negative, empty, unknown unit, more than
+ * CM_DURATION_MAX_MS). */
+int cm_duration_parse(const char *s, uint64_t *out_ms, char *err, size_t errlen);
+
+/* Formats ms compactly into buf, largest unit first, units d h m s ms: 5400000 -> "1h30m",
+ * 90000 -> "1m30s", 250 -> "250ms", 0 -> "0s". cm_duration_parse reads it back. */
+void cm_duration_format(uint64_t ms, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,130 @@
+/* What the daemon knows about each target: its latest report (the `check --json` object,
+ * plus when each finding was first seen), when it was last probed and last succeeded, its
+ * consecutive failures and its last posture pass. Kept per state name: an endpoint target's
+ * name, or "file:PATH" for each file a file entry found.
+ *
+ * The latest report is held as compact JSON text (a parsed tree costs ten times the memory),
+ * which is also what the state file and the API serve. Persistence is one JSON document
+ * written to a temporary file, fsynced and renamed over the old one; the write itself is
+ * cm_state_write_file, which blocks and belongs on the thread pool. */
+#ifndef CERTMON_STATE_H
+#define CERTMON_STATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "certmon/analysis/analyze.h"
+#include "certmon/config/config.h"
+#include "certmon/probe/posture.h"
+#include "certmon/probe/probe.h"
+
+#define CM_STATE_VERSION 1
+
+/* When a finding (id at a chain position) was first seen in an unbroken run of results. */
+struct cm_seen {
+    const char *id; /* catalogue id, static */
+    int position;
+    int64_t first_seen;
+};
+
+struct cm_state_entry {
+    char *name;  /* state key, owned */
+    char *owner; /* name of the config target that produces it (itself for endpoints) */
+    int64_t last_probe;   /* Unix seconds of the latest result; 0: never */
+    int64_t last_success; /* of the latest result without a probe error; 0: never */
+    int64_t status_since; /* when status last changed */
+    unsigned failures;    /* consecutive results with a probe error */
+    enum cm_status status;
+    bool has_status;      /* false until a first result (or a loaded one) */
+    char *report;         /* compact JSON of the latest report, or NULL */
+    struct cm_seen *seen;
+    size_t seen_count;
+    struct cm_posture *posture; /* latest posture pass, or NULL */
+    int64_t posture_at;         /* when it ran */
+    size_t slot;                /* index in the state's entry array (internal) */
+    uint64_t mark;              /* the caller's scratch (the daemon marks what a scan found) */
+    char *meta;                 /* internal: these fields as the state file writes them */
+    void *view;                 /* built by the view hooks from the latest report, or NULL */
+    const struct cm_state_view_hooks *hooks; /* internal */
+};
+
+struct cm_state;
+
+/* Derived data kept beside each report (the daemon keeps its metrics views there): build runs
+ * with the report's parsed JSON whenever an entry gets a new report (recorded or loaded) and
+ * may return NULL; free releases what build returned. */
+struct cm_state_view_hooks {
+    void *(*build)(json_t *report, void *arg);
+    void (*free)(void *view);
+    void *arg;
+};
+
+int cm_state_new(struct cm_state **out);
+
+/* Sets the view hooks (copied). Call before the first entry is created. */
+void cm_state_set_view_hooks(struct cm_state *s, const struct cm_state_view_hooks *hooks);
+void cm_state_free(struct cm_state *s);
+
+/* The entry for name, or NULL. */
+struct cm_state_entry *cm_state_get(struct cm_state *s, const char *name);
+
+/* The entry for name, created empty (with owner) when missing. NULL on allocation failure. */
+struct cm_state_entry *cm_state_put(struct cm_state *s, const char *name, const char *owner);
+
+/* Removes and frees an entry. */
+void cm_state_remove(struct cm_state *s, struct cm_state_entry *e);
+
+/* Every entry, in no particular order; the array is valid until the next put or remove. */
+struct cm_state_entry *const *cm_state_entries(const struct cm_state *s, size_t *count);
+
+/* Records a result and its findings (analysed under the target's policy) at time now: merges
+ * first-seen times (a finding keeps its time while it stays; one that went away and comes back
+ * starts again), renders the report (cm_report_json plus `first_seen` on each finding,
+ * `labels`, `last_probe`, `last_success`, `failures`, `status_since`) and updates the
+ * counters. *changed tells whether the status changed (a first result counts as a change).
+ * Returns 0 or -ENOMEM (the entry then keeps its previous report). */
+int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
+                    const struct cm_findings *f, const struct cm_labels *labels, time_t now,
+                    bool *changed, enum cm_status *old_status);
+
+/* Replaces the entry's posture (taking ownership of p; NULL clears it) ran at time at. */
+void cm_state_set_posture(struct cm_state_entry *e, struct cm_posture *p, int64_t at);
+
+/* The whole state as the state file's JSON text (malloc'd, NUL-terminated, *len without the
+ * NUL). Returns 0 or -ENOMEM. */
+int cm_state_serialize(const struct cm_state *s, time_t now, char **out, size_t *len);
+
+/* Writes buf to path atomically: a temporary file beside it, fsync, rename, fsync of the
+ * directory. Blocking. Returns 0 or a negative errno with a reason in err. */
+int cm_state_write_file(const char *path, const char *buf, size_t len, char *err, size_t errlen);
+
+/* A consistent copy of the state for writing it elsewhere (the thread pool) while the loop
+ * goes on changing the state: the entries' fields copied, their report texts shared by
+ * reference. Made on the loop; written and freed on any thread. Returns 0 or -ENOMEM. */
+struct cm_state_snapshot;
+int cm_state_snapshot(const struct cm_state *s, time_t now, struct cm_state_snapshot **out);
+
+/* Writes a snapshot to path atomically, as cm_state_write_file writes a buffer (the same text
+ * cm_state_serialize makes), without holding the whole document in memory. Blocking. */
+int cm_state_snapshot_write(const struct cm_state_snapshot *snap, const char *path, char *err,
+                            size_t errlen);
+
+void cm_state_snapshot_free(struct cm_state_snapshot *snap);
+
+/* Loads a state file into s (which should be empty). Returns 0 (also when the file does not
+ * exist: a first start), or CM_ESTATE when it cannot be read or is not a state document, with
+ * a reason in err; s then holds nothing from it. */
+int cm_state_load(struct cm_state *s, const char *path, char *err, size_t errlen);
+
+/* Moves a corrupt state file aside to PATH.corrupt-<unix time>; the new name goes to moved.
+ * Returns 0 or a negative errno. */
+int cm_state_move_aside(const char *path, time_t now, char *moved, size_t movedlen);
+
+/* The posture as the state file stores it, and back (exposed for tests). */
+json_t *cm_posture_to_state_json(const struct cm_posture *p);
+int cm_posture_from_state_json(json_t *j, struct cm_posture *out);
+
+#endif

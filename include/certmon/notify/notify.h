@@ -1,0 +1,90 @@
+/* The notifiers of one configuration, on the daemon's loop: routing of findings to the
+ * notifiers that want them, one alert table per notifier (alert.h: its own `for` and repeat
+ * interval), grouping (alerts that fire within group_wait leave as one message), and a
+ * delivery queue per notifier with retries (exponential backoff with jitter, 429/503
+ * Retry-After honoured, at most max_age), sent through httpc (HTTP and SMTP). A receiver that
+ * is down or slow delays only its own queue. The alert tables and the undelivered messages
+ * are persisted by the caller (to_json / load_json), so that a restart loses none and
+ * re-sends nothing that was delivered. Secrets (webhook secrets, SMTP passwords, tokens in
+ * URLs) are never logged. */
+#ifndef CERTMON_NOTIFY_H
+#define CERTMON_NOTIFY_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "certmon/analysis/analyze.h"
+#include "certmon/config/config.h"
+#include "certmon/http/httpc.h"
+
+struct cm_notify;
+
+/* Counters of one notifier, for certmon_notifications_total{notifier,result} and
+ * certmon_notification_queue_length{notifier}. */
+struct cm_notify_stats {
+    const char *name; /* valid until the next reconfigure or close */
+    uint64_t sent;    /* messages the receiver accepted */
+    uint64_t failed;  /* attempts that failed (each retry counts) */
+    uint64_t dropped; /* messages given up: older than max_age, or refused for good (4xx) */
+    size_t queued;    /* messages waiting (grouping or delivery) */
+};
+
+/* Creates the notifiers of cfg (cfg must outlive them, or be replaced through
+ * cm_notify_reconfigure). http is borrowed. Returns 0 or -ENOMEM. */
+int cm_notify_new(uv_loop_t *loop, struct cm_httpc *http, const struct cm_config *cfg,
+                  struct cm_notify **out);
+
+/* Feeds the latest findings of one target at time now (Unix seconds), with each finding's
+ * first-seen time (same order as f->items; NULL: now) and the target's labels (may be NULL).
+ * Each notifier filters them (min_severity, findings, match) and updates its alert table;
+ * the events it emits are grouped and queued. */
+void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_labels *labels,
+                       const struct cm_findings *f, const int64_t *first_seen, int64_t now);
+
+/* A target no longer configured: its fired alerts resolve. */
+void cm_notify_forget(struct cm_notify *n, const char *target, int64_t now);
+
+/* Applies a new configuration (after a reload): notifiers kept by name keep their alert tables
+ * and queues (with the new settings), new ones start empty, removed ones are dropped with
+ * their queues (logged). Returns 0 or -ENOMEM (nothing changed). */
+int cm_notify_reconfigure(struct cm_notify *n, const struct cm_config *cfg);
+
+/* Persistence: {"NAME": {"alerts": [...], "queue": [...]}, ...}. load_json restores the
+ * notifiers that exist by name and ignores the others; call it before the first observe.
+ * Returns 0, CM_ESTATE for a malformed document (nothing restored), or -ENOMEM. */
+json_t *cm_notify_to_json(const struct cm_notify *n);
+int cm_notify_load_json(struct cm_notify *n, json_t *j);
+
+/* Called (on the loop) whenever what to_json would return has changed, so that the caller
+ * can schedule a write. */
+void cm_notify_on_change(struct cm_notify *n, void (*cb)(void *arg), void *arg);
+
+/* Fills out with up to max notifiers' counters; returns how many notifiers there are. */
+size_t cm_notify_stats(const struct cm_notify *n, struct cm_notify_stats *out, size_t max);
+
+/* The test message's one notice: a FIRING notice of severity info, without labels. Its
+ * finding id is not in the catalogue, so that no receiver rule for a real finding matches. */
+#define CM_NOTIFY_TEST_TARGET "certmon-test"
+#define CM_NOTIFY_TEST_FINDING "certmon.test"
+#define CM_NOTIFY_TEST_MESSAGE "certmon notify-test: this is a test message"
+
+/* `certmon notify-test`: sends a test message through every notifier (only == NULL) or the
+ * one named only, bypassing filters, grouping and the queue (one attempt each), and calls
+ * cb once per message sent with what the receiver answered: once per notifier, and for an
+ * Alertmanager notifier once per URL of urls (every Alertmanager is asked). cb runs from a
+ * loop callback, or from cm_notify_close (cancelled: curl_code CURLE_ABORTED_BY_CALLBACK).
+ * Returns the number of messages sent (a message that could not be started is logged and
+ * not counted; cb does not run for it), or -ENOENT when no notifier is named only. */
+int cm_notify_test(struct cm_notify *n, const char *only,
+                   void (*cb)(const char *name, const char *type, const struct cm_httpc_result *r,
+                              void *arg),
+                   void *arg);
+
+/* Stops: transfers in flight are cancelled (their messages stay queued, so a to_json after
+ * this still holds them), timers closed; freed once its handles have closed. NULL is a
+ * no-op. */
+void cm_notify_close(struct cm_notify *n);
+
+#endif

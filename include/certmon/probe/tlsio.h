@@ -1,0 +1,157 @@
+/* GnuTLS over a non-blocking socket: shared client contexts, per-connection sessions,
+ * non-blocking handshake steps, and extraction of what a handshake showed.
+ *
+ * This module never waits: every call returns at once, and tells the caller which socket
+ * event (readable or writable) to wait for before calling again. The caller (probe) owns the
+ * socket, the uv_poll handle and the deadline. */
+#ifndef CERTMON_TLSIO_H
+#define CERTMON_TLSIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "certmon/probe/dhgroup.h"
+#include "certmon/probe/x509.h"
+
+struct cm_tls_ctx;
+struct cm_tls_conn;
+
+/* A server certificate listing more subject alternative names than this ends the handshake
+ * before GnuTLS parses it (cm_tls_error_describe says so): GnuTLS's parsing of the names is
+ * quadratic in their number and runs on the loop. Public CAs issue at most a few hundred. */
+#define CM_TLS_MAX_CERT_NAMES 2048
+
+/* What verification found, independent of the handshake outcome. */
+struct cm_verify {
+    bool done;           /* a certificate was received and verified */
+    bool trusted;        /* chain leads to a trust anchor and every certificate is valid */
+    bool hostname_match; /* the leaf matches the verified name */
+    unsigned status;     /* gnutls_certificate_status_t bits */
+};
+
+/* What the server stapled (RFC 6066 status_request), as far as the response says. */
+enum cm_ocsp_status {
+    CM_OCSP_NONE = 0, /* nothing stapled */
+    CM_OCSP_GOOD,
+    CM_OCSP_REVOKED,
+    CM_OCSP_UNKNOWN, /* the responder does not know the certificate */
+    CM_OCSP_BAD,     /* a staple that cannot be parsed */
+};
+
+struct cm_ocsp {
+    enum cm_ocsp_status status;
+    bool verified;       /* GnuTLS checked the staple's signature and that it is for the leaf */
+    int64_t this_update; /* Unix seconds; 0 when absent */
+    int64_t next_update; /* Unix seconds; 0 when absent */
+    int64_t revoked_at;  /* Unix seconds; 0 unless revoked */
+};
+
+/* What the handshake negotiated and showed; strings are owned by the struct. */
+struct cm_tls_info {
+    char *version; /* "TLS1.3"; NULL before negotiation */
+    char *cipher;  /* IANA suite name, "TLS_AES_128_GCM_SHA256" */
+    char *group;   /* key exchange group, "X25519"; NULL when none was used */
+    struct cm_verify verify;
+    struct cm_ocsp ocsp;
+    unsigned dh_bits;           /* finite-field DH prime size, when DHE was negotiated */
+    enum cm_dh_group dh_group;  /* and what its prime and generator are worth */
+    bool safe_renegotiation;    /* RFC 5746 (always true under TLS 1.3) */
+    bool client_cert_requested; /* the server asked for a client certificate */
+    bool client_cert_sent;      /* and we presented one */
+    struct cm_chain chain;      /* as the peer sent it */
+    struct cm_chain anchor;     /* the trust anchor: the trust-store certificate that issued
+                                 * the top of the issuing path from position 0 through the
+                                 * sent certificates (cm_chain_path_top); 0 or 1 certificate,
+                                 * possibly a copy of a sent root */
+};
+
+/* Creates the context shared by all connections of a run: priorities and a cache of
+ * credentials per CA file (NULL = system trust store, loaded once). Returns 0 or -ENOMEM /
+ * CM_ETLS. */
+int cm_tls_ctx_new(struct cm_tls_ctx **out);
+void cm_tls_ctx_free(struct cm_tls_ctx *ctx);
+
+/* Whom to trust and what to present: one set of GnuTLS credentials. Strings borrowed. */
+struct cm_tls_profile {
+    const char *ca_file;     /* trust anchors; NULL: the system store */
+    const char *client_cert; /* PEM certificate (chain) to present for mTLS, or NULL */
+    const char *client_key;  /* its PEM private key; set exactly when client_cert is */
+};
+
+/* Loads (once) the credentials for profile. Calling this before any probe runs moves the
+ * cost (file reads) and the errors out of the probe path. Returns 0, or CM_ECAFILE /
+ * CM_ECLIENTCERT with a reason naming the file in err. */
+int cm_tls_ctx_load(struct cm_tls_ctx *ctx, const struct cm_tls_profile *profile, char *err,
+                    size_t errlen);
+
+/* Our client certificate chain of a loaded profile, or NULL when it has none. */
+const struct cm_chain *cm_tls_ctx_client_chain(struct cm_tls_ctx *ctx,
+                                               const struct cm_tls_profile *profile);
+
+/* Starts a client connection over connected, non-blocking fd (borrowed: the caller closes
+ * it after cm_tls_conn_free). sni may be NULL. priority is a GnuTLS priority string for
+ * this connection (compiled once per context), or NULL for certmon's default. A priority
+ * that names ANON also gets anonymous client credentials (shared by the context). Every
+ * session accepts DH primes down to 512 bits: a probe must see weak parameters, not refuse
+ * them. Returns 0, -ENOMEM, CM_ECAFILE, CM_ECLIENTCERT or
+ * CM_ETLS. */
+int cm_tls_conn_new(struct cm_tls_ctx *ctx, int fd, const char *sni,
+                    const struct cm_tls_profile *profile, const char *priority,
+                    struct cm_tls_conn **out);
+void cm_tls_conn_free(struct cm_tls_conn *c);
+
+/* Advances the handshake. Returns 0 when it is complete, 1 when it must be called again
+ * once fd is readable (*want_write false) or writable (*want_write true), or a negative
+ * GnuTLS error code. */
+int cm_tls_conn_handshake(struct cm_tls_conn *c, bool *want_write);
+
+/* True when the server asked for a client certificate during the handshake. */
+bool cm_tls_conn_client_cert_requested(struct cm_tls_conn *c);
+
+/* True when the handshake needs a read after it to be judged: under TLS 1.3 a server that
+ * asked for a client certificate rejects it only after the client's Finished, so the
+ * handshake call succeeds and the alert comes with the first record. */
+bool cm_tls_conn_needs_post_read(struct cm_tls_conn *c);
+
+/* Reads whatever the server sent after the handshake (tickets, data, an alert) without
+ * blocking. Returns 0 when nothing (more) is waiting, 1 when the server sent data or closed
+ * the connection cleanly, or a negative GnuTLS error (GNUTLS_E_FATAL_ALERT_RECEIVED when the
+ * server rejected us). */
+int cm_tls_conn_post_read(struct cm_tls_conn *c);
+
+/* Stops the session from using its socket: after this, describing it does no I/O and the
+ * caller may close the fd. */
+void cm_tls_conn_detach(struct cm_tls_conn *c);
+
+/* Sends close_notify without waiting for the peer; best effort. */
+void cm_tls_conn_bye(struct cm_tls_conn *c);
+
+/* Fills *info from the session: negotiated parameters (if any) and, when chain is true, the
+ * peer chain (whatever was received, even after a failed handshake), verification against
+ * the trust anchors, verify_name and the TLS server purpose (extended key usage serverAuth),
+ * and the trust anchor the chain leads to. Returns 0 or -ENOMEM. */
+int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
+                         struct cm_tls_info *info);
+void cm_tls_info_clear(struct cm_tls_info *info);
+
+/* Describes a GnuTLS handshake error for a human ("received alert: handshake failure (40)",
+ * "peer does not speak TLS ..."), into buf. Also reports whether it is a transport-level
+ * error (reset, closed) rather than a TLS protocol failure. */
+void cm_tls_error_describe(struct cm_tls_conn *c, int gnutls_rc, char *buf, size_t len,
+                           bool *is_io);
+
+/* True when handshake error gnutls_rc means that the server and our client have no common
+ * ground (a handshake_failure, protocol_version or insufficient_security alert, or a
+ * ServerHello choosing a suite, version or group we did not offer or cannot accept), as
+ * opposed to a broken connection, a peer that does not speak TLS or a refused client
+ * certificate. Such a server may still accept something weaker (the posture pass says what). */
+bool cm_tls_error_is_refusal(struct cm_tls_conn *c, int gnutls_rc);
+
+/* "good", "revoked", "unknown", "unparseable"; NULL for CM_OCSP_NONE. */
+const char *cm_ocsp_status_name(enum cm_ocsp_status s);
+
+/* Calls fn for the stable name of each verification problem in status ("expired",
+ * "signer_not_found", ...). */
+void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg), void *arg);
+
+#endif

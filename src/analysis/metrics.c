@@ -1,0 +1,1398 @@
+/* Prometheus text exposition. The work is split so that /metrics stays cheap with ten thousand
+ * targets: a view is built once per report (JSON read, timestamps parsed, every label value
+ * escaped, the target's label text joined), and rendering only copies bytes and formats
+ * integers. A view is one allocation; its strings live in an arena inside it, stored once
+ * even when they repeat (a leaf's issuer is the next certificate's subject). */
+#include "certmon/analysis/metrics.h"
+#include "certmon/base/text.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Views ---- */
+
+#define NO_TIME INT64_MIN /* a timestamp the report does not have */
+#define PAD 16            /* zero bytes after a view's arena (see copy16) */
+#define ABSENT 2          /* a 0/1 fact the report does not have */
+
+/* A string in a view's arena: already escaped for a label value. With HEX set in len, it is
+ * lowercase hex text (a serial, a fingerprint) stored as bytes, half the size; len & ~HEX is
+ * always the length of the text it renders. */
+struct mv_str {
+    uint32_t off, len;
+};
+#define HEX 0x80000000u
+#define TEXT_LEN(s) ((s).len & ~HEX)
+
+struct mv_cert {
+    int64_t not_before, not_after; /* NO_TIME when missing or unparseable */
+    struct mv_str subject, issuer, serial, sha256, key, signature;
+    uint32_t position; /* index in the report's chain */
+};
+
+/* certmon_finding{id,severity}: one per distinct (id, severity). */
+struct mv_finding {
+    struct mv_str id;
+    uint32_t severity; /* index into severities[] */
+};
+
+/* certmon_finding_first_seen_timestamp_seconds{id}: the earliest first_seen per id. */
+struct mv_first {
+    int64_t t;
+    struct mv_str id;
+};
+
+enum { PH_DNS, PH_CONNECT, PH_STARTTLS, PH_HANDSHAKE, PH_TOTAL, PH_COUNT };
+static const char *const phases[PH_COUNT] = {"dns", "connect", "starttls", "handshake", "total"};
+
+enum { ST_OK, ST_WARNING, ST_CRITICAL, ST_UNKNOWN, ST_COUNT };
+static const char *const statuses[ST_COUNT] = {"ok", "warning", "critical", "unknown"};
+
+#define PV_COUNT 5
+static const char *const versions[PV_COUNT] = {"TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3.0"};
+
+#define SEV_COUNT 3
+static const char *const severities[SEV_COUNT] = {"info", "warning", "critical"};
+
+struct cm_metrics_view {
+    const char *arena;
+    const struct mv_cert *certs;
+    const struct mv_first *firsts;
+    const struct mv_finding *findings;
+    uint32_t ncerts, nfirsts, nfindings;
+    struct mv_str prefix;          /* target="...",label="..." */
+    struct mv_str version, cipher; /* len 0: absent (neither can be empty in a report) */
+    int64_t last_probe, last_success, chain_expiry; /* NO_TIME: absent */
+    int64_t duration_us[PH_COUNT];                  /* < 0: phase not reached */
+    uint32_t rendered; /* bytes of its samples in all per-target families */
+    uint32_t refs;     /* holders: the state entry, and renders streaming it (loop thread) */
+    uint8_t success, status, verify, proto[PV_COUNT]; /* verify, proto: ABSENT */
+};
+
+static int view_measure(struct cm_metrics_view *v);
+
+/* The names certmon puts on per-target series itself; a configured label of the same name
+ * would make a series with a label twice, so such a label is left out (config.c refuses most
+ * of them already). */
+static const char *const reserved_labels[] = {
+    "target", "position", "phase",  "id",     "severity", "status", "version",
+    "cipher", "subject",  "issuer", "serial", "sha256",   "key",    "signature",
+};
+
+static bool label_name_ok(const char *s)
+{
+    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return false;
+    if (s[0] == '_' && s[1] == '_')
+        return false;
+    for (const char *p = s + 1; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_'))
+            return false;
+    for (size_t i = 0; i < sizeof(reserved_labels) / sizeof(reserved_labels[0]); i++)
+        if (!strcmp(s, reserved_labels[i]))
+            return false;
+    return true;
+}
+
+/* Growable scratch for one view while it is built; copied into one block at the end. */
+struct builder {
+    char *arena;
+    size_t alen, acap;
+    struct mv_str *strs; /* every string interned so far, for sharing */
+    size_t nstrs, scap;
+    bool failed;
+};
+
+static bool arena_grow(struct builder *b, size_t n)
+{
+    size_t cap = b->acap ? b->acap : 512;
+    char *p;
+
+    if (b->failed)
+        return false;
+    if (b->acap - b->alen >= n)
+        return true;
+    /* Offsets and lengths are 31-bit (HEX is the top bit of a length). */
+    if (n > (size_t)INT32_MAX - b->alen) {
+        b->failed = true;
+        return false;
+    }
+    while (cap - b->alen < n)
+        cap *= 2;
+    if (!(p = realloc(b->arena, cap))) {
+        b->failed = true;
+        return false;
+    }
+    b->arena = p;
+    b->acap = cap;
+    return true;
+}
+
+static void arena_put(struct builder *b, const char *s, size_t n)
+{
+    if (arena_grow(b, n)) {
+        memcpy(b->arena + b->alen, s, n);
+        b->alen += n;
+    }
+}
+
+/* Appends s escaped as a label value: backslash, double quote and newline. */
+static void arena_escaped(struct builder *b, const char *s)
+{
+    for (const char *run = s;; s++) {
+        char c = *s;
+        if (c == '\\' || c == '"' || c == '\n' || !c) {
+            arena_put(b, run, (size_t)(s - run));
+            if (!c)
+                return;
+            arena_put(b, c == '\n' ? "\\n" : c == '"' ? "\\\"" : "\\\\", 2);
+            run = s + 1;
+        }
+    }
+}
+
+/* Ends a string begun at arena offset start (hex: stored packed): when the same text is
+ * already in the arena, the new copy is dropped and the old one returned. */
+static struct mv_str intern_end(struct builder *b, size_t start, bool hex)
+{
+    size_t n = b->alen - start;
+    struct mv_str s = {(uint32_t)start, hex ? HEX | (uint32_t)(2 * n) : (uint32_t)n};
+
+    if (b->failed || n > UINT32_MAX / 4)
+        return (struct mv_str){0, 0};
+    for (size_t i = 0; i < b->nstrs; i++)
+        if (b->strs[i].len == s.len && !memcmp(b->arena + b->strs[i].off, b->arena + start, n)) {
+            b->alen = start;
+            return b->strs[i];
+        }
+    if (b->nstrs == b->scap) {
+        size_t cap = b->scap ? 2 * b->scap : 16;
+        struct mv_str *p = realloc(b->strs, cap * sizeof(*p));
+        if (!p) {
+            b->failed = true;
+            return (struct mv_str){0, 0};
+        }
+        b->strs = p;
+        b->scap = cap;
+    }
+    b->strs[b->nstrs++] = s;
+    return s;
+}
+
+static struct mv_str intern(struct builder *b, const char *s)
+{
+    size_t start = b->alen;
+
+    arena_escaped(b, s ? s : "");
+    return intern_end(b, start, false);
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A serial or a fingerprint: packed when it is lowercase hex of even length (as reports have
+ * them), else kept as text. */
+static struct mv_str intern_hex(struct builder *b, const char *s)
+{
+    size_t start = b->alen, n = s ? strlen(s) : 0;
+
+    if (!n || n % 2)
+        return intern(b, s);
+    for (size_t i = 0; i < n; i++)
+        if (hex_digit(s[i]) < 0)
+            return intern(b, s);
+    for (size_t i = 0; i < n; i += 2) {
+        char byte = (char)(hex_digit(s[i]) << 4 | hex_digit(s[i + 1]));
+        arena_put(b, &byte, 1);
+    }
+    return intern_end(b, start, true);
+}
+
+static int64_t time_of(json_t *o, const char *key)
+{
+    int64_t t;
+
+    return cm_rfc3339_parse(json_string_value(json_object_get(o, key)), &t) ? t : NO_TIME;
+}
+
+static int cmp_label(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The label text every series of the target starts with: target first, then the configured
+ * labels sorted by name. */
+static struct mv_str build_prefix(struct builder *b, const char *target, json_t *labels)
+{
+    size_t start = b->alen, n = 0;
+    const char **names = NULL;
+    const char *k;
+    json_t *val;
+
+    arena_put(b, "target=\"", 8);
+    arena_escaped(b, target);
+    arena_put(b, "\"", 1);
+    if (json_is_object(labels) && json_object_size(labels) > 0) {
+        names = malloc(json_object_size(labels) * sizeof(*names));
+        if (!names) {
+            b->failed = true;
+            return (struct mv_str){0, 0};
+        }
+        json_object_foreach (labels, k, val)
+            if (json_is_string(val) && label_name_ok(k))
+                names[n++] = k;
+        qsort(names, n, sizeof(*names), cmp_label);
+        for (size_t i = 0; i < n; i++) {
+            arena_put(b, ",", 1);
+            arena_put(b, names[i], strlen(names[i]));
+            arena_put(b, "=\"", 2);
+            arena_escaped(b, json_string_value(json_object_get(labels, names[i])));
+            arena_put(b, "\"", 1);
+        }
+        free(names);
+    }
+    /* Not shared: nothing else can look like it. */
+    return (struct mv_str){(uint32_t)start, (uint32_t)(b->alen - start)};
+}
+
+static void build_cert(struct builder *b, json_t *c, struct mv_cert *out)
+{
+    json_t *key = json_object_get(c, "key");
+    const char *type = json_string_value(json_object_get(key, "type"));
+    json_t *bits = json_object_get(key, "bits");
+    size_t start;
+
+    out->not_before = time_of(c, "not_before");
+    out->not_after = time_of(c, "not_after");
+    out->subject = intern(b, json_string_value(json_object_get(c, "subject")));
+    out->issuer = intern(b, json_string_value(json_object_get(c, "issuer")));
+    out->serial = intern_hex(b, json_string_value(json_object_get(c, "serial")));
+    out->sha256 = intern_hex(b, json_string_value(json_object_get(c, "sha256")));
+    out->signature = intern(b, json_string_value(json_object_get(c, "signature")));
+    /* "RSA 2048", "EC 256", "Ed25519 256". */
+    start = b->alen;
+    arena_escaped(b, type ? type : "");
+    if (json_is_integer(bits) && json_integer_value(bits) > 0) {
+        char num[32];
+        int n = snprintf(num, sizeof(num), "%s%lld", type ? " " : "",
+                         (long long)json_integer_value(bits));
+        arena_put(b, num, (size_t)n);
+    }
+    out->key = intern_end(b, start, false);
+}
+
+static unsigned severity_index(const char *s)
+{
+    for (unsigned i = 0; s && i < SEV_COUNT; i++)
+        if (!strcmp(s, severities[i]))
+            return i;
+    return SEV_COUNT;
+}
+
+static bool in_array(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *e;
+
+    json_array_foreach (arr, i, e)
+        if (json_is_string(e) && !strcmp(json_string_value(e), s))
+            return true;
+    return false;
+}
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+struct cm_metrics_view *cm_metrics_view_new(json_t *report)
+{
+    const char *target = json_string_value(json_object_get(report, "target"));
+    json_t *chain, *findings, *timing, *verification, *tls, *posture, *err;
+    struct builder b = {0};
+    struct mv_cert *certs = NULL;
+    struct mv_finding *fs = NULL;
+    struct mv_first *firsts = NULL;
+    struct cm_metrics_view v = {0}, *out = NULL;
+    size_t nchain, nfind, i, size;
+    const char *st;
+    json_t *e;
+    char *mem;
+
+    if (!json_is_object(report) || !target)
+        return NULL;
+    chain = json_object_get(report, "chain");
+    findings = json_object_get(report, "findings");
+    nchain = json_is_array(chain) ? json_array_size(chain) : 0;
+    nfind = json_is_array(findings) ? json_array_size(findings) : 0;
+    if (nchain > UINT32_MAX || nfind > UINT32_MAX)
+        return NULL;
+    if ((nchain && !(certs = calloc(nchain, sizeof(*certs)))) ||
+        (nfind &&
+         (!(fs = calloc(nfind, sizeof(*fs))) || !(firsts = calloc(nfind, sizeof(*firsts))))))
+        goto done;
+
+    v.prefix = build_prefix(&b, target, json_object_get(report, "labels"));
+
+    err = json_object_get(report, "error");
+    v.success = !err || json_is_null(err);
+    timing = json_object_get(report, "timing_ms");
+    for (i = 0; i < PH_COUNT; i++) {
+        json_t *ms = json_object_get(timing, phases[i]);
+        double us = json_is_number(ms) ? json_number_value(ms) * 1000.0 : -1.0;
+        v.duration_us[i] = us >= 0 && us < 9e15 ? (int64_t)llround(us) : -1;
+    }
+    v.last_probe = time_of(report, "last_probe");
+    v.last_success = time_of(report, "last_success");
+    st = json_string_value(json_object_get(report, "status"));
+    v.status = ST_UNKNOWN;
+    for (i = 0; st && i < ST_COUNT; i++)
+        if (!strcmp(st, statuses[i]))
+            v.status = (uint8_t)i;
+
+    v.chain_expiry = NO_TIME;
+    json_array_foreach (chain, i, e) {
+        struct mv_cert *c = &certs[v.ncerts];
+        if (!json_is_object(e))
+            continue;
+        build_cert(&b, e, c);
+        c->position = (uint32_t)i;
+        if (c->not_after != NO_TIME && (v.chain_expiry == NO_TIME || c->not_after < v.chain_expiry))
+            v.chain_expiry = c->not_after;
+        v.ncerts++;
+    }
+
+    /* Nothing was verified when no certificate came (a refused connection still has a
+     * verification object, all false): 0 there would read as "untrusted". */
+    verification = json_object_get(report, "verification");
+    v.verify = ABSENT;
+    if (json_is_object(verification) && v.ncerts > 0)
+        v.verify = json_is_true(json_object_get(verification, "trusted")) &&
+                   json_is_true(json_object_get(verification, "hostname_match"));
+
+    tls = json_object_get(report, "tls");
+    if (json_is_string(json_object_get(tls, "version")))
+        v.version = intern(&b, json_string_value(json_object_get(tls, "version")));
+    if (json_is_string(json_object_get(tls, "cipher")))
+        v.cipher = intern(&b, json_string_value(json_object_get(tls, "cipher")));
+
+    posture = json_object_get(report, "posture");
+    for (i = 0; i < PV_COUNT; i++) {
+        json_t *not_tested = json_object_get(posture, "not_tested");
+        if (!json_is_object(posture) || in_array(not_tested, versions[i]))
+            v.proto[i] = ABSENT;
+        else
+            v.proto[i] = in_array(json_object_get(posture, "versions_accepted"), versions[i]);
+    }
+
+    json_array_foreach (findings, i, e) {
+        const char *id = json_string_value(json_object_get(e, "id"));
+        unsigned sev = severity_index(json_string_value(json_object_get(e, "severity")));
+        int64_t seen = time_of(e, "first_seen");
+        struct mv_str ids;
+        size_t j;
+
+        if (!id || sev == SEV_COUNT)
+            continue;
+        ids = intern(&b, id);
+        /* Interning makes equal ids equal offsets. */
+        for (j = 0; j < v.nfindings; j++)
+            if (fs[j].id.off == ids.off && fs[j].severity == sev)
+                break;
+        if (j == v.nfindings)
+            fs[v.nfindings++] = (struct mv_finding){ids, sev};
+        if (seen == NO_TIME)
+            continue;
+        for (j = 0; j < v.nfirsts; j++)
+            if (firsts[j].id.off == ids.off)
+                break;
+        if (j == v.nfirsts)
+            firsts[v.nfirsts++] = (struct mv_first){seen, ids};
+        else if (seen < firsts[j].t)
+            firsts[j].t = seen;
+    }
+    if (b.failed)
+        goto done;
+
+    /* One block: the view, its arrays, then the arena. */
+    size = align8(sizeof(v)) + align8(v.ncerts * sizeof(*certs)) +
+           align8(v.nfirsts * sizeof(*firsts)) + align8(v.nfindings * sizeof(*fs)) + b.alen + PAD;
+    if (!(mem = malloc(size)))
+        goto done;
+    out = (struct cm_metrics_view *)(void *)mem;
+    mem += align8(sizeof(v));
+    v.certs = (struct mv_cert *)(void *)mem;
+    if (v.ncerts)
+        memcpy(mem, certs, v.ncerts * sizeof(*certs));
+    mem += align8(v.ncerts * sizeof(*certs));
+    v.firsts = (struct mv_first *)(void *)mem;
+    if (v.nfirsts)
+        memcpy(mem, firsts, v.nfirsts * sizeof(*firsts));
+    mem += align8(v.nfirsts * sizeof(*firsts));
+    v.findings = (struct mv_finding *)(void *)mem;
+    if (v.nfindings)
+        memcpy(mem, fs, v.nfindings * sizeof(*fs));
+    mem += align8(v.nfindings * sizeof(*fs));
+    if (b.alen)
+        memcpy(mem, b.arena, b.alen);
+    memset(mem + b.alen, 0, PAD);
+    v.arena = mem;
+    v.refs = 1;
+    *out = v;
+    if (view_measure(out) < 0) {
+        free(out);
+        out = NULL;
+    }
+done:
+    free(certs);
+    free(fs);
+    free(firsts);
+    free(b.arena);
+    free(b.strs);
+    return out;
+}
+
+struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v)
+{
+    if (v)
+        v->refs++;
+    return v;
+}
+
+void cm_metrics_view_free(struct cm_metrics_view *v)
+{
+    if (v && --v->refs == 0)
+        free(v);
+}
+
+/* ---- Output ---- */
+
+void cm_metrics_buf_free(struct cm_metrics_buf *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    *b = (struct cm_metrics_buf){0};
+}
+
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+#define HUGE_ADVICE_MIN ((size_t)8 << 20)
+
+/* reserve() when the buffer is full. Grows geometrically, so that rendering costs O(output)
+ * copying in all. */
+static bool grow(struct cm_metrics_buf *b, size_t n)
+{
+    size_t cap;
+    char *p;
+
+    if (b->failed)
+        return false;
+    if (b->cap - b->len > n)
+        return true;
+    if (n >= SIZE_MAX / 4 - b->len) {
+        b->failed = true;
+        return false;
+    }
+    /* Double, or take exactly what is asked when that is more (the up-front reservation). */
+    cap = b->cap > 2048 ? 2 * b->cap : 4096;
+    if (cap <= b->len + n)
+        cap = b->len + n + 1;
+    if (!(p = realloc(b->data, cap))) {
+        b->failed = true;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+#ifdef MADV_HUGEPAGE
+    /* Ten thousand targets make tens of megabytes, and a fresh buffer is faulted in page by
+     * page: on a VM that costs more than the rendering (120 ms against 15 ms for 45 MB
+     * measured). Transparent huge pages, where the system allows them on request, fault it
+     * in 2 MiB at a time. Advice only: failure changes nothing. */
+    if (cap >= HUGE_ADVICE_MIN) {
+        uintptr_t lo = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+        uintptr_t hi = ((uintptr_t)p + cap) & ~(uintptr_t)(HUGE_PAGE - 1);
+        if (hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+#endif
+    return true;
+}
+
+/* Makes room for n more bytes and a NUL after them (len <= cap always holds). */
+static inline bool reserve(struct cm_metrics_buf *b, size_t n)
+{
+    return (b->cap - b->len > n && !b->failed) || grow(b, n);
+}
+
+static inline __attribute__((always_inline)) char *put(char *p, const void *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Copies n bytes 16 at a time: fixed-size copies compile to a couple of vector moves, where a
+ * memcpy call of a few dozen bytes costs more than the copying. It reads and writes up to 15
+ * bytes past n: every source is padded for that (family names are arrays, view arenas end in
+ * PAD zero bytes) and every line reserves LINE_SLACK, more than that, past what it writes. */
+static inline __attribute__((always_inline)) char *copy16(char *p, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16)
+        memcpy(p + i, s + i, 16);
+    return p + n;
+}
+
+#define PUTS(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static const char digit_pairs[] = "00010203040506070809"
+                                  "10111213141516171819"
+                                  "20212223242526272829"
+                                  "30313233343536373839"
+                                  "40414243444546474849"
+                                  "50515253545556575859"
+                                  "60616263646566676869"
+                                  "70717273747576777879"
+                                  "80818283848586878889"
+                                  "90919293949596979899";
+
+/* Decimal digits, written in place from the last two at a time. */
+static inline char *put_u64(char *p, uint64_t v)
+{
+    static const uint64_t pow10[20] = {1ull,
+                                       10ull,
+                                       100ull,
+                                       1000ull,
+                                       10000ull,
+                                       100000ull,
+                                       1000000ull,
+                                       10000000ull,
+                                       100000000ull,
+                                       1000000000ull,
+                                       10000000000ull,
+                                       100000000000ull,
+                                       1000000000000ull,
+                                       10000000000000ull,
+                                       100000000000000ull,
+                                       1000000000000000ull,
+                                       10000000000000000ull,
+                                       100000000000000000ull,
+                                       1000000000000000000ull,
+                                       10000000000000000000ull};
+    /* The digit count from the bit length (log10(2) ~ 1233/4096) and one comparison. */
+    size_t t = ((size_t)(64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+    size_t n = t + (v >= pow10[t]);
+    char *q;
+
+    n += !n;
+    q = p + n;
+    while (v >= 100) {
+        q -= 2;
+        memcpy(q, digit_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10)
+        memcpy(q - 2, digit_pairs + 2 * v, 2);
+    else
+        q[-1] = (char)('0' + v);
+    return p + n;
+}
+
+static inline char *put_i64(char *p, int64_t v)
+{
+    if (v < 0) {
+        *p++ = '-';
+        return put_u64(p, 0 - (uint64_t)v);
+    }
+    return put_u64(p, (uint64_t)v);
+}
+
+/* Microseconds as seconds, exactly: "0.003044", "12", "1.5". */
+static char *put_us(char *p, int64_t us)
+{
+    uint64_t frac = (uint64_t)us % 1000000;
+    char f[6];
+    int n = 6;
+
+    p = put_u64(p, (uint64_t)us / 1000000);
+    if (!frac)
+        return p;
+    for (int i = 5; i >= 0; i--, frac /= 10)
+        f[i] = (char)('0' + frac % 10);
+    while (f[n - 1] == '0')
+        n--;
+    *p++ = '.';
+    return put(p, f, (size_t)n);
+}
+
+/* At most 32 bytes: an integer when the value is one, else the shortest of %.15g and %.17g
+ * that reads back the same. */
+static char *put_double(char *p, double v)
+{
+    char tmp[40];
+    int n;
+
+    if (isnan(v))
+        return PUTS(p, "NaN");
+    if (isinf(v))
+        return v > 0 ? PUTS(p, "+Inf") : PUTS(p, "-Inf");
+    if (v == trunc(v) && fabs(v) < 9e15)
+        return put_i64(p, (int64_t)v);
+    n = snprintf(tmp, sizeof(tmp), "%.15g", v);
+    if (strtod(tmp, NULL) != v)
+        n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+    return put(p, tmp, (size_t)n);
+}
+
+/* Room for "{", "} ", a value, "\n" beyond the labels a line carries, and for copy16 going
+ * past the end. */
+#define LINE_SLACK 48
+
+/* A constant piece of label text, padded for copy16. */
+struct label {
+    char s[32];
+    size_t n;
+};
+/* clang-format off */
+#define LABEL(text) {text, sizeof(text) - 1}
+/* clang-format on */
+
+struct family;
+typedef void (*family_fn)(struct cm_metrics_buf *b, const struct family *f, const void *ctx);
+
+enum family_kind { PER_TARGET, SELF, PROCESS };
+
+struct family {
+    char name[64];    /* the name and "{", zero-padded (see copy16) */
+    size_t namelen;   /* without the "{" */
+    const char *head; /* its HELP and TYPE lines */
+    size_t headlen;
+    enum family_kind kind;
+    family_fn fn;
+};
+
+/* Starts a sample line of view v, `name{target="...",labels`, with room for extra more
+ * bytes of labels (plus LINE_SLACK); NULL when out of memory. */
+static char *open_line(struct cm_metrics_buf *b, const struct family *f,
+                       const struct cm_metrics_view *v, size_t extra)
+{
+    char *p;
+
+    if (!reserve(b, f->namelen + v->prefix.len + extra + LINE_SLACK))
+        return NULL;
+    p = copy16(b->data + b->len, f->name, f->namelen + 1);
+    return copy16(p, v->arena + v->prefix.off, v->prefix.len);
+}
+
+static void close_i64(struct cm_metrics_buf *b, char *p, int64_t value)
+{
+    p = PUTS(p, "} ");
+    p = put_i64(p, value);
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+/* "000102...feff": the two hex digits of every byte value. */
+/* clang-format off */
+#define HEX_ROW(h) \
+    h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+static const char hex_pairs[] =
+    HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5") HEX_ROW("6")
+    HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d")
+    HEX_ROW("e") HEX_ROW("f");
+/* clang-format on */
+
+static inline char *put_str(char *p, const struct cm_metrics_view *v, struct mv_str s)
+{
+    const unsigned char *q = (const unsigned char *)v->arena + s.off;
+
+    if (!(s.len & HEX))
+        return copy16(p, v->arena + s.off, s.len);
+    for (size_t i = 0; i < TEXT_LEN(s) / 2; i++, p += 2)
+        memcpy(p, hex_pairs + 2 * q[i], 2);
+    return p;
+}
+
+/* A family with one sample per target and no labels of its own. */
+static void plain(struct cm_metrics_buf *b, const struct family *f, const struct cm_metrics_view *v,
+                  int64_t value)
+{
+    char *p = open_line(b, f, v, 0);
+
+    if (p)
+        close_i64(b, p, value);
+}
+
+static void f_success(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+
+    plain(b, f, v, v->success);
+}
+
+static void f_duration(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    char *p;
+
+    static const struct label phase_label[PH_COUNT] = {
+        LABEL(",phase=\"dns\"} "),      LABEL(",phase=\"connect\"} "),
+        LABEL(",phase=\"starttls\"} "), LABEL(",phase=\"handshake\"} "),
+        LABEL(",phase=\"total\"} "),
+    };
+
+    for (int i = 0; i < PH_COUNT; i++) {
+        if (v->duration_us[i] < 0 || !(p = open_line(b, f, v, 32)))
+            continue;
+        p = copy16(p, phase_label[i].s, phase_label[i].n);
+        p = put_us(p, v->duration_us[i]);
+        *p++ = '\n';
+        b->len = (size_t)(p - b->data);
+    }
+}
+
+#define TIME_FAMILY(fname, field)                                                                  \
+    static void fname(struct cm_metrics_buf *b, const struct family *f, const void *ctx)           \
+    {                                                                                              \
+        const struct cm_metrics_view *v = ctx;                                                     \
+        if (v->field != NO_TIME)                                                                   \
+            plain(b, f, v, v->field);                                                              \
+    }
+TIME_FAMILY(f_last_probe, last_probe)
+TIME_FAMILY(f_last_success, last_success)
+TIME_FAMILY(f_chain_expiry, chain_expiry)
+
+static void f_status(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    char *p;
+
+    static const struct label status_label[ST_COUNT] = {
+        LABEL(",status=\"ok\"} "),
+        LABEL(",status=\"warning\"} "),
+        LABEL(",status=\"critical\"} "),
+        LABEL(",status=\"unknown\"} "),
+    };
+
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (!(p = open_line(b, f, v, 32)))
+            return;
+        p = copy16(p, status_label[i].s, status_label[i].n);
+        *p++ = v->status == i ? '1' : '0';
+        *p++ = '\n';
+        b->len = (size_t)(p - b->data);
+    }
+}
+
+static char *put_position(char *p, uint32_t i)
+{
+    p = PUTS(p, ",position=\"");
+    p = put_u64(p, i);
+    return PUTS(p, "\"");
+}
+
+static void cert_times(struct cm_metrics_buf *b, const struct family *f,
+                       const struct cm_metrics_view *v, bool after)
+{
+    char *p;
+
+    for (uint32_t i = 0; i < v->ncerts; i++) {
+        int64_t t = after ? v->certs[i].not_after : v->certs[i].not_before;
+        if (t == NO_TIME || !(p = open_line(b, f, v, 24)))
+            continue;
+        close_i64(b, put_position(p, v->certs[i].position), t);
+    }
+}
+
+static void f_not_after(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    cert_times(b, f, ctx, true);
+}
+
+static void f_not_before(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    cert_times(b, f, ctx, false);
+}
+
+static void f_cert_info(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    char *p;
+
+    for (uint32_t i = 0; i < v->ncerts; i++) {
+        const struct mv_cert *c = &v->certs[i];
+        size_t extra = 24 + 64 + (size_t)c->subject.len + c->issuer.len + TEXT_LEN(c->serial) +
+                       TEXT_LEN(c->sha256) + c->key.len + c->signature.len;
+        if (!(p = open_line(b, f, v, extra)))
+            return;
+        p = put_position(p, c->position);
+        p = PUTS(p, ",subject=\"");
+        p = put_str(p, v, c->subject);
+        p = PUTS(p, "\",issuer=\"");
+        p = put_str(p, v, c->issuer);
+        p = PUTS(p, "\",serial=\"");
+        p = put_str(p, v, c->serial);
+        p = PUTS(p, "\",sha256=\"");
+        p = put_str(p, v, c->sha256);
+        p = PUTS(p, "\",key=\"");
+        p = put_str(p, v, c->key);
+        p = PUTS(p, "\",signature=\"");
+        p = put_str(p, v, c->signature);
+        p = PUTS(p, "\"");
+        close_i64(b, p, 1);
+    }
+}
+
+static void f_verify(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+
+    if (v->verify != ABSENT)
+        plain(b, f, v, v->verify);
+}
+
+/* A `_info` family with one label of the view's. */
+static void info1(struct cm_metrics_buf *b, const struct family *f, const struct cm_metrics_view *v,
+                  const char *label, size_t labellen, struct mv_str s)
+{
+    char *p;
+
+    if (!s.len || !(p = open_line(b, f, v, labellen + s.len + 4)))
+        return;
+    *p++ = ',';
+    p = put(p, label, labellen);
+    p = PUTS(p, "=\"");
+    p = put_str(p, v, s);
+    p = PUTS(p, "\"");
+    close_i64(b, p, 1);
+}
+
+static void f_tls_version(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+
+    info1(b, f, v, "version", 7, v->version);
+}
+
+static void f_tls_cipher(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+
+    info1(b, f, v, "cipher", 6, v->cipher);
+}
+
+static void f_protocol(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    char *p;
+
+    static const struct label version_label[PV_COUNT] = {
+        LABEL(",version=\"TLS1.3\"} "), LABEL(",version=\"TLS1.2\"} "),
+        LABEL(",version=\"TLS1.1\"} "), LABEL(",version=\"TLS1.0\"} "),
+        LABEL(",version=\"SSL3.0\"} "),
+    };
+
+    for (int i = 0; i < PV_COUNT; i++) {
+        if (v->proto[i] == ABSENT || !(p = open_line(b, f, v, 32)))
+            continue;
+        p = copy16(p, version_label[i].s, version_label[i].n);
+        *p++ = v->proto[i] ? '1' : '0';
+        *p++ = '\n';
+        b->len = (size_t)(p - b->data);
+    }
+}
+
+static void f_finding(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    char *p;
+
+    static const struct label severity_label[SEV_COUNT] = {
+        LABEL("\",severity=\"info\"} 1\n"),
+        LABEL("\",severity=\"warning\"} 1\n"),
+        LABEL("\",severity=\"critical\"} 1\n"),
+    };
+
+    for (uint32_t i = 0; i < v->nfindings; i++) {
+        const struct mv_finding *fd = &v->findings[i];
+        if (!(p = open_line(b, f, v, 32 + fd->id.len)))
+            return;
+        p = PUTS(p, ",id=\"");
+        p = put_str(p, v, fd->id);
+        p = copy16(p, severity_label[fd->severity].s, severity_label[fd->severity].n);
+        b->len = (size_t)(p - b->data);
+    }
+}
+
+static void f_first_seen(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    char *p;
+
+    for (uint32_t i = 0; i < v->nfirsts; i++) {
+        if (!(p = open_line(b, f, v, 8 + v->firsts[i].id.len)))
+            return;
+        p = PUTS(p, ",id=\"");
+        p = put_str(p, v, v->firsts[i].id);
+        p = PUTS(p, "\"");
+        close_i64(b, p, v->firsts[i].t);
+    }
+}
+
+/* ---- The daemon's own families ---- */
+
+/* Writes `name` + text + " " + value "\n"; text holds the labels with braces, or nothing. */
+static void self_line(struct cm_metrics_buf *b, const struct family *f, const char *text,
+                      size_t textlen, uint64_t value)
+{
+    char *p;
+
+    if (!reserve(b, f->namelen + textlen + LINE_SLACK))
+        return;
+    p = put(b->data + b->len, f->name, f->namelen);
+    p = put(p, text, textlen);
+    *p++ = ' ';
+    p = put_u64(p, value);
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+static void f_probes_total(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    self_line(b, f, "{result=\"success\"}", 18, s->probes_success);
+    self_line(b, f, "{result=\"failure\"}", 18, s->probes_failure);
+}
+
+static void f_http_evicted(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_http *h = ((const struct cm_metrics_self *)ctx)->http;
+
+    /* Every reason from the start, at 0: a rate over a series that appears only with its first
+     * eviction would miss that first one. */
+    if (!h)
+        return;
+    self_line(b, f, "{reason=\"head_timeout\"}", 23, h->evicted_head_timeout);
+    self_line(b, f, "{reason=\"per_client\"}", 21, h->evicted_per_client);
+    self_line(b, f, "{reason=\"full\"}", 15, h->evicted_full);
+}
+
+static void f_http_refused(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_http *h = ((const struct cm_metrics_self *)ctx)->http;
+
+    if (h)
+        self_line(b, f, "{reason=\"per_client\"}", 21, h->refused_per_client);
+}
+
+static void f_reload_success(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    self_line(b, f, "", 0, s->reload_success);
+}
+
+static void f_reload_time(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+    char *p;
+
+    if (!reserve(b, f->namelen + LINE_SLACK))
+        return;
+    p = put(b->data + b->len, f->name, f->namelen);
+    *p++ = ' ';
+    p = put_i64(p, s->reload_time);
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+static void f_targets(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    self_line(b, f, "", 0, s->targets);
+}
+
+static void f_build_info(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+    struct builder lb = {0};
+    const char *names[4] = {"version", "gnutls", "libuv", "libcurl"};
+    const char *vals[4] = {s->version, s->gnutls, s->libuv, s->libcurl};
+
+    /* Once per scrape: escaping here costs nothing that matters. */
+    arena_put(&lb, "{", 1);
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            arena_put(&lb, ",", 1);
+        arena_put(&lb, names[i], strlen(names[i]));
+        arena_put(&lb, "=\"", 2);
+        arena_escaped(&lb, vals[i] ? vals[i] : "");
+        arena_put(&lb, "\"", 1);
+    }
+    arena_put(&lb, "}", 1);
+    if (lb.failed)
+        b->failed = true;
+    else
+        self_line(b, f, lb.arena, lb.alen, 1);
+    free(lb.arena);
+}
+
+/* One self line per notifier: {notifier="NAME"[,result="WHAT"]}. */
+static void notifier_line(struct cm_metrics_buf *b, const struct family *f, const char *name,
+                          const char *result, uint64_t value)
+{
+    struct builder lb = {0};
+
+    arena_put(&lb, "{notifier=\"", 11);
+    arena_escaped(&lb, name ? name : "");
+    if (result) {
+        arena_put(&lb, "\",result=\"", 10);
+        arena_put(&lb, result, strlen(result));
+    }
+    arena_put(&lb, "\"}", 2);
+    if (lb.failed)
+        b->failed = true;
+    else
+        self_line(b, f, lb.arena, lb.alen, value);
+    free(lb.arena);
+}
+
+static void f_notifications(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    for (size_t i = 0; i < s->notifier_count; i++) {
+        const struct cm_metrics_notifier *n = &s->notifiers[i];
+        notifier_line(b, f, n->name, "sent", n->sent);
+        notifier_line(b, f, n->name, "failed", n->failed);
+        notifier_line(b, f, n->name, "dropped", n->dropped);
+    }
+}
+
+static void f_queue_length(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    for (size_t i = 0; i < s->notifier_count; i++)
+        notifier_line(b, f, s->notifiers[i].name, NULL, s->notifiers[i].queued);
+}
+
+static void proc_line(struct cm_metrics_buf *b, const struct family *f, double value)
+{
+    char *p;
+
+    if (!reserve(b, f->namelen + LINE_SLACK))
+        return;
+    p = put(b->data + b->len, f->name, f->namelen);
+    *p++ = ' ';
+    p = put_double(p, value);
+    *p++ = '\n';
+    b->len = (size_t)(p - b->data);
+}
+
+#define PROC_FAMILY(fname, field)                                                                  \
+    static void fname(struct cm_metrics_buf *b, const struct family *f, const void *ctx)           \
+    {                                                                                              \
+        proc_line(b, f, ((const struct cm_metrics_process *)ctx)->field);                          \
+    }
+PROC_FAMILY(f_cpu, cpu_seconds)
+PROC_FAMILY(f_rss, resident_bytes)
+PROC_FAMILY(f_vsize, virtual_bytes)
+PROC_FAMILY(f_start, start_time)
+PROC_FAMILY(f_fds, open_fds)
+PROC_FAMILY(f_max_fds, max_fds)
+
+#define FAMILY(name, type, help, kind, fn)                                                         \
+    {                                                                                              \
+        name "{", sizeof(name) - 1, "# HELP " name " " help "\n# TYPE " name " " type "\n",        \
+            sizeof("# HELP " name " " help "\n# TYPE " name " " type "\n") - 1, kind, fn           \
+    }
+
+/* In output order. Keep docs/metrics.md in step. */
+static const struct family families[] = {
+    FAMILY("certmon_probe_success", "gauge",
+           "1 when the latest probe of the target succeeded (no error), 0 when it failed.",
+           PER_TARGET, f_success),
+    FAMILY("certmon_probe_duration_seconds", "gauge",
+           "Duration of each phase of the latest probe (phases not reached are absent).",
+           PER_TARGET, f_duration),
+    FAMILY("certmon_last_probe_timestamp_seconds", "gauge",
+           "When the latest probe of the target finished, in Unix seconds.", PER_TARGET,
+           f_last_probe),
+    FAMILY("certmon_last_success_timestamp_seconds", "gauge",
+           "When a probe of the target last succeeded, in Unix seconds (absent: never).",
+           PER_TARGET, f_last_success),
+    FAMILY("certmon_status", "gauge",
+           "The target's status (its worst finding): 1 for the current one, 0 for the others.",
+           PER_TARGET, f_status),
+    FAMILY("certmon_cert_not_after_timestamp_seconds", "gauge",
+           "Expiry (notAfter) of the certificate at each chain position, in Unix seconds.",
+           PER_TARGET, f_not_after),
+    FAMILY("certmon_cert_not_before_timestamp_seconds", "gauge",
+           "Start of validity (notBefore) of the certificate at each chain position, in Unix "
+           "seconds.",
+           PER_TARGET, f_not_before),
+    FAMILY("certmon_cert_info", "gauge",
+           "Facts about the certificate at each chain position; the value is always 1.", PER_TARGET,
+           f_cert_info),
+    FAMILY("certmon_chain_expiry_timestamp_seconds", "gauge",
+           "Earliest expiry (notAfter) among the certificates presented, in Unix seconds.",
+           PER_TARGET, f_chain_expiry),
+    FAMILY("certmon_verify_ok", "gauge",
+           "1 when the chain is trusted and matches the host name, 0 when not (absent when "
+           "nothing was verified).",
+           PER_TARGET, f_verify),
+    FAMILY("certmon_tls_version_info", "gauge",
+           "TLS version negotiated by the latest probe; the value is always 1.", PER_TARGET,
+           f_tls_version),
+    FAMILY("certmon_tls_cipher_info", "gauge",
+           "Cipher suite (IANA name) negotiated by the latest probe; the value is always 1.",
+           PER_TARGET, f_tls_cipher),
+    FAMILY("certmon_protocol_accepted", "gauge",
+           "Posture pass: 1 when the endpoint accepts the protocol version, 0 when it refused "
+           "it (absent: not tested).",
+           PER_TARGET, f_protocol),
+    FAMILY("certmon_finding", "gauge",
+           "Findings of the latest probe, one series per id and severity; the value is always "
+           "1.",
+           PER_TARGET, f_finding),
+    FAMILY("certmon_finding_first_seen_timestamp_seconds", "gauge",
+           "When each current finding was first seen in an unbroken run of results, in Unix "
+           "seconds.",
+           PER_TARGET, f_first_seen),
+    FAMILY("certmon_probes_total", "counter", "Probes finished since the daemon started.", SELF,
+           f_probes_total),
+    FAMILY("certmon_config_last_reload_success", "gauge",
+           "1 when the latest configuration load or reload succeeded, 0 when it failed.", SELF,
+           f_reload_success),
+    FAMILY("certmon_config_last_reload_timestamp_seconds", "gauge",
+           "When the configuration was last loaded or reloaded (successfully or not), in Unix "
+           "seconds.",
+           SELF, f_reload_time),
+    FAMILY("certmon_build_info", "gauge",
+           "Version of certmon and of the libraries it runs with; the value is always 1.", SELF,
+           f_build_info),
+    FAMILY("certmon_targets", "gauge", "Configured targets.", SELF, f_targets),
+    FAMILY("certmon_notifications_total", "counter",
+           "Notification messages by outcome: sent (the receiver accepted it), failed (an "
+           "attempt failed; each retry counts), dropped (given up: too old, or refused for good).",
+           SELF, f_notifications),
+    FAMILY("certmon_notification_queue_length", "gauge",
+           "Notification messages waiting to be sent (grouping or delivery), per notifier.", SELF,
+           f_queue_length),
+    FAMILY("certmon_http_connections_evicted_total", "counter",
+           "Connections the HTTP listener closed to keep room for requests: head_timeout (the "
+           "request head was not complete in time), per_client (its address was at its limit "
+           "and opened another), full (every slot was taken and another client connected).",
+           SELF, f_http_evicted),
+    FAMILY("certmon_http_connections_refused_total", "counter",
+           "Connections the HTTP listener refused: per_client (the address was at its limit with "
+           "every connection busy).",
+           SELF, f_http_refused),
+    FAMILY("process_cpu_seconds_total", "counter",
+           "Total user and system CPU time spent in seconds.", PROCESS, f_cpu),
+    FAMILY("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", PROCESS,
+           f_rss),
+    FAMILY("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", PROCESS,
+           f_vsize),
+    FAMILY("process_start_time_seconds", "gauge",
+           "Start time of the process since unix epoch in seconds.", PROCESS, f_start),
+    FAMILY("process_open_fds", "gauge", "Number of open file descriptors.", PROCESS, f_fds),
+    FAMILY("process_max_fds", "gauge", "Maximum number of open file descriptors.", PROCESS,
+           f_max_fds),
+};
+
+#define FAMILY_COUNT (sizeof(families) / sizeof(families[0]))
+
+/* What the view renders, measured by rendering it once: lets a render allocate its whole
+ * output at once (see reserve) without a second copy of the formatting rules. */
+static int view_measure(struct cm_metrics_view *v)
+{
+    struct cm_metrics_buf b = {0};
+
+    for (size_t i = 0; i < FAMILY_COUNT; i++)
+        if (families[i].kind == PER_TARGET)
+            families[i].fn(&b, &families[i], v);
+    free(b.data);
+    if (b.failed || b.len > UINT32_MAX)
+        return -ENOMEM;
+    v->rendered = (uint32_t)b.len;
+    return 0;
+}
+
+/* An upper bound of the output still to come, headers included (self and process lines are
+ * short; what they need beyond this is found as they go). */
+static size_t render_estimate(const struct cm_metrics_view *const *views, size_t n,
+                              const struct cm_metrics_self *self,
+                              const struct cm_metrics_process *proc)
+{
+    size_t total = 4096;
+
+    for (size_t i = 0; i < n; i++)
+        if (views[i])
+            total += views[i]->rendered;
+    for (size_t i = 0; i < FAMILY_COUNT; i++)
+        total += families[i].headlen;
+    if (self) {
+        const char *s[] = {self->version, self->gnutls, self->libuv, self->libcurl};
+        for (size_t i = 0; i < 4; i++)
+            total += s[i] ? 2 * strlen(s[i]) : 0;
+    }
+    (void)proc;
+    return total;
+}
+
+int cm_metrics_render_some(const struct cm_metrics_view *const *views, size_t n,
+                           const struct cm_metrics_self *self,
+                           const struct cm_metrics_process *proc, struct cm_metrics_cursor *cur,
+                           size_t limit, struct cm_metrics_buf *out)
+{
+    /* A whole render from the start gets its memory in one piece: growing a buffer of tens
+     * of megabytes by doubling costs copies and faults on memory touched twice. */
+    if (cur->family == 0 && cur->next == 0 && !out->failed) {
+        size_t est = render_estimate(views, n, self, proc);
+        if (!reserve(out, est < limit ? est : limit))
+            return -ENOMEM;
+    }
+    while (cur->family < FAMILY_COUNT) {
+        const struct family *f = &families[cur->family];
+        size_t count = f->kind == PER_TARGET ? n : f->kind == SELF ? self != NULL : proc != NULL;
+
+        while (cur->next < count) {
+            const void *ctx = f->kind == PER_TARGET ? (const void *)views[cur->next]
+                              : f->kind == SELF     ? (const void *)self
+                                                    : (const void *)proc;
+            size_t at = out->len;
+
+            cur->next++;
+            if (!ctx)
+                continue;
+            f->fn(out, f, ctx);
+            if (out->failed)
+                return -ENOMEM;
+            /* A family's HELP and TYPE go before its first sample, and only when it has one:
+             * put them in front of what was just written (a few lines at most). */
+            if (out->len != at && !cur->open) {
+                if (!reserve(out, f->headlen))
+                    return -ENOMEM;
+                memmove(out->data + at + f->headlen, out->data + at, out->len - at);
+                memcpy(out->data + at, f->head, f->headlen);
+                out->len += f->headlen;
+                cur->open = true;
+            }
+            if (out->len >= limit) {
+                out->data[out->len] = '\0';
+                return 1;
+            }
+        }
+        cur->family++;
+        cur->next = 0;
+        cur->open = false;
+    }
+    if (!reserve(out, 0))
+        return -ENOMEM;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+int cm_metrics_render(const struct cm_metrics_view *const *views, size_t n,
+                      const struct cm_metrics_self *self, const struct cm_metrics_process *proc,
+                      struct cm_metrics_buf *out)
+{
+    struct cm_metrics_cursor cur = CM_METRICS_CURSOR_INIT;
+
+    return cm_metrics_render_some(views, n, self, proc, &cur, SIZE_MAX, out);
+}
+
+/* ---- Process metrics ---- */
+
+/* Reads a small /proc file whole. Returns its length or a negative errno. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+    FILE *fp = fopen(path, "re");
+    size_t n;
+    int e;
+
+    if (!fp)
+        return -errno;
+    n = fread(buf, 1, size - 1, fp);
+    e = ferror(fp) ? -EIO : 0;
+    fclose(fp);
+    if (e)
+        return e;
+    buf[n] = '\0';
+    return (ssize_t)n;
+}
+
+static int read_process(struct cm_metrics_process *out)
+{
+    char buf[4096], *p;
+    unsigned long long utime, stime, start, vsize;
+    long long rss, btime = -1;
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    struct rlimit rl;
+    struct dirent *de;
+    ssize_t n;
+    DIR *d;
+    double fds = 0;
+
+    if (ticks <= 0 || page <= 0)
+        return -EINVAL;
+    if ((n = read_small("/proc/self/stat", buf, sizeof(buf))) < 0)
+        return (int)n;
+    /* The command name (field 2) may hold spaces and parentheses: fields resume after the
+     * last ')'. Then: state (3) ... utime (14), stime (15) ... starttime (22), vsize (23),
+     * rss (24). */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1,
+               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
+               "%llu %llu %lld",
+               &utime, &stime, &start, &vsize, &rss) != 5)
+        return -EINVAL;
+    if ((n = read_small("/proc/stat", buf, sizeof(buf))) < 0)
+        return (int)n;
+    for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, "btime ", 6)) {
+            btime = strtoll(p + 6, NULL, 10);
+            break;
+        }
+    if (btime < 0)
+        return -EINVAL;
+    if (!(d = opendir("/proc/self/fd")))
+        return -errno;
+    /* Our own handle on the directory is not one of the process's descriptors. */
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d))
+            fds++;
+    closedir(d);
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+
+    out->cpu_seconds = (double)(utime + stime) / (double)ticks;
+    out->resident_bytes = (double)rss * (double)page;
+    out->virtual_bytes = (double)vsize;
+    out->start_time = (double)btime + (double)start / (double)ticks;
+    out->open_fds = fds;
+    out->max_fds = rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur;
+    return 0;
+}
+
+int cm_metrics_process_read(struct cm_metrics_process *out)
+{
+    int rc = read_process(out);
+
+    if (rc < 0)
+        *out = (struct cm_metrics_process){0};
+    return rc;
+}

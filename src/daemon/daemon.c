@@ -1,0 +1,1460 @@
+/* The daemon. Ownership, in one place:
+ * - struct gen (config + TLS context) is reference-counted: the daemon holds the current one,
+ *   and every run in flight holds the one it started under, because its probe borrows that
+ *   config's target and that context. A reload swaps the daemon's reference only.
+ * - struct dtarget is one configured target. It lives while configured, and past a reload that
+ *   removed it only until its run in flight reports (then it frees itself).
+ * - The state store belongs to the daemon; runs write into it when they end. */
+#include "certmon/daemon/daemon.h"
+#include "daemon_int.h"
+#include "certmon/analysis/analyze.h"
+#include "certmon/check.h"
+#include "certmon/config/config.h"
+#include "certmon/base/error.h"
+#include "certmon/probe/filecert.h"
+#include "certmon/base/log.h"
+#include "certmon/probe/posture.h"
+#include "certmon/probe/probe.h"
+#include "certmon/probe/resolve.h"
+#include "certmon/daemon/scheduler.h"
+#include "certmon/daemon/state.h"
+#include "certmon/probe/tlsio.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <malloc.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define DEFAULT_CONFIG "/etc/certmon/certmon.conf"
+
+
+void cm__gen_unref(struct gen *g)
+{
+    if (!g || --g->refs > 0)
+        return;
+    cm_tls_ctx_free(g->tls);
+    cm_config_free(g->cfg);
+    free(g);
+}
+
+/* ---- Configuration generations ---- */
+
+static void log_errors(const struct cm_config_errors *errs, bool to_log)
+{
+    for (size_t i = 0; i < errs->count; i++) {
+        if (to_log)
+            cm_log_error("config", "%s", errs->msgs[i]);
+        else
+            fprintf(stderr, "certmon: %s\n", errs->msgs[i]);
+    }
+}
+
+/* Loads and fully validates a configuration, credentials included, without logging (it runs
+ * on the thread pool for a reload). Returns the generation, or NULL with *rc and errs set. */
+static struct gen *gen_build(const char *path, struct cm_config_errors *errs, int *rc)
+{
+    struct gen *g = calloc(1, sizeof(*g));
+
+    *rc = -ENOMEM;
+    if (!g)
+        return NULL;
+    g->refs = 1;
+    if ((*rc = cm_config_load(path, &g->cfg, errs)) < 0 || (*rc = cm_tls_ctx_new(&g->tls)) < 0 ||
+        (*rc = cm_config_check_credentials(g->cfg, g->tls, errs)) < 0) {
+        cm__gen_unref(g);
+        return NULL;
+    }
+    return g;
+}
+
+/* Reports why a load failed, to the log or to stderr. */
+static void gen_report(const char *path, int rc, struct cm_config_errors *errs, bool to_log)
+{
+    if (errs->count == 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "cannot load %s: %s", path, cm_strerror(rc));
+        if (to_log)
+            cm_log_error("config", "%s", msg);
+        else
+            fprintf(stderr, "certmon: %s\n", msg);
+    }
+    log_errors(errs, to_log);
+    if (to_log && errs->count)
+        cm_log_error("config", "file=%s errors=%zu", path, errs->count);
+}
+
+/* Loads a configuration on the calling thread (at start), reporting problems. */
+static struct gen *gen_load(const char *path, bool to_log)
+{
+    struct cm_config_errors errs = {0};
+    int rc;
+    struct gen *g = gen_build(path, &errs, &rc);
+
+    if (!g)
+        gen_report(path, rc, &errs, to_log);
+    cm_config_errors_clear(&errs);
+    return g;
+}
+
+static void apply_logging(struct daemon *d, const struct cm_config *cfg)
+{
+    if (!d->log_level_forced)
+        cm_log_threshold = cfg->log_level;
+    cm_log_use_syslog(cfg->log_syslog);
+}
+
+/* ---- State persistence ---- */
+
+static void flush_state(struct daemon *d);
+static void maybe_finish(struct daemon *d);
+static void mark_dirty(struct daemon *d);
+
+static void on_write_work(uv_work_t *req)
+{
+    struct daemon *d = req->data;
+
+    d->write_rc =
+        d->write_snap ? cm_state_snapshot_write(d->write_snap, d->write_path, d->write_err,
+                                                sizeof(d->write_err))
+                      : 0;
+    cm_state_snapshot_free(d->write_snap);
+    d->write_snap = NULL;
+    if (d->write_rc == 0 && d->notify_text && d->notify_path)
+        d->write_rc = cm_state_write_file(d->notify_path, d->notify_text, strlen(d->notify_text),
+                                          d->write_err, sizeof(d->write_err));
+    free(d->notify_text);
+    d->notify_text = NULL;
+}
+
+static void on_write_done(uv_work_t *req, int status)
+{
+    struct daemon *d = req->data;
+
+    (void)status;
+    if (d->write_rc < 0)
+        cm_log_error("state", "file=%s write failed: %s", d->write_path, d->write_err);
+    else
+        cm_log_debug("state", "file=%s written snapshot_ms=%.1f write_ms=%.1f", d->write_path,
+                     d->snap_ms, (double)(uv_hrtime() - d->write_t0) / 1e6);
+    free(d->write_path);
+    d->write_path = NULL;
+    /* Hand the pages of freed reports and snapshot text back to the system. */
+    malloc_trim(0);
+    d->writing = false;
+    /* Changes made while writing go out now; at shutdown the final write waits for this. */
+    if (d->dirty && !d->stopping)
+        flush_state(d);
+    if (d->stopping)
+        maybe_finish(d);
+}
+
+/* Serialises on the loop (a consistent snapshot) and writes on the thread pool. */
+/* The notifiers' alert tables and queues as text, when they changed. */
+static void take_notify_text(struct daemon *d)
+{
+    json_t *j;
+
+    if (!d->notify_dirty || !d->notify || !d->notify_path)
+        return;
+    if ((j = cm_notify_to_json(d->notify))) {
+        d->notify_text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+    }
+    if (d->notify_text)
+        d->notify_dirty = false;
+}
+
+static void flush_state(struct daemon *d)
+{
+    if (!d->state_path || d->writing || !d->dirty)
+        return;
+    take_notify_text(d);
+    uint64_t t0 = uv_hrtime();
+    if (cm_state_snapshot(d->state, time(NULL), &d->write_snap) < 0 ||
+        !(d->write_path = strdup(d->state_path))) {
+        cm_state_snapshot_free(d->write_snap);
+        d->write_snap = NULL;
+        cm_log_error("state", "out of memory serialising the state; will retry");
+        mark_dirty(d);
+        return;
+    }
+    d->snap_ms = (double)(uv_hrtime() - t0) / 1e6;
+    d->write_t0 = uv_hrtime();
+    d->dirty = false;
+    d->writing = true;
+    d->write_req.data = d;
+    if (uv_queue_work(d->loop, &d->write_req, on_write_work, on_write_done) < 0) {
+        d->writing = false;
+        d->dirty = true;
+        cm_state_snapshot_free(d->write_snap);
+        free(d->write_path);
+        d->write_snap = NULL;
+        d->write_path = NULL;
+    }
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    flush_state(t->data);
+}
+
+static void mark_dirty(struct daemon *d)
+{
+    d->dirty = true;
+    if (!d->stopping && !uv_is_active((uv_handle_t *)&d->flush_timer))
+        uv_timer_start(&d->flush_timer, on_flush_timer, CM_STATE_FLUSH_DELAY_MS, 0);
+}
+
+/* At exit: write synchronously (nothing else runs any more). */
+static void flush_state_now(struct daemon *d)
+{
+    struct cm_state_snapshot *snap;
+    char err[512];
+
+    if (d->notify_final && d->notify_path &&
+        cm_state_write_file(d->notify_path, d->notify_final, strlen(d->notify_final), err,
+                            sizeof(err)) < 0)
+        cm_log_error("notify", "file=%s write failed: %s", d->notify_path, err);
+    free(d->notify_final);
+    d->notify_final = NULL;
+    if (!d->state_path || !d->dirty)
+        return;
+    if (cm_state_snapshot(d->state, time(NULL), &snap) < 0) {
+        cm_log_error("state", "out of memory serialising the state at exit");
+        return;
+    }
+    if (cm_state_snapshot_write(snap, d->state_path, err, sizeof(err)) < 0) {
+        cm_log_error("state", "file=%s write failed: %s", d->state_path, err);
+    } else {
+        size_t n;
+        cm_state_entries(d->state, &n);
+        cm_log_info("state", "file=%s entries=%zu written at exit", d->state_path, n);
+    }
+    d->dirty = false;
+    cm_state_snapshot_free(snap);
+}
+
+/* ---- Runs ---- */
+
+static void end_run(struct dtarget *t, bool failed)
+{
+    struct daemon *d = t->d;
+
+    cm__gen_unref(t->run_gen);
+    t->run_gen = NULL;
+    t->run_ct = NULL;
+    d->runs--;
+    if (t->removed) {
+        if (!d->stopping)
+            cm_sched_detach(d->sched, &t->job);
+        free(t);
+    } else if (!d->stopping) {
+        cm_sched_done(d->sched, &t->job, failed);
+        if (t->rerun_soon)
+            cm_sched_reschedule(d->sched, &t->job, 1000);
+        t->rerun_soon = false;
+    }
+    if (d->stopping)
+        maybe_finish(d);
+}
+
+static void findings_list(const struct cm_findings *f, char *buf, size_t len)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < f->count && off + 1 < len; i++) {
+        int n = snprintf(buf + off, len - off, "%s%s", i ? "," : "", f->items[i].id);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    if (off >= len && len > 4)
+        memcpy(buf + len - 4, "...", 4);
+    if (!buf[0])
+        snprintf(buf, len, "none");
+}
+
+/* Judges one result, records it under name and logs a change of status. Returns the entry,
+ * or NULL when it could not be recorded (out of memory). */
+static struct cm_state_entry *record(struct daemon *d, const struct cm_config_target *ct, const char *name,
+                   const struct cm_probe_result *res, time_t now)
+{
+    struct cm_findings f = {0};
+    struct cm_state_entry *e = cm_state_put(d->state, name, ct->name);
+    enum cm_status old = CM_STATUS_OK, st;
+    bool changed = false, had = e && e->has_status;
+    char ids[512];
+
+    if (res->error_kind == CM_ERRK_NONE)
+        d->probes_ok++;
+    else
+        d->probes_failed++;
+    if (!e || cm_analyze(res, &ct->policy, now, &f) < 0 ||
+        cm_state_record(e, res, &f, &ct->labels, now, &changed, &old) < 0) {
+        cm_log_error("state", "target=%s out of memory recording a result", name);
+        cm_findings_clear(&f);
+        return NULL;
+    }
+    st = e->status;
+    if (d->notify) {
+        /* The state merged the first-seen times; it keeps them in the findings' order. */
+        int64_t *fs = f.count ? calloc(f.count, sizeof(*fs)) : NULL;
+        for (size_t i = 0; fs && i < f.count && i < e->seen_count; i++)
+            fs[i] = e->seen[i].first_seen;
+        cm_notify_observe(d->notify, name, &ct->labels, &f, fs, (int64_t)now);
+        free(fs);
+    }
+    findings_list(&f, ids, sizeof(ids));
+    cm_log_debug("probe", "target=%s status=%s error=%s total_ms=%.1f findings=%s", name,
+                 cm_status_name(st), res->error_message ? res->error_message : "none",
+                 res->total_ms, ids);
+    if (changed) {
+        /* One line per change of status: worse is a warning, better (or a first clean
+         * result) is info. */
+        if (st == CM_STATUS_OK)
+            cm_log_info("target", "target=%s status=ok was=%s", name,
+                        had ? cm_status_name(old) : "new");
+        else
+            cm_log_warn("target", "target=%s status=%s was=%s findings=%s%s%s", name,
+                        cm_status_name(st), had ? cm_status_name(old) : "new", ids,
+                        res->error_message ? " error=" : "",
+                        res->error_message ? res->error_message : "");
+    }
+    cm_findings_clear(&f);
+    mark_dirty(d);
+    return e;
+}
+
+static int cmp_name_dtarget(const void *key, const void *elem)
+{
+    return strcmp(key, (*(struct dtarget *const *)elem)->ct->name);
+}
+
+/* True when two answers judge a certificate alike (the same window, or both without one). */
+static bool ari_alike(const struct cm_ari *a, const struct cm_ari *b)
+{
+    if (!a || !b)
+        return !a && !b;
+    if (a->has_window != b->has_window)
+        return false;
+    if (!a->has_window)
+        return true;
+    return a->window_start == b->window_start && a->window_end == b->window_end &&
+           !a->explanation_url == !b->explanation_url &&
+           (!a->explanation_url || !strcmp(a->explanation_url, b->explanation_url));
+}
+
+/* A renewal information request a run started; the run itself has ended. */
+struct ari_refresh {
+    struct daemon *d;
+    char *name;       /* the target's */
+    struct cm_ari *old; /* what the run was judged with, or NULL */
+};
+
+/* When the answer changes the judgement, the target runs again at once to be judged with it
+ * (from the cache): a new window shows within a moment, not an interval later. */
+static void on_ari_refresh(struct cm_ari *a, void *arg)
+{
+    struct ari_refresh *r = arg;
+    struct daemon *d = r->d;
+    struct dtarget **tp;
+
+    if (!d->stopping && a && !ari_alike(r->old, a) &&
+        (tp = bsearch(r->name, d->targets, d->ntargets, sizeof(*d->targets), cmp_name_dtarget))) {
+        if ((*tp)->run_gen)
+            (*tp)->rerun_soon = true;
+        else
+            cm_sched_reschedule(d->sched, &(*tp)->job, 0);
+    }
+    cm_ari_free(a);
+    cm_ari_free(r->old);
+    free(r->name);
+    free(r);
+}
+
+/* Gives res the renewal information its target asks for. The run never waits for the CA:
+ * it is judged with the last answer the cache holds, and when that is missing or due, a
+ * request (bounded by the target's timeout) refreshes it behind (on_ari_refresh). An answer
+ * known at once (a leaf without an id, a directory that failed a moment ago) is used at
+ * once. */
+static void attach_ari(struct daemon *d, const struct cm_config_target *ct,
+                       struct cm_probe_result *res)
+{
+    struct cm_ari_source src = {ct->ari_url, ct->acme_directory, NULL};
+    const struct cm_cert *leaf;
+    struct ari_refresh *r;
+    struct cm_ari *a = NULL;
+    bool due = false;
+    int rc;
+
+    if (!d->ari || (!src.ari_url && !src.directory) || res->tls.chain.count == 0)
+        return;
+    leaf = &res->tls.chain.certs[0];
+    if (cm_ari_peek(d->ari, &src, leaf, &res->ari, &due) < 0 || !due)
+        return;
+    if (!(r = calloc(1, sizeof(*r))) || !(r->name = strdup(ct->name)) ||
+        (res->ari && !(r->old = cm_ari_copy(res->ari)))) {
+        if (r)
+            free(r->name);
+        free(r);
+        cm_log_error("ari", "target=%s out of memory", ct->name);
+        return;
+    }
+    r->d = d;
+    rc = cm_ari_lookup(d->ari, &src, leaf, ct->timeout_ms, on_ari_refresh, r, &a);
+    if (rc == 0)
+        return;
+    if (rc < 0)
+        cm_log_error("ari", "target=%s lookup cannot start: %s", ct->name, cm_strerror(rc));
+    if (a) {
+        cm_ari_free(res->ari);
+        res->ari = a;
+    }
+    cm_ari_free(r->old);
+    free(r->name);
+    free(r);
+}
+
+static void complete(struct dtarget *t, struct cm_probe_result *res)
+{
+    bool failed = res->error_kind != CM_ERRK_NONE;
+
+    attach_ari(t->d, t->run_ct, res);
+    record(t->d, t->run_ct, t->run_ct->name, res, (time_t)res->finished_at);
+    cm_probe_result_free(res);
+    end_run(t, failed);
+}
+
+static void on_posture(struct cm_posture *p, void *arg)
+{
+    struct dtarget *t = arg;
+    struct cm_probe_result *res = t->pending;
+    struct cm_state_entry *e;
+
+    t->pending = NULL;
+    if (t->d->stopping || t->removed) {
+        t->pass = NULL;
+        cm_posture_free(p);
+        cm_probe_result_free(res);
+        end_run(t, false);
+        return;
+    }
+    /* After a refused main handshake, the pass may have received the chain. */
+    cm_posture_adopt_chain(t->pass, res);
+    t->pass = NULL;
+    /* The state keeps the pass as it ran; the result gets a copy with its own handshake
+     * folded in, exactly as `check` reports it. */
+    if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
+        (res->posture = malloc(sizeof(*res->posture)))) {
+        *res->posture = *p;
+        cm_posture_add_handshake(res->posture, &res->tls);
+        cm_state_set_posture(e, p, res->finished_at);
+    } else {
+        cm_posture_free(p);
+    }
+    complete(t, res);
+}
+
+static void on_probe(struct cm_probe_result *res, void *arg)
+{
+    struct dtarget *t = arg;
+    struct daemon *d = t->d;
+    const struct cm_config_target *ct = t->run_ct;
+    struct cm_state_entry *e;
+    uint64_t spent = res->total_ms > 0 ? (uint64_t)ceil(res->total_ms) : 0;
+
+    t->probe = NULL;
+    if (d->stopping || t->removed || res->error_kind == CM_ERRK_CANCELLED) {
+        cm_probe_result_free(res);
+        end_run(t, false);
+        return;
+    }
+    e = cm_state_get(d->state, ct->name);
+    if (res->error_kind == CM_ERRK_NONE && ct->posture_interval_ms > 0 && res->address[0]) {
+        bool due = !e || !e->posture ||
+                   (uint64_t)(res->finished_at - e->posture_at) * 1000 >= ct->posture_interval_ms;
+        if (due && ct->timeout_ms > spent) {
+            t->pending = res;
+            if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver},
+                                 &ct->ep, res->address, ct->timeout_ms - spent, on_posture, t,
+                                 &t->pass) == 0)
+                return;
+            t->pending = NULL;
+        }
+        /* Between passes the latest one stands, with this handshake folded in. */
+        if (e && e->posture && (res->posture = malloc(sizeof(*res->posture)))) {
+            *res->posture = *e->posture;
+            cm_posture_add_handshake(res->posture, &res->tls);
+        }
+    } else if (res->tls_refused && ct->posture_interval_ms > 0 && res->address[0] &&
+               ct->timeout_ms > spent) {
+        /* A server that refused everything a current client offers may still accept
+         * something weak: a pass on every such probe says what, and keeps the chain one of
+         * its handshakes receives (the main handshake got none). */
+        t->pending = res;
+        if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver}, &ct->ep,
+                             res->address, ct->timeout_ms - spent, on_posture, t, &t->pass) == 0) {
+            if (res->tls.chain.count == 0)
+                cm_posture_keep_chain(t->pass);
+            return;
+        }
+        t->pending = NULL;
+    }
+    complete(t, res);
+}
+
+/* A scan's results are recorded a batch per loop iteration: a directory of ten thousand
+ * certificates must not hold up the loop for a second. */
+#define SCAN_BATCH 128
+
+static void scan_finish(struct dtarget *t, bool recorded)
+{
+    struct daemon *d = t->d;
+    const struct cm_config_target *ct = t->run_ct;
+    bool failed = t->scan_failed;
+
+    if (recorded) {
+        /* Files that are gone (or no longer match) leave the state: this target's entries
+         * that the scan did not mark. */
+        struct cm_state_entry *const *es;
+        size_t n;
+        es = cm_state_entries(d->state, &n);
+        for (size_t i = n; i-- > 0;) {
+            struct cm_state_entry *e = es[i];
+            if (e->mark == t->scan_id || strcmp(e->owner, ct->name) != 0)
+                continue;
+            cm_log_info("target", "target=%s removed: no longer found by %s", e->name,
+                        ct->name);
+            if (d->notify)
+                cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
+            cm_state_remove(d->state, e);
+            es = cm_state_entries(d->state, &n);
+            mark_dirty(d);
+        }
+    }
+    cm_file_scan_result_clear(&t->scan_res);
+    t->scan_pos = 0;
+    end_run(t, recorded && failed);
+}
+
+static void on_scan_batch(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+    size_t budget = SCAN_BATCH;
+
+    while (d->scan_head && budget > 0) {
+        struct dtarget *t = d->scan_head;
+        bool drop = d->stopping || t->removed;
+        for (; !drop && t->scan_pos < t->scan_res.count && budget > 0; t->scan_pos++, budget--) {
+            struct cm_probe_result *res = t->scan_res.items[t->scan_pos];
+            struct cm_state_entry *e =
+                record(d, t->run_ct, res->target, res, (time_t)res->finished_at);
+            if (e)
+                e->mark = t->scan_id;
+            t->scan_failed |= res->error_kind != CM_ERRK_NONE;
+        }
+        if (!drop && t->scan_pos < t->scan_res.count)
+            break;
+        d->scan_head = t->scan_next;
+        t->scan_next = NULL;
+        scan_finish(t, !drop);
+    }
+    if (!d->scan_head)
+        uv_idle_stop(h);
+}
+
+static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
+{
+    struct dtarget *t = arg;
+    struct daemon *d = t->d;
+    struct dtarget **pp;
+
+    t->scan = NULL;
+    if (status < 0 || d->stopping || t->removed) {
+        cm_file_scan_result_clear(r);
+        end_run(t, false);
+        return;
+    }
+    t->scan_res = *r; /* r belongs to the scan job, which ends with this callback */
+    t->scan_pos = 0;
+    t->scan_failed = false;
+    t->scan_id = ++d->scan_seq;
+    for (pp = &d->scan_head; *pp; pp = &(*pp)->scan_next)
+        ;
+    *pp = t;
+    uv_idle_start(&d->scan_idle, on_scan_batch);
+}
+
+/* At shutdown: scans waiting to be recorded end unrecorded. */
+static void drop_scans(struct daemon *d)
+{
+    while (d->scan_head) {
+        struct dtarget *t = d->scan_head;
+        d->scan_head = t->scan_next;
+        t->scan_next = NULL;
+        scan_finish(t, false);
+    }
+    uv_idle_stop(&d->scan_idle);
+}
+
+static void on_run(struct cm_sched_job *job, void *arg)
+{
+    struct daemon *d = arg;
+    struct dtarget *t = (struct dtarget *)job;
+    int rc;
+
+    t->run_gen = t->gen;
+    t->gen->refs++;
+    t->run_ct = t->ct;
+    d->runs++;
+    if (t->ct->kind == CM_TARGET_FILE)
+        rc = cm_file_scan_start(d->loop, t->ct->path, on_scan, t, &t->scan);
+    else
+        rc = cm_probe_start(&(struct cm_probe_env){d->loop, t->gen->tls, d->resolver}, &t->ct->ep,
+                            t->ct->timeout_ms, on_probe, t, &t->probe);
+    if (rc < 0) {
+        cm_log_error("probe", "target=%s cannot start: %s", t->ct->name, cm_strerror(rc));
+        end_run(t, true);
+    }
+}
+
+/* Cancels whatever t's run is doing; its callback then ends the run. */
+static void cancel_run(struct dtarget *t)
+{
+    if (t->probe)
+        cm_probe_cancel(t->probe);
+    else if (t->pass)
+        cm_posture_cancel(t->pass);
+    else if (t->scan)
+        cm_file_scan_cancel(t->scan);
+}
+
+/* ---- Targets and reloads ---- */
+
+static int cmp_dtarget(const void *a, const void *b)
+{
+    return strcmp((*(struct dtarget *const *)a)->ct->name, (*(struct dtarget *const *)b)->ct->name);
+}
+
+static void set_job_params(struct dtarget *t, const struct cm_config *cfg)
+{
+    t->job.interval_ms = t->ct->interval_ms;
+    t->job.retry_min_ms = cfg->retry_min_ms < t->ct->interval_ms ? cfg->retry_min_ms
+                                                                 : t->ct->interval_ms;
+}
+
+/* First delay of a target: continue the schedule the state file remembers, or spread the n new
+ * targets evenly over min(interval, startup_spread, n x 100 ms) so that they do not all start
+ * at once. */
+static uint64_t first_delay(const struct dtarget *t, const struct cm_config *cfg, size_t k,
+                            size_t n, time_t now)
+{
+    uint64_t spread = t->ct->interval_ms < cfg->startup_spread_ms ? t->ct->interval_ms
+                                                                  : cfg->startup_spread_ms;
+
+    /* Small configurations start at once: the herd to avoid is one of thousands. */
+    if (spread > (uint64_t)n * CM_SPREAD_MS_PER_TARGET)
+        spread = (uint64_t)n * CM_SPREAD_MS_PER_TARGET;
+
+    if (t->restored_last > 0 && t->restored_last <= (int64_t)now) {
+        struct cm_sched_job j = t->job;
+        j.failures = t->restored_failures;
+        uint64_t next = cm_sched_next_delay(&j, t->restored_failures > 0);
+        uint64_t since = (uint64_t)(now - t->restored_last) * 1000;
+        if (since < next)
+            return next - since;
+    }
+    return n > 1 ? spread * k / n : 0;
+}
+
+static size_t find_index(struct dtarget **v, size_t n, const char *name)
+{
+    size_t lo = 0, hi = n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(v[mid]->ct->name, name);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return SIZE_MAX;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Drops the state entries the targets named in owners (sorted) produced: their own, or their
+ * files'. One pass over the state, whatever the number of owners. */
+static void forget_state(struct daemon *d, const char **owners, size_t n)
+{
+    struct cm_state_entry *const *es;
+    size_t ne;
+
+    if (n == 0)
+        return;
+    es = cm_state_entries(d->state, &ne);
+    for (size_t i = ne; i-- > 0;) {
+        if (bsearch(&es[i]->owner, owners, n, sizeof(*owners), cmp_str)) {
+            if (d->notify)
+                cm_notify_forget(d->notify, es[i]->name, (int64_t)time(NULL));
+            cm_state_remove(d->state, es[i]);
+            es = cm_state_entries(d->state, &ne);
+            mark_dirty(d);
+        }
+    }
+}
+
+/* Builds the target list for generation g, reusing the target of the old list (sorted by
+ * name) with the same name: its state and schedule stay; a changed spec brings its next run
+ * forward. Old targets not in g are dropped with their state (a running one is cancelled and
+ * frees itself when its run ends). Nothing changes unless everything could be allocated. */
+static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old, size_t nold)
+{
+    const struct cm_config *cfg = g->cfg;
+    size_t n = cfg->target_count;
+    struct dtarget **v = calloc(n ? n : 1, sizeof(*v));
+    size_t *from = calloc(n ? n : 1, sizeof(*from));
+    bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
+    const char **gone = calloc(nold ? nold : 1, sizeof(*gone));
+    size_t nnew = 0, nchanged = 0, knew = 0, kchanged = 0, ngone = 0;
+    time_t now = time(NULL);
+
+    if (!v || !from || !kept || !gone)
+        goto nomem;
+    /* Allocation first: on failure nothing has been touched. */
+    for (size_t i = 0; i < n; i++) {
+        from[i] = find_index(old, nold, cfg->targets[i].name);
+        if (from[i] != SIZE_MAX) {
+            v[i] = old[from[i]];
+        } else if (!(v[i] = calloc(1, sizeof(*v[i])))) {
+            for (size_t j = 0; j < i; j++)
+                if (from[j] == SIZE_MAX)
+                    free(v[j]);
+            goto nomem;
+        }
+    }
+    /* Commit: every target points at generation g before any run can start under it. */
+    for (size_t i = 0; i < n; i++) {
+        const struct cm_config_target *ct = &cfg->targets[i];
+        struct dtarget *t = v[i];
+        if (from[i] != SIZE_MAX) {
+            kept[from[i]] = true;
+            t->mark = t->ct->spec_hash != ct->spec_hash ? 2 : 0;
+            nchanged += t->mark == 2;
+        } else {
+            t->d = d;
+            t->mark = 1;
+            nnew++;
+        }
+        t->ct = ct;
+        t->gen = g;
+        set_job_params(t, cfg);
+    }
+    for (size_t i = 0; i < nold; i++)
+        if (!kept[i])
+            gone[ngone++] = old[i]->ct->name; /* the old generation outlives this call */
+    qsort(gone, ngone, sizeof(*gone), cmp_str);
+    forget_state(d, gone, ngone);
+    for (size_t i = 0; i < nold; i++) {
+        struct dtarget *t = old[i];
+        if (kept[i])
+            continue;
+        cm_log_info("config", "target=%s removed", t->ct->name);
+        if (t->job.state == CM_JOB_RUNNING) {
+            t->removed = true;
+            cancel_run(t);
+        } else {
+            cm_sched_detach(d->sched, &t->job);
+            free(t);
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_dtarget);
+    /* At start, what the state file remembers schedules the targets it knows, and entries of
+     * targets no longer configured are forgotten. */
+    if (nold == 0) {
+        struct cm_state_entry *const *es;
+        size_t ne;
+        es = cm_state_entries(d->state, &ne);
+        for (size_t i = ne; i-- > 0;) {
+            struct cm_state_entry *e = es[i];
+            size_t j = find_index(v, n, e->owner);
+            if (j == SIZE_MAX) {
+                cm_log_info("state", "target=%s dropped: no longer configured", e->name);
+                if (d->notify)
+                    cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
+                cm_state_remove(d->state, e);
+                es = cm_state_entries(d->state, &ne);
+                mark_dirty(d);
+                continue;
+            }
+            if (e->last_probe > v[j]->restored_last) {
+                v[j]->restored_last = e->last_probe;
+                v[j]->restored_failures = e->failures;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct dtarget *t = v[i];
+        if (t->mark == 1) {
+            t->job.failures = t->restored_failures;
+            if (cm_sched_add(d->sched, &t->job, first_delay(t, cfg, knew++, nnew, now)) < 0)
+                cm_log_error("sched", "target=%s out of memory scheduling it", t->ct->name);
+            if (nold > 0)
+                cm_log_info("config", "target=%s added", t->ct->name);
+        } else if (t->mark == 2) {
+            /* Soon, spread a little so that a reload touching every target is no herd; one
+             * running now goes again shortly after it ends. */
+            if (t->job.state == CM_JOB_RUNNING)
+                t->rerun_soon = true;
+            else
+                cm_sched_reschedule(d->sched, &t->job,
+                                    1000 * kchanged / (nchanged ? nchanged : 1));
+            kchanged++;
+            cm_log_info("config", "target=%s changed", t->ct->name);
+        }
+        t->mark = 0;
+    }
+    free(d->targets);
+    d->targets = v;
+    d->ntargets = n;
+    free(from);
+    free(kept);
+    free(gone);
+    return 0;
+nomem:
+    free(v);
+    free(from);
+    free(kept);
+    free(gone);
+    return -ENOMEM;
+}
+
+static void set_state_path(struct daemon *d, const struct cm_config *cfg)
+{
+    free(d->state_path);
+    d->state_path = cfg->state_file ? strdup(cfg->state_file) : NULL;
+}
+
+/* A reload loads the new configuration on the thread pool: reading and checking files may
+ * take long (a slow disk, ten thousand targets, a credentials file on a dead mount), and the
+ * loop goes on probing and answering /healthz with the old configuration meanwhile. */
+struct reload_job {
+    uv_work_t req;
+    struct daemon *d;
+    char *path;
+    struct gen *g; /* the result, or NULL */
+    struct cm_config_errors errs;
+    int rc;
+};
+
+static void on_reload_work(uv_work_t *req)
+{
+    struct reload_job *j = req->data;
+
+    j->g = gen_build(j->path, &j->errs, &j->rc);
+}
+
+/* Installs a loaded generation (on the loop). */
+static void reload_apply(struct daemon *d, struct gen *g)
+{
+    struct dtarget **old = d->targets;
+    size_t nold = d->ntargets;
+
+    d->targets = NULL;
+    if (install_targets(d, g, old, nold) < 0) {
+        d->targets = old;
+        d->reload_ok = false;
+        cm__gen_unref(g);
+        cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
+        return;
+    }
+    free(old);
+    malloc_trim(0);
+    apply_logging(d, g->cfg);
+    cm_sched_set_concurrency(d->sched,
+                             (unsigned)cm_fd_limit_fit((long)g->cfg->concurrency,
+                                                       CM_POSTURE_MAX_HANDSHAKES, "certmon run"));
+    if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0) {
+        set_state_path(d, g->cfg);
+        mark_dirty(d);
+    }
+    if (d->notify && cm_notify_reconfigure(d->notify, g->cfg) < 0)
+        cm_log_error("notify", "out of memory applying the notifiers of the reload; the "
+                               "previous notifiers stay");
+    bool relisten = !cm__web_same(d->gen->cfg, g->cfg) || g->cfg->tls_cert != NULL;
+    cm__gen_unref(d->gen);
+    d->gen = g;
+    d->reload_ok = true;
+    if (relisten) {
+        /* New addresses, or TLS files that may have been renewed: listen afresh. */
+        char werr[512];
+        cm__web_stop(d);
+        if (cm__web_start(d, g->cfg, werr, sizeof(werr)) < 0) {
+            cm_log_error("web", "cannot listen after the reload: %s", werr);
+            d->reload_ok = false;
+        }
+    }
+    cm_log_info("config", "file=%s reloaded targets=%zu", d->config_path, g->cfg->target_count);
+}
+
+static void reload(struct daemon *d);
+
+static void on_reload_done(uv_work_t *req, int status)
+{
+    struct reload_job *j = req->data;
+    struct daemon *d = j->d;
+
+    d->reloading = false;
+    if (d->stopping || status == UV_ECANCELED) {
+        cm__gen_unref(j->g);
+    } else if (!j->g) {
+        d->reload_ok = false;
+        gen_report(d->config_path, j->rc, &j->errs, true);
+        cm_log_error("config", "file=%s reload failed; the previous configuration stays in force",
+                     d->config_path);
+    } else {
+        reload_apply(d, j->g);
+    }
+    cm_config_errors_clear(&j->errs);
+    free(j->path);
+    free(j);
+    if (d->stopping) {
+        maybe_finish(d);
+    } else if (d->reload_again) {
+        d->reload_again = false;
+        reload(d);
+    }
+}
+
+static void reload(struct daemon *d)
+{
+    struct reload_job *j;
+    int rc;
+
+    if (d->stopping)
+        return;
+    if (d->reloading) {
+        /* The file may have changed again since the load under way read it: one more load
+         * follows it (however many signals came meanwhile). */
+        d->reload_again = true;
+        cm_log_info("config", "file=%s reload under way; another follows it", d->config_path);
+        return;
+    }
+    cm_log_info("config", "file=%s reloading", d->config_path);
+    d->reload_at = time(NULL);
+    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(d->config_path))) {
+        free(j);
+        d->reload_ok = false;
+        cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
+        return;
+    }
+    j->d = d;
+    j->req.data = j;
+    if ((rc = uv_queue_work(d->loop, &j->req, on_reload_work, on_reload_done)) < 0) {
+        free(j->path);
+        free(j);
+        d->reload_ok = false;
+        cm_log_error("config", "file=%s reload failed: %s", d->config_path, uv_strerror(rc));
+        return;
+    }
+    d->reloading = true;
+}
+
+/* ---- Shutdown ---- */
+
+static void on_closed_free_nothing(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish(struct daemon *d)
+{
+    if (d->finished)
+        return;
+    d->finished = true;
+    flush_state_now(d);
+    uv_timer_stop(&d->stop_timer);
+    uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
+    cm_resolver_close(d->resolver);
+    d->resolver = NULL;
+    uv_stop(d->loop);
+}
+
+/* Shutdown ends once no run is in flight and no write is under way. */
+static void maybe_finish(struct daemon *d)
+{
+    if (d->stopping && d->runs == 0 && !d->writing && !d->reloading)
+        finish(d);
+}
+
+static void on_stop_timer(uv_timer_t *timer)
+{
+    struct daemon *d = timer->data;
+
+    cm_log_warn("daemon", "runs=%u still in flight %d ms after the stop; leaving without them",
+                d->runs, CM_SHUTDOWN_GRACE_MS);
+    /* Whatever hangs this long (a file scan on a dead NFS mount, a write) would hold up the
+     * loop's last run as well, and exit() too (libuv joins its threads at exit): write what
+     * we have, unless a write of our own is the thing that hangs, and leave now. */
+    if (!d->writing)
+        flush_state_now(d);
+    fflush(stderr);
+    _exit(0);
+}
+
+static void stop(struct daemon *d, const char *why)
+{
+    if (d->stopping)
+        return;
+    cm_log_info("daemon", "signal=%s stopping runs=%u", why, d->runs);
+    d->stopping = true;
+    cm__web_close(d);
+    /* Undelivered messages stay queued in the notifiers' JSON: take it now, while they are
+     * readable, for the final write. */
+    if (d->notify) {
+        json_t *j = d->notify_path ? cm_notify_to_json(d->notify) : NULL;
+        d->notify_final = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        json_decref(j);
+        cm_notify_close(d->notify);
+        d->notify = NULL;
+    }
+    /* Renewal information requests in flight end now ("cancelled"). */
+    cm_ari_client_free(d->ari);
+    d->ari = NULL;
+    cm_httpc_close(d->http);
+    d->http = NULL;
+    uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
+    uv_timer_stop(&d->flush_timer);
+    cm_sched_close(d->sched);
+    d->sched = NULL;
+    uv_timer_start(&d->stop_timer, on_stop_timer, CM_SHUTDOWN_GRACE_MS, 0);
+    for (size_t i = 0; i < d->ntargets; i++)
+        cancel_run(d->targets[i]);
+    drop_scans(d);
+    /* Removed targets still running are not in the list: their runs were cancelled when
+     * they were removed. */
+    maybe_finish(d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+
+    if (signum == SIGHUP)
+        reload(d);
+    else
+        stop(d, signum == SIGTERM ? "TERM" : "INT");
+}
+
+/* ---- Commands ---- */
+
+static void run_usage(FILE *fp)
+{
+    fputs("usage: certmon run [-c FILE] [--log-level LEVEL]\n"
+          "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+          "  --log-level LEVEL   error|warning|info|debug, overriding log.level\n"
+          "Runs in the foreground and logs to stderr (or syslog with log.syslog = true).\n"
+          "SIGHUP reloads the configuration; SIGTERM or SIGINT stops.\n",
+          fp);
+}
+
+static int parse_common(int argc, char **argv, const char **config, const char **level,
+                        void (*usage)(FILE *))
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            *config = optarg;
+            break;
+        case 'l':
+            if (!level || cm_log_set_level(optarg) < 0) {
+                fprintf(stderr, "certmon %s: --log-level must be error, warning, info or debug\n",
+                        argv[0]);
+                return 1;
+            }
+            *level = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "certmon %s: %s needs an argument\n", argv[0], argv[optind - 1]);
+            usage(stderr);
+            return 1;
+        default:
+            fprintf(stderr, "certmon %s: unknown option '%s'\n", argv[0], argv[optind - 1]);
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "certmon %s: unexpected argument '%s'\n", argv[0], argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+    return -1;
+}
+
+static void load_state(struct daemon *d)
+{
+    char err[600], moved[4200];
+    int rc;
+    size_t n;
+
+    if (!d->state_path) {
+        cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
+        return;
+    }
+    if ((rc = cm_state_load(d->state, d->state_path, err, sizeof(err))) == 0) {
+        cm_state_entries(d->state, &n);
+        cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
+        return;
+    }
+    cm_log_error("state", "%s", err);
+    if (rc != -ENOMEM && cm_state_move_aside(d->state_path, time(NULL), moved, sizeof(moved)) == 0)
+        cm_log_warn("state", "file=%s moved aside to %s; starting with an empty state",
+                    d->state_path, moved);
+    else
+        cm_log_warn("state", "file=%s cannot be moved aside; starting with an empty state",
+                    d->state_path);
+}
+
+static void on_notify_change(void *arg)
+{
+    struct daemon *d = arg;
+
+    d->notify_dirty = true;
+    mark_dirty(d);
+}
+
+/* The notifiers' alert tables and undelivered messages, beside the state file. */
+static void load_notify(struct daemon *d)
+{
+    json_error_t je;
+    json_t *j;
+    char moved[4200];
+    size_t n = d->state_path ? strlen(d->state_path) + sizeof(".notify.json") : 0;
+
+    if (!d->state_path || !(d->notify_path = malloc(n)))
+        return;
+    snprintf(d->notify_path, n, "%s.notify.json", d->state_path);
+    if (access(d->notify_path, F_OK) < 0)
+        return;
+    if (!(j = json_load_file(d->notify_path, 0, &je)) || cm_notify_load_json(d->notify, j) < 0) {
+        cm_log_error("notify", "file=%s cannot be used: %s", d->notify_path,
+                     j ? "not a certmon notifier state" : je.text);
+        if (cm_state_move_aside(d->notify_path, time(NULL), moved, sizeof(moved)) == 0)
+            cm_log_warn("notify", "file=%s moved aside to %s", d->notify_path, moved);
+    } else {
+        cm_log_info("notify", "file=%s loaded", d->notify_path);
+    }
+    json_decref(j);
+}
+
+int cm_run_main(int argc, char **argv)
+{
+    struct daemon d = {0};
+    const char *config = DEFAULT_CONFIG, *level = NULL;
+    uv_loop_t loop;
+    int rc;
+    size_t nfiles = 0;
+
+    if ((rc = parse_common(argc, argv, &config, &level, run_usage)) >= 0)
+        return rc;
+    d.log_level_forced = level != NULL || getenv("CERTMON_LOG_LEVEL") != NULL;
+    d.config_path = config;
+    signal(SIGPIPE, SIG_IGN);
+    if (!(d.gen = gen_load(config, false)))
+        return 1;
+    apply_logging(&d, d.gen->cfg);
+    long conc = cm_fd_limit_fit((long)d.gen->cfg->concurrency, CM_POSTURE_MAX_HANDSHAKES,
+                                "certmon run");
+    if (uv_loop_init(&loop) < 0) {
+        fprintf(stderr, "certmon run: cannot create event loop\n");
+        cm__gen_unref(d.gen);
+        return 1;
+    }
+    d.loop = &loop;
+    char err[300];
+    if (cm_state_new(&d.state) < 0 || cm_resolver_new(&loop, &d.resolver, err, sizeof(err)) < 0 ||
+        cm_sched_new(&loop, (unsigned)conc, on_run, &d, &d.sched) < 0) {
+        fprintf(stderr, "certmon run: cannot start: %s\n", d.state ? err : "out of memory");
+        rc = 1;
+        goto out;
+    }
+    set_state_path(&d, d.gen->cfg);
+    uv_timer_init(&loop, &d.flush_timer);
+    d.flush_timer.data = &d;
+    uv_timer_init(&loop, &d.stop_timer);
+    d.stop_timer.data = &d;
+    uv_idle_init(&loop, &d.scan_idle);
+    d.scan_idle.data = &d;
+    /* Signals first: a SIGTERM while the state loads must stop the daemon cleanly, not kill
+     * it. They are handled once the loop runs. */
+    uv_signal_init(&loop, &d.sig_hup);
+    uv_signal_init(&loop, &d.sig_term);
+    uv_signal_init(&loop, &d.sig_int);
+    d.sig_hup.data = d.sig_term.data = d.sig_int.data = &d;
+    uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&d.sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d.sig_int, on_signal, SIGINT);
+    cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
+    if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
+        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0 ||
+        cm_ari_client_new(d.http, 0, &d.ari) < 0) {
+        fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
+                d.http ? "out of memory" : err);
+        rc = 1;
+        goto out_handles;
+    }
+    cm_notify_on_change(d.notify, on_notify_change, &d);
+    load_state(&d);
+    load_notify(&d);
+    malloc_trim(0); /* the parse trees of the configuration and the state are gone */
+    if (install_targets(&d, d.gen, NULL, 0) < 0) {
+        fprintf(stderr, "certmon run: out of memory\n");
+        rc = 1;
+        goto out_handles;
+    }
+    d.reload_ok = true;
+    d.reload_at = time(NULL);
+    char werr[512];
+    if (cm__web_start(&d, d.gen->cfg, werr, sizeof(werr)) < 0) {
+        fprintf(stderr, "certmon run: metrics listener: %s\n", werr);
+        cm_log_error("web", "cannot listen: %s", werr);
+        d.stopping = true; /* nothing runs yet: close what was opened and leave */
+        rc = 1;
+        goto out_targets;
+    }
+    for (size_t i = 0; i < d.gen->cfg->target_count; i++)
+        nfiles += d.gen->cfg->targets[i].kind == CM_TARGET_FILE;
+    cm_log_info("daemon", "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
+                "started", CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
+                d.state_path ? d.state_path : "none");
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cm_log_info("daemon", "probes_ok=%llu probes_failed=%llu stopped",
+                (unsigned long long)d.probes_ok, (unsigned long long)d.probes_failed);
+    rc = 0;
+    goto out_handles;
+
+out_targets:
+    cm__web_close(&d);
+    cm_sched_close(d.sched);
+    d.sched = NULL;
+out_handles:
+    if (!d.finished) {
+        /* Startup failed after the handles were made. */
+        uv_close((uv_handle_t *)&d.flush_timer, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.stop_timer, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.scan_idle, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.sig_hup, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.sig_term, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
+    }
+out:
+    cm_notify_close(d.notify);
+    cm_ari_client_free(d.ari);
+    cm_httpc_close(d.http);
+    cm_sched_close(d.sched);
+    cm_resolver_close(d.resolver);
+    /* Let close callbacks (and cancelled work) run before freeing what they use. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Every run has ended: the loop ran dry, and runs hold handles until they report. */
+    for (size_t i = 0; i < d.ntargets; i++)
+        free(d.targets[i]);
+    free(d.targets);
+    cm_state_free(d.state);
+    free(d.state_path);
+    free(d.notify_path);
+    free(d.notify_text);
+    free(d.notify_final);
+    cm__gen_unref(d.gen);
+    if (uv_loop_close(&loop) != 0)
+        cm_log_warn("daemon", "event loop closed with handles still open");
+    return rc;
+}
+
+static void check_usage(FILE *fp)
+{
+    fputs("usage: certmon config-check [-c FILE]\n"
+          "  -c, --config FILE   configuration to check (default " DEFAULT_CONFIG ")\n"
+          "Prints every problem as FILE:LINE: SETTING: problem and exits 1, or exits 0.\n",
+          fp);
+}
+
+int cm_config_check_main(int argc, char **argv)
+{
+    const char *config = DEFAULT_CONFIG;
+    struct cm_config_errors errs = {0};
+    struct cm_config *cfg = NULL;
+    struct cm_tls_ctx *tls = NULL;
+    int rc;
+    size_t nfiles = 0;
+
+    if ((rc = parse_common(argc, argv, &config, NULL, check_usage)) >= 0)
+        return rc;
+    rc = cm_config_load(config, &cfg, &errs);
+    if (rc == 0 && (rc = cm_tls_ctx_new(&tls)) == 0)
+        rc = cm_config_check_credentials(cfg, tls, &errs);
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    if (rc < 0 && errs.count == 0)
+        fprintf(stderr, "%s: %s\n", config, cm_strerror(rc));
+    if (rc == 0) {
+        for (size_t i = 0; i < cfg->target_count; i++)
+            nfiles += cfg->targets[i].kind == CM_TARGET_FILE;
+        printf("%s: OK: %zu endpoint targets, %zu file targets, %zu notifiers\n", config,
+               cfg->target_count - nfiles, nfiles, cfg->notifier_count);
+    } else if (errs.count) {
+        fprintf(stderr, "%s: %zu problem%s\n", config, errs.count, errs.count == 1 ? "" : "s");
+    }
+    cm_config_errors_clear(&errs);
+    cm_tls_ctx_free(tls);
+    cm_config_free(cfg);
+    return rc == 0 ? 0 : 1;
+}
+
+/* ---- certmon notify-test ---- */
+
+struct ntest {
+    int expected, done, failures;
+};
+
+static void on_ntest(const char *name, const char *type, const struct cm_httpc_result *r,
+                     void *arg)
+{
+    struct ntest *t = arg;
+    bool ok = r->curl_code == 0 && (r->status == 0 || (r->status >= 200 && r->status < 300) ||
+                                    !strcmp(type, "email"));
+    char body[201];
+    size_t n = r->body_len < sizeof(body) - 1 ? r->body_len : sizeof(body) - 1;
+
+    memcpy(body, r->body ? r->body : "", n);
+    body[n] = '\0';
+    for (char *p = body; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    if (ok)
+        printf("%s (%s): OK: the receiver answered %ld%s%s (%.2f s)\n", name, type, r->status,
+               n ? ": " : "", body, r->elapsed_s);
+    else if (r->curl_code)
+        printf("%s (%s): FAILED: %s\n", name, type, r->error && *r->error ? r->error : "error");
+    else
+        printf("%s (%s): FAILED: the receiver answered %ld%s%s\n", name, type, r->status,
+               n ? ": " : "", body);
+    t->failures += !ok;
+    t->done++;
+}
+
+static void notify_test_usage(FILE *fp)
+{
+    fputs("usage: certmon notify-test [-c FILE] [--notifier NAME]\n"
+          "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+          "  --notifier NAME     only this notifier\n"
+          "Sends a test message through each configured notifier and prints what each receiver\n"
+          "answered. Exit 0 when every receiver accepted it, 1 otherwise.\n",
+          fp);
+}
+
+int cm_notify_test_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"notifier", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = DEFAULT_CONFIG, *only = NULL;
+    struct gen *g;
+    uv_loop_t loop;
+    struct cm_httpc *http = NULL;
+    struct cm_notify *notify = NULL;
+    struct ntest t = {0};
+    char err[300];
+    int c, rc = 1;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            only = optarg;
+            break;
+        case 'h':
+            notify_test_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "certmon notify-test: bad option '%s'\n", argv[optind - 1]);
+            notify_test_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        notify_test_usage(stderr);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (!(g = gen_load(config, false)))
+        return 1;
+    if (g->cfg->notifier_count == 0) {
+        fprintf(stderr, "certmon notify-test: %s configures no notifiers\n", config);
+        cm__gen_unref(g);
+        return 1;
+    }
+    if (uv_loop_init(&loop) < 0) {
+        cm__gen_unref(g);
+        return 1;
+    }
+    if (cm_httpc_new(&loop, &http, err, sizeof(err)) < 0 ||
+        cm_notify_new(&loop, http, g->cfg, &notify) < 0) {
+        fprintf(stderr, "certmon notify-test: %s\n", http ? "out of memory" : err);
+        goto out;
+    }
+    t.expected = cm_notify_test(notify, only, on_ntest, &t);
+    if (t.expected == -ENOENT) {
+        fprintf(stderr, "certmon notify-test: no notifier named '%s'\n", only);
+        goto out;
+    }
+    while (t.expected > 0 && t.done < t.expected && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    rc = t.expected > 0 && t.done == t.expected && t.failures == 0 ? 0 : 1;
+out:
+    cm_notify_close(notify);
+    cm_httpc_close(http);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        cm_log_warn("notify", "event loop closed with handles still open");
+    cm__gen_unref(g);
+    return rc;
+}
