@@ -1,16 +1,70 @@
 #!/bin/sh
-# Installs every Debian 12 package that certmon's build and test suite need.
+# Installs the Debian 12 packages certmon needs.
+#
+#   contrib/install-deps.sh           what building and running certmon need (the compiler,
+#                                     the libraries' -dev packages, scdoc for the man pages)
+#   contrib/install-deps.sh --tests   and what the test suite, the fuzzers and the package
+#                                     checks need: CUnit, real servers (openssl, gnutls-bin,
+#                                     PostgreSQL, Prometheus, Alertmanager, aiosmtpd), wrk,
+#                                     clang, lintian, ...
+#
+# The servers only the tests use are installed with --tests alone: on a machine that runs
+# systemd, Debian's postgresql, prometheus and prometheus-alertmanager packages enable and
+# start their services (ports 5432, 9090, 9093) as they install. The tests start their own
+# instances on free loopback ports and never need those services.
+#
 # Idempotent and non-interactive; uses sudo when not run as root.
 set -eu
 
-PACKAGES="
-build-essential cmake pkg-config
+usage() {
+    echo "usage: $0 [--tests] [--print]" >&2
+    echo "  --tests   also the packages the test suite needs" >&2
+    echo "  --print   print the package list and exit" >&2
+}
+
+BUILD_PACKAGES="
+build-essential cmake pkg-config scdoc
 libgnutls28-dev libuv1-dev libcurl4-gnutls-dev libconfig-dev libjansson-dev
-libmicrohttpd-dev libcunit1-dev libc-ares-dev libgmp-dev
-ca-certificates gnutls-bin openssl python3 iproute2 procps time postgresql
-prometheus prometheus-alertmanager wrk curl python3-aiosmtpd
-clang libclang-rt-14-dev
+libmicrohttpd-dev libc-ares-dev libgmp-dev
+ca-certificates
 "
+
+TEST_PACKAGES="
+libcunit1-dev
+gnutls-bin openssl python3 iproute2 procps time curl
+postgresql prometheus prometheus-alertmanager wrk python3-aiosmtpd
+clang libclang-rt-14-dev
+dpkg-dev fakeroot lintian man-db groff-base bash-completion systemd
+"
+
+tests=0
+print=0
+for arg in "$@"; do
+    case "$arg" in
+    --tests) tests=1 ;;
+    --print) print=1 ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "install-deps.sh: unknown argument '$arg'" >&2
+        usage
+        exit 2
+        ;;
+    esac
+done
+
+PACKAGES="$BUILD_PACKAGES"
+if [ "$tests" -eq 1 ]; then
+    PACKAGES="$PACKAGES $TEST_PACKAGES"
+fi
+
+if [ "$print" -eq 1 ]; then
+    # shellcheck disable=SC2086
+    printf '%s\n' $PACKAGES
+    exit 0
+fi
 
 missing=""
 for p in $PACKAGES; do

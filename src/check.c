@@ -986,42 +986,50 @@ static int policy_option(struct cm_policy *p, const char *opt, const char *arg)
     return 0;
 }
 
-/* Parses the options into *o. Returns -1 to go on, or the exit status to end with: 0 after
- * printing the help, CM_STATUS_UNKNOWN after printing what is wrong. */
 /* Long options without a short letter. */
 #define OPT_NO_REVOCATION 0x301
 
+/* Every option `check` accepts: the man page test (unit.manpages) and the bash completion
+ * check against this table. */
+static const struct option longopts[] = {
+    {"targets", required_argument, NULL, 't'},
+    {"sni", required_argument, NULL, 's'},
+    {"ca", required_argument, NULL, 'c'},
+    {"client-cert", required_argument, NULL, 'P'},
+    {"starttls", required_argument, NULL, 'L'},
+    {"all-addresses", no_argument, NULL, 'A'},
+    {"client-key", required_argument, NULL, 'K'},
+    {"timeout", required_argument, NULL, 'T'},
+    {"concurrency", required_argument, NULL, 'n'},
+    {"warn-days", required_argument, NULL, 'w'},
+    {"crit-days", required_argument, NULL, 'C'},
+    {"warn-lifetime-pct", required_argument, NULL, 'W'},
+    {"crit-lifetime-pct", required_argument, NULL, 'X'},
+    {"max-lifetime-days", required_argument, NULL, 'M'},
+    {"min-rsa-bits", required_argument, NULL, 'R'},
+    {"min-ec-bits", required_argument, NULL, 'E'},
+    {"allow-self-signed", no_argument, NULL, 'S'},
+    {"ignore", required_argument, NULL, 'i'},
+    {"severity", required_argument, NULL, 'v'},
+    {"json", no_argument, NULL, 'j'},
+    {"quick", no_argument, NULL, 'Q'},
+    {"no-revocation", no_argument, NULL, OPT_NO_REVOCATION},
+    {"interception-roots", required_argument, NULL, 'I'},
+    {"ari-url", required_argument, NULL, 'a'},
+    {"acme-directory", required_argument, NULL, 'D'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+const struct option *cm_check_long_options(void)
+{
+    return longopts;
+}
+
+/* Parses the options into *o. Returns -1 to go on, or the exit status to end with: 0 after
+ * printing the help, CM_STATUS_UNKNOWN after printing what is wrong. */
 static int parse_options(int argc, char **argv, struct check_opts *o)
 {
-    static const struct option longopts[] = {
-        {"targets", required_argument, NULL, 't'},
-        {"sni", required_argument, NULL, 's'},
-        {"ca", required_argument, NULL, 'c'},
-        {"client-cert", required_argument, NULL, 'P'},
-        {"starttls", required_argument, NULL, 'L'},
-        {"all-addresses", no_argument, NULL, 'A'},
-        {"client-key", required_argument, NULL, 'K'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"concurrency", required_argument, NULL, 'n'},
-        {"warn-days", required_argument, NULL, 'w'},
-        {"crit-days", required_argument, NULL, 'C'},
-        {"warn-lifetime-pct", required_argument, NULL, 'W'},
-        {"crit-lifetime-pct", required_argument, NULL, 'X'},
-        {"max-lifetime-days", required_argument, NULL, 'M'},
-        {"min-rsa-bits", required_argument, NULL, 'R'},
-        {"min-ec-bits", required_argument, NULL, 'E'},
-        {"allow-self-signed", no_argument, NULL, 'S'},
-        {"ignore", required_argument, NULL, 'i'},
-        {"severity", required_argument, NULL, 'v'},
-        {"json", no_argument, NULL, 'j'},
-        {"quick", no_argument, NULL, 'Q'},
-        {"no-revocation", no_argument, NULL, OPT_NO_REVOCATION},
-        {"interception-roots", required_argument, NULL, 'I'},
-        {"ari-url", required_argument, NULL, 'a'},
-        {"acme-directory", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     char *end;
     long v;
     int c;

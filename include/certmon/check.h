@@ -6,6 +6,11 @@
  * 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, internal failure). */
 int cm_check_main(int argc, char **argv);
 
+struct option;
+/* The getopt_long table of `check` (<getopt.h>), ending with a zeroed entry: every long
+ * option it accepts. Static; for the tests that check the man page and the completion. */
+const struct option *cm_check_long_options(void);
+
 /* Each probe holds per_probe sockets at most (one, or those of its posture pass). Raises the
  * soft limit on open files to fit the concurrency (the default 1024 is below sensible caps)
  * and returns the concurrency that fits, keeping 64 descriptors for everything else; says so

@@ -3046,3 +3046,14 @@ const struct cm_config_target *cm_config_find(const struct cm_config *cfg, const
     }
     return NULL;
 }
+
+void cm_config_keys_foreach(void (*cb)(const char *group, const char *key, void *arg), void *arg)
+{
+    for (size_t g = 0; g < G_N; g++) {
+        cb(groups[g].name, NULL, arg);
+        for (size_t k = 0; k < groups[g].nkeys; k++)
+            cb(groups[g].name, groups[g].keys[k].name, arg);
+    }
+    for (size_t k = 0; k < PK_N; k++)
+        cb("policy", policy_keys[k].name, arg);
+}

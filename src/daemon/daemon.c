@@ -913,6 +913,22 @@ static void reload_apply(struct daemon *d, struct gen *g)
 
 static void reload(struct daemon *d);
 
+/* READY=1 to systemd (sdnotify.h), with the configuration in force as the status line. */
+static void sd_ready(struct daemon *d)
+{
+    d->sd_reloading = false;
+    cm_sdnotify_sendf(&d->sd, "READY=1\nSTATUS=%s; %zu targets from %s",
+                      d->reload_ok ? "running" : "running; the last reload failed",
+                      d->gen->cfg->target_count, d->config_path);
+}
+
+static void on_watchdog(uv_timer_t *timer)
+{
+    struct daemon *d = timer->data;
+
+    cm_sdnotify_send(&d->sd, "WATCHDOG=1");
+}
+
 static void on_reload_done(uv_work_t *req, int status)
 {
     struct reload_job *j = req->data;
@@ -938,6 +954,9 @@ static void on_reload_done(uv_work_t *req, int status)
         d->reload_again = false;
         reload(d);
     }
+    /* The reload systemd was told of ends when no load follows it, applied or not. */
+    if (!d->stopping && !d->reloading && d->sd_reloading)
+        sd_ready(d);
 }
 
 static void reload(struct daemon *d)
@@ -972,6 +991,15 @@ static void reload(struct daemon *d)
         return;
     }
     d->reloading = true;
+    if (d->sd.enabled && !d->sd_reloading) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        /* MONOTONIC_USEC lets a newer systemd (253+) tell this reload from an older one. */
+        cm_sdnotify_sendf(
+            &d->sd, "RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu", d->config_path,
+            (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+        d->sd_reloading = true;
+    }
 }
 
 /* ---- Shutdown ---- */
@@ -991,6 +1019,8 @@ static void finish(struct daemon *d)
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
+    if (d->watchdog_init)
+        uv_close((uv_handle_t *)&d->watchdog, on_closed_free_nothing);
     cm_resolver_close(d->resolver);
     d->resolver = NULL;
     uv_stop(d->loop);
@@ -1024,6 +1054,9 @@ static void stop(struct daemon *d, const char *why)
         return;
     cm_log_info("daemon", "signal=%s stopping runs=%u", why, d->runs);
     d->stopping = true;
+    /* The watchdog keeps pinging until the loop ends: shutdown is bounded by its own timer
+     * (CM_SHUTDOWN_GRACE_MS). */
+    cm_sdnotify_send(&d->sd, "STOPPING=1\nSTATUS=stopping");
     cm__web_close(d);
     /* Undelivered messages stay queued in the notifiers' JSON: take it now, while they are
      * readable, for the final write. */
@@ -1186,6 +1219,7 @@ int cm_run_main(int argc, char **argv)
     uv_loop_t loop;
     int rc;
     size_t nfiles = 0;
+    char err[300];
 
     if ((rc = parse_common(argc, argv, &config, &level, run_usage)) >= 0)
         return rc;
@@ -1195,6 +1229,8 @@ int cm_run_main(int argc, char **argv)
     if (!(d.gen = gen_load(config, false)))
         return 1;
     apply_logging(&d, d.gen->cfg);
+    if (cm_sdnotify_open(&d.sd, err, sizeof(err)) < 0)
+        cm_log_warn("daemon", "systemd notifications off: %s", err);
     long conc = cm_fd_limit_fit((long)d.gen->cfg->concurrency, CM_POSTURE_MAX_HANDSHAKES,
                                 "certmon run");
     if (uv_loop_init(&loop) < 0) {
@@ -1203,7 +1239,6 @@ int cm_run_main(int argc, char **argv)
         return 1;
     }
     d.loop = &loop;
-    char err[300];
     if (cm_state_new(&d.state) < 0 || cm_resolver_new(&loop, &d.resolver, err, sizeof(err)) < 0 ||
         cm_sched_new(&loop, (unsigned)conc, on_run, &d, &d.sched) < 0) {
         fprintf(stderr, "certmon run: cannot start: %s\n", d.state ? err : "out of memory");
@@ -1259,6 +1294,19 @@ int cm_run_main(int argc, char **argv)
     cm_log_info("daemon", "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
                 "started", CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
                 d.state_path ? d.state_path : "none");
+    /* Under systemd (Type=notify): the configuration is loaded and the listener is up. The
+     * watchdog pings come from a timer on this loop, so a loop that stops turning stops them. */
+    uint64_t wd_usec = d.sd.enabled ? cm_sdnotify_watchdog_usec() : 0;
+    if (wd_usec > 0) {
+        uv_timer_init(&loop, &d.watchdog);
+        d.watchdog.data = &d;
+        d.watchdog_init = true;
+        uint64_t every = wd_usec / 2000 > 0 ? wd_usec / 2000 : 1;
+        uv_timer_start(&d.watchdog, on_watchdog, every, every);
+        cm_log_info("daemon", "watchdog_usec=%llu ping_ms=%llu", (unsigned long long)wd_usec,
+                    (unsigned long long)every);
+    }
+    sd_ready(&d);
     uv_run(&loop, UV_RUN_DEFAULT);
     cm_log_info("daemon", "probes_ok=%llu probes_failed=%llu stopped",
                 (unsigned long long)d.probes_ok, (unsigned long long)d.probes_failed);
@@ -1278,6 +1326,8 @@ out_handles:
         uv_close((uv_handle_t *)&d.sig_hup, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_term, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
+        if (d.watchdog_init)
+            uv_close((uv_handle_t *)&d.watchdog, on_closed_free_nothing);
     }
 out:
     cm_notify_close(d.notify);
@@ -1299,6 +1349,7 @@ out:
     cm__gen_unref(d.gen);
     if (uv_loop_close(&loop) != 0)
         cm_log_warn("daemon", "event loop closed with handles still open");
+    cm_sdnotify_close(&d.sd);
     return rc;
 }
 

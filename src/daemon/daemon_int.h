@@ -15,6 +15,7 @@
 #include "certmon/probe/probe.h"
 #include "certmon/probe/resolve.h"
 #include "certmon/daemon/scheduler.h"
+#include "certmon/daemon/sdnotify.h"
 #include "certmon/daemon/state.h"
 #include "certmon/probe/tlsio.h"
 
@@ -101,6 +102,10 @@ struct daemon {
     struct dtarget *scan_head;       /* scans whose results wait to be recorded, in order */
     double snap_ms;    /* the last snapshot's time on the loop */
     uint64_t write_t0;
+    struct cm_sdnotify sd; /* systemd notifications ($NOTIFY_SOCKET); disabled without */
+    uv_timer_t watchdog;   /* WATCHDOG=1 every half $WATCHDOG_USEC, from the loop */
+    bool watchdog_init;    /* the timer was initialised (and must be closed) */
+    bool sd_reloading;     /* RELOADING=1 sent, READY=1 not yet */
 };
 
 /* Releases one reference to a generation (freed at zero). */

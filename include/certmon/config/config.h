@@ -223,4 +223,11 @@ int cm_duration_parse(const char *s, uint64_t *out_ms, char *err, size_t errlen)
  * 90000 -> "1m30s", 250 -> "250ms", 0 -> "0s". cm_duration_parse reads it back. */
 void cm_duration_format(uint64_t ms, char *buf, size_t len);
 
+/* Every key the loader accepts, from its tables: cb(group, key, arg) once per pair, in table
+ * order. group is a top-level name ("global", "log", "metrics", "targets", "files",
+ * "notifiers"), or "policy" for the policy keys that global, targets and files all accept;
+ * key is NULL once per top-level group, before its keys. For the man page test
+ * (unit.manpages): a key added to a table must be documented. */
+void cm_config_keys_foreach(void (*cb)(const char *group, const char *key, void *arg), void *arg);
+
 #endif
