@@ -1123,6 +1123,7 @@ static int parse_options(int argc, char **argv, struct check_opts *o)
             break;
         case OPT_NO_REVOCATION:
             o->no_revocation = true;
+            o->policy.revocation = CM_REVOCATION_STAPLE_ONLY; /* the daemon's "staple-only" */
             break;
         case 'I':
             o->interception_file = optarg;

@@ -235,6 +235,23 @@ static int add_rule(struct cm_policy *p, const char *id, bool ignore, enum cm_se
     return 0;
 }
 
+static const char *const revocation_modes[] = {"auto", "staple-only", "off"};
+
+const char *cm_revocation_mode_name(enum cm_revocation_mode m)
+{
+    return (unsigned)m < 3 ? revocation_modes[m] : "auto";
+}
+
+int cm_revocation_mode_parse(const char *s, enum cm_revocation_mode *out)
+{
+    for (unsigned i = 0; s && i < 3; i++)
+        if (!strcmp(s, revocation_modes[i])) {
+            *out = (enum cm_revocation_mode)i;
+            return 0;
+        }
+    return CM_EBADARG;
+}
+
 int cm_policy_ignore(struct cm_policy *p, const char *id)
 {
     return add_rule(p, id, true, CM_SEV_OK);
@@ -1018,6 +1035,10 @@ static int check_ocsp(struct ctx *x)
     case CM_OCSP_REVOKED: {
         struct cm_finding *f;
         int rc;
+        /* With revocation off, a revoked staple is no finding either; the staple's own
+         * health (missing, invalid) still is: it is how the server is configured. */
+        if (x->policy->revocation == CM_REVOCATION_OFF)
+            return 0;
         cm_time_rfc3339(o->revoked_at, when, sizeof(when));
         rc = add(x, &f, "cert.revoked", CM_SEV_CRITICAL, 0,
                  "the stapled OCSP response says the leaf certificate was revoked%s%s",
@@ -1061,6 +1082,10 @@ static int check_revocation(struct ctx *x)
     char name[400], when[32], why[1200];
     int rc = 0;
 
+    /* Only AUTO looks at fetched evidence; a result judged under another mode (a target whose
+     * mode changed by a reload) may still carry some. */
+    if (x->policy->revocation != CM_REVOCATION_AUTO)
+        return 0;
     for (size_t i = 0; rv && i < rv->count && i < chain->count && rc == 0; i++) {
         const struct cm_rev_cert *c = &rv->certs[i];
         struct cm_finding *f;

@@ -36,6 +36,7 @@ struct mv_cert {
     int64_t not_before, not_after; /* NO_TIME when missing or unparseable */
     struct mv_str subject, issuer, serial, sha256, key, signature;
     uint32_t position; /* index in the report's chain */
+    uint8_t rev;       /* index into rev_statuses[], or ABSENT_REV: revocation not checked */
 };
 
 /* certmon_finding{id,severity}: one per distinct (id, severity). */
@@ -59,6 +60,11 @@ static const char *const statuses[ST_COUNT] = {"ok", "warning", "critical", "unk
 #define PV_COUNT 5
 static const char *const versions[PV_COUNT] = {"TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3.0"};
 
+/* chain[i].revocation.status; in certmon_cert_revocation_status order. */
+enum { RV_GOOD, RV_REVOKED, RV_UNAVAILABLE, RV_NONE, RV_COUNT };
+static const char *const rev_statuses[RV_COUNT] = {"good", "revoked", "unavailable", "none"};
+#define ABSENT_REV 0xff
+
 #define SEV_COUNT 3
 static const char *const severities[SEV_COUNT] = {"info", "warning", "critical"};
 
@@ -71,6 +77,7 @@ struct cm_metrics_view {
     struct mv_str prefix;          /* target="...",label="..." */
     struct mv_str version, cipher; /* len 0: absent (neither can be empty in a report) */
     int64_t last_probe, last_success, chain_expiry; /* NO_TIME: absent */
+    int64_t ari_start, ari_end;                     /* renewal window; NO_TIME: absent */
     int64_t duration_us[PH_COUNT];                  /* < 0: phase not reached */
     uint32_t rendered; /* bytes of its samples in all per-target families */
     uint32_t refs;     /* holders: the state entry, and renders streaming it (loop thread) */
@@ -271,6 +278,7 @@ static void build_cert(struct builder *b, json_t *c, struct mv_cert *out)
     json_t *key = json_object_get(c, "key");
     const char *type = json_string_value(json_object_get(key, "type"));
     json_t *bits = json_object_get(key, "bits");
+    const char *st;
     size_t start;
 
     out->not_before = time_of(c, "not_before");
@@ -290,6 +298,11 @@ static void build_cert(struct builder *b, json_t *c, struct mv_cert *out)
         arena_put(b, num, (size_t)n);
     }
     out->key = intern_end(b, start, false);
+    st = json_string_value(json_object_get(json_object_get(c, "revocation"), "status"));
+    out->rev = ABSENT_REV;
+    for (unsigned i = 0; st && i < RV_COUNT; i++)
+        if (!strcmp(st, rev_statuses[i]))
+            out->rev = (uint8_t)i;
 }
 
 static unsigned severity_index(const char *s)
@@ -355,6 +368,8 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     }
     v.last_probe = time_of(report, "last_probe");
     v.last_success = time_of(report, "last_success");
+    v.ari_start = time_of(json_object_get(report, "ari"), "window_start");
+    v.ari_end = time_of(json_object_get(report, "ari"), "window_end");
     st = json_string_value(json_object_get(report, "status"));
     v.status = ST_UNKNOWN;
     for (i = 0; st && i < ST_COUNT; i++)
@@ -770,6 +785,8 @@ static void f_duration(struct cm_metrics_buf *b, const struct family *f, const v
 TIME_FAMILY(f_last_probe, last_probe)
 TIME_FAMILY(f_last_success, last_success)
 TIME_FAMILY(f_chain_expiry, chain_expiry)
+TIME_FAMILY(f_ari_start, ari_start)
+TIME_FAMILY(f_ari_end, ari_end)
 
 static void f_status(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
 {
@@ -849,6 +866,36 @@ static void f_cert_info(struct cm_metrics_buf *b, const struct family *f, const 
         p = put_str(p, v, c->signature);
         p = PUTS(p, "\"");
         close_i64(b, p, 1);
+    }
+}
+
+/* One series per status and checked position, 1 for the current status: a status that
+ * changes moves a 1, it does not leave a stale series. */
+static void f_cert_revocation(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    char *p;
+
+    static const struct label status_label[RV_COUNT] = {
+        LABEL(",status=\"good\"} "),
+        LABEL(",status=\"revoked\"} "),
+        LABEL(",status=\"unavailable\"} "),
+        LABEL(",status=\"none\"} "),
+    };
+
+    for (uint32_t i = 0; i < v->ncerts; i++) {
+        const struct mv_cert *c = &v->certs[i];
+        if (c->rev == ABSENT_REV)
+            continue;
+        for (int k = 0; k < RV_COUNT; k++) {
+            if (!(p = open_line(b, f, v, 64)))
+                return;
+            p = put_position(p, c->position);
+            p = copy16(p, status_label[k].s, status_label[k].n);
+            *p++ = c->rev == k ? '1' : '0';
+            *p++ = '\n';
+            b->len = (size_t)(p - b->data);
+        }
     }
 }
 
@@ -1016,6 +1063,29 @@ static void f_reload_time(struct cm_metrics_buf *b, const struct family *f, cons
     b->len = (size_t)(p - b->data);
 }
 
+#define REV_FAMILY(fname, expr)                                                                    \
+    static void fname(struct cm_metrics_buf *b, const struct family *f, const void *ctx)           \
+    {                                                                                              \
+        const struct cm_metrics_revocation *r = ((const struct cm_metrics_self *)ctx)->revocation; \
+        if (r)                                                                                     \
+            self_line(b, f, "", 0, (expr));                                                        \
+    }
+REV_FAMILY(f_crl_crls, r->crls)
+REV_FAMILY(f_crl_bytes, r->bytes)
+REV_FAMILY(f_crl_entries, r->entries)
+REV_FAMILY(f_ocsp_answers, r->ocsp_answers)
+REV_FAMILY(f_rev_fetches, r->fetches)
+REV_FAMILY(f_rev_not_modified, r->not_modified)
+
+/* Absent while no CRL is held: an age of 0 would read as "fresh". */
+static void f_crl_oldest_age(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_revocation *r = ((const struct cm_metrics_self *)ctx)->revocation;
+
+    if (r && r->crls)
+        self_line(b, f, "", 0, r->oldest_age > 0 ? (uint64_t)r->oldest_age : 0);
+}
+
 static void f_targets(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
 {
     const struct cm_metrics_self *s = ctx;
@@ -1146,9 +1216,21 @@ static const struct family families[] = {
     FAMILY("certmon_cert_info", "gauge",
            "Facts about the certificate at each chain position; the value is always 1.", PER_TARGET,
            f_cert_info),
+    FAMILY("certmon_cert_revocation_status", "gauge",
+           "Revocation status of the certificate at each chain position (good, revoked, "
+           "unavailable, none): 1 for the current one, 0 for the others (absent: not checked).",
+           PER_TARGET, f_cert_revocation),
     FAMILY("certmon_chain_expiry_timestamp_seconds", "gauge",
            "Earliest expiry (notAfter) among the certificates presented, in Unix seconds.",
            PER_TARGET, f_chain_expiry),
+    FAMILY("certmon_ari_window_start_timestamp_seconds", "gauge",
+           "Start of the renewal window the CA suggests for the leaf (ACME renewal "
+           "information), in Unix seconds.",
+           PER_TARGET, f_ari_start),
+    FAMILY("certmon_ari_window_end_timestamp_seconds", "gauge",
+           "End of the renewal window the CA suggests for the leaf (ACME renewal information), "
+           "in Unix seconds.",
+           PER_TARGET, f_ari_end),
     FAMILY("certmon_verify_ok", "gauge",
            "1 when the chain is trusted and matches the host name, 0 when not (absent when "
            "nothing was verified).",
@@ -1184,6 +1266,25 @@ static const struct family families[] = {
            "Version of certmon and of the libraries it runs with; the value is always 1.", SELF,
            f_build_info),
     FAMILY("certmon_targets", "gauge", "Configured targets.", SELF, f_targets),
+    FAMILY("certmon_crl_cache_crls", "gauge", "CRLs held in the revocation cache.", SELF,
+           f_crl_crls),
+    FAMILY("certmon_crl_cache_bytes", "gauge",
+           "Memory of the CRL indexes held in the revocation cache, in bytes.", SELF, f_crl_bytes),
+    FAMILY("certmon_crl_cache_entries", "gauge",
+           "Revoked serial numbers held in the revocation cache, all CRLs together.", SELF,
+           f_crl_entries),
+    FAMILY("certmon_crl_cache_oldest_age_seconds", "gauge",
+           "Seconds since the thisUpdate of the oldest CRL held (absent when none is held).", SELF,
+           f_crl_oldest_age),
+    FAMILY("certmon_ocsp_cache_answers", "gauge", "OCSP responses held in the revocation cache.",
+           SELF, f_ocsp_answers),
+    FAMILY("certmon_revocation_fetches_total", "counter",
+           "CRL downloads and OCSP queries started since the daemon started, conditional "
+           "re-fetches included.",
+           SELF, f_rev_fetches),
+    FAMILY("certmon_revocation_not_modified_total", "counter",
+           "CRL re-fetches the server answered 304 Not Modified (the cached CRL was kept).", SELF,
+           f_rev_not_modified),
     FAMILY("certmon_notifications_total", "counter",
            "Notification messages by outcome: sent (the receiver accepted it), failed (an "
            "attempt failed; each retry counts), dropped (given up: too old, or refused for good).",

@@ -676,6 +676,8 @@ enum {
     PK_IGNORE,
     PK_SEVERITY,
     PK_INTERCEPTION_ROOTS_FILE,
+    PK_REVOCATION,
+    PK_REVOCATION_TIMEOUT,
     PK_N
 };
 static const struct key policy_keys[PK_N] = {
@@ -701,6 +703,12 @@ static const struct key policy_keys[PK_N] = {
     [PK_SEVERITY] = {"severity", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
     /* Read by read_roots: the policy borrows the list's text from the config. */
     [PK_INTERCEPTION_ROOTS_FILE] = {"interception_roots_file", KT_PATH, S_NONE, 0, 0, 0, 0, 0},
+    /* Read by read_revocation: "auto", "staple-only" or "off". */
+    [PK_REVOCATION] = {"revocation", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    /* The bounds and default of the probe's own timeout. */
+    [PK_REVOCATION_TIMEOUT] = {"revocation_timeout", KT_DURATION, S_U64,
+                               offsetof(struct cm_policy, revocation_timeout_ms), 100, 10 * MS_MIN,
+                               10 * MS_SEC, 0},
 };
 
 enum { LK_LEVEL, LK_SYSLOG, LK_N };
@@ -1218,6 +1226,20 @@ static void read_roots(struct loader *L, const config_setting_t *s, const char *
     p->interception_roots = text;
 }
 
+/* revocation = "auto" | "staple-only" | "off". */
+static void read_revocation(struct loader *L, const config_setting_t *s, const char *path,
+                            struct cm_policy *p)
+{
+    static const char *const names[] = {"auto", "staple-only", "off"};
+    const char *v = config_setting_get_string(s), *hint;
+
+    if (cm_revocation_mode_parse(v, &p->revocation) == 0)
+        return;
+    hint = closest(v, names, sizeof(names) / sizeof(names[0]));
+    err_at(L, s, path, "must be auto, staple-only or off, not '%s'%s%s%s", v,
+           hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+}
+
 /* Reports an unknown key, with the nearest known name, or the group it belongs to. */
 static void unknown_key(struct loader *L, const config_setting_t *m, const char *path,
                         const struct group_def *def)
@@ -1289,6 +1311,8 @@ static void read_group(struct loader *L, const config_setting_t *g, const char *
                     read_rules(L, m, path, policy, j == PK_SEVERITY);
                 else if (j == PK_INTERCEPTION_ROOTS_FILE)
                     read_roots(L, m, path, policy);
+                else if (j == PK_REVOCATION)
+                    read_revocation(L, m, path, policy);
             }
         } else if (!def->open) {
             unknown_key(L, m, path, def);
@@ -2163,6 +2187,8 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_u64(h, t->policy.min_rsa_bits);
     h = hash_u64(h, t->policy.min_ec_bits);
     h = hash_u64(h, t->policy.allow_self_signed);
+    h = hash_u64(h, (uint64_t)t->policy.revocation);
+    h = hash_u64(h, t->policy.revocation_timeout_ms);
     h = hash_u64(h, t->policy.rule_count);
     for (size_t i = 0; i < t->policy.rule_count; i++) {
         h = hash_str(h, t->policy.rules[i].id);

@@ -423,14 +423,26 @@ static void attach_ari(struct daemon *d, const struct cm_config_target *ct,
     free(r);
 }
 
+/* The run's result, with its revocation checked (or not to be): recorded, and the run ends. */
+static void complete_checked(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
+                             bool drop)
+{
+    struct cm_probe_result *r = res[0];
+    bool failed = r->error_kind != CM_ERRK_NONE;
+
+    (void)n;
+    if (!drop)
+        record(t->d, t->run_ct, t->run_ct->name, r, (time_t)r->finished_at);
+    cm_probe_result_free(r);
+    end_run(t, !drop && failed);
+}
+
 static void complete(struct dtarget *t, struct cm_probe_result *res)
 {
-    bool failed = res->error_kind != CM_ERRK_NONE;
-
     attach_ari(t->d, t->run_ct, res);
-    record(t->d, t->run_ct, t->run_ct->name, res, (time_t)res->finished_at);
-    cm_probe_result_free(res);
-    end_run(t, failed);
+    if (cm__revwait_start(t, &res, 1, complete_checked) == 0)
+        return;
+    complete_checked(t, &res, 1, false);
 }
 
 static void on_posture(struct cm_posture *p, void *arg)
@@ -571,11 +583,13 @@ static void on_scan_batch(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
+static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
+                         bool drop);
+
 static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
 {
     struct dtarget *t = arg;
     struct daemon *d = t->d;
-    struct dtarget **pp;
 
     t->scan = NULL;
     if (status < 0 || d->stopping || t->removed) {
@@ -584,6 +598,25 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
         return;
     }
     t->scan_res = *r; /* r belongs to the scan job, which ends with this callback */
+    if (cm__revwait_start(t, t->scan_res.items, t->scan_res.count, scan_checked) == 0)
+        return;
+    scan_checked(t, NULL, 0, false);
+}
+
+/* A scan's results, with their revocation checked (or not to be), wait for on_scan_batch. */
+static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
+                         bool drop)
+{
+    struct daemon *d = t->d;
+    struct dtarget **pp;
+
+    (void)res;
+    (void)n;
+    if (drop) {
+        cm_file_scan_result_clear(&t->scan_res);
+        end_run(t, false);
+        return;
+    }
     t->scan_pos = 0;
     t->scan_failed = false;
     t->scan_id = ++d->scan_seq;
@@ -635,6 +668,8 @@ static void cancel_run(struct dtarget *t)
         cm_posture_cancel(t->pass);
     else if (t->scan)
         cm_file_scan_cancel(t->scan);
+    else if (t->revwait)
+        cm__revwait_cancel(t);
 }
 
 /* ---- Targets and reloads ---- */
@@ -1070,6 +1105,10 @@ static void stop(struct daemon *d, const char *why)
     /* Renewal information requests in flight end now ("cancelled"). */
     cm_ari_client_free(d->ari);
     d->ari = NULL;
+    /* Revocation checks in flight end now ("cancelled"): their runs are dropped. Before the
+     * transfers close under the checker. */
+    cm_revctx_close(d->rev);
+    d->rev = NULL;
     cm_httpc_close(d->http);
     d->http = NULL;
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
@@ -1264,7 +1303,7 @@ int cm_run_main(int argc, char **argv)
     cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
     if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
         cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0 ||
-        cm_ari_client_new(d.http, 0, &d.ari) < 0) {
+        cm_ari_client_new(d.http, 0, &d.ari) < 0 || cm_revctx_new(&loop, d.http, &d.rev) < 0) {
         fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
                 d.http ? "out of memory" : err);
         rc = 1;
@@ -1332,6 +1371,7 @@ out_handles:
 out:
     cm_notify_close(d.notify);
     cm_ari_client_free(d.ari);
+    cm_revctx_close(d.rev);
     cm_httpc_close(d.http);
     cm_sched_close(d.sched);
     cm_resolver_close(d.resolver);

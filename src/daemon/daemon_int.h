@@ -14,6 +14,7 @@
 #include "certmon/notify/notify.h"
 #include "certmon/probe/probe.h"
 #include "certmon/probe/resolve.h"
+#include "certmon/probe/revocation.h"
 #include "certmon/daemon/scheduler.h"
 #include "certmon/daemon/sdnotify.h"
 #include "certmon/daemon/state.h"
@@ -26,6 +27,7 @@ struct gen {
 };
 
 struct daemon;
+struct cm__revwait;
 struct webprobe;
 struct scrape_wait;
 
@@ -52,6 +54,7 @@ struct dtarget {
     uint64_t scan_id;
     bool scan_failed;
     struct dtarget *scan_next;
+    struct cm__revwait *revwait; /* the revocation checks the run waits for (revcheck.c) */
     struct gen *gen;    /* the generation ct belongs to (not a reference: the daemon's or a
                          * reload's keeps it alive while it is this target's) */
 };
@@ -85,6 +88,8 @@ struct daemon {
     struct cm_httpd_counters http_counters; /* the listener's guard; kept across restarts */
     struct cm_httpc *http;        /* outgoing HTTP and SMTP (notifiers, renewal information) */
     struct cm_ari_client *ari;    /* renewal information, cached per certificate */
+    struct cm_revctx *rev;        /* CRLs and OCSP answers, cached for the daemon's whole life
+                                   * (kept across reloads); NULL once stopping */
     struct cm_notify *notify;     /* the notifiers; NULL once closed */
     bool notify_dirty;            /* alert tables or queues changed since the last write */
     char *notify_text;            /* their JSON, serialised for the write in flight */
@@ -122,5 +127,25 @@ void cm__web_close(struct daemon *d);
 bool cm__web_same(const struct cm_config *a, const struct cm_config *b);
 /* The view hooks the state uses to keep each target's metrics view. */
 extern const struct cm_state_view_hooks cm__web_view_hooks;
+
+/* The revocation checks of a run (src/daemon/revcheck.c). */
+typedef void (*cm__revwait_cb)(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
+                               bool drop);
+
+/* Checks the revocation of the results of t's run (res[0..n), borrowed until cb; a result
+ * without certificates is skipped) when its target's policy says "auto": gives back t's
+ * scheduler slot, and calls cb exactly once, from a loop callback, when every check has ended
+ * (each within the target's revocation_timeout); the results then carry their revocation.
+ * drop is true when the daemon is stopping or t was removed meanwhile: the results are not
+ * to be recorded. cb receives a copy of res that lives until it returns. Returns 0 when cb
+ * will run; 1 when there is nothing to check (revocation off or staple-only, no
+ * certificate, stopping) or a negative code (out of memory): cb will not run and the caller
+ * goes on at once. */
+int cm__revwait_start(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
+                      cm__revwait_cb cb);
+
+/* Ends t's wait now, if it has one: cb runs before this returns (sources still outstanding
+ * count as "cancelled"). */
+void cm__revwait_cancel(struct dtarget *t);
 
 #endif

@@ -145,6 +145,7 @@ static void pump(struct cm_sched *s)
         s->ready_count--;
         job->next = NULL;
         job->state = CM_JOB_RUNNING;
+        job->released = false;
         s->running++;
         s->run(job, s->arg);
     }
@@ -241,7 +242,9 @@ void cm_sched_done(struct cm_sched *s, struct cm_sched_job *job, bool failed)
 
     if (job->state != CM_JOB_RUNNING)
         return;
-    s->running--;
+    if (!job->released)
+        s->running--;
+    job->released = false;
     job->state = CM_JOB_DETACHED;
     job->failures = failed ? job->failures + 1 : 0;
     d = cm_sched_next_delay(job, failed);
@@ -250,6 +253,15 @@ void cm_sched_done(struct cm_sched *s, struct cm_sched_job *job, bool failed)
         d = d - j + rng_next(s) % (2 * j + 1);
     if (!s->closing)
         cm_sched_add(s, job, d);
+    pump(s);
+}
+
+void cm_sched_release(struct cm_sched *s, struct cm_sched_job *job)
+{
+    if (job->state != CM_JOB_RUNNING || job->released)
+        return;
+    job->released = true;
+    s->running--;
     pump(s);
 }
 
@@ -265,7 +277,9 @@ void cm_sched_detach(struct cm_sched *s, struct cm_sched_job *job)
         break;
     case CM_JOB_RUNNING:
         job->state = CM_JOB_DETACHED;
-        s->running--;
+        if (!job->released)
+            s->running--;
+        job->released = false;
         pump(s);
         break;
     default:

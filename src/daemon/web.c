@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* On-demand probes in flight at once; more get 503 (each costs a connection and a handshake,
  * and /probe must not become a way to make the daemon open thousands). */
@@ -81,6 +82,7 @@ struct scrape {
     size_t nnotifiers;
     struct cm_metrics_self self;
     struct cm_metrics_http http; /* self.http points here */
+    struct cm_metrics_revocation rev; /* self.revocation points here, when there is a checker */
     struct cm_metrics_process proc;
     struct cm_metrics_cursor cur;
     struct cm_metrics_buf buf;
@@ -162,6 +164,21 @@ static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
         .evicted_full = d->http_counters.evicted_full,
         .refused_per_client = d->http_counters.refused_per_client,
     };
+    if (d->rev) {
+        struct cm_rev_stats rs;
+        int64_t now = (int64_t)time(NULL);
+        cm_revctx_stats(d->rev, now, &rs);
+        sc->rev = (struct cm_metrics_revocation){
+            .crls = rs.crls,
+            .bytes = rs.bytes,
+            .entries = rs.entries,
+            .oldest_age = rs.oldest_this_update ? now - rs.oldest_this_update : 0,
+            .ocsp_answers = rs.ocsp_answers,
+            .fetches = rs.fetches,
+            .not_modified = rs.not_modified,
+        };
+        sc->self.revocation = &sc->rev;
+    }
     if (d->notify) {
         size_t nn = cm_notify_stats(d->notify, NULL, 0);
         struct cm_notify_stats *st = calloc(nn ? nn : 1, sizeof(*st));

@@ -134,6 +134,7 @@ struct cm_rev_job {
     uint64_t timeout_ms;
     uv_timer_t timer;
     bool done;
+    const char *why; /* what sources still outstanding at the end count as */
 };
 
 struct cm_revctx {
@@ -256,7 +257,8 @@ static void job_finish(struct cm_rev_job *j)
         struct waiter *w = &j->waiters[k];
         if (!w->slot)
             continue;
-        if (add_error(&j->rev->certs[w->pos], "%s: timed out", w->slot->url) < 0)
+        if (add_error(&j->rev->certs[w->pos], "%s: %s", w->slot->url,
+                      j->why ? j->why : "timed out") < 0)
             cm_log_warn(SUB, "out of memory noting a timeout");
         if (w->prev)
             w->prev->next = w->next;
@@ -758,9 +760,15 @@ static int plan_cert(struct cm_rev_job *j, size_t pos, int64_t now, size_t *nw, 
         c->status = CM_REV_UNAVAILABLE;
     issuer = issuer_of(res, pos);
     if (!issuer) {
-        return dry ? 0
-                   : add_error(c, "the issuer certificate is not available to verify "
-                                  "revocation data");
+        /* A file holding a leaf alone (cert.pem) cannot be checked: its issuer is usually an
+         * intermediate that no trust store holds, and the data must be verified against it. */
+        if (dry)
+            return 0;
+        return res->path ? add_error(c, "the issuer certificate is not in the file (a leaf "
+                                        "alone cannot be checked: monitor the full chain "
+                                        "file, e.g. fullchain.pem)")
+                         : add_error(c, "the issuer certificate is not available to verify "
+                                        "revocation data");
     }
     for (size_t u = 0; u < cert->crl_url_count; u++) {
         const char *url = cert->crl_urls[u];
@@ -864,13 +872,23 @@ fail:
     return -ENOMEM;
 }
 
+void cm_rev_cancel(struct cm_rev_job *j)
+{
+    if (!j || j->done)
+        return;
+    j->why = "cancelled";
+    job_finish(j);
+}
+
 void cm_revctx_close(struct cm_revctx *ctx)
 {
     if (!ctx)
         return;
     ctx->closing = true;
-    while (ctx->jobs)
+    while (ctx->jobs) {
+        ctx->jobs->why = "cancelled";
         job_finish(ctx->jobs);
+    }
     for (struct slot *s = ctx->slots; s; s = s->next)
         if (s->xfer)
             cm_httpc_cancel(s->xfer); /* on_fetched runs now; no waiter is left to serve */

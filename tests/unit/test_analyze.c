@@ -2104,6 +2104,51 @@ static void test_revocation_findings(void)
     cm_probe_result_free(r);
 }
 
+/* revocation = "off" drops every revocation finding, a revoked staple's too; "staple-only"
+ * keeps the staple's and ignores fetched evidence. Staple health findings stay. */
+static void test_revocation_modes(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_revocation *rv = rev_new(r);
+    struct cm_policy off = CM_POLICY_DEFAULT, staple = CM_POLICY_DEFAULT;
+    struct cm_findings f;
+
+    off.revocation = CM_REVOCATION_OFF;
+    staple.revocation = CM_REVOCATION_STAPLE_ONLY;
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_REVOKED, .verified = true};
+    rv->certs[0] = (struct cm_rev_cert){.status = CM_REV_REVOKED, .source = CM_REV_SRC_STAPLE};
+    rv->certs[1] = (struct cm_rev_cert){.status = CM_REV_REVOKED, .source = CM_REV_SRC_CRL};
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "cert.revoked cert.revoked");
+    cm_findings_clear(&f);
+    run(r, &staple, &f);
+    EXPECT_IDS(&f, "cert.revoked");
+    EXPECT_INT(at(&f, 0)->position, 0);
+    CU_ASSERT_STRING_EQUAL(at(&f, 0)->rev_source, "staple");
+    cm_findings_clear(&f);
+    run(r, &off, &f);
+    EXPECT_IDS(&f, "");
+    cm_findings_clear(&f);
+
+    rv->certs[1] = (struct cm_rev_cert){.status = CM_REV_UNAVAILABLE};
+    r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_BAD};
+    run(r, &off, &f);
+    EXPECT_IDS(&f, "ocsp.invalid");
+    cm_findings_clear(&f);
+    run(r, &staple, &f);
+    EXPECT_IDS(&f, "ocsp.invalid");
+    cm_findings_clear(&f);
+    run(r, &def, &f);
+    EXPECT_IDS(&f, "ocsp.invalid revocation.unavailable");
+    cm_findings_clear(&f);
+
+    EXPECT_INT(cm_revocation_mode_parse("staple-only", &off.revocation), 0);
+    EXPECT_INT(off.revocation, CM_REVOCATION_STAPLE_ONLY);
+    EXPECT_INT(cm_revocation_mode_parse("Off", &off.revocation), CM_EBADARG);
+    CU_ASSERT_STRING_EQUAL(cm_revocation_mode_name(CM_REVOCATION_OFF), "off");
+    cm_probe_result_free(r);
+}
+
 static void test_ocsp_needs_handshake(void)
 {
     static const enum cm_ocsp_status statuses[] = {CM_OCSP_NONE, CM_OCSP_GOOD, CM_OCSP_REVOKED,
@@ -3600,6 +3645,8 @@ static CU_TestInfo tests[] = {
     {"ocsp needs a handshake", test_ocsp_needs_handshake},
     {"revocation: cert.revoked (CRL), unavailable, crl_stale, none; the ocsp.revoked alias",
      test_revocation_findings},
+    {"revocation modes: off drops every revocation finding, staple-only keeps the staple's",
+     test_revocation_modes},
     {"evidence: days_left", test_days_left_evidence},
     {"policy: ignore", test_policy_ignore},
     {"policy: severity", test_policy_severity},

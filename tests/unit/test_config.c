@@ -539,6 +539,58 @@ static void test_lifetime_keys(void)
                  "warn_lifetime_pct");
 }
 
+/* revocation and revocation_timeout: global, per target, per file entry; defaults auto and
+ * 10 s; a bad mode is named with FILE:LINE and the nearest mode. */
+static void test_revocation_keys(void)
+{
+    struct cm_config *cfg = load_ok("global = { revocation = \"staple-only\"; revocation_timeout = "
+                                    "\"3s\"; };\n"
+                                    "targets = (\n"
+                                    "  { host = \"a.example\"; revocation = \"auto\"; },\n"
+                                    "  { host = \"b.example\"; revocation_timeout = 250; }\n"
+                                    ");\n"
+                                    "files = ( { path = \"/srv/certs\"; revocation = \"off\"; } );\n");
+    const struct cm_config_target *a, *b, *f;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->target_count, 3);
+    a = &cfg->targets[0];
+    b = &cfg->targets[1];
+    f = &cfg->targets[2];
+    EXPECT_INT(cfg->policy.revocation, CM_REVOCATION_STAPLE_ONLY);
+    EXPECT_INT(cfg->policy.revocation_timeout_ms, 3000);
+    EXPECT_INT(a->policy.revocation, CM_REVOCATION_AUTO);
+    EXPECT_INT(a->policy.revocation_timeout_ms, 3000);
+    EXPECT_INT(b->policy.revocation, CM_REVOCATION_STAPLE_ONLY);
+    EXPECT_INT(b->policy.revocation_timeout_ms, 250000); /* a plain number is seconds */
+    EXPECT_INT(f->policy.revocation, CM_REVOCATION_OFF);
+    EXPECT_INT(f->policy.revocation_timeout_ms, 3000);
+    CU_ASSERT(a->spec_hash != b->spec_hash);
+    cm_config_free(cfg);
+
+    cfg = load_ok("targets = ( { host = \"a.example\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->targets[0].policy.revocation, CM_REVOCATION_AUTO);
+    EXPECT_INT(cfg->targets[0].policy.revocation_timeout_ms, 10000);
+    cm_config_free(cfg);
+
+    EXPECT_ERROR("global = {\n  revocation = \"stapel-only\"; };\n", 2, "global.revocation",
+                 "must be auto, staple-only or off, not 'stapel-only'",
+                 "did you mean 'staple-only'?");
+    EXPECT_ERROR("targets = ( { host = \"a.example\";\n  revocation = \"of\"; } );\n", 2,
+                 "targets[0].revocation", "not 'of'", "did you mean 'off'?");
+    EXPECT_ERROR("files = ( { path = \"/srv\"; revocation = \"never\"; } );\n", 1,
+                 "files[0].revocation", "must be auto, staple-only or off, not 'never'");
+    EXPECT_ERROR("global = { revocation = false; };\n", 1, "global.revocation",
+                 "expected a string");
+    EXPECT_ERROR("global = { revocation_timeout = \"50ms\"; };\n", 1,
+                 "global.revocation_timeout", "50ms");
+    EXPECT_ERROR("files = ( { path = \"/srv\";\n  revocation_timeout = \"11m\"; } );\n", 2,
+                 "files[0].revocation_timeout", "11m");
+    EXPECT_ERROR("global = { revocation_timout = \"5s\"; };\n", 1, "global.revocation_timout",
+                 "did you mean 'revocation_timeout'?");
+}
+
 static void test_relative_paths(void)
 {
     struct cm_config *cfg;
@@ -1620,6 +1672,7 @@ static CU_TestInfo tests[] = {
     {"all_values", test_all_values},
     {"policy_override", test_policy_override},
     {"lifetime keys", test_lifetime_keys},
+    {"revocation keys", test_revocation_keys},
     {"relative_paths", test_relative_paths},
     {"include", test_include},
     {"hostile_files", test_hostile_files},

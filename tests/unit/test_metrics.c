@@ -686,10 +686,87 @@ static void test_self_and_process(void)
     free(t);
 }
 
+/* certmon_cert_revocation_status from chain[i].revocation (one-hot over four statuses, only at
+ * checked positions), the ARI window from ari, and the revocation cache's self families. */
+static void test_revocation_and_ari(void)
+{
+    static const char *const report =
+        "{'target':'r:443','status':'critical','error':null,"
+        "'chain':["
+        "{'position':0,'subject':'CN=r','not_after':'2026-11-27T07:51:29Z',"
+        "'revocation':{'status':'revoked','source':'crl','errors':[]}},"
+        "{'position':1,'subject':'CN=CA','revocation':{'status':'unavailable','source':null,"
+        "'errors':['http://x/ca.crl: timed out']}},"
+        "{'position':2,'subject':'CN=Root','revocation':null},"
+        "{'position':3,'subject':'CN=Odd','revocation':{'status':'maybe'}}],"
+        "'ari':{'window_start':'2026-10-01T00:00:00Z','window_end':'2026-10-03T00:00:00Z'},"
+        "'findings':[]}";
+    static const char *const no_ari =
+        "{'target':'s:443','status':'ok','chain':[{'position':0,'revocation':{'status':'good'}}],"
+        "'ari':{'window_start':null,'window_end':null},'findings':[]}";
+    struct cm_metrics_view *v[2] = {view_of(report), view_of(no_ari)};
+    struct cm_metrics_revocation rev = {.crls = 2,
+                                        .bytes = 4096,
+                                        .entries = 100000,
+                                        .oldest_age = 3600,
+                                        .ocsp_answers = 3,
+                                        .fetches = 7,
+                                        .not_modified = 1};
+    struct cm_metrics_self self = {.version = "v", .revocation = &rev};
+    char *t = render(v, 2, &self, NULL);
+#define R "certmon_cert_revocation_status{target=\"r:443\""
+
+    EXPECT_SAMPLE(t, R ",position=\"0\",status=\"good\"}", "0");
+    EXPECT_SAMPLE(t, R ",position=\"0\",status=\"revoked\"}", "1");
+    EXPECT_SAMPLE(t, R ",position=\"0\",status=\"unavailable\"}", "0");
+    EXPECT_SAMPLE(t, R ",position=\"0\",status=\"none\"}", "0");
+    EXPECT_SAMPLE(t, R ",position=\"1\",status=\"unavailable\"}", "1");
+    EXPECT_SAMPLE(t, R ",position=\"1\",status=\"revoked\"}", "0");
+    EXPECT_LINES(t, R ",position=\"2\"", 0); /* a trust anchor: not checked */
+    EXPECT_LINES(t, R ",position=\"3\"", 0); /* a status certmon does not know */
+    EXPECT_SAMPLE(t,
+                  "certmon_cert_revocation_status{target=\"s:443\",position=\"0\",status="
+                  "\"good\"}",
+                  "1");
+    EXPECT_LINES(t, "certmon_cert_revocation_status{", 12);
+    EXPECT_SAMPLE(t, "certmon_ari_window_start_timestamp_seconds{target=\"r:443\"}", "1790812800");
+    EXPECT_SAMPLE(t, "certmon_ari_window_end_timestamp_seconds{target=\"r:443\"}", "1790985600");
+    EXPECT_LINES(t, "certmon_ari_window_start_timestamp_seconds{", 1);
+    EXPECT_SAMPLE(t, "certmon_crl_cache_crls", "2");
+    EXPECT_SAMPLE(t, "certmon_crl_cache_bytes", "4096");
+    EXPECT_SAMPLE(t, "certmon_crl_cache_entries", "100000");
+    EXPECT_SAMPLE(t, "certmon_crl_cache_oldest_age_seconds", "3600");
+    EXPECT_SAMPLE(t, "certmon_ocsp_cache_answers", "3");
+    EXPECT_SAMPLE(t, "certmon_revocation_fetches_total", "7");
+    EXPECT_SAMPLE(t, "certmon_revocation_not_modified_total", "1");
+    EXPECT_LINES(t, "# TYPE certmon_revocation_fetches_total counter\n", 1);
+    EXPECT_LINES(t, "# TYPE certmon_crl_cache_crls gauge\n", 1);
+    check_structure(t, __LINE__);
+    promtool_check_metrics(t, __LINE__);
+    free(t);
+
+    /* No CRL held: no age; no checker: no cache families. */
+    rev = (struct cm_metrics_revocation){.ocsp_answers = 1};
+    t = render(NULL, 0, &self, NULL);
+    EXPECT_SAMPLE(t, "certmon_crl_cache_crls", "0");
+    EXPECT_LINES(t, "certmon_crl_cache_oldest_age_seconds", 0);
+    EXPECT_LINES(t, "# HELP certmon_crl_cache_oldest_age_seconds", 0);
+    free(t);
+    self.revocation = NULL;
+    t = render(NULL, 0, &self, NULL);
+    EXPECT_LINES(t, "certmon_crl_cache", 0);
+    EXPECT_LINES(t, "certmon_revocation_", 0);
+    EXPECT_LINES(t, "# HELP certmon_ocsp_cache_answers", 0);
+    free(t);
+#undef R
+    cm_metrics_view_free(v[0]);
+    cm_metrics_view_free(v[1]);
+}
+
 /* The integer formatter at every digit count and its edges, against printf. */
 static void test_numbers(void)
 {
-    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0, NULL, 0, NULL};
+    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0, NULL, 0, NULL, NULL};
     uint64_t p10 = 1;
     char want[64];
 
@@ -770,7 +847,7 @@ static void test_whole_exposition(void)
                                     view_of(report_d)};
     struct cm_metrics_notifier notifiers[1] = {{"hook \"one\"", 3, 1, 0, 2}};
     struct cm_metrics_self self = {10,       2,        true, 1795766400, "0.1.0", "3.7.9",
-                                   "1.44.2", "7.88.1", 4,    notifiers,  1,       NULL};
+                                   "1.44.2", "7.88.1", 4,    notifiers,  1,       NULL, NULL};
     struct cm_metrics_process proc;
     char *t;
 
@@ -800,7 +877,7 @@ static void test_buffer(void)
 {
     struct cm_metrics_view *v[4] = {view_of(report_a), view_of(report_b), view_of(report_c),
                                     view_of(report_d)};
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL, NULL};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     const struct cm_metrics_view *const *views = (const struct cm_metrics_view *const *)v;
     struct cm_metrics_buf whole = {0}, piece = {0}, joined = {0};
@@ -901,7 +978,7 @@ static void test_allocation_failures(void)
 #ifdef TORTURE
     json_t *reports[3] = {jq(report_a), jq(report_b), jq(report_d)};
     struct cm_metrics_view *views[3];
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL, NULL};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     int steps = 0;
 
@@ -1127,7 +1204,7 @@ static void test_bench(void)
     enum { N = 10000, RUNS = 7 };
     struct cm_metrics_view **v = calloc(N, sizeof(*v));
     struct cm_metrics_self self = {123456,   789,      true, 1795766400, "0.1.0", "3.7.9",
-                                   "1.44.2", "7.88.1", N,    NULL,       0,       NULL};
+                                   "1.44.2", "7.88.1", N,    NULL,       0,       NULL, NULL};
     struct cm_metrics_process proc;
     struct cm_metrics_buf b = {0};
     struct mallinfo2 before, after;
@@ -1193,6 +1270,7 @@ static CU_TestInfo tests[] = {
     {"label names", test_label_names},
     {"NULL, invalid and malformed reports", test_invalid_reports},
     {"self and process families", test_self_and_process},
+    {"revocation status per position, ARI window, revocation cache", test_revocation_and_ari},
     {"integers at every width", test_numbers},
     {"process metrics from /proc", test_process_read},
     {"whole exposition: structure and promtool", test_whole_exposition},

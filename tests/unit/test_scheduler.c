@@ -723,6 +723,48 @@ static void test_detach_running(void)
     teardown(&h);
 }
 
+/* A released job keeps running without its slot: the next due job starts there and then, the
+ * released one is never started twice, and its end gives back no slot it no longer holds. */
+static void test_release(void)
+{
+    struct harness h;
+
+    setup(&h, 1, 3, HOLD);
+    add(&h, 0, 0);
+    add(&h, 1, 5);
+    add(&h, 2, 10);
+    CU_ASSERT_TRUE(run_until(&h, job_started, 0, 2000));
+    run_for(&h, 30);
+    EXPECT_INT(h.jobs[1].job.state, CM_JOB_READY);
+    cm_sched_release(h.s, &h.jobs[0].job);
+    EXPECT_INT(h.jobs[0].job.state, CM_JOB_RUNNING);
+    EXPECT_INT(h.jobs[1].job.state, CM_JOB_RUNNING);
+    EXPECT_INT(cm_sched_running(h.s), 1);
+    /* Twice is once. */
+    cm_sched_release(h.s, &h.jobs[0].job);
+    EXPECT_INT(cm_sched_running(h.s), 1);
+    EXPECT_INT(h.jobs[2].starts, 0);
+    /* The released job ends: it is scheduled again, and no slot is given back. */
+    finish(&h, &h.jobs[0], false);
+    EXPECT_INT(h.jobs[0].job.state, CM_JOB_WAITING);
+    EXPECT_INT(cm_sched_running(h.s), 1);
+    EXPECT_INT(h.jobs[2].starts, 0);
+    /* A released job that is detached gives back nothing either. */
+    cm_sched_release(h.s, &h.jobs[1].job);
+    EXPECT_INT(h.jobs[2].starts, 1);
+    detach(&h, &h.jobs[1]);
+    EXPECT_INT(cm_sched_running(h.s), 1);
+    finish(&h, &h.jobs[2], false);
+    EXPECT_INT(cm_sched_running(h.s), 0);
+    /* A job not running is left alone. */
+    cm_sched_release(h.s, &h.jobs[2].job);
+    EXPECT_INT(h.jobs[2].job.state, CM_JOB_WAITING);
+    EXPECT_INT(h.double_starts, 0);
+    EXPECT_INT(h.over_cap, 0);
+    EXPECT_ORDER(&h, "0 1 2");
+    teardown(&h);
+}
+
 /* A run callback that detaches its own job. */
 static void hook_detach_self(struct harness *h, struct tjob *t)
 {
@@ -962,6 +1004,7 @@ static CU_TestInfo tests[] = {
     {"detach: a running job frees its slot", test_detach_running},
     {"detach: from the run callback", test_detach_in_callback},
     {"set_concurrency grows and shrinks the cap", test_set_concurrency},
+    {"a released job frees its slot and stays running", test_release},
     {"done from the run callback", test_reentrant_done},
     {"heap: 1000 jobs start in due order", test_many},
     {"heap: 1000 jobs under a cap of 4", test_many_capped},

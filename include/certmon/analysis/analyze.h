@@ -45,6 +45,13 @@ struct cm_policy_rule {
     enum cm_severity severity; /* when !ignore */
 };
 
+/* Which revocation evidence a target is judged on (config key `revocation`). */
+enum cm_revocation_mode {
+    CM_REVOCATION_AUTO = 0,    /* the staple, else the OCSP responder and the CRLs (fetched) */
+    CM_REVOCATION_STAPLE_ONLY, /* the stapled OCSP response only: nothing is fetched */
+    CM_REVOCATION_OFF,         /* none: no cert.revoked and no revocation.* finding */
+};
+
 struct cm_policy {
     /* A certificate is expiring (warning) when its time left is under the smaller of
      * warn_days and warn_lifetime_pct percent of its lifetime (not_after - not_before), and
@@ -60,6 +67,12 @@ struct cm_policy {
     unsigned min_rsa_bits;        /* RSA and DSA keys below this are key.weak, critical */
     unsigned min_ec_bits;         /* EC keys below this are key.weak, warning */
     bool allow_self_signed;       /* a self-signed leaf is not a finding */
+    /* Revocation: the analyser reads the mode (findings of revocation data the result holds
+     * count only under AUTO; a revoked staple under AUTO and STAPLE_ONLY). The timeout is
+     * not judged: it is the daemon's budget for one target's revocation fetches, kept here
+     * because it is set where the mode is (global, per target, per file entry). */
+    enum cm_revocation_mode revocation;
+    uint64_t revocation_timeout_ms; /* 100 ms .. 10 min; default 10 s */
     struct cm_policy_rule *rules; /* owned; later rules for the same id win */
     size_t rule_count;
     const char *interception_roots; /* borrowed: more known interception roots, a list in the
@@ -72,7 +85,9 @@ struct cm_policy {
     {                                                                                              \
         .warn_days = 30, .crit_days = 7, .warn_lifetime_pct = 33, .crit_lifetime_pct = 10,         \
         .max_lifetime_days = 0, .min_rsa_bits = 2048, .min_ec_bits = 256,                          \
-        .allow_self_signed = false, .rules = NULL, .rule_count = 0, .interception_roots = NULL     \
+        .allow_self_signed = false, .revocation = CM_REVOCATION_AUTO,                              \
+        .revocation_timeout_ms = 10000, .rules = NULL, .rule_count = 0,                            \
+        .interception_roots = NULL                                                                 \
     }
 
 /* Which rule set an expiry threshold: the fixed number of days, or the share of the
@@ -114,6 +129,10 @@ int cm_spki_list_validate(const char *text, size_t len, size_t *line, char *why,
 /* Looks up spki_sha256 (64 hex digits, any case) in a checked list. On a hit copies the
  * entry's name into name (at least CM_SPKI_NAME_MAX + 1 bytes) and returns true. */
 bool cm_spki_list_find(const char *text, const char *spki_sha256, char *name, size_t namelen);
+
+/* "auto", "staple-only", "off"; and back (0, or CM_EBADARG for another word). */
+const char *cm_revocation_mode_name(enum cm_revocation_mode m);
+int cm_revocation_mode_parse(const char *s, enum cm_revocation_mode *out);
 
 /* Adds a rule: ignore id, or set its severity. Returns 0, CM_EBADARG for an id not in the
  * catalogue, or -ENOMEM. */

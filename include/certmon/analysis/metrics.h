@@ -44,6 +44,16 @@ struct cm_metrics_http {
     uint64_t refused_per_client;                                     /* refused_total{reason} */
 };
 
+/* The revocation checker's cache (see cm_rev_stats in revocation.h). */
+struct cm_metrics_revocation {
+    size_t crls, bytes, entries; /* certmon_crl_cache_{crls,bytes,entries} */
+    int64_t oldest_age;          /* certmon_crl_cache_oldest_age_seconds: seconds since the
+                                  * oldest thisUpdate (the caller's clock); absent when crls 0 */
+    size_t ocsp_answers;         /* certmon_ocsp_cache_answers */
+    uint64_t fetches;            /* certmon_revocation_fetches_total */
+    uint64_t not_modified;       /* certmon_revocation_not_modified_total */
+};
+
 /* The daemon's own numbers. */
 struct cm_metrics_self {
     uint64_t probes_success, probes_failure; /* certmon_probes_total{result} */
@@ -56,6 +66,7 @@ struct cm_metrics_self {
     size_t notifier_count;
     const struct cm_metrics_http *http; /* certmon_http_connections_{evicted,refused}_total;
                                          * NULL: no listener, families left out */
+    const struct cm_metrics_revocation *revocation; /* NULL: no checker, families left out */
 };
 
 /* The process_* metrics of the Prometheus client conventions. */

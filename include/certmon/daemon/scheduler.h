@@ -19,6 +19,7 @@ struct cm_sched_job {
     unsigned failures;        /* consecutive failed runs */
     size_t heap_index;        /* position in the heap while waiting there */
     struct cm_sched_job *next; /* FIFO link while due and waiting for a slot */
+    bool released;             /* running, but its slot given back (cm_sched_release) */
     enum { CM_JOB_DETACHED = 0, CM_JOB_WAITING, CM_JOB_READY, CM_JOB_RUNNING } state;
 };
 
@@ -44,6 +45,12 @@ void cm_sched_reschedule(struct cm_sched *s, struct cm_sched_job *job, uint64_t 
  * (retry_min_ms * 2^(failures-1), at most interval_ms) rather than the interval. Both get a
  * jitter of up to +-5% (at most 30 s), so that targets started together drift apart. */
 void cm_sched_done(struct cm_sched *s, struct cm_sched_job *job, bool failed);
+
+/* Gives back the slot of a running job whose remaining work only waits on others (revocation
+ * fetches with their own budget): the next due job may start now. The job stays running (it
+ * is not started again) until cm_sched_done or cm_sched_detach. A job not running, or
+ * released already, is left alone. */
+void cm_sched_release(struct cm_sched *s, struct cm_sched_job *job);
 
 /* Removes a job wherever it is. A running job frees its slot; it must not be passed to
  * cm_sched_done afterwards. */

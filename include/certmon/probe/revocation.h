@@ -135,7 +135,8 @@ struct cm_rev_stats {
  * Returns 0 or -ENOMEM. */
 int cm_revctx_new(uv_loop_t *loop, struct cm_httpc *httpc, struct cm_revctx **out);
 
-/* Cancels every job (their callbacks run before this returns) and frees the checker once its
+/* Cancels every job (their callbacks run before this returns, outstanding sources
+ * "cancelled") and frees the checker once its
  * pool work has finished: run the loop afterwards. NULL is a no-op. */
 void cm_revctx_close(struct cm_revctx *ctx);
 
@@ -155,5 +156,10 @@ typedef void (*cm_rev_cb)(struct cm_probe_result *res, void *arg);
  * out may be NULL. */
 int cm_rev_check(struct cm_revctx *ctx, struct cm_probe_result *res, uint64_t timeout_ms,
                  cm_rev_cb cb, void *arg, struct cm_rev_job **out);
+
+/* Ends a job whose callback has not run: it runs now, before this returns, with what is known
+ * (sources still outstanding count as "cancelled"; their fetches go on for the cache). The
+ * job handle is invalid once its callback has run. NULL is a no-op. */
+void cm_rev_cancel(struct cm_rev_job *job);
 
 #endif
