@@ -1275,6 +1275,7 @@ int cm_run_main(int argc, char **argv)
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon run: cannot create event loop\n");
         cm__gen_unref(d.gen);
+        cm_sdnotify_close(&d.sd);
         return 1;
     }
     d.loop = &loop;
