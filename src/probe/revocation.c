@@ -17,8 +17,8 @@
 #define SUB "revocation"
 
 /* A CRL that could not be had, or that was fetched and found past its nextUpdate, is not
- * fetched again for this long: a down distribution point costs one attempt per minute, not
- * one per certificate. */
+ * fetched again for this long (by default; cm_revctx_set_refetch): a down distribution point
+ * costs one attempt per minute, not one per certificate. */
 #define RETRY_S 60
 
 /* ---- Plain data ---- */
@@ -146,6 +146,7 @@ struct cm_revctx {
     unsigned works;   /* parses in flight */
     bool closing;
     uint64_t fetches, not_modified;
+    int64_t retry_s; /* RETRY_S unless set */
 };
 
 static void maybe_free_ctx(struct cm_revctx *ctx)
@@ -171,8 +172,14 @@ int cm_revctx_new(uv_loop_t *loop, struct cm_httpc *httpc, struct cm_revctx **ou
         return -ENOMEM;
     ctx->loop = loop;
     ctx->httpc = httpc;
+    ctx->retry_s = RETRY_S;
     *out = ctx;
     return 0;
+}
+
+void cm_revctx_set_refetch(struct cm_revctx *ctx, unsigned seconds)
+{
+    ctx->retry_s = seconds;
 }
 
 void cm_revctx_stats(const struct cm_revctx *ctx, int64_t now, struct cm_rev_stats *out)
@@ -667,15 +674,17 @@ static const struct cm_cert *issuer_of(const struct cm_probe_result *res, size_t
 /* Does the slot have to be fetched (again) for this request? */
 static bool slot_needs_fetch(const struct slot *s, int64_t now)
 {
+    const int64_t retry = s->ctx->retry_s;
+
     if (s->busy)
         return false;
     if (s->is_ocsp && s->have_answer) {
-        /* An answer without nextUpdate is kept for RETRY_S (RFC 6960: newer is always
+        /* An answer without nextUpdate is kept for the refetch time (RFC 6960: newer is always
          * available). */
-        int64_t until = s->answer.next_update ? s->answer.next_update : s->fetched_at + RETRY_S;
+        int64_t until = s->answer.next_update ? s->answer.next_update : s->fetched_at + retry;
         if (now < until)
             return false;
-        return now - s->fetched_at >= RETRY_S && now - s->failed_at >= RETRY_S;
+        return now - s->fetched_at >= retry && now - s->failed_at >= retry;
     }
     if (s->crl) {
         int64_t next = cm_crl_next_update(s->crl);
@@ -683,9 +692,9 @@ static bool slot_needs_fetch(const struct slot *s, int64_t now)
         int64_t until = next ? next : s->fetched_at + 3600;
         if (now < until)
             return false;
-        return now - s->fetched_at >= RETRY_S && now - s->failed_at >= RETRY_S;
+        return now - s->fetched_at >= retry && now - s->failed_at >= retry;
     }
-    return !s->error[0] || now - s->failed_at >= RETRY_S;
+    return !s->error[0] || now - s->failed_at >= retry;
 }
 
 /* Serves certificate pos of job j from the slot for url (a CRL, or an OCSP answer about cert

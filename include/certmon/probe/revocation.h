@@ -142,6 +142,11 @@ void cm_revctx_close(struct cm_revctx *ctx);
 
 void cm_revctx_stats(const struct cm_revctx *ctx, int64_t now, struct cm_rev_stats *out);
 
+/* The shortest time between two fetches of one source that failed, or whose CRL is past its
+ * nextUpdate (and the time an OCSP answer without nextUpdate is kept): 60 s unless set.
+ * Tests shorten it to see a re-fetch without waiting a minute. */
+void cm_revctx_set_refetch(struct cm_revctx *ctx, unsigned seconds);
+
 /* Runs exactly once per started job, from a loop callback; res->revocation is then set. */
 typedef void (*cm_rev_cb)(struct cm_probe_result *res, void *arg);
 
