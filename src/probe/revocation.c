@@ -79,6 +79,7 @@ struct slot {
     char issuer_key[65]; /* SHA-256 of the issuer's SubjectPublicKeyInfo, hex */
     struct cm_crl *crl;  /* NULL until one was fetched and verified */
     int64_t fetched_at;  /* when crl was last fetched or confirmed (304) */
+    int64_t used_at;     /* when a job last asked for it (see cm_revctx_prune) */
     char etag[256], last_modified[64];
     char error[300];   /* why the last attempt failed, "" when it did not */
     int64_t failed_at; /* when it failed */
@@ -147,7 +148,16 @@ struct cm_revctx {
     bool closing;
     uint64_t fetches, not_modified;
     int64_t retry_s; /* RETRY_S unless set */
+    int64_t pruned_at;
 };
+
+static void slot_free(struct slot *s)
+{
+    cm_crl_free(s->crl);
+    free(s->url);
+    free(s->serial);
+    free(s);
+}
 
 static void maybe_free_ctx(struct cm_revctx *ctx)
 {
@@ -155,10 +165,7 @@ static void maybe_free_ctx(struct cm_revctx *ctx)
         return;
     for (struct slot *s = ctx->slots, *n; s; s = n) {
         n = s->next;
-        cm_crl_free(s->crl);
-        free(s->url);
-        free(s->serial);
-        free(s);
+        slot_free(s);
     }
     free(ctx);
 }
@@ -709,6 +716,7 @@ static int use_slot(struct cm_rev_job *j, size_t pos, const char *url, const str
 
     if (!s)
         return -ENOMEM;
+    s->used_at = now;
     if (slot_needs_fetch(s, now)) {
         rc = cert ? slot_query(s, cert, issuer, j->timeout_ms)
                   : slot_fetch(s, issuer, j->timeout_ms);
@@ -825,6 +833,10 @@ int cm_rev_check(struct cm_revctx *ctx, struct cm_probe_result *res, uint64_t ti
         *out = NULL;
     if (ctx->closing)
         return -ECANCELED;
+    if (now - ctx->pruned_at >= 3600) {
+        ctx->pruned_at = now;
+        cm_revctx_prune(ctx, now, CM_REV_IDLE_S);
+    }
     if (!(j = calloc(1, sizeof(*j))))
         return -ENOMEM;
     j->ctx = ctx;
@@ -879,6 +891,22 @@ fail:
     free(j->waiters);
     free(j);
     return -ENOMEM;
+}
+
+size_t cm_revctx_prune(struct cm_revctx *ctx, int64_t now, int64_t idle_s)
+{
+    size_t dropped = 0;
+
+    for (struct slot **pp = &ctx->slots, *s; (s = *pp);) {
+        if (!s->busy && !s->waiters && now - s->used_at >= idle_s) {
+            *pp = s->next;
+            slot_free(s);
+            dropped++;
+        } else {
+            pp = &s->next;
+        }
+    }
+    return dropped;
 }
 
 void cm_rev_cancel(struct cm_rev_job *j)
