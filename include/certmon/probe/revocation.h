@@ -135,9 +135,9 @@ struct cm_rev_stats {
  * Returns 0 or -ENOMEM. */
 int cm_revctx_new(uv_loop_t *loop, struct cm_httpc *httpc, struct cm_revctx **out);
 
-/* Cancels every job (their callbacks run before this returns, outstanding sources
- * "cancelled") and frees the checker once its
- * pool work has finished: run the loop afterwards. NULL is a no-op. */
+/* Cancels every job (their callbacks run before this returns; sources still outstanding count
+ * as "cancelled") and frees the checker once its pool work has finished: run the loop
+ * afterwards. NULL is a no-op. */
 void cm_revctx_close(struct cm_revctx *ctx);
 
 void cm_revctx_stats(const struct cm_revctx *ctx, int64_t now, struct cm_rev_stats *out);
