@@ -604,8 +604,7 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
 }
 
 /* A scan's results, with their revocation checked (or not to be), wait for on_scan_batch. */
-static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
-                         bool drop)
+static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, size_t n, bool drop)
 {
     struct daemon *d = t->d;
     struct dtarget **pp;

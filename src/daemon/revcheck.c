@@ -116,6 +116,8 @@ int cm__revwait_start(struct dtarget *t, struct cm_probe_result *const *res, siz
         return -ENOMEM;
     }
     t->revwait = w;
+    cm_log_debug("revocation", "target=%s checks=%zu waiting timeout_ms=%llu slot released",
+                 ct->name, w->nitems, (unsigned long long)ct->policy.revocation_timeout_ms);
     /* From here the run only waits on CAs: the next due target may take its slot. */
     if (d->sched)
         cm_sched_release(d->sched, &t->job);

@@ -62,7 +62,8 @@ static struct cm_state_entry **sorted_entries(struct daemon *d, size_t *n)
 
     if (!v)
         return NULL;
-    memcpy(v, es, *n * sizeof(*v));
+    if (*n) /* an empty state may have no array at all: memcpy from NULL is undefined */
+        memcpy(v, es, *n * sizeof(*v));
     qsort(v, *n, sizeof(*v), cmp_entry);
     return v;
 }

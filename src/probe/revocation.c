@@ -17,8 +17,8 @@
 #define SUB "revocation"
 
 /* A CRL that could not be had, or that was fetched and found past its nextUpdate, is not
- * fetched again for this long: a down distribution point costs one attempt per minute, not
- * one per certificate. */
+ * fetched again for this long (by default; cm_revctx_set_refetch): a down distribution point
+ * costs one attempt per minute, not one per certificate. */
 #define RETRY_S 60
 
 /* ---- Plain data ---- */
@@ -79,6 +79,7 @@ struct slot {
     char issuer_key[65]; /* SHA-256 of the issuer's SubjectPublicKeyInfo, hex */
     struct cm_crl *crl;  /* NULL until one was fetched and verified */
     int64_t fetched_at;  /* when crl was last fetched or confirmed (304) */
+    int64_t used_at;     /* when a job last asked for it (see cm_revctx_prune) */
     char etag[256], last_modified[64];
     char error[300];   /* why the last attempt failed, "" when it did not */
     int64_t failed_at; /* when it failed */
@@ -146,7 +147,17 @@ struct cm_revctx {
     unsigned works;   /* parses in flight */
     bool closing;
     uint64_t fetches, not_modified;
+    int64_t retry_s; /* RETRY_S unless set */
+    int64_t pruned_at;
 };
+
+static void slot_free(struct slot *s)
+{
+    cm_crl_free(s->crl);
+    free(s->url);
+    free(s->serial);
+    free(s);
+}
 
 static void maybe_free_ctx(struct cm_revctx *ctx)
 {
@@ -154,10 +165,7 @@ static void maybe_free_ctx(struct cm_revctx *ctx)
         return;
     for (struct slot *s = ctx->slots, *n; s; s = n) {
         n = s->next;
-        cm_crl_free(s->crl);
-        free(s->url);
-        free(s->serial);
-        free(s);
+        slot_free(s);
     }
     free(ctx);
 }
@@ -171,8 +179,14 @@ int cm_revctx_new(uv_loop_t *loop, struct cm_httpc *httpc, struct cm_revctx **ou
         return -ENOMEM;
     ctx->loop = loop;
     ctx->httpc = httpc;
+    ctx->retry_s = RETRY_S;
     *out = ctx;
     return 0;
+}
+
+void cm_revctx_set_refetch(struct cm_revctx *ctx, unsigned seconds)
+{
+    ctx->retry_s = seconds;
 }
 
 void cm_revctx_stats(const struct cm_revctx *ctx, int64_t now, struct cm_rev_stats *out)
@@ -667,15 +681,17 @@ static const struct cm_cert *issuer_of(const struct cm_probe_result *res, size_t
 /* Does the slot have to be fetched (again) for this request? */
 static bool slot_needs_fetch(const struct slot *s, int64_t now)
 {
+    const int64_t retry = s->ctx->retry_s;
+
     if (s->busy)
         return false;
     if (s->is_ocsp && s->have_answer) {
-        /* An answer without nextUpdate is kept for RETRY_S (RFC 6960: newer is always
+        /* An answer without nextUpdate is kept for the refetch time (RFC 6960: newer is always
          * available). */
-        int64_t until = s->answer.next_update ? s->answer.next_update : s->fetched_at + RETRY_S;
+        int64_t until = s->answer.next_update ? s->answer.next_update : s->fetched_at + retry;
         if (now < until)
             return false;
-        return now - s->fetched_at >= RETRY_S && now - s->failed_at >= RETRY_S;
+        return now - s->fetched_at >= retry && now - s->failed_at >= retry;
     }
     if (s->crl) {
         int64_t next = cm_crl_next_update(s->crl);
@@ -683,9 +699,9 @@ static bool slot_needs_fetch(const struct slot *s, int64_t now)
         int64_t until = next ? next : s->fetched_at + 3600;
         if (now < until)
             return false;
-        return now - s->fetched_at >= RETRY_S && now - s->failed_at >= RETRY_S;
+        return now - s->fetched_at >= retry && now - s->failed_at >= retry;
     }
-    return !s->error[0] || now - s->failed_at >= RETRY_S;
+    return !s->error[0] || now - s->failed_at >= retry;
 }
 
 /* Serves certificate pos of job j from the slot for url (a CRL, or an OCSP answer about cert
@@ -700,6 +716,7 @@ static int use_slot(struct cm_rev_job *j, size_t pos, const char *url, const str
 
     if (!s)
         return -ENOMEM;
+    s->used_at = now;
     if (slot_needs_fetch(s, now)) {
         rc = cert ? slot_query(s, cert, issuer, j->timeout_ms)
                   : slot_fetch(s, issuer, j->timeout_ms);
@@ -816,6 +833,10 @@ int cm_rev_check(struct cm_revctx *ctx, struct cm_probe_result *res, uint64_t ti
         *out = NULL;
     if (ctx->closing)
         return -ECANCELED;
+    if (now - ctx->pruned_at >= 3600) {
+        ctx->pruned_at = now;
+        cm_revctx_prune(ctx, now, CM_REV_IDLE_S);
+    }
     if (!(j = calloc(1, sizeof(*j))))
         return -ENOMEM;
     j->ctx = ctx;
@@ -870,6 +891,22 @@ fail:
     free(j->waiters);
     free(j);
     return -ENOMEM;
+}
+
+size_t cm_revctx_prune(struct cm_revctx *ctx, int64_t now, int64_t idle_s)
+{
+    size_t dropped = 0;
+
+    for (struct slot **pp = &ctx->slots, *s; (s = *pp);) {
+        if (!s->busy && !s->waiters && now - s->used_at >= idle_s) {
+            *pp = s->next;
+            slot_free(s);
+            dropped++;
+        } else {
+            pp = &s->next;
+        }
+    }
+    return dropped;
 }
 
 void cm_rev_cancel(struct cm_rev_job *j)

@@ -543,13 +543,14 @@ static void test_lifetime_keys(void)
  * 10 s; a bad mode is named with FILE:LINE and the nearest mode. */
 static void test_revocation_keys(void)
 {
-    struct cm_config *cfg = load_ok("global = { revocation = \"staple-only\"; revocation_timeout = "
-                                    "\"3s\"; };\n"
-                                    "targets = (\n"
-                                    "  { host = \"a.example\"; revocation = \"auto\"; },\n"
-                                    "  { host = \"b.example\"; revocation_timeout = 250; }\n"
-                                    ");\n"
-                                    "files = ( { path = \"/srv/certs\"; revocation = \"off\"; } );\n");
+    struct cm_config *cfg =
+        load_ok("global = { revocation = \"staple-only\"; revocation_timeout = "
+                "\"3s\"; };\n"
+                "targets = (\n"
+                "  { host = \"a.example\"; revocation = \"auto\"; },\n"
+                "  { host = \"b.example\"; revocation_timeout = 250; }\n"
+                ");\n"
+                "files = ( { path = \"/srv/certs\"; revocation = \"off\"; } );\n");
     const struct cm_config_target *a, *b, *f;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
@@ -583,8 +584,8 @@ static void test_revocation_keys(void)
                  "files[0].revocation", "must be auto, staple-only or off, not 'never'");
     EXPECT_ERROR("global = { revocation = false; };\n", 1, "global.revocation",
                  "expected a string");
-    EXPECT_ERROR("global = { revocation_timeout = \"50ms\"; };\n", 1,
-                 "global.revocation_timeout", "50ms");
+    EXPECT_ERROR("global = { revocation_timeout = \"50ms\"; };\n", 1, "global.revocation_timeout",
+                 "50ms");
     EXPECT_ERROR("files = ( { path = \"/srv\";\n  revocation_timeout = \"11m\"; } );\n", 2,
                  "files[0].revocation_timeout", "11m");
     EXPECT_ERROR("global = { revocation_timout = \"5s\"; };\n", 1, "global.revocation_timout",

@@ -846,8 +846,8 @@ static void test_whole_exposition(void)
     struct cm_metrics_view *v[5] = {view_of(report_a), NULL, view_of(report_b), view_of(report_c),
                                     view_of(report_d)};
     struct cm_metrics_notifier notifiers[1] = {{"hook \"one\"", 3, 1, 0, 2}};
-    struct cm_metrics_self self = {10,       2,        true, 1795766400, "0.1.0", "3.7.9",
-                                   "1.44.2", "7.88.1", 4,    notifiers,  1,       NULL, NULL};
+    struct cm_metrics_self self = {10,       2, true,      1795766400, "0.1.0", "3.7.9", "1.44.2",
+                                   "7.88.1", 4, notifiers, 1,          NULL,    NULL};
     struct cm_metrics_process proc;
     char *t;
 
@@ -1203,8 +1203,8 @@ static void test_bench(void)
 {
     enum { N = 10000, RUNS = 7 };
     struct cm_metrics_view **v = calloc(N, sizeof(*v));
-    struct cm_metrics_self self = {123456,   789,      true, 1795766400, "0.1.0", "3.7.9",
-                                   "1.44.2", "7.88.1", N,    NULL,       0,       NULL, NULL};
+    struct cm_metrics_self self = {123456,   789, true, 1795766400, "0.1.0", "3.7.9", "1.44.2",
+                                   "7.88.1", N,   NULL, 0,          NULL,    NULL};
     struct cm_metrics_process proc;
     struct cm_metrics_buf b = {0};
     struct mallinfo2 before, after;

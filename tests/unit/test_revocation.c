@@ -598,6 +598,23 @@ static void test_checker_file(void)
     CU_ASSERT_EQUAL(st.fetches, 2);
     CU_ASSERT_EQUAL(good->revocation->certs[0].status, CM_REV_GOOD);
 
+    /* Two days without a check asking: the CRL and the failure are dropped (not before). */
+    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + 3600, CM_REV_IDLE_S), 0);
+    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + CM_REV_IDLE_S + 60, CM_REV_IDLE_S), 2);
+    cm_revctx_stats(ctx, (int64_t)now, &st);
+    CU_ASSERT_EQUAL(st.crls, 0);
+    CU_ASSERT_EQUAL(st.entries, 0);
+    /* Asked again: fetched again. */
+    d.calls = 0;
+    CU_ASSERT_EQUAL_FATAL(cm_rev_check(ctx, good, 5000, on_done, &d, NULL), 0);
+    for (int i = 0; i < 100 && d.calls < 1; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    CU_ASSERT_EQUAL(d.calls, 1);
+    cm_revctx_stats(ctx, (int64_t)now, &st);
+    CU_ASSERT_EQUAL(st.fetches, 3);
+    CU_ASSERT_EQUAL(st.crls, 1);
+    CU_ASSERT_EQUAL(good->revocation->certs[0].status, CM_REV_GOOD);
+
     cm_revctx_close(ctx);
     cm_httpc_close(h);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -618,7 +635,7 @@ static CU_TestInfo tests[] = {
     {"CRL extensions: delta, issuing distribution point, unknown critical", test_extensions},
     {"100,000 entries: parse time, lookups, index size", test_large},
     {"OCSP request and bad responses", test_ocsp_pure},
-    {"checker over file://: shared fetch, cache, unreachable, unsupported scheme",
+    {"checker over file://: shared fetch, cache, unreachable, unsupported scheme, pruning",
      test_checker_file},
     CU_TEST_INFO_NULL,
 };

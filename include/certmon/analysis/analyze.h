@@ -86,8 +86,7 @@ struct cm_policy {
         .warn_days = 30, .crit_days = 7, .warn_lifetime_pct = 33, .crit_lifetime_pct = 10,         \
         .max_lifetime_days = 0, .min_rsa_bits = 2048, .min_ec_bits = 256,                          \
         .allow_self_signed = false, .revocation = CM_REVOCATION_AUTO,                              \
-        .revocation_timeout_ms = 10000, .rules = NULL, .rule_count = 0,                            \
-        .interception_roots = NULL                                                                 \
+        .revocation_timeout_ms = 10000, .rules = NULL, .rule_count = 0, .interception_roots = NULL \
     }
 
 /* Which rule set an expiry threshold: the fixed number of days, or the share of the

@@ -135,12 +135,27 @@ struct cm_rev_stats {
  * Returns 0 or -ENOMEM. */
 int cm_revctx_new(uv_loop_t *loop, struct cm_httpc *httpc, struct cm_revctx **out);
 
-/* Cancels every job (their callbacks run before this returns, outstanding sources
- * "cancelled") and frees the checker once its
- * pool work has finished: run the loop afterwards. NULL is a no-op. */
+/* Cancels every job (their callbacks run before this returns; sources still outstanding count
+ * as "cancelled") and frees the checker once its pool work has finished: run the loop
+ * afterwards. NULL is a no-op. */
 void cm_revctx_close(struct cm_revctx *ctx);
 
 void cm_revctx_stats(const struct cm_revctx *ctx, int64_t now, struct cm_rev_stats *out);
+
+/* A cached source (a CRL, an OCSP answer, a failure) no check asked for in this long is
+ * dropped: in a daemon that runs for months, the CRLs of CAs no target uses any more and the
+ * answers about certificates since renewed must not pile up. */
+#define CM_REV_IDLE_S (2 * 24 * 3600)
+
+/* Drops the cached sources no check asked for since now - idle_s (none in use is touched).
+ * cm_rev_check does it itself at most once an hour, with CM_REV_IDLE_S. Returns how many were
+ * dropped. */
+size_t cm_revctx_prune(struct cm_revctx *ctx, int64_t now, int64_t idle_s);
+
+/* The shortest time between two fetches of one source that failed, or whose CRL is past its
+ * nextUpdate (and the time an OCSP answer without nextUpdate is kept): 60 s unless set.
+ * Tests shorten it to see a re-fetch without waiting a minute. */
+void cm_revctx_set_refetch(struct cm_revctx *ctx, unsigned seconds);
 
 /* Runs exactly once per started job, from a loop callback; res->revocation is then set. */
 typedef void (*cm_rev_cb)(struct cm_probe_result *res, void *arg);
