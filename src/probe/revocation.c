@@ -21,49 +21,6 @@
  * one per certificate. */
 #define RETRY_S 60
 
-/* ---- Plain data ---- */
-
-void cm_revocation_free(struct cm_revocation *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->count; i++)
-        for (size_t k = 0; k < r->certs[i].error_count; k++)
-            free(r->certs[i].errors[k]);
-    free(r->certs);
-    free(r);
-}
-
-const char *cm_rev_status_name(enum cm_rev_status s)
-{
-    switch (s) {
-    case CM_REV_GOOD:
-        return "good";
-    case CM_REV_REVOKED:
-        return "revoked";
-    case CM_REV_UNAVAILABLE:
-        return "unavailable";
-    case CM_REV_NONE:
-        return "none";
-    default:
-        return NULL;
-    }
-}
-
-const char *cm_rev_source_name(enum cm_rev_source s)
-{
-    switch (s) {
-    case CM_REV_SRC_STAPLE:
-        return "staple";
-    case CM_REV_SRC_OCSP:
-        return "ocsp";
-    case CM_REV_SRC_CRL:
-        return "crl";
-    default:
-        return NULL;
-    }
-}
-
 /* ---- Checker ---- */
 
 struct waiter;

@@ -532,7 +532,7 @@ static void test_not_yet_valid(void)
     /* GnuTLS reports NOT_ACTIVATED as an INVALID chain: no chain.untrusted on top. */
     r->tls.chain.certs[0].not_before = NOW + 10 * DAY;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_NOT_ACTIVATED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_NOT_ACTIVATED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.not_yet_valid ocsp.not_stapled");
     expect_finding(&f, 0, "cert.not_yet_valid", CM_SEV_CRITICAL, 0,
@@ -551,7 +551,7 @@ static void test_untrusted(void)
     /* Leaf and intermediate sent; nobody has the intermediate's issuer: the finding names the
      * last certificate of the path, the intermediate. */
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -563,8 +563,8 @@ static void test_untrusted(void)
     cm_findings_clear(&f);
 
     /* Several reasons, listed in a stable order; expiry is left to cert.expired. */
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM |
-                           GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM |
+                           CM_VERIFY_SIGNER_NOT_FOUND | CM_VERIFY_EXPIRED;
     r->tls.chain.certs[1].not_after = NOW - 1;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expired chain.untrusted ocsp.not_stapled");
@@ -578,7 +578,7 @@ static void test_untrusted(void)
 
     /* A reason other than a missing issuer: no position, the reasons listed. */
     r->tls.chain.certs[1].not_after = NOW + 1825LL * DAY;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNATURE_FAILURE;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNATURE_FAILURE;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -587,7 +587,7 @@ static void test_untrusted(void)
     cm_findings_clear(&f);
 
     /* A self-signed leaf sent with other certificates is just untrusted. */
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     r->tls.chain.certs[0].self_signed = true;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
@@ -600,7 +600,7 @@ static void test_untrusted(void)
     r = healthy();
     push_root(r);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted chain.root_sent ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -620,7 +620,7 @@ static void test_self_signed(void)
               false);
     CU_ASSERT_TRUE_FATAL(r->tls.chain.certs[0].self_signed);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.self_signed ocsp.not_stapled");
     expect_finding(&f, 0, "chain.self_signed", CM_SEV_CRITICAL, 0,
@@ -663,7 +663,7 @@ static void test_expired_not_untrusted(void)
 
     r->tls.chain.certs[0].not_after = NOW - 2 * DAY - 30;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_EXPIRED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expired", CM_SEV_CRITICAL, 0,
@@ -680,7 +680,7 @@ static void test_trusted_flag_only(void)
     struct cm_findings f;
 
     /* A trusted chain reports nothing even if stray bits are set... */
-    r->tls.verify.status = GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.not_stapled");
     EXPECT_ONLY_INFO(&f);
@@ -690,7 +690,7 @@ static void test_trusted_flag_only(void)
     r->tls.verify.done = false;
     r->tls.verify.trusted = false;
     r->tls.verify.hostname_match = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.not_stapled");
     EXPECT_ONLY_INFO(&f);
@@ -716,7 +716,7 @@ static void test_host_mismatch(void)
 
     /* Untrusted and mismatched: both, chain first. */
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted host.mismatch ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -767,7 +767,7 @@ static void test_probe_failed(void)
     r->error_message = xstrdup("received fatal alert");
     r->tls.chain.certs[0].not_after = NOW - 1;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_EXPIRED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "probe.failed cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "received fatal alert", __LINE__);
@@ -1137,7 +1137,7 @@ static void test_chain_incomplete(void)
     /* Only the leaf, whose issuer nobody has: the intermediate is missing. */
     truncate_chain(r, 1);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.incomplete");
     expect_finding(
@@ -1151,14 +1151,14 @@ static void test_chain_incomplete(void)
 
     /* The leaf alone, and expired as well: both, each once. */
     r->tls.chain.certs[0].not_after = NOW - 1;
-    r->tls.verify.status |= GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status |= CM_VERIFY_EXPIRED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expired chain.incomplete");
     cm_findings_clear(&f);
 
     /* The leaf alone, but the reason is not a missing issuer: plain untrusted. */
     r->tls.chain.certs[0].not_after = NOW + 90 * DAY;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNATURE_FAILURE;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNATURE_FAILURE;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -1169,7 +1169,7 @@ static void test_chain_incomplete(void)
     /* A CA certificate sent alone is not a leaf missing its intermediate. It is a CA
      * certificate where the server's own belongs, which chain.ca_as_leaf says too (new with
      * that finding). */
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     r->tls.chain.certs[0].is_ca = true;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted chain.ca_as_leaf");
@@ -1184,7 +1184,7 @@ static void test_chain_incomplete(void)
      * intermediate. */
     r = quiet();
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -1218,7 +1218,7 @@ static void test_allow_self_signed(void)
     fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.self_signed");
     cm_findings_clear(&f);
@@ -1240,7 +1240,7 @@ static void test_allow_self_signed(void)
     r = quiet();
     r->tls.chain.certs[0].self_signed = true;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &p, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     cm_findings_clear(&f);
@@ -1259,7 +1259,7 @@ static void test_untrusted_explained(void)
 
     r->tls.verify.trusted = false;
     set_signature(leaf, "RSA-SHA1", "SHA1");
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "signature.weak");
     cm_findings_clear(&f);
@@ -1272,7 +1272,7 @@ static void test_untrusted_explained(void)
     cm_policy_clear(&p);
 
     /* A reason it does not explain is still reported, without the explained one. */
-    r->tls.verify.status |= GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status |= CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "signature.weak chain.untrusted");
     expect_finding(&f, 1, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -1283,7 +1283,7 @@ static void test_untrusted_explained(void)
 
     /* Without a weak signature in sight, insecure_algorithm is GnuTLS's word alone. */
     set_signature(leaf, "RSA-SHA256", "SHA256");
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -1294,7 +1294,7 @@ static void test_untrusted_explained(void)
     /* Must-staple leaf, nothing stapled. */
     leaf->must_staple = true;
     r->tls.ocsp.status = CM_OCSP_NONE;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_MISSING_OCSP_STATUS;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_MISSING_OCSP_STATUS;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.must_staple_missing");
     cm_findings_clear(&f);
@@ -1302,14 +1302,14 @@ static void test_untrusted_explained(void)
 
     /* Revoked staple. */
     r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_REVOKED, .verified = true};
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_REVOKED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_REVOKED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.revoked");
     cm_findings_clear(&f);
 
     /* A staple that does not verify. */
     r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_GOOD, .verified = false};
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INVALID_OCSP_STATUS;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INVALID_OCSP_STATUS;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.invalid");
     cm_findings_clear(&f);
@@ -2498,7 +2498,7 @@ static void test_incomplete_with_other_cert(void)
     free(r->tls.chain.certs[1].subject);
     r->tls.chain.certs[1].subject = xstrdup("CN=Other CA");
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     inc = find(&f, "chain.incomplete", 0);
     CU_ASSERT_PTR_NOT_NULL(inc);
@@ -3003,7 +3003,7 @@ static void test_file_sound(void)
      * first certificate is (test_file_lifetime); 800 days is too long. */
     r->tls.verify.done = true;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     r->tls.verify.hostname_match = false;
     r->tls.chain.certs[0].not_before = NOW - 800 * DAY;
     r->tls.chain.certs[0].must_staple = true;
@@ -3218,7 +3218,7 @@ static void test_purpose_eku(void)
     /* clientAuth only, as GnuTLS's verification also says: cert.purpose explains the bit. */
     set_eku(leaf, "clientAuth", false, false);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_PURPOSE_MISMATCH;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.purpose");
     expect_finding(&f, 0, "cert.purpose", CM_SEV_CRITICAL, 0,
@@ -3363,7 +3363,7 @@ static void test_ca_as_leaf(void)
     r->tls.chain.certs[0].self_signed = true;
     r->tls.chain.certs[0].is_ca = true;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.self_signed");
     cm_findings_clear(&f);
@@ -3401,7 +3401,7 @@ static void test_weak_anchor(void)
      * INSECURE_ALGORITHM is explained. */
     set_anchor(r, "CN=Example Root", 1024);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "key.weak");
     expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 2,
@@ -3427,7 +3427,7 @@ static void test_weak_anchor(void)
     r = quiet();
     r->tls.chain.certs[0].key_bits = 768;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "key.weak");
     cm_findings_clear(&f);

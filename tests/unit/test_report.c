@@ -586,7 +586,7 @@ static void test_verification_errors(void)
 
     r->tls.verify.trusted = false;
     r->tls.verify.hostname_match = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     j = render(r, &f, NOW);
     v = json_object_get(j, "verification");
     J_BOOL(v, "trusted", false);
@@ -595,12 +595,12 @@ static void test_verification_errors(void)
     json_decref(j);
 
     r->tls.verify.hostname_match = true;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_EXPIRED | CM_VERIFY_SIGNER_NOT_FOUND;
     j = render(r, &f, NOW);
     j_strings(json_object_get(j, "verification"), "errors", e2, 2, __LINE__);
     json_decref(j);
 
-    r->tls.verify.status = GNUTLS_CERT_INVALID;
+    r->tls.verify.status = CM_VERIFY_INVALID;
     j = render(r, &f, NOW);
     j_strings(json_object_get(j, "verification"), "errors", e3, 1, __LINE__);
     json_decref(j);
@@ -617,7 +617,7 @@ static void test_verification_errors(void)
     /* Not verified at all: nothing to list. */
     r->tls.verify.done = false;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     j = render(r, &f, NOW);
     j_strings(json_object_get(j, "verification"), "errors", NULL, 0, __LINE__);
     json_decref(j);
