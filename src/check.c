@@ -666,13 +666,9 @@ static void settle_now(struct check_run *run, size_t i)
 static void posture_deliver(struct check_run *run, struct posture_share *sh, size_t i)
 {
     struct cm_probe_result *res = run->results[i];
-    struct cm_posture *p = malloc(sizeof(*p));
 
-    if (p) {
-        *p = sh->base;
-        cm_posture_add_handshake(p, &res->tls); /* the main handshake is evidence too */
-    }
-    res->posture = p; /* out of memory: posture stays null, the target is still reported */
+    /* Out of memory: posture stays null, the target is still reported. */
+    res->posture = cm_posture_fold(&sh->base, &res->tls);
     settle(run, i);
 }
 

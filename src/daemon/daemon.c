@@ -453,9 +453,7 @@ static void on_posture(struct cm_posture *p, void *arg)
     /* The state keeps the pass as it ran; the result gets a copy with its own handshake
      * folded in, exactly as `check` reports it. */
     if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
-        (res->posture = malloc(sizeof(*res->posture)))) {
-        *res->posture = *p;
-        cm_posture_add_handshake(res->posture, &res->tls);
+        (res->posture = cm_posture_fold(p, &res->tls))) {
         cm_state_set_posture(e, p, res->finished_at);
     } else {
         cm_posture_free(p);
@@ -490,10 +488,8 @@ static void on_probe(struct cm_probe_result *res, void *arg)
             t->pending = NULL;
         }
         /* Between passes the latest one stands, with this handshake folded in. */
-        if (e && e->posture && (res->posture = malloc(sizeof(*res->posture)))) {
-            *res->posture = *e->posture;
-            cm_posture_add_handshake(res->posture, &res->tls);
-        }
+        if (e && e->posture)
+            res->posture = cm_posture_fold(e->posture, &res->tls);
     } else if (res->tls_refused && ct->posture_interval_ms > 0 && res->address[0] &&
                ct->timeout_ms > spent) {
         /* A server that refused everything a current client offers may still accept
