@@ -6,10 +6,4 @@
  * 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (bad arguments, internal failure). */
 int cm_check_main(int argc, char **argv);
 
-/* Each probe holds per_probe sockets at most (one, or those of its posture pass). Raises the
- * soft limit on open files to fit the concurrency (the default 1024 is below sensible caps)
- * and returns the concurrency that fits, keeping 64 descriptors for everything else; says so
- * on stderr, prefixed with who, when it had to lower it. */
-long cm_fd_limit_fit(long want, long per_probe, const char *who);
-
 #endif

@@ -6,16 +6,13 @@
 #include "certmon/analysis/metrics.h"
 #include "certmon/base/text.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 /* ---- Views ---- */
 
@@ -1313,86 +1310,4 @@ int cm_metrics_render(const struct cm_metrics_view *const *views, size_t n,
     struct cm_metrics_cursor cur = CM_METRICS_CURSOR_INIT;
 
     return cm_metrics_render_some(views, n, self, proc, &cur, SIZE_MAX, out);
-}
-
-/* ---- Process metrics ---- */
-
-/* Reads a small /proc file whole. Returns its length or a negative errno. */
-static ssize_t read_small(const char *path, char *buf, size_t size)
-{
-    FILE *fp = fopen(path, "re");
-    size_t n;
-    int e;
-
-    if (!fp)
-        return -errno;
-    n = fread(buf, 1, size - 1, fp);
-    e = ferror(fp) ? -EIO : 0;
-    fclose(fp);
-    if (e)
-        return e;
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
-
-static int read_process(struct cm_metrics_process *out)
-{
-    char buf[4096], *p;
-    unsigned long long utime, stime, start, vsize;
-    long long rss, btime = -1;
-    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-    struct rlimit rl;
-    struct dirent *de;
-    ssize_t n;
-    DIR *d;
-    double fds = 0;
-
-    if (ticks <= 0 || page <= 0)
-        return -EINVAL;
-    if ((n = read_small("/proc/self/stat", buf, sizeof(buf))) < 0)
-        return (int)n;
-    /* The command name (field 2) may hold spaces and parentheses: fields resume after the
-     * last ')'. Then: state (3) ... utime (14), stime (15) ... starttime (22), vsize (23),
-     * rss (24). */
-    if (!(p = strrchr(buf, ')')) ||
-        sscanf(p + 1,
-               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
-               "%llu %llu %lld",
-               &utime, &stime, &start, &vsize, &rss) != 5)
-        return -EINVAL;
-    if ((n = read_small("/proc/stat", buf, sizeof(buf))) < 0)
-        return (int)n;
-    for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (!strncmp(p, "btime ", 6)) {
-            btime = strtoll(p + 6, NULL, 10);
-            break;
-        }
-    if (btime < 0)
-        return -EINVAL;
-    if (!(d = opendir("/proc/self/fd")))
-        return -errno;
-    /* Our own handle on the directory is not one of the process's descriptors. */
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d))
-            fds++;
-    closedir(d);
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return -errno;
-
-    out->cpu_seconds = (double)(utime + stime) / (double)ticks;
-    out->resident_bytes = (double)rss * (double)page;
-    out->virtual_bytes = (double)vsize;
-    out->start_time = (double)btime + (double)start / (double)ticks;
-    out->open_fds = fds;
-    out->max_fds = rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur;
-    return 0;
-}
-
-int cm_metrics_process_read(struct cm_metrics_process *out)
-{
-    int rc = read_process(out);
-
-    if (rc < 0)
-        *out = (struct cm_metrics_process){0};
-    return rc;
 }

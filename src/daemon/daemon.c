@@ -8,7 +8,7 @@
 #include "certmon/daemon/daemon.h"
 #include "daemon_int.h"
 #include "certmon/analysis/analyze.h"
-#include "certmon/check.h"
+#include "certmon/daemon/process.h"
 #include "certmon/config/config.h"
 #include "certmon/base/error.h"
 #include "certmon/probe/filecert.h"

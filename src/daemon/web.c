@@ -8,6 +8,7 @@
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
 #include "certmon/analysis/metrics.h"
+#include "certmon/daemon/process.h"
 #include "certmon/analysis/report.h"
 
 #include <curl/curl.h>
@@ -184,7 +185,7 @@ static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
         sc->self.notifier_count = sc->nnotifiers;
     }
     sc->cur = (struct cm_metrics_cursor)CM_METRICS_CURSOR_INIT;
-    cm_metrics_process_read(&sc->proc);
+    cm_process_read(&sc->proc);
     cm_httpd_respond_stream(req, 200, CM_METRICS_CONTENT_TYPE, scrape_read, scrape_done, sc);
 }
 
