@@ -3,12 +3,11 @@
  * construction, so that a certificate subject or a hostile target name can neither break the
  * JSON, nor add email headers, nor ping a Slack channel. */
 #include "certmon/notify/payload.h"
+#include "certmon/base/crypto.h"
 #include "certmon/base/error.h"
 #include "certmon/probe/x509.h"
 
 #include <errno.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Largest text any payload may grow to: far above a real group, small enough that a runaway
  * input cannot take the daemon's memory. */
@@ -846,7 +844,7 @@ int cm_payload_hmac(const char *secret, const char *body, size_t len, char *out,
 
     if (!secret || !out || outlen < CM_PAYLOAD_SIG_LEN || (!body && len > 0))
         return CM_EBADARG;
-    if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, strlen(secret), body ? body : "", len, mac) < 0)
+    if (cm_hmac_sha256(secret, strlen(secret), body ? body : "", len, mac) < 0)
         return CM_ETLS;
     p = out + sprintf(out, "sha256=");
     for (size_t i = 0; i < sizeof(mac); i++) {
@@ -946,17 +944,11 @@ static void add_date(struct buf *b, time_t now)
 static void add_message_id(struct buf *b, time_t now)
 {
     static atomic_uint counter;
-    unsigned char rnd[8];
+    char tag[CM_UNIQUE_TAG_MAX];
     unsigned c = atomic_fetch_add(&counter, 1) + 1;
 
-    buf_addf(b, "Message-ID: <%lld.%u.", (long long)now, c);
-    if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd)) == 0) {
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            buf_addf(b, "%02x", rnd[i]);
-    } else {
-        buf_addf(b, "p%ld", (long)getpid());
-    }
-    buf_adds(b, "@certmon>\r\n");
+    cm_unique_tag(tag);
+    buf_addf(b, "Message-ID: <%lld.%u.%s@certmon>\r\n", (long long)now, c, tag);
 }
 
 /* One alert of the body, "\n" line ends (turned into CRLF later). The message sits under
