@@ -1,13 +1,17 @@
 /* The daemon. Ownership, in one place:
- * - struct gen (config + TLS context) is reference-counted: the daemon holds the current one,
+ * - struct cm_gen (config + TLS context) is reference-counted: the daemon holds the current one,
  *   and every run in flight holds the one it started under, because its probe borrows that
  *   config's target and that context. A reload swaps the daemon's reference only.
  * - struct dtarget is one configured target. It lives while configured, and past a reload that
  *   removed it only until its run in flight reports (then it frees itself).
  * - The state store belongs to the daemon; runs write into it when they end. */
 #include "certmon/daemon/daemon.h"
-#include "daemon_int.h"
 #include "certmon/analysis/analyze.h"
+#include "certmon/daemon/gen.h"
+#include "certmon/daemon/web.h"
+#include "certmon/http/httpc.h"
+#include "certmon/notify/notify.h"
+#include "certmon/probe/ari.h"
 #include "certmon/daemon/process.h"
 #include "certmon/config/config.h"
 #include "certmon/base/error.h"
@@ -34,74 +38,74 @@
 
 #define DEFAULT_CONFIG "/etc/certmon/certmon.conf"
 
+struct daemon;
 
-void cm__gen_unref(struct gen *g)
-{
-    if (!g || --g->refs > 0)
-        return;
-    cm_tls_ctx_free(g->tls);
-    cm_config_free(g->cfg);
-    free(g);
-}
+struct dtarget {
+    struct cm_sched_job job;
+    struct daemon *d;
+    const struct cm_config_target *ct; /* in gen */
+    /* The run in flight: the generation and target it started with. */
+    struct cm_gen *run_gen;
+    const struct cm_config_target *run_ct;
+    struct cm_probe *probe;
+    struct cm_posture_pass *pass;
+    struct cm_file_scan_job *scan;
+    struct cm_probe_result *pending; /* waiting for its posture pass */
+    bool removed;                    /* dropped by a reload while running */
+    /* From the state file at start: when it last ran, and whether that failed. */
+    int64_t restored_last;
+    unsigned restored_failures;
+    unsigned char mark; /* while installing: 1 new, 2 changed */
+    bool rerun_soon;    /* changed by a reload while running: run again shortly */
+    /* A finished file scan whose results are being recorded (see on_scan_batch). */
+    struct cm_file_scan_result scan_res;
+    size_t scan_pos;
+    uint64_t scan_id;
+    bool scan_failed;
+    struct dtarget *scan_next;
+    struct cm_gen *gen; /* the generation ct belongs to (not a reference: the daemon's or a
+                         * reload's keeps it alive while it is this target's) */
+};
 
-/* ---- Configuration generations ---- */
-
-static void log_errors(const struct cm_config_errors *errs, bool to_log)
-{
-    for (size_t i = 0; i < errs->count; i++) {
-        if (to_log)
-            cm_log_error("config", "%s", errs->msgs[i]);
-        else
-            fprintf(stderr, "certmon: %s\n", errs->msgs[i]);
-    }
-}
-
-/* Loads and fully validates a configuration, credentials included, without logging (it runs
- * on the thread pool for a reload). Returns the generation, or NULL with *rc and errs set. */
-static struct gen *gen_build(const char *path, struct cm_config_errors *errs, int *rc)
-{
-    struct gen *g = calloc(1, sizeof(*g));
-
-    *rc = -ENOMEM;
-    if (!g)
-        return NULL;
-    g->refs = 1;
-    if ((*rc = cm_config_load(path, &g->cfg, errs)) < 0 || (*rc = cm_tls_ctx_new(&g->tls)) < 0 ||
-        (*rc = cm_config_check_credentials(g->cfg, g->tls, errs)) < 0) {
-        cm__gen_unref(g);
-        return NULL;
-    }
-    return g;
-}
-
-/* Reports why a load failed, to the log or to stderr. */
-static void gen_report(const char *path, int rc, struct cm_config_errors *errs, bool to_log)
-{
-    if (errs->count == 0) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "cannot load %s: %s", path, cm_strerror(rc));
-        if (to_log)
-            cm_log_error("config", "%s", msg);
-        else
-            fprintf(stderr, "certmon: %s\n", msg);
-    }
-    log_errors(errs, to_log);
-    if (to_log && errs->count)
-        cm_log_error("config", "file=%s errors=%zu", path, errs->count);
-}
-
-/* Loads a configuration on the calling thread (at start), reporting problems. */
-static struct gen *gen_load(const char *path, bool to_log)
-{
-    struct cm_config_errors errs = {0};
-    int rc;
-    struct gen *g = gen_build(path, &errs, &rc);
-
-    if (!g)
-        gen_report(path, rc, &errs, to_log);
-    cm_config_errors_clear(&errs);
-    return g;
-}
+struct daemon {
+    uv_loop_t *loop;
+    const char *config_path;
+    struct cm_gen *gen;
+    struct cm_resolver *resolver;
+    struct cm_sched *sched;
+    struct cm_state *state;
+    struct dtarget **targets; /* the current config's, sorted by name */
+    size_t ntargets;
+    unsigned runs; /* runs in flight */
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_timer_t flush_timer, stop_timer;
+    bool dirty, writing, stopping, finished;
+    char *state_path; /* where the state is written (the current config's) */
+    uv_work_t write_req;
+    struct cm_state_snapshot *write_snap;
+    char *write_path;
+    int write_rc;
+    char write_err[512];
+    bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
+    int64_t reload_at;
+    bool reload_ok;
+    bool reloading;    /* a configuration load is on the thread pool */
+    bool reload_again; /* SIGHUP came during it: load once more when it ends */
+    uint64_t probes_ok, probes_failed;
+    struct cm_httpc *http;     /* outgoing HTTP and SMTP (notifiers, renewal information) */
+    struct cm_ari_client *ari; /* renewal information, cached per certificate */
+    struct cm_notify *notify;  /* the notifiers; NULL once closed */
+    bool notify_dirty;         /* alert tables or queues changed since the last write */
+    char *notify_text;         /* their JSON, serialised for the write in flight */
+    char *notify_path;         /* STATE_FILE.notify.json, or NULL */
+    char *notify_final;        /* their JSON when stopping, for the last write */
+    struct cm_web *web;        /* the HTTP endpoints (web.h); NULL once closed */
+    uint64_t scan_seq;         /* numbers file scans, to mark the entries each one found */
+    uv_idle_t scan_idle;       /* records scan results in batches */
+    struct dtarget *scan_head; /* scans whose results wait to be recorded, in order */
+    double snap_ms;            /* the last snapshot's time on the loop */
+    uint64_t write_t0;
+};
 
 static void apply_logging(struct daemon *d, const struct cm_config *cfg)
 {
@@ -247,7 +251,7 @@ static void end_run(struct dtarget *t, bool failed)
 {
     struct daemon *d = t->d;
 
-    cm__gen_unref(t->run_gen);
+    cm_gen_unref(t->run_gen);
     t->run_gen = NULL;
     t->run_ct = NULL;
     d->runs--;
@@ -607,8 +611,7 @@ static void on_run(struct cm_sched_job *job, void *arg)
     struct dtarget *t = (struct dtarget *)job;
     int rc;
 
-    t->run_gen = t->gen;
-    t->gen->refs++;
+    t->run_gen = cm_gen_ref(t->gen);
     t->run_ct = t->ct;
     d->runs++;
     if (t->ct->kind == CM_TARGET_FILE)
@@ -718,7 +721,7 @@ static void forget_state(struct daemon *d, const char **owners, size_t n)
  * name) with the same name: its state and schedule stay; a changed spec brings its next run
  * forward. Old targets not in g are dropped with their state (a running one is cancelled and
  * frees itself when its run ends). Nothing changes unless everything could be allocated. */
-static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old, size_t nold)
+static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **old, size_t nold)
 {
     const struct cm_config *cfg = g->cfg;
     size_t n = cfg->target_count;
@@ -852,7 +855,7 @@ struct reload_job {
     uv_work_t req;
     struct daemon *d;
     char *path;
-    struct gen *g; /* the result, or NULL */
+    struct cm_gen *g; /* the result, or NULL */
     struct cm_config_errors errs;
     int rc;
 };
@@ -861,11 +864,11 @@ static void on_reload_work(uv_work_t *req)
 {
     struct reload_job *j = req->data;
 
-    j->g = gen_build(j->path, &j->errs, &j->rc);
+    j->g = cm_gen_build(j->path, &j->errs, &j->rc);
 }
 
 /* Installs a loaded generation (on the loop). */
-static void reload_apply(struct daemon *d, struct gen *g)
+static void reload_apply(struct daemon *d, struct cm_gen *g)
 {
     struct dtarget **old = d->targets;
     size_t nold = d->ntargets;
@@ -874,7 +877,7 @@ static void reload_apply(struct daemon *d, struct gen *g)
     if (install_targets(d, g, old, nold) < 0) {
         d->targets = old;
         d->reload_ok = false;
-        cm__gen_unref(g);
+        cm_gen_unref(g);
         cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
         return;
     }
@@ -891,15 +894,15 @@ static void reload_apply(struct daemon *d, struct gen *g)
     if (d->notify && cm_notify_reconfigure(d->notify, g->cfg) < 0)
         cm_log_error("notify", "out of memory applying the notifiers of the reload; the "
                                "previous notifiers stay");
-    bool relisten = !cm__web_same(d->gen->cfg, g->cfg) || g->cfg->tls_cert != NULL;
-    cm__gen_unref(d->gen);
+    bool relisten = !cm_web_same(d->gen->cfg, g->cfg) || g->cfg->tls_cert != NULL;
+    cm_gen_unref(d->gen);
     d->gen = g;
     d->reload_ok = true;
     if (relisten) {
         /* New addresses, or TLS files that may have been renewed: listen afresh. */
         char werr[512];
-        cm__web_stop(d);
-        if (cm__web_start(d, g->cfg, werr, sizeof(werr)) < 0) {
+        cm_web_stop(d->web);
+        if (cm_web_start(d->web, g->cfg, werr, sizeof(werr)) < 0) {
             cm_log_error("web", "cannot listen after the reload: %s", werr);
             d->reload_ok = false;
         }
@@ -916,10 +919,10 @@ static void on_reload_done(uv_work_t *req, int status)
 
     d->reloading = false;
     if (d->stopping || status == UV_ECANCELED) {
-        cm__gen_unref(j->g);
+        cm_gen_unref(j->g);
     } else if (!j->g) {
         d->reload_ok = false;
-        gen_report(d->config_path, j->rc, &j->errs, true);
+        cm_gen_report(d->config_path, j->rc, &j->errs, true);
         cm_log_error("config", "file=%s reload failed; the previous configuration stays in force",
                      d->config_path);
     } else {
@@ -1020,7 +1023,8 @@ static void stop(struct daemon *d, const char *why)
         return;
     cm_log_info("daemon", "signal=%s stopping runs=%u", why, d->runs);
     d->stopping = true;
-    cm__web_close(d);
+    cm_web_close(d->web);
+    d->web = NULL;
     /* Undelivered messages stay queued in the notifiers' JSON: take it now, while they are
      * readable, for the final write. */
     if (d->notify) {
@@ -1175,6 +1179,20 @@ static void load_notify(struct daemon *d)
     json_decref(j);
 }
 
+/* What the web endpoints show (web.h): asked for on each request. */
+static void web_status(void *arg, struct cm_web_status *out)
+{
+    struct daemon *d = arg;
+
+    out->gen = d->gen;
+    out->state = d->state;
+    out->notify = d->notify;
+    out->probes_ok = d->probes_ok;
+    out->probes_failed = d->probes_failed;
+    out->reload_ok = d->reload_ok;
+    out->reload_at = d->reload_at;
+}
+
 int cm_run_main(int argc, char **argv)
 {
     struct daemon d = {0};
@@ -1188,14 +1206,14 @@ int cm_run_main(int argc, char **argv)
     d.log_level_forced = level != NULL || getenv("CERTMON_LOG_LEVEL") != NULL;
     d.config_path = config;
     signal(SIGPIPE, SIG_IGN);
-    if (!(d.gen = gen_load(config, false)))
+    if (!(d.gen = cm_gen_load(config, false)))
         return 1;
     apply_logging(&d, d.gen->cfg);
-    long conc = cm_fd_limit_fit((long)d.gen->cfg->concurrency, CM_POSTURE_MAX_HANDSHAKES,
-                                "certmon run");
+    long conc =
+        cm_fd_limit_fit((long)d.gen->cfg->concurrency, CM_POSTURE_MAX_HANDSHAKES, "certmon run");
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon run: cannot create event loop\n");
-        cm__gen_unref(d.gen);
+        cm_gen_unref(d.gen);
         return 1;
     }
     d.loop = &loop;
@@ -1222,10 +1240,11 @@ int cm_run_main(int argc, char **argv)
     uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
     uv_signal_start(&d.sig_term, on_signal, SIGTERM);
     uv_signal_start(&d.sig_int, on_signal, SIGINT);
-    cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
+    cm_state_set_view_hooks(d.state, &cm_web_view_hooks);
     if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
         cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0 ||
-        cm_ari_client_new(d.http, 0, &d.ari) < 0) {
+        cm_ari_client_new(d.http, 0, &d.ari) < 0 ||
+        cm_web_new(&loop, d.resolver, web_status, &d, &d.web) < 0) {
         fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
                 d.http ? "out of memory" : err);
         rc = 1;
@@ -1243,7 +1262,7 @@ int cm_run_main(int argc, char **argv)
     d.reload_ok = true;
     d.reload_at = time(NULL);
     char werr[512];
-    if (cm__web_start(&d, d.gen->cfg, werr, sizeof(werr)) < 0) {
+    if (cm_web_start(d.web, d.gen->cfg, werr, sizeof(werr)) < 0) {
         fprintf(stderr, "certmon run: metrics listener: %s\n", werr);
         cm_log_error("web", "cannot listen: %s", werr);
         d.stopping = true; /* nothing runs yet: close what was opened and leave */
@@ -1252,8 +1271,10 @@ int cm_run_main(int argc, char **argv)
     }
     for (size_t i = 0; i < d.gen->cfg->target_count; i++)
         nfiles += d.gen->cfg->targets[i].kind == CM_TARGET_FILE;
-    cm_log_info("daemon", "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
-                "started", CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
+    cm_log_info("daemon",
+                "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
+                "started",
+                CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
                 d.state_path ? d.state_path : "none");
     uv_run(&loop, UV_RUN_DEFAULT);
     cm_log_info("daemon", "probes_ok=%llu probes_failed=%llu stopped",
@@ -1262,7 +1283,8 @@ int cm_run_main(int argc, char **argv)
     goto out_handles;
 
 out_targets:
-    cm__web_close(&d);
+    cm_web_close(d.web);
+    d.web = NULL;
     cm_sched_close(d.sched);
     d.sched = NULL;
 out_handles:
@@ -1276,6 +1298,7 @@ out_handles:
         uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
     }
 out:
+    cm_web_close(d.web);
     cm_notify_close(d.notify);
     cm_ari_client_free(d.ari);
     cm_httpc_close(d.http);
@@ -1292,7 +1315,7 @@ out:
     free(d.notify_path);
     free(d.notify_text);
     free(d.notify_final);
-    cm__gen_unref(d.gen);
+    cm_gen_unref(d.gen);
     if (uv_loop_close(&loop) != 0)
         cm_log_warn("daemon", "event loop closed with handles still open");
     return rc;
@@ -1389,7 +1412,7 @@ int cm_notify_test_main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *config = DEFAULT_CONFIG, *only = NULL;
-    struct gen *g;
+    struct cm_gen *g;
     uv_loop_t loop;
     struct cm_httpc *http = NULL;
     struct cm_notify *notify = NULL;
@@ -1421,15 +1444,15 @@ int cm_notify_test_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (!(g = gen_load(config, false)))
+    if (!(g = cm_gen_load(config, false)))
         return 1;
     if (g->cfg->notifier_count == 0) {
         fprintf(stderr, "certmon notify-test: %s configures no notifiers\n", config);
-        cm__gen_unref(g);
+        cm_gen_unref(g);
         return 1;
     }
     if (uv_loop_init(&loop) < 0) {
-        cm__gen_unref(g);
+        cm_gen_unref(g);
         return 1;
     }
     if (cm_httpc_new(&loop, &http, err, sizeof(err)) < 0 ||
@@ -1451,6 +1474,6 @@ out:
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         cm_log_warn("notify", "event loop closed with handles still open");
-    cm__gen_unref(g);
+    cm_gen_unref(g);
     return rc;
 }
