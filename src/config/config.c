@@ -149,17 +149,6 @@ void cm_duration_format(uint64_t ms, char *buf, size_t len)
 
 /* ---- Small helpers ---- */
 
-static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-#define FNV_INIT 0xcbf29ce484222325ULL
 
 /* The candidate closest to word within an edit distance of 2 (and less than the word's
  * length, so that "ab" does not suggest "cd"), or NULL. A candidate the word begins
@@ -233,7 +222,7 @@ struct smap {
 
 static size_t smap_slot(const struct smap *m, const char *k)
 {
-    size_t i = (size_t)fnv_bytes(FNV_INIT, k, strlen(k)) & (m->cap - 1);
+    size_t i = (size_t)cm_fnv1a(CM_FNV1A_INIT, k, strlen(k)) & (m->cap - 1);
 
     while (m->keys[i] && strcmp(m->keys[i], k))
         i = (i + 1) & (m->cap - 1);
@@ -1214,7 +1203,7 @@ static void read_roots(struct loader *L, const config_setting_t *s, const char *
     }
     cfg->roots = n;
     n[cfg->roots_count++] =
-        (struct cm_config_roots){.path = abs, .text = text, .hash = fnv_bytes(FNV_INIT, text, len)};
+        (struct cm_config_roots){.path = abs, .text = text, .hash = cm_fnv1a(CM_FNV1A_INIT, text, len)};
     p->interception_roots = text;
 }
 
@@ -2122,8 +2111,8 @@ static void check_notifier_names(struct loader *L)
 static uint64_t hash_str(uint64_t h, const char *s)
 {
     /* A tag byte keeps NULL, "" and adjacent strings apart. */
-    h = fnv_bytes(h, s ? "S" : "N", 1);
-    return s ? fnv_bytes(h, s, strlen(s) + 1) : h;
+    h = cm_fnv1a(h, s ? "S" : "N", 1);
+    return s ? cm_fnv1a(h, s, strlen(s) + 1) : h;
 }
 
 static uint64_t hash_u64(uint64_t h, uint64_t v)
@@ -2132,12 +2121,12 @@ static uint64_t hash_u64(uint64_t h, uint64_t v)
 
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(v >> (8 * i));
-    return fnv_bytes(h, b, sizeof(b));
+    return cm_fnv1a(h, b, sizeof(b));
 }
 
 static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_target *t)
 {
-    uint64_t h = FNV_INIT;
+    uint64_t h = CM_FNV1A_INIT;
 
     h = hash_u64(h, (uint64_t)t->kind);
     h = hash_str(h, t->ep.host);

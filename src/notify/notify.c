@@ -16,6 +16,7 @@
 
 #include "certmon/notify/alert.h"
 #include "certmon/base/error.h"
+#include "certmon/base/text.h"
 #include "certmon/base/log.h"
 #include "certmon/notify/payload.h"
 
@@ -101,14 +102,6 @@ static char *xstrdup(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 static void labels_clear(struct cm_labels *l)
 {
     for (size_t i = 0; i < l->count; i++) {
@@ -157,7 +150,7 @@ static bool labels_match(const struct cm_labels *have, const struct cm_labels *w
 
 static struct tlabels **tlabels_find(struct cm_notify *n, const char *target)
 {
-    struct tlabels **pp = &n->labels[hash_str(target) % LABEL_BUCKETS];
+    struct tlabels **pp = &n->labels[cm_fnv1a_str(target) % LABEL_BUCKETS];
     while (*pp && strcmp((*pp)->target, target) != 0)
         pp = &(*pp)->next;
     return pp;

@@ -5,6 +5,7 @@
 #include "certmon/notify/payload.h"
 #include "certmon/base/crypto.h"
 #include "certmon/base/error.h"
+#include "certmon/base/text.h"
 #include "certmon/probe/x509.h"
 
 #include <errno.h>
@@ -117,37 +118,6 @@ static void buf_clear(struct buf *b)
 
 /* ---- Text sanitizing ---- */
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), or 0 when it is not one:
- * no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-    size_t need;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        need = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        need = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (avail < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return need;
-}
-
 enum {
     T_LINE = 1 << 0,  /* control characters (CR and LF too) become spaces */
     T_LINES = 1 << 1, /* CR, LF and CRLF become "\n"; other control characters spaces */
@@ -167,7 +137,7 @@ static void add_text(struct buf *b, const char *s, unsigned flags, size_t max)
     while (avail > 0) {
         char tmp[8];
         const char *piece = tmp;
-        size_t len, used = utf8_seq(p, avail);
+        size_t len, used = cm_utf8_seq(p, avail);
 
         if (used == 0) {
             piece = REPLACEMENT, len = 3, used = 1;
@@ -906,7 +876,7 @@ static void add_subject(struct buf *b, const char *subj, size_t len)
     for (size_t i = 0; i < len;) {
         size_t chunk = 0;
         while (i + chunk < len) {
-            size_t s = utf8_seq(p + i + chunk, len - i - chunk);
+            size_t s = cm_utf8_seq(p + i + chunk, len - i - chunk);
             if (s == 0)
                 s = 1; /* cannot happen: subj is sanitized */
             if (chunk + s > 39)
