@@ -4,6 +4,7 @@
  * integers. A view is one allocation; its strings live in an arena inside it, stored once
  * even when they repeat (a leaf's issuer is the next certificate's subject). */
 #include "certmon/analysis/metrics.h"
+#include "certmon/base/label.h"
 #include "certmon/base/text.h"
 
 #include <errno.h>
@@ -75,30 +76,6 @@ struct cm_metrics_view {
 };
 
 static int view_measure(struct cm_metrics_view *v);
-
-/* The names certmon puts on per-target series itself; a configured label of the same name
- * would make a series with a label twice, so such a label is left out (config.c refuses most
- * of them already). */
-static const char *const reserved_labels[] = {
-    "target", "position", "phase",  "id",     "severity", "status", "version",
-    "cipher", "subject",  "issuer", "serial", "sha256",   "key",    "signature",
-};
-
-static bool label_name_ok(const char *s)
-{
-    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-        return false;
-    if (s[0] == '_' && s[1] == '_')
-        return false;
-    for (const char *p = s + 1; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    for (size_t i = 0; i < sizeof(reserved_labels) / sizeof(reserved_labels[0]); i++)
-        if (!strcmp(s, reserved_labels[i]))
-            return false;
-    return true;
-}
 
 /* Growable scratch for one view while it is built; copied into one block at the end. */
 struct builder {
@@ -247,7 +224,9 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
             return (struct mv_str){0, 0};
         }
         json_object_foreach (labels, k, val)
-            if (json_is_string(val) && label_name_ok(k))
+            /* The configuration refuses what this leaves out (base/label.c): it guards against
+             * a state file written by hand or by another version. */
+            if (json_is_string(val) && cm_label_ok(k, json_string_value(val)))
                 names[n++] = k;
         qsort(names, n, sizeof(*names), cmp_label);
         for (size_t i = 0; i < n; i++) {

@@ -1511,16 +1511,6 @@ static void read_metrics(struct loader *L, const config_setting_t *g)
         err_at(L, s, "metrics.client_ca", "client_ca needs tls_cert and tls_key (HTTPS)");
 }
 
-static bool label_name_ok(const char *k)
-{
-    if (!(isalpha((unsigned char)k[0]) || k[0] == '_'))
-        return false;
-    for (const char *p = k + 1; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '_'))
-            return false;
-    return true;
-}
-
 static int label_cmp(const void *a, const void *b)
 {
     return strcmp(config_setting_name(*(const config_setting_t *const *)a),
@@ -1531,12 +1521,6 @@ static int label_cmp(const void *a, const void *b)
 static void read_labels(struct loader *L, const config_setting_t *g, const char *prefix,
                         struct cm_labels *out)
 {
-    /* Every label some certmon family sets itself (docs/metrics.md). */
-    static const char *const reserved[] = {
-        "target",  "position", "phase", "id",     "severity", "status",    "version",
-        "cipher",  "subject",  "issuer", "serial", "sha256",   "key",       "signature",
-        "result",  "gnutls",   "libuv", "libcurl", "notifier", "instance", "job",
-        "alertname", "finding"};
     unsigned n = (unsigned)config_setting_length(g), k = 0;
     const config_setting_t **ok = calloc(n ? n : 1, sizeof(*ok));
 
@@ -1551,34 +1535,44 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
         bool bad = false;
 
         snprintf(path, sizeof(path), "%s.labels.%s", prefix, name);
-        if (!label_name_ok(name)) {
+        /* The rule is base/label.c's, the one /metrics and Alertmanager payloads apply. */
+        switch (cm_label_check_name(name)) {
+        case CM_LABEL_OK:
+            break;
+        case CM_LABEL_DUNDER:
+            err_at(L, m, path, "label names starting with __ are reserved by Prometheus");
+            bad = true;
+            break;
+        case CM_LABEL_RESERVED:
+            err_at(L, m, path, "'%s' is a label certmon or Prometheus sets itself (reserved: %s)",
+                   name, cm_label_reserved_text());
+            bad = true;
+            break;
+        default:
             err_at(L, m, path,
                    "'%s' is not a valid label name (letters, digits and _, not starting with a "
                    "digit)",
                    name);
             bad = true;
-        } else if (!strncmp(name, "__", 2)) {
-            err_at(L, m, path, "label names starting with __ are reserved by Prometheus");
-            bad = true;
-        } else {
-            for (size_t r = 0; r < sizeof(reserved) / sizeof(reserved[0]); r++) {
-                if (!strcmp(name, reserved[r])) {
-                    err_at(L, m, path,
-                           "'%s' is a label certmon or Prometheus sets itself (reserved: target, "
-                           "position, phase, id, severity, status, version, cipher, subject, "
-                           "issuer, serial, sha256, key, signature, result, gnutls, libuv, "
-                           "libcurl, notifier, instance, job, alertname, finding)",
-                           name);
-                    bad = true;
-                }
-            }
+            break;
         }
         if (config_setting_type(m) != CONFIG_TYPE_STRING) {
             err_at(L, m, path, "expected a string, found %s", type_name(config_setting_type(m)));
             bad = true;
-        } else if (!*config_setting_get_string(m)) {
-            err_at(L, m, path, "must not be empty (Prometheus drops empty labels)");
-            bad = true;
+        } else {
+            const char *v = config_setting_get_string(m);
+            switch (cm_label_check_value(v, strlen(v))) {
+            case CM_LABEL_OK:
+                break;
+            case CM_LABEL_EMPTY_VALUE:
+                err_at(L, m, path, "must not be empty (Prometheus drops empty labels)");
+                bad = true;
+                break;
+            default:
+                err_at(L, m, path, "must be UTF-8 text (metrics and alerts carry nothing else)");
+                bad = true;
+                break;
+            }
         }
         if (!bad)
             ok[k++] = m;
@@ -2922,17 +2916,6 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
 
 /* ---- Lifetime and lookup ---- */
 
-static void labels_clear(struct cm_labels *l)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        free(l->keys[i]);
-        free(l->values[i]);
-    }
-    free(l->keys);
-    free(l->values);
-    memset(l, 0, sizeof(*l));
-}
-
 void cm_config_free(struct cm_config *cfg)
 {
     if (!cfg)
@@ -2948,7 +2931,7 @@ void cm_config_free(struct cm_config *cfg)
         free(t->connect_address);
         free(t->ari_url);
         free(t->acme_directory);
-        labels_clear(&t->labels);
+        cm_labels_clear(&t->labels);
         cm_policy_clear(&t->policy);
     }
     free(cfg->targets);
@@ -2957,7 +2940,7 @@ void cm_config_free(struct cm_config *cfg)
         free(n->name);
         free(n->type);
         free(n->findings);
-        labels_clear(&n->match);
+        cm_labels_clear(&n->match);
         free(n->url);
         for (size_t k = 0; k < n->url_count; k++)
             free(n->urls[k]);

@@ -97,44 +97,6 @@ struct cm_notify {
 
 /* ---- Small helpers ---- */
 
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static void labels_clear(struct cm_labels *l)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        free(l->keys[i]);
-        free(l->values[i]);
-    }
-    free(l->keys);
-    free(l->values);
-    memset(l, 0, sizeof(*l));
-}
-
-static int labels_copy(struct cm_labels *dst, const struct cm_labels *src)
-{
-    memset(dst, 0, sizeof(*dst));
-    if (!src || src->count == 0)
-        return 0;
-    dst->keys = calloc(src->count, sizeof(char *));
-    dst->values = calloc(src->count, sizeof(char *));
-    if (!dst->keys || !dst->values)
-        goto fail;
-    for (size_t i = 0; i < src->count; i++) {
-        dst->keys[i] = xstrdup(src->keys[i]);
-        dst->values[i] = xstrdup(src->values[i]);
-        dst->count = i + 1;
-        if (!dst->keys[i] || !dst->values[i])
-            goto fail;
-    }
-    return 0;
-fail:
-    labels_clear(dst);
-    return -ENOMEM;
-}
-
 static bool labels_match(const struct cm_labels *have, const struct cm_labels *want)
 {
     for (size_t i = 0; i < want->count; i++) {
@@ -168,17 +130,17 @@ static void tlabels_set(struct cm_notify *n, const char *target, const struct cm
     struct tlabels **pp = tlabels_find(n, target), *t = *pp;
     struct cm_labels copy;
 
-    if (labels_copy(&copy, l) < 0)
+    if (cm_labels_copy(&copy, l) < 0)
         return;
     if (!t) {
         if (!(t = calloc(1, sizeof(*t))) || !(t->target = strdup(target))) {
             free(t);
-            labels_clear(&copy);
+            cm_labels_clear(&copy);
             return;
         }
         *pp = t;
     } else {
-        labels_clear(&t->labels);
+        cm_labels_clear(&t->labels);
     }
     t->labels = copy;
 }
@@ -189,7 +151,7 @@ static void tlabels_remove(struct cm_notify *n, const char *target)
     if (!t)
         return;
     *pp = t->next;
-    labels_clear(&t->labels);
+    cm_labels_clear(&t->labels);
     free(t->target);
     free(t);
 }
@@ -683,7 +645,7 @@ static void notify_free(struct cm_notify *n)
         while (n->labels[b]) {
             struct tlabels *t = n->labels[b];
             n->labels[b] = t->next;
-            labels_clear(&t->labels);
+            cm_labels_clear(&t->labels);
             free(t->target);
             free(t);
         }

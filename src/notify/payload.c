@@ -6,7 +6,6 @@
 #include "certmon/base/crypto.h"
 #include "certmon/base/error.h"
 #include "certmon/base/text.h"
-#include "certmon/probe/x509.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -357,17 +356,6 @@ static bool items_ok(const struct cm_notice *const *items, size_t n)
 
 /* ---- Notices ---- */
 
-static void labels_clear(struct cm_labels *l)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        free(l->keys[i]);
-        free(l->values[i]);
-    }
-    free(l->keys);
-    free(l->values);
-    *l = (struct cm_labels){0};
-}
-
 /* Room for count labels in l (which is empty). Returns 0 or -ENOMEM. */
 static int labels_alloc(struct cm_labels *l, size_t count)
 {
@@ -376,7 +364,7 @@ static int labels_alloc(struct cm_labels *l, size_t count)
     l->keys = calloc(count, sizeof(char *));
     l->values = calloc(count, sizeof(char *));
     if (!l->keys || !l->values) {
-        labels_clear(l);
+        cm_labels_clear(l);
         return -ENOMEM;
     }
     return 0;
@@ -430,7 +418,7 @@ void cm_notice_free(struct cm_notice *n)
         return;
     free(n->target);
     free(n->message);
-    labels_clear(&n->labels);
+    cm_labels_clear(&n->labels);
     free(n);
 }
 
@@ -1067,24 +1055,6 @@ char *cm_payload_email_unstuffed(const struct cm_notice *const *items, size_t n,
 
 /* ---- Alertmanager ---- */
 
-static bool prom_label_name_ok(const char *k)
-{
-    static const char *const ours[] = {"alertname", "finding", "target", "severity", "position"};
-
-    if (!k || !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z') || k[0] == '_'))
-        return false;
-    for (const char *p = k + 1; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    if (strncmp(k, "__", 2) == 0)
-        return false;
-    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-        if (strcmp(k, ours[i]) == 0)
-            return false;
-    return true;
-}
-
 /* One element of the array: x under severity sev; ends_at > 0 sets endsAt (kept no earlier
  * than startsAt, which Alertmanager would refuse). */
 static json_t *am_alert(const struct cm_notice *x, enum cm_severity sev, int64_t ends_at,
@@ -1106,7 +1076,7 @@ static json_t *am_alert(const struct cm_notice *x, enum cm_severity sev, int64_t
         bad |= json_object_set_new(labels, "position", json_string(pos)) != 0;
     }
     for (size_t i = 0; i < x->labels.count; i++)
-        if (prom_label_name_ok(x->labels.keys[i]) && x->labels.values[i] && *x->labels.values[i])
+        if (cm_label_ok(x->labels.keys[i], x->labels.values[i]))
             bad |= json_object_set_new(labels, x->labels.keys[i], jstr(x->labels.values[i])) != 0;
     /* summary: what and where; description: the finding's own message. */
     add_text(&b, summary_of(x->id), 0, 0);
