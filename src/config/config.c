@@ -997,6 +997,29 @@ static bool read_duration(struct loader *L, const config_setting_t *s, const cha
     return true;
 }
 
+/* Stores a number or flag at at, in the type store names: u64 for S_U64, i for S_INT and
+ * S_UINT, b for S_BOOL. S_NONE and S_STR store nothing here. */
+static void store_scalar(enum kstore store, char *at, uint64_t u64, long long i, bool b)
+{
+    switch (store) {
+    case S_U64:
+        *(uint64_t *)(void *)at = u64;
+        break;
+    case S_INT:
+        *(int *)(void *)at = (int)i;
+        break;
+    case S_UINT:
+        *(unsigned *)(void *)at = (unsigned)i;
+        break;
+    case S_BOOL:
+        *(bool *)(void *)at = b;
+        break;
+    case S_NONE:
+    case S_STR:
+        break;
+    }
+}
+
 /* Checks s against row k and stores the value at base + k->off. Returns false after
  * reporting a problem. */
 static bool read_value(struct loader *L, const config_setting_t *s, const char *path,
@@ -1068,26 +1091,12 @@ static bool read_value(struct loader *L, const config_setting_t *s, const char *
             return type_error(L, s, path, k->type);
         break;
     }
-    switch (k->store) {
-    case S_NONE:
-        free(str);
-        break;
-    case S_U64:
-        *(uint64_t *)(void *)at = ms;
-        break;
-    case S_INT:
-        *(int *)(void *)at = (int)iv;
-        break;
-    case S_UINT:
-        *(unsigned *)(void *)at = (unsigned)iv;
-        break;
-    case S_BOOL:
-        *(bool *)(void *)at = bv;
-        break;
-    case S_STR:
+    if (k->store == S_STR) {
         free(*(char **)(void *)at);
         *(char **)(void *)at = str;
-        break;
+    } else {
+        free(str);
+        store_scalar(k->store, at, ms, iv, bv);
     }
     return true;
 }
@@ -1287,26 +1296,9 @@ static void read_group(struct loader *L, const config_setting_t *g, const char *
 
 static void apply_defaults(const struct key *keys, size_t n, void *base)
 {
-    for (size_t i = 0; i < n; i++) {
-        char *at = (char *)base + keys[i].off;
-        switch (keys[i].store) {
-        case S_U64:
-            *(uint64_t *)(void *)at = (uint64_t)keys[i].dflt;
-            break;
-        case S_INT:
-            *(int *)(void *)at = (int)keys[i].dflt;
-            break;
-        case S_UINT:
-            *(unsigned *)(void *)at = (unsigned)keys[i].dflt;
-            break;
-        case S_BOOL:
-            *(bool *)(void *)at = keys[i].dflt != 0;
-            break;
-        case S_NONE:
-        case S_STR:
-            break;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        store_scalar(keys[i].store, (char *)base + keys[i].off, (uint64_t)keys[i].dflt,
+                     keys[i].dflt, keys[i].dflt != 0);
 }
 
 /* A critical threshold must not exceed its warning one (crit_days and warn_days,

@@ -200,6 +200,17 @@ static void job_closed(uv_handle_t *h)
     maybe_free_ctx(ctx);
 }
 
+/* Takes j off ctx's list of jobs. */
+static void job_unlink(struct cm_revctx *ctx, struct cm_rev_job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        ctx->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+}
+
 /* Ends job j: unlinks its waiters still queued, writes the result, runs the callback once. */
 static void job_finish(struct cm_rev_job *j)
 {
@@ -225,12 +236,7 @@ static void job_finish(struct cm_rev_job *j)
     }
     for (size_t i = 0; i < j->rev->count; i++)
         decide(j, i);
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        ctx->jobs = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
+    job_unlink(ctx, j);
     cm_revocation_free(j->res->revocation);
     j->res->revocation = j->rev;
     j->rev = NULL;
@@ -796,12 +802,7 @@ int cm_rev_check(struct cm_revctx *ctx, struct cm_probe_result *res, uint64_t ti
     if (rc == -ENOMEM && j->nwaiters == 0 && j->outstanding == 0) {
         /* Nothing waits yet: undo. */
         j->done = true;
-        if (j->prev)
-            j->prev->next = j->next;
-        else
-            ctx->jobs = j->next;
-        if (j->next)
-            j->next->prev = j->prev;
+        job_unlink(ctx, j);
         cm_revocation_free(j->rev);
         j->rev = NULL;
         uv_close((uv_handle_t *)&j->timer, job_closed);
