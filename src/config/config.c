@@ -149,7 +149,6 @@ void cm_duration_format(uint64_t ms, char *buf, size_t len)
 
 /* ---- Small helpers ---- */
 
-
 /* The candidate closest to word within an edit distance of 2 (and less than the word's
  * length, so that "ab" does not suggest "cd"), or NULL. A candidate the word begins
  * ("warn" for "warning") counts as distance 1. */
@@ -1588,79 +1587,84 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
 static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
                      struct cm_config_target *t);
 
-static void read_target(struct loader *L, const config_setting_t *g, unsigned index,
-                        struct cm_config_target *t, struct cm_config_origin *name_at)
+/* host (with port and sni) into t->ep: the address literal or name, the SNI and the name to
+ * verify (cm_target_parse). A port inside host is an error: it goes in `port`. */
+static void read_endpoint(struct loader *L, const config_setting_t *g, const struct seen *seen,
+                          const char *prefix, uint16_t port, const char *sni,
+                          struct cm_config_target *t)
 {
-    struct cm_config *cfg = L->cfg;
-    const config_setting_t *s, *host_s = config_setting_get_member(g, "host");
-    char prefix[64], err[400];
-    struct seen seen;
-    uint16_t port = CM_DEFAULT_PORT;
-    const char *host, *sni = NULL;
+    const config_setting_t *s;
+    char err[400];
+    const char *host;
+    int rc;
 
-    snprintf(prefix, sizeof(prefix), "targets[%u]", index);
-    t->kind = CM_TARGET_ENDPOINT;
-    t->index = index;
-    t->interval_ms = cfg->interval_ms;
-    t->timeout_ms = cfg->timeout_ms;
-    t->posture_interval_ms = cfg->posture_interval_ms;
-    if (policy_copy(&t->policy, &cfg->policy) < 0)
-        L->nomem = true;
-    read_group(L, g, prefix, &groups[G_TARGETS], t, &t->policy, &seen);
-    check_days(L, prefix, &t->policy, &seen, "global");
-
-    if ((s = seen.k[TK_PORT]))
-        port = (uint16_t)config_setting_get_int(s);
-    if ((s = seen.k[TK_SNI]))
-        sni = config_setting_get_string(s);
-    if (!host_s)
+    if (!config_setting_get_member(g, "host"))
         err_at(L, g, prefix, "missing required setting 'host'");
-    if ((s = seen.k[TK_HOST])) {
-        int rc;
-        host = config_setting_get_string(s);
-        rc = cm_target_parse(host, port, sni, &t->ep, err, sizeof(err));
-        if (rc == CM_EBADARG && sni) {
-            char path[80];
-            snprintf(path, sizeof(path), "%s.sni", prefix);
-            err_at(L, seen.k[TK_SNI], path, "%s", err);
-        } else if (rc == -ENOMEM) {
-            L->nomem = true;
-        } else if (rc < 0) {
+    if (!(s = seen->k[TK_HOST]))
+        return;
+    host = config_setting_get_string(s);
+    rc = cm_target_parse(host, port, sni, &t->ep, err, sizeof(err));
+    if (rc == CM_EBADARG && sni) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.sni", prefix);
+        err_at(L, seen->k[TK_SNI], path, "%s", err);
+    } else if (rc == -ENOMEM) {
+        L->nomem = true;
+    } else if (rc < 0) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.host", prefix);
+        err_at(L, s, path, "%s", err);
+    } else {
+        size_t hl = strlen(t->ep.host);
+        bool same = !strcmp(host, t->ep.host) ||
+                    (host[0] == '[' && !strncmp(host + 1, t->ep.host, hl) &&
+                     !strcmp(host + 1 + hl, "]"));
+        if (!same) {
             char path[80];
             snprintf(path, sizeof(path), "%s.host", prefix);
-            err_at(L, s, path, "%s", err);
-        } else {
-            size_t hl = strlen(t->ep.host);
-            bool same = !strcmp(host, t->ep.host) ||
-                        (host[0] == '[' && !strncmp(host + 1, t->ep.host, hl) &&
-                         !strcmp(host + 1 + hl, "]"));
-            if (!same) {
-                char path[80];
-                snprintf(path, sizeof(path), "%s.host", prefix);
-                err_at(L, s, path, "'%s': give the port in `port`, not in host", host);
-                cm_target_clear(&t->ep);
-            }
+            err_at(L, s, path, "'%s': give the port in `port`, not in host", host);
+            cm_target_clear(&t->ep);
         }
     }
+}
+
+/* starttls: the configured preamble, else the one the port implies. */
+static void read_starttls(struct loader *L, const struct seen *seen, const char *prefix,
+                          uint16_t port, struct cm_config_target *t)
+{
+    static const char *const names[] = {"smtp",     "imap",  "pop3", "ftp", "ldap",
+                                        "postgres", "mysql", "xmpp", "none"};
+    const config_setting_t *s;
+    const char *v, *hint;
+    enum cm_starttls_proto proto;
+    char path[80];
+
     t->ep.starttls = cm_starttls_for_port(port);
-    if ((s = seen.k[TK_STARTTLS])) {
-        static const char *const names[] = {"smtp",     "imap",  "pop3", "ftp", "ldap",
-                                            "postgres", "mysql", "xmpp", "none"};
-        const char *v = config_setting_get_string(s), *hint;
-        enum cm_starttls_proto proto;
-        if (cm_starttls_parse(v, &proto) == 0) {
-            t->ep.starttls = proto;
-        } else {
-            char path[80];
-            hint = closest(v, names, sizeof(names) / sizeof(names[0]));
-            snprintf(path, sizeof(path), "%s.starttls", prefix);
-            err_at(L, s, path,
-                   "must be one of smtp, imap, pop3, ftp, ldap, postgres, mysql, xmpp or none, "
-                   "not '%s'%s%s%s",
-                   v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
-        }
+    if (!(s = seen->k[TK_STARTTLS]))
+        return;
+    v = config_setting_get_string(s);
+    if (cm_starttls_parse(v, &proto) == 0) {
+        t->ep.starttls = proto;
+        return;
     }
-    if ((s = seen.k[TK_CONNECT_ADDRESS])) {
+    hint = closest(v, names, sizeof(names) / sizeof(names[0]));
+    snprintf(path, sizeof(path), "%s.starttls", prefix);
+    err_at(L, s, path,
+           "must be one of smtp, imap, pop3, ftp, ldap, postgres, mysql, xmpp or none, "
+           "not '%s'%s%s%s",
+           v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+}
+
+/* How to connect and whom to be: connect_address, the client certificate and key (both or
+ * neither), the trust file; t->ep borrows the strings t owns. */
+static void read_transport(struct loader *L, const config_setting_t *g, const struct seen *seen,
+                           const char *prefix, struct cm_config_target *t)
+{
+    const config_setting_t *s;
+    const config_setting_t *cc = config_setting_get_member(g, "client_cert");
+    const config_setting_t *ck = config_setting_get_member(g, "client_key");
+
+    if ((s = seen->k[TK_CONNECT_ADDRESS])) {
         const char *v = config_setting_get_string(s);
         if (!cm_host_is_ip(v)) {
             char path[80];
@@ -1670,41 +1674,30 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
             t->connect_address = ldup(L, v);
         }
     }
-    {
-        const config_setting_t *cc = config_setting_get_member(g, "client_cert");
-        const config_setting_t *ck = config_setting_get_member(g, "client_key");
-        if (!cc != !ck) {
-            char path[80];
-            snprintf(path, sizeof(path), "%s.%s", prefix, cc ? "client_cert" : "client_key");
-            err_at(L, cc ? cc : ck, path,
-                   cc ? "client_cert needs client_key too (give both or neither)"
-                      : "client_key needs client_cert too (give both or neither)");
-        }
+    if (!cc != !ck) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.%s", prefix, cc ? "client_cert" : "client_key");
+        err_at(L, cc ? cc : ck, path,
+               cc ? "client_cert needs client_key too (give both or neither)"
+                  : "client_key needs client_cert too (give both or neither)");
     }
-    t->ca_file_at = origin_of(L, seen.k[TK_CA_FILE]);
-    t->client_cert_at = origin_of(L, seen.k[TK_CLIENT_CERT]);
+    t->ca_file_at = origin_of(L, seen->k[TK_CA_FILE]);
+    t->client_cert_at = origin_of(L, seen->k[TK_CLIENT_CERT]);
     t->ep.ca_file = t->ca_file;
     t->ep.client_cert = t->client_cert;
     t->ep.client_key = t->client_key;
     t->ep.connect_address = t->connect_address;
+}
 
-    if ((s = seen.k[TK_POSTURE]) && !config_setting_get_bool(s)) {
-        if (config_setting_get_member(g, "posture_interval")) {
-            char path[80];
-            snprintf(path, sizeof(path), "%s.posture", prefix);
-            err_at(L, s, path, "posture = false contradicts posture_interval: give one of them");
-        }
-        t->posture_interval_ms = 0;
-    }
-    if ((s = seen.k[TK_LABELS]))
-        read_labels(L, s, prefix, &t->labels);
-    read_ari(L, &seen, prefix, t);
+/* The target's name: `name`, else "host:port" (with "sni@" in front when the SNI differs from
+ * the host). */
+static void read_target_name(struct loader *L, const struct seen *seen, const char *prefix,
+                             const char *sni, struct cm_config_target *t,
+                             struct cm_config_origin *name_at)
+{
+    const config_setting_t *s;
 
-    /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
-    if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
-        (config_setting_get_member(g, "sni") && !seen.k[TK_SNI]))
-        return;
-    if ((s = seen.k[TK_NAME])) {
+    if ((s = seen->k[TK_NAME])) {
         const char *v = config_setting_get_string(s);
         if (has_control(v)) {
             char path[80];
@@ -1724,6 +1717,56 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
             t->name = ldup(L, t->ep.name);
         }
     }
+}
+
+/* One element of targets: the table-driven keys (read_group), then what needs more than one
+ * key or more than a range check, each in a function of its own. */
+static void read_target(struct loader *L, const config_setting_t *g, unsigned index,
+                        struct cm_config_target *t, struct cm_config_origin *name_at)
+{
+    struct cm_config *cfg = L->cfg;
+    const config_setting_t *s;
+    char prefix[64];
+    struct seen seen;
+    uint16_t port = CM_DEFAULT_PORT;
+    const char *sni = NULL;
+
+    snprintf(prefix, sizeof(prefix), "targets[%u]", index);
+    t->kind = CM_TARGET_ENDPOINT;
+    t->index = index;
+    t->interval_ms = cfg->interval_ms;
+    t->timeout_ms = cfg->timeout_ms;
+    t->posture_interval_ms = cfg->posture_interval_ms;
+    if (policy_copy(&t->policy, &cfg->policy) < 0)
+        L->nomem = true;
+    read_group(L, g, prefix, &groups[G_TARGETS], t, &t->policy, &seen);
+    check_days(L, prefix, &t->policy, &seen, "global");
+
+    if ((s = seen.k[TK_PORT]))
+        port = (uint16_t)config_setting_get_int(s);
+    if ((s = seen.k[TK_SNI]))
+        sni = config_setting_get_string(s);
+    read_endpoint(L, g, &seen, prefix, port, sni, t);
+    read_starttls(L, &seen, prefix, port, t);
+    read_transport(L, g, &seen, prefix, t);
+
+    if ((s = seen.k[TK_POSTURE]) && !config_setting_get_bool(s)) {
+        if (config_setting_get_member(g, "posture_interval")) {
+            char path[80];
+            snprintf(path, sizeof(path), "%s.posture", prefix);
+            err_at(L, s, path, "posture = false contradicts posture_interval: give one of them");
+        }
+        t->posture_interval_ms = 0;
+    }
+    if ((s = seen.k[TK_LABELS]))
+        read_labels(L, s, prefix, &t->labels);
+    read_ari(L, &seen, prefix, t);
+
+    /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
+    if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
+        (config_setting_get_member(g, "sni") && !seen.k[TK_SNI]))
+        return;
+    read_target_name(L, &seen, prefix, sni, t, name_at);
 }
 
 static void read_file_entry(struct loader *L, const config_setting_t *g, unsigned index,
