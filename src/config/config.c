@@ -1866,29 +1866,23 @@ static void read_ari(struct loader *L, const struct seen *seen, const char *pref
     }
 }
 
-static void read_notifier(struct loader *L, const config_setting_t *g, unsigned index,
-                          struct cm_config_notifier *n)
-{
-    static const char *const types[] = {"slack", "webhook", "email", "alertmanager"};
-    char prefix[64], path[128];
-    struct seen seen;
-    const config_setting_t *s;
-    struct cm_config_origin o = origin_of(L, g);
-    bool typed = false;
+static const char *const notifier_types[] = {"slack", "webhook", "email", "alertmanager"};
 
-    snprintf(prefix, sizeof(prefix), "notifiers[%u]", index);
-    n->file = o.file;
-    n->line = o.line;
-    n->min_severity = CM_SEV_WARNING;
-    apply_defaults(notifier_keys, NK_N, n);
-    read_group(L, g, prefix, &groups[G_NOTIFIERS], n, NULL, &seen);
+/* name and type. Returns true when the type is known (then n->kind is set). */
+static bool read_notifier_identity(struct loader *L, const config_setting_t *g,
+                                   const struct seen *seen, const char *prefix,
+                                   struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
     if (!config_setting_get_member(g, "name"))
         err_at(L, g, prefix, "missing required setting 'name'");
     if (!config_setting_get_member(g, "type"))
         err_at(L, g, prefix,
                "missing required setting 'type' (slack, webhook, email or "
                "alertmanager)");
-    if ((s = seen.k[NK_NAME])) {
+    if ((s = seen->k[NK_NAME])) {
         if (has_control(config_setting_get_string(s))) {
             snprintf(path, sizeof(path), "%s.name", prefix);
             err_at(L, s, path, "must not contain control characters");
@@ -1896,38 +1890,38 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
             n->name = ldup(L, config_setting_get_string(s));
         }
     }
-    if ((s = seen.k[NK_TYPE])) {
+    if ((s = seen->k[NK_TYPE])) {
         const char *v = config_setting_get_string(s), *hint;
         size_t i;
-        for (i = 0; i < 4 && strcmp(v, types[i]); i++)
+        for (i = 0; i < 4 && strcmp(v, notifier_types[i]); i++)
             ;
         if (i < 4) {
             n->type = ldup(L, v);
             n->kind = (enum cm_notifier_kind)i;
-            typed = true;
-        } else {
-            hint = closest(v, types, 4);
-            snprintf(path, sizeof(path), "%s.type", prefix);
-            err_at(L, s, path,
-                   "must be one of slack, webhook, email or alertmanager, not '%s'%s%s%s", v,
-                   hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+            return true;
         }
+        hint = closest(v, notifier_types, 4);
+        snprintf(path, sizeof(path), "%s.type", prefix);
+        err_at(L, s, path, "must be one of slack, webhook, email or alertmanager, not '%s'%s%s%s",
+               v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
     }
-    if (!typed)
-        return; /* which keys belong is unknown: the type's error says enough */
-    for (size_t k = 0; k < NK_N; k++) {
-        if (seen.k[k] && !(notifier_key_types[k] & (1u << n->kind))) {
-            snprintf(path, sizeof(path), "%s.%s", prefix, notifier_keys[k].name);
-            err_at(L, seen.k[k], path, "is not a setting of a %s notifier", types[n->kind]);
-        }
-    }
-    if ((s = seen.k[NK_MIN_SEVERITY])) {
+    return false;
+}
+
+/* Which alerts the notifier takes: min_severity, findings, match. */
+static void read_notifier_filters(struct loader *L, const struct seen *seen, const char *prefix,
+                                  struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if ((s = seen->k[NK_MIN_SEVERITY])) {
         snprintf(path, sizeof(path), "%s.min_severity", prefix);
         if (cm_severity_parse(config_setting_get_string(s), &n->min_severity) < 0)
             err_at(L, s, path, "must be info, warning or critical, not '%s'",
                    config_setting_get_string(s));
     }
-    if ((s = seen.k[NK_FINDINGS])) {
+    if ((s = seen->k[NK_FINDINGS])) {
         unsigned cnt = (unsigned)config_setting_length(s);
         char epath[600];
         snprintf(path, sizeof(path), "%s.findings", prefix);
@@ -1948,9 +1942,19 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
             }
         }
     }
-    if ((s = seen.k[NK_MATCH]))
+    if ((s = seen->k[NK_MATCH]))
         read_labels(L, s, prefix, &n->match);
-    if ((s = seen.k[NK_URLS])) {
+}
+
+/* Where it delivers: url, or urls for Alertmanager (url is the one-Alertmanager spelling). */
+static void read_notifier_urls(struct loader *L, const config_setting_t *g,
+                               const struct seen *seen, const char *prefix,
+                               struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if ((s = seen->k[NK_URLS])) {
         snprintf(path, sizeof(path), "%s.urls", prefix);
         read_strs(L, s, path, &n->urls, &n->url_count);
         for (size_t i = 0; i < n->url_count; i++)
@@ -1958,10 +1962,10 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
         if (n->url_count == 0 && config_setting_length(s) == 0)
             err_at(L, s, path, "must list at least one Alertmanager URL");
     }
-    if ((s = seen.k[NK_URL])) {
+    if ((s = seen->k[NK_URL])) {
         snprintf(path, sizeof(path), "%s.url", prefix);
         check_url(L, s, path, n->url, n->kind == CM_NOTIFIER_EMAIL);
-        if (n->kind == CM_NOTIFIER_ALERTMANAGER && !seen.k[NK_URLS] && n->url) {
+        if (n->kind == CM_NOTIFIER_ALERTMANAGER && !seen->k[NK_URLS] && n->url) {
             /* url = "..." is the one-Alertmanager spelling of urls = [ "..." ]. */
             if ((n->urls = calloc(1, sizeof(*n->urls))) && (n->urls[0] = ldup(L, n->url)))
                 n->url_count = 1;
@@ -1969,25 +1973,44 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
                 L->nomem = true;
         }
     }
-    if (n->kind == CM_NOTIFIER_ALERTMANAGER && seen.k[NK_URL] && seen.k[NK_URLS])
-        err_at(L, seen.k[NK_URL], prefix, "give either 'url' or 'urls', not both");
-    if (!seen.k[NK_URL] && !(n->kind == CM_NOTIFIER_ALERTMANAGER && seen.k[NK_URLS]))
+    if (n->kind == CM_NOTIFIER_ALERTMANAGER && seen->k[NK_URL] && seen->k[NK_URLS])
+        err_at(L, seen->k[NK_URL], prefix, "give either 'url' or 'urls', not both");
+    if (!seen->k[NK_URL] && !(n->kind == CM_NOTIFIER_ALERTMANAGER && seen->k[NK_URLS]))
         err_at(L, g, prefix, "missing required setting '%s'",
                n->kind == CM_NOTIFIER_ALERTMANAGER ? "urls" : "url");
-    if ((s = seen.k[NK_HEADERS])) {
-        snprintf(path, sizeof(path), "%s.headers", prefix);
-        read_strs(L, s, path, &n->headers, &n->header_count);
-        for (size_t i = 0; i < n->header_count; i++) {
-            const char *h = n->headers[i], *colon = strchr(h, ':');
-            size_t nl = colon ? (size_t)(colon - h) : 0;
-            bool ok = nl > 0 && strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                          "0123456789-_") == nl;
-            if (!ok)
-                err_at(L, config_setting_get_elem(s, (unsigned)i), path,
-                       "'%s' is not a header line 'Name: value'", h);
-        }
+}
+
+/* HTTP headers: "Name: value" lines. */
+static void read_notifier_headers(struct loader *L, const struct seen *seen, const char *prefix,
+                                  struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if (!(s = seen->k[NK_HEADERS]))
+        return;
+    snprintf(path, sizeof(path), "%s.headers", prefix);
+    read_strs(L, s, path, &n->headers, &n->header_count);
+    for (size_t i = 0; i < n->header_count; i++) {
+        const char *h = n->headers[i], *colon = strchr(h, ':');
+        size_t nl = colon ? (size_t)(colon - h) : 0;
+        bool ok = nl > 0 && strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789-_") == nl;
+        if (!ok)
+            err_at(L, config_setting_get_elem(s, (unsigned)i), path,
+                   "'%s' is not a header line 'Name: value'", h);
     }
-    if ((s = seen.k[NK_TO])) {
+}
+
+/* Mail: recipients (to), and for email notifiers the sender and the credentials pair. */
+static void read_notifier_mail(struct loader *L, const config_setting_t *g,
+                               const struct seen *seen, const char *prefix,
+                               struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if ((s = seen->k[NK_TO])) {
         snprintf(path, sizeof(path), "%s.to", prefix);
         read_strs(L, s, path, &n->to, &n->to_count);
         for (size_t i = 0; i < n->to_count; i++)
@@ -1997,17 +2020,48 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
         if (config_setting_length(s) == 0)
             err_at(L, s, path, "must list at least one recipient");
     }
-    if (n->kind == CM_NOTIFIER_EMAIL) {
-        if (!seen.k[NK_FROM])
-            err_at(L, g, prefix, "missing required setting 'from' (the sender's address)");
-        else if (!strchr(n->from, '@') || strpbrk(n->from, " <>,;\r\n"))
-            err_at(L, seen.k[NK_FROM], prefix, "from: '%s' is not a mail address", n->from);
-        if (!seen.k[NK_TO])
-            err_at(L, g, prefix, "missing required setting 'to' (a list of recipients)");
-        if (!seen.k[NK_USERNAME] != !seen.k[NK_PASSWORD])
-            err_at(L, seen.k[NK_USERNAME] ? seen.k[NK_USERNAME] : seen.k[NK_PASSWORD], prefix,
-                   "username and password go together");
+    if (n->kind != CM_NOTIFIER_EMAIL)
+        return;
+    if (!seen->k[NK_FROM])
+        err_at(L, g, prefix, "missing required setting 'from' (the sender's address)");
+    else if (!strchr(n->from, '@') || strpbrk(n->from, " <>,;\r\n"))
+        err_at(L, seen->k[NK_FROM], prefix, "from: '%s' is not a mail address", n->from);
+    if (!seen->k[NK_TO])
+        err_at(L, g, prefix, "missing required setting 'to' (a list of recipients)");
+    if (!seen->k[NK_USERNAME] != !seen->k[NK_PASSWORD])
+        err_at(L, seen->k[NK_USERNAME] ? seen->k[NK_USERNAME] : seen->k[NK_PASSWORD], prefix,
+               "username and password go together");
+}
+
+/* One element of notifiers: the table-driven keys (read_group), the name and type, then the
+ * settings of that type, each group read by a function of its own. */
+static void read_notifier(struct loader *L, const config_setting_t *g, unsigned index,
+                          struct cm_config_notifier *n)
+{
+    char prefix[64], path[128];
+    struct seen seen;
+    const config_setting_t *s;
+    struct cm_config_origin o = origin_of(L, g);
+
+    snprintf(prefix, sizeof(prefix), "notifiers[%u]", index);
+    n->file = o.file;
+    n->line = o.line;
+    n->min_severity = CM_SEV_WARNING;
+    apply_defaults(notifier_keys, NK_N, n);
+    read_group(L, g, prefix, &groups[G_NOTIFIERS], n, NULL, &seen);
+    if (!read_notifier_identity(L, g, &seen, prefix, n))
+        return; /* which keys belong is unknown: the type's error says enough */
+    for (size_t k = 0; k < NK_N; k++) {
+        if (seen.k[k] && !(notifier_key_types[k] & (1u << n->kind))) {
+            snprintf(path, sizeof(path), "%s.%s", prefix, notifier_keys[k].name);
+            err_at(L, seen.k[k], path, "is not a setting of a %s notifier",
+                   notifier_types[n->kind]);
+        }
     }
+    read_notifier_filters(L, &seen, prefix, n);
+    read_notifier_urls(L, g, &seen, prefix, n);
+    read_notifier_headers(L, &seen, prefix, n);
+    read_notifier_mail(L, g, &seen, prefix, n);
     if ((s = seen.k[NK_GENERATOR_URL])) {
         snprintf(path, sizeof(path), "%s.generator_url", prefix);
         check_url(L, s, path, n->generator_url, false);
