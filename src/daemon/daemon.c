@@ -717,25 +717,12 @@ static void forget_state(struct daemon *d, const char **owners, size_t n)
     }
 }
 
-/* Builds the target list for generation g, reusing the target of the old list (sorted by
- * name) with the same name: its state and schedule stay; a changed spec brings its next run
- * forward. Old targets not in g are dropped with their state (a running one is cancelled and
- * frees itself when its run ends). Nothing changes unless everything could be allocated. */
-static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **old, size_t nold)
+/* For each target of cfg, the old target of the same name (from[i], its index in old) or a
+ * new one (from[i] SIZE_MAX) into v. Returns 0, or -ENOMEM with nothing allocated left. */
+static int match_targets(const struct cm_config *cfg, struct dtarget **old, size_t nold,
+                         struct dtarget **v, size_t *from)
 {
-    const struct cm_config *cfg = g->cfg;
-    size_t n = cfg->target_count;
-    struct dtarget **v = calloc(n ? n : 1, sizeof(*v));
-    size_t *from = calloc(n ? n : 1, sizeof(*from));
-    bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
-    const char **gone = calloc(nold ? nold : 1, sizeof(*gone));
-    size_t nnew = 0, nchanged = 0, knew = 0, kchanged = 0, ngone = 0;
-    time_t now = time(NULL);
-
-    if (!v || !from || !kept || !gone)
-        goto nomem;
-    /* Allocation first: on failure nothing has been touched. */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < cfg->target_count; i++) {
         from[i] = find_index(old, nold, cfg->targets[i].name);
         if (from[i] != SIZE_MAX) {
             v[i] = old[from[i]];
@@ -743,26 +730,44 @@ static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **
             for (size_t j = 0; j < i; j++)
                 if (from[j] == SIZE_MAX)
                     free(v[j]);
-            goto nomem;
+            return -ENOMEM;
         }
     }
-    /* Commit: every target points at generation g before any run can start under it. */
-    for (size_t i = 0; i < n; i++) {
+    return 0;
+}
+
+/* Points every target of v at generation g before any run can start under it, marking each
+ * new (1) or changed (2); kept[] flags the old targets reused. Counts new and changed ones. */
+static void bind_targets(struct daemon *d, struct cm_gen *g, struct dtarget **v, const size_t *from,
+                         bool *kept, size_t *nnew, size_t *nchanged)
+{
+    const struct cm_config *cfg = g->cfg;
+
+    for (size_t i = 0; i < cfg->target_count; i++) {
         const struct cm_config_target *ct = &cfg->targets[i];
         struct dtarget *t = v[i];
         if (from[i] != SIZE_MAX) {
             kept[from[i]] = true;
             t->mark = t->ct->spec_hash != ct->spec_hash ? 2 : 0;
-            nchanged += t->mark == 2;
+            *nchanged += t->mark == 2;
         } else {
             t->d = d;
             t->mark = 1;
-            nnew++;
+            (*nnew)++;
         }
         t->ct = ct;
         t->gen = g;
         set_job_params(t, cfg);
     }
+}
+
+/* Drops the old targets not kept, with their state: a running one is cancelled and frees
+ * itself when its run ends. gone has room for nold names. */
+static void drop_targets(struct daemon *d, struct dtarget **old, size_t nold, const bool *kept,
+                         const char **gone)
+{
+    size_t ngone = 0;
+
     for (size_t i = 0; i < nold; i++)
         if (!kept[i])
             gone[ngone++] = old[i]->ct->name; /* the old generation outlives this call */
@@ -781,38 +786,49 @@ static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **
             free(t);
         }
     }
-    qsort(v, n, sizeof(*v), cmp_dtarget);
-    /* At start, what the state file remembers schedules the targets it knows, and entries of
-     * targets no longer configured are forgotten. */
-    if (nold == 0) {
-        struct cm_state_entry *const *es;
-        size_t ne;
-        es = cm_state_entries(d->state, &ne);
-        for (size_t i = ne; i-- > 0;) {
-            struct cm_state_entry *e = es[i];
-            size_t j = find_index(v, n, e->owner);
-            if (j == SIZE_MAX) {
-                cm_log_info("state", "target=%s dropped: no longer configured", e->name);
-                if (d->notify)
-                    cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
-                cm_state_remove(d->state, e);
-                es = cm_state_entries(d->state, &ne);
-                mark_dirty(d);
-                continue;
-            }
-            if (e->last_probe > v[j]->restored_last) {
-                v[j]->restored_last = e->last_probe;
-                v[j]->restored_failures = e->failures;
-            }
+}
+
+/* At start, what the state file remembers schedules the targets it knows (v sorted by name),
+ * and entries of targets no longer configured are forgotten. */
+static void restore_targets(struct daemon *d, struct dtarget **v, size_t n)
+{
+    struct cm_state_entry *const *es;
+    size_t ne;
+
+    es = cm_state_entries(d->state, &ne);
+    for (size_t i = ne; i-- > 0;) {
+        struct cm_state_entry *e = es[i];
+        size_t j = find_index(v, n, e->owner);
+        if (j == SIZE_MAX) {
+            cm_log_info("state", "target=%s dropped: no longer configured", e->name);
+            if (d->notify)
+                cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
+            cm_state_remove(d->state, e);
+            es = cm_state_entries(d->state, &ne);
+            mark_dirty(d);
+            continue;
+        }
+        if (e->last_probe > v[j]->restored_last) {
+            v[j]->restored_last = e->last_probe;
+            v[j]->restored_failures = e->failures;
         }
     }
+}
+
+/* Schedules the targets bind_targets marked: new ones spread over the start, changed ones
+ * soon (a reload touching every target is no herd). reload: a reload, not the start. */
+static void schedule_marked(struct daemon *d, const struct cm_config *cfg, struct dtarget **v,
+                            size_t n, size_t nnew, size_t nchanged, bool reload, time_t now)
+{
+    size_t knew = 0, kchanged = 0;
+
     for (size_t i = 0; i < n; i++) {
         struct dtarget *t = v[i];
         if (t->mark == 1) {
             t->job.failures = t->restored_failures;
             if (cm_sched_add(d->sched, &t->job, first_delay(t, cfg, knew++, nnew, now)) < 0)
                 cm_log_error("sched", "target=%s out of memory scheduling it", t->ct->name);
-            if (nold > 0)
+            if (reload)
                 cm_log_info("config", "target=%s added", t->ct->name);
         } else if (t->mark == 2) {
             /* Soon, spread a little so that a reload touching every target is no herd; one
@@ -820,26 +836,48 @@ static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **
             if (t->job.state == CM_JOB_RUNNING)
                 t->rerun_soon = true;
             else
-                cm_sched_reschedule(d->sched, &t->job,
-                                    1000 * kchanged / (nchanged ? nchanged : 1));
+                cm_sched_reschedule(d->sched, &t->job, 1000 * kchanged / (nchanged ? nchanged : 1));
             kchanged++;
             cm_log_info("config", "target=%s changed", t->ct->name);
         }
         t->mark = 0;
     }
-    free(d->targets);
-    d->targets = v;
-    d->ntargets = n;
-    free(from);
-    free(kept);
-    free(gone);
-    return 0;
-nomem:
+}
+
+/* Builds the target list for generation g, reusing the target of the old list (sorted by
+ * name) with the same name: its state and schedule stay; a changed spec brings its next run
+ * forward. Old targets not in g are dropped with their state (a running one is cancelled and
+ * frees itself when its run ends). Nothing changes unless everything could be allocated. */
+static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **old, size_t nold)
+{
+    const struct cm_config *cfg = g->cfg;
+    size_t n = cfg->target_count;
+    struct dtarget **v = calloc(n ? n : 1, sizeof(*v));
+    size_t *from = calloc(n ? n : 1, sizeof(*from));
+    bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
+    const char **gone = calloc(nold ? nold : 1, sizeof(*gone));
+    size_t nnew = 0, nchanged = 0;
+    int rc = -ENOMEM;
+
+    /* Allocation first: on failure nothing has been touched. */
+    if (v && from && kept && gone && match_targets(cfg, old, nold, v, from) == 0) {
+        bind_targets(d, g, v, from, kept, &nnew, &nchanged);
+        drop_targets(d, old, nold, kept, gone);
+        qsort(v, n, sizeof(*v), cmp_dtarget);
+        if (nold == 0)
+            restore_targets(d, v, n);
+        schedule_marked(d, cfg, v, n, nnew, nchanged, nold > 0, time(NULL));
+        free(d->targets);
+        d->targets = v;
+        d->ntargets = n;
+        v = NULL;
+        rc = 0;
+    }
     free(v);
     free(from);
     free(kept);
     free(gone);
-    return -ENOMEM;
+    return rc;
 }
 
 static void set_state_path(struct daemon *d, const struct cm_config *cfg)
