@@ -1231,13 +1231,104 @@ static void web_status(void *arg, struct cm_web_status *out)
     out->reload_at = d->reload_at;
 }
 
+/* The daemon's own handles: the state flush and stop timers, the scan idle, and the signals
+ * (first: a SIGTERM while the state loads must stop the daemon cleanly, not kill it; they are
+ * handled once the loop runs). */
+static void run_handles_init(struct daemon *d)
+{
+    uv_timer_init(d->loop, &d->flush_timer);
+    d->flush_timer.data = d;
+    uv_timer_init(d->loop, &d->stop_timer);
+    d->stop_timer.data = d;
+    uv_idle_init(d->loop, &d->scan_idle);
+    d->scan_idle.data = d;
+    uv_signal_init(d->loop, &d->sig_hup);
+    uv_signal_init(d->loop, &d->sig_term);
+    uv_signal_init(d->loop, &d->sig_int);
+    d->sig_hup.data = d->sig_term.data = d->sig_int.data = d;
+    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+}
+
+/* Closes what run_handles_init opened, when a failed start leaves before stop() did. */
+static void run_handles_close(struct daemon *d)
+{
+    if (d->finished)
+        return;
+    uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
+}
+
+/* Outgoing HTTP, the notifiers, renewal information and the web endpoints (not listening
+ * yet). Returns 0, or -1 with the reason on stderr. */
+static int run_services_start(struct daemon *d)
+{
+    char err[300];
+
+    if (cm_httpc_new(d->loop, &d->http, err, sizeof(err)) < 0 ||
+        cm_notify_new(d->loop, d->http, d->gen->cfg, &d->notify) < 0 ||
+        cm_ari_client_new(d->http, 0, &d->ari) < 0 ||
+        cm_web_new(d->loop, d->resolver, web_status, d, &d->web) < 0) {
+        fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
+                d->http ? "out of memory" : err);
+        return -1;
+    }
+    cm_notify_on_change(d->notify, on_notify_change, d);
+    return 0;
+}
+
+/* Closes everything left, runs the loop dry (close callbacks, cancelled work, runs that end)
+ * and frees what they used. */
+static void run_teardown(struct daemon *d)
+{
+    cm_web_close(d->web);
+    cm_notify_close(d->notify);
+    cm_ari_client_free(d->ari);
+    cm_httpc_close(d->http);
+    cm_sched_close(d->sched);
+    cm_resolver_close(d->resolver);
+    /* Let close callbacks (and cancelled work) run before freeing what they use. */
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    /* Every run has ended: the loop ran dry, and runs hold handles until they report. */
+    for (size_t i = 0; i < d->ntargets; i++)
+        free(d->targets[i]);
+    free(d->targets);
+    cm_state_free(d->state);
+    free(d->state_path);
+    free(d->notify_path);
+    free(d->notify_text);
+    free(d->notify_final);
+    cm_gen_unref(d->gen);
+    if (uv_loop_close(d->loop) != 0)
+        cm_log_warn("daemon", "event loop closed with handles still open");
+}
+
+static void log_started(const struct daemon *d, long conc)
+{
+    const struct cm_config *cfg = d->gen->cfg;
+    size_t nfiles = 0;
+
+    for (size_t i = 0; i < cfg->target_count; i++)
+        nfiles += cfg->targets[i].kind == CM_TARGET_FILE;
+    cm_log_info("daemon",
+                "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
+                "started",
+                CERTMON_VERSION, d->config_path, cfg->target_count - nfiles, nfiles, conc,
+                d->state_path ? d->state_path : "none");
+}
+
 int cm_run_main(int argc, char **argv)
 {
     struct daemon d = {0};
     const char *config = DEFAULT_CONFIG, *level = NULL;
     uv_loop_t loop;
+    char err[300], werr[512];
     int rc;
-    size_t nfiles = 0;
 
     if ((rc = parse_common(argc, argv, &config, &level, run_usage)) >= 0)
         return rc;
@@ -1255,107 +1346,45 @@ int cm_run_main(int argc, char **argv)
         return 1;
     }
     d.loop = &loop;
-    char err[300];
+    rc = 1;
     if (cm_state_new(&d.state) < 0 || cm_resolver_new(&loop, &d.resolver, err, sizeof(err)) < 0 ||
         cm_sched_new(&loop, (unsigned)conc, on_run, &d, &d.sched) < 0) {
         fprintf(stderr, "certmon run: cannot start: %s\n", d.state ? err : "out of memory");
-        rc = 1;
         goto out;
     }
     set_state_path(&d, d.gen->cfg);
-    uv_timer_init(&loop, &d.flush_timer);
-    d.flush_timer.data = &d;
-    uv_timer_init(&loop, &d.stop_timer);
-    d.stop_timer.data = &d;
-    uv_idle_init(&loop, &d.scan_idle);
-    d.scan_idle.data = &d;
-    /* Signals first: a SIGTERM while the state loads must stop the daemon cleanly, not kill
-     * it. They are handled once the loop runs. */
-    uv_signal_init(&loop, &d.sig_hup);
-    uv_signal_init(&loop, &d.sig_term);
-    uv_signal_init(&loop, &d.sig_int);
-    d.sig_hup.data = d.sig_term.data = d.sig_int.data = &d;
-    uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
-    uv_signal_start(&d.sig_term, on_signal, SIGTERM);
-    uv_signal_start(&d.sig_int, on_signal, SIGINT);
+    run_handles_init(&d);
     cm_state_set_view_hooks(d.state, &cm_web_view_hooks);
-    if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
-        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0 ||
-        cm_ari_client_new(d.http, 0, &d.ari) < 0 ||
-        cm_web_new(&loop, d.resolver, web_status, &d, &d.web) < 0) {
-        fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
-                d.http ? "out of memory" : err);
-        rc = 1;
+    if (run_services_start(&d) < 0)
         goto out_handles;
-    }
-    cm_notify_on_change(d.notify, on_notify_change, &d);
     load_state(&d);
     load_notify(&d);
     malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
         fprintf(stderr, "certmon run: out of memory\n");
-        rc = 1;
         goto out_handles;
     }
     d.reload_ok = true;
     d.reload_at = time(NULL);
-    char werr[512];
     if (cm_web_start(d.web, d.gen->cfg, werr, sizeof(werr)) < 0) {
         fprintf(stderr, "certmon run: metrics listener: %s\n", werr);
         cm_log_error("web", "cannot listen: %s", werr);
         d.stopping = true; /* nothing runs yet: close what was opened and leave */
-        rc = 1;
-        goto out_targets;
+        cm_web_close(d.web);
+        d.web = NULL;
+        cm_sched_close(d.sched);
+        d.sched = NULL;
+        goto out_handles;
     }
-    for (size_t i = 0; i < d.gen->cfg->target_count; i++)
-        nfiles += d.gen->cfg->targets[i].kind == CM_TARGET_FILE;
-    cm_log_info("daemon",
-                "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
-                "started",
-                CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
-                d.state_path ? d.state_path : "none");
+    log_started(&d, conc);
     uv_run(&loop, UV_RUN_DEFAULT);
     cm_log_info("daemon", "probes_ok=%llu probes_failed=%llu stopped",
                 (unsigned long long)d.probes_ok, (unsigned long long)d.probes_failed);
     rc = 0;
-    goto out_handles;
-
-out_targets:
-    cm_web_close(d.web);
-    d.web = NULL;
-    cm_sched_close(d.sched);
-    d.sched = NULL;
 out_handles:
-    if (!d.finished) {
-        /* Startup failed after the handles were made. */
-        uv_close((uv_handle_t *)&d.flush_timer, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.stop_timer, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.scan_idle, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.sig_hup, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.sig_term, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
-    }
+    run_handles_close(&d);
 out:
-    cm_web_close(d.web);
-    cm_notify_close(d.notify);
-    cm_ari_client_free(d.ari);
-    cm_httpc_close(d.http);
-    cm_sched_close(d.sched);
-    cm_resolver_close(d.resolver);
-    /* Let close callbacks (and cancelled work) run before freeing what they use. */
-    uv_run(&loop, UV_RUN_DEFAULT);
-    /* Every run has ended: the loop ran dry, and runs hold handles until they report. */
-    for (size_t i = 0; i < d.ntargets; i++)
-        free(d.targets[i]);
-    free(d.targets);
-    cm_state_free(d.state);
-    free(d.state_path);
-    free(d.notify_path);
-    free(d.notify_text);
-    free(d.notify_final);
-    cm_gen_unref(d.gen);
-    if (uv_loop_close(&loop) != 0)
-        cm_log_warn("daemon", "event loop closed with handles still open");
+    run_teardown(&d);
     return rc;
 }
 
