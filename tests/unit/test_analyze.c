@@ -1,4 +1,5 @@
 /* Unit tests for findings (src/analysis/analyze.c): hand-built probe results judged at a fixed time. */
+#include "cmfixture.h"
 #include "cmtest.h"
 
 #include <gnutls/gnutls.h>
@@ -18,75 +19,17 @@
 /* What a completed handshake without an OCSP staple always gets (info: the status stays ok). */
 #define NOT_STAPLED "the server staples no OCSP response"
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    return d;
-}
-
-/* Fills c the way x509.c would, with heap strings cm_cert_clear can free. Key identifiers are
- * left NULL (as for a certificate without them): names alone decide who issued whom. */
-static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer,
-                      int64_t not_before, int64_t not_after, bool is_ca)
-{
-    memset(c, 0, sizeof(*c));
-    c->subject = xstrdup(subject);
-    c->issuer = xstrdup(issuer);
-    c->serial = xstrdup("0123abcd");
-    c->signature = xstrdup("RSA-SHA256");
-    c->sig_hash = "SHA256";
-    c->sha256 = xstrdup("5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
-    c->key_type = "RSA";
-    c->key_bits = 2048;
-    c->not_before = not_before;
-    c->not_after = not_after;
-    c->is_ca = is_ca;
-    c->self_signed = strcmp(subject, issuer) == 0;
-    if (!is_ca) {
-        c->sans = calloc(1, sizeof(*c->sans));
-        CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
-        c->sans[0] = xstrdup("example.com");
-        c->san_count = 1;
-    }
-}
-
 /* A successful probe of example.com:443 that saw a healthy two-certificate chain: the leaf
  * valid for 90 more days, the intermediate for 1825, trusted, matching the name. The server
  * staples nothing. */
 static struct cm_probe_result *healthy(void)
 {
-    struct cm_probe_result *r = calloc(1, sizeof(*r));
+    struct cm_probe_result *r = cm_tf_endpoint(NOW);
 
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    r->target = xstrdup("example.com:443");
-    r->host = xstrdup("example.com");
-    r->port = 443;
-    r->sni = xstrdup("example.com");
-    r->verify_name = xstrdup("example.com");
-    strcpy(r->address, "192.0.2.1");
-    r->error_kind = CM_ERRK_NONE;
-    r->error_phase = CM_PHASE_DONE;
-    r->dns_ms = 1.5;
-    r->connect_ms = 2.5;
-    r->handshake_ms = 10.25;
-    r->total_ms = 14.25;
-    r->tls.version = xstrdup("TLS1.3");
-    r->tls.cipher = xstrdup("TLS_AES_128_GCM_SHA256");
-    r->tls.group = xstrdup("X25519");
-    r->tls.verify.done = true;
-    r->tls.verify.trusted = true;
-    r->tls.verify.hostname_match = true;
-    r->tls.verify.status = 0;
-    r->tls.chain.certs = calloc(2, sizeof(struct cm_cert));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.chain.certs);
-    r->tls.chain.count = 2;
-    fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - DAY, NOW + 90 * DAY,
               false);
-    fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
               NOW + 1825LL * DAY, true);
-    r->finished_at = NOW;
     return r;
 }
 
@@ -118,7 +61,7 @@ static struct cm_cert *push_ca(struct cm_probe_result *r, const char *subject, c
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(n);
     ch->certs = n;
-    fill_cert(&n[ch->count], subject, issuer, NOW - 100 * DAY, NOW + 1825LL * DAY, true);
+    cm_tf_fill_cert(&n[ch->count], subject, issuer, NOW - 100 * DAY, NOW + 1825LL * DAY, true);
     return &n[ch->count++];
 }
 
@@ -141,8 +84,8 @@ static void set_key_ids(struct cm_cert *c, const char *ski, const char *aki)
 {
     free(c->ski);
     free(c->aki);
-    c->ski = ski ? xstrdup(ski) : NULL;
-    c->aki = aki ? xstrdup(aki) : NULL;
+    c->ski = ski ? cm_tf_strdup(ski) : NULL;
+    c->aki = aki ? cm_tf_strdup(aki) : NULL;
 }
 
 /* Replaces the subjectAltNames of c with the n names given. */
@@ -158,14 +101,14 @@ static void set_sans(struct cm_cert *c, const char *const *names, size_t n)
     c->sans = calloc(n, sizeof(*c->sans));
     CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
     for (size_t i = 0; i < n; i++)
-        c->sans[i] = xstrdup(names[i]);
+        c->sans[i] = cm_tf_strdup(names[i]);
     c->san_count = n;
 }
 
 static void set_signature(struct cm_cert *c, const char *signature, const char *hash)
 {
     free(c->signature);
-    c->signature = xstrdup(signature);
+    c->signature = cm_tf_strdup(signature);
     c->sig_hash = hash;
 }
 
@@ -616,7 +559,7 @@ static void test_self_signed(void)
 
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     CU_ASSERT_TRUE_FATAL(r->tls.chain.certs[0].self_signed);
     r->tls.verify.trusted = false;
@@ -705,7 +648,7 @@ static void test_host_mismatch(void)
 
     r->tls.verify.hostname_match = false;
     free(r->verify_name);
-    r->verify_name = xstrdup("api.example.net");
+    r->verify_name = cm_tf_strdup("api.example.net");
     run(r, &def, &f);
     EXPECT_IDS(&f, "host.mismatch ocsp.not_stapled");
     expect_finding(&f, 0, "host.mismatch", CM_SEV_CRITICAL, 0,
@@ -741,7 +684,7 @@ static void test_probe_failed(void)
     r->tls.verify.hostname_match = false;
     r->error_kind = CM_ERRK_CONNECT;
     r->error_phase = CM_PHASE_CONNECT;
-    r->error_message = xstrdup("192.0.2.1: connection refused");
+    r->error_message = cm_tf_strdup("192.0.2.1: connection refused");
     run(r, &def, &f);
     EXPECT_IDS(&f, "probe.failed");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "192.0.2.1: connection refused",
@@ -764,7 +707,7 @@ static void test_probe_failed(void)
     r = healthy();
     r->error_kind = CM_ERRK_TLS;
     r->error_phase = CM_PHASE_HANDSHAKE;
-    r->error_message = xstrdup("received fatal alert");
+    r->error_message = cm_tf_strdup("received fatal alert");
     r->tls.chain.certs[0].not_after = NOW - 1;
     r->tls.verify.trusted = false;
     r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_EXPIRED;
@@ -1012,7 +955,7 @@ static void test_key_weak_root_sent(void)
     r = quiet();
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
               NOW + 90 * DAY, true);
     r->tls.chain.certs[0].key_bits = 1024;
     run(r, &def, &f);
@@ -1108,7 +1051,7 @@ static void test_signature_weak_self_signed(void)
     r = quiet();
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     set_signature(&r->tls.chain.certs[0], "RSA-SHA1", "SHA1");
     run(r, &def, &f);
@@ -1215,7 +1158,7 @@ static void test_allow_self_signed(void)
 
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     r->tls.verify.trusted = false;
     r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
@@ -1365,7 +1308,7 @@ static void test_chain_order(void)
     /* Deeper: leaf, CA, root, policy CA (which issued CA): reported at the CA. */
     r = quiet();
     free(r->tls.chain.certs[1].issuer);
-    r->tls.chain.certs[1].issuer = xstrdup("CN=Example Policy CA");
+    r->tls.chain.certs[1].issuer = cm_tf_strdup("CN=Example Policy CA");
     push_root(r);
     push_ca(r, "CN=Example Policy CA", "CN=Example Root");
     run(r, &def, &f);
@@ -1441,7 +1384,7 @@ static void test_root_sent(void)
     /* A leaf issued by the root directly, sent with it. */
     truncate_chain(r, 1);
     free(r->tls.chain.certs[0].issuer);
-    r->tls.chain.certs[0].issuer = xstrdup("CN=Example Root");
+    r->tls.chain.certs[0].issuer = cm_tf_strdup("CN=Example Root");
     push_root(r);
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.root_sent");
@@ -1463,7 +1406,7 @@ static void test_root_sent(void)
     r = quiet();
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
               NOW + 90 * DAY, true);
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.no_san");
@@ -1859,7 +1802,7 @@ static void test_client_cert_lifetime(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->client_chain.certs);
     r->client_chain.count = 1;
     c = &r->client_chain.certs[0];
-    fill_cert(c, "CN=certmon client", "CN=Example CA", 0, 0, false);
+    cm_tf_fill_cert(c, "CN=certmon client", "CN=Example CA", 0, 0, false);
     set_life(c, 6 * DAY, 4 * DAY);
     run(r, &def, &f);
     EXPECT_IDS(&f, "");
@@ -2072,8 +2015,8 @@ static void test_revocation_findings(void)
 
     /* Every source failed, with reasons; a stale CRL; nothing published. */
     rv->certs[0] = (struct cm_rev_cert){.status = CM_REV_UNAVAILABLE};
-    rv->certs[0].errors[0] = xstrdup("http://127.0.0.1:1/ca.crl: cannot fetch the CRL: refused");
-    rv->certs[0].errors[1] = xstrdup("http://x/ca.crl: signature does not verify");
+    rv->certs[0].errors[0] = cm_tf_strdup("http://127.0.0.1:1/ca.crl: cannot fetch the CRL: refused");
+    rv->certs[0].errors[1] = cm_tf_strdup("http://x/ca.crl: signature does not verify");
     rv->certs[0].error_count = 2;
     rv->certs[1] = (struct cm_rev_cert){
         .status = CM_REV_UNAVAILABLE, .crl_stale = true, .next_update = NOW - DAY};
@@ -2496,7 +2439,7 @@ static void test_incomplete_with_other_cert(void)
     const struct cm_finding *inc;
 
     free(r->tls.chain.certs[1].subject);
-    r->tls.chain.certs[1].subject = xstrdup("CN=Other CA");
+    r->tls.chain.certs[1].subject = cm_tf_strdup("CN=Other CA");
     r->tls.verify.trusted = false;
     r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
@@ -2523,7 +2466,7 @@ static void test_consistency(void)
     EXPECT_INT(f.count, 0);
     /* b serves another leaf: a and b both say so; c's chain is missing and not compared. */
     free(b->tls.chain.certs[0].sha256);
-    b->tls.chain.certs[0].sha256 = xstrdup("00112233445566778899aabbccddeeff");
+    b->tls.chain.certs[0].sha256 = cm_tf_strdup("00112233445566778899aabbccddeeff");
     cm_chain_clear(&c->tls.chain);
     EXPECT_INT(cm_analyze_consistency(a, group, 3, &def, &f), 0);
     EXPECT_INT(f.count, 1);
@@ -2841,7 +2784,7 @@ static void test_refused_with_posture(void)
     r->tls.version = NULL;
     r->error_kind = CM_ERRK_TLS;
     r->error_phase = CM_PHASE_HANDSHAKE;
-    r->error_message = xstrdup("server sent fatal alert handshake_failure (40)");
+    r->error_message = cm_tf_strdup("server sent fatal alert handshake_failure (40)");
     r->tls_refused = true;
     p->version[CM_PV_TLS13] = CM_TRI_NO;
     p->weak[CM_WEAK_ANON] = CM_TRI_YES;
@@ -2968,22 +2911,7 @@ static struct cm_probe_result *file_result(void)
 {
     struct cm_probe_result *r = healthy();
 
-    free(r->target);
-    free(r->host);
-    free(r->sni);
-    free(r->verify_name);
-    free(r->tls.version);
-    free(r->tls.cipher);
-    free(r->tls.group);
-    r->host = r->sni = r->verify_name = NULL;
-    r->tls.version = r->tls.cipher = r->tls.group = NULL;
-    r->target = xstrdup("file:/etc/ssl/bundle.pem");
-    r->path = xstrdup("/etc/ssl/bundle.pem");
-    r->port = 0;
-    r->address[0] = '\0';
-    r->tls.verify = (struct cm_verify){0};
-    r->dns_ms = r->connect_ms = r->handshake_ms = -1;
-    r->total_ms = 0.25;
+    cm_tf_to_file(r, "/etc/ssl/bundle.pem");
     return r;
 }
 
@@ -3016,7 +2944,7 @@ static void test_file_sound(void)
     /* A lone self-signed certificate is no chain.self_signed either. */
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     run(r, &def, &f);
     EXPECT_IDS(&f, "");
@@ -3134,7 +3062,7 @@ static void test_file_strength(void)
      * signature.weak, see test_signature_weak_self_signed). */
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     set_signature(&r->tls.chain.certs[0], "RSA-SHA1", "SHA1");
     run(r, &def, &f);
@@ -3158,7 +3086,7 @@ static void test_file_failed(void)
 
     truncate_chain(r, 0);
     r->error_kind = CM_ERRK_FILE;
-    r->error_message = xstrdup("cannot read /etc/ssl/bundle.pem: Permission denied");
+    r->error_message = cm_tf_strdup("cannot read /etc/ssl/bundle.pem: Permission denied");
     run(r, &def, &f);
     EXPECT_IDS(&f, "probe.failed");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1,
@@ -3179,7 +3107,7 @@ static void test_file_failed(void)
 static void set_eku(struct cm_cert *c, const char *list, bool server, bool any)
 {
     free(c->eku);
-    c->eku = xstrdup(list);
+    c->eku = cm_tf_strdup(list);
     c->has_eku = true;
     c->eku_server = server;
     c->eku_any = any;
@@ -3195,8 +3123,8 @@ static void set_cipher(struct cm_probe_result *r, const char *version, const cha
 {
     free(r->tls.version);
     free(r->tls.cipher);
-    r->tls.version = xstrdup(version);
-    r->tls.cipher = xstrdup(cipher);
+    r->tls.version = cm_tf_strdup(version);
+    r->tls.cipher = cm_tf_strdup(cipher);
 }
 
 static void test_purpose_eku(void)
@@ -3359,7 +3287,7 @@ static void test_ca_as_leaf(void)
     r = quiet();
     truncate_chain(r, 1);
     free(r->tls.chain.certs[0].issuer);
-    r->tls.chain.certs[0].issuer = xstrdup("CN=example.com");
+    r->tls.chain.certs[0].issuer = cm_tf_strdup("CN=example.com");
     r->tls.chain.certs[0].self_signed = true;
     r->tls.chain.certs[0].is_ca = true;
     r->tls.verify.trusted = false;
@@ -3376,10 +3304,10 @@ static struct cm_cert *set_anchor(struct cm_probe_result *r, const char *subject
     cm_chain_clear(&r->tls.anchor);
     r->tls.anchor.certs = calloc(1, sizeof(struct cm_cert));
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.anchor.certs);
-    fill_cert(&r->tls.anchor.certs[0], subject, subject, NOW - 1000 * DAY, NOW + 3000LL * DAY,
+    cm_tf_fill_cert(&r->tls.anchor.certs[0], subject, subject, NOW - 1000 * DAY, NOW + 3000LL * DAY,
               true);
     free(r->tls.anchor.certs[0].sha256);
-    r->tls.anchor.certs[0].sha256 = xstrdup("a0a0");
+    r->tls.anchor.certs[0].sha256 = cm_tf_strdup("a0a0");
     r->tls.anchor.certs[0].key_bits = bits;
     r->tls.anchor.count = 1;
     return &r->tls.anchor.certs[0];
@@ -3414,7 +3342,7 @@ static void test_weak_anchor(void)
     a = push_root(r);
     a->key_bits = 1024;
     free(a->sha256);
-    a->sha256 = xstrdup("a0a0");
+    a->sha256 = cm_tf_strdup("a0a0");
     run(r, &def, &f);
     EXPECT_IDS(&f, "key.weak chain.root_sent");
     CU_ASSERT_PTR_NOT_NULL(find(&f, "key.weak", 2));
@@ -3454,13 +3382,13 @@ static void test_interception_root(void)
 
     /* Sent and trusted (the anchor is the same certificate). */
     root = push_root(r);
-    root->spki_sha256 = xstrdup(superfish);
+    root->spki_sha256 = cm_tf_strdup(superfish);
     free(root->sha256);
-    root->sha256 = xstrdup("b1b1");
+    root->sha256 = cm_tf_strdup("b1b1");
     a = set_anchor(r, "CN=Example Root", 2048);
     free(a->sha256);
-    a->sha256 = xstrdup("b1b1");
-    a->spki_sha256 = xstrdup(superfish);
+    a->sha256 = cm_tf_strdup("b1b1");
+    a->spki_sha256 = cm_tf_strdup(superfish);
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.root_sent chain.interception_root");
     expect_finding(&f, 1, "chain.interception_root", CM_SEV_CRITICAL, 2,
@@ -3473,7 +3401,7 @@ static void test_interception_root(void)
     /* Only in the store: at the chain length. Upper-case hex matches too. */
     truncate_chain(r, 2);
     free(a->spki_sha256);
-    a->spki_sha256 = xstrdup("4BB8F35BA1E126F8DDE1B0C420625ED86DCE61A7BDDADBDEA9ABA578FF13145E");
+    a->spki_sha256 = cm_tf_strdup("4BB8F35BA1E126F8DDE1B0C420625ED86DCE61A7BDDADBDEA9ABA578FF13145E");
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.interception_root");
     expect_finding(&f, 0, "chain.interception_root", CM_SEV_CRITICAL, 2,
@@ -3485,7 +3413,7 @@ static void test_interception_root(void)
 
     /* A key in no list; then the same key in the policy's list. */
     free(a->spki_sha256);
-    a->spki_sha256 = xstrdup("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    a->spki_sha256 = cm_tf_strdup("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
     run(r, &def, &f);
     EXPECT_IDS(&f, "");
     cm_findings_clear(&f);
