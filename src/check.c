@@ -1,4 +1,5 @@
 #include "certmon/check.h"
+#include "certmon/daemon/process.h"
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <strings.h>
 #include <fcntl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -666,13 +666,9 @@ static void settle_now(struct check_run *run, size_t i)
 static void posture_deliver(struct check_run *run, struct posture_share *sh, size_t i)
 {
     struct cm_probe_result *res = run->results[i];
-    struct cm_posture *p = malloc(sizeof(*p));
 
-    if (p) {
-        *p = sh->base;
-        cm_posture_add_handshake(p, &res->tls); /* the main handshake is evidence too */
-    }
-    res->posture = p; /* out of memory: posture stays null, the target is still reported */
+    /* Out of memory: posture stays null, the target is still reported. */
+    res->posture = cm_posture_fold(&sh->base, &res->tls);
     settle(run, i);
 }
 
@@ -829,26 +825,6 @@ static void on_progress(uv_timer_t *t)
     run->progress_shown = true;
     fprintf(stderr, "\r\033[Kcertmon: %zu/%zu done, %zu in flight", run->done, run->count,
             run->inflight);
-}
-
-long cm_fd_limit_fit(long want, long per_probe, const char *who)
-{
-    struct rlimit rl;
-    rlim_t need = (rlim_t)want * (rlim_t)per_probe + 64;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return want;
-    if (rl.rlim_cur < need) {
-        rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (rl.rlim_cur >= need)
-        return want;
-    long fit = rl.rlim_cur > 64 + (rlim_t)per_probe ? (long)(rl.rlim_cur - 64) / per_probe : 1;
-    fprintf(stderr, "%s: only %llu open files allowed; running %ld probes at once, not %ld\n", who,
-            (unsigned long long)rl.rlim_cur, fit, want);
-    return fit;
 }
 
 /* A threshold of s seconds in days for perfdata: "30", or "1.98" when not whole. */

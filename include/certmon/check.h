@@ -11,10 +11,4 @@ struct option;
  * option it accepts. Static; for the tests that check the man page and the completion. */
 const struct option *cm_check_long_options(void);
 
-/* Each probe holds per_probe sockets at most (one, or those of its posture pass). Raises the
- * soft limit on open files to fit the concurrency (the default 1024 is below sensible caps)
- * and returns the concurrency that fits, keeping 64 descriptors for everything else; says so
- * on stderr, prefixed with who, when it had to lower it. */
-long cm_fd_limit_fit(long want, long per_probe, const char *who);
-
 #endif

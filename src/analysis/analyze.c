@@ -1,12 +1,8 @@
 #include "certmon/analysis/analyze.h"
-#include "certmon/probe/ari.h"
 #include "certmon/base/error.h"
-#include "certmon/probe/posture.h"
-#include "certmon/probe/revocation.h"
 #include "certmon/base/text.h"
 
 #include <errno.h>
-#include <gnutls/gnutls.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -573,14 +569,14 @@ static int check_strength(struct ctx *x, const struct cm_cert *c, size_t pos)
  * reported per certificate by cert.expired / cert.not_yet_valid and must not double as
  * "untrusted"; GnuTLS sets INVALID beside any other reason, so it counts as distrust only
  * when it stands alone. */
-#define TIME_BITS (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED)
+#define TIME_BITS (CM_VERIFY_EXPIRED | CM_VERIFY_NOT_ACTIVATED)
 
 static bool distrusted(unsigned status)
 {
     unsigned rest = status & ~(unsigned)TIME_BITS;
 
-    return (rest & ~(unsigned)GNUTLS_CERT_INVALID) != 0 ||
-           (rest == GNUTLS_CERT_INVALID && !(status & TIME_BITS));
+    return (rest & ~(unsigned)CM_VERIFY_INVALID) != 0 ||
+           (rest == CM_VERIFY_INVALID && !(status & TIME_BITS));
 }
 
 struct names {
@@ -745,21 +741,21 @@ static unsigned explained_bits(const struct ctx *x)
 
     for (size_t i = 0; i < chain->count; i++) {
         if (weak_hash(&chain->certs[i]) && !(i > 0 && is_root(&chain->certs[i])))
-            bits |= GNUTLS_CERT_INSECURE_ALGORITHM; /* signature.weak */
+            bits |= CM_VERIFY_INSECURE_ALGORITHM; /* signature.weak */
         /* GnuTLS blames a short key with the same bit as a weak digest. */
         if (key_weak(x->policy, &chain->certs[i]))
-            bits |= GNUTLS_CERT_INSECURE_ALGORITHM; /* key.weak */
+            bits |= CM_VERIFY_INSECURE_ALGORITHM; /* key.weak */
     }
     if (anchor && key_weak(x->policy, anchor))
-        bits |= GNUTLS_CERT_INSECURE_ALGORITHM; /* key.weak of the anchor */
+        bits |= CM_VERIFY_INSECURE_ALGORITHM; /* key.weak of the anchor */
     /* cert.purpose reports every purpose mismatch (check_purpose), chain.ca_as_leaf the CA. */
-    bits |= GNUTLS_CERT_PURPOSE_MISMATCH;
+    bits |= CM_VERIFY_PURPOSE_MISMATCH;
     if (o->status == CM_OCSP_REVOKED)
-        bits |= GNUTLS_CERT_REVOKED; /* cert.revoked (staple) */
+        bits |= CM_VERIFY_REVOKED; /* cert.revoked (staple) */
     if (o->status == CM_OCSP_NONE && chain->count > 0 && chain->certs[0].must_staple)
-        bits |= GNUTLS_CERT_MISSING_OCSP_STATUS; /* ocsp.must_staple_missing */
+        bits |= CM_VERIFY_MISSING_OCSP_STATUS; /* ocsp.must_staple_missing */
     if (o->status == CM_OCSP_BAD || (o->status != CM_OCSP_NONE && !o->verified))
-        bits |= GNUTLS_CERT_INVALID_OCSP_STATUS; /* ocsp.invalid */
+        bits |= CM_VERIFY_INVALID_OCSP_STATUS; /* ocsp.invalid */
     return bits;
 }
 
@@ -782,8 +778,7 @@ static int check_purpose(struct ctx *x)
             return rc;
         reported = true;
     }
-    if (!reported && !ca_as_leaf(chain) &&
-        (x->res->tls.verify.status & GNUTLS_CERT_PURPOSE_MISMATCH))
+    if (!reported && !ca_as_leaf(chain) && (x->res->tls.verify.status & CM_VERIFY_PURPOSE_MISMATCH))
         return add(x, NULL, "cert.purpose", CM_SEV_CRITICAL, 0,
                    "the chain does not verify for a TLS server (purpose mismatch): a certificate "
                    "of the path restricts its extended key usage without serverAuth");
@@ -874,7 +869,7 @@ static int check_trust(struct ctx *x)
     const struct cm_cert *leaf = &chain->certs[0];
     unsigned explained = v->status & explained_bits(x);
     /* INVALID goes with every reason; once a reason is explained it goes with it. */
-    unsigned status = v->status & ~explained & ~(explained ? GNUTLS_CERT_INVALID : 0u);
+    unsigned status = v->status & ~explained & ~(explained ? CM_VERIFY_INVALID : 0u);
     struct names reasons = {""};
     size_t top;
 
@@ -891,13 +886,13 @@ static int check_trust(struct ctx *x)
     top = cm_chain_path_top(chain);
     /* Nothing sent issued the leaf, and its issuer is not trusted either: the server leaves
      * out the intermediate that clients need (most clients cannot fetch it). */
-    if ((status & GNUTLS_CERT_SIGNER_NOT_FOUND) && top == 0 && !leaf->self_signed && !leaf->is_ca)
+    if ((status & CM_VERIFY_SIGNER_NOT_FOUND) && top == 0 && !leaf->self_signed && !leaf->is_ca)
         return add(x, NULL, "chain.incomplete", CM_SEV_CRITICAL, 0,
                    "the server does not send the intermediate that issued the leaf (%s), and "
                    "it is not in the trust store%s",
                    str0(leaf->issuer),
                    chain->count > 1 ? "; the other certificates sent did not issue it" : "");
-    if ((status & GNUTLS_CERT_SIGNER_NOT_FOUND) && !chain->certs[top].self_signed)
+    if ((status & CM_VERIFY_SIGNER_NOT_FOUND) && !chain->certs[top].self_signed)
         return add(x, NULL, "chain.untrusted", CM_SEV_CRITICAL, (int)top,
                    "the chain does not verify (%s): the issuer of certificate %zu (%s) is "
                    "neither sent nor trusted",

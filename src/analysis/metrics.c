@@ -4,18 +4,16 @@
  * integers. A view is one allocation; its strings live in an arena inside it, stored once
  * even when they repeat (a leaf's issuer is the next certificate's subject). */
 #include "certmon/analysis/metrics.h"
+#include "certmon/base/label.h"
 #include "certmon/base/text.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 /* ---- Views ---- */
 
@@ -85,30 +83,6 @@ struct cm_metrics_view {
 };
 
 static int view_measure(struct cm_metrics_view *v);
-
-/* The names certmon puts on per-target series itself; a configured label of the same name
- * would make a series with a label twice, so such a label is left out (config.c refuses most
- * of them already). */
-static const char *const reserved_labels[] = {
-    "target", "position", "phase",  "id",     "severity", "status", "version",
-    "cipher", "subject",  "issuer", "serial", "sha256",   "key",    "signature",
-};
-
-static bool label_name_ok(const char *s)
-{
-    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-        return false;
-    if (s[0] == '_' && s[1] == '_')
-        return false;
-    for (const char *p = s + 1; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    for (size_t i = 0; i < sizeof(reserved_labels) / sizeof(reserved_labels[0]); i++)
-        if (!strcmp(s, reserved_labels[i]))
-            return false;
-    return true;
-}
 
 /* Growable scratch for one view while it is built; copied into one block at the end. */
 struct builder {
@@ -257,7 +231,9 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
             return (struct mv_str){0, 0};
         }
         json_object_foreach (labels, k, val)
-            if (json_is_string(val) && label_name_ok(k))
+            /* The configuration refuses what this leaves out (base/label.c): it guards against
+             * a state file written by hand or by another version. */
+            if (json_is_string(val) && cm_label_ok(k, json_string_value(val)))
                 names[n++] = k;
         qsort(names, n, sizeof(*names), cmp_label);
         for (size_t i = 0; i < n; i++) {
@@ -1414,86 +1390,4 @@ int cm_metrics_render(const struct cm_metrics_view *const *views, size_t n,
     struct cm_metrics_cursor cur = CM_METRICS_CURSOR_INIT;
 
     return cm_metrics_render_some(views, n, self, proc, &cur, SIZE_MAX, out);
-}
-
-/* ---- Process metrics ---- */
-
-/* Reads a small /proc file whole. Returns its length or a negative errno. */
-static ssize_t read_small(const char *path, char *buf, size_t size)
-{
-    FILE *fp = fopen(path, "re");
-    size_t n;
-    int e;
-
-    if (!fp)
-        return -errno;
-    n = fread(buf, 1, size - 1, fp);
-    e = ferror(fp) ? -EIO : 0;
-    fclose(fp);
-    if (e)
-        return e;
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
-
-static int read_process(struct cm_metrics_process *out)
-{
-    char buf[4096], *p;
-    unsigned long long utime, stime, start, vsize;
-    long long rss, btime = -1;
-    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
-    struct rlimit rl;
-    struct dirent *de;
-    ssize_t n;
-    DIR *d;
-    double fds = 0;
-
-    if (ticks <= 0 || page <= 0)
-        return -EINVAL;
-    if ((n = read_small("/proc/self/stat", buf, sizeof(buf))) < 0)
-        return (int)n;
-    /* The command name (field 2) may hold spaces and parentheses: fields resume after the
-     * last ')'. Then: state (3) ... utime (14), stime (15) ... starttime (22), vsize (23),
-     * rss (24). */
-    if (!(p = strrchr(buf, ')')) ||
-        sscanf(p + 1,
-               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d "
-               "%llu %llu %lld",
-               &utime, &stime, &start, &vsize, &rss) != 5)
-        return -EINVAL;
-    if ((n = read_small("/proc/stat", buf, sizeof(buf))) < 0)
-        return (int)n;
-    for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-        if (!strncmp(p, "btime ", 6)) {
-            btime = strtoll(p + 6, NULL, 10);
-            break;
-        }
-    if (btime < 0)
-        return -EINVAL;
-    if (!(d = opendir("/proc/self/fd")))
-        return -errno;
-    /* Our own handle on the directory is not one of the process's descriptors. */
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.' && atoi(de->d_name) != dirfd(d))
-            fds++;
-    closedir(d);
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return -errno;
-
-    out->cpu_seconds = (double)(utime + stime) / (double)ticks;
-    out->resident_bytes = (double)rss * (double)page;
-    out->virtual_bytes = (double)vsize;
-    out->start_time = (double)btime + (double)start / (double)ticks;
-    out->open_fds = fds;
-    out->max_fds = rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur;
-    return 0;
-}
-
-int cm_metrics_process_read(struct cm_metrics_process *out)
-{
-    int rc = read_process(out);
-
-    if (rc < 0)
-        *out = (struct cm_metrics_process){0};
-    return rc;
 }

@@ -1,7 +1,4 @@
 #include "certmon/analysis/report.h"
-#include "certmon/probe/posture.h"
-#include "certmon/probe/ari.h"
-#include "certmon/probe/revocation.h"
 
 #include <string.h>
 

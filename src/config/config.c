@@ -149,18 +149,6 @@ void cm_duration_format(uint64_t ms, char *buf, size_t len)
 
 /* ---- Small helpers ---- */
 
-static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-#define FNV_INIT 0xcbf29ce484222325ULL
-
 /* The candidate closest to word within an edit distance of 2 (and less than the word's
  * length, so that "ab" does not suggest "cd"), or NULL. A candidate the word begins
  * ("warn" for "warning") counts as distance 1. */
@@ -233,7 +221,7 @@ struct smap {
 
 static size_t smap_slot(const struct smap *m, const char *k)
 {
-    size_t i = (size_t)fnv_bytes(FNV_INIT, k, strlen(k)) & (m->cap - 1);
+    size_t i = (size_t)cm_fnv1a(CM_FNV1A_INIT, k, strlen(k)) & (m->cap - 1);
 
     while (m->keys[i] && strcmp(m->keys[i], k))
         i = (i + 1) & (m->cap - 1);
@@ -1016,6 +1004,29 @@ static bool read_duration(struct loader *L, const config_setting_t *s, const cha
     return true;
 }
 
+/* Stores a number or flag at at, in the type store names: u64 for S_U64, i for S_INT and
+ * S_UINT, b for S_BOOL. S_NONE and S_STR store nothing here. */
+static void store_scalar(enum kstore store, char *at, uint64_t u64, long long i, bool b)
+{
+    switch (store) {
+    case S_U64:
+        *(uint64_t *)(void *)at = u64;
+        break;
+    case S_INT:
+        *(int *)(void *)at = (int)i;
+        break;
+    case S_UINT:
+        *(unsigned *)(void *)at = (unsigned)i;
+        break;
+    case S_BOOL:
+        *(bool *)(void *)at = b;
+        break;
+    case S_NONE:
+    case S_STR:
+        break;
+    }
+}
+
 /* Checks s against row k and stores the value at base + k->off. Returns false after
  * reporting a problem. */
 static bool read_value(struct loader *L, const config_setting_t *s, const char *path,
@@ -1087,26 +1098,12 @@ static bool read_value(struct loader *L, const config_setting_t *s, const char *
             return type_error(L, s, path, k->type);
         break;
     }
-    switch (k->store) {
-    case S_NONE:
-        free(str);
-        break;
-    case S_U64:
-        *(uint64_t *)(void *)at = ms;
-        break;
-    case S_INT:
-        *(int *)(void *)at = (int)iv;
-        break;
-    case S_UINT:
-        *(unsigned *)(void *)at = (unsigned)iv;
-        break;
-    case S_BOOL:
-        *(bool *)(void *)at = bv;
-        break;
-    case S_STR:
+    if (k->store == S_STR) {
         free(*(char **)(void *)at);
         *(char **)(void *)at = str;
-        break;
+    } else {
+        free(str);
+        store_scalar(k->store, at, ms, iv, bv);
     }
     return true;
 }
@@ -1222,7 +1219,7 @@ static void read_roots(struct loader *L, const config_setting_t *s, const char *
     }
     cfg->roots = n;
     n[cfg->roots_count++] =
-        (struct cm_config_roots){.path = abs, .text = text, .hash = fnv_bytes(FNV_INIT, text, len)};
+        (struct cm_config_roots){.path = abs, .text = text, .hash = cm_fnv1a(CM_FNV1A_INIT, text, len)};
     p->interception_roots = text;
 }
 
@@ -1322,26 +1319,9 @@ static void read_group(struct loader *L, const config_setting_t *g, const char *
 
 static void apply_defaults(const struct key *keys, size_t n, void *base)
 {
-    for (size_t i = 0; i < n; i++) {
-        char *at = (char *)base + keys[i].off;
-        switch (keys[i].store) {
-        case S_U64:
-            *(uint64_t *)(void *)at = (uint64_t)keys[i].dflt;
-            break;
-        case S_INT:
-            *(int *)(void *)at = (int)keys[i].dflt;
-            break;
-        case S_UINT:
-            *(unsigned *)(void *)at = (unsigned)keys[i].dflt;
-            break;
-        case S_BOOL:
-            *(bool *)(void *)at = keys[i].dflt != 0;
-            break;
-        case S_NONE:
-        case S_STR:
-            break;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        store_scalar(keys[i].store, (char *)base + keys[i].off, (uint64_t)keys[i].dflt,
+                     keys[i].dflt, keys[i].dflt != 0);
 }
 
 /* A critical threshold must not exceed its warning one (crit_days and warn_days,
@@ -1546,16 +1526,6 @@ static void read_metrics(struct loader *L, const config_setting_t *g)
         err_at(L, s, "metrics.client_ca", "client_ca needs tls_cert and tls_key (HTTPS)");
 }
 
-static bool label_name_ok(const char *k)
-{
-    if (!(isalpha((unsigned char)k[0]) || k[0] == '_'))
-        return false;
-    for (const char *p = k + 1; *p; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '_'))
-            return false;
-    return true;
-}
-
 static int label_cmp(const void *a, const void *b)
 {
     return strcmp(config_setting_name(*(const config_setting_t *const *)a),
@@ -1566,12 +1536,6 @@ static int label_cmp(const void *a, const void *b)
 static void read_labels(struct loader *L, const config_setting_t *g, const char *prefix,
                         struct cm_labels *out)
 {
-    /* Every label some certmon family sets itself (docs/metrics.md). */
-    static const char *const reserved[] = {
-        "target",  "position", "phase", "id",     "severity", "status",    "version",
-        "cipher",  "subject",  "issuer", "serial", "sha256",   "key",       "signature",
-        "result",  "gnutls",   "libuv", "libcurl", "notifier", "instance", "job",
-        "alertname", "finding"};
     unsigned n = (unsigned)config_setting_length(g), k = 0;
     const config_setting_t **ok = calloc(n ? n : 1, sizeof(*ok));
 
@@ -1586,34 +1550,44 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
         bool bad = false;
 
         snprintf(path, sizeof(path), "%s.labels.%s", prefix, name);
-        if (!label_name_ok(name)) {
+        /* The rule is base/label.c's, the one /metrics and Alertmanager payloads apply. */
+        switch (cm_label_check_name(name)) {
+        case CM_LABEL_OK:
+            break;
+        case CM_LABEL_DUNDER:
+            err_at(L, m, path, "label names starting with __ are reserved by Prometheus");
+            bad = true;
+            break;
+        case CM_LABEL_RESERVED:
+            err_at(L, m, path, "'%s' is a label certmon or Prometheus sets itself (reserved: %s)",
+                   name, cm_label_reserved_text());
+            bad = true;
+            break;
+        default:
             err_at(L, m, path,
                    "'%s' is not a valid label name (letters, digits and _, not starting with a "
                    "digit)",
                    name);
             bad = true;
-        } else if (!strncmp(name, "__", 2)) {
-            err_at(L, m, path, "label names starting with __ are reserved by Prometheus");
-            bad = true;
-        } else {
-            for (size_t r = 0; r < sizeof(reserved) / sizeof(reserved[0]); r++) {
-                if (!strcmp(name, reserved[r])) {
-                    err_at(L, m, path,
-                           "'%s' is a label certmon or Prometheus sets itself (reserved: target, "
-                           "position, phase, id, severity, status, version, cipher, subject, "
-                           "issuer, serial, sha256, key, signature, result, gnutls, libuv, "
-                           "libcurl, notifier, instance, job, alertname, finding)",
-                           name);
-                    bad = true;
-                }
-            }
+            break;
         }
         if (config_setting_type(m) != CONFIG_TYPE_STRING) {
             err_at(L, m, path, "expected a string, found %s", type_name(config_setting_type(m)));
             bad = true;
-        } else if (!*config_setting_get_string(m)) {
-            err_at(L, m, path, "must not be empty (Prometheus drops empty labels)");
-            bad = true;
+        } else {
+            const char *v = config_setting_get_string(m);
+            switch (cm_label_check_value(v, strlen(v))) {
+            case CM_LABEL_OK:
+                break;
+            case CM_LABEL_EMPTY_VALUE:
+                err_at(L, m, path, "must not be empty (Prometheus drops empty labels)");
+                bad = true;
+                break;
+            default:
+                err_at(L, m, path, "must be UTF-8 text (metrics and alerts carry nothing else)");
+                bad = true;
+                break;
+            }
         }
         if (!bad)
             ok[k++] = m;
@@ -1637,79 +1611,84 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
 static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
                      struct cm_config_target *t);
 
-static void read_target(struct loader *L, const config_setting_t *g, unsigned index,
-                        struct cm_config_target *t, struct cm_config_origin *name_at)
+/* host (with port and sni) into t->ep: the address literal or name, the SNI and the name to
+ * verify (cm_target_parse). A port inside host is an error: it goes in `port`. */
+static void read_endpoint(struct loader *L, const config_setting_t *g, const struct seen *seen,
+                          const char *prefix, uint16_t port, const char *sni,
+                          struct cm_config_target *t)
 {
-    struct cm_config *cfg = L->cfg;
-    const config_setting_t *s, *host_s = config_setting_get_member(g, "host");
-    char prefix[64], err[400];
-    struct seen seen;
-    uint16_t port = CM_DEFAULT_PORT;
-    const char *host, *sni = NULL;
+    const config_setting_t *s;
+    char err[400];
+    const char *host;
+    int rc;
 
-    snprintf(prefix, sizeof(prefix), "targets[%u]", index);
-    t->kind = CM_TARGET_ENDPOINT;
-    t->index = index;
-    t->interval_ms = cfg->interval_ms;
-    t->timeout_ms = cfg->timeout_ms;
-    t->posture_interval_ms = cfg->posture_interval_ms;
-    if (policy_copy(&t->policy, &cfg->policy) < 0)
-        L->nomem = true;
-    read_group(L, g, prefix, &groups[G_TARGETS], t, &t->policy, &seen);
-    check_days(L, prefix, &t->policy, &seen, "global");
-
-    if ((s = seen.k[TK_PORT]))
-        port = (uint16_t)config_setting_get_int(s);
-    if ((s = seen.k[TK_SNI]))
-        sni = config_setting_get_string(s);
-    if (!host_s)
+    if (!config_setting_get_member(g, "host"))
         err_at(L, g, prefix, "missing required setting 'host'");
-    if ((s = seen.k[TK_HOST])) {
-        int rc;
-        host = config_setting_get_string(s);
-        rc = cm_target_parse(host, port, sni, &t->ep, err, sizeof(err));
-        if (rc == CM_EBADARG && sni) {
-            char path[80];
-            snprintf(path, sizeof(path), "%s.sni", prefix);
-            err_at(L, seen.k[TK_SNI], path, "%s", err);
-        } else if (rc == -ENOMEM) {
-            L->nomem = true;
-        } else if (rc < 0) {
+    if (!(s = seen->k[TK_HOST]))
+        return;
+    host = config_setting_get_string(s);
+    rc = cm_target_parse(host, port, sni, &t->ep, err, sizeof(err));
+    if (rc == CM_EBADARG && sni) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.sni", prefix);
+        err_at(L, seen->k[TK_SNI], path, "%s", err);
+    } else if (rc == -ENOMEM) {
+        L->nomem = true;
+    } else if (rc < 0) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.host", prefix);
+        err_at(L, s, path, "%s", err);
+    } else {
+        size_t hl = strlen(t->ep.host);
+        bool same = !strcmp(host, t->ep.host) ||
+                    (host[0] == '[' && !strncmp(host + 1, t->ep.host, hl) &&
+                     !strcmp(host + 1 + hl, "]"));
+        if (!same) {
             char path[80];
             snprintf(path, sizeof(path), "%s.host", prefix);
-            err_at(L, s, path, "%s", err);
-        } else {
-            size_t hl = strlen(t->ep.host);
-            bool same = !strcmp(host, t->ep.host) ||
-                        (host[0] == '[' && !strncmp(host + 1, t->ep.host, hl) &&
-                         !strcmp(host + 1 + hl, "]"));
-            if (!same) {
-                char path[80];
-                snprintf(path, sizeof(path), "%s.host", prefix);
-                err_at(L, s, path, "'%s': give the port in `port`, not in host", host);
-                cm_target_clear(&t->ep);
-            }
+            err_at(L, s, path, "'%s': give the port in `port`, not in host", host);
+            cm_target_clear(&t->ep);
         }
     }
+}
+
+/* starttls: the configured preamble, else the one the port implies. */
+static void read_starttls(struct loader *L, const struct seen *seen, const char *prefix,
+                          uint16_t port, struct cm_config_target *t)
+{
+    static const char *const names[] = {"smtp",     "imap",  "pop3", "ftp", "ldap",
+                                        "postgres", "mysql", "xmpp", "none"};
+    const config_setting_t *s;
+    const char *v, *hint;
+    enum cm_starttls_proto proto;
+    char path[80];
+
     t->ep.starttls = cm_starttls_for_port(port);
-    if ((s = seen.k[TK_STARTTLS])) {
-        static const char *const names[] = {"smtp",     "imap",  "pop3", "ftp", "ldap",
-                                            "postgres", "mysql", "xmpp", "none"};
-        const char *v = config_setting_get_string(s), *hint;
-        enum cm_starttls_proto proto;
-        if (cm_starttls_parse(v, &proto) == 0) {
-            t->ep.starttls = proto;
-        } else {
-            char path[80];
-            hint = closest(v, names, sizeof(names) / sizeof(names[0]));
-            snprintf(path, sizeof(path), "%s.starttls", prefix);
-            err_at(L, s, path,
-                   "must be one of smtp, imap, pop3, ftp, ldap, postgres, mysql, xmpp or none, "
-                   "not '%s'%s%s%s",
-                   v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
-        }
+    if (!(s = seen->k[TK_STARTTLS]))
+        return;
+    v = config_setting_get_string(s);
+    if (cm_starttls_parse(v, &proto) == 0) {
+        t->ep.starttls = proto;
+        return;
     }
-    if ((s = seen.k[TK_CONNECT_ADDRESS])) {
+    hint = closest(v, names, sizeof(names) / sizeof(names[0]));
+    snprintf(path, sizeof(path), "%s.starttls", prefix);
+    err_at(L, s, path,
+           "must be one of smtp, imap, pop3, ftp, ldap, postgres, mysql, xmpp or none, "
+           "not '%s'%s%s%s",
+           v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+}
+
+/* How to connect and whom to be: connect_address, the client certificate and key (both or
+ * neither), the trust file; t->ep borrows the strings t owns. */
+static void read_transport(struct loader *L, const config_setting_t *g, const struct seen *seen,
+                           const char *prefix, struct cm_config_target *t)
+{
+    const config_setting_t *s;
+    const config_setting_t *cc = config_setting_get_member(g, "client_cert");
+    const config_setting_t *ck = config_setting_get_member(g, "client_key");
+
+    if ((s = seen->k[TK_CONNECT_ADDRESS])) {
         const char *v = config_setting_get_string(s);
         if (!cm_host_is_ip(v)) {
             char path[80];
@@ -1719,41 +1698,30 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
             t->connect_address = ldup(L, v);
         }
     }
-    {
-        const config_setting_t *cc = config_setting_get_member(g, "client_cert");
-        const config_setting_t *ck = config_setting_get_member(g, "client_key");
-        if (!cc != !ck) {
-            char path[80];
-            snprintf(path, sizeof(path), "%s.%s", prefix, cc ? "client_cert" : "client_key");
-            err_at(L, cc ? cc : ck, path,
-                   cc ? "client_cert needs client_key too (give both or neither)"
-                      : "client_key needs client_cert too (give both or neither)");
-        }
+    if (!cc != !ck) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.%s", prefix, cc ? "client_cert" : "client_key");
+        err_at(L, cc ? cc : ck, path,
+               cc ? "client_cert needs client_key too (give both or neither)"
+                  : "client_key needs client_cert too (give both or neither)");
     }
-    t->ca_file_at = origin_of(L, seen.k[TK_CA_FILE]);
-    t->client_cert_at = origin_of(L, seen.k[TK_CLIENT_CERT]);
+    t->ca_file_at = origin_of(L, seen->k[TK_CA_FILE]);
+    t->client_cert_at = origin_of(L, seen->k[TK_CLIENT_CERT]);
     t->ep.ca_file = t->ca_file;
     t->ep.client_cert = t->client_cert;
     t->ep.client_key = t->client_key;
     t->ep.connect_address = t->connect_address;
+}
 
-    if ((s = seen.k[TK_POSTURE]) && !config_setting_get_bool(s)) {
-        if (config_setting_get_member(g, "posture_interval")) {
-            char path[80];
-            snprintf(path, sizeof(path), "%s.posture", prefix);
-            err_at(L, s, path, "posture = false contradicts posture_interval: give one of them");
-        }
-        t->posture_interval_ms = 0;
-    }
-    if ((s = seen.k[TK_LABELS]))
-        read_labels(L, s, prefix, &t->labels);
-    read_ari(L, &seen, prefix, t);
+/* The target's name: `name`, else "host:port" (with "sni@" in front when the SNI differs from
+ * the host). */
+static void read_target_name(struct loader *L, const struct seen *seen, const char *prefix,
+                             const char *sni, struct cm_config_target *t,
+                             struct cm_config_origin *name_at)
+{
+    const config_setting_t *s;
 
-    /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
-    if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
-        (config_setting_get_member(g, "sni") && !seen.k[TK_SNI]))
-        return;
-    if ((s = seen.k[TK_NAME])) {
+    if ((s = seen->k[TK_NAME])) {
         const char *v = config_setting_get_string(s);
         if (has_control(v)) {
             char path[80];
@@ -1773,6 +1741,56 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
             t->name = ldup(L, t->ep.name);
         }
     }
+}
+
+/* One element of targets: the table-driven keys (read_group), then what needs more than one
+ * key or more than a range check, each in a function of its own. */
+static void read_target(struct loader *L, const config_setting_t *g, unsigned index,
+                        struct cm_config_target *t, struct cm_config_origin *name_at)
+{
+    struct cm_config *cfg = L->cfg;
+    const config_setting_t *s;
+    char prefix[64];
+    struct seen seen;
+    uint16_t port = CM_DEFAULT_PORT;
+    const char *sni = NULL;
+
+    snprintf(prefix, sizeof(prefix), "targets[%u]", index);
+    t->kind = CM_TARGET_ENDPOINT;
+    t->index = index;
+    t->interval_ms = cfg->interval_ms;
+    t->timeout_ms = cfg->timeout_ms;
+    t->posture_interval_ms = cfg->posture_interval_ms;
+    if (policy_copy(&t->policy, &cfg->policy) < 0)
+        L->nomem = true;
+    read_group(L, g, prefix, &groups[G_TARGETS], t, &t->policy, &seen);
+    check_days(L, prefix, &t->policy, &seen, "global");
+
+    if ((s = seen.k[TK_PORT]))
+        port = (uint16_t)config_setting_get_int(s);
+    if ((s = seen.k[TK_SNI]))
+        sni = config_setting_get_string(s);
+    read_endpoint(L, g, &seen, prefix, port, sni, t);
+    read_starttls(L, &seen, prefix, port, t);
+    read_transport(L, g, &seen, prefix, t);
+
+    if ((s = seen.k[TK_POSTURE]) && !config_setting_get_bool(s)) {
+        if (config_setting_get_member(g, "posture_interval")) {
+            char path[80];
+            snprintf(path, sizeof(path), "%s.posture", prefix);
+            err_at(L, s, path, "posture = false contradicts posture_interval: give one of them");
+        }
+        t->posture_interval_ms = 0;
+    }
+    if ((s = seen.k[TK_LABELS]))
+        read_labels(L, s, prefix, &t->labels);
+    read_ari(L, &seen, prefix, t);
+
+    /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
+    if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
+        (config_setting_get_member(g, "sni") && !seen.k[TK_SNI]))
+        return;
+    read_target_name(L, &seen, prefix, sni, t, name_at);
 }
 
 static void read_file_entry(struct loader *L, const config_setting_t *g, unsigned index,
@@ -1872,29 +1890,23 @@ static void read_ari(struct loader *L, const struct seen *seen, const char *pref
     }
 }
 
-static void read_notifier(struct loader *L, const config_setting_t *g, unsigned index,
-                          struct cm_config_notifier *n)
-{
-    static const char *const types[] = {"slack", "webhook", "email", "alertmanager"};
-    char prefix[64], path[128];
-    struct seen seen;
-    const config_setting_t *s;
-    struct cm_config_origin o = origin_of(L, g);
-    bool typed = false;
+static const char *const notifier_types[] = {"slack", "webhook", "email", "alertmanager"};
 
-    snprintf(prefix, sizeof(prefix), "notifiers[%u]", index);
-    n->file = o.file;
-    n->line = o.line;
-    n->min_severity = CM_SEV_WARNING;
-    apply_defaults(notifier_keys, NK_N, n);
-    read_group(L, g, prefix, &groups[G_NOTIFIERS], n, NULL, &seen);
+/* name and type. Returns true when the type is known (then n->kind is set). */
+static bool read_notifier_identity(struct loader *L, const config_setting_t *g,
+                                   const struct seen *seen, const char *prefix,
+                                   struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
     if (!config_setting_get_member(g, "name"))
         err_at(L, g, prefix, "missing required setting 'name'");
     if (!config_setting_get_member(g, "type"))
         err_at(L, g, prefix,
                "missing required setting 'type' (slack, webhook, email or "
                "alertmanager)");
-    if ((s = seen.k[NK_NAME])) {
+    if ((s = seen->k[NK_NAME])) {
         if (has_control(config_setting_get_string(s))) {
             snprintf(path, sizeof(path), "%s.name", prefix);
             err_at(L, s, path, "must not contain control characters");
@@ -1902,38 +1914,38 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
             n->name = ldup(L, config_setting_get_string(s));
         }
     }
-    if ((s = seen.k[NK_TYPE])) {
+    if ((s = seen->k[NK_TYPE])) {
         const char *v = config_setting_get_string(s), *hint;
         size_t i;
-        for (i = 0; i < 4 && strcmp(v, types[i]); i++)
+        for (i = 0; i < 4 && strcmp(v, notifier_types[i]); i++)
             ;
         if (i < 4) {
             n->type = ldup(L, v);
             n->kind = (enum cm_notifier_kind)i;
-            typed = true;
-        } else {
-            hint = closest(v, types, 4);
-            snprintf(path, sizeof(path), "%s.type", prefix);
-            err_at(L, s, path,
-                   "must be one of slack, webhook, email or alertmanager, not '%s'%s%s%s", v,
-                   hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+            return true;
         }
+        hint = closest(v, notifier_types, 4);
+        snprintf(path, sizeof(path), "%s.type", prefix);
+        err_at(L, s, path, "must be one of slack, webhook, email or alertmanager, not '%s'%s%s%s",
+               v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
     }
-    if (!typed)
-        return; /* which keys belong is unknown: the type's error says enough */
-    for (size_t k = 0; k < NK_N; k++) {
-        if (seen.k[k] && !(notifier_key_types[k] & (1u << n->kind))) {
-            snprintf(path, sizeof(path), "%s.%s", prefix, notifier_keys[k].name);
-            err_at(L, seen.k[k], path, "is not a setting of a %s notifier", types[n->kind]);
-        }
-    }
-    if ((s = seen.k[NK_MIN_SEVERITY])) {
+    return false;
+}
+
+/* Which alerts the notifier takes: min_severity, findings, match. */
+static void read_notifier_filters(struct loader *L, const struct seen *seen, const char *prefix,
+                                  struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if ((s = seen->k[NK_MIN_SEVERITY])) {
         snprintf(path, sizeof(path), "%s.min_severity", prefix);
         if (cm_severity_parse(config_setting_get_string(s), &n->min_severity) < 0)
             err_at(L, s, path, "must be info, warning or critical, not '%s'",
                    config_setting_get_string(s));
     }
-    if ((s = seen.k[NK_FINDINGS])) {
+    if ((s = seen->k[NK_FINDINGS])) {
         unsigned cnt = (unsigned)config_setting_length(s);
         char epath[600];
         snprintf(path, sizeof(path), "%s.findings", prefix);
@@ -1954,9 +1966,19 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
             }
         }
     }
-    if ((s = seen.k[NK_MATCH]))
+    if ((s = seen->k[NK_MATCH]))
         read_labels(L, s, prefix, &n->match);
-    if ((s = seen.k[NK_URLS])) {
+}
+
+/* Where it delivers: url, or urls for Alertmanager (url is the one-Alertmanager spelling). */
+static void read_notifier_urls(struct loader *L, const config_setting_t *g,
+                               const struct seen *seen, const char *prefix,
+                               struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if ((s = seen->k[NK_URLS])) {
         snprintf(path, sizeof(path), "%s.urls", prefix);
         read_strs(L, s, path, &n->urls, &n->url_count);
         for (size_t i = 0; i < n->url_count; i++)
@@ -1964,10 +1986,10 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
         if (n->url_count == 0 && config_setting_length(s) == 0)
             err_at(L, s, path, "must list at least one Alertmanager URL");
     }
-    if ((s = seen.k[NK_URL])) {
+    if ((s = seen->k[NK_URL])) {
         snprintf(path, sizeof(path), "%s.url", prefix);
         check_url(L, s, path, n->url, n->kind == CM_NOTIFIER_EMAIL);
-        if (n->kind == CM_NOTIFIER_ALERTMANAGER && !seen.k[NK_URLS] && n->url) {
+        if (n->kind == CM_NOTIFIER_ALERTMANAGER && !seen->k[NK_URLS] && n->url) {
             /* url = "..." is the one-Alertmanager spelling of urls = [ "..." ]. */
             if ((n->urls = calloc(1, sizeof(*n->urls))) && (n->urls[0] = ldup(L, n->url)))
                 n->url_count = 1;
@@ -1975,25 +1997,44 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
                 L->nomem = true;
         }
     }
-    if (n->kind == CM_NOTIFIER_ALERTMANAGER && seen.k[NK_URL] && seen.k[NK_URLS])
-        err_at(L, seen.k[NK_URL], prefix, "give either 'url' or 'urls', not both");
-    if (!seen.k[NK_URL] && !(n->kind == CM_NOTIFIER_ALERTMANAGER && seen.k[NK_URLS]))
+    if (n->kind == CM_NOTIFIER_ALERTMANAGER && seen->k[NK_URL] && seen->k[NK_URLS])
+        err_at(L, seen->k[NK_URL], prefix, "give either 'url' or 'urls', not both");
+    if (!seen->k[NK_URL] && !(n->kind == CM_NOTIFIER_ALERTMANAGER && seen->k[NK_URLS]))
         err_at(L, g, prefix, "missing required setting '%s'",
                n->kind == CM_NOTIFIER_ALERTMANAGER ? "urls" : "url");
-    if ((s = seen.k[NK_HEADERS])) {
-        snprintf(path, sizeof(path), "%s.headers", prefix);
-        read_strs(L, s, path, &n->headers, &n->header_count);
-        for (size_t i = 0; i < n->header_count; i++) {
-            const char *h = n->headers[i], *colon = strchr(h, ':');
-            size_t nl = colon ? (size_t)(colon - h) : 0;
-            bool ok = nl > 0 && strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                          "0123456789-_") == nl;
-            if (!ok)
-                err_at(L, config_setting_get_elem(s, (unsigned)i), path,
-                       "'%s' is not a header line 'Name: value'", h);
-        }
+}
+
+/* HTTP headers: "Name: value" lines. */
+static void read_notifier_headers(struct loader *L, const struct seen *seen, const char *prefix,
+                                  struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if (!(s = seen->k[NK_HEADERS]))
+        return;
+    snprintf(path, sizeof(path), "%s.headers", prefix);
+    read_strs(L, s, path, &n->headers, &n->header_count);
+    for (size_t i = 0; i < n->header_count; i++) {
+        const char *h = n->headers[i], *colon = strchr(h, ':');
+        size_t nl = colon ? (size_t)(colon - h) : 0;
+        bool ok = nl > 0 && strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789-_") == nl;
+        if (!ok)
+            err_at(L, config_setting_get_elem(s, (unsigned)i), path,
+                   "'%s' is not a header line 'Name: value'", h);
     }
-    if ((s = seen.k[NK_TO])) {
+}
+
+/* Mail: recipients (to), and for email notifiers the sender and the credentials pair. */
+static void read_notifier_mail(struct loader *L, const config_setting_t *g,
+                               const struct seen *seen, const char *prefix,
+                               struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    if ((s = seen->k[NK_TO])) {
         snprintf(path, sizeof(path), "%s.to", prefix);
         read_strs(L, s, path, &n->to, &n->to_count);
         for (size_t i = 0; i < n->to_count; i++)
@@ -2003,17 +2044,48 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
         if (config_setting_length(s) == 0)
             err_at(L, s, path, "must list at least one recipient");
     }
-    if (n->kind == CM_NOTIFIER_EMAIL) {
-        if (!seen.k[NK_FROM])
-            err_at(L, g, prefix, "missing required setting 'from' (the sender's address)");
-        else if (!strchr(n->from, '@') || strpbrk(n->from, " <>,;\r\n"))
-            err_at(L, seen.k[NK_FROM], prefix, "from: '%s' is not a mail address", n->from);
-        if (!seen.k[NK_TO])
-            err_at(L, g, prefix, "missing required setting 'to' (a list of recipients)");
-        if (!seen.k[NK_USERNAME] != !seen.k[NK_PASSWORD])
-            err_at(L, seen.k[NK_USERNAME] ? seen.k[NK_USERNAME] : seen.k[NK_PASSWORD], prefix,
-                   "username and password go together");
+    if (n->kind != CM_NOTIFIER_EMAIL)
+        return;
+    if (!seen->k[NK_FROM])
+        err_at(L, g, prefix, "missing required setting 'from' (the sender's address)");
+    else if (!strchr(n->from, '@') || strpbrk(n->from, " <>,;\r\n"))
+        err_at(L, seen->k[NK_FROM], prefix, "from: '%s' is not a mail address", n->from);
+    if (!seen->k[NK_TO])
+        err_at(L, g, prefix, "missing required setting 'to' (a list of recipients)");
+    if (!seen->k[NK_USERNAME] != !seen->k[NK_PASSWORD])
+        err_at(L, seen->k[NK_USERNAME] ? seen->k[NK_USERNAME] : seen->k[NK_PASSWORD], prefix,
+               "username and password go together");
+}
+
+/* One element of notifiers: the table-driven keys (read_group), the name and type, then the
+ * settings of that type, each group read by a function of its own. */
+static void read_notifier(struct loader *L, const config_setting_t *g, unsigned index,
+                          struct cm_config_notifier *n)
+{
+    char prefix[64], path[128];
+    struct seen seen;
+    const config_setting_t *s;
+    struct cm_config_origin o = origin_of(L, g);
+
+    snprintf(prefix, sizeof(prefix), "notifiers[%u]", index);
+    n->file = o.file;
+    n->line = o.line;
+    n->min_severity = CM_SEV_WARNING;
+    apply_defaults(notifier_keys, NK_N, n);
+    read_group(L, g, prefix, &groups[G_NOTIFIERS], n, NULL, &seen);
+    if (!read_notifier_identity(L, g, &seen, prefix, n))
+        return; /* which keys belong is unknown: the type's error says enough */
+    for (size_t k = 0; k < NK_N; k++) {
+        if (seen.k[k] && !(notifier_key_types[k] & (1u << n->kind))) {
+            snprintf(path, sizeof(path), "%s.%s", prefix, notifier_keys[k].name);
+            err_at(L, seen.k[k], path, "is not a setting of a %s notifier",
+                   notifier_types[n->kind]);
+        }
     }
+    read_notifier_filters(L, &seen, prefix, n);
+    read_notifier_urls(L, g, &seen, prefix, n);
+    read_notifier_headers(L, &seen, prefix, n);
+    read_notifier_mail(L, g, &seen, prefix, n);
     if ((s = seen.k[NK_GENERATOR_URL])) {
         snprintf(path, sizeof(path), "%s.generator_url", prefix);
         check_url(L, s, path, n->generator_url, false);
@@ -2146,8 +2218,8 @@ static void check_notifier_names(struct loader *L)
 static uint64_t hash_str(uint64_t h, const char *s)
 {
     /* A tag byte keeps NULL, "" and adjacent strings apart. */
-    h = fnv_bytes(h, s ? "S" : "N", 1);
-    return s ? fnv_bytes(h, s, strlen(s) + 1) : h;
+    h = cm_fnv1a(h, s ? "S" : "N", 1);
+    return s ? cm_fnv1a(h, s, strlen(s) + 1) : h;
 }
 
 static uint64_t hash_u64(uint64_t h, uint64_t v)
@@ -2156,12 +2228,12 @@ static uint64_t hash_u64(uint64_t h, uint64_t v)
 
     for (int i = 0; i < 8; i++)
         b[i] = (unsigned char)(v >> (8 * i));
-    return fnv_bytes(h, b, sizeof(b));
+    return cm_fnv1a(h, b, sizeof(b));
 }
 
 static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_target *t)
 {
-    uint64_t h = FNV_INIT;
+    uint64_t h = CM_FNV1A_INIT;
 
     h = hash_u64(h, (uint64_t)t->kind);
     h = hash_str(h, t->ep.host);
@@ -2959,17 +3031,6 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
 
 /* ---- Lifetime and lookup ---- */
 
-static void labels_clear(struct cm_labels *l)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        free(l->keys[i]);
-        free(l->values[i]);
-    }
-    free(l->keys);
-    free(l->values);
-    memset(l, 0, sizeof(*l));
-}
-
 void cm_config_free(struct cm_config *cfg)
 {
     if (!cfg)
@@ -2985,7 +3046,7 @@ void cm_config_free(struct cm_config *cfg)
         free(t->connect_address);
         free(t->ari_url);
         free(t->acme_directory);
-        labels_clear(&t->labels);
+        cm_labels_clear(&t->labels);
         cm_policy_clear(&t->policy);
     }
     free(cfg->targets);
@@ -2994,7 +3055,7 @@ void cm_config_free(struct cm_config *cfg)
         free(n->name);
         free(n->type);
         free(n->findings);
-        labels_clear(&n->match);
+        cm_labels_clear(&n->match);
         free(n->url);
         for (size_t k = 0; k < n->url_count; k++)
             free(n->urls[k]);

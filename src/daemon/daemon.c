@@ -1,14 +1,21 @@
 /* The daemon. Ownership, in one place:
- * - struct gen (config + TLS context) is reference-counted: the daemon holds the current one,
+ * - struct cm_gen (config + TLS context) is reference-counted: the daemon holds the current one,
  *   and every run in flight holds the one it started under, because its probe borrows that
  *   config's target and that context. A reload swaps the daemon's reference only.
  * - struct dtarget is one configured target. It lives while configured, and past a reload that
  *   removed it only until its run in flight reports (then it frees itself).
  * - The state store belongs to the daemon; runs write into it when they end. */
 #include "certmon/daemon/daemon.h"
-#include "daemon_int.h"
 #include "certmon/analysis/analyze.h"
-#include "certmon/check.h"
+#include "certmon/daemon/gen.h"
+#include "certmon/daemon/web.h"
+#include "certmon/http/httpc.h"
+#include "certmon/notify/notify.h"
+#include "certmon/probe/ari.h"
+#include "certmon/daemon/process.h"
+#include "certmon/daemon/revwait.h"
+#include "certmon/daemon/sdnotify.h"
+#include "certmon/probe/revocation.h"
 #include "certmon/config/config.h"
 #include "certmon/base/error.h"
 #include "certmon/probe/filecert.h"
@@ -34,74 +41,82 @@
 
 #define DEFAULT_CONFIG "/etc/certmon/certmon.conf"
 
+struct daemon;
 
-void cm__gen_unref(struct gen *g)
-{
-    if (!g || --g->refs > 0)
-        return;
-    cm_tls_ctx_free(g->tls);
-    cm_config_free(g->cfg);
-    free(g);
-}
+struct dtarget {
+    struct cm_sched_job job;
+    struct daemon *d;
+    const struct cm_config_target *ct; /* in gen */
+    /* The run in flight: the generation and target it started with. */
+    struct cm_gen *run_gen;
+    const struct cm_config_target *run_ct;
+    struct cm_probe *probe;
+    struct cm_posture_pass *pass;
+    struct cm_file_scan_job *scan;
+    struct cm_probe_result *pending; /* waiting for its posture pass */
+    bool removed;                    /* dropped by a reload while running */
+    /* From the state file at start: when it last ran, and whether that failed. */
+    int64_t restored_last;
+    unsigned restored_failures;
+    unsigned char mark; /* while installing: 1 new, 2 changed */
+    bool rerun_soon;    /* changed by a reload while running: run again shortly */
+    /* A finished file scan whose results are being recorded (see on_scan_batch). */
+    struct cm_file_scan_result scan_res;
+    size_t scan_pos;
+    uint64_t scan_id;
+    bool scan_failed;
+    struct dtarget *scan_next;
+    struct cm_revwait *revwait;         /* the revocation checks the run waits for */
+    struct cm_probe_result *checking;   /* the endpoint result they are about (scans: scan_res) */
+    struct cm_gen *gen; /* the generation ct belongs to (not a reference: the daemon's or a
+                         * reload's keeps it alive while it is this target's) */
+};
 
-/* ---- Configuration generations ---- */
-
-static void log_errors(const struct cm_config_errors *errs, bool to_log)
-{
-    for (size_t i = 0; i < errs->count; i++) {
-        if (to_log)
-            cm_log_error("config", "%s", errs->msgs[i]);
-        else
-            fprintf(stderr, "certmon: %s\n", errs->msgs[i]);
-    }
-}
-
-/* Loads and fully validates a configuration, credentials included, without logging (it runs
- * on the thread pool for a reload). Returns the generation, or NULL with *rc and errs set. */
-static struct gen *gen_build(const char *path, struct cm_config_errors *errs, int *rc)
-{
-    struct gen *g = calloc(1, sizeof(*g));
-
-    *rc = -ENOMEM;
-    if (!g)
-        return NULL;
-    g->refs = 1;
-    if ((*rc = cm_config_load(path, &g->cfg, errs)) < 0 || (*rc = cm_tls_ctx_new(&g->tls)) < 0 ||
-        (*rc = cm_config_check_credentials(g->cfg, g->tls, errs)) < 0) {
-        cm__gen_unref(g);
-        return NULL;
-    }
-    return g;
-}
-
-/* Reports why a load failed, to the log or to stderr. */
-static void gen_report(const char *path, int rc, struct cm_config_errors *errs, bool to_log)
-{
-    if (errs->count == 0) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "cannot load %s: %s", path, cm_strerror(rc));
-        if (to_log)
-            cm_log_error("config", "%s", msg);
-        else
-            fprintf(stderr, "certmon: %s\n", msg);
-    }
-    log_errors(errs, to_log);
-    if (to_log && errs->count)
-        cm_log_error("config", "file=%s errors=%zu", path, errs->count);
-}
-
-/* Loads a configuration on the calling thread (at start), reporting problems. */
-static struct gen *gen_load(const char *path, bool to_log)
-{
-    struct cm_config_errors errs = {0};
-    int rc;
-    struct gen *g = gen_build(path, &errs, &rc);
-
-    if (!g)
-        gen_report(path, rc, &errs, to_log);
-    cm_config_errors_clear(&errs);
-    return g;
-}
+struct daemon {
+    uv_loop_t *loop;
+    const char *config_path;
+    struct cm_gen *gen;
+    struct cm_resolver *resolver;
+    struct cm_sched *sched;
+    struct cm_state *state;
+    struct dtarget **targets; /* the current config's, sorted by name */
+    size_t ntargets;
+    unsigned runs; /* runs in flight */
+    uv_signal_t sig_hup, sig_term, sig_int;
+    uv_timer_t flush_timer, stop_timer;
+    bool dirty, writing, stopping, finished;
+    char *state_path; /* where the state is written (the current config's) */
+    uv_work_t write_req;
+    struct cm_state_snapshot *write_snap;
+    char *write_path;
+    int write_rc;
+    char write_err[512];
+    bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
+    int64_t reload_at;
+    bool reload_ok;
+    bool reloading;    /* a configuration load is on the thread pool */
+    bool reload_again; /* SIGHUP came during it: load once more when it ends */
+    uint64_t probes_ok, probes_failed;
+    struct cm_httpc *http;     /* outgoing HTTP and SMTP (notifiers, renewal information) */
+    struct cm_ari_client *ari; /* renewal information, cached per certificate */
+    struct cm_revctx *rev;     /* CRLs and OCSP answers, cached for the daemon's whole life
+                                * (kept across reloads); NULL once stopping */
+    struct cm_notify *notify;  /* the notifiers; NULL once closed */
+    bool notify_dirty;         /* alert tables or queues changed since the last write */
+    char *notify_text;         /* their JSON, serialised for the write in flight */
+    char *notify_path;         /* STATE_FILE.notify.json, or NULL */
+    char *notify_final;        /* their JSON when stopping, for the last write */
+    struct cm_web *web;        /* the HTTP endpoints (web.h); NULL once closed */
+    uint64_t scan_seq;         /* numbers file scans, to mark the entries each one found */
+    uv_idle_t scan_idle;       /* records scan results in batches */
+    struct dtarget *scan_head; /* scans whose results wait to be recorded, in order */
+    double snap_ms;            /* the last snapshot's time on the loop */
+    uint64_t write_t0;
+    struct cm_sdnotify sd; /* systemd notifications ($NOTIFY_SOCKET); disabled without */
+    uv_timer_t watchdog;   /* WATCHDOG=1 every half $WATCHDOG_USEC, from the loop */
+    bool watchdog_init;    /* the timer was initialised (and must be closed) */
+    bool sd_reloading;     /* RELOADING=1 sent, READY=1 not yet */
+};
 
 static void apply_logging(struct daemon *d, const struct cm_config *cfg)
 {
@@ -247,7 +262,7 @@ static void end_run(struct dtarget *t, bool failed)
 {
     struct daemon *d = t->d;
 
-    cm__gen_unref(t->run_gen);
+    cm_gen_unref(t->run_gen);
     t->run_gen = NULL;
     t->run_ct = NULL;
     d->runs--;
@@ -437,11 +452,51 @@ static void complete_checked(struct dtarget *t, struct cm_probe_result *const *r
     end_run(t, !drop && failed);
 }
 
+static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
+                         bool drop);
+
+/* The run's revocation checks have ended (or were cancelled): its results go on. */
+static void on_revwait(void *arg)
+{
+    struct dtarget *t = arg;
+    struct cm_probe_result *r = t->checking;
+    bool drop = t->d->stopping || t->removed;
+
+    t->revwait = NULL;
+    t->checking = NULL;
+    /* Both may end the run, and a removed target's run frees the target: t is not touched
+     * after them. */
+    if (r)
+        complete_checked(t, &r, 1, drop);
+    else
+        scan_checked(t, t->scan_res.items, t->scan_res.count, drop);
+}
+
+/* Starts the revocation wait of t's run on res[0..n) when its policy says "auto", and gives
+ * back the run's scheduler slot: from here it only waits on CAs. False when there is nothing
+ * to wait for (the caller goes on at once). */
+static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res, size_t n)
+{
+    struct daemon *d = t->d;
+    const struct cm_config_target *ct = t->run_ct;
+
+    if (!d->rev || d->stopping || ct->policy.revocation != CM_REVOCATION_AUTO)
+        return false;
+    if (cm_revwait_start(d->rev, res, n, ct->policy.revocation_timeout_ms, ct->name, on_revwait,
+                         t, &t->revwait) != 0)
+        return false;
+    if (d->sched)
+        cm_sched_release(d->sched, &t->job);
+    return true;
+}
+
 static void complete(struct dtarget *t, struct cm_probe_result *res)
 {
     attach_ari(t->d, t->run_ct, res);
-    if (cm__revwait_start(t, &res, 1, complete_checked) == 0)
+    t->checking = res;
+    if (revwait_start(t, &res, 1))
         return;
+    t->checking = NULL;
     complete_checked(t, &res, 1, false);
 }
 
@@ -465,9 +520,7 @@ static void on_posture(struct cm_posture *p, void *arg)
     /* The state keeps the pass as it ran; the result gets a copy with its own handshake
      * folded in, exactly as `check` reports it. */
     if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
-        (res->posture = malloc(sizeof(*res->posture)))) {
-        *res->posture = *p;
-        cm_posture_add_handshake(res->posture, &res->tls);
+        (res->posture = cm_posture_fold(p, &res->tls))) {
         cm_state_set_posture(e, p, res->finished_at);
     } else {
         cm_posture_free(p);
@@ -502,10 +555,8 @@ static void on_probe(struct cm_probe_result *res, void *arg)
             t->pending = NULL;
         }
         /* Between passes the latest one stands, with this handshake folded in. */
-        if (e && e->posture && (res->posture = malloc(sizeof(*res->posture)))) {
-            *res->posture = *e->posture;
-            cm_posture_add_handshake(res->posture, &res->tls);
-        }
+        if (e && e->posture)
+            res->posture = cm_posture_fold(e->posture, &res->tls);
     } else if (res->tls_refused && ct->posture_interval_ms > 0 && res->address[0] &&
                ct->timeout_ms > spent) {
         /* A server that refused everything a current client offers may still accept
@@ -583,9 +634,6 @@ static void on_scan_batch(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
-static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
-                         bool drop);
-
 static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
 {
     struct dtarget *t = arg;
@@ -598,7 +646,7 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
         return;
     }
     t->scan_res = *r; /* r belongs to the scan job, which ends with this callback */
-    if (cm__revwait_start(t, t->scan_res.items, t->scan_res.count, scan_checked) == 0)
+    if (revwait_start(t, t->scan_res.items, t->scan_res.count))
         return;
     scan_checked(t, NULL, 0, false);
 }
@@ -643,8 +691,7 @@ static void on_run(struct cm_sched_job *job, void *arg)
     struct dtarget *t = (struct dtarget *)job;
     int rc;
 
-    t->run_gen = t->gen;
-    t->gen->refs++;
+    t->run_gen = cm_gen_ref(t->gen);
     t->run_ct = t->ct;
     d->runs++;
     if (t->ct->kind == CM_TARGET_FILE)
@@ -668,7 +715,7 @@ static void cancel_run(struct dtarget *t)
     else if (t->scan)
         cm_file_scan_cancel(t->scan);
     else if (t->revwait)
-        cm__revwait_cancel(t);
+        cm_revwait_cancel(t->revwait);
 }
 
 /* ---- Targets and reloads ---- */
@@ -752,25 +799,12 @@ static void forget_state(struct daemon *d, const char **owners, size_t n)
     }
 }
 
-/* Builds the target list for generation g, reusing the target of the old list (sorted by
- * name) with the same name: its state and schedule stay; a changed spec brings its next run
- * forward. Old targets not in g are dropped with their state (a running one is cancelled and
- * frees itself when its run ends). Nothing changes unless everything could be allocated. */
-static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old, size_t nold)
+/* For each target of cfg, the old target of the same name (from[i], its index in old) or a
+ * new one (from[i] SIZE_MAX) into v. Returns 0, or -ENOMEM with nothing allocated left. */
+static int match_targets(const struct cm_config *cfg, struct dtarget **old, size_t nold,
+                         struct dtarget **v, size_t *from)
 {
-    const struct cm_config *cfg = g->cfg;
-    size_t n = cfg->target_count;
-    struct dtarget **v = calloc(n ? n : 1, sizeof(*v));
-    size_t *from = calloc(n ? n : 1, sizeof(*from));
-    bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
-    const char **gone = calloc(nold ? nold : 1, sizeof(*gone));
-    size_t nnew = 0, nchanged = 0, knew = 0, kchanged = 0, ngone = 0;
-    time_t now = time(NULL);
-
-    if (!v || !from || !kept || !gone)
-        goto nomem;
-    /* Allocation first: on failure nothing has been touched. */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < cfg->target_count; i++) {
         from[i] = find_index(old, nold, cfg->targets[i].name);
         if (from[i] != SIZE_MAX) {
             v[i] = old[from[i]];
@@ -778,26 +812,44 @@ static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old
             for (size_t j = 0; j < i; j++)
                 if (from[j] == SIZE_MAX)
                     free(v[j]);
-            goto nomem;
+            return -ENOMEM;
         }
     }
-    /* Commit: every target points at generation g before any run can start under it. */
-    for (size_t i = 0; i < n; i++) {
+    return 0;
+}
+
+/* Points every target of v at generation g before any run can start under it, marking each
+ * new (1) or changed (2); kept[] flags the old targets reused. Counts new and changed ones. */
+static void bind_targets(struct daemon *d, struct cm_gen *g, struct dtarget **v, const size_t *from,
+                         bool *kept, size_t *nnew, size_t *nchanged)
+{
+    const struct cm_config *cfg = g->cfg;
+
+    for (size_t i = 0; i < cfg->target_count; i++) {
         const struct cm_config_target *ct = &cfg->targets[i];
         struct dtarget *t = v[i];
         if (from[i] != SIZE_MAX) {
             kept[from[i]] = true;
             t->mark = t->ct->spec_hash != ct->spec_hash ? 2 : 0;
-            nchanged += t->mark == 2;
+            *nchanged += t->mark == 2;
         } else {
             t->d = d;
             t->mark = 1;
-            nnew++;
+            (*nnew)++;
         }
         t->ct = ct;
         t->gen = g;
         set_job_params(t, cfg);
     }
+}
+
+/* Drops the old targets not kept, with their state: a running one is cancelled and frees
+ * itself when its run ends. gone has room for nold names. */
+static void drop_targets(struct daemon *d, struct dtarget **old, size_t nold, const bool *kept,
+                         const char **gone)
+{
+    size_t ngone = 0;
+
     for (size_t i = 0; i < nold; i++)
         if (!kept[i])
             gone[ngone++] = old[i]->ct->name; /* the old generation outlives this call */
@@ -816,38 +868,49 @@ static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old
             free(t);
         }
     }
-    qsort(v, n, sizeof(*v), cmp_dtarget);
-    /* At start, what the state file remembers schedules the targets it knows, and entries of
-     * targets no longer configured are forgotten. */
-    if (nold == 0) {
-        struct cm_state_entry *const *es;
-        size_t ne;
-        es = cm_state_entries(d->state, &ne);
-        for (size_t i = ne; i-- > 0;) {
-            struct cm_state_entry *e = es[i];
-            size_t j = find_index(v, n, e->owner);
-            if (j == SIZE_MAX) {
-                cm_log_info("state", "target=%s dropped: no longer configured", e->name);
-                if (d->notify)
-                    cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
-                cm_state_remove(d->state, e);
-                es = cm_state_entries(d->state, &ne);
-                mark_dirty(d);
-                continue;
-            }
-            if (e->last_probe > v[j]->restored_last) {
-                v[j]->restored_last = e->last_probe;
-                v[j]->restored_failures = e->failures;
-            }
+}
+
+/* At start, what the state file remembers schedules the targets it knows (v sorted by name),
+ * and entries of targets no longer configured are forgotten. */
+static void restore_targets(struct daemon *d, struct dtarget **v, size_t n)
+{
+    struct cm_state_entry *const *es;
+    size_t ne;
+
+    es = cm_state_entries(d->state, &ne);
+    for (size_t i = ne; i-- > 0;) {
+        struct cm_state_entry *e = es[i];
+        size_t j = find_index(v, n, e->owner);
+        if (j == SIZE_MAX) {
+            cm_log_info("state", "target=%s dropped: no longer configured", e->name);
+            if (d->notify)
+                cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
+            cm_state_remove(d->state, e);
+            es = cm_state_entries(d->state, &ne);
+            mark_dirty(d);
+            continue;
+        }
+        if (e->last_probe > v[j]->restored_last) {
+            v[j]->restored_last = e->last_probe;
+            v[j]->restored_failures = e->failures;
         }
     }
+}
+
+/* Schedules the targets bind_targets marked: new ones spread over the start, changed ones
+ * soon (a reload touching every target is no herd). reload: a reload, not the start. */
+static void schedule_marked(struct daemon *d, const struct cm_config *cfg, struct dtarget **v,
+                            size_t n, size_t nnew, size_t nchanged, bool reload, time_t now)
+{
+    size_t knew = 0, kchanged = 0;
+
     for (size_t i = 0; i < n; i++) {
         struct dtarget *t = v[i];
         if (t->mark == 1) {
             t->job.failures = t->restored_failures;
             if (cm_sched_add(d->sched, &t->job, first_delay(t, cfg, knew++, nnew, now)) < 0)
                 cm_log_error("sched", "target=%s out of memory scheduling it", t->ct->name);
-            if (nold > 0)
+            if (reload)
                 cm_log_info("config", "target=%s added", t->ct->name);
         } else if (t->mark == 2) {
             /* Soon, spread a little so that a reload touching every target is no herd; one
@@ -855,26 +918,48 @@ static int install_targets(struct daemon *d, struct gen *g, struct dtarget **old
             if (t->job.state == CM_JOB_RUNNING)
                 t->rerun_soon = true;
             else
-                cm_sched_reschedule(d->sched, &t->job,
-                                    1000 * kchanged / (nchanged ? nchanged : 1));
+                cm_sched_reschedule(d->sched, &t->job, 1000 * kchanged / (nchanged ? nchanged : 1));
             kchanged++;
             cm_log_info("config", "target=%s changed", t->ct->name);
         }
         t->mark = 0;
     }
-    free(d->targets);
-    d->targets = v;
-    d->ntargets = n;
-    free(from);
-    free(kept);
-    free(gone);
-    return 0;
-nomem:
+}
+
+/* Builds the target list for generation g, reusing the target of the old list (sorted by
+ * name) with the same name: its state and schedule stay; a changed spec brings its next run
+ * forward. Old targets not in g are dropped with their state (a running one is cancelled and
+ * frees itself when its run ends). Nothing changes unless everything could be allocated. */
+static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **old, size_t nold)
+{
+    const struct cm_config *cfg = g->cfg;
+    size_t n = cfg->target_count;
+    struct dtarget **v = calloc(n ? n : 1, sizeof(*v));
+    size_t *from = calloc(n ? n : 1, sizeof(*from));
+    bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
+    const char **gone = calloc(nold ? nold : 1, sizeof(*gone));
+    size_t nnew = 0, nchanged = 0;
+    int rc = -ENOMEM;
+
+    /* Allocation first: on failure nothing has been touched. */
+    if (v && from && kept && gone && match_targets(cfg, old, nold, v, from) == 0) {
+        bind_targets(d, g, v, from, kept, &nnew, &nchanged);
+        drop_targets(d, old, nold, kept, gone);
+        qsort(v, n, sizeof(*v), cmp_dtarget);
+        if (nold == 0)
+            restore_targets(d, v, n);
+        schedule_marked(d, cfg, v, n, nnew, nchanged, nold > 0, time(NULL));
+        free(d->targets);
+        d->targets = v;
+        d->ntargets = n;
+        v = NULL;
+        rc = 0;
+    }
     free(v);
     free(from);
     free(kept);
     free(gone);
-    return -ENOMEM;
+    return rc;
 }
 
 static void set_state_path(struct daemon *d, const struct cm_config *cfg)
@@ -890,7 +975,7 @@ struct reload_job {
     uv_work_t req;
     struct daemon *d;
     char *path;
-    struct gen *g; /* the result, or NULL */
+    struct cm_gen *g; /* the result, or NULL */
     struct cm_config_errors errs;
     int rc;
 };
@@ -899,11 +984,11 @@ static void on_reload_work(uv_work_t *req)
 {
     struct reload_job *j = req->data;
 
-    j->g = gen_build(j->path, &j->errs, &j->rc);
+    j->g = cm_gen_build(j->path, &j->errs, &j->rc);
 }
 
 /* Installs a loaded generation (on the loop). */
-static void reload_apply(struct daemon *d, struct gen *g)
+static void reload_apply(struct daemon *d, struct cm_gen *g)
 {
     struct dtarget **old = d->targets;
     size_t nold = d->ntargets;
@@ -912,7 +997,7 @@ static void reload_apply(struct daemon *d, struct gen *g)
     if (install_targets(d, g, old, nold) < 0) {
         d->targets = old;
         d->reload_ok = false;
-        cm__gen_unref(g);
+        cm_gen_unref(g);
         cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
         return;
     }
@@ -929,15 +1014,15 @@ static void reload_apply(struct daemon *d, struct gen *g)
     if (d->notify && cm_notify_reconfigure(d->notify, g->cfg) < 0)
         cm_log_error("notify", "out of memory applying the notifiers of the reload; the "
                                "previous notifiers stay");
-    bool relisten = !cm__web_same(d->gen->cfg, g->cfg) || g->cfg->tls_cert != NULL;
-    cm__gen_unref(d->gen);
+    bool relisten = !cm_web_same(d->gen->cfg, g->cfg) || g->cfg->tls_cert != NULL;
+    cm_gen_unref(d->gen);
     d->gen = g;
     d->reload_ok = true;
     if (relisten) {
         /* New addresses, or TLS files that may have been renewed: listen afresh. */
         char werr[512];
-        cm__web_stop(d);
-        if (cm__web_start(d, g->cfg, werr, sizeof(werr)) < 0) {
+        cm_web_stop(d->web);
+        if (cm_web_start(d->web, g->cfg, werr, sizeof(werr)) < 0) {
             cm_log_error("web", "cannot listen after the reload: %s", werr);
             d->reload_ok = false;
         }
@@ -970,10 +1055,10 @@ static void on_reload_done(uv_work_t *req, int status)
 
     d->reloading = false;
     if (d->stopping || status == UV_ECANCELED) {
-        cm__gen_unref(j->g);
+        cm_gen_unref(j->g);
     } else if (!j->g) {
         d->reload_ok = false;
-        gen_report(d->config_path, j->rc, &j->errs, true);
+        cm_gen_report(d->config_path, j->rc, &j->errs, true);
         cm_log_error("config", "file=%s reload failed; the previous configuration stays in force",
                      d->config_path);
     } else {
@@ -1091,7 +1176,8 @@ static void stop(struct daemon *d, const char *why)
     /* The watchdog keeps pinging until the loop ends: shutdown is bounded by its own timer
      * (CM_SHUTDOWN_GRACE_MS). */
     cm_sdnotify_send(&d->sd, "STOPPING=1\nSTATUS=stopping");
-    cm__web_close(d);
+    cm_web_close(d->web);
+    d->web = NULL;
     /* Undelivered messages stay queued in the notifiers' JSON: take it now, while they are
      * readable, for the final write. */
     if (d->notify) {
@@ -1250,146 +1336,202 @@ static void load_notify(struct daemon *d)
     json_decref(j);
 }
 
+/* What the web endpoints show (web.h): asked for on each request. */
+static void web_status(void *arg, struct cm_web_status *out)
+{
+    struct daemon *d = arg;
+
+    out->gen = d->gen;
+    out->state = d->state;
+    out->notify = d->notify;
+    out->rev = d->rev;
+    out->probes_ok = d->probes_ok;
+    out->probes_failed = d->probes_failed;
+    out->reload_ok = d->reload_ok;
+    out->reload_at = d->reload_at;
+}
+
+/* The daemon's own handles: the state flush and stop timers, the scan idle, and the signals
+ * (first: a SIGTERM while the state loads must stop the daemon cleanly, not kill it; they are
+ * handled once the loop runs). */
+static void run_handles_init(struct daemon *d)
+{
+    uv_timer_init(d->loop, &d->flush_timer);
+    d->flush_timer.data = d;
+    uv_timer_init(d->loop, &d->stop_timer);
+    d->stop_timer.data = d;
+    uv_idle_init(d->loop, &d->scan_idle);
+    d->scan_idle.data = d;
+    uv_signal_init(d->loop, &d->sig_hup);
+    uv_signal_init(d->loop, &d->sig_term);
+    uv_signal_init(d->loop, &d->sig_int);
+    d->sig_hup.data = d->sig_term.data = d->sig_int.data = d;
+    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+}
+
+/* Closes what run_handles_init opened, when a failed start leaves before stop() did. */
+static void run_handles_close(struct daemon *d)
+{
+    if (d->finished)
+        return;
+    uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
+    if (d->watchdog_init)
+        uv_close((uv_handle_t *)&d->watchdog, on_closed_free_nothing);
+}
+
+/* Outgoing HTTP, the notifiers, renewal information and the web endpoints (not listening
+ * yet). Returns 0, or -1 with the reason on stderr. */
+static int run_services_start(struct daemon *d)
+{
+    char err[300];
+
+    if (cm_httpc_new(d->loop, &d->http, err, sizeof(err)) < 0 ||
+        cm_notify_new(d->loop, d->http, d->gen->cfg, &d->notify) < 0 ||
+        cm_ari_client_new(d->http, 0, &d->ari) < 0 || cm_revctx_new(d->loop, d->http, &d->rev) < 0 ||
+        cm_web_new(d->loop, d->resolver, web_status, d, &d->web) < 0) {
+        fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
+                d->http ? "out of memory" : err);
+        return -1;
+    }
+    cm_notify_on_change(d->notify, on_notify_change, d);
+    return 0;
+}
+
+/* Closes everything left, runs the loop dry (close callbacks, cancelled work, runs that end)
+ * and frees what they used. */
+static void run_teardown(struct daemon *d)
+{
+    cm_web_close(d->web);
+    cm_notify_close(d->notify);
+    cm_ari_client_free(d->ari);
+    cm_revctx_close(d->rev);
+    cm_httpc_close(d->http);
+    cm_sched_close(d->sched);
+    cm_resolver_close(d->resolver);
+    /* Let close callbacks (and cancelled work) run before freeing what they use. */
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    /* Every run has ended: the loop ran dry, and runs hold handles until they report. */
+    for (size_t i = 0; i < d->ntargets; i++)
+        free(d->targets[i]);
+    free(d->targets);
+    cm_state_free(d->state);
+    free(d->state_path);
+    free(d->notify_path);
+    free(d->notify_text);
+    free(d->notify_final);
+    cm_gen_unref(d->gen);
+    if (uv_loop_close(d->loop) != 0)
+        cm_log_warn("daemon", "event loop closed with handles still open");
+    cm_sdnotify_close(&d->sd);
+}
+
+/* Under systemd with a watchdog: WATCHDOG=1 from a timer on this loop, so a loop that stops
+ * turning stops the pings. */
+static void watchdog_start(struct daemon *d)
+{
+    uint64_t wd_usec = d->sd.enabled ? cm_sdnotify_watchdog_usec() : 0;
+    uint64_t every;
+
+    if (wd_usec == 0)
+        return;
+    uv_timer_init(d->loop, &d->watchdog);
+    d->watchdog.data = d;
+    d->watchdog_init = true;
+    every = wd_usec / 2000 > 0 ? wd_usec / 2000 : 1;
+    uv_timer_start(&d->watchdog, on_watchdog, every, every);
+    cm_log_info("daemon", "watchdog_usec=%llu ping_ms=%llu", (unsigned long long)wd_usec,
+                (unsigned long long)every);
+}
+
+static void log_started(const struct daemon *d, long conc)
+{
+    const struct cm_config *cfg = d->gen->cfg;
+    size_t nfiles = 0;
+
+    for (size_t i = 0; i < cfg->target_count; i++)
+        nfiles += cfg->targets[i].kind == CM_TARGET_FILE;
+    cm_log_info("daemon",
+                "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
+                "started",
+                CERTMON_VERSION, d->config_path, cfg->target_count - nfiles, nfiles, conc,
+                d->state_path ? d->state_path : "none");
+}
+
 int cm_run_main(int argc, char **argv)
 {
     struct daemon d = {0};
     const char *config = DEFAULT_CONFIG, *level = NULL;
     uv_loop_t loop;
+    char err[300], werr[512];
     int rc;
-    size_t nfiles = 0;
-    char err[300];
 
     if ((rc = parse_common(argc, argv, &config, &level, run_usage)) >= 0)
         return rc;
     d.log_level_forced = level != NULL || getenv("CERTMON_LOG_LEVEL") != NULL;
     d.config_path = config;
     signal(SIGPIPE, SIG_IGN);
-    if (!(d.gen = gen_load(config, false)))
+    if (!(d.gen = cm_gen_load(config, false)))
         return 1;
     apply_logging(&d, d.gen->cfg);
     if (cm_sdnotify_open(&d.sd, err, sizeof(err)) < 0)
         cm_log_warn("daemon", "systemd notifications off: %s", err);
-    long conc = cm_fd_limit_fit((long)d.gen->cfg->concurrency, CM_POSTURE_MAX_HANDSHAKES,
-                                "certmon run");
+    long conc =
+        cm_fd_limit_fit((long)d.gen->cfg->concurrency, CM_POSTURE_MAX_HANDSHAKES, "certmon run");
     if (uv_loop_init(&loop) < 0) {
         fprintf(stderr, "certmon run: cannot create event loop\n");
-        cm__gen_unref(d.gen);
+        cm_gen_unref(d.gen);
         cm_sdnotify_close(&d.sd);
         return 1;
     }
     d.loop = &loop;
+    rc = 1;
     if (cm_state_new(&d.state) < 0 || cm_resolver_new(&loop, &d.resolver, err, sizeof(err)) < 0 ||
         cm_sched_new(&loop, (unsigned)conc, on_run, &d, &d.sched) < 0) {
         fprintf(stderr, "certmon run: cannot start: %s\n", d.state ? err : "out of memory");
-        rc = 1;
         goto out;
     }
     set_state_path(&d, d.gen->cfg);
-    uv_timer_init(&loop, &d.flush_timer);
-    d.flush_timer.data = &d;
-    uv_timer_init(&loop, &d.stop_timer);
-    d.stop_timer.data = &d;
-    uv_idle_init(&loop, &d.scan_idle);
-    d.scan_idle.data = &d;
-    /* Signals first: a SIGTERM while the state loads must stop the daemon cleanly, not kill
-     * it. They are handled once the loop runs. */
-    uv_signal_init(&loop, &d.sig_hup);
-    uv_signal_init(&loop, &d.sig_term);
-    uv_signal_init(&loop, &d.sig_int);
-    d.sig_hup.data = d.sig_term.data = d.sig_int.data = &d;
-    uv_signal_start(&d.sig_hup, on_signal, SIGHUP);
-    uv_signal_start(&d.sig_term, on_signal, SIGTERM);
-    uv_signal_start(&d.sig_int, on_signal, SIGINT);
-    cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
-    if (cm_httpc_new(&loop, &d.http, err, sizeof(err)) < 0 ||
-        cm_notify_new(&loop, d.http, d.gen->cfg, &d.notify) < 0 ||
-        cm_ari_client_new(d.http, 0, &d.ari) < 0 || cm_revctx_new(&loop, d.http, &d.rev) < 0) {
-        fprintf(stderr, "certmon run: cannot start the notifiers: %s\n",
-                d.http ? "out of memory" : err);
-        rc = 1;
+    run_handles_init(&d);
+    cm_state_set_view_hooks(d.state, &cm_web_view_hooks);
+    if (run_services_start(&d) < 0)
         goto out_handles;
-    }
-    cm_notify_on_change(d.notify, on_notify_change, &d);
     load_state(&d);
     load_notify(&d);
     malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
         fprintf(stderr, "certmon run: out of memory\n");
-        rc = 1;
         goto out_handles;
     }
     d.reload_ok = true;
     d.reload_at = time(NULL);
-    char werr[512];
-    if (cm__web_start(&d, d.gen->cfg, werr, sizeof(werr)) < 0) {
+    if (cm_web_start(d.web, d.gen->cfg, werr, sizeof(werr)) < 0) {
         fprintf(stderr, "certmon run: metrics listener: %s\n", werr);
         cm_log_error("web", "cannot listen: %s", werr);
         d.stopping = true; /* nothing runs yet: close what was opened and leave */
-        rc = 1;
-        goto out_targets;
+        cm_web_close(d.web);
+        d.web = NULL;
+        cm_sched_close(d.sched);
+        d.sched = NULL;
+        goto out_handles;
     }
-    for (size_t i = 0; i < d.gen->cfg->target_count; i++)
-        nfiles += d.gen->cfg->targets[i].kind == CM_TARGET_FILE;
-    cm_log_info("daemon", "version=%s config=%s endpoints=%zu files=%zu concurrency=%ld state=%s "
-                "started", CERTMON_VERSION, config, d.gen->cfg->target_count - nfiles, nfiles, conc,
-                d.state_path ? d.state_path : "none");
-    /* Under systemd (Type=notify): the configuration is loaded and the listener is up. The
-     * watchdog pings come from a timer on this loop, so a loop that stops turning stops them. */
-    uint64_t wd_usec = d.sd.enabled ? cm_sdnotify_watchdog_usec() : 0;
-    if (wd_usec > 0) {
-        uv_timer_init(&loop, &d.watchdog);
-        d.watchdog.data = &d;
-        d.watchdog_init = true;
-        uint64_t every = wd_usec / 2000 > 0 ? wd_usec / 2000 : 1;
-        uv_timer_start(&d.watchdog, on_watchdog, every, every);
-        cm_log_info("daemon", "watchdog_usec=%llu ping_ms=%llu", (unsigned long long)wd_usec,
-                    (unsigned long long)every);
-    }
+    log_started(&d, conc);
+    watchdog_start(&d);
     sd_ready(&d);
     uv_run(&loop, UV_RUN_DEFAULT);
     cm_log_info("daemon", "probes_ok=%llu probes_failed=%llu stopped",
                 (unsigned long long)d.probes_ok, (unsigned long long)d.probes_failed);
     rc = 0;
-    goto out_handles;
-
-out_targets:
-    cm__web_close(&d);
-    cm_sched_close(d.sched);
-    d.sched = NULL;
 out_handles:
-    if (!d.finished) {
-        /* Startup failed after the handles were made. */
-        uv_close((uv_handle_t *)&d.flush_timer, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.stop_timer, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.scan_idle, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.sig_hup, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.sig_term, on_closed_free_nothing);
-        uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);
-        if (d.watchdog_init)
-            uv_close((uv_handle_t *)&d.watchdog, on_closed_free_nothing);
-    }
+    run_handles_close(&d);
 out:
-    cm_notify_close(d.notify);
-    cm_ari_client_free(d.ari);
-    cm_revctx_close(d.rev);
-    cm_httpc_close(d.http);
-    cm_sched_close(d.sched);
-    cm_resolver_close(d.resolver);
-    /* Let close callbacks (and cancelled work) run before freeing what they use. */
-    uv_run(&loop, UV_RUN_DEFAULT);
-    /* Every run has ended: the loop ran dry, and runs hold handles until they report. */
-    for (size_t i = 0; i < d.ntargets; i++)
-        free(d.targets[i]);
-    free(d.targets);
-    cm_state_free(d.state);
-    free(d.state_path);
-    free(d.notify_path);
-    free(d.notify_text);
-    free(d.notify_final);
-    cm__gen_unref(d.gen);
-    if (uv_loop_close(&loop) != 0)
-        cm_log_warn("daemon", "event loop closed with handles still open");
-    cm_sdnotify_close(&d.sd);
+    run_teardown(&d);
     return rc;
 }
 
@@ -1484,7 +1626,7 @@ int cm_notify_test_main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *config = DEFAULT_CONFIG, *only = NULL;
-    struct gen *g;
+    struct cm_gen *g;
     uv_loop_t loop;
     struct cm_httpc *http = NULL;
     struct cm_notify *notify = NULL;
@@ -1516,15 +1658,15 @@ int cm_notify_test_main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (!(g = gen_load(config, false)))
+    if (!(g = cm_gen_load(config, false)))
         return 1;
     if (g->cfg->notifier_count == 0) {
         fprintf(stderr, "certmon notify-test: %s configures no notifiers\n", config);
-        cm__gen_unref(g);
+        cm_gen_unref(g);
         return 1;
     }
     if (uv_loop_init(&loop) < 0) {
-        cm__gen_unref(g);
+        cm_gen_unref(g);
         return 1;
     }
     if (cm_httpc_new(&loop, &http, err, sizeof(err)) < 0 ||
@@ -1546,6 +1688,6 @@ out:
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         cm_log_warn("notify", "event loop closed with handles still open");
-    cm__gen_unref(g);
+    cm_gen_unref(g);
     return rc;
 }

@@ -3,11 +3,17 @@
  *   GET /probe?target=    one on-demand probe, answered with that probe's metrics
  *   GET /api/v1/targets   every target's report, the `check --json` object schema
  *   GET /healthz          200 while the loop runs and a configuration is loaded */
-#include "daemon_int.h"
+#include "certmon/daemon/web.h"
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
+#include "certmon/daemon/gen.h"
+#include "certmon/http/httpd.h"
+#include "certmon/notify/notify.h"
+#include "certmon/probe/probe.h"
+#include "certmon/probe/revocation.h"
 #include "certmon/analysis/metrics.h"
+#include "certmon/daemon/process.h"
 #include "certmon/analysis/report.h"
 
 #include <curl/curl.h>
@@ -16,16 +22,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 /* On-demand probes in flight at once; more get 503 (each costs a connection and a handshake,
  * and /probe must not become a way to make the daemon open thousands). */
 #define MAX_WEBPROBES 16
 
+struct scrape_wait;
+
+struct cm_web {
+    uv_loop_t *loop;
+    struct cm_resolver *resolver;
+    cm_web_status_fn status; /* what the daemon shows: generation, state, counters */
+    void *status_arg;
+    struct cm_httpd *httpd;                 /* the listener, or NULL */
+    struct cm_httpd_counters http_counters; /* the listener's guard; kept across restarts */
+    struct webprobe *webprobes;             /* on-demand probes of /probe in flight */
+    unsigned nwebprobes;
+    uv_timer_t scrape_timer; /* paces /metrics renders */
+    bool scrape_timer_init;  /* the timer is open (initialised and not yet closed) */
+    bool closing;            /* cm_web_close ran: freed once the timer has closed and the last
+                              * on-demand probe past cancelling has reported */
+    uint64_t scrape_next;    /* loop time from which the next render may start */
+    struct scrape_wait *scrape_queue;
+    unsigned scrape_queued;
+};
+
+/* What the daemon shows now (a reload changes the generation, a shutdown the notifiers). */
+static struct cm_web_status status(struct cm_web *web)
+{
+    struct cm_web_status st = {0};
+
+    web->status(web->status_arg, &st);
+    return st;
+}
+
 struct webprobe {
-    struct daemon *d;
+    struct cm_web *web;
     struct cm_httpd_req *req;
-    struct gen *gen; /* referenced: the target's strings and policy live in its config */
+    struct cm_gen *gen; /* referenced: the target's strings and policy live in its config */
     struct cm_target t;
     const struct cm_policy *policy;
     const struct cm_labels *labels; /* configured target's labels, or NULL */
@@ -46,7 +82,7 @@ static void view_free(void *v)
     cm_metrics_view_free(v);
 }
 
-const struct cm_state_view_hooks cm__web_view_hooks = {view_build, view_free, NULL};
+const struct cm_state_view_hooks cm_web_view_hooks = {view_build, view_free, NULL};
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -55,9 +91,9 @@ static int cmp_entry(const void *a, const void *b)
 }
 
 /* The entries sorted by name, so that outputs are stable. Caller frees. */
-static struct cm_state_entry **sorted_entries(struct daemon *d, size_t *n)
+static struct cm_state_entry **sorted_entries(struct cm_state *state, size_t *n)
 {
-    struct cm_state_entry *const *es = cm_state_entries(d->state, n);
+    struct cm_state_entry *const *es = cm_state_entries(state, n);
     struct cm_state_entry **v = malloc((*n ? *n : 1) * sizeof(*v));
 
     if (!v)
@@ -130,13 +166,14 @@ static void scrape_done(void *arg)
     free(sc);
 }
 
-static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
+static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
 {
     struct scrape *sc = calloc(1, sizeof(*sc));
+    struct cm_web_status st = status(web);
     struct cm_state_entry **es = NULL;
     size_t n = 0;
 
-    if (!sc || !(es = sorted_entries(d, &n)) ||
+    if (!sc || !(es = sorted_entries(st.state, &n)) ||
         !(sc->views = calloc(n ? n : 1, sizeof(*sc->views)))) {
         free(es);
         free(sc);
@@ -148,27 +185,27 @@ static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
             sc->views[sc->n++] = cm_metrics_view_ref(es[i]->view);
     free(es);
     sc->self = (struct cm_metrics_self){
-        .probes_success = d->probes_ok,
-        .probes_failure = d->probes_failed,
-        .reload_success = d->reload_ok,
-        .reload_time = d->reload_at,
+        .probes_success = st.probes_ok,
+        .probes_failure = st.probes_failed,
+        .reload_success = st.reload_ok,
+        .reload_time = st.reload_at,
         .version = CERTMON_VERSION,
         .gnutls = gnutls_check_version(NULL),
         .libuv = uv_version_string(),
         .libcurl = curl_version_info(CURLVERSION_NOW)->version,
-        .targets = d->gen->cfg->target_count,
+        .targets = st.gen->cfg->target_count,
         .http = &sc->http,
     };
     sc->http = (struct cm_metrics_http){
-        .evicted_head_timeout = d->http_counters.evicted_head_timeout,
-        .evicted_per_client = d->http_counters.evicted_per_client,
-        .evicted_full = d->http_counters.evicted_full,
-        .refused_per_client = d->http_counters.refused_per_client,
+        .evicted_head_timeout = web->http_counters.evicted_head_timeout,
+        .evicted_per_client = web->http_counters.evicted_per_client,
+        .evicted_full = web->http_counters.evicted_full,
+        .refused_per_client = web->http_counters.refused_per_client,
     };
-    if (d->rev) {
+    if (st.rev) {
         struct cm_rev_stats rs;
         int64_t now = (int64_t)time(NULL);
-        cm_revctx_stats(d->rev, now, &rs);
+        cm_revctx_stats(st.rev, now, &rs);
         sc->rev = (struct cm_metrics_revocation){
             .crls = rs.crls,
             .bytes = rs.bytes,
@@ -180,29 +217,29 @@ static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
         };
         sc->self.revocation = &sc->rev;
     }
-    if (d->notify) {
-        size_t nn = cm_notify_stats(d->notify, NULL, 0);
-        struct cm_notify_stats *st = calloc(nn ? nn : 1, sizeof(*st));
+    if (st.notify) {
+        size_t nn = cm_notify_stats(st.notify, NULL, 0);
+        struct cm_notify_stats *ns = calloc(nn ? nn : 1, sizeof(*ns));
         sc->notifiers = calloc(nn ? nn : 1, sizeof(*sc->notifiers));
-        if (st && sc->notifiers) {
-            cm_notify_stats(d->notify, st, nn);
+        if (ns && sc->notifiers) {
+            cm_notify_stats(st.notify, ns, nn);
             for (size_t i = 0; i < nn; i++) {
                 struct cm_metrics_notifier *m = &sc->notifiers[sc->nnotifiers];
-                if (!(m->name = strdup(st[i].name ? st[i].name : "")))
+                if (!(m->name = strdup(ns[i].name ? ns[i].name : "")))
                     break;
-                m->sent = st[i].sent;
-                m->failed = st[i].failed;
-                m->dropped = st[i].dropped;
-                m->queued = st[i].queued;
+                m->sent = ns[i].sent;
+                m->failed = ns[i].failed;
+                m->dropped = ns[i].dropped;
+                m->queued = ns[i].queued;
                 sc->nnotifiers++;
             }
         }
-        free(st);
+        free(ns);
         sc->self.notifiers = sc->notifiers;
         sc->self.notifier_count = sc->nnotifiers;
     }
     sc->cur = (struct cm_metrics_cursor)CM_METRICS_CURSOR_INIT;
-    cm_metrics_process_read(&sc->proc);
+    cm_process_read(&sc->proc);
     cm_httpd_respond_stream(req, 200, CM_METRICS_CONTENT_TYPE, scrape_read, scrape_done, sc);
 }
 
@@ -214,81 +251,81 @@ static void render_metrics(struct daemon *d, struct cm_httpd_req *req)
 #define METRICS_QUEUE 8
 
 struct scrape_wait {
-    struct daemon *d;
+    struct cm_web *web;
     struct cm_httpd_req *req;
     struct scrape_wait *next;
 };
 
-static void pace_arm(struct daemon *d);
+static void pace_arm(struct cm_web *web);
 
 static void on_pace(uv_timer_t *t)
 {
-    struct daemon *d = t->data;
-    struct scrape_wait *w = d->scrape_queue;
+    struct cm_web *web = t->data;
+    struct scrape_wait *w = web->scrape_queue;
 
     if (!w)
         return;
-    d->scrape_queue = w->next;
-    d->scrape_queued--;
-    d->scrape_next = uv_now(d->loop) + METRICS_SPACING_MS;
+    web->scrape_queue = w->next;
+    web->scrape_queued--;
+    web->scrape_next = uv_now(web->loop) + METRICS_SPACING_MS;
     cm_httpd_on_cancel(w->req, NULL, NULL);
-    render_metrics(d, w->req);
+    render_metrics(web, w->req);
     free(w);
-    pace_arm(d);
+    pace_arm(web);
 }
 
-static void pace_arm(struct daemon *d)
+static void pace_arm(struct cm_web *web)
 {
-    uint64_t now = uv_now(d->loop);
+    uint64_t now = uv_now(web->loop);
 
-    if (d->scrape_queue)
-        uv_timer_start(&d->scrape_timer, on_pace, d->scrape_next > now ? d->scrape_next - now : 0,
-                       0);
+    if (web->scrape_queue)
+        uv_timer_start(&web->scrape_timer, on_pace,
+                       web->scrape_next > now ? web->scrape_next - now : 0, 0);
 }
 
 static void on_scrape_gone(struct cm_httpd_req *req, void *arg)
 {
     struct scrape_wait *w = arg, **pp;
-    struct daemon *d = w->d;
+    struct cm_web *web = w->web;
 
     (void)req;
-    for (pp = &d->scrape_queue; *pp && *pp != w; pp = &(*pp)->next)
+    for (pp = &web->scrape_queue; *pp && *pp != w; pp = &(*pp)->next)
         ;
     if (*pp) {
         *pp = w->next;
-        d->scrape_queued--;
+        web->scrape_queued--;
     }
     free(w);
 }
 
-static void serve_metrics(struct daemon *d, struct cm_httpd_req *req)
+static void serve_metrics(struct cm_web *web, struct cm_httpd_req *req)
 {
-    uint64_t now = uv_now(d->loop);
+    uint64_t now = uv_now(web->loop);
     struct scrape_wait *w, **pp;
 
-    if (!d->scrape_queue && now >= d->scrape_next) {
-        d->scrape_next = now + METRICS_SPACING_MS;
-        render_metrics(d, req);
+    if (!web->scrape_queue && now >= web->scrape_next) {
+        web->scrape_next = now + METRICS_SPACING_MS;
+        render_metrics(web, req);
         return;
     }
-    if (d->scrape_queued >= METRICS_QUEUE || !(w = calloc(1, sizeof(*w)))) {
+    if (web->scrape_queued >= METRICS_QUEUE || !(w = calloc(1, sizeof(*w)))) {
         text(req, 503, "too many scrapes waiting; try again\n");
         return;
     }
-    w->d = d;
+    w->web = web;
     w->req = req;
-    for (pp = &d->scrape_queue; *pp; pp = &(*pp)->next)
+    for (pp = &web->scrape_queue; *pp; pp = &(*pp)->next)
         ;
     *pp = w;
-    d->scrape_queued++;
+    web->scrape_queued++;
     cm_httpd_on_cancel(req, on_scrape_gone, w);
-    pace_arm(d);
+    pace_arm(web);
 }
 
-static void serve_targets(struct daemon *d, struct cm_httpd_req *req)
+static void serve_targets(struct cm_web *web, struct cm_httpd_req *req)
 {
     size_t n, len = 4, off = 0;
-    struct cm_state_entry **es = sorted_entries(d, &n);
+    struct cm_state_entry **es = sorted_entries(status(web).state, &n);
     char *body;
 
     if (!es) {
@@ -323,19 +360,29 @@ static void serve_targets(struct daemon *d, struct cm_httpd_req *req)
 
 /* ---- /probe ---- */
 
+/* Frees web once nothing refers to it any more (cm_web_close). */
+static void web_maybe_free(struct cm_web *web)
+{
+    if (web->closing && !web->scrape_timer_init && web->nwebprobes == 0)
+        free(web);
+}
+
 static void webprobe_free(struct webprobe *w)
 {
+    struct cm_web *web = w->web;
+
     struct webprobe **pp;
 
-    for (pp = &w->d->webprobes; *pp && *pp != w; pp = &(*pp)->next)
+    for (pp = &w->web->webprobes; *pp && *pp != w; pp = &(*pp)->next)
         ;
     if (*pp)
         *pp = w->next;
-    w->d->nwebprobes--;
+    w->web->nwebprobes--;
     cm_target_clear(&w->t);
     free(w->name);
-    cm__gen_unref(w->gen);
+    cm_gen_unref(w->gen);
     free(w);
+    web_maybe_free(web);
 }
 
 static void on_webprobe(struct cm_probe_result *res, void *arg)
@@ -354,8 +401,8 @@ static void on_webprobe(struct cm_probe_result *res, void *arg)
         return;
     }
     if (cm_analyze(res, w->policy, now, &f) == 0 && (report = cm_report_json(res, &f, now)) &&
-        !json_object_set_new(report, "target", json_string(w->name)) &&
-        (labels = json_object()) && !json_object_set_new(report, "labels", labels)) {
+        !json_object_set_new(report, "target", json_string(w->name)) && (labels = json_object()) &&
+        !json_object_set_new(report, "labels", labels)) {
         for (size_t i = 0; w->labels && i < w->labels->count; i++)
             json_object_set_new(labels, w->labels->keys[i], json_string(w->labels->values[i]));
         v = cm_metrics_view_new(report);
@@ -387,11 +434,10 @@ static void on_webprobe_gone(struct cm_httpd_req *req, void *arg)
 
 /* The configured endpoint target that spec (and sni) names: by configured name, or by the
  * same host and port (and SNI, when given). */
-static const struct cm_config_target *find_configured(struct daemon *d, const char *spec,
+static const struct cm_config_target *find_configured(const struct cm_config *cfg, const char *spec,
                                                       const struct cm_target *parsed,
                                                       const char *sni)
 {
-    const struct cm_config *cfg = d->gen->cfg;
     const struct cm_config_target *ct = cm_config_find(cfg, spec);
 
     if (ct && ct->kind == CM_TARGET_ENDPOINT)
@@ -410,7 +456,7 @@ static const struct cm_config_target *find_configured(struct daemon *d, const ch
     return NULL;
 }
 
-static void serve_probe(struct daemon *d, struct cm_httpd_req *req)
+static void serve_probe(struct cm_web *web, struct cm_httpd_req *req)
 {
     const char *spec = cm_httpd_query(req, "target"), *sni = cm_httpd_query(req, "sni");
     const struct cm_config_target *ct;
@@ -419,6 +465,7 @@ static void serve_probe(struct daemon *d, struct cm_httpd_req *req)
     bool have_parsed;
     struct webprobe *w;
     uint64_t timeout;
+    struct cm_gen *gen = status(web).gen;
 
     if (!spec || !*spec) {
         text(req, 400, "missing parameter: target=host[:port] (and optionally sni=NAME)\n");
@@ -426,8 +473,8 @@ static void serve_probe(struct daemon *d, struct cm_httpd_req *req)
     }
     have_parsed = cm_target_parse(spec, CM_DEFAULT_PORT, sni && *sni ? sni : NULL, &parsed, err,
                                   sizeof(err)) == 0;
-    ct = find_configured(d, spec, have_parsed ? &parsed : NULL, sni && *sni ? sni : NULL);
-    if (!ct && !d->gen->cfg->allow_any_target) {
+    ct = find_configured(gen->cfg, spec, have_parsed ? &parsed : NULL, sni && *sni ? sni : NULL);
+    if (!ct && !gen->cfg->allow_any_target) {
         cm_target_clear(&parsed);
         snprintf(msg, sizeof(msg),
                  "target '%s' is not configured (set metrics.allow_any_target = true to probe "
@@ -441,7 +488,7 @@ static void serve_probe(struct daemon *d, struct cm_httpd_req *req)
         text(req, 400, msg);
         return;
     }
-    if (d->nwebprobes >= MAX_WEBPROBES) {
+    if (web->nwebprobes >= MAX_WEBPROBES) {
         cm_target_clear(&parsed);
         text(req, 503, "too many probes in flight; try again\n");
         return;
@@ -451,13 +498,12 @@ static void serve_probe(struct daemon *d, struct cm_httpd_req *req)
         text(req, 500, "out of memory\n");
         return;
     }
-    w->d = d;
+    w->web = web;
     w->req = req;
-    w->gen = d->gen;
-    d->gen->refs++;
-    d->nwebprobes++;
-    w->next = d->webprobes;
-    d->webprobes = w;
+    w->gen = cm_gen_ref(gen);
+    web->nwebprobes++;
+    w->next = web->webprobes;
+    web->webprobes = w;
     if (ct) {
         cm_target_clear(&parsed);
         w->policy = &ct->policy;
@@ -468,14 +514,14 @@ static void serve_probe(struct daemon *d, struct cm_httpd_req *req)
     } else {
         w->t = parsed; /* ours now */
         w->t.starttls = cm_starttls_for_port(w->t.port);
-        w->policy = &d->gen->cfg->policy;
-        timeout = d->gen->cfg->timeout_ms;
+        w->policy = &gen->cfg->policy;
+        timeout = gen->cfg->timeout_ms;
         if (!(w->name = strdup(parsed.name)))
             goto nomem;
     }
     cm_httpd_on_cancel(req, on_webprobe_gone, w);
-    if (cm_probe_start(&(struct cm_probe_env){d->loop, w->gen->tls, d->resolver}, &w->t, timeout,
-                       on_webprobe, w, &w->probe) < 0)
+    if (cm_probe_start(&(struct cm_probe_env){web->loop, w->gen->tls, web->resolver}, &w->t,
+                       timeout, on_webprobe, w, &w->probe) < 0)
         goto nomem;
     return;
 nomem:
@@ -488,14 +534,14 @@ nomem:
 
 static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
 {
-    struct daemon *d = arg;
+    struct cm_web *web = arg;
 
     if (!strcmp(path, "/metrics"))
-        serve_metrics(d, req);
+        serve_metrics(web, req);
     else if (!strcmp(path, "/probe"))
-        serve_probe(d, req);
+        serve_probe(web, req);
     else if (!strcmp(path, "/api/v1/targets"))
-        serve_targets(d, req);
+        serve_targets(web, req);
     else if (!strcmp(path, "/healthz"))
         text(req, 200, "ok\n");
     else if (!strcmp(path, "/"))
@@ -503,11 +549,27 @@ static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
              "certmon " CERTMON_VERSION "\n/metrics /probe?target=host:port /api/v1/targets "
              "/healthz\n");
     else
-        text(req, 404, "not found: try /metrics, /probe?target=host:port, /api/v1/targets or "
-                       "/healthz\n");
+        text(req, 404,
+             "not found: try /metrics, /probe?target=host:port, /api/v1/targets or "
+             "/healthz\n");
 }
 
-int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size_t errlen)
+int cm_web_new(uv_loop_t *loop, struct cm_resolver *resolver, cm_web_status_fn status_fn, void *arg,
+               struct cm_web **out)
+{
+    struct cm_web *web = calloc(1, sizeof(*web));
+
+    if (!web)
+        return -ENOMEM;
+    web->loop = loop;
+    web->resolver = resolver;
+    web->status = status_fn;
+    web->status_arg = arg;
+    *out = web;
+    return 0;
+}
+
+int cm_web_start(struct cm_web *web, const struct cm_config *cfg, char *err, size_t errlen)
 {
     struct cm_httpd_opts o = {
         .listen = (const char *const *)cfg->listen,
@@ -518,18 +580,18 @@ int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size
         .max_connections = cfg->max_connections,
         .max_per_client = cfg->max_per_client,
         .head_timeout_ms = cfg->head_timeout_ms,
-        .counters = &d->http_counters,
+        .counters = &web->http_counters,
     };
     int rc;
 
     if (cfg->listen_count == 0)
         return 0;
-    if (!d->scrape_timer_init) {
-        uv_timer_init(d->loop, &d->scrape_timer);
-        d->scrape_timer.data = d;
-        d->scrape_timer_init = true;
+    if (!web->scrape_timer_init) {
+        uv_timer_init(web->loop, &web->scrape_timer);
+        web->scrape_timer.data = web;
+        web->scrape_timer_init = true;
     }
-    if ((rc = cm_httpd_start(d->loop, &o, on_request, d, &d->httpd, err, errlen)) < 0)
+    if ((rc = cm_httpd_start(web->loop, &o, on_request, web, &web->httpd, err, errlen)) < 0)
         return rc;
     for (size_t i = 0; i < cfg->listen_count; i++)
         cm_log_info("web", "listen=%s tls=%s client_ca=%s", cfg->listen[i],
@@ -537,22 +599,33 @@ int cm__web_start(struct daemon *d, const struct cm_config *cfg, char *err, size
     return 0;
 }
 
-void cm__web_stop(struct daemon *d)
+void cm_web_stop(struct cm_web *web)
 {
     /* Pending requests' cancel callbacks cancel their probes, which free themselves. */
-    cm_httpd_close(d->httpd); /* queued scrapes are cancelled: on_scrape_gone frees them */
-    d->httpd = NULL;
-    if (d->scrape_timer_init)
-        uv_timer_stop(&d->scrape_timer);
+    cm_httpd_close(web->httpd); /* queued scrapes are cancelled: on_scrape_gone frees them */
+    web->httpd = NULL;
+    if (web->scrape_timer_init)
+        uv_timer_stop(&web->scrape_timer);
 }
 
-void cm__web_close(struct daemon *d)
+static void on_timer_closed(uv_handle_t *h)
 {
-    cm__web_stop(d);
-    if (d->scrape_timer_init) {
-        uv_close((uv_handle_t *)&d->scrape_timer, NULL);
-        d->scrape_timer_init = false;
-    }
+    struct cm_web *web = h->data;
+
+    web->scrape_timer_init = false;
+    web_maybe_free(web);
+}
+
+void cm_web_close(struct cm_web *web)
+{
+    if (!web)
+        return;
+    cm_web_stop(web);
+    web->closing = true;
+    if (web->scrape_timer_init)
+        uv_close((uv_handle_t *)&web->scrape_timer, on_timer_closed);
+    else
+        web_maybe_free(web);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -560,7 +633,7 @@ static bool same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-bool cm__web_same(const struct cm_config *a, const struct cm_config *b)
+bool cm_web_same(const struct cm_config *a, const struct cm_config *b)
 {
     if (a->listen_count != b->listen_count || !same_str(a->tls_cert, b->tls_cert) ||
         !same_str(a->tls_key, b->tls_key) || !same_str(a->client_ca, b->client_ca) ||
@@ -571,4 +644,17 @@ bool cm__web_same(const struct cm_config *a, const struct cm_config *b)
         if (strcmp(a->listen[i], b->listen[i]) != 0)
             return false;
     return true;
+}
+
+void cm_web_pending(const struct cm_web *web, unsigned *probes, unsigned *scrapes)
+{
+    if (probes)
+        *probes = web->nwebprobes;
+    if (scrapes)
+        *scrapes = web->scrape_queued;
+}
+
+void cm_web_unpace(struct cm_web *web)
+{
+    web->scrape_next = 0;
 }

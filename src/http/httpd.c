@@ -829,25 +829,52 @@ void cm_httpd_on_cancel(struct cm_httpd_req *req, void (*cb)(struct cm_httpd_req
     req->cancel_arg = arg;
 }
 
-int cm_httpd_respond(struct cm_httpd_req *req, unsigned status, const char *content_type,
-                     const char *body, size_t len, int take)
+/* An answer handed to cm_httpd_respond (a body) or cm_httpd_respond_stream (a reader): both go
+ * through one state machine, answer_deliver. */
+struct answer {
+    bool stream;
+    const char *body; /* !stream */
+    size_t len;
+    int take;             /* body is ours to free */
+    cm_httpd_reader read; /* stream */
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static int answer_build(struct cm_httpd_req *req, unsigned status, const char *content_type,
+                        const struct answer *a)
+{
+    return a->stream ? req_build_stream(req, status, content_type, a->read, a->done, a->arg)
+                     : req_build(req, status, content_type, a->body, a->len, a->take);
+}
+
+/* Releases what an answer that is not sent holds. */
+static void answer_drop(const struct answer *a)
+{
+    if (a->stream && a->done)
+        a->done(a->arg);
+    else if (!a->stream && a->take)
+        free((void *)a->body);
+}
+
+static int answer_deliver(struct cm_httpd_req *req, unsigned status, const char *content_type,
+                          const struct answer *a)
 {
     int rc;
 
     if (!req) {
-        if (take)
-            free((void *)body);
+        answer_drop(a);
         return -EINVAL;
     }
     switch (req->state) {
     case RS_HANDLER:
         if (req->resp)
             break; /* answered twice */
-        rc = req_build(req, status, content_type, body, len, take);
+        rc = answer_build(req, status, content_type, a);
         user_release(req);
         return rc;
     case RS_PENDING:
-        rc = req_build(req, status, content_type, body, len, take);
+        rc = answer_build(req, status, content_type, a);
         req->state = RS_READY;
         watch_stop(req);
         enqueue_resume(req);
@@ -855,53 +882,28 @@ int cm_httpd_respond(struct cm_httpd_req *req, unsigned status, const char *cont
         return rc;
     case RS_GONE:
         /* The client left and no cancel callback was set: drop the answer. */
-        if (take)
-            free((void *)body);
+        answer_drop(a);
         user_release(req);
         return 0;
     default:
         break;
     }
-    if (take)
-        free((void *)body);
+    answer_drop(a);
     return -EINVAL;
+}
+
+int cm_httpd_respond(struct cm_httpd_req *req, unsigned status, const char *content_type,
+                     const char *body, size_t len, int take)
+{
+    return answer_deliver(req, status, content_type,
+                          &(struct answer){.body = body, .len = len, .take = take});
 }
 
 int cm_httpd_respond_stream(struct cm_httpd_req *req, unsigned status, const char *content_type,
                             cm_httpd_reader read, void (*done)(void *arg), void *arg)
 {
-    int rc;
-
-    if (!req) {
-        if (done)
-            done(arg);
-        return -EINVAL;
-    }
-    switch (req->state) {
-    case RS_HANDLER:
-        if (req->resp)
-            break;
-        rc = req_build_stream(req, status, content_type, read, done, arg);
-        user_release(req);
-        return rc;
-    case RS_PENDING:
-        rc = req_build_stream(req, status, content_type, read, done, arg);
-        req->state = RS_READY;
-        watch_stop(req);
-        enqueue_resume(req);
-        user_release(req);
-        return rc;
-    case RS_GONE:
-        if (done)
-            done(arg);
-        user_release(req);
-        return 0;
-    default:
-        break;
-    }
-    if (done)
-        done(arg);
-    return -EINVAL;
+    return answer_deliver(req, status, content_type,
+                          &(struct answer){.stream = true, .read = read, .done = done, .arg = arg});
 }
 
 /* ---- Listeners on the loop ---- */

@@ -16,6 +16,7 @@
  * alert from one heap to the other never allocates and never fails. */
 #include "certmon/notify/alert.h"
 #include "certmon/base/error.h"
+#include "certmon/base/text.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -102,13 +103,7 @@ static uint64_t mix64(uint64_t x)
 
 static uint64_t hash_str(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return mix64(h);
+    return mix64(cm_fnv1a_str(s));
 }
 
 static uint64_t hash_alert(const struct cm__target *t, const char *id, int position)
@@ -737,40 +732,6 @@ static int by_seq(const void *x, const void *y)
     return ax->seq < ay->seq ? -1 : ax->seq > ay->seq;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (at most avail bytes), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t avail)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (avail < len)
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if ((p[k] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* A JSON string of s. Jansson refuses text that is not UTF-8, and one such name or message
  * must not make the whole table unsavable: bytes that are not UTF-8 become U+FFFD. */
 static json_t *text_json(const char *s)
@@ -781,7 +742,7 @@ static json_t *text_json(const char *s)
     json_t *j;
 
     for (i = 0; i < len; i += n ? n : 1)
-        if (!(n = utf8_seq(p + i, len - i)))
+        if (!(n = cm_utf8_seq(p + i, len - i)))
             bad++;
     if (!bad)
         return json_stringn_nocheck(s, len);
@@ -789,7 +750,7 @@ static json_t *text_json(const char *s)
         return NULL;
     q = fixed;
     for (i = 0; i < len; i += n ? n : 1) {
-        if ((n = utf8_seq(p + i, len - i))) {
+        if ((n = cm_utf8_seq(p + i, len - i))) {
             memcpy(q, s + i, n);
             q += n;
         } else {

@@ -16,6 +16,7 @@
 
 #include "certmon/notify/alert.h"
 #include "certmon/base/error.h"
+#include "certmon/base/text.h"
 #include "certmon/base/log.h"
 #include "certmon/notify/payload.h"
 
@@ -96,52 +97,6 @@ struct cm_notify {
 
 /* ---- Small helpers ---- */
 
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
-static void labels_clear(struct cm_labels *l)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        free(l->keys[i]);
-        free(l->values[i]);
-    }
-    free(l->keys);
-    free(l->values);
-    memset(l, 0, sizeof(*l));
-}
-
-static int labels_copy(struct cm_labels *dst, const struct cm_labels *src)
-{
-    memset(dst, 0, sizeof(*dst));
-    if (!src || src->count == 0)
-        return 0;
-    dst->keys = calloc(src->count, sizeof(char *));
-    dst->values = calloc(src->count, sizeof(char *));
-    if (!dst->keys || !dst->values)
-        goto fail;
-    for (size_t i = 0; i < src->count; i++) {
-        dst->keys[i] = xstrdup(src->keys[i]);
-        dst->values[i] = xstrdup(src->values[i]);
-        dst->count = i + 1;
-        if (!dst->keys[i] || !dst->values[i])
-            goto fail;
-    }
-    return 0;
-fail:
-    labels_clear(dst);
-    return -ENOMEM;
-}
-
 static bool labels_match(const struct cm_labels *have, const struct cm_labels *want)
 {
     for (size_t i = 0; i < want->count; i++) {
@@ -157,7 +112,7 @@ static bool labels_match(const struct cm_labels *have, const struct cm_labels *w
 
 static struct tlabels **tlabels_find(struct cm_notify *n, const char *target)
 {
-    struct tlabels **pp = &n->labels[hash_str(target) % LABEL_BUCKETS];
+    struct tlabels **pp = &n->labels[cm_fnv1a_str(target) % LABEL_BUCKETS];
     while (*pp && strcmp((*pp)->target, target) != 0)
         pp = &(*pp)->next;
     return pp;
@@ -175,17 +130,17 @@ static void tlabels_set(struct cm_notify *n, const char *target, const struct cm
     struct tlabels **pp = tlabels_find(n, target), *t = *pp;
     struct cm_labels copy;
 
-    if (labels_copy(&copy, l) < 0)
+    if (cm_labels_copy(&copy, l) < 0)
         return;
     if (!t) {
         if (!(t = calloc(1, sizeof(*t))) || !(t->target = strdup(target))) {
             free(t);
-            labels_clear(&copy);
+            cm_labels_clear(&copy);
             return;
         }
         *pp = t;
     } else {
-        labels_clear(&t->labels);
+        cm_labels_clear(&t->labels);
     }
     t->labels = copy;
 }
@@ -196,7 +151,7 @@ static void tlabels_remove(struct cm_notify *n, const char *target)
     if (!t)
         return;
     *pp = t->next;
-    labels_clear(&t->labels);
+    cm_labels_clear(&t->labels);
     free(t->target);
     free(t);
 }
@@ -690,7 +645,7 @@ static void notify_free(struct cm_notify *n)
         while (n->labels[b]) {
             struct tlabels *t = n->labels[b];
             n->labels[b] = t->next;
-            labels_clear(&t->labels);
+            cm_labels_clear(&t->labels);
             free(t->target);
             free(t);
         }
@@ -942,41 +897,105 @@ void cm_notify_forget(struct cm_notify *n, const char *target, int64_t now)
         notify_changed(n);
 }
 
-int cm_notify_reconfigure(struct cm_notify *n, const struct cm_config *cfg)
-{
-    size_t count = cfg ? cfg->notifier_count : 0;
-    struct notifier **nts = NULL;
-    struct queue ***qs = NULL;
-    bool *kept = NULL, **taken = NULL;
-    int rc = -ENOMEM;
+/* A reconfiguration in the making: for each configured notifier, the running one it keeps
+ * (with the queues it reuses) or a new one. Built whole before anything changes. */
+struct reconf {
+    size_t count;          /* notifiers of the new configuration */
+    struct notifier **nts; /* [count]: kept or new */
+    struct queue ***qs;    /* [count]: a kept notifier's new queue array; NULL for a new one */
+    bool *kept;            /* [n->nt_count]: the running notifier stays */
+    bool **taken;          /* [n->nt_count][its queues]: the queue is reused */
+};
 
-    if (count > 0 && (!(nts = calloc(count, sizeof(*nts))) || !(qs = calloc(count, sizeof(*qs)))))
-        goto out;
-    if (n->nt_count > 0 && !(kept = calloc(n->nt_count, sizeof(*kept))))
-        goto out;
-    if (n->nt_count > 0 && !(taken = calloc(n->nt_count, sizeof(*taken))))
-        goto out;
-    /* Everything that can fail happens first, so that a failure changes nothing. */
+/* Everything that can fail, first: matches notifiers by name, builds their queue arrays and
+ * the new notifiers. Returns 0 or -ENOMEM (then reconf_undo). */
+static int reconf_prepare(struct cm_notify *n, const struct cm_config *cfg, struct reconf *r)
+{
+    size_t count = r->count;
+
+    if (count > 0 &&
+        (!(r->nts = calloc(count, sizeof(*r->nts))) || !(r->qs = calloc(count, sizeof(*r->qs)))))
+        return -ENOMEM;
+    if (n->nt_count > 0 && !(r->kept = calloc(n->nt_count, sizeof(*r->kept))))
+        return -ENOMEM;
+    if (n->nt_count > 0 && !(r->taken = calloc(n->nt_count, sizeof(*r->taken))))
+        return -ENOMEM;
     for (size_t i = 0; i < count; i++) {
         const struct cm_config_notifier *c = &cfg->notifiers[i];
-        for (size_t k = 0; k < n->nt_count && !nts[i]; k++) {
-            if (kept[k] || strcmp(n->nts[k]->name, c->name ? c->name : "") != 0)
+        for (size_t k = 0; k < n->nt_count && !r->nts[i]; k++) {
+            if (r->kept[k] || strcmp(n->nts[k]->name, c->name ? c->name : "") != 0)
                 continue;
             struct notifier *old = n->nts[k];
-            if (!(taken[k] = calloc(old->queue_count + 1, sizeof(bool))))
-                goto out;
-            if (!(qs[i] = queues_for(old, c, old->queues, old->queue_count, taken[k])))
-                goto out;
-            kept[k] = true;
-            nts[i] = old;
+            if (!(r->taken[k] = calloc(old->queue_count + 1, sizeof(bool))))
+                return -ENOMEM;
+            if (!(r->qs[i] = queues_for(old, c, old->queues, old->queue_count, r->taken[k])))
+                return -ENOMEM;
+            r->kept[k] = true;
+            r->nts[i] = old;
         }
-        if (!nts[i] && !(nts[i] = notifier_new(n, c)))
-            goto out;
+        if (!r->nts[i] && !(r->nts[i] = notifier_new(n, c)))
+            return -ENOMEM;
     }
-    /* Commit. */
+    return 0;
+}
+
+/* After a failed reconf_prepare: frees the new notifiers and the queues made new. */
+static void reconf_undo(struct cm_notify *n, const struct cm_config *cfg, struct reconf *r)
+{
+    for (size_t i = 0; i < r->count && r->nts; i++) {
+        bool old = false;
+        for (size_t k = 0; k < n->nt_count; k++)
+            old = old || n->nts[k] == r->nts[i];
+        if (r->nts[i] && !old)
+            notifier_close(r->nts[i]);
+        if (r->qs && r->qs[i] && r->nts[i]) {
+            /* Free only the queues that were made new. */
+            struct notifier *o = r->nts[i];
+            for (size_t j = 0; j < dest_count(&cfg->notifiers[i]); j++) {
+                bool was = false;
+                for (size_t m = 0; m < o->queue_count; m++)
+                    was = was || o->queues[m] == r->qs[i][j];
+                if (!was)
+                    queue_free(r->qs[i][j]);
+            }
+            free(r->qs[i]);
+        }
+    }
+}
+
+/* Gives kept notifier nt its new queue array qs for c (taken: which of its queues moved): the
+ * queues not taken over are dropped with their messages. */
+static void replace_queues(struct notifier *nt, const bool *taken, struct queue **qs,
+                           const struct cm_config_notifier *c)
+{
+    for (size_t j = 0; j < nt->queue_count; j++) {
+        struct queue *q = nt->queues[j];
+        if (taken[j])
+            continue;
+        char u[256];
+        redact(q->url, u, sizeof(u));
+        if (q->xfer) {
+            nt->closing = true; /* on_sent must leave the queue alone */
+            cm_httpc_cancel(q->xfer);
+            nt->closing = false;
+        }
+        cm_log_info(SUB, "notifier=%s url=%s removed by reload, messages_dropped=%zu", nt->name, u,
+                    q->len);
+        queue_free(q);
+    }
+    free(nt->queues);
+    nt->queues = qs;
+    nt->queue_count = dest_count(c);
+    nt->cfg = c;
+}
+
+/* Cannot fail: closes the notifiers not kept, swaps the kept ones' queues, installs the list
+ * and arms every notifier's timers. */
+static void reconf_commit(struct cm_notify *n, const struct cm_config *cfg, struct reconf *r)
+{
     for (size_t k = 0; k < n->nt_count; k++) {
         struct notifier *old = n->nts[k];
-        if (!kept[k]) {
+        if (!r->kept[k]) {
             size_t lost = old->group_n > 0 ? 1 : 0;
             for (size_t j = 0; j < old->queue_count; j++)
                 lost += old->queues[j]->len;
@@ -986,73 +1005,44 @@ int cm_notify_reconfigure(struct cm_notify *n, const struct cm_config *cfg)
             notifier_close(old);
         }
     }
-    for (size_t i = 0; i < count; i++) {
-        struct notifier *nt = nts[i];
-        if (!qs[i])
-            continue; /* new one */
+    for (size_t i = 0; i < r->count; i++) {
+        struct notifier *nt = r->nts[i];
         size_t k = 0;
+        if (!r->qs[i])
+            continue; /* new one */
         while (n->nts[k] != nt)
             k++;
-        for (size_t j = 0; j < nt->queue_count; j++) {
-            struct queue *q = nt->queues[j];
-            if (taken[k][j])
-                continue;
-            char u[256];
-            redact(q->url, u, sizeof(u));
-            if (q->xfer) {
-                nt->closing = true; /* on_sent must leave the queue alone */
-                cm_httpc_cancel(q->xfer);
-                nt->closing = false;
-            }
-            cm_log_info(SUB, "notifier=%s url=%s removed by reload, messages_dropped=%zu", nt->name,
-                        u, q->len);
-            queue_free(q);
-        }
-        free(nt->queues);
-        nt->queues = qs[i];
-        nt->queue_count = dest_count(&cfg->notifiers[i]);
-        nt->cfg = &cfg->notifiers[i];
-        qs[i] = NULL;
+        replace_queues(nt, r->taken[k], r->qs[i], &cfg->notifiers[i]);
+        r->qs[i] = NULL;
     }
     free(n->nts);
-    n->nts = nts;
-    n->nt_count = count;
+    n->nts = r->nts;
+    n->nt_count = r->count;
     n->cfg = cfg;
-    nts = NULL;
+    r->nts = NULL;
     for (size_t i = 0; i < n->nt_count; i++) {
         arm_tick(n->nts[i]);
         arm_deliver(n->nts[i]);
     }
     notify_changed(n);
-    rc = 0;
-out:
-    if (rc < 0) {
-        for (size_t i = 0; i < count && nts; i++) {
-            bool old = false;
-            for (size_t k = 0; k < n->nt_count; k++)
-                old = old || n->nts[k] == nts[i];
-            if (nts[i] && !old)
-                notifier_close(nts[i]);
-            if (qs && qs[i] && nts[i]) {
-                /* Free only the queues that were made new. */
-                struct notifier *o = nts[i];
-                for (size_t j = 0; j < dest_count(&cfg->notifiers[i]); j++) {
-                    bool was = false;
-                    for (size_t m = 0; m < o->queue_count; m++)
-                        was = was || o->queues[m] == qs[i][j];
-                    if (!was)
-                        queue_free(qs[i][j]);
-                }
-                free(qs[i]);
-            }
-        }
-    }
-    for (size_t k = 0; taken && k < n->nt_count; k++)
-        free(taken[k]);
-    free(taken);
-    free(kept);
-    free(qs);
-    free(nts);
+}
+
+int cm_notify_reconfigure(struct cm_notify *n, const struct cm_config *cfg)
+{
+    struct reconf r = {.count = cfg ? cfg->notifier_count : 0};
+    size_t running = n->nt_count; /* taken[] is sized by the list before the commit */
+    int rc = reconf_prepare(n, cfg, &r);
+
+    if (rc == 0)
+        reconf_commit(n, cfg, &r);
+    else
+        reconf_undo(n, cfg, &r);
+    for (size_t k = 0; r.taken && k < running; k++)
+        free(r.taken[k]);
+    free(r.taken);
+    free(r.kept);
+    free(r.qs);
+    free(r.nts);
     return rc;
 }
 

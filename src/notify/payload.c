@@ -3,12 +3,11 @@
  * construction, so that a certificate subject or a hostile target name can neither break the
  * JSON, nor add email headers, nor ping a Slack channel. */
 #include "certmon/notify/payload.h"
+#include "certmon/base/crypto.h"
 #include "certmon/base/error.h"
-#include "certmon/probe/x509.h"
+#include "certmon/base/text.h"
 
 #include <errno.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Largest text any payload may grow to: far above a real group, small enough that a runaway
  * input cannot take the daemon's memory. */
@@ -119,37 +117,6 @@ static void buf_clear(struct buf *b)
 
 /* ---- Text sanitizing ---- */
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), or 0 when it is not one:
- * no overlong forms, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t avail)
-{
-    unsigned c = s[0];
-    size_t need;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        need = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        need = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (avail < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return need;
-}
-
 enum {
     T_LINE = 1 << 0,  /* control characters (CR and LF too) become spaces */
     T_LINES = 1 << 1, /* CR, LF and CRLF become "\n"; other control characters spaces */
@@ -169,7 +136,7 @@ static void add_text(struct buf *b, const char *s, unsigned flags, size_t max)
     while (avail > 0) {
         char tmp[8];
         const char *piece = tmp;
-        size_t len, used = utf8_seq(p, avail);
+        size_t len, used = cm_utf8_seq(p, avail);
 
         if (used == 0) {
             piece = REPLACEMENT, len = 3, used = 1;
@@ -389,17 +356,6 @@ static bool items_ok(const struct cm_notice *const *items, size_t n)
 
 /* ---- Notices ---- */
 
-static void labels_clear(struct cm_labels *l)
-{
-    for (size_t i = 0; i < l->count; i++) {
-        free(l->keys[i]);
-        free(l->values[i]);
-    }
-    free(l->keys);
-    free(l->values);
-    *l = (struct cm_labels){0};
-}
-
 /* Room for count labels in l (which is empty). Returns 0 or -ENOMEM. */
 static int labels_alloc(struct cm_labels *l, size_t count)
 {
@@ -408,7 +364,7 @@ static int labels_alloc(struct cm_labels *l, size_t count)
     l->keys = calloc(count, sizeof(char *));
     l->values = calloc(count, sizeof(char *));
     if (!l->keys || !l->values) {
-        labels_clear(l);
+        cm_labels_clear(l);
         return -ENOMEM;
     }
     return 0;
@@ -462,7 +418,7 @@ void cm_notice_free(struct cm_notice *n)
         return;
     free(n->target);
     free(n->message);
-    labels_clear(&n->labels);
+    cm_labels_clear(&n->labels);
     free(n);
 }
 
@@ -846,7 +802,7 @@ int cm_payload_hmac(const char *secret, const char *body, size_t len, char *out,
 
     if (!secret || !out || outlen < CM_PAYLOAD_SIG_LEN || (!body && len > 0))
         return CM_EBADARG;
-    if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, secret, strlen(secret), body ? body : "", len, mac) < 0)
+    if (cm_hmac_sha256(secret, strlen(secret), body ? body : "", len, mac) < 0)
         return CM_ETLS;
     p = out + sprintf(out, "sha256=");
     for (size_t i = 0; i < sizeof(mac); i++) {
@@ -908,7 +864,7 @@ static void add_subject(struct buf *b, const char *subj, size_t len)
     for (size_t i = 0; i < len;) {
         size_t chunk = 0;
         while (i + chunk < len) {
-            size_t s = utf8_seq(p + i + chunk, len - i - chunk);
+            size_t s = cm_utf8_seq(p + i + chunk, len - i - chunk);
             if (s == 0)
                 s = 1; /* cannot happen: subj is sanitized */
             if (chunk + s > 39)
@@ -946,17 +902,11 @@ static void add_date(struct buf *b, time_t now)
 static void add_message_id(struct buf *b, time_t now)
 {
     static atomic_uint counter;
-    unsigned char rnd[8];
+    char tag[CM_UNIQUE_TAG_MAX];
     unsigned c = atomic_fetch_add(&counter, 1) + 1;
 
-    buf_addf(b, "Message-ID: <%lld.%u.", (long long)now, c);
-    if (gnutls_rnd(GNUTLS_RND_NONCE, rnd, sizeof(rnd)) == 0) {
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            buf_addf(b, "%02x", rnd[i]);
-    } else {
-        buf_addf(b, "p%ld", (long)getpid());
-    }
-    buf_adds(b, "@certmon>\r\n");
+    cm_unique_tag(tag);
+    buf_addf(b, "Message-ID: <%lld.%u.%s@certmon>\r\n", (long long)now, c, tag);
 }
 
 /* One alert of the body, "\n" line ends (turned into CRLF later). The message sits under
@@ -1105,24 +1055,6 @@ char *cm_payload_email_unstuffed(const struct cm_notice *const *items, size_t n,
 
 /* ---- Alertmanager ---- */
 
-static bool prom_label_name_ok(const char *k)
-{
-    static const char *const ours[] = {"alertname", "finding", "target", "severity", "position"};
-
-    if (!k || !((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z') || k[0] == '_'))
-        return false;
-    for (const char *p = k + 1; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    if (strncmp(k, "__", 2) == 0)
-        return false;
-    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-        if (strcmp(k, ours[i]) == 0)
-            return false;
-    return true;
-}
-
 /* One element of the array: x under severity sev; ends_at > 0 sets endsAt (kept no earlier
  * than startsAt, which Alertmanager would refuse). */
 static json_t *am_alert(const struct cm_notice *x, enum cm_severity sev, int64_t ends_at,
@@ -1144,7 +1076,7 @@ static json_t *am_alert(const struct cm_notice *x, enum cm_severity sev, int64_t
         bad |= json_object_set_new(labels, "position", json_string(pos)) != 0;
     }
     for (size_t i = 0; i < x->labels.count; i++)
-        if (prom_label_name_ok(x->labels.keys[i]) && x->labels.values[i] && *x->labels.values[i])
+        if (cm_label_ok(x->labels.keys[i], x->labels.values[i]))
             bad |= json_object_set_new(labels, x->labels.keys[i], jstr(x->labels.values[i])) != 0;
     /* summary: what and where; description: the finding's own message. */
     add_text(&b, summary_of(x->id), 0, 0);

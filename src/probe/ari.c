@@ -36,39 +36,6 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-struct cm_ari *cm_ari_copy(const struct cm_ari *src)
-{
-    struct cm_ari *a;
-
-    if (!src || !(a = calloc(1, sizeof(*a))))
-        return NULL;
-    *a = *src;
-    a->url = dup_or_null(src->url);
-    a->cert_id = dup_or_null(src->cert_id);
-    a->cert_sha256 = dup_or_null(src->cert_sha256);
-    a->explanation_url = dup_or_null(src->explanation_url);
-    a->error = dup_or_null(src->error);
-    if ((src->url && !a->url) || (src->cert_id && !a->cert_id) ||
-        (src->cert_sha256 && !a->cert_sha256) || (src->explanation_url && !a->explanation_url) ||
-        (src->error && !a->error)) {
-        cm_ari_free(a);
-        return NULL;
-    }
-    return a;
-}
-
-void cm_ari_free(struct cm_ari *a)
-{
-    if (!a)
-        return;
-    free(a->url);
-    free(a->cert_id);
-    free(a->cert_sha256);
-    free(a->explanation_url);
-    free(a->error);
-    free(a);
-}
-
 int cm_ari_cert_id(const struct cm_cert *leaf, char *buf, size_t len, char *err, size_t errlen)
 {
     unsigned char aki[64], serial[64];

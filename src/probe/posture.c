@@ -308,73 +308,6 @@ struct cm_posture_pass {
     bool renego_missing;          /* a TLS 1.2-or-older handshake did not */
 };
 
-static const char *const pv_names[CM_PV_COUNT] = {"TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3.0"};
-static const char *const weak_names[CM_WEAK_COUNT] = {"RC4", "3DES", "NULL", "EXPORT", "ANON"};
-
-const char *cm_pv_name(enum cm_pv v)
-{
-    return (unsigned)v < CM_PV_COUNT ? pv_names[v] : "unknown";
-}
-
-const char *cm_weak_name(enum cm_weak w)
-{
-    return (unsigned)w < CM_WEAK_COUNT ? weak_names[w] : "unknown";
-}
-
-void cm_posture_free(struct cm_posture *p)
-{
-    free(p);
-}
-
-/* Marks in p the weak classes of the suite a handshake negotiated (an IANA name such as
- * "TLS_RSA_WITH_RC4_128_MD5"): a completed handshake is proof the server accepts it. */
-static void note_weak_suite(struct cm_posture *p, const char *cipher)
-{
-    static const struct {
-        const char *part;
-        enum cm_weak weak;
-    } parts[] = {
-        {"_RC4_", CM_WEAK_RC4},     {"_3DES_", CM_WEAK_3DES}, {"_WITH_NULL_", CM_WEAK_NULL},
-        {"EXPORT", CM_WEAK_EXPORT}, {"_anon_", CM_WEAK_ANON},
-    };
-
-    for (size_t i = 0; cipher && i < sizeof(parts) / sizeof(parts[0]); i++)
-        if (strstr(cipher, parts[i].part))
-            p->weak[parts[i].weak] = CM_TRI_YES;
-}
-
-/* True for the IANA name of an AEAD suite (GCM, CCM, ChaCha20-Poly1305). */
-static bool is_aead(const char *cipher)
-{
-    return cipher && (strstr(cipher, "_GCM_") || strstr(cipher, "_CCM") ||
-                      strstr(cipher, "_CHACHA20_POLY1305"));
-}
-
-void cm_posture_add_handshake(struct cm_posture *p, const struct cm_tls_info *tls)
-{
-    bool tls13;
-
-    if (!p || !tls->version)
-        return;
-    tls13 = strcmp(tls->version, "TLS1.3") == 0;
-    for (int v = CM_PV_TLS13; v <= CM_PV_TLS10; v++)
-        if (strcmp(tls->version, pv_names[v]) == 0)
-            p->version[v] = CM_TRI_YES;
-    note_weak_suite(p, tls->cipher);
-    if (tls13 || is_aead(tls->cipher))
-        p->aead = CM_TRI_YES;
-    if (tls->dh_group > p->dh_group)
-        p->dh_group = tls->dh_group;
-    if (tls13 || tls->group)
-        p->forward_secrecy = CM_TRI_YES;
-    if (!tls13 && !tls->safe_renegotiation)
-        p->secure_renegotiation = CM_TRI_NO;
-    else if (p->secure_renegotiation == CM_TRI_UNKNOWN)
-        p->secure_renegotiation = CM_TRI_YES;
-    if (tls->dh_bits > 0 && (p->dh_bits == 0 || tls->dh_bits < p->dh_bits))
-        p->dh_bits = tls->dh_bits;
-}
-
 static void pass_unref(struct cm_posture_pass *ps)
 {
     if (--ps->refs > 0)
@@ -481,15 +414,15 @@ static void note_handshake(struct cm_posture_pass *ps, enum check id,
     const struct cm_tls_info *tls = &res->tls;
     bool tls13 = tls->version && !strcmp(tls->version, "TLS1.3");
     bool anon = id == C_ANON || (tls->cipher && strstr(tls->cipher, "_anon_"));
+    enum cm_pv v;
 
     /* Whatever a check offered, the version the server completed a handshake at is accepted:
      * a server whose only DHE group is too small for the version checks' named groups still
      * speaks TLS 1.2 with the DHE check. */
-    for (int v = CM_PV_TLS13; v <= CM_PV_TLS10; v++)
-        if (tls->version && strcmp(tls->version, pv_names[v]) == 0)
-            merge(&r->version[v], CM_TRI_YES);
-    note_weak_suite(r, tls->cipher);
-    if (tls13 || is_aead(tls->cipher))
+    if ((v = cm_pv_from_name(tls->version)) != CM_PV_COUNT)
+        merge(&r->version[v], CM_TRI_YES);
+    cm_posture_note_suite(r, tls->cipher);
+    if (tls13 || cm_suite_is_aead(tls->cipher))
         ps->aead_seen = true;
     if (tls->dh_group > r->dh_group)
         r->dh_group = tls->dh_group;

@@ -1,9 +1,6 @@
 #include "certmon/probe/probe.h"
-#include "certmon/probe/ari.h"
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
-#include "certmon/probe/posture.h"
-#include "certmon/probe/revocation.h"
 #include "certmon/probe/resolve.h"
 #include "certmon/probe/starttls.h"
 
@@ -55,21 +52,6 @@ struct cm_probe {
     struct cm_tls_info info; /* what the work describes; moved into res when in time */
     struct cm_probe_result *res;
 };
-
-static const char *const kind_names[] = {NULL,  "dns", "connect",   "timeout",  "starttls",
-                                         "tls", "io",  "cancelled", "internal", "file"};
-static const char *const phase_names[] = {"dns",       "connect", "starttls",
-                                          "handshake", "done",    "describe"};
-
-const char *cm_err_kind_name(enum cm_err_kind k)
-{
-    return (unsigned)k < sizeof(kind_names) / sizeof(kind_names[0]) ? kind_names[k] : "unknown";
-}
-
-const char *cm_phase_name(enum cm_phase p)
-{
-    return (unsigned)p < sizeof(phase_names) / sizeof(phase_names[0]) ? phase_names[p] : "unknown";
-}
 
 /* Probes delivered at their deadline whose describe work still runs (cm_probe_orphans).
  * Touched on loop threads only; a process has one loop that probes. */
@@ -709,22 +691,4 @@ void cm_probe_cancel(struct cm_probe *p)
 {
     if (p && !p->finished)
         finish(p, CM_ERRK_CANCELLED, "probe cancelled");
-}
-
-void cm_probe_result_free(struct cm_probe_result *res)
-{
-    if (!res)
-        return;
-    free(res->target);
-    free(res->host);
-    free(res->sni);
-    free(res->verify_name);
-    free(res->error_message);
-    free(res->path);
-    cm_tls_info_clear(&res->tls);
-    cm_chain_clear(&res->client_chain);
-    cm_posture_free(res->posture);
-    cm_ari_free(res->ari);
-    cm_revocation_free(res->revocation);
-    free(res);
 }

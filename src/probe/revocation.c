@@ -21,49 +21,6 @@
  * costs one attempt per minute, not one per certificate. */
 #define RETRY_S 60
 
-/* ---- Plain data ---- */
-
-void cm_revocation_free(struct cm_revocation *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->count; i++)
-        for (size_t k = 0; k < r->certs[i].error_count; k++)
-            free(r->certs[i].errors[k]);
-    free(r->certs);
-    free(r);
-}
-
-const char *cm_rev_status_name(enum cm_rev_status s)
-{
-    switch (s) {
-    case CM_REV_GOOD:
-        return "good";
-    case CM_REV_REVOKED:
-        return "revoked";
-    case CM_REV_UNAVAILABLE:
-        return "unavailable";
-    case CM_REV_NONE:
-        return "none";
-    default:
-        return NULL;
-    }
-}
-
-const char *cm_rev_source_name(enum cm_rev_source s)
-{
-    switch (s) {
-    case CM_REV_SRC_STAPLE:
-        return "staple";
-    case CM_REV_SRC_OCSP:
-        return "ocsp";
-    case CM_REV_SRC_CRL:
-        return "crl";
-    default:
-        return NULL;
-    }
-}
-
 /* ---- Checker ---- */
 
 struct waiter;
@@ -258,6 +215,17 @@ static void job_closed(uv_handle_t *h)
     maybe_free_ctx(ctx);
 }
 
+/* Takes j off ctx's list of jobs. */
+static void job_unlink(struct cm_revctx *ctx, struct cm_rev_job *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        ctx->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+}
+
 /* Ends job j: unlinks its waiters still queued, writes the result, runs the callback once. */
 static void job_finish(struct cm_rev_job *j)
 {
@@ -284,12 +252,7 @@ static void job_finish(struct cm_rev_job *j)
     }
     for (size_t i = 0; i < j->rev->count; i++)
         decide(j, i);
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        ctx->jobs = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
+    job_unlink(ctx, j);
     cm_revocation_free(j->res->revocation);
     j->res->revocation = j->rev;
     j->rev = NULL;
@@ -868,12 +831,7 @@ int cm_rev_check(struct cm_revctx *ctx, struct cm_probe_result *res, uint64_t ti
     if (rc == -ENOMEM && j->nwaiters == 0 && j->outstanding == 0) {
         /* Nothing waits yet: undo. */
         j->done = true;
-        if (j->prev)
-            j->prev->next = j->next;
-        else
-            ctx->jobs = j->next;
-        if (j->next)
-            j->next->prev = j->prev;
+        job_unlink(ctx, j);
         cm_revocation_free(j->rev);
         j->rev = NULL;
         uv_close((uv_handle_t *)&j->timer, job_closed);

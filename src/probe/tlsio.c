@@ -50,8 +50,8 @@ struct cred_entry {
     struct cred_entry *next;
     pthread_mutex_t anchors_lock; /* chains are described on thread-pool threads */
     struct anchor_slot *anchors;  /* ANCHOR_SLOTS, made with the entry */
-    char *ca_file;     /* NULL: system store */
-    char *client_cert; /* NULL: none */
+    char *ca_file;                /* NULL: system store */
+    char *client_cert;            /* NULL: none */
     char *client_key;
     struct cm_chain client_chain; /* our certificate as data, for its own findings */
     gnutls_certificate_credentials_t cred;
@@ -645,22 +645,6 @@ static void describe_ocsp(gnutls_session_t s, struct cm_ocsp *o)
     gnutls_ocsp_resp_deinit(resp);
 }
 
-const char *cm_ocsp_status_name(enum cm_ocsp_status st)
-{
-    switch (st) {
-    case CM_OCSP_GOOD:
-        return "good";
-    case CM_OCSP_REVOKED:
-        return "revoked";
-    case CM_OCSP_UNKNOWN:
-        return "unknown";
-    case CM_OCSP_BAD:
-        return "unparseable";
-    default:
-        return NULL;
-    }
-}
-
 /* Looks up the trust-store issuer of der in the credentials' trust list into *out (0 or 1
  * certificate). Returns 0 or -ENOMEM. */
 static int lookup_anchor(struct cm_tls_conn *c, const gnutls_datum_t *der, struct cm_chain *out)
@@ -762,6 +746,43 @@ static void describe_dh(gnutls_session_t s, struct cm_tls_info *info)
     gnutls_free(prime.data);
 }
 
+/* GnuTLS's certificate status bits as certmon's own (result.h), so that nothing above this
+ * adapter sees a GnuTLS type. A bit certmon has no name for still makes the chain untrusted. */
+static unsigned verify_flags(unsigned status)
+{
+    static const struct {
+        unsigned gnutls, cm;
+    } map[] = {
+        {GNUTLS_CERT_INVALID, CM_VERIFY_INVALID},
+        {GNUTLS_CERT_REVOKED, CM_VERIFY_REVOKED},
+        {GNUTLS_CERT_SIGNER_NOT_FOUND, CM_VERIFY_SIGNER_NOT_FOUND},
+        {GNUTLS_CERT_SIGNER_NOT_CA, CM_VERIFY_SIGNER_NOT_CA},
+        {GNUTLS_CERT_INSECURE_ALGORITHM, CM_VERIFY_INSECURE_ALGORITHM},
+        {GNUTLS_CERT_NOT_ACTIVATED, CM_VERIFY_NOT_ACTIVATED},
+        {GNUTLS_CERT_EXPIRED, CM_VERIFY_EXPIRED},
+        {GNUTLS_CERT_SIGNATURE_FAILURE, CM_VERIFY_SIGNATURE_FAILURE},
+        {GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED, CM_VERIFY_REVOCATION_DATA_SUPERSEDED},
+        {GNUTLS_CERT_UNEXPECTED_OWNER, CM_VERIFY_UNEXPECTED_OWNER},
+        {GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE, CM_VERIFY_REVOCATION_DATA_ISSUED_IN_FUTURE},
+        {GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, CM_VERIFY_SIGNER_CONSTRAINTS_FAILURE},
+        {GNUTLS_CERT_MISMATCH, CM_VERIFY_MISMATCH},
+        {GNUTLS_CERT_PURPOSE_MISMATCH, CM_VERIFY_PURPOSE_MISMATCH},
+        {GNUTLS_CERT_MISSING_OCSP_STATUS, CM_VERIFY_MISSING_OCSP_STATUS},
+        {GNUTLS_CERT_INVALID_OCSP_STATUS, CM_VERIFY_INVALID_OCSP_STATUS},
+        {GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS, CM_VERIFY_UNKNOWN_CRIT_EXTENSIONS},
+    };
+    unsigned out = 0, known = 0;
+
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        known |= map[i].gnutls;
+        if (status & map[i].gnutls)
+            out |= map[i].cm;
+    }
+    if (status & ~known)
+        out |= CM_VERIFY_INVALID;
+    return out;
+}
+
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
                          struct cm_tls_info *info)
 {
@@ -824,7 +845,7 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
             goto nomem;
         describe_ocsp(s, &info->ocsp);
         info->verify.done = true;
-        info->verify.status = status;
+        info->verify.status = verify_flags(status);
         info->verify.trusted = status == 0;
         info->verify.hostname_match = match;
     }
@@ -832,18 +853,6 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
 nomem:
     cm_tls_info_clear(info);
     return -ENOMEM;
-}
-
-void cm_tls_info_clear(struct cm_tls_info *info)
-{
-    if (!info)
-        return;
-    free(info->version);
-    free(info->cipher);
-    free(info->group);
-    cm_chain_clear(&info->chain);
-    cm_chain_clear(&info->anchor);
-    memset(info, 0, sizeof(*info));
 }
 
 void cm_tls_error_describe(struct cm_tls_conn *c, int rc, char *buf, size_t len, bool *is_io)
@@ -940,40 +949,4 @@ bool cm_tls_error_is_refusal(struct cm_tls_conn *c, int rc)
     default:
         return false;
     }
-}
-
-void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg), void *arg)
-{
-    static const struct {
-        unsigned bit;
-        const char *name;
-    } bits[] = {
-        {GNUTLS_CERT_REVOKED, "revoked"},
-        {GNUTLS_CERT_SIGNER_NOT_FOUND, "signer_not_found"},
-        {GNUTLS_CERT_SIGNER_NOT_CA, "signer_not_ca"},
-        {GNUTLS_CERT_INSECURE_ALGORITHM, "insecure_algorithm"},
-        {GNUTLS_CERT_NOT_ACTIVATED, "not_activated"},
-        {GNUTLS_CERT_EXPIRED, "expired"},
-        {GNUTLS_CERT_SIGNATURE_FAILURE, "signature_failure"},
-        {GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED, "revocation_data_superseded"},
-        {GNUTLS_CERT_UNEXPECTED_OWNER, "unexpected_owner"},
-        {GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE, "revocation_data_issued_in_future"},
-        {GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, "signer_constraints_failure"},
-        {GNUTLS_CERT_MISMATCH, "mismatch"},
-        {GNUTLS_CERT_PURPOSE_MISMATCH, "purpose_mismatch"},
-        {GNUTLS_CERT_MISSING_OCSP_STATUS, "missing_ocsp_status"},
-        {GNUTLS_CERT_INVALID_OCSP_STATUS, "invalid_ocsp_status"},
-        {GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS, "unknown_critical_extensions"},
-    };
-    unsigned named = 0;
-
-    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
-        if (status & bits[i].bit) {
-            fn(bits[i].name, arg);
-            named |= bits[i].bit;
-        }
-    }
-    /* INVALID alone means "not trusted" with no more specific reason. */
-    if ((status & GNUTLS_CERT_INVALID) && !named)
-        fn("invalid", arg);
 }

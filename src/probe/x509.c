@@ -1,5 +1,6 @@
 #include "certmon/probe/x509.h"
 #include "certmon/base/error.h"
+#include "certmon/base/text.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,43 +35,6 @@ static char *hex(const unsigned char *p, size_t n)
     return s;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (Unicode 15, table 3-7), or 0. */
-static size_t utf8_len(const unsigned char *p, size_t avail)
-{
-    unsigned char c = p[0];
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t len;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (avail < len)
-        return 0;
-    /* The second byte's range excludes overlong forms, surrogates and code points past
-     * U+10FFFF. */
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t k = 2; k < len; k++)
-        if ((p[k] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* Characters that are valid but must not reach a terminal as they are: C0 and C1 controls,
  * DEL, and the bidirectional overrides and isolates (U+202A-202E, U+2066-2069) that can make
  * a name read as another. */
@@ -101,7 +65,7 @@ static char *safe_text(const unsigned char *p, size_t n, bool escape_backslash)
     if (!out)
         return NULL;
     while (i < n) {
-        size_t len = utf8_len(p + i, n - i);
+        size_t len = cm_utf8_seq(p + i, n - i);
 
         if (len > 0 && !is_unsafe(p + i, len) && !(escape_backslash && p[i] == '\\')) {
             memcpy(o, p + i, len);
@@ -800,18 +764,6 @@ int64_t cm_cert_days_left(const struct cm_cert *c, time_t now)
 
     /* Floor division: a certificate that expired an hour ago has -1 days left, not 0. */
     return d >= 0 ? d / 86400 : -((-d + 86399) / 86400);
-}
-
-void cm_time_rfc3339(int64_t t, char *buf, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-
-    if (!gmtime_r(&tt, &tm)) {
-        snprintf(buf, len, "invalid");
-        return;
-    }
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 int cm_chain_earliest_expiry(const struct cm_chain *chain)

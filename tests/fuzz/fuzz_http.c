@@ -1,8 +1,9 @@
 /* libFuzzer harness: the HTTP listener (src/http/httpd.c over libmicrohttpd) and the daemon's
- * endpoints behind it (src/daemon/web.c: /metrics, /probe, /api/v1/targets, /healthz), fed raw bytes
- * over a real loopback connection.
+ * endpoints behind it (src/daemon/web.c: /metrics, /probe, /api/v1/targets, /healthz), fed raw
+ * bytes over a real loopback connection.
  *
- * Set up once: a daemon of the harness's own (src/daemon/daemon_int.h) with a configuration of one
+ * Set up once: the endpoints (web.h) over a generation, state and resolver of the harness's own,
+ * with a configuration of one
  * endpoint target (127.0.0.1 port 9: an on-demand probe of it is refused at once, and
  * allow_any_target is off, so no request can make the harness connect anywhere else), a state
  * of a few real reports, and the listener on a free loopback port. For each input: connect,
@@ -11,7 +12,10 @@
  * with HTTP or nothing, and finish within a bound: an exchange still going is a hang. */
 #include "fuzz_util.h"
 
-#include "daemon_int.h"
+#include "certmon/daemon/gen.h"
+#include "certmon/daemon/state.h"
+#include "certmon/daemon/web.h"
+#include "certmon/probe/resolve.h"
 
 #include "certmon/base/error.h"
 #include "certmon/probe/tlsio.h"
@@ -34,8 +38,10 @@
 
 static uv_loop_t loop;
 static uv_timer_t tick; /* keeps UV_RUN_ONCE from sleeping for long */
-static struct daemon d;
-static struct gen *g;
+static struct cm_gen *g;
+static struct cm_state *state;
+static struct cm_resolver *resolver;
+static struct cm_web *web;
 static int port;
 
 /* Two entries in the line layout the daemon writes: reports as `check --json` makes them. */
@@ -65,6 +71,14 @@ static const char state_text[] =
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
+}
+
+/* The harness's "daemon": one generation, its state, no notifiers. */
+static void web_status(void *arg, struct cm_web_status *out)
+{
+    (void)arg;
+    out->gen = g;
+    out->state = state;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -103,17 +117,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
     g->refs = 1;
-    d.loop = &loop;
-    d.gen = g;
     if (cm_config_load(fz_path(path, sizeof(path), "certmon.conf"), &g->cfg, &errs) < 0 ||
-        cm_tls_ctx_new(&g->tls) < 0 || cm_state_new(&d.state) < 0 ||
-        cm_resolver_new(&loop, &d.resolver, err, sizeof(err)) < 0) {
+        cm_tls_ctx_new(&g->tls) < 0 || cm_state_new(&state) < 0 ||
+        cm_resolver_new(&loop, &resolver, err, sizeof(err)) < 0 ||
+        cm_web_new(&loop, resolver, web_status, NULL, &web) < 0) {
         fprintf(stderr, "fuzz_http: setup failed: %s\n", errs.count ? errs.msgs[0] : err);
         exit(1);
     }
-    cm_state_set_view_hooks(d.state, &cm__web_view_hooks);
-    if (cm_state_load(d.state, fz_path(path, sizeof(path), "state.json"), err, sizeof(err)) < 0 ||
-        cm__web_start(&d, g->cfg, err, sizeof(err)) < 0) {
+    cm_state_set_view_hooks(state, &cm_web_view_hooks);
+    if (cm_state_load(state, fz_path(path, sizeof(path), "state.json"), err, sizeof(err)) < 0 ||
+        cm_web_start(web, g->cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "fuzz_http: setup failed: %s\n", err);
         exit(1);
     }
@@ -138,10 +151,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t sent = 0, got = 0;
     bool closed = false, shut = false;
     uint64_t start = now_ms(), last = start;
+    unsigned probes = 0, scrapes = 0;
     int fd;
 
     /* /metrics renders are paced across requests; each input starts unpaced. */
-    d.scrape_next = 0;
+    cm_web_unpace(web);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     sa.sin_port = htons((uint16_t)port);
     if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
@@ -184,13 +198,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         now = now_ms();
-        if (!closed && shut && d.nwebprobes == 0 && d.scrape_queued == 0 && now - last > QUIET_MS)
+        cm_web_pending(web, &probes, &scrapes);
+        if (!closed && shut && probes == 0 && scrapes == 0 && now - last > QUIET_MS)
             break;
         if (!closed && now - start > EXCHANGE_MS) {
             fprintf(stderr,
                     "fuzz_http: exchange still going after %d ms (sent %zu of %zu bytes, "
                     "received %zu, %u probes in flight)\n",
-                    EXCHANGE_MS, sent, size, got, d.nwebprobes);
+                    EXCHANGE_MS, sent, size, got, probes);
             abort();
         }
     }
@@ -202,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < 3; i++)
         uv_run(&loop, UV_RUN_NOWAIT);
     /* On-demand probes end by themselves (refused at once, 2 s deadline at worst). */
-    while (d.nwebprobes > 0) {
+    for (cm_web_pending(web, &probes, NULL); probes > 0; cm_web_pending(web, &probes, NULL)) {
         uv_run(&loop, UV_RUN_ONCE);
         FZ_CHECK(now_ms() - start < EXCHANGE_MS);
     }

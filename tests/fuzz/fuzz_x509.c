@@ -90,7 +90,7 @@ static void describe(const struct cm_chain *chain, bool name_match)
     ep.tls.dh_bits = 1024;
     ep.tls.verify.done = true;
     ep.tls.verify.hostname_match = name_match;
-    ep.tls.verify.status = 0x42; /* INVALID | SIGNER_NOT_FOUND */
+    ep.tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     ep.tls.ocsp.status = CM_OCSP_BAD;
     ep.tls.chain = *chain;
     analyse(&ep);

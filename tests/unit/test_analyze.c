@@ -1,4 +1,5 @@
 /* Unit tests for findings (src/analysis/analyze.c): hand-built probe results judged at a fixed time. */
+#include "cmfixture.h"
 #include "cmtest.h"
 
 #include <gnutls/gnutls.h>
@@ -18,75 +19,17 @@
 /* What a completed handshake without an OCSP staple always gets (info: the status stays ok). */
 #define NOT_STAPLED "the server staples no OCSP response"
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    return d;
-}
-
-/* Fills c the way x509.c would, with heap strings cm_cert_clear can free. Key identifiers are
- * left NULL (as for a certificate without them): names alone decide who issued whom. */
-static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer,
-                      int64_t not_before, int64_t not_after, bool is_ca)
-{
-    memset(c, 0, sizeof(*c));
-    c->subject = xstrdup(subject);
-    c->issuer = xstrdup(issuer);
-    c->serial = xstrdup("0123abcd");
-    c->signature = xstrdup("RSA-SHA256");
-    c->sig_hash = "SHA256";
-    c->sha256 = xstrdup("5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
-    c->key_type = "RSA";
-    c->key_bits = 2048;
-    c->not_before = not_before;
-    c->not_after = not_after;
-    c->is_ca = is_ca;
-    c->self_signed = strcmp(subject, issuer) == 0;
-    if (!is_ca) {
-        c->sans = calloc(1, sizeof(*c->sans));
-        CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
-        c->sans[0] = xstrdup("example.com");
-        c->san_count = 1;
-    }
-}
-
 /* A successful probe of example.com:443 that saw a healthy two-certificate chain: the leaf
  * valid for 90 more days, the intermediate for 1825, trusted, matching the name. The server
  * staples nothing. */
 static struct cm_probe_result *healthy(void)
 {
-    struct cm_probe_result *r = calloc(1, sizeof(*r));
+    struct cm_probe_result *r = cm_tf_endpoint(NOW);
 
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    r->target = xstrdup("example.com:443");
-    r->host = xstrdup("example.com");
-    r->port = 443;
-    r->sni = xstrdup("example.com");
-    r->verify_name = xstrdup("example.com");
-    strcpy(r->address, "192.0.2.1");
-    r->error_kind = CM_ERRK_NONE;
-    r->error_phase = CM_PHASE_DONE;
-    r->dns_ms = 1.5;
-    r->connect_ms = 2.5;
-    r->handshake_ms = 10.25;
-    r->total_ms = 14.25;
-    r->tls.version = xstrdup("TLS1.3");
-    r->tls.cipher = xstrdup("TLS_AES_128_GCM_SHA256");
-    r->tls.group = xstrdup("X25519");
-    r->tls.verify.done = true;
-    r->tls.verify.trusted = true;
-    r->tls.verify.hostname_match = true;
-    r->tls.verify.status = 0;
-    r->tls.chain.certs = calloc(2, sizeof(struct cm_cert));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.chain.certs);
-    r->tls.chain.count = 2;
-    fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - DAY, NOW + 90 * DAY,
               false);
-    fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
               NOW + 1825LL * DAY, true);
-    r->finished_at = NOW;
     return r;
 }
 
@@ -118,7 +61,7 @@ static struct cm_cert *push_ca(struct cm_probe_result *r, const char *subject, c
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(n);
     ch->certs = n;
-    fill_cert(&n[ch->count], subject, issuer, NOW - 100 * DAY, NOW + 1825LL * DAY, true);
+    cm_tf_fill_cert(&n[ch->count], subject, issuer, NOW - 100 * DAY, NOW + 1825LL * DAY, true);
     return &n[ch->count++];
 }
 
@@ -141,8 +84,8 @@ static void set_key_ids(struct cm_cert *c, const char *ski, const char *aki)
 {
     free(c->ski);
     free(c->aki);
-    c->ski = ski ? xstrdup(ski) : NULL;
-    c->aki = aki ? xstrdup(aki) : NULL;
+    c->ski = ski ? cm_tf_strdup(ski) : NULL;
+    c->aki = aki ? cm_tf_strdup(aki) : NULL;
 }
 
 /* Replaces the subjectAltNames of c with the n names given. */
@@ -158,14 +101,14 @@ static void set_sans(struct cm_cert *c, const char *const *names, size_t n)
     c->sans = calloc(n, sizeof(*c->sans));
     CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
     for (size_t i = 0; i < n; i++)
-        c->sans[i] = xstrdup(names[i]);
+        c->sans[i] = cm_tf_strdup(names[i]);
     c->san_count = n;
 }
 
 static void set_signature(struct cm_cert *c, const char *signature, const char *hash)
 {
     free(c->signature);
-    c->signature = xstrdup(signature);
+    c->signature = cm_tf_strdup(signature);
     c->sig_hash = hash;
 }
 
@@ -532,7 +475,7 @@ static void test_not_yet_valid(void)
     /* GnuTLS reports NOT_ACTIVATED as an INVALID chain: no chain.untrusted on top. */
     r->tls.chain.certs[0].not_before = NOW + 10 * DAY;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_NOT_ACTIVATED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_NOT_ACTIVATED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.not_yet_valid ocsp.not_stapled");
     expect_finding(&f, 0, "cert.not_yet_valid", CM_SEV_CRITICAL, 0,
@@ -551,7 +494,7 @@ static void test_untrusted(void)
     /* Leaf and intermediate sent; nobody has the intermediate's issuer: the finding names the
      * last certificate of the path, the intermediate. */
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -563,8 +506,8 @@ static void test_untrusted(void)
     cm_findings_clear(&f);
 
     /* Several reasons, listed in a stable order; expiry is left to cert.expired. */
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM |
-                           GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM |
+                           CM_VERIFY_SIGNER_NOT_FOUND | CM_VERIFY_EXPIRED;
     r->tls.chain.certs[1].not_after = NOW - 1;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expired chain.untrusted ocsp.not_stapled");
@@ -578,7 +521,7 @@ static void test_untrusted(void)
 
     /* A reason other than a missing issuer: no position, the reasons listed. */
     r->tls.chain.certs[1].not_after = NOW + 1825LL * DAY;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNATURE_FAILURE;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNATURE_FAILURE;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -587,7 +530,7 @@ static void test_untrusted(void)
     cm_findings_clear(&f);
 
     /* A self-signed leaf sent with other certificates is just untrusted. */
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     r->tls.chain.certs[0].self_signed = true;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted ocsp.not_stapled");
@@ -600,7 +543,7 @@ static void test_untrusted(void)
     r = healthy();
     push_root(r);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted chain.root_sent ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -616,11 +559,11 @@ static void test_self_signed(void)
 
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     CU_ASSERT_TRUE_FATAL(r->tls.chain.certs[0].self_signed);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.self_signed ocsp.not_stapled");
     expect_finding(&f, 0, "chain.self_signed", CM_SEV_CRITICAL, 0,
@@ -663,7 +606,7 @@ static void test_expired_not_untrusted(void)
 
     r->tls.chain.certs[0].not_after = NOW - 2 * DAY - 30;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_EXPIRED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "cert.expired", CM_SEV_CRITICAL, 0,
@@ -680,7 +623,7 @@ static void test_trusted_flag_only(void)
     struct cm_findings f;
 
     /* A trusted chain reports nothing even if stray bits are set... */
-    r->tls.verify.status = GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.not_stapled");
     EXPECT_ONLY_INFO(&f);
@@ -690,7 +633,7 @@ static void test_trusted_flag_only(void)
     r->tls.verify.done = false;
     r->tls.verify.trusted = false;
     r->tls.verify.hostname_match = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.not_stapled");
     EXPECT_ONLY_INFO(&f);
@@ -705,7 +648,7 @@ static void test_host_mismatch(void)
 
     r->tls.verify.hostname_match = false;
     free(r->verify_name);
-    r->verify_name = xstrdup("api.example.net");
+    r->verify_name = cm_tf_strdup("api.example.net");
     run(r, &def, &f);
     EXPECT_IDS(&f, "host.mismatch ocsp.not_stapled");
     expect_finding(&f, 0, "host.mismatch", CM_SEV_CRITICAL, 0,
@@ -716,7 +659,7 @@ static void test_host_mismatch(void)
 
     /* Untrusted and mismatched: both, chain first. */
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted host.mismatch ocsp.not_stapled");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -741,7 +684,7 @@ static void test_probe_failed(void)
     r->tls.verify.hostname_match = false;
     r->error_kind = CM_ERRK_CONNECT;
     r->error_phase = CM_PHASE_CONNECT;
-    r->error_message = xstrdup("192.0.2.1: connection refused");
+    r->error_message = cm_tf_strdup("192.0.2.1: connection refused");
     run(r, &def, &f);
     EXPECT_IDS(&f, "probe.failed");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "192.0.2.1: connection refused",
@@ -764,10 +707,10 @@ static void test_probe_failed(void)
     r = healthy();
     r->error_kind = CM_ERRK_TLS;
     r->error_phase = CM_PHASE_HANDSHAKE;
-    r->error_message = xstrdup("received fatal alert");
+    r->error_message = cm_tf_strdup("received fatal alert");
     r->tls.chain.certs[0].not_after = NOW - 1;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_EXPIRED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "probe.failed cert.expired ocsp.not_stapled");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "received fatal alert", __LINE__);
@@ -1012,7 +955,7 @@ static void test_key_weak_root_sent(void)
     r = quiet();
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
               NOW + 90 * DAY, true);
     r->tls.chain.certs[0].key_bits = 1024;
     run(r, &def, &f);
@@ -1108,7 +1051,7 @@ static void test_signature_weak_self_signed(void)
     r = quiet();
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     set_signature(&r->tls.chain.certs[0], "RSA-SHA1", "SHA1");
     run(r, &def, &f);
@@ -1137,7 +1080,7 @@ static void test_chain_incomplete(void)
     /* Only the leaf, whose issuer nobody has: the intermediate is missing. */
     truncate_chain(r, 1);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.incomplete");
     expect_finding(
@@ -1151,14 +1094,14 @@ static void test_chain_incomplete(void)
 
     /* The leaf alone, and expired as well: both, each once. */
     r->tls.chain.certs[0].not_after = NOW - 1;
-    r->tls.verify.status |= GNUTLS_CERT_EXPIRED;
+    r->tls.verify.status |= CM_VERIFY_EXPIRED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.expired chain.incomplete");
     cm_findings_clear(&f);
 
     /* The leaf alone, but the reason is not a missing issuer: plain untrusted. */
     r->tls.chain.certs[0].not_after = NOW + 90 * DAY;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNATURE_FAILURE;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNATURE_FAILURE;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -1169,7 +1112,7 @@ static void test_chain_incomplete(void)
     /* A CA certificate sent alone is not a leaf missing its intermediate. It is a CA
      * certificate where the server's own belongs, which chain.ca_as_leaf says too (new with
      * that finding). */
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     r->tls.chain.certs[0].is_ca = true;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted chain.ca_as_leaf");
@@ -1184,7 +1127,7 @@ static void test_chain_incomplete(void)
      * intermediate. */
     r = quiet();
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -1215,10 +1158,10 @@ static void test_allow_self_signed(void)
 
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.self_signed");
     cm_findings_clear(&f);
@@ -1240,7 +1183,7 @@ static void test_allow_self_signed(void)
     r = quiet();
     r->tls.chain.certs[0].self_signed = true;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &p, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     cm_findings_clear(&f);
@@ -1259,7 +1202,7 @@ static void test_untrusted_explained(void)
 
     r->tls.verify.trusted = false;
     set_signature(leaf, "RSA-SHA1", "SHA1");
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "signature.weak");
     cm_findings_clear(&f);
@@ -1272,7 +1215,7 @@ static void test_untrusted_explained(void)
     cm_policy_clear(&p);
 
     /* A reason it does not explain is still reported, without the explained one. */
-    r->tls.verify.status |= GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status |= CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "signature.weak chain.untrusted");
     expect_finding(&f, 1, "chain.untrusted", CM_SEV_CRITICAL, 1,
@@ -1283,7 +1226,7 @@ static void test_untrusted_explained(void)
 
     /* Without a weak signature in sight, insecure_algorithm is GnuTLS's word alone. */
     set_signature(leaf, "RSA-SHA256", "SHA256");
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.untrusted");
     expect_finding(&f, 0, "chain.untrusted", CM_SEV_CRITICAL, -1,
@@ -1294,7 +1237,7 @@ static void test_untrusted_explained(void)
     /* Must-staple leaf, nothing stapled. */
     leaf->must_staple = true;
     r->tls.ocsp.status = CM_OCSP_NONE;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_MISSING_OCSP_STATUS;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_MISSING_OCSP_STATUS;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.must_staple_missing");
     cm_findings_clear(&f);
@@ -1302,14 +1245,14 @@ static void test_untrusted_explained(void)
 
     /* Revoked staple. */
     r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_REVOKED, .verified = true};
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_REVOKED;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_REVOKED;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.revoked");
     cm_findings_clear(&f);
 
     /* A staple that does not verify. */
     r->tls.ocsp = (struct cm_ocsp){.status = CM_OCSP_GOOD, .verified = false};
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INVALID_OCSP_STATUS;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INVALID_OCSP_STATUS;
     run(r, &def, &f);
     EXPECT_IDS(&f, "ocsp.invalid");
     cm_findings_clear(&f);
@@ -1365,7 +1308,7 @@ static void test_chain_order(void)
     /* Deeper: leaf, CA, root, policy CA (which issued CA): reported at the CA. */
     r = quiet();
     free(r->tls.chain.certs[1].issuer);
-    r->tls.chain.certs[1].issuer = xstrdup("CN=Example Policy CA");
+    r->tls.chain.certs[1].issuer = cm_tf_strdup("CN=Example Policy CA");
     push_root(r);
     push_ca(r, "CN=Example Policy CA", "CN=Example Root");
     run(r, &def, &f);
@@ -1441,7 +1384,7 @@ static void test_root_sent(void)
     /* A leaf issued by the root directly, sent with it. */
     truncate_chain(r, 1);
     free(r->tls.chain.certs[0].issuer);
-    r->tls.chain.certs[0].issuer = xstrdup("CN=Example Root");
+    r->tls.chain.certs[0].issuer = cm_tf_strdup("CN=Example Root");
     push_root(r);
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.root_sent");
@@ -1463,7 +1406,7 @@ static void test_root_sent(void)
     r = quiet();
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=Example Root", "CN=Example Root", NOW - DAY,
               NOW + 90 * DAY, true);
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.no_san");
@@ -1859,7 +1802,7 @@ static void test_client_cert_lifetime(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->client_chain.certs);
     r->client_chain.count = 1;
     c = &r->client_chain.certs[0];
-    fill_cert(c, "CN=certmon client", "CN=Example CA", 0, 0, false);
+    cm_tf_fill_cert(c, "CN=certmon client", "CN=Example CA", 0, 0, false);
     set_life(c, 6 * DAY, 4 * DAY);
     run(r, &def, &f);
     EXPECT_IDS(&f, "");
@@ -2072,8 +2015,8 @@ static void test_revocation_findings(void)
 
     /* Every source failed, with reasons; a stale CRL; nothing published. */
     rv->certs[0] = (struct cm_rev_cert){.status = CM_REV_UNAVAILABLE};
-    rv->certs[0].errors[0] = xstrdup("http://127.0.0.1:1/ca.crl: cannot fetch the CRL: refused");
-    rv->certs[0].errors[1] = xstrdup("http://x/ca.crl: signature does not verify");
+    rv->certs[0].errors[0] = cm_tf_strdup("http://127.0.0.1:1/ca.crl: cannot fetch the CRL: refused");
+    rv->certs[0].errors[1] = cm_tf_strdup("http://x/ca.crl: signature does not verify");
     rv->certs[0].error_count = 2;
     rv->certs[1] = (struct cm_rev_cert){
         .status = CM_REV_UNAVAILABLE, .crl_stale = true, .next_update = NOW - DAY};
@@ -2541,9 +2484,9 @@ static void test_incomplete_with_other_cert(void)
     const struct cm_finding *inc;
 
     free(r->tls.chain.certs[1].subject);
-    r->tls.chain.certs[1].subject = xstrdup("CN=Other CA");
+    r->tls.chain.certs[1].subject = cm_tf_strdup("CN=Other CA");
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     inc = find(&f, "chain.incomplete", 0);
     CU_ASSERT_PTR_NOT_NULL(inc);
@@ -2568,7 +2511,7 @@ static void test_consistency(void)
     EXPECT_INT(f.count, 0);
     /* b serves another leaf: a and b both say so; c's chain is missing and not compared. */
     free(b->tls.chain.certs[0].sha256);
-    b->tls.chain.certs[0].sha256 = xstrdup("00112233445566778899aabbccddeeff");
+    b->tls.chain.certs[0].sha256 = cm_tf_strdup("00112233445566778899aabbccddeeff");
     cm_chain_clear(&c->tls.chain);
     EXPECT_INT(cm_analyze_consistency(a, group, 3, &def, &f), 0);
     EXPECT_INT(f.count, 1);
@@ -2886,7 +2829,7 @@ static void test_refused_with_posture(void)
     r->tls.version = NULL;
     r->error_kind = CM_ERRK_TLS;
     r->error_phase = CM_PHASE_HANDSHAKE;
-    r->error_message = xstrdup("server sent fatal alert handshake_failure (40)");
+    r->error_message = cm_tf_strdup("server sent fatal alert handshake_failure (40)");
     r->tls_refused = true;
     p->version[CM_PV_TLS13] = CM_TRI_NO;
     p->weak[CM_WEAK_ANON] = CM_TRI_YES;
@@ -3013,22 +2956,7 @@ static struct cm_probe_result *file_result(void)
 {
     struct cm_probe_result *r = healthy();
 
-    free(r->target);
-    free(r->host);
-    free(r->sni);
-    free(r->verify_name);
-    free(r->tls.version);
-    free(r->tls.cipher);
-    free(r->tls.group);
-    r->host = r->sni = r->verify_name = NULL;
-    r->tls.version = r->tls.cipher = r->tls.group = NULL;
-    r->target = xstrdup("file:/etc/ssl/bundle.pem");
-    r->path = xstrdup("/etc/ssl/bundle.pem");
-    r->port = 0;
-    r->address[0] = '\0';
-    r->tls.verify = (struct cm_verify){0};
-    r->dns_ms = r->connect_ms = r->handshake_ms = -1;
-    r->total_ms = 0.25;
+    cm_tf_to_file(r, "/etc/ssl/bundle.pem");
     return r;
 }
 
@@ -3048,7 +2976,7 @@ static void test_file_sound(void)
      * first certificate is (test_file_lifetime); 800 days is too long. */
     r->tls.verify.done = true;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     r->tls.verify.hostname_match = false;
     r->tls.chain.certs[0].not_before = NOW - 800 * DAY;
     r->tls.chain.certs[0].must_staple = true;
@@ -3061,7 +2989,7 @@ static void test_file_sound(void)
     /* A lone self-signed certificate is no chain.self_signed either. */
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     run(r, &def, &f);
     EXPECT_IDS(&f, "");
@@ -3179,7 +3107,7 @@ static void test_file_strength(void)
      * signature.weak, see test_signature_weak_self_signed). */
     truncate_chain(r, 1);
     cm_cert_clear(&r->tls.chain.certs[0]);
-    fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=localhost", "CN=localhost", NOW - DAY, NOW + 90 * DAY,
               false);
     set_signature(&r->tls.chain.certs[0], "RSA-SHA1", "SHA1");
     run(r, &def, &f);
@@ -3203,7 +3131,7 @@ static void test_file_failed(void)
 
     truncate_chain(r, 0);
     r->error_kind = CM_ERRK_FILE;
-    r->error_message = xstrdup("cannot read /etc/ssl/bundle.pem: Permission denied");
+    r->error_message = cm_tf_strdup("cannot read /etc/ssl/bundle.pem: Permission denied");
     run(r, &def, &f);
     EXPECT_IDS(&f, "probe.failed");
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1,
@@ -3224,7 +3152,7 @@ static void test_file_failed(void)
 static void set_eku(struct cm_cert *c, const char *list, bool server, bool any)
 {
     free(c->eku);
-    c->eku = xstrdup(list);
+    c->eku = cm_tf_strdup(list);
     c->has_eku = true;
     c->eku_server = server;
     c->eku_any = any;
@@ -3240,8 +3168,8 @@ static void set_cipher(struct cm_probe_result *r, const char *version, const cha
 {
     free(r->tls.version);
     free(r->tls.cipher);
-    r->tls.version = xstrdup(version);
-    r->tls.cipher = xstrdup(cipher);
+    r->tls.version = cm_tf_strdup(version);
+    r->tls.cipher = cm_tf_strdup(cipher);
 }
 
 static void test_purpose_eku(void)
@@ -3263,7 +3191,7 @@ static void test_purpose_eku(void)
     /* clientAuth only, as GnuTLS's verification also says: cert.purpose explains the bit. */
     set_eku(leaf, "clientAuth", false, false);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_PURPOSE_MISMATCH;
     run(r, &def, &f);
     EXPECT_IDS(&f, "cert.purpose");
     expect_finding(&f, 0, "cert.purpose", CM_SEV_CRITICAL, 0,
@@ -3404,11 +3332,11 @@ static void test_ca_as_leaf(void)
     r = quiet();
     truncate_chain(r, 1);
     free(r->tls.chain.certs[0].issuer);
-    r->tls.chain.certs[0].issuer = xstrdup("CN=example.com");
+    r->tls.chain.certs[0].issuer = cm_tf_strdup("CN=example.com");
     r->tls.chain.certs[0].self_signed = true;
     r->tls.chain.certs[0].is_ca = true;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.self_signed");
     cm_findings_clear(&f);
@@ -3421,10 +3349,10 @@ static struct cm_cert *set_anchor(struct cm_probe_result *r, const char *subject
     cm_chain_clear(&r->tls.anchor);
     r->tls.anchor.certs = calloc(1, sizeof(struct cm_cert));
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.anchor.certs);
-    fill_cert(&r->tls.anchor.certs[0], subject, subject, NOW - 1000 * DAY, NOW + 3000LL * DAY,
+    cm_tf_fill_cert(&r->tls.anchor.certs[0], subject, subject, NOW - 1000 * DAY, NOW + 3000LL * DAY,
               true);
     free(r->tls.anchor.certs[0].sha256);
-    r->tls.anchor.certs[0].sha256 = xstrdup("a0a0");
+    r->tls.anchor.certs[0].sha256 = cm_tf_strdup("a0a0");
     r->tls.anchor.certs[0].key_bits = bits;
     r->tls.anchor.count = 1;
     return &r->tls.anchor.certs[0];
@@ -3446,7 +3374,7 @@ static void test_weak_anchor(void)
      * INSECURE_ALGORITHM is explained. */
     set_anchor(r, "CN=Example Root", 1024);
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "key.weak");
     expect_finding(&f, 0, "key.weak", CM_SEV_CRITICAL, 2,
@@ -3459,7 +3387,7 @@ static void test_weak_anchor(void)
     a = push_root(r);
     a->key_bits = 1024;
     free(a->sha256);
-    a->sha256 = xstrdup("a0a0");
+    a->sha256 = cm_tf_strdup("a0a0");
     run(r, &def, &f);
     EXPECT_IDS(&f, "key.weak chain.root_sent");
     CU_ASSERT_PTR_NOT_NULL(find(&f, "key.weak", 2));
@@ -3472,7 +3400,7 @@ static void test_weak_anchor(void)
     r = quiet();
     r->tls.chain.certs[0].key_bits = 768;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_INSECURE_ALGORITHM;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_INSECURE_ALGORITHM;
     run(r, &def, &f);
     EXPECT_IDS(&f, "key.weak");
     cm_findings_clear(&f);
@@ -3499,13 +3427,13 @@ static void test_interception_root(void)
 
     /* Sent and trusted (the anchor is the same certificate). */
     root = push_root(r);
-    root->spki_sha256 = xstrdup(superfish);
+    root->spki_sha256 = cm_tf_strdup(superfish);
     free(root->sha256);
-    root->sha256 = xstrdup("b1b1");
+    root->sha256 = cm_tf_strdup("b1b1");
     a = set_anchor(r, "CN=Example Root", 2048);
     free(a->sha256);
-    a->sha256 = xstrdup("b1b1");
-    a->spki_sha256 = xstrdup(superfish);
+    a->sha256 = cm_tf_strdup("b1b1");
+    a->spki_sha256 = cm_tf_strdup(superfish);
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.root_sent chain.interception_root");
     expect_finding(&f, 1, "chain.interception_root", CM_SEV_CRITICAL, 2,
@@ -3518,7 +3446,7 @@ static void test_interception_root(void)
     /* Only in the store: at the chain length. Upper-case hex matches too. */
     truncate_chain(r, 2);
     free(a->spki_sha256);
-    a->spki_sha256 = xstrdup("4BB8F35BA1E126F8DDE1B0C420625ED86DCE61A7BDDADBDEA9ABA578FF13145E");
+    a->spki_sha256 = cm_tf_strdup("4BB8F35BA1E126F8DDE1B0C420625ED86DCE61A7BDDADBDEA9ABA578FF13145E");
     run(r, &def, &f);
     EXPECT_IDS(&f, "chain.interception_root");
     expect_finding(&f, 0, "chain.interception_root", CM_SEV_CRITICAL, 2,
@@ -3530,7 +3458,7 @@ static void test_interception_root(void)
 
     /* A key in no list; then the same key in the policy's list. */
     free(a->spki_sha256);
-    a->spki_sha256 = xstrdup("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+    a->spki_sha256 = cm_tf_strdup("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
     run(r, &def, &f);
     EXPECT_IDS(&f, "");
     cm_findings_clear(&f);

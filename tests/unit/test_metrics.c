@@ -3,6 +3,7 @@
  * metrics, and the Prometheus files in contrib/prometheus (promtool check and test). Also
  * prints (never asserts) how long rendering 10,000 targets takes. */
 #include "certmon/analysis/metrics.h"
+#include "certmon/daemon/process.h"
 #include "cmtest.h"
 
 #include <errno.h>
@@ -817,7 +818,7 @@ static void test_process_read(void)
     double now = (double)time(NULL);
     long max = sysconf(_SC_OPEN_MAX);
 
-    EXPECT_INT(cm_metrics_process_read(&p), 0);
+    EXPECT_INT(cm_process_read(&p), 0);
     CU_ASSERT(p.resident_bytes > 0);
     CU_ASSERT(p.virtual_bytes >= p.resident_bytes);
     CU_ASSERT(p.cpu_seconds >= 0 && p.cpu_seconds < 600);
@@ -834,7 +835,7 @@ static void test_process_read(void)
         struct cm_metrics_process q;
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         CU_ASSERT(fd >= 0);
-        EXPECT_INT(cm_metrics_process_read(&q), 0);
+        EXPECT_INT(cm_process_read(&q), 0);
         CU_ASSERT_DOUBLE_EQUAL(q.open_fds, p.open_fds + 1, 0.5);
         close(fd);
     }
@@ -851,7 +852,7 @@ static void test_whole_exposition(void)
     struct cm_metrics_process proc;
     char *t;
 
-    EXPECT_INT(cm_metrics_process_read(&proc), 0);
+    EXPECT_INT(cm_process_read(&proc), 0);
     t = render(v, 5, &self, &proc);
     /* The same family for every target in one block, in view order. */
     CU_ASSERT_PTR_NOT_NULL(strstr(t, "certmon_probe_success{target=\"a:443\",team=\"web\"} 1\n"
@@ -1213,7 +1214,7 @@ static void test_bench(void)
     char name[64];
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    cm_metrics_process_read(&proc);
+    cm_process_read(&proc);
     before = mallinfo2();
     t0 = now_s();
     for (int i = 0; i < N; i++) {

@@ -1,5 +1,5 @@
-/* Unit tests for the pure parts of the posture pass (src/probe/posture.c): the hand-built SSL 3.0 and
- * export ClientHellos, byte for byte, and the parser of the server's first answer, fed whole,
+/* Unit tests for the pure parts of the posture pass (src/probe/posture.c): the hand-built SSL 3.0
+ * and export ClientHellos, byte for byte, and the parser of the server's first answer, fed whole,
  * in pieces and broken. */
 #include "cmtest.h"
 
@@ -354,6 +354,36 @@ static void test_add_handshake(void)
     EXPECT_INT(p.dh_bits, 1024);
 }
 
+/* What a target's result carries: a copy of the pass with the main handshake folded in, the
+ * pass itself untouched (the daemon keeps it for the next runs). */
+static void test_fold(void)
+{
+    struct cm_posture pass, *p;
+    struct cm_tls_info tls;
+
+    memset(&pass, 0, sizeof(pass));
+    memset(&tls, 0, sizeof(tls));
+    pass.version[CM_PV_TLS12] = CM_TRI_NO;
+    pass.weak[CM_WEAK_3DES] = CM_TRI_YES;
+    pass.handshakes = 11;
+    tls.version = "TLS1.2";
+    tls.cipher = "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+    tls.group = "SECP256R1";
+    tls.safe_renegotiation = true;
+    p = cm_posture_fold(&pass, &tls);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT(p != &pass);
+    EXPECT_INT(p->version[CM_PV_TLS12], CM_TRI_YES);
+    EXPECT_INT(p->weak[CM_WEAK_3DES], CM_TRI_YES);
+    EXPECT_INT(p->aead, CM_TRI_YES);
+    EXPECT_INT(p->forward_secrecy, CM_TRI_YES);
+    EXPECT_INT(p->secure_renegotiation, CM_TRI_YES);
+    EXPECT_INT(p->handshakes, 11);
+    EXPECT_INT(pass.version[CM_PV_TLS12], CM_TRI_NO);
+    EXPECT_INT(pass.aead, CM_TRI_UNKNOWN);
+    cm_posture_free(p);
+}
+
 static void test_start_rejects_names(void)
 {
     struct cm_posture_pass *pass = (struct cm_posture_pass *)1;
@@ -381,6 +411,7 @@ int main(void)
         {"names", test_names},
         {"suite classes", test_suite_classes},
         {"main handshake folded in", test_add_handshake},
+        {"fold: a copy with the main handshake", test_fold},
         {"start rejects names", test_start_rejects_names},
         CU_TEST_INFO_NULL,
     };

@@ -1,5 +1,6 @@
 /* Unit tests for rendering (src/analysis/report.c): the JSON object of docs/check.md and the text
  * block, from hand-built probe results and findings at a fixed time. */
+#include "cmfixture.h"
 #include "cmtest.h"
 
 #include <gnutls/gnutls.h>
@@ -105,24 +106,16 @@ static void j_keys(const json_t *o, const char *const *keys, size_t n, unsigned 
     }
 }
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    return d;
-}
-
 static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer,
                       int64_t not_before, int64_t not_after, bool is_ca, const char *const *sans,
                       size_t nsans)
 {
     memset(c, 0, sizeof(*c));
-    c->subject = xstrdup(subject);
-    c->issuer = xstrdup(issuer);
-    c->serial = xstrdup(is_ca ? "00c8" : "0123abcd");
-    c->signature = xstrdup("RSA-SHA256");
-    c->sha256 = xstrdup(is_ca ? "9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d55f1c"
+    c->subject = cm_tf_strdup(subject);
+    c->issuer = cm_tf_strdup(issuer);
+    c->serial = cm_tf_strdup(is_ca ? "00c8" : "0123abcd");
+    c->signature = cm_tf_strdup("RSA-SHA256");
+    c->sha256 = cm_tf_strdup(is_ca ? "9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d55f1c"
                               : "5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
     c->key_type = is_ca ? "EC" : "RSA";
     c->key_bits = is_ca ? 384 : 2048;
@@ -134,7 +127,7 @@ static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer
         c->sans = calloc(nsans, sizeof(*c->sans));
         CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
         for (size_t i = 0; i < nsans; i++)
-            c->sans[i] = xstrdup(sans[i]);
+            c->sans[i] = cm_tf_strdup(sans[i]);
         c->san_count = nsans;
     }
 }
@@ -145,36 +138,14 @@ static const char *const leaf_sans[] = {"example.com", "www.example.com", "192.0
  * the leaf valid until NOW + 90 days, the intermediate until NOW + 1825 days. */
 static struct cm_probe_result *healthy(void)
 {
-    struct cm_probe_result *r = calloc(1, sizeof(*r));
+    struct cm_probe_result *r = cm_tf_endpoint(NOW);
 
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    r->target = xstrdup("example.com:443");
-    r->host = xstrdup("example.com");
-    r->port = 443;
-    r->sni = xstrdup("example.com");
-    r->verify_name = xstrdup("example.com");
-    strcpy(r->address, "192.0.2.1");
-    r->error_kind = CM_ERRK_NONE;
-    r->error_phase = CM_PHASE_DONE;
-    r->dns_ms = 1.5;
     r->connect_ms = 2.25;
-    r->starttls_ms = -1;
-    r->handshake_ms = 10.25;
     r->total_ms = 14.0;
-    r->tls.version = xstrdup("TLS1.3");
-    r->tls.cipher = xstrdup("TLS_AES_128_GCM_SHA256");
-    r->tls.group = xstrdup("X25519");
-    r->tls.verify.done = true;
-    r->tls.verify.trusted = true;
-    r->tls.verify.hostname_match = true;
-    r->tls.chain.certs = calloc(2, sizeof(struct cm_cert));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.chain.certs);
-    r->tls.chain.count = 2;
     fill_cert(&r->tls.chain.certs[0], "CN=example.com,O=Example", "CN=Example CA,O=Example",
               NOW - DAY, NOW + 90 * DAY, false, leaf_sans, 3);
     fill_cert(&r->tls.chain.certs[1], "CN=Example CA,O=Example", "CN=Example Root,O=Example",
               NOW - 100 * DAY, NOW + 1825LL * DAY, true, NULL, 0);
-    r->finished_at = NOW;
     return r;
 }
 
@@ -185,14 +156,14 @@ static struct cm_probe_result *failed(enum cm_err_kind kind, enum cm_phase phase
     struct cm_probe_result *r = calloc(1, sizeof(*r));
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    r->target = xstrdup("example.com:443");
-    r->host = xstrdup("example.com");
+    r->target = cm_tf_strdup("example.com:443");
+    r->host = cm_tf_strdup("example.com");
     r->port = 443;
-    r->sni = xstrdup("example.com");
-    r->verify_name = xstrdup("example.com");
+    r->sni = cm_tf_strdup("example.com");
+    r->verify_name = cm_tf_strdup("example.com");
     r->error_kind = kind;
     r->error_phase = phase;
-    r->error_message = message ? xstrdup(message) : NULL;
+    r->error_message = message ? cm_tf_strdup(message) : NULL;
     r->dns_ms = r->connect_ms = r->starttls_ms = r->handshake_ms = r->total_ms = -1;
     return r;
 }
@@ -209,7 +180,7 @@ static void add_finding(struct cm_findings *f, const char *id, enum cm_severity 
     n[f->count].id = id;
     n[f->count].severity = sev;
     n[f->count].position = pos;
-    n[f->count].message = xstrdup(msg);
+    n[f->count].message = cm_tf_strdup(msg);
     f->count++;
 }
 
@@ -312,8 +283,8 @@ static void test_nulls(void)
     free(r->target);
     free(r->host);
     free(r->sni);
-    r->target = xstrdup("[2001:db8::1]:8443");
-    r->host = xstrdup("2001:db8::1");
+    r->target = cm_tf_strdup("[2001:db8::1]:8443");
+    r->host = cm_tf_strdup("2001:db8::1");
     r->port = 8443;
     r->sni = NULL;
     strcpy(r->address, "2001:db8::1");
@@ -586,7 +557,7 @@ static void test_verification_errors(void)
 
     r->tls.verify.trusted = false;
     r->tls.verify.hostname_match = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     j = render(r, &f, NOW);
     v = json_object_get(j, "verification");
     J_BOOL(v, "trusted", false);
@@ -595,12 +566,12 @@ static void test_verification_errors(void)
     json_decref(j);
 
     r->tls.verify.hostname_match = true;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_EXPIRED | CM_VERIFY_SIGNER_NOT_FOUND;
     j = render(r, &f, NOW);
     j_strings(json_object_get(j, "verification"), "errors", e2, 2, __LINE__);
     json_decref(j);
 
-    r->tls.verify.status = GNUTLS_CERT_INVALID;
+    r->tls.verify.status = CM_VERIFY_INVALID;
     j = render(r, &f, NOW);
     j_strings(json_object_get(j, "verification"), "errors", e3, 1, __LINE__);
     json_decref(j);
@@ -617,7 +588,7 @@ static void test_verification_errors(void)
     /* Not verified at all: nothing to list. */
     r->tls.verify.done = false;
     r->tls.verify.trusted = false;
-    r->tls.verify.status = GNUTLS_CERT_INVALID | GNUTLS_CERT_SIGNER_NOT_FOUND;
+    r->tls.verify.status = CM_VERIFY_INVALID | CM_VERIFY_SIGNER_NOT_FOUND;
     j = render(r, &f, NOW);
     j_strings(json_object_get(j, "verification"), "errors", NULL, 0, __LINE__);
     json_decref(j);
@@ -757,7 +728,7 @@ static void test_finding_evidence(void)
     f.items[3].key_type = "EC";
     f.items[3].key_bits = 224;
     add_finding(&f, "signature.weak", CM_SEV_CRITICAL, 1, "signed with RSA-SHA1");
-    f.items[4].algorithm = xstrdup("RSA-SHA1");
+    f.items[4].algorithm = cm_tf_strdup("RSA-SHA1");
     add_finding(&f, "host.mismatch", CM_SEV_CRITICAL, 0, "not valid for example.com");
     /* days_left set but not flagged: absent. */
     f.items[5].days_left = 77;
@@ -800,7 +771,7 @@ static void test_analysed_findings(void)
     r->tls.chain.certs[0].not_after = NOW + 20 * DAY;
     r->tls.chain.certs[0].key_bits = 1024;
     free(r->tls.chain.certs[1].signature);
-    r->tls.chain.certs[1].signature = xstrdup("RSA-SHA1");
+    r->tls.chain.certs[1].signature = cm_tf_strdup("RSA-SHA1");
     r->tls.chain.certs[1].sig_hash = "SHA1";
     CU_ASSERT_EQUAL_FATAL(cm_analyze(r, &policy, NOW, &f), 0);
     j = render(r, &f, NOW);
@@ -980,10 +951,10 @@ static void test_text_names(void)
     /* No CN: the whole subject; an empty subject is named as such. */
     free(r->tls.chain.certs[0].subject);
     free(r->tls.chain.certs[1].issuer);
-    r->tls.chain.certs[0].subject = xstrdup("O=Example,OU=Web");
-    r->tls.chain.certs[1].issuer = xstrdup("");
+    r->tls.chain.certs[0].subject = cm_tf_strdup("O=Example,OU=Web");
+    r->tls.chain.certs[1].issuer = cm_tf_strdup("");
     free(r->tls.chain.certs[1].subject);
-    r->tls.chain.certs[1].subject = xstrdup("O=Example,CN=Late CN");
+    r->tls.chain.certs[1].subject = cm_tf_strdup("O=Example,CN=Late CN");
     s = text(r, &f, NOW, false);
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "         0 O=Example,OU=Web <- Example CA  RSA 2048"));
     CU_ASSERT_PTR_NOT_NULL(strstr(s, "         1 Late CN <- (empty subject)  EC 384"));
@@ -1096,22 +1067,7 @@ static struct cm_probe_result *file_result(void)
 {
     struct cm_probe_result *r = healthy();
 
-    free(r->target);
-    free(r->host);
-    free(r->sni);
-    free(r->verify_name);
-    free(r->tls.version);
-    free(r->tls.cipher);
-    free(r->tls.group);
-    r->host = r->sni = r->verify_name = NULL;
-    r->tls.version = r->tls.cipher = r->tls.group = NULL;
-    r->target = xstrdup("file:/etc/ssl/bundle.pem");
-    r->path = xstrdup("/etc/ssl/bundle.pem");
-    r->port = 0;
-    r->address[0] = '\0';
-    r->tls.verify = (struct cm_verify){0};
-    r->dns_ms = r->connect_ms = r->handshake_ms = -1;
-    r->total_ms = 0.25;
+    cm_tf_to_file(r, "/etc/ssl/bundle.pem");
     return r;
 }
 
@@ -1214,7 +1170,7 @@ static void test_file_json(void)
     /* Failed: error kind "file", no certificate. */
     keep_certs(r, 0);
     r->error_kind = CM_ERRK_FILE;
-    r->error_message = xstrdup("cannot read /etc/ssl/bundle.pem: Permission denied");
+    r->error_message = cm_tf_strdup("cannot read /etc/ssl/bundle.pem: Permission denied");
     r->total_ms = 0.01;
     add_finding(&f, "probe.failed", CM_SEV_CRITICAL, -1,
                 "cannot read /etc/ssl/bundle.pem: Permission denied");
@@ -1271,7 +1227,7 @@ static void test_file_text(void)
     /* Failed: the finding carries the message. */
     keep_certs(r, 0);
     r->error_kind = CM_ERRK_FILE;
-    r->error_message = xstrdup("no certificate found in /etc/ssl/bundle.pem (not PEM or DER)");
+    r->error_message = cm_tf_strdup("no certificate found in /etc/ssl/bundle.pem (not PEM or DER)");
     add_finding(&f, "probe.failed", CM_SEV_CRITICAL, -1,
                 "no certificate found in /etc/ssl/bundle.pem (not PEM or DER)");
     s = text(r, &f, NOW, false);

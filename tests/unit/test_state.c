@@ -1,6 +1,7 @@
 /* Unit tests for the state store (src/daemon/state.c): the name index, recording results with their
  * first-seen times, the state file's JSON both ways, the atomic write and loading with its
  * all-or-nothing rule. Results are built by hand and judged at fixed times. */
+#include "cmfixture.h"
 #include "cmtest.h"
 
 #include <dirent.h>
@@ -26,14 +27,6 @@ static const struct cm_policy def = CM_POLICY_DEFAULT;
 
 /* ---- Helpers ---- */
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-
-    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
-    return d;
-}
-
 static uint64_t rnd_state = 0x2545f4914f6cdd1dULL;
 
 static uint64_t rnd(void)
@@ -53,67 +46,21 @@ static void shuffle(size_t *v, size_t n)
     }
 }
 
-/* Fills c the way x509.c would, with heap strings cm_cert_clear can free. */
-static void fill_cert(struct cm_cert *c, const char *subject, const char *issuer,
-                      int64_t not_before, int64_t not_after, bool is_ca)
-{
-    memset(c, 0, sizeof(*c));
-    c->subject = xstrdup(subject);
-    c->issuer = xstrdup(issuer);
-    c->serial = xstrdup("0123abcd");
-    c->signature = xstrdup("RSA-SHA256");
-    c->sig_hash = "SHA256";
-    c->sha256 = xstrdup("5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5");
-    c->key_type = "RSA";
-    c->key_bits = 2048;
-    c->not_before = not_before;
-    c->not_after = not_after;
-    c->is_ca = is_ca;
-    c->self_signed = strcmp(subject, issuer) == 0;
-    if (!is_ca) {
-        c->sans = calloc(1, sizeof(*c->sans));
-        CU_ASSERT_PTR_NOT_NULL_FATAL(c->sans);
-        c->sans[0] = xstrdup("example.com");
-        c->san_count = 1;
-    }
-}
-
 /* A successful probe of example.com:443: a trusted two-certificate chain matching the name,
  * the leaf issued 100 days ago and valid until NOW + leaf_days (a lifetime long enough that
  * the fixed warn_days and crit_days are the expiry thresholds, not a share of it). No OCSP
  * staple (an info finding). Timings with more digits than a report keeps. */
 static struct cm_probe_result *healthy(int64_t leaf_days)
 {
-    struct cm_probe_result *r = calloc(1, sizeof(*r));
+    struct cm_probe_result *r = cm_tf_endpoint(NOW);
 
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    r->target = xstrdup("example.com:443");
-    r->host = xstrdup("example.com");
-    r->port = 443;
-    r->sni = xstrdup("example.com");
-    r->verify_name = xstrdup("example.com");
-    strcpy(r->address, "192.0.2.1");
-    r->error_kind = CM_ERRK_NONE;
-    r->error_phase = CM_PHASE_DONE;
     r->dns_ms = 1.23456789;
-    r->connect_ms = 2.5;
-    r->starttls_ms = -1;
     r->handshake_ms = 10.987654321;
     r->total_ms = 14.7213;
-    r->tls.version = xstrdup("TLS1.3");
-    r->tls.cipher = xstrdup("TLS_AES_128_GCM_SHA256");
-    r->tls.group = xstrdup("X25519");
-    r->tls.verify.done = true;
-    r->tls.verify.trusted = true;
-    r->tls.verify.hostname_match = true;
-    r->tls.chain.certs = calloc(2, sizeof(struct cm_cert));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r->tls.chain.certs);
-    r->tls.chain.count = 2;
-    fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - 100 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[0], "CN=example.com", "CN=Example CA", NOW - 100 * DAY,
               NOW + leaf_days * DAY, false);
-    fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
+    cm_tf_fill_cert(&r->tls.chain.certs[1], "CN=Example CA", "CN=Example Root", NOW - 100 * DAY,
               NOW + 1825LL * DAY, true);
-    r->finished_at = NOW;
     return r;
 }
 
@@ -123,13 +70,13 @@ static struct cm_probe_result *failed(enum cm_err_kind kind, const char *message
     struct cm_probe_result *r = calloc(1, sizeof(*r));
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    r->target = xstrdup("example.com:443");
-    r->host = xstrdup("example.com");
+    r->target = cm_tf_strdup("example.com:443");
+    r->host = cm_tf_strdup("example.com");
     r->port = 443;
-    r->verify_name = xstrdup("example.com");
+    r->verify_name = cm_tf_strdup("example.com");
     r->error_kind = kind;
     r->error_phase = CM_PHASE_CONNECT;
-    r->error_message = xstrdup(message);
+    r->error_message = cm_tf_strdup(message);
     r->dns_ms = r->connect_ms = r->starttls_ms = r->handshake_ms = r->total_ms = -1;
     return r;
 }
@@ -264,7 +211,7 @@ static void list_dir(const char *dir, char *out, size_t len)
     CU_ASSERT_PTR_NOT_NULL_FATAL(d);
     while ((de = readdir(d)) && n < 64)
         if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            names[n++] = xstrdup(de->d_name);
+            names[n++] = cm_tf_strdup(de->d_name);
     closedir(d);
     for (size_t i = 1; i < n; i++)
         for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
@@ -850,9 +797,9 @@ static struct cm_state *sample_state(void)
     free(r->host);
     r->host = NULL;
     r->port = 0;
-    r->path = xstrdup("/etc/ssl/certs/a.pem");
+    r->path = cm_tf_strdup("/etc/ssl/certs/a.pem");
     free(r->target);
-    r->target = xstrdup("bundles");
+    r->target = cm_tf_strdup("bundles");
     record(e, r, NOW + 20, NULL, NULL);
 
     e = cm_state_put(s, "down.example.net:8443", NULL);

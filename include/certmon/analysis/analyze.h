@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "certmon/probe/probe.h"
+#include "certmon/probe/result.h"
 
 enum cm_severity { CM_SEV_OK = 0, CM_SEV_INFO, CM_SEV_WARNING, CM_SEV_CRITICAL };
 

@@ -69,7 +69,8 @@ struct cm_metrics_self {
     const struct cm_metrics_revocation *revocation; /* NULL: no checker, families left out */
 };
 
-/* The process_* metrics of the Prometheus client conventions. */
+/* The process_* metrics of the Prometheus client conventions (read by cm_process_read,
+ * daemon/process.h: rendering does no I/O). */
 struct cm_metrics_process {
     double cpu_seconds;     /* process_cpu_seconds_total (user + system) */
     double resident_bytes;  /* process_resident_memory_bytes */
@@ -78,10 +79,6 @@ struct cm_metrics_process {
     double open_fds;        /* process_open_fds */
     double max_fds;         /* process_max_fds */
 };
-
-/* Reads the process metrics of this process from /proc (the one function here that does
- * I/O). Returns 0, or a negative errno (fields then 0). */
-int cm_metrics_process_read(struct cm_metrics_process *out);
 
 /* A growable output buffer. Rendering appends to it; on allocation failure it stops growing
  * and failed is set. After a render that did not fail, data[len] is a NUL (not in len).

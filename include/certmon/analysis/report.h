@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "certmon/analysis/analyze.h"
-#include "certmon/probe/probe.h"
+#include "certmon/probe/result.h"
 
 /* Returns a new JSON object for one target (caller owns it), or NULL on allocation failure.
  * now is the reference time for days_left. */

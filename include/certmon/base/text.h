@@ -59,6 +59,27 @@ long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen);
  * escape) when out is too small; returns true when all of in fit. */
 bool cm_text_escape(const char *in, char *out, size_t outlen);
 
+/* Unix seconds t as RFC 3339 UTC ("2027-01-27T23:59:59Z") into buf (len bytes; 21 suffice),
+ * "invalid" when gmtime cannot represent t. */
+void cm_time_rfc3339(int64_t t, char *buf, size_t len);
+
+/* Length of the well-formed UTF-8 sequence at p (at most avail bytes, avail > 0), or 0 when
+ * there is none: no overlong forms, no surrogates, nothing above U+10FFFF. The one UTF-8 rule
+ * of certmon: every module that sanitises, escapes or validates text steps with it. */
+size_t cm_utf8_seq(const unsigned char *p, size_t avail);
+
+/* True when the len bytes at s are well-formed UTF-8 (cm_utf8_seq) with no NUL. */
+bool cm_utf8_valid(const char *s, size_t len);
+
+/* 64-bit FNV-1a: folds n bytes of p into h (start with CM_FNV1A_INIT). For in-memory hash
+ * tables and change detection only, never for anything an attacker could aim at with
+ * collisions that matter beyond a longer chain. */
+#define CM_FNV1A_INIT 0xcbf29ce484222325ULL
+uint64_t cm_fnv1a(uint64_t h, const void *p, size_t n);
+
+/* cm_fnv1a of the NUL-terminated s, from CM_FNV1A_INIT. */
+uint64_t cm_fnv1a_str(const char *s);
+
 /* RFC 3339 ("2027-01-27T23:59:59Z", also with a fraction, which is dropped, or a numeric
  * offset) to Unix seconds in *out. Returns false for NULL or anything else. */
 bool cm_rfc3339_parse(const char *s, int64_t *out);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "certmon/analysis/analyze.h"
+#include "certmon/base/label.h"
 #include "certmon/base/log.h"
 #include "certmon/probe/target.h"
 
@@ -25,12 +26,6 @@ struct cm_config_errors {
     size_t count;
 };
 
-/* Target labels (Prometheus label names and values), sorted by key, keys unique. */
-struct cm_labels {
-    char **keys;
-    char **values;
-    size_t count;
-};
 
 /* Where a setting was written: a file of cm_config.files and a line in it. */
 struct cm_config_origin {

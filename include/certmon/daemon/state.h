@@ -18,8 +18,7 @@
 
 #include "certmon/analysis/analyze.h"
 #include "certmon/config/config.h"
-#include "certmon/probe/posture.h"
-#include "certmon/probe/probe.h"
+#include "certmon/probe/result.h"
 
 #define CM_STATE_VERSION 1
 

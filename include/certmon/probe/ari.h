@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "certmon/probe/result.h"
 #include "certmon/probe/x509.h"
 
 struct cm_httpc;
@@ -21,29 +22,6 @@ struct cm_httpc;
  * 64-byte serial, with the NUL (x509.c keeps at most 64 bytes of either; RFC 5280 allows 20
  * octets of serial). */
 #define CM_ARI_ID_MAX 176
-
-/* What the renewal information said about one certificate. Plain data; free with
- * cm_ari_free. */
-struct cm_ari {
-    char *url;         /* where it was asked: {renewalInfo}/{cert_id}, or the configured
-                        * source (ari_url or directory) when no such URL could be formed */
-    char *cert_id;     /* the RFC 9773 certificate id, or NULL when it could not be formed */
-    char *cert_sha256; /* SHA-256 (hex) of the leaf it belongs to, "" when unknown */
-    bool has_window;   /* window_start/window_end are valid (then error is NULL) */
-    int64_t window_start, window_end; /* suggestedWindow, Unix seconds, start <= end */
-    char *explanation_url;            /* explanationURL as sent (attacker-controlled), or NULL */
-    int64_t fetched_at;               /* Unix seconds of the answer (a cached one keeps its own) */
-    int64_t next_poll;   /* Unix seconds before which the server is not asked again for this
-                          * certificate (its Retry-After, bounded; see docs/configuration.md) */
-    int64_t retry_after; /* the Retry-After the server sent, in seconds, or -1 */
-    char *error;         /* why there is no window (HTTP error, bad JSON, ...), or NULL */
-};
-
-/* A deep copy of src (NULL gives NULL). Returns NULL when out of memory. */
-struct cm_ari *cm_ari_copy(const struct cm_ari *src);
-
-/* Frees an ARI record and what it holds. NULL is a no-op. */
-void cm_ari_free(struct cm_ari *a);
 
 /* The RFC 9773 section 4.1 certificate id of leaf: base64url(AKI keyIdentifier) "."
  * base64url(serial as DER-encoded, a leading zero byte kept), both without padding, into

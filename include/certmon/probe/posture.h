@@ -15,43 +15,6 @@
 #include "certmon/probe/probe.h"
 #include "certmon/probe/target.h"
 
-/* Protocol versions, newest first (the order of the JSON list). */
-enum cm_pv { CM_PV_TLS13 = 0, CM_PV_TLS12, CM_PV_TLS11, CM_PV_TLS10, CM_PV_SSL30, CM_PV_COUNT };
-
-/* Weak cipher classes. */
-enum cm_weak {
-    CM_WEAK_RC4 = 0, /* RC4 stream cipher */
-    CM_WEAK_3DES,    /* triple DES (64-bit blocks: Sweet32) */
-    CM_WEAK_NULL,    /* no encryption at all */
-    CM_WEAK_EXPORT,  /* 40- and 56-bit export suites (FREAK, Logjam) */
-    CM_WEAK_ANON,    /* anonymous (EC)DH: no server authentication */
-    CM_WEAK_COUNT
-};
-
-/* The outcome of one check. A check that could not run (connection refused or timed out,
- * STARTTLS preamble failed, out of memory) is UNKNOWN, never NO. */
-enum cm_tri { CM_TRI_UNKNOWN = 0, CM_TRI_NO, CM_TRI_YES };
-
-/* What the posture pass found. Plain data; whoever receives it owns it (free with
- * cm_posture_free, or free()). */
-struct cm_posture {
-    enum cm_tri version[CM_PV_COUNT]; /* YES: the server completed a handshake at that version
-                                       * (SSL 3.0: answered our SSL 3.0 ClientHello) */
-    enum cm_tri weak[CM_WEAK_COUNT];  /* YES: the server chose a suite of that class */
-    enum cm_tri forward_secrecy;      /* YES: TLS 1.3 or an (EC)DHE key exchange was accepted;
-                                       * NO: only static-RSA key exchange */
-    enum cm_tri dhe;                  /* a DHE-only handshake (TLS 1.2 and older) succeeded */
-    unsigned dh_bits;                 /* the server's finite-field DH prime in that handshake,
-                                       * when the client offers no named group; 0 if none */
-    enum cm_dh_group dh_group;        /* the worst DH group of any handshake (dhgroup.h) */
-    enum cm_tri aead;                 /* YES: a handshake negotiated an AEAD suite (TLS 1.3
-                                       * always does); NO: an AEAD-only TLS 1.2 handshake was
-                                       * refused and TLS 1.3 too */
-    enum cm_tri secure_renegotiation; /* NO: a TLS 1.2-or-older handshake lacked RFC 5746 */
-    unsigned handshakes;              /* connections made */
-    double elapsed_ms;                /* from cm_posture_start to the result */
-};
-
 /* At most this many connections per pass: 11 at once, then one more (ECDHE and DHE only) when
  * those 11 show no forward secrecy, to tell "only static RSA" from "prefers static RSA", and
  * one more (AEAD suites only) when none negotiated an AEAD suite and TLS 1.3 was refused, to
@@ -91,21 +54,6 @@ void cm_posture_keep_chain(struct cm_posture_pass *ps);
  * chain with its verification and OCSP staple into res->tls (version, cipher and the rest
  * stay res's own). Otherwise (or for a NULL ps) changes nothing. */
 void cm_posture_adopt_chain(struct cm_posture_pass *ps, struct cm_probe_result *res);
-
-/* Folds into p what another completed handshake with the same endpoint showed (the main
- * probe's): its version counts as accepted, and its key exchange, DH group and renegotiation
- * support count like those of the pass's own handshakes, so that the posture never
- * contradicts the main handshake. tls without a version (no handshake) changes nothing. */
-void cm_posture_add_handshake(struct cm_posture *p, const struct cm_tls_info *tls);
-
-/* Frees a result (a probe result owns its posture and frees it too). NULL is a no-op. */
-void cm_posture_free(struct cm_posture *p);
-
-/* "TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3.0". */
-const char *cm_pv_name(enum cm_pv v);
-
-/* "RC4", "3DES", "NULL", "EXPORT", "ANON". */
-const char *cm_weak_name(enum cm_weak w);
 
 /* ---- Hand-built hellos (pure; exposed for tests) ---- */
 

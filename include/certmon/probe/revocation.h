@@ -15,49 +15,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "certmon/probe/probe.h"
+#include "certmon/probe/result.h"
 #include "certmon/probe/x509.h"
-
-/* ---- Outcome per certificate (plain data, in struct cm_probe_result) ---- */
-
-enum cm_rev_status {
-    CM_REV_UNCHECKED = 0, /* not judged: a self-signed certificate (a trust anchor) */
-    CM_REV_GOOD,          /* a valid, current source says not revoked */
-    CM_REV_REVOKED,
-    CM_REV_UNAVAILABLE, /* every source failed; errors say why */
-    CM_REV_NONE,        /* the certificate publishes neither CRL nor OCSP */
-};
-
-enum cm_rev_source { CM_REV_SRC_NONE = 0, CM_REV_SRC_STAPLE, CM_REV_SRC_OCSP, CM_REV_SRC_CRL };
-
-/* Reasons kept per certificate at most (one per source tried). */
-#define CM_REV_MAX_ERRORS 8
-
-struct cm_rev_cert {
-    enum cm_rev_status status;
-    enum cm_rev_source source;       /* what decided GOOD or REVOKED, else NONE */
-    int64_t revoked_at;              /* Unix seconds, when REVOKED (0 when unknown) */
-    const char *reason;              /* static RFC 5280 reason name ("keyCompromise"), or NULL */
-    int64_t this_update;             /* of the deciding source (or of the stale CRL); 0 when none */
-    int64_t next_update;             /* 0 when none */
-    bool crl_stale;                  /* UNAVAILABLE and a verified CRL was available, but past its
-                                      * nextUpdate */
-    char *errors[CM_REV_MAX_ERRORS]; /* owned, one line each ("http://x/ca.crl: ...") */
-    size_t error_count;
-};
-
-/* Revocation of a result's chain: certs[i] is about tls.chain.certs[i]. */
-struct cm_revocation {
-    struct cm_rev_cert *certs;
-    size_t count;
-};
-
-void cm_revocation_free(struct cm_revocation *r);
-
-/* "good", "revoked", "unavailable", "none"; NULL for UNCHECKED. */
-const char *cm_rev_status_name(enum cm_rev_status s);
-/* "staple", "ocsp", "crl"; NULL for NONE. */
-const char *cm_rev_source_name(enum cm_rev_source s);
 
 /* ---- CRL index (pure) ---- */
 

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "certmon/probe/dhgroup.h"
+#include "certmon/probe/result.h"
 #include "certmon/probe/x509.h"
 
 struct cm_tls_ctx;
@@ -20,50 +20,6 @@ struct cm_tls_conn;
  * before GnuTLS parses it (cm_tls_error_describe says so): GnuTLS's parsing of the names is
  * quadratic in their number and runs on the loop. Public CAs issue at most a few hundred. */
 #define CM_TLS_MAX_CERT_NAMES 2048
-
-/* What verification found, independent of the handshake outcome. */
-struct cm_verify {
-    bool done;           /* a certificate was received and verified */
-    bool trusted;        /* chain leads to a trust anchor and every certificate is valid */
-    bool hostname_match; /* the leaf matches the verified name */
-    unsigned status;     /* gnutls_certificate_status_t bits */
-};
-
-/* What the server stapled (RFC 6066 status_request), as far as the response says. */
-enum cm_ocsp_status {
-    CM_OCSP_NONE = 0, /* nothing stapled */
-    CM_OCSP_GOOD,
-    CM_OCSP_REVOKED,
-    CM_OCSP_UNKNOWN, /* the responder does not know the certificate */
-    CM_OCSP_BAD,     /* a staple that cannot be parsed */
-};
-
-struct cm_ocsp {
-    enum cm_ocsp_status status;
-    bool verified;       /* GnuTLS checked the staple's signature and that it is for the leaf */
-    int64_t this_update; /* Unix seconds; 0 when absent */
-    int64_t next_update; /* Unix seconds; 0 when absent */
-    int64_t revoked_at;  /* Unix seconds; 0 unless revoked */
-};
-
-/* What the handshake negotiated and showed; strings are owned by the struct. */
-struct cm_tls_info {
-    char *version; /* "TLS1.3"; NULL before negotiation */
-    char *cipher;  /* IANA suite name, "TLS_AES_128_GCM_SHA256" */
-    char *group;   /* key exchange group, "X25519"; NULL when none was used */
-    struct cm_verify verify;
-    struct cm_ocsp ocsp;
-    unsigned dh_bits;           /* finite-field DH prime size, when DHE was negotiated */
-    enum cm_dh_group dh_group;  /* and what its prime and generator are worth */
-    bool safe_renegotiation;    /* RFC 5746 (always true under TLS 1.3) */
-    bool client_cert_requested; /* the server asked for a client certificate */
-    bool client_cert_sent;      /* and we presented one */
-    struct cm_chain chain;      /* as the peer sent it */
-    struct cm_chain anchor;     /* the trust anchor: the trust-store certificate that issued
-                                 * the top of the issuing path from position 0 through the
-                                 * sent certificates (cm_chain_path_top); 0 or 1 certificate,
-                                 * possibly a copy of a sent root */
-};
 
 /* Creates the context shared by all connections of a run: priorities and a cache of
  * credentials per CA file (NULL = system trust store, loaded once). Returns 0 or -ENOMEM /
@@ -132,7 +88,6 @@ void cm_tls_conn_bye(struct cm_tls_conn *c);
  * and the trust anchor the chain leads to. Returns 0 or -ENOMEM. */
 int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool chain,
                          struct cm_tls_info *info);
-void cm_tls_info_clear(struct cm_tls_info *info);
 
 /* Describes a GnuTLS handshake error for a human ("received alert: handshake failure (40)",
  * "peer does not speak TLS ..."), into buf. Also reports whether it is a transport-level
@@ -146,12 +101,5 @@ void cm_tls_error_describe(struct cm_tls_conn *c, int gnutls_rc, char *buf, size
  * opposed to a broken connection, a peer that does not speak TLS or a refused client
  * certificate. Such a server may still accept something weaker (the posture pass says what). */
 bool cm_tls_error_is_refusal(struct cm_tls_conn *c, int gnutls_rc);
-
-/* "good", "revoked", "unknown", "unparseable"; NULL for CM_OCSP_NONE. */
-const char *cm_ocsp_status_name(enum cm_ocsp_status s);
-
-/* Calls fn for the stable name of each verification problem in status ("expired",
- * "signer_not_found", ...). */
-void cm_verify_status_foreach(unsigned status, void (*fn)(const char *name, void *arg), void *arg);
 
 #endif

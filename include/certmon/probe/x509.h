@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "certmon/base/text.h" /* cm_time_rfc3339, which callers of this header use */
+
 /* At most this many subject alternative names are kept per certificate (the rest are
  * counted in san_total): a certificate may list tens of thousands, and every copy, report and
  * state entry would carry them all. Public CAs issue at most a few hundred. */
@@ -124,8 +126,6 @@ void cm_chain_drop_der(struct cm_chain *chain);
  * first day after expiry. */
 int64_t cm_cert_days_left(const struct cm_cert *c, time_t now);
 
-/* Formats t as RFC 3339 UTC ("2026-11-27T05:14:46Z") into buf (at least 21 bytes). */
-void cm_time_rfc3339(int64_t t, char *buf, size_t len);
 
 /* True when b issued a: a's issuer name equals b's subject name and, where both are present,
  * a's authority key identifier equals b's subject key identifier (docs/findings.md, "Issuer

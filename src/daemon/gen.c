@@ -1,0 +1,78 @@
+/* Configuration generations (include/certmon/daemon/gen.h): a loaded configuration and the
+ * TLS context its credentials were checked with, shared by reference between the daemon, the
+ * runs in flight and the web endpoints' on-demand probes. */
+#include "certmon/daemon/gen.h"
+#include "certmon/base/error.h"
+#include "certmon/base/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct cm_gen *cm_gen_ref(struct cm_gen *g)
+{
+    g->refs++;
+    return g;
+}
+
+void cm_gen_unref(struct cm_gen *g)
+{
+    if (!g || --g->refs > 0)
+        return;
+    cm_tls_ctx_free(g->tls);
+    cm_config_free(g->cfg);
+    free(g);
+}
+
+static void log_errors(const struct cm_config_errors *errs, bool to_log)
+{
+    for (size_t i = 0; i < errs->count; i++) {
+        if (to_log)
+            cm_log_error("config", "%s", errs->msgs[i]);
+        else
+            fprintf(stderr, "certmon: %s\n", errs->msgs[i]);
+    }
+}
+
+struct cm_gen *cm_gen_build(const char *path, struct cm_config_errors *errs, int *rc)
+{
+    struct cm_gen *g = calloc(1, sizeof(*g));
+
+    *rc = -ENOMEM;
+    if (!g)
+        return NULL;
+    g->refs = 1;
+    if ((*rc = cm_config_load(path, &g->cfg, errs)) < 0 || (*rc = cm_tls_ctx_new(&g->tls)) < 0 ||
+        (*rc = cm_config_check_credentials(g->cfg, g->tls, errs)) < 0) {
+        cm_gen_unref(g);
+        return NULL;
+    }
+    return g;
+}
+
+void cm_gen_report(const char *path, int rc, struct cm_config_errors *errs, bool to_log)
+{
+    if (errs->count == 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "cannot load %s: %s", path, cm_strerror(rc));
+        if (to_log)
+            cm_log_error("config", "%s", msg);
+        else
+            fprintf(stderr, "certmon: %s\n", msg);
+    }
+    log_errors(errs, to_log);
+    if (to_log && errs->count)
+        cm_log_error("config", "file=%s errors=%zu", path, errs->count);
+}
+
+struct cm_gen *cm_gen_load(const char *path, bool to_log)
+{
+    struct cm_config_errors errs = {0};
+    int rc;
+    struct cm_gen *g = cm_gen_build(path, &errs, &rc);
+
+    if (!g)
+        cm_gen_report(path, rc, &errs, to_log);
+    cm_config_errors_clear(&errs);
+    return g;
+}
