@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 build-essential cmake pkg-config
 libgnutls28-dev libuv1-dev libcurl4-gnutls-dev libconfig-dev libjansson-dev
-libmicrohttpd-dev libcunit1-dev libc-ares-dev libgmp-dev
+libmicrohttpd-dev libcunit1-dev libc-ares-dev libgmp-dev libsqlite3-dev
 ca-certificates gnutls-bin openssl python3 iproute2 procps time postgresql
 prometheus prometheus-alertmanager wrk curl python3-aiosmtpd
 clang libclang-rt-14-dev

@@ -16,6 +16,7 @@
 #include "certmon/probe/resolve.h"
 #include "certmon/daemon/scheduler.h"
 #include "certmon/daemon/state.h"
+#include "certmon/daemon/store.h"
 #include "certmon/probe/tlsio.h"
 
 struct gen {
@@ -69,9 +70,8 @@ struct daemon {
     uv_timer_t flush_timer, stop_timer;
     bool dirty, writing, stopping, finished;
     char *state_path; /* where the state is written (the current config's) */
-    uv_work_t write_req;
-    struct cm_state_snapshot *write_snap;
-    char *write_path;
+    struct cm_store *store; /* its database's writer, or NULL (no state_file, or it failed) */
+    uv_work_t write_req;  /* the notifiers' file write (dirty, writing: of that file) */
     int write_rc;
     char write_err[512];
     bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
@@ -99,8 +99,6 @@ struct daemon {
     uint64_t scan_seq; /* numbers file scans, to mark the entries each one found */
     uv_idle_t scan_idle;             /* records scan results in batches */
     struct dtarget *scan_head;       /* scans whose results wait to be recorded, in order */
-    double snap_ms;    /* the last snapshot's time on the loop */
-    uint64_t write_t0;
 };
 
 /* Releases one reference to a generation (freed at zero). */

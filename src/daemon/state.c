@@ -57,8 +57,6 @@ static void rtext_unref(char *s)
         free(rtext_of(s));
 }
 
-static void refresh_meta(struct cm_state_entry *e);
-
 struct cm_state {
     struct cm_state_entry **entries;
     size_t count, cap;
@@ -108,7 +106,6 @@ static void entry_free(struct cm_state_entry *e)
     free(e->name);
     free(e->owner);
     rtext_unref(e->report);
-    rtext_unref(e->meta);
     free(e->seen);
     cm_posture_free(e->posture);
     free(e);
@@ -302,7 +299,6 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
     e->status = st;
     e->status_since = since;
     e->has_status = true;
-    refresh_meta(e);
     return 0;
 fail:
     json_decref(o);
@@ -315,7 +311,6 @@ void cm_state_set_posture(struct cm_state_entry *e, struct cm_posture *p, int64_
     cm_posture_free(e->posture);
     e->posture = p;
     e->posture_at = p ? at : 0;
-    refresh_meta(e);
 }
 
 /* ---- Posture in the state file ---- */
@@ -420,15 +415,6 @@ static char *meta_text(const struct cm_state_entry *e)
     return r;
 }
 
-/* Kept up to date whenever the fields change, so that a snapshot of ten thousand entries
- * only takes references. Out of memory leaves it NULL: the snapshot then makes it. */
-static void refresh_meta(struct cm_state_entry *e)
-{
-    rtext_unref(e->meta);
-    e->meta = meta_text(e);
-}
-
-
 /* Writes path atomically with what emit writes into fp: a temporary file beside it, fsync,
  * rename, fsync of the directory. */
 static int write_atomic(const char *path, int (*emit)(FILE *fp, const void *arg), const void *arg,
@@ -516,7 +502,7 @@ int cm_state_write_file(const char *path, const char *buf, size_t len, char *err
 /* ---- Snapshots ---- */
 
 struct snap_item {
-    char *meta;   /* the entry's fields as JSON without the closing brace (a reference) */
+    char *meta;   /* the entry's fields as JSON without the closing brace */
     char *report; /* shared report text (a reference), or NULL */
 };
 
@@ -548,7 +534,7 @@ int cm_state_snapshot(const struct cm_state *s, time_t now, struct cm_state_snap
     }
     snap->now = now;
     for (size_t i = 0; i < s->count; i++) {
-        char *t = s->entries[i]->meta ? rtext_ref(s->entries[i]->meta) : meta_text(s->entries[i]);
+        char *t = meta_text(s->entries[i]);
         if (!t) {
             cm_state_snapshot_free(snap);
             return -ENOMEM;
@@ -766,7 +752,6 @@ static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx
     }
     if (json_is_object(report))
         set_view(e, report);
-    refresh_meta(e);
     return 0;
 }
 
@@ -966,4 +951,93 @@ int cm_state_move_aside(const char *path, time_t now, char *moved, size_t movedl
     if (snprintf(moved, movedlen, "%s.corrupt-%lld", path, (long long)now) >= (int)movedlen)
         return -ENAMETOOLONG;
     return rename(path, moved) < 0 ? -errno : 0;
+}
+
+/* ---- The store's rows ---- */
+
+char *cm_state_report_ref(const struct cm_state_entry *e)
+{
+    return rtext_ref(e->report);
+}
+
+void cm_state_report_unref(char *report)
+{
+    rtext_unref(report);
+}
+
+char *cm_state_seen_text(const struct cm_state_entry *e)
+{
+    json_t *seen = json_array();
+    char *t;
+
+    for (size_t i = 0; seen && i < e->seen_count; i++)
+        if (json_array_append_new(seen, json_pack("[s, i, I]", e->seen[i].id, e->seen[i].position,
+                                                  (json_int_t)e->seen[i].first_seen)) < 0) {
+            json_decref(seen);
+            return NULL;
+        }
+    t = seen ? json_dumps(seen, JSON_COMPACT) : NULL;
+    json_decref(seen);
+    return t;
+}
+
+char *cm_state_posture_text(const struct cm_state_entry *e)
+{
+    json_t *p = e->posture ? cm_posture_to_state_json(e->posture) : NULL;
+    char *t = p ? json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+    json_decref(p);
+    return t;
+}
+
+/* Parses the JSON text field of a row; NULL (with a warning) when it is not what want says. */
+static json_t *row_json(const char *name, const char *field, const char *text, bool array)
+{
+    json_error_t je;
+    json_t *j = text ? json_loads(text, 0, &je) : NULL;
+
+    if (text && (!j || (array ? !json_is_array(j) : !json_is_object(j)))) {
+        cm_log_warn("state", "target=%s field=%s: not a JSON %s: ignored", name, field,
+                    array ? "array" : "object");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t idx, char *err,
+                     size_t errlen)
+{
+    json_t *t, *seen, *posture, *report;
+    int rc;
+
+    if (!row->name || !*row->name)
+        return fail(err, errlen, "row %zu has no name", idx);
+    seen = row_json(row->name, "seen", row->seen, true);
+    posture = row_json(row->name, "posture", row->posture, false);
+    report = row_json(row->name, "report", row->report, false);
+    /* The entry as the state file has it, so that one loader checks both. */
+    t = json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:s?, s:I, s:o}", "name", row->name, "owner",
+                  row->owner, "last_probe", (json_int_t)row->last_probe, "last_success",
+                  (json_int_t)row->last_success, "status_since", (json_int_t)row->status_since,
+                  "failures", (json_int_t)row->failures, "status", row->status, "posture_at",
+                  (json_int_t)row->posture_at, "seen", seen ? seen : json_array());
+    if (!t) {
+        json_decref(posture);
+        json_decref(report);
+        return -ENOMEM;
+    }
+    if ((posture && json_object_set_new(t, "posture", posture) < 0) ||
+        (report && json_object_set_new(t, "report", report) < 0)) {
+        json_decref(t);
+        return -ENOMEM;
+    }
+    rc = load_entry(s, t, report ? row->report : NULL, idx, err, errlen);
+    json_decref(t);
+    return rc;
+}
+
+void cm_state_clear(struct cm_state *s)
+{
+    empty(s);
 }

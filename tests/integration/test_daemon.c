@@ -87,7 +87,7 @@ static bool alive(pid_t pid)
 
 static json_t *load_state(const char *path)
 {
-    return json_load_file(path, 0, NULL);
+    return cm_th_state_json(path);
 }
 
 static json_t *state_entry(json_t *st, const char *name)
