@@ -668,7 +668,8 @@ static const char *str_field(const char *name, json_t *t, const char *field)
 {
     json_t *v = json_object_get(t, field);
 
-    if (v && !json_is_string(v))
+    /* null is how the state file writes "none" (a status before a first result). */
+    if (v && !json_is_string(v) && !json_is_null(v))
         ignore_field(name, field, v, "a string");
     return json_string_value(v);
 }
@@ -1017,22 +1018,26 @@ int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t 
     posture = row_json(row->name, "posture", row->posture, false);
     report = row_json(row->name, "report", row->report, false);
     /* The entry as the state file has it, so that one loader checks both. */
-    t = json_pack("{s:s, s:s?, s:I, s:I, s:I, s:I, s:s?, s:I, s:o}", "name", row->name, "owner",
-                  row->owner, "last_probe", (json_int_t)row->last_probe, "last_success",
-                  (json_int_t)row->last_success, "status_since", (json_int_t)row->status_since,
-                  "failures", (json_int_t)row->failures, "status", row->status, "posture_at",
-                  (json_int_t)row->posture_at, "seen", seen ? seen : json_array());
-    if (!t) {
-        json_decref(posture);
-        json_decref(report);
-        return -ENOMEM;
-    }
-    if ((posture && json_object_set_new(t, "posture", posture) < 0) ||
+    t = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "name", row->name, "last_probe",
+                  (json_int_t)row->last_probe, "last_success", (json_int_t)row->last_success,
+                  "status_since", (json_int_t)row->status_since, "failures",
+                  (json_int_t)row->failures, "posture_at", (json_int_t)row->posture_at, "seen",
+                  seen ? seen : json_array());
+    if (!t || (row->owner && json_object_set_new(t, "owner", json_string(row->owner)) < 0) ||
+        (row->status && json_object_set_new(t, "status", json_string(row->status)) < 0) ||
+        (posture && json_object_set_new(t, "posture", posture) < 0) ||
         (report && json_object_set_new(t, "report", report) < 0)) {
         json_decref(t);
         return -ENOMEM;
     }
-    rc = load_entry(s, t, report ? row->report : NULL, idx, err, errlen);
+    if (cm_state_get(s, row->name))
+        rc = fail(err, errlen, "row %zu: '%s' appears twice", idx, row->name);
+    else if ((rc = load_entry(s, t, report ? row->report : NULL, idx, err, errlen)) < 0) {
+        /* This row only: the entry it began goes. */
+        struct cm_state_entry *e = cm_state_get(s, row->name);
+        if (e)
+            cm_state_remove(s, e);
+    }
     json_decref(t);
     return rc;
 }
