@@ -1011,6 +1011,7 @@ static void finish(struct daemon *d)
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->check_idle, on_closed_free_nothing);
     cm_resolver_close(d->resolver);
     d->resolver = NULL;
     uv_stop(d->loop);
@@ -1068,6 +1069,7 @@ static void stop(struct daemon *d, const char *why)
     uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
     uv_timer_stop(&d->flush_timer);
+    uv_idle_stop(&d->check_idle);
     cm_sched_close(d->sched);
     d->sched = NULL;
     uv_timer_start(&d->stop_timer, on_stop_timer, CM_SHUTDOWN_GRACE_MS, 0);
@@ -1146,6 +1148,16 @@ static int parse_common(int argc, char **argv, const char **config, const char *
         return 1;
     }
     return -1;
+}
+
+/* Checks the reports restored at start a slice at a time (a few milliseconds each), so that
+ * the start itself does not parse them all. */
+static void on_check_idle(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+
+    if (cm_state_check_reports(d->state, 1000))
+        uv_idle_stop(h);
 }
 
 /* Opens the state database (importing a JSON state of earlier versions, moving a corrupt
@@ -1239,6 +1251,8 @@ int cm_run_main(int argc, char **argv)
     d.stop_timer.data = &d;
     uv_idle_init(&loop, &d.scan_idle);
     d.scan_idle.data = &d;
+    uv_idle_init(&loop, &d.check_idle);
+    d.check_idle.data = &d;
     /* Signals first: a SIGTERM while the state loads must stop the daemon cleanly, not kill
      * it. They are handled once the loop runs. */
     uv_signal_init(&loop, &d.sig_hup);
@@ -1259,6 +1273,7 @@ int cm_run_main(int argc, char **argv)
     }
     cm_notify_on_change(d.notify, on_notify_change, &d);
     load_state(&d);
+    uv_idle_start(&d.check_idle, on_check_idle);
     load_notify(&d);
     malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
@@ -1297,6 +1312,7 @@ out_handles:
         uv_close((uv_handle_t *)&d.flush_timer, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.stop_timer, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.scan_idle, on_closed_free_nothing);
+        uv_close((uv_handle_t *)&d.check_idle, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_hup, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_term, on_closed_free_nothing);
         uv_close((uv_handle_t *)&d.sig_int, on_closed_free_nothing);

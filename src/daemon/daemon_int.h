@@ -98,6 +98,7 @@ struct daemon {
     unsigned scrape_queued;
     uint64_t scan_seq; /* numbers file scans, to mark the entries each one found */
     uv_idle_t scan_idle;             /* records scan results in batches */
+    uv_idle_t check_idle;            /* checks restored reports in slices after the start */
     struct dtarget *scan_head;       /* scans whose results wait to be recorded, in order */
 };
 

@@ -63,6 +63,7 @@ struct cm_state {
     size_t *buckets; /* open addressing: entry index + 1, 0 = empty */
     size_t nbuckets; /* power of two, at least twice count */
     struct cm_state_view_hooks hooks;
+    size_t check_from; /* entries below this index have their reports checked */
 };
 
 static uint64_t hash_name(const char *s)
@@ -207,6 +208,9 @@ void cm_state_remove(struct cm_state *s, struct cm_state_entry *e)
         s->entries[idx] = s->entries[s->count];
         s->entries[idx]->slot = idx;
         *bucket_for(s, s->entries[idx]->name) = idx + 1;
+        /* An unchecked entry moved below the check's position: check from there again. */
+        if (s->entries[idx]->unchecked && idx < s->check_from)
+            s->check_from = idx;
     }
     entry_free(e);
 }
@@ -285,6 +289,7 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
         goto fail;
     set_view(e, o);
     json_decref(o);
+    e->unchecked = false;
 
     *changed = !e->has_status || e->status != st;
     *old_status = e->status;
@@ -1009,15 +1014,17 @@ static json_t *row_json(const char *name, const char *field, const char *text, b
 int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t idx, char *err,
                      size_t errlen)
 {
-    json_t *t, *seen, *posture, *report;
+    json_t *t, *seen, *posture;
+    struct cm_state_entry *e;
     int rc;
 
     if (!row->name || !*row->name)
         return fail(err, errlen, "row %zu has no name", idx);
+    if (cm_state_get(s, row->name))
+        return fail(err, errlen, "row %zu: '%s' appears twice", idx, row->name);
     seen = row_json(row->name, "seen", row->seen, true);
     posture = row_json(row->name, "posture", row->posture, false);
-    report = row_json(row->name, "report", row->report, false);
-    /* The entry as the state file has it, so that one loader checks both. */
+    /* The entry as the state file has it, so that one loader checks both; the report apart. */
     t = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "name", row->name, "last_probe",
                   (json_int_t)row->last_probe, "last_success", (json_int_t)row->last_success,
                   "status_since", (json_int_t)row->status_since, "failures",
@@ -1025,21 +1032,47 @@ int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t 
                   seen ? seen : json_array());
     if (!t || (row->owner && json_object_set_new(t, "owner", json_string(row->owner)) < 0) ||
         (row->status && json_object_set_new(t, "status", json_string(row->status)) < 0) ||
-        (posture && json_object_set_new(t, "posture", posture) < 0) ||
-        (report && json_object_set_new(t, "report", report) < 0)) {
+        (posture && json_object_set_new(t, "posture", posture) < 0)) {
         json_decref(t);
         return -ENOMEM;
     }
-    if (cm_state_get(s, row->name))
-        rc = fail(err, errlen, "row %zu: '%s' appears twice", idx, row->name);
-    else if ((rc = load_entry(s, t, report ? row->report : NULL, idx, err, errlen)) < 0) {
+    rc = load_entry(s, t, NULL, idx, err, errlen);
+    json_decref(t);
+    e = cm_state_get(s, row->name);
+    if (rc == 0 && row->report && !(e->report = rtext_new(row->report)))
+        rc = -ENOMEM;
+    if (rc < 0) {
         /* This row only: the entry it began goes. */
-        struct cm_state_entry *e = cm_state_get(s, row->name);
         if (e)
             cm_state_remove(s, e);
+        return rc;
     }
-    json_decref(t);
-    return rc;
+    e->unchecked = e->report != NULL;
+    return 0;
+}
+
+bool cm_state_check_reports(struct cm_state *s, size_t max)
+{
+    size_t done = 0;
+
+    for (; s->check_from < s->count && done < max; s->check_from++) {
+        struct cm_state_entry *e = s->entries[s->check_from];
+        json_t *r;
+        if (!e->unchecked)
+            continue;
+        done++;
+        e->unchecked = false;
+        r = json_loads(e->report, 0, NULL);
+        if (!json_is_object(r)) {
+            cm_log_warn("state", "target=%s field=report: not a JSON object: ignored", e->name);
+            rtext_unref(e->report);
+            e->report = NULL;
+        } else {
+            set_view(e, r);
+        }
+        json_decref(r);
+    }
+    return s->check_from >= s->count;
 }
 
 void cm_state_clear(struct cm_state *s)

@@ -786,7 +786,9 @@ int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen
         return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
     rc = load_rows(db, path, s, err, errlen);
     sqlite3_close(db);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        cm_state_check_reports(s, SIZE_MAX);
         return 0;
+    }
     return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
 }

@@ -1801,8 +1801,25 @@ static void test_store_corrupt(void)
     cm_state_free(s);
 }
 
+/* View hooks that count what they build and free. */
+static int views_built, views_freed;
+
+static void *count_build(json_t *report, void *arg)
+{
+    (void)arg;
+    views_built++;
+    return json_incref(report);
+}
+
+static void count_free(void *v)
+{
+    views_freed++;
+    json_decref(v);
+}
+
 /* Rows edited by hand through sqlite3: a bad field is ignored with a warning, a row without a
- * usable status is skipped, the rest loads. */
+ * usable status is skipped, a report that is not JSON is dropped when checked; the rest
+ * loads. Reports are checked (parsed, views built) after the load, in slices. */
 static void test_store_hand_edits(void)
 {
     const char *dir = fresh_dir("edits");
@@ -1810,6 +1827,7 @@ static void test_store_hand_edits(void)
     struct cm_state *s = sample_state(), *t = new_state();
     struct cm_store *st;
     sqlite3 *db;
+    static const struct cm_state_view_hooks hooks = {count_build, count_free, NULL};
 
     snprintf(path, sizeof(path), "%s/certmon.db", dir);
     st = store_open_ok(path, NULL, __LINE__);
@@ -1820,18 +1838,72 @@ static void test_store_hand_edits(void)
                                  "UPDATE targets SET seen = 'not json' WHERE name = "
                                  "'example.com:443';"
                                  "UPDATE targets SET status = 'fine' WHERE name = "
-                                 "'down.example.net:8443';",
+                                 "'down.example.net:8443';"
+                                 "UPDATE targets SET report = '{\"broken' WHERE name = "
+                                 "'file:/etc/ssl/certs/a.pem';",
                                  NULL, NULL, NULL),
                     SQLITE_OK);
     sqlite3_close(db);
+    cm_state_set_view_hooks(t, &hooks);
+    views_built = views_freed = 0;
     st = store_open_ok(path, t, __LINE__);
     store_close_ok(st);
     EXPECT_INT(count_of(t), 4);
     CU_ASSERT_PTR_NULL(cm_state_get(t, "down.example.net:8443"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(cm_state_get(t, "example.com:443"));
     EXPECT_INT(cm_state_get(t, "example.com:443")->seen_count, 0);
+    /* Nothing parsed yet: three reports wait (never.example.org has none). */
+    EXPECT_INT(views_built, 0);
+    CU_ASSERT_FALSE(cm_state_check_reports(t, 1));
+    EXPECT_INT(views_built, 1);
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    EXPECT_INT(views_built, 2);
     CU_ASSERT_PTR_NOT_NULL(cm_state_get(t, "example.com:443")->report);
+    CU_ASSERT_PTR_NOT_NULL(cm_state_get(t, "example.com:443")->view);
+    CU_ASSERT_PTR_NOT_NULL(cm_state_get(t, "we\"ird\\name\n\t\xc3\xa9:443")->view);
+    CU_ASSERT_PTR_NULL(cm_state_get(t, "file:/etc/ssl/certs/a.pem")->report);
+    CU_ASSERT_PTR_NULL(cm_state_get(t, "file:/etc/ssl/certs/a.pem")->view);
+    /* Checked once: nothing more to do. */
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    EXPECT_INT(views_built, 2);
     cm_state_free(t);
+    EXPECT_INT(views_freed, 2);
+    cm_state_free(s);
+}
+
+/* An entry removed before its report was checked moves another into its slot: that one is
+ * still checked. */
+static void test_check_after_remove(void)
+{
+    const char *dir = fresh_dir("checkrm");
+    char path[600];
+    struct cm_state *s = sample_state(), *t = new_state();
+    struct cm_store *st;
+    static const struct cm_state_view_hooks hooks = {count_build, count_free, NULL};
+    struct cm_state_entry *const *es;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    store_close_ok(st);
+    cm_state_set_view_hooks(t, &hooks);
+    views_built = views_freed = 0;
+    st = store_open_ok(path, t, __LINE__);
+    store_close_ok(st);
+    /* Check the first two, then remove the first: the last entry moves into slot 0. */
+    CU_ASSERT_FALSE(cm_state_check_reports(t, 2));
+    es = cm_state_entries(t, &n);
+    EXPECT_INT(n, 5);
+    cm_state_remove(t, es[0]);
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    es = cm_state_entries(t, &n);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_FALSE(es[i]->unchecked);
+        CU_ASSERT((es[i]->report != NULL) == (es[i]->view != NULL));
+    }
+    cm_state_free(t);
+    EXPECT_INT(views_freed, views_built);
     cm_state_free(s);
 }
 
@@ -1858,7 +1930,8 @@ static CU_TestInfo tests[] = {
     {"store: committed within the commit delay", test_store_commit_delay},
     {"store: a JSON state is imported once", test_store_import_json},
     {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},
-    {"store: rows edited by hand", test_store_hand_edits},
+    {"store: rows edited by hand; reports checked in slices", test_store_hand_edits},
+    {"store: a removal during the checks", test_check_after_remove},
     CU_TEST_INFO_NULL,
 };
 

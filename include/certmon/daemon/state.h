@@ -49,6 +49,7 @@ struct cm_state_entry {
     size_t slot;                /* index in the state's entry array (internal) */
     uint64_t mark;              /* the caller's scratch (the daemon marks what a scan found) */
     void *view;                 /* built by the view hooks from the latest report, or NULL */
+    bool unchecked; /* internal: a restored report not parsed yet (cm_state_check_reports) */
     const struct cm_state_view_hooks *hooks; /* internal */
 };
 
@@ -145,10 +146,17 @@ struct cm_state_row {
 /* Adds the entry a row describes to s, checked as cm_state_load checks a state file's entry
  * (idx names the row in messages): a field of the wrong type is ignored with a warning; a
  * missing name, a duplicate or an unknown status is CM_ESTATE with a reason in err. The
- * report text is kept as given (parsed once, for the view hooks). Returns 0, CM_ESTATE or
- * -ENOMEM. */
+ * report text is kept as given and not parsed yet: parsing a hundred thousand reports (and
+ * building their views) would take seconds at start; cm_state_check_reports does it later.
+ * Returns 0, CM_ESTATE or -ENOMEM. */
 int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t idx, char *err,
                      size_t errlen);
+
+/* Parses up to max restored reports not parsed yet: one that is not a JSON object is dropped
+ * with a warning (the API serves report texts as they are), the others get their views.
+ * Returns true when no report is left unchecked. Call it in slices after a start, and with
+ * SIZE_MAX before serving reports or views. */
+bool cm_state_check_reports(struct cm_state *s, size_t max);
 
 /* A reference to the entry's report text (NULL when it has none), valid on any thread until
  * cm_state_report_unref: the entry may get a new report meanwhile. */

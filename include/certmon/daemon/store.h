@@ -74,7 +74,8 @@ struct cm_store_stats {
 void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out);
 
 /* Reads the database at path into s (empty), read-only, without a writer: for `certmon state
- * export` and tests, also while a daemon writes it. A JSON state document at path is read as
+ * export` and tests, also while a daemon writes it. Every report is checked
+ * (cm_state_check_reports). A JSON state document at path is read as
  * such. Returns 0, or CM_ESTATE / a negative errno with a reason in err (s then empty). A
  * missing file is -ENOENT. */
 int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen);
