@@ -857,8 +857,7 @@ static void switch_store(struct daemon *d, const struct cm_config *cfg)
         cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
         return;
     }
-    if (cm_store_open(d->loop, d->state_path, NULL, time(NULL), &d->store, err, sizeof(err)) <
-        0) {
+    if (cm_store_open(d->loop, d->state_path, NULL, time(NULL), &d->store, err, sizeof(err)) < 0) {
         cm_log_error("state", "%s", err);
         cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
         return;
@@ -1171,8 +1170,8 @@ static void load_state(struct daemon *d)
         cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
         return;
     }
-    if (cm_store_open(d->loop, d->state_path, d->state, time(NULL), &d->store, err,
-                      sizeof(err)) < 0) {
+    if (cm_store_open(d->loop, d->state_path, d->state, time(NULL), &d->store, err, sizeof(err)) <
+        0) {
         cm_log_error("state", "%s", err);
         cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
         return;

@@ -71,7 +71,7 @@ struct daemon {
     bool dirty, writing, stopping, finished;
     char *state_path; /* where the state is written (the current config's) */
     struct cm_store *store; /* its database's writer, or NULL (no state_file, or it failed) */
-    uv_work_t write_req;  /* the notifiers' file write (dirty, writing: of that file) */
+    uv_work_t write_req;    /* the notifiers' file write (dirty, writing: of that file) */
     int write_rc;
     char write_err[512];
     bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
