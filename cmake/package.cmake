@@ -8,8 +8,8 @@
 set(_conf_src ${PROJECT_SOURCE_DIR}/config/certmon.conf)
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_conf_src})
 file(READ ${_conf_src} _conf)
-set(_state_from "    state_file = \"certmon-state.json\";")
-set(_state_to "    state_file = \"/var/lib/certmon/state.json\";")
+set(_state_from "    state_file = \"certmon.db\";")
+set(_state_to "    state_file = \"/var/lib/certmon/certmon.db\";")
 string(FIND "${_conf}" "${_state_from}" _at)
 if(_at LESS 0)
     message(FATAL_ERROR "config/certmon.conf has no line '${_state_from}': the packaged "

@@ -2,6 +2,7 @@
 #include "certmon/check.h"
 #include "certmon/daemon/daemon.h"
 #include "certmon/base/log.h"
+#include "certmon/statecmd.h"
 
 #include <curl/curl.h>
 #include <gnutls/gnutls.h>
@@ -18,6 +19,7 @@ static void usage(FILE *fp)
           "  run -c FILE       run the monitoring daemon in the foreground\n"
           "  config-check -c FILE  validate a configuration file and list every problem\n"
           "  notify-test -c FILE [--notifier NAME]  send a test message through the notifiers\n"
+          "  state export [-c FILE] [--json]  print the daemon's state database\n"
           "  version           print version information\n"
           "  help              show this help\n",
           fp);
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
         return cm_run_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "config-check"))
         return cm_config_check_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "state"))
+        return cm_state_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "notify-test"))
         return cm_notify_test_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

@@ -25,6 +25,7 @@
 #include "certmon/probe/resolve.h"
 #include "certmon/daemon/scheduler.h"
 #include "certmon/daemon/state.h"
+#include "certmon/daemon/store.h"
 #include "certmon/probe/tlsio.h"
 
 #include <errno.h>
@@ -86,9 +87,8 @@ struct daemon {
     uv_timer_t flush_timer, stop_timer;
     bool dirty, writing, stopping, finished;
     char *state_path; /* where the state is written (the current config's) */
-    uv_work_t write_req;
-    struct cm_state_snapshot *write_snap;
-    char *write_path;
+    struct cm_store *store; /* its database's writer, or NULL (no state_file, or it failed) */
+    uv_work_t write_req;    /* the notifiers' file write (dirty, writing: of that file) */
     int write_rc;
     char write_err[512];
     bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
@@ -109,9 +109,8 @@ struct daemon {
     struct cm_web *web;        /* the HTTP endpoints (web.h); NULL once closed */
     uint64_t scan_seq;         /* numbers file scans, to mark the entries each one found */
     uv_idle_t scan_idle;       /* records scan results in batches */
+    uv_idle_t check_idle;      /* checks restored reports in slices after the start */
     struct dtarget *scan_head; /* scans whose results wait to be recorded, in order */
-    double snap_ms;            /* the last snapshot's time on the loop */
-    uint64_t write_t0;
     struct cm_sdnotify sd; /* systemd notifications ($NOTIFY_SOCKET); disabled without */
     uv_timer_t watchdog;   /* WATCHDOG=1 every half $WATCHDOG_USEC, from the loop */
     bool watchdog_init;    /* the timer was initialised (and must be closed) */
@@ -131,19 +130,14 @@ static void flush_state(struct daemon *d);
 static void maybe_finish(struct daemon *d);
 static void mark_dirty(struct daemon *d);
 
+/* The state goes to the store's writer thread entry by entry (persist, unpersist); what is
+ * written here on the thread pool is the notifiers' file, debounced. */
 static void on_write_work(uv_work_t *req)
 {
     struct daemon *d = req->data;
 
-    d->write_rc =
-        d->write_snap ? cm_state_snapshot_write(d->write_snap, d->write_path, d->write_err,
-                                                sizeof(d->write_err))
-                      : 0;
-    cm_state_snapshot_free(d->write_snap);
-    d->write_snap = NULL;
-    if (d->write_rc == 0 && d->notify_text && d->notify_path)
-        d->write_rc = cm_state_write_file(d->notify_path, d->notify_text, strlen(d->notify_text),
-                                          d->write_err, sizeof(d->write_err));
+    d->write_rc = cm_state_write_file(d->notify_path, d->notify_text, strlen(d->notify_text),
+                                      d->write_err, sizeof(d->write_err));
     free(d->notify_text);
     d->notify_text = NULL;
 }
@@ -154,14 +148,7 @@ static void on_write_done(uv_work_t *req, int status)
 
     (void)status;
     if (d->write_rc < 0)
-        cm_log_error("state", "file=%s write failed: %s", d->write_path, d->write_err);
-    else
-        cm_log_debug("state", "file=%s written snapshot_ms=%.1f write_ms=%.1f", d->write_path,
-                     d->snap_ms, (double)(uv_hrtime() - d->write_t0) / 1e6);
-    free(d->write_path);
-    d->write_path = NULL;
-    /* Hand the pages of freed reports and snapshot text back to the system. */
-    malloc_trim(0);
+        cm_log_error("notify", "file=%s write failed: %s", d->notify_path, d->write_err);
     d->writing = false;
     /* Changes made while writing go out now; at shutdown the final write waits for this. */
     if (d->dirty && !d->stopping)
@@ -170,7 +157,6 @@ static void on_write_done(uv_work_t *req, int status)
         maybe_finish(d);
 }
 
-/* Serialises on the loop (a consistent snapshot) and writes on the thread pool. */
 /* The notifiers' alert tables and queues as text, when they changed. */
 static void take_notify_text(struct daemon *d)
 {
@@ -188,30 +174,25 @@ static void take_notify_text(struct daemon *d)
 
 static void flush_state(struct daemon *d)
 {
-    if (!d->state_path || d->writing || !d->dirty)
+    if (d->writing || !d->dirty)
         return;
+    d->dirty = false;
     take_notify_text(d);
-    uint64_t t0 = uv_hrtime();
-    if (cm_state_snapshot(d->state, time(NULL), &d->write_snap) < 0 ||
-        !(d->write_path = strdup(d->state_path))) {
-        cm_state_snapshot_free(d->write_snap);
-        d->write_snap = NULL;
-        cm_log_error("state", "out of memory serialising the state; will retry");
-        mark_dirty(d);
+    if (!d->notify_text) {
+        if (d->notify_dirty) {
+            cm_log_error("notify", "out of memory serialising the notifiers' state; will retry");
+            mark_dirty(d);
+        }
         return;
     }
-    d->snap_ms = (double)(uv_hrtime() - t0) / 1e6;
-    d->write_t0 = uv_hrtime();
-    d->dirty = false;
     d->writing = true;
     d->write_req.data = d;
     if (uv_queue_work(d->loop, &d->write_req, on_write_work, on_write_done) < 0) {
         d->writing = false;
-        d->dirty = true;
-        cm_state_snapshot_free(d->write_snap);
-        free(d->write_path);
-        d->write_snap = NULL;
-        d->write_path = NULL;
+        d->notify_dirty = true;
+        free(d->notify_text);
+        d->notify_text = NULL;
+        mark_dirty(d);
     }
 }
 
@@ -227,10 +208,26 @@ static void mark_dirty(struct daemon *d)
         uv_timer_start(&d->flush_timer, on_flush_timer, CM_STATE_FLUSH_DELAY_MS, 0);
 }
 
-/* At exit: write synchronously (nothing else runs any more). */
+/* Hands an entry's new fields to the store's writer thread (one row upsert, committed within
+ * CM_STORE_COMMIT_MS). */
+static void persist(struct daemon *d, const struct cm_state_entry *e)
+{
+    if (d->store && cm_store_put(d->store, e) < 0)
+        cm_log_error("state", "target=%s out of memory queueing its write", e->name);
+}
+
+/* Removes an entry from the state and its row from the store. */
+static void forget_entry(struct daemon *d, struct cm_state_entry *e)
+{
+    if (d->store && cm_store_delete(d->store, e->name) < 0)
+        cm_log_error("state", "target=%s out of memory queueing its removal", e->name);
+    cm_state_remove(d->state, e);
+}
+
+/* At exit: write the notifiers' file synchronously (nothing else runs any more), and commit
+ * what the store has queued. */
 static void flush_state_now(struct daemon *d)
 {
-    struct cm_state_snapshot *snap;
     char err[512];
 
     if (d->notify_final && d->notify_path &&
@@ -239,21 +236,17 @@ static void flush_state_now(struct daemon *d)
         cm_log_error("notify", "file=%s write failed: %s", d->notify_path, err);
     free(d->notify_final);
     d->notify_final = NULL;
-    if (!d->state_path || !d->dirty)
-        return;
-    if (cm_state_snapshot(d->state, time(NULL), &snap) < 0) {
-        cm_log_error("state", "out of memory serialising the state at exit");
-        return;
-    }
-    if (cm_state_snapshot_write(snap, d->state_path, err, sizeof(err)) < 0) {
-        cm_log_error("state", "file=%s write failed: %s", d->state_path, err);
-    } else {
+    if (d->store) {
+        struct cm_store_stats stats;
         size_t n;
+        cm_store_get_stats(d->store, &stats);
         cm_state_entries(d->state, &n);
-        cm_log_info("state", "file=%s entries=%zu written at exit", d->state_path, n);
+        if (cm_store_close(d->store) == 0)
+            cm_log_info("state", "file=%s entries=%zu rows_written=%llu commits=%llu closed",
+                        d->state_path, n, (unsigned long long)stats.rows_written,
+                        (unsigned long long)stats.commits);
+        d->store = NULL;
     }
-    d->dirty = false;
-    cm_state_snapshot_free(snap);
 }
 
 /* ---- Runs ---- */
@@ -344,7 +337,7 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
                         res->error_message ? res->error_message : "");
     }
     cm_findings_clear(&f);
-    mark_dirty(d);
+    persist(d, e);
     return e;
 }
 
@@ -598,9 +591,8 @@ static void scan_finish(struct dtarget *t, bool recorded)
                         ct->name);
             if (d->notify)
                 cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
-            cm_state_remove(d->state, e);
+            forget_entry(d, e);
             es = cm_state_entries(d->state, &n);
-            mark_dirty(d);
         }
     }
     cm_file_scan_result_clear(&t->scan_res);
@@ -792,9 +784,8 @@ static void forget_state(struct daemon *d, const char **owners, size_t n)
         if (bsearch(&es[i]->owner, owners, n, sizeof(*owners), cmp_str)) {
             if (d->notify)
                 cm_notify_forget(d->notify, es[i]->name, (int64_t)time(NULL));
-            cm_state_remove(d->state, es[i]);
+            forget_entry(d, es[i]);
             es = cm_state_entries(d->state, &ne);
-            mark_dirty(d);
         }
     }
 }
@@ -885,9 +876,8 @@ static void restore_targets(struct daemon *d, struct dtarget **v, size_t n)
             cm_log_info("state", "target=%s dropped: no longer configured", e->name);
             if (d->notify)
                 cm_notify_forget(d->notify, e->name, (int64_t)time(NULL));
-            cm_state_remove(d->state, e);
+            forget_entry(d, e);
             es = cm_state_entries(d->state, &ne);
-            mark_dirty(d);
             continue;
         }
         if (e->last_probe > v[j]->restored_last) {
@@ -968,6 +958,36 @@ static void set_state_path(struct daemon *d, const struct cm_config *cfg)
     d->state_path = cfg->state_file ? strdup(cfg->state_file) : NULL;
 }
 
+/* A reload named another state_file: the old database gets what is queued and is closed, the
+ * new one (opened, or made, here) takes the whole state. Both block the loop once, for an
+ * operator's change of a path. */
+static void switch_store(struct daemon *d, const struct cm_config *cfg)
+{
+    struct cm_state_entry *const *es;
+    char err[600];
+    size_t n;
+
+    if (d->store && cm_store_close(d->store) < 0)
+        cm_log_error("state", "file=%s last write failed", d->state_path);
+    d->store = NULL;
+    set_state_path(d, cfg);
+    if (!d->state_path) {
+        cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
+        return;
+    }
+    if (cm_store_open(d->loop, d->state_path, NULL, time(NULL), &d->store, err, sizeof(err)) < 0) {
+        cm_log_error("state", "%s", err);
+        cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
+        return;
+    }
+    es = cm_state_entries(d->state, &n);
+    if (cm_store_delete_all(d->store) < 0)
+        cm_log_error("state", "file=%s out of memory replacing its rows", d->state_path);
+    for (size_t i = 0; i < n; i++)
+        persist(d, es[i]);
+    cm_log_info("state", "file=%s entries=%zu written: the state moved there", d->state_path, n);
+}
+
 /* A reload loads the new configuration on the thread pool: reading and checking files may
  * take long (a slow disk, ten thousand targets, a credentials file on a dead mount), and the
  * loop goes on probing and answering /healthz with the old configuration meanwhile. */
@@ -1007,10 +1027,8 @@ static void reload_apply(struct daemon *d, struct cm_gen *g)
     cm_sched_set_concurrency(d->sched,
                              (unsigned)cm_fd_limit_fit((long)g->cfg->concurrency,
                                                        CM_POSTURE_MAX_HANDSHAKES, "certmon run"));
-    if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0) {
-        set_state_path(d, g->cfg);
-        mark_dirty(d);
-    }
+    if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0)
+        switch_store(d, g->cfg);
     if (d->notify && cm_notify_reconfigure(d->notify, g->cfg) < 0)
         cm_log_error("notify", "out of memory applying the notifiers of the reload; the "
                                "previous notifiers stay");
@@ -1140,6 +1158,7 @@ static void finish(struct daemon *d)
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
     if (d->watchdog_init)
         uv_close((uv_handle_t *)&d->watchdog, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->check_idle, on_closed_free_nothing);
     cm_resolver_close(d->resolver);
     d->resolver = NULL;
     uv_stop(d->loop);
@@ -1161,8 +1180,13 @@ static void on_stop_timer(uv_timer_t *timer)
     /* Whatever hangs this long (a file scan on a dead NFS mount, a write) would hold up the
      * loop's last run as well, and exit() too (libuv joins its threads at exit): write what
      * we have, unless a write of our own is the thing that hangs, and leave now. */
-    if (!d->writing)
+    if (d->store && cm_store_sync(d->store, 1000) < 0)
+        cm_log_error("state", "file=%s the last results could not be committed in time",
+                     d->state_path);
+    if (!d->writing) {
+        d->store = NULL; /* committed; closing would wait for the thread */
         flush_state_now(d);
+    }
     fflush(stderr);
     _exit(0);
 }
@@ -1200,6 +1224,7 @@ static void stop(struct daemon *d, const char *why)
     uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
     uv_timer_stop(&d->flush_timer);
+    uv_idle_stop(&d->check_idle);
     cm_sched_close(d->sched);
     d->sched = NULL;
     uv_timer_start(&d->stop_timer, on_stop_timer, CM_SHUTDOWN_GRACE_MS, 0);
@@ -1280,28 +1305,35 @@ static int parse_common(int argc, char **argv, const char **config, const char *
     return -1;
 }
 
+/* Checks the reports restored at start a slice at a time (a few milliseconds each), so that
+ * the start itself does not parse them all. */
+static void on_check_idle(uv_idle_t *h)
+{
+    struct daemon *d = h->data;
+
+    if (cm_state_check_reports(d->state, 1000))
+        uv_idle_stop(h);
+}
+
+/* Opens the state database (importing a JSON state of earlier versions, moving a corrupt
+ * one aside) and loads it. Without it the daemon runs on, keeping nothing across restarts. */
 static void load_state(struct daemon *d)
 {
-    char err[600], moved[4200];
-    int rc;
+    char err[600];
     size_t n;
 
     if (!d->state_path) {
         cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
         return;
     }
-    if ((rc = cm_state_load(d->state, d->state_path, err, sizeof(err))) == 0) {
-        cm_state_entries(d->state, &n);
-        cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
+    if (cm_store_open(d->loop, d->state_path, d->state, time(NULL), &d->store, err, sizeof(err)) <
+        0) {
+        cm_log_error("state", "%s", err);
+        cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
         return;
     }
-    cm_log_error("state", "%s", err);
-    if (rc != -ENOMEM && cm_state_move_aside(d->state_path, time(NULL), moved, sizeof(moved)) == 0)
-        cm_log_warn("state", "file=%s moved aside to %s; starting with an empty state",
-                    d->state_path, moved);
-    else
-        cm_log_warn("state", "file=%s cannot be moved aside; starting with an empty state",
-                    d->state_path);
+    cm_state_entries(d->state, &n);
+    cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
 }
 
 static void on_notify_change(void *arg)
@@ -1362,6 +1394,8 @@ static void run_handles_init(struct daemon *d)
     d->stop_timer.data = d;
     uv_idle_init(d->loop, &d->scan_idle);
     d->scan_idle.data = d;
+    uv_idle_init(d->loop, &d->check_idle);
+    d->check_idle.data = d;
     uv_signal_init(d->loop, &d->sig_hup);
     uv_signal_init(d->loop, &d->sig_term);
     uv_signal_init(d->loop, &d->sig_int);
@@ -1379,6 +1413,7 @@ static void run_handles_close(struct daemon *d)
     uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->check_idle, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
@@ -1415,6 +1450,8 @@ static void run_teardown(struct daemon *d)
     cm_httpc_close(d->http);
     cm_sched_close(d->sched);
     cm_resolver_close(d->resolver);
+    cm_store_close(d->store); /* startup failed after the state loaded */
+    d->store = NULL;
     /* Let close callbacks (and cancelled work) run before freeing what they use. */
     uv_run(d->loop, UV_RUN_DEFAULT);
     /* Every run has ended: the loop ran dry, and runs hold handles until they report. */
@@ -1503,6 +1540,7 @@ int cm_run_main(int argc, char **argv)
     if (run_services_start(&d) < 0)
         goto out_handles;
     load_state(&d);
+    uv_idle_start(&d.check_idle, on_check_idle);
     load_notify(&d);
     malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {

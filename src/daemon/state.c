@@ -57,14 +57,13 @@ static void rtext_unref(char *s)
         free(rtext_of(s));
 }
 
-static void refresh_meta(struct cm_state_entry *e);
-
 struct cm_state {
     struct cm_state_entry **entries;
     size_t count, cap;
     size_t *buckets; /* open addressing: entry index + 1, 0 = empty */
     size_t nbuckets; /* power of two, at least twice count */
     struct cm_state_view_hooks hooks;
+    size_t check_from; /* entries below this index have their reports checked */
 };
 
 static uint64_t hash_name(const char *s)
@@ -108,7 +107,6 @@ static void entry_free(struct cm_state_entry *e)
     free(e->name);
     free(e->owner);
     rtext_unref(e->report);
-    rtext_unref(e->meta);
     free(e->seen);
     cm_posture_free(e->posture);
     free(e);
@@ -210,6 +208,9 @@ void cm_state_remove(struct cm_state *s, struct cm_state_entry *e)
         s->entries[idx] = s->entries[s->count];
         s->entries[idx]->slot = idx;
         *bucket_for(s, s->entries[idx]->name) = idx + 1;
+        /* An unchecked entry moved below the check's position: check from there again. */
+        if (s->entries[idx]->unchecked && idx < s->check_from)
+            s->check_from = idx;
     }
     entry_free(e);
 }
@@ -288,6 +289,7 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
         goto fail;
     set_view(e, o);
     json_decref(o);
+    e->unchecked = false;
 
     *changed = !e->has_status || e->status != st;
     *old_status = e->status;
@@ -302,7 +304,6 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
     e->status = st;
     e->status_since = since;
     e->has_status = true;
-    refresh_meta(e);
     return 0;
 fail:
     json_decref(o);
@@ -315,7 +316,6 @@ void cm_state_set_posture(struct cm_state_entry *e, struct cm_posture *p, int64_
     cm_posture_free(e->posture);
     e->posture = p;
     e->posture_at = p ? at : 0;
-    refresh_meta(e);
 }
 
 /* ---- Posture in the state file ---- */
@@ -420,15 +420,6 @@ static char *meta_text(const struct cm_state_entry *e)
     return r;
 }
 
-/* Kept up to date whenever the fields change, so that a snapshot of ten thousand entries
- * only takes references. Out of memory leaves it NULL: the snapshot then makes it. */
-static void refresh_meta(struct cm_state_entry *e)
-{
-    rtext_unref(e->meta);
-    e->meta = meta_text(e);
-}
-
-
 /* Writes path atomically with what emit writes into fp: a temporary file beside it, fsync,
  * rename, fsync of the directory. */
 static int write_atomic(const char *path, int (*emit)(FILE *fp, const void *arg), const void *arg,
@@ -516,7 +507,7 @@ int cm_state_write_file(const char *path, const char *buf, size_t len, char *err
 /* ---- Snapshots ---- */
 
 struct snap_item {
-    char *meta;   /* the entry's fields as JSON without the closing brace (a reference) */
+    char *meta;   /* the entry's fields as JSON without the closing brace */
     char *report; /* shared report text (a reference), or NULL */
 };
 
@@ -548,7 +539,7 @@ int cm_state_snapshot(const struct cm_state *s, time_t now, struct cm_state_snap
     }
     snap->now = now;
     for (size_t i = 0; i < s->count; i++) {
-        char *t = s->entries[i]->meta ? rtext_ref(s->entries[i]->meta) : meta_text(s->entries[i]);
+        char *t = meta_text(s->entries[i]);
         if (!t) {
             cm_state_snapshot_free(snap);
             return -ENOMEM;
@@ -682,7 +673,8 @@ static const char *str_field(const char *name, json_t *t, const char *field)
 {
     json_t *v = json_object_get(t, field);
 
-    if (v && !json_is_string(v))
+    /* null is how the state file writes "none" (a status before a first result). */
+    if (v && !json_is_string(v) && !json_is_null(v))
         ignore_field(name, field, v, "a string");
     return json_string_value(v);
 }
@@ -766,7 +758,6 @@ static int load_entry(struct cm_state *s, json_t *t, const char *raw, size_t idx
     }
     if (json_is_object(report))
         set_view(e, report);
-    refresh_meta(e);
     return 0;
 }
 
@@ -966,4 +957,125 @@ int cm_state_move_aside(const char *path, time_t now, char *moved, size_t movedl
     if (snprintf(moved, movedlen, "%s.corrupt-%lld", path, (long long)now) >= (int)movedlen)
         return -ENAMETOOLONG;
     return rename(path, moved) < 0 ? -errno : 0;
+}
+
+/* ---- The store's rows ---- */
+
+char *cm_state_report_ref(const struct cm_state_entry *e)
+{
+    return rtext_ref(e->report);
+}
+
+void cm_state_report_unref(char *report)
+{
+    rtext_unref(report);
+}
+
+char *cm_state_seen_text(const struct cm_state_entry *e)
+{
+    json_t *seen = json_array();
+    char *t;
+
+    for (size_t i = 0; seen && i < e->seen_count; i++)
+        if (json_array_append_new(seen, json_pack("[s, i, I]", e->seen[i].id, e->seen[i].position,
+                                                  (json_int_t)e->seen[i].first_seen)) < 0) {
+            json_decref(seen);
+            return NULL;
+        }
+    t = seen ? json_dumps(seen, JSON_COMPACT) : NULL;
+    json_decref(seen);
+    return t;
+}
+
+char *cm_state_posture_text(const struct cm_state_entry *e)
+{
+    json_t *p = e->posture ? cm_posture_to_state_json(e->posture) : NULL;
+    char *t = p ? json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+    json_decref(p);
+    return t;
+}
+
+/* Parses the JSON text field of a row; NULL (with a warning) when it is not what want says. */
+static json_t *row_json(const char *name, const char *field, const char *text, bool array)
+{
+    json_error_t je;
+    json_t *j = text ? json_loads(text, 0, &je) : NULL;
+
+    if (text && (!j || (array ? !json_is_array(j) : !json_is_object(j)))) {
+        cm_log_warn("state", "target=%s field=%s: not a JSON %s: ignored", name, field,
+                    array ? "array" : "object");
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t idx, char *err,
+                     size_t errlen)
+{
+    json_t *t, *seen, *posture;
+    struct cm_state_entry *e;
+    int rc;
+
+    if (!row->name || !*row->name)
+        return fail(err, errlen, "row %zu has no name", idx);
+    if (cm_state_get(s, row->name))
+        return fail(err, errlen, "row %zu: '%s' appears twice", idx, row->name);
+    seen = row_json(row->name, "seen", row->seen, true);
+    posture = row_json(row->name, "posture", row->posture, false);
+    /* The entry as the state file has it, so that one loader checks both; the report apart. */
+    t = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "name", row->name, "last_probe",
+                  (json_int_t)row->last_probe, "last_success", (json_int_t)row->last_success,
+                  "status_since", (json_int_t)row->status_since, "failures",
+                  (json_int_t)row->failures, "posture_at", (json_int_t)row->posture_at, "seen",
+                  seen ? seen : json_array());
+    if (!t || (row->owner && json_object_set_new(t, "owner", json_string(row->owner)) < 0) ||
+        (row->status && json_object_set_new(t, "status", json_string(row->status)) < 0) ||
+        (posture && json_object_set_new(t, "posture", posture) < 0)) {
+        json_decref(t);
+        return -ENOMEM;
+    }
+    rc = load_entry(s, t, NULL, idx, err, errlen);
+    json_decref(t);
+    e = cm_state_get(s, row->name);
+    if (rc == 0 && row->report && !(e->report = rtext_new(row->report)))
+        rc = -ENOMEM;
+    if (rc < 0) {
+        /* This row only: the entry it began goes. */
+        if (e)
+            cm_state_remove(s, e);
+        return rc;
+    }
+    e->unchecked = e->report != NULL;
+    return 0;
+}
+
+bool cm_state_check_reports(struct cm_state *s, size_t max)
+{
+    size_t done = 0;
+
+    for (; s->check_from < s->count && done < max; s->check_from++) {
+        struct cm_state_entry *e = s->entries[s->check_from];
+        json_t *r;
+        if (!e->unchecked)
+            continue;
+        done++;
+        e->unchecked = false;
+        r = json_loads(e->report, 0, NULL);
+        if (!json_is_object(r)) {
+            cm_log_warn("state", "target=%s field=report: not a JSON object: ignored", e->name);
+            rtext_unref(e->report);
+            e->report = NULL;
+        } else {
+            set_view(e, r);
+        }
+        json_decref(r);
+    }
+    return s->check_from >= s->count;
+}
+
+void cm_state_clear(struct cm_state *s)
+{
+    empty(s);
 }

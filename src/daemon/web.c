@@ -93,7 +93,12 @@ static int cmp_entry(const void *a, const void *b)
 /* The entries sorted by name, so that outputs are stable. Caller frees. */
 static struct cm_state_entry **sorted_entries(struct cm_state *state, size_t *n)
 {
-    struct cm_state_entry *const *es = cm_state_entries(state, n);
+    struct cm_state_entry *const *es;
+
+    /* Reports restored at start and not checked yet are checked now: what is served is
+     * JSON, and every entry has its view. */
+    cm_state_check_reports(state, SIZE_MAX);
+    es = cm_state_entries(state, n);
     struct cm_state_entry **v = malloc((*n ? *n : 1) * sizeof(*v));
 
     if (!v)

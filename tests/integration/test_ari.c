@@ -342,7 +342,7 @@ static void test_bad_options(void)
 
 static json_t *state_report(const char *state, const char *name)
 {
-    json_t *st = json_load_file(state, 0, NULL), *e;
+    json_t *st = cm_th_state_json(state), *e;
     size_t i;
 
     json_array_foreach(json_object_get(st, "targets"), i, e)

@@ -1,7 +1,7 @@
 /* certmon run and certmon config-check, driven as an operator would: a config file written
  * by the test, real TLS servers (openssl s_server) and certificate files from a PKI made at
  * test time, a connection-counting listener for the scheduler, signals for reload and stop,
- * and the state file read back after restarts. */
+ * and the state database read back after restarts, a SIGTERM and kill -9. */
 #include "cmtest.h"
 
 #include <dirent.h>
@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sqlite3.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,7 +88,7 @@ static bool alive(pid_t pid)
 
 static json_t *load_state(const char *path)
 {
-    return json_load_file(path, 0, NULL);
+    return cm_th_state_json(path);
 }
 
 static json_t *state_entry(json_t *st, const char *name)
@@ -958,12 +959,261 @@ static void test_reload_fifo_include(void)
     unlink(fifo);
 }
 
+/* ---- The state database under load: SIGTERM and kill -9 ---- */
+
+#define NFILES 200
+
+/* A directory of NFILES certificate files, scanned every second: NFILES results a second. */
+static void write_busy_config(const char *conf, const char *state, int mport)
+{
+    const char *certs = path_in("busy-certs");
+    char *pem = read_text(cm_th_pki("valid.pem")), name[600];
+
+    mkdir(certs, 0755);
+    for (int i = 0; i < NFILES; i++) {
+        snprintf(name, sizeof(name), "%s/c%03d.pem", certs, i);
+        FILE *fp = fopen(name, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+        fputs(pem, fp);
+        fclose(fp);
+    }
+    free(pem);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1s\"; startup_spread = \"0s\"; "
+                       "posture_interval = \"off\"; state_file = \"%s\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "files = ( { path = \"%s/*.pem\"; } );\n",
+                       state, mport, certs);
+}
+
+/* How many times needle occurs in the file at path. */
+static size_t count_text(const char *path, const char *needle)
+{
+    char *t = read_text(path);
+    size_t n = 0;
+
+    for (const char *p = t; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(t);
+    return n;
+}
+
+/* One value of a query on the database, through SQLite itself; NULL when it cannot be read. */
+static char *db_text(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_text(st, 0))
+        out = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+static long long db_int(const char *path, const char *sql)
+{
+    char *t = db_text(path, sql);
+    long long v = t ? atoll(t) : -1;
+
+    free(t);
+    return v;
+}
+
+/* SIGTERM: every result the daemon had recorded (what /api/v1/targets showed just before the
+ * signal) is in the database after the exit, within a second. */
+static void test_sigterm_nothing_lost(void)
+{
+    const char *conf = path_in("term.conf"), *state = path_in("term.db"),
+               *log = path_in("term.log");
+    int mport = cm_th_free_port();
+    char url[100], *out = NULL;
+    json_t *api, *st, *t;
+    size_t i;
+    double elapsed = 0;
+    pid_t pid;
+    int behind = 0;
+
+    write_busy_config(conf, state, mport);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT_FATAL(wait_text(log, " started", 10));
+    /* Right after a round of results is recorded (each one logs a debug line), well within
+     * the writer's commit delay: without the final commit the signal would lose them. */
+    usleep((useconds_t)(1.5e6 * CERTMON_SLOWDOWN));
+    {
+        size_t base = count_text(log, "sub=probe target=file:"), now = base;
+        double end = cm_th_now() + 5 * CERTMON_SLOWDOWN;
+        while (now < base + NFILES && cm_th_now() < end) {
+            usleep(3000);
+            now = count_text(log, "sub=probe target=file:");
+        }
+        CU_ASSERT(now >= base + NFILES);
+    }
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/api/v1/targets", mport);
+    char *curl[] = {"curl", "-s", "--max-time", "5", url, NULL};
+    EXPECT_INT(cm_th_run(curl, &out, 10, NULL), 0);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, &elapsed), 0);
+    CU_ASSERT(elapsed < 1.0 * CERTMON_SLOWDOWN);
+    api = json_loads(out ? out : "", 0, NULL);
+    free(out);
+    CU_ASSERT_FATAL(json_array_size(api) == NFILES);
+    st = load_state(state);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    EXPECT_INT(json_array_size(json_object_get(st, "targets")), NFILES);
+    json_array_foreach(api, i, t)
+    {
+        const char *name = json_string_value(json_object_get(t, "target"));
+        char want[40], got[40];
+        int64_t lp;
+        json_t *e = state_entry(st, name ? name : "");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        /* The API says when as RFC 3339; the row keeps Unix seconds, and its own report. */
+        snprintf(want, sizeof(want), "%s",
+                 entry_str(t, "last_probe") ? entry_str(t, "last_probe") : "");
+        lp = json_integer_value(json_object_get(e, "last_probe"));
+        snprintf(got, sizeof(got), "%s",
+                 entry_str(e, "report.last_probe") ? entry_str(e, "report.last_probe") : "");
+        CU_ASSERT(strcmp(got, want) >= 0); /* same length RFC 3339 UTC: ordered as text */
+        if (strcmp(got, want) < 0 && ++behind <= 3)
+            fprintf(stderr, "\n  %s: API said %s before the signal, the database has %s (%lld)\n",
+                    name, want, got, (long long)lp);
+    }
+    json_decref(api);
+    json_decref(st);
+    CU_ASSERT(wait_text(log, "closed", 1));
+    {
+        char *ok = db_text(state, "PRAGMA integrity_check");
+        EXPECT_STR(ok ? ok : "(unreadable)", "ok");
+        free(ok);
+    }
+}
+
+/* kill -9 at random moments while results are written: the database is never corrupt, the
+ * next start loads it, and at most about the last second is lost. */
+static void test_kill9_integrity(void)
+{
+    const char *conf = path_in("kill.conf"), *state = path_in("kill.db"),
+               *log = path_in("kill.log");
+    unsigned seed = (unsigned)time(NULL);
+
+    write_busy_config(conf, state, cm_th_free_port());
+    fprintf(stderr, "(seed %u) ", seed);
+    for (int round = 0; round < 6; round++) {
+        pid_t pid = start_daemon(conf, log);
+        double killed_at;
+        long long newest, rows;
+        char *ok;
+        CU_ASSERT_FATAL(pid > 0);
+        CU_ASSERT_FATAL(wait_text(log, " started", 10));
+        if (round > 0) {
+            /* What the previous round left loads whole. */
+            char want[64];
+            snprintf(want, sizeof(want), "entries=%d loaded", NFILES);
+            CU_ASSERT(log_has(log, want));
+        }
+        /* 1.2 to 3.2 s in: results arrive every second, commits every 250 ms. */
+        usleep((useconds_t)((1.2 + (rand_r(&seed) % 2000) / 1000.0) * 1e6 * CERTMON_SLOWDOWN));
+        killed_at = (double)time(NULL);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        ok = db_text(state, "PRAGMA integrity_check");
+        EXPECT_STR(ok ? ok : "(unreadable)", "ok");
+        free(ok);
+        rows = db_int(state, "SELECT count(*) FROM targets");
+        EXPECT_INT(rows, NFILES);
+        newest = db_int(state, "SELECT max(last_probe) FROM targets");
+        CU_ASSERT(newest >= (long long)killed_at - 2);
+        if (newest < (long long)killed_at - 2)
+            fprintf(stderr, "\n  round %d: killed at %.0f, newest result in the database %lld\n",
+                    round, killed_at, newest);
+    }
+    /* And a clean stop after all that. */
+    pid_t pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(wait_text(log, " started", 10));
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+}
+
+/* A JSON state file of earlier versions is imported at start and kept as *.imported; `certmon
+ * state export` shows what the database holds. */
+static void test_import_and_export(void)
+{
+    const char *conf = path_in("imp.conf"), *state = path_in("imp-state.json");
+    const char *log = path_in("imp.log");
+    char *out = NULL, kept[600];
+    json_t *st, *e;
+    pid_t pid;
+
+    write_config(conf, "imp-state.json", "", NULL, false);
+    /* An entry the old daemon wrote: a finding first seen long ago, two failures. */
+    FILE *fp = fopen(state, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs("{\"version\":1,\"saved_at\":1700000000,\"targets\":[\n"
+          "{\"name\":\"selfsigned\",\"owner\":\"selfsigned\",\"last_probe\":1700000000,"
+          "\"last_success\":1699990000,\"status_since\":1699000000,\"failures\":2,"
+          "\"status\":\"critical\",\"posture_at\":0,"
+          "\"seen\":[[\"chain.self_signed\",0,1600000000]],"
+          "\"report\":{\"target\":\"selfsigned\",\"status\":\"critical\",\"findings\":[]}}\n"
+          "]}\n",
+          fp);
+    fclose(fp);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(wait_text(log, "entries=1 imported from the JSON state", 10));
+    snprintf(kept, sizeof(kept), "%s.imported", state);
+    CU_ASSERT_EQUAL(access(kept, F_OK), 0);
+    /* The first-seen time survives into the next result. */
+    st = wait_entry(state, "selfsigned", 1700000000, 10);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    e = state_entry(st, "selfsigned");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(
+        cm_finding(json_object_get(e, "report"), "chain.self_signed", NULL, 0));
+    EXPECT_STR(entry_str(cm_finding(json_object_get(e, "report"), "chain.self_signed", NULL, 0),
+                         "first_seen"),
+               "2020-09-13T12:26:40Z");
+    json_decref(st);
+
+    /* export while the daemon runs: a table, and the JSON document. */
+    char *argv[] = {(char *)cm_th_certmon(), "state", "export", "-c", (char *)conf, NULL};
+    EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "NAME"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "selfsigned"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "chain.self_signed"));
+    free(out);
+    char *jargv[] = {
+        (char *)cm_th_certmon(), "state", "export", "-c", (char *)conf, "--json", NULL};
+    EXPECT_INT(cm_th_run(jargv, &out, 30, NULL), 0);
+    st = json_loads(out ? out : "", 0, NULL);
+    free(out);
+    EXPECT_INT(json_integer_value(json_object_get(st, "version")), 1);
+    e = state_entry(st, "selfsigned");
+    CU_ASSERT_PTR_NOT_NULL(e);
+    EXPECT_STR(entry_str(e, "owner"), "selfsigned");
+    json_decref(st);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+    /* Bad use: a clear message, exit 2. */
+    char cmd[700];
+    snprintf(cmd, sizeof(cmd), "'%s' state export --jsno 2>&1", cm_th_certmon());
+    char *bad[] = {"/bin/sh", "-c", cmd, NULL};
+    EXPECT_INT(cm_th_run(bad, &out, 30, NULL), 2);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "unknown option '--jsno'"));
+    free(out);
+}
+
 static CU_TestInfo tests[] = {
     {"config-check accepts a good config", test_config_check_ok},
     {"config-check and run name the lines of errors", test_config_check_names_lines},
     {"probes, file targets, state across a restart", test_probes_files_restart},
     {"SIGHUP: valid and invalid reloads", test_reload},
     {"corrupt state moved aside", test_corrupt_state},
+    {"SIGTERM: every recorded result is in the database", test_sigterm_nothing_lost},
+    {"kill -9 while writing: integrity, at most a second lost", test_kill9_integrity},
+    {"JSON state imported; state export", test_import_and_export},
     {"scheduler: concurrency cap", test_concurrency_cap},
     {"scheduler: first probes spread", test_start_spread},
     {"scheduler: retry backoff", test_retry_backoff},

@@ -108,10 +108,10 @@ ok "conffiles and maintainer scripts"
 
 # ---- The packaged configuration ----
 conf="$tmp/root/etc/certmon/certmon.conf"
-grep -q '^    state_file = "/var/lib/certmon/state.json";$' "$conf" ||
+grep -q '^    state_file = "/var/lib/certmon/certmon.db";$' "$conf" ||
     fail "the packaged configuration does not keep its state in /var/lib/certmon"
 # Checked as the daemon would load it, with the state directory moved to one that exists.
-sed "s|/var/lib/certmon/state.json|$tmp/state.json|" "$conf" >"$tmp/certmon.conf"
+sed "s|/var/lib/certmon/certmon.db|$tmp/certmon.db|" "$conf" >"$tmp/certmon.conf"
 if out=$("$tmp/root/usr/bin/certmon" config-check -c "$tmp/certmon.conf" 2>&1); then
     ok "config-check: $out"
 else

@@ -1,4 +1,6 @@
 #include "cmtest.h"
+#include "certmon/daemon/state.h"
+#include "certmon/daemon/store.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -501,4 +503,19 @@ int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s)
     if (elapsed_s)
         *elapsed_s = cm_th_now() - t0;
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+json_t *cm_th_state_json(const char *path)
+{
+    struct cm_state *s = NULL;
+    char err[600], *text = NULL;
+    size_t len;
+    json_t *j = NULL;
+
+    if (cm_state_new(&s) == 0 && cm_store_read(path, s, err, sizeof(err)) == 0 &&
+        cm_state_serialize(s, time(NULL), &text, &len) == 0)
+        j = json_loadb(text, len, 0, NULL);
+    free(text);
+    cm_state_free(s);
+    return j;
 }

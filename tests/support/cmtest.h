@@ -113,4 +113,11 @@ json_t *cm_json_only(json_t *arr);
  * when position < 0, any severity when severity is NULL), or NULL. */
 json_t *cm_finding(json_t *t, const char *id, const char *severity, int position);
 
+/* ---- The daemon's state ---- */
+
+/* The state database (or JSON state file) at path as the JSON state document (`certmon state
+ * export --json`: {"version", "saved_at", "targets": [{name, owner, last_probe, ..., report}]}),
+ * read while a daemon may be writing it; NULL when it cannot be read (no file yet). */
+json_t *cm_th_state_json(const char *path);
+
 #endif

@@ -1582,7 +1582,7 @@ static void check_shipped(const char *path)
     EXPECT_INT(cfg->log_level, CM_LOG_INFO);
     EXPECT_INT(cfg->listen_count, 1);
     EXPECT_STR(cfg->listen[0], "127.0.0.1:9799");
-    snprintf(state, sizeof(state), "%s/certmon-state.json", cfg->dir);
+    snprintf(state, sizeof(state), "%s/certmon.db", cfg->dir);
     EXPECT_STR(cfg->state_file, state);
     EXPECT_INT(cfg->target_count, 3);
     EXPECT_INT(cfg->notifier_count, 0);

@@ -145,7 +145,7 @@ static void test_commands(void)
             break;
         p++;
     }
-    EXPECT_INT(n, 6);
+    EXPECT_INT(n, 7);
     free(sec);
     free(help);
 }
@@ -153,7 +153,7 @@ static void test_commands(void)
 static void test_other_command_flags(void)
 {
     static const char *const cmds[] = {"run --help", "config-check --help", "notify-test --help"};
-    char *sec = section(page1, "RUN, CONFIG-CHECK AND NOTIFY-TEST OPTIONS");
+    char *sec = section(page1, "RUN, CONFIG-CHECK, NOTIFY-TEST AND STATE OPTIONS");
     unsigned n = 0;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(sec);

@@ -1,6 +1,8 @@
 /* Unit tests for the state store (src/daemon/state.c): the name index, recording results with their
  * first-seen times, the state file's JSON both ways, the atomic write and loading with its
- * all-or-nothing rule. Results are built by hand and judged at fixed times. */
+ * all-or-nothing rule; and its database (src/daemon/store.c): rows both ways through the
+ * writer thread, the import of a JSON state, a corrupt database moved aside. Results are built by
+ * hand and judged at fixed times. */
 #include "cmfixture.h"
 #include "cmtest.h"
 
@@ -11,13 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sqlite3.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/error.h"
 #include "certmon/probe/posture.h"
 #include "certmon/probe/probe.h"
 #include "certmon/daemon/state.h"
+#include "certmon/daemon/store.h"
 #include "certmon/probe/x509.h"
 
 #define DAY 86400
@@ -247,16 +252,19 @@ static void rm_rf(const char *dir)
     rmdir(dir);
 }
 
+static uv_loop_t loop; /* the store's writer reports to it */
+
 static int suite_init(void)
 {
     strcpy(tmpdir, "/tmp/cm-test-state-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return mkdtemp(tmpdir) && uv_loop_init(&loop) == 0 ? 0 : -1;
 }
 
 static int suite_clean(void)
 {
     rm_rf(tmpdir);
-    return 0;
+    /* Every store closed its handle. */
+    return uv_loop_close(&loop) == 0 ? 0 : -1;
 }
 
 /* A fresh subdirectory of the scratch directory. */
@@ -1438,6 +1446,414 @@ static void test_move_aside(void)
     CU_ASSERT_EQUAL(access(path, F_OK), 0);
 }
 
+/* ---- The database (store.c) ---- */
+
+static struct cm_store *store_open_ok(const char *path, struct cm_state *s, unsigned line)
+{
+    struct cm_store *st = NULL;
+    char err[600] = "";
+    int rc = cm_store_open(&loop, path, s, NOW + 5000, &st, err, sizeof(err));
+
+    if (rc != 0)
+        fprintf(stderr, "\n  line %u: cm_store_open(%s): %d %s\n", line, path, rc, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    return st;
+}
+
+/* Closes the store and lets the loop release its handle: no handle is left behind. */
+static void store_close_ok(struct cm_store *st)
+{
+    EXPECT_INT(cm_store_close(st), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+}
+
+/* Every entry of s through cm_store_put. */
+static void put_all(struct cm_store *st, struct cm_state *s)
+{
+    size_t n;
+    struct cm_state_entry *const *es = cm_state_entries(s, &n);
+
+    for (size_t i = 0; i < n; i++)
+        EXPECT_INT(cm_store_put(st, es[i]), 0);
+}
+
+static struct cm_state *read_db(const char *path, unsigned line)
+{
+    struct cm_state *s = new_state();
+    char err[600] = "";
+    int rc = cm_store_read(path, s, err, sizeof(err));
+
+    if (rc != 0)
+        fprintf(stderr, "\n  line %u: cm_store_read(%s): %d %s\n", line, path, rc, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    return s;
+}
+
+/* A single value from the database through SQLite itself (what `sqlite3 FILE` shows). */
+static char *sql_text(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char *out = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        out = cm_tf_strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+#define EXPECT_SQL(path, sql, want)                                                                \
+    do {                                                                                           \
+        char *got_ = sql_text(path, sql);                                                          \
+        EXPECT_STR(got_ ? got_ : "(null)", want);                                                  \
+        free(got_);                                                                                \
+    } while (0)
+
+static void test_store_round_trip(void)
+{
+    const char *dir = fresh_dir("store");
+    char path[600];
+    struct cm_state *s = sample_state(), *t, *u;
+    struct cm_store *st;
+    struct cm_store_stats stats;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    t = new_state();
+    st = store_open_ok(path, t, __LINE__); /* no file: a new database */
+    EXPECT_INT(count_of(t), 0);
+    put_all(st, s);
+    /* A sync commits now, and a reader sees the rows while the writer still runs. */
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    u = read_db(path, __LINE__);
+    expect_same_state(s, u, __LINE__);
+    cm_state_free(u);
+    cm_store_get_stats(st, &stats);
+    EXPECT_INT(stats.rows_written, 5);
+    EXPECT_INT(stats.failures, 0);
+    store_close_ok(st);
+    /* What sqlite3 shows: WAL mode, one row per entry with plain columns. */
+    EXPECT_SQL(path, "PRAGMA journal_mode", "wal");
+    EXPECT_SQL(path, "SELECT count(*) FROM targets", "5");
+    EXPECT_SQL(path,
+               "SELECT status || ' ' || failures || ' ' || last_success FROM targets "
+               "WHERE name = 'down.example.net:8443'",
+               "critical 2 1799996400");
+    EXPECT_SQL(path,
+               "SELECT json_extract(report, '$.findings[0].id') FROM targets WHERE name = "
+               "'example.com:443'",
+               "cert.expiring");
+    EXPECT_SQL(path, "SELECT owner FROM targets WHERE name = 'file:/etc/ssl/certs/a.pem'",
+               "bundles");
+    EXPECT_SQL(path, "PRAGMA integrity_check", "ok");
+
+    /* Opened again, the state is what was put, first-seen times included; a recorded result
+     * goes on merging them. */
+    st = store_open_ok(path, t, __LINE__);
+    expect_same_state(s, t, __LINE__);
+    {
+        struct cm_state_entry *e = cm_state_get(t, "example.com:443");
+        bool changed;
+        enum cm_status old;
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        record(e, mismatched(), NOW + 2000, &changed, &old);
+        EXPECT_FIRST_SEEN(e, "host.mismatch", 0, NOW + 100);
+        EXPECT_INT(cm_store_put(st, e), 0);
+        /* Removing: one row, then (a state moving to another file) all before new puts. */
+        EXPECT_INT(cm_store_delete(st, "never.example.org:443"), 0);
+    }
+    store_close_ok(st);
+    EXPECT_SQL(path, "SELECT count(*) FROM targets", "4");
+    EXPECT_SQL(path, "SELECT last_probe FROM targets WHERE name = 'example.com:443'", "1800002000");
+    u = read_db(path, __LINE__);
+    EXPECT_INT(count_of(u), 4);
+    EXPECT_FIRST_SEEN(cm_state_get(u, "example.com:443"), "host.mismatch", 0, NOW + 100);
+    EXPECT_INT(cm_state_get(u, "example.com:443")->last_probe, NOW + 2000);
+    cm_state_free(u);
+
+    st = store_open_ok(path, NULL, __LINE__);
+    EXPECT_INT(cm_store_delete_all(st), 0);
+    EXPECT_INT(cm_store_put(st, cm_state_get(s, "down.example.net:8443")), 0);
+    store_close_ok(st);
+    EXPECT_SQL(path, "SELECT group_concat(name) FROM targets", "down.example.net:8443");
+    cm_state_free(t);
+    cm_state_free(s);
+}
+
+/* Without a sync, a change is committed within CM_STORE_COMMIT_MS of its put. */
+static void test_store_commit_delay(void)
+{
+    const char *dir = fresh_dir("delay");
+    char path[600];
+    struct cm_state *s = sample_state(), *u = NULL;
+    struct cm_store *st;
+    double t0;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    t0 = cm_th_now();
+    while (cm_th_now() - t0 < 5) {
+        u = read_db(path, __LINE__);
+        if (count_of(u) == 5)
+            break;
+        cm_state_free(u);
+        u = NULL;
+        usleep(20000);
+    }
+    CU_ASSERT_PTR_NOT_NULL(u);
+    /* Generous against a loaded machine; the bound that matters is "about a second". */
+    CU_ASSERT(cm_th_now() - t0 < 1.0);
+    if (u)
+        expect_same_state(s, u, __LINE__);
+    cm_state_free(u);
+    store_close_ok(st);
+    cm_state_free(s);
+}
+
+/* A JSON state of earlier versions at the path is imported once and kept as *.imported. */
+static void test_store_import_json(void)
+{
+    const char *dir = fresh_dir("import");
+    char path[600], kept[700], listing[512], head[16] = "";
+    struct cm_state *s = sample_state(), *t = new_state();
+    struct cm_store *st;
+    size_t len;
+    char *json = serialize(s, NOW + 1000, &len), *again;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    snprintf(kept, sizeof(kept), "%s.imported", path);
+    write_text(path, json);
+    st = store_open_ok(path, t, __LINE__);
+    expect_same_state(s, t, __LINE__);
+    store_close_ok(st);
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "state.json state.json.imported");
+    again = read_all(kept, NULL);
+    EXPECT_STR(again, json);
+    free(again);
+    fp = fopen(path, "rb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    CU_ASSERT_EQUAL(fread(head, 1, 16, fp), 16);
+    fclose(fp);
+    CU_ASSERT(!memcmp(head, "SQLite format 3", 16));
+    /* Not imported twice: the next start reads the database. */
+    cm_state_free(t);
+    t = new_state();
+    st = store_open_ok(path, t, __LINE__);
+    expect_same_state(s, t, __LINE__);
+    store_close_ok(st);
+    list_dir(dir, listing, sizeof(listing));
+    EXPECT_STR(listing, "state.json state.json.imported");
+    /* export --json gives the same document back. */
+    again = serialize(t, NOW + 1000, &len);
+    EXPECT_STR(again, json);
+    free(again);
+    free(json);
+    cm_state_free(t);
+    cm_state_free(s);
+}
+
+/* Counts files in dir whose names start with prefix. */
+static int count_prefixed(const char *dir, const char *prefix)
+{
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    while (dp && (de = readdir(dp)))
+        n += !strncmp(de->d_name, prefix, strlen(prefix));
+    if (dp)
+        closedir(dp);
+    return n;
+}
+
+static void test_store_corrupt(void)
+{
+    const char *dir = fresh_dir("corruptdb");
+    char path[600], moved[700], buf[8192];
+    struct cm_state *s = sample_state(), *t = new_state();
+    struct cm_store *st;
+    char *got;
+    int fd;
+
+    /* A database whose pages were overwritten: moved aside, a fresh one in its place. */
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    store_close_ok(st);
+    fd = open(path, O_WRONLY);
+    CU_ASSERT_FATAL(fd >= 0);
+    memset(buf, 0xa5, sizeof(buf));
+    CU_ASSERT_EQUAL(pwrite(fd, buf, 200, 16), 200); /* the header after the magic */
+    CU_ASSERT_EQUAL(pwrite(fd, buf, sizeof(buf), 4096), (ssize_t)sizeof(buf));
+    close(fd);
+    st = store_open_ok(path, t, __LINE__);
+    EXPECT_INT(count_of(t), 0);
+    snprintf(moved, sizeof(moved), "%s/certmon.db.corrupt-%lld", dir, (long long)NOW + 5000);
+    CU_ASSERT_EQUAL(access(moved, F_OK), 0);
+    /* The new database works. */
+    put_all(st, s);
+    store_close_ok(st);
+    EXPECT_SQL(path, "SELECT count(*) FROM targets", "5");
+    EXPECT_SQL(path, "PRAGMA integrity_check", "ok");
+
+    /* A JSON state that does not load is moved aside the same way. */
+    snprintf(path, sizeof(path), "%s/state.json", dir);
+    write_text(path, "{\"version\": 1, \"targets\": [ {\"name\": tru");
+    st = store_open_ok(path, t, __LINE__);
+    EXPECT_INT(count_of(t), 0);
+    store_close_ok(st);
+    EXPECT_INT(count_prefixed(dir, "state.json.corrupt-"), 1);
+    snprintf(moved, sizeof(moved), "%s/state.json.corrupt-%lld", dir, (long long)NOW + 5000);
+    got = read_all(moved, NULL);
+    EXPECT_STR(got, "{\"version\": 1, \"targets\": [ {\"name\": tru");
+    free(got);
+    EXPECT_SQL(path, "SELECT count(*) FROM targets", "0");
+
+    /* Another program's SQLite file is not ours to move or change: an error, file intact. */
+    snprintf(path, sizeof(path), "%s/other.db", dir);
+    {
+        sqlite3 *db;
+        CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+        CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                     "PRAGMA application_id = 42; CREATE TABLE t(x);"
+                                     "INSERT INTO t VALUES (7);",
+                                     NULL, NULL, NULL),
+                        SQLITE_OK);
+        sqlite3_close(db);
+        char err[600] = "";
+        st = NULL;
+        EXPECT_INT(cm_store_open(&loop, path, t, NOW, &st, err, sizeof(err)), CM_ESTATE);
+        CU_ASSERT_PTR_NULL(st);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "a SQLite database of another program"));
+        uv_run(&loop, UV_RUN_DEFAULT);
+        EXPECT_SQL(path, "SELECT x FROM t", "7");
+        EXPECT_INT(count_prefixed(dir, "other.db.corrupt"), 0);
+    }
+    /* A directory that does not exist: an error naming the file. */
+    {
+        char err[600] = "";
+        snprintf(path, sizeof(path), "%s/no/such/dir/certmon.db", dir);
+        st = NULL;
+        CU_ASSERT(cm_store_open(&loop, path, t, NOW, &st, err, sizeof(err)) < 0);
+        CU_ASSERT_PTR_NULL(st);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+        uv_run(&loop, UV_RUN_DEFAULT);
+    }
+    cm_state_free(t);
+    cm_state_free(s);
+}
+
+/* View hooks that count what they build and free. */
+static int views_built, views_freed;
+
+static void *count_build(json_t *report, void *arg)
+{
+    (void)arg;
+    views_built++;
+    return json_incref(report);
+}
+
+static void count_free(void *v)
+{
+    views_freed++;
+    json_decref(v);
+}
+
+/* Rows edited by hand through sqlite3: a bad field is ignored with a warning, a row without a
+ * usable status is skipped, a report that is not JSON is dropped when checked; the rest
+ * loads. Reports are checked (parsed, views built) after the load, in slices. */
+static void test_store_hand_edits(void)
+{
+    const char *dir = fresh_dir("edits");
+    char path[600];
+    struct cm_state *s = sample_state(), *t = new_state();
+    struct cm_store *st;
+    sqlite3 *db;
+    static const struct cm_state_view_hooks hooks = {count_build, count_free, NULL};
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    store_close_ok(st);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "UPDATE targets SET seen = 'not json' WHERE name = "
+                                 "'example.com:443';"
+                                 "UPDATE targets SET status = 'fine' WHERE name = "
+                                 "'down.example.net:8443';"
+                                 "UPDATE targets SET report = '{\"broken' WHERE name = "
+                                 "'file:/etc/ssl/certs/a.pem';",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+    sqlite3_close(db);
+    cm_state_set_view_hooks(t, &hooks);
+    views_built = views_freed = 0;
+    st = store_open_ok(path, t, __LINE__);
+    store_close_ok(st);
+    EXPECT_INT(count_of(t), 4);
+    CU_ASSERT_PTR_NULL(cm_state_get(t, "down.example.net:8443"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cm_state_get(t, "example.com:443"));
+    EXPECT_INT(cm_state_get(t, "example.com:443")->seen_count, 0);
+    /* Nothing parsed yet: three reports wait (never.example.org has none). */
+    EXPECT_INT(views_built, 0);
+    CU_ASSERT_FALSE(cm_state_check_reports(t, 1));
+    EXPECT_INT(views_built, 1);
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    EXPECT_INT(views_built, 2);
+    CU_ASSERT_PTR_NOT_NULL(cm_state_get(t, "example.com:443")->report);
+    CU_ASSERT_PTR_NOT_NULL(cm_state_get(t, "example.com:443")->view);
+    CU_ASSERT_PTR_NOT_NULL(cm_state_get(t, "we\"ird\\name\n\t\xc3\xa9:443")->view);
+    CU_ASSERT_PTR_NULL(cm_state_get(t, "file:/etc/ssl/certs/a.pem")->report);
+    CU_ASSERT_PTR_NULL(cm_state_get(t, "file:/etc/ssl/certs/a.pem")->view);
+    /* Checked once: nothing more to do. */
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    EXPECT_INT(views_built, 2);
+    cm_state_free(t);
+    EXPECT_INT(views_freed, 2);
+    cm_state_free(s);
+}
+
+/* An entry removed before its report was checked moves another into its slot: that one is
+ * still checked. */
+static void test_check_after_remove(void)
+{
+    const char *dir = fresh_dir("checkrm");
+    char path[600];
+    struct cm_state *s = sample_state(), *t = new_state();
+    struct cm_store *st;
+    static const struct cm_state_view_hooks hooks = {count_build, count_free, NULL};
+    struct cm_state_entry *const *es;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    store_close_ok(st);
+    cm_state_set_view_hooks(t, &hooks);
+    views_built = views_freed = 0;
+    st = store_open_ok(path, t, __LINE__);
+    store_close_ok(st);
+    /* Check the first two, then remove the first: the last entry moves into slot 0. */
+    CU_ASSERT_FALSE(cm_state_check_reports(t, 2));
+    es = cm_state_entries(t, &n);
+    EXPECT_INT(n, 5);
+    cm_state_remove(t, es[0]);
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    es = cm_state_entries(t, &n);
+    for (size_t i = 0; i < n; i++) {
+        CU_ASSERT_FALSE(es[i]->unchecked);
+        CU_ASSERT((es[i]->report != NULL) == (es[i]->view != NULL));
+    }
+    cm_state_free(t);
+    EXPECT_INT(views_freed, views_built);
+    cm_state_free(s);
+}
+
 static CU_TestInfo tests[] = {
     {"put/get/remove 5000 names in random order", test_put_get_remove},
     {"random puts and removes in a small table", test_churn},
@@ -1457,6 +1873,12 @@ static CU_TestInfo tests[] = {
     {"load: unknown finding ids are dropped", test_load_unknown_seen},
     {"load: a field of the wrong type is ignored and logged", test_load_wrong_types},
     {"move_aside", test_move_aside},
+    {"store: rows both ways, read while writing, delete", test_store_round_trip},
+    {"store: committed within the commit delay", test_store_commit_delay},
+    {"store: a JSON state is imported once", test_store_import_json},
+    {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},
+    {"store: rows edited by hand; reports checked in slices", test_store_hand_edits},
+    {"store: a removal during the checks", test_check_after_remove},
     CU_TEST_INFO_NULL,
 };
 

@@ -2,8 +2,8 @@
  *
  * The daemon: one loop; a configuration generation (config + TLS context) replaced whole on
  * SIGHUP and kept alive by the runs still using it; the scheduler starting probes and file
- * scans; the probe and analysis code `check` uses; the state store, written to the state file
- * a moment after it changes; SIGTERM/SIGINT cancel what runs, write the state and exit 0. */
+ * scans; the probe and analysis code `check` uses; the state store, each change handed to the
+ * database's writer thread; SIGTERM/SIGINT cancel what runs, commit the state and exit 0. */
 #ifndef CERTMON_DAEMON_H
 #define CERTMON_DAEMON_H
 
@@ -26,7 +26,8 @@ int cm_notify_test_main(int argc, char **argv);
 /* New targets start at most this densely: min(interval, startup_spread, n x this). */
 #define CM_SPREAD_MS_PER_TARGET 100
 
-/* The state is written this long after the first change since the last write. */
+/* The notifiers' file (STATE_FILE.notify.json) is written this long after the first change
+ * since its last write. The state itself goes to its database within CM_STORE_COMMIT_MS. */
 #define CM_STATE_FLUSH_DELAY_MS 2000
 
 #endif

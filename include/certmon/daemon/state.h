@@ -4,9 +4,11 @@
  * name, or "file:PATH" for each file a file entry found.
  *
  * The latest report is held as compact JSON text (a parsed tree costs ten times the memory),
- * which is also what the state file and the API serve. Persistence is one JSON document
- * written to a temporary file, fsynced and renamed over the old one; the write itself is
- * cm_state_write_file, which blocks and belongs on the thread pool. */
+ * which is also what the database and the API serve. This module is the in-memory view;
+ * persistence is the store's (certmon/daemon/store.h: one SQLite row per entry, written by its
+ * own thread). The JSON state document of earlier versions is still read here
+ * (cm_state_load: the store imports it once) and written (cm_state_serialize: `certmon state
+ * export --json`). */
 #ifndef CERTMON_STATE_H
 #define CERTMON_STATE_H
 
@@ -45,8 +47,8 @@ struct cm_state_entry {
     int64_t posture_at;         /* when it ran */
     size_t slot;                /* index in the state's entry array (internal) */
     uint64_t mark;              /* the caller's scratch (the daemon marks what a scan found) */
-    char *meta;                 /* internal: these fields as the state file writes them */
     void *view;                 /* built by the view hooks from the latest report, or NULL */
+    bool unchecked; /* internal: a restored report not parsed yet (cm_state_check_reports) */
     const struct cm_state_view_hooks *hooks; /* internal */
 };
 
@@ -125,5 +127,47 @@ int cm_state_move_aside(const char *path, time_t now, char *moved, size_t movedl
 /* The posture as the state file stores it, and back (exposed for tests). */
 json_t *cm_posture_to_state_json(const struct cm_posture *p);
 int cm_posture_from_state_json(json_t *j, struct cm_posture *out);
+
+/* One entry as the store keeps it: plain values and JSON texts (seen: [[id, position,
+ * first_seen], ...]; posture: cm_posture_to_state_json; report: the report object). Strings
+ * are borrowed for the call. */
+struct cm_state_row {
+    const char *name;
+    const char *owner;  /* NULL: the name */
+    const char *status; /* cm_status_name, or NULL before a first result */
+    int64_t last_probe, last_success, status_since, posture_at;
+    int64_t failures;
+    const char *seen;    /* NULL: none */
+    const char *posture; /* NULL: none */
+    const char *report;  /* NULL: none */
+};
+
+/* Adds the entry a row describes to s, checked as cm_state_load checks a state file's entry
+ * (idx names the row in messages): a field of the wrong type is ignored with a warning; a
+ * missing name, a duplicate or an unknown status is CM_ESTATE with a reason in err. The
+ * report text is kept as given and not parsed yet: parsing a hundred thousand reports (and
+ * building their views) would take seconds at start; cm_state_check_reports does it later.
+ * Returns 0, CM_ESTATE or -ENOMEM. */
+int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t idx, char *err,
+                     size_t errlen);
+
+/* Parses up to max restored reports not parsed yet: one that is not a JSON object is dropped
+ * with a warning (the API serves report texts as they are), the others get their views.
+ * Returns true when no report is left unchecked. Call it in slices after a start, and with
+ * SIZE_MAX before serving reports or views. */
+bool cm_state_check_reports(struct cm_state *s, size_t max);
+
+/* A reference to the entry's report text (NULL when it has none), valid on any thread until
+ * cm_state_report_unref: the entry may get a new report meanwhile. */
+char *cm_state_report_ref(const struct cm_state_entry *e);
+void cm_state_report_unref(char *report);
+
+/* The entry's first-seen list and posture as the row's JSON texts (malloc'd; posture NULL
+ * when the entry has none). NULL on allocation failure. */
+char *cm_state_seen_text(const struct cm_state_entry *e);
+char *cm_state_posture_text(const struct cm_state_entry *e);
+
+/* Removes every entry. */
+void cm_state_clear(struct cm_state *s);
 
 #endif

@@ -1,0 +1,794 @@
+/* The state database (see store.h). The loop only ever takes the queue's mutex, for the time
+ * of an append; the connection belongs to the writer thread once cm_store_open returns. */
+#include "certmon/daemon/store.h"
+#include "certmon/base/error.h"
+#include "certmon/base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* PRAGMA application_id: "cmdb". A SQLite file of some other program is never touched. */
+#define APP_ID 0x636d6462
+
+enum op_kind { OP_PUT, OP_DELETE, OP_DELETE_ALL };
+
+/* One queued change: a copy of an entry's fields (strings owned; report a shared reference). */
+struct op {
+    enum op_kind kind;
+    char *name;
+    char *owner;
+    const char *status; /* static, or NULL */
+    int64_t last_probe, last_success, status_since, posture_at, failures;
+    char *seen;
+    char *posture;
+    char *report; /* cm_state_report_ref */
+};
+
+struct queue {
+    struct op *v;
+    size_t n, cap;
+};
+
+struct cm_store {
+    char *path;
+    sqlite3 *db; /* the writer thread's once started */
+    sqlite3_stmt *upsert, *del, *del_all;
+    uv_thread_t thread;
+    bool started;
+    uv_async_t async; /* the writer's reports back to the loop */
+    bool has_async;
+
+    uv_mutex_t mu; /* guards everything below */
+    uv_cond_t cond;
+    struct queue q;
+    uint64_t first_at;          /* uv_hrtime of the oldest queued change */
+    uint64_t queued, committed; /* changes queued and handled (in order) so far */
+    bool closing, sync_req;
+    int last_rc;        /* of the latest transaction */
+    char last_err[512]; /* its reason, for the loop to log */
+    bool err_pending;
+    struct cm_store_stats stats;
+};
+
+static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int failf(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static void op_clear(struct op *o)
+{
+    free(o->name);
+    free(o->owner);
+    free(o->seen);
+    free(o->posture);
+    cm_state_report_unref(o->report);
+    memset(o, 0, sizeof(*o));
+}
+
+static void queue_clear(struct queue *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        op_clear(&q->v[i]);
+    free(q->v);
+    memset(q, 0, sizeof(*q));
+}
+
+/* ---- SQL ---- */
+
+static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS targets ("
+                             " id INTEGER PRIMARY KEY,"
+                             " name TEXT NOT NULL UNIQUE,"
+                             " owner TEXT NOT NULL,"
+                             " status TEXT,"
+                             " last_probe INTEGER NOT NULL DEFAULT 0,"
+                             " last_success INTEGER NOT NULL DEFAULT 0,"
+                             " status_since INTEGER NOT NULL DEFAULT 0,"
+                             " failures INTEGER NOT NULL DEFAULT 0,"
+                             " seen TEXT,"
+                             " posture_at INTEGER NOT NULL DEFAULT 0,"
+                             " posture TEXT,"
+                             " report TEXT);";
+
+/* The rowid stays when a row is updated: a target keeps its place in the table, and targets
+ * probed one after the other (the schedule repeats its order) share pages, so that a batch
+ * of results rewrites few pages. */
+static const char UPSERT[] =
+    "INSERT INTO targets (name, owner, status, last_probe, last_success, status_since,"
+    " failures, seen, posture_at, posture, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, status ="
+    " excluded.status, last_probe = excluded.last_probe, last_success = excluded.last_success,"
+    " status_since = excluded.status_since, failures = excluded.failures, seen = excluded.seen,"
+    " posture_at = excluded.posture_at, posture = excluded.posture, report = excluded.report";
+
+static const char SELECT_ALL[] =
+    "SELECT name, owner, status, last_probe, last_success, status_since, failures, seen,"
+    " posture_at, posture, report FROM targets ORDER BY id";
+
+static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen, const char *path)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+    if (rc != SQLITE_OK)
+        failf(err, errlen, 0, "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return rc;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql, int *rc)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+
+    if ((*rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL)) == SQLITE_OK) {
+        if ((*rc = sqlite3_step(st)) == SQLITE_ROW) {
+            v = sqlite3_column_int64(st, 0);
+            *rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* What went wrong with a database: the file is unusable (moved aside) or the trouble is
+ * elsewhere (permissions, a full disk: the file is left alone). */
+static bool is_corrupt(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
+/* Opens (creating) the database at path, sets WAL mode and the schema. Returns SQLITE_OK or
+ * the SQLite code with a reason in err; *db is NULL on failure. */
+static int open_db(const char *path, bool readonly, sqlite3 **db, char *err, size_t errlen)
+{
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int rc;
+    int64_t app, ver;
+
+    *db = NULL;
+    if ((rc = sqlite3_open_v2(path, db, flags, NULL)) != SQLITE_OK) {
+        failf(err, errlen, 0, "cannot open %s: %s", path,
+              *db ? sqlite3_errmsg(*db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_extended_result_codes(*db, 1);
+    /* The daemon's writes wait for a reader's lock (sqlite3 on the file) rather than fail. */
+    sqlite3_busy_timeout(*db, 5000);
+    app = pragma_int(*db, "PRAGMA application_id", &rc);
+    if (rc != SQLITE_OK) {
+        failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(*db));
+        goto fail;
+    }
+    ver = pragma_int(*db, "PRAGMA user_version", &rc);
+    if (rc != SQLITE_OK) {
+        failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(*db));
+        goto fail;
+    }
+    if (app != 0 && app != APP_ID) {
+        failf(err, errlen, 0, "%s is a SQLite database of another program (application_id %lld)",
+              path, (long long)app);
+        rc = SQLITE_MISMATCH;
+        goto fail;
+    }
+    if (ver > CM_STORE_SCHEMA) {
+        failf(err, errlen, 0, "%s has schema version %lld; this certmon reads version %d", path,
+              (long long)ver, CM_STORE_SCHEMA);
+        rc = SQLITE_MISMATCH;
+        goto fail;
+    }
+    if (readonly)
+        return SQLITE_OK;
+    /* WAL: readers (sqlite3, `state export`) never block the writer, and a commit appends to
+     * the log instead of rewriting pages in place. NORMAL syncs at checkpoints only: a crash
+     * of the process loses nothing committed, a power loss at most the last commits. */
+    if ((rc = exec(*db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", err, errlen,
+                   path)) != SQLITE_OK)
+        goto fail;
+    if (ver < CM_STORE_SCHEMA) {
+        char sql[sizeof(SCHEMA) + 128];
+        snprintf(sql, sizeof(sql),
+                 "BEGIN; %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
+                 " COMMIT;",
+                 SCHEMA, APP_ID, CM_STORE_SCHEMA);
+        if ((rc = exec(*db, sql, err, errlen, path)) != SQLITE_OK)
+            goto fail;
+    }
+    return SQLITE_OK;
+fail:
+    sqlite3_close(*db);
+    *db = NULL;
+    return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+}
+
+/* Loads every row into s. Returns SQLITE_OK, or the SQLite code with a reason in err (s then
+ * empty); a row that does not make an entry is skipped with a warning. */
+static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    size_t idx = 0;
+    int rc;
+
+    if ((rc = sqlite3_prepare_v2(db, SELECT_ALL, -1, &st, NULL)) != SQLITE_OK) {
+        failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(db));
+        return rc;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct cm_state_row row = {
+            .name = (const char *)sqlite3_column_text(st, 0),
+            .owner = (const char *)sqlite3_column_text(st, 1),
+            .status = (const char *)sqlite3_column_text(st, 2),
+            .last_probe = sqlite3_column_int64(st, 3),
+            .last_success = sqlite3_column_int64(st, 4),
+            .status_since = sqlite3_column_int64(st, 5),
+            .failures = sqlite3_column_int64(st, 6),
+            .seen = (const char *)sqlite3_column_text(st, 7),
+            .posture_at = sqlite3_column_int64(st, 8),
+            .posture = (const char *)sqlite3_column_text(st, 9),
+            .report = (const char *)sqlite3_column_text(st, 10),
+        };
+        char why[512];
+        int r = cm_state_restore(s, &row, idx++, why, sizeof(why));
+        if (r == -ENOMEM) {
+            rc = SQLITE_NOMEM;
+            failf(err, errlen, 0, "out of memory loading %s", path);
+            break;
+        }
+        if (r < 0)
+            cm_log_warn("state", "file=%s %s: row skipped", path, why);
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    else if (rc != SQLITE_NOMEM)
+        failf(err, errlen, 0, "cannot read %s: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        cm_state_clear(s);
+    return rc;
+}
+
+static int prepare_writes(struct cm_store *st, char *err, size_t errlen)
+{
+    if (sqlite3_prepare_v3(st->db, UPSERT, -1, SQLITE_PREPARE_PERSISTENT, &st->upsert, NULL) ||
+        sqlite3_prepare_v3(st->db, "DELETE FROM targets WHERE name = ?1", -1,
+                           SQLITE_PREPARE_PERSISTENT, &st->del, NULL) ||
+        sqlite3_prepare_v3(st->db, "DELETE FROM targets", -1, SQLITE_PREPARE_PERSISTENT,
+                           &st->del_all, NULL))
+        return failf(err, errlen, CM_ESTATE, "%s: %s", st->path, sqlite3_errmsg(st->db));
+    return 0;
+}
+
+static int bind_text(sqlite3_stmt *s, int i, const char *t)
+{
+    return t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+static int apply_op(struct cm_store *st, const struct op *o)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    switch (o->kind) {
+    case OP_PUT:
+        s = st->upsert;
+        if ((rc = bind_text(s, 1, o->name)) || (rc = bind_text(s, 2, o->owner)) ||
+            (rc = bind_text(s, 3, o->status)) || (rc = sqlite3_bind_int64(s, 4, o->last_probe)) ||
+            (rc = sqlite3_bind_int64(s, 5, o->last_success)) ||
+            (rc = sqlite3_bind_int64(s, 6, o->status_since)) ||
+            (rc = sqlite3_bind_int64(s, 7, o->failures)) || (rc = bind_text(s, 8, o->seen)) ||
+            (rc = sqlite3_bind_int64(s, 9, o->posture_at)) || (rc = bind_text(s, 10, o->posture)) ||
+            (rc = bind_text(s, 11, o->report)))
+            return rc;
+        break;
+    case OP_DELETE:
+        s = st->del;
+        if ((rc = bind_text(s, 1, o->name)))
+            return rc;
+        break;
+    default:
+        s = st->del_all;
+        break;
+    }
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One transaction for a batch. Returns SQLITE_OK or the failing code with a reason in err;
+ * a failed batch is rolled back whole. */
+static int apply_batch(struct cm_store *st, const struct queue *q, char *err, size_t errlen)
+{
+    int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+
+    for (size_t i = 0; rc == SQLITE_OK && i < q->n; i++)
+        rc = apply_op(st, &q->v[i]);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        failf(err, errlen, 0, "file=%s write failed: %s", st->path, sqlite3_errmsg(st->db));
+        if (!sqlite3_get_autocommit(st->db))
+            sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+static void close_db(struct cm_store *st)
+{
+    sqlite3_finalize(st->upsert);
+    sqlite3_finalize(st->del);
+    sqlite3_finalize(st->del_all);
+    st->upsert = st->del = st->del_all = NULL;
+    /* The last connection's close checkpoints the WAL into the file and removes it. */
+    sqlite3_close(st->db);
+    st->db = NULL;
+}
+
+/* ---- The writer thread ---- */
+
+static void writer(void *arg)
+{
+    struct cm_store *st = arg;
+    struct queue batch;
+    char err[512];
+
+    /* Named, so that top -H and the benchmark can tell its CPU from the loop's. */
+    pthread_setname_np(pthread_self(), "certmon-store");
+    uv_mutex_lock(&st->mu);
+    for (;;) {
+        while (st->q.n == 0 && !st->closing)
+            uv_cond_wait(&st->cond, &st->mu);
+        if (st->q.n == 0 && st->closing)
+            break;
+        /* Let a batch gather: one transaction per CM_STORE_COMMIT_MS at most. */
+        while (!st->closing && !st->sync_req) {
+            uint64_t now = uv_hrtime(), due = st->first_at + CM_STORE_COMMIT_MS * 1000000ull;
+            if (now >= due)
+                break;
+            uv_cond_timedwait(&st->cond, &st->mu, due - now);
+        }
+        batch = st->q;
+        memset(&st->q, 0, sizeof(st->q));
+        uint64_t upto = st->queued;
+        st->sync_req = false;
+        uv_mutex_unlock(&st->mu);
+
+        int rc = apply_batch(st, &batch, err, sizeof(err));
+        size_t puts = 0;
+        for (size_t i = 0; i < batch.n; i++)
+            puts += batch.v[i].kind == OP_PUT;
+        queue_clear(&batch);
+
+        uv_mutex_lock(&st->mu);
+        st->committed = upto;
+        st->last_rc = rc;
+        if (rc == SQLITE_OK) {
+            st->stats.commits++;
+            st->stats.rows_written += puts;
+        } else {
+            st->stats.failures++;
+            memcpy(st->last_err, err, sizeof(st->last_err));
+            st->err_pending = true;
+        }
+        uv_cond_broadcast(&st->cond);
+        if (rc != SQLITE_OK && st->has_async)
+            uv_async_send(&st->async);
+    }
+    uv_mutex_unlock(&st->mu);
+    close_db(st);
+}
+
+/* Failures are logged on the loop. The changes of a failed transaction are lost; every put
+ * carries the whole row, so each target's row is whole again at its next result. */
+static void on_async(uv_async_t *a)
+{
+    struct cm_store *st = a->data;
+    char err[512];
+    bool pending;
+
+    uv_mutex_lock(&st->mu);
+    pending = st->err_pending;
+    st->err_pending = false;
+    memcpy(err, st->last_err, sizeof(err));
+    uv_mutex_unlock(&st->mu);
+    if (pending)
+        cm_log_error("state",
+                     "%s; the changes of that transaction are lost until the next "
+                     "result of each target",
+                     err);
+}
+
+static int enqueue(struct cm_store *st, struct op *o)
+{
+    uv_mutex_lock(&st->mu);
+    if (st->q.n == st->q.cap) {
+        size_t ncap = st->q.cap ? st->q.cap * 2 : 64;
+        struct op *v = realloc(st->q.v, ncap * sizeof(*v));
+        if (!v) {
+            uv_mutex_unlock(&st->mu);
+            op_clear(o);
+            return -ENOMEM;
+        }
+        st->q.v = v;
+        st->q.cap = ncap;
+    }
+    if (st->q.n == 0) {
+        st->first_at = uv_hrtime();
+        uv_cond_broadcast(&st->cond);
+    }
+    st->q.v[st->q.n++] = *o;
+    st->queued++;
+    uv_mutex_unlock(&st->mu);
+    return 0;
+}
+
+static int op_of_entry(const struct cm_state_entry *e, struct op *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->kind = OP_PUT;
+    o->status = e->has_status ? cm_status_name(e->status) : NULL;
+    o->last_probe = e->last_probe;
+    o->last_success = e->last_success;
+    o->status_since = e->status_since;
+    o->posture_at = e->posture_at;
+    o->failures = e->failures;
+    if (!(o->name = strdup(e->name)) || !(o->owner = strdup(e->owner)) ||
+        !(o->seen = cm_state_seen_text(e)) ||
+        (e->posture && !(o->posture = cm_state_posture_text(e)))) {
+        op_clear(o);
+        return -ENOMEM;
+    }
+    o->report = cm_state_report_ref(e);
+    return 0;
+}
+
+int cm_store_put(struct cm_store *st, const struct cm_state_entry *e)
+{
+    struct op o;
+
+    if (op_of_entry(e, &o) < 0)
+        return -ENOMEM;
+    return enqueue(st, &o);
+}
+
+int cm_store_delete(struct cm_store *st, const char *name)
+{
+    struct op o = {.kind = OP_DELETE, .name = strdup(name)};
+
+    if (!o.name)
+        return -ENOMEM;
+    return enqueue(st, &o);
+}
+
+int cm_store_delete_all(struct cm_store *st)
+{
+    struct op o = {.kind = OP_DELETE_ALL};
+
+    return enqueue(st, &o);
+}
+
+int cm_store_sync(struct cm_store *st, uint64_t timeout_ms)
+{
+    uint64_t end = uv_hrtime() + timeout_ms * 1000000ull, upto;
+    int rc = 0;
+
+    uv_mutex_lock(&st->mu);
+    upto = st->queued;
+    st->sync_req = true;
+    uv_cond_broadcast(&st->cond);
+    while (st->committed < upto) {
+        uint64_t now = uv_hrtime();
+        if (now >= end || uv_cond_timedwait(&st->cond, &st->mu, end - now) == UV_ETIMEDOUT) {
+            if (st->committed < upto) {
+                rc = -ETIMEDOUT;
+                break;
+            }
+        }
+    }
+    if (rc == 0 && st->last_rc != SQLITE_OK)
+        rc = CM_ESTATE;
+    uv_mutex_unlock(&st->mu);
+    return rc;
+}
+
+void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out)
+{
+    uv_mutex_lock(&st->mu);
+    *out = st->stats;
+    uv_mutex_unlock(&st->mu);
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void store_free(struct cm_store *st)
+{
+    queue_clear(&st->q);
+    free(st->path);
+    uv_cond_destroy(&st->cond);
+    uv_mutex_destroy(&st->mu);
+    if (st->has_async)
+        uv_close((uv_handle_t *)&st->async, on_async_closed);
+    else
+        free(st);
+}
+
+int cm_store_close(struct cm_store *st)
+{
+    int rc;
+
+    if (!st)
+        return 0;
+    uv_mutex_lock(&st->mu);
+    st->closing = true;
+    uv_cond_broadcast(&st->cond);
+    uv_mutex_unlock(&st->mu);
+    if (st->started)
+        uv_thread_join(&st->thread);
+    else
+        close_db(st);
+    rc = st->last_rc == SQLITE_OK ? 0 : CM_ESTATE;
+    if (st->has_async)
+        on_async(&st->async); /* a failure of the last commit */
+    store_free(st);
+    return rc;
+}
+
+/* ---- Opening: sniffing, importing, moving aside ---- */
+
+enum kind { K_NONE, K_SQLITE, K_OTHER };
+
+static enum kind sniff(const char *path, int *err)
+{
+    char head[16];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    *err = 0;
+    if (fd < 0) {
+        *err = errno;
+        return errno == ENOENT ? K_NONE : K_OTHER;
+    }
+    n = read(fd, head, sizeof(head));
+    close(fd);
+    if (n < 0) {
+        *err = errno;
+        return K_OTHER;
+    }
+    /* An empty file is an empty database to SQLite. */
+    if (n == 0 || (n == 16 && !memcmp(head, "SQLite format 3", 16)))
+        return K_SQLITE;
+    return K_OTHER;
+}
+
+/* Unlinks path + suffix. */
+static void unlink_with(const char *path, const char *suffix)
+{
+    char *p;
+
+    if (asprintf(&p, "%s%s", path, suffix) >= 0) {
+        unlink(p);
+        free(p);
+    }
+}
+
+static void remove_sidecars(const char *path)
+{
+    unlink_with(path, "-wal");
+    unlink_with(path, "-shm");
+}
+
+/* Moves an unusable database (and its WAL, which belongs to it) aside. */
+static void move_aside(const char *path, time_t now)
+{
+    char moved[4200], *a = NULL, *b = NULL;
+
+    if (cm_state_move_aside(path, now, moved, sizeof(moved)) < 0) {
+        cm_log_warn("state", "file=%s cannot be moved aside: %s; starting with an empty state",
+                    path, strerror(errno));
+        return;
+    }
+    /* asprintf leaves its pointer undefined on failure. */
+    if (asprintf(&a, "%s-wal", path) < 0)
+        a = NULL;
+    if (asprintf(&b, "%s-wal", moved) < 0)
+        b = NULL;
+    if (a && b)
+        rename(a, b);
+    free(a);
+    free(b);
+    unlink_with(path, "-shm");
+    cm_log_warn("state", "file=%s moved aside to %s; starting with an empty state", path, moved);
+}
+
+/* Writes every entry of s into db in one transaction. */
+static int write_all(struct cm_store *st, const struct cm_state *s, char *err, size_t errlen)
+{
+    struct cm_state_entry *const *es;
+    struct queue q = {0};
+    size_t n;
+    int rc = 0;
+
+    es = cm_state_entries(s, &n);
+    if (!(q.v = calloc(n ? n : 1, sizeof(*q.v))))
+        return -ENOMEM;
+    q.cap = n;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if ((rc = op_of_entry(es[i], &q.v[i])) == 0)
+            q.n++;
+    if (rc == 0 && apply_batch(st, &q, err, errlen) != SQLITE_OK)
+        rc = CM_ESTATE;
+    queue_clear(&q);
+    return rc;
+}
+
+/* A JSON state of earlier versions at path: loaded into s, written to a new database beside
+ * it, which then takes its place; the JSON file stays as PATH.imported. */
+static int import_json(struct cm_store *st, struct cm_state *s, time_t now, char *err,
+                       size_t errlen)
+{
+    char tmp[4200], kept[4200], why[600];
+    int rc;
+    size_t n;
+
+    if ((rc = cm_state_load(s, st->path, why, sizeof(why))) < 0) {
+        if (rc == -ENOMEM)
+            return failf(err, errlen, -ENOMEM, "out of memory importing %s", st->path);
+        cm_log_error("state", "%s", why);
+        move_aside(st->path, now);
+        return 1; /* a fresh database at path */
+    }
+    snprintf(tmp, sizeof(tmp), "%s.importing", st->path);
+    snprintf(kept, sizeof(kept), "%s.imported", st->path);
+    unlink(tmp);
+    remove_sidecars(tmp);
+    if (open_db(tmp, false, &st->db, err, errlen) != SQLITE_OK) {
+        cm_state_clear(s);
+        return CM_ESTATE;
+    }
+    if ((rc = prepare_writes(st, err, errlen)) < 0 || (rc = write_all(st, s, err, errlen)) < 0) {
+        close_db(st);
+        unlink(tmp);
+        remove_sidecars(tmp);
+        cm_state_clear(s);
+        return rc;
+    }
+    close_db(st);
+    if (rename(st->path, kept) < 0 || rename(tmp, st->path) < 0) {
+        rc = -errno;
+        cm_state_clear(s);
+        return failf(err, errlen, rc, "cannot replace %s by the imported database: %s", st->path,
+                     strerror(-rc));
+    }
+    cm_state_entries(s, &n);
+    cm_log_info("state", "file=%s entries=%zu imported from the JSON state; it is kept as %s",
+                st->path, n, kept);
+    return 0;
+}
+
+/* Opens the database at st->path and loads it into s (when not NULL), moving a corrupt file
+ * aside. */
+static int open_and_load(struct cm_store *st, struct cm_state *s, time_t now, char *err,
+                         size_t errlen)
+{
+    int serr, rc;
+    enum kind k = sniff(st->path, &serr);
+    bool imported = false;
+
+    if (k == K_OTHER && serr != 0)
+        return failf(err, errlen, -serr, "cannot read %s: %s", st->path, strerror(serr));
+    if (k == K_OTHER) {
+        struct cm_state *tmp = NULL;
+        if (!s && cm_state_new(&tmp) < 0)
+            return -ENOMEM;
+        rc = import_json(st, s ? s : tmp, now, err, errlen);
+        cm_state_free(tmp);
+        if (rc < 0)
+            return rc;
+        imported = rc == 0; /* s holds what the new database holds */
+    }
+    if ((rc = open_db(st->path, false, &st->db, err, errlen)) == SQLITE_OK && s && !imported &&
+        (rc = load_rows(st->db, st->path, s, err, errlen)) == SQLITE_OK)
+        return 0;
+    if (rc == SQLITE_OK)
+        return 0;
+    if (!is_corrupt(rc))
+        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    /* Unusable: logged, kept for a look, and replaced by an empty database. */
+    cm_log_error("state", "%s", err);
+    sqlite3_close(st->db);
+    st->db = NULL;
+    move_aside(st->path, now);
+    remove_sidecars(st->path);
+    return open_db(st->path, false, &st->db, err, errlen) == SQLITE_OK ? 0 : CM_ESTATE;
+}
+
+int cm_store_open(uv_loop_t *loop, const char *path, struct cm_state *s, time_t now,
+                  struct cm_store **out, char *err, size_t errlen)
+{
+    struct cm_store *st = calloc(1, sizeof(*st));
+    int rc;
+
+    if (!st || !(st->path = strdup(path))) {
+        free(st);
+        return failf(err, errlen, -ENOMEM, "out of memory");
+    }
+    if (uv_mutex_init(&st->mu) < 0) {
+        free(st->path);
+        free(st);
+        return failf(err, errlen, -ENOMEM, "cannot create a mutex");
+    }
+    if (uv_cond_init(&st->cond) < 0) {
+        uv_mutex_destroy(&st->mu);
+        free(st->path);
+        free(st);
+        return failf(err, errlen, -ENOMEM, "cannot create a condition variable");
+    }
+    if ((rc = open_and_load(st, s, now, err, errlen)) < 0 ||
+        (rc = prepare_writes(st, err, errlen)) < 0)
+        goto fail;
+    if ((rc = uv_async_init(loop, &st->async, on_async)) < 0) {
+        failf(err, errlen, rc, "cannot create the writer's wakeup: %s", uv_strerror(rc));
+        goto fail;
+    }
+    st->async.data = st;
+    st->has_async = true;
+    if ((rc = uv_thread_create(&st->thread, writer, st)) < 0) {
+        failf(err, errlen, rc, "cannot start the writer thread: %s", uv_strerror(rc));
+        goto fail;
+    }
+    st->started = true;
+    *out = st;
+    return 0;
+fail:
+    close_db(st);
+    if (s)
+        cm_state_clear(s);
+    store_free(st);
+    return rc;
+}
+
+int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen)
+{
+    int serr, rc;
+    sqlite3 *db;
+
+    switch (sniff(path, &serr)) {
+    case K_NONE:
+        return failf(err, errlen, -ENOENT, "%s does not exist", path);
+    case K_OTHER:
+        if (serr)
+            return failf(err, errlen, -serr, "cannot read %s: %s", path, strerror(serr));
+        return cm_state_load(s, path, err, errlen);
+    default:
+        break;
+    }
+    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
+        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    rc = load_rows(db, path, s, err, errlen);
+    sqlite3_close(db);
+    if (rc == SQLITE_OK) {
+        cm_state_check_reports(s, SIZE_MAX);
+        return 0;
+    }
+    return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+}

@@ -1,0 +1,185 @@
+#!/bin/bash
+# Scale benchmark (issue 14, part 5): the daemon with N endpoint targets (default: 1000,
+# 20000 and 100000 in turn) against K local openssl s_server endpoints on 127.0.0.1, its
+# state in SQLite. For each N it measures and prints:
+#   - config-check time (whole process) and the config file's size;
+#   - a first run from an empty database: time to "started", time until every target has a
+#     result (everything due at once), RSS then (budget: < 200 MiB at 100,000), database
+#     size, SIGTERM-to-exit time;
+#   - the schedule is then spread (last_probe rewritten in random order with sqlite3, so that
+#     targets come due evenly at about 100 per second: interval = N / 100 s), and a second
+#     run measures: start to "started" with the full database (budget < 1 s), RSS, then for
+#     WINDOW seconds of steady state: results per second, daemon CPU per result and as a share
+#     of a core, the CPU of the store's writer thread alone ("certmon-store"), and bytes
+#     written to disk per result (/proc/PID/io write_bytes: WAL appends and checkpoints;
+#     budget < 4 KiB), then SIGTERM to exit (budget < 1 s) and PRAGMA integrity_check.
+# Results are counted from the daemon's debug log (one "sub=probe target=... status=" line
+# each), so that nothing scrapes /metrics during the window.
+#
+# usage: tests/bench/scale_bench.sh [--targets "N1 N2 ..."] [--servers K] [--window S]
+#                                   [--certmon PATH]
+set -euo pipefail
+
+SIZES="1000 20000 100000"
+K=4
+WINDOW=60
+CERTMON=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --targets) SIZES=$2; shift 2 ;;
+    --servers) K=$2; shift 2 ;;
+    --window) WINDOW=$2; shift 2 ;;
+    --certmon) CERTMON=$2; shift 2 ;;
+    *) echo "usage: $0 [--targets \"N...\"] [--servers K] [--window S] [--certmon PATH]" >&2; exit 2 ;;
+    esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+CERTMON=${CERTMON:-$here/../../build/certmon}
+[ -x "$CERTMON" ] || { echo "no certmon binary at $CERTMON (build first)" >&2; exit 2; }
+command -v sqlite3 >/dev/null || { echo "needs the sqlite3 command (Debian: sqlite3)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/certmon-scale.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+bash "$here/../integration/mkpki.sh" "$work/pki" >/dev/null 2>&1
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+ports=()
+for _ in $(seq 1 "$K"); do
+    p=$(free_port)
+    openssl s_server -accept "127.0.0.1:$p" -cert "$work/pki/valid.pem" -key "$work/pki/leaf.key" \
+        -cert_chain "$work/pki/inter.pem" -www -quiet >/dev/null 2>&1 &
+    pids+=($!)
+    ports+=("$p")
+done
+sleep 0.5
+
+now_ms() { date +%s%3N; }
+rss_kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
+# utime + stime of a process or thread, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "$1/stat"; }
+write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
+results() { grep -c 'sub=probe target=.* status=' "$1" || true; }
+store_task() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm")" = certmon-store ] && { echo "$t"; return; }
+    done
+}
+tck=$(getconf CLK_TCK)
+
+wait_started() { # log pid
+    for _ in $(seq 1 1200); do
+        grep -q ' started' "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+stop_daemon() { # label pid
+    local s0 rc=0
+    s0=$(now_ms)
+    kill -TERM "$2"
+    wait "$2" || rc=$?
+    echo "[$1] SIGTERM to exit: $(($(now_ms) - s0)) ms (exit status $rc)"
+}
+
+echo "certmon scale benchmark: $(nproc) cores, $K s_server endpoints, window ${WINDOW}s"
+for N in $SIZES; do
+    interval=$((N / 100))
+    [ "$interval" -ge 1 ] || interval=1
+    conf=$work/scale$N.conf
+    db=$work/scale$N.db
+    mport=$(free_port)
+    {
+        echo "global = { interval = \"${interval}s\"; timeout = \"30s\"; concurrency = 64;"
+        echo "           startup_spread = \"0s\"; posture_interval = \"off\";"
+        echo "           state_file = \"$db\"; };"
+        echo "log = { level = \"debug\"; };"
+        echo "metrics = { listen = \"127.0.0.1:$mport\"; };"
+        echo "targets = ("
+        for i in $(seq 1 "$N"); do
+            sep=","
+            [ "$i" -eq "$N" ] && sep=""
+            printf '  { name = "t%06d"; host = "localhost"; port = %s; ca_file = "%s"; labels = { team = "t%d"; }; }%s\n' \
+                "$i" "${ports[$((i % K))]}" "$work/pki/root.pem" $((i % 10)) "$sep"
+        done
+        echo ");"
+    } >"$conf"
+    echo
+    echo "== $N targets (interval ${interval}s: ~100 results/s once spread; config $(wc -c <"$conf") bytes)"
+    t0=$(now_ms)
+    "$CERTMON" config-check -c "$conf" >/dev/null
+    echo "[$N] config-check (whole process): $(($(now_ms) - t0)) ms"
+
+    # First run: an empty database filled by one round of everything due at once.
+    log=$work/first$N.log
+    t0=$(now_ms)
+    "$CERTMON" run -c "$conf" 2>"$log" &
+    pid=$!
+    pids+=("$pid")
+    wait_started "$log" "$pid"
+    t1=$(now_ms)
+    echo "[$N first] start to 'started' (empty database): $((t1 - t0)) ms"
+    for _ in $(seq 1 36000); do
+        [ "$(grep -c 'was=new' "$log")" -ge "$N" ] && break
+        sleep 0.1
+    done
+    t2=$(now_ms)
+    echo "[$N first] all $(grep -c 'was=new' "$log") first results in after $((t2 - t1)) ms"
+    sleep 1
+    echo "[$N first] RSS with every target's result: $(rss_kib "$pid" VmRSS) KiB, peak $(rss_kib "$pid" VmHWM) KiB"
+    stop_daemon "$N first" "$pid"
+    grep -o 'rows_written=[0-9]* commits=[0-9]*' "$log" | sed "s/^/[$N first] store: /" || true
+    echo "[$N first] database: $(stat -c %s "$db") bytes ($(( $(stat -c %s "$db") / N )) per target)"
+
+    # Spread the schedule: due times evenly over one interval, in random order (as the
+    # scheduler's jitter leaves them after a few rounds).
+    now=$(date +%s)
+    sqlite3 "$db" "UPDATE targets SET last_probe = $now - $interval + abs(random() % $interval) + 1;" \
+        >/dev/null
+
+    # Second run: start with the full database, then the steady state.
+    log=$work/steady$N.log
+    t0=$(now_ms)
+    "$CERTMON" run -c "$conf" 2>"$log" &
+    pid=$!
+    pids+=("$pid")
+    wait_started "$log" "$pid"
+    t1=$(now_ms)
+    echo "[$N steady] start to 'started' with the full database: $((t1 - t0)) ms ($(grep -o 'entries=[0-9]* loaded' "$log"))"
+    echo "[$N steady] RSS after start: $(rss_kib "$pid" VmRSS) KiB"
+    sleep 5
+    task=$(store_task "$pid")
+    r0=$(results "$log"); c0=$(cpu_ticks "/proc/$pid"); s0=$(cpu_ticks "$task"); w0=$(write_bytes "$pid")
+    m0=$(now_ms)
+    sleep "$WINDOW"
+    r1=$(results "$log"); c1=$(cpu_ticks "/proc/$pid"); s1=$(cpu_ticks "$task"); w1=$(write_bytes "$pid")
+    m1=$(now_ms)
+    n=$((r1 - r0))
+    [ "$n" -gt 0 ] || n=1
+    /usr/bin/python3 - "$n" "$((c1 - c0))" "$((s1 - s0))" "$((w1 - w0))" "$((m1 - m0))" "$tck" "$N" <<'EOF'
+import sys
+n, cpu, store, wb, ms, tck, N = map(int, sys.argv[1:])
+sec = ms / 1000.0
+print(f"[{N} steady] {n} results in {sec:.1f} s ({n / sec:.1f}/s)")
+print(f"[{N} steady] daemon CPU: {cpu / tck * 1000 / n:.3f} ms per result, {cpu / tck / sec * 100:.1f} % of a core"
+      " (handshakes and chain verification included)")
+print(f"[{N} steady] store writer thread CPU: {store / tck * 1000 / n:.3f} ms per result, {store / tck / sec * 100:.2f} % of a core")
+print(f"[{N} steady] written to disk: {wb / n / 1024:.2f} KiB per result ({wb / sec / 1024:.0f} KiB/s)")
+EOF
+    echo "[$N steady] RSS: $(rss_kib "$pid" VmRSS) KiB, peak $(rss_kib "$pid" VmHWM) KiB"
+    stop_daemon "$N steady" "$pid"
+    grep -o 'rows_written=[0-9]* commits=[0-9]*' "$log" | sed "s/^/[$N steady] store: /" || true
+    echo "[$N steady] integrity_check: $(sqlite3 "$db" 'PRAGMA integrity_check')"
+    grep -E 'level=(error|warning)' "$log" | head -3 || true
+    rm -f "$db" "$db"-* "$db".notify.json "$work"/first"$N".log
+done
