@@ -35,7 +35,7 @@ fi
 root=$(mktemp -d /var/tmp/certmon-root-XXXXXX)
 cleanup() {
     umount "$root/proc" 2>/dev/null || true
-    rm -rf "$root"
+    rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
 cp -a "$cache/." "$root/"

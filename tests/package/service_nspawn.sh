@@ -39,7 +39,7 @@ cleanup() {
         wait "$nspawn" 2>/dev/null || true
     fi
     umount "$root/proc" 2>/dev/null || true
-    rm -rf "$root" "$root.boot.log"
+    rm -rf --one-file-system "$root" "$root.boot.log"
 }
 trap cleanup EXIT
 cp -a "$cache/." "$root/"
