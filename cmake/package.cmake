@@ -52,9 +52,10 @@ Slack, webhooks, email and Alertmanager.")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 # Runtime dependencies: the shared libraries' packages (dpkg-shlibdeps on the binary), plus
-# adduser for the postinst and the trust store every probe verifies against.
+# adduser for the postinst, the trust store every probe verifies against, and procps for the
+# unit's ExecReload=/bin/kill (not in a minimal Debian 12).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, ca-certificates")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, ca-certificates, procps")
 set(CPACK_STRIP_FILES TRUE)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

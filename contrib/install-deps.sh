@@ -34,7 +34,7 @@ libcunit1-dev
 gnutls-bin openssl python3 iproute2 procps time curl
 postgresql prometheus prometheus-alertmanager wrk python3-aiosmtpd
 clang libclang-rt-14-dev
-dpkg-dev fakeroot lintian man-db groff-base bash-completion systemd
+dpkg-dev lintian man-db groff-base bsdextrautils bash-completion systemd debootstrap
 "
 
 tests=0

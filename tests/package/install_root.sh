@@ -35,7 +35,7 @@ fi
 root=$(mktemp -d /var/tmp/certmon-root-XXXXXX)
 cleanup() {
     umount "$root/proc" 2>/dev/null || true
-    rm -rf "$root"
+    rm -rf --one-file-system "$root"
 }
 trap cleanup EXIT
 cp -a "$cache/." "$root/"
@@ -66,6 +66,8 @@ else
     exit 1
 fi
 in_root dpkg -s certmon | grep -q '^Status: install ok installed$' || fail "certmon is not installed"
+# The unit's ExecReload runs /bin/kill, which a minimal Debian lacks without procps.
+in_root test -x /bin/kill || fail "/bin/kill (procps) is missing: systemctl reload would fail"
 
 # ---- What the postinst made ----
 pw=$(in_root getent passwd certmon || true)

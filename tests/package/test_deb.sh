@@ -43,7 +43,7 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Architecture)" = "$arch" ] || fail "Architecture is '$(field Architecture)'"
 depends=$(field Depends)
 echo "Depends: $depends"
-for p in adduser ca-certificates; do
+for p in adduser ca-certificates procps; do
     echo "$depends" | grep -Eq "(^|, )$p( |,|$)" || fail "Depends lacks $p"
 done
 # Every shared library the binary needs comes from a package named in Depends.
