@@ -71,6 +71,7 @@ static struct gen *gen_build(const char *path, struct cm_config_errors *errs, in
         cm__gen_unref(g);
         return NULL;
     }
+    cm__revwait_prepare(g);
     return g;
 }
 

@@ -139,6 +139,13 @@ typedef void (*cm__revwait_cb)(struct dtarget *t, struct cm_probe_result *const 
 int cm__revwait_start(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
                       cm__revwait_cb cb);
 
+/* Makes a generation ready for the revocation checks of its file targets: loads the system
+ * trust store into g->tls when a file target checks revocation, so that the issuer of the
+ * last certificate of a file (a chain file's intermediate) can be found there. Blocking file
+ * I/O: called where the generation is built (at start, or on the thread pool for a reload).
+ * A store that cannot be loaded only means such issuers are not found. */
+void cm__revwait_prepare(struct gen *g);
+
 /* Ends t's wait now, if it has one: cb runs before this returns (sources still outstanding
  * count as "cancelled"). */
 void cm__revwait_cancel(struct dtarget *t);

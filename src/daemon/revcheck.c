@@ -19,7 +19,9 @@
 /* One revocation check of one result of the run. */
 struct item {
     struct cm__revwait *w;
-    struct cm_rev_job *job; /* NULL once its callback has run */
+    struct cm_rev_job *job;      /* NULL once its callback has run */
+    struct cm_probe_result *res; /* the result it checks */
+    bool lent_anchor;            /* res->tls.anchor was filled for the check only */
 };
 
 struct cm__revwait {
@@ -47,8 +49,11 @@ static void on_checked(struct cm_probe_result *res, void *arg)
     struct daemon *d = t->d;
     bool drop;
 
-    (void)res;
     it->job = NULL;
+    /* A file's report names no trust anchor (nothing was verified): the one found for the
+     * check goes again. */
+    if (it->lent_anchor)
+        cm_chain_clear(&res->tls.anchor);
     if (--w->outstanding > 0)
         return;
     t->revwait = NULL;
@@ -64,6 +69,41 @@ static void on_checked(struct cm_probe_result *res, void *arg)
 static bool checkable(const struct cm_probe_result *res)
 {
     return res && res->tls.chain.count > 0;
+}
+
+void cm__revwait_prepare(struct gen *g)
+{
+    const struct cm_tls_profile system_store = {NULL, NULL, NULL};
+    char err[300];
+
+    /* A file entry's own ca_file was loaded with the other credentials. */
+    for (size_t i = 0; i < g->cfg->target_count; i++) {
+        const struct cm_config_target *ct = &g->cfg->targets[i];
+        if (ct->kind != CM_TARGET_FILE || ct->ca_file ||
+            ct->policy.revocation != CM_REVOCATION_AUTO)
+            continue;
+        if (cm_tls_ctx_load(g->tls, &system_store, err, sizeof(err)) < 0)
+            cm_log_info("revocation", "file targets: issuers not looked up in the system trust "
+                        "store: %s", err);
+        return;
+    }
+}
+
+/* For a file: the trust-store certificate (of the entry's ca_file, else the system store) that
+ * issued the file's last certificate, when no certificate of the file did (a chain file ends
+ * with an intermediate). */
+static bool lend_anchor(struct gen *g, const struct cm_config_target *ct,
+                        struct cm_probe_result *res)
+{
+    const struct cm_tls_profile store = {ct->ca_file, NULL, NULL};
+
+    if (!res->path || res->tls.anchor.count)
+        return false;
+    if (cm_tls_ctx_find_anchor(g->tls, &store, &res->tls.chain, &res->tls.anchor) < 0) {
+        cm_chain_clear(&res->tls.anchor);
+        return false;
+    }
+    return res->tls.anchor.count > 0;
 }
 
 int cm__revwait_start(struct dtarget *t, struct cm_probe_result *const *res, size_t n,
@@ -99,6 +139,8 @@ int cm__revwait_start(struct dtarget *t, struct cm_probe_result *const *res, siz
         if (!checkable(res[i]))
             continue;
         it->w = w;
+        it->res = res[i];
+        it->lent_anchor = lend_anchor(t->run_gen, ct, res[i]);
         /* cm_rev_check never runs its callback inside the call: outstanding cannot reach 0
          * before the loop ends. */
         rc = cm_rev_check(d->rev, res[i], ct->policy.revocation_timeout_ms, on_checked, it,
@@ -106,6 +148,9 @@ int cm__revwait_start(struct dtarget *t, struct cm_probe_result *const *res, siz
         if (rc < 0) {
             cm_log_error("revocation", "target=%s check of %s cannot start: %s", ct->name,
                          res[i]->target ? res[i]->target : ct->name, cm_strerror(rc));
+            if (it->lent_anchor)
+                cm_chain_clear(&res[i]->tls.anchor);
+            it->lent_anchor = false;
             continue;
         }
         w->nitems++;

@@ -781,8 +781,8 @@ static int plan_cert(struct cm_rev_job *j, size_t pos, int64_t now, size_t *nw, 
          * intermediate that no trust store holds, and the data must be verified against it. */
         if (dry)
             return 0;
-        return res->path ? add_error(c, "the issuer certificate is not in the file (a leaf "
-                                        "alone cannot be checked: monitor the full chain "
+        return res->path ? add_error(c, "the issuer certificate is not in the file, nor "
+                                        "among the trust anchors (monitor the full chain "
                                         "file, e.g. fullchain.pem)")
                          : add_error(c, "the issuer certificate is not available to verify "
                                         "revocation data");
