@@ -83,8 +83,10 @@ void cm__revwait_prepare(struct gen *g)
             ct->policy.revocation != CM_REVOCATION_AUTO)
             continue;
         if (cm_tls_ctx_load(g->tls, &system_store, err, sizeof(err)) < 0)
-            cm_log_info("revocation", "file targets: issuers not looked up in the system trust "
-                        "store: %s", err);
+            cm_log_info("revocation",
+                        "file targets: issuers not looked up in the system trust "
+                        "store: %s",
+                        err);
         return;
     }
 }

@@ -208,7 +208,8 @@ static int suite_start(void)
     }
     /* Chain files (leaf, then its intermediate), a directory with a revoked chain and a leaf
      * alone, and a chain with the stale CRL for the conditional re-fetch. */
-    if (run_sh("cd '%s' && mkdir -p files more nostore && cat good.pem inter.pem > nostore/chain.pem && for i in $(seq 1 %d); do cat good.pem "
+    if (run_sh("cd '%s' && mkdir -p files more nostore && cat good.pem inter.pem > "
+               "nostore/chain.pem && for i in $(seq 1 %d); do cat good.pem "
                "inter.pem > files/chain$i.pem; done && cat good.pem inter.pem > extra.pem && "
                "cat revoked.pem inter.pem > more/revoked-chain.pem && cp good.pem "
                "more/leaf-only.pem && cat stale.pem inter.pem > stale-chain.pem",
