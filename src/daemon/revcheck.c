@@ -19,9 +19,8 @@
 /* One revocation check of one result of the run. */
 struct item {
     struct cm__revwait *w;
-    struct cm_rev_job *job;      /* NULL once its callback has run */
-    struct cm_probe_result *res; /* the result it checks */
-    bool lent_anchor;            /* res->tls.anchor was filled for the check only */
+    struct cm_rev_job *job; /* NULL once its callback has run */
+    bool lent_anchor;       /* the result's tls.anchor was filled for the check only */
 };
 
 struct cm__revwait {
@@ -83,10 +82,7 @@ void cm__revwait_prepare(struct gen *g)
             ct->policy.revocation != CM_REVOCATION_AUTO)
             continue;
         if (cm_tls_ctx_load(g->tls, &system_store, err, sizeof(err)) < 0)
-            cm_log_info("revocation",
-                        "file targets: issuers not looked up in the system trust "
-                        "store: %s",
-                        err);
+            cm_log_info("revocation", "file targets: no system trust store: %s", err);
         return;
     }
 }
@@ -141,7 +137,6 @@ int cm__revwait_start(struct dtarget *t, struct cm_probe_result *const *res, siz
         if (!checkable(res[i]))
             continue;
         it->w = w;
-        it->res = res[i];
         it->lent_anchor = lend_anchor(t->run_gen, ct, res[i]);
         /* cm_rev_check never runs its callback inside the call: outstanding cannot reach 0
          * before the loop ends. */
