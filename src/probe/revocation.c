@@ -231,8 +231,8 @@ static void slot_drop(struct cm_revctx *ctx, struct slot **link, struct slot *s)
 {
     *link = s->next;
     if (ctx->buckets) {
-        struct slot **pp = &ctx->buckets[slot_bucket(ctx, s->issuer_key,
-                                                     s->is_ocsp ? s->serial : NULL)];
+        struct slot **pp =
+            &ctx->buckets[slot_bucket(ctx, s->issuer_key, s->is_ocsp ? s->serial : NULL)];
         while (*pp && *pp != s)
             pp = &(*pp)->hnext;
         if (*pp)

@@ -683,8 +683,7 @@ static void test_checker_many(void)
     for (int i = 0; i < 1000 && d.calls < N / 10; i++)
         uv_run(&loop, UV_RUN_ONCE);
     CU_ASSERT_EQUAL(d.calls, N / 10);
-    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + CM_REV_IDLE_S + 60, CM_REV_IDLE_S),
-                    N / 10);
+    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + CM_REV_IDLE_S + 60, CM_REV_IDLE_S), N / 10);
 
     cm_revctx_close(ctx);
     cm_httpc_close(h);
