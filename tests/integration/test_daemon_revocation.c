@@ -40,6 +40,7 @@ static char dir[] = "/tmp/certmon-drevXXXXXX";
 static char crl_log[300], www[300];
 static int port[S_COUNT], crl_port, ocsp_port, down_port, tarpit_port, forged_port, web_port;
 static pid_t pid[S_COUNT], crl_pid, tarpit_pid, ocsp_pid;
+static pid_t daemon_pid; /* the daemon a test runs: stopped by the cleanup when a test fails */
 
 static const char *path(const char *name)
 {
@@ -281,6 +282,8 @@ static int suite_cleanup(void)
         cm_th_stop(tarpit_pid);
     if (ocsp_pid > 0)
         cm_th_stop(ocsp_pid);
+    if (daemon_pid > 0)
+        cm_th_stop(daemon_pid);
     if (strcmp(dir, "/tmp/certmon-drevXXXXXX") != 0 && run_sh("rm -rf '%s'", dir) != 0)
         fprintf(stderr, "cannot remove %s\n", dir);
     curl_global_cleanup();
@@ -373,7 +376,9 @@ static void test_daemon_revocation(void)
     unlink(crl_log);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
     t0 = cm_th_now();
-    pid_t d = cm_th_spawn(argv, log);
+    if (daemon_pid > 0) /* left by a test that failed */
+        cm_th_stop(daemon_pid);
+    pid_t d = daemon_pid = cm_th_spawn(argv, log);
     CU_ASSERT_FATAL(d > 0);
 
     /* Every other target is judged while the tarpit target still waits for its CRL: its run
@@ -566,6 +571,7 @@ static void test_daemon_revocation(void)
 
     double took;
     EXPECT_INT(cm_th_signal_wait(d, SIGTERM, 10 * CERTMON_SLOWDOWN, &took), 0);
+    daemon_pid = 0;
 }
 
 /* A run waiting for a silent CA is cancelled cleanly when its target is removed by a reload,
@@ -591,7 +597,9 @@ static void test_stop_in_flight(void)
             cm_th_free_port(), port[S_TARPIT], path("root.pem"), path("files/chain1.pem"));
     fclose(fp);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
-    pid_t d = cm_th_spawn(argv, log);
+    if (daemon_pid > 0) /* left by a test that failed */
+        cm_th_stop(daemon_pid);
+    pid_t d = daemon_pid = cm_th_spawn(argv, log);
     CU_ASSERT_FATAL(d > 0);
     CU_ASSERT_FATAL(
         cm_th_wait_text(log, "target=a-tarpit checks=1 waiting", 15 * CERTMON_SLOWDOWN));
@@ -623,6 +631,7 @@ static void test_stop_in_flight(void)
     CU_ASSERT(waitpid(d, NULL, WNOHANG) == 0); /* alive */
     /* Stopped while it waits: at once, cleanly. */
     EXPECT_INT(cm_th_signal_wait(d, SIGTERM, 10 * CERTMON_SLOWDOWN, &took), 0);
+    daemon_pid = 0;
     CU_ASSERT(took < 3 * CERTMON_SLOWDOWN);
     printf("\n  stopped in %.2f s with a revocation check in flight\n", took);
 }
