@@ -783,9 +783,12 @@ static const struct key target_keys[TK_N] = {
                            offsetof(struct cm_config_target, acme_directory), 0, 0, 0, 0},
 };
 
-enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_N };
+enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_N };
 static const struct key file_keys[FK_N] = {
     [FK_PATH] = {"path", KT_PATH, S_STR, offsetof(struct cm_config_target, path), 0, 0, 0, 0},
+    /* Where the issuer of a file's last certificate is looked up for revocation checks. */
+    [FK_CA_FILE] = {"ca_file", KT_PATH, S_STR, offsetof(struct cm_config_target, ca_file), 0, 0, 0,
+                    F_READABLE},
     [FK_LABELS] = {"labels", KT_LABELS, S_NONE, 0, 0, 0, 0, 0},
     [FK_INTERVAL] = {"interval", KT_DURATION, S_U64, offsetof(struct cm_config_target, interval_ms),
                      MS_SEC, DMAX, 0, 0},
@@ -1818,6 +1821,7 @@ static void read_file_entry(struct loader *L, const config_setting_t *g, unsigne
     }
     if (seen.k[FK_LABELS])
         read_labels(L, seen.k[FK_LABELS], prefix, &t->labels);
+    t->ca_file_at = origin_of(L, seen.k[FK_CA_FILE]);
 }
 
 /* A list of strings into a new array of copies. */
@@ -2960,7 +2964,9 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
         struct cm_tls_profile prof = {t->ca_file, t->client_cert, t->client_key};
         char *key;
 
-        if (t->kind != CM_TARGET_ENDPOINT)
+        /* A file entry's ca_file is a trust store too (revocation: the issuer of a file's last
+         * certificate); it has no client certificate. */
+        if (t->kind != CM_TARGET_ENDPOINT && !t->ca_file)
             continue;
         if (asprintf(&key, "%s\x01%s\x01%s", t->ca_file ? t->ca_file : "",
                      t->client_cert ? t->client_cert : "",
@@ -2984,7 +2990,7 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
             bool ca = !cert && t->ca_file;
             const struct cm_config_origin *o = cert ? &t->client_cert_at : &t->ca_file_at;
             add_problem(&L, o->file ? o->file : t->file, o->file ? o->line : t->line,
-                        "targets[%u]%s: %s", t->index,
+                        "%s[%u]%s: %s", t->kind == CM_TARGET_FILE ? "files" : "targets", t->index,
                         cert ? ".client_cert"
                         : ca ? ".ca_file"
                              : "",

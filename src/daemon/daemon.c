@@ -475,8 +475,9 @@ static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res,
 
     if (!d->rev || d->stopping || ct->policy.revocation != CM_REVOCATION_AUTO)
         return false;
-    if (cm_revwait_start(d->rev, res, n, ct->policy.revocation_timeout_ms, ct->name, on_revwait,
-                         t, &t->revwait) != 0)
+    if (cm_revwait_start(d->rev, t->run_gen->tls, ct->ca_file, res, n,
+                         ct->policy.revocation_timeout_ms, ct->name, on_revwait, t,
+                         &t->revwait) != 0)
         return false;
     if (d->sched)
         cm_sched_release(d->sched, &t->job);

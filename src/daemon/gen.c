@@ -34,6 +34,28 @@ static void log_errors(const struct cm_config_errors *errs, bool to_log)
     }
 }
 
+/* Makes a generation ready for the revocation checks of its file targets: loads the system
+ * trust store into g->tls when a file target without a ca_file of its own checks revocation,
+ * so that the issuer of the last certificate of a file (a chain file's intermediate) can be
+ * found there (revwait.h). Blocking file I/O, like the rest of the build. A store that cannot
+ * be loaded only means such issuers are not found. */
+static void prepare_file_anchors(struct cm_gen *g)
+{
+    const struct cm_tls_profile system_store = {NULL, NULL, NULL};
+    char err[300];
+
+    /* A file entry's own ca_file was loaded with the other credentials. */
+    for (size_t i = 0; i < g->cfg->target_count; i++) {
+        const struct cm_config_target *ct = &g->cfg->targets[i];
+        if (ct->kind != CM_TARGET_FILE || ct->ca_file ||
+            ct->policy.revocation != CM_REVOCATION_AUTO)
+            continue;
+        if (cm_tls_ctx_load(g->tls, &system_store, err, sizeof(err)) < 0)
+            cm_log_info("revocation", "file targets: no system trust store: %s", err);
+        return;
+    }
+}
+
 struct cm_gen *cm_gen_build(const char *path, struct cm_config_errors *errs, int *rc)
 {
     struct cm_gen *g = calloc(1, sizeof(*g));
@@ -47,6 +69,7 @@ struct cm_gen *cm_gen_build(const char *path, struct cm_config_errors *errs, int
         cm_gen_unref(g);
         return NULL;
     }
+    prepare_file_anchors(g);
     return g;
 }
 

@@ -5,6 +5,7 @@
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
 #include "certmon/probe/revocation.h"
+#include "certmon/probe/tlsio.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 struct item {
     struct cm_revwait *w;
     struct cm_rev_job *job; /* NULL once its callback has run */
+    bool lent_anchor;       /* the result's tls.anchor was filled for the check only */
 };
 
 struct cm_revwait {
@@ -28,8 +30,11 @@ static void on_checked(struct cm_probe_result *res, void *arg)
     struct item *it = arg;
     struct cm_revwait *w = it->w;
 
-    (void)res;
     it->job = NULL;
+    /* A file's report names no trust anchor (nothing was verified): the one found for the
+     * check goes again. */
+    if (it->lent_anchor)
+        cm_chain_clear(&res->tls.anchor);
     if (--w->outstanding > 0)
         return;
     /* cb may free what arg points to; w is not touched by anyone else after it. */
@@ -45,9 +50,25 @@ static bool checkable(const struct cm_probe_result *res)
     return res && res->tls.chain.count > 0;
 }
 
-int cm_revwait_start(struct cm_revctx *rev, struct cm_probe_result *const *res, size_t n,
-                     uint64_t timeout_ms, const char *name, cm_revwait_cb cb, void *arg,
-                     struct cm_revwait **out)
+/* For a file: the trust-store certificate (of ca_file, else the system store) that issued the
+ * file's last certificate, when no certificate of the file did (a chain file ends with an
+ * intermediate). */
+static bool lend_anchor(struct cm_tls_ctx *tls, const char *ca_file, struct cm_probe_result *res)
+{
+    const struct cm_tls_profile store = {ca_file, NULL, NULL};
+
+    if (!tls || !res->path || res->tls.anchor.count)
+        return false;
+    if (cm_tls_ctx_find_anchor(tls, &store, &res->tls.chain, &res->tls.anchor) < 0) {
+        cm_chain_clear(&res->tls.anchor);
+        return false;
+    }
+    return res->tls.anchor.count > 0;
+}
+
+int cm_revwait_start(struct cm_revctx *rev, struct cm_tls_ctx *tls, const char *ca_file,
+                     struct cm_probe_result *const *res, size_t n, uint64_t timeout_ms,
+                     const char *name, cm_revwait_cb cb, void *arg, struct cm_revwait **out)
 {
     struct cm_revwait *w;
     size_t want = 0;
@@ -70,12 +91,16 @@ int cm_revwait_start(struct cm_revctx *rev, struct cm_probe_result *const *res, 
         if (!checkable(res[i]))
             continue;
         it->w = w;
+        it->lent_anchor = lend_anchor(tls, ca_file, res[i]);
         /* cm_rev_check never runs its callback inside the call: outstanding cannot reach 0
          * before the loop ends. */
         rc = cm_rev_check(rev, res[i], timeout_ms, on_checked, it, &it->job);
         if (rc < 0) {
             cm_log_error("revocation", "target=%s check of %s cannot start: %s", name,
                          res[i]->target ? res[i]->target : name, cm_strerror(rc));
+            if (it->lent_anchor)
+                cm_chain_clear(&res[i]->tls.anchor);
+            it->lent_anchor = false;
             continue;
         }
         w->nitems++;

@@ -28,7 +28,8 @@ struct waiter;
 /* One cached CRL (or the last failure to get it), for one URL and one issuer key; or one
  * cached OCSP answer, for one responder URL, issuer key and serial. */
 struct slot {
-    struct slot *next;
+    struct slot *next;  /* every slot, for stats, pruning and closing */
+    struct slot *hnext; /* the slots of its bucket (slot_index) */
     struct cm_revctx *ctx;
     bool is_ocsp;
     char *serial; /* OCSP: the certificate's serial (hex); NULL for a CRL */
@@ -99,6 +100,11 @@ struct cm_revctx {
     uv_loop_t *loop;
     struct cm_httpc *httpc;
     struct slot *slots;
+    /* An index of the slots, so that a lookup does not walk them all: a daemon may hold one
+     * OCSP answer per certificate of ten thousand targets. NULL (out of memory) falls back to
+     * the list. */
+    struct slot **buckets;
+    size_t nbuckets, nslots; /* nbuckets is a power of two */
     struct cm_rev_job *jobs;
     unsigned handles; /* job timers not yet closed */
     unsigned works;   /* parses in flight */
@@ -124,7 +130,73 @@ static void maybe_free_ctx(struct cm_revctx *ctx)
         n = s->next;
         slot_free(s);
     }
+    free(ctx->buckets);
     free(ctx);
+}
+
+/* Up to 8 hex digits of s as a number (stops at the first other character). */
+static uint32_t hex32(const char *s)
+{
+    uint32_t v = 0;
+
+    for (int i = 0; i < 8 && s[i]; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            break;
+        v = v << 4 | (uint32_t)d;
+    }
+    return v;
+}
+
+/* The bucket of a slot. No hash function is needed: the issuer key is a SHA-256 already, and
+ * the serials of one issuer are random (CA/Browser Forum: 64 bits of entropy), so their last
+ * digits spread one issuer's answers. One issuer's few CRL URLs share a bucket. */
+static size_t slot_bucket(const struct cm_revctx *ctx, const char *key, const char *serial)
+{
+    uint32_t h = hex32(key);
+
+    if (serial) {
+        size_t n = strlen(serial);
+        h ^= hex32(serial + (n > 8 ? n - 8 : 0)) * 2654435761u;
+    }
+    return h & (ctx->nbuckets - 1);
+}
+
+/* Doubles the index (at least 64 buckets) and fills it from the list. Returns false, keeping
+ * the old index, when out of memory. */
+static bool index_grow(struct cm_revctx *ctx)
+{
+    size_t n = ctx->nbuckets ? 2 * ctx->nbuckets : 64;
+    struct slot **b = calloc(n, sizeof(*b));
+
+    if (!b)
+        return false;
+    free(ctx->buckets);
+    ctx->buckets = b;
+    ctx->nbuckets = n;
+    for (struct slot *s = ctx->slots; s; s = s->next) {
+        size_t k = slot_bucket(ctx, s->issuer_key, s->is_ocsp ? s->serial : NULL);
+        s->hnext = b[k];
+        b[k] = s;
+    }
+    return true;
+}
+
+/* Takes s out of the list and the index, and frees it. */
+static void slot_drop(struct cm_revctx *ctx, struct slot **link, struct slot *s)
+{
+    *link = s->next;
+    if (ctx->buckets) {
+        struct slot **pp =
+            &ctx->buckets[slot_bucket(ctx, s->issuer_key, s->is_ocsp ? s->serial : NULL)];
+        while (*pp && *pp != s)
+            pp = &(*pp)->hnext;
+        if (*pp)
+            *pp = s->hnext;
+    }
+    ctx->nslots--;
+    slot_free(s);
 }
 
 int cm_revctx_new(uv_loop_t *loop, struct cm_httpc *httpc, struct cm_revctx **out)
@@ -600,7 +672,11 @@ static struct slot *slot_get(struct cm_revctx *ctx, const char *url, const char 
 {
     struct slot *s;
 
-    for (s = ctx->slots; s; s = s->next)
+    if (ctx->buckets)
+        s = ctx->buckets[slot_bucket(ctx, key, serial)];
+    else
+        s = ctx->slots;
+    for (; s; s = ctx->buckets ? s->hnext : s->next)
         if (!strcmp(s->url, url) && !strcmp(s->issuer_key, key) && s->is_ocsp == !!serial &&
             (!serial || !strcmp(s->serial, serial)))
             return s;
@@ -616,6 +692,14 @@ static struct slot *slot_get(struct cm_revctx *ctx, const char *url, const char 
     snprintf(s->issuer_key, sizeof(s->issuer_key), "%s", key);
     s->next = ctx->slots;
     ctx->slots = s;
+    ctx->nslots++;
+    if (ctx->nslots > ctx->nbuckets && index_grow(ctx))
+        return s; /* the new index was filled from the list, s included */
+    if (ctx->buckets) {
+        size_t k = slot_bucket(ctx, key, serial);
+        s->hnext = ctx->buckets[k];
+        ctx->buckets[k] = s;
+    }
     return s;
 }
 
@@ -744,8 +828,8 @@ static int plan_cert(struct cm_rev_job *j, size_t pos, int64_t now, size_t *nw, 
          * intermediate that no trust store holds, and the data must be verified against it. */
         if (dry)
             return 0;
-        return res->path ? add_error(c, "the issuer certificate is not in the file (a leaf "
-                                        "alone cannot be checked: monitor the full chain "
+        return res->path ? add_error(c, "the issuer certificate is not in the file, nor "
+                                        "among the trust anchors (monitor the full chain "
                                         "file, e.g. fullchain.pem)")
                          : add_error(c, "the issuer certificate is not available to verify "
                                         "revocation data");
@@ -857,8 +941,7 @@ size_t cm_revctx_prune(struct cm_revctx *ctx, int64_t now, int64_t idle_s)
 
     for (struct slot **pp = &ctx->slots, *s; (s = *pp);) {
         if (!s->busy && !s->waiters && now - s->used_at >= idle_s) {
-            *pp = s->next;
-            slot_free(s);
+            slot_drop(ctx, pp, s);
             dropped++;
         } else {
             pp = &s->next;

@@ -647,7 +647,8 @@ static void describe_ocsp(gnutls_session_t s, struct cm_ocsp *o)
 
 /* Looks up the trust-store issuer of der in the credentials' trust list into *out (0 or 1
  * certificate). Returns 0 or -ENOMEM. */
-static int lookup_anchor(struct cm_tls_conn *c, const gnutls_datum_t *der, struct cm_chain *out)
+static int lookup_anchor(struct cm_tls_ctx *ctx, struct cred_entry *e, const gnutls_datum_t *der,
+                         struct cm_chain *out)
 {
     gnutls_x509_trust_list_t tl = NULL;
     gnutls_x509_crt_t crt, issuer = NULL;
@@ -656,7 +657,7 @@ static int lookup_anchor(struct cm_tls_conn *c, const gnutls_datum_t *der, struc
     bool unused;
     int rc;
 
-    gnutls_certificate_get_trust_list(c->cred->cred, &tl);
+    gnutls_certificate_get_trust_list(e->cred, &tl);
     if (!tl)
         return 0;
     if (gnutls_x509_crt_init(&crt) < 0)
@@ -673,7 +674,7 @@ static int lookup_anchor(struct cm_tls_conn *c, const gnutls_datum_t *der, struc
         return rc == GNUTLS_E_MEMORY_ERROR ? -ENOMEM : 0;
     d.data = enc.data;
     d.len = enc.size;
-    rc = cm_chain_from_der_list(c->ctx->certs, &d, 1, NULL, out, &unused);
+    rc = cm_chain_from_der_list(ctx->certs, &d, 1, NULL, out, &unused);
     gnutls_free(enc.data);
     return rc;
 }
@@ -684,10 +685,9 @@ static int lookup_anchor(struct cm_tls_conn *c, const gnutls_datum_t *der, struc
  * weak or hostile anchor lives in the store, not in what the server sent, so it is looked up
  * here, through the credentials' cache. Nothing found (an untrusted chain) leaves *out empty.
  * Returns 0 or -ENOMEM. */
-static int find_anchor(struct cm_tls_conn *c, const gnutls_datum_t *peers,
+static int find_anchor(struct cm_tls_ctx *ctx, struct cred_entry *e, const gnutls_datum_t *peers,
                        const struct cm_chain *chain, struct cm_chain *out)
 {
-    struct cred_entry *e = c->cred;
     size_t top = cm_chain_path_top(chain);
     const char *key = chain->count ? chain->certs[top].sha256 : NULL;
     struct anchor_slot *slot;
@@ -696,7 +696,7 @@ static int find_anchor(struct cm_tls_conn *c, const gnutls_datum_t *peers,
 
     memset(out, 0, sizeof(*out));
     if (!key || strlen(key) != 64)
-        return chain->count ? lookup_anchor(c, &peers[top], out) : 0;
+        return chain->count ? lookup_anchor(ctx, e, &peers[top], out) : 0;
     for (const char *p = key; *p; p++)
         h = h * 33 + (unsigned char)*p;
     slot = &e->anchors[h % ANCHOR_SLOTS];
@@ -717,7 +717,7 @@ static int find_anchor(struct cm_tls_conn *c, const gnutls_datum_t *peers,
     pthread_mutex_unlock(&e->anchors_lock);
 
     /* Look up outside the lock; another thread may fill the slot meanwhile, last one wins. */
-    if ((rc = lookup_anchor(c, &peers[top], out)) < 0)
+    if ((rc = lookup_anchor(ctx, e, &peers[top], out)) < 0)
         return rc;
     pthread_mutex_lock(&e->anchors_lock);
     cm_cert_clear(&slot->cert);
@@ -729,6 +729,29 @@ static int find_anchor(struct cm_tls_conn *c, const gnutls_datum_t *peers,
         slot->found = false; /* a failed copy just leaves the slot empty */
     pthread_mutex_unlock(&e->anchors_lock);
     return 0;
+}
+
+int cm_tls_ctx_find_anchor(struct cm_tls_ctx *ctx, const struct cm_tls_profile *profile,
+                           const struct cm_chain *chain, struct cm_chain *out)
+{
+    struct cred_entry *e = cred_find(ctx, profile);
+    size_t top = cm_chain_path_top(chain);
+    gnutls_datum_t *peers;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!e)
+        return -ENOENT;
+    if (!chain->count || !chain->certs[top].der)
+        return 0;
+    /* find_anchor reads the top's encoding at its position only. */
+    if (!(peers = calloc(chain->count, sizeof(*peers))))
+        return -ENOMEM;
+    peers[top].data = chain->certs[top].der;
+    peers[top].size = (unsigned)chain->certs[top].der_len;
+    rc = find_anchor(ctx, e, peers, chain, out);
+    free(peers);
+    return rc;
 }
 
 /* The finite-field DH group the server sent, if any: its size, and what it is worth, judged
@@ -841,7 +864,7 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
          * not trusted, for no more specific reason. */
         if (rc < 0)
             status |= GNUTLS_CERT_INVALID;
-        if (find_anchor(c, peers, &info->chain, &info->anchor) < 0)
+        if (find_anchor(c->ctx, c->cred, peers, &info->chain, &info->anchor) < 0)
             goto nomem;
         describe_ocsp(s, &info->ocsp);
         info->verify.done = true;

@@ -40,6 +40,7 @@ static char dir[] = "/tmp/certmon-drevXXXXXX";
 static char crl_log[300], www[300];
 static int port[S_COUNT], crl_port, ocsp_port, down_port, tarpit_port, forged_port, web_port;
 static pid_t pid[S_COUNT], crl_pid, tarpit_pid, ocsp_pid;
+static pid_t daemon_pid; /* the daemon a test runs: stopped by the cleanup when a test fails */
 
 static const char *path(const char *name)
 {
@@ -208,7 +209,8 @@ static int suite_start(void)
     }
     /* Chain files (leaf, then its intermediate), a directory with a revoked chain and a leaf
      * alone, and a chain with the stale CRL for the conditional re-fetch. */
-    if (run_sh("cd '%s' && mkdir -p files more && for i in $(seq 1 %d); do cat good.pem "
+    if (run_sh("cd '%s' && mkdir -p files more nostore && cat good.pem inter.pem > "
+               "nostore/chain.pem && for i in $(seq 1 %d); do cat good.pem "
                "inter.pem > files/chain$i.pem; done && cat good.pem inter.pem > extra.pem && "
                "cat revoked.pem inter.pem > more/revoked-chain.pem && cp good.pem "
                "more/leaf-only.pem && cat stale.pem inter.pem > stale-chain.pem",
@@ -280,6 +282,8 @@ static int suite_cleanup(void)
         cm_th_stop(tarpit_pid);
     if (ocsp_pid > 0)
         cm_th_stop(ocsp_pid);
+    if (daemon_pid > 0)
+        cm_th_stop(daemon_pid);
     if (strcmp(dir, "/tmp/certmon-drevXXXXXX") != 0 && run_sh("rm -rf '%s'", dir) != 0)
         fprintf(stderr, "cannot remove %s\n", dir);
     curl_global_cleanup();
@@ -319,9 +323,11 @@ static void write_conf(const char *conf, const char *extra)
     for (int i = 1; i <= NFILES; i++) {
         char name[64];
         snprintf(name, sizeof(name), "files/chain%d.pem", i);
-        fprintf(fp, "  { path = \"%s\"; },\n", path(name));
+        fprintf(fp, "  { path = \"%s\"; ca_file = \"%s\"; },\n", path(name), path("root.pem"));
     }
-    fprintf(fp, "%s  { path = \"%s\"; }\n);\n", extra, path("more"));
+    /* Without ca_file: the intermediate's issuer is looked up in the system store. */
+    fprintf(fp, "%s  { path = \"%s\"; },\n", extra, path("nostore/chain.pem"));
+    fprintf(fp, "  { path = \"%s\"; ca_file = \"%s\"; }\n);\n", path("more"), path("root.pem"));
     fclose(fp);
 }
 
@@ -330,8 +336,9 @@ static void target_of(const char *file, char *buf, size_t len)
     snprintf(buf, len, "file:%s", path(file));
 }
 
-/* Every target but the tarpit: 5 endpoints, NFILES chain files, the 2 files of more/. */
-#define NOT_TARPIT (5 + NFILES + 2)
+/* Every target but the tarpit: 5 endpoints, NFILES chain files, nostore/chain.pem, the 2
+ * files of more/. */
+#define NOT_TARPIT (5 + NFILES + 1 + 2)
 
 static size_t reports_without_tarpit(json_t *all, bool *tarpit)
 {
@@ -369,7 +376,9 @@ static void test_daemon_revocation(void)
     unlink(crl_log);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
     t0 = cm_th_now();
-    pid_t d = cm_th_spawn(argv, log);
+    if (daemon_pid > 0) /* left by a test that failed */
+        cm_th_stop(daemon_pid);
+    pid_t d = daemon_pid = cm_th_spawn(argv, log);
     CU_ASSERT_FATAL(d > 0);
 
     /* Every other target is judged while the tarpit target still waits for its CRL: its run
@@ -440,13 +449,26 @@ static void test_daemon_revocation(void)
     CU_ASSERT_PTR_NULL(finding_at(r, "revocation.none", -1));
     CU_ASSERT_PTR_NULL(finding_at(r, "revocation.unavailable", -1));
     EXPECT_STR(cm_json_str(r, "status"), "ok");
-    /* File targets: a chain file is checked against the intermediate in it; a revoked one is
-     * critical; a leaf alone says why it cannot be checked. */
+    /* File targets: a chain file's leaf is checked against the intermediate in it, the
+     * intermediate against the root of the entry's ca_file; a revoked one is critical; a leaf
+     * alone says why it cannot be checked. */
     target_of("files/chain7.pem", t_file, sizeof(t_file));
     r = report_of(all, t_file);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     EXPECT_STR(cm_json_str(r, "chain.0.revocation.status"), "good");
     EXPECT_STR(cm_json_str(r, "chain.0.revocation.source"), "crl");
+    EXPECT_STR(cm_json_str(r, "chain.1.revocation.status"), "good");
+    EXPECT_STR(cm_json_str(r, "chain.1.revocation.source"), "crl");
+    EXPECT_STR(cm_json_str(r, "status"), "ok");
+    CU_ASSERT(json_is_null(cm_json_get(r, "trust_anchor"))); /* lent for the check only */
+    /* The test root is in no system store: the intermediate cannot be checked, and says why. */
+    target_of("nostore/chain.pem", t_file, sizeof(t_file));
+    r = report_of(all, t_file);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    EXPECT_STR(cm_json_str(r, "chain.0.revocation.status"), "good");
+    EXPECT_STR(cm_json_str(r, "chain.1.revocation.status"), "unavailable");
+    f = finding_at(r, "revocation.unavailable", 1);
+    CU_ASSERT(f && strstr(cm_json_str(f, "message"), "nor among the trust anchors"));
     target_of("more/revoked-chain.pem", t_revoked, sizeof(t_revoked));
     r = report_of(all, t_revoked);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
@@ -549,6 +571,7 @@ static void test_daemon_revocation(void)
 
     double took;
     EXPECT_INT(cm_th_signal_wait(d, SIGTERM, 10 * CERTMON_SLOWDOWN, &took), 0);
+    daemon_pid = 0;
 }
 
 /* A run waiting for a silent CA is cancelled cleanly when its target is removed by a reload,
@@ -574,7 +597,9 @@ static void test_stop_in_flight(void)
             cm_th_free_port(), port[S_TARPIT], path("root.pem"), path("files/chain1.pem"));
     fclose(fp);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
-    pid_t d = cm_th_spawn(argv, log);
+    if (daemon_pid > 0) /* left by a test that failed */
+        cm_th_stop(daemon_pid);
+    pid_t d = daemon_pid = cm_th_spawn(argv, log);
     CU_ASSERT_FATAL(d > 0);
     CU_ASSERT_FATAL(
         cm_th_wait_text(log, "target=a-tarpit checks=1 waiting", 15 * CERTMON_SLOWDOWN));
@@ -606,6 +631,7 @@ static void test_stop_in_flight(void)
     CU_ASSERT(waitpid(d, NULL, WNOHANG) == 0); /* alive */
     /* Stopped while it waits: at once, cleanly. */
     EXPECT_INT(cm_th_signal_wait(d, SIGTERM, 10 * CERTMON_SLOWDOWN, &took), 0);
+    daemon_pid = 0;
     CU_ASSERT(took < 3 * CERTMON_SLOWDOWN);
     printf("\n  stopped in %.2f s with a revocation check in flight\n", took);
 }

@@ -1550,6 +1550,26 @@ static void test_check_credentials(void)
     cm_config_errors_clear(&e);
     cm_config_free(cfg);
 
+    /* A file entry's ca_file (where revocation checks look up issuers) is checked the same
+     * way; it shares a target's profile when it names the same file. */
+    write_file("garbage2.pem", "not a certificate either\n");
+    cfg = load_ok("targets = ( { host = \"a.example\"; ca_file = \"garbage.pem\"; } );\n"
+                  "files = ( { path = \"/srv/a\"; ca_file = \"garbage.pem\"; },\n"
+                  "  { path = \"/srv/b\";\n"
+                  "    ca_file = \"garbage2.pem\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->targets[2].ca_file, in_dir("garbage2.pem"));
+    EXPECT_INT(cm_config_check_credentials(cfg, NULL, &e), CM_ECONFIG);
+    EXPECT_INT(e.count, 2);
+    EXPECT_MSG(&e, in_dir("c.conf"), 1, "targets[0].ca_file", "garbage.pem");
+    EXPECT_MSG(&e, in_dir("c.conf"), 4, "files[1].ca_file", "garbage2.pem");
+    if (e.count != 2)
+        dump(&e);
+    cm_config_errors_clear(&e);
+    cm_config_free(cfg);
+    EXPECT_ERROR("files = ( { path = \"/srv\"; ca_file = \"missing.pem\"; } );\n", 1,
+                 "files[0].ca_file", "missing.pem");
+
     /* Files that parse: a real trust store. No targets of the system store here: it may be
      * missing on a build machine. */
     if (access("/etc/ssl/certs/ca-certificates.crt", R_OK) == 0) {

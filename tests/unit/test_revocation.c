@@ -627,6 +627,72 @@ static void test_checker_file(void)
     rmdir(dir);
 }
 
+/* Many cached sources: OCSP slots, one per certificate, found again through the index after it
+ * grew, and pruned out of it. The responder is never asked: the leaves have no encoding, so
+ * each query fails to start and the failure is what the slot caches. */
+static void test_checker_many(void)
+{
+    enum { N = 1000 };
+    static struct cm_probe_result *rs[N];
+    time_t now = time(NULL);
+    uv_loop_t loop;
+    struct cm_httpc *h;
+    struct cm_revctx *ctx;
+    struct done d = {0};
+    char serial[32];
+
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    CU_ASSERT_EQUAL_FATAL(cm_httpc_new(&loop, &h, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(cm_revctx_new(&loop, h, &ctx), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(serial, sizeof(serial), "%08x%08x", (unsigned)i * 2654435761u, (unsigned)i);
+        rs[i] = result_for("file:///nonexistent/unused.crl", serial);
+        struct cm_cert *leaf = &rs[i]->tls.chain.certs[0];
+        /* Its one byte of "encoding" makes it checked, and no OCSP request can be built. */
+        free(leaf->crl_urls[0]);
+        leaf->crl_urls[0] = NULL;
+        leaf->crl_url_count = 0;
+        free(leaf->ocsp_url);
+        leaf->ocsp_url = strdup("http://127.0.0.1:1/ocsp");
+    }
+    for (int round = 0; round < 2; round++) {
+        d.calls = 0;
+        for (int i = 0; i < N; i++)
+            CU_ASSERT_EQUAL_FATAL(cm_rev_check(ctx, rs[i], 5000, on_done, &d, NULL), 0);
+        for (int i = 0; i < 1000 && d.calls < N; i++)
+            uv_run(&loop, UV_RUN_ONCE);
+        CU_ASSERT_EQUAL(d.calls, N);
+    }
+    for (int i = 0; i < N; i++) {
+        struct cm_rev_cert *c = &rs[i]->revocation->certs[0];
+        CU_ASSERT_EQUAL(c->status, CM_REV_UNAVAILABLE);
+        CU_ASSERT_FATAL(c->error_count == 1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(c->errors[0], "http://127.0.0.1:1/ocsp: OCSP:"));
+    }
+    struct cm_rev_stats st;
+    cm_revctx_stats(ctx, (int64_t)now, &st);
+    CU_ASSERT_EQUAL(st.fetches, 0);
+    /* The second round found every slot of the first: N slots, not 2N. */
+    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + 60, CM_REV_IDLE_S), 0);
+    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + CM_REV_IDLE_S + 60, CM_REV_IDLE_S), N);
+    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + CM_REV_IDLE_S + 60, CM_REV_IDLE_S), 0);
+    /* Pruned out of the index too: asked again, each gets a new slot (and no stale one). */
+    d.calls = 0;
+    for (int i = 0; i < N; i += 10)
+        CU_ASSERT_EQUAL_FATAL(cm_rev_check(ctx, rs[i], 5000, on_done, &d, NULL), 0);
+    for (int i = 0; i < 1000 && d.calls < N / 10; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    CU_ASSERT_EQUAL(d.calls, N / 10);
+    CU_ASSERT_EQUAL(cm_revctx_prune(ctx, (int64_t)now + CM_REV_IDLE_S + 60, CM_REV_IDLE_S), N / 10);
+
+    cm_revctx_close(ctx);
+    cm_httpc_close(h);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+    for (int i = 0; i < N; i++)
+        cm_probe_result_free(rs[i]);
+}
+
 static CU_TestInfo tests[] = {
     {"CRL parsed, serials looked up (leading zeros, reasons, dates)", test_parse_lookup},
     {"forged CRLs: wrong key, wrong name, altered, no cRLSign, no issuer", test_forged},
@@ -637,6 +703,8 @@ static CU_TestInfo tests[] = {
     {"OCSP request and bad responses", test_ocsp_pure},
     {"checker over file://: shared fetch, cache, unreachable, unsupported scheme, pruning",
      test_checker_file},
+    {"checker with a thousand cached OCSP failures: index growth, lookups, pruning",
+     test_checker_many},
     CU_TEST_INFO_NULL,
 };
 

@@ -40,6 +40,14 @@ struct cm_tls_profile {
 int cm_tls_ctx_load(struct cm_tls_ctx *ctx, const struct cm_tls_profile *profile, char *err,
                     size_t errlen);
 
+/* The trust anchor of a loaded profile's store that issued the top of chain's issuing path
+ * (cm_chain_path_top; its DER must be present), as a probe fills tls.anchor and through the
+ * same cache, for chains that came from elsewhere (certificate files). *out gets 0 or 1
+ * certificate (clear it). Thread-safe; costs one trust-list lookup on a cache miss. Returns
+ * 0, -ENOENT when the profile was not loaded (cm_tls_ctx_load), or -ENOMEM. */
+int cm_tls_ctx_find_anchor(struct cm_tls_ctx *ctx, const struct cm_tls_profile *profile,
+                           const struct cm_chain *chain, struct cm_chain *out);
+
 /* Our client certificate chain of a loaded profile, or NULL when it has none. */
 const struct cm_chain *cm_tls_ctx_client_chain(struct cm_tls_ctx *ctx,
                                                const struct cm_tls_profile *profile);
