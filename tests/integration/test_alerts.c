@@ -22,16 +22,6 @@ static char dir[256];
 static int port_tls, port_rx;
 static pid_t pid_tls, pid_rx;
 
-static const char *path_in(const char *name)
-{
-    static char bufs[8][512];
-    static unsigned k;
-    char *b = bufs[k++ % 8];
-
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
-
 /* The receiver's requests so far (one JSON object per line), as an array. */
 static json_t *requests(const char *log)
 {
@@ -119,7 +109,8 @@ static int suite_cleanup(void)
 
 static void test_fire_retry_resolve_restart(void)
 {
-    const char *conf = path_in("d.conf"), *log = path_in("d.log"), *rx = path_in("rx.jsonl");
+    const char *conf = cm_th_path(dir, "d.conf"), *log = cm_th_path(dir, "d.log"),
+               *rx = cm_th_path(dir, "rx.jsonl");
     char target[64];
     json_t *r, *body;
     pid_t pid;
@@ -171,10 +162,10 @@ static void test_fire_retry_resolve_restart(void)
         char cmd[4096], *out = NULL, want[128];
         const char *b = cm_json_str(r, "1.body");
         const char *sig = cm_json_str(r, "1.headers.x-certmon-signature");
-        cm_th_write_config(path_in("body.json"), "%s", b ? b : "");
+        cm_th_write_config(cm_th_path(dir, "body.json"), "%s", b ? b : "");
         snprintf(cmd, sizeof(cmd),
                  "printf 'sha256=%%s' $(openssl dgst -sha256 -hmac s3cret -r '%s' | cut -d' ' -f1)",
-                 path_in("body.json"));
+                 cm_th_path(dir, "body.json"));
         char *argv[] = {"/bin/sh", "-c", cmd, NULL};
         EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
         snprintf(want, sizeof(want), "%s", out ? out : "");
@@ -228,7 +219,7 @@ static void test_fire_retry_resolve_restart(void)
 
 static void test_notify_test_command(void)
 {
-    const char *conf = path_in("nt.conf"), *rx = path_in("nt-rx.jsonl");
+    const char *conf = cm_th_path(dir, "nt.conf"), *rx = cm_th_path(dir, "nt-rx.jsonl");
     int port = cm_th_free_port(), dead = cm_th_free_port();
     pid_t pid = start_rx(port, rx, "200");
     char *out = NULL;
@@ -279,8 +270,8 @@ static char *amtool_query(int port)
  * certificate is renewed. */
 static void test_alertmanager(void)
 {
-    const char *conf = path_in("am.conf"), *log = path_in("am-daemon.log");
-    const char *amconf = path_in("alertmanager.yml");
+    const char *conf = cm_th_path(dir, "am.conf"), *log = cm_th_path(dir, "am-daemon.log");
+    const char *amconf = cm_th_path(dir, "alertmanager.yml");
     int port_am = cm_th_free_port(), port_srv = cm_th_free_port();
     char listen[64], storage[600], *out = NULL;
     pid_t am, srv, pid;
@@ -289,11 +280,11 @@ static void test_alertmanager(void)
 
     cm_th_write_config(amconf, "route: { receiver: blackhole }\nreceivers: [ { name: blackhole } ]\n");
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port_am);
-    snprintf(storage, sizeof(storage), "%s", path_in("am-data"));
+    snprintf(storage, sizeof(storage), "%s", cm_th_path(dir, "am-data"));
     char *argv[] = {"prometheus-alertmanager", "--config.file", (char *)amconf,
                     "--storage.path", storage, "--web.listen-address", listen,
                     "--cluster.listen-address=", NULL};
-    am = cm_th_spawn(argv, path_in("alertmanager.log"));
+    am = cm_th_spawn(argv, cm_th_path(dir, "alertmanager.log"));
     CU_ASSERT_FATAL(am > 0 && cm_th_wait_port(port_am, 20000));
     srv = cm_th_s_server(port_srv, "self.pem", "self.key", false);
     CU_ASSERT_FATAL(srv > 0);

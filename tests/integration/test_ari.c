@@ -24,16 +24,6 @@ static pid_t tls_pid = -1, ari_pid = -1;
 static char expected_id[256]; /* the leaf's ARI id, computed without certmon */
 static char tls_target[64], ari_log[512];
 
-static const char *path_in(const char *name)
-{
-    static char bufs[8][512];
-    static unsigned k;
-    char *b = bufs[k++ % 8];
-
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
-
 static int sh(const char *cmd, char **out)
 {
     char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
@@ -67,7 +57,7 @@ static int compute_expected_id(void)
         "b = b\"\\0\" + b if b[0] & 0x80 else b\n"
         "e = lambda x: base64.urlsafe_b64encode(x).decode().rstrip(\"=\")\n"
         "print(e(bytes.fromhex(aki)) + \".\" + e(b), end=\"\")'",
-        path_in("leaf.pem"));
+        cm_th_path(dir, "leaf.pem"));
     rc = sh(cmd, &out);
     if (rc == 0 && out && strlen(out) < sizeof(expected_id))
         snprintf(expected_id, sizeof(expected_id), "%s", out);
@@ -106,8 +96,8 @@ static int suite_init(void)
     snprintf(port, sizeof(port), "127.0.0.1:%d", tls_port);
     char *sv[] = {"openssl", "s_server",
                   "-accept", port,
-                  "-cert",   (char *)path_in("leaf.pem"),
-                  "-key",    (char *)path_in("leaf.key"),
+                  "-cert",   (char *)cm_th_path(dir, "leaf.pem"),
+                  "-key",    (char *)cm_th_path(dir, "leaf.key"),
                   "-quiet",  "-naccept",
                   "1000",    NULL};
     tls_pid = cm_th_spawn(sv, NULL);
@@ -115,7 +105,7 @@ static int suite_init(void)
 
     ari_port = cm_th_free_port();
     snprintf(port, sizeof(port), "%d", ari_port);
-    snprintf(ari_log, sizeof(ari_log), "%s", path_in("ari.jsonl"));
+    snprintf(ari_log, sizeof(ari_log), "%s", cm_th_path(dir, "ari.jsonl"));
     char *av[] = {"/usr/bin/python3",
                   (char *)cm_th_script("ari_server.py"),
                   "--port",
@@ -173,8 +163,8 @@ static const char *url(const char *mode, const char *what)
 /* certmon check of the test server with an --ari-url (or --acme-directory when dir_mode). */
 static json_t *check(int *rc, double *took, const char *opt, const char *value)
 {
-    return cm_th_check_json(rc, took, "--quick", "--ca", path_in("ca.pem"), "--sni", "localhost",
-                            "--timeout", "3", opt, value, tls_target, NULL);
+    return cm_th_check_json(rc, took, "--quick", "--ca", cm_th_path(dir, "ca.pem"), "--sni",
+                            "localhost", "--timeout", "3", opt, value, tls_target, NULL);
 }
 
 static void test_window_passed(void)
@@ -239,8 +229,8 @@ static void test_window_open_and_future(void)
 
     /* Without the option: no ari object, no request. */
     int before = log_count("renewal-info");
-    arr = cm_th_check_json(&rc, NULL, "--quick", "--ca", path_in("ca.pem"), "--sni", "localhost",
-                           tls_target, NULL);
+    arr = cm_th_check_json(&rc, NULL, "--quick", "--ca", cm_th_path(dir, "ca.pem"), "--sni",
+                           "localhost", tls_target, NULL);
     t = cm_json_only(arr);
     EXPECT_STATUS(rc, t, "ok");
     CU_ASSERT(json_is_null(json_object_get(t, "ari")));
@@ -299,7 +289,7 @@ static void test_directory(void)
     int rc;
     int dirs = log_count("\"/past/directory\""), infos = log_count("\"mode\": \"past\"");
     /* Two targets (the same endpoint twice): one directory fetch, one renewal request. */
-    json_t *arr = cm_th_check_json(&rc, NULL, "--quick", "--ca", path_in("ca.pem"), "--sni",
+    json_t *arr = cm_th_check_json(&rc, NULL, "--quick", "--ca", cm_th_path(dir, "ca.pem"), "--sni",
                                    "localhost", "--acme-directory", url("past", "directory"),
                                    tls_target, tls_target, NULL);
 
@@ -376,7 +366,8 @@ static int results_logged(const char *log, const char *name)
 
 static void test_daemon(void)
 {
-    const char *conf = path_in("d.conf"), *state = path_in("d-state.json"), *log = path_in("d.log");
+    const char *conf = cm_th_path(dir, "d.conf"), *state = cm_th_path(dir, "d-state.json"),
+               *log = cm_th_path(dir, "d.log");
     json_t *r = NULL;
     pid_t pid;
 
@@ -394,8 +385,8 @@ static void test_daemon(void)
         "  { host = \"127.0.0.1\"; port = %d; sni = \"localhost\"; name = \"plain\";\n"
         "    ca_file = \"%s\"; posture = false; interval = \"1s\"; }\n"
         ");\n",
-        state, tls_port, path_in("ca.pem"), url("past", "renewal-info"), tls_port,
-        path_in("ca.pem"), url("tarpit", "directory"), tls_port, path_in("ca.pem"));
+        state, tls_port, cm_th_path(dir, "ca.pem"), url("past", "renewal-info"), tls_port,
+        cm_th_path(dir, "ca.pem"), url("tarpit", "directory"), tls_port, cm_th_path(dir, "ca.pem"));
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     unlink(log);
     pid = cm_th_spawn(argv, log);
@@ -460,7 +451,8 @@ static void test_daemon(void)
 
 static void test_daemon_shutdown_in_flight(void)
 {
-    const char *conf = path_in("s.conf"), *state = path_in("s-state.json"), *log = path_in("s.log");
+    const char *conf = cm_th_path(dir, "s.conf"), *state = cm_th_path(dir, "s-state.json"),
+               *log = cm_th_path(dir, "s.log");
     double took;
 
     cm_th_write_config(
@@ -472,7 +464,7 @@ static void test_daemon_shutdown_in_flight(void)
         "  { host = \"127.0.0.1\"; port = %d; sni = \"localhost\"; name = \"slow\";\n"
         "    ca_file = \"%s\"; posture = false; ari_url = \"%s\"; }\n"
         ");\n",
-        state, tls_port, path_in("ca.pem"), url("tarpit", "renewal-info"));
+        state, tls_port, cm_th_path(dir, "ca.pem"), url("tarpit", "renewal-info"));
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     unlink(log);
     pid_t pid = cm_th_spawn(argv, log);

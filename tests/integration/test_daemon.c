@@ -30,34 +30,6 @@ static char dir[256];
 static int port_valid, port_self;
 static pid_t pid_valid, pid_self;
 
-static const char *path_in(const char *name)
-{
-    static char bufs[8][512];
-    static unsigned k;
-    char *b = bufs[k++ % 8];
-
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
-
-static char *read_text(const char *path)
-{
-    FILE *fp = fopen(path, "r");
-    char *buf = NULL;
-    size_t len = 0;
-
-    if (!fp)
-        return strdup("");
-    FILE *mem = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-        fwrite(chunk, 1, n, mem);
-    fclose(mem);
-    fclose(fp);
-    return buf;
-}
-
 /* Waits until the file at path contains needle, at most timeout_s (scaled). */
 static bool wait_text(const char *path, const char *needle, double timeout_s)
 {
@@ -66,7 +38,7 @@ static bool wait_text(const char *path, const char *needle, double timeout_s)
 
 static bool log_has(const char *log, const char *needle)
 {
-    char *t = read_text(log);
+    char *t = cm_th_read_text(log);
     bool found = strstr(t, needle) != NULL;
 
     free(t);
@@ -228,7 +200,7 @@ static int suite_init(void)
         !cm_th_wait_port(port_self, 5000))
         return -1;
     /* Certificate files: PEM, DER, a bundle, garbage, and a private key (skipped). */
-    mkdir(path_in("certs"), 0755);
+    mkdir(cm_th_path(dir, "certs"), 0755);
     char cmd[2048];
     snprintf(cmd, sizeof(cmd),
              "cp '%s' '%s/certs/leaf.pem' && cat '%s' > '%s/certs/bundle.pem' && "
@@ -275,7 +247,7 @@ static void write_config(const char *conf, const char *state, const char *global
 
 static void test_config_check_ok(void)
 {
-    const char *conf = path_in("ok.conf");
+    const char *conf = cm_th_path(dir, "ok.conf");
     char *out = NULL;
 
     write_config(conf, "ok-state.json", "", NULL, true);
@@ -286,7 +258,7 @@ static void test_config_check_ok(void)
 
 static void test_config_check_names_lines(void)
 {
-    const char *conf = path_in("bad.conf");
+    const char *conf = cm_th_path(dir, "bad.conf");
     char *out = NULL, want[600];
 
     cm_th_write_config(conf,
@@ -334,8 +306,8 @@ static void test_config_check_names_lines(void)
 
 static void test_probes_files_restart(void)
 {
-    const char *conf = path_in("main.conf"), *state = path_in("main-state.json");
-    const char *log = path_in("main.log");
+    const char *conf = cm_th_path(dir, "main.conf"), *state = cm_th_path(dir, "main-state.json");
+    const char *log = cm_th_path(dir, "main.log");
     char valid_name[64], fs_self[64];
     json_t *st, *e;
     pid_t pid;
@@ -437,8 +409,9 @@ static void test_probes_files_restart(void)
 
 static void test_reload(void)
 {
-    const char *conf = path_in("reload.conf"), *state = path_in("reload-state.json");
-    const char *log = path_in("reload.log");
+    const char *conf = cm_th_path(dir, "reload.conf"),
+               *state = cm_th_path(dir, "reload-state.json");
+    const char *log = cm_th_path(dir, "reload.log");
     char extra[256], added[64], valid_name[64], want[600];
     json_t *st;
     pid_t pid;
@@ -508,8 +481,9 @@ static void test_reload(void)
 
 static void test_corrupt_state(void)
 {
-    const char *conf = path_in("corrupt.conf"), *state = path_in("corrupt-state.json");
-    const char *log = path_in("corrupt.log");
+    const char *conf = cm_th_path(dir, "corrupt.conf"),
+               *state = cm_th_path(dir, "corrupt-state.json");
+    const char *log = cm_th_path(dir, "corrupt.log");
     json_t *st;
     pid_t pid;
     DIR *dp;
@@ -547,8 +521,8 @@ static void test_corrupt_state(void)
 
 static void test_concurrency_cap(void)
 {
-    const char *conf = path_in("cap.conf"), *log = path_in("cap.log");
-    const char *clog = path_in("cap-counter.log");
+    const char *conf = cm_th_path(dir, "cap.conf"), *log = cm_th_path(dir, "cap.log");
+    const char *clog = cm_th_path(dir, "cap-counter.log");
     int port = cm_th_free_port(), peak;
     pid_t counter = start_counter(port, 3000, clog), pid;
     char targets[4096];
@@ -587,8 +561,8 @@ static void test_concurrency_cap(void)
 
 static void test_start_spread(void)
 {
-    const char *conf = path_in("spread.conf"), *log = path_in("spread.log");
-    const char *clog = path_in("spread-counter.log");
+    const char *conf = cm_th_path(dir, "spread.conf"), *log = cm_th_path(dir, "spread.log");
+    const char *clog = cm_th_path(dir, "spread-counter.log");
     int port = cm_th_free_port(), peak;
     pid_t counter = start_counter(port, 0, clog), pid;
     char targets[8192];
@@ -631,8 +605,8 @@ static void test_start_spread(void)
 
 static void test_retry_backoff(void)
 {
-    const char *conf = path_in("backoff.conf"), *log = path_in("backoff.log");
-    const char *clog = path_in("backoff-counter.log");
+    const char *conf = cm_th_path(dir, "backoff.conf"), *log = cm_th_path(dir, "backoff.log");
+    const char *clog = cm_th_path(dir, "backoff-counter.log");
     int port = cm_th_free_port(), peak;
     pid_t counter = start_counter(port, 0, clog), pid;
     double opens[16];
@@ -666,8 +640,9 @@ static void test_retry_backoff(void)
 
 static void test_shutdown_cancels_in_flight(void)
 {
-    const char *conf = path_in("stop.conf"), *log = path_in("stop.log");
-    const char *clog = path_in("stop-counter.log"), *state = path_in("stop-state.json");
+    const char *conf = cm_th_path(dir, "stop.conf"), *log = cm_th_path(dir, "stop.log");
+    const char *clog = cm_th_path(dir, "stop-counter.log"),
+               *state = cm_th_path(dir, "stop-state.json");
     int port = cm_th_free_port();
     pid_t counter = start_counter(port, 60000, clog), pid;
     double elapsed;
@@ -704,8 +679,9 @@ static void test_shutdown_cancels_in_flight(void)
  * folded into each new report, until posture_interval has passed. */
 static void test_posture_interval(void)
 {
-    const char *conf = path_in("posture.conf"), *state = path_in("posture-state.json");
-    const char *log = path_in("posture.log");
+    const char *conf = cm_th_path(dir, "posture.conf"),
+               *state = cm_th_path(dir, "posture-state.json");
+    const char *log = cm_th_path(dir, "posture.log");
     char name[64];
     json_t *st, *e;
     pid_t pid;
@@ -745,8 +721,8 @@ static void test_posture_interval(void)
  * server accepts) and the chain one of the pass's handshakes received. */
 static void test_weak_only_server(void)
 {
-    const char *conf = path_in("weak.conf"), *state = path_in("weak-state.json");
-    const char *log = path_in("weak.log");
+    const char *conf = cm_th_path(dir, "weak.conf"), *state = cm_th_path(dir, "weak-state.json");
+    const char *log = cm_th_path(dir, "weak.log");
     int port = cm_th_free_port();
     char name[64], accept[32];
     json_t *st, *e, *f;
@@ -829,8 +805,8 @@ static void write_inflight_config(const char *conf, int port, unsigned concurren
 
 static void test_reload_in_flight(void)
 {
-    const char *conf = path_in("inflight.conf"), *log = path_in("inflight.log");
-    const char *clog = path_in("inflight-counter.log");
+    const char *conf = cm_th_path(dir, "inflight.conf"), *log = cm_th_path(dir, "inflight.log");
+    const char *clog = cm_th_path(dir, "inflight-counter.log");
     int port = cm_th_free_port(), peak;
     pid_t counter = start_counter(port, 60000, clog), pid;
     double opens[64];
@@ -903,8 +879,8 @@ static int http_status(int port, const char *path, double timeout_s, double *too
  * and probing under the old configuration; a second SIGHUP meanwhile is not lost. */
 static void test_reload_fifo_include(void)
 {
-    const char *conf = path_in("fifo.conf"), *log = path_in("fifo.log");
-    const char *state = path_in("fifo-state.json"), *fifo = path_in("reload.fifo");
+    const char *conf = cm_th_path(dir, "fifo.conf"), *log = cm_th_path(dir, "fifo.log");
+    const char *state = cm_th_path(dir, "fifo-state.json"), *fifo = cm_th_path(dir, "reload.fifo");
     int port = cm_th_free_port();
     char want[600];
     double took = 0;

@@ -31,16 +31,6 @@ static int port_valid, port_self, port_http, port_https;
 static pid_t pid_valid, pid_self, pid_daemon, pid_tls_daemon;
 static char valid_name[64];
 
-static const char *path_in(const char *name)
-{
-    static char bufs[8][512];
-    static unsigned k;
-    char *b = bufs[k++ % 8];
-
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
-}
-
 static void write_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void write_file(const char *path, const char *fmt, ...)
@@ -191,7 +181,7 @@ static int suite_init(void)
     if (pid_valid < 0 || pid_self < 0 || !cm_th_wait_port(port_valid, 5000) ||
         !cm_th_wait_port(port_self, 5000))
         return -1;
-    snprintf(conf, sizeof(conf), "%s", path_in("daemon.conf"));
+    snprintf(conf, sizeof(conf), "%s", cm_th_path(dir, "daemon.conf"));
     write_file(conf,
                "global = { interval = \"1h\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
                "           state_file = \"state.json\"; };\n"
@@ -205,7 +195,7 @@ static int suite_init(void)
                "files = ( { path = \"%s\"; } );\n",
                port_http, port_valid, cm_th_pki("root.pem"), port_self, cm_th_pki("expiring20.pem"));
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
-    pid_daemon = cm_th_spawn(argv, path_in("daemon.log"));
+    pid_daemon = cm_th_spawn(argv, cm_th_path(dir, "daemon.log"));
     if (pid_daemon < 0 || !cm_th_wait_port(port_http, 15000))
         return -1;
     return 0;
@@ -283,7 +273,7 @@ static void test_metrics_values(void)
 static void test_promtool_clean(void)
 {
     char *m = NULL, *out = NULL, cmd[700];
-    const char *file = path_in("scrape.txt");
+    const char *file = cm_th_path(dir, "scrape.txt");
     FILE *fp;
 
     EXPECT_INT(get_local("/metrics", &m), 200);
@@ -307,8 +297,8 @@ static void test_prometheus_scrapes(void)
     bool found = false;
     int64_t not_after = cert_time("valid.pem", "enddate");
 
-    snprintf(conf, sizeof(conf), "%s", path_in("prometheus.yml"));
-    snprintf(data, sizeof(data), "%s", path_in("prom-data"));
+    snprintf(conf, sizeof(conf), "%s", cm_th_path(dir, "prometheus.yml"));
+    snprintf(data, sizeof(data), "%s", cm_th_path(dir, "prom-data"));
     write_file(conf,
                "global: { scrape_interval: 1s, evaluation_interval: 1s }\n"
                "scrape_configs:\n"
@@ -318,7 +308,7 @@ static void test_prometheus_scrapes(void)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port_prom);
     char *argv[] = {"prometheus", "--config.file", conf, "--storage.tsdb.path", data,
                     "--web.listen-address", listen, NULL};
-    prom = cm_th_spawn(argv, path_in("prometheus.log"));
+    prom = cm_th_spawn(argv, cm_th_path(dir, "prometheus.log"));
     CU_ASSERT_FATAL(prom > 0);
     CU_ASSERT_FATAL(cm_th_wait_port(port_prom, 20000));
     /* Wait for a scrape that carries the target's expiry, then compare it to the second. */
@@ -469,8 +459,8 @@ static void test_tls_and_mtls_listener(void)
 {
     char conf[600], url[256], *m = NULL, trust[600], cmd[1200], *out = NULL;
 
-    snprintf(conf, sizeof(conf), "%s", path_in("tls.conf"));
-    snprintf(trust, sizeof(trust), "%s", path_in("client-ca.pem"));
+    snprintf(conf, sizeof(conf), "%s", cm_th_path(dir, "tls.conf"));
+    snprintf(trust, sizeof(trust), "%s", cm_th_path(dir, "client-ca.pem"));
     snprintf(cmd, sizeof(cmd), "cat '%s' '%s' > '%s'", cm_th_pki("inter.pem"),
              cm_th_pki("root.pem"), trust);
     EXPECT_INT(run_sh(cmd, &out), 0);
@@ -482,7 +472,7 @@ static void test_tls_and_mtls_listener(void)
                "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"selfsigned\"; posture = false; } );\n",
                port_https, cm_th_pki("valid.chain.pem"), cm_th_pki("leaf.key"), trust, port_self);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
-    pid_tls_daemon = cm_th_spawn(argv, path_in("tls-daemon.log"));
+    pid_tls_daemon = cm_th_spawn(argv, cm_th_path(dir, "tls-daemon.log"));
     CU_ASSERT_FATAL(pid_tls_daemon > 0 && cm_th_wait_port(port_https, 15000));
     snprintf(url, sizeof(url), "https://localhost:%d/healthz", port_https);
     /* With a client certificate signed by the client CA: served. */

@@ -316,6 +316,35 @@ const char *cm_th_pki_dir(void)
     return pki_dir;
 }
 
+const char *cm_th_path(const char *dir, const char *name)
+{
+    static char bufs[8][512];
+    static unsigned next;
+    char *b = bufs[next++ % 8];
+
+    snprintf(b, sizeof(bufs[0]), "%s/%s", dir, name);
+    return b;
+}
+
+char *cm_th_read_text(const char *path)
+{
+    FILE *fp = fopen(path, "r"), *mem;
+    char *buf = NULL, chunk[4096];
+    size_t len = 0, n;
+
+    if (!fp)
+        return strdup("");
+    if (!(mem = open_memstream(&buf, &len))) {
+        fclose(fp);
+        return NULL;
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        fwrite(chunk, 1, n, mem);
+    fclose(mem);
+    fclose(fp);
+    return buf;
+}
+
 const char *cm_th_pki(const char *name)
 {
     static char bufs[8][512];

@@ -62,6 +62,14 @@ json_t *cm_th_check_json(int *exit_code, double *elapsed_s, ...);
  * first use, removed at exit). */
 const char *cm_th_pki_dir(void);
 
+/* dir/name in a static rotating buffer (the last 8 stay valid): a suite's files in its own
+ * temporary directory. */
+const char *cm_th_path(const char *dir, const char *name);
+
+/* The whole file at path as a NUL-terminated malloc'd string ("" when it cannot be read), or
+ * NULL when out of memory. */
+char *cm_th_read_text(const char *path);
+
 /* A path inside the PKI directory, in a static rotating buffer. */
 const char *cm_th_pki(const char *name);
 
