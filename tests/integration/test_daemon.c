@@ -942,8 +942,8 @@ static void test_reload_fifo_include(void)
 /* A directory of NFILES certificate files, scanned every second: NFILES results a second. */
 static void write_busy_config(const char *conf, const char *state, int mport)
 {
-    const char *certs = path_in("busy-certs");
-    char *pem = read_text(cm_th_pki("valid.pem")), name[600];
+    const char *certs = cm_th_path(dir, "busy-certs");
+    char *pem = cm_th_read_text(cm_th_pki("valid.pem")), name[600];
 
     mkdir(certs, 0755);
     for (int i = 0; i < NFILES; i++) {
@@ -966,7 +966,7 @@ static void write_busy_config(const char *conf, const char *state, int mport)
 /* How many times needle occurs in the file at path. */
 static size_t count_text(const char *path, const char *needle)
 {
-    char *t = read_text(path);
+    char *t = cm_th_read_text(path);
     size_t n = 0;
 
     for (const char *p = t; (p = strstr(p, needle)); p += strlen(needle))
@@ -1004,8 +1004,8 @@ static long long db_int(const char *path, const char *sql)
  * signal) is in the database after the exit, within a second. */
 static void test_sigterm_nothing_lost(void)
 {
-    const char *conf = path_in("term.conf"), *state = path_in("term.db"),
-               *log = path_in("term.log");
+    const char *conf = cm_th_path(dir, "term.conf"), *state = cm_th_path(dir, "term.db"),
+               *log = cm_th_path(dir, "term.log");
     int mport = cm_th_free_port();
     char url[100], *out = NULL;
     json_t *api, *st, *t;
@@ -1073,8 +1073,8 @@ static void test_sigterm_nothing_lost(void)
  * next start loads it, and at most about the last second is lost. */
 static void test_kill9_integrity(void)
 {
-    const char *conf = path_in("kill.conf"), *state = path_in("kill.db"),
-               *log = path_in("kill.log");
+    const char *conf = cm_th_path(dir, "kill.conf"), *state = cm_th_path(dir, "kill.db"),
+               *log = cm_th_path(dir, "kill.log");
     unsigned seed = (unsigned)time(NULL);
 
     write_busy_config(conf, state, cm_th_free_port());
@@ -1119,8 +1119,8 @@ static void test_kill9_integrity(void)
  * state export` shows what the database holds. */
 static void test_import_and_export(void)
 {
-    const char *conf = path_in("imp.conf"), *state = path_in("imp-state.json");
-    const char *log = path_in("imp.log");
+    const char *conf = cm_th_path(dir, "imp.conf"), *state = cm_th_path(dir, "imp-state.json");
+    const char *log = cm_th_path(dir, "imp.log");
     char *out = NULL, kept[600];
     json_t *st, *e;
     pid_t pid;
