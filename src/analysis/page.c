@@ -821,10 +821,10 @@ static void put_row(struct cm_page_buf *b, const struct cm_page_row *r, int64_t 
 }
 
 static void put_pages(struct cm_page_buf *b, const struct cm_page_query *q, size_t page,
-                      size_t pages, size_t shown, size_t first)
+                      size_t pages, size_t shown, size_t first, size_t last)
 {
     putf(b, "<nav class=\"pages\" aria-label=\"Pages\"><p>Targets %zu&ndash;%zu of %zu",
-         shown ? first + 1 : 0, first + (shown > q->page_size ? q->page_size : shown), shown);
+         shown ? first + 1 : 0, last, shown);
     if (pages > 1) {
         putf(b, " &middot; page %zu of %zu", page, pages);
         if (page > 1) {
@@ -892,7 +892,7 @@ int cm_page_render_index(const struct cm_page_row *const *rows, size_t n,
     put(out, "</tbody>\n</table></div>\n");
     if (!k)
         put(out, "<p class=\"empty\" id=\"empty\">No target matches these filters.</p>\n");
-    put_pages(out, q, page, pages, k, first);
+    put_pages(out, q, page, pages, k, first, last);
     page_foot(out, info);
     free(sel);
     return out->failed ? -ENOMEM : 0;
