@@ -335,6 +335,8 @@ int cm_page_query_set(struct cm_page_query *q, const char *name, const char *val
     }
     if (!strcmp(name, "label")) {
         const char *colon = strchr(value, ':');
+        if (!value[0])
+            return 0; /* the form's empty field: no filter */
         if (!colon || colon == value) {
             cm_errf(err, errlen, "label=%.64s: expected NAME:VALUE", value);
             return -EINVAL;
@@ -1236,7 +1238,7 @@ static void put_overview(struct cm_page_buf *b, json_t *r, int64_t now)
     if (json_is_integer(json_object_get(r, "port")))
         snprintf(port, sizeof(port), "%" JSON_INTEGER_FORMAT,
                  json_integer_value(json_object_get(r, "port")));
-    put(b, "<section aria-labelledby=\"h-overview\"><h2 id=\"h-overview\">Overview</h2><dl "
+    put(b, "<section aria-labelledby=\"h-overview\"><h2 id=\"h-overview\">Connection</h2><dl "
            "class=\"overview\">\n");
     dl_item(b, "Host", jstr(r, "host"));
     dl_item(b, "Port", port[0] ? port : NULL);
@@ -1321,9 +1323,10 @@ int cm_page_render_target(json_t *report, const char *findings_md,
                      : "Auto-refresh is off. <a id=\"refresh-toggle\" href=\"?\">Turn "
                        "auto-refresh on</a>");
     put(out, "</p>\n");
-    put_overview(out, report, now);
+    /* What is wrong first, then the certificates, then the connection's details. */
     put_findings(out, json_object_get(report, "findings"), findings_md);
     put_chain(out, json_object_get(report, "chain"), now);
+    put_overview(out, report, now);
     put_posture(out, json_object_get(report, "posture"));
     put_phases(out, json_object_get(report, "timing_ms"));
     page_foot(out, info);

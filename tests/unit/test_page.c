@@ -286,6 +286,8 @@ static void test_query_errors(void)
     cm_page_query_init(&q, 500);
     EXPECT_INT(cm_page_query_set(&q, "status", "bad", err, sizeof(err)), -EINVAL);
     EXPECT_STR(err, "status=bad: expected ok, warning, critical or unknown");
+    EXPECT_INT(cm_page_query_set(&q, "label", "", err, sizeof(err)), 0); /* an empty field */
+    EXPECT_INT(q.labels, 0);
     EXPECT_INT(cm_page_query_set(&q, "label", "nocolon", err, sizeof(err)), -EINVAL);
     EXPECT_STR(err, "label=nocolon: expected NAME:VALUE");
     EXPECT_INT(cm_page_query_set(&q, "sort", "size", err, sizeof(err)), -EINVAL);

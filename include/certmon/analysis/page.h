@@ -69,8 +69,9 @@ struct cm_page_query {
 void cm_page_query_init(struct cm_page_query *q, size_t page_size);
 
 /* Applies one query parameter (name=value, both URL-decoded; value borrowed until the render).
- * Returns 0, or -EINVAL with a reason naming the parameter in err: an unknown parameter, an
- * unknown status or column, a label without ':', a page that is not a positive number, more
+ * An empty label= or q= (the form's empty fields) filters nothing. Returns 0, or -EINVAL with
+ * a reason naming the parameter in err: an unknown parameter, an unknown status or column, a
+ * label without ':', a page that is not a positive number, more
  * than CM_PAGE_MAX_LABELS labels. */
 int cm_page_query_set(struct cm_page_query *q, const char *name, const char *value, char *err,
                       size_t errlen);
