@@ -322,6 +322,11 @@ size_t cm_html_escape(const char *in, size_t len, char *out)
         default:
             break;
         }
+        if (!ent && ch >= 0x20 && ch < 0x7f) { /* the common case, without a call per byte */
+            out[o++] = (char)ch;
+            i++;
+            continue;
+        }
         if (ent) {
             n = strlen(ent);
             memcpy(out + o, ent, n);

@@ -279,16 +279,23 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
     cm_httpd_respond_stream(req, 200, CM_METRICS_CONTENT_TYPE, scrape_read, scrape_done, sc);
 }
 
-/* Scrapes are paced: one render starts at most every METRICS_SPACING_MS; requests arriving
- * faster wait their turn (at most METRICS_QUEUE of them, then 503). A render of 10,000
- * targets costs ~30 ms of loop time, so a scraper asking nonstop would otherwise take the
- * loop from the probes; Prometheus servers scraping every few seconds never wait. */
+/* Renders are paced: /metrics and the status page's list share one turn. After a /metrics
+ * render starts, the next render waits METRICS_SPACING_MS; after a status page, PAGE_SPACING
+ * times what it cost (at least PAGE_SPACING_MIN_MS). Requests arriving faster wait their turn
+ * (at most METRICS_QUEUE of them, then 503). A /metrics render of 10,000 targets costs ~30 ms
+ * of loop time, so a scraper (or a browser) asking nonstop would otherwise take the loop from
+ * the probes; Prometheus servers scraping every few seconds and people reading never wait. */
 #define METRICS_SPACING_MS 250
 #define METRICS_QUEUE 8
+#define PAGE_SPACING 8 /* a client asking nonstop gets at most 1/8 of the loop */
+#define PAGE_SPACING_MIN_MS 5
+
+typedef void (*paced_fn)(struct cm_web *web, struct cm_httpd_req *req);
 
 struct scrape_wait {
     struct cm_web *web;
     struct cm_httpd_req *req;
+    paced_fn render; /* sets web->scrape_next */
     struct scrape_wait *next;
 };
 
@@ -303,9 +310,8 @@ static void on_pace(uv_timer_t *t)
         return;
     web->scrape_queue = w->next;
     web->scrape_queued--;
-    web->scrape_next = uv_now(web->loop) + METRICS_SPACING_MS;
     cm_httpd_on_cancel(w->req, NULL, NULL);
-    render_metrics(web, w->req);
+    w->render(web, w->req);
     free(w);
     pace_arm(web);
 }
@@ -334,28 +340,40 @@ static void on_scrape_gone(struct cm_httpd_req *req, void *arg)
     free(w);
 }
 
-static void serve_metrics(struct cm_web *web, struct cm_httpd_req *req)
+/* Runs render now when it is the turn of nobody else, or queues it. */
+static void paced(struct cm_web *web, struct cm_httpd_req *req, paced_fn render)
 {
     uint64_t now = uv_now(web->loop);
     struct scrape_wait *w, **pp;
 
     if (!web->scrape_queue && now >= web->scrape_next) {
-        web->scrape_next = now + METRICS_SPACING_MS;
-        render_metrics(web, req);
+        render(web, req);
         return;
     }
     if (web->scrape_queued >= METRICS_QUEUE || !(w = calloc(1, sizeof(*w)))) {
-        text(req, 503, "too many scrapes waiting; try again\n");
+        text(req, 503, "too many renders waiting; try again\n");
         return;
     }
     w->web = web;
     w->req = req;
+    w->render = render;
     for (pp = &web->scrape_queue; *pp; pp = &(*pp)->next)
         ;
     *pp = w;
     web->scrape_queued++;
     cm_httpd_on_cancel(req, on_scrape_gone, w);
     pace_arm(web);
+}
+
+static void metrics_paced(struct cm_web *web, struct cm_httpd_req *req)
+{
+    web->scrape_next = uv_now(web->loop) + METRICS_SPACING_MS;
+    render_metrics(web, req);
+}
+
+static void serve_metrics(struct cm_web *web, struct cm_httpd_req *req)
+{
+    paced(web, req, metrics_paced);
 }
 
 static void serve_targets(struct cm_web *web, struct cm_httpd_req *req)
@@ -606,9 +624,10 @@ static int on_page_param(void *arg, const char *name, const char *value)
     return cm_page_query_set(c->q, name, value, c->err, sizeof(c->err)) < 0 ? -1 : 0;
 }
 
-/* GET /: rendered at once (the rows are plain structs; the sort of 10,000 and one page of
- * rows cost a few ms, docs/benchmarks.md), from the rows the state keeps beside each report. */
-static void serve_index(struct cm_web *web, struct cm_httpd_req *req)
+/* GET /: rendered at once in its turn (the rows are plain structs; the sort of 10,000 and one
+ * page of rows cost a few ms, docs/benchmarks.md), from the rows the state keeps beside each
+ * report. */
+static void render_index(struct cm_web *web, struct cm_httpd_req *req)
 {
     struct cm_web_status st = status(web);
     struct query_ctx c = {0};
@@ -619,6 +638,7 @@ static void serve_index(struct cm_web *web, struct cm_httpd_req *req)
     const struct cm_page_row **rows;
     struct cm_page_row **pending;
     size_t n, np = 0;
+    uint64_t t0, cost_ms;
     int rc;
 
     cm_page_query_init(&q, st.gen->cfg->page_size);
@@ -647,12 +667,22 @@ static void serve_index(struct cm_web *web, struct cm_httpd_req *req)
             rows[i] = pending[np++] = cm_page_row_pending(es[i]->name);
     }
     page_info(&st, &info);
+    t0 = uv_hrtime();
     rc = cm_page_render_index(rows, n, &q, &info, (int64_t)time(NULL), &b);
+    cost_ms = (uv_hrtime() - t0) / 1000000;
+    web->scrape_next = uv_now(web->loop) + (cost_ms * PAGE_SPACING > PAGE_SPACING_MIN_MS
+                                                ? cost_ms * PAGE_SPACING
+                                                : PAGE_SPACING_MIN_MS);
     for (size_t i = 0; i < np; i++)
         cm_page_row_free(pending[i]);
     free(pending);
     free(rows);
     page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
+}
+
+static void serve_index(struct cm_web *web, struct cm_httpd_req *req)
+{
+    paced(web, req, render_index);
 }
 
 /* The state entry that /target/NAME or /badge/NAME.svg names (MHD has URL-decoded the path). */
