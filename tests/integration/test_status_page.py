@@ -338,6 +338,9 @@ def run_browser_checks(driver, base, reports, expected, days_left, outdir):
     check("status=critical" in driver.current_url and
           rows == [n for n in expected if reports[n]["status"] == "critical"],
           "status filter: %s (%s)" % (rows, driver.current_url))
+    driver.get(base + "/?status=warning&status=ok")
+    rows = visible_rows(driver)
+    check(rows == ["expiring20", "valid"], "repeated status=warning&status=ok: %s" % rows)
     driver.get(base + "/?label=" + urllib.parse.quote("team:db"))
     rows = visible_rows(driver)
     check(rows == [n for n in expected if n in ("expiring5", "expired", "down")],
