@@ -563,12 +563,13 @@ static void put_days(struct cm_page_buf *b, int64_t days)
 static void put_ago(struct cm_page_buf *b, int64_t t, int64_t now)
 {
     char iso[32];
-    int64_t d = now - t;
+    int64_t d;
 
     if (t == NO_TIME) {
         put(b, "never");
         return;
     }
+    d = now - t; /* both RFC 3339 times: 4-digit years, far from overflowing */
     cm_time_rfc3339(t, iso, sizeof(iso));
     putf(b, "<time datetime=\"%s\" title=\"%s\">", iso, iso);
     if (d < 0)

@@ -446,7 +446,9 @@ static void test_target_page(void)
     CU_ASSERT_PTR_NULL(strstr(b.data, "http-equiv=\"refresh\""));
     cm_page_buf_free(&b);
     json_decref(r);
-    EXPECT_INT(cm_page_render_target(json_integer(1), NULL, &info, NOW, false, &b), -EINVAL);
+    r = json_integer(1);
+    EXPECT_INT(cm_page_render_target(r, NULL, &info, NOW, false, &b), -EINVAL);
+    json_decref(r);
     cm_page_buf_free(&b);
 
     EXPECT_INT(cm_page_render_not_found("<script>x</script>", &info, &b), 0);
