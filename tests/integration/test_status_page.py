@@ -33,6 +33,8 @@ from selenium import webdriver
 from selenium.common.exceptions import UnexpectedAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 HOSTILE_CN = '<script>window.__pwned=1</script>"><img src=x onerror=alert(1)>'
 DAY = 86400
@@ -264,6 +266,16 @@ def main():
                 pass
 
 
+def navigate(driver, action):
+    """Runs action (a click, an Enter) that loads another page, and waits until the new
+    document has replaced the old one and finished loading: a click returns before that."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, 10).until(EC.staleness_of(old))
+    WebDriverWait(driver, 10).until(
+        lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def visible_rows(driver):
     return [tr.find_element(By.CSS_SELECTOR, "th.c-name a").text
             for tr in driver.find_elements(By.CSS_SELECTOR, "#targets tbody tr")
@@ -333,7 +345,7 @@ def run_browser_checks(driver, base, reports, expected, days_left, outdir):
 
     # Filters without JavaScript's help: the form's GET.
     driver.find_element(By.CSS_SELECTOR, "input[name=status][value=critical]").click()
-    driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    navigate(driver, driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click)
     rows = visible_rows(driver)
     check("status=critical" in driver.current_url and
           rows == [n for n in expected if reports[n]["status"] == "critical"],
@@ -355,32 +367,32 @@ def run_browser_checks(driver, base, reports, expected, days_left, outdir):
     time.sleep(0.2)
     rows = visible_rows(driver)
     check(rows == ["expired", "expiring5", "expiring20"], "instant filter 'expir': %s" % rows)
-    box.send_keys("ing\n")
+    navigate(driver, lambda: box.send_keys("ing\n"))
     check("q=expiring" in driver.current_url and visible_rows(driver) == ["expiring5",
                                                                           "expiring20"],
           "search submitted: %s" % driver.current_url)
     # Sort by a column header.
     driver.get(base + "/")
-    driver.find_element(By.LINK_TEXT, "Target").click()
+    navigate(driver, driver.find_element(By.LINK_TEXT, "Target").click)
     rows = visible_rows(driver)
     check(rows == sorted(expected), "sorted by name: %s" % rows)
-    driver.find_element(By.PARTIAL_LINK_TEXT, "Target").click()
+    navigate(driver, driver.find_element(By.PARTIAL_LINK_TEXT, "Target").click)
     rows = visible_rows(driver)
     check(rows == sorted(expected, reverse=True), "sorted by name, reversed: %s" % rows)
     # Auto-refresh on by default, and a link turns it off (no JavaScript needed).
     driver.get(base + "/")
     metas = driver.find_elements(By.CSS_SELECTOR, "meta[http-equiv=refresh]")
     check(len(metas) == 1, "auto-refresh is on by default")
-    driver.find_element(By.ID, "refresh-toggle").click()
+    navigate(driver, driver.find_element(By.ID, "refresh-toggle").click)
     metas = driver.find_elements(By.CSS_SELECTOR, "meta[http-equiv=refresh]")
     check("refresh=0" in driver.current_url and not metas,
           "auto-refresh turned off: %s" % driver.current_url)
-    driver.find_element(By.LINK_TEXT, "Target").click()
+    navigate(driver, driver.find_element(By.LINK_TEXT, "Target").click)
     check("refresh=0" in driver.current_url, "sorting keeps it off: %s" % driver.current_url)
 
     # The detail page, reached by its link.
     driver.get(base + "/")
-    driver.find_element(By.LINK_TEXT, "expired").click()
+    navigate(driver, driver.find_element(By.LINK_TEXT, "expired").click)
     check(driver.current_url == base + "/target/expired", "detail link: %s" % driver.current_url)
     h1 = driver.find_element(By.TAG_NAME, "h1").text
     check(h1.startswith("expired") and "CRITICAL" in h1.upper(), "detail heading: %r" % h1)
