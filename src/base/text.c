@@ -294,3 +294,78 @@ uint64_t cm_fnv1a_str(const char *s)
 {
     return cm_fnv1a(CM_FNV1A_INIT, s, strlen(s));
 }
+
+size_t cm_html_escape(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len;) {
+        unsigned char ch = (unsigned char)in[i];
+        const char *ent = NULL;
+        size_t n;
+        switch (ch) {
+        case '&':
+            ent = "&amp;";
+            break;
+        case '<':
+            ent = "&lt;";
+            break;
+        case '>':
+            ent = "&gt;";
+            break;
+        case '"':
+            ent = "&quot;";
+            break;
+        case '\'':
+            ent = "&#39;";
+            break;
+        default:
+            break;
+        }
+        if (!ent && ch >= 0x20 && ch < 0x7f) { /* the common case, without a call per byte */
+            out[o++] = (char)ch;
+            i++;
+            continue;
+        }
+        if (ent) {
+            n = strlen(ent);
+            memcpy(out + o, ent, n);
+            o += n;
+            i++;
+            continue;
+        }
+        if ((ch < 0x20 && ch != '\t' && ch != '\n') || ch == 0x7f ||
+            !(n = cm_utf8_seq((const unsigned char *)in + i, len - i))) {
+            /* One replacement character per bad byte: the reader sees where text was lost. */
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+            continue;
+        }
+        memcpy(out + o, in + i, n);
+        o += n;
+        i += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+size_t cm_url_encode(const char *in, size_t len, char *out)
+{
+    static const char hexd[] = "0123456789ABCDEF";
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '%';
+            out[o++] = hexd[ch >> 4];
+            out[o++] = hexd[ch & 15];
+        }
+    }
+    out[o] = '\0';
+    return o;
+}

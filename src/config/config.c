@@ -714,6 +714,7 @@ enum {
     MK_HEAD_TIMEOUT,
     MK_MAX_CONNECTIONS,
     MK_MAX_PER_CLIENT,
+    MK_PAGE_SIZE,
     MK_N
 };
 static const struct key metrics_keys[MK_N] = {
@@ -733,6 +734,8 @@ static const struct key metrics_keys[MK_N] = {
                             offsetof(struct cm_config, max_connections), 2, 10000, 64, 0},
     [MK_MAX_PER_CLIENT] = {"max_connections_per_client", KT_INT, S_UINT,
                            offsetof(struct cm_config, max_per_client), 1, 10000, 0, 0},
+    [MK_PAGE_SIZE] = {"page_size", KT_INT, S_UINT, offsetof(struct cm_config, page_size), 10,
+                      10000, 500, 0},
 };
 
 /* Targets: defaults come from global, not from the table. */

@@ -2,7 +2,9 @@
  *   GET /metrics          every target's cached result (probing keeps its own schedule)
  *   GET /probe?target=    one on-demand probe, answered with that probe's metrics
  *   GET /api/v1/targets   every target's report, the `check --json` object schema
- *   GET /healthz          200 while the loop runs and a configuration is loaded */
+ *   GET /healthz          200 while the loop runs and a configuration is loaded
+ *   GET /                 the status page (page.h), /target/{name}, /badge/{name}.svg and
+ *                         /static/{style.css,app.js} */
 #include "certmon/daemon/web.h"
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/error.h"
@@ -15,6 +17,8 @@
 #include "certmon/analysis/metrics.h"
 #include "certmon/daemon/process.h"
 #include "certmon/analysis/report.h"
+#include "certmon/analysis/page.h"
+#include "certmon/daemon/webassets.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -71,18 +75,45 @@ struct webprobe {
     struct webprobe *next;
 };
 
+/* What the web keeps beside each report: the metrics view and the status page's row. */
+struct web_view {
+    struct cm_metrics_view *metrics; /* NULL: the report has no string "target" */
+    struct cm_page_row *row;
+};
+
 static void *view_build(json_t *report, void *arg)
 {
+    struct web_view *v = calloc(1, sizeof(*v));
+
     (void)arg;
-    return cm_metrics_view_new(report);
+    if (!v)
+        return NULL;
+    v->metrics = cm_metrics_view_new(report);
+    v->row = cm_page_row_new(report);
+    if (!v->metrics && !v->row) {
+        free(v);
+        return NULL;
+    }
+    return v;
 }
 
-static void view_free(void *v)
+static void view_free(void *p)
 {
-    cm_metrics_view_free(v);
+    struct web_view *v = p;
+
+    if (!v)
+        return;
+    cm_metrics_view_free(v->metrics);
+    cm_page_row_free(v->row);
+    free(v);
 }
 
 const struct cm_state_view_hooks cm_web_view_hooks = {view_build, view_free, NULL};
+
+struct cm_metrics_view *cm_web_view_metrics(void *view)
+{
+    return view ? ((struct web_view *)view)->metrics : NULL;
+}
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -186,8 +217,8 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
         return;
     }
     for (size_t i = 0; i < n; i++)
-        if (es[i]->view)
-            sc->views[sc->n++] = cm_metrics_view_ref(es[i]->view);
+        if (cm_web_view_metrics(es[i]->view))
+            sc->views[sc->n++] = cm_metrics_view_ref(cm_web_view_metrics(es[i]->view));
     free(es);
     sc->self = (struct cm_metrics_self){
         .probes_success = st.probes_ok,
@@ -248,16 +279,23 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
     cm_httpd_respond_stream(req, 200, CM_METRICS_CONTENT_TYPE, scrape_read, scrape_done, sc);
 }
 
-/* Scrapes are paced: one render starts at most every METRICS_SPACING_MS; requests arriving
- * faster wait their turn (at most METRICS_QUEUE of them, then 503). A render of 10,000
- * targets costs ~30 ms of loop time, so a scraper asking nonstop would otherwise take the
- * loop from the probes; Prometheus servers scraping every few seconds never wait. */
+/* Renders are paced: /metrics and the status page's list share one turn. After a /metrics
+ * render starts, the next render waits METRICS_SPACING_MS; after a status page, PAGE_SPACING
+ * times what it cost (at least PAGE_SPACING_MIN_MS). Requests arriving faster wait their turn
+ * (at most METRICS_QUEUE of them, then 503). A /metrics render of 10,000 targets costs ~30 ms
+ * of loop time, so a scraper (or a browser) asking nonstop would otherwise take the loop from
+ * the probes; Prometheus servers scraping every few seconds and people reading never wait. */
 #define METRICS_SPACING_MS 250
 #define METRICS_QUEUE 8
+#define PAGE_SPACING 8 /* a client asking nonstop gets at most 1/8 of the loop */
+#define PAGE_SPACING_MIN_MS 5
+
+typedef void (*paced_fn)(struct cm_web *web, struct cm_httpd_req *req);
 
 struct scrape_wait {
     struct cm_web *web;
     struct cm_httpd_req *req;
+    paced_fn render; /* sets web->scrape_next */
     struct scrape_wait *next;
 };
 
@@ -272,9 +310,8 @@ static void on_pace(uv_timer_t *t)
         return;
     web->scrape_queue = w->next;
     web->scrape_queued--;
-    web->scrape_next = uv_now(web->loop) + METRICS_SPACING_MS;
     cm_httpd_on_cancel(w->req, NULL, NULL);
-    render_metrics(web, w->req);
+    w->render(web, w->req);
     free(w);
     pace_arm(web);
 }
@@ -303,28 +340,40 @@ static void on_scrape_gone(struct cm_httpd_req *req, void *arg)
     free(w);
 }
 
-static void serve_metrics(struct cm_web *web, struct cm_httpd_req *req)
+/* Runs render now when it is the turn of nobody else, or queues it. */
+static void paced(struct cm_web *web, struct cm_httpd_req *req, paced_fn render)
 {
     uint64_t now = uv_now(web->loop);
     struct scrape_wait *w, **pp;
 
     if (!web->scrape_queue && now >= web->scrape_next) {
-        web->scrape_next = now + METRICS_SPACING_MS;
-        render_metrics(web, req);
+        render(web, req);
         return;
     }
     if (web->scrape_queued >= METRICS_QUEUE || !(w = calloc(1, sizeof(*w)))) {
-        text(req, 503, "too many scrapes waiting; try again\n");
+        text(req, 503, "too many renders waiting; try again\n");
         return;
     }
     w->web = web;
     w->req = req;
+    w->render = render;
     for (pp = &web->scrape_queue; *pp; pp = &(*pp)->next)
         ;
     *pp = w;
     web->scrape_queued++;
     cm_httpd_on_cancel(req, on_scrape_gone, w);
     pace_arm(web);
+}
+
+static void metrics_paced(struct cm_web *web, struct cm_httpd_req *req)
+{
+    web->scrape_next = uv_now(web->loop) + METRICS_SPACING_MS;
+    render_metrics(web, req);
+}
+
+static void serve_metrics(struct cm_web *web, struct cm_httpd_req *req)
+{
+    paced(web, req, metrics_paced);
 }
 
 static void serve_targets(struct cm_web *web, struct cm_httpd_req *req)
@@ -535,6 +584,192 @@ nomem:
     text(req, 500, "out of memory\n");
 }
 
+/* ---- The status page ---- */
+
+/* Every page answer carries these (page.h): nothing loads from elsewhere, nothing is sniffed
+ * into another type, no referrer leaves with a link followed. */
+static const char *const page_headers[] = {
+    "Content-Security-Policy", CM_PAGE_CSP, "X-Content-Type-Options", "nosniff",
+    "Referrer-Policy", "no-referrer", "X-Frame-Options", "DENY", NULL};
+static const char *const badge_headers[] = {
+    "Content-Security-Policy", CM_PAGE_BADGE_CSP, "X-Content-Type-Options", "nosniff",
+    "Referrer-Policy", "no-referrer", NULL};
+
+static void page_respond(struct cm_httpd_req *req, unsigned code, const char *ctype,
+                         const char *const *headers, struct cm_page_buf *b, int rc)
+{
+    if (rc < 0) {
+        cm_page_buf_free(b);
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    cm_httpd_set_headers(req, headers);
+    cm_httpd_respond(req, code, ctype, b->data, b->len, 1);
+}
+
+static void page_info(struct cm_web_status *st, struct cm_page_info *info)
+{
+    *info = (struct cm_page_info){.version = CERTMON_VERSION, .targets = st->gen->cfg->target_count};
+}
+
+struct query_ctx {
+    struct cm_page_query *q;
+    char err[256];
+};
+
+static int on_page_param(void *arg, const char *name, const char *value)
+{
+    struct query_ctx *c = arg;
+
+    return cm_page_query_set(c->q, name, value, c->err, sizeof(c->err)) < 0 ? -1 : 0;
+}
+
+/* GET /: rendered at once in its turn (the rows are plain structs; the sort of 10,000 and one
+ * page of rows cost a few ms, docs/benchmarks.md), from the rows the state keeps beside each
+ * report. */
+static void render_index(struct cm_web *web, struct cm_httpd_req *req)
+{
+    struct cm_web_status st = status(web);
+    struct query_ctx c = {0};
+    struct cm_page_query q;
+    struct cm_page_info info;
+    struct cm_page_buf b = {0};
+    struct cm_state_entry *const *es;
+    const struct cm_page_row **rows;
+    struct cm_page_row **pending;
+    size_t n, np = 0;
+    uint64_t t0, cost_ms;
+    int rc;
+
+    cm_page_query_init(&q, st.gen->cfg->page_size);
+    c.q = &q;
+    if (cm_httpd_query_each(req, on_page_param, &c) != 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "bad request: %s\n", c.err);
+        text(req, 400, msg);
+        return;
+    }
+    cm_state_check_reports(st.state, SIZE_MAX);
+    es = cm_state_entries(st.state, &n);
+    rows = calloc(n ? n : 1, sizeof(*rows));
+    pending = calloc(n ? n : 1, sizeof(*pending));
+    if (!rows || !pending) {
+        free(rows);
+        free(pending);
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct web_view *v = es[i]->view;
+        if (v && v->row)
+            rows[i] = v->row;
+        else if (!es[i]->report) /* known, never probed: listed as such */
+            rows[i] = pending[np++] = cm_page_row_pending(es[i]->name);
+    }
+    page_info(&st, &info);
+    t0 = uv_hrtime();
+    rc = cm_page_render_index(rows, n, &q, &info, (int64_t)time(NULL), &b);
+    cost_ms = (uv_hrtime() - t0) / 1000000;
+    web->scrape_next = uv_now(web->loop) + (cost_ms * PAGE_SPACING > PAGE_SPACING_MIN_MS
+                                                ? cost_ms * PAGE_SPACING
+                                                : PAGE_SPACING_MIN_MS);
+    for (size_t i = 0; i < np; i++)
+        cm_page_row_free(pending[i]);
+    free(pending);
+    free(rows);
+    page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
+}
+
+static void serve_index(struct cm_web *web, struct cm_httpd_req *req)
+{
+    paced(web, req, render_index);
+}
+
+/* The state entry that /target/NAME or /badge/NAME.svg names (MHD has URL-decoded the path). */
+static struct cm_state_entry *entry_named(struct cm_web *web, const char *name)
+{
+    struct cm_state *state = status(web).state;
+
+    return *name ? cm_state_get(state, name) : NULL;
+}
+
+static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const char *name)
+{
+    struct cm_web_status st = status(web);
+    struct cm_state_entry *e = entry_named(web, name);
+    struct cm_page_info info;
+    struct cm_page_buf b = {0};
+    const char *refresh = cm_httpd_query(req, "refresh");
+    json_t *report;
+    int rc;
+
+    page_info(&st, &info);
+    if (refresh && strcmp(refresh, "0") && strcmp(refresh, "1")) {
+        text(req, 400, "bad request: refresh= expects 1 (on) or 0 (off)\n");
+        return;
+    }
+    if (!e) {
+        rc = cm_page_render_not_found(name, &info, &b);
+        page_respond(req, 404, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
+        return;
+    }
+    if (!e->report) {
+        struct cm_page_row *r = cm_page_row_pending(e->name);
+        rc = r ? cm_page_render_index((const struct cm_page_row *const *)&r, 1,
+                                      &(struct cm_page_query){.page = 1, .page_size = 1}, &info,
+                                      (int64_t)time(NULL), &b)
+               : -ENOMEM;
+        cm_page_row_free(r);
+        page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
+        return;
+    }
+    if (!(report = json_loads(e->report, 0, NULL))) {
+        text(req, 500, "the stored report does not parse\n");
+        return;
+    }
+    rc = cm_page_render_target(report, cm_web_findings_md, &info, (int64_t)time(NULL),
+                               !refresh || refresh[0] == '1', &b);
+    json_decref(report);
+    page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
+}
+
+static void serve_badge(struct cm_web *web, struct cm_httpd_req *req, const char *file)
+{
+    size_t len = strlen(file);
+    char *name;
+    struct cm_state_entry *e;
+    struct cm_page_row *pending = NULL;
+    const struct cm_page_row *row = NULL;
+    struct cm_page_buf b = {0};
+    int rc;
+
+    if (len <= 4 || strcmp(file + len - 4, ".svg") != 0 || !(name = strndup(file, len - 4))) {
+        text(req, 404, "not found: a badge is /badge/NAME.svg\n");
+        return;
+    }
+    e = entry_named(web, name);
+    free(name);
+    if (!e) {
+        text(req, 404, "not found: no target of that name\n");
+        return;
+    }
+    if (e->view && ((struct web_view *)e->view)->row)
+        row = ((struct web_view *)e->view)->row;
+    else if (!(row = pending = cm_page_row_pending(e->name))) {
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    rc = cm_page_render_badge(row, (int64_t)time(NULL), &b);
+    cm_page_row_free(pending);
+    page_respond(req, 200, CM_PAGE_BADGE_CONTENT_TYPE, badge_headers, &b, rc);
+}
+
+static void serve_static(struct cm_httpd_req *req, const char *ctype, const char *body)
+{
+    cm_httpd_set_headers(req, page_headers);
+    cm_httpd_respond(req, 200, ctype, body, strlen(body), 0);
+}
+
 /* ---- Routing ---- */
 
 static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
@@ -550,13 +785,19 @@ static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
     else if (!strcmp(path, "/healthz"))
         text(req, 200, "ok\n");
     else if (!strcmp(path, "/"))
-        text(req, 200,
-             "certmon " CERTMON_VERSION "\n/metrics /probe?target=host:port /api/v1/targets "
-             "/healthz\n");
+        serve_index(web, req);
+    else if (!strncmp(path, "/target/", 8))
+        serve_target(web, req, path + 8);
+    else if (!strncmp(path, "/badge/", 7))
+        serve_badge(web, req, path + 7);
+    else if (!strcmp(path, "/static/style.css"))
+        serve_static(req, "text/css; charset=utf-8", cm_web_style_css);
+    else if (!strcmp(path, "/static/app.js"))
+        serve_static(req, "text/javascript; charset=utf-8", cm_web_app_js);
     else
         text(req, 404,
-             "not found: try /metrics, /probe?target=host:port, /api/v1/targets or "
-             "/healthz\n");
+             "not found: try /, /target/NAME, /badge/NAME.svg, /metrics, "
+             "/probe?target=host:port, /api/v1/targets or /healthz\n");
 }
 
 int cm_web_new(uv_loop_t *loop, struct cm_resolver *resolver, cm_web_status_fn status_fn, void *arg,

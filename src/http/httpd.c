@@ -56,6 +56,8 @@ struct cm_httpd_req {
     bool watching;  /* watch is initialised and not yet being closed */
     bool queued;    /* in l->resume_head */
 
+    const char *const *headers; /* extra response headers: name, value, ..., NULL (borrowed
+                                 * until the response is built) */
     struct MHD_Response *resp; /* what to send once resumed (RS_HANDLER, RS_READY) */
     bool resp_shared;          /* resp is the httpd's shared 500: never destroyed here */
     unsigned status;
@@ -579,6 +581,14 @@ static int req_finish_build(struct cm_httpd_req *r, unsigned status, const char 
         resp = NULL;
         rc = -ENOMEM;
     }
+    for (size_t i = 0; resp && r->headers && r->headers[i] && r->headers[i + 1]; i += 2)
+        if (has_ctl(r->headers[i]) || has_ctl(r->headers[i + 1]) ||
+            MHD_add_response_header(resp, r->headers[i], r->headers[i + 1]) == MHD_NO) {
+            MHD_destroy_response(resp);
+            resp = NULL;
+            rc = -EINVAL;
+        }
+    r->headers = NULL;
     if (rc) {
         cm_log_warn(SUB, "listen=%s peer=%s cannot build the response (status=%u): %s; sending 500",
                     r->l ? r->l->name : "-", r->peer, status, cm_strerror(rc));
@@ -813,6 +823,39 @@ const char *cm_httpd_query(struct cm_httpd_req *req, const char *name)
     if (!req || !req->conn || !name)
         return NULL;
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_each {
+    int (*cb)(void *arg, const char *name, const char *value);
+    void *arg;
+    int rc;
+};
+
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct query_each *qe = cls;
+
+    (void)kind;
+    qe->rc = qe->cb(qe->arg, key, value ? value : "");
+    return qe->rc ? MHD_NO : MHD_YES;
+}
+
+int cm_httpd_query_each(struct cm_httpd_req *req,
+                        int (*cb)(void *arg, const char *name, const char *value), void *arg)
+{
+    struct query_each qe = {cb, arg, 0};
+
+    if (!req || !req->conn)
+        return 0;
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_query_arg, &qe);
+    return qe.rc;
+}
+
+void cm_httpd_set_headers(struct cm_httpd_req *req, const char *const *headers)
+{
+    if (req)
+        req->headers = headers;
 }
 
 const char *cm_httpd_peer(struct cm_httpd_req *req)

@@ -87,6 +87,19 @@ static void on_hang_cancel(struct cm_httpd_req *req, void *arg)
     s->held_cancel = NULL;
 }
 
+/* Every query parameter as name=value lines, stopping at one named "stop". */
+static int on_each_param(void *arg, const char *name, const char *value)
+{
+    char *body = arg;
+    size_t len = strlen(body);
+
+    snprintf(body + len, 512 - len, "%s=%s\n", name, value);
+    return strcmp(name, "stop") ? 0 : 7;
+}
+
+static const char *const extra_headers[] = {"X-Test-Extra", "yes", NULL};
+static const char *const bad_headers[] = {"X-Test-Extra", "a\r\nSet-Cookie: x=1", NULL};
+
 static void handler(struct cm_httpd_req *req, const char *path, void *arg)
 {
     struct srv *s = arg;
@@ -101,6 +114,16 @@ static void handler(struct cm_httpd_req *req, const char *path, void *arg)
         char *body = strdup(v ? v : "(none)");
         CU_ASSERT_PTR_NOT_NULL_FATAL(body);
         EXPECT_INT(cm_httpd_respond(req, 200, "text/plain", body, strlen(body), 1), 0);
+    } else if (!strcmp(path, "/each")) {
+        char *body = calloc(1, 512);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+        int rc = cm_httpd_query_each(req, on_each_param, body);
+        snprintf(body + strlen(body), 512 - strlen(body), "rc=%d\n", rc);
+        cm_httpd_set_headers(req, extra_headers);
+        EXPECT_INT(cm_httpd_respond(req, 200, "text/plain", body, strlen(body), 1), 0);
+    } else if (!strcmp(path, "/bad-header")) {
+        cm_httpd_set_headers(req, bad_headers);
+        s->bad_status_rc = cm_httpd_respond(req, 200, "text/plain", "x", 1, 0);
     } else if (!strcmp(path, "/empty")) {
         cm_httpd_respond(req, 200, NULL, NULL, 0, 0);
     } else if (!strcmp(path, "/bad-status")) {
@@ -173,6 +196,7 @@ struct resp {
     char ctype[128];
     char allow[64];
     char cache[64];
+    char extra[64]; /* X-Test-Extra */
     double secs;
 };
 
@@ -310,6 +334,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *u)
 
     header_value(p, sz * n, "Allow", r->allow, sizeof(r->allow));
     header_value(p, sz * n, "Cache-Control", r->cache, sizeof(r->cache));
+    header_value(p, sz * n, "X-Test-Extra", r->extra, sizeof(r->extra));
     return sz * n;
 }
 
@@ -562,6 +587,13 @@ static void query_client(struct job *j)
     fetch(NULL, url, NULL, &j->r[2]);
     url_of(url, sizeof(url), "http", "127.0.0.1", j->port, "/hel%6co?name=1");
     fetch(NULL, url, NULL, &j->r[3]);
+    url_of(url, sizeof(url), "http", "127.0.0.1", j->port,
+           "/each?status=ok&status=warning&q=a+b%3C&flag&stop=1&after=2");
+    fetch(NULL, url, NULL, &j->r[4]);
+    url_of(url, sizeof(url), "http", "127.0.0.1", j->port, "/hello");
+    fetch(NULL, url, NULL, &j->r[5]); /* headers are per response: none here */
+    url_of(url, sizeof(url), "http", "127.0.0.1", j->port, "/bad-header");
+    fetch(NULL, url, NULL, &j->r[6]);
 }
 
 static void test_query(void)
@@ -584,7 +616,17 @@ static void test_query(void)
     /* The path reaches the handler percent-decoded and without its query. */
     EXPECT_INT(j.r[3].status, 200);
     EXPECT_STR(j.r[3].body, "hello\n");
-    EXPECT_STR(s.path, "/hello");
+    /* Every parameter in order, repeated names each time, until the callback stops. */
+    EXPECT_INT(j.r[4].status, 200);
+    EXPECT_STR(j.r[4].body, "status=ok\nstatus=warning\nq=a b<\nflag=\nstop=1\nrc=7\n");
+    EXPECT_STR(j.r[4].extra, "yes");
+    EXPECT_STR(j.r[4].cache, "no-store");
+    EXPECT_STR(j.r[5].extra, "");
+    /* A header value that would split the response is refused: a 500, not an injection. */
+    EXPECT_INT(j.r[6].status, 500);
+    EXPECT_STR(j.r[6].extra, "");
+    EXPECT_INT(s.bad_status_rc, -EINVAL);
+    EXPECT_STR(s.path, "/bad-header");
     srv_finish(&s);
 }
 

@@ -246,7 +246,7 @@ static char *metrics_of(const struct cm_config *cfg)
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
     EXPECT_INT(cm_analyze(res, &ct->policy, NOW, &f), 0);
     EXPECT_INT(cm_state_record(e, res, &f, &ct->labels, NOW, &changed, &old), 0);
-    v = e->view;
+    v = cm_web_view_metrics(e->view);
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     EXPECT_INT(cm_metrics_render(&v, 1, NULL, NULL, &b), 0);
     cm_findings_clear(&f);

@@ -59,6 +59,24 @@ long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen);
  * escape) when out is too small; returns true when all of in fit. */
 bool cm_text_escape(const char *in, char *out, size_t outlen);
 
+/* Bytes cm_html_escape may write for len input bytes, with the NUL. */
+#define CM_HTML_ESCAPE_MAX(len) ((len) * 6 + 1)
+
+/* HTML-escapes len bytes of in into out (at least CM_HTML_ESCAPE_MAX(len) bytes), NUL-
+ * terminated, for element text and for attribute values in double or single quotes alike:
+ * & < > " ' become entities; control characters (tab and newline kept), DEL, NUL and bytes
+ * that are not well-formed UTF-8 (cm_utf8_seq) become U+FFFD. Text from certificates and
+ * peers goes through here before it reaches a page. Returns the length written. */
+size_t cm_html_escape(const char *in, size_t len, char *out);
+
+/* Bytes cm_url_encode may write for len input bytes, with the NUL. */
+#define CM_URL_ENCODE_MAX(len) ((len) * 3 + 1)
+
+/* Percent-encodes len bytes of in for a URL path segment or query value (RFC 3986: all but
+ * ALPHA DIGIT - . _ ~ become %HH) into out (at least CM_URL_ENCODE_MAX(len) bytes),
+ * NUL-terminated. Returns the length written. */
+size_t cm_url_encode(const char *in, size_t len, char *out);
+
 /* Unix seconds t as RFC 3339 UTC ("2027-01-27T23:59:59Z") into buf (len bytes; 21 suffice),
  * "invalid" when gmtime cannot represent t. */
 void cm_time_rfc3339(int64_t t, char *buf, size_t len);

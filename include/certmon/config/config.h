@@ -141,6 +141,7 @@ struct cm_config {
     unsigned max_connections; /* per listen address; default 64 */
     unsigned max_per_client;  /* per client address (IPv4, IPv6 /64); 0 (default): a quarter
                                * of max_connections */
+    unsigned page_size;       /* status page rows per page; default 500 */
     struct cm_config_origin tls_cert_at, client_ca_at; /* where those were set */
 
     struct cm_config_target *targets; /* endpoints first, in file order, then file entries */

@@ -1,4 +1,4 @@
-/* The daemon's HTTP endpoints (/metrics, /probe, /api/v1/targets, /healthz) on the httpd
+/* The daemon's HTTP endpoints (/metrics, /probe, /api/v1/targets, /healthz, the status page) on the httpd
  * listener. The web owns its listener, its pacing of /metrics and its on-demand probes; what it
  * shows of the daemon (the current generation, the state, the notifiers, counters) it asks for
  * through the status callback it was handed, so it never reaches into the daemon's struct. */
@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "certmon/analysis/metrics.h"
 #include "certmon/config/config.h"
 #include "certmon/daemon/state.h"
 
@@ -63,5 +64,8 @@ void cm_web_unpace(struct cm_web *web);
 
 /* The view hooks the state uses to keep each target's metrics view (metrics.h). */
 extern const struct cm_state_view_hooks cm_web_view_hooks;
+
+/* The metrics view inside a view those hooks built (state entry's view), or NULL. */
+struct cm_metrics_view *cm_web_view_metrics(void *view);
 
 #endif

@@ -92,6 +92,17 @@ int cm_httpd_start(uv_loop_t *loop, const struct cm_httpd_opts *opts, cm_httpd_h
 const char *cm_httpd_query(struct cm_httpd_req *req, const char *name);
 
 /* The peer's address as text ("127.0.0.1", "::1"), for logs. Valid as long as req. */
+/* Calls cb(arg, name, value) for every query parameter, URL-decoded, in the order sent
+ * (repeated names once each time; a parameter without '=' has value ""), until cb returns
+ * nonzero. Returns cb's last return value (0 when it never stopped). */
+int cm_httpd_query_each(struct cm_httpd_req *req,
+                        int (*cb)(void *arg, const char *name, const char *value), void *arg);
+
+/* Extra headers for the response the next cm_httpd_respond* builds: headers is name, value,
+ * name, value, ..., NULL, borrowed until that call returns (static tables in practice). A
+ * name or value with control characters makes that answer a 500. */
+void cm_httpd_set_headers(struct cm_httpd_req *req, const char *const *headers);
+
 const char *cm_httpd_peer(struct cm_httpd_req *req);
 
 /* Sets what runs if the client goes away before a deferred response, or the listener is
