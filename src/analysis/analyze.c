@@ -76,6 +76,8 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"cert.renewal_window_open", CM_SEV_INFO,
      "the CA's suggested renewal window (ACME ARI) for the served certificate is open"},
     {"ari.unavailable", CM_SEV_INFO, "the CA's renewal information (ACME ARI) could not be read"},
+    {"cert.changed", CM_SEV_WARNING,
+     "the served leaf changed materially (names, issuer or key), not as a renewal"},
 };
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
@@ -1482,6 +1484,23 @@ static int check_ari(struct ctx *x)
     return 0;
 }
 
+/* A material change of the served leaf within the change window: the daemon compared it with
+ * the leaf served before and attached what it found (res->change). */
+static int check_change(struct ctx *x)
+{
+    const struct cm_change *c = x->res->change;
+    char what[1100], at[32];
+
+    if (!c || (int64_t)x->now >= c->until)
+        return 0;
+    cm_text_escape(c->what ? c->what : "", what, sizeof(what));
+    cm_time_rfc3339(c->at, at, sizeof(at));
+    return add(x, NULL, "cert.changed", CM_SEV_WARNING, 0,
+               "the served leaf certificate changed on %s, and not as a renewal: %s; old "
+               "sha256 %s, new sha256 %s",
+               at, what, str0(c->old_sha256), str0(c->new_sha256));
+}
+
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out)
 {
@@ -1514,7 +1533,7 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0 ||
         (rc = check_revocation(&x)) < 0)
         return rc;
-    if ((rc = check_ari(&x)) < 0)
+    if ((rc = check_ari(&x)) < 0 || (rc = check_change(&x)) < 0)
         return rc;
     return check_posture(&x);
 }

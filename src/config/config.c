@@ -631,6 +631,8 @@ enum {
     GK_POSTURE_INTERVAL,
     GK_STARTUP_SPREAD,
     GK_RETRY_INTERVAL,
+    GK_HISTORY_DAYS,
+    GK_CHANGE_WINDOW,
     GK_N
 };
 static const struct key global_keys[GK_N] = {
@@ -649,6 +651,10 @@ static const struct key global_keys[GK_N] = {
                            offsetof(struct cm_config, startup_spread_ms), 0, DMAX, 5 * MS_MIN, 0},
     [GK_RETRY_INTERVAL] = {"retry_interval", KT_DURATION, S_U64,
                            offsetof(struct cm_config, retry_min_ms), MS_SEC, DMAX, 30 * MS_SEC, 0},
+    [GK_HISTORY_DAYS] = {"history_days", KT_INT, S_UINT, offsetof(struct cm_config, history_days),
+                         1, 36500, 400, 0},
+    [GK_CHANGE_WINDOW] = {"change_window", KT_DURATION, S_U64,
+                          offsetof(struct cm_config, change_window_ms), MS_MIN, DMAX, MS_DAY, 0},
 };
 
 /* Policy keys: in global and in every target and file entry; base is a struct cm_policy. */

@@ -122,6 +122,8 @@ struct scrape {
     size_t n;
     struct cm_metrics_notifier *notifiers; /* names copied: a reload may free the originals */
     size_t nnotifiers;
+    struct cm_metrics_change *changes; /* target names copied, like the notifiers' */
+    size_t nchanges;
     struct cm_metrics_self self;
     struct cm_metrics_http http; /* self.http points here */
     struct cm_metrics_revocation rev; /* self.revocation points here, when there is a checker */
@@ -167,8 +169,32 @@ static void scrape_done(void *arg)
     for (size_t i = 0; i < sc->nnotifiers; i++)
         free((char *)sc->notifiers[i].name);
     free(sc->notifiers);
+    for (size_t i = 0; i < sc->nchanges; i++)
+        free((char *)sc->changes[i].target);
+    free(sc->changes);
     cm_metrics_buf_free(&sc->buf);
     free(sc);
+}
+
+/* The targets whose served leaf changed, for certmon_cert_changes_total (es sorted by name). */
+static void collect_changes(struct scrape *sc, struct cm_state_entry **es, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        k += es[i]->renewals || es[i]->changes;
+    if (!k || !(sc->changes = calloc(k, sizeof(*sc->changes))))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct cm_metrics_change *c = &sc->changes[sc->nchanges];
+        if (!es[i]->renewals && !es[i]->changes)
+            continue;
+        if (!(c->target = strdup(es[i]->name)))
+            break;
+        c->renewals = es[i]->renewals;
+        c->changes = es[i]->changes;
+        sc->nchanges++;
+    }
 }
 
 static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
@@ -188,6 +214,7 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
     for (size_t i = 0; i < n; i++)
         if (es[i]->view)
             sc->views[sc->n++] = cm_metrics_view_ref(es[i]->view);
+    collect_changes(sc, es, n);
     free(es);
     sc->self = (struct cm_metrics_self){
         .probes_success = st.probes_ok,
@@ -200,6 +227,8 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
         .libcurl = curl_version_info(CURLVERSION_NOW)->version,
         .targets = st.gen->cfg->target_count,
         .http = &sc->http,
+        .changes = sc->changes,
+        .change_count = sc->nchanges,
     };
     sc->http = (struct cm_metrics_http){
         .evicted_head_timeout = web->http_counters.evicted_head_timeout,

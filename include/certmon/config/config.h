@@ -125,6 +125,8 @@ struct cm_config {
     uint64_t retry_min_ms;        /* first retry after a failed probe; doubles; default 30s */
     unsigned concurrency;         /* probes in flight at once; default 64 */
     char *state_file;             /* absolute; NULL: state is not persisted */
+    unsigned history_days;        /* certificate history rows kept this long; default 400 */
+    uint64_t change_window_ms;    /* cert.changed stays this long after a change; default 24h */
     struct cm_policy policy;      /* warn_days, crit_days, min_rsa_bits, min_ec_bits,
                                    * allow_self_signed, ignore, severity */
 
