@@ -3,6 +3,7 @@
 #include "certmon/daemon/store.h"
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
+#include "certmon/base/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -635,6 +636,80 @@ int cm_store_prune(struct cm_store *st, time_t cutoff)
     struct op o = {.kind = OP_PRUNE, .last_probe = cutoff};
 
     return enqueue(st, &o);
+}
+
+static json_t *str_json(const char *t);
+
+/* Splits text at sep into a JSON array of strings ("" gives []). */
+static json_t *split_json(const char *text, const char *sep)
+{
+    json_t *a = json_array();
+    size_t sl = strlen(sep);
+    const char *p = text;
+
+    while (a && *p) {
+        const char *e = strstr(p, sep);
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        char *piece = strndup(p, l);
+        json_t *j = piece ? str_json(piece) : NULL;
+        free(piece);
+        if (json_array_append_new(a, j) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+        if (!e)
+            break;
+        p = e + sl;
+    }
+    return a;
+}
+
+/* Text from a certificate, as a JSON string: escaped (cm_text_escape) when it is not valid
+ * UTF-8, which JSON cannot carry. */
+static json_t *str_json(const char *t)
+{
+    json_t *j = json_string(t);
+    char *esc;
+    size_t len;
+
+    if (j)
+        return j;
+    len = strlen(t) * 4 + 1;
+    if (!(esc = malloc(len)))
+        return NULL;
+    cm_text_escape(t, esc, len);
+    j = json_string(esc);
+    free(esc);
+    return j;
+}
+
+static json_t *time_json(int64_t t)
+{
+    char buf[32];
+
+    cm_time_rfc3339(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+json_t *cm_history_json(const struct cm_history_row *rows, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < n; i++) {
+        const struct cm_history_row *r = &rows[i];
+        json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
+                              "sha256", str_json(r->sha256), "first_seen", time_json(r->first_seen),
+                              "last_seen", time_json(r->last_seen), "subject",
+                              str_json(r->subject), "issuer", str_json(r->issuer), "sans",
+                              split_json(r->sans, ", "), "key_type", str_json(r->key_type), "key_bits", (json_int_t)r->key_bits,
+                              "not_before", time_json(r->not_before), "not_after",
+                              time_json(r->not_after), "chain", split_json(r->chain, " "));
+        if (!o || json_array_append_new(a, o) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
 }
 
 void cm_history_free(struct cm_history_row *rows, size_t n)

@@ -103,6 +103,11 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
 
 void cm_history_free(struct cm_history_row *rows, size_t n);
 
+/* The rows as a JSON array, in their order: objects with sha256, first_seen, last_seen,
+ * subject, issuer, sans (array), key_type, key_bits, not_before, not_after (times RFC 3339,
+ * UTC) and chain (array of SHA-256). NULL when out of memory. */
+json_t *cm_history_json(const struct cm_history_row *rows, size_t n);
+
 /* Counters for logs and benchmarks (read on the loop). */
 struct cm_store_stats {
     uint64_t rows_written; /* upserts committed */
