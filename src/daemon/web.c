@@ -2,6 +2,8 @@
  *   GET /metrics          every target's cached result (probing keeps its own schedule)
  *   GET /probe?target=    one on-demand probe, answered with that probe's metrics
  *   GET /api/v1/targets   every target's report, the `check --json` object schema
+ *   GET /api/v1/targets/NAME/history   the target's certificate history (store.h), read on
+ *                         the thread pool through a read-only connection
  *   GET /healthz          200 while the loop runs and a configuration is loaded */
 #include "certmon/daemon/web.h"
 #include "certmon/analysis/analyze.h"
@@ -14,6 +16,7 @@
 #include "certmon/probe/revocation.h"
 #include "certmon/analysis/metrics.h"
 #include "certmon/daemon/process.h"
+#include "certmon/daemon/store.h"
 #include "certmon/analysis/report.h"
 
 #include <curl/curl.h>
@@ -47,6 +50,7 @@ struct cm_web {
     uint64_t scrape_next;    /* loop time from which the next render may start */
     struct scrape_wait *scrape_queue;
     unsigned scrape_queued;
+    unsigned nhistory; /* history reads on the thread pool: web is freed after them */
 };
 
 /* What the daemon shows now (a reload changes the generation, a shutdown the notifiers). */
@@ -397,7 +401,7 @@ static void serve_targets(struct cm_web *web, struct cm_httpd_req *req)
 /* Frees web once nothing refers to it any more (cm_web_close). */
 static void web_maybe_free(struct cm_web *web)
 {
-    if (web->closing && !web->scrape_timer_init && web->nwebprobes == 0)
+    if (web->closing && !web->scrape_timer_init && web->nwebprobes == 0 && web->nhistory == 0)
         free(web);
 }
 
@@ -564,6 +568,125 @@ nomem:
     text(req, 500, "out of memory\n");
 }
 
+/* ---- /api/v1/targets/NAME/history ---- */
+
+/* One history read: the database is read on the thread pool (it may be large, and the disk
+ * slow), never on the loop. */
+struct history_job {
+    uv_work_t work;
+    struct cm_web *web;
+    struct cm_httpd_req *req; /* NULL once the client has gone */
+    char *path, *name;
+    char *body; /* the answer, made on the pool */
+    size_t len;
+    unsigned status;
+};
+
+static void on_history_gone(struct cm_httpd_req *req, void *arg)
+{
+    struct history_job *j = arg;
+
+    (void)req;
+    j->req = NULL;
+}
+
+static void history_work(uv_work_t *w)
+{
+    struct history_job *j = w->data;
+    struct cm_history_row *rows = NULL;
+    size_t n = 0;
+    char err[600];
+    json_t *a;
+    int rc = cm_store_history(j->path, j->name, &rows, &n, err, sizeof(err));
+
+    if (rc == -ENOENT) {
+        rc = 0; /* no database yet: nothing seen yet */
+        n = 0;
+    }
+    if (rc < 0) {
+        j->status = 500;
+        if (asprintf(&j->body, "cannot read the history: %s\n", err) < 0)
+            j->body = NULL;
+    } else if (!(a = cm_history_json(rows, n)) ||
+               !(j->body = json_dumps(a, JSON_INDENT(2) | JSON_ENSURE_ASCII))) {
+        json_decref(a);
+        j->status = 500;
+    } else {
+        json_decref(a);
+        j->status = 200;
+    }
+    j->len = j->body ? strlen(j->body) : 0;
+    cm_history_free(rows, n);
+}
+
+static void history_done(uv_work_t *w, int status)
+{
+    struct history_job *j = w->data;
+    struct cm_web *web = j->web;
+
+    (void)status;
+    if (j->req) {
+        cm_httpd_on_cancel(j->req, NULL, NULL);
+        if (!j->body)
+            text(j->req, 500, "out of memory\n");
+        else if (j->status == 200)
+            cm_httpd_respond(j->req, 200, "application/json", j->body, j->len, 1);
+        else
+            cm_httpd_respond(j->req, j->status, "text/plain; charset=utf-8", j->body, j->len, 1);
+        j->body = NULL;
+    }
+    free(j->body);
+    free(j->path);
+    free(j->name);
+    free(j);
+    web->nhistory--;
+    web_maybe_free(web);
+}
+
+/* name is the part of the path between /api/v1/targets/ and /history. */
+static void serve_history(struct cm_web *web, struct cm_httpd_req *req, const char *name,
+                          size_t len)
+{
+    const struct cm_config *cfg = status(web).gen->cfg;
+    const struct cm_config_target *ct;
+    struct history_job *j;
+    char *n = strndup(name, len);
+
+    if (!n) {
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    if (!(ct = cm_config_find(cfg, n))) {
+        free(n);
+        text(req, 404, "no such target\n");
+        return;
+    }
+    if (!cfg->state_file) {
+        free(n);
+        text(req, 404, "no history: global.state_file is not set\n");
+        return;
+    }
+    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(cfg->state_file))) {
+        free(j);
+        free(n);
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    j->name = n;
+    j->web = web;
+    j->req = req;
+    j->work.data = j;
+    if (uv_queue_work(web->loop, &j->work, history_work, history_done) < 0) {
+        free(j->path);
+        free(j->name);
+        free(j);
+        text(req, 500, "cannot queue the read\n");
+        return;
+    }
+    web->nhistory++;
+    cm_httpd_on_cancel(req, on_history_gone, j);
+}
+
 /* ---- Routing ---- */
 
 static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
@@ -576,6 +699,9 @@ static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
         serve_probe(web, req);
     else if (!strcmp(path, "/api/v1/targets"))
         serve_targets(web, req);
+    else if (!strncmp(path, "/api/v1/targets/", 16) && strlen(path) > 16 + 8 &&
+             !strcmp(path + strlen(path) - 8, "/history"))
+        serve_history(web, req, path + 16, strlen(path) - 16 - 8);
     else if (!strcmp(path, "/healthz"))
         text(req, 200, "ok\n");
     else if (!strcmp(path, "/"))
