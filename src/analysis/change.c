@@ -13,24 +13,24 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The SANs sorted and joined: two certificates that list the same names in another order
+/* The names sorted and joined: two certificates that list the same names in another order
  * are alike. */
-static char *sorted_sans(const struct cm_cert *c)
+static char *sorted_join(char *const *names, size_t count)
 {
     char **v = NULL;
     size_t len = 1, off = 0;
     char *out;
 
-    if (c->san_count && !(v = malloc(c->san_count * sizeof(*v))))
+    if (count && !(v = malloc(count * sizeof(*v))))
         return NULL;
-    for (size_t i = 0; i < c->san_count; i++) {
-        v[i] = c->sans[i];
+    for (size_t i = 0; i < count; i++) {
+        v[i] = names[i];
         len += strlen(v[i]) + 2;
     }
-    if (c->san_count)
-        qsort(v, c->san_count, sizeof(*v), cmp_str);
+    if (count)
+        qsort(v, count, sizeof(*v), cmp_str);
     if ((out = malloc(len))) {
-        for (size_t i = 0; i < c->san_count; i++) {
+        for (size_t i = 0; i < count; i++) {
             size_t l = strlen(v[i]);
             if (i) {
                 memcpy(out + off, ", ", 2);
@@ -50,14 +50,54 @@ int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out)
     memset(out, 0, sizeof(*out));
     if (!c->sha256)
         return -EINVAL;
-    out->key_type = c->key_type ? c->key_type : "";
     out->key_bits = c->key_bits;
     out->not_after = c->not_after;
     if (!(out->sha256 = strdup(c->sha256)) || !(out->subject = strdup(c->subject ? c->subject : "")) ||
-        !(out->issuer = strdup(c->issuer ? c->issuer : "")) || !(out->sans = sorted_sans(c))) {
+        !(out->issuer = strdup(c->issuer ? c->issuer : "")) ||
+        !(out->key_type = strdup(c->key_type ? c->key_type : "")) ||
+        !(out->sans = sorted_join(c->sans, c->san_count))) {
         cm_leaf_summary_clear(out);
         return -ENOMEM;
     }
+    return 0;
+}
+
+int cm_leaf_summary_from(const char *sha256, const char *subject, const char *issuer,
+                         const char *sans, const char *key_type, unsigned key_bits,
+                         int64_t not_after, struct cm_leaf_summary *out)
+{
+    char *copy = strdup(sans), **v = NULL, *p;
+    size_t n = 0, cap = 1;
+
+    memset(out, 0, sizeof(*out));
+    if (!copy)
+        return -ENOMEM;
+    for (p = copy; (p = strstr(p, ", ")); p += 2)
+        cap++;
+    if (!(v = malloc(cap * sizeof(*v)))) {
+        free(copy);
+        return -ENOMEM;
+    }
+    for (p = copy; *p;) {
+        char *e = strstr(p, ", ");
+        v[n++] = p;
+        if (!e)
+            break;
+        *e = '\0';
+        p = e + 2;
+    }
+    out->key_bits = key_bits;
+    out->not_after = not_after;
+    if (!(out->sha256 = strdup(sha256)) || !(out->subject = strdup(subject)) ||
+        !(out->issuer = strdup(issuer)) || !(out->key_type = strdup(key_type)) ||
+        !(out->sans = sorted_join(v, n))) {
+        cm_leaf_summary_clear(out);
+        free(v);
+        free(copy);
+        return -ENOMEM;
+    }
+    free(v);
+    free(copy);
     return 0;
 }
 
@@ -67,6 +107,7 @@ void cm_leaf_summary_clear(struct cm_leaf_summary *s)
     free(s->subject);
     free(s->issuer);
     free(s->sans);
+    free(s->key_type);
     memset(s, 0, sizeof(*s));
 }
 

@@ -1411,6 +1411,24 @@ static void on_check_idle(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
+/* A target's newest history row at start: the leaf its next result is compared with. */
+static void restore_leaf(void *arg, const char *target, const struct cm_history_row *r)
+{
+    struct daemon *d = arg;
+    struct cm_state_entry *e = cm_state_get(d->state, target);
+    struct cm_leaf_summary *l;
+
+    if (!e || e->leaf || !(l = malloc(sizeof(*l))))
+        return;
+    if (cm_leaf_summary_from(r->sha256, r->subject, r->issuer, r->sans, r->key_type,
+                             r->key_bits, r->not_after, l) < 0) {
+        free(l);
+        return;
+    }
+    e->leaf = l;
+    e->leaf_written = r->last_seen;
+}
+
 /* Opens the state database (importing a JSON state of earlier versions, moving a corrupt
  * one aside) and loads it. Without it the daemon runs on, keeping nothing across restarts. */
 static void load_state(struct daemon *d)
@@ -1428,6 +1446,8 @@ static void load_state(struct daemon *d)
         cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
         return;
     }
+    if (cm_store_latest(d->state_path, restore_leaf, d, err, sizeof(err)) < 0)
+        cm_log_warn("state", "%s: leaf changes are told from the next leaf on", err);
     cm_state_entries(d->state, &n);
     cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
 }

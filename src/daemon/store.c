@@ -712,6 +712,53 @@ json_t *cm_history_json(const struct cm_history_row *rows, size_t n)
     return a;
 }
 
+int cm_store_latest(const char *path,
+                    void (*fn)(void *arg, const char *target, const struct cm_history_row *row),
+                    void *arg, char *err, size_t errlen)
+{
+    /* SQLite gives the bare columns of the row that holds max(first_seen). */
+    static const char SQL[] = "SELECT target, sha256, subject, sans, issuer, key_type, key_bits,"
+                              " not_before, not_after, chain, last_seen, max(first_seen)"
+                              " FROM history GROUP BY target";
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db;
+    int serr, rc;
+    int64_t ver;
+
+    if (sniff(path, &serr) != K_SQLITE)
+        return 0;
+    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
+        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    ver = pragma_int(db, "PRAGMA user_version", &rc);
+    if (rc != SQLITE_OK || ver < 2 || sqlite3_prepare_v2(db, SQL, -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return 0;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        struct cm_history_row r = {
+            .sha256 = (char *)sqlite3_column_text(s, 1),
+            .subject = (char *)sqlite3_column_text(s, 2),
+            .sans = (char *)sqlite3_column_text(s, 3),
+            .issuer = (char *)sqlite3_column_text(s, 4),
+            .key_type = (char *)sqlite3_column_text(s, 5),
+            .key_bits = (unsigned)sqlite3_column_int64(s, 6),
+            .not_before = sqlite3_column_int64(s, 7),
+            .not_after = sqlite3_column_int64(s, 8),
+            .chain = (char *)sqlite3_column_text(s, 9),
+            .last_seen = sqlite3_column_int64(s, 10),
+            .first_seen = sqlite3_column_int64(s, 11),
+        };
+        if (t && r.sha256 && r.subject && r.sans && r.issuer && r.key_type && r.chain)
+            fn(arg, t, &r);
+    }
+    if (rc != SQLITE_DONE)
+        failf(err, errlen, 0, "cannot read the history of %s: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc == SQLITE_DONE ? 0 : CM_ESTATE;
+}
+
 void cm_history_free(struct cm_history_row *rows, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -262,11 +262,16 @@ static void test_renewal_and_change(void)
     EXPECT_INT(code, 404);
     free(body);
 
-    /* The history survives a restart. */
+    /* The history survives a restart, and so does the memory of the last leaf: v2 served
+     * again while the daemon was down is told as a change (other.test is gone). */
     EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
     unlink(log);
     CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
     CU_ASSERT(cm_th_wait_text(log, "started", 15 * CERTMON_SLOWDOWN));
+    CU_ASSERT(cm_th_wait_text(log, "certificate changed: SANs removed: other.test",
+                              15 * CERTMON_SLOWDOWN));
     {
         char *targv[] = {(char *)cm_th_certmon(), "history", "-c", (char *)conf, "web", NULL};
         EXPECT_INT(cm_th_run(targv, &out, 30, NULL), 0);

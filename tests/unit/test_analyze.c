@@ -3610,6 +3610,16 @@ static void test_change_classify(void)
     /* A tiny buffer cuts the text, never the verdict. */
     EXPECT_INT(cm_change_classify(&old, &sans, what, 1), CM_CHANGE_MATERIAL);
     EXPECT_STR(what, "");
+    /* From a stored row (SANs in another order): alike. */
+    {
+        struct cm_leaf_summary stored;
+        EXPECT_INT(cm_leaf_summary_from("cc", "CN=a.example", "CN=CA 1", "b.example, a.example",
+                                        "RSA", 2048, NOW + 30 * DAY, &stored),
+                   0);
+        EXPECT_STR(stored.sans, "a.example, b.example");
+        EXPECT_INT(cm_change_classify(&stored, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+        cm_leaf_summary_clear(&stored);
+    }
     EXPECT_STR(cm_change_kind_name(CM_CHANGE_RENEWAL), "renewal");
     EXPECT_STR(cm_change_kind_name(CM_CHANGE_MATERIAL), "change");
 

@@ -1854,6 +1854,14 @@ static void test_check_after_remove(void)
     cm_state_free(s);
 }
 
+static void on_latest(void *arg, const char *target, const struct cm_history_row *r)
+{
+    char *buf = arg;
+    size_t off = strlen(buf);
+
+    snprintf(buf + off, 512 - off, "%s=%s:%s;", target, r->sha256, r->sans);
+}
+
 /* A two-certificate chain whose leaf has that fingerprint and those SANs. */
 static void history_chain(struct cm_chain *ch, const char *sha, const char *san2, int64_t not_after)
 {
@@ -1929,6 +1937,13 @@ static void test_store_history(void)
     EXPECT_INT(n, 0);
     cm_history_free(rows, n);
     store_close_ok(st);
+
+    /* The newest leaf of each target, as the daemon restores it at start. */
+    {
+        char got[512] = "";
+        EXPECT_INT(cm_store_latest(path, on_latest, got, err, sizeof(err)), 0);
+        EXPECT_STR(got, "web=bbbb:example.com, www.example.com;");
+    }
 
     /* The rows outlive the store (a restart). */
     EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);

@@ -15,7 +15,7 @@ struct cm_leaf_summary {
     char *subject;
     char *issuer;
     char *sans;           /* the SANs sorted and joined with ", " (order does not count) */
-    const char *key_type; /* static (x509.h) */
+    char *key_type;
     unsigned key_bits;
     int64_t not_after;
 };
@@ -24,6 +24,12 @@ struct cm_leaf_summary {
  * sha256) with *out empty. */
 int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out);
 void cm_leaf_summary_clear(struct cm_leaf_summary *s);
+
+/* The same from stored parts (a history row: sans ", "-separated in any order). Returns 0 or
+ * -ENOMEM with *out empty. */
+int cm_leaf_summary_from(const char *sha256, const char *subject, const char *issuer,
+                         const char *sans, const char *key_type, unsigned key_bits,
+                         int64_t not_after, struct cm_leaf_summary *out);
 
 enum cm_change_kind {
     CM_CHANGE_NONE,     /* the same leaf */

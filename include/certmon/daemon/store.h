@@ -103,6 +103,15 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
 
 void cm_history_free(struct cm_history_row *rows, size_t n);
 
+/* Calls fn with the newest row (by first_seen) of every target in the history of the
+ * database at path, read-only, on the calling thread (it blocks: at start, before the loop
+ * runs): the daemon's memory of each target's last leaf, so that a change across a restart is
+ * still told. The row is valid during the call. Returns 0 (also for a database without a
+ * history), or CM_ESTATE / a negative errno with a reason in err. */
+int cm_store_latest(const char *path,
+                    void (*fn)(void *arg, const char *target, const struct cm_history_row *row),
+                    void *arg, char *err, size_t errlen);
+
 /* The rows as a JSON array, in their order: objects with sha256, first_seen, last_seen,
  * subject, issuer, sans (array), key_type, key_bits, not_before, not_after (times RFC 3339,
  * UTC) and chain (array of SHA-256). NULL when out of memory. */
