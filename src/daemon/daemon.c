@@ -1411,22 +1411,102 @@ static void on_check_idle(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
-/* A target's newest history row at start: the leaf its next result is compared with. */
-static void restore_leaf(void *arg, const char *target, const struct cm_history_row *r)
-{
-    struct daemon *d = arg;
-    struct cm_state_entry *e = cm_state_get(d->state, target);
-    struct cm_leaf_summary *l;
+/* Each target's newest history row, read at start on the thread pool (at 100,000 targets
+ * the read takes a few hundred milliseconds, which the start must not wait for): the leaf its
+ * next result is compared with. */
+struct leaf_restore {
+    uv_work_t work;
+    struct daemon *d;
+    char *path;
+    struct restored *v;
+    size_t n, cap;
+    int rc;
+    char err[600];
+};
 
-    if (!e || e->leaf || !(l = malloc(sizeof(*l))))
+struct restored {
+    char *target;
+    struct cm_leaf_summary leaf;
+    int64_t last_seen;
+};
+
+static void collect_leaf(void *arg, const char *target, const struct cm_history_row *r)
+{
+    struct leaf_restore *lr = arg;
+    struct restored *x;
+
+    if (lr->n == lr->cap) {
+        size_t ncap = lr->cap ? lr->cap * 2 : 256;
+        struct restored *nv = realloc(lr->v, ncap * sizeof(*nv));
+        if (!nv)
+            return;
+        lr->v = nv;
+        lr->cap = ncap;
+    }
+    x = &lr->v[lr->n];
+    if (!(x->target = strdup(target)))
         return;
     if (cm_leaf_summary_from(r->sha256, r->subject, r->issuer, r->sans, r->key_type,
-                             r->key_bits, r->not_after, l) < 0) {
-        free(l);
+                             r->key_bits, r->not_after, &x->leaf) < 0) {
+        free(x->target);
         return;
     }
-    e->leaf = l;
-    e->leaf_written = r->last_seen;
+    x->last_seen = r->last_seen;
+    lr->n++;
+}
+
+static void restore_work(uv_work_t *w)
+{
+    struct leaf_restore *lr = w->data;
+
+    lr->rc = cm_store_latest(lr->path, collect_leaf, lr, lr->err, sizeof(lr->err));
+}
+
+/* On the loop: a target that has had a result since the start already knows its leaf. */
+static void restore_done(uv_work_t *w, int status)
+{
+    struct leaf_restore *lr = w->data;
+    struct daemon *d = lr->d;
+    size_t used = 0;
+
+    (void)status;
+    if (lr->rc < 0)
+        cm_log_warn("state", "%s: leaf changes are told from the next leaf on", lr->err);
+    for (size_t i = 0; i < lr->n; i++) {
+        struct restored *x = &lr->v[i];
+        struct cm_state_entry *e = d->stopping ? NULL : cm_state_get(d->state, x->target);
+        struct cm_leaf_summary *l = e && !e->leaf ? malloc(sizeof(*l)) : NULL;
+        if (l) {
+            *l = x->leaf;
+            e->leaf = l;
+            e->leaf_written = x->last_seen;
+            used++;
+        } else {
+            cm_leaf_summary_clear(&x->leaf);
+        }
+        free(x->target);
+    }
+    cm_log_debug("state", "file=%s leaves=%zu restored from the history", lr->path, used);
+    free(lr->v);
+    free(lr->path);
+    free(lr);
+}
+
+static void restore_leaves(struct daemon *d)
+{
+    struct leaf_restore *lr = calloc(1, sizeof(*lr));
+
+    if (!lr || !(lr->path = strdup(d->state_path))) {
+        free(lr);
+        cm_log_error("state", "out of memory restoring the last leaves");
+        return;
+    }
+    lr->d = d;
+    lr->work.data = lr;
+    if (uv_queue_work(d->loop, &lr->work, restore_work, restore_done) < 0) {
+        free(lr->path);
+        free(lr);
+    }
 }
 
 /* Opens the state database (importing a JSON state of earlier versions, moving a corrupt
@@ -1446,8 +1526,7 @@ static void load_state(struct daemon *d)
         cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
         return;
     }
-    if (cm_store_latest(d->state_path, restore_leaf, d, err, sizeof(err)) < 0)
-        cm_log_warn("state", "%s: leaf changes are told from the next leaf on", err);
+    restore_leaves(d);
     cm_state_entries(d->state, &n);
     cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
 }
