@@ -297,7 +297,80 @@ static void test_renewal_and_change(void)
     free(fp3);
 }
 
+/* The report of target name from /api/v1/targets, or NULL. */
+static json_t *named_report(int mport, const char *name)
+{
+    int code;
+    char *body = http_get(mport, "/api/v1/targets", &code);
+    json_t *a = body && code == 200 ? json_loads(body, 0, NULL) : NULL, *t, *found = NULL;
+    size_t i;
+
+    free(body);
+    json_array_foreach(a, i, t)
+    {
+        const char *n = json_string_value(json_object_get(t, "target"));
+        if (n && !strcmp(n, name))
+            found = json_incref(t);
+    }
+    json_decref(a);
+    return found;
+}
+
+/* pin_sha256: a pinned key survives the renewal (the leaves share their key); a pinned
+ * certificate does not. */
+static void test_pins(void)
+{
+    const char *conf = cm_th_path(dir, "pins.conf"), *log = cm_th_path(dir, "pins.log");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char *fp1 = fingerprint("leaf1.pem"), *spki = NULL, cmd[1024];
+    char *sargv[] = {"/bin/sh", "-c", cmd, NULL};
+    int port = cm_th_free_port(), mport = cm_th_free_port();
+    double end;
+    pid_t srv, daemon;
+    json_t *key = NULL, *leaf = NULL;
+
+    snprintf(cmd, sizeof(cmd),
+             "openssl x509 -in '%s/leaf2.pem' -noout -pubkey | openssl pkey -pubin -outform der "
+             "| sha256sum | cut -c1-64 | tr -d '\\n'",
+             dir);
+    EXPECT_INT(cm_th_run(sargv, &spki, 30, NULL), 0);
+    CU_ASSERT_FATAL(spki && strlen(spki) == 64);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+                       "           posture_interval = \"off\"; state_file = \"%s/pins.db\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "targets = (\n"
+                       "  { host = \"127.0.0.1\"; port = %d; name = \"pinkey\"; sni = \"hist.test\";\n"
+                       "    ca_file = \"%s/ca.pem\"; pin_sha256 = [ \"%s\" ]; },\n"
+                       "  { host = \"127.0.0.1\"; port = %d; name = \"pinleaf\"; sni = \"hist.test\";\n"
+                       "    ca_file = \"%s/ca.pem\"; pin_sha256 = [ \"%s\" ]; } );\n",
+                       dir, mport, port, dir, spki, port, dir, fp1);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    end = cm_th_now() + 15 * CERTMON_SLOWDOWN;
+    while ((!key || !leaf) && cm_th_now() < end) {
+        json_decref(key);
+        json_decref(leaf);
+        usleep(300000);
+        key = named_report(mport, "pinkey");
+        leaf = named_report(mport, "pinleaf");
+    }
+    CU_ASSERT_PTR_NOT_NULL(key);
+    CU_ASSERT_PTR_NOT_NULL(leaf);
+    CU_ASSERT_PTR_NULL(cm_finding(key, "cert.pin_mismatch", NULL, -1));
+    CU_ASSERT_PTR_NOT_NULL(cm_finding(leaf, "cert.pin_mismatch", "critical", 0));
+    EXPECT_STR(cm_json_str(leaf, "status"), "critical");
+    json_decref(key);
+    json_decref(leaf);
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    free(fp1);
+    free(spki);
+}
+
 static CU_TestInfo tests[] = {
+    {"pin_sha256: a pinned key, a pinned certificate", test_pins},
     {"renewal and material change; history through restarts", test_renewal_and_change},
     CU_TEST_INFO_NULL,
 };

@@ -2409,6 +2409,7 @@ static void test_catalogue(void)
         {"cert.renewal_window_passed", CM_SEV_WARNING},
         {"cert.renewal_window_open", CM_SEV_INFO},
         {"ari.unavailable", CM_SEV_INFO},
+        {"cert.pin_mismatch", CM_SEV_CRITICAL},
         {"cert.changed", CM_SEV_WARNING},
     };
 
@@ -3635,6 +3636,50 @@ static void test_change_classify(void)
     cm_leaf_summary_clear(&earlier);
 }
 
+/* pin_sha256: the leaf's own SHA-256 or any sent key's SHA-256 satisfies it. */
+static void test_pin_mismatch(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f = {0};
+    const struct cm_finding *g;
+    char pins[200];
+
+    free(r->tls.chain.certs[0].spki_sha256);
+    r->tls.chain.certs[0].spki_sha256 = cm_tf_strdup(
+        "1111111111111111111111111111111111111111111111111111111111111111");
+    free(r->tls.chain.certs[1].spki_sha256);
+    r->tls.chain.certs[1].spki_sha256 = cm_tf_strdup(
+        "2222222222222222222222222222222222222222222222222222222222222222");
+    /* No pins: nothing. */
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    /* The leaf itself, the leaf's key, the intermediate's key: pinned. */
+    snprintf(pins, sizeof(pins), "%s", r->tls.chain.certs[0].sha256);
+    p.pins = pins;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    p.pins = "3333333333333333333333333333333333333333333333333333333333333333 "
+             "2222222222222222222222222222222222222222222222222222222222222222";
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    /* A prefix of a pin is not a pin; nothing matches: critical. */
+    p.pins = "3333333333333333333333333333333333333333333333333333333333333333 "
+             "22222222222222222222222222222222222222222222222222222222222222220";
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    g = find(&f, "cert.pin_mismatch", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    EXPECT_INT(g->severity, CM_SEV_CRITICAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "matches none of the 2 pins"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, r->tls.chain.certs[0].sha256));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
 /* The change record the daemon attaches raises cert.changed until its window ends; the text
  * from the certificates is escaped. */
 static void test_cert_changed(void)
@@ -3719,6 +3764,7 @@ static CU_TestInfo tests[] = {
     {"catalogue", test_catalogue},
     {"change: renewal or material change", test_change_classify},
     {"cert.changed", test_cert_changed},
+    {"cert.pin_mismatch", test_pin_mismatch},
     {"cert.purpose: extended key usage", test_purpose_eku},
     {"cert.purpose: key usage", test_purpose_key_usage},
     {"chain.ca_as_leaf", test_ca_as_leaf},

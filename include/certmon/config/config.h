@@ -54,6 +54,10 @@ struct cm_config_target {
     /* ACME renewal information (RFC 9773, ari.h): the renewalInfo URL, or the ACME directory
      * that names it; at most one is set (http:// or https://); both NULL: not asked. */
     char *ari_url, *acme_directory;
+    /* pin_sha256: the accepted SHA-256 values (lowercase hex, space-separated) of the leaf
+     * certificate or of a public key (SPKI) the server sends; NULL: no pinning. The policy's
+     * pins point here. */
+    char *pins;
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */
