@@ -20,6 +20,7 @@ static void usage(FILE *fp)
           "  config-check -c FILE  validate a configuration file and list every problem\n"
           "  notify-test -c FILE [--notifier NAME]  send a test message through the notifiers\n"
           "  state export [-c FILE] [--json]  print the daemon's state database\n"
+          "  history [-c FILE] [--json] TARGET  the certificates a target has served\n"
           "  version           print version information\n"
           "  help              show this help\n",
           fp);
@@ -44,6 +45,8 @@ int main(int argc, char **argv)
         return cm_config_check_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "state"))
         return cm_state_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "history"))
+        return cm_history_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "notify-test"))
         return cm_notify_test_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

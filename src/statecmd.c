@@ -1,4 +1,4 @@
-/* `certmon state export`. */
+/* `certmon state export` and `certmon history`. */
 #include "certmon/statecmd.h"
 #include "certmon/base/error.h"
 #include "certmon/base/text.h"
@@ -140,6 +140,144 @@ static int export(const char *config, bool as_json)
     if (fflush(stdout) != 0)
         rc = -1;
     return rc < 0 ? 1 : 0;
+}
+
+static void history_usage(FILE *fp)
+{
+    fputs("usage: certmon history [-c FILE] [--json] TARGET\n"
+          "  -c, --config FILE   configuration whose state_file to read (default " DEFAULT_CONFIG
+          ")\n"
+          "  --json              the rows as a JSON array (as /api/v1/targets/NAME/history)\n"
+          "Every distinct leaf certificate the target has served, newest first.\n",
+          fp);
+}
+
+static bool configured(const struct cm_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->target_count; i++)
+        if (!strcmp(cfg->targets[i].name, name))
+            return true;
+    return false;
+}
+
+static void print_history(const struct cm_history_row *rows, size_t n)
+{
+    printf("%-20s %-20s %-20s %-9s %-16s  %s\n", "FIRST SEEN", "LAST SEEN", "NOT AFTER", "KEY",
+           "SHA-256", "SUBJECT / SANS / ISSUER");
+    for (size_t i = 0; i < n; i++) {
+        const struct cm_history_row *r = &rows[i];
+        char first[32], last[32], na[32], key[48], sha[17], subj[1024], sans[2048], iss[1024];
+        cm_time_rfc3339(r->first_seen, first, sizeof(first));
+        cm_time_rfc3339(r->last_seen, last, sizeof(last));
+        cm_time_rfc3339(r->not_after, na, sizeof(na));
+        cm_text_escape(r->key_type, key, 24);
+        snprintf(key + strlen(key), sizeof(key) - strlen(key), "-%u", r->key_bits);
+        cm_text_escape(r->sha256, sha, sizeof(sha));
+        cm_text_escape(r->subject, subj, sizeof(subj));
+        cm_text_escape(r->sans, sans, sizeof(sans));
+        cm_text_escape(r->issuer, iss, sizeof(iss));
+        printf("%-20s %-20s %-20s %-9s %-16s  %s\n", first, last, na, key, sha, subj);
+        printf("%-90s  sans: %s\n%-90s  issuer: %s\n", "", sans[0] ? sans : "-", "", iss);
+    }
+}
+
+static int history(const char *config, const char *target, bool as_json)
+{
+    struct cm_config *cfg = NULL;
+    struct cm_config_errors errs = {0};
+    struct cm_history_row *rows = NULL;
+    size_t n = 0;
+    char err[600];
+    int rc;
+
+    if ((rc = cm_config_load(config, &cfg, &errs)) < 0) {
+        for (size_t i = 0; i < errs.count; i++)
+            fprintf(stderr, "certmon: %s\n", errs.msgs[i]);
+        if (errs.count == 0)
+            fprintf(stderr, "certmon: cannot load %s: %s\n", config, cm_strerror(rc));
+        cm_config_errors_clear(&errs);
+        return 1;
+    }
+    cm_config_errors_clear(&errs);
+    if (!cfg->state_file) {
+        fprintf(stderr, "certmon history: %s sets no global.state_file: there is no history\n",
+                config);
+        cm_config_free(cfg);
+        return 1;
+    }
+    if (!configured(cfg, target)) {
+        char esc[512];
+        cm_text_escape(target, esc, sizeof(esc));
+        fprintf(stderr, "certmon history: %s configures no target named '%s'\n", config, esc);
+        cm_config_free(cfg);
+        return 1;
+    }
+    if ((rc = cm_store_history(cfg->state_file, target, &rows, &n, err, sizeof(err))) < 0) {
+        fprintf(stderr, "certmon history: %s\n", err);
+        cm_config_free(cfg);
+        return 1;
+    }
+    rc = 0;
+    if (as_json) {
+        json_t *j = cm_history_json(rows, n);
+        if (!j || json_dumpf(j, stdout, JSON_INDENT(2)) < 0) {
+            fprintf(stderr, "certmon history: out of memory\n");
+            rc = -1;
+        }
+        putchar('\n');
+        json_decref(j);
+    } else {
+        print_history(rows, n);
+    }
+    cm_history_free(rows, n);
+    cm_config_free(cfg);
+    if (fflush(stdout) != 0)
+        rc = -1;
+    return rc < 0 ? 1 : 0;
+}
+
+int cm_history_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = DEFAULT_CONFIG;
+    bool as_json = false;
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            history_usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "certmon history: %s needs an argument\n", argv[optind - 1]);
+            history_usage(stderr);
+            return 2;
+        default:
+            fprintf(stderr, "certmon history: unknown option '%s'\n", argv[optind - 1]);
+            history_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? "certmon history: name a target\n"
+                                       : "certmon history: name one target\n");
+        history_usage(stderr);
+        return 2;
+    }
+    return history(config, argv[optind], as_json);
 }
 
 int cm_state_main(int argc, char **argv)

@@ -10,4 +10,12 @@
  * read (the reason on stderr), 2 on bad arguments. */
 int cm_state_main(int argc, char **argv);
 
+/* Runs `certmon history [-c FILE] [--json] TARGET` with argv[0] = "history": the certificate
+ * history of a configured target from the configuration's state_file (read-only), newest
+ * first: a table (first seen, last seen, not after, key, SHA-256 prefix, subject, SANs,
+ * issuer), or with --json the rows as /api/v1/targets/{name}/history serves them. Returns 0,
+ * 1 when the history cannot be read or the target is not configured (the reason on stderr),
+ * 2 on bad arguments. */
+int cm_history_main(int argc, char **argv);
+
 #endif

@@ -76,6 +76,10 @@ const struct cm_finding_def cm_finding_catalogue[] = {
     {"cert.renewal_window_open", CM_SEV_INFO,
      "the CA's suggested renewal window (ACME ARI) for the served certificate is open"},
     {"ari.unavailable", CM_SEV_INFO, "the CA's renewal information (ACME ARI) could not be read"},
+    {"cert.pin_mismatch", CM_SEV_CRITICAL,
+     "neither the leaf nor any key the server sent matches the target's pin_sha256"},
+    {"cert.changed", CM_SEV_WARNING,
+     "the served leaf changed materially (names, issuer or key), not as a renewal"},
 };
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
@@ -1482,6 +1486,57 @@ static int check_ari(struct ctx *x)
     return 0;
 }
 
+/* Whether the space-separated list holds hex (64 characters). */
+static bool pinned(const char *pins, const char *hex)
+{
+    size_t l = hex ? strlen(hex) : 0;
+
+    if (l != 64)
+        return false;
+    for (const char *p = pins; (p = strstr(p, hex)); p += l)
+        if ((p == pins || p[-1] == ' ') && (p[l] == ' ' || p[l] == '\0'))
+            return true;
+    return false;
+}
+
+/* pin_sha256: the leaf certificate, or any public key the server sent, must be pinned (the
+ * way HPKP pinned keys: pinning an intermediate's key survives the leaf's renewals). */
+static int check_pins(struct ctx *x)
+{
+    const struct cm_chain *chain = &x->res->tls.chain;
+    const struct cm_cert *leaf = &chain->certs[0];
+    size_t n = 1;
+
+    if (!x->policy->pins || chain->count == 0 || pinned(x->policy->pins, leaf->sha256))
+        return 0;
+    for (size_t i = 0; i < chain->count; i++)
+        if (pinned(x->policy->pins, chain->certs[i].spki_sha256))
+            return 0;
+    for (const char *p = x->policy->pins; (p = strchr(p, ' ')); p++)
+        n++;
+    return add(x, NULL, "cert.pin_mismatch", CM_SEV_CRITICAL, 0,
+               "the leaf certificate (sha256 %s, public key sha256 %s) matches none of the %zu "
+               "pin%s of pin_sha256, and no key the server sent does",
+               str0(leaf->sha256), str0(leaf->spki_sha256), n, n == 1 ? "" : "s");
+}
+
+/* A material change of the served leaf within the change window: the daemon compared it with
+ * the leaf served before and attached what it found (res->change). */
+static int check_change(struct ctx *x)
+{
+    const struct cm_change *c = x->res->change;
+    char what[1100], at[32];
+
+    if (!c || (int64_t)x->now >= c->until)
+        return 0;
+    cm_text_escape(c->what ? c->what : "", what, sizeof(what));
+    cm_time_rfc3339(c->at, at, sizeof(at));
+    return add(x, NULL, "cert.changed", CM_SEV_WARNING, 0,
+               "the served leaf certificate changed on %s, and not as a renewal: %s; old "
+               "sha256 %s, new sha256 %s",
+               at, what, str0(c->old_sha256), str0(c->new_sha256));
+}
+
 int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy, time_t now,
                struct cm_findings *out)
 {
@@ -1514,7 +1569,7 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0 ||
         (rc = check_revocation(&x)) < 0)
         return rc;
-    if ((rc = check_ari(&x)) < 0)
+    if ((rc = check_ari(&x)) < 0 || (rc = check_change(&x)) < 0 || (rc = check_pins(&x)) < 0)
         return rc;
     return check_posture(&x);
 }

@@ -1126,6 +1126,27 @@ static void f_notifications(struct cm_metrics_buf *b, const struct family *f, co
     }
 }
 
+static void f_cert_changes(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_self *s = ctx;
+
+    for (size_t i = 0; i < s->change_count; i++) {
+        const struct cm_metrics_change *c = &s->changes[i];
+        for (int k = 0; k < 2; k++) {
+            struct builder lb = {0};
+            arena_put(&lb, "{target=\"", 9);
+            arena_escaped(&lb, c->target ? c->target : "");
+            arena_put(&lb, k ? "\",kind=\"change\"}" : "\",kind=\"renewal\"}",
+                      k ? 16 : 17);
+            if (lb.failed)
+                b->failed = true;
+            else
+                self_line(b, f, lb.arena, lb.alen, k ? c->changes : c->renewals);
+            free(lb.arena);
+        }
+    }
+}
+
 static void f_queue_length(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
 {
     const struct cm_metrics_self *s = ctx;
@@ -1265,6 +1286,10 @@ static const struct family families[] = {
            "Notification messages by outcome: sent (the receiver accepted it), failed (an "
            "attempt failed; each retry counts), dropped (given up: too old, or refused for good).",
            SELF, f_notifications),
+    FAMILY("certmon_cert_changes_total", "counter",
+           "Changes of the served leaf certificate since the daemon started: renewal (same "
+           "names, issuer and key type, later expiry) or change (anything else: cert.changed).",
+           SELF, f_cert_changes),
     FAMILY("certmon_notification_queue_length", "gauge",
            "Notification messages waiting to be sent (grouping or delivery), per notifier.", SELF,
            f_queue_length),

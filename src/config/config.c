@@ -631,6 +631,8 @@ enum {
     GK_POSTURE_INTERVAL,
     GK_STARTUP_SPREAD,
     GK_RETRY_INTERVAL,
+    GK_HISTORY_DAYS,
+    GK_CHANGE_WINDOW,
     GK_N
 };
 static const struct key global_keys[GK_N] = {
@@ -649,6 +651,10 @@ static const struct key global_keys[GK_N] = {
                            offsetof(struct cm_config, startup_spread_ms), 0, DMAX, 5 * MS_MIN, 0},
     [GK_RETRY_INTERVAL] = {"retry_interval", KT_DURATION, S_U64,
                            offsetof(struct cm_config, retry_min_ms), MS_SEC, DMAX, 30 * MS_SEC, 0},
+    [GK_HISTORY_DAYS] = {"history_days", KT_INT, S_UINT, offsetof(struct cm_config, history_days),
+                         1, 36500, 400, 0},
+    [GK_CHANGE_WINDOW] = {"change_window", KT_DURATION, S_U64,
+                          offsetof(struct cm_config, change_window_ms), MS_MIN, DMAX, MS_DAY, 0},
 };
 
 /* Policy keys: in global and in every target and file entry; base is a struct cm_policy. */
@@ -756,6 +762,7 @@ enum {
     TK_POSTURE,
     TK_ARI_URL,
     TK_ACME_DIRECTORY,
+    TK_PIN_SHA256,
     TK_N
 };
 static const struct key target_keys[TK_N] = {
@@ -784,6 +791,7 @@ static const struct key target_keys[TK_N] = {
                     0, 0},
     [TK_ACME_DIRECTORY] = {"acme_directory", KT_STRING, S_STR,
                            offsetof(struct cm_config_target, acme_directory), 0, 0, 0, 0},
+    [TK_PIN_SHA256] = {"pin_sha256", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
 };
 
 enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_N };
@@ -1614,6 +1622,8 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
     free(ok);
 }
 
+static void read_pins(struct loader *L, const config_setting_t *s, const char *prefix,
+                      struct cm_config_target *t);
 static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
                      struct cm_config_target *t);
 
@@ -1791,6 +1801,8 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     if ((s = seen.k[TK_LABELS]))
         read_labels(L, s, prefix, &t->labels);
     read_ari(L, &seen, prefix, t);
+    if ((s = seen.k[TK_PIN_SHA256]))
+        read_pins(L, s, prefix, t);
 
     /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
     if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
@@ -1874,6 +1886,52 @@ static void check_url(struct loader *L, const config_setting_t *s, const char *p
         err_at(L, s, path, "must not contain spaces or control characters");
     else if (!has_scheme(url, mail ? smtp : web, 2))
         err_at(L, s, path, "must start with %s", mail ? "smtp:// or smtps://" : "http:// or https://");
+}
+
+/* pin_sha256 = [ "HEX", ... ]: 64 hex digits each (colons, as openssl prints fingerprints,
+ * are allowed), kept lowercase and space-separated. */
+static void read_pins(struct loader *L, const config_setting_t *s, const char *prefix,
+                      struct cm_config_target *t)
+{
+    unsigned n = (unsigned)config_setting_length(s);
+    char path[80], epath[96];
+    size_t off = 0;
+
+    snprintf(path, sizeof(path), "%s.pin_sha256", prefix);
+    if (n == 0) {
+        err_at(L, s, path, "an empty list pins nothing: give at least one SHA-256, or no key");
+        return;
+    }
+    if (!(t->pins = malloc((size_t)n * 65 + 1))) {
+        L->nomem = true;
+        return;
+    }
+    t->pins[0] = '\0';
+    for (unsigned i = 0; i < n; i++) {
+        const char *v = string_elem(L, s, i, path, epath, sizeof(epath));
+        char hex[65];
+        size_t k = 0;
+        bool bad = false;
+        if (!v)
+            continue;
+        for (const char *p = v; *p && !bad; p++) {
+            if (*p == ':')
+                continue;
+            if (!isxdigit((unsigned char)*p) || k == 64)
+                bad = true;
+            else
+                hex[k++] = (char)tolower((unsigned char)*p);
+        }
+        if (bad || k != 64) {
+            err_at(L, config_setting_get_elem(s, i), epath,
+                   "not a SHA-256: give 64 hex digits (the certificate's or its public key's "
+                   "SHA-256)");
+            continue;
+        }
+        hex[64] = '\0';
+        off += (size_t)sprintf(t->pins + off, "%s%s", off ? " " : "", hex);
+    }
+    t->policy.pins = t->pins;
 }
 
 /* ari_url or acme_directory: an http(s) URL, one of the two. */
@@ -2258,6 +2316,7 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_u64(h, t->posture_interval_ms);
     h = hash_str(h, t->ari_url);
     h = hash_str(h, t->acme_directory);
+    h = hash_str(h, t->pins);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.warn_days);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.crit_days);
     h = hash_u64(h, t->policy.warn_lifetime_pct);
@@ -3054,6 +3113,7 @@ void cm_config_free(struct cm_config *cfg)
         free(t->client_key);
         free(t->connect_address);
         free(t->ari_url);
+        free(t->pins);
         free(t->acme_directory);
         cm_labels_clear(&t->labels);
         cm_policy_clear(&t->policy);

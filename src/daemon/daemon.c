@@ -97,6 +97,7 @@ struct daemon {
     bool reloading;    /* a configuration load is on the thread pool */
     bool reload_again; /* SIGHUP came during it: load once more when it ends */
     uint64_t probes_ok, probes_failed;
+    time_t pruned_at; /* when the history was last pruned; 0: not yet */
     struct cm_httpc *http;     /* outgoing HTTP and SMTP (notifiers, renewal information) */
     struct cm_ari_client *ari; /* renewal information, cached per certificate */
     struct cm_revctx *rev;     /* CRLs and OCSP answers, cached for the daemon's whole life
@@ -290,10 +291,100 @@ static void findings_list(const struct cm_findings *f, char *buf, size_t len)
         snprintf(buf, len, "none");
 }
 
+/* How often a leaf served again moves its history row's last_seen: a result a minute would
+ * otherwise write a row a minute per target. */
+#define HISTORY_REFRESH_S 3600
+
+/* How often the history is pruned of rows older than history_days. */
+#define HISTORY_PRUNE_S 3600
+
+/* Follows the served leaf of entry e: a new leaf is compared with the previous one (a renewal
+ * is logged and counted; a material change too, and remembered for change_window so that the
+ * analysis raises cert.changed), and written to the history; the same leaf moves last_seen at
+ * most once per HISTORY_REFRESH_S. The material change in the window is attached to res. */
+static void track_leaf(struct daemon *d, struct cm_state_entry *e, struct cm_probe_result *res,
+                       time_t now)
+{
+    const struct cm_config *cfg = d->gen->cfg;
+    const struct cm_cert *leaf;
+    struct cm_leaf_summary cur, *keep;
+    char what[1024];
+    bool write = false;
+
+    if (res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256)
+        goto attach;
+    leaf = &res->tls.chain.certs[0];
+    if (!e->leaf || strcmp(e->leaf->sha256, leaf->sha256) != 0) {
+        enum cm_change_kind k = CM_CHANGE_NONE;
+        if (cm_leaf_summary_of(leaf, &cur) < 0 || !(keep = malloc(sizeof(*keep)))) {
+            if (cur.sha256)
+                cm_leaf_summary_clear(&cur);
+            cm_log_error("state", "target=%s out of memory following its leaf", e->name);
+            goto attach;
+        }
+        if (e->leaf)
+            k = cm_change_classify(e->leaf, &cur, what, sizeof(what));
+        if (k == CM_CHANGE_RENEWAL) {
+            char until[32];
+            cm_time_rfc3339(cur.not_after, until, sizeof(until));
+            e->renewals++;
+            cm_log_info("target", "target=%s certificate renewed, now valid until %s old=%s new=%s",
+                        e->name, until, e->leaf->sha256, cur.sha256);
+        } else if (k == CM_CHANGE_MATERIAL) {
+            struct cm_change *c = calloc(1, sizeof(*c));
+            e->changes++;
+            cm_log_warn("target", "target=%s certificate changed: %s old=%s new=%s", e->name, what,
+                        e->leaf->sha256, cur.sha256);
+            if (c && (c->what = strdup(what)) && (c->old_sha256 = strdup(e->leaf->sha256)) &&
+                (c->new_sha256 = strdup(cur.sha256))) {
+                c->at = now;
+                c->until = now + (int64_t)(cfg->change_window_ms / 1000);
+                cm_change_free(e->change);
+                e->change = c;
+            } else {
+                cm_change_free(c);
+                cm_log_error("state", "target=%s out of memory noting its change", e->name);
+            }
+        }
+        if (e->leaf)
+            cm_leaf_summary_clear(e->leaf);
+        free(e->leaf);
+        *keep = cur;
+        e->leaf = keep;
+        write = true;
+    } else if (now - e->leaf_written >= HISTORY_REFRESH_S || now < e->leaf_written) {
+        write = true;
+    }
+    if (write && d->store) {
+        if (cm_store_seen(d->store, e->name, &res->tls.chain, now) < 0)
+            cm_log_error("state", "target=%s out of memory queueing its history", e->name);
+        else
+            e->leaf_written = now;
+    }
+attach:
+    if (e->change && now >= e->change->until) {
+        cm_change_free(e->change);
+        e->change = NULL;
+    }
+    if (e->change && !res->change && !(res->change = cm_change_copy(e->change)))
+        cm_log_error("state", "target=%s out of memory attaching its change", e->name);
+}
+
+/* Prunes the history of rows last seen more than history_days ago, once per HISTORY_PRUNE_S
+ * (the first result after the start prunes at once). */
+static void maybe_prune(struct daemon *d, time_t now)
+{
+    if (!d->store || (d->pruned_at && now - d->pruned_at < HISTORY_PRUNE_S && now >= d->pruned_at))
+        return;
+    d->pruned_at = now;
+    if (cm_store_prune(d->store, now - (time_t)d->gen->cfg->history_days * 86400) < 0)
+        cm_log_error("state", "out of memory queueing the history's pruning");
+}
+
 /* Judges one result, records it under name and logs a change of status. Returns the entry,
  * or NULL when it could not be recorded (out of memory). */
 static struct cm_state_entry *record(struct daemon *d, const struct cm_config_target *ct, const char *name,
-                   const struct cm_probe_result *res, time_t now)
+                   struct cm_probe_result *res, time_t now)
 {
     struct cm_findings f = {0};
     struct cm_state_entry *e = cm_state_put(d->state, name, ct->name);
@@ -305,6 +396,10 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
         d->probes_ok++;
     else
         d->probes_failed++;
+    if (e) {
+        track_leaf(d, e, res, now);
+        maybe_prune(d, now);
+    }
     if (!e || cm_analyze(res, &ct->policy, now, &f) < 0 ||
         cm_state_record(e, res, &f, &ct->labels, now, &changed, &old) < 0) {
         cm_log_error("state", "target=%s out of memory recording a result", name);
@@ -1316,6 +1411,104 @@ static void on_check_idle(uv_idle_t *h)
         uv_idle_stop(h);
 }
 
+/* Each target's newest history row, read at start on the thread pool (at 100,000 targets
+ * the read takes a few hundred milliseconds, which the start must not wait for): the leaf its
+ * next result is compared with. */
+struct leaf_restore {
+    uv_work_t work;
+    struct daemon *d;
+    char *path;
+    struct restored *v;
+    size_t n, cap;
+    int rc;
+    char err[600];
+};
+
+struct restored {
+    char *target;
+    struct cm_leaf_summary leaf;
+    int64_t last_seen;
+};
+
+static void collect_leaf(void *arg, const char *target, const struct cm_history_row *r)
+{
+    struct leaf_restore *lr = arg;
+    struct restored *x;
+
+    if (lr->n == lr->cap) {
+        size_t ncap = lr->cap ? lr->cap * 2 : 256;
+        struct restored *nv = realloc(lr->v, ncap * sizeof(*nv));
+        if (!nv)
+            return;
+        lr->v = nv;
+        lr->cap = ncap;
+    }
+    x = &lr->v[lr->n];
+    if (!(x->target = strdup(target)))
+        return;
+    if (cm_leaf_summary_from(r->sha256, r->subject, r->issuer, r->sans, r->key_type,
+                             r->key_bits, r->not_after, &x->leaf) < 0) {
+        free(x->target);
+        return;
+    }
+    x->last_seen = r->last_seen;
+    lr->n++;
+}
+
+static void restore_work(uv_work_t *w)
+{
+    struct leaf_restore *lr = w->data;
+
+    lr->rc = cm_store_latest(lr->path, collect_leaf, lr, lr->err, sizeof(lr->err));
+}
+
+/* On the loop: a target that has had a result since the start already knows its leaf. */
+static void restore_done(uv_work_t *w, int status)
+{
+    struct leaf_restore *lr = w->data;
+    struct daemon *d = lr->d;
+    size_t used = 0;
+
+    (void)status;
+    if (lr->rc < 0)
+        cm_log_warn("state", "%s: leaf changes are told from the next leaf on", lr->err);
+    for (size_t i = 0; i < lr->n; i++) {
+        struct restored *x = &lr->v[i];
+        struct cm_state_entry *e = d->stopping ? NULL : cm_state_get(d->state, x->target);
+        struct cm_leaf_summary *l = e && !e->leaf ? malloc(sizeof(*l)) : NULL;
+        if (l) {
+            *l = x->leaf;
+            e->leaf = l;
+            e->leaf_written = x->last_seen;
+            used++;
+        } else {
+            cm_leaf_summary_clear(&x->leaf);
+        }
+        free(x->target);
+    }
+    cm_log_debug("state", "file=%s leaves=%zu restored from the history", lr->path, used);
+    free(lr->v);
+    free(lr->path);
+    free(lr);
+}
+
+static void restore_leaves(struct daemon *d)
+{
+    struct leaf_restore *lr = calloc(1, sizeof(*lr));
+
+    if (!lr || !(lr->path = strdup(d->state_path))) {
+        free(lr);
+        cm_log_error("state", "out of memory restoring the last leaves");
+        return;
+    }
+    lr->d = d;
+    lr->work.data = lr;
+    if (uv_queue_work(d->loop, &lr->work, restore_work, restore_done) < 0) {
+        free(lr->path);
+        free(lr);
+    }
+}
+
 /* Opens the state database (importing a JSON state of earlier versions, moving a corrupt
  * one aside) and loads it. Without it the daemon runs on, keeping nothing across restarts. */
 static void load_state(struct daemon *d)
@@ -1333,6 +1526,7 @@ static void load_state(struct daemon *d)
         cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
         return;
     }
+    restore_leaves(d);
     cm_state_entries(d->state, &n);
     cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
 }

@@ -109,6 +109,10 @@ static void entry_free(struct cm_state_entry *e)
     rtext_unref(e->report);
     free(e->seen);
     cm_posture_free(e->posture);
+    if (e->leaf)
+        cm_leaf_summary_clear(e->leaf);
+    free(e->leaf);
+    cm_change_free(e->change);
     free(e);
 }
 

@@ -3,6 +3,7 @@
 #include "certmon/daemon/store.h"
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
+#include "certmon/base/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +20,10 @@
 /* PRAGMA application_id: "cmdb". A SQLite file of some other program is never touched. */
 #define APP_ID 0x636d6462
 
-enum op_kind { OP_PUT, OP_DELETE, OP_DELETE_ALL };
+enum kind { K_NONE, K_SQLITE, K_OTHER };
+static enum kind sniff(const char *path, int *err);
+
+enum op_kind { OP_PUT, OP_DELETE, OP_DELETE_ALL, OP_SEEN, OP_PRUNE };
 
 /* One queued change: a copy of an entry's fields (strings owned; report a shared reference). */
 struct op {
@@ -31,6 +35,12 @@ struct op {
     char *seen;
     char *posture;
     char *report; /* cm_state_report_ref */
+    /* OP_SEEN: the leaf's summary (name is the target; last_probe is when); OP_PRUNE: the
+     * cutoff in last_probe. */
+    char *sha256, *subject, *issuer, *sans, *chain;
+    const char *key_type; /* static (x509.h) */
+    unsigned key_bits;
+    int64_t not_before, not_after;
 };
 
 struct queue {
@@ -41,7 +51,7 @@ struct queue {
 struct cm_store {
     char *path;
     sqlite3 *db; /* the writer thread's once started */
-    sqlite3_stmt *upsert, *del, *del_all;
+    sqlite3_stmt *upsert, *del, *del_all, *seen, *prune;
     uv_thread_t thread;
     bool started;
     uv_async_t async; /* the writer's reports back to the loop */
@@ -78,6 +88,11 @@ static void op_clear(struct op *o)
     free(o->owner);
     free(o->seen);
     free(o->posture);
+    free(o->sha256);
+    free(o->subject);
+    free(o->issuer);
+    free(o->sans);
+    free(o->chain);
     cm_state_report_unref(o->report);
     memset(o, 0, sizeof(*o));
 }
@@ -104,7 +119,34 @@ static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS targets ("
                              " seen TEXT,"
                              " posture_at INTEGER NOT NULL DEFAULT 0,"
                              " posture TEXT,"
-                             " report TEXT);";
+                             " report TEXT);"
+                             "CREATE TABLE IF NOT EXISTS history ("
+                             " target TEXT NOT NULL,"
+                             " sha256 TEXT NOT NULL,"
+                             " first_seen INTEGER NOT NULL,"
+                             " last_seen INTEGER NOT NULL,"
+                             " subject TEXT NOT NULL,"
+                             " sans TEXT NOT NULL,"
+                             " issuer TEXT NOT NULL,"
+                             " key_type TEXT NOT NULL,"
+                             " key_bits INTEGER NOT NULL,"
+                             " not_before INTEGER NOT NULL,"
+                             " not_after INTEGER NOT NULL,"
+                             " chain TEXT NOT NULL,"
+                             " PRIMARY KEY (target, sha256));"
+                             "CREATE INDEX IF NOT EXISTS history_last_seen ON history (last_seen);";
+
+/* A leaf seen again only moves last_seen (never back: a late write of an older result). */
+static const char SEEN[] =
+    "INSERT INTO history (target, sha256, first_seen, last_seen, subject, sans, issuer,"
+    " key_type, key_bits, not_before, not_after, chain) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7,"
+    " ?8, ?9, ?10, ?11) ON CONFLICT (target, sha256) DO UPDATE SET last_seen ="
+    " max(last_seen, excluded.last_seen)";
+
+static const char SELECT_HISTORY[] =
+    "SELECT sha256, first_seen, last_seen, subject, sans, issuer, key_type, key_bits,"
+    " not_before, not_after, chain FROM history WHERE target = ?1"
+    " ORDER BY first_seen DESC, last_seen DESC";
 
 /* The rowid stays when a row is updated: a target keeps its place in the table, and targets
  * probed one after the other (the schedule repeats its order) share pages, so that a batch
@@ -203,7 +245,12 @@ static int open_db(const char *path, bool readonly, sqlite3 **db, char *err, siz
                    path)) != SQLITE_OK)
         goto fail;
     if (ver < CM_STORE_SCHEMA) {
+        /* Version 0 (new) gets every table, version 1 the history table; the targets table
+         * of version 1 is unchanged. */
         char sql[sizeof(SCHEMA) + 128];
+        if (ver > 0)
+            cm_log_info("state", "file=%s schema %lld upgraded to %d (certificate history)",
+                        path, (long long)ver, CM_STORE_SCHEMA);
         snprintf(sql, sizeof(sql),
                  "BEGIN; %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
                  " COMMIT;",
@@ -270,7 +317,10 @@ static int prepare_writes(struct cm_store *st, char *err, size_t errlen)
         sqlite3_prepare_v3(st->db, "DELETE FROM targets WHERE name = ?1", -1,
                            SQLITE_PREPARE_PERSISTENT, &st->del, NULL) ||
         sqlite3_prepare_v3(st->db, "DELETE FROM targets", -1, SQLITE_PREPARE_PERSISTENT,
-                           &st->del_all, NULL))
+                           &st->del_all, NULL) ||
+        sqlite3_prepare_v3(st->db, SEEN, -1, SQLITE_PREPARE_PERSISTENT, &st->seen, NULL) ||
+        sqlite3_prepare_v3(st->db, "DELETE FROM history WHERE last_seen < ?1", -1,
+                           SQLITE_PREPARE_PERSISTENT, &st->prune, NULL))
         return failf(err, errlen, CM_ESTATE, "%s: %s", st->path, sqlite3_errmsg(st->db));
     return 0;
 }
@@ -300,6 +350,21 @@ static int apply_op(struct cm_store *st, const struct op *o)
     case OP_DELETE:
         s = st->del;
         if ((rc = bind_text(s, 1, o->name)))
+            return rc;
+        break;
+    case OP_SEEN:
+        s = st->seen;
+        if ((rc = bind_text(s, 1, o->name)) || (rc = bind_text(s, 2, o->sha256)) ||
+            (rc = sqlite3_bind_int64(s, 3, o->last_probe)) || (rc = bind_text(s, 4, o->subject)) ||
+            (rc = bind_text(s, 5, o->sans)) || (rc = bind_text(s, 6, o->issuer)) ||
+            (rc = bind_text(s, 7, o->key_type)) || (rc = sqlite3_bind_int64(s, 8, o->key_bits)) ||
+            (rc = sqlite3_bind_int64(s, 9, o->not_before)) ||
+            (rc = sqlite3_bind_int64(s, 10, o->not_after)) || (rc = bind_text(s, 11, o->chain)))
+            return rc;
+        break;
+    case OP_PRUNE:
+        s = st->prune;
+        if ((rc = sqlite3_bind_int64(s, 1, o->last_probe)))
             return rc;
         break;
     default:
@@ -335,7 +400,9 @@ static void close_db(struct cm_store *st)
     sqlite3_finalize(st->upsert);
     sqlite3_finalize(st->del);
     sqlite3_finalize(st->del_all);
-    st->upsert = st->del = st->del_all = NULL;
+    sqlite3_finalize(st->seen);
+    sqlite3_finalize(st->prune);
+    st->upsert = st->del = st->del_all = st->seen = st->prune = NULL;
     /* The last connection's close checkpoints the WAL into the file and removes it. */
     sqlite3_close(st->db);
     st->db = NULL;
@@ -371,9 +438,11 @@ static void writer(void *arg)
         uv_mutex_unlock(&st->mu);
 
         int rc = apply_batch(st, &batch, err, sizeof(err));
-        size_t puts = 0;
-        for (size_t i = 0; i < batch.n; i++)
+        size_t puts = 0, seen = 0;
+        for (size_t i = 0; i < batch.n; i++) {
             puts += batch.v[i].kind == OP_PUT;
+            seen += batch.v[i].kind == OP_SEEN;
+        }
         queue_clear(&batch);
 
         uv_mutex_lock(&st->mu);
@@ -382,6 +451,7 @@ static void writer(void *arg)
         if (rc == SQLITE_OK) {
             st->stats.commits++;
             st->stats.rows_written += puts;
+            st->stats.history_written += seen;
         } else {
             st->stats.failures++;
             memcpy(st->last_err, err, sizeof(st->last_err));
@@ -508,6 +578,287 @@ int cm_store_sync(struct cm_store *st, uint64_t timeout_ms)
     return rc;
 }
 
+/* Joins n strings with sep; NULL on ENOMEM. */
+static char *join(char *const *v, size_t n, const char *sep)
+{
+    size_t len = 1, sl = strlen(sep), off = 0;
+    char *out;
+
+    for (size_t i = 0; i < n; i++)
+        len += strlen(v[i]) + sl;
+    if (!(out = malloc(len)))
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(v[i]);
+        if (i) {
+            memcpy(out + off, sep, sl);
+            off += sl;
+        }
+        memcpy(out + off, v[i], l);
+        off += l;
+    }
+    out[off] = '\0';
+    return out;
+}
+
+int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
+                  time_t now)
+{
+    const struct cm_cert *leaf;
+    struct op o = {.kind = OP_SEEN, .last_probe = now};
+    char **shas;
+
+    if (!chain || chain->count == 0 || !chain->certs[0].sha256)
+        return 0;
+    leaf = &chain->certs[0];
+    if (!(shas = calloc(chain->count, sizeof(*shas))))
+        return -ENOMEM;
+    for (size_t i = 0; i < chain->count; i++)
+        shas[i] = chain->certs[i].sha256 ? chain->certs[i].sha256 : (char *)"";
+    o.chain = join(shas, chain->count, " ");
+    free(shas);
+    o.key_type = leaf->key_type ? leaf->key_type : "";
+    o.key_bits = leaf->key_bits;
+    o.not_before = leaf->not_before;
+    o.not_after = leaf->not_after;
+    if (!o.chain || !(o.name = strdup(name)) || !(o.sha256 = strdup(leaf->sha256)) ||
+        !(o.subject = strdup(leaf->subject ? leaf->subject : "")) ||
+        !(o.issuer = strdup(leaf->issuer ? leaf->issuer : "")) ||
+        !(o.sans = join(leaf->sans, leaf->san_count, ", "))) {
+        op_clear(&o);
+        return -ENOMEM;
+    }
+    return enqueue(st, &o);
+}
+
+int cm_store_prune(struct cm_store *st, time_t cutoff)
+{
+    struct op o = {.kind = OP_PRUNE, .last_probe = cutoff};
+
+    return enqueue(st, &o);
+}
+
+static json_t *str_json(const char *t);
+
+/* Splits text at sep into a JSON array of strings ("" gives []). */
+static json_t *split_json(const char *text, const char *sep)
+{
+    json_t *a = json_array();
+    size_t sl = strlen(sep);
+    const char *p = text;
+
+    while (a && *p) {
+        const char *e = strstr(p, sep);
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        char *piece = strndup(p, l);
+        json_t *j = piece ? str_json(piece) : NULL;
+        free(piece);
+        if (json_array_append_new(a, j) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+        if (!e)
+            break;
+        p = e + sl;
+    }
+    return a;
+}
+
+/* Text from a certificate, as a JSON string: escaped (cm_text_escape) when it is not valid
+ * UTF-8, which JSON cannot carry. */
+static json_t *str_json(const char *t)
+{
+    json_t *j = json_string(t);
+    char *esc;
+    size_t len;
+
+    if (j)
+        return j;
+    len = strlen(t) * 4 + 1;
+    if (!(esc = malloc(len)))
+        return NULL;
+    cm_text_escape(t, esc, len);
+    j = json_string(esc);
+    free(esc);
+    return j;
+}
+
+static json_t *time_json(int64_t t)
+{
+    char buf[32];
+
+    cm_time_rfc3339(t, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+json_t *cm_history_json(const struct cm_history_row *rows, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < n; i++) {
+        const struct cm_history_row *r = &rows[i];
+        json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
+                              "sha256", str_json(r->sha256), "first_seen", time_json(r->first_seen),
+                              "last_seen", time_json(r->last_seen), "subject",
+                              str_json(r->subject), "issuer", str_json(r->issuer), "sans",
+                              split_json(r->sans, ", "), "key_type", str_json(r->key_type), "key_bits", (json_int_t)r->key_bits,
+                              "not_before", time_json(r->not_before), "not_after",
+                              time_json(r->not_after), "chain", split_json(r->chain, " "));
+        if (!o || json_array_append_new(a, o) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+int cm_store_latest(const char *path,
+                    void (*fn)(void *arg, const char *target, const struct cm_history_row *row),
+                    void *arg, char *err, size_t errlen)
+{
+    /* SQLite gives the bare columns of the row that holds max(first_seen). */
+    static const char SQL[] = "SELECT target, sha256, subject, sans, issuer, key_type, key_bits,"
+                              " not_before, not_after, chain, last_seen, max(first_seen)"
+                              " FROM history GROUP BY target";
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db;
+    int serr, rc;
+    int64_t ver;
+
+    if (sniff(path, &serr) != K_SQLITE)
+        return 0;
+    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
+        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    ver = pragma_int(db, "PRAGMA user_version", &rc);
+    if (rc != SQLITE_OK || ver < 2 || sqlite3_prepare_v2(db, SQL, -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return 0;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        struct cm_history_row r = {
+            .sha256 = (char *)sqlite3_column_text(s, 1),
+            .subject = (char *)sqlite3_column_text(s, 2),
+            .sans = (char *)sqlite3_column_text(s, 3),
+            .issuer = (char *)sqlite3_column_text(s, 4),
+            .key_type = (char *)sqlite3_column_text(s, 5),
+            .key_bits = (unsigned)sqlite3_column_int64(s, 6),
+            .not_before = sqlite3_column_int64(s, 7),
+            .not_after = sqlite3_column_int64(s, 8),
+            .chain = (char *)sqlite3_column_text(s, 9),
+            .last_seen = sqlite3_column_int64(s, 10),
+            .first_seen = sqlite3_column_int64(s, 11),
+        };
+        if (t && r.sha256 && r.subject && r.sans && r.issuer && r.key_type && r.chain)
+            fn(arg, t, &r);
+    }
+    if (rc != SQLITE_DONE)
+        failf(err, errlen, 0, "cannot read the history of %s: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc == SQLITE_DONE ? 0 : CM_ESTATE;
+}
+
+void cm_history_free(struct cm_history_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].sha256);
+        free(rows[i].subject);
+        free(rows[i].issuer);
+        free(rows[i].sans);
+        free(rows[i].key_type);
+        free(rows[i].chain);
+    }
+    free(rows);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *t = sqlite3_column_text(s, i);
+
+    return strdup(t ? (const char *)t : "");
+}
+
+int cm_store_history(const char *path, const char *name, struct cm_history_row **rows,
+                     size_t *n, char *err, size_t errlen)
+{
+    struct cm_history_row *v = NULL;
+    size_t cnt = 0, cap = 0;
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db;
+    int serr, rc;
+    int64_t ver;
+
+    *rows = NULL;
+    *n = 0;
+    switch (sniff(path, &serr)) {
+    case K_NONE:
+        return failf(err, errlen, -ENOENT, "%s does not exist", path);
+    case K_OTHER:
+        if (serr)
+            return failf(err, errlen, -serr, "cannot read %s: %s", path, strerror(serr));
+        return failf(err, errlen, CM_ESTATE,
+                     "%s is a JSON state of an earlier version: it has no certificate history",
+                     path);
+    default:
+        break;
+    }
+    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
+        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    ver = pragma_int(db, "PRAGMA user_version", &rc);
+    if (rc == SQLITE_OK && ver < 2) {
+        sqlite3_close(db);
+        return 0; /* schema 1: no history yet */
+    }
+    if (rc != SQLITE_OK || (rc = sqlite3_prepare_v2(db, SELECT_HISTORY, -1, &s, NULL)) ||
+        (rc = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC))) {
+        failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(db));
+        goto fail;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct cm_history_row *r;
+        if (cnt == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct cm_history_row *nv = realloc(v, ncap * sizeof(*nv));
+            if (!nv)
+                goto nomem;
+            v = nv;
+            cap = ncap;
+        }
+        r = &v[cnt];
+        memset(r, 0, sizeof(*r));
+        cnt++;
+        r->first_seen = sqlite3_column_int64(s, 1);
+        r->last_seen = sqlite3_column_int64(s, 2);
+        r->key_bits = (unsigned)sqlite3_column_int64(s, 7);
+        r->not_before = sqlite3_column_int64(s, 8);
+        r->not_after = sqlite3_column_int64(s, 9);
+        if (!(r->sha256 = col_dup(s, 0)) || !(r->subject = col_dup(s, 3)) ||
+            !(r->sans = col_dup(s, 4)) || !(r->issuer = col_dup(s, 5)) ||
+            !(r->key_type = col_dup(s, 6)) || !(r->chain = col_dup(s, 10)))
+            goto nomem;
+    }
+    if (rc != SQLITE_DONE) {
+        failf(err, errlen, 0, "cannot read %s: %s", path, sqlite3_errmsg(db));
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    *rows = v;
+    *n = cnt;
+    return 0;
+nomem:
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    cm_history_free(v, cnt);
+    return failf(err, errlen, -ENOMEM, "out of memory reading %s", path);
+fail:
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    cm_history_free(v, cnt);
+    return CM_ESTATE;
+}
+
 void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out)
 {
     uv_mutex_lock(&st->mu);
@@ -554,8 +905,6 @@ int cm_store_close(struct cm_store *st)
 }
 
 /* ---- Opening: sniffing, importing, moving aside ---- */
-
-enum kind { K_NONE, K_SQLITE, K_OTHER };
 
 static enum kind sniff(const char *path, int *err)
 {

@@ -2,6 +2,8 @@
  *   GET /metrics          every target's cached result (probing keeps its own schedule)
  *   GET /probe?target=    one on-demand probe, answered with that probe's metrics
  *   GET /api/v1/targets   every target's report, the `check --json` object schema
+ *   GET /api/v1/targets/NAME/history   the target's certificate history (store.h), read on
+ *                         the thread pool through a read-only connection
  *   GET /healthz          200 while the loop runs and a configuration is loaded
  *   GET /                 the status page (page.h), /target/{name}, /badge/{name}.svg and
  *                         /static/{style.css,app.js} */
@@ -16,6 +18,7 @@
 #include "certmon/probe/revocation.h"
 #include "certmon/analysis/metrics.h"
 #include "certmon/daemon/process.h"
+#include "certmon/daemon/store.h"
 #include "certmon/analysis/report.h"
 #include "certmon/analysis/page.h"
 #include "certmon/daemon/webassets.h"
@@ -51,6 +54,7 @@ struct cm_web {
     uint64_t scrape_next;    /* loop time from which the next render may start */
     struct scrape_wait *scrape_queue;
     unsigned scrape_queued;
+    unsigned nhistory; /* history reads on the thread pool: web is freed after them */
 };
 
 /* What the daemon shows now (a reload changes the generation, a shutdown the notifiers). */
@@ -153,6 +157,8 @@ struct scrape {
     size_t n;
     struct cm_metrics_notifier *notifiers; /* names copied: a reload may free the originals */
     size_t nnotifiers;
+    struct cm_metrics_change *changes; /* target names copied, like the notifiers' */
+    size_t nchanges;
     struct cm_metrics_self self;
     struct cm_metrics_http http; /* self.http points here */
     struct cm_metrics_revocation rev; /* self.revocation points here, when there is a checker */
@@ -198,8 +204,32 @@ static void scrape_done(void *arg)
     for (size_t i = 0; i < sc->nnotifiers; i++)
         free((char *)sc->notifiers[i].name);
     free(sc->notifiers);
+    for (size_t i = 0; i < sc->nchanges; i++)
+        free((char *)sc->changes[i].target);
+    free(sc->changes);
     cm_metrics_buf_free(&sc->buf);
     free(sc);
+}
+
+/* The targets whose served leaf changed, for certmon_cert_changes_total (es sorted by name). */
+static void collect_changes(struct scrape *sc, struct cm_state_entry **es, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        k += es[i]->renewals || es[i]->changes;
+    if (!k || !(sc->changes = calloc(k, sizeof(*sc->changes))))
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct cm_metrics_change *c = &sc->changes[sc->nchanges];
+        if (!es[i]->renewals && !es[i]->changes)
+            continue;
+        if (!(c->target = strdup(es[i]->name)))
+            break;
+        c->renewals = es[i]->renewals;
+        c->changes = es[i]->changes;
+        sc->nchanges++;
+    }
 }
 
 static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
@@ -219,6 +249,7 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
     for (size_t i = 0; i < n; i++)
         if (cm_web_view_metrics(es[i]->view))
             sc->views[sc->n++] = cm_metrics_view_ref(cm_web_view_metrics(es[i]->view));
+    collect_changes(sc, es, n);
     free(es);
     sc->self = (struct cm_metrics_self){
         .probes_success = st.probes_ok,
@@ -231,6 +262,8 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
         .libcurl = curl_version_info(CURLVERSION_NOW)->version,
         .targets = st.gen->cfg->target_count,
         .http = &sc->http,
+        .changes = sc->changes,
+        .change_count = sc->nchanges,
     };
     sc->http = (struct cm_metrics_http){
         .evicted_head_timeout = web->http_counters.evicted_head_timeout,
@@ -417,7 +450,7 @@ static void serve_targets(struct cm_web *web, struct cm_httpd_req *req)
 /* Frees web once nothing refers to it any more (cm_web_close). */
 static void web_maybe_free(struct cm_web *web)
 {
-    if (web->closing && !web->scrape_timer_init && web->nwebprobes == 0)
+    if (web->closing && !web->scrape_timer_init && web->nwebprobes == 0 && web->nhistory == 0)
         free(web);
 }
 
@@ -770,6 +803,125 @@ static void serve_static(struct cm_httpd_req *req, const char *ctype, const char
     cm_httpd_respond(req, 200, ctype, body, strlen(body), 0);
 }
 
+/* ---- /api/v1/targets/NAME/history ---- */
+
+/* One history read: the database is read on the thread pool (it may be large, and the disk
+ * slow), never on the loop. */
+struct history_job {
+    uv_work_t work;
+    struct cm_web *web;
+    struct cm_httpd_req *req; /* NULL once the client has gone */
+    char *path, *name;
+    char *body; /* the answer, made on the pool */
+    size_t len;
+    unsigned status;
+};
+
+static void on_history_gone(struct cm_httpd_req *req, void *arg)
+{
+    struct history_job *j = arg;
+
+    (void)req;
+    j->req = NULL;
+}
+
+static void history_work(uv_work_t *w)
+{
+    struct history_job *j = w->data;
+    struct cm_history_row *rows = NULL;
+    size_t n = 0;
+    char err[600];
+    json_t *a;
+    int rc = cm_store_history(j->path, j->name, &rows, &n, err, sizeof(err));
+
+    if (rc == -ENOENT) {
+        rc = 0; /* no database yet: nothing seen yet */
+        n = 0;
+    }
+    if (rc < 0) {
+        j->status = 500;
+        if (asprintf(&j->body, "cannot read the history: %s\n", err) < 0)
+            j->body = NULL;
+    } else if (!(a = cm_history_json(rows, n)) ||
+               !(j->body = json_dumps(a, JSON_INDENT(2) | JSON_ENSURE_ASCII))) {
+        json_decref(a);
+        j->status = 500;
+    } else {
+        json_decref(a);
+        j->status = 200;
+    }
+    j->len = j->body ? strlen(j->body) : 0;
+    cm_history_free(rows, n);
+}
+
+static void history_done(uv_work_t *w, int status)
+{
+    struct history_job *j = w->data;
+    struct cm_web *web = j->web;
+
+    (void)status;
+    if (j->req) {
+        cm_httpd_on_cancel(j->req, NULL, NULL);
+        if (!j->body)
+            text(j->req, 500, "out of memory\n");
+        else if (j->status == 200)
+            cm_httpd_respond(j->req, 200, "application/json", j->body, j->len, 1);
+        else
+            cm_httpd_respond(j->req, j->status, "text/plain; charset=utf-8", j->body, j->len, 1);
+        j->body = NULL;
+    }
+    free(j->body);
+    free(j->path);
+    free(j->name);
+    free(j);
+    web->nhistory--;
+    web_maybe_free(web);
+}
+
+/* name is the part of the path between /api/v1/targets/ and /history. */
+static void serve_history(struct cm_web *web, struct cm_httpd_req *req, const char *name,
+                          size_t len)
+{
+    const struct cm_config *cfg = status(web).gen->cfg;
+    const struct cm_config_target *ct;
+    struct history_job *j;
+    char *n = strndup(name, len);
+
+    if (!n) {
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    if (!(ct = cm_config_find(cfg, n))) {
+        free(n);
+        text(req, 404, "no such target\n");
+        return;
+    }
+    if (!cfg->state_file) {
+        free(n);
+        text(req, 404, "no history: global.state_file is not set\n");
+        return;
+    }
+    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(cfg->state_file))) {
+        free(j);
+        free(n);
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    j->name = n;
+    j->web = web;
+    j->req = req;
+    j->work.data = j;
+    if (uv_queue_work(web->loop, &j->work, history_work, history_done) < 0) {
+        free(j->path);
+        free(j->name);
+        free(j);
+        text(req, 500, "cannot queue the read\n");
+        return;
+    }
+    web->nhistory++;
+    cm_httpd_on_cancel(req, on_history_gone, j);
+}
+
 /* ---- Routing ---- */
 
 static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
@@ -782,6 +934,9 @@ static void on_request(struct cm_httpd_req *req, const char *path, void *arg)
         serve_probe(web, req);
     else if (!strcmp(path, "/api/v1/targets"))
         serve_targets(web, req);
+    else if (!strncmp(path, "/api/v1/targets/", 16) && strlen(path) > 16 + 8 &&
+             !strcmp(path + strlen(path) - 8, "/history"))
+        serve_history(web, req, path + 16, strlen(path) - 16 - 8);
     else if (!strcmp(path, "/healthz"))
         text(req, 200, "ok\n");
     else if (!strcmp(path, "/"))

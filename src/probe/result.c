@@ -39,7 +39,34 @@ void cm_probe_result_free(struct cm_probe_result *res)
     cm_posture_free(res->posture);
     cm_ari_free(res->ari);
     cm_revocation_free(res->revocation);
+    cm_change_free(res->change);
     free(res);
+}
+
+void cm_change_free(struct cm_change *c)
+{
+    if (!c)
+        return;
+    free(c->what);
+    free(c->old_sha256);
+    free(c->new_sha256);
+    free(c);
+}
+
+struct cm_change *cm_change_copy(const struct cm_change *c)
+{
+    struct cm_change *n = calloc(1, sizeof(*n));
+
+    if (!n)
+        return NULL;
+    n->at = c->at;
+    n->until = c->until;
+    if (!(n->what = strdup(c->what)) || !(n->old_sha256 = strdup(c->old_sha256)) ||
+        !(n->new_sha256 = strdup(c->new_sha256))) {
+        cm_change_free(n);
+        return NULL;
+    }
+    return n;
 }
 
 void cm_tls_info_clear(struct cm_tls_info *info)

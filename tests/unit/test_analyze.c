@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "certmon/analysis/analyze.h"
+#include "certmon/analysis/change.h"
 #include "certmon/probe/revocation.h"
 #include "certmon/base/error.h"
 #include "certmon/probe/posture.h"
@@ -2408,6 +2409,8 @@ static void test_catalogue(void)
         {"cert.renewal_window_passed", CM_SEV_WARNING},
         {"cert.renewal_window_open", CM_SEV_INFO},
         {"ari.unavailable", CM_SEV_INFO},
+        {"cert.pin_mismatch", CM_SEV_CRITICAL},
+        {"cert.changed", CM_SEV_WARNING},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));
@@ -3532,6 +3535,184 @@ static void test_spki_list(void)
     EXPECT_STR(name, "Dell eDellRoot or DSDTestProvider");
 }
 
+/* ---- Change tracking (change.c) and cert.changed ---- */
+
+/* A leaf summary built as the daemon builds it, from a certificate. */
+static void summary(struct cm_leaf_summary *out, const char *sha, const char *subject,
+                    const char *issuer, const char *sans_csv, const char *key_type,
+                    unsigned bits, int64_t not_after)
+{
+    struct cm_cert c;
+    char *list = cm_tf_strdup(sans_csv), *save = NULL;
+    char *v[8];
+    size_t n = 0;
+
+    cm_tf_fill_cert(&c, subject, issuer, NOW - DAY, not_after, false);
+    for (char *tok = strtok_r(list, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save))
+        v[n++] = tok;
+    free(c.sha256);
+    c.sha256 = cm_tf_strdup(sha);
+    free(c.sans[0]);
+    free(c.sans);
+    c.sans = v;
+    c.san_count = c.san_total = n;
+    c.key_type = key_type;
+    c.key_bits = bits;
+    EXPECT_INT(cm_leaf_summary_of(&c, out), 0);
+    c.sans = NULL;
+    c.san_count = 0;
+    cm_cert_clear(&c);
+    free(list);
+}
+
+static void test_change_classify(void)
+{
+    struct cm_leaf_summary old, same, renewed, reordered, bigger, sans, issuer, keytype, smaller,
+        earlier;
+    char what[512];
+
+    summary(&old, "aa", "CN=a.example", "CN=CA 1", "a.example,b.example", "RSA", 2048,
+            NOW + 30 * DAY);
+    summary(&same, "aa", "CN=a.example", "CN=CA 1", "a.example,b.example", "RSA", 2048,
+            NOW + 30 * DAY);
+    summary(&renewed, "bb", "CN=a.example", "CN=CA 1", "a.example,b.example", "RSA", 2048,
+            NOW + 90 * DAY);
+    summary(&reordered, "bb", "CN=a.example", "CN=CA 1", "b.example,a.example", "RSA", 2048,
+            NOW + 90 * DAY);
+    summary(&bigger, "bb", "CN=a.example", "CN=CA 1", "a.example,b.example", "RSA", 4096,
+            NOW + 90 * DAY);
+    summary(&sans, "bb", "CN=a.example", "CN=CA 1", "a.example,c.example", "RSA", 2048,
+            NOW + 90 * DAY);
+    summary(&issuer, "bb", "CN=a.example", "CN=Other CA", "a.example,b.example", "RSA", 2048,
+            NOW + 90 * DAY);
+    summary(&keytype, "bb", "CN=a.example", "CN=CA 1", "a.example,b.example", "EC", 256,
+            NOW + 90 * DAY);
+    summary(&smaller, "bb", "CN=a.example", "CN=CA 1", "a.example,b.example", "RSA", 1024,
+            NOW + 90 * DAY);
+    summary(&earlier, "bb", "CN=a.example", "CN=CA 1", "a.example,b.example", "RSA", 2048,
+            NOW + 10 * DAY);
+
+    EXPECT_INT(cm_change_classify(&old, &same, what, sizeof(what)), CM_CHANGE_NONE);
+    EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+    EXPECT_STR(what, "");
+    /* SAN order does not count; a larger key is still a renewal. */
+    EXPECT_INT(cm_change_classify(&old, &reordered, what, sizeof(what)), CM_CHANGE_RENEWAL);
+    EXPECT_INT(cm_change_classify(&old, &bigger, what, sizeof(what)), CM_CHANGE_RENEWAL);
+    EXPECT_INT(cm_change_classify(&old, &sans, what, sizeof(what)), CM_CHANGE_MATERIAL);
+    EXPECT_STR(what, "SANs added: c.example; SANs removed: b.example");
+    EXPECT_INT(cm_change_classify(&old, &issuer, what, sizeof(what)), CM_CHANGE_MATERIAL);
+    EXPECT_STR(what, "issuer: CN=CA 1 -> CN=Other CA");
+    EXPECT_INT(cm_change_classify(&old, &keytype, what, sizeof(what)), CM_CHANGE_MATERIAL);
+    EXPECT_STR(what, "key: RSA-2048 -> EC-256");
+    EXPECT_INT(cm_change_classify(&old, &smaller, what, sizeof(what)), CM_CHANGE_MATERIAL);
+    EXPECT_STR(what, "key: RSA-2048 -> RSA-1024");
+    EXPECT_INT(cm_change_classify(&old, &earlier, what, sizeof(what)), CM_CHANGE_MATERIAL);
+    EXPECT_STR(what, "not_after not later than before");
+    /* A tiny buffer cuts the text, never the verdict. */
+    EXPECT_INT(cm_change_classify(&old, &sans, what, 1), CM_CHANGE_MATERIAL);
+    EXPECT_STR(what, "");
+    /* From a stored row (SANs in another order): alike. */
+    {
+        struct cm_leaf_summary stored;
+        EXPECT_INT(cm_leaf_summary_from("cc", "CN=a.example", "CN=CA 1", "b.example, a.example",
+                                        "RSA", 2048, NOW + 30 * DAY, &stored),
+                   0);
+        EXPECT_STR(stored.sans, "a.example, b.example");
+        EXPECT_INT(cm_change_classify(&stored, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+        cm_leaf_summary_clear(&stored);
+    }
+    EXPECT_STR(cm_change_kind_name(CM_CHANGE_RENEWAL), "renewal");
+    EXPECT_STR(cm_change_kind_name(CM_CHANGE_MATERIAL), "change");
+
+    cm_leaf_summary_clear(&old);
+    cm_leaf_summary_clear(&same);
+    cm_leaf_summary_clear(&renewed);
+    cm_leaf_summary_clear(&reordered);
+    cm_leaf_summary_clear(&bigger);
+    cm_leaf_summary_clear(&sans);
+    cm_leaf_summary_clear(&issuer);
+    cm_leaf_summary_clear(&keytype);
+    cm_leaf_summary_clear(&smaller);
+    cm_leaf_summary_clear(&earlier);
+}
+
+/* pin_sha256: the leaf's own SHA-256 or any sent key's SHA-256 satisfies it. */
+static void test_pin_mismatch(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f = {0};
+    const struct cm_finding *g;
+    char pins[200];
+
+    free(r->tls.chain.certs[0].spki_sha256);
+    r->tls.chain.certs[0].spki_sha256 = cm_tf_strdup(
+        "1111111111111111111111111111111111111111111111111111111111111111");
+    free(r->tls.chain.certs[1].spki_sha256);
+    r->tls.chain.certs[1].spki_sha256 = cm_tf_strdup(
+        "2222222222222222222222222222222222222222222222222222222222222222");
+    /* No pins: nothing. */
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    /* The leaf itself, the leaf's key, the intermediate's key: pinned. */
+    snprintf(pins, sizeof(pins), "%s", r->tls.chain.certs[0].sha256);
+    p.pins = pins;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    p.pins = "3333333333333333333333333333333333333333333333333333333333333333 "
+             "2222222222222222222222222222222222222222222222222222222222222222";
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    /* A prefix of a pin is not a pin; nothing matches: critical. */
+    p.pins = "3333333333333333333333333333333333333333333333333333333333333333 "
+             "22222222222222222222222222222222222222222222222222222222222222220";
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    g = find(&f, "cert.pin_mismatch", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    EXPECT_INT(g->severity, CM_SEV_CRITICAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "matches none of the 2 pins"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, r->tls.chain.certs[0].sha256));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* The change record the daemon attaches raises cert.changed until its window ends; the text
+ * from the certificates is escaped. */
+static void test_cert_changed(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f = {0};
+    const struct cm_finding *g;
+    struct cm_change *c = calloc(1, sizeof(*c));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    c->at = NOW - 3600;
+    c->until = NOW + 3600;
+    c->what = cm_tf_strdup("SANs added: evil\nexample");
+    c->old_sha256 = cm_tf_strdup("aa11");
+    c->new_sha256 = cm_tf_strdup("bb22");
+    r->change = c;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    g = find(&f, "cert.changed", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    EXPECT_INT(g->severity, CM_SEV_WARNING);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "SANs added: evil\\x0aexample"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "old sha256 aa11, new sha256 bb22"));
+    CU_ASSERT_PTR_NULL(strchr(g->message, '\n'));
+    cm_findings_clear(&f);
+    /* The window has ended. */
+    EXPECT_INT(cm_analyze(r, &p, NOW + 3600, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.changed", 0));
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+    cm_policy_clear(&p);
+}
+
 static CU_TestInfo tests[] = {
     {"default policy", test_policy_default},
     {"healthy chain", test_healthy},
@@ -3581,6 +3762,9 @@ static CU_TestInfo tests[] = {
     {"policy: bad rules", test_policy_bad_rules},
     {"severity parse", test_severity_parse},
     {"catalogue", test_catalogue},
+    {"change: renewal or material change", test_change_classify},
+    {"cert.changed", test_cert_changed},
+    {"cert.pin_mismatch", test_pin_mismatch},
     {"cert.purpose: extended key usage", test_purpose_eku},
     {"cert.purpose: key usage", test_purpose_key_usage},
     {"chain.ca_as_leaf", test_ca_as_leaf},

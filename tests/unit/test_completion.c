@@ -100,7 +100,7 @@ static void test_commands(void)
     char *r = complete("certmon ");
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-    EXPECT_STR(r, "--help\n--version\ncheck\nconfig-check\nhelp\nnotify-test\nrun\nstate\nversion\n");
+    EXPECT_STR(r, "--help\n--version\ncheck\nconfig-check\nhelp\nhistory\nnotify-test\nrun\nstate\nversion\n");
     free(r);
     r = complete("certmon con");
     EXPECT_STR(r, "config-check\n");
@@ -184,6 +184,9 @@ static void test_values_and_files(void)
     EXPECT_STR(r, "export\n");
     free(r);
     r = complete("certmon state export --");
+    EXPECT_STR(r, "--config\n--help\n--json\n");
+    free(r);
+    r = complete("certmon history --");
     EXPECT_STR(r, "--config\n--help\n--json\n");
     free(r);
 }

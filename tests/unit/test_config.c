@@ -1035,6 +1035,39 @@ static void test_ari(void)
                  "targets[0].ari_url", "string");
 }
 
+/* pin_sha256: 64 hex digits each (colons allowed), kept lowercase, in the policy. */
+static void test_pins(void)
+{
+    struct cm_config *cfg =
+        load_ok("global = { history_days = 30; change_window = \"2h\"; };\n"
+                "targets = (\n"
+                "  { host = \"a.example\"; pin_sha256 = [ \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", \"AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB\" ]; },\n"
+                "  { host = \"b.example\"; }\n"
+                ");\n");
+
+    if (cfg) {
+        EXPECT_INT(cfg->history_days, 30);
+        EXPECT_INT(cfg->change_window_ms, 2 * 3600 * 1000);
+        EXPECT_STR(cfg->targets[0].pins, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa abababababababababababababababababababababababababababababababab");
+        CU_ASSERT_PTR_EQUAL(cfg->targets[0].policy.pins, cfg->targets[0].pins);
+        CU_ASSERT_PTR_NULL(cfg->targets[1].pins);
+        CU_ASSERT_PTR_NULL(cfg->targets[1].policy.pins);
+        cm_config_free(cfg);
+    }
+    cfg = load_ok("targets = ( { host = \"a.example\"; } );\n");
+    if (cfg) {
+        EXPECT_INT(cfg->history_days, 400);
+        EXPECT_INT(cfg->change_window_ms, 24 * 3600 * 1000);
+        cm_config_free(cfg);
+    }
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; pin_sha256 = [ \"abc\" ]; } );\n", 1,
+                 "targets[0].pin_sha256[0]", "not a SHA-256");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; pin_sha256 = [ ]; } );\n", 1,
+                 "targets[0].pin_sha256", "empty list");
+    EXPECT_ERROR("global = { history_days = 0; };\n", 1, "global.history_days", "1");
+    EXPECT_ERROR("global = { change_window = \"1s\"; };\n", 1, "global.change_window", "1m");
+}
+
 static void test_labels(void)
 {
     EXPECT_ERROR("targets = ( { host = \"a.example\";\n  labels = { bad-name = \"x\"; }; } );\n", 2,
@@ -1704,6 +1737,7 @@ static CU_TestInfo tests[] = {
     {"bad_durations", test_bad_durations},
     {"targets", test_targets},
     {"ari_url and acme_directory", test_ari},
+    {"pin_sha256, history_days, change_window", test_pins},
     {"labels", test_labels},
     {"duplicates", test_duplicates},
     {"files_readable", test_files_readable},

@@ -145,14 +145,15 @@ static void test_commands(void)
             break;
         p++;
     }
-    EXPECT_INT(n, 7);
+    EXPECT_INT(n, 8);
     free(sec);
     free(help);
 }
 
 static void test_other_command_flags(void)
 {
-    static const char *const cmds[] = {"run --help", "config-check --help", "notify-test --help"};
+    static const char *const cmds[] = {"run --help", "config-check --help", "notify-test --help",
+                                       "history --help"};
     char *sec = section(page1, "RUN, CONFIG-CHECK, NOTIFY-TEST AND STATE OPTIONS");
     unsigned n = 0;
 

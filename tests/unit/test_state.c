@@ -1854,6 +1854,151 @@ static void test_check_after_remove(void)
     cm_state_free(s);
 }
 
+static void on_latest(void *arg, const char *target, const struct cm_history_row *r)
+{
+    char *buf = arg;
+    size_t off = strlen(buf);
+
+    snprintf(buf + off, 512 - off, "%s=%s:%s;", target, r->sha256, r->sans);
+}
+
+/* A two-certificate chain whose leaf has that fingerprint and those SANs. */
+static void history_chain(struct cm_chain *ch, const char *sha, const char *san2, int64_t not_after)
+{
+    ch->count = 2;
+    ch->certs = calloc(2, sizeof(*ch->certs));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ch->certs);
+    cm_tf_fill_cert(&ch->certs[0], "CN=example.com", "CN=Example CA", NOW - 86400, not_after,
+                    false);
+    cm_tf_fill_cert(&ch->certs[1], "CN=Example CA", "CN=Example Root", NOW - 86400,
+                    NOW + 86400 * 1000LL, true);
+    free(ch->certs[0].sha256);
+    ch->certs[0].sha256 = cm_tf_strdup(sha);
+    free(ch->certs[1].sha256);
+    ch->certs[1].sha256 = cm_tf_strdup("ca01");
+    if (san2) {
+        char **v = realloc(ch->certs[0].sans, 2 * sizeof(*v));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+        v[1] = cm_tf_strdup(san2);
+        ch->certs[0].sans = v;
+        ch->certs[0].san_count = ch->certs[0].san_total = 2;
+    }
+}
+
+static void test_store_history(void)
+{
+    const char *dir = fresh_dir("history");
+    char path[600], err[600] = "";
+    struct cm_chain a = {0}, b = {0};
+    struct cm_history_row *rows = NULL;
+    struct cm_store *st;
+    struct cm_store_stats stats;
+    size_t n = 0;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    history_chain(&a, "aaaa", NULL, NOW + 30 * 86400);
+    history_chain(&b, "bbbb", "www.example.com", NOW + 90 * 86400);
+    st = store_open_ok(path, NULL, __LINE__);
+    EXPECT_INT(cm_store_seen(st, "web", &a, NOW), 0);
+    EXPECT_INT(cm_store_seen(st, "web", &a, NOW + 3600), 0); /* last_seen moves */
+    EXPECT_INT(cm_store_seen(st, "web", &a, NOW + 60), 0);   /* ... never back */
+    EXPECT_INT(cm_store_seen(st, "web", &b, NOW + 7200), 0);
+    EXPECT_INT(cm_store_seen(st, "other", &a, NOW - 500 * 86400), 0);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    cm_store_get_stats(st, &stats);
+    EXPECT_INT(stats.history_written, 5);
+
+    /* Newest first, read while the writer runs. */
+    EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 2);
+    if (n == 2) {
+        EXPECT_STR(rows[0].sha256, "bbbb");
+        EXPECT_INT(rows[0].first_seen, NOW + 7200);
+        EXPECT_INT(rows[0].last_seen, NOW + 7200);
+        EXPECT_STR(rows[0].sans, "example.com, www.example.com");
+        EXPECT_STR(rows[0].chain, "bbbb ca01");
+        EXPECT_INT(rows[0].not_after, NOW + 90 * 86400);
+        EXPECT_STR(rows[1].sha256, "aaaa");
+        EXPECT_INT(rows[1].first_seen, NOW);
+        EXPECT_INT(rows[1].last_seen, NOW + 3600);
+        EXPECT_STR(rows[1].subject, "CN=example.com");
+        EXPECT_STR(rows[1].issuer, "CN=Example CA");
+        EXPECT_STR(rows[1].key_type, "RSA");
+        EXPECT_INT(rows[1].key_bits, 2048);
+    }
+    cm_history_free(rows, n);
+    EXPECT_SQL(path, "SELECT count(*) FROM history", "3");
+
+    /* Pruning drops what was last seen before the cutoff, nothing else. */
+    EXPECT_INT(cm_store_prune(st, NOW - 400 * 86400), 0);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    EXPECT_SQL(path, "SELECT count(*) FROM history", "2");
+    EXPECT_INT(cm_store_history(path, "other", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 0);
+    cm_history_free(rows, n);
+    store_close_ok(st);
+
+    /* The newest leaf of each target, as the daemon restores it at start. */
+    {
+        char got[512] = "";
+        EXPECT_INT(cm_store_latest(path, on_latest, got, err, sizeof(err)), 0);
+        EXPECT_STR(got, "web=bbbb:example.com, www.example.com;");
+    }
+
+    /* The rows outlive the store (a restart). */
+    EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 2);
+    cm_history_free(rows, n);
+    EXPECT_INT(cm_store_history("/nonexistent/certmon.db", "web", &rows, &n, err, sizeof(err)),
+               -ENOENT);
+    cm_chain_clear(&a);
+    cm_chain_clear(&b);
+}
+
+/* A database of schema 1 (before the history) is upgraded when a store opens it; its rows
+ * stay, and until then a reader finds no history rather than an error. */
+static void test_store_upgrade(void)
+{
+    const char *dir = fresh_dir("upgrade");
+    char path[600], err[600] = "";
+    struct cm_history_row *rows = NULL;
+    struct cm_state *s;
+    struct cm_store *st;
+    struct cm_chain a = {0};
+    size_t n = 9;
+    sqlite3 *db;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    EXPECT_INT(sqlite3_exec(db,
+                            "CREATE TABLE targets (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
+                            " UNIQUE, owner TEXT NOT NULL, status TEXT, last_probe INTEGER NOT"
+                            " NULL DEFAULT 0, last_success INTEGER NOT NULL DEFAULT 0,"
+                            " status_since INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL"
+                            " DEFAULT 0, seen TEXT, posture_at INTEGER NOT NULL DEFAULT 0,"
+                            " posture TEXT, report TEXT);"
+                            "INSERT INTO targets (name, owner) VALUES ('web', 'web');"
+                            "PRAGMA application_id = 1668113506; PRAGMA user_version = 1;",
+                            NULL, NULL, NULL),
+               SQLITE_OK);
+    sqlite3_close(db);
+    EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 0);
+
+    s = new_state();
+    st = store_open_ok(path, s, __LINE__);
+    EXPECT_INT(count_of(s), 1);
+    EXPECT_SQL(path, "PRAGMA user_version", "2");
+    history_chain(&a, "aaaa", NULL, NOW + 30 * 86400);
+    EXPECT_INT(cm_store_seen(st, "web", &a, NOW), 0);
+    store_close_ok(st);
+    EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 1);
+    cm_history_free(rows, n);
+    cm_chain_clear(&a);
+    cm_state_free(s);
+}
+
 static CU_TestInfo tests[] = {
     {"put/get/remove 5000 names in random order", test_put_get_remove},
     {"random puts and removes in a small table", test_churn},
@@ -1874,6 +2019,8 @@ static CU_TestInfo tests[] = {
     {"load: a field of the wrong type is ignored and logged", test_load_wrong_types},
     {"move_aside", test_move_aside},
     {"store: rows both ways, read while writing, delete", test_store_round_trip},
+    {"store: history rows, newest first, pruned", test_store_history},
+    {"store: schema 1 upgraded to the history's", test_store_upgrade},
     {"store: committed within the commit delay", test_store_commit_delay},
     {"store: a JSON state is imported once", test_store_import_json},
     {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},

@@ -79,6 +79,8 @@ struct cm_policy {
                                      * format of data/interception-roots.txt that
                                      * cm_spki_list_check accepted; NULL: the built-in ones
                                      * only. It outlives every analysis under the policy. */
+    const char *pins; /* borrowed: pin_sha256, SHA-256 values (lowercase hex, space-separated)
+                       * of the leaf or of any key sent; NULL: no pinning (cert.pin_mismatch) */
 };
 
 #define CM_POLICY_DEFAULT                                                                          \
@@ -86,7 +88,8 @@ struct cm_policy {
         .warn_days = 30, .crit_days = 7, .warn_lifetime_pct = 33, .crit_lifetime_pct = 10,         \
         .max_lifetime_days = 0, .min_rsa_bits = 2048, .min_ec_bits = 256,                          \
         .allow_self_signed = false, .revocation = CM_REVOCATION_AUTO,                              \
-        .revocation_timeout_ms = 10000, .rules = NULL, .rule_count = 0, .interception_roots = NULL \
+        .revocation_timeout_ms = 10000, .rules = NULL, .rule_count = 0, .interception_roots = NULL, \
+        .pins = NULL                                                                              \
     }
 
 /* Which rule set an expiry threshold: the fixed number of days, or the share of the

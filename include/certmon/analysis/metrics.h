@@ -31,6 +31,12 @@ struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v);
 void cm_metrics_view_free(struct cm_metrics_view *v);
 
 /* One notifier's counters (see notify.h). */
+/* Changes of a target's served leaf since the daemon started (certmon_cert_changes_total). */
+struct cm_metrics_change {
+    const char *target;
+    uint64_t renewals, changes; /* kind="renewal", kind="change" */
+};
+
 struct cm_metrics_notifier {
     const char *name;
     uint64_t sent, failed, dropped;
@@ -67,6 +73,9 @@ struct cm_metrics_self {
     const struct cm_metrics_http *http; /* certmon_http_connections_{evicted,refused}_total;
                                          * NULL: no listener, families left out */
     const struct cm_metrics_revocation *revocation; /* NULL: no checker, families left out */
+    const struct cm_metrics_change *changes; /* certmon_cert_changes_total{target,kind}: the
+                                              * targets whose leaf changed, sorted by name */
+    size_t change_count;
 };
 
 /* The process_* metrics of the Prometheus client conventions (read by cm_process_read,

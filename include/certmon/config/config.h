@@ -54,6 +54,10 @@ struct cm_config_target {
     /* ACME renewal information (RFC 9773, ari.h): the renewalInfo URL, or the ACME directory
      * that names it; at most one is set (http:// or https://); both NULL: not asked. */
     char *ari_url, *acme_directory;
+    /* pin_sha256: the accepted SHA-256 values (lowercase hex, space-separated) of the leaf
+     * certificate or of a public key (SPKI) the server sends; NULL: no pinning. The policy's
+     * pins point here. */
+    char *pins;
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */
@@ -125,6 +129,8 @@ struct cm_config {
     uint64_t retry_min_ms;        /* first retry after a failed probe; doubles; default 30s */
     unsigned concurrency;         /* probes in flight at once; default 64 */
     char *state_file;             /* absolute; NULL: state is not persisted */
+    unsigned history_days;        /* certificate history rows kept this long; default 400 */
+    uint64_t change_window_ms;    /* cert.changed stays this long after a change; default 24h */
     struct cm_policy policy;      /* warn_days, crit_days, min_rsa_bits, min_ec_bits,
                                    * allow_self_signed, ignore, severity */
 

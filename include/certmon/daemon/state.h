@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "certmon/analysis/change.h"
 #include "certmon/analysis/analyze.h"
 #include "certmon/config/config.h"
 #include "certmon/probe/result.h"
@@ -50,6 +51,13 @@ struct cm_state_entry {
     void *view;                 /* built by the view hooks from the latest report, or NULL */
     bool unchecked; /* internal: a restored report not parsed yet (cm_state_check_reports) */
     const struct cm_state_view_hooks *hooks; /* internal */
+    /* The daemon's memory of the served leaf (not persisted here: the history table holds
+     * it): its summary (NULL until a leaf was seen), when its history row was last written,
+     * and the latest material change (NULL: none). Owned by the entry. */
+    struct cm_leaf_summary *leaf;
+    int64_t leaf_written;
+    struct cm_change *change;
+    unsigned renewals, changes; /* leaf changes seen since the daemon started, by kind */
 };
 
 struct cm_state;

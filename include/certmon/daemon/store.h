@@ -9,7 +9,13 @@
  * queued up at most CM_STORE_COMMIT_MS after the first of it arrived, one transaction per
  * batch, so that a crash (kill -9) loses at most that much and never corrupts the file
  * (synchronous=NORMAL: a power loss may lose the last commits too, never the file). Each put
- * is one small upsert of one row: the cost of a result does not grow with the fleet. */
+ * is one small upsert of one row: the cost of a result does not grow with the fleet.
+ *
+ * Schema 2 adds the certificate history (table `history`): one row per distinct leaf a target
+ * has served, keyed by (target, sha256), with first_seen, last_seen and the leaf's summary
+ * (subject, sans, issuer, key_type, key_bits, not_before, not_after, chain: the SHA-256 of
+ * every certificate the peer sent, leaf first, space-separated). A schema 1 file is upgraded
+ * in place when the daemon opens it. */
 #ifndef CERTMON_STORE_H
 #define CERTMON_STORE_H
 
@@ -24,7 +30,7 @@
 #define CM_STORE_COMMIT_MS 250
 
 /* The schema version kept in PRAGMA user_version. */
-#define CM_STORE_SCHEMA 1
+#define CM_STORE_SCHEMA 2
 
 struct cm_store;
 
@@ -65,11 +71,58 @@ int cm_store_sync(struct cm_store *st, uint64_t timeout_ms);
  * the error of the last commit. */
 int cm_store_close(struct cm_store *st);
 
+/* Queues "target name served this chain at now" for the history: a new row for a new leaf,
+ * else last_seen moves to now. The caller decides how often (the daemon: at a new leaf, and at
+ * most once an hour per target otherwise), so that bytes per result stay flat. A chain without
+ * certificates is ignored. Returns 0 or -ENOMEM. */
+int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
+                  time_t now);
+
+/* Queues the removal of every history row last seen before cutoff (Unix seconds). Returns 0 or
+ * -ENOMEM. */
+int cm_store_prune(struct cm_store *st, time_t cutoff);
+
+/* One history row as read back; strings owned (cm_history_free). */
+struct cm_history_row {
+    char *sha256;
+    int64_t first_seen, last_seen;
+    char *subject, *issuer;
+    char *sans; /* ", "-separated, in certificate order */
+    char *key_type;
+    unsigned key_bits;
+    int64_t not_before, not_after;
+    char *chain; /* SHA-256 of each certificate sent, leaf first, space-separated */
+};
+
+/* Reads the history of target name from the database at path, read-only (also while a daemon
+ * writes it), newest first (by first_seen, then last_seen). A database of schema 1 has no
+ * history: 0 rows. Returns 0 with *rows (NULL when *n is 0) and *n, or CM_ESTATE / a negative
+ * errno with a reason in err (-ENOENT: no file). */
+int cm_store_history(const char *path, const char *name, struct cm_history_row **rows,
+                     size_t *n, char *err, size_t errlen);
+
+void cm_history_free(struct cm_history_row *rows, size_t n);
+
+/* Calls fn with the newest row (by first_seen) of every target in the history of the
+ * database at path, read-only, on the calling thread (it blocks: at start, before the loop
+ * runs): the daemon's memory of each target's last leaf, so that a change across a restart is
+ * still told. The row is valid during the call. Returns 0 (also for a database without a
+ * history), or CM_ESTATE / a negative errno with a reason in err. */
+int cm_store_latest(const char *path,
+                    void (*fn)(void *arg, const char *target, const struct cm_history_row *row),
+                    void *arg, char *err, size_t errlen);
+
+/* The rows as a JSON array, in their order: objects with sha256, first_seen, last_seen,
+ * subject, issuer, sans (array), key_type, key_bits, not_before, not_after (times RFC 3339,
+ * UTC) and chain (array of SHA-256). NULL when out of memory. */
+json_t *cm_history_json(const struct cm_history_row *rows, size_t n);
+
 /* Counters for logs and benchmarks (read on the loop). */
 struct cm_store_stats {
     uint64_t rows_written; /* upserts committed */
     uint64_t commits;
     uint64_t failures; /* transactions that failed (their changes are lost) */
+    uint64_t history_written; /* history upserts committed */
 };
 void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out);
 

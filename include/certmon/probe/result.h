@@ -293,7 +293,26 @@ struct cm_probe_result {
                                        * certificates in file order, analysed one by one. */
     struct cm_revocation *revocation; /* below, owned; NULL when not checked. The
                                        * probe never sets it: the revocation checker does. */
+    struct cm_change *change;         /* below, owned; NULL unless the served leaf changed
+                                       * materially within the change window. Set by the
+                                       * daemon, which remembers the previous leaf. */
 };
+
+/* A material change of the served leaf, for the analyser (cert.changed): plain data, so
+ * that the analysis needs no memory of earlier results. Strings owned. */
+struct cm_change {
+    int64_t at;       /* when the new leaf was first seen (Unix seconds) */
+    int64_t until;    /* cert.changed is raised while now < until */
+    char *what;       /* what changed (change.h's description) */
+    char *old_sha256; /* the leaf served before */
+    char *new_sha256; /* the leaf served since */
+};
+
+/* Frees a change record. NULL is a no-op. */
+void cm_change_free(struct cm_change *c);
+
+/* A copy of c, or NULL (out of memory). */
+struct cm_change *cm_change_copy(const struct cm_change *c);
 
 /* Frees a result and everything it owns (posture, revocation, renewal information). NULL is a
  * no-op. */
