@@ -236,7 +236,11 @@ static int history(const char *config, const char *target, bool as_json)
     return rc < 0 ? 1 : 0;
 }
 
-int cm_history_main(int argc, char **argv)
+/* The options `history` and `state export` share (-c FILE, --json, --help), parsed with
+ * getopt from argv[0] on. Returns -1 to go on (*config and *as_json set, optind at the first
+ * operand), else the exit code (0 for --help, 2 for a bad option, usage printed). */
+static int parse_options(int argc, char **argv, const char *who, void (*usage_fn)(FILE *),
+                         const char **config, bool *as_json)
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
@@ -244,33 +248,44 @@ int cm_history_main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = DEFAULT_CONFIG;
-    bool as_json = false;
     int c;
 
+    *config = DEFAULT_CONFIG;
+    *as_json = false;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            config = optarg;
+            *config = optarg;
             break;
         case 'j':
-            as_json = true;
+            *as_json = true;
             break;
         case 'h':
-            history_usage(stdout);
+            usage_fn(stdout);
             return 0;
         case ':':
-            fprintf(stderr, "certmon history: %s needs an argument\n", argv[optind - 1]);
-            history_usage(stderr);
+            fprintf(stderr, "%s: %s needs an argument\n", who, argv[optind - 1]);
+            usage_fn(stderr);
             return 2;
         default:
-            fprintf(stderr, "certmon history: unknown option '%s'\n", argv[optind - 1]);
-            history_usage(stderr);
+            fprintf(stderr, "%s: unknown option '%s'\n", who, argv[optind - 1]);
+            usage_fn(stderr);
             return 2;
         }
     }
+    return -1;
+}
+
+int cm_history_main(int argc, char **argv)
+{
+    const char *config;
+    bool as_json;
+    int rc = parse_options(argc, argv, "certmon history", history_usage, &config, &as_json);
+
+    if (rc >= 0)
+        return rc;
     if (optind != argc - 1) {
         fprintf(stderr, optind >= argc ? "certmon history: name a target\n"
                                        : "certmon history: name one target\n");
@@ -282,15 +297,9 @@ int cm_history_main(int argc, char **argv)
 
 int cm_state_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *config = DEFAULT_CONFIG;
-    bool as_json = false;
-    int c;
+    const char *config;
+    bool as_json;
+    int rc;
 
     if (argc < 2 || strcmp(argv[1], "export") != 0) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -302,33 +311,11 @@ int cm_state_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    argc--;
-    argv++;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'j':
-            as_json = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            fprintf(stderr, "certmon state export: %s needs an argument\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
-        default:
-            fprintf(stderr, "certmon state export: unknown option '%s'\n", argv[optind - 1]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "certmon state export: unexpected argument '%s'\n", argv[optind]);
+    rc = parse_options(argc - 1, argv + 1, "certmon state export", usage, &config, &as_json);
+    if (rc >= 0)
+        return rc;
+    if (optind < argc - 1) {
+        fprintf(stderr, "certmon state export: unexpected argument '%s'\n", argv[1 + optind]);
         usage(stderr);
         return 2;
     }
