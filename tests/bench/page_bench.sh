@@ -29,28 +29,10 @@ CERTMON=${CERTMON:-$here/../../build/certmon}
 [ -x "$CERTMON" ] || { echo "no certmon binary at $CERTMON (build first)" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "needs wrk (Debian: wrk)" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/certmon-pbench.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-bash "$here/../integration/mkpki.sh" "$work/pki" >/dev/null 2>&1
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-ports=()
-for _ in $(seq 1 "$K"); do
-    p=$(free_port)
-    openssl s_server -accept "127.0.0.1:$p" -cert "$work/pki/valid.pem" -key "$work/pki/leaf.key" \
-        -cert_chain "$work/pki/inter.pem" -www -quiet >/dev/null 2>&1 &
-    pids+=($!)
-    ports+=("$p")
-done
-sleep 0.5
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
+bench_setup pbench
+start_servers "$K"
 mport=$(free_port)
 
 write_conf() { # page_size
