@@ -450,6 +450,57 @@ static void test_compose(void)
     cm_config_free(cfg);
 }
 
+struct keys_doc {
+    const struct cm_config *cfg;
+    const char *doc;
+    unsigned accepted, refused;
+};
+
+/* Every target and policy key: a __certmon_ label of it is either taken (and then listed in
+ * docs/discovery.md's table) or refused as "not a key certmon takes" (and not listed). */
+static void check_label_key(const char *group, const char *key, void *arg)
+{
+    struct keys_doc *kd = arg;
+    struct cm_config_target *v = NULL;
+    size_t n = 0;
+    char text[256], msgs[2048], row[128];
+    bool refused, listed;
+
+    if (!key || (strcmp(group, "targets") && strcmp(group, "policy")))
+        return;
+    snprintf(text, sizeof(text), "- targets: [a.example]\n  labels: {__certmon_%s: \"1\"}\n",
+             key);
+    (void)discover(kd->cfg, text, CM_SD_YAML, &v, &n, msgs, sizeof(msgs));
+    cm_config_targets_free(v, n);
+    refused = strstr(msgs, "not a key certmon takes") != NULL;
+    snprintf(row, sizeof(row), "| `__certmon_%s` |", key);
+    listed = strstr(kd->doc, row) != NULL;
+    if (refused == listed)
+        fprintf(stderr, "\n    __certmon_%s: %s, but %s in docs/discovery.md", key,
+                refused ? "refused" : "taken", listed ? "listed" : "not listed");
+    CU_ASSERT(refused != listed);
+    kd->accepted += !refused;
+    kd->refused += refused;
+}
+
+static void test_label_keys_documented(void)
+{
+    struct keys_doc kd = {0};
+    char *doc = cm_th_read_text(CERTMON_DISCOVERY_MD);
+
+    CU_ASSERT_FATAL(doc && *doc);
+    kd.doc = doc;
+    kd.cfg = load("discovery = ( { files = [\"/sd/*.yml\"]; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(kd.cfg);
+    cm_config_keys_foreach(check_label_key, &kd);
+    fprintf(stderr, "(%u keys taken, %u refused) ", kd.accepted, kd.refused);
+    CU_ASSERT(kd.accepted >= 20);
+    /* host, port, labels and the four paths. */
+    EXPECT_INT(kd.refused, 7);
+    cm_config_free((struct cm_config *)kd.cfg);
+    free(doc);
+}
+
 static CU_TestInfo tests[] = {
     {"JSON document", test_json_ok},
     {"YAML document with lines", test_yaml_ok},
@@ -461,6 +512,8 @@ static CU_TestInfo tests[] = {
     {"a bad entry refuses the file, naming file:line, group and key", test_discover_errors},
     {"discovery blocks are checked at load", test_discovery_block_errors},
     {"composed configuration", test_compose},
+    {"every __certmon_ key taken is in docs/discovery.md, and only those",
+     test_label_keys_documented},
     CU_TEST_INFO_NULL,
 };
 
