@@ -5,8 +5,9 @@
  *   GET /api/v1/targets/NAME/history   the target's certificate history (store.h), read on
  *                         the thread pool through a read-only connection
  *   GET /healthz          200 while the loop runs and a configuration is loaded
- *   GET /                 the status page (page.h), /target/{name}, /badge/{name}.svg and
- *                         /static/{style.css,app.js} */
+ *   GET /                 the status page (page.h), /target/{name} (with the certificate
+ *                         history read and the page rendered on the thread pool when a state
+ *                         database is kept), /badge/{name}.svg and /static/{style.css,app.js} */
 #include "certmon/daemon/web.h"
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/error.h"
@@ -54,7 +55,8 @@ struct cm_web {
     uint64_t scrape_next;    /* loop time from which the next render may start */
     struct scrape_wait *scrape_queue;
     unsigned scrape_queued;
-    unsigned nhistory; /* history reads on the thread pool: web is freed after them */
+    unsigned nhistory; /* history reads on the thread pool (the API's and the detail pages'):
+                        * web is freed after them */
 };
 
 /* What the daemon shows now (a reload changes the generation, a shutdown the notifiers). */
@@ -726,6 +728,142 @@ static struct cm_state_entry *entry_named(struct cm_web *web, const char *name)
     return *name ? cm_state_get(state, name) : NULL;
 }
 
+/* Reads the history of name from the database at path, on the calling thread (the pool's):
+ * a database not made yet has no rows. */
+static int read_history(const char *path, const char *name, struct cm_history_row **rows, size_t *n,
+                        char *err, size_t errlen)
+{
+    int rc = cm_store_history(path, name, rows, n, err, errlen);
+
+    if (rc == -ENOENT) {
+        *rows = NULL;
+        *n = 0;
+        return 0;
+    }
+    return rc;
+}
+
+/* One detail page whose target has a history: the database is read, the report parsed and
+ * the page rendered on the thread pool (the history may be long and the disk slow), never on
+ * the loop. Everything the pool uses is copied: a new result or a reload may free the
+ * state's strings meanwhile. */
+struct target_job {
+    uv_work_t work;
+    struct cm_web *web;
+    struct cm_httpd_req *req; /* NULL once the client has gone */
+    char *path, *name, *report;
+    struct cm_page_info info; /* version: a literal */
+    int64_t now;
+    bool refresh;
+    struct cm_page_buf page; /* made on the pool */
+    const char *fail;        /* made on the pool: why there is no page (a 500) */
+};
+
+static void on_target_gone(struct cm_httpd_req *req, void *arg)
+{
+    struct target_job *j = arg;
+
+    (void)req;
+    j->req = NULL;
+}
+
+static void target_work(uv_work_t *w)
+{
+    struct target_job *j = w->data;
+    struct cm_history_row *rows = NULL;
+    struct cm_page_cert *certs = NULL;
+    struct cm_page_history h = {0};
+    size_t n = 0;
+    char err[600];
+    json_t *report;
+
+    if (read_history(j->path, j->name, &rows, &n, err, sizeof(err)) < 0) {
+        h.error = err; /* the page still shows the rest */
+        n = 0;
+    } else if (n && !(certs = calloc(n, sizeof(*certs)))) {
+        j->fail = "out of memory\n";
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        certs[i] = (struct cm_page_cert){
+            .sha256 = rows[i].sha256,
+            .subject = rows[i].subject,
+            .issuer = rows[i].issuer,
+            .not_before = rows[i].not_before,
+            .not_after = rows[i].not_after,
+            .first_seen = rows[i].first_seen,
+            .last_seen = rows[i].last_seen,
+        };
+    h.certs = certs;
+    h.n = n;
+    if (!(report = json_loads(j->report, 0, NULL))) {
+        j->fail = "the stored report does not parse\n";
+        goto out;
+    }
+    if (cm_page_render_target(report, cm_web_findings_md, &h, &j->info, j->now, j->refresh,
+                              &j->page) < 0) {
+        cm_page_buf_free(&j->page);
+        j->fail = "out of memory\n";
+    }
+    json_decref(report);
+out:
+    free(certs);
+    cm_history_free(rows, n);
+}
+
+static void target_done(uv_work_t *w, int status)
+{
+    struct target_job *j = w->data;
+    struct cm_web *web = j->web;
+
+    (void)status;
+    if (j->req) {
+        cm_httpd_on_cancel(j->req, NULL, NULL);
+        if (j->fail)
+            text(j->req, 500, j->fail);
+        else
+            page_respond(j->req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &j->page, 0);
+        j->page = (struct cm_page_buf){0}; /* taken by the httpd */
+    }
+    cm_page_buf_free(&j->page);
+    free(j->path);
+    free(j->name);
+    free(j->report);
+    free(j);
+    web->nhistory--;
+    web_maybe_free(web);
+}
+
+static void target_job_start(struct cm_web *web, struct cm_httpd_req *req, const char *path,
+                             const struct cm_state_entry *e, const struct cm_page_info *info,
+                             bool refresh)
+{
+    struct target_job *j = calloc(1, sizeof(*j));
+
+    if (!j || !(j->path = strdup(path)) || !(j->name = strdup(e->name)) ||
+        !(j->report = strdup(e->report)))
+        goto nomem;
+    j->web = web;
+    j->req = req;
+    j->info = *info;
+    j->now = (int64_t)time(NULL);
+    j->refresh = refresh;
+    j->work.data = j;
+    if (uv_queue_work(web->loop, &j->work, target_work, target_done) < 0)
+        goto nomem;
+    web->nhistory++;
+    cm_httpd_on_cancel(req, on_target_gone, j);
+    return;
+nomem:
+    if (j) {
+        free(j->path);
+        free(j->name);
+        free(j->report);
+    }
+    free(j);
+    text(req, 500, "out of memory\n");
+}
+
 static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const char *name)
 {
     struct cm_web_status st = status(web);
@@ -756,11 +894,16 @@ static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const cha
         page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
         return;
     }
+    if (st.gen->cfg->state_file) { /* the history is on disk: read and render on the pool */
+        target_job_start(web, req, st.gen->cfg->state_file, e, &info,
+                         !refresh || refresh[0] == '1');
+        return;
+    }
     if (!(report = json_loads(e->report, 0, NULL))) {
         text(req, 500, "the stored report does not parse\n");
         return;
     }
-    rc = cm_page_render_target(report, cm_web_findings_md, &info, (int64_t)time(NULL),
+    rc = cm_page_render_target(report, cm_web_findings_md, NULL, &info, (int64_t)time(NULL),
                                !refresh || refresh[0] == '1', &b);
     json_decref(report);
     page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
@@ -832,12 +975,8 @@ static void history_work(uv_work_t *w)
     size_t n = 0;
     char err[600];
     json_t *a;
-    int rc = cm_store_history(j->path, j->name, &rows, &n, err, sizeof(err));
+    int rc = read_history(j->path, j->name, &rows, &n, err, sizeof(err));
 
-    if (rc == -ENOENT) {
-        rc = 0; /* no database yet: nothing seen yet */
-        n = 0;
-    }
     if (rc < 0) {
         j->status = 500;
         if (asprintf(&j->body, "cannot read the history: %s\n", err) < 0)
