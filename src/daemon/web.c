@@ -37,6 +37,11 @@
  * and /probe must not become a way to make the daemon open thousands). */
 #define MAX_WEBPROBES 16
 
+/* History reads (the history API's and the detail pages') on the thread pool at once; more get
+ * 503. The pool's threads also describe the probes' chains: a client asking for pages nonstop
+ * may hold at most this many of them. */
+#define MAX_HISTORY_READS 2
+
 struct scrape_wait;
 
 struct cm_web {
@@ -838,9 +843,13 @@ static void target_job_start(struct cm_web *web, struct cm_httpd_req *req, const
                              const struct cm_state_entry *e, const struct cm_page_info *info,
                              bool refresh)
 {
-    struct target_job *j = calloc(1, sizeof(*j));
+    struct target_job *j;
 
-    if (!j || !(j->path = strdup(path)) || !(j->name = strdup(e->name)) ||
+    if (web->nhistory >= MAX_HISTORY_READS) {
+        text(req, 503, "too many history reads in flight; try again\n");
+        return;
+    }
+    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(path)) || !(j->name = strdup(e->name)) ||
         !(j->report = strdup(e->report)))
         goto nomem;
     j->web = web;
@@ -1038,6 +1047,11 @@ static void serve_history(struct cm_web *web, struct cm_httpd_req *req, const ch
     if (!cfg->state_file) {
         free(n);
         text(req, 404, "no history: global.state_file is not set\n");
+        return;
+    }
+    if (web->nhistory >= MAX_HISTORY_READS) {
+        free(n);
+        text(req, 503, "too many history reads in flight; try again\n");
         return;
     }
     if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(cfg->state_file))) {
