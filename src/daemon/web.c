@@ -733,6 +733,19 @@ static struct cm_state_entry *entry_named(struct cm_web *web, const char *name)
     return *name ? cm_state_get(state, name) : NULL;
 }
 
+/* ---- History reads on the thread pool (the history API and the detail pages) ---- */
+
+/* What every read of the history on the thread pool carries, whichever answer it makes: the
+ * database is read there (it may be large, and the disk slow), never on the loop. A job has
+ * this as its first member (work.data points to it, hence to the job). */
+struct pool_read {
+    uv_work_t work;
+    struct cm_web *web;
+    struct cm_httpd_req *req; /* NULL once the client has gone */
+    char *path, *name;        /* the database and the target: copies, since a reload may free
+                               * the configuration's meanwhile */
+};
+
 /* Reads the history of name from the database at path, on the calling thread (the pool's):
  * a database not made yet has no rows. */
 static int read_history(const char *path, const char *name, struct cm_history_row **rows, size_t *n,
@@ -748,29 +761,80 @@ static int read_history(const char *path, const char *name, struct cm_history_ro
     return rc;
 }
 
+static void on_read_gone(struct cm_httpd_req *req, void *arg)
+{
+    struct pool_read *r = arg;
+
+    (void)req;
+    r->req = NULL;
+}
+
+/* Copies path and name into r (zeroed, the first member of its job), queues work and done on
+ * the pool and counts the read. Returns 0, or -1 when the request has been answered already
+ * (503 with MAX_HISTORY_READS in flight, 500 when out of memory): then done never runs, r
+ * holds nothing and the caller frees its job. */
+static int pool_read_start(struct cm_web *web, struct cm_httpd_req *req, struct pool_read *r,
+                           const char *path, const char *name, uv_work_cb work,
+                           uv_after_work_cb done)
+{
+    if (web->nhistory >= MAX_HISTORY_READS) {
+        text(req, 503, "too many history reads in flight; try again\n");
+        return -1;
+    }
+    r->web = web;
+    r->req = req;
+    r->work.data = r;
+    if (!(r->path = strdup(path)) || !(r->name = strdup(name))) {
+        free(r->path);
+        text(req, 500, "out of memory\n");
+        return -1;
+    }
+    if (uv_queue_work(web->loop, &r->work, work, done) < 0) {
+        free(r->path);
+        free(r->name);
+        text(req, 500, "cannot queue the read\n");
+        return -1;
+    }
+    web->nhistory++;
+    cm_httpd_on_cancel(req, on_read_gone, r);
+    return 0;
+}
+
+/* First in a job's done callback: the request to answer, its cancel callback cleared, or NULL
+ * when the client has gone. */
+static struct cm_httpd_req *pool_read_req(struct pool_read *r)
+{
+    if (r->req)
+        cm_httpd_on_cancel(r->req, NULL, NULL);
+    return r->req;
+}
+
+/* Last in a job's done callback, before the job itself is freed: lets the web go when it is
+ * closing and this was the last read. */
+static void pool_read_end(struct pool_read *r)
+{
+    struct cm_web *web = r->web;
+
+    free(r->path);
+    free(r->name);
+    web->nhistory--;
+    web_maybe_free(web);
+}
+
+/* ---- GET /target/NAME with a history: read and rendered on the thread pool ---- */
+
 /* One detail page whose target has a history: the database is read, the report parsed and
- * the page rendered on the thread pool (the history may be long and the disk slow), never on
- * the loop. Everything the pool uses is copied: a new result or a reload may free the
- * state's strings meanwhile. */
+ * the page rendered on the pool. Everything the pool uses is copied: a new result may free
+ * the state's report meanwhile. */
 struct target_job {
-    uv_work_t work;
-    struct cm_web *web;
-    struct cm_httpd_req *req; /* NULL once the client has gone */
-    char *path, *name, *report;
+    struct pool_read r; /* first */
+    char *report;
     struct cm_page_info info; /* version: a literal */
     int64_t now;
     bool refresh;
     struct cm_page_buf page; /* made on the pool */
     const char *fail;        /* made on the pool: why there is no page (a 500) */
 };
-
-static void on_target_gone(struct cm_httpd_req *req, void *arg)
-{
-    struct target_job *j = arg;
-
-    (void)req;
-    j->req = NULL;
-}
 
 static void target_work(uv_work_t *w)
 {
@@ -782,7 +846,7 @@ static void target_work(uv_work_t *w)
     char err[600];
     json_t *report;
 
-    if (read_history(j->path, j->name, &rows, &n, err, sizeof(err)) < 0) {
+    if (read_history(j->r.path, j->r.name, &rows, &n, err, sizeof(err)) < 0) {
         h.error = err; /* the page still shows the rest */
         n = 0;
     } else if (n && !(certs = calloc(n, sizeof(*certs)))) {
@@ -819,58 +883,39 @@ out:
 static void target_done(uv_work_t *w, int status)
 {
     struct target_job *j = w->data;
-    struct cm_web *web = j->web;
+    struct cm_httpd_req *req = pool_read_req(&j->r);
 
     (void)status;
-    if (j->req) {
-        cm_httpd_on_cancel(j->req, NULL, NULL);
-        if (j->fail)
-            text(j->req, 500, j->fail);
-        else
-            page_respond(j->req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &j->page, 0);
+    if (req && j->fail)
+        text(req, 500, j->fail);
+    else if (req) {
+        page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &j->page, 0);
         j->page = (struct cm_page_buf){0}; /* taken by the httpd */
     }
     cm_page_buf_free(&j->page);
-    free(j->path);
-    free(j->name);
     free(j->report);
+    pool_read_end(&j->r);
     free(j);
-    web->nhistory--;
-    web_maybe_free(web);
 }
 
 static void target_job_start(struct cm_web *web, struct cm_httpd_req *req, const char *path,
                              const struct cm_state_entry *e, const struct cm_page_info *info,
                              bool refresh)
 {
-    struct target_job *j;
+    struct target_job *j = calloc(1, sizeof(*j));
 
-    if (web->nhistory >= MAX_HISTORY_READS) {
-        text(req, 503, "too many history reads in flight; try again\n");
+    if (!j || !(j->report = strdup(e->report))) {
+        free(j);
+        text(req, 500, "out of memory\n");
         return;
     }
-    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(path)) || !(j->name = strdup(e->name)) ||
-        !(j->report = strdup(e->report)))
-        goto nomem;
-    j->web = web;
-    j->req = req;
     j->info = *info;
     j->now = (int64_t)time(NULL);
     j->refresh = refresh;
-    j->work.data = j;
-    if (uv_queue_work(web->loop, &j->work, target_work, target_done) < 0)
-        goto nomem;
-    web->nhistory++;
-    cm_httpd_on_cancel(req, on_target_gone, j);
-    return;
-nomem:
-    if (j) {
-        free(j->path);
-        free(j->name);
+    if (pool_read_start(web, req, &j->r, path, e->name, target_work, target_done) < 0) {
         free(j->report);
+        free(j);
     }
-    free(j);
-    text(req, 500, "out of memory\n");
 }
 
 static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const char *name)
@@ -957,25 +1002,13 @@ static void serve_static(struct cm_httpd_req *req, const char *ctype, const char
 
 /* ---- /api/v1/targets/NAME/history ---- */
 
-/* One history read: the database is read on the thread pool (it may be large, and the disk
- * slow), never on the loop. */
+/* One read for the API: the answer is made on the pool too. */
 struct history_job {
-    uv_work_t work;
-    struct cm_web *web;
-    struct cm_httpd_req *req; /* NULL once the client has gone */
-    char *path, *name;
-    char *body; /* the answer, made on the pool */
+    struct pool_read r; /* first */
+    char *body;         /* the answer, made on the pool */
     size_t len;
     unsigned status;
 };
-
-static void on_history_gone(struct cm_httpd_req *req, void *arg)
-{
-    struct history_job *j = arg;
-
-    (void)req;
-    j->req = NULL;
-}
 
 static void history_work(uv_work_t *w)
 {
@@ -984,7 +1017,7 @@ static void history_work(uv_work_t *w)
     size_t n = 0;
     char err[600];
     json_t *a;
-    int rc = read_history(j->path, j->name, &rows, &n, err, sizeof(err));
+    int rc = read_history(j->r.path, j->r.name, &rows, &n, err, sizeof(err));
 
     if (rc < 0) {
         j->status = 500;
@@ -1005,25 +1038,21 @@ static void history_work(uv_work_t *w)
 static void history_done(uv_work_t *w, int status)
 {
     struct history_job *j = w->data;
-    struct cm_web *web = j->web;
+    struct cm_httpd_req *req = pool_read_req(&j->r);
 
     (void)status;
-    if (j->req) {
-        cm_httpd_on_cancel(j->req, NULL, NULL);
+    if (req) {
         if (!j->body)
-            text(j->req, 500, "out of memory\n");
+            text(req, 500, "out of memory\n");
         else if (j->status == 200)
-            cm_httpd_respond(j->req, 200, "application/json", j->body, j->len, 1);
+            cm_httpd_respond(req, 200, "application/json", j->body, j->len, 1);
         else
-            cm_httpd_respond(j->req, j->status, "text/plain; charset=utf-8", j->body, j->len, 1);
+            cm_httpd_respond(req, j->status, "text/plain; charset=utf-8", j->body, j->len, 1);
         j->body = NULL;
     }
     free(j->body);
-    free(j->path);
-    free(j->name);
+    pool_read_end(&j->r);
     free(j);
-    web->nhistory--;
-    web_maybe_free(web);
 }
 
 /* name is the part of the path between /api/v1/targets/ and /history. */
@@ -1049,30 +1078,11 @@ static void serve_history(struct cm_web *web, struct cm_httpd_req *req, const ch
         text(req, 404, "no history: global.state_file is not set\n");
         return;
     }
-    if (web->nhistory >= MAX_HISTORY_READS) {
-        free(n);
-        text(req, 503, "too many history reads in flight; try again\n");
-        return;
-    }
-    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(cfg->state_file))) {
-        free(j);
-        free(n);
+    if (!(j = calloc(1, sizeof(*j))))
         text(req, 500, "out of memory\n");
-        return;
-    }
-    j->name = n;
-    j->web = web;
-    j->req = req;
-    j->work.data = j;
-    if (uv_queue_work(web->loop, &j->work, history_work, history_done) < 0) {
-        free(j->path);
-        free(j->name);
+    else if (pool_read_start(web, req, &j->r, cfg->state_file, n, history_work, history_done) < 0)
         free(j);
-        text(req, 500, "cannot queue the read\n");
-        return;
-    }
-    web->nhistory++;
-    cm_httpd_on_cancel(req, on_history_gone, j);
+    free(n);
 }
 
 /* ---- Routing ---- */
