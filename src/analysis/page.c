@@ -1614,6 +1614,11 @@ static void put_history(struct cm_page_buf *b, const struct cm_page_history *h, 
 
     put(b, "<section aria-labelledby=\"h-history\"><h2 id=\"h-history\">Certificate history"
            "</h2>\n");
+    if (jstr(report, "path")) { /* the daemon follows the leaves of endpoints only */
+        put(b, "<p>The history follows endpoints: the leaves of certificate files are not "
+               "recorded.</p></section>\n");
+        return;
+    }
     if (!h) {
         put(b, "<p>No history is kept: the daemon keeps the certificates a target served only "
                "with a state database (<code>global.state_file</code>).</p></section>\n");

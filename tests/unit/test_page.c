@@ -609,6 +609,19 @@ static void test_history_empty(void)
     CU_ASSERT_PTR_NULL(strstr(html, "class=\"timeline\""));
     CU_ASSERT_PTR_NULL(strstr(html, "id=\"history\""));
     free(html);
+    /* A certificate file: the daemon records no history for it, whatever it is handed. */
+    {
+        json_t *r = report("file:/etc/ssl/a.pem", "ok", 15, "CN=a", NULL, NULL, "web");
+        struct cm_page_cert c = cert("ab12", "CN=a", -60, 15, -59, -2);
+        struct cm_page_history one = {&c, 1, NULL};
+        struct cm_page_buf b = {0};
+        json_object_set_new(r, "path", json_string("/etc/ssl/a.pem"));
+        EXPECT_INT(cm_page_render_target(r, NULL, &one, NULL, NOW, false, &b), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "the leaves of certificate files are not recorded"));
+        CU_ASSERT_PTR_NULL(strstr(b.data, "class=\"timeline\""));
+        cm_page_buf_free(&b);
+        json_decref(r);
+    }
     /* A read error: its reason, escaped, and the rest of the page. */
     html = history_page("t", &err);
     CU_ASSERT_PTR_NOT_NULL(

@@ -128,7 +128,8 @@ struct cm_page_history {
  * validity bars, the findings with their documentation (findings_md: the text of
  * docs/findings.md, whose "Triggered when" and "Fix" of each id are shown; NULL: left out),
  * verification and revocation, the posture, the probe phases, and the history of served
- * certificates (hist; NULL: the daemon keeps none, which the section says): an inline SVG
+ * certificates (hist; NULL: the daemon keeps none, which the section says, as it says that
+ * file targets, whose report has a "path", have none): an inline SVG
  * timeline (one bar per leaf from not_before to not_after, first_seen..last_seen drawn
  * stronger, the leaf the report shows highlighted, a "now" marker, an axis with dates,
  * <title> tooltips; no script, no style attribute: classes of the compiled-in stylesheet)
