@@ -1468,7 +1468,8 @@ static void tl_axis(struct cm_page_buf *b, const struct tl *t, int y)
          * January of a year divisible by their number of years. */
         m = ((long)tm.tm_year + 1900) * 12 + tm.tm_mon + 1;
         m = (m + step - 1) / step * step;
-        for (; ticks <= TL_MAX_TICKS; m += step) {
+        /* Every month start from m on is at or after lo: at most TL_MAX_TICKS + 1 turns. */
+        for (int turn = 0; turn <= TL_MAX_TICKS && ticks <= TL_MAX_TICKS; turn++, m += step) {
             struct tm s = {.tm_year = (int)(m / 12 - 1900), .tm_mon = (int)(m % 12), .tm_mday = 1};
             int64_t u = (int64_t)timegm(&s);
             if (u > t->hi)
