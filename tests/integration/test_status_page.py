@@ -42,7 +42,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 HOSTILE_CN = '<script>window.__pwned=1</script>"><img src=x onerror=alert(1)>'
 DAY = 86400
-TOTAL_BUDGET_S = 130
+TOTAL_BUDGET_S = 170
 
 failures = []
 procs = []  # (name, Popen) of everything started, stopped by PID at the end
