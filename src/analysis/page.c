@@ -1400,6 +1400,9 @@ static double tl_x(const struct tl *t, int64_t u)
     return x < TL_PAD ? TL_PAD : x > TL_W - TL_PAD ? TL_W - TL_PAD : x;
 }
 
+/* Room for tl_date's text: what gcc counts for three ints, though clamped dates take 11. */
+#define TL_DATE 48
+
 /* "2026-01-02" of t (clamped: always a date; the year written with 4 digits, which strftime's
  * %Y does not do for years before 1000). */
 static void tl_date(int64_t t, char *buf, size_t len)
@@ -1415,7 +1418,7 @@ static void tl_date(int64_t t, char *buf, size_t len)
 
 static void tl_tick(struct cm_page_buf *b, const struct tl *t, int64_t u, int y)
 {
-    char d[16];
+    char d[TL_DATE];
     double x = tl_x(t, u);
 
     tl_date(u, d, sizeof(d));
@@ -1487,7 +1490,7 @@ static void tl_axis(struct cm_page_buf *b, const struct tl *t, int y)
 static void tl_summary(struct cm_page_buf *b, const struct tl *t, int64_t now)
 {
     int64_t since = INT64_MAX;
-    char d[16];
+    char d[TL_DATE];
 
     for (size_t i = 0; i < t->n; i++)
         since = tl_min(since, tl_clamp(t->c[i].first_seen));
@@ -1506,7 +1509,7 @@ static void tl_summary(struct cm_page_buf *b, const struct tl *t, int64_t now)
 static void tl_title(struct cm_page_buf *b, const struct tl *t, size_t i)
 {
     const struct cm_page_cert *c = &t->c[i];
-    char d1[16], d2[16];
+    char d1[TL_DATE], d2[TL_DATE];
 
     put(b, "<title>");
     esc(b, c->subject ? c->subject : "(no subject)");
