@@ -1382,9 +1382,10 @@ static void tl_range(struct tl *t, int64_t now)
     }
     t->lo = tl_max(vlo, slo - TL_REACH);
     t->hi = tl_min(vhi, shi + TL_REACH);
-    if (t->hi - t->lo < DAY) { /* a single instant: one day around it */
-        t->lo -= DAY / 2;
-        t->hi = t->lo + DAY;
+    if (t->hi - t->lo < DAY) { /* less than a day: the day around its middle */
+        int64_t mid = t->lo + (t->hi - t->lo) / 2;
+        t->lo = mid - DAY / 2;
+        t->hi = mid + DAY / 2;
     }
     pad = (t->hi - t->lo) / 50;
     t->lo -= pad;

@@ -784,6 +784,21 @@ static void test_history_bounds(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "valid 0001-01-01 to 9999-12-31"));
     expect_in_box(html, __LINE__);
     free(html);
+
+    /* Everything within 20 hours (a one-hour certificate, served for an hour, 19 hours ago):
+     * the axis is the day around it, and now is inside it, right of the bar. */
+    wild[0] = cert("ab12", "CN=short", 0, 0, 0, 0);
+    wild[0].not_before = wild[0].first_seen = NOW - 20 * 3600;
+    wild[0].not_after = wild[0].last_seen = NOW - 19 * 3600;
+    h = (struct cm_page_history){wild, 1, NULL};
+    html = history_page("short", &h);
+    {
+        double xnow = attr_after(html, "<line class=\"tl-now\"", "x1");
+        double sx = attr_after(html, "<rect class=\"tl-served\"", "x");
+        CU_ASSERT(xnow > sx + 20 && xnow < 800 - 12 - 20);
+    }
+    expect_in_box(html, __LINE__);
+    free(html);
 }
 
 /* Wall and CPU milliseconds of one render (CPU time is what the loop loses; wall time also
