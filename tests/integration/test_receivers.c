@@ -34,13 +34,7 @@ static int suite_init(void)
     snprintf(dir, sizeof(dir), "/tmp/certmon-receivers-XXXXXX");
     if (!mkdtemp(dir) || !cm_th_pki_dir())
         return -1;
-    unsetenv("http_proxy");
-    unsetenv("https_proxy");
-    unsetenv("HTTP_PROXY");
-    unsetenv("HTTPS_PROXY");
-    unsetenv("all_proxy");
-    unsetenv("ALL_PROXY");
-    setenv("no_proxy", "127.0.0.1,localhost", 1);
+    cm_th_no_proxy();
     port_tls = cm_th_free_port();
     /* A self-signed server: chain.self_signed, critical. */
     pid_tls = cm_th_s_server(port_tls, "self.pem", "self.key", false);

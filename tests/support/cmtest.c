@@ -551,6 +551,16 @@ json_t *cm_th_state_json(const char *path)
 
 /* ---- The scripted HTTP receiver ---- */
 
+void cm_th_no_proxy(void)
+{
+    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
+                                       "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+    setenv("no_proxy", "127.0.0.1,localhost", 1);
+}
+
 pid_t cm_th_rx_start(int port, const char *log, ...)
 {
     char p[16], *argv[40];

@@ -130,6 +130,10 @@ json_t *cm_th_state_json(const char *path);
 
 /* ---- The scripted HTTP receiver (tests/integration/http_receiver.py) ---- */
 
+/* Clears the proxy variables of the environment (libcurl reads them) and sets no_proxy for
+ * 127.0.0.1: deliveries to loopback receivers must not go through a proxy. */
+void cm_th_no_proxy(void);
+
 /* Starts the receiver on 127.0.0.1:port, recording to log, with more arguments of its own
  * ("--responses", "429,202", ...; NULL-terminated), and waits until it listens. Returns its
  * PID or -1. */
