@@ -394,10 +394,10 @@ static int send_service(struct cm_httpc *http, const struct notifier *nt, const 
 
     switch (c->kind) {
     case CM_NOTIFIER_PAGERDUTY:
-        /* One event per request: flush_group made one message per notice. */
-        body = n == 1 ? cm_payload_pagerduty(items[0], c->token, c->client_url, now) : NULL;
+        /* One event per request: queue_kick split the message (split_head). */
         if (n != 1)
             return -EINVAL;
+        body = cm_payload_pagerduty(items[0], c->token, c->client_url, now);
         break;
     case CM_NOTIFIER_TEAMS:
         body = cm_payload_teams(items, n, now);
