@@ -1262,7 +1262,7 @@ static const char *pd_severity(enum cm_severity s)
 static json_t *pd_payload(const struct cm_notice *x)
 {
     struct buf sum = {0}, src = {0}, msg = {0};
-    json_t *details = NULL, *p = NULL;
+    json_t *details = NULL, *p = NULL, *ts;
     const char *kind = kind_name(x->kind);
 
     add_headline(&sum, x, x->id, 0);
@@ -1283,10 +1283,17 @@ static json_t *pd_payload(const struct cm_notice *x)
                         "labels", labels_json(&x->labels));
     if (!details)
         goto done;
-    p = json_pack("{s:s%, s:s%, s:s, s:o, s:s, s:O}", "summary", sum.p, sum.len, "source", src.p,
-                  src.len, "severity", pd_severity(x->severity), "timestamp",
-                  jtime(x->at > 0 ? x->at : x->started_at), "class", x->id ? x->id : "",
-                  "custom_details", details);
+    p = json_pack("{s:s%, s:s%, s:s}", "summary", sum.p, sum.len, "source", src.p, src.len,
+                  "severity", pd_severity(x->severity));
+    /* timestamp is optional: left out rather than null when the time is unknown. */
+    ts = jtime(x->at > 0 ? x->at : x->started_at);
+    if (p && ((json_is_string(ts) && json_object_set(p, "timestamp", ts) != 0) ||
+              json_object_set_new(p, "class", json_string(x->id ? x->id : "")) != 0 ||
+              json_object_set(p, "custom_details", details) != 0)) {
+        json_decref(p);
+        p = NULL;
+    }
+    json_decref(ts);
 done:
     json_decref(details);
     buf_clear(&sum);

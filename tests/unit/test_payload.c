@@ -1282,6 +1282,12 @@ static void test_pagerduty_trigger_resolve(void)
     EXPECT_STR(cm_json_str(w, "payload.severity"), "warning");
     CU_ASSERT_PTR_NULL(json_object_get(w, "client_url"));
     CU_ASSERT(json_is_null(cm_json_get(r, "payload")) || !cm_json_get(r, "payload"));
+    /* An unknown time: no timestamp at all (PagerDuty wants a string when there is one). */
+    fire->at = fire->started_at = 0;
+    json_decref(w);
+    w = parse(cm_payload_pagerduty(fire, "R0UTINGKEY", NULL, NOW));
+    CU_ASSERT_PTR_NULL(cm_json_get(w, "payload.timestamp"));
+    EXPECT_STR(keys_of(json_object_get(w, "payload")), "summary,source,severity,class,custom_details");
     CU_ASSERT_PTR_NULL(cm_payload_pagerduty(fire, NULL, NULL, NOW));
     CU_ASSERT_PTR_NULL(cm_payload_pagerduty(NULL, "k", NULL, NOW));
     json_decref(t);
