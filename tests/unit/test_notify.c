@@ -948,7 +948,8 @@ static void test_pagerduty_one_event_per_alert(void)
 
     /* A webhook "x" cannot deliver: its queue holds one message of two notices. */
     env_init(&e);
-    add_notifier(&e, "x", CM_NOTIFIER_WEBHOOK, url_of("http", dead, "/h"));
+    c = add_notifier(&e, "x", CM_NOTIFIER_WEBHOOK, NULL);
+    c->url = url_of("http", dead, "/h");
     env_start(&e);
     observe(&e, "b.example:443", NULL, 2, &f_expiring, &f_untrusted);
     CU_ASSERT(run_until(&e, "x", FAILED, 1, 5000));
