@@ -1999,8 +1999,7 @@ static bool read_notifier_identity(struct loader *L, const config_setting_t *g,
     if (!config_setting_get_member(g, "name"))
         err_at(L, g, prefix, "missing required setting 'name'");
     if (!config_setting_get_member(g, "type"))
-        err_at(L, g, prefix,
-               "missing required setting 'type' (" NOTIFIER_TYPE_LIST ")");
+        err_at(L, g, prefix, "missing required setting 'type' (" NOTIFIER_TYPE_LIST ")");
     if ((s = seen->k[NK_NAME])) {
         if (has_control(config_setting_get_string(s))) {
             snprintf(path, sizeof(path), "%s.name", prefix);
@@ -2021,8 +2020,8 @@ static bool read_notifier_identity(struct loader *L, const config_setting_t *g,
         }
         hint = closest(v, notifier_types, NOTIFIER_TYPES);
         snprintf(path, sizeof(path), "%s.type", prefix);
-        err_at(L, s, path, "must be one of " NOTIFIER_TYPE_LIST ", not '%s'%s%s%s",
-               v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        err_at(L, s, path, "must be one of " NOTIFIER_TYPE_LIST ", not '%s'%s%s%s", v,
+               hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
     }
     return false;
 }
@@ -2226,7 +2225,8 @@ static void read_notifier_pagerduty(struct loader *L, const config_setting_t *g,
     char path[128];
 
     read_secret(L, g, seen, prefix, NK_ROUTING_KEY, true, &n->token);
-    if (!n->url && !seen->k[NK_URL] && !(n->url = ldup(L, "https://events.pagerduty.com/v2/enqueue")))
+    if (!n->url && !seen->k[NK_URL] &&
+        !(n->url = ldup(L, "https://events.pagerduty.com/v2/enqueue")))
         return;
     if ((s = seen->k[NK_CLIENT_URL])) {
         snprintf(path, sizeof(path), "%s.client_url", prefix);
@@ -2248,21 +2248,25 @@ static void read_notifier_telegram(struct loader *L, const config_setting_t *g,
     read_secret(L, g, seen, prefix, NK_BOT_TOKEN, true, &n->token);
     if (n->token && n->token[strspn(n->token, tok)] != '\0') {
         s = seen->k[NK_BOT_TOKEN] ? seen->k[NK_BOT_TOKEN] : seen->k[NK_BOT_TOKEN_FILE];
-        err_at(L, s, prefix, "bot_token: not a Telegram bot token (digits ':' letters, digits, "
-                             "'_' and '-'; as @BotFather gives it)");
+        err_at(L, s, prefix,
+               "bot_token: not a Telegram bot token (digits ':' letters, digits, "
+               "'_' and '-'; as @BotFather gives it)");
     }
     if (!(s = seen->k[NK_CHAT_ID])) {
         err_at(L, g, prefix, "missing required setting 'chat_id'");
     } else if (n->chat_id) {
         const char *c = n->chat_id, *d = c + (c[0] == '-');
         /* A numeric id (groups and channels are negative), or a public @channelname. */
-        bool ok = c[0] == '@' ? c[1] && !c[1 + strspn(c + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                             "abcdefghijklmnopqrstuvwxyz0123456789_")]
-                              : d[0] && !d[strspn(d, "0123456789")];
+        bool ok = c[0] == '@'
+                      ? c[1] && !c[1 + strspn(c + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                     "abcdefghijklmnopqrstuvwxyz0123456789_")]
+                      : d[0] && !d[strspn(d, "0123456789")];
         snprintf(path, sizeof(path), "%s.chat_id", prefix);
         if (!ok)
-            err_at(L, s, path, "'%s' is not a chat id (a number such as -1001234567890, or "
-                               "@channelname)", c);
+            err_at(L, s, path,
+                   "'%s' is not a chat id (a number such as -1001234567890, or "
+                   "@channelname)",
+                   c);
     }
     if ((s = seen->k[NK_PARSE_MODE])) {
         const char *v = config_setting_get_string(s);
@@ -2279,9 +2283,8 @@ static void read_notifier_telegram(struct loader *L, const config_setting_t *g,
 }
 
 /* ntfy: an optional access token (Authorization: Bearer). */
-static void read_notifier_ntfy(struct loader *L, const config_setting_t *g,
-                               const struct seen *seen, const char *prefix,
-                               struct cm_config_notifier *n)
+static void read_notifier_ntfy(struct loader *L, const config_setting_t *g, const struct seen *seen,
+                               const char *prefix, struct cm_config_notifier *n)
 {
     read_secret(L, g, seen, prefix, NK_TOKEN, false, &n->token);
 }

@@ -421,7 +421,8 @@ static int send_service(struct cm_httpc *http, const struct notifier *nt, const 
         body = np.body;
         np.body = NULL;
         snprintf(prio, sizeof(prio), "Priority: %d", np.priority);
-        if (asprintf(&title, "Title: %s", np.title) < 0 || asprintf(&tags, "Tags: %s", np.tags) < 0 ||
+        if (asprintf(&title, "Title: %s", np.title) < 0 ||
+            asprintf(&tags, "Tags: %s", np.tags) < 0 ||
             (c->token && asprintf(&auth, "Authorization: Bearer %s", c->token) < 0)) {
             rc = -ENOMEM;
             goto out;
@@ -744,8 +745,8 @@ static void on_sent(const struct cm_httpc_result *r, void *arg)
         } else {
             /* Telegram says when to come back in its answer as well as in Retry-After. */
             uint64_t d = backoff_ms(++m->attempts, r->retry_after_s >= 0 ? r->retry_after_s
-                                                   : r->status == 429   ? retry
-                                                                        : -1);
+                                                   : r->status == 429    ? retry
+                                                                         : -1);
             q->next_ms = uv_now(nt->deliver.loop) + d;
             cm_log_warn(SUB,
                         "notifier=%s url=%s attempt failed: status=%ld curl=%d error=\"%s\" "

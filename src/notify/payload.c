@@ -1273,14 +1273,13 @@ static json_t *pd_payload(const struct cm_notice *x)
     add_text(&msg, x->message, 0, PD_DETAIL_MAX);
     if (sum.failed || src.failed || msg.failed)
         goto done;
-    details = json_pack("{s:o, s:s, s:s, s:s%, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "target",
-                        jstr(x->target), "finding", x->id ? x->id : "", "summary",
-                        summary_of(x->id), "message", msg.p ? msg.p : "", msg.len, "severity",
-                        cm_severity_name(x->severity), "previous_severity",
-                        cm_severity_name(x->previous), "event", kind ? kind : "firing",
-                        "position", x->position >= 0 ? json_integer(x->position) : json_null(),
-                        "started_at", jtime(x->started_at), "fired_at", jtime(x->fired_at),
-                        "labels", labels_json(&x->labels));
+    details = json_pack(
+        "{s:o, s:s, s:s, s:s%, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "target", jstr(x->target),
+        "finding", x->id ? x->id : "", "summary", summary_of(x->id), "message", msg.p ? msg.p : "",
+        msg.len, "severity", cm_severity_name(x->severity), "previous_severity",
+        cm_severity_name(x->previous), "event", kind ? kind : "firing", "position",
+        x->position >= 0 ? json_integer(x->position) : json_null(), "started_at",
+        jtime(x->started_at), "fired_at", jtime(x->fired_at), "labels", labels_json(&x->labels));
     if (!details)
         goto done;
     p = json_pack("{s:s%, s:s%, s:s}", "summary", sum.p, sum.len, "source", src.p, src.len,
@@ -1359,8 +1358,8 @@ static int teams_fact(json_t *facts, const char *title, struct buf *b)
     int rc = -1;
 
     if (!b->failed)
-        rc = json_array_append_new(facts, json_pack("{s:s, s:s%}", "title", title, "value",
-                                                    b->p ? b->p : "", b->len));
+        rc = json_array_append_new(
+            facts, json_pack("{s:s, s:s%}", "title", title, "value", b->p ? b->p : "", b->len));
     buf_clear(b);
     return rc;
 }
@@ -1453,11 +1452,11 @@ char *cm_payload_teams(const struct cm_notice *const *items, size_t n, time_t no
     buf_addf(&b, "certmon %s \xc2\xb7 sent %s", CERTMON_VERSION, ts);
     if (json_array_append_new(body, teams_text(&b, false, "Small", true)) != 0)
         goto done;
-    root = json_pack("{s:s, s:[{s:s, s:n, s:{s:s, s:s, s:s, s:O}}]}", "type", "message",
-                     "attachments", "contentType", "application/vnd.microsoft.card.adaptive",
-                     "contentUrl", "content", "$schema",
-                     "http://adaptivecards.io/schemas/adaptive-card.json", "type", "AdaptiveCard",
-                     "version", "1.4", "body", body);
+    root =
+        json_pack("{s:s, s:[{s:s, s:n, s:{s:s, s:s, s:s, s:O}}]}", "type", "message", "attachments",
+                  "contentType", "application/vnd.microsoft.card.adaptive", "contentUrl", "content",
+                  "$schema", "http://adaptivecards.io/schemas/adaptive-card.json", "type",
+                  "AdaptiveCard", "version", "1.4", "body", body);
     if (root)
         out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 done:
@@ -1566,8 +1565,8 @@ char *cm_payload_telegram(const struct cm_notice *const *items, size_t n, const 
     root = json_pack("{s:s, s:s%}", "chat_id", chat_id, "text", b.p, b.len);
     if (root && html && json_object_set_new(root, "parse_mode", json_string("HTML")) != 0)
         goto done;
-    if (root &&
-        json_object_set_new(root, "link_preview_options", json_pack("{s:b}", "is_disabled", 1)) != 0)
+    if (root && json_object_set_new(root, "link_preview_options",
+                                    json_pack("{s:b}", "is_disabled", 1)) != 0)
         goto done;
     if (root)
         out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);

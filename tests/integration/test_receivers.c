@@ -22,7 +22,7 @@
 #define NTFY_TOKEN "tk_ntfysecret0123456789"
 #define PD_OK "{\"status\":\"success\",\"message\":\"Event processed\",\"dedup_key\":\"x\"}"
 #define PD_BAD                                                                                     \
-    "{\"status\":\"invalid event\",\"message\":\"Event object is invalid\",\"errors\":[\"Length " \
+    "{\"status\":\"invalid event\",\"message\":\"Event object is invalid\",\"errors\":[\"Length "  \
     "of 'routing_key' is incorrect (should be 32 characters)\"]}"
 
 static char dir[256];
@@ -128,9 +128,9 @@ static void test_pagerduty(void)
     const char *conf = cm_th_path(dir, "pd.conf"), *log = cm_th_path(dir, "pd.log");
     const char *rx = cm_th_path(dir, "pd-rx.jsonl"), *rx_bad = cm_th_path(dir, "pd-bad.jsonl");
     int port = cm_th_free_port(), port_bad = cm_th_free_port();
-    pid_t r1 = cm_th_rx_start(port, rx, "--responses", "429,202", "--retry-after", "1",
-                              "--answer-body", "202=" PD_OK, "--content-type", "application/json",
-                              NULL);
+    pid_t r1 =
+        cm_th_rx_start(port, rx, "--responses", "429,202", "--retry-after", "1", "--answer-body",
+                       "202=" PD_OK, "--content-type", "application/json", NULL);
     pid_t r2 = cm_th_rx_start(port_bad, rx_bad, "--responses", "400", "--answer-body",
                               "400=" PD_BAD, "--content-type", "application/json", NULL);
     char target[64], *text;
@@ -174,16 +174,17 @@ static void test_pagerduty(void)
     CU_ASSERT(json_equal(b0, b1));
     EXPECT_STR(cm_json_str(b1, "routing_key"), ROUTING_KEY);
     EXPECT_STR(cm_json_str(b1, "event_action"), "trigger");
-    CU_ASSERT(cm_json_str(b1, "dedup_key") && strncmp(cm_json_str(b1, "dedup_key"), "certmon-", 8) == 0);
+    CU_ASSERT(cm_json_str(b1, "dedup_key") &&
+              strncmp(cm_json_str(b1, "dedup_key"), "certmon-", 8) == 0);
     EXPECT_STR(cm_json_str(b1, "payload.source"), target);
     EXPECT_STR(cm_json_str(b1, "payload.severity"), "critical");
     EXPECT_STR(cm_json_str(b1, "payload.class"), "chain.self_signed");
     EXPECT_STR(cm_json_str(b1, "payload.custom_details.finding"), "chain.self_signed");
     EXPECT_STR(cm_json_str(b1, "client"), "certmon");
     EXPECT_STR(cm_json_str(b1, "client_url"), "http://certmon.example/");
-    EXPECT_INT(validate("pagerduty-events-v2.schema.json", cm_json_str(r, "1.body"),
-                        "pd-trigger.json"),
-               0);
+    EXPECT_INT(
+        validate("pagerduty-events-v2.schema.json", cm_json_str(r, "1.body"), "pd-trigger.json"),
+        0);
     json_decref(r);
 
     /* Renewal: a resolve with the same dedup_key. */
@@ -198,9 +199,9 @@ static void test_pagerduty(void)
     EXPECT_STR(cm_json_str(b2, "dedup_key"), cm_json_str(b1, "dedup_key"));
     EXPECT_STR(cm_json_str(b2, "routing_key"), ROUTING_KEY);
     EXPECT_STR(cm_json_str(r, "2.answer"), "202");
-    EXPECT_INT(validate("pagerduty-events-v2.schema.json", cm_json_str(r, "2.body"),
-                        "pd-resolve.json"),
-               0);
+    EXPECT_INT(
+        validate("pagerduty-events-v2.schema.json", cm_json_str(r, "2.body"), "pd-resolve.json"),
+        0);
     json_decref(r);
 
     /* The 400 was not retried (the resolve of that alert is its second request, if any:
@@ -276,20 +277,21 @@ static void test_teams_telegram_ntfy(void)
     CU_ASSERT_FATAL(r1 > 0 && r2 > 0);
     snprintf(target, sizeof(target), "localhost:%d", port_tls);
     cm_th_write_config(cm_th_path(dir, "ntfy.token"), NTFY_TOKEN "\n");
-    cm_th_write_config(conf,
-                       "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
-                       "           posture_interval = \"off\"; ignore = [ \"cert.changed\" ]; };\n"
-                       "log = { level = \"debug\"; };\n"
-                       "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\"; } );\n"
-                       "notifiers = (\n"
-                       "  { name = \"teams\"; type = \"teams\"; group_wait = \"1s\";\n"
-                       "    url = \"http://127.0.0.1:%d/teams/workflows/abc\"; },\n"
-                       "  { name = \"tg\"; type = \"telegram\"; bot_token = \"" BOT_TOKEN "\";\n"
-                       "    chat_id = \"-1001234567890\"; url = \"http://127.0.0.1:%d/\";\n"
-                       "    group_wait = \"1s\"; },\n"
-                       "  { name = \"ntfy\"; type = \"ntfy\"; token_file = \"ntfy.token\";\n"
-                       "    url = \"http://127.0.0.1:%d/ntfy/certmon-alerts\"; group_wait = \"1s\"; } );\n",
-                       port_tls, cm_th_pki("root.pem"), port, port_tg, port);
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+        "           posture_interval = \"off\"; ignore = [ \"cert.changed\" ]; };\n"
+        "log = { level = \"debug\"; };\n"
+        "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\"; } );\n"
+        "notifiers = (\n"
+        "  { name = \"teams\"; type = \"teams\"; group_wait = \"1s\";\n"
+        "    url = \"http://127.0.0.1:%d/teams/workflows/abc\"; },\n"
+        "  { name = \"tg\"; type = \"telegram\"; bot_token = \"" BOT_TOKEN "\";\n"
+        "    chat_id = \"-1001234567890\"; url = \"http://127.0.0.1:%d/\";\n"
+        "    group_wait = \"1s\"; },\n"
+        "  { name = \"ntfy\"; type = \"ntfy\"; token_file = \"ntfy.token\";\n"
+        "    url = \"http://127.0.0.1:%d/ntfy/certmon-alerts\"; group_wait = \"1s\"; } );\n",
+        port_tls, cm_th_pki("root.pem"), port, port_tg, port);
     pid = start_daemon(conf, log);
     CU_ASSERT_FATAL(pid > 0);
     EXPECT_INT(cm_th_rx_wait(rx, 2, 20 * CERTMON_SLOWDOWN), 2);
@@ -300,9 +302,9 @@ static void test_teams_telegram_ntfy(void)
     t = by_path(r, "/teams/workflows/abc");
     CU_ASSERT_FATAL(t != NULL);
     EXPECT_STR(cm_json_str(t, "headers.content-type"), "application/json");
-    EXPECT_INT(validate("teams-adaptive-card-message.schema.json", cm_json_str(t, "body"),
-                        "teams.json"),
-               0);
+    EXPECT_INT(
+        validate("teams-adaptive-card-message.schema.json", cm_json_str(t, "body"), "teams.json"),
+        0);
     body = json_loads(cm_json_str(t, "body"), 0, NULL);
     EXPECT_STR(cm_json_str(body, "attachments.0.contentType"),
                "application/vnd.microsoft.card.adaptive");
@@ -365,12 +367,12 @@ static void test_notify_test_redacts(void)
     char *out = NULL;
     char *argv[] = {(char *)cm_th_certmon(), "notify-test", "-c", (char *)conf, NULL};
 
-    cm_th_write_config(conf,
-                       "targets = ( { host = \"localhost\"; port = 443; } );\n"
-                       "notifiers = ( { name = \"tg\"; type = \"telegram\"; bot_token = \"" BOT_TOKEN
-                       "\";\n"
-                       "    chat_id = \"@ops\"; url = \"http://127.0.0.1:%d\"; timeout = \"2s\"; } );\n",
-                       dead);
+    cm_th_write_config(
+        conf,
+        "targets = ( { host = \"localhost\"; port = 443; } );\n"
+        "notifiers = ( { name = \"tg\"; type = \"telegram\"; bot_token = \"" BOT_TOKEN "\";\n"
+        "    chat_id = \"@ops\"; url = \"http://127.0.0.1:%d\"; timeout = \"2s\"; } );\n",
+        dead);
     EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 1);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "tg (telegram): FAILED"));
     CU_ASSERT_PTR_NULL(out && strstr(out, "AAHsecretBotToken"));

@@ -553,8 +553,8 @@ json_t *cm_th_state_json(const char *path)
 
 void cm_th_no_proxy(void)
 {
-    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
-                                       "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
+    static const char *const vars[] = {"http_proxy",  "https_proxy", "HTTP_PROXY",
+                                       "HTTPS_PROXY", "all_proxy",   "ALL_PROXY"};
 
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);

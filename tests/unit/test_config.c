@@ -1374,19 +1374,20 @@ static void test_service_notifiers(void)
     write_file("pd.key", "0123456789abcdef0123456789abcdef\n");
     write_file("tg.token", "123456:AAH-secret_Token\r\n");
     write_file("empty.key", "\n");
-    cfg = load_ok("notifiers = (\n"
-                  "  { name = \"pd\"; type = \"pagerduty\"; routing_key_file = \"pd.key\";\n"
-                  "    client_url = \"https://certmon.example/\"; },\n"
-                  "  { name = \"pd2\"; type = \"pagerduty\"; routing_key = \"R1\";\n"
-                  "    url = \"http://127.0.0.1:1/v2/enqueue\"; },\n"
-                  "  { name = \"teams\"; type = \"teams\"; url = \"https://x.example/wf\"; },\n"
-                  "  { name = \"tg\"; type = \"telegram\"; bot_token_file = \"tg.token\";\n"
-                  "    chat_id = \"-1001234567890\"; },\n"
-                  "  { name = \"tg2\"; type = \"telegram\"; bot_token = \"1:a\"; chat_id = \"@ops_1\";\n"
-                  "    parse_mode = \"text\"; url = \"http://127.0.0.1:2\"; },\n"
-                  "  { name = \"n\"; type = \"ntfy\"; url = \"https://ntfy.example/certmon\"; },\n"
-                  "  { name = \"n2\"; type = \"ntfy\"; url = \"https://ntfy.example/c\";\n"
-                  "    token = \"tk_abc\"; } );\n");
+    cfg = load_ok(
+        "notifiers = (\n"
+        "  { name = \"pd\"; type = \"pagerduty\"; routing_key_file = \"pd.key\";\n"
+        "    client_url = \"https://certmon.example/\"; },\n"
+        "  { name = \"pd2\"; type = \"pagerduty\"; routing_key = \"R1\";\n"
+        "    url = \"http://127.0.0.1:1/v2/enqueue\"; },\n"
+        "  { name = \"teams\"; type = \"teams\"; url = \"https://x.example/wf\"; },\n"
+        "  { name = \"tg\"; type = \"telegram\"; bot_token_file = \"tg.token\";\n"
+        "    chat_id = \"-1001234567890\"; },\n"
+        "  { name = \"tg2\"; type = \"telegram\"; bot_token = \"1:a\"; chat_id = \"@ops_1\";\n"
+        "    parse_mode = \"text\"; url = \"http://127.0.0.1:2\"; },\n"
+        "  { name = \"n\"; type = \"ntfy\"; url = \"https://ntfy.example/certmon\"; },\n"
+        "  { name = \"n2\"; type = \"ntfy\"; url = \"https://ntfy.example/c\";\n"
+        "    token = \"tk_abc\"; } );\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     EXPECT_INT(cfg->notifier_count, 7);
     EXPECT_INT(cfg->notifiers[0].kind, CM_NOTIFIER_PAGERDUTY);

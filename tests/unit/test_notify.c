@@ -927,7 +927,8 @@ static void test_pagerduty_one_event_per_alert(void)
     EXPECT_STR(cm_json_str(b0, "payload.class"), "cert.expiring");
     EXPECT_STR(cm_json_str(b1, "payload.class"), "chain.untrusted");
     EXPECT_STR(cm_json_str(b1, "payload.source"), "a.example:443");
-    CU_ASSERT(strcmp(or_empty(cm_json_str(b0, "dedup_key")), or_empty(cm_json_str(b1, "dedup_key"))));
+    CU_ASSERT(
+        strcmp(or_empty(cm_json_str(b0, "dedup_key")), or_empty(cm_json_str(b1, "dedup_key"))));
     json_decref(log);
     /* Resolved: two resolve events with the same keys. */
     observe(&e, "a.example:443", &prod, 0);

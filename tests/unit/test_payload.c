@@ -1287,7 +1287,8 @@ static void test_pagerduty_trigger_resolve(void)
     json_decref(w);
     w = parse(cm_payload_pagerduty(fire, "R0UTINGKEY", NULL, NOW));
     CU_ASSERT_PTR_NULL(cm_json_get(w, "payload.timestamp"));
-    EXPECT_STR(keys_of(json_object_get(w, "payload")), "summary,source,severity,class,custom_details");
+    EXPECT_STR(keys_of(json_object_get(w, "payload")),
+               "summary,source,severity,class,custom_details");
     CU_ASSERT_PTR_NULL(cm_payload_pagerduty(fire, NULL, NULL, NOW));
     CU_ASSERT_PTR_NULL(cm_payload_pagerduty(NULL, "k", NULL, NOW));
     json_decref(t);
@@ -1302,8 +1303,8 @@ static void test_pagerduty_hostile_and_long(void)
 {
     struct cm_notice *h = hostile();
     char *msg = repeat("\xc3\xa9", 3000); /* 3000 two-byte characters */
-    struct cm_notice *l = mk(CM_ALERT_FIRING, "a.example:443", "cert.expiring", -1,
-                             CM_SEV_INFO, CM_SEV_INFO, msg, NULL);
+    struct cm_notice *l = mk(CM_ALERT_FIRING, "a.example:443", "cert.expiring", -1, CM_SEV_INFO,
+                             CM_SEV_INFO, msg, NULL);
     json_t *j = parse(cm_payload_pagerduty(h, "k", NULL, NOW));
     json_t *k = parse(cm_payload_pagerduty(l, "k", NULL, NOW));
     const char *s = cm_json_str(j, "payload.summary"), *ls = cm_json_str(k, "payload.summary");
@@ -1350,8 +1351,9 @@ static void test_teams_card(void)
     body = cm_json_get(one, "attachments.0.content.body");
     /* Header, headline, message, facts, footer. */
     EXPECT_INT(json_array_size(body), 5);
-    EXPECT_STR(cm_json_str(body, "0.text"),
-               "\xf0\x9f\x9f\xa2 RESOLVED: a certificate of the chain has expired on www.example.com:443");
+    EXPECT_STR(
+        cm_json_str(body, "0.text"),
+        "\xf0\x9f\x9f\xa2 RESOLVED: a certificate of the chain has expired on www.example.com:443");
     EXPECT_STR(cm_json_str(body, "0.weight"), "Bolder");
     EXPECT_STR(cm_json_str(body, "2.text"), "certificate expired 3 days ago");
     EXPECT_STR(cm_json_str(body, "3.type"), "FactSet");
@@ -1393,8 +1395,8 @@ static void test_teams_escaping_and_limits(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(head, "\\[x\\](http://evil)"));
     for (size_t i = 0; i < CM_PAYLOAD_TEAMS_ITEMS + 5; i++)
         many[i] = expired(CM_ALERT_FIRING);
-    m = parse(cm_payload_teams((const struct cm_notice *const *)many, CM_PAYLOAD_TEAMS_ITEMS + 5,
-                               NOW));
+    m = parse(
+        cm_payload_teams((const struct cm_notice *const *)many, CM_PAYLOAD_TEAMS_ITEMS + 5, NOW));
     /* Header, 10 notices of three elements, "5 more", footer. */
     EXPECT_INT(json_array_size(cm_json_get(m, "attachments.0.content.body")),
                1 + 3 * CM_PAYLOAD_TEAMS_ITEMS + 2);
@@ -1409,10 +1411,10 @@ static void test_teams_escaping_and_limits(void)
 static void test_telegram_html_and_plain(void)
 {
     struct cm_notice *h = hostile(), *x = expired(CM_ALERT_FIRING);
-    json_t *html = parse(cm_payload_telegram((const struct cm_notice *const *)&h, 1, "-1001234", 1,
-                                             NOW));
-    json_t *plain = parse(cm_payload_telegram((const struct cm_notice *const *)&h, 1, "@ops", 0,
-                                              NOW));
+    json_t *html =
+        parse(cm_payload_telegram((const struct cm_notice *const *)&h, 1, "-1001234", 1, NOW));
+    json_t *plain =
+        parse(cm_payload_telegram((const struct cm_notice *const *)&h, 1, "@ops", 0, NOW));
     json_t *one = parse(cm_payload_telegram((const struct cm_notice *const *)&x, 1, "42", 1, NOW));
     const char *t = cm_json_str(html, "text"), *p = cm_json_str(plain, "text");
 
@@ -1422,8 +1424,8 @@ static void test_telegram_html_and_plain(void)
     EXPECT_STR(cm_json_str(html, "parse_mode"), "HTML");
     CU_ASSERT(json_is_true(cm_json_get(html, "link_preview_options.is_disabled")));
     /* Hostile text is entity-escaped; the only tags are certmon's own. */
-    CU_ASSERT_PTR_NOT_NULL(
-        strstr(t, "<b>&lt;script&gt;alert(\"t\")&lt;/script&gt;  X-Injected: 1 [x](http://evil)</b>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        t, "<b>&lt;script&gt;alert(\"t\")&lt;/script&gt;  X-Injected: 1 [x](http://evil)</b>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(t, "CN=\"&lt;b&gt;*bold*&lt;/b&gt;\" _it_ `code` ~s~ \\\nsecond "
                                      "line &amp; more"));
     CU_ASSERT_PTR_NULL(strstr(t, "<script>"));
@@ -1483,8 +1485,10 @@ static void test_telegram_limit(void)
 static void test_ntfy(void)
 {
     struct cm_notice *g[3], *h = hostile(), *r = expired(CM_ALERT_RESOLVED);
-    struct cm_notice *u = mk(CM_ALERT_FIRING, "b\xc3\xbc" "cher.example:443", "cert.expiring", 0,
-                             CM_SEV_INFO, CM_SEV_INFO, "soon", NULL);
+    struct cm_notice *u = mk(CM_ALERT_FIRING,
+                             "b\xc3\xbc"
+                             "cher.example:443",
+                             "cert.expiring", 0, CM_SEV_INFO, CM_SEV_INFO, "soon", NULL);
     char *big = repeat("\xc3\xa9", 3000);
     struct cm_notice *many[8];
     struct cm_payload_ntfy p;
@@ -1540,8 +1544,9 @@ static void test_ntfy(void)
 
 static void test_answers(void)
 {
-    static const char pd[] = "{\"status\":\"invalid event\",\"message\":\"Event object is invalid\","
-                             "\"errors\":[\"Length of 'routing_key' is incorrect\",\"x\\\"y\"]}";
+    static const char pd[] =
+        "{\"status\":\"invalid event\",\"message\":\"Event object is invalid\","
+        "\"errors\":[\"Length of 'routing_key' is incorrect\",\"x\\\"y\"]}";
     static const char tg[] = "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many "
                              "Requests: retry after 7\",\"parameters\":{\"retry_after\":7}}";
     char out[512], small[12];

@@ -179,11 +179,11 @@ size_t cm_payload_telegram_length(const char *text, int html);
 
 /* An ntfy publish: the message (the request body) and the Title, Priority and Tags headers. */
 struct cm_payload_ntfy {
-    char *title;  /* one line of printable ASCII; non-ASCII text as one RFC 2047
-                   * =?UTF-8?B?...?= word (ntfy decodes it) */
-    char *body;   /* plain text, at most CM_PAYLOAD_NTFY_BODY_MAX bytes, valid UTF-8 */
-    int priority; /* 5 critical, 4 warning, 3 info (the worst firing one); 2 when every
-                   * notice is a resolution */
+    char *title;   /* one line of printable ASCII; non-ASCII text as one RFC 2047
+                    * =?UTF-8?B?...?= word (ntfy decodes it) */
+    char *body;    /* plain text, at most CM_PAYLOAD_NTFY_BODY_MAX bytes, valid UTF-8 */
+    int priority;  /* 5 critical, 4 warning, 3 info (the worst firing one); 2 when every
+                    * notice is a resolution */
     char tags[96]; /* an emoji name by severity ("rotating_light", "warning",
                     * "information_source"; "white_check_mark" when all resolved), "certmon",
                     * and the finding id when there is one notice; comma-separated */
