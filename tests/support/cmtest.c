@@ -534,6 +534,25 @@ int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s)
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+char *cm_th_http_get(int port, const char *path, int *code)
+{
+    char url[512], *out = NULL, *nl;
+    char *argv[] = {"curl", "-s", "--noproxy",      "*", "--max-time",
+                    "10",   "-w", "\n%{http_code}", url, NULL};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    *code = 0;
+    if (cm_th_run(argv, &out, 30, NULL) != 0 || !out) {
+        free(out);
+        return NULL;
+    }
+    if ((nl = strrchr(out, '\n'))) {
+        *code = atoi(nl + 1);
+        *nl = '\0';
+    }
+    return out;
+}
+
 json_t *cm_th_state_json(const char *path)
 {
     struct cm_state *s = NULL;

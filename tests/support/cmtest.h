@@ -106,6 +106,10 @@ bool cm_th_wait_text(const char *path, const char *needle, double timeout_s);
  * -1 when it died of a signal or had to be killed. *elapsed_s gets the time when not NULL. */
 int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s);
 
+/* GET http://127.0.0.1:port/path with curl (10 s at most, no proxy). Returns the body
+ * (malloc'd; NULL when curl failed) and the status in *code (0 when there was none). */
+char *cm_th_http_get(int port, const char *path, int *code);
+
 /* ---- Lookups in certmon's JSON output ---- */
 
 /* The value at a dotted path ("chain.0.key.bits": numeric parts index arrays), or NULL. */
