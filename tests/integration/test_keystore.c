@@ -65,12 +65,7 @@ static int suite_init(void)
 
 static int suite_cleanup(void)
 {
-    char *argv[] = {"rm", "-rf", dir, NULL};
-    char *out = NULL;
-
-    if (dir[0])
-        cm_th_run(argv, &out, 30, NULL);
-    free(out);
+    cm_th_remove_tree(dir);
     return 0;
 }
 
@@ -107,10 +102,25 @@ static json_t *wait_targets(int mport, size_t n, double timeout_s)
     return NULL;
 }
 
+/* Starts `certmon run -c conf` (logging to log) and waits until /api/v1/targets on mport
+ * lists n probed targets; returns them (the test fails when they do not come). */
+static json_t *start_daemon(const char *conf, const char *log, int mport, size_t n, pid_t *daemon)
+{
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    json_t *a;
+
+    unlink(log);
+    CU_ASSERT_FATAL((*daemon = cm_th_spawn(argv, log)) > 0);
+    a = wait_targets(mport, n, 30);
+    if (!a)
+        cm_th_stop(*daemon);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    return a;
+}
+
 static void test_daemon_keystores(void)
 {
     const char *conf = cm_th_path(dir, "certmon.conf"), *log = cm_th_path(dir, "daemon.log");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     int mport = cm_th_free_port(), code;
     char name[512], *body, *text;
     json_t *a, *t;
@@ -127,10 +137,7 @@ static void test_daemon_keystores(void)
                        "          { path = \"pairs\"; },\n"
                        "          { path = \"kt.jks\"; } );\n",
                        dir, mport);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
-    a = wait_targets(mport, 4, 20);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    a = start_daemon(conf, log, mport, 4, &daemon);
 
     /* The PKCS#12 file: its chain, leaf first, like a PEM file's. */
     snprintf(name, sizeof(name), "file:%s/store.p12", dir);
@@ -197,7 +204,6 @@ static void test_daemon_keystores(void)
 static void test_daemon_wrong_password(void)
 {
     const char *conf = cm_th_path(dir, "wrong.conf"), *log = cm_th_path(dir, "wrong.log");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     int mport = cm_th_free_port();
     char name[512], want[600];
     json_t *a, *t;
@@ -210,10 +216,7 @@ static void test_daemon_wrong_password(void)
                        "targets = ();\n"
                        "files = ( { path = \"store.p12\"; password = \"n0t-it\"; } );\n",
                        mport);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
-    a = wait_targets(mport, 1, 20);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    a = start_daemon(conf, log, mport, 1, &daemon);
     snprintf(name, sizeof(name), "file:%s/store.p12", dir);
     t = target_named(a, name);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);

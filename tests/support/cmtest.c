@@ -553,6 +553,42 @@ char *cm_th_http_get(int port, const char *path, int *code)
     return out;
 }
 
+void cm_th_remove_tree(const char *path)
+{
+    char *argv[] = {"rm", "-rf", (char *)path, NULL};
+    char *out = NULL;
+
+    if (path && path[0])
+        cm_th_run(argv, &out, 30, NULL);
+    free(out);
+}
+
+int cm_th_stderr_begin(const char *path)
+{
+    int saved, fd;
+
+    fflush(stderr);
+    if ((saved = dup(STDERR_FILENO)) < 0)
+        return -1;
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+        close(saved);
+        return -1;
+    }
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    return saved;
+}
+
+char *cm_th_stderr_end(int saved, const char *path)
+{
+    if (saved < 0)
+        return NULL;
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    return cm_th_read_text(path);
+}
+
 json_t *cm_th_state_json(const char *path)
 {
     struct cm_state *s = NULL;

@@ -110,6 +110,17 @@ int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s);
  * (malloc'd; NULL when curl failed) and the status in *code (0 when there was none). */
 char *cm_th_http_get(int port, const char *path, int *code);
 
+/* Removes the tree at path (rm -rf); an empty path is a no-op. For suite cleanups. */
+void cm_th_remove_tree(const char *path);
+
+/* Sends stderr (where log lines go) into the file at path until cm_th_stderr_end. Returns the
+ * saved descriptor to give back, or -1 (stderr unchanged). */
+int cm_th_stderr_begin(const char *path);
+
+/* Puts stderr back (saved from cm_th_stderr_begin) and returns what was written to path
+ * (malloc'd; NULL when it cannot be read). */
+char *cm_th_stderr_end(int saved, const char *path);
+
 /* ---- Lookups in certmon's JSON output ---- */
 
 /* The value at a dotted path ("chain.0.key.bits": numeric parts index arrays), or NULL. */

@@ -1725,32 +1725,13 @@ static int suite_cleanup(void)
 /* Loads text with stderr (the log) captured into *log (malloc'd); returns the config. */
 static struct cm_config *load_logged(const char *text, char **log, unsigned line)
 {
-    const char *logf = in_dir("stderr.log");
+    const char *path = in_dir("stderr.log");
+    int saved = cm_th_stderr_begin(path);
     struct cm_config *cfg;
-    int saved, fd;
-    FILE *f;
-    long n;
 
-    fflush(stderr);
-    saved = dup(STDERR_FILENO);
-    fd = open(logf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
-    dup2(fd, STDERR_FILENO);
-    close(fd);
+    CU_ASSERT_FATAL(saved >= 0);
     cfg = load_ok_at(text, line);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    *log = NULL;
-    if ((f = fopen(logf, "r"))) {
-        fseek(f, 0, SEEK_END);
-        n = ftell(f);
-        rewind(f);
-        if (n >= 0 && (*log = calloc(1, (size_t)n + 1)) &&
-            fread(*log, 1, (size_t)n, f) != (size_t)n)
-            (*log)[0] = '\0';
-        fclose(f);
-    }
+    *log = cm_th_stderr_end(saved, path);
     return cfg;
 }
 

@@ -197,12 +197,7 @@ static int suite_init(void)
 
 static int suite_cleanup(void)
 {
-    char *argv[] = {"rm", "-rf", dir, NULL};
-    char *out = NULL;
-
-    if (dir[0])
-        cm_th_run(argv, &out, 30, NULL);
-    free(out);
+    cm_th_remove_tree(dir);
     return 0;
 }
 
