@@ -395,8 +395,16 @@ enum file_kind {
     KIND_OTHER, /* (listed files only) other PEM blocks only: skipped */
 };
 
+/* Frees a file's bytes after clearing them: the file may hold a private key. */
+static void wipe_free(char *buf, size_t len)
+{
+    if (buf)
+        explicit_bzero(buf, len);
+    free(buf);
+}
+
 /* Opens and reads path (a regular file, at most CM_FILECERT_MAX_BYTES). On success *buf holds
- * *len bytes plus a NUL (free with wipe_free). Otherwise returns the errno value (EISDIR,
+ * *len bytes, not NUL-terminated (free with wipe_free). Otherwise returns the errno value (EISDIR,
  * EINVAL: not a regular file, EFBIG: too big, with *size the size or -1) or -ENOMEM. */
 static int load_file(const char *path, char **buf, size_t *len, long long *size)
 {
@@ -432,20 +440,12 @@ static int load_file(const char *path, char **buf, size_t *len, long long *size)
         return (int)-got;
     if ((size_t)got > CM_FILECERT_MAX_BYTES) {
         /* It grew between fstat and read. */
-        free(*buf);
+        wipe_free(*buf, (size_t)got);
         *buf = NULL;
         return EFBIG;
     }
     *len = (size_t)got;
     return 0;
-}
-
-/* Frees a file's bytes after clearing them: the file may hold a private key. */
-static void wipe_free(char *buf, size_t len)
-{
-    if (buf)
-        explicit_bzero(buf, len);
-    free(buf);
 }
 
 /* The first private key block of a PEM buffer, or false. */
