@@ -144,6 +144,7 @@ static const char ks_script[] =
     ") & jks=$!\n"
     "kt -genseckey -alias aes -keyalg AES -keysize 128 -storetype JCEKS -keystore sec.jceks "
     "-keypass \"$KSPW\"\n"
+    "kt -importcert -noprompt -alias root -file root.pem -storetype JCEKS -keystore trust.jceks\n"
     "wait $p12; wait $jks\n"
     "head -c 200 kt.jks >cut.jks\n"
     /* The last byte is the digest's: flipped, the store reads but does not verify. */
@@ -936,6 +937,12 @@ static void test_jks(void)
     EXPECT_INT(r.items[0]->error_kind, CM_ERRK_FILE);
     CU_ASSERT_PTR_NOT_NULL(strstr(r.items[0]->error_message, ": cannot read JKS: entry 1 is cut "
                                                              "short at byte "));
+    cm_file_scan_result_clear(&r);
+    /* JCEKS: the same layout, read as long as it holds no secret key. */
+    SCAN_PW("ks/trust.jceks", KSPW, &r, 1);
+    EXPECT_OK(r.items[0], "ks/trust.jceks", 1);
+    EXPECT_STR(r.items[0]->tls.chain.certs[0].subject, "CN=certmon File Root");
+    EXPECT_INT(r.items[0]->file.integrity, CM_INTEGRITY_VERIFIED);
     cm_file_scan_result_clear(&r);
     EXPECT_FAILS_PW("ks/sec.jceks", KSPW,
                     "cannot read JCEKS: entry 1 is a secret key, which certmon cannot skip "
