@@ -36,6 +36,7 @@ postgresql prometheus prometheus-alertmanager wrk python3-aiosmtpd python3-jsons
 clang libclang-rt-14-dev
 chromium chromium-driver python3-selenium
 dpkg-dev lintian man-db groff-base bsdextrautils bash-completion systemd debootstrap
+openjdk-17-jre-headless
 "
 
 tests=0

@@ -80,6 +80,14 @@ const struct cm_finding_def cm_finding_catalogue[] = {
      "neither the leaf nor any key the server sent matches the target's pin_sha256"},
     {"cert.changed", CM_SEV_WARNING,
      "the served leaf changed materially (names, issuer or key), not as a renewal"},
+    {"key.mismatch", CM_SEV_CRITICAL,
+     "a file target's private key does not belong to its certificate"},
+    {"key.unreadable", CM_SEV_WARNING,
+     "the private key paired with a file target's certificate cannot be read or decrypted"},
+    {"keystore.integrity_failed", CM_SEV_CRITICAL,
+     "a Java KeyStore's integrity digest does not match: wrong password or altered file"},
+    {"keystore.unverified", CM_SEV_INFO,
+     "a keystore's integrity was not verified (JKS without a password, PKCS#12 without a MAC)"},
 };
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
@@ -1425,6 +1433,46 @@ static int check_posture(struct ctx *x)
     return 0;
 }
 
+/* A file target's keystore integrity and paired private key (filecert.h's pairing rules). */
+static int check_keys(struct ctx *x)
+{
+    const struct cm_file_info *fi = &x->res->file;
+    const struct cm_key_check *k = &fi->key;
+    const char *kind = fi->format == CM_FILE_JKS ? "Java KeyStore" : "PKCS#12 file";
+    char path[300], why[300];
+    int rc;
+
+    if (fi->integrity == CM_INTEGRITY_FAILED &&
+        (rc = add(x, NULL, "keystore.integrity_failed", CM_SEV_CRITICAL, -1,
+                  "the %s's integrity digest does not match: the password is wrong, or the file "
+                  "was altered after it was written",
+                  kind)) < 0)
+        return rc;
+    if ((fi->integrity == CM_INTEGRITY_UNVERIFIED || fi->integrity == CM_INTEGRITY_ABSENT) &&
+        (rc = add(x, NULL, "keystore.unverified", CM_SEV_INFO, -1, "%s",
+                  fi->integrity == CM_INTEGRITY_ABSENT
+                      ? "the PKCS#12 file has no MAC, so its integrity cannot be verified"
+                      : "the Java KeyStore's integrity digest was not verified: it needs the "
+                        "store password (set password or password_file)")) < 0)
+        return rc;
+    if (k->status == CM_KEY_NONE || x->res->tls.chain.count == 0)
+        return 0;
+    cm_text_escape(k->path ? k->path : "", path, sizeof(path));
+    if (k->status == CM_KEY_MISMATCH)
+        return add(x, NULL, "key.mismatch", CM_SEV_CRITICAL, 0,
+                   "the private key in %s (%s, public key sha256 %s) does not belong to the "
+                   "certificate %s (public key sha256 %s)",
+                   path, str0(k->type), str0(k->spki_sha256),
+                   str0(x->res->tls.chain.certs[0].subject),
+                   str0(x->res->tls.chain.certs[0].spki_sha256));
+    if (k->status == CM_KEY_UNREADABLE) {
+        cm_text_escape(k->error ? k->error : "", why, sizeof(why));
+        return add(x, NULL, "key.unreadable", CM_SEV_WARNING, 0,
+                   "the private key %s paired with the certificate cannot be used: %s", path, why);
+    }
+    return 0;
+}
+
 /* A file target (res->path): the failure, if any, then each certificate on its own, and the
  * lifetime of the first. A file was not served, verified or stapled, so no trust, order,
  * host, other leaf, OCSP, mTLS or posture check applies. */
@@ -1442,6 +1490,8 @@ static int analyze_file(struct ctx *x)
     /* The first certificate of a file is a server's own when it is no CA (cert.pem,
      * fullchain.pem); check_lifetime skips a CA bundle's. */
     if (chain->count && (rc = check_lifetime(x, &chain->certs[0], 0)) < 0)
+        return rc;
+    if ((rc = check_keys(x)) < 0)
         return rc;
     return check_revocation(x);
 }

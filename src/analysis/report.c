@@ -272,6 +272,26 @@ static json_t *posture_json(const struct cm_posture *p)
                      ms_or_null(p->elapsed_ms));
 }
 
+/* A file target's format and keystore integrity (docs/check.md). */
+static json_t *keystore_json(const struct cm_file_info *fi)
+{
+    const char *integrity = cm_integrity_name(fi->integrity);
+
+    return json_pack("{s:s, s:o}", "format", cm_file_format_name(fi->format), "integrity",
+                     integrity ? json_string(integrity) : json_null());
+}
+
+/* The private key paired with a file target's certificate, or null. The key itself never
+ * leaves filecert: only its file, type and public key hash. */
+static json_t *key_json(const struct cm_key_check *k)
+{
+    if (k->status == CM_KEY_NONE)
+        return json_null();
+    return json_pack("{s:s, s:s?, s:o, s:o, s:o}", "status", cm_key_status_name(k->status), "path",
+                     k->path, "type", str_or_null(k->type), "spki_sha256",
+                     str_or_null(k->spki_sha256), "error", str_or_null(k->error));
+}
+
 /* The object of a file target: the same keys as an endpoint's, with "path" after "target",
  * and null for everything that concerns a connection. Takes every reference it is given. */
 static json_t *file_json(json_t *o, const struct cm_probe_result *res,
@@ -297,7 +317,8 @@ static json_t *file_json(json_t *o, const struct cm_probe_result *res,
          !set(o, "tls", json_null()) && !set(o, "verification", json_null()) &&
          !set(o, "ocsp", json_null()) && !set(o, "mtls", json_null()) && !set(o, "chain", chain) &&
          !set(o, "trust_anchor", json_null()) && !set(o, "findings", fs) &&
-         !set(o, "posture", json_null()) && !set(o, "ari", json_null());
+         !set(o, "posture", json_null()) && !set(o, "ari", json_null()) &&
+         !set(o, "keystore", keystore_json(&res->file)) && !set(o, "key", key_json(&res->file.key));
     json_decref(err);
     json_decref(chain);
     json_decref(fs);
@@ -487,8 +508,11 @@ void cm_report_text(FILE *fp, const struct cm_probe_result *res, const struct cm
                 res->handshake_ms, res->starttls ? ", after STARTTLS " : "",
                 res->starttls ? cm_starttls_name(res->starttls) : "");
     if (res->path && tls->chain.count > 0)
-        fprintf(fp, "         %zu certificate%s in %s\n", tls->chain.count,
-                tls->chain.count == 1 ? "" : "s", res->path);
+        fprintf(fp, "         %zu certificate%s in %s%s%s%s\n", tls->chain.count,
+                tls->chain.count == 1 ? "" : "s", res->path,
+                res->file.format != CM_FILE_CERTS ? " (" : "",
+                res->file.format != CM_FILE_CERTS ? cm_file_format_name(res->file.format) : "",
+                res->file.format != CM_FILE_CERTS ? ")" : "");
     else if (tls->chain.count > 0)
         fprintf(fp, "         chain: %zu certificate%s, %s, %s\n", tls->chain.count,
                 tls->chain.count == 1 ? "" : "s", tls->verify.trusted ? "trusted" : "not trusted",

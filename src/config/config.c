@@ -9,6 +9,7 @@
 #include "certmon/probe/starttls.h"
 #include "certmon/base/text.h"
 #include "certmon/probe/tlsio.h"
+#include "certmon/base/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -794,7 +795,7 @@ static const struct key target_keys[TK_N] = {
     [TK_PIN_SHA256] = {"pin_sha256", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
 };
 
-enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_N };
+enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_PASSWORD, FK_PASSWORD_FILE, FK_N };
 static const struct key file_keys[FK_N] = {
     [FK_PATH] = {"path", KT_PATH, S_STR, offsetof(struct cm_config_target, path), 0, 0, 0, 0},
     /* Where the issuer of a file's last certificate is looked up for revocation checks. */
@@ -803,6 +804,9 @@ static const struct key file_keys[FK_N] = {
     [FK_LABELS] = {"labels", KT_LABELS, S_NONE, 0, 0, 0, 0, 0},
     [FK_INTERVAL] = {"interval", KT_DURATION, S_U64, offsetof(struct cm_config_target, interval_ms),
                      MS_SEC, DMAX, 0, 0},
+    /* Keystores and encrypted keys; read by read_password (a secret: never logged). */
+    [FK_PASSWORD] = {"password", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [FK_PASSWORD_FILE] = {"password_file", KT_PATH, S_NONE, 0, 0, 0, 0, 0},
 };
 
 /* discovery = ( { ... } ): where targets come from (files), and defaults for them. */
@@ -1895,6 +1899,81 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     read_target_at(L, g, prefix, index, t, name_at);
 }
 
+/* The most a password_file may hold. */
+#define PASSWORD_FILE_MAX 4096
+
+/* Reads password_file into t->password: a regular file of at most PASSWORD_FILE_MAX bytes,
+ * without NUL bytes, one trailing newline ("\n" or "\r\n") dropped. Warns (once per load
+ * of the file) when every user may read it. */
+static void read_password_file(struct loader *L, const config_setting_t *s, const char *path,
+                               struct cm_config_target *t)
+{
+    char *file = path_clean(L->cfg->dir, config_setting_get_string(s));
+    char buf[PASSWORD_FILE_MAX + 1];
+    struct stat st;
+    ssize_t n = -1;
+    size_t len;
+    int fd = -1, e = 0;
+
+    if (!file) {
+        L->nomem = true;
+        return;
+    }
+    if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0 || fstat(fd, &st) < 0)
+        e = errno;
+    else if (!S_ISREG(st.st_mode))
+        e = EINVAL;
+    else if ((n = read(fd, buf, sizeof(buf))) < 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (e) {
+        err_at(L, s, path, "cannot read '%s': %s", file,
+               e == EINVAL ? "not a regular file" : strerror(e));
+    } else if ((size_t)n > PASSWORD_FILE_MAX) {
+        err_at(L, s, path, "'%s' is larger than %d bytes (is it a password?)", file,
+               PASSWORD_FILE_MAX);
+    } else {
+        len = (size_t)n;
+        if (len && buf[len - 1] == '\n')
+            len--;
+        if (len && buf[len - 1] == '\r')
+            len--;
+        if (memchr(buf, '\0', len))
+            err_at(L, s, path, "'%s' holds a NUL byte", file);
+        else if (len == 0)
+            err_at(L, s, path, "'%s' is empty", file);
+        else if (!(t->password = strndup(buf, len)))
+            L->nomem = true;
+        if (st.st_mode & S_IROTH)
+            cm_log_warn("config",
+                        "file=%s line=%d setting=%s password file %s is readable by every user "
+                        "(chmod o-r)",
+                        origin_of(L, s).file, origin_of(L, s).line, path, file);
+    }
+    explicit_bzero(buf, sizeof(buf));
+    free(file);
+}
+
+/* password or password_file (one of them): the secret of a keystore or an encrypted key. */
+static void read_password(struct loader *L, const struct seen *seen, const char *prefix,
+                          struct cm_config_target *t)
+{
+    const config_setting_t *pw = seen->k[FK_PASSWORD], *pf = seen->k[FK_PASSWORD_FILE];
+    char path[80];
+
+    if (pw && pf) {
+        snprintf(path, sizeof(path), "%s.password_file", prefix);
+        err_at(L, pf, path, "password and password_file exclude each other: give one of them");
+    } else if (pw) {
+        if (!(t->password = strdup(config_setting_get_string(pw))))
+            L->nomem = true;
+    } else if (pf) {
+        snprintf(path, sizeof(path), "%s.password_file", prefix);
+        read_password_file(L, pf, path, t);
+    }
+}
+
 static void read_file_entry(struct loader *L, const config_setting_t *g, unsigned index,
                             struct cm_config_target *t)
 {
@@ -1921,6 +2000,7 @@ static void read_file_entry(struct loader *L, const config_setting_t *g, unsigne
     if (seen.k[FK_LABELS])
         read_labels(L, seen.k[FK_LABELS], prefix, &t->labels);
     t->ca_file_at = origin_of(L, seen.k[FK_CA_FILE]);
+    read_password(L, &seen, prefix, t);
 }
 
 static void read_strs(struct loader *L, const config_setting_t *s, const char *path, char ***out,
@@ -2632,6 +2712,7 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_str(h, t->client_cert);
     h = hash_str(h, t->client_key);
     h = hash_str(h, t->path);
+    h = hash_str(h, t->password); /* a new password reads the keystore anew */
     h = hash_u64(h, t->interval_ms);
     h = hash_u64(h, t->timeout_ms);
     h = hash_u64(h, t->posture_interval_ms);
@@ -3485,6 +3566,9 @@ static void target_clear(struct cm_config_target *t)
     free(t->pins);
     free(t->acme_directory);
     free(t->origin);
+    if (t->password)
+        explicit_bzero(t->password, strlen(t->password));
+    free(t->password);
     cm_labels_clear(&t->labels);
     cm_policy_clear(&t->policy);
 }

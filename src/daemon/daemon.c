@@ -787,7 +787,8 @@ static void on_run(struct cm_sched_job *job, void *arg)
     t->run_ct = t->ct;
     d->runs++;
     if (t->ct->kind == CM_TARGET_FILE)
-        rc = cm_file_scan_start(d->loop, t->ct->path, on_scan, t, &t->scan);
+        rc = cm_file_scan_start(d->loop, t->ct->path, &(struct cm_file_opts){t->ct->password},
+                                on_scan, t, &t->scan);
     else
         rc = cm_probe_start(&(struct cm_probe_env){d->loop, t->gen->tls, d->resolver}, &t->ct->ep,
                             t->ct->timeout_ms, on_probe, t, &t->probe);

@@ -1,5 +1,6 @@
 #include "certmon/probe/filecert.h"
 #include "certmon/base/error.h"
+#include "certmon/probe/keystore.h"
 #include "certmon/probe/x509.h"
 
 #include <dirent.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,12 +35,15 @@ struct skipped {
 
 struct scan {
     const char *pattern;
+    const char *password; /* keystores and encrypted keys; NULL: none given */
     int64_t now;
     struct cm_file_scan_result *out;
     size_t out_cap; /* room in out->items */
     struct cand *cands;
     size_t count, cap;
     struct skipped skipped;
+    char **keys; /* listed key files, for the lone-key rule (pair_lone_keys) */
+    size_t key_count, key_cap;
 };
 
 /* Makes room for one more element in *v (of n, with room for *cap), doubling: a directory of
@@ -382,74 +387,281 @@ static bool looks_der(const unsigned char *p, size_t len)
     return body <= len - 2 - n;
 }
 
-/* Reads and parses path into r. listed: the file came from a directory or a glob, where a
- * file of other PEM blocks is skipped (*skip set, r then unused). Returns 0 or -ENOMEM; a
- * file that cannot be used is a failed r, not an error. */
-static int read_cert_file(struct cm_probe_result *r, bool listed, bool *skip)
-{
-    char ebuf[128], *buf = NULL;
-    struct pem_census pc;
-    struct stat st;
-    ssize_t len;
-    int fd, rc;
+/* What a file turned out to be. */
+enum file_kind {
+    KIND_CERT,  /* r holds its outcome: certificates, or why there are none */
+    KIND_KEY,   /* (listed files only) private keys only, or a key-named file that cannot be
+                 * read: a candidate for pairing, no result of its own */
+    KIND_OTHER, /* (listed files only) other PEM blocks only: skipped */
+};
 
-    *skip = false;
+/* Frees a file's bytes after clearing them: the file may hold a private key. */
+static void wipe_free(char *buf, size_t len)
+{
+    if (buf)
+        explicit_bzero(buf, len);
+    free(buf);
+}
+
+/* Opens and reads path (a regular file, at most CM_FILECERT_MAX_BYTES). On success *buf holds
+ * *len bytes, not NUL-terminated (free with wipe_free). Otherwise returns the errno value (EISDIR,
+ * EINVAL: not a regular file, EFBIG: too big, with *size the size or -1) or -ENOMEM. */
+static int load_file(const char *path, char **buf, size_t *len, long long *size)
+{
+    struct stat st;
+    ssize_t got;
+    int fd, e;
+
+    *buf = NULL;
+    *size = -1;
     /* O_NONBLOCK: a FIFO put in place of the file must not hang the scan in open(). */
-    fd = open(r->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return fail(r, "cannot read %s: %s", r->path, errstr(errno, ebuf, sizeof(ebuf)));
+        return errno;
     if (fstat(fd, &st) < 0) {
-        rc = fail(r, "cannot read %s: %s", r->path, errstr(errno, ebuf, sizeof(ebuf)));
+        e = errno;
         close(fd);
-        return rc;
+        return e;
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(r, "cannot read %s: %s", r->path,
-                    S_ISDIR(st.st_mode) ? "it is a directory" : "it is not a regular file");
+        return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
     }
     if ((unsigned long long)st.st_size > CM_FILECERT_MAX_BYTES) {
         close(fd);
-        return fail_too_big(r, (long long)st.st_size);
+        *size = (long long)st.st_size;
+        return EFBIG;
     }
-    len = read_all(fd, (size_t)st.st_size, &buf);
+    got = read_all(fd, (size_t)st.st_size, buf);
     close(fd);
-    if (len == -ENOMEM)
+    if (got == -ENOMEM)
         return -ENOMEM;
-    if (len < 0)
-        return fail(r, "cannot read %s: %s", r->path, errstr((int)-len, ebuf, sizeof(ebuf)));
-    if ((size_t)len > CM_FILECERT_MAX_BYTES) {
+    if (got < 0)
+        return (int)-got;
+    if ((size_t)got > CM_FILECERT_MAX_BYTES) {
         /* It grew between fstat and read. */
-        free(buf);
-        return fail_too_big(r, -1);
+        wipe_free(*buf, (size_t)got);
+        *buf = NULL;
+        return EFBIG;
     }
+    *len = (size_t)got;
+    return 0;
+}
+
+/* The first private key block of a PEM buffer, or false. */
+static bool key_block(const char *buf, size_t len, struct pem_block *b)
+{
+    struct pem_cursor cur = {0, 0, 0};
+
+    while (pem_next(buf, len, &cur, b))
+        if (cm_key_pem_label(b->label) && b->end)
+            return true;
+    return false;
+}
+
+/* Compares the key in buf (a PEM file's first key block, or DER) with r's first certificate,
+ * recording the outcome and key_path in r->file.key. Returns 0 or -ENOMEM. */
+static int key_check_buf(const struct scan *s, struct cm_probe_result *r, const char *key_path,
+                         const char *buf, size_t len)
+{
+    struct cm_key_check *k = &r->file.key;
+    struct pem_block b;
+    const char *from = buf;
+    size_t n = len;
+
+    if (!(k->path = strdup(key_path)))
+        return -ENOMEM;
+    if (memmem(buf, len, "-----BEGIN ", 11)) {
+        if (!key_block(buf, len, &b)) {
+            k->status = CM_KEY_UNREADABLE;
+            return (k->error = strdup("it holds no private key block")) ? 0 : -ENOMEM;
+        }
+        from = buf + b.begin;
+        n = b.end - b.begin;
+    }
+    return cm_key_compare((const unsigned char *)from, n, s->password, &r->tls.chain.certs[0], k);
+}
+
+/* Reads key_path and compares its key with r's first certificate. A key file that cannot be
+ * read is CM_KEY_UNREADABLE, with the reason. Returns 0 or -ENOMEM. */
+static int key_check_file(const struct scan *s, struct cm_probe_result *r, const char *key_path)
+{
+    char ebuf[128], *buf;
+    long long size;
+    size_t len = 0;
+    int e = load_file(key_path, &buf, &len, &size);
+
+    if (e == -ENOMEM)
+        return e;
+    if (e) {
+        struct cm_key_check *k = &r->file.key;
+        k->status = CM_KEY_UNREADABLE;
+        if (!(k->path = strdup(key_path)) ||
+            asprintf(&k->error, "cannot read it: %s",
+                     e == EFBIG    ? "it is over 4 MiB"
+                     : e == EINVAL ? "it is not a regular file"
+                                   : errstr(e, ebuf, sizeof(ebuf))) < 0) {
+            k->error = NULL;
+            return -ENOMEM;
+        }
+        return 0;
+    }
+    e = key_check_buf(s, r, key_path, buf, len);
+    wipe_free(buf, len);
+    return e;
+}
+
+/* The name a key for cert_path has by the same-stem rule ("DIR/example.key" for
+ * "DIR/example.pem" or "DIR/example.crt"), or NULL (no extension, a ".key" file itself, or
+ * out of memory: *nomem then). */
+static char *stem_key(const char *cert_path, bool *nomem)
+{
+    const char *base = strrchr(cert_path, '/'), *dot;
+    char *k;
+
+    base = base ? base + 1 : cert_path;
+    dot = strrchr(base, '.');
+    *nomem = false;
+    if (!dot || dot == base || !strcmp(dot, ".key"))
+        return NULL;
+    if (asprintf(&k, "%.*s.key", (int)(dot - cert_path), cert_path) < 0) {
+        *nomem = true;
+        return NULL;
+    }
+    return k;
+}
+
+/* Pairs r (certificates read, no key of its own) with STEM.key when that exists. */
+static int pair_stem(const struct scan *s, struct cm_probe_result *r)
+{
+    struct stat st;
+    bool nomem;
+    char *k;
+    int rc = 0;
+
+    if (r->error_kind != CM_ERRK_NONE || r->file.format != CM_FILE_CERTS ||
+        r->file.key.status != CM_KEY_NONE || r->tls.chain.count == 0)
+        return 0;
+    if (!(k = stem_key(r->path, &nomem)))
+        return nomem ? -ENOMEM : 0;
+    /* lstat: a dangling link is a key that cannot be read, reported as such. */
+    if (lstat(k, &st) == 0)
+        rc = key_check_file(s, r, k);
+    free(k);
+    return rc;
+}
+
+/* A file named like a private key: "*.key", or a stem ending in "key" ("privkey.pem",
+ * "key.pem", "server-key.pem"). Used only for files that cannot be read. */
+static bool key_name(const char *path)
+{
+    const char *base = strrchr(path, '/'), *dot;
+    size_t n;
+
+    base = base ? base + 1 : path;
+    dot = strrchr(base, '.');
+    if (dot && !strcmp(dot, ".key"))
+        return true;
+    n = dot ? (size_t)(dot - base) : strlen(base);
+    return n >= 3 && !strncasecmp(base + n - 3, "key", 3);
+}
+
+/* Reads a keystore (JKS or PKCS#12) in buf into r. Returns 0 or -ENOMEM. */
+static int read_keystore(const struct scan *s, struct cm_probe_result *r, const char *buf,
+                         size_t len, bool jks)
+{
+    const unsigned char *u = (const unsigned char *)buf;
+    char err[300];
+    int rc;
+
+    r->file.format = jks ? CM_FILE_JKS : CM_FILE_PKCS12;
+    rc =
+        jks ? cm_jks_read(u, len, s->password, &r->tls.chain, &r->file.integrity, err, sizeof(err))
+            : cm_p12_read(u, len, s->password, &r->tls.chain, &r->file.integrity, err, sizeof(err));
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc < 0)
+        return fail(r, "%s: %s", r->path, err);
+    return 0;
+}
+
+/* Parses buf, the contents of r->path, into r. */
+static int parse_cert_file(const struct scan *s, struct cm_probe_result *r, const char *buf,
+                           size_t len, bool listed, enum file_kind *kind)
+{
+    struct pem_census pc;
+    struct pem_block kb;
+    int rc;
+
+    if (cm_jks_sniff((const unsigned char *)buf, len))
+        return read_keystore(s, r, buf, len, true);
+    if (cm_p12_sniff((const unsigned char *)buf, len))
+        return read_keystore(s, r, buf, len, false);
+    rc = cm_chain_append_data(&r->tls.chain, buf, len);
+    if (rc > 0) {
+        /* A server's combined file: the key next to the certificates. */
+        if (key_block(buf, len, &kb))
+            return key_check_buf(s, r, r->path, buf, len);
+        return 0;
+    }
+    cm_chain_clear(&r->tls.chain);
+    if (rc == -ENOMEM)
+        return rc;
+    pem_count(buf, len, &pc);
+    if (pc.certs > 0) {
+        if ((rc = parse_blocks(r, buf, len, &pc)) < 0 || r->error_kind != CM_ERRK_NONE)
+            return rc;
+        return key_block(buf, len, &kb) ? key_check_buf(s, r, r->path, buf, len) : 0;
+    }
+    if (pc.blocks > 0 && listed) {
+        *kind = key_block(buf, len, &kb) ? KIND_KEY : KIND_OTHER;
+        return 0;
+    }
+    if (pc.blocks > 0)
+        return fail(r, "no certificate found in %s (it holds only other PEM blocks: %s)", r->path,
+                    pc.others);
+    if (looks_der((const unsigned char *)buf, len))
+        return fail(r, "no certificate found in %s (DER data, but not an X.509 certificate)",
+                    r->path);
+    return fail(r, "no certificate found in %s (not PEM or DER)", r->path);
+}
+
+/* Reads and parses path into r. listed: the file came from a directory or a glob, where a
+ * file of other PEM blocks is skipped, and a key file kept for pairing (*kind says which; r
+ * then unused). Returns 0 or -ENOMEM; a file that cannot be used is a failed r, not an
+ * error. */
+static int read_cert_file(const struct scan *s, struct cm_probe_result *r, bool listed,
+                          enum file_kind *kind)
+{
+    char ebuf[128], *buf = NULL;
+    long long size;
+    size_t len = 0;
+    int e, rc;
+
+    *kind = KIND_CERT;
+    e = load_file(r->path, &buf, &len, &size);
+    if (e == -ENOMEM)
+        return e;
+    if (e && listed && key_name(r->path)) {
+        /* privkey.pem readable by root only: the pairing reports it, as key.unreadable. */
+        *kind = KIND_KEY;
+        return 0;
+    }
+    if (e == EFBIG)
+        return fail_too_big(r, size);
+    if (e)
+        return fail(r, "cannot read %s: %s", r->path,
+                    e == EISDIR   ? "it is a directory"
+                    : e == EINVAL ? "it is not a regular file"
+                                  : errstr(e, ebuf, sizeof(ebuf)));
     if (len == 0) {
         free(buf);
         return fail(r, "no certificate found in %s (the file is empty)", r->path);
     }
-    rc = cm_chain_append_data(&r->tls.chain, buf, (size_t)len);
-    if (rc > 0) {
-        rc = 0;
-    } else if (rc == -ENOMEM) {
-        cm_chain_clear(&r->tls.chain);
-    } else {
-        cm_chain_clear(&r->tls.chain);
-        pem_count(buf, (size_t)len, &pc);
-        rc = 0;
-        if (pc.certs > 0)
-            rc = parse_blocks(r, buf, (size_t)len, &pc);
-        else if (pc.blocks > 0 && listed)
-            *skip = true;
-        else if (pc.blocks > 0)
-            rc = fail(r, "no certificate found in %s (it holds only other PEM blocks: %s)", r->path,
-                      pc.others);
-        else if (looks_der((const unsigned char *)buf, (size_t)len))
-            rc = fail(r, "no certificate found in %s (DER data, but not an X.509 certificate)",
-                      r->path);
-        else
-            rc = fail(r, "no certificate found in %s (not PEM or DER)", r->path);
-    }
-    free(buf);
+    rc = parse_cert_file(s, r, buf, len, listed, kind);
+    wipe_free(buf, len);
+    if (rc == 0 && *kind == KIND_CERT)
+        rc = pair_stem(s, r);
     return rc;
 }
 
@@ -671,6 +883,79 @@ static int push_nothing(struct scan *s, bool dir, bool nomatch, const struct glo
                        dir ? "directory" : "the files matching", s->pattern, why);
 }
 
+/* The length of path's directory part ("DIR/" included), for grouping by directory. */
+static size_t dir_len(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+
+    return slash ? (size_t)(slash - path) + 1 : 0;
+}
+
+static bool same_dir(const char *a, const char *b)
+{
+    size_t n = dir_len(a);
+
+    return n == dir_len(b) && !strncmp(a, b, n);
+}
+
+/* The lone-key rule: a directory whose only key file was not taken by a certificate of the
+ * same stem pairs it with its certificate files that start with an end-entity certificate,
+ * when they all start with the same one (cert.pem + key.pem as ACME clients write them;
+ * certbot's cert.pem and fullchain.pem with privkey.pem, chain.pem starting with a CA and so
+ * left out). Costs O(keys x results): a directory of keys is not a certificate store. */
+static int pair_lone_keys(struct scan *s)
+{
+    struct cm_file_scan_result *out = s->out;
+    int rc;
+
+    for (size_t i = 0; i < s->key_count; i++) {
+        const char *key = s->keys[i], *leaf = NULL;
+        bool ok = true, any = false;
+
+        for (size_t j = 0; j < s->key_count && ok; j++)
+            ok = j == i || !same_dir(key, s->keys[j]);
+        for (size_t j = 0; j < out->count && ok; j++) {
+            const struct cm_probe_result *r = out->items[j];
+            if (!same_dir(key, r->path))
+                continue;
+            if (r->file.key.path && !strcmp(r->file.key.path, key))
+                ok = false; /* taken by the same-stem rule */
+            if (r->error_kind != CM_ERRK_NONE || r->file.format != CM_FILE_CERTS ||
+                r->file.key.status != CM_KEY_NONE || !r->tls.chain.count ||
+                r->tls.chain.certs[0].is_ca)
+                continue;
+            if (leaf && strcmp(leaf, r->tls.chain.certs[0].sha256))
+                ok = false;
+            leaf = r->tls.chain.certs[0].sha256;
+            any = true;
+        }
+        for (size_t j = 0; j < out->count && ok && any; j++) {
+            struct cm_probe_result *r = out->items[j];
+            if (same_dir(key, r->path) && r->error_kind == CM_ERRK_NONE &&
+                r->file.format == CM_FILE_CERTS && r->file.key.status == CM_KEY_NONE &&
+                r->tls.chain.count && !r->tls.chain.certs[0].is_ca &&
+                (rc = key_check_file(s, r, key)) < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Keeps a listed key file's path for pair_lone_keys. Returns 0 or -ENOMEM. */
+static int add_key(struct scan *s, const char *path)
+{
+    void *keys = s->keys;
+    char *k;
+
+    if (grow(&keys, sizeof(*s->keys), s->key_count, &s->key_cap) < 0)
+        return -ENOMEM;
+    s->keys = keys;
+    if (!(k = strdup(path)))
+        return -ENOMEM;
+    s->keys[s->key_count++] = k;
+    return 0;
+}
+
 /* Reads the candidates (sorted, deduplicated) into results. */
 static int read_cands(struct scan *s, bool listed)
 {
@@ -682,26 +967,31 @@ static int read_cands(struct scan *s, bool listed)
     for (size_t i = 0; i < s->count && read_n < CM_FILECERT_MAX_FILES; i++) {
         struct cm_probe_result *r;
         uint64_t t0 = uv_hrtime();
-        bool skip;
+        enum file_kind kind;
 
         if (s->cands[i].skip)
             continue;
         read_n++;
         if (!(r = result_new(s->cands[i].path, s->now)))
             return -ENOMEM;
-        if ((rc = read_cert_file(r, listed, &skip)) < 0) {
+        if ((rc = read_cert_file(s, r, listed, &kind)) < 0) {
             cm_probe_result_free(r);
             return rc;
         }
-        if (skip) {
+        if (kind != KIND_CERT) {
             s->skipped.other_pem++;
+            rc = kind == KIND_KEY ? add_key(s, r->path) : 0;
             cm_probe_result_free(r);
+            if (rc < 0)
+                return rc;
             continue;
         }
         r->total_ms = (double)(uv_hrtime() - t0) / 1e6;
         if ((rc = push(s, r)) < 0)
             return rc;
     }
+    if ((rc = pair_lone_keys(s)) < 0)
+        return rc;
     if (total > CM_FILECERT_MAX_FILES)
         return push_failed(s, s->pattern,
                            "%s names %zu files; only the first %d (in path order) were read",
@@ -732,11 +1022,11 @@ static int scan(struct scan *s)
         /* One file named: whatever it is, reading it says what is wrong with it. */
         struct cm_probe_result *r = result_new(s->pattern, s->now);
         uint64_t t0 = uv_hrtime();
-        bool skip;
+        enum file_kind kind;
 
         if (!r)
             return -ENOMEM;
-        if ((rc = read_cert_file(r, false, &skip)) < 0) {
+        if ((rc = read_cert_file(s, r, false, &kind)) < 0) {
             cm_probe_result_free(r);
             return rc;
         }
@@ -752,17 +1042,22 @@ static int scan(struct scan *s)
     return 0;
 }
 
-int cm_file_scan(const char *pattern, int64_t now, struct cm_file_scan_result *out)
+int cm_file_scan(const char *pattern, const struct cm_file_opts *opts, int64_t now,
+                 struct cm_file_scan_result *out)
 {
     struct scan s = {.pattern = pattern, .now = now, .out = out};
     int rc;
 
+    s.password = opts ? opts->password : NULL;
     out->items = NULL;
     out->count = 0;
     rc = scan(&s);
     for (size_t i = 0; i < s.count; i++)
         free(s.cands[i].path);
     free(s.cands);
+    for (size_t i = 0; i < s.key_count; i++)
+        free(s.keys[i]);
+    free(s.keys);
     if (rc < 0)
         cm_file_scan_result_clear(out);
     return rc;
@@ -784,6 +1079,7 @@ void cm_file_scan_result_clear(struct cm_file_scan_result *r)
 struct cm_file_scan_job {
     uv_work_t req; /* first: the request's address is the job's */
     char *pattern;
+    char *password; /* a copy, cleared before it is freed */
     cm_file_scan_cb cb;
     void *arg;
     int rc;
@@ -795,7 +1091,18 @@ static void scan_work(uv_work_t *req)
     struct cm_file_scan_job *job = (struct cm_file_scan_job *)req;
 
     /* Stamped when the reading starts, not when it was queued. */
-    job->rc = cm_file_scan(job->pattern, (int64_t)time(NULL), &job->result);
+    struct cm_file_opts opts = {job->password};
+
+    job->rc = cm_file_scan(job->pattern, &opts, (int64_t)time(NULL), &job->result);
+}
+
+static void job_free(struct cm_file_scan_job *job)
+{
+    if (job->password)
+        explicit_bzero(job->password, strlen(job->password));
+    free(job->password);
+    free(job->pattern);
+    free(job);
 }
 
 static void scan_done(uv_work_t *req, int status)
@@ -805,12 +1112,11 @@ static void scan_done(uv_work_t *req, int status)
     if (status == 0 && job->rc < 0)
         status = job->rc;
     job->cb(status, &job->result, job->arg);
-    free(job->pattern);
-    free(job);
+    job_free(job);
 }
 
-int cm_file_scan_start(uv_loop_t *loop, const char *pattern, cm_file_scan_cb cb, void *arg,
-                       struct cm_file_scan_job **out)
+int cm_file_scan_start(uv_loop_t *loop, const char *pattern, const struct cm_file_opts *opts,
+                       cm_file_scan_cb cb, void *arg, struct cm_file_scan_job **out)
 {
     struct cm_file_scan_job *job;
     int rc;
@@ -821,15 +1127,15 @@ int cm_file_scan_start(uv_loop_t *loop, const char *pattern, cm_file_scan_cb cb,
         return -EINVAL;
     if (!(job = calloc(1, sizeof(*job))))
         return -ENOMEM;
-    if (!(job->pattern = strdup(pattern))) {
-        free(job);
+    if (!(job->pattern = strdup(pattern)) ||
+        (opts && opts->password && !(job->password = strdup(opts->password)))) {
+        job_free(job);
         return -ENOMEM;
     }
     job->cb = cb;
     job->arg = arg;
     if ((rc = uv_queue_work(loop, &job->req, scan_work, scan_done)) < 0) {
-        free(job->pattern);
-        free(job);
+        job_free(job);
         return rc;
     }
     if (out)

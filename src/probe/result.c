@@ -40,7 +40,42 @@ void cm_probe_result_free(struct cm_probe_result *res)
     cm_ari_free(res->ari);
     cm_revocation_free(res->revocation);
     cm_change_free(res->change);
+    cm_file_info_clear(&res->file);
     free(res);
+}
+
+void cm_file_info_clear(struct cm_file_info *info)
+{
+    free(info->key.path);
+    free(info->key.spki_sha256);
+    free(info->key.error);
+    memset(info, 0, sizeof(*info));
+}
+
+const char *cm_file_format_name(enum cm_file_format f)
+{
+    switch (f) {
+    case CM_FILE_PKCS12:
+        return "pkcs12";
+    case CM_FILE_JKS:
+        return "jks";
+    default:
+        return "certificates";
+    }
+}
+
+const char *cm_integrity_name(enum cm_integrity i)
+{
+    static const char *const names[] = {NULL, "verified", "unverified", "absent", "failed"};
+
+    return (unsigned)i < sizeof(names) / sizeof(names[0]) ? names[i] : NULL;
+}
+
+const char *cm_key_status_name(enum cm_key_status s)
+{
+    static const char *const names[] = {NULL, "match", "mismatch", "unreadable"};
+
+    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : NULL;
 }
 
 void cm_change_free(struct cm_change *c)

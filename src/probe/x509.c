@@ -101,7 +101,7 @@ static char *dn_string(gnutls_x509_crt_t crt, bool issuer)
     return s;
 }
 
-static const char *key_type_name(int pk)
+const char *cm__key_type_name(int pk)
 {
     switch (pk) {
     case GNUTLS_PK_RSA:
@@ -372,7 +372,7 @@ static int extract(gnutls_x509_crt_t crt, const gnutls_datum_t *der, struct cm_c
     c->signature = strdup(sname ? sname : "unknown");
 
     pk = gnutls_x509_crt_get_pk_algorithm(crt, &bits);
-    c->key_type = key_type_name(pk);
+    c->key_type = cm__key_type_name(pk);
     c->key_bits = bits;
 
     c->not_before = (int64_t)gnutls_x509_crt_get_activation_time(crt);

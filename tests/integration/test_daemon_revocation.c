@@ -583,7 +583,7 @@ static void test_conditional_get(void)
     char err[256];
 
     unlink(pki.crl_log);
-    EXPECT_INT(cm_file_scan(path("stale-chain.pem"), (int64_t)time(NULL), &scan), 0);
+    EXPECT_INT(cm_file_scan(path("stale-chain.pem"), NULL, (int64_t)time(NULL), &scan), 0);
     CU_ASSERT_FATAL(scan.count == 1 && scan.items[0]->tls.chain.count == 2);
     res = scan.items[0];
     CU_ASSERT_FATAL(uv_loop_init(&loop) == 0);

@@ -490,32 +490,6 @@ void cm_th_write_config(const char *path, const char *fmt, ...)
     fclose(fp);
 }
 
-char *cm_th_http_get(int port, const char *path, int *code)
-{
-    char url[512], *out = NULL;
-    char *argv[] = {"curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", url, NULL};
-    char *nl;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    *code = 0;
-    if (cm_th_run(argv, &out, 30, NULL) != 0 || !out)
-        return out;
-    if ((nl = strrchr(out, '\n'))) {
-        *code = atoi(nl + 1);
-        *nl = '\0';
-    }
-    return out;
-}
-
-void cm_th_remove_tree(const char *path)
-{
-    char *argv[] = {"rm", "-rf", (char *)path, NULL};
-    char *out = NULL;
-
-    cm_th_run(argv, &out, 30, NULL);
-    free(out);
-}
-
 bool cm_th_wait_text(const char *path, const char *needle, double timeout_s)
 {
     double end = cm_th_now() + timeout_s;
@@ -558,6 +532,61 @@ int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s)
     if (elapsed_s)
         *elapsed_s = cm_th_now() - t0;
     return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *cm_th_http_get(int port, const char *path, int *code)
+{
+    char url[512], *out = NULL, *nl;
+    char *argv[] = {"curl", "-s", "--noproxy",      "*", "--max-time",
+                    "10",   "-w", "\n%{http_code}", url, NULL};
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    *code = 0;
+    if (cm_th_run(argv, &out, 30, NULL) != 0 || !out) {
+        free(out);
+        return NULL;
+    }
+    if ((nl = strrchr(out, '\n'))) {
+        *code = atoi(nl + 1);
+        *nl = '\0';
+    }
+    return out;
+}
+
+void cm_th_remove_tree(const char *path)
+{
+    char *argv[] = {"rm", "-rf", (char *)path, NULL};
+    char *out = NULL;
+
+    if (path && path[0])
+        cm_th_run(argv, &out, 30, NULL);
+    free(out);
+}
+
+int cm_th_stderr_begin(const char *path)
+{
+    int saved, fd;
+
+    fflush(stderr);
+    if ((saved = dup(STDERR_FILENO)) < 0)
+        return -1;
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+        close(saved);
+        return -1;
+    }
+    dup2(fd, STDERR_FILENO);
+    close(fd);
+    return saved;
+}
+
+char *cm_th_stderr_end(int saved, const char *path)
+{
+    if (saved < 0)
+        return NULL;
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    return cm_th_read_text(path);
 }
 
 json_t *cm_th_state_json(const char *path)

@@ -99,19 +99,27 @@ pid_t cm_th_s_server(int port, const char *cert, const char *key, bool inter);
 void cm_th_write_config(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* GET http://127.0.0.1:port/path (curl, at most 10 s). Returns the body (malloc'd; NULL when
- * curl could not run) and the status in *code (0: no answer). */
-char *cm_th_http_get(int port, const char *path, int *code);
-
-/* rm -rf path (a suite's temporary directory). */
-void cm_th_remove_tree(const char *path);
-
 /* Waits until the file at path contains needle, at most timeout_s. */
 bool cm_th_wait_text(const char *path, const char *needle, double timeout_s);
 
 /* Sends sig to pid and waits at most timeout_s for it to exit. Returns its exit status, or
  * -1 when it died of a signal or had to be killed. *elapsed_s gets the time when not NULL. */
 int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s);
+
+/* GET http://127.0.0.1:port/path with curl (10 s at most, no proxy). Returns the body
+ * (malloc'd; NULL when curl failed) and the status in *code (0 when there was none). */
+char *cm_th_http_get(int port, const char *path, int *code);
+
+/* Removes the tree at path (rm -rf); an empty path is a no-op. For suite cleanups. */
+void cm_th_remove_tree(const char *path);
+
+/* Sends stderr (where log lines go) into the file at path until cm_th_stderr_end. Returns the
+ * saved descriptor to give back, or -1 (stderr unchanged). */
+int cm_th_stderr_begin(const char *path);
+
+/* Puts stderr back (saved from cm_th_stderr_begin) and returns what was written to path
+ * (malloc'd; NULL when it cannot be read). */
+char *cm_th_stderr_end(int saved, const char *path);
 
 /* ---- Lookups in certmon's JSON output ---- */
 

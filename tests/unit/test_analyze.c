@@ -2411,6 +2411,10 @@ static void test_catalogue(void)
         {"ari.unavailable", CM_SEV_INFO},
         {"cert.pin_mismatch", CM_SEV_CRITICAL},
         {"cert.changed", CM_SEV_WARNING},
+        {"key.mismatch", CM_SEV_CRITICAL},
+        {"key.unreadable", CM_SEV_WARNING},
+        {"keystore.integrity_failed", CM_SEV_CRITICAL},
+        {"keystore.unverified", CM_SEV_INFO},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));

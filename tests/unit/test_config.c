@@ -8,6 +8,7 @@
 #include "certmon/base/text.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1815,8 +1816,92 @@ static int suite_cleanup(void)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* ---- Keystore passwords (files entries) ---- */
+
+/* Loads text with stderr (the log) captured into *log (malloc'd); returns the config. */
+static struct cm_config *load_logged(const char *text, char **log, unsigned line)
+{
+    const char *path = in_dir("stderr.log");
+    int saved = cm_th_stderr_begin(path);
+    struct cm_config *cfg;
+
+    CU_ASSERT_FATAL(saved >= 0);
+    cfg = load_ok_at(text, line);
+    *log = cm_th_stderr_end(saved, path);
+    return cfg;
+}
+
+static void test_file_passwords(void)
+{
+    struct cm_config *cfg;
+    const char *pf;
+    char conf[PATH_MAX + 200], *log = NULL;
+
+    cfg = load_ok("files = ( { path = \"/srv/a.p12\"; password = \"s3cret pass\"; },\n"
+                  "          { path = \"/srv/b.p12\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->targets[0].password, "s3cret pass");
+    CU_ASSERT_PTR_NULL(cfg->targets[1].password);
+    CU_ASSERT_NOT_EQUAL(cfg->targets[0].spec_hash, cfg->targets[1].spec_hash);
+    cm_config_free(cfg);
+
+    /* One trailing newline is not part of the password (echo writes one); CRLF neither. */
+    pf = write_file("p12.pass", "fr0m file\n");
+    chmod(pf, 0600);
+    snprintf(conf, sizeof(conf),
+             "files = ( { path = \"/srv/a.p12\"; password_file = \"%s\"; } );\n", pf);
+    cfg = load_logged(conf, &log, __LINE__);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->targets[0].password, "fr0m file");
+    EXPECT_STR(log, ""); /* mode 0600: no warning */
+    cm_config_free(cfg);
+    free(log);
+    write_file("crlf.pass", "dos pass\r\n");
+    chmod(in_dir("crlf.pass"), 0600);
+    cfg = load_ok("files = ( { path = \"/srv/a.p12\"; password_file = \"crlf.pass\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->targets[0].password, "dos pass");
+    cm_config_free(cfg);
+    /* Only one newline goes: a password may end in a newline of its own. */
+    write_file("two.pass", "pass\n\n");
+    cfg = load_ok("files = ( { path = \"/srv/a.p12\"; password_file = \"two.pass\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_STR(cfg->targets[0].password, "pass\n");
+    cm_config_free(cfg);
+
+    /* Readable by every user: a warning that names the file, never the password. */
+    chmod(pf, 0644);
+    cfg = load_logged(conf, &log, __LINE__);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    cm_config_free(cfg);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "level=warning sub=config"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "setting=files[0].password_file"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "is readable by every user (chmod o-r)"));
+    CU_ASSERT_PTR_NULL(strstr(log, "fr0m file"));
+    free(log);
+
+    EXPECT_ERROR("files = ( { path = \"/srv/a.p12\";\n password = \"x\";\n"
+                 " password_file = \"p12.pass\"; } );\n",
+                 3, "files[0].password_file", "exclude each other");
+    EXPECT_ERROR("files = ( { path = \"/srv/a.p12\"; password_file = \"missing.pass\"; } );\n", 1,
+                 "files[0].password_file", "cannot read", "missing.pass",
+                 "No such file or directory");
+    write_file("empty.pass", "\n");
+    EXPECT_ERROR("files = ( { path = \"/srv/a.p12\"; password_file = \"empty.pass\"; } );\n", 1,
+                 "files[0].password_file", "is empty");
+    EXPECT_ERROR("files = ( { path = \"/srv/a.p12\"; password_file = \"/dev/null\"; } );\n", 1,
+                 "files[0].password_file", "not a regular file");
+    EXPECT_ERROR("files = ( { path = \"/srv/a.p12\"; password = \"\"; } );\n", 1,
+                 "files[0].password", "must not be empty");
+    /* Not a key of endpoints. */
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; password = \"x\"; } );\n", 1,
+                 "targets[0].password", "unknown setting");
+}
+
 static CU_TestInfo tests[] = {
     {"duration_parse", test_duration_parse},
+    {"file_passwords", test_file_passwords},
     {"duration_format", test_duration_format},
     {"defaults", test_defaults},
     {"all_values", test_all_values},

@@ -97,6 +97,69 @@ static const char gen_script[] =
     "cp leaf.key keydir/key.pem; cp leaf.csr keydir/req.csr\n"
     "echo \"$now\" >now\n";
 
+/* Makes the keystore and key-pair files in $1/ks, after gen_script (it uses its PKI). Keys of
+ * each type with certificates of the same stem, PKCS#12 files from openssl (current,
+ * -legacy RC2-40, -nomac, empty password, no key) and from keytool (its default store type,
+ * PKCS#12), Java KeyStores with several entries, and ACME/certbot-style directories. */
+static const char ks_script[] =
+    "set -eu\n"
+    "cd \"$1\"; mkdir ks; cd ks\n"
+    "P12PW='s3cret pass'; KSPW='st0re pass'; KEYPW='k3y pass'\n"
+    "mk() { openssl req -x509 -new -key \"$1.key\" -subj \"/CN=certmon $1\" -days 60 "
+    "-out \"$1.pem\" 2>/dev/null; }\n"
+    "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key 2>/dev/null\n"
+    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.key\n"
+    "openssl genpkey -algorithm ED25519 -out ed.key\n"
+    "mk rsa; mk ec; mk ed\n"
+    "cp rsa.pem mis.crt; cp ec.key mis.key\n"
+    "openssl pkcs8 -topk8 -in rsa.key -v2 aes-256-cbc -passout \"pass:$KEYPW\" -out enc.key\n"
+    "cp rsa.pem enc.pem\n"
+    "openssl pkey -in ec.key -outform DER -out der.key; cp ec.pem der.pem\n"
+    "echo 'not a key' >junk.key; cp ec.pem junk.pem\n"
+    "cat ec.key rsa.pem >combmis.pem\n"
+    "cp ../leaf.key ../leaf.pem ../inter.pem ../root.pem .\n"
+    "x() { openssl pkcs12 -export -in leaf.pem -inkey leaf.key -certfile inter.pem -name leaf "
+    "\"$@\"; }\n"
+    "x -out chain.p12 -passout \"pass:$P12PW\"\n"
+    "x -legacy -out legacy.p12 -passout \"pass:$P12PW\"\n"
+    "x -nomac -out nomac.p12 -passout \"pass:$P12PW\"\n"
+    "x -out empty.p12 -passout pass:\n"
+    "cat root.pem inter.pem >cas.pem\n"
+    "openssl pkcs12 -export -nokeys -in cas.pem -out certonly.p12 -passout \"pass:$P12PW\"\n"
+    "cp chain.p12 store.bin\n"
+    /* A JVM starts per keytool run (about a second, more on a busy machine): quick-start
+     * flags, and the three stores made side by side. */
+    "kt() { keytool -J-XX:TieredStopAtLevel=1 -J-XX:+UseSerialGC \"$@\" -storepass \"$KSPW\" "
+    ">/dev/null 2>&1; }\n"
+    /* keytool's default store type: PKCS#12 since Java 9. */
+    "( kt -genkeypair -alias server -keyalg RSA -keysize 2048 -dname CN=certmon-kt-p12 "
+    "-validity 60 -keystore kt.p12 -keypass \"$KSPW\"\n"
+    "  kt -importcert -noprompt -alias root -file root.pem -keystore kt.p12 ) & p12=$!\n"
+    "( kt -genkeypair -alias server -keyalg RSA -keysize 2048 -dname CN=certmon-kt-rsa "
+    "-validity 60 -storetype JKS -keystore kt.jks -keypass \"$KSPW\"\n"
+    "  kt -genkeypair -alias ec -keyalg EC -groupname secp256r1 -dname CN=certmon-kt-ec "
+    "-validity 60 -storetype JKS -keystore kt.jks -keypass \"$KSPW\"\n"
+    "  kt -importcert -noprompt -alias root -file root.pem -storetype JKS -keystore kt.jks\n"
+    "  kt -importcert -noprompt -alias inter -file inter.pem -storetype JKS -keystore kt.jks "
+    ") & jks=$!\n"
+    "kt -genseckey -alias aes -keyalg AES -keysize 128 -storetype JCEKS -keystore sec.jceks "
+    "-keypass \"$KSPW\"\n"
+    "kt -importcert -noprompt -alias root -file root.pem -storetype JCEKS -keystore trust.jceks\n"
+    "wait $p12; wait $jks\n"
+    "head -c 200 kt.jks >cut.jks\n"
+    /* The last byte is the digest's: flipped, the store reads but does not verify. */
+    "cp kt.jks altered.jks\n"
+    "/usr/bin/python3 -c 'import sys; p = sys.argv[1]; b = bytearray(open(p, \"rb\").read()); "
+    "b[-1] ^= 1; open(p, \"wb\").write(b)' altered.jks\n"
+    /* certbot's live/ directory, and the same with a key of another certificate. */
+    "mkdir live livemis livedangling acme twokeys\n"
+    "for d in live livemis livedangling; do cp leaf.pem $d/cert.pem; cp inter.pem $d/chain.pem;\n"
+    "  cat leaf.pem inter.pem >$d/fullchain.pem; echo 'certbot README' >$d/README; done\n"
+    "cp leaf.key live/privkey.pem; cp ec.key livemis/privkey.pem\n"
+    "ln -s ../archive/privkey1.pem livedangling/privkey.pem\n"
+    "cp leaf.pem acme/cert.pem; cp leaf.key acme/key.pem\n"
+    "cp ec.pem twokeys/cert.pem; cp ec.key twokeys/key1.pem; cp rsa.key twokeys/key2.pem\n";
+
 static char dir[64];
 static time_t gen_now; /* when the files were made: the certificates' dates count from it */
 
@@ -119,6 +182,14 @@ static int suite_init(void)
         fprintf(stderr, "making the test certificates failed (exit %d)\n", rc);
         return -1;
     }
+    argv[2] = (char *)ks_script;
+    rc = cm_th_run(argv, &out, 180, NULL);
+    if (rc != 0) {
+        fprintf(stderr, "making the test keystores failed (exit %d): %s\n", rc, out ? out : "");
+        free(out);
+        return -1;
+    }
+    free(out);
     snprintf(path, sizeof(path), "%s/now", dir);
     if (!(fp = fopen(path, "r")) || fscanf(fp, "%lld", &t) != 1) {
         if (fp)
@@ -132,12 +203,7 @@ static int suite_init(void)
 
 static int suite_cleanup(void)
 {
-    char *argv[] = {"rm", "-rf", dir, NULL};
-    char *out = NULL;
-
-    if (dir[0])
-        cm_th_run(argv, &out, 30, NULL);
-    free(out);
+    cm_th_remove_tree(dir);
     return 0;
 }
 
@@ -179,17 +245,25 @@ static const char *fmt(const char *f, ...)
     return b;
 }
 
-/* Scans DIR/name (a pattern) stamped at gen_now; asserts success and n results. */
-static void scan_n(const char *name, struct cm_file_scan_result *r, size_t n, unsigned line)
+/* Scans DIR/name (a pattern) with password pw (NULL: none) stamped at gen_now; asserts
+ * success and n results. */
+static void scan_pw(const char *name, const char *pw, struct cm_file_scan_result *r, size_t n,
+                    unsigned line)
 {
-    int rc = cm_file_scan(at(name), (int64_t)gen_now, r);
+    int rc = cm_file_scan(at(name), &(struct cm_file_opts){pw}, (int64_t)gen_now, r);
 
     expect_int(rc, 0, "cm_file_scan", line);
     expect_int(r->count, n, "result count", line);
     CU_ASSERT_FATAL(rc == 0 && r->count == n);
 }
 
+static void scan_n(const char *name, struct cm_file_scan_result *r, size_t n, unsigned line)
+{
+    scan_pw(name, NULL, r, n, line);
+}
+
 #define SCAN(name, r, n) scan_n((name), (r), (n), __LINE__)
+#define SCAN_PW(name, pw, r, n) scan_pw((name), (pw), (r), (n), __LINE__)
 
 /* What every file result has: its names, no endpoint, times -1 but total, stamped now. */
 static void expect_file_result(const struct cm_probe_result *res, const char *path, unsigned line)
@@ -395,7 +469,7 @@ static char *message_as_nobody(const char *path)
         close(fds[0]);
         if (setgid(65534) < 0 || setuid(65534) < 0)
             _exit(2);
-        if (cm_file_scan(path, 0, &r) == 0 && r.count == 1 && r.items[0]->error_message) {
+        if (cm_file_scan(path, NULL, 0, &r) == 0 && r.count == 1 && r.items[0]->error_message) {
             const char *m = r.items[0]->error_message;
             if (write(fds[1], m, strlen(m)) < 0)
                 _exit(3);
@@ -522,7 +596,7 @@ static void test_file_cap(void)
         CU_ASSERT_FATAL(fd >= 0);
         close(fd);
     }
-    rc = cm_file_scan(sub, (int64_t)gen_now, &r);
+    rc = cm_file_scan(sub, NULL, (int64_t)gen_now, &r);
     EXPECT_INT(rc, 0);
     EXPECT_INT(r.count, CM_FILECERT_MAX_FILES + 1);
     if (rc == 0 && r.count == CM_FILECERT_MAX_FILES + 1) {
@@ -538,25 +612,37 @@ static void test_file_cap(void)
 
 static const struct cm_policy def = CM_POLICY_DEFAULT;
 
-/* The findings of DIR/name's only result at time now, as "id@position id@position". */
-static void expect_findings(const char *name, time_t now, const char *want, unsigned line)
+/* The findings of result res at time now, as "id@position id@position". */
+static void expect_result_findings(const struct cm_probe_result *res, time_t now, const char *want,
+                                   const char *what, unsigned line)
 {
-    struct cm_file_scan_result r;
     struct cm_findings f = {0};
     char got[512] = "";
     size_t used = 0;
 
-    scan_n(name, &r, 1, line);
-    expect_int(cm_analyze(r.items[0], &def, now, &f), 0, "cm_analyze", line);
+    expect_int(cm_analyze(res, &def, now, &f), 0, "cm_analyze", line);
     for (size_t i = 0; i < f.count && used < sizeof(got); i++)
         used += (size_t)snprintf(got + used, sizeof(got) - used, "%s%s@%d", i ? " " : "",
                                  f.items[i].id, f.items[i].position);
-    expect_str(got, want, name, line);
+    expect_str(got, want, what, line);
     cm_findings_clear(&f);
+}
+
+/* The findings of DIR/name's only result (read with password pw) at time now. */
+static void expect_findings(const char *name, const char *pw, time_t now, const char *want,
+                            unsigned line)
+{
+    struct cm_file_scan_result r;
+
+    scan_pw(name, pw, &r, 1, line);
+    expect_result_findings(r.items[0], now, want, name, line);
     cm_file_scan_result_clear(&r);
 }
 
-#define EXPECT_FINDINGS(name, now, want) expect_findings((name), (now), (want), __LINE__)
+#define EXPECT_FINDINGS(name, now, want) expect_findings((name), NULL, (now), (want), __LINE__)
+/* The keystore files are made after gen_now (keytool takes its time): judged a little later. */
+#define KS_NOW (gen_now + 900)
+#define EXPECT_FINDINGS_PW(name, pw, want) expect_findings((name), (pw), KS_NOW, (want), __LINE__)
 
 /* The only finding of DIR/name at time now. */
 static void expect_message(const char *name, time_t now, const char *id, int pos, const char *msg,
@@ -668,8 +754,11 @@ static void test_report(void)
     EXPECT_STR(cm_json_str(j, "chain.0.subject"), "CN=certmon file leaf");
     CU_ASSERT(json_is_real(cm_json_get(j, "timing_ms.total")));
     /* The same keys as an endpoint's, "path" after "target", connection facts null. */
+    EXPECT_STR(cm_json_str(j, "key.status"), "match");
+    EXPECT_STR(cm_json_str(j, "key.path"), at("leaf.key"));
     json_object_del(json_object_get(j, "timing_ms"), "total");
     json_object_del(j, "chain");
+    json_object_del(j, "key");
     dump = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (asprintf(&want,
                  "{\"target\":\"file:%s\",\"path\":\"%s\",\"host\":null,\"port\":null,"
@@ -677,7 +766,7 @@ static void test_report(void)
                  "\"error\":null,\"timing_ms\":{\"dns\":null,\"connect\":null,\"starttls\":null,"
                  "\"handshake\":null},\"tls\":null,\"verification\":null,\"ocsp\":null,"
                  "\"mtls\":null,\"trust_anchor\":null,\"findings\":[],\"posture\":null,"
-                 "\"ari\":null}",
+                 "\"ari\":null,\"keystore\":{\"format\":\"certificates\",\"integrity\":null}}",
                  at("leaf.pem"), at("leaf.pem")) < 0)
         want = NULL;
     EXPECT_STR(dump, want);
@@ -697,6 +786,340 @@ static void test_report(void)
                fmt("no certificate found in %s (not PEM or DER)", at("garbage.txt")));
     EXPECT_STR(cm_json_str(j, "findings.0.id"), "probe.failed");
     EXPECT_INT(json_array_size(cm_json_get(j, "chain")), 0);
+    json_decref(j);
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+}
+
+/* ---- Keystores and key pairs ---- */
+
+#define P12PW "s3cret pass"
+#define KSPW "st0re pass"
+#define KEYPW "k3y pass"
+
+/* The subjects of a result's certificates, ", "-separated, in chain order. */
+static const char *subjects(const struct cm_probe_result *res)
+{
+    static char buf[1024];
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < res->tls.chain.count && used < sizeof(buf); i++)
+        used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s", i ? ", " : "",
+                                 res->tls.chain.certs[i].subject);
+    return buf;
+}
+
+/* A PKCS#12 file read fine: its certificates (leaf first) and integrity. */
+static void expect_p12(const char *name, const char *pw, const char *subj,
+                       enum cm_integrity integrity, unsigned line)
+{
+    struct cm_file_scan_result r;
+
+    scan_pw(name, pw, &r, 1, line);
+    expect_ok(r.items[0], name, r.items[0]->tls.chain.count, line);
+    expect_str(subjects(r.items[0]), subj, "certificates", line);
+    expect_int(r.items[0]->file.format, CM_FILE_PKCS12, "format", line);
+    expect_int(r.items[0]->file.integrity, integrity, "integrity", line);
+    expect_int(r.items[0]->file.key.status, CM_KEY_NONE, "no key kept", line);
+    cm_file_scan_result_clear(&r);
+}
+
+#define EXPECT_P12(name, pw, subj, integrity)                                                      \
+    expect_p12((name), (pw), (subj), (integrity), __LINE__)
+
+/* A file that fails with "PATH: msg" when read with pw; the password is in no message. */
+static void expect_fails_pw(const char *name, const char *pw, const char *msg, unsigned line)
+{
+    struct cm_file_scan_result r;
+
+    scan_pw(name, pw, &r, 1, line);
+    expect_failed(r.items[0], at(name), fmt("%s: %s", at(name), msg), line);
+    expect_int(pw && strstr(r.items[0]->error_message, pw) != NULL, 0, "password not shown", line);
+    cm_file_scan_result_clear(&r);
+}
+
+#define EXPECT_FAILS_PW(name, pw, msg) expect_fails_pw((name), (pw), (msg), __LINE__)
+
+static void test_pkcs12(void)
+{
+    const char *leaf_inter = "CN=certmon file leaf, CN=certmon File Intermediate";
+
+    EXPECT_P12("ks/chain.p12", P12PW, leaf_inter, CM_INTEGRITY_VERIFIED);
+    /* RC2-40 and 3DES, as openssl pkcs12 -legacy writes them: GnuTLS 3.7 reads them. */
+    EXPECT_P12("ks/legacy.p12", P12PW, leaf_inter, CM_INTEGRITY_VERIFIED);
+    EXPECT_P12("ks/nomac.p12", P12PW, leaf_inter, CM_INTEGRITY_ABSENT);
+    /* The empty password (-passout pass:) needs no configuration. */
+    EXPECT_P12("ks/empty.p12", NULL, leaf_inter, CM_INTEGRITY_VERIFIED);
+    EXPECT_P12("ks/certonly.p12", P12PW, "CN=certmon File Root, CN=certmon File Intermediate",
+               CM_INTEGRITY_VERIFIED);
+    /* Known by its content, whatever its name. */
+    EXPECT_P12("ks/store.bin", P12PW, leaf_inter, CM_INTEGRITY_VERIFIED);
+    /* keytool's default store type is PKCS#12 (Java 9 and later): its key entry first. */
+    EXPECT_P12("ks/kt.p12", KSPW, "CN=certmon-kt-p12, CN=certmon File Root", CM_INTEGRITY_VERIFIED);
+
+    EXPECT_FAILS_PW("ks/chain.p12", "n0t-it", "cannot decrypt P12: wrong password");
+    EXPECT_FAILS_PW("ks/legacy.p12", "n0t-it", "cannot decrypt P12: wrong password");
+    EXPECT_FAILS_PW("ks/chain.p12", NULL,
+                    "cannot decrypt P12: it is protected by a password, and none is given (set "
+                    "password or password_file)");
+    EXPECT_FAILS_PW("ks/empty.p12", "n0t-it", "cannot decrypt P12: wrong password");
+
+    EXPECT_FINDINGS_PW("ks/chain.p12", P12PW, "");
+    EXPECT_FINDINGS_PW("ks/nomac.p12", P12PW, "keystore.unverified@-1");
+    EXPECT_FINDINGS_PW("ks/chain.p12", "wrong", "probe.failed@-1");
+}
+
+/* A Java KeyStore's certificates, as a sorted list of subjects (the store is a hash table:
+ * keytool writes the entries in no fixed order, but a key entry's chain stays together). */
+static void test_jks(void)
+{
+    struct cm_file_scan_result r;
+    struct cm_findings f = {0};
+    char got[512] = "";
+    const char *want = "CN=certmon File Intermediate|CN=certmon File Root|CN=certmon-kt-ec|"
+                       "CN=certmon-kt-rsa|";
+    const char *names[8];
+    size_t n;
+
+    SCAN("ks/kt.jks", &r, 1);
+    EXPECT_OK(r.items[0], "ks/kt.jks", 4);
+    EXPECT_INT(r.items[0]->file.format, CM_FILE_JKS);
+    EXPECT_INT(r.items[0]->file.integrity, CM_INTEGRITY_UNVERIFIED);
+    n = r.items[0]->tls.chain.count;
+    for (size_t i = 0; i < n && i < 8; i++)
+        names[i] = r.items[0]->tls.chain.certs[i].subject;
+    for (size_t i = 1; i < n && i < 8; i++) /* insertion sort: four names */
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            const char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n && i < 8; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s|", names[i]);
+    EXPECT_STR(got, want);
+    CU_ASSERT_EQUAL(cm_analyze(r.items[0], &def, KS_NOW, &f), 0);
+    EXPECT_INT(f.count >= 1, 1);
+    if (f.count >= 1) {
+        EXPECT_STR(f.items[f.count - 1].id, "keystore.unverified");
+        EXPECT_INT(f.items[f.count - 1].severity, CM_SEV_INFO);
+        EXPECT_STR(f.items[f.count - 1].message,
+                   "the Java KeyStore's integrity digest was not verified: it needs the store "
+                   "password (set password or password_file)");
+    }
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+
+    SCAN_PW("ks/kt.jks", KSPW, &r, 1);
+    EXPECT_OK(r.items[0], "ks/kt.jks", 4);
+    EXPECT_INT(r.items[0]->file.integrity, CM_INTEGRITY_VERIFIED);
+    cm_file_scan_result_clear(&r);
+    EXPECT_FINDINGS_PW("ks/kt.jks", KSPW, "");
+
+    /* A wrong password and an altered file look the same: the certificates are still read. */
+    SCAN_PW("ks/kt.jks", "wrong", &r, 1);
+    EXPECT_OK(r.items[0], "ks/kt.jks", 4);
+    EXPECT_INT(r.items[0]->file.integrity, CM_INTEGRITY_FAILED);
+    cm_file_scan_result_clear(&r);
+    SCAN_PW("ks/altered.jks", KSPW, &r, 1);
+    EXPECT_INT(r.items[0]->file.integrity, CM_INTEGRITY_FAILED);
+    CU_ASSERT_EQUAL(cm_analyze(r.items[0], &def, KS_NOW, &f), 0);
+    EXPECT_INT(f.count >= 1, 1);
+    if (f.count >= 1) {
+        EXPECT_STR(f.items[0].id, "keystore.integrity_failed");
+        EXPECT_INT(f.items[0].severity, CM_SEV_CRITICAL);
+        EXPECT_INT(f.items[0].position, -1);
+    }
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+
+    SCAN("ks/cut.jks", &r, 1);
+    EXPECT_INT(r.items[0]->error_kind, CM_ERRK_FILE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.items[0]->error_message, ": cannot read JKS: entry 1 is cut "
+                                                             "short at byte "));
+    cm_file_scan_result_clear(&r);
+    /* JCEKS: the same layout, read as long as it holds no secret key. */
+    SCAN_PW("ks/trust.jceks", KSPW, &r, 1);
+    EXPECT_OK(r.items[0], "ks/trust.jceks", 1);
+    EXPECT_STR(r.items[0]->tls.chain.certs[0].subject, "CN=certmon File Root");
+    EXPECT_INT(r.items[0]->file.integrity, CM_INTEGRITY_VERIFIED);
+    cm_file_scan_result_clear(&r);
+    EXPECT_FAILS_PW("ks/sec.jceks", KSPW,
+                    "cannot read JCEKS: entry 1 is a secret key, which certmon cannot skip "
+                    "(convert the store to PKCS#12 with keytool -importkeystore)");
+}
+
+/* The key paired with DIR/name's only result. */
+static void expect_key(const char *name, const char *pw, enum cm_key_status status, const char *key,
+                       const char *type, const char *error, unsigned line)
+{
+    struct cm_file_scan_result r;
+    const struct cm_key_check *k;
+
+    scan_pw(name, pw, &r, 1, line);
+    expect_int(r.items[0]->error_kind, CM_ERRK_NONE, "read", line);
+    k = &r.items[0]->file.key;
+    expect_int(k->status, status, "key status", line);
+    expect_str(k->path, key ? at(key) : NULL, "key path", line);
+    expect_str(k->type, type, "key type", line);
+    expect_str(k->error, error, "key error", line);
+    if (status == CM_KEY_MATCH)
+        expect_str(k->spki_sha256, r.items[0]->tls.chain.certs[0].spki_sha256, "spki", line);
+    cm_file_scan_result_clear(&r);
+}
+
+#define EXPECT_KEY(name, pw, status, key, type, error)                                             \
+    expect_key((name), (pw), (status), (key), (type), (error), __LINE__)
+
+static void test_key_pairs(void)
+{
+    /* The same stem, a key of each type. */
+    EXPECT_KEY("ks/rsa.pem", NULL, CM_KEY_MATCH, "ks/rsa.key", "RSA", NULL);
+    EXPECT_KEY("ks/ec.pem", NULL, CM_KEY_MATCH, "ks/ec.key", "EC", NULL);
+    EXPECT_KEY("ks/ed.pem", NULL, CM_KEY_MATCH, "ks/ed.key", "Ed25519", NULL);
+    EXPECT_KEY("ks/der.pem", NULL, CM_KEY_MATCH, "ks/der.key", "EC", NULL);
+    EXPECT_KEY("ks/mis.crt", NULL, CM_KEY_MISMATCH, "ks/mis.key", "EC", NULL);
+    /* An encrypted PKCS#8 key needs the password. */
+    EXPECT_KEY("ks/enc.pem", KEYPW, CM_KEY_MATCH, "ks/enc.key", "RSA", NULL);
+    EXPECT_KEY("ks/enc.pem", "wrong", CM_KEY_UNREADABLE, "ks/enc.key", NULL,
+               "cannot decrypt the key: wrong password");
+    EXPECT_KEY("ks/enc.pem", NULL, CM_KEY_UNREADABLE, "ks/enc.key", NULL,
+               "the key is encrypted and no password is given (set password or password_file)");
+    /* A key in the certificate's own file. */
+    EXPECT_KEY("combined.pem", NULL, CM_KEY_MATCH, "combined.pem", "RSA", NULL);
+    EXPECT_KEY("ks/combmis.pem", NULL, CM_KEY_MISMATCH, "ks/combmis.pem", "EC", NULL);
+    /* No key of that stem: nothing to compare. */
+    EXPECT_KEY("bundle.pem", NULL, CM_KEY_NONE, NULL, NULL, NULL);
+
+    EXPECT_FINDINGS_PW("ks/rsa.pem", NULL, "");
+    EXPECT_FINDINGS_PW("ks/mis.crt", NULL, "key.mismatch@0");
+    EXPECT_FINDINGS_PW("ks/enc.pem", "wrong", "key.unreadable@0");
+}
+
+static void test_key_messages(void)
+{
+    struct cm_file_scan_result r, k;
+    struct cm_findings f = {0};
+
+    SCAN("ks/mis.crt", &r, 1);
+    SCAN("ks/ec.pem", &k, 1);
+    CU_ASSERT_EQUAL(cm_analyze(r.items[0], &def, KS_NOW, &f), 0);
+    CU_ASSERT_EQUAL_FATAL(f.count, 1);
+    EXPECT_STR(f.items[0].id, "key.mismatch");
+    EXPECT_INT(f.items[0].severity, CM_SEV_CRITICAL);
+    EXPECT_STR(f.items[0].message,
+               fmt("the private key in %s (EC, public key sha256 %s) does not belong to the "
+                   "certificate CN=certmon rsa (public key sha256 %s)",
+                   at("ks/mis.key"), k.items[0]->tls.chain.certs[0].spki_sha256,
+                   r.items[0]->tls.chain.certs[0].spki_sha256));
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+    cm_file_scan_result_clear(&k);
+
+    SCAN("ks/junk.pem", &r, 1);
+    CU_ASSERT_EQUAL(cm_analyze(r.items[0], &def, KS_NOW, &f), 0);
+    CU_ASSERT_EQUAL_FATAL(f.count, 1);
+    EXPECT_STR(f.items[0].id, "key.unreadable");
+    EXPECT_INT(f.items[0].severity, CM_SEV_WARNING);
+    /* Not PEM: read as DER, and GnuTLS's reason follows. */
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(f.items[0].message, fmt("the private key %s paired with the certificate cannot be "
+                                       "used: not a private key GnuTLS can read (",
+                                       at("ks/junk.key"))));
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+
+    SCAN("ks/livemis/cert.pem", &r, 1);
+    EXPECT_INT(r.items[0]->file.key.status, CM_KEY_NONE); /* alone, no stem: not paired */
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+}
+
+/* The key status and key file of each result of a directory or glob, "name:status:key ...". */
+static void expect_dir_keys(const char *pattern, const char *want, unsigned line)
+{
+    struct cm_file_scan_result r;
+    char got[1024] = "";
+
+    expect_int(cm_file_scan(at(pattern), NULL, (int64_t)gen_now, &r), 0, "scan", line);
+    for (size_t i = 0; i < r.count; i++) {
+        const struct cm_probe_result *res = r.items[i];
+        const char *name = strrchr(res->path, '/') + 1;
+        const char *key = res->file.key.path ? strrchr(res->file.key.path, '/') + 1 : "-";
+        const char *st = cm_key_status_name(res->file.key.status);
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s:%s:%s", i ? " " : "", name,
+                 res->error_kind ? "failed"
+                 : st            ? st
+                                 : "none",
+                 key);
+    }
+    expect_str(got, want, pattern, line);
+    cm_file_scan_result_clear(&r);
+}
+
+#define EXPECT_DIR_KEYS(pattern, want) expect_dir_keys((pattern), (want), __LINE__)
+
+static void test_key_dirs(void)
+{
+    struct cm_file_scan_result r;
+    struct cm_findings f = {0};
+
+    /* certbot: privkey.pem goes with cert.pem and fullchain.pem (the same leaf), not with
+     * chain.pem (a CA certificate first). Its README is no certificate: use a *.pem glob. */
+    EXPECT_DIR_KEYS("ks/live/*.pem", "cert.pem:match:privkey.pem chain.pem:none:- "
+                                     "fullchain.pem:match:privkey.pem");
+    EXPECT_DIR_KEYS("ks/live", "README:failed:- cert.pem:match:privkey.pem chain.pem:none:- "
+                               "fullchain.pem:match:privkey.pem");
+    EXPECT_DIR_KEYS("ks/livemis/*.pem", "cert.pem:mismatch:privkey.pem chain.pem:none:- "
+                                        "fullchain.pem:mismatch:privkey.pem");
+    /* A dangling privkey.pem link: the certificates still read, the key reported. */
+    EXPECT_DIR_KEYS("ks/livedangling/*.pem", "cert.pem:unreadable:privkey.pem chain.pem:none:- "
+                                             "fullchain.pem:unreadable:privkey.pem");
+    /* An ACME client's cert.pem + key.pem. */
+    EXPECT_DIR_KEYS("ks/acme", "cert.pem:match:key.pem");
+    /* Two keys: which one is meant is not known; no pairing. */
+    EXPECT_DIR_KEYS("ks/twokeys", "cert.pem:none:-");
+
+    SCAN("ks/livedangling/*.pem", &r, 3);
+    EXPECT_STR(r.items[0]->file.key.error, "cannot read it: No such file or directory");
+    CU_ASSERT_EQUAL(cm_analyze(r.items[0], &def, KS_NOW, &f), 0);
+    CU_ASSERT_EQUAL_FATAL(f.count, 1);
+    EXPECT_STR(f.items[0].id, "key.unreadable");
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+}
+
+static void test_keystore_report(void)
+{
+    struct cm_file_scan_result r;
+    struct cm_findings f = {0};
+    json_t *j;
+
+    SCAN_PW("ks/chain.p12", P12PW, &r, 1);
+    CU_ASSERT_EQUAL(cm_analyze(r.items[0], &def, KS_NOW, &f), 0);
+    j = cm_report_json(r.items[0], &f, KS_NOW);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    EXPECT_STR(cm_json_str(j, "keystore.format"), "pkcs12");
+    EXPECT_STR(cm_json_str(j, "keystore.integrity"), "verified");
+    CU_ASSERT(json_is_null(cm_json_get(j, "key")));
+    EXPECT_STR(cm_json_str(j, "chain.0.subject"), "CN=certmon file leaf");
+    EXPECT_STR(cm_json_str(j, "chain.1.subject"), "CN=certmon File Intermediate");
+    json_decref(j);
+    cm_findings_clear(&f);
+    cm_file_scan_result_clear(&r);
+
+    SCAN("ks/mis.crt", &r, 1);
+    CU_ASSERT_EQUAL(cm_analyze(r.items[0], &def, KS_NOW, &f), 0);
+    j = cm_report_json(r.items[0], &f, KS_NOW);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    EXPECT_STR(cm_json_str(j, "keystore.format"), "certificates");
+    CU_ASSERT(json_is_null(cm_json_get(j, "keystore.integrity")));
+    EXPECT_STR(cm_json_str(j, "key.status"), "mismatch");
+    EXPECT_STR(cm_json_str(j, "key.path"), at("ks/mis.key"));
+    EXPECT_STR(cm_json_str(j, "key.type"), "EC");
+    EXPECT_INT(strlen(cm_json_str(j, "key.spki_sha256")), 64);
+    CU_ASSERT(json_is_null(cm_json_get(j, "key.error")));
+    EXPECT_STR(cm_json_str(j, "status"), "critical");
     json_decref(j);
     cm_findings_clear(&f);
     cm_file_scan_result_clear(&r);
@@ -726,7 +1149,7 @@ static void test_async(void)
     time_t before = time(NULL), after;
 
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
-    EXPECT_INT(cm_file_scan_start(&loop, at("dir"), on_scan, &d, &job), 0);
+    EXPECT_INT(cm_file_scan_start(&loop, at("dir"), NULL, on_scan, &d, &job), 0);
     CU_ASSERT_PTR_NOT_NULL(job);
     EXPECT_INT(d.calls, 0); /* never from inside the start */
     EXPECT_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
@@ -744,7 +1167,7 @@ static void test_async(void)
     /* Without *out, and cancelling NULL does nothing. */
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
     memset(&d, 0, sizeof(d));
-    EXPECT_INT(cm_file_scan_start(&loop, at("leaf.pem"), on_scan, &d, NULL), 0);
+    EXPECT_INT(cm_file_scan_start(&loop, at("leaf.pem"), NULL, on_scan, &d, NULL), 0);
     cm_file_scan_cancel(NULL);
     EXPECT_INT(uv_run(&loop, UV_RUN_DEFAULT), 0);
     EXPECT_INT(d.calls, 1);
@@ -781,7 +1204,7 @@ static void test_cancel(void)
     /* Every pool thread waits at the gate, so the scan queued after them cannot begin. */
     for (int i = 0; i < BLOCKERS; i++)
         CU_ASSERT_EQUAL_FATAL(uv_queue_work(&loop, &blockers[i], block_work, block_done), 0);
-    EXPECT_INT(cm_file_scan_start(&loop, at("dir"), on_scan, &d, &job), 0);
+    EXPECT_INT(cm_file_scan_start(&loop, at("dir"), NULL, on_scan, &d, &job), 0);
     cm_file_scan_cancel(job);
     for (int i = 0; i < BLOCKERS; i++)
         uv_sem_post(&gate);
@@ -808,6 +1231,12 @@ static CU_TestInfo tests[] = {
     {"analysis: key and signature", test_analyze_strength},
     {"analysis: failed file", test_analyze_failed},
     {"report", test_report},
+    {"PKCS#12", test_pkcs12},
+    {"Java KeyStore", test_jks},
+    {"key pairs", test_key_pairs},
+    {"key messages", test_key_messages},
+    {"key pairs in directories", test_key_dirs},
+    {"keystore report", test_keystore_report},
     {"scan on the loop", test_async},
     {"cancel", test_cancel},
     CU_TEST_INFO_NULL,

@@ -1129,9 +1129,9 @@ static void test_usage_and_anchor(void)
 static void test_file_json(void)
 {
     static const char *const file_keys[] = {
-        "target",   "path",   "host",  "port",         "sni",      "address",
-        "starttls", "status", "error", "timing_ms",    "tls",      "verification",
-        "ocsp",     "mtls",   "chain", "trust_anchor", "findings", "posture", "ari"};
+        "target", "path",         "host",      "port",    "sni",          "address",  "starttls",
+        "status", "error",        "timing_ms", "tls",     "verification", "ocsp",     "mtls",
+        "chain",  "trust_anchor", "findings",  "posture", "ari",          "keystore", "key"};
     struct cm_probe_result *r = file_result();
     struct cm_findings f = {0};
     json_t *j, *t;
@@ -1157,12 +1157,15 @@ static void test_file_json(void)
     json_object_del(j, "chain");
     json_object_del(j, "findings");
     dump = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    EXPECT_STR(dump, "{\"target\":\"file:/etc/ssl/bundle.pem\",\"path\":\"/etc/ssl/bundle.pem\","
-                     "\"host\":null,\"port\":null,\"sni\":null,\"address\":null,"
-                     "\"starttls\":null,\"status\":\"warning\",\"error\":null,"
-                     "\"timing_ms\":{\"dns\":null,\"connect\":null,\"starttls\":null,"
-                     "\"handshake\":null,\"total\":0.25},\"tls\":null,\"verification\":null,"
-                     "\"ocsp\":null,\"mtls\":null,\"trust_anchor\":null,\"posture\":null,\"ari\":null}");
+    EXPECT_STR(dump,
+               "{\"target\":\"file:/etc/ssl/bundle.pem\",\"path\":\"/etc/ssl/bundle.pem\","
+               "\"host\":null,\"port\":null,\"sni\":null,\"address\":null,"
+               "\"starttls\":null,\"status\":\"warning\",\"error\":null,"
+               "\"timing_ms\":{\"dns\":null,\"connect\":null,\"starttls\":null,"
+               "\"handshake\":null,\"total\":0.25},\"tls\":null,\"verification\":null,"
+               "\"ocsp\":null,\"mtls\":null,\"trust_anchor\":null,\"posture\":null,\"ari\":null,"
+               "\"keystore\":{\"format\":\"certificates\",\"integrity\":null},"
+               "\"key\":null}");
     free(dump);
     json_decref(j);
     cm_findings_clear(&f);

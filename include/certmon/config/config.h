@@ -52,6 +52,10 @@ struct cm_config_target {
     /* File: the path, glob or directory, absolute. NULL for endpoints. */
     char *path;
     char *ca_file, *client_cert, *client_key, *connect_address; /* absolute paths; or NULL */
+    /* File: password or the contents of password_file (one trailing newline dropped), for
+     * keystores and encrypted keys; NULL: none. A secret: never logged or shown, cleared from
+     * memory when the config is freed. */
+    char *password;
     /* ACME renewal information (RFC 9773, ari.h): the renewalInfo URL, or the ACME directory
      * that names it; at most one is set (http:// or https://); both NULL: not asked. */
     char *ari_url, *acme_directory;

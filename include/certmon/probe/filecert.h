@@ -13,7 +13,19 @@
  * keys, CSRs, CRLs) is skipped rather than reported, and so are OpenSSL hash links (symbolic
  * links named like c_rehash's "1a2b3c4d.0") and a second name for a file already read (the
  * name that is not a symbolic link is kept); a pattern that yields nothing is itself one
- * failed result. */
+ * failed result.
+ *
+ * Files are recognised by content: PKCS#12 and Java KeyStore files (keystore.h) give their
+ * certificates, with the result's file.format and file.integrity set; a wrong or missing
+ * password fails the result ("PATH: cannot decrypt P12: wrong password"). A certificate
+ * file is paired with a private key, compared with its first certificate into file.key: a
+ * key PEM block in the file itself; else STEM.key beside it (example.key for example.pem or
+ * example.crt); else, in a directory or glob, the directory's only key file (one of private
+ * key PEM blocks only, or a key-named file that cannot be read) when no certificate took it
+ * by stem, paired with every certificate file there that starts with an end-entity
+ * certificate, if they all start with the same one (certbot's cert.pem and fullchain.pem
+ * with privkey.pem). Key files are no results of their own. File bytes are cleared before
+ * they are freed; keys live only while compared. */
 #ifndef CERTMON_FILECERT_H
 #define CERTMON_FILECERT_H
 
@@ -36,9 +48,17 @@ struct cm_file_scan_result {
     size_t count;
 };
 
-/* Scans pattern synchronously (blocking file I/O: call it off the loop; thread-safe). now is
- * the time stamped on the results (finished_at). Returns 0 or -ENOMEM (out then empty). */
-int cm_file_scan(const char *pattern, int64_t now, struct cm_file_scan_result *out);
+/* How to read what a scan finds. */
+struct cm_file_opts {
+    const char *password; /* PKCS#12 and JKS files, encrypted private keys; NULL: none given.
+                           * A secret: it never appears in a result or a message. */
+};
+
+/* Scans pattern synchronously (blocking file I/O: call it off the loop; thread-safe). opts
+ * may be NULL (no password). now is the time stamped on the results (finished_at). Returns 0
+ * or -ENOMEM (out then empty). */
+int cm_file_scan(const char *pattern, const struct cm_file_opts *opts, int64_t now,
+                 struct cm_file_scan_result *out);
 
 void cm_file_scan_result_clear(struct cm_file_scan_result *r);
 
@@ -51,12 +71,13 @@ typedef void (*cm_file_scan_cb)(int status, struct cm_file_scan_result *r, void 
 
 struct cm_file_scan_job;
 
-/* Starts a scan of pattern (copied) on loop's thread pool; the results are stamped with the
+/* Starts a scan of pattern (copied, as is opts' password, which is cleared from memory when
+ * the job ends; opts may be NULL) on loop's thread pool; the results are stamped with the
  * time the scan begins. On success cb runs exactly once, always from a later loop callback;
  * on error (-ENOMEM, or -EINVAL for a NULL loop, pattern or cb) it never runs. *out may be
  * NULL. */
-int cm_file_scan_start(uv_loop_t *loop, const char *pattern, cm_file_scan_cb cb, void *arg,
-                       struct cm_file_scan_job **out);
+int cm_file_scan_start(uv_loop_t *loop, const char *pattern, const struct cm_file_opts *opts,
+                       cm_file_scan_cb cb, void *arg, struct cm_file_scan_job **out);
 
 /* Cancels a scan that has not begun (cb then runs with UV_ECANCELED); one already reading
  * finishes normally. NULL is a no-op. */

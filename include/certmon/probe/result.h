@@ -235,6 +235,57 @@ struct cm_ari *cm_ari_copy(const struct cm_ari *src);
 /* Frees an ARI record and what it holds. NULL is a no-op. */
 void cm_ari_free(struct cm_ari *a);
 
+/* ---- Keystores and key pairs (file targets, filecert.h) ---- */
+
+/* What a file target's file is. */
+enum cm_file_format {
+    CM_FILE_CERTS = 0, /* PEM or DER certificates (and an endpoint: no file at all) */
+    CM_FILE_PKCS12,    /* a PKCS#12 (.p12, .pfx) keystore */
+    CM_FILE_JKS,       /* a Java KeyStore */
+};
+
+/* Whether a keystore's integrity (PKCS#12 MAC, JKS digest) was checked. */
+enum cm_integrity {
+    CM_INTEGRITY_NONE = 0,   /* not a keystore */
+    CM_INTEGRITY_VERIFIED,   /* checked with the password, and it holds */
+    CM_INTEGRITY_UNVERIFIED, /* JKS without a password: the digest needs it */
+    CM_INTEGRITY_ABSENT,     /* a PKCS#12 file without a MAC */
+    CM_INTEGRITY_FAILED,     /* JKS: the digest does not match (wrong password or altered) */
+};
+
+/* The private key paired with a file's first certificate, when there is one. */
+enum cm_key_status {
+    CM_KEY_NONE = 0,   /* no key paired */
+    CM_KEY_MATCH,      /* the key's public key is the certificate's */
+    CM_KEY_MISMATCH,   /* it is not */
+    CM_KEY_UNREADABLE, /* the key could not be read or decrypted (error says why) */
+};
+
+struct cm_key_check {
+    enum cm_key_status status;
+    char *path;        /* the key's file (the result's own for a combined file); owned */
+    const char *type;  /* static key type ("RSA", "EC", "Ed25519"), NULL unless read */
+    char *spki_sha256; /* SHA-256 of the key's public key (hex), NULL unless read; owned */
+    char *error;       /* CM_KEY_UNREADABLE: why, one line; owned */
+};
+
+/* What a file target's file held besides certificates; all zero for endpoints. */
+struct cm_file_info {
+    enum cm_file_format format;
+    enum cm_integrity integrity;
+    struct cm_key_check key;
+};
+
+/* Frees what info holds and zeroes it. */
+void cm_file_info_clear(struct cm_file_info *info);
+
+/* "certificates", "pkcs12", "jks". */
+const char *cm_file_format_name(enum cm_file_format f);
+/* "verified", "unverified", "absent", "failed"; NULL for NONE. */
+const char *cm_integrity_name(enum cm_integrity i);
+/* "match", "mismatch", "unreadable"; NULL for NONE. */
+const char *cm_key_status_name(enum cm_key_status s);
+
 /* ---- The result ---- */
 
 enum cm_err_kind {
@@ -296,6 +347,8 @@ struct cm_probe_result {
     struct cm_change *change;         /* below, owned; NULL unless the served leaf changed
                                        * materially within the change window. Set by the
                                        * daemon, which remembers the previous leaf. */
+    struct cm_file_info file;         /* file targets: keystore format and integrity, and
+                                       * the paired key (above); zero for endpoints */
 };
 
 /* A material change of the served leaf, for the analyser (cert.changed): plain data, so

@@ -85,6 +85,11 @@ struct cm_chain {
  * cm_cert_clear). Returns 0, CM_EBADCERT or -ENOMEM; on error *out is empty. */
 int cm_cert_from_der(const void *der, size_t len, struct cm_cert *out);
 
+/* The key type name cm_cert.key_type uses ("RSA", "EC", "Ed25519", ... "unknown") for a
+ * GnuTLS gnutls_pk_algorithm_t value: internal to the probe layer (keystore.c names private
+ * keys the same way). */
+const char *cm__key_type_name(int pk);
+
 /* Appends every certificate of a PEM bundle or a single DER certificate in buf to *chain.
  * Returns the number added (> 0), CM_ENOCERT, CM_EBADCERT or -ENOMEM. */
 int cm_chain_append_data(struct cm_chain *chain, const void *buf, size_t len);
