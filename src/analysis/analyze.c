@@ -77,7 +77,8 @@ const struct cm_finding_def cm_finding_catalogue[] = {
      "the CA's suggested renewal window (ACME ARI) for the served certificate is open"},
     {"ari.unavailable", CM_SEV_INFO, "the CA's renewal information (ACME ARI) could not be read"},
     {"cert.pin_mismatch", CM_SEV_CRITICAL,
-     "neither the leaf nor any key the server sent matches the target's pin_sha256"},
+     "neither the leaf nor any key the server sent matches the target's pin_sha256, or the leaf "
+     "is not the one pinned on first use (pin = \"tofu\") nor a renewal of it"},
     {"cert.changed", CM_SEV_WARNING,
      "the served leaf changed materially (names, issuer or key), not as a renewal"},
 };
@@ -1520,6 +1521,25 @@ static int check_pins(struct ctx *x)
                str0(leaf->sha256), str0(leaf->spki_sha256), n, n == 1 ? "" : "s");
 }
 
+/* pin = "tofu": the daemon compared the served leaf with the one pinned on first use and
+ * attached the pin when they differ (res->pin_miss). */
+static int check_tofu(struct ctx *x)
+{
+    const struct cm_pin_miss *p = x->res->pin_miss;
+    const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
+    char at[32];
+
+    if (!p)
+        return 0;
+    cm_time_rfc3339(p->pinned_at, at, sizeof(at));
+    return add(x, NULL, "cert.pin_mismatch", CM_SEV_CRITICAL, 0,
+               "the leaf certificate (sha256 %s, public key sha256 %s) is not the one pinned on "
+               "first use on %s (sha256 %s, public key sha256 %s), nor a renewal of it with the "
+               "same key or by the same issuer",
+               str0(leaf->sha256), str0(leaf->spki_sha256), at, str0(p->sha256),
+               p->spki_sha256 && *p->spki_sha256 ? p->spki_sha256 : "unknown");
+}
+
 /* A material change of the served leaf within the change window: the daemon compared it with
  * the leaf served before and attached what it found (res->change). */
 static int check_change(struct ctx *x)
@@ -1569,7 +1589,8 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0 ||
         (rc = check_revocation(&x)) < 0)
         return rc;
-    if ((rc = check_ari(&x)) < 0 || (rc = check_change(&x)) < 0 || (rc = check_pins(&x)) < 0)
+    if ((rc = check_ari(&x)) < 0 || (rc = check_change(&x)) < 0 || (rc = check_pins(&x)) < 0 ||
+        (rc = check_tofu(&x)) < 0)
         return rc;
     return check_posture(&x);
 }

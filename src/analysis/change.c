@@ -52,10 +52,12 @@ int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out)
         return -EINVAL;
     out->key_bits = c->key_bits;
     out->not_after = c->not_after;
-    if (!(out->sha256 = strdup(c->sha256)) || !(out->subject = strdup(c->subject ? c->subject : "")) ||
+    if (!(out->sha256 = strdup(c->sha256)) ||
+        !(out->subject = strdup(c->subject ? c->subject : "")) ||
         !(out->issuer = strdup(c->issuer ? c->issuer : "")) ||
         !(out->key_type = strdup(c->key_type ? c->key_type : "")) ||
-        !(out->sans = sorted_join(c->sans, c->san_count))) {
+        !(out->sans = sorted_join(c->sans, c->san_count)) ||
+        (c->spki_sha256 && *c->spki_sha256 && !(out->spki_sha256 = strdup(c->spki_sha256)))) {
         cm_leaf_summary_clear(out);
         return -ENOMEM;
     }
@@ -108,7 +110,22 @@ void cm_leaf_summary_clear(struct cm_leaf_summary *s)
     free(s->issuer);
     free(s->sans);
     free(s->key_type);
+    free(s->spki_sha256);
     memset(s, 0, sizeof(*s));
+}
+
+int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out)
+{
+    *out = *src;
+    out->sha256 = out->subject = out->issuer = out->sans = out->key_type = out->spki_sha256 = NULL;
+    if (!(out->sha256 = strdup(src->sha256)) || !(out->subject = strdup(src->subject)) ||
+        !(out->issuer = strdup(src->issuer)) || !(out->sans = strdup(src->sans)) ||
+        !(out->key_type = strdup(src->key_type)) ||
+        (src->spki_sha256 && !(out->spki_sha256 = strdup(src->spki_sha256)))) {
+        cm_leaf_summary_clear(out);
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 /* Appends "; "-separated text to what (cut at len). */
@@ -197,6 +214,36 @@ enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
         cur->key_bits < old->key_bits || cur->not_after <= old->not_after)
         return CM_CHANGE_MATERIAL;
     return CM_CHANGE_RENEWAL;
+}
+
+enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm_leaf_summary *cur)
+{
+    char what[8];
+
+    if (!strcmp(pin->sha256, cur->sha256))
+        return CM_PIN_SAME;
+    /* The holder of the pinned key made the new certificate: whatever else changed is for
+     * cert.changed to tell, the pin holds. */
+    if (pin->spki_sha256 && cur->spki_sha256 && *pin->spki_sha256 &&
+        !strcmp(pin->spki_sha256, cur->spki_sha256))
+        return CM_PIN_MOVE_KEY;
+    if (cm_change_classify(pin, cur, what, sizeof(what)) == CM_CHANGE_RENEWAL)
+        return CM_PIN_MOVE_RENEWAL;
+    return CM_PIN_MISMATCH;
+}
+
+const char *cm_leaf_trust_name(enum cm_leaf_trust t)
+{
+    switch (t) {
+    case CM_TRUST_PUBLIC:
+        return "public";
+    case CM_TRUST_PRIVATE:
+        return "private";
+    case CM_TRUST_UNTRUSTED:
+        return "untrusted";
+    default:
+        return "unknown";
+    }
 }
 
 const char *cm_change_kind_name(enum cm_change_kind k)

@@ -763,6 +763,7 @@ enum {
     TK_ARI_URL,
     TK_ACME_DIRECTORY,
     TK_PIN_SHA256,
+    TK_PIN,
     TK_N
 };
 static const struct key target_keys[TK_N] = {
@@ -792,6 +793,8 @@ static const struct key target_keys[TK_N] = {
     [TK_ACME_DIRECTORY] = {"acme_directory", KT_STRING, S_STR,
                            offsetof(struct cm_config_target, acme_directory), 0, 0, 0, 0},
     [TK_PIN_SHA256] = {"pin_sha256", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    /* Read by read_pin_mode: "tofu". */
+    [TK_PIN] = {"pin", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
 };
 
 enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_N };
@@ -1624,6 +1627,8 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
 
 static void read_pins(struct loader *L, const config_setting_t *s, const char *prefix,
                       struct cm_config_target *t);
+static void read_pin_mode(struct loader *L, const struct seen *seen, const char *prefix,
+                          struct cm_config_target *t);
 static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
                      struct cm_config_target *t);
 
@@ -1803,6 +1808,7 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     read_ari(L, &seen, prefix, t);
     if ((s = seen.k[TK_PIN_SHA256]))
         read_pins(L, s, prefix, t);
+    read_pin_mode(L, &seen, prefix, t);
 
     /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
     if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
@@ -1932,6 +1938,33 @@ static void read_pins(struct loader *L, const config_setting_t *s, const char *p
         off += (size_t)sprintf(t->pins + off, "%s%s", off ? " " : "", hex);
     }
     t->policy.pins = t->pins;
+}
+
+/* pin = "tofu": the first leaf seen is pinned (the daemon keeps the pin). It excludes
+ * pin_sha256, which names the pins itself. */
+static void read_pin_mode(struct loader *L, const struct seen *seen, const char *prefix,
+                          struct cm_config_target *t)
+{
+    const config_setting_t *s = seen->k[TK_PIN];
+    const char *v;
+    char path[80];
+
+    if (!s)
+        return;
+    v = config_setting_get_string(s);
+    snprintf(path, sizeof(path), "%s.pin", prefix);
+    if (strcmp(v, "tofu") != 0) {
+        err_at(L, s, path,
+               "must be \"tofu\" (pin the first certificate seen), not '%s'; to pin given "
+               "certificates or keys use pin_sha256",
+               v);
+        return;
+    }
+    if (seen->k[TK_PIN_SHA256]) {
+        err_at(L, s, path, "pin = \"tofu\" and pin_sha256 exclude each other: give one of them");
+        return;
+    }
+    t->pin_tofu = true;
 }
 
 /* ari_url or acme_directory: an http(s) URL, one of the two. */
@@ -2317,6 +2350,7 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_str(h, t->ari_url);
     h = hash_str(h, t->acme_directory);
     h = hash_str(h, t->pins);
+    h = hash_u64(h, t->pin_tofu);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.warn_days);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.crit_days);
     h = hash_u64(h, t->policy.warn_lifetime_pct);

@@ -98,6 +98,8 @@ struct daemon {
     bool reload_again; /* SIGHUP came during it: load once more when it ends */
     uint64_t probes_ok, probes_failed;
     time_t pruned_at; /* when the history was last pruned; 0: not yet */
+    bool pins_ready;  /* the pins of pin = "tofu" targets are known (read from the database at
+                       * start): until then no first leaf is pinned */
     struct cm_httpc *http;     /* outgoing HTTP and SMTP (notifiers, renewal information) */
     struct cm_ari_client *ari; /* renewal information, cached per certificate */
     struct cm_revctx *rev;     /* CRLs and OCSP answers, cached for the daemon's whole life
@@ -222,6 +224,8 @@ static void forget_entry(struct daemon *d, struct cm_state_entry *e)
 {
     if (d->store && cm_store_delete(d->store, e->name) < 0)
         cm_log_error("state", "target=%s out of memory queueing its removal", e->name);
+    if (d->store && e->pin && cm_store_unpin(d->store, e->name) < 0)
+        cm_log_error("state", "target=%s out of memory queueing its unpinning", e->name);
     cm_state_remove(d->state, e);
 }
 
@@ -370,6 +374,82 @@ attach:
         cm_log_error("state", "target=%s out of memory attaching its change", e->name);
 }
 
+static void restore_pins(struct daemon *d, bool at_start);
+
+/* Sets e's pin to cur (taken) at now, and queues its row. */
+static void set_pin(struct daemon *d, struct cm_state_entry *e, struct cm_leaf_summary *cur,
+                    time_t now)
+{
+    if (e->pin)
+        cm_leaf_summary_clear(e->pin);
+    free(e->pin);
+    e->pin = cur;
+    e->pinned_at = now;
+    if (d->store && cm_store_pin(d->store, e->name, cur, now) < 0)
+        cm_log_error("state", "target=%s out of memory queueing its pin", e->name);
+}
+
+/* pin = "tofu": the first leaf seen (once the stored pins are known) is pinned; a leaf with
+ * the pinned key, or a renewal of the pinned leaf by the same issuer, moves the pin; anything
+ * else is attached to res for cert.pin_mismatch, and the pin stays. A target that no longer
+ * pins forgets its pin. */
+static void track_pin(struct daemon *d, const struct cm_config_target *ct, struct cm_state_entry *e,
+                      struct cm_probe_result *res, time_t now)
+{
+    const struct cm_cert *leaf;
+    struct cm_leaf_summary *cur;
+    enum cm_pin_step step;
+
+    if (!ct->pin_tofu) {
+        if (e->pin) {
+            cm_log_info("target", "target=%s pin on first use removed (pin is no longer set)",
+                        e->name);
+            cm_leaf_summary_clear(e->pin);
+            free(e->pin);
+            e->pin = NULL;
+            if (d->store && cm_store_unpin(d->store, e->name) < 0)
+                cm_log_error("state", "target=%s out of memory queueing its unpinning", e->name);
+        }
+        return;
+    }
+    if (res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256 ||
+        (!e->pin && !d->pins_ready))
+        return;
+    leaf = &res->tls.chain.certs[0];
+    if (!(cur = malloc(sizeof(*cur))) || cm_leaf_summary_of(leaf, cur) < 0) {
+        free(cur);
+        cm_log_error("state", "target=%s out of memory following its pin", e->name);
+        return;
+    }
+    if (!e->pin) {
+        cm_log_info("target", "target=%s pinned on first use: sha256=%s spki=%s", e->name,
+                    cur->sha256, cur->spki_sha256 ? cur->spki_sha256 : "unknown");
+        set_pin(d, e, cur, now);
+        return;
+    }
+    step = cm_pin_judge(e->pin, cur);
+    if (step == CM_PIN_MOVE_KEY || step == CM_PIN_MOVE_RENEWAL) {
+        cm_log_info("target", "target=%s pin moved (%s): old=%s new=%s", e->name,
+                    step == CM_PIN_MOVE_KEY ? "same key" : "renewal by the same issuer",
+                    e->pin->sha256, cur->sha256);
+        set_pin(d, e, cur, now);
+        return;
+    }
+    cm_leaf_summary_clear(cur);
+    free(cur);
+    if (step == CM_PIN_MISMATCH && !res->pin_miss) {
+        struct cm_pin_miss *m = calloc(1, sizeof(*m));
+        if (!m || !(m->sha256 = strdup(e->pin->sha256)) ||
+            !(m->spki_sha256 = strdup(e->pin->spki_sha256 ? e->pin->spki_sha256 : ""))) {
+            cm_pin_miss_free(m);
+            cm_log_error("state", "target=%s out of memory attaching its pin", e->name);
+            return;
+        }
+        m->pinned_at = e->pinned_at;
+        res->pin_miss = m;
+    }
+}
+
 /* Prunes the history of rows last seen more than history_days ago, once per HISTORY_PRUNE_S
  * (the first result after the start prunes at once). */
 static void maybe_prune(struct daemon *d, time_t now)
@@ -398,6 +478,7 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
         d->probes_failed++;
     if (e) {
         track_leaf(d, e, res, now);
+        track_pin(d, ct, e, res, now);
         maybe_prune(d, now);
     }
     if (!e || cm_analyze(res, &ct->policy, now, &f) < 0 ||
@@ -1079,8 +1160,11 @@ static void switch_store(struct daemon *d, const struct cm_config *cfg)
     es = cm_state_entries(d->state, &n);
     if (cm_store_delete_all(d->store) < 0)
         cm_log_error("state", "file=%s out of memory replacing its rows", d->state_path);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         persist(d, es[i]);
+        if (es[i]->pin && cm_store_pin(d->store, es[i]->name, es[i]->pin, es[i]->pinned_at) < 0)
+            cm_log_error("state", "target=%s out of memory queueing its pin", es[i]->name);
+    }
     cm_log_info("state", "file=%s entries=%zu written: the state moved there", d->state_path, n);
 }
 
@@ -1108,6 +1192,7 @@ static void reload_apply(struct daemon *d, struct cm_gen *g)
 {
     struct dtarget **old = d->targets;
     size_t nold = d->ntargets;
+    bool reread_pins = false;
 
     d->targets = NULL;
     if (install_targets(d, g, old, nold) < 0) {
@@ -1125,6 +1210,8 @@ static void reload_apply(struct daemon *d, struct cm_gen *g)
                                                        CM_POSTURE_MAX_HANDSHAKES, "certmon run"));
     if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0)
         switch_store(d, g->cfg);
+    else
+        reread_pins = true;
     if (d->notify && cm_notify_reconfigure(d->notify, g->cfg) < 0)
         cm_log_error("notify", "out of memory applying the notifiers of the reload; the "
                                "previous notifiers stay");
@@ -1142,6 +1229,8 @@ static void reload_apply(struct daemon *d, struct cm_gen *g)
         }
     }
     cm_log_info("config", "file=%s reloaded targets=%zu", d->config_path, g->cfg->target_count);
+    if (reread_pins)
+        restore_pins(d, false);
 }
 
 static void reload(struct daemon *d);
@@ -1509,6 +1598,152 @@ static void restore_leaves(struct daemon *d)
     }
 }
 
+/* The pins of the database (pin = "tofu"), read on the thread pool at start and at each reload
+ * (an operator may have deleted a row to re-pin a target). */
+struct pin_restore {
+    uv_work_t work;
+    struct daemon *d;
+    char *path;
+    int64_t started; /* Unix seconds when the read was queued */
+    struct restored_pin {
+        char *target;
+        struct cm_leaf_summary pin;
+        int64_t pinned_at;
+    } * v;
+    size_t n, cap;
+    int rc;
+    char err[600];
+};
+
+static void collect_pin(void *arg, const char *target, const struct cm_leaf_summary *p,
+                        int64_t pinned_at)
+{
+    struct pin_restore *pr = arg;
+    struct restored_pin *x;
+
+    if (pr->n == pr->cap) {
+        size_t ncap = pr->cap ? pr->cap * 2 : 64;
+        struct restored_pin *nv = realloc(pr->v, ncap * sizeof(*nv));
+        if (!nv)
+            return;
+        pr->v = nv;
+        pr->cap = ncap;
+    }
+    x = &pr->v[pr->n];
+    if (!(x->target = strdup(target)))
+        return;
+    if (cm_leaf_summary_copy(p, &x->pin) < 0) {
+        free(x->target);
+        return;
+    }
+    x->pinned_at = pinned_at;
+    pr->n++;
+}
+
+static void pin_restore_work(uv_work_t *w)
+{
+    struct pin_restore *pr = w->data;
+
+    pr->rc = cm_store_pins(pr->path, collect_pin, pr, pr->err, sizeof(pr->err));
+}
+
+static int cmp_restored_pin(const void *a, const void *b)
+{
+    return strcmp(((const struct restored_pin *)a)->target,
+                  ((const struct restored_pin *)b)->target);
+}
+
+/* On the loop: each pinning target takes its pin from the database, unless its pin moved
+ * since the read was queued (the write may not have been committed when it ran); a pin whose
+ * row is gone is dropped, so that the next leaf is pinned anew. */
+static void pin_restore_done(uv_work_t *w, int status)
+{
+    struct pin_restore *pr = w->data;
+    struct daemon *d = pr->d;
+    size_t used = 0, dropped = 0;
+
+    (void)status;
+    if (pr->rc < 0)
+        cm_log_warn("state", "%s: pins are kept as they are", pr->err);
+    if (pr->n)
+        qsort(pr->v, pr->n, sizeof(*pr->v), cmp_restored_pin);
+    for (size_t i = 0; !d->stopping && pr->rc == 0 && d->gen && i < d->gen->cfg->target_count;
+         i++) {
+        const struct cm_config_target *ct = &d->gen->cfg->targets[i];
+        struct restored_pin key = {.target = ct->name}, *x;
+        struct cm_state_entry *e;
+        struct cm_leaf_summary *p;
+        if (!ct->pin_tofu || !ct->name)
+            continue;
+        x = pr->n ? bsearch(&key, pr->v, pr->n, sizeof(*pr->v), cmp_restored_pin) : NULL;
+        e = cm_state_get(d->state, ct->name);
+        if (e && e->pin && e->pinned_at >= pr->started - 2)
+            continue;
+        if (!x) {
+            if (e && e->pin) {
+                cm_leaf_summary_clear(e->pin);
+                free(e->pin);
+                e->pin = NULL;
+                dropped++;
+                cm_log_info("target",
+                            "target=%s pin removed from the database: the next leaf "
+                            "seen is pinned",
+                            ct->name);
+            }
+            continue;
+        }
+        if ((!e && !(e = cm_state_put(d->state, ct->name, ct->name))) ||
+            !(p = malloc(sizeof(*p)))) {
+            cm_log_error("state", "target=%s out of memory restoring its pin", ct->name);
+            continue;
+        }
+        if (e->pin)
+            cm_leaf_summary_clear(e->pin);
+        free(e->pin);
+        *p = x->pin;
+        memset(&x->pin, 0, sizeof(x->pin));
+        e->pin = p;
+        e->pinned_at = x->pinned_at;
+        used++;
+    }
+    for (size_t i = 0; i < pr->n; i++) {
+        if (pr->v[i].pin.sha256)
+            cm_leaf_summary_clear(&pr->v[i].pin);
+        free(pr->v[i].target);
+    }
+    if (!d->stopping)
+        d->pins_ready = true;
+    cm_log_debug("state", "file=%s pins=%zu restored dropped=%zu", pr->path, used, dropped);
+    free(pr->v);
+    free(pr->path);
+    free(pr);
+}
+
+/* Reads the pins of the database (at start: first leaves wait for them; at a reload they do
+ * not, the pins in memory are current but for an operator's deletion). */
+static void restore_pins(struct daemon *d, bool at_start)
+{
+    struct pin_restore *pr;
+
+    if (!d->store || !d->state_path)
+        return;
+    if (!(pr = calloc(1, sizeof(*pr))) || !(pr->path = strdup(d->state_path))) {
+        free(pr);
+        cm_log_error("state", "out of memory restoring the pins");
+        return;
+    }
+    if (at_start)
+        d->pins_ready = false;
+    pr->d = d;
+    pr->started = (int64_t)time(NULL);
+    pr->work.data = pr;
+    if (uv_queue_work(d->loop, &pr->work, pin_restore_work, pin_restore_done) < 0) {
+        free(pr->path);
+        free(pr);
+        d->pins_ready = true;
+    }
+}
+
 /* Opens the state database (importing a JSON state of earlier versions, moving a corrupt
  * one aside) and loads it. Without it the daemon runs on, keeping nothing across restarts. */
 static void load_state(struct daemon *d)
@@ -1516,6 +1751,7 @@ static void load_state(struct daemon *d)
     char err[600];
     size_t n;
 
+    d->pins_ready = true; /* until a database has pins to read */
     if (!d->state_path) {
         cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
         return;
@@ -1527,6 +1763,7 @@ static void load_state(struct daemon *d)
         return;
     }
     restore_leaves(d);
+    restore_pins(d, true);
     cm_state_entries(d->state, &n);
     cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
 }

@@ -40,7 +40,17 @@ void cm_probe_result_free(struct cm_probe_result *res)
     cm_ari_free(res->ari);
     cm_revocation_free(res->revocation);
     cm_change_free(res->change);
+    cm_pin_miss_free(res->pin_miss);
     free(res);
+}
+
+void cm_pin_miss_free(struct cm_pin_miss *p)
+{
+    if (!p)
+        return;
+    free(p->sha256);
+    free(p->spki_sha256);
+    free(p);
 }
 
 void cm_change_free(struct cm_change *c)

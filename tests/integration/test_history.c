@@ -29,7 +29,9 @@ static void remove_tree(const char *path)
 }
 
 /* A CA, and leaves signed by it: v1 (hist.test, 30 days), v2 (the same names, 60 days: a
- * renewal), v3 (hist.test and other.test, 90 days: a material change). */
+ * renewal), v3 (hist.test and other.test, 90 days: a material change), all with leaf.key;
+ * with key2.key: v4 (hist.test, 120 days: a renewal with a new key); with key3.key: rogue.pem
+ * (hist.test, self-signed: another issuer). */
 static int suite_init(void)
 {
     char cmd[4096], *out = NULL;
@@ -51,7 +53,14 @@ static int suite_init(void)
              "extendedKeyUsage=serverAuth\\n' \"$san\" > ext$n; "
              "  openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
              "-days $days -extfile ext$n -out leaf$n.pem 2>/dev/null; "
-             "done",
+             "done; "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hist.test "
+             "-keyout key2.key -out leaf4.csr 2>/dev/null; "
+             "openssl x509 -req -in leaf4.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 120 "
+             "-extfile ext1 -out leaf4.pem 2>/dev/null; "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout key3.key -subj /CN=hist.test -days 200 "
+             "-addext subjectAltName=DNS:hist.test -out rogue.pem 2>/dev/null",
              dir);
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     int rc = cm_th_run(argv, &out, 60, NULL);
@@ -65,7 +74,8 @@ static int suite_cleanup(void)
     return 0;
 }
 
-static pid_t s_server(int port, const char *cert)
+/* openssl s_server on 127.0.0.1:port with cert and key from the suite's directory. */
+static pid_t s_server_key(int port, const char *cert, const char *key)
 {
     char accept[64], c[512], k[512];
     char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", c, "-key", k,
@@ -74,13 +84,18 @@ static pid_t s_server(int port, const char *cert)
 
     snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
     snprintf(c, sizeof(c), "%s/%s", dir, cert);
-    snprintf(k, sizeof(k), "%s/leaf.key", dir);
+    snprintf(k, sizeof(k), "%s/%s", dir, key);
     pid = cm_th_spawn(argv, NULL);
     if (pid > 0 && !cm_th_wait_port(port, 5000)) {
         cm_th_stop(pid);
         return -1;
     }
     return pid;
+}
+
+static pid_t s_server(int port, const char *cert)
+{
+    return s_server_key(port, cert, "leaf.key");
 }
 
 /* The SHA-256 of a certificate file, lowercase hex. */
@@ -369,7 +384,127 @@ static void test_pins(void)
     free(spki);
 }
 
+/* Waits until the report of target name from /api/v1/targets has (want) or lacks (!want)
+ * finding id; returns that report (the last one read when it never did), or NULL. */
+static json_t *wait_finding(int mport, const char *name, const char *id, bool want,
+                            double timeout_s)
+{
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
+    json_t *rep = NULL;
+
+    for (;;) {
+        json_decref(rep);
+        rep = named_report(mport, name);
+        if (rep && (cm_finding(rep, id, NULL, -1) != NULL) == want)
+            return rep;
+        if (cm_th_now() >= end)
+            return rep;
+        usleep(200000);
+    }
+}
+
+/* Runs a statement on the database with the sqlite3 shell (what the docs tell an operator to
+ * do). Returns its exit status. */
+static int sqlite(const char *db, const char *sql)
+{
+    char *argv[] = {"sqlite3", (char *)db, (char *)sql, NULL}, *out = NULL;
+    int rc = cm_th_run(argv, &out, 30, NULL);
+
+    free(out);
+    return rc;
+}
+
+/* pin = "tofu": the first leaf is pinned; the same key renewed and a renewal by the same issuer
+ * with a new key move the pin; another issuer is cert.pin_mismatch, also after a restart (the
+ * pin is in the database); deleting the pins row and reloading pins the next leaf. */
+static void test_tofu(void)
+{
+    const char *conf = cm_th_path(dir, "tofu.conf"), *log = cm_th_path(dir, "tofu.log"),
+               *db = cm_th_path(dir, "tofu.db");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char *fp4 = fingerprint("leaf4.pem"), *fpr = fingerprint("rogue.pem"), want[256];
+    int port = cm_th_free_port(), mport = cm_th_free_port();
+    pid_t srv, daemon;
+    json_t *rep, *f;
+
+    cm_th_write_config(conf,
+                       "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+                       "           retry_interval = \"1s\"; posture_interval = \"off\";\n"
+                       "           state_file = \"%s\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"tofu\";\n"
+                       "              sni = \"hist.test\"; ca_file = \"%s/ca.pem\";\n"
+                       "              pin = \"tofu\"; allow_self_signed = true; } );\n",
+                       db, mport, port, dir);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pinned on first use", 15 * CERTMON_SLOWDOWN));
+
+    /* The same key, renewed: the pin moves. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pin moved (same key)", 15 * CERTMON_SLOWDOWN));
+    /* A new key, by the same issuer, for the same names, later: the pin moves. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server_key(port, "leaf4.pem", "key2.key")) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pin moved (renewal by the same issuer)",
+                              15 * CERTMON_SLOWDOWN));
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", false, 10);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "cert.pin_mismatch", NULL, -1));
+    json_decref(rep);
+
+    /* Another issuer: critical, naming both fingerprints. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server_key(port, "rogue.pem", "key3.key")) > 0);
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", true, 15);
+    f = cm_finding(rep, "cert.pin_mismatch", "critical", 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    EXPECT_STR(cm_json_str(rep, "status"), "critical");
+    if (f) {
+        const char *msg = json_string_value(json_object_get(f, "message"));
+        snprintf(want, sizeof(want), "the leaf certificate (sha256 %s,", fpr);
+        CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+        snprintf(want, sizeof(want), "pinned on first use on ");
+        CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+        snprintf(want, sizeof(want), "(sha256 %s,", fp4);
+        CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    }
+    json_decref(rep);
+
+    /* The pin survives a restart: the rogue leaf is not pinned as a first leaf. */
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "started", 15 * CERTMON_SLOWDOWN));
+    sleep(2);
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", true, 15);
+    CU_ASSERT_PTR_NOT_NULL(cm_finding(rep, "cert.pin_mismatch", "critical", 0));
+    json_decref(rep);
+    {
+        char *t = cm_th_read_text(log);
+        CU_ASSERT_PTR_NULL(t ? strstr(t, "pinned on first use") : NULL);
+        free(t);
+    }
+
+    /* Re-pinning, as docs/daemon.md says: delete the row, reload. */
+    EXPECT_INT(sqlite(db, "DELETE FROM pins WHERE target = 'tofu'"), 0);
+    kill(daemon, SIGHUP);
+    CU_ASSERT(
+        cm_th_wait_text(log, "target=tofu pin removed from the database", 15 * CERTMON_SLOWDOWN));
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pinned on first use", 15 * CERTMON_SLOWDOWN));
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", false, 15);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "cert.pin_mismatch", NULL, -1));
+    json_decref(rep);
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    free(fp4);
+    free(fpr);
+}
+
 static CU_TestInfo tests[] = {
+    {"pin = tofu: pinned, moved by renewals, mismatch, restart, re-pin", test_tofu},
     {"pin_sha256: a pinned key, a pinned certificate", test_pins},
     {"renewal and material change; history through restarts", test_renewal_and_change},
     CU_TEST_INFO_NULL,

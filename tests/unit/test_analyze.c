@@ -3636,6 +3636,77 @@ static void test_change_classify(void)
     cm_leaf_summary_clear(&earlier);
 }
 
+/* pin = "tofu": the pinned leaf stays, the same key or a renewal by the same issuer moves the
+ * pin, anything else is a mismatch (also a renewal-looking leaf of another issuer). */
+static void test_pin_judge(void)
+{
+    struct cm_leaf_summary pin, same, rekeyed, renewed, reissued, other, copy;
+
+    summary(&pin, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY);
+    summary(&same, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY);
+    /* Another CA and other names, but the pinned key. */
+    summary(&rekeyed, "bb", "CN=b.example", "CN=CA 2", "b.example", "EC", 256, NOW + 10 * DAY);
+    summary(&renewed, "cc", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 90 * DAY);
+    summary(&reissued, "dd", "CN=a.example", "CN=CA 2", "a.example", "EC", 256, NOW + 90 * DAY);
+    summary(&other, "ee", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 10 * DAY);
+    pin.spki_sha256 = cm_tf_strdup("1111");
+    rekeyed.spki_sha256 = cm_tf_strdup("1111");
+    renewed.spki_sha256 = cm_tf_strdup("2222");
+    reissued.spki_sha256 = cm_tf_strdup("3333");
+
+    EXPECT_INT(cm_pin_judge(&pin, &same), CM_PIN_SAME);
+    EXPECT_INT(cm_pin_judge(&pin, &rekeyed), CM_PIN_MOVE_KEY);
+    EXPECT_INT(cm_pin_judge(&pin, &renewed), CM_PIN_MOVE_RENEWAL);
+    EXPECT_INT(cm_pin_judge(&pin, &reissued), CM_PIN_MISMATCH);
+    /* Not later: not a renewal; its key is unknown, so no key continuity either. */
+    EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
+    /* Unknown keys on both sides are not "the same key". */
+    free(pin.spki_sha256);
+    pin.spki_sha256 = NULL;
+    EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
+    /* A copy is alike, and its own. */
+    EXPECT_INT(cm_leaf_summary_copy(&renewed, &copy), 0);
+    EXPECT_STR(copy.spki_sha256, "2222");
+    EXPECT_INT(cm_pin_judge(&copy, &renewed), CM_PIN_SAME);
+    cm_leaf_summary_clear(&copy);
+
+    cm_leaf_summary_clear(&pin);
+    cm_leaf_summary_clear(&same);
+    cm_leaf_summary_clear(&rekeyed);
+    cm_leaf_summary_clear(&renewed);
+    cm_leaf_summary_clear(&reissued);
+    cm_leaf_summary_clear(&other);
+}
+
+/* The pin the daemon attaches raises cert.pin_mismatch with both fingerprints and the date. */
+static void test_tofu_mismatch(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f = {0};
+    const struct cm_finding *g;
+    struct cm_pin_miss *m = calloc(1, sizeof(*m));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    m->pinned_at = 1767225600; /* 2026-01-01 */
+    m->sha256 = cm_tf_strdup("aa11");
+    m->spki_sha256 = cm_tf_strdup("");
+    r->pin_miss = m;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    g = find(&f, "cert.pin_mismatch", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    EXPECT_INT(g->severity, CM_SEV_CRITICAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, r->tls.chain.certs[0].sha256));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "pinned on first use on 2026-01-01T00:00:00Z "
+                                              "(sha256 aa11, public key sha256 unknown)"));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
 /* pin_sha256: the leaf's own SHA-256 or any sent key's SHA-256 satisfies it. */
 static void test_pin_mismatch(void)
 {
@@ -3765,6 +3836,8 @@ static CU_TestInfo tests[] = {
     {"change: renewal or material change", test_change_classify},
     {"cert.changed", test_cert_changed},
     {"cert.pin_mismatch", test_pin_mismatch},
+    {"pin = tofu: the pin's steps", test_pin_judge},
+    {"pin = tofu: cert.pin_mismatch", test_tofu_mismatch},
     {"cert.purpose: extended key usage", test_purpose_eku},
     {"cert.purpose: key usage", test_purpose_key_usage},
     {"chain.ca_as_leaf", test_ca_as_leaf},

@@ -1041,11 +1041,16 @@ static void test_pins(void)
     struct cm_config *cfg =
         load_ok("global = { history_days = 30; change_window = \"2h\"; };\n"
                 "targets = (\n"
-                "  { host = \"a.example\"; pin_sha256 = [ \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", \"AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB\" ]; },\n"
-                "  { host = \"b.example\"; }\n"
+                "  { host = \"a.example\"; pin_sha256 = [ "
+                "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", "
+                "\"AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:"
+                "AB:AB:AB:AB:AB:AB\" ]; },\n"
+                "  { host = \"b.example\"; pin = \"tofu\"; }\n"
                 ");\n");
 
     if (cfg) {
+        CU_ASSERT(!cfg->targets[0].pin_tofu);
+        CU_ASSERT(cfg->targets[1].pin_tofu);
         EXPECT_INT(cfg->history_days, 30);
         EXPECT_INT(cfg->change_window_ms, 2 * 3600 * 1000);
         EXPECT_STR(cfg->targets[0].pins, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa abababababababababababababababababababababababababababababababab");
@@ -1064,6 +1069,12 @@ static void test_pins(void)
                  "targets[0].pin_sha256[0]", "not a SHA-256");
     EXPECT_ERROR("targets = ( { host = \"a.example\"; pin_sha256 = [ ]; } );\n", 1,
                  "targets[0].pin_sha256", "empty list");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; pin = \"first\"; } );\n", 1, "targets[0].pin",
+                 "must be \"tofu\"");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; pin = \"tofu\";\n"
+                 "  pin_sha256 = [ "
+                 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" ]; } );\n",
+                 1, "targets[0].pin", "exclude each other");
     EXPECT_ERROR("global = { history_days = 0; };\n", 1, "global.history_days", "1");
     EXPECT_ERROR("global = { change_window = \"1s\"; };\n", 1, "global.change_window", "1m");
 }
@@ -1737,7 +1748,7 @@ static CU_TestInfo tests[] = {
     {"bad_durations", test_bad_durations},
     {"targets", test_targets},
     {"ari_url and acme_directory", test_ari},
-    {"pin_sha256, history_days, change_window", test_pins},
+    {"pin_sha256, pin = tofu, history_days, change_window", test_pins},
     {"labels", test_labels},
     {"duplicates", test_duplicates},
     {"files_readable", test_files_readable},

@@ -58,6 +58,7 @@ struct cm_config_target {
      * certificate or of a public key (SPKI) the server sends; NULL: no pinning. The policy's
      * pins point here. */
     char *pins;
+    bool pin_tofu; /* pin = "tofu": the daemon pins the first leaf it sees (never with pins) */
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */

@@ -58,6 +58,10 @@ struct cm_state_entry {
     int64_t leaf_written;
     struct cm_change *change;
     unsigned renewals, changes; /* leaf changes seen since the daemon started, by kind */
+    /* pin = "tofu": the pinned leaf (NULL: none yet) and when it was pinned or last moved.
+     * Owned by the entry; the store's pins table keeps it across restarts. */
+    struct cm_leaf_summary *pin;
+    int64_t pinned_at;
 };
 
 struct cm_state;

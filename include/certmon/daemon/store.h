@@ -14,8 +14,10 @@
  * Schema 2 adds the certificate history (table `history`): one row per distinct leaf a target
  * has served, keyed by (target, sha256), with first_seen, last_seen and the leaf's summary
  * (subject, sans, issuer, key_type, key_bits, not_before, not_after, chain: the SHA-256 of
- * every certificate the peer sent, leaf first, space-separated). A schema 1 file is upgraded
- * in place when the daemon opens it. */
+ * every certificate the peer sent, leaf first, space-separated). Schema 3 adds the pins of
+ * targets that pin on first use (table `pins`: target, sha256, spki_sha256, subject, sans,
+ * issuer, key_type, key_bits, not_after, pinned_at). An older file is upgraded in place when
+ * the daemon opens it. */
 #ifndef CERTMON_STORE_H
 #define CERTMON_STORE_H
 
@@ -30,7 +32,7 @@
 #define CM_STORE_COMMIT_MS 250
 
 /* The schema version kept in PRAGMA user_version. */
-#define CM_STORE_SCHEMA 2
+#define CM_STORE_SCHEMA 3
 
 struct cm_store;
 
@@ -81,6 +83,23 @@ int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *
 /* Queues the removal of every history row last seen before cutoff (Unix seconds). Returns 0 or
  * -ENOMEM. */
 int cm_store_prune(struct cm_store *st, time_t cutoff);
+
+/* Queues "the pin of target name is now pin, since at" (pin = "tofu"): one upsert of its
+ * pins row. Returns 0 or -ENOMEM. */
+int cm_store_pin(struct cm_store *st, const char *name, const struct cm_leaf_summary *pin,
+                 time_t at);
+
+/* Queues the removal of the pin of target name. Returns 0 or -ENOMEM. */
+int cm_store_unpin(struct cm_store *st, const char *name);
+
+/* Calls fn with every pin of the database at path, read-only, on the calling thread (it
+ * blocks: the daemon calls it on the thread pool). The summary (its trust unknown, its
+ * spki_sha256 NULL when not known) is valid during the call. Returns 0 (also for a database
+ * without pins, or no database), or CM_ESTATE / a negative errno with a reason in err. */
+int cm_store_pins(const char *path,
+                  void (*fn)(void *arg, const char *target, const struct cm_leaf_summary *pin,
+                             int64_t pinned_at),
+                  void *arg, char *err, size_t errlen);
 
 /* One history row as read back; strings owned (cm_history_free). */
 struct cm_history_row {

@@ -296,7 +296,22 @@ struct cm_probe_result {
     struct cm_change *change;         /* below, owned; NULL unless the served leaf changed
                                        * materially within the change window. Set by the
                                        * daemon, which remembers the previous leaf. */
+    struct cm_pin_miss *pin_miss;     /* below, owned; NULL unless the target pins on first use
+                                       * (pin = "tofu") and the served leaf is neither the
+                                       * pinned one nor a renewal of it. Set by the daemon,
+                                       * which holds the pin. */
 };
+
+/* pin = "tofu": the leaf pinned on first use that the served leaf does not match, for the
+ * analyser (cert.pin_mismatch). Plain data; strings owned. */
+struct cm_pin_miss {
+    int64_t pinned_at; /* when it was pinned (or the pin last moved), Unix seconds */
+    char *sha256;      /* the pinned leaf's SHA-256 */
+    char *spki_sha256; /* its public key's SHA-256, or "" when not known */
+};
+
+/* Frees a pin record. NULL is a no-op. */
+void cm_pin_miss_free(struct cm_pin_miss *p);
 
 /* A material change of the served leaf, for the analyser (cert.changed): plain data, so
  * that the analysis needs no memory of earlier results. Strings owned. */
