@@ -81,6 +81,9 @@ const struct cm_finding_def cm_finding_catalogue[] = {
      "is not the one pinned on first use (pin = \"tofu\") nor a renewal of it"},
     {"cert.changed", CM_SEV_WARNING,
      "the served leaf changed materially (names, issuer or key), not as a renewal"},
+    {"cert.renewed", CM_SEV_INFO,
+     "the served leaf was renewed (an event notified with notify_renewals, not a finding of a "
+     "report)"},
 };
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);

@@ -633,6 +633,7 @@ enum {
     GK_RETRY_INTERVAL,
     GK_HISTORY_DAYS,
     GK_CHANGE_WINDOW,
+    GK_NOTIFY_RENEWALS,
     GK_N
 };
 static const struct key global_keys[GK_N] = {
@@ -655,6 +656,8 @@ static const struct key global_keys[GK_N] = {
                          1, 36500, 400, 0},
     [GK_CHANGE_WINDOW] = {"change_window", KT_DURATION, S_U64,
                           offsetof(struct cm_config, change_window_ms), MS_MIN, DMAX, MS_DAY, 0},
+    [GK_NOTIFY_RENEWALS] = {"notify_renewals", KT_BOOL, S_BOOL,
+                            offsetof(struct cm_config, notify_renewals), 0, 0, 0, 0},
 };
 
 /* Policy keys: in global and in every target and file entry; base is a struct cm_policy. */
@@ -764,6 +767,7 @@ enum {
     TK_ACME_DIRECTORY,
     TK_PIN_SHA256,
     TK_PIN,
+    TK_NOTIFY_RENEWALS,
     TK_N
 };
 static const struct key target_keys[TK_N] = {
@@ -795,6 +799,8 @@ static const struct key target_keys[TK_N] = {
     [TK_PIN_SHA256] = {"pin_sha256", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
     /* Read by read_pin_mode: "tofu". */
     [TK_PIN] = {"pin", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [TK_NOTIFY_RENEWALS] = {"notify_renewals", KT_BOOL, S_BOOL,
+                            offsetof(struct cm_config_target, notify_renewals), 0, 0, 0, 0},
 };
 
 enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_N };
@@ -1779,6 +1785,7 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     snprintf(prefix, sizeof(prefix), "targets[%u]", index);
     t->kind = CM_TARGET_ENDPOINT;
     t->index = index;
+    t->notify_renewals = cfg->notify_renewals;
     t->interval_ms = cfg->interval_ms;
     t->timeout_ms = cfg->timeout_ms;
     t->posture_interval_ms = cfg->posture_interval_ms;

@@ -100,6 +100,8 @@ struct daemon {
     time_t pruned_at; /* when the history was last pruned; 0: not yet */
     bool pins_ready;  /* the pins of pin = "tofu" targets are known (read from the database at
                        * start): until then no first leaf is pinned */
+    bool leaves_ready; /* the last leaves are restored from the history: until then a target's
+                        * first leaf is not taken (a change across the restart would be lost) */
     struct cm_httpc *http;     /* outgoing HTTP and SMTP (notifiers, renewal information) */
     struct cm_ari_client *ari; /* renewal information, cached per certificate */
     struct cm_revctx *rev;     /* CRLs and OCSP answers, cached for the daemon's whole life
@@ -305,21 +307,23 @@ static void findings_list(const struct cm_findings *f, char *buf, size_t len)
 /* Follows the served leaf of entry e: a new leaf is compared with the previous one (a renewal
  * is logged and counted; a material change too, and remembered for change_window so that the
  * analysis raises cert.changed), and written to the history; the same leaf moves last_seen at
- * most once per HISTORY_REFRESH_S. The material change in the window is attached to res. */
-static void track_leaf(struct daemon *d, struct cm_state_entry *e, struct cm_probe_result *res,
-                       time_t now)
+ * most once per HISTORY_REFRESH_S. The material change in the window is attached to res.
+ * Returns what the leaf's step was (CM_CHANGE_NONE for the same leaf or a first one). */
+static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e,
+                                      struct cm_probe_result *res, time_t now)
 {
+    enum cm_change_kind k = CM_CHANGE_NONE;
     const struct cm_config *cfg = d->gen->cfg;
     const struct cm_cert *leaf;
     struct cm_leaf_summary cur, *keep;
     char what[1024];
     bool write = false;
 
-    if (res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256)
+    if (res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256 ||
+        (!e->leaf && !d->leaves_ready))
         goto attach;
     leaf = &res->tls.chain.certs[0];
     if (!e->leaf || strcmp(e->leaf->sha256, leaf->sha256) != 0) {
-        enum cm_change_kind k = CM_CHANGE_NONE;
         if (cm_leaf_summary_of(leaf, &cur) < 0 || !(keep = malloc(sizeof(*keep)))) {
             if (cur.sha256)
                 cm_leaf_summary_clear(&cur);
@@ -372,6 +376,36 @@ attach:
     }
     if (e->change && !res->change && !(res->change = cm_change_copy(e->change)))
         cm_log_error("state", "target=%s out of memory attaching its change", e->name);
+    return k;
+}
+
+/* Hands the findings to the notifiers. After a renewal the expiry alerts it resolves say
+ * "renewed, now valid until ...", and with notify_renewals the renewal itself is sent (an
+ * info notice, cert.renewed). */
+static void notify_result(struct daemon *d, const struct cm_config_target *ct, const char *name,
+                          const struct cm_state_entry *e, const struct cm_findings *f,
+                          enum cm_change_kind step, time_t now)
+{
+    /* The state merged the first-seen times; it keeps them in the findings' order. */
+    int64_t *fs = f->count ? calloc(f->count, sizeof(*fs)) : NULL;
+    char until[32], note[64], msg[512];
+
+    for (size_t i = 0; fs && i < f->count && i < e->seen_count; i++)
+        fs[i] = e->seen[i].first_seen;
+    if (step != CM_CHANGE_RENEWAL || !e->leaf) {
+        cm_notify_observe(d->notify, name, &ct->labels, f, fs, (int64_t)now);
+        free(fs);
+        return;
+    }
+    cm_time_rfc3339(e->leaf->not_after, until, sizeof(until));
+    snprintf(note, sizeof(note), "renewed, now valid until %s", until);
+    cm_notify_observe_renewed(d->notify, name, &ct->labels, f, fs, (int64_t)now, note);
+    free(fs);
+    if (ct->notify_renewals) {
+        snprintf(msg, sizeof(msg), "certificate of %s renewed: valid until %s, fingerprint %s",
+                 name, until, e->leaf->sha256);
+        cm_notify_event(d->notify, name, &ct->labels, "cert.renewed", msg, (int64_t)now);
+    }
 }
 
 static void restore_pins(struct daemon *d, bool at_start);
@@ -471,13 +505,14 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     enum cm_status old = CM_STATUS_OK, st;
     bool changed = false, had = e && e->has_status;
     char ids[512];
+    enum cm_change_kind step = CM_CHANGE_NONE;
 
     if (res->error_kind == CM_ERRK_NONE)
         d->probes_ok++;
     else
         d->probes_failed++;
     if (e) {
-        track_leaf(d, e, res, now);
+        step = track_leaf(d, e, res, now);
         track_pin(d, ct, e, res, now);
         maybe_prune(d, now);
     }
@@ -488,14 +523,8 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
         return NULL;
     }
     st = e->status;
-    if (d->notify) {
-        /* The state merged the first-seen times; it keeps them in the findings' order. */
-        int64_t *fs = f.count ? calloc(f.count, sizeof(*fs)) : NULL;
-        for (size_t i = 0; fs && i < f.count && i < e->seen_count; i++)
-            fs[i] = e->seen[i].first_seen;
-        cm_notify_observe(d->notify, name, &ct->labels, &f, fs, (int64_t)now);
-        free(fs);
-    }
+    if (d->notify)
+        notify_result(d, ct, name, e, &f, step, now);
     findings_list(&f, ids, sizeof(ids));
     cm_log_debug("probe", "target=%s status=%s error=%s total_ms=%.1f findings=%s", name,
                  cm_status_name(st), res->error_message ? res->error_message : "none",
@@ -1575,6 +1604,7 @@ static void restore_done(uv_work_t *w, int status)
         }
         free(x->target);
     }
+    d->leaves_ready = true;
     cm_log_debug("state", "file=%s leaves=%zu restored from the history", lr->path, used);
     free(lr->v);
     free(lr->path);
@@ -1592,9 +1622,11 @@ static void restore_leaves(struct daemon *d)
     }
     lr->d = d;
     lr->work.data = lr;
+    d->leaves_ready = false;
     if (uv_queue_work(d->loop, &lr->work, restore_work, restore_done) < 0) {
         free(lr->path);
         free(lr);
+        d->leaves_ready = true;
     }
 }
 
@@ -1751,7 +1783,8 @@ static void load_state(struct daemon *d)
     char err[600];
     size_t n;
 
-    d->pins_ready = true; /* until a database has pins to read */
+    d->pins_ready = true; /* until a database has pins (and leaves) to read */
+    d->leaves_ready = true;
     if (!d->state_path) {
         cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
         return;

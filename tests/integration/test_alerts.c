@@ -22,51 +22,9 @@ static char dir[256];
 static int port_tls, port_rx;
 static pid_t pid_tls, pid_rx;
 
-/* The receiver's requests so far (one JSON object per line), as an array. */
-static json_t *requests(const char *log)
-{
-    json_t *arr = json_array();
-    FILE *fp = fopen(log, "r");
-    char *line = NULL;
-    size_t cap = 0;
-
-    while (fp && getline(&line, &cap, fp) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
-        if (j)
-            json_array_append_new(arr, j);
-    }
-    free(line);
-    if (fp)
-        fclose(fp);
-    return arr;
-}
-
 static size_t wait_requests(const char *log, size_t want, double timeout_s)
 {
-    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
-    size_t n;
-
-    do {
-        json_t *r = requests(log);
-        n = json_array_size(r);
-        json_decref(r);
-        if (n >= want)
-            return n;
-        usleep(100000);
-    } while (cm_th_now() < end);
-    return n;
-}
-
-static pid_t start_rx(int port, const char *log, const char *responses)
-{
-    char p[16];
-    char *argv[] = {"/usr/bin/python3", (char *)cm_th_script("http_receiver.py"), "--port", p,
-                    "--log", (char *)log, "--responses", (char *)responses, NULL};
-    pid_t pid;
-
-    snprintf(p, sizeof(p), "%d", port);
-    pid = cm_th_spawn(argv, NULL);
-    return pid > 0 && cm_th_wait_port(port, 5000) ? pid : -1;
+    return cm_th_rx_wait(log, want, timeout_s * CERTMON_SLOWDOWN);
 }
 
 static pid_t start_daemon(const char *conf, const char *log)
@@ -121,7 +79,7 @@ static void test_fire_retry_resolve_restart(void)
     pid_tls = cm_th_s_server(port_tls, "self.pem", "self.key", false);
     CU_ASSERT_FATAL(pid_tls > 0);
     /* The receiver refuses the first message (500) and takes the retry. */
-    pid_rx = start_rx(port_rx, rx, "500,200");
+    pid_rx = cm_th_rx_start(port_rx, rx, "500,200");
     CU_ASSERT_FATAL(pid_rx > 0);
     cm_th_write_config(conf,
                "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
@@ -143,7 +101,7 @@ static void test_fire_retry_resolve_restart(void)
     n = wait_requests(rx, 2, 15);
     EXPECT_INT(n, 2);
     usleep((useconds_t)(3000000 * CERTMON_SLOWDOWN)); /* and nothing more while it lasts */
-    r = requests(rx);
+    r = cm_th_rx_requests(rx);
     EXPECT_INT(json_array_size(r), 2);
     EXPECT_STR(cm_json_str(r, "0.answer"), "500");
     EXPECT_STR(cm_json_str(r, "1.answer"), "200");
@@ -185,7 +143,7 @@ static void test_fire_retry_resolve_restart(void)
     CU_ASSERT_FATAL(pid_tls > 0);
     n = wait_requests(rx, 3, 15);
     EXPECT_INT(n, 3);
-    r = requests(rx);
+    r = cm_th_rx_requests(rx);
     body = json_loads(cm_json_str(r, "2.body") ? cm_json_str(r, "2.body") : "", 0, NULL);
     EXPECT_STR(cm_json_str(body, "alerts.0.status"), "resolved");
     EXPECT_STR(cm_json_str(body, "alerts.0.finding"), "chain.self_signed");
@@ -204,14 +162,14 @@ static void test_fire_retry_resolve_restart(void)
     CU_ASSERT(cm_th_wait_text(log, "status=critical was=ok", 20 * CERTMON_SLOWDOWN));
     usleep((useconds_t)(2500000 * CERTMON_SLOWDOWN));
     EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
-    pid_rx = start_rx(port_rx, rx, "200");
+    pid_rx = cm_th_rx_start(port_rx, rx, "200");
     CU_ASSERT_FATAL(pid_rx > 0);
     pid = start_daemon(conf, log);
     CU_ASSERT_FATAL(pid > 0);
     n = wait_requests(rx, 4, 20);
     EXPECT_INT(n, 4);
     usleep((useconds_t)(3000000 * CERTMON_SLOWDOWN));
-    r = requests(rx);
+    r = cm_th_rx_requests(rx);
     EXPECT_INT(json_array_size(r), 4); /* once: the restart re-sends nothing else */
     body = json_loads(cm_json_str(r, "3.body") ? cm_json_str(r, "3.body") : "", 0, NULL);
     EXPECT_STR(cm_json_str(body, "alerts.0.status"), "firing");
@@ -225,7 +183,7 @@ static void test_notify_test_command(void)
 {
     const char *conf = cm_th_path(dir, "nt.conf"), *rx = cm_th_path(dir, "nt-rx.jsonl");
     int port = cm_th_free_port(), dead = cm_th_free_port();
-    pid_t pid = start_rx(port, rx, "200");
+    pid_t pid = cm_th_rx_start(port, rx, "200");
     char *out = NULL;
 
     CU_ASSERT_FATAL(pid > 0);
@@ -251,7 +209,7 @@ static void test_notify_test_command(void)
     free(out);
     EXPECT_INT(cm_th_run(none, &out, 30, NULL), 1);
     free(out);
-    json_t *r = requests(rx);
+    json_t *r = cm_th_rx_requests(rx);
     EXPECT_INT(json_array_size(r), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(cm_json_str(r, "0.body") ? cm_json_str(r, "0.body") : "",
                                   "certmon notify-test"));

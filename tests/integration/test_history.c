@@ -503,7 +503,137 @@ static void test_tofu(void)
     free(fpr);
 }
 
+/* The first alert of target with finding id (and that status) in any request the receiver
+ * got, or NULL; *body keeps the body it is in (decref it). */
+static json_t *rx_alert(const char *rx, const char *target, const char *id, const char *status,
+                        json_t **body)
+{
+    json_t *r = cm_th_rx_requests(rx), *req, *a, *found = NULL;
+    size_t i, k;
+
+    *body = NULL;
+    json_array_foreach(r, i, req)
+    {
+        json_t *b = json_loads(cm_json_str(req, "body") ? cm_json_str(req, "body") : "", 0, NULL);
+        json_array_foreach(json_object_get(b, "alerts"), k, a)
+        {
+            const char *t = cm_json_str(a, "target"), *f = cm_json_str(a, "finding"),
+                       *st = cm_json_str(a, "status");
+            if (!found && t && f && st && !strcmp(t, target) && !strcmp(f, id) &&
+                !strcmp(st, status)) {
+                found = a;
+                *body = json_incref(b);
+            }
+        }
+        json_decref(b);
+    }
+    json_decref(r);
+    return found;
+}
+
+/* Waits (at most timeout_s) for rx_alert to find one. */
+static json_t *wait_rx_alert(const char *rx, const char *target, const char *id, const char *status,
+                             json_t **body, double timeout_s)
+{
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
+    json_t *a;
+
+    while (!(a = rx_alert(rx, target, id, status, body)) && cm_th_now() < end)
+        usleep(200000);
+    return a;
+}
+
+/* A certificate's notAfter as RFC 3339 (UTC), as certmon prints it. */
+static char *not_after(const char *cert)
+{
+    char cmd[1024], *out = NULL;
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+
+    snprintf(cmd, sizeof(cmd),
+             "date -u -d \"$(openssl x509 -in '%s/%s' -noout -enddate | sed 's/.*=//')\" "
+             "+%%Y-%%m-%%dT%%H:%%M:%%SZ | tr -d '\\n'",
+             dir, cert);
+    CU_ASSERT_EQUAL_FATAL(cm_th_run(argv, &out, 30, NULL), 0);
+    return out;
+}
+
+/* A renewal resolves the leaf's expiry alert, saying "renewed, now valid until ..."; with
+ * notify_renewals the renewal itself goes to the notifiers (cert.renewed, info), through the
+ * same receiver; a target without it sends no such notice. */
+static void test_renewal_notifications(void)
+{
+    const char *conf = cm_th_path(dir, "renew.conf"), *log = cm_th_path(dir, "renew.log"),
+               *rx = cm_th_path(dir, "renew-rx.jsonl");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char *fp2 = fingerprint("leaf2.pem"), *until = not_after("leaf2.pem"), want[512];
+    int port = cm_th_free_port(), rport = cm_th_free_port();
+    pid_t srv, daemon, prx;
+    json_t *a, *body;
+    const char *msg;
+
+    unlink(rx);
+    CU_ASSERT_FATAL((prx = cm_th_rx_start(rport, rx, "200")) > 0);
+    /* leaf1 (30 days) is expiring under these thresholds, leaf2 (60 days) is not. */
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+        "           retry_interval = \"1s\"; posture_interval = \"off\";\n"
+        "           state_file = \"%s/renew.db\"; warn_days = 45;\n"
+        "           warn_lifetime_pct = 100; notify_renewals = false; };\n"
+        "targets = (\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"loud\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; notify_renewals = true; },\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"quiet\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; } );\n"
+        "notifiers = ( { name = \"hook\"; type = \"webhook\";\n"
+        "                url = \"http://127.0.0.1:%d/hook\"; group_wait = \"1s\"; } );\n",
+        dir, port, dir, port, dir, rport);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    a = wait_rx_alert(rx, "loud", "cert.expiring", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    json_decref(body);
+    a = wait_rx_alert(rx, "quiet", "cert.expiring", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    json_decref(body);
+
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
+    snprintf(want, sizeof(want), "renewed, now valid until %s; was: ", until);
+    a = wait_rx_alert(rx, "loud", "cert.expiring", "resolved", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    msg = cm_json_str(a, "message");
+    CU_ASSERT(msg && !strncmp(msg, want, strlen(want)));
+    json_decref(body);
+    a = wait_rx_alert(rx, "quiet", "cert.expiring", "resolved", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    msg = cm_json_str(a, "message");
+    CU_ASSERT(msg && !strncmp(msg, want, strlen(want)));
+    json_decref(body);
+
+    a = wait_rx_alert(rx, "loud", "cert.renewed", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    EXPECT_STR(cm_json_str(a, "severity"), "info");
+    snprintf(want, sizeof(want), "certificate of loud renewed: valid until %s, fingerprint %s",
+             until, fp2);
+    EXPECT_STR(cm_json_str(a, "message"), want);
+    json_decref(body);
+    /* Both renewals were seen; only one target asked for the notice. */
+    CU_ASSERT(cm_th_wait_text(log, "target=quiet certificate renewed", 5 * CERTMON_SLOWDOWN));
+    sleep(2);
+    CU_ASSERT_PTR_NULL(rx_alert(rx, "quiet", "cert.renewed", "firing", &body));
+    json_decref(body);
+
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    cm_th_stop(prx);
+    free(fp2);
+    free(until);
+}
+
 static CU_TestInfo tests[] = {
+    {"renewal: expiry alerts resolved as renewed, notify_renewals", test_renewal_notifications},
     {"pin = tofu: pinned, moved by renewals, mismatch, restart, re-pin", test_tofu},
     {"pin_sha256: a pinned key, a pinned certificate", test_pins},
     {"renewal and material change; history through restarts", test_renewal_and_change},

@@ -548,3 +548,62 @@ json_t *cm_th_state_json(const char *path)
     cm_state_free(s);
     return j;
 }
+
+/* ---- The HTTP receiver ---- */
+
+pid_t cm_th_rx_start(int port, const char *log, const char *responses)
+{
+    char p[16];
+    char *argv[] = {"/usr/bin/python3",
+                    (char *)cm_th_script("http_receiver.py"),
+                    "--port",
+                    p,
+                    "--log",
+                    (char *)log,
+                    "--responses",
+                    (char *)responses,
+                    NULL};
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%d", port);
+    pid = cm_th_spawn(argv, NULL);
+    if (pid > 0 && !cm_th_wait_port(port, 5000)) {
+        cm_th_stop(pid);
+        return -1;
+    }
+    return pid;
+}
+
+json_t *cm_th_rx_requests(const char *log)
+{
+    json_t *arr = json_array();
+    FILE *fp = fopen(log, "r");
+    char *line = NULL;
+    size_t cap = 0;
+
+    while (fp && getline(&line, &cap, fp) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j)
+            json_array_append_new(arr, j);
+    }
+    free(line);
+    if (fp)
+        fclose(fp);
+    return arr;
+}
+
+size_t cm_th_rx_wait(const char *log, size_t want, double timeout_s)
+{
+    double end = cm_th_now() + timeout_s;
+    size_t n;
+
+    do {
+        json_t *r = cm_th_rx_requests(log);
+        n = json_array_size(r);
+        json_decref(r);
+        if (n >= want)
+            return n;
+        usleep(100000);
+    } while (cm_th_now() < end);
+    return n;
+}

@@ -106,6 +106,20 @@ bool cm_th_wait_text(const char *path, const char *needle, double timeout_s);
  * -1 when it died of a signal or had to be killed. *elapsed_s gets the time when not NULL. */
 int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s);
 
+/* ---- The HTTP receiver (tests/integration/http_receiver.py) ---- */
+
+/* Starts the receiver on 127.0.0.1:port, logging each request as a JSON line to log and
+ * answering as responses says ("500,200": see the script). Returns its PID once it accepts,
+ * or -1. */
+pid_t cm_th_rx_start(int port, const char *log, const char *responses);
+
+/* The receiver's requests so far, as a JSON array (empty when there are none). */
+json_t *cm_th_rx_requests(const char *log);
+
+/* Waits until the receiver has logged at least want requests, at most timeout_s. Returns how
+ * many it has. */
+size_t cm_th_rx_wait(const char *log, size_t want, double timeout_s);
+
 /* ---- Lookups in certmon's JSON output ---- */
 
 /* The value at a dotted path ("chain.0.key.bits": numeric parts index arrays), or NULL. */

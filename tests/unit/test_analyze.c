@@ -2411,6 +2411,7 @@ static void test_catalogue(void)
         {"ari.unavailable", CM_SEV_INFO},
         {"cert.pin_mismatch", CM_SEV_CRITICAL},
         {"cert.changed", CM_SEV_WARNING},
+        {"cert.renewed", CM_SEV_INFO},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));

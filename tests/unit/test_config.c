@@ -1039,18 +1039,21 @@ static void test_ari(void)
 static void test_pins(void)
 {
     struct cm_config *cfg =
-        load_ok("global = { history_days = 30; change_window = \"2h\"; };\n"
+        load_ok("global = { history_days = 30; change_window = \"2h\"; notify_renewals = true; };\n"
                 "targets = (\n"
                 "  { host = \"a.example\"; pin_sha256 = [ "
                 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", "
                 "\"AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:"
                 "AB:AB:AB:AB:AB:AB\" ]; },\n"
-                "  { host = \"b.example\"; pin = \"tofu\"; }\n"
+                "  { host = \"b.example\"; pin = \"tofu\"; notify_renewals = false; }\n"
                 ");\n");
 
     if (cfg) {
         CU_ASSERT(!cfg->targets[0].pin_tofu);
         CU_ASSERT(cfg->targets[1].pin_tofu);
+        CU_ASSERT(cfg->notify_renewals);
+        CU_ASSERT(cfg->targets[0].notify_renewals); /* from global */
+        CU_ASSERT(!cfg->targets[1].notify_renewals);
         EXPECT_INT(cfg->history_days, 30);
         EXPECT_INT(cfg->change_window_ms, 2 * 3600 * 1000);
         EXPECT_STR(cfg->targets[0].pins, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa abababababababababababababababababababababababababababababababab");
@@ -1061,6 +1064,8 @@ static void test_pins(void)
     }
     cfg = load_ok("targets = ( { host = \"a.example\"; } );\n");
     if (cfg) {
+        CU_ASSERT(!cfg->notify_renewals);
+        CU_ASSERT(!cfg->targets[0].notify_renewals);
         EXPECT_INT(cfg->history_days, 400);
         EXPECT_INT(cfg->change_window_ms, 24 * 3600 * 1000);
         cm_config_free(cfg);
@@ -1748,7 +1753,7 @@ static CU_TestInfo tests[] = {
     {"bad_durations", test_bad_durations},
     {"targets", test_targets},
     {"ari_url and acme_directory", test_ari},
-    {"pin_sha256, pin = tofu, history_days, change_window", test_pins},
+    {"pin_sha256, pin = tofu, notify_renewals, history_days, change_window", test_pins},
     {"labels", test_labels},
     {"duplicates", test_duplicates},
     {"files_readable", test_files_readable},

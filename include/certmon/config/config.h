@@ -59,6 +59,7 @@ struct cm_config_target {
      * pins point here. */
     char *pins;
     bool pin_tofu; /* pin = "tofu": the daemon pins the first leaf it sees (never with pins) */
+    bool notify_renewals; /* a renewal of the leaf is sent to the notifiers (cert.renewed) */
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */
@@ -132,6 +133,7 @@ struct cm_config {
     char *state_file;             /* absolute; NULL: state is not persisted */
     unsigned history_days;        /* certificate history rows kept this long; default 400 */
     uint64_t change_window_ms;    /* cert.changed stays this long after a change; default 24h */
+    bool notify_renewals;         /* default of the targets' notify_renewals; default false */
     struct cm_policy policy;      /* warn_days, crit_days, min_rsa_bits, min_ec_bits,
                                    * allow_self_signed, ignore, severity */
 
