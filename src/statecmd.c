@@ -178,6 +178,8 @@ static void print_history(const struct cm_history_row *rows, size_t n)
         cm_text_escape(r->issuer, iss, sizeof(iss));
         printf("%-20s %-20s %-20s %-9s %-16s  %s\n", first, last, na, key, sha, subj);
         printf("%-90s  sans: %s\n%-90s  issuer: %s\n", "", sans[0] ? sans : "-", "", iss);
+        if (r->trust != CM_TRUST_UNKNOWN)
+            printf("%-90s  trust: %s\n", "", cm_leaf_trust_name(r->trust));
     }
 }
 

@@ -188,6 +188,13 @@ static void add_missing(char *what, size_t len, const char *label, const char *a
         add(what, len, "%s: %s", label, buf);
 }
 
+/* From publicly trusted to private or untrusted, or back; an unknown side tells nothing. */
+static bool trust_flip(const struct cm_leaf_summary *old, const struct cm_leaf_summary *cur)
+{
+    return old->trust != CM_TRUST_UNKNOWN && cur->trust != CM_TRUST_UNKNOWN &&
+           (old->trust == CM_TRUST_PUBLIC) != (cur->trust == CM_TRUST_PUBLIC);
+}
+
 enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
                                        const struct cm_leaf_summary *cur, char *what,
                                        size_t len)
@@ -209,9 +216,12 @@ enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
             cur->key_bits);
     if (cur->not_after <= old->not_after)
         add(what, len, "not_after not later than before");
+    if (trust_flip(old, cur))
+        add(what, len, "trust: %s -> %s", cm_leaf_trust_name(old->trust),
+            cm_leaf_trust_name(cur->trust));
     if (strcmp(old->sans, cur->sans) || strcmp(old->subject, cur->subject) ||
         strcmp(old->issuer, cur->issuer) || strcmp(old->key_type, cur->key_type) ||
-        cur->key_bits < old->key_bits || cur->not_after <= old->not_after)
+        cur->key_bits < old->key_bits || cur->not_after <= old->not_after || trust_flip(old, cur))
         return CM_CHANGE_MATERIAL;
     return CM_CHANGE_RENEWAL;
 }
@@ -244,6 +254,14 @@ const char *cm_leaf_trust_name(enum cm_leaf_trust t)
     default:
         return "unknown";
     }
+}
+
+enum cm_leaf_trust cm_leaf_trust_parse(const char *name)
+{
+    for (int t = CM_TRUST_PUBLIC; name && t <= CM_TRUST_UNTRUSTED; t++)
+        if (!strcmp(name, cm_leaf_trust_name((enum cm_leaf_trust)t)))
+            return (enum cm_leaf_trust)t;
+    return CM_TRUST_UNKNOWN;
 }
 
 const char *cm_change_kind_name(enum cm_change_kind k)

@@ -304,6 +304,17 @@ static void findings_list(const struct cm_findings *f, char *buf, size_t len)
 /* How often the history is pruned of rows older than history_days. */
 #define HISTORY_PRUNE_S 3600
 
+/* Whom the result's chain was trusted by: the system store (public), only the target's own
+ * ca_file (private), or neither; unknown without a verification. */
+static enum cm_leaf_trust trust_of(const struct cm_probe_result *res)
+{
+    if (!res->tls.verify.done)
+        return CM_TRUST_UNKNOWN;
+    if (res->tls.verify.public_chain)
+        return CM_TRUST_PUBLIC;
+    return res->tls.verify.trusted ? CM_TRUST_PRIVATE : CM_TRUST_UNTRUSTED;
+}
+
 /* Follows the served leaf of entry e: a new leaf is compared with the previous one (a renewal
  * is logged and counted; a material change too, and remembered for change_window so that the
  * analysis raises cert.changed), and written to the history; the same leaf moves last_seen at
@@ -330,6 +341,7 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
             cm_log_error("state", "target=%s out of memory following its leaf", e->name);
             goto attach;
         }
+        cur.trust = trust_of(res);
         if (e->leaf)
             k = cm_change_classify(e->leaf, &cur, what, sizeof(what));
         if (k == CM_CHANGE_RENEWAL) {
@@ -364,7 +376,7 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
         write = true;
     }
     if (write && d->store) {
-        if (cm_store_seen(d->store, e->name, &res->tls.chain, now) < 0)
+        if (cm_store_seen_as(d->store, e->name, &res->tls.chain, trust_of(res), now) < 0)
             cm_log_error("state", "target=%s out of memory queueing its history", e->name);
         else
             e->leaf_written = now;
@@ -1569,6 +1581,7 @@ static void collect_leaf(void *arg, const char *target, const struct cm_history_
         free(x->target);
         return;
     }
+    x->leaf.trust = r->trust;
     x->last_seen = r->last_seen;
     lr->n++;
 }

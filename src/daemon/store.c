@@ -41,6 +41,7 @@ struct op {
     const char *key_type; /* static (x509.h) */
     unsigned key_bits;
     int64_t not_before, not_after;
+    const char *trust; /* OP_SEEN: cm_leaf_trust_name, or NULL when unknown (static) */
     /* OP_PIN: the pin's own strings (name is the target, last_probe when it was pinned). */
     char *spki_sha256, *pin_key_type;
 };
@@ -161,19 +162,21 @@ static const char SCHEMA[] =
     " not_before INTEGER NOT NULL,"
     " not_after INTEGER NOT NULL,"
     " chain TEXT NOT NULL,"
+    " trust TEXT,"
     " PRIMARY KEY (target, sha256));"
     "CREATE INDEX IF NOT EXISTS history_last_seen ON history (last_seen);" PINS_SCHEMA;
 
 /* A leaf seen again only moves last_seen (never back: a late write of an older result). */
 static const char SEEN[] =
     "INSERT INTO history (target, sha256, first_seen, last_seen, subject, sans, issuer,"
-    " key_type, key_bits, not_before, not_after, chain) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7,"
-    " ?8, ?9, ?10, ?11) ON CONFLICT (target, sha256) DO UPDATE SET last_seen ="
+    " key_type, key_bits, not_before, not_after, chain, trust) VALUES (?1, ?2, ?3, ?3, ?4, ?5,"
+    " ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (target, sha256) DO UPDATE SET last_seen ="
     " max(last_seen, excluded.last_seen)";
 
+/* %s: "trust", or "NULL" for a database of a schema before 4 (read before its upgrade). */
 static const char SELECT_HISTORY[] =
     "SELECT sha256, first_seen, last_seen, subject, sans, issuer, key_type, key_bits,"
-    " not_before, not_after, chain FROM history WHERE target = ?1"
+    " not_before, not_after, chain, %s FROM history WHERE target = ?1"
     " ORDER BY first_seen DESC, last_seen DESC";
 
 /* The rowid stays when a row is updated: a target keeps its place in the table, and targets
@@ -274,15 +277,20 @@ static int open_db(const char *path, bool readonly, sqlite3 **db, char *err, siz
         goto fail;
     if (ver < CM_STORE_SCHEMA) {
         /* Version 0 (new) gets every table, version 1 the history and pins tables, version 2
-         * the pins table; the tables of earlier versions are unchanged. */
-        char sql[sizeof(SCHEMA) + 128];
+         * the pins table and the history's trust column, version 3 that column; the tables of
+         * earlier versions are otherwise unchanged. */
+        char sql[sizeof(SCHEMA) + 256];
         if (ver > 0)
             cm_log_info("state", "file=%s schema %lld upgraded to %d (%s)", path, (long long)ver,
-                        CM_STORE_SCHEMA, ver < 2 ? "certificate history, pins" : "pins");
+                        CM_STORE_SCHEMA,
+                        ver < 2   ? "certificate history, pins"
+                        : ver < 3 ? "pins, trust in the history"
+                                  : "trust in the history");
         snprintf(sql, sizeof(sql),
-                 "BEGIN; %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
+                 "BEGIN; %s %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
                  " COMMIT;",
-                 SCHEMA, APP_ID, CM_STORE_SCHEMA);
+                 ver >= 2 ? "ALTER TABLE history ADD COLUMN trust TEXT;" : "", SCHEMA, APP_ID,
+                 CM_STORE_SCHEMA);
         if ((rc = exec(*db, sql, err, errlen, path)) != SQLITE_OK)
             goto fail;
     }
@@ -418,7 +426,8 @@ static int apply_op(struct cm_store *st, const struct op *o)
             (rc = bind_text(s, 5, o->sans)) || (rc = bind_text(s, 6, o->issuer)) ||
             (rc = bind_text(s, 7, o->key_type)) || (rc = sqlite3_bind_int64(s, 8, o->key_bits)) ||
             (rc = sqlite3_bind_int64(s, 9, o->not_before)) ||
-            (rc = sqlite3_bind_int64(s, 10, o->not_after)) || (rc = bind_text(s, 11, o->chain)))
+            (rc = sqlite3_bind_int64(s, 10, o->not_after)) || (rc = bind_text(s, 11, o->chain)) ||
+            (rc = bind_text(s, 12, o->trust)))
             return rc;
         break;
     case OP_PRUNE:
@@ -670,12 +679,20 @@ static char *join(char *const *v, size_t n, const char *sep)
 int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
                   time_t now)
 {
+    return cm_store_seen_as(st, name, chain, CM_TRUST_UNKNOWN, now);
+}
+
+int cm_store_seen_as(struct cm_store *st, const char *name, const struct cm_chain *chain,
+                     enum cm_leaf_trust trust, time_t now)
+{
     const struct cm_cert *leaf;
     struct op o = {.kind = OP_SEEN, .last_probe = now};
     char **shas;
 
     if (!chain || chain->count == 0 || !chain->certs[0].sha256)
         return 0;
+    if (trust != CM_TRUST_UNKNOWN)
+        o.trust = cm_leaf_trust_name(trust);
     leaf = &chain->certs[0];
     if (!(shas = calloc(chain->count, sizeof(*shas))))
         return -ENOMEM;
@@ -832,13 +849,14 @@ json_t *cm_history_json(const struct cm_history_row *rows, size_t n)
 
     for (size_t i = 0; a && i < n; i++) {
         const struct cm_history_row *r = &rows[i];
-        json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
-                              "sha256", str_json(r->sha256), "first_seen", time_json(r->first_seen),
-                              "last_seen", time_json(r->last_seen), "subject",
-                              str_json(r->subject), "issuer", str_json(r->issuer), "sans",
-                              split_json(r->sans, ", "), "key_type", str_json(r->key_type), "key_bits", (json_int_t)r->key_bits,
-                              "not_before", time_json(r->not_before), "not_after",
-                              time_json(r->not_after), "chain", split_json(r->chain, " "));
+        json_t *o = json_pack(
+            "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "sha256",
+            str_json(r->sha256), "first_seen", time_json(r->first_seen), "last_seen",
+            time_json(r->last_seen), "subject", str_json(r->subject), "issuer", str_json(r->issuer),
+            "sans", split_json(r->sans, ", "), "key_type", str_json(r->key_type), "key_bits",
+            (json_int_t)r->key_bits, "not_before", time_json(r->not_before), "not_after",
+            time_json(r->not_after), "chain", split_json(r->chain, " "), "trust",
+            r->trust == CM_TRUST_UNKNOWN ? json_null() : json_string(cm_leaf_trust_name(r->trust)));
         if (!o || json_array_append_new(a, o) < 0) {
             json_decref(a);
             return NULL;
@@ -853,19 +871,21 @@ int cm_store_latest(const char *path,
 {
     /* SQLite gives the bare columns of the row that holds max(first_seen). */
     static const char SQL[] = "SELECT target, sha256, subject, sans, issuer, key_type, key_bits,"
-                              " not_before, not_after, chain, last_seen, max(first_seen)"
+                              " not_before, not_after, chain, last_seen, max(first_seen), %s"
                               " FROM history GROUP BY target";
     sqlite3_stmt *s = NULL;
     sqlite3 *db;
     int serr, rc;
     int64_t ver;
+    char sql[sizeof(SQL) + 8];
 
     if (sniff(path, &serr) != K_SQLITE)
         return 0;
     if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
         return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
     ver = pragma_int(db, "PRAGMA user_version", &rc);
-    if (rc != SQLITE_OK || ver < 2 || sqlite3_prepare_v2(db, SQL, -1, &s, NULL) != SQLITE_OK) {
+    snprintf(sql, sizeof(sql), SQL, ver < 4 ? "NULL" : "trust");
+    if (rc != SQLITE_OK || ver < 2 || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return 0;
     }
@@ -883,6 +903,7 @@ int cm_store_latest(const char *path,
             .chain = (char *)sqlite3_column_text(s, 9),
             .last_seen = sqlite3_column_int64(s, 10),
             .first_seen = sqlite3_column_int64(s, 11),
+            .trust = cm_leaf_trust_parse((const char *)sqlite3_column_text(s, 12)),
         };
         if (t && r.sha256 && r.subject && r.sans && r.issuer && r.key_type && r.chain)
             fn(arg, t, &r);
@@ -923,6 +944,7 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
     sqlite3 *db;
     int serr, rc;
     int64_t ver;
+    char sql[sizeof(SELECT_HISTORY) + 8];
 
     *rows = NULL;
     *n = 0;
@@ -945,7 +967,8 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
         sqlite3_close(db);
         return 0; /* schema 1: no history yet */
     }
-    if (rc != SQLITE_OK || (rc = sqlite3_prepare_v2(db, SELECT_HISTORY, -1, &s, NULL)) ||
+    snprintf(sql, sizeof(sql), SELECT_HISTORY, ver < 4 ? "NULL" : "trust");
+    if (rc != SQLITE_OK || (rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL)) ||
         (rc = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC))) {
         failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(db));
         goto fail;
@@ -968,6 +991,7 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
         r->key_bits = (unsigned)sqlite3_column_int64(s, 7);
         r->not_before = sqlite3_column_int64(s, 8);
         r->not_after = sqlite3_column_int64(s, 9);
+        r->trust = cm_leaf_trust_parse((const char *)sqlite3_column_text(s, 11));
         if (!(r->sha256 = col_dup(s, 0)) || !(r->subject = col_dup(s, 3)) ||
             !(r->sans = col_dup(s, 4)) || !(r->issuer = col_dup(s, 5)) ||
             !(r->key_type = col_dup(s, 6)) || !(r->chain = col_dup(s, 10)))

@@ -204,6 +204,8 @@ static void test_renewal_and_change(void)
     EXPECT_STR(cm_json_str(json_array_get(rows, 0), "subject"), "CN=hist.test");
     EXPECT_STR(cm_json_str(json_array_get(rows, 0), "issuer"), "CN=History Test CA");
     EXPECT_STR(cm_json_str(json_array_get(rows, 0), "key_type"), "EC");
+    /* Verified against the target's ca_file alone: private. */
+    EXPECT_STR(cm_json_str(json_array_get(rows, 0), "trust"), "private");
     json_decref(rows);
 
     /* v2 on the same port: a renewal, logged and counted, no finding. */

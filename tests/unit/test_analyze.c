@@ -3622,6 +3622,36 @@ static void test_change_classify(void)
         EXPECT_INT(cm_change_classify(&stored, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
         cm_leaf_summary_clear(&stored);
     }
+    /* Trust: public to private (or untrusted) and back is material; private to untrusted,
+     * or an unknown side, is not a flip. */
+    {
+        enum cm_leaf_trust was = old.trust, now = renewed.trust;
+        old.trust = CM_TRUST_PUBLIC;
+        renewed.trust = CM_TRUST_PRIVATE;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        EXPECT_STR(what, "trust: public -> private");
+        renewed.trust = CM_TRUST_UNTRUSTED;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        EXPECT_STR(what, "trust: public -> untrusted");
+        EXPECT_INT(cm_change_classify(&renewed, &old, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        old.trust = CM_TRUST_PRIVATE;
+        renewed.trust = CM_TRUST_PUBLIC;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        EXPECT_STR(what, "trust: private -> public");
+        EXPECT_INT(cm_change_classify(&old, &issuer, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        renewed.trust = CM_TRUST_UNTRUSTED;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+        renewed.trust = CM_TRUST_PUBLIC;
+        old.trust = CM_TRUST_UNKNOWN;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+        old.trust = was;
+        renewed.trust = now;
+    }
+    EXPECT_INT(cm_leaf_trust_parse("public"), CM_TRUST_PUBLIC);
+    EXPECT_INT(cm_leaf_trust_parse("private"), CM_TRUST_PRIVATE);
+    EXPECT_INT(cm_leaf_trust_parse("untrusted"), CM_TRUST_UNTRUSTED);
+    EXPECT_INT(cm_leaf_trust_parse("unknown"), CM_TRUST_UNKNOWN);
+    EXPECT_INT(cm_leaf_trust_parse(NULL), CM_TRUST_UNKNOWN);
     EXPECT_STR(cm_change_kind_name(CM_CHANGE_RENEWAL), "renewal");
     EXPECT_STR(cm_change_kind_name(CM_CHANGE_MATERIAL), "change");
 

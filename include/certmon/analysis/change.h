@@ -46,12 +46,14 @@ int cm_leaf_summary_from(const char *sha256, const char *subject, const char *is
 enum cm_change_kind {
     CM_CHANGE_NONE,     /* the same leaf */
     CM_CHANGE_RENEWAL,  /* same subject, SANs, issuer name and key type, a key not smaller,
-                         * a later not_after */
+                         * a later not_after, and publicly trusted as before (or not) when
+                         * both trusts are known */
     CM_CHANGE_MATERIAL, /* anything else */
 };
 
 /* Classifies the step from old to cur. For a material change, what gets a short description
- * of every difference ("SANs added: b.example; issuer: CN=A -> CN=B"), cut to len; for a
+ * of every difference ("SANs added: b.example; issuer: CN=A -> CN=B; trust: public ->
+ * private"), cut to len; for a
  * renewal it is empty. The text holds certificate names: escape it where it is shown. */
 enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
                                        const struct cm_leaf_summary *cur, char *what,
@@ -62,6 +64,10 @@ const char *cm_change_kind_name(enum cm_change_kind k);
 
 /* "public", "private", "untrusted" or "unknown". */
 const char *cm_leaf_trust_name(enum cm_leaf_trust t);
+
+/* The trust a name of cm_leaf_trust_name stands for; CM_TRUST_UNKNOWN for NULL or any other
+ * text. */
+enum cm_leaf_trust cm_leaf_trust_parse(const char *name);
 
 /* pin = "tofu": what a served leaf does to the pin (the leaf pinned on first use). */
 enum cm_pin_step {

@@ -16,8 +16,9 @@
  * (subject, sans, issuer, key_type, key_bits, not_before, not_after, chain: the SHA-256 of
  * every certificate the peer sent, leaf first, space-separated). Schema 3 adds the pins of
  * targets that pin on first use (table `pins`: target, sha256, spki_sha256, subject, sans,
- * issuer, key_type, key_bits, not_after, pinned_at). An older file is upgraded in place when
- * the daemon opens it. */
+ * issuer, key_type, key_bits, not_after, pinned_at). Schema 4 adds the history's column
+ * trust (cm_leaf_trust_name: public, private, untrusted; NULL when not known). An older file
+ * is upgraded in place when the daemon opens it. */
 #ifndef CERTMON_STORE_H
 #define CERTMON_STORE_H
 
@@ -32,7 +33,7 @@
 #define CM_STORE_COMMIT_MS 250
 
 /* The schema version kept in PRAGMA user_version. */
-#define CM_STORE_SCHEMA 3
+#define CM_STORE_SCHEMA 4
 
 struct cm_store;
 
@@ -80,6 +81,10 @@ int cm_store_close(struct cm_store *st);
 int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
                   time_t now);
 
+/* The same, noting how the chain was trusted (CM_TRUST_UNKNOWN: NULL) in a new row. */
+int cm_store_seen_as(struct cm_store *st, const char *name, const struct cm_chain *chain,
+                     enum cm_leaf_trust trust, time_t now);
+
 /* Queues the removal of every history row last seen before cutoff (Unix seconds). Returns 0 or
  * -ENOMEM. */
 int cm_store_prune(struct cm_store *st, time_t cutoff);
@@ -111,6 +116,7 @@ struct cm_history_row {
     unsigned key_bits;
     int64_t not_before, not_after;
     char *chain; /* SHA-256 of each certificate sent, leaf first, space-separated */
+    enum cm_leaf_trust trust; /* as first seen; CM_TRUST_UNKNOWN for rows of schema < 4 */
 };
 
 /* Reads the history of target name from the database at path, read-only (also while a daemon
@@ -133,7 +139,8 @@ int cm_store_latest(const char *path,
 
 /* The rows as a JSON array, in their order: objects with sha256, first_seen, last_seen,
  * subject, issuer, sans (array), key_type, key_bits, not_before, not_after (times RFC 3339,
- * UTC) and chain (array of SHA-256). NULL when out of memory. */
+ * UTC), chain (array of SHA-256) and trust ("public", "private", "untrusted" or null). NULL
+ * when out of memory. */
 json_t *cm_history_json(const struct cm_history_row *rows, size_t n);
 
 /* Counters for logs and benchmarks (read on the loop). */

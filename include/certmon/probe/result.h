@@ -49,6 +49,8 @@ struct cm_verify {
     bool done;           /* a certificate was received and verified */
     bool trusted;        /* chain leads to a trust anchor and every certificate is valid */
     bool hostname_match; /* the leaf matches the verified name */
+    bool public_chain;   /* the chain leads to the system trust store, time aside (with a
+                          * ca_file: when the context has the system store loaded too) */
     unsigned status;     /* CM_VERIFY_* bits (tlsio translates GnuTLS's status into them) */
 };
 
