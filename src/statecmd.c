@@ -207,15 +207,21 @@ static int history(const char *config, const char *target, bool as_json)
         cm_config_free(cfg);
         return 1;
     }
-    if (!configured(cfg, target)) {
-        char esc[512];
-        cm_text_escape(target, esc, sizeof(esc));
-        fprintf(stderr, "certmon history: %s configures no target named '%s'\n", config, esc);
+    if ((rc = cm_store_history(cfg->state_file, target, &rows, &n, err, sizeof(err))) < 0 &&
+        configured(cfg, target)) {
+        fprintf(stderr, "certmon history: %s\n", err);
         cm_config_free(cfg);
         return 1;
     }
-    if ((rc = cm_store_history(cfg->state_file, target, &rows, &n, err, sizeof(err))) < 0) {
-        fprintf(stderr, "certmon history: %s\n", err);
+    /* A file that a file entry's glob or directory found is no configured name of its own:
+     * its rows say it is known. */
+    if (!configured(cfg, target) && n == 0) {
+        char esc[512];
+        cm_text_escape(target, esc, sizeof(esc));
+        fprintf(stderr,
+                "certmon history: %s configures no target named '%s', and the history has no "
+                "rows of that name\n",
+                config, esc);
         cm_config_free(cfg);
         return 1;
     }

@@ -1429,6 +1429,8 @@ static int check_posture(struct ctx *x)
     return 0;
 }
 
+static int check_change(struct ctx *x);
+
 /* A file target (res->path): the failure, if any, then each certificate on its own, and the
  * lifetime of the first. A file was not served, verified or stapled, so no trust, order,
  * host, other leaf, OCSP, mTLS or posture check applies. */
@@ -1446,6 +1448,9 @@ static int analyze_file(struct ctx *x)
     /* The first certificate of a file is a server's own when it is no CA (cert.pem,
      * fullchain.pem); check_lifetime skips a CA bundle's. */
     if (chain->count && (rc = check_lifetime(x, &chain->certs[0], 0)) < 0)
+        return rc;
+    /* The daemon follows a file's first certificate like an endpoint's leaf. */
+    if ((rc = check_change(x)) < 0)
         return rc;
     return check_revocation(x);
 }

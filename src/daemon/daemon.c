@@ -330,8 +330,9 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
     char what[1024];
     bool write = false;
 
-    if (res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256 ||
-        (!e->leaf && !d->leaves_ready))
+    /* A file whose first certificate is a CA's is a bundle of anchors, not a served leaf. */
+    if (res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256 ||
+        (res->path && res->tls.chain.certs[0].is_ca) || (!e->leaf && !d->leaves_ready))
         goto attach;
     leaf = &res->tls.chain.certs[0];
     if (!e->leaf || strcmp(e->leaf->sha256, leaf->sha256) != 0) {

@@ -634,7 +634,92 @@ static void test_renewal_notifications(void)
     free(until);
 }
 
+/* Puts the suite's certificate cert at path, atomically (a scan never reads half a file). */
+static void place(const char *cert, const char *path)
+{
+    char cmd[2048], *out = NULL;
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+
+    snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s.tmp' && mv '%s.tmp' '%s'", dir, cert, path, path,
+             path);
+    EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
+    free(out);
+}
+
+/* `certmon history --json` of any target name (a file's "file:PATH"). */
+static json_t *history_of(const char *conf, const char *name, int *rc)
+{
+    char *out = NULL;
+    char *argv[] = {
+        (char *)cm_th_certmon(), "history", "-c", (char *)conf, "--json", (char *)name, NULL};
+    json_t *j;
+
+    *rc = cm_th_run(argv, &out, 30, NULL);
+    j = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    return j;
+}
+
+/* File targets are followed like endpoints: a certificate file found by a glob gets history
+ * rows; replaced by a renewal it is a renewal event, by a certificate for other names it is
+ * cert.changed. */
+static void test_file_history(void)
+{
+    const char *conf = cm_th_path(dir, "files.conf"), *log = cm_th_path(dir, "files.log");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char fdir[512], file[600], name[620], want[800], *fp1 = fingerprint("leaf1.pem"),
+                                                     *fp3 = fingerprint("leaf3.pem");
+    int mport = cm_th_free_port(), rc = -1;
+    double end;
+    pid_t daemon;
+    json_t *rows = NULL, *rep;
+
+    snprintf(fdir, sizeof(fdir), "%s/certs", dir);
+    mkdir(fdir, 0700);
+    snprintf(file, sizeof(file), "%s/served.pem", fdir);
+    snprintf(name, sizeof(name), "file:%s", file);
+    place("leaf1.pem", file);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1s\"; startup_spread = \"0s\";\n"
+                       "           state_file = \"%s/files.db\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "files = ( { path = \"%s/*.pem\"; } );\n",
+                       dir, mport, fdir);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    end = cm_th_now() + 15 * CERTMON_SLOWDOWN;
+    do {
+        json_decref(rows);
+        usleep(300000);
+        rows = history_of(conf, name, &rc);
+    } while ((rc != 0 || json_array_size(rows) < 1) && cm_th_now() < end);
+    EXPECT_INT(rc, 0);
+    EXPECT_INT(json_array_size(rows), 1);
+    EXPECT_STR(cm_json_str(json_array_get(rows, 0), "sha256"), fp1);
+    CU_ASSERT(json_is_null(cm_json_get(json_array_get(rows, 0), "trust"))); /* not verified */
+    json_decref(rows);
+
+    place("leaf2.pem", file);
+    snprintf(want, sizeof(want), "target=%s certificate renewed, now valid until", name);
+    CU_ASSERT(cm_th_wait_text(log, want, 15 * CERTMON_SLOWDOWN));
+    place("leaf3.pem", file);
+    snprintf(want, sizeof(want), "target=%s certificate changed: SANs added: other.test", name);
+    CU_ASSERT(cm_th_wait_text(log, want, 15 * CERTMON_SLOWDOWN));
+    rep = wait_finding(mport, name, "cert.changed", true, 10);
+    CU_ASSERT_PTR_NOT_NULL(cm_finding(rep, "cert.changed", "warning", 0));
+    json_decref(rep);
+    rows = history_of(conf, name, &rc);
+    EXPECT_INT(json_array_size(rows), 3);
+    EXPECT_STR(cm_json_str(json_array_get(rows, 0), "sha256"), fp3);
+    json_decref(rows);
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    free(fp1);
+    free(fp3);
+}
+
 static CU_TestInfo tests[] = {
+    {"file targets: history, renewal, cert.changed", test_file_history},
     {"renewal: expiry alerts resolved as renewed, notify_renewals", test_renewal_notifications},
     {"pin = tofu: pinned, moved by renewals, mismatch, restart, re-pin", test_tofu},
     {"pin_sha256: a pinned key, a pinned certificate", test_pins},
