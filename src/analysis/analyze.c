@@ -81,6 +81,11 @@ const struct cm_finding_def cm_finding_catalogue[] = {
      "is not the one pinned on first use (pin = \"tofu\") nor a renewal of it"},
     {"cert.changed", CM_SEV_WARNING,
      "the served leaf changed materially (names, issuer or key), not as a renewal"},
+    {"deploy.stale", CM_SEV_WARNING,
+     "the target's expect_file holds a newer certificate for its names than it serves, past "
+     "deploy_grace"},
+    {"deploy.file_unreadable", CM_SEV_WARNING,
+     "the target's expect_file is missing, unreadable or holds no certificate"},
     {"cert.renewed", CM_SEV_INFO,
      "the served leaf was renewed (an event notified with notify_renewals, not a finding of a "
      "report)"},
@@ -1548,6 +1553,34 @@ static int check_tofu(struct ctx *x)
                p->spki_sha256 && *p->spki_sha256 ? p->spki_sha256 : "unknown");
 }
 
+/* expect_file: the daemon read the file that should be served and watched since when it has
+ * held a newer certificate than the one served (res->deploy). */
+static int check_deploy(struct ctx *x)
+{
+    const struct cm_deploy *d = x->res->deploy;
+    const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
+    char path[1100], why[1100], on[32], file_until[32], until[32];
+
+    if (!d)
+        return 0;
+    cm_text_escape(d->path ? d->path : "", path, sizeof(path));
+    if (d->error) {
+        cm_text_escape(d->error, why, sizeof(why));
+        return add(x, NULL, "deploy.file_unreadable", CM_SEV_WARNING, 0,
+                   "expect_file %s cannot be compared with the served certificate: %s", path, why);
+    }
+    if (!d->newer_since || (int64_t)x->now - d->newer_since < d->grace_s)
+        return 0;
+    cm_time_rfc3339(d->cert.not_before, on, sizeof(on));
+    cm_time_rfc3339(d->cert.not_after, file_until, sizeof(file_until));
+    cm_time_rfc3339(leaf->not_after, until, sizeof(until));
+    return add(x, NULL, "deploy.stale", CM_SEV_WARNING, 0,
+               "renewed on disk on %s (%s holds sha256 %s, valid until %s) but the server still "
+               "serves sha256 %s, valid until %s; the new certificate has waited longer than "
+               "deploy_grace: reload or restart the server",
+               on, path, str0(d->cert.sha256), file_until, str0(leaf->sha256), until);
+}
+
 /* A material change of the served leaf within the change window: the daemon compared it with
  * the leaf served before and attached what it found (res->change). */
 static int check_change(struct ctx *x)
@@ -1598,7 +1631,7 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
         (rc = check_revocation(&x)) < 0)
         return rc;
     if ((rc = check_ari(&x)) < 0 || (rc = check_change(&x)) < 0 || (rc = check_pins(&x)) < 0 ||
-        (rc = check_tofu(&x)) < 0)
+        (rc = check_tofu(&x)) < 0 || (rc = check_deploy(&x)) < 0)
         return rc;
     return check_posture(&x);
 }

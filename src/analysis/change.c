@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -240,6 +241,18 @@ enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm
     if (cm_change_classify(pin, cur, what, sizeof(what)) == CM_CHANGE_RENEWAL)
         return CM_PIN_MOVE_RENEWAL;
     return CM_PIN_MISMATCH;
+}
+
+bool cm_deploy_newer(const struct cm_cert *served, const struct cm_cert *file)
+{
+    if (!served->sha256 || !file->sha256 || !strcmp(served->sha256, file->sha256) ||
+        file->not_after <= served->not_after)
+        return false;
+    for (size_t i = 0; i < served->san_count; i++)
+        for (size_t k = 0; k < file->san_count; k++)
+            if (!strcasecmp(served->sans[i], file->sans[k]))
+                return true;
+    return false;
 }
 
 const char *cm_leaf_trust_name(enum cm_leaf_trust t)

@@ -768,6 +768,8 @@ enum {
     TK_PIN_SHA256,
     TK_PIN,
     TK_NOTIFY_RENEWALS,
+    TK_EXPECT_FILE,
+    TK_DEPLOY_GRACE,
     TK_N
 };
 static const struct key target_keys[TK_N] = {
@@ -801,6 +803,11 @@ static const struct key target_keys[TK_N] = {
     [TK_PIN] = {"pin", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
     [TK_NOTIFY_RENEWALS] = {"notify_renewals", KT_BOOL, S_BOOL,
                             offsetof(struct cm_config_target, notify_renewals), 0, 0, 0, 0},
+    /* Not F_READABLE: a file that is missing for a while is a finding, not a config error. */
+    [TK_EXPECT_FILE] = {"expect_file", KT_PATH, S_STR,
+                        offsetof(struct cm_config_target, expect_file), 0, 0, 0, 0},
+    [TK_DEPLOY_GRACE] = {"deploy_grace", KT_DURATION, S_U64,
+                         offsetof(struct cm_config_target, deploy_grace_ms), 0, DMAX, 0, 0},
 };
 
 enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_N };
@@ -1786,6 +1793,7 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     t->kind = CM_TARGET_ENDPOINT;
     t->index = index;
     t->notify_renewals = cfg->notify_renewals;
+    t->deploy_grace_ms = MS_HOUR;
     t->interval_ms = cfg->interval_ms;
     t->timeout_ms = cfg->timeout_ms;
     t->posture_interval_ms = cfg->posture_interval_ms;
@@ -1816,6 +1824,12 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     if ((s = seen.k[TK_PIN_SHA256]))
         read_pins(L, s, prefix, t);
     read_pin_mode(L, &seen, prefix, t);
+    if (seen.k[TK_DEPLOY_GRACE] && !config_setting_get_member(g, "expect_file")) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.deploy_grace", prefix);
+        err_at(L, seen.k[TK_DEPLOY_GRACE], path,
+               "deploy_grace needs expect_file (the certificate file that should be served)");
+    }
 
     /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
     if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
@@ -3154,6 +3168,7 @@ void cm_config_free(struct cm_config *cfg)
         free(t->client_key);
         free(t->connect_address);
         free(t->ari_url);
+        free(t->expect_file);
         free(t->pins);
         free(t->acme_directory);
         cm_labels_clear(&t->labels);

@@ -497,6 +497,109 @@ static void track_pin(struct daemon *d, const struct cm_config_target *ct, struc
     }
 }
 
+/* One read of an expect_file on the thread pool (filecert's scan), for the entry name. */
+struct deploy_read {
+    struct daemon *d;
+    char *name;
+    char *path;
+};
+
+/* The first certificate of the read file, or why there is none, into a new record that keeps
+ * the previous record's newer_since (the server has been stale since the first newer file). */
+static struct cm_deploy *deploy_of(const struct deploy_read *dr, int status,
+                                   const struct cm_file_scan_result *r, const struct cm_deploy *old)
+{
+    const struct cm_probe_result *item = status == 0 && r->count ? r->items[0] : NULL;
+    struct cm_deploy *nd = calloc(1, sizeof(*nd));
+    const char *why = NULL;
+
+    if (!nd || !(nd->path = strdup(dr->path))) {
+        free(nd);
+        return NULL;
+    }
+    if (!item)
+        why = status == UV_ECANCELED ? "the read was cancelled" : "out of memory reading it";
+    else if (item->error_kind != CM_ERRK_NONE)
+        why = item->error_message ? item->error_message : "it cannot be read";
+    else if (item->tls.chain.count == 0 || !item->tls.chain.certs[0].sha256)
+        why = "it holds no certificate";
+    if (why ? !(nd->error = strdup(why)) : cm_cert_copy(&nd->cert, &item->tls.chain.certs[0]) < 0) {
+        cm_deploy_free(nd);
+        return NULL;
+    }
+    /* Only names, dates and fingerprints are compared: the encoding is not kept. */
+    free(nd->cert.der);
+    nd->cert.der = NULL;
+    nd->cert.der_len = 0;
+    nd->newer_since = old && !old->error && !why ? old->newer_since : 0;
+    return nd;
+}
+
+static void on_deploy_read(int status, struct cm_file_scan_result *r, void *arg)
+{
+    struct deploy_read *dr = arg;
+    struct daemon *d = dr->d;
+    struct cm_state_entry *e = d->stopping ? NULL : cm_state_get(d->state, dr->name);
+
+    if (e) {
+        struct cm_deploy *nd = deploy_of(dr, status, r, e->deploy);
+        e->deploy_reading = false;
+        if (!nd) {
+            cm_log_error("state", "target=%s out of memory keeping its expect_file", e->name);
+        } else {
+            if (nd->error && (!e->deploy || !e->deploy->error))
+                cm_log_warn("target", "target=%s expect_file=%s cannot be used: %s", e->name,
+                            dr->path, nd->error);
+            cm_deploy_free(e->deploy);
+            e->deploy = nd;
+        }
+    }
+    cm_file_scan_result_clear(r);
+    free(dr->name);
+    free(dr->path);
+    free(dr);
+}
+
+/* expect_file: starts a read of the file (one at a time per target: at each result, so at
+ * most once per interval), and compares the served leaf with the last read: since when the
+ * file has held a newer certificate for the leaf's names is attached to res for deploy.stale.
+ * The first result of a target has no read yet. */
+static void track_deploy(struct daemon *d, const struct cm_config_target *ct,
+                         struct cm_state_entry *e, struct cm_probe_result *res, time_t now)
+{
+    struct deploy_read *dr;
+
+    if (!ct->expect_file || (e->deploy && strcmp(e->deploy->path, ct->expect_file) != 0)) {
+        cm_deploy_free(e->deploy); /* none, or another file since a reload */
+        e->deploy = NULL;
+        if (!ct->expect_file)
+            return;
+    }
+    if (!e->deploy_reading && !d->stopping) {
+        if (!(dr = calloc(1, sizeof(*dr))) || !(dr->d = d) || !(dr->name = strdup(e->name)) ||
+            !(dr->path = strdup(ct->expect_file)) ||
+            cm_file_scan_start(d->loop, ct->expect_file, on_deploy_read, dr, NULL) < 0) {
+            if (dr) {
+                free(dr->name);
+                free(dr->path);
+            }
+            free(dr);
+            cm_log_error("state", "target=%s expect_file cannot be read: out of memory", e->name);
+        } else {
+            e->deploy_reading = true;
+        }
+    }
+    if (!e->deploy || res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256)
+        return;
+    e->deploy->grace_s = (int64_t)(ct->deploy_grace_ms / 1000);
+    if (e->deploy->error || !cm_deploy_newer(&res->tls.chain.certs[0], &e->deploy->cert))
+        e->deploy->newer_since = 0;
+    else if (!e->deploy->newer_since)
+        e->deploy->newer_since = now;
+    if (!(res->deploy = cm_deploy_copy(e->deploy)))
+        cm_log_error("state", "target=%s out of memory attaching its expect_file", e->name);
+}
+
 /* Prunes the history of rows last seen more than history_days ago, once per HISTORY_PRUNE_S
  * (the first result after the start prunes at once). */
 static void maybe_prune(struct daemon *d, time_t now)
@@ -527,6 +630,7 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     if (e) {
         step = track_leaf(d, e, res, now);
         track_pin(d, ct, e, res, now);
+        track_deploy(d, ct, e, res, now);
         maybe_prune(d, now);
     }
     if (!e || cm_analyze(res, &ct->policy, now, &f) < 0 ||

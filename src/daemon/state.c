@@ -116,6 +116,7 @@ static void entry_free(struct cm_state_entry *e)
     if (e->pin)
         cm_leaf_summary_clear(e->pin);
     free(e->pin);
+    cm_deploy_free(e->deploy);
     free(e);
 }
 

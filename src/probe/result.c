@@ -41,7 +41,34 @@ void cm_probe_result_free(struct cm_probe_result *res)
     cm_revocation_free(res->revocation);
     cm_change_free(res->change);
     cm_pin_miss_free(res->pin_miss);
+    cm_deploy_free(res->deploy);
     free(res);
+}
+
+void cm_deploy_free(struct cm_deploy *d)
+{
+    if (!d)
+        return;
+    free(d->path);
+    free(d->error);
+    cm_cert_clear(&d->cert);
+    free(d);
+}
+
+struct cm_deploy *cm_deploy_copy(const struct cm_deploy *d)
+{
+    struct cm_deploy *n = calloc(1, sizeof(*n));
+
+    if (!n)
+        return NULL;
+    n->newer_since = d->newer_since;
+    n->grace_s = d->grace_s;
+    if (!(n->path = strdup(d->path)) || (d->error && !(n->error = strdup(d->error))) ||
+        (!d->error && cm_cert_copy(&n->cert, &d->cert) < 0)) {
+        cm_deploy_free(n);
+        return NULL;
+    }
+    return n;
 }
 
 void cm_pin_miss_free(struct cm_pin_miss *p)

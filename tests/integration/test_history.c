@@ -718,7 +718,73 @@ static void test_file_history(void)
     free(fp3);
 }
 
+/* expect_file: the file holds a renewal the server does not serve yet: deploy.stale once
+ * deploy_grace has passed, naming both certificates; served, it clears. A missing file is
+ * deploy.file_unreadable, and the daemon goes on. */
+static void test_expect_file(void)
+{
+    const char *conf = cm_th_path(dir, "deploy.conf"), *log = cm_th_path(dir, "deploy.log"),
+               *file = cm_th_path(dir, "deploy.pem");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char *fp1 = fingerprint("leaf1.pem"), *fp2 = fingerprint("leaf2.pem"), want[800];
+    int port = cm_th_free_port(), mport = cm_th_free_port();
+    pid_t srv, daemon;
+    json_t *rep, *f;
+    const char *msg;
+
+    place("leaf2.pem", file);
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+        "           retry_interval = \"1s\"; posture_interval = \"off\"; };\n"
+        "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+        "targets = (\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"stale\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; expect_file = \"%s\"; deploy_grace = \"3s\"; },\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"missing\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; expect_file = \"%s/nosuch.pem\"; } );\n",
+        mport, port, dir, file, port, dir, dir);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    /* Not before the grace: the first results after the read have no finding. */
+    rep = wait_finding(mport, "stale", "cert.expired", false, 10);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "deploy.stale", NULL, -1));
+    json_decref(rep);
+    rep = wait_finding(mport, "stale", "deploy.stale", true, 15);
+    f = cm_finding(rep, "deploy.stale", "warning", 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    msg = f ? json_string_value(json_object_get(f, "message")) : NULL;
+    snprintf(want, sizeof(want), "(%s holds sha256 %s, valid until ", file, fp2);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    snprintf(want, sizeof(want), "but the server still serves sha256 %s, valid until ", fp1);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, "renewed on disk on ") : NULL);
+    EXPECT_STR(cm_json_str(rep, "status"), "warning");
+    json_decref(rep);
+
+    rep = wait_finding(mport, "missing", "deploy.file_unreadable", true, 15);
+    f = cm_finding(rep, "deploy.file_unreadable", "warning", 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    msg = f ? json_string_value(json_object_get(f, "message")) : NULL;
+    snprintf(want, sizeof(want), "expect_file %s/nosuch.pem cannot be compared", dir);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    json_decref(rep);
+
+    /* The server reloaded with the new certificate: the finding goes. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
+    rep = wait_finding(mport, "stale", "deploy.stale", false, 15);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "deploy.stale", NULL, -1));
+    json_decref(rep);
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    free(fp1);
+    free(fp2);
+}
+
 static CU_TestInfo tests[] = {
+    {"expect_file: deploy.stale after the grace, deploy.file_unreadable", test_expect_file},
     {"file targets: history, renewal, cert.changed", test_file_history},
     {"renewal: expiry alerts resolved as renewed, notify_renewals", test_renewal_notifications},
     {"pin = tofu: pinned, moved by renewals, mismatch, restart, re-pin", test_tofu},

@@ -2411,6 +2411,8 @@ static void test_catalogue(void)
         {"ari.unavailable", CM_SEV_INFO},
         {"cert.pin_mismatch", CM_SEV_CRITICAL},
         {"cert.changed", CM_SEV_WARNING},
+        {"deploy.stale", CM_SEV_WARNING},
+        {"deploy.file_unreadable", CM_SEV_WARNING},
         {"cert.renewed", CM_SEV_INFO},
     };
 
@@ -3738,6 +3740,58 @@ static void test_tofu_mismatch(void)
     cm_probe_result_free(r);
 }
 
+/* expect_file: newer means another certificate, a shared name (any case), a later notAfter;
+ * deploy.stale only once the grace has passed; an unusable file is its own finding. */
+static void test_deploy(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f = {0};
+    const struct cm_finding *g;
+    struct cm_deploy *d = calloc(1, sizeof(*d));
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    cm_tf_fill_cert(&d->cert, "CN=example.com", "CN=CA", NOW - DAY, leaf->not_after + 60 * DAY,
+                    false);
+    free(d->cert.sha256);
+    d->cert.sha256 = cm_tf_strdup("ffff");
+    free(d->cert.sans[0]);
+    d->cert.sans[0] = cm_tf_strdup("EXAMPLE.com");
+    CU_ASSERT(cm_deploy_newer(leaf, &d->cert));
+    CU_ASSERT(!cm_deploy_newer(&d->cert, leaf)); /* older */
+    CU_ASSERT(!cm_deploy_newer(leaf, leaf));     /* the same */
+    free(d->cert.sans[0]);
+    d->cert.sans[0] = cm_tf_strdup("other.example");
+    CU_ASSERT(!cm_deploy_newer(leaf, &d->cert)); /* other names */
+
+    d->path = cm_tf_strdup("/etc/ssl/example.pem");
+    d->grace_s = 3600;
+    d->newer_since = NOW - 3599;
+    r->deploy = d;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "deploy.stale", ANY_POS));
+    cm_findings_clear(&f);
+    d->newer_since = NOW - 3600;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    g = find(&f, "deploy.stale", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    EXPECT_INT(g->severity, CM_SEV_WARNING);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "renewed on disk on "));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(g->message, "(/etc/ssl/example.pem holds sha256 ffff, valid until"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, leaf->sha256));
+    cm_findings_clear(&f);
+    d->error = cm_tf_strdup("No such file\nor directory");
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "deploy.stale", ANY_POS));
+    g = find(&f, "deploy.file_unreadable", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_PTR_NULL(strchr(g->message, '\n')); /* escaped */
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
 /* pin_sha256: the leaf's own SHA-256 or any sent key's SHA-256 satisfies it. */
 static void test_pin_mismatch(void)
 {
@@ -3869,6 +3923,7 @@ static CU_TestInfo tests[] = {
     {"cert.pin_mismatch", test_pin_mismatch},
     {"pin = tofu: the pin's steps", test_pin_judge},
     {"pin = tofu: cert.pin_mismatch", test_tofu_mismatch},
+    {"expect_file: deploy.stale, deploy.file_unreadable", test_deploy},
     {"cert.purpose: extended key usage", test_purpose_eku},
     {"cert.purpose: key usage", test_purpose_key_usage},
     {"chain.ca_as_leaf", test_ca_as_leaf},

@@ -1080,6 +1080,18 @@ static void test_pins(void)
                  "  pin_sha256 = [ "
                  "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" ]; } );\n",
                  1, "targets[0].pin", "exclude each other");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; deploy_grace = \"2h\"; } );\n", 1,
+                 "targets[0].deploy_grace", "needs expect_file");
+    cfg = load_ok(
+        "targets = ( { host = \"a.example\"; expect_file = \"/nonexistent/a.pem\"; },\n"
+        "  { host = \"b.example\"; expect_file = \"b.pem\"; deploy_grace = \"10m\"; } );\n");
+    if (cfg) {
+        EXPECT_STR(cfg->targets[0].expect_file, "/nonexistent/a.pem"); /* a finding, later */
+        EXPECT_INT(cfg->targets[0].deploy_grace_ms, 3600 * 1000);
+        CU_ASSERT(cfg->targets[1].expect_file && cfg->targets[1].expect_file[0] == '/');
+        EXPECT_INT(cfg->targets[1].deploy_grace_ms, 600 * 1000);
+        cm_config_free(cfg);
+    }
     EXPECT_ERROR("global = { history_days = 0; };\n", 1, "global.history_days", "1");
     EXPECT_ERROR("global = { change_window = \"1s\"; };\n", 1, "global.change_window", "1m");
 }

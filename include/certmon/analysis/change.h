@@ -4,6 +4,7 @@
 #ifndef CERTMON_CHANGE_H
 #define CERTMON_CHANGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,6 +81,10 @@ enum cm_pin_step {
 /* Judges the served leaf cur against the pinned leaf pin. A key counts as the same only when
  * both SPKI hashes are known. */
 enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm_leaf_summary *cur);
+
+/* expect_file: whether the file's certificate file is newer than the served leaf for the same
+ * names: another certificate, sharing at least one SAN with it, with a later not_after. */
+bool cm_deploy_newer(const struct cm_cert *served, const struct cm_cert *file);
 
 /* A deep copy of src into *out. Returns 0 or -ENOMEM with *out empty. */
 int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out);

@@ -60,6 +60,10 @@ struct cm_config_target {
     char *pins;
     bool pin_tofu; /* pin = "tofu": the daemon pins the first leaf it sees (never with pins) */
     bool notify_renewals; /* a renewal of the leaf is sent to the notifiers (cert.renewed) */
+    /* expect_file: the certificate file the endpoint should serve (absolute), or NULL;
+     * deploy.stale once it has held a newer certificate for longer than deploy_grace_ms. */
+    char *expect_file;
+    uint64_t deploy_grace_ms; /* default 1h */
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */

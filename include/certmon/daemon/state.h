@@ -62,6 +62,10 @@ struct cm_state_entry {
      * Owned by the entry; the store's pins table keeps it across restarts. */
     struct cm_leaf_summary *pin;
     int64_t pinned_at;
+    /* expect_file: the latest read of the file (NULL: none yet), and whether a read is under
+     * way. Owned by the entry. */
+    struct cm_deploy *deploy;
+    bool deploy_reading;
 };
 
 struct cm_state;

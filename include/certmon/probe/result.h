@@ -298,6 +298,9 @@ struct cm_probe_result {
     struct cm_change *change;         /* below, owned; NULL unless the served leaf changed
                                        * materially within the change window. Set by the
                                        * daemon, which remembers the previous leaf. */
+    struct cm_deploy *deploy;         /* below, owned; NULL unless the target names an
+                                       * expect_file and the daemon has read it. Set by the
+                                       * daemon. */
     struct cm_pin_miss *pin_miss;     /* below, owned; NULL unless the target pins on first use
                                        * (pin = "tofu") and the served leaf is neither the
                                        * pinned one nor a renewal of it. Set by the daemon,
@@ -314,6 +317,25 @@ struct cm_pin_miss {
 
 /* Frees a pin record. NULL is a no-op. */
 void cm_pin_miss_free(struct cm_pin_miss *p);
+
+/* expect_file: what the certificate file that should be served holds, for the analyser
+ * (deploy.stale, deploy.file_unreadable). Plain data; strings owned. */
+struct cm_deploy {
+    char *path;          /* the expect_file */
+    char *error;         /* why it cannot be used (missing, unreadable, no certificate), or
+                          * NULL; then cert is empty */
+    struct cm_cert cert; /* its first certificate (without its encoding) */
+    int64_t newer_since; /* since when (Unix seconds) the file has held a newer certificate for
+                          * the served leaf's names than the served leaf (the daemon watches
+                          * it, cm_deploy_newer); 0: it does not */
+    int64_t grace_s;     /* deploy_grace: deploy.stale once newer_since is this old */
+};
+
+/* Frees a deploy record. NULL is a no-op. */
+void cm_deploy_free(struct cm_deploy *d);
+
+/* A deep copy of d, or NULL (out of memory). */
+struct cm_deploy *cm_deploy_copy(const struct cm_deploy *d);
 
 /* A material change of the served leaf, for the analyser (cert.changed): plain data, so
  * that the analysis needs no memory of earlier results. Strings owned. */
