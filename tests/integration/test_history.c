@@ -637,11 +637,12 @@ static void test_renewal_notifications(void)
 /* Puts the suite's certificate cert at path, atomically (a scan never reads half a file). */
 static void place(const char *cert, const char *path)
 {
-    char cmd[2048], *out = NULL;
+    char cmd[4096], *out = NULL;
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int n = snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s.tmp' && mv '%s.tmp' '%s'", dir, cert,
+                     path, path, path);
 
-    snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s.tmp' && mv '%s.tmp' '%s'", dir, cert, path, path,
-             path);
+    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(cmd));
     EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
     free(out);
 }
