@@ -31,7 +31,7 @@ ca-certificates
 
 TEST_PACKAGES="
 libcunit1-dev
-gnutls-bin openssl python3 iproute2 procps time curl
+gnutls-bin openssl python3 iproute2 procps time curl sqlite3
 postgresql prometheus prometheus-alertmanager wrk python3-aiosmtpd python3-jsonschema
 clang libclang-rt-14-dev
 chromium chromium-driver python3-selenium

@@ -178,6 +178,8 @@ static void print_history(const struct cm_history_row *rows, size_t n)
         cm_text_escape(r->issuer, iss, sizeof(iss));
         printf("%-20s %-20s %-20s %-9s %-16s  %s\n", first, last, na, key, sha, subj);
         printf("%-90s  sans: %s\n%-90s  issuer: %s\n", "", sans[0] ? sans : "-", "", iss);
+        if (r->trust != CM_TRUST_UNKNOWN)
+            printf("%-90s  trust: %s\n", "", cm_leaf_trust_name(r->trust));
     }
 }
 
@@ -205,15 +207,21 @@ static int history(const char *config, const char *target, bool as_json)
         cm_config_free(cfg);
         return 1;
     }
-    if (!configured(cfg, target)) {
-        char esc[512];
-        cm_text_escape(target, esc, sizeof(esc));
-        fprintf(stderr, "certmon history: %s configures no target named '%s'\n", config, esc);
+    if ((rc = cm_store_history(cfg->state_file, target, &rows, &n, err, sizeof(err))) < 0 &&
+        configured(cfg, target)) {
+        fprintf(stderr, "certmon history: %s\n", err);
         cm_config_free(cfg);
         return 1;
     }
-    if ((rc = cm_store_history(cfg->state_file, target, &rows, &n, err, sizeof(err))) < 0) {
-        fprintf(stderr, "certmon history: %s\n", err);
+    /* A file that a file entry's glob or directory found is no configured name of its own:
+     * its rows say it is known. */
+    if (!configured(cfg, target) && n == 0) {
+        char esc[512];
+        cm_text_escape(target, esc, sizeof(esc));
+        fprintf(stderr,
+                "certmon history: %s configures no target named '%s', and the history has no "
+                "rows of that name\n",
+                config, esc);
         cm_config_free(cfg);
         return 1;
     }

@@ -77,7 +77,8 @@ const struct cm_finding_def cm_finding_catalogue[] = {
      "the CA's suggested renewal window (ACME ARI) for the served certificate is open"},
     {"ari.unavailable", CM_SEV_INFO, "the CA's renewal information (ACME ARI) could not be read"},
     {"cert.pin_mismatch", CM_SEV_CRITICAL,
-     "neither the leaf nor any key the server sent matches the target's pin_sha256"},
+     "neither the leaf nor any key the server sent matches the target's pin_sha256, or the leaf "
+     "is not the one pinned on first use (pin = \"tofu\") nor a renewal of it"},
     {"cert.changed", CM_SEV_WARNING,
      "the served leaf changed materially (names, issuer or key), not as a renewal"},
     {"key.mismatch", CM_SEV_CRITICAL,
@@ -88,6 +89,14 @@ const struct cm_finding_def cm_finding_catalogue[] = {
      "a Java KeyStore's integrity digest does not match: wrong password or altered file"},
     {"keystore.unverified", CM_SEV_INFO,
      "a keystore's integrity was not verified (JKS without a password, PKCS#12 without a MAC)"},
+    {"deploy.stale", CM_SEV_WARNING,
+     "the target's expect_file holds a newer certificate for its names than it serves, past "
+     "deploy_grace"},
+    {"deploy.file_unreadable", CM_SEV_WARNING,
+     "the target's expect_file is missing, unreadable or holds no certificate"},
+    {"cert.renewed", CM_SEV_INFO,
+     "the served leaf was renewed (an event notified with notify_renewals, not a finding of a "
+     "report)"},
 };
 const size_t cm_finding_catalogue_len =
     sizeof(cm_finding_catalogue) / sizeof(cm_finding_catalogue[0]);
@@ -1472,6 +1481,7 @@ static int check_keys(struct ctx *x)
     }
     return 0;
 }
+static int check_change(struct ctx *x);
 
 /* A file target (res->path): the failure, if any, then each certificate on its own, and the
  * lifetime of the first. A file was not served, verified or stapled, so no trust, order,
@@ -1492,6 +1502,9 @@ static int analyze_file(struct ctx *x)
     if (chain->count && (rc = check_lifetime(x, &chain->certs[0], 0)) < 0)
         return rc;
     if ((rc = check_keys(x)) < 0)
+        return rc;
+    /* The daemon follows a file's first certificate like an endpoint's leaf. */
+    if ((rc = check_change(x)) < 0)
         return rc;
     return check_revocation(x);
 }
@@ -1570,6 +1583,53 @@ static int check_pins(struct ctx *x)
                str0(leaf->sha256), str0(leaf->spki_sha256), n, n == 1 ? "" : "s");
 }
 
+/* pin = "tofu": the daemon compared the served leaf with the one pinned on first use and
+ * attached the pin when they differ (res->pin_miss). */
+static int check_tofu(struct ctx *x)
+{
+    const struct cm_pin_miss *p = x->res->pin_miss;
+    const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
+    char at[32];
+
+    if (!p)
+        return 0;
+    cm_time_rfc3339(p->pinned_at, at, sizeof(at));
+    return add(x, NULL, "cert.pin_mismatch", CM_SEV_CRITICAL, 0,
+               "the leaf certificate (sha256 %s, public key sha256 %s) is not the one pinned on "
+               "first use on %s (sha256 %s, public key sha256 %s), nor a renewal of it with the "
+               "same key or by the same issuer",
+               str0(leaf->sha256), str0(leaf->spki_sha256), at, str0(p->sha256),
+               p->spki_sha256 && *p->spki_sha256 ? p->spki_sha256 : "unknown");
+}
+
+/* expect_file: the daemon read the file that should be served and watched since when it has
+ * held a newer certificate than the one served (res->deploy). */
+static int check_deploy(struct ctx *x)
+{
+    const struct cm_deploy *d = x->res->deploy;
+    const struct cm_cert *leaf = &x->res->tls.chain.certs[0];
+    char path[1100], why[1100], on[32], file_until[32], until[32];
+
+    if (!d)
+        return 0;
+    cm_text_escape(d->path ? d->path : "", path, sizeof(path));
+    if (d->error) {
+        cm_text_escape(d->error, why, sizeof(why));
+        return add(x, NULL, "deploy.file_unreadable", CM_SEV_WARNING, 0,
+                   "expect_file %s cannot be compared with the served certificate: %s", path, why);
+    }
+    if (!d->newer_since || (int64_t)x->now - d->newer_since < d->grace_s)
+        return 0;
+    cm_time_rfc3339(d->cert.not_before, on, sizeof(on));
+    cm_time_rfc3339(d->cert.not_after, file_until, sizeof(file_until));
+    cm_time_rfc3339(leaf->not_after, until, sizeof(until));
+    return add(x, NULL, "deploy.stale", CM_SEV_WARNING, 0,
+               "renewed on disk on %s (%s holds sha256 %s, valid until %s) but the server still "
+               "serves sha256 %s, valid until %s; the new certificate has waited longer than "
+               "deploy_grace: reload or restart the server",
+               on, path, str0(d->cert.sha256), file_until, str0(leaf->sha256), until);
+}
+
 /* A material change of the served leaf within the change window: the daemon compared it with
  * the leaf served before and attached what it found (res->change). */
 static int check_change(struct ctx *x)
@@ -1619,7 +1679,8 @@ int cm_analyze(const struct cm_probe_result *res, const struct cm_policy *policy
     if ((rc = check_leaf_hygiene(&x)) < 0 || (rc = check_ocsp(&x)) < 0 ||
         (rc = check_revocation(&x)) < 0)
         return rc;
-    if ((rc = check_ari(&x)) < 0 || (rc = check_change(&x)) < 0 || (rc = check_pins(&x)) < 0)
+    if ((rc = check_ari(&x)) < 0 || (rc = check_change(&x)) < 0 || (rc = check_pins(&x)) < 0 ||
+        (rc = check_tofu(&x)) < 0 || (rc = check_deploy(&x)) < 0)
         return rc;
     return check_posture(&x);
 }

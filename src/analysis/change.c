@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -52,10 +53,12 @@ int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out)
         return -EINVAL;
     out->key_bits = c->key_bits;
     out->not_after = c->not_after;
-    if (!(out->sha256 = strdup(c->sha256)) || !(out->subject = strdup(c->subject ? c->subject : "")) ||
+    if (!(out->sha256 = strdup(c->sha256)) ||
+        !(out->subject = strdup(c->subject ? c->subject : "")) ||
         !(out->issuer = strdup(c->issuer ? c->issuer : "")) ||
         !(out->key_type = strdup(c->key_type ? c->key_type : "")) ||
-        !(out->sans = sorted_join(c->sans, c->san_count))) {
+        !(out->sans = sorted_join(c->sans, c->san_count)) ||
+        (c->spki_sha256 && *c->spki_sha256 && !(out->spki_sha256 = strdup(c->spki_sha256)))) {
         cm_leaf_summary_clear(out);
         return -ENOMEM;
     }
@@ -108,7 +111,22 @@ void cm_leaf_summary_clear(struct cm_leaf_summary *s)
     free(s->issuer);
     free(s->sans);
     free(s->key_type);
+    free(s->spki_sha256);
     memset(s, 0, sizeof(*s));
+}
+
+int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out)
+{
+    *out = *src;
+    out->sha256 = out->subject = out->issuer = out->sans = out->key_type = out->spki_sha256 = NULL;
+    if (!(out->sha256 = strdup(src->sha256)) || !(out->subject = strdup(src->subject)) ||
+        !(out->issuer = strdup(src->issuer)) || !(out->sans = strdup(src->sans)) ||
+        !(out->key_type = strdup(src->key_type)) ||
+        (src->spki_sha256 && !(out->spki_sha256 = strdup(src->spki_sha256)))) {
+        cm_leaf_summary_clear(out);
+        return -ENOMEM;
+    }
+    return 0;
 }
 
 /* Appends "; "-separated text to what (cut at len). */
@@ -171,6 +189,13 @@ static void add_missing(char *what, size_t len, const char *label, const char *a
         add(what, len, "%s: %s", label, buf);
 }
 
+/* From publicly trusted to private or untrusted, or back; an unknown side tells nothing. */
+static bool trust_flip(const struct cm_leaf_summary *old, const struct cm_leaf_summary *cur)
+{
+    return old->trust != CM_TRUST_UNKNOWN && cur->trust != CM_TRUST_UNKNOWN &&
+           (old->trust == CM_TRUST_PUBLIC) != (cur->trust == CM_TRUST_PUBLIC);
+}
+
 enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
                                        const struct cm_leaf_summary *cur, char *what,
                                        size_t len)
@@ -192,11 +217,64 @@ enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
             cur->key_bits);
     if (cur->not_after <= old->not_after)
         add(what, len, "not_after not later than before");
+    if (trust_flip(old, cur))
+        add(what, len, "trust: %s -> %s", cm_leaf_trust_name(old->trust),
+            cm_leaf_trust_name(cur->trust));
     if (strcmp(old->sans, cur->sans) || strcmp(old->subject, cur->subject) ||
         strcmp(old->issuer, cur->issuer) || strcmp(old->key_type, cur->key_type) ||
-        cur->key_bits < old->key_bits || cur->not_after <= old->not_after)
+        cur->key_bits < old->key_bits || cur->not_after <= old->not_after || trust_flip(old, cur))
         return CM_CHANGE_MATERIAL;
     return CM_CHANGE_RENEWAL;
+}
+
+enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm_leaf_summary *cur)
+{
+    char what[8];
+
+    if (!strcmp(pin->sha256, cur->sha256))
+        return CM_PIN_SAME;
+    /* The holder of the pinned key made the new certificate: whatever else changed is for
+     * cert.changed to tell, the pin holds. */
+    if (pin->spki_sha256 && cur->spki_sha256 && *pin->spki_sha256 &&
+        !strcmp(pin->spki_sha256, cur->spki_sha256))
+        return CM_PIN_MOVE_KEY;
+    if (cm_change_classify(pin, cur, what, sizeof(what)) == CM_CHANGE_RENEWAL)
+        return CM_PIN_MOVE_RENEWAL;
+    return CM_PIN_MISMATCH;
+}
+
+bool cm_deploy_newer(const struct cm_cert *served, const struct cm_cert *file)
+{
+    if (!served->sha256 || !file->sha256 || !strcmp(served->sha256, file->sha256) ||
+        file->not_after <= served->not_after)
+        return false;
+    for (size_t i = 0; i < served->san_count; i++)
+        for (size_t k = 0; k < file->san_count; k++)
+            if (!strcasecmp(served->sans[i], file->sans[k]))
+                return true;
+    return false;
+}
+
+const char *cm_leaf_trust_name(enum cm_leaf_trust t)
+{
+    switch (t) {
+    case CM_TRUST_PUBLIC:
+        return "public";
+    case CM_TRUST_PRIVATE:
+        return "private";
+    case CM_TRUST_UNTRUSTED:
+        return "untrusted";
+    default:
+        return "unknown";
+    }
+}
+
+enum cm_leaf_trust cm_leaf_trust_parse(const char *name)
+{
+    for (int t = CM_TRUST_PUBLIC; name && t <= CM_TRUST_UNTRUSTED; t++)
+        if (!strcmp(name, cm_leaf_trust_name((enum cm_leaf_trust)t)))
+            return (enum cm_leaf_trust)t;
+    return CM_TRUST_UNKNOWN;
 }
 
 const char *cm_change_kind_name(enum cm_change_kind k)

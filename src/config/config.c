@@ -634,6 +634,7 @@ enum {
     GK_RETRY_INTERVAL,
     GK_HISTORY_DAYS,
     GK_CHANGE_WINDOW,
+    GK_NOTIFY_RENEWALS,
     GK_N
 };
 static const struct key global_keys[GK_N] = {
@@ -656,6 +657,8 @@ static const struct key global_keys[GK_N] = {
                          1, 36500, 400, 0},
     [GK_CHANGE_WINDOW] = {"change_window", KT_DURATION, S_U64,
                           offsetof(struct cm_config, change_window_ms), MS_MIN, DMAX, MS_DAY, 0},
+    [GK_NOTIFY_RENEWALS] = {"notify_renewals", KT_BOOL, S_BOOL,
+                            offsetof(struct cm_config, notify_renewals), 0, 0, 0, 0},
 };
 
 /* Policy keys: in global and in every target and file entry; base is a struct cm_policy. */
@@ -764,6 +767,10 @@ enum {
     TK_ARI_URL,
     TK_ACME_DIRECTORY,
     TK_PIN_SHA256,
+    TK_PIN,
+    TK_NOTIFY_RENEWALS,
+    TK_EXPECT_FILE,
+    TK_DEPLOY_GRACE,
     TK_N
 };
 static const struct key target_keys[TK_N] = {
@@ -793,6 +800,15 @@ static const struct key target_keys[TK_N] = {
     [TK_ACME_DIRECTORY] = {"acme_directory", KT_STRING, S_STR,
                            offsetof(struct cm_config_target, acme_directory), 0, 0, 0, 0},
     [TK_PIN_SHA256] = {"pin_sha256", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    /* Read by read_pin_mode: "tofu". */
+    [TK_PIN] = {"pin", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [TK_NOTIFY_RENEWALS] = {"notify_renewals", KT_BOOL, S_BOOL,
+                            offsetof(struct cm_config_target, notify_renewals), 0, 0, 0, 0},
+    /* Not F_READABLE: a file that is missing for a while is a finding, not a config error. */
+    [TK_EXPECT_FILE] = {"expect_file", KT_PATH, S_STR,
+                        offsetof(struct cm_config_target, expect_file), 0, 0, 0, 0},
+    [TK_DEPLOY_GRACE] = {"deploy_grace", KT_DURATION, S_U64,
+                         offsetof(struct cm_config_target, deploy_grace_ms), 0, DMAX, 0, 0},
 };
 
 enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_PASSWORD, FK_PASSWORD_FILE, FK_N };
@@ -1704,6 +1720,8 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
 
 static void read_pins(struct loader *L, const config_setting_t *s, const char *prefix,
                       struct cm_config_target *t);
+static void read_pin_mode(struct loader *L, const struct seen *seen, const char *prefix,
+                          struct cm_config_target *t);
 static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
                      struct cm_config_target *t);
 
@@ -1853,6 +1871,8 @@ static void read_target_at(struct loader *L, const config_setting_t *g, const ch
 
     t->kind = CM_TARGET_ENDPOINT;
     t->index = index;
+    t->notify_renewals = cfg->notify_renewals;
+    t->deploy_grace_ms = MS_HOUR;
     t->interval_ms = cfg->interval_ms;
     t->timeout_ms = cfg->timeout_ms;
     t->posture_interval_ms = cfg->posture_interval_ms;
@@ -1882,6 +1902,13 @@ static void read_target_at(struct loader *L, const config_setting_t *g, const ch
     read_ari(L, &seen, prefix, t);
     if ((s = seen.k[TK_PIN_SHA256]))
         read_pins(L, s, prefix, t);
+    read_pin_mode(L, &seen, prefix, t);
+    if (seen.k[TK_DEPLOY_GRACE] && !config_setting_get_member(g, "expect_file")) {
+        char path[80];
+        snprintf(path, sizeof(path), "%s.deploy_grace", prefix);
+        err_at(L, seen.k[TK_DEPLOY_GRACE], path,
+               "deploy_grace needs expect_file (the certificate file that should be served)");
+    }
 
     /* With a bad port or sni the name would be a guess: no name, no duplicate reports. */
     if ((config_setting_get_member(g, "port") && !seen.k[TK_PORT]) ||
@@ -2188,6 +2215,33 @@ static void read_pins(struct loader *L, const config_setting_t *s, const char *p
         off += (size_t)sprintf(t->pins + off, "%s%s", off ? " " : "", hex);
     }
     t->policy.pins = t->pins;
+}
+
+/* pin = "tofu": the first leaf seen is pinned (the daemon keeps the pin). It excludes
+ * pin_sha256, which names the pins itself. */
+static void read_pin_mode(struct loader *L, const struct seen *seen, const char *prefix,
+                          struct cm_config_target *t)
+{
+    const config_setting_t *s = seen->k[TK_PIN];
+    const char *v;
+    char path[80];
+
+    if (!s)
+        return;
+    v = config_setting_get_string(s);
+    snprintf(path, sizeof(path), "%s.pin", prefix);
+    if (strcmp(v, "tofu") != 0) {
+        err_at(L, s, path,
+               "must be \"tofu\" (pin the first certificate seen), not '%s'; to pin given "
+               "certificates or keys use pin_sha256",
+               v);
+        return;
+    }
+    if (seen->k[TK_PIN_SHA256]) {
+        err_at(L, s, path, "pin = \"tofu\" and pin_sha256 exclude each other: give one of them");
+        return;
+    }
+    t->pin_tofu = true;
 }
 
 /* ari_url or acme_directory: an http(s) URL, one of the two. */
@@ -2719,6 +2773,7 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_str(h, t->ari_url);
     h = hash_str(h, t->acme_directory);
     h = hash_str(h, t->pins);
+    h = hash_u64(h, t->pin_tofu);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.warn_days);
     h = hash_u64(h, (uint64_t)(int64_t)t->policy.crit_days);
     h = hash_u64(h, t->policy.warn_lifetime_pct);
@@ -3563,6 +3618,7 @@ static void target_clear(struct cm_config_target *t)
     free(t->client_key);
     free(t->connect_address);
     free(t->ari_url);
+    free(t->expect_file);
     free(t->pins);
     free(t->acme_directory);
     free(t->origin);

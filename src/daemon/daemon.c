@@ -99,6 +99,10 @@ struct daemon {
     bool reload_again; /* SIGHUP came during it: load once more when it ends */
     uint64_t probes_ok, probes_failed;
     time_t pruned_at; /* when the history was last pruned; 0: not yet */
+    bool pins_ready;  /* the pins of pin = "tofu" targets are known (read from the database at
+                       * start): until then no first leaf is pinned */
+    bool leaves_ready; /* the last leaves are restored from the history: until then a target's
+                        * first leaf is not taken (a change across the restart would be lost) */
     struct cm_httpc *http;     /* outgoing HTTP and SMTP (notifiers, renewal information) */
     struct cm_ari_client *ari; /* renewal information, cached per certificate */
     struct cm_revctx *rev;     /* CRLs and OCSP answers, cached for the daemon's whole life
@@ -226,6 +230,8 @@ static void forget_entry(struct daemon *d, struct cm_state_entry *e)
 {
     if (d->store && cm_store_delete(d->store, e->name) < 0)
         cm_log_error("state", "target=%s out of memory queueing its removal", e->name);
+    if (d->store && e->pin && cm_store_unpin(d->store, e->name) < 0)
+        cm_log_error("state", "target=%s out of memory queueing its unpinning", e->name);
     cm_state_remove(d->state, e);
 }
 
@@ -302,30 +308,45 @@ static void findings_list(const struct cm_findings *f, char *buf, size_t len)
 /* How often the history is pruned of rows older than history_days. */
 #define HISTORY_PRUNE_S 3600
 
+/* Whom the result's chain was trusted by: the system store (public), only the target's own
+ * ca_file (private), or neither; unknown without a verification. */
+static enum cm_leaf_trust trust_of(const struct cm_probe_result *res)
+{
+    if (!res->tls.verify.done)
+        return CM_TRUST_UNKNOWN;
+    if (res->tls.verify.public_chain)
+        return CM_TRUST_PUBLIC;
+    return res->tls.verify.trusted ? CM_TRUST_PRIVATE : CM_TRUST_UNTRUSTED;
+}
+
 /* Follows the served leaf of entry e: a new leaf is compared with the previous one (a renewal
  * is logged and counted; a material change too, and remembered for change_window so that the
  * analysis raises cert.changed), and written to the history; the same leaf moves last_seen at
- * most once per HISTORY_REFRESH_S. The material change in the window is attached to res. */
-static void track_leaf(struct daemon *d, struct cm_state_entry *e, struct cm_probe_result *res,
-                       time_t now)
+ * most once per HISTORY_REFRESH_S. The material change in the window is attached to res.
+ * Returns what the leaf's step was (CM_CHANGE_NONE for the same leaf or a first one). */
+static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e,
+                                      struct cm_probe_result *res, time_t now)
 {
+    enum cm_change_kind k = CM_CHANGE_NONE;
     const struct cm_config *cfg = d->gen->cfg;
     const struct cm_cert *leaf;
     struct cm_leaf_summary cur, *keep;
     char what[1024];
     bool write = false;
 
-    if (res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256)
+    /* A file whose first certificate is a CA's is a bundle of anchors, not a served leaf. */
+    if (res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256 ||
+        (res->path && res->tls.chain.certs[0].is_ca) || (!e->leaf && !d->leaves_ready))
         goto attach;
     leaf = &res->tls.chain.certs[0];
     if (!e->leaf || strcmp(e->leaf->sha256, leaf->sha256) != 0) {
-        enum cm_change_kind k = CM_CHANGE_NONE;
         if (cm_leaf_summary_of(leaf, &cur) < 0 || !(keep = malloc(sizeof(*keep)))) {
             if (cur.sha256)
                 cm_leaf_summary_clear(&cur);
             cm_log_error("state", "target=%s out of memory following its leaf", e->name);
             goto attach;
         }
+        cur.trust = trust_of(res);
         if (e->leaf)
             k = cm_change_classify(e->leaf, &cur, what, sizeof(what));
         if (k == CM_CHANGE_RENEWAL) {
@@ -360,7 +381,7 @@ static void track_leaf(struct daemon *d, struct cm_state_entry *e, struct cm_pro
         write = true;
     }
     if (write && d->store) {
-        if (cm_store_seen(d->store, e->name, &res->tls.chain, now) < 0)
+        if (cm_store_seen_as(d->store, e->name, &res->tls.chain, trust_of(res), now) < 0)
             cm_log_error("state", "target=%s out of memory queueing its history", e->name);
         else
             e->leaf_written = now;
@@ -372,6 +393,215 @@ attach:
     }
     if (e->change && !res->change && !(res->change = cm_change_copy(e->change)))
         cm_log_error("state", "target=%s out of memory attaching its change", e->name);
+    return k;
+}
+
+/* Hands the findings to the notifiers. After a renewal the expiry alerts it resolves say
+ * "renewed, now valid until ...", and with notify_renewals the renewal itself is sent (an
+ * info notice, cert.renewed). */
+static void notify_result(struct daemon *d, const struct cm_config_target *ct, const char *name,
+                          const struct cm_state_entry *e, const struct cm_findings *f,
+                          enum cm_change_kind step, time_t now)
+{
+    /* The state merged the first-seen times; it keeps them in the findings' order. */
+    int64_t *fs = f->count ? calloc(f->count, sizeof(*fs)) : NULL;
+    char until[32], note[64], msg[512];
+
+    for (size_t i = 0; fs && i < f->count && i < e->seen_count; i++)
+        fs[i] = e->seen[i].first_seen;
+    if (step != CM_CHANGE_RENEWAL || !e->leaf) {
+        cm_notify_observe(d->notify, name, &ct->labels, f, fs, (int64_t)now);
+        free(fs);
+        return;
+    }
+    cm_time_rfc3339(e->leaf->not_after, until, sizeof(until));
+    snprintf(note, sizeof(note), "renewed, now valid until %s", until);
+    cm_notify_observe_renewed(d->notify, name, &ct->labels, f, fs, (int64_t)now, note);
+    free(fs);
+    if (ct->notify_renewals) {
+        snprintf(msg, sizeof(msg), "certificate of %s renewed: valid until %s, fingerprint %s",
+                 name, until, e->leaf->sha256);
+        cm_notify_event(d->notify, name, &ct->labels, "cert.renewed", msg, (int64_t)now);
+    }
+}
+
+static void restore_pins(struct daemon *d, bool at_start);
+
+/* Sets e's pin to cur (taken) at now, and queues its row. */
+static void set_pin(struct daemon *d, struct cm_state_entry *e, struct cm_leaf_summary *cur,
+                    time_t now)
+{
+    if (e->pin)
+        cm_leaf_summary_clear(e->pin);
+    free(e->pin);
+    e->pin = cur;
+    e->pinned_at = now;
+    if (d->store && cm_store_pin(d->store, e->name, cur, now) < 0)
+        cm_log_error("state", "target=%s out of memory queueing its pin", e->name);
+}
+
+/* pin = "tofu": the first leaf seen (once the stored pins are known) is pinned; a leaf with
+ * the pinned key, or a renewal of the pinned leaf by the same issuer, moves the pin; anything
+ * else is attached to res for cert.pin_mismatch, and the pin stays. A target that no longer
+ * pins forgets its pin. */
+static void track_pin(struct daemon *d, const struct cm_config_target *ct, struct cm_state_entry *e,
+                      struct cm_probe_result *res, time_t now)
+{
+    const struct cm_cert *leaf;
+    struct cm_leaf_summary *cur;
+    enum cm_pin_step step;
+
+    if (!ct->pin_tofu) {
+        if (e->pin) {
+            cm_log_info("target", "target=%s pin on first use removed (pin is no longer set)",
+                        e->name);
+            cm_leaf_summary_clear(e->pin);
+            free(e->pin);
+            e->pin = NULL;
+            if (d->store && cm_store_unpin(d->store, e->name) < 0)
+                cm_log_error("state", "target=%s out of memory queueing its unpinning", e->name);
+        }
+        return;
+    }
+    if (res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256 ||
+        (!e->pin && !d->pins_ready))
+        return;
+    leaf = &res->tls.chain.certs[0];
+    if (!(cur = malloc(sizeof(*cur))) || cm_leaf_summary_of(leaf, cur) < 0) {
+        free(cur);
+        cm_log_error("state", "target=%s out of memory following its pin", e->name);
+        return;
+    }
+    if (!e->pin) {
+        cm_log_info("target", "target=%s pinned on first use: sha256=%s spki=%s", e->name,
+                    cur->sha256, cur->spki_sha256 ? cur->spki_sha256 : "unknown");
+        set_pin(d, e, cur, now);
+        return;
+    }
+    step = cm_pin_judge(e->pin, cur);
+    if (step == CM_PIN_MOVE_KEY || step == CM_PIN_MOVE_RENEWAL) {
+        cm_log_info("target", "target=%s pin moved (%s): old=%s new=%s", e->name,
+                    step == CM_PIN_MOVE_KEY ? "same key" : "renewal by the same issuer",
+                    e->pin->sha256, cur->sha256);
+        set_pin(d, e, cur, now);
+        return;
+    }
+    cm_leaf_summary_clear(cur);
+    free(cur);
+    if (step == CM_PIN_MISMATCH && !res->pin_miss) {
+        struct cm_pin_miss *m = calloc(1, sizeof(*m));
+        if (!m || !(m->sha256 = strdup(e->pin->sha256)) ||
+            !(m->spki_sha256 = strdup(e->pin->spki_sha256 ? e->pin->spki_sha256 : ""))) {
+            cm_pin_miss_free(m);
+            cm_log_error("state", "target=%s out of memory attaching its pin", e->name);
+            return;
+        }
+        m->pinned_at = e->pinned_at;
+        res->pin_miss = m;
+    }
+}
+
+/* One read of an expect_file on the thread pool (filecert's scan), for the entry name. */
+struct deploy_read {
+    struct daemon *d;
+    char *name;
+    char *path;
+};
+
+/* The first certificate of the read file, or why there is none, into a new record that keeps
+ * the previous record's newer_since (the server has been stale since the first newer file). */
+static struct cm_deploy *deploy_of(const struct deploy_read *dr, int status,
+                                   const struct cm_file_scan_result *r, const struct cm_deploy *old)
+{
+    const struct cm_probe_result *item = status == 0 && r->count ? r->items[0] : NULL;
+    struct cm_deploy *nd = calloc(1, sizeof(*nd));
+    const char *why = NULL;
+
+    if (!nd || !(nd->path = strdup(dr->path))) {
+        free(nd);
+        return NULL;
+    }
+    if (!item)
+        why = status == UV_ECANCELED ? "the read was cancelled" : "out of memory reading it";
+    else if (item->error_kind != CM_ERRK_NONE)
+        why = item->error_message ? item->error_message : "it cannot be read";
+    else if (item->tls.chain.count == 0 || !item->tls.chain.certs[0].sha256)
+        why = "it holds no certificate";
+    if (why ? !(nd->error = strdup(why)) : cm_cert_copy(&nd->cert, &item->tls.chain.certs[0]) < 0) {
+        cm_deploy_free(nd);
+        return NULL;
+    }
+    /* Only names, dates and fingerprints are compared: the encoding is not kept. */
+    free(nd->cert.der);
+    nd->cert.der = NULL;
+    nd->cert.der_len = 0;
+    nd->newer_since = old && !old->error && !why ? old->newer_since : 0;
+    return nd;
+}
+
+static void on_deploy_read(int status, struct cm_file_scan_result *r, void *arg)
+{
+    struct deploy_read *dr = arg;
+    struct daemon *d = dr->d;
+    struct cm_state_entry *e = d->stopping ? NULL : cm_state_get(d->state, dr->name);
+
+    if (e) {
+        struct cm_deploy *nd = deploy_of(dr, status, r, e->deploy);
+        e->deploy_reading = false;
+        if (!nd) {
+            cm_log_error("state", "target=%s out of memory keeping its expect_file", e->name);
+        } else {
+            if (nd->error && (!e->deploy || !e->deploy->error))
+                cm_log_warn("target", "target=%s expect_file=%s cannot be used: %s", e->name,
+                            dr->path, nd->error);
+            cm_deploy_free(e->deploy);
+            e->deploy = nd;
+        }
+    }
+    cm_file_scan_result_clear(r);
+    free(dr->name);
+    free(dr->path);
+    free(dr);
+}
+
+/* expect_file: starts a read of the file (one at a time per target: at each result, so at
+ * most once per interval), and compares the served leaf with the last read: since when the
+ * file has held a newer certificate for the leaf's names is attached to res for deploy.stale.
+ * The first result of a target has no read yet. */
+static void track_deploy(struct daemon *d, const struct cm_config_target *ct,
+                         struct cm_state_entry *e, struct cm_probe_result *res, time_t now)
+{
+    struct deploy_read *dr;
+
+    if (!ct->expect_file || (e->deploy && strcmp(e->deploy->path, ct->expect_file) != 0)) {
+        cm_deploy_free(e->deploy); /* none, or another file since a reload */
+        e->deploy = NULL;
+        if (!ct->expect_file)
+            return;
+    }
+    if (!e->deploy_reading && !d->stopping) {
+        if (!(dr = calloc(1, sizeof(*dr))) || !(dr->d = d) || !(dr->name = strdup(e->name)) ||
+            !(dr->path = strdup(ct->expect_file)) ||
+            cm_file_scan_start(d->loop, ct->expect_file, NULL, on_deploy_read, dr, NULL) < 0) {
+            if (dr) {
+                free(dr->name);
+                free(dr->path);
+            }
+            free(dr);
+            cm_log_error("state", "target=%s expect_file cannot be read: out of memory", e->name);
+        } else {
+            e->deploy_reading = true;
+        }
+    }
+    if (!e->deploy || res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256)
+        return;
+    e->deploy->grace_s = (int64_t)(ct->deploy_grace_ms / 1000);
+    if (e->deploy->error || !cm_deploy_newer(&res->tls.chain.certs[0], &e->deploy->cert))
+        e->deploy->newer_since = 0;
+    else if (!e->deploy->newer_since)
+        e->deploy->newer_since = now;
+    if (!(res->deploy = cm_deploy_copy(e->deploy)))
+        cm_log_error("state", "target=%s out of memory attaching its expect_file", e->name);
 }
 
 /* Prunes the history of rows last seen more than history_days ago, once per HISTORY_PRUNE_S
@@ -395,13 +625,16 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     enum cm_status old = CM_STATUS_OK, st;
     bool changed = false, had = e && e->has_status;
     char ids[512];
+    enum cm_change_kind step = CM_CHANGE_NONE;
 
     if (res->error_kind == CM_ERRK_NONE)
         d->probes_ok++;
     else
         d->probes_failed++;
     if (e) {
-        track_leaf(d, e, res, now);
+        step = track_leaf(d, e, res, now);
+        track_pin(d, ct, e, res, now);
+        track_deploy(d, ct, e, res, now);
         maybe_prune(d, now);
     }
     if (!e || cm_analyze(res, &ct->policy, now, &f) < 0 ||
@@ -411,14 +644,8 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
         return NULL;
     }
     st = e->status;
-    if (d->notify) {
-        /* The state merged the first-seen times; it keeps them in the findings' order. */
-        int64_t *fs = f.count ? calloc(f.count, sizeof(*fs)) : NULL;
-        for (size_t i = 0; fs && i < f.count && i < e->seen_count; i++)
-            fs[i] = e->seen[i].first_seen;
-        cm_notify_observe(d->notify, name, &ct->labels, &f, fs, (int64_t)now);
-        free(fs);
-    }
+    if (d->notify)
+        notify_result(d, ct, name, e, &f, step, now);
     findings_list(&f, ids, sizeof(ids));
     cm_log_debug("probe", "target=%s status=%s error=%s total_ms=%.1f findings=%s", name,
                  cm_status_name(st), res->error_message ? res->error_message : "none",
@@ -1084,8 +1311,11 @@ static void switch_store(struct daemon *d, const struct cm_config *cfg)
     es = cm_state_entries(d->state, &n);
     if (cm_store_delete_all(d->store) < 0)
         cm_log_error("state", "file=%s out of memory replacing its rows", d->state_path);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         persist(d, es[i]);
+        if (es[i]->pin && cm_store_pin(d->store, es[i]->name, es[i]->pin, es[i]->pinned_at) < 0)
+            cm_log_error("state", "target=%s out of memory queueing its pin", es[i]->name);
+    }
     cm_log_info("state", "file=%s entries=%zu written: the state moved there", d->state_path, n);
 }
 
@@ -1156,6 +1386,7 @@ static void reload_apply(struct daemon *d, struct cm_gen *g)
     struct dtarget **old = d->targets;
     size_t nold = d->ntargets;
     struct cm_discovery *disc = NULL;
+    bool reread_pins = false;
 
     if (!(g = discovery_for(d, g, &disc))) {
         d->reload_ok = false;
@@ -1182,6 +1413,8 @@ static void reload_apply(struct daemon *d, struct cm_gen *g)
                                                        CM_POSTURE_MAX_HANDSHAKES, "certmon run"));
     if (!d->state_path || !g->cfg->state_file || strcmp(d->state_path, g->cfg->state_file) != 0)
         switch_store(d, g->cfg);
+    else
+        reread_pins = true;
     if (d->notify && cm_notify_reconfigure(d->notify, g->cfg) < 0)
         cm_log_error("notify", "out of memory applying the notifiers of the reload; the "
                                "previous notifiers stay");
@@ -1199,6 +1432,8 @@ static void reload_apply(struct daemon *d, struct cm_gen *g)
         }
     }
     cm_log_info("config", "file=%s reloaded targets=%zu", d->config_path, g->cfg->target_count);
+    if (reread_pins)
+        restore_pins(d, false);
 }
 
 static void reload(struct daemon *d);
@@ -1510,6 +1745,7 @@ static void collect_leaf(void *arg, const char *target, const struct cm_history_
         free(x->target);
         return;
     }
+    x->leaf.trust = r->trust;
     x->last_seen = r->last_seen;
     lr->n++;
 }
@@ -1545,6 +1781,7 @@ static void restore_done(uv_work_t *w, int status)
         }
         free(x->target);
     }
+    d->leaves_ready = true;
     cm_log_debug("state", "file=%s leaves=%zu restored from the history", lr->path, used);
     free(lr->v);
     free(lr->path);
@@ -1562,9 +1799,157 @@ static void restore_leaves(struct daemon *d)
     }
     lr->d = d;
     lr->work.data = lr;
+    d->leaves_ready = false;
     if (uv_queue_work(d->loop, &lr->work, restore_work, restore_done) < 0) {
         free(lr->path);
         free(lr);
+        d->leaves_ready = true;
+    }
+}
+
+/* The pins of the database (pin = "tofu"), read on the thread pool at start and at each reload
+ * (an operator may have deleted a row to re-pin a target). */
+struct pin_restore {
+    uv_work_t work;
+    struct daemon *d;
+    char *path;
+    int64_t started; /* Unix seconds when the read was queued */
+    struct restored_pin {
+        char *target;
+        struct cm_leaf_summary pin;
+        int64_t pinned_at;
+    } * v;
+    size_t n, cap;
+    int rc;
+    char err[600];
+};
+
+static void collect_pin(void *arg, const char *target, const struct cm_leaf_summary *p,
+                        int64_t pinned_at)
+{
+    struct pin_restore *pr = arg;
+    struct restored_pin *x;
+
+    if (pr->n == pr->cap) {
+        size_t ncap = pr->cap ? pr->cap * 2 : 64;
+        struct restored_pin *nv = realloc(pr->v, ncap * sizeof(*nv));
+        if (!nv)
+            return;
+        pr->v = nv;
+        pr->cap = ncap;
+    }
+    x = &pr->v[pr->n];
+    if (!(x->target = strdup(target)))
+        return;
+    if (cm_leaf_summary_copy(p, &x->pin) < 0) {
+        free(x->target);
+        return;
+    }
+    x->pinned_at = pinned_at;
+    pr->n++;
+}
+
+static void pin_restore_work(uv_work_t *w)
+{
+    struct pin_restore *pr = w->data;
+
+    pr->rc = cm_store_pins(pr->path, collect_pin, pr, pr->err, sizeof(pr->err));
+}
+
+static int cmp_restored_pin(const void *a, const void *b)
+{
+    return strcmp(((const struct restored_pin *)a)->target,
+                  ((const struct restored_pin *)b)->target);
+}
+
+/* On the loop: each pinning target takes its pin from the database, unless its pin moved
+ * since the read was queued (the write may not have been committed when it ran); a pin whose
+ * row is gone is dropped, so that the next leaf is pinned anew. */
+static void pin_restore_done(uv_work_t *w, int status)
+{
+    struct pin_restore *pr = w->data;
+    struct daemon *d = pr->d;
+    size_t used = 0, dropped = 0;
+
+    (void)status;
+    if (pr->rc < 0)
+        cm_log_warn("state", "%s: pins are kept as they are", pr->err);
+    if (pr->n)
+        qsort(pr->v, pr->n, sizeof(*pr->v), cmp_restored_pin);
+    for (size_t i = 0; !d->stopping && pr->rc == 0 && d->gen && i < d->gen->cfg->target_count;
+         i++) {
+        const struct cm_config_target *ct = &d->gen->cfg->targets[i];
+        struct restored_pin key = {.target = ct->name}, *x;
+        struct cm_state_entry *e;
+        struct cm_leaf_summary *p;
+        if (!ct->pin_tofu || !ct->name)
+            continue;
+        x = pr->n ? bsearch(&key, pr->v, pr->n, sizeof(*pr->v), cmp_restored_pin) : NULL;
+        e = cm_state_get(d->state, ct->name);
+        if (e && e->pin && e->pinned_at >= pr->started - 2)
+            continue;
+        if (!x) {
+            if (e && e->pin) {
+                cm_leaf_summary_clear(e->pin);
+                free(e->pin);
+                e->pin = NULL;
+                dropped++;
+                cm_log_info("target",
+                            "target=%s pin removed from the database: the next leaf "
+                            "seen is pinned",
+                            ct->name);
+            }
+            continue;
+        }
+        if ((!e && !(e = cm_state_put(d->state, ct->name, ct->name))) ||
+            !(p = malloc(sizeof(*p)))) {
+            cm_log_error("state", "target=%s out of memory restoring its pin", ct->name);
+            continue;
+        }
+        if (e->pin)
+            cm_leaf_summary_clear(e->pin);
+        free(e->pin);
+        *p = x->pin;
+        memset(&x->pin, 0, sizeof(x->pin));
+        e->pin = p;
+        e->pinned_at = x->pinned_at;
+        used++;
+    }
+    for (size_t i = 0; i < pr->n; i++) {
+        if (pr->v[i].pin.sha256)
+            cm_leaf_summary_clear(&pr->v[i].pin);
+        free(pr->v[i].target);
+    }
+    if (!d->stopping)
+        d->pins_ready = true;
+    cm_log_debug("state", "file=%s pins=%zu restored dropped=%zu", pr->path, used, dropped);
+    free(pr->v);
+    free(pr->path);
+    free(pr);
+}
+
+/* Reads the pins of the database (at start: first leaves wait for them; at a reload they do
+ * not, the pins in memory are current but for an operator's deletion). */
+static void restore_pins(struct daemon *d, bool at_start)
+{
+    struct pin_restore *pr;
+
+    if (!d->store || !d->state_path)
+        return;
+    if (!(pr = calloc(1, sizeof(*pr))) || !(pr->path = strdup(d->state_path))) {
+        free(pr);
+        cm_log_error("state", "out of memory restoring the pins");
+        return;
+    }
+    if (at_start)
+        d->pins_ready = false;
+    pr->d = d;
+    pr->started = (int64_t)time(NULL);
+    pr->work.data = pr;
+    if (uv_queue_work(d->loop, &pr->work, pin_restore_work, pin_restore_done) < 0) {
+        free(pr->path);
+        free(pr);
+        d->pins_ready = true;
     }
 }
 
@@ -1575,6 +1960,8 @@ static void load_state(struct daemon *d)
     char err[600];
     size_t n;
 
+    d->pins_ready = true; /* until a database has pins (and leaves) to read */
+    d->leaves_ready = true;
     if (!d->state_path) {
         cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
         return;
@@ -1586,6 +1973,7 @@ static void load_state(struct daemon *d)
         return;
     }
     restore_leaves(d);
+    restore_pins(d, true);
     cm_state_entries(d->state, &n);
     cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
 }

@@ -117,6 +117,27 @@ static void prepare_file_anchors(struct cm_gen *g)
     }
 }
 
+/* Loads the system trust store into g->tls when an endpoint target has a ca_file of its own,
+ * so that the probe can tell whether its chain also leads to the system store (the public /
+ * private trust flip of cert.changed). Without it such chains count as not public. */
+static void prepare_public_check(struct cm_gen *g)
+{
+    const struct cm_tls_profile system_store = {NULL, NULL, NULL};
+    char err[300];
+
+    for (size_t i = 0; i < g->cfg->target_count; i++) {
+        const struct cm_config_target *ct = &g->cfg->targets[i];
+        if (ct->kind != CM_TARGET_ENDPOINT || !ct->ca_file)
+            continue;
+        if (cm_tls_ctx_load(g->tls, &system_store, err, sizeof(err)) < 0)
+            cm_log_info("config",
+                        "no system trust store: chains of targets with a ca_file "
+                        "count as private: %s",
+                        err);
+        return;
+    }
+}
+
 struct cm_gen *cm_gen_build(const char *path, struct cm_config_errors *errs, int *rc)
 {
     struct cm_gen *g = calloc(1, sizeof(*g));
@@ -131,6 +152,7 @@ struct cm_gen *cm_gen_build(const char *path, struct cm_config_errors *errs, int
         return NULL;
     }
     prepare_file_anchors(g);
+    prepare_public_check(g);
     return g;
 }
 

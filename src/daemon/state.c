@@ -113,6 +113,10 @@ static void entry_free(struct cm_state_entry *e)
         cm_leaf_summary_clear(e->leaf);
     free(e->leaf);
     cm_change_free(e->change);
+    if (e->pin)
+        cm_leaf_summary_clear(e->pin);
+    free(e->pin);
+    cm_deploy_free(e->deploy);
     free(e);
 }
 

@@ -23,7 +23,7 @@
 enum kind { K_NONE, K_SQLITE, K_OTHER };
 static enum kind sniff(const char *path, int *err);
 
-enum op_kind { OP_PUT, OP_DELETE, OP_DELETE_ALL, OP_SEEN, OP_PRUNE };
+enum op_kind { OP_PUT, OP_DELETE, OP_DELETE_ALL, OP_SEEN, OP_PRUNE, OP_PIN, OP_UNPIN };
 
 /* One queued change: a copy of an entry's fields (strings owned; report a shared reference). */
 struct op {
@@ -41,6 +41,9 @@ struct op {
     const char *key_type; /* static (x509.h) */
     unsigned key_bits;
     int64_t not_before, not_after;
+    const char *trust; /* OP_SEEN: cm_leaf_trust_name, or NULL when unknown (static) */
+    /* OP_PIN: the pin's own strings (name is the target, last_probe when it was pinned). */
+    char *spki_sha256, *pin_key_type;
 };
 
 struct queue {
@@ -52,6 +55,7 @@ struct cm_store {
     char *path;
     sqlite3 *db; /* the writer thread's once started */
     sqlite3_stmt *upsert, *del, *del_all, *seen, *prune;
+    sqlite3_stmt *pin, *unpin; /* of the pins table (schema 3) */
     uv_thread_t thread;
     bool started;
     uv_async_t async; /* the writer's reports back to the loop */
@@ -93,6 +97,8 @@ static void op_clear(struct op *o)
     free(o->issuer);
     free(o->sans);
     free(o->chain);
+    free(o->spki_sha256);
+    free(o->pin_key_type);
     cm_state_report_unref(o->report);
     memset(o, 0, sizeof(*o));
 }
@@ -107,45 +113,70 @@ static void queue_clear(struct queue *q)
 
 /* ---- SQL ---- */
 
-static const char SCHEMA[] = "CREATE TABLE IF NOT EXISTS targets ("
-                             " id INTEGER PRIMARY KEY,"
-                             " name TEXT NOT NULL UNIQUE,"
-                             " owner TEXT NOT NULL,"
-                             " status TEXT,"
-                             " last_probe INTEGER NOT NULL DEFAULT 0,"
-                             " last_success INTEGER NOT NULL DEFAULT 0,"
-                             " status_since INTEGER NOT NULL DEFAULT 0,"
-                             " failures INTEGER NOT NULL DEFAULT 0,"
-                             " seen TEXT,"
-                             " posture_at INTEGER NOT NULL DEFAULT 0,"
-                             " posture TEXT,"
-                             " report TEXT);"
-                             "CREATE TABLE IF NOT EXISTS history ("
-                             " target TEXT NOT NULL,"
-                             " sha256 TEXT NOT NULL,"
-                             " first_seen INTEGER NOT NULL,"
-                             " last_seen INTEGER NOT NULL,"
-                             " subject TEXT NOT NULL,"
-                             " sans TEXT NOT NULL,"
-                             " issuer TEXT NOT NULL,"
-                             " key_type TEXT NOT NULL,"
-                             " key_bits INTEGER NOT NULL,"
-                             " not_before INTEGER NOT NULL,"
-                             " not_after INTEGER NOT NULL,"
-                             " chain TEXT NOT NULL,"
-                             " PRIMARY KEY (target, sha256));"
-                             "CREATE INDEX IF NOT EXISTS history_last_seen ON history (last_seen);";
+/* Schema 3: the leaves pinned on first use (pin = "tofu"), one row per target. */
+#define PINS_SCHEMA                                                                                \
+    "CREATE TABLE IF NOT EXISTS pins ("                                                            \
+    " target TEXT PRIMARY KEY,"                                                                    \
+    " sha256 TEXT NOT NULL,"                                                                       \
+    " spki_sha256 TEXT NOT NULL,"                                                                  \
+    " subject TEXT NOT NULL,"                                                                      \
+    " sans TEXT NOT NULL,"                                                                         \
+    " issuer TEXT NOT NULL,"                                                                       \
+    " key_type TEXT NOT NULL,"                                                                     \
+    " key_bits INTEGER NOT NULL,"                                                                  \
+    " not_after INTEGER NOT NULL,"                                                                 \
+    " pinned_at INTEGER NOT NULL);"
+
+static const char PIN_UPSERT[] =
+    "INSERT INTO pins (target, sha256, spki_sha256, subject, sans, issuer, key_type, key_bits,"
+    " not_after, pinned_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (target)"
+    " DO UPDATE SET sha256 = excluded.sha256, spki_sha256 = excluded.spki_sha256, subject ="
+    " excluded.subject, sans = excluded.sans, issuer = excluded.issuer, key_type ="
+    " excluded.key_type, key_bits = excluded.key_bits, not_after = excluded.not_after,"
+    " pinned_at = excluded.pinned_at";
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS targets ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " owner TEXT NOT NULL,"
+    " status TEXT,"
+    " last_probe INTEGER NOT NULL DEFAULT 0,"
+    " last_success INTEGER NOT NULL DEFAULT 0,"
+    " status_since INTEGER NOT NULL DEFAULT 0,"
+    " failures INTEGER NOT NULL DEFAULT 0,"
+    " seen TEXT,"
+    " posture_at INTEGER NOT NULL DEFAULT 0,"
+    " posture TEXT,"
+    " report TEXT);"
+    "CREATE TABLE IF NOT EXISTS history ("
+    " target TEXT NOT NULL,"
+    " sha256 TEXT NOT NULL,"
+    " first_seen INTEGER NOT NULL,"
+    " last_seen INTEGER NOT NULL,"
+    " subject TEXT NOT NULL,"
+    " sans TEXT NOT NULL,"
+    " issuer TEXT NOT NULL,"
+    " key_type TEXT NOT NULL,"
+    " key_bits INTEGER NOT NULL,"
+    " not_before INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL,"
+    " chain TEXT NOT NULL,"
+    " trust TEXT,"
+    " PRIMARY KEY (target, sha256));"
+    "CREATE INDEX IF NOT EXISTS history_last_seen ON history (last_seen);" PINS_SCHEMA;
 
 /* A leaf seen again only moves last_seen (never back: a late write of an older result). */
 static const char SEEN[] =
     "INSERT INTO history (target, sha256, first_seen, last_seen, subject, sans, issuer,"
-    " key_type, key_bits, not_before, not_after, chain) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7,"
-    " ?8, ?9, ?10, ?11) ON CONFLICT (target, sha256) DO UPDATE SET last_seen ="
+    " key_type, key_bits, not_before, not_after, chain, trust) VALUES (?1, ?2, ?3, ?3, ?4, ?5,"
+    " ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (target, sha256) DO UPDATE SET last_seen ="
     " max(last_seen, excluded.last_seen)";
 
+/* %s: "trust", or "NULL" for a database of a schema before 4 (read before its upgrade). */
 static const char SELECT_HISTORY[] =
     "SELECT sha256, first_seen, last_seen, subject, sans, issuer, key_type, key_bits,"
-    " not_before, not_after, chain FROM history WHERE target = ?1"
+    " not_before, not_after, chain, %s FROM history WHERE target = ?1"
     " ORDER BY first_seen DESC, last_seen DESC";
 
 /* The rowid stays when a row is updated: a target keeps its place in the table, and targets
@@ -245,16 +276,21 @@ static int open_db(const char *path, bool readonly, sqlite3 **db, char *err, siz
                    path)) != SQLITE_OK)
         goto fail;
     if (ver < CM_STORE_SCHEMA) {
-        /* Version 0 (new) gets every table, version 1 the history table; the targets table
-         * of version 1 is unchanged. */
-        char sql[sizeof(SCHEMA) + 128];
+        /* Version 0 (new) gets every table, version 1 the history and pins tables, version 2
+         * the pins table and the history's trust column, version 3 that column; the tables of
+         * earlier versions are otherwise unchanged. */
+        char sql[sizeof(SCHEMA) + 256];
         if (ver > 0)
-            cm_log_info("state", "file=%s schema %lld upgraded to %d (certificate history)",
-                        path, (long long)ver, CM_STORE_SCHEMA);
+            cm_log_info("state", "file=%s schema %lld upgraded to %d (%s)", path, (long long)ver,
+                        CM_STORE_SCHEMA,
+                        ver < 2   ? "certificate history, pins"
+                        : ver < 3 ? "pins, trust in the history"
+                                  : "trust in the history");
         snprintf(sql, sizeof(sql),
-                 "BEGIN; %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
+                 "BEGIN; %s %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
                  " COMMIT;",
-                 SCHEMA, APP_ID, CM_STORE_SCHEMA);
+                 ver >= 2 ? "ALTER TABLE history ADD COLUMN trust TEXT;" : "", SCHEMA, APP_ID,
+                 CM_STORE_SCHEMA);
         if ((rc = exec(*db, sql, err, errlen, path)) != SQLITE_OK)
             goto fail;
     }
@@ -311,6 +347,36 @@ static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, char *er
     return rc;
 }
 
+static int bind_text(sqlite3_stmt *s, int i, const char *t);
+
+static int prepare_pins(struct cm_store *st)
+{
+    int rc = sqlite3_prepare_v3(st->db, PIN_UPSERT, -1, SQLITE_PREPARE_PERSISTENT, &st->pin, NULL);
+
+    return rc ? rc
+              : sqlite3_prepare_v3(st->db, "DELETE FROM pins WHERE target = ?1", -1,
+                                   SQLITE_PREPARE_PERSISTENT, &st->unpin, NULL);
+}
+
+/* The statement of a pins op, bound. Returns SQLITE_OK or the binding's error. */
+static int bind_pin_op(struct cm_store *st, const struct op *o, sqlite3_stmt **out)
+{
+    sqlite3_stmt *s = o->kind == OP_PIN ? st->pin : st->unpin;
+    int rc;
+
+    *out = s;
+    if ((rc = bind_text(s, 1, o->name)) || o->kind == OP_UNPIN)
+        return rc;
+    if ((rc = bind_text(s, 2, o->sha256)) || (rc = bind_text(s, 3, o->spki_sha256)) ||
+        (rc = bind_text(s, 4, o->subject)) || (rc = bind_text(s, 5, o->sans)) ||
+        (rc = bind_text(s, 6, o->issuer)) || (rc = bind_text(s, 7, o->pin_key_type)) ||
+        (rc = sqlite3_bind_int64(s, 8, o->key_bits)) ||
+        (rc = sqlite3_bind_int64(s, 9, o->not_after)) ||
+        (rc = sqlite3_bind_int64(s, 10, o->last_probe)))
+        return rc;
+    return SQLITE_OK;
+}
+
 static int prepare_writes(struct cm_store *st, char *err, size_t errlen)
 {
     if (sqlite3_prepare_v3(st->db, UPSERT, -1, SQLITE_PREPARE_PERSISTENT, &st->upsert, NULL) ||
@@ -320,7 +386,8 @@ static int prepare_writes(struct cm_store *st, char *err, size_t errlen)
                            &st->del_all, NULL) ||
         sqlite3_prepare_v3(st->db, SEEN, -1, SQLITE_PREPARE_PERSISTENT, &st->seen, NULL) ||
         sqlite3_prepare_v3(st->db, "DELETE FROM history WHERE last_seen < ?1", -1,
-                           SQLITE_PREPARE_PERSISTENT, &st->prune, NULL))
+                           SQLITE_PREPARE_PERSISTENT, &st->prune, NULL) ||
+        prepare_pins(st))
         return failf(err, errlen, CM_ESTATE, "%s: %s", st->path, sqlite3_errmsg(st->db));
     return 0;
 }
@@ -359,12 +426,18 @@ static int apply_op(struct cm_store *st, const struct op *o)
             (rc = bind_text(s, 5, o->sans)) || (rc = bind_text(s, 6, o->issuer)) ||
             (rc = bind_text(s, 7, o->key_type)) || (rc = sqlite3_bind_int64(s, 8, o->key_bits)) ||
             (rc = sqlite3_bind_int64(s, 9, o->not_before)) ||
-            (rc = sqlite3_bind_int64(s, 10, o->not_after)) || (rc = bind_text(s, 11, o->chain)))
+            (rc = sqlite3_bind_int64(s, 10, o->not_after)) || (rc = bind_text(s, 11, o->chain)) ||
+            (rc = bind_text(s, 12, o->trust)))
             return rc;
         break;
     case OP_PRUNE:
         s = st->prune;
         if ((rc = sqlite3_bind_int64(s, 1, o->last_probe)))
+            return rc;
+        break;
+    case OP_PIN:
+    case OP_UNPIN:
+        if ((rc = bind_pin_op(st, o, &s)))
             return rc;
         break;
     default:
@@ -402,7 +475,9 @@ static void close_db(struct cm_store *st)
     sqlite3_finalize(st->del_all);
     sqlite3_finalize(st->seen);
     sqlite3_finalize(st->prune);
-    st->upsert = st->del = st->del_all = st->seen = st->prune = NULL;
+    sqlite3_finalize(st->pin);
+    sqlite3_finalize(st->unpin);
+    st->upsert = st->del = st->del_all = st->seen = st->prune = st->pin = st->unpin = NULL;
     /* The last connection's close checkpoints the WAL into the file and removes it. */
     sqlite3_close(st->db);
     st->db = NULL;
@@ -604,12 +679,20 @@ static char *join(char *const *v, size_t n, const char *sep)
 int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
                   time_t now)
 {
+    return cm_store_seen_as(st, name, chain, CM_TRUST_UNKNOWN, now);
+}
+
+int cm_store_seen_as(struct cm_store *st, const char *name, const struct cm_chain *chain,
+                     enum cm_leaf_trust trust, time_t now)
+{
     const struct cm_cert *leaf;
     struct op o = {.kind = OP_SEEN, .last_probe = now};
     char **shas;
 
     if (!chain || chain->count == 0 || !chain->certs[0].sha256)
         return 0;
+    if (trust != CM_TRUST_UNKNOWN)
+        o.trust = cm_leaf_trust_name(trust);
     leaf = &chain->certs[0];
     if (!(shas = calloc(chain->count, sizeof(*shas))))
         return -ENOMEM;
@@ -629,6 +712,75 @@ int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *
         return -ENOMEM;
     }
     return enqueue(st, &o);
+}
+
+int cm_store_pin(struct cm_store *st, const char *name, const struct cm_leaf_summary *pin,
+                 time_t at)
+{
+    struct op o = {
+        .kind = OP_PIN, .last_probe = at, .key_bits = pin->key_bits, .not_after = pin->not_after};
+
+    if (!(o.name = strdup(name)) || !(o.sha256 = strdup(pin->sha256)) ||
+        !(o.spki_sha256 = strdup(pin->spki_sha256 ? pin->spki_sha256 : "")) ||
+        !(o.subject = strdup(pin->subject)) || !(o.sans = strdup(pin->sans)) ||
+        !(o.issuer = strdup(pin->issuer)) || !(o.pin_key_type = strdup(pin->key_type))) {
+        op_clear(&o);
+        return -ENOMEM;
+    }
+    return enqueue(st, &o);
+}
+
+int cm_store_unpin(struct cm_store *st, const char *name)
+{
+    struct op o = {.kind = OP_UNPIN, .name = strdup(name)};
+
+    if (!o.name)
+        return -ENOMEM;
+    return enqueue(st, &o);
+}
+
+int cm_store_pins(const char *path,
+                  void (*fn)(void *arg, const char *target, const struct cm_leaf_summary *pin,
+                             int64_t pinned_at),
+                  void *arg, char *err, size_t errlen)
+{
+    static const char SQL[] = "SELECT target, sha256, spki_sha256, subject, sans, issuer,"
+                              " key_type, key_bits, not_after, pinned_at FROM pins";
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db;
+    int serr, rc;
+    int64_t ver;
+
+    if (sniff(path, &serr) != K_SQLITE)
+        return 0;
+    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
+        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    ver = pragma_int(db, "PRAGMA user_version", &rc);
+    if (rc != SQLITE_OK || ver < 3 || sqlite3_prepare_v2(db, SQL, -1, &s, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return 0; /* no pins before schema 3 */
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(s, 0);
+        const char *spki = (const char *)sqlite3_column_text(s, 2);
+        struct cm_leaf_summary p = {
+            .sha256 = (char *)sqlite3_column_text(s, 1),
+            .spki_sha256 = spki && *spki ? (char *)spki : NULL,
+            .subject = (char *)sqlite3_column_text(s, 3),
+            .sans = (char *)sqlite3_column_text(s, 4),
+            .issuer = (char *)sqlite3_column_text(s, 5),
+            .key_type = (char *)sqlite3_column_text(s, 6),
+            .key_bits = (unsigned)sqlite3_column_int64(s, 7),
+            .not_after = sqlite3_column_int64(s, 8),
+        };
+        if (t && p.sha256 && p.subject && p.sans && p.issuer && p.key_type)
+            fn(arg, t, &p, sqlite3_column_int64(s, 9));
+    }
+    if (rc != SQLITE_DONE)
+        failf(err, errlen, 0, "cannot read the pins of %s: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return rc == SQLITE_DONE ? 0 : CM_ESTATE;
 }
 
 int cm_store_prune(struct cm_store *st, time_t cutoff)
@@ -697,13 +849,14 @@ json_t *cm_history_json(const struct cm_history_row *rows, size_t n)
 
     for (size_t i = 0; a && i < n; i++) {
         const struct cm_history_row *r = &rows[i];
-        json_t *o = json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}",
-                              "sha256", str_json(r->sha256), "first_seen", time_json(r->first_seen),
-                              "last_seen", time_json(r->last_seen), "subject",
-                              str_json(r->subject), "issuer", str_json(r->issuer), "sans",
-                              split_json(r->sans, ", "), "key_type", str_json(r->key_type), "key_bits", (json_int_t)r->key_bits,
-                              "not_before", time_json(r->not_before), "not_after",
-                              time_json(r->not_after), "chain", split_json(r->chain, " "));
+        json_t *o = json_pack(
+            "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "sha256",
+            str_json(r->sha256), "first_seen", time_json(r->first_seen), "last_seen",
+            time_json(r->last_seen), "subject", str_json(r->subject), "issuer", str_json(r->issuer),
+            "sans", split_json(r->sans, ", "), "key_type", str_json(r->key_type), "key_bits",
+            (json_int_t)r->key_bits, "not_before", time_json(r->not_before), "not_after",
+            time_json(r->not_after), "chain", split_json(r->chain, " "), "trust",
+            r->trust == CM_TRUST_UNKNOWN ? json_null() : json_string(cm_leaf_trust_name(r->trust)));
         if (!o || json_array_append_new(a, o) < 0) {
             json_decref(a);
             return NULL;
@@ -718,19 +871,21 @@ int cm_store_latest(const char *path,
 {
     /* SQLite gives the bare columns of the row that holds max(first_seen). */
     static const char SQL[] = "SELECT target, sha256, subject, sans, issuer, key_type, key_bits,"
-                              " not_before, not_after, chain, last_seen, max(first_seen)"
+                              " not_before, not_after, chain, last_seen, max(first_seen), %s"
                               " FROM history GROUP BY target";
     sqlite3_stmt *s = NULL;
     sqlite3 *db;
     int serr, rc;
     int64_t ver;
+    char sql[sizeof(SQL) + 8];
 
     if (sniff(path, &serr) != K_SQLITE)
         return 0;
     if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
         return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
     ver = pragma_int(db, "PRAGMA user_version", &rc);
-    if (rc != SQLITE_OK || ver < 2 || sqlite3_prepare_v2(db, SQL, -1, &s, NULL) != SQLITE_OK) {
+    snprintf(sql, sizeof(sql), SQL, ver < 4 ? "NULL" : "trust");
+    if (rc != SQLITE_OK || ver < 2 || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return 0;
     }
@@ -748,6 +903,7 @@ int cm_store_latest(const char *path,
             .chain = (char *)sqlite3_column_text(s, 9),
             .last_seen = sqlite3_column_int64(s, 10),
             .first_seen = sqlite3_column_int64(s, 11),
+            .trust = cm_leaf_trust_parse((const char *)sqlite3_column_text(s, 12)),
         };
         if (t && r.sha256 && r.subject && r.sans && r.issuer && r.key_type && r.chain)
             fn(arg, t, &r);
@@ -788,6 +944,7 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
     sqlite3 *db;
     int serr, rc;
     int64_t ver;
+    char sql[sizeof(SELECT_HISTORY) + 8];
 
     *rows = NULL;
     *n = 0;
@@ -810,7 +967,8 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
         sqlite3_close(db);
         return 0; /* schema 1: no history yet */
     }
-    if (rc != SQLITE_OK || (rc = sqlite3_prepare_v2(db, SELECT_HISTORY, -1, &s, NULL)) ||
+    snprintf(sql, sizeof(sql), SELECT_HISTORY, ver < 4 ? "NULL" : "trust");
+    if (rc != SQLITE_OK || (rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL)) ||
         (rc = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC))) {
         failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(db));
         goto fail;
@@ -833,6 +991,7 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
         r->key_bits = (unsigned)sqlite3_column_int64(s, 7);
         r->not_before = sqlite3_column_int64(s, 8);
         r->not_after = sqlite3_column_int64(s, 9);
+        r->trust = cm_leaf_trust_parse((const char *)sqlite3_column_text(s, 11));
         if (!(r->sha256 = col_dup(s, 0)) || !(r->subject = col_dup(s, 3)) ||
             !(r->sans = col_dup(s, 4)) || !(r->issuer = col_dup(s, 5)) ||
             !(r->key_type = col_dup(s, 6)) || !(r->chain = col_dup(s, 10)))

@@ -1068,7 +1068,6 @@ static void serve_history(struct cm_web *web, struct cm_httpd_req *req, const ch
                           size_t len)
 {
     const struct cm_config *cfg = status(web).gen->cfg;
-    const struct cm_config_target *ct;
     struct history_job *j;
     char *n = strndup(name, len);
 
@@ -1076,7 +1075,8 @@ static void serve_history(struct cm_web *web, struct cm_httpd_req *req, const ch
         text(req, 500, "out of memory\n");
         return;
     }
-    if (!(ct = cm_config_find(cfg, n))) {
+    /* A configured target, or a file a file entry found (its state entry). */
+    if (!cm_config_find(cfg, n) && !cm_state_get(status(web).state, n)) {
         free(n);
         text(req, 404, "no such target\n");
         return;

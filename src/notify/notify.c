@@ -95,6 +95,7 @@ struct cm_notify {
     void (*on_change)(void *);
     void *on_change_arg;
     size_t closing; /* notifiers whose handles are still closing after cm_notify_close */
+    const char *resolve_note; /* during cm_notify_observe_renewed only: its note */
 };
 
 /* ---- Small helpers ---- */
@@ -286,10 +287,38 @@ static void arm_tick(struct notifier *nt)
 
 /* ---- Grouping ---- */
 
+/* The expiry alerts of the leaf, which a renewal resolves. */
+static bool is_leaf_expiry(const struct cm_alert_event *ev)
+{
+    return ev->position <= 0 &&
+           (!strcmp(ev->id, "cert.expired") || !strncmp(ev->id, "cert.expiring", 13));
+}
+
+/* A RESOLVED event that a renewal caused, its message led by the renewal's note: "renewed,
+ * now valid until ...; was: <the last message>". Returns the message (malloc'd) or NULL. */
+static char *renewed_message(const struct cm_notify *n, const struct cm_alert_event *ev)
+{
+    char *m;
+
+    if (!n || !n->resolve_note || ev->kind != CM_ALERT_RESOLVED || !is_leaf_expiry(ev))
+        return NULL;
+    if (asprintf(&m, "%s; was: %s", n->resolve_note, ev->message ? ev->message : "") < 0)
+        return NULL;
+    return m;
+}
+
 static void emit(const struct cm_alert_event *ev, void *arg)
 {
     struct notifier *nt = arg;
     struct cm_notice *no;
+    char *renewed = renewed_message(nt->owner, ev);
+    struct cm_alert_event rev;
+
+    if (renewed) {
+        rev = *ev;
+        rev.message = renewed;
+        ev = &rev;
+    }
 
     nt->changed = true;
     if (nt->group_n == nt->group_cap) {
@@ -305,10 +334,12 @@ static void emit(const struct cm_alert_event *ev, void *arg)
     if (nt->group_n == 0)
         nt->group_due = uv_now(nt->deliver.loop) + nt->cfg->group_wait_ms;
     nt->group[nt->group_n++] = no;
+    free(renewed);
     return;
 oom:
     cm_log_error(SUB, "notifier=%s target=%s finding=%s event=%s lost: out of memory", nt->name,
                  ev->target, ev->id, cm_alert_kind_name(ev->kind));
+    free(renewed);
 }
 
 /* Turns the group buffer into one message per queue. On ENOMEM the buffer stays (retried at
@@ -1030,6 +1061,67 @@ void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_
     }
     free(items);
     free(fs);
+    if (changed)
+        notify_changed(n);
+}
+
+void cm_notify_observe_renewed(struct cm_notify *n, const char *target,
+                               const struct cm_labels *labels, const struct cm_findings *f,
+                               const int64_t *first_seen, int64_t now, const char *note)
+{
+    if (!n)
+        return;
+    n->resolve_note = note;
+    cm_notify_observe(n, target, labels, f, first_seen, now);
+    n->resolve_note = NULL;
+}
+
+/* Whether notifier c takes a notice of id for a target with labels: its match and, when it
+ * lists findings, that list (min_severity is for findings, not for events asked for). */
+static bool wants_event(const struct cm_config_notifier *c, const struct cm_labels *labels,
+                        const char *id)
+{
+    if (!labels_match(labels, &c->match))
+        return false;
+    for (size_t j = 0; j < c->finding_count; j++)
+        if (!strcmp(c->findings[j], id))
+            return true;
+    return c->finding_count == 0;
+}
+
+void cm_notify_event(struct cm_notify *n, const char *target, const struct cm_labels *labels,
+                     const char *id, const char *message, int64_t now)
+{
+    struct cm_alert_event ev = {
+        .kind = CM_ALERT_FIRING,
+        .target = target,
+        .id = id,
+        .position = 0,
+        .severity = CM_SEV_INFO,
+        .previous = CM_SEV_INFO,
+        .message = message,
+        .started_at = now,
+        .fired_at = now,
+        .at = now,
+    };
+    bool changed = false;
+
+    if (!n || !target || !id)
+        return;
+    tlabels_set(n, target, labels);
+    for (size_t i = 0; i < n->nt_count; i++) {
+        struct notifier *nt = n->nts[i];
+        size_t bg = nt->group_n;
+        if (!wants_event(nt->cfg, labels, id))
+            continue;
+        emit(&ev, nt);
+        if (nt->group_n != bg)
+            arm_deliver(nt);
+        if (nt->changed) {
+            nt->changed = false;
+            changed = true;
+        }
+    }
     if (changed)
         notify_changed(n);
 }

@@ -41,6 +41,8 @@ void cm_probe_result_free(struct cm_probe_result *res)
     cm_revocation_free(res->revocation);
     cm_change_free(res->change);
     cm_file_info_clear(&res->file);
+    cm_pin_miss_free(res->pin_miss);
+    cm_deploy_free(res->deploy);
     free(res);
 }
 
@@ -76,6 +78,41 @@ const char *cm_key_status_name(enum cm_key_status s)
     static const char *const names[] = {NULL, "match", "mismatch", "unreadable"};
 
     return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : NULL;
+}
+
+void cm_deploy_free(struct cm_deploy *d)
+{
+    if (!d)
+        return;
+    free(d->path);
+    free(d->error);
+    cm_cert_clear(&d->cert);
+    free(d);
+}
+
+struct cm_deploy *cm_deploy_copy(const struct cm_deploy *d)
+{
+    struct cm_deploy *n = calloc(1, sizeof(*n));
+
+    if (!n)
+        return NULL;
+    n->newer_since = d->newer_since;
+    n->grace_s = d->grace_s;
+    if (!(n->path = strdup(d->path)) || (d->error && !(n->error = strdup(d->error))) ||
+        (!d->error && cm_cert_copy(&n->cert, &d->cert) < 0)) {
+        cm_deploy_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void cm_pin_miss_free(struct cm_pin_miss *p)
+{
+    if (!p)
+        return;
+    free(p->sha256);
+    free(p->spki_sha256);
+    free(p);
 }
 
 void cm_change_free(struct cm_change *c)

@@ -771,6 +771,47 @@ static void describe_dh(gnutls_session_t s, struct cm_tls_info *info)
 
 /* GnuTLS's certificate status bits as certmon's own (result.h), so that nothing above this
  * adapter sees a GnuTLS type. A bit certmon has no name for still makes the chain untrusted. */
+/* Whether the peer's chain leads to the system trust store (time aside: only "whom" counts
+ * here): with the system store's credentials that is the handshake's own verification; with
+ * a ca_file, the chain is verified once more against the system store's trust list, when the
+ * context has it loaded (the daemon loads it for that), else it is not known and counts as
+ * not public. */
+static bool chains_to_system(struct cm_tls_ctx *ctx, const struct cred_entry *e,
+                             const gnutls_datum_t *peers, unsigned n, unsigned status)
+{
+    const unsigned timing = GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED;
+    const struct cm_tls_profile system_store = {NULL, NULL, NULL};
+    const struct cred_entry *sys;
+    gnutls_x509_trust_list_t tl = NULL;
+    gnutls_x509_crt_t crts[16];
+    unsigned k = 0, vstatus = 0;
+    int rc = -1;
+
+    if (!e->ca_file)
+        return (status & ~timing) == 0;
+    if (!(sys = cred_find(ctx, &system_store)))
+        return false;
+    gnutls_certificate_get_trust_list(sys->cred, &tl);
+    if (!tl)
+        return false;
+    for (; k < n && k < sizeof(crts) / sizeof(crts[0]); k++) {
+        if (gnutls_x509_crt_init(&crts[k]) < 0)
+            break;
+        if (gnutls_x509_crt_import(crts[k], &peers[k], GNUTLS_X509_FMT_DER) < 0) {
+            gnutls_x509_crt_deinit(crts[k]);
+            break;
+        }
+    }
+    if (k == n || k == sizeof(crts) / sizeof(crts[0]))
+        rc = gnutls_x509_trust_list_verify_crt2(tl, crts, k, NULL, 0,
+                                                GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                                                    GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+                                                &vstatus, NULL);
+    while (k > 0)
+        gnutls_x509_crt_deinit(crts[--k]);
+    return rc >= 0 && vstatus == 0;
+}
+
 static unsigned verify_flags(unsigned status)
 {
     static const struct {
@@ -870,6 +911,7 @@ int cm_tls_conn_describe(struct cm_tls_conn *c, const char *verify_name, bool ch
         info->verify.done = true;
         info->verify.status = verify_flags(status);
         info->verify.trusted = status == 0;
+        info->verify.public_chain = chains_to_system(c->ctx, c->cred, peers, n, status);
         info->verify.hostname_match = match;
     }
     return 0;

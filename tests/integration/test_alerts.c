@@ -101,7 +101,7 @@ static void test_fire_retry_resolve_restart(void)
     n = wait_requests(rx, 2, 15);
     EXPECT_INT(n, 2);
     usleep((useconds_t)(3000000 * CERTMON_SLOWDOWN)); /* and nothing more while it lasts */
-    r = requests(rx);
+    r = cm_th_rx_requests(rx);
     EXPECT_INT(json_array_size(r), 2);
     EXPECT_STR(cm_json_str(r, "0.answer"), "500");
     EXPECT_STR(cm_json_str(r, "1.answer"), "200");
@@ -143,7 +143,7 @@ static void test_fire_retry_resolve_restart(void)
     CU_ASSERT_FATAL(pid_tls > 0);
     n = wait_requests(rx, 3, 15);
     EXPECT_INT(n, 3);
-    r = requests(rx);
+    r = cm_th_rx_requests(rx);
     body = json_loads(cm_json_str(r, "2.body") ? cm_json_str(r, "2.body") : "", 0, NULL);
     EXPECT_STR(cm_json_str(body, "alerts.0.status"), "resolved");
     EXPECT_STR(cm_json_str(body, "alerts.0.finding"), "chain.self_signed");
@@ -169,7 +169,7 @@ static void test_fire_retry_resolve_restart(void)
     n = wait_requests(rx, 4, 20);
     EXPECT_INT(n, 4);
     usleep((useconds_t)(3000000 * CERTMON_SLOWDOWN));
-    r = requests(rx);
+    r = cm_th_rx_requests(rx);
     EXPECT_INT(json_array_size(r), 4); /* once: the restart re-sends nothing else */
     body = json_loads(cm_json_str(r, "3.body") ? cm_json_str(r, "3.body") : "", 0, NULL);
     EXPECT_STR(cm_json_str(body, "alerts.0.status"), "firing");
@@ -209,7 +209,7 @@ static void test_notify_test_command(void)
     free(out);
     EXPECT_INT(cm_th_run(none, &out, 30, NULL), 1);
     free(out);
-    json_t *r = requests(rx);
+    json_t *r = cm_th_rx_requests(rx);
     EXPECT_INT(json_array_size(r), 2);
     CU_ASSERT_PTR_NOT_NULL(strstr(cm_json_str(r, "0.body") ? cm_json_str(r, "0.body") : "",
                                   "certmon notify-test"));

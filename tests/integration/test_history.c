@@ -29,7 +29,9 @@ static void remove_tree(const char *path)
 }
 
 /* A CA, and leaves signed by it: v1 (hist.test, 30 days), v2 (the same names, 60 days: a
- * renewal), v3 (hist.test and other.test, 90 days: a material change). */
+ * renewal), v3 (hist.test and other.test, 90 days: a material change), all with leaf.key;
+ * with key2.key: v4 (hist.test, 120 days: a renewal with a new key); with key3.key: rogue.pem
+ * (hist.test, self-signed: another issuer). */
 static int suite_init(void)
 {
     char cmd[4096], *out = NULL;
@@ -51,7 +53,14 @@ static int suite_init(void)
              "extendedKeyUsage=serverAuth\\n' \"$san\" > ext$n; "
              "  openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
              "-days $days -extfile ext$n -out leaf$n.pem 2>/dev/null; "
-             "done",
+             "done; "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hist.test "
+             "-keyout key2.key -out leaf4.csr 2>/dev/null; "
+             "openssl x509 -req -in leaf4.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 120 "
+             "-extfile ext1 -out leaf4.pem 2>/dev/null; "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout key3.key -subj /CN=hist.test -days 200 "
+             "-addext subjectAltName=DNS:hist.test -out rogue.pem 2>/dev/null",
              dir);
     char *argv[] = {"/bin/sh", "-c", cmd, NULL};
     int rc = cm_th_run(argv, &out, 60, NULL);
@@ -65,7 +74,8 @@ static int suite_cleanup(void)
     return 0;
 }
 
-static pid_t s_server(int port, const char *cert)
+/* openssl s_server on 127.0.0.1:port with cert and key from the suite's directory. */
+static pid_t s_server_key(int port, const char *cert, const char *key)
 {
     char accept[64], c[512], k[512];
     char *argv[] = {"openssl", "s_server", "-accept", accept, "-cert", c, "-key", k,
@@ -74,13 +84,18 @@ static pid_t s_server(int port, const char *cert)
 
     snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
     snprintf(c, sizeof(c), "%s/%s", dir, cert);
-    snprintf(k, sizeof(k), "%s/leaf.key", dir);
+    snprintf(k, sizeof(k), "%s/%s", dir, key);
     pid = cm_th_spawn(argv, NULL);
     if (pid > 0 && !cm_th_wait_port(port, 5000)) {
         cm_th_stop(pid);
         return -1;
     }
     return pid;
+}
+
+static pid_t s_server(int port, const char *cert)
+{
+    return s_server_key(port, cert, "leaf.key");
 }
 
 /* The SHA-256 of a certificate file, lowercase hex. */
@@ -173,6 +188,8 @@ static void test_renewal_and_change(void)
     EXPECT_STR(cm_json_str(json_array_get(rows, 0), "subject"), "CN=hist.test");
     EXPECT_STR(cm_json_str(json_array_get(rows, 0), "issuer"), "CN=History Test CA");
     EXPECT_STR(cm_json_str(json_array_get(rows, 0), "key_type"), "EC");
+    /* Verified against the target's ca_file alone: private. */
+    EXPECT_STR(cm_json_str(json_array_get(rows, 0), "trust"), "private");
     json_decref(rows);
 
     /* v2 on the same port: a renewal, logged and counted, no finding. */
@@ -353,7 +370,415 @@ static void test_pins(void)
     free(spki);
 }
 
+/* Waits until the report of target name from /api/v1/targets has (want) or lacks (!want)
+ * finding id; returns that report (the last one read when it never did), or NULL. */
+static json_t *wait_finding(int mport, const char *name, const char *id, bool want,
+                            double timeout_s)
+{
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
+    json_t *rep = NULL;
+
+    for (;;) {
+        json_decref(rep);
+        rep = named_report(mport, name);
+        if (rep && (cm_finding(rep, id, NULL, -1) != NULL) == want)
+            return rep;
+        if (cm_th_now() >= end)
+            return rep;
+        usleep(200000);
+    }
+}
+
+/* Runs a statement on the database with the sqlite3 shell (what the docs tell an operator to
+ * do). Returns its exit status. */
+static int sqlite(const char *db, const char *sql)
+{
+    char *argv[] = {"sqlite3", (char *)db, (char *)sql, NULL}, *out = NULL;
+    int rc = cm_th_run(argv, &out, 30, NULL);
+
+    free(out);
+    return rc;
+}
+
+/* pin = "tofu": the first leaf is pinned; the same key renewed and a renewal by the same issuer
+ * with a new key move the pin; another issuer is cert.pin_mismatch, also after a restart (the
+ * pin is in the database); deleting the pins row and reloading pins the next leaf. */
+static void test_tofu(void)
+{
+    const char *conf = cm_th_path(dir, "tofu.conf"), *log = cm_th_path(dir, "tofu.log"),
+               *db = cm_th_path(dir, "tofu.db");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char *fp4 = fingerprint("leaf4.pem"), *fpr = fingerprint("rogue.pem"), want[256];
+    int port = cm_th_free_port(), mport = cm_th_free_port();
+    pid_t srv, daemon;
+    json_t *rep, *f;
+
+    cm_th_write_config(conf,
+                       "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+                       "           retry_interval = \"1s\"; posture_interval = \"off\";\n"
+                       "           state_file = \"%s\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"tofu\";\n"
+                       "              sni = \"hist.test\"; ca_file = \"%s/ca.pem\";\n"
+                       "              pin = \"tofu\"; allow_self_signed = true; } );\n",
+                       db, mport, port, dir);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pinned on first use", 15 * CERTMON_SLOWDOWN));
+
+    /* The same key, renewed: the pin moves. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pin moved (same key)", 15 * CERTMON_SLOWDOWN));
+    /* A new key, by the same issuer, for the same names, later: the pin moves. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server_key(port, "leaf4.pem", "key2.key")) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pin moved (renewal by the same issuer)",
+                              15 * CERTMON_SLOWDOWN));
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", false, 10);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "cert.pin_mismatch", NULL, -1));
+    json_decref(rep);
+
+    /* Another issuer: critical, naming both fingerprints. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server_key(port, "rogue.pem", "key3.key")) > 0);
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", true, 15);
+    f = cm_finding(rep, "cert.pin_mismatch", "critical", 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    EXPECT_STR(cm_json_str(rep, "status"), "critical");
+    if (f) {
+        const char *msg = json_string_value(json_object_get(f, "message"));
+        snprintf(want, sizeof(want), "the leaf certificate (sha256 %s,", fpr);
+        CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+        snprintf(want, sizeof(want), "pinned on first use on ");
+        CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+        snprintf(want, sizeof(want), "(sha256 %s,", fp4);
+        CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    }
+    json_decref(rep);
+
+    /* The pin survives a restart: the rogue leaf is not pinned as a first leaf. */
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT(cm_th_wait_text(log, "started", 15 * CERTMON_SLOWDOWN));
+    sleep(2);
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", true, 15);
+    CU_ASSERT_PTR_NOT_NULL(cm_finding(rep, "cert.pin_mismatch", "critical", 0));
+    json_decref(rep);
+    {
+        char *t = cm_th_read_text(log);
+        CU_ASSERT_PTR_NULL(t ? strstr(t, "pinned on first use") : NULL);
+        free(t);
+    }
+
+    /* Re-pinning, as docs/daemon.md says: delete the row, reload. */
+    EXPECT_INT(sqlite(db, "DELETE FROM pins WHERE target = 'tofu'"), 0);
+    kill(daemon, SIGHUP);
+    CU_ASSERT(
+        cm_th_wait_text(log, "target=tofu pin removed from the database", 15 * CERTMON_SLOWDOWN));
+    CU_ASSERT(cm_th_wait_text(log, "target=tofu pinned on first use", 15 * CERTMON_SLOWDOWN));
+    rep = wait_finding(mport, "tofu", "cert.pin_mismatch", false, 15);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "cert.pin_mismatch", NULL, -1));
+    json_decref(rep);
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    free(fp4);
+    free(fpr);
+}
+
+/* The first alert of target with finding id (and that status) in any request the receiver
+ * got, or NULL; *body keeps the body it is in (decref it). */
+static json_t *rx_alert(const char *rx, const char *target, const char *id, const char *status,
+                        json_t **body)
+{
+    json_t *r = cm_th_rx_requests(rx), *req, *a, *found = NULL;
+    size_t i, k;
+
+    *body = NULL;
+    json_array_foreach(r, i, req)
+    {
+        json_t *b = json_loads(cm_json_str(req, "body") ? cm_json_str(req, "body") : "", 0, NULL);
+        json_array_foreach(json_object_get(b, "alerts"), k, a)
+        {
+            const char *t = cm_json_str(a, "target"), *f = cm_json_str(a, "finding"),
+                       *st = cm_json_str(a, "status");
+            if (!found && t && f && st && !strcmp(t, target) && !strcmp(f, id) &&
+                !strcmp(st, status)) {
+                found = a;
+                *body = json_incref(b);
+            }
+        }
+        json_decref(b);
+    }
+    json_decref(r);
+    return found;
+}
+
+/* Waits (at most timeout_s) for rx_alert to find one. */
+static json_t *wait_rx_alert(const char *rx, const char *target, const char *id, const char *status,
+                             json_t **body, double timeout_s)
+{
+    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
+    json_t *a;
+
+    while (!(a = rx_alert(rx, target, id, status, body)) && cm_th_now() < end)
+        usleep(200000);
+    return a;
+}
+
+/* A certificate's notAfter as RFC 3339 (UTC), as certmon prints it. */
+static char *not_after(const char *cert)
+{
+    char cmd[1024], *out = NULL;
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+
+    snprintf(cmd, sizeof(cmd),
+             "date -u -d \"$(openssl x509 -in '%s/%s' -noout -enddate | sed 's/.*=//')\" "
+             "+%%Y-%%m-%%dT%%H:%%M:%%SZ | tr -d '\\n'",
+             dir, cert);
+    CU_ASSERT_EQUAL_FATAL(cm_th_run(argv, &out, 30, NULL), 0);
+    return out;
+}
+
+/* A renewal resolves the leaf's expiry alert, saying "renewed, now valid until ..."; with
+ * notify_renewals the renewal itself goes to the notifiers (cert.renewed, info), through the
+ * same receiver; a target without it sends no such notice. */
+static void test_renewal_notifications(void)
+{
+    const char *conf = cm_th_path(dir, "renew.conf"), *log = cm_th_path(dir, "renew.log"),
+               *rx = cm_th_path(dir, "renew-rx.jsonl");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char *fp2 = fingerprint("leaf2.pem"), *until = not_after("leaf2.pem"), want[512];
+    int port = cm_th_free_port(), rport = cm_th_free_port();
+    pid_t srv, daemon, prx;
+    json_t *a, *body;
+    const char *msg;
+
+    unlink(rx);
+    CU_ASSERT_FATAL((prx = cm_th_rx_start(rport, rx, "--responses", "200", NULL)) > 0);
+    /* leaf1 (30 days) is expiring under these thresholds, leaf2 (60 days) is not. */
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+        "           retry_interval = \"1s\"; posture_interval = \"off\";\n"
+        "           state_file = \"%s/renew.db\"; warn_days = 45;\n"
+        "           warn_lifetime_pct = 100; notify_renewals = false; };\n"
+        "targets = (\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"loud\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; notify_renewals = true; },\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"quiet\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; } );\n"
+        "notifiers = ( { name = \"hook\"; type = \"webhook\";\n"
+        "                url = \"http://127.0.0.1:%d/hook\"; group_wait = \"1s\"; } );\n",
+        dir, port, dir, port, dir, rport);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    a = wait_rx_alert(rx, "loud", "cert.expiring", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    json_decref(body);
+    a = wait_rx_alert(rx, "quiet", "cert.expiring", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    json_decref(body);
+
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
+    snprintf(want, sizeof(want), "renewed, now valid until %s; was: ", until);
+    a = wait_rx_alert(rx, "loud", "cert.expiring", "resolved", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    msg = cm_json_str(a, "message");
+    CU_ASSERT(msg && !strncmp(msg, want, strlen(want)));
+    json_decref(body);
+    a = wait_rx_alert(rx, "quiet", "cert.expiring", "resolved", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    msg = cm_json_str(a, "message");
+    CU_ASSERT(msg && !strncmp(msg, want, strlen(want)));
+    json_decref(body);
+
+    a = wait_rx_alert(rx, "loud", "cert.renewed", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    EXPECT_STR(cm_json_str(a, "severity"), "info");
+    snprintf(want, sizeof(want), "certificate of loud renewed: valid until %s, fingerprint %s",
+             until, fp2);
+    EXPECT_STR(cm_json_str(a, "message"), want);
+    json_decref(body);
+    /* Both renewals were seen; only one target asked for the notice. */
+    CU_ASSERT(cm_th_wait_text(log, "target=quiet certificate renewed", 5 * CERTMON_SLOWDOWN));
+    sleep(2);
+    CU_ASSERT_PTR_NULL(rx_alert(rx, "quiet", "cert.renewed", "firing", &body));
+    json_decref(body);
+
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    cm_th_stop(prx);
+    free(fp2);
+    free(until);
+}
+
+/* Puts the suite's certificate cert at path, atomically (a scan never reads half a file). */
+static void place(const char *cert, const char *path)
+{
+    char cmd[4096], *out = NULL;
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    int n = snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s.tmp' && mv '%s.tmp' '%s'", dir, cert,
+                     path, path, path);
+
+    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(cmd));
+    EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
+    free(out);
+}
+
+/* `certmon history --json` of any target name (a file's "file:PATH"). */
+static json_t *history_of(const char *conf, const char *name, int *rc)
+{
+    char *out = NULL;
+    char *argv[] = {
+        (char *)cm_th_certmon(), "history", "-c", (char *)conf, "--json", (char *)name, NULL};
+    json_t *j;
+
+    *rc = cm_th_run(argv, &out, 30, NULL);
+    j = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    return j;
+}
+
+/* File targets are followed like endpoints: a certificate file found by a glob gets history
+ * rows; replaced by a renewal it is a renewal event, by a certificate for other names it is
+ * cert.changed. */
+static void test_file_history(void)
+{
+    const char *conf = cm_th_path(dir, "files.conf"), *log = cm_th_path(dir, "files.log");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char fdir[512], file[600], name[620], want[800], *fp1 = fingerprint("leaf1.pem"),
+                                                     *fp3 = fingerprint("leaf3.pem");
+    int mport = cm_th_free_port(), rc = -1;
+    double end;
+    pid_t daemon;
+    json_t *rows = NULL, *rep;
+
+    snprintf(fdir, sizeof(fdir), "%s/certs", dir);
+    mkdir(fdir, 0700);
+    snprintf(file, sizeof(file), "%s/served.pem", fdir);
+    snprintf(name, sizeof(name), "file:%s", file);
+    place("leaf1.pem", file);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1s\"; startup_spread = \"0s\";\n"
+                       "           state_file = \"%s/files.db\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "files = ( { path = \"%s/*.pem\"; } );\n",
+                       dir, mport, fdir);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    end = cm_th_now() + 15 * CERTMON_SLOWDOWN;
+    do {
+        json_decref(rows);
+        usleep(300000);
+        rows = history_of(conf, name, &rc);
+    } while ((rc != 0 || json_array_size(rows) < 1) && cm_th_now() < end);
+    EXPECT_INT(rc, 0);
+    EXPECT_INT(json_array_size(rows), 1);
+    EXPECT_STR(cm_json_str(json_array_get(rows, 0), "sha256"), fp1);
+    CU_ASSERT(json_is_null(cm_json_get(json_array_get(rows, 0), "trust"))); /* not verified */
+    json_decref(rows);
+
+    place("leaf2.pem", file);
+    snprintf(want, sizeof(want), "target=%s certificate renewed, now valid until", name);
+    CU_ASSERT(cm_th_wait_text(log, want, 15 * CERTMON_SLOWDOWN));
+    place("leaf3.pem", file);
+    snprintf(want, sizeof(want), "target=%s certificate changed: SANs added: other.test", name);
+    CU_ASSERT(cm_th_wait_text(log, want, 15 * CERTMON_SLOWDOWN));
+    rep = wait_finding(mport, name, "cert.changed", true, 10);
+    CU_ASSERT_PTR_NOT_NULL(cm_finding(rep, "cert.changed", "warning", 0));
+    json_decref(rep);
+    /* The row is committed within the store's commit delay after the log line. */
+    rows = NULL;
+    end = cm_th_now() + 5 * CERTMON_SLOWDOWN;
+    do {
+        json_decref(rows);
+        rows = history_of(conf, name, &rc);
+    } while (json_array_size(rows) < 3 && cm_th_now() < end && usleep(100000) == 0);
+    EXPECT_INT(json_array_size(rows), 3);
+    EXPECT_STR(cm_json_str(json_array_get(rows, 0), "sha256"), fp3);
+    json_decref(rows);
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    free(fp1);
+    free(fp3);
+}
+
+/* expect_file: the file holds a renewal the server does not serve yet: deploy.stale once
+ * deploy_grace has passed, naming both certificates; served, it clears. A missing file is
+ * deploy.file_unreadable, and the daemon goes on. */
+static void test_expect_file(void)
+{
+    const char *conf = cm_th_path(dir, "deploy.conf"), *log = cm_th_path(dir, "deploy.log"),
+               *file = cm_th_path(dir, "deploy.pem");
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+    char *fp1 = fingerprint("leaf1.pem"), *fp2 = fingerprint("leaf2.pem"), want[800];
+    int port = cm_th_free_port(), mport = cm_th_free_port();
+    pid_t srv, daemon;
+    json_t *rep, *f;
+    const char *msg;
+
+    place("leaf2.pem", file);
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+        "           retry_interval = \"1s\"; posture_interval = \"off\"; };\n"
+        "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+        "targets = (\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"stale\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; expect_file = \"%s\"; deploy_grace = \"3s\"; },\n"
+        "  { host = \"127.0.0.1\"; port = %d; name = \"missing\"; sni = \"hist.test\";\n"
+        "    ca_file = \"%s/ca.pem\"; expect_file = \"%s/nosuch.pem\"; } );\n",
+        mport, port, dir, file, port, dir, dir);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
+    unlink(log);
+    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    /* Not before the grace: the first results after the read have no finding. */
+    rep = wait_finding(mport, "stale", "cert.expired", false, 10);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "deploy.stale", NULL, -1));
+    json_decref(rep);
+    rep = wait_finding(mport, "stale", "deploy.stale", true, 15);
+    f = cm_finding(rep, "deploy.stale", "warning", 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    msg = f ? json_string_value(json_object_get(f, "message")) : NULL;
+    snprintf(want, sizeof(want), "(%s holds sha256 %s, valid until ", file, fp2);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    snprintf(want, sizeof(want), "but the server still serves sha256 %s, valid until ", fp1);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, "renewed on disk on ") : NULL);
+    EXPECT_STR(cm_json_str(rep, "status"), "warning");
+    json_decref(rep);
+
+    rep = wait_finding(mport, "missing", "deploy.file_unreadable", true, 15);
+    f = cm_finding(rep, "deploy.file_unreadable", "warning", 0);
+    CU_ASSERT_PTR_NOT_NULL(f);
+    msg = f ? json_string_value(json_object_get(f, "message")) : NULL;
+    snprintf(want, sizeof(want), "expect_file %s/nosuch.pem cannot be compared", dir);
+    CU_ASSERT_PTR_NOT_NULL(msg ? strstr(msg, want) : NULL);
+    json_decref(rep);
+
+    /* The server reloaded with the new certificate: the finding goes. */
+    cm_th_stop(srv);
+    CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
+    rep = wait_finding(mport, "stale", "deploy.stale", false, 15);
+    CU_ASSERT_PTR_NULL(cm_finding(rep, "deploy.stale", NULL, -1));
+    json_decref(rep);
+    EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
+    cm_th_stop(srv);
+    free(fp1);
+    free(fp2);
+}
+
 static CU_TestInfo tests[] = {
+    {"expect_file: deploy.stale after the grace, deploy.file_unreadable", test_expect_file},
+    {"file targets: history, renewal, cert.changed", test_file_history},
+    {"renewal: expiry alerts resolved as renewed, notify_renewals", test_renewal_notifications},
+    {"pin = tofu: pinned, moved by renewals, mismatch, restart, re-pin", test_tofu},
     {"pin_sha256: a pinned key, a pinned certificate", test_pins},
     {"renewal and material change; history through restarts", test_renewal_and_change},
     CU_TEST_INFO_NULL,

@@ -2415,6 +2415,9 @@ static void test_catalogue(void)
         {"key.unreadable", CM_SEV_WARNING},
         {"keystore.integrity_failed", CM_SEV_CRITICAL},
         {"keystore.unverified", CM_SEV_INFO},
+        {"deploy.stale", CM_SEV_WARNING},
+        {"deploy.file_unreadable", CM_SEV_WARNING},
+        {"cert.renewed", CM_SEV_INFO},
     };
 
     EXPECT_INT(cm_finding_catalogue_len, sizeof(want) / sizeof(want[0]));
@@ -3625,6 +3628,36 @@ static void test_change_classify(void)
         EXPECT_INT(cm_change_classify(&stored, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
         cm_leaf_summary_clear(&stored);
     }
+    /* Trust: public to private (or untrusted) and back is material; private to untrusted,
+     * or an unknown side, is not a flip. */
+    {
+        enum cm_leaf_trust was = old.trust, now = renewed.trust;
+        old.trust = CM_TRUST_PUBLIC;
+        renewed.trust = CM_TRUST_PRIVATE;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        EXPECT_STR(what, "trust: public -> private");
+        renewed.trust = CM_TRUST_UNTRUSTED;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        EXPECT_STR(what, "trust: public -> untrusted");
+        EXPECT_INT(cm_change_classify(&renewed, &old, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        old.trust = CM_TRUST_PRIVATE;
+        renewed.trust = CM_TRUST_PUBLIC;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        EXPECT_STR(what, "trust: private -> public");
+        EXPECT_INT(cm_change_classify(&old, &issuer, what, sizeof(what)), CM_CHANGE_MATERIAL);
+        renewed.trust = CM_TRUST_UNTRUSTED;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+        renewed.trust = CM_TRUST_PUBLIC;
+        old.trust = CM_TRUST_UNKNOWN;
+        EXPECT_INT(cm_change_classify(&old, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+        old.trust = was;
+        renewed.trust = now;
+    }
+    EXPECT_INT(cm_leaf_trust_parse("public"), CM_TRUST_PUBLIC);
+    EXPECT_INT(cm_leaf_trust_parse("private"), CM_TRUST_PRIVATE);
+    EXPECT_INT(cm_leaf_trust_parse("untrusted"), CM_TRUST_UNTRUSTED);
+    EXPECT_INT(cm_leaf_trust_parse("unknown"), CM_TRUST_UNKNOWN);
+    EXPECT_INT(cm_leaf_trust_parse(NULL), CM_TRUST_UNKNOWN);
     EXPECT_STR(cm_change_kind_name(CM_CHANGE_RENEWAL), "renewal");
     EXPECT_STR(cm_change_kind_name(CM_CHANGE_MATERIAL), "change");
 
@@ -3638,6 +3671,129 @@ static void test_change_classify(void)
     cm_leaf_summary_clear(&keytype);
     cm_leaf_summary_clear(&smaller);
     cm_leaf_summary_clear(&earlier);
+}
+
+/* pin = "tofu": the pinned leaf stays, the same key or a renewal by the same issuer moves the
+ * pin, anything else is a mismatch (also a renewal-looking leaf of another issuer). */
+static void test_pin_judge(void)
+{
+    struct cm_leaf_summary pin, same, rekeyed, renewed, reissued, other, copy;
+
+    summary(&pin, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY);
+    summary(&same, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY);
+    /* Another CA and other names, but the pinned key. */
+    summary(&rekeyed, "bb", "CN=b.example", "CN=CA 2", "b.example", "EC", 256, NOW + 10 * DAY);
+    summary(&renewed, "cc", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 90 * DAY);
+    summary(&reissued, "dd", "CN=a.example", "CN=CA 2", "a.example", "EC", 256, NOW + 90 * DAY);
+    summary(&other, "ee", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 10 * DAY);
+    pin.spki_sha256 = cm_tf_strdup("1111");
+    rekeyed.spki_sha256 = cm_tf_strdup("1111");
+    renewed.spki_sha256 = cm_tf_strdup("2222");
+    reissued.spki_sha256 = cm_tf_strdup("3333");
+
+    EXPECT_INT(cm_pin_judge(&pin, &same), CM_PIN_SAME);
+    EXPECT_INT(cm_pin_judge(&pin, &rekeyed), CM_PIN_MOVE_KEY);
+    EXPECT_INT(cm_pin_judge(&pin, &renewed), CM_PIN_MOVE_RENEWAL);
+    EXPECT_INT(cm_pin_judge(&pin, &reissued), CM_PIN_MISMATCH);
+    /* Not later: not a renewal; its key is unknown, so no key continuity either. */
+    EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
+    /* Unknown keys on both sides are not "the same key". */
+    free(pin.spki_sha256);
+    pin.spki_sha256 = NULL;
+    EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
+    /* A copy is alike, and its own. */
+    EXPECT_INT(cm_leaf_summary_copy(&renewed, &copy), 0);
+    EXPECT_STR(copy.spki_sha256, "2222");
+    EXPECT_INT(cm_pin_judge(&copy, &renewed), CM_PIN_SAME);
+    cm_leaf_summary_clear(&copy);
+
+    cm_leaf_summary_clear(&pin);
+    cm_leaf_summary_clear(&same);
+    cm_leaf_summary_clear(&rekeyed);
+    cm_leaf_summary_clear(&renewed);
+    cm_leaf_summary_clear(&reissued);
+    cm_leaf_summary_clear(&other);
+}
+
+/* The pin the daemon attaches raises cert.pin_mismatch with both fingerprints and the date. */
+static void test_tofu_mismatch(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f = {0};
+    const struct cm_finding *g;
+    struct cm_pin_miss *m = calloc(1, sizeof(*m));
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "cert.pin_mismatch", ANY_POS));
+    cm_findings_clear(&f);
+    m->pinned_at = 1767225600; /* 2026-01-01 */
+    m->sha256 = cm_tf_strdup("aa11");
+    m->spki_sha256 = cm_tf_strdup("");
+    r->pin_miss = m;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    g = find(&f, "cert.pin_mismatch", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    EXPECT_INT(g->severity, CM_SEV_CRITICAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, r->tls.chain.certs[0].sha256));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "pinned on first use on 2026-01-01T00:00:00Z "
+                                              "(sha256 aa11, public key sha256 unknown)"));
+    EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
+}
+
+/* expect_file: newer means another certificate, a shared name (any case), a later notAfter;
+ * deploy.stale only once the grace has passed; an unusable file is its own finding. */
+static void test_deploy(void)
+{
+    struct cm_probe_result *r = quiet();
+    struct cm_policy p = CM_POLICY_DEFAULT;
+    struct cm_findings f = {0};
+    const struct cm_finding *g;
+    struct cm_deploy *d = calloc(1, sizeof(*d));
+    struct cm_cert *leaf = &r->tls.chain.certs[0];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    cm_tf_fill_cert(&d->cert, "CN=example.com", "CN=CA", NOW - DAY, leaf->not_after + 60 * DAY,
+                    false);
+    free(d->cert.sha256);
+    d->cert.sha256 = cm_tf_strdup("ffff");
+    free(d->cert.sans[0]);
+    d->cert.sans[0] = cm_tf_strdup("EXAMPLE.com");
+    CU_ASSERT(cm_deploy_newer(leaf, &d->cert));
+    CU_ASSERT(!cm_deploy_newer(&d->cert, leaf)); /* older */
+    CU_ASSERT(!cm_deploy_newer(leaf, leaf));     /* the same */
+    free(d->cert.sans[0]);
+    d->cert.sans[0] = cm_tf_strdup("other.example");
+    CU_ASSERT(!cm_deploy_newer(leaf, &d->cert)); /* other names */
+
+    d->path = cm_tf_strdup("/etc/ssl/example.pem");
+    d->grace_s = 3600;
+    d->newer_since = NOW - 3599;
+    r->deploy = d;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "deploy.stale", ANY_POS));
+    cm_findings_clear(&f);
+    d->newer_since = NOW - 3600;
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    g = find(&f, "deploy.stale", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    EXPECT_INT(g->severity, CM_SEV_WARNING);
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, "renewed on disk on "));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(g->message, "(/etc/ssl/example.pem holds sha256 ffff, valid until"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(g->message, leaf->sha256));
+    cm_findings_clear(&f);
+    d->error = cm_tf_strdup("No such file\nor directory");
+    EXPECT_INT(cm_analyze(r, &p, NOW, &f), 0);
+    CU_ASSERT_PTR_NULL(find(&f, "deploy.stale", ANY_POS));
+    g = find(&f, "deploy.file_unreadable", 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_PTR_NULL(strchr(g->message, '\n')); /* escaped */
+    cm_findings_clear(&f);
+    cm_probe_result_free(r);
 }
 
 /* pin_sha256: the leaf's own SHA-256 or any sent key's SHA-256 satisfies it. */
@@ -3769,6 +3925,9 @@ static CU_TestInfo tests[] = {
     {"change: renewal or material change", test_change_classify},
     {"cert.changed", test_cert_changed},
     {"cert.pin_mismatch", test_pin_mismatch},
+    {"pin = tofu: the pin's steps", test_pin_judge},
+    {"pin = tofu: cert.pin_mismatch", test_tofu_mismatch},
+    {"expect_file: deploy.stale, deploy.file_unreadable", test_deploy},
     {"cert.purpose: extended key usage", test_purpose_eku},
     {"cert.purpose: key usage", test_purpose_key_usage},
     {"chain.ca_as_leaf", test_ca_as_leaf},

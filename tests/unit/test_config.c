@@ -1040,13 +1040,21 @@ static void test_ari(void)
 static void test_pins(void)
 {
     struct cm_config *cfg =
-        load_ok("global = { history_days = 30; change_window = \"2h\"; };\n"
+        load_ok("global = { history_days = 30; change_window = \"2h\"; notify_renewals = true; };\n"
                 "targets = (\n"
-                "  { host = \"a.example\"; pin_sha256 = [ \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", \"AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB\" ]; },\n"
-                "  { host = \"b.example\"; }\n"
+                "  { host = \"a.example\"; pin_sha256 = [ "
+                "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", "
+                "\"AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:"
+                "AB:AB:AB:AB:AB:AB\" ]; },\n"
+                "  { host = \"b.example\"; pin = \"tofu\"; notify_renewals = false; }\n"
                 ");\n");
 
     if (cfg) {
+        CU_ASSERT(!cfg->targets[0].pin_tofu);
+        CU_ASSERT(cfg->targets[1].pin_tofu);
+        CU_ASSERT(cfg->notify_renewals);
+        CU_ASSERT(cfg->targets[0].notify_renewals); /* from global */
+        CU_ASSERT(!cfg->targets[1].notify_renewals);
         EXPECT_INT(cfg->history_days, 30);
         EXPECT_INT(cfg->change_window_ms, 2 * 3600 * 1000);
         EXPECT_STR(cfg->targets[0].pins, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa abababababababababababababababababababababababababababababababab");
@@ -1057,6 +1065,8 @@ static void test_pins(void)
     }
     cfg = load_ok("targets = ( { host = \"a.example\"; } );\n");
     if (cfg) {
+        CU_ASSERT(!cfg->notify_renewals);
+        CU_ASSERT(!cfg->targets[0].notify_renewals);
         EXPECT_INT(cfg->history_days, 400);
         EXPECT_INT(cfg->change_window_ms, 24 * 3600 * 1000);
         cm_config_free(cfg);
@@ -1065,6 +1075,24 @@ static void test_pins(void)
                  "targets[0].pin_sha256[0]", "not a SHA-256");
     EXPECT_ERROR("targets = ( { host = \"a.example\"; pin_sha256 = [ ]; } );\n", 1,
                  "targets[0].pin_sha256", "empty list");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; pin = \"first\"; } );\n", 1, "targets[0].pin",
+                 "must be \"tofu\"");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; pin = \"tofu\";\n"
+                 "  pin_sha256 = [ "
+                 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" ]; } );\n",
+                 1, "targets[0].pin", "exclude each other");
+    EXPECT_ERROR("targets = ( { host = \"a.example\"; deploy_grace = \"2h\"; } );\n", 1,
+                 "targets[0].deploy_grace", "needs expect_file");
+    cfg = load_ok(
+        "targets = ( { host = \"a.example\"; expect_file = \"/nonexistent/a.pem\"; },\n"
+        "  { host = \"b.example\"; expect_file = \"b.pem\"; deploy_grace = \"10m\"; } );\n");
+    if (cfg) {
+        EXPECT_STR(cfg->targets[0].expect_file, "/nonexistent/a.pem"); /* a finding, later */
+        EXPECT_INT(cfg->targets[0].deploy_grace_ms, 3600 * 1000);
+        CU_ASSERT(cfg->targets[1].expect_file && cfg->targets[1].expect_file[0] == '/');
+        EXPECT_INT(cfg->targets[1].deploy_grace_ms, 600 * 1000);
+        cm_config_free(cfg);
+    }
     EXPECT_ERROR("global = { history_days = 0; };\n", 1, "global.history_days", "1");
     EXPECT_ERROR("global = { change_window = \"1s\"; };\n", 1, "global.change_window", "1m");
 }
@@ -1918,7 +1946,7 @@ static CU_TestInfo tests[] = {
     {"bad_durations", test_bad_durations},
     {"targets", test_targets},
     {"ari_url and acme_directory", test_ari},
-    {"pin_sha256, history_days, change_window", test_pins},
+    {"pin_sha256, pin = tofu, notify_renewals, history_days, change_window", test_pins},
     {"labels", test_labels},
     {"duplicates", test_duplicates},
     {"files_readable", test_files_readable},

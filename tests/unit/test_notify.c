@@ -487,6 +487,85 @@ static void test_filters(void)
     rx_stop(&rx);
 }
 
+/* A renewal: the leaf's expiry alert resolves with the note in front of its message (another
+ * alert resolving at the same time keeps its own); the renewal event goes to the notifiers
+ * whose match and findings take it, whatever their min_severity. */
+static void test_renewed_and_event(void)
+{
+    struct env e;
+    struct rx rx;
+    struct cm_config_notifier *c;
+    static const char *only[] = {"chain.untrusted"}, *renewed[] = {"cert.renewed"};
+    struct cm_findings none = {0};
+    json_t *log, *b;
+    size_t i, found = 0;
+
+    CU_ASSERT_FATAL(rx_start(&rx, "http_receiver.py", NULL));
+    env_init(&e);
+    c = add_notifier(&e, "all", CM_NOTIFIER_WEBHOOK, NULL);
+    c->url = url_of("http", rx.port, "/all");
+    c->min_severity = CM_SEV_CRITICAL;
+    c = add_notifier(&e, "only", CM_NOTIFIER_WEBHOOK, NULL);
+    c->url = url_of("http", rx.port, "/only");
+    c->findings = only;
+    c->finding_count = 1;
+    c = add_notifier(&e, "renewed", CM_NOTIFIER_WEBHOOK, NULL);
+    c->url = url_of("http", rx.port, "/renewed");
+    c->findings = renewed;
+    c->finding_count = 1;
+    c = add_notifier(&e, "dev", CM_NOTIFIER_WEBHOOK, NULL);
+    c->url = url_of("http", rx.port, "/dev");
+    c->match = (struct cm_labels){.keys = k_env, .values = v_dev, .count = 1};
+    c = add_notifier(&e, "warn", CM_NOTIFIER_WEBHOOK, NULL);
+    c->url = url_of("http", rx.port, "/warn");
+    env_start(&e);
+
+    observe(&e, "a.example:443", &prod, 2, &f_expiring, &f_untrusted);
+    CU_ASSERT(run_until(&e, "warn", SENT, 1, 5000));
+    cm_notify_observe_renewed(e.n, "a.example:443", &prod, &none, NULL, (int64_t)time(NULL),
+                              "renewed, now valid until 2027-03-01T00:00:00Z");
+    cm_notify_event(e.n, "a.example:443", &prod, "cert.renewed",
+                    "certificate of a.example:443 renewed", (int64_t)time(NULL));
+    CU_ASSERT(run_until(&e, "warn", SENT, 2, 5000));
+    CU_ASSERT(run_until(&e, "all", SENT, 2, 5000));
+    CU_ASSERT(run_until(&e, "renewed", SENT, 1, 5000));
+    run_for(&e, 300);
+    EXPECT_INT(counter(&e, "dev", SENT), 0);
+
+    log = rx_log(&rx);
+    /* "warn" got the two alerts, then their resolution and the event in one message. */
+    EXPECT_INT(alerts_on(log, "/warn", NULL), 5);
+    for (i = 0; i < json_array_size(log); i++) {
+        if (strcmp(or_empty(cm_json_str(json_array_get(log, i), "path")), "/warn") != 0 ||
+            !(b = rx_body(log, i)))
+            continue;
+        if (json_array_size(cm_json_get(b, "alerts")) == 3) {
+            found++;
+            EXPECT_STR(cm_json_str(b, "alerts.0.status"), "resolved");
+            EXPECT_STR(cm_json_str(b, "alerts.0.finding"), "cert.expiring");
+            EXPECT_STR(cm_json_str(b, "alerts.0.message"),
+                       "renewed, now valid until 2027-03-01T00:00:00Z; was: expires in 5 days");
+            EXPECT_STR(cm_json_str(b, "alerts.1.finding"), "chain.untrusted");
+            EXPECT_STR(cm_json_str(b, "alerts.1.message"), "issuer not trusted");
+            EXPECT_STR(cm_json_str(b, "alerts.2.status"), "firing");
+            EXPECT_STR(cm_json_str(b, "alerts.2.finding"), "cert.renewed");
+            EXPECT_STR(cm_json_str(b, "alerts.2.severity"), "info");
+            EXPECT_STR(cm_json_str(b, "alerts.2.message"), "certificate of a.example:443 renewed");
+        }
+        json_decref(b);
+    }
+    EXPECT_INT(found, 1);
+    /* min_severity critical does not hold the event back; a findings list does, unless it
+     * names cert.renewed; a match that fails does. */
+    EXPECT_INT(alerts_on(log, "/all", "cert.renewed"), 1);
+    EXPECT_INT(alerts_on(log, "/only", "cert.renewed"), 0);
+    EXPECT_INT(alerts_on(log, "/renewed", NULL), 1);
+    EXPECT_INT(alerts_on(log, "/dev", NULL), 0);
+    json_decref(log);
+    env_finish(&e);
+    rx_stop(&rx);
+}
+
 static void test_persist_across_restart(void)
 {
     struct env e;
@@ -1048,6 +1127,7 @@ static CU_TestInfo tests[] = {
     {"429 Retry-After", test_retry_after},
     {"400 refused for good", test_refused_400},
     {"filters: severity, findings, match", test_filters},
+    {"renewal: resolved as renewed; the renewal event", test_renewed_and_event},
     {"persisted across a restart", test_persist_across_restart},
     {"load_json: max_age and malformed", test_load_json_max_age_and_malformed},
     {"email", test_email},

@@ -1988,7 +1988,7 @@ static void test_store_upgrade(void)
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
     EXPECT_INT(count_of(s), 1);
-    EXPECT_SQL(path, "PRAGMA user_version", "2");
+    EXPECT_SQL(path, "PRAGMA user_version", "4");
     history_chain(&a, "aaaa", NULL, NOW + 30 * 86400);
     EXPECT_INT(cm_store_seen(st, "web", &a, NOW), 0);
     store_close_ok(st);
@@ -1996,6 +1996,144 @@ static void test_store_upgrade(void)
     EXPECT_INT(n, 1);
     cm_history_free(rows, n);
     cm_chain_clear(&a);
+    cm_state_free(s);
+}
+
+/* What cm_store_pins hands over, as "target sha256 spki pinned_at;" lines. */
+static void collect_pin_text(void *arg, const char *target, const struct cm_leaf_summary *p,
+                             int64_t pinned_at)
+{
+    char *buf = arg;
+    size_t off = strlen(buf);
+
+    snprintf(buf + off, 1024 - off, "%s %s %s %s %s %u %lld;", target, p->sha256,
+             p->spki_sha256 ? p->spki_sha256 : "-", p->sans, p->key_type, p->key_bits,
+             (long long)pinned_at);
+}
+
+/* Pins (pin = "tofu"): written, replaced, removed, read back; a database of schema 2 has no
+ * pins table until a store opens it, and reads as none until then. */
+static void test_store_pins(void)
+{
+    const char *dir = fresh_dir("pins");
+    char path[600], err[600] = "", got[1024] = "";
+    struct cm_leaf_summary a, b;
+    struct cm_state *s;
+    struct cm_store *st;
+    sqlite3 *db;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    EXPECT_INT(cm_store_pins(path, collect_pin_text, got, err, sizeof(err)), 0); /* no file */
+    EXPECT_STR(got, "");
+    EXPECT_INT(cm_leaf_summary_from("aaaa", "CN=a", "CN=CA", "a.example, b.example", "EC", 256,
+                                    NOW + 86400, &a),
+               0);
+    EXPECT_INT(cm_leaf_summary_from("bbbb", "CN=a", "CN=CA", "a.example", "RSA", 2048,
+                                    NOW + 2 * 86400, &b),
+               0);
+    b.spki_sha256 = strdup("5555");
+    s = new_state();
+    st = store_open_ok(path, s, __LINE__);
+    EXPECT_INT(cm_store_pin(st, "web", &a, NOW), 0);
+    EXPECT_INT(cm_store_pin(st, "mail", &a, NOW), 0);
+    EXPECT_INT(cm_store_pin(st, "web", &b, NOW + 5), 0);
+    EXPECT_INT(cm_store_unpin(st, "mail"), 0);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    EXPECT_INT(cm_store_pins(path, collect_pin_text, got, err, sizeof(err)), 0);
+    EXPECT_STR(got, "web bbbb 5555 a.example RSA 2048 1800000005;");
+    store_close_ok(st);
+    cm_state_free(s);
+
+    /* Back to schema 2 by hand: the reader finds no pins, the next store brings the table. */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    EXPECT_INT(sqlite3_exec(db,
+                            "ALTER TABLE history DROP COLUMN trust; DROP TABLE pins;"
+                            " PRAGMA user_version = 2;",
+                            NULL, NULL, NULL),
+               SQLITE_OK);
+    sqlite3_close(db);
+    got[0] = '\0';
+    EXPECT_INT(cm_store_pins(path, collect_pin_text, got, err, sizeof(err)), 0);
+    EXPECT_STR(got, "");
+    s = new_state();
+    st = store_open_ok(path, s, __LINE__);
+    EXPECT_SQL(path, "PRAGMA user_version", "4");
+    EXPECT_SQL(path, "SELECT count(*) FROM pragma_table_info('history') WHERE name = 'trust'", "1");
+    EXPECT_INT(cm_store_pin(st, "web", &a, NOW), 0);
+    store_close_ok(st);
+    EXPECT_INT(cm_store_pins(path, collect_pin_text, got, err, sizeof(err)), 0);
+    EXPECT_STR(got, "web aaaa - a.example, b.example EC 256 1800000000;");
+    cm_state_free(s);
+    cm_leaf_summary_clear(&a);
+    cm_leaf_summary_clear(&b);
+}
+
+/* The trust of a leaf is kept with its history row (as first seen), read back by
+ * cm_store_history, cm_store_latest and the JSON; a database of schema 3 gets the column when
+ * a store opens it, and its rows read as unknown before and after. */
+static void latest_trust(void *arg, const char *target, const struct cm_history_row *row)
+{
+    (void)target;
+    *(enum cm_leaf_trust *)arg = row->trust;
+}
+
+static void test_store_trust(void)
+{
+    const char *dir = fresh_dir("trust");
+    char path[600], err[600] = "";
+    struct cm_history_row *rows = NULL;
+    struct cm_chain a = {0}, b = {0};
+    enum cm_leaf_trust latest = CM_TRUST_UNKNOWN;
+    struct cm_state *s = new_state();
+    struct cm_store *st;
+    json_t *j;
+    size_t n = 0;
+    sqlite3 *db;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, s, __LINE__);
+    history_chain(&a, "aaaa", NULL, NOW + 30 * 86400);
+    history_chain(&b, "bbbb", NULL, NOW + 60 * 86400);
+    EXPECT_INT(cm_store_seen_as(st, "web", &a, CM_TRUST_PRIVATE, NOW), 0);
+    EXPECT_INT(cm_store_seen_as(st, "web", &a, CM_TRUST_PUBLIC, NOW + 10), 0); /* as first seen */
+    EXPECT_INT(cm_store_seen_as(st, "web", &b, CM_TRUST_PUBLIC, NOW + 20), 0);
+    store_close_ok(st);
+    EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 2);
+    if (n == 2) {
+        EXPECT_INT(rows[0].trust, CM_TRUST_PUBLIC);
+        EXPECT_INT(rows[1].trust, CM_TRUST_PRIVATE);
+        j = cm_history_json(rows, n);
+        EXPECT_STR(cm_json_str(j, "0.trust"), "public");
+        EXPECT_STR(cm_json_str(j, "1.trust"), "private");
+        json_decref(j);
+    }
+    cm_history_free(rows, n);
+    EXPECT_INT(cm_store_latest(path, latest_trust, &latest, err, sizeof(err)), 0);
+    EXPECT_INT(latest, CM_TRUST_PUBLIC);
+
+    /* Back to schema 3: no column; read as unknown; upgraded by the next store. */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    EXPECT_INT(sqlite3_exec(db, "ALTER TABLE history DROP COLUMN trust; PRAGMA user_version = 3;",
+                            NULL, NULL, NULL),
+               SQLITE_OK);
+    sqlite3_close(db);
+    EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 2);
+    if (n == 2) {
+        EXPECT_INT(rows[0].trust, CM_TRUST_UNKNOWN);
+        j = cm_history_json(rows, n);
+        CU_ASSERT(json_is_null(cm_json_get(j, "0.trust")));
+        json_decref(j);
+    }
+    cm_history_free(rows, n);
+    EXPECT_INT(cm_store_latest(path, latest_trust, &latest, err, sizeof(err)), 0);
+    EXPECT_INT(latest, CM_TRUST_UNKNOWN);
+    st = store_open_ok(path, s, __LINE__);
+    EXPECT_SQL(path, "PRAGMA user_version", "4");
+    store_close_ok(st);
+    cm_chain_clear(&a);
+    cm_chain_clear(&b);
     cm_state_free(s);
 }
 
@@ -2021,6 +2159,8 @@ static CU_TestInfo tests[] = {
     {"store: rows both ways, read while writing, delete", test_store_round_trip},
     {"store: history rows, newest first, pruned", test_store_history},
     {"store: schema 1 upgraded to the history's", test_store_upgrade},
+    {"store: pins both ways; schema 2 upgraded", test_store_pins},
+    {"store: the trust of history rows; schema 3 upgraded", test_store_trust},
     {"store: committed within the commit delay", test_store_commit_delay},
     {"store: a JSON state is imported once", test_store_import_json},
     {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},

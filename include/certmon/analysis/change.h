@@ -4,10 +4,19 @@
 #ifndef CERTMON_CHANGE_H
 #define CERTMON_CHANGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "certmon/probe/x509.h"
+
+/* Whom a leaf's chain was trusted by, as far as the probe could tell. */
+enum cm_leaf_trust {
+    CM_TRUST_UNKNOWN = 0, /* not known (a history row of an earlier version, a file) */
+    CM_TRUST_PUBLIC,      /* the chain verifies against the system trust store */
+    CM_TRUST_PRIVATE,     /* only against the target's own ca_file */
+    CM_TRUST_UNTRUSTED,   /* against neither */
+};
 
 /* The parts of a leaf that tell a renewal from a material change; strings owned. */
 struct cm_leaf_summary {
@@ -18,14 +27,18 @@ struct cm_leaf_summary {
     char *key_type;
     unsigned key_bits;
     int64_t not_after;
+    char *spki_sha256;        /* SHA-256 of the public key (SPKI), or NULL when not known */
+    enum cm_leaf_trust trust; /* set by the caller, who knows how the chain verified */
 };
 
-/* Fills *out from a certificate (which needs sha256). Returns 0, or -ENOMEM / -EINVAL (no
- * sha256) with *out empty. */
+/* Fills *out from a certificate (which needs sha256; spki_sha256 is copied when the
+ * certificate has one), trust CM_TRUST_UNKNOWN. Returns 0, or -ENOMEM / -EINVAL (no sha256)
+ * with *out empty. */
 int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out);
 void cm_leaf_summary_clear(struct cm_leaf_summary *s);
 
-/* The same from stored parts (a history row: sans ", "-separated in any order). Returns 0 or
+/* The same from stored parts (a history row: sans ", "-separated in any order), without an
+ * SPKI and with trust CM_TRUST_UNKNOWN (the caller sets them when it has them). Returns 0 or
  * -ENOMEM with *out empty. */
 int cm_leaf_summary_from(const char *sha256, const char *subject, const char *issuer,
                          const char *sans, const char *key_type, unsigned key_bits,
@@ -34,12 +47,14 @@ int cm_leaf_summary_from(const char *sha256, const char *subject, const char *is
 enum cm_change_kind {
     CM_CHANGE_NONE,     /* the same leaf */
     CM_CHANGE_RENEWAL,  /* same subject, SANs, issuer name and key type, a key not smaller,
-                         * a later not_after */
+                         * a later not_after, and publicly trusted as before (or not) when
+                         * both trusts are known */
     CM_CHANGE_MATERIAL, /* anything else */
 };
 
 /* Classifies the step from old to cur. For a material change, what gets a short description
- * of every difference ("SANs added: b.example; issuer: CN=A -> CN=B"), cut to len; for a
+ * of every difference ("SANs added: b.example; issuer: CN=A -> CN=B; trust: public ->
+ * private"), cut to len; for a
  * renewal it is empty. The text holds certificate names: escape it where it is shown. */
 enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
                                        const struct cm_leaf_summary *cur, char *what,
@@ -47,5 +62,31 @@ enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
 
 /* "renewal" / "change" (the metrics' kind label) or "none". */
 const char *cm_change_kind_name(enum cm_change_kind k);
+
+/* "public", "private", "untrusted" or "unknown". */
+const char *cm_leaf_trust_name(enum cm_leaf_trust t);
+
+/* The trust a name of cm_leaf_trust_name stands for; CM_TRUST_UNKNOWN for NULL or any other
+ * text. */
+enum cm_leaf_trust cm_leaf_trust_parse(const char *name);
+
+/* pin = "tofu": what a served leaf does to the pin (the leaf pinned on first use). */
+enum cm_pin_step {
+    CM_PIN_SAME,         /* the pinned leaf itself */
+    CM_PIN_MOVE_KEY,     /* another leaf with the pinned public key: the pin moves to it */
+    CM_PIN_MOVE_RENEWAL, /* a renewal by the same issuer (cm_change_classify's rule): moves */
+    CM_PIN_MISMATCH,     /* anything else: cert.pin_mismatch, the pin stays */
+};
+
+/* Judges the served leaf cur against the pinned leaf pin. A key counts as the same only when
+ * both SPKI hashes are known. */
+enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm_leaf_summary *cur);
+
+/* expect_file: whether the file's certificate file is newer than the served leaf for the same
+ * names: another certificate, sharing at least one SAN with it, with a later not_after. */
+bool cm_deploy_newer(const struct cm_cert *served, const struct cm_cert *file);
+
+/* A deep copy of src into *out. Returns 0 or -ENOMEM with *out empty. */
+int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out);
 
 #endif

@@ -63,6 +63,12 @@ struct cm_config_target {
      * certificate or of a public key (SPKI) the server sends; NULL: no pinning. The policy's
      * pins point here. */
     char *pins;
+    bool pin_tofu; /* pin = "tofu": the daemon pins the first leaf it sees (never with pins) */
+    bool notify_renewals; /* a renewal of the leaf is sent to the notifiers (cert.renewed) */
+    /* expect_file: the certificate file the endpoint should serve (absolute), or NULL;
+     * deploy.stale once it has held a newer certificate for longer than deploy_grace_ms. */
+    char *expect_file;
+    uint64_t deploy_grace_ms; /* default 1h */
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */
@@ -177,6 +183,7 @@ struct cm_config {
     char *state_file;             /* absolute; NULL: state is not persisted */
     unsigned history_days;        /* certificate history rows kept this long; default 400 */
     uint64_t change_window_ms;    /* cert.changed stays this long after a change; default 24h */
+    bool notify_renewals;         /* default of the targets' notify_renewals; default false */
     struct cm_policy policy;      /* warn_days, crit_days, min_rsa_bits, min_ec_bits,
                                    * allow_self_signed, ignore, severity */
 

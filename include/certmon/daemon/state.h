@@ -58,6 +58,14 @@ struct cm_state_entry {
     int64_t leaf_written;
     struct cm_change *change;
     unsigned renewals, changes; /* leaf changes seen since the daemon started, by kind */
+    /* pin = "tofu": the pinned leaf (NULL: none yet) and when it was pinned or last moved.
+     * Owned by the entry; the store's pins table keeps it across restarts. */
+    struct cm_leaf_summary *pin;
+    int64_t pinned_at;
+    /* expect_file: the latest read of the file (NULL: none yet), and whether a read is under
+     * way. Owned by the entry. */
+    struct cm_deploy *deploy;
+    bool deploy_reading;
 };
 
 struct cm_state;

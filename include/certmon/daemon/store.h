@@ -14,8 +14,11 @@
  * Schema 2 adds the certificate history (table `history`): one row per distinct leaf a target
  * has served, keyed by (target, sha256), with first_seen, last_seen and the leaf's summary
  * (subject, sans, issuer, key_type, key_bits, not_before, not_after, chain: the SHA-256 of
- * every certificate the peer sent, leaf first, space-separated). A schema 1 file is upgraded
- * in place when the daemon opens it. */
+ * every certificate the peer sent, leaf first, space-separated). Schema 3 adds the pins of
+ * targets that pin on first use (table `pins`: target, sha256, spki_sha256, subject, sans,
+ * issuer, key_type, key_bits, not_after, pinned_at). Schema 4 adds the history's column
+ * trust (cm_leaf_trust_name: public, private, untrusted; NULL when not known). An older file
+ * is upgraded in place when the daemon opens it. */
 #ifndef CERTMON_STORE_H
 #define CERTMON_STORE_H
 
@@ -30,7 +33,7 @@
 #define CM_STORE_COMMIT_MS 250
 
 /* The schema version kept in PRAGMA user_version. */
-#define CM_STORE_SCHEMA 2
+#define CM_STORE_SCHEMA 4
 
 struct cm_store;
 
@@ -78,9 +81,30 @@ int cm_store_close(struct cm_store *st);
 int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
                   time_t now);
 
+/* The same, noting how the chain was trusted (CM_TRUST_UNKNOWN: NULL) in a new row. */
+int cm_store_seen_as(struct cm_store *st, const char *name, const struct cm_chain *chain,
+                     enum cm_leaf_trust trust, time_t now);
+
 /* Queues the removal of every history row last seen before cutoff (Unix seconds). Returns 0 or
  * -ENOMEM. */
 int cm_store_prune(struct cm_store *st, time_t cutoff);
+
+/* Queues "the pin of target name is now pin, since at" (pin = "tofu"): one upsert of its
+ * pins row. Returns 0 or -ENOMEM. */
+int cm_store_pin(struct cm_store *st, const char *name, const struct cm_leaf_summary *pin,
+                 time_t at);
+
+/* Queues the removal of the pin of target name. Returns 0 or -ENOMEM. */
+int cm_store_unpin(struct cm_store *st, const char *name);
+
+/* Calls fn with every pin of the database at path, read-only, on the calling thread (it
+ * blocks: the daemon calls it on the thread pool). The summary (its trust unknown, its
+ * spki_sha256 NULL when not known) is valid during the call. Returns 0 (also for a database
+ * without pins, or no database), or CM_ESTATE / a negative errno with a reason in err. */
+int cm_store_pins(const char *path,
+                  void (*fn)(void *arg, const char *target, const struct cm_leaf_summary *pin,
+                             int64_t pinned_at),
+                  void *arg, char *err, size_t errlen);
 
 /* One history row as read back; strings owned (cm_history_free). */
 struct cm_history_row {
@@ -92,6 +116,7 @@ struct cm_history_row {
     unsigned key_bits;
     int64_t not_before, not_after;
     char *chain; /* SHA-256 of each certificate sent, leaf first, space-separated */
+    enum cm_leaf_trust trust; /* as first seen; CM_TRUST_UNKNOWN for rows of schema < 4 */
 };
 
 /* Reads the history of target name from the database at path, read-only (also while a daemon
@@ -114,7 +139,8 @@ int cm_store_latest(const char *path,
 
 /* The rows as a JSON array, in their order: objects with sha256, first_seen, last_seen,
  * subject, issuer, sans (array), key_type, key_bits, not_before, not_after (times RFC 3339,
- * UTC) and chain (array of SHA-256). NULL when out of memory. */
+ * UTC), chain (array of SHA-256) and trust ("public", "private", "untrusted" or null). NULL
+ * when out of memory. */
 json_t *cm_history_json(const struct cm_history_row *rows, size_t n);
 
 /* Counters for logs and benchmarks (read on the loop). */

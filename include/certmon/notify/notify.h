@@ -45,6 +45,22 @@ int cm_notify_new(uv_loop_t *loop, struct cm_httpc *http, const struct cm_config
 void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_labels *labels,
                        const struct cm_findings *f, const int64_t *first_seen, int64_t now);
 
+/* As cm_notify_observe, for a result whose leaf is a renewal of the leaf served before: the
+ * alerts of the leaf's expiry it resolves (cert.expired, cert.expiring*) say so, their
+ * message being "NOTE; was: LAST MESSAGE" (note: "renewed, now valid until ..."). note is
+ * borrowed for the call. */
+void cm_notify_observe_renewed(struct cm_notify *n, const char *target,
+                               const struct cm_labels *labels, const struct cm_findings *f,
+                               const int64_t *first_seen, int64_t now, const char *note);
+
+/* An event rather than a problem (a renewal, with notify_renewals): one info notice (FIRING,
+ * position 0, kept in no alert table, so never repeated nor resolved) of id, which must be a
+ * catalogue id (the persisted queue keeps only those), to every notifier whose match, and
+ * findings list when it has one, let it through; min_severity does not apply, since the
+ * caller's option asked for it. Grouped, queued, retried and persisted like the alerts. */
+void cm_notify_event(struct cm_notify *n, const char *target, const struct cm_labels *labels,
+                     const char *id, const char *message, int64_t now);
+
 /* A target no longer configured: its fired alerts resolve. */
 void cm_notify_forget(struct cm_notify *n, const char *target, int64_t now);
 

@@ -49,6 +49,8 @@ struct cm_verify {
     bool done;           /* a certificate was received and verified */
     bool trusted;        /* chain leads to a trust anchor and every certificate is valid */
     bool hostname_match; /* the leaf matches the verified name */
+    bool public_chain;   /* the chain leads to the system trust store, time aside (with a
+                          * ca_file: when the context has the system store loaded too) */
     unsigned status;     /* CM_VERIFY_* bits (tlsio translates GnuTLS's status into them) */
 };
 
@@ -349,7 +351,44 @@ struct cm_probe_result {
                                        * daemon, which remembers the previous leaf. */
     struct cm_file_info file;         /* file targets: keystore format and integrity, and
                                        * the paired key (above); zero for endpoints */
+    struct cm_deploy *deploy;         /* below, owned; NULL unless the target names an
+                                       * expect_file and the daemon has read it. Set by the
+                                       * daemon. */
+    struct cm_pin_miss *pin_miss;     /* below, owned; NULL unless the target pins on first use
+                                       * (pin = "tofu") and the served leaf is neither the
+                                       * pinned one nor a renewal of it. Set by the daemon,
+                                       * which holds the pin. */
 };
+
+/* pin = "tofu": the leaf pinned on first use that the served leaf does not match, for the
+ * analyser (cert.pin_mismatch). Plain data; strings owned. */
+struct cm_pin_miss {
+    int64_t pinned_at; /* when it was pinned (or the pin last moved), Unix seconds */
+    char *sha256;      /* the pinned leaf's SHA-256 */
+    char *spki_sha256; /* its public key's SHA-256, or "" when not known */
+};
+
+/* Frees a pin record. NULL is a no-op. */
+void cm_pin_miss_free(struct cm_pin_miss *p);
+
+/* expect_file: what the certificate file that should be served holds, for the analyser
+ * (deploy.stale, deploy.file_unreadable). Plain data; strings owned. */
+struct cm_deploy {
+    char *path;          /* the expect_file */
+    char *error;         /* why it cannot be used (missing, unreadable, no certificate), or
+                          * NULL; then cert is empty */
+    struct cm_cert cert; /* its first certificate (without its encoding) */
+    int64_t newer_since; /* since when (Unix seconds) the file has held a newer certificate for
+                          * the served leaf's names than the served leaf (the daemon watches
+                          * it, cm_deploy_newer); 0: it does not */
+    int64_t grace_s;     /* deploy_grace: deploy.stale once newer_since is this old */
+};
+
+/* Frees a deploy record. NULL is a no-op. */
+void cm_deploy_free(struct cm_deploy *d);
+
+/* A deep copy of d, or NULL (out of memory). */
+struct cm_deploy *cm_deploy_copy(const struct cm_deploy *d);
 
 /* A material change of the served leaf, for the analyser (cert.changed): plain data, so
  * that the analysis needs no memory of earlier results. Strings owned. */
