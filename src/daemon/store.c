@@ -289,8 +289,14 @@ static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, char *er
             .seen = (const char *)sqlite3_column_text(st, 7),
             .posture_at = sqlite3_column_int64(st, 8),
             .posture = (const char *)sqlite3_column_text(st, 9),
-            .report = (const char *)sqlite3_column_text(st, 10),
         };
+        if (sqlite3_column_type(st, 10) == SQLITE_BLOB) {
+            row.report = sqlite3_column_blob(st, 10);
+            row.report_len = (size_t)sqlite3_column_bytes(st, 10);
+            row.report_packed = true;
+        } else {
+            row.report = (const char *)sqlite3_column_text(st, 10);
+        }
         char why[512];
         int r = cm_state_restore(s, &row, idx++, why, sizeof(why));
         if (r == -ENOMEM) {
@@ -330,6 +336,20 @@ static int bind_text(sqlite3_stmt *s, int i, const char *t)
     return t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
 }
 
+/* A packed report is a BLOB, a JSON text (imported, or kept from an older database) TEXT. */
+static int bind_report(sqlite3_stmt *s, int i, const char *report)
+{
+    size_t len;
+    bool packed;
+    const void *data;
+
+    if (!report)
+        return sqlite3_bind_null(s, i);
+    data = cm_state_report_data(report, &len, &packed);
+    return packed ? sqlite3_bind_blob64(s, i, data, len, SQLITE_STATIC)
+                  : sqlite3_bind_text64(s, i, data, len, SQLITE_STATIC, SQLITE_UTF8);
+}
+
 static int apply_op(struct cm_store *st, const struct op *o)
 {
     sqlite3_stmt *s;
@@ -344,7 +364,7 @@ static int apply_op(struct cm_store *st, const struct op *o)
             (rc = sqlite3_bind_int64(s, 6, o->status_since)) ||
             (rc = sqlite3_bind_int64(s, 7, o->failures)) || (rc = bind_text(s, 8, o->seen)) ||
             (rc = sqlite3_bind_int64(s, 9, o->posture_at)) || (rc = bind_text(s, 10, o->posture)) ||
-            (rc = bind_text(s, 11, o->report)))
+            (rc = bind_report(s, 11, o->report)))
             return rc;
         break;
     case OP_DELETE:

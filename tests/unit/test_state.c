@@ -129,13 +129,29 @@ static const char *rfc3339(int64_t t)
     return buf[k];
 }
 
+/* The entry's report as JSON text (unpacked when packed): valid until four more calls; NULL
+ * when it has none. */
+static const char *rtext(const struct cm_state_entry *e)
+{
+    static char *ring[4];
+    static unsigned k;
+    char *t = NULL;
+    size_t len;
+
+    CU_ASSERT_EQUAL_FATAL(cm_state_report_text(e->report, &t, &len), 0);
+    k = (k + 1) % 4;
+    free(ring[k]);
+    ring[k] = t;
+    return t;
+}
+
 static json_t *parse_report(const struct cm_state_entry *e)
 {
     json_error_t je;
     json_t *j;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(e->report);
-    j = json_loads(e->report, 0, &je);
+    j = json_loads(rtext(e), 0, &je);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     return j;
 }
@@ -457,7 +473,7 @@ static void test_record_first(void)
         EXPECT_STR(json_string_value(json_object_get(f, "first_seen")), rfc3339(NOW));
     CU_ASSERT_PTR_NOT_NULL(report_finding(rep, "cert.expiring", 0));
     /* Numbers stay short in the text (1.235 is not exact in binary). */
-    CU_ASSERT_PTR_NOT_NULL(strstr(e->report, "\"dns\":1.235,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rtext(e), "\"dns\":1.235,"));
     json_decref(rep);
 
     /* Without labels the report still has the key, empty. */
@@ -840,7 +856,7 @@ static void expect_same_entry(const struct cm_state_entry *a, const struct cm_st
     expect_int(b->has_status, a->has_status, "has_status", line);
     if (a->has_status)
         expect_int(b->status, a->status, "status", line);
-    expect_str(b->report, a->report, "report", line);
+    expect_str(rtext(b), rtext(a), "report", line);
     expect_int(b->seen_count, a->seen_count, "seen_count", line);
     for (size_t i = 0; i < a->seen_count && i < b->seen_count; i++) {
         /* Loaded ids are the catalogue's own strings. */
@@ -921,7 +937,7 @@ static void test_serialize_shape(void)
         if (e->report) {
             char *r = json_dumps(json_object_get(t, "report"),
                                  JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-            EXPECT_STR(r, e->report);
+            EXPECT_STR(r, rtext(e));
             free(r);
         } else {
             CU_ASSERT_PTR_NULL(json_object_get(t, "report"));
@@ -1338,28 +1354,44 @@ static void test_load_unknown_seen(void)
     cm_state_free(s);
 }
 
-/* Loads path with stderr (where log lines go) captured into log. */
-static struct cm_state *load_logged(const char *path, char *log, size_t loglen, unsigned line)
-{
-    const char *logpath = tmp_path("load.log");
-    int saved = dup(STDERR_FILENO), fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    struct cm_state *s;
-    FILE *fp;
-    size_t n = 0;
+/* stderr (where log lines go) captured into a file between capture_start and capture_end,
+ * which reads it into log. */
+static int capture_saved = -1;
 
-    CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
+static void capture_start(void)
+{
+    int fd = open(tmp_path("load.log"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    capture_saved = dup(STDERR_FILENO);
+    CU_ASSERT_FATAL(capture_saved >= 0 && fd >= 0);
     fflush(stderr);
     dup2(fd, STDERR_FILENO);
     close(fd);
-    s = load_ok(path, line);
+}
+
+static void capture_end(char *log, size_t loglen)
+{
+    FILE *fp;
+    size_t n = 0;
+
     fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    if ((fp = fopen(logpath, "r"))) {
+    dup2(capture_saved, STDERR_FILENO);
+    close(capture_saved);
+    if ((fp = fopen(tmp_path("load.log"), "r"))) {
         n = fread(log, 1, loglen - 1, fp);
         fclose(fp);
     }
     log[n] = '\0';
+}
+
+/* Loads path with stderr captured into log. */
+static struct cm_state *load_logged(const char *path, char *log, size_t loglen, unsigned line)
+{
+    struct cm_state *s;
+
+    capture_start();
+    s = load_ok(path, line);
+    capture_end(log, loglen);
     return s;
 }
 
@@ -1541,10 +1573,9 @@ static void test_store_round_trip(void)
                "SELECT status || ' ' || failures || ' ' || last_success FROM targets "
                "WHERE name = 'down.example.net:8443'",
                "critical 2 1799996400");
-    EXPECT_SQL(path,
-               "SELECT json_extract(report, '$.findings[0].id') FROM targets WHERE name = "
-               "'example.com:443'",
-               "cert.expiring");
+    /* The report is packed (base/pack.h): a BLOB, a fraction of its JSON text, which
+     * `certmon state export` shows (read_db above reads it back whole). */
+    EXPECT_SQL(path, "SELECT typeof(report) FROM targets WHERE name = 'example.com:443'", "blob");
     EXPECT_SQL(path, "SELECT owner FROM targets WHERE name = 'file:/etc/ssl/certs/a.pem'",
                "bundles");
     EXPECT_SQL(path, "PRAGMA integrity_check", "ok");
@@ -1818,6 +1849,56 @@ static void test_store_hand_edits(void)
     cm_state_free(s);
 }
 
+/* Reports are packed in memory and in the database; a packed report damaged by hand is
+ * dropped when checked (with a warning), never served; a JSON text report (a database of
+ * schema 2) is read as it is and packed once checked. */
+static void test_store_packed_reports(void)
+{
+    const char *dir = fresh_dir("packed");
+    char path[600], log[4096];
+    struct cm_state *s = sample_state(), *t = new_state();
+    struct cm_store *st;
+    struct cm_state_entry *e;
+    sqlite3 *db;
+    size_t len;
+    bool packed;
+    const char *json = "{\"target\":\"file:/etc/ssl/certs/a.pem\",\"status\":\"ok\"}";
+    char sql[512];
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    e = cm_state_get(s, "example.com:443");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    cm_state_report_data(e->report, &len, &packed);
+    CU_ASSERT_TRUE(packed);
+    CU_ASSERT(len * 3 < strlen(rtext(e)));
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    store_close_ok(st);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql),
+             "UPDATE targets SET report = substr(report, 1, 20) WHERE name = 'example.com:443';"
+             "UPDATE targets SET report = '%s' WHERE name = 'file:/etc/ssl/certs/a.pem';",
+             json);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    capture_start();
+    st = store_open_ok(path, t, __LINE__);
+    store_close_ok(st);
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    capture_end(log, sizeof(log));
+    CU_ASSERT_PTR_NULL(cm_state_get(t, "example.com:443")->report);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=example.com:443 field=report: not a JSON object"));
+    e = cm_state_get(t, "file:/etc/ssl/certs/a.pem");
+    EXPECT_STR(rtext(e), json);
+    cm_state_report_data(e->report, &len, &packed);
+    CU_ASSERT_TRUE(packed);
+    /* The others came back as they were put. */
+    EXPECT_STR(rtext(cm_state_get(t, "down.example.net:8443")),
+               rtext(cm_state_get(s, "down.example.net:8443")));
+    cm_state_free(t);
+    cm_state_free(s);
+}
+
 /* An entry removed before its report was checked moves another into its slot: that one is
  * still checked. */
 static void test_check_after_remove(void)
@@ -2025,6 +2106,7 @@ static CU_TestInfo tests[] = {
     {"store: a JSON state is imported once", test_store_import_json},
     {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},
     {"store: rows edited by hand; reports checked in slices", test_store_hand_edits},
+    {"store: reports packed; damaged ones dropped, JSON ones packed", test_store_packed_reports},
     {"store: a removal during the checks", test_check_after_remove},
     CU_TEST_INFO_NULL,
 };
