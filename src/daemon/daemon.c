@@ -243,9 +243,10 @@ static void flush_state_now(struct daemon *d)
         cm_store_get_stats(d->store, &stats);
         cm_state_entries(d->state, &n);
         if (cm_store_close(d->store) == 0)
-            cm_log_info("state", "file=%s entries=%zu rows_written=%llu commits=%llu closed",
+            cm_log_info("state",
+                        "file=%s entries=%zu rows_written=%llu commits=%llu folds=%llu closed",
                         d->state_path, n, (unsigned long long)stats.rows_written,
-                        (unsigned long long)stats.commits);
+                        (unsigned long long)stats.commits, (unsigned long long)stats.folds);
         d->store = NULL;
     }
 }

@@ -2,7 +2,8 @@
 """Fills a certmon state database with N targets t000001..tN for the scale benchmark: the
 report of the first row that has one (from a short real run) is copied to every target with
 its "target" member renamed, packed as certmon packs it (raw DEFLATE with the preset
-dictionary of src/base/pack_dict.inc) when the copied row was packed.
+dictionary of src/base/pack_dict.inc) when the copied row was packed; the first history row
+is copied to every target too (seen now), as a fleet that has run for a while has them.
 
 usage: fill_state.py DB N"""
 import ast
@@ -61,6 +62,14 @@ def main():
 
     with con:
         con.executemany(sql, rows())
+        h = con.execute("SELECT sha256, first_seen, subject, sans, issuer, key_type, key_bits,"
+                        " not_before, not_after, chain FROM history LIMIT 1").fetchone()
+        if h:
+            con.executemany("INSERT OR IGNORE INTO history (target, sha256, first_seen,"
+                            " last_seen, subject, sans, issuer, key_type, key_bits, not_before,"
+                            " not_after, chain) VALUES (?, ?, ?, strftime('%s'), ?, ?, ?, ?, ?,"
+                            " ?, ?, ?)",
+                            (("t%06d" % i,) + h for i in range(1, n + 1)))
     con.close()
 
 

@@ -1597,7 +1597,11 @@ static void test_store_round_trip(void)
     }
     store_close_ok(st);
     EXPECT_SQL(path, "SELECT count(*) FROM targets", "4");
-    EXPECT_SQL(path, "SELECT last_probe FROM targets WHERE name = 'example.com:443'", "1800002000");
+    /* The new result is in the log until a fold; the view `current` is what counts. */
+    EXPECT_SQL(path, "SELECT last_probe FROM targets WHERE name = 'example.com:443'", "1800000100");
+    EXPECT_SQL(path, "SELECT group_concat(name) FROM results_a", "example.com:443");
+    EXPECT_SQL(path, "SELECT last_probe FROM current WHERE name = 'example.com:443'", "1800002000");
+    EXPECT_SQL(path, "SELECT count(*) FROM current", "4");
     u = read_db(path, __LINE__);
     EXPECT_INT(count_of(u), 4);
     EXPECT_FIRST_SEEN(cm_state_get(u, "example.com:443"), "host.mismatch", 0, NOW + 100);
@@ -2069,7 +2073,9 @@ static void test_store_upgrade(void)
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
     EXPECT_INT(count_of(s), 1);
-    EXPECT_SQL(path, "PRAGMA user_version", "2");
+    EXPECT_SQL(path, "PRAGMA user_version", "3");
+    EXPECT_SQL(path, "SELECT (SELECT count(*) FROM results_a) + (SELECT count(*) FROM results_b)",
+               "0");
     history_chain(&a, "aaaa", NULL, NOW + 30 * 86400);
     EXPECT_INT(cm_store_seen(st, "web", &a, NOW), 0);
     store_close_ok(st);
@@ -2077,6 +2083,113 @@ static void test_store_upgrade(void)
     EXPECT_INT(n, 1);
     cm_history_free(rows, n);
     cm_chain_clear(&a);
+    cm_state_free(s);
+}
+
+/* A database of schema 2 (reports as JSON text, no log) is upgraded in place: its rows and
+ * their reports stay and load; a read-only reader before the upgrade reads it too. */
+static void test_store_upgrade_2(void)
+{
+    const char *dir = fresh_dir("upgrade2");
+    char path[600];
+    struct cm_state *s, *u;
+    struct cm_store *st;
+    sqlite3 *db;
+    const char *rep = "{\"target\":\"web\",\"status\":\"ok\"}";
+    char sql[2048];
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE targets (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
+             " UNIQUE, owner TEXT NOT NULL, status TEXT, last_probe INTEGER NOT NULL DEFAULT 0,"
+             " last_success INTEGER NOT NULL DEFAULT 0, status_since INTEGER NOT NULL DEFAULT 0,"
+             " failures INTEGER NOT NULL DEFAULT 0, seen TEXT, posture_at INTEGER NOT NULL"
+             " DEFAULT 0, posture TEXT, report TEXT);"
+             "INSERT INTO targets (name, owner, status, last_probe, seen, report) VALUES ('web',"
+             " 'web', 'ok', 1800000000, '[[\"cert.expiring\",0,1799990000]]', '%s');"
+             "PRAGMA application_id = 1668113506; PRAGMA user_version = 2;",
+             rep);
+    EXPECT_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    u = read_db(path, __LINE__);
+    EXPECT_INT(count_of(u), 1);
+    EXPECT_STR(rtext(cm_state_get(u, "web")), rep);
+    cm_state_free(u);
+
+    s = new_state();
+    st = store_open_ok(path, s, __LINE__);
+    store_close_ok(st);
+    EXPECT_SQL(path, "PRAGMA user_version", "3");
+    EXPECT_INT(count_of(s), 1);
+    EXPECT_INT(cm_state_get(s, "web")->last_probe, 1800000000);
+    EXPECT_INT(cm_state_get(s, "web")->seen_count, 1);
+    EXPECT_STR(rtext(cm_state_get(s, "web")), rep);
+    EXPECT_SQL(path, "SELECT typeof(report) FROM current", "text");
+    cm_state_free(s);
+}
+
+/* The results log: each put of a known target appends a row; once the log holds more rows
+ * than `targets` (and at least the threshold), the store folds it in steps after its
+ * commits: every target's row gets its newest result, the log keeps only what came after
+ * (and its newest row). At every moment a reader sees each target's newest result. */
+static void test_store_fold(void)
+{
+    const char *dir = fresh_dir("fold");
+    char path[600];
+    struct cm_state *s = sample_state(), *u;
+    struct cm_store *st;
+    struct cm_store_stats stats;
+    struct cm_state_entry *const *es;
+    size_t n;
+    bool changed;
+    enum cm_status old;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    cm_store_set_fold_min(st, 10);
+    put_all(st, s);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    /* New targets: rows of their own, no log rows. */
+    EXPECT_SQL(path, "SELECT (SELECT count(*) FROM results_a) + (SELECT count(*) FROM results_b)",
+               "0");
+    es = cm_state_entries(s, &n);
+    /* 60 rounds of results, a commit each: the log passes the threshold several times. */
+    for (int round = 1; round <= 60; round++) {
+        for (size_t i = 0; i < n; i++) {
+            es[i]->last_probe = NOW + round;
+            EXPECT_INT(cm_store_put(st, es[i]), 0);
+        }
+        EXPECT_INT(cm_store_sync(st, 5000), 0);
+        u = read_db(path, __LINE__);
+        EXPECT_INT(count_of(u), n);
+        for (size_t i = 0; i < n; i++)
+            if (cm_state_get(u, es[i]->name))
+                EXPECT_INT(cm_state_get(u, es[i]->name)->last_probe, NOW + round);
+        cm_state_free(u);
+    }
+    cm_store_get_stats(st, &stats);
+    CU_ASSERT(stats.folds >= 3);
+    EXPECT_INT(stats.failures, 0);
+    /* A removal and a return after folds: the old log rows of the name never come back. */
+    record(cm_state_get(s, "example.com:443"), mismatched(), NOW + 5000, &changed, &old);
+    EXPECT_INT(cm_store_delete(st, "example.com:443"), 0);
+    EXPECT_INT(cm_store_put(st, cm_state_get(s, "example.com:443")), 0);
+    store_close_ok(st);
+    EXPECT_SQL(path, "SELECT last_probe FROM current WHERE name = 'example.com:443'", "1800005000");
+    /* Folded: targets' rows are at most two folds behind, the log far shorter than 60 rounds
+     * (a fold starts at 10 rows, and the table it leaves fills while it runs). */
+    {
+        char *left = sql_text(path, "SELECT (SELECT count(*) FROM results_a) +"
+                                    " (SELECT count(*) FROM results_b)");
+        CU_ASSERT(left && atoi(left) <= 30);
+        free(left);
+    }
+    EXPECT_SQL(path, "SELECT min(last_probe) >= 1800000050 FROM targets", "1");
+    EXPECT_SQL(path, "PRAGMA integrity_check", "ok");
+    u = read_db(path, __LINE__);
+    expect_same_state(s, u, __LINE__);
+    cm_state_free(u);
     cm_state_free(s);
 }
 
@@ -2107,6 +2220,8 @@ static CU_TestInfo tests[] = {
     {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},
     {"store: rows edited by hand; reports checked in slices", test_store_hand_edits},
     {"store: reports packed; damaged ones dropped, JSON ones packed", test_store_packed_reports},
+    {"store: schema 2 upgraded in place (the results log)", test_store_upgrade_2},
+    {"store: the results log folded into the rows", test_store_fold},
     {"store: a removal during the checks", test_check_after_remove},
     CU_TEST_INFO_NULL,
 };
