@@ -131,8 +131,8 @@ for N in $SIZES; do
     echo
     echo "== $N targets (interval ${interval}s: ~100 results/s once spread; config $(wc -c <"$conf") bytes)"
     t0=$(now_ms)
-    "$CERTMON" config-check -c "$conf" >/dev/null
-    echo "[$N] config-check (whole process): $(($(now_ms) - t0)) ms"
+    cc_cpu=$( { /usr/bin/time -f "%U %S" "$CERTMON" config-check -c "$conf" >/dev/null; } 2>&1 | tail -1)
+    echo "[$N] config-check (whole process): $(($(now_ms) - t0)) ms wall, $(echo "$cc_cpu" | awk '{ printf "%d", ($1 + $2) * 1000 }') ms CPU"
 
     if [ "$N" -le 50000 ]; then
         # First run: an empty database filled by one round of everything due at once.
@@ -191,7 +191,7 @@ for N in $SIZES; do
     pids+=("$pid")
     wait_started "$log" "$pid"
     t1=$(now_ms)
-    echo "[$N steady] start to 'started' with the full database: $((t1 - t0)) ms ($(grep -o 'entries=[0-9]* loaded' "$log"))"
+    echo "[$N steady] start to 'started' with the full database: $((t1 - t0)) ms wall, $(($(cpu_ticks "/proc/$pid") * 1000 / tck)) ms CPU ($(grep -o 'entries=[0-9]* loaded' "$log"))"
     echo "[$N steady] RSS after start: $(rss_kib "$pid" VmRSS) KiB"
     sleep 5
     task=$(store_task "$pid")
