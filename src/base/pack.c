@@ -13,8 +13,11 @@
  * objects, then one of a chain of two certificates, values blanked; finding ids and common
  * algorithm names first. DEFLATE finds the nearest match first, so what every report repeats
  * stands last. NEVER EDIT: packed texts in databases depend on every byte. */
+/* clang-format off */
 static const char DICT[] =
 #include "pack_dict.inc"
+    ;
+/* clang-format on */
 
 /* One compressor per thread, kept (with its output buffer): deflateInit2 allocates about
  * 270 KB, which would cost more than packing a report. */

@@ -70,7 +70,7 @@ struct fold {
     int64_t pos;         /* scanning: done up to this seq */
     struct fold_item *v; /* applying: sorted by id, one per target */
     size_t n, cap, next;
-    uint64_t folds;      /* completed */
+    uint64_t folds; /* completed */
 };
 
 struct cm_store {
@@ -249,9 +249,8 @@ static const char APPEND[] =
 /* The fold of the full table, in three phases (fold_step): which of its rows (seq above ?1,
  * a chunk at a time) are newer than their target's row, with the target's place in the
  * table; copying each target's newest into its row; emptying the table. */
-static const char FOLD_SCAN[] =
-    "SELECT t.id, r.seq FROM %s r JOIN targets t ON t.name = r.name"
-    " WHERE r.seq > ?1 AND r.seq > t.seq ORDER BY r.seq LIMIT ?2";
+static const char FOLD_SCAN[] = "SELECT t.id, r.seq FROM %s r JOIN targets t ON t.name = r.name"
+                                " WHERE r.seq > ?1 AND r.seq > t.seq ORDER BY r.seq LIMIT ?2";
 
 static const char FOLD_APPLY[] =
     "UPDATE targets SET (owner, status, last_probe, last_success, status_since, failures, seen,"
@@ -319,14 +318,13 @@ static int upgrade(sqlite3 *db, int64_t ver, const char *path, char *err, size_t
 
     if (ver > 0)
         cm_log_info("state", "file=%s schema %lld upgraded to %d (%s)", path, (long long)ver,
-                    CM_STORE_SCHEMA,
-                    ver < 2 ? "certificate history, results log" : "results log");
+                    CM_STORE_SCHEMA, ver < 2 ? "certificate history, results log" : "results log");
     if (!log_a || !log_b ||
         asprintf(&sql,
                  "BEGIN; %s %s %s %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
                  " COMMIT;",
-                 SCHEMA, ver < 3 ? log_a : "", ver < 3 ? log_b : "", ver < 3 ? SCHEMA3 : "",
-                 APP_ID, CM_STORE_SCHEMA) < 0) {
+                 SCHEMA, ver < 3 ? log_a : "", ver < 3 ? log_b : "", ver < 3 ? SCHEMA3 : "", APP_ID,
+                 CM_STORE_SCHEMA) < 0) {
         free(log_a);
         free(log_b);
         return SQLITE_NOMEM;
@@ -406,8 +404,8 @@ fail:
 
 /* Loads every row into s. Returns SQLITE_OK, or the SQLite code with a reason in err (s then
  * empty); a row that does not make an entry is skipped with a warning. */
-static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, int64_t *max_seq,
-                     char *err, size_t errlen)
+static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, int64_t *max_seq, char *err,
+                     size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     size_t idx = 0;
@@ -885,14 +883,14 @@ static void fold_step(struct cm_store *st)
         rc = fold_empty(st);
         break;
     }
-    if (rc == SQLITE_OK && (rc = sqlite3_exec(st->db, "RELEASE fold", NULL, NULL, NULL)) ==
-                               SQLITE_OK)
+    if (rc == SQLITE_OK &&
+        (rc = sqlite3_exec(st->db, "RELEASE fold", NULL, NULL, NULL)) == SQLITE_OK)
         return;
     sqlite3_exec(st->db, "ROLLBACK TO fold", NULL, NULL, NULL);
     sqlite3_exec(st->db, "RELEASE fold", NULL, NULL, NULL);
 fail:
-    cm_log_warn("state", "file=%s fold step failed: %s; tried again with the next commit",
-                st->path, sqlite3_errstr(rc));
+    cm_log_warn("state", "file=%s fold step failed: %s; tried again with the next commit", st->path,
+                sqlite3_errstr(rc));
     fold_restore(f, &saved);
 }
 
