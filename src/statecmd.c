@@ -46,8 +46,13 @@ static void time_text(int64_t t, char *buf, size_t len)
  * text, and whoever could write the database could put anything there). */
 static void finding_ids(const struct cm_state_entry *e, char *buf, size_t len)
 {
-    json_t *r = e->report ? json_loads(e->report, 0, NULL) : NULL, *f;
-    size_t i, off = 0;
+    char *text = NULL;
+    size_t i, off = 0, tlen;
+    json_t *r = NULL, *f;
+
+    if (cm_state_report_text(e->report, &text, &tlen) == 0 && text)
+        r = json_loadb(text, tlen, 0, NULL);
+    free(text);
 
     buf[0] = '\0';
     json_array_foreach(json_object_get(r, "findings"), i, f)

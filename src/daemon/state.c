@@ -3,6 +3,7 @@
 #include "certmon/daemon/state.h"
 #include "certmon/base/error.h"
 #include "certmon/base/log.h"
+#include "certmon/base/pack.h"
 #include "certmon/analysis/report.h"
 #include "certmon/probe/x509.h"
 
@@ -18,25 +19,35 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Report texts are shared with snapshots being written on the thread pool: a reference count
- * sits in a header just before the text, so that entries keep a plain char pointer. */
+/* Report texts are shared with snapshots being written on the thread pool and with the
+ * store's queue: a reference count sits in a header just before the bytes, so that entries
+ * keep a plain char pointer. The bytes are a packed text (base/pack.h: what the daemon
+ * records, and what the database holds since schema 3) or a JSON text with its NUL (loaded
+ * from a JSON state or an older database, kept as it came so that a start never repacks). */
 struct rtext {
     int refs; /* atomic */
-    size_t len;
+    bool packed;
+    size_t len; /* bytes in s, without a JSON text's NUL */
     char s[];
 };
 
-static char *rtext_new(const char *text)
+static char *rtext_bytes(const void *data, size_t len, bool packed)
 {
-    size_t len = strlen(text);
     struct rtext *r = malloc(sizeof(*r) + len + 1);
 
     if (!r)
         return NULL;
     r->refs = 1;
+    r->packed = packed;
     r->len = len;
-    memcpy(r->s, text, len + 1);
+    memcpy(r->s, data, len);
+    r->s[len] = '\0';
     return r->s;
+}
+
+static char *rtext_new(const char *text)
+{
+    return rtext_bytes(text, strlen(text), false);
 }
 
 static struct rtext *rtext_of(char *s)
@@ -290,7 +301,11 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
         goto fail;
     {
         char *t = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-        text = t ? rtext_new(t) : NULL;
+        unsigned char *p = NULL;
+        size_t plen;
+        /* Packed: a report is read far less often than it is kept (docs/benchmarks.md). */
+        text = t && cm_pack(t, strlen(t), &p, &plen) == 0 ? rtext_bytes(p, plen, true) : NULL;
+        free(p);
         free(t);
     }
     if (!text)
@@ -569,10 +584,17 @@ static int emit_snapshot(FILE *fp, const void *arg)
         return -1;
     for (size_t i = 0; i < snap->count; i++) {
         const struct snap_item *it = &snap->items[i];
-        if (fputs(i ? ",\n" : "", fp) < 0 || fputs(it->meta, fp) < 0 ||
-            (it->report && (fputs(",\"report\":", fp) < 0 || fputs(it->report, fp) < 0)) ||
-            fputc('}', fp) == EOF)
+        char *text = NULL;
+        size_t len;
+        if (it->report && cm_state_report_text(it->report, &text, &len) < 0)
             return -1;
+        if (fputs(i ? ",\n" : "", fp) < 0 || fputs(it->meta, fp) < 0 ||
+            (text && (fputs(",\"report\":", fp) < 0 || fputs(text, fp) < 0)) ||
+            fputc('}', fp) == EOF) {
+            free(text);
+            return -1;
+        }
+        free(text);
     }
     return fputs("\n]}\n", fp) < 0 ? -1 : 0;
 }
@@ -979,6 +1001,41 @@ void cm_state_report_unref(char *report)
     rtext_unref(report);
 }
 
+const void *cm_state_report_data(const char *report, size_t *len, bool *packed)
+{
+    struct rtext *r = rtext_of((char *)(uintptr_t)report);
+
+    *len = r->len;
+    *packed = r->packed;
+    return r->s;
+}
+
+int cm_state_report_text(const char *report, char **out, size_t *len)
+{
+    struct rtext *r;
+    int rc;
+
+    *out = NULL;
+    *len = 0;
+    if (!report)
+        return 0;
+    r = rtext_of((char *)(uintptr_t)report);
+    if (!r->packed) {
+        if (!(*out = strdup(r->s)))
+            return -ENOMEM;
+        *len = r->len;
+        return 0;
+    }
+    rc = cm_unpack((const unsigned char *)r->s, r->len, out, len);
+    /* JSON never holds a NUL: a packed text that does is as damaged as one that fails. */
+    if (rc == 0 && strlen(*out) != *len) {
+        free(*out);
+        *out = NULL;
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
 char *cm_state_seen_text(const struct cm_state_entry *e)
 {
     json_t *seen = json_array();
@@ -1019,6 +1076,126 @@ static json_t *row_json(const char *name, const char *field, const char *text, b
     return j;
 }
 
+/* Parses a first-seen list in the form certmon writes it (cm_state_seen_text: compact, ids
+ * without escapes) into a new array; ids this version no longer knows are dropped, as the
+ * general loader drops them. Returns the count, or -1 for anything else (the general loader
+ * then reads the row, with its warnings) and -2 when out of memory. */
+static long parse_seen_fast(const char *p, struct cm_seen **out)
+{
+    struct cm_seen *v = NULL;
+    size_t n = 0, cap = 0;
+
+    *out = NULL;
+    if (*p++ != '[')
+        return -1;
+    if (*p == ']' && !p[1])
+        return 0;
+    for (;;) {
+        char id[128];
+        size_t l = 0;
+        long long pos, first;
+        char *end;
+        if (p[0] != '[' || p[1] != '"')
+            goto bad;
+        for (p += 2; *p && *p != '"' && *p != '\\' && l < sizeof(id) - 1; p++)
+            id[l++] = *p;
+        id[l] = '\0';
+        if (*p++ != '"' || *p++ != ',')
+            goto bad;
+        errno = 0;
+        pos = strtoll(p, &end, 10);
+        if (end == p || *end != ',' || errno || pos < INT_MIN || pos > INT_MAX)
+            goto bad;
+        p = end + 1;
+        first = strtoll(p, &end, 10);
+        if (end == p || *end != ']' || errno)
+            goto bad;
+        p = end + 1;
+        const struct cm_finding_def *d = cm_finding_lookup(id);
+        if (d) {
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 4;
+                struct cm_seen *nv = realloc(v, ncap * sizeof(*nv));
+                if (!nv) {
+                    free(v);
+                    return -2;
+                }
+                v = nv;
+                cap = ncap;
+            }
+            v[n].id = d->id;
+            v[n].position = (int)pos;
+            v[n].first_seen = first;
+            n++;
+        }
+        if (*p == ']' && !p[1])
+            break;
+        if (*p++ != ',')
+            goto bad;
+    }
+    *out = v;
+    return (long)n;
+bad:
+    free(v);
+    return -1;
+}
+
+/* The common row, restored without building a JSON entry: plain columns in range, a known
+ * status, a first-seen list as certmon writes it, a posture that loads. Returns 0, -ENOMEM,
+ * or 1 when the row needs the general loader (which says what is wrong with it). */
+static int restore_fast(struct cm_state *s, const struct cm_state_row *row)
+{
+    struct cm_state_entry *e;
+    struct cm_seen *seen = NULL;
+    struct cm_posture *p = NULL;
+    enum cm_status status = CM_STATUS_OK;
+    bool has_status = false;
+    long nseen = 0;
+
+    if (row->last_probe < 0 || row->last_success < 0 || row->status_since < 0 ||
+        row->posture_at < 0 || row->failures < 0 || row->failures > UINT_MAX)
+        return 1;
+    if (row->status) {
+        for (int st = CM_STATUS_OK; st <= CM_STATUS_UNKNOWN && !has_status; st++)
+            if (!strcmp(row->status, cm_status_name((enum cm_status)st))) {
+                status = (enum cm_status)st;
+                has_status = true;
+            }
+        if (!has_status)
+            return 1;
+    }
+    if (row->seen && (nseen = parse_seen_fast(row->seen, &seen)) < 0)
+        return nseen == -2 ? -ENOMEM : 1;
+    if (row->posture) {
+        json_t *j = json_loads(row->posture, 0, NULL);
+        if (!(p = calloc(1, sizeof(*p))) || !j || cm_posture_from_state_json(j, p) < 0) {
+            bool nomem = !p;
+            json_decref(j);
+            free(p);
+            free(seen);
+            return nomem ? -ENOMEM : 1;
+        }
+        json_decref(j);
+    }
+    if (!(e = cm_state_put(s, row->name, row->owner))) {
+        free(seen);
+        free(p);
+        return -ENOMEM;
+    }
+    e->last_probe = row->last_probe;
+    e->last_success = row->last_success;
+    e->status_since = row->status_since;
+    e->failures = (unsigned)row->failures;
+    e->status = status;
+    e->has_status = has_status;
+    e->seen = seen;
+    e->seen_count = (size_t)nseen;
+    if (p)
+        cm_state_set_posture(e, p, row->posture_at);
+    e->posture_at = row->posture_at;
+    return 0;
+}
+
 int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t idx, char *err,
                      size_t errlen)
 {
@@ -1030,6 +1207,14 @@ int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t 
         return fail(err, errlen, "row %zu has no name", idx);
     if (cm_state_get(s, row->name))
         return fail(err, errlen, "row %zu: '%s' appears twice", idx, row->name);
+    /* A hundred thousand rows at start: the common row takes the short way (a JSON entry per
+     * row and a parse of each list cost most of a second). */
+    if ((rc = restore_fast(s, row)) < 0)
+        return rc;
+    if (rc == 0) {
+        e = cm_state_get(s, row->name);
+        goto report;
+    }
     seen = row_json(row->name, "seen", row->seen, true);
     posture = row_json(row->name, "posture", row->posture, false);
     /* The entry as the state file has it, so that one loader checks both; the report apart. */
@@ -1047,7 +1232,11 @@ int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t 
     rc = load_entry(s, t, NULL, idx, err, errlen);
     json_decref(t);
     e = cm_state_get(s, row->name);
-    if (rc == 0 && row->report && !(e->report = rtext_new(row->report)))
+report:
+    if (rc == 0 && row->report && row->report_packed &&
+        !(e->report = rtext_bytes(row->report, row->report_len, true)))
+        rc = -ENOMEM;
+    else if (rc == 0 && row->report && !row->report_packed && !(e->report = rtext_new(row->report)))
         rc = -ENOMEM;
     if (rc < 0) {
         /* This row only: the entry it began goes. */
@@ -1057,6 +1246,39 @@ int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t 
     }
     e->unchecked = e->report != NULL;
     return 0;
+}
+
+/* A report kept as JSON text (from a JSON state or a database of schema 2) is packed once it
+ * is known to parse: memory holds packed reports only, whatever the start read. Out of
+ * memory leaves the text. */
+static void repack(struct cm_state_entry *e)
+{
+    struct rtext *r = rtext_of(e->report);
+    unsigned char *p = NULL;
+    size_t plen;
+    char *packed;
+
+    if (r->packed || cm_pack(r->s, r->len, &p, &plen) < 0)
+        return;
+    if ((packed = rtext_bytes(p, plen, true))) {
+        rtext_unref(e->report);
+        e->report = packed;
+    }
+    free(p);
+}
+
+/* The parsed report of a reference; NULL when it does not unpack or parse. */
+static json_t *report_json(const char *ref)
+{
+    char *text;
+    size_t len;
+    json_t *j;
+
+    if (cm_state_report_text(ref, &text, &len) < 0 || !text)
+        return NULL;
+    j = json_loadb(text, len, 0, NULL);
+    free(text);
+    return j;
 }
 
 bool cm_state_check_reports(struct cm_state *s, size_t max)
@@ -1070,13 +1292,14 @@ bool cm_state_check_reports(struct cm_state *s, size_t max)
             continue;
         done++;
         e->unchecked = false;
-        r = json_loads(e->report, 0, NULL);
+        r = report_json(e->report);
         if (!json_is_object(r)) {
             cm_log_warn("state", "target=%s field=report: not a JSON object: ignored", e->name);
             rtext_unref(e->report);
             e->report = NULL;
         } else {
             set_view(e, r);
+            repack(e);
         }
         json_decref(r);
     }

@@ -6,6 +6,7 @@
 #include "certmon/base/text.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -51,11 +52,38 @@ struct queue {
     size_t n, cap;
 };
 
+/* The fold of the results log into `targets` (see SCHEMA5), a step with each commit, so that
+ * no transaction grows with the fleet: a kill -9 still loses at most a commit's worth. Owned
+ * by the writer thread. */
+enum fold_phase { FOLD_IDLE, FOLD_SCANNING, FOLD_APPLYING, FOLD_EMPTYING };
+
+struct fold_item {
+    int64_t id;  /* the target's row: the order of the copies */
+    int64_t seq; /* the log row to copy */
+};
+
+struct fold {
+    enum fold_phase phase;
+    int active;          /* the log table results are appended to (LOG_TABLE) */
+    int64_t last_seq;    /* the newest seq given out (the log's and the targets' rows') */
+    int64_t log_rows;    /* rows in the active table */
+    int64_t target_rows; /* rows in targets */
+    unsigned fold_min;   /* a fold starts once the active table holds this many rows and twice
+                          * as many as `targets` */
+    int64_t pos;         /* scanning: done up to this seq */
+    struct fold_item *v; /* applying: sorted by id, one per target */
+    size_t n, cap, next;
+    uint64_t folds; /* completed */
+};
+
 struct cm_store {
     char *path;
     sqlite3 *db; /* the writer thread's once started */
-    sqlite3_stmt *upsert, *del, *del_all, *seen, *prune;
+    sqlite3_stmt *put_new, *del, *del_all, *seen, *prune;
     sqlite3_stmt *pin, *unpin; /* of the pins table (schema 3) */
+    /* Per log table (LOG_TABLE). */
+    sqlite3_stmt *append[2], *fold_scan[2], *fold_apply[2], *fold_empty[2];
+    struct fold fold; /* the writer thread's */
     uv_thread_t thread;
     bool started;
     uv_async_t async; /* the writer's reports back to the loop */
@@ -179,20 +207,100 @@ static const char SELECT_HISTORY[] =
     " not_before, not_after, chain, %s FROM history WHERE target = ?1"
     " ORDER BY first_seen DESC, last_seen DESC";
 
-/* The rowid stays when a row is updated: a target keeps its place in the table, and targets
- * probed one after the other (the schedule repeats its order) share pages, so that a batch
- * of results rewrites few pages. */
-static const char UPSERT[] =
-    "INSERT INTO targets (name, owner, status, last_probe, last_success, status_since,"
-    " failures, seen, posture_at, posture, report) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, status ="
-    " excluded.status, last_probe = excluded.last_probe, last_success = excluded.last_success,"
-    " status_since = excluded.status_since, failures = excluded.failures, seen = excluded.seen,"
-    " posture_at = excluded.posture_at, posture = excluded.posture, report = excluded.report";
+/* Schema 5: the results log, two tables taking turns. A put appends one row to the active
+ * one (consecutive results share pages whatever targets they are about, where updating each
+ * target's row in place dirtied one 4 KiB page per result, twice with the checkpoint). When it
+ * has grown enough, the other one becomes active, and the fold (fold_step) copies the newest
+ * row of each target of the full one into `targets`, in the order of the targets' rows (each
+ * page of `targets` is written once per fold for all the rows it holds), then empties it whole
+ * (SQLite frees the pages of a table emptied without a WHERE without writing them; a range
+ * delete would write each page once more). A row of `targets` is current up to its seq: a
+ * newer log row of the same name overrides it. The view `current` is that rule, for readers
+ * (the daemon's start, `state export`, sqlite3). New targets go to `targets` directly. */
+/* One log table (%s: LOG_TABLE). */
+static const char LOG_SCHEMA[] = "CREATE TABLE IF NOT EXISTS %s ("
+                                 " seq INTEGER PRIMARY KEY,"
+                                 " name TEXT NOT NULL,"
+                                 " owner TEXT NOT NULL,"
+                                 " status TEXT,"
+                                 " last_probe INTEGER NOT NULL DEFAULT 0,"
+                                 " last_success INTEGER NOT NULL DEFAULT 0,"
+                                 " status_since INTEGER NOT NULL DEFAULT 0,"
+                                 " failures INTEGER NOT NULL DEFAULT 0,"
+                                 " seen TEXT,"
+                                 " posture_at INTEGER NOT NULL DEFAULT 0,"
+                                 " posture TEXT,"
+                                 " report);";
 
-static const char SELECT_ALL[] =
+/* The rest of schema 5, after both log tables. */
+static const char SCHEMA5[] =
+    "ALTER TABLE targets ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
+    "CREATE VIEW IF NOT EXISTS current AS"
+    " WITH latest AS (SELECT name AS lname, max(seq) AS lseq FROM (SELECT name, seq FROM"
+    " results_a UNION ALL SELECT name, seq FROM results_b) GROUP BY name)"
+    " SELECT t.name AS name,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.owner WHEN b.seq IS NOT NULL"
+    " THEN b.owner ELSE t.owner END AS owner,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.status WHEN b.seq IS NOT NULL"
+    " THEN b.status ELSE t.status END AS status,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.last_probe WHEN b.seq IS NOT NULL"
+    " THEN b.last_probe ELSE t.last_probe END AS last_probe,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.last_success WHEN b.seq IS NOT NULL"
+    " THEN b.last_success ELSE t.last_success END AS last_success,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.status_since WHEN b.seq IS NOT NULL"
+    " THEN b.status_since ELSE t.status_since END AS status_since,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.failures WHEN b.seq IS NOT NULL"
+    " THEN b.failures ELSE t.failures END AS failures,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.seen WHEN b.seq IS NOT NULL"
+    " THEN b.seen ELSE t.seen END AS seen,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.posture_at WHEN b.seq IS NOT NULL"
+    " THEN b.posture_at ELSE t.posture_at END AS posture_at,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.posture WHEN b.seq IS NOT NULL"
+    " THEN b.posture ELSE t.posture END AS posture,"
+    " CASE WHEN a.seq IS NOT NULL THEN a.report WHEN b.seq IS NOT NULL"
+    " THEN b.report ELSE t.report END AS report,"
+    " max(t.seq, coalesce(lseq, 0)) AS seq"
+    " FROM targets t LEFT JOIN latest ON lname = t.name"
+    " LEFT JOIN results_a a ON a.seq = lseq AND lseq > t.seq"
+    " LEFT JOIN results_b b ON b.seq = lseq AND lseq > t.seq;";
+
+/* A target's first row goes to `targets` (current from then: seq is the newest given out so
+ * far); for a known target it does nothing, and the result is appended to the log instead. */
+static const char PUT_NEW[] =
+    "INSERT INTO targets (name, owner, status, last_probe, last_success, status_since,"
+    " failures, seen, posture_at, posture, report, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+    " ?9, ?10, ?11, ?12) ON CONFLICT (name) DO NOTHING";
+
+/* Per log table (%s: results_a, results_b). */
+static const char APPEND[] =
+    "INSERT INTO %s (name, owner, status, last_probe, last_success, status_since,"
+    " failures, seen, posture_at, posture, report, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+    " ?9, ?10, ?11, ?12)";
+
+/* The fold of the full table, in three phases (fold_step): which of its rows (seq above ?1,
+ * a chunk at a time) are newer than their target's row, with the target's place in the
+ * table; copying each target's newest into its row; emptying the table. */
+static const char FOLD_SCAN[] = "SELECT t.id, r.seq FROM %s r JOIN targets t ON t.name = r.name"
+                                " WHERE r.seq > ?1 AND r.seq > t.seq ORDER BY r.seq LIMIT ?2";
+
+static const char FOLD_APPLY[] =
+    "UPDATE targets SET (owner, status, last_probe, last_success, status_since, failures, seen,"
+    " posture_at, posture, report, seq) = (SELECT owner, status, last_probe, last_success,"
+    " status_since, failures, seen, posture_at, posture, report, seq FROM %s WHERE seq ="
+    " ?1) WHERE name = (SELECT name FROM %s WHERE seq = ?1) AND seq < ?1";
+
+static const char FOLD_EMPTY[] = "DELETE FROM %s";
+
+static const char *const LOG_TABLE[2] = {"results_a", "results_b"};
+
+static const char SELECT_CURRENT[] =
     "SELECT name, owner, status, last_probe, last_success, status_since, failures, seen,"
-    " posture_at, posture, report FROM targets ORDER BY id";
+    " posture_at, posture, report, seq FROM current";
+
+/* A database of schema 2 opened read-only (never upgraded): its rows as they are. */
+static const char SELECT_V2[] =
+    "SELECT name, owner, status, last_probe, last_success, status_since, failures, seen,"
+    " posture_at, posture, report, 0 FROM targets ORDER BY id";
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen, const char *path)
 {
@@ -226,6 +334,45 @@ static bool is_corrupt(int rc)
 {
     rc &= 0xff;
     return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
+/* Brings a database of schema ver (0: new) to CM_STORE_SCHEMA in one transaction (the rows
+ * of `targets` stay, their reports JSON text until their target's next result). */
+static char *with_table(const char *sql, const char *t);
+
+static int upgrade(sqlite3 *db, int64_t ver, const char *path, char *err, size_t errlen)
+{
+    char *sql = NULL, *log_a = with_table(LOG_SCHEMA, LOG_TABLE[0]),
+         *log_b = with_table(LOG_SCHEMA, LOG_TABLE[1]);
+    int rc;
+
+    /* Version 0 (new) gets every table; 1 the history, the pins and the log; 2 the pins, the
+     * history's trust column and the log; 3 that column and the log; 4 the log. */
+    if (ver > 0)
+        cm_log_info("state", "file=%s schema %lld upgraded to %d (%s)", path, (long long)ver,
+                    CM_STORE_SCHEMA,
+                    ver < 2   ? "certificate history, pins, results log"
+                    : ver < 3 ? "pins, trust in the history, results log"
+                    : ver < 4 ? "trust in the history, results log"
+                              : "results log");
+    if (!log_a || !log_b ||
+        asprintf(&sql,
+                 "BEGIN; %s %s %s %s %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
+                 " COMMIT;",
+                 ver == 2 || ver == 3 ? "ALTER TABLE history ADD COLUMN trust TEXT;" : "", SCHEMA,
+                 ver < 5 ? log_a : "", ver < 5 ? log_b : "", ver < 5 ? SCHEMA5 : "", APP_ID,
+                 CM_STORE_SCHEMA) < 0) {
+        free(log_a);
+        free(log_b);
+        return SQLITE_NOMEM;
+    }
+    free(log_a);
+    free(log_b);
+    rc = exec(db, sql, err, errlen, path);
+    free(sql);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 /* Opens (creating) the database at path, sets WAL mode and the schema. Returns SQLITE_OK or
@@ -275,25 +422,16 @@ static int open_db(const char *path, bool readonly, sqlite3 **db, char *err, siz
     if ((rc = exec(*db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;", err, errlen,
                    path)) != SQLITE_OK)
         goto fail;
-    if (ver < CM_STORE_SCHEMA) {
-        /* Version 0 (new) gets every table, version 1 the history and pins tables, version 2
-         * the pins table and the history's trust column, version 3 that column; the tables of
-         * earlier versions are otherwise unchanged. */
-        char sql[sizeof(SCHEMA) + 256];
-        if (ver > 0)
-            cm_log_info("state", "file=%s schema %lld upgraded to %d (%s)", path, (long long)ver,
-                        CM_STORE_SCHEMA,
-                        ver < 2   ? "certificate history, pins"
-                        : ver < 3 ? "pins, trust in the history"
-                                  : "trust in the history");
-        snprintf(sql, sizeof(sql),
-                 "BEGIN; %s %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
-                 " COMMIT;",
-                 ver >= 2 ? "ALTER TABLE history ADD COLUMN trust TEXT;" : "", SCHEMA, APP_ID,
-                 CM_STORE_SCHEMA);
-        if ((rc = exec(*db, sql, err, errlen, path)) != SQLITE_OK)
-            goto fail;
-    }
+    if (ver < CM_STORE_SCHEMA && (rc = upgrade(*db, ver, path, err, errlen)) != SQLITE_OK)
+        goto fail;
+    /* Deleted pages are not zeroed (Debian builds SQLite with secure_delete on) where that
+     * costs a write: the log frees its head at every fold. Reports are no secret. The fold's
+     * savepoint journals every page it changes, and the start's view sorts the log: in memory
+     * (a few MB at most), not in temporary files, which cost as many bytes written as the
+     * state itself. */
+    if ((rc = exec(*db, "PRAGMA secure_delete = FAST; PRAGMA temp_store = MEMORY;", err, errlen,
+                   path)) != SQLITE_OK)
+        goto fail;
     return SQLITE_OK;
 fail:
     sqlite3_close(*db);
@@ -303,13 +441,17 @@ fail:
 
 /* Loads every row into s. Returns SQLITE_OK, or the SQLite code with a reason in err (s then
  * empty); a row that does not make an entry is skipped with a warning. */
-static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, char *err, size_t errlen)
+static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, int64_t *max_seq, char *err,
+                     size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     size_t idx = 0;
     int rc;
+    int64_t ver = pragma_int(db, "PRAGMA user_version", &rc);
 
-    if ((rc = sqlite3_prepare_v2(db, SELECT_ALL, -1, &st, NULL)) != SQLITE_OK) {
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, ver >= 5 ? SELECT_CURRENT : SELECT_V2, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
         failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(db));
         return rc;
     }
@@ -325,10 +467,19 @@ static int load_rows(sqlite3 *db, const char *path, struct cm_state *s, char *er
             .seen = (const char *)sqlite3_column_text(st, 7),
             .posture_at = sqlite3_column_int64(st, 8),
             .posture = (const char *)sqlite3_column_text(st, 9),
-            .report = (const char *)sqlite3_column_text(st, 10),
         };
+        if (sqlite3_column_type(st, 10) == SQLITE_BLOB) {
+            row.report = sqlite3_column_blob(st, 10);
+            row.report_len = (size_t)sqlite3_column_bytes(st, 10);
+            row.report_packed = true;
+        } else {
+            row.report = (const char *)sqlite3_column_text(st, 10);
+        }
         char why[512];
-        int r = cm_state_restore(s, &row, idx++, why, sizeof(why));
+        int r;
+        if (max_seq && sqlite3_column_int64(st, 11) > *max_seq)
+            *max_seq = sqlite3_column_int64(st, 11);
+        r = cm_state_restore(s, &row, idx++, why, sizeof(why));
         if (r == -ENOMEM) {
             rc = SQLITE_NOMEM;
             failf(err, errlen, 0, "out of memory loading %s", path);
@@ -377,24 +528,178 @@ static int bind_pin_op(struct cm_store *st, const struct op *o, sqlite3_stmt **o
     return SQLITE_OK;
 }
 
+/* sql with each "%s" replaced by the log table t (malloc'd), or NULL when out of memory. The
+ * tables' names are fixed (LOG_TABLE): no quoting is needed. */
+static char *with_table(const char *sql, const char *t)
+{
+    size_t tl = strlen(t), n = 1, off = 0;
+    char *out;
+
+    for (const char *p = sql; *p; p++)
+        n += p[0] == '%' && p[1] == 's' ? tl : 1;
+    if (!(out = malloc(n)))
+        return NULL;
+    for (const char *p = sql; *p; p++) {
+        if (p[0] == '%' && p[1] == 's') {
+            memcpy(out + off, t, tl);
+            off += tl;
+            p++;
+        } else {
+            out[off++] = *p;
+        }
+    }
+    out[off] = '\0';
+    return out;
+}
+
+/* Prepares sql, its "%s" the log table t (when t is not NULL). */
+static int prepare_for(struct cm_store *st, const char *sql, const char *t, sqlite3_stmt **out)
+{
+    char *q = NULL;
+    int rc;
+
+    if (t && !(q = with_table(sql, t)))
+        return SQLITE_NOMEM;
+    rc = sqlite3_prepare_v3(st->db, q ? q : sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    free(q);
+    return rc;
+}
+
 static int prepare_writes(struct cm_store *st, char *err, size_t errlen)
 {
-    if (sqlite3_prepare_v3(st->db, UPSERT, -1, SQLITE_PREPARE_PERSISTENT, &st->upsert, NULL) ||
-        sqlite3_prepare_v3(st->db, "DELETE FROM targets WHERE name = ?1", -1,
-                           SQLITE_PREPARE_PERSISTENT, &st->del, NULL) ||
-        sqlite3_prepare_v3(st->db, "DELETE FROM targets", -1, SQLITE_PREPARE_PERSISTENT,
-                           &st->del_all, NULL) ||
-        sqlite3_prepare_v3(st->db, SEEN, -1, SQLITE_PREPARE_PERSISTENT, &st->seen, NULL) ||
-        sqlite3_prepare_v3(st->db, "DELETE FROM history WHERE last_seen < ?1", -1,
-                           SQLITE_PREPARE_PERSISTENT, &st->prune, NULL) ||
-        prepare_pins(st))
+    int rc = SQLITE_OK;
+
+    if ((rc = prepare_for(st, PUT_NEW, NULL, &st->put_new)) ||
+        (rc = prepare_for(st, "DELETE FROM targets WHERE name = ?1", NULL, &st->del)) ||
+        (rc = prepare_for(st, "DELETE FROM targets", NULL, &st->del_all)) ||
+        (rc = prepare_for(st, SEEN, NULL, &st->seen)) ||
+        (rc = prepare_for(st, "DELETE FROM history WHERE last_seen < ?1", NULL, &st->prune)) ||
+        (rc = prepare_pins(st)))
+        goto fail;
+    for (int i = 0; i < 2; i++)
+        if ((rc = prepare_for(st, APPEND, LOG_TABLE[i], &st->append[i])) ||
+            (rc = prepare_for(st, FOLD_SCAN, LOG_TABLE[i], &st->fold_scan[i])) ||
+            (rc = prepare_for(st, FOLD_APPLY, LOG_TABLE[i], &st->fold_apply[i])) ||
+            (rc = prepare_for(st, FOLD_EMPTY, LOG_TABLE[i], &st->fold_empty[i])))
+            goto fail;
+    return 0;
+fail:
+    if (rc == SQLITE_NOMEM)
+        return failf(err, errlen, -ENOMEM, "out of memory");
+    return failf(err, errlen, CM_ESTATE, "%s: %s", st->path, sqlite3_errmsg(st->db));
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql, const char *t, int *rc)
+{
+    char *q = with_table(sql, t);
+    int64_t v;
+
+    if (!q) {
+        *rc = SQLITE_NOMEM;
+        return 0;
+    }
+    v = pragma_int(db, q, rc);
+    free(q);
+    return v;
+}
+
+/* Which log table is active, the newest seq given out, and the sizes, before the writer
+ * starts (last_seq may already hold the newest seq the load saw in `targets`; without a load,
+ * targets is read for it). The active table is the one holding the newest row; a fold that
+ * was cut short (the other table not empty too) starts again at the first commit. */
+static int fold_init(struct cm_store *st, bool loaded, char *err, size_t errlen)
+{
+    struct fold *f = &st->fold;
+    int64_t max[2], rows[2];
+    int rc = SQLITE_OK;
+
+    for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+        max[i] = query_int(st->db, "SELECT coalesce(max(seq), 0) FROM %s", LOG_TABLE[i], &rc);
+        if (rc == SQLITE_OK)
+            rows[i] = query_int(st->db, "SELECT count(*) FROM %s", LOG_TABLE[i], &rc);
+    }
+    if (rc == SQLITE_OK && !loaded)
+        f->last_seq = pragma_int(st->db, "SELECT coalesce(max(seq), 0) FROM targets", &rc);
+    if (rc == SQLITE_OK)
+        f->target_rows = pragma_int(st->db, "SELECT count(*) FROM targets", &rc);
+    if (rc != SQLITE_OK)
         return failf(err, errlen, CM_ESTATE, "%s: %s", st->path, sqlite3_errmsg(st->db));
+    f->active = max[1] > max[0];
+    for (int i = 0; i < 2; i++)
+        f->last_seq = max[i] > f->last_seq ? max[i] : f->last_seq;
+    f->log_rows = rows[f->active];
+    if (rows[!f->active] > 0) {
+        f->phase = FOLD_SCANNING;
+        f->pos = 0;
+    }
+    if (!f->fold_min)
+        f->fold_min = CM_STORE_FOLD_MIN;
     return 0;
 }
 
 static int bind_text(sqlite3_stmt *s, int i, const char *t)
 {
     return t ? sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+/* A packed report is a BLOB, a JSON text (imported, or kept from an older database) TEXT. */
+static int bind_report(sqlite3_stmt *s, int i, const char *report)
+{
+    size_t len;
+    bool packed;
+    const void *data;
+
+    if (!report)
+        return sqlite3_bind_null(s, i);
+    data = cm_state_report_data(report, &len, &packed);
+    return packed ? sqlite3_bind_blob64(s, i, data, len, SQLITE_STATIC)
+                  : sqlite3_bind_text64(s, i, data, len, SQLITE_STATIC, SQLITE_UTF8);
+}
+
+static int step_done(sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int bind_row(sqlite3_stmt *s, const struct op *o, int64_t seq)
+{
+    int rc;
+
+    if ((rc = bind_text(s, 1, o->name)) || (rc = bind_text(s, 2, o->owner)) ||
+        (rc = bind_text(s, 3, o->status)) || (rc = sqlite3_bind_int64(s, 4, o->last_probe)) ||
+        (rc = sqlite3_bind_int64(s, 5, o->last_success)) ||
+        (rc = sqlite3_bind_int64(s, 6, o->status_since)) ||
+        (rc = sqlite3_bind_int64(s, 7, o->failures)) || (rc = bind_text(s, 8, o->seen)) ||
+        (rc = sqlite3_bind_int64(s, 9, o->posture_at)) || (rc = bind_text(s, 10, o->posture)) ||
+        (rc = bind_report(s, 11, o->report)) || (rc = sqlite3_bind_int64(s, 12, seq)))
+        sqlite3_clear_bindings(s);
+    return rc;
+}
+
+/* A target's first row is inserted into `targets`, current from the newest seq given out so
+ * far; every later result is appended to the log with the next seq. (A failed transaction
+ * leaves a gap in the seqs: only their order counts.) */
+static int put_row(struct cm_store *st, const struct op *o)
+{
+    struct fold *f = &st->fold;
+    int rc;
+
+    if ((rc = bind_row(st->put_new, o, f->last_seq)) || (rc = step_done(st->put_new)))
+        return rc;
+    if (sqlite3_changes(st->db) > 0) {
+        f->target_rows++;
+        return SQLITE_OK;
+    }
+    if ((rc = bind_row(st->append[f->active], o, f->last_seq + 1)) ||
+        (rc = step_done(st->append[f->active])))
+        return rc;
+    f->last_seq++;
+    f->log_rows++;
+    return SQLITE_OK;
 }
 
 static int apply_op(struct cm_store *st, const struct op *o)
@@ -404,16 +709,7 @@ static int apply_op(struct cm_store *st, const struct op *o)
 
     switch (o->kind) {
     case OP_PUT:
-        s = st->upsert;
-        if ((rc = bind_text(s, 1, o->name)) || (rc = bind_text(s, 2, o->owner)) ||
-            (rc = bind_text(s, 3, o->status)) || (rc = sqlite3_bind_int64(s, 4, o->last_probe)) ||
-            (rc = sqlite3_bind_int64(s, 5, o->last_success)) ||
-            (rc = sqlite3_bind_int64(s, 6, o->status_since)) ||
-            (rc = sqlite3_bind_int64(s, 7, o->failures)) || (rc = bind_text(s, 8, o->seen)) ||
-            (rc = sqlite3_bind_int64(s, 9, o->posture_at)) || (rc = bind_text(s, 10, o->posture)) ||
-            (rc = bind_text(s, 11, o->report)))
-            return rc;
-        break;
+        return put_row(st, o);
     case OP_DELETE:
         s = st->del;
         if ((rc = bind_text(s, 1, o->name)))
@@ -441,46 +737,236 @@ static int apply_op(struct cm_store *st, const struct op *o)
             return rc;
         break;
     default:
+        /* The fold in progress goes too (its rows are gone); seqs go on from last_seq. */
+        for (int i = 0; i < 2; i++)
+            if ((rc = step_done(st->fold_empty[i])) != SQLITE_OK)
+                return rc;
+        st->fold.log_rows = st->fold.target_rows = 0;
+        st->fold.phase = FOLD_IDLE;
+        st->fold.n = st->fold.next = 0;
         s = st->del_all;
         break;
     }
+    if (o->kind == OP_DELETE)
+        st->fold.target_rows--; /* a guess (the row may be missing): only paces the fold */
     rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+static void fold_step(struct cm_store *st);
+static void fold_restore(struct fold *f, const struct fold *saved);
+
 /* One transaction for a batch. Returns SQLITE_OK or the failing code with a reason in err;
  * a failed batch is rolled back whole. */
 static int apply_batch(struct cm_store *st, const struct queue *q, char *err, size_t errlen)
 {
+    struct fold saved = st->fold;
     int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 
     for (size_t i = 0; rc == SQLITE_OK && i < q->n; i++)
         rc = apply_op(st, &q->v[i]);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
+        fold_step(st);
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    }
     if (rc != SQLITE_OK) {
         failf(err, errlen, 0, "file=%s write failed: %s", st->path, sqlite3_errmsg(st->db));
         if (!sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        fold_restore(&st->fold, &saved);
     }
     return rc;
 }
 
 static void close_db(struct cm_store *st)
 {
-    sqlite3_finalize(st->upsert);
-    sqlite3_finalize(st->del);
-    sqlite3_finalize(st->del_all);
-    sqlite3_finalize(st->seen);
-    sqlite3_finalize(st->prune);
-    sqlite3_finalize(st->pin);
-    sqlite3_finalize(st->unpin);
-    st->upsert = st->del = st->del_all = st->seen = st->prune = st->pin = st->unpin = NULL;
+    sqlite3_stmt **all[] = {&st->put_new, &st->del,   &st->del_all, &st->seen,
+                            &st->prune,   &st->pin, &st->unpin};
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        sqlite3_finalize(st->append[i]);
+        sqlite3_finalize(st->fold_scan[i]);
+        sqlite3_finalize(st->fold_apply[i]);
+        sqlite3_finalize(st->fold_empty[i]);
+        st->append[i] = st->fold_scan[i] = st->fold_apply[i] = st->fold_empty[i] = NULL;
+    }
+    free(st->fold.v);
+    st->fold.v = NULL;
+    st->fold.n = st->fold.cap = st->fold.next = 0;
+    st->fold.phase = FOLD_IDLE;
     /* The last connection's close checkpoints the WAL into the file and removes it. */
     sqlite3_close(st->db);
     st->db = NULL;
+}
+
+/* ---- The fold ---- */
+
+/* Small steps: each rides in a batch's transaction, and a long one would hold the batch's
+ * commit back (a kill -9 then loses more than the last second). A fold of 100,000 targets
+ * still ends within about three minutes at 4 commits a second, long before the next is due
+ * (2 x 100,000 results later). */
+#define FOLD_SCAN_ROWS 1000 /* log rows read per step */
+#define FOLD_APPLY_ROWS 250 /* target rows rewritten per step: about 40 pages */
+
+static int cmp_fold_item(const void *a, const void *b)
+{
+    const struct fold_item *x = a, *y = b;
+
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Sorted by target row, the newest log row of each target only. */
+static void fold_sort(struct fold *f)
+{
+    size_t k = 0;
+
+    qsort(f->v, f->n, sizeof(*f->v), cmp_fold_item);
+    for (size_t i = 0; i < f->n; i++) {
+        if (k > 0 && f->v[k - 1].id == f->v[i].id)
+            k--;
+        f->v[k++] = f->v[i];
+    }
+    f->n = k;
+}
+
+/* Reads the next chunk of the full table: the rows newer than their target's row. */
+static int fold_scan(struct cm_store *st)
+{
+    struct fold *f = &st->fold;
+    sqlite3_stmt *s = st->fold_scan[!f->active];
+    size_t n0 = f->n;
+    int64_t pos = f->pos;
+    int rc, rows = 0;
+
+    if ((rc = sqlite3_bind_int64(s, 1, f->pos)) || (rc = sqlite3_bind_int(s, 2, FOLD_SCAN_ROWS)))
+        return rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (f->n == f->cap) {
+            size_t ncap = f->cap ? f->cap * 2 : 1024;
+            struct fold_item *v = realloc(f->v, ncap * sizeof(*v));
+            if (!v) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            f->v = v;
+            f->cap = ncap;
+        }
+        f->v[f->n].id = sqlite3_column_int64(s, 0);
+        f->v[f->n].seq = pos = sqlite3_column_int64(s, 1);
+        f->n++;
+        rows++;
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE) {
+        f->n = n0; /* this step again */
+        return rc;
+    }
+    f->pos = pos;
+    if (rows < FOLD_SCAN_ROWS) {
+        fold_sort(f);
+        f->next = 0;
+        f->phase = FOLD_APPLYING;
+    }
+    return SQLITE_OK;
+}
+
+/* Copies the next rows: consecutive target rows, so each page of `targets` is written about
+ * once per fold. */
+static int fold_apply(struct cm_store *st)
+{
+    struct fold *f = &st->fold;
+    sqlite3_stmt *s = st->fold_apply[!f->active];
+    size_t end = f->next + FOLD_APPLY_ROWS < f->n ? f->next + FOLD_APPLY_ROWS : f->n;
+    int rc = SQLITE_OK;
+
+    for (size_t i = f->next; rc == SQLITE_OK && i < end; i++)
+        if ((rc = sqlite3_bind_int64(s, 1, f->v[i].seq)) == SQLITE_OK)
+            rc = step_done(s);
+    if (rc != SQLITE_OK)
+        return rc;
+    f->next = end;
+    if (end == f->n)
+        f->phase = FOLD_EMPTYING;
+    return SQLITE_OK;
+}
+
+/* Empties the folded table whole: its pages go to the free list unwritten. */
+static int fold_empty(struct cm_store *st)
+{
+    struct fold *f = &st->fold;
+    int rc = step_done(st->fold_empty[!f->active]);
+
+    if (rc != SQLITE_OK)
+        return rc;
+    f->phase = FOLD_IDLE;
+    f->n = f->next = 0;
+    f->folds++;
+    return SQLITE_OK;
+}
+
+/* The fold's state as it was: a transaction that failed took its steps back. The buffer
+ * stays (its contents up to n are what they were). */
+static void fold_restore(struct fold *f, const struct fold *saved)
+{
+    struct fold_item *v = f->v;
+    size_t cap = f->cap;
+
+    *f = *saved;
+    f->v = v;
+    f->cap = cap;
+}
+
+/* One step of the fold, in the transaction of a batch of results (so the fold goes at their
+ * pace and adds no commit), under a savepoint: a step that fails is taken back alone, the
+ * results commit, and the step is tried again with the next batch (the log still holds
+ * every row). */
+static void fold_step(struct cm_store *st)
+{
+    struct fold *f = &st->fold, saved = *f;
+    int rc = SQLITE_OK;
+
+    if (f->phase == FOLD_IDLE &&
+        (f->log_rows < (int64_t)f->fold_min || f->log_rows < 2 * f->target_rows))
+        return;
+    if ((rc = sqlite3_exec(st->db, "SAVEPOINT fold", NULL, NULL, NULL)) != SQLITE_OK)
+        goto fail;
+    switch (f->phase) {
+    case FOLD_IDLE:
+        /* The other table (empty) takes the results from now on; this one is folded. */
+        f->active = !f->active;
+        f->log_rows = 0;
+        f->pos = 0;
+        f->n = f->next = 0;
+        f->phase = FOLD_SCANNING;
+        /* fall through */
+    case FOLD_SCANNING:
+        rc = fold_scan(st);
+        break;
+    case FOLD_APPLYING:
+        rc = fold_apply(st);
+        break;
+    case FOLD_EMPTYING:
+        rc = fold_empty(st);
+        break;
+    }
+    if (rc == SQLITE_OK &&
+        (rc = sqlite3_exec(st->db, "RELEASE fold", NULL, NULL, NULL)) == SQLITE_OK)
+        return;
+    sqlite3_exec(st->db, "ROLLBACK TO fold", NULL, NULL, NULL);
+    sqlite3_exec(st->db, "RELEASE fold", NULL, NULL, NULL);
+fail:
+    cm_log_warn("state", "file=%s fold step failed: %s; tried again with the next commit", st->path,
+                sqlite3_errstr(rc));
+    fold_restore(f, &saved);
 }
 
 /* ---- The writer thread ---- */
@@ -523,6 +1009,7 @@ static void writer(void *arg)
         uv_mutex_lock(&st->mu);
         st->committed = upto;
         st->last_rc = rc;
+        st->stats.folds = st->fold.folds;
         if (rc == SQLITE_OK) {
             st->stats.commits++;
             st->stats.rows_written += puts;
@@ -1018,6 +1505,13 @@ fail:
     return CM_ESTATE;
 }
 
+void cm_store_set_fold_min(struct cm_store *st, unsigned rows)
+{
+    uv_mutex_lock(&st->mu);
+    st->fold.fold_min = rows ? rows : 1;
+    uv_mutex_unlock(&st->mu);
+}
+
 void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out)
 {
     uv_mutex_lock(&st->mu);
@@ -1215,7 +1709,7 @@ static int open_and_load(struct cm_store *st, struct cm_state *s, time_t now, ch
         imported = rc == 0; /* s holds what the new database holds */
     }
     if ((rc = open_db(st->path, false, &st->db, err, errlen)) == SQLITE_OK && s && !imported &&
-        (rc = load_rows(st->db, st->path, s, err, errlen)) == SQLITE_OK)
+        (rc = load_rows(st->db, st->path, s, &st->fold.last_seq, err, errlen)) == SQLITE_OK)
         return 0;
     if (rc == SQLITE_OK)
         return 0;
@@ -1240,6 +1734,7 @@ int cm_store_open(uv_loop_t *loop, const char *path, struct cm_state *s, time_t 
         free(st);
         return failf(err, errlen, -ENOMEM, "out of memory");
     }
+    st->fold.fold_min = CM_STORE_FOLD_MIN;
     if (uv_mutex_init(&st->mu) < 0) {
         free(st->path);
         free(st);
@@ -1252,7 +1747,8 @@ int cm_store_open(uv_loop_t *loop, const char *path, struct cm_state *s, time_t 
         return failf(err, errlen, -ENOMEM, "cannot create a condition variable");
     }
     if ((rc = open_and_load(st, s, now, err, errlen)) < 0 ||
-        (rc = prepare_writes(st, err, errlen)) < 0)
+        (rc = prepare_writes(st, err, errlen)) < 0 ||
+        (rc = fold_init(st, s != NULL, err, errlen)) < 0)
         goto fail;
     if ((rc = uv_async_init(loop, &st->async, on_async)) < 0) {
         failf(err, errlen, rc, "cannot create the writer's wakeup: %s", uv_strerror(rc));
@@ -1292,7 +1788,7 @@ int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen
     }
     if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
         return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
-    rc = load_rows(db, path, s, err, errlen);
+    rc = load_rows(db, path, s, NULL, err, errlen);
     sqlite3_close(db);
     if (rc == SQLITE_OK) {
         cm_state_check_reports(s, SIZE_MAX);

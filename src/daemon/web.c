@@ -61,8 +61,8 @@ struct cm_web {
     uint64_t scrape_next;    /* loop time from which the next render may start */
     struct scrape_wait *scrape_queue;
     unsigned scrape_queued;
-    unsigned nhistory; /* history reads on the thread pool (the API's and the detail pages'):
-                        * web is freed after them */
+    unsigned nhistory; /* history reads, detail pages and /api/v1/targets answers on the thread
+                        * pool: web is freed after them */
 };
 
 /* What the daemon shows now (a reload changes the generation, a shutdown the notifiers). */
@@ -424,40 +424,111 @@ static void serve_metrics(struct cm_web *web, struct cm_httpd_req *req)
     paced(web, req, metrics_paced);
 }
 
+static void web_maybe_free(struct cm_web *web);
+
+/* GET /api/v1/targets: the reports are referenced on the loop (the entries may change
+ * meanwhile) and unpacked into the body on the thread pool: at 100,000 targets that is a
+ * second of work, which the loop must not do. */
+struct targets_job {
+    uv_work_t work;
+    struct cm_web *web;
+    struct cm_httpd_req *req; /* NULL once the client has gone */
+    char **refs;              /* report references, in name order */
+    size_t n;
+    char *body;
+    size_t len;
+};
+
+static void on_targets_gone(struct cm_httpd_req *req, void *arg)
+{
+    struct targets_job *j = arg;
+
+    (void)req;
+    j->req = NULL;
+}
+
+static void targets_work(uv_work_t *w)
+{
+    struct targets_job *j = w->data;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *fp = open_memstream(&buf, &size);
+    bool ok = fp != NULL;
+
+    ok = ok && fputc('[', fp) != EOF;
+    for (size_t i = 0, k = 0; ok && i < j->n; i++) {
+        char *text = NULL;
+        size_t len;
+        /* A report that does not unpack (a damaged row) is left out, as a missing one. */
+        if (cm_state_report_text(j->refs[i], &text, &len) == -ENOMEM)
+            ok = false;
+        else if (text)
+            ok = fputs(k++ ? ",\n" : "\n", fp) >= 0 && fwrite(text, 1, len, fp) == len;
+        free(text);
+    }
+    ok = ok && fputs("\n]\n", fp) >= 0;
+    if (fp && fclose(fp) != 0)
+        ok = false;
+    if (ok) {
+        j->body = buf;
+        j->len = size;
+    } else {
+        free(buf);
+    }
+}
+
+static void targets_done(uv_work_t *w, int status)
+{
+    struct targets_job *j = w->data;
+    struct cm_web *web = j->web;
+
+    (void)status;
+    if (j->req) {
+        cm_httpd_on_cancel(j->req, NULL, NULL);
+        if (j->body)
+            cm_httpd_respond(j->req, 200, "application/json", j->body, j->len, 1);
+        else
+            text(j->req, 500, "out of memory\n");
+        j->body = NULL;
+    }
+    free(j->body);
+    for (size_t i = 0; i < j->n; i++)
+        cm_state_report_unref(j->refs[i]);
+    free(j->refs);
+    free(j);
+    web->nhistory--;
+    web_maybe_free(web);
+}
+
 static void serve_targets(struct cm_web *web, struct cm_httpd_req *req)
 {
-    size_t n, len = 4, off = 0;
+    size_t n;
     struct cm_state_entry **es = sorted_entries(status(web).state, &n);
-    char *body;
+    struct targets_job *j = calloc(1, sizeof(*j));
 
-    if (!es) {
+    if (!es || !j || !(j->refs = calloc(n ? n : 1, sizeof(*j->refs)))) {
+        free(es);
+        free(j);
         text(req, 500, "out of memory\n");
         return;
     }
     for (size_t i = 0; i < n; i++)
-        len += es[i]->report ? strlen(es[i]->report) + 2 : 0;
-    if (!(body = malloc(len + 1))) {
-        free(es);
-        text(req, 500, "out of memory\n");
+        if (es[i]->report)
+            j->refs[j->n++] = cm_state_report_ref(es[i]);
+    free(es);
+    j->web = web;
+    j->req = req;
+    j->work.data = j;
+    if (uv_queue_work(web->loop, &j->work, targets_work, targets_done) < 0) {
+        for (size_t i = 0; i < j->n; i++)
+            cm_state_report_unref(j->refs[i]);
+        free(j->refs);
+        free(j);
+        text(req, 500, "cannot queue the answer\n");
         return;
     }
-    body[off++] = '[';
-    for (size_t i = 0, k = 0; i < n; i++) {
-        size_t l;
-        if (!es[i]->report)
-            continue;
-        if (k++)
-            body[off++] = ',';
-        body[off++] = '\n';
-        l = strlen(es[i]->report);
-        memcpy(body + off, es[i]->report, l);
-        off += l;
-    }
-    body[off++] = '\n';
-    body[off++] = ']';
-    body[off++] = '\n';
-    free(es);
-    cm_httpd_respond(req, 200, "application/json", body, off, 1);
+    web->nhistory++;
+    cm_httpd_on_cancel(req, on_targets_gone, j);
 }
 
 /* ---- /probe ---- */
@@ -836,7 +907,8 @@ static void pool_read_end(struct pool_read *r)
  * the state's report meanwhile. */
 struct target_job {
     struct pool_read r; /* first */
-    char *report;
+    char *report;       /* JSON text, unpacked on the loop (cheap: a few µs) */
+    size_t report_len;
     struct cm_page_info info; /* version: a literal */
     int64_t now;
     bool refresh;
@@ -873,7 +945,7 @@ static void target_work(uv_work_t *w)
         };
     h.certs = certs;
     h.n = n;
-    if (!(report = json_loads(j->report, 0, NULL))) {
+    if (!(report = json_loadb(j->report, j->report_len, 0, NULL))) {
         j->fail = "the stored report does not parse\n";
         goto out;
     }
@@ -912,9 +984,11 @@ static void target_job_start(struct cm_web *web, struct cm_httpd_req *req, const
 {
     struct target_job *j = calloc(1, sizeof(*j));
 
-    if (!j || !(j->report = strdup(e->report))) {
+    if (!j || cm_state_report_text(e->report, &j->report, &j->report_len) < 0 || !j->report) {
+        if (j)
+            free(j->report);
         free(j);
-        text(req, 500, "out of memory\n");
+        text(req, 500, "the stored report cannot be read\n");
         return;
     }
     j->info = *info;
@@ -961,7 +1035,17 @@ static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const cha
                          !refresh || refresh[0] == '1');
         return;
     }
-    if (!(report = json_loads(e->report, 0, NULL))) {
+    {
+        char *t = NULL;
+        size_t tlen;
+        if (cm_state_report_text(e->report, &t, &tlen) == -ENOMEM) {
+            text(req, 500, "out of memory\n");
+            return;
+        }
+        report = t ? json_loadb(t, tlen, 0, NULL) : NULL;
+        free(t);
+    }
+    if (!report) {
         text(req, 500, "the stored report does not parse\n");
         return;
     }

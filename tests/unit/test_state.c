@@ -129,13 +129,29 @@ static const char *rfc3339(int64_t t)
     return buf[k];
 }
 
+/* The entry's report as JSON text (unpacked when packed): valid until four more calls; NULL
+ * when it has none. */
+static const char *rtext(const struct cm_state_entry *e)
+{
+    static char *ring[4];
+    static unsigned k;
+    char *t = NULL;
+    size_t len;
+
+    CU_ASSERT_EQUAL_FATAL(cm_state_report_text(e->report, &t, &len), 0);
+    k = (k + 1) % 4;
+    free(ring[k]);
+    ring[k] = t;
+    return t;
+}
+
 static json_t *parse_report(const struct cm_state_entry *e)
 {
     json_error_t je;
     json_t *j;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(e->report);
-    j = json_loads(e->report, 0, &je);
+    j = json_loads(rtext(e), 0, &je);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     return j;
 }
@@ -457,7 +473,7 @@ static void test_record_first(void)
         EXPECT_STR(json_string_value(json_object_get(f, "first_seen")), rfc3339(NOW));
     CU_ASSERT_PTR_NOT_NULL(report_finding(rep, "cert.expiring", 0));
     /* Numbers stay short in the text (1.235 is not exact in binary). */
-    CU_ASSERT_PTR_NOT_NULL(strstr(e->report, "\"dns\":1.235,"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rtext(e), "\"dns\":1.235,"));
     json_decref(rep);
 
     /* Without labels the report still has the key, empty. */
@@ -840,7 +856,7 @@ static void expect_same_entry(const struct cm_state_entry *a, const struct cm_st
     expect_int(b->has_status, a->has_status, "has_status", line);
     if (a->has_status)
         expect_int(b->status, a->status, "status", line);
-    expect_str(b->report, a->report, "report", line);
+    expect_str(rtext(b), rtext(a), "report", line);
     expect_int(b->seen_count, a->seen_count, "seen_count", line);
     for (size_t i = 0; i < a->seen_count && i < b->seen_count; i++) {
         /* Loaded ids are the catalogue's own strings. */
@@ -921,7 +937,7 @@ static void test_serialize_shape(void)
         if (e->report) {
             char *r = json_dumps(json_object_get(t, "report"),
                                  JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-            EXPECT_STR(r, e->report);
+            EXPECT_STR(r, rtext(e));
             free(r);
         } else {
             CU_ASSERT_PTR_NULL(json_object_get(t, "report"));
@@ -1338,28 +1354,44 @@ static void test_load_unknown_seen(void)
     cm_state_free(s);
 }
 
-/* Loads path with stderr (where log lines go) captured into log. */
-static struct cm_state *load_logged(const char *path, char *log, size_t loglen, unsigned line)
-{
-    const char *logpath = tmp_path("load.log");
-    int saved = dup(STDERR_FILENO), fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    struct cm_state *s;
-    FILE *fp;
-    size_t n = 0;
+/* stderr (where log lines go) captured into a file between capture_start and capture_end,
+ * which reads it into log. */
+static int capture_saved = -1;
 
-    CU_ASSERT_FATAL(saved >= 0 && fd >= 0);
+static void capture_start(void)
+{
+    int fd = open(tmp_path("load.log"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    capture_saved = dup(STDERR_FILENO);
+    CU_ASSERT_FATAL(capture_saved >= 0 && fd >= 0);
     fflush(stderr);
     dup2(fd, STDERR_FILENO);
     close(fd);
-    s = load_ok(path, line);
+}
+
+static void capture_end(char *log, size_t loglen)
+{
+    FILE *fp;
+    size_t n = 0;
+
     fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    if ((fp = fopen(logpath, "r"))) {
+    dup2(capture_saved, STDERR_FILENO);
+    close(capture_saved);
+    if ((fp = fopen(tmp_path("load.log"), "r"))) {
         n = fread(log, 1, loglen - 1, fp);
         fclose(fp);
     }
     log[n] = '\0';
+}
+
+/* Loads path with stderr captured into log. */
+static struct cm_state *load_logged(const char *path, char *log, size_t loglen, unsigned line)
+{
+    struct cm_state *s;
+
+    capture_start();
+    s = load_ok(path, line);
+    capture_end(log, loglen);
     return s;
 }
 
@@ -1541,10 +1573,9 @@ static void test_store_round_trip(void)
                "SELECT status || ' ' || failures || ' ' || last_success FROM targets "
                "WHERE name = 'down.example.net:8443'",
                "critical 2 1799996400");
-    EXPECT_SQL(path,
-               "SELECT json_extract(report, '$.findings[0].id') FROM targets WHERE name = "
-               "'example.com:443'",
-               "cert.expiring");
+    /* The report is packed (base/pack.h): a BLOB, a fraction of its JSON text, which
+     * `certmon state export` shows (read_db above reads it back whole). */
+    EXPECT_SQL(path, "SELECT typeof(report) FROM targets WHERE name = 'example.com:443'", "blob");
     EXPECT_SQL(path, "SELECT owner FROM targets WHERE name = 'file:/etc/ssl/certs/a.pem'",
                "bundles");
     EXPECT_SQL(path, "PRAGMA integrity_check", "ok");
@@ -1566,7 +1597,11 @@ static void test_store_round_trip(void)
     }
     store_close_ok(st);
     EXPECT_SQL(path, "SELECT count(*) FROM targets", "4");
-    EXPECT_SQL(path, "SELECT last_probe FROM targets WHERE name = 'example.com:443'", "1800002000");
+    /* The new result is in the log until a fold; the view `current` is what counts. */
+    EXPECT_SQL(path, "SELECT last_probe FROM targets WHERE name = 'example.com:443'", "1800000100");
+    EXPECT_SQL(path, "SELECT group_concat(name) FROM results_a", "example.com:443");
+    EXPECT_SQL(path, "SELECT last_probe FROM current WHERE name = 'example.com:443'", "1800002000");
+    EXPECT_SQL(path, "SELECT count(*) FROM current", "4");
     u = read_db(path, __LINE__);
     EXPECT_INT(count_of(u), 4);
     EXPECT_FIRST_SEEN(cm_state_get(u, "example.com:443"), "host.mismatch", 0, NOW + 100);
@@ -1818,6 +1853,56 @@ static void test_store_hand_edits(void)
     cm_state_free(s);
 }
 
+/* Reports are packed in memory and in the database; a packed report damaged by hand is
+ * dropped when checked (with a warning), never served; a JSON text report (a database of
+ * schema 2) is read as it is and packed once checked. */
+static void test_store_packed_reports(void)
+{
+    const char *dir = fresh_dir("packed");
+    char path[600], log[4096];
+    struct cm_state *s = sample_state(), *t = new_state();
+    struct cm_store *st;
+    struct cm_state_entry *e;
+    sqlite3 *db;
+    size_t len;
+    bool packed;
+    const char *json = "{\"target\":\"file:/etc/ssl/certs/a.pem\",\"status\":\"ok\"}";
+    char sql[512];
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    e = cm_state_get(s, "example.com:443");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    cm_state_report_data(e->report, &len, &packed);
+    CU_ASSERT_TRUE(packed);
+    CU_ASSERT(len * 3 < strlen(rtext(e)));
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    store_close_ok(st);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql),
+             "UPDATE targets SET report = substr(report, 1, 20) WHERE name = 'example.com:443';"
+             "UPDATE targets SET report = '%s' WHERE name = 'file:/etc/ssl/certs/a.pem';",
+             json);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    capture_start();
+    st = store_open_ok(path, t, __LINE__);
+    store_close_ok(st);
+    CU_ASSERT_TRUE(cm_state_check_reports(t, SIZE_MAX));
+    capture_end(log, sizeof(log));
+    CU_ASSERT_PTR_NULL(cm_state_get(t, "example.com:443")->report);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "target=example.com:443 field=report: not a JSON object"));
+    e = cm_state_get(t, "file:/etc/ssl/certs/a.pem");
+    EXPECT_STR(rtext(e), json);
+    cm_state_report_data(e->report, &len, &packed);
+    CU_ASSERT_TRUE(packed);
+    /* The others came back as they were put. */
+    EXPECT_STR(rtext(cm_state_get(t, "down.example.net:8443")),
+               rtext(cm_state_get(s, "down.example.net:8443")));
+    cm_state_free(t);
+    cm_state_free(s);
+}
+
 /* An entry removed before its report was checked moves another into its slot: that one is
  * still checked. */
 static void test_check_after_remove(void)
@@ -1988,7 +2073,9 @@ static void test_store_upgrade(void)
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
     EXPECT_INT(count_of(s), 1);
-    EXPECT_SQL(path, "PRAGMA user_version", "4");
+    EXPECT_SQL(path, "PRAGMA user_version", "5");
+    EXPECT_SQL(path, "SELECT (SELECT count(*) FROM results_a) + (SELECT count(*) FROM results_b)",
+               "0");
     history_chain(&a, "aaaa", NULL, NOW + 30 * 86400);
     EXPECT_INT(cm_store_seen(st, "web", &a, NOW), 0);
     store_close_ok(st);
@@ -1998,6 +2085,12 @@ static void test_store_upgrade(void)
     cm_chain_clear(&a);
     cm_state_free(s);
 }
+
+/* Takes the results log of schema 5 out again, to make a database of an older schema by
+ * hand. */
+#define LOG_DOWN                                                                           \
+    "DROP VIEW current; DROP TABLE results_a; DROP TABLE results_b;"                           \
+    " ALTER TABLE targets DROP COLUMN seq;"
 
 /* What cm_store_pins hands over, as "target sha256 spki pinned_at;" lines. */
 static void collect_pin_text(void *arg, const char *target, const struct cm_leaf_summary *p,
@@ -2047,7 +2140,7 @@ static void test_store_pins(void)
     /* Back to schema 2 by hand: the reader finds no pins, the next store brings the table. */
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
     EXPECT_INT(sqlite3_exec(db,
-                            "ALTER TABLE history DROP COLUMN trust; DROP TABLE pins;"
+                            LOG_DOWN "ALTER TABLE history DROP COLUMN trust; DROP TABLE pins;"
                             " PRAGMA user_version = 2;",
                             NULL, NULL, NULL),
                SQLITE_OK);
@@ -2057,7 +2150,7 @@ static void test_store_pins(void)
     EXPECT_STR(got, "");
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
-    EXPECT_SQL(path, "PRAGMA user_version", "4");
+    EXPECT_SQL(path, "PRAGMA user_version", "5");
     EXPECT_SQL(path, "SELECT count(*) FROM pragma_table_info('history') WHERE name = 'trust'", "1");
     EXPECT_INT(cm_store_pin(st, "web", &a, NOW), 0);
     store_close_ok(st);
@@ -2114,7 +2207,7 @@ static void test_store_trust(void)
 
     /* Back to schema 3: no column; read as unknown; upgraded by the next store. */
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    EXPECT_INT(sqlite3_exec(db, "ALTER TABLE history DROP COLUMN trust; PRAGMA user_version = 3;",
+    EXPECT_INT(sqlite3_exec(db, LOG_DOWN "ALTER TABLE history DROP COLUMN trust; PRAGMA user_version = 3;",
                             NULL, NULL, NULL),
                SQLITE_OK);
     sqlite3_close(db);
@@ -2130,10 +2223,123 @@ static void test_store_trust(void)
     EXPECT_INT(cm_store_latest(path, latest_trust, &latest, err, sizeof(err)), 0);
     EXPECT_INT(latest, CM_TRUST_UNKNOWN);
     st = store_open_ok(path, s, __LINE__);
-    EXPECT_SQL(path, "PRAGMA user_version", "4");
+    EXPECT_SQL(path, "PRAGMA user_version", "5");
     store_close_ok(st);
     cm_chain_clear(&a);
     cm_chain_clear(&b);
+    cm_state_free(s);
+}
+
+/* A database of schema 2 (reports as JSON text, no log, no pins, a history without trust) is
+ * upgraded in place: its rows and their reports stay and load; a read-only reader before the
+ * upgrade reads it too. */
+static void test_store_upgrade_2(void)
+{
+    const char *dir = fresh_dir("upgrade2");
+    char path[600];
+    struct cm_state *s, *u;
+    struct cm_store *st;
+    sqlite3 *db;
+    const char *rep = "{\"target\":\"web\",\"status\":\"ok\"}";
+    char sql[4096];
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE targets (id INTEGER PRIMARY KEY, name TEXT NOT NULL"
+             " UNIQUE, owner TEXT NOT NULL, status TEXT, last_probe INTEGER NOT NULL DEFAULT 0,"
+             " last_success INTEGER NOT NULL DEFAULT 0, status_since INTEGER NOT NULL DEFAULT 0,"
+             " failures INTEGER NOT NULL DEFAULT 0, seen TEXT, posture_at INTEGER NOT NULL"
+             " DEFAULT 0, posture TEXT, report TEXT);"
+             "CREATE TABLE history (target TEXT NOT NULL, sha256 TEXT NOT NULL, first_seen INTEGER"
+             " NOT NULL, last_seen INTEGER NOT NULL, subject TEXT NOT NULL, sans TEXT NOT NULL,"
+             " issuer TEXT NOT NULL, key_type TEXT NOT NULL, key_bits INTEGER NOT NULL, not_before"
+             " INTEGER NOT NULL, not_after INTEGER NOT NULL, chain TEXT NOT NULL,"
+             " PRIMARY KEY (target, sha256));"
+             "INSERT INTO targets (name, owner, status, last_probe, seen, report) VALUES ('web',"
+             " 'web', 'ok', 1800000000, '[[\"cert.expiring\",0,1799990000]]', '%s');"
+             "PRAGMA application_id = 1668113506; PRAGMA user_version = 2;",
+             rep);
+    EXPECT_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    u = read_db(path, __LINE__);
+    EXPECT_INT(count_of(u), 1);
+    EXPECT_STR(rtext(cm_state_get(u, "web")), rep);
+    cm_state_free(u);
+
+    s = new_state();
+    st = store_open_ok(path, s, __LINE__);
+    store_close_ok(st);
+    EXPECT_SQL(path, "PRAGMA user_version", "5");
+    EXPECT_INT(count_of(s), 1);
+    EXPECT_INT(cm_state_get(s, "web")->last_probe, 1800000000);
+    EXPECT_INT(cm_state_get(s, "web")->seen_count, 1);
+    EXPECT_STR(rtext(cm_state_get(s, "web")), rep);
+    EXPECT_SQL(path, "SELECT typeof(report) FROM current", "text");
+    cm_state_free(s);
+}
+
+/* The results log: each put of a known target appends a row; once the log holds more rows
+ * than `targets` (and at least the threshold), the store folds it in steps after its
+ * commits: every target's row gets its newest result, the log keeps only what came after
+ * (and its newest row). At every moment a reader sees each target's newest result. */
+static void test_store_fold(void)
+{
+    const char *dir = fresh_dir("fold");
+    char path[600];
+    struct cm_state *s = sample_state(), *u;
+    struct cm_store *st;
+    struct cm_store_stats stats;
+    struct cm_state_entry *const *es;
+    size_t n;
+    bool changed;
+    enum cm_status old;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    cm_store_set_fold_min(st, 10);
+    put_all(st, s);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    /* New targets: rows of their own, no log rows. */
+    EXPECT_SQL(path, "SELECT (SELECT count(*) FROM results_a) + (SELECT count(*) FROM results_b)",
+               "0");
+    es = cm_state_entries(s, &n);
+    /* 60 rounds of results, a commit each: the log passes the threshold several times. */
+    for (int round = 1; round <= 60; round++) {
+        for (size_t i = 0; i < n; i++) {
+            es[i]->last_probe = NOW + round;
+            EXPECT_INT(cm_store_put(st, es[i]), 0);
+        }
+        EXPECT_INT(cm_store_sync(st, 5000), 0);
+        u = read_db(path, __LINE__);
+        EXPECT_INT(count_of(u), n);
+        for (size_t i = 0; i < n; i++)
+            if (cm_state_get(u, es[i]->name))
+                EXPECT_INT(cm_state_get(u, es[i]->name)->last_probe, NOW + round);
+        cm_state_free(u);
+    }
+    cm_store_get_stats(st, &stats);
+    CU_ASSERT(stats.folds >= 3);
+    EXPECT_INT(stats.failures, 0);
+    /* A removal and a return after folds: the old log rows of the name never come back. */
+    record(cm_state_get(s, "example.com:443"), mismatched(), NOW + 5000, &changed, &old);
+    EXPECT_INT(cm_store_delete(st, "example.com:443"), 0);
+    EXPECT_INT(cm_store_put(st, cm_state_get(s, "example.com:443")), 0);
+    store_close_ok(st);
+    EXPECT_SQL(path, "SELECT last_probe FROM current WHERE name = 'example.com:443'", "1800005000");
+    /* Folded: targets' rows are at most two folds behind, the log far shorter than 60 rounds
+     * (a fold starts at 10 rows, and the table it leaves fills while it runs). */
+    {
+        char *left = sql_text(path, "SELECT (SELECT count(*) FROM results_a) +"
+                                    " (SELECT count(*) FROM results_b)");
+        CU_ASSERT(left && atoi(left) <= 30);
+        free(left);
+    }
+    EXPECT_SQL(path, "SELECT min(last_probe) >= 1800000050 FROM targets", "1");
+    EXPECT_SQL(path, "PRAGMA integrity_check", "ok");
+    u = read_db(path, __LINE__);
+    expect_same_state(s, u, __LINE__);
+    cm_state_free(u);
     cm_state_free(s);
 }
 
@@ -2165,6 +2371,9 @@ static CU_TestInfo tests[] = {
     {"store: a JSON state is imported once", test_store_import_json},
     {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},
     {"store: rows edited by hand; reports checked in slices", test_store_hand_edits},
+    {"store: reports packed; damaged ones dropped, JSON ones packed", test_store_packed_reports},
+    {"store: schema 2 upgraded in place (the results log)", test_store_upgrade_2},
+    {"store: the results log folded into the rows", test_store_fold},
     {"store: a removal during the checks", test_check_after_remove},
     CU_TEST_INFO_NULL,
 };

@@ -3,8 +3,9 @@
  * consecutive failures and its last posture pass. Kept per state name: an endpoint target's
  * name, or "file:PATH" for each file a file entry found.
  *
- * The latest report is held as compact JSON text (a parsed tree costs ten times the memory),
- * which is also what the database and the API serve. This module is the in-memory view;
+ * The latest report is held packed (base/pack.h: compact JSON text, DEFLATE with a preset
+ * dictionary, about a ninth of the text; a parsed tree would cost ten times the text), which is
+ * also what the database keeps; the API unpacks it to serve it. This module is the in-memory view;
  * persistence is the store's (certmon/daemon/store.h: one SQLite row per entry, written by its
  * own thread). The JSON state document of earlier versions is still read here
  * (cm_state_load: the store imports it once) and written (cm_state_serialize: `certmon state
@@ -41,7 +42,7 @@ struct cm_state_entry {
     unsigned failures;    /* consecutive results with a probe error */
     enum cm_status status;
     bool has_status;      /* false until a first result (or a loaded one) */
-    char *report;         /* compact JSON of the latest report, or NULL */
+    char *report;         /* the latest report, packed, or NULL (cm_state_report_text) */
     struct cm_seen *seen;
     size_t seen_count;
     struct cm_posture *posture; /* latest posture pass, or NULL */
@@ -155,7 +156,9 @@ struct cm_state_row {
     int64_t failures;
     const char *seen;    /* NULL: none */
     const char *posture; /* NULL: none */
-    const char *report;  /* NULL: none */
+    const char *report;  /* NULL: none; JSON text, or report_len packed bytes */
+    size_t report_len;   /* when report_packed */
+    bool report_packed;  /* report is a packed text (base/pack.h), not JSON */
 };
 
 /* Adds the entry a row describes to s, checked as cm_state_load checks a state file's entry
@@ -167,16 +170,26 @@ struct cm_state_row {
 int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t idx, char *err,
                      size_t errlen);
 
-/* Parses up to max restored reports not parsed yet: one that is not a JSON object is dropped
- * with a warning (the API serves report texts as they are), the others get their views.
+/* Parses up to max restored reports not parsed yet: one that is not a JSON object (or a packed
+ * text that does not unpack) is dropped with a warning, the others get their views, and one
+ * restored as JSON text (a database of schema 2) is packed.
  * Returns true when no report is left unchecked. Call it in slices after a start, and with
  * SIZE_MAX before serving reports or views. */
 bool cm_state_check_reports(struct cm_state *s, size_t max);
 
-/* A reference to the entry's report text (NULL when it has none), valid on any thread until
+/* A reference to the entry's report (NULL when it has none), valid on any thread until
  * cm_state_report_unref: the entry may get a new report meanwhile. */
 char *cm_state_report_ref(const struct cm_state_entry *e);
 void cm_state_report_unref(char *report);
+
+/* The bytes of a report (an entry's `report` or a reference): a packed text (base/pack.h) when
+ * *packed, else JSON text (NUL-terminated; *len without the NUL). Any thread. */
+const void *cm_state_report_data(const char *report, size_t *len, bool *packed);
+
+/* The report's JSON text, unpacked when packed, into *out (malloc'd, NUL-terminated; *len
+ * without the NUL): *out NULL when report is NULL. Any thread. Returns 0, -ENOMEM, or -EINVAL
+ * for a packed text that does not unpack. */
+int cm_state_report_text(const char *report, char **out, size_t *len);
 
 /* The entry's first-seen list and posture as the row's JSON texts (malloc'd; posture NULL
  * when the entry has none). NULL on allocation failure. */

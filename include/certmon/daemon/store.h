@@ -1,15 +1,23 @@
 /* The state database: one SQLite file in WAL mode with a row per state entry (table
  * `targets`: name, owner, status, last_probe, last_success, status_since, failures, seen,
- * posture_at, posture, report; the JSON columns as cm_state_row describes them). `sqlite3`
- * on the file is a supported way to look; certmon's own readers are cm_store_read and
- * `certmon state export`.
+ * posture_at, posture, report, seq; the JSON columns as cm_state_row describes them, the
+ * report packed: base/pack.h). `sqlite3` on the file is a supported way to look (the view
+ * `current`); certmon's own readers are cm_store_read and `certmon state export`.
  *
  * One connection, owned by one writer thread: the loop hands it copies of entries
  * (cm_store_put, cm_store_delete) and never waits for the disk. The thread commits what has
  * queued up at most CM_STORE_COMMIT_MS after the first of it arrived, one transaction per
  * batch, so that a crash (kill -9) loses at most that much and never corrupts the file
- * (synchronous=NORMAL: a power loss may lose the last commits too, never the file). Each put
- * is one small upsert of one row: the cost of a result does not grow with the fleet.
+ * (synchronous=NORMAL: a power loss may lose the last commits too, never the file).
+ *
+ * Schema 5: a put of a known entry appends a row to the results log (tables `results_a` and
+ * `results_b`, taking turns; the same columns, seq its position) instead of rewriting the
+ * entry's row in place, so that consecutive results share pages. Once the active table holds
+ * twice as many rows as `targets` (and at least CM_STORE_FOLD_MIN), the other one takes the
+ * results and the thread folds the full one into `targets` in small steps with its commits,
+ * in the order of the rows, then empties it. A row of `targets` is current up to its seq; a
+ * newer log row of the same name overrides it (the view `current`). The cost of a result
+ * stays flat in the number of entries (about 2.5 KiB written, WAL and checkpoint included).
  *
  * Schema 2 adds the certificate history (table `history`): one row per distinct leaf a target
  * has served, keyed by (target, sha256), with first_seen, last_seen and the leaf's summary
@@ -17,8 +25,8 @@
  * every certificate the peer sent, leaf first, space-separated). Schema 3 adds the pins of
  * targets that pin on first use (table `pins`: target, sha256, spki_sha256, subject, sans,
  * issuer, key_type, key_bits, not_after, pinned_at). Schema 4 adds the history's column
- * trust (cm_leaf_trust_name: public, private, untrusted; NULL when not known). An older file
- * is upgraded in place when the daemon opens it. */
+ * trust (cm_leaf_trust_name: public, private, untrusted; NULL when not known). Schema 5 adds the
+ * results log (above). An older file is upgraded in place when the daemon opens it. */
 #ifndef CERTMON_STORE_H
 #define CERTMON_STORE_H
 
@@ -33,7 +41,7 @@
 #define CM_STORE_COMMIT_MS 250
 
 /* The schema version kept in PRAGMA user_version. */
-#define CM_STORE_SCHEMA 4
+#define CM_STORE_SCHEMA 5
 
 struct cm_store;
 
@@ -53,8 +61,9 @@ struct cm_store;
 int cm_store_open(uv_loop_t *loop, const char *path, struct cm_state *s, time_t now,
                   struct cm_store **out, char *err, size_t errlen);
 
-/* Queues the entry's current fields, copied (the report text by reference): the entry may
- * change or go right after. Returns 0 or -ENOMEM (nothing queued). */
+/* Queues the entry's current fields, copied (the report by reference): the entry may change or
+ * go right after. The first put of a name inserts its row; later ones append to the log.
+ * Returns 0 or -ENOMEM (nothing queued). */
 int cm_store_put(struct cm_store *st, const struct cm_state_entry *e);
 
 /* Queues the removal of the row of name. Returns 0 or -ENOMEM. */
@@ -78,8 +87,7 @@ int cm_store_close(struct cm_store *st);
  * else last_seen moves to now. The caller decides how often (the daemon: at a new leaf, and at
  * most once an hour per target otherwise), so that bytes per result stay flat. A chain without
  * certificates is ignored. Returns 0 or -ENOMEM. */
-int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
-                  time_t now);
+int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain, time_t now);
 
 /* The same, noting how the chain was trusted (CM_TRUST_UNKNOWN: NULL) in a new row. */
 int cm_store_seen_as(struct cm_store *st, const char *name, const struct cm_chain *chain,
@@ -115,7 +123,7 @@ struct cm_history_row {
     char *key_type;
     unsigned key_bits;
     int64_t not_before, not_after;
-    char *chain; /* SHA-256 of each certificate sent, leaf first, space-separated */
+    char *chain;              /* SHA-256 of each certificate sent, leaf first, space-separated */
     enum cm_leaf_trust trust; /* as first seen; CM_TRUST_UNKNOWN for rows of schema < 4 */
 };
 
@@ -123,8 +131,8 @@ struct cm_history_row {
  * writes it), newest first (by first_seen, then last_seen). A database of schema 1 has no
  * history: 0 rows. Returns 0 with *rows (NULL when *n is 0) and *n, or CM_ESTATE / a negative
  * errno with a reason in err (-ENOENT: no file). */
-int cm_store_history(const char *path, const char *name, struct cm_history_row **rows,
-                     size_t *n, char *err, size_t errlen);
+int cm_store_history(const char *path, const char *name, struct cm_history_row **rows, size_t *n,
+                     char *err, size_t errlen);
 
 void cm_history_free(struct cm_history_row *rows, size_t n);
 
@@ -143,12 +151,20 @@ int cm_store_latest(const char *path,
  * when out of memory. */
 json_t *cm_history_json(const struct cm_history_row *rows, size_t n);
 
+/* A fold of the results log into `targets` starts once the active log table holds at least
+ * this many rows and at least twice as many as `targets` has. */
+#define CM_STORE_FOLD_MIN 1000
+
+/* Sets that threshold (tests: to fold a small state). Call before the first put. */
+void cm_store_set_fold_min(struct cm_store *st, unsigned rows);
+
 /* Counters for logs and benchmarks (read on the loop). */
 struct cm_store_stats {
     uint64_t rows_written; /* upserts committed */
     uint64_t commits;
-    uint64_t failures; /* transactions that failed (their changes are lost) */
+    uint64_t failures;        /* transactions that failed (their changes are lost) */
     uint64_t history_written; /* history upserts committed */
+    uint64_t folds;           /* folds of the results log completed */
 };
 void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out);
 
