@@ -529,13 +529,15 @@ static void scan_merge(struct cm_disc_source *src, struct scan *s)
         cm_log_error("discovery", "source=%s out of memory taking a read in", src->name);
         return;
     }
-    for (size_t i = 0; i < s->nout; i++) {
+    /* Both lists are sorted by path: one walk pairs them. */
+    for (size_t i = 0, j = 0; i < s->nout; i++) {
         struct scan_out *o = &s->out[i];
         struct dfile *f = &nf[i], *old = NULL;
 
-        for (size_t j = 0; j < fs->nfiles && !old; j++)
-            if (fs->files[j].path && !strcmp(fs->files[j].path, o->path))
-                old = &fs->files[j];
+        while (j < fs->nfiles && strcmp(fs->files[j].path, o->path) < 0)
+            j++;
+        if (j < fs->nfiles && !strcmp(fs->files[j].path, o->path))
+            old = &fs->files[j++];
         if (old) {
             *f = *old;
             memset(old, 0, sizeof(*old));

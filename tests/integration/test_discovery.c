@@ -198,6 +198,20 @@ static void test_start(void)
     CU_ASSERT(metric(m, "certmon_discovery_last_success_timestamp_seconds", "a.json\"", NULL) >
               1.7e9);
     EXPECT_INT(metric(m, "certmon_targets", NULL, NULL), 2);
+
+    /* The new families pass Prometheus's own checker. */
+    char path[400], cmd[600], *out = NULL;
+    snprintf(path, sizeof(path), "%s/metrics.txt", dir);
+    FILE *fp = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs(m, fp);
+    fclose(fp);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", path);
+    char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+    EXPECT_INT(cm_th_run(sh, &out, 30, NULL), 0);
+    if (out && *out)
+        fprintf(stderr, "\n    promtool: %s", out);
+    free(out);
     free(m);
 }
 
