@@ -208,6 +208,8 @@ struct fsrc {
     size_t nwatches;
     struct scan *scan; /* in flight */
     bool again;        /* a change came during it */
+    bool rewatch;      /* a pattern's directory was unreadable: watch afresh once it is back
+                        * (a directory made anew is another inode) */
     uint64_t refresh_ms;
 };
 
@@ -440,7 +442,6 @@ static void scan_file(struct scan *s, struct scan_out *o)
         o->st = SF_BAD;
         return;
     }
-    o->have_sig = true;
     if (cm_sd_format_of(o->path, &fmt) < 0) {
         add_err(&o->errs, "%s: not a .json, .yml or .yaml file", o->path);
         o->st = SF_BAD;
@@ -479,20 +480,30 @@ static void scan_run(uv_work_t *req)
         struct scan_out *o = &s->out[s->nout];
         struct stat st;
 
-        if (stat(paths[i], &st) < 0 && errno == ENOENT)
-            continue; /* gone since the glob: as if not matched */
+        if (stat(paths[i], &st) < 0) {
+            if (errno == ENOENT)
+                continue; /* gone since the glob: as if not matched */
+            o->path = paths[i];
+            paths[i] = NULL;
+            s->nout++;
+            add_err(&o->errs, "%s: %s", o->path, strerror(errno));
+            o->st = SF_BAD;
+            continue;
+        }
         o->path = paths[i];
         paths[i] = NULL;
         s->nout++;
+        /* The file as it is now: a read that fails (no permission) is not repeated, nor
+         * reported again, until the file changes. */
+        o->sig = sig_of(&st);
+        o->have_sig = true;
         /* Unchanged since the last read (good or bad): nothing to read. */
         while (k < s->nknown && strcmp(s->known[k].path, o->path) < 0)
             k++;
-        if (k < s->nknown && !strcmp(s->known[k].path, o->path) && s->known[k].have) {
-            struct file_sig now = sig_of(&st);
-            if (sig_eq(&now, &s->known[k].sig)) {
-                o->st = SF_SAME;
-                continue;
-            }
+        if (k < s->nknown && !strcmp(s->known[k].path, o->path) && s->known[k].have &&
+            sig_eq(&o->sig, &s->known[k].sig)) {
+            o->st = SF_SAME;
+            continue;
         }
         scan_file(s, o);
     }
@@ -518,6 +529,7 @@ static void scan_merge(struct cm_disc_source *src, struct scan *s)
     char *first_error = NULL;
 
     if (s->fatal[0]) {
+        fs->rewatch = true;
         if (!src->last_error || strcmp(src->last_error, s->fatal))
             cm_log_warn("discovery", "source=%s %s; its targets stay as they were", src->name,
                         s->fatal);
@@ -659,6 +671,9 @@ static struct scan *scan_new(struct cm_disc_source *src)
 static void maybe_free(struct cm_discovery *dm);
 static void scan_start(struct cm_disc_source *src);
 
+static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+static void on_handle_closed(uv_handle_t *h);
+
 static void scan_done(uv_work_t *req, int status)
 {
     struct scan *s = req->data;
@@ -668,12 +683,23 @@ static void scan_done(uv_work_t *req, int status)
 
     dm->scans--;
     fs->scan = NULL;
+    bool fatal = s->fatal[0] != '\0';
+
     if (status == 0 && !dm->closing)
         scan_merge(src, s);
     scan_free(s);
     if (dm->closing) {
         maybe_free(dm);
         return;
+    }
+    if (fs->rewatch && status == 0 && !fatal) {
+        fs->rewatch = false;
+        for (size_t j = 0; j < fs->nwatches; j++)
+            uv_close((uv_handle_t *)fs->watches[j], on_handle_closed);
+        free(fs->watches);
+        fs->watches = NULL;
+        fs->nwatches = 0;
+        watch_dirs(src, &dm->loaded->cfg->discovery[src->index]);
     }
     if (fs->again) {
         fs->again = false;

@@ -350,6 +350,30 @@ static void test_reload_keeps(void)
     free(m);
 }
 
+/* The directory gone (an unmounted file system): every target stays; back, it is followed
+ * again. */
+static void test_dir_gone(void)
+{
+    char away[400];
+
+    snprintf(away, sizeof(away), "%s.away", sd);
+    CU_ASSERT_EQUAL_FATAL(rename(sd, away), 0);
+    CU_ASSERT(cm_th_wait_text(logpath, "its targets stay as they were", 5));
+    CU_ASSERT(listed("alpha") && listed("gamma"));
+    char *m = get("/metrics");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    EXPECT_INT(metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
+    free(m);
+    CU_ASSERT_EQUAL_FATAL(rename(away, sd), 0);
+    /* Back: a change in it is seen at once again. */
+    write_sd("d.json", "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
+                       "{\"__certmon_name\": \"delta\"}}]\n",
+             port_b);
+    CU_ASSERT(wait_listed("delta", true, 5) >= 0);
+    unlink(cm_th_path(sd, "d.json"));
+    CU_ASSERT(wait_listed("delta", false, 5) >= 0);
+}
+
 /* A removed file takes its targets along within 5 s; the others stay. */
 static void test_remove(void)
 {
@@ -373,6 +397,7 @@ static CU_TestInfo tests[] = {
     {"broken files keep their targets, reported in log and metrics", test_broken_files},
     {"a configured name wins", test_collision},
     {"SIGHUP keeps discovered targets and their state", test_reload_keeps},
+    {"the directory gone keeps every target", test_dir_gone},
     {"a removed file takes its targets within 5 s", test_remove},
     CU_TEST_INFO_NULL,
 };
