@@ -829,20 +829,17 @@ static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discov
     }
 }
 
-/* ---- Lifetime ---- */
+/* ---- The files kind's lifetime ---- */
 
 /* Takes prev's files of the source named like src, and turns their last good content into
  * targets under the new configuration. */
-static void take_over(struct cm_disc_source *src, struct cm_discovery *prev)
+static void files_take_over(struct cm_disc_source *src, struct cm_disc_source *psrc)
 {
     const struct cm_config *cfg = src->dm->loaded->cfg;
-    struct fsrc *fs = src->impl, *pfs = NULL;
+    struct fsrc *fs = src->impl, *pfs = psrc ? psrc->impl : NULL;
     struct cm_gen_targets **lists;
     size_t n = 0;
 
-    for (size_t i = 0; prev && i < prev->nsources && !pfs; i++)
-        if (prev->sources[i].kind == src->kind && !strcmp(prev->sources[i].name, src->name))
-            pfs = prev->sources[i].impl;
     if (!pfs || !pfs->nfiles)
         return;
     fs->files = pfs->files;
@@ -880,6 +877,127 @@ static void take_over(struct cm_disc_source *src, struct cm_discovery *prev)
     free(lists);
 }
 
+static int files_init(struct cm_disc_source *src, const struct cm_config_discovery *cd)
+{
+    struct fsrc *fs = calloc(1, sizeof(*fs));
+
+    if (!fs)
+        return -ENOMEM;
+    fs->refresh_ms = cd->refresh_ms;
+    src->impl = fs;
+    return 0;
+}
+
+static void files_read_now(struct cm_disc_source *src)
+{
+    struct scan *s = scan_new(src);
+
+    if (!s) {
+        cm_log_error("discovery", "source=%s out of memory reading it", src->name);
+        return;
+    }
+    scan_run(&s->req);
+    scan_merge(src, s);
+    scan_free(s);
+}
+
+static void files_start(struct cm_disc_source *src, const struct cm_config_discovery *cd)
+{
+    struct cm_discovery *dm = src->dm;
+    struct fsrc *fs = src->impl;
+
+    uv_timer_init(dm->loop, &fs->timer);
+    fs->timer.data = src;
+    fs->timer_init = true;
+    dm->handles++;
+    watch_dirs(src, cd);
+    /* A read now, then every refresh: what changed since the start's read or since the
+     * previous configuration's is picked up at once. */
+    uv_timer_start(&fs->timer, on_timer, 0, fs->refresh_ms);
+}
+
+static void files_close(struct cm_disc_source *src)
+{
+    struct fsrc *fs = src->impl;
+
+    if (fs->timer_init)
+        uv_close((uv_handle_t *)&fs->timer, on_handle_closed);
+    for (size_t j = 0; j < fs->nwatches; j++)
+        uv_close((uv_handle_t *)fs->watches[j], on_handle_closed);
+    fs->nwatches = 0;
+    /* A read not yet begun ends now; one under way reports and is dropped. */
+    if (fs->scan)
+        uv_cancel((uv_req_t *)&fs->scan->req);
+}
+
+static void files_free(struct cm_disc_source *src)
+{
+    struct fsrc *fs = src->impl;
+
+    for (size_t j = 0; j < fs->nfiles; j++)
+        dfile_clear(&fs->files[j]);
+    free(fs->files);
+    free(fs->watches);
+    free(fs);
+}
+
+static size_t files_nrows(const struct cm_disc_source *src)
+{
+    return 1 + ((const struct fsrc *)src->impl)->nfiles;
+}
+
+/* The source's row and one per file into v (room for files_nrows); *k counts what was
+ * filled. Returns 0 or -ENOMEM. */
+static int files_rows(const struct cm_disc_source *src, struct cm_metrics_discovery *v,
+                      size_t *k)
+{
+    const struct fsrc *fs = src->impl;
+
+    v[*k] = (struct cm_metrics_discovery){.files = fs->nfiles, .targets = src->applied};
+    if (!(v[*k].source = strdup(src->name)))
+        return -ENOMEM;
+    (*k)++;
+    for (size_t j = 0; j < fs->nfiles; j++) {
+        const struct dfile *f = &fs->files[j];
+        v[*k] = (struct cm_metrics_discovery){
+            .errors = f->errors, .last_success = f->last_success, .valid = f->valid};
+        v[*k].source = strdup(src->name);
+        v[*k].file = strdup(f->path);
+        (*k)++;
+        if (!v[*k - 1].source || !v[*k - 1].file)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- Kinds and lifetime ---- */
+
+/* What a kind of source does besides handing its list to cm_disc_source_update. A new kind
+ * (DNS: probe/dnsdisc.h) adds its row; init makes src->impl, take_over takes what the source
+ * of the same name and kind in the previous discovery held (once every source exists: it may
+ * apply), close closes its handles (counted in dm->handles) and cancels its work (dm->scans),
+ * free frees impl once both are done, rows gives its /metrics rows (the source's first). */
+struct kind_ops {
+    int (*init)(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+    void (*take_over)(struct cm_disc_source *src, struct cm_disc_source *psrc);
+    void (*read_now)(struct cm_disc_source *src);
+    void (*start)(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+    void (*close)(struct cm_disc_source *src);
+    void (*free)(struct cm_disc_source *src);
+    size_t (*nrows)(const struct cm_disc_source *src);
+    int (*rows)(const struct cm_disc_source *src, struct cm_metrics_discovery *v, size_t *k);
+};
+
+static const struct kind_ops kinds[] = {
+    [CM_DISCOVERY_FILES] = {files_init, files_take_over, files_read_now, files_start,
+                            files_close, files_free, files_nrows, files_rows},
+};
+
+static const struct kind_ops *ops_of(const struct cm_disc_source *src)
+{
+    return &kinds[src->kind];
+}
+
 int cm_discovery_new(uv_loop_t *loop, struct cm_gen *loaded, struct cm_discovery *prev,
                      cm_discovery_apply_fn apply, void *arg, struct cm_discovery **out)
 {
@@ -898,38 +1016,34 @@ int cm_discovery_new(uv_loop_t *loop, struct cm_gen *loaded, struct cm_discovery
     dm->arg = arg;
     for (size_t i = 0; i < cfg->discovery_count; i++) {
         struct cm_disc_source *src = &dm->sources[i];
-        struct fsrc *fs = calloc(1, sizeof(*fs));
-        if (!fs) {
-            cm_discovery_close(dm);
-            return -ENOMEM;
-        }
+
         src->kind = cfg->discovery[i].kind;
         src->index = i;
         src->name = cfg->discovery[i].name;
         src->dm = dm;
-        src->impl = fs;
-        fs->refresh_ms = cfg->discovery[i].refresh_ms;
+        if (ops_of(src)->init(src, &cfg->discovery[i]) < 0) {
+            cm_discovery_close(dm);
+            return -ENOMEM;
+        }
         dm->nsources++;
     }
-    for (size_t i = 0; i < dm->nsources; i++)
-        take_over(&dm->sources[i], prev);
+    for (size_t i = 0; prev && i < dm->nsources; i++) {
+        struct cm_disc_source *src = &dm->sources[i], *psrc = NULL;
+        for (size_t j = 0; j < prev->nsources && !psrc; j++)
+            if (prev->sources[j].kind == src->kind && !strcmp(prev->sources[j].name, src->name))
+                psrc = &prev->sources[j];
+        if (psrc)
+            ops_of(src)->take_over(src, psrc);
+    }
     *out = dm;
     return 0;
 }
 
 void cm_discovery_read_now(struct cm_discovery *dm)
 {
-    for (size_t i = 0; i < dm->nsources; i++) {
-        struct cm_disc_source *src = &dm->sources[i];
-        struct scan *s = scan_new(src);
-        if (!s) {
-            cm_log_error("discovery", "source=%s out of memory reading it", src->name);
-            continue;
-        }
-        scan_run(&s->req);
-        scan_merge(src, s);
-        scan_free(s);
-    }
+    for (size_t i = 0; i < dm->nsources; i++)
+        if (ops_of(&dm->sources[i])->read_now)
+            ops_of(&dm->sources[i])->read_now(&dm->sources[i]);
 }
 
 int cm_discovery_start(struct cm_discovery *dm)
@@ -937,19 +1051,8 @@ int cm_discovery_start(struct cm_discovery *dm)
     const struct cm_config *cfg = dm->loaded->cfg;
 
     dm->started = true;
-    for (size_t i = 0; i < dm->nsources; i++) {
-        struct cm_disc_source *src = &dm->sources[i];
-        struct fsrc *fs = src->impl;
-
-        uv_timer_init(dm->loop, &fs->timer);
-        fs->timer.data = src;
-        fs->timer_init = true;
-        dm->handles++;
-        watch_dirs(src, &cfg->discovery[i]);
-        /* A read now, then every refresh: what changed since the start's read or since the
-         * previous configuration's is picked up at once. */
-        uv_timer_start(&fs->timer, on_timer, 0, fs->refresh_ms);
-    }
+    for (size_t i = 0; i < dm->nsources; i++)
+        ops_of(&dm->sources[i])->start(&dm->sources[i], &cfg->discovery[i]);
     return 0;
 }
 
@@ -959,18 +1062,11 @@ static void maybe_free(struct cm_discovery *dm)
         return;
     for (size_t i = 0; i < dm->nsources; i++) {
         struct cm_disc_source *src = &dm->sources[i];
-        struct fsrc *fs = src->impl;
         for (size_t j = 0; j < src->nlists; j++)
             cm_gen_targets_unref(src->lists[j]);
         free(src->lists);
         free(src->last_error);
-        if (fs) {
-            for (size_t j = 0; j < fs->nfiles; j++)
-                dfile_clear(&fs->files[j]);
-            free(fs->files);
-            free(fs->watches);
-            free(fs);
-        }
+        ops_of(src)->free(src);
     }
     free(dm->sources);
     cm_gen_unref(dm->current);
@@ -983,19 +1079,8 @@ void cm_discovery_close(struct cm_discovery *dm)
     if (!dm || dm->closing)
         return;
     dm->closing = true;
-    for (size_t i = 0; i < dm->nsources; i++) {
-        struct fsrc *fs = dm->sources[i].impl;
-        if (!fs)
-            continue;
-        if (fs->timer_init)
-            uv_close((uv_handle_t *)&fs->timer, on_handle_closed);
-        for (size_t j = 0; j < fs->nwatches; j++)
-            uv_close((uv_handle_t *)fs->watches[j], on_handle_closed);
-        fs->nwatches = 0;
-        /* A read not yet begun ends now; one under way reports and is dropped. */
-        if (fs->scan)
-            uv_cancel((uv_req_t *)&fs->scan->req);
-    }
+    for (size_t i = 0; i < dm->nsources; i++)
+        ops_of(&dm->sources[i])->close(&dm->sources[i]);
     maybe_free(dm);
 }
 
@@ -1019,34 +1104,18 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
     *out = NULL;
     *n = 0;
     for (size_t i = 0; i < dm->nsources; i++)
-        rows += 1 + ((struct fsrc *)dm->sources[i].impl)->nfiles;
+        rows += ops_of(&dm->sources[i])->nrows(&dm->sources[i]);
     if (!rows)
         return 0;
     if (!(v = calloc(rows, sizeof(*v))))
         return -ENOMEM;
     for (size_t i = 0; i < dm->nsources; i++) {
-        const struct cm_disc_source *src = &dm->sources[i];
-        const struct fsrc *fs = src->impl;
-        v[k] = (struct cm_metrics_discovery){.files = fs->nfiles, .targets = src->applied};
-        if (!(v[k].source = strdup(src->name)))
-            goto nomem;
-        k++;
-        for (size_t j = 0; j < fs->nfiles; j++) {
-            const struct dfile *f = &fs->files[j];
-            v[k] = (struct cm_metrics_discovery){.errors = f->errors,
-                                                 .last_success = f->last_success,
-                                                 .valid = f->valid};
-            if (!(v[k].source = strdup(src->name)) || !(v[k].file = strdup(f->path))) {
-                k++;
-                goto nomem;
-            }
-            k++;
+        if (ops_of(&dm->sources[i])->rows(&dm->sources[i], v, &k) < 0) {
+            cm_discovery_stats_free(v, k);
+            return -ENOMEM;
         }
     }
     *out = v;
     *n = k;
     return 0;
-nomem:
-    cm_discovery_stats_free(v, k);
-    return -ENOMEM;
 }
