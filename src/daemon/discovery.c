@@ -95,8 +95,8 @@ static int apply_union(struct cm_discovery *dm)
         }
         if (cm_config_find(base, t->name)) {
             cm_log_warn("discovery",
-                        "target=%s file=%s%s left out: a configured target has that name",
-                        t->name, t->file, at);
+                        "target=%s file=%s%s left out: a configured target has that name", t->name,
+                        t->file, at);
             continue;
         }
         extra[nextra++] = t;
@@ -115,8 +115,8 @@ static int apply_union(struct cm_discovery *dm)
     return 0;
 }
 
-int cm_disc_source_update(struct cm_disc_source *src, struct cm_gen_targets *const *lists,
-                          size_t n, const char *error)
+int cm_disc_source_update(struct cm_disc_source *src, struct cm_gen_targets *const *lists, size_t n,
+                          const char *error)
 {
     struct cm_gen_targets **nl = malloc((n ? n : 1) * sizeof(*nl));
     char *err = error ? strdup(error) : NULL;
@@ -229,8 +229,8 @@ struct scan_out {
     enum sf_state st;
     struct file_sig sig;
     bool have_sig;
-    struct cm_sd_doc doc;           /* SF_GOOD */
-    struct cm_config_target *v;     /* SF_GOOD */
+    struct cm_sd_doc doc;       /* SF_GOOD */
+    struct cm_config_target *v; /* SF_GOOD */
     size_t n;
     struct cm_config_errors errs; /* SF_BAD: every problem, "FILE[:LINE]: ..." */
 };
@@ -451,8 +451,8 @@ static void scan_file(struct scan *s, struct scan_out *o)
         else
             add_err(&o->errs, "%s: %s", o->path, rc == -ENOMEM ? "out of memory" : err);
         o->st = SF_BAD;
-    } else if ((rc = cm_config_discover(cfg, s->source, o->path, &o->doc, &o->v, &o->n,
-                                        &o->errs)) < 0) {
+    } else if ((rc = cm_config_discover(cfg, s->source, o->path, &o->doc, &o->v, &o->n, &o->errs)) <
+               0) {
         if (rc == -ENOMEM && o->errs.count == 0)
             add_err(&o->errs, "%s: out of memory", o->path);
         cm_sd_doc_clear(&o->doc);
@@ -594,10 +594,9 @@ static void scan_merge(struct cm_disc_source *src, struct scan *s)
             for (size_t m = 0; m < o->errs.count && m < 10; m++)
                 cm_log_warn("discovery", "%s", o->errs.msgs[m]);
             if (o->errs.count > 10)
-                cm_log_warn("discovery", "file=%s %zu more problems", f->path,
-                            o->errs.count - 10);
-            cm_log_warn("discovery", "file=%s not applied: its previous %zu targets stay",
-                        f->path, f->list ? f->list->n : 0);
+                cm_log_warn("discovery", "file=%s %zu more problems", f->path, o->errs.count - 10);
+            cm_log_warn("discovery", "file=%s not applied: its previous %zu targets stay", f->path,
+                        f->list ? f->list->n : 0);
             if (!first_error && o->errs.count)
                 first_error = o->errs.msgs[0];
             break;
@@ -723,8 +722,7 @@ static void scan_start(struct cm_disc_source *src)
         return;
     }
     if ((rc = uv_queue_work(dm->loop, &s->req, scan_run, scan_done)) < 0) {
-        cm_log_error("discovery", "source=%s cannot start a read: %s", src->name,
-                     uv_strerror(rc));
+        cm_log_error("discovery", "source=%s cannot start a read: %s", src->name, uv_strerror(rc));
         scan_free(s);
         return;
     }
@@ -800,7 +798,8 @@ static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discov
         int rc;
 
         if (!dir) {
-            cm_log_info("discovery", "source=%s pattern=%s has a wildcard in its directory: "
+            cm_log_info("discovery",
+                        "source=%s pattern=%s has a wildcard in its directory: "
                         "read every %llu ms, not watched",
                         src->name, cd->files[p], (unsigned long long)fs->refresh_ms);
             continue;
@@ -818,7 +817,8 @@ static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discov
         h->data = src;
         dm->handles++;
         if ((rc = uv_fs_event_start(h, on_fs_event, dir, 0)) < 0) {
-            cm_log_warn("discovery", "source=%s directory=%s not watched (%s): its changes are "
+            cm_log_warn("discovery",
+                        "source=%s directory=%s not watched (%s): its changes are "
                         "seen every %llu ms",
                         src->name, dir, uv_strerror(rc), (unsigned long long)fs->refresh_ms);
             uv_close((uv_handle_t *)h, on_handle_closed);
@@ -862,8 +862,10 @@ static void files_take_over(struct cm_disc_source *src, struct cm_disc_source *p
         if ((rc = cm_config_discover(cfg, src->index, f->path, &f->doc, &v, &nv, &errs)) < 0) {
             for (size_t m = 0; m < errs.count && m < 10; m++)
                 cm_log_warn("discovery", "%s", errs.msgs[m]);
-            cm_log_warn("discovery", "file=%s its targets are dropped: they do not fit the new "
-                        "configuration", f->path);
+            cm_log_warn("discovery",
+                        "file=%s its targets are dropped: they do not fit the new "
+                        "configuration",
+                        f->path);
             cm_config_errors_clear(&errs);
             f->valid = false;
             f->errors++;
@@ -948,8 +950,7 @@ static size_t files_nrows(const struct cm_disc_source *src)
 
 /* The source's row and one per file into v (room for files_nrows); *k counts what was
  * filled. Returns 0 or -ENOMEM. */
-static int files_rows(const struct cm_disc_source *src, struct cm_metrics_discovery *v,
-                      size_t *k)
+static int files_rows(const struct cm_disc_source *src, struct cm_metrics_discovery *v, size_t *k)
 {
     const struct fsrc *fs = src->impl;
 
@@ -989,8 +990,8 @@ struct kind_ops {
 };
 
 static const struct kind_ops kinds[] = {
-    [CM_DISCOVERY_FILES] = {files_init, files_take_over, files_read_now, files_start,
-                            files_close, files_free, files_nrows, files_rows},
+    [CM_DISCOVERY_FILES] = {files_init, files_take_over, files_read_now, files_start, files_close,
+                            files_free, files_nrows, files_rows},
 };
 
 static const struct kind_ops *ops_of(const struct cm_disc_source *src)
@@ -1095,8 +1096,7 @@ void cm_discovery_stats_free(struct cm_metrics_discovery *v, size_t n)
     free(v);
 }
 
-int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discovery **out,
-                       size_t *n)
+int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discovery **out, size_t *n)
 {
     size_t rows = 0, k = 0;
     struct cm_metrics_discovery *v;

@@ -167,17 +167,18 @@ static void test_start(void)
              "  \"labels\": {\"env\": \"prod\", \"__meta_filepath\": \"dropped\",\n"
              "             \"__certmon_name\": \"alpha\"}}]\n",
              port_a);
-    cm_th_write_config(conf,
-                       "global = { interval = \"1h\"; startup_spread = \"1s\"; state_file = "
-                       "\"%s/state.db\"; };\n"
-                       "log = { level = \"debug\"; };\n"
-                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
-                       "targets = ( { name = \"configured\"; host = \"127.0.0.1\"; port = %d;\n"
-                       "              ca_file = \"%s\"; } );\n"
-                       "discovery = ( { name = \"fleet\"; files = [\"targets.d/*.json\",\n"
-                       "                \"targets.d/*.yml\"]; refresh = \"30s\"; ca_file = \"%s\";\n"
-                       "                labels = { team = \"web\"; }; } );\n",
-                       dir, mport, port_b, cm_th_pki("root.pem"), cm_th_pki("root.pem"));
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"1h\"; startup_spread = \"1s\"; state_file = "
+        "\"%s/state.db\"; };\n"
+        "log = { level = \"debug\"; };\n"
+        "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+        "targets = ( { name = \"configured\"; host = \"127.0.0.1\"; port = %d;\n"
+        "              ca_file = \"%s\"; } );\n"
+        "discovery = ( { name = \"fleet\"; files = [\"targets.d/*.json\",\n"
+        "                \"targets.d/*.yml\"]; refresh = \"30s\"; ca_file = \"%s\";\n"
+        "                labels = { team = \"web\"; }; } );\n",
+        dir, mport, port_b, cm_th_pki("root.pem"), cm_th_pki("root.pem"));
     pid_d = cm_th_spawn(argv, logpath);
     CU_ASSERT_FATAL(pid_d > 0);
     CU_ASSERT_FATAL(cm_th_wait_port(mport, (int)(10000 * CERTMON_SLOWDOWN)));
@@ -285,8 +286,7 @@ static void test_broken_files(void)
     CU_ASSERT(cm_th_wait_text(logpath, "not valid YAML", 5));
 
     /* A bad entry: a __certmon_ value the target table refuses, named with file:line. */
-    write_sd("b.yml", "- targets: [127.0.0.1:%d]\n  labels: {__certmon_interval: soon}\n",
-             port_b);
+    write_sd("b.yml", "- targets: [127.0.0.1:%d]\n  labels: {__certmon_interval: soon}\n", port_b);
     CU_ASSERT(wait_metric("certmon_discovery_errors_total", "b.yml\"", NULL, 3, 5) >= 0);
     snprintf(want, sizeof(want), "%s/b.yml:1: group 0, target '127.0.0.1:%d': __certmon_interval",
              sd, port_b);
@@ -316,8 +316,9 @@ static void test_broken_files(void)
 /* A discovered name a configured target has: the configured one stays as configured. */
 static void test_collision(void)
 {
-    write_sd("c.json", "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
-                       "{\"__certmon_name\": \"configured\", \"clash\": \"yes\"}}]\n",
+    write_sd("c.json",
+             "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
+             "{\"__certmon_name\": \"configured\", \"clash\": \"yes\"}}]\n",
              port_a);
     CU_ASSERT(cm_th_wait_text(logpath, "target=configured file=", 5));
     CU_ASSERT(cm_th_wait_text(logpath, "left out: a configured target has that name", 5));
@@ -366,8 +367,9 @@ static void test_dir_gone(void)
     free(m);
     CU_ASSERT_EQUAL_FATAL(rename(away, sd), 0);
     /* Back: a change in it is seen at once again. */
-    write_sd("d.json", "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
-                       "{\"__certmon_name\": \"delta\"}}]\n",
+    write_sd("d.json",
+             "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
+             "{\"__certmon_name\": \"delta\"}}]\n",
              port_b);
     CU_ASSERT(wait_listed("delta", true, 5) >= 0);
     unlink(cm_th_path(sd, "d.json"));
