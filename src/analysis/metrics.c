@@ -1094,17 +1094,21 @@ static void f_build_info(struct cm_metrics_buf *b, const struct family *f, const
     free(lb.arena);
 }
 
-/* One self line per notifier: {notifier="NAME"[,result="WHAT"]}. */
-static void notifier_line(struct cm_metrics_buf *b, const struct family *f, const char *name,
-                          const char *result, uint64_t value)
+/* One self line with one or two labels, values escaped: {k1="v1"[,k2="v2"]} (k2 NULL: one). */
+static void labelled_line(struct cm_metrics_buf *b, const struct family *f, const char *k1,
+                          const char *v1, const char *k2, const char *v2, uint64_t value)
 {
     struct builder lb = {0};
 
-    arena_put(&lb, "{notifier=\"", 11);
-    arena_escaped(&lb, name ? name : "");
-    if (result) {
-        arena_put(&lb, "\",result=\"", 10);
-        arena_put(&lb, result, strlen(result));
+    arena_put(&lb, "{", 1);
+    arena_put(&lb, k1, strlen(k1));
+    arena_put(&lb, "=\"", 2);
+    arena_escaped(&lb, v1 ? v1 : "");
+    if (k2) {
+        arena_put(&lb, "\",", 2);
+        arena_put(&lb, k2, strlen(k2));
+        arena_put(&lb, "=\"", 2);
+        arena_escaped(&lb, v2 ? v2 : "");
     }
     arena_put(&lb, "\"}", 2);
     if (lb.failed)
@@ -1112,6 +1116,13 @@ static void notifier_line(struct cm_metrics_buf *b, const struct family *f, cons
     else
         self_line(b, f, lb.arena, lb.alen, value);
     free(lb.arena);
+}
+
+/* One self line per notifier: {notifier="NAME"[,result="WHAT"]}. */
+static void notifier_line(struct cm_metrics_buf *b, const struct family *f, const char *name,
+                          const char *result, uint64_t value)
+{
+    labelled_line(b, f, "notifier", name, result ? "result" : NULL, result, value);
 }
 
 static void f_notifications(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
@@ -1132,18 +1143,8 @@ static void f_cert_changes(struct cm_metrics_buf *b, const struct family *f, con
 
     for (size_t i = 0; i < s->change_count; i++) {
         const struct cm_metrics_change *c = &s->changes[i];
-        for (int k = 0; k < 2; k++) {
-            struct builder lb = {0};
-            arena_put(&lb, "{target=\"", 9);
-            arena_escaped(&lb, c->target ? c->target : "");
-            arena_put(&lb, k ? "\",kind=\"change\"}" : "\",kind=\"renewal\"}",
-                      k ? 16 : 17);
-            if (lb.failed)
-                b->failed = true;
-            else
-                self_line(b, f, lb.arena, lb.alen, k ? c->changes : c->renewals);
-            free(lb.arena);
-        }
+        labelled_line(b, f, "target", c->target, "kind", "renewal", c->renewals);
+        labelled_line(b, f, "target", c->target, "kind", "change", c->changes);
     }
 }
 
@@ -1155,24 +1156,11 @@ static void f_queue_length(struct cm_metrics_buf *b, const struct family *f, con
         notifier_line(b, f, s->notifiers[i].name, NULL, s->notifiers[i].queued);
 }
 
-/* {source="S"} or {source="S",file="F"}, escaped. */
+/* {source="S"} or {source="S",file="F"}. */
 static void discovery_line(struct cm_metrics_buf *b, const struct family *f,
                            const struct cm_metrics_discovery *r, uint64_t value)
 {
-    struct builder lb = {0};
-
-    arena_put(&lb, "{source=\"", 9);
-    arena_escaped(&lb, r->source ? r->source : "");
-    if (r->file) {
-        arena_put(&lb, "\",file=\"", 8);
-        arena_escaped(&lb, r->file);
-    }
-    arena_put(&lb, "\"}", 2);
-    if (lb.failed)
-        b->failed = true;
-    else
-        self_line(b, f, lb.arena, lb.alen, value);
-    free(lb.arena);
+    labelled_line(b, f, "source", r->source, r->file ? "file" : NULL, r->file, value);
 }
 
 #define DISCOVERY_FAMILY(fname, rows, cond, expr)                                                  \

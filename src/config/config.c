@@ -4096,7 +4096,9 @@ int cm_config_discover(const struct cm_config *cfg, size_t source, const char *f
             target_of[n] = ti;
             v[n].line = line;
             L.segs[L.nsegs++] = (struct segment){(int)n + 1, 0, line};
-            fprintf(f, "t%zu = { host = ", n);
+            /* One list, one element per line: the elements of a list have no names, which
+             * libconfig would compare with every earlier one (quadratic in the targets). */
+            fputs(n ? ", { host = " : "t = ( { host = ", f);
             put_quoted(f, ep.host);
             fprintf(f, "; port = %u; %s", (unsigned)ep.port, groups_rd[gi].settings);
             /* The source's own keys, where the group did not set them. */
@@ -4114,11 +4116,13 @@ int cm_config_discover(const struct cm_config *cfg, size_t source, const char *f
                     fputs("; ", f);
                 }
             }
-            fputs("};\n", f);
+            fputs("}\n", f);
             cm_target_clear(&ep);
             n++;
         }
     }
+    if (n)
+        fputs(");\n", f);
     if (fclose(f) != 0) {
         f = NULL;
         L.nomem = true;
@@ -4134,14 +4138,14 @@ int cm_config_discover(const struct cm_config *cfg, size_t source, const char *f
                     config_error_text(&L.lc), config_error_line(&L.lc));
         goto done;
     }
-    for (size_t k = 0; k < n && !L.nomem; k++) {
-        char name[32], prefix[32];
+    const config_setting_t *list = config_lookup(&L.lc, "t");
+    for (size_t k = 0; k < n && list && !L.nomem; k++) {
+        char prefix[32];
         struct cm_config_origin name_at = {0};
         const config_setting_t *g;
 
-        snprintf(name, sizeof(name), "t%zu", k);
         snprintf(prefix, sizeof(prefix), "@%zu", k);
-        if (!(g = config_lookup(&L.lc, name)))
+        if (!(g = config_setting_get_elem(list, (unsigned)k)))
             continue;
         v[k].file = file;
         read_target_at(&L, g, prefix, (unsigned)k, &v[k], &name_at);

@@ -62,7 +62,8 @@ struct sdb {
     int *line;
 };
 
-static int fail(struct sdb *b, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(struct sdb *b, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(struct sdb *b, int line, const char *fmt, ...)
 {
@@ -196,8 +197,9 @@ static int json_group(struct sdb *b, json_t *o, size_t gi)
     int rc;
 
     if (!json_is_object(o))
-        return fail(b, 0, "group %zu: expected an object {\"targets\": [...], \"labels\": {...}}, "
-                          "found %s",
+        return fail(b, 0,
+                    "group %zu: expected an object {\"targets\": [...], \"labels\": {...}}, "
+                    "found %s",
                     gi, json_kind(o));
     if ((rc = add_group(b, 0)) < 0)
         return rc;
@@ -209,13 +211,13 @@ static int json_group(struct sdb *b, json_t *o, size_t gi)
             if (json_is_null(v))
                 continue;
             if (!json_is_array(v))
-                return fail(b, 0, "group %zu: targets: expected an array of strings, found %s",
-                            gi, json_kind(v));
+                return fail(b, 0, "group %zu: targets: expected an array of strings, found %s", gi,
+                            json_kind(v));
             json_array_foreach(v, i, t)
             {
                 if (!json_is_string(t))
-                    return fail(b, 0, "group %zu: targets[%zu]: expected a string, found %s", gi,
-                                i, json_kind(t));
+                    return fail(b, 0, "group %zu: targets[%zu]: expected a string, found %s", gi, i,
+                                json_kind(t));
                 if ((rc = add_target(b, json_string_value(t), json_string_length(t), 0)) < 0)
                     return rc;
             }
@@ -225,8 +227,8 @@ static int json_group(struct sdb *b, json_t *o, size_t gi)
             if (json_is_null(v))
                 continue;
             if (!json_is_object(v))
-                return fail(b, 0, "group %zu: labels: expected an object of strings, found %s",
-                            gi, json_kind(v));
+                return fail(b, 0, "group %zu: labels: expected an object of strings, found %s", gi,
+                            json_kind(v));
             json_object_foreach(v, lk, lv)
             {
                 if (!json_is_string(lv))
@@ -237,8 +239,8 @@ static int json_group(struct sdb *b, json_t *o, size_t gi)
                     return rc;
             }
         } else {
-            return fail(b, 0, "group %zu: unknown key '%.64s' (a group has targets and labels)",
-                        gi, key);
+            return fail(b, 0, "group %zu: unknown key '%.64s' (a group has targets and labels)", gi,
+                        key);
         }
     }
     return 0;
@@ -328,8 +330,7 @@ static bool ynull(const yaml_event_t *ev)
 
     if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
-    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
-           !strcmp(v, "NULL");
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
 static int yaml_targets(struct yparse *y, size_t gi)
@@ -368,16 +369,18 @@ static int yaml_labels(struct yparse *y, size_t gi)
     if (ynull(&y->ev))
         return 0;
     if (y->ev.type != YAML_MAPPING_START_EVENT)
-        return fail(y->b, yline(&y->ev), "group %zu: labels: expected a mapping of strings, found %s",
-                    gi, yaml_kind(&y->ev));
+        return fail(y->b, yline(&y->ev),
+                    "group %zu: labels: expected a mapping of strings, found %s", gi,
+                    yaml_kind(&y->ev));
     for (;;) {
         if ((rc = ynext(y)) < 0)
             return rc;
         if (y->ev.type == YAML_MAPPING_END_EVENT)
             return 0;
         if (y->ev.type != YAML_SCALAR_EVENT)
-            return fail(y->b, yline(&y->ev), "group %zu: labels: a label name must be a string, "
-                                             "found %s",
+            return fail(y->b, yline(&y->ev),
+                        "group %zu: labels: a label name must be a string, "
+                        "found %s",
                         gi, yaml_kind(&y->ev));
         nlen = y->ev.data.scalar.length;
         line = yline(&y->ev);
@@ -458,8 +461,8 @@ static int yaml_doc(struct yparse *y)
     if (ynull(&y->ev)) {
         /* null: no groups */
     } else if (y->ev.type != YAML_SEQUENCE_START_EVENT) {
-        return fail(y->b, yline(&y->ev),
-                    "expected a list of groups (- targets: [...]), found %s", yaml_kind(&y->ev));
+        return fail(y->b, yline(&y->ev), "expected a list of groups (- targets: [...]), found %s",
+                    yaml_kind(&y->ev));
     } else {
         for (size_t gi = 0;; gi++) {
             if ((rc = ynext(y)) < 0)

@@ -95,8 +95,8 @@ static int apply_union(struct cm_discovery *dm)
         }
         if (cm_config_find(base, t->name)) {
             cm_log_warn("discovery",
-                        "target=%s file=%s%s left out: a configured target has that name",
-                        t->name, t->file, at);
+                        "target=%s file=%s%s left out: a configured target has that name", t->name,
+                        t->file, at);
             continue;
         }
         extra[nextra++] = t;
@@ -115,8 +115,8 @@ static int apply_union(struct cm_discovery *dm)
     return 0;
 }
 
-int cm_disc_source_update(struct cm_disc_source *src, struct cm_gen_targets *const *lists,
-                          size_t n, const char *error)
+int cm_disc_source_update(struct cm_disc_source *src, struct cm_gen_targets *const *lists, size_t n,
+                          const char *error)
 {
     struct cm_gen_targets **nl = malloc((n ? n : 1) * sizeof(*nl));
     char *err = error ? strdup(error) : NULL;
@@ -208,6 +208,8 @@ struct fsrc {
     size_t nwatches;
     struct scan *scan; /* in flight */
     bool again;        /* a change came during it */
+    bool rewatch;      /* a pattern's directory was unreadable: watch afresh once it is back
+                        * (a directory made anew is another inode) */
     uint64_t refresh_ms;
 };
 
@@ -227,8 +229,8 @@ struct scan_out {
     enum sf_state st;
     struct file_sig sig;
     bool have_sig;
-    struct cm_sd_doc doc;           /* SF_GOOD */
-    struct cm_config_target *v;     /* SF_GOOD */
+    struct cm_sd_doc doc;       /* SF_GOOD */
+    struct cm_config_target *v; /* SF_GOOD */
     size_t n;
     struct cm_config_errors errs; /* SF_BAD: every problem, "FILE[:LINE]: ..." */
 };
@@ -249,6 +251,7 @@ struct scan {
     struct scan_out *out; /* sorted by path */
     size_t nout;
     char fatal[600]; /* not empty: the patterns could not be expanded; nothing changes */
+    uint64_t run_ns, run_cpu_ns; /* time spent on the thread pool: wall, and CPU */
     int glob_errno;
     char glob_path[256];
 };
@@ -440,7 +443,6 @@ static void scan_file(struct scan *s, struct scan_out *o)
         o->st = SF_BAD;
         return;
     }
-    o->have_sig = true;
     if (cm_sd_format_of(o->path, &fmt) < 0) {
         add_err(&o->errs, "%s: not a .json, .yml or .yaml file", o->path);
         o->st = SF_BAD;
@@ -450,8 +452,8 @@ static void scan_file(struct scan *s, struct scan_out *o)
         else
             add_err(&o->errs, "%s: %s", o->path, rc == -ENOMEM ? "out of memory" : err);
         o->st = SF_BAD;
-    } else if ((rc = cm_config_discover(cfg, s->source, o->path, &o->doc, &o->v, &o->n,
-                                        &o->errs)) < 0) {
+    } else if ((rc = cm_config_discover(cfg, s->source, o->path, &o->doc, &o->v, &o->n, &o->errs)) <
+               0) {
         if (rc == -ENOMEM && o->errs.count == 0)
             add_err(&o->errs, "%s: out of memory", o->path);
         cm_sd_doc_clear(&o->doc);
@@ -462,15 +464,28 @@ static void scan_file(struct scan *s, struct scan_out *o)
     free(buf);
 }
 
+/* CPU time of the calling thread, ns: what a read and an apply cost, whatever the load. */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void scan_run(uv_work_t *req)
 {
     struct scan *s = req->data;
     const struct cm_config_discovery *cd = &s->gen->cfg->discovery[s->source];
     char **paths = NULL;
     size_t n = 0, k = 0;
+    uint64_t t0 = uv_hrtime(), c0 = thread_cpu_ns();
 
-    if (expand_patterns(s, cd, &paths, &n) < 0)
+    if (expand_patterns(s, cd, &paths, &n) < 0) {
+        s->run_ns = uv_hrtime() - t0;
+        s->run_cpu_ns = thread_cpu_ns() - c0;
         return;
+    }
     if (!(s->out = calloc(n ? n : 1, sizeof(*s->out)))) {
         snprintf(s->fatal, sizeof(s->fatal), "out of memory");
         goto out;
@@ -479,20 +494,30 @@ static void scan_run(uv_work_t *req)
         struct scan_out *o = &s->out[s->nout];
         struct stat st;
 
-        if (stat(paths[i], &st) < 0 && errno == ENOENT)
-            continue; /* gone since the glob: as if not matched */
+        if (stat(paths[i], &st) < 0) {
+            if (errno == ENOENT)
+                continue; /* gone since the glob: as if not matched */
+            o->path = paths[i];
+            paths[i] = NULL;
+            s->nout++;
+            add_err(&o->errs, "%s: %s", o->path, strerror(errno));
+            o->st = SF_BAD;
+            continue;
+        }
         o->path = paths[i];
         paths[i] = NULL;
         s->nout++;
+        /* The file as it is now: a read that fails (no permission) is not repeated, nor
+         * reported again, until the file changes. */
+        o->sig = sig_of(&st);
+        o->have_sig = true;
         /* Unchanged since the last read (good or bad): nothing to read. */
         while (k < s->nknown && strcmp(s->known[k].path, o->path) < 0)
             k++;
-        if (k < s->nknown && !strcmp(s->known[k].path, o->path) && s->known[k].have) {
-            struct file_sig now = sig_of(&st);
-            if (sig_eq(&now, &s->known[k].sig)) {
-                o->st = SF_SAME;
-                continue;
-            }
+        if (k < s->nknown && !strcmp(s->known[k].path, o->path) && s->known[k].have &&
+            sig_eq(&o->sig, &s->known[k].sig)) {
+            o->st = SF_SAME;
+            continue;
         }
         scan_file(s, o);
     }
@@ -500,6 +525,8 @@ out:
     for (size_t i = 0; i < n; i++)
         free(paths[i]);
     free(paths);
+    s->run_ns = uv_hrtime() - t0;
+    s->run_cpu_ns = thread_cpu_ns() - c0;
 }
 
 static int64_t now_s(void)
@@ -518,6 +545,7 @@ static void scan_merge(struct cm_disc_source *src, struct scan *s)
     char *first_error = NULL;
 
     if (s->fatal[0]) {
+        fs->rewatch = true;
         if (!src->last_error || strcmp(src->last_error, s->fatal))
             cm_log_warn("discovery", "source=%s %s; its targets stay as they were", src->name,
                         s->fatal);
@@ -529,13 +557,15 @@ static void scan_merge(struct cm_disc_source *src, struct scan *s)
         cm_log_error("discovery", "source=%s out of memory taking a read in", src->name);
         return;
     }
-    for (size_t i = 0; i < s->nout; i++) {
+    /* Both lists are sorted by path: one walk pairs them. */
+    for (size_t i = 0, j = 0; i < s->nout; i++) {
         struct scan_out *o = &s->out[i];
         struct dfile *f = &nf[i], *old = NULL;
 
-        for (size_t j = 0; j < fs->nfiles && !old; j++)
-            if (fs->files[j].path && !strcmp(fs->files[j].path, o->path))
-                old = &fs->files[j];
+        while (j < fs->nfiles && strcmp(fs->files[j].path, o->path) < 0)
+            j++;
+        if (j < fs->nfiles && !strcmp(fs->files[j].path, o->path))
+            old = &fs->files[j++];
         if (old) {
             *f = *old;
             memset(old, 0, sizeof(*old));
@@ -580,10 +610,9 @@ static void scan_merge(struct cm_disc_source *src, struct scan *s)
             for (size_t m = 0; m < o->errs.count && m < 10; m++)
                 cm_log_warn("discovery", "%s", o->errs.msgs[m]);
             if (o->errs.count > 10)
-                cm_log_warn("discovery", "file=%s %zu more problems", f->path,
-                            o->errs.count - 10);
-            cm_log_warn("discovery", "file=%s not applied: its previous %zu targets stay",
-                        f->path, f->list ? f->list->n : 0);
+                cm_log_warn("discovery", "file=%s %zu more problems", f->path, o->errs.count - 10);
+            cm_log_warn("discovery", "file=%s not applied: its previous %zu targets stay", f->path,
+                        f->list ? f->list->n : 0);
             if (!first_error && o->errs.count)
                 first_error = o->errs.msgs[0];
             break;
@@ -657,6 +686,9 @@ static struct scan *scan_new(struct cm_disc_source *src)
 static void maybe_free(struct cm_discovery *dm);
 static void scan_start(struct cm_disc_source *src);
 
+static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+static void on_handle_closed(uv_handle_t *h);
+
 static void scan_done(uv_work_t *req, int status)
 {
     struct scan *s = req->data;
@@ -666,12 +698,30 @@ static void scan_done(uv_work_t *req, int status)
 
     dm->scans--;
     fs->scan = NULL;
-    if (status == 0 && !dm->closing)
+    bool fatal = s->fatal[0] != '\0';
+    uint64_t t0 = uv_hrtime(), c0 = thread_cpu_ns();
+
+    if (status == 0 && !dm->closing) {
         scan_merge(src, s);
+        cm_log_debug("discovery",
+                     "source=%s files=%zu read_ms=%.1f read_cpu_ms=%.1f apply_ms=%.1f "
+                     "apply_cpu_ms=%.1f",
+                     src->name, s->nout, (double)s->run_ns / 1e6, (double)s->run_cpu_ns / 1e6,
+                     (double)(uv_hrtime() - t0) / 1e6, (double)(thread_cpu_ns() - c0) / 1e6);
+    }
     scan_free(s);
     if (dm->closing) {
         maybe_free(dm);
         return;
+    }
+    if (fs->rewatch && status == 0 && !fatal) {
+        fs->rewatch = false;
+        for (size_t j = 0; j < fs->nwatches; j++)
+            uv_close((uv_handle_t *)fs->watches[j], on_handle_closed);
+        free(fs->watches);
+        fs->watches = NULL;
+        fs->nwatches = 0;
+        watch_dirs(src, &dm->loaded->cfg->discovery[src->index]);
     }
     if (fs->again) {
         fs->again = false;
@@ -695,8 +745,7 @@ static void scan_start(struct cm_disc_source *src)
         return;
     }
     if ((rc = uv_queue_work(dm->loop, &s->req, scan_run, scan_done)) < 0) {
-        cm_log_error("discovery", "source=%s cannot start a read: %s", src->name,
-                     uv_strerror(rc));
+        cm_log_error("discovery", "source=%s cannot start a read: %s", src->name, uv_strerror(rc));
         scan_free(s);
         return;
     }
@@ -772,7 +821,8 @@ static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discov
         int rc;
 
         if (!dir) {
-            cm_log_info("discovery", "source=%s pattern=%s has a wildcard in its directory: "
+            cm_log_info("discovery",
+                        "source=%s pattern=%s has a wildcard in its directory: "
                         "read every %llu ms, not watched",
                         src->name, cd->files[p], (unsigned long long)fs->refresh_ms);
             continue;
@@ -790,7 +840,8 @@ static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discov
         h->data = src;
         dm->handles++;
         if ((rc = uv_fs_event_start(h, on_fs_event, dir, 0)) < 0) {
-            cm_log_warn("discovery", "source=%s directory=%s not watched (%s): its changes are "
+            cm_log_warn("discovery",
+                        "source=%s directory=%s not watched (%s): its changes are "
                         "seen every %llu ms",
                         src->name, dir, uv_strerror(rc), (unsigned long long)fs->refresh_ms);
             uv_close((uv_handle_t *)h, on_handle_closed);
@@ -801,20 +852,17 @@ static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discov
     }
 }
 
-/* ---- Lifetime ---- */
+/* ---- The files kind's lifetime ---- */
 
 /* Takes prev's files of the source named like src, and turns their last good content into
  * targets under the new configuration. */
-static void take_over(struct cm_disc_source *src, struct cm_discovery *prev)
+static void files_take_over(struct cm_disc_source *src, struct cm_disc_source *psrc)
 {
     const struct cm_config *cfg = src->dm->loaded->cfg;
-    struct fsrc *fs = src->impl, *pfs = NULL;
+    struct fsrc *fs = src->impl, *pfs = psrc ? psrc->impl : NULL;
     struct cm_gen_targets **lists;
     size_t n = 0;
 
-    for (size_t i = 0; prev && i < prev->nsources && !pfs; i++)
-        if (prev->sources[i].kind == src->kind && !strcmp(prev->sources[i].name, src->name))
-            pfs = prev->sources[i].impl;
     if (!pfs || !pfs->nfiles)
         return;
     fs->files = pfs->files;
@@ -837,8 +885,10 @@ static void take_over(struct cm_disc_source *src, struct cm_discovery *prev)
         if ((rc = cm_config_discover(cfg, src->index, f->path, &f->doc, &v, &nv, &errs)) < 0) {
             for (size_t m = 0; m < errs.count && m < 10; m++)
                 cm_log_warn("discovery", "%s", errs.msgs[m]);
-            cm_log_warn("discovery", "file=%s its targets are dropped: they do not fit the new "
-                        "configuration", f->path);
+            cm_log_warn("discovery",
+                        "file=%s its targets are dropped: they do not fit the new "
+                        "configuration",
+                        f->path);
             cm_config_errors_clear(&errs);
             f->valid = false;
             f->errors++;
@@ -850,6 +900,126 @@ static void take_over(struct cm_disc_source *src, struct cm_discovery *prev)
     if (cm_disc_source_update(src, lists, n, NULL) < 0)
         cm_log_error("discovery", "source=%s out of memory keeping its targets", src->name);
     free(lists);
+}
+
+static int files_init(struct cm_disc_source *src, const struct cm_config_discovery *cd)
+{
+    struct fsrc *fs = calloc(1, sizeof(*fs));
+
+    if (!fs)
+        return -ENOMEM;
+    fs->refresh_ms = cd->refresh_ms;
+    src->impl = fs;
+    return 0;
+}
+
+static void files_read_now(struct cm_disc_source *src)
+{
+    struct scan *s = scan_new(src);
+
+    if (!s) {
+        cm_log_error("discovery", "source=%s out of memory reading it", src->name);
+        return;
+    }
+    scan_run(&s->req);
+    scan_merge(src, s);
+    scan_free(s);
+}
+
+static void files_start(struct cm_disc_source *src, const struct cm_config_discovery *cd)
+{
+    struct cm_discovery *dm = src->dm;
+    struct fsrc *fs = src->impl;
+
+    uv_timer_init(dm->loop, &fs->timer);
+    fs->timer.data = src;
+    fs->timer_init = true;
+    dm->handles++;
+    watch_dirs(src, cd);
+    /* A read now, then every refresh: what changed since the start's read or since the
+     * previous configuration's is picked up at once. */
+    uv_timer_start(&fs->timer, on_timer, 0, fs->refresh_ms);
+}
+
+static void files_close(struct cm_disc_source *src)
+{
+    struct fsrc *fs = src->impl;
+
+    if (fs->timer_init)
+        uv_close((uv_handle_t *)&fs->timer, on_handle_closed);
+    for (size_t j = 0; j < fs->nwatches; j++)
+        uv_close((uv_handle_t *)fs->watches[j], on_handle_closed);
+    fs->nwatches = 0;
+    /* A read not yet begun ends now; one under way reports and is dropped. */
+    if (fs->scan)
+        uv_cancel((uv_req_t *)&fs->scan->req);
+}
+
+static void files_free(struct cm_disc_source *src)
+{
+    struct fsrc *fs = src->impl;
+
+    for (size_t j = 0; j < fs->nfiles; j++)
+        dfile_clear(&fs->files[j]);
+    free(fs->files);
+    free(fs->watches);
+    free(fs);
+}
+
+static size_t files_nrows(const struct cm_disc_source *src)
+{
+    return 1 + ((const struct fsrc *)src->impl)->nfiles;
+}
+
+/* The source's row and one per file into v (room for files_nrows); *k counts what was
+ * filled. Returns 0 or -ENOMEM. */
+static int files_rows(const struct cm_disc_source *src, struct cm_metrics_discovery *v, size_t *k)
+{
+    const struct fsrc *fs = src->impl;
+
+    v[*k] = (struct cm_metrics_discovery){.files = fs->nfiles, .targets = src->applied};
+    if (!(v[*k].source = strdup(src->name)))
+        return -ENOMEM;
+    (*k)++;
+    for (size_t j = 0; j < fs->nfiles; j++) {
+        const struct dfile *f = &fs->files[j];
+        v[*k] = (struct cm_metrics_discovery){
+            .errors = f->errors, .last_success = f->last_success, .valid = f->valid};
+        v[*k].source = strdup(src->name);
+        v[*k].file = strdup(f->path);
+        (*k)++;
+        if (!v[*k - 1].source || !v[*k - 1].file)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- Kinds and lifetime ---- */
+
+/* What a kind of source does besides handing its list to cm_disc_source_update. A new kind
+ * (DNS: probe/dnsdisc.h) adds its row; init makes src->impl, take_over takes what the source
+ * of the same name and kind in the previous discovery held (once every source exists: it may
+ * apply), close closes its handles (counted in dm->handles) and cancels its work (dm->scans),
+ * free frees impl once both are done, rows gives its /metrics rows (the source's first). */
+struct kind_ops {
+    int (*init)(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+    void (*take_over)(struct cm_disc_source *src, struct cm_disc_source *psrc);
+    void (*read_now)(struct cm_disc_source *src);
+    void (*start)(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+    void (*close)(struct cm_disc_source *src);
+    void (*free)(struct cm_disc_source *src);
+    size_t (*nrows)(const struct cm_disc_source *src);
+    int (*rows)(const struct cm_disc_source *src, struct cm_metrics_discovery *v, size_t *k);
+};
+
+static const struct kind_ops kinds[] = {
+    [CM_DISCOVERY_FILES] = {files_init, files_take_over, files_read_now, files_start, files_close,
+                            files_free, files_nrows, files_rows},
+};
+
+static const struct kind_ops *ops_of(const struct cm_disc_source *src)
+{
+    return &kinds[src->kind];
 }
 
 int cm_discovery_new(uv_loop_t *loop, struct cm_gen *loaded, struct cm_discovery *prev,
@@ -870,38 +1040,34 @@ int cm_discovery_new(uv_loop_t *loop, struct cm_gen *loaded, struct cm_discovery
     dm->arg = arg;
     for (size_t i = 0; i < cfg->discovery_count; i++) {
         struct cm_disc_source *src = &dm->sources[i];
-        struct fsrc *fs = calloc(1, sizeof(*fs));
-        if (!fs) {
-            cm_discovery_close(dm);
-            return -ENOMEM;
-        }
+
         src->kind = cfg->discovery[i].kind;
         src->index = i;
         src->name = cfg->discovery[i].name;
         src->dm = dm;
-        src->impl = fs;
-        fs->refresh_ms = cfg->discovery[i].refresh_ms;
+        if (ops_of(src)->init(src, &cfg->discovery[i]) < 0) {
+            cm_discovery_close(dm);
+            return -ENOMEM;
+        }
         dm->nsources++;
     }
-    for (size_t i = 0; i < dm->nsources; i++)
-        take_over(&dm->sources[i], prev);
+    for (size_t i = 0; prev && i < dm->nsources; i++) {
+        struct cm_disc_source *src = &dm->sources[i], *psrc = NULL;
+        for (size_t j = 0; j < prev->nsources && !psrc; j++)
+            if (prev->sources[j].kind == src->kind && !strcmp(prev->sources[j].name, src->name))
+                psrc = &prev->sources[j];
+        if (psrc)
+            ops_of(src)->take_over(src, psrc);
+    }
     *out = dm;
     return 0;
 }
 
 void cm_discovery_read_now(struct cm_discovery *dm)
 {
-    for (size_t i = 0; i < dm->nsources; i++) {
-        struct cm_disc_source *src = &dm->sources[i];
-        struct scan *s = scan_new(src);
-        if (!s) {
-            cm_log_error("discovery", "source=%s out of memory reading it", src->name);
-            continue;
-        }
-        scan_run(&s->req);
-        scan_merge(src, s);
-        scan_free(s);
-    }
+    for (size_t i = 0; i < dm->nsources; i++)
+        if (ops_of(&dm->sources[i])->read_now)
+            ops_of(&dm->sources[i])->read_now(&dm->sources[i]);
 }
 
 int cm_discovery_start(struct cm_discovery *dm)
@@ -909,19 +1075,8 @@ int cm_discovery_start(struct cm_discovery *dm)
     const struct cm_config *cfg = dm->loaded->cfg;
 
     dm->started = true;
-    for (size_t i = 0; i < dm->nsources; i++) {
-        struct cm_disc_source *src = &dm->sources[i];
-        struct fsrc *fs = src->impl;
-
-        uv_timer_init(dm->loop, &fs->timer);
-        fs->timer.data = src;
-        fs->timer_init = true;
-        dm->handles++;
-        watch_dirs(src, &cfg->discovery[i]);
-        /* A read now, then every refresh: what changed since the start's read or since the
-         * previous configuration's is picked up at once. */
-        uv_timer_start(&fs->timer, on_timer, 0, fs->refresh_ms);
-    }
+    for (size_t i = 0; i < dm->nsources; i++)
+        ops_of(&dm->sources[i])->start(&dm->sources[i], &cfg->discovery[i]);
     return 0;
 }
 
@@ -931,18 +1086,11 @@ static void maybe_free(struct cm_discovery *dm)
         return;
     for (size_t i = 0; i < dm->nsources; i++) {
         struct cm_disc_source *src = &dm->sources[i];
-        struct fsrc *fs = src->impl;
         for (size_t j = 0; j < src->nlists; j++)
             cm_gen_targets_unref(src->lists[j]);
         free(src->lists);
         free(src->last_error);
-        if (fs) {
-            for (size_t j = 0; j < fs->nfiles; j++)
-                dfile_clear(&fs->files[j]);
-            free(fs->files);
-            free(fs->watches);
-            free(fs);
-        }
+        ops_of(src)->free(src);
     }
     free(dm->sources);
     cm_gen_unref(dm->current);
@@ -955,19 +1103,8 @@ void cm_discovery_close(struct cm_discovery *dm)
     if (!dm || dm->closing)
         return;
     dm->closing = true;
-    for (size_t i = 0; i < dm->nsources; i++) {
-        struct fsrc *fs = dm->sources[i].impl;
-        if (!fs)
-            continue;
-        if (fs->timer_init)
-            uv_close((uv_handle_t *)&fs->timer, on_handle_closed);
-        for (size_t j = 0; j < fs->nwatches; j++)
-            uv_close((uv_handle_t *)fs->watches[j], on_handle_closed);
-        fs->nwatches = 0;
-        /* A read not yet begun ends now; one under way reports and is dropped. */
-        if (fs->scan)
-            uv_cancel((uv_req_t *)&fs->scan->req);
-    }
+    for (size_t i = 0; i < dm->nsources; i++)
+        ops_of(&dm->sources[i])->close(&dm->sources[i]);
     maybe_free(dm);
 }
 
@@ -982,8 +1119,7 @@ void cm_discovery_stats_free(struct cm_metrics_discovery *v, size_t n)
     free(v);
 }
 
-int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discovery **out,
-                       size_t *n)
+int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discovery **out, size_t *n)
 {
     size_t rows = 0, k = 0;
     struct cm_metrics_discovery *v;
@@ -991,34 +1127,18 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
     *out = NULL;
     *n = 0;
     for (size_t i = 0; i < dm->nsources; i++)
-        rows += 1 + ((struct fsrc *)dm->sources[i].impl)->nfiles;
+        rows += ops_of(&dm->sources[i])->nrows(&dm->sources[i]);
     if (!rows)
         return 0;
     if (!(v = calloc(rows, sizeof(*v))))
         return -ENOMEM;
     for (size_t i = 0; i < dm->nsources; i++) {
-        const struct cm_disc_source *src = &dm->sources[i];
-        const struct fsrc *fs = src->impl;
-        v[k] = (struct cm_metrics_discovery){.files = fs->nfiles, .targets = src->applied};
-        if (!(v[k].source = strdup(src->name)))
-            goto nomem;
-        k++;
-        for (size_t j = 0; j < fs->nfiles; j++) {
-            const struct dfile *f = &fs->files[j];
-            v[k] = (struct cm_metrics_discovery){.errors = f->errors,
-                                                 .last_success = f->last_success,
-                                                 .valid = f->valid};
-            if (!(v[k].source = strdup(src->name)) || !(v[k].file = strdup(f->path))) {
-                k++;
-                goto nomem;
-            }
-            k++;
+        if (ops_of(&dm->sources[i])->rows(&dm->sources[i], v, &k) < 0) {
+            cm_discovery_stats_free(v, k);
+            return -ENOMEM;
         }
     }
     *out = v;
     *n = k;
     return 0;
-nomem:
-    cm_discovery_stats_free(v, k);
-    return -ENOMEM;
 }

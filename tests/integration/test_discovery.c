@@ -167,17 +167,18 @@ static void test_start(void)
              "  \"labels\": {\"env\": \"prod\", \"__meta_filepath\": \"dropped\",\n"
              "             \"__certmon_name\": \"alpha\"}}]\n",
              port_a);
-    cm_th_write_config(conf,
-                       "global = { interval = \"1h\"; startup_spread = \"1s\"; state_file = "
-                       "\"%s/state.db\"; };\n"
-                       "log = { level = \"debug\"; };\n"
-                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
-                       "targets = ( { name = \"configured\"; host = \"127.0.0.1\"; port = %d;\n"
-                       "              ca_file = \"%s\"; } );\n"
-                       "discovery = ( { name = \"fleet\"; files = [\"targets.d/*.json\",\n"
-                       "                \"targets.d/*.yml\"]; refresh = \"30s\"; ca_file = \"%s\";\n"
-                       "                labels = { team = \"web\"; }; } );\n",
-                       dir, mport, port_b, cm_th_pki("root.pem"), cm_th_pki("root.pem"));
+    cm_th_write_config(
+        conf,
+        "global = { interval = \"1h\"; startup_spread = \"1s\"; state_file = "
+        "\"%s/state.db\"; };\n"
+        "log = { level = \"debug\"; };\n"
+        "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+        "targets = ( { name = \"configured\"; host = \"127.0.0.1\"; port = %d;\n"
+        "              ca_file = \"%s\"; } );\n"
+        "discovery = ( { name = \"fleet\"; files = [\"targets.d/*.json\",\n"
+        "                \"targets.d/*.yml\"]; refresh = \"30s\"; ca_file = \"%s\";\n"
+        "                labels = { team = \"web\"; }; } );\n",
+        dir, mport, port_b, cm_th_pki("root.pem"), cm_th_pki("root.pem"));
     pid_d = cm_th_spawn(argv, logpath);
     CU_ASSERT_FATAL(pid_d > 0);
     CU_ASSERT_FATAL(cm_th_wait_port(mport, (int)(10000 * CERTMON_SLOWDOWN)));
@@ -198,6 +199,20 @@ static void test_start(void)
     CU_ASSERT(metric(m, "certmon_discovery_last_success_timestamp_seconds", "a.json\"", NULL) >
               1.7e9);
     EXPECT_INT(metric(m, "certmon_targets", NULL, NULL), 2);
+
+    /* The new families pass Prometheus's own checker. */
+    char path[400], cmd[600], *out = NULL;
+    snprintf(path, sizeof(path), "%s/metrics.txt", dir);
+    FILE *fp = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs(m, fp);
+    fclose(fp);
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s' 2>&1", path);
+    char *sh[] = {"/bin/sh", "-c", cmd, NULL};
+    EXPECT_INT(cm_th_run(sh, &out, 30, NULL), 0);
+    if (out && *out)
+        fprintf(stderr, "\n    promtool: %s", out);
+    free(out);
     free(m);
 }
 
@@ -271,8 +286,7 @@ static void test_broken_files(void)
     CU_ASSERT(cm_th_wait_text(logpath, "not valid YAML", 5));
 
     /* A bad entry: a __certmon_ value the target table refuses, named with file:line. */
-    write_sd("b.yml", "- targets: [127.0.0.1:%d]\n  labels: {__certmon_interval: soon}\n",
-             port_b);
+    write_sd("b.yml", "- targets: [127.0.0.1:%d]\n  labels: {__certmon_interval: soon}\n", port_b);
     CU_ASSERT(wait_metric("certmon_discovery_errors_total", "b.yml\"", NULL, 3, 5) >= 0);
     snprintf(want, sizeof(want), "%s/b.yml:1: group 0, target '127.0.0.1:%d': __certmon_interval",
              sd, port_b);
@@ -302,8 +316,9 @@ static void test_broken_files(void)
 /* A discovered name a configured target has: the configured one stays as configured. */
 static void test_collision(void)
 {
-    write_sd("c.json", "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
-                       "{\"__certmon_name\": \"configured\", \"clash\": \"yes\"}}]\n",
+    write_sd("c.json",
+             "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
+             "{\"__certmon_name\": \"configured\", \"clash\": \"yes\"}}]\n",
              port_a);
     CU_ASSERT(cm_th_wait_text(logpath, "target=configured file=", 5));
     CU_ASSERT(cm_th_wait_text(logpath, "left out: a configured target has that name", 5));
@@ -336,6 +351,31 @@ static void test_reload_keeps(void)
     free(m);
 }
 
+/* The directory gone (an unmounted file system): every target stays; back, it is followed
+ * again. */
+static void test_dir_gone(void)
+{
+    char away[400];
+
+    snprintf(away, sizeof(away), "%s.away", sd);
+    CU_ASSERT_EQUAL_FATAL(rename(sd, away), 0);
+    CU_ASSERT(cm_th_wait_text(logpath, "its targets stay as they were", 5));
+    CU_ASSERT(listed("alpha") && listed("gamma"));
+    char *m = get("/metrics");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    EXPECT_INT(metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
+    free(m);
+    CU_ASSERT_EQUAL_FATAL(rename(away, sd), 0);
+    /* Back: a change in it is seen at once again. */
+    write_sd("d.json",
+             "[{\"targets\": [\"127.0.0.1:%d\"], \"labels\": "
+             "{\"__certmon_name\": \"delta\"}}]\n",
+             port_b);
+    CU_ASSERT(wait_listed("delta", true, 5) >= 0);
+    unlink(cm_th_path(sd, "d.json"));
+    CU_ASSERT(wait_listed("delta", false, 5) >= 0);
+}
+
 /* A removed file takes its targets along within 5 s; the others stay. */
 static void test_remove(void)
 {
@@ -359,6 +399,7 @@ static CU_TestInfo tests[] = {
     {"broken files keep their targets, reported in log and metrics", test_broken_files},
     {"a configured name wins", test_collision},
     {"SIGHUP keeps discovered targets and their state", test_reload_keeps},
+    {"the directory gone keeps every target", test_dir_gone},
     {"a removed file takes its targets within 5 s", test_remove},
     CU_TEST_INFO_NULL,
 };

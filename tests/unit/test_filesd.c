@@ -129,22 +129,26 @@ static const struct bad bads[] = {
     {CM_SD_JSON, "[{\"targets\": [\"a:1\"]},\n {\"targets\": [\"b:1\"]\n]", "not valid JSON", 3},
     {CM_SD_JSON, "{\"targets\": []}", "expected an array of groups", 1},
     {CM_SD_JSON, "[\"a:443\"]", "group 0: expected an object", 0},
-    {CM_SD_JSON, "[{\"targets\": \"a:443\"}]", "group 0: targets: expected an array of strings, "
-                                                "found a string",
+    {CM_SD_JSON, "[{\"targets\": \"a:443\"}]",
+     "group 0: targets: expected an array of strings, "
+     "found a string",
      0},
-    {CM_SD_JSON, "[{}, {\"targets\": [\"a\", 443]}]", "group 1: targets[1]: expected a string, "
-                                                     "found a number",
+    {CM_SD_JSON, "[{}, {\"targets\": [\"a\", 443]}]",
+     "group 1: targets[1]: expected a string, "
+     "found a number",
      0},
-    {CM_SD_JSON, "[{\"labels\": {\"a\": 1}}]", "group 0: labels.a: expected a string, found a "
-                                              "number",
+    {CM_SD_JSON, "[{\"labels\": {\"a\": 1}}]",
+     "group 0: labels.a: expected a string, found a "
+     "number",
      0},
     {CM_SD_JSON, "[{\"labels\": [\"a\"]}]", "group 0: labels: expected an object", 0},
     {CM_SD_JSON, "[{\"target\": [\"a\"]}]", "group 0: unknown key 'target'", 0},
     {CM_SD_JSON, "[{\"labels\": {\"a\": \"1\", \"a\": \"2\"}}]", "duplicate", -1},
     {CM_SD_YAML, "- targets: [a:1\n- x\n", "not valid YAML", -1},
     {CM_SD_YAML, "targets: [a]\n", "expected a list of groups", 1},
-    {CM_SD_YAML, "- targets: a:443\n", "group 0: targets: expected a list of strings, found a "
-                                       "scalar",
+    {CM_SD_YAML, "- targets: a:443\n",
+     "group 0: targets: expected a list of strings, found a "
+     "scalar",
      1},
     {CM_SD_YAML, "- targets:\n  - a\n  - [b]\n", "group 0: targets[1]: expected a string", 3},
     {CM_SD_YAML, "- labels:\n    a: [1]\n", "group 0: labels.a: expected a string", 2},
@@ -218,9 +222,9 @@ static void test_bounds(void)
     EXPECT_INT(line, (int)CM_SD_MAX_LABELS + 2);
 
     /* The size bound is checked before anything is read. */
-    EXPECT_INT(cm_sd_parse(big, (size_t)CM_SD_MAX_BYTES + 1, CM_SD_YAML, &doc, err, sizeof(err),
-                           &line),
-               CM_EBADARG);
+    EXPECT_INT(
+        cm_sd_parse(big, (size_t)CM_SD_MAX_BYTES + 1, CM_SD_YAML, &doc, err, sizeof(err), &line),
+        CM_EBADARG);
     CU_ASSERT(strstr(err, "larger than 16 MiB") != NULL);
     free(big);
 }
@@ -322,8 +326,8 @@ static void test_discover_targets(void)
         EXPECT_INT(v[1].interval_ms, 300000);
         EXPECT_STR(v[2].name, "mx1");
         EXPECT_INT(v[2].ep.starttls, CM_STARTTLS_SMTP); /* by port */
-        EXPECT_INT(v[2].interval_ms, 600000);            /* the source's */
-        EXPECT_INT(v[2].policy.warn_days, 20);           /* global's */
+        EXPECT_INT(v[2].interval_ms, 600000);           /* the source's */
+        EXPECT_INT(v[2].policy.warn_days, 20);          /* global's */
         EXPECT_INT(v[2].posture_interval_ms, 0);
         EXPECT_STR(v[2].labels.values[0], "base");
         EXPECT_INT(v[2].line, 4);
@@ -383,7 +387,7 @@ static void test_discovery_block_errors(void)
 {
     static const struct bad_entry cases[] = {
         {"discovery = ( { refresh = \"1m\"; } );\n", "c.conf:1: discovery[0]: missing required "
-                                                      "setting 'files'"},
+                                                     "setting 'files'"},
         {"discovery = ( { files = [\"/x/*.txt\"]; } );\n",
          "c.conf:1: discovery[0].files[0]: '/x/*.txt' must name .json, .yml or .yaml files"},
         {"discovery = ( { files = [\"/x/a.json\"]; refresh = \"0s\"; } );\n",
@@ -429,8 +433,8 @@ static void test_compose(void)
     char msgs[1024];
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-    EXPECT_INT(discover(cfg, "[{\"targets\": [\"b.example\", \"a.example\"]}]", CM_SD_JSON, &v,
-                        &n, msgs, sizeof(msgs)),
+    EXPECT_INT(discover(cfg, "[{\"targets\": [\"b.example\", \"a.example\"]}]", CM_SD_JSON, &v, &n,
+                        msgs, sizeof(msgs)),
                0);
     CU_ASSERT_FATAL(n == 2);
     extra[0] = &v[0];
@@ -468,8 +472,7 @@ static void check_label_key(const char *group, const char *key, void *arg)
 
     if (!key || (strcmp(group, "targets") && strcmp(group, "policy")))
         return;
-    snprintf(text, sizeof(text), "- targets: [a.example]\n  labels: {__certmon_%s: \"1\"}\n",
-             key);
+    snprintf(text, sizeof(text), "- targets: [a.example]\n  labels: {__certmon_%s: \"1\"}\n", key);
     (void)discover(kd->cfg, text, CM_SD_YAML, &v, &n, msgs, sizeof(msgs));
     cm_config_targets_free(v, n);
     refused = strstr(msgs, "not a key certmon takes") != NULL;

@@ -32,7 +32,7 @@ struct cm_sd_label {
 
 /* One element of the document. */
 struct cm_sd_group {
-    char **targets; /* as written ("host:port"); owned */
+    char **targets;    /* as written ("host:port"); owned */
     int *target_lines; /* line of each target (from 1), or 0 when the format gives none (JSON) */
     size_t target_count;
     struct cm_sd_label *labels; /* in the order written; names unique */

@@ -48,8 +48,8 @@ struct cm_discovery;
 struct cm_disc_source {
     /* read-only */
     enum cm_discovery_kind kind;
-    size_t index;     /* its block: loaded configuration's discovery[index] */
-    const char *name; /* the block's name (owned by the configuration) */
+    size_t index;                  /* its block: loaded configuration's discovery[index] */
+    const char *name;              /* the block's name (owned by the configuration) */
     struct cm_gen_targets **lists; /* the current entry list (each referenced) */
     size_t nlists;
     char *last_error; /* the latest problem; NULL after a read that found none */
@@ -93,13 +93,12 @@ struct cm_disc_source *cm_discovery_source(struct cm_discovery *dm, size_t i);
  * old ones) and its last error with error (copied; NULL: none), then applies the union: before
  * cm_discovery_start it is only kept for cm_discovery_gen, afterwards it goes to apply.
  * Returns 0, or -ENOMEM with src unchanged and nothing applied. */
-int cm_disc_source_update(struct cm_disc_source *src, struct cm_gen_targets *const *lists,
-                          size_t n, const char *error);
+int cm_disc_source_update(struct cm_disc_source *src, struct cm_gen_targets *const *lists, size_t n,
+                          const char *error);
 
 /* One row per source and one per file read, for /metrics: a new array with its own copies of
  * every string (free with cm_discovery_stats_free). Returns 0 or -ENOMEM. */
-int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discovery **out,
-                       size_t *n);
+int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discovery **out, size_t *n);
 void cm_discovery_stats_free(struct cm_metrics_discovery *v, size_t n);
 
 /* Stops watching and reading; reads in flight are cancelled or their results dropped. Frees
