@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -93,6 +94,30 @@ static bool port_bindable(int port)
     ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);
     return ok;
+}
+
+static bool udp_port_bindable(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+int cm_th_free_dns_port(void)
+{
+    for (int i = 0; i < 50; i++) {
+        int port = cm_th_free_port();
+        if (port > 0 && udp_port_bindable(port))
+            return port;
+    }
+    return -1;
 }
 
 int cm_th_free_port(void)
@@ -439,6 +464,63 @@ json_t *cm_finding(json_t *t, const char *id, const char *severity, int position
         return f;
     }
     return NULL;
+}
+
+static void on_loop_guard(uv_timer_t *t)
+{
+    (void)t;
+}
+
+bool cm_th_loop_until(uv_loop_t *loop, const int *n, int want, int timeout_ms)
+{
+    uv_timer_t guard;
+    uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+
+    uv_timer_init(loop, &guard);
+    uv_timer_start(&guard, on_loop_guard, 20, 20);
+    while (*n < want && uv_hrtime() < end)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return *n >= want;
+}
+
+/* ---- A real DNS server ---- */
+
+pid_t cm_th_dnsmasq(const char *dir, int port, int ttl, const char *records)
+{
+    char conf[512], log[512], conf_arg[600], user_arg[300], name[64];
+    struct passwd *pw = getpwuid(geteuid());
+    FILE *fp;
+    pid_t pid;
+
+    snprintf(name, sizeof(name), "dnsmasq-%d.conf", port);
+    snprintf(conf, sizeof(conf), "%s", cm_th_path(dir, name));
+    snprintf(name, sizeof(name), "dnsmasq-%d.log", port);
+    snprintf(log, sizeof(log), "%s", cm_th_path(dir, name));
+    if (!pw || !(fp = fopen(conf, "w")))
+        return -1;
+    /* no-resolv/no-hosts: answer from this file alone; bind-interfaces: only 127.0.0.1, so
+     * that parallel tests on other ports do not collide on the wildcard address. */
+    fprintf(fp,
+            "no-resolv\nno-hosts\nno-poll\nbind-interfaces\nlisten-address=127.0.0.1\n"
+            "port=%d\nlocal-ttl=%d\nlog-queries\nlog-facility=-\n%s\n",
+            port, ttl, records);
+    if (fclose(fp) != 0)
+        return -1;
+    snprintf(conf_arg, sizeof(conf_arg), "--conf-file=%s", conf);
+    /* As root dnsmasq would switch to the user "nobody"; naming the current user keeps it
+     * as it is (as any other user it cannot switch and ignores the option). */
+    snprintf(user_arg, sizeof(user_arg), "--user=%s", pw->pw_name);
+    /* /usr/sbin is not in every user's PATH. */
+    char *bin = access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq";
+    char *argv[] = {bin, "--keep-in-foreground", "--pid-file=", conf_arg, user_arg, NULL};
+    pid = cm_th_spawn(argv, log);
+    if (pid > 0 && !cm_th_wait_port(port, 5000)) {
+        cm_th_stop(pid);
+        return -1;
+    }
+    return pid;
 }
 
 /* ---- Helpers for the daemon's integration suites ---- */
