@@ -201,9 +201,11 @@ int cm_dnsdisc_parse(enum cm_dnsdisc_kind kind, const unsigned char *abuf, size_
     p += HEADER_LEN;
     for (unsigned i = 0; i < qdcount; i++) {
         char *name;
-        if (!read_name(p, abuf, alen, &name, &used) || (size_t)(end - p) < used + 4)
+        if (!read_name(p, abuf, alen, &name, &used))
             goto malformed;
         ares_free_string(name);
+        if ((size_t)(end - p) < used + 4)
+            goto malformed;
         p += used + 4;
     }
     for (unsigned i = 0; i < ancount; i++) {
