@@ -26,7 +26,7 @@ usage() {
 BUILD_PACKAGES="
 build-essential cmake pkg-config scdoc
 libgnutls28-dev libuv1-dev libcurl4-gnutls-dev libconfig-dev libjansson-dev
-libmicrohttpd-dev libc-ares-dev libgmp-dev libsqlite3-dev
+libmicrohttpd-dev libc-ares-dev libgmp-dev libsqlite3-dev libyaml-dev
 ca-certificates
 "
 

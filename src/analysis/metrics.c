@@ -1155,6 +1155,42 @@ static void f_queue_length(struct cm_metrics_buf *b, const struct family *f, con
         notifier_line(b, f, s->notifiers[i].name, NULL, s->notifiers[i].queued);
 }
 
+/* {source="S"} or {source="S",file="F"}, escaped. */
+static void discovery_line(struct cm_metrics_buf *b, const struct family *f,
+                           const struct cm_metrics_discovery *r, uint64_t value)
+{
+    struct builder lb = {0};
+
+    arena_put(&lb, "{source=\"", 9);
+    arena_escaped(&lb, r->source ? r->source : "");
+    if (r->file) {
+        arena_put(&lb, "\",file=\"", 8);
+        arena_escaped(&lb, r->file);
+    }
+    arena_put(&lb, "\"}", 2);
+    if (lb.failed)
+        b->failed = true;
+    else
+        self_line(b, f, lb.arena, lb.alen, value);
+    free(lb.arena);
+}
+
+#define DISCOVERY_FAMILY(fname, rows, cond, expr)                                                  \
+    static void fname(struct cm_metrics_buf *b, const struct family *f, const void *ctx)           \
+    {                                                                                              \
+        const struct cm_metrics_self *s = ctx;                                                     \
+        for (size_t i = 0; i < s->discovery_count; i++) {                                          \
+            const struct cm_metrics_discovery *r = &s->discovery[i];                               \
+            if ((rows) && (cond))                                                                  \
+                discovery_line(b, f, r, (expr));                                                   \
+        }                                                                                          \
+    }
+DISCOVERY_FAMILY(f_disc_files, !r->file, true, r->files)
+DISCOVERY_FAMILY(f_disc_targets, !r->file, true, r->targets)
+DISCOVERY_FAMILY(f_disc_errors, r->file != NULL, true, r->errors)
+DISCOVERY_FAMILY(f_disc_valid, r->file != NULL, true, r->valid)
+DISCOVERY_FAMILY(f_disc_success, r->file != NULL, r->last_success > 0, (uint64_t)r->last_success)
+
 static void proc_line(struct cm_metrics_buf *b, const struct family *f, double value)
 {
     char *p;
@@ -1302,6 +1338,24 @@ static const struct family families[] = {
            "Connections the HTTP listener refused: per_client (the address was at its limit with "
            "every connection busy).",
            SELF, f_http_refused),
+    FAMILY("certmon_discovery_files", "gauge",
+           "Files the patterns of a discovery source match now.", SELF, f_disc_files),
+    FAMILY("certmon_discovery_targets", "gauge",
+           "Targets a discovery source adds (names a configured or an earlier target has are "
+           "left out).",
+           SELF, f_disc_targets),
+    FAMILY("certmon_discovery_errors_total", "counter",
+           "Reads of a discovery file that failed (unreadable, not parsed, a bad entry); the "
+           "file's previous targets stayed.",
+           SELF, f_disc_errors),
+    FAMILY("certmon_discovery_file_valid", "gauge",
+           "1 when the last read of a discovery file was good, 0 when its previous targets are "
+           "kept because it failed.",
+           SELF, f_disc_valid),
+    FAMILY("certmon_discovery_last_success_timestamp_seconds", "gauge",
+           "When a discovery file was last read and applied successfully, in Unix seconds "
+           "(absent: never).",
+           SELF, f_disc_success),
     FAMILY("process_cpu_seconds_total", "counter",
            "Total user and system CPU time spent in seconds.", PROCESS, f_cpu),
     FAMILY("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", PROCESS,

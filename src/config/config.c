@@ -805,6 +805,41 @@ static const struct key file_keys[FK_N] = {
                      MS_SEC, DMAX, 0, 0},
 };
 
+/* discovery = ( { ... } ): where targets come from (files), and defaults for them. */
+enum {
+    DK_NAME,
+    DK_FILES,
+    DK_REFRESH,
+    DK_LABELS,
+    DK_INTERVAL,
+    DK_TIMEOUT,
+    DK_POSTURE_INTERVAL,
+    DK_POSTURE,
+    DK_STARTTLS,
+    DK_CA_FILE,
+    DK_CLIENT_CERT,
+    DK_CLIENT_KEY,
+    DK_N
+};
+#define DISC_OFF(f) offsetof(struct cm_config_discovery, f)
+static const struct key discovery_keys[DK_N] = {
+    [DK_NAME] = {"name", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [DK_FILES] = {"files", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
+    [DK_REFRESH] = {"refresh", KT_DURATION, S_U64, DISC_OFF(refresh_ms), MS_SEC, DMAX,
+                    30 * MS_SEC, 0},
+    [DK_LABELS] = {"labels", KT_LABELS, S_NONE, 0, 0, 0, 0, 0},
+    [DK_INTERVAL] = {"interval", KT_DURATION, S_U64, DISC_OFF(interval_ms), MS_SEC, DMAX, 0, 0},
+    [DK_TIMEOUT] = {"timeout", KT_DURATION, S_U64, DISC_OFF(timeout_ms), 100, 10 * MS_MIN, 0, 0},
+    [DK_POSTURE_INTERVAL] = {"posture_interval", KT_DURATION_OFF, S_U64,
+                             DISC_OFF(posture_interval_ms), MS_MIN, DMAX, 0, 0},
+    [DK_POSTURE] = {"posture", KT_BOOL, S_NONE, 0, 0, 0, 0, 0},
+    [DK_STARTTLS] = {"starttls", KT_STRING, S_STR, DISC_OFF(starttls), 0, 0, 0, 0},
+    [DK_CA_FILE] = {"ca_file", KT_PATH, S_STR, DISC_OFF(ca_file), 0, 0, 0, F_READABLE},
+    [DK_CLIENT_CERT] = {"client_cert", KT_PATH, S_STR, DISC_OFF(client_cert), 0, 0, 0,
+                        F_READABLE},
+    [DK_CLIENT_KEY] = {"client_key", KT_PATH, S_STR, DISC_OFF(client_key), 0, 0, 0, F_READABLE},
+};
+
 enum {
     NK_NAME,
     NK_TYPE,
@@ -892,7 +927,7 @@ struct group_def {
     const char *entity; /* "a target": for "is not a setting of ..." */
 };
 
-enum { G_GLOBAL, G_LOG, G_METRICS, G_TARGETS, G_FILES, G_NOTIFIERS, G_N };
+enum { G_GLOBAL, G_LOG, G_METRICS, G_TARGETS, G_FILES, G_NOTIFIERS, G_DISCOVERY, G_N };
 static const struct group_def groups[G_N] = {
     [G_GLOBAL] = {"global", false, global_keys, GK_N, true, false, "global"},
     [G_LOG] = {"log", false, log_keys, LK_N, false, false, "log"},
@@ -900,6 +935,8 @@ static const struct group_def groups[G_N] = {
     [G_TARGETS] = {"targets", true, target_keys, TK_N, true, false, "a target"},
     [G_FILES] = {"files", true, file_keys, FK_N, true, false, "a file entry"},
     [G_NOTIFIERS] = {"notifiers", true, notifier_keys, NK_N, false, false, "a notifier"},
+    [G_DISCOVERY] = {"discovery", true, discovery_keys, DK_N, true, false,
+                     "a discovery source"},
 };
 
 static size_t find_key(const struct key *keys, size_t n, const char *name)
@@ -1291,7 +1328,7 @@ static void unknown_key(struct loader *L, const config_setting_t *m, const char 
  * policy table. */
 #define KEYS_MAX 32 /* rows of the largest table */
 _Static_assert(TK_N <= KEYS_MAX && NK_N <= KEYS_MAX && GK_N <= KEYS_MAX && MK_N <= KEYS_MAX &&
-                   LK_N <= KEYS_MAX && FK_N <= KEYS_MAX,
+                   LK_N <= KEYS_MAX && FK_N <= KEYS_MAX && DK_N <= KEYS_MAX,
                "struct seen too small");
 struct seen {
     const config_setting_t *k[KEYS_MAX];
@@ -1546,6 +1583,45 @@ static int label_cmp(const void *a, const void *b)
                   config_setting_name(*(const config_setting_t *const *)b));
 }
 
+/* What is wrong with a label name, as the configuration and discovery files say it; false
+ * when nothing is (the rule is base/label.c's, the one /metrics and Alertmanager apply). */
+static bool label_name_msg(const char *name, char *buf, size_t len)
+{
+    switch (cm_label_check_name(name)) {
+    case CM_LABEL_OK:
+        return false;
+    case CM_LABEL_DUNDER:
+        snprintf(buf, len, "label names starting with __ are reserved by Prometheus");
+        break;
+    case CM_LABEL_RESERVED:
+        snprintf(buf, len, "'%s' is a label certmon or Prometheus sets itself (reserved: %s)",
+                 name, cm_label_reserved_text());
+        break;
+    default:
+        snprintf(buf, len,
+                 "'%.200s' is not a valid label name (letters, digits and _, not starting with a "
+                 "digit)",
+                 name);
+        break;
+    }
+    return true;
+}
+
+static bool label_value_msg(const char *v, char *buf, size_t len)
+{
+    switch (cm_label_check_value(v, strlen(v))) {
+    case CM_LABEL_OK:
+        return false;
+    case CM_LABEL_EMPTY_VALUE:
+        snprintf(buf, len, "must not be empty (Prometheus drops empty labels)");
+        break;
+    default:
+        snprintf(buf, len, "must be UTF-8 text (metrics and alerts carry nothing else)");
+        break;
+    }
+    return true;
+}
+
 /* labels = { name = "value"; ... } into out, sorted by name. */
 static void read_labels(struct loader *L, const config_setting_t *g, const char *prefix,
                         struct cm_labels *out)
@@ -1560,48 +1636,20 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
     for (unsigned i = 0; i < n; i++) {
         const config_setting_t *m = config_setting_get_elem(g, i);
         const char *name = config_setting_name(m);
-        char path[600];
+        char path[600], msg[700];
         bool bad = false;
 
         snprintf(path, sizeof(path), "%s.labels.%s", prefix, name);
-        /* The rule is base/label.c's, the one /metrics and Alertmanager payloads apply. */
-        switch (cm_label_check_name(name)) {
-        case CM_LABEL_OK:
-            break;
-        case CM_LABEL_DUNDER:
-            err_at(L, m, path, "label names starting with __ are reserved by Prometheus");
+        if (label_name_msg(name, msg, sizeof(msg))) {
+            err_at(L, m, path, "%s", msg);
             bad = true;
-            break;
-        case CM_LABEL_RESERVED:
-            err_at(L, m, path, "'%s' is a label certmon or Prometheus sets itself (reserved: %s)",
-                   name, cm_label_reserved_text());
-            bad = true;
-            break;
-        default:
-            err_at(L, m, path,
-                   "'%s' is not a valid label name (letters, digits and _, not starting with a "
-                   "digit)",
-                   name);
-            bad = true;
-            break;
         }
         if (config_setting_type(m) != CONFIG_TYPE_STRING) {
             err_at(L, m, path, "expected a string, found %s", type_name(config_setting_type(m)));
             bad = true;
-        } else {
-            const char *v = config_setting_get_string(m);
-            switch (cm_label_check_value(v, strlen(v))) {
-            case CM_LABEL_OK:
-                break;
-            case CM_LABEL_EMPTY_VALUE:
-                err_at(L, m, path, "must not be empty (Prometheus drops empty labels)");
-                bad = true;
-                break;
-            default:
-                err_at(L, m, path, "must be UTF-8 text (metrics and alerts carry nothing else)");
-                bad = true;
-                break;
-            }
+        } else if (label_value_msg(config_setting_get_string(m), msg, sizeof(msg))) {
+            err_at(L, m, path, "%s", msg);
+            bad = true;
         }
         if (!bad)
             ok[k++] = m;
@@ -1761,17 +1809,16 @@ static void read_target_name(struct loader *L, const struct seen *seen, const ch
 
 /* One element of targets: the table-driven keys (read_group), then what needs more than one
  * key or more than a range check, each in a function of its own. */
-static void read_target(struct loader *L, const config_setting_t *g, unsigned index,
-                        struct cm_config_target *t, struct cm_config_origin *name_at)
+static void read_target_at(struct loader *L, const config_setting_t *g, const char *prefix,
+                           unsigned index, struct cm_config_target *t,
+                           struct cm_config_origin *name_at)
 {
     struct cm_config *cfg = L->cfg;
     const config_setting_t *s;
-    char prefix[64];
     struct seen seen;
     uint16_t port = CM_DEFAULT_PORT;
     const char *sni = NULL;
 
-    snprintf(prefix, sizeof(prefix), "targets[%u]", index);
     t->kind = CM_TARGET_ENDPOINT;
     t->index = index;
     t->interval_ms = cfg->interval_ms;
@@ -1811,6 +1858,15 @@ static void read_target(struct loader *L, const config_setting_t *g, unsigned in
     read_target_name(L, &seen, prefix, sni, t, name_at);
 }
 
+static void read_target(struct loader *L, const config_setting_t *g, unsigned index,
+                        struct cm_config_target *t, struct cm_config_origin *name_at)
+{
+    char prefix[64];
+
+    snprintf(prefix, sizeof(prefix), "targets[%u]", index);
+    read_target_at(L, g, prefix, index, t, name_at);
+}
+
 static void read_file_entry(struct loader *L, const config_setting_t *g, unsigned index,
                             struct cm_config_target *t)
 {
@@ -1837,6 +1893,98 @@ static void read_file_entry(struct loader *L, const config_setting_t *g, unsigne
     if (seen.k[FK_LABELS])
         read_labels(L, seen.k[FK_LABELS], prefix, &t->labels);
     t->ca_file_at = origin_of(L, seen.k[FK_CA_FILE]);
+}
+
+static void read_strs(struct loader *L, const config_setting_t *s, const char *path, char ***out,
+                      size_t *count);
+
+/* One element of discovery: what to read (files), how often, and the defaults of the targets
+ * found there, checked like a target's own keys. */
+static void read_discovery(struct loader *L, const config_setting_t *g, unsigned index,
+                           struct cm_config_discovery *d)
+{
+    static const char *const starttls_names = "smtp, imap, pop3, ftp, ldap, postgres, mysql, "
+                                              "xmpp or none";
+    struct cm_config *cfg = L->cfg;
+    const config_setting_t *s;
+    enum cm_starttls_proto proto;
+    char prefix[64], path[96];
+    struct seen seen;
+
+    snprintf(prefix, sizeof(prefix), "discovery[%u]", index);
+    d->index = index;
+    d->kind = CM_DISCOVERY_FILES;
+    d->interval_ms = cfg->interval_ms;
+    d->timeout_ms = cfg->timeout_ms;
+    d->posture_interval_ms = cfg->posture_interval_ms;
+    apply_defaults(&discovery_keys[DK_REFRESH], 1, d);
+    if (policy_copy(&d->policy, &cfg->policy) < 0)
+        L->nomem = true;
+    read_group(L, g, prefix, &groups[G_DISCOVERY], d, &d->policy, &seen);
+    check_days(L, prefix, &d->policy, &seen, "global");
+
+    if ((s = seen.k[DK_NAME])) {
+        const char *v = config_setting_get_string(s);
+        snprintf(path, sizeof(path), "%s.name", prefix);
+        if (has_control(v))
+            err_at(L, s, path, "must not contain control characters");
+        else
+            d->name = ldup(L, v);
+    } else if (asprintf(&d->name, "discovery[%u]", index) < 0) {
+        d->name = NULL;
+        L->nomem = true;
+    }
+    if (!config_setting_get_member(g, "files"))
+        err_at(L, g, prefix, "missing required setting 'files' (a list of .json or .yml "
+                             "files, globs allowed)");
+    if ((s = seen.k[DK_FILES])) {
+        char **pats = NULL;
+        size_t n = 0;
+        snprintf(path, sizeof(path), "%s.files", prefix);
+        read_strs(L, s, path, &pats, &n);
+        d->files = calloc(n ? n : 1, sizeof(*d->files));
+        if (!d->files)
+            L->nomem = true;
+        for (size_t i = 0; i < n; i++) {
+            enum cm_sd_format f;
+            char epath[128];
+            snprintf(epath, sizeof(epath), "%s[%zu]", path, i);
+            if (!*pats[i] || cm_sd_format_of(pats[i], &f) < 0)
+                err_at(L, config_setting_get_elem(s, (unsigned)i), epath,
+                       "'%s' must name .json, .yml or .yaml files (the format goes by the "
+                       "name)",
+                       pats[i]);
+            else if (d->files && !(d->files[d->file_count++] = path_clean(cfg->dir, pats[i])))
+                L->nomem = true;
+            free(pats[i]);
+        }
+        free(pats);
+        if (n == 0)
+            err_at(L, s, path, "must name at least one file or pattern");
+    }
+    if ((s = seen.k[DK_STARTTLS]) && cm_starttls_parse(d->starttls, &proto) < 0) {
+        snprintf(path, sizeof(path), "%s.starttls", prefix);
+        err_at(L, s, path, "must be one of %s, not '%s'", starttls_names, d->starttls);
+    }
+    {
+        const config_setting_t *cc = config_setting_get_member(g, "client_cert");
+        const config_setting_t *ck = config_setting_get_member(g, "client_key");
+        if (!cc != !ck) {
+            snprintf(path, sizeof(path), "%s.%s", prefix, cc ? "client_cert" : "client_key");
+            err_at(L, cc ? cc : ck, path,
+                   cc ? "client_cert needs client_key too (give both or neither)"
+                      : "client_key needs client_cert too (give both or neither)");
+        }
+    }
+    if ((s = seen.k[DK_POSTURE]) && !config_setting_get_bool(s)) {
+        if (config_setting_get_member(g, "posture_interval")) {
+            snprintf(path, sizeof(path), "%s.posture", prefix);
+            err_at(L, s, path, "posture = false contradicts posture_interval: give one of them");
+        }
+        d->posture_interval_ms = 0;
+    }
+    if ((s = seen.k[DK_LABELS]))
+        read_labels(L, s, prefix, &d->labels);
 }
 
 /* A list of strings into a new array of copies. */
@@ -2210,8 +2358,8 @@ static void check_top(struct loader *L)
                    groups[g].name, name, groups[g].name);
         else
             err_at(L, m, name,
-                   "unknown setting (the top level has global, log, metrics, targets, files and "
-                   "notifiers)");
+                   "unknown setting (the top level has global, log, metrics, targets, files, "
+                   "notifiers and discovery)");
     }
 }
 
@@ -2793,6 +2941,8 @@ static int expand(struct loader *L, size_t si, unsigned depth, struct tbuf *out)
     return 0;
 }
 
+static void read_discoveries(struct loader *L);
+
 static void read_all(struct loader *L)
 {
     struct cm_config *cfg = L->cfg;
@@ -2846,6 +2996,7 @@ static void read_all(struct loader *L)
             cfg->target_count++;
         }
     }
+    read_discoveries(L);
     for (unsigned i = 0; i < nn && !L->nomem; i++) {
         const config_setting_t *g = config_setting_get_elem(notifiers, i);
         char prefix[64];
@@ -2861,6 +3012,43 @@ static void read_all(struct loader *L)
     check_notifier_names(L);
     for (size_t i = 0; i < cfg->target_count; i++)
         cfg->targets[i].spec_hash = spec_hash(cfg, &cfg->targets[i]);
+}
+
+/* discovery = ( ... ): each block, and names unique among them (they label the metrics). */
+static void read_discoveries(struct loader *L)
+{
+    struct cm_config *cfg = L->cfg;
+    const config_setting_t *list = top_member(L, "discovery", CONFIG_TYPE_LIST);
+    unsigned n = list ? (unsigned)config_setting_length(list) : 0;
+
+    if (!n)
+        return;
+    if (!(cfg->discovery = calloc(n, sizeof(*cfg->discovery)))) {
+        L->nomem = true;
+        return;
+    }
+    for (unsigned i = 0; i < n && !L->nomem; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, i);
+        struct cm_config_discovery *d = &cfg->discovery[cfg->discovery_count];
+        struct cm_config_origin o = origin_of(L, g);
+        char prefix[64];
+
+        snprintf(prefix, sizeof(prefix), "discovery[%u]", i);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+            err_at(L, g, prefix, "expected a group { ... }, found %s",
+                   type_name(config_setting_type(g)));
+            continue;
+        }
+        d->file = o.file;
+        d->line = o.line;
+        read_discovery(L, g, i, d);
+        cfg->discovery_count++;
+        for (size_t k = 0; k + 1 < cfg->discovery_count && d->name; k++)
+            if (cfg->discovery[k].name && !strcmp(cfg->discovery[k].name, d->name))
+                add_problem(L, d->file, d->line,
+                            "%s.name: duplicate discovery source '%s' (first defined at %s:%d)",
+                            prefix, d->name, cfg->discovery[k].file, cfg->discovery[k].line);
+    }
 }
 
 /* Makes cfg->path (absolute) and cfg->dir from path, and sets the defaults. Returns 0,
@@ -3059,6 +3247,18 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
                         err);
         }
     }
+    /* The credentials a discovery source gives its targets, loaded now like a target's: its
+     * targets come later, and a file that does not parse is the configuration's error. */
+    for (size_t i = 0; i < cfg->discovery_count && !L.nomem; i++) {
+        const struct cm_config_discovery *dd = &cfg->discovery[i];
+        struct cm_tls_profile prof = {dd->ca_file, dd->client_cert, dd->client_key};
+        err[0] = '\0';
+        rc = cm_tls_ctx_load(ctx, &prof, err, sizeof(err));
+        if (rc == -ENOMEM)
+            L.nomem = true;
+        else if (rc < 0)
+            add_problem(&L, dd->file, dd->line, "discovery[%u]: %s", dd->index, err);
+    }
     if (cfg->tls_cert || cfg->client_ca) {
         gnutls_certificate_credentials_t cred;
         if (gnutls_certificate_allocate_credentials(&cred) < 0) {
@@ -3099,25 +3299,57 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
 
 /* ---- Lifetime and lookup ---- */
 
+static void target_clear(struct cm_config_target *t)
+{
+    free(t->name);
+    cm_target_clear(&t->ep);
+    free(t->path);
+    free(t->ca_file);
+    free(t->client_cert);
+    free(t->client_key);
+    free(t->connect_address);
+    free(t->ari_url);
+    free(t->pins);
+    free(t->acme_directory);
+    free(t->origin);
+    cm_labels_clear(&t->labels);
+    cm_policy_clear(&t->policy);
+}
+
+void cm_config_targets_free(struct cm_config_target *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        target_clear(&v[i]);
+    free(v);
+}
+
 void cm_config_free(struct cm_config *cfg)
 {
     if (!cfg)
         return;
-    for (size_t i = 0; i < cfg->target_count; i++) {
-        struct cm_config_target *t = &cfg->targets[i];
-        free(t->name);
-        cm_target_clear(&t->ep);
-        free(t->path);
-        free(t->ca_file);
-        free(t->client_cert);
-        free(t->client_key);
-        free(t->connect_address);
-        free(t->ari_url);
-        free(t->pins);
-        free(t->acme_directory);
-        cm_labels_clear(&t->labels);
-        cm_policy_clear(&t->policy);
+    if (cfg->base) {
+        /* Composed: the targets are borrowed, the rest is base's. */
+        free(cfg->targets);
+        free(cfg->by_name);
+        free(cfg);
+        return;
     }
+    for (size_t i = 0; i < cfg->discovery_count; i++) {
+        struct cm_config_discovery *d = &cfg->discovery[i];
+        free(d->name);
+        for (size_t k = 0; k < d->file_count; k++)
+            free(d->files[k]);
+        free(d->files);
+        cm_policy_clear(&d->policy);
+        free(d->starttls);
+        free(d->ca_file);
+        free(d->client_cert);
+        free(d->client_key);
+        cm_labels_clear(&d->labels);
+    }
+    free(cfg->discovery);
+    for (size_t i = 0; i < cfg->target_count; i++)
+        target_clear(&cfg->targets[i]);
     free(cfg->targets);
     for (size_t i = 0; i < cfg->notifier_count; i++) {
         struct cm_config_notifier *n = &cfg->notifiers[i];
@@ -3212,4 +3444,471 @@ void cm_config_keys_foreach(void (*cb)(const char *group, const char *key, void 
     }
     for (size_t k = 0; k < PK_N; k++)
         cb("policy", policy_keys[k].name, arg);
+}
+
+/* ---- Discovered targets ----
+ *
+ * A discovered target is read by the code that reads `targets = ( ... )`: each one is written
+ * as a libconfig group on a line of its own, its source's keys and its __certmon_* labels as
+ * settings, and read_target_at checks it, with the source's defaults standing in for global's.
+ * One segment per line turns a problem back into the discovery file's line. Labels do not go
+ * through libconfig (a setting name is not a label name): they are checked here by the same
+ * rule (label_name_msg, label_value_msg). */
+
+/* The key __certmon_KEY sets, or NULL. Paths are left out: a file another system writes must
+ * not make the daemon read files the operator did not name (ca_file, client_cert, client_key
+ * and interception_roots_file go on the discovery block); host and port come from the target,
+ * labels from the group. */
+static const struct key *label_key(const char *key)
+{
+    size_t j;
+
+    if ((j = find_key(target_keys, TK_N, key)) != NPOS)
+        return j == TK_HOST || j == TK_PORT || j == TK_LABELS || target_keys[j].type == KT_PATH
+                   ? NULL
+                   : &target_keys[j];
+    if ((j = find_key(policy_keys, PK_N, key)) != NPOS)
+        return policy_keys[j].type == KT_PATH ? NULL : &policy_keys[j];
+    return NULL;
+}
+
+#define SD_PREFIX "__certmon_"
+#define SD_PREFIX_LEN (sizeof(SD_PREFIX) - 1)
+
+/* A libconfig string literal: quotes, backslashes and control bytes escaped. */
+static void put_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\x%02x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* KEY = VALUE; for __certmon_KEY = v, typed as KEY's row says. false with a reason in why when
+ * v cannot be that type. */
+static bool put_label_setting(FILE *f, const struct key *k, const char *v, char *why, size_t wl)
+{
+    switch (k->type) {
+    case KT_INT: {
+        /* At most nine digits: libconfig reads an int literal with atoi (PITFALLS). */
+        size_t d = strspn(v + (*v == '-'), "0123456789");
+        if (!d || d > 9 || v[(*v == '-') + d]) {
+            snprintf(why, wl, "expected an integer, not '%.64s'", v);
+            return false;
+        }
+        fprintf(f, "%s = %s; ", k->name, v);
+        return true;
+    }
+    case KT_BOOL:
+        if (strcmp(v, "true") && strcmp(v, "false")) {
+            snprintf(why, wl, "expected true or false, not '%.64s'", v);
+            return false;
+        }
+        fprintf(f, "%s = %s; ", k->name, v);
+        return true;
+    case KT_STRINGS: {
+        /* A list in one label: items separated by commas or spaces. */
+        char *copy = strdup(v), *save = NULL, *item;
+        bool first = true;
+        if (!copy) {
+            snprintf(why, wl, "out of memory");
+            return false;
+        }
+        fprintf(f, "%s = [", k->name);
+        for (item = strtok_r(copy, ", \t", &save); item; item = strtok_r(NULL, ", \t", &save)) {
+            fputs(first ? "" : ", ", f);
+            put_quoted(f, item);
+            first = false;
+        }
+        fputs("]; ", f);
+        free(copy);
+        return true;
+    }
+    default:
+        fprintf(f, "%s = ", k->name);
+        put_quoted(f, v);
+        fputs("; ", f);
+        return true;
+    }
+}
+
+/* Per group: its labels over the source's (sorted, checked) and its __certmon_ settings. */
+struct sd_group {
+    struct cm_labels labels;
+    char *settings; /* "KEY = VALUE; ..." */
+    bool starttls;  /* settings set starttls */
+    bool bad;
+};
+
+static int label_pair_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads the labels of group gi into sg: the source's labels under the group's own, __certmon_
+ * labels as settings, other __ labels dropped. Problems go to L at the group's line. */
+static void sd_group_read(struct loader *L, const struct cm_config_discovery *d, const char *file,
+                          const struct cm_sd_group *g, size_t gi, struct sd_group *sg)
+{
+    size_t n = d->labels.count + g->label_count, k = 0;
+    char **pairs = calloc(n ? 2 * n : 1, sizeof(*pairs)); /* name, value, ... */
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *f = open_memstream(&buf, &blen);
+    char msg[700], pname[64];
+
+    if (!pairs || !f) {
+        L->nomem = true;
+        goto out;
+    }
+    for (size_t i = 0; i < g->label_count; i++) {
+        const char *name = g->labels[i].name, *v = g->labels[i].value;
+        printable(name, pname, sizeof(pname));
+        if (!strncmp(name, SD_PREFIX, SD_PREFIX_LEN)) {
+            const struct key *key = label_key(name + SD_PREFIX_LEN);
+            if (!key) {
+                add_problem(L, file, g->line, "group %zu: labels.%s: not a key certmon takes "
+                            "from a discovery file (docs/discovery.md lists them)", gi, pname);
+                sg->bad = true;
+            } else if (!put_label_setting(f, key, v, msg, sizeof(msg))) {
+                add_problem(L, file, g->line, "group %zu: labels.%s: %s", gi, pname, msg);
+                sg->bad = true;
+            }
+            sg->starttls |= key == &target_keys[TK_STARTTLS];
+            continue;
+        }
+        if (!strncmp(name, "__", 2))
+            continue; /* Prometheus's meta labels: dropped, as Prometheus drops them */
+        if (label_name_msg(name, msg, sizeof(msg)) || label_value_msg(v, msg, sizeof(msg))) {
+            add_problem(L, file, g->line, "group %zu: labels.%s: %s", gi, pname, msg);
+            sg->bad = true;
+            continue;
+        }
+        pairs[2 * k] = (char *)name;
+        pairs[2 * k + 1] = (char *)v;
+        k++;
+    }
+    /* The source's labels where the group does not set the name. */
+    for (size_t i = 0; i < d->labels.count; i++) {
+        bool set = false;
+        for (size_t j = 0; j < k && !set; j++)
+            set = !strcmp(pairs[2 * j], d->labels.keys[i]);
+        if (!set) {
+            pairs[2 * k] = d->labels.keys[i];
+            pairs[2 * k + 1] = d->labels.values[i];
+            k++;
+        }
+    }
+    qsort(pairs, k, 2 * sizeof(*pairs), label_pair_cmp);
+    sg->labels.keys = calloc(k ? k : 1, sizeof(char *));
+    sg->labels.values = calloc(k ? k : 1, sizeof(char *));
+    if (!sg->labels.keys || !sg->labels.values) {
+        L->nomem = true;
+        goto out;
+    }
+    for (size_t i = 0; i < k; i++) {
+        sg->labels.keys[i] = ldup(L, pairs[2 * i]);
+        sg->labels.values[i] = ldup(L, pairs[2 * i + 1]);
+        sg->labels.count = i + 1;
+    }
+out:
+    if (f && fclose(f) == 0)
+        sg->settings = buf;
+    else
+        free(buf);
+    if (!sg->settings)
+        L->nomem = true;
+    free(pairs);
+}
+
+/* "@K.KEY: ..." of read_target_at's messages (K: the target's number in the file) into
+ * "group G, target 'SPEC': __certmon_KEY: ..." (or the source's key, when the group did not
+ * set it). Returns a new message, or NULL (out of memory: the old one stays). */
+static char *sd_rewrite(const char *msg, const struct cm_config_discovery *d,
+                        const struct cm_sd_doc *doc, const size_t *group_of,
+                        const size_t *target_of, size_t ntargets)
+{
+    const char *at = strstr(msg, ": @"), *p, *rest;
+    char key[64] = "", spec[256], *out;
+    unsigned long k;
+    bool labelled = false;
+
+    if (!at)
+        return NULL;
+    k = strtoul(at + 3, (char **)&p, 10);
+    if (p == at + 3 || k >= ntargets)
+        return NULL;
+    rest = p;
+    if (*p == '.') {
+        size_t kl = strcspn(p + 1, ":");
+        snprintf(key, sizeof(key), "%.*s", (int)(kl < sizeof(key) ? kl : sizeof(key) - 1), p + 1);
+        rest = p + 1 + kl;
+    }
+    const struct cm_sd_group *g = &doc->groups[group_of[k]];
+    printable(g->targets[target_of[k]], spec, sizeof(spec));
+    for (size_t i = 0; key[0] && i < g->label_count; i++)
+        labelled |= !strncmp(g->labels[i].name, SD_PREFIX, SD_PREFIX_LEN) &&
+                    !strcmp(g->labels[i].name + SD_PREFIX_LEN, key);
+    if (!key[0] || !strcmp(key, "host") || !strcmp(key, "port")) {
+        if (asprintf(&out, "%.*s: group %zu, target '%s'%s", (int)(at - msg), msg, group_of[k],
+                     spec, rest) < 0)
+            return NULL;
+    } else if (asprintf(&out, "%.*s: group %zu, target '%s': %s%s%s", (int)(at - msg), msg,
+                        group_of[k], spec, labelled ? SD_PREFIX : d->name,
+                        labelled ? "" : ".", key) < 0 ||
+               !out) {
+        return NULL;
+    } else {
+        char *full;
+        if (asprintf(&full, "%s%s", out, rest) < 0) {
+            free(out);
+            return NULL;
+        }
+        free(out);
+        out = full;
+    }
+    return out;
+}
+
+/* Reports every name given to two targets of the file. v sorted by name afterwards is not
+ * needed: the order stays the file's. */
+static void sd_check_names(struct loader *L, const char *file, struct cm_config_target *v,
+                           size_t n)
+{
+    size_t *idx = malloc((n ? n : 1) * sizeof(*idx));
+
+    if (!idx) {
+        L->nomem = true;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    qsort_r(idx, n, sizeof(*idx), name_cmp, v);
+    for (size_t i = 1; i < n; i++) {
+        const struct cm_config_target *a = &v[idx[i - 1]], *b = &v[idx[i]];
+        char pname[256];
+        if (strcmp(a->name, b->name))
+            continue;
+        printable(b->name, pname, sizeof(pname));
+        add_problem(L, file, b->line,
+                    "target name '%s' given twice in this file (also at line %d); give one a "
+                    "distinct __certmon_name",
+                    pname, a->line);
+    }
+    free(idx);
+}
+
+int cm_config_discover(const struct cm_config *cfg, size_t source, const char *file,
+                       const struct cm_sd_doc *doc, struct cm_config_target **out, size_t *count,
+                       struct cm_config_errors *errs)
+{
+    const struct cm_config_discovery *d = &cfg->discovery[source];
+    struct cm_config scratch = {0};
+    struct loader L = {0};
+    struct sd_group *groups_rd = NULL;
+    struct cm_config_target *v = NULL;
+    size_t *group_of = NULL, *target_of = NULL, n = 0, nerr0 = errs ? errs->count : 0;
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *f = NULL;
+    int rc;
+
+    *out = NULL;
+    *count = 0;
+    /* The source's defaults stand in for global's: read_target_at starts every target from
+     * cfg's interval, timeout, posture interval and policy. */
+    scratch.path = cfg->path;
+    scratch.dir = cfg->dir;
+    scratch.interval_ms = d->interval_ms;
+    scratch.timeout_ms = d->timeout_ms;
+    scratch.posture_interval_ms = d->posture_interval_ms;
+    scratch.policy = d->policy;
+    L.cfg = &scratch;
+    config_init(&L.lc);
+    /* The source's files were found readable when the configuration loaded. */
+    const char *checked[] = {d->ca_file, d->client_cert, d->client_key};
+    for (size_t i = 0; i < 3; i++)
+        if (checked[i] && smap_put(&L.readable, checked[i], 0) < 0)
+            L.nomem = true;
+
+    groups_rd = calloc(doc->count ? doc->count : 1, sizeof(*groups_rd));
+    v = calloc(doc->targets ? doc->targets : 1, sizeof(*v));
+    group_of = calloc(doc->targets ? doc->targets : 1, sizeof(*group_of));
+    target_of = calloc(doc->targets ? doc->targets : 1, sizeof(*target_of));
+    L.srcs = calloc(1, sizeof(*L.srcs));
+    L.segs = calloc(doc->targets ? doc->targets : 1, sizeof(*L.segs));
+    L.name_at = NULL;
+    if (!groups_rd || !v || !group_of || !target_of || !L.srcs || !L.segs ||
+        !(f = open_memstream(&text, &tlen))) {
+        L.nomem = true;
+        goto done;
+    }
+    /* No source text: a line of the generated text is never read back (its integers are
+     * written here, nine digits at most, so int_matches_source has nothing to catch). */
+    L.srcs[0] = (struct srcfile){.abs = file, .split = true};
+    L.nsrcs = 1;
+    L.capsegs = doc->targets;
+
+    for (size_t gi = 0; gi < doc->count && !L.nomem; gi++) {
+        const struct cm_sd_group *g = &doc->groups[gi];
+        sd_group_read(&L, d, file, g, gi, &groups_rd[gi]);
+        if (groups_rd[gi].bad)
+            continue;
+        for (size_t ti = 0; ti < g->target_count; ti++) {
+            struct cm_target ep = {0};
+            char err[300], pspec[256];
+            int line = g->target_lines[ti] ? g->target_lines[ti] : g->line;
+
+            printable(g->targets[ti], pspec, sizeof(pspec));
+            rc = cm_target_parse(g->targets[ti], CM_DEFAULT_PORT, NULL, &ep, err, sizeof(err));
+            if (rc == -ENOMEM) {
+                L.nomem = true;
+                break;
+            }
+            if (rc < 0) {
+                add_problem(&L, file, line, "group %zu, target '%s': %s", gi, pspec, err);
+                continue;
+            }
+            group_of[n] = gi;
+            target_of[n] = ti;
+            v[n].line = line;
+            L.segs[L.nsegs++] = (struct segment){(int)n + 1, 0, line};
+            fprintf(f, "t%zu = { host = ", n);
+            put_quoted(f, ep.host);
+            fprintf(f, "; port = %u; %s", (unsigned)ep.port, groups_rd[gi].settings);
+            /* The source's own keys, where the group did not set them. */
+            if (d->starttls && !groups_rd[gi].starttls) {
+                fputs("starttls = ", f);
+                put_quoted(f, d->starttls);
+                fputs("; ", f);
+            }
+            const char *paths[] = {"ca_file", d->ca_file, "client_cert", d->client_cert,
+                                   "client_key", d->client_key};
+            for (size_t i = 0; i < 6; i += 2) {
+                if (paths[i + 1]) {
+                    fprintf(f, "%s = ", paths[i]);
+                    put_quoted(f, paths[i + 1]);
+                    fputs("; ", f);
+                }
+            }
+            fputs("};\n", f);
+            cm_target_clear(&ep);
+            n++;
+        }
+    }
+    if (fclose(f) != 0) {
+        f = NULL;
+        L.nomem = true;
+        goto done;
+    }
+    f = NULL;
+    if (L.nomem || L.nprobs)
+        goto done;
+    config_set_include_dir(&L.lc, "/dev/null");
+    if (!config_read_string(&L.lc, text ? text : "")) {
+        /* Everything was escaped above: a failure here is certmon's. */
+        add_problem(&L, file, 0, "internal error: generated text did not parse: %s (line %d)",
+                    config_error_text(&L.lc), config_error_line(&L.lc));
+        goto done;
+    }
+    for (size_t k = 0; k < n && !L.nomem; k++) {
+        char name[32], prefix[32];
+        struct cm_config_origin name_at = {0};
+        const config_setting_t *g;
+
+        snprintf(name, sizeof(name), "t%zu", k);
+        snprintf(prefix, sizeof(prefix), "@%zu", k);
+        if (!(g = config_lookup(&L.lc, name)))
+            continue;
+        v[k].file = file;
+        read_target_at(&L, g, prefix, (unsigned)k, &v[k], &name_at);
+        if (cm_labels_copy(&v[k].labels, &groups_rd[group_of[k]].labels) < 0)
+            L.nomem = true;
+        if (!v[k].name && !L.nprobs)
+            L.nomem = true;
+    }
+    if (!L.nomem && !L.nprobs)
+        sd_check_names(&L, file, v, n);
+    for (size_t k = 0; k < n && !L.nomem && !L.nprobs; k++) {
+        if (!(v[k].origin = strdup(file)))
+            L.nomem = true;
+        v[k].file = v[k].origin;
+        v[k].spec_hash = spec_hash(cfg, &v[k]);
+    }
+
+done:
+    if (f)
+        fclose(f);
+    free(text);
+    rc = L.nomem ? -ENOMEM : L.nprobs ? CM_ECONFIG : 0;
+    if (flush_problems(&L, errs) < 0)
+        rc = -ENOMEM;
+    for (size_t i = nerr0; errs && i < errs->count; i++) {
+        char *m = sd_rewrite(errs->msgs[i], d, doc, group_of, target_of, n);
+        if (m) {
+            free(errs->msgs[i]);
+            errs->msgs[i] = m;
+        }
+    }
+    for (size_t gi = 0; groups_rd && gi < doc->count; gi++) {
+        cm_labels_clear(&groups_rd[gi].labels);
+        free(groups_rd[gi].settings);
+    }
+    free(groups_rd);
+    free(group_of);
+    free(target_of);
+    L.cfg = NULL;
+    loader_free(&L);
+    if (rc < 0) {
+        cm_config_targets_free(v, n);
+        return rc;
+    }
+    *out = v;
+    *count = n;
+    return 0;
+}
+
+int cm_config_compose(const struct cm_config *base, const struct cm_config_target *const *extra,
+                      size_t n, struct cm_config **out)
+{
+    struct cm_config *c = malloc(sizeof(*c));
+    size_t total = base->target_count + n;
+
+    *out = NULL;
+    if (!c)
+        return -ENOMEM;
+    *c = *base;
+    c->base = base;
+    c->targets = malloc((total ? total : 1) * sizeof(*c->targets));
+    c->by_name = malloc((total ? total : 1) * sizeof(*c->by_name));
+    if (!c->targets || !c->by_name) {
+        free(c->targets);
+        free(c->by_name);
+        free(c);
+        return -ENOMEM;
+    }
+    memcpy(c->targets, base->targets, base->target_count * sizeof(*c->targets));
+    for (size_t i = 0; i < n; i++)
+        c->targets[base->target_count + i] = *extra[i];
+    c->target_count = total;
+    for (size_t i = 0; i < total; i++)
+        c->by_name[i] = i;
+    qsort_r(c->by_name, total, sizeof(*c->by_name), name_cmp, c->targets);
+    for (size_t i = 1; i < total; i++) {
+        if (!strcmp(c->targets[c->by_name[i - 1]].name, c->targets[c->by_name[i]].name)) {
+            free(c->targets);
+            free(c->by_name);
+            free(c);
+            return CM_EBADARG;
+        }
+    }
+    *out = c;
+    return 0;
 }

@@ -7,6 +7,7 @@
  * - The state store belongs to the daemon; runs write into it when they end. */
 #include "certmon/daemon/daemon.h"
 #include "certmon/analysis/analyze.h"
+#include "certmon/daemon/discovery.h"
 #include "certmon/daemon/gen.h"
 #include "certmon/daemon/web.h"
 #include "certmon/http/httpc.h"
@@ -116,6 +117,9 @@ struct daemon {
     uv_timer_t watchdog;   /* WATCHDOG=1 every half $WATCHDOG_USEC, from the loop */
     bool watchdog_init;    /* the timer was initialised (and must be closed) */
     bool sd_reloading;     /* RELOADING=1 sent, READY=1 not yet */
+    /* Targets from discovery files (discovery.h): d->gen is the union it composed over the
+     * loaded configuration. NULL once stopping. */
+    struct cm_discovery *disc;
 };
 
 static void apply_logging(struct daemon *d, const struct cm_config *cfg)
@@ -1103,21 +1107,73 @@ static void on_reload_work(uv_work_t *req)
     j->g = cm_gen_build(j->path, &j->errs, &j->rc);
 }
 
+/* Discovery changed its targets: the union it composed (g, a reference taken over) replaces
+ * the current generation, installed as a reload's would be. */
+static void on_discovered(void *arg, struct cm_gen *g)
+{
+    struct daemon *d = arg;
+    struct dtarget **old = d->targets;
+    size_t nold = d->ntargets;
+
+    if (d->stopping) {
+        cm_gen_unref(g);
+        return;
+    }
+    d->targets = NULL;
+    if (install_targets(d, g, old, nold) < 0) {
+        d->targets = old;
+        cm_gen_unref(g);
+        cm_log_error("discovery", "out of memory applying discovered targets; the previous "
+                                  "ones stay");
+        return;
+    }
+    free(old);
+    cm_gen_unref(d->gen);
+    d->gen = g;
+    cm_log_info("discovery", "targets=%zu applied", g->cfg->target_count);
+}
+
+/* The discovery of a newly loaded generation g (a reference taken over): the files of the
+ * previous one keep their last good content under it. Returns the union to install (a
+ * reference) with *out the new discovery, or NULL (out of memory). */
+static struct cm_gen *discovery_for(struct daemon *d, struct cm_gen *g, struct cm_discovery **out)
+{
+    struct cm_gen *u = NULL;
+
+    if (cm_discovery_new(d->loop, g, d->disc, on_discovered, d, out) == 0 &&
+        !(u = cm_discovery_gen(*out))) {
+        cm_discovery_close(*out);
+        *out = NULL;
+    }
+    cm_gen_unref(g);
+    return u;
+}
+
 /* Installs a loaded generation (on the loop). */
 static void reload_apply(struct daemon *d, struct cm_gen *g)
 {
     struct dtarget **old = d->targets;
     size_t nold = d->ntargets;
+    struct cm_discovery *disc = NULL;
 
+    if (!(g = discovery_for(d, g, &disc))) {
+        d->reload_ok = false;
+        cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
+        return;
+    }
     d->targets = NULL;
     if (install_targets(d, g, old, nold) < 0) {
         d->targets = old;
         d->reload_ok = false;
         cm_gen_unref(g);
+        cm_discovery_close(disc);
         cm_log_error("config", "file=%s reload failed: out of memory", d->config_path);
         return;
     }
     free(old);
+    cm_discovery_close(d->disc);
+    d->disc = disc;
+    cm_discovery_start(disc);
     malloc_trim(0);
     apply_logging(d, g->cfg);
     cm_sched_set_concurrency(d->sched,
@@ -1319,6 +1375,8 @@ static void stop(struct daemon *d, const char *why)
     uv_close((uv_handle_t *)&d->sig_hup, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_term, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
+    cm_discovery_close(d->disc);
+    d->disc = NULL;
     uv_timer_stop(&d->flush_timer);
     uv_idle_stop(&d->check_idle);
     cm_sched_close(d->sched);
@@ -1574,6 +1632,7 @@ static void web_status(void *arg, struct cm_web_status *out)
     out->rev = d->rev;
     out->probes_ok = d->probes_ok;
     out->probes_failed = d->probes_failed;
+    out->discovery = d->disc;
     out->reload_ok = d->reload_ok;
     out->reload_at = d->reload_at;
 }
@@ -1638,6 +1697,8 @@ static int run_services_start(struct daemon *d)
  * and frees what they used. */
 static void run_teardown(struct daemon *d)
 {
+    cm_discovery_close(d->disc);
+    d->disc = NULL;
     cm_web_close(d->web);
     cm_notify_close(d->notify);
     cm_ari_client_free(d->ari);
@@ -1737,6 +1798,22 @@ int cm_run_main(int argc, char **argv)
     load_state(&d);
     uv_idle_start(&d.check_idle, on_check_idle);
     load_notify(&d);
+    /* Discovered targets are read now, before the first install, so that the state of the
+     * ones it had keeps them. */
+    if (!(d.gen = discovery_for(&d, d.gen, &d.disc))) {
+        fprintf(stderr, "certmon run: out of memory\n");
+        goto out_handles;
+    }
+    cm_discovery_read_now(d.disc);
+    {
+        struct cm_gen *u = cm_discovery_gen(d.disc);
+        if (!u) {
+            fprintf(stderr, "certmon run: out of memory\n");
+            goto out_handles;
+        }
+        cm_gen_unref(d.gen);
+        d.gen = u;
+    }
     malloc_trim(0); /* the parse trees of the configuration and the state are gone */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
         fprintf(stderr, "certmon run: out of memory\n");
@@ -1754,6 +1831,7 @@ int cm_run_main(int argc, char **argv)
         d.sched = NULL;
         goto out_handles;
     }
+    cm_discovery_start(d.disc);
     log_started(&d, conc);
     watchdog_start(&d);
     sd_ready(&d);

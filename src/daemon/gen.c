@@ -19,9 +19,70 @@ void cm_gen_unref(struct cm_gen *g)
 {
     if (!g || --g->refs > 0)
         return;
+    if (g->base) {
+        /* Composed: its config borrows the base's and the lists' strings; free it first. */
+        cm_config_free(g->cfg);
+        for (size_t i = 0; i < g->nlists; i++)
+            cm_gen_targets_unref(g->lists[i]);
+        free(g->lists);
+        cm_gen_unref(g->base);
+        free(g);
+        return;
+    }
     cm_tls_ctx_free(g->tls);
     cm_config_free(g->cfg);
     free(g);
+}
+
+struct cm_gen_targets *cm_gen_targets_new(struct cm_config_target *v, size_t n)
+{
+    struct cm_gen_targets *l = malloc(sizeof(*l));
+
+    if (!l) {
+        cm_config_targets_free(v, n);
+        return NULL;
+    }
+    *l = (struct cm_gen_targets){.v = v, .n = n, .refs = 1};
+    return l;
+}
+
+struct cm_gen_targets *cm_gen_targets_ref(struct cm_gen_targets *l)
+{
+    l->refs++;
+    return l;
+}
+
+void cm_gen_targets_unref(struct cm_gen_targets *l)
+{
+    if (!l || --l->refs > 0)
+        return;
+    cm_config_targets_free(l->v, l->n);
+    free(l);
+}
+
+struct cm_gen *cm_gen_compose(struct cm_gen *base, const struct cm_config_target *const *extra,
+                              size_t n, struct cm_gen_targets *const *lists, size_t nlists,
+                              int *rc)
+{
+    struct cm_gen *g = calloc(1, sizeof(*g));
+
+    *rc = -ENOMEM;
+    if (!g || !(g->lists = calloc(nlists ? nlists : 1, sizeof(*g->lists)))) {
+        free(g);
+        return NULL;
+    }
+    if ((*rc = cm_config_compose(base->cfg, extra, n, &g->cfg)) < 0) {
+        free(g->lists);
+        free(g);
+        return NULL;
+    }
+    g->tls = base->tls;
+    g->base = cm_gen_ref(base);
+    for (size_t i = 0; i < nlists; i++)
+        g->lists[i] = cm_gen_targets_ref(lists[i]);
+    g->nlists = nlists;
+    g->refs = 1;
+    return g;
 }
 
 static void log_errors(const struct cm_config_errors *errs, bool to_log)

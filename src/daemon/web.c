@@ -17,6 +17,7 @@
 #include "certmon/probe/probe.h"
 #include "certmon/probe/revocation.h"
 #include "certmon/analysis/metrics.h"
+#include "certmon/daemon/discovery.h"
 #include "certmon/daemon/process.h"
 #include "certmon/daemon/store.h"
 #include "certmon/analysis/report.h"
@@ -159,6 +160,8 @@ struct scrape {
     size_t nnotifiers;
     struct cm_metrics_change *changes; /* target names copied, like the notifiers' */
     size_t nchanges;
+    struct cm_metrics_discovery *disc; /* copies (cm_discovery_stats) */
+    size_t ndisc;
     struct cm_metrics_self self;
     struct cm_metrics_http http; /* self.http points here */
     struct cm_metrics_revocation rev; /* self.revocation points here, when there is a checker */
@@ -207,6 +210,7 @@ static void scrape_done(void *arg)
     for (size_t i = 0; i < sc->nchanges; i++)
         free((char *)sc->changes[i].target);
     free(sc->changes);
+    cm_discovery_stats_free(sc->disc, sc->ndisc);
     cm_metrics_buf_free(&sc->buf);
     free(sc);
 }
@@ -306,6 +310,10 @@ static void render_metrics(struct cm_web *web, struct cm_httpd_req *req)
         free(ns);
         sc->self.notifiers = sc->notifiers;
         sc->self.notifier_count = sc->nnotifiers;
+    }
+    if (st.discovery && cm_discovery_stats(st.discovery, &sc->disc, &sc->ndisc) == 0) {
+        sc->self.discovery = sc->disc;
+        sc->self.discovery_count = sc->ndisc;
     }
     sc->cur = (struct cm_metrics_cursor)CM_METRICS_CURSOR_INIT;
     cm_process_read(&sc->proc);

@@ -97,22 +97,6 @@ static char *fingerprint(const char *cert)
     return out;
 }
 
-static char *http_get(int port, const char *path, int *code)
-{
-    char url[512], *out = NULL;
-    char *argv[] = {"curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", url, NULL};
-    char *nl;
-
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    *code = 0;
-    if (cm_th_run(argv, &out, 30, NULL) != 0 || !out)
-        return out;
-    if ((nl = strrchr(out, '\n'))) {
-        *code = atoi(nl + 1);
-        *nl = '\0';
-    }
-    return out;
-}
 
 static json_t *history_json(const char *conf, int *rc)
 {
@@ -147,7 +131,7 @@ static json_t *wait_rows(const char *conf, size_t n, double timeout_s)
 static json_t *web_report(int mport)
 {
     int code;
-    char *body = http_get(mport, "/api/v1/targets", &code);
+    char *body = cm_th_http_get(mport, "/api/v1/targets", &code);
     json_t *a = body && code == 200 ? json_loads(body, 0, NULL) : NULL, *found = NULL;
 
     free(body);
@@ -239,7 +223,7 @@ static void test_renewal_and_change(void)
     json_decref(rep);
 
     /* /metrics counts both kinds. */
-    body = http_get(mport, "/metrics", &code);
+    body = cm_th_http_get(mport, "/metrics", &code);
     EXPECT_INT(code, 200);
     CU_ASSERT_PTR_NOT_NULL(body ? strstr(body, "certmon_cert_changes_total{target=\"web\","
                                                "kind=\"renewal\"} 1\n")
@@ -250,7 +234,7 @@ static void test_renewal_and_change(void)
     free(body);
 
     /* The API: newest first; an unknown target is 404. */
-    body = http_get(mport, "/api/v1/targets/web/history", &code);
+    body = cm_th_http_get(mport, "/api/v1/targets/web/history", &code);
     EXPECT_INT(code, 200);
     rows = body ? json_loads(body, 0, NULL) : NULL;
     EXPECT_INT(json_array_size(rows), 3);
@@ -258,7 +242,7 @@ static void test_renewal_and_change(void)
     EXPECT_STR(cm_json_str(json_array_get(rows, 2), "sha256"), fp1);
     json_decref(rows);
     free(body);
-    body = http_get(mport, "/api/v1/targets/nosuch/history", &code);
+    body = cm_th_http_get(mport, "/api/v1/targets/nosuch/history", &code);
     EXPECT_INT(code, 404);
     free(body);
 
@@ -301,7 +285,7 @@ static void test_renewal_and_change(void)
 static json_t *named_report(int mport, const char *name)
 {
     int code;
-    char *body = http_get(mport, "/api/v1/targets", &code);
+    char *body = cm_th_http_get(mport, "/api/v1/targets", &code);
     json_t *a = body && code == 200 ? json_loads(body, 0, NULL) : NULL, *t, *found = NULL;
     size_t i;
 

@@ -572,6 +572,32 @@ void cm_th_write_config(const char *path, const char *fmt, ...)
     fclose(fp);
 }
 
+char *cm_th_http_get(int port, const char *path, int *code)
+{
+    char url[512], *out = NULL;
+    char *argv[] = {"curl", "-s", "--max-time", "10", "-w", "\n%{http_code}", url, NULL};
+    char *nl;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    *code = 0;
+    if (cm_th_run(argv, &out, 30, NULL) != 0 || !out)
+        return out;
+    if ((nl = strrchr(out, '\n'))) {
+        *code = atoi(nl + 1);
+        *nl = '\0';
+    }
+    return out;
+}
+
+void cm_th_remove_tree(const char *path)
+{
+    char *argv[] = {"rm", "-rf", (char *)path, NULL};
+    char *out = NULL;
+
+    cm_th_run(argv, &out, 30, NULL);
+    free(out);
+}
+
 bool cm_th_wait_text(const char *path, const char *needle, double timeout_s)
 {
     double end = cm_th_now() + timeout_s;

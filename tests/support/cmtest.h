@@ -100,6 +100,13 @@ pid_t cm_th_s_server(int port, const char *cert, const char *key, bool inter);
 void cm_th_write_config(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* GET http://127.0.0.1:port/path (curl, at most 10 s). Returns the body (malloc'd; NULL when
+ * curl could not run) and the status in *code (0: no answer). */
+char *cm_th_http_get(int port, const char *path, int *code);
+
+/* rm -rf path (a suite's temporary directory). */
+void cm_th_remove_tree(const char *path);
+
 /* Waits until the file at path contains needle, at most timeout_s. */
 bool cm_th_wait_text(const char *path, const char *needle, double timeout_s);
 

@@ -891,7 +891,7 @@ static void test_unknown_keys(void)
                  "targets[0].concurrency", "belongs in global");
     EXPECT_ERROR("interval = \"1h\";\n", 1, "interval", "did you mean global.interval?");
     EXPECT_ERROR("frobnicate = 1;\n", 1, "frobnicate", "unknown setting",
-                 "global, log, metrics, targets, files and notifiers");
+                 "global, log, metrics, targets, files, notifiers and discovery");
     EXPECT_ERROR("files = ( { path = \"/x\"; name = \"x\"; } );\n", 1, "files[0].name",
                  "\"file:\" + their path");
     EXPECT_ERROR("log = { levle = \"info\"; };\n", 1, "log.levle", "did you mean 'level'?");

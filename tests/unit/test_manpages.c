@@ -217,7 +217,7 @@ static void test_config_keys(void)
     struct key_check kc = {0};
 
     cm_config_keys_foreach(check_key, &kc);
-    EXPECT_INT(kc.groups, 6);
+    EXPECT_INT(kc.groups, 7);
     CU_ASSERT(kc.keys >= 60);
     fprintf(stderr, "(%u keys in %u groups) ", kc.keys, kc.groups);
 }

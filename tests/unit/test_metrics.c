@@ -767,7 +767,7 @@ static void test_revocation_and_ari(void)
 /* The integer formatter at every digit count and its edges, against printf. */
 static void test_numbers(void)
 {
-    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0, NULL, 0, NULL, NULL, NULL, 0};
+    struct cm_metrics_self self = {0, 0, true, 0, "v", "g", "u", "c", 0, NULL, 0, NULL, NULL, NULL, 0, NULL, 0};
     uint64_t p10 = 1;
     char want[64];
 
@@ -848,7 +848,7 @@ static void test_whole_exposition(void)
                                     view_of(report_d)};
     struct cm_metrics_notifier notifiers[1] = {{"hook \"one\"", 3, 1, 0, 2}};
     struct cm_metrics_self self = {10,       2, true,      1795766400, "0.1.0", "3.7.9", "1.44.2",
-                                   "7.88.1", 4, notifiers, 1,          NULL,    NULL, NULL, 0};
+                                   "7.88.1", 4, notifiers, 1,          NULL,    NULL, NULL, 0, NULL, 0};
     struct cm_metrics_process proc;
     char *t;
 
@@ -878,7 +878,7 @@ static void test_buffer(void)
 {
     struct cm_metrics_view *v[4] = {view_of(report_a), view_of(report_b), view_of(report_c),
                                     view_of(report_d)};
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL, NULL, NULL, 0};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL, NULL, NULL, 0, NULL, 0};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     const struct cm_metrics_view *const *views = (const struct cm_metrics_view *const *)v;
     struct cm_metrics_buf whole = {0}, piece = {0}, joined = {0};
@@ -979,7 +979,7 @@ static void test_allocation_failures(void)
 #ifdef TORTURE
     json_t *reports[3] = {jq(report_a), jq(report_b), jq(report_d)};
     struct cm_metrics_view *views[3];
-    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL, NULL, NULL, 0};
+    struct cm_metrics_self self = {1, 2, true, 3, "v", "g", "u", "c", 4, NULL, 0, NULL, NULL, NULL, 0, NULL, 0};
     struct cm_metrics_process proc = {1, 2, 3, 4, 5, 6};
     int steps = 0;
 
@@ -1205,7 +1205,7 @@ static void test_bench(void)
     enum { N = 10000, RUNS = 7 };
     struct cm_metrics_view **v = calloc(N, sizeof(*v));
     struct cm_metrics_self self = {123456,   789, true, 1795766400, "0.1.0", "3.7.9", "1.44.2",
-                                   "7.88.1", N,   NULL, 0,          NULL,    NULL, NULL, 0};
+                                   "7.88.1", N,   NULL, 0,          NULL,    NULL, NULL, 0, NULL, 0};
     struct cm_metrics_process proc;
     struct cm_metrics_buf b = {0};
     struct mallinfo2 before, after;

@@ -60,6 +60,17 @@ struct cm_metrics_revocation {
     uint64_t not_modified;       /* certmon_revocation_not_modified_total */
 };
 
+/* One discovery source (file NULL) or one file it read (docs/discovery.md). */
+struct cm_metrics_discovery {
+    const char *source; /* the source's name */
+    const char *file;   /* NULL: the source's own row */
+    size_t files;       /* source row: files its patterns match (certmon_discovery_files) */
+    size_t targets;     /* source row: targets it adds (certmon_discovery_targets) */
+    uint64_t errors;    /* file row: reads that failed (certmon_discovery_errors_total) */
+    int64_t last_success; /* file row: last good read, Unix seconds; 0: none yet */
+    bool valid;           /* file row: the last read was good (certmon_discovery_file_valid) */
+};
+
 /* The daemon's own numbers. */
 struct cm_metrics_self {
     uint64_t probes_success, probes_failure; /* certmon_probes_total{result} */
@@ -76,6 +87,8 @@ struct cm_metrics_self {
     const struct cm_metrics_change *changes; /* certmon_cert_changes_total{target,kind}: the
                                               * targets whose leaf changed, sorted by name */
     size_t change_count;
+    const struct cm_metrics_discovery *discovery; /* certmon_discovery_*: sources and files */
+    size_t discovery_count;
 };
 
 /* The process_* metrics of the Prometheus client conventions (read by cm_process_read,

@@ -18,6 +18,7 @@
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/label.h"
 #include "certmon/base/log.h"
+#include "certmon/config/filesd.h"
 #include "certmon/probe/target.h"
 
 /* Every problem found while loading, one message each ("FILE:LINE: SETTING: problem"). */
@@ -70,6 +71,33 @@ struct cm_config_target {
     /* Hash of everything that changes how it is probed or judged (not labels): a reload keeps
      * the state and schedule of a target whose name and spec_hash are unchanged. */
     uint64_t spec_hash;
+    /* A discovered target (cm_config_discover): the discovery file it came from, absolute, and
+     * `file` points here; NULL for a configured one. */
+    char *origin;
+};
+
+enum cm_discovery_kind {
+    CM_DISCOVERY_FILES = 0, /* files = [ "GLOB", ... ]: Prometheus file_sd documents */
+};
+
+/* discovery = ( { ... } ): one source of targets besides the configuration file. Its target
+ * keys are the defaults of every target it discovers (docs/discovery.md). */
+struct cm_config_discovery {
+    enum cm_discovery_kind kind;
+    char *name;        /* `name`, else "discovery[N]": the `source` label of its metrics */
+    char **files;      /* glob(3) patterns, absolute; each names .json, .yml or .yaml files */
+    size_t file_count;
+    uint64_t refresh_ms; /* every source is read again this often (default 30s), besides the
+                          * file system's change events */
+    /* Defaults of its targets: global's, with what the block sets applied. */
+    uint64_t interval_ms, timeout_ms, posture_interval_ms;
+    struct cm_policy policy;
+    char *starttls;                         /* as written, checked; NULL: by port */
+    char *ca_file, *client_cert, *client_key; /* absolute paths, checked readable; or NULL */
+    struct cm_labels labels;                /* under the labels of each discovered group */
+    const char *file; /* configuration file of the block (owned by the config) */
+    int line;
+    unsigned index; /* discovery[index] */
 };
 
 enum cm_notifier_kind {
@@ -167,7 +195,13 @@ struct cm_config {
     } * roots;
     size_t roots_count;
 
+    struct cm_config_discovery *discovery; /* discovery = ( ... ), in file order */
+    size_t discovery_count;
+
     size_t *by_name; /* target indices sorted by name (for cm_config_find); internal */
+    /* private: a composed config (cm_config_compose) borrows everything of base but its
+     * targets array and by_name, and owns none of the targets in it. */
+    const struct cm_config *base;
 };
 
 /* The largest configuration file, and the most all files of one configuration (the main file
@@ -207,6 +241,33 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
 void cm_config_free(struct cm_config *cfg);
 void cm_config_errors_clear(struct cm_config_errors *errs);
 
+/* Turns the groups of one discovery file (doc, parsed from file: an absolute path) into targets
+ * of discovery source cfg->discovery[source]: each "host:port" of a group is read as a target of
+ * `targets = ( ... )` would be, by the same code and rules, with the source's keys as defaults,
+ * the group's labels over the source's labels, and each `__certmon_KEY` label as the target key
+ * KEY (docs/discovery.md lists them; other labels starting with "__" are dropped, as Prometheus
+ * does). A target's name is __certmon_name, else as for configured targets ("host:port",
+ * "sni@host:port"). Pure but for checking that the source's files (ca_file ...) are readable;
+ * safe on the thread pool while cfg lives.
+ * Returns 0 with *out (free with cm_config_targets_free) and *count; CM_ECONFIG with every
+ * problem in errs ("FILE:LINE: group G target 'SPEC': ...": LINE when the format gives one),
+ * *out NULL: one bad entry refuses the whole file; or -ENOMEM. A name given twice in the file is
+ * a problem; names already used elsewhere are not checked here (see cm_config_compose). */
+int cm_config_discover(const struct cm_config *cfg, size_t source, const char *file,
+                       const struct cm_sd_doc *doc, struct cm_config_target **out, size_t *count,
+                       struct cm_config_errors *errs);
+
+/* Frees n targets made by cm_config_discover, and the array. NULL is a no-op. */
+void cm_config_targets_free(struct cm_config_target *v, size_t n);
+
+/* A configuration that is base with n more targets after its own: a new cm_config whose every
+ * setting is base's (shared, not copied) and whose targets are shallow copies of base's and of
+ * extra[] (their strings stay owned where they were: by base, and by whoever made extra). Free
+ * it with cm_config_free before base and before extra's owners. Names must be unique over base
+ * and extra (CM_EBADARG otherwise). Returns 0 or -ENOMEM / CM_EBADARG with *out NULL. */
+int cm_config_compose(const struct cm_config *base, const struct cm_config_target *const *extra,
+                      size_t n, struct cm_config **out);
+
 /* The target named name, or NULL. */
 const struct cm_config_target *cm_config_find(const struct cm_config *cfg, const char *name);
 
@@ -227,7 +288,7 @@ void cm_duration_format(uint64_t ms, char *buf, size_t len);
 
 /* Every key the loader accepts, from its tables: cb(group, key, arg) once per pair, in table
  * order. group is a top-level name ("global", "log", "metrics", "targets", "files",
- * "notifiers"), or "policy" for the policy keys that global, targets and files all accept;
+ * "notifiers", "discovery"), or "policy" for the policy keys that global, targets and files all accept;
  * key is NULL once per top-level group, before its keys. For the man page test
  * (unit.manpages): a key added to a table must be documented. */
 void cm_config_keys_foreach(void (*cb)(const char *group, const char *key, void *arg), void *arg);

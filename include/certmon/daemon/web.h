@@ -13,6 +13,7 @@
 #include "certmon/config/config.h"
 #include "certmon/daemon/state.h"
 
+struct cm_discovery;
 struct cm_gen;
 struct cm_notify;
 struct cm_resolver;
@@ -27,6 +28,7 @@ struct cm_web_status {
     struct cm_notify *notify; /* the notifiers, or NULL once closed */
     struct cm_revctx *rev;    /* the revocation cache, or NULL (stopping, or it could not be
                                * made) */
+    struct cm_discovery *discovery; /* the discovery sources, or NULL (stopping) */
     uint64_t probes_ok, probes_failed;
     bool reload_ok;    /* the last reload succeeded (or none was asked for) */
     int64_t reload_at; /* Unix seconds of the last successful load */
