@@ -758,6 +758,16 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+void cm__disc_handle_open(struct cm_disc_source *src)
+{
+    src->dm->handles++;
+}
+
+void cm__disc_handle_closed(uv_handle_t *h)
+{
+    on_handle_closed(h);
+}
+
 static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discovery *cd)
 {
     struct cm_discovery *dm = src->dm;
@@ -813,8 +823,15 @@ static void take_over(struct cm_disc_source *src, struct cm_discovery *prev)
     size_t n = 0;
 
     for (size_t i = 0; prev && i < prev->nsources && !pfs; i++)
-        if (prev->sources[i].kind == src->kind && !strcmp(prev->sources[i].name, src->name))
+        if (prev->sources[i].kind == src->kind && !strcmp(prev->sources[i].name, src->name)) {
+            if (src->kind != CM_DISCOVERY_FILES) {
+                cm__discdns_take_over(src, &prev->sources[i]);
+                return;
+            }
             pfs = prev->sources[i].impl;
+        }
+    if (src->kind != CM_DISCOVERY_FILES)
+        return;
     if (!pfs || !pfs->nfiles)
         return;
     fs->files = pfs->files;
@@ -870,17 +887,19 @@ int cm_discovery_new(uv_loop_t *loop, struct cm_gen *loaded, struct cm_discovery
     dm->arg = arg;
     for (size_t i = 0; i < cfg->discovery_count; i++) {
         struct cm_disc_source *src = &dm->sources[i];
-        struct fsrc *fs = calloc(1, sizeof(*fs));
-        if (!fs) {
-            cm_discovery_close(dm);
-            return -ENOMEM;
-        }
+        bool files = cfg->discovery[i].kind == CM_DISCOVERY_FILES;
+        struct fsrc *fs = files ? calloc(1, sizeof(*fs)) : NULL;
         src->kind = cfg->discovery[i].kind;
         src->index = i;
         src->name = cfg->discovery[i].name;
         src->dm = dm;
-        src->impl = fs;
-        fs->refresh_ms = cfg->discovery[i].refresh_ms;
+        src->impl = files ? (void *)fs : cm__discdns_new(src, loop, cfg);
+        if (!src->impl) {
+            cm_discovery_close(dm);
+            return -ENOMEM;
+        }
+        if (fs)
+            fs->refresh_ms = cfg->discovery[i].refresh_ms;
         dm->nsources++;
     }
     for (size_t i = 0; i < dm->nsources; i++)
@@ -893,6 +912,9 @@ void cm_discovery_read_now(struct cm_discovery *dm)
 {
     for (size_t i = 0; i < dm->nsources; i++) {
         struct cm_disc_source *src = &dm->sources[i];
+        /* DNS sources look up on the loop only, from cm_discovery_start. */
+        if (src->kind != CM_DISCOVERY_FILES)
+            continue;
         struct scan *s = scan_new(src);
         if (!s) {
             cm_log_error("discovery", "source=%s out of memory reading it", src->name);
@@ -913,6 +935,10 @@ int cm_discovery_start(struct cm_discovery *dm)
         struct cm_disc_source *src = &dm->sources[i];
         struct fsrc *fs = src->impl;
 
+        if (src->kind != CM_DISCOVERY_FILES) {
+            cm__discdns_start(src);
+            continue;
+        }
         uv_timer_init(dm->loop, &fs->timer);
         fs->timer.data = src;
         fs->timer_init = true;
@@ -936,7 +962,9 @@ static void maybe_free(struct cm_discovery *dm)
             cm_gen_targets_unref(src->lists[j]);
         free(src->lists);
         free(src->last_error);
-        if (fs) {
+        if (src->kind != CM_DISCOVERY_FILES)
+            cm__discdns_free(src->impl);
+        else if (fs) {
             for (size_t j = 0; j < fs->nfiles; j++)
                 dfile_clear(&fs->files[j]);
             free(fs->files);
@@ -957,6 +985,10 @@ void cm_discovery_close(struct cm_discovery *dm)
     dm->closing = true;
     for (size_t i = 0; i < dm->nsources; i++) {
         struct fsrc *fs = dm->sources[i].impl;
+        if (dm->sources[i].kind != CM_DISCOVERY_FILES) {
+            cm__discdns_close(&dm->sources[i]);
+            continue;
+        }
         if (!fs)
             continue;
         if (fs->timer_init)
@@ -991,7 +1023,9 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
     *out = NULL;
     *n = 0;
     for (size_t i = 0; i < dm->nsources; i++)
-        rows += 1 + ((struct fsrc *)dm->sources[i].impl)->nfiles;
+        rows += 1 + (dm->sources[i].kind == CM_DISCOVERY_FILES
+                         ? ((struct fsrc *)dm->sources[i].impl)->nfiles
+                         : 1);
     if (!rows)
         return 0;
     if (!(v = calloc(rows, sizeof(*v))))
@@ -999,10 +1033,24 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
     for (size_t i = 0; i < dm->nsources; i++) {
         const struct cm_disc_source *src = &dm->sources[i];
         const struct fsrc *fs = src->impl;
-        v[k] = (struct cm_metrics_discovery){.files = fs->nfiles, .targets = src->applied};
+        bool files = src->kind == CM_DISCOVERY_FILES;
+        v[k] = (struct cm_metrics_discovery){.files = files ? fs->nfiles : 0,
+                                             .targets = src->applied};
         if (!(v[k].source = strdup(src->name)))
             goto nomem;
         k++;
+        if (!files) {
+            /* A DNS source's one question is its "file". */
+            v[k] = (struct cm_metrics_discovery){0};
+            cm__discdns_row(src, &v[k]);
+            if (!(v[k].source = strdup(src->name)) ||
+                !(v[k].file = strdup(cm__discdns_label(src)))) {
+                k++;
+                goto nomem;
+            }
+            k++;
+            continue;
+        }
         for (size_t j = 0; j < fs->nfiles; j++) {
             const struct dfile *f = &fs->files[j];
             v[k] = (struct cm_metrics_discovery){.errors = f->errors,

@@ -485,6 +485,25 @@ bool cm_th_loop_until(uv_loop_t *loop, const int *n, int want, int timeout_ms)
     return *n >= want;
 }
 
+double cm_th_metric(const char *body, const char *name, const char *m1, const char *m2)
+{
+    size_t nl = strlen(name);
+
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        const char *end = strchr(p, '\n');
+        char line[2048];
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= sizeof(line) || strncmp(p, name, nl) || (p[nl] != '{' && p[nl] != ' '))
+            continue;
+        memcpy(line, p, len);
+        line[len] = '\0';
+        if ((m1 && !strstr(line, m1)) || (m2 && !strstr(line, m2)))
+            continue;
+        return atof(strrchr(line, ' ') + 1);
+    }
+    return -1;
+}
+
 /* ---- A real DNS server ---- */
 
 pid_t cm_th_dnsmasq(const char *dir, int port, int ttl, const char *records)

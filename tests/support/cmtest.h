@@ -104,6 +104,11 @@ void cm_th_write_config(const char *path, const char *fmt, ...)
  * curl could not run) and the status in *code (0: no answer). */
 char *cm_th_http_get(int port, const char *path, int *code);
 
+/* The value of the first sample of Prometheus family name in body (text exposition) whose
+ * labels hold both matches (substrings such as 'target="alpha"'; NULL matches anything), or
+ * -1 when there is none. */
+double cm_th_metric(const char *body, const char *name, const char *m1, const char *m2);
+
 /* rm -rf path (a suite's temporary directory). */
 void cm_th_remove_tree(const char *path);
 

@@ -1,11 +1,13 @@
-/* dnsdisc: SRV and MX answers read by the pure parser from messages built here (bounds,
- * malformed and hostile data), and lookups on the loop through the c-ares resolver against a
- * real DNS server, Debian's dnsmasq, started on 127.0.0.1 (cm_th_dnsmasq): several records,
- * an answer that needs TCP, MX, NXDOMAIN, NODATA, REFUSED, SERVFAIL relayed from an upstream,
- * "." and the null MX, a server that never answers (the deadline), cancel, and a resolver
- * closed under a pending lookup. Every loop test ends with uv_loop_close() == 0. */
+/* dnsdisc: srv and mx discovery blocks of the configuration; SRV and MX answers read by the
+ * pure parser from messages built here (bounds, malformed and hostile data); lookups on the
+ * loop through the c-ares resolver against a real DNS server, Debian's dnsmasq, started on
+ * 127.0.0.1 (cm_th_dnsmasq): several records, an answer that needs TCP, MX, NXDOMAIN, NODATA,
+ * REFUSED, SERVFAIL relayed from an upstream, "." and the null MX, a server that never answers
+ * (the deadline), cancel, and a resolver closed under a pending lookup. Every loop test ends
+ * with uv_loop_close() == 0. */
 #include "cmtest.h"
 #include "certmon/base/error.h"
+#include "certmon/config/config.h"
 #include "certmon/probe/dnsdisc.h"
 
 #include <arpa/inet.h>
@@ -310,6 +312,85 @@ static void test_parse_malformed(void)
     m.b[m.n - 24] = 0; /* RDLENGTH: 6 fixed bytes and 16 of name, said to be 8 */
     m.b[m.n - 23] = 8;
     EXPECT_INT(parse(CM_DNSDISC_SRV, &m, &l, err, sizeof(err)), CM_EDNS_BADANSWER);
+}
+
+/* ---- Configuration: srv and mx discovery blocks ---- */
+
+static struct cm_config *load_conf(const char *text, struct cm_config_errors *errs)
+{
+    struct cm_config *cfg = NULL;
+
+    cm_config_load_string(text, strlen(text), "/etc/certmon/c.conf", &cfg, errs);
+    return cfg;
+}
+
+static void test_config_blocks(void)
+{
+    struct cm_config_errors errs = {0};
+    struct cm_config *cfg =
+        load_conf("discovery = ( { srv = \"_https._tcp.Example.test\"; },\n"
+                  "  { name = \"mail\"; mx = \"example.test\"; port = 2525; },\n"
+                  "  { mx = \"example.org\"; refresh = \"10s\";\n"
+                  "    starttls = \"none\"; } );\n",
+                  &errs);
+
+    for (size_t i = 0; i < errs.count; i++)
+        fprintf(stderr, "\n    | %s", errs.msgs[i]);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->discovery_count, 3);
+    EXPECT_INT(cfg->discovery[0].kind, CM_DISCOVERY_SRV);
+    EXPECT_STR(cfg->discovery[0].dns_name, "_https._tcp.Example.test");
+    EXPECT_INT(cfg->discovery[0].refresh_ms, 300000);
+    EXPECT_INT(cfg->discovery[0].port, 0);
+    CU_ASSERT_PTR_NULL(cfg->discovery[0].starttls);
+    EXPECT_INT(cfg->discovery[0].file_count, 0);
+    EXPECT_INT(cfg->discovery[1].kind, CM_DISCOVERY_MX);
+    EXPECT_INT(cfg->discovery[1].port, 2525);
+    EXPECT_STR(cfg->discovery[1].starttls, "smtp");
+    EXPECT_INT(cfg->discovery[2].port, 25);
+    EXPECT_INT(cfg->discovery[2].refresh_ms, 10000);
+    EXPECT_STR(cfg->discovery[2].starttls, "none");
+    cm_config_free(cfg);
+}
+
+/* Each mistake named at FILE:LINE with the setting. */
+static void test_config_errors(void)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"discovery = ( { srv = \"_a._tcp.x.test\"; mx = \"x.test\"; } );",
+         "c.conf:1: discovery[0].srv: give one of srv and mx: a source looks up one name"},
+        {"discovery = ( { files = [\"/x/a.json\"];\n srv = \"_a._tcp.x.test\"; } );",
+         "c.conf:2: discovery[0].srv: give files or srv, not both"},
+        {"discovery = ( { srv = \"bad name\"; } );",
+         "discovery[0].srv: 'bad name' is not a DNS name (a SRV name looks like "
+         "_https._tcp.example.com)"},
+        {"discovery = ( { mx = \"192.0.2.25\"; } );",
+         "discovery[0].mx: '192.0.2.25' is not a DNS name"},
+        {"discovery = ( { srv = \"_a._tcp.x.test\"; port = 25; } );",
+         "discovery[0].port: only an mx source takes a port (SRV records name their own ports)"},
+        {"discovery = ( { mx = \"x.test\"; port = 0; } );", "discovery[0].port: "},
+        {"discovery = ( { refresh = \"1m\"; } );",
+         "discovery[0]: missing required setting 'files' (a list of .json or .yml files, globs "
+         "allowed), 'srv' or 'mx'"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct cm_config_errors errs = {0};
+        struct cm_config *cfg = load_conf(cases[i].text, &errs);
+        bool found = false;
+
+        CU_ASSERT_PTR_NULL(cfg);
+        cm_config_free(cfg);
+        for (size_t k = 0; k < errs.count; k++)
+            found |= strstr(errs.msgs[k], cases[i].want) != NULL;
+        if (!found)
+            fprintf(stderr, "\n    case %zu: want '%s' in '%s'", i, cases[i].want,
+                    errs.count ? errs.msgs[0] : "(nothing)");
+        CU_ASSERT(found);
+        cm_config_errors_clear(&errs);
+    }
 }
 
 /* ---- Lookups against dnsmasq ---- */
@@ -665,6 +746,8 @@ int main(void)
         {"parse_rejects", test_parse_rejects},
         {"parse_bound", test_parse_bound},
         {"parse_malformed", test_parse_malformed},
+        {"config_blocks", test_config_blocks},
+        {"config_errors", test_config_errors},
         {"srv", test_srv},
         {"mx", test_mx},
         {"srv_dot", test_srv_dot},

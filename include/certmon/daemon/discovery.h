@@ -102,6 +102,29 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
                        size_t *n);
 void cm_discovery_stats_free(struct cm_metrics_discovery *v, size_t n);
 
+/* ---- private: the DNS kinds (discdns.c), as discovery.c drives a source whose kind is srv or
+ * mx. Its impl is the kind's own state. ---- */
+
+/* The state of src (cfg->discovery[src->index], cfg outliving it), or NULL out of memory. */
+void *cm__discdns_new(struct cm_disc_source *src, uv_loop_t *loop, const struct cm_config *cfg);
+/* The last good answer of prev (the same kind and name under the previous configuration, or
+ * NULL) turned into src's targets under the new one. */
+void cm__discdns_take_over(struct cm_disc_source *src, struct cm_disc_source *prev);
+/* Makes its resolver and looks up at once, then every refresh (or TTL). Its timer counts as
+ * one of the discovery's handles (cm__disc_handle_open / cm__disc_handle_closed). */
+void cm__discdns_start(struct cm_disc_source *src);
+/* Cancels the lookup in flight and closes the timer and the resolver. */
+void cm__discdns_close(struct cm_disc_source *src);
+void cm__discdns_free(void *impl);
+/* Its metrics row: errors, last_success, valid; cm__discdns_label is its `file` label
+ * ("srv:NAME", "mx:NAME"). */
+void cm__discdns_row(const struct cm_disc_source *src, struct cm_metrics_discovery *row);
+const char *cm__discdns_label(const struct cm_disc_source *src);
+
+/* discovery.c's side: a handle of src's kind was opened; its close callback (h->data = src). */
+void cm__disc_handle_open(struct cm_disc_source *src);
+void cm__disc_handle_closed(uv_handle_t *h);
+
 /* Stops watching and reading; reads in flight are cancelled or their results dropped. Frees
  * itself once its handles have closed and its work has ended: run the loop afterwards. apply
  * is not called any more. NULL is a no-op. */
