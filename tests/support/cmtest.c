@@ -81,25 +81,12 @@ void cm_expect_status(int rc, json_t *t, const char *want, const char *file, uns
 /* Ports handed out below the kernel's ephemeral range (32768 and up by default): a port that
  * bind(0) just returned is the next one the kernel gives to outgoing connections too, and a
  * parallel test process may be handed it as well. A random pick per process among 12,000 makes
- * both collisions unlikely; bind(0) remains the fallback. */
-static bool port_bindable(int port)
+ * both collisions unlikely; bind(0) remains the fallback. A port is taken when 127.0.0.1:port
+ * can be bound for type (SOCK_STREAM; a DNS server's also SOCK_DGRAM) now. */
+static bool port_bindable_as(int port, int type)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool ok;
-
-    if (fd < 0)
-        return false;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
-static bool udp_port_bindable(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int fd = socket(AF_INET, type, 0);
     bool ok;
 
     if (fd < 0)
@@ -114,7 +101,7 @@ int cm_th_free_dns_port(void)
 {
     for (int i = 0; i < 50; i++) {
         int port = cm_th_free_port();
-        if (port > 0 && udp_port_bindable(port))
+        if (port > 0 && port_bindable_as(port, SOCK_DGRAM))
             return port;
     }
     return -1;
@@ -136,7 +123,7 @@ int cm_th_free_port(void)
         bool seen = false;
         for (size_t j = 0; j < ngiven && !seen; j++)
             seen = given[j] == p;
-        if (!seen && port_bindable(p)) {
+        if (!seen && port_bindable_as(p, SOCK_STREAM)) {
             given[next] = p;
             next = (next + 1) % (sizeof(given) / sizeof(given[0]));
             if (ngiven < sizeof(given) / sizeof(given[0]))
