@@ -41,33 +41,35 @@ struct dsrc {
     bool valid;           /* the last lookup was good */
 };
 
-void *cm__discdns_new(struct cm_disc_source *src, uv_loop_t *loop, const struct cm_config *cfg)
+int cm__discdns_init(struct cm_disc_source *src, const struct cm_config_discovery *cd)
 {
     struct dsrc *ds = calloc(1, sizeof(*ds));
 
     if (!ds)
-        return NULL;
+        return -ENOMEM;
     ds->src = src;
-    ds->cfg = cfg;
-    ds->cd = &cfg->discovery[src->index];
-    ds->loop = loop;
-    if (asprintf(&ds->label, "%s:%s", ds->cd->kind == CM_DISCOVERY_MX ? "mx" : "srv",
-                 ds->cd->dns_name) < 0) {
+    ds->cfg = cm__disc_config(src);
+    ds->cd = cd;
+    ds->loop = cm__disc_loop(src);
+    const char *kind = cd->kind == CM_DISCOVERY_MX ? "mx" : "srv";
+    if (asprintf(&ds->label, "%s:%s", kind, cd->dns_name) < 0) {
         free(ds);
-        return NULL;
+        return -ENOMEM;
     }
-    return ds;
+    src->impl = ds;
+    return 0;
 }
 
-void cm__discdns_free(void *impl)
+void cm__discdns_free(struct cm_disc_source *src)
 {
-    struct dsrc *ds = impl;
+    struct dsrc *ds = src->impl;
 
     if (!ds)
         return;
     cm_sd_doc_clear(&ds->doc);
     free(ds->label);
     free(ds);
+    src->impl = NULL;
 }
 
 /* The answer as a file_sd document: one group of "host:port" strings (an mx source's port
@@ -207,9 +209,7 @@ static void on_answer(int status, const char *message, struct cm_dnsdisc_list *l
     } else if ((rc = apply_doc(ds, &doc)) < 0) {
         cm_sd_doc_clear(&doc);
         set_error(ds, "answer not applied: %s",
-                  rc == -ENOMEM ? "out of memory"
-                                : "its targets do not fit the "
-                                  "source's settings");
+                  rc == -ENOMEM ? "out of memory" : "its targets do not fit the source's keys");
         schedule(ds, next);
         return;
     } else {
@@ -218,8 +218,7 @@ static void on_answer(int status, const char *message, struct cm_dnsdisc_list *l
         ds->have_doc = true;
         if (doc.targets == 0)
             cm_log_info("discovery",
-                        "source=%s %s targets=0: the records say the service is "
-                        "not offered",
+                        "source=%s %s targets=0: the records say the service is not offered",
                         src->name, ds->label);
         else
             cm_log_info("discovery", "source=%s %s targets=%zu resolved", src->name, ds->label,
@@ -269,10 +268,12 @@ void cm__discdns_take_over(struct cm_disc_source *src, struct cm_disc_source *pr
                     src->name, ds->label);
 }
 
-void cm__discdns_start(struct cm_disc_source *src)
+void cm__discdns_start(struct cm_disc_source *src, const struct cm_config_discovery *cd)
 {
     struct dsrc *ds = src->impl;
     char err[256];
+
+    (void)cd; /* kept since init */
     int rc;
 
     uv_timer_init(ds->loop, &ds->timer);
@@ -305,16 +306,24 @@ void cm__discdns_close(struct cm_disc_source *src)
     }
 }
 
-void cm__discdns_row(const struct cm_disc_source *src, struct cm_metrics_discovery *row)
+size_t cm__discdns_nrows(const struct cm_disc_source *src)
+{
+    (void)src;
+    return 2;
+}
+
+int cm__discdns_rows(const struct cm_disc_source *src, struct cm_metrics_discovery *v, size_t *k)
 {
     const struct dsrc *ds = src->impl;
 
-    row->errors = ds->errors;
-    row->last_success = ds->last_success;
-    row->valid = ds->valid;
-}
-
-const char *cm__discdns_label(const struct cm_disc_source *src)
-{
-    return ((const struct dsrc *)src->impl)->label;
+    /* The source's row, then its one question where a files source has its files. */
+    v[*k] = (struct cm_metrics_discovery){.targets = src->applied};
+    v[*k].source = strdup(src->name);
+    (*k)++;
+    v[*k] = (struct cm_metrics_discovery){
+        .errors = ds->errors, .last_success = ds->last_success, .valid = ds->valid};
+    v[*k].source = strdup(src->name);
+    v[*k].file = strdup(ds->label);
+    (*k)++;
+    return v[*k - 2].source && v[*k - 1].source && v[*k - 1].file ? 0 : -ENOMEM;
 }

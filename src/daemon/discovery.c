@@ -758,6 +758,16 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+uv_loop_t *cm__disc_loop(const struct cm_disc_source *src)
+{
+    return src->dm->loop;
+}
+
+const struct cm_config *cm__disc_config(const struct cm_disc_source *src)
+{
+    return src->dm->loaded->cfg;
+}
+
 void cm__disc_handle_open(struct cm_disc_source *src)
 {
     src->dm->handles++;
@@ -893,8 +903,9 @@ int cm_discovery_new(uv_loop_t *loop, struct cm_gen *loaded, struct cm_discovery
         src->index = i;
         src->name = cfg->discovery[i].name;
         src->dm = dm;
-        src->impl = files ? (void *)fs : cm__discdns_new(src, loop, cfg);
-        if (!src->impl) {
+        if (files)
+            src->impl = fs;
+        if (files ? !fs : cm__discdns_init(src, &cfg->discovery[i]) < 0) {
             cm_discovery_close(dm);
             return -ENOMEM;
         }
@@ -936,7 +947,7 @@ int cm_discovery_start(struct cm_discovery *dm)
         struct fsrc *fs = src->impl;
 
         if (src->kind != CM_DISCOVERY_FILES) {
-            cm__discdns_start(src);
+            cm__discdns_start(src, &cfg->discovery[i]);
             continue;
         }
         uv_timer_init(dm->loop, &fs->timer);
@@ -963,7 +974,7 @@ static void maybe_free(struct cm_discovery *dm)
         free(src->lists);
         free(src->last_error);
         if (src->kind != CM_DISCOVERY_FILES)
-            cm__discdns_free(src->impl);
+            cm__discdns_free(src);
         else if (fs) {
             for (size_t j = 0; j < fs->nfiles; j++)
                 dfile_clear(&fs->files[j]);
@@ -1023,9 +1034,9 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
     *out = NULL;
     *n = 0;
     for (size_t i = 0; i < dm->nsources; i++)
-        rows += 1 + (dm->sources[i].kind == CM_DISCOVERY_FILES
-                         ? ((struct fsrc *)dm->sources[i].impl)->nfiles
-                         : 1);
+        rows += dm->sources[i].kind == CM_DISCOVERY_FILES
+                    ? 1 + ((struct fsrc *)dm->sources[i].impl)->nfiles
+                    : cm__discdns_nrows(&dm->sources[i]);
     if (!rows)
         return 0;
     if (!(v = calloc(rows, sizeof(*v))))
@@ -1033,24 +1044,15 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
     for (size_t i = 0; i < dm->nsources; i++) {
         const struct cm_disc_source *src = &dm->sources[i];
         const struct fsrc *fs = src->impl;
-        bool files = src->kind == CM_DISCOVERY_FILES;
-        v[k] = (struct cm_metrics_discovery){.files = files ? fs->nfiles : 0,
-                                             .targets = src->applied};
+        if (src->kind != CM_DISCOVERY_FILES) {
+            if (cm__discdns_rows(src, v, &k) < 0)
+                goto nomem;
+            continue;
+        }
+        v[k] = (struct cm_metrics_discovery){.files = fs->nfiles, .targets = src->applied};
         if (!(v[k].source = strdup(src->name)))
             goto nomem;
         k++;
-        if (!files) {
-            /* A DNS source's one question is its "file". */
-            v[k] = (struct cm_metrics_discovery){0};
-            cm__discdns_row(src, &v[k]);
-            if (!(v[k].source = strdup(src->name)) ||
-                !(v[k].file = strdup(cm__discdns_label(src)))) {
-                k++;
-                goto nomem;
-            }
-            k++;
-            continue;
-        }
         for (size_t j = 0; j < fs->nfiles; j++) {
             const struct dfile *f = &fs->files[j];
             v[k] = (struct cm_metrics_discovery){.errors = f->errors,

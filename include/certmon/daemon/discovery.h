@@ -102,32 +102,36 @@ int cm_discovery_stats(const struct cm_discovery *dm, struct cm_metrics_discover
                        size_t *n);
 void cm_discovery_stats_free(struct cm_metrics_discovery *v, size_t n);
 
-/* ---- private: the DNS kinds (discdns.c), as discovery.c drives a source whose kind is srv or
- * mx. Its impl is the kind's own state. ---- */
-
-/* The state of src (cfg->discovery[src->index], cfg outliving it), or NULL out of memory. */
-void *cm__discdns_new(struct cm_disc_source *src, uv_loop_t *loop, const struct cm_config *cfg);
-/* The last good answer of prev (the same kind and name under the previous configuration, or
- * NULL) turned into src's targets under the new one. */
-void cm__discdns_take_over(struct cm_disc_source *src, struct cm_disc_source *prev);
-/* Makes its resolver and looks up at once, then every refresh (or TTL). Its timer counts as
- * one of the discovery's handles (cm__disc_handle_open / cm__disc_handle_closed). */
-void cm__discdns_start(struct cm_disc_source *src);
-/* Cancels the lookup in flight and closes the timer and the resolver. */
-void cm__discdns_close(struct cm_disc_source *src);
-void cm__discdns_free(void *impl);
-/* Its metrics row: errors, last_success, valid; cm__discdns_label is its `file` label
- * ("srv:NAME", "mx:NAME"). */
-void cm__discdns_row(const struct cm_disc_source *src, struct cm_metrics_discovery *row);
-const char *cm__discdns_label(const struct cm_disc_source *src);
-
-/* discovery.c's side: a handle of src's kind was opened; its close callback (h->data = src). */
-void cm__disc_handle_open(struct cm_disc_source *src);
-void cm__disc_handle_closed(uv_handle_t *h);
-
 /* Stops watching and reading; reads in flight are cancelled or their results dropped. Frees
  * itself once its handles have closed and its work has ended: run the loop afterwards. apply
  * is not called any more. NULL is a no-op. */
 void cm_discovery_close(struct cm_discovery *dm);
+
+/* ---- private: the DNS kinds (discdns.c), one row of discovery.c's operations for srv and
+ * mx sources; src->impl is the kind's own state. ---- */
+
+/* Makes src's state for block cd. Returns 0 or -ENOMEM. */
+int cm__discdns_init(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+/* The last good answer of psrc (the source of the same kind and name in the previous
+ * discovery) turned into src's targets under the new configuration, when it asked the same
+ * question. */
+void cm__discdns_take_over(struct cm_disc_source *src, struct cm_disc_source *psrc);
+/* Makes its resolver and looks up at once, then every refresh (or TTL). Its timer counts as
+ * one of the discovery's handles (cm__disc_handle_open / cm__disc_handle_closed). */
+void cm__discdns_start(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+/* Cancels the lookup in flight and closes the timer and the resolver. */
+void cm__discdns_close(struct cm_disc_source *src);
+void cm__discdns_free(struct cm_disc_source *src);
+/* Its /metrics rows: the source's, then one for its question (`file` "srv:NAME" or
+ * "mx:NAME": errors, last_success, valid), appended at v[*k]. Returns 0 or -ENOMEM. */
+size_t cm__discdns_nrows(const struct cm_disc_source *src);
+int cm__discdns_rows(const struct cm_disc_source *src, struct cm_metrics_discovery *v, size_t *k);
+
+/* discovery.c's side for a kind in another file: the loop and the loaded configuration of
+ * src's discovery; a handle of src's was opened; its close callback (h->data = src). */
+uv_loop_t *cm__disc_loop(const struct cm_disc_source *src);
+const struct cm_config *cm__disc_config(const struct cm_disc_source *src);
+void cm__disc_handle_open(struct cm_disc_source *src);
+void cm__disc_handle_closed(uv_handle_t *h);
 
 #endif
