@@ -4,8 +4,9 @@
  * (starttls_peer.py) listen; `certmon run` looks the names up through CERTMON_DNS_SERVERS every
  * second. The SRV name expands to its targets and the MX name to its exchange, probed with
  * SMTP STARTTLS; dnsmasq restarted on the same port with other records adds and removes
- * targets within seconds while an unchanged one keeps its last probe; a DNS server that is gone
- * keeps the targets and shows in /metrics and the log; "." empties the list. */
+ * targets within seconds while an unchanged one keeps its last probe; a name or a DNS server
+ * that is gone keeps the targets (through a SIGHUP too) and shows in /metrics and the log; "."
+ * empties the list. */
 #include "cmtest.h"
 
 #include "certmon/probe/starttls.h"
@@ -233,25 +234,39 @@ static void test_records_change(void)
     EXPECT_INT(metric_now("certmon_targets", NULL, NULL), 3);
 }
 
-/* The DNS server gone: every lookup fails, the targets stay, /metrics and the log say so; back,
- * it is valid again. */
-static void test_server_gone(void)
+/* The name gone (NXDOMAIN), then the DNS server gone: every lookup fails, the targets stay,
+ * /metrics and the log say so; a SIGHUP meanwhile keeps them too (the last good answer under
+ * the new configuration, not a lookup); the server back, the source is valid again. */
+static void test_lookups_fail(void)
 {
     char ta[64], tc[64], srv[256];
-    double took;
+    double a_at;
 
     name_of(ta, sizeof(ta), "a.example.test", port_a);
     name_of(tc, sizeof(tc), "c.example.test", port_c);
+    a_at = metric_now("certmon_last_probe_timestamp_seconds", ta, NULL);
+    CU_ASSERT_FATAL(dns_serve(""));
+    CU_ASSERT(cm_th_wait_text(logpath, "lookup failed: Domain name not found (EDNS_NXDOMAIN)",
+                              5 * CERTMON_SLOWDOWN));
+    EXPECT_INT(metric_now("certmon_discovery_file_valid", SRV_FILE, NULL), 0);
+    EXPECT_INT(metric_now("certmon_probe_success", ta, NULL), 1);
+    EXPECT_INT(metric_now("certmon_probe_success", tc, NULL), 1);
+
     cm_th_stop(pid_dns);
     pid_dns = -1;
-    took = wait_metric("certmon_discovery_file_valid", SRV_FILE, NULL, 0, 10);
-    CU_ASSERT(took >= 0);
-    CU_ASSERT(metric_now("certmon_discovery_errors_total", SRV_FILE, NULL) >= 1);
-    CU_ASSERT(cm_th_wait_text(logpath, "srv:" SRV_NAME " lookup failed", 5 * CERTMON_SLOWDOWN));
-    CU_ASSERT(cm_th_wait_text(logpath, "its 2 targets stay as they were", 5 * CERTMON_SLOWDOWN));
+    CU_ASSERT(cm_th_wait_text(logpath, "(EDNS_SERVFAIL); its 2 targets stay as they were",
+                              5 * CERTMON_SLOWDOWN));
+    CU_ASSERT(metric_now("certmon_discovery_errors_total", SRV_FILE, NULL) >= 2);
     EXPECT_INT(metric_now("certmon_probe_success", ta, NULL), 1);
     EXPECT_INT(metric_now("certmon_probe_success", tc, NULL), 1);
     EXPECT_INT(metric_now("certmon_discovery_targets", "source=\"web\"", NULL), 2);
+
+    CU_ASSERT_EQUAL_FATAL(kill(pid_d, SIGHUP), 0);
+    CU_ASSERT(cm_th_wait_text(logpath, "reloaded targets=3", 10 * CERTMON_SLOWDOWN));
+    sleep(1);
+    EXPECT_INT(metric_now("certmon_last_probe_timestamp_seconds", ta, NULL), a_at);
+    EXPECT_INT(metric_now("certmon_probe_success", tc, NULL), 1);
+    EXPECT_INT(metric_now("certmon_discovery_file_valid", SRV_FILE, NULL), 0);
 
     snprintf(srv, sizeof(srv),
              "srv-host=" SRV_NAME ",a.example.test,%d,10,5\n"
@@ -259,6 +274,7 @@ static void test_server_gone(void)
              port_a, port_c);
     CU_ASSERT_FATAL(dns_serve(srv));
     CU_ASSERT(wait_metric("certmon_discovery_file_valid", SRV_FILE, NULL, 1, 10) >= 0);
+    EXPECT_INT(metric_now("certmon_last_probe_timestamp_seconds", ta, NULL), a_at);
 }
 
 /* "." as the only target: the service is not offered; its targets leave, the MX one stays. */
@@ -290,7 +306,7 @@ int main(void)
     CU_TestInfo tests[] = {
         {"SRV and MX expand to probed targets", test_start},
         {"changed records add and remove targets", test_records_change},
-        {"a DNS server gone keeps the targets", test_server_gone},
+        {"NXDOMAIN, a DNS server gone, a reload meanwhile: the targets stay", test_lookups_fail},
         {"'.' empties the list", test_not_offered},
         {"SIGTERM", test_stop},
         CU_TEST_INFO_NULL,
