@@ -33,7 +33,7 @@ ca-certificates
 TEST_PACKAGES="
 libcunit1-dev
 gnutls-bin openssl python3 iproute2 procps time curl dnsmasq-base
-postgresql prometheus prometheus-alertmanager wrk python3-aiosmtpd
+postgresql prometheus prometheus-alertmanager wrk python3-aiosmtpd python3-jsonschema
 clang libclang-rt-14-dev
 chromium chromium-driver python3-selenium
 dpkg-dev lintian man-db groff-base bsdextrautils bash-completion systemd debootstrap

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define NO_TIME INT64_MIN
 #define DAY 86400
@@ -1310,9 +1311,360 @@ static void put_overview(struct cm_page_buf *b, json_t *r, int64_t now)
     put(b, "</dl></section>\n");
 }
 
+/* ---- The certificate history: an SVG timeline and its table ---- */
+
+/* Geometry of the timeline in viewBox units; the stylesheet scales the box to the page's
+ * width (a phone shrinks it, the table under it stays readable). */
+#define TL_W 800   /* width */
+#define TL_PAD 12  /* left and right margin, so that edge dates are not cut */
+#define TL_TOP 16  /* room above the rows for the "now" label */
+#define TL_ROW 22  /* one certificate */
+#define TL_AXIS 32 /* the axis, its ticks and dates */
+/* Validity stretches the axis at most this far beyond what was served: a 100-year
+ * self-signed leaf must not squash the rest. */
+#define TL_REACH (400 * DAY)
+#define TL_MAX_TICKS 7
+
+/* Times from certificates are attacker-controlled and may be anything an int64 holds: they
+ * are clamped to years 1..9999 before any arithmetic, so nothing overflows and gmtime can
+ * write every one of them. */
+#define TL_MIN_T (-62135596800LL) /* 0001-01-01T00:00:00Z */
+#define TL_MAX_T 253402300799LL   /* 9999-12-31T23:59:59Z */
+
+static int64_t tl_clamp(int64_t t)
+{
+    return t < TL_MIN_T ? TL_MIN_T : t > TL_MAX_T ? TL_MAX_T : t;
+}
+
+/* The part of the history the page shows, with the facts drawn from the report. */
+struct tl {
+    const struct cm_page_cert *c; /* newest first */
+    size_t k, n;                  /* shown, and all of them */
+    size_t current;               /* index of the leaf the report shows; k: none shown */
+    int64_t last_probe;           /* the report's; NO_TIME: none */
+    int64_t lo, hi;               /* the axis */
+};
+
+static int64_t tl_min(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int64_t tl_max(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* When a certificate was seen last: the current leaf is served until the last probe at
+ * least (last_seen moves only once an hour while it stays the same). */
+static int64_t tl_last_seen(const struct tl *t, size_t i)
+{
+    int64_t ls = tl_clamp(t->c[i].last_seen);
+
+    return i == t->current && t->last_probe != NO_TIME ? tl_max(ls, tl_clamp(t->last_probe)) : ls;
+}
+
+/* The axis: everything served and now, stretched to the validity of what is shown (by at most
+ * TL_REACH on either side), with a margin of 2%. */
+static void tl_range(struct tl *t, int64_t now)
+{
+    int64_t slo = now, shi = now, vlo, vhi, pad;
+
+    for (size_t i = 0; i < t->k; i++) {
+        slo = tl_min(slo, tl_clamp(t->c[i].first_seen));
+        shi = tl_max(shi, tl_last_seen(t, i));
+    }
+    vlo = slo;
+    vhi = shi;
+    for (size_t i = 0; i < t->k; i++) {
+        vlo = tl_min(vlo, tl_clamp(t->c[i].not_before));
+        vhi = tl_max(vhi, tl_clamp(t->c[i].not_after));
+    }
+    t->lo = tl_max(vlo, slo - TL_REACH);
+    t->hi = tl_min(vhi, shi + TL_REACH);
+    if (t->hi - t->lo < DAY) { /* less than a day: the day around its middle */
+        int64_t mid = t->lo + (t->hi - t->lo) / 2;
+        t->lo = mid - DAY / 2;
+        t->hi = mid + DAY / 2;
+    }
+    pad = (t->hi - t->lo) / 50;
+    t->lo -= pad;
+    t->hi += pad;
+}
+
+/* The x of time u, inside the box (times beyond the axis sit on its ends). */
+static double tl_x(const struct tl *t, int64_t u)
+{
+    double x =
+        TL_PAD + (double)(tl_clamp(u) - t->lo) / (double)(t->hi - t->lo) * (TL_W - 2 * TL_PAD);
+
+    return x < TL_PAD ? TL_PAD : x > TL_W - TL_PAD ? TL_W - TL_PAD : x;
+}
+
+/* Room for tl_date's text: what gcc counts for three ints, though clamped dates take 11. */
+#define TL_DATE 48
+
+/* "2026-01-02" of t (clamped: always a date; the year written with 4 digits, which strftime's
+ * %Y does not do for years before 1000). */
+static void tl_date(int64_t t, char *buf, size_t len)
+{
+    time_t tt = (time_t)tl_clamp(t);
+    struct tm tm;
+
+    if (!gmtime_r(&tt, &tm))
+        snprintf(buf, len, "?");
+    else
+        snprintf(buf, len, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+static void tl_tick(struct cm_page_buf *b, const struct tl *t, int64_t u, int y)
+{
+    char d[TL_DATE];
+    double x = tl_x(t, u);
+
+    tl_date(u, d, sizeof(d));
+    putf(b,
+         "<line class=\"tl-grid\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
+         "<line class=\"tl-tick\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\"/>"
+         "<text class=\"tl-date\" x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">%s</text>\n",
+         x, TL_TOP, x, y, x, y, x, y + 5, x, y + 18,
+         x < TL_PAD + 30          ? "start"
+         : x > TL_W - TL_PAD - 30 ? "end"
+                                  : "middle",
+         d);
+}
+
+/* Dates under the rows: whole days (1, 2, 7, 14) or first days of months (1 to 1200 months
+ * apart), the smallest step that makes at most TL_MAX_TICKS of them. */
+static void tl_axis(struct cm_page_buf *b, const struct tl *t, int y)
+{
+    static const int day_steps[] = {1, 2, 7, 14};
+    static const int month_steps[] = {1, 2, 3, 6, 12, 24, 60, 120, 600, 1200};
+    int64_t span = t->hi - t->lo;
+    int ticks = 0;
+
+    putf(b, "<line class=\"tl-axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n", TL_PAD, y,
+         TL_W - TL_PAD, y);
+    for (size_t i = 0; i < sizeof(day_steps) / sizeof(day_steps[0]); i++) {
+        int64_t step = day_steps[i] * (int64_t)DAY, u;
+        if (span / step > TL_MAX_TICKS)
+            continue;
+        /* The first multiple of step at or after lo (floor division: lo may be negative). */
+        u = (t->lo / step - (t->lo % step < 0)) * step;
+        for (; ticks <= TL_MAX_TICKS && u <= t->hi; u += step)
+            if (u >= t->lo) {
+                tl_tick(b, t, u, y);
+                ticks++;
+            }
+        return;
+    }
+    for (size_t i = 0; i < sizeof(month_steps) / sizeof(month_steps[0]); i++) {
+        int step = month_steps[i];
+        time_t lo = (time_t)t->lo;
+        struct tm tm;
+        long m;
+        if (span / (31 * DAY * (int64_t)step) > TL_MAX_TICKS &&
+            i + 1 < sizeof(month_steps) / sizeof(month_steps[0]))
+            continue;
+        if (!gmtime_r(&lo, &tm))
+            return;
+        /* Months since year 0, rounded up to the step: steps of 12 and more start in
+         * January of a year divisible by their number of years. */
+        m = ((long)tm.tm_year + 1900) * 12 + tm.tm_mon + 1;
+        m = (m + step - 1) / step * step;
+        /* Every month start from m on is at or after lo: at most TL_MAX_TICKS + 1 turns. */
+        for (int turn = 0; turn <= TL_MAX_TICKS && ticks <= TL_MAX_TICKS; turn++, m += step) {
+            struct tm s = {.tm_year = (int)(m / 12 - 1900), .tm_mon = (int)(m % 12), .tm_mday = 1};
+            int64_t u = (int64_t)timegm(&s);
+            if (u > t->hi)
+                break;
+            if (u >= t->lo) {
+                tl_tick(b, t, u, y);
+                ticks++;
+            }
+        }
+        return;
+    }
+}
+
+/* The sentence that sums the history up: the timeline's <desc> and the text above it. */
+static void tl_summary(struct cm_page_buf *b, const struct tl *t, int64_t now)
+{
+    int64_t since = INT64_MAX;
+    char d[TL_DATE];
+
+    for (size_t i = 0; i < t->n; i++)
+        since = tl_min(since, tl_clamp(t->c[i].first_seen));
+    tl_date(since, d, sizeof(d));
+    putf(b, "%zu certificate%s served since %s", t->n, t->n == 1 ? "" : "s", d);
+    if (t->current < t->k) {
+        int64_t na = t->c[t->current].not_after;
+        tl_date(na, d, sizeof(d));
+        putf(b, "; current %s %s", na < now ? "expired on" : "valid until", d);
+    }
+    if (t->k < t->n)
+        putf(b, "; the newest %zu shown", t->k);
+}
+
+/* One certificate's tooltip: subject, fingerprint prefix, validity, when it was served. */
+static void tl_title(struct cm_page_buf *b, const struct tl *t, size_t i)
+{
+    const struct cm_page_cert *c = &t->c[i];
+    char d1[TL_DATE], d2[TL_DATE];
+
+    put(b, "<title>");
+    esc(b, c->subject ? c->subject : "(no subject)");
+    put(b, "\nSHA-256 ");
+    if (c->sha256) {
+        char pre[17];
+        snprintf(pre, sizeof(pre), "%s", c->sha256);
+        esc(b, pre);
+        put(b, "&#8230;");
+    }
+    tl_date(c->not_before, d1, sizeof(d1));
+    tl_date(c->not_after, d2, sizeof(d2));
+    putf(b, "\nvalid %s to %s", d1, d2);
+    tl_date(c->first_seen, d1, sizeof(d1));
+    tl_date(tl_last_seen(t, i), d2, sizeof(d2));
+    putf(b, "\nserved %s to %s%s</title>", d1, d2, i == t->current ? " (current)" : "");
+}
+
+static void tl_svg(struct cm_page_buf *b, const struct tl *t, const char *name, int64_t now)
+{
+    int h = TL_TOP + (int)t->k * TL_ROW + TL_AXIS, axis_y = TL_TOP + (int)t->k * TL_ROW + 4;
+    double xn;
+
+    putf(b,
+         "<svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+         "width=\"%d\" height=\"%d\" role=\"img\" aria-labelledby=\"tl-title tl-desc\">"
+         "<title id=\"tl-title\">Certificates served by ",
+         TL_W, h, TL_W, h);
+    esc(b, name);
+    put(b, "</title><desc id=\"tl-desc\">");
+    tl_summary(b, t, now);
+    put(b, ".</desc>\n");
+    tl_axis(b, t, axis_y);
+    for (size_t i = 0; i < t->k; i++) {
+        const struct cm_page_cert *c = &t->c[i];
+        int y = TL_TOP + (int)i * TL_ROW;
+        double v1 = tl_x(t, c->not_before), v2 = tl_x(t, c->not_after);
+        double s1 = tl_x(t, c->first_seen), s2 = tl_x(t, tl_last_seen(t, i));
+        bool cur = i == t->current;
+
+        /* Seen once (or for less than a pixel) still shows: at least 3 units wide. */
+        if (v2 - v1 < 1)
+            v2 = v1 + 1;
+        if (s2 - s1 < 3)
+            s1 = s2 - 3 < TL_PAD ? TL_PAD : s2 - 3, s2 = s1 + 3;
+        putf(b, "<g class=\"tl-cert%s\" id=\"tl-cert-%zu\">", cur ? " tl-current" : "", i);
+        tl_title(b, t, i);
+        if (cur)
+            putf(b, "<rect class=\"tl-hl\" x=\"0\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"3\"/>",
+                 y, TL_W, TL_ROW);
+        putf(b,
+             "<rect class=\"tl-valid%s\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"8\" "
+             "rx=\"2\"/><rect class=\"tl-served\" x=\"%.1f\" y=\"%d\" width=\"%.1f\" "
+             "height=\"14\" rx=\"2\"/></g>\n",
+             c->not_after < now ? " tl-expired" : "", v1, y + 7, v2 - v1, s1, y + 4, s2 - s1);
+    }
+    xn = tl_x(t, now);
+    putf(b,
+         "<g class=\"tl-nowmark\"><line class=\"tl-now\" x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" "
+         "y2=\"%d\"/><text class=\"tl-now-label\" x=\"%.1f\" y=\"%d\" text-anchor=\"%s\">now"
+         "</text></g>\n</svg>\n",
+         xn, TL_TOP - 2, xn, axis_y, xn, TL_TOP - 5,
+         xn < TL_PAD + 15          ? "start"
+         : xn > TL_W - TL_PAD - 15 ? "end"
+                                   : "middle");
+}
+
+/* The same certificates as a table: for screen readers, for browsers without SVG, and to
+ * copy dates from. */
+static void tl_table(struct cm_page_buf *b, const struct tl *t, int64_t now)
+{
+    put(b, "<div class=\"tablewrap\"><table class=\"history\" id=\"history\"><caption>The "
+           "certificates served, newest first</caption>\n<thead><tr><th scope=\"col\">Served"
+           "</th><th scope=\"col\">Valid</th><th scope=\"col\">Subject</th><th scope=\"col\">"
+           "Issuer</th><th scope=\"col\">SHA-256</th></tr></thead>\n<tbody>\n");
+    for (size_t i = 0; i < t->k; i++) {
+        const struct cm_page_cert *c = &t->c[i];
+        putf(b, "<tr%s><th scope=\"row\">", i == t->current ? " class=\"tl-current\"" : "");
+        put_time(b, tl_clamp(c->first_seen));
+        put(b, " &ndash; ");
+        put_time(b, tl_last_seen(t, i));
+        if (i == t->current)
+            put(b, " <strong>(current)</strong>");
+        put(b, "</th><td>");
+        put_time(b, tl_clamp(c->not_before));
+        put(b, " &ndash; ");
+        put_time(b, tl_clamp(c->not_after));
+        if (c->not_after < now)
+            put(b, " <span class=\"d-expired\">(expired)</span>");
+        put(b, "</td><td class=\"c-subject\">");
+        esc(b, c->subject);
+        put(b, "</td><td class=\"c-issuer\">");
+        esc(b, c->issuer);
+        put(b, "</td><td><code class=\"fp\">");
+        esc(b, c->sha256);
+        put(b, "</code></td></tr>\n");
+    }
+    put(b, "</tbody></table></div>\n");
+}
+
+static void put_history(struct cm_page_buf *b, const struct cm_page_history *h, json_t *report,
+                        int64_t now)
+{
+    const char *leaf = jstr(json_array_get(json_object_get(report, "chain"), 0), "sha256");
+    struct tl t = {0};
+
+    put(b, "<section aria-labelledby=\"h-history\"><h2 id=\"h-history\">Certificate history"
+           "</h2>\n");
+    if (jstr(report, "path")) { /* the daemon follows the leaves of endpoints only */
+        put(b, "<p>The history follows endpoints: the leaves of certificate files are not "
+               "recorded.</p></section>\n");
+        return;
+    }
+    if (!h) {
+        put(b, "<p>No history is kept: the daemon keeps the certificates a target served only "
+               "with a state database (<code>global.state_file</code>).</p></section>\n");
+        return;
+    }
+    if (h->error) {
+        put(b, "<p class=\"err\">The history could not be read: ");
+        esc(b, h->error);
+        put(b, "</p></section>\n");
+        return;
+    }
+    if (!h->n || !h->certs) {
+        put(b, "<p>No certificate has been recorded for this target yet.</p></section>\n");
+        return;
+    }
+    t.c = h->certs;
+    t.n = h->n;
+    t.k = h->n < CM_PAGE_HISTORY_MAX ? h->n : CM_PAGE_HISTORY_MAX;
+    t.current = t.k;
+    for (size_t i = 0; leaf && i < t.k && t.current == t.k; i++)
+        if (t.c[i].sha256 && !strcasecmp(t.c[i].sha256, leaf))
+            t.current = i;
+    t.last_probe = jtime(report, "last_probe");
+    tl_range(&t, now);
+    put(b, "<p class=\"tl-summary\">");
+    tl_summary(b, &t, now);
+    put(b, ".</p>\n<figure class=\"tl\">");
+    tl_svg(b, &t, jstr(report, "target"), now);
+    put(b, "<figcaption class=\"tl-key\" aria-hidden=\"true\"><span class=\"k-valid\"></span> "
+           "validity <span class=\"k-served\"></span> served <span class=\"k-current\"></span> "
+           "served, current <span class=\"k-now\"></span> now</figcaption></figure>\n");
+    tl_table(b, &t, now);
+    if (t.k < t.n)
+        putf(b, "<p class=\"tl-more\">%zu older certificate%s not shown.</p>\n", t.n - t.k,
+             t.n - t.k == 1 ? "" : "s");
+    put(b, "</section>\n");
+}
+
 int cm_page_render_target(json_t *report, const char *findings_md,
-                          const struct cm_page_info *info, int64_t now, bool refresh,
-                          struct cm_page_buf *out)
+                          const struct cm_page_history *hist, const struct cm_page_info *info,
+                          int64_t now, bool refresh, struct cm_page_buf *out)
 {
     const char *name = jstr(report, "target");
     enum cm_status st;
@@ -1336,6 +1688,7 @@ int cm_page_render_target(json_t *report, const char *findings_md,
     /* What is wrong first, then the certificates, then the connection's details. */
     put_findings(out, json_object_get(report, "findings"), findings_md);
     put_chain(out, json_object_get(report, "chain"), now);
+    put_history(out, hist, report, now);
     put_overview(out, report, now);
     put_posture(out, json_object_get(report, "posture"));
     put_phases(out, json_object_get(report, "timing_ms"));

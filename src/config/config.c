@@ -869,6 +869,15 @@ enum {
     NK_USERNAME,
     NK_PASSWORD,
     NK_GENERATOR_URL,
+    NK_ROUTING_KEY,
+    NK_ROUTING_KEY_FILE,
+    NK_CLIENT_URL,
+    NK_BOT_TOKEN,
+    NK_BOT_TOKEN_FILE,
+    NK_CHAT_ID,
+    NK_PARSE_MODE,
+    NK_TOKEN,
+    NK_TOKEN_FILE,
     NK_N
 };
 #define NOTIFIER_OFF(f) offsetof(struct cm_config_notifier, f)
@@ -901,6 +910,16 @@ static const struct key notifier_keys[NK_N] = {
     [NK_PASSWORD] = {"password", KT_STRING, S_STR, NOTIFIER_OFF(password), 0, 0, 0, 0},
     [NK_GENERATOR_URL] = {"generator_url", KT_STRING, S_STR, NOTIFIER_OFF(generator_url), 0, 0,
                           0, 0},
+    /* Secrets: read by read_secret (the value or a file holding it), never logged. */
+    [NK_ROUTING_KEY] = {"routing_key", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [NK_ROUTING_KEY_FILE] = {"routing_key_file", KT_PATH, S_NONE, 0, 0, 0, 0, 0},
+    [NK_CLIENT_URL] = {"client_url", KT_STRING, S_STR, NOTIFIER_OFF(client_url), 0, 0, 0, 0},
+    [NK_BOT_TOKEN] = {"bot_token", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [NK_BOT_TOKEN_FILE] = {"bot_token_file", KT_PATH, S_NONE, 0, 0, 0, 0, 0},
+    [NK_CHAT_ID] = {"chat_id", KT_STRING, S_STR, NOTIFIER_OFF(chat_id), 0, 0, 0, 0},
+    [NK_PARSE_MODE] = {"parse_mode", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [NK_TOKEN] = {"token", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [NK_TOKEN_FILE] = {"token_file", KT_PATH, S_NONE, 0, 0, 0, 0, 0},
 };
 
 /* Which notifier types take each key (bit 1 << enum cm_notifier_kind). */
@@ -908,7 +927,11 @@ static const struct key notifier_keys[NK_N] = {
 #define NT_WEBHOOK (1u << CM_NOTIFIER_WEBHOOK)
 #define NT_EMAIL (1u << CM_NOTIFIER_EMAIL)
 #define NT_AM (1u << CM_NOTIFIER_ALERTMANAGER)
-#define NT_ALL (NT_SLACK | NT_WEBHOOK | NT_EMAIL | NT_AM)
+#define NT_PD (1u << CM_NOTIFIER_PAGERDUTY)
+#define NT_TEAMS (1u << CM_NOTIFIER_TEAMS)
+#define NT_TG (1u << CM_NOTIFIER_TELEGRAM)
+#define NT_NTFY (1u << CM_NOTIFIER_NTFY)
+#define NT_ALL (NT_SLACK | NT_WEBHOOK | NT_EMAIL | NT_AM | NT_PD | NT_TEAMS | NT_TG | NT_NTFY)
 static const unsigned notifier_key_types[NK_N] = {
     [NK_NAME] = NT_ALL,          [NK_TYPE] = NT_ALL,
     [NK_URL] = NT_ALL,           [NK_URLS] = NT_AM,
@@ -921,6 +944,11 @@ static const unsigned notifier_key_types[NK_N] = {
     [NK_FROM] = NT_EMAIL,        [NK_TO] = NT_EMAIL,
     [NK_STARTTLS] = NT_EMAIL,    [NK_USERNAME] = NT_EMAIL,
     [NK_PASSWORD] = NT_EMAIL,    [NK_GENERATOR_URL] = NT_AM,
+    [NK_ROUTING_KEY] = NT_PD,    [NK_ROUTING_KEY_FILE] = NT_PD,
+    [NK_CLIENT_URL] = NT_PD,     [NK_BOT_TOKEN] = NT_TG,
+    [NK_BOT_TOKEN_FILE] = NT_TG, [NK_CHAT_ID] = NT_TG,
+    [NK_PARSE_MODE] = NT_TG,     [NK_TOKEN] = NT_NTFY,
+    [NK_TOKEN_FILE] = NT_NTFY,
 };
 
 struct group_def {
@@ -2147,7 +2175,10 @@ static void read_ari(struct loader *L, const struct seen *seen, const char *pref
     }
 }
 
-static const char *const notifier_types[] = {"slack", "webhook", "email", "alertmanager"};
+static const char *const notifier_types[] = {"slack",     "webhook", "email",    "alertmanager",
+                                             "pagerduty", "teams",   "telegram", "ntfy"};
+#define NOTIFIER_TYPES (sizeof(notifier_types) / sizeof(notifier_types[0]))
+#define NOTIFIER_TYPE_LIST "slack, webhook, email, alertmanager, pagerduty, teams, telegram or ntfy"
 
 /* name and type. Returns true when the type is known (then n->kind is set). */
 static bool read_notifier_identity(struct loader *L, const config_setting_t *g,
@@ -2160,9 +2191,7 @@ static bool read_notifier_identity(struct loader *L, const config_setting_t *g,
     if (!config_setting_get_member(g, "name"))
         err_at(L, g, prefix, "missing required setting 'name'");
     if (!config_setting_get_member(g, "type"))
-        err_at(L, g, prefix,
-               "missing required setting 'type' (slack, webhook, email or "
-               "alertmanager)");
+        err_at(L, g, prefix, "missing required setting 'type' (" NOTIFIER_TYPE_LIST ")");
     if ((s = seen->k[NK_NAME])) {
         if (has_control(config_setting_get_string(s))) {
             snprintf(path, sizeof(path), "%s.name", prefix);
@@ -2174,17 +2203,17 @@ static bool read_notifier_identity(struct loader *L, const config_setting_t *g,
     if ((s = seen->k[NK_TYPE])) {
         const char *v = config_setting_get_string(s), *hint;
         size_t i;
-        for (i = 0; i < 4 && strcmp(v, notifier_types[i]); i++)
+        for (i = 0; i < NOTIFIER_TYPES && strcmp(v, notifier_types[i]); i++)
             ;
-        if (i < 4) {
+        if (i < NOTIFIER_TYPES) {
             n->type = ldup(L, v);
             n->kind = (enum cm_notifier_kind)i;
             return true;
         }
-        hint = closest(v, notifier_types, 4);
+        hint = closest(v, notifier_types, NOTIFIER_TYPES);
         snprintf(path, sizeof(path), "%s.type", prefix);
-        err_at(L, s, path, "must be one of slack, webhook, email or alertmanager, not '%s'%s%s%s",
-               v, hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
+        err_at(L, s, path, "must be one of " NOTIFIER_TYPE_LIST ", not '%s'%s%s%s", v,
+               hint ? "; did you mean '" : "", hint ? hint : "", hint ? "'?" : "");
     }
     return false;
 }
@@ -2256,7 +2285,9 @@ static void read_notifier_urls(struct loader *L, const config_setting_t *g,
     }
     if (n->kind == CM_NOTIFIER_ALERTMANAGER && seen->k[NK_URL] && seen->k[NK_URLS])
         err_at(L, seen->k[NK_URL], prefix, "give either 'url' or 'urls', not both");
-    if (!seen->k[NK_URL] && !(n->kind == CM_NOTIFIER_ALERTMANAGER && seen->k[NK_URLS]))
+    /* PagerDuty and Telegram have public endpoints: their readers fill in the default. */
+    if (!seen->k[NK_URL] && !(n->kind == CM_NOTIFIER_ALERTMANAGER && seen->k[NK_URLS]) &&
+        n->kind != CM_NOTIFIER_PAGERDUTY && n->kind != CM_NOTIFIER_TELEGRAM)
         err_at(L, g, prefix, "missing required setting '%s'",
                n->kind == CM_NOTIFIER_ALERTMANAGER ? "urls" : "url");
 }
@@ -2314,6 +2345,142 @@ static void read_notifier_mail(struct loader *L, const config_setting_t *g,
                "username and password go together");
 }
 
+/* Largest secret file (routing_key_file, bot_token_file, token_file): a token is short. */
+#define SECRET_FILE_MAX 4096
+
+/* A secret given as KEY = "value" or KEY_file = "PATH" (the row after KEY's in
+ * notifier_keys; relative to the configuration's
+ * directory; one trailing newline, as `echo` writes it, is not part of the secret). Exactly
+ * one of them when required. Messages never show the secret. */
+static void read_secret(struct loader *L, const config_setting_t *g, const struct seen *seen,
+                        const char *prefix, size_t key, bool required, char **out)
+{
+    const config_setting_t *v = seen->k[key], *f = seen->k[key + 1];
+    const char *name = notifier_keys[key].name;
+    char path[128], msg[PATH_MAX + 200], *abs, *text = NULL;
+    size_t len;
+    int e;
+
+    snprintf(path, sizeof(path), "%s.%s", prefix, f && !v ? notifier_keys[key + 1].name : name);
+    if (v && f) {
+        err_at(L, f, path, "give either '%s' or '%s_file', not both", name, name);
+        return;
+    }
+    if (!v && !f) {
+        if (required)
+            err_at(L, g, prefix, "missing required setting '%s' (or '%s_file')", name, name);
+        return;
+    }
+    if (v) {
+        text = ldup(L, config_setting_get_string(v));
+    } else {
+        if (!(abs = path_clean(L->cfg->dir, config_setting_get_string(f)))) {
+            L->nomem = true;
+            return;
+        }
+        e = read_source(abs, SECRET_FILE_MAX, SECRET_FILE_MAX, &text, &len, msg, sizeof(msg));
+        free(abs);
+        if (e) {
+            if (e == ENOMEM)
+                L->nomem = true;
+            else
+                err_at(L, f, path, "%s", msg);
+            return;
+        }
+        if (strlen(text) != len) {
+            err_at(L, f, path, "the file holds a NUL byte");
+            free(text);
+            return;
+        }
+        if (len > 0 && text[len - 1] == '\n')
+            text[--len] = '\0';
+        if (len > 0 && text[len - 1] == '\r')
+            text[--len] = '\0';
+    }
+    if (!text)
+        return;
+    if (!*text || has_control(text) || strchr(text, ' ')) {
+        err_at(L, v ? v : f, path, "%s: the %s must be one line without spaces, and not empty",
+               v ? "the value" : "the file", name);
+        free(text);
+        return;
+    }
+    *out = text;
+}
+
+/* pagerduty: the routing key (required), the Events API URL (default the public one). */
+static void read_notifier_pagerduty(struct loader *L, const config_setting_t *g,
+                                    const struct seen *seen, const char *prefix,
+                                    struct cm_config_notifier *n)
+{
+    const config_setting_t *s;
+    char path[128];
+
+    read_secret(L, g, seen, prefix, NK_ROUTING_KEY, true, &n->token);
+    if (!n->url && !seen->k[NK_URL] &&
+        !(n->url = ldup(L, "https://events.pagerduty.com/v2/enqueue")))
+        return;
+    if ((s = seen->k[NK_CLIENT_URL])) {
+        snprintf(path, sizeof(path), "%s.client_url", prefix);
+        check_url(L, s, path, n->client_url, false);
+    }
+}
+
+/* telegram: the bot token (it goes into the URL's path, so only its own characters), the
+ * chat, the parse mode, the Bot API base URL (default the public one). */
+static void read_notifier_telegram(struct loader *L, const config_setting_t *g,
+                                   const struct seen *seen, const char *prefix,
+                                   struct cm_config_notifier *n)
+{
+    static const char tok[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_-";
+    const config_setting_t *s;
+    char path[128];
+
+    n->html = true;
+    read_secret(L, g, seen, prefix, NK_BOT_TOKEN, true, &n->token);
+    if (n->token && n->token[strspn(n->token, tok)] != '\0') {
+        s = seen->k[NK_BOT_TOKEN] ? seen->k[NK_BOT_TOKEN] : seen->k[NK_BOT_TOKEN_FILE];
+        err_at(L, s, prefix,
+               "bot_token: not a Telegram bot token (digits ':' letters, digits, "
+               "'_' and '-'; as @BotFather gives it)");
+    }
+    if (!(s = seen->k[NK_CHAT_ID])) {
+        err_at(L, g, prefix, "missing required setting 'chat_id'");
+    } else if (n->chat_id) {
+        const char *c = n->chat_id, *d = c + (c[0] == '-');
+        /* A numeric id (groups and channels are negative), or a public @channelname. */
+        bool ok = c[0] == '@'
+                      ? c[1] && !c[1 + strspn(c + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                     "abcdefghijklmnopqrstuvwxyz0123456789_")]
+                      : d[0] && !d[strspn(d, "0123456789")];
+        snprintf(path, sizeof(path), "%s.chat_id", prefix);
+        if (!ok)
+            err_at(L, s, path,
+                   "'%s' is not a chat id (a number such as -1001234567890, or "
+                   "@channelname)",
+                   c);
+    }
+    if ((s = seen->k[NK_PARSE_MODE])) {
+        const char *v = config_setting_get_string(s);
+        snprintf(path, sizeof(path), "%s.parse_mode", prefix);
+        if (!strcmp(v, "HTML") || !strcmp(v, "html"))
+            n->html = true;
+        else if (!strcmp(v, "text"))
+            n->html = false;
+        else
+            err_at(L, s, path, "must be HTML or text, not '%s'", v);
+    }
+    if (!n->url && !seen->k[NK_URL])
+        n->url = ldup(L, "https://api.telegram.org");
+}
+
+/* ntfy: an optional access token (Authorization: Bearer). */
+static void read_notifier_ntfy(struct loader *L, const config_setting_t *g, const struct seen *seen,
+                               const char *prefix, struct cm_config_notifier *n)
+{
+    read_secret(L, g, seen, prefix, NK_TOKEN, false, &n->token);
+}
+
 /* One element of notifiers: the table-driven keys (read_group), the name and type, then the
  * settings of that type, each group read by a function of its own. */
 static void read_notifier(struct loader *L, const config_setting_t *g, unsigned index,
@@ -2343,6 +2510,12 @@ static void read_notifier(struct loader *L, const config_setting_t *g, unsigned 
     read_notifier_urls(L, g, &seen, prefix, n);
     read_notifier_headers(L, &seen, prefix, n);
     read_notifier_mail(L, g, &seen, prefix, n);
+    if (n->kind == CM_NOTIFIER_PAGERDUTY)
+        read_notifier_pagerduty(L, g, &seen, prefix, n);
+    else if (n->kind == CM_NOTIFIER_TELEGRAM)
+        read_notifier_telegram(L, g, &seen, prefix, n);
+    else if (n->kind == CM_NOTIFIER_NTFY)
+        read_notifier_ntfy(L, g, &seen, prefix, n);
     if ((s = seen.k[NK_GENERATOR_URL])) {
         snprintf(path, sizeof(path), "%s.generator_url", prefix);
         check_url(L, s, path, n->generator_url, false);
@@ -3418,6 +3591,9 @@ void cm_config_free(struct cm_config *cfg)
         free(n->username);
         free(n->password);
         free(n->generator_url);
+        free(n->token);
+        free(n->chat_id);
+        free(n->client_url);
     }
     free(cfg->notifiers);
     for (size_t i = 0; i < cfg->listen_count; i++)

@@ -5,8 +5,9 @@
  *   GET /api/v1/targets/NAME/history   the target's certificate history (store.h), read on
  *                         the thread pool through a read-only connection
  *   GET /healthz          200 while the loop runs and a configuration is loaded
- *   GET /                 the status page (page.h), /target/{name}, /badge/{name}.svg and
- *                         /static/{style.css,app.js} */
+ *   GET /                 the status page (page.h), /target/{name} (with the certificate
+ *                         history read and the page rendered on the thread pool when a state
+ *                         database is kept), /badge/{name}.svg and /static/{style.css,app.js} */
 #include "certmon/daemon/web.h"
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/error.h"
@@ -37,6 +38,11 @@
  * and /probe must not become a way to make the daemon open thousands). */
 #define MAX_WEBPROBES 16
 
+/* History reads (the history API's and the detail pages') on the thread pool at once; more get
+ * 503. The pool's threads also describe the probes' chains: a client asking for pages nonstop
+ * may hold at most this many of them. */
+#define MAX_HISTORY_READS 2
+
 struct scrape_wait;
 
 struct cm_web {
@@ -55,7 +61,8 @@ struct cm_web {
     uint64_t scrape_next;    /* loop time from which the next render may start */
     struct scrape_wait *scrape_queue;
     unsigned scrape_queued;
-    unsigned nhistory; /* history reads on the thread pool: web is freed after them */
+    unsigned nhistory; /* history reads on the thread pool (the API's and the detail pages'):
+                        * web is freed after them */
 };
 
 /* What the daemon shows now (a reload changes the generation, a shutdown the notifiers). */
@@ -734,6 +741,191 @@ static struct cm_state_entry *entry_named(struct cm_web *web, const char *name)
     return *name ? cm_state_get(state, name) : NULL;
 }
 
+/* ---- History reads on the thread pool (the history API and the detail pages) ---- */
+
+/* What every read of the history on the thread pool carries, whichever answer it makes: the
+ * database is read there (it may be large, and the disk slow), never on the loop. A job has
+ * this as its first member (work.data points to it, hence to the job). */
+struct pool_read {
+    uv_work_t work;
+    struct cm_web *web;
+    struct cm_httpd_req *req; /* NULL once the client has gone */
+    char *path, *name;        /* the database and the target: copies, since a reload may free
+                               * the configuration's meanwhile */
+};
+
+/* Reads the history of name from the database at path, on the calling thread (the pool's):
+ * a database not made yet has no rows. */
+static int read_history(const char *path, const char *name, struct cm_history_row **rows, size_t *n,
+                        char *err, size_t errlen)
+{
+    int rc = cm_store_history(path, name, rows, n, err, errlen);
+
+    if (rc == -ENOENT) {
+        *rows = NULL;
+        *n = 0;
+        return 0;
+    }
+    return rc;
+}
+
+static void on_read_gone(struct cm_httpd_req *req, void *arg)
+{
+    struct pool_read *r = arg;
+
+    (void)req;
+    r->req = NULL;
+}
+
+/* Copies path and name into r (zeroed, the first member of its job), queues work and done on
+ * the pool and counts the read. Returns 0, or -1 when the request has been answered already
+ * (503 with MAX_HISTORY_READS in flight, 500 when out of memory): then done never runs, r
+ * holds nothing and the caller frees its job. */
+static int pool_read_start(struct cm_web *web, struct cm_httpd_req *req, struct pool_read *r,
+                           const char *path, const char *name, uv_work_cb work,
+                           uv_after_work_cb done)
+{
+    if (web->nhistory >= MAX_HISTORY_READS) {
+        text(req, 503, "too many history reads in flight; try again\n");
+        return -1;
+    }
+    r->web = web;
+    r->req = req;
+    r->work.data = r;
+    if (!(r->path = strdup(path)) || !(r->name = strdup(name))) {
+        free(r->path);
+        text(req, 500, "out of memory\n");
+        return -1;
+    }
+    if (uv_queue_work(web->loop, &r->work, work, done) < 0) {
+        free(r->path);
+        free(r->name);
+        text(req, 500, "cannot queue the read\n");
+        return -1;
+    }
+    web->nhistory++;
+    cm_httpd_on_cancel(req, on_read_gone, r);
+    return 0;
+}
+
+/* First in a job's done callback: the request to answer, its cancel callback cleared, or NULL
+ * when the client has gone. */
+static struct cm_httpd_req *pool_read_req(struct pool_read *r)
+{
+    if (r->req)
+        cm_httpd_on_cancel(r->req, NULL, NULL);
+    return r->req;
+}
+
+/* Last in a job's done callback, before the job itself is freed: lets the web go when it is
+ * closing and this was the last read. */
+static void pool_read_end(struct pool_read *r)
+{
+    struct cm_web *web = r->web;
+
+    free(r->path);
+    free(r->name);
+    web->nhistory--;
+    web_maybe_free(web);
+}
+
+/* ---- GET /target/NAME with a history: read and rendered on the thread pool ---- */
+
+/* One detail page whose target has a history: the database is read, the report parsed and
+ * the page rendered on the pool. Everything the pool uses is copied: a new result may free
+ * the state's report meanwhile. */
+struct target_job {
+    struct pool_read r; /* first */
+    char *report;
+    struct cm_page_info info; /* version: a literal */
+    int64_t now;
+    bool refresh;
+    struct cm_page_buf page; /* made on the pool */
+    const char *fail;        /* made on the pool: why there is no page (a 500) */
+};
+
+static void target_work(uv_work_t *w)
+{
+    struct target_job *j = w->data;
+    struct cm_history_row *rows = NULL;
+    struct cm_page_cert *certs = NULL;
+    struct cm_page_history h = {0};
+    size_t n = 0;
+    char err[600];
+    json_t *report;
+
+    if (read_history(j->r.path, j->r.name, &rows, &n, err, sizeof(err)) < 0) {
+        h.error = err; /* the page still shows the rest */
+        n = 0;
+    } else if (n && !(certs = calloc(n, sizeof(*certs)))) {
+        j->fail = "out of memory\n";
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        certs[i] = (struct cm_page_cert){
+            .sha256 = rows[i].sha256,
+            .subject = rows[i].subject,
+            .issuer = rows[i].issuer,
+            .not_before = rows[i].not_before,
+            .not_after = rows[i].not_after,
+            .first_seen = rows[i].first_seen,
+            .last_seen = rows[i].last_seen,
+        };
+    h.certs = certs;
+    h.n = n;
+    if (!(report = json_loads(j->report, 0, NULL))) {
+        j->fail = "the stored report does not parse\n";
+        goto out;
+    }
+    if (cm_page_render_target(report, cm_web_findings_md, &h, &j->info, j->now, j->refresh,
+                              &j->page) < 0) {
+        cm_page_buf_free(&j->page);
+        j->fail = "out of memory\n";
+    }
+    json_decref(report);
+out:
+    free(certs);
+    cm_history_free(rows, n);
+}
+
+static void target_done(uv_work_t *w, int status)
+{
+    struct target_job *j = w->data;
+    struct cm_httpd_req *req = pool_read_req(&j->r);
+
+    (void)status;
+    if (req && j->fail)
+        text(req, 500, j->fail);
+    else if (req) {
+        page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &j->page, 0);
+        j->page = (struct cm_page_buf){0}; /* taken by the httpd */
+    }
+    cm_page_buf_free(&j->page);
+    free(j->report);
+    pool_read_end(&j->r);
+    free(j);
+}
+
+static void target_job_start(struct cm_web *web, struct cm_httpd_req *req, const char *path,
+                             const struct cm_state_entry *e, const struct cm_page_info *info,
+                             bool refresh)
+{
+    struct target_job *j = calloc(1, sizeof(*j));
+
+    if (!j || !(j->report = strdup(e->report))) {
+        free(j);
+        text(req, 500, "out of memory\n");
+        return;
+    }
+    j->info = *info;
+    j->now = (int64_t)time(NULL);
+    j->refresh = refresh;
+    if (pool_read_start(web, req, &j->r, path, e->name, target_work, target_done) < 0) {
+        free(j->report);
+        free(j);
+    }
+}
+
 static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const char *name)
 {
     struct cm_web_status st = status(web);
@@ -764,11 +956,16 @@ static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const cha
         page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
         return;
     }
+    if (st.gen->cfg->state_file) { /* the history is on disk: read and render on the pool */
+        target_job_start(web, req, st.gen->cfg->state_file, e, &info,
+                         !refresh || refresh[0] == '1');
+        return;
+    }
     if (!(report = json_loads(e->report, 0, NULL))) {
         text(req, 500, "the stored report does not parse\n");
         return;
     }
-    rc = cm_page_render_target(report, cm_web_findings_md, &info, (int64_t)time(NULL),
+    rc = cm_page_render_target(report, cm_web_findings_md, NULL, &info, (int64_t)time(NULL),
                                !refresh || refresh[0] == '1', &b);
     json_decref(report);
     page_respond(req, 200, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
@@ -813,25 +1010,13 @@ static void serve_static(struct cm_httpd_req *req, const char *ctype, const char
 
 /* ---- /api/v1/targets/NAME/history ---- */
 
-/* One history read: the database is read on the thread pool (it may be large, and the disk
- * slow), never on the loop. */
+/* One read for the API: the answer is made on the pool too. */
 struct history_job {
-    uv_work_t work;
-    struct cm_web *web;
-    struct cm_httpd_req *req; /* NULL once the client has gone */
-    char *path, *name;
-    char *body; /* the answer, made on the pool */
+    struct pool_read r; /* first */
+    char *body;         /* the answer, made on the pool */
     size_t len;
     unsigned status;
 };
-
-static void on_history_gone(struct cm_httpd_req *req, void *arg)
-{
-    struct history_job *j = arg;
-
-    (void)req;
-    j->req = NULL;
-}
 
 static void history_work(uv_work_t *w)
 {
@@ -840,12 +1025,8 @@ static void history_work(uv_work_t *w)
     size_t n = 0;
     char err[600];
     json_t *a;
-    int rc = cm_store_history(j->path, j->name, &rows, &n, err, sizeof(err));
+    int rc = read_history(j->r.path, j->r.name, &rows, &n, err, sizeof(err));
 
-    if (rc == -ENOENT) {
-        rc = 0; /* no database yet: nothing seen yet */
-        n = 0;
-    }
     if (rc < 0) {
         j->status = 500;
         if (asprintf(&j->body, "cannot read the history: %s\n", err) < 0)
@@ -865,25 +1046,21 @@ static void history_work(uv_work_t *w)
 static void history_done(uv_work_t *w, int status)
 {
     struct history_job *j = w->data;
-    struct cm_web *web = j->web;
+    struct cm_httpd_req *req = pool_read_req(&j->r);
 
     (void)status;
-    if (j->req) {
-        cm_httpd_on_cancel(j->req, NULL, NULL);
+    if (req) {
         if (!j->body)
-            text(j->req, 500, "out of memory\n");
+            text(req, 500, "out of memory\n");
         else if (j->status == 200)
-            cm_httpd_respond(j->req, 200, "application/json", j->body, j->len, 1);
+            cm_httpd_respond(req, 200, "application/json", j->body, j->len, 1);
         else
-            cm_httpd_respond(j->req, j->status, "text/plain; charset=utf-8", j->body, j->len, 1);
+            cm_httpd_respond(req, j->status, "text/plain; charset=utf-8", j->body, j->len, 1);
         j->body = NULL;
     }
     free(j->body);
-    free(j->path);
-    free(j->name);
+    pool_read_end(&j->r);
     free(j);
-    web->nhistory--;
-    web_maybe_free(web);
 }
 
 /* name is the part of the path between /api/v1/targets/ and /history. */
@@ -909,25 +1086,11 @@ static void serve_history(struct cm_web *web, struct cm_httpd_req *req, const ch
         text(req, 404, "no history: global.state_file is not set\n");
         return;
     }
-    if (!(j = calloc(1, sizeof(*j))) || !(j->path = strdup(cfg->state_file))) {
-        free(j);
-        free(n);
+    if (!(j = calloc(1, sizeof(*j))))
         text(req, 500, "out of memory\n");
-        return;
-    }
-    j->name = n;
-    j->web = web;
-    j->req = req;
-    j->work.data = j;
-    if (uv_queue_work(web->loop, &j->work, history_work, history_done) < 0) {
-        free(j->path);
-        free(j->name);
+    else if (pool_read_start(web, req, &j->r, cfg->state_file, n, history_work, history_done) < 0)
         free(j);
-        text(req, 500, "cannot queue the read\n");
-        return;
-    }
-    web->nhistory++;
-    cm_httpd_on_cancel(req, on_history_gone, j);
+    free(n);
 }
 
 /* ---- Routing ---- */

@@ -889,7 +889,8 @@ static void puts0(struct outbuf *o, const char *s)
 }
 
 /* A path segment that looks like a secret: long, of token characters, with letters and
- * digits both (webhook tokens, API keys). Words and numeric ids stay readable. */
+ * digits both (webhook tokens, API keys; ':' for Telegram's "bot123456:AAH..."). Words and
+ * numeric ids stay readable. */
 static bool token_like(const char *s, size_t n)
 {
     bool alpha = false, digit = false;
@@ -902,7 +903,7 @@ static bool token_like(const char *s, size_t n)
             alpha = true;
         else if (c >= '0' && c <= '9')
             digit = true;
-        else if (!strchr("-_.~=+%", c))
+        else if (!strchr("-_.~=+%:", c))
             return false;
     }
     return alpha && digit;

@@ -23,8 +23,9 @@
 #define SUB "notify"
 #define BACKOFF_BASE_MS 1000u
 #define BACKOFF_CAP_MS (5u * 60u * 1000u)
-#define ANSWER_LOG_MAX 200
+#define ANSWER_LOG_MAX 300
 #define LABEL_BUCKETS 1024u
+#define CURL_ERROR_MAX 512 /* libcurl's error texts fit in CURL_ERROR_SIZE (256) */
 
 /* One message waiting for delivery: its notices leave together. */
 struct msg {
@@ -78,6 +79,7 @@ struct probe_ctx {
     struct cm_httpc_xfer *xfer;
     char *name;
     const char *type;
+    char *secret; /* the notifier's token, hidden in what cb is shown; or NULL */
     void (*cb)(const char *, const char *, const struct cm_httpc_result *, void *);
     void *arg;
 };
@@ -374,6 +376,89 @@ static const char *const *null_terminated(char **v, size_t n, const char *extra,
     return (const char *const *)a;
 }
 
+/* The four receivers of services (PagerDuty, Teams, Telegram, ntfy): their payload, URL and
+ * headers. Telegram's URL holds the bot token: it is built here, per attempt, so that no
+ * queue, log line or persisted message ever holds it. */
+static int send_service(struct cm_httpc *http, const struct notifier *nt, const char *url,
+                        const struct cm_notice *const *items, size_t n, cm_httpc_cb cb, void *arg,
+                        struct cm_httpc_xfer **x)
+{
+    const struct cm_config_notifier *c = nt->cfg;
+    time_t now = time(NULL);
+    struct cm_payload_ntfy np = {0};
+    char *body = NULL, *full = NULL, prio[32], *auth = NULL, *title = NULL, *tags = NULL;
+    const char *hdrs[5] = {NULL};
+    const char *ctype = NULL;
+    size_t nh = 0;
+    int rc;
+
+    switch (c->kind) {
+    case CM_NOTIFIER_PAGERDUTY:
+        /* One event per request: queue_kick split the message (split_head). */
+        if (n != 1)
+            return -EINVAL;
+        body = cm_payload_pagerduty(items[0], c->token, c->client_url, now);
+        break;
+    case CM_NOTIFIER_TEAMS:
+        body = cm_payload_teams(items, n, now);
+        break;
+    case CM_NOTIFIER_TELEGRAM: {
+        size_t ul = strlen(url);
+        body = cm_payload_telegram(items, n, c->chat_id, c->html, now);
+        if (asprintf(&full, "%.*s/bot%s/sendMessage", (int)(ul && url[ul - 1] == '/' ? ul - 1 : ul),
+                     url, c->token ? c->token : "") < 0)
+            full = NULL;
+        if (!full) {
+            free(body);
+            return -ENOMEM;
+        }
+        url = full;
+        break;
+    }
+    case CM_NOTIFIER_NTFY:
+        if ((rc = cm_payload_ntfy(items, n, now, &np)) < 0)
+            return rc;
+        body = np.body;
+        np.body = NULL;
+        snprintf(prio, sizeof(prio), "Priority: %d", np.priority);
+        if (asprintf(&title, "Title: %s", np.title) < 0 ||
+            asprintf(&tags, "Tags: %s", np.tags) < 0 ||
+            (c->token && asprintf(&auth, "Authorization: Bearer %s", c->token) < 0)) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        hdrs[nh++] = title;
+        hdrs[nh++] = prio;
+        hdrs[nh++] = tags;
+        if (auth)
+            hdrs[nh++] = auth;
+        ctype = "text/plain; charset=utf-8";
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (!body) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    struct cm_httpc_req req = {.url = url,
+                               .headers = nh ? hdrs : NULL,
+                               .body = body,
+                               .body_len = strlen(body),
+                               .content_type = ctype,
+                               .timeout_ms = c->timeout_ms,
+                               .ca_file = c->ca_file};
+    rc = cm_httpc_request(http, &req, cb, arg, x);
+out:
+    cm_payload_ntfy_clear(&np);
+    free(title);
+    free(tags);
+    free(auth);
+    free(full);
+    free(body);
+    return rc;
+}
+
 /* Renders the payload of m for nt and starts one transfer on http. Returns what httpc
  * returned, or -ENOMEM. */
 static int send_msg(struct cm_httpc *http, const struct notifier *nt, const char *url,
@@ -387,6 +472,11 @@ static int send_msg(struct cm_httpc *http, const struct notifier *nt, const char
     int rc;
 
     switch (c->kind) {
+    case CM_NOTIFIER_PAGERDUTY:
+    case CM_NOTIFIER_TEAMS:
+    case CM_NOTIFIER_TELEGRAM:
+    case CM_NOTIFIER_NTFY:
+        return send_service(http, nt, url, items, n, cb, arg, x);
     case CM_NOTIFIER_EMAIL: {
         const char *const *to = null_terminated(c->to, c->to_count, NULL, &arr);
         if (!to)
@@ -486,6 +576,63 @@ static void drop_head(struct queue *q, const char *why)
     cm_log_warn(SUB, "notifier=%s url=%s message dropped: %s", nt->name, u, why);
 }
 
+/* PagerDuty takes one event per request: a message of several notices (a group, or one
+ * persisted before the notifier became a pagerduty one) becomes one message per notice, in
+ * order, at the head of q. Returns 0 or -ENOMEM (q unchanged). */
+static int split_head(struct queue *q)
+{
+    struct msg *m = q->head, *first = NULL, *last = NULL, *s;
+
+    for (size_t i = 0; i < m->n; i++) {
+        if (!(s = calloc(1, sizeof(*s))) || !(s->items = calloc(1, sizeof(*s->items)))) {
+            free(s);
+            while (first) {
+                s = first->next;
+                free(first->items);
+                free(first);
+                first = s;
+            }
+            return -ENOMEM;
+        }
+        s->n = 1;
+        s->created_at = m->created_at;
+        s->attempts = m->attempts;
+        s->items[0] = m->items[i];
+        if (last)
+            last->next = s;
+        else
+            first = s;
+        last = s;
+    }
+    last->next = m->next;
+    q->head = first;
+    if (q->tail == m)
+        q->tail = last;
+    q->len += m->n - 1;
+    m->n = 0; /* the notices moved */
+    msg_free(m);
+    return 0;
+}
+
+/* s with every occurrence of secret replaced by "***", into out (outlen > 0): a bot token in
+ * a URL may come back in libcurl's error text or a receiver's answer. */
+static void scrub(const char *s, const char *secret, char *out, size_t outlen)
+{
+    size_t k = 0, sl = secret ? strlen(secret) : 0;
+
+    for (s = s ? s : ""; *s && k + 1 < outlen;) {
+        if (sl > 0 && strncmp(s, secret, sl) == 0) {
+            size_t c = outlen - 1 - k < 3 ? outlen - 1 - k : 3;
+            memcpy(out + k, "***", c);
+            k += c;
+            s += sl;
+        } else {
+            out[k++] = *s++;
+        }
+    }
+    out[k] = '\0';
+}
+
 /* Starts the head of q when it is due. */
 static void queue_kick(struct queue *q, uint64_t now_ms)
 {
@@ -500,6 +647,13 @@ static void queue_kick(struct queue *q, uint64_t now_ms)
             drop_head(q, "older than max_age");
             continue;
         }
+        if (nt->cfg->kind == CM_NOTIFIER_PAGERDUTY && m->n > 1 && split_head(q) < 0) {
+            q->next_ms = now_ms + backoff_ms(1, -1);
+            cm_log_error(SUB, "notifier=%s out of memory splitting a message; will retry",
+                         nt->name);
+            return;
+        }
+        m = q->head;
         rc = send_msg(nt->owner->http, nt, q->url, (const struct cm_notice *const *)m->items, m->n,
                       on_sent, q, &q->xfer);
         if (rc == 0)
@@ -541,18 +695,17 @@ static void on_deliver(uv_timer_t *t)
     }
 }
 
-/* Copies at most ANSWER_LOG_MAX bytes of the receiver's answer onto one line. */
-static void answer_text(const struct cm_httpc_result *r, char *buf, size_t len)
+/* The receiver's answer for a log line: its error text (PagerDuty's errors, Telegram's
+ * description) escaped, the notifier's secret hidden. Returns the answer's own retry hint
+ * (Telegram's parameters.retry_after), or -1. */
+static int64_t answer_text(const struct notifier *nt, const struct cm_httpc_result *r, char *buf,
+                           size_t len)
 {
-    size_t n = r->body_len < ANSWER_LOG_MAX ? r->body_len : ANSWER_LOG_MAX, k = 0;
+    char raw[ANSWER_LOG_MAX * 4 + 1];
+    int64_t retry = cm_payload_answer(r->body, r->body ? r->body_len : 0, raw, sizeof(raw));
 
-    if (!r->body)
-        n = 0;
-    for (size_t i = 0; i < n && k + 1 < len; i++) {
-        unsigned char ch = (unsigned char)r->body[i];
-        buf[k++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
-    }
-    buf[k] = '\0';
+    scrub(raw, nt->cfg->token, buf, len);
+    return retry;
 }
 
 static void on_sent(const struct cm_httpc_result *r, void *arg)
@@ -561,7 +714,8 @@ static void on_sent(const struct cm_httpc_result *r, void *arg)
     struct notifier *nt = q->nt;
     struct msg *m = q->head;
     bool mail = nt->cfg->kind == CM_NOTIFIER_EMAIL;
-    char u[256], ans[ANSWER_LOG_MAX + 1];
+    char u[256], ans[ANSWER_LOG_MAX * 4 + 1], err[CURL_ERROR_MAX];
+    int64_t retry;
 
     q->xfer = NULL;
     if (nt->closing || !m)
@@ -578,7 +732,8 @@ static void on_sent(const struct cm_httpc_result *r, void *arg)
                             : (r->curl_code == 0 && r->status >= 400 && r->status < 500 &&
                                r->status != 429 && r->status != 408);
         nt->failed++;
-        answer_text(r, ans, sizeof(ans));
+        retry = answer_text(nt, r, ans, sizeof(ans));
+        scrub(r->error, nt->cfg->token, err, sizeof(err));
         if (refused) {
             nt->dropped++;
             cm_log_error(SUB,
@@ -588,12 +743,15 @@ static void on_sent(const struct cm_httpc_result *r, void *arg)
             msg_free(queue_pop(q));
             q->next_ms = 0;
         } else {
-            uint64_t d = backoff_ms(++m->attempts, r->retry_after_s);
+            /* Telegram says when to come back in its answer as well as in Retry-After. */
+            uint64_t d = backoff_ms(++m->attempts, r->retry_after_s >= 0 ? r->retry_after_s
+                                                   : r->status == 429    ? retry
+                                                                         : -1);
             q->next_ms = uv_now(nt->deliver.loop) + d;
             cm_log_warn(SUB,
                         "notifier=%s url=%s attempt failed: status=%ld curl=%d error=\"%s\" "
                         "attempts=%u retry_in_ms=%llu answer=\"%s\"",
-                        nt->name, u, r->status, r->curl_code, r->error ? r->error : "", m->attempts,
+                        nt->name, u, r->status, r->curl_code, err, m->attempts,
                         (unsigned long long)d, ans);
         }
     }
@@ -1272,8 +1430,28 @@ static void probe_done(const struct cm_httpc_result *r, void *arg)
     *p->pprev = p->next;
     if (p->next)
         p->next->pprev = p->pprev;
-    if (p->cb)
+    if (p->cb && p->secret) {
+        /* The caller prints what libcurl and the receiver said: without the token. */
+        struct cm_httpc_result c = *r;
+        char err[CURL_ERROR_MAX];
+        size_t blen = r->body ? r->body_len * 3 + 1 : 1;
+        char *body = malloc(blen);
+        scrub(r->error, p->secret, err, sizeof(err));
+        c.error = err;
+        if (body) {
+            scrub(r->body, p->secret, body, blen);
+            c.body = body;
+            c.body_len = strlen(body);
+        } else {
+            c.body = "";
+            c.body_len = 0;
+        }
+        p->cb(p->name, p->type, &c, p->arg);
+        free(body);
+    } else if (p->cb) {
         p->cb(p->name, p->type, r, p->arg);
+    }
+    free(p->secret);
     free(p->name);
     free(p);
 }
@@ -1310,7 +1488,10 @@ int cm_notify_test(struct cm_notify *n, const char *only,
         for (size_t d = 0; d < nt->queue_count; d++) {
             struct probe_ctx *p = calloc(1, sizeof(*p));
             int rc;
-            if (!p || !(p->name = strdup(nt->name))) {
+            if (!p || !(p->name = strdup(nt->name)) ||
+                (nt->cfg->token && !(p->secret = strdup(nt->cfg->token)))) {
+                if (p)
+                    free(p->name);
                 free(p);
                 cm_notice_free(no);
                 return sent > 0 ? sent : -ENOMEM;
@@ -1334,6 +1515,7 @@ int cm_notify_test(struct cm_notify *n, const char *only,
                 *p->pprev = p->next;
                 if (p->next)
                     p->next->pprev = p->pprev;
+                free(p->secret);
                 free(p->name);
                 free(p);
                 continue;

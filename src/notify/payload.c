@@ -120,8 +120,11 @@ static void buf_clear(struct buf *b)
 enum {
     T_LINE = 1 << 0,  /* control characters (CR and LF too) become spaces */
     T_LINES = 1 << 1, /* CR, LF and CRLF become "\n"; other control characters spaces */
-    T_SLACK = 1 << 2, /* & < > as &amp; &lt; &gt; */
+    T_SLACK = 1 << 2, /* & < > as &amp; &lt; &gt; (Slack mrkdwn; Telegram's HTML too) */
+    T_MD = 1 << 3,    /* \ * _ [ ] ~ ` backslash-escaped (Markdown of Teams cards) */
 };
+
+#define T_HTML T_SLACK
 
 #define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 #define ELLIPSIS "\xe2\x80\xa6"    /* U+2026 */
@@ -151,6 +154,10 @@ static void add_text(struct buf *b, const char *s, unsigned flags, size_t max)
         } else if (used == 1 && (flags & T_SLACK) && (p[0] == '&' || p[0] == '<' || p[0] == '>')) {
             piece = p[0] == '&' ? "&amp;" : p[0] == '<' ? "&lt;" : "&gt;";
             len = strlen(piece);
+        } else if (used == 1 && (flags & T_MD) && strchr("\\*_[]~`", p[0])) {
+            tmp[0] = '\\';
+            tmp[1] = (char)p[0];
+            len = 2;
         } else {
             memcpy(tmp, p, used);
             len = used;
@@ -164,6 +171,44 @@ static void add_text(struct buf *b, const char *s, unsigned flags, size_t max)
         p += used;
         avail -= used;
     }
+}
+
+/* Cuts what b holds from byte start on (valid UTF-8) to at most max characters (code points,
+ * max >= 1): a longer text keeps max - 1 of them and ends with an ellipsis. */
+static void cut_chars(struct buf *b, size_t start, size_t max)
+{
+    size_t chars = 0, cut = 0;
+
+    if (b->failed)
+        return;
+    for (size_t i = start; i < b->len; i++) {
+        if (((unsigned char)b->p[i] & 0xc0) != 0x80) {
+            if (chars == max - 1)
+                cut = i;
+            chars++;
+        }
+    }
+    if (chars > max) {
+        b->len = cut;
+        b->p[cut] = '\0';
+        buf_adds(b, ELLIPSIS);
+    }
+}
+
+/* Cuts what b holds to at most max bytes (max > 3), between characters, ending with an
+ * ellipsis when it was longer. */
+static void cut_bytes(struct buf *b, size_t max)
+{
+    size_t cut;
+
+    if (b->failed || b->len <= max)
+        return;
+    cut = max - 3;
+    while (cut > 0 && ((unsigned char)b->p[cut] & 0xc0) == 0x80)
+        cut--;
+    b->len = cut;
+    b->p[cut] = '\0';
+    buf_adds(b, ELLIPSIS);
 }
 
 /* A JSON string holding s made valid UTF-8 (NULL s: ""). NULL on ENOMEM. */
@@ -636,7 +681,6 @@ static void slack_section_text(struct buf *b, const struct cm_notice *x, time_t 
 static json_t *slack_header(const struct cm_notice *const *items, size_t n, const struct counts *c)
 {
     struct buf b = {0};
-    size_t chars = 0, cut = 0;
     json_t *j;
 
     if (n == 1) {
@@ -648,21 +692,7 @@ static json_t *slack_header(const struct cm_notice *const *items, size_t n, cons
         buf_adds(&b, " ");
         add_group_phrase(&b, c, n);
     }
-    if (b.failed)
-        return NULL;
-    /* The text is valid UTF-8: count characters by their first bytes. */
-    for (size_t i = 0; i < b.len; i++) {
-        if (((unsigned char)b.p[i] & 0xc0) != 0x80) {
-            if (chars == SLACK_HEADER_MAX - 1)
-                cut = i;
-            chars++;
-        }
-    }
-    if (chars > SLACK_HEADER_MAX) {
-        b.len = cut;
-        b.p[cut] = '\0';
-        buf_adds(&b, ELLIPSIS);
-    }
+    cut_chars(&b, 0, SLACK_HEADER_MAX);
     if (b.failed)
         return NULL;
     j = json_pack("{s:s, s:{s:s, s:s%, s:b}}", "type", "header", "text", "type", "plain_text",
@@ -1143,4 +1173,540 @@ char *cm_payload_alertmanager(const struct cm_notice *const *items, size_t n, ti
 done:
     json_decref(arr);
     return out;
+}
+
+/* ---- Shared by the chat formats (Teams, Telegram, ntfy) ---- */
+
+/* Emoji by what the notice says, as UTF-8: red, orange, blue circles; green when resolved. */
+static const char *emoji_of(const struct cm_notice *x)
+{
+    if (resolved(x))
+        return "\xf0\x9f\x9f\xa2"; /* U+1F7E2 */
+    switch (x->severity) {
+    case CM_SEV_CRITICAL:
+        return "\xf0\x9f\x94\xb4"; /* U+1F534 */
+    case CM_SEV_WARNING:
+        return "\xf0\x9f\x9f\xa0"; /* U+1F7E0 */
+    case CM_SEV_INFO:
+        return "\xf0\x9f\x94\xb5"; /* U+1F535 */
+    default:
+        return "\xe2\x9a\xaa"; /* U+26AA */
+    }
+}
+
+static const char *group_emoji(const struct counts *c)
+{
+    struct cm_notice probe = {.kind = c->any_firing ? CM_ALERT_FIRING : CM_ALERT_RESOLVED,
+                              .severity = c->worst};
+
+    return emoji_of(&probe);
+}
+
+/* "Since: 2023-11-15T09:33:20Z (3 days ago) · Resolved: ... · Position: 0" */
+static void add_times_line(struct buf *b, const struct cm_notice *x, time_t now)
+{
+    buf_adds(b, "Since: ");
+    add_when(b, x->started_at, now);
+    if (resolved(x)) {
+        buf_adds(b, " \xc2\xb7 Resolved: ");
+        add_when(b, x->at, now);
+    }
+    if (x->position >= 0)
+        buf_addf(b, " \xc2\xb7 Position: %d", x->position);
+}
+
+/* ---- PagerDuty ---- */
+
+/* Longest payload.source: PagerDuty names no limit; a host name fits in 255. */
+#define PD_SOURCE_MAX 255
+/* The message in custom_details: the summary holds the start of it already. */
+#define PD_DETAIL_MAX 4000
+
+int cm_payload_pagerduty_dedup_key(const struct cm_notice *x, char *out, size_t outlen)
+{
+    static const char label[] = "certmon pagerduty dedup_key v1";
+    static const char hex[] = "0123456789abcdef";
+    unsigned char mac[CM_SHA256_LEN];
+    struct buf b = {0};
+    char *p;
+    int rc;
+
+    if (!x || !out || outlen < CM_PAYLOAD_PD_DEDUP_LEN)
+        return CM_EBADARG;
+    /* NUL separators: "a" + "b.c" and "a.b" + "c" must not collide. */
+    buf_adds(&b, x->target ? x->target : "");
+    buf_addn(&b, "", 1);
+    buf_adds(&b, x->id ? x->id : "");
+    buf_addn(&b, "", 1);
+    buf_addf(&b, "%d", x->position);
+    if (b.failed)
+        return -ENOMEM;
+    rc = cm_hmac_sha256(label, sizeof(label) - 1, b.p, b.len, mac);
+    buf_clear(&b);
+    if (rc < 0)
+        return CM_ETLS;
+    p = out + sprintf(out, "certmon-");
+    for (size_t i = 0; i < 16; i++) {
+        *p++ = hex[mac[i] >> 4];
+        *p++ = hex[mac[i] & 15];
+    }
+    *p = '\0';
+    return 0;
+}
+
+static const char *pd_severity(enum cm_severity s)
+{
+    return s == CM_SEV_CRITICAL ? "critical" : s == CM_SEV_WARNING ? "warning" : "info";
+}
+
+static json_t *pd_payload(const struct cm_notice *x)
+{
+    struct buf sum = {0}, src = {0}, msg = {0};
+    json_t *details = NULL, *p = NULL, *ts;
+    const char *kind = kind_name(x->kind);
+
+    add_headline(&sum, x, x->id, 0);
+    buf_adds(&sum, ": ");
+    add_text(&sum, *x->message ? x->message : "(no message)", T_LINE, 0);
+    cut_chars(&sum, 0, CM_PAYLOAD_PD_SUMMARY_MAX);
+    add_text(&src, *x->target ? x->target : "(unnamed)", T_LINE, PD_SOURCE_MAX);
+    add_text(&msg, x->message, 0, PD_DETAIL_MAX);
+    if (sum.failed || src.failed || msg.failed)
+        goto done;
+    details = json_pack(
+        "{s:o, s:s, s:s, s:s%, s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "target", jstr(x->target),
+        "finding", x->id ? x->id : "", "summary", summary_of(x->id), "message", msg.p ? msg.p : "",
+        msg.len, "severity", cm_severity_name(x->severity), "previous_severity",
+        cm_severity_name(x->previous), "event", kind ? kind : "firing", "position",
+        x->position >= 0 ? json_integer(x->position) : json_null(), "started_at",
+        jtime(x->started_at), "fired_at", jtime(x->fired_at), "labels", labels_json(&x->labels));
+    if (!details)
+        goto done;
+    p = json_pack("{s:s%, s:s%, s:s}", "summary", sum.p, sum.len, "source", src.p, src.len,
+                  "severity", pd_severity(x->severity));
+    /* timestamp is optional: left out rather than null when the time is unknown. */
+    ts = jtime(x->at > 0 ? x->at : x->started_at);
+    if (p && ((json_is_string(ts) && json_object_set(p, "timestamp", ts) != 0) ||
+              json_object_set_new(p, "class", json_string(x->id ? x->id : "")) != 0 ||
+              json_object_set(p, "custom_details", details) != 0)) {
+        json_decref(p);
+        p = NULL;
+    }
+    json_decref(ts);
+done:
+    json_decref(details);
+    buf_clear(&sum);
+    buf_clear(&src);
+    buf_clear(&msg);
+    return p;
+}
+
+char *cm_payload_pagerduty(const struct cm_notice *x, const char *routing_key,
+                           const char *client_url, time_t now)
+{
+    char key[CM_PAYLOAD_PD_DEDUP_LEN], *out = NULL;
+    json_t *root, *payload;
+
+    (void)now; /* the event's own time goes out; PagerDuty stamps the arrival */
+    if (!x || !routing_key || !x->target || !x->message ||
+        cm_payload_pagerduty_dedup_key(x, key, sizeof(key)) < 0)
+        return NULL;
+    root = json_pack("{s:s, s:s, s:s}", "routing_key", routing_key, "event_action",
+                     resolved(x) ? "resolve" : "trigger", "dedup_key", key);
+    if (!root)
+        return NULL;
+    if (!resolved(x)) {
+        if (!(payload = pd_payload(x)) || json_object_set_new(root, "payload", payload) != 0 ||
+            json_object_set_new(root, "client", json_string("certmon")) != 0)
+            goto done;
+        if (client_url && *client_url &&
+            json_object_set_new(root, "client_url", jstr(client_url)) != 0)
+            goto done;
+    }
+    out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+done:
+    json_decref(root);
+    return out;
+}
+
+/* ---- Microsoft Teams ---- */
+
+/* A TextBlock of what b holds (b is cleared). weight/size/subtle style it. */
+static json_t *teams_text(struct buf *b, bool bold, const char *size, bool subtle)
+{
+    json_t *j = NULL;
+
+    if (!b->failed)
+        j = json_pack("{s:s, s:s%, s:b}", "type", "TextBlock", "text", b->p ? b->p : "", b->len,
+                      "wrap", 1);
+    buf_clear(b);
+    if (j && bold && json_object_set_new(j, "weight", json_string("Bolder")) != 0)
+        goto fail;
+    if (j && size && json_object_set_new(j, "size", json_string(size)) != 0)
+        goto fail;
+    if (j && subtle && json_object_set_new(j, "isSubtle", json_true()) != 0)
+        goto fail;
+    return j;
+fail:
+    json_decref(j);
+    return NULL;
+}
+
+/* Appends {"title": title, "value": what b holds} to facts (b is cleared). */
+static int teams_fact(json_t *facts, const char *title, struct buf *b)
+{
+    int rc = -1;
+
+    if (!b->failed)
+        rc = json_array_append_new(
+            facts, json_pack("{s:s, s:s%}", "title", title, "value", b->p ? b->p : "", b->len));
+    buf_clear(b);
+    return rc;
+}
+
+static int teams_notice(json_t *body, const struct cm_notice *x, time_t now)
+{
+    struct buf b = {0};
+    json_t *facts = json_array();
+
+    if (!facts)
+        return -1;
+    buf_adds(&b, emoji_of(x));
+    buf_adds(&b, " ");
+    add_headline(&b, x, x->id, T_MD);
+    if (json_array_append_new(body, teams_text(&b, true, NULL, false)) != 0)
+        goto fail;
+    add_text(&b, *x->message ? x->message : "(no message)", T_MD | T_LINE, CAP_MESSAGE);
+    if (json_array_append_new(body, teams_text(&b, false, NULL, false)) != 0)
+        goto fail;
+    add_text(&b, x->target, T_MD | T_LINE, CAP_TARGET);
+    if (teams_fact(facts, "Target", &b) != 0)
+        goto fail;
+    add_text(&b, x->id, T_MD | T_LINE, 0);
+    buf_adds(&b, " (");
+    add_text(&b, summary_of(x->id), T_MD | T_LINE, 0);
+    buf_adds(&b, ")");
+    if (teams_fact(facts, "Finding", &b) != 0)
+        goto fail;
+    add_status_word(&b, x);
+    if (teams_fact(facts, "Severity", &b) != 0)
+        goto fail;
+    add_when(&b, x->started_at, now);
+    if (teams_fact(facts, "Since", &b) != 0)
+        goto fail;
+    if (resolved(x)) {
+        add_when(&b, x->at, now);
+        if (teams_fact(facts, "Resolved", &b) != 0)
+            goto fail;
+    }
+    if (x->position >= 0) {
+        buf_addf(&b, "%d", x->position);
+        if (teams_fact(facts, "Position", &b) != 0)
+            goto fail;
+    }
+    if (x->labels.count > 0) {
+        add_labels_line(&b, &x->labels, T_MD);
+        if (teams_fact(facts, "Labels", &b) != 0)
+            goto fail;
+    }
+    return json_array_append_new(body, json_pack("{s:s, s:o}", "type", "FactSet", "facts", facts));
+fail:
+    buf_clear(&b);
+    json_decref(facts);
+    return -1;
+}
+
+char *cm_payload_teams(const struct cm_notice *const *items, size_t n, time_t now)
+{
+    struct buf b = {0};
+    struct counts c;
+    json_t *body, *root = NULL;
+    char ts[32], *out = NULL;
+    size_t shown;
+
+    if (!items_ok(items, n) || !(body = json_array()))
+        return NULL;
+    c = count(items, n);
+    if (n == 1) {
+        buf_adds(&b, emoji_of(items[0]));
+        buf_adds(&b, " ");
+        add_headline(&b, items[0], summary_of(items[0]->id), T_MD);
+    } else {
+        buf_adds(&b, group_emoji(&c));
+        buf_adds(&b, " ");
+        add_group_phrase(&b, &c, n);
+    }
+    if (json_array_append_new(body, teams_text(&b, true, "Medium", false)) != 0)
+        goto done;
+    shown = n > CM_PAYLOAD_TEAMS_ITEMS ? CM_PAYLOAD_TEAMS_ITEMS : n;
+    for (size_t i = 0; i < shown; i++)
+        if (teams_notice(body, items[i], now) != 0)
+            goto done;
+    if (shown < n) {
+        buf_addf(&b, ELLIPSIS " and %zu more alert%s not shown here", n - shown,
+                 n - shown == 1 ? "" : "s");
+        if (json_array_append_new(body, teams_text(&b, false, NULL, false)) != 0)
+            goto done;
+    }
+    rfc3339(now, ts);
+    buf_addf(&b, "certmon %s \xc2\xb7 sent %s", CERTMON_VERSION, ts);
+    if (json_array_append_new(body, teams_text(&b, false, "Small", true)) != 0)
+        goto done;
+    root =
+        json_pack("{s:s, s:[{s:s, s:n, s:{s:s, s:s, s:s, s:O}}]}", "type", "message", "attachments",
+                  "contentType", "application/vnd.microsoft.card.adaptive", "contentUrl", "content",
+                  "$schema", "http://adaptivecards.io/schemas/adaptive-card.json", "type",
+                  "AdaptiveCard", "version", "1.4", "body", body);
+    if (root)
+        out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+done:
+    buf_clear(&b);
+    json_decref(body);
+    json_decref(root);
+    return out;
+}
+
+/* ---- Telegram ---- */
+
+/* Room kept below Telegram's limit for the "more alerts" line and the footer. */
+#define TG_RESERVE 120
+
+size_t cm_payload_telegram_length(const char *text, int html)
+{
+    const unsigned char *p = (const unsigned char *)(text ? text : "");
+    size_t avail = strlen((const char *)p), units = 0;
+
+    while (avail > 0) {
+        size_t used;
+        if (html && p[0] == '<') {
+            const unsigned char *e = memchr(p, '>', avail);
+            used = e ? (size_t)(e - p) + 1 : avail;
+        } else if (html && p[0] == '&') {
+            const unsigned char *e = memchr(p, ';', avail < 10 ? avail : 10);
+            used = e ? (size_t)(e - p) + 1 : 1;
+            units++;
+        } else {
+            used = cm_utf8_seq(p, avail);
+            if (used == 0)
+                used = 1;
+            units += used == 4 ? 2 : 1; /* beyond U+FFFF: a surrogate pair */
+        }
+        p += used;
+        avail -= used;
+    }
+    return units;
+}
+
+/* One notice, html or plain. */
+static void tg_notice(struct buf *b, const struct cm_notice *x, bool html, time_t now)
+{
+    unsigned f = html ? T_HTML : 0;
+
+    buf_adds(b, emoji_of(x));
+    buf_adds(b, html ? " <b>" : " ");
+    add_status_word(b, x);
+    buf_adds(b, html ? "</b> <code>" : " ");
+    add_text(b, x->id, f | T_LINE, 0);
+    buf_adds(b, html ? "</code> on <b>" : " on ");
+    add_text(b, x->target, f | T_LINE, CAP_TARGET);
+    buf_adds(b, html ? "</b>\n<i>" : "\n");
+    add_text(b, summary_of(x->id), f | T_LINE, 0);
+    buf_adds(b, html ? "</i>\n" : "\n");
+    add_text(b, *x->message ? x->message : "(no message)", f | T_LINES, CAP_MESSAGE);
+    buf_adds(b, "\n");
+    add_times_line(b, x, now);
+    if (x->labels.count > 0) {
+        buf_adds(b, "\nLabels: ");
+        add_labels_line(b, &x->labels, f);
+    }
+}
+
+char *cm_payload_telegram(const struct cm_notice *const *items, size_t n, const char *chat_id,
+                          int html, time_t now)
+{
+    struct buf b = {0}, one = {0};
+    struct counts c;
+    json_t *root;
+    char *out = NULL;
+    size_t used, i;
+
+    if (!items_ok(items, n) || !chat_id || !*chat_id)
+        return NULL;
+    c = count(items, n);
+    if (n > 1) {
+        buf_adds(&b, group_emoji(&c));
+        buf_adds(&b, html ? " <b>" : " ");
+        add_group_phrase(&b, &c, n);
+        buf_adds(&b, html ? "</b>" : "");
+    }
+    used = b.failed ? 0 : cm_payload_telegram_length(b.p, html);
+    for (i = 0; i < n && !b.failed; i++) {
+        size_t len;
+        tg_notice(&one, items[i], html, now);
+        if (one.failed)
+            break;
+        len = cm_payload_telegram_length(one.p, html) + 2;
+        /* The caps of the fields keep any one notice well under the limit. */
+        if (used + len > CM_PAYLOAD_TELEGRAM_MAX - TG_RESERVE)
+            break;
+        if (b.len > 0)
+            buf_adds(&b, "\n\n");
+        buf_addn(&b, one.p, one.len);
+        used += len;
+        buf_clear(&one);
+    }
+    buf_clear(&one);
+    if (i < n)
+        buf_addf(&b, "\n\n" ELLIPSIS " and %zu more alert%s not shown here", n - i,
+                 n - i == 1 ? "" : "s");
+    buf_addf(&b, html ? "\n<i>certmon %s</i>" : "\ncertmon %s", CERTMON_VERSION);
+    if (b.failed)
+        return NULL;
+    root = json_pack("{s:s, s:s%}", "chat_id", chat_id, "text", b.p, b.len);
+    if (root && html && json_object_set_new(root, "parse_mode", json_string("HTML")) != 0)
+        goto done;
+    if (root && json_object_set_new(root, "link_preview_options",
+                                    json_pack("{s:b}", "is_disabled", 1)) != 0)
+        goto done;
+    if (root)
+        out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+done:
+    buf_clear(&b);
+    json_decref(root);
+    return out;
+}
+
+/* ---- ntfy ---- */
+
+void cm_payload_ntfy_clear(struct cm_payload_ntfy *p)
+{
+    if (!p)
+        return;
+    free(p->title);
+    free(p->body);
+    memset(p, 0, sizeof(*p));
+}
+
+int cm_payload_ntfy(const struct cm_notice *const *items, size_t n, time_t now,
+                    struct cm_payload_ntfy *out)
+{
+    struct buf t = {0}, enc = {0}, body = {0};
+    struct counts c;
+    const char *emoji;
+
+    if (!out)
+        return CM_EBADARG;
+    memset(out, 0, sizeof(*out));
+    if (!items_ok(items, n))
+        return CM_EBADARG;
+    c = count(items, n);
+    if (n == 1)
+        add_headline(&t, items[0], items[0]->id, 0);
+    else
+        add_group_phrase(&t, &c, n);
+    /* An HTTP header carries ASCII: anything else goes as one RFC 2047 word. */
+    if (!t.failed && !is_ascii(t.p, t.len)) {
+        buf_adds(&enc, "=?UTF-8?B?");
+        add_base64(&enc, (const unsigned char *)t.p, t.len);
+        buf_adds(&enc, "?=");
+        buf_clear(&t);
+        t = enc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct cm_notice *x = items[i];
+        if (i > 0)
+            buf_adds(&body, "\n\n");
+        add_headline(&body, x, x->id, 0);
+        buf_adds(&body, "\n");
+        add_text(&body, *x->message ? x->message : "(no message)", T_LINES, CAP_MESSAGE);
+        buf_adds(&body, "\n");
+        add_times_line(&body, x, now);
+        if (body.len > CM_PAYLOAD_NTFY_BODY_MAX)
+            break; /* cut below; the rest would not be seen */
+    }
+    cut_bytes(&body, CM_PAYLOAD_NTFY_BODY_MAX);
+    if (t.failed || body.failed) {
+        buf_clear(&t);
+        buf_clear(&body);
+        return -ENOMEM;
+    }
+    out->title = buf_take(&t);
+    out->body = buf_take(&body);
+    if (!c.any_firing) {
+        out->priority = 2;
+        emoji = "white_check_mark";
+    } else if (c.worst == CM_SEV_CRITICAL) {
+        out->priority = 5;
+        emoji = "rotating_light";
+    } else if (c.worst == CM_SEV_WARNING) {
+        out->priority = 4;
+        emoji = "warning";
+    } else {
+        out->priority = 3;
+        emoji = "information_source";
+    }
+    /* Finding ids are catalogue names (letters, digits, dots, underscores): no comma. */
+    snprintf(out->tags, sizeof(out->tags), "%s,certmon%s%s", emoji, n == 1 ? "," : "",
+             n == 1 && items[0]->id ? items[0]->id : "");
+    return 0;
+}
+
+/* ---- Receivers' answers ---- */
+
+/* The bytes that go into an answer's log text. */
+#define ANSWER_IN_MAX 300
+
+int64_t cm_payload_answer(const char *body, size_t len, char *out, size_t outlen)
+{
+    struct buf t = {0};
+    json_t *j = NULL, *v;
+    int64_t retry = -1;
+    size_t used = 0;
+
+    if (!out || outlen == 0)
+        return -1;
+    out[0] = '\0';
+    if (body && len > 0 && (j = json_loadb(body, len, 0, NULL)) && json_is_object(j)) {
+        json_t *ra = json_object_get(json_object_get(j, "parameters"), "retry_after");
+        if (json_is_integer(ra) && json_integer_value(ra) >= 0)
+            retry = (int64_t)json_integer_value(ra);
+        if (json_is_string(v = json_object_get(j, "description"))) {
+            buf_adds(&t, json_string_value(v)); /* Telegram */
+        } else if (json_is_string(v = json_object_get(j, "message"))) {
+            json_t *e, *errs = json_object_get(j, "errors"); /* PagerDuty */
+            size_t i;
+            buf_adds(&t, json_string_value(v));
+            json_array_foreach(errs, i, e)
+            {
+                buf_adds(&t, i == 0 ? ": " : "; ");
+                buf_adds(&t, json_is_string(e) ? json_string_value(e) : "?");
+            }
+        }
+    }
+    json_decref(j);
+    if (!t.failed && t.len == 0 && body)
+        buf_addn(&t, body, strnlen(body, len));
+    if (t.failed)
+        return retry;
+    /* cm_text_escape per stretch between quotes, a quote as \x22: a log field stays one. */
+    for (size_t i = 0; i < t.len && i < ANSWER_IN_MAX && used + 1 < outlen;) {
+        size_t seg = strcspn(t.p + i, "\"");
+        char in[ANSWER_IN_MAX + 1];
+        if (seg > ANSWER_IN_MAX - i)
+            seg = ANSWER_IN_MAX - i;
+        memcpy(in, t.p + i, seg);
+        in[seg] = '\0';
+        cm_text_escape(in, out + used, outlen - used);
+        used += strlen(out + used);
+        i += seg;
+        if (i < t.len && t.p[i] == '"') {
+            if (used + 5 > outlen)
+                break;
+            memcpy(out + used, "\\x22", 5);
+            used += 4;
+            i++;
+        }
+    }
+    buf_clear(&t);
+    return retry;
 }

@@ -30,6 +30,7 @@ Options:
                          "date:N" for an HTTP-date N seconds from now
   --delay-ms N           wait N ms before each answer (after recording the request)
   --body TEXT            answer body (default "ok"); --body-bytes N sends N bytes of "x" instead
+  --answer-body CODE=TEXT  answer body for status CODE only (repeatable; before --body)
   --content-type TYPE    answer Content-Type (default text/plain)
   --lifetime S           exit after S seconds (default and maximum 600)
 
@@ -194,6 +195,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if args.body_bytes is not None:
             out = b"x" * args.body_bytes
+        elif answer in args.answer_body:
+            out = args.answer_body[answer].encode("utf-8")
         else:
             out = args.body.encode("utf-8")
         self.send_response(answer)
@@ -232,6 +235,7 @@ def main():
     ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--body", default="ok")
     ap.add_argument("--body-bytes", type=int)
+    ap.add_argument("--answer-body", action="append", default=[])
     ap.add_argument("--content-type", default="text/plain")
     ap.add_argument("--lifetime", type=float, default=MAX_LIFETIME)
     args = ap.parse_args()
@@ -242,6 +246,13 @@ def main():
         if not (ra.isdigit() or (ra.startswith("date:") and ra[5:].lstrip("-").isdigit())):
             ap.error("--retry-after wants SECONDS or date:N")
     lifetime = min(max(args.lifetime, 0), MAX_LIFETIME)
+    bodies = {}
+    for item in args.answer_body:
+        code, sep, text = item.partition("=")
+        if not sep or not code.isdigit():
+            ap.error("--answer-body wants CODE=TEXT")
+        bodies[int(code)] = text
+    args.answer_body = bodies
 
     try:
         server = Server(("127.0.0.1", args.port), Handler)

@@ -22,51 +22,16 @@ static char dir[256];
 static int port_tls, port_rx;
 static pid_t pid_tls, pid_rx;
 
-/* The receiver's requests so far (one JSON object per line), as an array. */
-static json_t *requests(const char *log)
-{
-    json_t *arr = json_array();
-    FILE *fp = fopen(log, "r");
-    char *line = NULL;
-    size_t cap = 0;
-
-    while (fp && getline(&line, &cap, fp) > 0) {
-        json_t *j = json_loads(line, 0, NULL);
-        if (j)
-            json_array_append_new(arr, j);
-    }
-    free(line);
-    if (fp)
-        fclose(fp);
-    return arr;
-}
+#define requests cm_th_rx_requests
 
 static size_t wait_requests(const char *log, size_t want, double timeout_s)
 {
-    double end = cm_th_now() + timeout_s * CERTMON_SLOWDOWN;
-    size_t n;
-
-    do {
-        json_t *r = requests(log);
-        n = json_array_size(r);
-        json_decref(r);
-        if (n >= want)
-            return n;
-        usleep(100000);
-    } while (cm_th_now() < end);
-    return n;
+    return cm_th_rx_wait(log, want, timeout_s * CERTMON_SLOWDOWN);
 }
 
 static pid_t start_rx(int port, const char *log, const char *responses)
 {
-    char p[16];
-    char *argv[] = {"/usr/bin/python3", (char *)cm_th_script("http_receiver.py"), "--port", p,
-                    "--log", (char *)log, "--responses", (char *)responses, NULL};
-    pid_t pid;
-
-    snprintf(p, sizeof(p), "%d", port);
-    pid = cm_th_spawn(argv, NULL);
-    return pid > 0 && cm_th_wait_port(port, 5000) ? pid : -1;
+    return cm_th_rx_start(port, log, "--responses", responses, NULL);
 }
 
 static pid_t start_daemon(const char *conf, const char *log)
@@ -81,14 +46,7 @@ static int suite_init(void)
     snprintf(dir, sizeof(dir), "/tmp/certmon-alerts-XXXXXX");
     if (!mkdtemp(dir) || !cm_th_pki_dir())
         return -1;
-    /* Proxies from the environment must not catch loopback deliveries. */
-    unsetenv("http_proxy");
-    unsetenv("https_proxy");
-    unsetenv("HTTP_PROXY");
-    unsetenv("HTTPS_PROXY");
-    unsetenv("all_proxy");
-    unsetenv("ALL_PROXY");
-    setenv("no_proxy", "127.0.0.1,localhost", 1);
+    cm_th_no_proxy();
     port_tls = cm_th_free_port();
     port_rx = cm_th_free_port();
     return 0;

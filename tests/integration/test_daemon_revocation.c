@@ -5,6 +5,7 @@
  * operator sees: /api/v1/targets, /metrics (and promtool), the CRL server's log, the daemon's
  * exit status. The conditional re-fetch is also checked on the checker itself (cm_revctx on a
  * real loop), where the 304 and the kept CRL can be read from its statistics. */
+#include "cmrevoke.h"
 #include "cmtest.h"
 
 #include <curl/curl.h>
@@ -36,19 +37,15 @@ enum srv { S_GOOD, S_REVOKED, S_TARPIT, S_OCSP_GOOD, S_OCSP_REVOKED, S_COUNT };
 static const char *const certs[S_COUNT] = {"good.pem", "revoked.pem", "tarpit.pem", "ocspgood.pem",
                                            "ocsprevoked.pem"};
 
-static char dir[] = "/tmp/certmon-drevXXXXXX";
-static char crl_log[300], www[300];
-static int port[S_COUNT], crl_port, ocsp_port, down_port, tarpit_port, forged_port, web_port;
-static pid_t pid[S_COUNT], crl_pid, tarpit_pid, ocsp_pid;
+static struct cm_th_revpki pki;
+static int port[S_COUNT], web_port;
+static pid_t pid[S_COUNT];
 static pid_t daemon_pid; /* the daemon a test runs: stopped by the cleanup when a test fails */
 
+/* name in the PKI's directory (a static rotating buffer: the last 8 stay valid). */
 static const char *path(const char *name)
 {
-    static char buf[8][400];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
-    return buf[k];
+    return cm_th_path(pki.dir, name);
 }
 
 static int run_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -156,57 +153,16 @@ static int count_prefix(const char *text, const char *prefix)
     return n;
 }
 
-/* ---- The CRL server's log ---- */
-
-/* The requests for path (its JSON lines, in order; caller decrefs). */
-static json_t *crl_requests(const char *p)
-{
-    FILE *fp = fopen(crl_log, "r");
-    json_t *arr = json_array();
-    char line[2048];
-
-    while (fp && fgets(line, sizeof(line), fp)) {
-        json_t *e = json_loads(line, 0, NULL);
-        if (e && !strcmp(cm_json_str(e, "path") ? cm_json_str(e, "path") : "", p))
-            json_array_append(arr, e);
-        json_decref(e);
-    }
-    if (fp)
-        fclose(fp);
-    return arr;
-}
-
-static size_t crl_gets(const char *p)
-{
-    json_t *a = crl_requests(p);
-    size_t n = json_array_size(a);
-
-    json_decref(a);
-    return n;
-}
-
 /* ---- Suite ---- */
 
 static int suite_cleanup(void);
 
 static int suite_start(void)
 {
-    char hp[16], tp[16], op[16];
-
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (!mkdtemp(dir))
+    if (cm_th_revpki_start(&pki, "certmon-drev", false) < 0)
         return -1;
-    crl_port = cm_th_free_port();
-    ocsp_port = cm_th_free_port();
-    down_port = cm_th_free_port();
-    tarpit_port = cm_th_free_port();
-    forged_port = cm_th_free_port();
     web_port = cm_th_free_port();
-    if (run_sh("sh '%s' '%s' %d %d %d %d %d", cm_th_script("mkrevoke.sh"), dir, crl_port, ocsp_port,
-               down_port, tarpit_port, forged_port) != 0) {
-        fprintf(stderr, "mkrevoke.sh failed\n");
-        return -1;
-    }
     /* Chain files (leaf, then its intermediate), a directory with a revoked chain and a leaf
      * alone, and a chain with the stale CRL for the conditional re-fetch. */
     if (run_sh("cd '%s' && mkdir -p files more nostore && cat good.pem inter.pem > "
@@ -214,52 +170,11 @@ static int suite_start(void)
                "inter.pem > files/chain$i.pem; done && cat good.pem inter.pem > extra.pem && "
                "cat revoked.pem inter.pem > more/revoked-chain.pem && cp good.pem "
                "more/leaf-only.pem && cat stale.pem inter.pem > stale-chain.pem",
-               dir, NFILES) != 0)
+               pki.dir, NFILES) != 0)
         return -1;
-    snprintf(www, sizeof(www), "%s", path("www"));
-    snprintf(crl_log, sizeof(crl_log), "%s", path("crl.log"));
-    snprintf(hp, sizeof(hp), "%d", crl_port);
-    char *crl_argv[] = {
-        "/usr/bin/python3", (char *)cm_th_script("crl_server.py"), hp, www, crl_log, NULL};
-    crl_pid = cm_th_spawn(crl_argv, NULL);
-    snprintf(tp, sizeof(tp), "%d", tarpit_port);
-    char *tarpit_argv[] = {"/usr/bin/python3", (char *)cm_th_script("tarpit.py"), tp, NULL};
-    tarpit_pid = cm_th_spawn(tarpit_argv, NULL);
-    char idx[400], ca[400], rsigner[400], rkey[400];
-    snprintf(op, sizeof(op), "%d", ocsp_port);
-    snprintf(idx, sizeof(idx), "%s", path("ocsp.index"));
-    snprintf(ca, sizeof(ca), "%s", path("inter.pem"));
-    snprintf(rsigner, sizeof(rsigner), "%s", path("responder.pem"));
-    snprintf(rkey, sizeof(rkey), "%s", path("responder.key"));
-    char *ocsp_argv[] = {"/usr/bin/python3",
-                         (char *)cm_th_script("ocsp_responder.py"),
-                         op,
-                         idx,
-                         ca,
-                         rsigner,
-                         rkey,
-                         NULL};
-    ocsp_pid = cm_th_spawn(ocsp_argv, NULL);
-    if (crl_pid < 0 || tarpit_pid < 0 || ocsp_pid < 0 || !cm_th_wait_port(crl_port, 10000) ||
-        !cm_th_wait_port(tarpit_port, 10000) || !cm_th_wait_port(ocsp_port, 10000)) {
-        fprintf(stderr, "the CRL server, the tarpit or the OCSP responder did not start\n");
-        return -1;
-    }
-    for (int s = 0; s < S_COUNT; s++) {
-        char accept[64], cert[400], key[400], chain[400];
-        port[s] = cm_th_free_port();
-        snprintf(accept, sizeof(accept), "127.0.0.1:%d", port[s]);
-        snprintf(cert, sizeof(cert), "%s", path(certs[s]));
-        snprintf(key, sizeof(key), "%s", path("leaf.key"));
-        snprintf(chain, sizeof(chain), "%s", path("inter.pem"));
-        char *argv[] = {"openssl", "s_server",    "-accept", accept, "-cert",  cert, "-key",
-                        key,       "-cert_chain", chain,     "-www", "-quiet", NULL};
-        pid[s] = cm_th_spawn(argv, NULL);
-        if (pid[s] < 0 || !cm_th_wait_port(port[s], 10000)) {
-            fprintf(stderr, "openssl s_server for %s did not start\n", certs[s]);
+    for (int s = 0; s < S_COUNT; s++)
+        if ((pid[s] = cm_th_revpki_s_server(&pki, certs[s], "inter.pem", &port[s])) < 0)
             return -1;
-        }
-    }
     return 0;
 }
 
@@ -276,16 +191,9 @@ static int suite_cleanup(void)
     for (int s = 0; s < S_COUNT; s++)
         if (pid[s] > 0)
             cm_th_stop(pid[s]);
-    if (crl_pid > 0)
-        cm_th_stop(crl_pid);
-    if (tarpit_pid > 0)
-        cm_th_stop(tarpit_pid);
-    if (ocsp_pid > 0)
-        cm_th_stop(ocsp_pid);
     if (daemon_pid > 0)
         cm_th_stop(daemon_pid);
-    if (strcmp(dir, "/tmp/certmon-drevXXXXXX") != 0 && run_sh("rm -rf '%s'", dir) != 0)
-        fprintf(stderr, "cannot remove %s\n", dir);
+    cm_th_revpki_stop(&pki);
     curl_global_cleanup();
     return 0;
 }
@@ -373,7 +281,7 @@ static void test_daemon_revocation(void)
     snprintf(conf, sizeof(conf), "%s", path("daemon.conf"));
     snprintf(log, sizeof(log), "%s", path("daemon.log"));
     write_conf(conf, "");
-    unlink(crl_log);
+    unlink(pki.crl_log);
     char *argv[] = {(char *)cm_th_certmon(), "run", "-c", conf, NULL};
     t0 = cm_th_now();
     if (daemon_pid > 0) /* left by a test that failed */
@@ -483,8 +391,8 @@ static void test_daemon_revocation(void)
     CU_ASSERT(f && strstr(cm_json_str(f, "message"), "the issuer certificate is not in the file"));
 
     /* One CA behind NFILES + 4 chains: its CRL was fetched once, and the root's once. */
-    EXPECT_INT(crl_gets("/inter.crl"), 1);
-    EXPECT_INT(crl_gets("/root.crl"), 1);
+    EXPECT_INT(cm_th_crl_gets(&pki, "/inter.crl"), 1);
+    EXPECT_INT(cm_th_crl_gets(&pki, "/root.crl"), 1);
 
     /* /metrics: the status per position, and the cache. */
     EXPECT_INT(get_local("/metrics", &m), 200);
@@ -564,7 +472,7 @@ static void test_daemon_revocation(void)
         r = all ? report_of(all, t_extra) : NULL;
         CU_ASSERT_PTR_NOT_NULL_FATAL(r);
         EXPECT_STR(cm_json_str(r, "chain.0.revocation.status"), "good");
-        EXPECT_INT(crl_gets("/inter.crl"), 1);
+        EXPECT_INT(cm_th_crl_gets(&pki, "/inter.crl"), 1);
         json_decref(all);
         all = NULL;
     }
@@ -674,7 +582,7 @@ static void test_conditional_get(void)
     int64_t next_update;
     char err[256];
 
-    unlink(crl_log);
+    unlink(pki.crl_log);
     EXPECT_INT(cm_file_scan(path("stale-chain.pem"), (int64_t)time(NULL), &scan), 0);
     CU_ASSERT_FATAL(scan.count == 1 && scan.items[0]->tls.chain.count == 2);
     res = scan.items[0];
@@ -694,7 +602,7 @@ static void test_conditional_get(void)
     EXPECT_INT(st.crls, 1);
     EXPECT_INT(st.fetches, 1);
     EXPECT_INT(st.not_modified, 0);
-    reqs = crl_requests("/stale.crl");
+    reqs = cm_th_crl_requests(&pki, "/stale.crl");
     EXPECT_INT(json_array_size(reqs), 1);
     CU_ASSERT(json_is_null(cm_json_get(reqs, "0.if_none_match")));
     EXPECT_INT(json_integer_value(cm_json_get(reqs, "0.status")), 200);
@@ -702,12 +610,12 @@ static void test_conditional_get(void)
 
     /* At once: nothing is fetched (within the refetch interval). */
     check_once(&loop, ctx, res);
-    EXPECT_INT(crl_gets("/stale.crl"), 1);
+    EXPECT_INT(cm_th_crl_gets(&pki, "/stale.crl"), 1);
 
     /* A second later: a conditional GET, answered 304; the CRL held is kept. */
     usleep(1100000);
     check_once(&loop, ctx, res);
-    reqs = crl_requests("/stale.crl");
+    reqs = cm_th_crl_requests(&pki, "/stale.crl");
     EXPECT_INT(json_array_size(reqs), 2);
     EXPECT_STR(cm_json_str(reqs, "1.if_none_match"), cm_json_str(reqs, "0.etag"));
     CU_ASSERT_PTR_NOT_NULL(cm_json_str(reqs, "1.if_modified_since"));
@@ -723,10 +631,10 @@ static void test_conditional_get(void)
 
     /* The CA publishes a current CRL: the ETag no longer matches, the new CRL is fetched and
      * the leaf is good. */
-    CU_ASSERT_FATAL(run_sh("cp '%s/inter.crl' '%s/stale.crl'", www, www) == 0);
+    CU_ASSERT_FATAL(run_sh("cp '%s/www/inter.crl' '%s/www/stale.crl'", pki.dir, pki.dir) == 0);
     usleep(1100000);
     check_once(&loop, ctx, res);
-    reqs = crl_requests("/stale.crl");
+    reqs = cm_th_crl_requests(&pki, "/stale.crl");
     EXPECT_INT(json_array_size(reqs), 3);
     CU_ASSERT_PTR_NOT_NULL(cm_json_str(reqs, "2.if_none_match"));
     EXPECT_INT(json_integer_value(cm_json_get(reqs, "2.status")), 200);

@@ -1,15 +1,15 @@
 /* Revocation without staples against real servers: a PKI made by mkrevoke.sh at test time
- * whose certificates name CRL distribution points on 127.0.0.1, the CRLs served by Python's
- * http.server started here, one openssl s_server per case, a port where nothing listens and a
- * tarpit that accepts and never answers. Assertions are on what `certmon check --json` shows a
+ * whose certificates name CRL distribution points and OCSP responders on 127.0.0.1, the CRLs
+ * served by crl_server.py, the responders, a port where nothing listens and a tarpit that
+ * accepts and never answers (all set up by tests/support/cmrevoke.h), and one openssl s_server
+ * per case. Assertions are on what `certmon check --json` shows a
  * user: finding ids, severities, positions, sources, reasons, and the exit code. */
+#include "cmrevoke.h"
 #include "cmtest.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #ifndef CERTMON_SLOWDOWN
 #define CERTMON_SLOWDOWN 1.0
@@ -48,101 +48,24 @@ static const struct server {
     [S_OCSP_FORGED] = {"ocspforged.pem", "inter.pem"},
 };
 
-static char dir[] = "/tmp/certmon-revXXXXXX";
-static char http_log[300], ocsp_log[300], root[300];
-static int port[S_COUNT], http_port, ocsp_port, down_port, tarpit_port, forged_port;
-static pid_t pid[S_COUNT], http_pid, tarpit_pid, ocsp_pid, forged_pid;
+static struct cm_th_revpki pki;
+static char root[300];
+static int port[S_COUNT];
+static pid_t pid[S_COUNT];
 static char target[S_COUNT][64];
-
-static const char *path(const char *name)
-{
-    static char buf[4][300];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof(buf[k]), "%s/%s", dir, name);
-    return buf[k];
-}
 
 static int suite_cleanup(void);
 
-/* Starts every server; on failure stops what it started (CUnit skips the cleanup then). */
-static int suite_start(void)
+/* The PKI and its servers (the impostor OCSP responder too), then one s_server per case. */
+static int suite_init(void)
 {
-    char cmd[1024], www[300], hp[16], tp[16];
-
-    if (!mkdtemp(dir))
+    if (cm_th_revpki_start(&pki, "certmon-rev", true) < 0)
         return -1;
-    http_port = cm_th_free_port();
-    ocsp_port = cm_th_free_port();
-    down_port = cm_th_free_port(); /* nothing will listen there */
-    tarpit_port = cm_th_free_port();
-    forged_port = cm_th_free_port();
-    snprintf(cmd, sizeof(cmd), "sh '%s' '%s' %d %d %d %d %d", cm_th_script("mkrevoke.sh"), dir,
-             http_port, ocsp_port, down_port, tarpit_port, forged_port);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "mkrevoke.sh failed\n");
-        return -1;
-    }
-    snprintf(root, sizeof(root), "%s", path("root.pem"));
-    snprintf(www, sizeof(www), "%s", path("www"));
-    snprintf(http_log, sizeof(http_log), "%s", path("http.log"));
-    snprintf(hp, sizeof(hp), "%d", http_port);
-    char *http_argv[] = {"/usr/bin/python3", "-u", "-m", "http.server", "--bind", "127.0.0.1",
-                         "--directory",      www,  hp,   NULL};
-    http_pid = cm_th_spawn(http_argv, http_log);
-    snprintf(tp, sizeof(tp), "%d", tarpit_port);
-    char *tarpit_argv[] = {"/usr/bin/python3", (char *)cm_th_script("tarpit.py"), tp, NULL};
-    tarpit_pid = cm_th_spawn(tarpit_argv, NULL);
-    /* openssl ocsp answers each request (ocsp_responder.py serves it on 127.0.0.1). */
-    char op[16], idx[300], ca[300], rsigner[300], rkey[300];
-    snprintf(op, sizeof(op), "%d", ocsp_port);
-    snprintf(idx, sizeof(idx), "%s", path("ocsp.index"));
-    snprintf(ca, sizeof(ca), "%s", path("inter.pem"));
-    snprintf(rsigner, sizeof(rsigner), "%s", path("responder.pem"));
-    snprintf(rkey, sizeof(rkey), "%s", path("responder.key"));
-    snprintf(ocsp_log, sizeof(ocsp_log), "%s", path("ocsp.log"));
-    char *ocsp_argv[] = {"/usr/bin/python3",
-                         (char *)cm_th_script("ocsp_responder.py"),
-                         op,
-                         idx,
-                         ca,
-                         rsigner,
-                         rkey,
-                         NULL};
-    ocsp_pid = cm_th_spawn(ocsp_argv, ocsp_log);
-    /* An impostor responder: the intermediate's name, another key, no delegation. */
-    char fp[16], fca[300], fkey[300];
-    snprintf(fp, sizeof(fp), "%d", forged_port);
-    snprintf(fca, sizeof(fca), "%s", path("fake.pem"));
-    snprintf(fkey, sizeof(fkey), "%s", path("fake.key"));
-    char *forged_argv[] = {"/usr/bin/python3",
-                           (char *)cm_th_script("ocsp_responder.py"),
-                           fp,
-                           idx,
-                           fca,
-                           fca,
-                           fkey,
-                           NULL};
-    forged_pid = cm_th_spawn(forged_argv, NULL);
-    if (forged_pid < 0 || !cm_th_wait_port(forged_port, 10000))
-        return -1;
-    if (http_pid < 0 || tarpit_pid < 0 || ocsp_pid < 0 || !cm_th_wait_port(http_port, 10000) ||
-        !cm_th_wait_port(tarpit_port, 10000) || !cm_th_wait_port(ocsp_port, 10000)) {
-        fprintf(stderr, "the CRL server, the tarpit or the OCSP responder did not start\n");
-        return -1;
-    }
+    snprintf(root, sizeof(root), "%s", cm_th_path(pki.dir, "root.pem"));
     for (int s = 0; s < S_COUNT; s++) {
-        char accept[64], cert[300], key[300], chain[300];
-        port[s] = cm_th_free_port();
-        snprintf(accept, sizeof(accept), "127.0.0.1:%d", port[s]);
-        snprintf(cert, sizeof(cert), "%s", path(servers[s].cert));
-        snprintf(key, sizeof(key), "%s", path("leaf.key"));
-        snprintf(chain, sizeof(chain), "%s", path(servers[s].chain));
-        char *argv[] = {"openssl", "s_server",    "-accept", accept, "-cert",  cert, "-key",
-                        key,       "-cert_chain", chain,     "-www", "-quiet", NULL};
-        pid[s] = cm_th_spawn(argv, NULL);
-        if (pid[s] < 0 || !cm_th_wait_port(port[s], 10000)) {
-            fprintf(stderr, "openssl s_server for %s did not start\n", servers[s].cert);
+        if ((pid[s] = cm_th_revpki_s_server(&pki, servers[s].cert, servers[s].chain, &port[s])) <
+            0) {
+            suite_cleanup();
             return -1;
         }
         snprintf(target[s], sizeof(target[s]), "127.0.0.1:%d", port[s]);
@@ -150,32 +73,12 @@ static int suite_start(void)
     return 0;
 }
 
-static int suite_init(void)
-{
-    if (suite_start() == 0)
-        return 0;
-    suite_cleanup();
-    return -1;
-}
-
 static int suite_cleanup(void)
 {
-    char cmd[400];
-
     for (int s = 0; s < S_COUNT; s++)
         if (pid[s] > 0)
             cm_th_stop(pid[s]);
-    if (http_pid > 0)
-        cm_th_stop(http_pid);
-    if (tarpit_pid > 0)
-        cm_th_stop(tarpit_pid);
-    if (ocsp_pid > 0)
-        cm_th_stop(ocsp_pid);
-    if (forged_pid > 0)
-        cm_th_stop(forged_pid);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    if (strcmp(dir, "/tmp/certmon-revXXXXXX") != 0 && system(cmd) != 0)
-        fprintf(stderr, "cannot remove %s\n", dir);
+    cm_th_revpki_stop(&pki);
     return 0;
 }
 
@@ -443,28 +346,14 @@ static void test_ocsp(void)
     json_decref(arr);
 }
 
-static size_t count_text(const char *file, const char *needle)
-{
-    FILE *fp = fopen(file, "r");
-    char line[1024];
-    size_t n = 0;
-
-    if (!fp)
-        return 0;
-    while (fgets(line, sizeof(line), fp))
-        n += strstr(line, needle) != NULL;
-    fclose(fp);
-    return n;
-}
-
 /* Five targets behind one intermediate in one run: its CRL is fetched once. */
 static void test_one_fetch_per_url(void)
 {
-    size_t before = count_text(http_log, "GET /inter.crl"), root_before;
+    size_t before = cm_th_crl_gets(&pki, "/inter.crl"), root_before;
     json_t *arr;
     int code;
 
-    root_before = count_text(http_log, "GET /root.crl");
+    root_before = cm_th_crl_gets(&pki, "/root.crl");
     arr = cm_th_check_json(&code, NULL, "--quick", "--ca", root, target[S_GOOD], target[S_REVOKED],
                            target[S_GOOD], target[S_NOTHING], target[S_REVOKED], NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(arr);
@@ -473,8 +362,8 @@ static void test_one_fetch_per_url(void)
     CU_ASSERT_STRING_EQUAL(str(json_array_get(arr, 0), "chain.0.revocation.status"), "good");
     CU_ASSERT_STRING_EQUAL(str(json_array_get(arr, 4), "chain.0.revocation.status"), "revoked");
     json_decref(arr);
-    CU_ASSERT_EQUAL(count_text(http_log, "GET /inter.crl") - before, 1);
-    CU_ASSERT_EQUAL(count_text(http_log, "GET /root.crl") - root_before, 1);
+    CU_ASSERT_EQUAL(cm_th_crl_gets(&pki, "/inter.crl") - before, 1);
+    CU_ASSERT_EQUAL(cm_th_crl_gets(&pki, "/root.crl") - root_before, 1);
 }
 
 static CU_TestInfo tests[] = {

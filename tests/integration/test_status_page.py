@@ -11,7 +11,11 @@ the status, label and text filters (with and without JavaScript's instant filter
 a column, the detail page (chain, findings with their fix, validity bars), the badge, the
 auto-refresh switch, that the hostile subject shows as text and runs nothing (no
 window.__pwned, no alert, no CSP violation at all), and that every resource the pages load
-comes from the daemon itself. Screenshots go to OUTDIR.
+comes from the daemon itself. Then the certificate history: a second daemon with a state
+database watches an s_server that is restarted on the same port with a renewed certificate,
+and its detail page must draw two bars on the SVG timeline, the renewed leaf highlighted,
+dates on the axis, a table under it, readable colours in light and dark, no script and no
+inline style. Screenshots go to OUTDIR (history.png, history-dark.png, target-history.png).
 
 Usage: test_status_page.py CERTMON_BIN MKPKI_SH OUTDIR
 Every process it starts is stopped by PID; the whole run is bounded by an alarm.
@@ -38,7 +42,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 HOSTILE_CN = '<script>window.__pwned=1</script>"><img src=x onerror=alert(1)>'
 DAY = 86400
-TOTAL_BUDGET_S = 100
+TOTAL_BUDGET_S = 170
 
 failures = []
 procs = []  # (name, Popen) of everything started, stopped by PID at the end
@@ -251,6 +255,7 @@ def main():
         """})
         browser_pids = descendants(driver.service.process.pid)
         run_browser_checks(driver, base, reports, expected, days_left, outdir)
+        run_history_checks(driver, certmon, pki, tmp, outdir)
     except UnexpectedAlertPresentException:
         check(False, "no alert dialog opened")
     finally:
@@ -296,6 +301,130 @@ def assert_clean(driver, where):
     outside = [u for u in res if not u.startswith(origin + "/")]
     check(outside == [], "%s: %d resources, all from %s (outside: %s)"
           % (where, len(res), origin, outside))
+
+
+def s_server(port, cert, chain):
+    argv = ["openssl", "s_server", "-accept", "127.0.0.1:%d" % port, "-cert", cert, "-key",
+            os.path.join(os.path.dirname(cert), "leaf.key"), "-cert_chain", chain, "-www",
+            "-quiet", "-naccept", "1000"]
+    return start("s_server " + os.path.basename(cert), argv, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
+
+
+def history_rows(base, name, want, deadline):
+    """The target's history from the API once it has want rows (or at the deadline)."""
+    rows = []
+    while time.monotonic() < deadline:
+        _, _, body = http_get(base, "/api/v1/targets/%s/history" % name)
+        rows = json.loads(body)
+        if len(rows) >= want:
+            break
+        time.sleep(0.2)
+    return rows
+
+
+def run_history_checks(driver, certmon, pki, tmp, outdir):
+    """The certificate history on the detail page: a second daemon, with a state database,
+    probes an s_server every second; the server is restarted on the same port with a renewed
+    certificate (the same names and key, a later expiry), and the detail page then draws two
+    bars, the current one highlighted, with no script."""
+    P = lambda n: os.path.join(pki, n)
+    port, web_port = free_port(), free_port()
+    old = s_server(port, P("expiring5.pem"), P("inter.pem"))
+    if not wait_port(port, time.monotonic() + 10):
+        raise RuntimeError("s_server did not listen on %d" % port)
+    conf = os.path.join(tmp, "history.conf")
+    with open(conf, "w") as f:
+        f.write('global = { interval = "1s"; retry_interval = "1s"; timeout = "5s"; '
+                'startup_spread = "0s"; posture_interval = "off"; revocation = "off"; '
+                'state_file = "%s"; };\n'
+                'metrics = { listen = [ "127.0.0.1:%d" ]; };\n'
+                'targets = ( { host = "127.0.0.1"; port = %d; name = "renewed"; '
+                'ca_file = "%s"; } );\n' % (os.path.join(tmp, "state.db"), web_port, port,
+                                             P("root.pem")))
+    log = open(os.path.join(outdir, "certmon-history.log"), "w")
+    start("certmon history", [certmon, "run", "-c", conf], stdout=log, stderr=subprocess.STDOUT)
+    base = "http://127.0.0.1:%d" % web_port
+    if not wait_port(web_port, time.monotonic() + 10):
+        raise RuntimeError("certmon did not listen on %d (see certmon-history.log)" % web_port)
+    rows = history_rows(base, "renewed", 1, time.monotonic() + 15)
+    check(len(rows) == 1, "the first leaf is in the history (%d rows)" % len(rows))
+    # The renewal: the same port, a certificate with the same names and a later expiry.
+    old.terminate()
+    old.wait(timeout=5)
+    s_server(port, P("expiring20.pem"), P("inter.pem"))
+    if not wait_port(port, time.monotonic() + 10):
+        raise RuntimeError("the renewed s_server did not listen on %d" % port)
+    rows = history_rows(base, "renewed", 2, time.monotonic() + 15)
+    check(len(rows) == 2, "the renewed leaf is in the history too (%d rows)" % len(rows))
+    # The report that the page shows must be the renewed leaf's.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, _, body = http_get(base, "/api/v1/targets")
+        leaf = (json.loads(body)[0]["chain"] or [{}])[0].get("sha256")
+        if leaf == rows[0]["sha256"]:
+            break
+        time.sleep(0.2)
+    check(leaf == rows[0]["sha256"], "the report shows the renewed leaf")
+
+    driver.set_window_size(1400, 1000)
+    driver.get(base + "/target/renewed?refresh=0")
+    svg = driver.find_elements(By.CSS_SELECTOR, "svg.timeline")
+    check(len(svg) == 1, "a timeline on the detail page")
+    if not svg:
+        return
+    svg = svg[0]
+    bars = driver.find_elements(By.CSS_SELECTOR, "svg.timeline g.tl-cert")
+    check(len(bars) == 2, "two bars, one per leaf served (%d)" % len(bars))
+    current = driver.find_elements(By.CSS_SELECTOR, "svg.timeline g.tl-current")
+    tip = current[0].find_element(By.TAG_NAME, "title").get_attribute("textContent") \
+        if current else ""
+    check(len(current) == 1 and rows[0]["sha256"][:16] in tip and "(current)" in tip,
+          "the renewed leaf is the highlighted one: %r" % tip)
+    # Drawn where they belong: the renewed leaf served after the first, up to "now", and it
+    # is valid longer.
+    box = lambda el, sel: driver.execute_script(
+        "var b = arguments[0].querySelector(arguments[1]).getBBox();"
+        "return [b.x, b.x + b.width];", el, sel)
+    new_served, old_served = box(bars[0], ".tl-served"), box(bars[1], ".tl-served")
+    new_valid, old_valid = box(bars[0], ".tl-valid"), box(bars[1], ".tl-valid")
+    now_x = float(driver.find_element(By.CSS_SELECTOR, "line.tl-now").get_attribute("x1"))
+    check(old_served[0] <= new_served[0] and abs(new_served[1] - now_x) < 2
+          and new_valid[1] > old_valid[1],
+          "bars in place: served %s then %s, now at %.1f, valid until %s then %s"
+          % (old_served, new_served, now_x, old_valid[1], new_valid[1]))
+    check(svg.get_attribute("role") == "img" and
+          driver.find_element(By.ID, "tl-desc").get_attribute("textContent").startswith(
+              "2 certificates served since "),
+          "role=img with a summary: %r" % driver.find_element(By.ID, "tl-desc")
+          .get_attribute("textContent"))
+    dates = [t.text for t in driver.find_elements(By.CSS_SELECTOR, "svg.timeline text.tl-date")]
+    check(len(dates) >= 2 and all(len(d) == 10 and d[4] == "-" for d in dates),
+          "dates on the axis: %s" % dates)
+    trs = driver.find_elements(By.CSS_SELECTOR, "table#history tbody tr")
+    check(len(trs) == 2 and "(current)" in trs[0].text and rows[1]["sha256"] in trs[1].text,
+          "the table under it lists both, newest first")
+    check(driver.find_elements(By.CSS_SELECTOR, "[style]") == [], "no inline style on the page")
+    assert_clean(driver, "/target/renewed")
+    driver.save_screenshot(os.path.join(outdir, "target-history.png"))
+    driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=h-history]").screenshot(
+        os.path.join(outdir, "history.png"))
+    # Dark and print: the dates take the palette's muted colour, never the default black.
+    fill = lambda: driver.execute_script(
+        "return getComputedStyle(document.querySelector('text.tl-date')).fill")
+    light = fill()
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                           {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    dark = fill()
+    driver.find_element(By.CSS_SELECTOR, "section[aria-labelledby=h-history]").screenshot(
+        os.path.join(outdir, "history-dark.png"))
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print", "features": []})
+    shown = driver.execute_script(
+        "return getComputedStyle(document.querySelector('svg.timeline')).display")
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "", "features": []})
+    check(light == "rgb(87, 96, 106)" and dark == "rgb(157, 167, 179)" and shown != "none",
+          "axis dates readable in light (%s) and dark (%s), the timeline printed (%s)"
+          % (light, dark, shown))
 
 
 def run_browser_checks(driver, base, reports, expected, days_left, outdir):
@@ -461,7 +590,7 @@ if __name__ == "__main__":
         main()
         # A clean stop (under sanitizers: no leak, no error report makes it non-zero).
         for name, p in procs:
-            if name == "certmon":
+            if name.startswith("certmon"):
                 p.terminate()
                 rc = p.wait(timeout=20)
                 check(rc == 0, "certmon stops cleanly on SIGTERM (exit %s)" % rc)

@@ -38,8 +38,8 @@ CLEAN = {
     "src/main.c": '#include "certmon/analysis/analyze.h"\n#include "certmon/probe/probe.h"\n',
 }
 # The other pure modules the checker knows, empty.
-for _m in ("analysis/change", "analysis/report", "analysis/metrics", "notify/alert",
-           "notify/payload"):
+for _m in ("analysis/change", "analysis/report", "analysis/metrics", "analysis/page",
+           "notify/alert", "notify/payload"):
     CLEAN[f"src/{_m}.c"] = ""
     CLEAN[f"include/certmon/{_m}.h"] = ""
 BREAKS = [

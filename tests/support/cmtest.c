@@ -662,3 +662,84 @@ json_t *cm_th_state_json(const char *path)
     cm_state_free(s);
     return j;
 }
+
+/* ---- The scripted HTTP receiver ---- */
+
+void cm_th_no_proxy(void)
+{
+    static const char *const vars[] = {"http_proxy",  "https_proxy", "HTTP_PROXY",
+                                       "HTTPS_PROXY", "all_proxy",   "ALL_PROXY"};
+
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+    setenv("no_proxy", "127.0.0.1,localhost", 1);
+}
+
+pid_t cm_th_rx_start(int port, const char *log, ...)
+{
+    char p[16], *argv[40];
+    size_t argc = 0;
+    const char *a;
+    va_list ap;
+    pid_t pid;
+
+    snprintf(p, sizeof(p), "%d", port);
+    argv[argc++] = "/usr/bin/python3";
+    argv[argc++] = (char *)cm_th_script("http_receiver.py");
+    argv[argc++] = "--port";
+    argv[argc++] = p;
+    argv[argc++] = "--log";
+    argv[argc++] = (char *)log;
+    va_start(ap, log);
+    while ((a = va_arg(ap, const char *)) && argc < sizeof(argv) / sizeof(argv[0]) - 1)
+        argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    pid = cm_th_spawn(argv, NULL);
+    if (pid > 0 && !cm_th_wait_port(port, 5000)) {
+        cm_th_stop(pid);
+        return -1;
+    }
+    return pid;
+}
+
+json_t *cm_th_rx_requests(const char *log)
+{
+    json_t *arr = json_array();
+    FILE *fp = fopen(log, "r");
+    char *line = NULL;
+    size_t cap = 0;
+
+    while (arr && fp && getline(&line, &cap, fp) > 0) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j)
+            json_array_append_new(arr, j);
+    }
+    free(line);
+    if (fp)
+        fclose(fp);
+    return arr;
+}
+
+size_t cm_th_rx_wait(const char *log, size_t want, double timeout_s)
+{
+    double end = cm_th_now() + timeout_s;
+    size_t n;
+
+    do {
+        json_t *r = cm_th_rx_requests(log);
+        n = json_array_size(r);
+        json_decref(r);
+        if (n >= want)
+            return n;
+        usleep(100000);
+    } while (cm_th_now() < end);
+    return n;
+}
+
+json_t *cm_th_rx_body(json_t *requests, size_t i)
+{
+    const char *b = cm_json_str(json_array_get(requests, i), "body");
+
+    return b ? json_loads(b, 0, NULL) : NULL;
+}

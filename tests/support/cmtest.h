@@ -164,4 +164,25 @@ json_t *cm_finding(json_t *t, const char *id, const char *severity, int position
  * read while a daemon may be writing it; NULL when it cannot be read (no file yet). */
 json_t *cm_th_state_json(const char *path);
 
+/* ---- The scripted HTTP receiver (tests/integration/http_receiver.py) ---- */
+
+/* Clears the proxy variables of the environment (libcurl reads them) and sets no_proxy for
+ * 127.0.0.1: deliveries to loopback receivers must not go through a proxy. */
+void cm_th_no_proxy(void);
+
+/* Starts the receiver on 127.0.0.1:port, recording to log, with more arguments of its own
+ * ("--responses", "429,202", ...; NULL-terminated), and waits until it listens. Returns its
+ * PID or -1. */
+pid_t cm_th_rx_start(int port, const char *log, ...) __attribute__((sentinel));
+
+/* The requests recorded in log so far (one object per line), as an array (empty when there is
+ * no log yet). */
+json_t *cm_th_rx_requests(const char *log);
+
+/* Waits until log holds at least want requests, at most timeout_s. Returns how many it holds. */
+size_t cm_th_rx_wait(const char *log, size_t want, double timeout_s);
+
+/* The body of requests[i] parsed as JSON, or NULL. */
+json_t *cm_th_rx_body(json_t *requests, size_t i);
+
 #endif

@@ -1356,11 +1356,107 @@ static void test_notifiers(void)
                  "  group_wait = \"2h\"; } );\n",
                  2, "notifiers[0].group_wait", "");
     EXPECT_ERROR("notifiers = ( { name = \"ops\"; type = \"slak\"; } );\n", 1, "notifiers[0].type",
-                 "slack, webhook, email or alertmanager", "did you mean 'slack'?");
+                 "slack, webhook, email, alertmanager, pagerduty, teams, telegram or ntfy",
+                 "did you mean 'slack'?");
     EXPECT_ERROR("notifiers = ( { type = \"slack\"; } );\n", 1, "notifiers[0]",
                  "missing required setting 'name'");
     EXPECT_ERROR("notifiers = ( { name = \"x\"; } );\n", 1, "notifiers[0]",
                  "missing required setting 'type'");
+}
+
+/* pagerduty, teams, telegram, ntfy: defaults, secrets from files (one trailing newline
+ * dropped), the checks of each key; no message shows a secret. */
+static void test_service_notifiers(void)
+{
+    struct cm_config_errors e = {0};
+    struct cm_config *cfg;
+
+    write_file("pd.key", "0123456789abcdef0123456789abcdef\n");
+    write_file("tg.token", "123456:AAH-secret_Token\r\n");
+    write_file("empty.key", "\n");
+    cfg = load_ok(
+        "notifiers = (\n"
+        "  { name = \"pd\"; type = \"pagerduty\"; routing_key_file = \"pd.key\";\n"
+        "    client_url = \"https://certmon.example/\"; },\n"
+        "  { name = \"pd2\"; type = \"pagerduty\"; routing_key = \"R1\";\n"
+        "    url = \"http://127.0.0.1:1/v2/enqueue\"; },\n"
+        "  { name = \"teams\"; type = \"teams\"; url = \"https://x.example/wf\"; },\n"
+        "  { name = \"tg\"; type = \"telegram\"; bot_token_file = \"tg.token\";\n"
+        "    chat_id = \"-1001234567890\"; },\n"
+        "  { name = \"tg2\"; type = \"telegram\"; bot_token = \"1:a\"; chat_id = \"@ops_1\";\n"
+        "    parse_mode = \"text\"; url = \"http://127.0.0.1:2\"; },\n"
+        "  { name = \"n\"; type = \"ntfy\"; url = \"https://ntfy.example/certmon\"; },\n"
+        "  { name = \"n2\"; type = \"ntfy\"; url = \"https://ntfy.example/c\";\n"
+        "    token = \"tk_abc\"; } );\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+    EXPECT_INT(cfg->notifier_count, 7);
+    EXPECT_INT(cfg->notifiers[0].kind, CM_NOTIFIER_PAGERDUTY);
+    EXPECT_STR(cfg->notifiers[0].type, "pagerduty");
+    EXPECT_STR(cfg->notifiers[0].token, "0123456789abcdef0123456789abcdef");
+    EXPECT_STR(cfg->notifiers[0].url, "https://events.pagerduty.com/v2/enqueue");
+    EXPECT_STR(cfg->notifiers[0].client_url, "https://certmon.example/");
+    EXPECT_STR(cfg->notifiers[1].token, "R1");
+    EXPECT_STR(cfg->notifiers[1].url, "http://127.0.0.1:1/v2/enqueue");
+    EXPECT_INT(cfg->notifiers[2].kind, CM_NOTIFIER_TEAMS);
+    CU_ASSERT_PTR_NULL(cfg->notifiers[2].token);
+    EXPECT_INT(cfg->notifiers[3].kind, CM_NOTIFIER_TELEGRAM);
+    EXPECT_STR(cfg->notifiers[3].token, "123456:AAH-secret_Token");
+    EXPECT_STR(cfg->notifiers[3].url, "https://api.telegram.org");
+    EXPECT_STR(cfg->notifiers[3].chat_id, "-1001234567890");
+    CU_ASSERT(cfg->notifiers[3].html);
+    CU_ASSERT(!cfg->notifiers[4].html);
+    EXPECT_STR(cfg->notifiers[4].chat_id, "@ops_1");
+    EXPECT_INT(cfg->notifiers[5].kind, CM_NOTIFIER_NTFY);
+    CU_ASSERT_PTR_NULL(cfg->notifiers[5].token);
+    EXPECT_STR(cfg->notifiers[6].token, "tk_abc");
+    cm_config_free(cfg);
+
+    EXPECT_ERROR("notifiers = ( { name = \"p\"; type = \"pagerduty\"; } );\n", 1, "notifiers[0]",
+                 "missing required setting 'routing_key' (or 'routing_key_file')");
+    EXPECT_ERROR("notifiers = ( { name = \"p\"; type = \"pagerduty\"; routing_key = \"a\";\n"
+                 "  routing_key_file = \"pd.key\"; } );\n",
+                 2, "notifiers[0].routing_key", "not both");
+    EXPECT_ERROR("notifiers = ( { name = \"p\"; type = \"pagerduty\";\n"
+                 "  routing_key_file = \"nope.key\"; } );\n",
+                 2, "notifiers[0].routing_key_file", "cannot read", "nope.key");
+    EXPECT_ERROR("notifiers = ( { name = \"p\"; type = \"pagerduty\";\n"
+                 "  routing_key_file = \"empty.key\"; } );\n",
+                 2, "notifiers[0].routing_key_file", "one line", "not empty");
+    EXPECT_ERROR("notifiers = ( { name = \"p\"; type = \"pagerduty\"; routing_key = \"k\";\n"
+                 "  client_url = \"ftp://x\"; } );\n",
+                 2, "notifiers[0].client_url", "http:// or https://");
+    EXPECT_ERROR("notifiers = ( { name = \"t\"; type = \"teams\"; } );\n", 1, "notifiers[0]",
+                 "missing required setting 'url'");
+    EXPECT_ERROR("notifiers = ( { name = \"t\"; type = \"teams\"; url = \"https://x\";\n"
+                 "  routing_key = \"k\"; } );\n",
+                 2, "notifiers[0].routing_key", "is not a setting of a teams notifier");
+    EXPECT_ERROR("notifiers = ( { name = \"g\"; type = \"telegram\"; chat_id = \"1\"; } );\n", 1,
+                 "notifiers[0]", "missing required setting 'bot_token' (or 'bot_token_file')");
+    EXPECT_ERROR("notifiers = ( { name = \"g\"; type = \"telegram\"; bot_token = \"1:a\"; } );\n",
+                 1, "notifiers[0]", "missing required setting 'chat_id'");
+    EXPECT_ERROR("notifiers = ( { name = \"g\"; type = \"telegram\"; chat_id = \"1\";\n"
+                 "  bot_token = \"1:a/../x?y\"; } );\n",
+                 2, "notifiers[0]", "bot_token: not a Telegram bot token");
+    EXPECT_ERROR("notifiers = ( { name = \"g\"; type = \"telegram\"; bot_token = \"1:a\";\n"
+                 "  chat_id = \"ops\"; } );\n",
+                 2, "notifiers[0].chat_id", "'ops' is not a chat id");
+    EXPECT_ERROR("notifiers = ( { name = \"g\"; type = \"telegram\"; bot_token = \"1:a\";\n"
+                 "  chat_id = \"1\"; parse_mode = \"MarkdownV2\"; } );\n",
+                 2, "notifiers[0].parse_mode", "must be HTML or text");
+    EXPECT_ERROR("notifiers = ( { name = \"n\"; type = \"ntfy\"; url = \"https://x/t\";\n"
+                 "  token = \"a b\"; } );\n",
+                 2, "notifiers[0].token", "one line without spaces");
+    EXPECT_ERROR("notifiers = ( { name = \"n\"; type = \"ntfy\"; url = \"https://x/t\";\n"
+                 "  bot_token = \"1:a\"; } );\n",
+                 2, "notifiers[0].bot_token", "is not a setting of a ntfy notifier");
+    /* A secret never appears in a message, even when it is wrong. */
+    load_bad_at("notifiers = ( { name = \"g\"; type = \"telegram\"; chat_id = \"1\";\n"
+                "  bot_token = \"9:SECRETsecret/x\"; } );\n",
+                &e, __LINE__);
+    for (size_t i = 0; i < e.count; i++)
+        CU_ASSERT_PTR_NULL(strstr(e.msgs[i], "SECRET"));
+    CU_ASSERT(e.count > 0);
+    cm_config_errors_clear(&e);
 }
 
 /* Regression: the "did you mean" of an unknown key in a notifier wrote past a stack array
@@ -1746,6 +1842,7 @@ static CU_TestInfo tests[] = {
     {"policy_errors", test_policy_errors},
     {"metrics_and_log", test_metrics_and_log},
     {"notifiers", test_notifiers},
+    {"service_notifiers", test_service_notifiers},
     {"unknown_notifier_key", test_unknown_notifier_key},
     {"edit_distance", test_edit_distance},
     {"many_errors", test_many_errors},

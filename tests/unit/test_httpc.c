@@ -1066,6 +1066,8 @@ static void test_redact(void)
         {"https://discord.com/api/webhooks/123456789012345678/aBcD3fGh1jKlMn0pQrStUvWxYz_-12",
          "https://discord.com/api/webhooks/123456789012345678/***"},
         {"http://alertmanager:9093/api/v2/alerts", "http://alertmanager:9093/api/v2/alerts"},
+        {"https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",
+         "https://api.telegram.org/***/sendMessage"},
         {"http://[::1]:8080/x?y", "http://[::1]:8080/x?***"},
         {"u:p@host/path", "***@host/path"},
         {"https://a:b@c@example.org/", "https://***@example.org/"},

@@ -125,7 +125,8 @@ static void on_change(void *arg)
 static struct cm_config_notifier *add_notifier(struct env *e, const char *name,
                                                enum cm_notifier_kind kind, const char *url)
 {
-    static const char *const types[] = {"slack", "webhook", "email", "alertmanager"};
+    static const char *const types[] = {"slack",     "webhook", "email",    "alertmanager",
+                                        "pagerduty", "teams",   "telegram", "ntfy"};
     struct cm_config_notifier *c;
 
     e->cfg.notifiers = realloc(e->cfg.notifiers, (e->cfg.notifier_count + 1) * sizeof(*c));
@@ -896,7 +897,152 @@ static int suite_init(void)
     return 0;
 }
 
+/* PagerDuty takes one event per request: a group of two alerts leaves as two events, and a
+ * persisted message of several notices (here a webhook's, the notifier having become a
+ * pagerduty one under the same name) is split on load. */
+static void test_pagerduty_one_event_per_alert(void)
+{
+    struct env e;
+    struct rx rx;
+    struct cm_config_notifier *c;
+    int dead = cm_th_free_port();
+    json_t *log, *b0, *b1, *saved;
+    char *text;
+
+    CU_ASSERT_FATAL(rx_start(&rx, "http_receiver.py", "--responses", "202", NULL));
+    env_init(&e);
+    c = add_notifier(&e, "pd", CM_NOTIFIER_PAGERDUTY, NULL);
+    c->url = url_of("http", rx.port, "/v2/enqueue");
+    c->token = "K3y";
+    c->group_wait_ms = 200;
+    env_start(&e);
+    observe(&e, "a.example:443", &prod, 2, &f_expiring, &f_untrusted);
+    CU_ASSERT(run_until(&e, "pd", SENT, 2, 5000));
+    log = rx_log(&rx);
+    EXPECT_INT(json_array_size(log), 2);
+    b0 = rx_body(log, 0);
+    b1 = rx_body(log, 1);
+    EXPECT_STR(cm_json_str(b0, "event_action"), "trigger");
+    EXPECT_STR(cm_json_str(b0, "routing_key"), "K3y");
+    EXPECT_STR(cm_json_str(b0, "payload.class"), "cert.expiring");
+    EXPECT_STR(cm_json_str(b1, "payload.class"), "chain.untrusted");
+    EXPECT_STR(cm_json_str(b1, "payload.source"), "a.example:443");
+    CU_ASSERT(
+        strcmp(or_empty(cm_json_str(b0, "dedup_key")), or_empty(cm_json_str(b1, "dedup_key"))));
+    json_decref(log);
+    /* Resolved: two resolve events with the same keys. */
+    observe(&e, "a.example:443", &prod, 0);
+    CU_ASSERT(run_until(&e, "pd", SENT, 4, 5000));
+    log = rx_log(&rx);
+    {
+        json_t *r0 = rx_body(log, 2), *r1 = rx_body(log, 3);
+        EXPECT_STR(cm_json_str(r0, "event_action"), "resolve");
+        EXPECT_STR(cm_json_str(r0, "dedup_key"), or_empty(cm_json_str(b0, "dedup_key")));
+        EXPECT_STR(cm_json_str(r1, "dedup_key"), or_empty(cm_json_str(b1, "dedup_key")));
+        json_decref(r0);
+        json_decref(r1);
+    }
+    json_decref(log);
+    json_decref(b0);
+    json_decref(b1);
+    env_finish(&e);
+
+    /* A webhook "x" cannot deliver: its queue holds one message of two notices. */
+    env_init(&e);
+    c = add_notifier(&e, "x", CM_NOTIFIER_WEBHOOK, NULL);
+    c->url = url_of("http", dead, "/h");
+    env_start(&e);
+    observe(&e, "b.example:443", NULL, 2, &f_expiring, &f_untrusted);
+    CU_ASSERT(run_until(&e, "x", FAILED, 1, 5000));
+    saved = cm_notify_to_json(e.n);
+    EXPECT_INT(json_array_size(cm_json_get(saved, "x.queue")), 1);
+    EXPECT_INT(json_array_size(cm_json_get(saved, "x.queue.0.notices")), 2);
+    text = json_dumps(saved, JSON_COMPACT);
+    json_decref(saved);
+    env_finish(&e);
+    /* "x" is a pagerduty notifier after the restart: two events. */
+    env_init(&e);
+    c = add_notifier(&e, "x", CM_NOTIFIER_PAGERDUTY, NULL);
+    c->url = url_of("http", rx.port, "/v2/enqueue");
+    c->token = "K3y";
+    env_start(&e);
+    saved = json_loads(text, 0, NULL);
+    EXPECT_INT(cm_notify_load_json(e.n, saved), 0);
+    json_decref(saved);
+    free(text);
+    CU_ASSERT(run_until(&e, "x", SENT, 2, 8000));
+    EXPECT_INT(counter(&e, "x", DROPPED), 0);
+    log = rx_log(&rx);
+    EXPECT_INT(json_array_size(log), 6);
+    b0 = rx_body(log, 4);
+    EXPECT_STR(cm_json_str(b0, "payload.source"), "b.example:443");
+    json_decref(b0);
+    json_decref(log);
+    env_finish(&e);
+    rx_stop(&rx);
+}
+
+/* Telegram: the request goes to BASE/bot<token>/sendMessage; the persisted queue names the
+ * base URL only. ntfy: the Bearer token in a header. */
+static void test_telegram_url_and_ntfy_token(void)
+{
+    struct env e;
+    struct rx rx;
+    struct cm_config_notifier *t, *n;
+    int dead = cm_th_free_port();
+    json_t *log, *saved;
+    char *text;
+
+    CU_ASSERT_FATAL(rx_start(&rx, "http_receiver.py", NULL));
+    env_init(&e);
+    t = add_notifier(&e, "tg", CM_NOTIFIER_TELEGRAM, NULL);
+    t->url = url_of("http", rx.port, "/tgapi/");
+    t->token = "12345:AAsecret";
+    t->chat_id = "42";
+    t->html = true;
+    n = add_notifier(&e, "nt", CM_NOTIFIER_NTFY, NULL);
+    n->url = url_of("http", rx.port, "/topic");
+    n->token = "tk_1";
+    env_start(&e);
+    observe(&e, "a.example:443", NULL, 1, &f_untrusted);
+    CU_ASSERT(run_until(&e, "tg", SENT, 1, 5000));
+    CU_ASSERT(run_until(&e, "nt", SENT, 1, 5000));
+    log = rx_log(&rx);
+    EXPECT_INT(json_array_size(log), 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *r = json_array_get(log, i);
+        if (!strcmp(or_empty(cm_json_str(r, "path")), "/topic")) {
+            EXPECT_STR(cm_json_str(r, "headers.authorization"), "Bearer tk_1");
+            EXPECT_STR(cm_json_str(r, "headers.priority"), "5");
+        } else {
+            EXPECT_STR(cm_json_str(r, "path"), "/tgapi/bot12345:AAsecret/sendMessage");
+        }
+    }
+    json_decref(log);
+    env_finish(&e);
+
+    env_init(&e);
+    t = add_notifier(&e, "tg", CM_NOTIFIER_TELEGRAM, NULL);
+    t->url = url_of("http", dead, "");
+    t->token = "12345:AAsecret";
+    t->chat_id = "42";
+    env_start(&e);
+    observe(&e, "a.example:443", NULL, 1, &f_untrusted);
+    CU_ASSERT(run_until(&e, "tg", FAILED, 1, 5000));
+    saved = cm_notify_to_json(e.n);
+    text = json_dumps(saved, JSON_COMPACT);
+    CU_ASSERT_FATAL(text != NULL);
+    CU_ASSERT_PTR_NULL(strstr(text, "AAsecret"));
+    EXPECT_INT(json_array_size(cm_json_get(saved, "tg.queue")), 1);
+    free(text);
+    json_decref(saved);
+    env_finish(&e);
+    rx_stop(&rx);
+}
+
 static CU_TestInfo tests[] = {
+    {"pagerduty_one_event_per_alert", test_pagerduty_one_event_per_alert},
+    {"telegram_url_and_ntfy_token", test_telegram_url_and_ntfy_token},
     {"webhook: grouped, signed, resolved", test_webhook_grouped_signed_resolved},
     {"500 then 200", test_retry_500_then_200},
     {"429 Retry-After", test_retry_after},

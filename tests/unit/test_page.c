@@ -411,7 +411,7 @@ static void test_target_page(void)
                                   "source", "crl", "revoked_at", "2027-01-01T00:00:00Z", "reason",
                                   "keyCompromise<x>", "crl_stale", 0, "errors",
                                   "fetch <failed>"));
-    EXPECT_INT(cm_page_render_target(r, MD, &info, NOW, true, &b), 0);
+    EXPECT_INT(cm_page_render_target(r, MD, NULL, &info, NOW, true, &b), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b.data);
     expect_inert(b.data, __LINE__);
     /* Findings with the docs' text, markdown emphasis dropped, foreign text escaped. */
@@ -440,14 +440,14 @@ static void test_target_page(void)
 
     /* Without docs and posture. */
     json_object_set_new(r, "posture", json_null());
-    EXPECT_INT(cm_page_render_target(r, NULL, &info, NOW, false, &b), 0);
+    EXPECT_INT(cm_page_render_target(r, NULL, NULL, &info, NOW, false, &b), 0);
     CU_ASSERT_PTR_NULL(strstr(b.data, "Triggered when"));
     CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "No posture pass has run"));
     CU_ASSERT_PTR_NULL(strstr(b.data, "http-equiv=\"refresh\""));
     cm_page_buf_free(&b);
     json_decref(r);
     r = json_integer(1);
-    EXPECT_INT(cm_page_render_target(r, NULL, &info, NOW, false, &b), -EINVAL);
+    EXPECT_INT(cm_page_render_target(r, NULL, NULL, &info, NOW, false, &b), -EINVAL);
     json_decref(r);
     cm_page_buf_free(&b);
 
@@ -514,10 +514,291 @@ static void test_bad_reports(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "<span class=\"st st-unknown\">unknown</span>"));
     CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "never"));
     b.len = 0;
-    EXPECT_INT(cm_page_render_target(j, "", NULL, NOW, false, &b), 0);
+    EXPECT_INT(cm_page_render_target(j, "", NULL, NULL, NOW, false, &b), 0);
     cm_page_buf_free(&b);
     cm_page_row_free(r);
     json_decref(j);
+}
+
+/* ---- The certificate history's timeline ---- */
+
+/* The detail page of a report (leaf "ab12", 15 days left, last probe 2 minutes before NOW)
+ * with hist as its history. Caller frees. */
+static char *history_page(const char *name, const struct cm_page_history *hist)
+{
+    json_t *r = report(name, "ok", 15, "CN=www.example.test", NULL, NULL, "web");
+    struct cm_page_buf b = {0};
+    struct cm_page_info info = {"9.9", 1};
+
+    EXPECT_INT(cm_page_render_target(r, NULL, hist, &info, NOW, false, &b), 0);
+    json_decref(r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b.data);
+    expect_inert(b.data, __LINE__);
+    return b.data;
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* The number after attr=" in the first element after marker (from html on), or -1e9. */
+static double attr_after(const char *html, const char *marker, const char *attr)
+{
+    const char *p = strstr(html, marker), *end;
+    char key[32];
+
+    if (!p)
+        return -1e9;
+    end = strchr(p, '>');
+    snprintf(key, sizeof(key), " %s=\"", attr);
+    p = strstr(p, key);
+    return p && p < end ? strtod(p + strlen(key), NULL) : -1e9;
+}
+
+/* Every x, x1, x2 and width of the timeline's SVG, inside its 800-unit box; no NaN, no
+ * infinity. */
+static void expect_in_box(const char *html, unsigned line)
+{
+    const char *s = strstr(html, "<svg class=\"timeline\""), *e = s ? strstr(s, "</svg>") : NULL;
+    static const char *const attrs[] = {" x=\"", " x1=\"", " x2=\"", " width=\""};
+
+    expect_int(s && e, 1, "a timeline", line);
+    if (!s || !e)
+        return;
+    expect_int(strstr(s, "nan") && strstr(s, "nan") < e, 0, "NaN in the timeline", line);
+    expect_int(strstr(s, "inf") && strstr(s, "inf") < e, 0, "infinity in the timeline", line);
+    for (size_t a = 0; a < 4; a++)
+        for (const char *p = s; (p = strstr(p, attrs[a])) && p < e; p++) {
+            double v = strtod(p + strlen(attrs[a]), NULL);
+            expect_int(v >= 0 && v <= 800, 1, attrs[a], line);
+        }
+}
+
+static struct cm_page_cert cert(const char *sha, const char *subject, long nb, long na, long fs,
+                                long ls)
+{
+    return (struct cm_page_cert){.sha256 = sha,
+                                 .subject = subject,
+                                 .issuer = "CN=Test CA",
+                                 .not_before = NOW + nb * DAY,
+                                 .not_after = NOW + na * DAY,
+                                 .first_seen = NOW + fs * DAY,
+                                 .last_seen = NOW + ls * DAY};
+}
+
+static void test_history_empty(void)
+{
+    struct cm_page_history none = {0}, err = {.error = "database <locked>"};
+    char *html;
+
+    /* No state database: said so, nothing drawn. */
+    html = history_page("t", NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<h2 id=\"h-history\">Certificate history</h2>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "No history is kept"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<code>global.state_file</code>"));
+    CU_ASSERT_PTR_NULL(strstr(html, "class=\"timeline\""));
+    free(html);
+    /* A database with no row for the target: zero leaves. */
+    html = history_page("t", &none);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "No certificate has been recorded for this target yet."));
+    CU_ASSERT_PTR_NULL(strstr(html, "class=\"timeline\""));
+    CU_ASSERT_PTR_NULL(strstr(html, "id=\"history\""));
+    free(html);
+    /* A certificate file: the daemon records no history for it, whatever it is handed. */
+    {
+        json_t *r = report("file:/etc/ssl/a.pem", "ok", 15, "CN=a", NULL, NULL, "web");
+        struct cm_page_cert c = cert("ab12", "CN=a", -60, 15, -59, -2);
+        struct cm_page_history one = {&c, 1, NULL};
+        struct cm_page_buf b = {0};
+        json_object_set_new(r, "path", json_string("/etc/ssl/a.pem"));
+        EXPECT_INT(cm_page_render_target(r, NULL, &one, NULL, NOW, false, &b), 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "the leaves of certificate files are not recorded"));
+        CU_ASSERT_PTR_NULL(strstr(b.data, "class=\"timeline\""));
+        cm_page_buf_free(&b);
+        json_decref(r);
+    }
+    /* A read error: its reason, escaped, and the rest of the page. */
+    html = history_page("t", &err);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(html, "<p class=\"err\">The history could not be read: database &lt;locked&gt;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<h2 id=\"h-posture\">"));
+    free(html);
+}
+
+static void test_history_one(void)
+{
+    /* The leaf the report shows, seen since 59 days ago, last stored 2 days ago. */
+    struct cm_page_cert c = cert("ab12", "CN=www.example.test", -60, 15, -59, -2);
+    struct cm_page_history h = {&c, 1, NULL};
+    char *html = history_page("one", &h);
+    double xnow, sx, sw;
+
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<p class=\"tl-summary\">1 certificate served since "
+                                        "2026-11-17; current valid until 2027-01-30.</p>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "role=\"img\" aria-labelledby=\"tl-title tl-desc\">"
+                                        "<title id=\"tl-title\">Certificates served by one"
+                                        "</title><desc id=\"tl-desc\">1 certificate served since "
+                                        "2026-11-17; current valid until 2027-01-30.</desc>"));
+    EXPECT_INT(count(html, "<g class=\"tl-cert"), 1);
+    EXPECT_INT(count(html, "<g class=\"tl-cert tl-current\""), 1);
+    /* The tooltip: subject, fingerprint, validity, served up to the last probe (today). */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<title>CN=www.example.test\nSHA-256 ab12&#8230;\nvalid "
+                                        "2026-11-16 to 2027-01-30\nserved 2026-11-17 to "
+                                        "2027-01-15 (current)</title>"));
+    /* The served bar ends at now, where the marker is. */
+    xnow = attr_after(html, "<line class=\"tl-now\"", "x1");
+    sx = attr_after(html, "<rect class=\"tl-served\"", "x");
+    sw = attr_after(html, "<rect class=\"tl-served\"", "width");
+    CU_ASSERT(xnow > 400 && xnow < 800);
+    CU_ASSERT(sx > 0 && sx + sw > xnow - 1 && sx + sw < xnow + 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">now</text>"));
+    CU_ASSERT(count(html, "<text class=\"tl-date\"") >= 2);
+    /* The table under it, one row, marked current; no "older not shown". */
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<table class=\"history\" id=\"history\">"));
+    EXPECT_INT(count(html, "<tr class=\"tl-current\">"), 1);
+    CU_ASSERT_PTR_NULL(strstr(html, "not shown"));
+    /* No inline style anywhere (the CSP forbids it): classes only. */
+    CU_ASSERT_PTR_NULL(strstr(html, "style="));
+    expect_in_box(html, __LINE__);
+    free(html);
+}
+
+static void test_history_three(void)
+{
+    /* Newest first, as the store reads them: the current leaf, a renewal's predecessor, and
+     * one that was served after it expired. */
+    struct cm_page_cert c[3] = {
+        cert("ab12", "CN=www.example.test", -60, 15, -59, -2),
+        cert("cd34", "CN=www.example.test", -150, -50, -140, -60),
+        cert("ef56", "CN=old.example.test", -300, -200, -299, -140),
+    };
+    struct cm_page_history h = {c, 3, NULL};
+    char *html = history_page("three", &h);
+    double x[3], xnow = attr_after(html, "<line class=\"tl-now\"", "x1");
+    const char *p = html;
+
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "3 certificates served since 2026-03-22; current valid "
+                                        "until 2027-01-30.</desc>"));
+    EXPECT_INT(count(html, "<g class=\"tl-cert"), 3);
+    EXPECT_INT(count(html, "<g class=\"tl-cert tl-current\" id=\"tl-cert-0\""), 1);
+    /* Bars in the order given, each served span starting right of the older one's. */
+    for (int i = 0; i < 3; i++) {
+        p = strstr(p, "<rect class=\"tl-served\"");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        x[i] = attr_after(p, "<rect class=\"tl-served\"", "x");
+        p++;
+    }
+    CU_ASSERT(x[2] < x[1] && x[1] < x[0] && x[0] < xnow);
+    /* The two expired leaves are marked so, the current one is not. */
+    EXPECT_INT(count(html, "<rect class=\"tl-valid tl-expired\""), 2);
+    EXPECT_INT(count(html, "<span class=\"d-expired\">(expired)</span>"), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<title>CN=old.example.test\nSHA-256 ef56&#8230;\nvalid "
+                                        "2026-03-21 to 2026-06-29\nserved 2026-03-22 to "
+                                        "2026-08-28</title>"));
+    /* The axis spans about ten months: a date every two months, on the first. */
+    {
+        size_t ticks = 0;
+        for (const char *q = html; (q = strstr(q, "<text class=\"tl-date\"")); q++) {
+            const char *t = strchr(q, '>') + 1;
+            ticks++;
+            CU_ASSERT(strncmp(t + 7, "-01</text>", 10) == 0);
+            CU_ASSERT((atoi(t + 5) - 1) % 2 == 0);
+        }
+        CU_ASSERT(ticks >= 4 && ticks <= 7);
+    }
+    /* The table lists them newest first. */
+    CU_ASSERT(strstr(html, "<code class=\"fp\">ab12</code>") <
+              strstr(html, "<code class=\"fp\">cd34</code>"));
+    CU_ASSERT(strstr(html, "<code class=\"fp\">cd34</code>") <
+              strstr(html, "<code class=\"fp\">ef56</code>"));
+    expect_in_box(html, __LINE__);
+    free(html);
+}
+
+static void test_history_hostile(void)
+{
+    /* Certificate text ends the SVG and opens a script, in the subject, the issuer and the
+     * fingerprint; the target name too. None of it may become markup. */
+    struct cm_page_cert c =
+        cert("</svg><script>window.__pwned=1</script>",
+             "CN=</svg><script>window.__pwned=1</script>" HOSTILE_CN, -10, 80, -9, -1);
+    struct cm_page_history h = {&c, 1, NULL};
+    char *html;
+
+    c.issuer = "CN=\"><img src=x onerror=alert(1)>";
+    html = history_page("</title></svg><script>window.__pwned=1</script>", &h);
+    CU_ASSERT_PTR_NULL(strstr(html, "</svg><script"));
+    CU_ASSERT_PTR_NULL(strstr(html, "</title></svg>"));
+    /* Every <svg> the page opens, it closes itself: foreign text closed none of them. */
+    EXPECT_INT(count(html, "<svg "), count(html, "</svg>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<title>CN=&lt;/svg&gt;&lt;script&gt;window.__pwned=1"
+                                        "&lt;/script&gt;&lt;script&gt;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "SHA-256 &lt;/svg&gt;&lt;script&gt;wi&#8230;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "Certificates served by &lt;/title&gt;&lt;/svg&gt;"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<td class=\"c-issuer\">CN=&quot;&gt;&lt;img src=x "));
+    free(html);
+}
+
+static void test_history_bounds(void)
+{
+    enum { N = CM_PAGE_HISTORY_MAX + 10 };
+    struct cm_page_cert c[N], wild[2];
+    struct cm_page_history h = {c, N, NULL};
+    char sha[N][8], *html;
+
+    /* A weekly rotation, newest first: only the newest CM_PAGE_HISTORY_MAX are drawn. */
+    for (int i = 0; i < N; i++) {
+        snprintf(sha[i], sizeof(sha[i]), "%04d", i);
+        c[i] = cert(sha[i], "CN=rot.example.test", -7 * i - 1, -7 * i + 8, -7 * i, -7 * i + 7);
+    }
+    c[0].sha256 = "ab12";
+    html = history_page("rot", &h);
+    EXPECT_INT(count(html, "<g class=\"tl-cert"), CM_PAGE_HISTORY_MAX);
+    EXPECT_INT(count(strstr(html, "id=\"history\""), "<code class=\"fp\">"), CM_PAGE_HISTORY_MAX);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "<p class=\"tl-more\">10 older certificates not shown."));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "60 certificates served since 2025-11-28; current valid "
+                                        "until 2027-01-23; the newest 50 shown.</desc>"));
+    CU_ASSERT_PTR_NULL(strstr(html, ">0050</code>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, ">0049</code>"));
+    CU_ASSERT(count(html, "<text class=\"tl-date\"") <= 8);
+    expect_in_box(html, __LINE__);
+    free(html);
+
+    /* Times at the ends of int64 (a hostile or broken certificate) and a leaf not the
+     * report's: drawn inside the box, the axis stays on what was served. */
+    wild[0] = cert("ffff", "CN=wild", 0, 0, -3, -1);
+    wild[0].not_before = INT64_MIN;
+    wild[0].not_after = INT64_MAX;
+    wild[1] = cert("eeee", "CN=wild", 0, 0, -5, -4);
+    wild[1].not_before = wild[1].not_after = 0;
+    h = (struct cm_page_history){wild, 2, NULL};
+    html = history_page("wild", &h);
+    EXPECT_INT(count(html, "<g class=\"tl-cert"), 2);
+    EXPECT_INT(count(html, "tl-current"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "2 certificates served since 2027-01-10.</desc>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(html, "valid 0001-01-01 to 9999-12-31"));
+    expect_in_box(html, __LINE__);
+    free(html);
+
+    /* Everything within 20 hours (a one-hour certificate, served for an hour, 19 hours ago):
+     * the axis is the day around it, and now is inside it, right of the bar. */
+    wild[0] = cert("ab12", "CN=short", 0, 0, 0, 0);
+    wild[0].not_before = wild[0].first_seen = NOW - 20 * 3600;
+    wild[0].not_after = wild[0].last_seen = NOW - 19 * 3600;
+    h = (struct cm_page_history){wild, 1, NULL};
+    html = history_page("short", &h);
+    {
+        double xnow = attr_after(html, "<line class=\"tl-now\"", "x1");
+        double sx = attr_after(html, "<rect class=\"tl-served\"", "x");
+        CU_ASSERT(xnow > sx + 20 && xnow < 800 - 12 - 20);
+    }
+    expect_in_box(html, __LINE__);
+    free(html);
 }
 
 /* Wall and CPU milliseconds of one render (CPU time is what the loop loses; wall time also
@@ -570,6 +851,26 @@ static void test_timing(void)
     for (int i = 0; i < N; i++)
         cm_page_row_free(rows[i]);
     free(rows);
+
+    /* A detail page with a full timeline (CM_PAGE_HISTORY_MAX bars, more left out). */
+    {
+        enum { H = CM_PAGE_HISTORY_MAX + 10 };
+        struct cm_page_cert c[H];
+        struct cm_page_history h = {c, H, NULL};
+        json_t *r = report("t", "ok", 15, "CN=www.example.test", NULL, NULL, "web");
+        struct timespec c0, c1;
+        for (int i = 0; i < H; i++)
+            c[i] = cert("ab12", "CN=www.example.test", -30 * i - 1, -30 * i + 60, -30 * i,
+                        -30 * i + 29);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        EXPECT_INT(cm_page_render_target(r, NULL, &h, NULL, NOW, false, &b), 0);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        fprintf(stderr, "  detail page with %d history bars: %.2f ms CPU, %zu bytes\n",
+                CM_PAGE_HISTORY_MAX,
+                (c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) / 1e6, b.len);
+        cm_page_buf_free(&b);
+        json_decref(r);
+    }
 }
 
 static CU_TestInfo tests[] = {
@@ -583,6 +884,11 @@ static CU_TestInfo tests[] = {
     {"target page", test_target_page},
     {"badge", test_badge},
     {"malformed reports", test_bad_reports},
+    {"history: none, not kept, unreadable", test_history_empty},
+    {"history: one leaf", test_history_one},
+    {"history: three leaves", test_history_three},
+    {"history: hostile certificate text", test_history_hostile},
+    {"history: bounds and extreme times", test_history_bounds},
     {"timing (printed)", test_timing},
     CU_TEST_INFO_NULL,
 };

@@ -3,6 +3,7 @@
 #include "cmtest.h"
 
 #include "certmon/base/error.h"
+#include "certmon/base/text.h"
 #include "certmon/notify/payload.h"
 #include "certmon/probe/x509.h"
 
@@ -1197,6 +1198,373 @@ static void test_null_inputs(void)
     cm_notice_free(n);
 }
 
+/* ---- PagerDuty, Teams, Telegram, ntfy ---- */
+
+/* A notice whose every text field is hostile: markup, quotes, newlines, Markdown links. */
+static struct cm_notice *hostile(void)
+{
+    return mk(CM_ALERT_FIRING, "<script>alert(\"t\")</script>\r\nX-Injected: 1 [x](http://evil)",
+              "cert.expired", 0, CM_SEV_CRITICAL, CM_SEV_CRITICAL,
+              "CN=\"<b>*bold*</b>\" _it_ `code` ~s~ \\\nsecond line & more", &labels2);
+}
+
+/* A string of count copies of unit. */
+static char *repeat(const char *unit, size_t count)
+{
+    size_t ul = strlen(unit);
+    char *s = malloc(ul * count + 1);
+
+    CU_ASSERT_FATAL(s != NULL);
+    for (size_t i = 0; i < count; i++)
+        memcpy(s + i * ul, unit, ul);
+    s[ul * count] = '\0';
+    return s;
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void test_pagerduty_trigger_resolve(void)
+{
+    struct cm_notice *fire = expired(CM_ALERT_FIRING), *res = expired(CM_ALERT_RESOLVED);
+    struct cm_notice *other = mk(CM_ALERT_FIRING, "www.example.com:443", "cert.expired", 1,
+                                 CM_SEV_WARNING, CM_SEV_WARNING, "m", NULL);
+    char k1[CM_PAYLOAD_PD_DEDUP_LEN], k2[CM_PAYLOAD_PD_DEDUP_LEN], k3[CM_PAYLOAD_PD_DEDUP_LEN];
+    json_t *t = parse(cm_payload_pagerduty(fire, "R0UTINGKEY", "https://certmon.example/", NOW));
+    json_t *r = parse(cm_payload_pagerduty(res, "R0UTINGKEY", NULL, NOW));
+    json_t *w = parse(cm_payload_pagerduty(other, "R0UTINGKEY", "", NOW));
+
+    EXPECT_STR(keys_of(t), "routing_key,event_action,dedup_key,payload,client,client_url");
+    EXPECT_STR(cm_json_str(t, "routing_key"), "R0UTINGKEY");
+    EXPECT_STR(cm_json_str(t, "event_action"), "trigger");
+    EXPECT_STR(cm_json_str(t, "client"), "certmon");
+    EXPECT_STR(cm_json_str(t, "client_url"), "https://certmon.example/");
+    EXPECT_STR(keys_of(json_object_get(t, "payload")),
+               "summary,source,severity,timestamp,class,custom_details");
+    EXPECT_STR(cm_json_str(t, "payload.summary"),
+               "CRITICAL: cert.expired on www.example.com:443: certificate expired 3 days ago");
+    EXPECT_STR(cm_json_str(t, "payload.source"), "www.example.com:443");
+    EXPECT_STR(cm_json_str(t, "payload.severity"), "critical");
+    EXPECT_STR(cm_json_str(t, "payload.timestamp"), "2023-11-16T09:33:20Z");
+    EXPECT_STR(cm_json_str(t, "payload.class"), "cert.expired");
+    EXPECT_STR(cm_json_str(t, "payload.custom_details.finding"), "cert.expired");
+    EXPECT_STR(cm_json_str(t, "payload.custom_details.labels.team"), "web");
+    EXPECT_INT(json_integer_value(cm_json_get(t, "payload.custom_details.position")), 0);
+    EXPECT_STR(cm_json_str(t, "payload.custom_details.started_at"), "2023-11-15T09:33:20Z");
+    /* Resolve: the same dedup_key, no payload. */
+    EXPECT_STR(keys_of(r), "routing_key,event_action,dedup_key");
+    EXPECT_STR(cm_json_str(r, "event_action"), "resolve");
+    EXPECT_STR(cm_json_str(r, "dedup_key"), cm_json_str(t, "dedup_key"));
+    /* The key: "certmon-" + 32 hex digits, stable, and another alert (position) another key. */
+    EXPECT_INT(cm_payload_pagerduty_dedup_key(fire, k1, sizeof(k1)), 0);
+    EXPECT_INT(cm_payload_pagerduty_dedup_key(res, k2, sizeof(k2)), 0);
+    EXPECT_INT(cm_payload_pagerduty_dedup_key(other, k3, sizeof(k3)), 0);
+    EXPECT_STR(k1, k2);
+    CU_ASSERT(strcmp(k1, k3) != 0);
+    EXPECT_INT(strlen(k1), 40);
+    CU_ASSERT(strncmp(k1, "certmon-", 8) == 0 && strspn(k1 + 8, "0123456789abcdef") == 32);
+    EXPECT_STR(cm_json_str(t, "dedup_key"), k1);
+    EXPECT_INT(cm_payload_pagerduty_dedup_key(fire, k1, CM_PAYLOAD_PD_DEDUP_LEN - 1), CM_EBADARG);
+    /* warning maps to warning; an empty client_url is left out. */
+    EXPECT_STR(cm_json_str(w, "payload.severity"), "warning");
+    CU_ASSERT_PTR_NULL(json_object_get(w, "client_url"));
+    CU_ASSERT(json_is_null(cm_json_get(r, "payload")) || !cm_json_get(r, "payload"));
+    /* An unknown time: no timestamp at all (PagerDuty wants a string when there is one). */
+    fire->at = fire->started_at = 0;
+    json_decref(w);
+    w = parse(cm_payload_pagerduty(fire, "R0UTINGKEY", NULL, NOW));
+    CU_ASSERT_PTR_NULL(cm_json_get(w, "payload.timestamp"));
+    EXPECT_STR(keys_of(json_object_get(w, "payload")),
+               "summary,source,severity,class,custom_details");
+    CU_ASSERT_PTR_NULL(cm_payload_pagerduty(fire, NULL, NULL, NOW));
+    CU_ASSERT_PTR_NULL(cm_payload_pagerduty(NULL, "k", NULL, NOW));
+    json_decref(t);
+    json_decref(r);
+    json_decref(w);
+    cm_notice_free(fire);
+    cm_notice_free(res);
+    cm_notice_free(other);
+}
+
+static void test_pagerduty_hostile_and_long(void)
+{
+    struct cm_notice *h = hostile();
+    char *msg = repeat("\xc3\xa9", 3000); /* 3000 two-byte characters */
+    struct cm_notice *l = mk(CM_ALERT_FIRING, "a.example:443", "cert.expiring", -1, CM_SEV_INFO,
+                             CM_SEV_INFO, msg, NULL);
+    json_t *j = parse(cm_payload_pagerduty(h, "k", NULL, NOW));
+    json_t *k = parse(cm_payload_pagerduty(l, "k", NULL, NOW));
+    const char *s = cm_json_str(j, "payload.summary"), *ls = cm_json_str(k, "payload.summary");
+
+    CU_ASSERT_FATAL(s && ls);
+    /* One line; the text itself is kept (JSON carries it safely). */
+    CU_ASSERT_PTR_NULL(strpbrk(s, "\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "<script>alert(\"t\")</script>"));
+    EXPECT_STR(cm_json_str(j, "payload.custom_details.message"),
+               "CN=\"<b>*bold*</b>\" _it_ `code` ~s~ \\\nsecond line & more");
+    CU_ASSERT_PTR_NULL(strpbrk(cm_json_str(j, "payload.source"), "\r\n"));
+    /* Cut at 1024 characters, in valid UTF-8, with an ellipsis. */
+    EXPECT_INT(utf8_chars(ls), CM_PAYLOAD_PD_SUMMARY_MAX);
+    CU_ASSERT(cm_utf8_valid(ls, strlen(ls)));
+    CU_ASSERT(ends_with(ls, "\xe2\x80\xa6"));
+    EXPECT_STR(cm_json_str(k, "payload.severity"), "info");
+    CU_ASSERT(json_is_null(cm_json_get(k, "payload.custom_details.position")));
+    json_decref(j);
+    json_decref(k);
+    free(msg);
+    cm_notice_free(h);
+    cm_notice_free(l);
+}
+
+static void test_teams_card(void)
+{
+    struct cm_notice *g[3];
+    json_t *one, *grp, *body, *e;
+    struct cm_notice *x = expired(CM_ALERT_RESOLVED);
+    size_t i;
+
+    group3(g);
+    one = parse(cm_payload_teams((const struct cm_notice *const *)&x, 1, NOW));
+    EXPECT_STR(keys_of(one), "type,attachments");
+    EXPECT_STR(cm_json_str(one, "type"), "message");
+    EXPECT_INT(json_array_size(json_object_get(one, "attachments")), 1);
+    EXPECT_STR(cm_json_str(one, "attachments.0.contentType"),
+               "application/vnd.microsoft.card.adaptive");
+    CU_ASSERT(json_is_null(cm_json_get(one, "attachments.0.contentUrl")));
+    EXPECT_STR(cm_json_str(one, "attachments.0.content.type"), "AdaptiveCard");
+    EXPECT_STR(cm_json_str(one, "attachments.0.content.version"), "1.4");
+    EXPECT_STR(cm_json_str(one, "attachments.0.content.$schema"),
+               "http://adaptivecards.io/schemas/adaptive-card.json");
+    body = cm_json_get(one, "attachments.0.content.body");
+    /* Header, headline, message, facts, footer. */
+    EXPECT_INT(json_array_size(body), 5);
+    EXPECT_STR(
+        cm_json_str(body, "0.text"),
+        "\xf0\x9f\x9f\xa2 RESOLVED: a certificate of the chain has expired on www.example.com:443");
+    EXPECT_STR(cm_json_str(body, "0.weight"), "Bolder");
+    EXPECT_STR(cm_json_str(body, "2.text"), "certificate expired 3 days ago");
+    EXPECT_STR(cm_json_str(body, "3.type"), "FactSet");
+    EXPECT_STR(cm_json_str(body, "3.facts.0.title"), "Target");
+    EXPECT_STR(cm_json_str(body, "3.facts.0.value"), "www.example.com:443");
+    EXPECT_STR(cm_json_str(body, "3.facts.2.value"), "RESOLVED");
+    EXPECT_STR(cm_json_str(body, "3.facts.4.title"), "Resolved");
+    EXPECT_STR(cm_json_str(body, "3.facts.6.value"), "env=prod, team=web");
+    EXPECT_STR(cm_json_str(body, "4.isSubtle") ? "" : "subtle", "subtle");
+    CU_ASSERT(json_is_true(cm_json_get(body, "4.isSubtle")));
+    json_array_foreach(body, i, e)
+    {
+        const char *ty = cm_json_str(e, "type");
+        CU_ASSERT(ty && (!strcmp(ty, "TextBlock") || !strcmp(ty, "FactSet")));
+    }
+    grp = parse(cm_payload_teams((const struct cm_notice *const *)g, 3, NOW));
+    EXPECT_STR(cm_json_str(grp, "attachments.0.content.body.0.text"),
+               "\xf0\x9f\x94\xb4 3 alerts (1 critical, 2 warning) on 2 targets");
+    EXPECT_INT(json_array_size(cm_json_get(grp, "attachments.0.content.body")), 2 + 3 * 3);
+    json_decref(one);
+    json_decref(grp);
+    cm_notice_free(x);
+    free_all(g, 3);
+}
+
+static void test_teams_escaping_and_limits(void)
+{
+    struct cm_notice *h = hostile(), *many[CM_PAYLOAD_TEAMS_ITEMS + 5];
+    json_t *j = parse(cm_payload_teams((const struct cm_notice *const *)&h, 1, NOW)), *m;
+    const char *head = cm_json_str(j, "attachments.0.content.body.0.text");
+    const char *msg = cm_json_str(j, "attachments.0.content.body.2.text");
+    const char *tgt = cm_json_str(j, "attachments.0.content.body.3.facts.0.value");
+
+    CU_ASSERT_FATAL(head && msg && tgt);
+    /* Markdown cannot be forged: every marker is escaped; no line breaks. */
+    EXPECT_STR(msg, "CN=\"<b>\\*bold\\*</b>\" \\_it\\_ \\`code\\` \\~s\\~ \\\\ second line & more");
+    EXPECT_STR(tgt, "<script>alert(\"t\")</script>  X-Injected: 1 \\[x\\](http://evil)");
+    CU_ASSERT_PTR_NULL(strpbrk(head, "\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(head, "\\[x\\](http://evil)"));
+    for (size_t i = 0; i < CM_PAYLOAD_TEAMS_ITEMS + 5; i++)
+        many[i] = expired(CM_ALERT_FIRING);
+    m = parse(
+        cm_payload_teams((const struct cm_notice *const *)many, CM_PAYLOAD_TEAMS_ITEMS + 5, NOW));
+    /* Header, 10 notices of three elements, "5 more", footer. */
+    EXPECT_INT(json_array_size(cm_json_get(m, "attachments.0.content.body")),
+               1 + 3 * CM_PAYLOAD_TEAMS_ITEMS + 2);
+    EXPECT_STR(cm_json_str(m, "attachments.0.content.body.31.text"),
+               "\xe2\x80\xa6 and 5 more alerts not shown here");
+    json_decref(j);
+    json_decref(m);
+    free_all(many, CM_PAYLOAD_TEAMS_ITEMS + 5);
+    cm_notice_free(h);
+}
+
+static void test_telegram_html_and_plain(void)
+{
+    struct cm_notice *h = hostile(), *x = expired(CM_ALERT_FIRING);
+    json_t *html =
+        parse(cm_payload_telegram((const struct cm_notice *const *)&h, 1, "-1001234", 1, NOW));
+    json_t *plain =
+        parse(cm_payload_telegram((const struct cm_notice *const *)&h, 1, "@ops", 0, NOW));
+    json_t *one = parse(cm_payload_telegram((const struct cm_notice *const *)&x, 1, "42", 1, NOW));
+    const char *t = cm_json_str(html, "text"), *p = cm_json_str(plain, "text");
+
+    CU_ASSERT_FATAL(t && p);
+    EXPECT_STR(keys_of(html), "chat_id,text,parse_mode,link_preview_options");
+    EXPECT_STR(cm_json_str(html, "chat_id"), "-1001234");
+    EXPECT_STR(cm_json_str(html, "parse_mode"), "HTML");
+    CU_ASSERT(json_is_true(cm_json_get(html, "link_preview_options.is_disabled")));
+    /* Hostile text is entity-escaped; the only tags are certmon's own. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(
+        t, "<b>&lt;script&gt;alert(\"t\")&lt;/script&gt;  X-Injected: 1 [x](http://evil)</b>"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "CN=\"&lt;b&gt;*bold*&lt;/b&gt;\" _it_ `code` ~s~ \\\nsecond "
+                                     "line &amp; more"));
+    CU_ASSERT_PTR_NULL(strstr(t, "<script>"));
+    EXPECT_INT(count_str(t, "<b>"), count_str(t, "</b>"));
+    /* Plain text: no parse_mode, the text as it is (one line for the target). */
+    EXPECT_STR(keys_of(plain), "chat_id,text,link_preview_options");
+    CU_ASSERT_PTR_NOT_NULL(strstr(p, "on <script>alert(\"t\")</script>  X-Injected"));
+    CU_ASSERT_PTR_NULL(strstr(p, "&lt;"));
+    EXPECT_STR(cm_json_str(one, "text"),
+               "\xf0\x9f\x94\xb4 <b>CRITICAL</b> <code>cert.expired</code> on "
+               "<b>www.example.com:443</b>\n<i>a certificate of the chain has expired</i>\n"
+               "certificate expired 3 days ago\nSince: 2023-11-15T09:33:20Z (3 days ago) "
+               "\xc2\xb7 Position: 0\nLabels: env=prod, team=web\n<i>certmon " CERTMON_VERSION
+               "</i>");
+    CU_ASSERT_PTR_NULL(cm_payload_telegram((const struct cm_notice *const *)&x, 1, "", 1, NOW));
+    CU_ASSERT_PTR_NULL(cm_payload_telegram((const struct cm_notice *const *)&x, 1, NULL, 1, NOW));
+    json_decref(html);
+    json_decref(plain);
+    json_decref(one);
+    cm_notice_free(h);
+    cm_notice_free(x);
+}
+
+static void test_telegram_limit(void)
+{
+    enum { N = 60 };
+    char *big = repeat("<\xf0\x9f\x94\x92", 2000); /* '<' and a lock: 3 units each in html */
+    struct cm_notice *g[N];
+    json_t *j, *k;
+    const char *t, *u;
+
+    EXPECT_INT(cm_payload_telegram_length("a&lt;b<b>c</b>\xf0\x9f\x94\x92\xc3\xa9", 1), 7);
+    EXPECT_INT(cm_payload_telegram_length("a&lt;b<b>", 0), 9);
+    for (size_t i = 0; i < N; i++)
+        g[i] = mk(CM_ALERT_FIRING, big, "cert.expired", (int)i, CM_SEV_CRITICAL, CM_SEV_CRITICAL,
+                  big, NULL);
+    j = parse(cm_payload_telegram((const struct cm_notice *const *)g, N, "1", 1, NOW));
+    k = parse(cm_payload_telegram((const struct cm_notice *const *)g, 1, "1", 0, NOW));
+    t = cm_json_str(j, "text");
+    u = cm_json_str(k, "text");
+    CU_ASSERT_FATAL(t && u);
+    CU_ASSERT(cm_payload_telegram_length(t, 1) <= CM_PAYLOAD_TELEGRAM_MAX);
+    CU_ASSERT(cm_payload_telegram_length(t, 1) > CM_PAYLOAD_TELEGRAM_MAX / 2);
+    CU_ASSERT(cm_utf8_valid(t, strlen(t)));
+    CU_ASSERT_PTR_NOT_NULL(strstr(t, "more alerts not shown here"));
+    EXPECT_INT(count_str(t, "<b>"), count_str(t, "</b>"));
+    /* One notice alone: its long fields are cut with an ellipsis, between characters. */
+    CU_ASSERT(cm_payload_telegram_length(u, 0) <= CM_PAYLOAD_TELEGRAM_MAX);
+    CU_ASSERT(cm_utf8_valid(u, strlen(u)));
+    EXPECT_INT(count_str(u, "\xe2\x80\xa6"), 2);
+    json_decref(j);
+    json_decref(k);
+    free_all(g, N);
+    free(big);
+}
+
+static void test_ntfy(void)
+{
+    struct cm_notice *g[3], *h = hostile(), *r = expired(CM_ALERT_RESOLVED);
+    struct cm_notice *u = mk(CM_ALERT_FIRING,
+                             "b\xc3\xbc"
+                             "cher.example:443",
+                             "cert.expiring", 0, CM_SEV_INFO, CM_SEV_INFO, "soon", NULL);
+    char *big = repeat("\xc3\xa9", 3000);
+    struct cm_notice *many[8];
+    struct cm_payload_ntfy p;
+
+    group3(g);
+    EXPECT_INT(cm_payload_ntfy((const struct cm_notice *const *)g, 1, NOW, &p), 0);
+    EXPECT_STR(p.title, "CRITICAL: cert.expired on www.example.com:443");
+    EXPECT_INT(p.priority, 5);
+    EXPECT_STR(p.tags, "rotating_light,certmon,cert.expired");
+    EXPECT_STR(p.body, "CRITICAL: cert.expired on www.example.com:443\n"
+                       "certificate expired 3 days ago\n"
+                       "Since: 2023-11-15T09:33:20Z (3 days ago) \xc2\xb7 Position: 0");
+    cm_payload_ntfy_clear(&p);
+    EXPECT_INT(cm_payload_ntfy((const struct cm_notice *const *)g + 1, 2, NOW, &p), 0);
+    EXPECT_STR(p.title, "2 alerts (2 warning) on 1 target");
+    EXPECT_INT(p.priority, 4);
+    EXPECT_STR(p.tags, "warning,certmon");
+    cm_payload_ntfy_clear(&p);
+    EXPECT_INT(cm_payload_ntfy((const struct cm_notice *const *)&r, 1, NOW, &p), 0);
+    EXPECT_INT(p.priority, 2);
+    EXPECT_STR(p.tags, "white_check_mark,certmon,cert.expired");
+    cm_payload_ntfy_clear(&p);
+    /* A header value: no CR or LF whatever the target says. */
+    EXPECT_INT(cm_payload_ntfy((const struct cm_notice *const *)&h, 1, NOW, &p), 0);
+    CU_ASSERT_PTR_NULL(strpbrk(p.title, "\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(p.body, "\\\nsecond line & more"));
+    cm_payload_ntfy_clear(&p);
+    /* Non-ASCII title: one RFC 2047 word ("INFO: cert.expiring on bücher..." in base64). */
+    EXPECT_INT(cm_payload_ntfy((const struct cm_notice *const *)&u, 1, NOW, &p), 0);
+    EXPECT_INT(p.priority, 3);
+    EXPECT_STR(p.title, "=?UTF-8?B?SU5GTzogY2VydC5leHBpcmluZyBvbiBiw7xjaGVyLmV4YW1wbGU6NDQz?=");
+    cm_payload_ntfy_clear(&p);
+    /* The body stays within ntfy's 4096 bytes, cut between characters. */
+    for (size_t i = 0; i < 8; i++)
+        many[i] = mk(CM_ALERT_FIRING, "t:443", "cert.expired", 0, CM_SEV_CRITICAL, CM_SEV_CRITICAL,
+                     big, NULL);
+    EXPECT_INT(cm_payload_ntfy((const struct cm_notice *const *)many, 8, NOW, &p), 0);
+    CU_ASSERT(strlen(p.body) <= CM_PAYLOAD_NTFY_BODY_MAX);
+    CU_ASSERT(strlen(p.body) > CM_PAYLOAD_NTFY_BODY_MAX - 8);
+    CU_ASSERT(cm_utf8_valid(p.body, strlen(p.body)));
+    CU_ASSERT(ends_with(p.body, "\xe2\x80\xa6"));
+    cm_payload_ntfy_clear(&p);
+    EXPECT_INT(cm_payload_ntfy(NULL, 1, NOW, &p), CM_EBADARG);
+    EXPECT_INT(cm_payload_ntfy((const struct cm_notice *const *)g, 0, NOW, &p), CM_EBADARG);
+    cm_payload_ntfy_clear(NULL);
+    free_all(many, 8);
+    free(big);
+    free_all(g, 3);
+    cm_notice_free(h);
+    cm_notice_free(r);
+    cm_notice_free(u);
+}
+
+static void test_answers(void)
+{
+    static const char pd[] =
+        "{\"status\":\"invalid event\",\"message\":\"Event object is invalid\","
+        "\"errors\":[\"Length of 'routing_key' is incorrect\",\"x\\\"y\"]}";
+    static const char tg[] = "{\"ok\":false,\"error_code\":429,\"description\":\"Too Many "
+                             "Requests: retry after 7\",\"parameters\":{\"retry_after\":7}}";
+    char out[512], small[12];
+
+    EXPECT_INT(cm_payload_answer(pd, strlen(pd), out, sizeof(out)), -1);
+    EXPECT_STR(out, "Event object is invalid: Length of 'routing_key' is incorrect; x\\x22y");
+    EXPECT_INT(cm_payload_answer(tg, strlen(tg), out, sizeof(out)), 7);
+    EXPECT_STR(out, "Too Many Requests: retry after 7");
+    EXPECT_INT(cm_payload_answer("bad \"quote\"\nnext\x01", 18, out, sizeof(out)), -1);
+    EXPECT_STR(out, "bad \\x22quote\\x22\\x0anext\\x01");
+    cm_payload_answer("<html>\xc3\xa9</html>", 15, out, sizeof(out));
+    EXPECT_STR(out, "<html>\\xc3\\xa9</html>");
+    cm_payload_answer("0123456789abcdef", 16, small, sizeof(small));
+    EXPECT_STR(small, "0123456789a");
+    cm_payload_answer(NULL, 0, out, sizeof(out));
+    EXPECT_STR(out, "");
+}
+
 static CU_TestInfo tests[] = {
     {"notice_new_copies", test_notice_new_copies},
     {"notice_round_trip", test_notice_round_trip},
@@ -1222,6 +1590,14 @@ static CU_TestInfo tests[] = {
     {"alertmanager_labels", test_alertmanager_labels},
     {"alertmanager_endsat", test_alertmanager_endsat},
     {"null_inputs", test_null_inputs},
+    {"pagerduty_trigger_resolve", test_pagerduty_trigger_resolve},
+    {"pagerduty_hostile_and_long", test_pagerduty_hostile_and_long},
+    {"teams_card", test_teams_card},
+    {"teams_escaping_and_limits", test_teams_escaping_and_limits},
+    {"telegram_html_and_plain", test_telegram_html_and_plain},
+    {"telegram_limit", test_telegram_limit},
+    {"ntfy", test_ntfy},
+    {"answers", test_answers},
     CU_TEST_INFO_NULL,
 };
 

@@ -101,14 +101,43 @@ int cm_page_render_index(const struct cm_page_row *const *rows, size_t n,
                          const struct cm_page_query *q, const struct cm_page_info *info,
                          int64_t now, struct cm_page_buf *out);
 
+/* One leaf certificate a target has served, as the detail page's timeline draws it: plain
+ * data that the daemon copies out of its history (store.h), so that this renderer never
+ * reads a database. Strings borrowed (NULL: absent); times are Unix seconds. */
+struct cm_page_cert {
+    const char *sha256;            /* hex SHA-256 of the certificate */
+    const char *subject, *issuer;  /* RFC 4514, attacker-controlled */
+    int64_t not_before, not_after; /* the validity */
+    int64_t first_seen, last_seen; /* when certmon saw it served (last_seen moves at most
+                                    * hourly: the current leaf is drawn up to the last probe) */
+};
+
+/* The most certificates the timeline draws (and its table lists): the newest ones; the page
+ * says how many older ones it left out. */
+#define CM_PAGE_HISTORY_MAX 50
+
+/* The certificate history handed to cm_page_render_target. */
+struct cm_page_history {
+    const struct cm_page_cert *certs; /* newest first (by first_seen), as the store reads them;
+                                       * borrowed; all n of them, the renderer bounds them */
+    size_t n;
+    const char *error; /* the read failed: this reason is shown (escaped) instead; NULL: none */
+};
+
 /* Renders GET /target/{name} from the target's report (as for cm_page_row_new): the chain with
  * validity bars, the findings with their documentation (findings_md: the text of
  * docs/findings.md, whose "Triggered when" and "Fix" of each id are shown; NULL: left out),
- * verification and revocation, the posture, the probe phases. Returns 0, -EINVAL when report
- * is not an object, or -ENOMEM. */
+ * verification and revocation, the posture, the probe phases, and the history of served
+ * certificates (hist; NULL: the daemon keeps none, which the section says, as it says that
+ * file targets, whose report has a "path", have none): an inline SVG
+ * timeline (one bar per leaf from not_before to not_after, first_seen..last_seen drawn
+ * stronger, the leaf the report shows highlighted, a "now" marker, an axis with dates,
+ * <title> tooltips; no script, no style attribute: classes of the compiled-in stylesheet)
+ * with a table of the same certificates under it, at most CM_PAGE_HISTORY_MAX of each.
+ * Returns 0, -EINVAL when report is not an object, or -ENOMEM. */
 int cm_page_render_target(json_t *report, const char *findings_md,
-                          const struct cm_page_info *info, int64_t now, bool refresh,
-                          struct cm_page_buf *out);
+                          const struct cm_page_history *hist, const struct cm_page_info *info,
+                          int64_t now, bool refresh, struct cm_page_buf *out);
 
 /* Renders the badge of one row: "cert | 23 days" (or "expired", "no certificate",
  * "unknown"), coloured by status, as a self-contained SVG. Returns 0 or -ENOMEM. */

@@ -110,13 +110,18 @@ enum cm_notifier_kind {
     CM_NOTIFIER_WEBHOOK,
     CM_NOTIFIER_EMAIL,
     CM_NOTIFIER_ALERTMANAGER,
+    CM_NOTIFIER_PAGERDUTY,
+    CM_NOTIFIER_TEAMS,
+    CM_NOTIFIER_TELEGRAM,
+    CM_NOTIFIER_NTFY,
 };
 
 /* notifiers = ( { name; type; ... } ): where alerts go and which ones. Keys per type are in
  * docs/configuration.md; a key of another type is an error. */
 struct cm_config_notifier {
     char *name;
-    char *type; /* "slack", "webhook", "email", "alertmanager" */
+    char *type; /* "slack", "webhook", "email", "alertmanager", "pagerduty", "teams",
+                 * "telegram", "ntfy" */
     const char *file;
     int line;
     enum cm_notifier_kind kind;
@@ -135,7 +140,10 @@ struct cm_config_notifier {
     uint64_t max_age_ms;   /* undelivered notifications older than this are dropped (24h) */
     uint64_t resend_ms;    /* alertmanager: re-send active alerts this often (default 1m) */
 
-    char *url;      /* slack, webhook, email (smtp:// or smtps://); alertmanager: urls[0] */
+    char *url;      /* slack, webhook, email (smtp:// or smtps://), teams, ntfy (the topic);
+                     * alertmanager: urls[0]; pagerduty: the enqueue endpoint (default
+                     * https://events.pagerduty.com/v2/enqueue); telegram: the Bot API base
+                     * (default https://api.telegram.org) */
     char **urls;    /* alertmanager: every Alertmanager of an HA cluster */
     size_t url_count;
     char *ca_file;  /* trust for https/smtps/STARTTLS instead of the system store */
@@ -148,6 +156,12 @@ struct cm_config_notifier {
     bool starttls;  /* email over smtp://: require STARTTLS (default true) */
     char *username, *password; /* email: SMTP AUTH; the password is never logged */
     char *generator_url;       /* alertmanager: generatorURL of the alerts */
+    /* pagerduty: routing_key; telegram: bot_token; ntfy: token (Bearer). From the setting or
+     * its *_file (one trailing newline dropped); NULL when none. Never logged. */
+    char *token;
+    char *chat_id;    /* telegram: "-1001234567890" or "@channel" */
+    bool html;        /* telegram: parse_mode "HTML" (default) or "text" */
+    char *client_url; /* pagerduty: client_url of the events (a link to this certmon) */
 };
 
 struct cm_config {

@@ -117,7 +117,8 @@ void cm_httpc_close(struct cm_httpc *h);
 
 /* A URL with its secrets hidden, for logs: user:password@, query strings (and fragments),
  * everything after /services/ on hooks.slack.com, and path segments that look like tokens
- * (20 or more token characters, letters and digits both) become "***".
+ * (20 or more token characters, letters and digits both; Telegram's "bot123:AAH..." is one)
+ * become "***".
  * Writes into buf, always NUL-terminated when len > 0 (shortened when it does not fit). */
 void cm_httpc_redact(const char *url, char *buf, size_t len);
 

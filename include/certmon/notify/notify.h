@@ -6,7 +6,9 @@
  * is down or slow delays only its own queue. The alert tables and the undelivered messages
  * are persisted by the caller (to_json / load_json), so that a restart loses none and
  * re-sends nothing that was delivered. Secrets (webhook secrets, SMTP passwords, tokens in
- * URLs) are never logged. */
+ * URLs, PagerDuty routing keys, Telegram bot tokens, ntfy tokens) are never logged: a
+ * notifier's token is also hidden in libcurl's error texts and receivers' answers. A
+ * PagerDuty notifier sends one event per notice (a group leaves as one request per alert). */
 #ifndef CERTMON_NOTIFY_H
 #define CERTMON_NOTIFY_H
 

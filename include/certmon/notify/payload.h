@@ -1,7 +1,9 @@
 /* What notifiers send, rendered from alert notices. Pure: no I/O, time is a parameter.
  * Formats: Slack incoming-webhook JSON (Block Kit blocks plus a plain `text` fallback), the
  * generic webhook's versioned JSON body (docs/alerts.md) with an optional HMAC-SHA256
- * signature, an RFC 5322 email (plain text, CRLF), and the Alertmanager API v2 alert list. */
+ * signature, an RFC 5322 email (plain text, CRLF), the Alertmanager API v2 alert list, a
+ * PagerDuty Events API v2 event, a Microsoft Teams (Workflows) Adaptive Card message, a
+ * Telegram Bot API sendMessage request and an ntfy publish (headers and text). */
 #ifndef CERTMON_PAYLOAD_H
 #define CERTMON_PAYLOAD_H
 
@@ -109,5 +111,97 @@ char *cm_payload_email_unstuffed(const struct cm_notice *const *items, size_t n,
  * lingering until its own endsAt. */
 char *cm_payload_alertmanager(const struct cm_notice *const *items, size_t n, time_t now,
                               const char *generator_url, int64_t endsat_horizon_s);
+
+/* ---- PagerDuty Events API v2 ----
+ * PagerDuty takes one event per request, so its payload is for one notice. */
+
+/* Characters PagerDuty accepts in payload.summary. */
+#define CM_PAYLOAD_PD_SUMMARY_MAX 1024
+/* Room for a dedup key with its NUL: "certmon-" and 32 lowercase hex digits. */
+#define CM_PAYLOAD_PD_DEDUP_LEN 41
+
+/* The alert's dedup_key: "certmon-" + the first 16 bytes, in hex, of HMAC-SHA256 under a fixed
+ * label of the target name, the finding id and the chain position. The same alert gets the
+ * same key in every process (a restart resolves what an earlier run triggered); the key shows
+ * nothing of the target. Returns 0, CM_EBADARG (x or out NULL, outlen below
+ * CM_PAYLOAD_PD_DEDUP_LEN) or CM_ETLS. */
+int cm_payload_pagerduty_dedup_key(const struct cm_notice *x, char *out, size_t outlen);
+
+/* The event for x: {"routing_key", "event_action": "trigger"|"resolve", "dedup_key", and for a
+ * trigger "payload": {"summary" (headline and message on one line, at most
+ * CM_PAYLOAD_PD_SUMMARY_MAX characters, cut with an ellipsis), "source" (the target, at most
+ * 255 bytes), "severity" (critical, warning or info: certmon has no "error"), "timestamp"
+ * (RFC 3339, the event's time), "class" (the finding id), "custom_details": {target,
+ * finding, summary, message, severity, previous_severity, event, position, started_at,
+ * fired_at, labels}}, "client": "certmon" and "client_url" (only when client_url is neither
+ * NULL nor empty)}. A CHANGED or REPEAT notice is a trigger too (PagerDuty adds it to the open
+ * alert of the same dedup_key). The text holds routing_key, a secret: never log it. NULL when
+ * out of memory or when x or routing_key is NULL. */
+char *cm_payload_pagerduty(const struct cm_notice *x, const char *routing_key,
+                           const char *client_url, time_t now);
+
+/* ---- Microsoft Teams (Workflows webhook) ---- */
+
+/* Notices shown one by one on a card; the rest are counted (Teams refuses large cards). */
+#define CM_PAYLOAD_TEAMS_ITEMS 10
+
+/* {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
+ * "contentUrl": null, "content": {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+ * "type": "AdaptiveCard", "version": "1.4", "body": [a header TextBlock; per notice a headline
+ * TextBlock, a message TextBlock and a FactSet (Target, Finding, Severity, Since, Resolved,
+ * Position, Labels); a line counting the notices not shown; a footer]}}]}. Card text is
+ * Markdown to Teams: text from notices has \ * _ [ ] ~ ` backslash-escaped (no link or
+ * emphasis can be forged), control characters become spaces, long values are cut. */
+char *cm_payload_teams(const struct cm_notice *const *items, size_t n, time_t now);
+
+/* ---- Telegram Bot API sendMessage ---- */
+
+/* sendMessage takes 1-4096 characters of text after entity parsing (UTF-16 code units). */
+#define CM_PAYLOAD_TELEGRAM_MAX 4096
+
+/* {"chat_id", "text", "parse_mode": "HTML" (only when html), "link_preview_options":
+ * {"is_disabled": true}}. With html, text from notices has & < > written as &amp; &lt; &gt;
+ * and the only markup is certmon's own (<b>, <code>, <i>); without, the text is plain. Each
+ * field is cut (with an ellipsis) at its own cap and notices that no longer fit are counted
+ * ("... and 3 more alerts"), so that the visible text stays within CM_PAYLOAD_TELEGRAM_MAX.
+ * NULL when out of memory or an argument is unusable (chat_id NULL or empty too). */
+char *cm_payload_telegram(const struct cm_notice *const *items, size_t n, const char *chat_id,
+                          int html, time_t now);
+
+/* Visible length of a Telegram text in UTF-16 code units: with html, tags are not counted and
+ * an entity (&lt;) counts as one. */
+size_t cm_payload_telegram_length(const char *text, int html);
+
+/* ---- ntfy ---- */
+
+/* ntfy's default message size limit (longer messages become attachments). */
+#define CM_PAYLOAD_NTFY_BODY_MAX 4096
+
+/* An ntfy publish: the message (the request body) and the Title, Priority and Tags headers. */
+struct cm_payload_ntfy {
+    char *title;   /* one line of printable ASCII; non-ASCII text as one RFC 2047
+                    * =?UTF-8?B?...?= word (ntfy decodes it) */
+    char *body;    /* plain text, at most CM_PAYLOAD_NTFY_BODY_MAX bytes, valid UTF-8 */
+    int priority;  /* 5 critical, 4 warning, 3 info (the worst firing one); 2 when every
+                    * notice is a resolution */
+    char tags[96]; /* an emoji name by severity ("rotating_light", "warning",
+                    * "information_source"; "white_check_mark" when all resolved), "certmon",
+                    * and the finding id when there is one notice; comma-separated */
+};
+
+/* Fills out (zeroed first). Returns 0, CM_EBADARG (an unusable argument) or -ENOMEM (out then
+ * holds nothing to free). Free with cm_payload_ntfy_clear (NULL-safe). */
+int cm_payload_ntfy(const struct cm_notice *const *items, size_t n, time_t now,
+                    struct cm_payload_ntfy *out);
+void cm_payload_ntfy_clear(struct cm_payload_ntfy *p);
+
+/* ---- Receivers' answers ---- */
+
+/* What a receiver said, for one log line: PagerDuty's "message" and "errors" ("Event object
+ * is invalid: Length of 'routing_key' is incorrect"), Telegram's "description", or else the
+ * body itself; escaped as cm_text_escape does, with '"' written as \x22 too (a peer cannot
+ * forge a log field), cut to fit out (outlen > 0; always NUL-terminated). Returns a Telegram
+ * answer's parameters.retry_after in seconds, or -1. */
+int64_t cm_payload_answer(const char *body, size_t len, char *out, size_t outlen);
 
 #endif
