@@ -49,20 +49,11 @@ static double metric_now(const char *name, const char *m1, const char *m2)
     return v;
 }
 
-/* Waits until the metric's value is want (want < 0: until it is absent); returns the seconds it
- * took, or -1 on timeout. */
+/* cm_th_wait_metric on the daemon, the time scaled. */
 static double wait_metric(const char *name, const char *m1, const char *m2, double want,
                           double timeout_s)
 {
-    double start = cm_th_now(), end = start + timeout_s * CERTMON_SLOWDOWN;
-
-    do {
-        double v = metric_now(name, m1, m2);
-        if (v > -2 && (want < 0 ? v < 0 : v == want))
-            return cm_th_now() - start;
-        usleep(50 * 1000);
-    } while (cm_th_now() < end);
-    return -1;
+    return cm_th_wait_metric(mport, name, m1, m2, want, timeout_s * CERTMON_SLOWDOWN);
 }
 
 /* The DNS server with the zone of this moment: the SRV records given (dnsmasq srv-host

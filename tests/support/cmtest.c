@@ -491,6 +491,23 @@ double cm_th_metric(const char *body, const char *name, const char *m1, const ch
     return -1;
 }
 
+double cm_th_wait_metric(int port, const char *name, const char *m1, const char *m2, double want,
+                         double timeout_s)
+{
+    double start = cm_th_now(), end = start + timeout_s;
+
+    do {
+        int code;
+        char *body = cm_th_http_get(port, "/metrics", &code);
+        double v = body && code == 200 ? cm_th_metric(body, name, m1, m2) : -2;
+        free(body);
+        if (v > -2 && (want < 0 ? v < 0 : v == want))
+            return cm_th_now() - start;
+        usleep(50 * 1000);
+    } while (cm_th_now() < end);
+    return -1;
+}
+
 /* ---- A real DNS server ---- */
 
 pid_t cm_th_dnsmasq(const char *dir, int port, int ttl, const char *records)

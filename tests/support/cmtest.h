@@ -109,6 +109,12 @@ char *cm_th_http_get(int port, const char *path, int *code);
  * -1 when there is none. */
 double cm_th_metric(const char *body, const char *name, const char *m1, const char *m2);
 
+/* Scrapes http://127.0.0.1:port/metrics every 50 ms until cm_th_metric(name, m1, m2) is want
+ * (want < 0: until the sample is absent), at most timeout_s. Returns the seconds it took, or -1
+ * on timeout. */
+double cm_th_wait_metric(int port, const char *name, const char *m1, const char *m2, double want,
+                         double timeout_s);
+
 /* rm -rf path (a suite's temporary directory). */
 void cm_th_remove_tree(const char *path);
 
