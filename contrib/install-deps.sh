@@ -5,7 +5,8 @@
 #                                     the libraries' -dev packages, scdoc for the man pages)
 #   contrib/install-deps.sh --tests   and what the test suite, the fuzzers and the package
 #                                     checks need: CUnit, real servers (openssl, gnutls-bin,
-#                                     PostgreSQL, Prometheus, Alertmanager, aiosmtpd), wrk,
+#                                     PostgreSQL, Prometheus, Alertmanager, aiosmtpd, dnsmasq
+#                                     from dnsmasq-base: the binary, no service), wrk,
 #                                     clang, lintian, ...
 #
 # The servers only the tests use are installed with --tests alone: on a machine that runs
@@ -31,7 +32,7 @@ ca-certificates
 
 TEST_PACKAGES="
 libcunit1-dev
-gnutls-bin openssl python3 iproute2 procps time curl sqlite3
+gnutls-bin openssl python3 iproute2 procps time curl sqlite3 dnsmasq-base
 postgresql prometheus prometheus-alertmanager wrk python3-aiosmtpd python3-jsonschema
 clang libclang-rt-14-dev
 chromium chromium-driver python3-selenium

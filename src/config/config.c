@@ -839,6 +839,9 @@ enum {
     DK_CA_FILE,
     DK_CLIENT_CERT,
     DK_CLIENT_KEY,
+    DK_SRV,
+    DK_MX,
+    DK_PORT,
     DK_N
 };
 #define DISC_OFF(f) offsetof(struct cm_config_discovery, f)
@@ -858,6 +861,9 @@ static const struct key discovery_keys[DK_N] = {
     [DK_CLIENT_CERT] = {"client_cert", KT_PATH, S_STR, DISC_OFF(client_cert), 0, 0, 0,
                         F_READABLE},
     [DK_CLIENT_KEY] = {"client_key", KT_PATH, S_STR, DISC_OFF(client_key), 0, 0, 0, F_READABLE},
+    [DK_SRV] = {"srv", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [DK_MX] = {"mx", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
+    [DK_PORT] = {"port", KT_INT, S_UINT, DISC_OFF(port), 1, 65535, 0, 0},
 };
 
 enum {
@@ -2033,6 +2039,44 @@ static void read_file_entry(struct loader *L, const config_setting_t *g, unsigne
 static void read_strs(struct loader *L, const config_setting_t *s, const char *path, char ***out,
                       size_t *count);
 
+/* The DNS kinds of a discovery block: srv = "NAME" or mx = "NAME" (one of them, and not with
+ * files), the port of mx, and their defaults (refresh 5m, mx: port 25 and STARTTLS smtp, which
+ * the port alone would not say once it is changed). Returns whether the block is one. */
+static bool read_discovery_dns(struct loader *L, const config_setting_t *g, const char *prefix,
+                               const struct seen *seen, struct cm_config_discovery *d)
+{
+    const config_setting_t *srv = seen->k[DK_SRV], *mx = seen->k[DK_MX], *s = srv ? srv : mx;
+    char path[96];
+
+    if (seen->k[DK_PORT] && !mx) {
+        snprintf(path, sizeof(path), "%s.port", prefix);
+        err_at(L, seen->k[DK_PORT], path,
+               "only an mx source takes a port (SRV records name their own ports)");
+    }
+    if (!s)
+        return false;
+    snprintf(path, sizeof(path), "%s.%s", prefix, srv ? "srv" : "mx");
+    if (srv && mx)
+        err_at(L, mx, path, "give one of srv and mx: a source looks up one name");
+    else if (config_setting_get_member(g, "files"))
+        err_at(L, s, path, "give files or %s, not both: a source reads one kind of thing",
+               srv ? "srv" : "mx");
+    const char *name = config_setting_get_string(s);
+    if (!cm_host_is_valid_name(name) || cm_host_is_ip(name))
+        err_at(L, s, path, "'%s' is not a DNS name%s", name,
+               srv ? " (a SRV name looks like _https._tcp.example.com)" : "");
+    else
+        d->dns_name = ldup(L, name);
+    d->kind = srv ? CM_DISCOVERY_SRV : CM_DISCOVERY_MX;
+    if (!seen->k[DK_REFRESH])
+        d->refresh_ms = 5 * MS_MIN;
+    if (mx && !seen->k[DK_PORT])
+        d->port = 25;
+    if (mx && !d->starttls)
+        d->starttls = ldup(L, "smtp");
+    return true;
+}
+
 /* One element of discovery: what to read (files), how often, and the defaults of the targets
  * found there, checked like a target's own keys. */
 static void read_discovery(struct loader *L, const config_setting_t *g, unsigned index,
@@ -2069,9 +2113,9 @@ static void read_discovery(struct loader *L, const config_setting_t *g, unsigned
         d->name = NULL;
         L->nomem = true;
     }
-    if (!config_setting_get_member(g, "files"))
+    if (!read_discovery_dns(L, g, prefix, &seen, d) && !config_setting_get_member(g, "files"))
         err_at(L, g, prefix, "missing required setting 'files' (a list of .json or .yml "
-                             "files, globs allowed)");
+                             "files, globs allowed), 'srv' or 'mx'");
     if ((s = seen.k[DK_FILES])) {
         char **pats = NULL;
         size_t n = 0;
@@ -3650,6 +3694,7 @@ void cm_config_free(struct cm_config *cfg)
     for (size_t i = 0; i < cfg->discovery_count; i++) {
         struct cm_config_discovery *d = &cfg->discovery[i];
         free(d->name);
+        free(d->dns_name);
         for (size_t k = 0; k < d->file_count; k++)
             free(d->files[k]);
         free(d->files);

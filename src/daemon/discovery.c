@@ -807,6 +807,26 @@ static void on_handle_closed(uv_handle_t *h)
     }
 }
 
+uv_loop_t *cm__disc_loop(const struct cm_disc_source *src)
+{
+    return src->dm->loop;
+}
+
+const struct cm_config *cm__disc_config(const struct cm_disc_source *src)
+{
+    return src->dm->loaded->cfg;
+}
+
+void cm__disc_handle_open(struct cm_disc_source *src)
+{
+    src->dm->handles++;
+}
+
+void cm__disc_handle_closed(uv_handle_t *h)
+{
+    on_handle_closed(h);
+}
+
 static void watch_dirs(struct cm_disc_source *src, const struct cm_config_discovery *cd)
 {
     struct cm_discovery *dm = src->dm;
@@ -1015,6 +1035,11 @@ struct kind_ops {
 static const struct kind_ops kinds[] = {
     [CM_DISCOVERY_FILES] = {files_init, files_take_over, files_read_now, files_start, files_close,
                             files_free, files_nrows, files_rows},
+    /* DNS sources look up on the loop only, from their start (no read_now). */
+    [CM_DISCOVERY_SRV] = {cm__discdns_init, cm__discdns_take_over, NULL, cm__discdns_start,
+                          cm__discdns_close, cm__discdns_free, cm__discdns_nrows, cm__discdns_rows},
+    [CM_DISCOVERY_MX] = {cm__discdns_init, cm__discdns_take_over, NULL, cm__discdns_start,
+                         cm__discdns_close, cm__discdns_free, cm__discdns_nrows, cm__discdns_rows},
 };
 
 static const struct kind_ops *ops_of(const struct cm_disc_source *src)

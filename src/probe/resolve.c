@@ -1,5 +1,7 @@
 #include "certmon/probe/resolve.h"
 
+#include "certmon/base/error.h"
+
 #include <arpa/inet.h>
 #include <ares.h>
 #include <errno.h>
@@ -17,16 +19,20 @@ struct sock {
     ares_socket_t fd;
 };
 
+/* An address lookup (cb) or a raw query (qcb); both NULL once cancelled. */
 struct cm_resolve_req {
-    cm_resolve_cb cb; /* NULL once cancelled */
+    cm_resolve_cb cb;
+    cm_resolve_query_cb qcb;
     void *arg;
     uint16_t port;
     struct cm_resolver *r;
-    /* An answer that came inside cm_resolve_start waits here for the next loop turn. */
+    /* An answer that came inside a start call waits here for the next loop turn. */
     struct cm_resolve_req *next_ready;
     int status;
     char message[128];
     struct cm_addr_list *list;
+    unsigned char *abuf; /* a held query answer (alen bytes), or NULL */
+    size_t alen;
 };
 
 struct cm_resolver {
@@ -187,6 +193,11 @@ int cm_resolver_new(uv_loop_t *loop, struct cm_resolver **out, char *err, size_t
     return 0;
 }
 
+uv_loop_t *cm_resolver_loop(const struct cm_resolver *r)
+{
+    return r->loop;
+}
+
 void cm_resolver_close(struct cm_resolver *r)
 {
     if (!r || r->closing)
@@ -199,7 +210,10 @@ void cm_resolver_close(struct cm_resolver *r)
     while (r->ready) {
         struct cm_resolve_req *req = r->ready;
         r->ready = req->next_ready;
+        if (req->qcb)
+            req->qcb(-ECANCELED, "resolver closed", NULL, 0, req->arg);
         free(req->list);
+        free(req->abuf);
         free(req);
     }
     uv_close((uv_handle_t *)&r->timer, on_handle_closed);
@@ -268,6 +282,9 @@ static void deliver(struct cm_resolve_req *req)
         req->cb(req->status, req->message, req->list, req->arg);
     else
         free(req->list);
+    if (req->qcb)
+        req->qcb(req->status, req->message, req->abuf, req->alen, req->arg);
+    free(req->abuf);
     free(req);
 }
 
@@ -344,10 +361,110 @@ int cm_resolve_start(struct cm_resolver *r, const char *host, uint16_t port, cm_
     return 0;
 }
 
+/* The project code for a failed c-ares query. */
+static int query_status(int status)
+{
+    switch (status) {
+    case ARES_ENOTFOUND:
+        return CM_EDNS_NXDOMAIN;
+    case ARES_ENODATA:
+        return CM_EDNS_NODATA;
+    case ARES_ESERVFAIL:
+    case ARES_ECONNREFUSED:
+        /* c-ares 1.18 fails over to the next server on SERVFAIL and REFUSED and, once none
+         * is left, reports ECONNREFUSED, as it does for servers it cannot reach. */
+        return CM_EDNS_SERVFAIL;
+    case ARES_EREFUSED:
+    case ARES_ENOTIMP:
+        return CM_EDNS_REFUSED;
+    case ARES_ETIMEOUT:
+        return CM_EDNS_TIMEOUT;
+    case ARES_EBADNAME:
+        return CM_EBADARG;
+    case ARES_ENOMEM:
+        return -ENOMEM;
+    case ARES_EDESTRUCTION:
+    case ARES_ECANCELLED:
+        return -ECANCELED;
+    default:
+        return CM_EDNS_BADANSWER;
+    }
+}
+
+static void on_query(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    struct cm_resolve_req *req = arg;
+    struct cm_resolver *r = req->r;
+
+    (void)timeouts;
+    req->status = status == ARES_SUCCESS ? 0 : query_status(status);
+    if (status == ARES_SUCCESS && (!abuf || alen <= 0))
+        req->status = CM_EDNS_BADANSWER;
+    snprintf(req->message, sizeof(req->message), "%s",
+             req->status == 0 ? ""
+             : status == ARES_ECONNREFUSED
+                 ? "no DNS server answered the query (SERVFAIL, REFUSED or unreachable)"
+                 : ares_strerror(status));
+    if (req->status == -ECANCELED) {
+        /* The resolver is closing (ares_destroy): the contract still owes a callback. */
+        if (req->qcb)
+            req->qcb(req->status, "resolver closed", NULL, 0, req->arg);
+        free(req);
+        return;
+    }
+    if (r->in_start) {
+        /* Failed inside cm_resolve_query (a name c-ares cannot encode, no memory): the
+         * callback runs from a later loop callback, as the contract says. The answer is
+         * copied, since c-ares frees abuf when this returns. */
+        if (req->status == 0 && !(req->abuf = malloc((size_t)alen))) {
+            req->status = -ENOMEM;
+            snprintf(req->message, sizeof(req->message), "out of memory");
+        } else if (req->status == 0) {
+            memcpy(req->abuf, abuf, (size_t)alen);
+            req->alen = (size_t)alen;
+        }
+        req->next_ready = r->ready;
+        r->ready = req;
+        uv_timer_start(&r->kick, on_kick, 0, 0);
+        return;
+    }
+    if (req->qcb)
+        req->qcb(req->status, req->message, req->status == 0 ? abuf : NULL,
+                 req->status == 0 ? (size_t)alen : 0, req->arg);
+    free(req);
+}
+
+int cm_resolve_query(struct cm_resolver *r, const char *name, int type, cm_resolve_query_cb cb,
+                     void *arg, struct cm_resolve_req **out)
+{
+    struct cm_resolve_req *req;
+
+    if (out)
+        *out = NULL;
+    if (r->closing)
+        return -ECANCELED;
+    if (!(req = calloc(1, sizeof(*req))))
+        return -ENOMEM;
+    req->qcb = cb;
+    req->arg = arg;
+    req->r = r;
+    if (out)
+        *out = req;
+    r->in_start = true;
+    /* ares_query, not ares_search: the configured name is the whole name, never completed
+     * with the search domains of resolv.conf. */
+    ares_query(r->channel, name, 1 /* C_IN */, type, on_query, req);
+    r->in_start = false;
+    arm_timer(r);
+    return 0;
+}
+
 void cm_resolve_cancel(struct cm_resolve_req *req)
 {
-    if (req)
+    if (req) {
         req->cb = NULL;
+        req->qcb = NULL;
+    }
 }
 
 struct cm_addr_list *cm_addr_list_literal(const char *host, uint16_t port)

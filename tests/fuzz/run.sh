@@ -7,7 +7,7 @@
 # Usage: tests/fuzz/run.sh [SECONDS] [NAME...]
 #   SECONDS  fuzzing time per harness (default 30)
 #   NAME     harnesses to run (default: all): config x509 starttls serverhello state notify http
-#            crl ocsp ari filesd keystore
+#            crl ocsp ari filesd keystore dnsdisc
 # Environment: CERTMON_FUZZ_BUILD (build directory, default build-fuzz),
 #   CERTMON_FUZZ_OUT (where reproducers of failures are kept, default $CERTMON_FUZZ_BUILD/out),
 #   CERTMON_FUZZ_CORPUS (a directory to keep the grown corpora in, NAME/ each; default: a
@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-all="config x509 starttls serverhello state notify http crl ocsp ari filesd keystore"
+all="config x509 starttls serverhello state notify http crl ocsp ari filesd keystore dnsdisc"
 names=${*:-$all}
 build=${CERTMON_FUZZ_BUILD:-$root/build-fuzz}
 out=${CERTMON_FUZZ_OUT:-$build/out}

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -80,11 +81,12 @@ void cm_expect_status(int rc, json_t *t, const char *want, const char *file, uns
 /* Ports handed out below the kernel's ephemeral range (32768 and up by default): a port that
  * bind(0) just returned is the next one the kernel gives to outgoing connections too, and a
  * parallel test process may be handed it as well. A random pick per process among 12,000 makes
- * both collisions unlikely; bind(0) remains the fallback. */
-static bool port_bindable(int port)
+ * both collisions unlikely; bind(0) remains the fallback. A port is taken when 127.0.0.1:port
+ * can be bound for type (SOCK_STREAM; a DNS server's also SOCK_DGRAM) now. */
+static bool port_bindable_as(int port, int type)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, type, 0);
     bool ok;
 
     if (fd < 0)
@@ -93,6 +95,16 @@ static bool port_bindable(int port)
     ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);
     return ok;
+}
+
+int cm_th_free_dns_port(void)
+{
+    for (int i = 0; i < 50; i++) {
+        int port = cm_th_free_port();
+        if (port > 0 && port_bindable_as(port, SOCK_DGRAM))
+            return port;
+    }
+    return -1;
 }
 
 int cm_th_free_port(void)
@@ -111,7 +123,7 @@ int cm_th_free_port(void)
         bool seen = false;
         for (size_t j = 0; j < ngiven && !seen; j++)
             seen = given[j] == p;
-        if (!seen && port_bindable(p)) {
+        if (!seen && port_bindable_as(p, SOCK_STREAM)) {
             given[next] = p;
             next = (next + 1) % (sizeof(given) / sizeof(given[0]));
             if (ngiven < sizeof(given) / sizeof(given[0]))
@@ -439,6 +451,99 @@ json_t *cm_finding(json_t *t, const char *id, const char *severity, int position
         return f;
     }
     return NULL;
+}
+
+static void on_loop_guard(uv_timer_t *t)
+{
+    (void)t;
+}
+
+bool cm_th_loop_until(uv_loop_t *loop, const int *n, int want, int timeout_ms)
+{
+    uv_timer_t guard;
+    uint64_t end = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+
+    uv_timer_init(loop, &guard);
+    uv_timer_start(&guard, on_loop_guard, 20, 20);
+    while (*n < want && uv_hrtime() < end)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return *n >= want;
+}
+
+double cm_th_metric(const char *body, const char *name, const char *m1, const char *m2)
+{
+    size_t nl = strlen(name);
+
+    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        const char *end = strchr(p, '\n');
+        char line[2048];
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len >= sizeof(line) || strncmp(p, name, nl) || (p[nl] != '{' && p[nl] != ' '))
+            continue;
+        memcpy(line, p, len);
+        line[len] = '\0';
+        if ((m1 && !strstr(line, m1)) || (m2 && !strstr(line, m2)))
+            continue;
+        return atof(strrchr(line, ' ') + 1);
+    }
+    return -1;
+}
+
+double cm_th_wait_metric(int port, const char *name, const char *m1, const char *m2, double want,
+                         double timeout_s)
+{
+    double start = cm_th_now(), end = start + timeout_s;
+
+    do {
+        int code;
+        char *body = cm_th_http_get(port, "/metrics", &code);
+        double v = body && code == 200 ? cm_th_metric(body, name, m1, m2) : -2;
+        free(body);
+        if (v > -2 && (want < 0 ? v < 0 : v == want))
+            return cm_th_now() - start;
+        usleep(50 * 1000);
+    } while (cm_th_now() < end);
+    return -1;
+}
+
+/* ---- A real DNS server ---- */
+
+pid_t cm_th_dnsmasq(const char *dir, int port, int ttl, const char *records)
+{
+    char conf[512], log[512], conf_arg[600], user_arg[300], name[64];
+    struct passwd *pw = getpwuid(geteuid());
+    FILE *fp;
+    pid_t pid;
+
+    snprintf(name, sizeof(name), "dnsmasq-%d.conf", port);
+    snprintf(conf, sizeof(conf), "%s", cm_th_path(dir, name));
+    snprintf(name, sizeof(name), "dnsmasq-%d.log", port);
+    snprintf(log, sizeof(log), "%s", cm_th_path(dir, name));
+    if (!pw || !(fp = fopen(conf, "w")))
+        return -1;
+    /* no-resolv/no-hosts: answer from this file alone; bind-interfaces: only 127.0.0.1, so
+     * that parallel tests on other ports do not collide on the wildcard address. */
+    fprintf(fp,
+            "no-resolv\nno-hosts\nno-poll\nbind-interfaces\nlisten-address=127.0.0.1\n"
+            "port=%d\nlocal-ttl=%d\nlog-queries\nlog-facility=-\n%s\n",
+            port, ttl, records);
+    if (fclose(fp) != 0)
+        return -1;
+    snprintf(conf_arg, sizeof(conf_arg), "--conf-file=%s", conf);
+    /* As root dnsmasq would switch to the user "nobody"; naming the current user keeps it
+     * as it is (as any other user it cannot switch and ignores the option). */
+    snprintf(user_arg, sizeof(user_arg), "--user=%s", pw->pw_name);
+    /* /usr/sbin is not in every user's PATH. */
+    char *bin = access("/usr/sbin/dnsmasq", X_OK) == 0 ? "/usr/sbin/dnsmasq" : "dnsmasq";
+    char *argv[] = {bin, "--keep-in-foreground", "--pid-file=", conf_arg, user_arg, NULL};
+    pid = cm_th_spawn(argv, log);
+    if (pid > 0 && !cm_th_wait_port(port, 5000)) {
+        cm_th_stop(pid);
+        return -1;
+    }
+    return pid;
 }
 
 /* ---- Helpers for the daemon's integration suites ---- */

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <uv.h>
 
 /* Registers one suite and runs it in basic mode. Returns the process exit status: non-zero
  * when any test or assertion failed (CU_basic_run_tests alone reports success). */
@@ -99,6 +100,17 @@ pid_t cm_th_s_server(int port, const char *cert, const char *key, bool inter);
 void cm_th_write_config(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The value of the first sample of Prometheus family name in body (text exposition) whose
+ * labels hold both matches (substrings such as 'target="alpha"'; NULL matches anything), or
+ * -1 when there is none. */
+double cm_th_metric(const char *body, const char *name, const char *m1, const char *m2);
+
+/* Scrapes http://127.0.0.1:port/metrics every 50 ms until cm_th_metric(name, m1, m2) is want
+ * (want < 0: until the sample is absent), at most timeout_s. Returns the seconds it took, or -1
+ * on timeout. */
+double cm_th_wait_metric(int port, const char *name, const char *m1, const char *m2, double want,
+                         double timeout_s);
+
 /* Waits until the file at path contains needle, at most timeout_s. */
 bool cm_th_wait_text(const char *path, const char *needle, double timeout_s);
 
@@ -120,6 +132,28 @@ int cm_th_stderr_begin(const char *path);
 /* Puts stderr back (saved from cm_th_stderr_begin) and returns what was written to path
  * (malloc'd; NULL when it cannot be read). */
 char *cm_th_stderr_end(int saved, const char *path);
+/* Runs loop (UV_RUN_ONCE, with a 20 ms guard timer so that no turn blocks past the bound)
+ * until *n >= want or timeout_ms passed (scaled by CERTMON_SLOWDOWN where the suite defines
+ * it: pass the scaled value). Returns whether *n reached want. */
+bool cm_th_loop_until(uv_loop_t *loop, const int *n, int want, int timeout_ms);
+
+/* ---- A real DNS server: Debian's dnsmasq (package dnsmasq-base; no service) ---- */
+
+/* A port on 127.0.0.1 that was free for both TCP and UDP a moment ago (a DNS server listens
+ * on both). */
+int cm_th_free_dns_port(void);
+
+/* Starts dnsmasq on 127.0.0.1:port (UDP and TCP) serving only the zone data in records:
+ * dnsmasq option lines, one per line ("srv-host=_https._tcp.example.test,a.example.test,4433,
+ * 10,5", "mx-host=example.test,mx1.example.test,10", "host-record=a.example.test,127.0.0.1",
+ * "local=/example.test/" to answer NXDOMAIN for other names under a domain, "server=/x.test/
+ * 127.0.0.1#PORT" to forward one domain). Nothing is read from /etc and nothing else is
+ * forwarded (other names: REFUSED). Answers carry TTL ttl. The configuration goes to
+ * dir/dnsmasq-PORT.conf and the query log to dir/dnsmasq-PORT.log. Runs as the calling user
+ * (root stays root: no privilege drop needed on loopback). Waits until it accepts TCP on the
+ * port; returns its PID (stop with cm_th_stop), or -1. Restarting on the same port with other
+ * records is how a test changes the zone. */
+pid_t cm_th_dnsmasq(const char *dir, int port, int ttl, const char *records);
 
 /* ---- Lookups in certmon's JSON output ---- */
 

@@ -14,6 +14,12 @@
     XX(ECAFILE, -5005, "CA file cannot be loaded")                                                 \
     XX(ETLS, -5006, "TLS library error")                                                           \
     XX(EJSON, -5007, "JSON rendering failed")                                                      \
+    XX(EDNS_NXDOMAIN, -5100, "no such DNS name")                                                   \
+    XX(EDNS_NODATA, -5101, "no DNS record of that type")                                           \
+    XX(EDNS_SERVFAIL, -5102, "DNS server failure")                                                 \
+    XX(EDNS_REFUSED, -5103, "DNS query refused")                                                   \
+    XX(EDNS_TIMEOUT, -5104, "DNS server did not answer")                                           \
+    XX(EDNS_BADANSWER, -5105, "malformed DNS answer")                                              \
     XX(ECLIENTCERT, -5011, "client certificate cannot be loaded")                                  \
     XX(ESTARTTLS, -5008, "STARTTLS negotiation failed")                                            \
     XX(ESTARTTLS_REFUSED, -5009, "server refused STARTTLS")                                        \

@@ -88,6 +88,8 @@ struct cm_config_target {
 
 enum cm_discovery_kind {
     CM_DISCOVERY_FILES = 0, /* files = [ "GLOB", ... ]: Prometheus file_sd documents */
+    CM_DISCOVERY_SRV,       /* srv = "_service._proto.NAME": the targets of its SRV records */
+    CM_DISCOVERY_MX,        /* mx = "DOMAIN": its mail exchanges, probed with SMTP STARTTLS */
 };
 
 /* discovery = ( { ... } ): one source of targets besides the configuration file. Its target
@@ -98,7 +100,10 @@ struct cm_config_discovery {
     char **files;      /* glob(3) patterns, absolute; each names .json, .yml or .yaml files */
     size_t file_count;
     uint64_t refresh_ms; /* every source is read again this often (default 30s), besides the
-                          * file system's change events */
+                          * file system's change events; srv and mx: looked up again this often
+                          * (default 5m), or after the answer's TTL when that is longer */
+    char *dns_name;      /* srv and mx: the name looked up (a valid host name); NULL: files */
+    unsigned port;       /* mx: the port its exchanges are probed on (default 25); 0 otherwise */
     /* Defaults of its targets: global's, with what the block sets applied. */
     uint64_t interval_ms, timeout_ms, posture_interval_ms;
     struct cm_policy policy;

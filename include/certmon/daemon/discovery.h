@@ -106,4 +106,31 @@ void cm_discovery_stats_free(struct cm_metrics_discovery *v, size_t n);
  * is not called any more. NULL is a no-op. */
 void cm_discovery_close(struct cm_discovery *dm);
 
+/* ---- private: the DNS kinds (discdns.c), one row of discovery.c's operations for srv and
+ * mx sources; src->impl is the kind's own state. ---- */
+
+/* Makes src's state for block cd. Returns 0 or -ENOMEM. */
+int cm__discdns_init(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+/* The last good answer of psrc (the source of the same kind and name in the previous
+ * discovery) turned into src's targets under the new configuration, when it asked the same
+ * question. */
+void cm__discdns_take_over(struct cm_disc_source *src, struct cm_disc_source *psrc);
+/* Makes its resolver and looks up at once, then every refresh (or TTL). Its timer counts as
+ * one of the discovery's handles (cm__disc_handle_open / cm__disc_handle_closed). */
+void cm__discdns_start(struct cm_disc_source *src, const struct cm_config_discovery *cd);
+/* Cancels the lookup in flight and closes the timer and the resolver. */
+void cm__discdns_close(struct cm_disc_source *src);
+void cm__discdns_free(struct cm_disc_source *src);
+/* Its /metrics rows: the source's, then one for its question (`file` "srv:NAME" or
+ * "mx:NAME": errors, last_success, valid), appended at v[*k]. Returns 0 or -ENOMEM. */
+size_t cm__discdns_nrows(const struct cm_disc_source *src);
+int cm__discdns_rows(const struct cm_disc_source *src, struct cm_metrics_discovery *v, size_t *k);
+
+/* discovery.c's side for a kind in another file: the loop and the loaded configuration of
+ * src's discovery; a handle of src's was opened; its close callback (h->data = src). */
+uv_loop_t *cm__disc_loop(const struct cm_disc_source *src);
+const struct cm_config *cm__disc_config(const struct cm_disc_source *src);
+void cm__disc_handle_open(struct cm_disc_source *src);
+void cm__disc_handle_closed(uv_handle_t *h);
+
 #endif
