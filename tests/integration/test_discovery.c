@@ -45,61 +45,17 @@ static void write_sd(const char *name, const char *fmt, ...)
     CU_ASSERT_EQUAL_FATAL(rename(tmp, path), 0);
 }
 
-/* The value of the first sample of family name whose labels hold every one of the matches
- * ('target="alpha"' ...), or -1 when there is none. */
-static double metric(const char *body, const char *name, const char *m1, const char *m2)
-{
-    size_t nl = strlen(name);
-
-    for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-        const char *end = strchr(p, '\n');
-        char line[2048];
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len >= sizeof(line) || strncmp(p, name, nl) || (p[nl] != '{' && p[nl] != ' '))
-            continue;
-        memcpy(line, p, len);
-        line[len] = '\0';
-        if ((m1 && !strstr(line, m1)) || (m2 && !strstr(line, m2)))
-            continue;
-        return atof(strrchr(line, ' ') + 1);
-    }
-    return -1;
-}
-
-static char *get(const char *path)
-{
-    int code;
-    char *body = cm_th_http_get(mport, path, &code);
-
-    if (code != 200) {
-        free(body);
-        return NULL;
-    }
-    return body;
-}
-
-/* Waits until the metric's value is want (want < 0: until it is absent); returns the seconds it
- * took, or -1 on timeout. */
+/* cm_th_wait_metric on the daemon, the time scaled. */
 static double wait_metric(const char *name, const char *m1, const char *m2, double want,
                           double timeout_s)
 {
-    double start = cm_th_now(), end = start + timeout_s * CERTMON_SLOWDOWN;
-
-    do {
-        char *body = get("/metrics");
-        double v = body ? metric(body, name, m1, m2) : -2;
-        free(body);
-        if (body && (want < 0 ? v < 0 : v == want))
-            return cm_th_now() - start;
-        usleep(50 * 1000);
-    } while (cm_th_now() < end);
-    return -1;
+    return cm_th_wait_metric(mport, name, m1, m2, want, timeout_s * CERTMON_SLOWDOWN);
 }
 
 /* Whether /api/v1/targets lists a report of target name. */
 static bool listed(const char *name)
 {
-    char *body = get("/api/v1/targets");
+    char *body = cm_th_http_get_ok(mport, "/api/v1/targets");
     json_t *j = body ? json_loads(body, 0, NULL) : NULL, *t;
     bool found = false;
     size_t i;
@@ -185,20 +141,20 @@ static void test_start(void)
     CU_ASSERT_FATAL(wait_listed("alpha", true, 10) >= 0);
     CU_ASSERT(wait_listed("configured", true, 10) >= 0);
 
-    char *m = get("/metrics");
+    char *m = cm_th_http_get_ok(mport, "/metrics");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     /* Labels: the file's, the source's; Prometheus's meta label dropped. */
-    EXPECT_INT(metric(m, "certmon_probe_success", "target=\"alpha\"", "env=\"prod\""), 1);
-    EXPECT_INT(metric(m, "certmon_probe_success", "target=\"alpha\"", "team=\"web\""), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_probe_success", "target=\"alpha\"", "env=\"prod\""), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_probe_success", "target=\"alpha\"", "team=\"web\""), 1);
     CU_ASSERT(strstr(m, "__meta_filepath") == NULL && strstr(m, "dropped") == NULL);
-    EXPECT_INT(metric(m, "certmon_verify_ok", "target=\"alpha\"", NULL), 1);
-    EXPECT_INT(metric(m, "certmon_discovery_files", "source=\"fleet\"", NULL), 1);
-    EXPECT_INT(metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 1);
-    EXPECT_INT(metric(m, "certmon_discovery_file_valid", "a.json\"", NULL), 1);
-    EXPECT_INT(metric(m, "certmon_discovery_errors_total", "a.json\"", NULL), 0);
-    CU_ASSERT(metric(m, "certmon_discovery_last_success_timestamp_seconds", "a.json\"", NULL) >
-              1.7e9);
-    EXPECT_INT(metric(m, "certmon_targets", NULL, NULL), 2);
+    EXPECT_INT(cm_th_metric(m, "certmon_verify_ok", "target=\"alpha\"", NULL), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_files", "source=\"fleet\"", NULL), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_file_valid", "a.json\"", NULL), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_errors_total", "a.json\"", NULL), 0);
+    CU_ASSERT(cm_th_metric(m, "certmon_discovery_last_success_timestamp_seconds", "a.json\"",
+                           NULL) > 1.7e9);
+    EXPECT_INT(cm_th_metric(m, "certmon_targets", NULL, NULL), 2);
 
     /* The new families pass Prometheus's own checker. */
     char path[400], cmd[600], *out = NULL;
@@ -221,11 +177,11 @@ static void test_start(void)
  * touched, keeps its last probe. */
 static void test_add_yaml(void)
 {
-    char *m = get("/metrics");
+    char *m = cm_th_http_get_ok(mport, "/metrics");
     double alpha_at, took;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    alpha_at = metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL);
+    alpha_at = cm_th_metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL);
     free(m);
     CU_ASSERT(alpha_at > 0);
     sleep(1); /* a new probe of alpha would show a later second */
@@ -242,14 +198,14 @@ static void test_add_yaml(void)
     took = wait_listed("gamma", true, 5);
     fprintf(stderr, "(gamma probed %.2f s after the write) ", took);
     CU_ASSERT(took >= 0 && took < 5);
-    m = get("/metrics");
+    m = cm_th_http_get_ok(mport, "/metrics");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    EXPECT_INT(metric(m, "certmon_verify_ok", "target=\"gamma\"", "tier=\"edge\""), 0);
-    EXPECT_INT(metric(m, "certmon_finding", "target=\"gamma\"", "id=\"host.mismatch\""), 1);
-    EXPECT_INT(metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL),
+    EXPECT_INT(cm_th_metric(m, "certmon_verify_ok", "target=\"gamma\"", "tier=\"edge\""), 0);
+    EXPECT_INT(cm_th_metric(m, "certmon_finding", "target=\"gamma\"", "id=\"host.mismatch\""), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL),
                alpha_at);
-    EXPECT_INT(metric(m, "certmon_discovery_files", "source=\"fleet\"", NULL), 2);
-    EXPECT_INT(metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_files", "source=\"fleet\"", NULL), 2);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
     free(m);
 }
 
@@ -258,10 +214,10 @@ static void test_broken_files(void)
 {
     char want[600];
     double alpha_at;
-    char *m = get("/metrics");
+    char *m = cm_th_http_get_ok(mport, "/metrics");
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    alpha_at = metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL);
+    alpha_at = cm_th_metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL);
     free(m);
 
     /* Bad JSON: a missing bracket on line 2. */
@@ -294,11 +250,11 @@ static void test_broken_files(void)
 
     /* Every target stayed, and was not probed again. */
     CU_ASSERT(listed("alpha") && listed("gamma") && listed("configured"));
-    m = get("/metrics");
+    m = cm_th_http_get_ok(mport, "/metrics");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    EXPECT_INT(metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
-    EXPECT_INT(metric(m, "certmon_probe_success", "target=\"gamma\"", NULL), 1);
-    EXPECT_INT(metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL),
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
+    EXPECT_INT(cm_th_metric(m, "certmon_probe_success", "target=\"gamma\"", NULL), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL),
                alpha_at);
     free(m);
 
@@ -322,10 +278,10 @@ static void test_collision(void)
              port_a);
     CU_ASSERT(cm_th_wait_text(logpath, "target=configured file=", 5));
     CU_ASSERT(cm_th_wait_text(logpath, "left out: a configured target has that name", 5));
-    char *m = get("/metrics");
+    char *m = cm_th_http_get_ok(mport, "/metrics");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    EXPECT_INT(metric(m, "certmon_discovery_files", "source=\"fleet\"", NULL), 3);
-    EXPECT_INT(metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_files", "source=\"fleet\"", NULL), 3);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
     CU_ASSERT(strstr(m, "clash=") == NULL);
     free(m);
     unlink(cm_th_path(sd, "c.json"));
@@ -334,20 +290,20 @@ static void test_collision(void)
 /* SIGHUP: the reloaded configuration keeps the discovered targets, state and schedule. */
 static void test_reload_keeps(void)
 {
-    char *m = get("/metrics");
+    char *m = cm_th_http_get_ok(mport, "/metrics");
     double alpha_at;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    alpha_at = metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL);
+    alpha_at = cm_th_metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL);
     free(m);
     CU_ASSERT_EQUAL_FATAL(kill(pid_d, SIGHUP), 0);
     CU_ASSERT(cm_th_wait_text(logpath, "reloaded targets=3", 10));
     sleep(1);
-    m = get("/metrics");
+    m = cm_th_http_get_ok(mport, "/metrics");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    EXPECT_INT(metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL),
+    EXPECT_INT(cm_th_metric(m, "certmon_last_probe_timestamp_seconds", "target=\"alpha\"", NULL),
                alpha_at);
-    EXPECT_INT(metric(m, "certmon_probe_success", "target=\"gamma\"", NULL), 1);
+    EXPECT_INT(cm_th_metric(m, "certmon_probe_success", "target=\"gamma\"", NULL), 1);
     free(m);
 }
 
@@ -361,9 +317,9 @@ static void test_dir_gone(void)
     CU_ASSERT_EQUAL_FATAL(rename(sd, away), 0);
     CU_ASSERT(cm_th_wait_text(logpath, "its targets stay as they were", 5));
     CU_ASSERT(listed("alpha") && listed("gamma"));
-    char *m = get("/metrics");
+    char *m = cm_th_http_get_ok(mport, "/metrics");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-    EXPECT_INT(metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
+    EXPECT_INT(cm_th_metric(m, "certmon_discovery_targets", "source=\"fleet\"", NULL), 2);
     free(m);
     CU_ASSERT_EQUAL_FATAL(rename(away, sd), 0);
     /* Back: a change in it is seen at once again. */

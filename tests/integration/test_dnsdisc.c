@@ -28,21 +28,9 @@ static pid_t pid_a, pid_b, pid_c, pid_smtp, pid_dns = -1, pid_d;
 #define SRV_NAME "_https._tcp.example.test"
 #define SRV_FILE "file=\"srv:" SRV_NAME "\""
 
-static char *get(const char *path)
-{
-    int code;
-    char *body = cm_th_http_get(mport, path, &code);
-
-    if (code != 200) {
-        free(body);
-        return NULL;
-    }
-    return body;
-}
-
 static double metric_now(const char *name, const char *m1, const char *m2)
 {
-    char *body = get("/metrics");
+    char *body = cm_th_http_get_ok(mport, "/metrics");
     double v = body ? cm_th_metric(body, name, m1, m2) : -2;
 
     free(body);
@@ -181,7 +169,7 @@ static void test_start(void)
     /* The peer speaks TLS only after EHLO and STARTTLS: a success is a STARTTLS probe. */
     CU_ASSERT(wait_metric("certmon_probe_success", tm, NULL, 1, 10) >= 0);
 
-    char *m = get("/metrics");
+    char *m = cm_th_http_get_ok(mport, "/metrics");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
     EXPECT_INT(cm_th_metric(m, "certmon_targets", NULL, NULL), 3);
     EXPECT_INT(cm_th_metric(m, "certmon_discovery_targets", "source=\"web\"", NULL), 2);

@@ -658,6 +658,18 @@ char *cm_th_http_get(int port, const char *path, int *code)
     return out;
 }
 
+char *cm_th_http_get_ok(int port, const char *path)
+{
+    int code;
+    char *body = cm_th_http_get(port, path, &code);
+
+    if (code != 200) {
+        free(body);
+        return NULL;
+    }
+    return body;
+}
+
 void cm_th_remove_tree(const char *path)
 {
     char *argv[] = {"rm", "-rf", (char *)path, NULL};

@@ -122,6 +122,10 @@ int cm_th_signal_wait(pid_t pid, int sig, double timeout_s, double *elapsed_s);
  * (malloc'd; NULL when curl failed) and the status in *code (0 when there was none). */
 char *cm_th_http_get(int port, const char *path, int *code);
 
+/* cm_th_http_get for callers that only want a success: the body (malloc'd) when the status is
+ * 200, else NULL (the body of an error freed). */
+char *cm_th_http_get_ok(int port, const char *path);
+
 /* Removes the tree at path (rm -rf); an empty path is a no-op. For suite cleanups. */
 void cm_th_remove_tree(const char *path);
 
