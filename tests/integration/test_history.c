@@ -98,6 +98,16 @@ static pid_t s_server(int port, const char *cert)
     return s_server_key(port, cert, "leaf.key");
 }
 
+/* `certmon run -c conf` with its output in a fresh log (the old one removed first, so that
+ * nothing a previous run wrote can satisfy a wait). Returns its pid, or -1. */
+static pid_t run_daemon(const char *conf, const char *log)
+{
+    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
+
+    unlink(log);
+    return cm_th_spawn(argv, log);
+}
+
 /* The SHA-256 of a certificate file, lowercase hex. */
 static char *fingerprint(const char *cert)
 {
@@ -160,7 +170,6 @@ static json_t *web_report(int mport)
 static void test_renewal_and_change(void)
 {
     const char *conf = cm_th_path(dir, "certmon.conf"), *log = cm_th_path(dir, "daemon.log");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     char *fp1 = fingerprint("leaf1.pem"), *fp2 = fingerprint("leaf2.pem"),
          *fp3 = fingerprint("leaf3.pem");
     int port = cm_th_free_port(), mport = cm_th_free_port(), code, rc;
@@ -178,8 +187,7 @@ static void test_renewal_and_change(void)
                        "              sni = \"hist.test\"; ca_file = \"%s/ca.pem\"; } );\n",
                        dir, mport, port, dir);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
 
     /* v1: one row. */
     rows = wait_rows(conf, 1, 15);
@@ -268,8 +276,7 @@ static void test_renewal_and_change(void)
     EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
     cm_th_stop(srv);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     CU_ASSERT(cm_th_wait_text(log, "started", 15 * CERTMON_SLOWDOWN));
     CU_ASSERT(cm_th_wait_text(log, "certificate changed: SANs removed: other.test",
                               15 * CERTMON_SLOWDOWN));
@@ -322,7 +329,6 @@ static json_t *named_report(int mport, const char *name)
 static void test_pins(void)
 {
     const char *conf = cm_th_path(dir, "pins.conf"), *log = cm_th_path(dir, "pins.log");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     char *fp1 = fingerprint("leaf1.pem"), *spki = NULL, cmd[1024];
     char *sargv[] = {"/bin/sh", "-c", cmd, NULL};
     int port = cm_th_free_port(), mport = cm_th_free_port();
@@ -347,8 +353,7 @@ static void test_pins(void)
                        "    ca_file = \"%s/ca.pem\"; pin_sha256 = [ \"%s\" ]; } );\n",
                        dir, mport, port, dir, spki, port, dir, fp1);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     end = cm_th_now() + 15 * CERTMON_SLOWDOWN;
     while ((!key || !leaf) && cm_th_now() < end) {
         json_decref(key);
@@ -407,7 +412,6 @@ static void test_tofu(void)
 {
     const char *conf = cm_th_path(dir, "tofu.conf"), *log = cm_th_path(dir, "tofu.log"),
                *db = cm_th_path(dir, "tofu.db");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     char *fp4 = fingerprint("leaf4.pem"), *fpr = fingerprint("rogue.pem"), want[256];
     int port = cm_th_free_port(), mport = cm_th_free_port();
     pid_t srv, daemon;
@@ -424,8 +428,7 @@ static void test_tofu(void)
                        "              pin = \"tofu\"; allow_self_signed = true; } );\n",
                        db, mport, port, dir);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     CU_ASSERT(cm_th_wait_text(log, "target=tofu pinned on first use", 15 * CERTMON_SLOWDOWN));
 
     /* The same key, renewed: the pin moves. */
@@ -461,8 +464,7 @@ static void test_tofu(void)
 
     /* The pin survives a restart: the rogue leaf is not pinned as a first leaf. */
     EXPECT_INT(cm_th_signal_wait(daemon, SIGTERM, 10 * CERTMON_SLOWDOWN, NULL), 0);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     CU_ASSERT(cm_th_wait_text(log, "started", 15 * CERTMON_SLOWDOWN));
     sleep(2);
     rep = wait_finding(mport, "tofu", "cert.pin_mismatch", true, 15);
@@ -550,7 +552,6 @@ static void test_renewal_notifications(void)
 {
     const char *conf = cm_th_path(dir, "renew.conf"), *log = cm_th_path(dir, "renew.log"),
                *rx = cm_th_path(dir, "renew-rx.jsonl");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     char *fp2 = fingerprint("leaf2.pem"), *until = not_after("leaf2.pem"), want[512];
     int port = cm_th_free_port(), rport = cm_th_free_port();
     pid_t srv, daemon, prx;
@@ -575,8 +576,7 @@ static void test_renewal_notifications(void)
         "                url = \"http://127.0.0.1:%d/hook\"; group_wait = \"1s\"; } );\n",
         dir, port, dir, port, dir, rport);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     a = wait_rx_alert(rx, "loud", "cert.expiring", "firing", &body, 15);
     CU_ASSERT_PTR_NOT_NULL(a);
     json_decref(body);
@@ -651,7 +651,6 @@ static json_t *history_of(const char *conf, const char *name, int *rc)
 static void test_file_history(void)
 {
     const char *conf = cm_th_path(dir, "files.conf"), *log = cm_th_path(dir, "files.log");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     char fdir[512], file[600], name[620], want[800], *fp1 = fingerprint("leaf1.pem"),
                                                      *fp3 = fingerprint("leaf3.pem");
     int mport = cm_th_free_port(), rc = -1;
@@ -671,8 +670,7 @@ static void test_file_history(void)
                        "metrics = { listen = \"127.0.0.1:%d\"; };\n"
                        "files = ( { path = \"%s/*.pem\"; } );\n",
                        dir, mport, fdir);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     end = cm_th_now() + 15 * CERTMON_SLOWDOWN;
     do {
         json_decref(rows);
@@ -716,7 +714,6 @@ static void test_expect_file(void)
 {
     const char *conf = cm_th_path(dir, "deploy.conf"), *log = cm_th_path(dir, "deploy.log"),
                *file = cm_th_path(dir, "deploy.pem");
-    char *argv[] = {(char *)cm_th_certmon(), "run", "-c", (char *)conf, NULL};
     char *fp1 = fingerprint("leaf1.pem"), *fp2 = fingerprint("leaf2.pem"), want[800];
     int port = cm_th_free_port(), mport = cm_th_free_port();
     pid_t srv, daemon;
@@ -736,8 +733,7 @@ static void test_expect_file(void)
         "    ca_file = \"%s/ca.pem\"; expect_file = \"%s/nosuch.pem\"; } );\n",
         mport, port, dir, file, port, dir, dir);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
-    unlink(log);
-    CU_ASSERT_FATAL((daemon = cm_th_spawn(argv, log)) > 0);
+    CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     /* Not before the grace: the first results after the read have no finding. */
     rep = wait_finding(mport, "stale", "cert.expired", false, 10);
     CU_ASSERT_PTR_NULL(cm_finding(rep, "deploy.stale", NULL, -1));
