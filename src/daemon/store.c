@@ -1226,6 +1226,22 @@ int cm_store_unpin(struct cm_store *st, const char *name)
     return enqueue(st, &o);
 }
 
+/* The start of every reader: opens the database at path read-only and reads its schema
+ * version into *ver, -1 when that fails (the reason is then sqlite3_errmsg(*db): nothing else
+ * has touched *db). Returns 0 with *db open for the caller to close, or -ENOMEM / CM_ESTATE
+ * with the reason in err. */
+static int open_reader(const char *path, sqlite3 **db, int64_t *ver, char *err, size_t errlen)
+{
+    int rc;
+
+    if ((rc = open_db(path, true, db, err, errlen)) != SQLITE_OK)
+        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    *ver = pragma_int(*db, "PRAGMA user_version", &rc);
+    if (rc != SQLITE_OK)
+        *ver = -1;
+    return 0;
+}
+
 int cm_store_pins(const char *path,
                   void (*fn)(void *arg, const char *target, const struct cm_leaf_summary *pin,
                              int64_t pinned_at),
@@ -1240,10 +1256,9 @@ int cm_store_pins(const char *path,
 
     if (sniff(path, &serr) != K_SQLITE)
         return 0;
-    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
-        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
-    ver = pragma_int(db, "PRAGMA user_version", &rc);
-    if (rc != SQLITE_OK || ver < 3 || sqlite3_prepare_v2(db, SQL, -1, &s, NULL) != SQLITE_OK) {
+    if ((rc = open_reader(path, &db, &ver, err, errlen)) < 0)
+        return rc;
+    if (ver < 3 || sqlite3_prepare_v2(db, SQL, -1, &s, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return 0; /* no pins before schema 3 */
     }
@@ -1368,11 +1383,10 @@ int cm_store_latest(const char *path,
 
     if (sniff(path, &serr) != K_SQLITE)
         return 0;
-    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
-        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
-    ver = pragma_int(db, "PRAGMA user_version", &rc);
+    if ((rc = open_reader(path, &db, &ver, err, errlen)) < 0)
+        return rc;
     snprintf(sql, sizeof(sql), SQL, ver < 4 ? "NULL" : "trust");
-    if (rc != SQLITE_OK || ver < 2 || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+    if (ver < 2 || sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return 0;
     }
@@ -1447,15 +1461,14 @@ int cm_store_history(const char *path, const char *name, struct cm_history_row *
     default:
         break;
     }
-    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
-        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
-    ver = pragma_int(db, "PRAGMA user_version", &rc);
-    if (rc == SQLITE_OK && ver < 2) {
+    if ((rc = open_reader(path, &db, &ver, err, errlen)) < 0)
+        return rc;
+    if (ver >= 0 && ver < 2) {
         sqlite3_close(db);
         return 0; /* schema 1: no history yet */
     }
     snprintf(sql, sizeof(sql), SELECT_HISTORY, ver < 4 ? "NULL" : "trust");
-    if (rc != SQLITE_OK || (rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL)) ||
+    if (ver < 0 || (rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL)) ||
         (rc = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC))) {
         failf(err, errlen, 0, "%s: %s", path, sqlite3_errmsg(db));
         goto fail;
