@@ -1100,13 +1100,19 @@ int cm_store_put(struct cm_store *st, const struct cm_state_entry *e)
     return enqueue(st, &o);
 }
 
-int cm_store_delete(struct cm_store *st, const char *name)
+/* Queues an operation that names only a target (OP_DELETE, OP_UNPIN). */
+static int enqueue_named(struct cm_store *st, enum op_kind kind, const char *name)
 {
-    struct op o = {.kind = OP_DELETE, .name = strdup(name)};
+    struct op o = {.kind = kind, .name = strdup(name)};
 
     if (!o.name)
         return -ENOMEM;
     return enqueue(st, &o);
+}
+
+int cm_store_delete(struct cm_store *st, const char *name)
+{
+    return enqueue_named(st, OP_DELETE, name);
 }
 
 int cm_store_delete_all(struct cm_store *st)
@@ -1219,11 +1225,7 @@ int cm_store_pin(struct cm_store *st, const char *name, const struct cm_leaf_sum
 
 int cm_store_unpin(struct cm_store *st, const char *name)
 {
-    struct op o = {.kind = OP_UNPIN, .name = strdup(name)};
-
-    if (!o.name)
-        return -ENOMEM;
-    return enqueue(st, &o);
+    return enqueue_named(st, OP_UNPIN, name);
 }
 
 /* The start of every reader: opens the database at path read-only and reads its schema
