@@ -1,4 +1,5 @@
 #include "cmtest.h"
+#include "certmon/config/config.h"
 #include "certmon/daemon/state.h"
 #include "certmon/daemon/store.h"
 
@@ -470,6 +471,18 @@ bool cm_th_loop_until(uv_loop_t *loop, const int *n, int want, int timeout_ms)
     uv_close((uv_handle_t *)&guard, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     return *n >= want;
+}
+
+bool cm_th_config_error(const struct cm_config_errors *errs, const char *want, size_t case_no)
+{
+    bool found = false;
+
+    for (size_t k = 0; k < errs->count; k++)
+        found |= strstr(errs->msgs[k], want) != NULL;
+    if (!found)
+        fprintf(stderr, "\n    case %zu: want '%s' in '%s'", case_no, want,
+                errs->count ? errs->msgs[0] : "(nothing)");
+    return found;
 }
 
 double cm_th_metric(const char *body, const char *name, const char *m1, const char *m2)

@@ -100,6 +100,13 @@ pid_t cm_th_s_server(int port, const char *cert, const char *key, bool inter);
 void cm_th_write_config(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+struct cm_config_errors;
+
+/* Whether one of the messages of errs (a failed cm_config_load) contains want. When none does,
+ * says so on stderr with the first message (table case case_no), so that the failed assertion
+ * after it shows what came instead. */
+bool cm_th_config_error(const struct cm_config_errors *errs, const char *want, size_t case_no);
+
 /* The value of the first sample of Prometheus family name in body (text exposition) whose
  * labels hold both matches (substrings such as 'target="alpha"'; NULL matches anything), or
  * -1 when there is none. */
