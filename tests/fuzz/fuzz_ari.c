@@ -8,13 +8,7 @@
 
 #include <strings.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cm_log_threshold = CM_LOG_ERROR;
-    return 0;
-}
+FZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -6,13 +6,7 @@
 #include "certmon/base/error.h"
 #include "certmon/config/filesd.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cm_log_threshold = CM_LOG_ERROR;
-    return 0;
-}
+FZ_QUIET_INIT
 
 static void check(const struct cm_sd_doc *doc)
 {

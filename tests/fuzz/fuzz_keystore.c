@@ -28,13 +28,7 @@ static void check(int rc, const struct cm_chain *chain, enum cm_integrity integ,
         FZ_CHECK(integ == CM_INTEGRITY_VERIFIED || integ == CM_INTEGRITY_ABSENT);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cm_log_threshold = CM_LOG_ERROR;
-    return 0;
-}
+FZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

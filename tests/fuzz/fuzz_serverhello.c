@@ -10,13 +10,7 @@
 
 #include "certmon/probe/posture.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cm_log_threshold = CM_LOG_ERROR;
-    return 0;
-}
+FZ_QUIET_INIT
 
 static void parse_stream(const uint8_t *data, size_t size, size_t chunk)
 {

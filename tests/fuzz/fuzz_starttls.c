@@ -19,13 +19,7 @@ static const enum cm_starttls_proto protos[] = {
     CM_STARTTLS_LDAP, CM_STARTTLS_POSTGRES, CM_STARTTLS_MYSQL, CM_STARTTLS_XMPP,
 };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    cm_log_threshold = CM_LOG_ERROR;
-    return 0;
-}
+FZ_QUIET_INIT
 
 static void check_state(struct cm_starttls *st, int rc)
 {

@@ -30,6 +30,18 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
+/* The LLVMFuzzerInitialize of a harness that needs no setup but quiet logging (below errors:
+ * the code under test logs every bad input, which would drown libFuzzer's own output). A
+ * harness with setup of its own writes its LLVMFuzzerInitialize itself. */
+#define FZ_QUIET_INIT                                                                              \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                                              \
+    {                                                                                              \
+        (void)argc;                                                                                \
+        (void)argv;                                                                                \
+        cm_log_threshold = CM_LOG_ERROR;                                                           \
+        return 0;                                                                                  \
+    }
+
 /* The harness's private directory (made by fz_init). */
 static char fz_dir[4096];
 
