@@ -201,11 +201,12 @@ static const char SEEN[] =
     " ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (target, sha256) DO UPDATE SET last_seen ="
     " max(last_seen, excluded.last_seen)";
 
-/* %s: "trust", or "NULL" for a database of a schema before 4 (read before its upgrade). */
+/* %s: "trust", or "NULL" for a database of a schema before 4 (read before its upgrade). Newest
+ * first; leaves first seen within the same second in the order they were inserted. */
 static const char SELECT_HISTORY[] =
     "SELECT sha256, first_seen, last_seen, subject, sans, issuer, key_type, key_bits,"
     " not_before, not_after, chain, %s FROM history WHERE target = ?1"
-    " ORDER BY first_seen DESC, last_seen DESC";
+    " ORDER BY first_seen DESC, rowid DESC";
 
 /* Schema 5: the results log, two tables taking turns. A put appends one row to the active
  * one (consecutive results share pages whatever targets they are about, where updating each
@@ -1373,10 +1374,13 @@ int cm_store_latest(const char *path,
                     void (*fn)(void *arg, const char *target, const struct cm_history_row *row),
                     void *arg, char *err, size_t errlen)
 {
-    /* SQLite gives the bare columns of the row that holds max(first_seen). */
+    /* Per target the row first seen last; first_seen counts whole seconds, so a leaf
+     * replaced within the second of its own first sight ties with its successor: the row
+     * inserted later (a higher rowid; an upsert keeps a row's rowid) is the newer. */
     static const char SQL[] = "SELECT target, sha256, subject, sans, issuer, key_type, key_bits,"
-                              " not_before, not_after, chain, last_seen, max(first_seen), %s"
-                              " FROM history GROUP BY target";
+                              " not_before, not_after, chain, last_seen, first_seen, %s FROM"
+                              " (SELECT *, row_number() OVER (PARTITION BY target ORDER BY"
+                              " first_seen DESC, rowid DESC) AS rn FROM history) WHERE rn = 1";
     sqlite3_stmt *s = NULL;
     sqlite3 *db;
     int serr, rc;

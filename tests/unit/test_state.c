@@ -2086,6 +2086,46 @@ static void test_store_upgrade(void)
     cm_state_free(s);
 }
 
+/* Two leaves first seen within the same second (a certificate replaced right after its first
+ * sight): the one inserted later is the newer, in the history and for cm_store_latest. */
+static void latest_sha(void *arg, const char *target, const struct cm_history_row *row)
+{
+    (void)target;
+    snprintf(arg, 16, "%s", row->sha256);
+}
+
+static void test_store_same_second(void)
+{
+    const char *dir = fresh_dir("samesecond");
+    char path[600], err[600] = "", latest[16] = "";
+    struct cm_history_row *rows = NULL;
+    struct cm_chain a = {0}, b = {0};
+    struct cm_state *s = new_state();
+    struct cm_store *st;
+    size_t n = 0;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, s, __LINE__);
+    /* b's key sorts after a's: the primary key's order would give a first. */
+    history_chain(&a, "0000", NULL, NOW + 30 * 86400);
+    history_chain(&b, "ffff", NULL, NOW + 60 * 86400);
+    EXPECT_INT(cm_store_seen_as(st, "web", &a, CM_TRUST_PUBLIC, NOW), 0);
+    EXPECT_INT(cm_store_seen_as(st, "web", &b, CM_TRUST_PUBLIC, NOW), 0);
+    store_close_ok(st);
+    EXPECT_INT(cm_store_history(path, "web", &rows, &n, err, sizeof(err)), 0);
+    EXPECT_INT(n, 2);
+    if (n == 2) {
+        EXPECT_STR(rows[0].sha256, "ffff");
+        EXPECT_STR(rows[1].sha256, "0000");
+    }
+    cm_history_free(rows, n);
+    EXPECT_INT(cm_store_latest(path, latest_sha, latest, err, sizeof(err)), 0);
+    EXPECT_STR(latest, "ffff");
+    cm_chain_clear(&a);
+    cm_chain_clear(&b);
+    cm_state_free(s);
+}
+
 /* Takes the results log of schema 5 out again, to make a database of an older schema by
  * hand. */
 #define LOG_DOWN                                                                           \
@@ -2367,6 +2407,7 @@ static CU_TestInfo tests[] = {
     {"store: schema 1 upgraded to the history's", test_store_upgrade},
     {"store: pins both ways; schema 2 upgraded", test_store_pins},
     {"store: the trust of history rows; schema 3 upgraded", test_store_trust},
+    {"store: leaves first seen in the same second: the later is newer", test_store_same_second},
     {"store: committed within the commit delay", test_store_commit_delay},
     {"store: a JSON state is imported once", test_store_import_json},
     {"store: corrupt files moved aside, foreign ones left alone", test_store_corrupt},
