@@ -1702,8 +1702,12 @@ static void on_check_idle(uv_idle_t *h)
 {
     struct daemon *d = h->data;
 
-    if (cm_state_check_reports(d->state, 1000))
+    if (cm_state_check_reports(d->state, 1000)) {
         uv_idle_stop(h);
+        /* Every restored report has been parsed once: the JSON trees are gone, and the
+         * free memory between the views goes back to the system. */
+        malloc_trim(0);
+    }
 }
 
 /* Each target's newest history row, read at start on the thread pool (at 100,000 targets

@@ -102,7 +102,14 @@ static int apply_union(struct cm_discovery *dm)
         extra[nextra++] = t;
         c[i].src->applied++;
     }
-    g = cm_gen_compose(dm->loaded, extra, nextra, lists, nlists, &rc);
+    /* Nothing discovered: the configuration's own generation, not a copy of its targets (at
+     * 100,000 configured targets a copy is 40 MB). */
+    if (nextra == 0) {
+        g = cm_gen_ref(dm->loaded);
+        rc = 0;
+    } else {
+        g = cm_gen_compose(dm->loaded, extra, nextra, lists, nlists, &rc);
+    }
     free(c);
     free(extra);
     free(lists);
