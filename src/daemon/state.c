@@ -75,6 +75,7 @@ struct cm_state {
     size_t nbuckets; /* power of two, at least twice count */
     struct cm_state_view_hooks hooks;
     size_t check_from; /* entries below this index have their reports checked */
+    bool drop_checked; /* cm_state_set_drop_checked */
 };
 
 static uint64_t hash_name(const char *s)
@@ -318,6 +319,7 @@ int cm_state_record(struct cm_state_entry *e, const struct cm_probe_result *res,
     *old_status = e->status;
     rtext_unref(e->report);
     e->report = text;
+    e->report_on_disk = false;
     free(e->seen);
     e->seen = seen;
     e->seen_count = f->count;
@@ -991,6 +993,31 @@ int cm_state_move_aside(const char *path, time_t now, char *moved, size_t movedl
 
 /* ---- The store's rows ---- */
 
+void cm_state_set_drop_checked(struct cm_state *s, bool on)
+{
+    s->drop_checked = on;
+}
+
+bool cm_state_drop_report(struct cm_state_entry *e, const char *report)
+{
+    if (!report || e->report != report)
+        return false;
+    rtext_unref(e->report);
+    e->report = NULL;
+    e->report_on_disk = true;
+    return true;
+}
+
+bool cm_state_has_report(const struct cm_state_entry *e)
+{
+    return e->report || e->report_on_disk;
+}
+
+char *cm_state_report_from(const void *data, size_t len, bool packed)
+{
+    return rtext_bytes(data, len, packed);
+}
+
 char *cm_state_report_ref(const struct cm_state_entry *e)
 {
     return rtext_ref(e->report);
@@ -1297,6 +1324,11 @@ bool cm_state_check_reports(struct cm_state *s, size_t max)
             cm_log_warn("state", "target=%s field=report: not a JSON object: ignored", e->name);
             rtext_unref(e->report);
             e->report = NULL;
+        } else if (s->drop_checked) {
+            set_view(e, r);
+            rtext_unref(e->report);
+            e->report = NULL;
+            e->report_on_disk = true;
         } else {
             set_view(e, r);
             repack(e);

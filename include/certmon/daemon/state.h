@@ -43,6 +43,10 @@ struct cm_state_entry {
     enum cm_status status;
     bool has_status;      /* false until a first result (or a loaded one) */
     char *report;         /* the latest report, packed, or NULL (cm_state_report_text) */
+    /* The latest report is in the database only: e->report was let go once the store had
+     * committed it (cm_state_drop_report), or a restored one once its view was built
+     * (cm_state_set_drop_checked). Read it back with cm_store_report. */
+    bool report_on_disk;
     struct cm_seen *seen;
     size_t seen_count;
     struct cm_posture *posture; /* latest posture pass, or NULL */
@@ -176,6 +180,23 @@ int cm_state_restore(struct cm_state *s, const struct cm_state_row *row, size_t 
  * Returns true when no report is left unchecked. Call it in slices after a start, and with
  * SIZE_MAX before serving reports or views. */
 bool cm_state_check_reports(struct cm_state *s, size_t max);
+
+/* With on (the daemon, whose database holds every restored row), a restored report is let go
+ * as soon as cm_state_check_reports has built its view: at 100,000 targets the packed reports
+ * are ~45 MB that only the API reads. */
+void cm_state_set_drop_checked(struct cm_state *s, bool on);
+
+/* Lets go of the entry's report when it is still report (a reference taken when it was
+ * queued to the store, whose commit has since made it durable): e->report becomes NULL and
+ * e->report_on_disk true. A newer report stays. Returns true when it was let go. */
+bool cm_state_drop_report(struct cm_state_entry *e, const char *report);
+
+/* True when the entry has a report, in memory or in the database. */
+bool cm_state_has_report(const struct cm_state_entry *e);
+
+/* A report reference made from bytes read back from the database (packed: base/pack.h, else
+ * JSON text), as cm_state_report_ref returns; NULL when out of memory. */
+char *cm_state_report_from(const void *data, size_t len, bool packed);
 
 /* A reference to the entry's report (NULL when it has none), valid on any thread until
  * cm_state_report_unref: the entry may get a new report meanwhile. */
