@@ -271,6 +271,28 @@ int cm_th_run(char *const argv[], char **out, int timeout_s, double *elapsed_s)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int cm_th_sh(char **out, const char *fmt, ...)
+{
+    char *cmd = NULL, *got = NULL;
+    char *argv[] = {"/bin/sh", "-c", NULL, NULL};
+    va_list ap;
+    int n, rc;
+
+    va_start(ap, fmt);
+    n = vasprintf(&cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    argv[2] = cmd;
+    rc = cm_th_run(argv, &got, 60, NULL);
+    free(cmd);
+    if (out)
+        *out = got;
+    else
+        free(got);
+    return rc;
+}
+
 json_t *cm_th_check_json(int *exit_code, double *elapsed_s, ...)
 {
     char *argv[512];

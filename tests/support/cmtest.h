@@ -55,6 +55,11 @@ void cm_th_stop(pid_t pid);
  * exit normally. *elapsed_s gets the wall time when not NULL. */
 int cm_th_run(char *const argv[], char **out, int timeout_s, double *elapsed_s);
 
+/* Runs the shell command made from fmt with /bin/sh -c (at most 60 s), capturing stdout into
+ * *out (malloc'd) when out is not NULL, else dropping it. Returns the exit status as
+ * cm_th_run does, or -1 when the command could not be made. */
+int cm_th_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Runs certmon check with args (NULL-terminated) plus --json and parses stdout.
  * Returns the parsed JSON (caller decrefs) or NULL; *exit_code gets the status. */
 json_t *cm_th_check_json(int *exit_code, double *elapsed_s, ...);
