@@ -447,6 +447,13 @@ const char *cm_json_str(json_t *o, const char *path)
     return json_string_value(cm_json_get(o, path));
 }
 
+void cm_expect_json_strs(json_t *j, const struct cm_json_want *wants, size_t n, const char *file,
+                         unsigned line)
+{
+    for (size_t i = 0; i < n; i++)
+        cm_expect_str(cm_json_str(j, wants[i].path), wants[i].want, wants[i].path, file, line);
+}
+
 json_t *cm_json_only(json_t *arr)
 {
     CU_ASSERT_FATAL(json_is_array(arr));

@@ -182,6 +182,24 @@ const char *cm_json_str(json_t *o, const char *path);
 /* The only element of a one-element array; a fatal assertion when it is not one. */
 json_t *cm_json_only(json_t *arr);
 
+/* One expected string of a JSON document: the value at path (cm_json_str), NULL for "absent
+ * or not a string". */
+struct cm_json_want {
+    const char *path, *want;
+};
+
+/* Checks every row of wants against j, each failure naming its path. */
+void cm_expect_json_strs(json_t *j, const struct cm_json_want *wants, size_t n, const char *file,
+                         unsigned line);
+
+/* EXPECT_JSON_STRS(j, {"payload.class", "cert.expired"}, {"routing_key", "K3y"}, ...): a table
+ * of cm_json_want rows checked against j. */
+#define EXPECT_JSON_STRS(j, ...)                                                                   \
+    cm_expect_json_strs((j), (const struct cm_json_want[]){__VA_ARGS__},                           \
+                        sizeof((const struct cm_json_want[]){__VA_ARGS__}) /                       \
+                            sizeof(struct cm_json_want),                                           \
+                        __FILE__, __LINE__)
+
 /* The first finding of target object t with that id at that chain position (any position
  * when position < 0, any severity when severity is NULL), or NULL. */
 json_t *cm_finding(json_t *t, const char *id, const char *severity, int position);
