@@ -51,6 +51,18 @@ bench_options() {
     done
 }
 
+# bench_fleet_options ARGS...: the command line of a benchmark of N targets (--targets, default
+# 10000) served by K s_server endpoints (--servers, default 4), certmon from --certmon PATH.
+# shellcheck disable=SC2034 # N and K are the calling script's
+bench_fleet_options() {
+    N=10000
+    K=4
+    CERTMON=
+    bench_options "usage: $0 [--targets N] [--servers K] [--certmon PATH]" \
+        targets=N:uint servers=K:uint certmon=CERTMON -- "$@"
+    bench_certmon
+}
+
 bench_usage_error() { # USAGE MESSAGE
     echo "$(basename "$0"): $2" >&2
     echo "$1" >&2

@@ -14,12 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
 
-N=10000
-K=4
-CERTMON=
-bench_options "usage: $0 [--targets N] [--servers K] [--certmon PATH]" \
-    targets=N:uint servers=K:uint certmon=CERTMON -- "$@"
-bench_certmon
+bench_fleet_options "$@"
 bench_setup dbench
 start_servers "$K"
 mport=$(free_port)
