@@ -274,7 +274,7 @@ static const char APPEND[] = "INSERT INTO %s (name" ROW_NAMES ", seq) VALUES (?"
 static const char FOLD_SCAN[] = "SELECT t.id, r.seq FROM %s r JOIN targets t ON t.name = r.name"
                                 " WHERE r.seq > ?1 AND r.seq > t.seq ORDER BY r.seq LIMIT ?2";
 
-/* name is left out of the SET: the same value, but its UNIQUE index would be written. */
+/* name is not in the SET (the key, never changed): its UNIQUE index is left alone. */
 static const char FOLD_APPLY[] =
     "UPDATE targets SET (seq" ROW_NAMES ") = (SELECT seq" ROW_NAMES
     " FROM %s WHERE seq = ?1) WHERE name = (SELECT name FROM %s WHERE seq ="
