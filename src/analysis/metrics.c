@@ -4,6 +4,7 @@
  * integers. A view is one allocation; its strings live in an arena inside it, stored once
  * even when they repeat (a leaf's issuer is the next certificate's subject). */
 #include "certmon/analysis/metrics.h"
+#include "certmon/base/buf.h"
 #include "certmon/base/label.h"
 #include "certmon/base/text.h"
 
@@ -93,29 +94,12 @@ struct builder {
     bool failed;
 };
 
+/* Offsets and lengths are 31-bit (HEX is the top bit of a length). */
 static bool arena_grow(struct builder *b, size_t n)
 {
-    size_t cap = b->acap ? b->acap : 512;
-    char *p;
-
-    if (b->failed)
-        return false;
-    if (b->acap - b->alen >= n)
-        return true;
-    /* Offsets and lengths are 31-bit (HEX is the top bit of a length). */
-    if (n > (size_t)INT32_MAX - b->alen) {
+    if (!b->failed && cm_buf_reserve(&b->arena, &b->acap, b->alen, n, 512, INT32_MAX) < 0)
         b->failed = true;
-        return false;
-    }
-    while (cap - b->alen < n)
-        cap *= 2;
-    if (!(p = realloc(b->arena, cap))) {
-        b->failed = true;
-        return false;
-    }
-    b->arena = p;
-    b->acap = cap;
-    return true;
+    return !b->failed;
 }
 
 static void arena_put(struct builder *b, const char *s, size_t n)

@@ -2,6 +2,7 @@
  * HTML with every foreign string escaped on its way out. */
 #include "certmon/analysis/page.h"
 #include "certmon/analysis/analyze.h"
+#include "certmon/base/buf.h"
 #include "certmon/base/text.h"
 
 #include <errno.h>
@@ -49,29 +50,14 @@ void cm_page_buf_free(struct cm_page_buf *b)
     *b = (struct cm_page_buf){0};
 }
 
+/* Room for n bytes and the NUL after them; a page stays under a quarter of the address space
+ * (the bounds of escaped text are computed below that). */
 static bool grow(struct cm_page_buf *b, size_t n)
 {
-    size_t cap;
-    char *p;
-
-    if (b->failed)
-        return false;
-    if (b->cap - b->len > n)
-        return true;
-    if (n > SIZE_MAX / 4 - b->len) {
+    if (!b->failed && (n >= SIZE_MAX / 4 ||
+                       cm_buf_reserve(&b->data, &b->cap, b->len, n + 1, 4096, SIZE_MAX / 4) < 0))
         b->failed = true;
-        return false;
-    }
-    cap = b->cap ? b->cap : 4096;
-    while (cap - b->len <= n)
-        cap *= 2;
-    if (!(p = realloc(b->data, cap))) {
-        b->failed = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
+    return !b->failed;
 }
 
 static void putn(struct cm_page_buf *b, const char *s, size_t n)

@@ -163,20 +163,45 @@ static const char PIN_UPSERT[] =
     " excluded.key_type, key_bits = excluded.key_bits, not_after = excluded.not_after,"
     " pinned_at = excluded.pinned_at";
 
+/* The columns of a target's row after its name (the key), in `targets` and in both log
+ * tables, in this order: X(column, declared type, how it is bound from struct op's field of
+ * the same name). Every statement that writes, appends or copies a row, and the view
+ * `current`, is spelled from this list, so that a column added here is in all of them (and
+ * unit.state checks that every column survives a fold). A new column also needs its schema
+ * version: ALTER TABLE ... ADD COLUMN on `targets` and both log tables of an older file, and
+ * the view dropped and made again; and its field in struct op, op_of_entry and load_rows.
+ * report has no declared type: a packed report is a BLOB, an imported one JSON text (files
+ * made before this list declare it TEXT in `targets`, which stores both as they are too). */
+#define ROW_COLUMNS(X)                                                                             \
+    X(owner, "TEXT NOT NULL", text)                                                                \
+    X(status, "TEXT", text)                                                                        \
+    X(last_probe, "INTEGER NOT NULL DEFAULT 0", int64)                                             \
+    X(last_success, "INTEGER NOT NULL DEFAULT 0", int64)                                           \
+    X(status_since, "INTEGER NOT NULL DEFAULT 0", int64)                                           \
+    X(failures, "INTEGER NOT NULL DEFAULT 0", int64)                                               \
+    X(seen, "TEXT", text)                                                                          \
+    X(posture_at, "INTEGER NOT NULL DEFAULT 0", int64)                                             \
+    X(posture, "TEXT", text)                                                                       \
+    X(report, "", report)
+
+/* Pieces of SQL text, one per column, each with its leading comma. */
+#define COL_DECL(c, type, bind) ", " #c " " type
+#define COL_NAME(c, type, bind) ", " #c
+#define COL_PARAM(c, type, bind) ", ?"
+/* The view's rule for one column: the newest log row's value when there is one (a, else b:
+ * only the table holding the newest seq joins), else the row's own. */
+#define COL_CURRENT(c, type, bind)                                                                 \
+    ", CASE WHEN a.seq IS NOT NULL THEN a." #c " WHEN b.seq IS NOT NULL THEN b." #c " ELSE t." #c  \
+    " END AS " #c
+#define ROW_DECLS ROW_COLUMNS(COL_DECL)
+#define ROW_NAMES ROW_COLUMNS(COL_NAME)
+#define ROW_PARAMS ROW_COLUMNS(COL_PARAM)
+#define ROW_CURRENT ROW_COLUMNS(COL_CURRENT)
+
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS targets ("
     " id INTEGER PRIMARY KEY,"
-    " name TEXT NOT NULL UNIQUE,"
-    " owner TEXT NOT NULL,"
-    " status TEXT,"
-    " last_probe INTEGER NOT NULL DEFAULT 0,"
-    " last_success INTEGER NOT NULL DEFAULT 0,"
-    " status_since INTEGER NOT NULL DEFAULT 0,"
-    " failures INTEGER NOT NULL DEFAULT 0,"
-    " seen TEXT,"
-    " posture_at INTEGER NOT NULL DEFAULT 0,"
-    " posture TEXT,"
-    " report TEXT);"
+    " name TEXT NOT NULL UNIQUE" ROW_DECLS ");"
     "CREATE TABLE IF NOT EXISTS history ("
     " target TEXT NOT NULL,"
     " sha256 TEXT NOT NULL,"
@@ -219,19 +244,8 @@ static const char SELECT_HISTORY[] =
  * newer log row of the same name overrides it. The view `current` is that rule, for readers
  * (the daemon's start, `state export`, sqlite3). New targets go to `targets` directly. */
 /* One log table (%s: LOG_TABLE). */
-static const char LOG_SCHEMA[] = "CREATE TABLE IF NOT EXISTS %s ("
-                                 " seq INTEGER PRIMARY KEY,"
-                                 " name TEXT NOT NULL,"
-                                 " owner TEXT NOT NULL,"
-                                 " status TEXT,"
-                                 " last_probe INTEGER NOT NULL DEFAULT 0,"
-                                 " last_success INTEGER NOT NULL DEFAULT 0,"
-                                 " status_since INTEGER NOT NULL DEFAULT 0,"
-                                 " failures INTEGER NOT NULL DEFAULT 0,"
-                                 " seen TEXT,"
-                                 " posture_at INTEGER NOT NULL DEFAULT 0,"
-                                 " posture TEXT,"
-                                 " report);";
+static const char LOG_SCHEMA[] = "CREATE TABLE IF NOT EXISTS %s (seq INTEGER PRIMARY KEY,"
+                                 " name TEXT NOT NULL" ROW_DECLS ");";
 
 /* The rest of schema 5, after both log tables. */
 static const char SCHEMA5[] =
@@ -239,27 +253,7 @@ static const char SCHEMA5[] =
     "CREATE VIEW IF NOT EXISTS current AS"
     " WITH latest AS (SELECT name AS lname, max(seq) AS lseq FROM (SELECT name, seq FROM"
     " results_a UNION ALL SELECT name, seq FROM results_b) GROUP BY name)"
-    " SELECT t.name AS name,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.owner WHEN b.seq IS NOT NULL"
-    " THEN b.owner ELSE t.owner END AS owner,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.status WHEN b.seq IS NOT NULL"
-    " THEN b.status ELSE t.status END AS status,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.last_probe WHEN b.seq IS NOT NULL"
-    " THEN b.last_probe ELSE t.last_probe END AS last_probe,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.last_success WHEN b.seq IS NOT NULL"
-    " THEN b.last_success ELSE t.last_success END AS last_success,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.status_since WHEN b.seq IS NOT NULL"
-    " THEN b.status_since ELSE t.status_since END AS status_since,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.failures WHEN b.seq IS NOT NULL"
-    " THEN b.failures ELSE t.failures END AS failures,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.seen WHEN b.seq IS NOT NULL"
-    " THEN b.seen ELSE t.seen END AS seen,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.posture_at WHEN b.seq IS NOT NULL"
-    " THEN b.posture_at ELSE t.posture_at END AS posture_at,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.posture WHEN b.seq IS NOT NULL"
-    " THEN b.posture ELSE t.posture END AS posture,"
-    " CASE WHEN a.seq IS NOT NULL THEN a.report WHEN b.seq IS NOT NULL"
-    " THEN b.report ELSE t.report END AS report,"
+    " SELECT t.name AS name" ROW_CURRENT ","
     " max(t.seq, coalesce(lseq, 0)) AS seq"
     " FROM targets t LEFT JOIN latest ON lname = t.name"
     " LEFT JOIN results_a a ON a.seq = lseq AND lseq > t.seq"
@@ -267,16 +261,12 @@ static const char SCHEMA5[] =
 
 /* A target's first row goes to `targets` (current from then: seq is the newest given out so
  * far); for a known target it does nothing, and the result is appended to the log instead. */
-static const char PUT_NEW[] =
-    "INSERT INTO targets (name, owner, status, last_probe, last_success, status_since,"
-    " failures, seen, posture_at, posture, report, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-    " ?9, ?10, ?11, ?12) ON CONFLICT (name) DO NOTHING";
+static const char PUT_NEW[] = "INSERT INTO targets (name" ROW_NAMES ", seq) VALUES (?" ROW_PARAMS
+                              ", ?) ON CONFLICT (name) DO NOTHING";
 
-/* Per log table (%s: results_a, results_b). */
-static const char APPEND[] =
-    "INSERT INTO %s (name, owner, status, last_probe, last_success, status_since,"
-    " failures, seen, posture_at, posture, report, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-    " ?9, ?10, ?11, ?12)";
+/* Per log table (%s: results_a, results_b). The parameters of both: name, the columns, seq
+ * (bind_row). */
+static const char APPEND[] = "INSERT INTO %s (name" ROW_NAMES ", seq) VALUES (?" ROW_PARAMS ", ?)";
 
 /* The fold of the full table, in three phases (fold_step): which of its rows (seq above ?1,
  * a chunk at a time) are newer than their target's row, with the target's place in the
@@ -284,11 +274,11 @@ static const char APPEND[] =
 static const char FOLD_SCAN[] = "SELECT t.id, r.seq FROM %s r JOIN targets t ON t.name = r.name"
                                 " WHERE r.seq > ?1 AND r.seq > t.seq ORDER BY r.seq LIMIT ?2";
 
+/* name is not in the SET (the key, never changed): its UNIQUE index is left alone. */
 static const char FOLD_APPLY[] =
-    "UPDATE targets SET (owner, status, last_probe, last_success, status_since, failures, seen,"
-    " posture_at, posture, report, seq) = (SELECT owner, status, last_probe, last_success,"
-    " status_since, failures, seen, posture_at, posture, report, seq FROM %s WHERE seq ="
-    " ?1) WHERE name = (SELECT name FROM %s WHERE seq = ?1) AND seq < ?1";
+    "UPDATE targets SET (seq" ROW_NAMES ") = (SELECT seq" ROW_NAMES
+    " FROM %s WHERE seq = ?1) WHERE name = (SELECT name FROM %s WHERE seq ="
+    " ?1) AND seq < ?1";
 
 static const char FOLD_EMPTY[] = "DELETE FROM %s";
 
@@ -666,17 +656,20 @@ static int step_done(sqlite3_stmt *s)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+static int bind_int64(sqlite3_stmt *s, int i, int64_t v)
+{
+    return sqlite3_bind_int64(s, i, v);
+}
+
+/* The parameters of PUT_NEW and APPEND, in ROW_COLUMNS' order. */
+#define BIND_COL(c, type, bind) || (rc = bind_##bind(s, i++, o->c))
+
 static int bind_row(sqlite3_stmt *s, const struct op *o, int64_t seq)
 {
-    int rc;
+    int rc, i = 1;
 
-    if ((rc = bind_text(s, 1, o->name)) || (rc = bind_text(s, 2, o->owner)) ||
-        (rc = bind_text(s, 3, o->status)) || (rc = sqlite3_bind_int64(s, 4, o->last_probe)) ||
-        (rc = sqlite3_bind_int64(s, 5, o->last_success)) ||
-        (rc = sqlite3_bind_int64(s, 6, o->status_since)) ||
-        (rc = sqlite3_bind_int64(s, 7, o->failures)) || (rc = bind_text(s, 8, o->seen)) ||
-        (rc = sqlite3_bind_int64(s, 9, o->posture_at)) || (rc = bind_text(s, 10, o->posture)) ||
-        (rc = bind_report(s, 11, o->report)) || (rc = sqlite3_bind_int64(s, 12, seq)))
+    if ((rc = bind_text(s, i++, o->name)) ROW_COLUMNS(BIND_COL) ||
+        (rc = sqlite3_bind_int64(s, i, seq)))
         sqlite3_clear_bindings(s);
     return rc;
 }

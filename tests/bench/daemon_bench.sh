@@ -10,23 +10,11 @@
 # usage: tests/bench/daemon_bench.sh [--targets N] [--servers K] [--certmon PATH]
 set -euo pipefail
 
-N=10000
-K=4
-CERTMON=
-while [ $# -gt 0 ]; do
-    case $1 in
-    --targets) N=$2; shift 2 ;;
-    --servers) K=$2; shift 2 ;;
-    --certmon) CERTMON=$2; shift 2 ;;
-    *) echo "usage: $0 [--targets N] [--servers K] [--certmon PATH]" >&2; exit 2 ;;
-    esac
-done
 here=$(cd "$(dirname "$0")" && pwd)
-CERTMON=${CERTMON:-$here/../../build/certmon}
-[ -x "$CERTMON" ] || { echo "no certmon binary at $CERTMON (build first)" >&2; exit 2; }
-
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
+
+bench_fleet_options "$@"
 bench_setup dbench
 start_servers "$K"
 mport=$(free_port)

@@ -13,24 +13,12 @@
 # A release build is what the budget is about: cmake -DCMAKE_BUILD_TYPE=Release.
 set -euo pipefail
 
-N=10000
-K=4
-CERTMON=
-while [ $# -gt 0 ]; do
-    case $1 in
-    --targets) N=$2; shift 2 ;;
-    --servers) K=$2; shift 2 ;;
-    --certmon) CERTMON=$2; shift 2 ;;
-    *) echo "usage: $0 [--targets N] [--servers K] [--certmon PATH]" >&2; exit 2 ;;
-    esac
-done
 here=$(cd "$(dirname "$0")" && pwd)
-CERTMON=${CERTMON:-$here/../../build/certmon}
-[ -x "$CERTMON" ] || { echo "no certmon binary at $CERTMON (build first)" >&2; exit 2; }
-command -v wrk >/dev/null || { echo "needs wrk (Debian: wrk)" >&2; exit 2; }
-
 # shellcheck source=bench_lib.sh
 . "$here/bench_lib.sh"
+
+bench_fleet_options "$@"
+command -v wrk >/dev/null || { echo "needs wrk (Debian: wrk)" >&2; exit 2; }
 bench_setup pbench
 start_servers "$K"
 mport=$(free_port)

@@ -21,26 +21,18 @@
 #                                   [--certmon PATH]
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
+
 SIZES="1000 20000 100000"
 K=4
 WINDOW=60
 CERTMON=
-while [ $# -gt 0 ]; do
-    case $1 in
-    --targets) SIZES=$2; shift 2 ;;
-    --servers) K=$2; shift 2 ;;
-    --window) WINDOW=$2; shift 2 ;;
-    --certmon) CERTMON=$2; shift 2 ;;
-    *) echo "usage: $0 [--targets \"N...\"] [--servers K] [--window S] [--certmon PATH]" >&2; exit 2 ;;
-    esac
-done
-here=$(cd "$(dirname "$0")" && pwd)
-CERTMON=${CERTMON:-$here/../../build/certmon}
-[ -x "$CERTMON" ] || { echo "no certmon binary at $CERTMON (build first)" >&2; exit 2; }
+bench_options "usage: $0 [--targets \"N...\"] [--servers K] [--window S] [--certmon PATH]" \
+    targets=SIZES:uints servers=K:uint window=WINDOW:uint certmon=CERTMON -- "$@"
+bench_certmon
 command -v sqlite3 >/dev/null || { echo "needs the sqlite3 command (Debian: sqlite3)" >&2; exit 2; }
-
-# shellcheck source=bench_lib.sh
-. "$here/bench_lib.sh"
 bench_setup scale
 start_servers "$K"
 

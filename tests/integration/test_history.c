@@ -6,6 +6,7 @@
 #include "cmtest.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,37 +35,36 @@ static void remove_tree(const char *path)
  * (hist.test, self-signed: another issuer). */
 static int suite_init(void)
 {
-    char cmd[4096], *out = NULL;
+    int rc;
 
     snprintf(dir, sizeof(dir), "/tmp/certmon-history-XXXXXX");
     if (!mkdtemp(dir))
         return -1;
-    snprintf(cmd, sizeof(cmd),
-             "set -e; cd '%s'; "
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 "
-             "-subj '/CN=History Test CA' -keyout ca.key -out ca.pem "
-             "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign,cRLSign "
-             "2>/dev/null; "
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hist.test "
-             "-keyout leaf.key -out leaf.csr 2>/dev/null; "
-             "for v in 1:30:DNS:hist.test 2:60:DNS:hist.test 3:90:DNS:hist.test,DNS:other.test; do "
-             "  n=${v%%%%:*}; r=${v#*:}; days=${r%%%%:*}; san=${r#*:}; "
-             "  printf 'subjectAltName=%%s\\nbasicConstraints=CA:FALSE\\n"
-             "extendedKeyUsage=serverAuth\\n' \"$san\" > ext$n; "
-             "  openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
-             "-days $days -extfile ext$n -out leaf$n.pem 2>/dev/null; "
-             "done; "
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hist.test "
-             "-keyout key2.key -out leaf4.csr 2>/dev/null; "
-             "openssl x509 -req -in leaf4.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 120 "
-             "-extfile ext1 -out leaf4.pem 2>/dev/null; "
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-keyout key3.key -subj /CN=hist.test -days 200 "
-             "-addext subjectAltName=DNS:hist.test -out rogue.pem 2>/dev/null",
-             dir);
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    int rc = cm_th_run(argv, &out, 60, NULL);
-    free(out);
+    rc = cm_th_sh(
+        NULL,
+        "set -e; cd '%s'; "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 "
+        "-subj '/CN=History Test CA' -keyout ca.key -out ca.pem "
+        "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=keyCertSign,cRLSign "
+        "2>/dev/null; "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hist.test "
+        "-keyout leaf.key -out leaf.csr 2>/dev/null; "
+        "for v in 1:30:DNS:hist.test 2:60:DNS:hist.test 3:90:DNS:hist.test,DNS:other.test; "
+        "do "
+        "  n=${v%%%%:*}; r=${v#*:}; days=${r%%%%:*}; san=${r#*:}; "
+        "  printf 'subjectAltName=%%s\\nbasicConstraints=CA:FALSE\\n"
+        "extendedKeyUsage=serverAuth\\n' \"$san\" > ext$n; "
+        "  openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-days $days -extfile ext$n -out leaf$n.pem 2>/dev/null; "
+        "done; "
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=hist.test "
+        "-keyout key2.key -out leaf4.csr 2>/dev/null; "
+        "openssl x509 -req -in leaf4.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 120 "
+        "-extfile ext1 -out leaf4.pem 2>/dev/null; "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+        "-keyout key3.key -subj /CN=hist.test -days 200 "
+        "-addext subjectAltName=DNS:hist.test -out rogue.pem 2>/dev/null",
+        dir);
     return rc == 0 ? 0 : -1;
 }
 
@@ -108,25 +108,46 @@ static pid_t run_daemon(const char *conf, const char *log)
     return cm_th_spawn(argv, log);
 }
 
+/* Writes the daemon configuration conf: the global settings the endpoint tests here share (a
+ * probe and a retry every second, no posture pass), continued by fmt (printf): the test's own
+ * global settings, the group's closing brace, the rest. */
+static void __attribute__((format(printf, 2, 3))) write_conf(const char *conf, const char *fmt, ...)
+{
+    char *rest = NULL;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&rest, fmt, ap);
+    va_end(ap);
+    CU_ASSERT_FATAL(n >= 0);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+                       "           retry_interval = \"1s\"; posture_interval = \"off\";\n%s",
+                       rest);
+    free(rest);
+}
+
 /* The SHA-256 of a certificate file, lowercase hex. */
 static char *fingerprint(const char *cert)
 {
-    char cmd[1024], *out = NULL;
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out = NULL;
 
-    snprintf(cmd, sizeof(cmd),
-             "openssl x509 -in '%s/%s' -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | "
-             "tr A-F a-f | tr -d '\\n'",
-             dir, cert);
-    CU_ASSERT_EQUAL_FATAL(cm_th_run(argv, &out, 30, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(
+        cm_th_sh(&out,
+                 "openssl x509 -in '%s/%s' -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | "
+                 "tr A-F a-f | tr -d '\\n'",
+                 dir, cert),
+        0);
     return out;
 }
 
-
-static json_t *history_json(const char *conf, int *rc)
+/* `certmon history --json` of any target name (a file's "file:PATH"). */
+static json_t *history_of(const char *conf, const char *name, int *rc)
 {
     char *out = NULL;
-    char *argv[] = {(char *)cm_th_certmon(), "history", "-c", (char *)conf, "--json", "web", NULL};
+    char *argv[] = {
+        (char *)cm_th_certmon(), "history", "-c", (char *)conf, "--json", (char *)name, NULL};
     json_t *j;
 
     *rc = cm_th_run(argv, &out, 30, NULL);
@@ -142,7 +163,7 @@ static json_t *wait_rows(const char *conf, size_t n, double timeout_s)
     int rc;
 
     do {
-        json_t *j = history_json(conf, &rc);
+        json_t *j = history_of(conf, "web", &rc);
         if (rc == 0 && json_array_size(j) == n)
             return j;
         json_decref(j);
@@ -177,15 +198,13 @@ static void test_renewal_and_change(void)
     pid_t srv, daemon;
     json_t *rows, *rep, *f;
 
-    cm_th_write_config(conf,
-                       "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
-                       "           retry_interval = \"1s\"; posture_interval = \"off\";\n"
-                       "           state_file = \"%s/certmon.db\"; change_window = \"1h\"; };\n"
-                       "log = { level = \"debug\"; };\n"
-                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
-                       "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"web\";\n"
-                       "              sni = \"hist.test\"; ca_file = \"%s/ca.pem\"; } );\n",
-                       dir, mport, port, dir);
+    write_conf(conf,
+               "           state_file = \"%s/certmon.db\"; change_window = \"1h\"; };\n"
+               "log = { level = \"debug\"; };\n"
+               "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+               "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"web\";\n"
+               "              sni = \"hist.test\"; ca_file = \"%s/ca.pem\"; } );\n",
+               dir, mport, port, dir);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
     CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
 
@@ -294,7 +313,7 @@ static void test_renewal_and_change(void)
         EXPECT_INT(cm_th_run(bargv, &out, 30, NULL), 1);
         free(out);
     }
-    rows = history_json(conf, &rc);
+    rows = history_of(conf, "web", &rc);
     EXPECT_INT(rc, 0);
     EXPECT_INT(json_array_size(rows), 3);
     json_decref(rows);
@@ -329,29 +348,27 @@ static json_t *named_report(int mport, const char *name)
 static void test_pins(void)
 {
     const char *conf = cm_th_path(dir, "pins.conf"), *log = cm_th_path(dir, "pins.log");
-    char *fp1 = fingerprint("leaf1.pem"), *spki = NULL, cmd[1024];
-    char *sargv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *fp1 = fingerprint("leaf1.pem"), *spki = NULL;
     int port = cm_th_free_port(), mport = cm_th_free_port();
     double end;
     pid_t srv, daemon;
     json_t *key = NULL, *leaf = NULL;
 
-    snprintf(cmd, sizeof(cmd),
-             "openssl x509 -in '%s/leaf2.pem' -noout -pubkey | openssl pkey -pubin -outform der "
-             "| sha256sum | cut -c1-64 | tr -d '\\n'",
-             dir);
-    EXPECT_INT(cm_th_run(sargv, &spki, 30, NULL), 0);
+    EXPECT_INT(cm_th_sh(&spki,
+                        "openssl x509 -in '%s/leaf2.pem' -noout -pubkey | openssl pkey -pubin"
+                        " -outform der | sha256sum | cut -c1-64 | tr -d '\\n'",
+                        dir),
+               0);
     CU_ASSERT_FATAL(spki && strlen(spki) == 64);
-    cm_th_write_config(conf,
-                       "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
-                       "           posture_interval = \"off\"; state_file = \"%s/pins.db\"; };\n"
-                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
-                       "targets = (\n"
-                       "  { host = \"127.0.0.1\"; port = %d; name = \"pinkey\"; sni = \"hist.test\";\n"
-                       "    ca_file = \"%s/ca.pem\"; pin_sha256 = [ \"%s\" ]; },\n"
-                       "  { host = \"127.0.0.1\"; port = %d; name = \"pinleaf\"; sni = \"hist.test\";\n"
-                       "    ca_file = \"%s/ca.pem\"; pin_sha256 = [ \"%s\" ]; } );\n",
-                       dir, mport, port, dir, spki, port, dir, fp1);
+    write_conf(conf,
+               "           state_file = \"%s/pins.db\"; };\n"
+               "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+               "targets = (\n"
+               "  { host = \"127.0.0.1\"; port = %d; name = \"pinkey\"; sni = \"hist.test\";\n"
+               "    ca_file = \"%s/ca.pem\"; pin_sha256 = [ \"%s\" ]; },\n"
+               "  { host = \"127.0.0.1\"; port = %d; name = \"pinleaf\"; sni = \"hist.test\";\n"
+               "    ca_file = \"%s/ca.pem\"; pin_sha256 = [ \"%s\" ]; } );\n",
+               dir, mport, port, dir, spki, port, dir, fp1);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
     CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     end = cm_th_now() + 15 * CERTMON_SLOWDOWN;
@@ -417,16 +434,14 @@ static void test_tofu(void)
     pid_t srv, daemon;
     json_t *rep, *f;
 
-    cm_th_write_config(conf,
-                       "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
-                       "           retry_interval = \"1s\"; posture_interval = \"off\";\n"
-                       "           state_file = \"%s\"; };\n"
-                       "log = { level = \"debug\"; };\n"
-                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
-                       "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"tofu\";\n"
-                       "              sni = \"hist.test\"; ca_file = \"%s/ca.pem\";\n"
-                       "              pin = \"tofu\"; allow_self_signed = true; } );\n",
-                       db, mport, port, dir);
+    write_conf(conf,
+               "           state_file = \"%s\"; };\n"
+               "log = { level = \"debug\"; };\n"
+               "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+               "targets = ( { host = \"127.0.0.1\"; port = %d; name = \"tofu\";\n"
+               "              sni = \"hist.test\"; ca_file = \"%s/ca.pem\";\n"
+               "              pin = \"tofu\"; allow_self_signed = true; } );\n",
+               db, mport, port, dir);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
     CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     CU_ASSERT(cm_th_wait_text(log, "target=tofu pinned on first use", 15 * CERTMON_SLOWDOWN));
@@ -534,14 +549,14 @@ static json_t *wait_rx_alert(const char *rx, const char *target, const char *id,
 /* A certificate's notAfter as RFC 3339 (UTC), as certmon prints it. */
 static char *not_after(const char *cert)
 {
-    char cmd[1024], *out = NULL;
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    char *out = NULL;
 
-    snprintf(cmd, sizeof(cmd),
-             "date -u -d \"$(openssl x509 -in '%s/%s' -noout -enddate | sed 's/.*=//')\" "
-             "+%%Y-%%m-%%dT%%H:%%M:%%SZ | tr -d '\\n'",
-             dir, cert);
-    CU_ASSERT_EQUAL_FATAL(cm_th_run(argv, &out, 30, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(
+        cm_th_sh(&out,
+                 "date -u -d \"$(openssl x509 -in '%s/%s' -noout -enddate | sed 's/.*=//')\" "
+                 "+%%Y-%%m-%%dT%%H:%%M:%%SZ | tr -d '\\n'",
+                 dir, cert),
+        0);
     return out;
 }
 
@@ -561,20 +576,17 @@ static void test_renewal_notifications(void)
     unlink(rx);
     CU_ASSERT_FATAL((prx = cm_th_rx_start(rport, rx, "--responses", "200", NULL)) > 0);
     /* leaf1 (30 days) is expiring under these thresholds, leaf2 (60 days) is not. */
-    cm_th_write_config(
-        conf,
-        "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
-        "           retry_interval = \"1s\"; posture_interval = \"off\";\n"
-        "           state_file = \"%s/renew.db\"; warn_days = 45;\n"
-        "           warn_lifetime_pct = 100; notify_renewals = false; };\n"
-        "targets = (\n"
-        "  { host = \"127.0.0.1\"; port = %d; name = \"loud\"; sni = \"hist.test\";\n"
-        "    ca_file = \"%s/ca.pem\"; notify_renewals = true; },\n"
-        "  { host = \"127.0.0.1\"; port = %d; name = \"quiet\"; sni = \"hist.test\";\n"
-        "    ca_file = \"%s/ca.pem\"; } );\n"
-        "notifiers = ( { name = \"hook\"; type = \"webhook\";\n"
-        "                url = \"http://127.0.0.1:%d/hook\"; group_wait = \"1s\"; } );\n",
-        dir, port, dir, port, dir, rport);
+    write_conf(conf,
+               "           state_file = \"%s/renew.db\"; warn_days = 45;\n"
+               "           warn_lifetime_pct = 100; notify_renewals = false; };\n"
+               "targets = (\n"
+               "  { host = \"127.0.0.1\"; port = %d; name = \"loud\"; sni = \"hist.test\";\n"
+               "    ca_file = \"%s/ca.pem\"; notify_renewals = true; },\n"
+               "  { host = \"127.0.0.1\"; port = %d; name = \"quiet\"; sni = \"hist.test\";\n"
+               "    ca_file = \"%s/ca.pem\"; } );\n"
+               "notifiers = ( { name = \"hook\"; type = \"webhook\";\n"
+               "                url = \"http://127.0.0.1:%d/hook\"; group_wait = \"1s\"; } );\n",
+               dir, port, dir, port, dir, rport);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
     CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     a = wait_rx_alert(rx, "loud", "cert.expiring", "firing", &body, 15);
@@ -621,28 +633,8 @@ static void test_renewal_notifications(void)
 /* Puts the suite's certificate cert at path, atomically (a scan never reads half a file). */
 static void place(const char *cert, const char *path)
 {
-    char cmd[4096], *out = NULL;
-    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-    int n = snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s.tmp' && mv '%s.tmp' '%s'", dir, cert,
-                     path, path, path);
-
-    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(cmd));
-    EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
-    free(out);
-}
-
-/* `certmon history --json` of any target name (a file's "file:PATH"). */
-static json_t *history_of(const char *conf, const char *name, int *rc)
-{
-    char *out = NULL;
-    char *argv[] = {
-        (char *)cm_th_certmon(), "history", "-c", (char *)conf, "--json", (char *)name, NULL};
-    json_t *j;
-
-    *rc = cm_th_run(argv, &out, 30, NULL);
-    j = out ? json_loads(out, 0, NULL) : NULL;
-    free(out);
-    return j;
+    EXPECT_INT(
+        cm_th_sh(NULL, "cp '%s/%s' '%s.tmp' && mv '%s.tmp' '%s'", dir, cert, path, path, path), 0);
 }
 
 /* File targets are followed like endpoints: a certificate file found by a glob gets history
@@ -721,17 +713,15 @@ static void test_expect_file(void)
     const char *msg;
 
     place("leaf2.pem", file);
-    cm_th_write_config(
-        conf,
-        "global = { interval = \"1s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
-        "           retry_interval = \"1s\"; posture_interval = \"off\"; };\n"
-        "metrics = { listen = \"127.0.0.1:%d\"; };\n"
-        "targets = (\n"
-        "  { host = \"127.0.0.1\"; port = %d; name = \"stale\"; sni = \"hist.test\";\n"
-        "    ca_file = \"%s/ca.pem\"; expect_file = \"%s\"; deploy_grace = \"3s\"; },\n"
-        "  { host = \"127.0.0.1\"; port = %d; name = \"missing\"; sni = \"hist.test\";\n"
-        "    ca_file = \"%s/ca.pem\"; expect_file = \"%s/nosuch.pem\"; } );\n",
-        mport, port, dir, file, port, dir, dir);
+    write_conf(conf,
+               "           };\n"
+               "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+               "targets = (\n"
+               "  { host = \"127.0.0.1\"; port = %d; name = \"stale\"; sni = \"hist.test\";\n"
+               "    ca_file = \"%s/ca.pem\"; expect_file = \"%s\"; deploy_grace = \"3s\"; },\n"
+               "  { host = \"127.0.0.1\"; port = %d; name = \"missing\"; sni = \"hist.test\";\n"
+               "    ca_file = \"%s/ca.pem\"; expect_file = \"%s/nosuch.pem\"; } );\n",
+               mport, port, dir, file, port, dir, dir);
     CU_ASSERT_FATAL((srv = s_server(port, "leaf1.pem")) > 0);
     CU_ASSERT_FATAL((daemon = run_daemon(conf, log)) > 0);
     /* Not before the grace: the first results after the read have no finding. */

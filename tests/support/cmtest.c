@@ -271,6 +271,28 @@ int cm_th_run(char *const argv[], char **out, int timeout_s, double *elapsed_s)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+int cm_th_sh(char **out, const char *fmt, ...)
+{
+    char *cmd = NULL, *got = NULL;
+    char *argv[] = {"/bin/sh", "-c", NULL, NULL};
+    va_list ap;
+    int n, rc;
+
+    va_start(ap, fmt);
+    n = vasprintf(&cmd, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    argv[2] = cmd;
+    rc = cm_th_run(argv, &got, 60, NULL);
+    free(cmd);
+    if (out)
+        *out = got;
+    else
+        free(got);
+    return rc;
+}
+
 json_t *cm_th_check_json(int *exit_code, double *elapsed_s, ...)
 {
     char *argv[512];
@@ -423,6 +445,13 @@ json_t *cm_json_get(json_t *o, const char *path)
 const char *cm_json_str(json_t *o, const char *path)
 {
     return json_string_value(cm_json_get(o, path));
+}
+
+void cm_expect_json_strs(json_t *j, const struct cm_json_want *wants, size_t n, const char *file,
+                         unsigned line)
+{
+    for (size_t i = 0; i < n; i++)
+        cm_expect_str(cm_json_str(j, wants[i].path), wants[i].want, wants[i].path, file, line);
 }
 
 json_t *cm_json_only(json_t *arr)

@@ -55,6 +55,11 @@ void cm_th_stop(pid_t pid);
  * exit normally. *elapsed_s gets the wall time when not NULL. */
 int cm_th_run(char *const argv[], char **out, int timeout_s, double *elapsed_s);
 
+/* Runs the shell command made from fmt with /bin/sh -c (at most 60 s), capturing stdout into
+ * *out (malloc'd) when out is not NULL, else dropping it. Returns the exit status as
+ * cm_th_run does, or -1 when the command could not be made. */
+int cm_th_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Runs certmon check with args (NULL-terminated) plus --json and parses stdout.
  * Returns the parsed JSON (caller decrefs) or NULL; *exit_code gets the status. */
 json_t *cm_th_check_json(int *exit_code, double *elapsed_s, ...);
@@ -176,6 +181,24 @@ const char *cm_json_str(json_t *o, const char *path);
 
 /* The only element of a one-element array; a fatal assertion when it is not one. */
 json_t *cm_json_only(json_t *arr);
+
+/* One expected string of a JSON document: the value at path (cm_json_str), NULL for "absent
+ * or not a string". */
+struct cm_json_want {
+    const char *path, *want;
+};
+
+/* Checks every row of wants against j, each failure naming its path. */
+void cm_expect_json_strs(json_t *j, const struct cm_json_want *wants, size_t n, const char *file,
+                         unsigned line);
+
+/* EXPECT_JSON_STRS(j, {"payload.class", "cert.expired"}, {"routing_key", "K3y"}, ...): a table
+ * of cm_json_want rows checked against j. */
+#define EXPECT_JSON_STRS(j, ...)                                                                   \
+    cm_expect_json_strs((j), (const struct cm_json_want[]){__VA_ARGS__},                           \
+                        sizeof((const struct cm_json_want[]){__VA_ARGS__}) /                       \
+                            sizeof(struct cm_json_want),                                           \
+                        __FILE__, __LINE__)
 
 /* The first finding of target object t with that id at that chain position (any position
  * when position < 0, any severity when severity is NULL), or NULL. */

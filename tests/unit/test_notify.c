@@ -237,6 +237,31 @@ static char *url_of(const char *scheme, int port, const char *path)
     return strdup(buf);
 }
 
+/* One webhook notifier of a test's table: its name, the receiver path it posts to, and its
+ * filters. */
+struct hook {
+    const char *name, *path;
+    enum cm_severity min_severity;
+    const char **findings;         /* NULL: all */
+    const struct cm_labels *match; /* NULL: none */
+};
+
+/* Adds the table's notifiers, posting to the receiver on port. */
+static void add_hooks(struct env *e, int port, const struct hook *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct cm_config_notifier *c = add_notifier(e, h[i].name, CM_NOTIFIER_WEBHOOK, NULL);
+        c->url = url_of("http", port, h[i].path);
+        c->min_severity = h[i].min_severity;
+        if (h[i].findings) {
+            c->findings = h[i].findings;
+            c->finding_count = 1;
+        }
+        if (h[i].match)
+            c->match = *h[i].match;
+    }
+}
+
 /* ---- Findings ---- */
 
 static struct cm_finding f_expiring = {.id = "cert.expiring",
@@ -252,6 +277,7 @@ static struct cm_finding f_info = {
 
 static char *k_env[] = {"env"}, *v_prod[] = {"prod"}, *v_dev[] = {"dev"};
 static const struct cm_labels prod = {.keys = k_env, .values = v_prod, .count = 1};
+static const struct cm_labels dev = {.keys = k_env, .values = v_dev, .count = 1};
 
 static void observe(struct env *e, const char *target, const struct cm_labels *l, int n, ...)
 {
@@ -434,54 +460,60 @@ static size_t alerts_on(json_t *log, const char *path, const char *finding)
     return n;
 }
 
+/* Alerts the receiver got on path (of finding, or all when NULL): want of them. */
+struct alerts_want {
+    const char *path, *finding;
+    size_t want;
+};
+
+static void expect_alerts(json_t *log, const struct alerts_want *w, size_t n, unsigned line)
+{
+    char what[128];
+
+    for (size_t i = 0; i < n; i++) {
+        snprintf(what, sizeof(what), "alerts on %s of %s", w[i].path,
+                 w[i].finding ? w[i].finding : "any finding");
+        expect_int(alerts_on(log, w[i].path, w[i].finding), w[i].want, what, line);
+    }
+}
+
 static void test_filters(void)
 {
     struct env e;
     struct rx rx;
-    struct cm_config_notifier *c;
     static const char *only[] = {"chain.untrusted"};
+    static const struct hook hooks[] = {
+        {"crit", "/crit", CM_SEV_CRITICAL, NULL, NULL},
+        {"info", "/info", CM_SEV_INFO, NULL, NULL},
+        {"only", "/only", CM_SEV_WARNING, only, NULL},
+        {"prod", "/prod", CM_SEV_WARNING, NULL, &prod},
+        {"dev", "/dev", CM_SEV_WARNING, NULL, &dev},
+    };
+    /* Both targets fire together: one message each for crit and only (2 alerts); prod gets
+     * the warning and the critical of a.example only. */
+    static const struct alerts_want want[] = {
+        {"/crit", NULL, 2}, {"/crit", "chain.untrusted", 2},
+        {"/info", NULL, 4}, {"/info", "chain.order", 1},
+        {"/only", NULL, 2}, {"/only", "chain.untrusted", 2},
+        {"/prod", NULL, 2}, {"/dev", NULL, 0},
+    };
     json_t *log;
 
     CU_ASSERT_FATAL(rx_start(&rx, "http_receiver.py", NULL));
     env_init(&e);
-    c = add_notifier(&e, "crit", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/crit");
-    c->min_severity = CM_SEV_CRITICAL;
-    c = add_notifier(&e, "info", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/info");
-    c->min_severity = CM_SEV_INFO;
-    c = add_notifier(&e, "only", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/only");
-    c->findings = only;
-    c->finding_count = 1;
-    c = add_notifier(&e, "prod", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/prod");
-    c->match = prod;
-    c = add_notifier(&e, "dev", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/dev");
-    c->match = (struct cm_labels){.keys = k_env, .values = v_dev, .count = 1};
+    add_hooks(&e, rx.port, hooks, sizeof(hooks) / sizeof(hooks[0]));
     env_start(&e);
 
     observe(&e, "a.example:443", &prod, 3, &f_expiring, &f_untrusted, &f_info);
     observe(&e, "nolabels:443", NULL, 1, &f_untrusted);
-    CU_ASSERT(run_until(&e, "crit", SENT, 1, 5000));
-    CU_ASSERT(run_until(&e, "info", SENT, 1, 5000));
-    CU_ASSERT(run_until(&e, "only", SENT, 1, 5000));
-    CU_ASSERT(run_until(&e, "prod", SENT, 1, 5000));
+    for (size_t i = 0; i < 4; i++)
+        CU_ASSERT(run_until(&e, hooks[i].name, SENT, 1, 5000));
     run_for(&e, 300);
     EXPECT_INT(counter(&e, "dev", SENT), 0);
     EXPECT_INT(stats_of(&e, "dev").queued, 0);
 
     log = rx_log(&rx);
-    /* Both targets fire together: one message each for crit and only (2 alerts). */
-    EXPECT_INT(alerts_on(log, "/crit", NULL), 2);
-    EXPECT_INT(alerts_on(log, "/crit", "chain.untrusted"), 2);
-    EXPECT_INT(alerts_on(log, "/info", NULL), 4);
-    EXPECT_INT(alerts_on(log, "/info", "chain.order"), 1);
-    EXPECT_INT(alerts_on(log, "/only", NULL), 2);
-    EXPECT_INT(alerts_on(log, "/only", "chain.untrusted"), 2);
-    EXPECT_INT(alerts_on(log, "/prod", NULL), 2); /* warning and critical of a.example only */
-    EXPECT_INT(alerts_on(log, "/dev", NULL), 0);
+    expect_alerts(log, want, sizeof(want) / sizeof(want[0]), __LINE__);
     json_decref(log);
     env_finish(&e);
     rx_stop(&rx);
@@ -494,30 +526,29 @@ static void test_renewed_and_event(void)
 {
     struct env e;
     struct rx rx;
-    struct cm_config_notifier *c;
     static const char *only[] = {"chain.untrusted"}, *renewed[] = {"cert.renewed"};
+    static const struct hook hooks[] = {
+        {"all", "/all", CM_SEV_CRITICAL, NULL, NULL},
+        {"only", "/only", CM_SEV_WARNING, only, NULL},
+        {"renewed", "/renewed", CM_SEV_WARNING, renewed, NULL},
+        {"dev", "/dev", CM_SEV_WARNING, NULL, &dev},
+        {"warn", "/warn", CM_SEV_WARNING, NULL, NULL},
+    };
+    /* min_severity critical does not hold the event back; a findings list does, unless it
+     * names cert.renewed; a match that fails does. */
+    static const struct alerts_want want[] = {
+        {"/all", "cert.renewed", 1},
+        {"/only", "cert.renewed", 0},
+        {"/renewed", NULL, 1},
+        {"/dev", NULL, 0},
+    };
     struct cm_findings none = {0};
     json_t *log, *b;
     size_t i, found = 0;
 
     CU_ASSERT_FATAL(rx_start(&rx, "http_receiver.py", NULL));
     env_init(&e);
-    c = add_notifier(&e, "all", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/all");
-    c->min_severity = CM_SEV_CRITICAL;
-    c = add_notifier(&e, "only", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/only");
-    c->findings = only;
-    c->finding_count = 1;
-    c = add_notifier(&e, "renewed", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/renewed");
-    c->findings = renewed;
-    c->finding_count = 1;
-    c = add_notifier(&e, "dev", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/dev");
-    c->match = (struct cm_labels){.keys = k_env, .values = v_dev, .count = 1};
-    c = add_notifier(&e, "warn", CM_NOTIFIER_WEBHOOK, NULL);
-    c->url = url_of("http", rx.port, "/warn");
+    add_hooks(&e, rx.port, hooks, sizeof(hooks) / sizeof(hooks[0]));
     env_start(&e);
 
     observe(&e, "a.example:443", &prod, 2, &f_expiring, &f_untrusted);
@@ -541,26 +572,19 @@ static void test_renewed_and_event(void)
             continue;
         if (json_array_size(cm_json_get(b, "alerts")) == 3) {
             found++;
-            EXPECT_STR(cm_json_str(b, "alerts.0.status"), "resolved");
-            EXPECT_STR(cm_json_str(b, "alerts.0.finding"), "cert.expiring");
-            EXPECT_STR(cm_json_str(b, "alerts.0.message"),
-                       "renewed, now valid until 2027-03-01T00:00:00Z; was: expires in 5 days");
-            EXPECT_STR(cm_json_str(b, "alerts.1.finding"), "chain.untrusted");
-            EXPECT_STR(cm_json_str(b, "alerts.1.message"), "issuer not trusted");
-            EXPECT_STR(cm_json_str(b, "alerts.2.status"), "firing");
-            EXPECT_STR(cm_json_str(b, "alerts.2.finding"), "cert.renewed");
-            EXPECT_STR(cm_json_str(b, "alerts.2.severity"), "info");
-            EXPECT_STR(cm_json_str(b, "alerts.2.message"), "certificate of a.example:443 renewed");
+            EXPECT_JSON_STRS(
+                b, {"alerts.0.status", "resolved"}, {"alerts.0.finding", "cert.expiring"},
+                {"alerts.0.message",
+                 "renewed, now valid until 2027-03-01T00:00:00Z; was: expires in 5 days"},
+                {"alerts.1.finding", "chain.untrusted"}, {"alerts.1.message", "issuer not trusted"},
+                {"alerts.2.status", "firing"}, {"alerts.2.finding", "cert.renewed"},
+                {"alerts.2.severity", "info"},
+                {"alerts.2.message", "certificate of a.example:443 renewed"});
         }
         json_decref(b);
     }
     EXPECT_INT(found, 1);
-    /* min_severity critical does not hold the event back; a findings list does, unless it
-     * names cert.renewed; a match that fails does. */
-    EXPECT_INT(alerts_on(log, "/all", "cert.renewed"), 1);
-    EXPECT_INT(alerts_on(log, "/only", "cert.renewed"), 0);
-    EXPECT_INT(alerts_on(log, "/renewed", NULL), 1);
-    EXPECT_INT(alerts_on(log, "/dev", NULL), 0);
+    expect_alerts(log, want, sizeof(want) / sizeof(want[0]), __LINE__);
     json_decref(log);
     env_finish(&e);
     rx_stop(&rx);
@@ -1001,11 +1025,10 @@ static void test_pagerduty_one_event_per_alert(void)
     EXPECT_INT(json_array_size(log), 2);
     b0 = rx_body(log, 0);
     b1 = rx_body(log, 1);
-    EXPECT_STR(cm_json_str(b0, "event_action"), "trigger");
-    EXPECT_STR(cm_json_str(b0, "routing_key"), "K3y");
-    EXPECT_STR(cm_json_str(b0, "payload.class"), "cert.expiring");
-    EXPECT_STR(cm_json_str(b1, "payload.class"), "chain.untrusted");
-    EXPECT_STR(cm_json_str(b1, "payload.source"), "a.example:443");
+    EXPECT_JSON_STRS(b0, {"event_action", "trigger"}, {"routing_key", "K3y"},
+                     {"payload.class", "cert.expiring"}, {"payload.source", "a.example:443"});
+    EXPECT_JSON_STRS(b1, {"event_action", "trigger"}, {"routing_key", "K3y"},
+                     {"payload.class", "chain.untrusted"}, {"payload.source", "a.example:443"});
     CU_ASSERT(
         strcmp(or_empty(cm_json_str(b0, "dedup_key")), or_empty(cm_json_str(b1, "dedup_key"))));
     json_decref(log);
@@ -1015,9 +1038,10 @@ static void test_pagerduty_one_event_per_alert(void)
     log = rx_log(&rx);
     {
         json_t *r0 = rx_body(log, 2), *r1 = rx_body(log, 3);
-        EXPECT_STR(cm_json_str(r0, "event_action"), "resolve");
-        EXPECT_STR(cm_json_str(r0, "dedup_key"), or_empty(cm_json_str(b0, "dedup_key")));
-        EXPECT_STR(cm_json_str(r1, "dedup_key"), or_empty(cm_json_str(b1, "dedup_key")));
+        EXPECT_JSON_STRS(r0, {"event_action", "resolve"},
+                         {"dedup_key", or_empty(cm_json_str(b0, "dedup_key"))});
+        EXPECT_JSON_STRS(r1, {"event_action", "resolve"},
+                         {"dedup_key", or_empty(cm_json_str(b1, "dedup_key"))});
         json_decref(r0);
         json_decref(r1);
     }
@@ -1091,8 +1115,8 @@ static void test_telegram_url_and_ntfy_token(void)
     for (size_t i = 0; i < 2; i++) {
         json_t *r = json_array_get(log, i);
         if (!strcmp(or_empty(cm_json_str(r, "path")), "/topic")) {
-            EXPECT_STR(cm_json_str(r, "headers.authorization"), "Bearer tk_1");
-            EXPECT_STR(cm_json_str(r, "headers.priority"), "5");
+            EXPECT_JSON_STRS(r, {"headers.authorization", "Bearer tk_1"},
+                             {"headers.priority", "5"});
         } else {
             EXPECT_STR(cm_json_str(r, "path"), "/tgapi/bot12345:AAsecret/sendMessage");
         }

@@ -96,6 +96,44 @@ static void row_order(const char *html, char *out, size_t outlen)
     }
 }
 
+/* Renders rows under a fresh query (page size 500) of params, a query string without its '?'
+ * ("status=ok&sort=name"; values not encoded), and puts the rows' order into order. Returns
+ * the page (caller frees). */
+static char *render_query(struct cm_page_row **rows, size_t n, const char *params, char *order,
+                          size_t orderlen, unsigned line)
+{
+    struct cm_page_query q;
+    char copy[256], err[256] = "", *sp, *html;
+
+    cm_page_query_init(&q, 500);
+    snprintf(copy, sizeof(copy), "%s", params);
+    for (char *kv = strtok_r(copy, "&", &sp); kv; kv = strtok_r(NULL, "&", &sp)) {
+        char *eq = strchr(kv, '=');
+        CU_ASSERT_PTR_NOT_NULL_FATAL(eq);
+        *eq = '\0';
+        expect_int(cm_page_query_set(&q, kv, eq + 1, err, sizeof(err)), 0, params, line);
+    }
+    html = render_index(rows, n, &q);
+    row_order(html, order, orderlen);
+    return html;
+}
+
+/* A query string and the rows it shows, in order (names joined by spaces). */
+struct query_case {
+    const char *params, *order;
+};
+
+static void expect_orders(struct cm_page_row **rows, size_t n, const struct query_case *c,
+                          size_t count, unsigned line)
+{
+    char order[512];
+
+    for (size_t i = 0; i < count; i++) {
+        free(render_query(rows, n, c[i].params, order, sizeof(order), line));
+        expect_str(order, c[i].order, c[i].params, line);
+    }
+}
+
 /* No hostile markup survives: no tag or attribute injected by the test's strings. */
 static void expect_inert(const char *html, unsigned line)
 {
@@ -167,13 +205,15 @@ static void test_urgency_order(void)
         cm_page_row_pending("not-yet"),
         NULL,
     };
+    static const struct query_case sorts[] = {
+        {"sort=days", "crit-expired crit-5 warn-20 ok-near ok-far crit-down not-yet unknown-1"},
+        {"sort=-days", "ok-far ok-near warn-20 crit-5 crit-expired crit-down not-yet unknown-1"},
+        {"sort=name", "crit-5 crit-down crit-expired not-yet ok-far ok-near unknown-1 warn-20"},
+    };
     size_t n = sizeof(rows) / sizeof(rows[0]);
-    struct cm_page_query q;
     char order[512], *html;
 
-    cm_page_query_init(&q, 500);
-    html = render_index(rows, n, &q);
-    row_order(html, order, sizeof(order));
+    html = render_query(rows, n, "", order, sizeof(order), __LINE__);
     EXPECT_STR(order, "crit-expired crit-5 crit-down warn-20 not-yet unknown-1 ok-near ok-far");
     /* Days left, coloured by band; the summary counts every row. */
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "class=\"c-days d-expired\" data-days=\"-3\">expired 3 "
@@ -193,21 +233,9 @@ static void test_urgency_order(void)
     free(html);
 
     /* Other columns, both directions; absent values stay last. */
-    EXPECT_INT(cm_page_query_set(&q, "sort", "days", NULL, 0), 0);
-    html = render_index(rows, n, &q);
-    row_order(html, order, sizeof(order));
-    EXPECT_STR(order, "crit-expired crit-5 warn-20 ok-near ok-far crit-down not-yet unknown-1");
+    expect_orders(rows, n, sorts, sizeof(sorts) / sizeof(sorts[0]), __LINE__);
+    html = render_query(rows, n, "sort=days", order, sizeof(order), __LINE__);
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "aria-sort=\"ascending\""));
-    free(html);
-    EXPECT_INT(cm_page_query_set(&q, "sort", "-days", NULL, 0), 0);
-    html = render_index(rows, n, &q);
-    row_order(html, order, sizeof(order));
-    EXPECT_STR(order, "ok-far ok-near warn-20 crit-5 crit-expired crit-down not-yet unknown-1");
-    free(html);
-    EXPECT_INT(cm_page_query_set(&q, "sort", "name", NULL, 0), 0);
-    html = render_index(rows, n, &q);
-    row_order(html, order, sizeof(order));
-    EXPECT_STR(order, "crit-5 crit-down crit-expired not-yet ok-far ok-near unknown-1 warn-20");
     free(html);
     for (size_t i = 0; i < n; i++)
         cm_page_row_free(rows[i]);
@@ -218,18 +246,20 @@ static void test_filters(void)
     struct cm_page_row *rows[] = {
         row_of(report("a.example", "ok", 300, "CN=alpha", NULL, NULL, "web")),
         row_of(report("b.example", "warning", 20, "CN=beta", "cert.expiring", "warning", "db")),
-        row_of(report("c.example", "critical", 2, "CN=gamma", "cert.expiring", "critical",
-                      "web")),
+        row_of(report("c.example", "critical", 2, "CN=gamma", "cert.expiring", "critical", "web")),
     };
-    struct cm_page_query q;
+    /* Statuses, labels, text (in names and subjects; SANs and finding ids are searched too). */
+    static const struct query_case cases[] = {
+        {"status=ok&status=critical", "c.example a.example"},
+        {"label=team:web", "c.example a.example"},
+        {"q=BETA", "b.example"},
+        {"q=www.example.test&q=cert.expiring", "c.example b.example"},
+        {"q=nothing-like-it", ""},
+    };
     char order[256], *html;
 
-    cm_page_query_init(&q, 500);
-    EXPECT_INT(cm_page_query_set(&q, "status", "ok", NULL, 0), 0);
-    EXPECT_INT(cm_page_query_set(&q, "status", "critical", NULL, 0), 0);
-    html = render_index(rows, 3, &q);
-    row_order(html, order, sizeof(order));
-    EXPECT_STR(order, "c.example a.example");
+    expect_orders(rows, 3, cases, sizeof(cases) / sizeof(cases[0]), __LINE__);
+    html = render_query(rows, 3, "status=ok&status=critical", order, sizeof(order), __LINE__);
     /* The form shows what is on; the summary still counts everything. */
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "value=\"critical\" checked"));
     CU_ASSERT_PTR_NULL(strstr(html, "value=\"warning\" checked"));
@@ -238,37 +268,11 @@ static void test_filters(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "href=\"/?status=ok&amp;status=critical&amp;sort=name\""));
     free(html);
 
-    cm_page_query_init(&q, 500);
-    EXPECT_INT(cm_page_query_set(&q, "label", "team:web", NULL, 0), 0);
-    html = render_index(rows, 3, &q);
-    row_order(html, order, sizeof(order));
-    EXPECT_STR(order, "c.example a.example");
-    free(html);
-
-    cm_page_query_init(&q, 500);
-    EXPECT_INT(cm_page_query_set(&q, "q", "BETA", NULL, 0), 0);
-    html = render_index(rows, 3, &q);
-    row_order(html, order, sizeof(order));
-    EXPECT_STR(order, "b.example");
-    free(html);
-    /* SANs and finding ids are searched too. */
-    cm_page_query_init(&q, 500);
-    EXPECT_INT(cm_page_query_set(&q, "q", "www.example.test", NULL, 0), 0);
-    EXPECT_INT(cm_page_query_set(&q, "q", "cert.expiring", NULL, 0), 0);
-    html = render_index(rows, 3, &q);
-    row_order(html, order, sizeof(order));
-    EXPECT_STR(order, "c.example b.example");
-    free(html);
-
-    cm_page_query_init(&q, 500);
-    EXPECT_INT(cm_page_query_set(&q, "q", "nothing-like-it", NULL, 0), 0);
-    html = render_index(rows, 3, &q);
+    html = render_query(rows, 3, "q=nothing-like-it", order, sizeof(order), __LINE__);
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "No target matches these filters."));
     free(html);
 
-    cm_page_query_init(&q, 500);
-    EXPECT_INT(cm_page_query_set(&q, "refresh", "0", NULL, 0), 0);
-    html = render_index(rows, 3, &q);
+    html = render_query(rows, 3, "refresh=0", order, sizeof(order), __LINE__);
     CU_ASSERT_PTR_NULL(strstr(html, "http-equiv=\"refresh\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(html, "id=\"refresh-toggle\" href=\"/\">Turn auto-refresh on"));
     /* Links keep the refresh off. */
