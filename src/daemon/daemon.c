@@ -86,6 +86,7 @@ struct daemon {
     unsigned runs; /* runs in flight */
     uv_signal_t sig_hup, sig_term, sig_int;
     uv_timer_t flush_timer, stop_timer;
+    uv_timer_t drop_timer; /* drop_durable while reports wait for their commit */
     bool dirty, writing, stopping, finished;
     char *state_path; /* where the state is written (the current config's) */
     struct cm_store *store; /* its database's writer, or NULL (no state_file, or it failed) */
@@ -124,6 +125,15 @@ struct daemon {
     /* Targets from discovery files (discovery.h): d->gen is the union it composed over the
      * loaded configuration. NULL once stopping. */
     struct cm_discovery *disc;
+    /* Reports queued to the store, oldest first: each is let go from memory once its put is
+     * durable (the database then serves it), so that 100,000 targets do not keep ~45 MB of
+     * reports that only the API reads. */
+    struct pending_drop {
+        char *name;
+        char *report; /* a reference: the pointer stays unique while it is compared */
+        uint64_t mark;
+    } *drops;
+    size_t ndrops, drop_head, drop_cap;
 };
 
 static void apply_logging(struct daemon *d, const struct cm_config *cfg)
@@ -217,12 +227,84 @@ static void mark_dirty(struct daemon *d)
         uv_timer_start(&d->flush_timer, on_flush_timer, CM_STATE_FLUSH_DELAY_MS, 0);
 }
 
+static void on_drop_timer(uv_timer_t *t);
+
+/* Lets go of the reports whose puts are durable, oldest first. */
+static void drop_durable(struct daemon *d)
+{
+    while (d->drop_head < d->ndrops) {
+        struct pending_drop *p = &d->drops[d->drop_head];
+        struct cm_state_entry *e;
+        if (d->store && !cm_store_durable(d->store, p->mark))
+            break;
+        if (d->store && (e = cm_state_get(d->state, p->name)))
+            cm_state_drop_report(e, p->report);
+        cm_state_report_unref(p->report);
+        free(p->name);
+        d->drop_head++;
+    }
+    if (d->drop_head == d->ndrops)
+        d->drop_head = d->ndrops = 0;
+    else if (!d->stopping && !uv_is_active((uv_handle_t *)&d->drop_timer))
+        /* Results come in bursts (a round, a file scan): the reports of the last one are let
+         * go once their commit is through, not at the next burst (which replaces them). */
+        uv_timer_start(&d->drop_timer, on_drop_timer, 2 * CM_STORE_COMMIT_MS, 0);
+}
+
+static void on_drop_timer(uv_timer_t *t)
+{
+    drop_durable(t->data);
+}
+
+/* Forgets the pending drops (their reports stay in memory): the store they wait for closes. */
+static void drops_clear(struct daemon *d)
+{
+    for (size_t i = d->drop_head; i < d->ndrops; i++) {
+        cm_state_report_unref(d->drops[i].report);
+        free(d->drops[i].name);
+    }
+    d->drop_head = d->ndrops = 0;
+}
+
 /* Hands an entry's new fields to the store's writer thread (one row upsert, committed within
- * CM_STORE_COMMIT_MS). */
+ * CM_STORE_COMMIT_MS), and notes its report to be let go once that is durable. */
 static void persist(struct daemon *d, const struct cm_state_entry *e)
 {
-    if (d->store && cm_store_put(d->store, e) < 0)
+    struct pending_drop p;
+
+    if (!d->store)
+        return;
+    if (cm_store_put(d->store, e) < 0) {
         cm_log_error("state", "target=%s out of memory queueing its write", e->name);
+        return;
+    }
+    drop_durable(d);
+    if (!e->report)
+        return;
+    if (d->ndrops == d->drop_cap) {
+        /* Compact first: the live part is what the last commit interval queued. */
+        if (d->drop_head > 0) {
+            memmove(d->drops, d->drops + d->drop_head,
+                    (d->ndrops - d->drop_head) * sizeof(*d->drops));
+            d->ndrops -= d->drop_head;
+            d->drop_head = 0;
+        }
+        if (d->ndrops == d->drop_cap) {
+            size_t cap = d->drop_cap ? 2 * d->drop_cap : 256;
+            struct pending_drop *v = realloc(d->drops, cap * sizeof(*v));
+            if (!v)
+                return; /* the report just stays in memory */
+            d->drops = v;
+            d->drop_cap = cap;
+        }
+    }
+    if (!(p.name = strdup(e->name)))
+        return;
+    p.report = cm_state_report_ref(e);
+    p.mark = cm_store_mark(d->store);
+    d->drops[d->ndrops++] = p;
+    if (!d->stopping && !uv_is_active((uv_handle_t *)&d->drop_timer))
+        uv_timer_start(&d->drop_timer, on_drop_timer, 2 * CM_STORE_COMMIT_MS, 0);
 }
 
 /* Removes an entry from the state and its row from the store. */
@@ -249,13 +331,16 @@ static void flush_state_now(struct daemon *d)
     d->notify_final = NULL;
     if (d->store) {
         struct cm_store_stats stats;
-        size_t n;
+        size_t n, on_disk = 0;
+        struct cm_state_entry *const *es = cm_state_entries(d->state, &n);
         cm_store_get_stats(d->store, &stats);
-        cm_state_entries(d->state, &n);
+        for (size_t i = 0; i < n; i++)
+            on_disk += es[i]->report_on_disk;
         if (cm_store_close(d->store) == 0)
             cm_log_info("state",
-                        "file=%s entries=%zu rows_written=%llu commits=%llu folds=%llu closed",
-                        d->state_path, n, (unsigned long long)stats.rows_written,
+                        "file=%s entries=%zu reports_on_disk=%zu rows_written=%llu commits=%llu "
+                        "folds=%llu closed",
+                        d->state_path, n, on_disk, (unsigned long long)stats.rows_written,
                         (unsigned long long)stats.commits, (unsigned long long)stats.folds);
         d->store = NULL;
     }
@@ -1287,6 +1372,37 @@ static void set_state_path(struct daemon *d, const struct cm_config *cfg)
     d->state_path = cfg->state_file ? strdup(cfg->state_file) : NULL;
 }
 
+/* Reads every report the entries left in the database at path back into memory (blocking). */
+static void reports_back(struct daemon *d, const char *path)
+{
+    size_t n, k = 0;
+    struct cm_state_entry *const *es = cm_state_entries(d->state, &n);
+    struct cm_state_entry **on = calloc(n ? n : 1, sizeof(*on));
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    char **refs = calloc(n ? n : 1, sizeof(*refs));
+    char err[600];
+
+    if (!on || !names || !refs) {
+        cm_log_error("state", "out of memory reading the reports back from %s", path);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!es[i]->report && es[i]->report_on_disk) {
+            on[k] = es[i];
+            names[k++] = es[i]->name;
+        }
+    if (k && cm_store_reports(path, names, k, refs, err, sizeof(err)) < 0) {
+        cm_log_error("state", "%s: the reports it holds are not taken along", err);
+        goto out;
+    }
+    for (size_t i = 0; i < k; i++)
+        cm_state_take_report(on[i], refs[i]);
+out:
+    free(on);
+    free(names);
+    free(refs);
+}
+
 /* A reload named another state_file: the old database gets what is queued and is closed, the
  * new one (opened, or made, here) takes the whole state. Both block the loop once, for an
  * operator's change of a path. */
@@ -1296,9 +1412,13 @@ static void switch_store(struct daemon *d, const struct cm_config *cfg)
     char err[600];
     size_t n;
 
+    drops_clear(d);
     if (d->store && cm_store_close(d->store) < 0)
         cm_log_error("state", "file=%s last write failed", d->state_path);
     d->store = NULL;
+    /* The new database takes every report: those only the old one holds are read back. */
+    if (d->state_path)
+        reports_back(d, d->state_path);
     set_state_path(d, cfg);
     if (!d->state_path) {
         cm_log_warn("state", "no global.state_file: state is not persisted across restarts");
@@ -1544,6 +1664,7 @@ static void finish(struct daemon *d)
     uv_timer_stop(&d->stop_timer);
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->drop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
     if (d->watchdog_init)
         uv_close((uv_handle_t *)&d->watchdog, on_closed_free_nothing);
@@ -1615,6 +1736,7 @@ static void stop(struct daemon *d, const char *why)
     cm_discovery_close(d->disc);
     d->disc = NULL;
     uv_timer_stop(&d->flush_timer);
+    uv_timer_stop(&d->drop_timer);
     uv_idle_stop(&d->check_idle);
     cm_sched_close(d->sched);
     d->sched = NULL;
@@ -1977,6 +2099,8 @@ static void load_state(struct daemon *d)
         cm_log_error("state", "file=%s cannot be used: state is not persisted", d->state_path);
         return;
     }
+    /* Every restored report is in the database: once its view is built it is let go. */
+    cm_state_set_drop_checked(d->state, true);
     restore_leaves(d);
     restore_pins(d, true);
     cm_state_entries(d->state, &n);
@@ -2038,6 +2162,8 @@ static void run_handles_init(struct daemon *d)
 {
     uv_timer_init(d->loop, &d->flush_timer);
     d->flush_timer.data = d;
+    uv_timer_init(d->loop, &d->drop_timer);
+    d->drop_timer.data = d;
     uv_timer_init(d->loop, &d->stop_timer);
     d->stop_timer.data = d;
     uv_idle_init(d->loop, &d->scan_idle);
@@ -2059,6 +2185,7 @@ static void run_handles_close(struct daemon *d)
     if (d->finished)
         return;
     uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
+    uv_close((uv_handle_t *)&d->drop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->check_idle, on_closed_free_nothing);
@@ -2106,6 +2233,8 @@ static void run_teardown(struct daemon *d)
     cm_httpc_close(d->http);
     cm_sched_close(d->sched);
     cm_resolver_close(d->resolver);
+    drops_clear(d);
+    free(d->drops);
     cm_store_close(d->store); /* startup failed after the state loaded */
     d->store = NULL;
     /* Let close callbacks (and cancelled work) run before freeing what they use. */

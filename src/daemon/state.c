@@ -1008,6 +1008,18 @@ bool cm_state_drop_report(struct cm_state_entry *e, const char *report)
     return true;
 }
 
+void cm_state_take_report(struct cm_state_entry *e, char *report)
+{
+    if (!report)
+        return;
+    if (e->report) {
+        rtext_unref(report);
+        return;
+    }
+    e->report = report;
+    e->report_on_disk = false;
+}
+
 bool cm_state_has_report(const struct cm_state_entry *e)
 {
     return e->report || e->report_on_disk;

@@ -94,6 +94,7 @@ struct cm_store {
     struct queue q;
     uint64_t first_at;          /* uv_hrtime of the oldest queued change */
     uint64_t queued, committed; /* changes queued and handled (in order) so far */
+    uint64_t failed_upto;       /* `committed` after the last failed transaction; 0: none */
     bool closing, sync_req;
     int last_rc;        /* of the latest transaction */
     char last_err[512]; /* its reason, for the loop to log */
@@ -1002,6 +1003,8 @@ static void writer(void *arg)
 
         uv_mutex_lock(&st->mu);
         st->committed = upto;
+        if (rc != SQLITE_OK)
+            st->failed_upto = upto;
         st->last_rc = rc;
         st->stats.folds = st->fold.folds;
         if (rc == SQLITE_OK) {
@@ -1807,4 +1810,84 @@ int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen
         return 0;
     }
     return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+}
+
+uint64_t cm_store_mark(struct cm_store *st)
+{
+    uint64_t m;
+
+    uv_mutex_lock(&st->mu);
+    m = st->queued;
+    uv_mutex_unlock(&st->mu);
+    return m;
+}
+
+bool cm_store_durable(struct cm_store *st, uint64_t mark)
+{
+    bool ok;
+
+    uv_mutex_lock(&st->mu);
+    /* A failed transaction makes every mark up to it doubtful: those stay in memory (until
+     * their entry's next result), which is safe and rare. */
+    ok = st->committed >= mark && mark > st->failed_upto;
+    uv_mutex_unlock(&st->mu);
+    return ok;
+}
+
+int cm_store_reports(const char *path, const char *const *names, size_t n, char **out, char *err,
+                     size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db;
+    int64_t ver;
+    int rc, serr;
+
+    for (size_t i = 0; i < n; i++)
+        out[i] = NULL;
+    if (sniff(path, &serr) != K_SQLITE)
+        return failf(err, errlen, serr ? -serr : CM_ESTATE, "%s is not a certmon database", path);
+    if ((rc = open_reader(path, &db, &ver, err, errlen)) < 0)
+        return rc;
+    /* One read transaction: every answer from the same state of the file. */
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           ver >= 5 ? "SELECT report FROM current WHERE name = ?1"
+                                    : "SELECT report FROM targets WHERE name = ?1",
+                           -1, &s, NULL) != SQLITE_OK) {
+        failf(err, errlen, CM_ESTATE, "cannot read %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return CM_ESTATE;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int step;
+        sqlite3_reset(s);
+        if (sqlite3_bind_text(s, 1, names[i], -1, SQLITE_STATIC) != SQLITE_OK) {
+            rc = -ENOMEM;
+            break;
+        }
+        step = sqlite3_step(s);
+        if (step == SQLITE_DONE || (step == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_NULL))
+            continue;
+        if (step != SQLITE_ROW) {
+            rc = failf(err, errlen, CM_ESTATE, "cannot read %s: %s", path, sqlite3_errmsg(db));
+            break;
+        }
+        {
+            bool packed = sqlite3_column_type(s, 0) == SQLITE_BLOB;
+            const void *data = packed ? sqlite3_column_blob(s, 0) : sqlite3_column_text(s, 0);
+            size_t len = (size_t)sqlite3_column_bytes(s, 0);
+            if (data && !(out[i] = cm_state_report_from(data, len, packed)))
+                rc = -ENOMEM;
+        }
+    }
+    sqlite3_finalize(s);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++) {
+            cm_state_report_unref(out[i]);
+            out[i] = NULL;
+        }
+    return rc;
 }

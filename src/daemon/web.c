@@ -433,8 +433,10 @@ struct targets_job {
     uv_work_t work;
     struct cm_web *web;
     struct cm_httpd_req *req; /* NULL once the client has gone */
-    char **refs;              /* report references, in name order */
+    char **refs;              /* report references, in name order; NULL: in the database */
     size_t n;
+    char **names; /* refs[i] NULL: the target's name (a copy), its report read on the pool */
+    char *path;   /* the database; NULL when no report is there */
     char *body;
     size_t len;
 };
@@ -447,14 +449,51 @@ static void on_targets_gone(struct cm_httpd_req *req, void *arg)
     j->req = NULL;
 }
 
+static void targets_job_free(struct targets_job *j)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        cm_state_report_unref(j->refs[i]);
+        if (j->names)
+            free(j->names[i]);
+    }
+    free(j->refs);
+    free(j->names);
+    free(j->path);
+    free(j);
+}
+
 static void targets_work(uv_work_t *w)
 {
     struct targets_job *j = w->data;
     char *buf = NULL;
     size_t size = 0;
-    FILE *fp = open_memstream(&buf, &size);
-    bool ok = fp != NULL;
+    FILE *fp = NULL;
+    bool ok = true;
 
+    /* The reports only the database holds (let go from memory once stored). */
+    if (j->path) {
+        const char **names = calloc(j->n, sizeof(*names));
+        char **got = calloc(j->n, sizeof(*got));
+        size_t *at = calloc(j->n, sizeof(*at)), k = 0;
+        char err[600];
+        ok = names && got && at;
+        for (size_t i = 0; ok && i < j->n; i++)
+            if (!j->refs[i] && j->names[i]) {
+                at[k] = i;
+                names[k++] = j->names[i];
+            }
+        if (ok && cm_store_reports(j->path, names, k, got, err, sizeof(err)) < 0) {
+            cm_log_error("web", "/api/v1/targets: %s", err);
+            ok = false;
+        }
+        for (size_t i = 0; ok && i < k; i++)
+            j->refs[at[i]] = got[i];
+        free(names);
+        free(got);
+        free(at);
+    }
+    fp = ok ? open_memstream(&buf, &size) : NULL;
+    ok = fp != NULL;
     ok = ok && fputc('[', fp) != EOF;
     for (size_t i = 0, k = 0; ok && i < j->n; i++) {
         char *text = NULL;
@@ -492,10 +531,7 @@ static void targets_done(uv_work_t *w, int status)
         j->body = NULL;
     }
     free(j->body);
-    for (size_t i = 0; i < j->n; i++)
-        cm_state_report_unref(j->refs[i]);
-    free(j->refs);
-    free(j);
+    targets_job_free(j);
     web->nhistory--;
     web_maybe_free(web);
 }
@@ -506,24 +542,37 @@ static void serve_targets(struct cm_web *web, struct cm_httpd_req *req)
     struct cm_state_entry **es = sorted_entries(status(web).state, &n);
     struct targets_job *j = calloc(1, sizeof(*j));
 
-    if (!es || !j || !(j->refs = calloc(n ? n : 1, sizeof(*j->refs)))) {
+    const char *path = status(web).gen->cfg->state_file;
+    bool nomem = false;
+
+    if (!es || !j || !(j->refs = calloc(n ? n : 1, sizeof(*j->refs))) ||
+        !(j->names = calloc(n ? n : 1, sizeof(*j->names)))) {
         free(es);
+        if (j)
+            free(j->refs);
         free(j);
         text(req, 500, "out of memory\n");
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        if (es[i]->report)
+    for (size_t i = 0; i < n; i++) {
+        if (es[i]->report) {
             j->refs[j->n++] = cm_state_report_ref(es[i]);
+        } else if (es[i]->report_on_disk && path) {
+            nomem = nomem || !(j->names[j->n++] = strdup(es[i]->name));
+            nomem = nomem || (!j->path && !(j->path = strdup(path)));
+        }
+    }
     free(es);
+    if (nomem) {
+        targets_job_free(j);
+        text(req, 500, "out of memory\n");
+        return;
+    }
     j->web = web;
     j->req = req;
     j->work.data = j;
     if (uv_queue_work(web->loop, &j->work, targets_work, targets_done) < 0) {
-        for (size_t i = 0; i < j->n; i++)
-            cm_state_report_unref(j->refs[i]);
-        free(j->refs);
-        free(j);
+        targets_job_free(j);
         text(req, 500, "cannot queue the answer\n");
         return;
     }
@@ -782,7 +831,7 @@ static void render_index(struct cm_web *web, struct cm_httpd_req *req)
         struct web_view *v = es[i]->view;
         if (v && v->row)
             rows[i] = v->row;
-        else if (!es[i]->report) /* known, never probed: listed as such */
+        else if (!cm_state_has_report(es[i])) /* known, never probed: listed as such */
             rows[i] = pending[np++] = cm_page_row_pending(es[i]->name);
     }
     page_info(&st, &info);
@@ -926,6 +975,18 @@ static void target_work(uv_work_t *w)
     char err[600];
     json_t *report;
 
+    /* A report let go from memory once stored: read back here. */
+    if (!j->report) {
+        const char *name = j->r.name;
+        char *ref = NULL;
+        if (cm_store_reports(j->r.path, &name, 1, &ref, err, sizeof(err)) < 0 || !ref ||
+            cm_state_report_text(ref, &j->report, &j->report_len) < 0 || !j->report) {
+            cm_state_report_unref(ref);
+            j->fail = "the stored report cannot be read\n";
+            return;
+        }
+        cm_state_report_unref(ref);
+    }
     if (read_history(j->r.path, j->r.name, &rows, &n, err, sizeof(err)) < 0) {
         h.error = err; /* the page still shows the rest */
         n = 0;
@@ -984,7 +1045,8 @@ static void target_job_start(struct cm_web *web, struct cm_httpd_req *req, const
 {
     struct target_job *j = calloc(1, sizeof(*j));
 
-    if (!j || cm_state_report_text(e->report, &j->report, &j->report_len) < 0 || !j->report) {
+    if (!j || cm_state_report_text(e->report, &j->report, &j->report_len) < 0 ||
+        (!j->report && !e->report_on_disk)) {
         if (j)
             free(j->report);
         free(j);
@@ -1020,7 +1082,7 @@ static void serve_target(struct cm_web *web, struct cm_httpd_req *req, const cha
         page_respond(req, 404, CM_PAGE_CONTENT_TYPE, page_headers, &b, rc);
         return;
     }
-    if (!e->report) {
+    if (!cm_state_has_report(e)) {
         struct cm_page_row *r = cm_page_row_pending(e->name);
         rc = r ? cm_page_render_index((const struct cm_page_row *const *)&r, 1,
                                       &(struct cm_page_query){.page = 1, .page_size = 1}, &info,

@@ -1069,6 +1069,81 @@ static void test_sigterm_nothing_lost(void)
     }
 }
 
+/* The daemon keeps a report in memory only until the database has it (and a restored one
+ * until its view is built): the API and the detail page read the others back from the
+ * database, and they are the same reports. */
+static void test_reports_from_database(void)
+{
+    const char *conf = cm_th_path(dir, "disk.conf"), *state = cm_th_path(dir, "disk.db"),
+               *log = cm_th_path(dir, "disk.log"), *log2 = cm_th_path(dir, "disk2.log");
+    int mport = cm_th_free_port();
+    char *before, *after, path[700], want[64];
+    json_t *a, *b;
+    pid_t pid;
+
+    /* The busy config's files, probed once an hour: one round, then quiet. */
+    write_busy_config(conf, state, mport);
+    cm_th_write_config(conf,
+                       "global = { interval = \"1h\"; startup_spread = \"0s\"; "
+                       "posture_interval = \"off\"; state_file = \"%s\"; };\n"
+                       "log = { level = \"debug\"; };\n"
+                       "metrics = { listen = \"127.0.0.1:%d\"; };\n"
+                       "files = ( { path = \"%s/*.pem\"; } );\n",
+                       state, mport, cm_th_path(dir, "busy-certs"));
+    snprintf(want, sizeof(want), "reports_on_disk=%d ", NFILES);
+    for (int run = 0; run < 2; run++) {
+        const char *l = run ? log2 : log;
+        pid = start_daemon(conf, l);
+        CU_ASSERT_FATAL(pid > 0);
+        CU_ASSERT_FATAL(wait_text(l, " started", 10));
+        if (run == 0) {
+            double end = cm_th_now() + 10 * CERTMON_SLOWDOWN;
+            while (count_text(l, "sub=probe target=file:") < NFILES && cm_th_now() < end)
+                usleep(20000);
+            /* Their commit, then the next look at what waits for one (2 x 250 ms). */
+            usleep((useconds_t)(1.0e6 * CERTMON_SLOWDOWN));
+        }
+        /* Second run: no new result (each was probed within the hour); every report was
+         * restored and let go once its view was built. */
+        if (run == 0)
+            before = cm_th_http_get_ok(mport, "/api/v1/targets");
+        else
+            after = cm_th_http_get_ok(mport, "/api/v1/targets");
+        if (run == 1) {
+            /* The detail page of one of them, its report read back on the pool. */
+            int code = 0;
+            char *page;
+            snprintf(path, sizeof(path), "/target/file:%s/c007.pem",
+                     cm_th_path(dir, "busy-certs"));
+            page = cm_th_http_get(mport, path, &code);
+            EXPECT_INT(code, 200);
+            CU_ASSERT(page && strstr(page, "c007.pem") && strstr(page, "localhost"));
+            free(page);
+        }
+        EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+        /* Every report was in the database only at the stop. */
+        CU_ASSERT(log_has(l, want));
+    }
+    a = json_loads(before ? before : "", 0, NULL);
+    b = json_loads(after ? after : "", 0, NULL);
+    EXPECT_INT(json_array_size(a), NFILES);
+    EXPECT_INT(json_array_size(b), NFILES);
+    /* The same reports before and after the restart, all read from the database. */
+    for (size_t i = 0; i < json_array_size(b) && i < json_array_size(a); i++) {
+        json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
+        char *xs = json_dumps(x, JSON_SORT_KEYS | JSON_COMPACT),
+             *ys = json_dumps(y, JSON_SORT_KEYS | JSON_COMPACT);
+        CU_ASSERT(xs && ys && !strcmp(xs, ys));
+        CU_ASSERT(entry_str(y, "chain.0.sha256") != NULL);
+        free(xs);
+        free(ys);
+    }
+    json_decref(a);
+    json_decref(b);
+    free(before);
+    free(after);
+}
+
 /* Wall-clock time now, in seconds with a fraction. */
 static double real_now(void)
 {
@@ -1238,6 +1313,7 @@ static CU_TestInfo tests[] = {
     {"SIGHUP: valid and invalid reloads", test_reload},
     {"corrupt state moved aside", test_corrupt_state},
     {"SIGTERM: every recorded result is in the database", test_sigterm_nothing_lost},
+    {"reports kept in the database only are served from it", test_reports_from_database},
     {"kill -9 while writing: integrity, at most a second lost", test_kill9_integrity},
     {"JSON state imported; state export", test_import_and_export},
     {"scheduler: concurrency cap", test_concurrency_cap},

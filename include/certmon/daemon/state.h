@@ -191,6 +191,10 @@ void cm_state_set_drop_checked(struct cm_state *s, bool on);
  * e->report_on_disk true. A newer report stays. Returns true when it was let go. */
 bool cm_state_drop_report(struct cm_state_entry *e, const char *report);
 
+/* Gives the entry report (a reference, taken over; NULL: nothing) when it has none in memory:
+ * report_on_disk becomes false. One it has already is kept and report released. */
+void cm_state_take_report(struct cm_state_entry *e, char *report);
+
 /* True when the entry has a report, in memory or in the database. */
 bool cm_state_has_report(const struct cm_state_entry *e);
 

@@ -77,6 +77,20 @@ int cm_store_delete_all(struct cm_store *st);
  * or a negative errno when the commit failed (the reason is logged). */
 int cm_store_sync(struct cm_store *st, uint64_t timeout_ms);
 
+/* A mark of everything queued so far (take it right after a cm_store_put), and whether all of
+ * it is durable: committed, with no failed transaction up to it. Any thread. The daemon lets
+ * go of a report in memory once the put that carried it is durable (cm_state_drop_report). */
+uint64_t cm_store_mark(struct cm_store *st);
+bool cm_store_durable(struct cm_store *st, uint64_t mark);
+
+/* Reads the stored reports of names[0..n) from the database at path (the view `current`),
+ * read-only, in one read transaction, on the calling thread (it blocks: the daemon calls it on
+ * the thread pool): out[i] a report reference (cm_state_report_unref), or NULL when the name
+ * has no row or no report. Returns 0, or CM_ESTATE / a negative errno with a reason in err
+ * (every out[i] NULL). */
+int cm_store_reports(const char *path, const char *const *names, size_t n, char **out, char *err,
+                     size_t errlen);
+
 /* Commits what is queued, closes the database (checkpointing the WAL into the file) and ends
  * the writer thread, waiting for it (at exit, when nothing else runs). The loop handle it
  * used is closed: run the loop once more before closing it. NULL is a no-op. Returns 0 or
