@@ -20,6 +20,9 @@
 # usage: tests/bench/scale_bench.sh [--targets "N1 N2 ..."] [--servers K] [--window S]
 #                                   [--certmon PATH]
 set -euo pipefail
+# As the shipped systemd unit runs the daemon (contrib/systemd/certmon.service); set
+# GLIBC_TUNABLES= (empty) to measure without.
+export GLIBC_TUNABLES=${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}
 
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench_lib.sh
