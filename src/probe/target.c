@@ -128,36 +128,48 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, st
         return fail(err, errlen, CM_EBADARG, "'%s': not a valid server name", sni);
 
     bool v6 = strchr(host, ':') != NULL;
-    size_t nlen = strlen(host) + 10;
-    out->name = malloc(nlen);
-    out->host = strdup(host);
-    out->port = port;
     const char *vname = sni && *sni ? sni : host;
-    size_t vlen = strlen(vname);
+    size_t vlen = strlen(vname), hlen0 = strlen(host), nlen = hlen0 + 10;
     /* The verified name is what the user gave; the name sent drops a trailing root dot and
      * is never an address literal (RFC 6066 section 3). */
-    out->verify_name = strdup(vname);
-    if (!cm_host_is_ip(vname))
-        out->sni = strndup(vname, vlen > 1 && vname[vlen - 1] == '.' ? vlen - 1 : vlen);
-    if (!out->name || !out->host || !out->verify_name || (!out->sni && !cm_host_is_ip(vname))) {
-        cm_target_clear(out);
+    size_t slen = cm_host_is_ip(vname) ? 0 : vlen > 1 && vname[vlen - 1] == '.' ? vlen - 1 : vlen;
+    /* One block for the four texts (a hundred thousand targets make 300,000 fewer small
+     * allocations): name first, it owns the block. */
+    char *b = malloc(nlen + hlen0 + 1 + vlen + 1 + (slen ? slen + 1 : 0));
+
+    if (!b)
         return fail(err, errlen, -ENOMEM, "out of memory");
-    }
+    out->port = port;
+    out->name = b;
     snprintf(out->name, nlen, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+    out->host = b + nlen;
+    memcpy(out->host, host, hlen0 + 1);
+    out->verify_name = out->host + hlen0 + 1;
+    memcpy(out->verify_name, vname, vlen + 1);
+    out->sni = NULL;
+    if (slen) {
+        out->sni = out->verify_name + vlen + 1;
+        memcpy(out->sni, vname, slen);
+        out->sni[slen] = '\0';
+    }
     return 0;
 }
 
 int cm_target_copy(struct cm_target *dst, const struct cm_target *src)
 {
+    size_t n = strlen(src->name) + 1, h = strlen(src->host) + 1, v = strlen(src->verify_name) + 1,
+           sn = src->sni ? strlen(src->sni) + 1 : 0;
+    char *b = malloc(n + h + v + sn);
+
     *dst = *src;
-    dst->name = strdup(src->name);
-    dst->host = strdup(src->host);
-    dst->sni = src->sni ? strdup(src->sni) : NULL;
-    dst->verify_name = strdup(src->verify_name);
-    if (!dst->name || !dst->host || !dst->verify_name || (src->sni && !dst->sni)) {
-        cm_target_clear(dst);
+    if (!b) {
+        memset(dst, 0, sizeof(*dst));
         return -ENOMEM;
     }
+    dst->name = memcpy(b, src->name, n);
+    dst->host = memcpy(b + n, src->host, h);
+    dst->verify_name = memcpy(b + n + h, src->verify_name, v);
+    dst->sni = sn ? memcpy(b + n + h + v, src->sni, sn) : NULL;
     return 0;
 }
 
@@ -165,9 +177,6 @@ void cm_target_clear(struct cm_target *t)
 {
     if (!t)
         return;
-    free(t->name);
-    free(t->host);
-    free(t->sni);
-    free(t->verify_name);
+    free(t->name); /* the block of all four */
     memset(t, 0, sizeof(*t));
 }

@@ -11,11 +11,13 @@
 #define CM_DEFAULT_PORT 443
 
 struct cm_target {
-    char *name; /* canonical display form: "host:port" or "[v6]:port"; owned */
-    char *host; /* DNS name or IP literal, without brackets; owned */
+    /* name, host, sni and verify_name are one allocation, owned through name (cm_target_clear
+     * frees it): set them only through cm_target_parse / cm_target_copy. */
+    char *name; /* canonical display form: "host:port" or "[v6]:port" */
+    char *host; /* DNS name or IP literal, without brackets */
     uint16_t port;
-    char *sni;         /* server name sent in the ClientHello; NULL for none (IP literals); owned */
-    char *verify_name; /* name the leaf must match: sni, or the host itself; owned */
+    char *sni;         /* server name sent in the ClientHello; NULL for none (IP literals) */
+    char *verify_name; /* name the leaf must match: sni, or the host itself */
     const char *ca_file; /* trust anchors instead of the system store; NULL: system; borrowed */
     const char *connect_address;     /* connect only to this address literal (the name is still
                                       * sent and verified), or NULL to resolve host; borrowed */
