@@ -829,6 +829,11 @@ static void fold_sort(struct fold *f)
 {
     size_t k = 0;
 
+    /* Nothing to sort is normal: a fold resumed after a kill -9 that came between its last
+     * copy and its emptying finds no row left to copy, and f->v was never allocated. qsort's
+     * base must not be NULL even for 0 elements (UBSan aborts there, at every start). */
+    if (f->n < 2)
+        return;
     qsort(f->v, f->n, sizeof(*f->v), cmp_fold_item);
     for (size_t i = 0; i < f->n; i++) {
         if (k > 0 && f->v[k - 1].id == f->v[i].id)
