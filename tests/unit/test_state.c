@@ -2473,6 +2473,84 @@ static void test_store_fold_resumed_empty(void)
     cm_state_free(s);
 }
 
+static void ignore_pin(void *arg, const char *target, const struct cm_leaf_summary *pin,
+                       int64_t pinned_at)
+{
+    (void)target, (void)pin, (void)pinned_at;
+    ++*(int *)arg;
+}
+
+static void ignore_latest(void *arg, const char *target, const struct cm_history_row *row)
+{
+    (void)target, (void)row;
+    ++*(int *)arg;
+}
+
+/* `sqlite3 FILE SQL` in a process of its own (the supported way to look, store.h): its
+ * output without the newline, or NULL when it failed. */
+static char *sqlite3_cli(const char *path, const char *sql)
+{
+    char *argv[] = {"sqlite3", (char *)path, (char *)sql, NULL}, *out = NULL;
+
+    if (cm_th_run(argv, &out, 30, NULL) != 0) {
+        free(out);
+        return NULL;
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+/* The readers the daemon runs beside its writer (the pins and the last leaves at start, the
+ * history endpoint, each with a connection of its own) leave the writer's lock on the file
+ * alone: a raw open and close of the file in the writer's process would drop it (POSIX
+ * locks belong to the process), and then another process closing the file takes itself for
+ * the last user, checkpoints and deletes the WAL under the writer, whose commits from then
+ * on go to the deleted file: nobody sees them and a kill -9 loses them all. */
+static void test_store_readers_keep_lock(void)
+{
+    const char *dir = fresh_dir("readers");
+    char path[600], wal[620], err[600], want[32];
+    struct cm_state *s = sample_state();
+    struct cm_store *st;
+    struct cm_state_entry *const *es;
+    struct cm_history_row *rows = NULL;
+    size_t n, nrows = 0;
+    int pins = 0, leaves = 0;
+    char *got;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    EXPECT_INT(cm_store_pins(path, ignore_pin, &pins, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_latest(path, ignore_latest, &leaves, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_history(path, "example.com:443", &rows, &nrows, err, sizeof(err)), 0);
+    cm_history_free(rows, nrows);
+    cm_state_free(read_db(path, __LINE__));
+    es = cm_state_entries(s, &n);
+    for (int round = 1; round <= 2; round++) {
+        /* Someone looks, and closes the file while the writer holds it. */
+        got = sqlite3_cli(path, "SELECT count(*) FROM current");
+        snprintf(want, sizeof(want), "%zu", n);
+        EXPECT_STR(got ? got : "(failed)", want);
+        free(got);
+        CU_ASSERT_EQUAL(access(wal, F_OK), 0);
+        /* The writer's next results are what the next look sees. */
+        for (size_t i = 0; i < n; i++) {
+            es[i]->last_probe = NOW + 100 * round;
+            EXPECT_INT(cm_store_put(st, es[i]), 0);
+        }
+        EXPECT_INT(cm_store_sync(st, 5000), 0);
+        got = sqlite3_cli(path, "SELECT min(last_probe) FROM current");
+        snprintf(want, sizeof(want), "%lld", (long long)(NOW + 100 * round));
+        EXPECT_STR(got ? got : "(failed)", want);
+        free(got);
+    }
+    store_close_ok(st);
+    cm_state_free(s);
+}
+
 static CU_TestInfo tests[] = {
     {"put/get/remove 5000 names in random order", test_put_get_remove},
     {"random puts and removes in a small table", test_churn},
@@ -2506,6 +2584,7 @@ static CU_TestInfo tests[] = {
     {"store: schema 2 upgraded in place (the results log)", test_store_upgrade_2},
     {"store: the results log folded into the rows", test_store_fold},
     {"store: a fold cut short after its last copy resumes", test_store_fold_resumed_empty},
+    {"store: readers beside the writer keep its lock", test_store_readers_keep_lock},
     {"store: a removal during the checks", test_check_after_remove},
     CU_TEST_INFO_NULL,
 };
