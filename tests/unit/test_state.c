@@ -1509,6 +1509,19 @@ static void put_all(struct cm_store *st, struct cm_state *s)
         EXPECT_INT(cm_store_put(st, es[i]), 0);
 }
 
+/* A round of results: every entry of s at last_probe when, through cm_store_put, committed. */
+static void put_round(struct cm_store *st, struct cm_state *s, time_t when)
+{
+    size_t n;
+    struct cm_state_entry *const *es = cm_state_entries(s, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        es[i]->last_probe = when;
+        EXPECT_INT(cm_store_put(st, es[i]), 0);
+    }
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+}
+
 static struct cm_state *read_db(const char *path, unsigned line)
 {
     struct cm_state *s = new_state();
@@ -2346,11 +2359,7 @@ static void test_store_fold(void)
     es = cm_state_entries(s, &n);
     /* 60 rounds of results, a commit each: the log passes the threshold several times. */
     for (int round = 1; round <= 60; round++) {
-        for (size_t i = 0; i < n; i++) {
-            es[i]->last_probe = NOW + round;
-            EXPECT_INT(cm_store_put(st, es[i]), 0);
-        }
-        EXPECT_INT(cm_store_sync(st, 5000), 0);
+        put_round(st, s, NOW + round);
         u = read_db(path, __LINE__);
         EXPECT_INT(count_of(u), n);
         for (size_t i = 0; i < n; i++)
@@ -2431,11 +2440,7 @@ static void test_store_fold_resumed_empty(void)
     es = cm_state_entries(s, &n);
     /* A commit a round; a fold takes a step with each: scan, copy, empty. */
     while (!found && ++round <= 60) {
-        for (size_t i = 0; i < n; i++) {
-            es[i]->last_probe = NOW + round;
-            EXPECT_INT(cm_store_put(st, es[i]), 0);
-        }
-        EXPECT_INT(cm_store_sync(st, 5000), 0);
+        put_round(st, s, NOW + round);
         found = fold_copied_not_emptied(path);
     }
     store_close_ok(st);
@@ -2450,13 +2455,8 @@ static void test_store_fold_resumed_empty(void)
         if (cm_state_get(u, es[i]->name))
             EXPECT_INT(cm_state_get(u, es[i]->name)->last_probe, NOW + round);
     cm_state_free(u);
-    for (int more = 1; more <= 3; more++) {
-        for (size_t i = 0; i < n; i++) {
-            es[i]->last_probe = NOW + round + more;
-            EXPECT_INT(cm_store_put(st, es[i]), 0);
-        }
-        EXPECT_INT(cm_store_sync(st, 5000), 0);
-    }
+    for (int more = 1; more <= 3; more++)
+        put_round(st, s, NOW + round + more);
     cm_store_get_stats(st, &stats);
     EXPECT_INT(stats.commits, 3);
     EXPECT_INT(stats.failures, 0);
@@ -2512,9 +2512,8 @@ static void test_store_readers_keep_lock(void)
     char path[600], wal[620], err[600], want[32];
     struct cm_state *s = sample_state();
     struct cm_store *st;
-    struct cm_state_entry *const *es;
     struct cm_history_row *rows = NULL;
-    size_t n, nrows = 0;
+    size_t n = count_of(s), nrows = 0;
     int pins = 0, leaves = 0;
     char *got;
 
@@ -2528,7 +2527,6 @@ static void test_store_readers_keep_lock(void)
     EXPECT_INT(cm_store_history(path, "example.com:443", &rows, &nrows, err, sizeof(err)), 0);
     cm_history_free(rows, nrows);
     cm_state_free(read_db(path, __LINE__));
-    es = cm_state_entries(s, &n);
     for (int round = 1; round <= 2; round++) {
         /* Someone looks, and closes the file while the writer holds it. */
         got = sqlite3_cli(path, "SELECT count(*) FROM current");
@@ -2537,11 +2535,7 @@ static void test_store_readers_keep_lock(void)
         free(got);
         CU_ASSERT_EQUAL(access(wal, F_OK), 0);
         /* The writer's next results are what the next look sees. */
-        for (size_t i = 0; i < n; i++) {
-            es[i]->last_probe = NOW + 100 * round;
-            EXPECT_INT(cm_store_put(st, es[i]), 0);
-        }
-        EXPECT_INT(cm_store_sync(st, 5000), 0);
+        put_round(st, s, NOW + 100 * round);
         got = sqlite3_cli(path, "SELECT min(last_probe) FROM current");
         snprintf(want, sizeof(want), "%lld", (long long)(NOW + 100 * round));
         EXPECT_STR(got ? got : "(failed)", want);
