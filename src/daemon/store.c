@@ -1587,11 +1587,13 @@ int cm_store_close(struct cm_store *st)
  * with open() and close(): POSIX locks belong to the process, and closing any descriptor of a
  * file drops every lock the process holds on it. The readers that sniff run beside the writer
  * (the pins and the last leaves at start, the history endpoint); a close() of theirs would
- * drop the writer's shared lock, and then another process closing the file (sqlite3 on it,
- * `certmon state export`) takes itself for its last user: it checkpoints and deletes the WAL
- * under the writer, whose commits from then on go to the deleted file, seen by nobody and
- * lost at a kill -9. SQLite's close keeps the descriptor of a file its connections hold
- * locks on open until they are released (and reuses it at the next open). */
+ * drop the writer's shared lock, and then another process closing a read-write connection to
+ * the file (`sqlite3 FILE`, read-write by default) takes itself for its last user: it
+ * checkpoints and deletes the WAL under the writer, whose commits from then on go to the
+ * deleted file, seen by nobody and lost at a kill -9. (Read-only connections, like those of
+ * `certmon state export`, do not checkpoint at close.) SQLite's close keeps the descriptor of
+ * a file its connections hold locks on open until they are released (and reuses it at the
+ * next open). */
 static enum kind sniff(const char *path, int *err)
 {
     sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
