@@ -21,6 +21,7 @@
 #include "certmon/base/error.h"
 #include "certmon/probe/filecert.h"
 #include "certmon/base/log.h"
+#include "certmon/base/text.h"
 #include "certmon/probe/posture.h"
 #include "certmon/probe/probe.h"
 #include "certmon/probe/resolve.h"
@@ -733,9 +734,16 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     if (d->notify)
         notify_result(d, ct, name, e, &f, step, now);
     findings_list(&f, ids, sizeof(ids));
-    cm_log_debug("probe", "target=%s status=%s error=%s total_ms=%.1f findings=%s", name,
-                 cm_status_name(st), res->error_message ? res->error_message : "none",
-                 res->total_ms, ids);
+    /* last_probe is the time the result carries (a file scan's: when the scan began, which
+     * for a large directory is seconds before this line), as the database row will. */
+    if (CM_LOG_DEBUG <= cm_log_threshold) {
+        char at[32];
+        cm_time_rfc3339(e->last_probe, at, sizeof(at));
+        cm_log_debug("probe",
+                     "target=%s status=%s last_probe=%s error=%s total_ms=%.1f findings=%s", name,
+                     cm_status_name(st), at, res->error_message ? res->error_message : "none",
+                     res->total_ms, ids);
+    }
     if (changed) {
         /* One line per change of status: worse is a warning, better (or a first clean
          * result) is info. */

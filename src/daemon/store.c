@@ -823,6 +823,11 @@ static void fold_sort(struct fold *f)
 {
     size_t k = 0;
 
+    /* Nothing to sort is normal: a fold resumed after a kill -9 that came between its last
+     * copy and its emptying finds no row left to copy, and f->v was never allocated. qsort's
+     * base must not be NULL even for 0 elements (UBSan aborts there, at every start). */
+    if (f->n < 2)
+        return;
     qsort(f->v, f->n, sizeof(*f->v), cmp_fold_item);
     for (size_t i = 0; i < f->n; i++) {
         if (k > 0 && f->v[k - 1].id == f->v[i].id)
@@ -1574,27 +1579,59 @@ int cm_store_close(struct cm_store *st)
 
 /* ---- Opening: sniffing, importing, moving aside ---- */
 
+/* What path holds, by its first 16 bytes. They are read through SQLite's own file layer, not
+ * with open() and close(): POSIX locks belong to the process, and closing any descriptor of a
+ * file drops every lock the process holds on it. The readers that sniff run beside the writer
+ * (the pins and the last leaves at start, the history endpoint); a close() of theirs would
+ * drop the writer's shared lock, and then another process closing a read-write connection to
+ * the file (`sqlite3 FILE`, read-write by default) takes itself for its last user: it
+ * checkpoints and deletes the WAL under the writer, whose commits from then on go to the
+ * deleted file, seen by nobody and lost at a kill -9. (Read-only connections, like those of
+ * `certmon state export`, do not checkpoint at close.) SQLite's close keeps the descriptor of
+ * a file its connections hold locks on open until they are released (and reuses it at the
+ * next open). */
 static enum kind sniff(const char *path, int *err)
 {
+    sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+    sqlite3_file *f = NULL;
+    struct stat sb;
     char head[16];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB, rc;
+    enum kind k = K_OTHER;
 
     *err = 0;
-    if (fd < 0) {
+    if (stat(path, &sb) < 0) {
         *err = errno;
         return errno == ENOENT ? K_NONE : K_OTHER;
     }
-    n = read(fd, head, sizeof(head));
-    close(fd);
-    if (n < 0) {
-        *err = errno;
+    /* Not opened at all: a FIFO would block the open. */
+    if (!S_ISREG(sb.st_mode)) {
+        *err = S_ISDIR(sb.st_mode) ? EISDIR : EINVAL;
         return K_OTHER;
     }
     /* An empty file is an empty database to SQLite. */
-    if (n == 0 || (n == 16 && !memcmp(head, "SQLite format 3", 16)))
+    if (sb.st_size == 0)
         return K_SQLITE;
-    return K_OTHER;
+    if (sb.st_size < (off_t)sizeof(head))
+        return K_OTHER;
+    if (!vfs || !(f = calloc(1, (size_t)vfs->szOsFile))) {
+        *err = ENOMEM;
+        return K_OTHER;
+    }
+    errno = 0;
+    if ((rc = vfs->xOpen(vfs, path, f, flags, &flags)) != SQLITE_OK) {
+        *err = errno ? errno : EACCES;
+    } else if ((rc = f->pMethods->xRead(f, head, sizeof(head), 0)) != SQLITE_OK) {
+        /* Short (shrunk since the stat): not a database header either. */
+        *err = (rc & 0xff) == SQLITE_IOERR && rc != SQLITE_IOERR_SHORT_READ ? EIO : 0;
+    } else if (!memcmp(head, "SQLite format 3", 16)) {
+        k = K_SQLITE;
+    }
+    /* A file whose open failed may still have methods to close (the VFS contract). */
+    if (f->pMethods)
+        f->pMethods->xClose(f);
+    free(f);
+    return k;
 }
 
 /* Unlinks path + suffix. */

@@ -1509,6 +1509,19 @@ static void put_all(struct cm_store *st, struct cm_state *s)
         EXPECT_INT(cm_store_put(st, es[i]), 0);
 }
 
+/* A round of results: every entry of s at last_probe when, through cm_store_put, committed. */
+static void put_round(struct cm_store *st, struct cm_state *s, time_t when)
+{
+    size_t n;
+    struct cm_state_entry *const *es = cm_state_entries(s, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        es[i]->last_probe = when;
+        EXPECT_INT(cm_store_put(st, es[i]), 0);
+    }
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+}
+
 static struct cm_state *read_db(const char *path, unsigned line)
 {
     struct cm_state *s = new_state();
@@ -2346,11 +2359,7 @@ static void test_store_fold(void)
     es = cm_state_entries(s, &n);
     /* 60 rounds of results, a commit each: the log passes the threshold several times. */
     for (int round = 1; round <= 60; round++) {
-        for (size_t i = 0; i < n; i++) {
-            es[i]->last_probe = NOW + round;
-            EXPECT_INT(cm_store_put(st, es[i]), 0);
-        }
-        EXPECT_INT(cm_store_sync(st, 5000), 0);
+        put_round(st, s, NOW + round);
         u = read_db(path, __LINE__);
         EXPECT_INT(count_of(u), n);
         for (size_t i = 0; i < n; i++)
@@ -2500,6 +2509,159 @@ static void test_store_fold_columns(void)
     cm_state_free(s1);
 }
 
+/* True when the database holds what a fold leaves between its last copy and the emptying of
+ * the table it folded: that table (the one with the older rows) is not empty, none of its
+ * rows is newer than its target's row, and the other table has taken results since. */
+static bool fold_copied_not_emptied(const char *path)
+{
+    static const char sql[] =
+        "SELECT (SELECT count(*) FROM %s) > 0 AND (SELECT count(*) FROM %s) > 0"
+        " AND (SELECT max(seq) FROM %s) > (SELECT max(seq) FROM %s)"
+        " AND NOT EXISTS (SELECT 1 FROM %s r JOIN targets t ON t.name = r.name"
+        " WHERE r.seq > t.seq)";
+    char q[600];
+    bool yes = false;
+
+    for (int i = 0; i < 2 && !yes; i++) {
+        const char *folded = i ? "results_b" : "results_a", *active = i ? "results_a" : "results_b";
+        snprintf(q, sizeof(q), sql, folded, active, active, folded, folded);
+        char *v = sql_text(path, q);
+        yes = v && !strcmp(v, "1");
+        free(v);
+    }
+    return yes;
+}
+
+/* A kill -9 after a fold's last copy and before the commit that empties the folded table: the
+ * restarted store resumes the fold, finds nothing left to copy, and goes on committing (the
+ * daemon under UBSan died at its first commit there, qsort of an empty fold list: every later
+ * start too, recording nothing). cm_store_close does not commit an empty batch, so closing
+ * right after that copy leaves the same file as the kill. */
+static void test_store_fold_resumed_empty(void)
+{
+    const char *dir = fresh_dir("foldresume");
+    char path[600];
+    struct cm_state *s = sample_state(), *u;
+    struct cm_store *st;
+    struct cm_store_stats stats;
+    struct cm_state_entry *const *es;
+    size_t n;
+    int round = 0;
+    bool found = false;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    cm_store_set_fold_min(st, 10);
+    put_all(st, s);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    es = cm_state_entries(s, &n);
+    /* A commit a round; a fold takes a step with each: scan, copy, empty. */
+    while (!found && ++round <= 60) {
+        put_round(st, s, NOW + round);
+        found = fold_copied_not_emptied(path);
+    }
+    store_close_ok(st);
+    CU_ASSERT_FATAL(found);
+    CU_ASSERT(fold_copied_not_emptied(path)); /* the close committed nothing more */
+
+    /* The restart: every entry at its newest result, and the next results commit. */
+    u = new_state();
+    st = store_open_ok(path, u, __LINE__);
+    EXPECT_INT(count_of(u), n);
+    for (size_t i = 0; i < n; i++)
+        if (cm_state_get(u, es[i]->name))
+            EXPECT_INT(cm_state_get(u, es[i]->name)->last_probe, NOW + round);
+    cm_state_free(u);
+    for (int more = 1; more <= 3; more++)
+        put_round(st, s, NOW + round + more);
+    cm_store_get_stats(st, &stats);
+    EXPECT_INT(stats.commits, 3);
+    EXPECT_INT(stats.failures, 0);
+    EXPECT_INT(stats.folds, 1); /* the resumed fold ended: its table emptied */
+    store_close_ok(st);
+    CU_ASSERT(!fold_copied_not_emptied(path));
+    EXPECT_SQL(path, "SELECT count(DISTINCT last_probe) FROM current", "1");
+    {
+        char want[32];
+        snprintf(want, sizeof(want), "%lld", (long long)(NOW + round + 3));
+        EXPECT_SQL(path, "SELECT max(last_probe) FROM current", want);
+    }
+    EXPECT_SQL(path, "PRAGMA integrity_check", "ok");
+    cm_state_free(s);
+}
+
+static void ignore_pin(void *arg, const char *target, const struct cm_leaf_summary *pin,
+                       int64_t pinned_at)
+{
+    (void)target, (void)pin, (void)pinned_at;
+    ++*(int *)arg;
+}
+
+static void ignore_latest(void *arg, const char *target, const struct cm_history_row *row)
+{
+    (void)target, (void)row;
+    ++*(int *)arg;
+}
+
+/* `sqlite3 FILE SQL` in a process of its own (the supported way to look, store.h): its
+ * output without the newline, or NULL when it failed. */
+static char *sqlite3_cli(const char *path, const char *sql)
+{
+    char *argv[] = {"sqlite3", (char *)path, (char *)sql, NULL}, *out = NULL;
+
+    if (cm_th_run(argv, &out, 30, NULL) != 0) {
+        free(out);
+        return NULL;
+    }
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+/* The readers the daemon runs beside its writer (the pins and the last leaves at start, the
+ * history endpoint, each with a connection of its own) leave the writer's lock on the file
+ * alone: a raw open and close of the file in the writer's process would drop it (POSIX
+ * locks belong to the process), and then another process closing the file takes itself for
+ * the last user, checkpoints and deletes the WAL under the writer, whose commits from then
+ * on go to the deleted file: nobody sees them and a kill -9 loses them all. */
+static void test_store_readers_keep_lock(void)
+{
+    const char *dir = fresh_dir("readers");
+    char path[600], wal[620], err[600], want[32];
+    struct cm_state *s = sample_state();
+    struct cm_store *st;
+    struct cm_history_row *rows = NULL;
+    size_t n = count_of(s), nrows = 0;
+    int pins = 0, leaves = 0;
+    char *got;
+
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    st = store_open_ok(path, NULL, __LINE__);
+    put_all(st, s);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    EXPECT_INT(cm_store_pins(path, ignore_pin, &pins, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_latest(path, ignore_latest, &leaves, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_history(path, "example.com:443", &rows, &nrows, err, sizeof(err)), 0);
+    cm_history_free(rows, nrows);
+    cm_state_free(read_db(path, __LINE__));
+    for (int round = 1; round <= 2; round++) {
+        /* Someone looks, and closes the file while the writer holds it. */
+        got = sqlite3_cli(path, "SELECT count(*) FROM current");
+        snprintf(want, sizeof(want), "%zu", n);
+        EXPECT_STR(got ? got : "(failed)", want);
+        free(got);
+        CU_ASSERT_EQUAL(access(wal, F_OK), 0);
+        /* The writer's next results are what the next look sees. */
+        put_round(st, s, NOW + 100 * round);
+        got = sqlite3_cli(path, "SELECT min(last_probe) FROM current");
+        snprintf(want, sizeof(want), "%lld", (long long)(NOW + 100 * round));
+        EXPECT_STR(got ? got : "(failed)", want);
+        free(got);
+    }
+    store_close_ok(st);
+    cm_state_free(s);
+}
+
 static CU_TestInfo tests[] = {
     {"put/get/remove 5000 names in random order", test_put_get_remove},
     {"random puts and removes in a small table", test_churn},
@@ -2533,6 +2695,8 @@ static CU_TestInfo tests[] = {
     {"store: schema 2 upgraded in place (the results log)", test_store_upgrade_2},
     {"store: the results log folded into the rows", test_store_fold},
     {"store: every column survives a write, a fold and a restart", test_store_fold_columns},
+    {"store: a fold cut short after its last copy resumes", test_store_fold_resumed_empty},
+    {"store: readers beside the writer keep its lock", test_store_readers_keep_lock},
     {"store: a removal during the checks", test_check_after_remove},
     CU_TEST_INFO_NULL,
 };
