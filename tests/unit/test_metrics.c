@@ -41,14 +41,19 @@ static json_t *jq(const char *text)
     return j;
 }
 
-static struct cm_metrics_view *view_of(const char *text)
+/* The view of report r, which it takes. */
+static struct cm_metrics_view *view_of_json(json_t *r)
 {
-    json_t *j = jq(text);
-    struct cm_metrics_view *v = cm_metrics_view_new(j);
+    struct cm_metrics_view *v = cm_metrics_view_new(r);
 
-    json_decref(j);
+    json_decref(r);
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     return v;
+}
+
+static struct cm_metrics_view *view_of(const char *text)
+{
+    return view_of_json(jq(text));
 }
 
 /* Renders views (and self, proc) into a malloc'd NUL-terminated string. */
@@ -518,15 +523,6 @@ static json_t *report_with_leaf(const char *name, unsigned seed)
     snprintf(text, sizeof(text), "%064x", seed);
     json_object_set_new(leaf, "sha256", json_string(text));
     return r;
-}
-
-static struct cm_metrics_view *view_of_json(json_t *r)
-{
-    struct cm_metrics_view *v = cm_metrics_view_new(r);
-
-    json_decref(r);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
-    return v;
 }
 
 #define INTERMEDIATE                                                                               \
