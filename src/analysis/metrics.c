@@ -293,11 +293,12 @@ static void certtexts_release_empty(void)
 static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t not_before,
                                         int64_t not_after)
 {
-    uint64_t h = cm_fnv1a(CM_FNV1A_INIT, text, len);
     struct mv_certtext *t = NULL;
+    uint64_t h;
 
     if (len > INT32_MAX)
         return NULL;
+    h = cm_fnv1a(CM_FNV1A_INIT, text, len);
     h = cm_fnv1a(h, &not_before, sizeof(not_before));
     h = cm_fnv1a(h, &not_after, sizeof(not_after));
     pthread_mutex_lock(&certtexts.mu);
