@@ -117,7 +117,7 @@ static bool arena_grow(struct builder *b, size_t n)
         return false;
     if (b->acap - b->alen >= n)
         return true;
-    /* Offsets and lengths are 31-bit. */
+    /* Offsets and lengths are 31-bit (HEX is the top bit of a length). */
     if (n > (size_t)INT32_MAX - b->alen) {
         b->failed = true;
         return false;
