@@ -2,7 +2,10 @@
  * targets: a view is built once per report (JSON read, timestamps parsed, every label value
  * escaped, the target's label text joined), and rendering only copies bytes and formats
  * integers. A view is one allocation; its strings live in an arena inside it, stored once
- * even when they repeat (a leaf's issuer is the next certificate's subject). */
+ * even when they repeat. A certificate's label text (subject, issuer, serial, fingerprint, key,
+ * signature) is not in the view: it is a block shared by every view whose chain has that
+ * certificate, since thousands of targets present the same intermediates and roots (and often
+ * the same leaf), and it was most of a view's memory. */
 #include "certmon/analysis/metrics.h"
 #include "certmon/base/buf.h"
 #include "certmon/base/label.h"
@@ -10,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,18 +26,29 @@
 #define PAD 16            /* zero bytes after a view's arena (see copy16) */
 #define ABSENT 2          /* a 0/1 fact the report does not have */
 
-/* A string in a view's arena: already escaped for a label value. With HEX set in len, it is
- * lowercase hex text (a serial, a fingerprint) stored as bytes, half the size; len & ~HEX is
- * always the length of the text it renders. */
+/* A string in a view's arena: already escaped for a label value. */
 struct mv_str {
     uint32_t off, len;
 };
-#define HEX 0x80000000u
-#define TEXT_LEN(s) ((s).len & ~HEX)
 
-struct mv_cert {
+/* One certificate's facts as every view with it renders them, shared: found through the table
+ * below by its text and times, and freed with the last view that holds it. Immutable once in
+ * the table, so a render reads it without the table's lock. */
+struct mv_certtext {
+    struct mv_certtext *next; /* in its bucket; under certtexts.mu */
+    uint64_t hash;
     int64_t not_before, not_after; /* NO_TIME when missing or unparseable */
-    struct mv_str subject, issuer, serial, sha256, key, signature;
+    uint32_t refs;                 /* views holding it; under certtexts.mu */
+    uint32_t len;                  /* bytes of text, without the PAD zero bytes after it */
+    /* `,subject="...",issuer="...",serial="...",sha256="...",key="...",signature="..."`,
+     * every value escaped, then PAD zero bytes (see copy16). */
+    char text[];
+};
+
+/* A chain position of a view: what is per report stays here. */
+struct mv_cert {
+    /* A reference: read-only here (the table alone changes its refs and next). */
+    struct mv_certtext *cert;
     uint32_t position; /* index in the report's chain */
     uint8_t rev;       /* index into rev_statuses[], or ABSENT_REV: revocation not checked */
 };
@@ -125,12 +140,12 @@ static void arena_escaped(struct builder *b, const char *s)
     }
 }
 
-/* Ends a string begun at arena offset start (hex: stored packed): when the same text is
- * already in the arena, the new copy is dropped and the old one returned. */
-static struct mv_str intern_end(struct builder *b, size_t start, bool hex)
+/* Ends a string begun at arena offset start: when the same text is already in the arena, the
+ * new copy is dropped and the old one returned. */
+static struct mv_str intern_end(struct builder *b, size_t start)
 {
     size_t n = b->alen - start;
-    struct mv_str s = {(uint32_t)start, hex ? HEX | (uint32_t)(2 * n) : (uint32_t)n};
+    struct mv_str s = {(uint32_t)start, (uint32_t)n};
 
     if (b->failed || n > UINT32_MAX / 4)
         return (struct mv_str){0, 0};
@@ -158,30 +173,7 @@ static struct mv_str intern(struct builder *b, const char *s)
     size_t start = b->alen;
 
     arena_escaped(b, s ? s : "");
-    return intern_end(b, start, false);
-}
-
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* A serial or a fingerprint: packed when it is lowercase hex of even length (as reports have
- * them), else kept as text. */
-static struct mv_str intern_hex(struct builder *b, const char *s)
-{
-    size_t start = b->alen, n = s ? strlen(s) : 0;
-
-    if (!n || n % 2)
-        return intern(b, s);
-    for (size_t i = 0; i < n; i++)
-        if (hex_digit(s[i]) < 0)
-            return intern(b, s);
-    for (size_t i = 0; i < n; i += 2) {
-        char byte = (char)(hex_digit(s[i]) << 4 | hex_digit(s[i + 1]));
-        arena_put(b, &byte, 1);
-    }
-    return intern_end(b, start, true);
+    return intern_end(b, start);
 }
 
 static int64_t time_of(json_t *o, const char *key)
@@ -233,36 +225,175 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
     return (struct mv_str){(uint32_t)start, (uint32_t)(b->alen - start)};
 }
 
-static void build_cert(struct builder *b, json_t *c, struct mv_cert *out)
+/* ---- Shared certificate texts ---- */
+
+/* The certificate texts of every live view in the process, whichever state or caller built
+ * the view. The lock makes building and freeing views on different threads safe; the daemon
+ * does both on its loop, where it is never contended (one lock per certificate of a view
+ * built, one per view freed). */
+static struct {
+    pthread_mutex_t mu;
+    struct mv_certtext **buckets; /* nbuckets of them, a power of two; NULL while count is 0 */
+    size_t nbuckets, count;
+} certtexts = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+#define CERTTEXT_BUCKETS_MIN 256
+
+/* Doubles the buckets once there are as many texts as buckets. Out of memory leaves the chains
+ * longer: slower, not wrong. Under certtexts.mu. */
+static void certtexts_grow(void)
+{
+    size_t n = 2 * certtexts.nbuckets;
+    struct mv_certtext **nb;
+
+    if (certtexts.count < certtexts.nbuckets || n > SIZE_MAX / sizeof(*nb) ||
+        !(nb = calloc(n, sizeof(*nb))))
+        return;
+    for (size_t i = 0; i < certtexts.nbuckets; i++) {
+        struct mv_certtext *t = certtexts.buckets[i], *next;
+        for (; t; t = next) {
+            next = t->next;
+            t->next = nb[t->hash & (n - 1)];
+            nb[t->hash & (n - 1)] = t;
+        }
+    }
+    free(certtexts.buckets);
+    certtexts.buckets = nb;
+    certtexts.nbuckets = n;
+}
+
+/* An empty table holds no memory: a process that frees its last view gets everything back. */
+static void certtexts_release_empty(void)
+{
+    if (certtexts.count == 0) {
+        free(certtexts.buckets);
+        certtexts.buckets = NULL;
+        certtexts.nbuckets = 0;
+    }
+}
+
+/* The shared text equal to text[0..len) with these times, with a reference added for the
+ * caller: the one in the table, or a new one. NULL when out of memory. */
+static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t not_before,
+                                        int64_t not_after)
+{
+    struct mv_certtext *t = NULL;
+    uint64_t h;
+
+    if (len > INT32_MAX)
+        return NULL;
+    h = cm_fnv1a(CM_FNV1A_INIT, text, len);
+    h = cm_fnv1a(h, &not_before, sizeof(not_before));
+    h = cm_fnv1a(h, &not_after, sizeof(not_after));
+    pthread_mutex_lock(&certtexts.mu);
+    if (!certtexts.buckets &&
+        (certtexts.buckets = calloc(CERTTEXT_BUCKETS_MIN, sizeof(*certtexts.buckets))))
+        certtexts.nbuckets = CERTTEXT_BUCKETS_MIN;
+    if (!certtexts.buckets)
+        goto out;
+    /* A text held UINT32_MAX times is passed over: the next holder gets a copy of its own. */
+    for (t = certtexts.buckets[h & (certtexts.nbuckets - 1)]; t; t = t->next)
+        if (t->hash == h && t->len == len && t->not_before == not_before &&
+            t->not_after == not_after && t->refs < UINT32_MAX && !memcmp(t->text, text, len))
+            break;
+    if (t) {
+        t->refs++;
+        goto out;
+    }
+    if (!(t = malloc(sizeof(*t) + len + PAD)))
+        goto out;
+    t->hash = h;
+    t->not_before = not_before;
+    t->not_after = not_after;
+    t->refs = 1;
+    t->len = (uint32_t)len;
+    memcpy(t->text, text, len);
+    memset(t->text + len, 0, PAD);
+    t->next = certtexts.buckets[h & (certtexts.nbuckets - 1)];
+    certtexts.buckets[h & (certtexts.nbuckets - 1)] = t;
+    certtexts.count++;
+    certtexts_grow();
+out:
+    certtexts_release_empty();
+    pthread_mutex_unlock(&certtexts.mu);
+    return t;
+}
+
+/* Drops the references of certs[0..n) (entries without a text are skipped), freeing the
+ * texts no view holds any more. */
+static void certtexts_put(const struct mv_cert *certs, size_t n)
+{
+    if (!n)
+        return;
+    pthread_mutex_lock(&certtexts.mu);
+    for (size_t i = 0; i < n; i++) {
+        struct mv_certtext *t = certs[i].cert, **pp;
+        if (!t || --t->refs > 0)
+            continue;
+        for (pp = &certtexts.buckets[t->hash & (certtexts.nbuckets - 1)]; *pp != t;)
+            pp = &(*pp)->next;
+        *pp = t->next;
+        certtexts.count--;
+        free(t);
+    }
+    certtexts_release_empty();
+    pthread_mutex_unlock(&certtexts.mu);
+}
+
+size_t cm_metrics_shared_certs(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&certtexts.mu);
+    n = certtexts.count;
+    pthread_mutex_unlock(&certtexts.mu);
+    return n;
+}
+
+/* Appends `,name="value"` (lead is `,name="`), value escaped; NULL renders as empty. */
+static void arena_label(struct builder *b, const char *lead, const char *value)
+{
+    arena_put(b, lead, strlen(lead));
+    arena_escaped(b, value ? value : "");
+    arena_put(b, "\"", 1);
+}
+
+/* Chain entry c of a report: its text is built in scratch (emptied first) and shared through
+ * the table. Returns 0 or -ENOMEM (out->cert is then NULL). */
+static int build_cert(struct builder *scratch, json_t *c, struct mv_cert *out)
 {
     json_t *key = json_object_get(c, "key");
     const char *type = json_string_value(json_object_get(key, "type"));
     json_t *bits = json_object_get(key, "bits");
     const char *st;
-    size_t start;
 
-    out->not_before = time_of(c, "not_before");
-    out->not_after = time_of(c, "not_after");
-    out->subject = intern(b, json_string_value(json_object_get(c, "subject")));
-    out->issuer = intern(b, json_string_value(json_object_get(c, "issuer")));
-    out->serial = intern_hex(b, json_string_value(json_object_get(c, "serial")));
-    out->sha256 = intern_hex(b, json_string_value(json_object_get(c, "sha256")));
-    out->signature = intern(b, json_string_value(json_object_get(c, "signature")));
+    scratch->alen = 0;
+    arena_label(scratch, ",subject=\"", json_string_value(json_object_get(c, "subject")));
+    arena_label(scratch, ",issuer=\"", json_string_value(json_object_get(c, "issuer")));
+    arena_label(scratch, ",serial=\"", json_string_value(json_object_get(c, "serial")));
+    arena_label(scratch, ",sha256=\"", json_string_value(json_object_get(c, "sha256")));
     /* "RSA 2048", "EC 256", "Ed25519 256". */
-    start = b->alen;
-    arena_escaped(b, type ? type : "");
+    arena_put(scratch, ",key=\"", 6);
+    arena_escaped(scratch, type ? type : "");
     if (json_is_integer(bits) && json_integer_value(bits) > 0) {
         char num[32];
         int n = snprintf(num, sizeof(num), "%s%lld", type ? " " : "",
                          (long long)json_integer_value(bits));
-        arena_put(b, num, (size_t)n);
+        arena_put(scratch, num, (size_t)n);
     }
-    out->key = intern_end(b, start, false);
+    arena_put(scratch, "\"", 1);
+    arena_label(scratch, ",signature=\"", json_string_value(json_object_get(c, "signature")));
+    out->cert = scratch->failed ? NULL
+                                : certtext_get(scratch->arena, scratch->alen,
+                                               time_of(c, "not_before"), time_of(c, "not_after"));
+    if (!out->cert)
+        return -ENOMEM;
     st = json_string_value(json_object_get(json_object_get(c, "revocation"), "status"));
     out->rev = ABSENT_REV;
     for (unsigned i = 0; st && i < RV_COUNT; i++)
         if (!strcmp(st, rev_statuses[i]))
             out->rev = (uint8_t)i;
+    return 0;
 }
 
 static unsigned severity_index(const char *s)
@@ -293,7 +424,7 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
 {
     const char *target = json_string_value(json_object_get(report, "target"));
     json_t *chain, *findings, *timing, *verification, *tls, *posture, *err;
-    struct builder b = {0};
+    struct builder b = {0}, scratch = {0};
     struct mv_cert *certs = NULL;
     struct mv_finding *fs = NULL;
     struct mv_first *firsts = NULL;
@@ -341,10 +472,12 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
         struct mv_cert *c = &certs[v.ncerts];
         if (!json_is_object(e))
             continue;
-        build_cert(&b, e, c);
+        if (build_cert(&scratch, e, c) < 0)
+            goto done;
         c->position = (uint32_t)i;
-        if (c->not_after != NO_TIME && (v.chain_expiry == NO_TIME || c->not_after < v.chain_expiry))
-            v.chain_expiry = c->not_after;
+        if (c->cert->not_after != NO_TIME &&
+            (v.chain_expiry == NO_TIME || c->cert->not_after < v.chain_expiry))
+            v.chain_expiry = c->cert->not_after;
         v.ncerts++;
     }
 
@@ -430,11 +563,15 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
         out = NULL;
     }
 done:
+    /* The view holds the texts now; without a view they go back. */
+    if (!out)
+        certtexts_put(certs, v.ncerts);
     free(certs);
     free(fs);
     free(firsts);
     free(b.arena);
     free(b.strs);
+    free(scratch.arena);
     return out;
 }
 
@@ -447,8 +584,10 @@ struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v)
 
 void cm_metrics_view_free(struct cm_metrics_view *v)
 {
-    if (v && --v->refs == 0)
+    if (v && --v->refs == 0) {
+        certtexts_put(v->certs, v->ncerts);
         free(v);
+    }
 }
 
 /* ---- Output ---- */
@@ -676,25 +815,9 @@ static void close_i64(struct cm_metrics_buf *b, char *p, int64_t value)
     b->len = (size_t)(p - b->data);
 }
 
-/* "000102...feff": the two hex digits of every byte value. */
-/* clang-format off */
-#define HEX_ROW(h) \
-    h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
-static const char hex_pairs[] =
-    HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4") HEX_ROW("5") HEX_ROW("6")
-    HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b") HEX_ROW("c") HEX_ROW("d")
-    HEX_ROW("e") HEX_ROW("f");
-/* clang-format on */
-
 static inline char *put_str(char *p, const struct cm_metrics_view *v, struct mv_str s)
 {
-    const unsigned char *q = (const unsigned char *)v->arena + s.off;
-
-    if (!(s.len & HEX))
-        return copy16(p, v->arena + s.off, s.len);
-    for (size_t i = 0; i < TEXT_LEN(s) / 2; i++, p += 2)
-        memcpy(p, hex_pairs + 2 * q[i], 2);
-    return p;
+    return copy16(p, v->arena + s.off, s.len);
 }
 
 /* A family with one sample per target and no labels of its own. */
@@ -783,7 +906,7 @@ static void cert_times(struct cm_metrics_buf *b, const struct family *f,
     char *p;
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
-        int64_t t = after ? v->certs[i].not_after : v->certs[i].not_before;
+        int64_t t = after ? v->certs[i].cert->not_after : v->certs[i].cert->not_before;
         if (t == NO_TIME || !(p = open_line(b, f, v, 24)))
             continue;
         close_i64(b, put_position(p, v->certs[i].position), t);
@@ -807,24 +930,11 @@ static void f_cert_info(struct cm_metrics_buf *b, const struct family *f, const 
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
         const struct mv_cert *c = &v->certs[i];
-        size_t extra = 24 + 64 + (size_t)c->subject.len + c->issuer.len + TEXT_LEN(c->serial) +
-                       TEXT_LEN(c->sha256) + c->key.len + c->signature.len;
-        if (!(p = open_line(b, f, v, extra)))
+        /* The position (24 bytes at most), then the certificate's labels as one piece. */
+        if (!(p = open_line(b, f, v, 24 + (size_t)c->cert->len)))
             return;
         p = put_position(p, c->position);
-        p = PUTS(p, ",subject=\"");
-        p = put_str(p, v, c->subject);
-        p = PUTS(p, "\",issuer=\"");
-        p = put_str(p, v, c->issuer);
-        p = PUTS(p, "\",serial=\"");
-        p = put_str(p, v, c->serial);
-        p = PUTS(p, "\",sha256=\"");
-        p = put_str(p, v, c->sha256);
-        p = PUTS(p, "\",key=\"");
-        p = put_str(p, v, c->key);
-        p = PUTS(p, "\",signature=\"");
-        p = put_str(p, v, c->signature);
-        p = PUTS(p, "\"");
+        p = copy16(p, c->cert->text, c->cert->len);
         close_i64(b, p, 1);
     }
 }

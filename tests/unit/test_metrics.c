@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,14 +41,19 @@ static json_t *jq(const char *text)
     return j;
 }
 
-static struct cm_metrics_view *view_of(const char *text)
+/* The view of report r, which it takes. */
+static struct cm_metrics_view *view_of_json(json_t *r)
 {
-    json_t *j = jq(text);
-    struct cm_metrics_view *v = cm_metrics_view_new(j);
+    struct cm_metrics_view *v = cm_metrics_view_new(r);
 
-    json_decref(j);
+    json_decref(r);
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     return v;
+}
+
+static struct cm_metrics_view *view_of(const char *text)
+{
+    return view_of_json(jq(text));
 }
 
 /* Renders views (and self, proc) into a malloc'd NUL-terminated string. */
@@ -497,6 +503,220 @@ static void test_file_target(void)
 #undef C
     free(t);
     cm_metrics_view_free(v);
+}
+
+/* ---- Certificate texts shared between views ---- */
+
+/* report_a for target name with a leaf of its own kind: subject CN=leaf-SEED, serial and
+ * sha256 from seed; the intermediate (position 1) is report_a's for every seed. */
+static json_t *report_with_leaf(const char *name, unsigned seed)
+{
+    json_t *r = jq(report_a), *leaf = json_array_get(json_object_get(r, "chain"), 0);
+    char text[80];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leaf);
+    json_object_set_new(r, "target", json_string(name));
+    snprintf(text, sizeof(text), "CN=leaf-%u", seed);
+    json_object_set_new(leaf, "subject", json_string(text));
+    snprintf(text, sizeof(text), "%08x", seed);
+    json_object_set_new(leaf, "serial", json_string(text));
+    snprintf(text, sizeof(text), "%064x", seed);
+    json_object_set_new(leaf, "sha256", json_string(text));
+    return r;
+}
+
+#define INTERMEDIATE                                                                               \
+    "subject=\"CN=Example CA,O=Example\",issuer=\"CN=Example Root\",serial=\"01\","                \
+    "sha256=\"bb22\",key=\"EC 256\",signature=\"ECDSA-SHA384\"}"
+
+/* Two targets whose leaves differ and whose intermediate is the same: each renders the lines
+ * it rendered alone, the intermediate is one text for both, and the revocation status stays
+ * each report's own. Freeing the views frees the texts. */
+static void test_shared_certs(void)
+{
+    json_t *rb = report_with_leaf("b1:443", 2);
+    struct cm_metrics_view *va, *vb, *vc, *both[3];
+    char *a_alone, *b_alone, *t;
+
+    /* Every view of the tests before was freed. */
+    EXPECT_INT(cm_metrics_shared_certs(), 0);
+    json_object_set_new(json_array_get(json_object_get(rb, "chain"), 1), "revocation",
+                        json_pack("{s:s}", "status", "revoked"));
+    va = view_of_json(report_with_leaf("a1:443", 1));
+    EXPECT_INT(cm_metrics_shared_certs(), 2);
+    a_alone = render(&va, 1, NULL, NULL);
+    vb = view_of_json(rb);
+    EXPECT_INT(cm_metrics_shared_certs(), 3); /* leaf-1, leaf-2, one intermediate */
+    b_alone = render(&vb, 1, NULL, NULL);
+
+    both[0] = va;
+    both[1] = vb;
+    t = render(both, 2, NULL, NULL);
+    EXPECT_SAMPLE(t,
+                  "certmon_cert_info{target=\"a1:443\",team=\"web\",position=\"0\","
+                  "subject=\"CN=leaf-1\",issuer=\"CN=Example CA,O=Example\",serial=\"00000001\","
+                  "sha256=\"0000000000000000000000000000000000000000000000000000000000000001\","
+                  "key=\"RSA 2048\",signature=\"RSA-SHA256\"}",
+                  "1");
+    EXPECT_SAMPLE(t,
+                  "certmon_cert_info{target=\"b1:443\",team=\"web\",position=\"0\","
+                  "subject=\"CN=leaf-2\",issuer=\"CN=Example CA,O=Example\",serial=\"00000002\","
+                  "sha256=\"0000000000000000000000000000000000000000000000000000000000000002\","
+                  "key=\"RSA 2048\",signature=\"RSA-SHA256\"}",
+                  "1");
+    EXPECT_SAMPLE(
+        t, "certmon_cert_info{target=\"a1:443\",team=\"web\",position=\"1\"," INTERMEDIATE, "1");
+    EXPECT_SAMPLE(
+        t, "certmon_cert_info{target=\"b1:443\",team=\"web\",position=\"1\"," INTERMEDIATE, "1");
+    EXPECT_LINES(t, "certmon_cert_info{", 4);
+    EXPECT_SAMPLE(t,
+                  "certmon_cert_not_after_timestamp_seconds{target=\"b1:443\",team=\"web\","
+                  "position=\"1\"}",
+                  "1893456000");
+    /* Revocation was checked for b's intermediate only. */
+    EXPECT_SAMPLE(t,
+                  "certmon_cert_revocation_status{target=\"b1:443\",team=\"web\",position=\"1\","
+                  "status=\"revoked\"}",
+                  "1");
+    EXPECT_LINES(t, "certmon_cert_revocation_status{target=\"b1:443\"", 4);
+    EXPECT_LINES(t, "certmon_cert_revocation_status{target=\"a1:443\"", 0);
+    check_structure(t, __LINE__);
+    free(t);
+
+    /* The same text with another expiry (a state edited by hand) is a text of its own; the
+     * leaf is a's. */
+    {
+        json_t *rc = report_with_leaf("c1:443", 1);
+        json_object_set_new(json_array_get(json_object_get(rc, "chain"), 1), "not_after",
+                            json_string("2031-01-01T00:00:00Z"));
+        vc = view_of_json(rc);
+    }
+    EXPECT_INT(cm_metrics_shared_certs(), 4);
+    both[2] = vc;
+    t = render(both, 3, NULL, NULL);
+    EXPECT_SAMPLE(t,
+                  "certmon_cert_not_after_timestamp_seconds{target=\"a1:443\",team=\"web\","
+                  "position=\"1\"}",
+                  "1893456000");
+    EXPECT_SAMPLE(t,
+                  "certmon_cert_not_after_timestamp_seconds{target=\"c1:443\",team=\"web\","
+                  "position=\"1\"}",
+                  "1924992000");
+    EXPECT_SAMPLE(t, "certmon_chain_expiry_timestamp_seconds{target=\"c1:443\",team=\"web\"}",
+                  "1795765889");
+    EXPECT_SAMPLE(
+        t, "certmon_cert_info{target=\"c1:443\",team=\"web\",position=\"1\"," INTERMEDIATE, "1");
+    free(t);
+    cm_metrics_view_free(vc);
+    EXPECT_INT(cm_metrics_shared_certs(), 3);
+
+    /* Each view still renders what it rendered alone, with or without the other. */
+    t = render(&va, 1, NULL, NULL);
+    EXPECT_STR(t, a_alone);
+    free(t);
+    cm_metrics_view_free(va);
+    EXPECT_INT(cm_metrics_shared_certs(), 2); /* leaf-2 and the intermediate, b's */
+    t = render(&vb, 1, NULL, NULL);
+    EXPECT_STR(t, b_alone);
+    free(t);
+    /* A streamed render holds a reference: the texts stay until it lets go. */
+    cm_metrics_view_ref(vb);
+    cm_metrics_view_free(vb);
+    EXPECT_INT(cm_metrics_shared_certs(), 2);
+    cm_metrics_view_free(vb);
+    EXPECT_INT(cm_metrics_shared_certs(), 0);
+    free(a_alone);
+    free(b_alone);
+}
+
+/* A certificate whose names try to end the label value and start a line of their own: shared
+ * between two targets, escaped for both. */
+static void test_shared_hostile_certs(void)
+{
+    static const char *const subject = "CN=x\",position=\"9\"} 1\ninjected{a=\"\\";
+    struct cm_metrics_view *v[2];
+    char *t;
+
+    for (int i = 0; i < 2; i++) {
+        json_t *r = jq(report_c), *c = json_array_get(json_object_get(r, "chain"), 0);
+        json_object_set_new(r, "target", json_string(i ? "file:/two.pem" : "file:/one.pem"));
+        json_object_set_new(c, "subject", json_string(subject));
+        json_object_set_new(c, "issuer", json_string(subject));
+        json_object_set_new(json_object_get(c, "key"), "type", json_string("EC\"\n"));
+        v[i] = view_of_json(r);
+    }
+    EXPECT_INT(cm_metrics_shared_certs(), 1);
+    t = render(v, 2, NULL, NULL);
+#define EVIL "CN=x\\\",position=\\\"9\\\"} 1\\ninjected{a=\\\"\\\\"
+    for (int i = 0; i < 2; i++) {
+        char key[512];
+        snprintf(key, sizeof(key),
+                 "certmon_cert_info{target=\"%s\",position=\"0\",subject=\"" EVIL
+                 "\",issuer=\"" EVIL "\",serial=\"ff\",sha256=\"cc33\",key=\"EC\\\"\\n 256\","
+                 "signature=\"ECDSA-SHA256\"}",
+                 i ? "file:/two.pem" : "file:/one.pem");
+        expect_str(sample(t, key), "1", key, __LINE__);
+    }
+#undef EVIL
+    EXPECT_LINES(t, "injected", 0);
+    EXPECT_LINES(t, "certmon_cert_info{", 2);
+    check_structure(t, __LINE__);
+    promtool_check_metrics(t, __LINE__);
+    free(t);
+    cm_metrics_view_free(v[0]);
+    cm_metrics_view_free(v[1]);
+    EXPECT_INT(cm_metrics_shared_certs(), 0);
+}
+
+/* Views built, rendered and freed on several threads at once, all sharing the intermediate
+ * (and a few leaves): the table's lock keeps the counts right. */
+enum { THREADS = 4, THREAD_VIEWS = 300 };
+
+struct thread_run {
+    json_t *reports[5]; /* five leaves, one intermediate; read-only while threads run */
+    int id, failures;
+};
+
+static void *thread_views(void *arg)
+{
+    struct thread_run *run = arg;
+    struct cm_metrics_view *v[THREAD_VIEWS];
+
+    for (int i = 0; i < THREAD_VIEWS; i++)
+        if (!(v[i] = cm_metrics_view_new(run->reports[(i + run->id) % 5])))
+            run->failures++;
+    for (int i = 0; i < THREAD_VIEWS; i++) {
+        struct cm_metrics_buf b = {0};
+        if (v[i] && (cm_metrics_render((const struct cm_metrics_view *const *)&v[i], 1, NULL, NULL,
+                                       &b) != 0 ||
+                     !strstr(b.data, "position=\"1\"," INTERMEDIATE " 1\n")))
+            run->failures++;
+        cm_metrics_buf_free(&b);
+        cm_metrics_view_free(v[i]);
+    }
+    return NULL;
+}
+
+static void test_shared_certs_threads(void)
+{
+    struct thread_run runs[THREADS];
+    pthread_t th[THREADS];
+    json_t *reports[5];
+
+    for (unsigned i = 0; i < 5; i++)
+        reports[i] = report_with_leaf("t:443", i);
+    for (int i = 0; i < THREADS; i++) {
+        runs[i] = (struct thread_run){.id = i};
+        memcpy(runs[i].reports, reports, sizeof(reports));
+        EXPECT_INT(pthread_create(&th[i], NULL, thread_views, &runs[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        EXPECT_INT(pthread_join(th[i], NULL), 0);
+        EXPECT_INT(runs[i].failures, 0);
+    }
+    EXPECT_INT(cm_metrics_shared_certs(), 0);
+    for (int i = 0; i < 5; i++)
+        json_decref(reports[i]);
 }
 
 static void test_label_names(void)
@@ -1200,7 +1420,10 @@ static const char *const bench_report =
     "'last_success':'2026-11-27T08:00:00Z','failures':0,"
     "'status_since':'2026-11-27T07:00:00Z'}";
 
-static void test_bench(void)
+/* Builds 10,000 views of bench_report and renders them. unique_leaf: each target has a leaf
+ * of its own (subject, serial, fingerprint), the intermediate and the root shared, as in a fleet
+ * of distinct names under one CA; else every target presents the same chain. */
+static void bench_run(bool unique_leaf)
 {
     enum { N = 10000, RUNS = 7 };
     struct cm_metrics_view **v = calloc(N, sizeof(*v));
@@ -1210,21 +1433,37 @@ static void test_bench(void)
     struct cm_metrics_buf b = {0};
     struct mallinfo2 before, after;
     double t0, build, fresh[RUNS], reused[RUNS];
-    json_t *r = jq(bench_report);
-    char name[64];
+    json_t *r = jq(bench_report), *leaf = json_array_get(json_object_get(r, "chain"), 0);
+    char name[80], heap[64];
+    size_t shared;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(leaf);
+    /* The strings a unique leaf replaces are made before measuring, so that the heap
+     * difference is the views' (and the certificate texts they share). */
+    json_object_set_new(r, "target", json_string("host-00000.example.com:443"));
+    json_object_set_new(leaf, "subject", json_string("CN=host-00000.example.com"));
     cm_process_read(&proc);
     before = mallinfo2();
     t0 = now_s();
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "host-%05d.example.com:443", i);
-        json_object_set_new(r, "target", json_string(name));
+        json_string_set(json_object_get(r, "target"), name);
+        if (unique_leaf) {
+            snprintf(name, sizeof(name), "CN=host-%05d.example.com", i);
+            json_string_set(json_object_get(leaf, "subject"), name);
+            snprintf(name, sizeof(name), "04a1f3c6d1e2b7a9f0c3d5e7f9a1b3c5%04x", i);
+            json_string_set(json_object_get(leaf, "serial"), name);
+            snprintf(name, sizeof(name),
+                     "9e5167c53a9677b31bcc9d2d74ea3c046274eb127085e0cbf4b6a29d5c39%04x", i);
+            json_string_set(json_object_get(leaf, "sha256"), name);
+        }
         v[i] = cm_metrics_view_new(r);
         CU_ASSERT_PTR_NOT_NULL_FATAL(v[i]);
     }
     build = now_s() - t0;
     after = mallinfo2();
+    shared = cm_metrics_shared_certs();
     /* A fresh buffer each time, as when the listener takes the body (what a scrape costs);
      * then one buffer reused. */
     for (int i = 0; i < RUNS; i++) {
@@ -1244,30 +1483,50 @@ static void test_bench(void)
     qsort(fresh, RUNS, sizeof(double), cmp_double);
     qsort(reused, RUNS, sizeof(double), cmp_double);
     if (after.uordblks > before.uordblks)
-        snprintf(name, sizeof(name), "%.0f heap bytes each",
+        snprintf(heap, sizeof(heap), "%.0f heap bytes each",
                  (double)(after.uordblks - before.uordblks) / N);
     else /* an allocator other than glibc's (the sanitizers') */
-        snprintf(name, sizeof(name), "heap use not measurable here");
-    printf("\n  bench: %d views built in %.1f ms, %s (malloc overhead included)\n"
+        snprintf(heap, sizeof(heap), "heap use not measurable here");
+    printf("\n  bench (%s): %d views built in %.1f ms, %s (malloc overhead and shared "
+           "certificate texts included; %zu texts)\n"
            "  bench: render with a fresh buffer: median %.1f ms (best %.1f, worst %.1f); reusing "
            "one: median %.1f ms (best %.1f); %d runs each\n"
            "  bench: output %zu bytes, %.0f per target\n",
-           N, build * 1e3, name, fresh[RUNS / 2] * 1e3, fresh[0] * 1e3, fresh[RUNS - 1] * 1e3,
+           unique_leaf ? "a leaf per target, CAs shared" : "one chain for all", N, build * 1e3,
+           heap, shared, fresh[RUNS / 2] * 1e3, fresh[0] * 1e3, fresh[RUNS - 1] * 1e3,
            reused[RUNS / 2] * 1e3, reused[0] * 1e3, RUNS, b.len, (double)b.len / N);
+    /* Three texts for one chain; a leaf per target and the two CAs otherwise. */
+    EXPECT_INT(shared, unique_leaf ? N + 2 : 3);
     /* The bench output is a valid exposition too. */
     CU_ASSERT_PTR_NOT_NULL(strstr(b.data, "certmon_cert_info{target=\"host-09999.example.com:443\","
                                           "env=\"prod\",team=\"web\",position=\"2\""));
+    if (unique_leaf)
+        CU_ASSERT_PTR_NOT_NULL(
+            strstr(b.data, "certmon_cert_info{target=\"host-09999.example.com:443\",env=\"prod\","
+                           "team=\"web\",position=\"0\",subject=\"CN=host-09999.example.com\","
+                           "issuer=\"CN=R11,O=Let's Encrypt,C=US\","
+                           "serial=\"04a1f3c6d1e2b7a9f0c3d5e7f9a1b3c5270f\""));
     cm_metrics_buf_free(&b);
     for (int i = 0; i < N; i++)
         cm_metrics_view_free(v[i]);
+    EXPECT_INT(cm_metrics_shared_certs(), 0);
     free(v);
     json_decref(r);
+}
+
+static void test_bench(void)
+{
+    bench_run(false);
+    bench_run(true);
 }
 
 static CU_TestInfo tests[] = {
     {"endpoint with two certificates, posture and findings", test_endpoint},
     {"failed probe, escaped labels", test_failed_probe},
     {"file target", test_file_target},
+    {"certificate texts shared between views", test_shared_certs},
+    {"shared certificate texts escaped", test_shared_hostile_certs},
+    {"shared certificate texts on several threads", test_shared_certs_threads},
     {"label names", test_label_names},
     {"NULL, invalid and malformed reports", test_invalid_reports},
     {"self and process families", test_self_and_process},

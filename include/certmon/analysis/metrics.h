@@ -30,6 +30,12 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report);
 struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v);
 void cm_metrics_view_free(struct cm_metrics_view *v);
 
+/* A certificate's label text (subject, issuer, serial, sha256, key, signature) is kept once
+ * for the whole process, shared by every view whose chain has it and freed with the last one;
+ * building and freeing views is safe from any thread (the table has a lock). This is the
+ * number of such texts alive now, for tests and diagnostics: 0 once every view is freed. */
+size_t cm_metrics_shared_certs(void);
+
 /* One notifier's counters (see notify.h). */
 /* Changes of a target's served leaf since the daemon started (certmon_cert_changes_total). */
 struct cm_metrics_change {
