@@ -109,7 +109,7 @@ struct builder {
     bool failed;
 };
 
-/* Offsets and lengths are 31-bit (HEX is the top bit of a length). */
+/* Offsets and lengths are 31-bit. */
 static bool arena_grow(struct builder *b, size_t n)
 {
     if (!b->failed && cm_buf_reserve(&b->arena, &b->acap, b->alen, n, 512, INT32_MAX) < 0)
