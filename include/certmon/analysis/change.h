@@ -19,9 +19,10 @@ enum cm_leaf_trust {
 };
 
 /* The parts of a leaf that tell a renewal from a material change. The texts are read-only and
- * live in one block that the summary owns (sha256 is its start: never free or replace a text
- * alone; setting one to NULL is harmless); cm_leaf_summary_clear frees it. A summary whose
- * texts are borrowed (built by hand to be copied) is never cleared. */
+ * live in one block that the summary owns, sha256 its start; cm_leaf_summary_clear frees that
+ * block and nothing else: never free a text alone, and never replace sha256 (another text may
+ * be set to NULL or to a borrowed one that outlives the summary). A summary whose texts are
+ * all borrowed (built by hand to be copied) is never cleared. */
 struct cm_leaf_summary {
     const char *sha256;
     const char *subject;
