@@ -10,7 +10,6 @@
 #include "cmtest.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -883,23 +882,18 @@ static void test_row_memory(void)
     struct cm_page_row **rows = calloc(N, sizeof(*rows));
     json_t *r = report("x", "warning", 20, "CN=host.example.test", "cert.expiring", "warning",
                        "web");
-    struct mallinfo2 before, after;
+    size_t before;
     char name[64];
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
-    before = mallinfo2();
+    before = cm_th_heap_used();
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "host-%05d.example.test:443", i);
         json_object_set_new(r, "target", json_string(name));
         rows[i] = cm_page_row_new(r);
         CU_ASSERT_PTR_NOT_NULL_FATAL(rows[i]);
     }
-    after = mallinfo2();
-    if (after.uordblks > before.uordblks)
-        fprintf(stderr, "\n  a row of a typical report: %.0f heap bytes\n",
-                (double)(after.uordblks - before.uordblks) / N);
-    else /* an allocator other than glibc's (the sanitizers') */
-        fprintf(stderr, "\n  heap use of a row not measurable here\n");
+    cm_th_print_heap("a row of a typical report", before, N);
     for (int i = 0; i < N; i++)
         cm_page_row_free(rows[i]);
     free(rows);

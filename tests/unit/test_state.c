@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,20 +346,15 @@ static void test_entry_memory(void)
     enum { N = 10000 };
     struct cm_state *s = new_state();
     struct cm_state_entry *e;
-    struct mallinfo2 before, after;
+    size_t before;
     char name[64];
 
-    before = mallinfo2();
+    before = cm_th_heap_used();
     for (int i = 0; i < N; i++) {
         snprintf(name, sizeof(name), "host-%05d.example.com:443", i);
         CU_ASSERT_PTR_NOT_NULL_FATAL(cm_state_put(s, name, NULL));
     }
-    after = mallinfo2();
-    if (after.uordblks > before.uordblks)
-        fprintf(stderr, "\n  an endpoint's empty entry: %.0f heap bytes\n",
-                (double)(after.uordblks - before.uordblks) / N);
-    else /* an allocator other than glibc's (the sanitizers') */
-        fprintf(stderr, "\n  heap use of an entry not measurable here\n");
+    cm_th_print_heap("an endpoint's empty entry", before, N);
     e = cm_state_get(s, "host-09999.example.com:443");
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
     EXPECT_STR(e->owner, "host-09999.example.com:443");
