@@ -11,54 +11,97 @@
 
 static int cmp_str(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The names sorted and joined: two certificates that list the same names in another order
- * are alike. */
-static char *sorted_join(char *const *names, size_t count)
-{
-    char **v = NULL;
-    size_t len = 1, off = 0;
-    char *out;
+/* The texts of a summary, borrowed while it is built (NULL: absent; sha256 never). */
+struct summary_texts {
+    const char *sha256, *subject, *issuer, *key_type, *spki_sha256;
+};
 
-    if (count && !(v = malloc(count * sizeof(*v))))
+/* Copies s (NULL: NULL) to *at and moves *at past it. */
+static const char *place(char **at, const char *s)
+{
+    size_t n;
+    char *d = *at;
+
+    if (!s)
         return NULL;
+    n = strlen(s) + 1;
+    memcpy(d, s, n);
+    *at += n;
+    return d;
+}
+
+static size_t text_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* Fills out's texts in one block (issue 14: a summary per target is kept for the whole run;
+ * six small allocations cost more in malloc's chunk overhead than in text): sha256 first, so
+ * that it is the block cm_leaf_summary_clear frees, then the others, then the SAN names
+ * (count of them, borrowed) sorted and joined with ", " so that two certificates that list the
+ * same names in another order are alike. Only the text fields of out are written. Returns 0 or
+ * -ENOMEM (out's text fields NULL). */
+static int summary_fill(struct cm_leaf_summary *out, const struct summary_texts *t,
+                        const char *const *names, size_t count)
+{
+    const char **v = NULL;
+    size_t len = 1;
+    char *at;
+
+    out->sha256 = out->subject = out->issuer = out->sans = out->key_type = out->spki_sha256 = NULL;
+    if (count && !(v = malloc(count * sizeof(*v))))
+        return -ENOMEM;
     for (size_t i = 0; i < count; i++) {
         v[i] = names[i];
         len += strlen(v[i]) + 2;
     }
     if (count)
         qsort(v, count, sizeof(*v), cmp_str);
-    if ((out = malloc(len))) {
-        for (size_t i = 0; i < count; i++) {
-            size_t l = strlen(v[i]);
-            if (i) {
-                memcpy(out + off, ", ", 2);
-                off += 2;
-            }
-            memcpy(out + off, v[i], l);
-            off += l;
-        }
-        out[off] = '\0';
+    len += text_size(t->sha256) + text_size(t->subject) + text_size(t->issuer) +
+           text_size(t->key_type) + text_size(t->spki_sha256);
+    if (!(at = malloc(len))) {
+        free(v);
+        return -ENOMEM;
     }
+    out->sha256 = place(&at, t->sha256);
+    out->subject = place(&at, t->subject);
+    out->issuer = place(&at, t->issuer);
+    out->key_type = place(&at, t->key_type);
+    out->spki_sha256 = place(&at, t->spki_sha256);
+    out->sans = at;
+    for (size_t i = 0; i < count; i++) {
+        size_t l = strlen(v[i]);
+        if (i) {
+            memcpy(at, ", ", 2);
+            at += 2;
+        }
+        memcpy(at, v[i], l);
+        at += l;
+    }
+    *at = '\0';
     free(v);
-    return out;
+    return 0;
 }
 
 int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out)
 {
+    struct summary_texts t = {
+        c->sha256,
+        c->subject ? c->subject : "",
+        c->issuer ? c->issuer : "",
+        c->key_type ? c->key_type : "",
+        c->spki_sha256 && *c->spki_sha256 ? c->spki_sha256 : NULL,
+    };
+
     memset(out, 0, sizeof(*out));
     if (!c->sha256)
         return -EINVAL;
     out->key_bits = c->key_bits;
     out->not_after = c->not_after;
-    if (!(out->sha256 = strdup(c->sha256)) ||
-        !(out->subject = strdup(c->subject ? c->subject : "")) ||
-        !(out->issuer = strdup(c->issuer ? c->issuer : "")) ||
-        !(out->key_type = strdup(c->key_type ? c->key_type : "")) ||
-        !(out->sans = sorted_join(c->sans, c->san_count)) ||
-        (c->spki_sha256 && *c->spki_sha256 && !(out->spki_sha256 = strdup(c->spki_sha256)))) {
+    if (summary_fill(out, &t, (const char *const *)c->sans, c->san_count) < 0) {
         cm_leaf_summary_clear(out);
         return -ENOMEM;
     }
@@ -69,18 +112,19 @@ int cm_leaf_summary_from(const char *sha256, const char *subject, const char *is
                          const char *sans, const char *key_type, unsigned key_bits,
                          int64_t not_after, struct cm_leaf_summary *out)
 {
-    char *copy = strdup(sans), **v = NULL, *p;
+    struct summary_texts t = {sha256, subject, issuer, key_type, NULL};
+    char *copy = strdup(sans), *p;
+    const char **v = NULL;
     size_t n = 0, cap = 1;
+    int rc = -ENOMEM;
 
     memset(out, 0, sizeof(*out));
     if (!copy)
         return -ENOMEM;
     for (p = copy; (p = strstr(p, ", ")); p += 2)
         cap++;
-    if (!(v = malloc(cap * sizeof(*v)))) {
-        free(copy);
-        return -ENOMEM;
-    }
+    if (!(v = malloc(cap * sizeof(*v))))
+        goto out;
     for (p = copy; *p;) {
         char *e = strstr(p, ", ");
         v[n++] = p;
@@ -91,38 +135,28 @@ int cm_leaf_summary_from(const char *sha256, const char *subject, const char *is
     }
     out->key_bits = key_bits;
     out->not_after = not_after;
-    if (!(out->sha256 = strdup(sha256)) || !(out->subject = strdup(subject)) ||
-        !(out->issuer = strdup(issuer)) || !(out->key_type = strdup(key_type)) ||
-        !(out->sans = sorted_join(v, n))) {
+    if ((rc = summary_fill(out, &t, v, n)) < 0)
         cm_leaf_summary_clear(out);
-        free(v);
-        free(copy);
-        return -ENOMEM;
-    }
+out:
     free(v);
     free(copy);
-    return 0;
+    return rc;
 }
 
 void cm_leaf_summary_clear(struct cm_leaf_summary *s)
 {
-    free(s->sha256);
-    free(s->subject);
-    free(s->issuer);
-    free(s->sans);
-    free(s->key_type);
-    free(s->spki_sha256);
+    free((char *)s->sha256); /* the block of every text (summary_fill) */
     memset(s, 0, sizeof(*s));
 }
 
 int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out)
 {
+    struct summary_texts t = {src->sha256, src->subject, src->issuer, src->key_type,
+                              src->spki_sha256};
+
     *out = *src;
-    out->sha256 = out->subject = out->issuer = out->sans = out->key_type = out->spki_sha256 = NULL;
-    if (!(out->sha256 = strdup(src->sha256)) || !(out->subject = strdup(src->subject)) ||
-        !(out->issuer = strdup(src->issuer)) || !(out->sans = strdup(src->sans)) ||
-        !(out->key_type = strdup(src->key_type)) ||
-        (src->spki_sha256 && !(out->spki_sha256 = strdup(src->spki_sha256)))) {
+    /* src->sans is already sorted and joined: as the one name, it is copied as it is. */
+    if (summary_fill(out, &t, &src->sans, 1) < 0) {
         cm_leaf_summary_clear(out);
         return -ENOMEM;
     }

@@ -20,24 +20,27 @@
 #define WEEK (7 * DAY)
 
 struct page_label {
-    char *name, *value;
+    const char *name, *value;
 };
 
+/* One allocation per row (issue 14: at 100,000 targets the nine strdups of a row cost more in
+ * malloc chunk overhead than in text): the struct, then labels[], then every text the fields
+ * point to. Built by measuring first, then copying (row_texts). */
 struct cm_page_row {
-    char *name;
-    char *subject, *issuer; /* the leaf's, or NULL */
-    char *version;          /* TLS version, or NULL */
-    char *sans;             /* the leaf's SANs joined by spaces (searched, not shown) */
-    char *finding_id;       /* the worst finding, or NULL */
-    char *finding_msg;
-    char *error; /* the probe error's message, or NULL */
-    struct page_label *labels;
+    const char *name;
+    const char *subject, *issuer; /* the leaf's, or NULL */
+    const char *version;          /* TLS version, or NULL */
+    const char *sans;             /* the leaf's SANs joined by spaces (searched, not shown) */
+    const char *finding_id;       /* the worst finding, or NULL */
+    const char *finding_msg;
+    const char *error; /* the probe error's message, or NULL */
     size_t nlabels;
     int64_t expiry;     /* earliest not_after of the chain; NO_TIME: no certificate */
     int64_t last_probe; /* NO_TIME: never */
     enum cm_status status;
     enum cm_severity finding_sev;
-    bool pending; /* no report yet */
+    bool pending;               /* no report yet */
+    struct page_label labels[]; /* nlabels; in the same block, before the texts */
 };
 
 /* ---- Output buffer ---- */
@@ -136,13 +139,6 @@ static int64_t jtime(json_t *o, const char *key)
     return cm_rfc3339_parse(jstr(o, key), &t) ? t : NO_TIME;
 }
 
-static bool dup_opt(char **dst, const char *s)
-{
-    if (!s)
-        return true;
-    return (*dst = strdup(s)) != NULL;
-}
-
 static enum cm_status parse_status(const char *s)
 {
     if (s && !strcmp(s, "ok"))
@@ -161,105 +157,159 @@ static enum cm_severity parse_sev(const char *s)
     return s && cm_severity_parse(s, &v) == 0 ? v : CM_SEV_INFO;
 }
 
-static bool row_sans(struct cm_page_row *r, json_t *sans)
-{
-    size_t i, len = 1;
-    json_t *v;
+/* The texts a row copies out of its report (borrowed from it while the row is built). */
+struct row_src {
+    const char *name, *subject, *issuer, *version, *finding_id, *finding_msg, *error;
+    json_t *sans;   /* the leaf's array, or anything else: no SAN text (NULL) */
+    json_t *labels; /* the report's object, or anything else: no labels */
+    size_t nlabels; /* its string values */
+};
 
-    json_array_foreach(sans, i, v)
-        if (json_is_string(v))
-            len += json_string_length(v) + 1;
-    if (!(r->sans = malloc(len)))
-        return false;
-    r->sans[0] = '\0';
-    len = 0;
-    json_array_foreach(sans, i, v)
-        if (json_is_string(v)) {
-            size_t l = json_string_length(v);
-            memcpy(r->sans + len, json_string_value(v), l);
-            len += l;
-            r->sans[len++] = ' ';
-            r->sans[len] = '\0';
-        }
-    return true;
+/* Where the texts go: at NULL only measures (len grows as if they were copied). */
+struct row_text {
+    char *at;
+    size_t len;
+};
+
+/* Copies s (NULL: absent, NULL back) to the next place in t. */
+static const char *row_text(struct row_text *t, const char *s)
+{
+    size_t n;
+    char *d;
+
+    if (!s)
+        return NULL;
+    n = strlen(s);
+    d = t->at ? t->at + t->len : NULL;
+    if (d)
+        memcpy(d, s, n + 1);
+    t->len += n + 1;
+    return d;
 }
 
-static bool row_labels(struct cm_page_row *r, json_t *labels)
+/* The string SANs, each followed by a space (searched as one text); "" when there are none. */
+static const char *row_sans(struct row_text *t, json_t *sans)
 {
-    const char *k;
+    char *d = t->at ? t->at + t->len : NULL;
+    size_t i, len = 0;
     json_t *v;
 
-    if (!json_is_object(labels) || !json_object_size(labels))
-        return true;
-    if (!(r->labels = calloc(json_object_size(labels), sizeof(*r->labels))))
-        return false;
-    json_object_foreach(labels, k, v) {
-        struct page_label *l = &r->labels[r->nlabels];
-        if (!json_is_string(v))
+    json_array_foreach(sans, i, v) {
+        const char *san = json_string_value(v);
+        size_t n;
+        if (!san)
             continue;
-        if (!(l->name = strdup(k)) || !(l->value = strdup(json_string_value(v)))) {
-            free(l->name);
-            return false;
+        n = strlen(san);
+        if (d) {
+            memcpy(d + len, san, n);
+            d[len + n] = ' ';
         }
-        r->nlabels++;
+        len += n + 1;
     }
-    return true;
+    if (d)
+        d[len] = '\0';
+    t->len += len + 1;
+    return d;
+}
+
+/* Points r's text fields at copies of src's texts placed in t, or (t->at NULL) only measures
+ * them: both passes walk the same texts in the same order, so the measure is the copy's size.
+ * Measuring writes NULLs into r's fields and leaves r->labels alone. */
+static void row_texts(struct cm_page_row *r, const struct row_src *src, struct row_text *t)
+{
+    const char *key;
+    size_t k = 0;
+    json_t *v;
+
+    r->name = row_text(t, src->name);
+    r->subject = row_text(t, src->subject);
+    r->issuer = row_text(t, src->issuer);
+    r->version = row_text(t, src->version);
+    r->finding_id = row_text(t, src->finding_id);
+    r->finding_msg = row_text(t, src->finding_msg);
+    r->error = row_text(t, src->error);
+    r->sans = json_is_array(src->sans) ? row_sans(t, src->sans) : NULL;
+    json_object_foreach(src->labels, key, v) {
+        const char *name, *value;
+        if (!json_is_string(v) || k == src->nlabels)
+            continue;
+        name = row_text(t, key);
+        value = row_text(t, json_string_value(v));
+        if (t->at)
+            r->labels[k] = (struct page_label){name, value};
+        k++;
+    }
+}
+
+/* The row of src: the one block sized by a measuring pass, then filled. NULL when out of
+ * memory. */
+static struct cm_page_row *row_build(const struct row_src *src)
+{
+    struct cm_page_row *r, m;
+    struct row_text t = {NULL, 0};
+    size_t head = sizeof(*r) + src->nlabels * sizeof(r->labels[0]);
+
+    row_texts(&m, src, &t);
+    if (!(r = calloc(1, head + t.len)))
+        return NULL;
+    r->nlabels = src->nlabels;
+    t = (struct row_text){(char *)r + head, 0};
+    row_texts(r, src, &t);
+    return r;
 }
 
 struct cm_page_row *cm_page_row_new(json_t *report)
 {
     struct cm_page_row *r;
-    json_t *chain, *leaf, *c, *f, *findings, *err;
+    struct row_src src = {0};
+    json_t *chain, *leaf, *c, *f, *v;
+    enum cm_severity worst = CM_SEV_OK; /* no finding */
+    int64_t expiry = NO_TIME;
+    const char *key;
     size_t i;
-    const char *name = jstr(report, "target");
 
-    if (!json_is_object(report) || !name || !(r = calloc(1, sizeof(*r))))
+    if (!json_is_object(report) || !(src.name = jstr(report, "target")))
         return NULL;
-    r->status = parse_status(jstr(report, "status"));
-    r->last_probe = jtime(report, "last_probe");
-    r->expiry = NO_TIME;
     chain = json_object_get(report, "chain");
     leaf = json_array_get(chain, 0);
     json_array_foreach(chain, i, c) {
         int64_t t = jtime(c, "not_after");
-        if (t != NO_TIME && (r->expiry == NO_TIME || t < r->expiry))
-            r->expiry = t;
+        if (t != NO_TIME && (expiry == NO_TIME || t < expiry))
+            expiry = t;
     }
-    findings = json_object_get(report, "findings");
-    json_array_foreach(findings, i, f) {
+    /* The first finding of the highest severity. */
+    json_array_foreach(json_object_get(report, "findings"), i, f) {
         enum cm_severity sev = parse_sev(jstr(f, "severity"));
-        if (jstr(f, "id") && (!r->finding_id || sev > r->finding_sev)) {
-            free(r->finding_id);
-            free(r->finding_msg);
-            r->finding_id = r->finding_msg = NULL;
-            r->finding_sev = sev;
-            if (!dup_opt(&r->finding_id, jstr(f, "id")) ||
-                !dup_opt(&r->finding_msg, jstr(f, "message")))
-                goto fail;
+        if (jstr(f, "id") && (!src.finding_id || sev > worst)) {
+            src.finding_id = jstr(f, "id");
+            src.finding_msg = jstr(f, "message");
+            worst = sev;
         }
     }
-    err = json_object_get(report, "error");
-    if (!dup_opt(&r->name, name) || !dup_opt(&r->subject, jstr(leaf, "subject")) ||
-        !dup_opt(&r->issuer, jstr(leaf, "issuer")) ||
-        !dup_opt(&r->version, jstr(json_object_get(report, "tls"), "version")) ||
-        !dup_opt(&r->error, jstr(err, "message")) ||
-        !row_sans(r, json_object_get(leaf, "sans")) ||
-        !row_labels(r, json_object_get(report, "labels")))
-        goto fail;
+    src.subject = jstr(leaf, "subject");
+    src.issuer = jstr(leaf, "issuer");
+    src.version = jstr(json_object_get(report, "tls"), "version");
+    src.error = jstr(json_object_get(report, "error"), "message");
+    src.sans = json_object_get(leaf, "sans");
+    src.labels = json_object_get(report, "labels");
+    json_object_foreach(src.labels, key, v)
+        src.nlabels += json_is_string(v);
+    if (!(r = row_build(&src)))
+        return NULL;
+    r->status = parse_status(jstr(report, "status"));
+    r->last_probe = jtime(report, "last_probe");
+    r->expiry = expiry;
+    r->finding_sev = worst;
     return r;
-fail:
-    cm_page_row_free(r);
-    return NULL;
 }
 
 struct cm_page_row *cm_page_row_pending(const char *name)
 {
-    struct cm_page_row *r = calloc(1, sizeof(*r));
+    struct row_src src = {.name = name};
+    struct cm_page_row *r = row_build(&src);
 
-    if (!r || !(r->name = strdup(name))) {
-        free(r);
+    if (!r)
         return NULL;
-    }
     r->status = CM_STATUS_UNKNOWN;
     r->expiry = r->last_probe = NO_TIME;
     r->pending = true;
@@ -268,21 +318,6 @@ struct cm_page_row *cm_page_row_pending(const char *name)
 
 void cm_page_row_free(struct cm_page_row *r)
 {
-    if (!r)
-        return;
-    free(r->name);
-    free(r->subject);
-    free(r->issuer);
-    free(r->version);
-    free(r->sans);
-    free(r->finding_id);
-    free(r->finding_msg);
-    free(r->error);
-    for (size_t i = 0; i < r->nlabels; i++) {
-        free(r->labels[i].name);
-        free(r->labels[i].value);
-    }
-    free(r->labels);
     free(r);
 }
 

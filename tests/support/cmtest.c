@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -589,6 +590,21 @@ pid_t cm_th_dnsmasq(const char *dir, int port, int ttl, const char *records)
 }
 
 /* ---- Helpers for the daemon's integration suites ---- */
+
+size_t cm_th_heap_used(void)
+{
+    return mallinfo2().uordblks;
+}
+
+void cm_th_print_heap(const char *what, size_t before, size_t n)
+{
+    size_t now = cm_th_heap_used();
+
+    if (now > before && n)
+        fprintf(stderr, "\n  %s: %.0f heap bytes\n", what, (double)(now - before) / (double)n);
+    else /* an allocator other than glibc's (the sanitizers') */
+        fprintf(stderr, "\n  %s: heap use not measurable here\n", what);
+}
 
 double cm_th_now(void)
 {

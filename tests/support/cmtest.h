@@ -90,6 +90,15 @@ const char *cm_th_certmon(void);
  * into *out (malloc'd). Returns the exit status, as cm_th_run. */
 int cm_th_check_merged(char **out, ...);
 
+/* Heap bytes in use, malloc's chunk overhead included (glibc's mallinfo2), for tests that
+ * print what a structure costs (issue 14's memory budget); 0 under an allocator that does not
+ * report it (the sanitizers'). */
+size_t cm_th_heap_used(void);
+
+/* Prints to stderr what the heap grew by since before (a cm_th_heap_used value) per each of n
+ * items: "  WHAT: N heap bytes", or that it cannot be measured under this allocator. */
+void cm_th_print_heap(const char *what, size_t before, size_t n);
+
 /* ---- Helpers for the daemon's integration suites ---- */
 
 /* Monotonic time in seconds. */

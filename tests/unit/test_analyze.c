@@ -3544,10 +3544,11 @@ static void test_spki_list(void)
 
 /* ---- Change tracking (change.c) and cert.changed ---- */
 
-/* A leaf summary built as the daemon builds it, from a certificate. */
-static void summary(struct cm_leaf_summary *out, const char *sha, const char *subject,
-                    const char *issuer, const char *sans_csv, const char *key_type,
-                    unsigned bits, int64_t not_after)
+/* A leaf summary built as the daemon builds it, from a certificate (whose SPKI hash is spki;
+ * NULL: not known). */
+static void summary_key(struct cm_leaf_summary *out, const char *sha, const char *subject,
+                        const char *issuer, const char *sans_csv, const char *key_type,
+                        unsigned bits, int64_t not_after, const char *spki)
 {
     struct cm_cert c;
     char *list = cm_tf_strdup(sans_csv), *save = NULL;
@@ -3565,11 +3566,20 @@ static void summary(struct cm_leaf_summary *out, const char *sha, const char *su
     c.san_count = c.san_total = n;
     c.key_type = key_type;
     c.key_bits = bits;
+    if (spki)
+        c.spki_sha256 = cm_tf_strdup(spki);
     EXPECT_INT(cm_leaf_summary_of(&c, out), 0);
     c.sans = NULL;
     c.san_count = 0;
     cm_cert_clear(&c);
     free(list);
+}
+
+static void summary(struct cm_leaf_summary *out, const char *sha, const char *subject,
+                    const char *issuer, const char *sans_csv, const char *key_type,
+                    unsigned bits, int64_t not_after)
+{
+    summary_key(out, sha, subject, issuer, sans_csv, key_type, bits, not_after, NULL);
 }
 
 static void test_change_classify(void)
@@ -3673,23 +3683,59 @@ static void test_change_classify(void)
     cm_leaf_summary_clear(&earlier);
 }
 
+/* Heap bytes a leaf summary's texts hold (malloc's chunk overhead included), as the daemon
+ * restores one per target from the history at start: printed, glibc decides the rounding
+ * (issue 14). The copy is measured too: a pin is one. Both must come out alike. */
+static void test_summary_memory(void)
+{
+    enum { N = 10000 };
+    struct cm_leaf_summary *v = calloc(2 * N, sizeof(*v));
+    size_t before;
+    char subject[64], sans[128];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    before = cm_th_heap_used();
+    for (int i = 0; i < N; i++) {
+        snprintf(subject, sizeof(subject), "CN=host-%05d.example.com", i);
+        snprintf(sans, sizeof(sans), "www.host-%05d.example.com, host-%05d.example.com", i, i);
+        EXPECT_INT(cm_leaf_summary_from(
+                       "5f1c9e2a0d7b43e8a6c1f0b9d2e7a4c3b8f6e1d0c9a7b5e3f2d1c0b9a8e7f6d5", subject,
+                       "CN=R11,O=Let's Encrypt,C=US", sans, "EC", 256, NOW + 30 * DAY, &v[i]),
+                   0);
+    }
+    cm_th_print_heap("a restored leaf summary's texts", before, N);
+    before = cm_th_heap_used();
+    for (int i = 0; i < N; i++)
+        EXPECT_INT(cm_leaf_summary_copy(&v[i], &v[N + i]), 0);
+    cm_th_print_heap("a copy of one (a pin)", before, N);
+    EXPECT_STR(v[N - 1].sans, "host-09999.example.com, www.host-09999.example.com");
+    EXPECT_STR(v[2 * N - 1].sans, "host-09999.example.com, www.host-09999.example.com");
+    EXPECT_STR(v[2 * N - 1].subject, "CN=host-09999.example.com");
+    EXPECT_STR(v[2 * N - 1].issuer, "CN=R11,O=Let's Encrypt,C=US");
+    EXPECT_STR(v[2 * N - 1].key_type, "EC");
+    CU_ASSERT_PTR_NULL(v[2 * N - 1].spki_sha256);
+    for (int i = 0; i < 2 * N; i++)
+        cm_leaf_summary_clear(&v[i]);
+    free(v);
+}
+
 /* pin = "tofu": the pinned leaf stays, the same key or a renewal by the same issuer moves the
  * pin, anything else is a mismatch (also a renewal-looking leaf of another issuer). */
 static void test_pin_judge(void)
 {
     struct cm_leaf_summary pin, same, rekeyed, renewed, reissued, other, copy;
 
-    summary(&pin, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY);
+    summary_key(&pin, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY,
+                "1111");
     summary(&same, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY);
     /* Another CA and other names, but the pinned key. */
-    summary(&rekeyed, "bb", "CN=b.example", "CN=CA 2", "b.example", "EC", 256, NOW + 10 * DAY);
-    summary(&renewed, "cc", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 90 * DAY);
-    summary(&reissued, "dd", "CN=a.example", "CN=CA 2", "a.example", "EC", 256, NOW + 90 * DAY);
+    summary_key(&rekeyed, "bb", "CN=b.example", "CN=CA 2", "b.example", "EC", 256, NOW + 10 * DAY,
+                "1111");
+    summary_key(&renewed, "cc", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 90 * DAY,
+                "2222");
+    summary_key(&reissued, "dd", "CN=a.example", "CN=CA 2", "a.example", "EC", 256, NOW + 90 * DAY,
+                "3333");
     summary(&other, "ee", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 10 * DAY);
-    pin.spki_sha256 = cm_tf_strdup("1111");
-    rekeyed.spki_sha256 = cm_tf_strdup("1111");
-    renewed.spki_sha256 = cm_tf_strdup("2222");
-    reissued.spki_sha256 = cm_tf_strdup("3333");
 
     EXPECT_INT(cm_pin_judge(&pin, &same), CM_PIN_SAME);
     EXPECT_INT(cm_pin_judge(&pin, &rekeyed), CM_PIN_MOVE_KEY);
@@ -3698,8 +3744,7 @@ static void test_pin_judge(void)
     /* Not later: not a renewal; its key is unknown, so no key continuity either. */
     EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
     /* Unknown keys on both sides are not "the same key". */
-    free(pin.spki_sha256);
-    pin.spki_sha256 = NULL;
+    pin.spki_sha256 = NULL; /* a text of the summary's block: forgetting it is allowed */
     EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
     /* A copy is alike, and its own. */
     EXPECT_INT(cm_leaf_summary_copy(&renewed, &copy), 0);
@@ -3925,6 +3970,7 @@ static CU_TestInfo tests[] = {
     {"change: renewal or material change", test_change_classify},
     {"cert.changed", test_cert_changed},
     {"cert.pin_mismatch", test_pin_mismatch},
+    {"change: a leaf summary's memory (printed)", test_summary_memory},
     {"pin = tofu: the pin's steps", test_pin_judge},
     {"pin = tofu: cert.pin_mismatch", test_tofu_mismatch},
     {"expect_file: deploy.stale, deploy.file_unreadable", test_deploy},

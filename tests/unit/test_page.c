@@ -877,6 +877,33 @@ static void test_timing(void)
     }
 }
 
+/* Heap bytes a row holds (malloc's chunk overhead included, as the daemon's RSS sees it), for
+ * a typical report: printed, since glibc's allocator decides the rounding (issue 14's budget:
+ * 100,000 targets under 200 MiB, every target with a row). */
+static void test_row_memory(void)
+{
+    enum { N = 10000 };
+    struct cm_page_row **rows = calloc(N, sizeof(*rows));
+    json_t *r = report("x", "warning", 20, "CN=host.example.test", "cert.expiring", "warning",
+                       "web");
+    size_t before;
+    char name[64];
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
+    before = cm_th_heap_used();
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "host-%05d.example.test:443", i);
+        json_object_set_new(r, "target", json_string(name));
+        rows[i] = cm_page_row_new(r);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(rows[i]);
+    }
+    cm_th_print_heap("a row of a typical report", before, N);
+    for (int i = 0; i < N; i++)
+        cm_page_row_free(rows[i]);
+    free(rows);
+    json_decref(r);
+}
+
 static CU_TestInfo tests[] = {
     {"html escape", test_html_escape},
     {"url encode", test_url_encode},
@@ -894,6 +921,7 @@ static CU_TestInfo tests[] = {
     {"history: hostile certificate text", test_history_hostile},
     {"history: bounds and extreme times", test_history_bounds},
     {"timing (printed)", test_timing},
+    {"row memory (printed)", test_row_memory},
     CU_TEST_INFO_NULL,
 };
 

@@ -18,16 +18,20 @@ enum cm_leaf_trust {
     CM_TRUST_UNTRUSTED,   /* against neither */
 };
 
-/* The parts of a leaf that tell a renewal from a material change; strings owned. */
+/* The parts of a leaf that tell a renewal from a material change. The texts are read-only and
+ * live in one block that the summary owns, sha256 its start; cm_leaf_summary_clear frees that
+ * block and nothing else: never free a text alone, and never replace sha256 (another text may
+ * be set to NULL or to a borrowed one that outlives the summary). A summary whose texts are
+ * all borrowed (built by hand to be copied) is never cleared. */
 struct cm_leaf_summary {
-    char *sha256;
-    char *subject;
-    char *issuer;
-    char *sans;           /* the SANs sorted and joined with ", " (order does not count) */
-    char *key_type;
+    const char *sha256;
+    const char *subject;
+    const char *issuer;
+    const char *sans; /* the SANs sorted and joined with ", " (order does not count) */
+    const char *key_type;
     unsigned key_bits;
     int64_t not_after;
-    char *spki_sha256;        /* SHA-256 of the public key (SPKI), or NULL when not known */
+    const char *spki_sha256;  /* SHA-256 of the public key (SPKI), or NULL when not known */
     enum cm_leaf_trust trust; /* set by the caller, who knows how the chain verified */
 };
 

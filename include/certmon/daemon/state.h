@@ -34,8 +34,9 @@ struct cm_seen {
 };
 
 struct cm_state_entry {
-    char *name;  /* state key, owned */
-    char *owner; /* name of the config target that produces it (itself for endpoints) */
+    const char *name;     /* state key; read-only, in the entry's own allocation */
+    const char *owner;    /* name of the config target that produces it (for an endpoint, itself:
+                           * then the same memory as name); read-only, in the same allocation */
     int64_t last_probe;   /* Unix seconds of the latest result; 0: never */
     int64_t last_success; /* of the latest result without a probe error; 0: never */
     int64_t status_since; /* when status last changed */
