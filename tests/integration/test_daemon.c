@@ -1077,7 +1077,7 @@ static void test_reports_from_database(void)
     const char *conf = cm_th_path(dir, "disk.conf"), *state = cm_th_path(dir, "disk.db"),
                *log = cm_th_path(dir, "disk.log"), *log2 = cm_th_path(dir, "disk2.log");
     int mport = cm_th_free_port();
-    char *before, *after, path[700], want[64];
+    char *before = NULL, *after = NULL, path[700], want[64];
     json_t *a, *b;
     pid_t pid;
 
