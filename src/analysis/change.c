@@ -149,6 +149,32 @@ void cm_leaf_summary_clear(struct cm_leaf_summary *s)
     memset(s, 0, sizeof(*s));
 }
 
+struct cm_leaf_summary *cm_leaf_summary_new(const struct cm_leaf_summary *src)
+{
+    size_t len = sizeof(*src) + text_size(src->sha256) + text_size(src->subject) +
+                 text_size(src->issuer) + text_size(src->sans) + text_size(src->key_type) +
+                 text_size(src->spki_sha256);
+    struct cm_leaf_summary *s = malloc(len);
+    char *at;
+
+    if (!s)
+        return NULL;
+    *s = *src;
+    at = (char *)(s + 1);
+    s->sha256 = place(&at, src->sha256);
+    s->subject = place(&at, src->subject);
+    s->issuer = place(&at, src->issuer);
+    s->sans = place(&at, src->sans);
+    s->key_type = place(&at, src->key_type);
+    s->spki_sha256 = place(&at, src->spki_sha256);
+    return s;
+}
+
+void cm_leaf_summary_free(struct cm_leaf_summary *s)
+{
+    free(s); /* the struct and its texts (cm_leaf_summary_new) */
+}
+
 int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out)
 {
     struct summary_texts t = {src->sha256, src->subject, src->issuer, src->key_type,

@@ -427,13 +427,16 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
         goto attach;
     leaf = &res->tls.chain.certs[0];
     if (!e->leaf || strcmp(e->leaf->sha256, leaf->sha256) != 0) {
-        if (cm_leaf_summary_of(leaf, &cur) < 0 || !(keep = malloc(sizeof(*keep)))) {
-            if (cur.sha256)
-                cm_leaf_summary_clear(&cur);
+        if (cm_leaf_summary_of(leaf, &cur) < 0) {
             cm_log_error("state", "target=%s out of memory following its leaf", e->name);
             goto attach;
         }
         cur.trust = trust_of(res);
+        if (!(keep = cm_leaf_summary_new(&cur))) {
+            cm_leaf_summary_clear(&cur);
+            cm_log_error("state", "target=%s out of memory following its leaf", e->name);
+            goto attach;
+        }
         if (e->leaf)
             k = cm_change_classify(e->leaf, &cur, what, sizeof(what));
         if (k == CM_CHANGE_RENEWAL) {
@@ -458,10 +461,8 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
                 cm_log_error("state", "target=%s out of memory noting its change", e->name);
             }
         }
-        if (e->leaf)
-            cm_leaf_summary_clear(e->leaf);
-        free(e->leaf);
-        *keep = cur;
+        cm_leaf_summary_free(e->leaf);
+        cm_leaf_summary_clear(&cur);
         e->leaf = keep;
         write = true;
     } else if (now - e->leaf_written >= HISTORY_REFRESH_S || now < e->leaf_written) {
@@ -1855,7 +1856,7 @@ struct leaf_restore {
 
 struct restored {
     char *target;
-    struct cm_leaf_summary leaf;
+    struct cm_leaf_summary *leaf; /* cm_leaf_summary_new: e->leaf as it is */
     int64_t last_seen;
 };
 
@@ -1875,12 +1876,21 @@ static void collect_leaf(void *arg, const char *target, const struct cm_history_
     x = &lr->v[lr->n];
     if (!(x->target = strdup(target)))
         return;
-    if (cm_leaf_summary_from(r->sha256, r->subject, r->issuer, r->sans, r->key_type,
-                             r->key_bits, r->not_after, &x->leaf) < 0) {
-        free(x->target);
-        return;
+    {
+        struct cm_leaf_summary l;
+        if (cm_leaf_summary_from(r->sha256, r->subject, r->issuer, r->sans, r->key_type,
+                                 r->key_bits, r->not_after, &l) < 0) {
+            free(x->target);
+            return;
+        }
+        l.trust = r->trust;
+        x->leaf = cm_leaf_summary_new(&l);
+        cm_leaf_summary_clear(&l);
+        if (!x->leaf) {
+            free(x->target);
+            return;
+        }
     }
-    x->leaf.trust = r->trust;
     x->last_seen = r->last_seen;
     lr->n++;
 }
@@ -1905,14 +1915,12 @@ static void restore_done(uv_work_t *w, int status)
     for (size_t i = 0; i < lr->n; i++) {
         struct restored *x = &lr->v[i];
         struct cm_state_entry *e = d->stopping ? NULL : cm_state_get(d->state, x->target);
-        struct cm_leaf_summary *l = e && !e->leaf ? malloc(sizeof(*l)) : NULL;
-        if (l) {
-            *l = x->leaf;
-            e->leaf = l;
+        if (e && !e->leaf) {
+            e->leaf = x->leaf;
             e->leaf_written = x->last_seen;
             used++;
         } else {
-            cm_leaf_summary_clear(&x->leaf);
+            cm_leaf_summary_free(x->leaf);
         }
         free(x->target);
     }

@@ -119,9 +119,7 @@ static void entry_free(struct cm_state_entry *e)
     rtext_unref(e->report); /* name and owner live in e's own block */
     free(e->seen);
     cm_posture_free(e->posture);
-    if (e->leaf)
-        cm_leaf_summary_clear(e->leaf);
-    free(e->leaf);
+    cm_leaf_summary_free(e->leaf);
     cm_change_free(e->change);
     if (e->pin)
         cm_leaf_summary_clear(e->pin);

@@ -90,6 +90,12 @@ enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm
  * names: another certificate, sharing at least one SAN with it, with a later not_after. */
 bool cm_deploy_newer(const struct cm_cert *served, const struct cm_cert *file);
 
+/* A copy of src on the heap, the struct and its texts in one allocation (a summary kept per
+ * target for the whole run: one chunk, not two). Free it with cm_leaf_summary_free, never
+ * cm_leaf_summary_clear. NULL when out of memory. */
+struct cm_leaf_summary *cm_leaf_summary_new(const struct cm_leaf_summary *src);
+void cm_leaf_summary_free(struct cm_leaf_summary *s);
+
 /* A deep copy of src into *out. Returns 0 or -ENOMEM with *out empty. */
 int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out);
 

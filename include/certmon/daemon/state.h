@@ -58,8 +58,9 @@ struct cm_state_entry {
     bool unchecked; /* internal: a restored report not parsed yet (cm_state_check_reports) */
     const struct cm_state_view_hooks *hooks; /* internal */
     /* The daemon's memory of the served leaf (not persisted here: the history table holds
-     * it): its summary (NULL until a leaf was seen), when its history row was last written,
-     * and the latest material change (NULL: none). Owned by the entry. */
+     * it): its summary (one block of cm_leaf_summary_new, freed with cm_leaf_summary_free;
+     * NULL until a leaf was seen), when its history row was last written, and the latest
+     * material change (NULL: none). Owned by the entry. */
     struct cm_leaf_summary *leaf;
     int64_t leaf_written;
     struct cm_change *change;
