@@ -40,7 +40,6 @@ enum cm_target_kind {
 };
 
 struct cm_config_target {
-    enum cm_target_kind kind;
     /* Unique among the config's targets and stable across reloads: the state key and the
      * `target` label. Endpoints: the `name` setting, else "host:port", else "sni@host:port"
      * when an SNI other than the host is set. Files: "file:" + path (as written, made
@@ -63,6 +62,7 @@ struct cm_config_target {
      * certificate or of a public key (SPKI) the server sends; NULL: no pinning. The policy's
      * pins point here. */
     char *pins;
+    enum cm_target_kind kind; /* (beside the two flags: no padding, 100,000 of these) */
     bool pin_tofu; /* pin = "tofu": the daemon pins the first leaf it sees (never with pins) */
     bool notify_renewals; /* a renewal of the leaf is sent to the notifiers (cert.renewed) */
     /* expect_file: the certificate file the endpoint should serve (absolute), or NULL;

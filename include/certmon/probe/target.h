@@ -15,18 +15,19 @@ struct cm_target {
      * frees it): set them only through cm_target_parse / cm_target_copy. */
     char *name; /* canonical display form: "host:port" or "[v6]:port" */
     char *host; /* DNS name or IP literal, without brackets */
-    uint16_t port;
     char *sni;         /* server name sent in the ClientHello; NULL for none (IP literals) */
     char *verify_name; /* name the leaf must match: sni, or the host itself */
     const char *ca_file; /* trust anchors instead of the system store; NULL: system; borrowed */
     const char *connect_address;     /* connect only to this address literal (the name is still
                                       * sent and verified), or NULL to resolve host; borrowed */
-    enum cm_starttls_proto starttls; /* plaintext preamble before TLS, or NONE */
     const char *tls_priority;        /* GnuTLS priority string instead of the default; borrowed */
-    bool handshake_only;             /* report the negotiated parameters only: no chain, no
-                                      * verification (posture handshakes) */
     const char *client_cert;         /* mTLS: certificate to present, or NULL; borrowed */
     const char *client_key;          /* its key; borrowed */
+    /* (The small fields last: no padding between the pointers.) */
+    enum cm_starttls_proto starttls; /* plaintext preamble before TLS, or NONE */
+    uint16_t port;
+    bool handshake_only;             /* report the negotiated parameters only: no chain, no
+                                      * verification (posture handshakes) */
 };
 
 /* Parses "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 literal into *out, with port
