@@ -1856,7 +1856,7 @@ struct leaf_restore {
 
 struct restored {
     char *target;
-    struct cm_leaf_summary *leaf; /* cm_leaf_summary_new: e->leaf as it is */
+    struct cm_leaf_summary leaf;
     int64_t last_seen;
 };
 
@@ -1876,21 +1876,12 @@ static void collect_leaf(void *arg, const char *target, const struct cm_history_
     x = &lr->v[lr->n];
     if (!(x->target = strdup(target)))
         return;
-    {
-        struct cm_leaf_summary l;
-        if (cm_leaf_summary_from(r->sha256, r->subject, r->issuer, r->sans, r->key_type,
-                                 r->key_bits, r->not_after, &l) < 0) {
-            free(x->target);
-            return;
-        }
-        l.trust = r->trust;
-        x->leaf = cm_leaf_summary_new(&l);
-        cm_leaf_summary_clear(&l);
-        if (!x->leaf) {
-            free(x->target);
-            return;
-        }
+    if (cm_leaf_summary_from(r->sha256, r->subject, r->issuer, r->sans, r->key_type,
+                             r->key_bits, r->not_after, &x->leaf) < 0) {
+        free(x->target);
+        return;
     }
+    x->leaf.trust = r->trust;
     x->last_seen = r->last_seen;
     lr->n++;
 }
@@ -1915,13 +1906,13 @@ static void restore_done(uv_work_t *w, int status)
     for (size_t i = 0; i < lr->n; i++) {
         struct restored *x = &lr->v[i];
         struct cm_state_entry *e = d->stopping ? NULL : cm_state_get(d->state, x->target);
-        if (e && !e->leaf) {
-            e->leaf = x->leaf;
+        /* Made here, on the loop's heap: what the pool thread made goes back whole (the
+         * summaries kept among its scratch would pin that arena's pages). */
+        if (e && !e->leaf && (e->leaf = cm_leaf_summary_new(&x->leaf))) {
             e->leaf_written = x->last_seen;
             used++;
-        } else {
-            cm_leaf_summary_free(x->leaf);
         }
+        cm_leaf_summary_clear(&x->leaf);
         free(x->target);
     }
     d->leaves_ready = true;
@@ -1929,6 +1920,8 @@ static void restore_done(uv_work_t *w, int status)
     free(lr->v);
     free(lr->path);
     free(lr);
+    /* The pool thread's arena is free again: back to the system. */
+    malloc_trim(0);
 }
 
 static void restore_leaves(struct daemon *d)
