@@ -75,6 +75,17 @@ int cm_notify_reconfigure(struct cm_notify *n, const struct cm_config *cfg);
 json_t *cm_notify_to_json(const struct cm_notify *n);
 int cm_notify_load_json(struct cm_notify *n, json_t *j);
 
+/* One persisted message of a notifier's delivery queue, or one notice still being grouped
+ * (url NULL: it becomes part of the next message of every queue). Strings are valid during
+ * the call only. */
+struct cm_notify_msg_row {
+    uint64_t seq;        /* unique among the notifiers of one cm_notify, increasing */
+    const char *url;     /* the queue's destination, or NULL (a notice being grouped) */
+    int64_t created_at;  /* Unix seconds */
+    unsigned attempts;   /* failed attempts so far */
+    const char *notices; /* JSON array text of the notices (cm_notice_to_json each) */
+};
+
 /* Called (on the loop) whenever what to_json would return has changed, so that the caller
  * can schedule a write. */
 void cm_notify_on_change(struct cm_notify *n, void (*cb)(void *arg), void *arg);
