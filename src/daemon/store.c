@@ -1313,7 +1313,8 @@ static char *join(char *const *v, size_t n, const char *sep)
     return out;
 }
 
-int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain, time_t now)
+int cm_store_seen(struct cm_store *st, const char *name, const struct cm_chain *chain,
+                  time_t now)
 {
     return cm_store_seen_as(st, name, chain, CM_TRUST_UNKNOWN, now);
 }
@@ -1768,8 +1769,8 @@ static char *col_dup(sqlite3_stmt *s, int i)
     return strdup(t ? (const char *)t : "");
 }
 
-int cm_store_history(const char *path, const char *name, struct cm_history_row **rows, size_t *n,
-                     char *err, size_t errlen)
+int cm_store_history(const char *path, const char *name, struct cm_history_row **rows,
+                     size_t *n, char *err, size_t errlen)
 {
     struct cm_history_row *v = NULL;
     size_t cnt = 0, cap = 0;
