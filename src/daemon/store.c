@@ -1905,27 +1905,38 @@ int cm_store_close(struct cm_store *st)
 
 /* ---- Opening: sniffing, importing, moving aside ---- */
 
+/* What path holds, asked of SQLite itself rather than read with open() and close(): POSIX
+ * locks belong to the process, and closing any descriptor of a file drops every lock the
+ * process holds on it, the writer's included. A writer without its lock lets another
+ * process's connection (sqlite3 on the file) take the database for its last user at its close,
+ * checkpoint and delete the WAL: the writer then commits into an unlinked WAL, which nobody
+ * else sees and a kill -9 loses. SQLite keeps a descriptor open until the process holds no
+ * lock on the file, so its own open and close are safe while the writer runs (the daemon's
+ * readers on the thread pool, at start, during reloads). */
 static enum kind sniff(const char *path, int *err)
 {
-    char head[16];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    struct stat sb;
+    int rc;
 
     *err = 0;
-    if (fd < 0) {
+    if (stat(path, &sb) < 0 || access(path, R_OK) < 0) {
         *err = errno;
         return errno == ENOENT ? K_NONE : K_OTHER;
     }
-    n = read(fd, head, sizeof(head));
-    close(fd);
-    if (n < 0) {
-        *err = errno;
-        return K_OTHER;
-    }
     /* An empty file is an empty database to SQLite. */
-    if (n == 0 || (n == 16 && !memcmp(head, "SQLite format 3", 16)))
+    if (sb.st_size == 0)
         return K_SQLITE;
-    return K_OTHER;
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    /* Anything else that goes wrong (a corrupt database) is the opener's to report. */
+    return (rc & 0xff) == SQLITE_NOTADB ? K_OTHER : K_SQLITE;
 }
 
 /* Unlinks path + suffix. */
