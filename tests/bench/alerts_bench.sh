@@ -1,0 +1,138 @@
+#!/bin/bash
+# Alert persistence benchmark (issue 14): the daemon holding N firing alerts of one webhook
+# notifier (default: 1000, 10000 and 100000 in turn), each reminded once a minute
+# (repeat_interval = "1m", the shortest), their last notifications spread evenly over the
+# minute: about N/60 alert changes per second (a REPEAT each: the alert's row, its notice
+# grouped, the message queued and delivered to a local receiver). The alerts come from a
+# STATE_FILE.notify.json of the version before the database (which the daemon imports, or a
+# daemon of that version loads and rewrites), so that one script measures both. For each N:
+#   - start to "started" (the import of N alerts, or the load of the JSON file);
+#   - for WINDOW seconds: notices delivered (alert changes) and bytes written to disk by the
+#     daemon (/proc/PID/io write_bytes) per alert change, and the daemon's CPU per change;
+#   - SIGTERM to exit (budget < 1 s at 100,000);
+#   - then (a daemon with the database) a restart: the load of the N alert rows (its log line)
+#     and start to "started", and SIGTERM again.
+# A target that refuses connections is configured, probed once a day, so that the daemon has
+# something to probe; the alerts belong to targets of their own (not configured, not probed).
+#
+# usage: tests/bench/alerts_bench.sh [--alerts "N1 N2 ..."] [--window S] [--certmon PATH]
+set -euo pipefail
+
+SIZES="1000 10000 100000"
+WINDOW=60
+CERTMON=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --alerts) SIZES=$2; shift 2 ;;
+    --window) WINDOW=$2; shift 2 ;;
+    --certmon) CERTMON=$2; shift 2 ;;
+    *) echo "usage: $0 [--alerts \"N...\"] [--window S] [--certmon PATH]" >&2; exit 2 ;;
+    esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+CERTMON=${CERTMON:-$here/../../build/certmon}
+[ -x "$CERTMON" ] || { echo "no certmon binary at $CERTMON (build first)" >&2; exit 2; }
+
+# shellcheck source=bench_lib.sh
+. "$here/bench_lib.sh"
+bench_setup alerts
+
+now_ms() { date +%s%3N; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
+# Notices delivered so far, from the daemon's log ("delivered notices=K" per message).
+delivered() { grep -o 'delivered notices=[0-9]*' "$1" | awk -F= '{ s += $2 } END { print s + 0 }'; }
+tck=$(getconf CLK_TCK)
+
+wait_started() { # log pid
+    for _ in $(seq 1 3000); do
+        grep -q ' started' "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+stop_daemon() { # label pid
+    local s0 rc=0
+    s0=$(now_ms)
+    kill -TERM "$2"
+    wait "$2" || rc=$?
+    echo "[$1] SIGTERM to exit: $(($(now_ms) - s0)) ms (exit status $rc)"
+}
+
+rx_port=$(free_port)
+/usr/bin/python3 "$here/../integration/http_receiver.py" --port "$rx_port" --log /dev/null \
+    >/dev/null 2>&1 &
+pids+=($!)
+dead=$(free_port)
+sleep 0.5
+
+echo "certmon alert persistence benchmark: $(nproc) cores, window ${WINDOW}s, $CERTMON"
+for N in $SIZES; do
+    conf=$work/alerts$N.conf
+    db=$work/alerts$N.db
+    rm -f "$db" "$db"-* "$db".notify.json*
+    {
+        echo "global = { interval = \"24h\"; startup_spread = \"24h\"; posture_interval = \"off\";"
+        echo "           state_file = \"$db\"; };"
+        echo "targets = ( { host = \"127.0.0.1\"; port = $dead; } );"
+        echo "notifiers = ( { name = \"hook\"; type = \"webhook\";"
+        echo "                url = \"http://127.0.0.1:$rx_port/hook\"; group_wait = \"1s\";"
+        echo "                repeat_interval = \"1m\"; } );"
+    } >"$conf"
+    /usr/bin/python3 - "$db.notify.json" "$N" "$rx_port" <<'EOF'
+import json, sys, time
+path, n, port = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+now = int(time.time())
+alerts = []
+for i in range(n):
+    # Due (notified_at + 60 s) evenly from 10 s after now, one minute round.
+    t = now - 50 + (i * 7919) % 60
+    alerts.append({"target": "host%06d.example.com:443" % i, "id": "cert.expiring",
+                   "position": 0, "severity": "warning",
+                   "message": "the certificate expires in 12 days (on 2027-01-01T00:00:00Z)",
+                   "started_at": now - 86400, "fired_at": now - 3600, "notified_at": t})
+json.dump({"hook": {"alerts": alerts, "queue": []}}, open(path, "w"), separators=(",", ":"))
+EOF
+    echo
+    echo "== $N alerts (notify.json $(stat -c %s "$db.notify.json") bytes; ~$((N / 60)) alert changes/s)"
+    log=$work/alerts$N.log
+    t0=$(now_ms)
+    "$CERTMON" run -c "$conf" 2>"$log" &
+    pid=$!
+    pids+=("$pid")
+    wait_started "$log" "$pid"
+    echo "[$N] start to 'started' (import of the notify.json, or its load): $(($(now_ms) - t0)) ms"
+    sleep 12
+    d0=$(delivered "$log"); c0=$(cpu_ticks "$pid"); w0=$(write_bytes "$pid"); m0=$(now_ms)
+    sleep "$WINDOW"
+    d1=$(delivered "$log"); c1=$(cpu_ticks "$pid"); w1=$(write_bytes "$pid"); m1=$(now_ms)
+    /usr/bin/python3 - "$((d1 - d0))" "$((c1 - c0))" "$((w1 - w0))" "$((m1 - m0))" "$tck" "$N" <<'EOF'
+import sys
+n, cpu, wb, ms, tck, N = map(int, sys.argv[1:])
+sec = ms / 1000.0
+print(f"[{N}] {n} alert changes delivered in {sec:.1f} s ({n / sec:.1f}/s)")
+if n:
+    print(f"[{N}] written to disk: {wb / n:.0f} bytes per alert change ({wb / sec / 1024:.0f} KiB/s);"
+          f" daemon CPU {cpu / tck * 1000 / n:.3f} ms per change, {cpu / tck / sec * 100:.1f} % of a core")
+EOF
+    stop_daemon "$N" "$pid"
+    if [ -f "$db.notify.json" ]; then
+        echo "[$N] (a daemon of the JSON file: $(stat -c %s "$db.notify.json") bytes rewritten whole)"
+        continue
+    fi
+    # A restart reads the rows.
+    log=$work/alerts$N-restart.log
+    t0=$(now_ms)
+    "$CERTMON" run -c "$conf" 2>"$log" &
+    pid=$!
+    pids+=("$pid")
+    wait_started "$log" "$pid"
+    echo "[$N restart] start to 'started' with $N alert rows: $(($(now_ms) - t0)) ms;" \
+        "$(grep -o 'alerts=[0-9]* messages=[0-9]* loaded in [0-9.]* s' "$log" || echo 'no load line')"
+    sleep 2
+    stop_daemon "$N restart" "$pid"
+    echo "[$N] database: $(stat -c %s "$db") bytes; rows: $(sqlite3 "$db" 'SELECT count(*) FROM alerts') alerts," \
+        "$(sqlite3 "$db" 'SELECT count(*) FROM outbox') queued"
+done
