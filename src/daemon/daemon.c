@@ -1920,13 +1920,14 @@ static void nh_msg_gone(void *arg, const char *notifier, uint64_t seq)
         cm_log_error("notify", "notifier=%s out of memory queueing a message's removal", notifier);
 }
 
+/* notifier NULL: the rows of every notifier. */
 static void nh_dropped(void *arg, const char *notifier)
 {
     struct daemon *d = arg;
 
     if (d->store && cm_store_notifier_drop(d->store, notifier) < 0)
         cm_log_error("notify", "notifier=%s out of memory queueing the removal of its rows",
-                     notifier);
+                     notifier ? notifier : "*");
 }
 
 static const struct cm_notify_persist notify_hooks = {
