@@ -37,29 +37,9 @@ CERTMON=${CERTMON:-$here/../../build/certmon}
 . "$here/bench_lib.sh"
 bench_setup alerts
 
-now_ms() { date +%s%3N; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
 # Notices delivered so far, from the daemon's log ("delivered notices=K" per message).
 delivered() { grep -o 'delivered notices=[0-9]*' "$1" | awk -F= '{ s += $2 } END { print s + 0 }'; }
 tck=$(getconf CLK_TCK)
-
-wait_started() { # log pid
-    for _ in $(seq 1 3000); do
-        grep -q ' started' "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
-
-stop_daemon() { # label pid
-    local s0 rc=0
-    s0=$(now_ms)
-    kill -TERM "$2"
-    wait "$2" || rc=$?
-    echo "[$1] SIGTERM to exit: $(($(now_ms) - s0)) ms (exit status $rc)"
-}
 
 rx_port=$(free_port)
 /usr/bin/python3 "$here/../integration/http_receiver.py" --port "$rx_port" --log /dev/null \
