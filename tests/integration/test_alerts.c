@@ -373,7 +373,7 @@ static void test_import_notify_json(void)
              now - 90);
     CU_ASSERT(cm_th_wait_sqlite3(db,
                                  "SELECT target || ' ' || finding || ' ' || position || ' ' ||"
-                                 " severity || ' ' || fired_at FROM alerts",
+                                 " severity || ' ' || fired_at FROM current_alerts",
                                  want, 5));
     CU_ASSERT(cm_th_wait_sqlite3(db, "SELECT count(*) FROM outbox", "0", 5));
     EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
@@ -385,7 +385,7 @@ static void test_import_notify_json(void)
     r = cm_th_rx_requests(rx);
     EXPECT_INT(json_array_size(r), 1);
     json_decref(r);
-    out = cm_th_sqlite3(db, "SELECT count(*) FROM alerts WHERE notifier = 'gone'");
+    out = cm_th_sqlite3(db, "SELECT count(*) FROM current_alerts WHERE notifier = 'gone'");
     EXPECT_STR(out ? out : "(null)", "0");
     free(out);
     cm_th_stop(rxp);
@@ -401,8 +401,8 @@ static void test_alert_rows_follow(void)
     int port = cm_th_free_port();
     pid_t rxp, pid;
     static const char ROW[] = "SELECT severity || ' ' || (fired_at IS NOT NULL) || ' ' ||"
-                              " (notified_at > fired_at) FROM alerts WHERE notifier = 'am' AND"
-                              " finding = 'chain.self_signed'";
+                              " (notified_at > fired_at) FROM current_alerts WHERE"
+                              " notifier = 'am' AND finding = 'chain.self_signed'";
 
     snprintf(db, sizeof(db), "%s", cm_th_path(dir, "rows.db"));
     serve_self_signed();
@@ -425,7 +425,8 @@ static void test_alert_rows_follow(void)
     cm_th_stop(pid_tls);
     pid_tls = cm_th_s_server(port_tls, "valid.pem", "leaf.key", true);
     CU_ASSERT_FATAL(pid_tls > 0);
-    CU_ASSERT(cm_th_wait_sqlite3(db, "SELECT count(*) FROM alerts", "0", 20 * CERTMON_SLOWDOWN));
+    CU_ASSERT(
+        cm_th_wait_sqlite3(db, "SELECT count(*) FROM current_alerts", "0", 20 * CERTMON_SLOWDOWN));
     EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     cm_th_stop(rxp);
 }

@@ -2127,7 +2127,7 @@ static void test_store_same_second(void)
 }
 
 /* Takes the notifiers' tables of schema 6 out again (a database of schema 5). */
-#define NOTIFY_DOWN "DROP TABLE alerts; DROP TABLE outbox;"
+#define NOTIFY_DOWN "DROP VIEW current_alerts; DROP TABLE alerts; DROP TABLE alert_log; DROP TABLE outbox;"
 
 /* Takes the results log of schema 5 out again, to make a database of an older schema by
  * hand. */
@@ -2435,7 +2435,7 @@ static void test_store_notify(void)
     EXPECT_INT(cm_store_outbox_put(st, "hook", &m2), 0);
     EXPECT_INT(cm_store_outbox_put(st, "gone", &m2), 0);
     EXPECT_INT(cm_store_sync(st, 5000), 0);
-    EXPECT_SQL(path, "SELECT fired_at IS NULL FROM alerts WHERE target = 'www:443'", "1");
+    EXPECT_SQL(path, "SELECT fired_at IS NULL FROM current_alerts WHERE target = 'www:443'", "1");
     /* The row follows the alert: fired, reminded; the other resolves. */
     EXPECT_INT(cm_store_alert(st, "hook", &fired, false), 0);
     EXPECT_INT(cm_store_alert(st, "hook", &other, true), 0);
@@ -2444,9 +2444,11 @@ static void test_store_notify(void)
     EXPECT_INT(cm_store_notifier_drop(st, "gone"), 0);
     store_close_ok(st);
     EXPECT_SQL(path, "PRAGMA user_version", "6");
-    EXPECT_SQL(path, "SELECT count(*) FROM alerts", "1");
-    EXPECT_SQL(path, "SELECT severity || ' ' || fired_at || ' ' || notified_at FROM alerts",
+    EXPECT_SQL(path, "SELECT count(*) FROM current_alerts", "1");
+    EXPECT_SQL(path,
+               "SELECT severity || ' ' || fired_at || ' ' || notified_at FROM current_alerts",
                "critical 1800000060 1800003600");
+    EXPECT_SQL(path, "SELECT count(*) FROM alerts", "0"); /* all in the log still */
     EXPECT_SQL(path, "SELECT group_concat(seq || ':' || attempts, ' ') FROM outbox", "10:3 11:0");
 
     EXPECT_INT(cm_store_notify_read(path, &j, err, sizeof(err)), 0);
@@ -2469,11 +2471,43 @@ static void test_store_notify(void)
     EXPECT_INT(json_integer_value(cm_json_get(j, "hook.queue.1.created_at")), NOW + 1);
     json_decref(j);
 
+    /* The log is folded into `alerts` once it holds 1,000 rows and twice as many as it: the
+     * newest row of each alert stays, removals go, the log is emptied. */
+    st = store_open_ok(path, NULL, __LINE__);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 600; i++) {
+            char t[32];
+            struct cm_alert_row r = other;
+            snprintf(t, sizeof(t), "t%03d:443", i);
+            r.target = t;
+            r.notified_at = NOW + round;
+            EXPECT_INT(cm_store_alert(st, "bulk", &r, false), 0);
+        }
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    EXPECT_SQL(path, "SELECT count(*) FROM alert_log", "0");
+    EXPECT_SQL(path,
+               "SELECT count(*) || ' ' || min(notified_at) FROM alerts WHERE notifier = 'bulk'",
+               "600 1800000001");
+    {
+        struct cm_alert_row r = other;
+        r.target = "t007:443";
+        EXPECT_INT(cm_store_alert(st, "bulk", &r, true), 0);
+    }
+    store_close_ok(st);
+    EXPECT_SQL(path, "SELECT count(*) FROM current_alerts WHERE notifier = 'bulk'", "599");
+    EXPECT_SQL(path, "SELECT count(*) FROM current_alerts WHERE target = 't007:443'", "0");
+    EXPECT_INT(cm_store_notify_read(path, &j, err, sizeof(err)), 0);
+    EXPECT_INT(json_array_size(cm_json_get(j, "bulk.alerts")), 599);
+    json_decref(j);
+
     /* Every row of every notifier goes at once. */
     st = store_open_ok(path, NULL, __LINE__);
     EXPECT_INT(cm_store_notifier_drop(st, NULL), 0);
     store_close_ok(st);
-    EXPECT_SQL(path, "SELECT (SELECT count(*) FROM alerts) + (SELECT count(*) FROM outbox)", "0");
+    EXPECT_SQL(path,
+               "SELECT (SELECT count(*) FROM alerts) + (SELECT count(*) FROM alert_log) +"
+               " (SELECT count(*) FROM outbox)",
+               "0");
 
     /* Back to schema 5: the reader finds no alerts; the next store brings the tables. */
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
@@ -2487,7 +2521,8 @@ static void test_store_notify(void)
     EXPECT_INT(cm_store_alert(st, "hook", &other, false), 0);
     store_close_ok(st);
     EXPECT_SQL(path, "PRAGMA user_version", "6");
-    EXPECT_SQL(path, "SELECT target || ' ' || position || ' ' || seq FROM alerts", "mail:25 -1 3");
+    EXPECT_SQL(path, "SELECT target || ' ' || position || ' ' || seq FROM current_alerts",
+               "mail:25 -1 3");
     /* No file: nothing. */
     snprintf(path, sizeof(path), "%s/none.db", dir);
     EXPECT_INT(cm_store_notify_read(path, &j, err, sizeof(err)), 0);

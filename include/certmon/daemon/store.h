@@ -28,9 +28,11 @@
  * trust (cm_leaf_trust_name: public, private, untrusted; NULL when not known). Schema 5 adds the
  * results log (above). Schema 6 adds the notifiers' alert tables and delivery queues (tables
  * `alerts`: notifier, target, finding, position, severity, message, started_at, fired_at,
- * notified_at, seq, keyed by (notifier, target, finding, position); `outbox`: notifier, seq,
- * url, created_at, attempts, notices, keyed by (notifier, seq)), a row written per change
- * (cm_store_alert, cm_store_outbox_*), read back at start (cm_store_notify_read). An older file
+ * notified_at, seq, keyed by (notifier, target, finding, position), with its log `alert_log`
+ * (the same columns, lseq its position, removed), folded into it like the results log, and
+ * the view `current_alerts`; `outbox`: notifier, seq, url, created_at, attempts, notices,
+ * keyed by (notifier, seq)), a row written per change (cm_store_alert, cm_store_outbox_*),
+ * read back at start (cm_store_notify_read). An older file
  * is upgraded in place when the daemon opens it. */
 #ifndef CERTMON_STORE_H
 #define CERTMON_STORE_H
