@@ -2009,6 +2009,34 @@ static bool import_notify_json(struct daemon *d)
     return true;
 }
 
+/* The alert rows read at start, one at a time into their notifiers' tables. */
+struct alert_load {
+    struct daemon *d;
+    size_t loaded, bad;
+    char unknown[256]; /* the last notifier found not configured (rows come by notifier) */
+};
+
+static void on_alert_loaded(void *arg, const char *notifier, const struct cm_alert_row *r)
+{
+    struct alert_load *l = arg;
+    int rc = notifier ? cm_notify_load_alert(l->d->notify, notifier, r) : CM_ESTATE;
+
+    if (rc == 0) {
+        l->loaded++;
+    } else if (rc == -ENOENT) {
+        if (strcmp(l->unknown, notifier) != 0) {
+            snprintf(l->unknown, sizeof(l->unknown), "%s", notifier);
+            cm_log_info("notify", "notifier=%s not configured: its alerts and messages dropped",
+                        notifier);
+            nh_dropped(l->d, notifier);
+        }
+    } else if (l->bad++ == 0) {
+        cm_log_warn("notify", "notifier=%s target=%s finding=%s alert row skipped: %s",
+                    notifier ? notifier : "", r->target ? r->target : "", r->id ? r->id : "",
+                    cm_strerror(rc));
+    }
+}
+
 /* The notifiers' alert tables and undelivered messages: read from the state database (tables
  * alerts and outbox), or imported from the file of earlier versions beside it; from then on
  * every change is a row queued to the store (notify_hooks). */
@@ -2016,7 +2044,8 @@ static void load_notify(struct daemon *d)
 {
     char err[600];
     uint64_t t0 = uv_hrtime();
-    size_t alerts = 0, msgs = 0;
+    struct alert_load al = {.d = d};
+    size_t msgs = 0;
     const char *name;
     json_t *j = NULL, *v;
     int rc;
@@ -2027,31 +2056,35 @@ static void load_notify(struct daemon *d)
         goto hooks;
     if (import_notify_json(d))
         goto hooks;
-    if ((rc = cm_store_notify_read(d->state_path, &j, err, sizeof(err))) < 0) {
-        cm_log_error("notify", "%s; the alert tables and queues start empty", err);
-        goto hooks;
+    if ((rc = cm_store_notify_read(d->state_path, &j, on_alert_loaded, &al, err, sizeof(err))) <
+        0) {
+        cm_log_error("notify", "%s; the alert tables and queues start as far as they were read",
+                     err);
+        cm_notify_set_persist(d->notify, &notify_hooks, d);
+        notify_write_all(d); /* the database holds what memory holds */
+        return;
     }
+    if (al.bad)
+        cm_log_warn("notify", "file=%s alert rows skipped: %zu", d->state_path, al.bad);
     json_object_foreach(j, name, v)
     {
-        alerts += json_array_size(json_object_get(v, "alerts"));
         msgs += json_array_size(json_object_get(v, "queue"));
     }
     if ((rc = cm_notify_load_json(d->notify, j)) < 0) {
         cm_log_error("notify",
-                     "file=%s its alert tables and queues cannot be used (%s): they "
-                     "start empty",
+                     "file=%s its delivery queues cannot be used (%s): they start empty",
                      d->state_path, cm_strerror(rc));
         json_decref(j);
         cm_notify_set_persist(d->notify, &notify_hooks, d);
-        nh_dropped(d, NULL);
+        notify_write_all(d); /* the database holds what memory holds */
         return;
     }
     cm_notify_set_persist(d->notify, &notify_hooks, d);
     notify_drop_unknown(d, j);
     json_decref(j);
-    if (alerts || msgs)
+    if (al.loaded || msgs)
         cm_log_info("notify", "file=%s alerts=%zu messages=%zu loaded in %.3f s", d->state_path,
-                    alerts, msgs, (double)(uv_hrtime() - t0) / 1e9);
+                    al.loaded, msgs, (double)(uv_hrtime() - t0) / 1e9);
     return;
 hooks:
     cm_notify_set_persist(d->notify, &notify_hooks, d);

@@ -1614,8 +1614,9 @@ static json_t *col_int_or_null(sqlite3_stmt *s, int i)
                                                     : json_integer(sqlite3_column_int64(s, i));
 }
 
-/* Appends every alert row of db to root. Returns SQLITE_OK or the failing code. */
-static int read_alerts(sqlite3 *db, json_t *root)
+/* Hands every alert row of db to fn, or (fn NULL) appends it to root. Returns SQLITE_OK or
+ * the failing code. */
+static int read_alerts(sqlite3 *db, json_t *root, cm_store_alert_fn fn, void *arg)
 {
     static const char SQL[] = "SELECT notifier, target, finding, position, severity, message,"
                               " started_at, fired_at, notified_at, seq FROM current_alerts"
@@ -1623,7 +1624,28 @@ static int read_alerts(sqlite3 *db, json_t *root)
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, SQL, -1, &s, NULL);
 
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (fn && rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *sev = (const char *)sqlite3_column_text(s, 4);
+        struct cm_alert_row r = {
+            .target = (const char *)sqlite3_column_text(s, 1),
+            .id = (const char *)sqlite3_column_text(s, 2),
+            .position = sqlite3_column_int(s, 3),
+            .severity = (enum cm_severity)-1,
+            .message = (const char *)sqlite3_column_text(s, 5),
+            .started_at = sqlite3_column_int64(s, 6),
+            .fired = sqlite3_column_type(s, 7) != SQLITE_NULL,
+            .fired_at = sqlite3_column_int64(s, 7),
+            .notified_at = sqlite3_column_int64(s, 8),
+            .seq = (uint64_t)sqlite3_column_int64(s, 9),
+        };
+        for (int v = CM_SEV_OK; sev && v <= CM_SEV_CRITICAL; v++)
+            if (!strcmp(sev, cm_severity_name((enum cm_severity)v)))
+                r.severity = (enum cm_severity)v;
+        /* A row that is not sound (severity unknown, NULLs) is the loader's to refuse. */
+        fn(arg, (const char *)sqlite3_column_text(s, 0), &r);
+        rc = SQLITE_OK;
+    }
+    while (rc == SQLITE_OK && !fn && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         json_t *nt = notifier_obj(root, (const char *)sqlite3_column_text(s, 0));
         json_t *a = json_pack(
             "{s:o, s:o, s:I, s:o, s:o, s:I, s:o, s:o, s:I}", "target", col_json(s, 1), "id",
@@ -1672,7 +1694,8 @@ static int read_outbox(sqlite3 *db, json_t *root)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int cm_store_notify_read(const char *path, json_t **out, char *err, size_t errlen)
+int cm_store_notify_read(const char *path, json_t **out, cm_store_alert_fn alert, void *arg,
+                         char *err, size_t errlen)
 {
     sqlite3 *db;
     int serr, rc;
@@ -1691,7 +1714,8 @@ int cm_store_notify_read(const char *path, json_t **out, char *err, size_t errle
         return rc;
     }
     if (ver >= 6 &&
-        ((rc = read_alerts(db, root)) != SQLITE_OK || (rc = read_outbox(db, root)) != SQLITE_OK)) {
+        ((rc = read_alerts(db, root, alert, arg)) != SQLITE_OK ||
+         (rc = read_outbox(db, root)) != SQLITE_OK)) {
         if (rc == SQLITE_NOMEM)
             failf(err, errlen, 0, "out of memory reading the alerts of %s", path);
         else
@@ -1701,6 +1725,15 @@ int cm_store_notify_read(const char *path, json_t **out, char *err, size_t errle
         return rc == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
     }
     sqlite3_close(db);
+    if (alert) {
+        /* The alerts went to alert: no "alerts" member, which would replace them. */
+        const char *name;
+        json_t *v;
+        json_object_foreach(root, name, v)
+        {
+            json_object_del(v, "alerts");
+        }
+    }
     *out = root;
     return 0;
 }

@@ -917,62 +917,77 @@ static const char *plain_string(json_t *o, const char *key)
     return s && strlen(s) == json_string_length(v) ? s : NULL;
 }
 
-static int load_one(struct cm_alerts *a, json_t *o)
+int cm_alerts_add(struct cm_alerts *a, const struct cm_alert_row *r)
 {
-    const char *target = plain_string(o, "target"), *id = plain_string(o, "id");
-    const char *sev = plain_string(o, "severity"), *msg = plain_string(o, "message");
-    json_t *pos = json_object_get(o, "position"), *started = json_object_get(o, "started_at");
-    json_t *fired = json_object_get(o, "fired_at"), *notified = json_object_get(o, "notified_at");
-    json_t *seq = json_object_get(o, "seq");
     const struct cm_finding_def *def;
     struct cm__target *t;
     struct cm__alert *al;
-    enum cm_severity severity;
     uint64_t th, h;
 
-    if (!json_is_object(o) || !target || !id || !sev || !msg || !json_is_integer(pos) ||
-        json_integer_value(pos) < -1 || json_integer_value(pos) > INT_MAX ||
-        !json_is_integer(started) || severity_from(sev, &severity) < 0 ||
+    if (!a || !r || !r->target || !r->id || !r->message || r->position < -1 ||
+        r->severity < CM_SEV_OK || r->severity > CM_SEV_CRITICAL ||
+        (r->fired && r->notified_at < r->fired_at))
+        return CM_ESTATE;
+    if (!(def = cm_finding_lookup(r->id)))
+        return 0; /* an id this version does not know: dropped */
+    if (reserve(a, 1) < 0)
+        return -ENOMEM;
+    th = hash_str(r->target);
+    if (!(t = target_find(a, r->target, th)) && !(t = target_add(a, r->target, th)))
+        return -ENOMEM;
+    h = hash_alert(t, def->id, r->position);
+    if (alert_find(a, t, def->id, r->position, h))
+        return CM_ESTATE; /* the same alert twice */
+    if (!(al = alert_add(a, t, def->id, r->position, h)))
+        return -ENOMEM;
+    if (!(al->message = strdup(r->message))) {
+        alert_remove(a, al, false);
+        return -ENOMEM;
+    }
+    al->severity = r->severity;
+    al->started_at = r->started_at;
+    al->seq = r->seq;
+    if (al->seq >= a->seq)
+        a->seq = al->seq + 1;
+    if (!r->fired) {
+        heap_push(&a->pending, al);
+    } else {
+        al->fired = true;
+        al->fired_at = r->fired_at;
+        al->notified_at = r->notified_at;
+        heap_push(&a->firing, al);
+    }
+    return 0;
+}
+
+static int load_one(struct cm_alerts *a, json_t *o)
+{
+    const char *sev = plain_string(o, "severity");
+    json_t *pos = json_object_get(o, "position"), *started = json_object_get(o, "started_at");
+    json_t *fired = json_object_get(o, "fired_at"), *notified = json_object_get(o, "notified_at");
+    json_t *seq = json_object_get(o, "seq");
+    struct cm_alert_row r = {.target = plain_string(o, "target"),
+                             .id = plain_string(o, "id"),
+                             .message = plain_string(o, "message"),
+                             .seq = seq ? (uint64_t)json_integer_value(seq) : a->seq};
+
+    if (!json_is_object(o) || !sev || !json_is_integer(pos) || json_integer_value(pos) < -1 ||
+        json_integer_value(pos) > INT_MAX || !json_is_integer(started) ||
+        severity_from(sev, &r.severity) < 0 ||
         (seq && (!json_is_integer(seq) || json_integer_value(seq) < 0)))
         return CM_ESTATE;
     /* Pending (both null) or fired (both times, the last notification not before the
      * first). */
     if (json_is_null(fired) != json_is_null(notified))
         return CM_ESTATE;
-    if (!json_is_null(fired) && (!json_is_integer(fired) || !json_is_integer(notified) ||
-                                 json_integer_value(notified) < json_integer_value(fired)))
+    if (!json_is_null(fired) && (!json_is_integer(fired) || !json_is_integer(notified)))
         return CM_ESTATE;
-    if (!(def = cm_finding_lookup(id)))
-        return 0; /* an id this version does not know: dropped */
-
-    th = hash_str(target);
-    if (!(t = target_find(a, target, th)) && !(t = target_add(a, target, th)))
-        return -ENOMEM;
-    h = hash_alert(t, def->id, (int)json_integer_value(pos));
-    if (alert_find(a, t, def->id, (int)json_integer_value(pos), h))
-        return CM_ESTATE; /* the same alert twice */
-    if (!(al = alert_add(a, t, def->id, (int)json_integer_value(pos), h)))
-        return -ENOMEM;
-    if (!(al->message = strdup(msg))) {
-        alert_remove(a, al, false);
-        return -ENOMEM;
-    }
-    al->severity = severity;
-    al->started_at = json_integer_value(started);
-    if (seq) {
-        al->seq = (uint64_t)json_integer_value(seq);
-        if (al->seq >= a->seq)
-            a->seq = al->seq + 1;
-    }
-    if (json_is_null(fired)) {
-        heap_push(&a->pending, al);
-    } else {
-        al->fired = true;
-        al->fired_at = json_integer_value(fired);
-        al->notified_at = json_integer_value(notified);
-        heap_push(&a->firing, al);
-    }
-    return 0;
+    r.position = (int)json_integer_value(pos);
+    r.started_at = json_integer_value(started);
+    r.fired = !json_is_null(fired);
+    r.fired_at = r.fired ? json_integer_value(fired) : 0;
+    r.notified_at = r.fired ? json_integer_value(notified) : 0;
+    return cm_alerts_add(a, &r);
 }
 
 int cm_alerts_from_json(struct cm_alerts *a, json_t *j)

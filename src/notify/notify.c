@@ -1488,6 +1488,7 @@ struct loaded {
     struct msg **msgs; /* per queue: a list (head) */
     struct msg **tails;
     struct msg *grouped, *grouped_tail; /* notices that were being grouped, one per msg */
+    bool present;                       /* the document names the notifier */
     uint64_t max_seq;                   /* the highest "seq" seen, +1 (0: none) */
 };
 
@@ -1600,13 +1601,15 @@ int cm_notify_load_json(struct cm_notify *n, json_t *j)
             rc = CM_ESTATE;
             break;
         }
+        json_t *a = json_object_get(o, "alerts"), *q = json_object_get(o, "queue");
+        /* Without "alerts" the table stays as it is (loaded row by row: cm_notify_load_alert). */
         if (!(ls[i].msgs = calloc(nt->queue_count, sizeof(struct msg *))) ||
             !(ls[i].tails = calloc(nt->queue_count, sizeof(struct msg *))) ||
-            cm_alerts_new(&ls[i].alerts) < 0) {
+            (a && cm_alerts_new(&ls[i].alerts) < 0)) {
             rc = -ENOMEM;
             break;
         }
-        json_t *a = json_object_get(o, "alerts"), *q = json_object_get(o, "queue");
+        ls[i].present = true;
         if (a && (rc = cm_alerts_from_json(ls[i].alerts, a)) < 0)
             break;
         if (q && (rc = load_queue(nt, q, &ls[i])) < 0)
@@ -1626,12 +1629,14 @@ int cm_notify_load_json(struct cm_notify *n, json_t *j)
                 n->next_seq = ls[i].max_seq;
         for (size_t i = 0; i < n->nt_count; i++) {
             struct notifier *nt = n->nts[i];
-            if (!ls[i].alerts)
+            if (!ls[i].present)
                 continue;
-            cm_alerts_free(nt->alerts);
-            nt->alerts = ls[i].alerts;
-            ls[i].alerts = NULL;
-            cm_alerts_on_change(nt->alerts, on_alert_row, nt);
+            if (ls[i].alerts) {
+                cm_alerts_free(nt->alerts);
+                nt->alerts = ls[i].alerts;
+                ls[i].alerts = NULL;
+                cm_alerts_on_change(nt->alerts, on_alert_row, nt);
+            }
             for (size_t qi = 0; qi < nt->queue_count; qi++)
                 while (ls[i].msgs[qi]) {
                     struct msg *m = ls[i].msgs[qi];
@@ -1662,6 +1667,24 @@ int cm_notify_load_json(struct cm_notify *n, json_t *j)
         loaded_clear(&ls[i], n->nts[i]->queue_count);
     free(ls);
     return rc;
+}
+
+int cm_notify_load_alert(struct cm_notify *n, const char *notifier, const struct cm_alert_row *r)
+{
+    struct notifier *nt;
+    int rc;
+
+    if (!n || !notifier)
+        return -EINVAL;
+    for (size_t i = 0; i < n->nt_count; i++) {
+        nt = n->nts[i];
+        if (strcmp(nt->name, notifier) != 0)
+            continue;
+        rc = cm_alerts_add(nt->alerts, r);
+        arm_tick(nt);
+        return rc;
+    }
+    return -ENOENT;
 }
 
 void cm_notify_set_persist(struct cm_notify *n, const struct cm_notify_persist *p, void *arg)

@@ -2451,7 +2451,7 @@ static void test_store_notify(void)
     EXPECT_SQL(path, "SELECT count(*) FROM alerts", "0"); /* all in the log still */
     EXPECT_SQL(path, "SELECT group_concat(seq || ':' || attempts, ' ') FROM outbox", "10:3 11:0");
 
-    EXPECT_INT(cm_store_notify_read(path, &j, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     EXPECT_INT(json_object_size(j), 1);
     EXPECT_STR(cm_json_str(j, "hook.alerts.0.target"), "www:443");
@@ -2496,7 +2496,7 @@ static void test_store_notify(void)
     store_close_ok(st);
     EXPECT_SQL(path, "SELECT count(*) FROM current_alerts WHERE notifier = 'bulk'", "599");
     EXPECT_SQL(path, "SELECT count(*) FROM current_alerts WHERE target = 't007:443'", "0");
-    EXPECT_INT(cm_store_notify_read(path, &j, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_array_size(cm_json_get(j, "bulk.alerts")), 599);
     json_decref(j);
 
@@ -2514,7 +2514,7 @@ static void test_store_notify(void)
     EXPECT_INT(sqlite3_exec(db, NOTIFY_DOWN "PRAGMA user_version = 5;", NULL, NULL, NULL),
                SQLITE_OK);
     sqlite3_close(db);
-    EXPECT_INT(cm_store_notify_read(path, &j, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_object_size(j), 0);
     json_decref(j);
     st = store_open_ok(path, NULL, __LINE__);
@@ -2525,7 +2525,7 @@ static void test_store_notify(void)
                "mail:25 -1 3");
     /* No file: nothing. */
     snprintf(path, sizeof(path), "%s/none.db", dir);
-    EXPECT_INT(cm_store_notify_read(path, &j, err, sizeof(err)), 0);
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_object_size(j), 0);
     json_decref(j);
 }

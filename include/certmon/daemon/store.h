@@ -180,10 +180,15 @@ int cm_store_notifier_drop(struct cm_store *st, const char *notifier);
 /* Reads the notifiers' rows of the database at path, read-only, into *out: the document
  * cm_notify_load_json takes ({"NAME": {"alerts": [...], "queue": [...]}}), each alert and
  * message with its "seq", each notice being grouped as {"seq", "grouping": true, "created_at",
- * "notices": [one]}, in seq order. A database before schema 6, or no file: {}. Returns 0, or
- * CM_ESTATE / -ENOMEM with a reason in err (*out NULL). Blocks (at start, before the loop
- * runs). */
-int cm_store_notify_read(const char *path, json_t **out, char *err, size_t errlen);
+ * "notices": [one]}, in seq order. With alert not NULL, the alert rows (current_alerts, by
+ * notifier and seq) go to it instead, one call each (the row valid during the call; its
+ * severity -1 when the column is not a severity name), and the document has no "alerts": a
+ * load without a JSON object per alert (100,000 alerts: 0.45 s instead of 1.2-1.45). A database
+ * before schema 6, or no file: {}. Returns 0, or CM_ESTATE / -ENOMEM with a reason in err
+ * (*out NULL). Blocks (at start, before the loop runs). */
+typedef void (*cm_store_alert_fn)(void *arg, const char *notifier, const struct cm_alert_row *r);
+int cm_store_notify_read(const char *path, json_t **out, cm_store_alert_fn alert, void *arg,
+                         char *err, size_t errlen);
 
 /* A fold of the results log into `targets` starts once the active log table holds at least
  * this many rows and at least twice as many as `targets` has. */

@@ -134,6 +134,12 @@ typedef void (*cm_alert_change)(const struct cm_alert_row *row, bool removed, vo
  * call costs O(1): the caller persists the one row, not the table. */
 void cm_alerts_on_change(struct cm_alerts *a, cm_alert_change cb, void *arg);
 
+/* Adds one alert as persisted (a row of cm_alerts_on_change; its seq kept), reporting
+ * nothing: a load row by row, before the first observe. An id this version does not know is
+ * dropped (0). Returns 0, CM_ESTATE (a row that is not sound, or an alert already there), or
+ * -ENOMEM. O(log N). */
+int cm_alerts_add(struct cm_alerts *a, const struct cm_alert_row *r);
+
 /* Calls fn with every alert, in creation order (O(N log N)). Returns 0, or -ENOMEM (fn not
  * called). */
 int cm_alerts_foreach(const struct cm_alerts *a,

@@ -112,6 +112,11 @@ struct cm_notify_persist {
     void (*dropped)(void *arg, const char *notifier);
 };
 
+/* Adds one persisted alert row to the table of notifier (cm_alerts_add), before the first
+ * observe; a load_json document without "alerts" for it keeps what was added. Returns 0,
+ * -ENOENT (no such notifier), CM_ESTATE (the row is not sound, or already there) or -ENOMEM. */
+int cm_notify_load_alert(struct cm_notify *n, const char *notifier, const struct cm_alert_row *r);
+
 /* Installs the hooks (copied; NULL: none). Call after load_json, which reports nothing. */
 void cm_notify_set_persist(struct cm_notify *n, const struct cm_notify_persist *p, void *arg);
 
