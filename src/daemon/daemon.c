@@ -86,15 +86,12 @@ struct daemon {
     size_t ntargets;
     unsigned runs; /* runs in flight */
     uv_signal_t sig_hup, sig_term, sig_int;
-    uv_timer_t flush_timer, stop_timer;
-    uv_timer_t drop_timer; /* drop_durable while reports wait for their commit */
-    bool dirty, writing, stopping, finished;
-    char *state_path; /* where the state is written (the current config's) */
+    uv_timer_t stop_timer;
+    uv_timer_t drop_timer;  /* drop_durable while reports wait for their commit */
+    bool stopping, finished;
+    char *state_path;       /* where the state is written (the current config's) */
     struct cm_store *store; /* its database's writer, or NULL (no state_file, or it failed) */
-    uv_work_t write_req;    /* the notifiers' file write (dirty, writing: of that file) */
-    int write_rc;
-    char write_err[512];
-    bool log_level_forced; /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
+    bool log_level_forced;  /* --log-level or CERTMON_LOG_LEVEL: the config does not change it */
     int64_t reload_at;
     bool reload_ok;
     bool reloading;    /* a configuration load is on the thread pool */
@@ -109,11 +106,8 @@ struct daemon {
     struct cm_ari_client *ari; /* renewal information, cached per certificate */
     struct cm_revctx *rev;     /* CRLs and OCSP answers, cached for the daemon's whole life
                                 * (kept across reloads); NULL once stopping */
-    struct cm_notify *notify;  /* the notifiers; NULL once closed */
-    bool notify_dirty;         /* alert tables or queues changed since the last write */
-    char *notify_text;         /* their JSON, serialised for the write in flight */
-    char *notify_path;         /* STATE_FILE.notify.json, or NULL */
-    char *notify_final;        /* their JSON when stopping, for the last write */
+    struct cm_notify *notify;  /* the notifiers (their rows go to the store as they change:
+                                * notify_hooks); NULL once closed */
     struct cm_web *web;        /* the HTTP endpoints (web.h); NULL once closed */
     uint64_t scan_seq;         /* numbers file scans, to mark the entries each one found */
     uv_idle_t scan_idle;       /* records scan results in batches */
@@ -146,87 +140,8 @@ static void apply_logging(struct daemon *d, const struct cm_config *cfg)
 
 /* ---- State persistence ---- */
 
-static void flush_state(struct daemon *d);
 static void maybe_finish(struct daemon *d);
-static void mark_dirty(struct daemon *d);
-
-/* The state goes to the store's writer thread entry by entry (persist, unpersist); what is
- * written here on the thread pool is the notifiers' file, debounced. */
-static void on_write_work(uv_work_t *req)
-{
-    struct daemon *d = req->data;
-
-    d->write_rc = cm_state_write_file(d->notify_path, d->notify_text, strlen(d->notify_text),
-                                      d->write_err, sizeof(d->write_err));
-    free(d->notify_text);
-    d->notify_text = NULL;
-}
-
-static void on_write_done(uv_work_t *req, int status)
-{
-    struct daemon *d = req->data;
-
-    (void)status;
-    if (d->write_rc < 0)
-        cm_log_error("notify", "file=%s write failed: %s", d->notify_path, d->write_err);
-    d->writing = false;
-    /* Changes made while writing go out now; at shutdown the final write waits for this. */
-    if (d->dirty && !d->stopping)
-        flush_state(d);
-    if (d->stopping)
-        maybe_finish(d);
-}
-
-/* The notifiers' alert tables and queues as text, when they changed. */
-static void take_notify_text(struct daemon *d)
-{
-    json_t *j;
-
-    if (!d->notify_dirty || !d->notify || !d->notify_path)
-        return;
-    if ((j = cm_notify_to_json(d->notify))) {
-        d->notify_text = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-    }
-    if (d->notify_text)
-        d->notify_dirty = false;
-}
-
-static void flush_state(struct daemon *d)
-{
-    if (d->writing || !d->dirty)
-        return;
-    d->dirty = false;
-    take_notify_text(d);
-    if (!d->notify_text) {
-        if (d->notify_dirty) {
-            cm_log_error("notify", "out of memory serialising the notifiers' state; will retry");
-            mark_dirty(d);
-        }
-        return;
-    }
-    d->writing = true;
-    d->write_req.data = d;
-    if (uv_queue_work(d->loop, &d->write_req, on_write_work, on_write_done) < 0) {
-        d->writing = false;
-        d->notify_dirty = true;
-        free(d->notify_text);
-        d->notify_text = NULL;
-        mark_dirty(d);
-    }
-}
-
-static void on_flush_timer(uv_timer_t *t)
-{
-    flush_state(t->data);
-}
-
-static void mark_dirty(struct daemon *d)
-{
-    d->dirty = true;
-    if (!d->stopping && !uv_is_active((uv_handle_t *)&d->flush_timer))
-        uv_timer_start(&d->flush_timer, on_flush_timer, CM_STATE_FLUSH_DELAY_MS, 0);
-}
+static void notify_write_all(struct daemon *d);
 
 static void on_drop_timer(uv_timer_t *t);
 
@@ -318,18 +233,10 @@ static void forget_entry(struct daemon *d, struct cm_state_entry *e)
     cm_state_remove(d->state, e);
 }
 
-/* At exit: write the notifiers' file synchronously (nothing else runs any more), and commit
- * what the store has queued. */
+/* At exit: commit what the store has queued (the state's rows and the notifiers'), nothing
+ * serialised whole. */
 static void flush_state_now(struct daemon *d)
 {
-    char err[512];
-
-    if (d->notify_final && d->notify_path &&
-        cm_state_write_file(d->notify_path, d->notify_final, strlen(d->notify_final), err,
-                            sizeof(err)) < 0)
-        cm_log_error("notify", "file=%s write failed: %s", d->notify_path, err);
-    free(d->notify_final);
-    d->notify_final = NULL;
     if (d->store) {
         struct cm_store_stats stats;
         size_t n, on_disk = 0;
@@ -1446,6 +1353,7 @@ static void switch_store(struct daemon *d, const struct cm_config *cfg)
         if (es[i]->pin && cm_store_pin(d->store, es[i]->name, es[i]->pin, es[i]->pinned_at) < 0)
             cm_log_error("state", "target=%s out of memory queueing its pin", es[i]->name);
     }
+    notify_write_all(d);
     cm_log_info("state", "file=%s entries=%zu written: the state moved there", d->state_path, n);
 }
 
@@ -1672,7 +1580,6 @@ static void finish(struct daemon *d)
     flush_state_now(d);
     uv_timer_stop(&d->stop_timer);
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
-    uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->drop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
     if (d->watchdog_init)
@@ -1683,10 +1590,10 @@ static void finish(struct daemon *d)
     uv_stop(d->loop);
 }
 
-/* Shutdown ends once no run is in flight and no write is under way. */
+/* Shutdown ends once no run is in flight and no reload is under way. */
 static void maybe_finish(struct daemon *d)
 {
-    if (d->stopping && d->runs == 0 && !d->writing && !d->reloading)
+    if (d->stopping && d->runs == 0 && !d->reloading)
         finish(d);
 }
 
@@ -1702,10 +1609,7 @@ static void on_stop_timer(uv_timer_t *timer)
     if (d->store && cm_store_sync(d->store, 1000) < 0)
         cm_log_error("state", "file=%s the last results could not be committed in time",
                      d->state_path);
-    if (!d->writing) {
-        d->store = NULL; /* committed; closing would wait for the thread */
-        flush_state_now(d);
-    }
+    d->store = NULL; /* committed; closing would wait for the thread */
     fflush(stderr);
     _exit(0);
 }
@@ -1721,12 +1625,9 @@ static void stop(struct daemon *d, const char *why)
     cm_sdnotify_send(&d->sd, "STOPPING=1\nSTATUS=stopping");
     cm_web_close(d->web);
     d->web = NULL;
-    /* Undelivered messages stay queued in the notifiers' JSON: take it now, while they are
-     * readable, for the final write. */
+    /* Undelivered messages stay queued: their rows are in the store's queue already (written
+     * as they changed), committed by its close. */
     if (d->notify) {
-        json_t *j = d->notify_path ? cm_notify_to_json(d->notify) : NULL;
-        d->notify_final = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
         cm_notify_close(d->notify);
         d->notify = NULL;
     }
@@ -1744,7 +1645,6 @@ static void stop(struct daemon *d, const char *why)
     uv_close((uv_handle_t *)&d->sig_int, on_closed_free_nothing);
     cm_discovery_close(d->disc);
     d->disc = NULL;
-    uv_timer_stop(&d->flush_timer);
     uv_timer_stop(&d->drop_timer);
     uv_idle_stop(&d->check_idle);
     cm_sched_close(d->sched);
@@ -2116,36 +2016,211 @@ static void load_state(struct daemon *d)
     cm_log_info("state", "file=%s entries=%zu loaded", d->state_path, n);
 }
 
-static void on_notify_change(void *arg)
+/* ---- The notifiers' rows (store.h, schema 6): each change queued to the writer ---- */
+
+static void nh_alert(void *arg, const char *notifier, const struct cm_alert_row *row, bool removed)
 {
     struct daemon *d = arg;
 
-    d->notify_dirty = true;
-    mark_dirty(d);
+    if (d->store && cm_store_alert(d->store, notifier, row, removed) < 0)
+        cm_log_error("notify",
+                     "notifier=%s target=%s finding=%s out of memory queueing its alert "
+                     "row",
+                     notifier, row->target, row->id);
 }
 
-/* The notifiers' alert tables and undelivered messages, beside the state file. */
-static void load_notify(struct daemon *d)
+static void nh_msg_put(void *arg, const char *notifier, const struct cm_notify_msg_row *m)
 {
+    struct daemon *d = arg;
+
+    if (d->store && cm_store_outbox_put(d->store, notifier, m) < 0)
+        cm_log_error("notify", "notifier=%s out of memory queueing a message's row", notifier);
+}
+
+static void nh_msg_tried(void *arg, const char *notifier, uint64_t seq, unsigned attempts)
+{
+    struct daemon *d = arg;
+
+    if (d->store && cm_store_outbox_tried(d->store, notifier, seq, attempts) < 0)
+        cm_log_error("notify", "notifier=%s out of memory queueing a message's attempts", notifier);
+}
+
+static void nh_msg_gone(void *arg, const char *notifier, uint64_t seq)
+{
+    struct daemon *d = arg;
+
+    if (d->store && cm_store_outbox_delete(d->store, notifier, seq) < 0)
+        cm_log_error("notify", "notifier=%s out of memory queueing a message's removal", notifier);
+}
+
+/* notifier NULL: the rows of every notifier. */
+static void nh_dropped(void *arg, const char *notifier)
+{
+    struct daemon *d = arg;
+
+    if (d->store && cm_store_notifier_drop(d->store, notifier) < 0)
+        cm_log_error("notify", "notifier=%s out of memory queueing the removal of its rows",
+                     notifier ? notifier : "*");
+}
+
+static const struct cm_notify_persist notify_hooks = {
+    .alert = nh_alert,
+    .msg_put = nh_msg_put,
+    .msg_tried = nh_msg_tried,
+    .msg_gone = nh_msg_gone,
+    .dropped = nh_dropped,
+};
+
+/* Every row of the notifiers into the store, replacing what it had: after an import, and when
+ * a reload moves the state to another database. */
+static void notify_write_all(struct daemon *d)
+{
+    if (!d->store || !d->notify)
+        return;
+    if (cm_store_notifier_drop(d->store, NULL) < 0 || cm_notify_persist_all(d->notify) < 0)
+        cm_log_error("notify", "file=%s out of memory writing the alert tables and queues",
+                     d->state_path);
+}
+
+/* The rows of notifiers that are not configured (any more) go, as a reload would drop them. */
+static void notify_drop_unknown(struct daemon *d, json_t *j)
+{
+    struct cm_notify_stats st[64];
+    size_t n = cm_notify_stats(d->notify, st, 64);
+    const char *name;
+    json_t *v;
+
+    json_object_foreach(j, name, v)
+    {
+        bool known = false;
+        for (size_t i = 0; i < n && i < 64 && !known; i++)
+            known = strcmp(st[i].name, name) == 0;
+        if (!known && n <= 64) {
+            cm_log_info("notify", "notifier=%s not configured: its alerts and messages dropped",
+                        name);
+            nh_dropped(d, name);
+        }
+    }
+}
+
+/* A notifiers' file of earlier versions (STATE_FILE.notify.json), imported once: loaded, its
+ * rows written to the database and committed, the file kept as *.imported. Returns true when
+ * there was one (imported, or moved aside when unusable). */
+static bool import_notify_json(struct daemon *d)
+{
+    char path[4200], kept[4220], moved[4300];
     json_error_t je;
     json_t *j;
-    char moved[4200];
-    size_t n = d->state_path ? strlen(d->state_path) + sizeof(".notify.json") : 0;
+    int rc;
 
-    if (!d->state_path || !(d->notify_path = malloc(n)))
-        return;
-    snprintf(d->notify_path, n, "%s.notify.json", d->state_path);
-    if (access(d->notify_path, F_OK) < 0)
-        return;
-    if (!(j = json_load_file(d->notify_path, 0, &je)) || cm_notify_load_json(d->notify, j) < 0) {
-        cm_log_error("notify", "file=%s cannot be used: %s", d->notify_path,
+    snprintf(path, sizeof(path), "%s.notify.json", d->state_path);
+    if (access(path, F_OK) < 0)
+        return false;
+    if (!(j = json_load_file(path, 0, &je)) || (rc = cm_notify_load_json(d->notify, j)) < 0) {
+        cm_log_error("notify", "file=%s cannot be used: %s", path,
                      j ? "not a certmon notifier state" : je.text);
-        if (cm_state_move_aside(d->notify_path, time(NULL), moved, sizeof(moved)) == 0)
-            cm_log_warn("notify", "file=%s moved aside to %s", d->notify_path, moved);
-    } else {
-        cm_log_info("notify", "file=%s loaded", d->notify_path);
+        if (cm_state_move_aside(path, time(NULL), moved, sizeof(moved)) == 0)
+            cm_log_warn("notify", "file=%s moved aside to %s", path, moved);
+        json_decref(j);
+        return true;
     }
     json_decref(j);
+    cm_notify_set_persist(d->notify, &notify_hooks, d);
+    notify_write_all(d);
+    snprintf(kept, sizeof(kept), "%s.imported", path);
+    /* Renamed only once the rows are committed: a failure imports it again next time. */
+    if ((rc = cm_store_sync(d->store, 10000)) < 0)
+        cm_log_error("notify",
+                     "file=%s import not committed: %s; it is imported again at the "
+                     "next start",
+                     path, cm_strerror(rc));
+    else if (rename(path, kept) < 0)
+        cm_log_error("notify", "file=%s cannot be renamed to %s: %s", path, kept, strerror(errno));
+    else
+        cm_log_info("notify", "file=%s imported into %s; it is kept as %s", path, d->state_path,
+                    kept);
+    return true;
+}
+
+/* The alert rows read at start, one at a time into their notifiers' tables. */
+struct alert_load {
+    struct daemon *d;
+    size_t loaded, bad;
+    char unknown[256]; /* the last notifier found not configured (rows come by notifier) */
+};
+
+static void on_alert_loaded(void *arg, const char *notifier, const struct cm_alert_row *r)
+{
+    struct alert_load *l = arg;
+    int rc = notifier ? cm_notify_load_alert(l->d->notify, notifier, r) : CM_ESTATE;
+
+    if (rc == 0) {
+        l->loaded++;
+    } else if (rc == -ENOENT) {
+        if (strcmp(l->unknown, notifier) != 0) {
+            snprintf(l->unknown, sizeof(l->unknown), "%s", notifier);
+            cm_log_info("notify", "notifier=%s not configured: its alerts and messages dropped",
+                        notifier);
+            nh_dropped(l->d, notifier);
+        }
+    } else if (l->bad++ == 0) {
+        cm_log_warn("notify", "notifier=%s target=%s finding=%s alert row skipped: %s",
+                    notifier ? notifier : "", r->target ? r->target : "", r->id ? r->id : "",
+                    cm_strerror(rc));
+    }
+}
+
+/* The notifiers' alert tables and undelivered messages: read from the state database (tables
+ * alerts and outbox), or imported from the file of earlier versions beside it; from then on
+ * every change is a row queued to the store (notify_hooks). */
+static void load_notify(struct daemon *d)
+{
+    char err[600];
+    uint64_t t0 = uv_hrtime();
+    struct alert_load al = {.d = d};
+    size_t msgs = 0;
+    const char *name;
+    json_t *j = NULL, *v;
+    int rc;
+
+    if (!d->notify)
+        return;
+    if (!d->state_path || !d->store) /* a reload may bring a database: the hooks check */
+        goto hooks;
+    if (import_notify_json(d))
+        goto hooks;
+    if ((rc = cm_store_notify_read(d->state_path, &j, on_alert_loaded, &al, err, sizeof(err))) <
+        0) {
+        cm_log_error("notify", "%s; the alert tables and queues start as far as they were read",
+                     err);
+        cm_notify_set_persist(d->notify, &notify_hooks, d);
+        notify_write_all(d); /* the database holds what memory holds */
+        return;
+    }
+    if (al.bad)
+        cm_log_warn("notify", "file=%s alert rows skipped: %zu", d->state_path, al.bad);
+    json_object_foreach(j, name, v)
+    {
+        msgs += json_array_size(json_object_get(v, "queue"));
+    }
+    if ((rc = cm_notify_load_json(d->notify, j)) < 0) {
+        cm_log_error("notify",
+                     "file=%s its delivery queues cannot be used (%s): they start empty",
+                     d->state_path, cm_strerror(rc));
+        json_decref(j);
+        cm_notify_set_persist(d->notify, &notify_hooks, d);
+        notify_write_all(d); /* the database holds what memory holds */
+        return;
+    }
+    cm_notify_set_persist(d->notify, &notify_hooks, d);
+    notify_drop_unknown(d, j);
+    json_decref(j);
+    if (al.loaded || msgs)
+        cm_log_info("notify", "file=%s alerts=%zu messages=%zu loaded in %.3f s", d->state_path,
+                    al.loaded, msgs, (double)(uv_hrtime() - t0) / 1e9);
+    return;
+hooks:
+    cm_notify_set_persist(d->notify, &notify_hooks, d);
 }
 
 /* What the web endpoints show (web.h): asked for on each request. */
@@ -2169,8 +2244,6 @@ static void web_status(void *arg, struct cm_web_status *out)
  * handled once the loop runs). */
 static void run_handles_init(struct daemon *d)
 {
-    uv_timer_init(d->loop, &d->flush_timer);
-    d->flush_timer.data = d;
     uv_timer_init(d->loop, &d->drop_timer);
     d->drop_timer.data = d;
     uv_timer_init(d->loop, &d->stop_timer);
@@ -2193,7 +2266,6 @@ static void run_handles_close(struct daemon *d)
 {
     if (d->finished)
         return;
-    uv_close((uv_handle_t *)&d->flush_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->drop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->stop_timer, on_closed_free_nothing);
     uv_close((uv_handle_t *)&d->scan_idle, on_closed_free_nothing);
@@ -2219,7 +2291,6 @@ static int run_services_start(struct daemon *d)
                 d->http ? "out of memory" : err);
         return -1;
     }
-    cm_notify_on_change(d->notify, on_notify_change, d);
     return 0;
 }
 
@@ -2260,9 +2331,6 @@ static void run_teardown(struct daemon *d)
         cm_state_free(d->state);
     }
     free(d->state_path);
-    free(d->notify_path);
-    free(d->notify_text);
-    free(d->notify_final);
     if (FREE_AT_EXIT)
         cm_gen_unref(d->gen);
     if (uv_loop_close(d->loop) != 0)

@@ -24,7 +24,21 @@
 enum kind { K_NONE, K_SQLITE, K_OTHER };
 static enum kind sniff(const char *path, int *err);
 
-enum op_kind { OP_PUT, OP_DELETE, OP_DELETE_ALL, OP_SEEN, OP_PRUNE, OP_PIN, OP_UNPIN };
+enum op_kind {
+    OP_PUT,
+    OP_DELETE,
+    OP_DELETE_ALL,
+    OP_SEEN,
+    OP_PRUNE,
+    OP_PIN,
+    OP_UNPIN,
+    OP_ALERT_PUT,    /* schema 6: one alert row of a notifier, whole */
+    OP_ALERT_DEL,    /* its removal */
+    OP_OUTBOX_PUT,   /* one queued message (or grouped notice) of a notifier, whole */
+    OP_OUTBOX_TRIED, /* its attempts only */
+    OP_OUTBOX_DEL,   /* its removal */
+    OP_NOTIFIER_DROP /* every alert and message of a notifier (name NULL: of all) */
+};
 
 /* One queued change: a copy of an entry's fields (strings owned; report a shared reference). */
 struct op {
@@ -45,6 +59,16 @@ struct op {
     const char *trust; /* OP_SEEN: cm_leaf_trust_name, or NULL when unknown (static) */
     /* OP_PIN: the pin's own strings (name is the target, last_probe when it was pinned). */
     char *spki_sha256, *pin_key_type;
+    /* The notifiers' ops (schema 6): name is the notifier. Alerts: target, finding, position,
+     * severity, message, started_at, fired_at and notified_at (both 0 and stored NULL while
+     * pending: fired false), seq; the outbox: seq, url (NULL: a notice being grouped),
+     * created_at (in started_at), attempts, notices (JSON text). */
+    char *target, *message, *url, *notices;
+    const char *finding, *severity; /* static */
+    int position;
+    bool fired;
+    int64_t started_at, fired_at, notified_at, seq;
+    unsigned attempts;
 };
 
 struct queue {
@@ -81,6 +105,10 @@ struct cm_store {
     sqlite3 *db; /* the writer thread's once started */
     sqlite3_stmt *put_new, *del, *del_all, *seen, *prune;
     sqlite3_stmt *pin, *unpin; /* of the pins table (schema 3) */
+    /* Of the notifiers' tables (schema 6). */
+    sqlite3_stmt *alert_put, *drop_alert_log, *outbox_put, *outbox_tried, *outbox_del;
+    sqlite3_stmt *drop_alerts, *drop_outbox, *drop_all_alerts, *drop_all_outbox;
+    int64_t alert_rows, alert_log_rows; /* the writer's counts, pacing the alert log's fold */
     /* Per log table (LOG_TABLE). */
     sqlite3_stmt *append[2], *fold_scan[2], *fold_apply[2], *fold_empty[2];
     struct fold fold; /* the writer thread's */
@@ -128,6 +156,10 @@ static void op_clear(struct op *o)
     free(o->chain);
     free(o->spki_sha256);
     free(o->pin_key_type);
+    free(o->target);
+    free(o->message);
+    free(o->url);
+    free(o->notices);
     cm_state_report_unref(o->report);
     memset(o, 0, sizeof(*o));
 }
@@ -294,6 +326,86 @@ static const char SELECT_V2[] =
     "SELECT name, owner, status, last_probe, last_success, status_since, failures, seen,"
     " posture_at, posture, report, 0 FROM targets ORDER BY id";
 
+/* Schema 6: the notifiers' alert tables and delivery queues, a row per alert and per message,
+ * written as they change (the daemon's notifier hooks), so that a change costs the same
+ * whatever the number of alerts. An alert's change is appended to `alert_log` (the alert's
+ * whole row, or a removal): updating the alert's own row in place would dirty one page of
+ * `alerts` per change at a random place, twice with the checkpoint (12 KiB per change at
+ * 100,000 alerts, 7 at 1,000), where appends share their pages. Once the log holds twice as
+ * many rows as `alerts` (and at least ALERT_FOLD_MIN), the writer folds it into `alerts` with a
+ * commit (each page of `alerts` written once for all its changes) and empties it. The view
+ * `current_alerts` is the rule: an alert's newest log row when it has one (none when that is a
+ * removal), else its row of `alerts`. The outbox is appended to and deleted from in seq order:
+ * its changes share pages as they are. WITHOUT ROWID: the key is the only B-tree. */
+static const char SCHEMA6[] =
+    "CREATE TABLE IF NOT EXISTS alerts ("
+    " notifier TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " finding TEXT NOT NULL,"
+    " position INTEGER NOT NULL,"
+    " severity TEXT NOT NULL,"
+    " message TEXT NOT NULL,"
+    " started_at INTEGER NOT NULL,"
+    " fired_at INTEGER,"
+    " notified_at INTEGER,"
+    " seq INTEGER NOT NULL,"
+    " PRIMARY KEY (notifier, target, finding, position)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS alert_log ("
+    " lseq INTEGER PRIMARY KEY,"
+    " notifier TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " finding TEXT NOT NULL,"
+    " position INTEGER NOT NULL,"
+    " severity TEXT NOT NULL,"
+    " message TEXT NOT NULL,"
+    " started_at INTEGER NOT NULL,"
+    " fired_at INTEGER,"
+    " notified_at INTEGER,"
+    " seq INTEGER NOT NULL,"
+    " removed INTEGER NOT NULL DEFAULT 0);"
+    "CREATE VIEW IF NOT EXISTS current_alerts AS"
+    " WITH latest AS (SELECT notifier AS ln, target AS lt, finding AS lf, position AS lp,"
+    " max(lseq) AS lm FROM alert_log GROUP BY notifier, target, finding, position)"
+    " SELECT a.notifier, a.target, a.finding, a.position, a.severity, a.message, a.started_at,"
+    " a.fired_at, a.notified_at, a.seq FROM alerts a LEFT JOIN latest ON ln = a.notifier AND"
+    " lt = a.target AND lf = a.finding AND lp = a.position WHERE lm IS NULL"
+    " UNION ALL"
+    " SELECT l.notifier, l.target, l.finding, l.position, l.severity, l.message, l.started_at,"
+    " l.fired_at, l.notified_at, l.seq FROM alert_log l JOIN latest ON lm = l.lseq"
+    " WHERE l.removed = 0;"
+    "CREATE TABLE IF NOT EXISTS outbox ("
+    " notifier TEXT NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " url TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " notices TEXT NOT NULL,"
+    " PRIMARY KEY (notifier, seq)) WITHOUT ROWID;";
+
+/* An alert's change, appended (?11: 1 for a removal, its other columns then empty). */
+static const char ALERT_PUT[] =
+    "INSERT INTO alert_log (notifier, target, finding, position, severity, message, started_at,"
+    " fired_at, notified_at, seq, removed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/* The fold: each changed alert's newest log row replaces its row, or removes it. */
+#define ALERT_LATEST                                                                               \
+    " FROM alert_log WHERE lseq IN (SELECT max(lseq) FROM alert_log GROUP BY notifier, target,"    \
+    " finding, position)"
+static const char ALERT_FOLD[] =
+    "INSERT OR REPLACE INTO alerts (notifier, target, finding, position, severity, message,"
+    " started_at, fired_at, notified_at, seq) SELECT notifier, target, finding, position,"
+    " severity, message, started_at, fired_at, notified_at, seq" ALERT_LATEST " AND removed = 0;"
+    "DELETE FROM alerts WHERE (notifier, target, finding, position) IN (SELECT notifier, target,"
+    " finding, position" ALERT_LATEST " AND removed = 1);"
+    "DELETE FROM alert_log;";
+
+/* A fold starts once the log holds this many rows and twice as many as `alerts`. */
+#define ALERT_FOLD_MIN 1000
+
+static const char OUTBOX_PUT[] =
+    "INSERT OR REPLACE INTO outbox (notifier, seq, url, created_at, attempts, notices) VALUES"
+    " (?1, ?2, ?3, ?4, ?5, ?6)";
+
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen, const char *path)
 {
     char *msg = NULL;
@@ -339,21 +451,23 @@ static int upgrade(sqlite3 *db, int64_t ver, const char *path, char *err, size_t
     int rc;
 
     /* Version 0 (new) gets every table; 1 the history, the pins and the log; 2 the pins, the
-     * history's trust column and the log; 3 that column and the log; 4 the log. */
+     * history's trust column and the log; 3 that column and the log; 4 the log; each of them
+     * and 5 the notifiers' tables. */
     if (ver > 0)
         cm_log_info("state", "file=%s schema %lld upgraded to %d (%s)", path, (long long)ver,
                     CM_STORE_SCHEMA,
-                    ver < 2   ? "certificate history, pins, results log"
-                    : ver < 3 ? "pins, trust in the history, results log"
-                    : ver < 4 ? "trust in the history, results log"
-                              : "results log");
+                    ver < 2   ? "certificate history, pins, results log, alert tables"
+                    : ver < 3 ? "pins, trust in the history, results log, alert tables"
+                    : ver < 4 ? "trust in the history, results log, alert tables"
+                    : ver < 5 ? "results log, alert tables"
+                              : "alert tables and queues");
     if (!log_a || !log_b ||
         asprintf(&sql,
-                 "BEGIN; %s %s %s %s %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
+                 "BEGIN; %s %s %s %s %s %s PRAGMA application_id = %d; PRAGMA user_version = %d;"
                  " COMMIT;",
                  ver == 2 || ver == 3 ? "ALTER TABLE history ADD COLUMN trust TEXT;" : "", SCHEMA,
-                 ver < 5 ? log_a : "", ver < 5 ? log_b : "", ver < 5 ? SCHEMA5 : "", APP_ID,
-                 CM_STORE_SCHEMA) < 0) {
+                 ver < 5 ? log_a : "", ver < 5 ? log_b : "", ver < 5 ? SCHEMA5 : "",
+                 ver < 6 ? SCHEMA6 : "", APP_ID, CM_STORE_SCHEMA) < 0) {
         free(log_a);
         free(log_b);
         return SQLITE_NOMEM;
@@ -557,6 +671,26 @@ static int prepare_for(struct cm_store *st, const char *sql, const char *t, sqli
     return rc;
 }
 
+static int prepare_notify(struct cm_store *st)
+{
+    int rc;
+
+    if ((rc = prepare_for(st, ALERT_PUT, NULL, &st->alert_put)) ||
+        (rc = prepare_for(st, OUTBOX_PUT, NULL, &st->outbox_put)) ||
+        (rc = prepare_for(st, "UPDATE outbox SET attempts = ?3 WHERE notifier = ?1 AND seq = ?2",
+                          NULL, &st->outbox_tried)) ||
+        (rc = prepare_for(st, "DELETE FROM outbox WHERE notifier = ?1 AND seq = ?2", NULL,
+                          &st->outbox_del)) ||
+        (rc = prepare_for(st,
+                          "DELETE FROM alerts WHERE notifier = ?1;", NULL, &st->drop_alerts)) ||
+        (rc = prepare_for(st, "DELETE FROM alert_log WHERE notifier = ?1", NULL,
+                          &st->drop_alert_log)) ||
+        (rc = prepare_for(st, "DELETE FROM outbox WHERE notifier = ?1", NULL, &st->drop_outbox)) ||
+        (rc = prepare_for(st, "DELETE FROM alerts", NULL, &st->drop_all_alerts)))
+        return rc;
+    return prepare_for(st, "DELETE FROM outbox", NULL, &st->drop_all_outbox);
+}
+
 static int prepare_writes(struct cm_store *st, char *err, size_t errlen)
 {
     int rc = SQLITE_OK;
@@ -566,7 +700,7 @@ static int prepare_writes(struct cm_store *st, char *err, size_t errlen)
         (rc = prepare_for(st, "DELETE FROM targets", NULL, &st->del_all)) ||
         (rc = prepare_for(st, SEEN, NULL, &st->seen)) ||
         (rc = prepare_for(st, "DELETE FROM history WHERE last_seen < ?1", NULL, &st->prune)) ||
-        (rc = prepare_pins(st)))
+        (rc = prepare_pins(st)) || (rc = prepare_notify(st)))
         goto fail;
     for (int i = 0; i < 2; i++)
         if ((rc = prepare_for(st, APPEND, LOG_TABLE[i], &st->append[i])) ||
@@ -697,11 +831,69 @@ static int put_row(struct cm_store *st, const struct op *o)
     return SQLITE_OK;
 }
 
+/* The notifiers' ops (schema 6), each one statement, or two for a drop. */
+static int apply_notify_op(struct cm_store *st, const struct op *o)
+{
+    sqlite3_stmt *s;
+    int rc = SQLITE_OK;
+
+    switch (o->kind) {
+    case OP_ALERT_PUT:
+    case OP_ALERT_DEL:
+        s = st->alert_put;
+        if ((rc = bind_text(s, 1, o->name)) || (rc = bind_text(s, 2, o->target)) ||
+            (rc = bind_text(s, 3, o->finding)) || (rc = sqlite3_bind_int(s, 4, o->position)) ||
+            (rc = bind_text(s, 5, o->severity)) ||
+            (rc = bind_text(s, 6, o->message ? o->message : "")) ||
+            (rc = sqlite3_bind_int64(s, 7, o->started_at)) ||
+            (rc = o->fired ? sqlite3_bind_int64(s, 8, o->fired_at) : sqlite3_bind_null(s, 8)) ||
+            (rc = o->fired ? sqlite3_bind_int64(s, 9, o->notified_at) : sqlite3_bind_null(s, 9)) ||
+            (rc = sqlite3_bind_int64(s, 10, o->seq)) ||
+            (rc = sqlite3_bind_int(s, 11, o->kind == OP_ALERT_DEL)))
+            break;
+        st->alert_log_rows++;
+        return step_done(s);
+    case OP_OUTBOX_PUT:
+        s = st->outbox_put;
+        if ((rc = bind_text(s, 1, o->name)) || (rc = sqlite3_bind_int64(s, 2, o->seq)) ||
+            (rc = bind_text(s, 3, o->url)) || (rc = sqlite3_bind_int64(s, 4, o->started_at)) ||
+            (rc = sqlite3_bind_int64(s, 5, o->attempts)) || (rc = bind_text(s, 6, o->notices)))
+            break;
+        return step_done(s);
+    case OP_OUTBOX_TRIED:
+    case OP_OUTBOX_DEL:
+        s = o->kind == OP_OUTBOX_DEL ? st->outbox_del : st->outbox_tried;
+        if ((rc = bind_text(s, 1, o->name)) || (rc = sqlite3_bind_int64(s, 2, o->seq)) ||
+            (o->kind == OP_OUTBOX_TRIED && (rc = sqlite3_bind_int64(s, 3, o->attempts))))
+            break;
+        return step_done(s);
+    default: /* OP_NOTIFIER_DROP */
+        if (!o->name) {
+            st->alert_rows = st->alert_log_rows = 0;
+            if ((rc = step_done(st->drop_all_alerts)) ||
+                (rc = sqlite3_exec(st->db, "DELETE FROM alert_log", NULL, NULL, NULL)))
+                return rc;
+            return step_done(st->drop_all_outbox);
+        }
+        if ((rc = bind_text(st->drop_alerts, 1, o->name)) || (rc = step_done(st->drop_alerts)) ||
+            (rc = bind_text(st->drop_alert_log, 1, o->name)) ||
+            (rc = step_done(st->drop_alert_log)))
+            return rc;
+        if ((rc = bind_text(st->drop_outbox, 1, o->name)))
+            return rc;
+        return step_done(st->drop_outbox);
+    }
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
 static int apply_op(struct cm_store *st, const struct op *o)
 {
     sqlite3_stmt *s;
     int rc;
 
+    if (o->kind >= OP_ALERT_PUT)
+        return apply_notify_op(st, o);
     switch (o->kind) {
     case OP_PUT:
         return put_row(st, o);
@@ -753,15 +945,44 @@ static int apply_op(struct cm_store *st, const struct op *o)
 static void fold_step(struct cm_store *st);
 static void fold_restore(struct fold *f, const struct fold *saved);
 
+/* Folds the alert log into `alerts` when it has grown enough (see SCHEMA6), within the
+ * batch's transaction: a crash before its commit leaves the log as it was. */
+static int alert_fold(struct cm_store *st)
+{
+    int rc;
+
+    if (st->alert_log_rows < ALERT_FOLD_MIN || st->alert_log_rows < 2 * st->alert_rows)
+        return SQLITE_OK;
+    if ((rc = sqlite3_exec(st->db, ALERT_FOLD, NULL, NULL, NULL)) != SQLITE_OK)
+        return rc;
+    st->alert_rows = pragma_int(st->db, "SELECT count(*) FROM alerts", &rc);
+    st->alert_log_rows = 0;
+    return rc;
+}
+
+/* The counts that pace the alert log's fold, before the writer starts. */
+static int alert_fold_init(struct cm_store *st)
+{
+    int rc;
+
+    st->alert_rows = pragma_int(st->db, "SELECT count(*) FROM alerts", &rc);
+    if (rc == SQLITE_OK)
+        st->alert_log_rows = pragma_int(st->db, "SELECT count(*) FROM alert_log", &rc);
+    return rc;
+}
+
 /* One transaction for a batch. Returns SQLITE_OK or the failing code with a reason in err;
  * a failed batch is rolled back whole. */
 static int apply_batch(struct cm_store *st, const struct queue *q, char *err, size_t errlen)
 {
     struct fold saved = st->fold;
+    int64_t alert_rows = st->alert_rows, alert_log_rows = st->alert_log_rows;
     int rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 
     for (size_t i = 0; rc == SQLITE_OK && i < q->n; i++)
         rc = apply_op(st, &q->v[i]);
+    if (rc == SQLITE_OK)
+        rc = alert_fold(st);
     if (rc == SQLITE_OK) {
         fold_step(st);
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
@@ -771,14 +992,19 @@ static int apply_batch(struct cm_store *st, const struct queue *q, char *err, si
         if (!sqlite3_get_autocommit(st->db))
             sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         fold_restore(&st->fold, &saved);
+        st->alert_rows = alert_rows;
+        st->alert_log_rows = alert_log_rows;
     }
     return rc;
 }
 
 static void close_db(struct cm_store *st)
 {
-    sqlite3_stmt **all[] = {&st->put_new, &st->del,   &st->del_all, &st->seen,
-                            &st->prune,   &st->pin, &st->unpin};
+    sqlite3_stmt **all[] = {
+        &st->put_new,     &st->del,         &st->del_all,         &st->seen,
+        &st->prune,       &st->pin,         &st->unpin,           &st->alert_put,
+        &st->drop_alert_log,   &st->outbox_put,  &st->outbox_tried,    &st->outbox_del,
+        &st->drop_alerts, &st->drop_outbox, &st->drop_all_alerts, &st->drop_all_outbox};
 
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sqlite3_finalize(*all[i]);
@@ -1296,6 +1522,223 @@ int cm_store_prune(struct cm_store *st, time_t cutoff)
     return enqueue(st, &o);
 }
 
+/* ---- The notifiers' rows (schema 6) ---- */
+
+int cm_store_alert(struct cm_store *st, const char *notifier, const struct cm_alert_row *r,
+                   bool removed)
+{
+    struct op o = {.kind = removed ? OP_ALERT_DEL : OP_ALERT_PUT,
+                   .finding = r->id,
+                   .position = r->position,
+                   .severity = cm_severity_name(r->severity),
+                   .fired = r->fired,
+                   .started_at = r->started_at,
+                   .fired_at = r->fired_at,
+                   .notified_at = r->notified_at,
+                   .seq = (int64_t)r->seq};
+
+    if (!(o.name = strdup(notifier)) || !(o.target = strdup(r->target)) ||
+        (!removed && !(o.message = strdup(r->message ? r->message : "")))) {
+        op_clear(&o);
+        return -ENOMEM;
+    }
+    return enqueue(st, &o);
+}
+
+int cm_store_outbox_put(struct cm_store *st, const char *notifier,
+                        const struct cm_notify_msg_row *m)
+{
+    struct op o = {.kind = OP_OUTBOX_PUT,
+                   .seq = (int64_t)m->seq,
+                   .started_at = m->created_at,
+                   .attempts = m->attempts};
+
+    if (!(o.name = strdup(notifier)) || (m->url && !(o.url = strdup(m->url))) ||
+        !(o.notices = strdup(m->notices ? m->notices : "[]"))) {
+        op_clear(&o);
+        return -ENOMEM;
+    }
+    return enqueue(st, &o);
+}
+
+int cm_store_outbox_tried(struct cm_store *st, const char *notifier, uint64_t seq,
+                          unsigned attempts)
+{
+    struct op o = {.kind = OP_OUTBOX_TRIED, .seq = (int64_t)seq, .attempts = attempts};
+
+    if (!(o.name = strdup(notifier)))
+        return -ENOMEM;
+    return enqueue(st, &o);
+}
+
+int cm_store_outbox_delete(struct cm_store *st, const char *notifier, uint64_t seq)
+{
+    struct op o = {.kind = OP_OUTBOX_DEL, .seq = (int64_t)seq};
+
+    if (!(o.name = strdup(notifier)))
+        return -ENOMEM;
+    return enqueue(st, &o);
+}
+
+int cm_store_notifier_drop(struct cm_store *st, const char *notifier)
+{
+    struct op o = {.kind = OP_NOTIFIER_DROP};
+
+    if (notifier && !(o.name = strdup(notifier)))
+        return -ENOMEM;
+    return enqueue(st, &o);
+}
+
+/* The notifier's object of root ({"alerts": [], "queue": []}), made when new; NULL on ENOMEM. */
+static json_t *notifier_obj(json_t *root, const char *name)
+{
+    json_t *o = json_object_get(root, name);
+
+    if (o)
+        return o;
+    if (!(o = json_pack("{s:[], s:[]}", "alerts", "queue")) || json_object_set_new(root, name, o))
+        return NULL;
+    return o;
+}
+
+/* A column as a JSON string, or JSON null for SQL NULL. */
+static json_t *col_json(sqlite3_stmt *s, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(s, i);
+
+    return t ? json_stringn_nocheck(t, (size_t)sqlite3_column_bytes(s, i)) : json_null();
+}
+
+static json_t *col_int_or_null(sqlite3_stmt *s, int i)
+{
+    return sqlite3_column_type(s, i) == SQLITE_NULL ? json_null()
+                                                    : json_integer(sqlite3_column_int64(s, i));
+}
+
+/* Hands every alert row of db to fn, or (fn NULL) appends it to root. Returns SQLITE_OK or
+ * the failing code. */
+static int read_alerts(sqlite3 *db, json_t *root, cm_store_alert_fn fn, void *arg)
+{
+    static const char SQL[] = "SELECT notifier, target, finding, position, severity, message,"
+                              " started_at, fired_at, notified_at, seq FROM current_alerts"
+                              " ORDER BY notifier, seq";
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, SQL, -1, &s, NULL);
+
+    while (fn && rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *sev = (const char *)sqlite3_column_text(s, 4);
+        struct cm_alert_row r = {
+            .target = (const char *)sqlite3_column_text(s, 1),
+            .id = (const char *)sqlite3_column_text(s, 2),
+            .position = sqlite3_column_int(s, 3),
+            .severity = (enum cm_severity)-1,
+            .message = (const char *)sqlite3_column_text(s, 5),
+            .started_at = sqlite3_column_int64(s, 6),
+            .fired = sqlite3_column_type(s, 7) != SQLITE_NULL,
+            .fired_at = sqlite3_column_int64(s, 7),
+            .notified_at = sqlite3_column_int64(s, 8),
+            .seq = (uint64_t)sqlite3_column_int64(s, 9),
+        };
+        for (int v = CM_SEV_OK; sev && v <= CM_SEV_CRITICAL; v++)
+            if (!strcmp(sev, cm_severity_name((enum cm_severity)v)))
+                r.severity = (enum cm_severity)v;
+        /* A row that is not sound (severity unknown, NULLs) is the loader's to refuse. */
+        fn(arg, (const char *)sqlite3_column_text(s, 0), &r);
+        rc = SQLITE_OK;
+    }
+    while (rc == SQLITE_OK && !fn && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *nt = notifier_obj(root, (const char *)sqlite3_column_text(s, 0));
+        json_t *a = json_pack(
+            "{s:o, s:o, s:I, s:o, s:o, s:I, s:o, s:o, s:I}", "target", col_json(s, 1), "id",
+            col_json(s, 2), "position", (json_int_t)sqlite3_column_int64(s, 3), "severity",
+            col_json(s, 4), "message", col_json(s, 5), "started_at",
+            (json_int_t)sqlite3_column_int64(s, 6), "fired_at", col_int_or_null(s, 7),
+            "notified_at", col_int_or_null(s, 8), "seq", (json_int_t)sqlite3_column_int64(s, 9));
+        if (!nt || !a || json_array_append_new(json_object_get(nt, "alerts"), a))
+            rc = SQLITE_NOMEM;
+        else
+            rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Appends every outbox row of db to root: a message {"seq", "url", "created_at", "attempts",
+ * "notices"}, or a notice being grouped {"seq", "grouping": true, ...}. A row whose notices
+ * are not JSON is a malformed document (CM_ESTATE from cm_notify_load_json). */
+static int read_outbox(sqlite3 *db, json_t *root)
+{
+    static const char SQL[] = "SELECT notifier, seq, url, created_at, attempts, notices FROM"
+                              " outbox ORDER BY notifier, seq";
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, SQL, -1, &s, NULL);
+
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        json_t *nt = notifier_obj(root, (const char *)sqlite3_column_text(s, 0));
+        const char *text = (const char *)sqlite3_column_text(s, 5);
+        json_t *notices = text ? json_loads(text, 0, NULL) : NULL;
+        json_t *m = json_pack("{s:I, s:I, s:I, s:o}", "seq", (json_int_t)sqlite3_column_int64(s, 1),
+                              "created_at", (json_int_t)sqlite3_column_int64(s, 3), "attempts",
+                              (json_int_t)sqlite3_column_int64(s, 4), "notices",
+                              notices ? notices : json_null());
+        rc = SQLITE_NOMEM;
+        if (!nt || !m)
+            json_decref(m);
+        else if (sqlite3_column_type(s, 2) == SQLITE_NULL
+                     ? json_object_set_new(m, "grouping", json_true())
+                     : json_object_set_new(m, "url", col_json(s, 2)))
+            json_decref(m);
+        else if (json_array_append_new(json_object_get(nt, "queue"), m) == 0)
+            rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int cm_store_notify_read(const char *path, json_t **out, cm_store_alert_fn alert, void *arg,
+                         char *err, size_t errlen)
+{
+    sqlite3 *db;
+    int serr, rc;
+    int64_t ver;
+    json_t *root;
+
+    *out = NULL;
+    if (!(root = json_object()))
+        return failf(err, errlen, -ENOMEM, "out of memory");
+    if (sniff(path, &serr) != K_SQLITE) {
+        *out = root;
+        return 0;
+    }
+    if ((rc = open_reader(path, &db, &ver, err, errlen)) < 0) {
+        json_decref(root);
+        return rc;
+    }
+    if (ver >= 6 &&
+        ((rc = read_alerts(db, root, alert, arg)) != SQLITE_OK ||
+         (rc = read_outbox(db, root)) != SQLITE_OK)) {
+        if (rc == SQLITE_NOMEM)
+            failf(err, errlen, 0, "out of memory reading the alerts of %s", path);
+        else
+            failf(err, errlen, 0, "cannot read the alerts of %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        json_decref(root);
+        return rc == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    }
+    sqlite3_close(db);
+    if (alert) {
+        /* The alerts went to alert: no "alerts" member, which would replace them. */
+        const char *name;
+        json_t *v;
+        json_object_foreach(root, name, v)
+        {
+            json_object_del(v, "alerts");
+        }
+    }
+    *out = root;
+    return 0;
+}
+
 static json_t *str_json(const char *t);
 
 /* Splits text at sep into a JSON array of strings ("" gives []). */
@@ -1802,6 +2245,10 @@ int cm_store_open(uv_loop_t *loop, const char *path, struct cm_state *s, time_t 
         (rc = prepare_writes(st, err, errlen)) < 0 ||
         (rc = fold_init(st, s != NULL, err, errlen)) < 0)
         goto fail;
+    if (alert_fold_init(st) != SQLITE_OK) {
+        rc = failf(err, errlen, CM_ESTATE, "%s: %s", st->path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
     if ((rc = uv_async_init(loop, &st->async, on_async)) < 0) {
         failf(err, errlen, rc, "cannot create the writer's wakeup: %s", uv_strerror(rc));
         goto fail;

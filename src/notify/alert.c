@@ -70,6 +70,8 @@ struct cm_alerts {
     size_t ab_len, count;
     struct cm__heap pending, firing;
     uint64_t seq, epoch;
+    cm_alert_change on_change; /* told of every change of a row (persistence), or NULL */
+    void *change_arg;
 };
 
 /* ---- Time arithmetic: saturating, so that huge options cannot overflow ---- */
@@ -383,7 +385,33 @@ static void emit_event(const struct cm__alert *al, enum cm_alert_kind kind,
         emit(&ev, arg);
 }
 
-/* A pending alert (in the pending heap, or in none when fresh) fires at now. */
+static void alert_row(const struct cm__alert *al, struct cm_alert_row *r)
+{
+    r->target = al->t->name;
+    r->id = al->id;
+    r->position = al->position;
+    r->severity = al->severity;
+    r->message = al->message ? al->message : "";
+    r->started_at = al->started_at;
+    r->fired = al->fired;
+    r->fired_at = al->fired ? al->fired_at : 0;
+    r->notified_at = al->fired ? al->notified_at : 0;
+    r->seq = al->seq;
+}
+
+/* Tells the change hook that al changed (or, removed, is about to go). */
+static void changed(const struct cm_alerts *a, const struct cm__alert *al, bool removed)
+{
+    struct cm_alert_row r;
+
+    if (!a->on_change)
+        return;
+    alert_row(al, &r);
+    a->on_change(&r, removed, a->change_arg);
+}
+
+/* A pending alert (in the pending heap, or in none when fresh) fires at now. The caller
+ * reports the change. */
 static void alert_fire(struct cm_alerts *a, struct cm__alert *al, bool in_heap, int64_t now,
                        cm_alert_emit emit, void *arg)
 {
@@ -427,6 +455,14 @@ static void clear_all(struct cm_alerts *a)
         memset(a->ab, 0, a->ab_len * sizeof(*a->ab));
     a->tcount = a->count = 0;
     a->pending.n = a->firing.n = 0;
+}
+
+void cm_alerts_on_change(struct cm_alerts *a, cm_alert_change cb, void *arg)
+{
+    if (!a)
+        return;
+    a->on_change = cb;
+    a->change_arg = arg;
 }
 
 void cm_alerts_free(struct cm_alerts *a)
@@ -504,8 +540,8 @@ static const char *merged_message(const struct cm_findings *f, struct cm__alert 
     return buf;
 }
 
-/* Sets al's message to m (copied unless owned, which is taken). Returns 0 or -ENOMEM, the
- * old message kept. */
+/* Sets al's message to m (copied unless owned, which is taken). Returns 1 when it changed, 0
+ * when it was m already, or -ENOMEM, the old message kept. */
 static int set_message(struct cm__alert *al, const char *m, char *owned)
 {
     char *copy;
@@ -518,7 +554,7 @@ static int set_message(struct cm__alert *al, const char *m, char *owned)
         return -ENOMEM;
     free(al->message);
     al->message = copy;
-    return 0;
+    return 1;
 }
 
 int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_findings *f,
@@ -615,14 +651,20 @@ int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_f
                 alert_fire(a, al, false, now, emit, arg);
             else
                 heap_push(&a->pending, al);
+            changed(a, al, false);
             continue;
         }
-        if (set_message(al, m, owned) < 0)
+        int mrc = set_message(al, m, owned);
+        bool dirty = mrc > 0;
+        if (mrc < 0)
             rc = -ENOMEM;
         if (!al->fired) {
+            dirty = dirty || al->severity != al->obs_sev;
             al->severity = al->obs_sev;
-            if (for_s == 0)
+            if (for_s == 0) {
                 alert_fire(a, al, true, now, emit, arg);
+                dirty = true;
+            }
         } else if (al->obs_sev != al->severity) {
             enum cm_severity prev = al->severity;
 
@@ -630,7 +672,10 @@ int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_f
             al->notified_at = now;
             heap_later(&a->firing, al);
             emit_event(al, CM_ALERT_CHANGED, prev, now, emit, arg);
+            dirty = true;
         }
+        if (dirty)
+            changed(a, al, false);
     }
 
     /* RESOLVED for what went away, oldest alert first. */
@@ -640,6 +685,7 @@ int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_f
             continue;
         if (al->fired)
             emit_event(al, CM_ALERT_RESOLVED, al->severity, now, emit, arg);
+        changed(a, al, true);
         alert_remove(a, al, true);
     }
 out:
@@ -695,10 +741,12 @@ int64_t cm_alerts_tick(struct cm_alerts *a, const struct cm_alert_opts *o, int64
         r_due = r && dr <= now && r->notified_at < now;
         if (p_due && (!r_due || dp <= dr)) {
             alert_fire(a, p, true, now, emit, arg);
+            changed(a, p, false);
         } else if (r_due) {
             r->notified_at = now;
             heap_later(&a->firing, r);
             emit_event(r, CM_ALERT_REPEAT, r->severity, now, emit, arg);
+            changed(a, r, false);
         } else {
             break;
         }
@@ -717,6 +765,7 @@ void cm_alerts_forget(struct cm_alerts *a, const char *target, int64_t now, cm_a
         next = al->tnext;
         if (al->fired)
             emit_event(al, CM_ALERT_RESOLVED, al->severity, now, emit, arg);
+        changed(a, al, true);
         alert_remove(a, al, true);
     }
     target_remove(a, t);
@@ -786,24 +835,57 @@ static json_t *alert_json(const struct cm__alert *al)
     return o;
 }
 
-json_t *cm_alerts_to_json(const struct cm_alerts *a)
+/* Every alert in creation order: stable across restarts (from_json creates in array order, or
+ * by "seq"), so the file does not reshuffle with the hash table and ties keep breaking the
+ * same way. Returns 0 with *out (NULL when the table is empty) or -ENOMEM. */
+static int sorted(const struct cm_alerts *a, struct cm__alert ***out)
 {
-    struct cm__alert **all = NULL;
-    json_t *arr = json_array(), *o;
+    struct cm__alert **all;
     size_t n = 0;
 
-    if (!arr || !a)
-        return arr;
-    /* Creation order: stable across restarts (from_json creates in array order), so the
-     * file does not reshuffle with the hash table and ties keep breaking the same way. */
-    if (a->count && !(all = malloc(a->count * sizeof(*all))))
-        goto fail;
+    *out = NULL;
+    if (!a->count)
+        return 0;
+    if (!(all = malloc(a->count * sizeof(*all))))
+        return -ENOMEM;
     for (size_t i = 0; i < a->tb_len; i++)
         for (const struct cm__target *t = a->tb[i]; t; t = t->hnext)
             for (struct cm__alert *al = t->head; al; al = al->tnext)
                 all[n++] = al;
-    if (n)
-        qsort(all, n, sizeof(*all), by_seq);
+    qsort(all, n, sizeof(*all), by_seq);
+    *out = all;
+    return 0;
+}
+
+int cm_alerts_foreach(const struct cm_alerts *a,
+                      void (*fn)(const struct cm_alert_row *row, void *arg), void *arg)
+{
+    struct cm__alert **all;
+    struct cm_alert_row r;
+
+    if (!a || !fn)
+        return 0;
+    if (sorted(a, &all) < 0)
+        return -ENOMEM;
+    for (size_t i = 0; i < a->count; i++) {
+        alert_row(all[i], &r);
+        fn(&r, arg);
+    }
+    free(all);
+    return 0;
+}
+
+json_t *cm_alerts_to_json(const struct cm_alerts *a)
+{
+    struct cm__alert **all = NULL;
+    json_t *arr = json_array(), *o;
+    size_t n;
+
+    if (!arr || !a)
+        return arr;
+    if (sorted(a, &all) < 0)
+        goto fail;
+    n = a->count;
     for (size_t i = 0; i < n; i++)
         if (!(o = alert_json(all[i])) || json_array_append_new(arr, o))
             goto fail;
@@ -835,55 +917,77 @@ static const char *plain_string(json_t *o, const char *key)
     return s && strlen(s) == json_string_length(v) ? s : NULL;
 }
 
-static int load_one(struct cm_alerts *a, json_t *o)
+int cm_alerts_add(struct cm_alerts *a, const struct cm_alert_row *r)
 {
-    const char *target = plain_string(o, "target"), *id = plain_string(o, "id");
-    const char *sev = plain_string(o, "severity"), *msg = plain_string(o, "message");
-    json_t *pos = json_object_get(o, "position"), *started = json_object_get(o, "started_at");
-    json_t *fired = json_object_get(o, "fired_at"), *notified = json_object_get(o, "notified_at");
     const struct cm_finding_def *def;
     struct cm__target *t;
     struct cm__alert *al;
-    enum cm_severity severity;
     uint64_t th, h;
 
-    if (!json_is_object(o) || !target || !id || !sev || !msg || !json_is_integer(pos) ||
-        json_integer_value(pos) < -1 || json_integer_value(pos) > INT_MAX ||
-        !json_is_integer(started) || severity_from(sev, &severity) < 0)
+    if (!a || !r || !r->target || !r->id || !r->message || r->position < -1 ||
+        r->severity < CM_SEV_OK || r->severity > CM_SEV_CRITICAL ||
+        (r->fired && r->notified_at < r->fired_at))
+        return CM_ESTATE;
+    if (!(def = cm_finding_lookup(r->id)))
+        return 0; /* an id this version does not know: dropped */
+    if (reserve(a, 1) < 0)
+        return -ENOMEM;
+    th = hash_str(r->target);
+    if (!(t = target_find(a, r->target, th)) && !(t = target_add(a, r->target, th)))
+        return -ENOMEM;
+    h = hash_alert(t, def->id, r->position);
+    if (alert_find(a, t, def->id, r->position, h))
+        return CM_ESTATE; /* the same alert twice */
+    if (!(al = alert_add(a, t, def->id, r->position, h)))
+        return -ENOMEM;
+    if (!(al->message = strdup(r->message))) {
+        alert_remove(a, al, false);
+        return -ENOMEM;
+    }
+    al->severity = r->severity;
+    al->started_at = r->started_at;
+    al->seq = r->seq;
+    if (al->seq >= a->seq)
+        a->seq = al->seq + 1;
+    if (!r->fired) {
+        heap_push(&a->pending, al);
+    } else {
+        al->fired = true;
+        al->fired_at = r->fired_at;
+        al->notified_at = r->notified_at;
+        heap_push(&a->firing, al);
+    }
+    return 0;
+}
+
+static int load_one(struct cm_alerts *a, json_t *o)
+{
+    const char *sev = plain_string(o, "severity");
+    json_t *pos = json_object_get(o, "position"), *started = json_object_get(o, "started_at");
+    json_t *fired = json_object_get(o, "fired_at"), *notified = json_object_get(o, "notified_at");
+    json_t *seq = json_object_get(o, "seq");
+    struct cm_alert_row r = {.target = plain_string(o, "target"),
+                             .id = plain_string(o, "id"),
+                             .message = plain_string(o, "message"),
+                             .seq = seq ? (uint64_t)json_integer_value(seq) : a->seq};
+
+    if (!json_is_object(o) || !sev || !json_is_integer(pos) || json_integer_value(pos) < -1 ||
+        json_integer_value(pos) > INT_MAX || !json_is_integer(started) ||
+        severity_from(sev, &r.severity) < 0 ||
+        (seq && (!json_is_integer(seq) || json_integer_value(seq) < 0)))
         return CM_ESTATE;
     /* Pending (both null) or fired (both times, the last notification not before the
      * first). */
     if (json_is_null(fired) != json_is_null(notified))
         return CM_ESTATE;
-    if (!json_is_null(fired) && (!json_is_integer(fired) || !json_is_integer(notified) ||
-                                 json_integer_value(notified) < json_integer_value(fired)))
+    if (!json_is_null(fired) && (!json_is_integer(fired) || !json_is_integer(notified)))
         return CM_ESTATE;
-    if (!(def = cm_finding_lookup(id)))
-        return 0; /* an id this version does not know: dropped */
-
-    th = hash_str(target);
-    if (!(t = target_find(a, target, th)) && !(t = target_add(a, target, th)))
-        return -ENOMEM;
-    h = hash_alert(t, def->id, (int)json_integer_value(pos));
-    if (alert_find(a, t, def->id, (int)json_integer_value(pos), h))
-        return CM_ESTATE; /* the same alert twice */
-    if (!(al = alert_add(a, t, def->id, (int)json_integer_value(pos), h)))
-        return -ENOMEM;
-    if (!(al->message = strdup(msg))) {
-        alert_remove(a, al, false);
-        return -ENOMEM;
-    }
-    al->severity = severity;
-    al->started_at = json_integer_value(started);
-    if (json_is_null(fired)) {
-        heap_push(&a->pending, al);
-    } else {
-        al->fired = true;
-        al->fired_at = json_integer_value(fired);
-        al->notified_at = json_integer_value(notified);
-        heap_push(&a->firing, al);
-    }
-    return 0;
+    r.position = (int)json_integer_value(pos);
+    r.started_at = json_integer_value(started);
+    r.fired = !json_is_null(fired);
+    r.fired_at = r.fired ? json_integer_value(fired) : 0;
+    r.notified_at = r.fired ? json_integer_value(notified) : 0;
+    return cm_alerts_add(a, &r);
 }
 
 int cm_alerts_from_json(struct cm_alerts *a, json_t *j)

@@ -34,6 +34,7 @@ struct msg {
     size_t n;
     int64_t created_at; /* Unix seconds */
     unsigned attempts;  /* failed attempts so far */
+    uint64_t seq;       /* its persisted row (cm_notify_msg_row) */
 };
 
 /* One destination (the notifier's URL, or one Alertmanager of urls): a FIFO with at most one
@@ -55,6 +56,7 @@ struct notifier {
     uv_timer_t tick, deliver;
     int handles; /* open handles; freed at 0 */
     struct cm_notice **group;
+    uint64_t *group_seq; /* [group_cap]: each grouped notice's persisted row */
     size_t group_n, group_cap;
     uint64_t group_due; /* loop time of the flush; valid while group_n > 0 */
     struct queue **queues;
@@ -94,7 +96,10 @@ struct cm_notify {
     struct probe_ctx *probes;
     void (*on_change)(void *);
     void *on_change_arg;
-    size_t closing; /* notifiers whose handles are still closing after cm_notify_close */
+    struct cm_notify_persist persist; /* row by row; every hook NULL: not persisted */
+    void *persist_arg;
+    uint64_t next_seq;        /* of the next message or grouped notice */
+    size_t closing;           /* notifiers whose handles are still closing after cm_notify_close */
     const char *resolve_note; /* during cm_notify_observe_renewed only: its note */
 };
 
@@ -243,6 +248,81 @@ static void notify_changed(struct cm_notify *n)
         n->on_change(n->on_change_arg);
 }
 
+/* ---- Persistence, row by row ---- */
+
+static bool persisting(const struct notifier *nt)
+{
+    return nt->owner && nt->owner->persist.msg_put;
+}
+
+/* The notices as the JSON array text of an outbox row; NULL when out of memory. */
+static char *notices_text(struct cm_notice *const *items, size_t cnt)
+{
+    json_t *arr = json_array();
+    char *text = NULL;
+
+    for (size_t i = 0; arr && i < cnt; i++)
+        if (json_array_append_new(arr, cm_notice_to_json(items[i])) < 0)
+            goto out;
+    if (arr)
+        text = json_dumps(arr, JSON_COMPACT);
+out:
+    json_decref(arr);
+    return text;
+}
+
+static void persist_row(struct notifier *nt, uint64_t seq, const char *url, int64_t created_at,
+                        unsigned attempts, struct cm_notice *const *items, size_t cnt)
+{
+    struct cm_notify *n = nt->owner;
+    struct cm_notify_msg_row row = {
+        .seq = seq, .url = url, .created_at = created_at, .attempts = attempts};
+    char *text;
+
+    if (!persisting(nt))
+        return;
+    if (!(text = notices_text(items, cnt))) {
+        cm_log_error(SUB, "notifier=%s message not persisted: out of memory", nt->name);
+        return;
+    }
+    row.notices = text;
+    n->persist.msg_put(n->persist_arg, nt->name, &row);
+    free(text);
+}
+
+/* A message of queue q, queued now (or changed whole). */
+static void persist_msg(struct notifier *nt, const struct queue *q, const struct msg *m)
+{
+    persist_row(nt, m->seq, q->url, m->created_at, m->attempts, (struct cm_notice *const *)m->items,
+                m->n);
+}
+
+static void persist_gone(struct notifier *nt, uint64_t seq)
+{
+    if (persisting(nt) && nt->owner->persist.msg_gone)
+        nt->owner->persist.msg_gone(nt->owner->persist_arg, nt->name, seq);
+}
+
+static void persist_tried(struct notifier *nt, const struct msg *m)
+{
+    if (persisting(nt) && nt->owner->persist.msg_tried)
+        nt->owner->persist.msg_tried(nt->owner->persist_arg, nt->name, m->seq, m->attempts);
+}
+
+static uint64_t new_seq(struct notifier *nt)
+{
+    return nt->owner ? nt->owner->next_seq++ : 0;
+}
+
+/* The alert table's change hook (alert.h). */
+static void on_alert_row(const struct cm_alert_row *row, bool removed, void *arg)
+{
+    struct notifier *nt = arg;
+
+    if (nt->owner && nt->owner->persist.alert)
+        nt->owner->persist.alert(nt->owner->persist_arg, nt->name, row, removed);
+}
+
 /* ---- Timers ---- */
 
 static void on_deliver(uv_timer_t *t);
@@ -307,6 +387,27 @@ static char *renewed_message(const struct cm_notify *n, const struct cm_alert_ev
     return m;
 }
 
+/* Room for n notices in the group buffer (and their seqs). Returns 0 or -ENOMEM. */
+static int group_reserve(struct notifier *nt, size_t n)
+{
+    size_t cap = nt->group_cap ? nt->group_cap : 8;
+    struct cm_notice **g;
+    uint64_t *gs;
+
+    if (n <= nt->group_cap)
+        return 0;
+    while (cap < n)
+        cap *= 2;
+    if (!(g = realloc(nt->group, cap * sizeof(*g))))
+        return -ENOMEM;
+    nt->group = g;
+    if (!(gs = realloc(nt->group_seq, cap * sizeof(*gs))))
+        return -ENOMEM; /* group_cap unchanged: the bigger group array is merely unused */
+    nt->group_seq = gs;
+    nt->group_cap = cap;
+    return 0;
+}
+
 static void emit(const struct cm_alert_event *ev, void *arg)
 {
     struct notifier *nt = arg;
@@ -321,19 +422,17 @@ static void emit(const struct cm_alert_event *ev, void *arg)
     }
 
     nt->changed = true;
-    if (nt->group_n == nt->group_cap) {
-        size_t cap = nt->group_cap ? nt->group_cap * 2 : 8;
-        struct cm_notice **g = realloc(nt->group, cap * sizeof(*g));
-        if (!g)
-            goto oom;
-        nt->group = g;
-        nt->group_cap = cap;
-    }
+    if (group_reserve(nt, nt->group_n + 1) < 0)
+        goto oom;
     if (!(no = cm_notice_new(ev, nt->owner ? tlabels_get(nt->owner, ev->target) : NULL)))
         goto oom;
     if (nt->group_n == 0)
         nt->group_due = uv_now(nt->deliver.loop) + nt->cfg->group_wait_ms;
+    nt->group_seq[nt->group_n] = new_seq(nt);
     nt->group[nt->group_n++] = no;
+    /* Persisted at once, as a notice being grouped: a crash before the group leaves must not
+     * lose what the alert table already counts as notified. */
+    persist_row(nt, nt->group_seq[nt->group_n - 1], NULL, (int64_t)time(NULL), 0, &no, 1);
     free(renewed);
     return;
 oom:
@@ -357,6 +456,7 @@ static void flush_group(struct notifier *nt)
         if (!(ms[i] = calloc(1, sizeof(**ms))))
             goto oom_free;
         ms[i]->created_at = (int64_t)time(NULL);
+        ms[i]->seq = new_seq(nt);
         ms[i]->n = nt->group_n;
         if (i + 1 == nq) {
             ms[i]->items = nt->group; /* the last one takes the buffer itself */
@@ -368,10 +468,16 @@ static void flush_group(struct notifier *nt)
             if (!(ms[i]->items[k] = notice_dup(nt->group[k])))
                 goto oom_free;
     }
-    for (size_t i = 0; i < nq; i++)
+    for (size_t i = 0; i < nq; i++) {
         queue_push(nt->queues[i], ms[i]);
+        persist_msg(nt, nt->queues[i], ms[i]);
+    }
+    for (size_t k = 0; k < nt->group_n; k++)
+        persist_gone(nt, nt->group_seq[k]);
     cm_log_debug(SUB, "notifier=%s queued notices=%zu destinations=%zu", nt->name, nt->group_n, nq);
     nt->group = NULL;
+    free(nt->group_seq);
+    nt->group_seq = NULL;
     nt->group_n = nt->group_cap = 0;
     free(ms);
     return;
@@ -562,8 +668,9 @@ static int send_msg(struct cm_httpc *http, const struct notifier *nt, const char
             size_t ul = strlen(url);
             static const char api[] = "/api/v2/alerts";
             if (ul < sizeof(api) - 1 || strcmp(url + ul - (sizeof(api) - 1), api) != 0) {
-                if (snprintf(amurl, sizeof(amurl), "%.*s%s", (int)(ul && url[ul - 1] == '/' ? ul - 1 : ul),
-                             url, api) < (int)sizeof(amurl))
+                if (snprintf(amurl, sizeof(amurl), "%.*s%s",
+                             (int)(ul && url[ul - 1] == '/' ? ul - 1 : ul), url,
+                             api) < (int)sizeof(amurl))
                     url = amurl;
             }
         }
@@ -601,6 +708,7 @@ static void drop_head(struct queue *q, const char *why)
     char u[256];
 
     redact(q->url, u, sizeof(u));
+    persist_gone(nt, q->head->seq);
     msg_free(queue_pop(q));
     nt->dropped++;
     nt->changed = true;
@@ -628,6 +736,7 @@ static int split_head(struct queue *q)
         s->n = 1;
         s->created_at = m->created_at;
         s->attempts = m->attempts;
+        s->seq = new_seq(q->nt);
         s->items[0] = m->items[i];
         if (last)
             last->next = s;
@@ -640,6 +749,9 @@ static int split_head(struct queue *q)
     if (q->tail == m)
         q->tail = last;
     q->len += m->n - 1;
+    for (s = first; s != last->next; s = s->next)
+        persist_msg(q->nt, q, s);
+    persist_gone(q->nt, m->seq);
     m->n = 0; /* the notices moved */
     msg_free(m);
     return 0;
@@ -696,11 +808,13 @@ static void queue_kick(struct queue *q, uint64_t now_ms)
             nt->changed = true;
             cm_log_error(SUB, "notifier=%s url=%s message dropped: cannot be sent: %s", nt->name, u,
                          cm_strerror(rc));
+            persist_gone(nt, m->seq);
             msg_free(queue_pop(q));
             continue;
         }
         /* ENOMEM, or the client is closing: try again later. */
         q->next_ms = now_ms + backoff_ms(++m->attempts, -1);
+        persist_tried(nt, m);
         cm_log_warn(SUB, "notifier=%s url=%s send failed: %s", nt->name, u, cm_strerror(rc));
     }
 }
@@ -756,6 +870,7 @@ static void on_sent(const struct cm_httpc_result *r, void *arg)
         nt->sent++;
         cm_log_info(SUB, "notifier=%s url=%s delivered notices=%zu attempts=%u status=%ld",
                     nt->name, u, m->n, m->attempts + 1, r->status);
+        persist_gone(nt, m->seq);
         msg_free(queue_pop(q));
         q->next_ms = 0;
     } else {
@@ -771,6 +886,7 @@ static void on_sent(const struct cm_httpc_result *r, void *arg)
                          "notifier=%s url=%s message refused, dropped: status=%ld notices=%zu "
                          "answer=\"%s\"",
                          nt->name, u, r->status, m->n, ans);
+            persist_gone(nt, m->seq);
             msg_free(queue_pop(q));
             q->next_ms = 0;
         } else {
@@ -779,6 +895,7 @@ static void on_sent(const struct cm_httpc_result *r, void *arg)
                                                    : r->status == 429    ? retry
                                                                          : -1);
             q->next_ms = uv_now(nt->deliver.loop) + d;
+            persist_tried(nt, m);
             cm_log_warn(SUB,
                         "notifier=%s url=%s attempt failed: status=%ld curl=%d error=\"%s\" "
                         "attempts=%u retry_in_ms=%llu answer=\"%s\"",
@@ -820,6 +937,7 @@ static void notifier_free(struct notifier *nt)
     for (size_t i = 0; i < nt->group_n; i++)
         cm_notice_free(nt->group[i]);
     free(nt->group);
+    free(nt->group_seq);
     for (size_t i = 0; i < nt->queue_count; i++)
         queue_free(nt->queues[i]);
     free(nt->queues);
@@ -962,6 +1080,7 @@ static struct notifier *notifier_new(struct cm_notify *n, const struct cm_config
         return NULL;
     }
     nt->queue_count = dest_count(c);
+    cm_alerts_on_change(nt->alerts, on_alert_row, nt);
     uv_timer_init(n->loop, &nt->tick);
     uv_timer_init(n->loop, &nt->deliver);
     nt->tick.data = nt->deliver.data = nt;
@@ -1231,6 +1350,8 @@ static void replace_queues(struct notifier *nt, const bool *taken, struct queue 
         }
         cm_log_info(SUB, "notifier=%s url=%s removed by reload, messages_dropped=%zu", nt->name, u,
                     q->len);
+        for (const struct msg *m = q->head; m; m = m->next)
+            persist_gone(nt, m->seq);
         queue_free(q);
     }
     free(nt->queues);
@@ -1251,6 +1372,8 @@ static void reconf_commit(struct cm_notify *n, const struct cm_config *cfg, stru
                 lost += old->queues[j]->len;
             cm_log_info(SUB, "notifier=%s removed by reload, messages_dropped=%zu", old->name,
                         lost);
+            if (n->persist.dropped)
+                n->persist.dropped(n->persist_arg, old->name);
             old->owner = NULL;
             notifier_close(old);
         }
@@ -1364,6 +1487,9 @@ struct loaded {
     struct cm_alerts *alerts;
     struct msg **msgs; /* per queue: a list (head) */
     struct msg **tails;
+    struct msg *grouped, *grouped_tail; /* notices that were being grouped, one per msg */
+    bool present;                       /* the document names the notifier */
+    uint64_t max_seq;                   /* the highest "seq" seen, +1 (0: none) */
 };
 
 static int load_queue(struct notifier *nt, json_t *arr, struct loaded *l)
@@ -1377,14 +1503,17 @@ static int load_queue(struct notifier *nt, json_t *arr, struct loaded *l)
     {
         json_t *notices = json_object_get(e, "notices"), *jn;
         json_t *url = json_object_get(e, "url"), *ca = json_object_get(e, "created_at"),
-               *at = json_object_get(e, "attempts");
+               *at = json_object_get(e, "attempts"), *seq = json_object_get(e, "seq");
+        bool grouping = json_is_true(json_object_get(e, "grouping"));
         size_t qi = 0, k;
         struct msg *m;
 
         if (!json_is_object(e) || !json_is_array(notices) || json_array_size(notices) == 0 ||
-            !json_is_integer(ca) || (url && !json_is_string(url)) || (at && !json_is_integer(at)))
+            !json_is_integer(ca) || (url && !json_is_string(url)) || (at && !json_is_integer(at)) ||
+            (seq && (!json_is_integer(seq) || json_integer_value(seq) < 0)) ||
+            (grouping && json_array_size(notices) != 1))
             return CM_ESTATE;
-        if (is_am(nt)) {
+        if (is_am(nt) && !grouping) {
             for (qi = 0; qi < nt->queue_count; qi++)
                 if (url && strcmp(nt->queues[qi]->url, json_string_value(url)) == 0)
                     break;
@@ -1403,6 +1532,11 @@ static int load_queue(struct notifier *nt, json_t *arr, struct loaded *l)
         }
         m->created_at = json_integer_value(ca);
         m->attempts = at && json_integer_value(at) > 0 ? (unsigned)json_integer_value(at) : 0;
+        /* A row's own seq, kept (its row is updated and deleted by it); else a new one,
+         * given when the load is applied. */
+        m->seq = seq ? (uint64_t)json_integer_value(seq) : UINT64_MAX;
+        if (seq && m->seq + 1 > l->max_seq)
+            l->max_seq = m->seq + 1;
         json_array_foreach(notices, k, jn)
         {
             if (!(m->items[k] = cm_notice_from_json(jn))) {
@@ -1410,6 +1544,14 @@ static int load_queue(struct notifier *nt, json_t *arr, struct loaded *l)
                 return CM_ESTATE;
             }
             m->n = k + 1;
+        }
+        if (grouping) {
+            if (l->grouped_tail)
+                l->grouped_tail->next = m;
+            else
+                l->grouped = m;
+            l->grouped_tail = m;
+            continue;
         }
         if (l->tails[qi])
             l->tails[qi]->next = m;
@@ -1429,6 +1571,11 @@ static void loaded_clear(struct loaded *l, size_t nq)
             l->msgs[i] = m->next;
             msg_free(m);
         }
+    while (l->grouped) {
+        struct msg *m = l->grouped;
+        l->grouped = m->next;
+        msg_free(m);
+    }
     free(l->msgs);
     free(l->tails);
     memset(l, 0, sizeof(*l));
@@ -1454,32 +1601,62 @@ int cm_notify_load_json(struct cm_notify *n, json_t *j)
             rc = CM_ESTATE;
             break;
         }
+        json_t *a = json_object_get(o, "alerts"), *q = json_object_get(o, "queue");
+        /* Without "alerts" the table stays as it is (loaded row by row: cm_notify_load_alert). */
         if (!(ls[i].msgs = calloc(nt->queue_count, sizeof(struct msg *))) ||
             !(ls[i].tails = calloc(nt->queue_count, sizeof(struct msg *))) ||
-            cm_alerts_new(&ls[i].alerts) < 0) {
+            (a && cm_alerts_new(&ls[i].alerts) < 0)) {
             rc = -ENOMEM;
             break;
         }
-        json_t *a = json_object_get(o, "alerts"), *q = json_object_get(o, "queue");
+        ls[i].present = true;
         if (a && (rc = cm_alerts_from_json(ls[i].alerts, a)) < 0)
             break;
         if (q && (rc = load_queue(nt, q, &ls[i])) < 0)
             break;
     }
+    /* The grouped notices need room in their groups before anything is applied. */
+    for (size_t i = 0; i < n->nt_count && rc == 0; i++) {
+        size_t more = 0;
+        for (const struct msg *m = ls[i].grouped; m; m = m->next)
+            more++;
+        if (more && group_reserve(n->nts[i], n->nts[i]->group_n + more) < 0)
+            rc = -ENOMEM;
+    }
     if (rc == 0) {
+        for (size_t i = 0; i < n->nt_count; i++)
+            if (ls[i].max_seq > n->next_seq)
+                n->next_seq = ls[i].max_seq;
         for (size_t i = 0; i < n->nt_count; i++) {
             struct notifier *nt = n->nts[i];
-            if (!ls[i].alerts)
+            if (!ls[i].present)
                 continue;
-            cm_alerts_free(nt->alerts);
-            nt->alerts = ls[i].alerts;
-            ls[i].alerts = NULL;
+            if (ls[i].alerts) {
+                cm_alerts_free(nt->alerts);
+                nt->alerts = ls[i].alerts;
+                ls[i].alerts = NULL;
+                cm_alerts_on_change(nt->alerts, on_alert_row, nt);
+            }
             for (size_t qi = 0; qi < nt->queue_count; qi++)
                 while (ls[i].msgs[qi]) {
                     struct msg *m = ls[i].msgs[qi];
                     ls[i].msgs[qi] = m->next;
+                    if (m->seq == UINT64_MAX)
+                        m->seq = new_seq(nt);
                     queue_push(nt->queues[qi], m);
                 }
+            /* Notices that were being grouped go back to the group, which leaves group_wait
+             * from now (the wait they had is not known). */
+            while (ls[i].grouped) {
+                struct msg *m = ls[i].grouped;
+                ls[i].grouped = m->next;
+                if (nt->group_n == 0)
+                    nt->group_due = uv_now(nt->deliver.loop) + nt->cfg->group_wait_ms;
+                nt->group_seq[nt->group_n] = m->seq == UINT64_MAX ? new_seq(nt) : m->seq;
+                nt->group[nt->group_n++] = m->items[0];
+                m->n = 0; /* the notice moved */
+                msg_free(m);
+            }
             arm_tick(nt);
             arm_deliver(nt);
         }
@@ -1489,6 +1666,61 @@ int cm_notify_load_json(struct cm_notify *n, json_t *j)
     for (size_t i = 0; i < n->nt_count; i++)
         loaded_clear(&ls[i], n->nts[i]->queue_count);
     free(ls);
+    return rc;
+}
+
+int cm_notify_load_alert(struct cm_notify *n, const char *notifier, const struct cm_alert_row *r)
+{
+    struct notifier *nt;
+    int rc;
+
+    if (!n || !notifier)
+        return -EINVAL;
+    for (size_t i = 0; i < n->nt_count; i++) {
+        nt = n->nts[i];
+        if (strcmp(nt->name, notifier) != 0)
+            continue;
+        rc = cm_alerts_add(nt->alerts, r);
+        arm_tick(nt);
+        return rc;
+    }
+    return -ENOENT;
+}
+
+void cm_notify_set_persist(struct cm_notify *n, const struct cm_notify_persist *p, void *arg)
+{
+    if (!n)
+        return;
+    if (p)
+        n->persist = *p;
+    else
+        memset(&n->persist, 0, sizeof(n->persist));
+    n->persist_arg = arg;
+}
+
+static void persist_alert_row(const struct cm_alert_row *row, void *arg)
+{
+    on_alert_row(row, false, arg);
+}
+
+int cm_notify_persist_all(struct cm_notify *n)
+{
+    int rc = 0;
+
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n->nt_count; i++) {
+        struct notifier *nt = n->nts[i];
+        if (cm_alerts_foreach(nt->alerts, persist_alert_row, nt) < 0) {
+            cm_log_error(SUB, "notifier=%s alert table not persisted: out of memory", nt->name);
+            rc = -ENOMEM;
+        }
+        for (size_t j = 0; j < nt->queue_count; j++)
+            for (const struct msg *m = nt->queues[j]->head; m; m = m->next)
+                persist_msg(nt, nt->queues[j], m);
+        for (size_t k = 0; k < nt->group_n; k++)
+            persist_row(nt, nt->group_seq[k], NULL, (int64_t)time(NULL), 0, &nt->group[k], 1);
+    }
     return rc;
 }
 

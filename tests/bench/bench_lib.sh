@@ -109,3 +109,28 @@ start_servers() {
     done
     sleep 0.5
 }
+
+# Measuring a daemon (scripts that run `certmon run` and read /proc).
+now_ms() { date +%s%3N; }
+# utime + stime of a process (or /proc/PID/task/TID given as a directory), in clock ticks.
+cpu_ticks() { local d=$1; [ -d "$d" ] || d=/proc/$1; awk '{ print $14 + $15 }' "$d/stat"; }
+write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
+
+# wait_started LOG PID: until the daemon logs "started" (at most 30 s); fails if it exits.
+wait_started() {
+    for _ in $(seq 1 3000); do
+        grep -q ' started' "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+# stop_daemon LABEL PID: SIGTERM, and how long until it exited.
+stop_daemon() {
+    local s0 rc=0
+    s0=$(now_ms)
+    kill -TERM "$2"
+    wait "$2" || rc=$?
+    echo "[$1] SIGTERM to exit: $(($(now_ms) - s0)) ms (exit status $rc)"
+}

@@ -1,6 +1,6 @@
 /* libFuzzer harness: the notifiers' persisted state (cm_notify_load_json in src/notify/notify.c, with
- * the alert tables of src/notify/alert.c and the notices of src/notify/payload.c), as the daemon reads it from
- * STATE_FILE.notify.json at start.
+ * the alert tables of src/notify/alert.c and the notices of src/notify/payload.c), as the daemon imports it from
+ * a STATE_FILE.notify.json of earlier versions, or makes it of its database's alerts and outbox rows, at start.
  *
  * One notifier of each type is configured (receivers on a closed loopback port: a delivery
  * that loading or observing starts is refused or cancelled at once; the loop runs only to

@@ -1,7 +1,10 @@
 /* Alerts from a running daemon to a real HTTP receiver on 127.0.0.1 (a test helper that
  * records what it gets and answers as told): a problem fires once, grouped, signed; a
  * receiver failing once gets it exactly once; a renewed certificate resolves it; a message
- * undelivered when the daemon stops is delivered after the restart. */
+ * undelivered when the daemon stops is delivered after the restart. The alert tables and
+ * queues are rows of the state database (tables alerts and outbox), looked at with sqlite3:
+ * they follow fire, resend and resolve, an outage of the receiver and its recovery, survive a
+ * kill -9 without a re-sent notification, and a notify.json of earlier versions is imported. */
 #include "cmtest.h"
 
 #include <signal.h>
@@ -292,8 +295,196 @@ static void test_alertmanager(void)
     cm_th_stop(am);
 }
 
+/* ---- The alert tables and queues in the state database ---- */
+
+/* (Re)starts the TLS server with the self-signed certificate: chain.self_signed, critical. */
+static void serve_self_signed(void)
+{
+    cm_th_stop(pid_tls);
+    pid_tls = cm_th_s_server(port_tls, "self.pem", "self.key", false);
+    CU_ASSERT_FATAL(pid_tls > 0);
+}
+
+/* A daemon configuration probing the TLS server every 2 s, its state in db (a name in dir),
+ * with the notifiers given (libconfig text of the list's items). */
+static void rows_config(const char *conf, const char *db, const char *notifiers)
+{
+    cm_th_write_config(conf,
+                       "global = { interval = \"2s\"; timeout = \"5s\"; startup_spread = \"0s\";\n"
+                       "           posture_interval = \"off\"; state_file = \"%s\";\n"
+                       "           ignore = [ \"cert.changed\" ]; };\n"
+                       "targets = ( { host = \"localhost\"; port = %d; ca_file = \"%s\"; } );\n"
+                       "notifiers = ( %s );\n",
+                       db, port_tls, cm_th_pki("root.pem"), notifiers);
+}
+
+/* A notify.json of the version before the database (STATE_FILE.notify.json) is imported once:
+ * the firing alert it holds is not sent again, its queued message is delivered once, the
+ * rows are in the database, and the file is kept as *.imported (not imported again). */
+static void test_import_notify_json(void)
+{
+    const char *conf = cm_th_path(dir, "imp.conf"), *log = cm_th_path(dir, "imp.log"),
+               *rx = cm_th_path(dir, "imp-rx.jsonl");
+    char db[512], nj[600], kept[620], notifiers[300], want[200];
+    int port = cm_th_free_port();
+    long long now = (long long)time(NULL);
+    pid_t rxp, pid;
+    char *out;
+    json_t *r, *body;
+
+    snprintf(db, sizeof(db), "%s", cm_th_path(dir, "imp.db"));
+    snprintf(nj, sizeof(nj), "%s.notify.json", db);
+    snprintf(kept, sizeof(kept), "%s.imported", nj);
+    serve_self_signed();
+    cm_th_write_config(
+        nj,
+        "{\"hook\": {\"alerts\": [{\"target\": \"localhost:%d\", \"id\": \"chain.self_signed\","
+        " \"position\": 0, \"severity\": \"critical\", \"message\": \"self-signed\","
+        " \"started_at\": %lld, \"fired_at\": %lld, \"notified_at\": %lld}],"
+        " \"queue\": [{\"url\": \"http://127.0.0.1:%d/hook\", \"created_at\": %lld,"
+        " \"attempts\": 2, \"notices\": [{\"kind\": \"firing\", \"target\":"
+        " \"imported.example:443\", \"id\": \"cert.expired\", \"position\": 0, \"severity\":"
+        " \"critical\", \"previous\": \"critical\", \"message\": \"expired\", \"started_at\": %lld,"
+        " \"fired_at\": %lld, \"at\": %lld, \"labels\": {}}]}]},"
+        " \"gone\": {\"alerts\": [], \"queue\": []}}\n",
+        port_tls, now - 100, now - 90, now - 90, port, now - 50, now - 60, now - 60, now - 60);
+    rxp = start_rx(port, rx, "200");
+    CU_ASSERT_FATAL(rxp > 0);
+    snprintf(notifiers, sizeof(notifiers),
+             "{ name = \"hook\"; type = \"webhook\"; url = \"http://127.0.0.1:%d/hook\";"
+             " group_wait = \"1s\"; }",
+             port);
+    rows_config(conf, "imp.db", notifiers);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    EXPECT_INT(wait_requests(rx, 1, 15), 1);
+    CU_ASSERT(cm_th_wait_text(log, "status=critical", 15 * CERTMON_SLOWDOWN));
+    usleep((useconds_t)(3000000 * CERTMON_SLOWDOWN)); /* probed again and again: nothing new */
+    r = cm_th_rx_requests(rx);
+    EXPECT_INT(json_array_size(r), 1);
+    body = cm_th_rx_body(r, 0);
+    EXPECT_STR(cm_json_str(body, "alerts.0.target"), "imported.example:443");
+    EXPECT_STR(cm_json_str(body, "alerts.0.message"), "expired");
+    json_decref(body);
+    json_decref(r);
+    CU_ASSERT(access(nj, F_OK) < 0);
+    CU_ASSERT(access(kept, F_OK) == 0);
+    snprintf(want, sizeof(want), "localhost:%d chain.self_signed 0 critical %lld", port_tls,
+             now - 90);
+    CU_ASSERT(cm_th_wait_sqlite3(db,
+                                 "SELECT target || ' ' || finding || ' ' || position || ' ' ||"
+                                 " severity || ' ' || fired_at FROM current_alerts",
+                                 want, 5));
+    CU_ASSERT(cm_th_wait_sqlite3(db, "SELECT count(*) FROM outbox", "0", 5));
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+    /* A restart reads the rows: still nothing sent again. */
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    usleep((useconds_t)(5000000 * CERTMON_SLOWDOWN));
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+    r = cm_th_rx_requests(rx);
+    EXPECT_INT(json_array_size(r), 1);
+    json_decref(r);
+    out = cm_th_sqlite3(db, "SELECT count(*) FROM current_alerts WHERE notifier = 'gone'");
+    EXPECT_STR(out ? out : "(null)", "0");
+    free(out);
+    cm_th_stop(rxp);
+}
+
+/* The alert rows follow the alert: fired (fired_at = notified_at), re-sent to Alertmanager
+ * (notified_at moves on), resolved (the row goes). */
+static void test_alert_rows_follow(void)
+{
+    const char *conf = cm_th_path(dir, "rows.conf"), *log = cm_th_path(dir, "rows.log"),
+               *rx = cm_th_path(dir, "rows-rx.jsonl");
+    char db[512], notifiers[300];
+    int port = cm_th_free_port();
+    pid_t rxp, pid;
+    static const char ROW[] = "SELECT severity || ' ' || (fired_at IS NOT NULL) || ' ' ||"
+                              " (notified_at > fired_at) FROM current_alerts WHERE"
+                              " notifier = 'am' AND finding = 'chain.self_signed'";
+
+    snprintf(db, sizeof(db), "%s", cm_th_path(dir, "rows.db"));
+    serve_self_signed();
+    rxp = start_rx(port, rx, "200");
+    CU_ASSERT_FATAL(rxp > 0);
+    snprintf(notifiers, sizeof(notifiers),
+             "{ name = \"am\"; type = \"alertmanager\"; url = \"http://127.0.0.1:%d\";"
+             " resend_interval = \"10s\"; group_wait = \"1s\"; }",
+             port);
+    rows_config(conf, "rows.db", notifiers);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    EXPECT_INT(wait_requests(rx, 1, 15), 1);
+    CU_ASSERT(cm_th_wait_sqlite3(db, ROW, "critical 1 0", 5));
+    /* Re-sent after resend_interval: the same row, notified_at later. */
+    CU_ASSERT(wait_requests(rx, 2, 20) >= 2);
+    CU_ASSERT(cm_th_wait_sqlite3(db, ROW, "critical 1 1", 5));
+    CU_ASSERT(cm_th_wait_sqlite3(db, "SELECT count(*) FROM outbox", "0", 5));
+    /* Renewed: resolved, the row goes. */
+    cm_th_stop(pid_tls);
+    pid_tls = cm_th_s_server(port_tls, "valid.pem", "leaf.key", true);
+    CU_ASSERT_FATAL(pid_tls > 0);
+    CU_ASSERT(
+        cm_th_wait_sqlite3(db, "SELECT count(*) FROM current_alerts", "0", 20 * CERTMON_SLOWDOWN));
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+    cm_th_stop(rxp);
+}
+
+/* The outbox follows an outage of the receiver: the message's row with its failed attempts
+ * while it is down, gone once it is delivered. A kill -9 more than a second after that
+ * re-sends nothing after the restart, and leaves a sound database. */
+static void test_queue_rows_outage(void)
+{
+    const char *conf = cm_th_path(dir, "q.conf"), *log = cm_th_path(dir, "q.log"),
+               *rx = cm_th_path(dir, "q-rx.jsonl");
+    char db[512], notifiers[300], *out;
+    int port = cm_th_free_port();
+    pid_t rxp, pid;
+    json_t *r, *body;
+
+    snprintf(db, sizeof(db), "%s", cm_th_path(dir, "q.db"));
+    serve_self_signed();
+    snprintf(notifiers, sizeof(notifiers),
+             "{ name = \"hook\"; type = \"webhook\"; url = \"http://127.0.0.1:%d/hook\";"
+             " group_wait = \"1s\"; }",
+             port);
+    rows_config(conf, "q.db", notifiers);
+    pid = start_daemon(conf, log); /* the receiver is down */
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(cm_th_wait_sqlite3(db,
+                                 "SELECT count(*) || ' ' || (min(attempts) >= 2) || ' ' ||"
+                                 " (notices LIKE '%chain.self_signed%') FROM outbox WHERE"
+                                 " notifier = 'hook' AND url IS NOT NULL",
+                                 "1 1 1", 20 * CERTMON_SLOWDOWN));
+    rxp = start_rx(port, rx, "200");
+    CU_ASSERT_FATAL(rxp > 0);
+    EXPECT_INT(wait_requests(rx, 1, 20), 1);
+    CU_ASSERT(cm_th_wait_sqlite3(db, "SELECT count(*) FROM outbox", "0", 5));
+    usleep((useconds_t)(1500000 * CERTMON_SLOWDOWN));
+    cm_th_signal_wait(pid, SIGKILL, 10, NULL);
+    out = cm_th_sqlite3(db, "PRAGMA integrity_check");
+    EXPECT_STR(out ? out : "(null)", "ok");
+    free(out);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    usleep((useconds_t)(5000000 * CERTMON_SLOWDOWN)); /* probed twice: nothing sent again */
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+    r = cm_th_rx_requests(rx);
+    EXPECT_INT(json_array_size(r), 1);
+    body = cm_th_rx_body(r, 0);
+    EXPECT_STR(cm_json_str(body, "alerts.0.finding"), "chain.self_signed");
+    EXPECT_STR(cm_json_str(body, "alerts.0.status"), "firing");
+    json_decref(body);
+    json_decref(r);
+    cm_th_stop(rxp);
+}
+
 static CU_TestInfo tests[] = {
     {"fire, retry once, resolve, survive a restart", test_fire_retry_resolve_restart},
+    {"a notify.json of earlier versions is imported once", test_import_notify_json},
+    {"alert rows follow fire, resend and resolve", test_alert_rows_follow},
+    {"queue rows follow an outage and its recovery; kill -9", test_queue_rows_outage},
     {"certmon notify-test", test_notify_test_command},
     {"Alertmanager shows the alert and ends it", test_alertmanager},
     CU_TEST_INFO_NULL,

@@ -859,3 +859,39 @@ json_t *cm_th_rx_body(json_t *requests, size_t i)
 
     return b ? json_loads(b, 0, NULL) : NULL;
 }
+
+char *cm_th_sqlite3(const char *path, const char *sql)
+{
+    char *argv[] = {"sqlite3", (char *)path, (char *)sql, NULL}, *out = NULL;
+    size_t n;
+
+    if (cm_th_run(argv, &out, 30, NULL) != 0) {
+        free(out);
+        return NULL;
+    }
+    for (n = out ? strlen(out) : 0; n > 0 && out[n - 1] == '\n'; n--)
+        out[n - 1] = '\0';
+    return out;
+}
+
+bool cm_th_wait_sqlite3(const char *path, const char *sql, const char *want, double timeout_s)
+{
+    double end = cm_th_now() + timeout_s;
+    char *got = NULL;
+
+    for (;;) {
+        free(got);
+        got = cm_th_sqlite3(path, sql);
+        if (got && strcmp(got, want) == 0) {
+            free(got);
+            return true;
+        }
+        if (cm_th_now() >= end)
+            break;
+        usleep(100000);
+    }
+    fprintf(stderr, "\n  waited %.1f s for \"%s\" from \"%s\" on %s; last: \"%s\"\n", timeout_s,
+            want, sql, path, got ? got : "(failed)");
+    free(got);
+    return false;
+}

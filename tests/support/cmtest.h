@@ -220,6 +220,14 @@ json_t *cm_finding(json_t *t, const char *id, const char *severity, int position
  * read while a daemon may be writing it; NULL when it cannot be read (no file yet). */
 json_t *cm_th_state_json(const char *path);
 
+/* What the sqlite3 shell prints for sql on the database at path (what an operator would run),
+ * trailing newlines cut; NULL when the shell fails. Caller frees. */
+char *cm_th_sqlite3(const char *path, const char *sql);
+
+/* Runs cm_th_sqlite3 every 100 ms until it prints want, at most timeout_s. Returns whether it
+ * did (else the last output is reported on stderr). */
+bool cm_th_wait_sqlite3(const char *path, const char *sql, const char *want, double timeout_s);
+
 /* ---- The scripted HTTP receiver (tests/integration/http_receiver.py) ---- */
 
 /* Clears the proxy variables of the environment (libcurl reads them) and sets no_proxy for

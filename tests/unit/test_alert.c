@@ -1142,6 +1142,180 @@ static void test_scale(void)
     cm_alerts_free(a);
 }
 
+/* ---- Change by change: the rows a persisting caller keeps ---- */
+
+/* What a caller that writes each reported row keeps: one JSON object per alert, keyed by
+ * "target|id|position", as cm_alerts_to_json would show it (plus "seq"). */
+struct mirror {
+    json_t *rows;
+    size_t puts, removes;
+};
+
+static char *row_key(const struct cm_alert_row *r)
+{
+    char *k;
+
+    CU_ASSERT_FATAL(asprintf(&k, "%s|%s|%d", r->target, r->id, r->position) > 0);
+    return k;
+}
+
+static json_t *row_json(const struct cm_alert_row *r)
+{
+    return json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:I}", "target", r->target, "id",
+                     r->id, "position", r->position, "severity", cm_severity_name(r->severity),
+                     "message", r->message, "started_at", (json_int_t)r->started_at, "fired_at",
+                     r->fired ? json_integer(r->fired_at) : json_null(), "notified_at",
+                     r->fired ? json_integer(r->notified_at) : json_null(), "seq",
+                     (json_int_t)r->seq);
+}
+
+static void mirror_change(const struct cm_alert_row *r, bool removed, void *arg)
+{
+    struct mirror *m = arg;
+    char *k = row_key(r);
+
+    if (removed) {
+        m->removes++;
+        EXPECT_INT(json_object_del(m->rows, k), 0); /* only what was reported goes */
+    } else {
+        m->puts++;
+        json_object_set_new(m->rows, k, row_json(r));
+    }
+    free(k);
+}
+
+static void mirror_add(const struct cm_alert_row *r, void *arg)
+{
+    char *k = row_key(r);
+
+    json_object_set_new(arg, k, row_json(r));
+    free(k);
+}
+
+/* The rows reported so far are the table, field by field. */
+static void expect_mirror(const struct cm_alerts *a, const struct mirror *m, unsigned line)
+{
+    json_t *want = json_object();
+
+    EXPECT_INT(cm_alerts_foreach(a, mirror_add, want), 0);
+    expect_int((long long)json_object_size(m->rows), (long long)cm_alerts_count(a), "rows",
+               line);
+    if (!json_equal(want, m->rows)) {
+        char *w = json_dumps(want, JSON_SORT_KEYS), *g = json_dumps(m->rows, JSON_SORT_KEYS);
+        expect_str(g, w, "rows reported", line);
+        free(w);
+        free(g);
+    }
+    json_decref(want);
+}
+
+static void test_change_hook(void)
+{
+    struct cm_alerts *a = new_table();
+    struct cm_alert_opts o = {.for_s = 300, .repeat_s = 3600};
+    struct mirror m = {.rows = json_object()};
+    struct rec r = {0};
+    struct fset s;
+    size_t puts;
+    json_t *j, *arr;
+
+    cm_alerts_on_change(a, mirror_change, &m);
+    /* New: pending rows (fired_at null). */
+    fs_add(fs_reset(&s), "cert.expiring", WARN, 0, "expires in 20 days");
+    fs_add(&s, "host.mismatch", CRIT, -1, "name not in SANs");
+    EXPECT_INT(cm_alerts_observe(a, "www:443", &s.f, NULL, &o, T, record, &r), 0);
+    EXPECT_INT(m.puts, 2);
+    expect_mirror(a, &m, __LINE__);
+    /* The same findings again: nothing changed, nothing to write. */
+    puts = m.puts;
+    EXPECT_INT(cm_alerts_observe(a, "www:443", &s.f, NULL, &o, T + 60, record, &r), 0);
+    EXPECT_INT(m.puts, puts);
+    /* A new message alone is a change of the row (it goes with the next event). */
+    fs_add(fs_reset(&s), "cert.expiring", WARN, 0, "expires in 19 days");
+    fs_add(&s, "host.mismatch", CRIT, -1, "name not in SANs");
+    EXPECT_INT(cm_alerts_observe(a, "www:443", &s.f, NULL, &o, T + 120, record, &r), 0);
+    EXPECT_INT(m.puts, puts + 1);
+    expect_mirror(a, &m, __LINE__);
+    /* Both fire at the tick: one row each. */
+    puts = m.puts;
+    cm_alerts_tick(a, &o, T + 300, record, &r);
+    EXPECT_INT(r.n, 2);
+    EXPECT_INT(m.puts, puts + 2);
+    expect_mirror(a, &m, __LINE__);
+    /* A severity change while firing, a repeat: notified_at moves with each. */
+    fs_add(fs_reset(&s), "cert.expiring", CRIT, 0, "expires in 5 days");
+    fs_add(&s, "host.mismatch", CRIT, -1, "name not in SANs");
+    puts = m.puts;
+    EXPECT_INT(cm_alerts_observe(a, "www:443", &s.f, NULL, &o, T + 1000, record, &r), 0);
+    EXPECT_INT(m.puts, puts + 1); /* the message and the severity: one row write */
+    cm_alerts_tick(a, &o, T + 3900, record, &r);
+    EXPECT_INT(m.puts, puts + 2); /* host.mismatch's reminder */
+    expect_mirror(a, &m, __LINE__);
+    /* Another target, then resolution and forget: the rows go. */
+    fs_add(fs_reset(&s), "chain.self_signed", CRIT, 0, "self-signed");
+    EXPECT_INT(cm_alerts_observe(a, "mail:25", &s.f, NULL, &at_once, T + 4000, record, &r), 0);
+    expect_mirror(a, &m, __LINE__);
+    fs_add(fs_reset(&s), "host.mismatch", CRIT, -1, "name not in SANs");
+    EXPECT_INT(cm_alerts_observe(a, "www:443", &s.f, NULL, &o, T + 4100, record, &r), 0);
+    EXPECT_INT(m.removes, 1);
+    expect_mirror(a, &m, __LINE__);
+
+    /* The rows reported, loaded back in any order with their seq, are the same table: the
+     * next events and the creation order come out as without the restart. */
+    arr = json_array();
+    {
+        const char *k;
+        json_t *v;
+        json_object_foreach(m.rows, k, v)
+        {
+            json_array_insert(arr, 0, v); /* reversed */
+        }
+    }
+    {
+        struct cm_alerts *b = new_table();
+        struct mirror m2 = {.rows = json_object()};
+        json_t *ja, *jb;
+        EXPECT_INT(cm_alerts_from_json(b, arr), 0);
+        EXPECT_INT(m.puts, m.puts); /* loading reports nothing (no hook on b yet) */
+        EXPECT_INT(cm_alerts_foreach(b, mirror_add, m2.rows), 0);
+        CU_ASSERT(json_equal(m2.rows, m.rows));
+        ja = cm_alerts_to_json(a);
+        jb = cm_alerts_to_json(b);
+        CU_ASSERT(json_equal(ja, jb)); /* creation order kept */
+        json_decref(ja);
+        json_decref(jb);
+        /* A new alert after the load comes after every loaded one. */
+        cm_alerts_on_change(b, mirror_change, &m2);
+        fs_add(fs_reset(&s), "key.weak", WARN, 0, "RSA 1024");
+        EXPECT_INT(cm_alerts_observe(b, "new:443", &s.f, NULL, &o, T + 5000, record, &r), 0);
+        j = cm_alerts_to_json(b);
+        EXPECT_STR(cm_json_str(j, "2.target"), "new:443");
+        json_decref(j);
+        json_decref(m2.rows);
+        cm_alerts_free(b);
+    }
+    json_decref(arr);
+    /* A bad seq is refused. */
+    {
+        struct cm_alerts *b = new_table();
+        j = json_loads("[{\"target\":\"x\",\"id\":\"key.weak\",\"position\":0,\"severity\":"
+                       "\"warning\",\"message\":\"m\",\"started_at\":1,\"fired_at\":null,"
+                       "\"notified_at\":null,\"seq\":-1}]",
+                       0, NULL);
+        EXPECT_INT(cm_alerts_from_json(b, j), CM_ESTATE);
+        json_decref(j);
+        cm_alerts_free(b);
+    }
+    /* forget: every row of the target goes. */
+    cm_alerts_forget(a, "www:443", T + 6000, record, &r);
+    cm_alerts_forget(a, "mail:25", T + 6000, record, &r);
+    EXPECT_INT(json_object_size(m.rows), 0);
+    expect_mirror(a, &m, __LINE__);
+    json_decref(m.rows);
+    rec_free(&r);
+    cm_alerts_free(a);
+}
+
 static CU_TestInfo tests[] = {
     {"kind names", test_kind_name},
     {"for 0 fires at once", test_fire_at_once},
@@ -1165,6 +1339,7 @@ static CU_TestInfo tests[] = {
     {"JSON of text that is not UTF-8", test_json_not_utf8},
     {"out of memory at every allocation", test_out_of_memory},
     {"10000 targets", test_scale},
+    {"change hook: the rows reported are the table", test_change_hook},
     CU_TEST_INFO_NULL,
 };
 

@@ -4,6 +4,7 @@
  * runs its own loop with bounded waits and ends with uv_loop_close() == 0. */
 #include "cmtest.h"
 #include "certmon/base/error.h"
+#include "certmon/notify/alert.h"
 #include "certmon/notify/notify.h"
 #include "certmon/notify/payload.h"
 
@@ -1143,6 +1144,254 @@ static void test_telegram_url_and_ntfy_token(void)
     rx_stop(&rx);
 }
 
+/* ---- Row by row (the persistence hooks) ----
+ *
+ * What a caller that writes each reported row keeps (the daemon: tables alerts and outbox),
+ * as JSON objects keyed like the tables' primary keys; turned back into load_json's document
+ * the way the store reads it (cm_store_notify_read: in seq order, with seq, grouped notices
+ * as "grouping"). */
+struct mirror {
+    json_t *alerts, *outbox; /* "notifier|target|id|position" / "notifier|seq" -> row */
+    unsigned puts, gones, tried, dropped;
+};
+
+static void m_alert(void *arg, const char *notifier, const struct cm_alert_row *r, bool removed)
+{
+    struct mirror *m = arg;
+    char key[512];
+
+    snprintf(key, sizeof(key), "%s|%s|%s|%d", notifier, r->target, r->id, r->position);
+    if (removed) {
+        EXPECT_INT(json_object_del(m->alerts, key), 0);
+        return;
+    }
+    json_object_set_new(
+        m->alerts, key,
+        json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:I, s:o, s:o, s:I}", "_n", notifier, "target",
+                  r->target, "id", r->id, "position", r->position, "severity",
+                  cm_severity_name(r->severity), "message", r->message, "started_at",
+                  (json_int_t)r->started_at, "fired_at",
+                  r->fired ? json_integer(r->fired_at) : json_null(), "notified_at",
+                  r->fired ? json_integer(r->notified_at) : json_null(), "seq",
+                  (json_int_t)r->seq));
+}
+
+static void m_put(void *arg, const char *notifier, const struct cm_notify_msg_row *r)
+{
+    struct mirror *m = arg;
+    char key[300];
+    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:o}", "_n", notifier, "seq", (json_int_t)r->seq,
+                          "created_at", (json_int_t)r->created_at, "attempts",
+                          (json_int_t)r->attempts, "notices", json_loads(r->notices, 0, NULL));
+
+    CU_ASSERT_FATAL(o != NULL);
+    if (r->url)
+        json_object_set_new(o, "url", json_string(r->url));
+    else
+        json_object_set_new(o, "grouping", json_true());
+    snprintf(key, sizeof(key), "%s|%llu", notifier, (unsigned long long)r->seq);
+    json_object_set_new(m->outbox, key, o);
+    m->puts++;
+}
+
+static void m_tried(void *arg, const char *notifier, uint64_t seq, unsigned attempts)
+{
+    struct mirror *m = arg;
+    char key[300];
+
+    snprintf(key, sizeof(key), "%s|%llu", notifier, (unsigned long long)seq);
+    CU_ASSERT_FATAL(json_object_get(m->outbox, key) != NULL);
+    json_object_set_new(json_object_get(m->outbox, key), "attempts", json_integer(attempts));
+    m->tried++;
+}
+
+static void m_gone(void *arg, const char *notifier, uint64_t seq)
+{
+    struct mirror *m = arg;
+    char key[300];
+
+    snprintf(key, sizeof(key), "%s|%llu", notifier, (unsigned long long)seq);
+    EXPECT_INT(json_object_del(m->outbox, key), 0); /* only what was put goes */
+    m->gones++;
+}
+
+static void m_dropped(void *arg, const char *notifier)
+{
+    struct mirror *m = arg;
+    json_t *tables[] = {m->alerts, m->outbox};
+
+    m->dropped++;
+    for (int t = 0; t < 2; t++) {
+        const char *k;
+        void *tmp;
+        json_t *v;
+        json_object_foreach_safe(tables[t], tmp, k, v)
+        {
+            if (!strcmp(cm_json_str(v, "_n"), notifier))
+                json_object_del(tables[t], k);
+        }
+    }
+}
+
+static const struct cm_notify_persist mirror_hooks = {
+    .alert = m_alert, .msg_put = m_put, .msg_tried = m_tried, .msg_gone = m_gone,
+    .dropped = m_dropped};
+
+/* Appends v to arr, kept in seq order. */
+static void insert_by_seq(json_t *arr, json_t *v)
+{
+    size_t i = json_array_size(arr);
+    json_int_t seq = json_integer_value(json_object_get(v, "seq"));
+
+    while (i > 0 && json_integer_value(json_object_get(json_array_get(arr, i - 1), "seq")) > seq)
+        i--;
+    json_array_insert(arr, i, v);
+}
+
+static json_t *mirror_doc(const struct mirror *m)
+{
+    json_t *doc = json_object();
+    const char *names[] = {"alerts", "queue"};
+    json_t *tables[] = {m->alerts, m->outbox};
+
+    for (int t = 0; t < 2; t++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(tables[t], k, v)
+        {
+            const char *n = cm_json_str(v, "_n");
+            json_t *nt = json_object_get(doc, n), *copy = json_deep_copy(v);
+            if (!nt) {
+                nt = json_pack("{s:[], s:[]}", "alerts", "queue");
+                json_object_set_new(doc, n, nt);
+            }
+            json_object_del(copy, "_n");
+            insert_by_seq(json_object_get(nt, names[t]), copy);
+            json_decref(copy);
+        }
+    }
+    return doc;
+}
+
+static void test_persist_row_by_row(void)
+{
+    struct env e;
+    struct rx rx;
+    struct mirror m = {.alerts = json_object(), .outbox = json_object()};
+    int port = cm_th_free_port();
+    char *url = url_of("http", port, "/h");
+    struct cm_config_notifier *c;
+    json_t *doc, *saved, *log, *b;
+
+    /* The receiver is down. A finding fires: its alert row, and its notice as a row of its
+     * own while it is grouped ("killed" here, it would come back into the group). */
+    env_init(&e);
+    c = add_notifier(&e, "hook", CM_NOTIFIER_WEBHOOK, url);
+    c->group_wait_ms = 300;
+    add_notifier(&e, "old", CM_NOTIFIER_WEBHOOK, url);
+    env_start(&e);
+    cm_notify_set_persist(e.n, &mirror_hooks, &m);
+    observe(&e, "a.example:443", NULL, 2, &f_expiring, &f_untrusted);
+    EXPECT_INT(json_object_size(m.alerts), 4); /* two notifiers, two alerts each */
+    EXPECT_INT(json_object_size(m.outbox), 4);
+    doc = mirror_doc(&m);
+    EXPECT_INT(json_array_size(cm_json_get(doc, "hook.queue")), 2);
+    CU_ASSERT(json_is_true(cm_json_get(doc, "hook.queue.0.grouping")));
+    EXPECT_STR(cm_json_str(doc, "hook.alerts.0.id"), "cert.expiring");
+    CU_ASSERT(json_is_integer(cm_json_get(doc, "hook.alerts.0.fired_at")));
+    json_decref(doc);
+    /* The group leaves as one message: one row replaces the two; each failed attempt is
+     * counted on it. */
+    CU_ASSERT(run_until(&e, "hook", FAILED, 2, 8000));
+    doc = mirror_doc(&m);
+    EXPECT_INT(json_array_size(cm_json_get(doc, "hook.queue")), 1);
+    EXPECT_STR(cm_json_str(doc, "hook.queue.0.url"), url);
+    EXPECT_INT(json_array_size(cm_json_get(doc, "hook.queue.0.notices")), 2);
+    CU_ASSERT(json_integer_value(cm_json_get(doc, "hook.queue.0.attempts")) >= 2);
+    CU_ASSERT(m.tried >= 2);
+    /* What the rows hold is what to_json holds (the queue and the alert table). */
+    saved = cm_notify_to_json(e.n);
+    EXPECT_INT(json_integer_value(cm_json_get(doc, "hook.queue.0.attempts")),
+               json_integer_value(cm_json_get(saved, "hook.queue.0.attempts")));
+    CU_ASSERT(json_equal(cm_json_get(doc, "hook.queue.0.notices"),
+                         cm_json_get(saved, "hook.queue.0.notices")));
+    EXPECT_INT(json_array_size(cm_json_get(saved, "hook.alerts")), 2);
+    json_decref(saved);
+    json_decref(doc);
+    /* A reload removes "old": its rows go. */
+    {
+        struct cm_config cfg2 = e.cfg;
+        cfg2.notifier_count = 1;
+        EXPECT_INT(cm_notify_reconfigure(e.n, &cfg2), 0);
+        EXPECT_INT(m.dropped, 1);
+        EXPECT_INT(json_object_size(m.alerts), 2);
+        EXPECT_INT(cm_notify_reconfigure(e.n, &e.cfg), 0); /* back: "old" starts empty */
+    }
+    doc = mirror_doc(&m);
+    env_finish(&e);
+
+    /* "Restart" from the rows: the message is delivered once the receiver is up, and its row
+     * goes; the alert table came back (nothing fires again); a new message gets a new seq. */
+    env_init(&e);
+    c = add_notifier(&e, "hook", CM_NOTIFIER_WEBHOOK, url);
+    c->group_wait_ms = 300;
+    env_start(&e);
+    EXPECT_INT(cm_notify_load_json(e.n, doc), 0);
+    cm_notify_set_persist(e.n, &mirror_hooks, &m);
+    json_decref(doc);
+    EXPECT_INT(stats_of(&e, "hook").queued, 1);
+    CU_ASSERT_FATAL(rx_start_on(&rx, port, "http_receiver.py", NULL));
+    CU_ASSERT(run_until(&e, "hook", SENT, 1, 8000));
+    observe(&e, "a.example:443", NULL, 2, &f_expiring, &f_untrusted);
+    run_for(&e, 500);
+    EXPECT_INT(counter(&e, "hook", SENT), 1);
+    EXPECT_INT(json_object_size(m.outbox), 0);
+    /* Resolved: the alert rows go, and the resolution is queued, then delivered. */
+    observe(&e, "a.example:443", NULL, 0);
+    EXPECT_INT(json_object_size(m.alerts), 0);
+    CU_ASSERT(run_until(&e, "hook", SENT, 2, 8000));
+    EXPECT_INT(json_object_size(m.outbox), 0);
+    log = rx_log(&rx);
+    EXPECT_INT(json_array_size(log), 2);
+    b = rx_body(log, 1);
+    EXPECT_STR(cm_json_str(b, "alerts.0.status"), "resolved");
+    json_decref(b);
+    json_decref(log);
+    /* persist_all reports every row as it is now. */
+    observe(&e, "b.example:443", NULL, 1, &f_untrusted);
+    json_object_clear(m.alerts);
+    json_object_clear(m.outbox);
+    EXPECT_INT(cm_notify_persist_all(e.n), 0);
+    EXPECT_INT(json_object_size(m.alerts), 1);
+    EXPECT_INT(json_object_size(m.outbox), 1); /* the notice being grouped */
+    env_finish(&e);
+    rx_stop(&rx);
+
+    /* "Killed" while grouping: the grouped notice comes back into the group and leaves. */
+    doc = mirror_doc(&m);
+    CU_ASSERT(json_is_true(cm_json_get(doc, "hook.queue.0.grouping")));
+    CU_ASSERT_FATAL(rx_start_on(&rx, port, "http_receiver.py", NULL));
+    env_init(&e);
+    c = add_notifier(&e, "hook", CM_NOTIFIER_WEBHOOK, url);
+    c->group_wait_ms = 300;
+    env_start(&e);
+    EXPECT_INT(cm_notify_load_json(e.n, doc), 0);
+    json_decref(doc);
+    CU_ASSERT(run_until(&e, "hook", SENT, 1, 8000));
+    log = rx_log(&rx); /* the receiver's log goes on from the first two requests */
+    EXPECT_INT(json_array_size(log), 3);
+    b = rx_body(log, 2);
+    EXPECT_STR(cm_json_str(b, "alerts.0.target"), "b.example:443");
+    EXPECT_STR(cm_json_str(b, "alerts.0.status"), "firing");
+    json_decref(b);
+    json_decref(log);
+    env_finish(&e);
+    rx_stop(&rx);
+    json_decref(m.alerts);
+    json_decref(m.outbox);
+    free(url);
+}
+
 static CU_TestInfo tests[] = {
     {"pagerduty_one_event_per_alert", test_pagerduty_one_event_per_alert},
     {"telegram_url_and_ntfy_token", test_telegram_url_and_ntfy_token},
@@ -1153,6 +1402,7 @@ static CU_TestInfo tests[] = {
     {"filters: severity, findings, match", test_filters},
     {"renewal: resolved as renewed; the renewal event", test_renewed_and_event},
     {"persisted across a restart", test_persist_across_restart},
+    {"persisted row by row: grouped, queued, tried, delivered, dropped", test_persist_row_by_row},
     {"load_json: max_age and malformed", test_load_json_max_age_and_malformed},
     {"email", test_email},
     {"alertmanager HA", test_alertmanager_ha},

@@ -2115,7 +2115,7 @@ static void test_store_upgrade(void)
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
     EXPECT_INT(count_of(s), 1);
-    EXPECT_SQL(path, "PRAGMA user_version", "5");
+    EXPECT_SQL(path, "PRAGMA user_version", "6");
     EXPECT_SQL(path, "SELECT (SELECT count(*) FROM results_a) + (SELECT count(*) FROM results_b)",
                "0");
     history_chain(&a, "aaaa", NULL, NOW + 30 * 86400);
@@ -2168,10 +2168,13 @@ static void test_store_same_second(void)
     cm_state_free(s);
 }
 
+/* Takes the notifiers' tables of schema 6 out again (a database of schema 5). */
+#define NOTIFY_DOWN "DROP VIEW current_alerts; DROP TABLE alerts; DROP TABLE alert_log; DROP TABLE outbox;"
+
 /* Takes the results log of schema 5 out again, to make a database of an older schema by
  * hand. */
 #define LOG_DOWN                                                                           \
-    "DROP VIEW current; DROP TABLE results_a; DROP TABLE results_b;"                           \
+    NOTIFY_DOWN "DROP VIEW current; DROP TABLE results_a; DROP TABLE results_b;"               \
     " ALTER TABLE targets DROP COLUMN seq;"
 
 /* What cm_store_pins hands over, as "target sha256 spki pinned_at;" lines. */
@@ -2232,7 +2235,7 @@ static void test_store_pins(void)
     EXPECT_STR(got, "");
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
-    EXPECT_SQL(path, "PRAGMA user_version", "5");
+    EXPECT_SQL(path, "PRAGMA user_version", "6");
     EXPECT_SQL(path, "SELECT count(*) FROM pragma_table_info('history') WHERE name = 'trust'", "1");
     EXPECT_INT(cm_store_pin(st, "web", &a, NOW), 0);
     store_close_ok(st);
@@ -2305,7 +2308,7 @@ static void test_store_trust(void)
     EXPECT_INT(cm_store_latest(path, latest_trust, &latest, err, sizeof(err)), 0);
     EXPECT_INT(latest, CM_TRUST_UNKNOWN);
     st = store_open_ok(path, s, __LINE__);
-    EXPECT_SQL(path, "PRAGMA user_version", "5");
+    EXPECT_SQL(path, "PRAGMA user_version", "6");
     store_close_ok(st);
     cm_chain_clear(&a);
     cm_chain_clear(&b);
@@ -2352,7 +2355,7 @@ static void test_store_upgrade_2(void)
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
     store_close_ok(st);
-    EXPECT_SQL(path, "PRAGMA user_version", "5");
+    EXPECT_SQL(path, "PRAGMA user_version", "6");
     EXPECT_INT(count_of(s), 1);
     EXPECT_INT(cm_state_get(s, "web")->last_probe, 1800000000);
     EXPECT_INT(cm_state_get(s, "web")->seen_count, 1);
@@ -2691,6 +2694,150 @@ static void test_store_readers_keep_lock(void)
     cm_state_free(s);
 }
 
+/* The notifiers' rows (schema 6): alerts upserted and deleted by key, outbox messages and
+ * grouped notices put, tried and deleted, a notifier dropped; read back as the document
+ * cm_notify_load_json takes, and by sqlite3. A database of schema 5 gets the tables. */
+static void test_store_notify(void)
+{
+    const char *dir = fresh_dir("notify");
+    char path[600], err[600] = "";
+    struct cm_store *st;
+    json_t *j = NULL;
+    sqlite3 *db;
+    struct cm_alert_row pending = {.target = "www:443",
+                                   .id = "cert.expiring",
+                                   .position = 0,
+                                   .severity = CM_SEV_WARNING,
+                                   .message = "expires in 20 days",
+                                   .started_at = NOW,
+                                   .seq = 7};
+    struct cm_alert_row fired = pending;
+    struct cm_alert_row other = {.target = "mail:25",
+                                 .id = "chain.self_signed",
+                                 .position = -1,
+                                 .severity = CM_SEV_CRITICAL,
+                                 .message = "self-signed \"x\"",
+                                 .started_at = NOW - 5,
+                                 .fired = true,
+                                 .fired_at = NOW,
+                                 .notified_at = NOW,
+                                 .seq = 3};
+    struct cm_notify_msg_row m1 = {.seq = 10,
+                                   .url = "http://127.0.0.1:9/hook",
+                                   .created_at = NOW,
+                                   .notices = "[{\"kind\":\"firing\"}]"};
+    struct cm_notify_msg_row g1 = {.seq = 11, .created_at = NOW + 1, .notices = "[{\"k\":1}]"};
+    struct cm_notify_msg_row m2 = {.seq = 12, .url = "u", .created_at = NOW, .notices = "[]"};
+
+    fired.fired = true;
+    fired.fired_at = NOW + 60;
+    fired.notified_at = NOW + 3600;
+    fired.severity = CM_SEV_CRITICAL;
+    snprintf(path, sizeof(path), "%s/certmon.db", dir);
+    st = store_open_ok(path, NULL, __LINE__);
+    EXPECT_INT(cm_store_alert(st, "hook", &pending, false), 0);
+    EXPECT_INT(cm_store_alert(st, "hook", &other, false), 0);
+    EXPECT_INT(cm_store_alert(st, "gone", &other, false), 0);
+    EXPECT_INT(cm_store_outbox_put(st, "hook", &m1), 0);
+    EXPECT_INT(cm_store_outbox_put(st, "hook", &g1), 0);
+    EXPECT_INT(cm_store_outbox_put(st, "hook", &m2), 0);
+    EXPECT_INT(cm_store_outbox_put(st, "gone", &m2), 0);
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    EXPECT_SQL(path, "SELECT fired_at IS NULL FROM current_alerts WHERE target = 'www:443'", "1");
+    /* The row follows the alert: fired, reminded; the other resolves. */
+    EXPECT_INT(cm_store_alert(st, "hook", &fired, false), 0);
+    EXPECT_INT(cm_store_alert(st, "hook", &other, true), 0);
+    EXPECT_INT(cm_store_outbox_tried(st, "hook", 10, 3), 0);
+    EXPECT_INT(cm_store_outbox_delete(st, "hook", 12), 0);
+    EXPECT_INT(cm_store_notifier_drop(st, "gone"), 0);
+    store_close_ok(st);
+    EXPECT_SQL(path, "PRAGMA user_version", "6");
+    EXPECT_SQL(path, "SELECT count(*) FROM current_alerts", "1");
+    EXPECT_SQL(path,
+               "SELECT severity || ' ' || fired_at || ' ' || notified_at FROM current_alerts",
+               "critical 1800000060 1800003600");
+    EXPECT_SQL(path, "SELECT count(*) FROM alerts", "0"); /* all in the log still */
+    EXPECT_SQL(path, "SELECT group_concat(seq || ':' || attempts, ' ') FROM outbox", "10:3 11:0");
+
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    EXPECT_INT(json_object_size(j), 1);
+    EXPECT_STR(cm_json_str(j, "hook.alerts.0.target"), "www:443");
+    EXPECT_STR(cm_json_str(j, "hook.alerts.0.id"), "cert.expiring");
+    EXPECT_STR(cm_json_str(j, "hook.alerts.0.severity"), "critical");
+    EXPECT_STR(cm_json_str(j, "hook.alerts.0.message"), "expires in 20 days");
+    EXPECT_INT(json_integer_value(cm_json_get(j, "hook.alerts.0.position")), 0);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "hook.alerts.0.started_at")), NOW);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "hook.alerts.0.fired_at")), NOW + 60);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "hook.alerts.0.notified_at")), NOW + 3600);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "hook.alerts.0.seq")), 7);
+    EXPECT_INT(json_array_size(cm_json_get(j, "hook.queue")), 2);
+    EXPECT_STR(cm_json_str(j, "hook.queue.0.url"), "http://127.0.0.1:9/hook");
+    EXPECT_INT(json_integer_value(cm_json_get(j, "hook.queue.0.attempts")), 3);
+    EXPECT_STR(cm_json_str(j, "hook.queue.0.notices.0.kind"), "firing");
+    CU_ASSERT(json_is_true(cm_json_get(j, "hook.queue.1.grouping")));
+    EXPECT_INT(json_integer_value(cm_json_get(j, "hook.queue.1.created_at")), NOW + 1);
+    json_decref(j);
+
+    /* The log is folded into `alerts` once it holds 1,000 rows and twice as many as it: the
+     * newest row of each alert stays, removals go, the log is emptied. */
+    st = store_open_ok(path, NULL, __LINE__);
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 600; i++) {
+            char t[32];
+            struct cm_alert_row r = other;
+            snprintf(t, sizeof(t), "t%03d:443", i);
+            r.target = t;
+            r.notified_at = NOW + round;
+            EXPECT_INT(cm_store_alert(st, "bulk", &r, false), 0);
+        }
+    EXPECT_INT(cm_store_sync(st, 5000), 0);
+    EXPECT_SQL(path, "SELECT count(*) FROM alert_log", "0");
+    EXPECT_SQL(path,
+               "SELECT count(*) || ' ' || min(notified_at) FROM alerts WHERE notifier = 'bulk'",
+               "600 1800000001");
+    {
+        struct cm_alert_row r = other;
+        r.target = "t007:443";
+        EXPECT_INT(cm_store_alert(st, "bulk", &r, true), 0);
+    }
+    store_close_ok(st);
+    EXPECT_SQL(path, "SELECT count(*) FROM current_alerts WHERE notifier = 'bulk'", "599");
+    EXPECT_SQL(path, "SELECT count(*) FROM current_alerts WHERE target = 't007:443'", "0");
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
+    EXPECT_INT(json_array_size(cm_json_get(j, "bulk.alerts")), 599);
+    json_decref(j);
+
+    /* Every row of every notifier goes at once. */
+    st = store_open_ok(path, NULL, __LINE__);
+    EXPECT_INT(cm_store_notifier_drop(st, NULL), 0);
+    store_close_ok(st);
+    EXPECT_SQL(path,
+               "SELECT (SELECT count(*) FROM alerts) + (SELECT count(*) FROM alert_log) +"
+               " (SELECT count(*) FROM outbox)",
+               "0");
+
+    /* Back to schema 5: the reader finds no alerts; the next store brings the tables. */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    EXPECT_INT(sqlite3_exec(db, NOTIFY_DOWN "PRAGMA user_version = 5;", NULL, NULL, NULL),
+               SQLITE_OK);
+    sqlite3_close(db);
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
+    EXPECT_INT(json_object_size(j), 0);
+    json_decref(j);
+    st = store_open_ok(path, NULL, __LINE__);
+    EXPECT_INT(cm_store_alert(st, "hook", &other, false), 0);
+    store_close_ok(st);
+    EXPECT_SQL(path, "PRAGMA user_version", "6");
+    EXPECT_SQL(path, "SELECT target || ' ' || position || ' ' || seq FROM current_alerts",
+               "mail:25 -1 3");
+    /* No file: nothing. */
+    snprintf(path, sizeof(path), "%s/none.db", dir);
+    EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
+    EXPECT_INT(json_object_size(j), 0);
+    json_decref(j);
+}
+
 static CU_TestInfo tests[] = {
     {"put/get/remove 5000 names in random order", test_put_get_remove},
     {"an entry's memory (printed)", test_entry_memory},
@@ -2723,6 +2870,7 @@ static CU_TestInfo tests[] = {
     {"store: rows edited by hand; reports checked in slices", test_store_hand_edits},
     {"store: reports packed; damaged ones dropped, JSON ones packed", test_store_packed_reports},
     {"store: schema 2 upgraded in place (the results log)", test_store_upgrade_2},
+    {"store: the notifiers' alerts and outbox rows; schema 5 upgraded", test_store_notify},
     {"store: the results log folded into the rows", test_store_fold},
     {"store: every column survives a write, a fold and a restart", test_store_fold_columns},
     {"store: a fold cut short after its last copy resumes", test_store_fold_resumed_empty},

@@ -26,8 +26,4 @@ int cm_notify_test_main(int argc, char **argv);
 /* New targets start at most this densely: min(interval, startup_spread, n x this). */
 #define CM_SPREAD_MS_PER_TARGET 100
 
-/* The notifiers' file (STATE_FILE.notify.json) is written this long after the first change
- * since its last write. The state itself goes to its database within CM_STORE_COMMIT_MS. */
-#define CM_STATE_FLUSH_DELAY_MS 2000
-
 #endif

@@ -6,8 +6,9 @@
  * of severity is one CHANGED event, and every `repeat_s` a REPEAT event. When the finding
  * goes away (the certificate was renewed, the server fixed), one RESOLVED event follows, if
  * the alert had fired; a pending alert that goes away is dropped silently. The table
- * survives restarts through cm_alerts_to_json / cm_alerts_from_json, so that a restart
- * neither re-sends what was firing nor forgets it.
+ * survives restarts, so that a restart neither re-sends what was firing nor forgets it: whole
+ * (cm_alerts_to_json / cm_alerts_from_json), or alert by alert (cm_alerts_on_change reports
+ * every change of a row, cm_alerts_foreach lists them, from_json takes them back).
  *
  * Options come with each call (a reload may change them) and apply to every alert; negative
  * values count as 0 and a NULL opts as {0, 0}. Events go to emit (NULL: dropped), which must
@@ -36,15 +37,15 @@ enum cm_alert_kind {
 /* What a notifier is told. Strings are valid during the emit callback only. */
 struct cm_alert_event {
     enum cm_alert_kind kind;
-    const char *target; /* state name of the target */
-    const char *id;     /* finding id (static) */
-    int position;       /* chain position, or -1 */
-    enum cm_severity severity;  /* now (for RESOLVED: the last one) */
-    enum cm_severity previous;  /* CHANGED: before; else as severity */
-    const char *message;        /* the finding's message (last one for RESOLVED) */
-    int64_t started_at;         /* when the finding was first seen */
-    int64_t fired_at;           /* when FIRING was emitted (this event's time for FIRING) */
-    int64_t at;                 /* this event's time */
+    const char *target;        /* state name of the target */
+    const char *id;            /* finding id (static) */
+    int position;              /* chain position, or -1 */
+    enum cm_severity severity; /* now (for RESOLVED: the last one) */
+    enum cm_severity previous; /* CHANGED: before; else as severity */
+    const char *message;       /* the finding's message (last one for RESOLVED) */
+    int64_t started_at;        /* when the finding was first seen */
+    int64_t fired_at;          /* when FIRING was emitted (this event's time for FIRING) */
+    int64_t at;                /* this event's time */
 };
 
 typedef void (*cm_alert_emit)(const struct cm_alert_event *ev, void *arg);
@@ -101,11 +102,50 @@ size_t cm_alerts_count(const struct cm_alerts *a);
  * One object per alert, in creation order: {"target", "id", "position" (-1: none),
  * "severity" ("info"...), "message", "started_at", "fired_at" and "notified_at" (Unix
  * seconds; both null while pending; notified_at is the last FIRING, CHANGED or REPEAT)}.
- * Other members are ignored. On any error from_json leaves the table empty; a table that is
- * not empty is refused with CM_EBADARG, untouched. to_json returns NULL when out of memory. */
+ * from_json also takes an optional "seq" (an integer >= 0: the alert's creation order, as
+ * cm_alert_row has it; without it the array's order counts). Other members are ignored. On any
+ * error from_json leaves the table empty; a table that is not empty is refused with CM_EBADARG,
+ * untouched. to_json returns NULL when out of memory. */
 json_t *cm_alerts_to_json(const struct cm_alerts *a);
 int cm_alerts_from_json(struct cm_alerts *a, json_t *j);
 
-const char *cm_alert_kind_name(enum cm_alert_kind k); /* "firing", "changed", "repeat", "resolved" */
+/* One alert as persisted: its key (target, id, position) and every field a restart needs.
+ * Strings are valid during the callback only. */
+struct cm_alert_row {
+    const char *target;
+    const char *id;
+    int position;
+    enum cm_severity severity;
+    const char *message;
+    int64_t started_at;
+    bool fired;
+    int64_t fired_at;    /* when fired */
+    int64_t notified_at; /* when fired: the last FIRING, CHANGED or REPEAT */
+    uint64_t seq;        /* creation order (kept across restarts: "seq" in from_json) */
+};
+
+/* removed: the alert is gone (row holds its key and last fields); else row is its new
+ * state. Must not call back into the table. */
+typedef void (*cm_alert_change)(const struct cm_alert_row *row, bool removed, void *arg);
+
+/* Calls cb (NULL: nobody) after every change of an alert that a restart would need: created
+ * (pending or fired), fired, severity or message changed, reminded, resolved or dropped; at
+ * most once per alert per observe() or tick() step, and never for what from_json loads. One
+ * call costs O(1): the caller persists the one row, not the table. */
+void cm_alerts_on_change(struct cm_alerts *a, cm_alert_change cb, void *arg);
+
+/* Adds one alert as persisted (a row of cm_alerts_on_change; its seq kept), reporting
+ * nothing: a load row by row, before the first observe. An id this version does not know is
+ * dropped (0). Returns 0, CM_ESTATE (a row that is not sound, or an alert already there), or
+ * -ENOMEM. O(log N). */
+int cm_alerts_add(struct cm_alerts *a, const struct cm_alert_row *r);
+
+/* Calls fn with every alert, in creation order (O(N log N)). Returns 0, or -ENOMEM (fn not
+ * called). */
+int cm_alerts_foreach(const struct cm_alerts *a,
+                      void (*fn)(const struct cm_alert_row *row, void *arg), void *arg);
+
+const char *
+cm_alert_kind_name(enum cm_alert_kind k); /* "firing", "changed", "repeat", "resolved" */
 
 #endif

@@ -4,8 +4,10 @@
  * delivery queue per notifier with retries (exponential backoff with jitter, 429/503
  * Retry-After honoured, at most max_age), sent through httpc (HTTP and SMTP). A receiver that
  * is down or slow delays only its own queue. The alert tables and the undelivered messages
- * are persisted by the caller (to_json / load_json), so that a restart loses none and
- * re-sends nothing that was delivered. Secrets (webhook secrets, SMTP passwords, tokens in
+ * are persisted by the caller, so that a restart loses none and re-sends nothing that was
+ * delivered: row by row through the persistence hooks (cm_notify_set_persist: each change
+ * costs one row, whatever the number of alerts), loaded back with load_json; or whole
+ * (to_json). Secrets (webhook secrets, SMTP passwords, tokens in
  * URLs, PagerDuty routing keys, Telegram bot tokens, ntfy tokens) are never logged: a
  * notifier's token is also hidden in libcurl's error texts and receivers' answers. A
  * PagerDuty notifier sends one event per notice (a group leaves as one request per alert). */
@@ -13,6 +15,7 @@
 #define CERTMON_NOTIFY_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -71,9 +74,55 @@ int cm_notify_reconfigure(struct cm_notify *n, const struct cm_config *cfg);
 
 /* Persistence: {"NAME": {"alerts": [...], "queue": [...]}, ...}. load_json restores the
  * notifiers that exist by name and ignores the others; call it before the first observe.
+ * A queue entry may carry its "seq" (cm_notify_msg_row's, kept; else a new one is given), and
+ * "grouping": true for a notice that was being grouped (it goes back to the group, which
+ * leaves group_wait after the load); alerts may carry their "seq" (alert.h).
  * Returns 0, CM_ESTATE for a malformed document (nothing restored), or -ENOMEM. */
 json_t *cm_notify_to_json(const struct cm_notify *n);
 int cm_notify_load_json(struct cm_notify *n, json_t *j);
+
+/* One persisted message of a notifier's delivery queue, or one notice still being grouped
+ * (url NULL: it becomes part of the next message of every queue). Strings are valid during
+ * the call only. */
+struct cm_notify_msg_row {
+    uint64_t seq;        /* unique among the notifiers of one cm_notify, increasing */
+    const char *url;     /* the queue's destination, or NULL (a notice being grouped) */
+    int64_t created_at;  /* Unix seconds */
+    unsigned attempts;   /* failed attempts so far */
+    const char *notices; /* JSON array text of the notices (cm_notice_to_json each) */
+};
+
+struct cm_alert_row;
+
+/* Persistence row by row, called on the loop as the rows change, in the order of the changes
+ * (a caller that applies them in order holds what to_json would show). notifier is the
+ * notifier's name; everything is valid during the call only.
+ * - alert: a row of the notifier's alert table changed (alert.h, cm_alerts_on_change), or went;
+ * - msg_put: a message was queued (url: its queue's destination) or a notice started being
+ *   grouped (url NULL; it leaves with the group); written whole, also after a split;
+ * - msg_tried: the message's failed attempts are now attempts;
+ * - msg_gone: the message (or grouped notice) left: delivered, dropped, refused, or its
+ *   notices moved into a message (a group that left, a message split);
+ * - dropped: the notifier is gone (a reload removed it) with every row. */
+struct cm_notify_persist {
+    void (*alert)(void *arg, const char *notifier, const struct cm_alert_row *row, bool removed);
+    void (*msg_put)(void *arg, const char *notifier, const struct cm_notify_msg_row *m);
+    void (*msg_tried)(void *arg, const char *notifier, uint64_t seq, unsigned attempts);
+    void (*msg_gone)(void *arg, const char *notifier, uint64_t seq);
+    void (*dropped)(void *arg, const char *notifier);
+};
+
+/* Adds one persisted alert row to the table of notifier (cm_alerts_add), before the first
+ * observe; a load_json document without "alerts" for it keeps what was added. Returns 0,
+ * -ENOENT (no such notifier), CM_ESTATE (the row is not sound, or already there) or -ENOMEM. */
+int cm_notify_load_alert(struct cm_notify *n, const char *notifier, const struct cm_alert_row *r);
+
+/* Installs the hooks (copied; NULL: none). Call after load_json, which reports nothing. */
+void cm_notify_set_persist(struct cm_notify *n, const struct cm_notify_persist *p, void *arg);
+
+/* Calls the hooks with every row as it is now (alert and msg_put): after an import, or for a
+ * new database. Returns 0 or -ENOMEM (some rows not reported; logged). */
+int cm_notify_persist_all(struct cm_notify *n);
 
 /* Called (on the loop) whenever what to_json would return has changed, so that the caller
  * can schedule a write. */
