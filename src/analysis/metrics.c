@@ -31,18 +31,22 @@ struct mv_str {
     uint32_t off, len;
 };
 
-/* One certificate's facts as every view with it renders them, shared: found through the table
- * below by its text and times, and freed with the last view that holds it. Immutable once in
- * the table, so a render reads it without the table's lock. */
+/* A text every view that has it renders the same way, shared: found through a table below by
+ * its text and times, and freed with the last view that holds it. Immutable once in the table,
+ * so a render reads it without the table's lock. Two kinds, in two tables:
+ * - a certificate's facts: `,subject="...",issuer="...",serial="...",sha256="...",key="...",
+ *   signature="..."` with its validity times;
+ * - a word of a small vocabulary (TLS version, cipher, finding id), times NO_TIME: thousands
+ *   of views say "TLS1.3" or "cert.expiring", and a copy in each was most of what a view held
+ *   besides its labels. A report may bring any id, but a word lives only as long as a view
+ *   holds it, so the table never holds more than the live views bring. */
 struct mv_certtext {
-    struct mv_certtext *next; /* in its bucket; under certtexts.mu */
+    struct mv_certtext *next; /* in its bucket; under the table's mu */
     uint64_t hash;
     int64_t not_before, not_after; /* NO_TIME when missing or unparseable */
-    uint32_t refs;                 /* views holding it; under certtexts.mu */
+    uint32_t refs;                 /* views holding it; under the table's mu */
     uint32_t len;                  /* bytes of text, without the PAD zero bytes after it */
-    /* `,subject="...",issuer="...",serial="...",sha256="...",key="...",signature="..."`,
-     * every value escaped, then PAD zero bytes (see copy16). */
-    char text[];
+    char text[];                   /* every value escaped, then PAD zero bytes (see copy16) */
 };
 
 /* A chain position of a view: what is per report stays here. */
@@ -53,16 +57,18 @@ struct mv_cert {
     uint8_t rev;       /* index into rev_statuses[], or ABSENT_REV: revocation not checked */
 };
 
-/* certmon_finding{id,severity}: one per distinct (id, severity). */
+/* certmon_finding{id,severity}: one per distinct (id, severity). id is a shared word (equal
+ * ids are the same pointer), a reference the view holds. */
 struct mv_finding {
-    struct mv_str id;
+    struct mv_certtext *id;
     uint32_t severity; /* index into severities[] */
 };
 
-/* certmon_finding_first_seen_timestamp_seconds{id}: the earliest first_seen per id. */
+/* certmon_finding_first_seen_timestamp_seconds{id}: the earliest first_seen per id. id points
+ * at a finding's word (the reference is the finding's). */
 struct mv_first {
     int64_t t;
-    struct mv_str id;
+    const struct mv_certtext *id;
 };
 
 enum { PH_DNS, PH_CONNECT, PH_STARTTLS, PH_HANDSHAKE, PH_TOTAL, PH_COUNT };
@@ -88,8 +94,8 @@ struct cm_metrics_view {
     const struct mv_first *firsts;
     const struct mv_finding *findings;
     uint32_t ncerts, nfirsts, nfindings;
-    struct mv_str prefix;          /* target="...",label="..." */
-    struct mv_str version, cipher; /* len 0: absent (neither can be empty in a report) */
+    struct mv_str prefix;                 /* target="...",label="..." */
+    struct mv_certtext *version, *cipher; /* shared words, references held; NULL: absent */
     int64_t last_probe, last_success, chain_expiry; /* NO_TIME: absent */
     int64_t ari_start, ari_end;                     /* renewal window; NO_TIME: absent */
     int64_t duration_us[PH_COUNT];                  /* < 0: phase not reached */
@@ -104,8 +110,6 @@ static int view_measure(struct cm_metrics_view *v);
 struct builder {
     char *arena;
     size_t alen, acap;
-    struct mv_str *strs; /* every string interned so far, for sharing */
-    size_t nstrs, scap;
     bool failed;
 };
 
@@ -138,42 +142,6 @@ static void arena_escaped(struct builder *b, const char *s)
             run = s + 1;
         }
     }
-}
-
-/* Ends a string begun at arena offset start: when the same text is already in the arena, the
- * new copy is dropped and the old one returned. */
-static struct mv_str intern_end(struct builder *b, size_t start)
-{
-    size_t n = b->alen - start;
-    struct mv_str s = {(uint32_t)start, (uint32_t)n};
-
-    if (b->failed || n > UINT32_MAX / 4)
-        return (struct mv_str){0, 0};
-    for (size_t i = 0; i < b->nstrs; i++)
-        if (b->strs[i].len == s.len && !memcmp(b->arena + b->strs[i].off, b->arena + start, n)) {
-            b->alen = start;
-            return b->strs[i];
-        }
-    if (b->nstrs == b->scap) {
-        size_t cap = b->scap ? 2 * b->scap : 16;
-        struct mv_str *p = realloc(b->strs, cap * sizeof(*p));
-        if (!p) {
-            b->failed = true;
-            return (struct mv_str){0, 0};
-        }
-        b->strs = p;
-        b->scap = cap;
-    }
-    b->strs[b->nstrs++] = s;
-    return s;
-}
-
-static struct mv_str intern(struct builder *b, const char *s)
-{
-    size_t start = b->alen;
-
-    arena_escaped(b, s ? s : "");
-    return intern_end(b, start);
 }
 
 static int64_t time_of(json_t *o, const char *key)
@@ -221,7 +189,6 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
         }
         free(names);
     }
-    /* Not shared: nothing else can look like it. */
     return (struct mv_str){(uint32_t)start, (uint32_t)(b->alen - start)};
 }
 
@@ -231,51 +198,54 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
  * the view. The lock makes building and freeing views on different threads safe; the daemon
  * does both on its loop, where it is never contended (one lock per certificate of a view
  * built, one per view freed). */
-static struct {
+struct texttable {
     pthread_mutex_t mu;
     struct mv_certtext **buckets; /* nbuckets of them, a power of two; NULL while count is 0 */
     size_t nbuckets, count;
-} certtexts = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+};
+static struct texttable certtexts = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+/* The words (version, cipher, finding id) of every live view: the same code, another table, so
+ * that cm_metrics_shared_certs counts certificates only. */
+static struct texttable words = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 
 #define CERTTEXT_BUCKETS_MIN 256
 
 /* Doubles the buckets once there are as many texts as buckets. Out of memory leaves the chains
- * longer: slower, not wrong. Under certtexts.mu. */
-static void certtexts_grow(void)
+ * longer: slower, not wrong. Under tab->mu. */
+static void texts_grow(struct texttable *tab)
 {
-    size_t n = 2 * certtexts.nbuckets;
+    size_t n = 2 * tab->nbuckets;
     struct mv_certtext **nb;
 
-    if (certtexts.count < certtexts.nbuckets || n > SIZE_MAX / sizeof(*nb) ||
-        !(nb = calloc(n, sizeof(*nb))))
+    if (tab->count < tab->nbuckets || n > SIZE_MAX / sizeof(*nb) || !(nb = calloc(n, sizeof(*nb))))
         return;
-    for (size_t i = 0; i < certtexts.nbuckets; i++) {
-        struct mv_certtext *t = certtexts.buckets[i], *next;
+    for (size_t i = 0; i < tab->nbuckets; i++) {
+        struct mv_certtext *t = tab->buckets[i], *next;
         for (; t; t = next) {
             next = t->next;
             t->next = nb[t->hash & (n - 1)];
             nb[t->hash & (n - 1)] = t;
         }
     }
-    free(certtexts.buckets);
-    certtexts.buckets = nb;
-    certtexts.nbuckets = n;
+    free(tab->buckets);
+    tab->buckets = nb;
+    tab->nbuckets = n;
 }
 
 /* An empty table holds no memory: a process that frees its last view gets everything back. */
-static void certtexts_release_empty(void)
+static void texts_release_empty(struct texttable *tab)
 {
-    if (certtexts.count == 0) {
-        free(certtexts.buckets);
-        certtexts.buckets = NULL;
-        certtexts.nbuckets = 0;
+    if (tab->count == 0) {
+        free(tab->buckets);
+        tab->buckets = NULL;
+        tab->nbuckets = 0;
     }
 }
 
-/* The shared text equal to text[0..len) with these times, with a reference added for the
- * caller: the one in the table, or a new one. NULL when out of memory. */
-static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t not_before,
-                                        int64_t not_after)
+/* The shared text of tab equal to text[0..len) with these times, with a reference added for
+ * the caller: the one in the table, or a new one. NULL when out of memory. */
+static struct mv_certtext *text_get(struct texttable *tab, const char *text, size_t len,
+                                    int64_t not_before, int64_t not_after)
 {
     struct mv_certtext *t = NULL;
     uint64_t h;
@@ -285,14 +255,13 @@ static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t no
     h = cm_fnv1a(CM_FNV1A_INIT, text, len);
     h = cm_fnv1a(h, &not_before, sizeof(not_before));
     h = cm_fnv1a(h, &not_after, sizeof(not_after));
-    pthread_mutex_lock(&certtexts.mu);
-    if (!certtexts.buckets &&
-        (certtexts.buckets = calloc(CERTTEXT_BUCKETS_MIN, sizeof(*certtexts.buckets))))
-        certtexts.nbuckets = CERTTEXT_BUCKETS_MIN;
-    if (!certtexts.buckets)
+    pthread_mutex_lock(&tab->mu);
+    if (!tab->buckets && (tab->buckets = calloc(CERTTEXT_BUCKETS_MIN, sizeof(*tab->buckets))))
+        tab->nbuckets = CERTTEXT_BUCKETS_MIN;
+    if (!tab->buckets)
         goto out;
     /* A text held UINT32_MAX times is passed over: the next holder gets a copy of its own. */
-    for (t = certtexts.buckets[h & (certtexts.nbuckets - 1)]; t; t = t->next)
+    for (t = tab->buckets[h & (tab->nbuckets - 1)]; t; t = t->next)
         if (t->hash == h && t->len == len && t->not_before == not_before &&
             t->not_after == not_after && t->refs < UINT32_MAX && !memcmp(t->text, text, len))
             break;
@@ -309,14 +278,28 @@ static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t no
     t->len = (uint32_t)len;
     memcpy(t->text, text, len);
     memset(t->text + len, 0, PAD);
-    t->next = certtexts.buckets[h & (certtexts.nbuckets - 1)];
-    certtexts.buckets[h & (certtexts.nbuckets - 1)] = t;
-    certtexts.count++;
-    certtexts_grow();
+    t->next = tab->buckets[h & (tab->nbuckets - 1)];
+    tab->buckets[h & (tab->nbuckets - 1)] = t;
+    tab->count++;
+    texts_grow(tab);
 out:
-    certtexts_release_empty();
-    pthread_mutex_unlock(&certtexts.mu);
+    texts_release_empty(tab);
+    pthread_mutex_unlock(&tab->mu);
     return t;
+}
+
+/* Drops a reference of t (NULL: nothing), freeing it when it was the last. Under tab->mu. */
+static void text_put_locked(struct texttable *tab, struct mv_certtext *t)
+{
+    struct mv_certtext **pp;
+
+    if (!t || --t->refs > 0)
+        return;
+    for (pp = &tab->buckets[t->hash & (tab->nbuckets - 1)]; *pp != t;)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    tab->count--;
+    free(t);
 }
 
 /* Drops the references of certs[0..n) (entries without a text are skipped), freeing the
@@ -326,18 +309,43 @@ static void certtexts_put(const struct mv_cert *certs, size_t n)
     if (!n)
         return;
     pthread_mutex_lock(&certtexts.mu);
-    for (size_t i = 0; i < n; i++) {
-        struct mv_certtext *t = certs[i].cert, **pp;
-        if (!t || --t->refs > 0)
-            continue;
-        for (pp = &certtexts.buckets[t->hash & (certtexts.nbuckets - 1)]; *pp != t;)
-            pp = &(*pp)->next;
-        *pp = t->next;
-        certtexts.count--;
-        free(t);
-    }
-    certtexts_release_empty();
+    for (size_t i = 0; i < n; i++)
+        text_put_locked(&certtexts, certs[i].cert);
+    texts_release_empty(&certtexts);
     pthread_mutex_unlock(&certtexts.mu);
+}
+
+/* Drops the words a view holds: version, cipher and the ids of fs[0..n). */
+static void words_put(struct mv_certtext *version, struct mv_certtext *cipher,
+                      const struct mv_finding *fs, size_t n)
+{
+    pthread_mutex_lock(&words.mu);
+    text_put_locked(&words, version);
+    text_put_locked(&words, cipher);
+    for (size_t i = 0; i < n; i++)
+        text_put_locked(&words, fs[i].id);
+    texts_release_empty(&words);
+    pthread_mutex_unlock(&words.mu);
+}
+
+/* The shared word of s escaped as a label value, with a reference for the caller; scratch is
+ * emptied first. NULL when out of memory. */
+static struct mv_certtext *word_get(struct builder *scratch, const char *s)
+{
+    scratch->alen = 0;
+    arena_escaped(scratch, s);
+    return scratch->failed ? NULL
+                           : text_get(&words, scratch->arena, scratch->alen, NO_TIME, NO_TIME);
+}
+
+size_t cm_metrics_shared_words(void)
+{
+    size_t n;
+
+    pthread_mutex_lock(&words.mu);
+    n = words.count;
+    pthread_mutex_unlock(&words.mu);
+    return n;
 }
 
 size_t cm_metrics_shared_certs(void)
@@ -384,8 +392,8 @@ static int build_cert(struct builder *scratch, json_t *c, struct mv_cert *out)
     arena_put(scratch, "\"", 1);
     arena_label(scratch, ",signature=\"", json_string_value(json_object_get(c, "signature")));
     out->cert = scratch->failed ? NULL
-                                : certtext_get(scratch->arena, scratch->alen,
-                                               time_of(c, "not_before"), time_of(c, "not_after"));
+                                : text_get(&certtexts, scratch->arena, scratch->alen,
+                                           time_of(c, "not_before"), time_of(c, "not_after"));
     if (!out->cert)
         return -ENOMEM;
     st = json_string_value(json_object_get(json_object_get(c, "revocation"), "status"));
@@ -490,10 +498,13 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
                    json_is_true(json_object_get(verification, "hostname_match"));
 
     tls = json_object_get(report, "tls");
-    if (json_is_string(json_object_get(tls, "version")))
-        v.version = intern(&b, json_string_value(json_object_get(tls, "version")));
-    if (json_is_string(json_object_get(tls, "cipher")))
-        v.cipher = intern(&b, json_string_value(json_object_get(tls, "cipher")));
+    /* Neither can be empty in a report; an empty one is left out as before. */
+    st = json_string_value(json_object_get(tls, "version"));
+    if (st && *st && !(v.version = word_get(&scratch, st)))
+        goto done;
+    st = json_string_value(json_object_get(tls, "cipher"));
+    if (st && *st && !(v.cipher = word_get(&scratch, st)))
+        goto done;
 
     posture = json_object_get(report, "posture");
     for (i = 0; i < PV_COUNT; i++) {
@@ -508,22 +519,26 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
         const char *id = json_string_value(json_object_get(e, "id"));
         unsigned sev = severity_index(json_string_value(json_object_get(e, "severity")));
         int64_t seen = time_of(e, "first_seen");
-        struct mv_str ids;
+        struct mv_certtext *ids;
         size_t j;
 
         if (!id || sev == SEV_COUNT)
             continue;
-        ids = intern(&b, id);
-        /* Interning makes equal ids equal offsets. */
+        if (!(ids = word_get(&scratch, id)))
+            goto done;
+        /* Equal ids are the same word. The reference moves to a new finding; a repeated one
+         * gives it back. */
         for (j = 0; j < v.nfindings; j++)
-            if (fs[j].id.off == ids.off && fs[j].severity == sev)
+            if (fs[j].id == ids && fs[j].severity == sev)
                 break;
         if (j == v.nfindings)
             fs[v.nfindings++] = (struct mv_finding){ids, sev};
+        else
+            words_put(ids, NULL, NULL, 0);
         if (seen == NO_TIME)
             continue;
         for (j = 0; j < v.nfirsts; j++)
-            if (firsts[j].id.off == ids.off)
+            if (firsts[j].id == ids)
                 break;
         if (j == v.nfirsts)
             firsts[v.nfirsts++] = (struct mv_first){seen, ids};
@@ -564,13 +579,14 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     }
 done:
     /* The view holds the texts now; without a view they go back. */
-    if (!out)
+    if (!out) {
         certtexts_put(certs, v.ncerts);
+        words_put(v.version, v.cipher, fs, v.nfindings);
+    }
     free(certs);
     free(fs);
     free(firsts);
     free(b.arena);
-    free(b.strs);
     free(scratch.arena);
     return out;
 }
@@ -586,6 +602,7 @@ void cm_metrics_view_free(struct cm_metrics_view *v)
 {
     if (v && --v->refs == 0) {
         certtexts_put(v->certs, v->ncerts);
+        words_put(v->version, v->cipher, v->findings, v->nfindings);
         free(v);
     }
 }
@@ -815,9 +832,9 @@ static void close_i64(struct cm_metrics_buf *b, char *p, int64_t value)
     b->len = (size_t)(p - b->data);
 }
 
-static inline char *put_str(char *p, const struct cm_metrics_view *v, struct mv_str s)
+static inline char *put_word(char *p, const struct mv_certtext *w)
 {
-    return copy16(p, v->arena + s.off, s.len);
+    return copy16(p, w->text, w->len);
 }
 
 /* A family with one sample per target and no labels of its own. */
@@ -979,16 +996,16 @@ static void f_verify(struct cm_metrics_buf *b, const struct family *f, const voi
 
 /* A `_info` family with one label of the view's. */
 static void info1(struct cm_metrics_buf *b, const struct family *f, const struct cm_metrics_view *v,
-                  const char *label, size_t labellen, struct mv_str s)
+                  const char *label, size_t labellen, const struct mv_certtext *w)
 {
     char *p;
 
-    if (!s.len || !(p = open_line(b, f, v, labellen + s.len + 4)))
+    if (!w || !(p = open_line(b, f, v, labellen + w->len + 4)))
         return;
     *p++ = ',';
     p = put(p, label, labellen);
     p = PUTS(p, "=\"");
-    p = put_str(p, v, s);
+    p = put_word(p, w);
     p = PUTS(p, "\"");
     close_i64(b, p, 1);
 }
@@ -1041,10 +1058,10 @@ static void f_finding(struct cm_metrics_buf *b, const struct family *f, const vo
 
     for (uint32_t i = 0; i < v->nfindings; i++) {
         const struct mv_finding *fd = &v->findings[i];
-        if (!(p = open_line(b, f, v, 32 + fd->id.len)))
+        if (!(p = open_line(b, f, v, 32 + fd->id->len)))
             return;
         p = PUTS(p, ",id=\"");
-        p = put_str(p, v, fd->id);
+        p = put_word(p, fd->id);
         p = copy16(p, severity_label[fd->severity].s, severity_label[fd->severity].n);
         b->len = (size_t)(p - b->data);
     }
@@ -1056,10 +1073,10 @@ static void f_first_seen(struct cm_metrics_buf *b, const struct family *f, const
     char *p;
 
     for (uint32_t i = 0; i < v->nfirsts; i++) {
-        if (!(p = open_line(b, f, v, 8 + v->firsts[i].id.len)))
+        if (!(p = open_line(b, f, v, 8 + v->firsts[i].id->len)))
             return;
         p = PUTS(p, ",id=\"");
-        p = put_str(p, v, v->firsts[i].id);
+        p = put_word(p, v->firsts[i].id);
         p = PUTS(p, "\"");
         close_i64(b, p, v->firsts[i].t);
     }

@@ -697,6 +697,57 @@ static void *thread_views(void *arg)
     return NULL;
 }
 
+/* Versions, ciphers and finding ids are one word each for the whole process, escaped once:
+ * a repeated id (the same severity twice, or two severities) takes no word of its own, a
+ * word lives while a view holds it, and what a view shows of it is its own report's. */
+static void test_shared_words(void)
+{
+    static const char *const ra =
+        "{'target':'a:443','tls':{'version':'TLS1.3','cipher':'C\\\\1'},"
+        "'findings':[{'id':'x.\\\"q\\\"','severity':'info','first_seen':'2026-01-02T00:00:00Z'},"
+        "{'id':'x.\\\"q\\\"','severity':'info','first_seen':'2026-01-01T00:00:00Z'},"
+        "{'id':'x.\\\"q\\\"','severity':'critical'},{'id':'cert.expiring','severity':'warning'}]}";
+    static const char *const rb =
+        "{'target':'b:443','tls':{'version':'TLS1.3','cipher':'TLS_AES_128_GCM_SHA256'},"
+        "'findings':[{'id':'cert.expiring','severity':'critical'},"
+        "{'id':'new\\nline','severity':'info'}]}";
+    struct cm_metrics_view *va, *vb, *both[2];
+    char *t;
+
+    EXPECT_INT(cm_metrics_shared_words(), 0);
+    va = view_of(ra);
+    /* TLS1.3, C\1, x."q", cert.expiring */
+    EXPECT_INT(cm_metrics_shared_words(), 4);
+    vb = view_of(rb);
+    /* and TLS_AES_128_GCM_SHA256, new\nline */
+    EXPECT_INT(cm_metrics_shared_words(), 6);
+    both[0] = va;
+    both[1] = vb;
+    t = render(both, 2, NULL, NULL);
+    EXPECT_SAMPLE(t, "certmon_tls_version_info{target=\"a:443\",version=\"TLS1.3\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_tls_version_info{target=\"b:443\",version=\"TLS1.3\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_tls_cipher_info{target=\"a:443\",cipher=\"C\\\\1\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"a:443\",id=\"x.\\\"q\\\"\",severity=\"info\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"a:443\",id=\"x.\\\"q\\\"\",severity=\"critical\"}",
+                  "1");
+    EXPECT_LINES(t, "certmon_finding{target=\"a:443\",id=\"x.", 2);
+    EXPECT_SAMPLE(t,
+                  "certmon_finding_first_seen_timestamp_seconds{target=\"a:443\","
+                  "id=\"x.\\\"q\\\"\"}",
+                  "1767225600");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"a:443\",id=\"cert.expiring\",severity=\"warning\"}",
+                  "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"b:443\",id=\"cert.expiring\",severity=\"critical\"}",
+                  "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"b:443\",id=\"new\\nline\",severity=\"info\"}", "1");
+    free(t);
+    cm_metrics_view_free(va);
+    /* C\1 and x."q" were a's alone. */
+    EXPECT_INT(cm_metrics_shared_words(), 4);
+    cm_metrics_view_free(vb);
+    EXPECT_INT(cm_metrics_shared_words(), 0);
+}
+
 static void test_shared_certs_threads(void)
 {
     struct thread_run runs[THREADS];
@@ -1510,6 +1561,7 @@ static void bench_run(bool unique_leaf)
     for (int i = 0; i < N; i++)
         cm_metrics_view_free(v[i]);
     EXPECT_INT(cm_metrics_shared_certs(), 0);
+    EXPECT_INT(cm_metrics_shared_words(), 0);
     free(v);
     json_decref(r);
 }
@@ -1527,6 +1579,7 @@ static CU_TestInfo tests[] = {
     {"certificate texts shared between views", test_shared_certs},
     {"shared certificate texts escaped", test_shared_hostile_certs},
     {"shared certificate texts on several threads", test_shared_certs_threads},
+    {"versions, ciphers and finding ids shared between views", test_shared_words},
     {"label names", test_label_names},
     {"NULL, invalid and malformed reports", test_invalid_reports},
     {"self and process families", test_self_and_process},
