@@ -1,11 +1,12 @@
 /* Prometheus text exposition. The work is split so that /metrics stays cheap with ten thousand
  * targets: a view is built once per report (JSON read, timestamps parsed, every label value
  * escaped, the target's label text joined), and rendering only copies bytes and formats
- * integers. A view is one allocation; its strings live in an arena inside it, stored once
- * even when they repeat. A certificate's label text (subject, issuer, serial, fingerprint, key,
+ * integers. A view is one allocation holding its own label text and a few arrays, found from
+ * their counts. A certificate's label text (subject, issuer, serial, fingerprint, key,
  * signature) is not in the view: it is a block shared by every view whose chain has that
  * certificate, since thousands of targets present the same intermediates and roots (and often
- * the same leaf), and it was most of a view's memory. */
+ * the same leaf), and it was most of a view's memory; the TLS version, cipher and finding ids
+ * are shared words the same way. */
 #include "certmon/analysis/metrics.h"
 #include "certmon/base/buf.h"
 #include "certmon/base/label.h"
@@ -23,13 +24,8 @@
 /* ---- Views ---- */
 
 #define NO_TIME INT64_MIN /* a timestamp the report does not have */
-#define PAD 16            /* zero bytes after a view's arena (see copy16) */
+#define PAD 16            /* readable bytes after a text (see copy16) */
 #define ABSENT 2          /* a 0/1 fact the report does not have */
-
-/* A string in a view's arena: already escaped for a label value. */
-struct mv_str {
-    uint32_t off, len;
-};
 
 /* A text every view that has it renders the same way, shared: found through a table below by
  * its text and times, and freed with the last view that holds it. Immutable once in the table,
@@ -88,21 +84,81 @@ static const char *const rev_statuses[RV_COUNT] = {"good", "revoked", "unavailab
 #define SEV_COUNT 3
 static const char *const severities[SEV_COUNT] = {"info", "warning", "critical"};
 
+/* The timestamps of a view (the chain's expiry is the earliest not_after of its texts). */
+enum { T_LAST_PROBE, T_LAST_SUCCESS, T_ARI_START, T_ARI_END, T_COUNT };
+
+/* A view's times and durations at full width, for a report whose values do not fit the narrow
+ * fields (a date before 1970 or after 2106, a phase over 35 minutes: a state file written by
+ * hand, or a hostile one). Rare, so it costs its 72 bytes only where it is used. */
+struct mv_wide {
+    int64_t times[T_COUNT];        /* NO_TIME: absent */
+    int64_t duration_us[PH_COUNT]; /* < 0: phase not reached */
+};
+
+/* One block, laid out in this order so that every part is found from the counts without a
+ * pointer of its own:
+ *   the view | the prefix, zero bytes to a multiple of 8 | struct mv_wide, when wide |
+ *   certs[ncerts] | firsts[nfirsts] | findings[nfindings] | zero bytes, when fewer than PAD
+ *   bytes follow the prefix (copy16 reads up to 15 past it).
+ * The prefix is the label text every series starts with: target="...",label="...". */
 struct cm_metrics_view {
-    const char *arena;
-    const struct mv_cert *certs;
-    const struct mv_first *firsts;
-    const struct mv_finding *findings;
     uint32_t ncerts, nfirsts, nfindings;
-    struct mv_str prefix;                 /* target="...",label="..." */
+    uint32_t prefixlen;
     struct mv_certtext *version, *cipher; /* shared words, references held; NULL: absent */
-    int64_t last_probe, last_success, chain_expiry; /* NO_TIME: absent */
-    int64_t ari_start, ari_end;                     /* renewal window; NO_TIME: absent */
-    int64_t duration_us[PH_COUNT];                  /* < 0: phase not reached */
+    /* Unless wide: Unix seconds + 1 (0: absent), which covers 1970 to 2106, and durations in
+     * microseconds (-1: phase not reached). Rendering prints both exactly as the int64 it
+     * parsed, so the narrow form changes no byte of the output. */
+    uint32_t times[T_COUNT];
+    int32_t duration_us[PH_COUNT];
     uint32_t rendered; /* bytes of its samples in all per-target families */
     uint32_t refs;     /* holders: the state entry, and renders streaming it (loop thread) */
     uint8_t success, status, verify, proto[PV_COUNT]; /* verify, proto: ABSENT */
+    bool wide;                                        /* times and durations in a struct mv_wide */
 };
+
+/* The layout above needs every part to keep the next one 8-byte aligned. */
+_Static_assert(sizeof(struct cm_metrics_view) % 8 == 0, "view size");
+_Static_assert(sizeof(struct mv_wide) % 8 == 0, "wide size");
+_Static_assert(sizeof(struct mv_cert) % 8 == 0, "cert size");
+_Static_assert(sizeof(struct mv_first) % 8 == 0, "first size");
+
+static inline const char *view_prefix(const struct cm_metrics_view *v)
+{
+    return (const char *)(v + 1);
+}
+
+static inline const struct mv_wide *view_wide(const struct cm_metrics_view *v)
+{
+    return (const struct mv_wide *)(const void *)(view_prefix(v) + ((v->prefixlen + 7) & ~7u));
+}
+
+static inline const struct mv_cert *view_certs(const struct cm_metrics_view *v)
+{
+    return (const struct mv_cert *)(const void *)((const char *)view_wide(v) +
+                                                  (v->wide ? sizeof(struct mv_wide) : 0));
+}
+
+static inline const struct mv_first *view_firsts(const struct cm_metrics_view *v)
+{
+    return (const struct mv_first *)(const void *)(view_certs(v) + v->ncerts);
+}
+
+static inline const struct mv_finding *view_findings(const struct cm_metrics_view *v)
+{
+    return (const struct mv_finding *)(const void *)(view_firsts(v) + v->nfirsts);
+}
+
+static inline int64_t view_time(const struct cm_metrics_view *v, unsigned i)
+{
+    if (v->wide)
+        return view_wide(v)->times[i];
+    return v->times[i] ? (int64_t)v->times[i] - 1 : NO_TIME;
+}
+
+static inline int64_t view_duration(const struct cm_metrics_view *v, unsigned i)
+{
+    return v->wide ? view_wide(v)->duration_us[i] : v->duration_us[i];
+}
 
 static int view_measure(struct cm_metrics_view *v);
 
@@ -158,9 +214,9 @@ static int cmp_label(const void *a, const void *b)
 
 /* The label text every series of the target starts with: target first, then the configured
  * labels sorted by name. */
-static struct mv_str build_prefix(struct builder *b, const char *target, json_t *labels)
+static void build_prefix(struct builder *b, const char *target, json_t *labels)
 {
-    size_t start = b->alen, n = 0;
+    size_t n = 0;
     const char **names = NULL;
     const char *k;
     json_t *val;
@@ -172,7 +228,7 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
         names = malloc(json_object_size(labels) * sizeof(*names));
         if (!names) {
             b->failed = true;
-            return (struct mv_str){0, 0};
+            return;
         }
         json_object_foreach (labels, k, val)
             /* The configuration refuses what this leaves out (base/label.c): it guards against
@@ -189,7 +245,6 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
         }
         free(names);
     }
-    return (struct mv_str){(uint32_t)start, (uint32_t)(b->alen - start)};
 }
 
 /* ---- Shared certificate texts ---- */
@@ -423,10 +478,6 @@ static bool in_array(json_t *arr, const char *s)
     return false;
 }
 
-static size_t align8(size_t n)
-{
-    return (n + 7) & ~(size_t)7;
-}
 
 struct cm_metrics_view *cm_metrics_view_new(json_t *report)
 {
@@ -437,7 +488,8 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     struct mv_finding *fs = NULL;
     struct mv_first *firsts = NULL;
     struct cm_metrics_view v = {0}, *out = NULL;
-    size_t nchain, nfind, i, size;
+    struct mv_wide w;
+    size_t nchain, nfind, i, size, plen, arrays;
     const char *st;
     json_t *e;
     char *mem;
@@ -455,7 +507,7 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
          (!(fs = calloc(nfind, sizeof(*fs))) || !(firsts = calloc(nfind, sizeof(*firsts))))))
         goto done;
 
-    v.prefix = build_prefix(&b, target, json_object_get(report, "labels"));
+    build_prefix(&b, target, json_object_get(report, "labels"));
 
     err = json_object_get(report, "error");
     v.success = !err || json_is_null(err);
@@ -463,19 +515,25 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     for (i = 0; i < PH_COUNT; i++) {
         json_t *ms = json_object_get(timing, phases[i]);
         double us = json_is_number(ms) ? json_number_value(ms) * 1000.0 : -1.0;
-        v.duration_us[i] = us >= 0 && us < 9e15 ? (int64_t)llround(us) : -1;
+        w.duration_us[i] = us >= 0 && us < 9e15 ? (int64_t)llround(us) : -1;
+        v.wide |= w.duration_us[i] > INT32_MAX;
     }
-    v.last_probe = time_of(report, "last_probe");
-    v.last_success = time_of(report, "last_success");
-    v.ari_start = time_of(json_object_get(report, "ari"), "window_start");
-    v.ari_end = time_of(json_object_get(report, "ari"), "window_end");
+    w.times[T_LAST_PROBE] = time_of(report, "last_probe");
+    w.times[T_LAST_SUCCESS] = time_of(report, "last_success");
+    w.times[T_ARI_START] = time_of(json_object_get(report, "ari"), "window_start");
+    w.times[T_ARI_END] = time_of(json_object_get(report, "ari"), "window_end");
+    for (i = 0; i < T_COUNT; i++)
+        v.wide |= w.times[i] != NO_TIME && (w.times[i] < 0 || w.times[i] >= UINT32_MAX);
+    for (i = 0; i < PH_COUNT && !v.wide; i++)
+        v.duration_us[i] = (int32_t)w.duration_us[i];
+    for (i = 0; i < T_COUNT && !v.wide; i++)
+        v.times[i] = w.times[i] == NO_TIME ? 0 : (uint32_t)(w.times[i] + 1);
     st = json_string_value(json_object_get(report, "status"));
     v.status = ST_UNKNOWN;
     for (i = 0; st && i < ST_COUNT; i++)
         if (!strcmp(st, statuses[i]))
             v.status = (uint8_t)i;
 
-    v.chain_expiry = NO_TIME;
     json_array_foreach (chain, i, e) {
         struct mv_cert *c = &certs[v.ncerts];
         if (!json_is_object(e))
@@ -483,9 +541,6 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
         if (build_cert(&scratch, e, c) < 0)
             goto done;
         c->position = (uint32_t)i;
-        if (c->cert->not_after != NO_TIME &&
-            (v.chain_expiry == NO_TIME || c->cert->not_after < v.chain_expiry))
-            v.chain_expiry = c->cert->not_after;
         v.ncerts++;
     }
 
@@ -548,31 +603,28 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     if (b.failed)
         goto done;
 
-    /* One block: the view, its arrays, then the arena. */
-    size = align8(sizeof(v)) + align8(v.ncerts * sizeof(*certs)) +
-           align8(v.nfirsts * sizeof(*firsts)) + align8(v.nfindings * sizeof(*fs)) + b.alen + PAD;
-    if (!(mem = malloc(size)))
+    /* One block (see struct cm_metrics_view). The arrays' entries are multiples of 8 bytes,
+     * so each starts aligned after the one before. */
+    plen = (b.alen + 7) & ~(size_t)7;
+    arrays = (v.wide ? sizeof(w) : 0) + v.ncerts * sizeof(*certs) + v.nfirsts * sizeof(*firsts) +
+             v.nfindings * sizeof(*fs);
+    size = sizeof(v) + plen + arrays + (plen - b.alen + arrays < PAD ? PAD : 0);
+    if (b.alen > INT32_MAX || !(mem = calloc(1, size)))
         goto done;
     out = (struct cm_metrics_view *)(void *)mem;
-    mem += align8(sizeof(v));
-    v.certs = (struct mv_cert *)(void *)mem;
-    if (v.ncerts)
-        memcpy(mem, certs, v.ncerts * sizeof(*certs));
-    mem += align8(v.ncerts * sizeof(*certs));
-    v.firsts = (struct mv_first *)(void *)mem;
-    if (v.nfirsts)
-        memcpy(mem, firsts, v.nfirsts * sizeof(*firsts));
-    mem += align8(v.nfirsts * sizeof(*firsts));
-    v.findings = (struct mv_finding *)(void *)mem;
-    if (v.nfindings)
-        memcpy(mem, fs, v.nfindings * sizeof(*fs));
-    mem += align8(v.nfindings * sizeof(*fs));
-    if (b.alen)
-        memcpy(mem, b.arena, b.alen);
-    memset(mem + b.alen, 0, PAD);
-    v.arena = mem;
+    v.prefixlen = (uint32_t)b.alen;
     v.refs = 1;
     *out = v;
+    if (b.alen)
+        memcpy(mem + sizeof(v), b.arena, b.alen);
+    if (v.wide)
+        memcpy((void *)view_wide(out), &w, sizeof(w));
+    if (v.ncerts)
+        memcpy((void *)view_certs(out), certs, v.ncerts * sizeof(*certs));
+    if (v.nfirsts)
+        memcpy((void *)view_firsts(out), firsts, v.nfirsts * sizeof(*firsts));
+    if (v.nfindings)
+        memcpy((void *)view_findings(out), fs, v.nfindings * sizeof(*fs));
     if (view_measure(out) < 0) {
         free(out);
         out = NULL;
@@ -601,8 +653,8 @@ struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v)
 void cm_metrics_view_free(struct cm_metrics_view *v)
 {
     if (v && --v->refs == 0) {
-        certtexts_put(v->certs, v->ncerts);
-        words_put(v->version, v->cipher, v->findings, v->nfindings);
+        certtexts_put(view_certs(v), v->ncerts);
+        words_put(v->version, v->cipher, view_findings(v), v->nfindings);
         free(v);
     }
 }
@@ -674,8 +726,9 @@ static inline __attribute__((always_inline)) char *put(char *p, const void *s, s
 
 /* Copies n bytes 16 at a time: fixed-size copies compile to a couple of vector moves, where a
  * memcpy call of a few dozen bytes costs more than the copying. It reads and writes up to 15
- * bytes past n: every source is padded for that (family names are arrays, view arenas end in
- * PAD zero bytes) and every line reserves LINE_SLACK, more than that, past what it writes. */
+ * bytes past n: every source is padded for that (family names are arrays, shared texts end in
+ * PAD zero bytes, a view's prefix has PAD bytes of its block after it) and every line reserves
+ * LINE_SLACK, more than that, past what it writes. */
 static inline __attribute__((always_inline)) char *copy16(char *p, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i += 16)
@@ -818,10 +871,10 @@ static char *open_line(struct cm_metrics_buf *b, const struct family *f,
 {
     char *p;
 
-    if (!reserve(b, f->namelen + v->prefix.len + extra + LINE_SLACK))
+    if (!reserve(b, f->namelen + v->prefixlen + extra + LINE_SLACK))
         return NULL;
     p = copy16(b->data + b->len, f->name, f->namelen + 1);
-    return copy16(p, v->arena + v->prefix.off, v->prefix.len);
+    return copy16(p, view_prefix(v), v->prefixlen);
 }
 
 static void close_i64(struct cm_metrics_buf *b, char *p, int64_t value)
@@ -866,27 +919,43 @@ static void f_duration(struct cm_metrics_buf *b, const struct family *f, const v
     };
 
     for (int i = 0; i < PH_COUNT; i++) {
-        if (v->duration_us[i] < 0 || !(p = open_line(b, f, v, 32)))
+        int64_t us = view_duration(v, (unsigned)i);
+        if (us < 0 || !(p = open_line(b, f, v, 32)))
             continue;
         p = copy16(p, phase_label[i].s, phase_label[i].n);
-        p = put_us(p, v->duration_us[i]);
+        p = put_us(p, us);
         *p++ = '\n';
         b->len = (size_t)(p - b->data);
     }
 }
 
-#define TIME_FAMILY(fname, field)                                                                  \
+#define TIME_FAMILY(fname, index)                                                                  \
     static void fname(struct cm_metrics_buf *b, const struct family *f, const void *ctx)           \
     {                                                                                              \
         const struct cm_metrics_view *v = ctx;                                                     \
-        if (v->field != NO_TIME)                                                                   \
-            plain(b, f, v, v->field);                                                              \
+        int64_t t = view_time(v, (index));                                                         \
+        if (t != NO_TIME)                                                                          \
+            plain(b, f, v, t);                                                                     \
     }
-TIME_FAMILY(f_last_probe, last_probe)
-TIME_FAMILY(f_last_success, last_success)
-TIME_FAMILY(f_chain_expiry, chain_expiry)
-TIME_FAMILY(f_ari_start, ari_start)
-TIME_FAMILY(f_ari_end, ari_end)
+TIME_FAMILY(f_last_probe, T_LAST_PROBE)
+TIME_FAMILY(f_last_success, T_LAST_SUCCESS)
+TIME_FAMILY(f_ari_start, T_ARI_START)
+TIME_FAMILY(f_ari_end, T_ARI_END)
+
+/* The earliest not_after of the chain: found here rather than stored, a few certificates per
+ * view against a field in every one. */
+static void f_chain_expiry(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    const struct mv_cert *certs = view_certs(v);
+    int64_t t = NO_TIME;
+
+    for (uint32_t i = 0; i < v->ncerts; i++)
+        if (certs[i].cert->not_after != NO_TIME && (t == NO_TIME || certs[i].cert->not_after < t))
+            t = certs[i].cert->not_after;
+    if (t != NO_TIME)
+        plain(b, f, v, t);
+}
 
 static void f_status(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
 {
@@ -920,13 +989,14 @@ static char *put_position(char *p, uint32_t i)
 static void cert_times(struct cm_metrics_buf *b, const struct family *f,
                        const struct cm_metrics_view *v, bool after)
 {
+    const struct mv_cert *certs = view_certs(v);
     char *p;
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
-        int64_t t = after ? v->certs[i].cert->not_after : v->certs[i].cert->not_before;
+        int64_t t = after ? certs[i].cert->not_after : certs[i].cert->not_before;
         if (t == NO_TIME || !(p = open_line(b, f, v, 24)))
             continue;
-        close_i64(b, put_position(p, v->certs[i].position), t);
+        close_i64(b, put_position(p, certs[i].position), t);
     }
 }
 
@@ -946,7 +1016,7 @@ static void f_cert_info(struct cm_metrics_buf *b, const struct family *f, const 
     char *p;
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
-        const struct mv_cert *c = &v->certs[i];
+        const struct mv_cert *c = &view_certs(v)[i];
         /* The position (24 bytes at most), then the certificate's labels as one piece. */
         if (!(p = open_line(b, f, v, 24 + (size_t)c->cert->len)))
             return;
@@ -971,7 +1041,7 @@ static void f_cert_revocation(struct cm_metrics_buf *b, const struct family *f, 
     };
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
-        const struct mv_cert *c = &v->certs[i];
+        const struct mv_cert *c = &view_certs(v)[i];
         if (c->rev == ABSENT_REV)
             continue;
         for (int k = 0; k < RV_COUNT; k++) {
@@ -1057,7 +1127,7 @@ static void f_finding(struct cm_metrics_buf *b, const struct family *f, const vo
     };
 
     for (uint32_t i = 0; i < v->nfindings; i++) {
-        const struct mv_finding *fd = &v->findings[i];
+        const struct mv_finding *fd = &view_findings(v)[i];
         if (!(p = open_line(b, f, v, 32 + fd->id->len)))
             return;
         p = PUTS(p, ",id=\"");
@@ -1073,12 +1143,13 @@ static void f_first_seen(struct cm_metrics_buf *b, const struct family *f, const
     char *p;
 
     for (uint32_t i = 0; i < v->nfirsts; i++) {
-        if (!(p = open_line(b, f, v, 8 + v->firsts[i].id->len)))
+        const struct mv_first *first = &view_firsts(v)[i];
+        if (!(p = open_line(b, f, v, 8 + first->id->len)))
             return;
         p = PUTS(p, ",id=\"");
-        p = put_word(p, v->firsts[i].id);
+        p = put_word(p, first->id);
         p = PUTS(p, "\"");
-        close_i64(b, p, v->firsts[i].t);
+        close_i64(b, p, first->t);
     }
 }
 
