@@ -393,24 +393,24 @@ static struct mv_certtext *word_get(struct builder *scratch, const char *s)
                            : text_get(&words, scratch->arena, scratch->alen, NO_TIME, NO_TIME);
 }
 
-size_t cm_metrics_shared_words(void)
+static size_t texts_count(struct texttable *tab)
 {
     size_t n;
 
-    pthread_mutex_lock(&words.mu);
-    n = words.count;
-    pthread_mutex_unlock(&words.mu);
+    pthread_mutex_lock(&tab->mu);
+    n = tab->count;
+    pthread_mutex_unlock(&tab->mu);
     return n;
+}
+
+size_t cm_metrics_shared_words(void)
+{
+    return texts_count(&words);
 }
 
 size_t cm_metrics_shared_certs(void)
 {
-    size_t n;
-
-    pthread_mutex_lock(&certtexts.mu);
-    n = certtexts.count;
-    pthread_mutex_unlock(&certtexts.mu);
-    return n;
+    return texts_count(&certtexts);
 }
 
 /* Appends `,name="value"` (lead is `,name="`), value escaped; NULL renders as empty. */
