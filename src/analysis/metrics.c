@@ -1,11 +1,12 @@
 /* Prometheus text exposition. The work is split so that /metrics stays cheap with ten thousand
  * targets: a view is built once per report (JSON read, timestamps parsed, every label value
  * escaped, the target's label text joined), and rendering only copies bytes and formats
- * integers. A view is one allocation; its strings live in an arena inside it, stored once
- * even when they repeat. A certificate's label text (subject, issuer, serial, fingerprint, key,
+ * integers. A view is one allocation holding its own label text and a few arrays, found from
+ * their counts. A certificate's label text (subject, issuer, serial, fingerprint, key,
  * signature) is not in the view: it is a block shared by every view whose chain has that
  * certificate, since thousands of targets present the same intermediates and roots (and often
- * the same leaf), and it was most of a view's memory. */
+ * the same leaf), and it was most of a view's memory; the TLS version, cipher and finding ids
+ * are shared words the same way. */
 #include "certmon/analysis/metrics.h"
 #include "certmon/base/buf.h"
 #include "certmon/base/label.h"
@@ -23,26 +24,25 @@
 /* ---- Views ---- */
 
 #define NO_TIME INT64_MIN /* a timestamp the report does not have */
-#define PAD 16            /* zero bytes after a view's arena (see copy16) */
+#define PAD 16            /* readable bytes after a text (see copy16) */
 #define ABSENT 2          /* a 0/1 fact the report does not have */
 
-/* A string in a view's arena: already escaped for a label value. */
-struct mv_str {
-    uint32_t off, len;
-};
-
-/* One certificate's facts as every view with it renders them, shared: found through the table
- * below by its text and times, and freed with the last view that holds it. Immutable once in
- * the table, so a render reads it without the table's lock. */
+/* A text every view that has it renders the same way, shared: found through a table below by
+ * its text and times, and freed with the last view that holds it. Immutable once in the table,
+ * so a render reads it without the table's lock. Two kinds, in two tables:
+ * - a certificate's facts: `,subject="...",issuer="...",serial="...",sha256="...",key="...",
+ *   signature="..."` with its validity times;
+ * - a word of a small vocabulary (TLS version, cipher, finding id), times NO_TIME: thousands
+ *   of views say "TLS1.3" or "cert.expiring", and a copy in each was most of what a view held
+ *   besides its labels. A report may bring any id, but a word lives only as long as a view
+ *   holds it, so the table never holds more than the live views bring. */
 struct mv_certtext {
-    struct mv_certtext *next; /* in its bucket; under certtexts.mu */
+    struct mv_certtext *next; /* in its bucket; under the table's mu */
     uint64_t hash;
     int64_t not_before, not_after; /* NO_TIME when missing or unparseable */
-    uint32_t refs;                 /* views holding it; under certtexts.mu */
+    uint32_t refs;                 /* views holding it; under the table's mu */
     uint32_t len;                  /* bytes of text, without the PAD zero bytes after it */
-    /* `,subject="...",issuer="...",serial="...",sha256="...",key="...",signature="..."`,
-     * every value escaped, then PAD zero bytes (see copy16). */
-    char text[];
+    char text[];                   /* every value escaped, then PAD zero bytes (see copy16) */
 };
 
 /* A chain position of a view: what is per report stays here. */
@@ -53,16 +53,18 @@ struct mv_cert {
     uint8_t rev;       /* index into rev_statuses[], or ABSENT_REV: revocation not checked */
 };
 
-/* certmon_finding{id,severity}: one per distinct (id, severity). */
+/* certmon_finding{id,severity}: one per distinct (id, severity). id is a shared word (equal
+ * ids are the same pointer), a reference the view holds. */
 struct mv_finding {
-    struct mv_str id;
+    struct mv_certtext *id;
     uint32_t severity; /* index into severities[] */
 };
 
-/* certmon_finding_first_seen_timestamp_seconds{id}: the earliest first_seen per id. */
+/* certmon_finding_first_seen_timestamp_seconds{id}: the earliest first_seen per id. id points
+ * at a finding's word (the reference is the finding's). */
 struct mv_first {
     int64_t t;
-    struct mv_str id;
+    const struct mv_certtext *id;
 };
 
 enum { PH_DNS, PH_CONNECT, PH_STARTTLS, PH_HANDSHAKE, PH_TOTAL, PH_COUNT };
@@ -82,21 +84,81 @@ static const char *const rev_statuses[RV_COUNT] = {"good", "revoked", "unavailab
 #define SEV_COUNT 3
 static const char *const severities[SEV_COUNT] = {"info", "warning", "critical"};
 
+/* The timestamps of a view (the chain's expiry is the earliest not_after of its texts). */
+enum { T_LAST_PROBE, T_LAST_SUCCESS, T_ARI_START, T_ARI_END, T_COUNT };
+
+/* A view's times and durations at full width, for a report whose values do not fit the narrow
+ * fields (a date before 1970 or after 2106, a phase over 35 minutes: a state file written by
+ * hand, or a hostile one). Rare, so it costs its 72 bytes only where it is used. */
+struct mv_wide {
+    int64_t times[T_COUNT];        /* NO_TIME: absent */
+    int64_t duration_us[PH_COUNT]; /* < 0: phase not reached */
+};
+
+/* One block, laid out in this order so that every part is found from the counts without a
+ * pointer of its own:
+ *   the view | the prefix, zero bytes to a multiple of 8 | struct mv_wide, when wide |
+ *   certs[ncerts] | firsts[nfirsts] | findings[nfindings] | zero bytes, when fewer than PAD
+ *   bytes follow the prefix (copy16 reads up to 15 past it).
+ * The prefix is the label text every series starts with: target="...",label="...". */
 struct cm_metrics_view {
-    const char *arena;
-    const struct mv_cert *certs;
-    const struct mv_first *firsts;
-    const struct mv_finding *findings;
     uint32_t ncerts, nfirsts, nfindings;
-    struct mv_str prefix;          /* target="...",label="..." */
-    struct mv_str version, cipher; /* len 0: absent (neither can be empty in a report) */
-    int64_t last_probe, last_success, chain_expiry; /* NO_TIME: absent */
-    int64_t ari_start, ari_end;                     /* renewal window; NO_TIME: absent */
-    int64_t duration_us[PH_COUNT];                  /* < 0: phase not reached */
+    uint32_t prefixlen;
+    struct mv_certtext *version, *cipher; /* shared words, references held; NULL: absent */
+    /* Unless wide: Unix seconds + 1 (0: absent), which covers 1970 to 2106, and durations in
+     * microseconds (-1: phase not reached). Rendering prints both exactly as the int64 it
+     * parsed, so the narrow form changes no byte of the output. */
+    uint32_t times[T_COUNT];
+    int32_t duration_us[PH_COUNT];
     uint32_t rendered; /* bytes of its samples in all per-target families */
     uint32_t refs;     /* holders: the state entry, and renders streaming it (loop thread) */
     uint8_t success, status, verify, proto[PV_COUNT]; /* verify, proto: ABSENT */
+    bool wide;                                        /* times and durations in a struct mv_wide */
 };
+
+/* The layout above needs every part to keep the next one 8-byte aligned. */
+_Static_assert(sizeof(struct cm_metrics_view) % 8 == 0, "view size");
+_Static_assert(sizeof(struct mv_wide) % 8 == 0, "wide size");
+_Static_assert(sizeof(struct mv_cert) % 8 == 0, "cert size");
+_Static_assert(sizeof(struct mv_first) % 8 == 0, "first size");
+
+static inline const char *view_prefix(const struct cm_metrics_view *v)
+{
+    return (const char *)(v + 1);
+}
+
+static inline const struct mv_wide *view_wide(const struct cm_metrics_view *v)
+{
+    return (const struct mv_wide *)(const void *)(view_prefix(v) + ((v->prefixlen + 7) & ~7u));
+}
+
+static inline const struct mv_cert *view_certs(const struct cm_metrics_view *v)
+{
+    return (const struct mv_cert *)(const void *)((const char *)view_wide(v) +
+                                                  (v->wide ? sizeof(struct mv_wide) : 0));
+}
+
+static inline const struct mv_first *view_firsts(const struct cm_metrics_view *v)
+{
+    return (const struct mv_first *)(const void *)(view_certs(v) + v->ncerts);
+}
+
+static inline const struct mv_finding *view_findings(const struct cm_metrics_view *v)
+{
+    return (const struct mv_finding *)(const void *)(view_firsts(v) + v->nfirsts);
+}
+
+static inline int64_t view_time(const struct cm_metrics_view *v, unsigned i)
+{
+    if (v->wide)
+        return view_wide(v)->times[i];
+    return v->times[i] ? (int64_t)v->times[i] - 1 : NO_TIME;
+}
+
+static inline int64_t view_duration(const struct cm_metrics_view *v, unsigned i)
+{
+    return v->wide ? view_wide(v)->duration_us[i] : v->duration_us[i];
+}
 
 static int view_measure(struct cm_metrics_view *v);
 
@@ -104,8 +166,6 @@ static int view_measure(struct cm_metrics_view *v);
 struct builder {
     char *arena;
     size_t alen, acap;
-    struct mv_str *strs; /* every string interned so far, for sharing */
-    size_t nstrs, scap;
     bool failed;
 };
 
@@ -140,42 +200,6 @@ static void arena_escaped(struct builder *b, const char *s)
     }
 }
 
-/* Ends a string begun at arena offset start: when the same text is already in the arena, the
- * new copy is dropped and the old one returned. */
-static struct mv_str intern_end(struct builder *b, size_t start)
-{
-    size_t n = b->alen - start;
-    struct mv_str s = {(uint32_t)start, (uint32_t)n};
-
-    if (b->failed || n > UINT32_MAX / 4)
-        return (struct mv_str){0, 0};
-    for (size_t i = 0; i < b->nstrs; i++)
-        if (b->strs[i].len == s.len && !memcmp(b->arena + b->strs[i].off, b->arena + start, n)) {
-            b->alen = start;
-            return b->strs[i];
-        }
-    if (b->nstrs == b->scap) {
-        size_t cap = b->scap ? 2 * b->scap : 16;
-        struct mv_str *p = realloc(b->strs, cap * sizeof(*p));
-        if (!p) {
-            b->failed = true;
-            return (struct mv_str){0, 0};
-        }
-        b->strs = p;
-        b->scap = cap;
-    }
-    b->strs[b->nstrs++] = s;
-    return s;
-}
-
-static struct mv_str intern(struct builder *b, const char *s)
-{
-    size_t start = b->alen;
-
-    arena_escaped(b, s ? s : "");
-    return intern_end(b, start);
-}
-
 static int64_t time_of(json_t *o, const char *key)
 {
     int64_t t;
@@ -190,9 +214,9 @@ static int cmp_label(const void *a, const void *b)
 
 /* The label text every series of the target starts with: target first, then the configured
  * labels sorted by name. */
-static struct mv_str build_prefix(struct builder *b, const char *target, json_t *labels)
+static void build_prefix(struct builder *b, const char *target, json_t *labels)
 {
-    size_t start = b->alen, n = 0;
+    size_t n = 0;
     const char **names = NULL;
     const char *k;
     json_t *val;
@@ -204,7 +228,7 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
         names = malloc(json_object_size(labels) * sizeof(*names));
         if (!names) {
             b->failed = true;
-            return (struct mv_str){0, 0};
+            return;
         }
         json_object_foreach (labels, k, val)
             /* The configuration refuses what this leaves out (base/label.c): it guards against
@@ -221,8 +245,6 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
         }
         free(names);
     }
-    /* Not shared: nothing else can look like it. */
-    return (struct mv_str){(uint32_t)start, (uint32_t)(b->alen - start)};
 }
 
 /* ---- Shared certificate texts ---- */
@@ -231,51 +253,54 @@ static struct mv_str build_prefix(struct builder *b, const char *target, json_t 
  * the view. The lock makes building and freeing views on different threads safe; the daemon
  * does both on its loop, where it is never contended (one lock per certificate of a view
  * built, one per view freed). */
-static struct {
+struct texttable {
     pthread_mutex_t mu;
     struct mv_certtext **buckets; /* nbuckets of them, a power of two; NULL while count is 0 */
     size_t nbuckets, count;
-} certtexts = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+};
+static struct texttable certtexts = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+/* The words (version, cipher, finding id) of every live view: the same code, another table, so
+ * that cm_metrics_shared_certs counts certificates only. */
+static struct texttable words = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 
 #define CERTTEXT_BUCKETS_MIN 256
 
 /* Doubles the buckets once there are as many texts as buckets. Out of memory leaves the chains
- * longer: slower, not wrong. Under certtexts.mu. */
-static void certtexts_grow(void)
+ * longer: slower, not wrong. Under tab->mu. */
+static void texts_grow(struct texttable *tab)
 {
-    size_t n = 2 * certtexts.nbuckets;
+    size_t n = 2 * tab->nbuckets;
     struct mv_certtext **nb;
 
-    if (certtexts.count < certtexts.nbuckets || n > SIZE_MAX / sizeof(*nb) ||
-        !(nb = calloc(n, sizeof(*nb))))
+    if (tab->count < tab->nbuckets || n > SIZE_MAX / sizeof(*nb) || !(nb = calloc(n, sizeof(*nb))))
         return;
-    for (size_t i = 0; i < certtexts.nbuckets; i++) {
-        struct mv_certtext *t = certtexts.buckets[i], *next;
+    for (size_t i = 0; i < tab->nbuckets; i++) {
+        struct mv_certtext *t = tab->buckets[i], *next;
         for (; t; t = next) {
             next = t->next;
             t->next = nb[t->hash & (n - 1)];
             nb[t->hash & (n - 1)] = t;
         }
     }
-    free(certtexts.buckets);
-    certtexts.buckets = nb;
-    certtexts.nbuckets = n;
+    free(tab->buckets);
+    tab->buckets = nb;
+    tab->nbuckets = n;
 }
 
 /* An empty table holds no memory: a process that frees its last view gets everything back. */
-static void certtexts_release_empty(void)
+static void texts_release_empty(struct texttable *tab)
 {
-    if (certtexts.count == 0) {
-        free(certtexts.buckets);
-        certtexts.buckets = NULL;
-        certtexts.nbuckets = 0;
+    if (tab->count == 0) {
+        free(tab->buckets);
+        tab->buckets = NULL;
+        tab->nbuckets = 0;
     }
 }
 
-/* The shared text equal to text[0..len) with these times, with a reference added for the
- * caller: the one in the table, or a new one. NULL when out of memory. */
-static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t not_before,
-                                        int64_t not_after)
+/* The shared text of tab equal to text[0..len) with these times, with a reference added for
+ * the caller: the one in the table, or a new one. NULL when out of memory. */
+static struct mv_certtext *text_get(struct texttable *tab, const char *text, size_t len,
+                                    int64_t not_before, int64_t not_after)
 {
     struct mv_certtext *t = NULL;
     uint64_t h;
@@ -285,14 +310,13 @@ static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t no
     h = cm_fnv1a(CM_FNV1A_INIT, text, len);
     h = cm_fnv1a(h, &not_before, sizeof(not_before));
     h = cm_fnv1a(h, &not_after, sizeof(not_after));
-    pthread_mutex_lock(&certtexts.mu);
-    if (!certtexts.buckets &&
-        (certtexts.buckets = calloc(CERTTEXT_BUCKETS_MIN, sizeof(*certtexts.buckets))))
-        certtexts.nbuckets = CERTTEXT_BUCKETS_MIN;
-    if (!certtexts.buckets)
+    pthread_mutex_lock(&tab->mu);
+    if (!tab->buckets && (tab->buckets = calloc(CERTTEXT_BUCKETS_MIN, sizeof(*tab->buckets))))
+        tab->nbuckets = CERTTEXT_BUCKETS_MIN;
+    if (!tab->buckets)
         goto out;
     /* A text held UINT32_MAX times is passed over: the next holder gets a copy of its own. */
-    for (t = certtexts.buckets[h & (certtexts.nbuckets - 1)]; t; t = t->next)
+    for (t = tab->buckets[h & (tab->nbuckets - 1)]; t; t = t->next)
         if (t->hash == h && t->len == len && t->not_before == not_before &&
             t->not_after == not_after && t->refs < UINT32_MAX && !memcmp(t->text, text, len))
             break;
@@ -309,14 +333,28 @@ static struct mv_certtext *certtext_get(const char *text, size_t len, int64_t no
     t->len = (uint32_t)len;
     memcpy(t->text, text, len);
     memset(t->text + len, 0, PAD);
-    t->next = certtexts.buckets[h & (certtexts.nbuckets - 1)];
-    certtexts.buckets[h & (certtexts.nbuckets - 1)] = t;
-    certtexts.count++;
-    certtexts_grow();
+    t->next = tab->buckets[h & (tab->nbuckets - 1)];
+    tab->buckets[h & (tab->nbuckets - 1)] = t;
+    tab->count++;
+    texts_grow(tab);
 out:
-    certtexts_release_empty();
-    pthread_mutex_unlock(&certtexts.mu);
+    texts_release_empty(tab);
+    pthread_mutex_unlock(&tab->mu);
     return t;
+}
+
+/* Drops a reference of t (NULL: nothing), freeing it when it was the last. Under tab->mu. */
+static void text_put_locked(struct texttable *tab, struct mv_certtext *t)
+{
+    struct mv_certtext **pp;
+
+    if (!t || --t->refs > 0)
+        return;
+    for (pp = &tab->buckets[t->hash & (tab->nbuckets - 1)]; *pp != t;)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    tab->count--;
+    free(t);
 }
 
 /* Drops the references of certs[0..n) (entries without a text are skipped), freeing the
@@ -326,28 +364,53 @@ static void certtexts_put(const struct mv_cert *certs, size_t n)
     if (!n)
         return;
     pthread_mutex_lock(&certtexts.mu);
-    for (size_t i = 0; i < n; i++) {
-        struct mv_certtext *t = certs[i].cert, **pp;
-        if (!t || --t->refs > 0)
-            continue;
-        for (pp = &certtexts.buckets[t->hash & (certtexts.nbuckets - 1)]; *pp != t;)
-            pp = &(*pp)->next;
-        *pp = t->next;
-        certtexts.count--;
-        free(t);
-    }
-    certtexts_release_empty();
+    for (size_t i = 0; i < n; i++)
+        text_put_locked(&certtexts, certs[i].cert);
+    texts_release_empty(&certtexts);
     pthread_mutex_unlock(&certtexts.mu);
+}
+
+/* Drops the words a view holds: version, cipher and the ids of fs[0..n). */
+static void words_put(struct mv_certtext *version, struct mv_certtext *cipher,
+                      const struct mv_finding *fs, size_t n)
+{
+    pthread_mutex_lock(&words.mu);
+    text_put_locked(&words, version);
+    text_put_locked(&words, cipher);
+    for (size_t i = 0; i < n; i++)
+        text_put_locked(&words, fs[i].id);
+    texts_release_empty(&words);
+    pthread_mutex_unlock(&words.mu);
+}
+
+/* The shared word of s escaped as a label value, with a reference for the caller; scratch is
+ * emptied first. NULL when out of memory. */
+static struct mv_certtext *word_get(struct builder *scratch, const char *s)
+{
+    scratch->alen = 0;
+    arena_escaped(scratch, s);
+    return scratch->failed ? NULL
+                           : text_get(&words, scratch->arena, scratch->alen, NO_TIME, NO_TIME);
+}
+
+static size_t texts_count(struct texttable *tab)
+{
+    size_t n;
+
+    pthread_mutex_lock(&tab->mu);
+    n = tab->count;
+    pthread_mutex_unlock(&tab->mu);
+    return n;
+}
+
+size_t cm_metrics_shared_words(void)
+{
+    return texts_count(&words);
 }
 
 size_t cm_metrics_shared_certs(void)
 {
-    size_t n;
-
-    pthread_mutex_lock(&certtexts.mu);
-    n = certtexts.count;
-    pthread_mutex_unlock(&certtexts.mu);
-    return n;
+    return texts_count(&certtexts);
 }
 
 /* Appends `,name="value"` (lead is `,name="`), value escaped; NULL renders as empty. */
@@ -384,8 +447,8 @@ static int build_cert(struct builder *scratch, json_t *c, struct mv_cert *out)
     arena_put(scratch, "\"", 1);
     arena_label(scratch, ",signature=\"", json_string_value(json_object_get(c, "signature")));
     out->cert = scratch->failed ? NULL
-                                : certtext_get(scratch->arena, scratch->alen,
-                                               time_of(c, "not_before"), time_of(c, "not_after"));
+                                : text_get(&certtexts, scratch->arena, scratch->alen,
+                                           time_of(c, "not_before"), time_of(c, "not_after"));
     if (!out->cert)
         return -ENOMEM;
     st = json_string_value(json_object_get(json_object_get(c, "revocation"), "status"));
@@ -415,10 +478,6 @@ static bool in_array(json_t *arr, const char *s)
     return false;
 }
 
-static size_t align8(size_t n)
-{
-    return (n + 7) & ~(size_t)7;
-}
 
 struct cm_metrics_view *cm_metrics_view_new(json_t *report)
 {
@@ -429,7 +488,8 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     struct mv_finding *fs = NULL;
     struct mv_first *firsts = NULL;
     struct cm_metrics_view v = {0}, *out = NULL;
-    size_t nchain, nfind, i, size;
+    struct mv_wide w;
+    size_t nchain, nfind, i, size, plen, arrays;
     const char *st;
     json_t *e;
     char *mem;
@@ -447,7 +507,7 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
          (!(fs = calloc(nfind, sizeof(*fs))) || !(firsts = calloc(nfind, sizeof(*firsts))))))
         goto done;
 
-    v.prefix = build_prefix(&b, target, json_object_get(report, "labels"));
+    build_prefix(&b, target, json_object_get(report, "labels"));
 
     err = json_object_get(report, "error");
     v.success = !err || json_is_null(err);
@@ -455,19 +515,25 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     for (i = 0; i < PH_COUNT; i++) {
         json_t *ms = json_object_get(timing, phases[i]);
         double us = json_is_number(ms) ? json_number_value(ms) * 1000.0 : -1.0;
-        v.duration_us[i] = us >= 0 && us < 9e15 ? (int64_t)llround(us) : -1;
+        w.duration_us[i] = us >= 0 && us < 9e15 ? (int64_t)llround(us) : -1;
+        v.wide |= w.duration_us[i] > INT32_MAX;
     }
-    v.last_probe = time_of(report, "last_probe");
-    v.last_success = time_of(report, "last_success");
-    v.ari_start = time_of(json_object_get(report, "ari"), "window_start");
-    v.ari_end = time_of(json_object_get(report, "ari"), "window_end");
+    w.times[T_LAST_PROBE] = time_of(report, "last_probe");
+    w.times[T_LAST_SUCCESS] = time_of(report, "last_success");
+    w.times[T_ARI_START] = time_of(json_object_get(report, "ari"), "window_start");
+    w.times[T_ARI_END] = time_of(json_object_get(report, "ari"), "window_end");
+    for (i = 0; i < T_COUNT; i++)
+        v.wide |= w.times[i] != NO_TIME && (w.times[i] < 0 || w.times[i] >= UINT32_MAX);
+    for (i = 0; i < PH_COUNT && !v.wide; i++)
+        v.duration_us[i] = (int32_t)w.duration_us[i];
+    for (i = 0; i < T_COUNT && !v.wide; i++)
+        v.times[i] = w.times[i] == NO_TIME ? 0 : (uint32_t)(w.times[i] + 1);
     st = json_string_value(json_object_get(report, "status"));
     v.status = ST_UNKNOWN;
     for (i = 0; st && i < ST_COUNT; i++)
         if (!strcmp(st, statuses[i]))
             v.status = (uint8_t)i;
 
-    v.chain_expiry = NO_TIME;
     json_array_foreach (chain, i, e) {
         struct mv_cert *c = &certs[v.ncerts];
         if (!json_is_object(e))
@@ -475,9 +541,6 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
         if (build_cert(&scratch, e, c) < 0)
             goto done;
         c->position = (uint32_t)i;
-        if (c->cert->not_after != NO_TIME &&
-            (v.chain_expiry == NO_TIME || c->cert->not_after < v.chain_expiry))
-            v.chain_expiry = c->cert->not_after;
         v.ncerts++;
     }
 
@@ -490,10 +553,13 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
                    json_is_true(json_object_get(verification, "hostname_match"));
 
     tls = json_object_get(report, "tls");
-    if (json_is_string(json_object_get(tls, "version")))
-        v.version = intern(&b, json_string_value(json_object_get(tls, "version")));
-    if (json_is_string(json_object_get(tls, "cipher")))
-        v.cipher = intern(&b, json_string_value(json_object_get(tls, "cipher")));
+    /* Neither can be empty in a report; an empty one is left out as before. */
+    st = json_string_value(json_object_get(tls, "version"));
+    if (st && *st && !(v.version = word_get(&scratch, st)))
+        goto done;
+    st = json_string_value(json_object_get(tls, "cipher"));
+    if (st && *st && !(v.cipher = word_get(&scratch, st)))
+        goto done;
 
     posture = json_object_get(report, "posture");
     for (i = 0; i < PV_COUNT; i++) {
@@ -508,22 +574,26 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
         const char *id = json_string_value(json_object_get(e, "id"));
         unsigned sev = severity_index(json_string_value(json_object_get(e, "severity")));
         int64_t seen = time_of(e, "first_seen");
-        struct mv_str ids;
+        struct mv_certtext *ids;
         size_t j;
 
         if (!id || sev == SEV_COUNT)
             continue;
-        ids = intern(&b, id);
-        /* Interning makes equal ids equal offsets. */
+        if (!(ids = word_get(&scratch, id)))
+            goto done;
+        /* Equal ids are the same word. The reference moves to a new finding; a repeated one
+         * gives it back. */
         for (j = 0; j < v.nfindings; j++)
-            if (fs[j].id.off == ids.off && fs[j].severity == sev)
+            if (fs[j].id == ids && fs[j].severity == sev)
                 break;
         if (j == v.nfindings)
             fs[v.nfindings++] = (struct mv_finding){ids, sev};
+        else
+            words_put(ids, NULL, NULL, 0);
         if (seen == NO_TIME)
             continue;
         for (j = 0; j < v.nfirsts; j++)
-            if (firsts[j].id.off == ids.off)
+            if (firsts[j].id == ids)
                 break;
         if (j == v.nfirsts)
             firsts[v.nfirsts++] = (struct mv_first){seen, ids};
@@ -533,44 +603,42 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
     if (b.failed)
         goto done;
 
-    /* One block: the view, its arrays, then the arena. */
-    size = align8(sizeof(v)) + align8(v.ncerts * sizeof(*certs)) +
-           align8(v.nfirsts * sizeof(*firsts)) + align8(v.nfindings * sizeof(*fs)) + b.alen + PAD;
-    if (!(mem = malloc(size)))
+    /* One block (see struct cm_metrics_view). The arrays' entries are multiples of 8 bytes,
+     * so each starts aligned after the one before. */
+    plen = (b.alen + 7) & ~(size_t)7;
+    arrays = (v.wide ? sizeof(w) : 0) + v.ncerts * sizeof(*certs) + v.nfirsts * sizeof(*firsts) +
+             v.nfindings * sizeof(*fs);
+    size = sizeof(v) + plen + arrays + (plen - b.alen + arrays < PAD ? PAD : 0);
+    if (b.alen > INT32_MAX || !(mem = calloc(1, size)))
         goto done;
     out = (struct cm_metrics_view *)(void *)mem;
-    mem += align8(sizeof(v));
-    v.certs = (struct mv_cert *)(void *)mem;
-    if (v.ncerts)
-        memcpy(mem, certs, v.ncerts * sizeof(*certs));
-    mem += align8(v.ncerts * sizeof(*certs));
-    v.firsts = (struct mv_first *)(void *)mem;
-    if (v.nfirsts)
-        memcpy(mem, firsts, v.nfirsts * sizeof(*firsts));
-    mem += align8(v.nfirsts * sizeof(*firsts));
-    v.findings = (struct mv_finding *)(void *)mem;
-    if (v.nfindings)
-        memcpy(mem, fs, v.nfindings * sizeof(*fs));
-    mem += align8(v.nfindings * sizeof(*fs));
-    if (b.alen)
-        memcpy(mem, b.arena, b.alen);
-    memset(mem + b.alen, 0, PAD);
-    v.arena = mem;
+    v.prefixlen = (uint32_t)b.alen;
     v.refs = 1;
     *out = v;
+    if (b.alen)
+        memcpy(mem + sizeof(v), b.arena, b.alen);
+    if (v.wide)
+        memcpy((void *)view_wide(out), &w, sizeof(w));
+    if (v.ncerts)
+        memcpy((void *)view_certs(out), certs, v.ncerts * sizeof(*certs));
+    if (v.nfirsts)
+        memcpy((void *)view_firsts(out), firsts, v.nfirsts * sizeof(*firsts));
+    if (v.nfindings)
+        memcpy((void *)view_findings(out), fs, v.nfindings * sizeof(*fs));
     if (view_measure(out) < 0) {
         free(out);
         out = NULL;
     }
 done:
     /* The view holds the texts now; without a view they go back. */
-    if (!out)
+    if (!out) {
         certtexts_put(certs, v.ncerts);
+        words_put(v.version, v.cipher, fs, v.nfindings);
+    }
     free(certs);
     free(fs);
     free(firsts);
     free(b.arena);
-    free(b.strs);
     free(scratch.arena);
     return out;
 }
@@ -585,7 +653,8 @@ struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v)
 void cm_metrics_view_free(struct cm_metrics_view *v)
 {
     if (v && --v->refs == 0) {
-        certtexts_put(v->certs, v->ncerts);
+        certtexts_put(view_certs(v), v->ncerts);
+        words_put(v->version, v->cipher, view_findings(v), v->nfindings);
         free(v);
     }
 }
@@ -657,8 +726,9 @@ static inline __attribute__((always_inline)) char *put(char *p, const void *s, s
 
 /* Copies n bytes 16 at a time: fixed-size copies compile to a couple of vector moves, where a
  * memcpy call of a few dozen bytes costs more than the copying. It reads and writes up to 15
- * bytes past n: every source is padded for that (family names are arrays, view arenas end in
- * PAD zero bytes) and every line reserves LINE_SLACK, more than that, past what it writes. */
+ * bytes past n: every source is padded for that (family names are arrays, shared texts end in
+ * PAD zero bytes, a view's prefix has PAD bytes of its block after it) and every line reserves
+ * LINE_SLACK, more than that, past what it writes. */
 static inline __attribute__((always_inline)) char *copy16(char *p, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i += 16)
@@ -801,10 +871,10 @@ static char *open_line(struct cm_metrics_buf *b, const struct family *f,
 {
     char *p;
 
-    if (!reserve(b, f->namelen + v->prefix.len + extra + LINE_SLACK))
+    if (!reserve(b, f->namelen + v->prefixlen + extra + LINE_SLACK))
         return NULL;
     p = copy16(b->data + b->len, f->name, f->namelen + 1);
-    return copy16(p, v->arena + v->prefix.off, v->prefix.len);
+    return copy16(p, view_prefix(v), v->prefixlen);
 }
 
 static void close_i64(struct cm_metrics_buf *b, char *p, int64_t value)
@@ -815,9 +885,9 @@ static void close_i64(struct cm_metrics_buf *b, char *p, int64_t value)
     b->len = (size_t)(p - b->data);
 }
 
-static inline char *put_str(char *p, const struct cm_metrics_view *v, struct mv_str s)
+static inline char *put_word(char *p, const struct mv_certtext *w)
 {
-    return copy16(p, v->arena + s.off, s.len);
+    return copy16(p, w->text, w->len);
 }
 
 /* A family with one sample per target and no labels of its own. */
@@ -849,27 +919,43 @@ static void f_duration(struct cm_metrics_buf *b, const struct family *f, const v
     };
 
     for (int i = 0; i < PH_COUNT; i++) {
-        if (v->duration_us[i] < 0 || !(p = open_line(b, f, v, 32)))
+        int64_t us = view_duration(v, (unsigned)i);
+        if (us < 0 || !(p = open_line(b, f, v, 32)))
             continue;
         p = copy16(p, phase_label[i].s, phase_label[i].n);
-        p = put_us(p, v->duration_us[i]);
+        p = put_us(p, us);
         *p++ = '\n';
         b->len = (size_t)(p - b->data);
     }
 }
 
-#define TIME_FAMILY(fname, field)                                                                  \
+#define TIME_FAMILY(fname, index)                                                                  \
     static void fname(struct cm_metrics_buf *b, const struct family *f, const void *ctx)           \
     {                                                                                              \
         const struct cm_metrics_view *v = ctx;                                                     \
-        if (v->field != NO_TIME)                                                                   \
-            plain(b, f, v, v->field);                                                              \
+        int64_t t = view_time(v, (index));                                                         \
+        if (t != NO_TIME)                                                                          \
+            plain(b, f, v, t);                                                                     \
     }
-TIME_FAMILY(f_last_probe, last_probe)
-TIME_FAMILY(f_last_success, last_success)
-TIME_FAMILY(f_chain_expiry, chain_expiry)
-TIME_FAMILY(f_ari_start, ari_start)
-TIME_FAMILY(f_ari_end, ari_end)
+TIME_FAMILY(f_last_probe, T_LAST_PROBE)
+TIME_FAMILY(f_last_success, T_LAST_SUCCESS)
+TIME_FAMILY(f_ari_start, T_ARI_START)
+TIME_FAMILY(f_ari_end, T_ARI_END)
+
+/* The earliest not_after of the chain: found here rather than stored, a few certificates per
+ * view against a field in every one. */
+static void f_chain_expiry(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
+{
+    const struct cm_metrics_view *v = ctx;
+    const struct mv_cert *certs = view_certs(v);
+    int64_t t = NO_TIME;
+
+    for (uint32_t i = 0; i < v->ncerts; i++)
+        if (certs[i].cert->not_after != NO_TIME && (t == NO_TIME || certs[i].cert->not_after < t))
+            t = certs[i].cert->not_after;
+    if (t != NO_TIME)
+        plain(b, f, v, t);
+}
 
 static void f_status(struct cm_metrics_buf *b, const struct family *f, const void *ctx)
 {
@@ -903,13 +989,14 @@ static char *put_position(char *p, uint32_t i)
 static void cert_times(struct cm_metrics_buf *b, const struct family *f,
                        const struct cm_metrics_view *v, bool after)
 {
+    const struct mv_cert *certs = view_certs(v);
     char *p;
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
-        int64_t t = after ? v->certs[i].cert->not_after : v->certs[i].cert->not_before;
+        int64_t t = after ? certs[i].cert->not_after : certs[i].cert->not_before;
         if (t == NO_TIME || !(p = open_line(b, f, v, 24)))
             continue;
-        close_i64(b, put_position(p, v->certs[i].position), t);
+        close_i64(b, put_position(p, certs[i].position), t);
     }
 }
 
@@ -929,7 +1016,7 @@ static void f_cert_info(struct cm_metrics_buf *b, const struct family *f, const 
     char *p;
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
-        const struct mv_cert *c = &v->certs[i];
+        const struct mv_cert *c = &view_certs(v)[i];
         /* The position (24 bytes at most), then the certificate's labels as one piece. */
         if (!(p = open_line(b, f, v, 24 + (size_t)c->cert->len)))
             return;
@@ -954,7 +1041,7 @@ static void f_cert_revocation(struct cm_metrics_buf *b, const struct family *f, 
     };
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
-        const struct mv_cert *c = &v->certs[i];
+        const struct mv_cert *c = &view_certs(v)[i];
         if (c->rev == ABSENT_REV)
             continue;
         for (int k = 0; k < RV_COUNT; k++) {
@@ -979,16 +1066,16 @@ static void f_verify(struct cm_metrics_buf *b, const struct family *f, const voi
 
 /* A `_info` family with one label of the view's. */
 static void info1(struct cm_metrics_buf *b, const struct family *f, const struct cm_metrics_view *v,
-                  const char *label, size_t labellen, struct mv_str s)
+                  const char *label, size_t labellen, const struct mv_certtext *w)
 {
     char *p;
 
-    if (!s.len || !(p = open_line(b, f, v, labellen + s.len + 4)))
+    if (!w || !(p = open_line(b, f, v, labellen + w->len + 4)))
         return;
     *p++ = ',';
     p = put(p, label, labellen);
     p = PUTS(p, "=\"");
-    p = put_str(p, v, s);
+    p = put_word(p, w);
     p = PUTS(p, "\"");
     close_i64(b, p, 1);
 }
@@ -1040,11 +1127,11 @@ static void f_finding(struct cm_metrics_buf *b, const struct family *f, const vo
     };
 
     for (uint32_t i = 0; i < v->nfindings; i++) {
-        const struct mv_finding *fd = &v->findings[i];
-        if (!(p = open_line(b, f, v, 32 + fd->id.len)))
+        const struct mv_finding *fd = &view_findings(v)[i];
+        if (!(p = open_line(b, f, v, 32 + fd->id->len)))
             return;
         p = PUTS(p, ",id=\"");
-        p = put_str(p, v, fd->id);
+        p = put_word(p, fd->id);
         p = copy16(p, severity_label[fd->severity].s, severity_label[fd->severity].n);
         b->len = (size_t)(p - b->data);
     }
@@ -1056,12 +1143,13 @@ static void f_first_seen(struct cm_metrics_buf *b, const struct family *f, const
     char *p;
 
     for (uint32_t i = 0; i < v->nfirsts; i++) {
-        if (!(p = open_line(b, f, v, 8 + v->firsts[i].id.len)))
+        const struct mv_first *first = &view_firsts(v)[i];
+        if (!(p = open_line(b, f, v, 8 + first->id->len)))
             return;
         p = PUTS(p, ",id=\"");
-        p = put_str(p, v, v->firsts[i].id);
+        p = put_word(p, first->id);
         p = PUTS(p, "\"");
-        close_i64(b, p, v->firsts[i].t);
+        close_i64(b, p, first->t);
     }
 }
 

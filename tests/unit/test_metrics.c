@@ -697,6 +697,57 @@ static void *thread_views(void *arg)
     return NULL;
 }
 
+/* Versions, ciphers and finding ids are one word each for the whole process, escaped once:
+ * a repeated id (the same severity twice, or two severities) takes no word of its own, a
+ * word lives while a view holds it, and what a view shows of it is its own report's. */
+static void test_shared_words(void)
+{
+    static const char *const ra =
+        "{'target':'a:443','tls':{'version':'TLS1.3','cipher':'C\\\\1'},"
+        "'findings':[{'id':'x.\\\"q\\\"','severity':'info','first_seen':'2026-01-02T00:00:00Z'},"
+        "{'id':'x.\\\"q\\\"','severity':'info','first_seen':'2026-01-01T00:00:00Z'},"
+        "{'id':'x.\\\"q\\\"','severity':'critical'},{'id':'cert.expiring','severity':'warning'}]}";
+    static const char *const rb =
+        "{'target':'b:443','tls':{'version':'TLS1.3','cipher':'TLS_AES_128_GCM_SHA256'},"
+        "'findings':[{'id':'cert.expiring','severity':'critical'},"
+        "{'id':'new\\nline','severity':'info'}]}";
+    struct cm_metrics_view *va, *vb, *both[2];
+    char *t;
+
+    EXPECT_INT(cm_metrics_shared_words(), 0);
+    va = view_of(ra);
+    /* TLS1.3, C\1, x."q", cert.expiring */
+    EXPECT_INT(cm_metrics_shared_words(), 4);
+    vb = view_of(rb);
+    /* and TLS_AES_128_GCM_SHA256, new\nline */
+    EXPECT_INT(cm_metrics_shared_words(), 6);
+    both[0] = va;
+    both[1] = vb;
+    t = render(both, 2, NULL, NULL);
+    EXPECT_SAMPLE(t, "certmon_tls_version_info{target=\"a:443\",version=\"TLS1.3\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_tls_version_info{target=\"b:443\",version=\"TLS1.3\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_tls_cipher_info{target=\"a:443\",cipher=\"C\\\\1\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"a:443\",id=\"x.\\\"q\\\"\",severity=\"info\"}", "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"a:443\",id=\"x.\\\"q\\\"\",severity=\"critical\"}",
+                  "1");
+    EXPECT_LINES(t, "certmon_finding{target=\"a:443\",id=\"x.", 2);
+    EXPECT_SAMPLE(t,
+                  "certmon_finding_first_seen_timestamp_seconds{target=\"a:443\","
+                  "id=\"x.\\\"q\\\"\"}",
+                  "1767225600");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"a:443\",id=\"cert.expiring\",severity=\"warning\"}",
+                  "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"b:443\",id=\"cert.expiring\",severity=\"critical\"}",
+                  "1");
+    EXPECT_SAMPLE(t, "certmon_finding{target=\"b:443\",id=\"new\\nline\",severity=\"info\"}", "1");
+    free(t);
+    cm_metrics_view_free(va);
+    /* C\1 and x."q" were a's alone. */
+    EXPECT_INT(cm_metrics_shared_words(), 4);
+    cm_metrics_view_free(vb);
+    EXPECT_INT(cm_metrics_shared_words(), 0);
+}
+
 static void test_shared_certs_threads(void)
 {
     struct thread_run runs[THREADS];
@@ -1027,6 +1078,62 @@ static void test_numbers(void)
         EXPECT_SAMPLE(t, "certmon_probe_duration_seconds{target=\"t\",phase=\"handshake\"}", "0");
         EXPECT_SAMPLE(t, "certmon_probe_duration_seconds{target=\"t\",phase=\"total\"}",
                       "123.456789");
+        free(t);
+        cm_metrics_view_free(v);
+    }
+}
+
+/* A view keeps times and durations narrow (Unix seconds from 1970 to 2106, durations up to
+ * 2147.483647 s) and moves to full width past either edge: the output is the same number
+ * either way, and the chain, findings and labels after the wide part are still found. */
+static void test_time_and_duration_edges(void)
+{
+    static const struct {
+        const char *last_probe, *ari_start, *dns_ms;
+        const char *want_probe, *want_ari, *want_dns;
+    } cases[] = {
+        /* Narrow: the edges themselves. */
+        {"1970-01-01T00:00:00Z", "2106-02-07T06:28:14Z", "2147483.647", "0", "4294967294",
+         "2147.483647"},
+        /* Wide by a time past 2106, before 1970, or a duration past 35 minutes. */
+        {"2106-02-07T06:28:15Z", "2026-01-01T00:00:00Z", "1", "4294967295", "1767225600",
+         "0.001"},
+        {"2026-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "1", "1767225600", "-1", "0.001"},
+        {"2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", "2147483.648", "1767225600",
+         "1767225600", "2147.483648"},
+        {"0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1e12", "-62135596800", "253402300799",
+         "1000000000"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char json[1024], *t;
+        struct cm_metrics_view *v;
+
+        snprintf(json, sizeof(json),
+                 "{'target':'edge:443','labels':{'team':'web'},'last_probe':'%s',"
+                 "'ari':{'window_start':'%s'},'timing_ms':{'dns':%s,'total':2},"
+                 "'tls':{'version':'TLS1.2'},"
+                 "'chain':[{'subject':'CN=edge','not_after':'2027-01-01T00:00:00Z'}],"
+                 "'findings':[{'id':'cert.expiring','severity':'warning',"
+                 "'first_seen':'2026-01-01T00:00:00Z'}]}",
+                 cases[i].last_probe, cases[i].ari_start, cases[i].dns_ms);
+        v = view_of(json);
+        t = render(&v, 1, NULL, NULL);
+#define L "{target=\"edge:443\",team=\"web\""
+        EXPECT_SAMPLE(t, "certmon_last_probe_timestamp_seconds" L "}", cases[i].want_probe);
+        EXPECT_SAMPLE(t, "certmon_ari_window_start_timestamp_seconds" L "}", cases[i].want_ari);
+        EXPECT_NO_SAMPLE(t, "certmon_last_success_timestamp_seconds" L "}");
+        EXPECT_SAMPLE(t, "certmon_probe_duration_seconds" L ",phase=\"dns\"}", cases[i].want_dns);
+        EXPECT_SAMPLE(t, "certmon_probe_duration_seconds" L ",phase=\"total\"}", "0.002");
+        EXPECT_NO_SAMPLE(t, "certmon_probe_duration_seconds" L ",phase=\"connect\"}");
+        EXPECT_SAMPLE(t, "certmon_cert_not_after_timestamp_seconds" L ",position=\"0\"}",
+                      "1798761600");
+        EXPECT_SAMPLE(t, "certmon_chain_expiry_timestamp_seconds" L "}", "1798761600");
+        EXPECT_SAMPLE(t, "certmon_tls_version_info" L ",version=\"TLS1.2\"}", "1");
+        EXPECT_SAMPLE(t, "certmon_finding" L ",id=\"cert.expiring\",severity=\"warning\"}", "1");
+        EXPECT_SAMPLE(t, "certmon_finding_first_seen_timestamp_seconds" L ",id=\"cert.expiring\"}",
+                      "1767225600");
+#undef L
         free(t);
         cm_metrics_view_free(v);
     }
@@ -1510,6 +1617,7 @@ static void bench_run(bool unique_leaf)
     for (int i = 0; i < N; i++)
         cm_metrics_view_free(v[i]);
     EXPECT_INT(cm_metrics_shared_certs(), 0);
+    EXPECT_INT(cm_metrics_shared_words(), 0);
     free(v);
     json_decref(r);
 }
@@ -1527,11 +1635,13 @@ static CU_TestInfo tests[] = {
     {"certificate texts shared between views", test_shared_certs},
     {"shared certificate texts escaped", test_shared_hostile_certs},
     {"shared certificate texts on several threads", test_shared_certs_threads},
+    {"versions, ciphers and finding ids shared between views", test_shared_words},
     {"label names", test_label_names},
     {"NULL, invalid and malformed reports", test_invalid_reports},
     {"self and process families", test_self_and_process},
     {"revocation status per position, ARI window, revocation cache", test_revocation_and_ari},
     {"integers at every width", test_numbers},
+    {"times and durations past the narrow range", test_time_and_duration_edges},
     {"process metrics from /proc", test_process_read},
     {"whole exposition: structure and promtool", test_whole_exposition},
     {"the structure checker itself", test_structure_checker},

@@ -35,6 +35,10 @@ void cm_metrics_view_free(struct cm_metrics_view *v);
  * building and freeing views is safe from any thread (the table has a lock). This is the
  * number of such texts alive now, for tests and diagnostics: 0 once every view is freed. */
 size_t cm_metrics_shared_certs(void);
+/* Likewise the words of a small vocabulary a view shows (TLS version, cipher, finding ids),
+ * escaped: kept once for the process, freed with the last view that holds them. The number
+ * alive now: 0 once every view is freed. */
+size_t cm_metrics_shared_words(void);
 
 /* One notifier's counters (see notify.h). */
 /* Changes of a target's served leaf since the daemon started (certmon_cert_changes_total). */
