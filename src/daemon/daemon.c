@@ -47,6 +47,9 @@
 struct daemon;
 struct dtarget;
 
+/* What a target's run waits on (struct dtarget's op). */
+enum dop { DOP_NONE = 0, DOP_PROBE, DOP_PASS, DOP_SCAN, DOP_REVWAIT };
+
 /* A file target's run: what only a scan in flight and its recording need. Allocated when the
  * run starts and freed when it ends (end_run), so that the 100,000 endpoint targets of a large
  * configuration do not each carry it. */
@@ -71,15 +74,20 @@ struct dtarget {
     /* The run in flight: the generation and target it started with. */
     struct cm_gen *run_gen;
     const struct cm_config_target *run_ct;
-    struct cm_probe *probe;
-    struct cm_posture_pass *pass;
-    struct cm_file_scan_job *scan;
-    struct cm_revwait *revwait; /* the revocation checks the run waits for */
+    /* What the run waits on, as op_kind says (none between runs). They follow one another,
+     * never two at once: probe, posture pass, revocation checks; or scan, revocation checks. */
+    union {
+        struct cm_probe *probe;
+        struct cm_posture_pass *pass;
+        struct cm_file_scan_job *scan;
+        struct cm_revwait *revwait;
+    } op;
     /* The run's endpoint result while it waits for its posture pass (pass) or for its
      * revocation checks (revwait; NULL there for a scan, whose results are in fs). */
     struct cm_probe_result *res;
     struct dscan *fs;   /* a file target's run; NULL between runs and for endpoints */
-    unsigned char mark; /* while installing: 1 new, 2 changed */
+    unsigned char op_kind; /* enum dop: which member of op is live */
+    unsigned char mark;    /* while installing: 1 new, 2 changed */
     bool rerun_soon;    /* changed by a reload while running: run again shortly */
     bool removed;       /* dropped by a reload while running */
 };
@@ -90,6 +98,21 @@ struct restored_sched {
     int64_t last;
     unsigned failures;
 };
+
+/* t's run waits on kind now: its callee writes op's member (set before the start call, which
+ * may fail: then op_done). */
+static void op_begin(struct dtarget *t, enum dop kind)
+{
+    t->op_kind = (unsigned char)kind;
+    t->op.probe = NULL;
+}
+
+/* t's run waits on nothing (its wait has reported). */
+static void op_done(struct dtarget *t)
+{
+    t->op_kind = DOP_NONE;
+    t->op.probe = NULL;
+}
 
 struct daemon {
     uv_loop_t *loop;
@@ -894,7 +917,7 @@ static void on_revwait(void *arg)
     struct cm_probe_result *r = t->res;
     bool drop = t->d->stopping || t->removed;
 
-    t->revwait = NULL;
+    op_done(t);
     t->res = NULL;
     /* Both may end the run, and a removed target's run frees the target: t is not touched
      * after them. */
@@ -914,10 +937,13 @@ static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res,
 
     if (!d->rev || d->stopping || ct->policy.revocation != CM_REVOCATION_AUTO)
         return false;
+    op_begin(t, DOP_REVWAIT);
     if (cm_revwait_start(d->rev, t->run_gen->tls, ct->ca_file, res, n,
                          ct->policy.revocation_timeout_ms, ct->name, on_revwait, t,
-                         &t->revwait) != 0)
+                         &t->op.revwait) != 0) {
+        op_done(t);
         return false;
+    }
     if (d->sched)
         cm_sched_release(d->sched, &t->job);
     return true;
@@ -941,15 +967,15 @@ static void on_posture(struct cm_posture *p, void *arg)
 
     t->res = NULL;
     if (t->d->stopping || t->removed) {
-        t->pass = NULL;
+        op_done(t);
         cm_posture_free(p);
         cm_probe_result_free(res);
         end_run(t, false);
         return;
     }
     /* After a refused main handshake, the pass may have received the chain. */
-    cm_posture_adopt_chain(t->pass, res);
-    t->pass = NULL;
+    cm_posture_adopt_chain(t->op.pass, res);
+    op_done(t);
     /* The state keeps the pass as it ran; the result gets a copy with its own handshake
      * folded in, exactly as `check` reports it. */
     if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
@@ -969,7 +995,7 @@ static void on_probe(struct cm_probe_result *res, void *arg)
     struct cm_state_entry *e;
     uint64_t spent = res->total_ms > 0 ? (uint64_t)ceil(res->total_ms) : 0;
 
-    t->probe = NULL;
+    op_done(t);
     if (d->stopping || t->removed || res->error_kind == CM_ERRK_CANCELLED) {
         cm_probe_result_free(res);
         end_run(t, false);
@@ -981,10 +1007,12 @@ static void on_probe(struct cm_probe_result *res, void *arg)
                    (uint64_t)(res->finished_at - e->posture_at) * 1000 >= ct->posture_interval_ms;
         if (due && ct->timeout_ms > spent) {
             t->res = res;
+            op_begin(t, DOP_PASS);
             if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver},
                                  &ct->ep, res->address, ct->timeout_ms - spent, on_posture, t,
-                                 &t->pass) == 0)
+                                 &t->op.pass) == 0)
                 return;
+            op_done(t);
             t->res = NULL;
         }
         /* Between passes the latest one stands, with this handshake folded in. */
@@ -996,12 +1024,15 @@ static void on_probe(struct cm_probe_result *res, void *arg)
          * something weak: a pass on every such probe says what, and keeps the chain one of
          * its handshakes receives (the main handshake got none). */
         t->res = res;
+        op_begin(t, DOP_PASS);
         if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver}, &ct->ep,
-                             res->address, ct->timeout_ms - spent, on_posture, t, &t->pass) == 0) {
+                             res->address, ct->timeout_ms - spent, on_posture, t,
+                             &t->op.pass) == 0) {
             if (res->tls.chain.count == 0)
-                cm_posture_keep_chain(t->pass);
+                cm_posture_keep_chain(t->op.pass);
             return;
         }
+        op_done(t);
         t->res = NULL;
     }
     complete(t, res);
@@ -1071,7 +1102,7 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
     struct dtarget *t = arg;
     struct daemon *d = t->d;
 
-    t->scan = NULL;
+    op_done(t);
     if (status < 0 || d->stopping || t->removed) {
         cm_file_scan_result_clear(r);
         end_run(t, false);
@@ -1126,15 +1157,17 @@ static void on_run(struct cm_sched_job *job, void *arg)
     t->run_gen = cm_gen_ref(t->gen);
     t->run_ct = t->ct;
     d->runs++;
+    op_begin(t, t->ct->kind == CM_TARGET_FILE ? DOP_SCAN : DOP_PROBE);
     if (t->ct->kind == CM_TARGET_FILE)
         rc = !(t->fs = calloc(1, sizeof(*t->fs)))
                  ? -ENOMEM
                  : cm_file_scan_start(d->loop, t->ct->path, &(struct cm_file_opts){t->ct->password},
-                                      on_scan, t, &t->scan);
+                                      on_scan, t, &t->op.scan);
     else
         rc = cm_probe_start(&(struct cm_probe_env){d->loop, t->gen->tls, d->resolver}, &t->ct->ep,
-                            t->ct->timeout_ms, on_probe, t, &t->probe);
+                            t->ct->timeout_ms, on_probe, t, &t->op.probe);
     if (rc < 0) {
+        op_done(t);
         cm_log_error("probe", "target=%s cannot start: %s", t->ct->name, cm_strerror(rc));
         end_run(t, true);
     }
@@ -1143,14 +1176,22 @@ static void on_run(struct cm_sched_job *job, void *arg)
 /* Cancels whatever t's run is doing; its callback then ends the run. */
 static void cancel_run(struct dtarget *t)
 {
-    if (t->probe)
-        cm_probe_cancel(t->probe);
-    else if (t->pass)
-        cm_posture_cancel(t->pass);
-    else if (t->scan)
-        cm_file_scan_cancel(t->scan);
-    else if (t->revwait)
-        cm_revwait_cancel(t->revwait);
+    switch ((enum dop)t->op_kind) {
+    case DOP_PROBE:
+        cm_probe_cancel(t->op.probe);
+        break;
+    case DOP_PASS:
+        cm_posture_cancel(t->op.pass);
+        break;
+    case DOP_SCAN:
+        cm_file_scan_cancel(t->op.scan);
+        break;
+    case DOP_REVWAIT:
+        cm_revwait_cancel(t->op.revwait);
+        break;
+    case DOP_NONE:
+        break;
+    }
 }
 
 /* ---- Targets and reloads ---- */
