@@ -160,6 +160,7 @@ static enum cm_severity parse_sev(const char *s)
 /* The texts a row copies out of its report (borrowed from it while the row is built). */
 struct row_src {
     const char *name, *subject, *issuer, *version, *finding_id, *finding_msg, *error;
+    const char *kept_name; /* the caller's copy of name, borrowed (not copied); or NULL */
     json_t *sans;   /* the leaf's array, or anything else: no SAN text (NULL) */
     json_t *labels; /* the report's object, or anything else: no labels */
     size_t nlabels; /* its string values */
@@ -221,7 +222,7 @@ static void row_texts(struct cm_page_row *r, const struct row_src *src, struct r
     size_t k = 0;
     json_t *v;
 
-    r->name = row_text(t, src->name);
+    r->name = src->kept_name ? src->kept_name : row_text(t, src->name);
     r->subject = row_text(t, src->subject);
     r->issuer = row_text(t, src->issuer);
     r->version = row_text(t, src->version);
@@ -258,7 +259,7 @@ static struct cm_page_row *row_build(const struct row_src *src)
     return r;
 }
 
-struct cm_page_row *cm_page_row_new(json_t *report)
+struct cm_page_row *cm_page_row_new(json_t *report, const char *name)
 {
     struct cm_page_row *r;
     struct row_src src = {0};
@@ -270,6 +271,8 @@ struct cm_page_row *cm_page_row_new(json_t *report)
 
     if (!json_is_object(report) || !(src.name = jstr(report, "target")))
         return NULL;
+    if (name && strcmp(name, src.name) == 0)
+        src.kept_name = name;
     chain = json_object_get(report, "chain");
     leaf = json_array_get(chain, 0);
     json_array_foreach(chain, i, c) {

@@ -45,35 +45,74 @@
 #define DEFAULT_CONFIG "/etc/certmon/certmon.conf"
 
 struct daemon;
+struct dtarget;
 
+/* What a target's run waits on (struct dtarget's op). */
+enum dop { DOP_NONE = 0, DOP_PROBE, DOP_PASS, DOP_SCAN, DOP_REVWAIT };
+
+/* A file target's run: what only a scan in flight and its recording need. Allocated when the
+ * run starts and freed when it ends (end_run), so that the 100,000 endpoint targets of a large
+ * configuration do not each carry it. */
+struct dscan {
+    /* The finished scan whose results are being recorded (see on_scan_batch); owned. */
+    struct cm_file_scan_result res;
+    size_t pos;           /* the next of res.items to record */
+    uint64_t id;          /* marks the state entries this scan found */
+    struct dtarget *next; /* d->scan_head's queue */
+    bool failed;          /* a recorded result failed */
+};
+
+/* One configured target. At 100,000 targets each byte here is 100 kB of the daemon's memory:
+ * what only a run in flight needs is NULL between runs, and a file scan's part is a struct
+ * dscan of its own. */
 struct dtarget {
     struct cm_sched_job job;
     struct daemon *d;
     const struct cm_config_target *ct; /* in gen */
+    struct cm_gen *gen; /* the generation ct belongs to (not a reference: the daemon's or a
+                         * reload's keeps it alive while it is this target's) */
     /* The run in flight: the generation and target it started with. */
     struct cm_gen *run_gen;
     const struct cm_config_target *run_ct;
-    struct cm_probe *probe;
-    struct cm_posture_pass *pass;
-    struct cm_file_scan_job *scan;
-    struct cm_probe_result *pending; /* waiting for its posture pass */
-    bool removed;                    /* dropped by a reload while running */
-    /* From the state file at start: when it last ran, and whether that failed. */
-    int64_t restored_last;
-    unsigned restored_failures;
-    unsigned char mark; /* while installing: 1 new, 2 changed */
+    /* What the run waits on, as op_kind says (none between runs). They follow one another,
+     * never two at once: probe, posture pass, revocation checks; or scan, revocation checks. */
+    union {
+        struct cm_probe *probe;
+        struct cm_posture_pass *pass;
+        struct cm_file_scan_job *scan;
+        struct cm_revwait *revwait;
+    } op;
+    /* The run's endpoint result while it waits for its posture pass (pass) or for its
+     * revocation checks (revwait; NULL there for a scan, whose results are in fs). */
+    struct cm_probe_result *res;
+    struct dscan *fs;   /* a file target's run; NULL between runs and for endpoints */
+    unsigned char op_kind; /* enum dop: which member of op is live */
+    unsigned char mark;    /* while installing: 1 new, 2 changed */
     bool rerun_soon;    /* changed by a reload while running: run again shortly */
-    /* A finished file scan whose results are being recorded (see on_scan_batch). */
-    struct cm_file_scan_result scan_res;
-    size_t scan_pos;
-    uint64_t scan_id;
-    bool scan_failed;
-    struct dtarget *scan_next;
-    struct cm_revwait *revwait;         /* the revocation checks the run waits for */
-    struct cm_probe_result *checking;   /* the endpoint result they are about (scans: scan_res) */
-    struct cm_gen *gen; /* the generation ct belongs to (not a reference: the daemon's or a
-                         * reload's keeps it alive while it is this target's) */
+    bool removed;       /* dropped by a reload while running */
 };
+
+/* What the state file remembers of a target at start (restore_targets): when it last ran,
+ * and how many runs in a row had failed. Kept only while the targets are installed. */
+struct restored_sched {
+    int64_t last;
+    unsigned failures;
+};
+
+/* t's run waits on kind now: its callee writes op's member (set before the start call, which
+ * may fail: then op_done). */
+static void op_begin(struct dtarget *t, enum dop kind)
+{
+    t->op_kind = (unsigned char)kind;
+    t->op.probe = NULL;
+}
+
+/* t's run waits on nothing (its wait has reported). */
+static void op_done(struct dtarget *t)
+{
+    t->op_kind = DOP_NONE;
+    t->op.probe = NULL;
+}
 
 struct daemon {
     uv_loop_t *loop;
@@ -263,6 +302,8 @@ static void end_run(struct dtarget *t, bool failed)
     cm_gen_unref(t->run_gen);
     t->run_gen = NULL;
     t->run_ct = NULL;
+    free(t->fs); /* its results are cleared by now */
+    t->fs = NULL;
     d->runs--;
     if (t->removed) {
         if (!d->stopping)
@@ -780,17 +821,17 @@ static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, 
 static void on_revwait(void *arg)
 {
     struct dtarget *t = arg;
-    struct cm_probe_result *r = t->checking;
+    struct cm_probe_result *r = t->res;
     bool drop = t->d->stopping || t->removed;
 
-    t->revwait = NULL;
-    t->checking = NULL;
+    op_done(t);
+    t->res = NULL;
     /* Both may end the run, and a removed target's run frees the target: t is not touched
      * after them. */
     if (r)
         complete_checked(t, &r, 1, drop);
     else
-        scan_checked(t, t->scan_res.items, t->scan_res.count, drop);
+        scan_checked(t, t->fs->res.items, t->fs->res.count, drop);
 }
 
 /* Starts the revocation wait of t's run on res[0..n) when its policy says "auto", and gives
@@ -803,10 +844,13 @@ static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res,
 
     if (!d->rev || d->stopping || ct->policy.revocation != CM_REVOCATION_AUTO)
         return false;
+    op_begin(t, DOP_REVWAIT);
     if (cm_revwait_start(d->rev, t->run_gen->tls, ct->ca_file, res, n,
                          ct->policy.revocation_timeout_ms, ct->name, on_revwait, t,
-                         &t->revwait) != 0)
+                         &t->op.revwait) != 0) {
+        op_done(t);
         return false;
+    }
     if (d->sched)
         cm_sched_release(d->sched, &t->job);
     return true;
@@ -815,30 +859,30 @@ static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res,
 static void complete(struct dtarget *t, struct cm_probe_result *res)
 {
     attach_ari(t->d, t->run_ct, res);
-    t->checking = res;
+    t->res = res;
     if (revwait_start(t, &res, 1))
         return;
-    t->checking = NULL;
+    t->res = NULL;
     complete_checked(t, &res, 1, false);
 }
 
 static void on_posture(struct cm_posture *p, void *arg)
 {
     struct dtarget *t = arg;
-    struct cm_probe_result *res = t->pending;
+    struct cm_probe_result *res = t->res;
     struct cm_state_entry *e;
 
-    t->pending = NULL;
+    t->res = NULL;
     if (t->d->stopping || t->removed) {
-        t->pass = NULL;
+        op_done(t);
         cm_posture_free(p);
         cm_probe_result_free(res);
         end_run(t, false);
         return;
     }
     /* After a refused main handshake, the pass may have received the chain. */
-    cm_posture_adopt_chain(t->pass, res);
-    t->pass = NULL;
+    cm_posture_adopt_chain(t->op.pass, res);
+    op_done(t);
     /* The state keeps the pass as it ran; the result gets a copy with its own handshake
      * folded in, exactly as `check` reports it. */
     if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
@@ -858,7 +902,7 @@ static void on_probe(struct cm_probe_result *res, void *arg)
     struct cm_state_entry *e;
     uint64_t spent = res->total_ms > 0 ? (uint64_t)ceil(res->total_ms) : 0;
 
-    t->probe = NULL;
+    op_done(t);
     if (d->stopping || t->removed || res->error_kind == CM_ERRK_CANCELLED) {
         cm_probe_result_free(res);
         end_run(t, false);
@@ -869,12 +913,14 @@ static void on_probe(struct cm_probe_result *res, void *arg)
         bool due = !e || !e->posture ||
                    (uint64_t)(res->finished_at - e->posture_at) * 1000 >= ct->posture_interval_ms;
         if (due && ct->timeout_ms > spent) {
-            t->pending = res;
+            t->res = res;
+            op_begin(t, DOP_PASS);
             if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver},
                                  &ct->ep, res->address, ct->timeout_ms - spent, on_posture, t,
-                                 &t->pass) == 0)
+                                 &t->op.pass) == 0)
                 return;
-            t->pending = NULL;
+            op_done(t);
+            t->res = NULL;
         }
         /* Between passes the latest one stands, with this handshake folded in. */
         if (e && e->posture)
@@ -884,14 +930,17 @@ static void on_probe(struct cm_probe_result *res, void *arg)
         /* A server that refused everything a current client offers may still accept
          * something weak: a pass on every such probe says what, and keeps the chain one of
          * its handshakes receives (the main handshake got none). */
-        t->pending = res;
+        t->res = res;
+        op_begin(t, DOP_PASS);
         if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver}, &ct->ep,
-                             res->address, ct->timeout_ms - spent, on_posture, t, &t->pass) == 0) {
+                             res->address, ct->timeout_ms - spent, on_posture, t,
+                             &t->op.pass) == 0) {
             if (res->tls.chain.count == 0)
-                cm_posture_keep_chain(t->pass);
+                cm_posture_keep_chain(t->op.pass);
             return;
         }
-        t->pending = NULL;
+        op_done(t);
+        t->res = NULL;
     }
     complete(t, res);
 }
@@ -904,7 +953,7 @@ static void scan_finish(struct dtarget *t, bool recorded)
 {
     struct daemon *d = t->d;
     const struct cm_config_target *ct = t->run_ct;
-    bool failed = t->scan_failed;
+    bool failed = t->fs->failed;
 
     if (recorded) {
         /* Files that are gone (or no longer match) leave the state: this target's entries
@@ -914,7 +963,7 @@ static void scan_finish(struct dtarget *t, bool recorded)
         es = cm_state_entries(d->state, &n);
         for (size_t i = n; i-- > 0;) {
             struct cm_state_entry *e = es[i];
-            if (e->mark == t->scan_id || strcmp(e->owner, ct->name) != 0)
+            if (e->mark == t->fs->id || strcmp(e->owner, ct->name) != 0)
                 continue;
             cm_log_info("target", "target=%s removed: no longer found by %s", e->name,
                         ct->name);
@@ -924,8 +973,7 @@ static void scan_finish(struct dtarget *t, bool recorded)
             es = cm_state_entries(d->state, &n);
         }
     }
-    cm_file_scan_result_clear(&t->scan_res);
-    t->scan_pos = 0;
+    cm_file_scan_result_clear(&t->fs->res);
     end_run(t, recorded && failed);
 }
 
@@ -936,19 +984,20 @@ static void on_scan_batch(uv_idle_t *h)
 
     while (d->scan_head && budget > 0) {
         struct dtarget *t = d->scan_head;
+        struct dscan *fs = t->fs;
         bool drop = d->stopping || t->removed;
-        for (; !drop && t->scan_pos < t->scan_res.count && budget > 0; t->scan_pos++, budget--) {
-            struct cm_probe_result *res = t->scan_res.items[t->scan_pos];
+        for (; !drop && fs->pos < fs->res.count && budget > 0; fs->pos++, budget--) {
+            struct cm_probe_result *res = fs->res.items[fs->pos];
             struct cm_state_entry *e =
                 record(d, t->run_ct, res->target, res, (time_t)res->finished_at);
             if (e)
-                e->mark = t->scan_id;
-            t->scan_failed |= res->error_kind != CM_ERRK_NONE;
+                e->mark = fs->id;
+            fs->failed |= res->error_kind != CM_ERRK_NONE;
         }
-        if (!drop && t->scan_pos < t->scan_res.count)
+        if (!drop && fs->pos < fs->res.count)
             break;
-        d->scan_head = t->scan_next;
-        t->scan_next = NULL;
+        d->scan_head = fs->next;
+        fs->next = NULL;
         scan_finish(t, !drop);
     }
     if (!d->scan_head)
@@ -960,14 +1009,14 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
     struct dtarget *t = arg;
     struct daemon *d = t->d;
 
-    t->scan = NULL;
+    op_done(t);
     if (status < 0 || d->stopping || t->removed) {
         cm_file_scan_result_clear(r);
         end_run(t, false);
         return;
     }
-    t->scan_res = *r; /* r belongs to the scan job, which ends with this callback */
-    if (revwait_start(t, t->scan_res.items, t->scan_res.count))
+    t->fs->res = *r; /* r belongs to the scan job, which ends with this callback */
+    if (revwait_start(t, t->fs->res.items, t->fs->res.count))
         return;
     scan_checked(t, NULL, 0, false);
 }
@@ -981,14 +1030,14 @@ static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, 
     (void)res;
     (void)n;
     if (drop) {
-        cm_file_scan_result_clear(&t->scan_res);
+        cm_file_scan_result_clear(&t->fs->res);
         end_run(t, false);
         return;
     }
-    t->scan_pos = 0;
-    t->scan_failed = false;
-    t->scan_id = ++d->scan_seq;
-    for (pp = &d->scan_head; *pp; pp = &(*pp)->scan_next)
+    t->fs->pos = 0;
+    t->fs->failed = false;
+    t->fs->id = ++d->scan_seq;
+    for (pp = &d->scan_head; *pp; pp = &(*pp)->fs->next)
         ;
     *pp = t;
     uv_idle_start(&d->scan_idle, on_scan_batch);
@@ -999,8 +1048,8 @@ static void drop_scans(struct daemon *d)
 {
     while (d->scan_head) {
         struct dtarget *t = d->scan_head;
-        d->scan_head = t->scan_next;
-        t->scan_next = NULL;
+        d->scan_head = t->fs->next;
+        t->fs->next = NULL;
         scan_finish(t, false);
     }
     uv_idle_stop(&d->scan_idle);
@@ -1015,13 +1064,17 @@ static void on_run(struct cm_sched_job *job, void *arg)
     t->run_gen = cm_gen_ref(t->gen);
     t->run_ct = t->ct;
     d->runs++;
+    op_begin(t, t->ct->kind == CM_TARGET_FILE ? DOP_SCAN : DOP_PROBE);
     if (t->ct->kind == CM_TARGET_FILE)
-        rc = cm_file_scan_start(d->loop, t->ct->path, &(struct cm_file_opts){t->ct->password},
-                                on_scan, t, &t->scan);
+        rc = !(t->fs = calloc(1, sizeof(*t->fs)))
+                 ? -ENOMEM
+                 : cm_file_scan_start(d->loop, t->ct->path, &(struct cm_file_opts){t->ct->password},
+                                      on_scan, t, &t->op.scan);
     else
         rc = cm_probe_start(&(struct cm_probe_env){d->loop, t->gen->tls, d->resolver}, &t->ct->ep,
-                            t->ct->timeout_ms, on_probe, t, &t->probe);
+                            t->ct->timeout_ms, on_probe, t, &t->op.probe);
     if (rc < 0) {
+        op_done(t);
         cm_log_error("probe", "target=%s cannot start: %s", t->ct->name, cm_strerror(rc));
         end_run(t, true);
     }
@@ -1030,14 +1083,22 @@ static void on_run(struct cm_sched_job *job, void *arg)
 /* Cancels whatever t's run is doing; its callback then ends the run. */
 static void cancel_run(struct dtarget *t)
 {
-    if (t->probe)
-        cm_probe_cancel(t->probe);
-    else if (t->pass)
-        cm_posture_cancel(t->pass);
-    else if (t->scan)
-        cm_file_scan_cancel(t->scan);
-    else if (t->revwait)
-        cm_revwait_cancel(t->revwait);
+    switch ((enum dop)t->op_kind) {
+    case DOP_PROBE:
+        cm_probe_cancel(t->op.probe);
+        break;
+    case DOP_PASS:
+        cm_posture_cancel(t->op.pass);
+        break;
+    case DOP_SCAN:
+        cm_file_scan_cancel(t->op.scan);
+        break;
+    case DOP_REVWAIT:
+        cm_revwait_cancel(t->op.revwait);
+        break;
+    case DOP_NONE:
+        break;
+    }
 }
 
 /* ---- Targets and reloads ---- */
@@ -1057,8 +1118,8 @@ static void set_job_params(struct dtarget *t, const struct cm_config *cfg)
 /* First delay of a target: continue the schedule the state file remembers, or spread the n new
  * targets evenly over min(interval, startup_spread, n x 100 ms) so that they do not all start
  * at once. */
-static uint64_t first_delay(const struct dtarget *t, const struct cm_config *cfg, size_t k,
-                            size_t n, time_t now)
+static uint64_t first_delay(const struct dtarget *t, const struct restored_sched *r,
+                            const struct cm_config *cfg, size_t k, size_t n, time_t now)
 {
     uint64_t spread = t->ct->interval_ms < cfg->startup_spread_ms ? t->ct->interval_ms
                                                                   : cfg->startup_spread_ms;
@@ -1067,11 +1128,11 @@ static uint64_t first_delay(const struct dtarget *t, const struct cm_config *cfg
     if (spread > (uint64_t)n * CM_SPREAD_MS_PER_TARGET)
         spread = (uint64_t)n * CM_SPREAD_MS_PER_TARGET;
 
-    if (t->restored_last > 0 && t->restored_last <= (int64_t)now) {
+    if (r->last > 0 && r->last <= (int64_t)now) {
         struct cm_sched_job j = t->job;
-        j.failures = t->restored_failures;
-        uint64_t next = cm_sched_next_delay(&j, t->restored_failures > 0);
-        uint64_t since = (uint64_t)(now - t->restored_last) * 1000;
+        j.failures = r->failures;
+        uint64_t next = cm_sched_next_delay(&j, r->failures > 0);
+        uint64_t since = (uint64_t)(now - r->last) * 1000;
         if (since < next)
             return next - since;
     }
@@ -1191,9 +1252,10 @@ static void drop_targets(struct daemon *d, struct dtarget **old, size_t nold, co
     }
 }
 
-/* At start, what the state file remembers schedules the targets it knows (v sorted by name),
- * and entries of targets no longer configured are forgotten. */
-static void restore_targets(struct daemon *d, struct dtarget **v, size_t n)
+/* At start, what the state file remembers schedules the targets it knows (v sorted by name;
+ * into rs[], parallel to v), and entries of targets no longer configured are forgotten. */
+static void restore_targets(struct daemon *d, struct dtarget **v, size_t n,
+                            struct restored_sched *rs)
 {
     struct cm_state_entry *const *es;
     size_t ne;
@@ -1210,9 +1272,9 @@ static void restore_targets(struct daemon *d, struct dtarget **v, size_t n)
             es = cm_state_entries(d->state, &ne);
             continue;
         }
-        if (e->last_probe > v[j]->restored_last) {
-            v[j]->restored_last = e->last_probe;
-            v[j]->restored_failures = e->failures;
+        if (e->last_probe > rs[j].last) {
+            rs[j].last = e->last_probe;
+            rs[j].failures = e->failures;
         }
     }
 }
@@ -1220,15 +1282,16 @@ static void restore_targets(struct daemon *d, struct dtarget **v, size_t n)
 /* Schedules the targets bind_targets marked: new ones spread over the start, changed ones
  * soon (a reload touching every target is no herd). reload: a reload, not the start. */
 static void schedule_marked(struct daemon *d, const struct cm_config *cfg, struct dtarget **v,
-                            size_t n, size_t nnew, size_t nchanged, bool reload, time_t now)
+                            const struct restored_sched *rs, size_t n, size_t nnew, size_t nchanged,
+                            bool reload, time_t now)
 {
     size_t knew = 0, kchanged = 0;
 
     for (size_t i = 0; i < n; i++) {
         struct dtarget *t = v[i];
         if (t->mark == 1) {
-            t->job.failures = t->restored_failures;
-            if (cm_sched_add(d->sched, &t->job, first_delay(t, cfg, knew++, nnew, now)) < 0)
+            t->job.failures = rs[i].failures;
+            if (cm_sched_add(d->sched, &t->job, first_delay(t, &rs[i], cfg, knew++, nnew, now)) < 0)
                 cm_log_error("sched", "target=%s out of memory scheduling it", t->ct->name);
             if (reload)
                 cm_log_info("config", "target=%s added", t->ct->name);
@@ -1258,17 +1321,18 @@ static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **
     size_t *from = calloc(n ? n : 1, sizeof(*from));
     bool *kept = calloc(nold ? nold : 1, sizeof(*kept));
     const char **gone = calloc(nold ? nold : 1, sizeof(*gone));
+    struct restored_sched *rs = calloc(n ? n : 1, sizeof(*rs)); /* all zero after a reload */
     size_t nnew = 0, nchanged = 0;
     int rc = -ENOMEM;
 
     /* Allocation first: on failure nothing has been touched. */
-    if (v && from && kept && gone && match_targets(cfg, old, nold, v, from) == 0) {
+    if (v && from && kept && gone && rs && match_targets(cfg, old, nold, v, from) == 0) {
         bind_targets(d, g, v, from, kept, &nnew, &nchanged);
         drop_targets(d, old, nold, kept, gone);
         qsort(v, n, sizeof(*v), cmp_dtarget);
         if (nold == 0)
-            restore_targets(d, v, n);
-        schedule_marked(d, cfg, v, n, nnew, nchanged, nold > 0, time(NULL));
+            restore_targets(d, v, n, rs);
+        schedule_marked(d, cfg, v, rs, n, nnew, nchanged, nold > 0, time(NULL));
         free(d->targets);
         d->targets = v;
         d->ntargets = n;
@@ -1279,6 +1343,7 @@ static int install_targets(struct daemon *d, struct cm_gen *g, struct dtarget **
     free(from);
     free(kept);
     free(gone);
+    free(rs);
     return rc;
 }
 

@@ -99,7 +99,9 @@ int cm_state_new(struct cm_state **out)
 
 static void set_view(struct cm_state_entry *e, json_t *report)
 {
-    void *v = e->hooks && e->hooks->build && report ? e->hooks->build(report, e->hooks->arg) : NULL;
+    void *v = e->hooks && e->hooks->build && report
+                  ? e->hooks->build(report, e->name, e->hooks->arg)
+                  : NULL;
 
     if (e->view && e->hooks && e->hooks->free)
         e->hooks->free(e->view);

@@ -93,7 +93,7 @@ struct web_view {
     struct cm_page_row *row;
 };
 
-static void *view_build(json_t *report, void *arg)
+static void *view_build(json_t *report, const char *name, void *arg)
 {
     struct web_view *v = calloc(1, sizeof(*v));
 
@@ -101,7 +101,7 @@ static void *view_build(json_t *report, void *arg)
     if (!v)
         return NULL;
     v->metrics = cm_metrics_view_new(report);
-    v->row = cm_page_row_new(report);
+    v->row = cm_page_row_new(report, name); /* the entry's name outlives its view */
     if (!v->metrics && !v->row) {
         free(v);
         return NULL;

@@ -20,8 +20,9 @@
 
 static char in_path[4200], out_path[4200];
 
-static void *view_build(json_t *report, void *arg)
+static void *view_build(json_t *report, const char *name, void *arg)
 {
+    (void)name;
     (void)arg;
     return cm_metrics_view_new(report);
 }

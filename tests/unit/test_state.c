@@ -1828,9 +1828,15 @@ static void test_store_corrupt(void)
 /* View hooks that count what they build and free. */
 static int views_built, views_freed;
 
-static void *count_build(json_t *report, void *arg)
+static void *count_build(json_t *report, const char *name, void *arg)
 {
+    const char *target = json_string_value(json_object_get(report, "target"));
+
     (void)arg;
+    /* The entry's name, which a view may point at (the web's rows do). */
+    CU_ASSERT_PTR_NOT_NULL(name);
+    if (name && target)
+        CU_ASSERT_STRING_EQUAL(name, target);
     views_built++;
     return json_incref(report);
 }

@@ -80,9 +80,10 @@ struct cm_state;
 
 /* Derived data kept beside each report (the daemon keeps its metrics views there): build runs
  * with the report's parsed JSON whenever an entry gets a new report (recorded or loaded) and
- * may return NULL; free releases what build returned. */
+ * may return NULL; free releases what build returned. name is the entry's name: the view may
+ * point at it, since free runs before the entry goes and an entry's name never changes. */
 struct cm_state_view_hooks {
-    void *(*build)(json_t *report, void *arg);
+    void *(*build)(json_t *report, const char *name, void *arg);
     void (*free)(void *view);
     void *arg;
 };
