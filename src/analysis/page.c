@@ -3,6 +3,7 @@
 #include "certmon/analysis/page.h"
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/buf.h"
+#include "certmon/base/intern.h"
 #include "certmon/base/text.h"
 
 #include <errno.h>
@@ -28,6 +29,8 @@ struct page_label {
  * point to. Built by measuring first, then copying (row_texts). */
 struct cm_page_row {
     const char *name;
+    /* issuer, version, finding_id and finding_msg repeat across a fleet's rows: shared
+     * (base/intern), given back by cm_page_row_free; the other texts are in the row's block. */
     const char *subject, *issuer; /* the leaf's, or NULL */
     const char *version;          /* TLS version, or NULL */
     const char *sans;             /* the leaf's SANs joined by spaces (searched, not shown) */
@@ -170,7 +173,21 @@ struct row_src {
 struct row_text {
     char *at;
     size_t len;
+    bool failed; /* a shared text could not be had (out of memory) */
 };
+
+/* The shared copy of s (NULL: absent), taken in the copy pass only: a measure counts nothing
+ * for it and leaves NULL. */
+static const char *row_shared(struct row_text *t, const char *s)
+{
+    const char *w;
+
+    if (!s || !t->at)
+        return NULL;
+    if (!(w = cm_intern(s)))
+        t->failed = true;
+    return w;
+}
 
 /* Copies s (NULL: absent, NULL back) to the next place in t. */
 static const char *row_text(struct row_text *t, const char *s)
@@ -224,10 +241,10 @@ static void row_texts(struct cm_page_row *r, const struct row_src *src, struct r
 
     r->name = src->kept_name ? src->kept_name : row_text(t, src->name);
     r->subject = row_text(t, src->subject);
-    r->issuer = row_text(t, src->issuer);
-    r->version = row_text(t, src->version);
-    r->finding_id = row_text(t, src->finding_id);
-    r->finding_msg = row_text(t, src->finding_msg);
+    r->issuer = row_shared(t, src->issuer);
+    r->version = row_shared(t, src->version);
+    r->finding_id = row_shared(t, src->finding_id);
+    r->finding_msg = row_shared(t, src->finding_msg);
     r->error = row_text(t, src->error);
     r->sans = json_is_array(src->sans) ? row_sans(t, src->sans) : NULL;
     json_object_foreach(src->labels, key, v) {
@@ -247,15 +264,19 @@ static void row_texts(struct cm_page_row *r, const struct row_src *src, struct r
 static struct cm_page_row *row_build(const struct row_src *src)
 {
     struct cm_page_row *r, m;
-    struct row_text t = {NULL, 0};
+    struct row_text t = {NULL, 0, false};
     size_t head = sizeof(*r) + src->nlabels * sizeof(r->labels[0]);
 
     row_texts(&m, src, &t);
     if (!(r = calloc(1, head + t.len)))
         return NULL;
     r->nlabels = src->nlabels;
-    t = (struct row_text){(char *)r + head, 0};
+    t = (struct row_text){(char *)r + head, 0, false};
     row_texts(r, src, &t);
+    if (t.failed) {
+        cm_page_row_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -321,6 +342,12 @@ struct cm_page_row *cm_page_row_pending(const char *name)
 
 void cm_page_row_free(struct cm_page_row *r)
 {
+    if (!r)
+        return;
+    cm_intern_release(r->issuer);
+    cm_intern_release(r->version);
+    cm_intern_release(r->finding_id);
+    cm_intern_release(r->finding_msg);
     free(r);
 }
 

@@ -6,6 +6,7 @@
  * 10,000 targets takes; tests/bench/page_bench.sh asserts the budget. */
 #include "certmon/analysis/analyze.h"
 #include "certmon/analysis/page.h"
+#include "certmon/base/intern.h"
 #include "certmon/base/text.h"
 #include "cmtest.h"
 
@@ -913,6 +914,44 @@ static void test_row_memory(void)
     json_decref(r);
 }
 
+/* The texts a fleet's rows repeat (issuer, TLS version, finding id and message) are held once
+ * for all of them and given back with the last row; the page shows each row's own. */
+static void test_row_shared_texts(void)
+{
+    size_t c0 = cm_intern_count();
+    json_t *j = report("a.example.test:443", "warning", 20, "CN=a.example.test", "cert.expiring",
+                       "warning", "web");
+    struct cm_page_row *rows[3];
+    struct cm_page_query q;
+    char *html;
+
+    rows[0] = cm_page_row_new(j, NULL);
+    /* issuer, version, finding id, finding message (the report's message is its subject) */
+    EXPECT_INT(cm_intern_count(), c0 + 4);
+    json_object_set_new(j, "target", json_string("b.example.test:443"));
+    rows[1] = cm_page_row_new(j, NULL);
+    EXPECT_INT(cm_intern_count(), c0 + 4);
+    json_decref(j);
+    j = report("c.example.test:443", "warning", 20, "CN=c.example.test", "cert.expiring",
+               "warning", "web");
+    rows[2] = cm_page_row_new(j, NULL);
+    json_decref(j);
+    EXPECT_INT(cm_intern_count(), c0 + 5); /* another message */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_PTR_NOT_NULL_FATAL(rows[i]);
+    cm_page_query_init(&q, 500);
+    html = render_index(rows, 3, &q);
+    CU_ASSERT(strstr(html, "CN=a.example.test") && strstr(html, "CN=c.example.test"));
+    CU_ASSERT(strstr(html, "CN=Test CA &quot;quoted&quot;") != NULL);
+    free(html);
+    cm_page_row_free(rows[0]);
+    EXPECT_INT(cm_intern_count(), c0 + 5);
+    cm_page_row_free(rows[1]);
+    EXPECT_INT(cm_intern_count(), c0 + 4); /* the last row's four */
+    cm_page_row_free(rows[2]);
+    EXPECT_INT(cm_intern_count(), c0);
+}
+
 /* A row points at the name its caller keeps only when that is the report's target; another
  * text never replaces the report's (the page shows what the report says). */
 static void test_row_borrowed_name(void)
@@ -961,6 +1000,7 @@ static CU_TestInfo tests[] = {
     {"history: bounds and extreme times", test_history_bounds},
     {"timing (printed)", test_timing},
     {"row memory (printed)", test_row_memory},
+    {"rows share the texts a fleet repeats", test_row_shared_texts},
     {"row borrows the kept name", test_row_borrowed_name},
     CU_TEST_INFO_NULL,
 };
