@@ -17,8 +17,13 @@
 # each), so that nothing scrapes /metrics during the window; the log file's growth is part
 # of write_bytes and is shown apart.
 #
+# With --leaves distinct, the 100,000 database gives every target a leaf of its own (the
+# intermediate and root shared), as a real fleet has: for the memory; the steady window's
+# bytes and CPU are then not a steady state (each probed target's leaf "changes" to the one
+# s_server serves, a history row and a cert.changed each).
+#
 # usage: tests/bench/scale_bench.sh [--targets "N1 N2 ..."] [--servers K] [--window S]
-#                                   [--certmon PATH]
+#                                   [--leaves shared|distinct] [--certmon PATH]
 set -euo pipefail
 # As the shipped systemd unit runs the daemon (contrib/systemd/certmon.service); set
 # GLIBC_TUNABLES= (empty) to measure without.
@@ -32,8 +37,13 @@ SIZES="1000 20000 100000"
 K=4
 WINDOW=60
 CERTMON=
-bench_options "usage: $0 [--targets \"N...\"] [--servers K] [--window S] [--certmon PATH]" \
-    targets=SIZES:uints servers=K:uint window=WINDOW:uint certmon=CERTMON -- "$@"
+LEAVES=shared
+bench_options "usage: $0 [--targets \"N...\"] [--servers K] [--window S] [--leaves shared|distinct] [--certmon PATH]" \
+    targets=SIZES:uints servers=K:uint window=WINDOW:uint leaves=LEAVES certmon=CERTMON -- "$@"
+case $LEAVES in
+shared | distinct) ;;
+*) echo "--leaves is shared or distinct, not '$LEAVES'" >&2; exit 2 ;;
+esac
 bench_certmon
 command -v sqlite3 >/dev/null || { echo "needs the sqlite3 command (Debian: sqlite3)" >&2; exit 2; }
 bench_setup scale
@@ -163,7 +173,7 @@ for N in $SIZES; do
             sleep 0.1
         done
         stop_daemon "$N first" "$pid"
-        /usr/bin/python3 "$here/fill_state.py" "$db" "$N"
+        /usr/bin/python3 "$here/fill_state.py" "$db" "$N" "$LEAVES"
         echo "[$N first] synthetic fill: $(sqlite3 "$db" 'SELECT count(*) FROM targets') rows"
         echo "[$N first] database: $(stat -c %s "$db") bytes ($(( $(stat -c %s "$db") / N )) per target)"
     fi
