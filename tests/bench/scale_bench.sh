@@ -64,11 +64,8 @@ port443() {
     sleep 0.5
 }
 
-now_ms() { date +%s%3N; }
+# (now_ms, cpu_ticks, write_bytes, wait_started and stop_daemon: bench_lib.sh)
 rss_kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
-# utime + stime of a process or thread, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "$1/stat"; }
-write_bytes() { awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"; }
 results() { grep -c 'sub=probe target=.* status=' "$1" || true; }
 store_task() {
     local t
@@ -77,23 +74,6 @@ store_task() {
     done
 }
 tck=$(getconf CLK_TCK)
-
-wait_started() { # log pid
-    for _ in $(seq 1 1200); do
-        grep -q ' started' "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
-
-stop_daemon() { # label pid
-    local s0 rc=0
-    s0=$(now_ms)
-    kill -TERM "$2"
-    wait "$2" || rc=$?
-    echo "[$1] SIGTERM to exit: $(($(now_ms) - s0)) ms (exit status $rc)"
-}
 
 echo "certmon scale benchmark: $(nproc) cores, $K s_server endpoints, window ${WINDOW}s"
 for N in $SIZES; do
