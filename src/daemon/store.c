@@ -337,31 +337,18 @@ static const char SELECT_V2[] =
  * `current_alerts` is the rule: an alert's newest log row when it has one (none when that is a
  * removal), else its row of `alerts`. The outbox is appended to and deleted from in seq order:
  * its changes share pages as they are. WITHOUT ROWID: the key is the only B-tree. */
+/* An alert's columns, the same in `alerts` and its log (the statements below name them in this
+ * order: ALERT_NAMES). */
+#define ALERT_COLUMNS                                                                              \
+    " notifier TEXT NOT NULL, target TEXT NOT NULL, finding TEXT NOT NULL,"                       \
+    " position INTEGER NOT NULL, severity TEXT NOT NULL, message TEXT NOT NULL,"                   \
+    " started_at INTEGER NOT NULL, fired_at INTEGER, notified_at INTEGER, seq INTEGER NOT NULL,"
+#define ALERT_NAMES                                                                                \
+    "notifier, target, finding, position, severity, message, started_at, fired_at, notified_at, seq"
 static const char SCHEMA6[] =
-    "CREATE TABLE IF NOT EXISTS alerts ("
-    " notifier TEXT NOT NULL,"
-    " target TEXT NOT NULL,"
-    " finding TEXT NOT NULL,"
-    " position INTEGER NOT NULL,"
-    " severity TEXT NOT NULL,"
-    " message TEXT NOT NULL,"
-    " started_at INTEGER NOT NULL,"
-    " fired_at INTEGER,"
-    " notified_at INTEGER,"
-    " seq INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS alerts (" ALERT_COLUMNS
     " PRIMARY KEY (notifier, target, finding, position)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS alert_log ("
-    " lseq INTEGER PRIMARY KEY,"
-    " notifier TEXT NOT NULL,"
-    " target TEXT NOT NULL,"
-    " finding TEXT NOT NULL,"
-    " position INTEGER NOT NULL,"
-    " severity TEXT NOT NULL,"
-    " message TEXT NOT NULL,"
-    " started_at INTEGER NOT NULL,"
-    " fired_at INTEGER,"
-    " notified_at INTEGER,"
-    " seq INTEGER NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS alert_log ( lseq INTEGER PRIMARY KEY," ALERT_COLUMNS
     " removed INTEGER NOT NULL DEFAULT 0);"
     "CREATE VIEW IF NOT EXISTS current_alerts AS"
     " WITH latest AS (SELECT notifier AS ln, target AS lt, finding AS lf, position AS lp,"
@@ -384,17 +371,16 @@ static const char SCHEMA6[] =
 
 /* An alert's change, appended (?11: 1 for a removal, its other columns then empty). */
 static const char ALERT_PUT[] =
-    "INSERT INTO alert_log (notifier, target, finding, position, severity, message, started_at,"
-    " fired_at, notified_at, seq, removed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    "INSERT INTO alert_log (" ALERT_NAMES ", removed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11)";
 
 /* The fold: each changed alert's newest log row replaces its row, or removes it. */
 #define ALERT_LATEST                                                                               \
     " FROM alert_log WHERE lseq IN (SELECT max(lseq) FROM alert_log GROUP BY notifier, target,"    \
     " finding, position)"
 static const char ALERT_FOLD[] =
-    "INSERT OR REPLACE INTO alerts (notifier, target, finding, position, severity, message,"
-    " started_at, fired_at, notified_at, seq) SELECT notifier, target, finding, position,"
-    " severity, message, started_at, fired_at, notified_at, seq" ALERT_LATEST " AND removed = 0;"
+    "INSERT OR REPLACE INTO alerts (" ALERT_NAMES ") SELECT " ALERT_NAMES ALERT_LATEST
+    " AND removed = 0;"
     "DELETE FROM alerts WHERE (notifier, target, finding, position) IN (SELECT notifier, target,"
     " finding, position" ALERT_LATEST " AND removed = 1);"
     "DELETE FROM alert_log;";
@@ -1619,9 +1605,7 @@ static json_t *col_int_or_null(sqlite3_stmt *s, int i)
  * the failing code. */
 static int read_alerts(sqlite3 *db, json_t *root, cm_store_alert_fn fn, void *arg)
 {
-    static const char SQL[] = "SELECT notifier, target, finding, position, severity, message,"
-                              " started_at, fired_at, notified_at, seq FROM current_alerts"
-                              " ORDER BY notifier, seq";
+    static const char SQL[] = "SELECT " ALERT_NAMES " FROM current_alerts ORDER BY notifier, seq";
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, SQL, -1, &s, NULL);
 
