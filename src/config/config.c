@@ -333,6 +333,9 @@ struct loader {
     struct smap readable; /* path -> errno of opening it (0: readable) */
     bool nomem;
     struct cm_config_origin *name_at; /* per cfg->targets entry: its `name` setting, if any */
+    /* The policy a target starts from and shares when it sets no policy key: cfg's; a
+     * discovery source's for the targets it finds. NULL: cfg->policy. */
+    const struct cm_policy *policy;
 };
 
 static char *ldup(struct loader *L, const char *s)
@@ -611,6 +614,9 @@ enum ktype {
 enum kstore { S_NONE, S_U64, S_INT, S_UINT, S_BOOL, S_STR };
 
 #define F_READABLE 1u /* KT_PATH: the file must be readable now */
+/* Targets and file entries: the value goes into the target's own cm_config_target_opt (made on
+ * the first such key), base being the cm_config_target. */
+#define F_OPT 2u
 
 struct key {
     const char *name;
@@ -780,12 +786,13 @@ static const struct key target_keys[TK_N] = {
     [TK_SNI] = {"sni", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
     [TK_STARTTLS] = {"starttls", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
     [TK_CONNECT_ADDRESS] = {"connect_address", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
-    [TK_CA_FILE] = {"ca_file", KT_PATH, S_STR, offsetof(struct cm_config_target, ca_file), 0, 0, 0,
-                    F_READABLE},
+    [TK_CA_FILE] = {"ca_file", KT_PATH, S_STR, offsetof(struct cm_config_target_opt, ca_file), 0, 0, 0,
+                    F_READABLE | F_OPT},
     [TK_CLIENT_CERT] = {"client_cert", KT_PATH, S_STR,
-                        offsetof(struct cm_config_target, client_cert), 0, 0, 0, F_READABLE},
-    [TK_CLIENT_KEY] = {"client_key", KT_PATH, S_STR, offsetof(struct cm_config_target, client_key),
-                       0, 0, 0, F_READABLE},
+                        offsetof(struct cm_config_target_opt, client_cert), 0, 0, 0,
+                        F_READABLE | F_OPT},
+    [TK_CLIENT_KEY] = {"client_key", KT_PATH, S_STR, offsetof(struct cm_config_target_opt, client_key),
+                       0, 0, 0, F_READABLE | F_OPT},
     [TK_LABELS] = {"labels", KT_LABELS, S_NONE, 0, 0, 0, 0, 0},
     [TK_INTERVAL] = {"interval", KT_DURATION, S_U64, offsetof(struct cm_config_target, interval_ms),
                      MS_SEC, DMAX, 0, 0},
@@ -795,10 +802,10 @@ static const struct key target_keys[TK_N] = {
                              offsetof(struct cm_config_target, posture_interval_ms), MS_MIN, DMAX,
                              0, 0},
     [TK_POSTURE] = {"posture", KT_BOOL, S_NONE, 0, 0, 0, 0, 0},
-    [TK_ARI_URL] = {"ari_url", KT_STRING, S_STR, offsetof(struct cm_config_target, ari_url), 0, 0,
-                    0, 0},
+    [TK_ARI_URL] = {"ari_url", KT_STRING, S_STR, offsetof(struct cm_config_target_opt, ari_url), 0,
+                    0, 0, F_OPT},
     [TK_ACME_DIRECTORY] = {"acme_directory", KT_STRING, S_STR,
-                           offsetof(struct cm_config_target, acme_directory), 0, 0, 0, 0},
+                           offsetof(struct cm_config_target_opt, acme_directory), 0, 0, 0, F_OPT},
     [TK_PIN_SHA256] = {"pin_sha256", KT_STRINGS, S_NONE, 0, 0, 0, 0, 0},
     /* Read by read_pin_mode: "tofu". */
     [TK_PIN] = {"pin", KT_STRING, S_NONE, 0, 0, 0, 0, 0},
@@ -806,17 +813,19 @@ static const struct key target_keys[TK_N] = {
                             offsetof(struct cm_config_target, notify_renewals), 0, 0, 0, 0},
     /* Not F_READABLE: a file that is missing for a while is a finding, not a config error. */
     [TK_EXPECT_FILE] = {"expect_file", KT_PATH, S_STR,
-                        offsetof(struct cm_config_target, expect_file), 0, 0, 0, 0},
+                        offsetof(struct cm_config_target_opt, expect_file), 0, 0, 0, F_OPT},
     [TK_DEPLOY_GRACE] = {"deploy_grace", KT_DURATION, S_U64,
-                         offsetof(struct cm_config_target, deploy_grace_ms), 0, DMAX, 0, 0},
+                         offsetof(struct cm_config_target_opt, deploy_grace_ms), 0, DMAX, 0,
+                         F_OPT},
 };
 
 enum { FK_PATH, FK_LABELS, FK_INTERVAL, FK_CA_FILE, FK_PASSWORD, FK_PASSWORD_FILE, FK_N };
 static const struct key file_keys[FK_N] = {
-    [FK_PATH] = {"path", KT_PATH, S_STR, offsetof(struct cm_config_target, path), 0, 0, 0, 0},
+    [FK_PATH] = {"path", KT_PATH, S_STR, offsetof(struct cm_config_target_opt, path), 0, 0, 0,
+                 F_OPT},
     /* Where the issuer of a file's last certificate is looked up for revocation checks. */
-    [FK_CA_FILE] = {"ca_file", KT_PATH, S_STR, offsetof(struct cm_config_target, ca_file), 0, 0, 0,
-                    F_READABLE},
+    [FK_CA_FILE] = {"ca_file", KT_PATH, S_STR, offsetof(struct cm_config_target_opt, ca_file), 0, 0,
+                    0, F_READABLE | F_OPT},
     [FK_LABELS] = {"labels", KT_LABELS, S_NONE, 0, 0, 0, 0, 0},
     [FK_INTERVAL] = {"interval", KT_DURATION, S_U64, offsetof(struct cm_config_target, interval_ms),
                      MS_SEC, DMAX, 0, 0},
@@ -1389,6 +1398,49 @@ struct seen {
     const config_setting_t *p[PK_N];
 };
 
+/* The optional settings of a target that sets none: shared, never written. */
+static const struct cm_config_target_opt opt_none = {.deploy_grace_ms = MS_HOUR};
+
+/* t's own block of optional settings, made from opt_none on the first write. NULL (and
+ * L->nomem) when out of memory. */
+static struct cm_config_target_opt *opt_mut(struct loader *L, struct cm_config_target *t)
+{
+    struct cm_config_target_opt *o;
+
+    if (t->opt && t->opt != &opt_none)
+        return (struct cm_config_target_opt *)t->opt; /* its own: writable while loading */
+    if (!(o = malloc(sizeof(*o)))) {
+        L->nomem = true;
+        return NULL;
+    }
+    *o = opt_none;
+    o->refs = 1;
+    t->opt = o;
+    return o;
+}
+
+static void opt_free(const struct cm_config_target_opt *co)
+{
+    struct cm_config_target_opt *o = (struct cm_config_target_opt *)co; /* owned */
+
+    if (!o || o == &opt_none || --o->refs > 0)
+        return;
+    free(o->path);
+    free(o->ca_file);
+    free(o->client_cert);
+    free(o->client_key);
+    free(o->connect_address);
+    free(o->ari_url);
+    free(o->expect_file);
+    free(o->pins);
+    free(o->acme_directory);
+    free(o->origin);
+    if (o->password)
+        explicit_bzero(o->password, strlen(o->password));
+    free(o->password);
+    free(o);
+}
+
 static void read_group(struct loader *L, const config_setting_t *g, const char *prefix,
                        const struct group_def *def, void *base, struct cm_policy *policy,
                        struct seen *seen)
@@ -1404,7 +1456,8 @@ static void read_group(struct loader *L, const config_setting_t *g, const char *
 
         snprintf(path, sizeof(path), "%s.%s", prefix, name);
         if ((j = find_key(def->keys, def->nkeys, name)) != NPOS) {
-            if (read_value(L, m, path, &def->keys[j], base))
+            void *at = def->keys[j].flags & F_OPT ? (void *)opt_mut(L, base) : base;
+            if (at && read_value(L, m, path, &def->keys[j], at))
                 seen->k[j] = m;
         } else if (def->policy && (j = find_key(policy_keys, PK_N, name)) != NPOS) {
             if (read_value(L, m, path, &policy_keys[j], policy)) {
@@ -1468,6 +1521,40 @@ static int policy_copy(struct cm_policy *dst, const struct cm_policy *src)
         memcpy(dst->rules, src->rules, src->rule_count * sizeof(*dst->rules));
     }
     return 0;
+}
+
+/* A target's policy while its keys are read: a copy of the global one, owned by t (so that a
+ * target given up half-read frees it), with t->opt set to the shared empty block. NULL (and
+ * L->nomem) when out of memory. */
+static struct cm_policy *policy_begin(struct loader *L, struct cm_config_target *t)
+{
+    struct cm_policy *p = malloc(sizeof(*p));
+
+    t->opt = &opt_none;
+    if (!p || policy_copy(p, L->policy ? L->policy : &L->cfg->policy) < 0) {
+        free(p);
+        L->nomem = true;
+        return NULL;
+    }
+    t->policy = p;
+    t->own_policy = true;
+    return p;
+}
+
+/* After the target's keys: a policy no key of the target changed is the global one, shared
+ * (100,000 targets would carry 100,000 copies of it, each with its rules). */
+static void policy_settle(struct loader *L, struct cm_config_target *t, struct cm_policy *p,
+                          const struct seen *seen)
+{
+    for (size_t i = 0; i < PK_N; i++)
+        if (seen->p[i])
+            return;
+    if (p->pins)
+        return;
+    cm_policy_clear(p);
+    free(p);
+    t->policy = L->policy ? L->policy : &L->cfg->policy;
+    t->own_policy = false;
 }
 
 /* ---- Groups ---- */
@@ -1725,7 +1812,7 @@ static void read_labels(struct loader *L, const config_setting_t *g, const char 
 }
 
 static void read_pins(struct loader *L, const config_setting_t *s, const char *prefix,
-                      struct cm_config_target *t);
+                      struct cm_config_target *t, struct cm_policy *policy);
 static void read_pin_mode(struct loader *L, const struct seen *seen, const char *prefix,
                           struct cm_config_target *t);
 static void read_ari(struct loader *L, const struct seen *seen, const char *prefix,
@@ -1807,6 +1894,7 @@ static void read_transport(struct loader *L, const config_setting_t *g, const st
     const config_setting_t *s;
     const config_setting_t *cc = config_setting_get_member(g, "client_cert");
     const config_setting_t *ck = config_setting_get_member(g, "client_key");
+    struct cm_config_target_opt *o;
 
     if ((s = seen->k[TK_CONNECT_ADDRESS])) {
         const char *v = config_setting_get_string(s);
@@ -1814,8 +1902,8 @@ static void read_transport(struct loader *L, const config_setting_t *g, const st
             char path[80];
             snprintf(path, sizeof(path), "%s.connect_address", prefix);
             err_at(L, s, path, "must be an IP address literal (no brackets, no port), not '%s'", v);
-        } else {
-            t->connect_address = ldup(L, v);
+        } else if ((o = opt_mut(L, t))) {
+            o->connect_address = ldup(L, v);
         }
     }
     if (!cc != !ck) {
@@ -1825,12 +1913,14 @@ static void read_transport(struct loader *L, const config_setting_t *g, const st
                cc ? "client_cert needs client_key too (give both or neither)"
                   : "client_key needs client_cert too (give both or neither)");
     }
-    t->ca_file_at = origin_of(L, seen->k[TK_CA_FILE]);
-    t->client_cert_at = origin_of(L, seen->k[TK_CLIENT_CERT]);
-    t->ep.ca_file = t->ca_file;
-    t->ep.client_cert = t->client_cert;
-    t->ep.client_key = t->client_key;
-    t->ep.connect_address = t->connect_address;
+    if (seen->k[TK_CA_FILE] && (o = opt_mut(L, t)))
+        o->ca_file_at = origin_of(L, seen->k[TK_CA_FILE]);
+    if (seen->k[TK_CLIENT_CERT] && (o = opt_mut(L, t)))
+        o->client_cert_at = origin_of(L, seen->k[TK_CLIENT_CERT]);
+    t->ep.ca_file = t->opt->ca_file;
+    t->ep.client_cert = t->opt->client_cert;
+    t->ep.client_key = t->opt->client_key;
+    t->ep.connect_address = t->opt->connect_address;
 }
 
 /* The target's name: `name`, else "host:port" (with "sni@" in front when the SNI differs from
@@ -1874,18 +1964,18 @@ static void read_target_at(struct loader *L, const config_setting_t *g, const ch
     struct seen seen;
     uint16_t port = CM_DEFAULT_PORT;
     const char *sni = NULL;
+    struct cm_policy *policy;
 
     t->kind = CM_TARGET_ENDPOINT;
     t->index = index;
     t->notify_renewals = cfg->notify_renewals;
-    t->deploy_grace_ms = MS_HOUR;
     t->interval_ms = cfg->interval_ms;
     t->timeout_ms = cfg->timeout_ms;
     t->posture_interval_ms = cfg->posture_interval_ms;
-    if (policy_copy(&t->policy, &cfg->policy) < 0)
-        L->nomem = true;
-    read_group(L, g, prefix, &groups[G_TARGETS], t, &t->policy, &seen);
-    check_days(L, prefix, &t->policy, &seen, "global");
+    if (!(policy = policy_begin(L, t)))
+        return;
+    read_group(L, g, prefix, &groups[G_TARGETS], t, policy, &seen);
+    check_days(L, prefix, policy, &seen, "global");
 
     if ((s = seen.k[TK_PORT]))
         port = (uint16_t)config_setting_get_int(s);
@@ -1907,8 +1997,9 @@ static void read_target_at(struct loader *L, const config_setting_t *g, const ch
         read_labels(L, s, prefix, &t->labels);
     read_ari(L, &seen, prefix, t);
     if ((s = seen.k[TK_PIN_SHA256]))
-        read_pins(L, s, prefix, t);
+        read_pins(L, s, prefix, t, policy);
     read_pin_mode(L, &seen, prefix, t);
+    policy_settle(L, t, policy, &seen);
     if (seen.k[TK_DEPLOY_GRACE] && !config_setting_get_member(g, "expect_file")) {
         char path[80];
         snprintf(path, sizeof(path), "%s.deploy_grace", prefix);
@@ -1947,6 +2038,7 @@ static void read_password_file(struct loader *L, const config_setting_t *s, cons
     ssize_t n = -1;
     size_t len;
     int fd = -1, e = 0;
+    struct cm_config_target_opt *o;
 
     if (!file) {
         L->nomem = true;
@@ -1976,7 +2068,7 @@ static void read_password_file(struct loader *L, const config_setting_t *s, cons
             err_at(L, s, path, "'%s' holds a NUL byte", file);
         else if (len == 0)
             err_at(L, s, path, "'%s' is empty", file);
-        else if (!(t->password = strndup(buf, len)))
+        else if ((o = opt_mut(L, t)) && !(o->password = strndup(buf, len)))
             L->nomem = true;
         if (st.st_mode & S_IROTH)
             cm_log_warn("config",
@@ -1999,7 +2091,8 @@ static void read_password(struct loader *L, const struct seen *seen, const char 
         snprintf(path, sizeof(path), "%s.password_file", prefix);
         err_at(L, pf, path, "password and password_file exclude each other: give one of them");
     } else if (pw) {
-        if (!(t->password = strdup(config_setting_get_string(pw))))
+        struct cm_config_target_opt *o = opt_mut(L, t);
+        if (o && !(o->password = strdup(config_setting_get_string(pw))))
             L->nomem = true;
     } else if (pf) {
         snprintf(path, sizeof(path), "%s.password_file", prefix);
@@ -2013,6 +2106,8 @@ static void read_file_entry(struct loader *L, const config_setting_t *g, unsigne
     struct cm_config *cfg = L->cfg;
     char prefix[64];
     struct seen seen;
+    struct cm_policy *policy;
+    struct cm_config_target_opt *o;
 
     snprintf(prefix, sizeof(prefix), "files[%u]", index);
     t->kind = CM_TARGET_FILE;
@@ -2020,19 +2115,21 @@ static void read_file_entry(struct loader *L, const config_setting_t *g, unsigne
     t->interval_ms = cfg->interval_ms;
     t->timeout_ms = cfg->timeout_ms;
     t->posture_interval_ms = 0;
-    if (policy_copy(&t->policy, &cfg->policy) < 0)
-        L->nomem = true;
-    read_group(L, g, prefix, &groups[G_FILES], t, &t->policy, &seen);
-    check_days(L, prefix, &t->policy, &seen, "global");
+    if (!(policy = policy_begin(L, t)))
+        return;
+    read_group(L, g, prefix, &groups[G_FILES], t, policy, &seen);
+    check_days(L, prefix, policy, &seen, "global");
+    policy_settle(L, t, policy, &seen);
     if (!config_setting_get_member(g, "path"))
         err_at(L, g, prefix, "missing required setting 'path'");
-    if (t->path && asprintf(&t->name, "file:%s", t->path) < 0) {
+    if (t->opt->path && asprintf(&t->name, "file:%s", t->opt->path) < 0) {
         t->name = NULL;
         L->nomem = true;
     }
     if (seen.k[FK_LABELS])
         read_labels(L, seen.k[FK_LABELS], prefix, &t->labels);
-    t->ca_file_at = origin_of(L, seen.k[FK_CA_FILE]);
+    if (seen.k[FK_CA_FILE] && (o = opt_mut(L, t)))
+        o->ca_file_at = origin_of(L, seen.k[FK_CA_FILE]);
     read_password(L, &seen, prefix, t);
 }
 
@@ -2218,22 +2315,24 @@ static void check_url(struct loader *L, const config_setting_t *s, const char *p
 /* pin_sha256 = [ "HEX", ... ]: 64 hex digits each (colons, as openssl prints fingerprints,
  * are allowed), kept lowercase and space-separated. */
 static void read_pins(struct loader *L, const config_setting_t *s, const char *prefix,
-                      struct cm_config_target *t)
+                      struct cm_config_target *t, struct cm_policy *policy)
 {
     unsigned n = (unsigned)config_setting_length(s);
     char path[80], epath[96];
     size_t off = 0;
+    struct cm_config_target_opt *o;
+    char *pins;
 
     snprintf(path, sizeof(path), "%s.pin_sha256", prefix);
     if (n == 0) {
         err_at(L, s, path, "an empty list pins nothing: give at least one SHA-256, or no key");
         return;
     }
-    if (!(t->pins = malloc((size_t)n * 65 + 1))) {
+    if (!(o = opt_mut(L, t)) || !(o->pins = pins = malloc((size_t)n * 65 + 1))) {
         L->nomem = true;
         return;
     }
-    t->pins[0] = '\0';
+    pins[0] = '\0';
     for (unsigned i = 0; i < n; i++) {
         const char *v = string_elem(L, s, i, path, epath, sizeof(epath));
         char hex[65];
@@ -2256,9 +2355,9 @@ static void read_pins(struct loader *L, const config_setting_t *s, const char *p
             continue;
         }
         hex[64] = '\0';
-        off += (size_t)sprintf(t->pins + off, "%s%s", off ? " " : "", hex);
+        off += (size_t)sprintf(pins + off, "%s%s", off ? " " : "", hex);
     }
-    t->policy.pins = t->pins;
+    policy->pins = pins;
 }
 
 /* pin = "tofu": the first leaf seen is pinned (the daemon keeps the pin). It excludes
@@ -2295,13 +2394,13 @@ static void read_ari(struct loader *L, const struct seen *seen, const char *pref
     const config_setting_t *u = seen->k[TK_ARI_URL], *d = seen->k[TK_ACME_DIRECTORY];
     char path[80];
 
-    if (u && t->ari_url) {
+    if (u && t->opt->ari_url) {
         snprintf(path, sizeof(path), "%s.ari_url", prefix);
-        check_url(L, u, path, t->ari_url, false);
+        check_url(L, u, path, t->opt->ari_url, false);
     }
-    if (d && t->acme_directory) {
+    if (d && t->opt->acme_directory) {
         snprintf(path, sizeof(path), "%s.acme_directory", prefix);
-        check_url(L, d, path, t->acme_directory, false);
+        check_url(L, d, path, t->opt->acme_directory, false);
     }
     if (u && d) {
         snprintf(path, sizeof(path), "%s.acme_directory", prefix);
@@ -2805,38 +2904,38 @@ static uint64_t spec_hash(const struct cm_config *cfg, const struct cm_config_ta
     h = hash_str(h, t->ep.sni);
     h = hash_str(h, t->ep.verify_name);
     h = hash_u64(h, (uint64_t)t->ep.starttls);
-    h = hash_str(h, t->connect_address);
-    h = hash_str(h, t->ca_file);
-    h = hash_str(h, t->client_cert);
-    h = hash_str(h, t->client_key);
-    h = hash_str(h, t->path);
-    h = hash_str(h, t->password); /* a new password reads the keystore anew */
+    h = hash_str(h, t->opt->connect_address);
+    h = hash_str(h, t->opt->ca_file);
+    h = hash_str(h, t->opt->client_cert);
+    h = hash_str(h, t->opt->client_key);
+    h = hash_str(h, t->opt->path);
+    h = hash_str(h, t->opt->password); /* a new password reads the keystore anew */
     h = hash_u64(h, t->interval_ms);
     h = hash_u64(h, t->timeout_ms);
     h = hash_u64(h, t->posture_interval_ms);
-    h = hash_str(h, t->ari_url);
-    h = hash_str(h, t->acme_directory);
-    h = hash_str(h, t->pins);
+    h = hash_str(h, t->opt->ari_url);
+    h = hash_str(h, t->opt->acme_directory);
+    h = hash_str(h, t->opt->pins);
     h = hash_u64(h, t->pin_tofu);
-    h = hash_u64(h, (uint64_t)(int64_t)t->policy.warn_days);
-    h = hash_u64(h, (uint64_t)(int64_t)t->policy.crit_days);
-    h = hash_u64(h, t->policy.warn_lifetime_pct);
-    h = hash_u64(h, t->policy.crit_lifetime_pct);
-    h = hash_u64(h, (uint64_t)(int64_t)t->policy.max_lifetime_days);
-    h = hash_u64(h, t->policy.min_rsa_bits);
-    h = hash_u64(h, t->policy.min_ec_bits);
-    h = hash_u64(h, t->policy.allow_self_signed);
-    h = hash_u64(h, (uint64_t)t->policy.revocation);
-    h = hash_u64(h, t->policy.revocation_timeout_ms);
-    h = hash_u64(h, t->policy.rule_count);
-    for (size_t i = 0; i < t->policy.rule_count; i++) {
-        h = hash_str(h, t->policy.rules[i].id);
-        h = hash_u64(h, t->policy.rules[i].ignore);
-        h = hash_u64(h, (uint64_t)t->policy.rules[i].severity);
+    h = hash_u64(h, (uint64_t)(int64_t)t->policy->warn_days);
+    h = hash_u64(h, (uint64_t)(int64_t)t->policy->crit_days);
+    h = hash_u64(h, t->policy->warn_lifetime_pct);
+    h = hash_u64(h, t->policy->crit_lifetime_pct);
+    h = hash_u64(h, (uint64_t)(int64_t)t->policy->max_lifetime_days);
+    h = hash_u64(h, t->policy->min_rsa_bits);
+    h = hash_u64(h, t->policy->min_ec_bits);
+    h = hash_u64(h, t->policy->allow_self_signed);
+    h = hash_u64(h, (uint64_t)t->policy->revocation);
+    h = hash_u64(h, t->policy->revocation_timeout_ms);
+    h = hash_u64(h, t->policy->rule_count);
+    for (size_t i = 0; i < t->policy->rule_count; i++) {
+        h = hash_str(h, t->policy->rules[i].id);
+        h = hash_u64(h, t->policy->rules[i].ignore);
+        h = hash_u64(h, (uint64_t)t->policy->rules[i].severity);
     }
     /* The list's content, not its path: an edited file changes how the target is judged. */
     for (size_t i = 0; i < cfg->roots_count; i++)
-        if (cfg->roots[i].text == t->policy.interception_roots)
+        if (cfg->roots[i].text == t->policy->interception_roots)
             h = hash_u64(h, cfg->roots[i].hash);
     return h;
 }
@@ -3564,16 +3663,16 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
     }
     for (size_t i = 0; i < cfg->target_count && !L.nomem; i++) {
         const struct cm_config_target *t = &cfg->targets[i];
-        struct cm_tls_profile prof = {t->ca_file, t->client_cert, t->client_key};
+        struct cm_tls_profile prof = {t->opt->ca_file, t->opt->client_cert, t->opt->client_key};
         char *key;
 
         /* A file entry's ca_file is a trust store too (revocation: the issuer of a file's last
          * certificate); it has no client certificate. */
-        if (t->kind != CM_TARGET_ENDPOINT && !t->ca_file)
+        if (t->kind != CM_TARGET_ENDPOINT && !t->opt->ca_file)
             continue;
-        if (asprintf(&key, "%s\x01%s\x01%s", t->ca_file ? t->ca_file : "",
-                     t->client_cert ? t->client_cert : "",
-                     t->client_key ? t->client_key : "") < 0) {
+        if (asprintf(&key, "%s\x01%s\x01%s", t->opt->ca_file ? t->opt->ca_file : "",
+                     t->opt->client_cert ? t->opt->client_cert : "",
+                     t->opt->client_key ? t->opt->client_key : "") < 0) {
             L.nomem = true;
             break;
         }
@@ -3589,9 +3688,9 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
         if (rc == -ENOMEM) {
             L.nomem = true;
         } else if (rc < 0) {
-            bool cert = rc == CM_ECLIENTCERT && t->client_cert;
-            bool ca = !cert && t->ca_file;
-            const struct cm_config_origin *o = cert ? &t->client_cert_at : &t->ca_file_at;
+            bool cert = rc == CM_ECLIENTCERT && t->opt->client_cert;
+            bool ca = !cert && t->opt->ca_file;
+            const struct cm_config_origin *o = cert ? &t->opt->client_cert_at : &t->opt->ca_file_at;
             add_problem(&L, o->file ? o->file : t->file, o->file ? o->line : t->line,
                         "%s[%u]%s: %s", t->kind == CM_TARGET_FILE ? "files" : "targets", t->index,
                         cert ? ".client_cert"
@@ -3656,21 +3755,12 @@ static void target_clear(struct cm_config_target *t)
 {
     free(t->name);
     cm_target_clear(&t->ep);
-    free(t->path);
-    free(t->ca_file);
-    free(t->client_cert);
-    free(t->client_key);
-    free(t->connect_address);
-    free(t->ari_url);
-    free(t->expect_file);
-    free(t->pins);
-    free(t->acme_directory);
-    free(t->origin);
-    if (t->password)
-        explicit_bzero(t->password, strlen(t->password));
-    free(t->password);
+    opt_free(t->opt);
     cm_labels_clear(&t->labels);
-    cm_policy_clear(&t->policy);
+    if (t->own_policy) {
+        cm_policy_clear((struct cm_policy *)t->policy);
+        free((void *)t->policy);
+    }
 }
 
 void cm_config_targets_free(struct cm_config_target *v, size_t n)
@@ -4075,6 +4165,7 @@ int cm_config_discover(const struct cm_config *cfg, size_t source, const char *f
     struct loader L = {0};
     struct sd_group *groups_rd = NULL;
     struct cm_config_target *v = NULL;
+    struct cm_config_target_opt *shared = NULL;
     size_t *group_of = NULL, *target_of = NULL, n = 0, nerr0 = errs ? errs->count : 0;
     char *text = NULL;
     size_t tlen = 0;
@@ -4092,6 +4183,7 @@ int cm_config_discover(const struct cm_config *cfg, size_t source, const char *f
     scratch.posture_interval_ms = d->posture_interval_ms;
     scratch.policy = d->policy;
     L.cfg = &scratch;
+    L.policy = &d->policy; /* (scratch is gone when the targets are used) */
     config_init(&L.lc);
     /* The source's files were found readable when the configuration loaded. */
     const char *checked[] = {d->ca_file, d->client_cert, d->client_key};
@@ -4201,10 +4293,23 @@ int cm_config_discover(const struct cm_config *cfg, size_t source, const char *f
     }
     if (!L.nomem && !L.nprobs)
         sd_check_names(&L, file, v, n);
+    /* The file's name: in the block of a target that has one, else in one block the file's
+     * other targets share (a file of 100,000 targets that set nothing else has one). */
     for (size_t k = 0; k < n && !L.nomem && !L.nprobs; k++) {
-        if (!(v[k].origin = strdup(file)))
-            L.nomem = true;
-        v[k].file = v[k].origin;
+        struct cm_config_target_opt *o;
+        if (v[k].opt == &opt_none && shared) {
+            v[k].opt = shared;
+            shared->refs++;
+        } else {
+            bool none = v[k].opt == &opt_none;
+            if (!(o = opt_mut(&L, &v[k])) || !(o->origin = strdup(file))) {
+                L.nomem = true;
+                break;
+            }
+            if (none)
+                shared = o;
+        }
+        v[k].file = v[k].opt->origin;
         v[k].spec_hash = spec_hash(cfg, &v[k]);
     }
 

@@ -609,16 +609,16 @@ static void track_deploy(struct daemon *d, const struct cm_config_target *ct,
 {
     struct deploy_read *dr;
 
-    if (!ct->expect_file || (e->deploy && strcmp(e->deploy->path, ct->expect_file) != 0)) {
+    if (!ct->opt->expect_file || (e->deploy && strcmp(e->deploy->path, ct->opt->expect_file) != 0)) {
         cm_deploy_free(e->deploy); /* none, or another file since a reload */
         e->deploy = NULL;
-        if (!ct->expect_file)
+        if (!ct->opt->expect_file)
             return;
     }
     if (!e->deploy_reading && !d->stopping) {
         if (!(dr = calloc(1, sizeof(*dr))) || !(dr->d = d) || !(dr->name = strdup(e->name)) ||
-            !(dr->path = strdup(ct->expect_file)) ||
-            cm_file_scan_start(d->loop, ct->expect_file, NULL, on_deploy_read, dr, NULL) < 0) {
+            !(dr->path = strdup(ct->opt->expect_file)) ||
+            cm_file_scan_start(d->loop, ct->opt->expect_file, NULL, on_deploy_read, dr, NULL) < 0) {
             if (dr) {
                 free(dr->name);
                 free(dr->path);
@@ -631,7 +631,7 @@ static void track_deploy(struct daemon *d, const struct cm_config_target *ct,
     }
     if (!e->deploy || res->path || res->tls.chain.count == 0 || !res->tls.chain.certs[0].sha256)
         return;
-    e->deploy->grace_s = (int64_t)(ct->deploy_grace_ms / 1000);
+    e->deploy->grace_s = (int64_t)(ct->opt->deploy_grace_ms / 1000);
     if (e->deploy->error || !cm_deploy_newer(&res->tls.chain.certs[0], &e->deploy->cert))
         e->deploy->newer_since = 0;
     else if (!e->deploy->newer_since)
@@ -673,7 +673,7 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
         track_deploy(d, ct, e, res, now);
         maybe_prune(d, now);
     }
-    if (!e || cm_analyze(res, &ct->policy, now, &f) < 0 ||
+    if (!e || cm_analyze(res, ct->policy, now, &f) < 0 ||
         cm_state_record(e, res, &f, &ct->labels, now, &changed, &old) < 0) {
         cm_log_error("state", "target=%s out of memory recording a result", name);
         cm_findings_clear(&f);
@@ -765,7 +765,7 @@ static void on_ari_refresh(struct cm_ari *a, void *arg)
 static void attach_ari(struct daemon *d, const struct cm_config_target *ct,
                        struct cm_probe_result *res)
 {
-    struct cm_ari_source src = {ct->ari_url, ct->acme_directory, NULL};
+    struct cm_ari_source src = {ct->opt->ari_url, ct->opt->acme_directory, NULL};
     const struct cm_cert *leaf;
     struct ari_refresh *r;
     struct cm_ari *a = NULL;
@@ -842,11 +842,11 @@ static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res,
     struct daemon *d = t->d;
     const struct cm_config_target *ct = t->run_ct;
 
-    if (!d->rev || d->stopping || ct->policy.revocation != CM_REVOCATION_AUTO)
+    if (!d->rev || d->stopping || ct->policy->revocation != CM_REVOCATION_AUTO)
         return false;
     op_begin(t, DOP_REVWAIT);
-    if (cm_revwait_start(d->rev, t->run_gen->tls, ct->ca_file, res, n,
-                         ct->policy.revocation_timeout_ms, ct->name, on_revwait, t,
+    if (cm_revwait_start(d->rev, t->run_gen->tls, ct->opt->ca_file, res, n,
+                         ct->policy->revocation_timeout_ms, ct->name, on_revwait, t,
                          &t->op.revwait) != 0) {
         op_done(t);
         return false;
@@ -1068,7 +1068,7 @@ static void on_run(struct cm_sched_job *job, void *arg)
     if (t->ct->kind == CM_TARGET_FILE)
         rc = !(t->fs = calloc(1, sizeof(*t->fs)))
                  ? -ENOMEM
-                 : cm_file_scan_start(d->loop, t->ct->path, &(struct cm_file_opts){t->ct->password},
+                 : cm_file_scan_start(d->loop, t->ct->opt->path, &(struct cm_file_opts){t->ct->opt->password},
                                       on_scan, t, &t->op.scan);
     else
         rc = cm_probe_start(&(struct cm_probe_env){d->loop, t->gen->tls, d->resolver}, &t->ct->ep,

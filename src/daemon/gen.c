@@ -108,8 +108,8 @@ static void prepare_file_anchors(struct cm_gen *g)
     /* A file entry's own ca_file was loaded with the other credentials. */
     for (size_t i = 0; i < g->cfg->target_count; i++) {
         const struct cm_config_target *ct = &g->cfg->targets[i];
-        if (ct->kind != CM_TARGET_FILE || ct->ca_file ||
-            ct->policy.revocation != CM_REVOCATION_AUTO)
+        if (ct->kind != CM_TARGET_FILE || ct->opt->ca_file ||
+            ct->policy->revocation != CM_REVOCATION_AUTO)
             continue;
         if (cm_tls_ctx_load(g->tls, &system_store, err, sizeof(err)) < 0)
             cm_log_info("revocation", "file targets: no system trust store: %s", err);
@@ -127,7 +127,7 @@ static void prepare_public_check(struct cm_gen *g)
 
     for (size_t i = 0; i < g->cfg->target_count; i++) {
         const struct cm_config_target *ct = &g->cfg->targets[i];
-        if (ct->kind != CM_TARGET_ENDPOINT || !ct->ca_file)
+        if (ct->kind != CM_TARGET_ENDPOINT || !ct->opt->ca_file)
             continue;
         if (cm_tls_ctx_load(g->tls, &system_store, err, sizeof(err)) < 0)
             cm_log_info("config",

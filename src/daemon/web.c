@@ -728,7 +728,7 @@ static void serve_probe(struct cm_web *web, struct cm_httpd_req *req)
     web->webprobes = w;
     if (ct) {
         cm_target_clear(&parsed);
-        w->policy = &ct->policy;
+        w->policy = ct->policy;
         w->labels = &ct->labels;
         timeout = ct->timeout_ms;
         if (cm_target_copy(&w->t, &ct->ep) < 0 || !(w->name = strdup(ct->name)))

@@ -279,12 +279,12 @@ static void test_defaults(void)
     EXPECT_INT(t->ep.starttls, CM_STARTTLS_NONE);
     CU_ASSERT_PTR_NULL(t->ep.ca_file);
     CU_ASSERT_PTR_NULL(t->ep.connect_address);
-    CU_ASSERT_PTR_NULL(t->path);
+    CU_ASSERT_PTR_NULL(t->opt->path);
     EXPECT_INT(t->labels.count, 0);
     EXPECT_INT(t->interval_ms, 3600000);
     EXPECT_INT(t->timeout_ms, 10000);
     EXPECT_INT(t->posture_interval_ms, 86400000);
-    EXPECT_INT(t->policy.warn_days, 30);
+    EXPECT_INT(t->policy->warn_days, 30);
     EXPECT_STR(t->file, in_dir("c.conf"));
     CU_ASSERT(t->file == cfg->files[0]);
     EXPECT_INT(t->line, 1);
@@ -405,8 +405,8 @@ static void test_all_values(void)
     EXPECT_INT(t->posture_interval_ms, 0);
     t = &cfg->targets[3];
     EXPECT_STR(t->name, "node1");
-    EXPECT_STR(t->connect_address, "2001:db8::1");
-    CU_ASSERT(t->ep.connect_address == t->connect_address);
+    EXPECT_STR(t->opt->connect_address, "2001:db8::1");
+    CU_ASSERT(t->ep.connect_address == t->opt->connect_address);
     EXPECT_INT(t->posture_interval_ms, 3600000);
     EXPECT_INT(t->ep.starttls, CM_STARTTLS_IMAP);
     t = &cfg->targets[4];
@@ -436,31 +436,34 @@ static void test_policy_override(void)
     b = &cfg->targets[1];
     f = &cfg->targets[2];
     EXPECT_INT(cfg->policy.rule_count, 1);
-    EXPECT_INT(a->policy.warn_days, 10);
-    EXPECT_INT(a->policy.crit_days, 5);
-    EXPECT_INT(a->policy.min_rsa_bits, 3072);
-    CU_ASSERT_TRUE(a->policy.allow_self_signed);
-    EXPECT_INT(a->policy.rule_count, 3);
-    if (a->policy.rule_count == 3) {
+    EXPECT_INT(a->policy->warn_days, 10);
+    EXPECT_INT(a->policy->crit_days, 5);
+    EXPECT_INT(a->policy->min_rsa_bits, 3072);
+    CU_ASSERT_TRUE(a->policy->allow_self_signed);
+    EXPECT_INT(a->policy->rule_count, 3);
+    if (a->policy->rule_count == 3) {
         /* Global rules first, then the target's: later rules win. */
-        EXPECT_STR(a->policy.rules[0].id, "cert.wildcard");
-        CU_ASSERT_TRUE(a->policy.rules[0].ignore);
-        EXPECT_STR(a->policy.rules[1].id, "chain.order");
-        CU_ASSERT_FALSE(a->policy.rules[1].ignore);
-        EXPECT_INT(a->policy.rules[1].severity, CM_SEV_CRITICAL);
-        EXPECT_STR(a->policy.rules[2].id, "cert.wildcard");
-        EXPECT_INT(a->policy.rules[2].severity, CM_SEV_WARNING);
+        EXPECT_STR(a->policy->rules[0].id, "cert.wildcard");
+        CU_ASSERT_TRUE(a->policy->rules[0].ignore);
+        EXPECT_STR(a->policy->rules[1].id, "chain.order");
+        CU_ASSERT_FALSE(a->policy->rules[1].ignore);
+        EXPECT_INT(a->policy->rules[1].severity, CM_SEV_CRITICAL);
+        EXPECT_STR(a->policy->rules[2].id, "cert.wildcard");
+        EXPECT_INT(a->policy->rules[2].severity, CM_SEV_WARNING);
     }
-    EXPECT_INT(b->policy.warn_days, 20);
-    EXPECT_INT(b->policy.crit_days, 5);
-    CU_ASSERT_FALSE(b->policy.allow_self_signed);
-    EXPECT_INT(b->policy.rule_count, 1);
+    EXPECT_INT(b->policy->warn_days, 20);
+    EXPECT_INT(b->policy->crit_days, 5);
+    CU_ASSERT_FALSE(b->policy->allow_self_signed);
+    EXPECT_INT(b->policy->rule_count, 1);
+    /* A target that sets no policy key shares the global policy (100,000 copies otherwise). */
+    CU_ASSERT_PTR_EQUAL(b->policy, &cfg->policy);
+    CU_ASSERT(a->policy != &cfg->policy && f->policy != &cfg->policy);
     EXPECT_INT(f->kind, CM_TARGET_FILE);
     EXPECT_STR(f->name, "file:/srv/certs");
-    EXPECT_STR(f->path, "/srv/certs");
-    EXPECT_INT(f->policy.warn_days, 20);
-    EXPECT_INT(f->policy.crit_days, 2);
-    EXPECT_INT(f->policy.rule_count, 2);
+    EXPECT_STR(f->opt->path, "/srv/certs");
+    EXPECT_INT(f->policy->warn_days, 20);
+    EXPECT_INT(f->policy->crit_days, 2);
+    EXPECT_INT(f->policy->rule_count, 2);
     EXPECT_INT(f->posture_interval_ms, 0);
     cm_config_free(cfg);
 
@@ -494,16 +497,16 @@ static void test_lifetime_keys(void)
     EXPECT_INT(cfg->policy.warn_lifetime_pct, 50);
     EXPECT_INT(cfg->policy.crit_lifetime_pct, 20);
     EXPECT_INT(cfg->policy.max_lifetime_days, 825);
-    EXPECT_INT(a->policy.warn_lifetime_pct, 25);
-    EXPECT_INT(a->policy.crit_lifetime_pct, 20);
-    EXPECT_INT(a->policy.max_lifetime_days, 0); /* back to the CA/B schedule */
-    EXPECT_INT(b->policy.warn_lifetime_pct, 50);
-    EXPECT_INT(b->policy.crit_lifetime_pct, 50); /* equal to warn is fine */
-    EXPECT_INT(b->policy.max_lifetime_days, 825);
+    EXPECT_INT(a->policy->warn_lifetime_pct, 25);
+    EXPECT_INT(a->policy->crit_lifetime_pct, 20);
+    EXPECT_INT(a->policy->max_lifetime_days, 0); /* back to the CA/B schedule */
+    EXPECT_INT(b->policy->warn_lifetime_pct, 50);
+    EXPECT_INT(b->policy->crit_lifetime_pct, 50); /* equal to warn is fine */
+    EXPECT_INT(b->policy->max_lifetime_days, 825);
     EXPECT_INT(f->kind, CM_TARGET_FILE);
-    EXPECT_INT(f->policy.warn_lifetime_pct, 50);
-    EXPECT_INT(f->policy.crit_lifetime_pct, 1);
-    EXPECT_INT(f->policy.max_lifetime_days, 36500);
+    EXPECT_INT(f->policy->warn_lifetime_pct, 50);
+    EXPECT_INT(f->policy->crit_lifetime_pct, 1);
+    EXPECT_INT(f->policy->max_lifetime_days, 36500);
     /* A changed threshold changes how the target is judged: a new spec. */
     CU_ASSERT(a->spec_hash != b->spec_hash);
     cm_config_free(cfg);
@@ -561,19 +564,19 @@ static void test_revocation_keys(void)
     f = &cfg->targets[2];
     EXPECT_INT(cfg->policy.revocation, CM_REVOCATION_STAPLE_ONLY);
     EXPECT_INT(cfg->policy.revocation_timeout_ms, 3000);
-    EXPECT_INT(a->policy.revocation, CM_REVOCATION_AUTO);
-    EXPECT_INT(a->policy.revocation_timeout_ms, 3000);
-    EXPECT_INT(b->policy.revocation, CM_REVOCATION_STAPLE_ONLY);
-    EXPECT_INT(b->policy.revocation_timeout_ms, 250000); /* a plain number is seconds */
-    EXPECT_INT(f->policy.revocation, CM_REVOCATION_OFF);
-    EXPECT_INT(f->policy.revocation_timeout_ms, 3000);
+    EXPECT_INT(a->policy->revocation, CM_REVOCATION_AUTO);
+    EXPECT_INT(a->policy->revocation_timeout_ms, 3000);
+    EXPECT_INT(b->policy->revocation, CM_REVOCATION_STAPLE_ONLY);
+    EXPECT_INT(b->policy->revocation_timeout_ms, 250000); /* a plain number is seconds */
+    EXPECT_INT(f->policy->revocation, CM_REVOCATION_OFF);
+    EXPECT_INT(f->policy->revocation_timeout_ms, 3000);
     CU_ASSERT(a->spec_hash != b->spec_hash);
     cm_config_free(cfg);
 
     cfg = load_ok("targets = ( { host = \"a.example\"; } );\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-    EXPECT_INT(cfg->targets[0].policy.revocation, CM_REVOCATION_AUTO);
-    EXPECT_INT(cfg->targets[0].policy.revocation_timeout_ms, 10000);
+    EXPECT_INT(cfg->targets[0].policy->revocation, CM_REVOCATION_AUTO);
+    EXPECT_INT(cfg->targets[0].policy->revocation_timeout_ms, 10000);
     cm_config_free(cfg);
 
     EXPECT_ERROR("global = {\n  revocation = \"stapel-only\"; };\n", 2, "global.revocation",
@@ -613,21 +616,21 @@ static void test_relative_paths(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     EXPECT_STR(cfg->state_file, in_dir("state/s.json"));
     t = &cfg->targets[0];
-    EXPECT_STR(t->ca_file, in_dir("certs/ca.pem"));
-    EXPECT_STR(t->client_cert, in_dir("certs/me.crt"));
-    EXPECT_STR(t->client_key, in_dir("certs/me.key"));
-    CU_ASSERT(t->ep.ca_file == t->ca_file);
-    CU_ASSERT(t->ep.client_cert == t->client_cert);
-    CU_ASSERT(t->ep.client_key == t->client_key);
-    EXPECT_INT(t->ca_file_at.line, 2);
-    EXPECT_INT(t->client_cert_at.line, 3);
-    EXPECT_STR(cfg->targets[1].path, in_dir("certs/*.pem"));
+    EXPECT_STR(t->opt->ca_file, in_dir("certs/ca.pem"));
+    EXPECT_STR(t->opt->client_cert, in_dir("certs/me.crt"));
+    EXPECT_STR(t->opt->client_key, in_dir("certs/me.key"));
+    CU_ASSERT(t->ep.ca_file == t->opt->ca_file);
+    CU_ASSERT(t->ep.client_cert == t->opt->client_cert);
+    CU_ASSERT(t->ep.client_key == t->opt->client_key);
+    EXPECT_INT(t->opt->ca_file_at.line, 2);
+    EXPECT_INT(t->opt->client_cert_at.line, 3);
+    EXPECT_STR(cfg->targets[1].opt->path, in_dir("certs/*.pem"));
     {
         char want[PATH_MAX + 16];
         snprintf(want, sizeof(want), "file:%s", in_dir("certs/*.pem"));
         EXPECT_STR(cfg->targets[1].name, want);
     }
-    EXPECT_STR(cfg->targets[2].path, "/etc/ssl/certs");
+    EXPECT_STR(cfg->targets[2].opt->path, "/etc/ssl/certs");
     cm_config_free(cfg);
 
     /* A relative configuration path is made absolute against the working directory. */
@@ -637,7 +640,7 @@ static void test_relative_paths(void)
     CU_ASSERT_EQUAL(chdir(cwd), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
     EXPECT_STR(cfg->path, in_dir("c.conf"));
-    EXPECT_STR(cfg->targets[0].ca_file, in_dir("certs/ca.pem"));
+    EXPECT_STR(cfg->targets[0].opt->ca_file, in_dir("certs/ca.pem"));
     cm_config_free(cfg);
     cm_config_errors_clear(&e);
 }
@@ -1012,12 +1015,12 @@ static void test_ari(void)
 
     if (cfg) {
         EXPECT_INT(cfg->target_count, 3);
-        EXPECT_STR(cfg->targets[0].ari_url, "https://acme.example/renewal-info");
-        CU_ASSERT_PTR_NULL(cfg->targets[0].acme_directory);
-        EXPECT_STR(cfg->targets[1].acme_directory, "http://127.0.0.1:14000/dir");
-        CU_ASSERT_PTR_NULL(cfg->targets[1].ari_url);
-        CU_ASSERT_PTR_NULL(cfg->targets[2].ari_url);
-        CU_ASSERT_PTR_NULL(cfg->targets[2].acme_directory);
+        EXPECT_STR(cfg->targets[0].opt->ari_url, "https://acme.example/renewal-info");
+        CU_ASSERT_PTR_NULL(cfg->targets[0].opt->acme_directory);
+        EXPECT_STR(cfg->targets[1].opt->acme_directory, "http://127.0.0.1:14000/dir");
+        CU_ASSERT_PTR_NULL(cfg->targets[1].opt->ari_url);
+        CU_ASSERT_PTR_NULL(cfg->targets[2].opt->ari_url);
+        CU_ASSERT_PTR_NULL(cfg->targets[2].opt->acme_directory);
         /* The source is part of how the target is judged: a reload that changes it is a
          * change. */
         CU_ASSERT(cfg->targets[0].spec_hash != cfg->targets[2].spec_hash);
@@ -1057,10 +1060,10 @@ static void test_pins(void)
         CU_ASSERT(!cfg->targets[1].notify_renewals);
         EXPECT_INT(cfg->history_days, 30);
         EXPECT_INT(cfg->change_window_ms, 2 * 3600 * 1000);
-        EXPECT_STR(cfg->targets[0].pins, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa abababababababababababababababababababababababababababababababab");
-        CU_ASSERT_PTR_EQUAL(cfg->targets[0].policy.pins, cfg->targets[0].pins);
-        CU_ASSERT_PTR_NULL(cfg->targets[1].pins);
-        CU_ASSERT_PTR_NULL(cfg->targets[1].policy.pins);
+        EXPECT_STR(cfg->targets[0].opt->pins, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa abababababababababababababababababababababababababababababababab");
+        CU_ASSERT_PTR_EQUAL(cfg->targets[0].policy->pins, cfg->targets[0].opt->pins);
+        CU_ASSERT_PTR_NULL(cfg->targets[1].opt->pins);
+        CU_ASSERT_PTR_NULL(cfg->targets[1].policy->pins);
         cm_config_free(cfg);
     }
     cfg = load_ok("targets = ( { host = \"a.example\"; } );\n");
@@ -1087,10 +1090,10 @@ static void test_pins(void)
         "targets = ( { host = \"a.example\"; expect_file = \"/nonexistent/a.pem\"; },\n"
         "  { host = \"b.example\"; expect_file = \"b.pem\"; deploy_grace = \"10m\"; } );\n");
     if (cfg) {
-        EXPECT_STR(cfg->targets[0].expect_file, "/nonexistent/a.pem"); /* a finding, later */
-        EXPECT_INT(cfg->targets[0].deploy_grace_ms, 3600 * 1000);
-        CU_ASSERT(cfg->targets[1].expect_file && cfg->targets[1].expect_file[0] == '/');
-        EXPECT_INT(cfg->targets[1].deploy_grace_ms, 600 * 1000);
+        EXPECT_STR(cfg->targets[0].opt->expect_file, "/nonexistent/a.pem"); /* a finding, later */
+        EXPECT_INT(cfg->targets[0].opt->deploy_grace_ms, 3600 * 1000);
+        CU_ASSERT(cfg->targets[1].opt->expect_file && cfg->targets[1].opt->expect_file[0] == '/');
+        EXPECT_INT(cfg->targets[1].opt->deploy_grace_ms, 600 * 1000);
         cm_config_free(cfg);
     }
     EXPECT_ERROR("global = { history_days = 0; };\n", 1, "global.history_days", "1");
@@ -1186,14 +1189,14 @@ static void test_interception_roots(void)
     CU_ASSERT(cm_spki_list_find(cfg->policy.interception_roots, HASH_A, name, sizeof(name)));
     EXPECT_STR(name, "Site proxy");
     /* Targets and file entries inherit the global list; a target's own replaces it. */
-    CU_ASSERT_PTR_EQUAL(a->policy.interception_roots, cfg->policy.interception_roots);
-    CU_ASSERT_PTR_EQUAL(f->policy.interception_roots, cfg->policy.interception_roots);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b->policy.interception_roots);
-    CU_ASSERT(cm_spki_list_find(b->policy.interception_roots, HASH_B, name, sizeof(name)));
+    CU_ASSERT_PTR_EQUAL(a->policy->interception_roots, cfg->policy.interception_roots);
+    CU_ASSERT_PTR_EQUAL(f->policy->interception_roots, cfg->policy.interception_roots);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b->policy->interception_roots);
+    CU_ASSERT(cm_spki_list_find(b->policy->interception_roots, HASH_B, name, sizeof(name)));
     EXPECT_STR(name, "Branch office proxy");
-    CU_ASSERT_FALSE(cm_spki_list_find(b->policy.interception_roots, HASH_A, name, sizeof(name)));
-    CU_ASSERT_PTR_EQUAL(cm_config_find(cfg, "c.example:443")->policy.interception_roots,
-                        b->policy.interception_roots);
+    CU_ASSERT_FALSE(cm_spki_list_find(b->policy->interception_roots, HASH_A, name, sizeof(name)));
+    CU_ASSERT_PTR_EQUAL(cm_config_find(cfg, "c.example:443")->policy->interception_roots,
+                        b->policy->interception_roots);
     hash_a = a->spec_hash;
 
     /* An edited list is a changed spec (the target is judged anew on reload); an unchanged
@@ -1209,7 +1212,7 @@ static void test_interception_roots(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(again);
     CU_ASSERT(again->targets[0].spec_hash != hash_a);
     CU_ASSERT(
-        cm_spki_list_find(again->targets[0].policy.interception_roots, HASH_B, name, sizeof(name)));
+        cm_spki_list_find(again->targets[0].policy->interception_roots, HASH_B, name, sizeof(name)));
     cm_config_free(again);
     cm_config_free(cfg);
 }
@@ -1716,7 +1719,7 @@ static void test_check_credentials(void)
                   "  { path = \"/srv/b\";\n"
                   "    ca_file = \"garbage2.pem\"; } );\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-    EXPECT_STR(cfg->targets[2].ca_file, in_dir("garbage2.pem"));
+    EXPECT_STR(cfg->targets[2].opt->ca_file, in_dir("garbage2.pem"));
     EXPECT_INT(cm_config_check_credentials(cfg, NULL, &e), CM_ECONFIG);
     EXPECT_INT(e.count, 2);
     EXPECT_MSG(&e, in_dir("c.conf"), 1, "targets[0].ca_file", "garbage.pem");
@@ -1868,8 +1871,8 @@ static void test_file_passwords(void)
     cfg = load_ok("files = ( { path = \"/srv/a.p12\"; password = \"s3cret pass\"; },\n"
                   "          { path = \"/srv/b.p12\"; } );\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-    EXPECT_STR(cfg->targets[0].password, "s3cret pass");
-    CU_ASSERT_PTR_NULL(cfg->targets[1].password);
+    EXPECT_STR(cfg->targets[0].opt->password, "s3cret pass");
+    CU_ASSERT_PTR_NULL(cfg->targets[1].opt->password);
     CU_ASSERT_NOT_EQUAL(cfg->targets[0].spec_hash, cfg->targets[1].spec_hash);
     cm_config_free(cfg);
 
@@ -1880,7 +1883,7 @@ static void test_file_passwords(void)
              "files = ( { path = \"/srv/a.p12\"; password_file = \"%s\"; } );\n", pf);
     cfg = load_logged(conf, &log, __LINE__);
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-    EXPECT_STR(cfg->targets[0].password, "fr0m file");
+    EXPECT_STR(cfg->targets[0].opt->password, "fr0m file");
     EXPECT_STR(log, ""); /* mode 0600: no warning */
     cm_config_free(cfg);
     free(log);
@@ -1888,13 +1891,13 @@ static void test_file_passwords(void)
     chmod(in_dir("crlf.pass"), 0600);
     cfg = load_ok("files = ( { path = \"/srv/a.p12\"; password_file = \"crlf.pass\"; } );\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-    EXPECT_STR(cfg->targets[0].password, "dos pass");
+    EXPECT_STR(cfg->targets[0].opt->password, "dos pass");
     cm_config_free(cfg);
     /* Only one newline goes: a password may end in a newline of its own. */
     write_file("two.pass", "pass\n\n");
     cfg = load_ok("files = ( { path = \"/srv/a.p12\"; password_file = \"two.pass\"; } );\n");
     CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
-    EXPECT_STR(cfg->targets[0].password, "pass\n");
+    EXPECT_STR(cfg->targets[0].opt->password, "pass\n");
     cm_config_free(cfg);
 
     /* Readable by every user: a warning that names the file, never the password. */

@@ -315,23 +315,31 @@ static void test_discover_targets(void)
         EXPECT_STR(v[0].ep.sni, "www.example");
         EXPECT_INT(v[0].ep.port, 8443);
         EXPECT_INT(v[0].interval_ms, 300000);
-        EXPECT_INT(v[0].policy.warn_days, 10);
+        EXPECT_INT(v[0].policy->warn_days, 10);
         EXPECT_INT(v[0].labels.count, 2);
         EXPECT_STR(v[0].labels.keys[0], "env");
         EXPECT_STR(v[0].labels.values[0], "prod");
         EXPECT_STR(v[0].labels.keys[1], "team");
-        EXPECT_STR(v[0].origin, "/sd/x.yml");
+        EXPECT_STR(v[0].opt->origin, "/sd/x.yml");
         EXPECT_INT(v[0].line, 1);
         EXPECT_STR(v[1].ep.host, "::1");
         EXPECT_INT(v[1].interval_ms, 300000);
         EXPECT_STR(v[2].name, "mx1");
         EXPECT_INT(v[2].ep.starttls, CM_STARTTLS_SMTP); /* by port */
         EXPECT_INT(v[2].interval_ms, 600000);           /* the source's */
-        EXPECT_INT(v[2].policy.warn_days, 20);          /* global's */
+        EXPECT_INT(v[2].policy->warn_days, 20);          /* global's */
         EXPECT_INT(v[2].posture_interval_ms, 0);
         EXPECT_STR(v[2].labels.values[0], "base");
         EXPECT_INT(v[2].line, 4);
         CU_ASSERT(v[0].spec_hash != v[1].spec_hash);
+        /* Memory at 100,000 targets: a target without policy keys of its own shares the
+         * source's policy, and the targets that set nothing else share one block holding the
+         * file's name. */
+        CU_ASSERT(v[0].policy != &cfg->discovery[0].policy);
+        CU_ASSERT_PTR_EQUAL(v[2].policy, &cfg->discovery[0].policy);
+        CU_ASSERT_PTR_EQUAL(v[1].opt, v[0].opt);
+        CU_ASSERT_PTR_EQUAL(v[2].opt, v[0].opt);
+        CU_ASSERT_PTR_EQUAL(v[2].file, v[2].opt->origin);
     }
     cm_config_targets_free(v, n);
     cm_config_free(cfg);

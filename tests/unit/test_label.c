@@ -244,7 +244,7 @@ static char *metrics_of(const struct cm_config *cfg)
     cm_state_set_view_hooks(s, &cm_web_view_hooks);
     e = cm_state_put(s, ct->name, ct->name);
     CU_ASSERT_PTR_NOT_NULL_FATAL(e);
-    EXPECT_INT(cm_analyze(res, &ct->policy, NOW, &f), 0);
+    EXPECT_INT(cm_analyze(res, ct->policy, NOW, &f), 0);
     EXPECT_INT(cm_state_record(e, res, &f, &ct->labels, NOW, &changed, &old), 0);
     v = cm_web_view_metrics(e->view);
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);

@@ -39,15 +39,10 @@ enum cm_target_kind {
     CM_TARGET_FILE,         /* certificate files: files = ( ... ) */
 };
 
-struct cm_config_target {
-    /* Unique among the config's targets and stable across reloads: the state key and the
-     * `target` label. Endpoints: the `name` setting, else "host:port", else "sni@host:port"
-     * when an SNI other than the host is set. Files: "file:" + path (as written, made
-     * absolute). */
-    char *name;
-    /* Endpoint: the target as the probe wants it. Its borrowed strings (ca_file, client_cert,
-     * client_key, connect_address) point into this struct's own copies below. */
-    struct cm_target ep;
+/* The settings of a target that most targets leave unset, apart: a fleet of 100,000
+ * endpoints that set none of them shares one empty block (cm_config_target.opt) instead of
+ * carrying 130 bytes of NULLs each. Every string is owned by the block. */
+struct cm_config_target_opt {
     /* File: the path, glob or directory, absolute. NULL for endpoints. */
     char *path;
     char *ca_file, *client_cert, *client_key, *connect_address; /* absolute paths; or NULL */
@@ -62,28 +57,50 @@ struct cm_config_target {
      * certificate or of a public key (SPKI) the server sends; NULL: no pinning. The policy's
      * pins point here. */
     char *pins;
-    enum cm_target_kind kind; /* (beside the two flags: no padding, 100,000 of these) */
-    bool pin_tofu; /* pin = "tofu": the daemon pins the first leaf it sees (never with pins) */
-    bool notify_renewals; /* a renewal of the leaf is sent to the notifiers (cert.renewed) */
     /* expect_file: the certificate file the endpoint should serve (absolute), or NULL;
      * deploy.stale once it has held a newer certificate for longer than deploy_grace_ms. */
     char *expect_file;
     uint64_t deploy_grace_ms; /* default 1h */
+    struct cm_config_origin ca_file_at, client_cert_at; /* where those were set */
+    /* A discovered target (cm_config_discover): the discovery file it came from, absolute, and
+     * the target's `file` points here; NULL for a configured one. */
+    char *origin;
+    /* Targets holding the block: the discovered targets of one file that set nothing else
+     * share one (for origin); 0 in the shared empty block. */
+    unsigned refs;
+};
+
+struct cm_config_target {
+    /* Unique among the config's targets and stable across reloads: the state key and the
+     * `target` label. Endpoints: the `name` setting, else "host:port", else "sni@host:port"
+     * when an SNI other than the host is set. Files: "file:" + path (as written, made
+     * absolute). */
+    char *name;
+    /* Endpoint: the target as the probe wants it. Its borrowed strings (ca_file, client_cert,
+     * client_key, connect_address) point into opt's copies. */
+    struct cm_target ep;
+    /* The rarely set settings: never NULL in a loaded config; a target that sets none of them
+     * points to one shared empty block (never written). Read only. */
+    const struct cm_config_target_opt *opt;
+    /* The global policy with this target's keys applied. A target without policy keys of its
+     * own (and without pins) points to its config's policy, which outlives it (a discovered
+     * target's list never outlives the configuration it was read under); one with keys owns a
+     * copy (own_policy). Never NULL in a loaded config. */
+    const struct cm_policy *policy;
     struct cm_labels labels;
     uint64_t interval_ms;         /* between probes */
     uint64_t timeout_ms;          /* whole-probe deadline (endpoints) */
     uint64_t posture_interval_ms; /* between posture passes; 0: posture off for this target */
-    struct cm_policy policy;      /* global policy with this target's keys applied */
     const char *file;             /* configuration file it came from (owned by the config) */
     int line;                     /* line of its group in that file */
     unsigned index;               /* position in its list: targets[index] or files[index] */
-    struct cm_config_origin ca_file_at, client_cert_at; /* where those were set */
     /* Hash of everything that changes how it is probed or judged (not labels): a reload keeps
      * the state and schedule of a target whose name and spec_hash are unchanged. */
     uint64_t spec_hash;
-    /* A discovered target (cm_config_discover): the discovery file it came from, absolute, and
-     * `file` points here; NULL for a configured one. */
-    char *origin;
+    enum cm_target_kind kind; /* (the small fields together: no padding, 100,000 of these) */
+    bool pin_tofu;        /* pin = "tofu": the daemon pins the first leaf it sees (never with pins) */
+    bool notify_renewals; /* a renewal of the leaf is sent to the notifiers (cert.renewed) */
+    bool own_policy;      /* policy is this target's own copy */
 };
 
 enum cm_discovery_kind {
