@@ -1948,7 +1948,7 @@ static void read_target_name(struct loader *L, const struct seen *seen, const ch
                 L->nomem = true;
             }
         } else {
-            t->name = ldup(L, t->ep.name);
+            t->name = t->ep.name; /* the same text: borrowed (target_clear knows) */
         }
     }
 }
@@ -3753,7 +3753,8 @@ int cm_config_check_credentials(const struct cm_config *cfg, struct cm_tls_ctx *
 
 static void target_clear(struct cm_config_target *t)
 {
-    free(t->name);
+    if (t->name != t->ep.name)
+        free(t->name);
     cm_target_clear(&t->ep);
     opt_free(t->opt);
     cm_labels_clear(&t->labels);

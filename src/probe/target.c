@@ -129,25 +129,35 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, st
 
     bool v6 = strchr(host, ':') != NULL;
     const char *vname = sni && *sni ? sni : host;
-    size_t vlen = strlen(vname), hlen0 = strlen(host), nlen = hlen0 + 10;
+    char portbuf[8];
+    size_t plen = (size_t)snprintf(portbuf, sizeof(portbuf), "%u", (unsigned)port);
+    size_t vlen = strlen(vname), hlen0 = strlen(host), nlen = hlen0 + (v6 ? 2 : 0) + 1 + plen + 1;
     /* The verified name is what the user gave; the name sent drops a trailing root dot and
      * is never an address literal (RFC 6066 section 3). */
     size_t slen = cm_host_is_ip(vname) ? 0 : vlen > 1 && vname[vlen - 1] == '.' ? vlen - 1 : vlen;
-    /* One block for the four texts (a hundred thousand targets make 300,000 fewer small
-     * allocations): name first, it owns the block. */
-    char *b = malloc(nlen + hlen0 + 1 + vlen + 1 + (slen ? slen + 1 : 0));
+    /* One block for the texts (a hundred thousand targets make 300,000 fewer small
+     * allocations), name first: it owns the block. A text equal to the one before it is not
+     * stored twice (the verified name is mostly the host, the name sent the verified one). */
+    bool vshared = strcmp(vname, host) == 0, sshared = slen == vlen;
+    char *b = malloc(nlen + hlen0 + 1 + (vshared ? 0 : vlen + 1) +
+                     (slen && !sshared ? slen + 1 : 0));
 
     if (!b)
         return fail(err, errlen, -ENOMEM, "out of memory");
     out->port = port;
     out->name = b;
-    snprintf(out->name, nlen, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+    snprintf(out->name, nlen, v6 ? "[%s]:%s" : "%s:%s", host, portbuf);
     out->host = b + nlen;
     memcpy(out->host, host, hlen0 + 1);
-    out->verify_name = out->host + hlen0 + 1;
-    memcpy(out->verify_name, vname, vlen + 1);
+    out->verify_name = out->host;
+    if (!vshared) {
+        out->verify_name = out->host + hlen0 + 1;
+        memcpy(out->verify_name, vname, vlen + 1);
+    }
     out->sni = NULL;
-    if (slen) {
+    if (slen && sshared) {
+        out->sni = out->verify_name;
+    } else if (slen) {
         out->sni = out->verify_name + vlen + 1;
         memcpy(out->sni, vname, slen);
         out->sni[slen] = '\0';
@@ -157,8 +167,10 @@ int cm_target_parse(const char *spec, uint16_t default_port, const char *sni, st
 
 int cm_target_copy(struct cm_target *dst, const struct cm_target *src)
 {
-    size_t n = strlen(src->name) + 1, h = strlen(src->host) + 1, v = strlen(src->verify_name) + 1,
-           sn = src->sni ? strlen(src->sni) + 1 : 0;
+    bool vshared = src->verify_name == src->host, sshared = src->sni == src->verify_name;
+    size_t n = strlen(src->name) + 1, h = strlen(src->host) + 1,
+           v = vshared ? 0 : strlen(src->verify_name) + 1,
+           sn = src->sni && !sshared ? strlen(src->sni) + 1 : 0;
     char *b = malloc(n + h + v + sn);
 
     *dst = *src;
@@ -166,10 +178,11 @@ int cm_target_copy(struct cm_target *dst, const struct cm_target *src)
         memset(dst, 0, sizeof(*dst));
         return -ENOMEM;
     }
+    /* The same texts shared as in src. */
     dst->name = memcpy(b, src->name, n);
     dst->host = memcpy(b + n, src->host, h);
-    dst->verify_name = memcpy(b + n + h, src->verify_name, v);
-    dst->sni = sn ? memcpy(b + n + h + v, src->sni, sn) : NULL;
+    dst->verify_name = vshared ? dst->host : memcpy(b + n + h, src->verify_name, v);
+    dst->sni = !src->sni ? NULL : sshared ? dst->verify_name : memcpy(b + n + h + v, src->sni, sn);
     return 0;
 }
 

@@ -49,6 +49,18 @@ static void expect_ok(const char *spec, uint16_t defport, const char *sni, const
     expect_str(t.verify_name, verify_name, what, line);
     snprintf(what, sizeof(what), "parse(\"%s\").ca_file", spec);
     CU_assertImplementation(t.ca_file == NULL, line, what, __FILE__, "", CU_FALSE);
+    /* A copy has the same texts (the parse shares equal ones; the copy must too, or it reads
+     * past its block). */
+    struct cm_target c;
+    snprintf(what, sizeof(what), "copy(\"%s\")", spec);
+    expect_int(cm_target_copy(&c, &t), 0, what, line);
+    expect_str(c.name, name, what, line);
+    expect_str(c.host, host, what, line);
+    expect_str(c.sni, want_sni, what, line);
+    expect_str(c.verify_name, verify_name, what, line);
+    CU_assertImplementation(c.name != t.name && c.port == t.port, line, what, __FILE__, "",
+                            CU_FALSE);
+    cm_target_clear(&c);
     cm_target_clear(&t);
     CU_ASSERT_PTR_NULL(t.name);
     CU_ASSERT_PTR_NULL(t.host);

@@ -74,7 +74,7 @@ struct cm_config_target {
     /* Unique among the config's targets and stable across reloads: the state key and the
      * `target` label. Endpoints: the `name` setting, else "host:port", else "sni@host:port"
      * when an SNI other than the host is set. Files: "file:" + path (as written, made
-     * absolute). */
+     * absolute). "host:port" is ep.name itself. */
     char *name;
     /* Endpoint: the target as the probe wants it. Its borrowed strings (ca_file, client_cert,
      * client_key, connect_address) point into opt's copies. */

@@ -12,7 +12,8 @@
 
 struct cm_target {
     /* name, host, sni and verify_name are one allocation, owned through name (cm_target_clear
-     * frees it): set them only through cm_target_parse / cm_target_copy. */
+     * frees it): set them only through cm_target_parse / cm_target_copy. Equal texts share
+     * memory (verify_name may be host, sni may be verify_name): never write into them. */
     char *name; /* canonical display form: "host:port" or "[v6]:port" */
     char *host; /* DNS name or IP literal, without brackets */
     char *sni;         /* server name sent in the ClientHello; NULL for none (IP literals) */
