@@ -1531,7 +1531,8 @@ static struct cm_policy *policy_begin(struct loader *L, struct cm_config_target 
     struct cm_policy *p = malloc(sizeof(*p));
 
     t->opt = &opt_none;
-    if (!p || policy_copy(p, L->policy ? L->policy : &L->cfg->policy) < 0) {
+    t->policy = L->policy ? L->policy : &L->cfg->policy; /* (never NULL, even out of memory) */
+    if (!p || policy_copy(p, t->policy) < 0) {
         free(p);
         L->nomem = true;
         return NULL;
