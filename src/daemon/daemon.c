@@ -63,19 +63,16 @@ struct dscan {
 };
 
 /* One configured target. At 100,000 targets each byte here is 100 kB of the daemon's memory:
- * what only a run in flight needs is NULL between runs, and a file scan's part is a struct
- * dscan of its own. */
-struct dtarget {
-    struct cm_sched_job job;
-    struct daemon *d;
-    const struct cm_config_target *ct; /* in gen */
-    struct cm_gen *gen; /* the generation ct belongs to (not a reference: the daemon's or a
-                         * reload's keeps it alive while it is this target's) */
-    /* The run in flight: the generation and target it started with. */
-    struct cm_gen *run_gen;
-    const struct cm_config_target *run_ct;
-    /* What the run waits on, as op_kind says (none between runs). They follow one another,
-     * never two at once: probe, posture pass, revocation checks; or scan, revocation checks. */
+ * what only a run in flight needs is a struct drun of its own, and a file scan's part a
+ * struct dscan. */
+/* A run in flight: the generation and target it started with, and what it waits on. Made
+ * when the run starts and freed when it ends (64 runs at once, not 100,000). */
+struct drun {
+    struct cm_gen *gen;
+    const struct cm_config_target *ct;
+    /* What the run waits on, as op_kind says (none between its steps). They follow one
+     * another, never two at once: probe, posture pass, revocation checks; or scan, revocation
+     * checks. */
     union {
         struct cm_probe *probe;
         struct cm_posture_pass *pass;
@@ -85,9 +82,18 @@ struct dtarget {
     /* The run's endpoint result while it waits for its posture pass (pass) or for its
      * revocation checks (revwait; NULL there for a scan, whose results are in fs). */
     struct cm_probe_result *res;
-    struct dscan *fs;   /* a file target's run; NULL between runs and for endpoints */
+    struct dscan *fs;      /* a file target's run; NULL for endpoints */
     unsigned char op_kind; /* enum dop: which member of op is live */
-    unsigned char mark;    /* while installing: 1 new, 2 changed */
+};
+
+struct dtarget {
+    struct cm_sched_job job;
+    struct daemon *d;
+    const struct cm_config_target *ct; /* in gen */
+    struct cm_gen *gen; /* the generation ct belongs to (not a reference: the daemon's or a
+                         * reload's keeps it alive while it is this target's) */
+    struct drun *run;   /* the run in flight, or NULL */
+    unsigned char mark; /* while installing: 1 new, 2 changed */
     bool rerun_soon;    /* changed by a reload while running: run again shortly */
     bool removed;       /* dropped by a reload while running */
 };
@@ -103,15 +109,15 @@ struct restored_sched {
  * may fail: then op_done). */
 static void op_begin(struct dtarget *t, enum dop kind)
 {
-    t->op_kind = (unsigned char)kind;
-    t->op.probe = NULL;
+    t->run->op_kind = (unsigned char)kind;
+    t->run->op.probe = NULL;
 }
 
 /* t's run waits on nothing (its wait has reported). */
 static void op_done(struct dtarget *t)
 {
-    t->op_kind = DOP_NONE;
-    t->op.probe = NULL;
+    t->run->op_kind = DOP_NONE;
+    t->run->op.probe = NULL;
 }
 
 struct daemon {
@@ -299,11 +305,12 @@ static void end_run(struct dtarget *t, bool failed)
 {
     struct daemon *d = t->d;
 
-    cm_gen_unref(t->run_gen);
-    t->run_gen = NULL;
-    t->run_ct = NULL;
-    free(t->fs); /* its results are cleared by now */
-    t->fs = NULL;
+    if (t->run) {
+        cm_gen_unref(t->run->gen);
+        free(t->run->fs); /* its results are cleared by now */
+        free(t->run);
+        t->run = NULL;
+    }
     d->runs--;
     if (t->removed) {
         if (!d->stopping)
@@ -746,7 +753,7 @@ static void on_ari_refresh(struct cm_ari *a, void *arg)
 
     if (!d->stopping && a && !ari_alike(r->old, a) &&
         (tp = bsearch(r->name, d->targets, d->ntargets, sizeof(*d->targets), cmp_name_dtarget))) {
-        if ((*tp)->run_gen)
+        if ((*tp)->run)
             (*tp)->rerun_soon = true;
         else
             cm_sched_reschedule(d->sched, &(*tp)->job, 0);
@@ -809,7 +816,7 @@ static void complete_checked(struct dtarget *t, struct cm_probe_result *const *r
 
     (void)n;
     if (!drop)
-        record(t->d, t->run_ct, t->run_ct->name, r, (time_t)r->finished_at);
+        record(t->d, t->run->ct, t->run->ct->name, r, (time_t)r->finished_at);
     cm_probe_result_free(r);
     end_run(t, !drop && failed);
 }
@@ -821,17 +828,17 @@ static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, 
 static void on_revwait(void *arg)
 {
     struct dtarget *t = arg;
-    struct cm_probe_result *r = t->res;
+    struct cm_probe_result *r = t->run->res;
     bool drop = t->d->stopping || t->removed;
 
     op_done(t);
-    t->res = NULL;
+    t->run->res = NULL;
     /* Both may end the run, and a removed target's run frees the target: t is not touched
      * after them. */
     if (r)
         complete_checked(t, &r, 1, drop);
     else
-        scan_checked(t, t->fs->res.items, t->fs->res.count, drop);
+        scan_checked(t, t->run->fs->res.items, t->run->fs->res.count, drop);
 }
 
 /* Starts the revocation wait of t's run on res[0..n) when its policy says "auto", and gives
@@ -840,14 +847,14 @@ static void on_revwait(void *arg)
 static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res, size_t n)
 {
     struct daemon *d = t->d;
-    const struct cm_config_target *ct = t->run_ct;
+    const struct cm_config_target *ct = t->run->ct;
 
     if (!d->rev || d->stopping || ct->policy->revocation != CM_REVOCATION_AUTO)
         return false;
     op_begin(t, DOP_REVWAIT);
-    if (cm_revwait_start(d->rev, t->run_gen->tls, ct->opt->ca_file, res, n,
+    if (cm_revwait_start(d->rev, t->run->gen->tls, ct->opt->ca_file, res, n,
                          ct->policy->revocation_timeout_ms, ct->name, on_revwait, t,
-                         &t->op.revwait) != 0) {
+                         &t->run->op.revwait) != 0) {
         op_done(t);
         return false;
     }
@@ -858,21 +865,21 @@ static bool revwait_start(struct dtarget *t, struct cm_probe_result *const *res,
 
 static void complete(struct dtarget *t, struct cm_probe_result *res)
 {
-    attach_ari(t->d, t->run_ct, res);
-    t->res = res;
+    attach_ari(t->d, t->run->ct, res);
+    t->run->res = res;
     if (revwait_start(t, &res, 1))
         return;
-    t->res = NULL;
+    t->run->res = NULL;
     complete_checked(t, &res, 1, false);
 }
 
 static void on_posture(struct cm_posture *p, void *arg)
 {
     struct dtarget *t = arg;
-    struct cm_probe_result *res = t->res;
+    struct cm_probe_result *res = t->run->res;
     struct cm_state_entry *e;
 
-    t->res = NULL;
+    t->run->res = NULL;
     if (t->d->stopping || t->removed) {
         op_done(t);
         cm_posture_free(p);
@@ -881,11 +888,11 @@ static void on_posture(struct cm_posture *p, void *arg)
         return;
     }
     /* After a refused main handshake, the pass may have received the chain. */
-    cm_posture_adopt_chain(t->op.pass, res);
+    cm_posture_adopt_chain(t->run->op.pass, res);
     op_done(t);
     /* The state keeps the pass as it ran; the result gets a copy with its own handshake
      * folded in, exactly as `check` reports it. */
-    if ((e = cm_state_put(t->d->state, t->run_ct->name, t->run_ct->name)) &&
+    if ((e = cm_state_put(t->d->state, t->run->ct->name, t->run->ct->name)) &&
         (res->posture = cm_posture_fold(p, &res->tls))) {
         cm_state_set_posture(e, p, res->finished_at);
     } else {
@@ -898,7 +905,7 @@ static void on_probe(struct cm_probe_result *res, void *arg)
 {
     struct dtarget *t = arg;
     struct daemon *d = t->d;
-    const struct cm_config_target *ct = t->run_ct;
+    const struct cm_config_target *ct = t->run->ct;
     struct cm_state_entry *e;
     uint64_t spent = res->total_ms > 0 ? (uint64_t)ceil(res->total_ms) : 0;
 
@@ -913,14 +920,14 @@ static void on_probe(struct cm_probe_result *res, void *arg)
         bool due = !e || !e->posture ||
                    (uint64_t)(res->finished_at - e->posture_at) * 1000 >= ct->posture_interval_ms;
         if (due && ct->timeout_ms > spent) {
-            t->res = res;
+            t->run->res = res;
             op_begin(t, DOP_PASS);
-            if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver},
+            if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run->gen->tls, d->resolver},
                                  &ct->ep, res->address, ct->timeout_ms - spent, on_posture, t,
-                                 &t->op.pass) == 0)
+                                 &t->run->op.pass) == 0)
                 return;
             op_done(t);
-            t->res = NULL;
+            t->run->res = NULL;
         }
         /* Between passes the latest one stands, with this handshake folded in. */
         if (e && e->posture)
@@ -930,17 +937,17 @@ static void on_probe(struct cm_probe_result *res, void *arg)
         /* A server that refused everything a current client offers may still accept
          * something weak: a pass on every such probe says what, and keeps the chain one of
          * its handshakes receives (the main handshake got none). */
-        t->res = res;
+        t->run->res = res;
         op_begin(t, DOP_PASS);
-        if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run_gen->tls, d->resolver}, &ct->ep,
+        if (cm_posture_start(&(struct cm_probe_env){d->loop, t->run->gen->tls, d->resolver}, &ct->ep,
                              res->address, ct->timeout_ms - spent, on_posture, t,
-                             &t->op.pass) == 0) {
+                             &t->run->op.pass) == 0) {
             if (res->tls.chain.count == 0)
-                cm_posture_keep_chain(t->op.pass);
+                cm_posture_keep_chain(t->run->op.pass);
             return;
         }
         op_done(t);
-        t->res = NULL;
+        t->run->res = NULL;
     }
     complete(t, res);
 }
@@ -952,8 +959,8 @@ static void on_probe(struct cm_probe_result *res, void *arg)
 static void scan_finish(struct dtarget *t, bool recorded)
 {
     struct daemon *d = t->d;
-    const struct cm_config_target *ct = t->run_ct;
-    bool failed = t->fs->failed;
+    const struct cm_config_target *ct = t->run->ct;
+    bool failed = t->run->fs->failed;
 
     if (recorded) {
         /* Files that are gone (or no longer match) leave the state: this target's entries
@@ -963,7 +970,7 @@ static void scan_finish(struct dtarget *t, bool recorded)
         es = cm_state_entries(d->state, &n);
         for (size_t i = n; i-- > 0;) {
             struct cm_state_entry *e = es[i];
-            if (e->mark == t->fs->id || strcmp(e->owner, ct->name) != 0)
+            if (e->mark == t->run->fs->id || strcmp(e->owner, ct->name) != 0)
                 continue;
             cm_log_info("target", "target=%s removed: no longer found by %s", e->name,
                         ct->name);
@@ -973,7 +980,7 @@ static void scan_finish(struct dtarget *t, bool recorded)
             es = cm_state_entries(d->state, &n);
         }
     }
-    cm_file_scan_result_clear(&t->fs->res);
+    cm_file_scan_result_clear(&t->run->fs->res);
     end_run(t, recorded && failed);
 }
 
@@ -984,12 +991,12 @@ static void on_scan_batch(uv_idle_t *h)
 
     while (d->scan_head && budget > 0) {
         struct dtarget *t = d->scan_head;
-        struct dscan *fs = t->fs;
+        struct dscan *fs = t->run->fs;
         bool drop = d->stopping || t->removed;
         for (; !drop && fs->pos < fs->res.count && budget > 0; fs->pos++, budget--) {
             struct cm_probe_result *res = fs->res.items[fs->pos];
             struct cm_state_entry *e =
-                record(d, t->run_ct, res->target, res, (time_t)res->finished_at);
+                record(d, t->run->ct, res->target, res, (time_t)res->finished_at);
             if (e)
                 e->mark = fs->id;
             fs->failed |= res->error_kind != CM_ERRK_NONE;
@@ -1015,8 +1022,8 @@ static void on_scan(int status, struct cm_file_scan_result *r, void *arg)
         end_run(t, false);
         return;
     }
-    t->fs->res = *r; /* r belongs to the scan job, which ends with this callback */
-    if (revwait_start(t, t->fs->res.items, t->fs->res.count))
+    t->run->fs->res = *r; /* r belongs to the scan job, which ends with this callback */
+    if (revwait_start(t, t->run->fs->res.items, t->run->fs->res.count))
         return;
     scan_checked(t, NULL, 0, false);
 }
@@ -1030,14 +1037,14 @@ static void scan_checked(struct dtarget *t, struct cm_probe_result *const *res, 
     (void)res;
     (void)n;
     if (drop) {
-        cm_file_scan_result_clear(&t->fs->res);
+        cm_file_scan_result_clear(&t->run->fs->res);
         end_run(t, false);
         return;
     }
-    t->fs->pos = 0;
-    t->fs->failed = false;
-    t->fs->id = ++d->scan_seq;
-    for (pp = &d->scan_head; *pp; pp = &(*pp)->fs->next)
+    t->run->fs->pos = 0;
+    t->run->fs->failed = false;
+    t->run->fs->id = ++d->scan_seq;
+    for (pp = &d->scan_head; *pp; pp = &(*pp)->run->fs->next)
         ;
     *pp = t;
     uv_idle_start(&d->scan_idle, on_scan_batch);
@@ -1048,8 +1055,8 @@ static void drop_scans(struct daemon *d)
 {
     while (d->scan_head) {
         struct dtarget *t = d->scan_head;
-        d->scan_head = t->fs->next;
-        t->fs->next = NULL;
+        d->scan_head = t->run->fs->next;
+        t->run->fs->next = NULL;
         scan_finish(t, false);
     }
     uv_idle_stop(&d->scan_idle);
@@ -1061,18 +1068,23 @@ static void on_run(struct cm_sched_job *job, void *arg)
     struct dtarget *t = (struct dtarget *)job;
     int rc;
 
-    t->run_gen = cm_gen_ref(t->gen);
-    t->run_ct = t->ct;
     d->runs++;
+    if (!(t->run = calloc(1, sizeof(*t->run)))) {
+        cm_log_error("probe", "target=%s cannot start: %s", t->ct->name, cm_strerror(-ENOMEM));
+        end_run(t, true);
+        return;
+    }
+    t->run->gen = cm_gen_ref(t->gen);
+    t->run->ct = t->ct;
     op_begin(t, t->ct->kind == CM_TARGET_FILE ? DOP_SCAN : DOP_PROBE);
     if (t->ct->kind == CM_TARGET_FILE)
-        rc = !(t->fs = calloc(1, sizeof(*t->fs)))
+        rc = !(t->run->fs = calloc(1, sizeof(*t->run->fs)))
                  ? -ENOMEM
                  : cm_file_scan_start(d->loop, t->ct->opt->path, &(struct cm_file_opts){t->ct->opt->password},
-                                      on_scan, t, &t->op.scan);
+                                      on_scan, t, &t->run->op.scan);
     else
         rc = cm_probe_start(&(struct cm_probe_env){d->loop, t->gen->tls, d->resolver}, &t->ct->ep,
-                            t->ct->timeout_ms, on_probe, t, &t->op.probe);
+                            t->ct->timeout_ms, on_probe, t, &t->run->op.probe);
     if (rc < 0) {
         op_done(t);
         cm_log_error("probe", "target=%s cannot start: %s", t->ct->name, cm_strerror(rc));
@@ -1083,18 +1095,20 @@ static void on_run(struct cm_sched_job *job, void *arg)
 /* Cancels whatever t's run is doing; its callback then ends the run. */
 static void cancel_run(struct dtarget *t)
 {
-    switch ((enum dop)t->op_kind) {
+    if (!t->run)
+        return;
+    switch ((enum dop)t->run->op_kind) {
     case DOP_PROBE:
-        cm_probe_cancel(t->op.probe);
+        cm_probe_cancel(t->run->op.probe);
         break;
     case DOP_PASS:
-        cm_posture_cancel(t->op.pass);
+        cm_posture_cancel(t->run->op.pass);
         break;
     case DOP_SCAN:
-        cm_file_scan_cancel(t->op.scan);
+        cm_file_scan_cancel(t->run->op.scan);
         break;
     case DOP_REVWAIT:
-        cm_revwait_cancel(t->op.revwait);
+        cm_revwait_cancel(t->run->op.revwait);
         break;
     case DOP_NONE:
         break;
