@@ -6,7 +6,9 @@
  * signature) is not in the view: it is a block shared by every view whose chain has that
  * certificate, since thousands of targets present the same intermediates and roots (and often
  * the same leaf), and it was most of a view's memory; the TLS version, cipher and finding ids
- * are shared words the same way. */
+ * are shared words the same way. Within a certificate's block, what the certificates of one CA
+ * have in common (issuer, key, signature) is a shared word too, and the serial and fingerprint
+ * are bytes, written as hex at render (struct mv_cert_info). */
 #include "certmon/analysis/metrics.h"
 #include "certmon/base/buf.h"
 #include "certmon/base/label.h"
@@ -27,28 +29,52 @@
 #define PAD 16            /* readable bytes after a text (see copy16) */
 #define ABSENT 2          /* a 0/1 fact the report does not have */
 
-/* A text every view that has it renders the same way, shared: found through a table below by
- * its text and times, and freed with the last view that holds it. Immutable once in the table,
- * so a render reads it without the table's lock. Two kinds, in two tables:
- * - a certificate's facts: `,subject="...",issuer="...",serial="...",sha256="...",key="...",
- *   signature="..."` with its validity times;
- * - a word of a small vocabulary (TLS version, cipher, finding id), times NO_TIME: thousands
- *   of views say "TLS1.3" or "cert.expiring", and a copy in each was most of what a view held
- *   besides its labels. A report may bring any id, but a word lives only as long as a view
- *   holds it, so the table never holds more than the live views bring. */
-struct mv_certtext {
-    struct mv_certtext *next; /* in its bucket; under the table's mu */
+/* What every view that has it renders the same way is shared: found through a table below,
+ * and freed with the last view that holds it. Immutable once in the table, so a render reads
+ * it without the table's lock. What a table knows of an entry: */
+struct mv_entry {
+    struct mv_entry *next; /* in its bucket; under the table's mu */
     uint64_t hash;
-    int64_t not_before, not_after; /* NO_TIME when missing or unparseable */
-    uint32_t refs;                 /* views holding it; under the table's mu */
-    uint32_t len;                  /* bytes of text, without the PAD zero bytes after it */
-    char text[];                   /* every value escaped, then PAD zero bytes (see copy16) */
+    uint32_t refs; /* holders; under the table's mu */
+    uint32_t len;  /* bytes it renders */
 };
+
+/* A shared text: a word of a small vocabulary (TLS version, cipher, finding id): thousands of
+ * views say "TLS1.3" or "cert.expiring", and a copy in each was most of what a view held
+ * besides its labels. A report may bring any id, but a word lives only as long as a view
+ * holds it, so the table never holds more than the live views bring. Also the labels a
+ * certificate shares with the others of its CA (struct mv_cert_info). */
+struct mv_word {
+    struct mv_entry e; /* e.len: bytes of text, without the PAD zero bytes after it */
+    char text[];       /* escaped, then PAD zero bytes (see copy16) */
+};
+
+/* A certificate's labels, `,subject="S",issuer="I",serial="R",sha256="H",key="K",
+ * signature="G"`, with its validity times. Issue 14: with a leaf per target these were a text
+ * of their own per target (279 bytes at 100,000), though only S, R and H differ between the
+ * leaves of one CA. So the rest is a shared word, ca: `",issuer="I",serial="` (cut bytes),
+ * then `",key="K",signature="G"`; and R and H, lowercase hex in every report certmon writes,
+ * are kept as their bytes (half the size) and written as hex when rendered. A serial or
+ * fingerprint that is not lowercase hex of even length (a state file written by hand) is kept
+ * as its escaped text. The output is the same bytes either way. */
+struct mv_cert_info {
+    struct mv_entry e;             /* e.len: bytes of the labels rendered */
+    int64_t not_before, not_after; /* NO_TIME when missing or unparseable */
+    struct mv_word *ca;            /* a reference held (in the table ca_parts) */
+    uint32_t cut;                  /* ca->text[0..cut) goes before R, the rest after H */
+    uint32_t subject_len;          /* S, escaped, at data[0] */
+    uint32_t serial_len;           /* R after S: bytes (RAW set) or escaped text */
+    uint32_t sha256_len;           /* H after R, likewise */
+    /* S, R, H, then zero bytes as far as copy16 may read past a text (see cert_get). */
+    unsigned char data[];
+};
+#define RAW 0x80000000u /* in serial_len, sha256_len: bytes of lowercase hex */
+#define RAW_LEN(n) ((n) & ~RAW)
 
 /* A chain position of a view: what is per report stays here. */
 struct mv_cert {
     /* A reference: read-only here (the table alone changes its refs and next). */
-    struct mv_certtext *cert;
+    struct mv_cert_info *cert;
     uint32_t position; /* index in the report's chain */
     uint8_t rev;       /* index into rev_statuses[], or ABSENT_REV: revocation not checked */
 };
@@ -56,7 +82,7 @@ struct mv_cert {
 /* certmon_finding{id,severity}: one per distinct (id, severity). id is a shared word (equal
  * ids are the same pointer), a reference the view holds. */
 struct mv_finding {
-    struct mv_certtext *id;
+    struct mv_word *id;
     uint32_t severity; /* index into severities[] */
 };
 
@@ -64,7 +90,7 @@ struct mv_finding {
  * at a finding's word (the reference is the finding's). */
 struct mv_first {
     int64_t t;
-    const struct mv_certtext *id;
+    const struct mv_word *id;
 };
 
 enum { PH_DNS, PH_CONNECT, PH_STARTTLS, PH_HANDSHAKE, PH_TOTAL, PH_COUNT };
@@ -104,7 +130,7 @@ struct mv_wide {
 struct cm_metrics_view {
     uint32_t ncerts, nfirsts, nfindings;
     uint32_t prefixlen;
-    struct mv_certtext *version, *cipher; /* shared words, references held; NULL: absent */
+    struct mv_word *version, *cipher; /* shared words, references held; NULL: absent */
     /* Unless wide: Unix seconds + 1 (0: absent), which covers 1970 to 2106, and durations in
      * microseconds (-1: phase not reached). Rendering prints both exactly as the int64 it
      * parsed, so the narrow form changes no byte of the output. */
@@ -249,33 +275,38 @@ static void build_prefix(struct builder *b, const char *target, json_t *labels)
 
 /* ---- Shared certificate texts ---- */
 
-/* The certificate texts of every live view in the process, whichever state or caller built
- * the view. The lock makes building and freeing views on different threads safe; the daemon
- * does both on its loop, where it is never contended (one lock per certificate of a view
- * built, one per view freed). */
+/* The shared entries of every live view in the process, whichever state or caller built the
+ * view. The lock makes building and freeing views on different threads safe; the daemon does
+ * both on its loop, where it is never contended (one lock per certificate of a view built,
+ * one per view freed). */
 struct texttable {
     pthread_mutex_t mu;
-    struct mv_certtext **buckets; /* nbuckets of them, a power of two; NULL while count is 0 */
+    struct mv_entry **buckets; /* nbuckets of them, a power of two; NULL while count is 0 */
     size_t nbuckets, count;
 };
+/* Certificates (struct mv_cert_info): what cm_metrics_shared_certs counts. */
 static struct texttable certtexts = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 /* The words (version, cipher, finding id) of every live view: the same code, another table, so
  * that cm_metrics_shared_certs counts certificates only. */
 static struct texttable words = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+/* The CA parts of the certificates (mv_cert_info's ca), held by the certificates. Locked
+ * after certtexts when both are (a certificate gives its part back under certtexts' lock),
+ * never the other way round. */
+static struct texttable ca_parts = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
 
 #define CERTTEXT_BUCKETS_MIN 256
 
-/* Doubles the buckets once there are as many texts as buckets. Out of memory leaves the chains
- * longer: slower, not wrong. Under tab->mu. */
+/* Doubles the buckets once there are as many entries as buckets. Out of memory leaves the
+ * chains longer: slower, not wrong. Under tab->mu. */
 static void texts_grow(struct texttable *tab)
 {
     size_t n = 2 * tab->nbuckets;
-    struct mv_certtext **nb;
+    struct mv_entry **nb;
 
     if (tab->count < tab->nbuckets || n > SIZE_MAX / sizeof(*nb) || !(nb = calloc(n, sizeof(*nb))))
         return;
     for (size_t i = 0; i < tab->nbuckets; i++) {
-        struct mv_certtext *t = tab->buckets[i], *next;
+        struct mv_entry *t = tab->buckets[i], *next;
         for (; t; t = next) {
             next = t->next;
             t->next = nb[t->hash & (n - 1)];
@@ -297,82 +328,223 @@ static void texts_release_empty(struct texttable *tab)
     }
 }
 
-/* The shared text of tab equal to text[0..len) with these times, with a reference added for
- * the caller: the one in the table, or a new one. NULL when out of memory. */
-static struct mv_certtext *text_get(struct texttable *tab, const char *text, size_t len,
-                                    int64_t not_before, int64_t not_after)
+/* Locks tab with its buckets there; false (unlocked) when out of memory. */
+static bool table_lock(struct texttable *tab)
 {
-    struct mv_certtext *t = NULL;
+    pthread_mutex_lock(&tab->mu);
+    if (!tab->buckets && (tab->buckets = calloc(CERTTEXT_BUCKETS_MIN, sizeof(*tab->buckets))))
+        tab->nbuckets = CERTTEXT_BUCKETS_MIN;
+    if (tab->buckets)
+        return true;
+    pthread_mutex_unlock(&tab->mu);
+    return false;
+}
+
+/* Puts t (refs 1) into tab. Under tab->mu. */
+static void table_add(struct texttable *tab, struct mv_entry *t)
+{
+    t->refs = 1;
+    t->next = tab->buckets[t->hash & (tab->nbuckets - 1)];
+    tab->buckets[t->hash & (tab->nbuckets - 1)] = t;
+    tab->count++;
+    texts_grow(tab);
+}
+
+/* Drops a reference of t (NULL: false); true when it was the last, t then out of tab for the
+ * caller to free. Under tab->mu. */
+static bool table_drop(struct texttable *tab, struct mv_entry *t)
+{
+    struct mv_entry **pp;
+
+    if (!t || --t->refs > 0)
+        return false;
+    for (pp = &tab->buckets[t->hash & (tab->nbuckets - 1)]; *pp != t;)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    tab->count--;
+    return true;
+}
+
+/* The shared word of tab equal to text[0..len), with a reference added for the caller: the one
+ * in the table, or a new one. NULL when out of memory. */
+static struct mv_word *text_get(struct texttable *tab, const char *text, size_t len)
+{
+    struct mv_entry *t = NULL;
+    struct mv_word *w = NULL;
     uint64_t h;
 
     if (len > INT32_MAX)
         return NULL;
     h = cm_fnv1a(CM_FNV1A_INIT, text, len);
-    h = cm_fnv1a(h, &not_before, sizeof(not_before));
-    h = cm_fnv1a(h, &not_after, sizeof(not_after));
-    pthread_mutex_lock(&tab->mu);
-    if (!tab->buckets && (tab->buckets = calloc(CERTTEXT_BUCKETS_MIN, sizeof(*tab->buckets))))
-        tab->nbuckets = CERTTEXT_BUCKETS_MIN;
-    if (!tab->buckets)
-        goto out;
+    if (!table_lock(tab))
+        return NULL;
     /* A text held UINT32_MAX times is passed over: the next holder gets a copy of its own. */
-    for (t = tab->buckets[h & (tab->nbuckets - 1)]; t; t = t->next)
-        if (t->hash == h && t->len == len && t->not_before == not_before &&
-            t->not_after == not_after && t->refs < UINT32_MAX && !memcmp(t->text, text, len))
+    for (t = tab->buckets[h & (tab->nbuckets - 1)]; t; t = t->next) {
+        w = (struct mv_word *)(void *)t;
+        if (t->hash == h && t->len == len && t->refs < UINT32_MAX && !memcmp(w->text, text, len))
             break;
+    }
     if (t) {
         t->refs++;
         goto out;
     }
-    if (!(t = malloc(sizeof(*t) + len + PAD)))
+    if (!(w = malloc(sizeof(*w) + len + PAD)))
         goto out;
-    t->hash = h;
-    t->not_before = not_before;
-    t->not_after = not_after;
-    t->refs = 1;
-    t->len = (uint32_t)len;
-    memcpy(t->text, text, len);
-    memset(t->text + len, 0, PAD);
-    t->next = tab->buckets[h & (tab->nbuckets - 1)];
-    tab->buckets[h & (tab->nbuckets - 1)] = t;
-    tab->count++;
-    texts_grow(tab);
+    w->e.hash = h;
+    w->e.len = (uint32_t)len;
+    memcpy(w->text, text, len);
+    memset(w->text + len, 0, PAD);
+    table_add(tab, &w->e);
 out:
     texts_release_empty(tab);
     pthread_mutex_unlock(&tab->mu);
-    return t;
+    return w;
 }
 
-/* Drops a reference of t (NULL: nothing), freeing it when it was the last. Under tab->mu. */
-static void text_put_locked(struct texttable *tab, struct mv_certtext *t)
+/* Drops a reference of w (NULL: nothing), freeing it when it was the last. Under tab->mu. */
+static void text_put_locked(struct texttable *tab, struct mv_word *w)
 {
-    struct mv_certtext **pp;
+    if (w && table_drop(tab, &w->e))
+        free(w);
+}
 
-    if (!t || --t->refs > 0)
-        return;
-    for (pp = &tab->buckets[t->hash & (tab->nbuckets - 1)]; *pp != t;)
-        pp = &(*pp)->next;
-    *pp = t->next;
-    tab->count--;
-    free(t);
+static void text_put(struct texttable *tab, struct mv_word *w)
+{
+    pthread_mutex_lock(&tab->mu);
+    text_put_locked(tab, w);
+    texts_release_empty(tab);
+    pthread_mutex_unlock(&tab->mu);
+}
+
+/* A certificate's own labels and times while a view is built (texts borrowed). */
+struct cert_key {
+    const char *subject, *serial, *sha256; /* escaped; serial and sha256 bytes when RAW */
+    uint32_t subject_len, serial_len, sha256_len;
+    int64_t not_before, not_after;
+    struct mv_word *ca; /* the caller's reference */
+    uint32_t cut;
+};
+
+static bool cert_is(const struct mv_cert_info *c, const struct cert_key *k)
+{
+    return c->ca == k->ca && c->cut == k->cut && c->not_before == k->not_before &&
+           c->not_after == k->not_after && c->subject_len == k->subject_len &&
+           c->serial_len == k->serial_len && c->sha256_len == k->sha256_len &&
+           !memcmp(c->data, k->subject, k->subject_len) &&
+           !memcmp(c->data + k->subject_len, k->serial, RAW_LEN(k->serial_len)) &&
+           !memcmp(c->data + k->subject_len + RAW_LEN(k->serial_len), k->sha256,
+                   RAW_LEN(k->sha256_len));
+}
+
+/* Bytes a text of n bytes takes in the output: hex when RAW. */
+static size_t shown_len(uint32_t n)
+{
+    return n & RAW ? 2 * (size_t)RAW_LEN(n) : n;
+}
+
+/* How far into data copy16 may read for a text of n bytes at off (RAW: none). */
+static size_t copy16_end(size_t off, uint32_t n)
+{
+    return n & RAW ? off : off + ((n + 15) & ~(size_t)15);
+}
+
+/* The shared certificate equal to k, with a reference added for the caller: the one in the
+ * table, or a new one. Either way the caller's reference of k->ca is taken (the certificate's
+ * own, or given back). NULL when out of memory (k->ca given back too). */
+static struct mv_cert_info *cert_get(const struct cert_key *k)
+{
+    size_t ser = RAW_LEN(k->serial_len), sha = RAW_LEN(k->sha256_len);
+    size_t size = (size_t)k->subject_len + ser + sha, end, shown;
+    struct mv_cert_info *c = NULL;
+    struct mv_entry *t;
+    bool found = false;
+    uint64_t h;
+
+    shown = 10 + k->subject_len + k->ca->e.len + shown_len(k->serial_len) + 10 +
+            shown_len(k->sha256_len);
+    if (size > INT32_MAX || shown > INT32_MAX)
+        goto out;
+    h = cm_fnv1a(CM_FNV1A_INIT, k->subject, k->subject_len);
+    h = cm_fnv1a(h, k->serial, ser);
+    h = cm_fnv1a(h, k->sha256, sha);
+    h = cm_fnv1a(h, &k->ca, sizeof(k->ca));
+    h = cm_fnv1a(h, &k->not_before, sizeof(k->not_before));
+    h = cm_fnv1a(h, &k->not_after, sizeof(k->not_after));
+    if (!table_lock(&certtexts))
+        goto out;
+    for (t = certtexts.buckets[h & (certtexts.nbuckets - 1)]; t; t = t->next) {
+        c = (struct mv_cert_info *)(void *)t;
+        if (t->hash == h && t->refs < UINT32_MAX && cert_is(c, k))
+            break;
+    }
+    if ((found = t != NULL)) {
+        t->refs++;
+    } else {
+        /* copy16 reads whole 16-byte blocks of each text copied: zero bytes past the last
+         * one as far as that reaches (none when the bytes of R and H follow S). */
+        end = copy16_end(0, k->subject_len);
+        if (copy16_end(k->subject_len, k->serial_len) > end)
+            end = copy16_end(k->subject_len, k->serial_len);
+        if (copy16_end(k->subject_len + ser, k->sha256_len) > end)
+            end = copy16_end(k->subject_len + ser, k->sha256_len);
+        if ((c = malloc(sizeof(*c) + (end > size ? end : size)))) {
+            c->e.hash = h;
+            c->e.len = (uint32_t)shown;
+            c->not_before = k->not_before;
+            c->not_after = k->not_after;
+            c->ca = k->ca;
+            c->cut = k->cut;
+            c->subject_len = k->subject_len;
+            c->serial_len = k->serial_len;
+            c->sha256_len = k->sha256_len;
+            memcpy(c->data, k->subject, k->subject_len);
+            memcpy(c->data + k->subject_len, k->serial, ser);
+            memcpy(c->data + k->subject_len + ser, k->sha256, sha);
+            if (end > size)
+                memset(c->data + size, 0, end - size);
+            table_add(&certtexts, &c->e);
+        }
+    }
+    texts_release_empty(&certtexts);
+    pthread_mutex_unlock(&certtexts.mu);
+out:
+    /* The certificate in the table holds its own reference of the part already. */
+    if (!c || found)
+        text_put(&ca_parts, k->ca);
+    return c;
 }
 
 /* Drops the references of certs[0..n) (entries without a text are skipped), freeing the
- * texts no view holds any more. */
+ * certificates no view holds any more, and their parts no certificate holds. */
 static void certtexts_put(const struct mv_cert *certs, size_t n)
 {
+    bool parts = false;
+
     if (!n)
         return;
     pthread_mutex_lock(&certtexts.mu);
-    for (size_t i = 0; i < n; i++)
-        text_put_locked(&certtexts, certs[i].cert);
+    for (size_t i = 0; i < n; i++) {
+        struct mv_cert_info *c = certs[i].cert;
+        if (!c || !table_drop(&certtexts, &c->e))
+            continue;
+        if (!parts) {
+            pthread_mutex_lock(&ca_parts.mu);
+            parts = true;
+        }
+        text_put_locked(&ca_parts, c->ca);
+        free(c);
+    }
+    if (parts) {
+        texts_release_empty(&ca_parts);
+        pthread_mutex_unlock(&ca_parts.mu);
+    }
     texts_release_empty(&certtexts);
     pthread_mutex_unlock(&certtexts.mu);
 }
 
 /* Drops the words a view holds: version, cipher and the ids of fs[0..n). */
-static void words_put(struct mv_certtext *version, struct mv_certtext *cipher,
-                      const struct mv_finding *fs, size_t n)
+static void words_put(struct mv_word *version, struct mv_word *cipher, const struct mv_finding *fs,
+                      size_t n)
 {
     pthread_mutex_lock(&words.mu);
     text_put_locked(&words, version);
@@ -385,12 +557,11 @@ static void words_put(struct mv_certtext *version, struct mv_certtext *cipher,
 
 /* The shared word of s escaped as a label value, with a reference for the caller; scratch is
  * emptied first. NULL when out of memory. */
-static struct mv_certtext *word_get(struct builder *scratch, const char *s)
+static struct mv_word *word_get(struct builder *scratch, const char *s)
 {
     scratch->alen = 0;
     arena_escaped(scratch, s);
-    return scratch->failed ? NULL
-                           : text_get(&words, scratch->arena, scratch->alen, NO_TIME, NO_TIME);
+    return scratch->failed ? NULL : text_get(&words, scratch->arena, scratch->alen);
 }
 
 static size_t texts_count(struct texttable *tab)
@@ -421,22 +592,60 @@ static void arena_label(struct builder *b, const char *lead, const char *value)
     arena_put(b, "\"", 1);
 }
 
-/* Chain entry c of a report: its text is built in scratch (emptied first) and shared through
- * the table. Returns 0 or -ENOMEM (out->cert is then NULL). */
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* The value of a lowercase hex digit; -1 for anything else (uppercase too: it would not
+ * render back the same). */
+static int lower_hex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Appends a serial or a fingerprint s (NULL: "") to scratch: its bytes when it is lowercase
+ * hex of even length (what reports have), else escaped. Returns its length for cert_key,
+ * with RAW for bytes. */
+static uint32_t arena_hex(struct builder *b, const char *s)
+{
+    size_t n = s ? strlen(s) : 0, start = b->alen, i;
+
+    for (i = 0; i < n && lower_hex(s[i]) >= 0; i++)
+        ;
+    if (!n || i < n || n % 2) {
+        arena_escaped(b, or_empty(s));
+        return (uint32_t)(b->alen - start);
+    }
+    if (arena_grow(b, n / 2)) {
+        for (i = 0; i < n; i += 2)
+            b->arena[b->alen++] = (char)(lower_hex(s[i]) << 4 | lower_hex(s[i + 1]));
+    }
+    return RAW | (uint32_t)(b->alen - start);
+}
+
+/* Chain entry c of a report: its own labels built in scratch (emptied first), its CA part
+ * shared through ca_parts and the whole through certtexts. Returns 0 or -ENOMEM (out->cert
+ * is then NULL). */
 static int build_cert(struct builder *scratch, json_t *c, struct mv_cert *out)
 {
     json_t *key = json_object_get(c, "key");
     const char *type = json_string_value(json_object_get(key, "type"));
     json_t *bits = json_object_get(key, "bits");
+    struct cert_key k = {.not_before = time_of(c, "not_before"),
+                         .not_after = time_of(c, "not_after")};
+    size_t subject, serial, sha256;
     const char *st;
 
+    out->cert = NULL;
     scratch->alen = 0;
-    arena_label(scratch, ",subject=\"", json_string_value(json_object_get(c, "subject")));
-    arena_label(scratch, ",issuer=\"", json_string_value(json_object_get(c, "issuer")));
-    arena_label(scratch, ",serial=\"", json_string_value(json_object_get(c, "serial")));
-    arena_label(scratch, ",sha256=\"", json_string_value(json_object_get(c, "sha256")));
+    /* The CA part: `",issuer="I",serial="`, cut, `",key="K",signature="G"`. */
+    arena_put(scratch, "\",issuer=\"", 10);
+    arena_escaped(scratch, or_empty(json_string_value(json_object_get(c, "issuer"))));
+    arena_put(scratch, "\",serial=\"", 10);
+    k.cut = (uint32_t)scratch->alen;
     /* "RSA 2048", "EC 256", "Ed25519 256". */
-    arena_put(scratch, ",key=\"", 6);
+    arena_put(scratch, "\",key=\"", 7);
     arena_escaped(scratch, type ? type : "");
     if (json_is_integer(bits) && json_integer_value(bits) > 0) {
         char num[32];
@@ -446,10 +655,24 @@ static int build_cert(struct builder *scratch, json_t *c, struct mv_cert *out)
     }
     arena_put(scratch, "\"", 1);
     arena_label(scratch, ",signature=\"", json_string_value(json_object_get(c, "signature")));
-    out->cert = scratch->failed ? NULL
-                                : text_get(&certtexts, scratch->arena, scratch->alen,
-                                           time_of(c, "not_before"), time_of(c, "not_after"));
-    if (!out->cert)
+    if (scratch->failed || !(k.ca = text_get(&ca_parts, scratch->arena, scratch->alen)))
+        return -ENOMEM;
+    /* Its own: S, R and H, one after the other. */
+    subject = scratch->alen;
+    arena_escaped(scratch, or_empty(json_string_value(json_object_get(c, "subject"))));
+    serial = scratch->alen;
+    k.serial_len = arena_hex(scratch, json_string_value(json_object_get(c, "serial")));
+    sha256 = scratch->alen;
+    k.sha256_len = arena_hex(scratch, json_string_value(json_object_get(c, "sha256")));
+    if (scratch->failed) {
+        text_put(&ca_parts, k.ca);
+        return -ENOMEM;
+    }
+    k.subject = scratch->arena + subject;
+    k.subject_len = (uint32_t)(serial - subject);
+    k.serial = scratch->arena + serial;
+    k.sha256 = scratch->arena + sha256;
+    if (!(out->cert = cert_get(&k)))
         return -ENOMEM;
     st = json_string_value(json_object_get(json_object_get(c, "revocation"), "status"));
     out->rev = ABSENT_REV;
@@ -574,7 +797,7 @@ struct cm_metrics_view *cm_metrics_view_new(json_t *report)
         const char *id = json_string_value(json_object_get(e, "id"));
         unsigned sev = severity_index(json_string_value(json_object_get(e, "severity")));
         int64_t seen = time_of(e, "first_seen");
-        struct mv_certtext *ids;
+        struct mv_word *ids;
         size_t j;
 
         if (!id || sev == SEV_COUNT)
@@ -885,9 +1108,27 @@ static void close_i64(struct cm_metrics_buf *b, char *p, int64_t value)
     b->len = (size_t)(p - b->data);
 }
 
-static inline char *put_word(char *p, const struct mv_certtext *w)
+static inline char *put_word(char *p, const struct mv_word *w)
 {
-    return copy16(p, w->text, w->len);
+    return copy16(p, w->text, w->e.len);
+}
+
+/* "000102...feff": the two hex digits of every byte value. */
+#define HEX_ROW(h)                                                                                 \
+    h "0" h "1" h "2" h "3" h "4" h "5" h "6" h "7" h "8" h "9" h "a" h "b" h "c" h "d" h "e" h "f"
+static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("3") HEX_ROW("4")
+    HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
+        HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
+
+/* A certificate's serial or fingerprint of n bytes at d (see struct mv_cert_info): hex from
+ * bytes, or the text as it is. */
+static inline char *put_own(char *p, const unsigned char *d, uint32_t n)
+{
+    if (!(n & RAW))
+        return copy16(p, (const char *)d, n);
+    for (uint32_t i = 0; i < RAW_LEN(n); i++)
+        memcpy(p + 2 * i, hex_pairs + 2 * d[i], 2);
+    return p + 2 * (size_t)RAW_LEN(n);
 }
 
 /* A family with one sample per target and no labels of its own. */
@@ -1017,11 +1258,20 @@ static void f_cert_info(struct cm_metrics_buf *b, const struct family *f, const 
 
     for (uint32_t i = 0; i < v->ncerts; i++) {
         const struct mv_cert *c = &view_certs(v)[i];
-        /* The position (24 bytes at most), then the certificate's labels as one piece. */
-        if (!(p = open_line(b, f, v, 24 + (size_t)c->cert->len)))
+        const struct mv_cert_info *ci = c->cert;
+        const unsigned char *own = ci->data + ci->subject_len;
+        /* The position (24 bytes at most), then the certificate's labels in the order of
+         * struct mv_cert_info. */
+        if (!(p = open_line(b, f, v, 24 + (size_t)ci->e.len)))
             return;
         p = put_position(p, c->position);
-        p = copy16(p, c->cert->text, c->cert->len);
+        p = PUTS(p, ",subject=\"");
+        p = copy16(p, (const char *)ci->data, ci->subject_len);
+        p = copy16(p, ci->ca->text, ci->cut);
+        p = put_own(p, own, ci->serial_len);
+        p = PUTS(p, "\",sha256=\"");
+        p = put_own(p, own + RAW_LEN(ci->serial_len), ci->sha256_len);
+        p = copy16(p, ci->ca->text + ci->cut, ci->ca->e.len - ci->cut);
         close_i64(b, p, 1);
     }
 }
@@ -1066,11 +1316,11 @@ static void f_verify(struct cm_metrics_buf *b, const struct family *f, const voi
 
 /* A `_info` family with one label of the view's. */
 static void info1(struct cm_metrics_buf *b, const struct family *f, const struct cm_metrics_view *v,
-                  const char *label, size_t labellen, const struct mv_certtext *w)
+                  const char *label, size_t labellen, const struct mv_word *w)
 {
     char *p;
 
-    if (!w || !(p = open_line(b, f, v, labellen + w->len + 4)))
+    if (!w || !(p = open_line(b, f, v, labellen + w->e.len + 4)))
         return;
     *p++ = ',';
     p = put(p, label, labellen);
@@ -1128,7 +1378,7 @@ static void f_finding(struct cm_metrics_buf *b, const struct family *f, const vo
 
     for (uint32_t i = 0; i < v->nfindings; i++) {
         const struct mv_finding *fd = &view_findings(v)[i];
-        if (!(p = open_line(b, f, v, 32 + fd->id->len)))
+        if (!(p = open_line(b, f, v, 32 + fd->id->e.len)))
             return;
         p = PUTS(p, ",id=\"");
         p = put_word(p, fd->id);
@@ -1144,7 +1394,7 @@ static void f_first_seen(struct cm_metrics_buf *b, const struct family *f, const
 
     for (uint32_t i = 0; i < v->nfirsts; i++) {
         const struct mv_first *first = &view_firsts(v)[i];
-        if (!(p = open_line(b, f, v, 8 + first->id->len)))
+        if (!(p = open_line(b, f, v, 8 + first->id->e.len)))
             return;
         p = PUTS(p, ",id=\"");
         p = put_word(p, first->id);
