@@ -1,5 +1,7 @@
 /* Renewal or material change (see change.h). */
 #include "certmon/analysis/change.h"
+#include "certmon/base/intern.h"
+#include "certmon/base/text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -14,9 +16,9 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The texts of a summary, borrowed while it is built (NULL: absent; sha256 never). */
+/* The texts of a summary, borrowed while it is built (NULL: absent). */
 struct summary_texts {
-    const char *sha256, *subject, *issuer, *key_type, *spki_sha256;
+    const char *subject, *issuer, *key_type;
 };
 
 /* Copies s (NULL: NULL) to *at and moves *at past it. */
@@ -38,12 +40,32 @@ static size_t text_size(const char *s)
     return s ? strlen(s) + 1 : 0;
 }
 
-/* Fills out's texts in one block (issue 14: a summary per target is kept for the whole run;
- * six small allocations cost more in malloc's chunk overhead than in text): sha256 first, so
- * that it is the block cm_leaf_summary_clear frees, then the others, then the SAN names
- * (count of them, borrowed) sorted and joined with ", " so that two certificates that list the
- * same names in another order are alike. Only the text fields of out are written. Returns 0 or
- * -ENOMEM (out's text fields NULL). */
+/* Whether hex is a SHA-256 in hex digits; its bytes into out. */
+static bool sha256_of(const char *hex, unsigned char *out)
+{
+    return hex && cm_hex_decode(hex, out, CM_SHA256_LEN) == CM_SHA256_LEN;
+}
+
+/* Takes shared copies of issuer and key_type into s ("" for NULL). Returns 0 or -ENOMEM
+ * (neither held then). */
+static int hold_shared(struct cm_leaf_summary *s, const char *issuer, const char *key_type)
+{
+    s->issuer = cm_intern(issuer ? issuer : "");
+    s->key_type = cm_intern(key_type ? key_type : "");
+    if (s->issuer && s->key_type)
+        return 0;
+    cm_intern_release(s->issuer);
+    cm_intern_release(s->key_type);
+    s->issuer = s->key_type = NULL;
+    return -ENOMEM;
+}
+
+/* Fills out's texts (issue 14: a summary per target is kept for the whole run; several small
+ * allocations cost more in malloc's chunk overhead than in text): subject and the SAN names
+ * (count of them, borrowed) in one block, subject first so that it is the block
+ * cm_leaf_summary_clear frees, the names sorted and joined with ", " so that two certificates
+ * that list the same names in another order are alike; issuer and key type shared. Only the
+ * text fields of out are written. Returns 0 or -ENOMEM (out's text fields NULL). */
 static int summary_fill(struct cm_leaf_summary *out, const struct summary_texts *t,
                         const char *const *names, size_t count)
 {
@@ -51,7 +73,7 @@ static int summary_fill(struct cm_leaf_summary *out, const struct summary_texts 
     size_t len = 1;
     char *at;
 
-    out->sha256 = out->subject = out->issuer = out->sans = out->key_type = out->spki_sha256 = NULL;
+    out->subject = out->issuer = out->sans = out->key_type = NULL;
     if (count && !(v = malloc(count * sizeof(*v))))
         return -ENOMEM;
     for (size_t i = 0; i < count; i++) {
@@ -60,17 +82,13 @@ static int summary_fill(struct cm_leaf_summary *out, const struct summary_texts 
     }
     if (count)
         qsort(v, count, sizeof(*v), cmp_str);
-    len += text_size(t->sha256) + text_size(t->subject) + text_size(t->issuer) +
-           text_size(t->key_type) + text_size(t->spki_sha256);
-    if (!(at = malloc(len))) {
+    len += text_size(t->subject ? t->subject : "");
+    if (!(at = malloc(len)) || hold_shared(out, t->issuer, t->key_type) < 0) {
+        free(at);
         free(v);
         return -ENOMEM;
     }
-    out->sha256 = place(&at, t->sha256);
-    out->subject = place(&at, t->subject);
-    out->issuer = place(&at, t->issuer);
-    out->key_type = place(&at, t->key_type);
-    out->spki_sha256 = place(&at, t->spki_sha256);
+    out->subject = place(&at, t->subject ? t->subject : "");
     out->sans = at;
     for (size_t i = 0; i < count; i++) {
         size_t l = strlen(v[i]);
@@ -88,21 +106,18 @@ static int summary_fill(struct cm_leaf_summary *out, const struct summary_texts 
 
 int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out)
 {
-    struct summary_texts t = {
-        c->sha256,
-        c->subject ? c->subject : "",
-        c->issuer ? c->issuer : "",
-        c->key_type ? c->key_type : "",
-        c->spki_sha256 && *c->spki_sha256 ? c->spki_sha256 : NULL,
-    };
+    struct summary_texts t = {c->subject, c->issuer, c->key_type};
 
     memset(out, 0, sizeof(*out));
-    if (!c->sha256)
+    if (!sha256_of(c->sha256, out->sha256)) {
+        memset(out, 0, sizeof(*out));
         return -EINVAL;
+    }
+    out->has_spki = sha256_of(c->spki_sha256, out->spki_sha256);
     out->key_bits = c->key_bits;
     out->not_after = c->not_after;
     if (summary_fill(out, &t, (const char *const *)c->sans, c->san_count) < 0) {
-        cm_leaf_summary_clear(out);
+        memset(out, 0, sizeof(*out));
         return -ENOMEM;
     }
     return 0;
@@ -112,15 +127,21 @@ int cm_leaf_summary_from(const char *sha256, const char *subject, const char *is
                          const char *sans, const char *key_type, unsigned key_bits,
                          int64_t not_after, struct cm_leaf_summary *out)
 {
-    struct summary_texts t = {sha256, subject, issuer, key_type, NULL};
-    char *copy = strdup(sans), *p;
+    struct summary_texts t = {subject, issuer, key_type};
+    char *copy, *p;
     const char **v = NULL;
     size_t n = 0, cap = 1;
     int rc = -ENOMEM;
 
     memset(out, 0, sizeof(*out));
-    if (!copy)
+    if (!sha256_of(sha256, out->sha256)) {
+        memset(out, 0, sizeof(*out));
+        return -EINVAL;
+    }
+    if (!(copy = strdup(sans))) {
+        memset(out, 0, sizeof(*out));
         return -ENOMEM;
+    }
     for (p = copy; (p = strstr(p, ", ")); p += 2)
         cap++;
     if (!(v = malloc(cap * sizeof(*v))))
@@ -135,55 +156,66 @@ int cm_leaf_summary_from(const char *sha256, const char *subject, const char *is
     }
     out->key_bits = key_bits;
     out->not_after = not_after;
-    if ((rc = summary_fill(out, &t, v, n)) < 0)
-        cm_leaf_summary_clear(out);
+    rc = summary_fill(out, &t, v, n);
 out:
+    if (rc < 0)
+        memset(out, 0, sizeof(*out));
     free(v);
     free(copy);
     return rc;
 }
 
+bool cm_leaf_summary_is(const struct cm_leaf_summary *s, const char *sha256)
+{
+    unsigned char h[CM_SHA256_LEN];
+
+    return sha256_of(sha256, h) && !memcmp(h, s->sha256, sizeof(h));
+}
+
 void cm_leaf_summary_clear(struct cm_leaf_summary *s)
 {
-    free((char *)s->sha256); /* the block of every text (summary_fill) */
+    free((char *)s->subject); /* the block of subject and sans (summary_fill) */
+    cm_intern_release(s->issuer);
+    cm_intern_release(s->key_type);
     memset(s, 0, sizeof(*s));
 }
 
 struct cm_leaf_summary *cm_leaf_summary_new(const struct cm_leaf_summary *src)
 {
-    size_t len = sizeof(*src) + text_size(src->sha256) + text_size(src->subject) +
-                 text_size(src->issuer) + text_size(src->sans) + text_size(src->key_type) +
-                 text_size(src->spki_sha256);
-    struct cm_leaf_summary *s = malloc(len);
+    struct cm_leaf_summary *s =
+        malloc(sizeof(*src) + text_size(src->subject) + text_size(src->sans));
     char *at;
 
     if (!s)
         return NULL;
     *s = *src;
+    if (hold_shared(s, src->issuer, src->key_type) < 0) {
+        free(s);
+        return NULL;
+    }
     at = (char *)(s + 1);
-    s->sha256 = place(&at, src->sha256);
     s->subject = place(&at, src->subject);
-    s->issuer = place(&at, src->issuer);
     s->sans = place(&at, src->sans);
-    s->key_type = place(&at, src->key_type);
-    s->spki_sha256 = place(&at, src->spki_sha256);
     return s;
 }
 
 void cm_leaf_summary_free(struct cm_leaf_summary *s)
 {
-    free(s); /* the struct and its texts (cm_leaf_summary_new) */
+    if (!s)
+        return;
+    cm_intern_release(s->issuer);
+    cm_intern_release(s->key_type);
+    free(s); /* the struct, subject and sans (cm_leaf_summary_new) */
 }
 
 int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out)
 {
-    struct summary_texts t = {src->sha256, src->subject, src->issuer, src->key_type,
-                              src->spki_sha256};
+    struct summary_texts t = {src->subject, src->issuer, src->key_type};
 
     *out = *src;
     /* src->sans is already sorted and joined: as the one name, it is copied as it is. */
     if (summary_fill(out, &t, &src->sans, 1) < 0) {
-        cm_leaf_summary_clear(out);
+        memset(out, 0, sizeof(*out));
         return -ENOMEM;
     }
     return 0;
@@ -262,7 +294,7 @@ enum cm_change_kind cm_change_classify(const struct cm_leaf_summary *old,
 {
     if (len)
         what[0] = '\0';
-    if (!strcmp(old->sha256, cur->sha256))
+    if (!memcmp(old->sha256, cur->sha256, CM_SHA256_LEN))
         return CM_CHANGE_NONE;
     if (strcmp(old->sans, cur->sans)) {
         add_missing(what, len, "SANs added", cur->sans, old->sans);
@@ -291,12 +323,12 @@ enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm
 {
     char what[8];
 
-    if (!strcmp(pin->sha256, cur->sha256))
+    if (!memcmp(pin->sha256, cur->sha256, CM_SHA256_LEN))
         return CM_PIN_SAME;
     /* The holder of the pinned key made the new certificate: whatever else changed is for
      * cert.changed to tell, the pin holds. */
-    if (pin->spki_sha256 && cur->spki_sha256 && *pin->spki_sha256 &&
-        !strcmp(pin->spki_sha256, cur->spki_sha256))
+    if (pin->has_spki && cur->has_spki &&
+        !memcmp(pin->spki_sha256, cur->spki_sha256, CM_SHA256_LEN))
         return CM_PIN_MOVE_KEY;
     if (cm_change_classify(pin, cur, what, sizeof(what)) == CM_CHANGE_RENEWAL)
         return CM_PIN_MOVE_RENEWAL;

@@ -133,6 +133,18 @@ long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen)
     return (long)(n / 2);
 }
 
+void cm_hex_encode(const void *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *p = in;
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 static bool digits(const char *s, int n, int *out)
 {
     int v = 0;

@@ -373,7 +373,7 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
     const struct cm_config *cfg = d->gen->cfg;
     const struct cm_cert *leaf;
     struct cm_leaf_summary cur, *keep;
-    char what[1024];
+    char what[1024], old_hex[CM_SHA256_HEX], new_hex[CM_SHA256_HEX];
     bool write = false;
 
     /* A file whose first certificate is a CA's is a bundle of anchors, not a served leaf. */
@@ -381,9 +381,11 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
         (res->path && res->tls.chain.certs[0].is_ca) || (!e->leaf && !d->leaves_ready))
         goto attach;
     leaf = &res->tls.chain.certs[0];
-    if (!e->leaf || strcmp(e->leaf->sha256, leaf->sha256) != 0) {
-        if (cm_leaf_summary_of(leaf, &cur) < 0) {
-            cm_log_error("state", "target=%s out of memory following its leaf", e->name);
+    if (!e->leaf || !cm_leaf_summary_is(e->leaf, leaf->sha256)) {
+        int rc = cm_leaf_summary_of(leaf, &cur);
+        if (rc < 0) {
+            cm_log_error("state", "target=%s %s following its leaf", e->name,
+                         rc == -EINVAL ? "no SHA-256 fingerprint" : "out of memory");
             goto attach;
         }
         cur.trust = trust_of(res);
@@ -392,21 +394,24 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
             cm_log_error("state", "target=%s out of memory following its leaf", e->name);
             goto attach;
         }
-        if (e->leaf)
+        if (e->leaf) {
             k = cm_change_classify(e->leaf, &cur, what, sizeof(what));
+            cm_hex_encode(e->leaf->sha256, CM_SHA256_LEN, old_hex);
+            cm_hex_encode(cur.sha256, CM_SHA256_LEN, new_hex);
+        }
         if (k == CM_CHANGE_RENEWAL) {
             char until[32];
             cm_time_rfc3339(cur.not_after, until, sizeof(until));
             e->renewals++;
             cm_log_info("target", "target=%s certificate renewed, now valid until %s old=%s new=%s",
-                        e->name, until, e->leaf->sha256, cur.sha256);
+                        e->name, until, old_hex, new_hex);
         } else if (k == CM_CHANGE_MATERIAL) {
             struct cm_change *c = calloc(1, sizeof(*c));
             e->changes++;
             cm_log_warn("target", "target=%s certificate changed: %s old=%s new=%s", e->name, what,
-                        e->leaf->sha256, cur.sha256);
-            if (c && (c->what = strdup(what)) && (c->old_sha256 = strdup(e->leaf->sha256)) &&
-                (c->new_sha256 = strdup(cur.sha256))) {
+                        old_hex, new_hex);
+            if (c && (c->what = strdup(what)) && (c->old_sha256 = strdup(old_hex)) &&
+                (c->new_sha256 = strdup(new_hex))) {
                 c->at = now;
                 c->until = now + (int64_t)(cfg->change_window_ms / 1000);
                 cm_change_free(e->change);
@@ -462,8 +467,10 @@ static void notify_result(struct daemon *d, const struct cm_config_target *ct, c
     cm_notify_observe_renewed(d->notify, name, &ct->labels, f, fs, (int64_t)now, note);
     free(fs);
     if (ct->notify_renewals) {
+        char hex[CM_SHA256_HEX];
+        cm_hex_encode(e->leaf->sha256, CM_SHA256_LEN, hex);
         snprintf(msg, sizeof(msg), "certificate of %s renewed: valid until %s, fingerprint %s",
-                 name, until, e->leaf->sha256);
+                 name, until, hex);
         cm_notify_event(d->notify, name, &ct->labels, "cert.renewed", msg, (int64_t)now);
     }
 }
@@ -493,6 +500,7 @@ static void track_pin(struct daemon *d, const struct cm_config_target *ct, struc
     const struct cm_cert *leaf;
     struct cm_leaf_summary *cur;
     enum cm_pin_step step;
+    char pin_hex[CM_SHA256_HEX], cur_hex[CM_SHA256_HEX], spki_hex[CM_SHA256_HEX];
 
     if (!ct->pin_tofu) {
         if (e->pin) {
@@ -515,17 +523,21 @@ static void track_pin(struct daemon *d, const struct cm_config_target *ct, struc
         cm_log_error("state", "target=%s out of memory following its pin", e->name);
         return;
     }
+    cm_hex_encode(cur->sha256, CM_SHA256_LEN, cur_hex);
     if (!e->pin) {
+        if (cur->has_spki)
+            cm_hex_encode(cur->spki_sha256, CM_SHA256_LEN, spki_hex);
         cm_log_info("target", "target=%s pinned on first use: sha256=%s spki=%s", e->name,
-                    cur->sha256, cur->spki_sha256 ? cur->spki_sha256 : "unknown");
+                    cur_hex, cur->has_spki ? spki_hex : "unknown");
         set_pin(d, e, cur, now);
         return;
     }
     step = cm_pin_judge(e->pin, cur);
+    cm_hex_encode(e->pin->sha256, CM_SHA256_LEN, pin_hex);
     if (step == CM_PIN_MOVE_KEY || step == CM_PIN_MOVE_RENEWAL) {
         cm_log_info("target", "target=%s pin moved (%s): old=%s new=%s", e->name,
                     step == CM_PIN_MOVE_KEY ? "same key" : "renewal by the same issuer",
-                    e->pin->sha256, cur->sha256);
+                    pin_hex, cur_hex);
         set_pin(d, e, cur, now);
         return;
     }
@@ -533,8 +545,10 @@ static void track_pin(struct daemon *d, const struct cm_config_target *ct, struc
     free(cur);
     if (step == CM_PIN_MISMATCH && !res->pin_miss) {
         struct cm_pin_miss *m = calloc(1, sizeof(*m));
-        if (!m || !(m->sha256 = strdup(e->pin->sha256)) ||
-            !(m->spki_sha256 = strdup(e->pin->spki_sha256 ? e->pin->spki_sha256 : ""))) {
+        spki_hex[0] = '\0';
+        if (e->pin->has_spki)
+            cm_hex_encode(e->pin->spki_sha256, CM_SHA256_LEN, spki_hex);
+        if (!m || !(m->sha256 = strdup(pin_hex)) || !(m->spki_sha256 = strdup(spki_hex))) {
             cm_pin_miss_free(m);
             cm_log_error("state", "target=%s out of memory attaching its pin", e->name);
             return;
@@ -2031,7 +2045,7 @@ static void pin_restore_done(uv_work_t *w, int status)
         used++;
     }
     for (size_t i = 0; i < pr->n; i++) {
-        if (pr->v[i].pin.sha256)
+        if (pr->v[i].pin.subject)
             cm_leaf_summary_clear(&pr->v[i].pin);
         free(pr->v[i].target);
     }

@@ -1426,9 +1426,12 @@ int cm_store_pin(struct cm_store *st, const char *name, const struct cm_leaf_sum
 {
     struct op o = {
         .kind = OP_PIN, .last_probe = at, .key_bits = pin->key_bits, .not_after = pin->not_after};
+    char sha[CM_SHA256_HEX], spki[CM_SHA256_HEX] = "";
 
-    if (!(o.name = strdup(name)) || !(o.sha256 = strdup(pin->sha256)) ||
-        !(o.spki_sha256 = strdup(pin->spki_sha256 ? pin->spki_sha256 : "")) ||
+    cm_hex_encode(pin->sha256, CM_SHA256_LEN, sha);
+    if (pin->has_spki)
+        cm_hex_encode(pin->spki_sha256, CM_SHA256_LEN, spki);
+    if (!(o.name = strdup(name)) || !(o.sha256 = strdup(sha)) || !(o.spki_sha256 = strdup(spki)) ||
         !(o.subject = strdup(pin->subject)) || !(o.sans = strdup(pin->sans)) ||
         !(o.issuer = strdup(pin->issuer)) || !(o.pin_key_type = strdup(pin->key_type))) {
         op_clear(&o);
@@ -1480,10 +1483,9 @@ int cm_store_pins(const char *path,
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(s, 0);
+        const char *sha = (const char *)sqlite3_column_text(s, 1);
         const char *spki = (const char *)sqlite3_column_text(s, 2);
         struct cm_leaf_summary p = {
-            .sha256 = (char *)sqlite3_column_text(s, 1),
-            .spki_sha256 = spki && *spki ? (char *)spki : NULL,
             .subject = (char *)sqlite3_column_text(s, 3),
             .sans = (char *)sqlite3_column_text(s, 4),
             .issuer = (char *)sqlite3_column_text(s, 5),
@@ -1491,8 +1493,13 @@ int cm_store_pins(const char *path,
             .key_bits = (unsigned)sqlite3_column_int64(s, 7),
             .not_after = sqlite3_column_int64(s, 8),
         };
-        if (t && p.sha256 && p.subject && p.sans && p.issuer && p.key_type)
+        /* A row whose fingerprint is not one (edited by hand) is no pin: the next leaf is
+         * pinned anew, and the daemon logs that. */
+        if (t && sha && cm_hex_decode(sha, p.sha256, CM_SHA256_LEN) == CM_SHA256_LEN &&
+            p.subject && p.sans && p.issuer && p.key_type) {
+            p.has_spki = spki && cm_hex_decode(spki, p.spki_sha256, CM_SHA256_LEN) == CM_SHA256_LEN;
             fn(arg, t, &p, sqlite3_column_int64(s, 9));
+        }
     }
     if (rc != SQLITE_DONE)
         failf(err, errlen, 0, "cannot read the pins of %s: %s", path, sqlite3_errmsg(db));

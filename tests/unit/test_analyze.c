@@ -2,6 +2,7 @@
 #include "cmfixture.h"
 #include "cmtest.h"
 
+#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,8 @@
 #include "certmon/analysis/change.h"
 #include "certmon/probe/revocation.h"
 #include "certmon/base/error.h"
+#include "certmon/base/intern.h"
+#include "certmon/base/text.h"
 #include "certmon/probe/posture.h"
 #include "certmon/probe/probe.h"
 
@@ -3544,14 +3547,23 @@ static void test_spki_list(void)
 
 /* ---- Change tracking (change.c) and cert.changed ---- */
 
-/* A leaf summary built as the daemon builds it, from a certificate (whose SPKI hash is spki;
- * NULL: not known). */
+/* A SHA-256 in hex made of the hex digits of part repeated ("aa": "aaaa...aa"), into out. */
+static const char *sha_of(const char *part, char out[CM_SHA256_HEX])
+{
+    for (size_t i = 0; i + 1 < CM_SHA256_HEX; i++)
+        out[i] = part[i % strlen(part)];
+    out[CM_SHA256_HEX - 1] = '\0';
+    return out;
+}
+
+/* A leaf summary built as the daemon builds it, from a certificate whose fingerprint is sha
+ * repeated (sha_of; spki likewise: the SPKI hash, NULL: not known). */
 static void summary_key(struct cm_leaf_summary *out, const char *sha, const char *subject,
                         const char *issuer, const char *sans_csv, const char *key_type,
                         unsigned bits, int64_t not_after, const char *spki)
 {
     struct cm_cert c;
-    char *list = cm_tf_strdup(sans_csv), *save = NULL;
+    char *list = cm_tf_strdup(sans_csv), *save = NULL, hex[CM_SHA256_HEX];
     char *v[8];
     size_t n = 0;
 
@@ -3559,15 +3571,17 @@ static void summary_key(struct cm_leaf_summary *out, const char *sha, const char
     for (char *tok = strtok_r(list, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save))
         v[n++] = tok;
     free(c.sha256);
-    c.sha256 = cm_tf_strdup(sha);
+    c.sha256 = cm_tf_strdup(sha_of(sha, hex));
     free(c.sans[0]);
     free(c.sans);
     c.sans = v;
     c.san_count = c.san_total = n;
     c.key_type = key_type;
     c.key_bits = bits;
-    if (spki)
-        c.spki_sha256 = cm_tf_strdup(spki);
+    if (spki) {
+        free(c.spki_sha256);
+        c.spki_sha256 = cm_tf_strdup(sha_of(spki, hex));
+    }
     EXPECT_INT(cm_leaf_summary_of(&c, out), 0);
     c.sans = NULL;
     c.san_count = 0;
@@ -3587,6 +3601,7 @@ static void test_change_classify(void)
     struct cm_leaf_summary old, same, renewed, reordered, bigger, sans, issuer, keytype, smaller,
         earlier;
     char what[512];
+    size_t shared = cm_intern_count();
 
     summary(&old, "aa", "CN=a.example", "CN=CA 1", "a.example,b.example", "RSA", 2048,
             NOW + 30 * DAY);
@@ -3631,13 +3646,33 @@ static void test_change_classify(void)
     /* From a stored row (SANs in another order): alike. */
     {
         struct cm_leaf_summary stored;
-        EXPECT_INT(cm_leaf_summary_from("cc", "CN=a.example", "CN=CA 1", "b.example, a.example",
+        char hex[CM_SHA256_HEX];
+        EXPECT_INT(cm_leaf_summary_from(sha_of("cc", hex), "CN=a.example", "CN=CA 1", "b.example, a.example",
                                         "RSA", 2048, NOW + 30 * DAY, &stored),
                    0);
         EXPECT_STR(stored.sans, "a.example, b.example");
         EXPECT_INT(cm_change_classify(&stored, &renewed, what, sizeof(what)), CM_CHANGE_RENEWAL);
+        /* The fingerprint is kept as bytes: it names the leaf in either case of hex, and
+         * renders back as the lowercase hex it came from. */
+        CU_ASSERT(cm_leaf_summary_is(&stored, hex));
+        CU_ASSERT(cm_leaf_summary_is(&stored, sha_of("CC", hex)));
+        CU_ASSERT(!cm_leaf_summary_is(&stored, sha_of("cd", hex)));
+        CU_ASSERT(!cm_leaf_summary_is(&stored, "cc"));
+        cm_hex_encode(stored.sha256, CM_SHA256_LEN, hex);
+        EXPECT_STR(hex, "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc");
         cm_leaf_summary_clear(&stored);
+        /* A fingerprint that is not a SHA-256 in hex is refused, the summary left empty. */
+        EXPECT_INT(cm_leaf_summary_from("cc", "CN=a", "CN=CA 1", "a", "RSA", 2048, NOW, &stored),
+                   -EINVAL);
+        CU_ASSERT_PTR_NULL(stored.subject);
+        EXPECT_INT(cm_leaf_summary_from(sha_of("xy", hex), "CN=a", "CN=CA 1", "a", "RSA", 2048,
+                                        NOW, &stored),
+                   -EINVAL);
     }
+    /* Summaries share their issuer and key type: two texts for ten summaries here. */
+    CU_ASSERT_PTR_EQUAL(old.issuer, renewed.issuer);
+    CU_ASSERT_PTR_EQUAL(old.key_type, bigger.key_type);
+    CU_ASSERT_PTR_NOT_EQUAL(old.issuer, issuer.issuer);
     /* Trust: public to private (or untrusted) and back is material; private to untrusted,
      * or an unknown side, is not a flip. */
     {
@@ -3681,6 +3716,8 @@ static void test_change_classify(void)
     cm_leaf_summary_clear(&keytype);
     cm_leaf_summary_clear(&smaller);
     cm_leaf_summary_clear(&earlier);
+    /* The last holders gave the shared texts back. */
+    EXPECT_INT(cm_intern_count(), shared);
 }
 
 /* Heap bytes a leaf summary's texts hold (malloc's chunk overhead included), as the daemon
@@ -3708,12 +3745,26 @@ static void test_summary_memory(void)
     for (int i = 0; i < N; i++)
         EXPECT_INT(cm_leaf_summary_copy(&v[i], &v[N + i]), 0);
     cm_th_print_heap("a copy of one (a pin)", before, N);
+    /* What the daemon keeps per target: the struct with its texts. */
+    {
+        struct cm_leaf_summary **kept = calloc(N, sizeof(*kept));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(kept);
+        before = cm_th_heap_used();
+        for (int i = 0; i < N; i++)
+            CU_ASSERT_PTR_NOT_NULL_FATAL(kept[i] = cm_leaf_summary_new(&v[i]));
+        cm_th_print_heap("a kept summary (cm_leaf_summary_new)", before, N);
+        EXPECT_STR(kept[N - 1]->sans, "host-09999.example.com, www.host-09999.example.com");
+        CU_ASSERT_PTR_EQUAL(kept[N - 1]->issuer, v[0].issuer);
+        for (int i = 0; i < N; i++)
+            cm_leaf_summary_free(kept[i]);
+        free(kept);
+    }
     EXPECT_STR(v[N - 1].sans, "host-09999.example.com, www.host-09999.example.com");
     EXPECT_STR(v[2 * N - 1].sans, "host-09999.example.com, www.host-09999.example.com");
     EXPECT_STR(v[2 * N - 1].subject, "CN=host-09999.example.com");
     EXPECT_STR(v[2 * N - 1].issuer, "CN=R11,O=Let's Encrypt,C=US");
     EXPECT_STR(v[2 * N - 1].key_type, "EC");
-    CU_ASSERT_PTR_NULL(v[2 * N - 1].spki_sha256);
+    CU_ASSERT(!v[2 * N - 1].has_spki);
     for (int i = 0; i < 2 * N; i++)
         cm_leaf_summary_clear(&v[i]);
     free(v);
@@ -3724,6 +3775,7 @@ static void test_summary_memory(void)
 static void test_pin_judge(void)
 {
     struct cm_leaf_summary pin, same, rekeyed, renewed, reissued, other, copy;
+    char hex[CM_SHA256_HEX], want[CM_SHA256_HEX];
 
     summary_key(&pin, "aa", "CN=a.example", "CN=CA 1", "a.example", "EC", 256, NOW + 30 * DAY,
                 "1111");
@@ -3744,11 +3796,15 @@ static void test_pin_judge(void)
     /* Not later: not a renewal; its key is unknown, so no key continuity either. */
     EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
     /* Unknown keys on both sides are not "the same key". */
-    pin.spki_sha256 = NULL; /* a text of the summary's block: forgetting it is allowed */
+    pin.has_spki = false;
     EXPECT_INT(cm_pin_judge(&pin, &other), CM_PIN_MISMATCH);
-    /* A copy is alike, and its own. */
+    /* A copy is alike, and its own; its issuer and key type are the shared texts. */
     EXPECT_INT(cm_leaf_summary_copy(&renewed, &copy), 0);
-    EXPECT_STR(copy.spki_sha256, "2222");
+    cm_hex_encode(copy.spki_sha256, CM_SHA256_LEN, hex);
+    EXPECT_STR(hex, sha_of("22", want));
+    CU_ASSERT(copy.has_spki);
+    CU_ASSERT_PTR_EQUAL(copy.issuer, renewed.issuer);
+    CU_ASSERT_PTR_EQUAL(copy.key_type, renewed.key_type);
     EXPECT_INT(cm_pin_judge(&copy, &renewed), CM_PIN_SAME);
     cm_leaf_summary_clear(&copy);
 

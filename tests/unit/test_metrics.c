@@ -668,6 +668,86 @@ static void test_shared_hostile_certs(void)
     EXPECT_INT(cm_metrics_shared_certs(), 0);
 }
 
+/* s escaped as a label value the plain way (the reference the renderer is held to). */
+static void esc_ref(const char *s, char *out, size_t len)
+{
+    size_t o = 0;
+
+    for (; s && *s && o + 3 < len; s++) {
+        if (*s == '\\' || *s == '"' || *s == '\n')
+            out[o++] = '\\';
+        out[o++] = *s == '\n' ? 'n' : *s;
+    }
+    out[o] = '\0';
+}
+
+/* A certificate's serial and fingerprint are kept as bytes when they are lowercase hex of even
+ * length, as text otherwise: every form renders as the label the report's text makes, each
+ * form of the same digits is a certificate of its own, and texts of any length next to each
+ * other are read only where they are (ASan: copy16 reads whole blocks). */
+static void test_cert_serial_forms(void)
+{
+    static const struct {
+        const char *subject, *serial, *sha256; /* NULL: the key left out */
+    } forms[] = {
+        {"CN=a", "ab", "9e5167c53a9677b31bcc9d2d74ea3c046274eb127085e0cbf4b6a29d5c399086"},
+        {"CN=a", "AB", "9E5167C53A9677B31BCC9D2D74EA3C046274EB127085E0CBF4B6A29D5C399086"},
+        {"CN=a", "abc", "9e5"},
+        {"CN=a", "", ""},
+        {"CN=a", NULL, NULL},
+        {"CN=a", "0g", "zz"},
+        {"CN=a", "a\"b\\\n", "\"\n"},
+        {"CN=a", "00", "00"},
+        {"", "", ""},
+        {"C", "", "ab"},
+        {"C", "x", ""},
+        {"CN=seventeen bytes", "x",
+         "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+        {"CN=a", "04a1f3c6d1e2b7a9f0c3d5e7f9a1b3c5d7e9f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9", "ff"},
+        {"", "0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"},
+    };
+    enum { N = sizeof(forms) / sizeof(forms[0]) };
+    struct cm_metrics_view *v[N];
+    char *t;
+
+    for (int i = 0; i < N; i++) {
+        json_t *r = jq(report_c), *c = json_array_get(json_object_get(r, "chain"), 0);
+        char target[32];
+        snprintf(target, sizeof(target), "t%d", i);
+        json_object_set_new(r, "target", json_string(target));
+        json_object_set_new(c, "subject", json_string(forms[i].subject));
+        json_object_del(c, "serial");
+        json_object_del(c, "sha256");
+        if (forms[i].serial)
+            json_object_set_new(c, "serial", json_string(forms[i].serial));
+        if (forms[i].sha256)
+            json_object_set_new(c, "sha256", json_string(forms[i].sha256));
+        v[i] = view_of_json(r);
+    }
+    /* Two forms are the same certificate only when they render alike: an empty serial and
+     * fingerprint and missing ones do, no other two. */
+    EXPECT_INT(cm_metrics_shared_certs(), N - 1);
+    t = render(v, N, NULL, NULL);
+    for (int i = 0; i < N; i++) {
+        char key[1024], subject[128], serial[256], sha[256];
+        esc_ref(forms[i].subject, subject, sizeof(subject));
+        esc_ref(forms[i].serial, serial, sizeof(serial));
+        esc_ref(forms[i].sha256, sha, sizeof(sha));
+        snprintf(key, sizeof(key),
+                 "certmon_cert_info{target=\"t%d\",position=\"0\",subject=\"%s\",issuer=\"CN=evil"
+                 "\\\"quote\\\\back\",serial=\"%s\",sha256=\"%s\",key=\"EC 256\","
+                 "signature=\"ECDSA-SHA256\"}",
+                 i, subject, serial, sha);
+        expect_str(sample(t, key), "1", key, __LINE__);
+    }
+    EXPECT_LINES(t, "certmon_cert_info{", N);
+    check_structure(t, __LINE__);
+    free(t);
+    for (int i = 0; i < N; i++)
+        cm_metrics_view_free(v[i]);
+    EXPECT_INT(cm_metrics_shared_certs(), 0);
+}
+
 /* Views built, rendered and freed on several threads at once, all sharing the intermediate
  * (and a few leaves): the table's lock keeps the counts right. */
 enum { THREADS = 4, THREAD_VIEWS = 300 };
@@ -1634,6 +1714,7 @@ static CU_TestInfo tests[] = {
     {"file target", test_file_target},
     {"certificate texts shared between views", test_shared_certs},
     {"shared certificate texts escaped", test_shared_hostile_certs},
+    {"serials and fingerprints in every form render as their text", test_cert_serial_forms},
     {"shared certificate texts on several threads", test_shared_certs_threads},
     {"versions, ciphers and finding ids shared between views", test_shared_words},
     {"label names", test_label_names},

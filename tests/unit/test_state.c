@@ -19,6 +19,7 @@
 
 #include "certmon/analysis/analyze.h"
 #include "certmon/base/error.h"
+#include "certmon/base/text.h"
 #include "certmon/probe/posture.h"
 #include "certmon/probe/probe.h"
 #include "certmon/daemon/state.h"
@@ -2183,16 +2184,23 @@ static void test_store_same_second(void)
     NOTIFY_DOWN "DROP VIEW current; DROP TABLE results_a; DROP TABLE results_b;"               \
     " ALTER TABLE targets DROP COLUMN seq;"
 
+/* Two leaves' fingerprints. */
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
 /* What cm_store_pins hands over, as "target sha256 spki pinned_at;" lines. */
 static void collect_pin_text(void *arg, const char *target, const struct cm_leaf_summary *p,
                              int64_t pinned_at)
 {
-    char *buf = arg;
+    char *buf = arg, sha[CM_SHA256_HEX], spki[CM_SHA256_HEX] = "-";
     size_t off = strlen(buf);
 
-    snprintf(buf + off, 1024 - off, "%s %s %s %s %s %u %lld;", target, p->sha256,
-             p->spki_sha256 ? p->spki_sha256 : "-", p->sans, p->key_type, p->key_bits,
-             (long long)pinned_at);
+    /* Shown by their first four hex digits. */
+    cm_hex_encode(p->sha256, CM_SHA256_LEN, sha);
+    if (p->has_spki)
+        cm_hex_encode(p->spki_sha256, CM_SHA256_LEN, spki);
+    snprintf(buf + off, 1024 - off, "%s %.4s %.4s %s %s %u %lld;", target, sha, spki, p->sans,
+             p->key_type, p->key_bits, (long long)pinned_at);
 }
 
 /* Pins (pin = "tofu"): written, replaced, removed, read back; a database of schema 2 has no
@@ -2209,13 +2217,14 @@ static void test_store_pins(void)
     snprintf(path, sizeof(path), "%s/certmon.db", dir);
     EXPECT_INT(cm_store_pins(path, collect_pin_text, got, err, sizeof(err)), 0); /* no file */
     EXPECT_STR(got, "");
-    EXPECT_INT(cm_leaf_summary_from("aaaa", "CN=a", "CN=CA", "a.example, b.example", "EC", 256,
+    EXPECT_INT(cm_leaf_summary_from(SHA_A, "CN=a", "CN=CA", "a.example, b.example", "EC", 256,
                                     NOW + 86400, &a),
                0);
-    EXPECT_INT(cm_leaf_summary_from("bbbb", "CN=a", "CN=CA", "a.example", "RSA", 2048,
+    EXPECT_INT(cm_leaf_summary_from(SHA_B, "CN=a", "CN=CA", "a.example", "RSA", 2048,
                                     NOW + 2 * 86400, &b),
                0);
-    b.spki_sha256 = "5555"; /* borrowed: the summary frees only its own block */
+    memset(b.spki_sha256, 0x55, CM_SHA256_LEN);
+    b.has_spki = true;
     s = new_state();
     st = store_open_ok(path, s, __LINE__);
     EXPECT_INT(cm_store_pin(st, "web", &a, NOW), 0);
@@ -2227,6 +2236,13 @@ static void test_store_pins(void)
     EXPECT_STR(got, "web bbbb 5555 a.example RSA 2048 1800000005;");
     store_close_ok(st);
     cm_state_free(s);
+    /* A row whose fingerprint is no SHA-256 (edited by hand) is no pin. */
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    EXPECT_INT(sqlite3_exec(db, "UPDATE pins SET sha256 = 'bbbb'", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    got[0] = '\0';
+    EXPECT_INT(cm_store_pins(path, collect_pin_text, got, err, sizeof(err)), 0);
+    EXPECT_STR(got, "");
 
     /* Back to schema 2 by hand: the reader finds no pins, the next store brings the table. */
     CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);

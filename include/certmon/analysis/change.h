@@ -18,35 +18,48 @@ enum cm_leaf_trust {
     CM_TRUST_UNTRUSTED,   /* against neither */
 };
 
-/* The parts of a leaf that tell a renewal from a material change. The texts are read-only and
- * live in one block that the summary owns, sha256 its start; cm_leaf_summary_clear frees that
- * block and nothing else: never free a text alone, and never replace sha256 (another text may
- * be set to NULL or to a borrowed one that outlives the summary). A summary whose texts are
- * all borrowed (built by hand to be copied) is never cleared. */
+/* Bytes of a SHA-256 value, and of its text (lowercase hex) with the NUL. */
+#define CM_SHA256_LEN 32
+#define CM_SHA256_HEX (2 * CM_SHA256_LEN + 1)
+
+/* The parts of a leaf that tell a renewal from a material change. The daemon keeps one per
+ * target for the whole run (issue 14: at 100,000 distinct leaves each byte here is 100 kB), so
+ * the two hashes are raw bytes (cm_hex_encode of base/text.h where they are shown or stored),
+ * and the issuer and key type, which a fleet repeats, are shared texts (base/intern.h).
+ * Who owns what, in a summary made by cm_leaf_summary_of, _from or _copy: subject and sans
+ * live in one block the summary owns, subject its start; issuer and key_type are references
+ * to shared texts the summary holds. cm_leaf_summary_clear frees that block and gives the two
+ * references back: never free, release or replace one of the four texts alone. A summary
+ * built by hand, its texts borrowed (to be copied with _copy or _new, which take texts of
+ * their own), is never cleared. */
 struct cm_leaf_summary {
-    const char *sha256;
+    unsigned char sha256[CM_SHA256_LEN];      /* SHA-256 of the DER certificate */
+    unsigned char spki_sha256[CM_SHA256_LEN]; /* of the public key (SPKI); only if has_spki */
     const char *subject;
-    const char *issuer;
     const char *sans; /* the SANs sorted and joined with ", " (order does not count) */
+    const char *issuer;
     const char *key_type;
-    unsigned key_bits;
     int64_t not_after;
-    const char *spki_sha256;  /* SHA-256 of the public key (SPKI), or NULL when not known */
+    unsigned key_bits;
     enum cm_leaf_trust trust; /* set by the caller, who knows how the chain verified */
+    bool has_spki;            /* spki_sha256 is known */
 };
 
-/* Fills *out from a certificate (which needs sha256; spki_sha256 is copied when the
- * certificate has one), trust CM_TRUST_UNKNOWN. Returns 0, or -ENOMEM / -EINVAL (no sha256)
- * with *out empty. */
+/* Fills *out from a certificate, which needs a sha256 of 64 hex digits; its spki_sha256 is
+ * taken when it is one too (has_spki), trust CM_TRUST_UNKNOWN. Returns 0, or -ENOMEM /
+ * -EINVAL (no such sha256) with *out empty. */
 int cm_leaf_summary_of(const struct cm_cert *c, struct cm_leaf_summary *out);
 void cm_leaf_summary_clear(struct cm_leaf_summary *s);
 
-/* The same from stored parts (a history row: sans ", "-separated in any order), without an
- * SPKI and with trust CM_TRUST_UNKNOWN (the caller sets them when it has them). Returns 0 or
- * -ENOMEM with *out empty. */
+/* The same from stored parts (a history row: sha256 as 64 hex digits, sans ", "-separated in
+ * any order), without an SPKI and with trust CM_TRUST_UNKNOWN (the caller sets them when it
+ * has them). Returns 0, or -EINVAL (sha256 not 64 hex digits) / -ENOMEM with *out empty. */
 int cm_leaf_summary_from(const char *sha256, const char *subject, const char *issuer,
                          const char *sans, const char *key_type, unsigned key_bits,
                          int64_t not_after, struct cm_leaf_summary *out);
+
+/* Whether sha256 (hex digits, either case: a certificate's) is the summary's leaf. */
+bool cm_leaf_summary_is(const struct cm_leaf_summary *s, const char *sha256);
 
 enum cm_change_kind {
     CM_CHANGE_NONE,     /* the same leaf */
@@ -90,13 +103,15 @@ enum cm_pin_step cm_pin_judge(const struct cm_leaf_summary *pin, const struct cm
  * names: another certificate, sharing at least one SAN with it, with a later not_after. */
 bool cm_deploy_newer(const struct cm_cert *served, const struct cm_cert *file);
 
-/* A copy of src on the heap, the struct and its texts in one allocation (a summary kept per
- * target for the whole run: one chunk, not two). Free it with cm_leaf_summary_free, never
+/* A copy of src on the heap, the struct, subject and sans in one allocation (a summary kept
+ * per target for the whole run: one chunk, not two), issuer and key_type shared texts it holds
+ * (src's may be borrowed ones). Free it with cm_leaf_summary_free, never
  * cm_leaf_summary_clear. NULL when out of memory. */
 struct cm_leaf_summary *cm_leaf_summary_new(const struct cm_leaf_summary *src);
 void cm_leaf_summary_free(struct cm_leaf_summary *s);
 
-/* A deep copy of src into *out. Returns 0 or -ENOMEM with *out empty. */
+/* A copy of src into *out with texts of its own (src's may be borrowed). Returns 0 or -ENOMEM
+ * with *out empty. */
 int cm_leaf_summary_copy(const struct cm_leaf_summary *src, struct cm_leaf_summary *out);
 
 #endif

@@ -31,9 +31,11 @@ struct cm_metrics_view *cm_metrics_view_ref(struct cm_metrics_view *v);
 void cm_metrics_view_free(struct cm_metrics_view *v);
 
 /* A certificate's label text (subject, issuer, serial, sha256, key, signature) is kept once
- * for the whole process, shared by every view whose chain has it and freed with the last one;
- * building and freeing views is safe from any thread (the table has a lock). This is the
- * number of such texts alive now, for tests and diagnostics: 0 once every view is freed. */
+ * for the whole process, shared by every view whose chain has it and freed with the last one
+ * (its issuer, key and signature in turn shared by the certificates of one CA, its serial and
+ * sha256 kept as bytes when they are lowercase hex); building and freeing views is safe from
+ * any thread (the tables have locks). This is the number of certificates alive now, for tests
+ * and diagnostics: 0 once every view is freed. */
 size_t cm_metrics_shared_certs(void);
 /* Likewise the words of a small vocabulary a view shows (TLS version, cipher, finding ids),
  * escaped: kept once for the process, freed with the last view that holds them. The number

@@ -53,6 +53,10 @@ void cm_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((form
  * number of bytes, or -1 for an odd length, a non-hex character or an out too small. */
 long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen);
 
+/* Writes n bytes of in as lowercase hex digit pairs into out (at least 2n + 1 bytes),
+ * NUL-terminated: the form fingerprints and serials have wherever certmon shows them. */
+void cm_hex_encode(const void *in, size_t n, char *out);
+
 /* Copies in to out (outlen > 0), always NUL-terminated, with everything but printable ASCII
  * escaped: a backslash becomes "\\", control characters, DEL and bytes above 0x7e become
  * "\xHH". For text from peers (URLs, names) put into messages. Cut short (at a whole

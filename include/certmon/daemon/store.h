@@ -129,8 +129,9 @@ int cm_store_pin(struct cm_store *st, const char *name, const struct cm_leaf_sum
 int cm_store_unpin(struct cm_store *st, const char *name);
 
 /* Calls fn with every pin of the database at path, read-only, on the calling thread (it
- * blocks: the daemon calls it on the thread pool). The summary (its trust unknown, its
- * spki_sha256 NULL when not known) is valid during the call. Returns 0 (also for a database
+ * blocks: the daemon calls it on the thread pool). The summary (its trust unknown, has_spki
+ * false when the key is not known; its texts borrowed) is valid during the call; a row whose
+ * sha256 is not 64 hex digits is passed over. Returns 0 (also for a database
  * without pins, or no database), or CM_ESTATE / a negative errno with a reason in err. */
 int cm_store_pins(const char *path,
                   void (*fn)(void *arg, const char *target, const struct cm_leaf_summary *pin,
