@@ -908,29 +908,36 @@ static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("
     HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
         HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
 
+#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
 typedef uint8_t hex_vec __attribute__((vector_size(16)));
 
 /* 16 bytes at d as 32 hex digits at p, 16 bytes at a time: a byte at a time through
  * hex_pairs doubled the time of certmon_cert_info (every certificate's serial and fingerprint
- * go through here). GCC's vector extensions: SSE2 on x86-64, NEON on arm64, plain code
- * elsewhere. */
+ * go through here). GCC's and clang's vector extensions (__builtin_shufflevector: GCC 12,
+ * clang): SSE2 on x86-64, NEON on arm64, plain code elsewhere. */
 static inline void hex16(char *p, const unsigned char *d)
 {
-    static const hex_vec first = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
-    static const hex_vec second = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     hex_vec x, hi, lo, a, b;
 
     memcpy(&x, d, 16);
     hi = x >> 4;
     lo = x & 15;
-    a = __builtin_shuffle(hi, lo, first);
-    b = __builtin_shuffle(hi, lo, second);
+    a = __builtin_shufflevector(hi, lo, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    b = __builtin_shufflevector(hi, lo, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15,
+                                31);
     /* '0' + n, and 'a' - 10 + n past 9. */
     a += '0' + ((hex_vec)(a > 9) & 39);
     b += '0' + ((hex_vec)(b > 9) & 39);
     memcpy(p, &a, 16);
     memcpy(p + 16, &b, 16);
 }
+#else
+static inline void hex16(char *p, const unsigned char *d)
+{
+    for (int i = 0; i < 16; i++)
+        memcpy(p + 2 * i, hex_pairs + 2 * d[i], 2);
+}
+#endif
 
 /* A certificate's serial or fingerprint of n bytes at d (see struct mv_cert_info): hex from
  * bytes, or the text as it is. */

@@ -384,8 +384,9 @@ static enum cm_change_kind track_leaf(struct daemon *d, struct cm_state_entry *e
     if (!e->leaf || !cm_leaf_summary_is(e->leaf, leaf->sha256)) {
         int rc = cm_leaf_summary_of(leaf, &cur);
         if (rc < 0) {
-            cm_log_error("state", "target=%s %s following its leaf", e->name,
-                         rc == -EINVAL ? "no SHA-256 fingerprint" : "out of memory");
+            cm_log_error("state", "target=%s %s", e->name,
+                         rc == -EINVAL ? "leaf without a SHA-256 fingerprint: not followed"
+                                       : "out of memory following its leaf");
             goto attach;
         }
         cur.trust = trust_of(res);
