@@ -572,12 +572,11 @@ static char *not_after(const char *cert)
     return out;
 }
 
-/* The expiry alerts of both targets that are still firing, as an operator reads them from
- * the state database: "TARGET FIRED" rows (FIRED 1 once it fired), by target. */
+/* The expiry alerts of the webhook notifier, as an operator reads them from the state
+ * database: a line "TARGET FIRED" per alert (FIRED 1 once it fired), by target. */
 #define EXPIRY_ROWS                                                                                \
-    "SELECT group_concat(target || ' ' || (fired_at IS NOT NULL), ',') FROM (SELECT target,"       \
-    " fired_at FROM current_alerts WHERE notifier = 'hook' AND finding = 'cert.expiring'"          \
-    " ORDER BY target)"
+    "SELECT target || ' ' || (fired_at IS NOT NULL) FROM current_alerts WHERE notifier = 'hook'"   \
+    " AND finding = 'cert.expiring' ORDER BY target"
 
 /* A renewal resolves the leaf's expiry alert, saying "renewed, now valid until ..."; with
  * notify_renewals the renewal itself goes to the notifiers (cert.renewed, info), through the
@@ -638,7 +637,7 @@ static void test_renewal_notifications(void)
                                  " AND finding = 'probe.failed' AND fired_at IS NOT NULL",
                                  "2", 5 * CERTMON_SLOWDOWN));
     rows = cm_th_sqlite3(db, EXPIRY_ROWS);
-    EXPECT_STR(rows, "loud 1,quiet 1");
+    EXPECT_STR(rows, "loud 1\nquiet 1");
     free(rows);
     CU_ASSERT_PTR_NULL(rx_alert(rx, "loud", "cert.expiring", "resolved", &body));
     json_decref(body);
