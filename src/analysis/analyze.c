@@ -1233,6 +1233,18 @@ static void accepted_summary(const struct cm_posture *p, char *buf, size_t len)
         append(buf, len, &used, ", with a %u-bit DH group", p->dh_bits);
 }
 
+/* The ids check_failure makes (cm_finding_is_failure): keep the two in step. */
+static const char *const failure_ids[] = {"probe.failed", "mtls.client_cert_required",
+                                          "mtls.client_cert_rejected"};
+
+bool cm_finding_is_failure(const char *id)
+{
+    for (size_t i = 0; id && i < sizeof(failure_ids) / sizeof(failure_ids[0]); i++)
+        if (!strcmp(id, failure_ids[i]))
+            return true;
+    return false;
+}
+
 /* A failed probe is probe.failed, unless the failure is the server refusing us for want of
  * a (good) client certificate: that has findings of its own, which say what to do. When the
  * server refused every version and suite a current client offers and the posture pass found

@@ -447,10 +447,12 @@ attach:
 
 /* Hands the findings to the notifiers. After a renewal the expiry alerts it resolves say
  * "renewed, now valid until ...", and with notify_renewals the renewal itself is sent (an
- * info notice, cert.renewed). */
+ * info notice, cert.renewed). A result without a certificate (refused, timed out, a handshake
+ * that failed before it) leaves the certificate's alerts as they are: its absence says nothing
+ * about them, and resolving them would also lose what a renewal after the outage resolves. */
 static void notify_result(struct daemon *d, const struct cm_config_target *ct, const char *name,
                           const struct cm_state_entry *e, const struct cm_findings *f,
-                          enum cm_change_kind step, time_t now)
+                          enum cm_change_kind step, bool without_cert, time_t now)
 {
     /* The state merged the first-seen times; it keeps them in the findings' order. */
     int64_t *fs = f->count ? calloc(f->count, sizeof(*fs)) : NULL;
@@ -458,6 +460,11 @@ static void notify_result(struct daemon *d, const struct cm_config_target *ct, c
 
     for (size_t i = 0; fs && i < f->count && i < e->seen_count; i++)
         fs[i] = e->seen[i].first_seen;
+    if (without_cert) {
+        cm_notify_observe_without_cert(d->notify, name, &ct->labels, f, fs, (int64_t)now);
+        free(fs);
+        return;
+    }
     if (step != CM_CHANGE_RENEWAL || !e->leaf) {
         cm_notify_observe(d->notify, name, &ct->labels, f, fs, (int64_t)now);
         free(fs);
@@ -703,7 +710,7 @@ static struct cm_state_entry *record(struct daemon *d, const struct cm_config_ta
     }
     st = e->status;
     if (d->notify)
-        notify_result(d, ct, name, e, &f, step, now);
+        notify_result(d, ct, name, e, &f, step, res->tls.chain.count == 0, now);
     findings_list(&f, ids, sizeof(ids));
     /* last_probe is the time the result carries (a file scan's: when the scan began, which
      * for a large directory is seconds before this line), as the database row will. */

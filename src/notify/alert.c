@@ -557,9 +557,11 @@ static int set_message(struct cm__alert *al, const char *m, char *owned)
     return 1;
 }
 
-int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_findings *f,
-                      const int64_t *first_seen, const struct cm_alert_opts *o, int64_t now,
-                      cm_alert_emit emit, void *arg)
+/* cm_alerts_observe, or with without_cert cm_alerts_observe_without_cert: then only the
+ * alerts of failure findings may resolve. */
+static int observe(struct cm_alerts *a, const char *target, const struct cm_findings *f,
+                   const int64_t *first_seen, const struct cm_alert_opts *o, int64_t now,
+                   bool without_cert, cm_alert_emit emit, void *arg)
 {
     static const struct cm_findings none = {NULL, 0};
     struct cm__alert *stack_map[32], **map = stack_map;
@@ -678,10 +680,11 @@ int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_f
             changed(a, al, false);
     }
 
-    /* RESOLVED for what went away, oldest alert first. */
+    /* RESOLVED for what went away, oldest alert first. A result without a certificate cannot
+     * tell that the certificate's problems went away: those alerts stay, untouched. */
     for (struct cm__alert *al = t->head, *next; al; al = next) {
         next = al->tnext;
-        if (al->epoch == epoch)
+        if (al->epoch == epoch || (without_cert && !cm_finding_is_failure(al->id)))
             continue;
         if (al->fired)
             emit_event(al, CM_ALERT_RESOLVED, al->severity, now, emit, arg);
@@ -694,6 +697,21 @@ out:
     if (map != stack_map)
         free(map);
     return rc;
+}
+
+int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_findings *f,
+                      const int64_t *first_seen, const struct cm_alert_opts *o, int64_t now,
+                      cm_alert_emit emit, void *arg)
+{
+    return observe(a, target, f, first_seen, o, now, false, emit, arg);
+}
+
+int cm_alerts_observe_without_cert(struct cm_alerts *a, const char *target,
+                                   const struct cm_findings *f, const int64_t *first_seen,
+                                   const struct cm_alert_opts *o, int64_t now, cm_alert_emit emit,
+                                   void *arg)
+{
+    return observe(a, target, f, first_seen, o, now, true, emit, arg);
 }
 
 /* The due times of the first pending and the first fired alert (INT64_MAX: none). */

@@ -1129,8 +1129,11 @@ static void after_alerts(struct cm_notify *n, struct notifier *nt, size_t before
     (void)n;
 }
 
-void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_labels *labels,
-                       const struct cm_findings *f, const int64_t *first_seen, int64_t now)
+/* cm_notify_observe; with without_cert every table observes through
+ * cm_alerts_observe_without_cert. */
+static void observe(struct cm_notify *n, const char *target, const struct cm_labels *labels,
+                    const struct cm_findings *f, const int64_t *first_seen, int64_t now,
+                    bool without_cert)
 {
     size_t count = f ? f->count : 0;
     struct cm_finding *items = NULL;
@@ -1169,8 +1172,8 @@ void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_
                 items[sel.count++] = *fi;
             }
         }
-        if (cm_alerts_observe(nt->alerts, target, &sel, first_seen ? fs : NULL, &o, now, emit, nt) <
-            0)
+        if ((without_cert ? cm_alerts_observe_without_cert : cm_alerts_observe)(
+                nt->alerts, target, &sel, first_seen ? fs : NULL, &o, now, emit, nt) < 0)
             cm_log_error(SUB, "notifier=%s target=%s alert table: out of memory", nt->name, target);
         after_alerts(n, nt, before, bg);
         if (nt->changed) {
@@ -1182,6 +1185,19 @@ void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_
     free(fs);
     if (changed)
         notify_changed(n);
+}
+
+void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_labels *labels,
+                       const struct cm_findings *f, const int64_t *first_seen, int64_t now)
+{
+    observe(n, target, labels, f, first_seen, now, false);
+}
+
+void cm_notify_observe_without_cert(struct cm_notify *n, const char *target,
+                                    const struct cm_labels *labels, const struct cm_findings *f,
+                                    const int64_t *first_seen, int64_t now)
+{
+    observe(n, target, labels, f, first_seen, now, true);
 }
 
 void cm_notify_observe_renewed(struct cm_notify *n, const char *target,

@@ -507,12 +507,13 @@ static void test_tofu(void)
 }
 
 /* The first alert of target with finding id (and that status) in any request the receiver
- * got, or NULL; *body keeps the body it is in (decref it). */
-static json_t *rx_alert(const char *rx, const char *target, const char *id, const char *status,
-                        json_t **body)
+ * got, or NULL; *body keeps the body it is in (decref it); *count (when not NULL) gets how many
+ * such alerts all the requests hold. */
+static json_t *rx_alert_n(const char *rx, const char *target, const char *id, const char *status,
+                          json_t **body, size_t *count)
 {
     json_t *r = cm_th_rx_requests(rx), *req, *a, *found = NULL;
-    size_t i, k;
+    size_t i, k, n = 0;
 
     *body = NULL;
     json_array_foreach(r, i, req)
@@ -522,16 +523,27 @@ static json_t *rx_alert(const char *rx, const char *target, const char *id, cons
         {
             const char *t = cm_json_str(a, "target"), *f = cm_json_str(a, "finding"),
                        *st = cm_json_str(a, "status");
-            if (!found && t && f && st && !strcmp(t, target) && !strcmp(f, id) &&
-                !strcmp(st, status)) {
+            if (!t || !f || !st || strcmp(t, target) != 0 || strcmp(f, id) != 0 ||
+                strcmp(st, status) != 0)
+                continue;
+            if (!found) {
                 found = a;
                 *body = json_incref(b);
             }
+            n++;
         }
         json_decref(b);
     }
     json_decref(r);
+    if (count)
+        *count = n;
     return found;
+}
+
+static json_t *rx_alert(const char *rx, const char *target, const char *id, const char *status,
+                        json_t **body)
+{
+    return rx_alert_n(rx, target, id, status, body, NULL);
 }
 
 /* Waits (at most timeout_s) for rx_alert to find one. */
@@ -560,18 +572,29 @@ static char *not_after(const char *cert)
     return out;
 }
 
+/* The expiry alerts of the webhook notifier, as an operator reads them from the state
+ * database: a line "TARGET FIRED" per alert (FIRED 1 once it fired), by target. */
+#define EXPIRY_ROWS                                                                                \
+    "SELECT target || ' ' || (fired_at IS NOT NULL) FROM current_alerts WHERE notifier = 'hook'"   \
+    " AND finding = 'cert.expiring' ORDER BY target"
+
 /* A renewal resolves the leaf's expiry alert, saying "renewed, now valid until ..."; with
  * notify_renewals the renewal itself goes to the notifiers (cert.renewed, info), through the
- * same receiver; a target without it sends no such notice. */
+ * same receiver; a target without it sends no such notice. The renewal comes after an outage
+ * (the server stopped, the probes refused): a probe that got no certificate tells nothing
+ * about the certificate, so the expiry alerts stay firing through it, unresolved, and the
+ * renewal resolves them; probe.failed fires meanwhile, and resolves with the renewal. */
 static void test_renewal_notifications(void)
 {
     const char *conf = cm_th_path(dir, "renew.conf"), *log = cm_th_path(dir, "renew.log"),
                *rx = cm_th_path(dir, "renew-rx.jsonl");
-    char *fp2 = fingerprint("leaf2.pem"), *until = not_after("leaf2.pem"), want[512];
+    char *fp2 = fingerprint("leaf2.pem"), *until = not_after("leaf2.pem"), want[512], db[300];
     int port = cm_th_free_port(), rport = cm_th_free_port();
     pid_t srv, daemon, prx;
     json_t *a, *body;
     const char *msg;
+    char *rows;
+    size_t n;
 
     unlink(rx);
     CU_ASSERT_FATAL((prx = cm_th_rx_start(rport, rx, "--responses", "200", NULL)) > 0);
@@ -596,7 +619,32 @@ static void test_renewal_notifications(void)
     CU_ASSERT_PTR_NOT_NULL(a);
     json_decref(body);
 
+    /* The outage: the probes are refused, probe.failed fires for both targets. */
     cm_th_stop(srv);
+    a = wait_rx_alert(rx, "loud", "probe.failed", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    msg = cm_json_str(a, "message");
+    CU_ASSERT(msg && strstr(msg, "refused"));
+    json_decref(body);
+    a = wait_rx_alert(rx, "quiet", "probe.failed", "firing", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    json_decref(body);
+    /* Both probe.failed alerts are in the database (committed after the failed probes' other
+     * changes): the expiry alerts are still there, fired, and no resolution was sent. */
+    snprintf(db, sizeof(db), "%s/renew.db", dir);
+    CU_ASSERT(cm_th_wait_sqlite3(db,
+                                 "SELECT count(*) FROM current_alerts WHERE notifier = 'hook'"
+                                 " AND finding = 'probe.failed' AND fired_at IS NOT NULL",
+                                 "2", 5 * CERTMON_SLOWDOWN));
+    rows = cm_th_sqlite3(db, EXPIRY_ROWS);
+    EXPECT_STR(rows, "loud 1\nquiet 1");
+    free(rows);
+    CU_ASSERT_PTR_NULL(rx_alert(rx, "loud", "cert.expiring", "resolved", &body));
+    json_decref(body);
+    CU_ASSERT_PTR_NULL(rx_alert(rx, "quiet", "cert.expiring", "resolved", &body));
+    json_decref(body);
+
+    /* Renewed when it comes back. */
     CU_ASSERT_FATAL((srv = s_server(port, "leaf2.pem")) > 0);
     snprintf(want, sizeof(want), "renewed, now valid until %s; was: ", until);
     a = wait_rx_alert(rx, "loud", "cert.expiring", "resolved", &body, 15);
@@ -608,6 +656,16 @@ static void test_renewal_notifications(void)
     CU_ASSERT_PTR_NOT_NULL(a);
     msg = cm_json_str(a, "message");
     CU_ASSERT(msg && !strncmp(msg, want, strlen(want)));
+    json_decref(body);
+    a = wait_rx_alert(rx, "loud", "probe.failed", "resolved", &body, 15);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    json_decref(body);
+    /* Fired once each: the outage did not make them new. */
+    rx_alert_n(rx, "loud", "cert.expiring", "firing", &body, &n);
+    EXPECT_INT(n, 1);
+    json_decref(body);
+    rx_alert_n(rx, "quiet", "cert.expiring", "firing", &body, &n);
+    EXPECT_INT(n, 1);
     json_decref(body);
 
     a = wait_rx_alert(rx, "loud", "cert.renewed", "firing", &body, 15);

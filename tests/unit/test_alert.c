@@ -1,9 +1,9 @@
 /* Unit tests for the alert state machine (src/notify/alert.c): firing at once and after `for`,
  * pending alerts that go away, severity changes, repeats (late ticks included), resolution,
- * alerts per position and per target, forgetting a target, the next due time, the JSON round
- * trip across a "restart" and its refusals, text that is not UTF-8, running out of memory at
- * every allocation, and a 10,000-target run. Every event is checked field by field at fixed
- * times. */
+ * what a result without a certificate keeps, alerts per position and per target, forgetting
+ * a target, the next due time, the JSON round trip across a "restart" and its refusals, text
+ * that is not UTF-8, running out of memory at every allocation, and a 10,000-target run. Every
+ * event is checked field by field at fixed times. */
 #include "cmtest.h"
 
 #include <errno.h>
@@ -426,6 +426,84 @@ static void test_resolved_once(void)
     EXPECT_INT(r.n, 0);
     rec_free(&r);
     cm_alerts_free(a);
+}
+
+/* A result without a certificate (refused, timed out) tells how the probe failed and nothing
+ * about the certificate: the certificate's alerts stay as they are (no RESOLVED, their
+ * reminders still due, a pending one still counting its `for`), only failure alerts resolve;
+ * a result with a certificate judges them again, without firing them anew. */
+static void test_without_cert_keeps(void)
+{
+    const struct cm_alert_opts o = {0, 3600}, pend = {300, 0};
+    struct cm_alerts *a = new_table(), *b = new_table();
+    struct rec r = {0};
+    struct fset s;
+
+    fs_add(fs_reset(&s), "cert.expiring", WARN, 0, "expires in 20 days");
+    fs_add(&s, "chain.untrusted", CRIT, -1, "untrusted");
+    EXPECT_INT(cm_alerts_observe(a, "www:443", &s.f, NULL, &o, T, record, &r), 0);
+    EXPECT_INT(r.n, 2);
+
+    /* Refused: probe.failed fires, nothing resolves. */
+    rec_clear(&r);
+    fs_add(fs_reset(&s), "probe.failed", CRIT, -1, "connection refused");
+    EXPECT_INT(cm_alerts_observe_without_cert(a, "www:443", &s.f, NULL, &o, T + 60, record, &r), 0);
+    EXPECT_INT(r.n, 1);
+    EXPECT_EV(&r, 0, CM_ALERT_FIRING, "www:443", "probe.failed", -1, CRIT, CRIT,
+              "connection refused", T + 60, T + 60, T + 60);
+    EXPECT_INT(cm_alerts_count(a), 3);
+
+    /* Another failure replaces it: a failure alert resolves, the certificate's stay. */
+    rec_clear(&r);
+    fs_add(fs_reset(&s), "mtls.client_cert_required", CRIT, -1, "client certificate required");
+    EXPECT_INT(cm_alerts_observe_without_cert(a, "www:443", &s.f, NULL, &o, T + 120, record, &r),
+               0);
+    EXPECT_INT(r.n, 2);
+    EXPECT_EV(&r, 0, CM_ALERT_FIRING, "www:443", "mtls.client_cert_required", -1, CRIT, CRIT,
+              "client certificate required", T + 120, T + 120, T + 120);
+    EXPECT_EV(&r, 1, CM_ALERT_RESOLVED, "www:443", "probe.failed", -1, CRIT, CRIT,
+              "connection refused", T + 60, T + 60, T + 120);
+    EXPECT_INT(cm_alerts_count(a), 3);
+
+    /* The kept alerts still remind. */
+    rec_clear(&r);
+    EXPECT_INT(cm_alerts_tick(a, &o, T + 3600, record, &r), T + 3720);
+    EXPECT_INT(r.n, 2);
+    EXPECT_EV(&r, 0, CM_ALERT_REPEAT, "www:443", "cert.expiring", 0, WARN, WARN,
+              "expires in 20 days", T, T, T + 3600);
+    EXPECT_EV(&r, 1, CM_ALERT_REPEAT, "www:443", "chain.untrusted", -1, CRIT, CRIT, "untrusted", T,
+              T, T + 3600);
+
+    /* The certificate is back (now trusted, closer to its end): one CHANGED, and the alerts
+     * that went away resolve; cert.expiring does not fire again. */
+    rec_clear(&r);
+    fs_add(fs_reset(&s), "cert.expiring", CRIT, 0, "expires in 5 days");
+    EXPECT_INT(cm_alerts_observe(a, "www:443", &s.f, NULL, &o, T + 4000, record, &r), 0);
+    EXPECT_INT(r.n, 3);
+    EXPECT_EV(&r, 0, CM_ALERT_CHANGED, "www:443", "cert.expiring", 0, CRIT, WARN,
+              "expires in 5 days", T, T, T + 4000);
+    EXPECT_EV(&r, 1, CM_ALERT_RESOLVED, "www:443", "chain.untrusted", -1, CRIT, CRIT, "untrusted",
+              T, T, T + 4000);
+    EXPECT_EV(&r, 2, CM_ALERT_RESOLVED, "www:443", "mtls.client_cert_required", -1, CRIT, CRIT,
+              "client certificate required", T + 120, T + 120, T + 4000);
+    EXPECT_INT(cm_alerts_count(a), 1);
+
+    /* A pending alert keeps counting its `for` through a result without a certificate (with
+     * no findings at all, too), and fires when it has passed. */
+    rec_clear(&r);
+    fs_add(fs_reset(&s), "cert.expiring", WARN, 0, "expires in 20 days");
+    EXPECT_INT(cm_alerts_observe(b, "mail:25", &s.f, NULL, &pend, T, record, &r), 0);
+    EXPECT_INT(cm_alerts_observe_without_cert(b, "mail:25", NULL, NULL, &pend, T + 100, record, &r),
+               0);
+    EXPECT_INT(r.n, 0);
+    EXPECT_INT(cm_alerts_count(b), 1);
+    EXPECT_INT(cm_alerts_tick(b, &pend, T + 300, record, &r), INT64_MAX);
+    EXPECT_INT(r.n, 1);
+    EXPECT_EV(&r, 0, CM_ALERT_FIRING, "mail:25", "cert.expiring", 0, WARN, WARN,
+              "expires in 20 days", T, T + 300, T + 300);
+    rec_free(&r);
+    cm_alerts_free(a);
+    cm_alerts_free(b);
 }
 
 static void test_message_updates(void)
@@ -1325,6 +1403,7 @@ static CU_TestInfo tests[] = {
     {"severity change while pending", test_changed_while_pending},
     {"repeats, late ticks included", test_repeat},
     {"resolved once, with the last message", test_resolved_once},
+    {"a result without a certificate keeps its alerts", test_without_cert_keeps},
     {"message updates go with the next event", test_message_updates},
     {"one alert per position", test_positions},
     {"targets are apart", test_targets_apart},

@@ -694,6 +694,13 @@ static void test_probe_failed(void)
     expect_finding(&f, 0, "probe.failed", CM_SEV_CRITICAL, -1, "192.0.2.1: connection refused",
                    __LINE__);
     EXPECT_INT(cm_findings_status(&f), CM_STATUS_CRITICAL);
+    /* The alerts keep what such a result cannot judge: all but the failure findings. */
+    CU_ASSERT(cm_finding_is_failure(f.items[0].id));
+    CU_ASSERT(cm_finding_is_failure("mtls.client_cert_required"));
+    CU_ASSERT(cm_finding_is_failure("mtls.client_cert_rejected"));
+    CU_ASSERT(!cm_finding_is_failure("cert.expired"));
+    CU_ASSERT(!cm_finding_is_failure("mtls.client_cert_expiring"));
+    CU_ASSERT(!cm_finding_is_failure(NULL));
     cm_findings_clear(&f);
 
     r->error_kind = CM_ERRK_TIMEOUT;

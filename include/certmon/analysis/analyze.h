@@ -38,6 +38,13 @@ const struct cm_finding_def *cm_finding_lookup(const char *id);
 /* The catalogue id closest to a misspelt one (for "did you mean"), or NULL. */
 const char *cm_finding_suggest(const char *id);
 
+/* Whether id says how a probe failed: probe.failed, and the mTLS refusals that replace it
+ * (mtls.client_cert_required, mtls.client_cert_rejected). These are the findings a result
+ * without a certificate always judges; it says nothing about the others (the certificate's,
+ * the chain's, the endpoint's), which the alerts keep through such a result
+ * (cm_alerts_observe_without_cert). */
+bool cm_finding_is_failure(const char *id);
+
 /* A per-id adjustment: drop the finding, or give it another severity. */
 struct cm_policy_rule {
     const char *id; /* catalogue id (static) */

@@ -76,6 +76,21 @@ int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_f
                       const int64_t *first_seen, const struct cm_alert_opts *o, int64_t now,
                       cm_alert_emit emit, void *arg);
 
+/* As cm_alerts_observe, for the findings of a result that carries no certificate: a probe
+ * refused, unreachable, timed out or failed before the server sent its certificate, a file
+ * that could not be read. Such a result tells how the probe failed and nothing about the
+ * certificate, the chain or the endpoint's protocols, so of the target's alerts that f does
+ * not hold only those of failure findings (cm_finding_is_failure: probe.failed and the mTLS
+ * refusals that replace it) resolve; every other one stays as it is, unreported: a fired
+ * alert is neither resolved nor fired again later, its reminders stay due, a pending one
+ * keeps counting its `for` from when it was first seen, until a result that carries a
+ * certificate judges it. The findings of f are observed as cm_alerts_observe does. Same
+ * returns. */
+int cm_alerts_observe_without_cert(struct cm_alerts *a, const char *target,
+                                   const struct cm_findings *f, const int64_t *first_seen,
+                                   const struct cm_alert_opts *o, int64_t now, cm_alert_emit emit,
+                                   void *arg);
+
 /* Emits what is due at now: pending alerts whose `for` has passed (FIRING) and reminders
  * (REPEAT), earliest due first, all with time now. A reminder is due repeat_s after the
  * alert's last notification (FIRING, CHANGED or REPEAT); a late tick sends one REPEAT per

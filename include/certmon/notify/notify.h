@@ -48,6 +48,15 @@ int cm_notify_new(uv_loop_t *loop, struct cm_httpc *http, const struct cm_config
 void cm_notify_observe(struct cm_notify *n, const char *target, const struct cm_labels *labels,
                        const struct cm_findings *f, const int64_t *first_seen, int64_t now);
 
+/* As cm_notify_observe, for a result that carries no certificate (a probe refused, timed out
+ * or failed before the server's certificate; a file that could not be read): each notifier
+ * observes it with cm_alerts_observe_without_cert, so that the alerts of the certificate
+ * (cert.expiring, chain.*, ...) stay as they were, neither resolved nor fired again when the
+ * certificate is back, while the failure's own alert (probe.failed) fires. */
+void cm_notify_observe_without_cert(struct cm_notify *n, const char *target,
+                                    const struct cm_labels *labels, const struct cm_findings *f,
+                                    const int64_t *first_seen, int64_t now);
+
 /* As cm_notify_observe, for a result whose leaf is a renewal of the leaf served before: the
  * alerts of the leaf's expiry it resolves (cert.expired, cert.expiring*) say so, their
  * message being "NOTE; was: LAST MESSAGE" (note: "renewed, now valid until ..."). note is
