@@ -176,6 +176,8 @@ static json_t *notices_json(const json_t *notices)
     json_t *out = json_array(), *n;
     size_t i;
 
+    if (!out)
+        return NULL;
     json_array_foreach(notices, i, n)
     {
         json_t *o = json_pack("{s:o, s:o, s:o, s:O, s:o}", "kind",
@@ -184,7 +186,7 @@ static json_t *notices_json(const json_t *notices)
                               db_string(json_string_value(json_object_get(n, "id"))), "position",
                               member(n, "position"), "severity",
                               db_string(json_string_value(json_object_get(n, "severity"))));
-        if (!out || json_array_append_new(out, o) < 0) {
+        if (json_array_append_new(out, o) < 0) {
             json_decref(out);
             return NULL;
         }

@@ -779,6 +779,32 @@ json_t *cm_th_state_json(const char *path)
     return j;
 }
 
+/* Runs `certmon state export -c conf [--json]`. */
+static int state_export(const char *conf, bool as_json, char **out)
+{
+    char *argv[] = {(char *)cm_th_certmon(),   "state", "export", "-c", (char *)conf,
+                    as_json ? "--json" : NULL, NULL};
+
+    *out = NULL;
+    return cm_th_run(argv, out, 30, NULL);
+}
+
+int cm_th_state_export(const char *conf, char **out)
+{
+    return state_export(conf, false, out);
+}
+
+json_t *cm_th_state_export_json(const char *conf, int *status)
+{
+    char *out;
+    json_t *j;
+
+    *status = state_export(conf, true, &out);
+    j = out ? json_loads(out, 0, NULL) : NULL;
+    free(out);
+    return j;
+}
+
 /* ---- The scripted HTTP receiver ---- */
 
 void cm_th_no_proxy(void)
