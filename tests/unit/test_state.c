@@ -2768,6 +2768,17 @@ static void test_store_notify(void)
     EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     EXPECT_INT(json_object_size(j), 1);
+    {
+        /* `state export`'s read: the same rows, with the targets (none here). */
+        struct cm_state *u = NULL;
+        json_t *k = NULL;
+        CU_ASSERT_FATAL(cm_state_new(&u) == 0);
+        EXPECT_INT(cm_store_read_all(path, u, &k, err, sizeof(err)), 0);
+        CU_ASSERT(json_equal(j, k));
+        EXPECT_INT(count_of(u), 0);
+        json_decref(k);
+        cm_state_free(u);
+    }
     EXPECT_STR(cm_json_str(j, "hook.alerts.0.target"), "www:443");
     EXPECT_STR(cm_json_str(j, "hook.alerts.0.id"), "cert.expiring");
     EXPECT_STR(cm_json_str(j, "hook.alerts.0.severity"), "critical");
@@ -2831,17 +2842,34 @@ static void test_store_notify(void)
     EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_object_size(j), 0);
     json_decref(j);
+    {
+        struct cm_state *u = NULL;
+        CU_ASSERT_FATAL(cm_state_new(&u) == 0);
+        EXPECT_INT(cm_store_read_all(path, u, &j, err, sizeof(err)), 0);
+        EXPECT_INT(json_object_size(j), 0);
+        json_decref(j);
+        cm_state_free(u);
+    }
     st = store_open_ok(path, NULL, __LINE__);
     EXPECT_INT(cm_store_alert(st, "hook", &other, false), 0);
     store_close_ok(st);
     EXPECT_SQL(path, "PRAGMA user_version", "6");
     EXPECT_SQL(path, "SELECT target || ' ' || position || ' ' || seq FROM current_alerts",
                "mail:25 -1 3");
-    /* No file: nothing. */
+    /* No file: nothing; for `state export`, an error that says so. */
     snprintf(path, sizeof(path), "%s/none.db", dir);
     EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_object_size(j), 0);
     json_decref(j);
+    {
+        struct cm_state *u = NULL;
+        CU_ASSERT_FATAL(cm_state_new(&u) == 0);
+        j = json_null(); /* a singleton: nothing to leak when overwritten */
+        EXPECT_INT(cm_store_read_all(path, u, &j, err, sizeof(err)), -ENOENT);
+        CU_ASSERT_PTR_NULL(j);
+        CU_ASSERT(strstr(err, "none.db does not exist") != NULL);
+        cm_state_free(u);
+    }
 }
 
 static CU_TestInfo tests[] = {
