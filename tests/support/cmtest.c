@@ -794,13 +794,17 @@ int cm_th_state_export(const char *conf, char **out)
     return state_export(conf, false, out);
 }
 
-json_t *cm_th_state_export_json(const char *conf, int *status)
+json_t *cm_th_state_export_json(const char *conf)
 {
     char *out;
-    json_t *j;
+    json_t *j = NULL;
+    json_error_t je;
+    int rc = state_export(conf, true, &out);
 
-    *status = state_export(conf, true, &out);
-    j = out ? json_loads(out, 0, NULL) : NULL;
+    if (rc != 0)
+        fprintf(stderr, "\n  certmon state export -c %s --json: exit status %d\n", conf, rc);
+    else if (!(j = json_loads(out ? out : "", 0, &je)))
+        fprintf(stderr, "\n  certmon state export -c %s --json: not JSON: %s\n", conf, je.text);
     free(out);
     return j;
 }
