@@ -1686,9 +1686,20 @@ static int read_notify(sqlite3 *db, int64_t ver, const char *path, json_t *root,
 {
     int rc;
 
-    if (ver < 6 || ((rc = read_alerts(db, root, alert, arg)) == SQLITE_OK &&
-                    (rc = read_outbox(db, root)) == SQLITE_OK))
+    if (ver < 6)
         return 0;
+    if ((rc = read_alerts(db, root, alert, arg)) == SQLITE_OK &&
+        (rc = read_outbox(db, root)) == SQLITE_OK) {
+        /* The alerts went to alert: no "alerts" member, which would replace them. */
+        const char *name;
+        json_t *v;
+        json_object_foreach(root, name, v)
+        {
+            if (alert)
+                json_object_del(v, "alerts");
+        }
+        return 0;
+    }
     if (rc == SQLITE_NOMEM)
         return failf(err, errlen, -ENOMEM, "out of memory reading the alerts of %s", path);
     return failf(err, errlen, CM_ESTATE, "cannot read the alerts of %s: %s", path,
@@ -1719,15 +1730,6 @@ int cm_store_notify_read(const char *path, json_t **out, cm_store_alert_fn alert
     if (rc < 0) {
         json_decref(root);
         return rc;
-    }
-    if (alert) {
-        /* The alerts went to alert: no "alerts" member, which would replace them. */
-        const char *name;
-        json_t *v;
-        json_object_foreach(root, name, v)
-        {
-            json_object_del(v, "alerts");
-        }
     }
     *out = root;
     return 0;
@@ -2266,11 +2268,11 @@ fail:
 
 int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen)
 {
-    return cm_store_read_all(path, s, NULL, err, errlen);
+    return cm_store_read_all(path, s, NULL, NULL, NULL, err, errlen);
 }
 
-int cm_store_read_all(const char *path, struct cm_state *s, json_t **notify, char *err,
-                      size_t errlen)
+int cm_store_read_all(const char *path, struct cm_state *s, json_t **notify,
+                      cm_store_alert_fn alert, void *arg, char *err, size_t errlen)
 {
     int serr, rc;
     int64_t ver;
@@ -2301,7 +2303,7 @@ int cm_store_read_all(const char *path, struct cm_state *s, json_t **notify, cha
         rc = failf(err, errlen, CM_ESTATE, "cannot read %s: %s", path, sqlite3_errmsg(db));
     } else if ((rc = load_rows(db, path, s, NULL, err, errlen)) != SQLITE_OK) {
         rc = (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
-    } else if (root && (rc = read_notify(db, ver, path, root, NULL, NULL, err, errlen)) < 0) {
+    } else if (root && (rc = read_notify(db, ver, path, root, alert, arg, err, errlen)) < 0) {
         cm_state_clear(s);
     }
     sqlite3_close(db); /* ends the read transaction */

@@ -2709,7 +2709,8 @@ static void expect_read_all(const char *path, json_t *want, unsigned line)
     char err[600] = "";
 
     CU_ASSERT_FATAL(cm_state_new(&u) == 0);
-    expect_int(cm_store_read_all(path, u, &got, err, sizeof(err)), 0, "cm_store_read_all", line);
+    expect_int(cm_store_read_all(path, u, &got, NULL, NULL, err, sizeof(err)), 0,
+               "cm_store_read_all", line);
     if (!json_equal(want, got))
         fprintf(stderr, "\n  line %u: cm_store_read_all's rows differ: %s\n", line, err);
     CU_ASSERT(json_equal(want, got));
@@ -2854,7 +2855,7 @@ static void test_store_notify(void)
     {
         struct cm_state *u = NULL;
         CU_ASSERT_FATAL(cm_state_new(&u) == 0);
-        EXPECT_INT(cm_store_read_all(path, u, &j, err, sizeof(err)), 0);
+        EXPECT_INT(cm_store_read_all(path, u, &j, NULL, NULL, err, sizeof(err)), 0);
         EXPECT_INT(json_object_size(j), 0);
         json_decref(j);
         cm_state_free(u);
@@ -2874,7 +2875,7 @@ static void test_store_notify(void)
         struct cm_state *u = NULL;
         CU_ASSERT_FATAL(cm_state_new(&u) == 0);
         j = json_null(); /* a singleton: nothing to leak when overwritten */
-        EXPECT_INT(cm_store_read_all(path, u, &j, err, sizeof(err)), -ENOENT);
+        EXPECT_INT(cm_store_read_all(path, u, &j, NULL, NULL, err, sizeof(err)), -ENOENT);
         CU_ASSERT_PTR_NULL(j);
         CU_ASSERT(strstr(err, "none.db does not exist") != NULL);
         cm_state_free(u);

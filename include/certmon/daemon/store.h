@@ -230,11 +230,12 @@ void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out);
 int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen);
 
 /* cm_store_read, and with notify not NULL the notifiers' rows as well: *notify gets the
- * document cm_store_notify_read makes (alerts from the view current_alerts included), read in
- * the same read transaction as the targets, so that both show one commit of a database that a
- * daemon is writing. A JSON state document, or a database before schema 6, has no alerts:
- * {}. Returns as cm_store_read; on error *notify is NULL. */
-int cm_store_read_all(const char *path, struct cm_state *s, json_t **notify, char *err,
-                      size_t errlen);
+ * document cm_store_notify_read makes with alert and arg (with alert NULL its alerts from the
+ * view current_alerts are in it; else they go to alert, which may be called for some rows
+ * before an error), read in the same read transaction as the targets, so that both show one
+ * commit of a database that a daemon is writing. A JSON state document, or a database before
+ * schema 6, has no alerts: {}. Returns as cm_store_read; on error *notify is NULL. */
+int cm_store_read_all(const char *path, struct cm_state *s, json_t **notify,
+                      cm_store_alert_fn alert, void *arg, char *err, size_t errlen);
 
 #endif
