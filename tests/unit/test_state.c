@@ -2700,12 +2700,24 @@ static void test_store_readers_keep_lock(void)
     cm_state_free(s);
 }
 
+/* cm_store_alert_fn: the alert rows a read handed over, by notifier ({"NAME": [target, ...]}). */
+static void alert_targets(void *arg, const char *notifier, const struct cm_alert_row *r)
+{
+    json_t *by = arg, *v = json_object_get(by, notifier);
+
+    if (!v)
+        json_object_set_new(by, notifier, v = json_array());
+    json_array_append_new(v, json_string(r->target));
+}
+
 /* `state export`'s read of the database at path (cm_store_read_all) has the notifiers' rows
- * that cm_store_notify_read gave (want), and no targets. */
+ * that cm_store_notify_read gave (want), and no targets; with the alert callback, the same
+ * alerts one by one, in order, and no "alerts" members. */
 static void expect_read_all(const char *path, json_t *want, unsigned line)
 {
     struct cm_state *u = NULL;
-    json_t *got = NULL;
+    json_t *got = NULL, *by = json_object(), *v;
+    const char *name;
     char err[600] = "";
 
     CU_ASSERT_FATAL(cm_state_new(&u) == 0);
@@ -2716,6 +2728,24 @@ static void expect_read_all(const char *path, json_t *want, unsigned line)
     CU_ASSERT(json_equal(want, got));
     expect_int(count_of(u), 0, "count_of(u)", line);
     json_decref(got);
+    cm_state_clear(u);
+    expect_int(cm_store_read_all(path, u, &got, alert_targets, by, err, sizeof(err)), 0,
+               "cm_store_read_all (callback)", line);
+    json_object_foreach(want, name, v)
+    {
+        size_t i;
+        json_t *a;
+        CU_ASSERT_PTR_NULL(json_object_get(json_object_get(got, name), "alerts"));
+        json_array_foreach(json_object_get(v, "alerts"), i, a)
+        {
+            expect_str(json_string_value(json_array_get(json_object_get(by, name), i)),
+                       json_string_value(json_object_get(a, "target")), "alert row target", line);
+        }
+        expect_int(json_array_size(json_object_get(by, name)),
+                   json_array_size(json_object_get(v, "alerts")), "alert rows", line);
+    }
+    json_decref(got);
+    json_decref(by);
     cm_state_free(u);
 }
 
