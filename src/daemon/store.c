@@ -1690,14 +1690,14 @@ static int read_notify(sqlite3 *db, int64_t ver, const char *path, json_t *root,
         return 0;
     if ((rc = read_alerts(db, root, alert, arg)) == SQLITE_OK &&
         (rc = read_outbox(db, root)) == SQLITE_OK) {
-        /* The alerts went to alert: no "alerts" member, which would replace them. */
         const char *name;
         json_t *v;
-        json_object_foreach(root, name, v)
-        {
-            if (alert)
+        /* The alerts went to alert: no "alerts" member, which would replace them. */
+        if (alert)
+            json_object_foreach(root, name, v)
+            {
                 json_object_del(v, "alerts");
-        }
+            }
         return 0;
     }
     if (rc == SQLITE_NOMEM)
