@@ -1686,6 +1686,33 @@ static int read_outbox(sqlite3 *db, json_t *root)
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* The notifiers' rows of db (schema ver) into root, as cm_store_notify_read describes them
+ * (nothing before schema 6). Returns 0, or -ENOMEM / CM_ESTATE with a reason in err. */
+static int read_notify(sqlite3 *db, int64_t ver, const char *path, json_t *root,
+                       cm_store_alert_fn alert, void *arg, char *err, size_t errlen)
+{
+    int rc;
+
+    if (ver < 6)
+        return 0;
+    if ((rc = read_alerts(db, root, alert, arg)) == SQLITE_OK &&
+        (rc = read_outbox(db, root)) == SQLITE_OK) {
+        const char *name;
+        json_t *v;
+        /* The alerts went to alert: no "alerts" member, which would replace them. */
+        if (alert)
+            json_object_foreach(root, name, v)
+            {
+                json_object_del(v, "alerts");
+            }
+        return 0;
+    }
+    if (rc == SQLITE_NOMEM)
+        return failf(err, errlen, -ENOMEM, "out of memory reading the alerts of %s", path);
+    return failf(err, errlen, CM_ESTATE, "cannot read the alerts of %s: %s", path,
+                 sqlite3_errmsg(db));
+}
+
 int cm_store_notify_read(const char *path, json_t **out, cm_store_alert_fn alert, void *arg,
                          char *err, size_t errlen)
 {
@@ -1705,26 +1732,11 @@ int cm_store_notify_read(const char *path, json_t **out, cm_store_alert_fn alert
         json_decref(root);
         return rc;
     }
-    if (ver >= 6 &&
-        ((rc = read_alerts(db, root, alert, arg)) != SQLITE_OK ||
-         (rc = read_outbox(db, root)) != SQLITE_OK)) {
-        if (rc == SQLITE_NOMEM)
-            failf(err, errlen, 0, "out of memory reading the alerts of %s", path);
-        else
-            failf(err, errlen, 0, "cannot read the alerts of %s: %s", path, sqlite3_errmsg(db));
-        sqlite3_close(db);
-        json_decref(root);
-        return rc == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
-    }
+    rc = read_notify(db, ver, path, root, alert, arg, err, errlen);
     sqlite3_close(db);
-    if (alert) {
-        /* The alerts went to alert: no "alerts" member, which would replace them. */
-        const char *name;
-        json_t *v;
-        json_object_foreach(root, name, v)
-        {
-            json_object_del(v, "alerts");
-        }
+    if (rc < 0) {
+        json_decref(root);
+        return rc;
     }
     *out = root;
     return 0;
@@ -2263,28 +2275,53 @@ fail:
 
 int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen)
 {
-    int serr, rc;
-    sqlite3 *db;
+    return cm_store_read_all(path, s, NULL, NULL, NULL, err, errlen);
+}
 
+int cm_store_read_all(const char *path, struct cm_state *s, json_t **notify,
+                      cm_store_alert_fn alert, void *arg, char *err, size_t errlen)
+{
+    int serr, rc;
+    int64_t ver;
+    sqlite3 *db;
+    json_t *root = NULL;
+
+    if (notify && !(root = *notify = json_object()))
+        return failf(err, errlen, -ENOMEM, "out of memory");
     switch (sniff(path, &serr)) {
     case K_NONE:
-        return failf(err, errlen, -ENOENT, "%s does not exist", path);
+        rc = failf(err, errlen, -ENOENT, "%s does not exist", path);
+        goto out;
     case K_OTHER:
+        /* A JSON state document: no alerts in it (they were in STATE_FILE.notify.json). */
         if (serr)
-            return failf(err, errlen, -serr, "cannot read %s: %s", path, strerror(serr));
-        return cm_state_load(s, path, err, errlen);
+            rc = failf(err, errlen, -serr, "cannot read %s: %s", path, strerror(serr));
+        else
+            rc = cm_state_load(s, path, err, errlen);
+        goto out;
     default:
         break;
     }
-    if ((rc = open_db(path, true, &db, err, errlen)) != SQLITE_OK)
-        return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
-    rc = load_rows(db, path, s, NULL, err, errlen);
-    sqlite3_close(db);
-    if (rc == SQLITE_OK) {
-        cm_state_check_reports(s, SIZE_MAX);
-        return 0;
+    if ((rc = open_reader(path, &db, &ver, err, errlen)) < 0)
+        goto out;
+    /* One read transaction (WAL: a snapshot of one commit) for the targets and the alerts, so
+     * that they agree with each other while the daemon goes on writing. */
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = failf(err, errlen, CM_ESTATE, "cannot read %s: %s", path, sqlite3_errmsg(db));
+    } else if ((rc = load_rows(db, path, s, NULL, err, errlen)) != SQLITE_OK) {
+        rc = (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    } else if (root && (rc = read_notify(db, ver, path, root, alert, arg, err, errlen)) < 0) {
+        cm_state_clear(s);
     }
-    return (rc & 0xff) == SQLITE_NOMEM ? -ENOMEM : CM_ESTATE;
+    sqlite3_close(db); /* ends the read transaction */
+    if (rc == 0)
+        cm_state_check_reports(s, SIZE_MAX);
+out:
+    if (rc < 0 && root) {
+        json_decref(root);
+        *notify = NULL;
+    }
+    return rc;
 }
 
 uint64_t cm_store_mark(struct cm_store *st)

@@ -4,7 +4,8 @@
  * undelivered when the daemon stops is delivered after the restart. The alert tables and
  * queues are rows of the state database (tables alerts and outbox), looked at with sqlite3:
  * they follow fire, resend and resolve, an outage of the receiver and its recovery, survive a
- * kill -9 without a re-sent notification, and a notify.json of earlier versions is imported. */
+ * kill -9 without a re-sent notification, and a notify.json of earlier versions is imported;
+ * `certmon state export` shows them beside the daemon. */
 #include "cmtest.h"
 
 #include <signal.h>
@@ -485,11 +486,120 @@ static void test_queue_rows_outage(void)
     cm_th_stop(rxp);
 }
 
+/* The notice of that kind and finding in the outbox of an exported state document, or NULL;
+ * *msg gets the message that carries it. */
+static json_t *queued_notice(json_t *doc, const char *kind, const char *finding, json_t **msg)
+{
+    size_t i, k;
+    json_t *m, *n;
+
+    json_array_foreach(json_object_get(doc, "outbox"), i, m)
+    {
+        json_array_foreach(json_object_get(m, "notices"), k, n)
+        {
+            const char *nk = json_string_value(json_object_get(n, "kind"));
+            const char *nf = json_string_value(json_object_get(n, "finding"));
+            if (nk && nf && !strcmp(nk, kind) && !strcmp(nf, finding)) {
+                *msg = m;
+                return n;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* `certmon state export` beside a running daemon whose receiver is unreachable (nothing listens
+ * on its port): the firing alert and its queued message with failed attempts; once the
+ * certificate is renewed, no alert row and the RESOLVED notice queued, in the JSON document
+ * and in the table. */
+static void test_state_export(void)
+{
+    const char *conf = cm_th_path(dir, "exp.conf"), *log = cm_th_path(dir, "exp.log");
+    char db[512], notifiers[300], target[64], url[64], *out = NULL;
+    int port = cm_th_free_port();
+    json_t *j, *m, *n;
+    pid_t pid;
+
+    snprintf(db, sizeof(db), "%s", cm_th_path(dir, "exp.db"));
+    snprintf(target, sizeof(target), "localhost:%d", port_tls);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
+    serve_self_signed();
+    snprintf(notifiers, sizeof(notifiers),
+             "{ name = \"hook\"; type = \"webhook\"; url = \"%s\"; group_wait = \"1s\"; }", url);
+    rows_config(conf, "exp.db", notifiers);
+    pid = start_daemon(conf, log);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(cm_th_wait_sqlite3(db,
+                                 "SELECT count(*) || ' ' || (min(attempts) >= 1) FROM outbox"
+                                 " WHERE url IS NOT NULL",
+                                 "1 1", 20 * CERTMON_SLOWDOWN));
+
+    j = cm_th_state_export_json(conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    EXPECT_STR(cm_json_str(j, "targets.0.name"), target);
+    EXPECT_INT(json_array_size(json_object_get(j, "alerts")), 1);
+    EXPECT_JSON_STRS(j, {"alerts.0.notifier", "hook"}, {"alerts.0.target", target},
+                     {"alerts.0.finding", "chain.self_signed"}, {"alerts.0.state", "firing"},
+                     {"alerts.0.severity", "critical"});
+    EXPECT_INT(json_integer_value(cm_json_get(j, "alerts.0.position")), 0);
+    CU_ASSERT(json_integer_value(cm_json_get(j, "alerts.0.fired_at")) >=
+              json_integer_value(cm_json_get(j, "alerts.0.started_at")));
+    CU_ASSERT(json_is_integer(cm_json_get(j, "alerts.0.notified_at")));
+    CU_ASSERT(strstr(cm_json_str(j, "alerts.0.message") ? cm_json_str(j, "alerts.0.message") : "",
+                     "self-signed") != NULL);
+    EXPECT_INT(json_array_size(json_object_get(j, "outbox")), 1);
+    EXPECT_JSON_STRS(j, {"outbox.0.notifier", "hook"}, {"outbox.0.url", url},
+                     {"outbox.0.notices.0.kind", "firing"}, {"outbox.0.notices.0.target", target},
+                     {"outbox.0.notices.0.finding", "chain.self_signed"},
+                     {"outbox.0.notices.0.severity", "critical"});
+    CU_ASSERT(json_integer_value(cm_json_get(j, "outbox.0.attempts")) >= 1);
+    /* max_age defaults to 24 hours. */
+    EXPECT_INT(json_integer_value(cm_json_get(j, "outbox.0.expires_at")),
+               json_integer_value(cm_json_get(j, "outbox.0.created_at")) + 86400);
+    json_decref(j);
+    EXPECT_INT(cm_th_state_export(conf, &out), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT(strstr(out, "\nALERTS (1)\n") != NULL);
+    CU_ASSERT(strstr(out, "chain.self_signed           0 firing  critical ") != NULL);
+    CU_ASSERT(strstr(out, "\nOUTBOX (1)\n") != NULL);
+    CU_ASSERT(strstr(out, url) != NULL);
+    free(out);
+
+    /* Renewed while the receiver is still down: the alert resolves (its row goes) and the
+     * RESOLVED notice waits in the outbox. */
+    cm_th_stop(pid_tls);
+    pid_tls = cm_th_s_server(port_tls, "valid.pem", "leaf.key", true);
+    CU_ASSERT_FATAL(pid_tls > 0);
+    CU_ASSERT(cm_th_wait_sqlite3(db,
+                                 "SELECT (SELECT count(*) FROM current_alerts) || ' ' ||"
+                                 " (SELECT count(*) > 0 FROM outbox WHERE url IS NOT NULL AND"
+                                 " notices LIKE '%\"kind\":\"resolved\"%')",
+                                 "0 1", 20 * CERTMON_SLOWDOWN));
+    j = cm_th_state_export_json(conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    EXPECT_INT(json_array_size(json_object_get(j, "alerts")), 0);
+    /* Both notices wait (a probe that failed while the server was swapped may have added
+     * probe.failed's). */
+    CU_ASSERT_PTR_NOT_NULL(queued_notice(j, "firing", "chain.self_signed", &m));
+    n = queued_notice(j, "resolved", "chain.self_signed", &m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+    EXPECT_STR(cm_json_str(m, "url"), url);
+    EXPECT_STR(cm_json_str(n, "target"), target);
+    EXPECT_STR(cm_json_str(n, "severity"), "critical");
+    json_decref(j);
+    EXPECT_INT(cm_th_state_export(conf, &out), 0);
+    CU_ASSERT(out && strstr(out, "\nALERTS (0)\nnone\n") != NULL);
+    CU_ASSERT(out && strstr(out, " resolved ") != NULL);
+    free(out);
+    EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
+}
+
 static CU_TestInfo tests[] = {
     {"fire, retry once, resolve, survive a restart", test_fire_retry_resolve_restart},
     {"a notify.json of earlier versions is imported once", test_import_notify_json},
     {"alert rows follow fire, resend and resolve", test_alert_rows_follow},
     {"queue rows follow an outage and its recovery; kill -9", test_queue_rows_outage},
+    {"state export: firing, resolved and queued beside the daemon", test_state_export},
     {"certmon notify-test", test_notify_test_command},
     {"Alertmanager shows the alert and ends it", test_alertmanager},
     CU_TEST_INFO_NULL,

@@ -21,6 +21,11 @@
 #include <sqlite3.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
+
+#include "certmon/base/text.h"
+#include "certmon/daemon/state.h"
+#include "certmon/daemon/store.h"
 
 #ifndef CERTMON_SLOWDOWN
 #define CERTMON_SLOWDOWN 1.0
@@ -1387,21 +1392,22 @@ static void test_import_and_export(void)
     json_decref(st);
 
     /* export while the daemon runs: a table, and the JSON document. */
-    char *argv[] = {(char *)cm_th_certmon(), "state", "export", "-c", (char *)conf, NULL};
-    EXPECT_INT(cm_th_run(argv, &out, 30, NULL), 0);
+    EXPECT_INT(cm_th_state_export(conf, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "NAME"));
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "selfsigned"));
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "chain.self_signed"));
+    /* No notifiers: the sections say so. */
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "\nALERTS (0)\nnone\n\nOUTBOX (0)\nnone\n"));
     free(out);
-    char *jargv[] = {
-        (char *)cm_th_certmon(), "state", "export", "-c", (char *)conf, "--json", NULL};
-    EXPECT_INT(cm_th_run(jargv, &out, 30, NULL), 0);
-    st = json_loads(out ? out : "", 0, NULL);
-    free(out);
+    st = cm_th_state_export_json(conf);
+    CU_ASSERT_PTR_NOT_NULL(st);
     EXPECT_INT(json_integer_value(json_object_get(st, "version")), 1);
     e = state_entry(st, "selfsigned");
     CU_ASSERT_PTR_NOT_NULL(e);
     EXPECT_STR(entry_str(e, "owner"), "selfsigned");
+    CU_ASSERT(json_is_array(json_object_get(st, "alerts")));
+    EXPECT_INT(json_array_size(json_object_get(st, "alerts")), 0);
+    EXPECT_INT(json_array_size(json_object_get(st, "outbox")), 0);
     json_decref(st);
     EXPECT_INT(cm_th_signal_wait(pid, SIGTERM, 10, NULL), 0);
     /* Bad use: a clear message, exit 2. */
@@ -1410,6 +1416,191 @@ static void test_import_and_export(void)
     char *bad[] = {"/bin/sh", "-c", cmd, NULL};
     EXPECT_INT(cm_th_run(bad, &out, 30, NULL), 2);
     CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "unknown option '--jsno'"));
+    free(out);
+}
+
+/* `certmon state export` shows the notifiers' rows of the database, written here through the
+ * store as the daemon writes them: a firing and a pending alert, a resolved one (its row gone,
+ * its RESOLVED notice queued), queued messages with their attempts, a notice being grouped, a
+ * notifier no longer configured. Text from certificates and peers in those rows (an ANSI
+ * escape, a newline) is escaped in the table; the webhook URL's secret is never shown. */
+static void test_export_alerts(void)
+{
+    const char *conf = cm_th_path(dir, "exp-alerts.conf");
+    char db[600], err[600] = "", *out = NULL;
+    long long now = (long long)time(NULL);
+    uv_loop_t loop;
+    struct cm_store *st = NULL;
+    struct cm_state *s = NULL;
+    static const char EVIL_TARGET[] = "evil\033[31m.example\n:443";
+    static const char EVIL_MSG[] = "the leaf certificate (CN=\033]0;pwned\007) is self-signed\n"
+                                   "FAKE 2026-01-01T00:00:00Z line";
+    struct cm_alert_row firing = {.target = EVIL_TARGET,
+                                  .id = "chain.self_signed",
+                                  .position = 0,
+                                  .severity = CM_SEV_CRITICAL,
+                                  .message = EVIL_MSG,
+                                  .started_at = now - 300,
+                                  .fired = true,
+                                  .fired_at = now - 240,
+                                  .notified_at = now - 120,
+                                  .seq = 4};
+    struct cm_alert_row pending = {.target = "www:443",
+                                   .id = "cert.expiring",
+                                   .position = -1,
+                                   .severity = CM_SEV_WARNING,
+                                   .message = "expires in 20 days",
+                                   .started_at = now - 10,
+                                   .seq = 5};
+    struct cm_alert_row resolved = {.target = "old:443",
+                                    .id = "cert.expired",
+                                    .position = 0,
+                                    .severity = CM_SEV_CRITICAL,
+                                    .message = "expired",
+                                    .started_at = now - 900,
+                                    .fired = true,
+                                    .fired_at = now - 900,
+                                    .notified_at = now - 900,
+                                    .seq = 2};
+    char notices[1024];
+    struct cm_notify_msg_row msg = {.seq = 10,
+                                    .url = "https://hooks.slack.com/services/T0/B0/S3cr3tT0k3n",
+                                    .created_at = now - 60,
+                                    .attempts = 3,
+                                    .notices = notices};
+    struct cm_notify_msg_row grouped = {
+        .seq = 11,
+        .created_at = now - 5,
+        .notices = "[{\"kind\":\"firing\",\"target\":\"www:443\",\"id\":\"cert.expiring\","
+                   "\"position\":-1,\"severity\":\"warning\",\"message\":\"m\"}]"};
+    struct cm_notify_msg_row orphan = {
+        .seq = 3, .url = "http://127.0.0.1:9/hook", .created_at = now - 30, .notices = "[]"};
+
+    snprintf(notices, sizeof(notices),
+             "[{\"kind\":\"firing\",\"target\":\"evil\\u001b[31m.example\\n:443\","
+             "\"id\":\"chain.self_signed\",\"position\":0,\"severity\":\"critical\","
+             "\"message\":\"x\"},{\"kind\":\"resolved\",\"target\":\"old:443\",\"id\":"
+             "\"cert.expired\",\"position\":0,\"severity\":\"critical\",\"message\":\"y\"}]");
+    snprintf(db, sizeof(db), "%s", cm_th_path(dir, "exp-alerts.db"));
+    CU_ASSERT_FATAL(uv_loop_init(&loop) == 0);
+    CU_ASSERT_FATAL(cm_state_new(&s) == 0);
+    CU_ASSERT_FATAL(cm_store_open(&loop, db, NULL, now, &st, err, sizeof(err)) == 0);
+    cm_state_put(s, "www:443", "www:443")->last_probe = now - 10;
+    EXPECT_INT(cm_store_put(st, cm_state_get(s, "www:443")), 0);
+    EXPECT_INT(cm_store_alert(st, "hook", &resolved, false), 0);
+    EXPECT_INT(cm_store_alert(st, "hook", &firing, false), 0);
+    EXPECT_INT(cm_store_alert(st, "hook", &pending, false), 0);
+    EXPECT_INT(cm_store_alert(st, "hook", &resolved, true), 0);
+    EXPECT_INT(cm_store_outbox_put(st, "hook", &msg), 0);
+    EXPECT_INT(cm_store_outbox_put(st, "hook", &grouped), 0);
+    EXPECT_INT(cm_store_outbox_put(st, "gone", &orphan), 0);
+    EXPECT_INT(cm_store_close(st), 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    EXPECT_INT(uv_loop_close(&loop), 0);
+    cm_state_free(s);
+    cm_th_write_config(conf, "global = { state_file = \"exp-alerts.db\"; };\n"
+                             "targets = ( { host = \"www\"; port = 443; } );\n"
+                             "notifiers = ( { name = \"hook\"; type = \"slack\";\n"
+                             "  url = \"https://hooks.slack.com/services/T0/B0/S3cr3tT0k3n\";\n"
+                             "  max_age = \"2h\"; } );\n");
+
+    /* The JSON document: the targets as before, then "alerts" and "outbox". */
+    json_t *j = cm_th_state_export_json(conf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    EXPECT_STR(cm_json_str(j, "targets.0.name"), "www:443");
+    EXPECT_INT(json_array_size(json_object_get(j, "alerts")), 2);
+    EXPECT_JSON_STRS(
+        j, {"alerts.0.notifier", "hook"}, {"alerts.0.target", EVIL_TARGET},
+        {"alerts.0.finding", "chain.self_signed"}, {"alerts.0.state", "firing"},
+        {"alerts.0.severity", "critical"}, {"alerts.0.message", EVIL_MSG},
+        {"alerts.1.target", "www:443"}, {"alerts.1.finding", "cert.expiring"},
+        {"alerts.1.state", "pending"}, {"alerts.1.severity", "warning"},
+        {"outbox.0.notifier", "gone"}, {"outbox.0.url", "http://127.0.0.1:9/hook"},
+        {"outbox.1.notifier", "hook"}, {"outbox.1.url", "https://hooks.slack.com/services/***"},
+        {"outbox.1.notices.0.kind", "firing"},
+        {"outbox.1.notices.0.target", "evil\033[31m.example\n:443"},
+        {"outbox.1.notices.0.finding", "chain.self_signed"},
+        {"outbox.1.notices.1.kind", "resolved"}, {"outbox.1.notices.1.target", "old:443"},
+        {"outbox.1.notices.1.finding", "cert.expired"}, {"outbox.2.notices.0.kind", "firing"});
+    EXPECT_INT(json_integer_value(cm_json_get(j, "alerts.0.position")), 0);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "alerts.0.started_at")), now - 300);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "alerts.0.fired_at")), now - 240);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "alerts.0.notified_at")), now - 120);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "alerts.1.position")), -1);
+    CU_ASSERT(json_is_null(cm_json_get(j, "alerts.1.fired_at")));
+    CU_ASSERT(json_is_null(cm_json_get(j, "alerts.1.notified_at")));
+    EXPECT_INT(json_array_size(json_object_get(j, "outbox")), 3);
+    CU_ASSERT(json_is_null(cm_json_get(j, "outbox.0.expires_at"))); /* not configured */
+    EXPECT_INT(json_integer_value(cm_json_get(j, "outbox.1.seq")), 10);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "outbox.1.attempts")), 3);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "outbox.1.created_at")), now - 60);
+    EXPECT_INT(json_integer_value(cm_json_get(j, "outbox.1.expires_at")), now - 60 + 7200);
+    CU_ASSERT(json_is_false(cm_json_get(j, "outbox.1.grouping")));
+    CU_ASSERT_PTR_NULL(cm_json_get(j, "outbox.1.notices.0.message")); /* not the payload */
+    CU_ASSERT(json_is_true(cm_json_get(j, "outbox.2.grouping")));
+    CU_ASSERT(json_is_null(cm_json_get(j, "outbox.2.url")));
+    json_decref(j);
+
+    /* The document, as printed, holds no secret and still imports as a state file (the new
+     * members are read past). */
+    {
+        const char *copy = cm_th_path(dir, "exp-alerts.json");
+        char *cargv[] = {
+            (char *)cm_th_certmon(), "state", "export", "-c", (char *)conf, "--json", NULL};
+        struct cm_state *u = NULL;
+        FILE *fp = fopen(copy, "w");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+        EXPECT_INT(cm_th_run(cargv, &out, 30, NULL), 0);
+        CU_ASSERT(out && !strstr(out, "S3cr3t"));
+        fputs(out ? out : "", fp);
+        fclose(fp);
+        free(out);
+        CU_ASSERT_FATAL(cm_state_new(&u) == 0);
+        EXPECT_INT(cm_store_read(copy, u, err, sizeof(err)), 0);
+        CU_ASSERT_PTR_NOT_NULL(cm_state_get(u, "www:443"));
+        cm_state_free(u);
+    }
+
+    /* The table: a section per table, every text escaped (no raw escape or newline from the
+     * rows reaches the terminal), no secret. */
+    EXPECT_INT(cm_th_state_export(conf, &out), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT(strchr(out, '\033') == NULL);
+    CU_ASSERT(strchr(out, '\007') == NULL);
+    CU_ASSERT(!strstr(out, "\nFAKE"));
+    CU_ASSERT(!strstr(out, "S3cr3t"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nALERTS (2)\nNOTIFIER "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\nOUTBOX (3)\nNOTIFIER "));
+    {
+        char want[512], t1[32], t2[32], t3[32];
+        cm_time_rfc3339(now - 300, t1, sizeof(t1));
+        cm_time_rfc3339(now - 240, t2, sizeof(t2));
+        cm_time_rfc3339(now - 120, t3, sizeof(t3));
+        snprintf(
+            want, sizeof(want),
+            "\nhook             %-40s chain.self_signed           0 firing  critical %s %s %s\n"
+            "                 message: the leaf certificate (CN=\\x1b]0;pwned\\x07) is"
+            " self-signed\\x0aFAKE 2026-01-01T00:00:00Z line\n",
+            "evil\\x1b[31m.example\\x0a:443", t1, t2, t3);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+        cm_time_rfc3339(now - 10, t1, sizeof(t1));
+        snprintf(want, sizeof(want),
+                 "\nhook             www:443                                  cert.expiring"
+                 "               - pending warning  %s -                    -\n",
+                 t1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+        cm_time_rfc3339(now - 60, t1, sizeof(t1));
+        cm_time_rfc3339(now - 60 + 7200, t2, sizeof(t2));
+        snprintf(want, sizeof(want),
+                 "\nhook                   10 https://hooks.slack.com/services/***"
+                 "             %s        3  %s\n"
+                 "                          firing   evil\\x1b[31m.example\\x0a:443"
+                 " chain.self_signed #0 critical\n"
+                 "                          resolved old:443 cert.expired #0 critical\n",
+                 t1, t2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "(grouping: joins the next message)"));
+    }
     free(out);
 }
 
@@ -1423,6 +1614,7 @@ static CU_TestInfo tests[] = {
     {"reports kept in the database only are served from it", test_reports_from_database},
     {"kill -9 while writing: integrity, at most a second lost", test_kill9_integrity},
     {"JSON state imported; state export", test_import_and_export},
+    {"state export: alerts and the outbox, escaped", test_export_alerts},
     {"scheduler: concurrency cap", test_concurrency_cap},
     {"scheduler: first probes spread", test_start_spread},
     {"scheduler: retry backoff", test_retry_backoff},

@@ -779,6 +779,36 @@ json_t *cm_th_state_json(const char *path)
     return j;
 }
 
+/* Runs `certmon state export -c conf [--json]`. */
+static int state_export(const char *conf, bool as_json, char **out)
+{
+    char *argv[] = {(char *)cm_th_certmon(),   "state", "export", "-c", (char *)conf,
+                    as_json ? "--json" : NULL, NULL};
+
+    *out = NULL;
+    return cm_th_run(argv, out, 30, NULL);
+}
+
+int cm_th_state_export(const char *conf, char **out)
+{
+    return state_export(conf, false, out);
+}
+
+json_t *cm_th_state_export_json(const char *conf)
+{
+    char *out;
+    json_t *j = NULL;
+    json_error_t je;
+    int rc = state_export(conf, true, &out);
+
+    if (rc != 0)
+        fprintf(stderr, "\n  certmon state export -c %s --json: exit status %d\n", conf, rc);
+    else if (!(j = json_loads(out ? out : "", 0, &je)))
+        fprintf(stderr, "\n  certmon state export -c %s --json: not JSON: %s\n", conf, je.text);
+    free(out);
+    return j;
+}
+
 /* ---- The scripted HTTP receiver ---- */
 
 void cm_th_no_proxy(void)

@@ -220,6 +220,12 @@ json_t *cm_finding(json_t *t, const char *id, const char *severity, int position
  * read while a daemon may be writing it; NULL when it cannot be read (no file yet). */
 json_t *cm_th_state_json(const char *path);
 
+/* Runs `certmon state export -c conf` (what an operator runs beside the daemon): the table
+ * into *out (malloc'd), returning the exit status as cm_th_run; or with --json, the document
+ * parsed, NULL when the command did not exit 0 or printed no JSON (said on stderr). */
+int cm_th_state_export(const char *conf, char **out);
+json_t *cm_th_state_export_json(const char *conf);
+
 /* What the sqlite3 shell prints for sql on the database at path (what an operator would run),
  * trailing newlines cut; NULL when the shell fails. Caller frees. */
 char *cm_th_sqlite3(const char *path, const char *sql);

@@ -2716,6 +2716,55 @@ static void test_store_readers_keep_lock(void)
     cm_state_free(s);
 }
 
+/* cm_store_alert_fn: the alert rows a read handed over, by notifier ({"NAME": [target, ...]}). */
+static void alert_targets(void *arg, const char *notifier, const struct cm_alert_row *r)
+{
+    json_t *by = arg, *v = json_object_get(by, notifier);
+
+    if (!v)
+        json_object_set_new(by, notifier, v = json_array());
+    json_array_append_new(v, json_string(r->target));
+}
+
+/* `state export`'s read of the database at path (cm_store_read_all) has the notifiers' rows
+ * that cm_store_notify_read gave (want), and no targets; with the alert callback, the same
+ * alerts one by one, in order, and no "alerts" members. */
+static void expect_read_all(const char *path, json_t *want, unsigned line)
+{
+    struct cm_state *u = NULL;
+    json_t *got = NULL, *by = json_object(), *v;
+    const char *name;
+    char err[600] = "";
+
+    CU_ASSERT_FATAL(cm_state_new(&u) == 0);
+    expect_int(cm_store_read_all(path, u, &got, NULL, NULL, err, sizeof(err)), 0,
+               "cm_store_read_all", line);
+    if (!json_equal(want, got))
+        fprintf(stderr, "\n  line %u: cm_store_read_all's rows differ: %s\n", line, err);
+    CU_ASSERT(json_equal(want, got));
+    expect_int(count_of(u), 0, "count_of(u)", line);
+    json_decref(got);
+    cm_state_clear(u);
+    expect_int(cm_store_read_all(path, u, &got, alert_targets, by, err, sizeof(err)), 0,
+               "cm_store_read_all (callback)", line);
+    json_object_foreach(want, name, v)
+    {
+        size_t i;
+        json_t *a;
+        CU_ASSERT_PTR_NULL(json_object_get(json_object_get(got, name), "alerts"));
+        json_array_foreach(json_object_get(v, "alerts"), i, a)
+        {
+            expect_str(json_string_value(json_array_get(json_object_get(by, name), i)),
+                       json_string_value(json_object_get(a, "target")), "alert row target", line);
+        }
+        expect_int(json_array_size(json_object_get(by, name)),
+                   json_array_size(json_object_get(v, "alerts")), "alert rows", line);
+    }
+    json_decref(got);
+    json_decref(by);
+    cm_state_free(u);
+}
+
 /* The notifiers' rows (schema 6): alerts upserted and deleted by key, outbox messages and
  * grouped notices put, tried and deleted, a notifier dropped; read back as the document
  * cm_notify_load_json takes, and by sqlite3. A database of schema 5 gets the tables. */
@@ -2784,6 +2833,7 @@ static void test_store_notify(void)
     EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     EXPECT_INT(json_object_size(j), 1);
+    expect_read_all(path, j, __LINE__);
     EXPECT_STR(cm_json_str(j, "hook.alerts.0.target"), "www:443");
     EXPECT_STR(cm_json_str(j, "hook.alerts.0.id"), "cert.expiring");
     EXPECT_STR(cm_json_str(j, "hook.alerts.0.severity"), "critical");
@@ -2828,6 +2878,7 @@ static void test_store_notify(void)
     EXPECT_SQL(path, "SELECT count(*) FROM current_alerts WHERE target = 't007:443'", "0");
     EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_array_size(cm_json_get(j, "bulk.alerts")), 599);
+    expect_read_all(path, j, __LINE__); /* the folded table and the log after it */
     json_decref(j);
 
     /* Every row of every notifier goes at once. */
@@ -2847,17 +2898,34 @@ static void test_store_notify(void)
     EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_object_size(j), 0);
     json_decref(j);
+    {
+        struct cm_state *u = NULL;
+        CU_ASSERT_FATAL(cm_state_new(&u) == 0);
+        EXPECT_INT(cm_store_read_all(path, u, &j, NULL, NULL, err, sizeof(err)), 0);
+        EXPECT_INT(json_object_size(j), 0);
+        json_decref(j);
+        cm_state_free(u);
+    }
     st = store_open_ok(path, NULL, __LINE__);
     EXPECT_INT(cm_store_alert(st, "hook", &other, false), 0);
     store_close_ok(st);
     EXPECT_SQL(path, "PRAGMA user_version", "6");
     EXPECT_SQL(path, "SELECT target || ' ' || position || ' ' || seq FROM current_alerts",
                "mail:25 -1 3");
-    /* No file: nothing. */
+    /* No file: nothing; for `state export`, an error that says so. */
     snprintf(path, sizeof(path), "%s/none.db", dir);
     EXPECT_INT(cm_store_notify_read(path, &j, NULL, NULL, err, sizeof(err)), 0);
     EXPECT_INT(json_object_size(j), 0);
     json_decref(j);
+    {
+        struct cm_state *u = NULL;
+        CU_ASSERT_FATAL(cm_state_new(&u) == 0);
+        j = json_null(); /* a singleton: nothing to leak when overwritten */
+        EXPECT_INT(cm_store_read_all(path, u, &j, NULL, NULL, err, sizeof(err)), -ENOENT);
+        CU_ASSERT_PTR_NULL(j);
+        CU_ASSERT(strstr(err, "none.db does not exist") != NULL);
+        cm_state_free(u);
+    }
 }
 
 static CU_TestInfo tests[] = {

@@ -2,7 +2,8 @@
  * `targets`: name, owner, status, last_probe, last_success, status_since, failures, seen,
  * posture_at, posture, report, seq; the JSON columns as cm_state_row describes them, the
  * report packed: base/pack.h). `sqlite3` on the file is a supported way to look (the view
- * `current`); certmon's own readers are cm_store_read and `certmon state export`.
+ * `current`); certmon's own readers are cm_store_read and `certmon state export`
+ * (cm_store_read_all).
  *
  * One connection, owned by one writer thread: the loop hands it copies of entries
  * (cm_store_put, cm_store_delete) and never waits for the disk. The thread commits what has
@@ -228,5 +229,14 @@ void cm_store_get_stats(struct cm_store *st, struct cm_store_stats *out);
  * such. Returns 0, or CM_ESTATE / a negative errno with a reason in err (s then empty). A
  * missing file is -ENOENT. */
 int cm_store_read(const char *path, struct cm_state *s, char *err, size_t errlen);
+
+/* cm_store_read, and with notify not NULL the notifiers' rows as well: *notify gets the
+ * document cm_store_notify_read makes with alert and arg (with alert NULL its alerts from the
+ * view current_alerts are in it; else they go to alert, which may be called for some rows
+ * before an error), read in the same read transaction as the targets, so that both show one
+ * commit of a database that a daemon is writing. A JSON state document, or a database before
+ * schema 6, has no alerts: {}. Returns as cm_store_read; on error *notify is NULL. */
+int cm_store_read_all(const char *path, struct cm_state *s, json_t **notify,
+                      cm_store_alert_fn alert, void *arg, char *err, size_t errlen);
 
 #endif
