@@ -2528,7 +2528,10 @@ int cm_run_main(int argc, char **argv)
         cm_gen_unref(d.gen);
         d.gen = u;
     }
-    malloc_trim(0); /* the parse trees of the configuration and the state are gone */
+    /* (No malloc_trim here: what the parse trees of the configuration and the state gave back
+     * is reused at once by the targets installed next, and giving it to the kernel would make
+     * them fault it in again, zeroed; on_check_idle trims once the restored reports are
+     * parsed.) */
     if (install_targets(&d, d.gen, NULL, 0) < 0) {
         fprintf(stderr, "certmon run: out of memory\n");
         goto out_handles;
