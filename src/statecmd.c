@@ -433,7 +433,7 @@ static int write_json(const char *text, size_t len, const struct alert_list *ale
         if (rc == 0 && i)
             rc = fputs(",\n", stdout) < 0 ? -1 : 0;
         if (rc == 0)
-            rc = json_dumpf(v, stdout, JSON_COMPACT);
+            rc = json_dumpf(v, stdout, JSON_COMPACT | JSON_ENSURE_ASCII);
         json_decref(v);
         if (rc < 0)
             return -1;
@@ -441,7 +441,8 @@ static int write_json(const char *text, size_t len, const struct alert_list *ale
     printf("%s],\"outbox\":[\n", i ? "\n" : "");
     json_array_foreach(outbox, i, v)
     {
-        if ((i && fputs(",\n", stdout) < 0) || json_dumpf(v, stdout, JSON_COMPACT) < 0)
+        if ((i && fputs(",\n", stdout) < 0) ||
+            json_dumpf(v, stdout, JSON_COMPACT | JSON_ENSURE_ASCII) < 0)
             return -1;
     }
     printf("%s]", i ? "\n" : "");
@@ -597,7 +598,7 @@ static int history(const char *config, const char *target, bool as_json)
     rc = 0;
     if (as_json) {
         json_t *j = cm_history_json(rows, n);
-        if (!j || json_dumpf(j, stdout, JSON_INDENT(2)) < 0) {
+        if (!j || json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII) < 0) {
             fprintf(stderr, "certmon history: out of memory\n");
             rc = -1;
         }

@@ -1245,6 +1245,18 @@ bool cm_finding_is_failure(const char *id)
     return false;
 }
 
+/* The ids check_client_cert makes: keep the two in step. */
+static const char *const client_cert_ids[] = {"mtls.client_cert_expiring",
+                                              "mtls.client_cert_expired"};
+
+bool cm_finding_judged_without_cert(const char *id)
+{
+    for (size_t i = 0; id && i < sizeof(client_cert_ids) / sizeof(client_cert_ids[0]); i++)
+        if (!strcmp(id, client_cert_ids[i]))
+            return true;
+    return cm_finding_is_failure(id);
+}
+
 /* A failed probe is probe.failed, unless the failure is the server refusing us for want of
  * a (good) client certificate: that has findings of its own, which say what to do. When the
  * server refused every version and suite a current client offers and the posture pass found

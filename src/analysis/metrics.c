@@ -908,7 +908,13 @@ static const char hex_pairs[] = HEX_ROW("0") HEX_ROW("1") HEX_ROW("2") HEX_ROW("
     HEX_ROW("5") HEX_ROW("6") HEX_ROW("7") HEX_ROW("8") HEX_ROW("9") HEX_ROW("a") HEX_ROW("b")
         HEX_ROW("c") HEX_ROW("d") HEX_ROW("e") HEX_ROW("f");
 
-#if defined(__has_builtin) && __has_builtin(__builtin_shufflevector)
+/* (Nested: a compiler without __has_builtin cannot parse the call in the same #if.) */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define HEX_VECTOR 1
+#endif
+#endif
+#ifdef HEX_VECTOR
 typedef uint8_t hex_vec __attribute__((vector_size(16)));
 
 /* 16 bytes at d as 32 hex digits at p, 16 bytes at a time: a byte at a time through

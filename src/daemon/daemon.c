@@ -1908,7 +1908,9 @@ static void restore_done(uv_work_t *w, int status)
         struct restored *x = &lr->v[i];
         struct cm_state_entry *e = d->stopping ? NULL : cm_state_get(d->state, x->target);
         /* Made here, on the loop's heap: what the pool thread made goes back whole (the
-         * summaries kept among its scratch would pin that arena's pages). */
+         * summaries kept among its scratch would pin that arena's pages). Their shared texts
+         * (issuer, key type: base/intern) were interned on the pool thread: a few per CA,
+         * not per target. */
         if (e && !e->leaf && (e->leaf = cm_leaf_summary_new(&x->leaf))) {
             e->leaf_written = x->last_seen;
             used++;

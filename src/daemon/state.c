@@ -898,7 +898,8 @@ static bool report_last(json_t *t)
 }
 
 /* The layout cm_state_serialize writes: a header line, one entry per line (each followed by a
- * comma but the last), and a closing line. Each entry is parsed on its own, so that loading
+ * comma but the last), and a closing line ("]}", or "]," when members follow the targets, as
+ * in `certmon state export --json`). Each entry is parsed on its own, so that loading
  * ten thousand entries never holds them all as one tree. Returns 1 when the file is not in
  * that layout (nothing loaded), else as cm_state_load. */
 static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err, size_t errlen)
@@ -909,6 +910,7 @@ static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err,
     int version = 0, consumed = 0, rc = 1;
     long long saved = 0;
     bool closed = false, comma = false; /* comma: the entry line before ended with one */
+    bool more = false; /* the targets ended with "],": members after them, not read */
 
     if ((len = getline(&line, &cap, fp)) <= 0 ||
         sscanf(line, "{\"version\":%d,\"saved_at\":%lld,\"targets\":[%n", &version, &saved,
@@ -930,7 +932,7 @@ static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err,
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         if (closed) {
-            if (len > 0)
+            if (len > 0 && !more)
                 rc = fail(err, errlen, "%s:%zu: text after the end of the state", path, lineno);
             continue;
         }
@@ -938,12 +940,16 @@ static int load_lines(struct cm_state *s, FILE *fp, const char *path, char *err,
             continue;
         /* Lines that are not one entry each, or commas out of place, may still be JSON (an
          * entry split by a hand edit) or not: the whole-tree parse tells. */
-        if (!strcmp(line, "]}")) {
+        /* "]," ends the targets of a document with more members (`certmon state export
+         * --json` adds the alerts and the outbox, which a state does not take): the rest is
+         * not read, so that importing an export is read line by line too. */
+        if (!strcmp(line, "]}") || !strncmp(line, "],", 2)) {
             if (comma) {
                 rc = 1;
                 break;
             }
             closed = true;
+            more = line[1] == ',';
             continue;
         }
         if (idx > 0 && !comma) {

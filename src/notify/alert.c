@@ -684,7 +684,7 @@ static int observe(struct cm_alerts *a, const char *target, const struct cm_find
      * tell that the certificate's problems went away: those alerts stay, untouched. */
     for (struct cm__alert *al = t->head, *next; al; al = next) {
         next = al->tnext;
-        if (al->epoch == epoch || (without_cert && !cm_finding_is_failure(al->id)))
+        if (al->epoch == epoch || (without_cert && !cm_finding_judged_without_cert(al->id)))
             continue;
         if (al->fired)
             emit_event(al, CM_ALERT_RESOLVED, al->severity, now, emit, arg);

@@ -501,9 +501,28 @@ static void test_without_cert_keeps(void)
     EXPECT_INT(r.n, 1);
     EXPECT_EV(&r, 0, CM_ALERT_FIRING, "mail:25", "cert.expiring", 0, WARN, WARN,
               "expires in 20 days", T, T + 300, T + 300);
+
+    /* Our own client certificate is judged by every result (the configured file): renewed
+     * during an outage, its alert resolves through a result without a server certificate;
+     * the server certificate's stays. */
+    struct cm_alerts *c = new_table();
+    rec_clear(&r);
+    fs_add(fs_reset(&s), "mtls.client_cert_expiring", WARN, -1, "our client certificate expires");
+    fs_add(&s, "cert.expiring", WARN, 0, "expires in 20 days");
+    EXPECT_INT(cm_alerts_observe(c, "api:443", &s.f, NULL, &o, T, record, &r), 0);
+    rec_clear(&r);
+    fs_add(fs_reset(&s), "probe.failed", CRIT, -1, "connection refused");
+    EXPECT_INT(cm_alerts_observe_without_cert(c, "api:443", &s.f, NULL, &o, T + 60, record, &r), 0);
+    EXPECT_INT(r.n, 2);
+    EXPECT_EV(&r, 0, CM_ALERT_FIRING, "api:443", "probe.failed", -1, CRIT, CRIT,
+              "connection refused", T + 60, T + 60, T + 60);
+    EXPECT_EV(&r, 1, CM_ALERT_RESOLVED, "api:443", "mtls.client_cert_expiring", -1, WARN, WARN,
+              "our client certificate expires", T, T, T + 60);
+    EXPECT_INT(cm_alerts_count(c), 2);
     rec_free(&r);
     cm_alerts_free(a);
     cm_alerts_free(b);
+    cm_alerts_free(c);
 }
 
 static void test_message_updates(void)

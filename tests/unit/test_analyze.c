@@ -701,6 +701,12 @@ static void test_probe_failed(void)
     CU_ASSERT(!cm_finding_is_failure("cert.expired"));
     CU_ASSERT(!cm_finding_is_failure("mtls.client_cert_expiring"));
     CU_ASSERT(!cm_finding_is_failure(NULL));
+    /* Our own client certificate is judged by every result: from the configured file. */
+    CU_ASSERT(cm_finding_judged_without_cert("probe.failed"));
+    CU_ASSERT(cm_finding_judged_without_cert("mtls.client_cert_expiring"));
+    CU_ASSERT(cm_finding_judged_without_cert("mtls.client_cert_expired"));
+    CU_ASSERT(!cm_finding_judged_without_cert("cert.expiring"));
+    CU_ASSERT(!cm_finding_judged_without_cert(NULL));
     cm_findings_clear(&f);
 
     r->error_kind = CM_ERRK_TIMEOUT;

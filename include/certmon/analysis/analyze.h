@@ -45,6 +45,12 @@ const char *cm_finding_suggest(const char *id);
  * (cm_alerts_observe_without_cert). */
 bool cm_finding_is_failure(const char *id);
 
+/* Whether every result judges id, with a certificate from the server or without: the failure
+ * findings (cm_finding_is_failure) and those of our own client certificate
+ * (mtls.client_cert_expiring, mtls.client_cert_expired), which the configuration's file
+ * decides. A result without a certificate resolves the alerts of these only. */
+bool cm_finding_judged_without_cert(const char *id);
+
 /* A per-id adjustment: drop the finding, or give it another severity. */
 struct cm_policy_rule {
     const char *id; /* catalogue id (static) */

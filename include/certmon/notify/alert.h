@@ -80,8 +80,9 @@ int cm_alerts_observe(struct cm_alerts *a, const char *target, const struct cm_f
  * refused, unreachable, timed out or failed before the server sent its certificate, a file
  * that could not be read. Such a result tells how the probe failed and nothing about the
  * certificate, the chain or the endpoint's protocols, so of the target's alerts that f does
- * not hold only those of failure findings (cm_finding_is_failure: probe.failed and the mTLS
- * refusals that replace it) resolve; every other one stays as it is, unreported: a fired
+ * not hold only those of findings every result judges (cm_finding_judged_without_cert:
+ * probe.failed, the mTLS refusals that replace it, our own client certificate's expiry)
+ * resolve; every other one stays as it is, unreported: a fired
  * alert is neither resolved nor fired again later, its reminders stay due, a pending one
  * keeps counting its `for` from when it was first seen, until a result that carries a
  * certificate judges it. The findings of f are observed as cm_alerts_observe does. Same
