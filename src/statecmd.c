@@ -128,11 +128,6 @@ static json_t *member(const json_t *o, const char *k)
     return v ? v : json_null();
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The notifier names of the document cm_store_read_all made, sorted (its order is that of the
  * rows read, alerts first). NULL when out of memory; *n 0 gives a valid pointer too. */
 static const char **notifier_names(json_t *doc, size_t *n)
@@ -148,7 +143,7 @@ static const char **notifier_names(json_t *doc, size_t *n)
     {
         v[(*n)++] = name;
     }
-    qsort(v, *n, sizeof(*v), cmp_str);
+    qsort(v, *n, sizeof(*v), cm_cmp_strp);
     return v;
 }
 

@@ -11,11 +11,6 @@
 #include <string.h>
 #include <strings.h>
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The texts of a summary, borrowed while it is built (NULL: absent). */
 struct summary_texts {
     const char *subject, *issuer, *key_type;
@@ -81,7 +76,7 @@ static int summary_fill(struct cm_leaf_summary *out, const struct summary_texts 
         len += strlen(v[i]) + 2;
     }
     if (count)
-        qsort(v, count, sizeof(*v), cmp_str);
+        qsort(v, count, sizeof(*v), cm_cmp_strp);
     len += text_size(t->subject ? t->subject : "");
     if (!(at = malloc(len)) || hold_shared(out, t->issuer, t->key_type) < 0) {
         free(at);

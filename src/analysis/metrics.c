@@ -223,11 +223,6 @@ static int64_t time_of(json_t *o, const char *key)
     return cm_rfc3339_parse(json_string_value(json_object_get(o, key)), &t) ? t : NO_TIME;
 }
 
-static int cmp_label(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The label text every series of the target starts with: target first, then the configured
  * labels sorted by name. */
 static void build_prefix(struct builder *b, const char *target, json_t *labels)
@@ -251,7 +246,7 @@ static void build_prefix(struct builder *b, const char *target, json_t *labels)
              * a state file written by hand or by another version. */
             if (json_is_string(val) && cm_label_ok(k, json_string_value(val)))
                 names[n++] = k;
-        qsort(names, n, sizeof(*names), cmp_label);
+        qsort(names, n, sizeof(*names), cm_cmp_strp);
         for (size_t i = 0; i < n; i++) {
             arena_put(b, ",", 1);
             arena_put(b, names[i], strlen(names[i]));

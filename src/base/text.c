@@ -133,6 +133,11 @@ long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen)
     return (long)(n / 2);
 }
 
+int cm_cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 void cm_hex_encode(const void *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -1192,11 +1192,6 @@ static size_t find_index(struct dtarget **v, size_t n, const char *name)
     return SIZE_MAX;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Drops the state entries the targets named in owners (sorted) produced: their own, or their
  * files'. One pass over the state, whatever the number of owners. */
 static void forget_state(struct daemon *d, const char **owners, size_t n)
@@ -1208,7 +1203,7 @@ static void forget_state(struct daemon *d, const char **owners, size_t n)
         return;
     es = cm_state_entries(d->state, &ne);
     for (size_t i = ne; i-- > 0;) {
-        if (bsearch(&es[i]->owner, owners, n, sizeof(*owners), cmp_str)) {
+        if (bsearch(&es[i]->owner, owners, n, sizeof(*owners), cm_cmp_strp)) {
             if (d->notify)
                 cm_notify_forget(d->notify, es[i]->name, (int64_t)time(NULL));
             forget_entry(d, es[i]);
@@ -1271,7 +1266,7 @@ static void drop_targets(struct daemon *d, struct dtarget **old, size_t nold, co
     for (size_t i = 0; i < nold; i++)
         if (!kept[i])
             gone[ngone++] = old[i]->ct->name; /* the old generation outlives this call */
-    qsort(gone, ngone, sizeof(*gone), cmp_str);
+    qsort(gone, ngone, sizeof(*gone), cm_cmp_strp);
     forget_state(d, gone, ngone);
     for (size_t i = 0; i < nold; i++) {
         struct dtarget *t = old[i];

@@ -532,11 +532,6 @@ static bool get_time(json_t *j, const char *key, int64_t *out)
     return true;
 }
 
-static int label_key_cmp(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 struct cm_notice *cm_notice_from_json(json_t *j)
 {
     const struct cm_finding_def *def;
@@ -585,7 +580,7 @@ struct cm_notice *cm_notice_from_json(json_t *j)
                 goto fail;
             n->labels.count = ++i;
         }
-        qsort(n->labels.keys, count, sizeof(char *), label_key_cmp);
+        qsort(n->labels.keys, count, sizeof(char *), cm_cmp_strp);
         keys = n->labels.keys;
         for (i = 0; i < count; i++)
             if (!(n->labels.values[i] =

@@ -57,6 +57,9 @@ long cm_hex_decode(const char *hex, unsigned char *out, size_t outlen);
  * NUL-terminated: the form fingerprints and serials have wherever certmon shows them. */
 void cm_hex_encode(const void *in, size_t n, char *out);
 
+/* qsort/bsearch comparator of two `const char *` elements, by strcmp. */
+int cm_cmp_strp(const void *a, const void *b);
+
 /* Copies in to out (outlen > 0), always NUL-terminated, with everything but printable ASCII
  * escaped: a backslash becomes "\\", control characters, DEL and bytes above 0x7e become
  * "\xHH". For text from peers (URLs, names) put into messages. Cut short (at a whole
